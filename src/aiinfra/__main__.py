@@ -1,0 +1,3 @@
+from aiinfra.cli.main import run
+
+run()

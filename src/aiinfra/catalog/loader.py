@@ -1,0 +1,169 @@
+"""Loading and looking up catalog tables.
+
+File format (every file under data/, and any user file given with --catalog):
+
+    kind: gpus                 # the table this file fills
+    observed: 2026-11-22       # default date for entries (required where values change)
+    source: "…"                # default source for entries
+    entries:
+      h100-sxm: {…, source: "…", aliases: ["H100 SXM5"]}
+
+A user file may instead hold several tables at once: `{gpus: {key: {…}}, models: {…}}`.
+Entries merge per key: a user entry overrides the fields it names and keeps the others.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aiinfra.errors import AiinfraError, not_found
+
+DATA_DIR = Path(__file__).parent / "data"
+
+# Suffixes that do not change a model's size: "meta-llama/Llama-3.1-8B-Instruct" is llama-3.1-8b.
+_NOISE_SUFFIXES = ("-instruct", "-chat", "-hf", "-base")
+
+
+def normalize_name(name: str) -> str:
+    """Canonical spelling of a catalog key: lowercase, hyphens, no org prefix."""
+    n = name.strip().lower()
+    if "/" in n:
+        n = n.rsplit("/", 1)[1]
+    n = re.sub(r"[\s_]+", "-", n)
+    n = re.sub(r"-+", "-", n).strip("-")
+    return n
+
+
+def _strip_noise(n: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for suffix in _NOISE_SUFFIXES:
+            if n.endswith(suffix):
+                n, changed = n[: -len(suffix)], True
+        if n.startswith("meta-"):
+            n, changed = n[len("meta-") :], True
+    return n
+
+
+def read_yaml(path: Path) -> Any:
+    """safe_load a file, turning parse errors into one line with file and line number."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise AiinfraError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise AiinfraError(f"YAML does not parse at {where}: {problem}") from None
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as e:
+        raise AiinfraError(f"cannot read {path}: {e.strerror or e}") from None
+    except json.JSONDecodeError as e:
+        raise AiinfraError(f"JSON does not parse at {path}:{e.lineno}: {e.msg}") from None
+
+
+def _tables_of(doc: Any, path: Path) -> dict[str, dict[str, dict]]:
+    """Split one catalog document into {kind: {key: entry}}, applying file-level defaults."""
+    if not isinstance(doc, dict):
+        raise AiinfraError(f"catalog file {path} must be a mapping, got {type(doc).__name__}")
+    if "kind" in doc:
+        defaults = {k: doc[k] for k in ("observed", "source") if k in doc}
+        entries = doc.get("entries") or {}
+        if not isinstance(entries, dict):
+            raise AiinfraError(f"catalog file {path}: 'entries' must be a mapping of name to entry")
+        out = {}
+        for key, entry in entries.items():
+            if not isinstance(entry, dict):
+                raise AiinfraError(f"catalog file {path}: entry '{key}' must be a mapping")
+            out[normalize_name(str(key))] = {**defaults, **entry}
+        return {str(doc["kind"]): out}
+    tables: dict[str, dict[str, dict]] = {}
+    for kind, entries in doc.items():
+        if not isinstance(entries, dict):
+            raise AiinfraError(f"catalog file {path}: '{kind}' must be a mapping of name to entry")
+        tables[str(kind)] = {normalize_name(str(k)): dict(v or {}) for k, v in entries.items()}
+    return tables
+
+
+class Catalog:
+    """All catalog tables, built from the embedded data plus optional user files."""
+
+    def __init__(self, user_files: Iterable[Path | str] = ()):
+        self.tables: dict[str, dict[str, dict]] = {}
+        for path in sorted(DATA_DIR.glob("*.yaml")):
+            self._merge(_tables_of(read_yaml(path), path))
+        self._add_model_configs(DATA_DIR / "models")
+        self.user_files = [Path(p) for p in user_files]
+        for path in self.user_files:
+            self._merge(_tables_of(read_yaml(path), path), base_dir=path.parent)
+
+    def _merge(self, tables: dict[str, dict[str, dict]], base_dir: Path | None = None) -> None:
+        for kind, entries in tables.items():
+            table = self.tables.setdefault(kind, {})
+            for key, entry in entries.items():
+                if base_dir is not None and kind == "models" and "path" in entry:
+                    entry = {**entry, "path": str((base_dir / entry["path"]).resolve())}
+                table[key] = {**table.get(key, {}), **entry}
+
+    def _add_model_configs(self, folder: Path) -> None:
+        """Each models/<key>.json is an HF config.json; its source sits in models/sources.yaml."""
+        table = self.tables.setdefault("models", {})
+        for path in sorted(folder.glob("*.json")):
+            key = normalize_name(path.stem)
+            table[key] = {**{"path": str(path)}, **table.get(key, {})}
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.tables.get(kind, {}))
+
+    def table(self, kind: str) -> dict[str, dict]:
+        return self.tables.get(kind, {})
+
+    def resolve(self, kind: str, name: str) -> str:
+        """The catalog key for `name` (exact key, alias, or a common spelling), or a NotFoundError."""
+        table = self.tables.get(kind, {})
+        n = normalize_name(name)
+        for candidate in (n, _strip_noise(n)):
+            if candidate in table:
+                return candidate
+            for key, entry in table.items():
+                aliases = [normalize_name(a) for a in entry.get("aliases", [])]
+                if candidate in aliases:
+                    return key
+        raise not_found(kind.rstrip("s") if kind.endswith("s") else kind, name, table)
+
+    def entry(self, kind: str, name: str) -> tuple[str, dict]:
+        key = self.resolve(kind, name)
+        return key, self.tables[kind][key]
+
+
+_user_files: tuple[str, ...] = ()
+
+
+def set_user_catalogs(paths: Iterable[Path | str]) -> None:
+    """Make `default_catalog()` include user files (the CLI's --catalog option)."""
+    global _user_files
+    _user_files = tuple(str(p) for p in paths)
+
+
+def default_catalog() -> Catalog:
+    return _catalog_for(_user_files)
+
+
+@lru_cache(maxsize=8)
+def _catalog_for(user_files: tuple[str, ...]) -> Catalog:
+    return Catalog(user_files)

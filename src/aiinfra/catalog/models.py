@@ -1,0 +1,177 @@
+"""Model lookups: an HF config.json (catalog name or local path) → ModelSpec.
+
+Field names follow transformers' configs. Megatron-style GPT rows (Narayanan Table 1,
+Korthikanti Table 3) use `model_type: megatron-gpt` with Megatron's own argument names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from aiinfra.catalog.loader import default_catalog, read_json
+from aiinfra.errors import AiinfraError, SpecError
+from aiinfra.specs import ModelSpec
+
+
+def model(name_or_path: str) -> ModelSpec:
+    """A ModelSpec from a catalog name ("llama-3.1-70b", "meta-llama/Llama-3.1-70B") or a config.json path."""
+    path = Path(name_or_path).expanduser()
+    if name_or_path.endswith(".json") or path.is_file():
+        if not path.is_file():
+            raise AiinfraError(f"config file {name_or_path} does not exist")
+        return from_config(read_json(path), name=path.parent.name if path.name == "config.json" else path.stem, where=str(path))
+    key, entry = default_catalog().entry("models", name_or_path)
+    if "config" in entry:
+        config, where = entry["config"], f"catalog entry {key}"
+    elif "path" in entry:
+        config, where = read_json(Path(entry["path"])), entry["path"]
+    else:
+        raise AiinfraError(f"catalog model '{key}' has neither 'config' nor 'path'")
+    return from_config(config, name=key, where=where, source=entry.get("source", ""))
+
+
+def all_models() -> list[str]:
+    return default_catalog().names("models")
+
+
+class _Fields:
+    """Reads config fields, naming the missing one in the error."""
+
+    def __init__(self, config: dict, where: str):
+        if not isinstance(config, dict):
+            raise AiinfraError(f"{where}: a model config must be a JSON object")
+        self.c, self.where = config, where
+
+    def req(self, *names: str) -> Any:
+        for n in names:
+            if self.c.get(n) is not None:
+                return self.c[n]
+        raise AiinfraError(f"{self.where} is missing the field '{names[0]}'")
+
+    def opt(self, name: str, default: Any = None) -> Any:
+        v = self.c.get(name)
+        return default if v is None else v
+
+
+def from_config(config: dict, name: str, where: str = "config.json", source: str = "") -> ModelSpec:
+    f = _Fields(config, where)
+    mtype = str(f.opt("model_type", "")).lower()
+    try:
+        if mtype == "gpt2":
+            kw = _gpt2(f)
+        elif mtype == "megatron-gpt":
+            kw = _megatron(f)
+        else:
+            kw = _hf_decoder(f, mtype)
+        return ModelSpec(name=name, source=source or where, **kw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err["loc"]) or "config"
+        raise SpecError(f"{where}: field '{field}' {err['msg'].lower()}") from None
+    except (TypeError, ValueError) as e:
+        raise SpecError(f"{where}: {e}") from None
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
+        raise ValueError(f"expected a whole number, got {v!r}")
+    return int(v)
+
+
+def _hf_decoder(f: _Fields, mtype: str) -> dict:
+    """Llama, Mistral, Mixtral, Qwen2, DeepSeek-V3 and other Llama-like configs."""
+    hidden = _int(f.req("hidden_size"))
+    heads = _int(f.req("num_attention_heads"))
+    kw: dict[str, Any] = dict(
+        arch=mtype or "llama",
+        hidden=hidden,
+        layers=_int(f.req("num_hidden_layers")),
+        heads=heads,
+        kv_heads=_int(f.opt("num_key_value_heads", heads)),
+        head_dim=_int(f.opt("head_dim", hidden // heads if heads else 0)),
+        ffn=_int(f.req("intermediate_size")),
+        vocab=_int(f.req("vocab_size")),
+        tied_embeddings=bool(f.opt("tie_word_embeddings", False)),
+        max_positions=_int(f.opt("max_position_embeddings", 2048)),
+        qkv_bias=bool(f.opt("attention_bias", mtype in ("qwen2", "qwen2_moe"))),
+        out_bias=bool(f.opt("attention_bias", False)),
+        mlp_bias=bool(f.opt("mlp_bias", False)),
+    )
+    # Qwen2 always has QKV bias and no output bias; `attention_bias` is absent from its configs.
+    if mtype in ("qwen2", "qwen2_moe"):
+        kw["qkv_bias"], kw["out_bias"] = True, False
+    window = f.opt("sliding_window")
+    if window and (mtype != "qwen2" or f.opt("use_sliding_window", False)):
+        kw["sliding_window"] = _int(window)
+    experts = f.opt("num_local_experts") or f.opt("n_routed_experts") or f.opt("num_experts") or 0
+    if experts:
+        kw.update(
+            experts=_int(experts),
+            experts_per_token=_int(f.req("num_experts_per_tok")),
+            moe_ffn=_int(f.opt("moe_intermediate_size", kw["ffn"])),
+            shared_experts=_int(f.opt("n_shared_experts", 0)),
+            first_dense_layers=_int(f.opt("first_k_dense_replace", 0)),
+            moe_layer_freq=_int(f.opt("moe_layer_freq", 1)),
+            router_bias=mtype == "deepseek_v3",  # e_score_correction_bias, one per routed expert
+        )
+    if f.opt("kv_lora_rank"):
+        kw.update(
+            q_lora_rank=_int(f.opt("q_lora_rank", 0)),
+            kv_lora_rank=_int(f.req("kv_lora_rank")),
+            qk_nope_dim=_int(f.req("qk_nope_head_dim")),
+            qk_rope_dim=_int(f.req("qk_rope_head_dim")),
+            v_head_dim=_int(f.req("v_head_dim")),
+            head_dim=_int(f.req("qk_nope_head_dim")) + _int(f.req("qk_rope_head_dim")),
+            mtp_layers=_int(f.opt("num_nextn_predict_layers", 0)),
+        )
+    return kw
+
+
+def _gpt2(f: _Fields) -> dict:
+    hidden = _int(f.req("n_embd"))
+    heads = _int(f.req("n_head"))
+    return dict(
+        arch="gpt2",
+        hidden=hidden,
+        layers=_int(f.req("n_layer")),
+        heads=heads,
+        kv_heads=heads,
+        head_dim=hidden // heads,
+        ffn=_int(f.opt("n_inner", 4 * hidden)),
+        vocab=_int(f.req("vocab_size")),
+        tied_embeddings=bool(f.opt("tie_word_embeddings", True)),
+        max_positions=_int(f.req("n_positions")),
+        gated_mlp=False,
+        norm="layer",
+        qkv_bias=True,
+        out_bias=True,
+        mlp_bias=True,
+        learned_positions=True,
+    )
+
+
+def _megatron(f: _Fields) -> dict:
+    """Megatron-LM GPT: LayerNorm, GeLU MLP of 4h, biases everywhere, learned positions, tied head."""
+    hidden = _int(f.req("hidden_size"))
+    heads = _int(f.req("num_attention_heads"))
+    return dict(
+        arch="megatron-gpt",
+        hidden=hidden,
+        layers=_int(f.req("num_layers")),
+        heads=heads,
+        kv_heads=heads,
+        head_dim=hidden // heads,
+        ffn=_int(f.opt("ffn_hidden_size", 4 * hidden)),
+        vocab=_int(f.opt("padded_vocab_size", 51200)),
+        tied_embeddings=True,
+        max_positions=_int(f.opt("seq_length", 2048)),
+        gated_mlp=False,
+        norm="layer",
+        qkv_bias=True,
+        out_bias=True,
+        mlp_bias=True,
+        learned_positions=True,
+    )

@@ -1,0 +1,1 @@
+"""The `aiinfra` command line: thin typer shells over the library."""

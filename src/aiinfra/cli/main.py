@@ -1,0 +1,81 @@
+"""Entry point: builds the typer app from one module per command group and maps errors to exit 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from aiinfra.catalog import set_user_catalogs
+from aiinfra.cli import catalog_cmd, size
+from aiinfra.errors import AiinfraError
+
+try:  # typer >= 0.24 vendors its own click; older typer uses click itself.
+    from typer._click import exceptions as cx
+except ImportError:  # pragma: no cover
+    from click import exceptions as cx
+
+app = typer.Typer(
+    name="aiinfra",
+    help="Plan, partition, provision and observe GPU infrastructure for AI. Every number explains itself.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _global(
+    catalog: Annotated[
+        list[Path] | None,
+        typer.Option("--catalog", help="Extra catalog YAML that adds or overrides entries (repeatable).", envvar="AIINFRA_CATALOG"),
+    ] = None,
+) -> None:
+    set_user_catalogs(catalog or [])
+
+
+app.add_typer(size.app, name="size")
+app.add_typer(catalog_cmd.app, name="catalog")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code. Bad input → one line on stderr and 2, never a traceback."""
+    try:
+        rv = app(args=argv, prog_name="aiinfra", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except AiinfraError as e:
+        _fail(str(e))
+        return e.exit_code
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        _fail(f"invalid {where}: {err['msg']}" if where else err["msg"])
+        return 2
+    except cx.NoArgsIsHelpError as e:
+        if e.ctx is not None:
+            sys.stdout.write(e.ctx.get_help() + "\n")
+        return 0
+    except cx.UsageError as e:
+        msg = e.format_message().replace("\n", " ")
+        cmd = e.ctx.command_path if e.ctx else "aiinfra"
+        _fail(f"{msg} (see '{cmd} --help')")
+        return 2
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.Abort:
+        _fail("aborted")
+        return 1
+    except cx.ClickException as e:
+        _fail(e.format_message())
+        return e.exit_code
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Explained numbers: every value aiinfra prints carries its formula, inputs and sources.
+
+A `Term` is built by the same function that computes the number, so the explanation cannot
+drift from it. Values may be numpy arrays: the planner evaluates one Term over millions of
+candidates at once and only the winner is explained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Number = float | int | np.ndarray
+
+
+def _plain(value: Any) -> Any:
+    """JSON/YAML-safe form of a value (numpy scalars and arrays become Python numbers/lists)."""
+    if isinstance(value, Term):
+        return value.to_dict()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass
+class Term:
+    """One named quantity: value + unit + formula + the inputs and sources it came from.
+
+    - `inputs` maps the symbols used in `formula` to their values (numbers, strings or Terms).
+    - `sources` maps a constant or input to where it comes from (paper table, catalog entry).
+    - `parts` are the sub-terms when this Term is a sum or product of other Terms.
+    """
+
+    name: str
+    value: Number
+    unit: str
+    formula: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    parts: list[Term] = field(default_factory=list)
+    note: str = ""
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def scalar(self) -> Term:
+        """Require a scalar value (explanations are printed for one candidate at a time)."""
+        if np.ndim(self.value) != 0:
+            raise ValueError(f"term {self.name} holds an array; index it before printing")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "value": _plain(self.value), "unit": self.unit}
+        if self.formula:
+            out["formula"] = self.formula
+        if self.inputs:
+            out["inputs"] = _plain(self.inputs)
+        if self.sources:
+            out["sources"] = dict(self.sources)
+        if self.parts:
+            out["parts"] = [p.to_dict() for p in self.parts]
+        if self.note:
+            out["note"] = self.note
+        return out
+
+    def pick(self, index: Any) -> Term:
+        """The same Term for one element of array-valued inputs (used to explain a search winner)."""
+
+        def sel(v: Any) -> Any:
+            if isinstance(v, Term):
+                return v.pick(index)
+            if isinstance(v, np.ndarray) and v.ndim > 0:
+                return v[index].item() if np.ndim(v[index]) == 0 else v[index]
+            return v
+
+        return Term(
+            name=self.name,
+            value=sel(self.value),
+            unit=self.unit,
+            formula=self.formula,
+            inputs={k: sel(v) for k, v in self.inputs.items()},
+            sources=dict(self.sources),
+            parts=[p.pick(index) for p in self.parts],
+            note=self.note,
+        )
+
+
+def total(name: str, parts: list[Term], unit: str | None = None, note: str = "") -> Term:
+    """A Term that is the sum of `parts` (all in the same unit)."""
+    if not parts:
+        raise ValueError("total() needs at least one part")
+    unit = unit or parts[0].unit
+    for p in parts:
+        if p.unit != unit:
+            raise ValueError(f"cannot add {p.name} in {p.unit} to {unit}")
+    value = parts[0].value
+    for p in parts[1:]:
+        value = value + p.value
+    return Term(name, value, unit, formula=" + ".join(p.name for p in parts), parts=list(parts), note=note)
+
+
+@dataclass
+class Result:
+    """What a command returns: headline facts, the explained terms behind them, and warnings."""
+
+    title: str
+    terms: list[Term] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def term(self, name: str) -> Term:
+        for t in self.terms:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "facts": _plain(self.facts),
+            "terms": [t.to_dict() for t in self.terms],
+            "warnings": list(self.warnings),
+        }

@@ -1,0 +1,163 @@
+"""Pydantic specs shared by every package: what a user has or wants, validated once.
+
+Specs hold SI units (bytes, B/s, FLOP/s, W) except where a field name says otherwise
+(`memory_gb` is the vendor's decimal GB figure, kept as printed on the datasheet).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from aiinfra.errors import LayoutError, SpecError
+
+DTypeName = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4", "int4"]
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GpuSpec(Spec):
+    """One accelerator SKU from catalog/data/gpus.yaml. Throughput figures are dense (no sparsity)."""
+
+    key: str
+    name: str
+    vendor: Literal["nvidia", "amd", "intel"] = "nvidia"
+    architecture: str
+    memory_gb: float = Field(gt=0, description="vendor capacity, GB = 1e9 bytes")
+    memory_type: str
+    memory_bw_gbps: float = Field(gt=0, description="HBM/GDDR bandwidth, GB/s (1e9)")
+    tflops: dict[str, float] = Field(description="dense TFLOP/s (TOPS for int8) by dtype")
+    nvlink_gbps: float = Field(ge=0, description="NVLink/Infinity Fabric per GPU, GB/s, bidirectional")
+    pcie_gen: int = Field(ge=3, le=6)
+    form_factor: Literal["sxm", "pcie", "oam", "superchip"]
+    tdp_w: float = Field(gt=0)
+    mig: bool
+    mig_max_instances: int = 0
+    pci_device_id: str | None = None
+    memory_total_mib: float | None = Field(default=None, description="total framebuffer as nvidia-smi reports it")
+    source: str
+    observed: date | None = None
+    aliases: list[str] = []
+
+    @property
+    def memory_bytes(self) -> float:
+        return self.memory_gb * 1e9
+
+    @property
+    def memory_bw(self) -> float:
+        """Bytes/s."""
+        return self.memory_bw_gbps * 1e9
+
+    def peak_flops(self, dtype: str) -> float:
+        """Dense FLOP/s for a dtype; an unsupported dtype is an error, not a silent fallback."""
+        if dtype not in self.tflops or not self.tflops[dtype]:
+            have = ", ".join(k for k, v in self.tflops.items() if v)
+            raise SpecError(f"{self.key} has no dense {dtype} throughput in the catalog; it has: {have}")
+        return self.tflops[dtype] * 1e12
+
+
+class ModelSpec(Spec):
+    """A decoder-only transformer, normalised from an HF config.json or a Megatron-style table row."""
+
+    name: str
+    arch: str
+    hidden: int = Field(gt=0)
+    layers: int = Field(gt=0)
+    heads: int = Field(gt=0)
+    kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    ffn: int = Field(gt=0, description="dense MLP intermediate size")
+    vocab: int = Field(gt=0)
+    tied_embeddings: bool = False
+    max_positions: int = Field(gt=0)
+    gated_mlp: bool = True
+    norm: Literal["rms", "layer"] = "rms"
+    qkv_bias: bool = False
+    out_bias: bool = False
+    mlp_bias: bool = False
+    learned_positions: bool = False
+    sliding_window: int | None = None
+    # MoE
+    experts: int = 0
+    experts_per_token: int = 0
+    moe_ffn: int = 0
+    shared_experts: int = 0
+    first_dense_layers: int = 0
+    moe_layer_freq: int = 1
+    router_bias: bool = False
+    # MLA (DeepSeek)
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_nope_dim: int = 0
+    qk_rope_dim: int = 0
+    v_head_dim: int = 0
+    mtp_layers: int = 0
+    source: str = ""
+
+    @property
+    def is_moe(self) -> bool:
+        return self.experts > 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    @property
+    def moe_layers(self) -> int:
+        if not self.is_moe:
+            return 0
+        return sum(1 for i in range(self.first_dense_layers, self.layers) if (i - self.first_dense_layers) % self.moe_layer_freq == 0)
+
+    @property
+    def dense_layers(self) -> int:
+        return self.layers - self.moe_layers
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        if self.heads % self.kv_heads:
+            raise SpecError(f"model {self.name}: {self.heads} attention heads are not a multiple of {self.kv_heads} KV heads")
+        if self.is_moe and not (0 < self.experts_per_token <= self.experts and self.moe_ffn > 0):
+            raise SpecError(f"model {self.name}: MoE needs 0 < experts per token <= experts and a positive moe_intermediate_size")
+        return self
+
+
+class Parallelism(Spec):
+    """How one training job is laid out. dp counts data-parallel replicas (ZeRO shards over dp·cp)."""
+
+    tp: int = Field(1, ge=1)
+    pp: int = Field(1, ge=1)
+    dp: int = Field(1, ge=1)
+    cp: int = Field(1, ge=1)
+    ep: int = Field(1, ge=1)
+    sequence_parallel: bool = False
+    interleave: int = Field(1, ge=1, description="virtual pipeline stages per GPU (v)")
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.pp * self.dp * self.cp
+
+    def check(self, model: ModelSpec) -> None:
+        """Raise LayoutError when this layout cannot be built for `model`."""
+        if model.heads % self.tp:
+            raise LayoutError(f"TP={self.tp} does not divide the {model.heads} attention heads of {model.name}")
+        if self.pp > model.layers:
+            raise LayoutError(f"PP={self.pp} is larger than the {model.layers} layers of {model.name}")
+        if model.layers % (self.pp * self.interleave):
+            raise LayoutError(
+                f"{model.layers} layers of {model.name} do not split evenly into PP={self.pp} × interleave={self.interleave} stages"
+            )
+        if self.ep > 1:
+            if not model.is_moe:
+                raise LayoutError(f"EP={self.ep} needs an MoE model; {model.name} is dense")
+            if model.experts % self.ep:
+                raise LayoutError(f"EP={self.ep} does not divide the {model.experts} experts of {model.name}")
+            if (self.dp * self.cp) % self.ep:
+                raise LayoutError(f"EP={self.ep} must divide the data-parallel size dp·cp={self.dp * self.cp}")
+        if self.interleave > 1 and self.pp == 1:
+            raise LayoutError("an interleaved schedule (interleave > 1) needs PP > 1")
+        if self.sequence_parallel and self.tp == 1:
+            raise LayoutError("sequence parallelism needs TP > 1")

@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import pytest
+
+from aiinfra.catalog import Catalog, normalize_name
+from aiinfra.catalog.gpus import gpu
+from aiinfra.catalog.models import model
+from aiinfra.errors import AiinfraError, NotFoundError
+from tests.conftest import assert_one_line_error
+
+
+@pytest.mark.parametrize(
+    "spelling,key",
+    [("H100 SXM5", "h100-sxm"), ("h100", "h100-sxm"), ("H200", "h200-sxm"), ("L40S", "l40s")],
+)
+def test_gpu_common_spellings(spelling, key):
+    assert gpu(spelling).key == key
+
+
+@pytest.mark.parametrize(
+    "spelling,key",
+    [
+        ("meta-llama/Llama-3.1-70B", "llama-3.1-70b"),
+        ("meta-llama/Meta-Llama-3.1-8B-Instruct", "llama-3.1-8b"),
+        ("Qwen/Qwen2.5-7B-Instruct", "qwen2.5-7b"),
+        ("GPT-3", "gpt3-175b"),
+    ],
+)
+def test_model_common_spellings(spelling, key):
+    assert model(spelling).name == key
+
+
+def test_unknown_gpu_suggests_closest():
+    with pytest.raises(NotFoundError, match="unknown gpu 'H10'; closest: .*h100-sxm"):
+        gpu("H10")
+
+
+def test_normalize():
+    assert normalize_name(" Meta-Llama/Llama 3.1_70B ") == "llama-3.1-70b"
+
+
+def test_user_catalog_adds_and_overrides(tmp_path: Path):
+    extra = tmp_path / "mine.yaml"
+    extra.write_text(
+        "gpus:\n"
+        "  h100-sxm: {memory_gb: 81}\n"
+        "  my-gpu: {name: Mine, architecture: x, memory_gb: 16, memory_type: GDDR6, memory_bw_gbps: 300,\n"
+        "           tflops: {bf16: 50}, nvlink_gbps: 0, pcie_gen: 4, form_factor: pcie, tdp_w: 70, mig: false,\n"
+        "           source: test}\n"
+    )
+    cat = Catalog([extra])
+    assert cat.table("gpus")["h100-sxm"]["memory_gb"] == 81
+    assert cat.table("gpus")["h100-sxm"]["memory_bw_gbps"] == 3350  # other fields kept
+    assert "my-gpu" in cat.names("gpus")
+
+
+def test_user_catalog_bad_yaml_names_file_and_line(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("gpus:\n  a: {b: [1, 2}\n")
+    with pytest.raises(AiinfraError, match=r"bad.yaml:2"):
+        Catalog([bad])
+
+
+def test_cli_catalog_option_and_bad_format(cli, tmp_path: Path):
+    extra = tmp_path / "mine.yaml"
+    extra.write_text("models:\n  tiny: {config: {model_type: megatron-gpt, hidden_size: 64, num_layers: 2, num_attention_heads: 4}}\n")
+    r = cli("--catalog", str(extra), "catalog", "models", "--format", "json")
+    assert r.code == 0, r.err
+    assert any(m["key"] == "tiny" for m in r.json()["facts"]["models"])
+    assert_one_line_error(cli("catalog", "gpus", "--format", "xml"), "--format")

@@ -1,0 +1,83 @@
+"""The FastAPI app: server-rendered pages, a JSON API that mirrors the CLI, and local static files.
+
+Bad input anywhere becomes HTTP 422 carrying the one sentence the CLI would print (`error`),
+plus the field it concerns when one can be named (`field`). Nothing in a request can name a
+server-side file or run a command: models and GPUs are catalog names, and the fleet page's
+Prometheus URL is only ever queried with PromQL through the prom.py client.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+
+import aiinfra
+from aiinfra.errors import AiinfraError
+from aiinfra.web.charts import plotly_js
+from aiinfra.web.common import ALIASES, field_of, validation_message
+from aiinfra.web.pages import PAGE_MODULES, capability_status
+from aiinfra.web.templating import PAGES, templates
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="aiinfra",
+        version=getattr(aiinfra, "__version__", "0.1.0"),
+        description="The JSON API mirrors the CLI: each endpoint takes the command's options and returns what "
+        "`--format json --explain` prints. Bad input → 422 with the CLI's one-line message in `error`.",
+    )
+
+    @app.exception_handler(AiinfraError)
+    async def _aiinfra_error(request: Request, exc: AiinfraError) -> JSONResponse:
+        try:  # name the field when the sentence mentions one of the request's keys
+            body = await request.json()
+            keys = list(body) if isinstance(body, dict) else []
+        except Exception:  # noqa: BLE001 - no JSON body: no field to name
+            keys = []
+        return JSONResponse({"error": str(exc), "field": field_of(str(exc), keys, ALIASES)}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        msg, fld = validation_message(ValidationError.from_exception_data("request", exc.errors()))
+        return JSONResponse({"error": msg, "field": fld}, status_code=422)
+
+    # plotly.js comes from the installed plotly package: the pages work with no internet access.
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    def _plotly() -> Response:
+        return Response(plotly_js(), media_type="application/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index(request: Request):
+        cards = [(href, label, BLURBS.get(label, ""), status) for (href, label), status
+                 in zip(PAGES, capability_status(), strict=True)]
+        return templates.TemplateResponse(request, "index.html", {"title": "aiinfra", "path": "/", "pages": PAGES,
+                                                                  "cards": cards})
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict:
+        return {"ok": True}
+
+    for module in PAGE_MODULES:
+        app.include_router(module.router)
+    return app
+
+
+BLURBS = {
+    "Size": "training and inference memory per GPU, and which GPUs fit a model.",
+    "Plan": "the best parallel layouts for a training job, ranked by step time.",
+    "Infer": "time to first token, time per output token and $/1M tokens per GPU SKU.",
+    "Design": "cluster bill of materials and fabric tiers for a GPU count.",
+    "TCO": "cumulative cost of owning versus renting, with the breakeven.",
+    "MIG": "MIG geometries per GPU for a set of workloads, and the Kubernetes YAML.",
+    "Fleet": "utilization heatmap, stranded GPUs and XID health from Prometheus or a simulated fleet.",
+}

@@ -1,0 +1,264 @@
+"""What every page shares: form parsing, error → field mapping, and the explain panel.
+
+A page is a form (a pydantic spec), the library call the CLI makes with it, and a view of
+the Results it returns. Each number on a page is a link into the explain panel, which
+renders the very Term objects the library built (formula, inputs, sources), so the page
+and `--explain` on the CLI cannot disagree.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from markupsafe import Markup, escape
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from aiinfra.catalog.loader import default_catalog, read_json
+from aiinfra.cli.output import fmt_value
+from aiinfra.errors import AiinfraError
+from aiinfra.explain import Result, Term
+from aiinfra.specs import ModelSpec
+
+MISSING = "This capability is not in the library yet, so this page has nothing to compute; it shows no numbers rather than made-up ones."
+
+
+class WebSpec(BaseModel):
+    """A form/API request: the CLI command's options, same names and defaults. Unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- catalog lookups that never touch a user-supplied path --------------------------------------
+
+
+def catalog_model(name: str) -> ModelSpec:
+    """A catalog model by name or alias only: the web never reads a config.json path from a request."""
+    from aiinfra.catalog.models import from_config
+
+    key, entry = default_catalog().entry("models", name)
+    if "config" in entry:
+        return from_config(entry["config"], name=key, where=f"catalog entry {key}", source=entry.get("source", ""))
+    if "path" in entry:  # a file the catalog (not the request) names
+        from pathlib import Path
+
+        return from_config(read_json(Path(entry["path"])), name=key, where=f"catalog entry {key}",
+                           source=entry.get("source", ""))
+    raise AiinfraError(f"catalog model '{key}' has neither 'config' nor 'path'")
+
+
+def gpu_names() -> list[str]:
+    return default_catalog().names("gpus")
+
+
+def model_names() -> list[str]:
+    return default_catalog().names("models")
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+# Other spellings the library's sentences use for a form field.
+ALIASES: dict[str, list[str]] = {
+    "quant": ["quantization"],
+    "kv_dtype": ["kv-cache dtype", "kv cache dtype"],
+    "overhead_gib": ["overhead"],
+    "interleave": ["vp"],
+    "zero": ["zero stage"],
+    "recompute": ["recompute mode"],
+    "gpu_memory_utilization": ["gpu memory utilization"],
+    "micro_batch": ["micro-batch"],
+    "prometheus": ["prometheus url", "prometheus"],
+}
+
+
+def field_of(message: str, fields: Iterable[str], aliases: dict[str, Iterable[str]] | None = None) -> str | None:
+    """The form field an error sentence talks about: the earliest (then longest) mention wins.
+
+    Library errors are sentences ("TP=3 does not divide the 64 attention heads …", "unknown gpu
+    'H10'; closest: …"), so the field is found by name, in the spellings the CLI uses.
+    """
+    aliases = {**ALIASES, **(aliases or {})}
+    best: tuple[int, int, str] | None = None
+    for f in fields:
+        spellings = {f, f.replace("_", "-"), f.replace("_", " "), *aliases.get(f, ())}
+        for s in spellings:
+            m = re.search(rf"(?<![a-z0-9]){re.escape(s.lower())}(?![a-z0-9])", message.lower())
+            if m and (best is None or (m.start(), -len(s)) < (best[0], -best[1])):
+                best = (m.start(), len(s), f)
+    return best[2] if best else None
+
+
+def validation_message(e: ValidationError) -> tuple[str, str | None]:
+    """The CLI's wording for a pydantic error (cli/main.py): 'invalid <field>: <msg>'."""
+    err = e.errors()[0]
+    where = ".".join(str(x) for x in err["loc"] if x != "body")
+    msg = err["msg"]
+    if err.get("type") == "extra_forbidden":
+        msg = "not an option of this command"
+    return (f"invalid {where}: {msg}" if where else msg), (str(err["loc"][-1]) if err["loc"] else None)
+
+
+def clean_query(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Form values → spec input. Last value wins (a checkbox sends a hidden 'false' then 'true');
+    empty optional fields are dropped so the spec's default applies."""
+    out: dict[str, str] = {}
+    for k, v in items:
+        out[k] = v
+    return {k: v for k, v in out.items() if v.strip() != ""}
+
+
+# --- explain panel -------------------------------------------------------------------------------
+
+
+@dataclass
+class TermView:
+    """A Term prepared for the template: an anchor id, printed value, and nested views."""
+
+    id: str
+    name: str
+    value: str
+    formula: str
+    inputs: list[tuple[str, Any]]  # (symbol, str | TermView)
+    parts: list[TermView]
+    sources: list[tuple[str, str]]
+    note: str
+
+
+class Explainer:
+    """Collects the Terms a page shows and gives every printed number a link to its derivation."""
+
+    def __init__(self, prefix: str = "x") -> None:
+        self.prefix = prefix
+        self._ids: dict[int, str] = {}
+        self._counter = itertools.count(1)
+        self.roots: list[Term] = []
+        self._keep: list[Term] = []  # keeps registered Terms alive so id() stays unique
+
+    def _register(self, term: Term) -> str:
+        if id(term) not in self._ids:
+            self._ids[id(term)] = f"{self.prefix}{next(self._counter)}"
+            self._keep.append(term)
+            for v in term.inputs.values():
+                if isinstance(v, Term):
+                    self._register(v)
+            for p in term.parts:
+                self._register(p)
+        return self._ids[id(term)]
+
+    def add(self, term: Term) -> str:
+        """Show `term` in the panel (once) and return its anchor."""
+        known = id(term) in self._ids
+        anchor = self._register(term)
+        if not known:
+            self.roots.append(term)
+        return anchor
+
+    def add_result(self, result: Result) -> None:
+        inner = {id(p) for t in result.terms for p in t.parts}
+        for t in result.terms:
+            if id(t) not in inner:
+                self.add(t)
+        for t in result.terms:
+            self._register(t)
+
+    def link(self, term: Term, text: str | None = None, byte_unit: str = "GB") -> Markup:
+        """The number as printed on the page, linking to its explanation."""
+        anchor = self._ids.get(id(term)) or self.add(term)
+        shown = text if text is not None else fmt_value(term.value, term.unit, byte_unit)
+        return Markup('<a class="num" href="#{0}" data-explain="{0}">{1}</a>').format(anchor, shown)
+
+    def fact(self, name: str, value: Any, unit: str, how: str, inputs: dict[str, Any] | None = None,
+             sources: dict[str, str] | None = None, text: str | None = None) -> Markup:
+        """A number the library reports as a fact (not a Term): explained by how it was derived."""
+        term = Term(name, value, unit, formula=how, inputs=inputs or {}, sources=sources or {})
+        return self.link(term, text)
+
+    def views(self) -> list[TermView]:
+        return [self._view(t, set()) for t in self.roots]
+
+    def _view(self, t: Term, seen: set[int]) -> TermView:
+        seen = seen | {id(t)}
+        inputs: list[tuple[str, Any]] = []
+        for k, v in t.inputs.items():
+            if isinstance(v, Term):
+                inputs.append((k, self._view(v, seen) if id(v) not in seen else v.name))
+            else:
+                inputs.append((k, _plain_text(v)))
+        return TermView(
+            id=self._ids.get(id(t)) or self._register(t),
+            name=t.name,
+            value=fmt_value(t.value, t.unit),
+            formula=t.formula,
+            inputs=inputs,
+            parts=[self._view(p, seen) for p in t.parts if id(p) not in seen],
+            sources=list(t.sources.items()),
+            note=t.note,
+        )
+
+
+def _plain_text(v: Any) -> str:
+    import numpy as np
+
+    from aiinfra.units import fmt_number
+
+    if isinstance(v, np.ndarray | np.generic) and np.ndim(v) == 0:
+        v = v.item()
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return str(v)
+    return fmt_number(v)
+
+
+# --- what a page shows ---------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    """A result table: cells are plain text or Markup links made by Explainer.link/fact."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+    id: str = ""
+
+
+@dataclass
+class Outcome:
+    """What a page renders below its form."""
+
+    headline: list[Markup] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    charts: list[Markup] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    extra: list[Markup] = field(default_factory=list)
+
+
+@dataclass
+class FormField:
+    """One input of a page's form: `kind` is select | number | text | checkbox | textarea."""
+
+    name: str
+    label: str
+    kind: str = "number"
+    options: list[str] | Callable[[], list[str]] = field(default_factory=list)
+    help: str = ""
+    step: str = "any"
+
+    def choices(self) -> list[str]:
+        return self.options() if callable(self.options) else list(self.options)
+
+
+def form_values(spec_cls: type[BaseModel], raw: dict[str, str]) -> dict[str, Any]:
+    """The values the form shows: the spec's defaults overlaid with what the user sent."""
+    values: dict[str, Any] = {}
+    for name, f in spec_cls.model_fields.items():
+        values[name] = "" if f.default is None else f.default
+    values.update(raw)
+    return values
+
+
+def escape_text(s: str) -> Markup:
+    return escape(s)

@@ -1,0 +1,35 @@
+"""One module per page. Pages over capabilities that live on other branches import them lazily,
+so a missing library module shows a plain "not in the library yet" message instead of numbers."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from aiinfra.web.pages import size
+
+PAGE_MODULES = [size]
+
+# The library module each page needs, in the order of templating.PAGES.
+NEEDS = {
+    "/size": "aiinfra.sizing.training",
+    "/plan": "aiinfra.plan.search",
+    "/infer": "aiinfra.perf.inference",
+    "/design": "aiinfra.cluster.design",
+    "/tco": "aiinfra.cost.tco",
+    "/mig": "aiinfra.sharing.packing",
+    "/fleet": "aiinfra.telemetry.simulate",
+}
+
+
+def has_module(name: str) -> bool:
+    """True when `name` can be imported (its package exists on this branch)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def capability_status() -> list[bool]:
+    from aiinfra.web.templating import PAGES
+
+    return [has_module(NEEDS[path]) for path, _ in PAGES]

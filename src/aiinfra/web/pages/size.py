@@ -1,0 +1,376 @@
+"""Size: training and inference memory per GPU, and the fewest GPUs of each SKU that serve a model.
+
+The same library calls as `aiinfra size train|infer|fits` (cli/size.py), and the same Result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+from markupsafe import Markup
+
+from aiinfra.catalog.gpus import gpu as lookup_gpu
+from aiinfra.explain import Result, Term
+from aiinfra.sizing.inference import fits as fits_table
+from aiinfra.sizing.inference import inference_memory
+from aiinfra.sizing.params import param_counts
+from aiinfra.sizing.training import fit_verdict, training_memory
+from aiinfra.units import GB, GiB
+from aiinfra.web.charts import div
+from aiinfra.web.common import Explainer, FormField, Outcome, Table, WebSpec, catalog_model, gpu_names, model_names
+from aiinfra.web.templating import render_page
+
+router = APIRouter()
+
+ALIASES: dict[str, list[str]] = {}  # common.ALIASES covers the sizing sentences
+
+
+class TrainSpec(WebSpec):
+    """`aiinfra size train` options (model is a catalog name on the web, never a path)."""
+
+    model: str = "llama-3.1-70b"
+    gpu: str = "h100-sxm"
+    tp: int = 8
+    pp: int = 1
+    dp: int = 1
+    cp: int = 1
+    ep: int = 1
+    sp: bool | None = None
+    interleave: int = 1
+    zero: int = 0
+    distributed_optimizer: bool = False
+    recompute: str = "selective"
+    seq: int = 4096
+    micro_batch: int = 1
+    num_microbatches: int | None = None
+    precision: str = "bf16"
+    optimizer: str = "adam"
+    grad_dtype: str | None = None
+    offload: str = "none"
+    flash_attention: bool = True
+    overhead_gib: float | None = None
+    fragmentation: float | None = None
+
+
+class InferSpec(WebSpec):
+    """`aiinfra size infer` options."""
+
+    model: str = "llama-3.1-70b"
+    gpu: str = "h100-sxm"
+    quant: str = "bf16"
+    kv_dtype: str = "bf16"
+    context: int = 4096
+    batch: int = 1
+    tp: int = 1
+    pp: int = 1
+    prompt: int | None = None
+    gpu_memory_utilization: float | None = None
+    max_batched_tokens: int | None = None
+    overhead_gib: float | None = None
+
+
+class FitsSpec(WebSpec):
+    """`aiinfra size fits` options."""
+
+    model: str = "llama-3.1-70b"
+    quant: str = "bf16"
+    kv_dtype: str = "bf16"
+    context: int = 4096
+    batch: int = 1
+    gpu_memory_utilization: float | None = None
+
+
+# --- library calls: the same as cli/size.py ------------------------------------------------------
+
+
+def train_result(s: TrainSpec) -> Result:
+    m = catalog_model(s.model)
+    g = lookup_gpu(s.gpu)
+    sp_on = s.tp > 1 if s.sp is None else s.sp
+    mem = training_memory(
+        m, seq=s.seq, micro_batch=s.micro_batch, tp=s.tp, pp=s.pp, dp=s.dp, cp=s.cp, ep=s.ep, sp=sp_on,
+        vp=s.interleave, num_microbatches=s.num_microbatches, zero=s.zero,
+        distributed_optimizer=s.distributed_optimizer, recompute=s.recompute, precision=s.precision,
+        optimizer=s.optimizer, grad_dtype=s.grad_dtype, offload=s.offload, flash_attention=s.flash_attention,
+        overhead_bytes=None if s.overhead_gib is None else s.overhead_gib * GiB, fragmentation=s.fragmentation,
+    )
+    verdict = fit_verdict(float(mem.total.value), g)
+    layout = f"TP{s.tp}·PP{s.pp}·DP{s.dp}" + (f"·CP{s.cp}" if s.cp > 1 else "") + (f"·EP{s.ep}" if s.ep > 1 else "")
+    result = Result(
+        f"Training memory per GPU: {m.name} on {g.key}, {layout}, {s.precision}, ZeRO-{s.zero}, recompute {s.recompute}",
+        terms=mem.terms,
+        facts={"model": m.name, "gpus": s.tp * s.pp * s.dp * s.cp, "layout": layout, "stage": str(mem.stage),
+               "params_per_gpu": int(mem.params_per_gpu), **verdict},
+    )
+    if not verdict["fits"]:
+        result.warnings.append(_verdict_line(verdict))
+    return result
+
+
+def infer_result(s: InferSpec) -> Result:
+    return _infer(s)[0]
+
+
+def _infer(s: InferSpec) -> tuple[Result, Term]:
+    """The Result, plus the KV-bytes-per-token Term the page links to (the CLI prints it as a fact)."""
+    m = catalog_model(s.model)
+    g = lookup_gpu(s.gpu)
+    mem = inference_memory(
+        m, quant=s.quant, kv_dtype=s.kv_dtype, context=s.context, batch=s.batch, tp=s.tp, pp=s.pp, prompt=s.prompt,
+        max_batched_tokens=s.max_batched_tokens,
+        overhead_bytes=None if s.overhead_gib is None else s.overhead_gib * GiB,
+        gpu=g, gpu_memory_utilization=s.gpu_memory_utilization,
+    )
+    cap = mem.capacity
+    result = Result(
+        f"Inference memory per GPU: {m.name} on {g.key}, weights {s.quant}, KV {s.kv_dtype}, "
+        f"{s.batch} × {s.context} tokens, TP{s.tp}·PP{s.pp}",
+        terms=mem.terms,
+        facts={"model": m.name, "kv_bytes_per_token": int(mem.kv_per_token.value), **cap},
+    )
+    if not cap["fits"]:
+        result.warnings.append(
+            f"does NOT fit {g.key} at gpu_memory_utilization {cap['gpu_memory_utilization']}: "
+            f"short by {-cap['headroom_gb']:,.2f} GB; try `aiinfra size fits {m.name}`"
+        )
+    return result, mem.kv_per_token
+
+
+def fits_result(s: FitsSpec, explain: bool = True) -> Result:
+    m = catalog_model(s.model)
+    rows = fits_table(m, quant=s.quant, kv_dtype=s.kv_dtype, context=s.context, batch=s.batch,
+                      gpu_memory_utilization=s.gpu_memory_utilization)
+    counts = param_counts(m)
+    return Result(
+        f"Fewest GPUs to serve {m.name}: weights {s.quant}, KV {s.kv_dtype}, {s.batch} × {s.context} tokens",
+        terms=[counts.total, counts.active] if explain else [],
+        facts={"model": m.name, "fits": rows},
+    )
+
+
+def _verdict_line(v: dict) -> str:
+    if v.get("fits"):
+        return f"fits {v['gpu']} ({v['capacity_gb']:g} GB) with {v['headroom_gb']:,.2f} GB to spare"
+    return f"does NOT fit {v['gpu']} ({v['capacity_gb']:g} GB): short by {-v['headroom_gb']:,.2f} GB"
+
+
+# --- views ---------------------------------------------------------------------------------------
+
+
+def _memory_table(r: Result, ex: Explainer) -> Table:
+    t = Table(r.title, ["item", "GB (1e9 B)", "GiB (2^30 B)"], id="memory")
+    for term in r.terms:
+        v = float(term.value)
+        t.rows.append([term.name, ex.link(term, f"{v / GB:,.2f}"), ex.link(term, f"{v / GiB:,.2f}")])
+    return t
+
+
+def _stack_chart(r: Result, capacities: list[tuple[str, float, str]], div_id: str) -> Any:
+    """One stacked bar per GPU (the per-GPU memory parts) against each GPU's capacity line."""
+    parts = [t for t in r.terms if t.name != "total per GPU"]
+    names = [c[0] for c in capacities]
+    fig = go.Figure()
+    for t in parts:
+        gb = float(t.value) / GB
+        fig.add_bar(name=t.name, x=names, y=[gb] * len(names), hovertemplate=f"{t.name}: %{{y:,.2f}} GB<extra></extra>")
+    for label, caps, color in _capacity_lines(capacities):
+        # One short horizontal line over each GPU's bar, at that GPU's capacity.
+        for i, cap in enumerate(caps):
+            if cap:
+                fig.add_shape(type="line", x0=i - 0.45, x1=i + 0.45, y0=cap, y1=cap, xref="x", yref="y",
+                              line=dict(color=color, width=3, dash="solid" if label == "capacity" else "dash"))
+        fig.add_scatter(x=names, y=caps, mode="markers", name=label, marker=dict(color=color, size=9, symbol="diamond"),
+                        hovertemplate=f"{label}: %{{y:,.2f}} GB<extra></extra>")
+    fig.update_layout(barmode="stack", title="Memory per GPU vs capacity", yaxis_title="GB (1e9 bytes)",
+                      legend=dict(orientation="h", y=-0.2))
+    return div(fig, div_id)
+
+
+def _capacity_lines(capacities: list[tuple[str, float, str]]) -> list[tuple[str, list[float], str]]:
+    lines = [("capacity", [c[1] for c in capacities], "#b42318")]
+    budgets = [c[2] for c in capacities]
+    if any(budgets):
+        lines.append(("engine budget", [float(b) if b else None for b in budgets], "#9a6700"))
+    return lines
+
+
+def _compare_gpus(chosen: str) -> list[Any]:
+    """The chosen GPU first, then the other catalog GPUs, so the bar reads against each capacity."""
+    g = lookup_gpu(chosen)
+    from aiinfra.catalog.gpus import all_gpus
+
+    return [g] + [o for o in all_gpus() if o.key != g.key][:5]
+
+
+def train_view(s: TrainSpec, ex: Explainer) -> Outcome:
+    r = train_result(s)
+    ex.add_result(r)
+    f = r.facts
+    total = r.term("total per GPU")
+    verdict = ("fits" if f["fits"] else "does NOT fit") + f" {f['gpu']} ({f['capacity_gb']:g} GB)"
+    head = ex.fact("headroom", f["headroom_gb"], "GB", "capacity_gb − total per GPU / 1e9",
+                   {"capacity_gb": f["capacity_gb"], "total per GPU": total},
+                   {"capacity_gb": f"catalog gpus.{f['gpu']}.memory_gb"}, text=f"{f['headroom_gb']:,.2f} GB")
+    out = Outcome(
+        headline=[ex.link(total) + f" per GPU on the most-loaded ({f['stage']}) pipeline stage: " + verdict + "; headroom " + head],
+        warnings=r.warnings,
+    )
+    gpus = _compare_gpus(s.gpu)
+    out.charts.append(_stack_chart(r, [(g.key, g.memory_gb, 0.0) for g in gpus], "size-chart"))
+    out.tables.append(_memory_table(r, ex))
+    return out
+
+
+def infer_view(s: InferSpec, ex: Explainer) -> Outcome:
+    r, per_tok = _infer(s)
+    ex.add_result(r)
+    f = r.facts
+    total = r.term("total per GPU")
+    ex.add(per_tok)
+    tokens = ex.fact("KV tokens", f["kv_tokens"], "tokens",
+                     "floor((gpu_memory_utilization · capacity − weights − workspace − fixed overhead) / KV bytes per token)",
+                     {"gpu_memory_utilization": f["gpu_memory_utilization"], "capacity_gb": f["capacity_gb"],
+                      "kv_budget_gb": f["kv_budget_gb"], "KV bytes per token": per_tok},
+                     {"gpu_memory_utilization": "vLLM EngineArgs.gpu_memory_utilization (catalog runtime.inference default)"},
+                     text=f"{f['kv_tokens']:,}")
+    verdict = "fits" if f["fits"] else "does NOT fit"
+    out = Outcome(
+        headline=[ex.link(total) + f" per GPU: {verdict} {f['gpu']} ({f['capacity_gb']:g} GB, engine budget "
+                  f"{f['engine_budget_gb']:,.2f} GB); room for " + tokens + " KV tokens at " + ex.link(per_tok)
+                  + " per token"],
+        warnings=r.warnings,
+    )
+    util = f["gpu_memory_utilization"]
+    gpus = _compare_gpus(s.gpu)
+    out.charts.append(_stack_chart(r, [(g.key, g.memory_gb, util * g.memory_gb) for g in gpus], "size-chart"))
+    out.tables.append(_memory_table(r, ex))
+    return out
+
+
+def fits_view(s: FitsSpec, ex: Explainer) -> Outcome:
+    r = fits_result(s)
+    for t in r.terms:
+        ex.add(t)
+    rows = r.facts["fits"]
+    t = Table(r.title, ["gpu", "GPUs", "layout", "per GPU GB", "capacity GB", "KV tokens", "interconnect"], id="fits")
+    for row in rows:
+        if row["gpus"] is None:
+            t.rows.append([row["gpu"], "-", row.get("note", ""), "-", f"{row['capacity_gb']:g}", "-", ""])
+            continue
+        link = "NVLink" if row["nvlink"] else ("PCIe" if row["gpus"] > 1 else "")
+        how = "fewest TP (inside a node) then PP (across nodes) whose per-GPU total fits the engine budget"
+        t.rows.append([
+            row["gpu"],
+            _fits_fact(ex, row, "GPUs", row["gpus"], "gpus", how, f"{row['gpus']}"),
+            f"TP{row['tp']}·PP{row['pp']}",
+            _fits_fact(ex, row, "per GPU", row["per_gpu_gb"], "GB", "inference_memory(...).total at this layout / 1e9",
+                       f"{row['per_gpu_gb']:,.2f}"),
+            f"{row['capacity_gb']:g}",
+            _fits_fact(ex, row, "KV tokens", row["kv_tokens"], "tokens", "KV budget / KV bytes per token",
+                       f"{row['kv_tokens']:,}"),
+            link,
+        ])
+    fitted = [row for row in rows if row["gpus"] is not None]
+    fig = go.Figure(go.Bar(x=[row["gpu"] for row in fitted], y=[row["gpus"] for row in fitted],
+                           text=[f"TP{row['tp']}·PP{row['pp']}" for row in fitted], marker_color="#1f6feb"))
+    fig.update_layout(title="Fewest GPUs per SKU", yaxis_title="GPUs")
+    head = [Markup("Parameters: ") + ex.link(r.terms[0], f"{float(r.terms[0].value):,.0f}") + " total, "
+            + ex.link(r.terms[1], f"{float(r.terms[1].value):,.0f}") + " active"]
+    return Outcome(headline=head, charts=[div(fig, "size-chart")], tables=[t])
+
+
+def _fits_fact(ex: Explainer, row: dict, name: str, value: Any, unit: str, how: str, text: str):
+    return ex.fact(f"{name} ({row['gpu']})", value, unit, how,
+                   {"gpu": row["gpu"], "tp": row["tp"], "pp": row["pp"], "capacity_gb": row["capacity_gb"]},
+                   {"method": "aiinfra.sizing.inference.min_gpus"}, text=text)
+
+
+# --- forms ---------------------------------------------------------------------------------------
+
+MODEL = FormField("model", "model (catalog name)", "text", model_names, "e.g. llama-3.1-70b")
+GPU = FormField("gpu", "GPU", "select", gpu_names)
+TRAIN_FIELDS = [
+    MODEL, GPU,
+    FormField("tp", "TP"), FormField("pp", "PP"), FormField("dp", "DP"), FormField("cp", "CP"), FormField("ep", "EP"),
+    FormField("interleave", "interleave (virtual stages)"),
+    FormField("zero", "ZeRO stage", "select", ["0", "1", "2", "3"]),
+    FormField("recompute", "recompute", "select", ["none", "selective", "full"]),
+    FormField("seq", "sequence length"), FormField("micro_batch", "micro-batch"),
+    FormField("num_microbatches", "micro-batches per flush", help="blank: at least PP"),
+    FormField("precision", "precision", "select", ["bf16", "fp16", "fp8", "fp32"]),
+    FormField("optimizer", "optimizer", "select", ["adam", "adamw", "adam8bit", "sgd"]),
+    FormField("grad_dtype", "gradient dtype", "select", ["", "fp32", "bf16", "bf16+fp32"]),
+    FormField("offload", "offload", "select", ["none", "optimizer", "optimizer+params"]),
+    FormField("distributed_optimizer", "distributed optimizer", "checkbox"),
+    FormField("flash_attention", "flash attention", "checkbox"),
+    FormField("overhead_gib", "overhead GiB", help="blank: catalog"),
+    FormField("fragmentation", "fragmentation", help="fraction; blank: catalog"),
+]
+INFER_FIELDS = [
+    MODEL, GPU,
+    FormField("quant", "weights", "select", ["bf16", "fp16", "fp8", "int8", "int4", "fp4"]),
+    FormField("kv_dtype", "KV cache", "select", ["bf16", "fp16", "fp8", "int8"]),
+    FormField("context", "context tokens"), FormField("batch", "batch (sequences)"),
+    FormField("tp", "TP"), FormField("pp", "PP"),
+    FormField("prompt", "prompt tokens", help="blank: the whole context"),
+    FormField("gpu_memory_utilization", "gpu_memory_utilization", help="blank: vLLM's 0.9"),
+    FormField("max_batched_tokens", "max batched tokens", help="blank: 8192"),
+    FormField("overhead_gib", "overhead GiB", help="blank: catalog"),
+]
+FITS_FIELDS = [
+    MODEL,
+    FormField("quant", "weights", "select", ["bf16", "fp16", "fp8", "int8", "int4", "fp4"]),
+    FormField("kv_dtype", "KV cache", "select", ["bf16", "fp16", "fp8", "int8"]),
+    FormField("context", "context tokens"), FormField("batch", "batch (sequences)"),
+    FormField("gpu_memory_utilization", "gpu_memory_utilization", help="blank: vLLM's 0.9"),
+]
+TABS = [("/size/train", "Training"), ("/size/infer", "Inference"), ("/size/fits", "Fits")]
+
+
+@router.get("/size", include_in_schema=False)
+def size_index() -> RedirectResponse:
+    return RedirectResponse("/size/train")
+
+
+@router.get("/size/train", include_in_schema=False)
+def size_train_page(request: Request):
+    return render_page(request, path="/size/train", title="Size: training memory", tabs=TABS,
+                       intro="Per-GPU memory of a training job: weights, gradients, optimizer state, activations "
+                             "(Korthikanti Table 2) and runtime overhead, against the GPU's capacity.",
+                       spec_cls=TrainSpec, fields=TRAIN_FIELDS, compute=train_view, aliases=ALIASES,
+                       cli="aiinfra size train MODEL --gpu … --tp … --explain")
+
+
+@router.get("/size/infer", include_in_schema=False)
+def size_infer_page(request: Request):
+    return render_page(request, path="/size/infer", title="Size: inference memory", tabs=TABS,
+                       intro="Per-GPU memory to serve a model: quantized weights, KV cache, activation workspace "
+                             "and runtime overhead, and how many KV tokens fit the engine's reservation.",
+                       spec_cls=InferSpec, fields=INFER_FIELDS, compute=infer_view, aliases=ALIASES,
+                       cli="aiinfra size infer MODEL --gpu … --quant … --explain")
+
+
+@router.get("/size/fits", include_in_schema=False)
+def size_fits_page(request: Request):
+    return render_page(request, path="/size/fits", title="Size: which GPUs fit", tabs=TABS,
+                       intro="For every catalog GPU, the fewest GPUs that serve this model at this setting.",
+                       spec_cls=FitsSpec, fields=FITS_FIELDS, compute=fits_view, aliases=ALIASES,
+                       cli="aiinfra size fits MODEL --quant … --explain")
+
+
+@router.post("/api/size/train", tags=["size"], summary="aiinfra size train --format json --explain")
+def api_size_train(spec: TrainSpec) -> dict:
+    return train_result(spec).to_dict()
+
+
+@router.post("/api/size/infer", tags=["size"], summary="aiinfra size infer --format json --explain")
+def api_size_infer(spec: InferSpec) -> dict:
+    return infer_result(spec).to_dict()
+
+
+@router.post("/api/size/fits", tags=["size"], summary="aiinfra size fits --format json --explain")
+def api_size_fits(spec: FitsSpec) -> dict:
+    return fits_result(spec).to_dict()

@@ -1,0 +1,76 @@
+"""Jinja2 templates and the one function every page handler calls to render itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from aiinfra.errors import AiinfraError
+from aiinfra.web.common import MISSING, Explainer, FormField, Outcome, clean_query, field_of, form_values, validation_message
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+PAGES = [  # (path, nav label)
+    ("/size", "Size"),
+    ("/plan", "Plan"),
+    ("/infer", "Infer"),
+    ("/design", "Design"),
+    ("/tco", "TCO"),
+    ("/mig", "MIG"),
+    ("/fleet", "Fleet"),
+]
+
+
+def render_page(
+    request: Request,
+    *,
+    path: str,
+    title: str,
+    intro: str,
+    spec_cls: type,
+    fields: list[FormField],
+    compute: Callable[[Any, Explainer], Outcome] | None,
+    aliases: dict[str, list[str]] | None = None,
+    template: str = "page.html",
+    cli: str = "",
+    **ctx: Any,
+):
+    """Parse the query into the spec, run the library, and render form + result + explain panel.
+
+    Bad input (an AiinfraError or a pydantic error) → status 422, the sentence the CLI prints
+    shown under the field it names, and every other input kept as the user typed it.
+    """
+    raw = clean_query(request.query_params.multi_items())
+    error = error_field = None
+    outcome: Outcome | None = None
+    ex = Explainer()
+    if compute is not None and raw:
+        try:
+            spec = spec_cls.model_validate(raw)
+            outcome = compute(spec, ex)
+        except AiinfraError as e:
+            error = str(e)
+            error_field = field_of(error, [f.name for f in fields], aliases)
+        except ValidationError as e:
+            error, error_field = validation_message(e)
+    context = {
+        "title": title,
+        "intro": intro,
+        "path": path,
+        "pages": PAGES,
+        "fields": fields,
+        "values": form_values(spec_cls, raw),
+        "error": error,
+        "error_field": error_field,
+        "outcome": outcome,
+        "explain": ex.views(),
+        "missing": MISSING if compute is None else None,
+        "cli": cli,
+        **ctx,
+    }
+    return templates.TemplateResponse(request, template, context, status_code=422 if error else 200)

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 import aiinfra
 from aiinfra.errors import AiinfraError
 from aiinfra.web.charts import plotly_js
-from aiinfra.web.common import ALIASES, field_of, validation_message
+from aiinfra.web.common import ALIASES, MISSING, MissingCapability, field_of, validation_message
 from aiinfra.web.pages import PAGE_MODULES, capability_status
 from aiinfra.web.templating import PAGES, templates
 
@@ -42,6 +42,10 @@ def create_app() -> FastAPI:
         except Exception:  # noqa: BLE001 - no JSON body: no field to name
             keys = []
         return JSONResponse({"error": str(exc), "field": field_of(str(exc), keys, ALIASES)}, status_code=422)
+
+    @app.exception_handler(MissingCapability)
+    async def _missing(request: Request, exc: MissingCapability) -> JSONResponse:
+        return JSONResponse({"error": f"{MISSING} (needs {exc})"}, status_code=501)
 
     @app.exception_handler(RequestValidationError)
     async def _request_error(request: Request, exc: RequestValidationError) -> JSONResponse:

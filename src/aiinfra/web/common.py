@@ -72,6 +72,7 @@ ALIASES: dict[str, list[str]] = {
     "gpu_memory_utilization": ["gpu memory utilization"],
     "micro_batch": ["micro-batch"],
     "prometheus": ["prometheus url", "prometheus"],
+    "workloads": ["workload", "profile", "yaml"],
 }
 
 
@@ -262,3 +263,25 @@ def form_values(spec_cls: type[BaseModel], raw: dict[str, str]) -> dict[str, Any
 
 def escape_text(s: str) -> Markup:
     return escape(s)
+
+
+# --- capabilities that live on other branches --------------------------------------------------
+
+
+class MissingCapability(Exception):
+    """The library module a page needs is not installed on this branch (the API answers 501)."""
+
+
+def has_module(name: str) -> bool:
+    """True when `name` can be imported (its package exists on this branch)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def require(name: str) -> None:
+    if not has_module(name):
+        raise MissingCapability(name)

@@ -3,11 +3,10 @@ so a missing library module shows a plain "not in the library yet" message inste
 
 from __future__ import annotations
 
-import importlib.util
+from aiinfra.web.common import has_module
+from aiinfra.web.pages import mig, size
 
-from aiinfra.web.pages import size
-
-PAGE_MODULES = [size]
+PAGE_MODULES = [size, mig]
 
 # The library module each page needs, in the order of templating.PAGES.
 NEEDS = {
@@ -19,14 +18,6 @@ NEEDS = {
     "/mig": "aiinfra.sharing.packing",
     "/fleet": "aiinfra.telemetry.simulate",
 }
-
-
-def has_module(name: str) -> bool:
-    """True when `name` can be imported (its package exists on this branch)."""
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def capability_status() -> list[bool]:

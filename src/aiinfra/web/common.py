@@ -76,6 +76,14 @@ ALIASES: dict[str, list[str]] = {
 }
 
 
+def register_aliases(more: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Pages add the spellings their library's sentences use, so the API can name the field too."""
+    for k, v in more.items():
+        ALIASES.setdefault(k, [])
+        ALIASES[k] += [s for s in v if s not in ALIASES[k]]
+    return more
+
+
 def field_of(message: str, fields: Iterable[str], aliases: dict[str, Iterable[str]] | None = None) -> str | None:
     """The form field an error sentence talks about: the earliest (then longest) mention wins.
 
@@ -256,13 +264,34 @@ def form_values(spec_cls: type[BaseModel], raw: dict[str, str]) -> dict[str, Any
     """The values the form shows: the spec's defaults overlaid with what the user sent."""
     values: dict[str, Any] = {}
     for name, f in spec_cls.model_fields.items():
-        values[name] = "" if f.default is None else f.default
+        d = f.default
+        values[name] = "" if d is None else ", ".join(map(str, d)) if isinstance(d, list) else d
     values.update(raw)
     return values
 
 
 def escape_text(s: str) -> Markup:
     return escape(s)
+
+
+def cli_json(results: Result | list[Result]) -> Any:
+    """What `--format json --explain` prints: one Result as an object, several as a list."""
+    items = [results] if isinstance(results, Result) else list(results)
+    docs = [_finite(r.to_dict()) for r in items]
+    return docs[0] if len(docs) == 1 else docs
+
+
+def _finite(v: Any) -> Any:
+    """JSON has no inf/nan: they become null (json.dumps on the CLI writes Infinity, which is not JSON)."""
+    import math
+
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    return v
 
 
 # --- capabilities that live on other branches --------------------------------------------------

@@ -1,0 +1,173 @@
+"""Design: a GPU cluster's bill of materials and a fabric diagram (switch counts per tier).
+
+The same calls as `aiinfra design` (cli/design.py): cluster.reference.preset_settings,
+cluster.design.DesignInput, cluster.design.design_cluster(...).result(). On the web the model size
+is a parameter count (70B), never a config.json path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+from fastapi import APIRouter, Request
+from markupsafe import Markup
+
+from aiinfra.errors import SpecError
+from aiinfra.web.charts import div
+from aiinfra.web.common import Explainer, FormField, Outcome, Table, WebSpec, cli_json, register_aliases, has_module, require
+from aiinfra.web.templating import render_page
+
+router = APIRouter()
+LIBRARY = "aiinfra.cluster.design"
+TIER_Y = {"node": 0, "leaf": 1, "spine": 2, "core": 3}
+SHOWN = 16  # boxes drawn per tier; the label carries the full count
+
+
+class DesignSpec(WebSpec):
+    """`aiinfra design` options (a subset: the fabric, storage and power choices)."""
+
+    gpus: int | None = 1024
+    node: str | None = None
+    nics: int | None = None
+    fabric: str | None = None
+    oversubscription: str | None = None
+    rail_optimized: bool | None = None
+    tiers: int | None = None
+    storage_tier: str | None = None
+    dataset_tb: float = 0.0
+    params: str | None = None
+    rack_kw: float | None = None
+    pue: float | None = None
+    preset: str | None = None
+    su: int | None = None
+
+
+def available() -> bool:
+    return has_module(LIBRARY)
+
+
+def design_result(s: DesignSpec) -> Any:
+    """cli/design.py's body, with the options the page offers."""
+    from aiinfra.cli.design import parse_count
+    from aiinfra.cluster.design import DesignInput, design_cluster
+    from aiinfra.cluster.reference import preset_settings
+
+    fields: dict = {}
+    if s.preset is not None:
+        fields.update(preset_settings(s.preset, s.su, s.gpus, s.node))
+    elif s.su is not None:
+        raise SpecError("--su needs --preset dgx-pod or --preset superpod")
+    elif s.gpus is None:
+        raise SpecError("give --gpus N, or --preset basepod|dgx-pod|superpod with --su N")
+    else:
+        fields["gpus"] = s.gpus
+    explicit = {"node": s.node, "nics": s.nics, "fabric": s.fabric, "oversubscription": s.oversubscription,
+                "rail_optimized": s.rail_optimized, "tiers": s.tiers, "storage_tier": s.storage_tier,
+                "params": parse_count(s.params), "rack_kw": s.rack_kw, "pue": s.pue}
+    fields.update({k: v for k, v in explicit.items() if v is not None})
+    fields.update(dataset_tb=s.dataset_tb)
+    return design_cluster(DesignInput(**fields)).result()
+
+
+def fabric_figure(r: Any) -> go.Figure:
+    """Nodes at the bottom, then leaf, spine and core switches of the compute fabric, with counts."""
+    tiers = [row for row in r.facts["per_tier"] if row["fabric"] == "compute"]
+    levels = [("node", int(_term(r, "nodes")), r.facts.get("node", "node"))]
+    levels += [(row["tier"], int(row["switches"]), row["model"]) for row in tiers]
+    fig = go.Figure()
+    xs: dict[str, list[float]] = {}
+    for tier, count, model in levels:
+        n = min(count, SHOWN)
+        xs[tier] = [(i + 0.5) / n for i in range(n)]
+    names = [lv[0] for lv in levels]
+    for below, above in zip(names, names[1:], strict=False):
+        ex, ey = [], []
+        for i, x0 in enumerate(xs[below]):
+            for j, x1 in enumerate(xs[above]):
+                if len(xs[below]) * len(xs[above]) <= 256 or (i + j) % 3 == 0:
+                    ex += [x0, x1, None]
+                    ey += [TIER_Y.get(below, 0), TIER_Y.get(above, 0), None]
+        fig.add_scatter(x=ex, y=ey, mode="lines", line=dict(color="#c8cfd9", width=1), hoverinfo="skip",
+                        showlegend=False)
+    for tier, count, model in levels:
+        y = TIER_Y.get(tier, len(TIER_Y))
+        fig.add_scatter(x=xs[tier], y=[y] * len(xs[tier]), mode="markers", name=f"{tier}: {count}",
+                        marker=dict(symbol="square", size=14 if tier != "node" else 10,
+                                    color="#1f6feb" if tier != "node" else "#54a24b"),
+                        hovertemplate=f"{tier}: {count} × {model}<extra></extra>")
+        more = f" (showing {SHOWN})" if count > SHOWN else ""
+        fig.add_annotation(x=1.02, y=y, xref="x", yref="y", text=f"<b>{count}</b> {tier} × {model}{more}",
+                           showarrow=False, xanchor="left")
+    fig.update_layout(title="Compute fabric: switches per tier", showlegend=False,
+                      xaxis=dict(visible=False, range=[-0.02, 1.5]),
+                      yaxis=dict(tickvals=[TIER_Y[n] for n in names if n in TIER_Y], ticktext=names, range=[-0.5, len(names) - 0.5]))
+    return fig
+
+
+def _term(r: Any, name: str) -> float:
+    return float(r.term(name).value)
+
+
+def design_view(s: DesignSpec, ex: Explainer) -> Outcome:
+    from aiinfra.cli.design import _SUMMARY, show
+
+    r = design_result(s)
+    ex.add_result(r)
+    out = Outcome(warnings=list(r.warnings))
+    out.headline.append(Markup("{} ({} scale; recommended: {})").format(
+        r.title, r.facts.get("scale", ""), r.facts.get("recommended_preset", "")))
+    out.charts.append(div(fabric_figure(r), "design-chart", height=380))
+    names = {t.name: t for t in r.terms}
+    summary = Table("Summary", ["item", "value"], id="summary")
+    for name in _SUMMARY:
+        if name in names:
+            summary.rows.append([name, ex.link(names[name], show(names[name]))])
+    out.tables.append(summary)
+    tiers = Table("Per tier", ["fabric", "tier", "switches", "model", "switch transceivers", "links below", "cables below"],
+                  id="tiers")
+    for row in r.facts["per_tier"]:
+        tiers.rows.append([row["fabric"], row["tier"], f"{row['switches']:,}", row["model"],
+                           "" if row["switch_transceivers"] is None else f"{row['switch_transceivers']:,}",
+                           row["links_below"], f"{row['cables_below']:,}"])
+    out.tables.append(tiers)
+    bom = Table("Bill of materials", ["category", "item", "qty", "unit W", "total kW", "reason"], id="bom")
+    for i in r.facts["bom"]:
+        qty = f"{i['quantity']:,.3f} {i['unit']}" if i["unit"] != "each" else f"{i['quantity']:,.0f}"
+        bom.rows.append([i["category"], i["item"], qty, f"{i['unit_power_w']:,.0f}", f"{i['power_w'] / 1000:,.1f}",
+                         i["reason"]])
+    out.tables.append(bom)
+    return out
+
+
+FIELDS = [
+    FormField("gpus", "GPUs"),
+    FormField("node", "node type", "text", ["dgx-h100", "dgx-h200", "dgx-b200", "hgx-h100"], "blank: dgx-h100"),
+    FormField("fabric", "fabric switch", "text", ["qm9700", "q3400", "sn5600", "qm8700"], "blank: qm9700"),
+    FormField("oversubscription", "oversubscription", "text", help="e.g. 1:1, 2:1"),
+    FormField("tiers", "tiers", help="blank: 2 if it fits, else 3"),
+    FormField("storage_tier", "storage tier", "select", ["", "good", "better", "best"]),
+    FormField("dataset_tb", "dataset TB"),
+    FormField("params", "model parameters", "text", help="e.g. 70B, for checkpoints and all-reduce"),
+    FormField("rack_kw", "rack kW budget"),
+    FormField("pue", "PUE"),
+    FormField("preset", "preset", "select", ["", "basepod", "dgx-pod", "superpod"]),
+    FormField("su", "scalable units", help="with a preset"),
+]
+ALIASES = register_aliases({"gpus": ["gpu count", "--gpus"], "su": ["--su"], "preset": ["--preset"], "fabric": ["switch"],
+           "params": ["parameter count"], "node": ["system"]})
+
+
+@router.get("/design", include_in_schema=False)
+def design_page(request: Request):
+    return render_page(request, path="/design", title="Cluster design",
+                       intro="Compute fabric (leaf/spine/core), storage, management, racks and power for a GPU count, "
+                             "with a bill of materials that gives the reason for every line.",
+                       spec_cls=DesignSpec, fields=FIELDS, compute=design_view if available() else None,
+                       aliases=ALIASES, cli="aiinfra design --gpus … --fabric … --explain")
+
+
+@router.post("/api/design", tags=["design"], summary="aiinfra design --format json --explain")
+def api_design(spec: DesignSpec) -> Any:
+    require(LIBRARY)
+    return cli_json(design_result(spec))

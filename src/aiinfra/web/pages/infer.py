@@ -1,0 +1,202 @@
+"""Infer: time to first token, time per output token and $ per 1M tokens, for one GPU and per SKU.
+
+The same calls as `aiinfra infer` (cli/infer.py): perf.inference.inference_perf for the chosen GPU,
+and plan.recommend.recommend_inference (`--recommend`) for the per-SKU comparison. Each SKU's bar is
+re-evaluated with inference_perf at the TP the ranking chose, so every bar has its explanation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+from fastapi import APIRouter, Request
+from markupsafe import Markup
+from plotly.subplots import make_subplots
+from pydantic import field_validator
+
+from aiinfra.catalog.gpus import gpu as lookup_gpu
+from aiinfra.web.charts import div
+from aiinfra.web.common import (Explainer, FormField, Outcome, Table, WebSpec, catalog_model, cli_json, gpu_names,
+                                has_module, model_names, register_aliases, require)
+from aiinfra.web.templating import render_page
+
+router = APIRouter()
+LIBRARY = "aiinfra.perf.inference"
+
+
+class InferPerfSpec(WebSpec):
+    """`aiinfra infer` options (model = catalog name); `price` is comma-separated like the repeated option.
+
+    catalog_prices: fill GPUs without a given price with the cheapest on-demand cloud offer in the
+    dated price catalog (when the cost module is installed). The CLI has no such option: with it
+    off, the API answer equals `aiinfra infer --format json --explain`.
+    """
+
+    model: str = "llama-3.1-8b"
+    gpu: str = "h100-sxm"
+    prompt: int = 2048
+    output: int = 256
+    batch: int = 1
+    tp: int = 1
+    quant: str = "bf16"
+    kv_dtype: str = "bf16"
+    price: list[str] = []
+    catalog_prices: bool = False
+
+    @field_validator("price", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        return [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+
+
+def available() -> bool:
+    return has_module(LIBRARY) and has_module("aiinfra.plan.recommend")
+
+
+def _prices(s: InferPerfSpec, key: str, ex: Explainer | None = None) -> tuple[dict[str, float], dict[str, Any]]:
+    """User prices, then (optionally) the cheapest on-demand catalog offer per GPU, with its Term."""
+    from aiinfra.catalog.gpus import all_gpus
+    from aiinfra.cli.plan import parse_prices
+
+    prices = parse_prices(s.price, key)
+    terms: dict[str, Any] = {}
+    if s.catalog_prices and has_module("aiinfra.cost.cloud"):
+        from aiinfra.cost.cloud import gpu_hour_price, offers
+
+        for g in all_gpus():
+            if g.key in prices:
+                continue
+            best = None
+            for o in offers(g.key):
+                try:
+                    t = gpu_hour_price(o, "on-demand")
+                except Exception:  # noqa: BLE001 - an offer without an on-demand price is skipped
+                    continue
+                if best is None or t.value < best.value:
+                    best = t
+            if best is not None:
+                prices[g.key] = float(best.value)
+                terms[g.key] = best
+    return prices, terms
+
+
+def infer_result(s: InferPerfSpec) -> Any:
+    from aiinfra.perf.inference import inference_perf
+
+    m = catalog_model(s.model)
+    g = lookup_gpu(s.gpu)
+    prices, _ = _prices(s, g.key)
+    return inference_perf(m, g, prompt=s.prompt, output=s.output, batch=s.batch, tp=s.tp, quant=s.quant,
+                          kv_dtype=s.kv_dtype, price_per_gpu_hour=prices.get(g.key))
+
+
+def recommend_result(s: InferPerfSpec) -> Any:
+    from aiinfra.explain import Result
+    from aiinfra.plan.recommend import recommend_inference
+
+    m = catalog_model(s.model)
+    prices, _ = _prices(s, lookup_gpu(s.gpu).key)
+    rows, notes = recommend_inference(m, prompt=s.prompt, output=s.output, batch=s.batch, quant=s.quant, prices=prices)
+    return Result(f"GPU recommendation: serving {m.name} ({s.quant}), {s.prompt}→{s.output} tokens, batch {s.batch}",
+                  [], {"ranking": rows}, notes)
+
+
+def infer_view(s: InferPerfSpec, ex: Explainer) -> Outcome:
+    from aiinfra.perf.inference import inference_perf
+
+    r = infer_result(s)
+    ex.add_result(r)
+    out = Outcome(warnings=list(r.warnings))
+    head = Markup("{} × {}:").format(s.tp, r.facts["gpu"])
+    for t in r.terms:
+        head += Markup(" ") + ex.link(t, _show(t)) + Markup(" {};").format(t.name)
+    out.headline.append(head)
+    m = catalog_model(s.model)
+    prices, price_terms = _prices(s, lookup_gpu(s.gpu).key)
+    rec = recommend_result(s)
+    fitting = [row for row in rec.facts["ranking"] if row["fits"]]
+    per_sku = []
+    for row in fitting:
+        res = inference_perf(m, lookup_gpu(row["gpu"]), prompt=s.prompt, output=s.output, batch=s.batch, tp=row["tp"],
+                             quant=s.quant, kv_dtype=s.kv_dtype, price_per_gpu_hour=prices.get(row["gpu"]))
+        per_sku.append((row, res))
+    names = [f"{row['gpu']} (TP{row['tp']})" for row, _ in per_sku]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("TTFT (ms)", "TPOT (ms)", "$ per 1M output tokens"))
+    fig.add_bar(x=names, y=[res.term("TTFT").value * 1e3 for _, res in per_sku], row=1, col=1, marker_color="#4c78a8",
+                name="TTFT")
+    fig.add_bar(x=names, y=[res.term("TPOT").value * 1e3 for _, res in per_sku], row=1, col=2, marker_color="#f58518",
+                name="TPOT")
+    priced = [(n, res) for n, (_, res) in zip(names, per_sku, strict=True) if _has(res, "cost per 1M output tokens")]
+    fig.add_bar(x=[n for n, _ in priced], y=[res.term("cost per 1M output tokens").value for _, res in priced],
+                row=1, col=3, marker_color="#54a24b", name="$/1M")
+    fig.update_layout(title=f"{m.name} ({s.quant}), {s.prompt}→{s.output} tokens, batch {s.batch}, per GPU SKU",
+                      showlegend=False)
+    out.charts.append(div(fig, "infer-chart", height=440))
+    t = Table("Per GPU SKU (smallest TP that serves the batch)",
+              ["gpu", "TP", "batch served", "TTFT ms", "TPOT ms", "tokens/s per GPU", "$/GPU-h", "$ per 1M tokens"],
+              id="skus")
+    for row, res in per_sku:
+        cost = ex.link(res.term("cost per 1M output tokens"), f"{res.term('cost per 1M output tokens').value:.3f}") \
+            if _has(res, "cost per 1M output tokens") else ""
+        ph = price_terms.get(row["gpu"])
+        price_cell = ex.link(ph, f"{ph.value:.2f}") if ph is not None else (
+            f"{prices[row['gpu']]:.2f} (given)" if row["gpu"] in prices else "")
+        t.rows.append([row["gpu"], str(row["tp"]), str(res.facts["batch served"]),
+                       ex.link(res.term("TTFT"), f"{res.term('TTFT').value * 1e3:,.1f}"),
+                       ex.link(res.term("TPOT"), f"{res.term('TPOT').value * 1e3:,.2f}"),
+                       ex.link(res.term("output tokens/s per GPU"), f"{res.term('output tokens/s per GPU').value:,.0f}"),
+                       price_cell, cost])
+    for row in rec.facts["ranking"]:
+        if not row["fits"]:
+            t.rows.append([row["gpu"], "-", "", "", "", "", "", "does not fit in 8 GPUs"])
+    out.tables.append(t)
+    out.warnings += rec.warnings
+    out.extra.append(Markup('<p class="calibration">Calibration: {}</p>').format(r.facts.get("calibration", "")))
+    return out
+
+
+def _has(res: Any, name: str) -> bool:
+    return any(t.name == name for t in res.terms)
+
+
+def _show(t: Any) -> str:
+    v = float(t.value)
+    return f"{v * 1e3:,.2f} ms" if t.unit == "s" else f"{v:,.2f} {t.unit}"
+
+
+FIELDS = [
+    FormField("model", "model (catalog name)", "text", model_names),
+    FormField("gpu", "GPU", "select", gpu_names),
+    FormField("prompt", "prompt tokens"), FormField("output", "output tokens"),
+    FormField("batch", "batch (requests)"), FormField("tp", "TP"),
+    FormField("quant", "weights", "select", ["bf16", "fp16", "fp8", "int8", "int4", "fp4"]),
+    FormField("kv_dtype", "KV cache", "select", ["bf16", "fp16", "fp8", "int8"]),
+    FormField("price", "$/GPU-hour", "text", help="2.5 for the GPU, or gpu=2.5, comma-separated"),
+    FormField("catalog_prices", "fill prices from the catalog", "checkbox",
+              help="cheapest dated on-demand cloud offer per GPU"),
+]
+ALIASES = register_aliases({"price": ["--price", "price per gpu-hour"], "tp": ["raise --tp"]})
+
+
+@router.get("/infer", include_in_schema=False)
+def infer_page(request: Request):
+    return render_page(request, path="/infer", title="Inference performance",
+                       intro="Prefill (compute-bound) time to first token, decode (bandwidth-bound) time per output "
+                             "token, tokens/s per GPU and cost per 1M tokens, with calibrated efficiencies.",
+                       spec_cls=InferPerfSpec, fields=FIELDS, compute=infer_view if available() else None,
+                       aliases=ALIASES, cli="aiinfra infer MODEL --gpu … --prompt … --output … --batch … --explain")
+
+
+@router.post("/api/infer", tags=["infer"], summary="aiinfra infer --format json --explain")
+def api_infer(spec: InferPerfSpec) -> Any:
+    require(LIBRARY)
+    return cli_json(infer_result(spec))
+
+
+@router.post("/api/infer/recommend", tags=["infer"], summary="aiinfra infer --recommend --format json")
+def api_infer_recommend(spec: InferPerfSpec) -> Any:
+    require("aiinfra.plan.recommend")
+    d = cli_json(recommend_result(spec))
+    d.pop("terms", None)
+    return d

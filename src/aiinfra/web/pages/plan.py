@@ -1,0 +1,172 @@
+"""Plan: the best parallel layouts for a training job, and step time against memory headroom.
+
+The same calls as `aiinfra plan` (cli/plan.py): plan.search.plan with the CLI's parsers for GPU
+counts, batch, token budget, prices and search options.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+from fastapi import APIRouter, Request
+from markupsafe import Markup
+from pydantic import field_validator
+
+from aiinfra.catalog.gpus import gpu as lookup_gpu
+from aiinfra.errors import SpecError
+from aiinfra.web.charts import div
+from aiinfra.web.common import (Explainer, FormField, Outcome, Table, WebSpec, catalog_model, cli_json, gpu_names,
+                                has_module, model_names, register_aliases, require)
+from aiinfra.web.templating import render_page
+
+router = APIRouter()
+LIBRARY = "aiinfra.plan.search"
+CHART_TOP = 20  # layouts drawn in the scatter; the table shows `top`
+
+
+class PlanSpec(WebSpec):
+    """`aiinfra plan` options (model = catalog name). `price` is a comma-separated list like the repeated option."""
+
+    model: str = "llama-3.1-70b"
+    gpu: str = "h100-sxm"
+    gpus: str = "64"
+    seq: int = 8192
+    global_batch_tokens: str | None = None
+    global_batch: int | None = None
+    tokens: str | None = None
+    price: list[str] = []
+    objective: str = "time"
+    top: int = 5
+    dtype: str = "bf16"
+    zero: str = "0,1,2,3"
+    recompute: str = "none,selective,full"
+    flash: bool = True
+    sp: bool = True
+    cp: bool = True
+    overlap: bool = True
+
+    @field_validator("price", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        return [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+
+
+def available() -> bool:
+    return has_module(LIBRARY)
+
+
+def run_plan(s: PlanSpec, top: int | None = None) -> tuple[Any, Any, float | None]:
+    """cli/plan.py's command body (without --recommend): the PlanResult, its Result, the token budget."""
+    from aiinfra.cli.plan import _options, batch_sequences, parse_gpu_counts, parse_prices, parse_size
+    from aiinfra.plan.search import plan
+
+    m = catalog_model(s.model)
+    g = lookup_gpu(s.gpu)
+    if s.seq <= 0:
+        raise SpecError(f"sequence length must be positive, got {s.seq}")
+    if s.top <= 0:
+        raise SpecError(f"--top must be positive, got {s.top}")
+    counts = parse_gpu_counts(s.gpus)
+    b, batch_note = batch_sequences(s.global_batch_tokens, s.global_batch, s.seq)
+    budget = parse_size(s.tokens, "--tokens") if s.tokens else None
+    prices = parse_prices(s.price, g.key)
+    opts = _options(s.dtype, s.flash, s.sp, s.zero, s.recompute, s.cp, s.overlap)
+    r = plan(m, g, counts, global_batch=b, seq=s.seq, tokens=budget, price_per_gpu_hour=prices.get(g.key),
+             objective=s.objective, top=top or s.top, options=opts)
+    res = r.to_result()
+    res.facts["global batch"] = batch_note
+    res.facts["layouts"] = [{k: v for k, v in w.items() if k != "parts"} for w in r.top[: s.top]]
+    return r, res, budget
+
+
+def plan_view(s: PlanSpec, ex: Explainer) -> Outcome:
+    r, res, budget = run_plan(s, top=max(s.top, CHART_TOP))
+    ex.add_result(res)
+    win = r.top[0]
+    names = {t.name: t for t in res.terms}
+    out = Outcome(warnings=list(res.warnings))
+    head = Markup("Best: <b>{}</b> mb{} {} recompute ZeRO-{} on {} × {}").format(
+        win["layout"], win["mb"], win["recompute"], win["zero"], win["gpus"], r.gpu.key)
+    for t in res.terms[:4]:
+        head += Markup("; ") + ex.link(t) + Markup(" {}").format(t.name)
+    out.headline.append(head)
+    out.headline.append(Markup("{:,} candidates evaluated, {:,} fit in memory; global batch {}").format(
+        r.candidates, r.feasible, res.facts["global batch"]))
+    cap = r.gpu.memory_gb
+    rows = r.top
+    fig = go.Figure(go.Scatter(
+        x=[cap - w["memory_gb"] for w in rows], y=[w["step_s"] for w in rows], mode="markers+text",
+        text=[str(i) for i in range(1, len(rows) + 1)], textposition="top center",
+        marker=dict(size=[14 if i == 0 else 9 for i in range(len(rows))],
+                    color=[w["tokens_per_s"] for w in rows], colorscale="Viridis", showscale=True,
+                    colorbar=dict(title="tokens/s")),
+        customdata=[[w["layout"], w["mb"], w["recompute"], w["zero"]] for w in rows],
+        hovertemplate="%{customdata[0]} mb%{customdata[1]} %{customdata[2]} ZeRO-%{customdata[3]}<br>"
+                      "step %{y:.3f} s, headroom %{x:.1f} GB<extra></extra>"))
+    fig.update_layout(title=f"Step time vs memory headroom ({len(rows)} best distinct layouts; 1 = winner)",
+                      xaxis_title=f"memory headroom per GPU, GB (capacity {cap:g} GB)", yaxis_title="step time (s)")
+    out.charts.append(div(fig, "plan-chart"))
+    cols = ["#", "layout", "mb", "v", "recompute", "ZeRO", "step s", "tokens/s", "TFLOP/s per GPU", "MFU", "GB per GPU"]
+    if budget:
+        cols.append("days")
+    t = Table(f"{r.model.name} on {win['gpus']} × {r.gpu.key}: best layouts", cols, id="plans")
+    for i, w in enumerate(rows[: s.top], 1):
+        how = {"layout": w["layout"], "micro-batch": w["mb"], "recompute": w["recompute"], "ZeRO": w["zero"]}
+        src = {"search": "aiinfra.plan.search.plan: vectorized sizing + perf over every layout"}
+        if i == 1 and "step time" in names:
+            step = ex.link(names["step time"], f"{w['step_s']:.3f}")
+        else:
+            step = ex.fact(f"step time (#{i})", w["step_s"], "s", "Σ compute + exposed communication + bubble", 
+                           {**how, **{k: round(v, 4) for k, v in w.get("parts", {}).items()}}, src, f"{w['step_s']:.3f}")
+        row = [str(i), w["layout"], str(w["mb"]), str(w["vp"]), w["recompute"], str(w["zero"]), step,
+               ex.fact(f"tokens/s (#{i})", w["tokens_per_s"], "tokens/s", "global batch · seq / step time", how, src,
+                       f"{w['tokens_per_s']:,.0f}"),
+               ex.fact(f"TFLOP/s per GPU (#{i})", w["tflops"], "TFLOP/s", "hardware FLOPs per step / GPUs / step time",
+                       how, src, f"{w['tflops']:.0f}"),
+               ex.fact(f"MFU (#{i})", w["mfu"], "", "model FLOPs per step / GPUs / step time / peak", how, src,
+                       f"{w['mfu']:.0%}"),
+               ex.fact(f"memory per GPU (#{i})", w["memory_gb"], "GB", "training_memory(...) total for this layout",
+                       how, src, f"{w['memory_gb']:.1f}")]
+        if budget:
+            row.append(ex.fact(f"days (#{i})", w["days"], "days", "token budget / tokens/s / 86400",
+                               {"tokens": budget, **how}, src, f"{w['days']:,.1f}"))
+        t.rows.append(row)
+    out.tables.append(t)
+    out.warnings += [n for n in r.notes if n not in out.warnings]
+    return out
+
+
+FIELDS = [
+    FormField("model", "model (catalog name)", "text", model_names),
+    FormField("gpu", "GPU", "select", gpu_names),
+    FormField("gpus", "GPUs", "text", help="count, list 512,1024 or range 512-2048"),
+    FormField("seq", "sequence length"),
+    FormField("global_batch_tokens", "global batch tokens", "text", help="e.g. 4M; blank: 4Mi"),
+    FormField("tokens", "token budget", "text", help="e.g. 15T"),
+    FormField("price", "$/GPU-hour", "text", help="2.5, or gpu=2.5, comma-separated"),
+    FormField("objective", "rank by", "select", ["time", "cost"]),
+    FormField("top", "layouts shown"),
+    FormField("dtype", "matmul dtype", "select", ["bf16", "fp16", "fp8"]),
+    FormField("zero", "ZeRO stages allowed", "text"),
+    FormField("recompute", "recompute modes allowed", "text"),
+]
+ALIASES = register_aliases({"global_batch_tokens": ["--global-batch-tokens", "global batch of"],
+                            "tokens": ["--tokens"], "top": ["--top"], "price": ["--price", "price per gpu-hour"],
+                            "gpus": ["gpu count", "gpu range", "--gpus"], "seq": ["sequence length"],
+                            "zero": ["--zero"], "recompute": ["--recompute"]})
+
+
+@router.get("/plan", include_in_schema=False)
+def plan_page(request: Request):
+    return render_page(request, path="/plan", title="Training plan",
+                       intro="Every TP/PP/CP/EP/DP layout, micro-batch, recompute mode, ZeRO stage and interleave, "
+                             "filtered by memory and ranked by step time (or cost); the winner is explained.",
+                       spec_cls=PlanSpec, fields=FIELDS, compute=plan_view if available() else None, aliases=ALIASES,
+                       cli="aiinfra plan MODEL --gpu … --gpus … --seq … --explain")
+
+
+@router.post("/api/plan", tags=["plan"], summary="aiinfra plan --format json --explain")
+def api_plan(spec: PlanSpec) -> Any:
+    require(LIBRARY)
+    return cli_json(run_plan(spec)[1])

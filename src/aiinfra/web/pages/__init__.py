@@ -4,9 +4,9 @@ so a missing library module shows a plain "not in the library yet" message inste
 from __future__ import annotations
 
 from aiinfra.web.common import has_module
-from aiinfra.web.pages import design, infer, mig, plan, size, tco
+from aiinfra.web.pages import design, fleet, infer, mig, plan, size, tco
 
-PAGE_MODULES = [size, plan, infer, design, tco, mig]
+PAGE_MODULES = [size, plan, infer, design, tco, mig, fleet]
 
 # The library module each page needs, in the order of templating.PAGES.
 NEEDS = {

@@ -1,0 +1,203 @@
+"""The JSON API and the server-rendered pages, through FastAPI's TestClient.
+
+The API mirrors the CLI: the same options give the same JSON as `--format json --explain`, and
+bad input gives 422 carrying the exact sentence the CLI prints after 'error: '.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import aiinfra
+from aiinfra.cli.serve import bind
+
+SRC = str(Path(aiinfra.__file__).resolve().parents[1])
+
+
+def cli_error(cli, *argv: str) -> str:
+    r = cli(*argv)
+    assert r.code == 2, (r.code, r.err)
+    line = r.err.strip()
+    assert line.startswith("error: ") and "\n" not in line
+    return line.removeprefix("error: ")
+
+
+def field_error(html: str) -> tuple[str, str]:
+    """(field, message) of the error shown next to a form field."""
+    m = re.search(r'class="field has-error" data-field="(\w+)">.*?<div class="error" role="alert">([^<]*)</div>', html, re.S)
+    assert m, "no field error on the page"
+    return m.group(1), m.group(2).replace("&#39;", "'").replace("&amp;", "&")
+
+
+# --- the API mirrors the CLI ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "body", "argv"), [
+    ("/api/size/infer", {"model": "llama-3.1-70b", "gpu": "h200-sxm", "quant": "int4", "context": 8192, "batch": 16},
+     ["size", "infer", "llama-3.1-70b", "--gpu", "h200-sxm", "--quant", "int4", "--context", "8192", "--batch", "16"]),
+    ("/api/size/train", {"model": "llama-3.1-70b", "gpu": "h100-sxm", "tp": 8, "pp": 2, "dp": 4, "zero": 1,
+                         "recompute": "selective"},
+     ["size", "train", "llama-3.1-70b", "--gpu", "h100-sxm", "--tp", "8", "--pp", "2", "--dp", "4", "--zero", "1",
+      "--recompute", "selective"]),
+    ("/api/size/fits", {"model": "mixtral-8x7b", "quant": "fp8"}, ["size", "fits", "mixtral-8x7b", "--quant", "fp8"]),
+])
+def test_api_equals_cli_json(client, cli, path, body, argv):
+    """Same options → the same document as `aiinfra … --format json --explain` (source: cli/size.py)."""
+    r = client.post(path, json=body)
+    assert r.status_code == 200, r.text
+    want = cli(*argv, "--format", "json", "--explain")
+    assert want.code == 0, want.err
+    assert r.json() == want.json()
+
+
+def test_api_known_answer_70b_int4_fits_one_h200(client):
+    """The field's example (issue 3): 70B in int4 ≈ 35 GB of weights; with 16 × 8192 tokens of KV
+    (2·80·8·128·2 B = 320 KiB per token, memory_perf_anchors §2e.2) it fits one H200 and not one L40S."""
+    body = {"model": "llama-3.1-70b", "quant": "int4", "context": 8192, "batch": 16}
+    h200 = client.post("/api/size/infer", json={**body, "gpu": "h200-sxm"}).json()
+    l40s = client.post("/api/size/infer", json={**body, "gpu": "l40s"}).json()
+    assert h200["facts"]["fits"] is True and l40s["facts"]["fits"] is False
+    weights = next(t for t in h200["terms"] if t["name"] == "weights")["value"]
+    assert 35e9 <= weights <= 41e9  # 35 GB of int4 plus group scales and 16-bit embeddings
+
+
+@pytest.mark.parametrize(("path", "body", "argv", "field"), [
+    ("/api/size/infer", {"model": "llama-3.1-70b", "gpu": "H10"},
+     ["size", "infer", "llama-3.1-70b", "--gpu", "H10"], "gpu"),
+    ("/api/size/infer", {"model": "lama-3.1-70"}, ["size", "infer", "lama-3.1-70"], "model"),
+    ("/api/size/infer", {"model": "llama-3.1-70b", "batch": 0}, ["size", "infer", "llama-3.1-70b", "--batch", "0"],
+     "batch"),
+    ("/api/size/train", {"model": "llama-3.1-70b", "tp": 3}, ["size", "train", "llama-3.1-70b", "--tp", "3"], "tp"),
+    ("/api/size/train", {"model": "llama-3.1-70b", "pp": 200}, ["size", "train", "llama-3.1-70b", "--pp", "200"], "pp"),
+    ("/api/size/train", {"model": "llama-3.1-70b", "zero": 5}, ["size", "train", "llama-3.1-70b", "--zero", "5"], "zero"),
+    ("/api/size/fits", {"model": "llama-3.1-70b", "quant": "int3"}, ["size", "fits", "llama-3.1-70b", "--quant", "int3"],
+     "quant"),
+])
+def test_api_422_carries_the_cli_sentence(client, cli, path, body, argv, field):
+    r = client.post(path, json=body)
+    assert r.status_code == 422
+    assert r.json()["error"] == cli_error(cli, *argv)
+    assert r.json()["field"] == field
+
+
+def test_api_type_errors_are_422_one_line(client):
+    r = client.post("/api/size/infer", json={"model": "llama-3.1-70b", "batch": "many"})
+    assert r.status_code == 422
+    assert r.json()["field"] == "batch"
+    assert r.json()["error"].startswith("invalid batch: ") and "\n" not in r.json()["error"]
+    r = client.post("/api/size/infer", json={"model": "llama-3.1-70b", "config_path": "/etc/passwd"})
+    assert r.status_code == 422 and r.json()["field"] == "config_path"
+
+
+def test_openapi_lists_every_endpoint(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for p in ("/api/size/train", "/api/size/infer", "/api/size/fits", "/api/plan", "/api/infer", "/api/design",
+              "/api/tco", "/api/mig/plan", "/api/mig/yaml", "/api/fleet"):
+        assert p in paths, p
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["InferSpec"]
+    assert schema["properties"]["batch"]["type"] == "integer"
+
+
+# --- security: names only, never paths -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../../etc/hosts",
+                                  str(Path(SRC) / "aiinfra/catalog/data/models/gpt2.json")])
+def test_model_is_a_catalog_name_never_a_path(client, name):
+    """The CLI accepts a config.json path; the web must not read any file a request names."""
+    r = client.post("/api/size/infer", json={"model": name})
+    assert r.status_code == 422
+    assert r.json()["error"].startswith(f"unknown model '{name}'")
+
+
+def test_static_files_cannot_escape(client):
+    assert client.get("/static/../app.py").status_code == 404
+    assert client.get("/static/%2e%2e/app.py").status_code == 404
+
+
+def test_plotly_js_is_served_locally(client):
+    r = client.get("/static/plotly.min.js")
+    assert r.status_code == 200 and "application/javascript" in r.headers["content-type"]
+    assert len(r.text) > 1_000_000 and "Plotly" in r.text[:5000] + r.text[-5000:]
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+def test_index_and_every_page_renders(client):
+    assert "Size" in client.get("/").text
+    for path in ("/size/train", "/size/infer", "/size/fits", "/plan", "/infer", "/design", "/tco", "/mig", "/fleet"):
+        r = client.get(path)
+        assert r.status_code == 200, path
+        assert "<form" in r.text or "not in the library yet" in r.text, path
+
+
+def test_size_page_result_links_every_number_to_its_explanation(client):
+    r = client.get("/size/infer", params={"model": "llama-3.1-70b", "gpu": "h200-sxm", "quant": "int4"})
+    assert r.status_code == 200
+    anchors = re.findall(r'<a class="num" href="#(x\d+)"', r.text)
+    assert len(anchors) >= 10
+    ids = set(re.findall(r'<details class="term" id="(x\d+)"', r.text))
+    assert set(anchors) <= ids  # every link lands on an explanation
+    assert "2 · L · max(n_kv / tp, 1) · d_head · bytes" in r.text  # KV formula from the library's Term
+    assert 'class="plotly-graph-div"' in r.text
+
+
+def test_page_error_is_next_to_the_field_and_keeps_inputs(client, cli):
+    params = {"model": "llama-3.1-70b", "gpu": "h100-sxm", "tp": "3", "seq": "2048", "micro_batch": "2"}
+    r = client.get("/size/train", params=params)
+    assert r.status_code == 422
+    field, msg = field_error(r.text)
+    assert field == "tp"
+    assert msg == cli_error(cli, "size", "train", "llama-3.1-70b", "--tp", "3", "--seq", "2048", "--micro-batch", "2")
+    assert 'name="seq" value="2048"' in r.text and 'name="micro_batch" value="2"' in r.text
+    assert 'name="tp" value="3"' in r.text
+
+
+def test_page_type_error_names_the_field(client):
+    r = client.get("/size/infer", params={"model": "llama-3.1-8b", "context": "lots"})
+    assert r.status_code == 422
+    field, msg = field_error(r.text)
+    assert field == "context" and msg.startswith("invalid context:")
+    assert 'name="model" value="llama-3.1-8b"' in r.text
+
+
+def test_unchecked_checkbox_overrides_a_true_default(client):
+    """A checkbox sends a hidden 'false' then 'true' when ticked; unticked flash attention must mean off."""
+    on = client.post("/api/size/train", json={"model": "llama-3.1-8b", "tp": 1, "flash_attention": True}).json()
+    off = client.post("/api/size/train", json={"model": "llama-3.1-8b", "tp": 1, "flash_attention": False}).json()
+    page = client.get("/size/train", params=[("model", "llama-3.1-8b"), ("tp", "1"), ("flash_attention", "false")])
+    assert page.status_code == 200
+    gb_off = f"{next(t for t in off['terms'] if t['name'] == 'total per GPU')['value'] / 1e9:,.2f}"
+    gb_on = f"{next(t for t in on['terms'] if t['name'] == 'total per GPU')['value'] / 1e9:,.2f}"
+    assert gb_off != gb_on
+    assert f">{gb_off} GB<" in page.text
+
+
+# --- aiinfra serve -------------------------------------------------------------------------------
+
+
+def test_serve_port_in_use_is_one_line_exit_2():
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    try:
+        env = {"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"}
+        r = subprocess.run([sys.executable, "-m", "aiinfra", "serve", "--port", str(port)], capture_output=True,
+                           text=True, timeout=60, env=env)
+    finally:
+        sock.close()
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"error: port {port} on 127.0.0.1 is already in use; choose another with --port"
+
+
+def test_serve_defaults_to_loopback():
+    import inspect
+
+    from aiinfra.cli.serve import serve
+
+    assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"

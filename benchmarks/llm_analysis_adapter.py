@@ -92,6 +92,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -102,8 +103,10 @@ INSTALL_HINT = "python -m pip install --no-deps 'llm-analysis==0.2.2' && python 
 logging.getLogger("__name__").setLevel(logging.ERROR)
 
 try:
-    from llm_analysis.analysis import ActivationRecomputation, DSZeRO, LLMAnalysis
-    from llm_analysis.config import DtypeConfig, GPUConfig, ModelConfig, ParallelismConfig
+    with warnings.catch_warnings():  # fire 0.5 imports the deprecated `pipes` module
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from llm_analysis.analysis import ActivationRecomputation, DSZeRO, LLMAnalysis
+        from llm_analysis.config import DtypeConfig, GPUConfig, ModelConfig, ParallelismConfig
 except ImportError as exc:  # fail loudly: the comparison must never be skipped silently
     raise ImportError(f"llm-analysis 0.2.2 is not importable ({exc}); install it with: {INSTALL_HINT}") from exc
 
@@ -329,6 +332,31 @@ def _run_or_unbounded(run, memory_gb: float) -> tuple[dict, bool]:
             return run(_UNBOUNDED_GB), False
         except AssertionError as exc:  # not a capacity problem: an input llm-analysis rejects
             raise ValueError(f"llm-analysis rejected the configuration: {exc}") from None
+
+
+def spec_kwargs(model, gpu, dtype: str = "bf16") -> dict:
+    """The model and GPU arguments of `training_memory` / `inference_memory` from aiinfra's ModelSpec
+    and GpuSpec. What llm-analysis cannot express is dropped: biases, untied embeddings, explicit
+    head_dim, sliding windows, shared experts and leading dense layers; MLA models are refused."""
+    if model.is_mla:
+        raise ValueError(f"llm-analysis cannot model MLA attention ({model.name})")
+    moe = model.is_moe
+    return dict(
+        hidden=model.hidden,
+        layers=model.layers,
+        heads=model.heads,
+        kv_heads=model.kv_heads,
+        ffn=model.moe_ffn if moe else model.ffn,
+        vocab=model.vocab,
+        max_seq_len=model.max_positions,
+        gated_mlp=model.gated_mlp,
+        experts=model.experts if moe else 1,
+        top_k=model.experts_per_token if moe else 1,
+        gpu_memory_gb=gpu.memory_gb,
+        gpu_bandwidth_gbps=gpu.memory_bw_gbps,
+        gpu_peak_tflops=gpu.peak_flops(dtype) / 1e12,
+        intra_node_gbps=gpu.nvlink_gbps / 2 or 32.0,  # unidirectional NVLink, else PCIe Gen4 x16
+    )
 
 
 def evaluations_per_second(n: int, fn=training_memory, **config) -> float:

@@ -105,3 +105,16 @@ def test_bad_inputs_raise_value_error():
 
 def test_evaluations_per_second_counts_real_calls():
     assert lla.evaluations_per_second(3, **TINY, seq_len=S) > 0
+
+
+def test_spec_kwargs_from_catalog():
+    """aiinfra's catalog specs map onto the adapter's arguments (Llama-3.1-70B on H200: 80 layers,
+    8 KV heads, SwiGLU ffn 28672; H200 141 GB, 4,800 GB/s, 989.4 dense BF16 TFLOP/s)."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.catalog.models import model
+
+    kw = lla.spec_kwargs(model("llama-3.1-70b"), gpu("h200"))
+    assert (kw["layers"], kw["kv_heads"], kw["ffn"], kw["gated_mlp"]) == (80, 8, 28672, True)
+    assert (kw["gpu_memory_gb"], kw["gpu_bandwidth_gbps"], kw["gpu_peak_tflops"]) == (141, 4800, 989.4)
+    mem = lla.inference_memory(**kw, context=8192, batch=16, tp=8)
+    assert mem.kv_cache == 2 * 16 * 8192 * 128 * 1 * 2 * 80  # one KV head per GPU at TP=8

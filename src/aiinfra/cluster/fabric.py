@@ -311,3 +311,32 @@ def fabric_optics(fab: Fabric) -> dict[str, tuple[str, int]]:
     if fab.ufm_transceivers:
         out["UFM transceivers"] = (o["node_single"], fab.ufm_transceivers)
     return out
+
+
+@dataclass
+class LeafSpine:
+    """A plain (not rail-optimized) leaf–spine fabric, as used for the storage network."""
+
+    switch: SwitchSpec
+    link_gbps: float
+    endpoints: int
+    leaves: int
+    spines: int
+    cables: int
+    cages: int
+
+
+def leaf_spine(endpoints: int, switch: SwitchSpec, link_gbps: float, oversubscription: float = 1.0) -> LeafSpine:
+    """Leaves = ⌈endpoints / down⌉; spines as for the compute fabric; one leaf needs no spine."""
+    k = switch.radix(link_gbps)
+    down, up = leaf_split(k, oversubscription)
+    if endpoints <= k:
+        return LeafSpine(switch, link_gbps, endpoints, 1, 0, endpoints, math.ceil(endpoints / switch.ports_per_cage(link_gbps)))
+    leaves = math.ceil(endpoints / down)
+    if leaves > k:
+        raise SpecError(f"the storage fabric needs {leaves} leaves, more than a 2-tier fabric of radix {k} reaches; split the storage network")
+    spines = spines_for(leaves, up, k)
+    ppc = switch.ports_per_cage(link_gbps)
+    cables = endpoints + leaves * up
+    cages = leaves * math.ceil((down + up) / ppc) + spines * math.ceil(leaves * up / spines / ppc)
+    return LeafSpine(switch, link_gbps, endpoints, leaves, spines, cables, cages)

@@ -16,7 +16,8 @@ from aiinfra.cluster import allreduce
 from aiinfra.cluster.bom import LineItem, merge, optic_item, total_power
 from aiinfra.cluster.fabric import Fabric, LeafSpine, design_fabric, fabric_optics, leaf_spine, parse_oversubscription
 from aiinfra.cluster.management import Management, plan_management
-from aiinfra.cluster.parts import SwitchSpec, SystemSpec, switch, system
+from aiinfra.cluster.parts import SwitchSpec, SystemSpec, constant, service, switch, system
+from aiinfra.cluster.reference import recommend_preset
 from aiinfra.cluster.power import RackPlan, annual_energy, facility_power, plan_racks
 from aiinfra.cluster.storage import StoragePlan, plan_storage
 from aiinfra.errors import SpecError
@@ -57,6 +58,8 @@ class DesignInput(BaseModel):
     storage_kw: float = Field(0.0, ge=0)
     control_nodes: int | None = None
     preset: str | None = None
+    separate_storage_fabric: bool = True
+    preset_source: str = ""
     fixed_nodes: int | None = None  # a preset that fixes the node count (127 at 4 SU) rather than a GPU count
 
 
@@ -123,7 +126,8 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
             warnings.append(f"{inp.gpus} GPUs is not a multiple of {sysm.gpus} per {sysm.key}; rounded up to {nodes} nodes = {nodes * sysm.gpus} GPUs")
     gpus = nodes * sysm.gpus
     infiniband = sw.protocol == "infiniband"
-    ufm_links = inp.ufm_links if inp.ufm_links is not None else 0
+    # UFM links take compute-leaf ports on InfiniBand (RA Table 4); Ethernet fabrics have no UFM.
+    ufm_links = inp.ufm_links if inp.ufm_links is not None else (service("ufm-appliance").fabric_links if infiniband else 0)
     fab = design_fabric(nodes, sysm, sw, o, inp.rail_optimized, inp.tiers, ufm_links)
     warnings += fab.warnings
 
@@ -141,7 +145,8 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
                "spine": fab.term("spine switches").formula if fab.tiers > 1 else "", "core": "spines × (k/2) / k"}[layer.name]
         bom.append(LineItem("compute-fabric", sw.key, layer.switches, sw.max_power_w, f"{layer.name}: {why}", "switches"))
     for role, (key, qty) in fabric_optics(fab).items():
-        bom.append(optic_item("optics", key, qty, f"compute fabric {role}" + (" (per twin-port cage)" if "transceivers" in role else " (one per link)")))
+        how = {"switch transceivers": "per switch cage", "node transceivers": "per node cage", "UFM transceivers": "one per UFM link"}.get(role, "one per link")
+        bom.append(optic_item("optics", key, qty, f"compute fabric {role} ({how})"))
     if sfab is not None:
         bom.append(LineItem("storage-fabric", sfab.switch.key, sfab.leaves, sfab.switch.max_power_w, "storage leaf: ⌈endpoints / down ports⌉ at ~4:3", "switches"))
         bom.append(LineItem("storage-fabric", sfab.switch.key, sfab.spines, sfab.switch.max_power_w, "storage spine: smallest divisor of up ports", "switches"))
@@ -167,8 +172,6 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
     cap = stor.term("storage capacity to provision").value / TB
     bom.append(LineItem("storage", stor.tier.key, round(cap, 3), (inp.storage_kw * 1000 / cap) if cap and inp.storage_kw else 0.0,
                         f"RA '{stor.tier.key}' tier: capacity to provision (TB)", "storage_tiers", unit="TB"))
-    if not inp.storage_kw:
-        warnings.append("storage-system power is not included in IT power; give --storage-kw for your vendor's figure")
     bom = merge(bom)
 
     network_units = (compute_sw_units + (mgmt.inband * mgmt.inband_switch.rack_units) + mgmt.oob * mgmt.oob_switch.rack_units
@@ -181,7 +184,8 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
         Term("IT power: compute nodes", total_power(bom, ("compute",)), "W", "nodes × node max power", {"nodes": nodes, "node W": sysm.max_power_w}, {"node": sysm.source}),
         Term("IT power: fabrics and optics", total_power(bom, ("compute-fabric", "storage-fabric", "optics")), "W", "Σ switches and transceivers × max power"),
         Term("IT power: management", total_power(bom, ("management",)), "W", "Σ management switches and servers × max power"),
-        Term("IT power: storage", inp.storage_kw * 1000, "W", "given --storage-kw", {"storage kW": inp.storage_kw}),
+        Term("IT power: storage", inp.storage_kw * 1000, "W", "given --storage-kw", {"storage kW": inp.storage_kw},
+             note="" if inp.storage_kw else "storage-system power not included; give --storage-kw for your vendor's figure"),
     ]
     it = total("IT power", it_parts)
     fac = facility_power(it.value, inp.pue)
@@ -197,7 +201,9 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
     facts = {
         "title": f"Cluster design: {gpus:,} × {sysm.gpu} in {nodes} × {sysm.key} on {sw.key} ({fab.tiers}-tier{', rail-optimized' if fab.rail_optimized else ''})",
         "scale": scale_class(gpus),
+        "recommended_preset": recommend_preset(gpus),
         "preset": inp.preset,
+        "preset_source": inp.preset_source or None,
         "node": sysm.key,
         "fabric_switch": sw.key,
         "protocol": sw.protocol,
@@ -223,7 +229,7 @@ def _oob_ports(t: Term) -> int:
 
 def _storage_fabric(inp: DesignInput, sysm: SystemSpec, compute_sw: SwitchSpec, nodes: int, stor: StoragePlan) -> LeafSpine | None:
     """A separate storage fabric: node storage ports plus storage-side ports for the tier's read rate."""
-    if sysm.storage_ports == 0:
+    if sysm.storage_ports == 0 or not inp.separate_storage_fabric:
         return None
     name = inp.storage_switch or ("qm9700" if compute_sw.protocol == "infiniband" else "sn5600")
     sw = switch(name)
@@ -231,8 +237,6 @@ def _storage_fabric(inp: DesignInput, sysm: SystemSpec, compute_sw: SwitchSpec, 
     if rate not in sw.speeds:
         raise SpecError(f"storage switch {sw.key} has no {rate:g} Gb/s ports for {sysm.key}'s storage NICs; choose --storage-switch")
     storage_side = math.ceil(stor.term("storage read aggregate").value * 8 / (rate * 1e9))
-    from aiinfra.cluster.parts import constant
-
     o, _ = constant("storage-fabric-oversubscription")
     return leaf_spine(nodes * sysm.storage_ports + storage_side, sw, rate, o)
 

@@ -74,14 +74,22 @@ class ClusterDesign:
     racks: RackPlan
     bom: list[LineItem]
     terms: list[Term]
+    title: str = ""
     facts: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     def term(self, name: str) -> Term:
-        return next(t for t in self.terms if t.name == name)
+        """A summary term, or a part of one ("IT power: compute nodes" is a part of "IT power")."""
+        for t in self.terms:
+            if t.name == name:
+                return t
+            for p in t.parts:
+                if p.name == name:
+                    return p
+        raise KeyError(name)
 
     def result(self) -> Result:
-        return Result(self.facts["title"], terms=self.terms, facts=self.facts, warnings=self.warnings)
+        return Result(self.title, terms=self.terms, facts=self.facts, warnings=self.warnings)
 
 
 def model_params(inp: DesignInput) -> tuple[float | None, str]:
@@ -106,8 +114,8 @@ def scale_class(gpus: int) -> str:
         return "DGX BasePOD class (16–64 GPUs)"
     if gpus < 160:
         return "between BasePOD and one SuperPOD SU (65–159 GPUs): a 1-SU rail-optimized fabric"
-    if gpus <= 1000:
-        return "DGX POD / SuperPOD class (160–1000 GPUs)"
+    if gpus <= 1024:  # "160–1000" in the guidance; 4 SU (the RA's focus) holds 1,016–1,024 GPUs
+        return "DGX POD / SuperPOD class (160–1000 GPUs, up to 4 SU)"
     return "custom large-scale SuperPOD (1000+ GPUs): engage the vendor"
 
 
@@ -198,8 +206,8 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
     ar = allreduce.plan(inp, params, params_src, fab, gpus)
     terms += ar
 
+    title = f"Cluster design: {gpus:,} × {sysm.gpu} in {nodes} × {sysm.key} on {sw.key} ({fab.tiers}-tier{', rail-optimized' if fab.rail_optimized else ''})"
     facts = {
-        "title": f"Cluster design: {gpus:,} × {sysm.gpu} in {nodes} × {sysm.key} on {sw.key} ({fab.tiers}-tier{', rail-optimized' if fab.rail_optimized else ''})",
         "scale": scale_class(gpus),
         "recommended_preset": recommend_preset(gpus),
         "preset": inp.preset,
@@ -219,7 +227,7 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
         "rack_plan": racks.rows,
         "bom": [i.to_dict() for i in bom],
     }
-    return ClusterDesign(inp, sysm, fab, stor, sfab, mgmt, racks, bom, terms, facts, warnings)
+    return ClusterDesign(inp, sysm, fab, stor, sfab, mgmt, racks, bom, terms, title, facts, warnings)
 
 
 def _oob_ports(t: Term) -> int:

@@ -86,16 +86,21 @@ def plan_racks(system: SystemSpec, nodes: int, network_units: int, network_w: fl
     kw = n_per * system.max_power_w / 1000
     cooling, c_src = cooling_for(kw)
     units, _ = constant("rack-units")
-    net_racks = max(1, math.ceil(network_units / (units - 6)))  # 6U kept for patch panels and cable management
+    budget_kw = rack_kw if rack_kw is not None else constant("rack-budget-kw")[0]
+    # 6U per rack kept for patch panels and cable management; network racks obey the same power budget.
+    net_racks = max(1, math.ceil(network_units / (units - 6)), math.ceil(network_w / 1000 / budget_kw))
     net_kw = network_w / 1000 / net_racks
-    rows = [{"rack": f"compute {i + 1}", "nodes": min(n_per, nodes - i * n_per), "kW": min(n_per, nodes - i * n_per) * system.max_power_w / 1000}
-            for i in range(racks)]
-    rows.append({"rack": f"network × {net_racks}", "units": network_units, "kW": round(network_w / 1000, 2)})
+    full, rest = divmod(nodes, n_per)
+    rows = [{"rack": f"compute × {full}", "nodes": n_per, "kW": n_per * system.max_power_w / 1000, "cooling": cooling}] if full else []
+    if rest:
+        rows.append({"rack": "compute × 1", "nodes": rest, "kW": rest * system.max_power_w / 1000, "cooling": cooling_for(rest * system.max_power_w / 1000)[0]})
+    rows.append({"rack": f"network × {net_racks}", "units": network_units, "kW": round(net_kw, 2), "cooling": cooling_for(net_kw)[0]})
     terms = [per,
              Term("compute racks", racks, "racks", "⌈nodes / nodes per rack⌉", {"nodes": nodes, "nodes per rack": per}),
              Term("compute rack power", kw, "kW", "nodes per rack × node max power", {"nodes per rack": n_per, "node kW": system.max_power_w / 1000},
                   {"node": system.source}, note=f"cooling: {cooling} ({c_src})"),
-             Term("network racks", net_racks, "racks", "⌈switch, UFM and server rack units / (rack U − 6)⌉", {"units": network_units, "rack U": units})]
+             Term("network racks", net_racks, "racks", "max(⌈switch, UFM and server rack units / (rack U − 6)⌉, ⌈network kW / rack kW⌉)",
+                  {"units": network_units, "rack U": units, "network kW": network_w / 1000, "rack kW": budget_kw})]
     warnings = []
     if cooling.startswith("beyond"):
         warnings.append(f"{kw:g} kW per rack exceeds the direct-liquid-cooling range; lower --rack-kw")

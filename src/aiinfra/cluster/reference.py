@@ -58,6 +58,6 @@ def recommend_preset(gpus: int) -> str:
         return "single node"
     if gpus <= 64:
         return "basepod"
-    if gpus <= 1000:
+    if gpus <= 1024:
         return "superpod"
     return "custom (superpod rules beyond 4 SU: contact the vendor)"

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from aiinfra.cluster.fabric import design_fabric, leaf_split, max_endpoints, parse_oversubscription, spines_for
+from aiinfra.cluster.fabric import (
+    design_fabric,
+    leaf_split,
+    max_endpoints,
+    parse_oversubscription,
+    spines_for,
+)
 from aiinfra.cluster.parts import switch, system
 from aiinfra.errors import AiinfraError, SpecError
 

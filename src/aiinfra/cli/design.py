@@ -140,7 +140,8 @@ def tables(r: Result) -> Group:
     for col in ("fabric", "tier", "switches", "model", "switch transceivers", "links below", "cables below"):
         tiers.add_column(col)
     for row in r.facts["per_tier"]:
-        tiers.add_row(row["fabric"], row["tier"], str(row["switches"]), row["model"], "" if row["switch_transceivers"] is None else f"{row['switch_transceivers']:,}",
+        xcvr = "" if row["switch_transceivers"] is None else f"{row['switch_transceivers']:,}"
+        tiers.add_row(row["fabric"], row["tier"], str(row["switches"]), row["model"], xcvr,
                       row["links_below"], f"{row['cables_below']:,}")
 
     racks = Table(title="Rack plan")

@@ -14,11 +14,25 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aiinfra.cluster import allreduce
 from aiinfra.cluster.bom import LineItem, merge, optic_item, total_power
-from aiinfra.cluster.fabric import Fabric, LeafSpine, design_fabric, fabric_optics, leaf_spine, parse_oversubscription
+from aiinfra.cluster.fabric import (
+    Fabric,
+    LeafSpine,
+    design_fabric,
+    fabric_optics,
+    leaf_spine,
+    parse_oversubscription,
+)
 from aiinfra.cluster.management import Management, plan_management
-from aiinfra.cluster.parts import SwitchSpec, SystemSpec, constant, service, switch, system
-from aiinfra.cluster.reference import recommend_preset
+from aiinfra.cluster.parts import (
+    SwitchSpec,
+    SystemSpec,
+    constant,
+    service,
+    switch,
+    system,
+)
 from aiinfra.cluster.power import RackPlan, annual_energy, facility_power, plan_racks
+from aiinfra.cluster.reference import recommend_preset
 from aiinfra.cluster.storage import StoragePlan, plan_storage
 from aiinfra.errors import SpecError
 from aiinfra.explain import Result, Term, total
@@ -142,7 +156,8 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
     params, params_src = model_params(inp)
     stor = plan_storage(inp.storage_tier, sysm, nodes, fab.sus, params=params, bytes_per_param=inp.bytes_per_param,
                         dataset_bytes=inp.dataset_tb * TB, copies=inp.copies, checkpoints_kept=inp.checkpoints_kept, gpus=gpus,
-                        failure_rate=inp.failure_rate, gds=inp.gds, samples_per_s_per_gpu=inp.samples_per_s, bytes_per_sample=inp.bytes_per_sample)
+                        failure_rate=inp.failure_rate, gds=inp.gds,
+                        samples_per_s_per_gpu=inp.samples_per_s, bytes_per_sample=inp.bytes_per_sample)
     warnings += stor.warnings
     sfab = _storage_fabric(inp, sysm, sw, nodes, stor)
 
@@ -175,7 +190,8 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
         LineItem("management", mgmt.ufm.key, mgmt.ufm_count, mgmt.ufm.max_power_w, "UFM: HA pair on InfiniBand", "cluster_services"),
         LineItem("management", mgmt.control.key, mgmt.control_count, mgmt.control.max_power_w, "BCM head nodes (HA) + service nodes", "cluster_services"),
         optic_item("optics", mgmt.inband_switch.optics["cable"], int(mgmt.terms[0].inputs["ports"]), "in-band cables (one per port)"),
-        optic_item("optics", mgmt.oob_switch.optics["cable"], _oob_ports(mgmt.terms[1]), "out-of-band cables (one per port)"),
+        optic_item("optics", mgmt.oob_switch.optics["cable"], _oob_ports(mgmt.terms[1]),
+                   "out-of-band cables (one per port)"),
     ]
     cap = stor.term("storage capacity to provision").value / TB
     bom.append(LineItem("storage", stor.tier.key, round(cap, 3), (inp.storage_kw * 1000 / cap) if cap and inp.storage_kw else 0.0,

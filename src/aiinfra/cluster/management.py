@@ -13,7 +13,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from aiinfra.cluster.parts import ServiceSpec, SwitchSpec, SystemSpec, constant, service, switch
+from aiinfra.cluster.parts import (
+    ServiceSpec,
+    SwitchSpec,
+    SystemSpec,
+    constant,
+    service,
+    switch,
+)
 from aiinfra.explain import Term
 
 SRC_MGMT = "DGX SuperPOD H100 RA V11: in-band SN4600C (100 Gb/s bonded), OOB SN2201 (BMCs, switch management, PDUs, storage management) [V]"

@@ -31,6 +31,9 @@ def tier_bandwidth(tier: StorageTier, nodes: int, sus: int) -> list[Term]:
         Term("storage write per node", tier.node_write_gbs * GB, "B/s", "RA per-node write", {"tier": tier.key}, {"tier": SRC_TIERS}),
     ]
     for op in ("read", "write"):
+        out.append(Term(f"storage {op} per SU", getattr(tier, f"su_{op}_gbs") * GB, "B/s", f"RA single-SU aggregate {op}",
+                        {"tier": tier.key}, {"tier": SRC_TIERS}))
+    for op in ("read", "write"):
         su_figure = getattr(tier, f"su_{op}_gbs")
         su4_figure = getattr(tier, f"su4_{op}_gbs")
         node_figure = getattr(tier, f"node_{op}_gbs")

@@ -183,7 +183,7 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
     pre_racks = plan_racks(sysm, nodes, compute_sw_units, 0, inp.rack_kw)
     storage_switches = (sfab.leaves + sfab.spines) if sfab else 0
     mgmt = plan_management(sysm, nodes, fab.switches + storage_switches, pre_racks.compute_racks + pre_racks.network_racks,
-                           infiniband, inp.control_nodes)
+                           infiniband, inp.control_nodes, storage_on_inband=sfab is None)
     bom += [
         LineItem("management", mgmt.inband_switch.key, mgmt.inband, mgmt.inband_switch.max_power_w, mgmt.terms[0].formula, "switches"),
         LineItem("management", mgmt.oob_switch.key, mgmt.oob, mgmt.oob_switch.max_power_w, mgmt.terms[1].formula, "switches"),
@@ -234,6 +234,7 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
         "tiers": fab.tiers,
         "oversubscription": f"{o:g}:1",
         "scalable_units": fab.sus,
+        "ufm_links_on_leaves": fab.ufm_links,
         "su_nodes": fab.su_nodes,
         "storage_tier": stor.tier.key,
         "cooling": racks.cooling,

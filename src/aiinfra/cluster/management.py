@@ -40,8 +40,13 @@ class Management:
 
 
 def plan_management(system: SystemSpec, nodes: int, fabric_switches: int, racks: int, infiniband: bool,
-                    control_nodes: int | None = None, inband_name: str = "sn4600c", oob_name: str = "sn2201") -> Management:
-    """Count in-band and OOB switches, UFM appliances and control-plane servers."""
+                    control_nodes: int | None = None, inband_name: str = "sn4600c", oob_name: str = "sn2201",
+                    storage_on_inband: bool = False) -> Management:
+    """Count in-band and OOB switches, UFM appliances and control-plane servers.
+
+    storage_on_inband: the nodes' storage ports also land on the in-band Ethernet (BasePOD:
+    one SN4600C network for management and storage).
+    """
     inband_sw, oob_sw = switch(inband_name), switch(oob_name)
     ufm, control = service("ufm-appliance"), service("control-node")
     ufm_count = ufm.count_default if infiniband else 0
@@ -49,11 +54,12 @@ def plan_management(system: SystemSpec, nodes: int, fabric_switches: int, racks:
     reserved, reserved_src = constant("inband-uplink-ports")
     pdus, pdu_src = constant("pdus-per-rack")
 
-    inband_ports = nodes * system.inband_ports + control_count * control.mgmt_ports + ufm_count * ufm.mgmt_ports
+    storage_ports = nodes * system.storage_ports if storage_on_inband else 0
+    inband_ports = nodes * system.inband_ports + storage_ports + control_count * control.mgmt_ports + ufm_count * ufm.mgmt_ports
     usable = inband_sw.radix(inband_sw.top_gbps) - int(reserved)
     inband = 2 * math.ceil(inband_ports / (2 * usable))  # MLAG pairs
     t_in = Term("in-band switches", inband, "switches", "2 × ⌈ports / (2 × (radix − reserved))⌉ (MLAG pairs)",
-                {"ports": inband_ports, "radix": inband_sw.radix(inband_sw.top_gbps), "reserved": reserved},
+                {"ports": inband_ports, "of which storage": storage_ports, "radix": inband_sw.radix(inband_sw.top_gbps), "reserved": reserved},
                 {"rule": SRC_MGMT, "reserved": reserved_src})
 
     oob_ports = nodes + fabric_switches + inband + int(pdus) * racks + control_count * control.oob_ports + ufm_count * ufm.oob_ports

@@ -71,6 +71,7 @@ class DesignInput(BaseModel):
     load_factor: float = 1.0
     storage_kw: float = Field(0.0, ge=0)
     control_nodes: int | None = None
+    ufm_appliances: int | None = None
     preset: str | None = None
     separate_storage_fabric: bool = True
     preset_source: str = ""
@@ -183,11 +184,12 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
     pre_racks = plan_racks(sysm, nodes, compute_sw_units, 0, inp.rack_kw)
     storage_switches = (sfab.leaves + sfab.spines) if sfab else 0
     mgmt = plan_management(sysm, nodes, fab.switches + storage_switches, pre_racks.compute_racks + pre_racks.network_racks,
-                           infiniband, inp.control_nodes, storage_on_inband=sfab is None)
+                           infiniband, inp.control_nodes, storage_on_inband=sfab is None,
+                           ufm_appliances=inp.ufm_appliances)
     bom += [
         LineItem("management", mgmt.inband_switch.key, mgmt.inband, mgmt.inband_switch.max_power_w, mgmt.terms[0].formula, "switches"),
         LineItem("management", mgmt.oob_switch.key, mgmt.oob, mgmt.oob_switch.max_power_w, mgmt.terms[1].formula, "switches"),
-        LineItem("management", mgmt.ufm.key, mgmt.ufm_count, mgmt.ufm.max_power_w, "UFM: HA pair on InfiniBand", "cluster_services"),
+        LineItem("management", mgmt.ufm.key, mgmt.ufm_count, mgmt.ufm.max_power_w, f"UFM: {mgmt.terms[2].formula}", "cluster_services"),
         LineItem("management", mgmt.control.key, mgmt.control_count, mgmt.control.max_power_w, "BCM head nodes (HA) + service nodes", "cluster_services"),
         optic_item("optics", mgmt.inband_switch.optics["cable"], int(mgmt.terms[0].inputs["ports"]), "in-band cables (one per port)"),
         optic_item("optics", mgmt.oob_switch.optics["cable"], _oob_ports(mgmt.terms[1]),

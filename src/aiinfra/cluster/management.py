@@ -41,7 +41,7 @@ class Management:
 
 def plan_management(system: SystemSpec, nodes: int, fabric_switches: int, racks: int, infiniband: bool,
                     control_nodes: int | None = None, inband_name: str = "sn4600c", oob_name: str = "sn2201",
-                    storage_on_inband: bool = False) -> Management:
+                    storage_on_inband: bool = False, ufm_appliances: int | None = None) -> Management:
     """Count in-band and OOB switches, UFM appliances and control-plane servers.
 
     storage_on_inband: the nodes' storage ports also land on the in-band Ethernet (BasePOD:
@@ -49,7 +49,7 @@ def plan_management(system: SystemSpec, nodes: int, fabric_switches: int, racks:
     """
     inband_sw, oob_sw = switch(inband_name), switch(oob_name)
     ufm, control = service("ufm-appliance"), service("control-node")
-    ufm_count = ufm.count_default if infiniband else 0
+    ufm_count = (ufm.count_default if infiniband else 0) if ufm_appliances is None else ufm_appliances
     control_count = control.count_default if control_nodes is None else control_nodes
     reserved, reserved_src = constant("inband-uplink-ports")
     pdus, pdu_src = constant("pdus-per-rack")
@@ -69,6 +69,7 @@ def plan_management(system: SystemSpec, nodes: int, fabric_switches: int, racks:
                  {"node BMCs": nodes, "switch mgmt": fabric_switches + inband, "PDUs": int(pdus) * racks,
                   "servers": control_count + ufm_count, "radix": oob_radix},
                  {"rule": SRC_MGMT, "PDUs per rack": pdu_src})
-    t_ufm = Term("UFM appliances", ufm_count, "appliances", "HA pair on InfiniBand, none on Ethernet", {"infiniband": infiniband}, {"ufm": ufm.source})
+    t_ufm = Term("UFM appliances", ufm_count, "appliances", "HA pair on InfiniBand, none on Ethernet" if ufm_appliances is None else "given",
+                 {"infiniband": infiniband}, {"ufm": ufm.source})
     t_ctl = Term("control-plane servers", control_count, "servers", "BCM head nodes + service nodes", {}, {"control": control.source})
     return Management(inband_sw, oob_sw, inband, oob, ufm, ufm_count, control, control_count, [t_in, t_oob, t_ufm, t_ctl])

@@ -180,9 +180,9 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
         bom.append(optic_item("optics", o_keys["cable"], sfab.cables, "storage fabric cables (one per link)"))
 
     # Racks depend on switch counts (network racks) and management depends on racks (PDU ports).
-    compute_sw_units = fab.switches * sw.rack_units + (sfab.leaves + sfab.spines) * sfab.switch.rack_units if sfab else fab.switches * sw.rack_units
-    pre_racks = plan_racks(sysm, nodes, compute_sw_units, 0, inp.rack_kw)
     storage_switches = (sfab.leaves + sfab.spines) if sfab else 0
+    fabric_units = fab.switches * sw.rack_units + (storage_switches * sfab.switch.rack_units if sfab else 0)
+    pre_racks = plan_racks(sysm, nodes, fabric_units, 0, inp.rack_kw)
     mgmt = plan_management(sysm, nodes, fab.switches + storage_switches, pre_racks.compute_racks + pre_racks.network_racks,
                            infiniband, inp.control_nodes, storage_on_inband=sfab is None,
                            ufm_appliances=inp.ufm_appliances)
@@ -200,7 +200,7 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
                         f"RA '{stor.tier.key}' tier: capacity to provision (TB)", "storage_tiers", unit="TB"))
     bom = merge(bom)
 
-    network_units = (compute_sw_units + (mgmt.inband * mgmt.inband_switch.rack_units) + mgmt.oob * mgmt.oob_switch.rack_units
+    network_units = (fabric_units + (mgmt.inband * mgmt.inband_switch.rack_units) + mgmt.oob * mgmt.oob_switch.rack_units
                      + mgmt.ufm_count * mgmt.ufm.rack_units + mgmt.control_count * mgmt.control.rack_units)
     network_w = total_power(bom, ("compute-fabric", "storage-fabric", "management", "optics"))
     racks = plan_racks(sysm, nodes, network_units, network_w, inp.rack_kw)

@@ -91,10 +91,7 @@ def age_warning(key: str, entry: dict, on: date | None = None, max_age: timedelt
     now = on or today()
     if now - observed > max_age:
         months = (now - observed).days / 30.44
-        return (
-            f"price '{key}' was observed {observed.isoformat()} ({months:.0f} months ago); "
-            f"refresh it with --catalog ({entry.get('source', 'no source')})"
-        )
+        return f"price '{key}' was observed {observed.isoformat()} ({months:.0f} months ago); refresh it with --catalog"
     return None
 
 

@@ -150,7 +150,7 @@ def _table(r: Result) -> Table | None:
     for term in r.terms:
         t.add_row(term.name, _money(term.value, term.unit))
     for k, v in r.facts.items():
-        t.add_row(k, f"{v:g}" if isinstance(v, float) else str(v))
+        t.add_row(k, (f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:g}") if isinstance(v, float) else str(v))
     return t
 
 

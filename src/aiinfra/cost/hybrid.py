@@ -35,6 +35,13 @@ def read_demand_csv(path: str | Path) -> np.ndarray:
         raise AiinfraError(f"cannot read demand file {p}: {e.strerror or e}") from None
     values: list[float] = []
     col = -1
+    try:
+        return _parse(p, text, values, col)
+    except csv.Error as e:
+        raise AiinfraError(f"{p}: not a CSV file ({e})") from None
+
+
+def _parse(p: Path, text: str, values: list[float], col: int) -> np.ndarray:
     for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
         if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
             continue

@@ -50,6 +50,9 @@ def write(fig: go.Figure, path: str | Path) -> Path:
         raise AiinfraError(f"plot folder '{p.parent}' does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{p.stem}-", suffix=suffix, dir=p.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the plot is an ordinary output file
     try:
         if suffix == ".html":
             fig.write_html(tmp, include_plotlyjs=True, full_html=True)

@@ -117,3 +117,30 @@ def test_console_script_subprocess():
                        capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0 and "closest" in p.stderr
+
+
+def test_bom_file_replaces_per_node_estimate(cli, tmp_path):
+    """A 1-SU DGX H100 design (31 nodes, 8 leaf + 4 spine; SuperPOD RA Table 4) costed from a BOM file."""
+    f = tmp_path / "bom.yaml"
+    f.write_text(
+        "items:\n"
+        "  - {category: compute, item: dgx-h100, quantity: 31, unit_power_w: 10200, reason: 1 SU minus UFM node}\n"
+        "  - {category: fabric, item: qm9700, quantity: 12, unit_power_w: 0, reason: 8 leaf + 4 spine}\n"
+    )
+    r = cli("tco", "--bom", str(f), "--cloud", "aws-p5", "--format", "json")
+    assert r.code == 0, r.err
+    own = r.json()[0]["facts"]
+    assert own["GPUs"] == 248 and own["capex source"] == "design BOM"
+    assert own["IT power kW"] == pytest.approx(316.2)
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("items: []\n", "non-empty list"),
+    ("- {category: x, item: dgx-h100, quantity: lots}\n", "line item 1"),
+    ("- {category: x, item: flux-capacitor, quantity: 1}\n", "unknown priced item 'flux-capacitor'"),
+    ("- {category: x, item: qm9700, quantity: 2}\n", "no GPU nodes"),
+])
+def test_bad_bom_file(cli, tmp_path, text, fragment):
+    f = tmp_path / "bom.yaml"
+    f.write_text(text)
+    assert_one_line_error(cli("tco", "--bom", str(f), "--cloud", "aws-p5"), fragment)

@@ -14,6 +14,7 @@ from aiinfra.catalog.loader import default_catalog
 from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, emit, fmt_value
 from aiinfra.cost import hybrid, prices
 from aiinfra.cost import plot as cost_plot
+from aiinfra.cost.capex import read_bom
 from aiinfra.cost.decision import Factors
 from aiinfra.cost.onprem import OnPremInputs
 from aiinfra.cost.tco import TcoInputs, tco as run_tco
@@ -64,6 +65,7 @@ def tco(
     staff_cost: Annotated[float | None, typer.Option(help="$ per FTE-year (default: catalog).")] = None,
     spares: Annotated[float, typer.Option(help="Spares per year as a fraction of CapEx.")] = 0.0,
     storage_tb: Annotated[float, typer.Option(help="Usable storage to buy, TB.")] = 0.0,
+    bom: Annotated[Path | None, typer.Option(help="Bill of materials (YAML/JSON line items: category, item, quantity, unit_power_w, reason) instead of per-node estimates.")] = None,
     cloud: Annotated[list[str] | None, typer.Option("--cloud", help="Cloud offer(s) to compare (aws-p5, p5.48xlarge, gcp-a3-high, …). Default: every IB/EFA offer for --gpu.")] = None,
     term: Annotated[list[str] | None, typer.Option("--term", help="on-demand, 1y, 3y, spot, or all (repeatable).")] = None,
     egress_tb: Annotated[float, typer.Option(help="Cloud egress per month, TB.")] = 0.0,
@@ -96,7 +98,8 @@ def tco(
         profile = hybrid.read_demand_csv(demand)
     elif hybrid_:
         profile = hybrid.generate_profile(8760, base, peak, burst_hours, bursts, seed)
-    if gpus <= 0 and profile is None:
+    items = read_bom(bom) if bom is not None else None
+    if gpus <= 0 and profile is None and items is None:
         raise AiinfraError("give the GPUs to own with --gpus N (or a demand profile with --demand/--hybrid)")
     if utilization is None:
         utilization = float(profile.mean() / profile.max()) if profile is not None and profile.max() > 0 else 0.7
@@ -110,7 +113,7 @@ def tco(
         residual=residual, pue=pue, electricity=electricity, load=load, facility=facility.value,
         colo=colo if colo_rate is None else "colo-retail", colo_usd_per_kw_month=colo_rate,
         support_fraction=support, staff_usd_per_fte_year=staff_cost, spares_fraction=spares,
-        storage_tb=storage_tb, node_price=node_price,
+        storage_tb=storage_tb, node_price=node_price, bom=items,
     )
     inputs = TcoInputs(op, clouds=list(cloud or []), terms=list(term or ["on-demand"]), egress_tb_month=egress_tb,
                        gpu_hours=gpu_hours, tokens_per_gpu_s=tokens_per_s, demand=profile,
@@ -127,9 +130,11 @@ def tco(
 def _table(r: Result) -> Table | None:
     if "offers" in r.facts:
         t = Table(title=f"{r.title} (owned: ${r.facts['owned $/GPU-h']:.2f}/GPU-h)")
+        width = max(len(o["offer"]) for o in r.facts["offers"])
         for col in ("offer", "term", "$/GPU-h", "cloud total $", "owned total $", "breakeven util.",
                     "months to break even", "like-for-like", "observed"):
-            t.add_column(col, justify="left" if col in ("offer", "term", "observed") else "right")
+            t.add_column(col, justify="left" if col in ("offer", "term", "observed") else "right",
+                         min_width=width if col == "offer" else None, no_wrap=col in ("offer", "observed"))
         for o in r.facts["offers"]:
             bu, bm = o["breakeven utilization"], o["months to break even"]
             t.add_row(o["offer"], o["term"], f"{o['$/GPU-h']:.3f}", f"{o['cloud total $']:,.0f}",

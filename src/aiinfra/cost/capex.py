@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from aiinfra.catalog.loader import read_yaml
 from aiinfra.cost import prices
 from aiinfra.errors import AiinfraError, not_found
 from aiinfra.explain import Term
@@ -144,3 +146,22 @@ def per_node_items(node_key: str, nodes: int, storage_tb: float = 0.0, switch: s
     if storage_tb > 0:
         items.append(LineItem("storage", storage, storage_tb, 0.0, f"{storage_tb:g} TB usable"))
     return items
+
+
+def read_bom(path: str | Path) -> list[LineItem]:
+    """A bill of materials from YAML or JSON: a list of {category, item, quantity, unit_power_w,
+    reason[, unit_price]} (or {items: [...]}), e.g. what the cluster designer writes."""
+    doc = read_yaml(Path(path))  # YAML is a superset of JSON
+    if isinstance(doc, dict):
+        doc = doc.get("items", doc.get("lines", doc.get("bom")))
+    if not isinstance(doc, list) or not doc:
+        raise AiinfraError(f"BOM file {path} must hold a non-empty list of line items (or 'items: [...]')")
+    out = []
+    for n, line in enumerate(doc, start=1):
+        if not isinstance(line, dict):
+            raise AiinfraError(f"BOM file {path}: line item {n} must be a mapping, got {type(line).__name__}")
+        try:
+            out.append(as_line_item(line))
+        except (TypeError, ValueError):
+            raise AiinfraError(f"BOM file {path}: line item {n} has a non-numeric quantity, power or price") from None
+    return out

@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from aiinfra.cost import breakeven as be
+from aiinfra.cost import capex as cx
 from aiinfra.cost import cloud, hybrid, jobs, prices
 from aiinfra.cost.decision import Decision, Factors, decide
 from aiinfra.cost.onprem import HOURS_PER_YEAR, OnPremCost, OnPremInputs, check_utilization, onprem_cost
@@ -104,91 +105,92 @@ def stale_warnings(terms: Iterable[Term]) -> list[str]:
 
 
 def tco(i: TcoInputs) -> TcoReport:
+    """Owned vs rented for the same busy GPU-hours. The first cloud offer (the first --cloud) is the
+    reference for the hybrid plan and the recommendation."""
     if i.egress_tb_month < 0:
         raise AiinfraError(f"egress must be >= 0 TB/month, got {i.egress_tb_month:g}")
     op = i.onprem
     if i.demand is not None and op.gpus <= 0 and op.bom is None:
-        op.gpus = math.ceil(float(np.max(i.demand)))
+        op = replace(op, gpus=math.ceil(float(np.max(i.demand))))  # own the peak when nothing else is said
     check_utilization(op.utilization)
     own = onprem_cost(op)
-    g, u = own.gpus, op.utilization
-    years = own.years
-    node_gpu = _node_gpu(op)
-    form, fabric = _node_form(op)
-    egress = cloud.egress_price()
-    busy_hours_year = g * HOURS_PER_YEAR * u
+    g, u, years = own.gpus, op.utilization, own.years
     own_month = Term("owned running $/month", own.fixed_opex.value / 12 + own.energy.value * g * HOURS_PER_MONTH * u,
                      "$/month", "fixed opex / 12 + energy × GPUs × 730 h × utilization",
                      {"fixed opex": own.fixed_opex, "energy": own.energy, "GPUs": g, "utilization": u})
+    form, fabric = _node_form(op)
     comparisons: list[Comparison] = []
-    warnings: list[str] = []
-    for o in _offers(i, node_gpu):
+    for o in _offers(i, _node_gpu(op)):
         w = cloud.like_for_like(o, form, fabric)
-        if w:
-            warnings.append(w)
-        for term in _terms_for(o, i.terms, bool(i.clouds)):
-            price = cloud.gpu_hour_price(o, term)
-            egress_tb = i.egress_tb_month * 12 * years
-            horizon = cloud.cloud_cost(busy_hours_year * years, price, egress_tb, egress)
-            horizon.name = f"{o.key} {term} over {years:g} years"
-            month = Term(f"{o.key} {term} $/month", price.value * g * HOURS_PER_MONTH * u + i.egress_tb_month * 1000 * egress.value,
-                         "$/month", "price × GPUs × 730 h × utilization + egress",
-                         {"price": price, "GPUs": g, "utilization": u, "egress TB/month": i.egress_tb_month})
-            comparisons.append(Comparison(
-                o, term, price, horizon, be.breakeven_utilization(own.fixed_per_gpu_hour, own.energy, price, f"{o.key} {term}"),
-                be.breakeven_months(own.capex, own_month, month, f"{o.key} {term}"), month, w))
-
-    results = [_own_result(own, op, years)]
-    results.append(_compare_result(own, comparisons, years))
-    primary = comparisons[0] if comparisons else None
-    if primary is None:
+        comparisons += [_compare(i, own, own_month, o, t, w) for t in _terms_for(o, i.terms, bool(i.clouds))]
+    if not comparisons:
         raise AiinfraError("no cloud offer could be priced at the requested terms; try --term all")
+    primary = comparisons[0]
+
+    results = [_own_result(own, op, years), _compare_result(own, comparisons, years)]
     if i.gpu_hours is not None or i.tokens_per_gpu_s is not None:
         results.append(_jobs_result(i, own, comparisons))
-    plan = None
     series = [Series(f"on-prem ({g} GPUs)", own.capex.value, own_month.value)]
     series += [Series(f"{c.offer.key} {c.term}", 0.0, c.month_cost.value) for c in comparisons]
     breakevens = [(f"{c.offer.key} {c.term}", c.breakeven_months.value) for c in comparisons]
+    plan, saving, factors = None, None, replace(i.factors, horizon_years=years)
     if i.demand is not None:
-        plan = hybrid.plan(i.demand, own.fixed_per_gpu_hour, own.energy, primary.price, step=1)
+        plan = hybrid.plan(i.demand, own.fixed_per_gpu_hour, own.energy, primary.price)
         results.append(_hybrid_result(plan, primary))
-        months_in_profile = plan.hours / HOURS_PER_MONTH
-        b = plan.baseline.value
-        upfront = own.capex.value * b / g  # cash view: the baseline's share of CapEx is paid up front
-        variable = plan.cost[plan.best] - own.fixed_per_gpu_hour.value * b * plan.hours  # energy + bursts
-        per_month = (own.fixed_opex.value * b / g) / 12 + variable / months_in_profile
-        series.append(Series(f"hybrid (own {b:g} GPUs + burst)", upfront, per_month))
-    steadiness = float(np.mean(i.demand) / np.max(i.demand)) if i.demand is not None and np.max(i.demand) > 0 else None
-    f = i.factors
-    if steadiness is not None and f.steadiness is None:
-        f.steadiness = steadiness
-    f.horizon_years = years
-    saving = None
-    if plan is not None:
+        series.append(_hybrid_series(plan, own))
         saving = min(plan.pure_cloud.value, plan.pure_onprem.value) - plan.hybrid.value
-    decision = decide(f, u, primary.breakeven_u.value, primary.breakeven_months.value, own.capex.value, saving)
+        if factors.steadiness is None and np.max(i.demand) > 0:
+            factors.steadiness = float(np.mean(i.demand) / np.max(i.demand))
+    decision = decide(factors, u, primary.breakeven_u.value, primary.breakeven_months.value, own.capex.value, saving)
     results.append(Result("Recommendation", facts={"choice": decision.choice, "scores": decision.scores,
                                                    "reasons": decision.reasons}))
-    all_terms = [t for r in results for t in r.terms]
-    results[0].warnings.extend(stale_warnings(all_terms) + warnings)
+    like = list(dict.fromkeys(c.like_for_like for c in comparisons if c.like_for_like))
+    results[0].warnings.extend(stale_warnings(t for r in results for t in r.terms) + like)
     return TcoReport(results, own, comparisons, plan, decision, series, breakevens, years * 12)
 
 
+def _compare(i: TcoInputs, own: OnPremCost, own_month: Term, o: cloud.CloudOffer, term: str,
+             like: str | None) -> Comparison:
+    """One cloud offer at one term against the owned cluster, for the same busy GPU-hours."""
+    g, u, years = own.gpus, own.inputs.utilization, own.years
+    label = f"{o.key} {term}"
+    price = cloud.gpu_hour_price(o, term)
+    egress = cloud.egress_price(o.provider)
+    horizon = cloud.cloud_cost(g * HOURS_PER_YEAR * u * years, price, i.egress_tb_month * 12 * years, egress)
+    horizon.name = f"{label} over {years:g} years"
+    month = Term(f"{label} $/month", price.value * g * HOURS_PER_MONTH * u + i.egress_tb_month * 1000 * egress.value,
+                 "$/month", "price × GPUs × 730 h × utilization + egress_TB × 1000 × $/GB",
+                 {"price": price, "GPUs": g, "utilization": u, "egress_TB": i.egress_tb_month, "$/GB": egress})
+    return Comparison(o, term, price, horizon,
+                      be.breakeven_utilization(own.fixed_per_gpu_hour, own.energy, price, label),
+                      be.breakeven_months(own.capex, own_month, month, label), month, like)
+
+
+def _hybrid_series(plan: hybrid.HybridPlan, own: OnPremCost) -> Series:
+    """Cash view of the hybrid: the baseline's share of CapEx up front, then its fixed opex share,
+    its energy and the cloud bursts per month."""
+    b, g = plan.baseline.value, own.gpus
+    variable = plan.cost[plan.best] - own.fixed_per_gpu_hour.value * b * plan.hours  # energy + bursts
+    per_month = own.fixed_opex.value * b / g / 12 + variable / (plan.hours / HOURS_PER_MONTH)
+    return Series(f"hybrid (own {b:g} GPUs + burst)", own.capex.value * b / g, per_month)
+
+
+def _node_entry(op: OnPremInputs) -> dict:
+    """The catalog entry of the GPU node: the first node line of the BOM, or --node."""
+    for li in op.bom or []:
+        try:
+            return prices.lookup("node", cx.as_line_item(li).item)[1]
+        except AiinfraError:
+            continue
+    return prices.lookup("node", op.node, "node")[1]
+
+
 def _node_gpu(op: OnPremInputs) -> str:
-    if op.bom is not None:
-        for li in op.bom:
-            try:
-                return str(prices.lookup("node", getattr(li, "item", None) or li["item"])[1]["gpu"])
-            except (AiinfraError, KeyError, TypeError):
-                continue
-    return str(prices.lookup("node", op.node, "node")[1]["gpu"])
+    return str(_node_entry(op).get("gpu", ""))
 
 
 def _node_form(op: OnPremInputs) -> tuple[str, str]:
-    try:
-        e = prices.lookup("node", op.node, "node")[1]
-    except AiinfraError:
-        return "sxm", "ib"
+    e = _node_entry(op)
     return str(e.get("form_factor", "sxm")), str(e.get("fabric", "ib"))
 
 

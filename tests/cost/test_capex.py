@@ -31,7 +31,7 @@ def test_per_node_fabric_matches_superpod_tables():
     (RA-11333-001 V11) Table 3 rows for 4 SU and Table 4 for 1 SU, via cluster_tco_anchors.md §1.2."""
     for nodes, switches in ((32, 12), (128, 48)):
         items = cx.per_node_items("dgx-h100", nodes)
-        fabric = [i for i in items if i.item == "qm9700"][0]
+        fabric = next(i for i in items if i.item == "qm9700")
         assert fabric.quantity == switches
 
 

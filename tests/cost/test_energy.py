@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aiinfra.cost.energy import electricity, energy_per_gpu_hour, pue
 from aiinfra.cost import prices
+from aiinfra.cost.energy import electricity, energy_per_gpu_hour, pue
 from aiinfra.errors import AiinfraError
 
 

@@ -17,7 +17,8 @@ from aiinfra.cost import plot as cost_plot
 from aiinfra.cost.capex import read_bom
 from aiinfra.cost.decision import Factors
 from aiinfra.cost.onprem import OnPremInputs
-from aiinfra.cost.tco import TcoInputs, tco as run_tco
+from aiinfra.cost.tco import TcoInputs
+from aiinfra.cost.tco import tco as run_tco
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result
 

@@ -132,7 +132,7 @@ def egress_price(provider: str = "aws") -> Term:
         if e.get("provider") == provider:
             return Term("egress $/GB", float(e["usd_per_gb"]), "$/GB", "listed price",
                         {"usd_per_gb": e["usd_per_gb"]}, {key: prices.describe(key, e)})
-    key, e = sorted(entries.items())[0]
+    key, e = min(entries.items())
     return Term("egress $/GB", float(e["usd_per_gb"]), "$/GB", "listed price (no entry for this provider)",
                 {"usd_per_gb": e["usd_per_gb"]}, {key: prices.describe(key, e)},
                 note=f"no egress price for {provider}; {key} is used")

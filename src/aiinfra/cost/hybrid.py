@@ -78,7 +78,7 @@ def generate_profile(hours: int = 8760, base: float = 64, peak: float = 256, bur
     if hours <= 0 or base < 0 or peak < base or burst_hours <= 0 or bursts_per_year < 0:
         raise AiinfraError("profile needs hours > 0, 0 <= base <= peak, burst hours > 0 and bursts >= 0")
     rng = np.random.default_rng(seed)
-    n = int(round(bursts_per_year * hours / 8760))
+    n = round(bursts_per_year * hours / 8760)
     starts = rng.integers(0, hours, size=n)
     # Mark burst hours with a difference array, so bursts are laid down without a loop.
     delta = np.zeros(hours + 1)

@@ -104,7 +104,7 @@ def _gpus_in(items: Iterable[cx.LineItem]) -> tuple[int, float, float]:
     gpus, nodes, node_capex = 0, 0.0, 0.0
     for li in items:
         try:
-            key, e = prices.lookup("node", li.item)
+            _, e = prices.lookup("node", li.item)
         except AiinfraError:
             continue
         gpus += int(round(li.quantity * int(e["gpus"])))

@@ -59,7 +59,7 @@ def write(fig: go.Figure, path: str | Path) -> Path:
         else:
             try:
                 fig.write_image(tmp, format="png", width=1000, height=600)
-            except Exception as e:  # kaleido without a browser, or missing: one line, not a traceback
+            except Exception as e:  # noqa: BLE001 - kaleido/choreographer raise many types when no browser is found
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise AiinfraError(f"PNG export needs kaleido and Chrome/Chromium ({first}); "
                                    "write an .html plot instead") from None

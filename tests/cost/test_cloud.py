@@ -74,3 +74,11 @@ def test_cloud_cost_with_egress():
     assert t.value == pytest.approx(6880 + 180)
     with pytest.raises(AiinfraError):
         cloud.cloud_cost(-1, price)
+
+
+def test_capacity_block_has_no_commitment_terms():
+    """An EC2 Capacity Block is already a reservation: only its own price applies."""
+    o = cloud.offer("aws-p5-capacity-block")
+    assert o.terms() == ["on-demand"]
+    with pytest.raises(AiinfraError, match="no 3y price"):
+        cloud.instance_hour_price(o, "3y")

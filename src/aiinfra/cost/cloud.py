@@ -78,7 +78,7 @@ def _has_term(o: CloudOffer, term: str) -> bool:
     e = o.entry
     if f in e or f"{f}_monthly" in e or f"{f}_discount" in e:
         return True
-    if term in ("1y", "3y"):
+    if term in ("1y", "3y") and not e.get("no_commitment"):
         d = _discount_entry(o.provider)
         return d is not None and f"{f}_discount" in d[1]
     return False
@@ -109,7 +109,7 @@ def instance_hour_price(o: CloudOffer, term: str = "on-demand") -> Term:
     if f"{f}_discount" in e:
         d, dsrc = e[f"{f}_discount"], src
     else:
-        found = _discount_entry(o.provider)
+        found = None if e.get("no_commitment") else _discount_entry(o.provider)
         if found is None or f"{f}_discount" not in found[1]:
             raise AiinfraError(f"instance '{o.key}' has no {term} price or {o.provider} discount in the catalog; "
                                f"use one of {', '.join(o.terms())}")

@@ -107,7 +107,7 @@ def _gpus_in(items: Iterable[cx.LineItem]) -> tuple[int, float, float]:
             _, e = prices.lookup("node", li.item)
         except AiinfraError:
             continue
-        gpus += int(round(li.quantity * int(e["gpus"])))
+        gpus += round(li.quantity * int(e["gpus"]))
         nodes += li.quantity
         node_capex += li.quantity * (li.unit_price if li.unit_price is not None else float(e["price"]))
     return gpus, nodes, node_capex

@@ -144,6 +144,8 @@ def summary(entry: dict) -> str:
     if t == "cloud":
         unit = "/GPU-h" if entry.get("unit") == "gpu-hour" else "/h"
         parts = [f"${entry['on_demand']:g}{unit} on-demand"] if "on_demand" in entry else []
+        if parts and unit == "/h" and entry.get("gpus"):
+            parts[0] += f" (${entry['on_demand'] / entry['gpus']:.3g}/GPU-h)"
         if "spot" in entry:
             parts.append(f"${entry['spot']:g}{unit} spot")
         for term in ("1y", "3y"):

@@ -81,6 +81,7 @@ class ModelSpec(Spec):
     mlp_bias: bool = False
     learned_positions: bool = False
     sliding_window: int | None = None
+    dropout: bool = False  # Megatron GPT/GPT-2 train with dropout; its 1-byte masks are stored activations
     # MoE
     experts: int = 0
     experts_per_token: int = 0

@@ -99,6 +99,7 @@ def _hf_decoder(f: _Fields, mtype: str) -> dict:
         qkv_bias=bool(f.opt("attention_bias", mtype in ("qwen2", "qwen2_moe"))),
         out_bias=bool(f.opt("attention_bias", False)),
         mlp_bias=bool(f.opt("mlp_bias", False)),
+        dropout=float(f.opt("attention_dropout", 0.0)) > 0 or float(f.opt("hidden_dropout", 0.0)) > 0,
     )
     # Qwen2 always has QKV bias and no output bias; `attention_bias` is absent from its configs.
     if mtype in ("qwen2", "qwen2_moe"):
@@ -150,6 +151,7 @@ def _gpt2(f: _Fields) -> dict:
         out_bias=True,
         mlp_bias=True,
         learned_positions=True,
+        dropout=float(f.opt("resid_pdrop", 0.1)) > 0 or float(f.opt("attn_pdrop", 0.1)) > 0,
     )
 
 
@@ -174,4 +176,5 @@ def _megatron(f: _Fields) -> dict:
         out_bias=True,
         mlp_bias=True,
         learned_positions=True,
+        dropout=float(f.opt("hidden_dropout", 0.1)) > 0 or float(f.opt("attention_dropout", 0.1)) > 0,
     )

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 import yaml
 from rich.console import Console
@@ -32,10 +33,19 @@ FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format
 ExplainOpt = Annotated[bool, typer.Option("--explain", help="Show how every number was computed.")]
 
 
+def _scalar(value: Any) -> Any:
+    return value.item() if isinstance(value, np.ndarray | np.generic) and np.ndim(value) == 0 else value
+
+
 def fmt_value(value: Any, unit: str, byte_unit: str = "GB") -> str:
     """Print a Term value in its unit; bytes print in GB or GiB as chosen, with the unit named."""
-    if unit == "B":
+    value = _scalar(value)
+    if unit == "B" and isinstance(value, float | int):
+        if abs(value) < 1e7:  # per-token and per-layer sizes read better in bytes and KiB
+            return f"{value:,.0f} B ({value / 1024:,.1f} KiB)"
         return fmt_bytes(float(value), byte_unit)
+    if isinstance(value, bool):
+        return str(value)
     if isinstance(value, float | int):
         return f"{fmt_number(value)} {unit}".strip()
     return f"{value} {unit}".strip()
@@ -50,6 +60,7 @@ def explain_tree(term: Term, byte_unit: str = "GB") -> Tree:
         if isinstance(v, Term):
             tree.add(explain_tree(v, byte_unit))
         else:
+            v = _scalar(v)
             tree.add(f"[dim]{k}[/] = {fmt_number(v) if isinstance(v, float | int) and not isinstance(v, bool) else v}")
     for part in term.parts:
         tree.add(explain_tree(part, byte_unit))
@@ -90,8 +101,11 @@ def emit(
         if t is not None:
             console.print(t)
         if explain:
+            # A term already shown as a part of another (e.g. of the total) is not printed twice.
+            inner = {id(p) for t in r.terms for p in t.parts}
             for term in r.terms:
-                console.print(explain_tree(term, byte_unit))
+                if id(term) not in inner:
+                    console.print(explain_tree(term, byte_unit))
         for w in r.warnings:
             err_console.print(f"[yellow]warning:[/] {w}")
 

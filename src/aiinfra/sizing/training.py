@@ -1,0 +1,383 @@
+"""Training memory per GPU: model states (weights, gradients, optimizer), activations, overhead.
+
+Layout arguments (tp, pp, dp, cp, ep, sp, vp, micro_batch, zero, recompute) accept numpy arrays:
+the planner evaluates millions of layouts with this same code, and `aiinfra size train`
+explains one of them. Sources:
+- model states: ZeRO (Rajbhandari et al., SC'20, Fig. 1), Megatron bytes/param (18, or 6 + 12/d
+  with the distributed optimizer), DeepSpeed estimators (stage_1_and_2.py, memory.rst);
+- activations: Korthikanti et al. 2022 Table 2, generalised to GQA, gated MLPs and no-dropout
+  models by counting the same tensors; Megatron theoretical_memory_usage.py for the
+  embedding/output terms and the interleaved-schedule penalty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aiinfra.catalog.loader import default_catalog
+from aiinfra.errors import LayoutError, SpecError
+from aiinfra.explain import Term, total
+from aiinfra.sizing.dtypes import nbytes
+from aiinfra.sizing.params import ParamCounts, param_counts
+from aiinfra.specs import GpuSpec, ModelSpec, Parallelism
+
+RECOMPUTE = {"none": 0, "selective": 1, "full": 2}
+OPTIMIZER_STATE_BYTES = {"adam": 8.0, "adamw": 8.0, "adam8bit": 2.0, "sgd": 4.0, "none": 0.0}
+GRAD_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp32": 4.0, "bf16+fp32": 6.0}
+OFFLOAD = ("none", "optimizer", "optimizer+params")
+
+SRC_ZERO = "Rajbhandari et al. 2020 (ZeRO) Fig. 1: stage 1 shards optimizer states, 2 adds gradients, 3 adds weights over N_d"
+SRC_MEGATRON = "Megatron-LM theoretical_memory_usage.py / issue #654: 2 B weights + 4 B fp32 grads + 4 B master + 8 B Adam"
+SRC_OPT = {
+    "adam": "Adam m and v in fp32: 2 × 4 B",
+    "adamw": "AdamW m and v in fp32: 2 × 4 B",
+    "adam8bit": "8-bit Adam (Dettmers et al. 2022): m and v at 1 B each",
+    "sgd": "SGD with momentum: one fp32 buffer, 4 B",
+    "none": "no optimizer state",
+}
+SRC_ACT = "Korthikanti et al. 2022 Table 2 (per-layer activations), generalised to GQA / gated MLP / no dropout"
+SRC_OUT = "Megatron-LM theoretical_memory_usage.py: embedding input 8·s·b, output layer + CE 4·s·b·h·(1 + V/h)"
+SRC_INTERLEAVE = "Korthikanti et al. 2022 §4.2.3: interleaved schedule stores (1 + (p−1)/(p·v)) × the activations"
+SRC_ZERO3_BUF = "DeepSpeed ZeRO-3 estimator: 4 × largest layer (16-bit params + grads gathered)"
+
+
+def model_states(
+    params_ne: Any,
+    params_e: Any = 0.0,
+    *,
+    dp_shards: Any = 1,
+    ep: Any = 1,
+    zero: Any = 0,
+    precision: str = "bf16",
+    optimizer: str = "adam",
+    grad_dtype: str | None = None,
+    offload: str = "none",
+) -> tuple[Term, Term, Term]:
+    """Weights, gradients and optimizer bytes on one GPU for Ψ parameters held there.
+
+    params_ne: non-expert parameters on this GPU (sharded by ZeRO over dp_shards);
+    params_e: routed-expert parameters on this GPU (sharded over the expert-data group dp_shards/ep).
+    """
+    w = nbytes(precision, "precision")
+    if precision not in ("fp32", "bf16", "fp16", "fp8"):
+        raise SpecError(f"training precision must be fp32, bf16, fp16 or fp8, not {precision}")
+    grad_dtype = grad_dtype or ("fp32" if precision == "fp32" else "fp32")
+    if grad_dtype not in GRAD_BYTES:
+        raise SpecError(f"unknown gradient dtype '{grad_dtype}'; choose one of {', '.join(GRAD_BYTES)}")
+    if optimizer not in OPTIMIZER_STATE_BYTES:
+        raise SpecError(f"unknown optimizer '{optimizer}'; choose one of {', '.join(OPTIMIZER_STATE_BYTES)}")
+    if offload not in OFFLOAD:
+        raise SpecError(f"unknown offload '{offload}'; choose one of {', '.join(OFFLOAD)}")
+    g = GRAD_BYTES[grad_dtype]
+    master = 0.0 if precision == "fp32" else 4.0
+    opt = OPTIMIZER_STATE_BYTES[optimizer]
+    zero = np.asarray(zero)
+    d = np.asarray(dp_shards, dtype=float)
+    d_e = np.maximum(d / np.asarray(ep, dtype=float), 1.0)
+
+    def sharded(stage: int) -> Any:
+        on = zero >= stage
+        return params_ne / np.where(on, d, 1.0) + params_e / np.where(on, d_e, 1.0)
+
+    shard_w, shard_g, shard_o = sharded(3), sharded(2), sharded(1)
+    weights_v = w * shard_w * (0.0 if offload == "optimizer+params" else 1.0)
+    grads_v = g * shard_g * (0.0 if offload != "none" else 1.0)
+    opt_v = (master + opt) * shard_o * (0.0 if offload != "none" else 1.0)
+    inputs = {"Ψ_local": params_ne, "Ψ_expert_local": params_e, "N_d": dp_shards, "zero": zero}
+    weights = Term(
+        "weights", weights_v, "B", "bytes_w · Ψ / (N_d if zero ≥ 3)",
+        {**inputs, "bytes_w": w, "offload": offload}, {"bytes_w": f"{precision} = {w:g} B", "sharding": SRC_ZERO},
+    )
+    grads = Term(
+        "gradients", grads_v, "B", "bytes_g · Ψ / (N_d if zero ≥ 2)",
+        {**inputs, "bytes_g": g, "offload": offload},
+        {"bytes_g": f"{grad_dtype} gradients = {g:g} B (fp32 main grads as Megatron keeps them)", "sharding": SRC_ZERO},
+    )
+    optim = Term(
+        "optimizer", opt_v, "B", "(master + state) · Ψ / (N_d if zero ≥ 1)",
+        {**inputs, "master": master, "state": opt, "offload": offload},
+        {"master": "fp32 master weights in mixed precision: 4 B" if master else "fp32 training: no master copy",
+         "state": SRC_OPT[optimizer], "sharding": SRC_ZERO},
+    )
+    return weights, grads, optim
+
+
+@dataclass
+class StageParams:
+    """Parameters on one GPU of a pipeline stage, split by how ZeRO shards them."""
+
+    non_expert: Any
+    expert: Any
+    layers: Any
+    moe_layers: Any
+
+
+def stage_params(counts: ParamCounts, m: ModelSpec, tp: Any, pp: Any, ep: Any, stage: str) -> StageParams:
+    """Most-loaded GPU of the `first` or `last` pipeline stage (pp = 1 puts everything on one stage).
+
+    Attention, dense MLP and shared experts shard over TP; routed experts over EP × TP
+    (Megatron's default expert-tensor-parallel size = TP); norms and routers replicate.
+    The embedding is vocab-parallel on the first stage; the last stage holds the LM head (a
+    copy of the tied embedding when pp > 1) and the final norm.
+    """
+    tp = np.asarray(tp, dtype=float)
+    pp = np.asarray(pp, dtype=float)
+    ep = np.asarray(ep, dtype=float)
+    layers = np.ceil(m.layers / pp)
+    moe_layers = np.minimum(layers, np.ceil(m.moe_layers / pp)) if m.is_moe else np.zeros_like(layers)
+    dense_layers = layers - moe_layers
+    d, e = counts.dense_layer, counts.moe_layer
+    ne = dense_layers * ((d.attention + d.mlp) / tp + d.replicated)
+    ex = np.zeros_like(ne)
+    if e is not None:
+        ne = ne + moe_layers * ((e.attention + e.shared) / tp + e.replicated)
+        ex = moe_layers * e.experts / (ep * tp)
+    single = pp == 1
+    emb = counts.embedding / tp
+    head_own = counts.lm_head / tp
+    head_last = (counts.lm_head or m.vocab * m.hidden) / tp  # tied models keep a copy on the last stage
+    if stage == "first":
+        extra = emb + np.where(single, head_own + counts.final_norm, 0.0)
+    else:
+        extra = np.where(single, emb + head_own, head_last) + counts.final_norm
+    return StageParams(ne + extra, ex, layers, moe_layers)
+
+
+def layer_activation_bytes(
+    m: ModelSpec, *, seq: Any, micro_batch: Any, tp: Any = 1, cp: Any = 1, sp: Any = False,
+    recompute: Any = 0, flash_attention: bool = True, moe: bool = False,
+) -> Term:
+    """Activation bytes one transformer layer keeps for backward, per GPU (16-bit activations).
+
+    In units of s·b·h (Korthikanti Table 2 with t = tp):
+      U (not split by TP unless SP) = 2 norm inputs 4 + QKV input 2 + MLP input 2 + dropout masks 2
+      S (split by TP) = Q 2 + K,V 4·n_kv/n_heads + attention-output input 2 + MLP intermediates
+                        (gelu: 4·f/h; gated: 6·f/h for gate, up and their product)
+      core attention (split by TP) = 5·a·s²·b with dropout, 2·a·s²·b without; flash attention
+                        keeps only fp32 softmax statistics 4·a·s·b instead.
+    selective recompute drops the core-attention term; full recompute keeps the layer input 2·s·b·h.
+    For GPT (f = 4h, MHA, dropout) U + S = 10 + 24 = 34, as in the paper.
+    """
+    tp = np.asarray(tp, dtype=float)
+    cp = np.asarray(cp, dtype=float)
+    sp = np.asarray(sp, dtype=bool)
+    recompute = np.asarray(recompute)
+    s_loc = np.asarray(seq, dtype=float) / cp
+    b = np.asarray(micro_batch, dtype=float)
+    h, a = m.hidden, m.heads
+    sbh = s_loc * b * h
+    ffn = (m.experts_per_token + m.shared_experts) * m.moe_ffn if moe else m.ffn
+    mlp_units = (6.0 if m.gated_mlp else 4.0) * ffn / h
+    dropout_masks = 2.0 if m.dropout else 0.0
+    # Attention widths in units of h: heads·d_head may differ from h (Qwen3, Gemma, MLA).
+    v_dim = m.v_head_dim or m.head_dim
+    q_units = m.heads * m.head_dim / h
+    o_units = m.heads * v_dim / h
+    if m.is_mla:  # K, V are up-projected per head from the latent, which is kept as well
+        kv_units = (m.heads * m.head_dim + m.heads * v_dim + m.kv_lora_rank + m.qk_rope_dim) / h
+    else:
+        kv_units = m.kv_heads * (m.head_dim + v_dim) / h
+    U = 4.0 + 2.0 + 2.0 + dropout_masks
+    S = 2.0 * q_units + 2.0 * kv_units + 2.0 * o_units + mlp_units
+    seq_full = np.asarray(seq, dtype=float)
+    if flash_attention:
+        core = 4.0 * a * s_loc * b  # fp32 log-sum-exp per head and query
+        core_formula = "4·a·s·b (flash-attention softmax statistics)"
+    else:
+        core = (5.0 if m.dropout else 2.0) * a * s_loc * seq_full * b
+        core_formula = f"{5 if m.dropout else 2}·a·s²·b (scores, softmax{', dropout mask and output' if m.dropout else ''})"
+    u_div = np.where(sp, tp, 1.0)
+    stored = sbh * (U / u_div + S / tp)
+    value = np.select(
+        [recompute == 0, recompute == 1, recompute == 2],
+        [stored + core / tp, stored + np.where(flash_attention, core / tp, 0.0), 2.0 * sbh / u_div],
+    )
+    return Term(
+        "activations per layer", value, "B",
+        "s·b·h·(U/(t if SP) + S/t) + core/t  [none];  core dropped [selective];  2·s·b·h/(t if SP) [full]",
+        {"s": s_loc, "b": b, "h": h, "a": a, "t": tp, "cp": cp, "SP": sp, "U": U, "S": S,
+         "core": core_formula, "recompute": recompute, "moe_layer": moe},
+        {"formula": SRC_ACT},
+    )
+
+
+@dataclass
+class TrainingMemory:
+    weights: Term
+    gradients: Term
+    optimizer: Term
+    activations: Term
+    overhead: Term
+    total: Term
+    extra: list[Term] = field(default_factory=list)
+    stage: Any = "first"
+    params_per_gpu: Any = 0.0
+
+    @property
+    def terms(self) -> list[Term]:
+        return [self.weights, self.gradients, self.optimizer, *self.extra, self.activations, self.overhead, self.total]
+
+
+def _runtime(kind: str) -> dict:
+    return default_catalog().entry("runtime", kind)[1]
+
+
+def _validate(m: ModelSpec, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero, recompute) -> None:
+    """Scalar sanity checks: a clear error for impossible or non-positive settings."""
+    for name, v in (("seq", seq), ("micro-batch", micro_batch)):
+        if np.ndim(v) == 0 and v <= 0:
+            raise SpecError(f"{name} must be positive, got {v}")
+    if all(np.ndim(x) == 0 for x in (tp, pp, dp, cp, ep, vp)):
+        for name, v in (("tp", tp), ("pp", pp), ("dp", dp), ("cp", cp), ("ep", ep), ("interleave", vp)):
+            if int(v) != v or v < 1:
+                raise SpecError(f"{name} must be a whole number ≥ 1, got {v}")
+        Parallelism(tp=int(tp), pp=int(pp), dp=int(dp), cp=int(cp), ep=int(ep), sequence_parallel=bool(sp),
+                    interleave=int(vp)).check(m)
+        if np.ndim(seq) == 0 and seq % cp:
+            raise LayoutError(f"CP={cp} does not divide the sequence length {seq}")
+    if np.ndim(zero) == 0 and zero not in (0, 1, 2, 3):
+        raise SpecError(f"ZeRO stage must be 0, 1, 2 or 3, not {zero}")
+
+
+def training_memory(
+    m: ModelSpec,
+    *,
+    seq: Any,
+    micro_batch: Any = 1,
+    tp: Any = 1,
+    pp: Any = 1,
+    dp: Any = 1,
+    cp: Any = 1,
+    ep: Any = 1,
+    sp: Any = False,
+    vp: Any = 1,
+    num_microbatches: Any = None,
+    zero: Any = 0,
+    distributed_optimizer: bool = False,
+    recompute: Any = "none",
+    precision: str = "bf16",
+    optimizer: str = "adam",
+    grad_dtype: str | None = None,
+    offload: str = "none",
+    flash_attention: bool = True,
+    overhead_bytes: Any = None,
+    fragmentation: float | None = None,
+) -> TrainingMemory:
+    """Peak memory on the most-loaded GPU of a training job (bytes), with every part explained.
+
+    zero: 0–3 (3 = FSDP full sharding); distributed_optimizer = Megatron's (same sharding as zero 1).
+    recompute: "none" | "selective" | "full" or codes 0/1/2 (arrays allowed).
+    num_microbatches: per pipeline flush; None assumes at least pp (1F1B steady state).
+    overhead_bytes: fixed runtime bytes (CUDA context + communicator buffers); None = catalog default.
+    """
+    if isinstance(recompute, str):
+        if recompute not in RECOMPUTE:
+            raise SpecError(f"unknown recompute mode '{recompute}'; choose none, selective or full")
+        recompute = RECOMPUTE[recompute]
+    _validate(m, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero, recompute)
+    zero_eff = np.maximum(np.asarray(zero), 1 if distributed_optimizer else 0)
+    counts = param_counts(m)
+    tp_a, pp_a = np.asarray(tp, dtype=float), np.asarray(pp, dtype=float)
+    in_flight = pp_a if num_microbatches is None else np.minimum(pp_a, np.asarray(num_microbatches, dtype=float))
+    penalty = np.where(np.asarray(vp) > 1, 1.0 + (pp_a - 1.0) / (pp_a * np.asarray(vp, dtype=float)), 1.0)
+
+    act_dense = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp,
+                                       recompute=recompute, flash_attention=flash_attention)
+    act_moe = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp,
+                                     recompute=recompute, flash_attention=flash_attention, moe=True)
+    s_loc = np.asarray(seq, dtype=float) / np.asarray(cp, dtype=float)
+    b = np.asarray(micro_batch, dtype=float)
+    u_div = np.where(np.asarray(sp, dtype=bool), tp_a, 1.0)
+    full_layer = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp,
+                                        recompute=0, flash_attention=flash_attention, moe=m.is_moe)
+
+    stages = {}
+    for stage in ("first", "last"):
+        sp_params = stage_params(counts, m, tp, pp, ep, stage)
+        n_flight = in_flight if stage == "first" else np.ones_like(in_flight)
+        layers_act = (
+            (sp_params.layers - sp_params.moe_layers) * act_dense.value + sp_params.moe_layers * act_moe.value
+        ) * n_flight * penalty
+        if stage == "first":
+            edge = n_flight * (8.0 * s_loc * b + (s_loc * b * m.hidden / u_div if m.dropout else 0.0))
+            edge = edge + np.where(pp_a == 1, 4.0 * s_loc * b * m.hidden * (1.0 + m.vocab / m.hidden) / tp_a, 0.0)
+        else:
+            edge = np.where(pp_a == 1, 8.0 * s_loc * b, 0.0) + 4.0 * s_loc * b * m.hidden * (1.0 + m.vocab / m.hidden) / tp_a
+        working = np.where(np.asarray(recompute) == 2, full_layer.value, 0.0)
+        w, g, o = model_states(
+            sp_params.non_expert, sp_params.expert, dp_shards=np.asarray(dp) * np.asarray(cp), ep=ep, zero=zero_eff,
+            precision=precision, optimizer=optimizer, grad_dtype=grad_dtype, offload=offload,
+        )
+        buf = np.where(zero_eff == 3, 4.0 * counts.largest_layer / tp_a, 0.0)
+        stages[stage] = dict(params=sp_params, layers_act=layers_act, edge=edge, working=working, w=w, g=g, o=o, buf=buf)
+
+    def state_sum(st: dict) -> Any:
+        return st["w"].value + st["g"].value + st["o"].value + st["buf"] + st["layers_act"] + st["edge"] + st["working"]
+
+    first_wins = state_sum(stages["first"]) >= state_sum(stages["last"])
+
+    def pick(key: str) -> Any:
+        """Per candidate, the value of the stage that needs more memory."""
+        f, l_ = stages["first"][key], stages["last"][key]
+        if not isinstance(f, Term):
+            return np.where(first_wins, f, l_)
+        inputs = {k: np.where(first_wins, v, l_.inputs[k]) if k.startswith("Ψ") else v for k, v in f.inputs.items()}
+        return Term(f.name, np.where(first_wins, f.value, l_.value), f.unit, f.formula, inputs, f.sources)
+
+    weights, grads, optim = pick("w"), pick("g"), pick("o")
+    layers_t = Term(
+        "transformer layers", pick("layers_act"), "B",
+        "(L_stage_dense·act_dense + L_stage_moe·act_moe) · in_flight · interleave_penalty",
+        {"per dense layer": act_dense, **({"per MoE layer": act_moe} if m.is_moe else {}),
+         "in_flight": np.where(first_wins, in_flight, 1.0), "interleave_penalty": penalty,
+         "L_stage": np.where(first_wins, stages["first"]["params"].layers, stages["last"]["params"].layers)},
+        {"in_flight": "1F1B: the first stage holds min(p, m) micro-batches", "interleave_penalty": SRC_INTERLEAVE},
+    )
+    edge_t = Term("embedding and output", pick("edge"), "B",
+                  "first stage: 8·s·b token ids (+ s·b·h dropout mask); last stage: 4·s·b·h·(1 + V/h)/t",
+                  {"s": s_loc, "b": b, "h": m.hidden, "V": m.vocab}, {"formula": SRC_OUT})
+    act_parts = [layers_t, edge_t]
+    if np.any(np.asarray(recompute) == 2):
+        act_parts.append(Term("recompute working set", pick("working"), "B",
+                              "one layer's activations rebuilt during its backward", {"layer": full_layer.value}))
+    activations = total("activations", act_parts)
+    extra = []
+    if np.any(zero_eff == 3):
+        extra.append(Term("zero-3 gather buffer", pick("buf"), "B", "4 · largest_layer / t",
+                          {"largest_layer": counts.largest_layer, "t": tp_a}, {"formula": SRC_ZERO3_BUF}))
+
+    rt = _runtime("training")
+    gpus = tp_a * pp_a * np.asarray(dp, dtype=float) * np.asarray(cp, dtype=float)
+    if overhead_bytes is None:
+        fixed = rt["cuda_context_bytes"] + np.where(gpus > 1, rt["comm_buffers_bytes"], 0.0)
+        fixed_src = {"fixed": f"catalog runtime.training: {rt['source'].split(';')[0]}"}
+    else:
+        fixed, fixed_src = np.asarray(overhead_bytes, dtype=float), {"fixed": "given by the user"}
+    frag = rt["fragmentation"] if fragmentation is None else fragmentation
+    if frag < 0 or np.any(np.asarray(fixed) < 0):
+        raise SpecError("overhead and fragmentation must not be negative")
+    allocated = weights.value + grads.value + optim.value + activations.value + sum(t.value for t in extra)
+    overhead = Term("runtime overhead", fixed + frag * allocated, "B",
+                    "fixed (CUDA context + communicator buffers) + fragmentation · allocated",
+                    {"fixed": fixed, "fragmentation": frag, "allocated": allocated},
+                    {**fixed_src, "fragmentation": "allocator reserve beyond allocated bytes (catalog runtime.training)"})
+    tot = total("total per GPU", [weights, grads, optim, *extra, activations, overhead])
+    params_gpu = np.where(first_wins, stages["first"]["params"].non_expert + stages["first"]["params"].expert,
+                          stages["last"]["params"].non_expert + stages["last"]["params"].expert)
+    stage = np.where(first_wins, "first", "last") if np.ndim(first_wins) else ("first" if first_wins else "last")
+    return TrainingMemory(weights, grads, optim, activations, overhead, tot, extra, stage, params_gpu)
+
+
+def fit_verdict(total_bytes: float, gpu: GpuSpec) -> dict:
+    """Does it fit, and by how much (positive headroom or a shortfall), in GB as the vendor quotes."""
+    cap = gpu.memory_bytes
+    return {
+        "gpu": gpu.key,
+        "capacity_gb": gpu.memory_gb,
+        "fits": bool(total_bytes <= cap),
+        "headroom_gb": round((cap - total_bytes) / 1e9, 2),
+        "utilization": round(total_bytes / cap, 4),
+    }

@@ -15,6 +15,7 @@ from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, emit, fmt_value
 from aiinfra.cost import hybrid, prices
 from aiinfra.cost import plot as cost_plot
 from aiinfra.cost.capex import read_bom
+from aiinfra.cost.design_bom import design_bom, unpriced_warning
 from aiinfra.cost.decision import Factors
 from aiinfra.cost.onprem import OnPremInputs
 from aiinfra.cost.tco import TcoInputs
@@ -67,6 +68,10 @@ def tco(
     spares: Annotated[float, typer.Option(help="Spares per year as a fraction of CapEx.")] = 0.0,
     storage_tb: Annotated[float, typer.Option(help="Usable storage to buy, TB.")] = 0.0,
     bom: Annotated[Path | None, typer.Option(help="Bill of materials (YAML/JSON line items: category, item, quantity, unit_power_w, reason) instead of per-node estimates.")] = None,
+    design: Annotated[bool, typer.Option("--design", help="Size the cluster with the cluster designer (aiinfra design) and cost its BOM.")] = False,
+    preset: Annotated[str | None, typer.Option(help="With --design: reference architecture basepod, dgx-pod or superpod.")] = None,
+    su: Annotated[int | None, typer.Option(help="With --design --preset dgx-pod|superpod: scalable units.")] = None,
+    dataset_tb: Annotated[float, typer.Option(help="With --design: dataset size in TB, for storage capacity.")] = 0.0,
     cloud: Annotated[list[str] | None, typer.Option("--cloud", help="Cloud offer(s) to compare (aws-p5, p5.48xlarge, gcp-a3-high, …). Default: every IB/EFA offer for --gpu.")] = None,
     term: Annotated[list[str] | None, typer.Option("--term", help="on-demand, 1y, 3y, spot, or all (repeatable).")] = None,
     egress_tb: Annotated[float, typer.Option(help="Cloud egress per month, TB.")] = 0.0,
@@ -99,7 +104,16 @@ def tco(
         profile = hybrid.read_demand_csv(demand)
     elif hybrid_:
         profile = hybrid.generate_profile(8760, base, peak, burst_hours, bursts, seed)
-    items = read_bom(bom) if bom is not None else None
+    if bom is not None and design:
+        raise AiinfraError("give either --bom FILE or --design, not both")
+    if (preset is not None or su is not None) and not design:
+        raise AiinfraError("--preset and --su need --design")
+    items, source, extra = (read_bom(bom), f"BOM file {bom}", []) if bom is not None else (None, "", [])
+    if design:
+        d = design_bom(gpus if gpus > 0 else (math.ceil(profile.max()) if profile is not None else 0),
+                       node or _default_node(gpu), preset, su, dataset_tb)
+        items, source = d.items, "cluster designer BOM (aiinfra design)"
+        extra = [w for w in [unpriced_warning(d)] if w]
     if gpus <= 0 and profile is None and items is None:
         raise AiinfraError("give the GPUs to own with --gpus N (or a demand profile with --demand/--hybrid)")
     if utilization is None:
@@ -114,11 +128,12 @@ def tco(
         residual=residual, pue=pue, electricity=electricity, load=load, facility=facility.value,
         colo=colo if colo_rate is None else "colo-retail", colo_usd_per_kw_month=colo_rate,
         support_fraction=support, staff_usd_per_fte_year=staff_cost, spares_fraction=spares,
-        storage_tb=storage_tb, node_price=node_price, bom=items,
+        storage_tb=storage_tb, node_price=node_price, bom=items, bom_source=source,
     )
     inputs = TcoInputs(op, clouds=list(cloud or []), terms=list(term or ["on-demand"]), egress_tb_month=egress_tb,
                        gpu_hours=gpu_hours, tokens_per_gpu_s=tokens_per_s, demand=profile,
-                       factors=Factors(sensitivity=sensitivity.value, capex_budget=capex_budget, has_staff=staff))
+                       factors=Factors(sensitivity=sensitivity.value, capex_budget=capex_budget, has_staff=staff),
+                       warnings=extra)
     report = run_tco(inputs)
     if plot is not None:
         fig = cost_plot.figure(report.series, report.horizon_months, report.breakevens,

@@ -58,6 +58,7 @@ class OnPremInputs:
     storage_tb: float = 0.0
     node_price: float | None = None
     bom: list[Any] | None = field(default=None, repr=False)
+    bom_source: str = "BOM file"
 
 
 @dataclass

@@ -37,6 +37,7 @@ class TcoInputs:
     tokens_per_gpu_s: float | None = None
     demand: np.ndarray | None = None
     factors: Factors = field(default_factory=Factors)
+    warnings: list[str] = field(default_factory=list)  # from the caller (e.g. unpriced design lines)
 
 
 @dataclass
@@ -145,7 +146,7 @@ def tco(i: TcoInputs) -> TcoReport:
     results.append(Result("Recommendation", facts={"choice": decision.choice, "scores": decision.scores,
                                                    "reasons": decision.reasons}))
     like = list(dict.fromkeys(c.like_for_like for c in comparisons if c.like_for_like))
-    results[0].warnings.extend(stale_warnings(t for r in results for t in r.terms) + like)
+    results[0].warnings.extend(stale_warnings(t for r in results for t in r.terms) + like + i.warnings)
     return TcoReport(results, own, comparisons, plan, decision, series, breakevens, years * 12)
 
 
@@ -200,7 +201,7 @@ def _own_result(own: OnPremCost, op: OnPremInputs, years: float) -> Result:
     r.facts.update({
         "GPUs": own.gpus, "nodes": own.nodes, "IT power kW": round(own.it_power.value / 1000, 3),
         "utilization": op.utilization, "life years": years, "cost of capital": own.rate,
-        "residual": op.residual, "capex source": "design BOM" if op.bom is not None else f"per-node estimate ({op.node})",
+        "residual": op.residual, "capex source": op.bom_source if op.bom is not None else f"per-node estimate ({op.node})",
     })
     return r
 

@@ -34,8 +34,10 @@ def crf(rate: float, years: float) -> Term:
         raise AiinfraError(f"cost of capital must be >= 0, got {rate}")
     if rate == 0:
         return Term("CRF", 1.0 / years, "1/year", "1 / L", {"L": years})
-    g = (1 + rate) ** years
-    return Term("CRF", rate * g / (g - 1), "1/year", "r(1+r)^L / ((1+r)^L − 1)", {"r": rate, "L": years})
+    # expm1/log1p keep (1+r)^L − 1 exact for tiny r, where the naive form cancels to zero.
+    growth_minus_1 = math.expm1(years * math.log1p(rate))
+    value = rate * (growth_minus_1 + 1) / growth_minus_1
+    return Term("CRF", value, "1/year", "r(1+r)^L / ((1+r)^L − 1)", {"r": rate, "L": years})
 
 
 def annualised(capex: Term, rate: float, years: float, residual: float = 0.0) -> Term:

@@ -169,6 +169,7 @@ def onprem_cost(i: OnPremInputs) -> OnPremCost:
     fixed_opex = total("fixed opex", opex_parts)
 
     energy = energy_per_gpu_hour(it_kw, gpus, i.load, pue(i.pue), electricity(i.electricity))
+    energy.note = "per busy GPU-hour at the average draw 'load' (Epoch: 0.75 of max); idle draw is not counted"
     fixed_hour = Term("owned fixed $/GPU-h available", (ann.value + fixed_opex.value) / (gpus * HOURS_PER_YEAR),
                       "$/GPU-h", "(annualised capex + fixed opex) / (GPUs × 8760 h)",
                       {"annualised capex": ann, "fixed opex": fixed_opex, "GPUs": gpus})

@@ -199,7 +199,7 @@ def _own_result(own: OnPremCost, op: OnPremInputs, years: float) -> Result:
     r = Result("On-prem cost of ownership", terms=[own.per_gpu_hour, own.per_year, own.capex, own.annual_capex,
                                                   own.fixed_opex, own.energy])
     r.facts.update({
-        "GPUs": own.gpus, "nodes": own.nodes, "IT power kW": round(own.it_power.value / 1000, 3),
+        "GPUs": own.gpus, "nodes": int(own.nodes) if float(own.nodes).is_integer() else own.nodes, "IT power kW": round(own.it_power.value / 1000, 3),
         "utilization": op.utilization, "life years": years, "cost of capital": own.rate,
         "residual": op.residual, "capex source": op.bom_source if op.bom is not None else f"per-node estimate ({op.node})",
     })

@@ -144,3 +144,19 @@ def test_bad_bom_file(cli, tmp_path, text, fragment):
     f = tmp_path / "bom.yaml"
     f.write_text(text)
     assert_one_line_error(cli("tco", "--bom", str(f), "--cloud", "aws-p5"), fragment)
+
+
+def test_flat_full_demand_owns_everything_with_catalog_prices(cli, tmp_path):
+    """A flat 128-GPU demand at 100 % with catalog prices (owned ≈ $2.5/GPU-h vs AWS p5 $6.88):
+    the hybrid owns the whole peak and costs exactly the pure on-prem option."""
+    csv = tmp_path / "flat.csv"
+    csv.write_text("gpus\n" + "128\n" * 24 * 30)
+    r = cli("tco", "--demand", str(csv), "--cloud", "aws-p5", "--format", "json", "--explain")
+    assert r.code == 0, r.err
+    docs = r.json()
+    assert docs[0]["facts"]["utilization"] == 1.0
+    hyb = next(d for d in docs if d["title"].startswith("Hybrid"))
+    terms = {t["name"]: t["value"] for t in hyb["terms"]}
+    assert terms["owned baseline"] == 128
+    assert terms["hybrid"] == pytest.approx(terms["pure on-prem"])
+    assert terms["hybrid"] < terms["pure cloud"]

@@ -85,9 +85,9 @@ def test_bad_input_one_line(cli, argv, fragment):
 def test_console_script_subprocess(tmp_path):
     """The real process: exit 2 and one stderr line on bad input; JSON on stdout otherwise."""
     env = {**os.environ, "PYTHONPATH": str(Path(aiinfra.__file__).resolve().parents[1])}
-    bad = subprocess.run([sys.executable, "-m", "aiinfra", "design", "--gpus", "0"], capture_output=True, text=True, env=env, timeout=60)
+    bad = subprocess.run([sys.executable, "-m", "aiinfra", "design", "--gpus", "0"], capture_output=True, text=True, env=env, timeout=60, check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     ok = subprocess.run([sys.executable, "-m", "aiinfra", "design", "--preset", "superpod", "--su", "1", "-f", "json"],
-                        capture_output=True, text=True, env=env, timeout=60)
+                        capture_output=True, text=True, env=env, timeout=60, check=False)
     assert ok.returncode == 0, ok.stderr
     assert '"scalable_units": 1' in ok.stdout

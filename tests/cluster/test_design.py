@@ -114,3 +114,11 @@ def test_scale_guidance():
     assert "BasePOD" in scale_class(64) and recommend_preset(64) == "basepod"
     assert "SuperPOD" in scale_class(512) and recommend_preset(512) == "superpod"
     assert scale_class(4096).startswith("custom")
+
+
+def test_basepod_storage_rides_the_inband_network():
+    """BasePOD RA V5: management and storage share the SN4600C fabric, so storage ports are in-band ports."""
+    d = _preset("basepod")
+    ports = d.management.terms[0].inputs
+    assert ports["of which storage"] == 8 * 2
+    assert ports["ports"] == 8 * 2 + 8 * 2 + 5 * 2  # in-band + storage + control-plane servers

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from aiinfra.cluster.fabric import design_fabric, leaf_split, max_endpoints, parse_oversubscription, spines_for
+from aiinfra.cluster.fabric import (
+    design_fabric,
+    leaf_split,
+    max_endpoints,
+    parse_oversubscription,
+    spines_for,
+)
 from aiinfra.cluster.parts import switch, system
 from aiinfra.errors import AiinfraError, SpecError
 
@@ -176,3 +182,10 @@ def test_hgx_nics(qm9700):
         system("hgx-h100").with_nics(1)
     with pytest.raises(SpecError, match="fixed"):
         system("dgx-h100").with_nics(4)
+
+
+def test_awkward_uplink_count_does_not_explode_spines():
+    """SN5600 at 400G (k = 128) and 2:1: 85 down / 43 up; 43 is prime, so an even split would need 43
+    spines for 4 leaves; the design uses ⌈4 × 43 / 128⌉ = 2 instead."""
+    assert spines_for(4, 43, 128) == 2
+    assert spines_for(24, 32, 64) == 16  # the RA's 3-SU case still rounds up to an even split

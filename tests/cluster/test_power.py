@@ -6,7 +6,12 @@ import pytest
 
 from aiinfra.cluster.design import DesignInput, design_cluster
 from aiinfra.cluster.parts import system
-from aiinfra.cluster.power import annual_energy, cooling_for, facility_power, nodes_per_rack
+from aiinfra.cluster.power import (
+    annual_energy,
+    cooling_for,
+    facility_power,
+    nodes_per_rack,
+)
 from aiinfra.cluster.reference import preset_settings
 from aiinfra.errors import SpecError
 

@@ -87,7 +87,7 @@ def design(
 # Summary rows: (term name, how to print it).
 _SUMMARY = [
     "GPUs", "nodes", "scalable units", "leaf switches", "spine switches", "core switches", "cables node→leaf", "cables leaf→spine",
-    "cables spine→core", "switch-side transceivers", "node-side transceivers", "bisection bandwidth", "storage read aggregate",
+    "cables spine→core", "switch-side transceivers", "node-side transceivers", "bisection bandwidth", "storage read per node", "storage read per SU", "storage read aggregate",
     "storage write aggregate", "storage capacity to provision", "checkpoint size", "checkpoint write time", "job MTBF",
     "checkpoint interval (Young/Daly)", "training stalled by checkpoints", "data demand per node", "in-band switches",
     "out-of-band switches", "UFM appliances", "control-plane servers", "compute racks", "compute rack power", "network racks",
@@ -140,7 +140,8 @@ def tables(r: Result) -> Group:
     for col in ("fabric", "tier", "switches", "model", "switch transceivers", "links below", "cables below"):
         tiers.add_column(col)
     for row in r.facts["per_tier"]:
-        tiers.add_row(row["fabric"], row["tier"], str(row["switches"]), row["model"], "" if row["switch_transceivers"] is None else f"{row['switch_transceivers']:,}",
+        xcvr = "" if row["switch_transceivers"] is None else f"{row['switch_transceivers']:,}"
+        tiers.add_row(row["fabric"], row["tier"], str(row["switches"]), row["model"], xcvr,
                       row["links_below"], f"{row['cables_below']:,}")
 
     racks = Table(title="Rack plan")

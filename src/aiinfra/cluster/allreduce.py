@@ -47,12 +47,10 @@ def fabric_node(fab: Fabric) -> comm.Node:
     try:
         from aiinfra.catalog.gpus import gpu
 
-        return comm.node_for(gpu(fab.system.gpu), scale_out=key, nics_per_node=fab.rails).__class__(
-            key=fab.system.key, gpus_per_node=fab.system.gpus, scale_up=comm.node_for(gpu(fab.system.gpu)).scale_up,
-            nics_per_node=fab.rails, scale_out=out, source=fab.system.source)
+        up = comm.node_for(gpu(fab.system.gpu)).scale_up  # NVLink at the GPU's catalog rate
     except NotFoundError:
         up = comm.link(_SCALE_UP.get(fab.system.gpu, "nvlink-4"))
-        return comm.Node(fab.system.key, fab.system.gpus, up, fab.rails, out, fab.system.source)
+    return comm.Node(fab.system.key, fab.system.gpus, up, fab.rails, out, fab.system.source)
 
 
 def plan(inp: DesignInput, params: float | None, params_src: str, fab: Fabric, gpus: int) -> list[Term]:

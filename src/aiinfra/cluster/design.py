@@ -14,11 +14,25 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aiinfra.cluster import allreduce
 from aiinfra.cluster.bom import LineItem, merge, optic_item, total_power
-from aiinfra.cluster.fabric import Fabric, LeafSpine, design_fabric, fabric_optics, leaf_spine, parse_oversubscription
+from aiinfra.cluster.fabric import (
+    Fabric,
+    LeafSpine,
+    design_fabric,
+    fabric_optics,
+    leaf_spine,
+    parse_oversubscription,
+)
 from aiinfra.cluster.management import Management, plan_management
-from aiinfra.cluster.parts import SwitchSpec, SystemSpec, constant, service, switch, system
-from aiinfra.cluster.reference import recommend_preset
+from aiinfra.cluster.parts import (
+    SwitchSpec,
+    SystemSpec,
+    constant,
+    service,
+    switch,
+    system,
+)
 from aiinfra.cluster.power import RackPlan, annual_energy, facility_power, plan_racks
+from aiinfra.cluster.reference import recommend_preset
 from aiinfra.cluster.storage import StoragePlan, plan_storage
 from aiinfra.errors import SpecError
 from aiinfra.explain import Result, Term, total
@@ -57,6 +71,7 @@ class DesignInput(BaseModel):
     load_factor: float = 1.0
     storage_kw: float = Field(0.0, ge=0)
     control_nodes: int | None = None
+    ufm_appliances: int | None = None
     preset: str | None = None
     separate_storage_fabric: bool = True
     preset_source: str = ""
@@ -142,7 +157,8 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
     params, params_src = model_params(inp)
     stor = plan_storage(inp.storage_tier, sysm, nodes, fab.sus, params=params, bytes_per_param=inp.bytes_per_param,
                         dataset_bytes=inp.dataset_tb * TB, copies=inp.copies, checkpoints_kept=inp.checkpoints_kept, gpus=gpus,
-                        failure_rate=inp.failure_rate, gds=inp.gds, samples_per_s_per_gpu=inp.samples_per_s, bytes_per_sample=inp.bytes_per_sample)
+                        failure_rate=inp.failure_rate, gds=inp.gds,
+                        samples_per_s_per_gpu=inp.samples_per_s, bytes_per_sample=inp.bytes_per_sample)
     warnings += stor.warnings
     sfab = _storage_fabric(inp, sysm, sw, nodes, stor)
 
@@ -164,25 +180,27 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
         bom.append(optic_item("optics", o_keys["cable"], sfab.cables, "storage fabric cables (one per link)"))
 
     # Racks depend on switch counts (network racks) and management depends on racks (PDU ports).
-    compute_sw_units = fab.switches * sw.rack_units + (sfab.leaves + sfab.spines) * sfab.switch.rack_units if sfab else fab.switches * sw.rack_units
-    pre_racks = plan_racks(sysm, nodes, compute_sw_units, 0, inp.rack_kw)
     storage_switches = (sfab.leaves + sfab.spines) if sfab else 0
+    fabric_units = fab.switches * sw.rack_units + (storage_switches * sfab.switch.rack_units if sfab else 0)
+    pre_racks = plan_racks(sysm, nodes, fabric_units, 0, inp.rack_kw)
     mgmt = plan_management(sysm, nodes, fab.switches + storage_switches, pre_racks.compute_racks + pre_racks.network_racks,
-                           infiniband, inp.control_nodes)
+                           infiniband, inp.control_nodes, storage_on_inband=sfab is None,
+                           ufm_appliances=inp.ufm_appliances)
     bom += [
         LineItem("management", mgmt.inband_switch.key, mgmt.inband, mgmt.inband_switch.max_power_w, mgmt.terms[0].formula, "switches"),
         LineItem("management", mgmt.oob_switch.key, mgmt.oob, mgmt.oob_switch.max_power_w, mgmt.terms[1].formula, "switches"),
-        LineItem("management", mgmt.ufm.key, mgmt.ufm_count, mgmt.ufm.max_power_w, "UFM: HA pair on InfiniBand", "cluster_services"),
+        LineItem("management", mgmt.ufm.key, mgmt.ufm_count, mgmt.ufm.max_power_w, f"UFM: {mgmt.terms[2].formula}", "cluster_services"),
         LineItem("management", mgmt.control.key, mgmt.control_count, mgmt.control.max_power_w, "BCM head nodes (HA) + service nodes", "cluster_services"),
         optic_item("optics", mgmt.inband_switch.optics["cable"], int(mgmt.terms[0].inputs["ports"]), "in-band cables (one per port)"),
-        optic_item("optics", mgmt.oob_switch.optics["cable"], _oob_ports(mgmt.terms[1]), "out-of-band cables (one per port)"),
+        optic_item("optics", mgmt.oob_switch.optics["cable"], _oob_ports(mgmt.terms[1]),
+                   "out-of-band cables (one per port)"),
     ]
     cap = stor.term("storage capacity to provision").value / TB
     bom.append(LineItem("storage", stor.tier.key, round(cap, 3), (inp.storage_kw * 1000 / cap) if cap and inp.storage_kw else 0.0,
                         f"RA '{stor.tier.key}' tier: capacity to provision (TB)", "storage_tiers", unit="TB"))
     bom = merge(bom)
 
-    network_units = (compute_sw_units + (mgmt.inband * mgmt.inband_switch.rack_units) + mgmt.oob * mgmt.oob_switch.rack_units
+    network_units = (fabric_units + (mgmt.inband * mgmt.inband_switch.rack_units) + mgmt.oob * mgmt.oob_switch.rack_units
                      + mgmt.ufm_count * mgmt.ufm.rack_units + mgmt.control_count * mgmt.control.rack_units)
     network_w = total_power(bom, ("compute-fabric", "storage-fabric", "management", "optics"))
     racks = plan_racks(sysm, nodes, network_units, network_w, inp.rack_kw)
@@ -218,6 +236,7 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
         "tiers": fab.tiers,
         "oversubscription": f"{o:g}:1",
         "scalable_units": fab.sus,
+        "ufm_links_on_leaves": fab.ufm_links,
         "su_nodes": fab.su_nodes,
         "storage_tier": stor.tier.key,
         "cooling": racks.cooling,

@@ -72,12 +72,14 @@ def max_endpoints(k: int, tiers: int, o: float = 1.0) -> int:
 
 
 def spines_for(leaves: int, up: int, k: int) -> int:
-    """Smallest spine count that carries every uplink and divides each leaf's uplinks evenly."""
-    need = math.ceil(leaves * up / k)
-    for s in range(max(1, need), up + 1):
-        if up % s == 0:
-            return s
-    return need  # unreachable within the 2-tier limit (s = up always divides)
+    """Smallest spine count that carries every uplink and divides each leaf's uplinks evenly.
+
+    When the only even split would more than double the spines (an awkward uplink count such
+    as 43 at 2:1 on a 128-port switch), the minimum count is used and links split unevenly.
+    """
+    need = max(1, math.ceil(leaves * up / k))
+    even = next(s for s in range(need, up + 1) if up % s == 0)  # s = up always divides
+    return even if even <= 2 * need else need
 
 
 @dataclass
@@ -182,7 +184,7 @@ def design_fabric(
     if ufm_slots and nodes % su_nodes == 0:
         warnings.append(
             f"{nodes} nodes fill {nodes // su_nodes} SU exactly, but UFM needs {ufm_links} leaf ports, so the fabric grows to {sus} SU; "
-            f"{nodes - ufm_slots} nodes would fit in {nodes // su_nodes} SU, as the RA does (127 nodes at 4 SU)"
+            f"{nodes - ufm_slots} nodes would fit in {nodes // su_nodes} SU, as the RA does at 4 SU (127 nodes)"
         )
 
     ppc = switch.ports_per_cage(link)
@@ -230,11 +232,12 @@ def design_fabric(
         terms.append(Term("leaf switches", leaves, "switches", "rails × SU", {"rails": rails, "SU": sus}, {"rule": SRC_RA}))
         if n_tiers == 2:
             spines = spines_for(leaves, up, k)
-            per_spine = leaves * up // spines
+            per_spine = math.ceil(leaves * up / spines)
             layers.append(Layer("spine", spines, leaves * up, spines * math.ceil(per_spine / ppc)))
             terms.append(Term(
                 "spine switches", spines, "switches",
-                "smallest divisor of up ≥ ⌈leaves × up / k⌉ (every leaf sends the same number of links to every spine)",
+                "smallest divisor of up ≥ ⌈leaves × up / k⌉, so every leaf sends the same number of links to every spine "
+                "(⌈leaves × up / k⌉ itself if the divisor would double it)",
                 {"leaves": leaves, "up": up, "k": k, "⌈leaves × up / k⌉": math.ceil(leaves * up / k)},
                 {"rule": SRC_RA + "; 3 SU uses 16 spines, the 4-SU spine layer [V]"},
             ))

@@ -1,7 +1,8 @@
 """Reference-architecture presets: DGX BasePOD, DGX POD (RA Table 3 rows) and DGX SuperPOD.
 
 - basepod: 2–8 DGX on one tier of QM9700 rail switches; storage and in-band share the
-  SN4600C Ethernet (no separate storage fabric); no UFM on the compute leaves (BasePOD RA V5).
+  SN4600C Ethernet (no separate storage fabric); the control plane is 5 x86 servers and the
+  managed QM9700 runs the subnet manager, so no UFM appliances (BasePOD RA V5 [D]).
 - dgx-pod --su N: N full SUs of 32 DGX (RA Table 3 rows: 128 nodes at 4 SU, core from 16 SU).
 - superpod --su N: N SUs with one DGX removed in SU 1 for the 4 UFM links (RA Table 4:
   31/63/95/127 nodes), storage tier Best, separate storage fabric.
@@ -34,7 +35,7 @@ def preset_settings(preset: str, su: int | None, gpus: int | None, node: str | N
         gpus = gpus if gpus is not None else 64
         if gpus > 64:
             raise SpecError(f"a BasePOD NDR400 holds 2–8 DGX (16–64 GPUs), not {gpus} GPUs; use --preset superpod --su N")
-        return {"preset": p, "node": node, "gpus": gpus, "fabric": "qm9700", "tiers": 1, "ufm_links": 0, "storage_tier": "better",
+        return {"preset": p, "node": node, "gpus": gpus, "fabric": "qm9700", "tiers": 1, "ufm_links": 0, "ufm_appliances": 0, "storage_tier": "better",
                 "separate_storage_fabric": False, "preset_source": SRC_BASEPOD}
     if su is None and gpus is None:
         raise SpecError(f"--preset {p} needs --su N (scalable units) or --gpus")

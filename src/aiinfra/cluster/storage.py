@@ -31,6 +31,9 @@ def tier_bandwidth(tier: StorageTier, nodes: int, sus: int) -> list[Term]:
         Term("storage write per node", tier.node_write_gbs * GB, "B/s", "RA per-node write", {"tier": tier.key}, {"tier": SRC_TIERS}),
     ]
     for op in ("read", "write"):
+        out.append(Term(f"storage {op} per SU", getattr(tier, f"su_{op}_gbs") * GB, "B/s", f"RA single-SU aggregate {op}",
+                        {"tier": tier.key}, {"tier": SRC_TIERS}))
+    for op in ("read", "write"):
         su_figure = getattr(tier, f"su_{op}_gbs")
         su4_figure = getattr(tier, f"su4_{op}_gbs")
         node_figure = getattr(tier, f"node_{op}_gbs")
@@ -120,7 +123,8 @@ def plan_storage(
                 {"dataset bytes": dataset_bytes, "copies": copies_v}, {"copies": copies_src})
     parts = [data]
     if ckpt is not None:
-        parts.append(Term("retained checkpoints", ckpt.value * kept_v, "B", "checkpoint size × kept", {"checkpoint size": ckpt, "kept": kept_v}, {"kept": kept_src}))
+        parts.append(Term("retained checkpoints", ckpt.value * kept_v, "B", "checkpoint size × kept",
+                          {"checkpoint size": ckpt, "kept": kept_v}, {"kept": kept_src}))
     used = Term("storage capacity used", sum(p.value for p in parts), "B", " + ".join(p.name for p in parts), parts=parts)
     free, free_src = constant("pfs-free-fraction")
     terms.append(used)
@@ -169,7 +173,8 @@ def data_loading(tier: StorageTier, system: SystemSpec, nodes: int, bw: dict[str
         for name in TIER_ORDER[TIER_ORDER.index(tier.key) + 1 :] if tier.key in TIER_ORDER else ():
             better = {t.name: t.value for t in tier_bandwidth(storage_tier(name), nodes, max(1, math.ceil(nodes / 32)))}
             if per_node.value <= better["storage read per node"] and cluster.value <= better["storage read aggregate"]:
-                remedies.append(f"the '{name}' tier reads {better['storage read per node'] / GB:g} GB/s per node and {better['storage read aggregate'] / GB:g} GB/s in all")
+                node_gbs, all_gbs = better["storage read per node"] / GB, better["storage read aggregate"] / GB
+                remedies.append(f"the '{name}' tier reads {node_gbs:g} GB/s per node and {all_gbs:g} GB/s in all")
                 covered = True
                 break
         if not cluster_ok and not covered:

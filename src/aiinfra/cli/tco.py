@@ -15,8 +15,8 @@ from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, emit, fmt_value
 from aiinfra.cost import hybrid, prices
 from aiinfra.cost import plot as cost_plot
 from aiinfra.cost.capex import read_bom
-from aiinfra.cost.design_bom import design_bom, unpriced_warning
 from aiinfra.cost.decision import Factors
+from aiinfra.cost.design_bom import design_bom, unpriced_warning
 from aiinfra.cost.onprem import OnPremInputs
 from aiinfra.cost.tco import TcoInputs
 from aiinfra.cost.tco import tco as run_tco

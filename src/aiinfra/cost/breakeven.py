@@ -21,8 +21,6 @@ import numpy as np
 
 from aiinfra.explain import Term
 
-HOURS_PER_MONTH = 730.0
-
 
 def breakeven_utilization(fixed_per_gpu_hour: Term, energy: Term, cloud_price: Term, label: str = "") -> Term:
     """u* = F / (p − e); a value above 1 (or inf) means renting is cheaper at any utilization."""
@@ -32,13 +30,6 @@ def breakeven_utilization(fixed_per_gpu_hour: Term, energy: Term, cloud_price: T
                 {"F": fixed_per_gpu_hour, "p": cloud_price, "e": energy},
                 note="owning is cheaper above this utilization" if value <= 1 else
                 "renting is cheaper at every utilization")
-
-
-def monthly_costs(capex: float, fixed_opex_year: float, energy: float, gpus: int, utilization: float,
-                  cloud_price: float, egress_month: float = 0.0) -> tuple[float, float]:
-    """(owned running $/month, cloud $/month) for the same busy GPU-hours."""
-    busy = gpus * HOURS_PER_MONTH * utilization
-    return fixed_opex_year / 12 + energy * busy, cloud_price * busy + egress_month
 
 
 def breakeven_months(capex: Term, own_month: Term, cloud_month: Term, label: str = "") -> Term:

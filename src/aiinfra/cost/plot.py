@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
+from aiinfra.cost.breakeven import cumulative
 from aiinfra.errors import AiinfraError
 
 
@@ -31,7 +32,7 @@ def figure(series: list[Series], months: float, breakevens: list[tuple[str, floa
     m = np.linspace(0, months, int(max(2, math.ceil(months))) + 1)
     fig = go.Figure()
     for s in series:
-        fig.add_trace(go.Scatter(x=m, y=s.upfront + s.per_month * m, mode="lines", name=s.name))
+        fig.add_trace(go.Scatter(x=m, y=cumulative(m, s.upfront, s.per_month), mode="lines", name=s.name))
     for label, month in breakevens:
         if math.isfinite(month) and 0 < month <= months:
             fig.add_vline(x=month, line_dash="dot", annotation_text=f"breakeven {label}: {month:.1f} months")

@@ -19,12 +19,10 @@ from aiinfra.cost import breakeven as be
 from aiinfra.cost import capex as cx
 from aiinfra.cost import cloud, hybrid, jobs, prices
 from aiinfra.cost.decision import Decision, Factors, decide
-from aiinfra.cost.onprem import HOURS_PER_YEAR, OnPremCost, OnPremInputs, check_utilization, onprem_cost
+from aiinfra.cost.onprem import HOURS_PER_MONTH, HOURS_PER_YEAR, OnPremCost, OnPremInputs, check_utilization, onprem_cost
 from aiinfra.cost.plot import Series
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result, Term
-
-HOURS_PER_MONTH = HOURS_PER_YEAR / 12
 
 
 @dataclass

@@ -160,3 +160,18 @@ def test_flat_full_demand_owns_everything_with_catalog_prices(cli, tmp_path):
     assert terms["owned baseline"] == 128
     assert terms["hybrid"] == pytest.approx(terms["pure on-prem"])
     assert terms["hybrid"] < terms["pure cloud"]
+
+
+def test_unknown_gpu_and_preset_suggest_names(cli):
+    assert_one_line_error(cli("tco", "--gpus", "8", "--gpu", "h10"), "unknown gpu 'h10'", "h100-sxm")
+    assert_one_line_error(cli("tco", "--gpus", "8", "--pue", "arctic"), "unknown pue preset 'arctic'", "hyperscale")
+
+
+def test_b200_compares_with_p6_b200(cli):
+    """DGX B200 (14.3 kW, DGX B200 user guide) against AWS p6-b200.48xlarge $113.9328/h (SkyPilot v8)."""
+    r = cli("tco", "--gpus", "16", "--gpu", "b200", "--format", "json")
+    assert r.code == 0, r.err
+    docs = r.json()
+    assert docs[0]["facts"]["IT power kW"] == pytest.approx(2 * 14.3)
+    offer = docs[1]["facts"]["offers"][0]
+    assert offer["offer"] == "aws-p6-b200" and offer["$/GPU-h"] == pytest.approx(113.9328 / 8, abs=1e-4)

@@ -38,11 +38,13 @@ class Sensitivity(str, Enum):
 def _default_node(gpu: str) -> str:
     """The catalog node for a GPU key, DGX first (the configuration the published prices describe)."""
     try:
-        gpu_key = default_catalog().resolve("gpus", gpu)
-    except AiinfraError:
-        gpu_key = gpu.lower()
+        gpu_key, known = default_catalog().resolve("gpus", gpu), None
+    except AiinfraError as e:
+        gpu_key, known = gpu.lower(), e
     nodes = sorted((k for k, e in prices.of_type("node").items() if e.get("gpu") == gpu_key),
                    key=lambda k: (not k.startswith("dgx"), k))
+    if not nodes and known is not None:
+        raise known  # not a GPU the catalog knows: suggest GPU names
     if not nodes:
         raise AiinfraError(f"no on-prem node with GPU '{gpu}' in the price catalog; "
                            f"known nodes: {', '.join(sorted(prices.of_type('node')))}")

@@ -7,7 +7,7 @@ load → 0.08 × 10.2 × 1.3 / 8 ≈ $0.133 per GPU-hour.
 from __future__ import annotations
 
 from aiinfra.cost import prices
-from aiinfra.errors import AiinfraError
+from aiinfra.errors import AiinfraError, NotFoundError, not_found
 from aiinfra.explain import Term
 
 
@@ -35,7 +35,11 @@ def pue(value: str | float) -> Term:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        key, e = prices.lookup("pue", _prefixed("pue", str(value)), "PUE preset")
+        try:
+            key, e = prices.lookup("pue", _prefixed("pue", str(value)), "PUE preset")
+        except NotFoundError:
+            presets = [k.removeprefix("pue-") for k in prices.of_type("pue")]
+            raise not_found("PUE preset", str(value), presets) from None
         return Term("PUE", float(e["pue"]), "", "preset", {"preset": key}, {key: prices.describe(key, e)})
     if v < 1:
         raise AiinfraError(f"PUE must be >= 1 (facility power / IT power), got {v:g}")

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from aiinfra.catalog import set_user_catalogs
 from aiinfra.cli import catalog_cmd, size
 from aiinfra.cli import design as design_cmd
+from aiinfra.cli import tco as tco_cmd
 from aiinfra.errors import AiinfraError
 
 try:  # typer >= 0.24 vendors its own click; older typer uses click itself.
@@ -41,6 +42,7 @@ def _global(
 app.add_typer(size.app, name="size")
 app.add_typer(catalog_cmd.app, name="catalog")
 app.command("design")(design_cmd.design)
+app.command("tco")(tco_cmd.tco)
 
 
 def main(argv: list[str] | None = None) -> int:

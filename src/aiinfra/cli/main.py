@@ -11,6 +11,8 @@ from pydantic import ValidationError
 
 from aiinfra.catalog import set_user_catalogs
 from aiinfra.cli import catalog_cmd, size
+from aiinfra.cli import design as design_cmd
+from aiinfra.cli import tco as tco_cmd
 from aiinfra.cli.serve import serve
 from aiinfra.errors import AiinfraError
 
@@ -40,6 +42,8 @@ def _global(
 
 app.add_typer(size.app, name="size")
 app.add_typer(catalog_cmd.app, name="catalog")
+app.command("design")(design_cmd.design)
+app.command("tco")(tco_cmd.tco)
 app.command("serve")(serve)
 
 

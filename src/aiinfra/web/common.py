@@ -277,21 +277,8 @@ def escape_text(s: str) -> Markup:
 def cli_json(results: Result | list[Result]) -> Any:
     """What `--format json --explain` prints: one Result as an object, several as a list."""
     items = [results] if isinstance(results, Result) else list(results)
-    docs = [_finite(r.to_dict()) for r in items]
+    docs = [r.to_dict() for r in items]
     return docs[0] if len(docs) == 1 else docs
-
-
-def _finite(v: Any) -> Any:
-    """JSON has no inf/nan: they become null (json.dumps on the CLI writes Infinity, which is not JSON)."""
-    import math
-
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_finite(x) for x in v]
-    return v
 
 
 # --- capabilities that live on other branches --------------------------------------------------

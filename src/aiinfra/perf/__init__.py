@@ -1,0 +1,1 @@
+"""Time of models: FLOPs, compute time, NCCL communication, training step time and inference latency."""

@@ -1,0 +1,208 @@
+"""NCCL collectives as an alpha-beta model: time = steps·α + traffic·S / (B·efficiency).
+
+Bandwidth terms follow nccl-tests' `doc/PERFORMANCE.md` (cluster_tco_anchors §2.4): for n ranks,
+all-reduce moves 2(n−1)/n of the buffer over each rank's link, reduce-scatter and all-gather
+(n−1)/n of the full array, all-to-all (n−1)/n of what each rank sends, point-to-point 1×.
+Latency terms are the Thakur/Rabenseifner/Gropp (2005) step counts: a ring takes n−1 steps per
+phase, a (double binary) tree 2·log2(n). B is per-rank bandwidth per direction and the efficiency
+is measured NCCL busbw divided by line rate (catalog/data/interconnects.yaml, with sources).
+
+Every function takes plain numbers or numpy arrays (broadcasting) and returns a `Term` in seconds,
+so the planner evaluates millions of layouts with the same code that explains one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from aiinfra.catalog.loader import default_catalog
+from aiinfra.errors import AiinfraError
+from aiinfra.explain import Number, Term
+from aiinfra.specs import GpuSpec
+
+SRC_NCCL = "nccl-tests doc/PERFORMANCE.md bus-bandwidth factors (cluster_tco_anchors §2.4)"
+SRC_ALPHA_BETA = "alpha-beta model, Thakur, Rabenseifner & Gropp 2005 (cluster_tco_anchors §2.4)"
+
+
+@dataclass(frozen=True)
+class Link:
+    """One link class: per-rank bandwidth per direction (B/s), NCCL efficiency and per-step latency (s)."""
+
+    key: str
+    name: str
+    type: str
+    bw: float
+    busbw_eff: float
+    alpha: float
+    source: str
+
+    @property
+    def effective_bw(self) -> float:
+        """Bytes/s a large NCCL collective achieves per rank (bus bandwidth)."""
+        return self.bw * self.busbw_eff
+
+    def scaled(self, bw: float, why: str) -> Link:
+        """The same link class at another line rate (e.g. a GPU's own NVLink figure)."""
+        return replace(self, bw=bw, source=f"{self.source}; line rate {bw / 1e9:g} GB/s from {why}")
+
+
+@dataclass(frozen=True)
+class Node:
+    """How a GPU type is wired: GPUs per node, scale-up link, scale-out NICs."""
+
+    key: str
+    gpus_per_node: int
+    scale_up: Link
+    nics_per_node: int
+    scale_out: Link
+    source: str
+
+    @property
+    def scale_out_bw_per_gpu(self) -> float:
+        """Line rate of the node's NICs shared by its GPUs (rail-optimized: each GPU drives its share)."""
+        return self.nics_per_node * self.scale_out.bw / self.gpus_per_node
+
+    def scale_out_per_gpu(self) -> Link:
+        return self.scale_out.scaled(
+            self.scale_out_bw_per_gpu, f"{self.nics_per_node} NICs shared by {self.gpus_per_node} GPUs per node"
+        )
+
+
+def link(name: str) -> Link:
+    """A link class from catalog/data/interconnects.yaml ("ib-ndr", "nvlink-4", "pcie-gen5")."""
+    key, e = default_catalog().entry("interconnects", name)
+    if e.get("type") == "node":
+        raise AiinfraError(f"'{key}' is a node layout, not a link; use one of the nvlink/pcie/ib/roce entries")
+    try:
+        return Link(key, e.get("name", key), e["type"], float(e["bw_gbps"]) * 1e9, float(e["busbw_eff"]),
+                    float(e["alpha_us"]) * 1e-6, e.get("source", ""))
+    except (KeyError, TypeError, ValueError) as err:
+        raise AiinfraError(f"catalog interconnect '{key}' needs bw_gbps, busbw_eff, alpha_us and type ({err})") from None
+
+
+def node_for(gpu: GpuSpec, scale_out: str | None = None, nics_per_node: int | None = None) -> Node:
+    """The typical node for a GPU: NVLink at the GPU's own catalog rate for SXM/OAM parts, PCIe otherwise."""
+    cat = default_catalog()
+    if gpu.form_factor in ("sxm", "superchip"):
+        key = f"node-{gpu.architecture}-sxm"
+    elif gpu.form_factor == "oam":
+        key = "node-oam"
+    else:
+        key = "node-pcie"
+    if key not in cat.table("interconnects"):
+        key = "node-hopper-sxm" if gpu.form_factor in ("sxm", "superchip") else "node-pcie"
+    e = cat.table("interconnects")[key]
+    if e["scale_up"] == "pcie":
+        up = link(f"pcie-gen{gpu.pcie_gen}")
+    else:
+        up = link(e["scale_up"])
+        if gpu.nvlink_gbps:
+            up = up.scaled(gpu.nvlink_gbps / 2 * 1e9, f"{gpu.key} catalog nvlink_gbps / 2 (per direction)")
+    out = link(scale_out or e["scale_out"])
+    return Node(key, int(e["gpus_per_node"]), up, int(nics_per_node or e["nics_per_node"]), out, e.get("source", ""))
+
+
+def _inputs(size: Number, n: Number, lk: Link) -> dict:
+    return {"S": size, "n": n, "B": lk.bw, "eff": lk.busbw_eff, "α": lk.alpha, "link": lk.key}
+
+
+def _sources(lk: Link) -> dict:
+    return {"bus factor": SRC_NCCL, "α steps": SRC_ALPHA_BETA, lk.key: lk.source}
+
+
+def _ring(size: Number, n: Number, lk: Link, phases: int) -> np.ndarray | float:
+    n = np.maximum(n, 1)
+    return phases * (n - 1) * lk.alpha + phases * (n - 1) / n * size / lk.effective_bw
+
+
+def _tree(size: Number, n: Number, lk: Link) -> np.ndarray | float:
+    n = np.maximum(n, 1)
+    active = n > 1  # one rank moves nothing
+    return np.where(active, 2 * np.log2(n) * lk.alpha + 2 * size / lk.effective_bw, 0.0)
+
+
+def all_reduce(size: Number, n: Number, lk: Link, algo: str = "auto", name: str = "all-reduce") -> Term:
+    """Time to all-reduce a buffer of `size` bytes held by each of `n` ranks.
+
+    ring: 2(n−1)·α + 2(n−1)/n · S/(B·eff);  tree: 2·log2(n)·α + 2·S/(B·eff);
+    auto: the faster of the two, as NCCL's tuner picks per size (trees win on latency at large n).
+    """
+    ring = _ring(size, n, lk, 2)
+    if algo == "ring":
+        value, formula = ring, "2(n−1)·α + 2(n−1)/n · S/(B·eff)"
+    elif algo == "tree":
+        value, formula = _tree(size, n, lk), "2·log2(n)·α + 2·S/(B·eff)"
+    elif algo == "auto":
+        value = np.minimum(ring, _tree(size, n, lk))
+        formula = "min(ring 2(n−1)·α + 2(n−1)/n·S/(B·eff), tree 2·log2(n)·α + 2·S/(B·eff))"
+    else:
+        raise AiinfraError(f"unknown all-reduce algorithm '{algo}'; use ring, tree or auto")
+    return Term(name, _scalar(value), "s", formula, _inputs(size, n, lk), _sources(lk))
+
+
+def reduce_scatter(size: Number, n: Number, lk: Link, name: str = "reduce-scatter") -> Term:
+    """Reduce-scatter of a full array of `size` bytes over `n` ranks: (n−1)·α + (n−1)/n · S/(B·eff)."""
+    return Term(name, _scalar(_ring(size, n, lk, 1)), "s", "(n−1)·α + (n−1)/n · S/(B·eff)",
+                _inputs(size, n, lk), _sources(lk))
+
+
+def all_gather(size: Number, n: Number, lk: Link, name: str = "all-gather") -> Term:
+    """All-gather into a full array of `size` bytes over `n` ranks: (n−1)·α + (n−1)/n · S/(B·eff)."""
+    return Term(name, _scalar(_ring(size, n, lk, 1)), "s", "(n−1)·α + (n−1)/n · S/(B·eff)",
+                _inputs(size, n, lk), _sources(lk))
+
+
+def all_to_all(size: Number, n: Number, lk: Link, name: str = "all-to-all") -> Term:
+    """All-to-all where each rank sends `size` bytes in total: (n−1)·α + (n−1)/n · S/(B·eff)."""
+    return Term(name, _scalar(_ring(size, n, lk, 1)), "s", "(n−1)·α + (n−1)/n · S/(B·eff)",
+                _inputs(size, n, lk), _sources(lk))
+
+
+def p2p(size: Number, lk: Link, name: str = "send/recv") -> Term:
+    """Point-to-point transfer of `size` bytes: α + S/(B·eff) (0 when size is 0)."""
+    value = np.where(np.asarray(size) > 0, lk.alpha + np.asarray(size) / lk.effective_bw, 0.0)
+    return Term(name, _scalar(value), "s", "α + S/(B·eff)", {"S": size, "B": lk.bw, "eff": lk.busbw_eff,
+                "α": lk.alpha, "link": lk.key}, _sources(lk))
+
+
+def hierarchical_all_reduce(size: Number, n: Number, local: Number, node: Node,
+                            name: str = "hierarchical all-reduce") -> Term:
+    """All-reduce over `n` ranks placed `local` per node: NVLink inside the node, NICs between nodes.
+
+    NCCL pipelines the intra- and inter-node legs (rings over channels, one NIC crossing per
+    channel), so the slower leg sets the pace rather than their sum:
+      t = 2(n−1)/n · S / min(B_up·eff_up, local · B_nic/GPU·eff_nic) + latency,
+    where B_nic/GPU = nics_per_node · rate / gpus_per_node and the latency is 2(local−1)·α_up for
+    the node ring plus the cheaper of a ring (2(nodes−1)) or tree (2·log2 nodes) across nodes.
+    For 8-GPU nodes this is the measured rule of cluster_tco_anchors §2.5: multi-node busbw ≈
+    min(NVLink ring ~370 GB/s, NICs × 46–48 GB/s). With local = n the group sits in one node.
+    """
+    n = np.maximum(np.asarray(n), 1)
+    local = np.clip(np.asarray(local), 1, n)
+    nodes = n // local
+    up, out = node.scale_up, node.scale_out_per_gpu()
+    moved = 2 * (n - 1) / n * np.asarray(size)
+    intra = np.where(local > 1, moved / up.effective_bw, 0.0)
+    inter = np.where(nodes > 1, moved / (local * out.effective_bw), 0.0)
+    steps_out = np.minimum(2 * (nodes - 1), 2 * np.log2(nodes))
+    latency = 2 * (local - 1) * up.alpha + steps_out * out.alpha
+    t_intra = Term("node-leg bandwidth time", _scalar(intra), "s", "2(n−1)/n · S / (B_up·eff)",
+                   {"S": size, "n": n, "B_up": up.bw, "eff": up.busbw_eff}, {up.key: up.source})
+    t_inter = Term("NIC-leg bandwidth time", _scalar(inter), "s", "2(n−1)/n · S / (local · B_nic/GPU·eff)",
+                   {"S": size, "n": n, "local": local, "B_nic/GPU": out.bw, "eff": out.busbw_eff},
+                   {out.key: out.source})
+    t_lat = Term("latency", _scalar(latency), "s", "2(local−1)·α_up + min(2(nodes−1), 2·log2 nodes)·α_nic",
+                 {"local": local, "nodes": nodes, "α_up": up.alpha, "α_nic": out.alpha}, {"α steps": SRC_ALPHA_BETA})
+    value = np.maximum(intra, inter) + latency
+    return Term(
+        name, _scalar(value), "s", "max(node-leg, NIC-leg) + latency",
+        {"S": size, "n": n, "local": local, "nodes": nodes}, {"bus factor": SRC_NCCL, "layout": node.source},
+        parts=[t_intra, t_inter, t_lat],
+    )
+
+
+def _scalar(value):
+    """0-d arrays back to floats so scalar calls print as numbers."""
+    return float(value) if np.ndim(value) == 0 else value

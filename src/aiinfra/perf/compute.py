@@ -1,0 +1,104 @@
+"""Compute time: datasheet peak × a calibrated efficiency, plus memory-bound elementwise time.
+
+The efficiency depends on matmul size (small GEMMs cannot fill the GPU) through a curve whose
+shape is Calculon's A100 matrix table, scaled by one plateau fraction fitted once on Narayanan et
+al. 2021 Table 1. Both live in catalog/data/calibration.yaml with their sources; nothing here is
+tuned per model or per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aiinfra.catalog.loader import default_catalog
+from aiinfra.errors import AiinfraError
+from aiinfra.explain import Number, Term
+from aiinfra.specs import GpuSpec
+
+
+@dataclass(frozen=True)
+class TrainingCalibration:
+    peak_fraction: float
+    size_curve: tuple[tuple[float, float], ...]  # (GFLOP, factor)
+    elementwise_traffic: float
+    source: str
+
+
+@dataclass(frozen=True)
+class InferenceCalibration:
+    decode_bw_fraction: float
+    prefill_by_tokens: tuple[tuple[float, float], ...]
+    source: str
+
+
+def training_calibration(name: str = "training") -> TrainingCalibration:
+    key, e = default_catalog().entry("calibrations", name)
+    try:
+        return TrainingCalibration(float(e["peak_fraction"]), tuple((float(a), float(b)) for a, b in e["size_curve_gflop"]),
+                                   float(e["elementwise_traffic"]), e.get("source", ""))
+    except (KeyError, TypeError, ValueError) as err:
+        raise AiinfraError(f"calibration '{key}' needs peak_fraction, size_curve_gflop and elementwise_traffic ({err})") from None
+
+
+def inference_calibration(name: str = "inference") -> InferenceCalibration:
+    key, e = default_catalog().entry("calibrations", name)
+    try:
+        return InferenceCalibration(float(e["decode_bw_fraction"]),
+                                    tuple((float(a), float(b)) for a, b in e["prefill_fraction_by_tokens"]), e.get("source", ""))
+    except (KeyError, TypeError, ValueError) as err:
+        raise AiinfraError(f"calibration '{key}' needs decode_bw_fraction and prefill_fraction_by_tokens ({err})") from None
+
+
+def _log_interp(x: Number, points: tuple[tuple[float, float], ...]) -> np.ndarray | float:
+    xs = np.log2(np.array([p[0] for p in points]) + 1.0)
+    ys = np.array([p[1] for p in points])
+    v = np.interp(np.log2(np.maximum(np.asarray(x, dtype=float), 0.0) + 1.0), xs, ys)
+    return float(v) if np.ndim(v) == 0 else v
+
+
+def matmul_efficiency(gemm_gflop: Number, cal: TrainingCalibration | None = None) -> Term:
+    """Fraction of dense peak reached by matmuls whose largest GEMM is `gemm_gflop` GFLOP per GPU."""
+    cal = cal or training_calibration()
+    curve = _log_interp(gemm_gflop, cal.size_curve)
+    value = cal.peak_fraction * curve
+    return Term("matmul efficiency", value, "", "peak_fraction × size_curve(GEMM GFLOP)",
+                {"peak_fraction": cal.peak_fraction, "GEMM GFLOP": gemm_gflop, "size_curve": curve},
+                {"calibration": cal.source})
+
+
+def peak(gpu: GpuSpec, dtype: str) -> Term:
+    """Dense peak FLOP/s of a GPU for a dtype, from the GPU catalog."""
+    return Term(f"peak {dtype}", gpu.peak_flops(dtype), "FLOP/s", "catalog dense TFLOP/s × 1e12",
+                {"gpu": gpu.key, "TFLOP/s": gpu.tflops.get(dtype)}, {gpu.key: gpu.source})
+
+
+def matmul_time(flops: Number, gemm_gflop: Number, gpu: GpuSpec, dtype: str = "bf16",
+                cal: TrainingCalibration | None = None, name: str = "matmul time") -> Term:
+    """FLOPs / (peak(dtype) × efficiency(size))."""
+    pk = peak(gpu, dtype)
+    eff = matmul_efficiency(gemm_gflop, cal)
+    value = np.asarray(flops, dtype=float) / (pk.value * eff.value)
+    return Term(name, _s(value), "s", "FLOPs / (peak × matmul efficiency)", {"FLOPs": flops, "peak": pk, "efficiency": eff})
+
+
+def elementwise_time(activation_bytes: Number, gpu: GpuSpec, cal: TrainingCalibration | None = None,
+                     name: str = "elementwise time") -> Term:
+    """Memory-bound work: activation bytes × traffic factor / HBM bandwidth."""
+    cal = cal or training_calibration()
+    value = np.asarray(activation_bytes, dtype=float) * cal.elementwise_traffic / gpu.memory_bw
+    return Term(name, _s(value), "s", "activation bytes × traffic / HBM bandwidth",
+                {"activation bytes": activation_bytes, "traffic": cal.elementwise_traffic, "HBM B/s": gpu.memory_bw},
+                {"calibration": cal.source, gpu.key: gpu.source})
+
+
+def prefill_efficiency(prompt_tokens: Number, cal: InferenceCalibration | None = None) -> Term:
+    cal = cal or inference_calibration()
+    value = _log_interp(prompt_tokens, cal.prefill_by_tokens)
+    return Term("prefill efficiency", value, "", "roofline TTFT / measured TTFT, interpolated by prompt tokens",
+                {"prompt tokens": prompt_tokens}, {"calibration": cal.source})
+
+
+def _s(v):
+    return float(v) if np.ndim(v) == 0 else v

@@ -1,0 +1,152 @@
+"""Training and inference FLOPs, per token and per iteration, from a model's architecture.
+
+Per token and layer, a forward pass costs 2 FLOP per matmul weight (attention projections, MLP or
+the top-k routed experts plus shared experts and router, so MoE uses *active* parameters) plus core
+attention 2·s·n_q·(d_qk + d_v) (QKᵀ and ·V). The LM head adds 2·h·V. Training is 3 forward passes
+(forward + backward at 2×); full recompute repeats each layer's forward once more, selective
+recompute only the core attention (Korthikanti et al. 2022 §4.2).
+
+For Megatron GPT (12h² matmul weights per layer, 4sh core attention) this is exactly Narayanan et
+al. 2021's formula (memory_perf_anchors §2a):
+    with full recompute  F = 96·B·s·l·h²·(1 + s/6h + V/16lh)
+    without recompute    F = 72·B·s·l·h²·(1 + s/6h + V/12lh)
+`causal=True` halves core attention, as Megatron-LM's code does since 2024 (§1.4); the papers do not.
+
+MFU counts model FLOPs (no recompute); HFU counts what the hardware executes (with recompute).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aiinfra.errors import AiinfraError
+from aiinfra.explain import Number, Term
+from aiinfra.sizing.params import attention_params
+from aiinfra.specs import ModelSpec
+
+SRC_NARAYANAN = "Narayanan et al. 2021 (SC'21) §5.1 FLOPs formula, memory_perf_anchors §2a"
+SRC_KORTHIKANTI = "Korthikanti et al. 2022 §4.2 selective recompute of core attention, memory_perf_anchors §2b"
+SRC_MEGATRON_CAUSAL = "Megatron-LM training.py num_floating_point_operations halves causal core attention (§1.4)"
+
+RECOMPUTE = {"none": 0, "selective": 1, "full": 2}
+
+
+def recompute_code(value) -> np.ndarray | int:
+    """'none'|'selective'|'full' (or 0/1/2, or an int array) → 0/1/2."""
+    if isinstance(value, str):
+        if value not in RECOMPUTE:
+            raise AiinfraError(f"unknown recompute mode '{value}'; use none, selective or full")
+        return RECOMPUTE[value]
+    return value
+
+
+@dataclass(frozen=True)
+class LayerFlops:
+    """Forward FLOPs per token of one layer, split by what recompute repeats."""
+
+    matmul: float  # 2 × matmul weights used per token (attention projections + MLP / active experts)
+    attn_per_pos: float  # core attention per token per attended position: 2·n_q·(d_qk + d_v)
+
+
+def _matmul_weights_attention(m: ModelSpec) -> int:
+    if m.is_mla:
+        return attention_params(m)  # MLA projections (biases are a rounding error here)
+    q, kv = m.heads * m.head_dim, m.kv_heads * m.head_dim
+    return m.hidden * (q + 2 * kv) + q * m.hidden
+
+
+def _mlp_weights(m: ModelSpec, ffn: int) -> int:
+    return (3 if m.gated_mlp else 2) * m.hidden * ffn
+
+
+def layer_flops(m: ModelSpec) -> tuple[LayerFlops, LayerFlops | None]:
+    """(dense layer, MoE layer or None): forward FLOPs per token."""
+    d_qk = (m.qk_nope_dim + m.qk_rope_dim) if m.is_mla else m.head_dim
+    d_v = m.v_head_dim if m.is_mla else m.head_dim
+    attn_pos = 2.0 * m.heads * (d_qk + d_v)
+    attn_w = _matmul_weights_attention(m)
+    dense = LayerFlops(2.0 * (attn_w + _mlp_weights(m, m.ffn)), attn_pos)
+    if not m.is_moe:
+        return dense, None
+    expert = _mlp_weights(m, m.moe_ffn)
+    moe_w = attn_w + (m.experts_per_token + m.shared_experts) * expert + m.hidden * m.experts
+    return dense, LayerFlops(2.0 * moe_w, attn_pos)
+
+
+@dataclass
+class TrainingFlops:
+    """FLOPs of one training iteration: `model` (MFU basis) and `hardware` (HFU basis, with recompute)."""
+
+    model: Term
+    hardware: Term
+    per_token: Term  # model FLOPs per trained token
+
+
+def _attended(m: ModelSpec, seq: Number, causal) -> Number:
+    """Average positions one token attends to in core attention FLOPs."""
+    s = np.asarray(seq, dtype=float)
+    if m.sliding_window:
+        s = np.minimum(s, m.sliding_window)
+    return np.where(causal, s / 2, s) if not isinstance(causal, bool) else (s / 2 if causal else s)
+
+
+def training_flops(m: ModelSpec, *, tokens: Number, seq: Number, recompute="none", causal=False) -> TrainingFlops:
+    """FLOPs of one iteration over `tokens` = global batch × sequence length."""
+    dense, moe = layer_flops(m)
+    n_moe, n_dense = m.moe_layers, m.dense_layers
+    pos = _attended(m, seq, causal)
+    attn = (n_dense * dense.attn_per_pos + n_moe * (moe.attn_per_pos if moe else 0)) * pos
+    matmul = n_dense * dense.matmul + n_moe * (moe.matmul if moe else 0)
+    head = 2.0 * m.hidden * m.vocab
+    fwd_layers = matmul + attn  # per token
+    per_token_model = 3 * (fwd_layers + head)
+    rc = recompute_code(recompute)
+    extra = np.where(np.asarray(rc) == 2, fwd_layers, np.where(np.asarray(rc) == 1, attn, 0.0))
+    per_token_hw = per_token_model + extra
+    inputs = {
+        "tokens": tokens, "s": seq, "l": m.layers, "h": m.hidden, "V": m.vocab,
+        "matmul FLOP/token (all layers, fwd)": matmul, "core attention FLOP/token (fwd)": attn,
+        "LM head FLOP/token (fwd)": head, "causal halving": causal,
+    }
+    sources = {"formula": SRC_NARAYANAN, "selective": SRC_KORTHIKANTI}
+    if causal is not False:
+        sources["causal"] = SRC_MEGATRON_CAUSAL
+    model_t = Term(
+        "model FLOPs per iteration", _s(per_token_model * np.asarray(tokens, dtype=float)), "FLOP",
+        "3 · tokens · (Σ_layers 2·W_active + 2·s·n_q·(d_qk+d_v) + 2·h·V)", inputs, sources,
+        note="= 72·B·s·l·h²·(1 + s/6h + V/12lh) for Megatron GPT",
+    )
+    hw_t = Term(
+        "hardware FLOPs per iteration", _s(per_token_hw * np.asarray(tokens, dtype=float)), "FLOP",
+        "model FLOPs + recompute (full: one more layer forward; selective: core attention forward)",
+        {**inputs, "recompute": recompute}, sources,
+        note="= 96·B·s·l·h²·(1 + s/6h + V/16lh) for Megatron GPT with full recompute",
+    )
+    per_tok = Term("model FLOPs per token", _s(per_token_model), "FLOP", "model FLOPs / tokens", {"s": seq}, sources)
+    return TrainingFlops(model_t, hw_t, per_tok)
+
+
+def narayanan_flops(batch: Number, seq: Number, layers: int, hidden: int, vocab: int, recompute: bool = True) -> Term:
+    """The paper's closed form (Narayanan et al. 2021 eq. 3), for checks against the general count."""
+    B, s, l, h, V = batch, seq, layers, hidden, vocab
+    if recompute:
+        value = 96 * B * s * l * h**2 * (1 + s / (6 * h) + V / (16 * l * h))
+        formula = "96·B·s·l·h²·(1 + s/6h + V/16lh)"
+    else:
+        value = 72 * B * s * l * h**2 * (1 + s / (6 * h) + V / (12 * l * h))
+        formula = "72·B·s·l·h²·(1 + s/6h + V/12lh)"
+    return Term("FLOPs per iteration (Narayanan)", _s(value), "FLOP", formula,
+                {"B": B, "s": s, "l": l, "h": h, "V": V}, {"formula": SRC_NARAYANAN})
+
+
+def end_to_end_days(tokens: Number, params: Number, gpus: Number, flops_per_gpu: Number) -> Term:
+    """Narayanan et al. 2021 §5.1: training time ≈ 8·T·P / (n·X) (with recompute), in days."""
+    value = 8 * np.asarray(tokens, dtype=float) * params / (np.asarray(gpus) * flops_per_gpu) / 86400
+    return Term("time to train (Narayanan)", _s(value), "days", "8·T·P / (n·X)",
+                {"T": tokens, "P": params, "n": gpus, "X": flops_per_gpu}, {"formula": SRC_NARAYANAN})
+
+
+def _s(v):
+    return float(v) if np.ndim(v) == 0 else v

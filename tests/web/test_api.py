@@ -120,6 +120,13 @@ def test_static_files_cannot_escape(client):
     assert client.get("/static/%2e%2e/app.py").status_code == 404
 
 
+def test_docs_page_lists_the_api_offline(client):
+    """/docs is rendered here from the OpenAPI schema (Swagger UI would need a CDN)."""
+    r = client.get("/docs")
+    assert r.status_code == 200 and "cdn" not in r.text.lower()
+    assert "POST /api/size/infer" in r.text and "gpu_memory_utilization" in r.text
+
+
 def test_plotly_js_is_served_locally(client):
     r = client.get("/static/plotly.min.js")
     assert r.status_code == 200 and "application/javascript" in r.headers["content-type"]

@@ -32,6 +32,9 @@ def create_app() -> FastAPI:
         version=getattr(aiinfra, "__version__", "0.1.0"),
         description="The JSON API mirrors the CLI: each endpoint takes the command's options and returns what "
         "`--format json --explain` prints. Bad input → 422 with the CLI's one-line message in `error`.",
+        # Swagger UI would load its JS from a CDN; /docs is served from here so it works offline.
+        docs_url=None,
+        redoc_url=None,
     )
 
     @app.exception_handler(AiinfraError)
@@ -67,6 +70,11 @@ def create_app() -> FastAPI:
         return templates.TemplateResponse(request, "index.html", {"title": "aiinfra", "path": "/", "pages": PAGES,
                                                                   "cards": cards})
 
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request):
+        return templates.TemplateResponse(request, "docs.html", {"title": "API", "path": "/docs", "pages": PAGES,
+                                                                 "endpoints": api_endpoints(app.openapi())})
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:
         return {"ok": True}
@@ -74,6 +82,24 @@ def create_app() -> FastAPI:
     for module in PAGE_MODULES:
         app.include_router(module.router)
     return app
+
+
+def api_endpoints(schema: dict) -> list[dict]:
+    """Each operation of the OpenAPI schema with its request fields (name, type, default)."""
+    comps = schema.get("components", {}).get("schemas", {})
+    out = []
+    for path, ops in schema.get("paths", {}).items():
+        for method, op in ops.items():
+            fields = []
+            ref = (op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {}).get("$ref"))
+            if ref:
+                for name, prop in comps.get(ref.rsplit("/", 1)[-1], {}).get("properties", {}).items():
+                    kinds = [x.get("type", "") for x in prop.get("anyOf", [prop])]
+                    fields.append((name, " | ".join(k for k in kinds if k), prop.get("default")))
+            for prm in op.get("parameters", []):
+                fields.append((prm["name"], prm.get("schema", {}).get("type", ""), prm.get("schema", {}).get("default")))
+            out.append({"method": method.upper(), "path": path, "summary": op.get("summary", ""), "fields": fields})
+    return out
 
 
 BLURBS = {

@@ -7,6 +7,7 @@ re-evaluated with inference_perf at the TP the ranking chose, so every bar has i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import plotly.graph_objects as go
@@ -120,15 +121,17 @@ def infer_view(s: InferPerfSpec, ex: Explainer) -> Outcome:
     for row in fitting:
         res = inference_perf(m, lookup_gpu(row["gpu"]), prompt=s.prompt, output=s.output, batch=s.batch, tp=row["tp"],
                              quant=s.quant, kv_dtype=s.kv_dtype, price_per_gpu_hour=prices.get(row["gpu"]))
+        # Same Terms, labelled with their SKU so the explain panel tells the rows apart.
+        res.terms = [replace(t, name=f"{t.name} ({row['gpu']}, TP{row['tp']})") for t in res.terms]
         per_sku.append((row, res))
     names = [f"{row['gpu']} (TP{row['tp']})" for row, _ in per_sku]
     fig = make_subplots(rows=1, cols=3, subplot_titles=("TTFT (ms)", "TPOT (ms)", "$ per 1M output tokens"))
-    fig.add_bar(x=names, y=[res.term("TTFT").value * 1e3 for _, res in per_sku], row=1, col=1, marker_color="#4c78a8",
+    fig.add_bar(x=names, y=[_term(res, "TTFT").value * 1e3 for _, res in per_sku], row=1, col=1, marker_color="#4c78a8",
                 name="TTFT")
-    fig.add_bar(x=names, y=[res.term("TPOT").value * 1e3 for _, res in per_sku], row=1, col=2, marker_color="#f58518",
+    fig.add_bar(x=names, y=[_term(res, "TPOT").value * 1e3 for _, res in per_sku], row=1, col=2, marker_color="#f58518",
                 name="TPOT")
     priced = [(n, res) for n, (_, res) in zip(names, per_sku, strict=True) if _has(res, "cost per 1M output tokens")]
-    fig.add_bar(x=[n for n, _ in priced], y=[res.term("cost per 1M output tokens").value for _, res in priced],
+    fig.add_bar(x=[n for n, _ in priced], y=[_term(res, "cost per 1M output tokens").value for _, res in priced],
                 row=1, col=3, marker_color="#54a24b", name="$/1M")
     fig.update_layout(title=f"{m.name} ({s.quant}), {s.prompt}→{s.output} tokens, batch {s.batch}, per GPU SKU",
                       showlegend=False)
@@ -137,15 +140,15 @@ def infer_view(s: InferPerfSpec, ex: Explainer) -> Outcome:
               ["gpu", "TP", "batch served", "TTFT ms", "TPOT ms", "tokens/s per GPU", "$/GPU-h", "$ per 1M tokens"],
               id="skus")
     for row, res in per_sku:
-        cost = ex.link(res.term("cost per 1M output tokens"), f"{res.term('cost per 1M output tokens').value:.3f}") \
+        cost = ex.link(_term(res, "cost per 1M output tokens"), f"{_term(res, 'cost per 1M output tokens').value:.3f}") \
             if _has(res, "cost per 1M output tokens") else ""
         ph = price_terms.get(row["gpu"])
         price_cell = ex.link(ph, f"{ph.value:.2f}") if ph is not None else (
             f"{prices[row['gpu']]:.2f} (given)" if row["gpu"] in prices else "")
         t.rows.append([row["gpu"], str(row["tp"]), str(res.facts["batch served"]),
-                       ex.link(res.term("TTFT"), f"{res.term('TTFT').value * 1e3:,.1f}"),
-                       ex.link(res.term("TPOT"), f"{res.term('TPOT').value * 1e3:,.2f}"),
-                       ex.link(res.term("output tokens/s per GPU"), f"{res.term('output tokens/s per GPU').value:,.0f}"),
+                       ex.link(_term(res, "TTFT"), f"{_term(res, 'TTFT').value * 1e3:,.1f}"),
+                       ex.link(_term(res, "TPOT"), f"{_term(res, 'TPOT').value * 1e3:,.2f}"),
+                       ex.link(_term(res, "output tokens/s per GPU"), f"{_term(res, 'output tokens/s per GPU').value:,.0f}"),
                        price_cell, cost])
     for row in rec.facts["ranking"]:
         if not row["fits"]:
@@ -157,7 +160,12 @@ def infer_view(s: InferPerfSpec, ex: Explainer) -> Outcome:
 
 
 def _has(res: Any, name: str) -> bool:
-    return any(t.name == name for t in res.terms)
+    return any(t.name == name or t.name.startswith(name + " (") for t in res.terms)
+
+
+def _term(res: Any, name: str) -> Any:
+    """A Term by its library name, also after the view added the SKU to it."""
+    return next(t for t in res.terms if t.name == name or t.name.startswith(name + " ("))
 
 
 def _show(t: Any) -> str:

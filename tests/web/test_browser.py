@@ -6,6 +6,8 @@ Pages over capabilities from other branches skip until their library module is m
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 CHART_SVG = "div.js-plotly-plot svg.main-svg"
@@ -133,3 +135,31 @@ def test_fleet_page_simulated(page, tmp_path):
     assert "fleet average utilization" in page.inner_text(".headline")
     assert "13" in page.inner_text("#xid")
     shot(page, tmp_path, "fleet")
+
+
+@pytest.fixture(scope="module")
+def history_prometheus(tmp_path_factory):
+    """A real Prometheus (Debian package) holding one hour of a 2 × 4 GPU fleet with known faults."""
+    backfill = pytest.importorskip("aiinfra.telemetry.backfill")
+    pytest.importorskip("aiinfra.telemetry.analysis")
+    if shutil.which("prometheus") is None or shutil.which("promtool") is None:
+        pytest.fail("prometheus/promtool missing; `make test` installs Debian's prometheus")
+    fh = backfill.FleetHistory(hosts=2, gpus_per_host=4, hours=1, step=60, seed=7,
+                               workloads={(0, 0): "training", (0, 1): "stranded", (0, 2): "idle", (0, 3): "training",
+                                          (1, 0): "training", (1, 1): "inference", (1, 2): "training",
+                                          (1, 3): "training"},
+                               faults=[backfill.Fault("xid", 1, 0, 0.5, code=79)])
+    root = tmp_path_factory.mktemp("prom")
+    backfill.build_blocks(fh, root / "data")
+    with backfill.LocalPrometheus(root / "run", data_dir=root / "data") as url:
+        yield url
+
+
+def test_fleet_page_prometheus(page, tmp_path, history_prometheus):
+    page.goto("/fleet")
+    page.select_option("select[name='source']", "prometheus")
+    submit(page, {"prometheus": history_prometheus, "range": "1h", "refresh_s": "0"})
+    chart_drawn(page, "fleet-chart")
+    assert "gpu-node-0000/gpu1" in page.inner_text("#stranded")
+    assert "79" in page.inner_text("#xid")
+    shot(page, tmp_path, "fleet-prometheus")

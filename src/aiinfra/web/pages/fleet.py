@@ -235,7 +235,8 @@ def fleet_view(s: FleetSpec, ex: Explainer) -> Outcome:
     ex.add_result(r)
     f = r.facts
     out = Outcome(warnings=list(r.warnings))
-    if f.get("status") == "no data" or (s.source == "prometheus" and "heatmap" not in f):
+    if s.source == "prometheus" and f.get("status") != "ok":
+        # No data is reported as such, never as a healthy fleet.
         out.headline.append(Markup("No GPU series in this window: {}").format(r.title))
         return out
     out.headline.append(Markup("{}: ").format(r.title) + Markup("; ").join(

@@ -155,6 +155,25 @@ def test_size_page_result_links_every_number_to_its_explanation(client):
     assert 'class="plotly-graph-div"' in r.text
 
 
+def unlinked_numbers(html: str, table_id: str) -> list[str]:
+    """Cells of a result table that print a number without linking it to an explanation."""
+    body = re.search(rf'<table class="data" id="{table_id}">(.*?)</table>', html, re.S).group(1)
+    cells = re.findall(r"<td>(.*?)</td>", body, re.S)
+    return [c for c in cells if re.fullmatch(r"\s*[-\d.,%]+\s*(GB|GiB)?\s*", c) and re.search(r"\d", c)
+            and 'class="num"' not in c]
+
+
+@pytest.mark.parametrize(("path", "params", "table"), [
+    ("/size/train", {"model": "llama-3.1-70b", "tp": "8"}, "memory"),
+    ("/size/infer", {"model": "llama-3.1-8b"}, "memory"),
+    ("/size/fits", {"model": "llama-3.1-70b"}, "fits"),
+])
+def test_every_number_in_a_result_table_links_to_its_explanation(client, path, params, table):
+    r = client.get(path, params=params)
+    assert r.status_code == 200
+    assert unlinked_numbers(r.text, table) == []
+
+
 def test_page_error_is_next_to_the_field_and_keeps_inputs(client, cli):
     params = {"model": "llama-3.1-70b", "gpu": "h100-sxm", "tp": "3", "seq": "2048", "micro_batch": "2"}
     r = client.get("/size/train", params=params)

@@ -13,7 +13,7 @@ import re
 import pytest
 import yaml
 
-from tests.web.test_api import cli_error, field_error
+from tests.web.test_api import cli_error, field_error, unlinked_numbers
 
 
 def _cli_json(cli, *argv):
@@ -135,6 +135,8 @@ def test_design_page_has_bom_and_fabric_diagram(client):
     pytest.importorskip("aiinfra.cluster.design")
     r = client.get("/design", params={"gpus": "1024"})
     assert r.status_code == 200 and 'id="design-chart"' in r.text and 'id="bom"' in r.text
+    for table in ("summary", "tiers", "bom"):
+        assert unlinked_numbers(r.text, table) == [], table
 
 
 # --- Plan ----------------------------------------------------------------------------------------

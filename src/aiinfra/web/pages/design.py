@@ -127,15 +127,31 @@ def design_view(s: DesignSpec, ex: Explainer) -> Outcome:
     tiers = Table("Per tier", ["fabric", "tier", "switches", "model", "switch transceivers", "links below", "cables below"],
                   id="tiers")
     for row in r.facts["per_tier"]:
-        tiers.rows.append([row["fabric"], row["tier"], f"{row['switches']:,}", row["model"],
-                           "" if row["switch_transceivers"] is None else f"{row['switch_transceivers']:,}",
-                           row["links_below"], f"{row['cables_below']:,}"])
+        named = names.get(f"{row['tier']} switches") if row["fabric"] == "compute" else None
+        how = {"fabric": row["fabric"], "tier": row["tier"], "model": row["model"], "links below": row["links_below"]}
+        src = {"design": "aiinfra.cluster.design.per_tier_rows"}
+        switches = ex.link(named, f"{row['switches']:,}") if named is not None else ex.fact(
+            f"{row['fabric']} {row['tier']} switches", row["switches"], "switches", "leaf-spine sizing of this fabric",
+            how, src, f"{row['switches']:,}")
+        xcvr = "" if row["switch_transceivers"] is None else ex.fact(
+            f"{row['fabric']} {row['tier']} switch transceivers", row["switch_transceivers"], "transceivers",
+            "Σ per switch ⌈ports used / ports per cage⌉", how, src, f"{row['switch_transceivers']:,}")
+        cables = ex.fact(f"{row['fabric']} cables {row['links_below']}", row["cables_below"], "cables",
+                         "one cable per link below this tier", how, src, f"{row['cables_below']:,}")
+        tiers.rows.append([row["fabric"], row["tier"], switches, row["model"], xcvr, row["links_below"], cables])
     out.tables.append(tiers)
     bom = Table("Bill of materials", ["category", "item", "qty", "unit W", "total kW", "reason"], id="bom")
     for i in r.facts["bom"]:
         qty = f"{i['quantity']:,.3f} {i['unit']}" if i["unit"] != "each" else f"{i['quantity']:,.0f}"
-        bom.rows.append([i["category"], i["item"], qty, f"{i['unit_power_w']:,.0f}", f"{i['power_w'] / 1000:,.1f}",
-                         i["reason"]])
+        src = {"part": f"catalog {i['table']}.{i['item']}"}
+        bom.rows.append([
+            i["category"], i["item"],
+            ex.fact(f"{i['item']} quantity ({i['category']})", i["quantity"], i["unit"], i["reason"], {}, src, qty),
+            ex.fact(f"{i['item']} unit power", i["unit_power_w"], "W", "catalog figure for this part", {}, src,
+                    f"{i['unit_power_w']:,.0f}"),
+            ex.fact(f"{i['item']} power ({i['category']})", i["power_w"] / 1000, "kW", "quantity × unit W / 1000",
+                    {"quantity": i["quantity"], "unit W": i["unit_power_w"]}, src, f"{i['power_w'] / 1000:,.1f}"),
+            i["reason"]])
     out.tables.append(bom)
     return out
 

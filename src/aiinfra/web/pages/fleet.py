@@ -255,7 +255,12 @@ def fleet_view(s: FleetSpec, ex: Explainer) -> Outcome:
     stranded = Table("Stranded GPUs (allocated but doing no work)", ["GPU", "model", "busy avg", "why"], id="stranded")
     for row in f.get("stranded", []):
         name = row.get("gpu") if s.source == "simulate" else f"{row.get('host', '')}/gpu{row.get('gpu', '')}"
-        stranded.rows.append([name, row.get("model") or row.get("modelName", ""), f"{row['busy_avg']:.1%}",
+        busy = ex.fact(f"busy average ({name})", row["busy_avg"], "",
+                       "mean engine activity over the window" if s.source == "simulate"
+                       else "PromQL avg_over_time(busy[range]) for this GPU/MIG instance",
+                       {"idle_ratio": s.idle_ratio}, {"rule": "stranded: below idle_ratio with memory held or a pod"},
+                       f"{row['busy_avg']:.1%}")
+        stranded.rows.append([name, row.get("model") or row.get("modelName", ""), busy,
                               row.get("why", "memory held or process attached")])
     if not stranded.rows:
         stranded.rows.append(["none", "", "", ""])

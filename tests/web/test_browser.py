@@ -163,3 +163,16 @@ def test_fleet_page_prometheus(page, tmp_path, history_prometheus):
     assert "gpu-node-0000/gpu1" in page.inner_text("#stranded")
     assert "79" in page.inner_text("#xid")
     shot(page, tmp_path, "fleet-prometheus")
+
+
+def test_fleet_page_refreshes_on_its_interval(page):
+    """With refresh_s=1 the page reloads itself, and each reload adds one simulated column (step_s later)."""
+    pytest.importorskip("aiinfra.telemetry.simulate")
+    import re
+
+    page.goto("/fleet?source=simulate&simulate=hosts%3D1%2Cgpus%3D2%2Cseed%3D11&columns=3&step_s=60&refresh_s=1")
+    t0 = float(re.search(r"at t = ([\d.]+) s", page.inner_text(".headline")).group(1))
+    with page.expect_navigation(timeout=15_000):
+        pass
+    t1 = float(re.search(r"at t = ([\d.]+) s", page.inner_text(".headline")).group(1))
+    assert t1 == t0 + 60

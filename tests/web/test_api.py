@@ -221,6 +221,36 @@ def test_serve_port_in_use_is_one_line_exit_2():
     assert r.stderr.strip() == f"error: port {port} on 127.0.0.1 is already in use; choose another with --port"
 
 
+def test_serve_runs_the_app_on_loopback():
+    """`aiinfra serve --port N` as a user runs it: answers on 127.0.0.1, then stops on SIGTERM."""
+    import httpx
+
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    sock.close()
+    env = {"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([sys.executable, "-m", "aiinfra", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        body = None
+        for _ in range(100):  # bounded: 20 s
+            try:
+                body = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json()
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None:
+                    break
+                import time
+
+                time.sleep(0.2)
+        assert body == {"ok": True}, proc.stderr.read() if proc.poll() is not None else "no answer"
+        page = httpx.get(f"http://127.0.0.1:{port}/size/infer", params={"model": "llama-3.1-8b"}, timeout=30)
+        assert page.status_code == 200 and "KV tokens" in page.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 def test_serve_defaults_to_loopback():
     import inspect
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from aiinfra.catalog.loader import default_catalog, read_json
@@ -268,10 +268,6 @@ def form_values(spec_cls: type[BaseModel], raw: dict[str, str]) -> dict[str, Any
         values[name] = "" if d is None else ", ".join(map(str, d)) if isinstance(d, list) else d
     values.update(raw)
     return values
-
-
-def escape_text(s: str) -> Markup:
-    return escape(s)
 
 
 def cli_json(results: Result | list[Result]) -> Any:

@@ -11,7 +11,16 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from aiinfra.errors import AiinfraError
-from aiinfra.web.common import MISSING, Explainer, FormField, Outcome, clean_query, field_of, form_values, validation_message
+from aiinfra.web.common import (
+    MISSING,
+    Explainer,
+    FormField,
+    Outcome,
+    clean_query,
+    field_of,
+    form_values,
+    validation_message,
+)
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 

@@ -15,7 +15,17 @@ from markupsafe import Markup
 
 from aiinfra.errors import SpecError
 from aiinfra.web.charts import div
-from aiinfra.web.common import Explainer, FormField, Outcome, Table, WebSpec, cli_json, register_aliases, has_module, require
+from aiinfra.web.common import (
+    Explainer,
+    FormField,
+    Outcome,
+    Table,
+    WebSpec,
+    cli_json,
+    has_module,
+    register_aliases,
+    require,
+)
 from aiinfra.web.templating import render_page
 
 router = APIRouter()
@@ -77,7 +87,7 @@ def fabric_figure(r: Any) -> go.Figure:
     levels += [(row["tier"], int(row["switches"]), row["model"]) for row in tiers]
     fig = go.Figure()
     xs: dict[str, list[float]] = {}
-    for tier, count, model in levels:
+    for tier, count, _ in levels:
         n = min(count, SHOWN)
         xs[tier] = [(i + 0.5) / n for i in range(n)]
     names = [lv[0] for lv in levels]

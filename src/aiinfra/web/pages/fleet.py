@@ -24,8 +24,17 @@ from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import SpecError
 from aiinfra.explain import Result, Term
 from aiinfra.web.charts import div
-from aiinfra.web.common import (Explainer, FormField, Outcome, Table, WebSpec, cli_json, has_module, register_aliases,
-                                require)
+from aiinfra.web.common import (
+    Explainer,
+    FormField,
+    Outcome,
+    Table,
+    WebSpec,
+    cli_json,
+    has_module,
+    register_aliases,
+    require,
+)
 from aiinfra.web.templating import render_page
 
 router = APIRouter()

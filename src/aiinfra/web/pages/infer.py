@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-import plotly.graph_objects as go
 from fastapi import APIRouter, Request
 from markupsafe import Markup
 from plotly.subplots import make_subplots
@@ -18,8 +17,20 @@ from pydantic import field_validator
 
 from aiinfra.catalog.gpus import gpu as lookup_gpu
 from aiinfra.web.charts import div
-from aiinfra.web.common import (Explainer, FormField, Outcome, Table, WebSpec, catalog_model, cli_json, gpu_names,
-                                has_module, model_names, register_aliases, require)
+from aiinfra.web.common import (
+    Explainer,
+    FormField,
+    Outcome,
+    Table,
+    WebSpec,
+    catalog_model,
+    cli_json,
+    gpu_names,
+    has_module,
+    model_names,
+    register_aliases,
+    require,
+)
 from aiinfra.web.templating import render_page
 
 router = APIRouter()

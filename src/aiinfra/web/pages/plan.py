@@ -16,8 +16,20 @@ from pydantic import field_validator
 from aiinfra.catalog.gpus import gpu as lookup_gpu
 from aiinfra.errors import SpecError
 from aiinfra.web.charts import div
-from aiinfra.web.common import (Explainer, FormField, Outcome, Table, WebSpec, catalog_model, cli_json, gpu_names,
-                                has_module, model_names, register_aliases, require)
+from aiinfra.web.common import (
+    Explainer,
+    FormField,
+    Outcome,
+    Table,
+    WebSpec,
+    catalog_model,
+    cli_json,
+    gpu_names,
+    has_module,
+    model_names,
+    register_aliases,
+    require,
+)
 from aiinfra.web.templating import render_page
 
 router = APIRouter()
@@ -117,7 +129,7 @@ def plan_view(s: PlanSpec, ex: Explainer) -> Outcome:
         if i == 1 and "step time" in names:
             step = ex.link(names["step time"], f"{w['step_s']:.3f}")
         else:
-            step = ex.fact(f"step time (#{i})", w["step_s"], "s", "Σ compute + exposed communication + bubble", 
+            step = ex.fact(f"step time (#{i})", w["step_s"], "s", "Σ compute + exposed communication + bubble",
                            {**how, **{k: round(v, 4) for k, v in w.get("parts", {}).items()}}, src, f"{w['step_s']:.3f}")
         row = [str(i), w["layout"], str(w["mb"]), str(w["vp"]), w["recompute"], str(w["zero"]), step,
                ex.fact(f"tokens/s (#{i})", w["tokens_per_s"], "tokens/s", "global batch · seq / step time", how, src,

@@ -16,7 +16,18 @@ from pydantic import field_validator
 
 from aiinfra.errors import AiinfraError
 from aiinfra.web.charts import div
-from aiinfra.web.common import Explainer, FormField, Outcome, Table, WebSpec, cli_json, register_aliases, gpu_names, has_module, require
+from aiinfra.web.common import (
+    Explainer,
+    FormField,
+    Outcome,
+    Table,
+    WebSpec,
+    cli_json,
+    gpu_names,
+    has_module,
+    register_aliases,
+    require,
+)
 from aiinfra.web.templating import render_page
 
 router = APIRouter()

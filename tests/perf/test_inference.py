@@ -36,8 +36,8 @@ def test_batch_raises_throughput_and_kv_caps_batch():
     one = inference_perf(m, g, prompt=2048, output=256, batch=1)
     many = inference_perf(m, g, prompt=2048, output=256, batch=32)
     assert many.term("decode tokens/s per GPU").value > 10 * one.term("decode tokens/s per GPU").value
-    huge = inference_perf(m, g, prompt=2048, output=256, batch=100000)
-    assert huge.facts["batch served"] == huge.facts["KV sequences that fit"] < 100000
+    huge = inference_perf(m, g, prompt=2048, output=256, batch=1000)
+    assert huge.facts["batch served"] == huge.facts["KV sequences that fit"] < 1000
     assert any("capped" in w for w in huge.warnings)
 
 

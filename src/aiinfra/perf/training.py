@@ -111,7 +111,8 @@ def step_time(
         gemm = 2 * mb_tokens * m.experts_per_token / m.experts * ep * h * m.moe_ffn / tp
     else:
         gemm = 2 * mb_tokens * h * m.ffn / tp
-    t_comp = compute.matmul_time(fl.hardware.value / gpus, gemm / 1e9, gpu, dtype, cal, "matmul compute")
+    imbalance = np.ceil(L / pp) / (L / pp)  # uneven stages: the fullest one sets the pace
+    t_comp = compute.matmul_time(fl.hardware.value / gpus * imbalance, gemm / 1e9, gpu, dtype, cal, "matmul compute")
 
     # Elementwise: Korthikanti Table 2 bytes per token per layer, per forward-equivalent pass.
     ffn_act = (m.experts_per_token + m.shared_experts) * m.moe_ffn if m.is_moe else m.ffn
@@ -119,11 +120,11 @@ def step_time(
     softmax = 0.0 if flash_attention else 5 * m.heads * np.minimum(s, m.sliding_window or s)
     passes = 3 + (rc == 2)
     soft_passes = 3 + (rc >= 1)
-    act_bytes = tokens * L * (per_tok_layer * passes + softmax * soft_passes) / gpus
+    act_bytes = tokens * L * (per_tok_layer * passes + softmax * soft_passes) / gpus * imbalance
     t_elem = compute.elementwise_time(act_bytes, gpu, cal, "elementwise (memory-bound)")
 
     # Tensor parallel: activations of one micro-batch, all-reduced over TP ranks.
-    layers_per_stage = L / pp
+    layers_per_stage = np.ceil(L / pp)  # the fullest stage sets the pipeline's pace
     n_tp = 4 + 2 * (rc == 2)
     ar_tp = comm.hierarchical_all_reduce(mb_tokens * h * ACT_BYTES, tp, np.minimum(tp, gpn), node, "TP all-reduce")
     t_tp_v = np.where(tp > 1, M * layers_per_stage * n_tp * ar_tp.value, 0.0)
@@ -140,7 +141,7 @@ def step_time(
                 {"M": M, "K,V chunk bytes": kv_chunk}, {"ring": "Liu et al. 2023 ring attention; Megatron context parallel"})
 
     # Expert parallel: all-to-all of routed tokens per MoE layer.
-    moe_per_stage = m.moe_layers / pp
+    moe_per_stage = np.ceil(m.moe_layers / pp)
     a2a_bytes = mb_tokens * m.experts_per_token * h * ACT_BYTES
     ep_in = comm.all_to_all(a2a_bytes, ep, node.scale_up).value
     ep_out = comm.all_to_all(a2a_bytes, ep, node.scale_out_per_gpu()).value

@@ -11,6 +11,8 @@ from pydantic import ValidationError
 
 from aiinfra.catalog import set_user_catalogs
 from aiinfra.cli import catalog_cmd, size
+from aiinfra.cli import infer as infer_cmd
+from aiinfra.cli import plan as plan_cmd
 from aiinfra.errors import AiinfraError
 
 try:  # typer >= 0.24 vendors its own click; older typer uses click itself.
@@ -39,6 +41,8 @@ def _global(
 
 app.add_typer(size.app, name="size")
 app.add_typer(catalog_cmd.app, name="catalog")
+app.command("plan")(plan_cmd.command)
+app.command("infer")(infer_cmd.command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -234,14 +234,15 @@ def _row(m: ModelSpec, gpu: GpuSpec, ev: Evaluated, i: int, seq: int, tokens: fl
 
 def _rejections(ev: Evaluated, space: Space, order: np.ndarray, chosen: list[int], score: np.ndarray,
                 objective: str, gpu: GpuSpec, limit: int = 3) -> list[str]:
-    """Why faster candidates lost (out of memory) and why the runners-up trail the winner (largest term)."""
+    """Why faster candidates lost (out of memory: the ones closest to fitting) and why the runners-up trail
+    the winner (the step-time term that grew most)."""
     win = chosen[0]
     raw = 1.0 / ev.tokens_per_s * (space.gpus if objective == "cost" else 1.0)
     faster_oom = np.nonzero((raw < raw[win]) & ~ev.fits)[0]
     out = []
     if faster_oom.size:
         seen = set()
-        for i in faster_oom[np.argsort(raw[faster_oom])]:
+        for i in faster_oom[np.argsort(ev.memory[faster_oom], kind="stable")]:
             r = space.row(int(i))
             key = describe(r)
             if key in seen:

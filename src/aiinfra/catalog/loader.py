@@ -53,6 +53,13 @@ def _strip_noise(n: str) -> str:
     return n
 
 
+def singular(kind: str) -> str:
+    """'gpus' → 'gpu', 'switches' → 'switch', for error messages."""
+    if kind.endswith(("ches", "shes", "sses", "xes")):
+        return kind[:-2]
+    return kind[:-1] if kind.endswith("s") else kind
+
+
 def read_yaml(path: Path) -> Any:
     """safe_load a file, turning parse errors into one line with file and line number."""
     try:
@@ -144,7 +151,7 @@ class Catalog:
                 aliases = [normalize_name(a) for a in entry.get("aliases", [])]
                 if candidate in aliases:
                     return key
-        raise not_found(kind.rstrip("s") if kind.endswith("s") else kind, name, table)
+        raise not_found(singular(kind), name, table)
 
     def entry(self, kind: str, name: str) -> tuple[str, dict]:
         key = self.resolve(kind, name)

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from aiinfra.catalog import set_user_catalogs
 from aiinfra.cli import catalog_cmd, size
+from aiinfra.cli import design as design_cmd
 from aiinfra.cli import infer as infer_cmd
 from aiinfra.cli import plan as plan_cmd
 from aiinfra.errors import AiinfraError
@@ -41,6 +42,7 @@ def _global(
 
 app.add_typer(size.app, name="size")
 app.add_typer(catalog_cmd.app, name="catalog")
+app.command("design")(design_cmd.design)
 app.command("plan")(plan_cmd.command)
 app.command("infer")(infer_cmd.command)
 

@@ -64,7 +64,7 @@ def model_states(
     w = nbytes(precision, "precision")
     if precision not in ("fp32", "bf16", "fp16", "fp8"):
         raise SpecError(f"training precision must be fp32, bf16, fp16 or fp8, not {precision}")
-    grad_dtype = grad_dtype or ("fp32" if precision == "fp32" else "fp32")
+    grad_dtype = grad_dtype or "fp32"  # fp32 grads: Megatron's main_grad; fp32 training has nothing else
     if grad_dtype not in GRAD_BYTES:
         raise SpecError(f"unknown gradient dtype '{grad_dtype}'; choose one of {', '.join(GRAD_BYTES)}")
     if optimizer not in OPTIMIZER_STATE_BYTES:
@@ -103,6 +103,13 @@ def model_states(
          "state": SRC_OPT[optimizer], "sharding": SRC_ZERO},
     )
     return weights, grads, optim
+
+
+def zero3_gather_buffer(largest_layer_params: Any, tp: Any = 1) -> Term:
+    """ZeRO-3 gathers the largest layer's 16-bit params and grads whole: 4 B per parameter."""
+    value = 4.0 * np.asarray(largest_layer_params, dtype=float) / np.asarray(tp, dtype=float)
+    return Term("zero-3 gather buffer", value, "B", "4 · largest_layer / t",
+                {"largest_layer": largest_layer_params, "t": tp}, {"formula": SRC_ZERO3_BUF})
 
 
 @dataclass
@@ -311,7 +318,7 @@ def training_memory(
             sp_params.non_expert, sp_params.expert, dp_shards=np.asarray(dp) * np.asarray(cp), ep=ep, zero=zero_eff,
             precision=precision, optimizer=optimizer, grad_dtype=grad_dtype, offload=offload,
         )
-        buf = np.where(zero_eff == 3, 4.0 * counts.largest_layer / tp_a, 0.0)
+        buf = np.where(zero_eff == 3, zero3_gather_buffer(counts.largest_layer, tp_a).value, 0.0)
         stages[stage] = dict(params=sp_params, layers_act=layers_act, edge=edge, working=working, w=w, g=g, o=o, buf=buf)
 
     def state_sum(st: dict) -> Any:
@@ -346,8 +353,9 @@ def training_memory(
     activations = total("activations", act_parts)
     extra = []
     if np.any(zero_eff == 3):
-        extra.append(Term("zero-3 gather buffer", pick("buf"), "B", "4 · largest_layer / t",
-                          {"largest_layer": counts.largest_layer, "t": tp_a}, {"formula": SRC_ZERO3_BUF}))
+        buf = zero3_gather_buffer(counts.largest_layer, tp_a)
+        buf.value = pick("buf")
+        extra.append(buf)
 
     rt = _runtime("training")
     gpus = tp_a * pp_a * np.asarray(dp, dtype=float) * np.asarray(cp, dtype=float)

@@ -216,7 +216,7 @@ def _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note) -> None
         t.add_column(c, justify="left" if c in ("gpu", "layout", "needs NVLink") else "right")
     for r in rows:
         if not r["fits"]:
-            t.add_row("-", r["gpu"], "[red]does not fit[/]", "", "", "", "", "", r["why"][:60])
+            t.add_row("-", r["gpu"], "[red]does not fit[/]", "", "", "", "", "", r["why"].split("; ")[-1])
             continue
         t.add_row(str(r["rank_time"]), r["gpu"], r["layout"], f"{r['tokens_per_s']:,.0f}", f"{r['mfu']:.1%}",
                   f"{r['memory_gb']:.1f}", f"{r['days']:,.1f}" if r.get("days") else "",

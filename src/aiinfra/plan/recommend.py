@@ -20,6 +20,9 @@ def _needs_nvlink(g: GpuSpec, tp: int) -> str:
         return "no (TP = 1)"
     if g.form_factor == "pcie" and not g.nvlink_gbps:
         return f"TP{tp} over PCIe (no NVLink): slow"
+    if g.form_factor == "pcie":
+        return (f"TP{tp} needs NVLink-bridged card pairs" if tp == 2 else
+                f"TP{tp} crosses PCIe beyond NVLink-bridged pairs: slow; an SXM system fits better")
     return f"yes: TP{tp} over NVLink/NVSwitch ({g.form_factor.upper()})"
 
 

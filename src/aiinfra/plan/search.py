@@ -87,8 +87,10 @@ class PlanResult:
         for k in ("days", "gpu_hours", "cost_usd"):
             if k in w:
                 facts[k.replace("_", " ")] = round(w[k], 2)
-        return Result(f"Plan: {self.model.name} on {w['gpus']} × {self.gpu.key}", self.winner_terms, facts,
-                      self.rejected + self.notes)
+        facts["why not the others"] = list(self.rejected)
+        if self.notes:
+            facts["notes"] = list(self.notes)
+        return Result(f"Plan: {self.model.name} on {w['gpus']} × {self.gpu.key}", self.winner_terms, facts)
 
 
 def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, node: comm.Node) -> Evaluated:

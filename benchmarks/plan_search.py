@@ -21,13 +21,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from aiinfra.catalog.gpus import gpu  # noqa: E402
-from aiinfra.catalog.models import model  # noqa: E402
-from aiinfra.perf import comm  # noqa: E402
-from aiinfra.perf.training import step_time  # noqa: E402
-from aiinfra.plan.search import Options, evaluate, plan  # noqa: E402
-from aiinfra.plan.space import build_space  # noqa: E402
-from aiinfra.sizing.training import training_memory  # noqa: E402
+from aiinfra.catalog.gpus import gpu
+from aiinfra.catalog.models import model
+from aiinfra.perf import comm
+from aiinfra.perf.training import step_time
+from aiinfra.plan.search import Options, evaluate, plan
+from aiinfra.plan.space import build_space
+from aiinfra.sizing.training import training_memory
 
 CALCULON_RATE = 8112 / 28.2  # memory_perf_anchors §1.2, measured on 2 cores
 

@@ -40,7 +40,7 @@ def test_korthikanti_table4_22b_layer_time_out_of_sample(a100):
 def test_recompute_costs_time_and_hfu_exceeds_mfu(a100):
     """Full recompute adds a forward pass: HFU/MFU = 4/3 on the layers (Korthikanti §5; Playbook §1.8)."""
     m = model("gpt-22b")
-    kw = dict(tp=8, global_batch=8, micro_batch=1, seq=2048, dtype="fp16")
+    kw = {"tp": 8, "global_batch": 8, "micro_batch": 1, "seq": 2048, "dtype": "fp16"}
     none = step_time(m, a100, recompute="none", **kw)
     full = step_time(m, a100, recompute="full", **kw)
     assert full.step.value > none.step.value
@@ -51,7 +51,7 @@ def test_recompute_costs_time_and_hfu_exceeds_mfu(a100):
 def test_interleaving_shrinks_bubble(a100):
     """Narayanan et al. 2021 §2.2: bubble (p−1)/(v·m) falls with v."""
     m = model("gpt3-175b")
-    kw = dict(tp=8, pp=8, dp=1, global_batch=64, seq=2048, recompute="full", dtype="fp16")
+    kw = {"tp": 8, "pp": 8, "dp": 1, "global_batch": 64, "seq": 2048, "recompute": "full", "dtype": "fp16"}
     b1 = step_time(m, a100, vp=1, **kw).step.parts[6].value
     b3 = step_time(m, a100, vp=3, **kw).step.parts[6].value
     assert b3 == pytest.approx(b1 / 3, rel=0.05)

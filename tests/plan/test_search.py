@@ -95,13 +95,13 @@ def test_nothing_fits_names_the_smallest_shortfall():
 
 
 @pytest.mark.parametrize("kwargs,fragment", [
-    (dict(gpus=1001), "cannot be split into whole nodes of 8"),
-    (dict(gpus=0), "GPU count must be positive"),
-    (dict(global_batch=0), "global batch must be positive"),
-    (dict(tokens=-1.0), "token budget must be positive"),
+    ({"gpus": 1001}, "cannot be split into whole nodes of 8"),
+    ({"gpus": 0}, "GPU count must be positive"),
+    ({"global_batch": 0}, "global batch must be positive"),
+    ({"tokens": -1.0}, "token budget must be positive"),
 ])
 def test_bad_input_is_one_sentence(kwargs, fragment):
-    args = dict(gpus=64, global_batch=512, seq=4096)
+    args = {"gpus": 64, "global_batch": 512, "seq": 4096}
     args.update(kwargs)
     with pytest.raises(AiinfraError, match=fragment):
         plan(model("llama-3.1-8b"), gpu("h100-sxm"), **args)

@@ -18,8 +18,12 @@ from aiinfra.errors import DoesNotFitError, SpecError
 from aiinfra.explain import Result, Term
 from aiinfra.perf import comm, compute
 from aiinfra.perf.flops import layer_flops
+from aiinfra.sizing.inference import (
+    inference_memory,
+    kv_bytes_per_token,
+    model_weight_bytes,
+)
 from aiinfra.sizing.params import param_counts
-from aiinfra.sizing.inference import inference_memory, kv_bytes_per_token, model_weight_bytes
 from aiinfra.specs import GpuSpec, ModelSpec
 
 

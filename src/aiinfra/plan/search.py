@@ -16,6 +16,7 @@ import numpy as np
 from aiinfra.errors import AiinfraError, DoesNotFitError, SpecError
 from aiinfra.explain import Result, Term
 from aiinfra.perf import comm
+from aiinfra.perf.flops import training_flops
 from aiinfra.perf.training import step_time
 from aiinfra.plan.space import RECOMPUTE_NAMES, Space, build_space, describe
 from aiinfra.sizing.training import training_memory
@@ -122,7 +123,9 @@ def evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, n
             progress(len(part))
     if not chunks:
         raise AiinfraError("empty search space")
-    cat = lambda get: np.concatenate([get(c) for c in chunks])  # noqa: E731
+    def cat(get):
+        return np.concatenate([get(c) for c in chunks])
+
     return Evaluated(space, cat(lambda c: c.memory), cat(lambda c: c.step), cat(lambda c: c.tokens_per_s),
                      {k: cat(lambda c, k=k: c.parts[k]) for k in chunks[0].parts}, cat(lambda c: c.fits))
 
@@ -214,8 +217,6 @@ def _distinct_layouts(space: Space, order: np.ndarray, k: int) -> list[int]:
 def _row(m: ModelSpec, gpu: GpuSpec, ev: Evaluated, i: int, seq: int, tokens: float | None, price: float | None) -> dict:
     r = ev.space.row(i)
     n = r["gpus"]
-    from aiinfra.perf.flops import training_flops  # local: only the winners need FLOPs as scalars
-
     fl = training_flops(m, tokens=ev.space.batch * seq, seq=seq, recompute=r["recompute"])
     step = float(ev.step[i])
     peak = gpu.peak_flops("bf16" if "bf16" in gpu.tflops else "fp16")

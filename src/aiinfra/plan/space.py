@@ -59,6 +59,10 @@ class Space:
         return self.batch // (self.dp * self.mb)
 
 
+def _i64(xs) -> np.ndarray:
+    return np.asarray(xs, dtype=np.int64)
+
+
 def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
@@ -84,22 +88,19 @@ def build_space(
                                            if p < m.layers and -(-m.layers // p) * (p - 1) < m.layers})
     cps = [c for c in context_parallel if seq % c == 0 and (c == 1 or seq // c >= min_cp_tokens)]
     eps = [e for e in divisors(m.experts) if e <= 256] if m.is_moe else [1]
-    i64 = lambda xs: np.asarray(xs, dtype=np.int64)  # noqa: E731
     # Structural axes first (few thousand rows), filtered before the knobs multiply them.
-    g = np.meshgrid(i64(gpu_counts), i64(tps), i64(pps), i64(cps), i64(eps), indexing="ij")
+    g = np.meshgrid(_i64(gpu_counts), _i64(tps), _i64(pps), _i64(cps), _i64(eps), indexing="ij")
     N, tp, pp, cp, ep = (x.ravel() for x in g)
     mp = tp * pp * cp
     ok = (N % mp == 0) & (N >= mp)
     dp = N // mp
     ok &= ((dp * cp) % ep == 0) & (global_batch % np.maximum(dp, 1) == 0)
     N, tp, pp, cp, ep, dp = (x[ok] for x in (N, tp, pp, cp, ep, dp))
-    k = np.meshgrid(i64(micro_batches), i64(interleaves), i64(recompute), i64(zero_stages), indexing="ij")
+    k = np.meshgrid(_i64(micro_batches), _i64(interleaves), _i64(recompute), _i64(zero_stages), indexing="ij")
     mb_k, vp_k, rc_k, z_k = (x.ravel() for x in k)
     S, K = N.size, mb_k.size
-    rep = lambda x: np.repeat(x, K)  # noqa: E731
-    til = lambda x: np.tile(x, S)  # noqa: E731
-    N, tp, pp, cp, ep, dp = (rep(x) for x in (N, tp, pp, cp, ep, dp))
-    mb, vp, rc, zero = (til(x) for x in (mb_k, vp_k, rc_k, z_k))
+    N, tp, pp, cp, ep, dp = (np.repeat(x, K) for x in (N, tp, pp, cp, ep, dp))
+    mb, vp, rc, zero = (np.tile(x, S) for x in (mb_k, vp_k, rc_k, z_k))
     ok = global_batch % (dp * mb) == 0
     M = global_batch // (dp * mb)
     ok &= (vp == 1) | ((pp > 1) & (m.layers % (pp * vp) == 0) & (M % pp == 0))

@@ -65,3 +65,32 @@ def models(fmt: FormatOpt = Format.table, explain: ExplainOpt = False) -> None:
         return t
 
     emit(result, fmt, explain, table)
+
+
+@app.command("prices")
+def prices_cmd(
+    older_than: str | None = typer.Option(None, "--older-than", help="Only prices observed longer ago than this (6m, 90d, 1y)."),
+    fmt: FormatOpt = Format.table,
+    explain: ExplainOpt = False,
+) -> None:
+    """Dated prices (cloud, on-prem, rates) with their age and source; stale ones can be listed alone."""
+    from aiinfra.cost import prices as price_table
+
+    max_age = price_table.parse_age(older_than) if older_than is not None else None
+    rows = price_table.rows(max_age)
+    result = Result("Price catalog", facts={"today": price_table.today().isoformat(), "prices": rows})
+    if max_age is None:
+        stale = [r for r in rows if r["age_days"] > price_table.STALE_AFTER.days]
+        result.warnings += [f"{len(stale)} of {len(rows)} prices are older than 6 months; list them with --older-than 6m"] if stale else []
+
+    def table(r: Result) -> Table:
+        t = Table(title=f"Price catalog (today {r.facts['today']}; USD)")
+        for col in ("key", "type", "figure", "observed", "age", "source"):
+            t.add_column(col, justify="right" if col == "age" else "left", overflow="fold")
+        for p in rows:
+            age = f"{p['age_days'] / 30.44:.0f} mo"
+            t.add_row(p["key"], p["type"], p["summary"], p["observed"] + (" (undated)" if p["undated"] else ""),
+                      age, p["source"])
+        return t
+
+    emit(result, fmt, explain, table)

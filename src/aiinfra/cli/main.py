@@ -14,6 +14,7 @@ from aiinfra.cli import catalog_cmd, size
 from aiinfra.cli import design as design_cmd
 from aiinfra.cli import infer as infer_cmd
 from aiinfra.cli import plan as plan_cmd
+from aiinfra.cli import tco as tco_cmd
 from aiinfra.errors import AiinfraError
 
 try:  # typer >= 0.24 vendors its own click; older typer uses click itself.
@@ -43,6 +44,7 @@ def _global(
 app.add_typer(size.app, name="size")
 app.add_typer(catalog_cmd.app, name="catalog")
 app.command("design")(design_cmd.design)
+app.command("tco")(tco_cmd.tco)
 app.command("plan")(plan_cmd.command)
 app.command("infer")(infer_cmd.command)
 

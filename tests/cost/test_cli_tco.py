@@ -1,0 +1,177 @@
+"""`aiinfra tco` and `aiinfra catalog prices` as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import aiinfra
+from tests.conftest import assert_one_line_error
+
+
+def test_tco_json_reports_owned_cloud_breakeven_and_recommendation(cli):
+    r = cli("tco", "--gpus", "256", "--gpu", "h100-sxm", "--utilization", "0.7", "--years", "4",
+            "--cloud", "aws-p5", "--term", "all", "--gpu-hours", "100000", "--tokens-per-s", "1000",
+            "--format", "json")
+    assert r.code == 0, r.err
+    docs = r.json()
+    titles = [d["title"] for d in docs]
+    assert titles[0] == "On-prem cost of ownership" and titles[-1] == "Recommendation"
+    offers = docs[1]["facts"]["offers"]
+    assert [o["term"] for o in offers] == ["on-demand", "1y", "3y", "spot"]
+    assert offers[0]["$/GPU-h"] == 6.88
+    assert docs[0]["facts"]["nodes"] == 32
+    assert docs[-1]["facts"]["choice"] in ("on-prem", "cloud", "hybrid")
+    assert "2023-05-31" in r.err  # the DGX H100 price is stale and says when it was observed
+
+
+def test_tco_explain_shows_sources(cli):
+    r = cli("tco", "--gpus", "8", "--cloud", "p5.48xlarge", "--explain")
+    assert r.code == 0, r.err
+    assert "CRF" in r.out and "prices.yaml:aws-p5" in r.out
+
+
+def test_hybrid_from_csv_and_html_plot(cli, tmp_path):
+    csv = tmp_path / "demand.csv"
+    csv.write_text("hour,gpus\n" + "".join(f"{h},{256 if h % 100 < 5 else 64}\n" for h in range(2000)))
+    out = tmp_path / "cost.html"
+    r = cli("tco", "--demand", str(csv), "--hybrid", "--cloud", "aws-p5", "--plot", str(out), "--format", "json")
+    assert r.code == 0, r.err
+    hyb = next(d for d in r.json() if d["title"].startswith("Hybrid"))
+    assert 0 < hyb["facts"]["owned baseline GPUs"] < 256
+    assert hyb["facts"]["saving vs cheaper pure option $"] > 0
+    html = out.read_text()
+    assert "plotly" in html.lower()
+    assert "on-prem (256 GPUs)" in html and "aws-p5 on-demand" in html and "hybrid (own" in html
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cost-")]
+
+
+def test_plot_marks_breakeven_within_horizon(tmp_path):
+    """Lines start at their up-front cost and grow by their monthly cost; a breakeven inside the
+    horizon is drawn and labelled."""
+    from aiinfra.cost.plot import Series, figure, write
+
+    fig = figure([Series("own", 1200.0, 10.0), Series("rent", 0.0, 110.0)], 24, [("rent", 12.0), ("x", 99.0)], "t")
+    assert list(fig.data[0].y[:2]) == [1200.0, 1210.0] and fig.data[1].y[-1] == pytest.approx(110 * 24)
+    labels = [a.text for a in fig.layout.annotations]
+    assert labels == ["breakeven rent: 12.0 months"]
+    out = write(fig, tmp_path / "p.html")
+    assert "breakeven rent" in out.read_text()
+
+
+@pytest.mark.skipif(not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")),
+                    reason="PNG export through kaleido needs Chrome/Chromium (CI installs chromium)")
+def test_png_plot(cli, tmp_path):
+    out = tmp_path / "cost.png"
+    r = cli("tco", "--gpus", "64", "--cloud", "aws-p5", "--plot", str(out))
+    assert r.code == 0, r.err
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bad_csv_row_names_the_line(cli, tmp_path):
+    csv = tmp_path / "demand.csv"
+    csv.write_text("hour,gpus\n0,8\n1,eight\n")
+    assert_one_line_error(cli("tco", "--demand", str(csv)), "demand.csv:3", "eight")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--gpus", "8", "--utilization", "0"], "utilization must be in (0, 1]"),
+    (["--gpus", "8", "--utilization", "1.2"], "utilization must be in (0, 1]"),
+    (["--gpus", "8", "--node-price", "-1"], "prices cannot be negative"),
+    (["--gpus", "8", "--electricity", "-0.1"], "electricity price must be >= 0"),
+    (["--gpus", "8", "--colo", "-10"], "must be >= 0"),
+    (["--gpus", "8", "--cloud", "p5.48xl"], "unknown instance 'p5.48xl'; closest: p5.48xlarge"),
+    (["--gpus", "8", "--cloud", "aws-p5", "--term", "5y"], "unknown pricing term '5y'"),
+    (["--gpus", "8", "--plot", "x.svg"], "must end in .html or .png"),
+    (["--utilization", "0.5"], "--gpus"),
+])
+def test_bad_input_is_one_line_exit_2(cli, args, fragment):
+    assert_one_line_error(cli("tco", *args), fragment)
+
+
+def test_negative_price_in_user_catalog(cli, tmp_path):
+    f = tmp_path / "neg.yaml"
+    f.write_text("kind: prices\nentries:\n  aws-p5: {on_demand: -55.04, observed: 2026-11-20, source: typo}\n")
+    assert_one_line_error(cli("--catalog", str(f), "tco", "--gpus", "8", "--cloud", "aws-p5"), "negative")
+
+
+def test_catalog_prices_older_than(cli):
+    r = cli("catalog", "prices", "--older-than", "6m", "--format", "json")
+    assert r.code == 0, r.err
+    keys = {p["key"] for p in r.json()["facts"]["prices"]}
+    assert "dgx-h100" in keys and "aws-p5" not in keys
+    r = cli("catalog", "prices")
+    assert r.code == 0 and "aws-p5" in r.out and "older than 6 months" in r.err
+    assert_one_line_error(cli("catalog", "prices", "--older-than", "soon"), "not understood")
+
+
+def test_console_script_subprocess():
+    """The real entry point: one line and exit 2 for an unknown instance."""
+    env = dict(os.environ, PYTHONPATH=str(Path(aiinfra.__file__).resolve().parents[1]))
+    p = subprocess.run([sys.executable, "-m", "aiinfra", "tco", "--gpus", "8", "--cloud", "p5.48xlargee"],
+                       check=False, capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 2
+    assert p.stderr.strip().count("\n") == 0 and "closest" in p.stderr
+
+
+def test_bom_file_replaces_per_node_estimate(cli, tmp_path):
+    """A 1-SU DGX H100 design (31 nodes, 8 leaf + 4 spine; SuperPOD RA Table 4) costed from a BOM file."""
+    f = tmp_path / "bom.yaml"
+    f.write_text(
+        "items:\n"
+        "  - {category: compute, item: dgx-h100, quantity: 31, unit_power_w: 10200, reason: 1 SU minus UFM node}\n"
+        "  - {category: fabric, item: qm9700, quantity: 12, unit_power_w: 0, reason: 8 leaf + 4 spine}\n"
+    )
+    r = cli("tco", "--bom", str(f), "--cloud", "aws-p5", "--format", "json")
+    assert r.code == 0, r.err
+    own = r.json()[0]["facts"]
+    assert own["GPUs"] == 248 and own["capex source"].startswith("BOM file")
+    assert own["IT power kW"] == pytest.approx(316.2)
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("items: []\n", "non-empty list"),
+    ("- {category: x, item: dgx-h100, quantity: lots}\n", "line item 1"),
+    ("- {category: x, item: flux-capacitor, quantity: 1}\n", "unknown priced item 'flux-capacitor'"),
+    ("- {category: x, item: qm9700, quantity: 2}\n", "no GPU nodes"),
+])
+def test_bad_bom_file(cli, tmp_path, text, fragment):
+    f = tmp_path / "bom.yaml"
+    f.write_text(text)
+    assert_one_line_error(cli("tco", "--bom", str(f), "--cloud", "aws-p5"), fragment)
+
+
+def test_flat_full_demand_owns_everything_with_catalog_prices(cli, tmp_path):
+    """A flat 128-GPU demand at 100 % with catalog prices (owned ≈ $2.5/GPU-h vs AWS p5 $6.88):
+    the hybrid owns the whole peak and costs exactly the pure on-prem option."""
+    csv = tmp_path / "flat.csv"
+    csv.write_text("gpus\n" + "128\n" * 24 * 30)
+    r = cli("tco", "--demand", str(csv), "--cloud", "aws-p5", "--format", "json", "--explain")
+    assert r.code == 0, r.err
+    docs = r.json()
+    assert docs[0]["facts"]["utilization"] == 1.0
+    hyb = next(d for d in docs if d["title"].startswith("Hybrid"))
+    terms = {t["name"]: t["value"] for t in hyb["terms"]}
+    assert terms["owned baseline"] == 128
+    assert terms["hybrid"] == pytest.approx(terms["pure on-prem"])
+    assert terms["hybrid"] < terms["pure cloud"]
+
+
+def test_unknown_gpu_and_preset_suggest_names(cli):
+    assert_one_line_error(cli("tco", "--gpus", "8", "--gpu", "h10"), "unknown gpu 'h10'", "h100-sxm")
+    assert_one_line_error(cli("tco", "--gpus", "8", "--pue", "arctic"), "unknown pue preset 'arctic'", "hyperscale")
+
+
+def test_b200_compares_with_p6_b200(cli):
+    """DGX B200 (14.3 kW, DGX B200 user guide) against AWS p6-b200.48xlarge $113.9328/h (SkyPilot v8)."""
+    r = cli("tco", "--gpus", "16", "--gpu", "b200", "--format", "json")
+    assert r.code == 0, r.err
+    docs = r.json()
+    assert docs[0]["facts"]["IT power kW"] == pytest.approx(2 * 14.3)
+    offer = docs[1]["facts"]["offers"][0]
+    assert offer["offer"] == "aws-p6-b200" and offer["$/GPU-h"] == pytest.approx(113.9328 / 8, abs=1e-4)

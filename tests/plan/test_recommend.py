@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from aiinfra.catalog.gpus import gpu
 from aiinfra.catalog.models import model
-from aiinfra.plan.recommend import catalog_prices, recommend_inference, recommend_training
+from aiinfra.plan.recommend import (
+    catalog_prices,
+    recommend_inference,
+    recommend_training,
+)
 
 
 def test_catalog_prices_are_per_gpu_hour_with_their_offer_and_date():

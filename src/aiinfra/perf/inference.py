@@ -78,7 +78,7 @@ def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batc
 
     # Prefill: causal attention over the prompt averages prompt/2 positions per token.
     pf_flops = eff_batch * prompt * (matmul_tok + attn_pos * prompt / 2) + eff_batch * head
-    pf_eff = compute.prefill_efficiency(prompt)
+    pf_eff = compute.prefill_efficiency(eff_batch * prompt)  # tokens in the prefill GEMMs
     pf_compute = pf_flops / tp / (pk.value * pf_eff.value)
     pf_floor = weights_gpu / gpu.memory_bw
     ar_pf = comm.all_reduce(eff_batch * prompt * m.hidden * 2, tp, link, name="prefill TP all-reduce")

@@ -7,6 +7,7 @@ candidates at once and only the winner is explained.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,13 +17,19 @@ Number = float | int | np.ndarray
 
 
 def _plain(value: Any) -> Any:
-    """JSON/YAML-safe form of a value (numpy scalars and arrays become Python numbers/lists)."""
+    """JSON/YAML-safe form of a value (numpy scalars and arrays become Python numbers/lists).
+
+    Non-finite floats (a breakeven that never comes) become the strings "inf"/"-inf"/"nan", because
+    strict JSON has no Infinity.
+    """
+    if isinstance(value, float | np.floating) and not math.isfinite(value):
+        return str(float(value))
     if isinstance(value, Term):
         return value.to_dict()
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return _plain(value.tolist())
     if isinstance(value, np.generic):
-        return value.item()
+        return _plain(value.item())
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -89,7 +89,7 @@ def emit(
             docs.append(d)
         doc: Any = docs[0] if len(docs) == 1 else docs
         if fmt is Format.json:
-            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+            sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
         else:
             sys.stdout.write(yaml.safe_dump(doc, sort_keys=False))
         for r in items:

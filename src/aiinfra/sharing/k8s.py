@@ -436,3 +436,24 @@ def _expect_text(expect: dict[str, int] | None) -> str:
     if not expect:
         return "nvidia.com/mig-<profile> counts of the new config"
     return ", ".join(f"{k}: {v}" for k, v in sorted(expect.items()))
+
+
+def write_text_atomic(path, text: str) -> None:
+    """Write via a temporary file in the same folder and rename, so nothing is left half-written."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from aiinfra.errors import AiinfraError
+
+    target = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except OSError as e:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise AiinfraError(f"cannot write {target}: {e.strerror or e}") from None

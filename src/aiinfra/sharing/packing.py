@@ -323,3 +323,78 @@ def packing_result(pack: MigPacking, base: BaselineResult, gpus_available: int) 
         "profiles chosen": pack.choice,
     }
     return Result(title=f"MIG plan on {gpu.name}", terms=terms, facts=facts, warnings=warnings)
+
+
+# --------------------------------------------------------------------------- whole plan (MIG + time-sliced GPUs)
+
+
+@dataclass
+class Plan:
+    gpu: MigGpu
+    mig: MigPacking | None
+    baseline: BaselineResult | None
+    sharing: Result | None  # time-slicing of soft-isolation workloads
+    shared_gpus: int
+    replicas: int
+    gpus_per_node: int
+    result: Result
+
+
+def plan(gpu: MigGpu, workloads: list[Workload], gpus_available: int, gpus_per_node: int = 8) -> Plan:
+    """Hard-isolation workloads (and any that name a profile) get MIG instances, packed exactly;
+    soft ones with a memory need share whole GPUs by time-slicing, after the MIG GPUs."""
+    from aiinfra.sharing.timeslice import GpuMemory, gpu_memory, plan_sharing
+
+    if gpus_available < 1:
+        raise SpecError("--gpus must be at least 1")
+    hard = [w for w in workloads if w.isolation == "hard" or w.profile]
+    soft = [w for w in workloads if w not in hard]
+    pack = pack_mig(gpu, hard, gpus_available, gpus_per_node) if hard else None
+    base = first_fit_nos(gpu, baseline_demand(gpu, hard)) if hard else None
+    used = pack.gpus_used if pack else 0
+    sharing, shared, replicas = None, 0, 0
+    if soft:
+        mem = gpu_memory(gpu.catalog_gpu) if gpu.catalog_gpu else gpu_memory(gpu.name)
+        mem = GpuMemory(mem.name, mem.bytes, mem.source)
+        sharing = plan_sharing("timeslice", mem, soft)
+        shared, replicas = int(sharing.facts["GPUs needed"]), int(sharing.facts["replicas"])
+        if used + shared > gpus_available:
+            raise DoesNotFitError(
+                f"the workloads need {used} MIG GPUs and {shared} time-sliced GPUs ({replicas} replicas each), "
+                f"{used + shared} in all, but only {gpus_available} are available"
+            )
+    if pack:
+        result = packing_result(pack, base, gpus_available)
+    else:
+        result = Result(title=f"Sharing plan on {gpu.name}", facts={"gpu": gpu.catalog_gpu or gpu.name, "GPUs available": gpus_available})
+    if sharing:
+        result.terms += sharing.terms
+        result.warnings += sharing.warnings
+        result.facts["time-sliced GPUs"] = shared
+        result.facts["time-slicing replicas"] = replicas
+        result.facts["GPUs used"] = used + shared
+    return Plan(gpu, pack, base, sharing, shared, replicas, gpus_per_node, result)
+
+
+def node_layout(p: Plan) -> dict[int, list[tuple[list[int], dict[str, int] | None]]]:
+    """Per node: (GPU indices, geometry or None for a whole GPU), identical geometries grouped."""
+    nodes: dict[int, dict[str, tuple[list[int], dict[str, int] | None]]] = {}
+    gpus = [(a.index, a.geometry) for a in (p.mig.assignments if p.mig else [])]
+    start = len(gpus)
+    gpus += [(start + i, None) for i in range(p.shared_gpus)]
+    n_nodes = math.ceil(len(gpus) / p.gpus_per_node) if gpus else 0
+    for node in range(n_nodes):
+        nodes[node] = {}
+    for idx, geo in gpus:
+        node, local = divmod(idx, p.gpus_per_node)
+        key = repr(sorted(geo.items())) if geo else "whole"
+        devs, _ = nodes[node].setdefault(key, ([], geo))
+        devs.append(local)
+    for node, groups in nodes.items():
+        used = {d for devs, _ in groups.values() for d in devs}
+        free = [d for d in range(p.gpus_per_node) if d not in used]
+        if free and "whole" not in groups:
+            groups["whole"] = (free, None)
+        elif free:
+            groups["whole"][0].extend(free)
+    return {n: [(sorted(d), g) for d, g in groups.values()] for n, groups in nodes.items()}

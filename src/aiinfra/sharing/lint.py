@@ -51,6 +51,10 @@ class Finding:
 
 
 def fmt_path(parts: tuple) -> str:
+    """YAML path like mig-configs["all-1g.10gb"][0].mig-devices; '[doc N] ' marks the Nth document of a stream."""
+    prefix = ""
+    if parts and isinstance(parts[0], str) and parts[0].startswith("doc "):
+        prefix, parts = f"[{parts[0]}] ", parts[1:]
     out = ""
     for p in parts:
         if isinstance(p, int):
@@ -59,7 +63,7 @@ def fmt_path(parts: tuple) -> str:
             out += ("." if out else "") + str(p)
         else:
             out += f'["{p}"]'
-    return out
+    return prefix + out
 
 
 class _Ctx:

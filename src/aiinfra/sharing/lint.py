@@ -410,15 +410,19 @@ def crd_schema(kind: str) -> dict:
     return json.loads(path.read_text())
 
 
-def _lint_crd(ctx: _Ctx, doc: dict, base: tuple) -> None:
+@lru_cache(maxsize=8)
+def _validator(kind: str) -> Any:
     import jsonschema
 
+    return jsonschema.Draft7Validator(crd_schema(kind)["schema"])
+
+
+def _lint_crd(ctx: _Ctx, doc: dict, base: tuple) -> None:
     kind = str(doc.get("kind"))
     shipped = crd_schema(kind)
     if doc.get("apiVersion") != shipped["apiVersion"]:
         ctx.add(base + ("apiVersion",), "crd.api-version", f"apiVersion {doc.get('apiVersion')!r} is not {shipped['apiVersion']}", f"use apiVersion: {shipped['apiVersion']}")
-    validator = jsonschema.Draft7Validator(shipped["schema"])
-    for err in sorted(validator.iter_errors(doc), key=lambda e: [str(x) for x in e.absolute_path]):
+    for err in sorted(_validator(kind).iter_errors(doc), key=lambda e: [str(x) for x in e.absolute_path]):
         ctx.add(base + tuple(err.absolute_path), "crd.schema", f"{err.message} (CRD {shipped['version']})", "follow the CRD schema: " + _fix_for(err))
     _pruned(ctx, doc, shipped["schema"], base, kind)
     if kind == "ClusterPolicy":

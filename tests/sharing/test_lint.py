@@ -129,3 +129,9 @@ def test_clusterpolicy_schema_and_pruned_fields():
 def test_yaml_that_does_not_parse_names_file_and_line():
     with pytest.raises(AiinfraError, match=r"broken.yaml:6"):
         findings("broken.yaml")
+
+
+def test_single_strategy_clusterpolicy_with_mixed_gpus():
+    """§5.2: under single, a node mixing MIG-enabled and MIG-disabled GPUs is labelled -MIG-INVALID."""
+    f = rules("clusterpolicy_single.yaml")["cp.single-strategy"][0]
+    assert f.path == "[doc 0] spec.mig.strategy" and "'half' mixes MIG-enabled and MIG-disabled GPUs" in f.message

@@ -120,14 +120,18 @@ def render_operator(
     rdma: Annotated[bool, typer.Option("--rdma", help="driver.rdma.enabled (nvidia-peermem for GPUDirect RDMA).")] = False,
     host_mofed: Annotated[bool, typer.Option("--host-mofed", help="MOFED installed on the host, not by the Network Operator.")] = False,
     gds: Annotated[bool, typer.Option("--gds", help="Enable GPUDirect Storage.")] = False,
+    helm: Annotated[bool, typer.Option("--helm", help="Print the GPU Operator chart values instead of the ClusterPolicy.")] = False,
     output: OutputOpt = None,
     fmt: RenderFormat = Format.yaml,
 ) -> None:
-    """GPU Operator ClusterPolicy (with the Helm values equivalent as comments)."""
-    bundle = k8s.render_operator(
-        mig_strategy=mig_strategy, mig_config=mig_config or None, device_plugin_config=device_plugin_config,
-        device_plugin_default=device_plugin_default, rdma=rdma, use_host_mofed=host_mofed, gds=gds,
-    )
+    """GPU Operator ClusterPolicy (with the Helm values equivalent as comments), or --helm values."""
+    kw = dict(mig_strategy=mig_strategy, mig_config=mig_config or None, device_plugin_config=device_plugin_config,
+              device_plugin_default=device_plugin_default, rdma=rdma, use_host_mofed=host_mofed, gds=gds)
+    if helm:
+        bundle = k8s.Bundle(docs=[k8s.helm_values(k8s.cluster_policy(**kw))])
+        bundle.notes.append("helm upgrade --install gpu-operator nvidia/gpu-operator -n gpu-operator --create-namespace -f values.yaml")
+    else:
+        bundle = k8s.render_operator(**kw)
     _out(bundle, fmt, output)
 
 

@@ -116,7 +116,7 @@ def lint_documents(items: list[tuple[Any, str, int | None]]) -> list[Finding]:
     """Lint documents together, so references between them (labels → configs) can be checked."""
     findings: list[Finding] = []
     mig_keys: set[str] = set()
-    mig_entries: list[list[dict]] = []
+    mig_entries: dict[str, dict] = {}  # config name → {"profiles": set, "enabled": set of bools}
     configmaps: dict[str, set[str]] = {}
     later: list[tuple[Any, _Ctx, tuple]] = []
     for doc, file, index in items:
@@ -163,7 +163,7 @@ def lint_documents(items: list[tuple[Any, str, int | None]]) -> list[Finding]:
     for doc, file, index in items:
         if isinstance(doc, dict) and doc.get("kind") == "ClusterPolicy":
             ctx = _Ctx(file)
-            _lint_policy_refs(ctx, doc, ((f"doc {index}",) if index is not None else ()), configmaps, mig_keys)
+            _lint_policy_refs(ctx, doc, ((f"doc {index}",) if index is not None else ()), configmaps, mig_keys, mig_entries)
             findings += ctx.findings
     return findings
 
@@ -198,7 +198,7 @@ def _configmap_payloads(ctx: _Ctx, doc: dict, base: tuple):
 # --------------------------------------------------------------------------- mig-parted (§11.1–3)
 
 
-def _lint_mig(ctx: _Ctx, cfg: Any, base: tuple, collect: list) -> set[str]:
+def _lint_mig(ctx: _Ctx, cfg: Any, base: tuple, collect: dict) -> set[str]:
     if not isinstance(cfg, dict):
         ctx.add(base, "mig.structure", "a mig-parted config must be a mapping", "start with version: v1 and mig-configs:")
         return set()
@@ -216,12 +216,13 @@ def _lint_mig(ctx: _Ctx, cfg: Any, base: tuple, collect: list) -> set[str]:
         if not isinstance(entries, list) or not entries:
             ctx.add(p, "mig.structure", f"config '{name}' must be a non-empty list of entries", "add an entry with devices and mig-enabled")
             continue
+        info = collect.setdefault(str(name), {"profiles": set(), "enabled": set()})
         for i, e in enumerate(entries):
-            _lint_mig_entry(ctx, e, p + (i,), collect)
+            _lint_mig_entry(ctx, e, p + (i,), info)
     return {str(k) for k in configs}
 
 
-def _lint_mig_entry(ctx: _Ctx, e: Any, p: tuple, collect: list) -> None:
+def _lint_mig_entry(ctx: _Ctx, e: Any, p: tuple, info: dict) -> None:
     if not isinstance(e, dict):
         ctx.add(p, "mig.structure", "an entry must be a mapping", "write {devices: all, mig-enabled: true, mig-devices: {...}}")
         return
@@ -239,6 +240,8 @@ def _lint_mig_entry(ctx: _Ctx, e: Any, p: tuple, collect: list) -> None:
     elif not isinstance(enabled, bool):
         ctx.add(p + ("mig-enabled",), "mig.enabled", f"mig-enabled must be true or false, not {enabled!r}", "use a YAML boolean")
     gpus = _lint_filter(ctx, e.get("device-filter"), p + ("device-filter",)) if "device-filter" in e else None
+    if isinstance(enabled, bool):
+        info["enabled"].add(enabled)
     md = e.get("mig-devices")
     if enabled is True and "mig-devices" not in e:
         ctx.add(p, "mig.mig-devices", "mig-enabled: true needs mig-devices", "add mig-devices: {} (enable MIG only) or the profiles and counts")
@@ -263,7 +266,7 @@ def _lint_mig_entry(ctx: _Ctx, e: Any, p: tuple, collect: list) -> None:
         ctx.add(p + ("mig-devices",), "mig.counts", "every count is 0", "give at least one count > 0, or use mig-devices: {}")
     counts = {k: v for k, v in counts.items() if v > 0}
     if counts:
-        collect.append([counts])
+        info["profiles"] |= set(counts)
         _lint_geometry(ctx, counts, gpus, p + ("mig-devices",))
 
 
@@ -316,7 +319,7 @@ def _lint_geometry(ctx: _Ctx, counts: dict[str, int], gpus: list[MigGpu] | None,
 # --------------------------------------------------------------------------- device plugin (§11.4)
 
 
-def _lint_device_plugin(ctx: _Ctx, cfg: Any, base: tuple, mig_entries: list) -> None:
+def _lint_device_plugin(ctx: _Ctx, cfg: Any, base: tuple, mig_entries: dict) -> None:
     if not isinstance(cfg, dict):
         ctx.add(base, "dp.structure", "a device-plugin config must be a mapping", "start with version: v1")
         return
@@ -347,7 +350,7 @@ def _lint_device_plugin(ctx: _Ctx, cfg: Any, base: tuple, mig_entries: list) -> 
         _lint_sharing(ctx, mode, sharing[mode], base + ("sharing", mode), strategy, mig_entries)
 
 
-def _lint_sharing(ctx: _Ctx, mode: str, sec: Any, p: tuple, strategy: str, mig_entries: list) -> None:
+def _lint_sharing(ctx: _Ctx, mode: str, sec: Any, p: tuple, strategy: str, mig_entries: dict) -> None:
     if not isinstance(sec, dict):
         ctx.add(p, "dp.structure", f"{mode} must be a mapping with resources", "add resources: [{name: nvidia.com/gpu, replicas: 4}]")
         return
@@ -395,10 +398,20 @@ def _lint_sharing(ctx: _Ctx, mode: str, sec: Any, p: tuple, strategy: str, mig_e
             ctx.add(rp + ("name",), "dp.mig-strategy", f"{name} exists only with migStrategy mixed (now {strategy})",
                     "set flags.migStrategy: mixed, or share nvidia.com/gpu under single")
     if strategy == "single":
-        multi = [e for entries in mig_entries for e in entries if len(e) > 1]
-        if multi:
-            ctx.add(p, "dp.single-strategy", f"migStrategy single needs one profile per node, but a mig-parted entry has {', '.join(sorted(multi[0]))}",
-                    "use migStrategy mixed, or one profile per node")
+        for name, why in _single_violations(mig_entries):
+            ctx.add(p, "dp.single-strategy", f"migStrategy single needs one profile on every GPU of a node, but mig config '{name}' {why}",
+                    "use migStrategy mixed, or give that config one profile on all GPUs")
+
+
+def _single_violations(mig_entries: dict[str, dict]) -> list[tuple[str, str]]:
+    """Configs that would make GFD label a node -MIG-INVALID under the single strategy (§5.2)."""
+    out = []
+    for name, info in sorted(mig_entries.items()):
+        if len(info["profiles"]) > 1:
+            out.append((name, f"creates {', '.join(sorted(info['profiles']))}"))
+        elif info["profiles"] and False in info["enabled"]:
+            out.append((name, "mixes MIG-enabled and MIG-disabled GPUs"))
+    return out
 
 
 # --------------------------------------------------------------------------- CRDs, Helm values, Nodes, Pods
@@ -471,7 +484,7 @@ def _lint_policy_spec(ctx: _Ctx, spec: Any, p: tuple) -> None:
         ctx.add(p + ("driver", "rdma"), "cp.rdma", "useHostMofed has no effect while rdma.enabled is false", "set driver.rdma.enabled: true for GPUDirect RDMA")
 
 
-def _lint_policy_refs(ctx: _Ctx, doc: dict, base: tuple, configmaps: dict[str, set[str]], mig_keys: set[str]) -> None:
+def _lint_policy_refs(ctx: _Ctx, doc: dict, base: tuple, configmaps: dict[str, set[str]], mig_keys: set[str], mig_entries: dict[str, dict]) -> None:
     spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
     mm = spec.get("migManager") if isinstance(spec.get("migManager"), dict) else {}
     mcfg = mm.get("config") if isinstance(mm.get("config"), dict) else {}
@@ -483,6 +496,12 @@ def _lint_policy_refs(ctx: _Ctx, doc: dict, base: tuple, configmaps: dict[str, s
     if isinstance(default, str) and default and mig_keys and default not in mig_keys:
         ctx.add(base + ("spec", "migManager", "config", "default"), "mig.label", f"default MIG config '{default}' is not a key of mig-configs",
                 f"use one of {', '.join(sorted(mig_keys))}")
+    mig = spec.get("mig") if isinstance(spec.get("mig"), dict) else {}
+    if mig.get("strategy") == "single":
+        for name, why in _single_violations(mig_entries):
+            ctx.add(base + ("spec", "mig", "strategy"), "cp.single-strategy",
+                    f"mig.strategy single, but mig config '{name}' {why}; GFD would label such nodes -MIG-INVALID",
+                    "use mig.strategy: mixed, or one profile on every GPU of a node")
     dp = spec.get("devicePlugin") if isinstance(spec.get("devicePlugin"), dict) else {}
     dcfg = dp.get("config") if isinstance(dp.get("config"), dict) else {}
     dname, ddefault = dcfg.get("name"), dcfg.get("default")
@@ -496,7 +515,7 @@ def _lint_policy_refs(ctx: _Ctx, doc: dict, base: tuple, configmaps: dict[str, s
                     "set devicePlugin.config.default (the plugin fails to start otherwise)")
 
 
-def _lint_helm(ctx: _Ctx, values: dict, base: tuple, mig_entries: list) -> None:
+def _lint_helm(ctx: _Ctx, values: dict, base: tuple, mig_entries: dict) -> None:
     mig = values.get("mig")
     if isinstance(mig, dict) and mig.get("strategy") not in (None, *MIG_STRATEGIES):
         ctx.add(base + ("mig", "strategy"), "cp.mig-strategy", f"mig.strategy {mig.get('strategy')!r} is not none, single or mixed", "use none, single or mixed")

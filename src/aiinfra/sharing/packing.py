@@ -373,7 +373,12 @@ def plan(gpu: MigGpu, workloads: list[Workload], gpus_available: int, gpus_per_n
         result.facts["time-sliced GPUs"] = shared
         result.facts["time-slicing replicas"] = replicas
         result.facts["GPUs used"] = used + shared
-    return Plan(gpu, pack, base, sharing, shared, replicas, gpus_per_node, result)
+    out = Plan(gpu, pack, base, sharing, shared, replicas, gpus_per_node, result)
+    result.facts["per node"] = {
+        f"node {n}": [{"devices": devs, "mig-enabled": bool(geo), **({"mig-devices": geo} if geo else {})} for devs, geo in entries]
+        for n, entries in node_layout(out).items()
+    }
+    return out
 
 
 def node_layout(p: Plan) -> dict[int, list[tuple[list[int], dict[str, int] | None]]]:

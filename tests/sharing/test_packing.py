@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
@@ -41,7 +41,7 @@ def brute_force_min_gpus(demand: list[str]) -> int:
     """Smallest k such that the instances split into k GPUs that each place (tries every assignment)."""
     items = tuple(sorted(demand))
 
-    @lru_cache(maxsize=None)
+    @cache
     def can(rest: tuple[str, ...], k: int) -> bool:
         if not rest:
             return True
@@ -147,5 +147,5 @@ def test_plan_with_soft_workloads_and_node_layout():
     assert p.replicas == 6 and p.shared_gpus == 2  # ⌊80 GB / 12 GB⌋ = 6, ⌈9 / 6⌉ = 2
     layout = packing.node_layout(p)
     assert list(layout) == [0]
-    whole = [devs for devs, geo in layout[0] if geo is None][0]
+    whole = next(devs for devs, geo in layout[0] if geo is None)
     assert whole == [2, 3, 4, 5, 6, 7]

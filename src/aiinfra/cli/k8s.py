@@ -9,9 +9,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, console, emit, err_console, explain_tree
+from aiinfra.cli.output import (
+    ExplainOpt,
+    Format,
+    FormatOpt,
+    console,
+    emit,
+    err_console,
+    explain_tree,
+)
 from aiinfra.errors import SpecError
 from aiinfra.explain import Result
 from aiinfra.sharing import k8s, lint, mig, packing, timeslice
@@ -125,8 +132,8 @@ def render_operator(
     fmt: RenderFormat = Format.yaml,
 ) -> None:
     """GPU Operator ClusterPolicy (with the Helm values equivalent as comments), or --helm values."""
-    kw = dict(mig_strategy=mig_strategy, mig_config=mig_config or None, device_plugin_config=device_plugin_config,
-              device_plugin_default=device_plugin_default, rdma=rdma, use_host_mofed=host_mofed, gds=gds)
+    kw = {"mig_strategy": mig_strategy, "mig_config": mig_config or None, "device_plugin_config": device_plugin_config,
+          "device_plugin_default": device_plugin_default, "rdma": rdma, "use_host_mofed": host_mofed, "gds": gds}
     if helm:
         bundle = k8s.Bundle(docs=[k8s.helm_values(k8s.cluster_policy(**kw))])
         bundle.notes.append("helm upgrade --install gpu-operator nvidia/gpu-operator -n gpu-operator --create-namespace -f values.yaml")
@@ -204,12 +211,11 @@ def lint_cmd(
     findings = lint.lint_files(files)
     errors = sum(f.severity == "error" for f in findings)
     if fmt is Format.table:
-        t = Table(title=f"{len(findings)} findings in {len(files)} file(s)")
-        for c in ("file", "path", "severity", "rule", "message", "fix"):
-            t.add_column(c, overflow="fold")
+        # One finding per line, like a compiler: file, YAML path, severity, rule, message, fix.
         for f in findings:
-            t.add_row(f.file, f.path or "<root>", f.severity, f.rule, f.message, f.fix)
-        console.print(t)
+            style = {"error": "red", "warning": "yellow"}.get(f.severity, "cyan")
+            console.print(f"{f.file}: {f.path or '<root>'}: [{style}]{f.severity}[/] \\[{f.rule}] {f.message} — fix: {f.fix}", soft_wrap=True, highlight=False)
+        console.print(f"{len(findings)} findings ({errors} errors) in {len(files)} file(s)", highlight=False)
     else:
         emit(Result(title="lint", facts={"findings": [f.to_dict() for f in findings], "errors": errors}), fmt, False)
     if errors:

@@ -384,10 +384,12 @@ def rollout_mig(nodes: list[str], config: str, previous: str = "all-disabled", n
             f"kubectl uncordon {n}",
         ]
     warnings = [
-        f"known wedge: if {MIG_STATE_LABEL} stays 'pending' and nvidia.com/gpu.deploy.* labels stay 'paused-for-mig-change' "
-        "(gpu-operator#2833, mig-parted#485), read the mig-manager log "
-        f"(kubectl logs -n {namespace} -l app=nvidia-mig-manager), delete that node's mig-manager pod, and if the labels stay paused "
-        "set nvidia.com/gpu.deploy.device-plugin, gpu-feature-discovery, dcgm-exporter back to 'true' before retrying",
+        (
+            f"known wedge: if {MIG_STATE_LABEL} stays 'pending' and nvidia.com/gpu.deploy.* labels stay 'paused-for-mig-change' "
+            "(gpu-operator#2833, mig-parted#485), read the mig-manager log "
+            f"(kubectl logs -n {namespace} -l app=nvidia-mig-manager), delete that node's mig-manager pod, and if the labels stay paused "
+            "set nvidia.com/gpu.deploy.device-plugin, gpu-feature-discovery, dcgm-exporter back to 'true' before retrying"
+        ),
         "applying a MIG config is destructive for the whole GPU: mig-parted clears all instances and recreates them",
     ]
     return {"steps": steps, "rollback": rollback, "warnings": warnings}
@@ -397,7 +399,7 @@ def rollout_driver(nodes: list[str], version: str, previous: str, namespace: str
     """Ordered kubectl steps to move the GPU Operator driver to `version`, node by node."""
     if not nodes:
         raise SpecError("give at least one node (--node NAME)")
-    patch = lambda v: f"kubectl patch clusterpolicies.nvidia.com/cluster-policy --type merge -p '{{\"spec\": {{\"driver\": {{\"version\": \"{v}\"}}}}}}'"  # noqa: E731
+    patch = lambda v: f"kubectl patch clusterpolicies.nvidia.com/cluster-policy --type merge -p '{{\"spec\": {{\"driver\": {{\"version\": \"{v}\"}}}}}}'"
     steps = [
         "kubectl patch clusterpolicies.nvidia.com/cluster-policy --type merge -p '{\"spec\": {\"driver\": {\"upgradePolicy\": {\"autoUpgrade\": false}}}}'  # upgrade node by node, by hand",
         patch(version),
@@ -416,8 +418,10 @@ def rollout_driver(nodes: list[str], version: str, previous: str, namespace: str
         ]
         rollback += [f"kubectl cordon {n}", _drain_gpu_pods(n), f"kubectl delete pod {sel}", f"kubectl wait pod {sel} --for=condition=Ready --timeout=20m", f"kubectl uncordon {n}"]
     warnings = [
-        f"known wedge: MIG nodes reconfigure after the driver restarts; if {MIG_STATE_LABEL} stays 'pending' with nvidia.com/gpu.deploy.* "
-        "labels at 'paused-for-mig-change' (gpu-operator#2833), restart that node's mig-manager pod and restore the deploy labels to 'true'",
+        (
+            f"known wedge: MIG nodes reconfigure after the driver restarts; if {MIG_STATE_LABEL} stays 'pending' with nvidia.com/gpu.deploy.* "
+            "labels at 'paused-for-mig-change' (gpu-operator#2833), restart that node's mig-manager pod and restore the deploy labels to 'true'"
+        ),
         "GPU instances do not survive a driver reload: mig-manager recreates them from nvidia.com/mig.config",
     ]
     return {"steps": steps, "rollback": rollback, "warnings": warnings}

@@ -172,7 +172,9 @@ def mig_gpu(name: str) -> MigGpu:
 
     Catalog GPUs are mapped by their `pci_device_id` (gpus.yaml) to the table that lists that ID.
     """
-    from aiinfra.catalog.gpus import gpu as catalog_gpu  # bottom layer; imported lazily to keep start-up fast
+    from aiinfra.catalog.gpus import (
+        gpu as catalog_gpu,  # bottom layer; imported lazily to keep start-up fast
+    )
 
     cat = default_catalog()
     try:
@@ -233,7 +235,7 @@ def profile_name_gb(memory_mib: float, total_memory_mib: float) -> int:
     total_bytes = total_memory_mib * 2**20
     frac = math.ceil(memory_mib * 2**20 / total_bytes * 8) / 8
     # Go's math.Round rounds half away from zero; Python's round() would round half to even.
-    return int(math.floor(frac * math.ceil(total_bytes / 2**30) + 0.5))
+    return math.floor(frac * math.ceil(total_bytes / 2**30) + 0.5)
 
 
 def parse_profile(text: str) -> dict:

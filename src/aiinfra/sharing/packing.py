@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import AiinfraError, DoesNotFitError, SpecError
 from aiinfra.explain import Result, Term
-from aiinfra.sharing.mig import MigGpu, MigProfile, geometries, geometry_label, parse_profile
+from aiinfra.sharing.mig import (
+    MigGpu,
+    MigProfile,
+    geometries,
+    geometry_label,
+    parse_profile,
+)
 from aiinfra.sharing.workloads import Workload
 
 NOS_SOURCE = "nebuly-ai/nos known_mig_geometries.yaml @ 12e0a72 and planner.go (greedy per GPU)"

@@ -399,7 +399,8 @@ def rollout_driver(nodes: list[str], version: str, previous: str, namespace: str
     """Ordered kubectl steps to move the GPU Operator driver to `version`, node by node."""
     if not nodes:
         raise SpecError("give at least one node (--node NAME)")
-    patch = lambda v: f"kubectl patch clusterpolicies.nvidia.com/cluster-policy --type merge -p '{{\"spec\": {{\"driver\": {{\"version\": \"{v}\"}}}}}}'"
+    def patch(v: str) -> str:
+        return "kubectl patch clusterpolicies.nvidia.com/cluster-policy --type merge -p " + f"'{json.dumps({'spec': {'driver': {'version': v}}})}'"
     steps = [
         "kubectl patch clusterpolicies.nvidia.com/cluster-policy --type merge -p '{\"spec\": {\"driver\": {\"upgradePolicy\": {\"autoUpgrade\": false}}}}'  # upgrade node by node, by hand",
         patch(version),

@@ -182,12 +182,12 @@ def mig_gpu(name: str) -> MigGpu:
     except NotFoundError:
         spec = None
     if spec is not None:
-        if not spec.mig or not spec.pci_device_id:
+        # The PCI device ID decides; a catalog entry without one falls back to the MIG table names below.
+        table = by_pci_id(spec.pci_device_id) if spec.pci_device_id else None
+        if table is not None:
+            return _with_catalog_name(table, spec.key)
+        if not spec.mig:
             raise SpecError(f"GPU '{spec.key}' does not support MIG; MIG GPUs: {', '.join(mig_gpu_names())}")
-        table = by_pci_id(spec.pci_device_id)
-        if table is None:
-            raise NotFoundError(f"no MIG table for '{spec.key}' (PCI ID {spec.pci_device_id}); known: {', '.join(mig_gpu_names())}")
-        return _with_catalog_name(table, spec.key)
     if name.strip().lower().startswith("0x"):
         table = by_pci_id(name)
         if table is not None:
@@ -195,6 +195,8 @@ def mig_gpu(name: str) -> MigGpu:
     try:
         key = cat.resolve("mig_profiles", name)
     except NotFoundError:
+        if spec is not None:
+            raise NotFoundError(f"no MIG table for '{spec.key}' (PCI ID {spec.pci_device_id}); known: {', '.join(mig_gpu_names())}") from None
         pool = list(cat.names("gpus")) + mig_gpu_names()
         hint = closest(name, pool)
         raise NotFoundError(

@@ -120,7 +120,6 @@ def _norm_pci(pid: str) -> str:
     return pid if pid.startswith("0x") else "0x" + pid
 
 
-@lru_cache(maxsize=64)
 def _table_by_key(key: str) -> MigGpu:
     cat = default_catalog()
     entry = cat.table("mig_profiles")[key]
@@ -427,11 +426,13 @@ def geometries(gpu: MigGpu, variants: bool = False, maximal: bool = False) -> li
     reference notes (§3.2: 77 multisets on 7-slice GPUs, 28 maximal). The feasible set is
     downward-closed, so the search prunes a branch as soon as it stops fitting.
     """
-    return [dict(g) for g in _geometries(gpu.key, variants, maximal, gpu.catalog_gpu)]
+    fingerprint = tuple((p.name, p.size, p.compute, p.starts, p.max_count) for p in gpu.profiles.values())
+    return [dict(g) for g in _geometries(gpu.key, variants, maximal, fingerprint, gpu.exclusive)]
 
 
 @lru_cache(maxsize=64)
-def _geometries(key: str, variants: bool, maximal: bool, _alias: str | None) -> tuple[tuple[tuple[str, int], ...], ...]:
+def _geometries(key: str, variants: bool, maximal: bool, fingerprint: tuple, exclusive: tuple) -> tuple[tuple[tuple[str, int], ...], ...]:
+    """Cached by the table's content, so a user catalog that changes a profile gets a fresh enumeration."""
     gpu = _table_by_key(key)
     profs = [p for p in gpu.profiles.values() if variants or p.is_base]
     profs.sort(key=lambda p: (-p.size, -p.compute, p.name))

@@ -89,12 +89,12 @@ def plan_sharing(mode: str, gpu: GpuMemory, workloads: list[Workload], replicas:
         chosen,
         "replicas",
         formula="given" if replicas is not None else ("min(⌊GPU memory / largest need⌋, client cap)" if cap else "⌊GPU memory / largest need⌋"),
-        inputs={"GPU memory": gpu.bytes / 1e9, "largest need (GB)": largest.memory_gb, **({"client cap": cap} if cap else {})},
+        inputs={"GPU memory (GB)": gpu.bytes / 1e9, "largest need (GB)": largest.memory_gb, **({"client cap": cap} if cap else {})},
         sources={"GPU memory": gpu.source, "replicas ≥ 2": PLUGIN_SOURCE, **({"client cap": MPS_SOURCE} if cap else {})},
     )
     terms = [
         replicas_term,
-        Term("GPUs needed", gpus, "GPUs", formula="⌈copies / replicas⌉", inputs={"copies": total, "replicas": chosen},
+        Term(f"{'time-sliced' if mode == 'timeslice' else 'MPS'} GPUs needed", gpus, "GPUs", formula="⌈copies / replicas⌉", inputs={"copies": total, "replicas": chosen},
              note="replicas are identical to the scheduler, so any pods may share a GPU"),
     ]
     worst = _worst_case(workloads, chosen)
@@ -110,7 +110,7 @@ def plan_sharing(mode: str, gpu: GpuMemory, workloads: list[Workload], replicas:
     else:
         limit = gpu.bytes / chosen
         terms.append(Term("memory limit per client", limit, "B", formula="GPU memory / replicas",
-                          inputs={"GPU memory": gpu.bytes / 1e9, "replicas": chosen}, sources={"equal share": MPS_SOURCE}))
+                          inputs={"GPU memory (GB)": gpu.bytes / 1e9, "replicas": chosen}, sources={"equal share": MPS_SOURCE}))
         over = [w for w in workloads if w.memory_bytes > limit]
         if over:
             raise DoesNotFitError(

@@ -170,3 +170,36 @@ def test_placement_search_agrees_with_brute_force():
             caps_ok = all(n <= gpu.profiles[p].max_count for p, n in counts.items())
             expect = caps_ok and _independent_valid([(p.size, list(p.starts)) for p in combo])
             assert mig.validate(gpu, dict(counts)).valid == expect, counts
+
+
+# §2: profile names and max counts per GPU (MIG User Guide v580 tables; GH200/GB200/B300/GB300 from the
+# GPU Operator default config), keyed by PCI device ID.
+PER_GPU = {
+    "0x20B0": {"1g.5gb": 7, "1g.5gb+me": 1, "1g.10gb": 4, "2g.10gb": 3, "3g.20gb": 2, "4g.20gb": 1, "7g.40gb": 1},
+    "0x2321": {"1g.12gb": 7, "1g.12gb+me": 1, "1g.24gb": 4, "2g.24gb": 3, "3g.47gb": 2, "4g.47gb": 1, "7g.94gb": 1},
+    "0x2342": {"1g.12gb": 7, "1g.12gb+me": 1, "1g.24gb": 4, "2g.24gb": 3, "3g.48gb": 2, "4g.48gb": 1, "7g.96gb": 1},
+    "0x2335": {"1g.18gb": 7, "1g.18gb+me": 1, "1g.35gb": 4, "2g.35gb": 3, "3g.71gb": 2, "4g.71gb": 1, "7g.141gb": 1},
+    "0x2348": {"1g.18gb": 7, "1g.18gb+me": 1, "1g.36gb": 4, "2g.36gb": 3, "3g.72gb": 2, "4g.72gb": 1, "7g.144gb": 1},
+    "0x2901": {"1g.23gb": 7, "1g.23gb+me": 1, "1g.45gb": 4, "2g.45gb": 3, "3g.90gb": 2, "4g.90gb": 1, "7g.180gb": 1},
+    "0x2941": {"1g.23gb": 7, "1g.23gb+me": 1, "1g.47gb": 4, "2g.47gb": 3, "3g.93gb": 2, "4g.93gb": 1, "7g.186gb": 1},
+    "0x2BB5": {"1g.24gb": 4, "1g.24gb+me": 1, "1g.24gb+gfx": 4, "1g.24gb+me.all": 1, "1g.24gb-me": 4, "2g.48gb": 2,
+               "2g.48gb+gfx": 2, "2g.48gb+me.all": 1, "2g.48gb-me": 2, "4g.96gb": 1, "4g.96gb+gfx": 1},
+}
+
+
+@pytest.mark.parametrize("pci", sorted(PER_GPU))
+def test_per_gpu_profile_tables(pci):
+    gpu = mig.mig_gpu(pci)
+    assert {p.name: p.max_count for p in gpu.profiles.values()} == PER_GPU[pci]
+
+
+@pytest.mark.parametrize("gpu", mig.all_mig_gpus(), ids=lambda g: g.name)
+def test_mig_parted_balanced_geometry_is_valid_everywhere(gpu):
+    """mig-parted balanced.go (§3.6): 7 slots {1g: 2, 2g: 1, 3g: 1}, 4 slots {1g: 2, 2g: 1}; the base profile
+    with the highest max count per G (1g.10gb over 1g.20gb)."""
+    want = {1: 2, 2: 1, 3: 1} if gpu.compute_slices == 7 else {1: 2, 2: 1}
+    geo = {}
+    for g, n in want.items():
+        best = max((p for p in gpu.base_profiles if p.compute == g), key=lambda p: p.max_count)
+        geo[best.name] = n
+    assert mig.validate(gpu, geo).valid

@@ -293,14 +293,14 @@ def _lint_geometry(ctx: _Ctx, counts: dict[str, int], gpus: list[MigGpu] | None,
         for g in gpus:
             missing = [c for c in counts if c not in g.profiles]
             if missing:
-                ctx.add(p + (missing[0],), "mig.profile-unknown", f"{', '.join(missing)} does not exist on {g.name}", f"use one of {', '.join(g.profiles)}")
+                ctx.add(p + (missing[0],), "mig.profile-unknown", f"{', '.join(missing)} {'does' if len(missing) == 1 else 'do'} not exist on {g.name}", f"use one of {', '.join(g.profiles)}")
         pool = [g for g in gpus if set(counts) <= set(g.profiles)]
         if not pool:
             return
     elif not pool:
         unknown = [c for c in counts if not any(c in g.profiles for g in all_mig_gpus())]
         if unknown:
-            ctx.add(p + (unknown[0],), "mig.profile-unknown", f"{', '.join(unknown)} is not a profile of any MIG GPU in the catalog",
+            ctx.add(p + (unknown[0],), "mig.profile-unknown", f"{', '.join(unknown)} {'is not a profile' if len(unknown) == 1 else 'are not profiles'} of any MIG GPU in the catalog",
                     "check the name against nvidia-smi mig -lgip (names drift across drivers, e.g. 3g.39gb vs 3g.40gb)")
         else:
             ctx.add(p, "mig.profile-unknown", f"no single GPU has all of {', '.join(counts)}", "split the entry with device-filter per GPU type")

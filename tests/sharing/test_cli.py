@@ -41,8 +41,11 @@ def test_plan_prints_ours_and_first_fit(cli, tmp_path):
     assert facts["GPUs used"] == 2 and facts["nos first-fit GPUs"] == 3 and facts["optimal"] is True
     docs = list(yaml.safe_load_all(out.read_text()))
     assert docs[0]["kind"] == "ConfigMap" and "config.yaml" in docs[0]["data"]
-    r = cli("mig", "plan", "--gpu", "a100-80gb", "--gpus", "8", "--workloads", wl)
+    r = cli("mig", "plan", "--gpu", "a100-80gb", "--nodes", "1", "--workloads", wl)
     assert r.code == 0 and "nos first-fit" in r.out
+    assert_one_line_error(cli("mig", "plan", "--gpu", "a100-80gb", "--workloads", wl), "exactly one of --gpus")
+    r = cli("k8s", "render", "mig", "--gpu", "a100-80gb", "--workloads", wl, "--nodes", "2", "--gpus-per-node", "4", "--node", "a", "--node", "b")
+    assert r.code == 0 and "kubectl label node a nvidia.com/mig.config=" in r.out
 
 
 def test_render_and_lint_roundtrip(cli, tmp_path):

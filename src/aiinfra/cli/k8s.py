@@ -56,6 +56,7 @@ def render_mig(
     geometry: Annotated[str | None, typer.Option("--geometry", help="One geometry for every GPU, e.g. 3g.40gb,2g.20gb,1g.10gb,1g.10gb.")] = None,
     workloads: Annotated[Path | None, typer.Option("--workloads", help="Plan from workloads instead (needs --gpus).")] = None,
     gpus: Annotated[int | None, typer.Option("--gpus", help="GPUs available (with --workloads).", min=1)] = None,
+    nodes: Annotated[int | None, typer.Option("--nodes", help="Nodes available (with --workloads), instead of --gpus.", min=1)] = None,
     gpus_per_node: Annotated[int, typer.Option("--gpus-per-node", min=1)] = 8,
     node: NodeOpt = None,
     output: OutputOpt = None,
@@ -63,7 +64,7 @@ def render_mig(
     explain: ExplainOpt = False,
 ) -> None:
     """mig-parted ConfigMap (key config.yaml), node labels nvidia.com/mig.config and example Pods."""
-    from aiinfra.cli.mig import plan_bundle
+    from aiinfra.cli.mig import plan_bundle, pool_size
 
     g = mig.mig_gpu(gpu)
     if (geometry is None) == (workloads is None):
@@ -74,9 +75,7 @@ def render_mig(
         bundle = k8s.render_mig(g, {n: [("all", counts)] for n in nodes})
         _out(bundle, fmt, output)
         return
-    if gpus is None:
-        raise SpecError("--workloads needs --gpus (GPUs available)")
-    p = packing.plan(g, load_workloads(workloads), gpus, gpus_per_node)
+    p = packing.plan(g, load_workloads(workloads), pool_size(gpus, nodes, gpus_per_node), gpus_per_node)
     _out(plan_bundle(p, node), fmt, output, p.result, explain)
 
 

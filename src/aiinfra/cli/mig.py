@@ -121,8 +121,9 @@ def validate_cmd(
 @app.command()
 def plan(
     gpu: Annotated[str, typer.Option("--gpu", help="GPU type of the pool (catalog key, MIG table name or PCI ID).")],
-    gpus: Annotated[int, typer.Option("--gpus", help="GPUs available in all.", min=1)],
     workloads: Annotated[Path, typer.Option("--workloads", help="YAML list of workloads (profile or memory_gb, count, isolation).")],
+    gpus: Annotated[int | None, typer.Option("--gpus", help="GPUs available in all (or give --nodes).", min=1)] = None,
+    nodes: Annotated[int | None, typer.Option("--nodes", help="Nodes available; GPUs = nodes × --gpus-per-node.", min=1)] = None,
     gpus_per_node: Annotated[int, typer.Option("--gpus-per-node", help="GPUs per node.", min=1)] = 8,
     manifests: Annotated[Path | None, typer.Option("--manifests", help="Also write the mig-parted ConfigMap, labels and Pods here.")] = None,
     fmt: FormatOpt = Format.table,
@@ -130,10 +131,19 @@ def plan(
 ) -> None:
     """Pack workloads on the fewest GPUs (exact, HiGHS) and compare with nos's first-fit."""
     g = mig.mig_gpu(gpu)
-    p = packing.plan(g, load_workloads(workloads), gpus, gpus_per_node)
+    p = packing.plan(g, load_workloads(workloads), pool_size(gpus, nodes, gpus_per_node), gpus_per_node)
     if manifests is not None:
         k8s.write_text_atomic(manifests, plan_bundle(p).text())
     emit(p.result, fmt, explain, table=_plan_table)
+
+
+def pool_size(gpus: int | None, nodes: int | None, gpus_per_node: int) -> int:
+    """GPUs available: --gpus, or --nodes × --gpus-per-node (e.g. 4 nodes × 8 H100)."""
+    from aiinfra.errors import SpecError
+
+    if (gpus is None) == (nodes is None):
+        raise SpecError("give exactly one of --gpus (GPUs in all) or --nodes (with --gpus-per-node)")
+    return gpus if gpus is not None else nodes * gpus_per_node
 
 
 def plan_bundle(p: packing.Plan, node_names: list[str] | None = None) -> k8s.Bundle:

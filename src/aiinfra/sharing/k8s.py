@@ -103,7 +103,7 @@ def mig_configmap(config: dict, name: str = "custom-mig-config", namespace: str 
     return configmap(name, namespace, {"config.yaml": to_yaml(config)})
 
 
-def example_pod(resource: str, count: int = 1, name: str | None = None, namespace: str = "default", extra: dict | None = None) -> dict:
+def example_pod(resource: str, count: int = 1, name: str | None = None, namespace: str = "default") -> dict:
     """A Pod that asks for `count` of an extended resource and lists the devices it got."""
     safe = resource.split("/")[-1].replace(".", "-").replace("+", "-")
     pod = {
@@ -123,8 +123,6 @@ def example_pod(resource: str, count: int = 1, name: str | None = None, namespac
             "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         },
     }
-    if extra:
-        pod["spec"].update(extra)
     return pod
 
 
@@ -146,7 +144,7 @@ def render_mig(
         body = [mig_entry(gpu, geo, devs) if geo else {"devices": devs, "mig-enabled": False} for devs, geo in entries]
         key = json.dumps(body, sort_keys=True)
         if key not in names:
-            names[key] = f"aiinfra-{len(names) + 1}" if len(per_node) > 1 or len(entries) > 1 else _single_name(entries)
+            names[key] = f"aiinfra-{len(names) + 1}" if len(per_node) > 1 or len(entries) > 1 else _single_name(gpu, entries)
             configs[names[key]] = body
         labels[node] = {MIG_LABEL: names[key]}
     cfg = mig_parted_config(configs)
@@ -159,11 +157,14 @@ def render_mig(
     return b
 
 
-def _single_name(entries: list) -> str:
+def _single_name(gpu: MigGpu, entries: list) -> str:
+    """'all-<profile>' (the operator's naming, '+' as '.') when every GPU is filled with one profile."""
     geo = entries[0][1] or {}
     if len(geo) == 1:
-        p, _ = next(iter(geo.items()))
-        return "all-" + p.replace("+", ".")
+        p, n = next(iter(geo.items()))
+        if n == gpu.profiles[p].max_count:
+            return "all-" + p.replace("+", ".")
+        return f"custom-{n}x{p.replace('+', '.')}"
     return "aiinfra-custom"
 
 

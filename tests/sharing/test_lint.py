@@ -148,3 +148,10 @@ def test_gpu_operator_default_config_checks_every_profile_against_its_gpu():
     errors = [f for f in findings("gpu_operator_default_mig_config.yaml") if f.severity == "error"]
     assert sorted(f.message.split()[0] for f in errors) == ["3g.95gb", "4g.95gb", "7g.189gb"]
     assert all(f.rule == "mig.profile-unknown" for f in errors)
+
+
+def test_helm_values_configmap_key_and_embedded_configs():
+    """GPU Operator values.yaml: "Custom ConfigMaps must contain a key named config.yaml"; data configs are linted."""
+    r = rules("helm_values_bad.yaml")
+    assert r["mig.configmap-key"][0].path == "migManager.config.data"
+    assert r["dp.replicas"][0].path == "devicePlugin.config.data.any.sharing.timeSlicing.resources[0].replicas"

@@ -149,3 +149,28 @@ def test_plan_with_soft_workloads_and_node_layout():
     assert list(layout) == [0]
     whole = next(devs for devs, geo in layout[0] if geo is None)
     assert whole == [2, 3, 4, 5, 6, 7]
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(gpu_name=st.sampled_from(["a100-80gb", "a30", "h100-sxm"]), data=st.data())
+def test_packing_never_worse_than_first_fit_and_always_placeable(gpu_name, data):
+    """Random demands (variants included): every planned GPU validates, the demand is covered exactly,
+    and the plan never uses more GPUs than nos's first-fit when that baseline can place everything."""
+    gpu = mig.mig_gpu(gpu_name)
+    names = sorted(gpu.profiles)
+    demand = data.draw(st.dictionaries(st.sampled_from(names), st.integers(1, 9), min_size=1, max_size=4))
+    ws = [Workload(name=f"w{i}", count=n, profile=p) for i, (p, n) in enumerate(sorted(demand.items()))]
+    pack = packing.pack_mig(gpu, ws, gpus_available=sum(demand.values()))
+    covered = Counter()
+    for a in pack.assignments:
+        assert mig.validate(gpu, a.geometry).valid
+        covered.update(a.geometry)
+    assert covered == Counter(demand)
+    assert pack.gpus_used >= pack.lower_bound
+    base = packing.first_fit_nos(gpu, demand)
+    if base.gpus_used is not None:
+        assert pack.gpus_used <= base.gpus_used

@@ -11,6 +11,8 @@ from collections import Counter
 from functools import cache
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiinfra.errors import DoesNotFitError
 from aiinfra.sharing import mig, packing
@@ -149,10 +151,6 @@ def test_plan_with_soft_workloads_and_node_layout():
     assert list(layout) == [0]
     whole = next(devs for devs, geo in layout[0] if geo is None)
     assert whole == [2, 3, 4, 5, 6, 7]
-
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=40, deadline=None)

@@ -15,6 +15,8 @@ from aiinfra.cli import design as design_cmd
 from aiinfra.cli import infer as infer_cmd
 from aiinfra.cli import plan as plan_cmd
 from aiinfra.cli import tco as tco_cmd
+from aiinfra.cli import k8s as k8s_cmd
+from aiinfra.cli import mig as mig_cmd
 from aiinfra.errors import AiinfraError
 
 try:  # typer >= 0.24 vendors its own click; older typer uses click itself.
@@ -47,6 +49,8 @@ app.command("design")(design_cmd.design)
 app.command("tco")(tco_cmd.tco)
 app.command("plan")(plan_cmd.command)
 app.command("infer")(infer_cmd.command)
+app.add_typer(mig_cmd.app, name="mig")
+app.add_typer(k8s_cmd.app, name="k8s")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,22 +1,13 @@
-"""A100-80GB SXM for the Narayanan/Korthikanti checks: the shared catalog's entry when present,
-else a test-local user catalog entry (tests/perf/data/a100.yaml)."""
+"""Shared fixtures for the performance-model tests."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from aiinfra.catalog.loader import default_catalog, set_user_catalogs
-
-A100_FILE = Path(__file__).parent / "data" / "a100.yaml"
+from aiinfra.catalog.gpus import gpu
 
 
 @pytest.fixture
 def a100():
-    from aiinfra.catalog.gpus import gpu
-
-    if "a100-80gb-sxm" not in default_catalog().table("gpus"):
-        set_user_catalogs([A100_FILE])
-    yield gpu("a100-80gb-sxm")
-    set_user_catalogs([])
+    """Narayanan et al. 2021 and Korthikanti et al. 2022 measured on Selene's A100-80GB SXM4."""
+    return gpu("a100-80gb-sxm")

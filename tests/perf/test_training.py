@@ -40,7 +40,7 @@ def test_korthikanti_table4_22b_layer_time_out_of_sample(a100):
 def test_recompute_costs_time_and_hfu_exceeds_mfu(a100):
     """Full recompute adds a forward pass: HFU/MFU = 4/3 on the layers (Korthikanti §5; Playbook §1.8)."""
     m = model("gpt-22b")
-    kw = dict(tp=8, global_batch=8, micro_batch=1, seq=2048, dtype="fp16")
+    kw = {"tp": 8, "global_batch": 8, "micro_batch": 1, "seq": 2048, "dtype": "fp16"}
     none = step_time(m, a100, recompute="none", **kw)
     full = step_time(m, a100, recompute="full", **kw)
     assert full.step.value > none.step.value
@@ -51,7 +51,7 @@ def test_recompute_costs_time_and_hfu_exceeds_mfu(a100):
 def test_interleaving_shrinks_bubble(a100):
     """Narayanan et al. 2021 §2.2: bubble (p−1)/(v·m) falls with v."""
     m = model("gpt3-175b")
-    kw = dict(tp=8, pp=8, dp=1, global_batch=64, seq=2048, recompute="full", dtype="fp16")
+    kw = {"tp": 8, "pp": 8, "dp": 1, "global_batch": 64, "seq": 2048, "recompute": "full", "dtype": "fp16"}
     b1 = step_time(m, a100, vp=1, **kw).step.parts[6].value
     b3 = step_time(m, a100, vp=3, **kw).step.parts[6].value
     assert b3 == pytest.approx(b1 / 3, rel=0.05)
@@ -71,3 +71,29 @@ def test_calibration_comes_from_the_catalog():
     assert 0.3 < cal.peak_fraction < 1 and "Narayanan" in cal.source
     eff = compute.matmul_efficiency([0.01, 1, 1000], cal).value
     assert eff[0] < eff[1] < eff[2] == pytest.approx(cal.peak_fraction)
+
+
+def _part(r, name):
+    return next(p.value for p in r.step.parts if p.name == name)
+
+
+def test_cp_ring_ep_all_to_all_and_dp_overlap_show_up_where_they_should():
+    """CP costs a K,V ring, EP costs all-to-alls on MoE layers, overlapping DP with backward hides gradient sync."""
+    h100 = gpu("h100-sxm")
+    dense = step_time(model("llama-3.1-8b"), h100, cp=2, dp=4, global_batch=8, seq=16384)
+    assert _part(dense, "CP communication") > 0 and _part(dense, "EP communication") == 0
+    moe = step_time(model("mixtral-8x7b"), h100, ep=4, dp=8, global_batch=32, seq=4096)
+    assert _part(moe, "EP communication") > 0
+    kw = {"dp": 64, "global_batch": 64, "seq": 4096}
+    exposed = step_time(model("llama-3.1-8b"), h100, overlap_dp=False, **kw)
+    hidden = step_time(model("llama-3.1-8b"), h100, overlap_dp=True, **kw)
+    assert _part(hidden, "DP communication (exposed)") < _part(exposed, "DP communication (exposed)")
+
+
+def test_zero3_gathers_parameters_every_micro_batch():
+    """ZeRO-3/FSDP re-gathers weights for each micro-batch's forward and backward (Rajbhandari et al. 2020)."""
+    h100 = gpu("h100-sxm")
+    kw = {"dp": 16, "seq": 4096, "zero": 3, "overlap_dp": False}
+    one = _part(step_time(model("llama-3.1-8b"), h100, global_batch=16, **kw), "DP communication (exposed)")
+    four = _part(step_time(model("llama-3.1-8b"), h100, global_batch=64, **kw), "DP communication (exposed)")
+    assert four == pytest.approx(4 * one, rel=1e-6)

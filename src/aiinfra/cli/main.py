@@ -12,7 +12,11 @@ from pydantic import ValidationError
 from aiinfra.catalog import set_user_catalogs
 from aiinfra.cli import catalog_cmd, size
 from aiinfra.cli import design as design_cmd
+from aiinfra.cli import infer as infer_cmd
+from aiinfra.cli import plan as plan_cmd
 from aiinfra.cli import tco as tco_cmd
+from aiinfra.cli import k8s as k8s_cmd
+from aiinfra.cli import mig as mig_cmd
 from aiinfra.cli.serve import serve
 from aiinfra.errors import AiinfraError
 
@@ -44,6 +48,10 @@ app.add_typer(size.app, name="size")
 app.add_typer(catalog_cmd.app, name="catalog")
 app.command("design")(design_cmd.design)
 app.command("tco")(tco_cmd.tco)
+app.command("plan")(plan_cmd.command)
+app.command("infer")(infer_cmd.command)
+app.add_typer(mig_cmd.app, name="mig")
+app.add_typer(k8s_cmd.app, name="k8s")
 app.command("serve")(serve)
 
 

@@ -93,11 +93,12 @@ def elementwise_time(activation_bytes: Number, gpu: GpuSpec, cal: TrainingCalibr
                 {"calibration": cal.source, gpu.key: gpu.source})
 
 
-def prefill_efficiency(prompt_tokens: Number, cal: InferenceCalibration | None = None) -> Term:
+def prefill_efficiency(tokens: Number, cal: InferenceCalibration | None = None) -> Term:
+    """Fraction of peak a prefill of `tokens` (batch × prompt: the GEMMs' M dimension) reaches."""
     cal = cal or inference_calibration()
-    value = _log_interp(prompt_tokens, cal.prefill_by_tokens)
-    return Term("prefill efficiency", value, "", "roofline TTFT / measured TTFT, interpolated by prompt tokens",
-                {"prompt tokens": prompt_tokens}, {"calibration": cal.source})
+    value = _log_interp(tokens, cal.prefill_by_tokens)
+    return Term("prefill efficiency", value, "", "roofline TTFT / measured TTFT (batch 1), interpolated by prefill tokens",
+                {"prefill tokens": tokens}, {"calibration": cal.source})
 
 
 def _s(v):

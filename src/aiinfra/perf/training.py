@@ -13,8 +13,8 @@ step = compute + elementwise + exposed communication + pipeline bubble, where pe
   (Narayanan §4.1 scatter/gather);
 - bubble: (p−1)/(v·M) of the pipelined work (Narayanan et al. 2021 §2.2, interleaved schedule);
 - DP: gradient all-reduce (ZeRO-1/2: reduce-scatter + all-gather, same bytes; ZeRO-3 one more
-  parameter all-gather) over dp·cp ranks, NVLink then NICs (perf.comm), optionally overlapped with
-  the last micro-batch's backward pass.
+  parameter all-gathers per micro-batch) over dp·cp ranks, NVLink then NICs (perf.comm), optionally
+  overlapped with the last micro-batch's backward pass (ZeRO-3: with all compute, as FSDP prefetches).
 Placement follows Megatron's rank order TP → CP → EP/DP → PP: a group stays on NVLink while it fits
 in a node. Optimizer-step time and load imbalance of the LM head are not modelled.
 """
@@ -111,7 +111,8 @@ def step_time(
         gemm = 2 * mb_tokens * m.experts_per_token / m.experts * ep * h * m.moe_ffn / tp
     else:
         gemm = 2 * mb_tokens * h * m.ffn / tp
-    t_comp = compute.matmul_time(fl.hardware.value / gpus, gemm / 1e9, gpu, dtype, cal, "matmul compute")
+    imbalance = np.ceil(L / pp) / (L / pp)  # uneven stages: the fullest one sets the pace
+    t_comp = compute.matmul_time(fl.hardware.value / gpus * imbalance, gemm / 1e9, gpu, dtype, cal, "matmul compute")
 
     # Elementwise: Korthikanti Table 2 bytes per token per layer, per forward-equivalent pass.
     ffn_act = (m.experts_per_token + m.shared_experts) * m.moe_ffn if m.is_moe else m.ffn
@@ -119,11 +120,11 @@ def step_time(
     softmax = 0.0 if flash_attention else 5 * m.heads * np.minimum(s, m.sliding_window or s)
     passes = 3 + (rc == 2)
     soft_passes = 3 + (rc >= 1)
-    act_bytes = tokens * L * (per_tok_layer * passes + softmax * soft_passes) / gpus
+    act_bytes = tokens * L * (per_tok_layer * passes + softmax * soft_passes) / gpus * imbalance
     t_elem = compute.elementwise_time(act_bytes, gpu, cal, "elementwise (memory-bound)")
 
     # Tensor parallel: activations of one micro-batch, all-reduced over TP ranks.
-    layers_per_stage = L / pp
+    layers_per_stage = np.ceil(L / pp)  # the fullest stage sets the pipeline's pace
     n_tp = 4 + 2 * (rc == 2)
     ar_tp = comm.hierarchical_all_reduce(mb_tokens * h * ACT_BYTES, tp, np.minimum(tp, gpn), node, "TP all-reduce")
     t_tp_v = np.where(tp > 1, M * layers_per_stage * n_tp * ar_tp.value, 0.0)
@@ -140,7 +141,7 @@ def step_time(
                 {"M": M, "K,V chunk bytes": kv_chunk}, {"ring": "Liu et al. 2023 ring attention; Megatron context parallel"})
 
     # Expert parallel: all-to-all of routed tokens per MoE layer.
-    moe_per_stage = m.moe_layers / pp
+    moe_per_stage = np.ceil(m.moe_layers / pp)
     a2a_bytes = mb_tokens * m.experts_per_token * h * ACT_BYTES
     ep_in = comm.all_to_all(a2a_bytes, ep, node.scale_up).value
     ep_out = comm.all_to_all(a2a_bytes, ep, node.scale_out_per_gpu()).value
@@ -170,15 +171,21 @@ def step_time(
     grad_bytes = shard * ACT_BYTES
     group = dp * cp
     ar_dp = comm.hierarchical_all_reduce(grad_bytes, group, np.clip(gpn // tp, 1, group), node, "DP gradient all-reduce")
-    dp_factor = np.where(zero >= 3, 1.5, 1.0)
+    # ZeRO-0/1/2: one all-reduce (or reduce-scatter + all-gather, same bytes) per iteration, overlappable
+    # with the last micro-batch's backward. ZeRO-3/FSDP: per micro-batch two parameter all-gathers
+    # (forward, backward) and a gradient reduce-scatter = 1.5 all-reduces, prefetched under all compute.
+    z3 = zero >= 3
+    dp_factor = np.where(z3, 1.5 * M, 1.0)
     t_dp_raw = np.where(group > 1, ar_dp.value * dp_factor, 0.0)
-    window = (2 / 3) * (t_comp.value + t_elem.value) / M if overlap_dp else 0.0
+    busy = t_comp.value + t_elem.value
+    window = np.where(z3, busy, (2 / 3) * busy / M) if overlap_dp else 0.0
     t_dp_v = np.maximum(t_dp_raw - window, 0.0)
     t_dp = Term("DP communication (exposed)", _s(t_dp_v), "s",
                 "max(0, ZeRO factor × t_allreduce(grad shard, dp·cp) − overlap window)",
                 {"t_allreduce": ar_dp, "ZeRO factor": dp_factor, "grad shard bytes": grad_bytes,
-                 "overlap window (last micro-batch backward)": window},
-                {"ZeRO": "Rajbhandari et al. 2020: ZeRO-1/2 = reduce-scatter + all-gather (same bytes), ZeRO-3 1.5×"})
+                 "overlap window": window},
+                {"ZeRO": "Rajbhandari et al. 2020: ZeRO-1/2 = reduce-scatter + all-gather (same bytes as all-reduce); "
+                         "ZeRO-3 gathers parameters for every forward and backward (1.5x per micro-batch)"})
 
     step = total("step time", [t_comp, t_elem, t_tp, t_cp, t_ep, t_pp, t_bub, t_dp])
     step_v = np.asarray(step.value)

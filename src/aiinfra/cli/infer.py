@@ -1,0 +1,72 @@
+"""`aiinfra infer MODEL`: time to first token, time per output token, tokens/s per GPU and cost."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from aiinfra.catalog.gpus import gpu as lookup_gpu
+from aiinfra.catalog.models import model as lookup_model
+from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, console, emit
+from aiinfra.cli.plan import parse_prices
+from aiinfra.explain import Result
+from aiinfra.perf.inference import inference_perf
+from aiinfra.plan.recommend import recommend_inference
+
+
+def _table(r: Result) -> Table:
+    t = Table(title=r.title)
+    t.add_column("item")
+    t.add_column("value", justify="right")
+    for term in r.terms:
+        v = float(term.value)
+        shown = f"{v * 1e3:,.2f} ms" if term.unit == "s" else f"{v:,.2f} {term.unit}"
+        t.add_row(term.name, shown)
+    for k, v in r.facts.items():
+        t.add_row(f"[dim]{k}[/]", str(v))
+    return t
+
+
+def command(
+    model: Annotated[str, typer.Argument(help="Catalog model or config.json path.")],
+    gpu: Annotated[str, typer.Option(help="Catalog GPU.")] = "h100-sxm",
+    prompt: Annotated[int, typer.Option(help="Prompt tokens per request.")] = 2048,
+    output: Annotated[int, typer.Option(help="Output tokens per request.")] = 256,
+    batch: Annotated[int, typer.Option(help="Concurrent requests per replica.")] = 1,
+    tp: Annotated[int, typer.Option(help="Tensor-parallel GPUs per replica.")] = 1,
+    quant: Annotated[str, typer.Option(help="Weights: bf16 | fp16 | fp8 | int8 | int4 | fp4.")] = "bf16",
+    kv_dtype: Annotated[str, typer.Option(help="KV cache: bf16 | fp16 | fp8 | int8.")] = "bf16",
+    price: Annotated[list[str] | None, typer.Option(help="USD per GPU-hour: 2.5 for --gpu, or gpu=2.5 (repeatable).")] = None,
+    recommend: Annotated[bool, typer.Option("--recommend", help="Rank every catalog GPU for this workload.")] = False,
+    fmt: FormatOpt = Format.table,
+    explain: ExplainOpt = False,
+) -> None:
+    """Prefill (compute-bound) and decode (bandwidth-bound) latency with calibrated efficiencies."""
+    m = lookup_model(model)
+    g = lookup_gpu(gpu)
+    prices = parse_prices(price, g.key)
+    if recommend:
+        rows, notes = recommend_inference(m, prompt=prompt, output=output, batch=batch, quant=quant, prices=prices)
+        res = Result(f"GPU recommendation: serving {m.name} ({quant}), {prompt}→{output} tokens, batch {batch}", [],
+                     {"ranking": rows}, notes)
+        if fmt is not Format.table:
+            emit(res, fmt, False)
+            return
+        t = Table(title=res.title)
+        for c in ("gpu", "TP", "batch", "TTFT ms", "TPOT ms", "tokens/s/GPU", "$ / 1M tokens", "NVLink"):
+            t.add_column(c, justify="left" if c in ("gpu", "NVLink") else "right")
+        for r in rows:
+            if not r["fits"]:
+                t.add_row(r["gpu"], "-", "", "", "", "", "", "[red]does not fit in 8 GPUs[/]")
+                continue
+            t.add_row(r["gpu"], str(r["tp"]), str(r["batch"]), f"{r['ttft_s'] * 1e3:,.1f}", f"{r['tpot_s'] * 1e3:,.2f}",
+                      f"{r['tokens_per_s_gpu']:,.0f}", f"{r['usd_per_1m']:.3f}" if "usd_per_1m" in r else "", r["nvlink"])
+        console.print(t)
+        for n in notes:
+            console.print(f"  {n}")
+        return
+    res = inference_perf(m, g, prompt=prompt, output=output, batch=batch, tp=tp, quant=quant, kv_dtype=kv_dtype,
+                         price_per_gpu_hour=prices.get(g.key))
+    emit(res, fmt, explain, table=_table)

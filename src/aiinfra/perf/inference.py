@@ -1,0 +1,144 @@
+"""Inference latency and throughput: prefill (compute-bound) and decode (bandwidth-bound).
+
+- TTFT: prefill FLOPs / (TP · peak · prefill efficiency) plus 2 TP all-reduces per layer; never
+  faster than reading the weights once.
+- TPOT: each decode step reads this GPU's weights (for MoE only the experts the batch touches)
+  and the batch's KV cache at the calibrated fraction of HBM bandwidth, or is compute-bound at
+  large batch, whichever is slower; plus 2 small TP all-reduces per layer (perf.comm).
+- The batch is capped by how many sequences of prompt + output tokens fit in the KV pool
+  (sizing.inference, vLLM-style gpu_memory_utilization).
+Pure rooflines overestimate measured engines by 1.4–1.9× (LLM-Viewer issue #4, memory_perf_anchors
+§1.10); the calibration in catalog/data/calibration.yaml (entry `inference`) closes that gap and is
+printed with every answer.
+"""
+
+from __future__ import annotations
+
+from aiinfra.errors import DoesNotFitError, SpecError
+from aiinfra.explain import Result, Term
+from aiinfra.perf import comm, compute
+from aiinfra.perf.flops import layer_flops
+from aiinfra.sizing.inference import (
+    inference_memory,
+    kv_bytes_per_token,
+    model_weight_bytes,
+)
+from aiinfra.sizing.params import param_counts
+from aiinfra.specs import GpuSpec, ModelSpec
+
+
+def compute_dtype(gpu: GpuSpec, quant: str) -> str:
+    """Matmul dtype: fp8 weights run fp8 tensor cores where the GPU has them; weight-only int4/int8
+    dequantize to 16-bit (W4A16/W8A16)."""
+    if quant in ("fp8", "fp4") and gpu.tflops.get(quant):
+        return quant
+    return "bf16" if gpu.tflops.get("bf16") else "fp16"
+
+
+def _expert_fraction(m: ModelSpec, batch: float) -> float:
+    """Share of routed experts a decode step touches: 1 − (1 − k/E)^batch (uniform routing)."""
+    if not m.is_moe:
+        return 1.0
+    return 1.0 - (1.0 - m.experts_per_token / m.experts) ** batch
+
+
+def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batch: int, tp: int = 1,
+                   quant: str = "bf16", kv_dtype: str = "bf16", price_per_gpu_hour: float | None = None,
+                   gpu_memory_utilization: float | None = None) -> Result:
+    """Latency and throughput of serving `batch` requests of `prompt` → `output` tokens on `tp` GPUs."""
+    for name, v in (("prompt", prompt), ("output", output), ("batch", batch), ("tp", tp)):
+        if v <= 0:
+            raise SpecError(f"{name} must be positive, got {v}")
+    if price_per_gpu_hour is not None and price_per_gpu_hour <= 0:
+        raise SpecError(f"price per GPU-hour must be positive, got {price_per_gpu_hour}")
+    cal = compute.inference_calibration()
+    context = prompt + output
+    mem = inference_memory(m, quant=quant, kv_dtype=kv_dtype, context=context, batch=batch, tp=tp, gpu=gpu,
+                           gpu_memory_utilization=gpu_memory_utilization)
+    cap = mem.capacity
+    warnings = []
+    seqs_fit = cap["sequences_at_context"]
+    if seqs_fit < 1:
+        raise DoesNotFitError(
+            f"{m.name} ({quant}) does not fit on {tp} × {gpu.key}: {float(mem.weights.value) / 1e9:.1f} GB of weights "
+            f"per GPU leave no room for one {context}-token sequence in {cap['engine_budget_gb']} GB; raise --tp or quantize")
+    eff_batch = min(batch, seqs_fit)
+    if eff_batch < batch:
+        warnings.append(f"KV cache holds only {seqs_fit} sequences of {context} tokens per replica; batch capped from {batch}")
+
+    node = comm.node_for(gpu)
+    dtype = compute_dtype(gpu, quant)
+    pk = compute.peak(gpu, dtype)
+    dense, moe = layer_flops(m)
+    matmul_tok = m.dense_layers * dense.matmul + m.moe_layers * (moe.matmul if moe else 0)
+    attn_pos = m.dense_layers * dense.attn_per_pos + m.moe_layers * (moe.attn_per_pos if moe else 0)
+    head = 2.0 * m.hidden * m.vocab
+    weights_gpu = float(model_weight_bytes(m, quant).value) / tp
+    link = node.scale_up
+
+    # Prefill: causal attention over the prompt averages prompt/2 positions per token.
+    pf_flops = eff_batch * prompt * (matmul_tok + attn_pos * prompt / 2) + eff_batch * head
+    pf_eff = compute.prefill_efficiency(eff_batch * prompt)  # tokens in the prefill GEMMs
+    pf_compute = pf_flops / tp / (pk.value * pf_eff.value)
+    pf_floor = weights_gpu / gpu.memory_bw
+    ar_pf = comm.all_reduce(eff_batch * prompt * m.hidden * 2, tp, link, name="prefill TP all-reduce")
+    pf_comm = 2 * m.layers * ar_pf.value if tp > 1 else 0.0
+    ttft = Term("TTFT", max(pf_compute, pf_floor) + pf_comm, "s",
+                "max(prefill FLOPs / (tp · peak · prefill efficiency), weights / HBM) + 2·L·t_allreduce",
+                {"prefill FLOPs": pf_flops, "peak": pk, "prefill efficiency": pf_eff, "tp": tp,
+                 "weights per GPU (B)": weights_gpu, "TP comm (s)": pf_comm},
+                {"calibration": cal.source})
+
+    # Decode: one token per sequence per step.
+    kv_tok = float(kv_bytes_per_token(m, kv_dtype, tp).value)
+    avg_ctx = prompt + output / 2
+    cached = min(avg_ctx, m.sliding_window) if m.sliding_window else avg_ctx
+    expert_share = _expert_fraction(m, eff_batch)
+    w_read = weights_gpu
+    if m.is_moe:
+        # Routed experts are the bulk of an MoE's bytes; only the touched share is read.
+        w_read = weights_gpu * (1 - (1 - expert_share) * _routed_share(m))
+    kv_read = eff_batch * cached * kv_tok
+    bw_time = (w_read + kv_read) / (gpu.memory_bw * cal.decode_bw_fraction)
+    dec_flops = eff_batch * (matmul_tok + attn_pos * cached + head) / tp
+    dec_compute = dec_flops / (pk.value * compute.matmul_efficiency(2 * eff_batch * m.hidden * m.ffn / tp / 1e9).value)
+    ar_dec = comm.all_reduce(eff_batch * m.hidden * 2, tp, link, name="decode TP all-reduce")
+    dec_comm = 2 * m.layers * ar_dec.value if tp > 1 else 0.0
+    tpot = Term("TPOT", max(bw_time, dec_compute) + dec_comm, "s",
+                "max((weights read + KV read) / (HBM · decode efficiency), decode FLOPs / (peak · eff)) + 2·L·t_allreduce",
+                {"weights read (B)": w_read, "KV read (B)": kv_read, "HBM B/s": gpu.memory_bw,
+                 "decode efficiency": cal.decode_bw_fraction, "decode FLOPs per GPU": dec_flops, "TP comm (s)": dec_comm},
+                {"calibration": cal.source, gpu.key: gpu.source})
+    roofline_tpot = (w_read + kv_read) / gpu.memory_bw + dec_comm
+    request = Term("request latency", ttft.value + output * tpot.value, "s", "TTFT + output · TPOT",
+                   {"TTFT": ttft, "output": output, "TPOT": tpot})
+    out_tps = Term("output tokens/s per GPU", eff_batch * output / request.value / tp, "tokens/s",
+                   "batch · output / request latency / tp", {"batch": eff_batch, "request": request, "tp": tp})
+    dec_tps = Term("decode tokens/s per GPU", eff_batch / tpot.value / tp, "tokens/s", "batch / TPOT / tp",
+                   {"batch": eff_batch, "TPOT": tpot})
+    terms = [ttft, tpot, request, out_tps, dec_tps]
+    facts = {
+        "model": m.name, "gpu": gpu.key, "tp": tp, "quant": quant, "compute dtype": dtype, "kv dtype": kv_dtype,
+        "prompt": prompt, "output": output, "batch requested": batch, "batch served": eff_batch,
+        "KV sequences that fit": seqs_fit,
+        "calibration": (f"decode at {cal.decode_bw_fraction:.2f} of HBM bandwidth, prefill at "
+                        f"{pf_eff.value:.2f} of peak (pure rooflines overestimate engines 1.4-1.9x; {cal.source})"),
+        "roofline TPOT (uncalibrated)": f"{roofline_tpot * 1e3:.2f} ms",
+    }
+    if price_per_gpu_hour is not None:
+        cost = Term("cost per 1M output tokens", price_per_gpu_hour / (out_tps.value * 3600) * 1e6, "USD",
+                    "$/GPU-hour / (tokens/s per GPU · 3600) · 1e6", {"$/GPU-hour": price_per_gpu_hour, "tokens/s per GPU": out_tps})
+        terms.append(cost)
+    if gpu.form_factor == "pcie" and tp > 1 and not gpu.nvlink_gbps:
+        warnings.append(f"TP={tp} on {gpu.key} runs its all-reduces over PCIe; prefer one GPU per replica or an NVLink part")
+    return Result(f"Inference: {m.name} on {tp} × {gpu.key}", terms, facts, warnings)
+
+
+def _routed_share(m: ModelSpec) -> float:
+    """Fraction of an MoE model's bytes that sit in routed experts."""
+    pc = param_counts(m)
+    if pc.moe_layer is None:
+        return 0.0
+    return m.moe_layers * pc.moe_layer.experts / float(pc.total.value)
+
+

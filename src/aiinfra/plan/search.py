@@ -1,0 +1,312 @@
+"""Vectorized parallelism search: memory filter (sizing) → step time (perf) → top-k with reasons.
+
+Every candidate of `plan.space` is evaluated by the same formula code that explains one layout,
+on numpy arrays in chunks, with no Python loop per candidate. The winner is then re-evaluated as
+scalars so `--explain` shows its derivation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aiinfra.errors import AiinfraError, DoesNotFitError, SpecError
+from aiinfra.explain import Result, Term
+from aiinfra.perf import comm
+from aiinfra.perf.flops import training_flops
+from aiinfra.perf.training import step_time
+from aiinfra.plan.space import RECOMPUTE_NAMES, Space, build_space, describe
+from aiinfra.sizing.training import training_memory
+from aiinfra.specs import GpuSpec, ModelSpec
+
+CHUNK = 262_144
+STEP_PARTS = ("matmul compute", "elementwise (memory-bound)", "TP communication", "CP communication",
+              "EP communication", "PP communication", "pipeline bubble", "DP communication (exposed)")
+REASON = {"matmul compute": "compute (recompute or smaller GEMMs)", "elementwise (memory-bound)": "elementwise work",
+          "TP communication": "TP communication", "CP communication": "CP communication",
+          "EP communication": "EP communication", "PP communication": "PP communication",
+          "pipeline bubble": "pipeline bubble", "DP communication (exposed)": "DP communication"}
+
+
+@dataclass
+class Options:
+    """What the search may vary and assume (defaults: a modern Megatron/FSDP stack)."""
+
+    dtype: str = "bf16"
+    flash_attention: bool = True
+    sequence_parallel: bool = True
+    zero_stages: tuple[int, ...] = (0, 1, 2, 3)
+    recompute: tuple[int, ...] = (0, 1, 2)
+    micro_batches: tuple[int, ...] = (1, 2, 4, 8, 16)
+    interleaves: tuple[int, ...] = (1, 2, 3, 4, 6, 8)
+    context_parallel: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    min_cp_tokens: int = 4096
+    overlap_dp: bool = True
+    causal: bool = False
+
+
+@dataclass
+class Evaluated:
+    """Per-candidate arrays after evaluation."""
+
+    space: Space
+    memory: np.ndarray  # bytes per GPU
+    step: np.ndarray  # seconds
+    tokens_per_s: np.ndarray
+    parts: dict[str, np.ndarray]
+    fits: np.ndarray
+
+
+@dataclass
+class PlanResult:
+    model: ModelSpec
+    gpu: GpuSpec
+    seq: int
+    global_batch: int
+    candidates: int
+    feasible: int
+    top: list[dict]
+    rejected: list[str]
+    winner_terms: list[Term]
+    objective: str
+    notes: list[str] = field(default_factory=list)
+
+    def to_result(self) -> Result:
+        w = self.top[0]
+        facts = {
+            "model": self.model.name, "gpu": self.gpu.key, "gpus": w["gpus"], "seq": self.seq,
+            "global batch (sequences)": self.global_batch, "candidates evaluated": self.candidates,
+            "fit in memory": self.feasible, "objective": self.objective,
+            "best layout": w["layout"], "micro-batch": w["mb"], "interleave": w["vp"], "recompute": w["recompute"],
+            "ZeRO": w["zero"], "step time (s)": round(w["step_s"], 4), "tokens/s": round(w["tokens_per_s"], 1),
+            "TFLOP/s per GPU": round(w["tflops"], 1), "MFU": round(w["mfu"], 4),
+            "memory per GPU (GB)": round(w["memory_gb"], 2),
+        }
+        for k in ("days", "gpu_hours", "cost_usd"):
+            if k in w:
+                facts[k.replace("_", " ")] = round(w[k], 2)
+        facts["why not the others"] = list(self.rejected)
+        if self.notes:
+            facts["notes"] = list(self.notes)
+        return Result(f"Plan: {self.model.name} on {w['gpus']} × {self.gpu.key}", self.winner_terms, facts)
+
+
+def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, node: comm.Node) -> Evaluated:
+    mem = training_memory(
+        m, seq=seq, micro_batch=space.mb, tp=space.tp, pp=space.pp, dp=space.dp, cp=space.cp, ep=space.ep,
+        sp=space.sp, vp=space.vp, num_microbatches=space.microbatches, zero=space.zero, recompute=space.recompute,
+        precision="bf16" if opt.dtype in ("bf16", "fp16") else opt.dtype, flash_attention=opt.flash_attention,
+    )
+    perf = step_time(
+        m, gpu, tp=space.tp, pp=space.pp, dp=space.dp, cp=space.cp, ep=space.ep, micro_batch=space.mb, vp=space.vp,
+        recompute=space.recompute, zero=space.zero, global_batch=space.batch, seq=seq, dtype=opt.dtype,
+        flash_attention=opt.flash_attention, causal=opt.causal, overlap_dp=opt.overlap_dp, node=node,
+    )
+    memory = np.broadcast_to(np.asarray(mem.total.value, dtype=float), (len(space),))
+    step = np.broadcast_to(np.asarray(perf.step.value, dtype=float), (len(space),))
+    parts = {p.name: np.broadcast_to(np.asarray(p.value, dtype=float), (len(space),)) for p in perf.step.parts}
+    tps = space.batch * seq / step
+    return Evaluated(space, memory, step, tps, parts, memory <= gpu.memory_bytes)
+
+
+def evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, node: comm.Node,
+             progress: Callable[[int], None] | None = None) -> Evaluated:
+    """Evaluate every candidate, in chunks (bounded memory, progress callbacks)."""
+    chunks = []
+    for start in range(0, len(space), CHUNK):
+        part = space.take(slice(start, start + CHUNK))
+        chunks.append(_evaluate(m, gpu, part, seq, opt, node))
+        if progress:
+            progress(len(part))
+    if not chunks:
+        raise AiinfraError("empty search space")
+    def cat(get):
+        return np.concatenate([get(c) for c in chunks])
+
+    return Evaluated(space, cat(lambda c: c.memory), cat(lambda c: c.step), cat(lambda c: c.tokens_per_s),
+                     {k: cat(lambda c, k=k: c.parts[k]) for k in chunks[0].parts}, cat(lambda c: c.fits))
+
+
+def _check_inputs(gpus: list[int], global_batch: int, seq: int, tokens: float | None, price: float | None, gpn: int) -> None:
+    if global_batch <= 0:
+        raise SpecError(f"global batch must be positive, got {global_batch}")
+    if seq <= 0:
+        raise SpecError(f"sequence length must be positive, got {seq}")
+    if tokens is not None and tokens <= 0:
+        raise SpecError(f"token budget must be positive, got {tokens:g}")
+    if price is not None and price <= 0:
+        raise SpecError(f"price per GPU-hour must be positive, got {price:g}")
+    for n in gpus:
+        if n <= 0:
+            raise SpecError(f"GPU count must be positive, got {n}")
+        if n > gpn and n % gpn:
+            raise SpecError(f"{n} GPUs cannot be split into whole nodes of {gpn}; use a multiple of {gpn}")
+
+
+def plan(
+    m: ModelSpec,
+    gpu: GpuSpec,
+    gpus: int | list[int],
+    *,
+    global_batch: int,
+    seq: int,
+    tokens: float | None = None,
+    price_per_gpu_hour: float | None = None,
+    objective: str = "time",
+    top: int = 5,
+    options: Options | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PlanResult:
+    """The best layouts for training `m` on `gpus` × `gpu`, ranked by time (or cost)."""
+    opt = options or Options()
+    counts = [gpus] if isinstance(gpus, int) else list(gpus)
+    node = comm.node_for(gpu)
+    gpn = node.gpus_per_node
+    _check_inputs(counts, global_batch, seq, tokens, price_per_gpu_hour, gpn)
+    if objective not in ("time", "cost"):
+        raise SpecError(f"objective must be time or cost, not {objective}")
+    space = build_space(m, counts, global_batch=global_batch, seq=seq, gpus_per_node=gpn,
+                        micro_batches=opt.micro_batches, interleaves=opt.interleaves, recompute=opt.recompute,
+                        zero_stages=opt.zero_stages, context_parallel=opt.context_parallel,
+                        sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens)
+    if len(space) == 0:
+        c = ", ".join(str(n) for n in counts)
+        raise SpecError(
+            f"{c} GPUs cannot be split into TP × PP × CP × DP for {m.name} with a global batch of {global_batch} "
+            f"sequences (TP must divide {m.heads} heads, PP the {m.layers} layers, DP × micro-batch the batch)")
+    total_n = len(space)
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress:
+            progress(done[0], total_n)
+
+    ev = evaluate(m, gpu, space, seq, opt, node, tick)
+    if not ev.fits.any():
+        raise _shortfall(m, gpu, counts, ev, global_batch, seq, opt, node)
+
+    # Rank: time = 1 / tokens/s (comparable across GPU counts); cost = GPUs / tokens/s.
+    score = np.where(ev.fits, 1.0 / ev.tokens_per_s, np.inf)
+    if objective == "cost":
+        score = score * space.gpus
+    order = np.argsort(score, kind="stable")
+    best_of_layout = _distinct_layouts(space, order[np.isfinite(score[order])], top)
+    rows = [_row(m, gpu, ev, i, seq, tokens, price_per_gpu_hour) for i in best_of_layout]
+    rejected = _rejections(ev, space, order, best_of_layout, score, objective, gpu)
+    win = best_of_layout[0]
+    terms = explain_candidate(m, gpu, space.row(win), global_batch, seq, opt, node, tokens, price_per_gpu_hour)
+    notes = []
+    if rows[0]["tp"] > 1:
+        notes.append(f"TP={rows[0]['tp']} spans GPUs inside a node: it needs NVLink/NVSwitch ({node.scale_up.name})"
+                     if gpu.form_factor != "pcie" else
+                     f"TP={rows[0]['tp']} on PCIe cards runs over PCIe; an SXM/NVLink part would cut TP communication")
+    return PlanResult(m, gpu, seq, global_batch, total_n, int(ev.fits.sum()), rows, rejected, terms, objective, notes)
+
+
+def _distinct_layouts(space: Space, order: np.ndarray, k: int) -> list[int]:
+    """The best candidate of each distinct (N, TP, PP, CP, EP, DP) layout, best first."""
+    key = np.stack([space.gpus, space.tp, space.pp, space.cp, space.ep, space.dp], axis=1)[order]
+    _, first = np.unique(key, axis=0, return_index=True)
+    return [int(i) for i in order[np.sort(first)][:k]]
+
+
+def _row(m: ModelSpec, gpu: GpuSpec, ev: Evaluated, i: int, seq: int, tokens: float | None, price: float | None) -> dict:
+    r = ev.space.row(i)
+    n = r["gpus"]
+    fl = training_flops(m, tokens=ev.space.batch * seq, seq=seq, recompute=r["recompute"])
+    step = float(ev.step[i])
+    peak = gpu.peak_flops("bf16" if "bf16" in gpu.tflops else "fp16")
+    row = {
+        **r, "layout": describe(r), "recompute": RECOMPUTE_NAMES[r["recompute"]], "index": i,
+        "step_s": step, "tokens_per_s": float(ev.tokens_per_s[i]), "memory_gb": float(ev.memory[i]) / 1e9,
+        "tflops": float(fl.hardware.value) / n / step / 1e12, "mfu": float(fl.model.value) / n / step / peak,
+        "parts": {k: float(v[i]) for k, v in ev.parts.items()},
+    }
+    if tokens:
+        secs = tokens / row["tokens_per_s"]
+        row["days"] = secs / 86400
+        row["gpu_hours"] = secs / 3600 * n
+        if price:
+            row["cost_usd"] = row["gpu_hours"] * price
+    return row
+
+
+def _rejections(ev: Evaluated, space: Space, order: np.ndarray, chosen: list[int], score: np.ndarray,
+                objective: str, gpu: GpuSpec, limit: int = 3) -> list[str]:
+    """Why faster candidates lost (out of memory: the ones closest to fitting) and why the runners-up trail
+    the winner (the step-time term that grew most)."""
+    win = chosen[0]
+    raw = 1.0 / ev.tokens_per_s * (space.gpus if objective == "cost" else 1.0)
+    faster_oom = np.nonzero((raw < raw[win]) & ~ev.fits)[0]
+    out = []
+    if faster_oom.size:
+        seen = set()
+        for i in faster_oom[np.argsort(ev.memory[faster_oom], kind="stable")]:
+            r = space.row(int(i))
+            key = describe(r)
+            if key in seen:
+                continue
+            seen.add(key)
+            gain = 1 - raw[i] / raw[win]
+            out.append(f"rejected {key} mb{r['mb']} {RECOMPUTE_NAMES[r['recompute']]} recompute ZeRO-{r['zero']}: "
+                       f"{gain:.0%} faster but out of memory ({ev.memory[i] / 1e9:.1f} GB per GPU > {gpu.memory_gb:g} GB)")
+            if len(seen) >= limit:
+                break
+    for i in chosen[1:limit + 1]:
+        diff = {k: ev.parts[k][i] - ev.parts[k][win] for k in ev.parts}
+        worst = max(diff, key=diff.get)
+        slower = raw[i] / raw[win] - 1
+        out.append(f"runner-up {describe(space.row(i))}: {slower:.1%} slower, mostly {REASON.get(worst, worst)} "
+                   f"(+{diff[worst] * 1e3:.0f} ms per step)")
+    return out
+
+
+def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, seq: int, opt: Options,
+                      node: comm.Node, tokens: float | None = None, price: float | None = None) -> list[Term]:
+    """Terms for one layout: step time with its parts, rates and memory per GPU.
+
+    Evaluated through the same array code path as the search (one-element arrays, then `pick`),
+    so uneven pipeline stages that the scalar layout check rejects are explained too.
+    """
+    one = {k: np.asarray([v]) for k, v in r.items()}
+    mem = training_memory(m, seq=seq, micro_batch=one["mb"], tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"],
+                          ep=one["ep"], sp=one["sp"], vp=one["vp"], num_microbatches=global_batch // (one["dp"] * one["mb"]),
+                          zero=one["zero"], recompute=one["recompute"],
+                          precision="bf16" if opt.dtype in ("bf16", "fp16") else opt.dtype,
+                          flash_attention=opt.flash_attention)
+    perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
+                     vp=one["vp"], recompute=one["recompute"], zero=one["zero"], global_batch=global_batch, seq=seq,
+                     dtype=opt.dtype, flash_attention=opt.flash_attention, causal=opt.causal,
+                     overlap_dp=opt.overlap_dp, node=node)
+    terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.hfu, mem.total]
+    if tokens:
+        terms += perf.time_to_train(tokens, price)
+    return [t.pick(0) for t in terms]
+
+
+def _shortfall(m: ModelSpec, gpu: GpuSpec, counts: list[int], ev: Evaluated, global_batch: int, seq: int,
+               opt: Options, node: comm.Node) -> DoesNotFitError:
+    """No layout fits: name the smallest per-GPU need and the fewest nodes that would fit."""
+    gpn = node.gpus_per_node
+    best = float(ev.memory.min())
+    n = max(counts)
+    need = None
+    for _ in range(12):  # doubling the GPU count: at most 4096× the request
+        n = n * 2 if n >= gpn else gpn
+        space = build_space(m, [n], global_batch=global_batch * n, seq=seq, gpus_per_node=gpn,
+                            micro_batches=(1,), interleaves=(1,), recompute=(2,), zero_stages=opt.zero_stages,
+                            context_parallel=opt.context_parallel, sequence_parallel=opt.sequence_parallel)
+        if len(space) and _evaluate(m, gpu, space, seq, opt, node).fits.any():
+            need = n
+            break
+    where = f"{max(counts)} × {gpu.key}"
+    if need is None:
+        return DoesNotFitError(f"{m.name} does not fit on {where} or up to {n} GPUs: {best / 1e9:.0f} GB per GPU at best, "
+                               f"{gpu.memory_gb:g} GB available")
+    nodes = math.ceil(need / gpn)
+    return DoesNotFitError(f"{m.name} does not fit on {where}; needs at least {nodes} nodes of {gpn} × {gpu.key}: "
+                           f"{best / 1e9:.0f} GB per GPU at best, {gpu.memory_gb:g} GB available")

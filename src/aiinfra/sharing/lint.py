@@ -1,0 +1,563 @@
+"""Linter for the GPU-sharing configs people already have: mig-parted configs, device-plugin configs,
+GPU Operator ClusterPolicies / Helm values, Network Operator objects.
+
+The rules are the checklist of the reference notes §11, derived from:
+- mig-parted `api/spec/v1/spec.go` and go-nvlib `parseMigProfile` (structure, profile grammar);
+- the MIG User Guide v580 tables (profiles per GPU, placements, caps, driver minimums);
+- k8s-device-plugin v0.20.0 `api/config/v1` (replicas ≥ 2, rename/devices stripped, MPS limits);
+- the operators' CRD schemas, shipped in catalog/data/crd_schemas with their commits. Unknown
+  fields pass the API server but are pruned silently, so they are reported too.
+
+Every finding names its file, its path inside the YAML and the fix. YAML is read with safe_load
+only; a file that does not parse is an AiinfraError naming file and line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aiinfra.catalog.loader import DATA_DIR
+from aiinfra.errors import AiinfraError
+from aiinfra.sharing.mig import PROFILE_RE, MigGpu, all_mig_gpus, by_pci_id, validate
+
+FILTER_RE = re.compile(r"^0x[0-9A-Fa-f]{4}10[dD][eE](:0x[0-9A-Fa-f]{8})?$")
+MIG_ENTRY_KEYS = {"devices", "mig-enabled", "mig-devices", "device-filter"}
+DP_TOP_KEYS = {"version", "flags", "sharing", "resources", "imex"}
+DP_SHARING_KEYS = {"renameByDefault", "failRequestsGreaterThanOne", "resources"}
+MIG_STRATEGIES = ("none", "single", "mixed")
+
+
+@dataclass
+class Finding:
+    file: str
+    path: str
+    rule: str
+    message: str
+    fix: str
+    severity: str = "error"  # error | warning | info
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def line(self) -> str:
+        return f"{self.file}: {self.path or '<root>'}: {self.severity} [{self.rule}] {self.message} — fix: {self.fix}"
+
+
+def fmt_path(parts: tuple) -> str:
+    """YAML path like mig-configs["all-1g.10gb"][0].mig-devices; '[doc N] ' marks the Nth document of a stream."""
+    prefix = ""
+    if parts and isinstance(parts[0], str) and parts[0].startswith("doc "):
+        prefix, parts = f"[{parts[0]}] ", parts[1:]
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", str(p)):
+            out += ("." if out else "") + str(p)
+        else:
+            out += f'["{p}"]'
+    return prefix + out
+
+
+class _Ctx:
+    def __init__(self, file: str):
+        self.file = file
+        self.findings: list[Finding] = []
+
+    def add(self, path: tuple, rule: str, message: str, fix: str, severity: str = "error") -> None:
+        self.findings.append(Finding(self.file, fmt_path(path), rule, message, fix, severity))
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_stream(text: str, filename: str) -> list[Any]:
+    """All YAML documents of a file (safe_load_all); a parse error names file and line."""
+    try:
+        return [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{filename}:{mark.line + 1}" if mark else filename
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise AiinfraError(f"YAML does not parse at {where}: {problem}") from None
+    except (ValueError, TypeError, RecursionError) as e:  # e.g. timestamps out of range
+        raise AiinfraError(f"YAML does not load at {filename}: {e}") from None
+
+
+def lint_text(text: str, filename: str = "<stdin>") -> list[Finding]:
+    docs = parse_stream(text, filename)
+    return lint_documents([(d, filename, i if len(docs) > 1 else None) for i, d in enumerate(docs)])
+
+
+def lint_files(paths: list[str | Path]) -> list[Finding]:
+    items = []
+    for p in paths:
+        path = Path(p)
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise AiinfraError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+        docs = parse_stream(text, str(path))
+        items += [(d, str(path), i if len(docs) > 1 else None) for i, d in enumerate(docs)]
+    return lint_documents(items)
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def lint_documents(items: list[tuple[Any, str, int | None]]) -> list[Finding]:
+    """Lint documents together, so references between them (labels → configs) can be checked."""
+    findings: list[Finding] = []
+    mig_keys: set[str] = set()
+    mig_entries: dict[str, dict] = {}  # config name → {"profiles": set, "enabled": set of bools}
+    configmaps: dict[str, set[str]] = {}
+    later: list[tuple[Any, _Ctx, tuple]] = []
+    for doc, file, index in items:
+        ctx = _Ctx(file)
+        base: tuple = (f"doc {index}",) if index is not None else ()
+        kind = doc.get("kind") if isinstance(doc, dict) else None
+        if kind == "ConfigMap":
+            name = _meta_name(doc)
+            data = doc.get("data")
+            if isinstance(data, dict):
+                configmaps[name] = {str(k) for k in data}
+            for cfg_kind, key, cfg in _configmap_payloads(ctx, doc, base):
+                if cfg_kind == "mig":
+                    if key != "config.yaml":
+                        ctx.add(base + ("data", key), "mig.configmap-key", f"mig-parted config stored under key '{key}'",
+                                "store it under the key 'config.yaml': the GPU Operator mounts only that key")
+                    mig_keys |= _lint_mig(ctx, cfg, base + ("data", key), mig_entries)
+                else:
+                    later.append((cfg, ctx, base + ("data", key)))
+        elif kind in ("ClusterPolicy", "NicClusterPolicy", "HostDeviceNetwork", "MacvlanNetwork"):
+            _lint_crd(ctx, doc, base)
+        elif kind == "Node":
+            later.append((doc, ctx, base))
+        elif kind == "Pod":
+            _lint_pod(ctx, doc, base)
+        elif isinstance(doc, dict) and "mig-configs" in doc:
+            mig_keys |= _lint_mig(ctx, doc, base, mig_entries)
+        elif isinstance(doc, dict) and ("sharing" in doc or "flags" in doc) and not kind:
+            later.append((doc, ctx, base))
+        elif isinstance(doc, dict) and not kind and ({"migManager", "devicePlugin", "mig"} & set(doc)):
+            _lint_helm(ctx, doc, base, mig_entries)
+        else:
+            what = f"kind {kind}" if kind else f"a {type(doc).__name__}"
+            ctx.add(base, "unrecognised", f"{what} is not a mig-parted config, device-plugin config, ClusterPolicy, Helm values or Network Operator object",
+                    "lint only GPU-sharing configs", severity="warning")
+        findings += ctx.findings
+    for doc, ctx, base in later:
+        ctx.findings = []
+        if isinstance(doc, dict) and doc.get("kind") == "Node":
+            _lint_node(ctx, doc, base, mig_keys)
+        else:
+            _lint_device_plugin(ctx, doc, base, mig_entries)
+        findings += ctx.findings
+    for doc, file, index in items:
+        if isinstance(doc, dict) and doc.get("kind") == "ClusterPolicy":
+            ctx = _Ctx(file)
+            _lint_policy_refs(ctx, doc, ((f"doc {index}",) if index is not None else ()), configmaps, mig_keys, mig_entries)
+            findings += ctx.findings
+    return findings
+
+
+def _meta_name(doc: dict) -> str:
+    meta = doc.get("metadata")
+    return str(meta.get("name")) if isinstance(meta, dict) else ""
+
+
+def _configmap_payloads(ctx: _Ctx, doc: dict, base: tuple):
+    data = doc.get("data")
+    if not isinstance(data, dict):
+        ctx.add(base + ("data",), "configmap.data", "ConfigMap has no data mapping", "put the config under data.<key> as a string")
+        return
+    for key, value in data.items():
+        if not isinstance(value, str):
+            ctx.add(base + ("data", str(key)), "configmap.data", "ConfigMap data values must be strings", "write the config as a block string (key: |)")
+            continue
+        try:
+            cfg = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            ctx.add(base + ("data", str(key)), "yaml-parse", f"embedded YAML does not parse{f' at its line {mark.line + 1}' if mark else ''}",
+                    "fix the YAML inside this key")
+            continue
+        if isinstance(cfg, dict) and "mig-configs" in cfg:
+            yield "mig", str(key), cfg
+        elif isinstance(cfg, dict) and ({"sharing", "flags", "version"} & set(cfg)):
+            yield "dp", str(key), cfg
+
+
+# --------------------------------------------------------------------------- mig-parted (§11.1–3)
+
+
+def _lint_mig(ctx: _Ctx, cfg: Any, base: tuple, collect: dict) -> set[str]:
+    if not isinstance(cfg, dict):
+        ctx.add(base, "mig.structure", "a mig-parted config must be a mapping", "start with version: v1 and mig-configs:")
+        return set()
+    if cfg.get("version") != "v1":
+        ctx.add(base + ("version",), "mig.version", f"version is {cfg.get('version')!r}; mig-parted accepts only 'v1'", "set version: v1")
+    for k in cfg:
+        if k not in ("version", "mig-configs"):
+            ctx.add(base + (str(k),), "mig.unknown-field", f"unexpected field '{k}' (mig-parted rejects the file)", "remove it")
+    configs = cfg.get("mig-configs")
+    if not isinstance(configs, dict) or not configs:
+        ctx.add(base + ("mig-configs",), "mig.structure", "mig-configs must be a non-empty mapping of config name to entries", "add at least one named config")
+        return set()
+    for name, entries in configs.items():
+        p = base + ("mig-configs", str(name))
+        if not isinstance(entries, list) or not entries:
+            ctx.add(p, "mig.structure", f"config '{name}' must be a non-empty list of entries", "add an entry with devices and mig-enabled")
+            continue
+        info = collect.setdefault(str(name), {"profiles": set(), "enabled": set()})
+        for i, e in enumerate(entries):
+            _lint_mig_entry(ctx, e, p + (i,), info)
+    return {str(k) for k in configs}
+
+
+def _lint_mig_entry(ctx: _Ctx, e: Any, p: tuple, info: dict) -> None:
+    if not isinstance(e, dict):
+        ctx.add(p, "mig.structure", "an entry must be a mapping", "write {devices: all, mig-enabled: true, mig-devices: {...}}")
+        return
+    for k in e:
+        if k not in MIG_ENTRY_KEYS:
+            ctx.add(p + (str(k),), "mig.unknown-field", f"unexpected field '{k}' in an entry (mig-parted rejects it)", "use devices, mig-enabled, mig-devices, device-filter")
+    devices = e.get("devices")
+    if devices is None:
+        ctx.add(p, "mig.devices", "entry has no 'devices'", "add devices: all (or a list of GPU indices)")
+    elif not (devices == "all" or (isinstance(devices, list) and devices and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in devices))):
+        ctx.add(p + ("devices",), "mig.devices", f"devices must be 'all' or a list of GPU indices, not {devices!r}", "use devices: all or devices: [0, 1]")
+    enabled = e.get("mig-enabled")
+    if "mig-enabled" not in e:
+        ctx.add(p, "mig.enabled", "entry has no 'mig-enabled'", "add mig-enabled: true or false")
+    elif not isinstance(enabled, bool):
+        ctx.add(p + ("mig-enabled",), "mig.enabled", f"mig-enabled must be true or false, not {enabled!r}", "use a YAML boolean")
+    gpus = _lint_filter(ctx, e.get("device-filter"), p + ("device-filter",)) if "device-filter" in e else None
+    if isinstance(enabled, bool):
+        info["enabled"].add(enabled)
+    md = e.get("mig-devices")
+    if enabled is True and "mig-devices" not in e:
+        ctx.add(p, "mig.mig-devices", "mig-enabled: true needs mig-devices", "add mig-devices: {} (enable MIG only) or the profiles and counts")
+    if enabled is False and md:
+        ctx.add(p + ("mig-devices",), "mig.mig-devices", "mig-devices given while mig-enabled is false", "remove mig-devices or set mig-enabled: true")
+    if md is None or enabled is False:
+        return
+    if not isinstance(md, dict):
+        ctx.add(p + ("mig-devices",), "mig.mig-devices", "mig-devices must be a mapping of profile to count", "write mig-devices: {\"1g.10gb\": 7}")
+        return
+    counts: dict[str, int] = {}
+    for prof, n in md.items():
+        pp = p + ("mig-devices", str(prof))
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            ctx.add(pp, "mig.counts", f"count {n!r} must be a whole number ≥ 0", "use a non-negative integer")
+            continue
+        if not PROFILE_RE.match(str(prof)):
+            ctx.add(pp, "mig.profile-grammar", f"'{prof}' is not a MIG profile ([<C>c.]<G>g.<GB>gb[+attr|-attr])", "write it like 1g.10gb, 1g.10gb+me or 1g.24gb-me")
+            continue
+        counts[str(prof)] = n
+    if md and counts and not any(counts.values()):
+        ctx.add(p + ("mig-devices",), "mig.counts", "every count is 0", "give at least one count > 0, or use mig-devices: {}")
+    counts = {k: v for k, v in counts.items() if v > 0}
+    if counts:
+        info["profiles"] |= set(counts)
+        _lint_geometry(ctx, counts, gpus, p + ("mig-devices",))
+
+
+def _lint_filter(ctx: _Ctx, value: Any, p: tuple) -> list[MigGpu] | None:
+    values = value if isinstance(value, list) else [value]
+    gpus: list[MigGpu] = []
+    for i, v in enumerate(values):
+        pp = p + ((i,) if isinstance(value, list) else ())
+        if not isinstance(v, str) or not FILTER_RE.match(v):
+            ctx.add(pp, "mig.device-filter", f"device-filter {v!r} is not 0xDDDD10DE (PCI device ID + NVIDIA vendor 10DE)", "e.g. \"0x233010DE\" for H100 80GB SXM5")
+            continue
+        g = by_pci_id(v[:6])
+        if g is None:
+            ctx.add(pp, "mig.device-filter", f"device ID {v[:6]} is not a MIG-capable GPU in the catalog", "check the PCI ID (lspci -nn | grep 10de)", severity="warning")
+        elif g not in gpus:
+            gpus.append(g)
+    return gpus or None
+
+
+def _lint_geometry(ctx: _Ctx, counts: dict[str, int], gpus: list[MigGpu] | None, p: tuple) -> None:
+    """Profiles must exist on the filtered GPUs (or some GPU), and the geometry must place (§11.1–2)."""
+    pool = gpus or [g for g in all_mig_gpus() if set(counts) <= set(g.profiles)]
+    if gpus:
+        for g in gpus:
+            missing = [c for c in counts if c not in g.profiles]
+            if missing:
+                ctx.add(p + (missing[0],), "mig.profile-unknown", f"{', '.join(missing)} {'does' if len(missing) == 1 else 'do'} not exist on {g.name}", f"use one of {', '.join(g.profiles)}")
+        pool = [g for g in gpus if set(counts) <= set(g.profiles)]
+        if not pool:
+            return
+    elif not pool:
+        unknown = [c for c in counts if not any(c in g.profiles for g in all_mig_gpus())]
+        if unknown:
+            ctx.add(p + (unknown[0],), "mig.profile-unknown", f"{', '.join(unknown)} {'is not a profile' if len(unknown) == 1 else 'are not profiles'} of any MIG GPU in the catalog",
+                    "check the name against nvidia-smi mig -lgip (names drift across drivers, e.g. 3g.39gb vs 3g.40gb)")
+        else:
+            ctx.add(p, "mig.profile-unknown", f"no single GPU has all of {', '.join(counts)}", "split the entry with device-filter per GPU type")
+        return
+    checks = [(g, validate(g, counts)) for g in pool]
+    bad = [(g, c) for g, c in checks if not c.valid]
+    if bad and (gpus or len(bad) == len(checks)):
+        g, c = bad[0]
+        ctx.add(p, "mig.geometry", f"not a valid geometry on {g.name}: {'; '.join(c.reasons)}", "pick a geometry from aiinfra mig geometries " + g.name.lower())
+        return
+    notes = sorted({n for _, c in checks if c.valid for n in c.notes})
+    for n in notes:
+        ctx.add(p, "mig.driver", n, "make sure the nodes run that driver branch or newer", severity="info")
+
+
+# --------------------------------------------------------------------------- device plugin (§11.4)
+
+
+def _lint_device_plugin(ctx: _Ctx, cfg: Any, base: tuple, mig_entries: dict) -> None:
+    if not isinstance(cfg, dict):
+        ctx.add(base, "dp.structure", "a device-plugin config must be a mapping", "start with version: v1")
+        return
+    if cfg.get("version", "v1") != "v1":
+        ctx.add(base + ("version",), "dp.version", f"version is {cfg.get('version')!r}; only v1 exists", "set version: v1")
+    for k in cfg:
+        if k not in DP_TOP_KEYS:
+            ctx.add(base + (str(k),), "dp.unknown-field", f"unknown field '{k}'", f"use {', '.join(sorted(DP_TOP_KEYS))}")
+    if "resources" in cfg:
+        ctx.add(base + ("resources",), "dp.ignored-field", "the top-level resources section is ignored by the plugin", "remove it")
+    flags = cfg.get("flags") if isinstance(cfg.get("flags"), dict) else {}
+    strategy = flags.get("migStrategy", "none")
+    if strategy not in MIG_STRATEGIES:
+        ctx.add(base + ("flags", "migStrategy"), "dp.mig-strategy", f"migStrategy {strategy!r} is not none, single or mixed", "use none, single or mixed")
+    sharing = cfg.get("sharing")
+    if sharing is None:
+        return
+    if not isinstance(sharing, dict):
+        ctx.add(base + ("sharing",), "dp.structure", "sharing must be a mapping", "use sharing: {timeSlicing: …} or {mps: …}")
+        return
+    modes = [m for m in ("timeSlicing", "mps") if sharing.get(m)]
+    if len(modes) == 2:
+        ctx.add(base + ("sharing",), "dp.exclusive", "timeSlicing and mps are both set; they are mutually exclusive", "keep one of them (the plugin would use MPS)")
+    for k in sharing:
+        if k not in ("timeSlicing", "mps"):
+            ctx.add(base + ("sharing", str(k)), "dp.unknown-field", f"unknown sharing mode '{k}'", "use timeSlicing or mps")
+    for mode in modes:
+        _lint_sharing(ctx, mode, sharing[mode], base + ("sharing", mode), strategy, mig_entries)
+
+
+def _lint_sharing(ctx: _Ctx, mode: str, sec: Any, p: tuple, strategy: str, mig_entries: dict) -> None:
+    if not isinstance(sec, dict):
+        ctx.add(p, "dp.structure", f"{mode} must be a mapping with resources", "add resources: [{name: nvidia.com/gpu, replicas: 4}]")
+        return
+    for k in sec:
+        if k not in DP_SHARING_KEYS:
+            ctx.add(p + (str(k),), "dp.unknown-field", f"unknown field '{k}'", f"use {', '.join(sorted(DP_SHARING_KEYS))}")
+    res = sec.get("resources")
+    if not isinstance(res, list) or not res:
+        ctx.add(p + ("resources",), "dp.no-resources", "no resources specified (the plugin fails to start)", "add resources: [{name: nvidia.com/gpu, replicas: 4}]")
+        return
+    for i, r in enumerate(res):
+        rp = p + ("resources", i)
+        if not isinstance(r, dict):
+            ctx.add(rp, "dp.structure", "a resource must be a mapping with name and replicas", "write {name: nvidia.com/gpu, replicas: 4}")
+            continue
+        for k in ("rename", "devices"):
+            if k in r:
+                ctx.add(rp + (k,), "dp.ignored-field", f"per-resource '{k}' is parsed and then stripped by the plugin (not yet supported)",
+                        "remove it; sharing applies to every GPU of the node" if k == "devices" else "remove it; use renameByDefault instead")
+        replicas = r.get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 2:
+            ctx.add(rp + ("replicas",), "dp.replicas", f"replicas {replicas!r} must be an integer ≥ 2", "use replicas ≥ 2; to stop sharing, remove the sharing section")
+        elif mode == "mps" and replicas > 48:
+            ctx.add(rp + ("replicas",), "dp.mps-limit", f"MPS allows at most 48 clients per GPU, not {replicas}", "use replicas ≤ 48 (≤ 16 before Volta)")
+        name = r.get("name")
+        if not isinstance(name, str):
+            ctx.add(rp + ("name",), "dp.resource-name", "resource needs a name", "use nvidia.com/gpu")
+            continue
+        if mode == "mps":
+            if name != "nvidia.com/gpu":
+                ctx.add(rp + ("name",), "dp.mps-resource", f"MPS shares only nvidia.com/gpu, not {name}", "use name: nvidia.com/gpu")
+            if strategy != "none":
+                ctx.add(rp, "dp.mps-resource", "MPS is not supported on devices with MIG enabled", "set flags.migStrategy: none and use GPUs without MIG")
+            continue
+        m = re.fullmatch(r"nvidia\.com/mig-(.+)", name)
+        if name == "nvidia.com/gpu":
+            continue
+        if not m:
+            ctx.add(rp + ("name",), "dp.resource-name", f"{name} cannot be time-sliced", "use nvidia.com/gpu or nvidia.com/mig-<profile> (mixed strategy)")
+        elif "+" in m[1]:
+            ctx.add(rp + ("name",), "dp.resource-name", f"{name} has '+'; resource names replace '+' with '.'", f"use {name.replace('+', '.')}")
+        elif not PROFILE_RE.match(re.sub(r"\.(me\.all|me|gfx)$", r"+\1", m[1])):
+            ctx.add(rp + ("name",), "dp.resource-name", f"{name} does not name a MIG profile", "use nvidia.com/mig-<G>g.<GB>gb")
+        elif strategy != "mixed":
+            ctx.add(rp + ("name",), "dp.mig-strategy", f"{name} exists only with migStrategy mixed (now {strategy})",
+                    "set flags.migStrategy: mixed, or share nvidia.com/gpu under single")
+    if strategy == "single":
+        for name, why in _single_violations(mig_entries):
+            ctx.add(p, "dp.single-strategy", f"migStrategy single needs one profile on every GPU of a node, but mig config '{name}' {why}",
+                    "use migStrategy mixed, or give that config one profile on all GPUs")
+
+
+def _single_violations(mig_entries: dict[str, dict]) -> list[tuple[str, str]]:
+    """Configs that would make GFD label a node -MIG-INVALID under the single strategy (§5.2)."""
+    out = []
+    for name, info in sorted(mig_entries.items()):
+        if len(info["profiles"]) > 1:
+            out.append((name, f"creates {', '.join(sorted(info['profiles']))}"))
+        elif info["profiles"] and False in info["enabled"]:
+            out.append((name, "mixes MIG-enabled and MIG-disabled GPUs"))
+    return out
+
+
+# --------------------------------------------------------------------------- CRDs, Helm values, Nodes, Pods
+
+
+@lru_cache(maxsize=8)
+def crd_schema(kind: str) -> dict:
+    path = DATA_DIR / "crd_schemas" / f"{kind.lower()}.json"
+    return json.loads(path.read_text())
+
+
+@lru_cache(maxsize=8)
+def _validator(kind: str) -> Any:
+    import jsonschema
+
+    return jsonschema.Draft7Validator(crd_schema(kind)["schema"])
+
+
+def _lint_crd(ctx: _Ctx, doc: dict, base: tuple) -> None:
+    kind = str(doc.get("kind"))
+    shipped = crd_schema(kind)
+    if doc.get("apiVersion") != shipped["apiVersion"]:
+        ctx.add(base + ("apiVersion",), "crd.api-version", f"apiVersion {doc.get('apiVersion')!r} is not {shipped['apiVersion']}", f"use apiVersion: {shipped['apiVersion']}")
+    for err in sorted(_validator(kind).iter_errors(doc), key=lambda e: [str(x) for x in e.absolute_path]):
+        ctx.add(base + tuple(err.absolute_path), "crd.schema", f"{err.message} (CRD {shipped['version']})", "follow the CRD schema: " + _fix_for(err))
+    _pruned(ctx, doc, shipped["schema"], base, kind)
+    if kind == "ClusterPolicy":
+        _lint_policy_spec(ctx, doc.get("spec"), base + ("spec",))
+
+
+def _fix_for(err: Any) -> str:
+    if err.validator == "required":
+        return "add the missing field"
+    if err.validator == "enum":
+        return f"use one of {err.validator_value}"
+    if err.validator == "type":
+        return f"give a value of type {err.validator_value}"
+    return "correct the value"
+
+
+def _pruned(ctx: _Ctx, obj: Any, schema: dict, path: tuple, kind: str) -> None:
+    """Fields the schema does not declare: the API server accepts and silently drops them."""
+    if isinstance(obj, dict) and isinstance(schema.get("properties"), dict):
+        if schema.get("x-kubernetes-preserve-unknown-fields"):
+            return
+        for k, v in obj.items():
+            sub = schema["properties"].get(k)
+            if sub is None:
+                ctx.add(path + (str(k),), "crd.pruned", f"{kind} has no field '{k}' here; the API server drops it silently", "remove it or fix its spelling")
+            else:
+                _pruned(ctx, v, sub, path + (str(k),), kind)
+    elif isinstance(obj, dict) and isinstance(schema.get("additionalProperties"), dict):
+        for k, v in obj.items():
+            _pruned(ctx, v, schema["additionalProperties"], path + (str(k),), kind)
+    elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
+        for i, v in enumerate(obj):
+            _pruned(ctx, v, schema["items"], path + (i,), kind)
+
+
+def _lint_policy_spec(ctx: _Ctx, spec: Any, p: tuple) -> None:
+    if not isinstance(spec, dict):
+        return
+    dp = spec.get("devicePlugin") if isinstance(spec.get("devicePlugin"), dict) else {}
+    cfg = dp.get("config") if isinstance(dp.get("config"), dict) else {}
+    if cfg.get("default") and not cfg.get("name"):
+        ctx.add(p + ("devicePlugin", "config"), "cp.device-plugin-config", "config.default is set but config.name (the ConfigMap) is empty", "set devicePlugin.config.name to the ConfigMap holding the configs")
+    driver = spec.get("driver") if isinstance(spec.get("driver"), dict) else {}
+    rdma = driver.get("rdma") if isinstance(driver.get("rdma"), dict) else {}
+    if rdma.get("useHostMofed") and not rdma.get("enabled"):
+        ctx.add(p + ("driver", "rdma"), "cp.rdma", "useHostMofed has no effect while rdma.enabled is false", "set driver.rdma.enabled: true for GPUDirect RDMA")
+
+
+def _lint_policy_refs(ctx: _Ctx, doc: dict, base: tuple, configmaps: dict[str, set[str]], mig_keys: set[str], mig_entries: dict[str, dict]) -> None:
+    spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+    mm = spec.get("migManager") if isinstance(spec.get("migManager"), dict) else {}
+    mcfg = mm.get("config") if isinstance(mm.get("config"), dict) else {}
+    name = mcfg.get("name")
+    if isinstance(name, str) and name in configmaps and "config.yaml" not in configmaps[name]:
+        ctx.add(base + ("spec", "migManager", "config", "name"), "mig.configmap-key", f"ConfigMap '{name}' has no key 'config.yaml'",
+                "store the mig-parted config under data.config.yaml")
+    default = mcfg.get("default")
+    if isinstance(default, str) and default and mig_keys and default not in mig_keys:
+        ctx.add(base + ("spec", "migManager", "config", "default"), "mig.label", f"default MIG config '{default}' is not a key of mig-configs",
+                f"use one of {', '.join(sorted(mig_keys))}")
+    mig = spec.get("mig") if isinstance(spec.get("mig"), dict) else {}
+    if mig.get("strategy") == "single":
+        for name, why in _single_violations(mig_entries):
+            ctx.add(base + ("spec", "mig", "strategy"), "cp.single-strategy",
+                    f"mig.strategy single, but mig config '{name}' {why}; GFD would label such nodes -MIG-INVALID",
+                    "use mig.strategy: mixed, or one profile on every GPU of a node")
+    dp = spec.get("devicePlugin") if isinstance(spec.get("devicePlugin"), dict) else {}
+    dcfg = dp.get("config") if isinstance(dp.get("config"), dict) else {}
+    dname, ddefault = dcfg.get("name"), dcfg.get("default")
+    if isinstance(dname, str) and dname in configmaps:
+        keys = configmaps[dname]
+        if ddefault and ddefault not in keys:
+            ctx.add(base + ("spec", "devicePlugin", "config", "default"), "cp.device-plugin-config", f"default '{ddefault}' is not a key of ConfigMap '{dname}'",
+                    f"use one of {', '.join(sorted(keys))}")
+        elif not ddefault and len(keys) > 1 and "default" not in keys:
+            ctx.add(base + ("spec", "devicePlugin", "config"), "cp.device-plugin-config", f"ConfigMap '{dname}' has several configs and no default",
+                    "set devicePlugin.config.default (the plugin fails to start otherwise)")
+
+
+def _lint_helm(ctx: _Ctx, values: dict, base: tuple, mig_entries: dict) -> None:
+    mig = values.get("mig")
+    if isinstance(mig, dict) and mig.get("strategy") not in (None, *MIG_STRATEGIES):
+        ctx.add(base + ("mig", "strategy"), "cp.mig-strategy", f"mig.strategy {mig.get('strategy')!r} is not none, single or mixed", "use none, single or mixed")
+    mm = values.get("migManager") if isinstance(values.get("migManager"), dict) else {}
+    mcfg = mm.get("config") if isinstance(mm.get("config"), dict) else {}
+    data = mcfg.get("data")
+    if mcfg.get("create") and (not isinstance(data, dict) or "config.yaml" not in data):
+        ctx.add(base + ("migManager", "config", "data"), "mig.configmap-key", "migManager.config.create needs data with the key 'config.yaml'", "put the mig-parted config under data.config.yaml")
+    if isinstance(data, dict) and isinstance(data.get("config.yaml"), str):
+        try:
+            _lint_mig(ctx, yaml.safe_load(data["config.yaml"]), base + ("migManager", "config", "data", "config.yaml"), mig_entries)
+        except yaml.YAMLError:
+            ctx.add(base + ("migManager", "config", "data", "config.yaml"), "yaml-parse", "embedded YAML does not parse", "fix the YAML inside this key")
+    dp = values.get("devicePlugin") if isinstance(values.get("devicePlugin"), dict) else {}
+    dcfg = dp.get("config") if isinstance(dp.get("config"), dict) else {}
+    ddata = dcfg.get("data")
+    if isinstance(ddata, dict):
+        for k, v in ddata.items():
+            if isinstance(v, str):
+                try:
+                    _lint_device_plugin(ctx, yaml.safe_load(v), base + ("devicePlugin", "config", "data", str(k)), mig_entries)
+                except yaml.YAMLError:
+                    ctx.add(base + ("devicePlugin", "config", "data", str(k)), "yaml-parse", "embedded YAML does not parse", "fix the YAML inside this key")
+
+
+def _lint_node(ctx: _Ctx, doc: dict, base: tuple, mig_keys: set[str]) -> None:
+    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+    value = labels.get("nvidia.com/mig.config")
+    if value is not None and mig_keys and str(value) not in mig_keys:
+        ctx.add(base + ("metadata", "labels", "nvidia.com/mig.config"), "mig.label", f"label value '{value}' is not a key of mig-configs",
+                f"use one of {', '.join(sorted(mig_keys))}")
+
+
+def _lint_pod(ctx: _Ctx, doc: dict, base: tuple) -> None:
+    spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+    containers = spec.get("containers") if isinstance(spec.get("containers"), list) else []
+    for i, c in enumerate(containers):
+        res = c.get("resources") if isinstance(c, dict) and isinstance(c.get("resources"), dict) else {}
+        for section in ("limits", "requests"):
+            block = res.get(section) if isinstance(res.get(section), dict) else {}
+            for name in block:
+                if str(name).startswith("nvidia.com/mig-") and "+" in str(name):
+                    ctx.add(base + ("spec", "containers", i, "resources", section, str(name)), "dp.resource-name",
+                            f"{name} has '+'; the device plugin advertises it with '.'", f"request {str(name).replace('+', '.')}")

@@ -1,0 +1,492 @@
+"""MIG profiles, placements and geometries.
+
+The model (NVIDIA MIG User Guide v580, "Concepts" and "Supported MIG Profiles"; NVML
+`nvmlGpuInstancePlacement_t`):
+- a GPU has memory slots (8 on A100/H100/H200/B200, 4 on A30/RTX PRO 6000) and compute slices (7 or 4);
+- each GPU-instance profile belongs to a placement class: it occupies `size` consecutive memory
+  slots starting at one of the class's `starts` (the `nvidia-smi mig -lgipp` listing);
+- a geometry (multiset of profiles) is valid when every instance gets a start such that the
+  occupied intervals are disjoint, and per-profile caps (`+me` at most 1) and exclusive groups hold.
+
+The profile catalog is keyed by PCI device ID (catalog/data/mig_profiles.yaml); GPU names on the
+command line are catalog GPU keys (gpus.yaml), mapped to the MIG table through `pci_device_id`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from aiinfra.catalog.loader import default_catalog
+from aiinfra.errors import AiinfraError, NotFoundError, SpecError, closest
+
+GUIDE = "NVIDIA MIG User Guide v580, Supported MIG Profiles"
+
+# go-nvlib parseMigProfile grammar: [<C>c.]<G>g.<GB>gb followed by +attr[,attr] or -attr.
+PROFILE_RE = re.compile(r"^(?:(?P<c>[1-9]\d*)c\.)?(?P<g>[1-9]\d*)g\.(?P<gb>[1-9]\d*)gb(?:(?P<sign>[+-])(?P<attrs>[a-z0-9.]+(?:,[a-z0-9.]+)*))?$")
+
+
+@dataclass(frozen=True)
+class MigProfile:
+    """One GPU-instance profile on one GPU type."""
+
+    name: str
+    klass: str
+    compute: int
+    size: int  # memory slots occupied
+    starts: tuple[int, ...]
+    max_count: int
+    gi_id: int | None
+    usable_gib: float | None
+    min_driver: str | None
+
+    @property
+    def attributes(self) -> str:
+        """'' for a base profile, else '+me', '-me', '+gfx', '+me.all'."""
+        m = PROFILE_RE.match(self.name)
+        return f"{m['sign']}{m['attrs']}" if m and m["sign"] else ""
+
+    @property
+    def is_base(self) -> bool:
+        return not self.attributes
+
+    @property
+    def name_gb(self) -> int:
+        return int(PROFILE_RE.match(self.name)["gb"])
+
+    @property
+    def memory_bytes(self) -> float:
+        """Usable memory: the observed nvidia-smi figure, else the GB in the name."""
+        return self.usable_gib * 2**30 if self.usable_gib is not None else self.name_gb * 1e9
+
+    @property
+    def resource_name(self) -> str:
+        """Extended resource under the mixed strategy: '+' becomes '.' (k8s-device-plugin rm.go)."""
+        return "nvidia.com/mig-" + self.name.replace("+", ".")
+
+
+@dataclass(frozen=True)
+class MigGpu:
+    """The MIG table of one GPU type (all boards sharing its PCI device IDs)."""
+
+    key: str
+    name: str
+    pci_device_ids: tuple[str, ...]
+    memory_slots: int
+    compute_slices: int
+    total_memory_mib: int | None
+    profiles: dict[str, MigProfile]
+    exclusive: tuple[tuple[str, ...], ...]
+    notes: tuple[dict, ...]
+    source: str
+    layout_source: str
+    catalog_gpu: str | None = None  # the gpus.yaml key the user named, if any
+
+    def profile(self, name: str) -> MigProfile:
+        p = self.profiles.get(name.strip().lower())
+        if p is None:
+            raise NotFoundError(f"profile '{name}' does not exist on {self.name}; valid: {', '.join(self.profiles)}")
+        return p
+
+    @property
+    def device_filter(self) -> list[str]:
+        """mig-parted device-filter strings: PCI device ID followed by the NVIDIA vendor ID 10DE."""
+        return [f"0x{pid[2:].upper()}10DE" for pid in self.pci_device_ids]
+
+    @property
+    def base_profiles(self) -> list[MigProfile]:
+        return [p for p in self.profiles.values() if p.is_base]
+
+
+@dataclass
+class GeometryCheck:
+    """The answer to 'is this geometry valid on this GPU', with reasons and one placement."""
+
+    gpu: str
+    counts: dict[str, int]
+    valid: bool
+    reasons: list[str] = field(default_factory=list)
+    placement: list[tuple[str, int, int]] = field(default_factory=list)  # (profile, start, size)
+    notes: list[str] = field(default_factory=list)
+    compute_used: int = 0
+    slots_used: int = 0
+
+
+def _norm_pci(pid: str) -> str:
+    pid = str(pid).strip().lower()
+    return pid if pid.startswith("0x") else "0x" + pid
+
+
+def _table_by_key(key: str) -> MigGpu:
+    cat = default_catalog()
+    entry = cat.table("mig_profiles")[key]
+    layout = cat.table("mig_layouts").get(entry["layout"])
+    if layout is None:
+        raise AiinfraError(f"mig_profiles entry '{key}' names unknown layout '{entry['layout']}'")
+    profiles: dict[str, MigProfile] = {}
+    for row in entry["profiles"]:
+        cls = layout["classes"][row["class"]]
+        name = str(row["name"]).lower()
+        if not PROFILE_RE.match(name):
+            raise AiinfraError(f"mig_profiles entry '{key}' has a malformed profile name '{name}'")
+        profiles[name] = MigProfile(
+            name=name,
+            klass=row["class"],
+            compute=int(cls["compute"]),
+            size=int(cls["size"]),
+            starts=tuple(int(s) for s in cls["starts"]),
+            max_count=int(row.get("max", cls["max"])),
+            gi_id=row.get("gi_id"),
+            usable_gib=row.get("usable_gib"),
+            min_driver=row.get("min_driver"),
+        )
+    return MigGpu(
+        key=key,
+        name=entry["name"],
+        pci_device_ids=tuple(_norm_pci(p) for p in entry["pci_device_ids"]),
+        memory_slots=int(layout["memory_slots"]),
+        compute_slices=int(layout["compute_slices"]),
+        total_memory_mib=entry.get("total_memory_mib"),
+        profiles=profiles,
+        exclusive=tuple(tuple(str(n).lower() for n in g) for g in entry.get("exclusive", [])),
+        notes=tuple(layout.get("notes", [])),
+        source=entry.get("source", ""),
+        layout_source=layout.get("source", ""),
+    )
+
+
+def by_pci_id(pci_device_id: str) -> MigGpu | None:
+    pid = _norm_pci(pci_device_id)
+    for key, entry in default_catalog().table("mig_profiles").items():
+        if pid in {_norm_pci(p) for p in entry.get("pci_device_ids", [])}:
+            return _table_by_key(key)
+    return None
+
+
+def mig_gpu(name: str) -> MigGpu:
+    """The MIG table for a GPU named by catalog key (h100-sxm), MIG-table name/alias or PCI ID.
+
+    Catalog GPUs are mapped by their `pci_device_id` (gpus.yaml) to the table that lists that ID.
+    """
+    from aiinfra.catalog.gpus import (
+        gpu as catalog_gpu,  # bottom layer; imported lazily to keep start-up fast
+    )
+
+    cat = default_catalog()
+    try:
+        spec = catalog_gpu(name)
+    except NotFoundError:
+        spec = None
+    if spec is not None:
+        # The PCI device ID decides; a catalog entry without one falls back to the MIG table names below.
+        table = by_pci_id(spec.pci_device_id) if spec.pci_device_id else None
+        if table is not None:
+            return _with_catalog_name(table, spec.key)
+        if not spec.mig:
+            raise SpecError(f"GPU '{spec.key}' does not support MIG; MIG GPUs: {', '.join(mig_gpu_names())}")
+    if name.strip().lower().startswith("0x"):
+        table = by_pci_id(name)
+        if table is not None:
+            return table
+    try:
+        key = cat.resolve("mig_profiles", name)
+    except NotFoundError:
+        if spec is not None:
+            raise NotFoundError(f"no MIG table for '{spec.key}' (PCI ID {spec.pci_device_id}); known: {', '.join(mig_gpu_names())}") from None
+        pool = list(cat.names("gpus")) + mig_gpu_names()
+        hint = closest(name, pool)
+        raise NotFoundError(
+            f"unknown MIG GPU '{name}'; closest: {', '.join(hint) if hint else ', '.join(mig_gpu_names())}"
+        ) from None
+    return _table_by_key(key)
+
+
+def _with_catalog_name(table: MigGpu, catalog_key: str) -> MigGpu:
+    from dataclasses import replace
+
+    return replace(table, catalog_gpu=catalog_key)
+
+
+def mig_gpu_names() -> list[str]:
+    """MIG table names (lowercase), e.g. a30-24gb, h100-80gb."""
+    return [str(e["name"]).lower() for e in default_catalog().table("mig_profiles").values()]
+
+
+def all_mig_gpus() -> list[MigGpu]:
+    return [_table_by_key(k) for k in default_catalog().table("mig_profiles")]
+
+
+# --------------------------------------------------------------------------- profile names
+
+
+def profile_name_gb(memory_mib: float, total_memory_mib: float) -> int:
+    """The '<GB>gb' of a profile name as go-nvlib computes it (getMigMemorySizeGB):
+
+        frac = ceil(memMiB * 2^20 / totalBytes * 8) / 8
+        GB   = round(frac * ceil(totalBytes / 2^30))
+
+    Names are eighths of the rounded-up total GiB, not the usable memory (H100 80GB 1g.10gb has
+    9.75 GiB usable). Source: NVIDIA/go-nvlib pkg/nvlib/device/mig_profile.go.
+    """
+    if memory_mib <= 0 or total_memory_mib <= 0:
+        raise SpecError("memory sizes must be positive")
+    total_bytes = total_memory_mib * 2**20
+    frac = math.ceil(memory_mib * 2**20 / total_bytes * 8) / 8
+    # Go's math.Round rounds half away from zero; Python's round() would round half to even.
+    return math.floor(frac * math.ceil(total_bytes / 2**30) + 0.5)
+
+
+def parse_profile(text: str) -> dict:
+    """Split a profile string by the go-nvlib grammar; raise on anything else."""
+    m = PROFILE_RE.match(str(text).strip().lower())
+    if not m:
+        raise SpecError(f"'{text}' is not a MIG profile name; expected <G>g.<GB>gb with optional +me, -me, +gfx, +me.all (e.g. 1g.10gb+me)")
+    return {
+        "compute": int(m["c"]) if m["c"] else int(m["g"]),
+        "gpu_slices": int(m["g"]),
+        "gb": int(m["gb"]),
+        "sign": m["sign"] or "",
+        "attributes": m["attrs"].split(",") if m["attrs"] else [],
+    }
+
+
+def parse_geometry(text: str) -> Counter:
+    """'3g.40gb,2g.20gb,1g.10gb,1g.10gb' or '1g.10gb:2,3g.40gb' or '2x1g.10gb' → Counter."""
+    counts: Counter = Counter()
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not parts:
+        raise SpecError("empty geometry; give profiles like 3g.40gb,2g.20gb,1g.10gb")
+    for part in parts:
+        n = 1
+        m = re.match(r"^(\d+)\s*[x×*]\s*(.+)$", part)
+        if m:
+            n, part = int(m[1]), m[2]
+        elif ":" in part:
+            part, _, num = part.rpartition(":")
+            if not num.strip().isdigit():
+                raise SpecError(f"count '{num}' in '{part}:{num}' is not a whole number")
+            n = int(num)
+        counts[part.strip().lower()] += n
+    return counts
+
+
+# --------------------------------------------------------------------------- placement model
+
+
+def place(gpu: MigGpu, counts: dict[str, int]) -> list[tuple[str, int, int]] | None:
+    """One assignment of starts with disjoint memory-slot intervals, or None.
+
+    Backtracking over instances, largest first (fewest starts, most constrained).
+    """
+    items: list[MigProfile] = []
+    for name, n in counts.items():
+        items += [gpu.profiles[name]] * int(n)
+    items.sort(key=lambda p: (-p.size, len(p.starts), p.name))
+    chosen: list[tuple[str, int, int]] = []
+
+    def go(i: int, used: int) -> bool:
+        if i == len(items):
+            return True
+        p = items[i]
+        # Identical instances take increasing starts, so permutations are not retried.
+        lo = chosen[-1][1] + 1 if chosen and chosen[-1][0] == p.name else 0
+        for s in p.starts:
+            if s < lo:
+                continue
+            mask = ((1 << p.size) - 1) << s
+            if used & mask or s + p.size > gpu.memory_slots:
+                continue
+            chosen.append((p.name, s, p.size))
+            if go(i + 1, used | mask):
+                return True
+            chosen.pop()
+        return False
+
+    return sorted(chosen, key=lambda c: c[1]) if go(0, 0) else None
+
+
+def _counts_of(gpu: MigGpu, geometry: dict[str, int] | str) -> Counter:
+    counts = parse_geometry(geometry) if isinstance(geometry, str) else Counter({str(k).lower(): v for k, v in geometry.items()})
+    for name, n in counts.items():
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise SpecError(f"count of {name} must be a whole number ≥ 0, got {n!r}")
+        gpu.profile(name)  # raises with the list of valid profiles
+    return Counter({k: v for k, v in counts.items() if v > 0})
+
+
+def parse_placed(text: str) -> list[tuple[str, int]]:
+    """'3g.40gb@0,3g.40gb@2' → [(profile, start), …] (an explicit placement, as NVML takes it)."""
+    out = []
+    for part in [p.strip() for p in str(text).split(",") if p.strip()]:
+        name, _, start = part.partition("@")
+        if not start.strip().isdigit():
+            raise SpecError(f"'{part}' needs a start slot after '@', e.g. 3g.40gb@4")
+        out.append((name.strip().lower(), int(start)))
+    return out
+
+
+def validate(gpu: MigGpu, geometry: dict[str, int] | str) -> GeometryCheck:
+    """Check a geometry; every failed rule becomes one reason (caps, exclusivity, totals, overlap).
+
+    Rules: MIG User Guide v580 (max instances per profile, placements); `+me` caps; the totals
+    Σ compute ≤ compute slices and Σ memory slots ≤ memory slots; then a placement search. A
+    geometry written with explicit starts ('3g.40gb@0,2g.20gb@4') is checked as placed: each start
+    must be one the class allows and the intervals [start, start+size) must not overlap (NVML:
+    "Creation of new GPU instance will fail if there is overlap with the already occupied memory slices").
+    """
+    placed = parse_placed(geometry) if isinstance(geometry, str) and "@" in geometry else None
+    if placed is not None:
+        counts = _counts_of(gpu, dict(Counter(name for name, _ in placed)))
+    else:
+        counts = _counts_of(gpu, geometry)
+    check = GeometryCheck(gpu=gpu.name, counts=dict(counts), valid=False)
+    check.compute_used = sum(gpu.profiles[p].compute * n for p, n in counts.items())
+    check.slots_used = sum(gpu.profiles[p].size * n for p, n in counts.items())
+    for name, n in counts.items():
+        p = gpu.profiles[name]
+        if n > p.max_count:
+            check.reasons.append(f"too many {name}: {n} > max {p.max_count} per GPU")
+    for group in gpu.exclusive:
+        present = [g for g in group if counts.get(g)]
+        if len(present) > 1:
+            check.reasons.append(f"{' and '.join(present)} are mutually exclusive (they share the GPU's media engines)")
+    if check.compute_used > gpu.compute_slices:
+        check.reasons.append(f"the total is over: {check.compute_used} compute slices > {gpu.compute_slices}")
+    if check.slots_used > gpu.memory_slots:
+        check.reasons.append(f"the total is over: {check.slots_used} memory slots > {gpu.memory_slots}")
+    if placed is not None:
+        check.reasons += _placed_reasons(gpu, placed)
+        if not check.reasons:
+            check.placement = sorted((n, s, gpu.profiles[n].size) for n, s in placed)
+    elif not check.reasons:
+        placement = place(gpu, counts)
+        if placement is None:
+            check.reasons.append(
+                "overlap: no choice of start positions keeps the instances' memory slots disjoint "
+                f"({'; '.join(f'{p} starts {list(gpu.profiles[p].starts)}' for p in sorted(counts))})"
+            )
+        else:
+            check.placement = placement
+    check.valid = not check.reasons
+    if check.valid:
+        check.notes = _driver_notes(gpu, counts)
+    return check
+
+
+def _placed_reasons(gpu: MigGpu, placed: list[tuple[str, int]]) -> list[str]:
+    reasons = []
+    owner: dict[int, str] = {}
+    for name, start in placed:
+        p = gpu.profiles[name]
+        if start not in p.starts:
+            reasons.append(f"{name} cannot start at slot {start}; allowed starts {list(p.starts)}")
+            continue
+        for slot in range(start, start + p.size):
+            if slot in owner:
+                reasons.append(f"overlap: {name}@{start} and {owner[slot]} both use memory slot {slot}")
+                break
+            owner[slot] = f"{name}@{start}"
+    return reasons
+
+
+def _driver_notes(gpu: MigGpu, counts: Counter) -> list[str]:
+    notes = []
+    for name in sorted(counts):
+        p = gpu.profiles[name]
+        if p.min_driver:
+            notes.append(f"{name} needs driver {p.min_driver} or newer")
+    classes = Counter()
+    for name, n in counts.items():
+        classes[gpu.profiles[name].klass] += n
+    for note in gpu.notes:
+        combo = note.get("combination", {})
+        if combo and all(classes.get(c, 0) >= k for c, k in combo.items()):
+            notes.append(note["text"])
+    return notes
+
+
+def is_valid(gpu: MigGpu, counts: dict[str, int]) -> bool:
+    """Fast check for search loops (no reasons)."""
+    for name, n in counts.items():
+        if n > gpu.profiles[name].max_count:
+            return False
+    for group in gpu.exclusive:
+        if sum(1 for g in group if counts.get(g)) > 1:
+            return False
+    return place(gpu, {k: v for k, v in counts.items() if v}) is not None
+
+
+def geometries(gpu: MigGpu, variants: bool = False, maximal: bool = False) -> list[dict[str, int]]:
+    """Every valid non-empty geometry (multiset of profiles), optionally only inclusion-maximal ones.
+
+    `variants=False` uses the base profiles only (no +me/-me/+gfx), which is the enumeration of the
+    reference notes (§3.2: 77 multisets on 7-slice GPUs, 28 maximal). The feasible set is
+    downward-closed, so the search prunes a branch as soon as it stops fitting.
+    """
+    fingerprint = tuple((p.name, p.size, p.compute, p.starts, p.max_count) for p in gpu.profiles.values())
+    return [dict(g) for g in _geometries(gpu.key, variants, maximal, fingerprint, gpu.exclusive)]
+
+
+@lru_cache(maxsize=64)
+def _geometries(key: str, variants: bool, maximal: bool, fingerprint: tuple, exclusive: tuple) -> tuple[tuple[tuple[str, int], ...], ...]:
+    """Cached by the table's content, so a user catalog that changes a profile gets a fresh enumeration."""
+    gpu = _table_by_key(key)
+    profs = [p for p in gpu.profiles.values() if variants or p.is_base]
+    profs.sort(key=lambda p: (-p.size, -p.compute, p.name))
+    found: list[dict[str, int]] = []
+
+    def go(i: int, counts: dict[str, int]) -> None:
+        if i == len(profs):
+            if counts:
+                found.append(dict(counts))
+            return
+        p = profs[i]
+        go(i + 1, counts)
+        for n in range(1, p.max_count + 1):
+            counts[p.name] = n
+            if not is_valid(gpu, counts):
+                break
+            go(i + 1, counts)
+        counts.pop(p.name, None)
+
+    go(0, {})
+    if maximal:
+        found = [g for g in found if not _extendable(gpu, g, profs)]
+    found.sort(key=lambda g: (-sum(gpu.profiles[p].compute * n for p, n in g.items()), sorted(g.items())))
+    return tuple(tuple(sorted(g.items())) for g in found)
+
+
+def _extendable(gpu: MigGpu, g: dict[str, int], profs: list[MigProfile]) -> bool:
+    for p in profs:
+        trial = dict(g)
+        trial[p.name] = trial.get(p.name, 0) + 1
+        if is_valid(gpu, trial):
+            return True
+    return False
+
+
+def placement_table(gpu: MigGpu) -> list[dict]:
+    """One row per profile, like `nvidia-smi mig -lgipp` plus slices and caps."""
+    rows = []
+    for p in gpu.profiles.values():
+        rows.append(
+            {
+                "profile": p.name,
+                "gi_id": p.gi_id,
+                "compute_slices": p.compute,
+                "memory_slots": p.size,
+                "starts": list(p.starts),
+                "max": p.max_count,
+                "usable_gib": p.usable_gib,
+                "resource": p.resource_name,
+                "min_driver": p.min_driver,
+            }
+        )
+    return rows
+
+
+def geometry_label(g: dict[str, int]) -> str:
+    return " + ".join(f"{n}×{p}" for p, n in sorted(g.items(), key=lambda kv: (-int(kv[0].split("g.")[0].split(".")[-1]), kv[0])))

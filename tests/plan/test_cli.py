@@ -1,0 +1,80 @@
+"""`aiinfra plan` and `aiinfra infer` as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import aiinfra
+from aiinfra.cli.plan import batch_sequences, parse_gpu_counts, parse_size
+from aiinfra.errors import AiinfraError
+from tests.conftest import assert_one_line_error
+
+
+def test_plan_table_json_and_explain(cli):
+    r = cli("plan", "llama-3.1-405b", "--gpu", "h100-sxm", "--gpus", "16384", "--seq", "8192",
+            "--global-batch-tokens", "16M", "--tokens", "15T")
+    assert r.code == 0, r.err
+    assert "TP8·PP" in r.out and "runner-up" in r.out
+    j = cli("plan", "llama-3.1-405b", "--gpus", "16384", "--global-batch-tokens", "16M", "--tokens", "15T",
+            "--price", "2.5", "--format", "json", "--explain").json()
+    assert j["facts"]["global batch"].endswith("2048 sequences of 8192")
+    assert j["facts"]["layouts"][0]["tp"] == 8
+    assert j["terms"][0]["name"] == "step time" and j["terms"][0]["parts"]
+    assert any(t["name"] == "cost" for t in j["terms"])
+    e = cli("plan", "llama-3.1-8b", "--gpus", "8", "--global-batch", "64", "--explain")
+    assert e.code == 0 and "pipeline bubble" in e.out and "source" in e.out
+
+
+def test_plan_recommend_and_infer(cli):
+    r = cli("plan", "llama-3.1-8b", "--recommend", "--gpus", "64", "--tokens", "1T", "--price", "h100-sxm=2.5")
+    assert r.code == 0, r.err
+    assert "h100-sxm" in r.out and "fastest" in r.out
+    i = cli("infer", "llama-3.1-8b", "--gpu", "l40s", "--prompt", "2048", "--output", "256", "--batch", "32",
+            "--format", "json")
+    assert i.code == 0, i.err
+    doc = i.json()
+    assert doc["facts"]["batch served"] == 32 and "1.4-1.9x" in doc["facts"]["calibration"]
+    # At these prices H100's 3.9x bandwidth wins per token; at $0.40/h the L40S (a PCIe card) is the better buy.
+    dear = cli("infer", "llama-3.1-8b", "--recommend", "--batch", "32", "--price", "l40s=0.9", "--price", "h100-sxm=2.5")
+    assert dear.code == 0 and "best by cost per 1M tokens: h100-sxm" in dear.out
+    cheap = cli("infer", "llama-3.1-8b", "--recommend", "--batch", "32", "--price", "l40s=0.4", "--price", "h100-sxm=2.5")
+    assert cheap.code == 0 and "PCIe inference cards are the better buy" in cheap.out
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (("plan", "llama-3.1-405b", "--gpus", "8", "--global-batch", "64", "--seq", "4096"),
+     "needs at least"),
+    (("plan", "llama-3.1-8b", "--gpus", "1001"), "cannot be split"),
+    (("plan", "llama-3.1-8b", "--gpus", "64", "--global-batch", "0"), "global batch must be positive"),
+    (("plan", "llama-3.1-8b", "--gpus", "64", "--tokens", "-5T"), "--tokens"),
+    (("plan", "llama-3.1-8b", "--gpus", "64", "--tokens", "0"), "must be positive"),
+    (("plan", "llama-3.1-8b", "--gpu", "h10"), "closest"),
+    (("infer", "llama-3.1-8b", "--batch", "0"), "batch must be positive"),
+    (("infer", "llama-3.1-70b", "--gpu", "l40s"), "does not fit"),
+])
+def test_bad_input_one_line_exit_2(cli, argv, fragment):
+    assert_one_line_error(cli(*argv), fragment)
+
+
+def test_size_parsing():
+    assert parse_size("16M", "x") == 16e6 and parse_size("15T", "x") == 15e12 and parse_size("2Mi", "x") == 2 * 2**20
+    assert batch_sequences("16M", None, 8192) == (2048, "16,777,216 tokens = 2048 sequences of 8192")
+    assert batch_sequences("1048576", None, 4096)[0] == 256
+    assert parse_gpu_counts("512-528") == [512, 520, 528] and parse_gpu_counts("8,16") == [8, 16]
+    for bad in ("abc", "-3", "0"):
+        with pytest.raises(AiinfraError):
+            parse_size(bad, "x")
+
+
+def test_console_script_subprocess():
+    """The installed entry point path: python -m aiinfra plan … exits 0 and prints the table."""
+    env = dict(os.environ, PYTHONPATH=str(Path(aiinfra.__file__).resolve().parents[1]))
+    p = subprocess.run([sys.executable, "-m", "aiinfra", "plan", "llama-3.1-8b", "--gpus", "8", "--global-batch", "64"],
+                       capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert p.returncode == 0, p.stderr
+    assert "TP1·PP1·DP8" in p.stdout

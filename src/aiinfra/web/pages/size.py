@@ -176,14 +176,15 @@ def _stack_chart(r: Result, capacities: list[tuple[str, float, str]], div_id: st
     for t in parts:
         gb = float(t.value) / GB
         fig.add_bar(name=t.name, x=names, y=[gb] * len(names), hovertemplate=f"{t.name}: %{{y:,.2f}} GB<extra></extra>")
+    shapes = []
     for label, caps, color in _capacity_lines(capacities):
         # One short horizontal line over each GPU's bar, at that GPU's capacity.
-        for i, cap in enumerate(caps):
-            if cap:
-                fig.add_shape(type="line", x0=i - 0.45, x1=i + 0.45, y0=cap, y1=cap, xref="x", yref="y",
-                              line=dict(color=color, width=3, dash="solid" if label == "capacity" else "dash"))
+        shapes += [dict(type="line", x0=i - 0.45, x1=i + 0.45, y0=cap, y1=cap, xref="x", yref="y",
+                        line=dict(color=color, width=3, dash="solid" if label == "capacity" else "dash"))
+                   for i, cap in enumerate(caps) if cap]
         fig.add_scatter(x=names, y=caps, mode="markers", name=label, marker=dict(color=color, size=9, symbol="diamond"),
                         hovertemplate=f"{label}: %{{y:,.2f}} GB<extra></extra>")
+    fig.update_layout(shapes=shapes)  # all at once: plotly copies the layout on every add_shape
     fig.update_layout(barmode="stack", title="Memory per GPU vs capacity", yaxis_title="GB (1e9 bytes)",
                       legend=dict(orientation="h", y=-0.2))
     return div(fig, div_id)

@@ -198,12 +198,17 @@ def _capacity_lines(capacities: list[tuple[str, float, str]]) -> list[tuple[str,
     return lines
 
 
+COMPARE = ("h100-sxm", "h200-sxm", "b200", "a100-80gb-sxm", "l40s", "mi300x")  # common SKUs to read the bar against
+
+
 def _compare_gpus(chosen: str) -> list[Any]:
-    """The chosen GPU first, then the other catalog GPUs, so the bar reads against each capacity."""
-    g = lookup_gpu(chosen)
+    """The chosen GPU first, then common catalog GPUs, so the bar reads against each capacity."""
     from aiinfra.catalog.gpus import all_gpus
 
-    return [g] + [o for o in all_gpus() if o.key != g.key][:5]
+    g = lookup_gpu(chosen)
+    others = [o for o in all_gpus() if o.key != g.key]
+    others.sort(key=lambda o: (COMPARE.index(o.key) if o.key in COMPARE else len(COMPARE), o.key))
+    return [g] + others[:5]
 
 
 def train_view(s: TrainSpec, ex: Explainer) -> Outcome:

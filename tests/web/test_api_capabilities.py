@@ -68,7 +68,7 @@ def test_mig_bad_profile_is_422_next_to_workloads(client):
 
 def test_mig_yaml_that_does_not_parse_names_the_line(client):
     pytest.importorskip("aiinfra.sharing.packing")
-    r = client.post("/api/mig/plan", json={"workloads": "workloads:\n  - {name: x\n"})
+    r = client.post("/api/mig/plan", json={"gpu": "h100-sxm", "gpus": 8, "workloads": "workloads:\n  - {name: x\n"})
     assert r.status_code == 422
     assert re.match(r"workloads YAML does not parse at line \d+", r.json()["error"])
 
@@ -225,11 +225,12 @@ def test_fleet_prometheus_unreachable_is_422_and_only_http(client):
 # --- missing capabilities ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("module", "path", "api"), [
-    ("plan", "/plan", "/api/plan"), ("infer", "/infer", "/api/infer"), ("design", "/design", "/api/design"),
-    ("tco", "/tco", "/api/tco"), ("mig", "/mig", "/api/mig/plan"),
+@pytest.mark.parametrize(("module", "path", "api", "body"), [
+    ("plan", "/plan", "/api/plan", {"model": "llama-3.1-8b"}), ("infer", "/infer", "/api/infer", {"model": "llama-3.1-8b"}),
+    ("design", "/design", "/api/design", {"gpus": 8}), ("tco", "/tco", "/api/tco", {"gpus": 8}),
+    ("mig", "/mig", "/api/mig/plan", {"gpu": "h100-sxm", "gpus": 8, "workloads": WORKLOADS}),
 ])
-def test_missing_capability_shows_no_numbers(client, monkeypatch, module, path, api):
+def test_missing_capability_shows_no_numbers(client, monkeypatch, module, path, api, body):
     """Without the library module the page says so plainly and the API answers 501, never numbers."""
     import importlib
 
@@ -239,7 +240,7 @@ def test_missing_capability_shows_no_numbers(client, monkeypatch, module, path, 
     r = client.get(path, params={"gpus": "8"})
     assert r.status_code == 200
     assert "not in the library yet" in r.text and 'class="num"' not in r.text and "<form" not in r.text
-    r = client.post(api, json={})
+    r = client.post(api, json=body)
     assert r.status_code == 501 and "not in the library yet" in r.json()["error"]
 
 
@@ -247,3 +248,50 @@ def _refuse(name):
     from aiinfra.web.common import MissingCapability
 
     raise MissingCapability(name)
+
+
+# --- the API's defaults are the CLI's ------------------------------------------------------------
+
+# (web spec, CLI module, CLI function, option names whose default differs on purpose → why)
+MIRRORS = [
+    ("size.TrainSpec", "aiinfra.cli.size", "train", {}),
+    ("size.InferSpec", "aiinfra.cli.size", "infer", {}),
+    ("size.FitsSpec", "aiinfra.cli.size", "fits", {}),
+    ("plan.PlanSpec", "aiinfra.cli.plan", "command", {}),
+    ("infer.InferPerfSpec", "aiinfra.cli.infer", "command", {}),
+    ("tco.TcoSpec", "aiinfra.cli.tco", "tco", {"term": "None on the CLI means ['on-demand'] (cli/tco.py)"}),
+    ("design.DesignSpec", "aiinfra.cli.design", "design", {}),
+    ("mig.MigPlanSpec", "aiinfra.cli.mig", "plan", {}),
+]
+
+
+@pytest.mark.parametrize(("spec", "module", "func", "differs"), MIRRORS)
+def test_api_defaults_are_the_cli_defaults(spec, module, func, differs):
+    """A request that leaves an option out gets what the command gives when the flag is left out."""
+    import importlib
+    import inspect
+    from enum import Enum
+
+    cli_mod = pytest.importorskip(module)
+    page_mod, cls = spec.split(".")
+    spec_cls = getattr(importlib.import_module(f"aiinfra.web.pages.{page_mod}"), cls)
+    params = inspect.signature(getattr(cli_mod, func)).parameters
+    checked = 0
+    for name, field in spec_cls.model_fields.items():
+        if name not in params or name in differs:
+            continue
+        cli_default = params[name].default
+        checked += 1
+        if cli_default is inspect.Parameter.empty:
+            assert field.is_required(), f"{name} is required on the CLI"
+            continue
+        if isinstance(cli_default, Enum):
+            cli_default = cli_default.value
+        web_default = None if field.is_required() else field.default
+        # A repeatable option's None and an empty list both mean "not given".
+        assert _given(web_default) == _given(cli_default), (name, web_default, cli_default)
+    assert checked >= 3
+
+
+def _given(v):
+    return None if v is None or v == [] else v

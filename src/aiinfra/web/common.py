@@ -260,12 +260,15 @@ class FormField:
         return self.options() if callable(self.options) else list(self.options)
 
 
-def form_values(spec_cls: type[BaseModel], raw: dict[str, str]) -> dict[str, Any]:
-    """The values the form shows: the spec's defaults overlaid with what the user sent."""
+def form_values(spec_cls: type[BaseModel], raw: dict[str, str], initial: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The values the form shows: the spec's (= the CLI's) defaults, then the page's example for a first
+    visit, then what the user sent."""
     values: dict[str, Any] = {}
     for name, f in spec_cls.model_fields.items():
-        d = f.default
+        d = None if f.is_required() else f.default
         values[name] = "" if d is None else ", ".join(map(str, d)) if isinstance(d, list) else d
+    if not raw:
+        values.update(initial or {})
     values.update(raw)
     return values
 

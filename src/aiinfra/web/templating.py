@@ -47,10 +47,13 @@ def render_page(
     aliases: dict[str, list[str]] | None = None,
     template: str = "page.html",
     cli: str = "",
+    initial: dict[str, Any] | None = None,
     **ctx: Any,
 ):
     """Parse the query into the spec, run the library, and render form + result + explain panel.
 
+    `initial` fills the form on a first visit with a worked example; the spec's own defaults are
+    the CLI's, so an API call and a command with the same options give the same answer.
     Bad input (an AiinfraError or a pydantic error) → status 422, the sentence the CLI prints
     shown under the field it names, and every other input kept as the user typed it.
     """
@@ -73,7 +76,7 @@ def render_page(
         "path": path,
         "pages": PAGES,
         "fields": fields,
-        "values": form_values(spec_cls, raw),
+        "values": form_values(spec_cls, raw, initial),
         "error": error,
         "error_field": error_field,
         "outcome": outcome,

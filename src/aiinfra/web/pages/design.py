@@ -37,7 +37,7 @@ SHOWN = 16  # boxes drawn per tier; the label carries the full count
 class DesignSpec(WebSpec):
     """`aiinfra design` options (a subset: the fabric, storage and power choices)."""
 
-    gpus: int | None = 1024
+    gpus: int | None = None
     node: str | None = None
     nics: int | None = None
     fabric: str | None = None
@@ -190,7 +190,7 @@ def design_page(request: Request):
                        intro="Compute fabric (leaf/spine/core), storage, management, racks and power for a GPU count, "
                              "with a bill of materials that gives the reason for every line.",
                        spec_cls=DesignSpec, fields=FIELDS, compute=design_view if available() else None,
-                       aliases=ALIASES, cli="aiinfra design --gpus … --fabric … --explain")
+                       aliases=ALIASES, cli="aiinfra design --gpus … --fabric … --explain", initial={"gpus": 1024})
 
 
 @router.post("/api/design", tags=["design"], summary="aiinfra design --format json --explain")

@@ -45,7 +45,7 @@ class InferPerfSpec(WebSpec):
     off, the API answer equals `aiinfra infer --format json --explain`.
     """
 
-    model: str = "llama-3.1-8b"
+    model: str
     gpu: str = "h100-sxm"
     prompt: int = 2048
     output: int = 256
@@ -204,7 +204,8 @@ def infer_page(request: Request):
                        intro="Prefill (compute-bound) time to first token, decode (bandwidth-bound) time per output "
                              "token, tokens/s per GPU and cost per 1M tokens, with calibrated efficiencies.",
                        spec_cls=InferPerfSpec, fields=FIELDS, compute=infer_view if available() else None,
-                       aliases=ALIASES, cli="aiinfra infer MODEL --gpu … --prompt … --output … --batch … --explain")
+                       aliases=ALIASES, cli="aiinfra infer MODEL --gpu … --prompt … --output … --batch … --explain",
+                       initial={"model": "llama-3.1-8b"})
 
 
 @router.post("/api/infer", tags=["infer"], summary="aiinfra infer --format json --explain")

@@ -34,10 +34,10 @@ PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#f
 class MigPlanSpec(WebSpec):
     """`aiinfra mig plan` options; `workloads` is the YAML document itself (the CLI reads it from a file)."""
 
-    gpu: str = "h100-sxm"
-    gpus: int = 16
+    gpu: str
+    gpus: int
     gpus_per_node: int = 8
-    workloads: str = EXAMPLE
+    workloads: str
 
 
 def available() -> bool:
@@ -150,7 +150,8 @@ def mig_page(request: Request):
                        intro="Pack workloads onto the fewest MIG-partitioned GPUs (exact integer program, compared with "
                              "nos's first-fit), see each GPU's compute and memory slots, and download the manifests.",
                        spec_cls=MigPlanSpec, fields=FIELDS, compute=plan_view if available() else None,
-                       cli="aiinfra mig plan --gpu … --gpus … --workloads FILE --explain")
+                       cli="aiinfra mig plan --gpu … --gpus … --workloads FILE --explain",
+                       initial={"gpu": "h100-sxm", "gpus": 16, "workloads": EXAMPLE})
 
 
 @router.post("/api/mig/plan", tags=["mig"], summary="aiinfra mig plan --format json --explain")
@@ -160,7 +161,7 @@ def api_mig_plan(spec: MigPlanSpec) -> dict:
 
 
 @router.get("/api/mig/yaml", tags=["mig"], summary="aiinfra mig plan --manifests FILE (as a download)")
-def api_mig_yaml(gpu: str = "h100-sxm", gpus: int = 16, gpus_per_node: int = 8, workloads: str = EXAMPLE) -> Response:
+def api_mig_yaml(gpu: str, gpus: int, workloads: str, gpus_per_node: int = 8) -> Response:
     require(LIBRARY)
     spec = MigPlanSpec(gpu=gpu, gpus=gpus, gpus_per_node=gpus_per_node, workloads=workloads)
     text = manifests(_plan(spec))

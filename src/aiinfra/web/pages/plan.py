@@ -40,7 +40,7 @@ CHART_TOP = 20  # layouts drawn in the scatter; the table shows `top`
 class PlanSpec(WebSpec):
     """`aiinfra plan` options (model = catalog name). `price` is a comma-separated list like the repeated option."""
 
-    model: str = "llama-3.1-70b"
+    model: str
     gpu: str = "h100-sxm"
     gpus: str = "64"
     seq: int = 8192
@@ -175,7 +175,7 @@ def plan_page(request: Request):
                        intro="Every TP/PP/CP/EP/DP layout, micro-batch, recompute mode, ZeRO stage and interleave, "
                              "filtered by memory and ranked by step time (or cost); the winner is explained.",
                        spec_cls=PlanSpec, fields=FIELDS, compute=plan_view if available() else None, aliases=ALIASES,
-                       cli="aiinfra plan MODEL --gpu … --gpus … --seq … --explain")
+                       cli="aiinfra plan MODEL --gpu … --gpus … --seq … --explain", initial={"model": "llama-3.1-70b"})
 
 
 @router.post("/api/plan", tags=["plan"], summary="aiinfra plan --format json --explain")

@@ -31,9 +31,9 @@ ALIASES: dict[str, list[str]] = {}  # common.ALIASES covers the sizing sentences
 class TrainSpec(WebSpec):
     """`aiinfra size train` options (model is a catalog name on the web, never a path)."""
 
-    model: str = "llama-3.1-70b"
+    model: str
     gpu: str = "h100-sxm"
-    tp: int = 8
+    tp: int = 1
     pp: int = 1
     dp: int = 1
     cp: int = 1
@@ -42,7 +42,7 @@ class TrainSpec(WebSpec):
     interleave: int = 1
     zero: int = 0
     distributed_optimizer: bool = False
-    recompute: str = "selective"
+    recompute: str = "none"
     seq: int = 4096
     micro_batch: int = 1
     num_microbatches: int | None = None
@@ -58,7 +58,7 @@ class TrainSpec(WebSpec):
 class InferSpec(WebSpec):
     """`aiinfra size infer` options."""
 
-    model: str = "llama-3.1-70b"
+    model: str
     gpu: str = "h100-sxm"
     quant: str = "bf16"
     kv_dtype: str = "bf16"
@@ -75,7 +75,7 @@ class InferSpec(WebSpec):
 class FitsSpec(WebSpec):
     """`aiinfra size fits` options."""
 
-    model: str = "llama-3.1-70b"
+    model: str
     quant: str = "bf16"
     kv_dtype: str = "bf16"
     context: int = 4096
@@ -348,7 +348,8 @@ def size_train_page(request: Request):
                        intro="Per-GPU memory of a training job: weights, gradients, optimizer state, activations "
                              "(Korthikanti Table 2) and runtime overhead, against the GPU's capacity.",
                        spec_cls=TrainSpec, fields=TRAIN_FIELDS, compute=train_view, aliases=ALIASES,
-                       cli="aiinfra size train MODEL --gpu … --tp … --explain")
+                       cli="aiinfra size train MODEL --gpu … --tp … --explain",
+                       initial={"model": "llama-3.1-70b", "tp": 8, "recompute": "selective"})
 
 
 @router.get("/size/infer", include_in_schema=False)
@@ -357,7 +358,7 @@ def size_infer_page(request: Request):
                        intro="Per-GPU memory to serve a model: quantized weights, KV cache, activation workspace "
                              "and runtime overhead, and how many KV tokens fit the engine's reservation.",
                        spec_cls=InferSpec, fields=INFER_FIELDS, compute=infer_view, aliases=ALIASES,
-                       cli="aiinfra size infer MODEL --gpu … --quant … --explain")
+                       cli="aiinfra size infer MODEL --gpu … --quant … --explain", initial={"model": "llama-3.1-70b"})
 
 
 @router.get("/size/fits", include_in_schema=False)
@@ -365,7 +366,7 @@ def size_fits_page(request: Request):
     return render_page(request, path="/size/fits", title="Size: which GPUs fit", tabs=TABS,
                        intro="For every catalog GPU, the fewest GPUs that serve this model at this setting.",
                        spec_cls=FitsSpec, fields=FITS_FIELDS, compute=fits_view, aliases=ALIASES,
-                       cli="aiinfra size fits MODEL --quant … --explain")
+                       cli="aiinfra size fits MODEL --quant … --explain", initial={"model": "llama-3.1-70b"})
 
 
 @router.post("/api/size/train", tags=["size"], summary="aiinfra size train --format json --explain")

@@ -37,7 +37,7 @@ LIBRARY = "aiinfra.cost.tco"
 class TcoSpec(WebSpec):
     """`aiinfra tco` options; `cloud` and `term` take comma-separated lists (the CLI repeats the option)."""
 
-    gpus: int = 256
+    gpus: int = 0
     gpu: str = "h100-sxm"
     node: str | None = None
     node_price: float | None = None
@@ -209,7 +209,7 @@ def tco_page(request: Request):
                        intro="What a GPU-hour costs owned versus rented at your utilization, when owning breaks even, "
                              "and (hybrid) how much to own and burst. Prices are dated observations from the catalog.",
                        spec_cls=TcoSpec, fields=FIELDS, compute=tco_view if available() else None, aliases=ALIASES,
-                       cli="aiinfra tco --gpus … --gpu … --utilization … --explain")
+                       cli="aiinfra tco --gpus … --gpu … --utilization … --explain", initial={"gpus": 256})
 
 
 @router.post("/api/tco", tags=["tco"], summary="aiinfra tco --format json --explain")

@@ -115,6 +115,15 @@ def test_model_is_a_catalog_name_never_a_path(client, name):
     assert r.json()["error"].startswith(f"unknown model '{name}'")
 
 
+def test_catalog_model_is_the_cli_lookup_for_every_catalog_name():
+    from aiinfra.catalog.models import all_models, model
+    from aiinfra.web.common import catalog_model
+
+    for name in all_models():
+        assert catalog_model(name) == model(name), name
+    assert catalog_model("meta-llama/Llama-3.1-70B") == model("llama-3.1-70b")
+
+
 def test_static_files_cannot_escape(client):
     assert client.get("/static/../app.py").status_code == 404
     assert client.get("/static/%2e%2e/app.py").status_code == 404

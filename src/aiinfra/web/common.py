@@ -36,18 +36,22 @@ class WebSpec(BaseModel):
 
 
 def catalog_model(name: str) -> ModelSpec:
-    """A catalog model by name or alias only: the web never reads a config.json path from a request."""
+    """A catalog model by name or alias only: the web never reads a config.json path from a request.
+
+    The catalog branch of catalog.models.model(), without its "is this a file?" branch.
+    """
+    from pathlib import Path
+
     from aiinfra.catalog.models import from_config
 
     key, entry = default_catalog().entry("models", name)
     if "config" in entry:
-        return from_config(entry["config"], name=key, where=f"catalog entry {key}", source=entry.get("source", ""))
-    if "path" in entry:  # a file the catalog (not the request) names
-        from pathlib import Path
-
-        return from_config(read_json(Path(entry["path"])), name=key, where=f"catalog entry {key}",
-                           source=entry.get("source", ""))
-    raise AiinfraError(f"catalog model '{key}' has neither 'config' nor 'path'")
+        config, where = entry["config"], f"catalog entry {key}"
+    elif "path" in entry:  # a file the catalog (not the request) names
+        config, where = read_json(Path(entry["path"])), entry["path"]
+    else:
+        raise AiinfraError(f"catalog model '{key}' has neither 'config' nor 'path'")
+    return from_config(config, name=key, where=where, source=entry.get("source", ""))
 
 
 def gpu_names() -> list[str]:

@@ -61,9 +61,11 @@ def render_page(
     error = error_field = None
     outcome: Outcome | None = None
     ex = Explainer()
-    if compute is not None and raw:
+    # A first visit shows the page's worked example already computed; a submitted form, its own inputs.
+    data = raw or ({k: str(v) for k, v in initial.items()} if initial is not None else {})
+    if compute is not None and (raw or initial is not None):
         try:
-            spec = spec_cls.model_validate(raw)
+            spec = spec_cls.model_validate(data)
             outcome = compute(spec, ex)
         except AiinfraError as e:
             error = str(e)

@@ -323,7 +323,7 @@ def fleet_page(request: Request):
                        intro="Utilization heatmap, stranded GPUs (memory held or a pod attached, no work) and XID "
                              "health, from a Prometheus that scrapes dcgm-exporter or from a simulated fleet.",
                        spec_cls=FleetSpec, fields=FIELDS, compute=fleet_view if available() else None,
-                       aliases=ALIASES, cli="aiinfra analyze --prometheus URL --range 1h")
+                       aliases=ALIASES, cli="aiinfra analyze --prometheus URL --range 1h", initial={})
 
 
 @router.post("/api/fleet", tags=["fleet"], summary="aiinfra analyze --format json (or a simulated fleet)")

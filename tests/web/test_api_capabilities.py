@@ -295,3 +295,14 @@ def test_api_defaults_are_the_cli_defaults(spec, module, func, differs):
 
 def _given(v):
     return None if v is None or v == [] else v
+
+
+def test_tco_design_bom_api_equals_cli(client, cli):
+    """`aiinfra tco --design --preset superpod --su 2` priced from the cluster designer's BOM."""
+    pytest.importorskip("aiinfra.cost.design_bom")
+    r = client.post("/api/tco", json={"design": True, "preset": "superpod", "su": 2, "cloud": ["aws-p5"], "term": ["3y"]})
+    assert r.status_code == 200, r.text
+    want = _cli_json(cli, "tco", "--design", "--preset", "superpod", "--su", "2", "--cloud", "aws-p5", "--term", "3y")
+    assert r.json() == want
+    r = client.post("/api/tco", json={"gpus": 64, "preset": "superpod"})
+    assert r.status_code == 422 and r.json()["error"] == cli_error(cli, "tco", "--gpus", "64", "--preset", "superpod")

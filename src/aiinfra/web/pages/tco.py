@@ -35,7 +35,10 @@ LIBRARY = "aiinfra.cost.tco"
 
 
 class TcoSpec(WebSpec):
-    """`aiinfra tco` options; `cloud` and `term` take comma-separated lists (the CLI repeats the option)."""
+    """`aiinfra tco` options; `cloud` and `term` take comma-separated lists (the CLI repeats the option).
+
+    The file options (--bom, --demand, --plot) are not offered: no request names a server-side file.
+    """
 
     gpus: int = 0
     gpu: str = "h100-sxm"
@@ -54,6 +57,10 @@ class TcoSpec(WebSpec):
     staff_cost: float | None = None
     spares: float = 0.0
     storage_tb: float = 0.0
+    design: bool = False
+    preset: str | None = None
+    su: int | None = None
+    dataset_tb: float = 0.0
     cloud: list[str] = []
     term: list[str] = ["on-demand"]
     egress_tb: float = 0.0
@@ -99,7 +106,17 @@ def report(s: TcoSpec) -> tuple[Any, float]:
         if v is not None and v < 0:
             raise AiinfraError(f"{name} must be >= 0, got {v:g}; prices cannot be negative")
     profile = hybrid.generate_profile(8760, s.base, s.peak, s.burst_hours, s.bursts, s.seed) if s.hybrid else None
-    if s.gpus <= 0 and profile is None:
+    if (s.preset is not None or s.su is not None) and not s.design:
+        raise AiinfraError("--preset and --su need --design")
+    items, source, extra = None, "", []
+    if s.design:
+        from aiinfra.cost.design_bom import design_bom, unpriced_warning
+
+        d = design_bom(s.gpus if s.gpus > 0 else (math.ceil(profile.max()) if profile is not None else 0),
+                       s.node or _default_node(s.gpu), s.preset, s.su, s.dataset_tb)
+        items, source = d.items, "cluster designer BOM (aiinfra design)"
+        extra = [w for w in [unpriced_warning(d)] if w]
+    if s.gpus <= 0 and profile is None and items is None:
         raise AiinfraError("give the GPUs to own with --gpus N (or a demand profile with --demand/--hybrid)")
     utilization = s.utilization
     if utilization is None:
@@ -114,11 +131,12 @@ def report(s: TcoSpec) -> tuple[Any, float]:
         residual=s.residual, pue=s.pue, electricity=s.electricity, load=s.load, facility=s.facility,
         colo=s.colo if colo_rate is None else "colo-retail", colo_usd_per_kw_month=colo_rate,
         support_fraction=s.support, staff_usd_per_fte_year=s.staff_cost, spares_fraction=s.spares,
-        storage_tb=s.storage_tb, node_price=s.node_price, bom=None,
+        storage_tb=s.storage_tb, node_price=s.node_price, bom=items, bom_source=source,
     )
     inputs = TcoInputs(op, clouds=list(s.cloud), terms=list(s.term or ["on-demand"]), egress_tb_month=s.egress_tb,
                        gpu_hours=s.gpu_hours, tokens_per_gpu_s=s.tokens_per_s, demand=profile,
-                       factors=Factors(sensitivity=s.sensitivity, capex_budget=s.capex_budget, has_staff=s.staff))
+                       factors=Factors(sensitivity=s.sensitivity, capex_budget=s.capex_budget, has_staff=s.staff),
+                       warnings=extra)
     return tco(inputs), utilization
 
 
@@ -192,6 +210,9 @@ FIELDS = [
     FormField("cloud", "cloud offers", "text", help="comma-separated; blank: every like-for-like offer"),
     FormField("term", "terms", "text", ["on-demand", "1y", "3y", "spot", "all"], help="comma-separated"),
     FormField("node_price", "node price $", help="blank: catalog"),
+    FormField("design", "price the cluster designer's BOM", "checkbox"),
+    FormField("preset", "design preset", "select", ["", "basepod", "dgx-pod", "superpod"]),
+    FormField("su", "scalable units (preset)"),
     FormField("gpu_hours", "training run GPU-hours"),
     FormField("tokens_per_s", "inference tokens/s per GPU"),
     FormField("hybrid", "hybrid plan (generated demand)", "checkbox"),
@@ -199,7 +220,7 @@ FIELDS = [
     FormField("sensitivity", "data sensitivity", "select", ["low", "medium", "high"]),
     FormField("staff", "staff to run servers", "checkbox"),
 ]
-ALIASES = register_aliases({"node_price": ["--node-price"], "gpus": ["--gpus"], "staff_cost": ["--staff-cost"],
+ALIASES = register_aliases({"preset": ["--preset"], "su": ["--su"], "node_price": ["--node-price"], "gpus": ["--gpus"], "staff_cost": ["--staff-cost"],
            "capex_budget": ["--capex-budget"], "cloud": ["instance", "offer"], "electricity": ["region"]})
 
 

@@ -260,6 +260,20 @@ def test_serve_runs_the_app_on_loopback():
         proc.wait(timeout=20)
 
 
+def test_loopback_server_refuses_foreign_host_headers():
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 must not read our answers."""
+    from fastapi.testclient import TestClient
+
+    from aiinfra.cli.serve import loopback_names
+    from aiinfra.web.app import create_app
+
+    with TestClient(create_app(allowed_hosts=loopback_names("127.0.0.1")), base_url="http://127.0.0.1") as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/healthz", headers={"host": "localhost:8000"}).status_code == 200
+        assert c.get("/healthz", headers={"host": "evil.example"}).status_code == 400
+    assert loopback_names("0.0.0.0") is None and loopback_names("::1") is not None
+
+
 def test_serve_defaults_to_loopback():
     import inspect
 

@@ -24,8 +24,19 @@ def serve(
     from aiinfra.web.app import create_app
 
     typer.echo(f"aiinfra web app on http://{host}:{port}/ (API docs at /docs); Ctrl-C stops it")
-    server = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(allowed_hosts=loopback_names(host)), log_level="warning"))
     server.run(sockets=[sock])
+
+
+def loopback_names(host: str) -> list[str] | None:
+    """On a loopback bind, answer only Host headers that name this machine (no DNS rebinding)."""
+    import ipaddress
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return ["127.0.0.1", "localhost", "[::1]", "::1"] if loopback else None
 
 
 def bind(host: str, port: int) -> socket.socket:

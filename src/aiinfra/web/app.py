@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from pydantic import ValidationError
 
 import aiinfra
@@ -26,7 +27,9 @@ from aiinfra.web.templating import PAGES, templates
 STATIC = Path(__file__).parent / "static"
 
 
-def create_app() -> FastAPI:
+def create_app(allowed_hosts: list[str] | None = None) -> FastAPI:
+    """The app. `allowed_hosts`: Host headers to answer (others get 400), so a page on another site
+    cannot reach a loopback-bound server through DNS rebinding; None answers any Host."""
     app = FastAPI(
         title="aiinfra",
         version=getattr(aiinfra, "__version__", "0.1.0"),
@@ -36,6 +39,9 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+
+    if allowed_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
 
     @app.exception_handler(AiinfraError)
     async def _aiinfra_error(request: Request, exc: AiinfraError) -> JSONResponse:

@@ -298,6 +298,8 @@ def _show(t: Term) -> str:
     v = float(t.value)
     if t.unit == "":
         return f"{v:.1%}" if v <= 1 else f"{v:,.3g}"
+    if t.unit == "GPUs":  # the name says what is counted: "2 idle GPUs"
+        return f"{v:,.0f}"
     return f"{v:,.0f} {t.unit}" if float(v).is_integer() else f"{v:,.2f} {t.unit}"
 
 

@@ -113,7 +113,8 @@ def plan_view(s: MigPlanSpec, ex: Explainer) -> Outcome:
     r = p.result
     ex.add_result(r)
     out = Outcome(warnings=list(r.warnings))
-    links = [ex.link(t) + Markup(f" {t.name}") for t in r.terms]
+    links = [ex.link(t, "cannot place all" if t.value != t.value else f"{t.value:g}") + Markup(" {}").format(t.name)
+             for t in r.terms]
     if links:
         out.headline.append(Markup("; ").join(links))
     if p.mig:

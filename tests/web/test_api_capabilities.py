@@ -131,6 +131,14 @@ def test_design_422_carries_the_cli_sentence(client, cli):
     assert 'name="dataset_tb" value="5"' in page.text
 
 
+def test_design_library_spec_error_is_the_cli_sentence(client, cli):
+    """DesignInput (pydantic) refuses a negative dataset: same sentence as the CLI's, as a 422."""
+    pytest.importorskip("aiinfra.cluster.design")
+    r = client.post("/api/design", json={"gpus": 64, "dataset_tb": -1})
+    assert r.status_code == 422 and r.json()["field"] == "dataset_tb"
+    assert r.json()["error"] == cli_error(cli, "design", "--gpus", "64", "--dataset-tb", "-1")
+
+
 def test_design_page_has_bom_and_fabric_diagram(client):
     pytest.importorskip("aiinfra.cluster.design")
     r = client.get("/design", params={"gpus": "1024"})

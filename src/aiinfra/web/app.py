@@ -52,6 +52,12 @@ def create_app(allowed_hosts: list[str] | None = None) -> FastAPI:
             keys = []
         return JSONResponse({"error": str(exc), "field": field_of(str(exc), keys, ALIASES)}, status_code=422)
 
+    @app.exception_handler(ValidationError)
+    async def _spec_error(request: Request, exc: ValidationError) -> JSONResponse:
+        # A library spec (DesignInput, Workload, …) refused a value: the CLI's "invalid <field>: <msg>".
+        msg, fld = validation_message(exc)
+        return JSONResponse({"error": msg, "field": fld}, status_code=422)
+
     @app.exception_handler(MissingCapability)
     async def _missing(request: Request, exc: MissingCapability) -> JSONResponse:
         return JSONResponse({"error": f"{MISSING} (needs {exc})"}, status_code=501)

@@ -94,6 +94,24 @@ def test_api_type_errors_are_422_one_line(client):
     assert r.status_code == 422 and r.json()["field"] == "config_path"
 
 
+def test_a_bug_is_one_line_500_never_a_traceback(app, monkeypatch):
+    """An exception that is not bad input (a bug) still reaches the user as one line."""
+    from fastapi.testclient import TestClient
+
+    from aiinfra.web.pages import size
+
+    def boom(*a, **k):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(size, "inference_memory", boom)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post("/api/size/infer", json={"model": "llama-3.1-8b"})
+        assert r.status_code == 500 and "Traceback" not in r.text
+        assert r.json()["error"] == "internal error (a bug in aiinfra, please report it): ZeroDivisionError: division by zero"
+        page = c.get("/size/infer", params={"model": "llama-3.1-8b"})
+        assert page.status_code == 500 and "Traceback" not in page.text and "ZeroDivisionError" in page.text
+
+
 def test_openapi_lists_every_endpoint(client):
     paths = client.get("/openapi.json").json()["paths"]
     for p in ("/api/size/train", "/api/size/infer", "/api/size/fits", "/api/plan", "/api/infer", "/api/design",

@@ -8,6 +8,7 @@ Prometheus URL is only ever queried with PromQL through the prom.py client.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -25,6 +26,7 @@ from aiinfra.web.pages import PAGE_MODULES, capability_status
 from aiinfra.web.templating import PAGES, templates
 
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("aiinfra.web")
 
 
 def create_app(allowed_hosts: list[str] | None = None) -> FastAPI:
@@ -57,6 +59,13 @@ def create_app(allowed_hosts: list[str] | None = None) -> FastAPI:
         # A library spec (DesignInput, Workload, …) refused a value: the CLI's "invalid <field>: <msg>".
         msg, fld = validation_message(exc)
         return JSONResponse({"error": msg, "field": fld}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        # Not bad input but a bug: one line for the user, the traceback only in the server's log.
+        log.error("request %s failed", request.url.path, exc_info=exc)
+        return JSONResponse({"error": f"internal error (a bug in aiinfra, please report it): "
+                                      f"{type(exc).__name__}: {exc}"}, status_code=500)
 
     @app.exception_handler(MissingCapability)
     async def _missing(request: Request, exc: MissingCapability) -> JSONResponse:

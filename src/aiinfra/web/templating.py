@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from aiinfra.web.common import (
     validation_message,
 )
 
+log = logging.getLogger("aiinfra.web")
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 PAGES = [  # (path, nav label)
@@ -59,6 +61,7 @@ def render_page(
     """
     raw = clean_query(request.query_params.multi_items())
     error = error_field = None
+    failed = False
     outcome: Outcome | None = None
     ex = Explainer()
     # A first visit shows the page's worked example already computed; a submitted form, its own inputs.
@@ -72,6 +75,9 @@ def render_page(
             error_field = field_of(error, [f.name for f in fields], aliases)
         except ValidationError as e:
             error, error_field = validation_message(e)
+        except Exception as e:  # noqa: BLE001 - a bug, not bad input: log it, show one line, never a traceback
+            log.exception("page %s failed", path)
+            error, failed = f"internal error (a bug in aiinfra, please report it): {type(e).__name__}: {e}", True
     context = {
         "title": title,
         "intro": intro,
@@ -87,4 +93,4 @@ def render_page(
         "cli": cli,
         **ctx,
     }
-    return templates.TemplateResponse(request, template, context, status_code=422 if error else 200)
+    return templates.TemplateResponse(request, template, context, status_code=500 if failed else 422 if error else 200)

@@ -15,13 +15,19 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from pydantic import ValidationError
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import aiinfra
 from aiinfra.errors import AiinfraError
 from aiinfra.web.charts import plotly_js
-from aiinfra.web.common import ALIASES, MISSING, MissingCapability, field_of, validation_message
+from aiinfra.web.common import (
+    ALIASES,
+    MISSING,
+    MissingCapability,
+    field_of,
+    validation_message,
+)
 from aiinfra.web.pages import PAGE_MODULES, capability_status
 from aiinfra.web.templating import PAGES, templates
 

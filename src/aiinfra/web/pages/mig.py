@@ -17,7 +17,16 @@ from markupsafe import Markup
 
 from aiinfra.errors import SpecError
 from aiinfra.web.charts import div
-from aiinfra.web.common import Explainer, FormField, Outcome, Table, WebSpec, gpu_names, has_module, require
+from aiinfra.web.common import (
+    Explainer,
+    FormField,
+    Outcome,
+    Table,
+    WebSpec,
+    gpu_names,
+    has_module,
+    require,
+)
 from aiinfra.web.templating import render_page
 
 router = APIRouter()

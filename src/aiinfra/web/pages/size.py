@@ -20,7 +20,16 @@ from aiinfra.sizing.params import param_counts
 from aiinfra.sizing.training import fit_verdict, training_memory
 from aiinfra.units import GB, GiB
 from aiinfra.web.charts import div
-from aiinfra.web.common import Explainer, FormField, Outcome, Table, WebSpec, catalog_model, gpu_names, model_names
+from aiinfra.web.common import (
+    Explainer,
+    FormField,
+    Outcome,
+    Table,
+    WebSpec,
+    catalog_model,
+    gpu_names,
+    model_names,
+)
 from aiinfra.web.templating import render_page
 
 router = APIRouter()

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from aiinfra.catalog import set_user_catalogs
 from aiinfra.cli import catalog_cmd, size
+from aiinfra.cli import doctor as doctor_cmd
 from aiinfra.cli import exporter as exporter_cmd
 from aiinfra.errors import AiinfraError
 
@@ -41,6 +42,7 @@ def _global(
 app.add_typer(size.app, name="size")
 app.add_typer(catalog_cmd.app, name="catalog")
 app.command(name="exporter")(exporter_cmd.exporter)
+app.command(name="doctor")(doctor_cmd.doctor)
 
 
 def main(argv: list[str] | None = None) -> int:

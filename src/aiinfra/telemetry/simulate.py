@@ -10,7 +10,8 @@ the real collector code path handles it.
 
 Spec keys (`--simulate`): hosts, gpus, model (catalog GPU), seed, workload
 (mixed|idle|training|inference|leak), mig (profiles joined by '+', e.g. 3g.40gb+3g.40gb),
-mig_gpus (how many GPUs, from index 0, run MIG; default all), faults (joined by '+').
+mig_gpus (how many GPUs, from index 0, run MIG; default all), faults (joined by '+'), speed
+(simulated seconds per wall-clock second, default 1).
 A fault is `<kind>:[h<host>]g<gpu>@<start>[-<end>]` with times in seconds since the fleet
 started, and kind one of lost, xid<code> (xid13, xid31, xid48, xid63, xid79, …), dbe, thermal,
 power, pcie, nvlink. XID 79 (fallen off the bus) also makes the GPU lost; dbe raises XID 48
@@ -29,12 +30,12 @@ from types import SimpleNamespace
 import pynvml
 
 from aiinfra.catalog.gpus import gpu as catalog_gpu
-from aiinfra.errors import AiinfraError, SpecError
+from aiinfra.errors import SpecError
 from aiinfra.specs import GpuSpec
 
 WORKLOADS = ("idle", "training", "inference", "leak")
 FAULT_KINDS = ("lost", "xid", "dbe", "thermal", "power", "pcie", "nvlink", "migpending")
-_SPEC_KEYS = ("hosts", "gpus", "model", "seed", "workload", "mig", "mig_gpus", "faults")
+_SPEC_KEYS = ("hosts", "gpus", "model", "seed", "workload", "mig", "mig_gpus", "faults", "speed")
 
 # Simulation parameters per architecture (not catalog facts): boost SM clock and memory clock, MHz.
 _CLOCKS_MHZ = {"hopper": (1980, 2619), "blackwell": (1965, 3996), "ampere": (1410, 1593), "ada": (2520, 9001)}
@@ -83,6 +84,7 @@ class FleetSpec:
     mig: tuple[str, ...] = ()
     mig_gpus: int | None = None
     faults: tuple[Fault, ...] = ()
+    speed: float = 1.0  # simulated seconds per wall-clock second
 
 
 _FAULT_RE = re.compile(r"^(lost|xid(\d+)|dbe|thermal|power|pcie|nvlink|migpending):(?:h(\d+))?g(\d+)@(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?$")
@@ -143,9 +145,20 @@ def parse_spec(text: str) -> FleetSpec:
         mig=tuple(p for p in values.get("mig", "").split("+") if p),
         mig_gpus=integer("mig_gpus", -1, 0, 256) if "mig_gpus" in values else None,
         faults=tuple(parse_fault(f) for f in values.get("faults", "").split("+") if f),
+        speed=_speed(values.get("speed", "1")),
     )
     validate(spec)
     return spec
+
+
+def _speed(raw: str) -> float:
+    try:
+        speed = float(raw)
+    except ValueError:
+        raise SpecError(f"--simulate speed must be a number (simulated seconds per second), got '{raw}'") from None
+    if not 0 < speed <= 1e6:
+        raise SpecError(f"--simulate speed must be above 0 and at most 1e6, got {raw}")
+    return speed
 
 
 def validate(spec: FleetSpec) -> GpuSpec:
@@ -192,9 +205,10 @@ class ManualClock:
         self.t += dt
 
 
-def wall_clock() -> Callable[[], float]:
+def wall_clock(speed: float = 1.0) -> Callable[[], float]:
+    """Seconds since the fleet started, `speed` times faster than the wall clock (demos of slow faults)."""
     t0 = time.monotonic()
-    return lambda: time.monotonic() - t0
+    return lambda: (time.monotonic() - t0) * speed
 
 
 # ---------------------------------------------------------------- simulated devices
@@ -263,7 +277,7 @@ class Fleet:
     def __init__(self, spec: FleetSpec, clock: Callable[[], float] | None = None):
         self.spec = spec
         self.gpu_spec = validate(spec)
-        self.clock = clock or wall_clock()
+        self.clock = clock or wall_clock(spec.speed)
         self.hosts = [SimHost(self, h) for h in range(spec.hosts)]
 
 
@@ -769,7 +783,4 @@ class SimHost:
 
 def fleet_from_spec(text: str, clock: Callable[[], float] | None = None) -> Fleet:
     """Parse a --simulate spec and build its fleet (raises one-sentence AiinfraErrors)."""
-    try:
-        return Fleet(parse_spec(text), clock=clock)
-    except AiinfraError:
-        raise
+    return Fleet(parse_spec(text), clock=clock)

@@ -178,3 +178,23 @@ def test_basic_auth_and_tls(running, tmp_path):
         assert c.get(f"https://127.0.0.1:{port}/healthz", auth=("prom", "s3cret")).text == "ok\n"
     with pytest.raises(httpx.HTTPError):  # plain http to a TLS port does not get metrics
         httpx.get(f"http://127.0.0.1:{port}/metrics", auth=("prom", "s3cret"), timeout=5)
+
+
+def test_gzip_and_extra_prometheus_collectors(running):
+    """Prometheus asks for gzip; the body is the same exposition. Ordinary prometheus-client collectors
+    added to the exporter's registry render with their usual names (process_cpu_seconds_total)."""
+    from prometheus_client import ProcessCollector
+
+    exp, clock, port = running("gpus=2,seed=1")
+    exp.registry.register(ProcessCollector(registry=None))
+    exp.collect_once()
+    with httpx.Client() as c:
+        r = c.get(f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"})
+        assert r.headers["content-encoding"] == "gzip"
+        plain = c.get(f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers
+    assert r.text == plain.text or _families(r.text).keys() == _families(plain.text).keys()
+    fams = _families(plain.text)
+    assert fams["process_cpu_seconds"].type == "counter" and fams["process_cpu_seconds"].samples[0].name == "process_cpu_seconds_total"
+    assert fams["DCGM_FI_DEV_PCIE_REPLAY_COUNTER"].type == "counter"
+    assert "# TYPE DCGM_FI_DEV_PCIE_REPLAY_COUNTER counter\nDCGM_FI_DEV_PCIE_REPLAY_COUNTER{" in plain.text  # dcgm name kept whole

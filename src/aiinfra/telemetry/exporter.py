@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import errno
+import gzip
 import hashlib
 import math
 import os
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import bcrypt
+from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
@@ -202,7 +204,15 @@ def render(metrics: Iterable[Metric]) -> bytes:
     for m in metrics:
         is_int = getattr(m, "is_int", False)
         doc = m.documentation.replace("\\", "\\\\").replace("\n", "\\n")
-        out.append(f"# HELP {m.name} {doc}\n# TYPE {m.name} {m.type}\n")
+        name, typ = m.name, m.type
+        if not isinstance(m, DcgmFamily):  # ordinary prometheus-client families: its own text munging
+            if typ == "counter":
+                name += "_total"
+            elif typ == "info":
+                name, typ = name + "_info", "gauge"
+            elif typ == "unknown":
+                typ = "untyped"
+        out.append(f"# HELP {name} {doc}\n# TYPE {name} {typ}\n")
         for s in m.samples:
             if s.labels:
                 inner = ",".join(f'{k}="{_escape_label(v)}"' for k, v in s.labels.items())
@@ -239,13 +249,19 @@ class Exporter:
         self.host_failures = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.collector = SnapshotCollector(lambda: self.snapshots, self.cfg)
+        self._gzip: tuple[bytes, bytes] = (b"", b"")
+        self._gzip_lock = threading.Lock()
+        # A prometheus-client registry, so other collectors (process metrics, …) can be added to it.
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(SnapshotCollector(lambda: self.snapshots, self.cfg))
 
     def collect_once(self) -> None:
         snaps = []
+        fresh = 0
         for src in self.sources:
             try:
                 snaps.append(src.collector.collect())
+                fresh += 1
             except Exception:  # noqa: BLE001 - one broken host keeps its last snapshot, others go on
                 self.host_failures += 1
                 old = next((s for s in self.snapshots if s.host == src.host), None)
@@ -253,8 +269,17 @@ class Exporter:
                     snaps.append(old)
         self.snapshots = snaps
         # Render once per collection; every scrape until the next one returns these bytes.
-        self.body = render(self.collector.collect())
-        self.last_ok = time.time()
+        self.body = render(self.registry.collect())
+        if fresh:
+            self.last_ok = time.time()
+
+    def gzipped(self) -> bytes:
+        """The cached body, gzip-compressed once per collection (Prometheus asks for gzip)."""
+        body = self.body
+        with self._gzip_lock:
+            if self._gzip[0] is not body:
+                self._gzip = (body, gzip.compress(body, compresslevel=1))
+            return self._gzip[1]
 
     def healthy(self) -> bool:
         return bool(self.body) and time.time() - self.last_ok < 3 * self.interval_s + 5
@@ -266,7 +291,10 @@ class Exporter:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.collect_once()
+            try:
+                self.collect_once()
+            except Exception:  # noqa: BLE001 - keep serving the last good body; /healthz turns stale
+                self.host_failures += 1
 
     def stop(self) -> None:
         self._stop.set()
@@ -411,7 +439,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         exp = self.server.exporter
         if path == "/metrics":
-            if exp.body:
+            if exp.body and "gzip" in (self.headers.get("Accept-Encoding") or ""):
+                self._send(200, exp.gzipped(), CONTENT_TYPE, {"Content-Encoding": "gzip"})
+            elif exp.body:
                 self._send(200, exp.body, CONTENT_TYPE)
             else:
                 self._send(503, b"no collection finished yet\n")

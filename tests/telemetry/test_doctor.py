@@ -8,7 +8,7 @@ from aiinfra.telemetry.doctor import FAIL, PASS, SKIP, WARN, diagnose, summary
 from tests.conftest import assert_one_line_error
 
 
-def make_root(tmp_path: Path, ib: dict[str, tuple[str, str]] | None = None, modules=("nvidia_peermem", "nvidia_fs", "nvidia"), nvswitches: int = 0, fabric_manager: bool = False) -> Path:
+def make_root(tmp_path: Path, ib: dict[str, tuple[str, str]] | None = None, modules=("nvidia_peermem", "nvidia_fs", "nvidia"), nvswitches: int = 0, fabric_manager: bool = False, kern_log: str | None = "") -> Path:
     """A fixture tree shaped like /sys/class/infiniband and /proc on a GPU node."""
     root = tmp_path / "root"
     for name, (state, rate) in (ib or {}).items():
@@ -25,6 +25,9 @@ def make_root(tmp_path: Path, ib: dict[str, tuple[str, str]] | None = None, modu
     if fabric_manager:
         (root / "proc/4242").mkdir()
         (root / "proc/4242/comm").write_text("nv-fabricmanager\n")
+    if kern_log is not None:
+        (root / "var/log").mkdir(parents=True)
+        (root / "var/log/kern.log").write_text(kern_log)
     (root / "proc/1").mkdir(exist_ok=True)
     (root / "proc/1/comm").write_text("systemd\n")
     return root
@@ -102,10 +105,11 @@ def test_fixture_tree_infiniband_modules_fabric_manager(tmp_path):
 
 
 def test_no_infiniband_no_nvswitch_is_skipped(tmp_path):
-    checks = diagnose(None, root=make_root(tmp_path, modules=("nvidia", "nvidia_fs")))
+    checks = diagnose(None, root=make_root(tmp_path, modules=("nvidia", "nvidia_fs"), kern_log=None))
     assert by_name(checks, "InfiniBand ports")[0].status == SKIP
     assert by_name(checks, "nvidia_peermem")[0].status == SKIP
     assert by_name(checks, "fabric manager")[0].status == SKIP
+    assert by_name(checks, "XIDs in kernel log")[0].status == SKIP
 
 
 def test_cli(cli, tmp_path):
@@ -120,3 +124,20 @@ def test_cli(cli, tmp_path):
     assert r.code == 0 and "node doctor: pass" in r.out
     assert_one_line_error(cli("doctor", "--simulate", "hosts=x"), "hosts")
     assert_one_line_error(cli("doctor", "--simulate", "hosts=2", "--sim-host", "5"), "outside")
+
+
+def test_kernel_log_xids(sim, tmp_path):
+    """`NVRM: Xid (PCI:0000:2a:00): 79, …` lines map to the GPU with that bus id; severity from xid.yaml."""
+    col, host, clock = sim("gpus=2,seed=1")
+    root = make_root(tmp_path)
+    (root / "var/log/kern.log").write_text(
+        "Nov 22 10:00:01 node kernel: NVRM: Xid (PCI:0000:18:00): 31, pid=4242, name=python, Ch 00000008, intr 10000000. MMU Fault\n"
+        "Nov 22 10:05:01 node kernel: NVRM: Xid (PCI:0000:2a:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.\n"
+        "Nov 22 10:05:02 node kernel: NVRM: Xid (PCI:0000:2a:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.\n"
+    )
+    check = by_name(diagnose(col.collect(), root=root), "XIDs in kernel log")[0]
+    assert check.status == FAIL
+    assert "GPU 0: XID 31 x1" in check.detail and "GPU 1: XID 79 x2" in check.detail
+    assert "reboot" in check.fix
+    (root / "var/log/kern.log").write_text("Nov 22 10:00:01 node kernel: eth0 link up\n")
+    assert by_name(diagnose(col.collect(), root=root), "XIDs in kernel log")[0].status == PASS

@@ -6,7 +6,8 @@ the parts NVML does not cover, so tests point `root` at a fixture tree:
 - `<root>/sys/class/infiniband/<hca>/ports/<n>/{state,rate}`: InfiniBand ports;
 - `<root>/proc/modules`: nvidia_peermem (GPUDirect RDMA) and nvidia_fs (GPUDirect Storage);
 - `<root>/proc/driver/nvidia-nvswitch/devices/*` and `<root>/proc/<pid>/comm`: NVSwitch present,
-  fabric manager running.
+  fabric manager running;
+- `<root>/var/log/kern.log` (or messages, syslog): XIDs the driver logged before we listened.
 
     checks = diagnose(snapshot, root=Path("/"))
 """
@@ -166,6 +167,45 @@ def _gpu_checks(snap: Snapshot) -> list[Check]:
     return out
 
 
+_KERNEL_XID_RE = re.compile(r"NVRM: Xid \(PCI:([0-9a-fA-F]{4}:)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})(?:\.\d)?\): (\d+)")
+_KERNEL_LOGS = ("var/log/kern.log", "var/log/messages", "var/log/syslog")
+
+
+def _kernel_xids(root: Path, snap: Snapshot | None) -> list[Check]:
+    """XIDs the driver logged (`NVRM: Xid (PCI:0000:18:00): 79, …`): NVML's event set only sees XIDs
+    raised while it listens, so a one-shot check reads the kernel log as well (reference §5.7)."""
+    for rel in _KERNEL_LOGS:
+        text = _read(root / rel)
+        if text is not None:
+            break
+    else:
+        return [Check("XIDs in kernel log", SKIP, f"no readable {' / '.join(_KERNEL_LOGS)} under {root}")]
+    bus_to_gpu = {}
+    for g in (snap.gpus if snap else []):
+        m = re.search(r"([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.\d$", g.pci_bus_id)
+        if m:
+            bus_to_gpu[(m.group(1).upper(), m.group(2).upper())] = g.index
+    xids = _xid_severity()
+    seen: dict[tuple[str, int], int] = {}
+    for m in _KERNEL_XID_RE.finditer(text):
+        bus = (m.group(2).upper(), m.group(3).upper())
+        gpu = bus_to_gpu.get(bus)
+        where = f"GPU {gpu}" if gpu is not None else f"PCI {bus[0]}:{bus[1]}"
+        key = (where, int(m.group(4)))
+        seen[key] = seen.get(key, 0) + 1
+    if not seen:
+        return [Check("XIDs in kernel log", PASS, f"no NVRM Xid lines in {rel}")]
+    worst, notes, actions = PASS, [], set()
+    for (where, code), n in sorted(seen.items()):
+        sev, msg, action = xids.get(code, ("unclassified", "unknown XID", ""))
+        status = FAIL if sev == "critical" else WARN if sev in ("warn", "app", "unclassified") else PASS
+        worst = status if _ORDER[status] < _ORDER[worst] else worst
+        notes.append(f"{where}: XID {code} x{n} ({msg}; {sev})")
+        if action and status != PASS:
+            actions.add(action)
+    return [Check("XIDs in kernel log", worst, f"{rel}: " + ", ".join(notes), " / ".join(sorted(actions)))]
+
+
 def _read(path: Path) -> str | None:
     try:
         return path.read_text().strip()
@@ -234,6 +274,7 @@ def diagnose(snap: Snapshot | None, root: Path = Path("/"), cuda: str | None = N
     checks += ib
     checks += _modules(root, has_ib=any(c.status != SKIP for c in ib))
     checks += _fabric_manager(root)
+    checks += _kernel_xids(root, snap)
     return checks
 
 

@@ -138,6 +138,9 @@ def test_formats_details():
     assert s[1].value == math.inf and s[2].value == -math.inf
     om = parse('# TYPE x_seconds counter\n# UNIT x_seconds seconds\n# HELP x_seconds Time.\nx_seconds_total{a="1"} 2.5 1520879607.789 # {trace_id="k"} 0.67\n# EOF\n', openmetrics=True)
     assert om[0].unit == "seconds" and om[0].samples[0].timestamp == pytest.approx(1520879607.789)
+    assert om[0].samples[0].exemplar == ({"trace_id": "k"}, 0.67, None)
+    quoted = parse('# TYPE b counter\nb_total{q="p # {x} 1"} 2 # {t="u"} 1 7\n# EOF\n', openmetrics=True)[0].samples[0]
+    assert quoted.labels == {"q": "p # {x} 1"} and quoted.exemplar == ({"t": "u"}, 1.0, 7.0)
     assert parse("# EOF\n", openmetrics="auto") == []
 
 

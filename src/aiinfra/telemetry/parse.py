@@ -59,6 +59,7 @@ _VAL = r'[^"\\\n]*(?:\\.[^"\\\n]*)*'  # unrolled (?:[^"\\]|\\.)*: far fewer rege
 _PAIR = r'[a-zA-Z_][a-zA-Z0-9_]*="' + _VAL + '"'
 _FAST_RE = re.compile(r"(" + _NAME + r")\{((?:" + _PAIR + r"(?:," + _PAIR + r")*,?)?)\} (\S+)(?: (\S+))?\Z")
 _PAIR_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="(' + _VAL + ')"')
+_EXEMPLAR_RE = re.compile(r"\{((?:" + _PAIR + r"(?:," + _PAIR + r")*)?)\} (\S+)(?: (\S+))?\Z")
 _UNESCAPE_RE = re.compile(r'\\(.)')
 _HELP_UNESCAPE_RE = re.compile(r"\\([\\n])")
 # Metadata lines. Text 0.0.4 separates tokens by runs of ASCII blanks (prometheus_client splits on
@@ -163,6 +164,9 @@ class _Parser:
     # ---- samples
 
     def sample(self, line: str) -> None:
+        exemplar = None
+        if self.om and " # " in line:
+            line, exemplar = self._split_exemplar(line)
         fast = _FAST_RE.match(line)
         m = None if fast else _SIMPLE_RE.match(line)
         if fast:
@@ -189,10 +193,6 @@ class _Parser:
         else:
             name, labels, rest = self._labelled(line)
             parts = rest.split()
-            if self.om and " # " in rest:
-                head, _, ex = rest.partition(" # ")
-                parts = head.split()
-                self._exemplar(ex)
             if not 1 <= len(parts) <= 2:
                 raise ValueError("expected a value and an optional timestamp after the labels")
             vtok, ttok = parts[0], (parts[1] if len(parts) == 2 else None)
@@ -207,7 +207,7 @@ class _Parser:
                     raise ValueError(f"invalid timestamp {ttok!r}")
             else:
                 ts = int(ttok) / 1000.0
-        s = Sample(name, labels, value, ts)
+        s = Sample(name, labels, value, ts, exemplar)
         if name in self.allowed and self.cur is not None:
             self.cur.samples.append(s)
             return
@@ -269,14 +269,25 @@ class _Parser:
             raise ValueError(f"expected '}}' at column {pos + 1}")
         return pos + 1
 
-    def _exemplar(self, text: str) -> None:
-        text = text.strip()
-        if not text.startswith("{"):
-            raise ValueError("exemplar must start with labels")
-        end = text.find("}")
-        if end < 0 or len(text[end + 1 :].split()) not in (1, 2):
-            raise ValueError("malformed exemplar")
-        _value(text[end + 1 :].split()[0])
+    @staticmethod
+    def _split_exemplar(line: str) -> tuple[str, tuple[dict[str, str], float, float | None] | None]:
+        """Cut `sample # {labels} value [ts]` at the first ' # ' outside a quoted label value."""
+        start = 0
+        while (i := line.find(" # ", start)) >= 0:
+            quotes = len(re.findall(r'(?<!\\)(?:\\\\)*"', line[:i]))
+            if quotes % 2 == 0:
+                return line[:i], _Parser._exemplar(line[i + 3 :])
+            start = i + 1
+        return line, None
+
+    @staticmethod
+    def _exemplar(text: str) -> tuple[dict[str, str], float, float | None]:
+        m = _EXEMPLAR_RE.match(text)
+        if not m:
+            raise ValueError("malformed exemplar; expected # {labels} value [timestamp]")
+        labels = {k: _unescape(v) for k, v in _PAIR_RE.findall(m.group(1) or "")}
+        ts = _value(m.group(3)) if m.group(3) else None
+        return labels, _value(m.group(2)), ts
 
 
 def parse(text: str, openmetrics: bool | str = False) -> list[Family]:

@@ -18,14 +18,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from prometheus_client import CollectorRegistry, start_http_server  # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.parser import text_string_to_metric_families
 
-from aiinfra.telemetry.exporter import Exporter, ExporterConfig, Source, families, render, serve  # noqa: E402
-from aiinfra.telemetry.fields import exported_fields  # noqa: E402
-from aiinfra.telemetry.nvml import Collector  # noqa: E402
-from aiinfra.telemetry.parse import parse  # noqa: E402
-from aiinfra.telemetry.simulate import Fleet, parse_spec  # noqa: E402
+from aiinfra.telemetry.exporter import (
+    Exporter,
+    ExporterConfig,
+    Source,
+    families,
+    render,
+    serve,
+)
+from aiinfra.telemetry.fields import exported_fields
+from aiinfra.telemetry.nvml import Collector
+from aiinfra.telemetry.parse import parse
+from aiinfra.telemetry.simulate import Fleet, parse_spec
 
 CFG = ExporterConfig(counters="all")
 

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import aiinfra
 from prometheus_client.parser import text_string_to_metric_families
 
+import aiinfra
 from tests.conftest import assert_one_line_error
 
 

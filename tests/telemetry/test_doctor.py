@@ -41,7 +41,7 @@ def by_name(checks, name, gpu=None):
 
 
 def test_healthy_node_passes(sim, tmp_path):
-    col, host, clock = sim("gpus=8,model=h100-sxm,seed=1,workload=training")
+    col, _host, clock = sim("gpus=8,model=h100-sxm,seed=1,workload=training")
     clock.advance(30)
     root = make_root(tmp_path, ib={f"mlx5_{i}/1": ("4: ACTIVE", NDR) for i in range(4)}, nvswitches=4, fabric_manager=True)
     checks = diagnose(col.collect(), root=root, cuda="12.4")
@@ -51,7 +51,7 @@ def test_healthy_node_passes(sim, tmp_path):
 
 
 def test_simulated_faults_are_diagnosed(sim, tmp_path):
-    col, host, clock = sim("gpus=4,model=h100-sxm,seed=1,workload=training,faults=dbe:g1@1+nvlink:g2@1+pcie:g3@1+xid31:g0@2+migpending:g0@0")
+    col, _host, clock = sim("gpus=4,model=h100-sxm,seed=1,workload=training,faults=dbe:g1@1+nvlink:g2@1+pcie:g3@1+xid31:g0@2+migpending:g0@0")
     clock.advance(5)
     checks = diagnose(col.collect(), root=make_root(tmp_path))
     assert by_name(checks, "row remapping", 1)[0].status == FAIL and "reset the GPU" in by_name(checks, "row remapping", 1)[0].fix
@@ -66,7 +66,7 @@ def test_simulated_faults_are_diagnosed(sim, tmp_path):
 
 
 def test_lost_gpu_and_old_driver(sim, tmp_path, monkeypatch):
-    col, host, clock = sim("gpus=2,model=h100-sxm,seed=1,faults=xid79:g1@1")
+    col, _host, clock = sim("gpus=2,model=h100-sxm,seed=1,faults=xid79:g1@1")
     clock.advance(2)
     snap = col.collect()
     snap.driver_version = "470.199.02"  # an R470 driver predates Hopper (CUDA 11.8 / R520)
@@ -79,7 +79,7 @@ def test_lost_gpu_and_old_driver(sim, tmp_path, monkeypatch):
 
 
 def test_minor_version_compatibility_warns(sim, tmp_path):
-    col, host, clock = sim("gpus=1,seed=1")
+    col, _host, _clock = sim("gpus=1,seed=1")
     snap = col.collect()
     snap.cuda_version = 12020  # a 535-branch driver: CUDA 12.2, runs 12.4 only via minor-version compatibility
     snap.driver_version = "535.183.01"
@@ -128,7 +128,7 @@ def test_cli(cli, tmp_path):
 
 def test_kernel_log_xids(sim, tmp_path):
     """`NVRM: Xid (PCI:0000:2a:00): 79, …` lines map to the GPU with that bus id; severity from xid.yaml."""
-    col, host, clock = sim("gpus=2,seed=1")
+    col, _host, _clock = sim("gpus=2,seed=1")
     root = make_root(tmp_path)
     (root / "var/log/kern.log").write_text(
         "Nov 22 10:00:01 node kernel: NVRM: Xid (PCI:0000:18:00): 31, pid=4242, name=python, Ch 00000008, intr 10000000. MMU Fault\n"

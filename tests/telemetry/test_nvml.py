@@ -16,7 +16,7 @@ from tests.conftest import assert_one_line_error
 def test_memory_v2_semantics(sim):
     """v2: total = used + free + reserved and `used` excludes reserved (how DCGM reads FB on R510+,
     reference §5.3); the v1 struct folds reserved into used, which the collector never uses."""
-    col, host, clock = sim("gpus=2,seed=1,workload=training")
+    col, _host, clock = sim("gpus=2,seed=1,workload=training")
     clock.advance(10)
     v = col.collect().entities[0].values
     assert v["fb-total"] == v["fb-used"] + v["fb-free"] + v["fb-reserved"]
@@ -28,7 +28,7 @@ def test_memory_v2_semantics(sim):
 
 def test_units_are_si(sim):
     """NVML mW → W, mJ → J, MHz → Hz, % → ratio (conventions: SI inside aiinfra)."""
-    col, host, clock = sim("gpus=1,seed=1,workload=training")
+    col, _host, clock = sim("gpus=1,seed=1,workload=training")
     clock.advance(30)
     v = col.collect().entities[0].values
     h = pynvml.nvmlDeviceGetHandleByIndex(0)
@@ -40,7 +40,7 @@ def test_units_are_si(sim):
 
 
 def test_counters_are_monotonic_and_nvlink_is_a_rate(sim):
-    col, host, clock = sim("gpus=2,seed=1,workload=training")
+    col, _host, clock = sim("gpus=2,seed=1,workload=training")
     seen = []
     for _ in range(5):
         clock.advance(7)
@@ -59,7 +59,7 @@ def test_workload_patterns(sim):
     clock.advance(600)
     late = col.collect().entities[0].values["fb-used"]
     assert late > early * 1.5
-    col, host, clock = sim("gpus=1,seed=1,workload=idle")
+    col, _host, clock = sim("gpus=1,seed=1,workload=idle")
     clock.advance(30)
     snap = col.collect()
     v = snap.entities[0].values
@@ -73,7 +73,7 @@ def test_processes_with_memory(sim):
     snap = col.collect()
     procs = snap.gpus[0].processes
     assert len(procs) == 1 and procs[0].used_bytes and procs[0].used_bytes < snap.entities[0].values["fb-used"]
-    col, host, clock = sim("gpus=1,seed=1,workload=training,mig=3g.40gb+3g.40gb")
+    col, _host, clock = sim("gpus=1,seed=1,workload=training,mig=3g.40gb+3g.40gb")
     clock.advance(30)
     procs = col.collect().gpus[0].processes
     assert {p.gi_id for p in procs} == {1, 2} and all(p.used_bytes is None for p in procs)  # N/A with MIG
@@ -108,7 +108,7 @@ def test_one_failing_gpu_does_not_stop_the_others(sim, monkeypatch):
 
 
 def test_gpu_lost_is_sticky_and_counted(sim):
-    col, host, clock = sim("gpus=3,seed=1,faults=lost:g1@5")
+    col, _host, clock = sim("gpus=3,seed=1,faults=lost:g1@5")
     clock.advance(6)
     snap = col.collect()
     assert {e.identity.gpu for e in snap.entities} == {0, 2} and snap.lost == {1} and snap.errors[1] == 1

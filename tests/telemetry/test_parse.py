@@ -9,12 +9,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
-from prometheus_client.openmetrics.exposition import generate_latest as om_generate_latest
-from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_client_parse
+from prometheus_client.openmetrics.exposition import (
+    generate_latest as om_generate_latest,
+)
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as om_client_parse,
+)
 from prometheus_client.parser import text_string_to_metric_families as client_parse
 
 from aiinfra.telemetry.exporter import ExporterConfig, families, render
-from aiinfra.telemetry.parse import ParseError, client_view, normalize_labels, parse, read_dcgm
+from aiinfra.telemetry.parse import (
+    ParseError,
+    client_view,
+    normalize_labels,
+    parse,
+    read_dcgm,
+)
 
 # §4.1: dcgm-exporter README quickstart (old form: spaces after commas, a NOT_SUPPORTED sentinel).
 README = """# HELP DCGM_FI_DEV_SM_CLOCK SM clock frequency (in MHz).
@@ -96,7 +106,7 @@ def test_render_test_label_name_is_rejected_by_both():
 
 @pytest.mark.parametrize("spec,naming", [("gpus=4,seed=1,faults=xid13:g0@0", "legacy"), ("gpus=2,seed=2,mig=3g.40gb+1g.10gb", "legacy"), ("gpus=2,seed=3", "dcgm4.9")])
 def test_equal_to_prometheus_client_on_our_output(sim, spec, naming):
-    col, host, clock = sim(spec)
+    col, _host, clock = sim(spec)
     clock.advance(2)
     text = render(families([col.collect()], ExporterConfig(naming=naming, counters="all"))).decode()
     assert_equal_to_client(text)
@@ -104,7 +114,7 @@ def test_equal_to_prometheus_client_on_our_output(sim, spec, naming):
 
 def test_read_dcgm_normalises_units_and_labels(sim):
     """Legacy (MiB, MHz, %, mJ) and 4.9 (bytes, Hz, ratio, J) output read back to the same SI values."""
-    col, host, clock = sim("gpus=2,seed=4,workload=training")
+    col, _host, clock = sim("gpus=2,seed=4,workload=training")
     clock.advance(20)
     snap = col.collect()
     legacy = {(r.field, r.labels["gpu_index"]): r for r in read_dcgm(render(families([snap], ExporterConfig())).decode())}

@@ -154,7 +154,7 @@ def _gpu_checks(snap: Snapshot) -> list[Check]:
                 out.append(Check("clocks throttled", PASS, f"GPU {i}: not throttled" + (f" ({', '.join(names)})" if names else ""), gpu=i))
         worst, notes = PASS, []
         for _, code in g.recent_xids:
-            sev, msg, action = xids.get(code, ("unclassified", "unknown XID", ""))
+            sev, msg, _action = xids.get(code, ("unclassified", "unknown XID", ""))
             status = FAIL if sev == "critical" else WARN if sev in ("warn", "app", "unclassified") else PASS
             if _ORDER[status] < _ORDER[worst]:
                 worst = status

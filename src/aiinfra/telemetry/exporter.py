@@ -195,7 +195,7 @@ def _format(value: float, is_int: bool) -> str:
         return floatToGoString(value)
     if is_int:
         return "%d" % value
-    return "%f" % value  # dcgm-exporter prints doubles with Go %f (6 decimals)
+    return f"{value:f}"  # dcgm-exporter prints doubles with Go %f (6 decimals)
 
 
 def render(metrics: Iterable[Metric]) -> bytes:
@@ -341,7 +341,7 @@ def load_web_config(path: str | Path) -> WebConfig:
         raise AiinfraError(f"web config {path} must be a mapping with tls_server_config and/or basic_auth_users")
     unknown = set(doc) - {"tls_server_config", "basic_auth_users", "http_server_config"}
     if unknown:
-        raise AiinfraError(f"web config {path} has unknown key '{sorted(unknown)[0]}'; known: tls_server_config, basic_auth_users")
+        raise AiinfraError(f"web config {path} has unknown key '{min(unknown)}'; known: tls_server_config, basic_auth_users")
     cfg = WebConfig()
     tls = doc.get("tls_server_config")
     if tls is not None:
@@ -419,7 +419,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return  # scrapes are not news; errors surface through aiinfra_ metrics
 
     def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8", extra: dict[str, str] | None = None) -> None:
@@ -432,7 +432,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         if not self.server.auth.check(self.headers.get("Authorization")):
             self._send(401, b"Unauthorized\n", extra={"WWW-Authenticate": 'Basic realm="aiinfra exporter"'})
             return

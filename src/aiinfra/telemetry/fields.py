@@ -88,7 +88,7 @@ class Field:
         v = si * self.legacy_scale if naming == "legacy" else si
         if self.is_int(naming):
             # dcgm-exporter's MiB are bytes >> 20 (truncated); other ints are rounded readings.
-            return int(v) if self.truncate else int(round(v))
+            return int(v) if self.truncate else round(v)
         return float(v)
 
     def to_si(self, value: float, generation: str, help_text: str | None = None) -> float:

@@ -397,10 +397,9 @@ class Collector:
         put("clocks-event-reasons", reasons)
         st.clock_event_reasons = reasons
         put("gpu-temp", q(i, nv.nvmlDeviceGetTemperature, h, pynvml.NVML_TEMPERATURE_GPU))
-        fvs = q(i, nv.nvmlDeviceGetFieldValues, h, [pynvml.NVML_FI_DEV_MEMORY_TEMP, pynvml.NVML_FI_DEV_REMAPPED_PENDING])
-        if fvs:
-            if fvs[0].nvmlReturn == pynvml.NVML_SUCCESS:
-                v["memory-temp"] = _field_value(fvs[0])
+        fvs = q(i, nv.nvmlDeviceGetFieldValues, h, [pynvml.NVML_FI_DEV_MEMORY_TEMP])  # HBM temperature, as DCGM reads it
+        if fvs and fvs[0].nvmlReturn == pynvml.NVML_SUCCESS:
+            v["memory-temp"] = _field_value(fvs[0])
         mw = q(i, nv.nvmlDeviceGetPowerUsage, h)
         put("power-usage", mw, 1e-3)  # mW → W
         put("enforced-power-limit", q(i, nv.nvmlDeviceGetEnforcedPowerLimit, h), 1e-3)

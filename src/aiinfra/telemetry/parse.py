@@ -64,9 +64,9 @@ _UNESCAPE_RE = re.compile(r'\\(.)')
 _HELP_UNESCAPE_RE = re.compile(r"\\([\\n])")
 # Metadata lines. Text 0.0.4 separates tokens by runs of ASCII blanks (prometheus_client splits on
 # string.whitespace, not Unicode spaces); OpenMetrics by exactly one space.
-_META_RE = re.compile(r"#[ \t\r\x0b\x0c]+(HELP|TYPE|UNIT)[ \t\r\x0b\x0c]+([^ \t\r\x0b\x0c]+)(?:[ \t\r\x0b\x0c]+(.*))?\Z", re.S)
+_META_RE = re.compile(r"#[ \t\r\x0b\x0c]+(HELP|TYPE|UNIT)[ \t\r\x0b\x0c]+([^ \t\r\x0b\x0c]+)(?:[ \t\r\x0b\x0c]+(.*))?\Z", re.DOTALL)
 _META_BARE_RE = re.compile(r"#[ \t]+(HELP|TYPE)[ \t]*\Z")
-_OM_META_RE = re.compile(r"# (HELP|TYPE|UNIT) ([^ ]+)(?: (.*))?\Z", re.S)
+_OM_META_RE = re.compile(r"# (HELP|TYPE|UNIT) ([^ ]+)(?: (.*))?\Z", re.DOTALL)
 _ESC = {"\\": "\\", "n": "\n", '"': '"'}
 
 

@@ -298,7 +298,7 @@ class SimHost:
         mig_gpus = spec.gpus if spec.mig_gpus is None else spec.mig_gpus
         for g in range(spec.gpus):
             u = _mix(seed, index, g, 1)
-            uuid = "GPU-%08x-%04x-%04x-%04x-%012x" % (u >> 32, (u >> 16) & 0xFFFF, u & 0xFFFF, _mix(u) >> 48, _mix(u, 2) >> 16)
+            uuid = f"GPU-{u >> 32:08x}-{(u >> 16) & 0xFFFF:04x}-{u & 0xFFFF:04x}-{_mix(u) >> 48:04x}-{_mix(u, 2) >> 16:012x}"
             bus = _BUSES[g] if g < len(_BUSES) else (0x10 + 0x11 * g) % 0xFF
             if spec.workload == "mixed":
                 pattern = ("training", "training", "inference", "idle", "training", "inference", "leak", "training")[_mix(seed, index, g, 3) % 8]
@@ -309,7 +309,7 @@ class SimHost:
                 for i, profile in enumerate(spec.mig):
                     slices = int(profile.split("g.", 1)[0])
                     mu = _mix(seed, index, g, 10 + i)
-                    mig_uuid = "MIG-%08x-%04x-%04x-%04x-%012x" % (mu >> 32, (mu >> 16) & 0xFFFF, mu & 0xFFFF, _mix(mu) >> 48, _mix(mu, 2) >> 16)
+                    mig_uuid = f"MIG-{mu >> 32:08x}-{(mu >> 16) & 0xFFFF:04x}-{mu & 0xFFFF:04x}-{_mix(mu) >> 48:04x}-{_mix(mu, 2) >> 16:012x}"
                     mem = gpu.memory_bytes * _MIG_MEMORY_EIGHTHS[slices] // 8 // 2**20 * 2**20
                     mig_pattern = ("inference", "training", "idle")[i % 3] if spec.workload == "mixed" else spec.workload
                     # GPU instance ids as the driver numbers them for these placements.
@@ -454,7 +454,7 @@ class SimHost:
         return 0
 
     def nvmlDeviceGetAttributes(self, h: SimGpu | SimMig) -> SimpleNamespace:
-        gpu, _ = self._check(h)
+        _gpu, _ = self._check(h)
         slices = h.slices if isinstance(h, SimMig) else 7
         return SimpleNamespace(
             multiprocessorCount=132 * slices // 7,
@@ -476,7 +476,7 @@ class SimHost:
         if isinstance(h, SimMig) or h.migs:
             raise pynvml.NVMLError_NotSupported()  # not available per MIG instance nor with MIG on
         a = self.activity(h, t)
-        return SimpleNamespace(gpu=int(round(100 * a)), memory=int(round(100 * a * 0.42)))
+        return SimpleNamespace(gpu=round(100 * a), memory=round(100 * a * 0.42))
 
     def nvmlDeviceGetEncoderUtilization(self, h: SimGpu) -> list[int]:
         self._check(h)
@@ -529,7 +529,7 @@ class SimHost:
         if self._faults(gpu.index, "thermal", t):
             return 89 + int(2 * (1 + _noise(self.fleet.spec.seed, self.index, gpu.index, int(t), 13)))
         p = self._power_w(gpu, t) / gpu.spec.tdp_w
-        return int(round(28 + 45 * p))
+        return round(28 + 45 * p)
 
     def nvmlDeviceGetTemperature(self, h: SimGpu, sensor: int) -> int:
         gpu, t = self._check(h)
@@ -706,7 +706,7 @@ class SimHost:
     def nvmlEventSetWait_v2(self, es: SimEventSet, timeout_ms: int) -> SimpleNamespace:
         t = self.now()
         while es.delivered < len(self.events) and self.events[es.delivered][0] <= t:
-            when, g, xid = self.events[es.delivered]
+            _when, g, xid = self.events[es.delivered]
             es.delivered += 1
             if g in es.devices:
                 return SimpleNamespace(device=self.gpus[g], eventType=pynvml.nvmlEventTypeXidCriticalError, eventData=xid, gpuInstanceId=0xFFFFFFFF, computeInstanceId=0xFFFFFFFF)

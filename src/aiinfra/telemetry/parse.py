@@ -181,7 +181,9 @@ class _Parser:
                 # 'a="x",b="y"' splits into ['a=', 'x', ',b=', 'y', ''].
                 parts = block.split('"')
                 pairs = parts[1::2]
-                labels = dict(zip([parts[0][:-1], *(k[1:-1] for k in parts[2:-1:2])], pairs, strict=True))
+                keys = [k[1:-1] for k in parts[2:-1:2]]
+                keys.insert(0, parts[0][:-1])
+                labels = dict(zip(keys, pairs))
             else:
                 pairs, labels = [], {}
             if len(labels) != len(pairs):

@@ -43,6 +43,8 @@ def exporter(
         exp.stop()
         return
     running = tx.start(sources, cfg, host, port, interval, web, single_port)
+    if host not in ("127.0.0.1", "localhost", "::1") and not (web and web.users):
+        sys.stderr.write(f"warning: serving on {host} without basic auth; anyone who can reach it can read GPU and host names (see --web-config)\n")
     scheme = "https" if web is not None and web.cert_file is not None else "http"
     for exp, server in running:
         bound = server.server_address[1]

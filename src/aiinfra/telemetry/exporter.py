@@ -418,6 +418,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = 60  # an idle keep-alive connection gives its thread back after a minute
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # scrapes are not news; errors surface through aiinfra_ metrics

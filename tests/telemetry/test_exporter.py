@@ -52,7 +52,7 @@ def test_mig_labels_and_fields(sim):
     """dcgm-exporter with MIG on (selector f) reports GPU instances only: device-wide fields repeat per
     instance with GPU_I_PROFILE/GPU_I_ID after modelName (render_metrics.go; issue #713), GPU_UTIL is
     absent (blank on MIG, issues #105/#430) and the PROF engine-activity fields are present."""
-    col, _host, clock = sim("gpus=2,model=h100-sxm,seed=3,mig=3g.40gb+2g.20gb+1g.10gb")
+    col, host, clock = sim("gpus=2,model=h100-sxm,seed=3,mig=3g.40gb+2g.20gb+1g.10gb")
     clock.advance(3)
     fams = _parse(render(families([col.collect()], ExporterConfig(hostname_label="hostname"))).decode())
     assert fams["DCGM_FI_DEV_GPU_UTIL"].samples == []
@@ -71,7 +71,8 @@ def test_mig_labels_and_fields(sim):
     # Instance memory is the instance's own: a 1g.10gb slice is an eighth of the GPU.
     fb = {s.labels["GPU_I_PROFILE"]: s.value for s in fams["DCGM_FI_DEV_FB_USED"].samples if s.labels["gpu"] == "0"}
     free = {s.labels["GPU_I_PROFILE"]: s.value for s in fams["DCGM_FI_DEV_FB_FREE"].samples if s.labels["gpu"] == "0"}
-    assert fb["1g.10gb"] + free["1g.10gb"] == 81559 // 8
+    assert fb["1g.10gb"] + free["1g.10gb"] == host.gpus[0].migs[2].memory_bytes // 2**20
+    assert 9 * 2**10 < fb["1g.10gb"] + free["1g.10gb"] <= 81559 // 7
 
 
 def test_dcgm49_naming_changes_names_units_and_driver_label(sim):

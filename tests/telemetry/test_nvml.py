@@ -156,3 +156,57 @@ def test_spec_parser_gives_a_spec_or_one_sentence(text):
         assert "\n" not in str(e) and str(e)
     else:
         assert spec.hosts >= 1 and spec.gpus >= 1
+
+
+def test_mig_profiles_from_the_mig_catalog(tmp_path, cli):
+    """With a MIG profile table (kind mig_profiles, matched by PCI device ID) the simulator uses its
+    names and memory, e.g. the 4-slice A30 (MIG User Guide: 1g.6gb, 2g.12gb, 4g.24gb)."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.catalog.loader import set_user_catalogs
+    from aiinfra.telemetry.simulate import mig_profiles
+
+    (tmp_path / "cat.yaml").write_text(
+        """gpus:
+  a30-test: {name: NVIDIA A30, architecture: ampere, memory_gb: 24, memory_type: HBM2, memory_bw_gbps: 933,
+             tflops: {fp32: 10.3, bf16: 165}, nvlink_gbps: 200, pcie_gen: 4, form_factor: pcie, tdp_w: 165,
+             mig: true, mig_max_instances: 4, pci_device_id: "0x20B7", source: test}
+mig_profiles:
+  "0x20b7": {pci_device_ids: ["0x20B7"], profiles: [{name: 1g.6gb}, {name: 1g.6gb+me}, {name: 2g.12gb, usable_gib: 11.69}, {name: 4g.24gb, usable_gib: 23.5}]}
+"""
+    )
+    set_user_catalogs([tmp_path / "cat.yaml"])
+    table = mig_profiles(gpu("a30-test"))
+    assert table["2g.12gb"] == (2, int(11.69 * 2**30) // 2**20 * 2**20) and table["4g.24gb"][0] == 4
+    spec = parse_spec("gpus=1,model=a30-test,mig=2g.12gb+1g.6gb+me+1g.6gb")
+    assert spec.mig == ("2g.12gb", "1g.6gb+me", "1g.6gb")
+    clock = ManualClock(1.0)
+    snap = Collector(lib=Fleet(spec, clock=clock).hosts[0], clock=clock).collect()
+    assert [e.identity.gi_profile for e in snap.entities] == ["2g.12gb", "1g.6gb+me", "1g.6gb"]
+    with pytest.raises(AiinfraError, match="has 4"):
+        parse_spec("gpus=1,model=a30-test,mig=4g.24gb+1g.6gb")
+    with pytest.raises(AiinfraError, match="valid: 1g.6gb"):
+        parse_spec("gpus=1,model=a30-test,mig=3g.20gb")
+
+
+def test_default_geometry_names():
+    """Without the MIG table: NVIDIA's names from 7 compute / 8 memory slices (H100 80 GB: 1g.10gb … 7g.80gb)."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.telemetry.simulate import mig_profiles
+
+    names = set(mig_profiles(gpu("h100-sxm")))
+    assert {"1g.10gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb"} <= names
+
+
+def test_non_nvidia_model_is_refused(tmp_path):
+    from aiinfra.catalog.loader import set_user_catalogs
+
+    (tmp_path / "amd.yaml").write_text(
+        "gpus:\n  mi-test: {name: AMD Instinct, vendor: amd, architecture: cdna3, memory_gb: 192, memory_type: HBM3, memory_bw_gbps: 5300,"
+        " tflops: {bf16: 1307}, nvlink_gbps: 0, pcie_gen: 5, form_factor: oam, tdp_w: 750, mig: false, source: test}\n"
+    )
+    set_user_catalogs([tmp_path / "amd.yaml"])
+    try:
+        with pytest.raises(AiinfraError, match="AMD GPU"):
+            parse_spec("model=mi-test")
+    finally:
+        set_user_catalogs([])

@@ -37,7 +37,7 @@ _ABSENT = (
     pynvml.NVMLError_NoPermission,
     pynvml.NVMLError_FunctionNotFound,
 )
-_MIG_PROFILE_RE = re.compile(r"(\d+g\.\d+gb)\s*$")
+_MIG_PROFILE_RE = re.compile(r"(\d+g\.\d+gb(?:\+me)?)\s*$")
 _NO_INSTANCE = 0xFFFFFFFF
 
 # GPM metric → (field key, scale to SI). GPM reports percentages and MiB/s.

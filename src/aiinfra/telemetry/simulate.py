@@ -30,6 +30,7 @@ from types import SimpleNamespace
 import pynvml
 
 from aiinfra.catalog.gpus import gpu as catalog_gpu
+from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import SpecError
 from aiinfra.specs import GpuSpec
 
@@ -88,7 +89,7 @@ class FleetSpec:
 
 
 _FAULT_RE = re.compile(r"^(lost|xid(\d+)|dbe|thermal|power|pcie|nvlink|migpending):(?:h(\d+))?g(\d+)@(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?$")
-_MIG_RE = re.compile(r"^(\d)g\.(\d+)gb$")
+_MIG_RE = re.compile(r"^(\d)g\.(\d+)gb(?:\+me)?$")
 
 
 def parse_fault(text: str) -> Fault:
@@ -142,13 +143,24 @@ def parse_spec(text: str) -> FleetSpec:
         model=values.get("model", "h100-sxm"),
         seed=integer("seed", 0, 0, 2**31),
         workload=values.get("workload", "mixed"),
-        mig=tuple(p for p in values.get("mig", "").split("+") if p),
+        mig=_mig_list(values.get("mig", "")),
         mig_gpus=integer("mig_gpus", -1, 0, 256) if "mig_gpus" in values else None,
         faults=tuple(parse_fault(f) for f in values.get("faults", "").split("+") if f),
         speed=_speed(values.get("speed", "1")),
     )
     validate(spec)
     return spec
+
+
+def _mig_list(raw: str) -> tuple[str, ...]:
+    """'3g.40gb+1g.10gb+me' → ('3g.40gb', '1g.10gb+me'): profiles are joined by '+', and '+me' is part of a name."""
+    out: list[str] = []
+    for part in (p for p in raw.split("+") if p):
+        if part == "me" and out:
+            out[-1] += "+me"
+        else:
+            out.append(part)
+    return tuple(out)
 
 
 def _speed(raw: str) -> float:
@@ -163,22 +175,21 @@ def _speed(raw: str) -> float:
 
 def validate(spec: FleetSpec) -> GpuSpec:
     gpu = catalog_gpu(spec.model)
+    if gpu.vendor != "nvidia":
+        raise SpecError(f"{gpu.key} is an {gpu.vendor.upper()} GPU; the simulated fleet answers NVML calls, so pick an NVIDIA model")
     if spec.workload not in WORKLOADS + ("mixed",):
         raise SpecError(f"unknown workload '{spec.workload}'; choose one of: mixed, {', '.join(WORKLOADS)}")
     if spec.mig:
         if not gpu.mig:
             raise SpecError(f"{gpu.key} does not support MIG; drop mig= or pick a MIG-capable model")
-        slices = 0
+        table = mig_profiles(gpu)
         for profile in spec.mig:
-            m = _MIG_RE.match(profile)
-            if not m or int(m.group(1)) not in _MIG_MEMORY_EIGHTHS:
-                valid = ", ".join(_profile_name(gpu, s) for s in _MIG_MEMORY_EIGHTHS)
-                raise SpecError(f"unknown MIG profile '{profile}' for {gpu.key}; valid: {valid}")
-            if profile != _profile_name(gpu, int(m.group(1))):
-                raise SpecError(f"MIG profile '{profile}' does not exist on {gpu.key}; did you mean {_profile_name(gpu, int(m.group(1)))}?")
-            slices += int(m.group(1))
-        if slices > 7:
-            raise SpecError(f"MIG profiles {'+'.join(spec.mig)} need {slices} compute slices; a GPU has 7")
+            if profile not in table:
+                raise SpecError(f"unknown MIG profile '{profile}' for {gpu.key}; valid: {', '.join(table)}")
+        slices = sum(table[p][0] for p in spec.mig)
+        most = max(s for s, _ in table.values())
+        if slices > most:
+            raise SpecError(f"MIG profiles {'+'.join(spec.mig)} need {slices} compute slices; a {gpu.key} has {most}")
     for f in spec.faults:
         if f.host >= spec.hosts or f.gpu >= spec.gpus:
             raise SpecError(f"fault on host {f.host} GPU {f.gpu} is outside the fleet ({spec.hosts} hosts × {spec.gpus} GPUs)")
@@ -187,9 +198,38 @@ def validate(spec: FleetSpec) -> GpuSpec:
     return gpu
 
 
-def _profile_name(gpu: GpuSpec, slices: int) -> str:
-    """NVIDIA's profile naming: <compute slices>g.<memory in GB, rounded>gb (3g.40gb on H100 80GB)."""
-    return f"{slices}g.{round(gpu.memory_gb * _MIG_MEMORY_EIGHTHS[slices] / 8)}gb"
+def mig_profiles(gpu: GpuSpec) -> dict[str, tuple[int, int]]:
+    """MIG profile name → (compute slices, instance memory in bytes) for a GPU.
+
+    From the MIG catalog (catalog/data/mig_profiles.yaml, matched by PCI device ID) when it is
+    installed; otherwise from the H100/A100 geometry: 7 compute slices over 8 memory slices, named
+    <slices>g.<GB, rounded half up>gb as NVIDIA names them (3g.40gb on an 80 GB H100).
+    """
+    total = _total_bytes(gpu)
+    dev = (gpu.pci_device_id or "").lower()
+    for entry in default_catalog().table("mig_profiles").values():
+        ids = [str(x).lower() for x in entry.get("pci_device_ids", [])]
+        if dev and dev in ids and entry.get("profiles"):
+            out = {}
+            for prof in entry["profiles"]:
+                m = _MIG_RE.match(str(prof.get("name", "")))
+                if not m:
+                    continue
+                gib = prof.get("usable_gib")
+                mem = int(float(gib) * 2**30) if gib else int(m.group(2)) * 10**9
+                out[prof["name"]] = (int(m.group(1)), min(mem, total) // 2**20 * 2**20)
+            if out:
+                return out
+    return {
+        f"{c}g.{math.floor(gpu.memory_gb * e / 8 + 0.5)}gb": (c, total * e // 8 // 2**20 * 2**20)
+        for c, e in _MIG_MEMORY_EIGHTHS.items()
+    }
+
+
+def _total_bytes(gpu: GpuSpec) -> int:
+    if gpu.memory_total_mib:
+        return int(gpu.memory_total_mib) * 2**20
+    return int(gpu.memory_gb * 1e9) // 2**20 * 2**20
 
 
 class ManualClock:
@@ -243,9 +283,7 @@ class SimGpu:
 
     @property
     def memory_bytes(self) -> int:
-        if self.spec.memory_total_mib:
-            return int(self.spec.memory_total_mib) * 2**20
-        return int(self.spec.memory_gb * 1e9) // 2**20 * 2**20
+        return _total_bytes(self.spec)
 
 
 class SimGpmSample:
@@ -306,11 +344,11 @@ class SimHost:
                 pattern = spec.workload
             gpu = SimGpu(self, g, fleet.gpu_spec, uuid, f"00000000:{bus:02X}:00.0", f"1{_mix(seed, index, g, 4) % 10**12:012d}", pattern)
             if spec.mig and g < mig_gpus:
+                table = mig_profiles(fleet.gpu_spec)
                 for i, profile in enumerate(spec.mig):
-                    slices = int(profile.split("g.", 1)[0])
+                    slices, mem = table[profile]
                     mu = _mix(seed, index, g, 10 + i)
                     mig_uuid = f"MIG-{mu >> 32:08x}-{(mu >> 16) & 0xFFFF:04x}-{mu & 0xFFFF:04x}-{_mix(mu) >> 48:04x}-{_mix(mu, 2) >> 16:012x}"
-                    mem = gpu.memory_bytes * _MIG_MEMORY_EIGHTHS[slices] // 8 // 2**20 * 2**20
                     mig_pattern = ("inference", "training", "idle")[i % 3] if spec.workload == "mixed" else spec.workload
                     # GPU instance ids as the driver numbers them for these placements.
                     gpu.migs.append(SimMig(gpu, gi_id=i + 1, slices=slices, profile=profile, uuid=mig_uuid, pattern=mig_pattern, memory_bytes=mem))

@@ -53,7 +53,7 @@ def test_counters_are_monotonic_and_nvlink_is_a_rate(sim):
 
 
 def test_workload_patterns(sim):
-    col, host, clock = sim("gpus=1,seed=1,workload=leak")
+    col, _host, clock = sim("gpus=1,seed=1,workload=leak")
     clock.advance(60)
     early = col.collect().entities[0].values["fb-used"]
     clock.advance(600)
@@ -68,7 +68,7 @@ def test_workload_patterns(sim):
 
 
 def test_processes_with_memory(sim):
-    col, host, clock = sim("gpus=2,seed=1,workload=training")
+    col, _host, clock = sim("gpus=2,seed=1,workload=training")
     clock.advance(30)
     snap = col.collect()
     procs = snap.gpus[0].processes

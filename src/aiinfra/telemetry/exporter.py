@@ -194,7 +194,7 @@ def _format(value: float, is_int: bool) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return floatToGoString(value)
     if is_int:
-        return "%d" % value
+        return f"{int(value):d}"
     return f"{value:f}"  # dcgm-exporter prints doubles with Go %f (6 decimals)
 
 

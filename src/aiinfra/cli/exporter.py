@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from aiinfra.telemetry import exporter as tx
+from aiinfra.telemetry.fields import read_counters_csv
 
 
 def exporter(
@@ -22,6 +23,7 @@ def exporter(
     interval: Annotated[float, typer.Option("--interval", help="Seconds between NVML collections; scrapes read the cached result.")] = 5.0,
     naming: Annotated[str, typer.Option("--naming", help="Metric names and units: legacy (dcgm-exporter <= 4.8) or dcgm4.9 (DCGM 4.7 names, SI units).")] = "legacy",
     counters: Annotated[str, typer.Option("--counters", help="default = dcgm-exporter's default-counters.csv; all = every field aiinfra collects.")] = "default",
+    collectors: Annotated[Path | None, typer.Option("--collectors", help="A dcgm-exporter collectors CSV (DCGM field, type, help); overrides --counters.")] = None,
     hostname_label: Annotated[str, typer.Option("--hostname-label", help="Spelling of the host label: Hostname (<= 4.5.3-4.8.2) or hostname (>= 4.6.0-4.8.3).")] = "Hostname",
     hostname: Annotated[str | None, typer.Option("--hostname", help="Value of the host label (default: NODE_NAME, else the OS hostname).")] = None,
     no_hostname: Annotated[bool, typer.Option("--no-hostname", help="Leave the host label out, like dcgm-exporter -n.")] = False,
@@ -32,7 +34,8 @@ def exporter(
     once: Annotated[bool, typer.Option("--once", help="Collect once, print the /metrics text to stdout and exit.")] = False,
 ) -> None:
     """Serve GPU metrics exactly as dcgm-exporter names and labels them, plus aiinfra_ health metrics."""
-    cfg = tx.ExporterConfig(naming=naming, counters=counters, hostname_label="" if no_hostname else hostname_label, xid_window_ms=xid_window_ms)
+    rows = tuple(read_counters_csv(collectors)) if collectors is not None else None
+    cfg = tx.ExporterConfig(naming=naming, counters=counters, hostname_label="" if no_hostname else hostname_label, xid_window_ms=xid_window_ms, rows=rows)
     web = tx.load_web_config(web_config) if web_config is not None else None
     sources = tx.build_sources(simulate, hostname, cfg)
     if once:

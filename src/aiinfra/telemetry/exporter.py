@@ -53,7 +53,7 @@ from prometheus_client.utils import floatToGoString
 
 from aiinfra.catalog.loader import default_catalog, read_yaml
 from aiinfra.errors import AiinfraError
-from aiinfra.telemetry.fields import NAMINGS, Field, exported_fields
+from aiinfra.telemetry.fields import NAMINGS, ExportRow, default_rows
 from aiinfra.telemetry.nvml import Collector, Identity, Snapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -67,6 +67,10 @@ class ExporterConfig:
     hostname_label: str = "Hostname"  # "hostname" as in dcgm-exporter >= 4.6.0-4.8.3; "" = no label
     xid_window_ms: int = 300_000
     clock_events_window_ms: int = 300_000
+    rows: tuple[ExportRow, ...] | None = None  # from a dcgm-exporter collectors CSV; None = the catalog table
+
+    def table(self) -> list[ExportRow]:
+        return list(self.rows) if self.rows else default_rows(self.naming, self.counters)
 
     def __post_init__(self) -> None:
         if self.naming not in NAMINGS:
@@ -113,24 +117,25 @@ def _base_labels(ident: Identity, host: str, cfg: ExporterConfig) -> dict[str, s
 
 def families(snapshots: Sequence[Snapshot], cfg: ExporterConfig) -> list[Metric]:
     """All metric families for the snapshots (one per host), dcgm-exporter's first, then aiinfra_."""
-    rows = exported_fields(cfg.naming, cfg.counters)
-    label_rows = [f for f in rows if f.type == "label"]
-    metric_rows = [f for f in rows if f.type != "label"]
+    rows = cfg.table()
+    label_rows = sorted((r for r in rows if r.type == "label"), key=lambda r: r.name)
     xid_text = _xid_texts()
     out: list[Metric] = []
-    for f in metric_rows:
-        fam = DcgmFamily(f.name(cfg.naming), f.help_text(cfg.naming), f.type, f.is_int(cfg.naming))
+    for row in (r for r in rows if r.type != "label"):
+        fam = DcgmFamily(row.name, row.help, row.type, row.field.is_int(row.units))
         for snap in snapshots:
-            static = {lf.name(cfg.naming): snap.driver_version for lf in sorted(label_rows, key=lambda r: r.name(cfg.naming)) if lf.key == "driver-version"}
+            # `label` rows become labels on every series, sorted by name (render_metrics.go).
+            static = {r.name: snap.driver_version for r in label_rows if r.field.key == "driver-version"}
             for ent in snap.entities:
                 labels = {**_base_labels(ent.identity, snap.host, cfg), **static}
-                _add_field(fam, f, ent, labels, cfg, xid_text)
+                _add_field(fam, row, ent, labels, cfg, xid_text)
         out.append(fam)
     out.extend(self_metrics(snapshots, cfg))
     return out
 
 
-def _add_field(fam: DcgmFamily, f: Field, ent: Any, labels: dict[str, str], cfg: ExporterConfig, xid_text: dict[int, str]) -> None:
+def _add_field(fam: DcgmFamily, row: ExportRow, ent: Any, labels: dict[str, str], cfg: ExporterConfig, xid_text: dict[int, str]) -> None:
+    f = row.field
     if f.key == "exp-xid-errors-count":
         window = {"window_size_in_ms": str(cfg.xid_window_ms)}
         if not ent.xid_counts:  # dcgm-exporter: one 0 sample without an xid label
@@ -146,7 +151,7 @@ def _add_field(fam: DcgmFamily, f: Field, ent: Any, labels: dict[str, str], cfg:
     si = ent.values.get(f.key)
     if si is None:
         return  # unsupported or not collected: no sample, never a made-up 0
-    value = f.export_value(si, cfg.naming)
+    value = f.export_value(si, row.units)
     if f.key == "xid-errors":
         code = int(si)
         labels = {**labels, "err_code": str(code), "err_msg": xid_text.get(code, "unknownErr")}

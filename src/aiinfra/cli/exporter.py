@@ -16,7 +16,7 @@ from aiinfra.telemetry.fields import read_counters_csv
 def exporter(
     simulate: Annotated[
         str | None,
-        typer.Option("--simulate", help="Serve a simulated fleet instead of NVML, e.g. hosts=2,gpus=8,model=h100-sxm,seed=1 (keys: hosts, gpus, model, seed, workload, mig, mig_gpus, faults)."),
+        typer.Option("--simulate", help="Serve a simulated fleet instead of NVML, e.g. hosts=2,gpus=8,model=h100-sxm,seed=1 (keys: hosts, gpus, model, seed, workload, mig, mig_gpus, faults, speed)."),
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind; loopback by default.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on (dcgm-exporter uses 9400). With several simulated hosts, host i listens on port+i unless --single-port.", min=0, max=65535)] = 9400,

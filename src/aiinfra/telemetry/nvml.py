@@ -9,7 +9,9 @@ W, B/s, ratio 0–1). Rules it keeps:
 - a GPU that raises NVMLError_GpuIsLost is marked lost and its series disappear;
 - memory uses the v2 struct (`used` excludes `reserved`, as DCGM reads it on R510+);
 - XIDs arrive through an NVML event set; NVLink bandwidth is a rate computed from the KiB
-  counters between two collections, as DCGM does; profiling (PROF) fields come from GPM.
+  counters between two collections, as DCGM does; profiling (PROF) fields come from GPM, which
+  NVML offers on Hopper and newer only: on Ampere and older DCGM's own profiling module is the
+  source, so through NVML those fields are absent (and PCIe rates come from nvmlDeviceGetPcieThroughput).
 
 `lib` is pynvml itself or anything with the same functions (telemetry.simulate.SimHost), so the
 same code runs on a GPU node and on the simulated fleet.

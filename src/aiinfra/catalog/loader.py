@@ -19,13 +19,15 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from aiinfra.errors import AiinfraError, not_found
 
 DATA_DIR = Path(__file__).parent / "data"
+T = TypeVar("T", bound=BaseModel)
 
 # Suffixes that do not change a model's size: "meta-llama/Llama-3.1-8B-Instruct" is llama-3.1-8b.
 _NOISE_SUFFIXES = ("-instruct", "-chat", "-hf", "-base")
@@ -156,6 +158,16 @@ class Catalog:
     def entry(self, kind: str, name: str) -> tuple[str, dict]:
         key = self.resolve(kind, name)
         return key, self.tables[kind][key]
+
+
+def spec_from_entry(cls: type[T], kind: str, key: str, entry: dict) -> T:
+    """Validate one catalog entry into its pydantic spec; a bad entry names its field in one line."""
+    try:
+        return cls(key=key, **entry)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise AiinfraError(f"catalog {singular(kind)} '{key}' is invalid at '{where}': {err['msg']}") from None
 
 
 _user_files: tuple[str, ...] = ()

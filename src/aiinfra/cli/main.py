@@ -17,6 +17,8 @@ from aiinfra.cli import plan as plan_cmd
 from aiinfra.cli import tco as tco_cmd
 from aiinfra.cli import k8s as k8s_cmd
 from aiinfra.cli import mig as mig_cmd
+from aiinfra.cli import doctor as doctor_cmd
+from aiinfra.cli import exporter as exporter_cmd
 from aiinfra.cli.serve import serve
 from aiinfra.errors import AiinfraError
 
@@ -52,6 +54,8 @@ app.command("plan")(plan_cmd.command)
 app.command("infer")(infer_cmd.command)
 app.add_typer(mig_cmd.app, name="mig")
 app.add_typer(k8s_cmd.app, name="k8s")
+app.command(name="exporter")(exporter_cmd.exporter)
+app.command(name="doctor")(doctor_cmd.doctor)
 app.command("serve")(serve)
 
 

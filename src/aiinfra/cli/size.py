@@ -10,7 +10,7 @@ from rich.table import Table
 from aiinfra.catalog.gpus import gpu as lookup_gpu
 from aiinfra.catalog.models import model as lookup_model
 from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, emit
-from aiinfra.explain import Result, Term
+from aiinfra.explain import Result
 from aiinfra.sizing.inference import fits as fits_table
 from aiinfra.sizing.inference import inference_memory
 from aiinfra.sizing.params import param_counts

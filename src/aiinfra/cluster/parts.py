@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from aiinfra.catalog.loader import default_catalog
-from aiinfra.errors import AiinfraError, NotFoundError, SpecError, not_found
+from aiinfra.catalog.loader import default_catalog, spec_from_entry
+from aiinfra.errors import NotFoundError, SpecError, not_found
 
 
 class _Part(BaseModel):
@@ -122,12 +122,7 @@ def _build(cls: type[_Part], kind: str, name: str) -> _Part:
         key, entry = cat.entry(kind, name)
     except NotFoundError:
         raise not_found(_SINGULAR.get(kind, kind), name, cat.names(kind)) from None
-    try:
-        return cls(key=key, **entry)
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        raise AiinfraError(f"catalog {kind} entry '{key}' is invalid at '{where}': {err['msg']}") from None
+    return spec_from_entry(cls, kind, key, entry)
 
 
 def system(name: str) -> SystemSpec:

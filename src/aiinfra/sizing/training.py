@@ -232,7 +232,7 @@ def _runtime(kind: str) -> dict:
     return default_catalog().entry("runtime", kind)[1]
 
 
-def _validate(m: ModelSpec, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero, recompute) -> None:
+def _validate(m: ModelSpec, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero) -> None:
     """Scalar sanity checks: a clear error for impossible or non-positive settings."""
     for name, v in (("seq", seq), ("micro-batch", micro_batch)):
         if np.ndim(v) == 0 and v <= 0:
@@ -284,7 +284,7 @@ def training_memory(
         if recompute not in RECOMPUTE:
             raise SpecError(f"unknown recompute mode '{recompute}'; choose none, selective or full")
         recompute = RECOMPUTE[recompute]
-    _validate(m, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero, recompute)
+    _validate(m, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero)
     zero_eff = np.maximum(np.asarray(zero), 1 if distributed_optimizer else 0)
     counts = param_counts(m)
     tp_a, pp_a = np.asarray(tp, dtype=float), np.asarray(pp, dtype=float)

@@ -177,7 +177,7 @@ def _memory_table(r: Result, ex: Explainer) -> Table:
     return t
 
 
-def _stack_chart(r: Result, capacities: list[tuple[str, float, str]], div_id: str) -> Any:
+def _stack_chart(r: Result, capacities: list[tuple[str, float, float]], div_id: str) -> Any:
     """One stacked bar per GPU (the per-GPU memory parts) against each GPU's capacity line."""
     parts = [t for t in r.terms if t.name != "total per GPU"]
     names = [c[0] for c in capacities]
@@ -199,7 +199,8 @@ def _stack_chart(r: Result, capacities: list[tuple[str, float, str]], div_id: st
     return div(fig, div_id)
 
 
-def _capacity_lines(capacities: list[tuple[str, float, str]]) -> list[tuple[str, list[float], str]]:
+def _capacity_lines(capacities: list[tuple[str, float, float]]) -> list[tuple[str, list[float | None], str]]:
+    """(label, value per GPU, colour): the capacity, and the engine budget when there is one (inference)."""
     lines = [("capacity", [c[1] for c in capacities], "#b42318")]
     budgets = [c[2] for c in capacities]
     if any(budgets):

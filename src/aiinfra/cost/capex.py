@@ -20,6 +20,8 @@ from aiinfra.explain import Term
 
 # Item types whose entries carry a one-off `price`.
 CAPEX_TYPES = ("node", "switch", "optics", "storage", "facility")
+# No GPU cluster is financed over longer than a building; beyond this the annuity overflows floats.
+MAX_YEARS = 50
 
 
 def crf(rate: float, years: float) -> Term:
@@ -28,8 +30,8 @@ def crf(rate: float, years: float) -> Term:
     Standard annuity formula (e.g. any engineering-economics text; r = 8 %, L = 5 → 0.2505).
     With r = 0 it is straight-line, 1/L.
     """
-    if years <= 0:
-        raise AiinfraError(f"life must be > 0 years, got {years}")
+    if not 0 < years <= MAX_YEARS:
+        raise AiinfraError(f"life must be more than 0 and at most {MAX_YEARS} years, got {years:g}")
     if rate < 0:
         raise AiinfraError(f"cost of capital must be >= 0, got {rate}")
     if rate == 0:

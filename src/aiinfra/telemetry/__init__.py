@@ -1,0 +1,1 @@
+"""GPU telemetry: collection, export, and fleet analytics on Prometheus."""

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from aiinfra.catalog import set_user_catalogs
 from aiinfra.cli import catalog_cmd, size
+from aiinfra.cli import analyze, rules  # fleet analytics (telemetry)
 from aiinfra.errors import AiinfraError
 
 try:  # typer >= 0.24 vendors its own click; older typer uses click itself.
@@ -39,6 +40,8 @@ def _global(
 
 app.add_typer(size.app, name="size")
 app.add_typer(catalog_cmd.app, name="catalog")
+app.command("analyze")(analyze.analyze_cmd)
+app.command("rules")(rules.rules_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -118,6 +118,11 @@ class Prometheus:
 
     def _call(self, path: str, params: dict[str, Any] | list[tuple[str, Any]], expr: str | None = None) -> Any:
         """POST form-encoded (long PromQL fits), unwrap the envelope, map every failure to one line."""
+        if isinstance(params, list):  # repeated keys (match[]) → {key: [values]}, the form httpx encodes
+            grouped: dict[str, list[Any]] = {}
+            for k, v in params:
+                grouped.setdefault(k, []).append(v)
+            params = grouped
         started = time.perf_counter()
         try:
             resp = self._http.post(path, data=params)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from aiinfra.catalog import set_user_catalogs
 from aiinfra.cli import catalog_cmd, size
-from aiinfra.cli import analyze, dashboard, rules  # fleet analytics (telemetry)
+from aiinfra.cli import analyze, dashboard, rules, top  # fleet analytics (telemetry)
 from aiinfra.errors import AiinfraError
 
 try:  # typer >= 0.24 vendors its own click; older typer uses click itself.
@@ -43,6 +43,7 @@ app.add_typer(catalog_cmd.app, name="catalog")
 app.command("analyze")(analyze.analyze_cmd)
 app.command("rules")(rules.rules_cmd)
 app.command("dashboard")(dashboard.dashboard_cmd)
+app.command("top")(top.top_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

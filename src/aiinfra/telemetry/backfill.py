@@ -345,7 +345,7 @@ class LocalPrometheus:
 
     def __init__(self, workdir: Path, targets: list[str] | None = None, scrape_interval: str = "1s",
                  data_dir: Path | None = None, job: str = "dcgm-exporter", rule_files: list[Path] | None = None,
-                 ready_timeout: float = 60.0):
+                 ready_timeout: float = 60.0, extra_args: list[str] | None = None):
         self.workdir = Path(workdir)
         self.targets = targets or []
         self.scrape_interval = scrape_interval
@@ -353,6 +353,7 @@ class LocalPrometheus:
         self.job = job
         self.rule_files = rule_files or []
         self.ready_timeout = ready_timeout
+        self.extra_args = extra_args or []
         self.url = ""
         self._proc: subprocess.Popen | None = None
         self._log = None
@@ -382,7 +383,7 @@ class LocalPrometheus:
         self._log = open(self.workdir / "prometheus.log", "w")
         self._proc = subprocess.Popen(
             [exe, f"--config.file={cfg}", f"--storage.tsdb.path={self.data_dir}", f"--web.listen-address=127.0.0.1:{port}",
-             "--storage.tsdb.retention.time=3650d", "--log.level=warn"],
+             "--storage.tsdb.retention.time=3650d", "--log.level=warn", *self.extra_args],
             stdout=self._log, stderr=subprocess.STDOUT,
         )
         from aiinfra.telemetry.prom import Prometheus

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from aiinfra.catalog import set_user_catalogs
 from aiinfra.cli import catalog_cmd, size
 from aiinfra.cli import analyze, dashboard, rules, top  # fleet analytics (telemetry)
+from aiinfra.cli import exporter as exporter_cmd
 from aiinfra.errors import AiinfraError
 
 try:  # typer >= 0.24 vendors its own click; older typer uses click itself.
@@ -40,6 +41,7 @@ def _global(
 
 app.add_typer(size.app, name="size")
 app.add_typer(catalog_cmd.app, name="catalog")
+app.command(name="exporter")(exporter_cmd.exporter)
 app.command("analyze")(analyze.analyze_cmd)
 app.command("rules")(rules.rules_cmd)
 app.command("dashboard")(dashboard.dashboard_cmd)

@@ -1,1 +1,0 @@
-"""GPU telemetry: collection, export, and fleet analytics on Prometheus."""

@@ -1,0 +1,62 @@
+"""`aiinfra exporter`: serve dcgm-exporter-compatible /metrics and /healthz from NVML or a simulated fleet."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aiinfra.telemetry import exporter as tx
+
+
+def exporter(
+    simulate: Annotated[
+        str | None,
+        typer.Option("--simulate", help="Serve a simulated fleet instead of NVML, e.g. hosts=2,gpus=8,model=h100-sxm,seed=1 (keys: hosts, gpus, model, seed, workload, mig, mig_gpus, faults)."),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind; loopback by default.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (dcgm-exporter uses 9400). With several simulated hosts, host i listens on port+i unless --single-port.", min=0, max=65535)] = 9400,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between NVML collections; scrapes read the cached result.")] = 5.0,
+    naming: Annotated[str, typer.Option("--naming", help="Metric names and units: legacy (dcgm-exporter <= 4.8) or dcgm4.9 (DCGM 4.7 names, SI units).")] = "legacy",
+    counters: Annotated[str, typer.Option("--counters", help="default = dcgm-exporter's default-counters.csv; all = every field aiinfra collects.")] = "default",
+    hostname_label: Annotated[str, typer.Option("--hostname-label", help="Spelling of the host label: Hostname (<= 4.5.3-4.8.2) or hostname (>= 4.6.0-4.8.3).")] = "Hostname",
+    hostname: Annotated[str | None, typer.Option("--hostname", help="Value of the host label (default: NODE_NAME, else the OS hostname).")] = None,
+    no_hostname: Annotated[bool, typer.Option("--no-hostname", help="Leave the host label out, like dcgm-exporter -n.")] = False,
+    web_config: Annotated[Path | None, typer.Option("--web-config", help="exporter-toolkit style YAML: tls_server_config (cert_file, key_file) and basic_auth_users (bcrypt hashes).")] = None,
+    single_port: Annotated[bool, typer.Option("--single-port", help="Serve all simulated hosts on one port.")] = False,
+    xid_window_ms: Annotated[int, typer.Option("--xid-count-window-size", help="Window of DCGM_EXP_XID_ERRORS_COUNT in ms.", min=1)] = 300_000,
+    duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds (default: run until interrupted).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Collect once, print the /metrics text to stdout and exit.")] = False,
+) -> None:
+    """Serve GPU metrics exactly as dcgm-exporter names and labels them, plus aiinfra_ health metrics."""
+    cfg = tx.ExporterConfig(naming=naming, counters=counters, hostname_label="" if no_hostname else hostname_label, xid_window_ms=xid_window_ms)
+    web = tx.load_web_config(web_config) if web_config is not None else None
+    sources = tx.build_sources(simulate, hostname, cfg)
+    if once:
+        exp = tx.Exporter(sources, cfg, interval)
+        time.sleep(min(interval, 0.2))  # give rate fields (NVLink, GPM) a measurable interval
+        exp.collect_once()
+        sys.stdout.write(exp.body.decode())
+        exp.stop()
+        return
+    running = tx.start(sources, cfg, host, port, interval, web, single_port)
+    scheme = "https" if web is not None and web.cert_file is not None else "http"
+    for exp, server in running:
+        bound = server.server_address[1]
+        hosts = ", ".join(s.host for s in exp.sources)
+        sys.stderr.write(f"serving {scheme}://{host}:{bound}/metrics ({hosts})\n")
+    sys.stderr.flush()
+    try:
+        deadline = None if duration is None else time.monotonic() + duration
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for exp, server in running:
+            server.shutdown()
+            server.server_close()
+            exp.stop()

@@ -1,0 +1,552 @@
+"""The only module that calls NVML (nvidia-ml-py, `import pynvml`). It returns plain samples.
+
+`Collector(lib=pynvml)` reads every GPU, and every MIG instance when MIG is on, into a `Snapshot`:
+values keyed by the DCGM field keys of catalog/data/dcgm_fields.yaml, in SI units (bytes, Hz, J,
+W, B/s, ratio 0–1). Rules it keeps:
+
+- a field NVML does not support is absent, never a made-up 0;
+- one failing GPU never stops the others: its errors are counted and collection goes on;
+- a GPU that raises NVMLError_GpuIsLost is marked lost and its series disappear;
+- memory uses the v2 struct (`used` excludes `reserved`, as DCGM reads it on R510+);
+- XIDs arrive through an NVML event set; NVLink bandwidth is a rate computed from the KiB
+  counters between two collections, as DCGM does; profiling (PROF) fields come from GPM.
+
+`lib` is pynvml itself or anything with the same functions (telemetry.simulate.SimHost), so the
+same code runs on a GPU node and on the simulated fleet.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pynvml
+
+from aiinfra.errors import AiinfraError
+from aiinfra.telemetry.fields import CLOCK_EVENTS
+
+# Errors that mean "this field does not exist here" → the field is absent, not an error.
+_ABSENT = (
+    pynvml.NVMLError_NotSupported,
+    pynvml.NVMLError_NotFound,
+    pynvml.NVMLError_NoPermission,
+    pynvml.NVMLError_FunctionNotFound,
+)
+_MIG_PROFILE_RE = re.compile(r"(\d+g\.\d+gb)\s*$")
+_NO_INSTANCE = 0xFFFFFFFF
+
+# GPM metric → (field key, scale to SI). GPM reports percentages and MiB/s.
+_GPM_FIELDS = {
+    pynvml.NVML_GPM_METRIC_GRAPHICS_UTIL: ("prof-gr-engine-active", 0.01),
+    pynvml.NVML_GPM_METRIC_SM_UTIL: ("prof-sm-active", 0.01),
+    pynvml.NVML_GPM_METRIC_SM_OCCUPANCY: ("prof-sm-occupancy", 0.01),
+    pynvml.NVML_GPM_METRIC_ANY_TENSOR_UTIL: ("prof-pipe-tensor-active", 0.01),
+    pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL: ("prof-dram-active", 0.01),
+    pynvml.NVML_GPM_METRIC_PCIE_TX_PER_SEC: ("prof-pcie-tx-bytes", float(2**20)),
+    pynvml.NVML_GPM_METRIC_PCIE_RX_PER_SEC: ("prof-pcie-rx-bytes", float(2**20)),
+}
+# Fields read from the device and repeated on each of its MIG instances (dcgm-exporter does so).
+_INSTANCE_FIELDS = {"fb-total", "fb-free", "fb-used", "fb-reserved", *(k for k, _ in _GPM_FIELDS.values())}
+_GPU_ONLY_FIELDS = {"gpu-util", "mem-copy-util", "enc-util", "dec-util"}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a sample is about: the labels dcgm-exporter puts on every series."""
+
+    gpu: int
+    uuid: str
+    pci_bus_id: str
+    model: str
+    gi_id: int | None = None
+    gi_profile: str | None = None
+    mig_uuid: str | None = None
+
+    @property
+    def device(self) -> str:
+        return f"nvidia{self.gpu}"
+
+
+@dataclass
+class Process:
+    pid: int
+    used_bytes: int | None  # None where NVML reports N/A (MIG, WDDM)
+    gi_id: int | None = None
+
+
+@dataclass
+class EntitySample:
+    """One GPU, or one MIG instance, at one collection: SI values by field key."""
+
+    identity: Identity
+    values: dict[str, float]
+    xid_counts: dict[int, int] = field(default_factory=dict)
+    clock_event_counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class GpuStatus:
+    """The state of one physical GPU that a node check needs (doctor), beyond the metric values."""
+
+    index: int
+    uuid: str = ""
+    pci_bus_id: str = ""
+    model: str = ""
+    serial: str | None = None
+    lost: bool = False
+    persistence_mode: int | None = None
+    ecc_mode: tuple[int, int] | None = None  # (current, pending)
+    mig_mode: tuple[int, int] | None = None  # (current, pending)
+    pcie_gen: tuple[int, int] | None = None  # (current, max)
+    pcie_width: tuple[int, int] | None = None  # (current, max)
+    nvlink_states: list[int] = field(default_factory=list)  # 1 = up, per link
+    clock_event_reasons: int | None = None
+    remapped_rows: tuple[int, int, int, int] | None = None  # (correctable, uncorrectable, pending, failure)
+    retired_pages_pending: int | None = None
+    recent_xids: list[tuple[float, int]] = field(default_factory=list)  # (unix time, code) in the window
+    processes: list[Process] = field(default_factory=list)
+
+
+@dataclass
+class Snapshot:
+    host: str
+    time: float  # unix seconds at the end of collection
+    driver_version: str
+    cuda_version: int | None
+    entities: list[EntitySample]
+    gpus: list[GpuStatus]
+    errors: dict[int, int]  # cumulative failed NVML calls per GPU index
+    lost: set[int]
+    duration_s: float
+    collections: int
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _handle_key(h: Any) -> int:
+    """A stable key for a device handle: the pointer value for real handles, id() for Python ones."""
+    try:
+        return ctypes.cast(h, ctypes.c_void_p).value or 0
+    except (TypeError, ctypes.ArgumentError):
+        return id(h)
+
+
+def _field_value(fv: Any) -> float:
+    t = fv.valueType
+    v = fv.value
+    if t == pynvml.NVML_VALUE_TYPE_DOUBLE:
+        return float(v.dVal)
+    if t == pynvml.NVML_VALUE_TYPE_UNSIGNED_INT:
+        return float(v.uiVal)
+    if t == pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG:
+        return float(v.ulVal)
+    if t == pynvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG:
+        return float(v.sllVal)
+    if t == pynvml.NVML_VALUE_TYPE_SIGNED_INT:
+        return float(v.siVal)
+    return float(v.ullVal)
+
+
+class _GpuLost(Exception):
+    pass
+
+
+class Collector:
+    """Reads all GPUs of one host through `lib` (pynvml or a stand-in with the same functions)."""
+
+    def __init__(
+        self,
+        lib: Any = None,
+        host: str = "",
+        xid_window_s: float = 300.0,
+        clock_events_window_s: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.nv = lib if lib is not None else pynvml
+        self.host = host
+        self.clock = clock
+        self.xid_window_s = xid_window_s
+        self.clock_events_window_s = clock_events_window_s
+        self.errors: dict[int, int] = {}
+        self.lost: set[int] = set()
+        self.collections = 0
+        try:
+            self.nv.nvmlInit()
+            self.driver_version = _text(self.nv.nvmlSystemGetDriverVersion())
+            count = self.nv.nvmlDeviceGetCount()
+        except pynvml.NVMLError as e:
+            raise AiinfraError(f"NVML is not available ({e}); run on a node with the NVIDIA driver or use --simulate") from None
+        self.cuda_version = self._q(-1, self.nv.nvmlSystemGetCudaDriverVersion)
+        self.handles: list[Any] = []
+        self.identity: dict[int, Identity] = {}
+        self.serial: dict[int, str | None] = {}
+        self._by_handle: dict[int, int] = {}
+        self._xids: dict[int, deque[tuple[float, int]]] = {}
+        self._last_xid: dict[int, int] = {}
+        self._events: dict[int, deque[tuple[float, int]]] = {}
+        self._nvlink_prev: dict[int, tuple[float, float]] = {}
+        self._gpm_prev: dict[tuple[int, int], Any] = {}
+        self._gpm_ok: dict[int, bool] = {}
+        self._event_set = None
+        try:
+            self._event_set = self.nv.nvmlEventSetCreate()
+        except pynvml.NVMLError:
+            self._event_set = None
+        for i in range(count):
+            self.errors[i] = 0
+            self._xids[i] = deque()
+            self._events[i] = deque()
+            try:
+                h = self.nv.nvmlDeviceGetHandleByIndex(i)
+                self.handles.append(h)
+                self._by_handle[_handle_key(h)] = i
+                self.identity[i] = Identity(
+                    gpu=i,
+                    uuid=_text(self.nv.nvmlDeviceGetUUID(h)),
+                    pci_bus_id=_text(self.nv.nvmlDeviceGetPciInfo(h).busId),
+                    model=_text(self.nv.nvmlDeviceGetName(h)),
+                )
+                self.serial[i] = self._q(i, self.nv.nvmlDeviceGetSerial, h)
+                if self._event_set is not None:
+                    self._q(i, self.nv.nvmlDeviceRegisterEvents, h, pynvml.nvmlEventTypeXidCriticalError, self._event_set)
+                self._prime(i, h)
+            except pynvml.NVMLError_GpuIsLost:
+                self._mark_lost(i)
+                if len(self.handles) <= i:
+                    self.handles.append(None)
+            except pynvml.NVMLError:
+                self.errors[i] += 1
+                if len(self.handles) <= i:
+                    self.handles.append(None)
+
+    # ---- helpers
+
+    def _q(self, gpu: int, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        """Call NVML; None when the field is unsupported; count other errors; raise when the GPU is lost."""
+        try:
+            return fn(*args, **kw)
+        except pynvml.NVMLError_GpuIsLost:
+            raise _GpuLost() from None
+        except _ABSENT:
+            return None
+        except pynvml.NVMLError:
+            if gpu >= 0:
+                self.errors[gpu] = self.errors.get(gpu, 0) + 1
+            return None
+
+    def _mark_lost(self, i: int) -> None:
+        if i not in self.lost:
+            self.lost.add(i)
+            self.errors[i] = self.errors.get(i, 0) + 1
+
+    def _prime(self, i: int, h: Any) -> None:
+        """First readings of the delta-based fields, so the first collection already has rates."""
+        kib = self._nvlink_kib(i, h)
+        if kib is not None:
+            self._nvlink_prev[i] = (self.clock(), kib)
+        support = self._q(i, self.nv.nvmlGpmQueryDeviceSupport, h)
+        self._gpm_ok[i] = bool(support is not None and support.isSupportedDevice)
+        if self._gpm_ok[i]:
+            for gi in self._mig_gi_ids(i, h) or [None]:
+                self._gpm_metrics(i, h, gi)
+
+    def _mig_handles(self, i: int, h: Any) -> list[Any]:
+        mode = self._q(i, self.nv.nvmlDeviceGetMigMode, h)
+        if not mode or not mode[0]:
+            return []
+        out = []
+        for j in range(self._q(i, self.nv.nvmlDeviceGetMaxMigDeviceCount, h) or 0):
+            try:
+                out.append(self.nv.nvmlDeviceGetMigDeviceHandleByIndex(h, j))
+            except pynvml.NVMLError_GpuIsLost:
+                raise _GpuLost() from None
+            except pynvml.NVMLError:
+                break  # past the last instance (nvitop stops here too)
+        return out
+
+    def _mig_gi_ids(self, i: int, h: Any) -> list[int]:
+        return [gi for m in self._mig_handles(i, h) if (gi := self._q(i, self.nv.nvmlDeviceGetGpuInstanceId, m)) is not None]
+
+    def _nvlink_kib(self, i: int, h: Any) -> float | None:
+        count_fv = self._q(i, self.nv.nvmlDeviceGetFieldValues, h, [pynvml.NVML_FI_DEV_NVLINK_LINK_COUNT])
+        if not count_fv or count_fv[0].nvmlReturn != pynvml.NVML_SUCCESS:
+            return None
+        links = int(_field_value(count_fv[0]))
+        if links <= 0:
+            return None
+        ids = [(fid, link) for link in range(links) for fid in (pynvml.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, pynvml.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX)]
+        fvs = self._q(i, self.nv.nvmlDeviceGetFieldValues, h, ids)
+        if not fvs:
+            return None
+        ok = [_field_value(fv) for fv in fvs if fv.nvmlReturn == pynvml.NVML_SUCCESS]
+        return float(sum(ok)) if ok else None
+
+    def _gpm_metrics(self, i: int, h: Any, gi: int | None) -> dict[str, float]:
+        """Profiling ratios between the previous GPM sample and a new one (empty on the first call)."""
+        key = (i, -1 if gi is None else gi)
+        sample = self._q(i, self.nv.nvmlGpmSampleAlloc)
+        if sample is None:
+            return {}
+        if gi is None:
+            got = self._q(i, self.nv.nvmlGpmSampleGet, h, sample)
+        else:
+            got = self._q(i, self.nv.nvmlGpmMigSampleGet, h, gi, sample)
+        if got is None:
+            self._q(i, self.nv.nvmlGpmSampleFree, sample)
+            return {}
+        prev = self._gpm_prev.get(key)
+        self._gpm_prev[key] = sample
+        if prev is None:
+            return {}
+        mg = self.nv.c_nvmlGpmMetricsGet_t()
+        mg.version = pynvml.NVML_GPM_METRICS_GET_VERSION
+        mg.numMetrics = len(_GPM_FIELDS)
+        mg.sample1, mg.sample2 = prev, sample
+        for n, metric in enumerate(_GPM_FIELDS):
+            mg.metrics[n].metricId = metric
+        res = self._q(i, self.nv.nvmlGpmMetricsGet, mg)
+        self._q(i, self.nv.nvmlGpmSampleFree, prev)
+        out: dict[str, float] = {}
+        if res is None:
+            return out
+        for n in range(len(_GPM_FIELDS)):
+            m = res.metrics[n]
+            if m.nvmlReturn == pynvml.NVML_SUCCESS and m.metricId in _GPM_FIELDS:
+                key_name, scale = _GPM_FIELDS[m.metricId]
+                out[key_name] = float(m.value) * scale
+        return out
+
+    def _drain_xids(self, now: float) -> None:
+        """Read every pending XID event without blocking (timeout 0), bounded per collection."""
+        if self._event_set is None:
+            return
+        for _ in range(10_000):
+            try:
+                data = self.nv.nvmlEventSetWait_v2(self._event_set, 0)
+            except pynvml.NVMLError_Timeout:
+                return
+            except pynvml.NVMLError:
+                return
+            if not data.eventType & pynvml.nvmlEventTypeXidCriticalError:
+                continue
+            i = self._by_handle.get(_handle_key(data.device))
+            if i is None:
+                continue
+            code = int(data.eventData)
+            self._xids[i].append((now, code))
+            self._last_xid[i] = code
+
+    # ---- collection
+
+    def collect(self) -> Snapshot:
+        t0 = time.perf_counter()
+        now = self.clock()
+        self._drain_xids(now)
+        entities: list[EntitySample] = []
+        statuses: list[GpuStatus] = []
+        for i, h in enumerate(self.handles):
+            ident = self.identity.get(i)
+            status = GpuStatus(index=i, uuid=ident.uuid if ident else "", pci_bus_id=ident.pci_bus_id if ident else "", model=ident.model if ident else "")
+            if h is None or ident is None or i in self.lost:
+                status.lost = i in self.lost
+                statuses.append(status)
+                continue
+            try:
+                entities.extend(self._collect_gpu(i, h, ident, status, now))
+            except _GpuLost:
+                self._mark_lost(i)
+                status.lost = True
+            except pynvml.NVMLError:
+                self.errors[i] = self.errors.get(i, 0) + 1
+            except Exception:  # noqa: BLE001 - a driver/binding surprise on one GPU must not stop the rest
+                self.errors[i] = self.errors.get(i, 0) + 1
+            statuses.append(status)
+        self.collections += 1
+        return Snapshot(
+            host=self.host,
+            time=now,
+            driver_version=self.driver_version,
+            cuda_version=self.cuda_version,
+            entities=entities,
+            gpus=statuses,
+            errors=dict(self.errors),
+            lost=set(self.lost),
+            duration_s=time.perf_counter() - t0,
+            collections=self.collections,
+        )
+
+    def _collect_gpu(self, i: int, h: Any, ident: Identity, st: GpuStatus, now: float) -> list[EntitySample]:
+        nv, q = self.nv, self._q
+        v: dict[str, float] = {}
+
+        def put(key: str, value: Any, scale: float = 1.0) -> None:
+            if value is not None:
+                v[key] = float(value) * scale
+
+        st.serial = self.serial.get(i)
+        put("sm-clock", q(i, nv.nvmlDeviceGetClockInfo, h, pynvml.NVML_CLOCK_SM), 1e6)
+        put("mem-clock", q(i, nv.nvmlDeviceGetClockInfo, h, pynvml.NVML_CLOCK_MEM), 1e6)
+        reasons = q(i, nv.nvmlDeviceGetCurrentClocksEventReasons, h)
+        put("clocks-event-reasons", reasons)
+        st.clock_event_reasons = reasons
+        put("gpu-temp", q(i, nv.nvmlDeviceGetTemperature, h, pynvml.NVML_TEMPERATURE_GPU))
+        fvs = q(i, nv.nvmlDeviceGetFieldValues, h, [pynvml.NVML_FI_DEV_MEMORY_TEMP, pynvml.NVML_FI_DEV_REMAPPED_PENDING])
+        if fvs:
+            if fvs[0].nvmlReturn == pynvml.NVML_SUCCESS:
+                v["memory-temp"] = _field_value(fvs[0])
+        mw = q(i, nv.nvmlDeviceGetPowerUsage, h)
+        put("power-usage", mw, 1e-3)  # mW → W
+        put("enforced-power-limit", q(i, nv.nvmlDeviceGetEnforcedPowerLimit, h), 1e-3)
+        put("total-energy-consumption", q(i, nv.nvmlDeviceGetTotalEnergyConsumption, h), 1e-3)  # mJ → J
+        put("pcie-replay-counter", q(i, nv.nvmlDeviceGetPcieReplayCounter, h))
+        for key, policy in (("power-violation", pynvml.NVML_PERF_POLICY_POWER), ("thermal-violation", pynvml.NVML_PERF_POLICY_THERMAL)):
+            viol = q(i, nv.nvmlDeviceGetViolationStatus, h, policy)
+            if viol is not None:
+                v[key] = float(viol.violationTime)  # ns
+        for key, etype, ctype in (
+            ("ecc-sbe-vol-total", pynvml.NVML_MEMORY_ERROR_TYPE_CORRECTED, pynvml.NVML_VOLATILE_ECC),
+            ("ecc-dbe-vol-total", pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, pynvml.NVML_VOLATILE_ECC),
+            ("ecc-sbe-agg-total", pynvml.NVML_MEMORY_ERROR_TYPE_CORRECTED, pynvml.NVML_AGGREGATE_ECC),
+            ("ecc-dbe-agg-total", pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, pynvml.NVML_AGGREGATE_ECC),
+        ):
+            put(key, q(i, nv.nvmlDeviceGetTotalEccErrors, h, etype, ctype))
+        rows = q(i, nv.nvmlDeviceGetRemappedRows, h)
+        if rows is not None:
+            corr, unc, pending, failure = (int(x) for x in rows)
+            st.remapped_rows = (corr, unc, pending, failure)
+            v.update({"correctable-remapped-rows": corr, "uncorrectable-remapped-rows": unc, "row-remap-pending": pending, "row-remap-failure": failure})
+        sbe = q(i, nv.nvmlDeviceGetRetiredPages, h, pynvml.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS)
+        dbe = q(i, nv.nvmlDeviceGetRetiredPages, h, pynvml.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR)
+        if sbe is not None:
+            v["retired-sbe"] = len(sbe)
+        if dbe is not None:
+            v["retired-dbe"] = len(dbe)
+        pending_pages = q(i, nv.nvmlDeviceGetRetiredPagesPendingStatus, h)
+        put("retired-pending", pending_pages)
+        st.retired_pages_pending = pending_pages
+
+        kib = self._nvlink_kib(i, h)
+        mono = now
+        if kib is not None:
+            prev = self._nvlink_prev.get(i)
+            if prev is not None and mono > prev[0] and kib >= prev[1]:
+                v["nvlink-bandwidth-total"] = (kib - prev[1]) * 1024.0 / (mono - prev[0])
+            self._nvlink_prev[i] = (mono, kib)
+            links = self._q(i, nv.nvmlDeviceGetFieldValues, h, [pynvml.NVML_FI_DEV_NVLINK_LINK_COUNT])
+            n_links = int(_field_value(links[0])) if links and links[0].nvmlReturn == pynvml.NVML_SUCCESS else 0
+            st.nvlink_states = [int(s) for link in range(n_links) if (s := q(i, nv.nvmlDeviceGetNvLinkState, h, link)) is not None]
+
+        if self._last_xid.get(i) is not None:
+            v["xid-errors"] = float(self._last_xid[i])
+        window = self._xids[i]
+        while window and window[0][0] < now - self.xid_window_s:
+            window.popleft()
+        xid_counts: dict[int, int] = {}
+        for _, code in window:
+            xid_counts[code] = xid_counts.get(code, 0) + 1
+        st.recent_xids = list(window)
+        events = self._events[i]
+        if reasons is not None:
+            events.append((now, int(reasons)))
+        while events and events[0][0] < now - self.clock_events_window_s:
+            events.popleft()
+        clock_counts = {name: sum(1 for _, bits in events if bits & bit) for bit, name in CLOCK_EVENTS.items()}
+
+        st.persistence_mode = q(i, nv.nvmlDeviceGetPersistenceMode, h)
+        ecc = q(i, nv.nvmlDeviceGetEccMode, h)
+        st.ecc_mode = (int(ecc[0]), int(ecc[1])) if ecc is not None else None
+        mig = q(i, nv.nvmlDeviceGetMigMode, h)
+        st.mig_mode = (int(mig[0]), int(mig[1])) if mig is not None else None
+        gen = (q(i, nv.nvmlDeviceGetCurrPcieLinkGeneration, h), q(i, nv.nvmlDeviceGetMaxPcieLinkGeneration, h))
+        width = (q(i, nv.nvmlDeviceGetCurrPcieLinkWidth, h), q(i, nv.nvmlDeviceGetMaxPcieLinkWidth, h))
+        st.pcie_gen = (int(gen[0]), int(gen[1])) if None not in gen else None
+        st.pcie_width = (int(width[0]), int(width[1])) if None not in width else None
+        tx = q(i, nv.nvmlDeviceGetPcieThroughput, h, pynvml.NVML_PCIE_UTIL_TX_BYTES) if not self._gpm_ok.get(i) else None
+        rx = q(i, nv.nvmlDeviceGetPcieThroughput, h, pynvml.NVML_PCIE_UTIL_RX_BYTES) if not self._gpm_ok.get(i) else None
+        put("prof-pcie-tx-bytes", tx, 1024.0)  # NVML KB/s → B/s
+        put("prof-pcie-rx-bytes", rx, 1024.0)
+        st.processes = self._processes(i, h)
+
+        migs = self._mig_handles(i, h) if st.mig_mode and st.mig_mode[0] else []
+        if not migs:
+            util = q(i, nv.nvmlDeviceGetUtilizationRates, h)
+            if util is not None:
+                v["gpu-util"] = util.gpu / 100.0
+                v["mem-copy-util"] = util.memory / 100.0
+            enc = q(i, nv.nvmlDeviceGetEncoderUtilization, h)
+            dec = q(i, nv.nvmlDeviceGetDecoderUtilization, h)
+            if enc is not None:
+                v["enc-util"] = enc[0] / 100.0
+            if dec is not None:
+                v["dec-util"] = dec[0] / 100.0
+            v.update(self._memory(i, h))
+            if self._gpm_ok.get(i):
+                v.update(self._gpm_metrics(i, h, None))
+            return [EntitySample(ident, v, xid_counts, clock_counts)]
+
+        # MIG on: like dcgm-exporter's default selector, report GPU instances only; each carries the
+        # parent's device-wide values plus its own memory and profiling values.
+        device_wide = {k: x for k, x in v.items() if k not in _INSTANCE_FIELDS and k not in _GPU_ONLY_FIELDS}
+        out = []
+        for m in migs:
+            gi = q(i, nv.nvmlDeviceGetGpuInstanceId, m)
+            if gi is None:
+                continue
+            mv = dict(device_wide)
+            mv.update(self._memory(i, m))
+            if self._gpm_ok.get(i):
+                mv.update(self._gpm_metrics(i, h, gi))
+            mig_ident = Identity(
+                gpu=i,
+                uuid=ident.uuid,
+                pci_bus_id=ident.pci_bus_id,
+                model=ident.model,
+                gi_id=int(gi),
+                gi_profile=self._mig_profile(i, m),
+                mig_uuid=q(i, nv.nvmlDeviceGetUUID, m),
+            )
+            out.append(EntitySample(mig_ident, mv, xid_counts, clock_counts))
+        return out
+
+    def _memory(self, i: int, h: Any) -> dict[str, float]:
+        mem = self._q(i, self.nv.nvmlDeviceGetMemoryInfo, h, version=pynvml.nvmlMemory_v2)
+        if mem is not None:
+            return {"fb-total": mem.total, "fb-free": mem.free, "fb-used": mem.used, "fb-reserved": mem.reserved}
+        mem = self._q(i, self.nv.nvmlDeviceGetMemoryInfo, h)  # pre-R510: v1, `used` includes reserved
+        if mem is None:
+            return {}
+        return {"fb-total": mem.total, "fb-free": mem.free, "fb-used": mem.used}
+
+    def _mig_profile(self, i: int, m: Any) -> str | None:
+        """The GPU-instance profile: from the MIG device name, else slices and memory (as DCGM builds it)."""
+        name = self._q(i, self.nv.nvmlDeviceGetName, m)
+        if name and (hit := _MIG_PROFILE_RE.search(_text(name))):
+            return hit.group(1)
+        attrs = self._q(i, self.nv.nvmlDeviceGetAttributes, m)
+        if attrs is None:
+            return None
+        return f"{attrs.gpuInstanceSliceCount}g.{-(-int(attrs.memorySizeMB) // 1024)}gb"
+
+    def _processes(self, i: int, h: Any) -> list[Process]:
+        seen: dict[int, Process] = {}
+        for fn in (self.nv.nvmlDeviceGetComputeRunningProcesses, self.nv.nvmlDeviceGetGraphicsRunningProcesses):
+            for p in self._q(i, fn, h) or []:
+                used = p.usedGpuMemory if isinstance(p.usedGpuMemory, int) else None
+                gi = getattr(p, "gpuInstanceId", _NO_INSTANCE)
+                seen.setdefault(int(p.pid), Process(int(p.pid), used, None if gi in (None, _NO_INSTANCE) else int(gi)))
+        return list(seen.values())
+
+    def close(self) -> None:
+        try:
+            if self._event_set is not None:
+                self.nv.nvmlEventSetFree(self._event_set)
+            self.nv.nvmlShutdown()
+        except pynvml.NVMLError:
+            pass

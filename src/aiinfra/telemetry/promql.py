@@ -54,6 +54,51 @@ ALIASES: dict[str, list[tuple[str, float]]] = {
     "clock_events_count": [("DCGM_EXP_CLOCK_EVENTS_COUNT", 1.0)],
 }
 
+# quantity → entry of catalog/data/dcgm_fields.yaml (the telemetry alias table); its spellings
+# are merged in front of the static ones above, so a name added there is recognised here too.
+CATALOG_KEYS = {
+    "gpu_util": "gpu-util", "gr_active": "prof-gr-engine-active", "tensor_active": "prof-pipe-tensor-active",
+    "fb_used": "fb-used", "fb_free": "fb-free", "power": "power-usage", "temp": "gpu-temp", "xid_last": "xid-errors",
+    "xid_count": "exp-xid-errors-count", "ecc_dbe_vol": "ecc-dbe-vol-total", "ecc_dbe_agg": "ecc-dbe-agg-total",
+    "ecc_sbe_vol": "ecc-sbe-vol-total", "row_remap_failure": "row-remap-failure", "row_remap_pending": "row-remap-pending",
+    "remapped_rows_unc": "uncorrectable-remapped-rows", "pcie_replay": "pcie-replay-counter",
+    "thermal_violation_ns": "thermal-violation", "power_violation_ns": "power-violation",
+    "clock_reasons": "clocks-event-reasons", "clock_events_count": "exp-clock-events-count",
+}
+
+
+def _catalog_spellings(entry: dict) -> list[tuple[str, float]]:
+    """(name, factor to SI) for one dcgm_fields entry: legacy-unit names scale by 1/legacy_scale."""
+    legacy_factor = 1.0 / float(entry["legacy_scale"]) if entry.get("legacy_scale") else 1.0
+    si_name = entry.get("dcgm49")
+    out: list[tuple[str, float]] = []
+    for key in ("legacy", "dcgm46", "dcgm49", "v1"):
+        name = entry.get(key)
+        if name:
+            out.append((str(name), 1.0 if name == si_name else legacy_factor))
+    out += [(str(a), legacy_factor) for a in entry.get("aliases") or []]
+    return out
+
+
+def _merge_catalog() -> None:
+    try:
+        from aiinfra.catalog.loader import default_catalog
+
+        table = default_catalog().table("dcgm_fields")
+    except Exception:  # a broken user catalog must not break imports; the static table still works
+        return
+    for quantity, key in CATALOG_KEYS.items():
+        entry = table.get(key)
+        if not entry:
+            continue
+        merged: dict[str, float] = {}
+        for name, factor in _catalog_spellings(entry) + ALIASES[quantity]:
+            merged.setdefault(name, factor)
+        ALIASES[quantity] = list(merged.items())
+
+
+_merge_catalog()
+
 # Clock-event bits (§5.6) grouped by the reason an operator acts on.
 CLOCK_BITS = {"power_cap": 4, "hw_slowdown": 8, "sw_thermal": 32, "hw_thermal": 64, "hw_power_brake": 128}
 THERMAL_BITS = ("sw_thermal", "hw_thermal", "hw_slowdown")

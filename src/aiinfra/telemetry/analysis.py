@@ -280,7 +280,9 @@ def _xids(prom: Prometheus, q: Q, start: float, end: float) -> dict[str, Any]:
                 out["events"][(k, int(ser.values[-1]))]["sticky"] = True
     if q.d.has("xid_count"):
         has_code = 'xid!=""'
-        e = f"count_over_time(({q.agg('xid_count', lambda s, f: s, labels=DEVICE + ('xid',), selector=has_code)} > 0)[{R}:5m])"
+        # One look per window (5 min, or range/12 for short ranges): a burst counts once per window.
+        look = f"{int(min(300, max(q.o.step_s, q.o.range_s / 12)))}s"
+        e = f"count_over_time(({q.agg('xid_count', lambda s, f: s, labels=DEVICE + ('xid',), selector=has_code)} > 0)[{R}:{look}])"
         for s in prom.query(e, end):
             if not s.labels.get("xid", "").isdigit():
                 continue

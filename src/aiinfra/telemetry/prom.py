@@ -205,15 +205,25 @@ class Prometheus:
             raise AiinfraError(f"Prometheus rejected the label query (HTTP {resp.status_code}): {doc.get('error', '')}")
         return sorted(doc["data"])
 
-    def targets(self) -> list[dict[str, Any]]:
-        started = time.perf_counter()
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         try:
-            resp = self._http.get("/api/v1/targets", params={"state": "active"})
+            resp = self._http.get(path, params=params)
         except httpx.HTTPError as e:
             raise AiinfraError(f"cannot reach Prometheus at {self.url}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-        finally:
-            self.log.seconds += time.perf_counter() - started
-        return list(resp.json()["data"]["activeTargets"])
+        try:
+            doc = resp.json()
+        except ValueError:
+            raise AiinfraError(f"{self.url}{path} is not a Prometheus API (HTTP {resp.status_code})") from None
+        if doc.get("status") != "success":
+            raise AiinfraError(f"Prometheus rejected {path} (HTTP {resp.status_code}): {doc.get('error', '')}")
+        return doc["data"]
+
+    def targets(self) -> list[dict[str, Any]]:
+        return list(self._get("/api/v1/targets", {"state": "active"})["activeTargets"])
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Alerts the server's own rule evaluation holds now (pending and firing)."""
+        return list(self._get("/api/v1/alerts")["alerts"])
 
     def ready(self) -> bool:
         try:

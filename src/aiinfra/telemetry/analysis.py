@@ -153,10 +153,7 @@ def sku_for_model_name(model_name: str) -> str | None:
     except AiinfraError:
         pass
     tokens = set(re.split(r"[\s\-_]+", model_name.lower())) - {"nvidia", ""}
-    family = next((t for t in tokens if re.match(r"^[a-z]+\d+[a-z]*$", t)), None)
-    if not family:
-        return None
-    cands = [k for k in table if k.split("-")[0] == family]
+    cands = sorted(k for k in table if k.split("-")[0] in tokens)  # family token: h100, a100, l40s …
     if not cands:
         return None
     for form in ("pcie", "nvl"):

@@ -32,14 +32,19 @@ def test_mig_share_is_profile_slices_over_sku_slices():
     assert mig_share("", "NVIDIA H100 80GB HBM3") == 1.0
 
 
-def test_price_comes_from_the_prices_catalog_with_its_source(tmp_path):
+def test_price_is_the_median_cloud_offer_per_gpu_hour(tmp_path):
+    """prices.yaml (branch cost) lists $/instance-hour for 8-GPU instances unless `unit: gpu-hour`."""
     f = tmp_path / "prices.yaml"
-    f.write_text(yaml.safe_dump({"kind": "prices", "observed": "2026-11-01", "source": "test sheet",
-                                 "entries": {"h100-sxm-ondemand": {"gpu": "h100-sxm", "usd_per_gpu_hour": 3.25}}}))
+    f.write_text(yaml.safe_dump({"kind": "prices", "observed": "2026-11-01", "source": "test sheet", "entries": {
+        "cloud-a": {"type": "cloud", "gpu": "h100-sxm", "gpus": 8, "on_demand": 55.04},          # 6.88 / GPU-h
+        "cloud-b": {"type": "cloud", "gpu": "h100-sxm", "gpus": 8, "on_demand": 3.99, "unit": "gpu-hour"},
+        "cloud-c": {"type": "cloud", "gpu": "h100-sxm", "gpus": 8, "on_demand": 98.32},          # 12.29 / GPU-h
+        "node-x": {"type": "node", "gpu": "h100-sxm", "price": 300000}}}))
     set_user_catalogs([f])
     try:
         price, src = price_per_gpu_hour("h100-sxm")
-        assert price == 3.25 and "h100-sxm-ondemand" in src and "test sheet" in src
+        assert price == pytest.approx(55.04 / 8)
+        assert "cloud-a" in src and "median of 3" in src and "3.99–12.29" in src
         assert price_per_gpu_hour("l40s") is None
     finally:
         set_user_catalogs([])

@@ -184,17 +184,33 @@ def mig_share(profile: str, model_name: str) -> float:
 
 
 def price_per_gpu_hour(sku: str | None) -> tuple[float, str] | None:
-    """(USD per GPU-hour, source) from the `prices` catalog table for a GPU key, if it lists one."""
+    """(USD per GPU-hour, source) for a GPU key from the `prices` catalog, or None.
+
+    Cloud offers (`type: cloud`, `on_demand` per instance-hour unless `unit: gpu-hour`) are turned
+    into $/GPU-hour and the median offer is used: idle cost is an opportunity cost, and the median
+    is neither the cheapest neocloud nor the dearest hyperscaler. An entry with a plain
+    `usd_per_gpu_hour` is used as given.
+    """
     if not sku:
         return None
     table = default_catalog().table("prices")
-    fields = ("usd_per_gpu_hour", "price_per_gpu_hour", "on_demand_usd_per_gpu_hour", "gpu_hour_usd", "usd_per_hour")
+    offers: list[tuple[float, str, dict]] = []
     for key, e in sorted(table.items()):
-        if e.get("gpu") == sku or key == sku or key.startswith(sku + "-"):
-            for f in fields:
-                if isinstance(e.get(f), int | float):
-                    return float(e[f]), f"prices catalog '{key}' ({e.get('source', 'no source')}, observed {e.get('observed', '?')})"
-    return None
+        if e.get("gpu") != sku:
+            continue
+        if isinstance(e.get("usd_per_gpu_hour"), int | float):
+            offers.append((float(e["usd_per_gpu_hour"]), key, e))
+        elif e.get("type") == "cloud" and isinstance(e.get("on_demand"), int | float):
+            per_gpu = e.get("unit") == "gpu-hour"
+            gpus = e.get("gpus") or 1
+            offers.append((float(e["on_demand"]) if per_gpu else float(e["on_demand"]) / gpus, key, e))
+    if not offers:
+        return None
+    offers.sort(key=lambda o: o[0])
+    price, key, e = offers[len(offers) // 2]
+    lo, hi = offers[0][0], offers[-1][0]
+    spread = f"; median of {len(offers)} on-demand offers, {lo:.2f}–{hi:.2f} USD/GPU-h" if len(offers) > 1 else ""
+    return price, f"prices catalog '{key}' ({e.get('source', 'no source')}, observed {e.get('observed', '?')}){spread}"
 
 
 # -- the analysis ---------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from aiinfra.telemetry.dashboard import dashboard, expressions, substitute
 from aiinfra.telemetry.prom import Prometheus
 from aiinfra.telemetry.promql import ALIASES, xid_catalog
 from tests.conftest import assert_one_line_error
-from tests.integration.conftest import history, needs_prometheus
+from tests.integration.prom_fixtures import fleet_prom, history, legacy_prom, needs_prometheus  # noqa: F401 (fixtures)
 
 pytestmark = needs_prometheus
 H = 6.0

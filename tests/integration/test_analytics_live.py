@@ -27,7 +27,7 @@ from aiinfra.telemetry.prom import Prometheus
 from aiinfra.telemetry.promql import ALIASES, xid_catalog
 from aiinfra.telemetry.rules import RuleOptions, dump, rule_groups
 from aiinfra.telemetry.simulate import Fleet, parse_spec
-from tests.integration.conftest import needs_prometheus
+from tests.integration.prom_fixtures import needs_prometheus
 
 pytestmark = needs_prometheus
 

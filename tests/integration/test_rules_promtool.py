@@ -68,7 +68,8 @@ def _render(template: str, labels: dict[str, str], value: float | None) -> str:
 def run_case(rules: tuple[Path, dict], tmp_path: Path, alert: str, series: list[tuple[str, str]], eval_time: str,
              fires: dict[str, str] | None, value: float | None = None) -> None:
     path, doc = rules
-    rule = next(r for g in doc["groups"] for r in g["rules"] if r.get("alert") == alert)
+    alert, _, hint = alert.partition("@")  # "Name@text": the rule of that name whose expr contains text
+    rule = next(r for g in doc["groups"] for r in g["rules"] if r.get("alert") == alert and hint in r["expr"])
     exp = []
     if fires is not None:
         labels = {**fires, "severity": rule["labels"]["severity"]}
@@ -133,6 +134,8 @@ CASES = {
     "H100 at 88C (SKU limit 87)": ("AiinfraGPUTemperatureAboveSKULimit", [(sel("DCGM_FI_DEV_GPU_TEMP"), "88x20")], "15m", DEV, None),
     "H100 at 86C": ("AiinfraGPUTemperatureAboveSKULimit", [(sel("DCGM_FI_DEV_GPU_TEMP"), "86x20")], "15m", None, None),
     "other SKU at 88C": ("AiinfraGPUTemperatureAboveSKULimit", [(sel("DCGM_FI_DEV_GPU_TEMP", modelName="NVIDIA L40S"), "88x20")], "15m", None, None),
+    "H100 at 760 W (TDP 700 W)": ("AiinfraGPUPowerAboveTDP@H100 80GB HBM3", [(sel("DCGM_FI_DEV_POWER_USAGE"), "760x10")], "8m", DEV, None),
+    "H100 at 720 W": ("AiinfraGPUPowerAboveTDP@H100 80GB HBM3", [(sel("DCGM_FI_DEV_POWER_USAGE"), "720x10")], "8m", None, None),
     "memory 96% used": ("AiinfraGPUMemoryNearFull", [(sel("DCGM_FI_DEV_FB_USED"), "78000x10"), (sel("DCGM_FI_DEV_FB_FREE"), "3000x10")], "8m", DEV, None),
     "memory 86% used": ("AiinfraGPUMemoryNearFull", [(sel("DCGM_FI_DEV_FB_USED"), "70000x10"), (sel("DCGM_FI_DEV_FB_FREE"), "11000x10")], "8m", None, None),
     "memory leak": ("AiinfraGPUMemoryFullSoon", [(sel("DCGM_FI_DEV_FB_USED"), "40000+500x60"), (sel("DCGM_FI_DEV_FB_FREE"), "41000-500x60")], "50m", DEV, None),
@@ -164,8 +167,8 @@ def test_alert_case(rules_file, tmp_path, case):
 
 def test_every_alert_has_a_firing_and_a_quiet_case(rules_file):
     _, doc = rules_file
-    firing = {c[0] for c in CASES.values() if c[3] is not None}
-    quiet = {c[0] for c in CASES.values() if c[3] is None}
+    firing = {c[0].partition("@")[0] for c in CASES.values() if c[3] is not None}
+    quiet = {c[0].partition("@")[0] for c in CASES.values() if c[3] is None}
     for name in alert_names(doc):
         assert name in firing, f"{name} has no firing case"
         assert name in quiet, f"{name} has no near-miss case"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,7 @@ class AnalysisOptions:
     oom_horizon_s: float = 86400.0
     price_per_gpu_hour: float | None = None
     heatmap_columns: int = 48
+    parallel: int = 4  # queries in flight at once
 
     def __post_init__(self) -> None:
         if not 0 < self.idle_ratio < 1:
@@ -225,30 +227,43 @@ def analyze(prom: Prometheus, o: AnalysisOptions) -> Result:
     q = Q(d, o)
     R, S, thr = q.R, q.S, o.idle_ratio
 
-    busy_avg = _rows(prom.query(q.busy(lambda s, f: f"avg_over_time({s}[{R}])"), end))
-    if not busy_avg:
-        return _no_data(prom, o, start, end, d)
-    busy_p95 = _rows(prom.query(q.busy(lambda s, f: f"quantile_over_time(0.95, {s}[{R}])"), end))
-    low_frac = _rows(prom.query(q.busy(lambda s, f: f"avg_over_time((({s}) * {f:.10g} < bool {thr:g})[{R}:{S}])", scaled=False), end))
-    by_host = {s.labels.get("host", ""): s.value for s in prom.query(f"avg by (host) ({q.busy(lambda s, f: f'avg_over_time({s}[{R}])')})", end)}
-    by_model = {s.labels.get("modelName", ""): s.value for s in prom.query(f"avg by (modelName) ({q.busy(lambda s, f: f'avg_over_time({s}[{R}])')})", end)}
+    def rows(expr: str):
+        return lambda: _rows(prom.query(expr, end))
 
-    fb: dict[str, dict[tuple, float]] = {}
+    def by_label(expr: str, label: str):
+        return lambda: {s.labels.get(label, ""): s.value for s in prom.query(expr, end)}
+
+    avg = q.busy(lambda s, f: f"avg_over_time({s}[{R}])")
+    jobs = {
+        "busy_avg": rows(avg),
+        "busy_p95": rows(q.busy(lambda s, f: f"quantile_over_time(0.95, {s}[{R}])")),
+        "low_frac": rows(q.busy(lambda s, f: f"avg_over_time((({s}) * {f:.10g} < bool {thr:g})[{R}:{S}])", scaled=False)),
+        "by_host": by_label(f"avg by (host) ({avg})", "host"),
+        "by_model": by_label(f"avg by (modelName) ({avg})", "modelName"),
+        "heat": lambda: prom.query_range(f"avg by (host) ({q.busy(lambda s, f: s)})", start, end,
+                                         max(o.step_s, o.range_s / o.heatmap_columns)),
+        "throttle": lambda: _throttling(prom, q, end),
+        "xids": lambda: _xids(prom, q, start, end),
+        "health": lambda: _health(prom, q, end),
+    }
     if d.has("fb_used") and d.has("fb_free"):
         used_now = q.agg("fb_used", lambda s, f: f"last_over_time({s}[{R}])")
         free_now = q.agg("fb_free", lambda s, f: f"last_over_time({s}[{R}])")
-        fb["used_avg"] = _rows(prom.query(q.agg("fb_used", lambda s, f: f"avg_over_time({s}[{R}])"), end))
-        fb["ratio"] = _rows(prom.query(f"{used_now} / ({used_now} + {free_now})", end))
-        fb["total"] = _rows(prom.query(f"{used_now} + {free_now}", end))
         trend = f"{min(int(o.range_s), 3600)}s"
-        fb["ttf"] = _rows(prom.query(f"{free_now} / ({q.agg('fb_used', lambda s, f: f'deriv({s}[{trend}])')} > 0)", end))
-
-    heat = prom.query_range(f"avg by (host) ({q.busy(lambda s, f: s)})", start, end, max(o.step_s, o.range_s / o.heatmap_columns))
-
-    throttle = _throttling(prom, q, end)
-    xids = _xids(prom, q, start, end)
-    health = _health(prom, q, end)
-    return _report(prom, o, d, start, end, busy_avg, busy_p95, low_frac, by_host, by_model, fb, heat, throttle, xids, health)
+        jobs["fb_used_avg"] = rows(q.agg("fb_used", lambda s, f: f"avg_over_time({s}[{R}])"))
+        jobs["fb_ratio"] = rows(f"{used_now} / ({used_now} + {free_now})")
+        jobs["fb_total"] = rows(f"{used_now} + {free_now}")
+        jobs["fb_ttf"] = rows(f"{free_now} / ({q.agg('fb_used', lambda s, f: f'deriv({s}[{trend}])')} > 0)")
+    # The queries are independent: send them together and let Prometheus run them in parallel
+    # (it evaluates up to --query.max-concurrency queries at once, 20 by default).
+    with ThreadPoolExecutor(max_workers=o.parallel) as pool:
+        futures = {name: pool.submit(job) for name, job in jobs.items()}
+        res = {name: f.result() for name, f in futures.items()}
+    if not res["busy_avg"]:
+        return _no_data(prom, o, start, end, d)
+    fb = {k[3:]: v for k, v in res.items() if k.startswith("fb_")}
+    return _report(prom, o, d, start, end, res["busy_avg"], res["busy_p95"], res["low_frac"], res["by_host"], res["by_model"],
+                   fb, res["heat"], res["throttle"], res["xids"], res["health"])
 
 
 def _throttling(prom: Prometheus, q: Q, end: float) -> dict[str, Any]:

@@ -30,17 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from aiinfra.errors import AiinfraError
+from aiinfra.telemetry.promql import NVML_NAMES
 
 WORKLOADS = ("idle", "training", "inference", "stranded", "leak")
 FAULTS = ("xid", "ecc_dbe", "row_remap_failure", "thermal", "power")
 
-# modelName label values as NVML prints them (dcgm-exporter copies nvmlDeviceGetName), §3.2.
-NVML_NAMES = {
-    "h100-sxm": "NVIDIA H100 80GB HBM3",
-    "h200-sxm": "NVIDIA H200",
-    "a100-sxm-80gb": "NVIDIA A100-SXM4-80GB",
-    "l40s": "NVIDIA L40S",
-}
 _DEFAULT_FB_MIB = {"h100-sxm": 81559, "h200-sxm": 143771, "a100-sxm-80gb": 81920, "l40s": 46068}
 
 
@@ -130,7 +124,7 @@ class _Entity:
 
 
 def _entities(fh: FleetHistory, h: int, g: int, pod: str | None) -> list[_Entity]:
-    model_name = NVML_NAMES.get(fh.model, fh.model)
+    model_name = (NVML_NAMES.get(fh.model) or [fh.model])[0]
     base = [
         ("gpu", str(g)),
         ("UUID", fh.uuid(h, g)),

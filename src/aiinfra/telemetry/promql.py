@@ -112,6 +112,28 @@ POD_LABELS = {"pod": ("pod", "namespace", "container"), "exported_pod": ("export
               "pod_name": ("pod_name", "pod_namespace", "container_name")}
 
 
+# modelName as dcgm-exporter prints it (nvmlDeviceGetName) for catalog GPUs; examples from the
+# telemetry reference §3.2 [V] (H100 SXM "NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-40GB", …).
+# A catalog entry's own `nvml_name`/`nvml_names` and its `name` are matched as well.
+NVML_NAMES: dict[str, list[str]] = {
+    "h100-sxm": ["NVIDIA H100 80GB HBM3"],
+    "h100-nvl": ["NVIDIA H100 NVL"],
+    "a100-sxm-40gb": ["NVIDIA A100-SXM4-40GB"],
+    "a100-40gb": ["NVIDIA A100-SXM4-40GB"],
+    "a100-pcie-80gb": ["NVIDIA A100 80GB PCIe"],
+}
+
+
+def model_names(key: str, entry: dict) -> list[str]:
+    """Every modelName label value that means this catalog GPU."""
+    names = list(NVML_NAMES.get(key, [])) + [entry.get("nvml_name")] + list(entry.get("nvml_names") or []) + [entry.get("name")]
+    out: list[str] = []
+    for n in names:
+        if n and str(n) not in out:
+            out.append(str(n))
+    return out
+
+
 def by(labels: tuple[str, ...] | list[str]) -> str:
     return "by (" + ", ".join(labels) + ")"
 

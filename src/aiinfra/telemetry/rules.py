@@ -22,7 +22,7 @@ import yaml
 
 from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import AiinfraError
-from aiinfra.telemetry.promql import DEVICE, ENTITY, POD_LABELS, Xid, alt, bit, by, xid_catalog
+from aiinfra.telemetry.promql import DEVICE, ENTITY, POD_LABELS, Xid, alt, bit, by, model_names, xid_catalog
 
 # Per-SKU temperature limit fields the GPU catalog may carry (°C); the first one present is used.
 TEMP_LIMIT_FIELDS = ("gpu_max_op_temp_c", "max_op_temp_c", "slowdown_temp_c")
@@ -39,6 +39,8 @@ class RuleOptions:
     throttle_share: float = 0.10
     pcie_replays_10m: int = 100
     sku_temp_limits: dict[str, float] = field(default_factory=dict)  # modelName → °C; filled from the catalog
+    sku_tdp_w: dict[str, tuple[float, str]] = field(default_factory=dict)  # modelName → (W, key); from the catalog
+    power_over_tdp: float = 1.05  # board power this far above TDP for 5 min: limit misconfigured or sensor fault
 
     def __post_init__(self) -> None:
         if self.pod_label not in POD_LABELS:
@@ -60,15 +62,23 @@ GPU = "{{ $labels.Hostname }}{{ $labels.hostname }} GPU {{ $labels.gpu }} ({{ $l
 
 
 def sku_temp_limits() -> dict[str, float]:
-    """modelName regex per SKU → temperature limit, for every catalog GPU that records one."""
+    """modelName → temperature limit (°C), for every catalog GPU that records one."""
     out: dict[str, float] = {}
     for key, entry in default_catalog().table("gpus").items():
         limit = next((entry[f] for f in TEMP_LIMIT_FIELDS if entry.get(f)), None)
-        if limit is None:
-            continue
-        names = [str(n) for n in ([entry.get("nvml_name")] + list(entry.get("nvml_names") or [])) if n]
-        for n in names:
-            out[n] = float(limit)
+        if limit is not None:
+            for n in model_names(key, entry):
+                out[n] = float(limit)
+    return out
+
+
+def sku_tdp() -> dict[str, tuple[float, str]]:
+    """modelName → (TDP in W, catalog key) for every catalog GPU."""
+    out: dict[str, tuple[float, str]] = {}
+    for key, entry in default_catalog().table("gpus").items():
+        if entry.get("tdp_w"):
+            for n in model_names(key, entry):
+                out[n] = (float(entry["tdp_w"]), key)
     return out
 
 
@@ -123,12 +133,27 @@ def alert_groups(o: RuleOptions, xids: dict | None = None) -> list[dict[str, Any
               "check airflow and inlet temperature; the GPU will throttle at its limit", "10m"),
     ]
     limits = o.sku_temp_limits or sku_temp_limits()
-    for model_name, limit in sorted(limits.items()):
+    by_limit: dict[float, list[str]] = {}
+    for model_name, limit in limits.items():
+        by_limit.setdefault(limit, []).append(model_name)
+    for limit, models in sorted(by_limit.items()):
+        regex = "|".join(_regex_escape(m) for m in sorted(models))
         temp_rules.append(
             _rule("AiinfraGPUTemperatureAboveSKULimit",
-                  f"max {dev} ({alt('temp', selector=_model_selector(model_name))}) > {limit:g}",
-                  "warning", f"{GPU} is above the {limit:g} °C limit the catalog gives for {model_name}",
+                  f"max {dev} ({alt('temp', selector=f'modelName=~{_quote(regex)}')}) > {limit:g}",
+                  "warning", f"{GPU} is above the {limit:g} °C limit the GPU catalog gives for {{{{ $labels.modelName }}}}",
                   "check cooling; sustained operation above the limit throttles clocks", "10m"))
+    tdp = o.sku_tdp_w or sku_tdp()
+    by_watts: dict[float, list[str]] = {}
+    for model_name, (watts, _key) in tdp.items():
+        by_watts.setdefault(watts, []).append(model_name)
+    for watts, models in sorted(by_watts.items()):
+        regex = "|".join(_regex_escape(m) for m in sorted(models))
+        temp_rules.append(
+            _rule("AiinfraGPUPowerAboveTDP",
+                  f"max {dev} ({alt('power', selector=f'modelName=~{_quote(regex)}')}) > {watts * o.power_over_tdp:g}",
+                  "warning", f"{GPU} draws more than {o.power_over_tdp:.0%} of its {watts:g} W TDP (catalog)",
+                  "check the power limit (nvidia-smi -q -d POWER) and the power sensor", "5m"))
 
     return [
         {"name": "aiinfra-gpu-pipeline", "rules": [
@@ -208,8 +233,12 @@ def alert_groups(o: RuleOptions, xids: dict | None = None) -> list[dict[str, Any
     ]
 
 
-def _model_selector(model_name: str) -> str:
-    return 'modelName="' + model_name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _regex_escape(s: str) -> str:
+    return "".join("\\" + c if c in ".+*?()[]{}|^$\\" else c for c in s)
+
+
+def _quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _names(quantity: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Fixtures that start real Prometheus servers (Debian package `prometheus`) on free loopback ports.
+"""Prometheus fixtures for the fleet-analytics integration tests (imported by those modules, not a conftest).
 
 Histories are synthesised as OpenMetrics and loaded with `promtool tsdb create-blocks-from
 openmetrics`, so a 6-hour fleet with known workloads and faults is ready in about a second.

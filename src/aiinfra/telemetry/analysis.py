@@ -526,5 +526,6 @@ def to_html(r: Result) -> str:
                              colorbar={"title": "busy", "len": 0.55, "y": 0.75}), row=1, col=1)
     fig.add_trace(go.Bar(name="idle", x=hosts, y=[costs[h]["idle"] * scale for h in hosts]), row=2, col=1)
     fig.add_trace(go.Bar(name="stranded", x=hosts, y=[costs[h]["stranded"] * scale for h in hosts]), row=2, col=1)
-    fig.update_layout(barmode="stack", title=r.title, height=max(700, 18 * len(heat["hosts"]) + 400))
+    fig.update_layout(barmode="stack", title=r.title, height=max(700, 18 * len(heat["hosts"]) + 400),
+                      legend={"orientation": "h", "x": 0.0, "y": -0.08})
     return pio.to_html(fig, full_html=True, include_plotlyjs=True)

@@ -137,6 +137,10 @@ CASES = {
     "H100 at 760 W (TDP 700 W)": ("AiinfraGPUPowerAboveTDP@H100 80GB HBM3", [(sel("DCGM_FI_DEV_POWER_USAGE"), "760x10")], "8m", DEV, None),
     "H100 at 720 W": ("AiinfraGPUPowerAboveTDP@H100 80GB HBM3", [(sel("DCGM_FI_DEV_POWER_USAGE"), "720x10")], "8m", None, None),
     "memory 96% used": ("AiinfraGPUMemoryNearFull", [(sel("DCGM_FI_DEV_FB_USED"), "78000x10"), (sel("DCGM_FI_DEV_FB_FREE"), "3000x10")], "8m", DEV, None),
+    "memory 96% used, exporter-4.9 byte fields": ("AiinfraGPUMemoryNearFull", [
+        (sel("DCGM_FI_DEV_FB_USED_BYTES", Hostname=None, hostname="n1"), str(78000 * 2**20) + "x10"),
+        (sel("DCGM_FI_DEV_FB_FREE_BYTES", Hostname=None, hostname="n1"), str(3000 * 2**20) + "x10")], "8m",
+        keep(DEVICE_KEYS, Hostname=None, hostname="n1"), None),
     "memory 86% used": ("AiinfraGPUMemoryNearFull", [(sel("DCGM_FI_DEV_FB_USED"), "70000x10"), (sel("DCGM_FI_DEV_FB_FREE"), "11000x10")], "8m", None, None),
     "memory leak": ("AiinfraGPUMemoryFullSoon", [(sel("DCGM_FI_DEV_FB_USED"), "40000+500x60"), (sel("DCGM_FI_DEV_FB_FREE"), "41000-500x60")], "50m", DEV, None),
     "memory flat at 80%": ("AiinfraGPUMemoryFullSoon", [(sel("DCGM_FI_DEV_FB_USED"), "65000x60"), (sel("DCGM_FI_DEV_FB_FREE"), "16000x60")], "50m", None, None),

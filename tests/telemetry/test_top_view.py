@@ -58,3 +58,12 @@ def test_top_simulated_once(cli):
     r = cli("top", "--simulate", "hosts=1,gpus=2,seed=1,mig=3g.40gb+3g.40gb", "--once")
     assert r.code == 0, r.err
     assert "3g.40gb/1" in r.out and "sim-node-00" in r.out
+
+
+def test_top_default_source_is_local_nvml(cli):
+    """On a machine without the NVIDIA driver the default source fails in one line; with one it shows the GPUs."""
+    r = cli("top", "--once")
+    if r.code == 0:
+        assert "local NVML" in r.out
+    else:
+        assert_one_line_error(r, "NVML")

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import aiinfra
 from prometheus_client.parser import text_string_to_metric_families
 
+import aiinfra
 from tests.conftest import assert_one_line_error
 
 
@@ -73,7 +73,54 @@ def test_subprocess_serves_and_stops():
         port = s.getsockname()[1]
     p = subprocess.run(
         [sys.executable, "-m", "aiinfra", "exporter", "--simulate", "gpus=2", "--port", str(port), "--duration", "0.5"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env, capture_output=True, text=True, timeout=60, check=False,
     )
     assert p.returncode == 0, p.stderr
     assert f"serving http://127.0.0.1:{port}/metrics (sim-node-00)" in p.stderr
+
+
+CSV = """# Format
+# If line starts with a '#' it is considered a comment
+# DCGM FIELD, Prometheus metric type, help message
+
+# Clocks
+DCGM_FI_DEV_SM_CLOCK,  gauge, SM clock frequency (in MHz).
+DCGM_FI_DEV_DEC_UTIL ,     gauge, Decoder utilization (in %).
+DCGM_FI_DEV_GPU_TEMP_CELSIUS, gauge, GPU temperature (in C).
+DCGM_FI_DEV_FB_USED_BYTES, gauge, Framebuffer memory used (in bytes).
+DCGM_FI_DEV_XID_ERRORS, gauge, Value of the last XID error encountered.
+DCGM_FI_DRIVER_VERSION,        label, Driver Version
+"""
+
+
+def test_collectors_csv_like_dcgm_exporter(cli, tmp_path):
+    """`--collectors FILE` takes dcgm-exporter's CSV format (counter_config.go: '#' comments, trimmed
+    fields, 3 columns); each family keeps the file's name, type and HELP, values in that name's units."""
+    path = tmp_path / "counters.csv"
+    path.write_text(CSV)
+    r = cli("exporter", "--simulate", "gpus=2,seed=1,faults=xid31:g0@0", "--collectors", str(path), "--once", "--interval", "0.01")
+    assert r.code == 0, r.err
+    fams = [f for f in text_string_to_metric_families(r.out) if not f.name.startswith("aiinfra_")]
+    assert [(f.name, f.type, f.documentation) for f in fams] == [
+        ("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz)."),
+        ("DCGM_FI_DEV_DEC_UTIL", "gauge", "Decoder utilization (in %)."),
+        ("DCGM_FI_DEV_GPU_TEMP_CELSIUS", "gauge", "GPU temperature (in C)."),
+        ("DCGM_FI_DEV_FB_USED_BYTES", "gauge", "Framebuffer memory used (in bytes)."),
+        ("DCGM_FI_DEV_XID_ERRORS", "gauge", "Value of the last XID error encountered."),
+    ]
+    by = {f.name: f for f in fams}
+    assert by["DCGM_FI_DEV_SM_CLOCK"].samples[0].value < 10_000  # MHz
+    assert by["DCGM_FI_DEV_FB_USED_BYTES"].samples[0].value > 2**30  # bytes
+    assert by["DCGM_FI_DEV_XID_ERRORS"].samples[0].labels["DCGM_FI_DRIVER_VERSION"]
+    assert by["DCGM_FI_DEV_XID_ERRORS"].samples[0].labels["err_code"] == "31"
+
+
+def test_bad_collectors_csv(cli, tmp_path):
+    path = tmp_path / "counters.csv"
+    assert_one_line_error(cli("exporter", "--simulate", "gpus=1", "--collectors", str(path), "--once"), "cannot read collectors file")
+    path.write_text("DCGM_FI_DEV_SM_CLOCK, gauge\n")
+    assert_one_line_error(cli("exporter", "--simulate", "gpus=1", "--collectors", str(path), "--once"), "counters.csv:1", "3 columns")
+    path.write_text("# c\nDCGM_FI_DEV_SM_CLOCK, gauge, x\nDCGM_FI_DEV_FAN_SPEED, gauge, Fan\n")
+    assert_one_line_error(cli("exporter", "--simulate", "gpus=1", "--collectors", str(path), "--once"), "counters.csv:3", "DCGM_FI_DEV_FAN_SPEED")
+    path.write_text("DCGM_FI_DEV_SM_CLOCK, histogram, x\n")
+    assert_one_line_error(cli("exporter", "--simulate", "gpus=1", "--collectors", str(path), "--once"), "unsupported type")

@@ -15,7 +15,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aiinfra.telemetry.exporter import Exporter, ExporterConfig, Source, WebConfig, load_web_config, serve
+from aiinfra.telemetry.exporter import (
+    Exporter,
+    ExporterConfig,
+    Source,
+    WebConfig,
+    load_web_config,
+    serve,
+)
 from aiinfra.telemetry.nvml import Collector
 from aiinfra.telemetry.simulate import Fleet, ManualClock, parse_spec
 
@@ -61,7 +68,7 @@ def _wait(pred, timeout: float = 10.0) -> bool:
 def test_gpu_lost_mid_run(running):
     """A GPU that raises NVMLError_GpuIsLost mid-run: its series disappear, aiinfra_ error metrics rise,
     the other GPUs keep reporting, and /healthz and /metrics answer throughout."""
-    exp, clock, port = running("gpus=4,seed=1,faults=lost:g2@10")
+    _exp, clock, port = running("gpus=4,seed=1,faults=lost:g2@10")
     base = f"http://127.0.0.1:{port}"
     with httpx.Client() as c:
         before = _families(c.get(f"{base}/metrics").text)
@@ -91,7 +98,7 @@ def test_gpu_lost_mid_run(running):
 def test_100_concurrent_scrapers_64_gpus(running):
     """100 scrapers for a bounded time against 64 simulated GPUs: no failed request, and every
     response is complete (Content-Length honoured, last family present) and parses."""
-    exp, clock, port = running("gpus=64,seed=7", interval=0.2)
+    _exp, _clock, port = running("gpus=64,seed=7", interval=0.2)
     deadline = time.monotonic() + 3.0
     failures: list[str] = []
     bodies: dict[bytes, bytes] = {}
@@ -140,7 +147,7 @@ def _self_signed(tmp_path):
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -165,7 +172,7 @@ def test_basic_auth_and_tls(running, tmp_path):
     hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode().replace("$2b$", "$2y$")  # htpasswd style
     (tmp_path / "web.yml").write_text(f"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  prom: '{hashed}'\n")
     web = load_web_config(tmp_path / "web.yml")
-    exp, clock, port = running("gpus=2,seed=1", web=web)
+    _exp, _clock, port = running("gpus=2,seed=1", web=web)
     ctx = ssl.create_default_context(cafile=str(ca))
     with httpx.Client(verify=ctx) as c:
         url = f"https://127.0.0.1:{port}/metrics"
@@ -178,3 +185,23 @@ def test_basic_auth_and_tls(running, tmp_path):
         assert c.get(f"https://127.0.0.1:{port}/healthz", auth=("prom", "s3cret")).text == "ok\n"
     with pytest.raises(httpx.HTTPError):  # plain http to a TLS port does not get metrics
         httpx.get(f"http://127.0.0.1:{port}/metrics", auth=("prom", "s3cret"), timeout=5)
+
+
+def test_gzip_and_extra_prometheus_collectors(running):
+    """Prometheus asks for gzip; the body is the same exposition. Ordinary prometheus-client collectors
+    added to the exporter's registry render with their usual names (process_cpu_seconds_total)."""
+    from prometheus_client import ProcessCollector
+
+    exp, _clock, port = running("gpus=2,seed=1")
+    exp.registry.register(ProcessCollector(registry=None))
+    exp.collect_once()
+    with httpx.Client() as c:
+        r = c.get(f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"})
+        assert r.headers["content-encoding"] == "gzip"
+        plain = c.get(f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers
+    assert r.text == plain.text or _families(r.text).keys() == _families(plain.text).keys()
+    fams = _families(plain.text)
+    assert fams["process_cpu_seconds"].type == "counter" and fams["process_cpu_seconds"].samples[0].name == "process_cpu_seconds_total"
+    assert fams["DCGM_FI_DEV_PCIE_REPLAY_COUNTER"].type == "counter"
+    assert "# TYPE DCGM_FI_DEV_PCIE_REPLAY_COUNTER counter\nDCGM_FI_DEV_PCIE_REPLAY_COUNTER{" in plain.text  # dcgm name kept whole

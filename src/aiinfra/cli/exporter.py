@@ -10,18 +10,20 @@ from typing import Annotated
 import typer
 
 from aiinfra.telemetry import exporter as tx
+from aiinfra.telemetry.fields import read_counters_csv
 
 
 def exporter(
     simulate: Annotated[
         str | None,
-        typer.Option("--simulate", help="Serve a simulated fleet instead of NVML, e.g. hosts=2,gpus=8,model=h100-sxm,seed=1 (keys: hosts, gpus, model, seed, workload, mig, mig_gpus, faults)."),
+        typer.Option("--simulate", help="Serve a simulated fleet instead of NVML, e.g. hosts=2,gpus=8,model=h100-sxm,seed=1 (keys: hosts, gpus, model, seed, workload, mig, mig_gpus, faults, speed)."),
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind; loopback by default.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on (dcgm-exporter uses 9400). With several simulated hosts, host i listens on port+i unless --single-port.", min=0, max=65535)] = 9400,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between NVML collections; scrapes read the cached result.")] = 5.0,
     naming: Annotated[str, typer.Option("--naming", help="Metric names and units: legacy (dcgm-exporter <= 4.8) or dcgm4.9 (DCGM 4.7 names, SI units).")] = "legacy",
     counters: Annotated[str, typer.Option("--counters", help="default = dcgm-exporter's default-counters.csv; all = every field aiinfra collects.")] = "default",
+    collectors: Annotated[Path | None, typer.Option("--collectors", help="A dcgm-exporter collectors CSV (DCGM field, type, help); overrides --counters.")] = None,
     hostname_label: Annotated[str, typer.Option("--hostname-label", help="Spelling of the host label: Hostname (<= 4.5.3-4.8.2) or hostname (>= 4.6.0-4.8.3).")] = "Hostname",
     hostname: Annotated[str | None, typer.Option("--hostname", help="Value of the host label (default: NODE_NAME, else the OS hostname).")] = None,
     no_hostname: Annotated[bool, typer.Option("--no-hostname", help="Leave the host label out, like dcgm-exporter -n.")] = False,
@@ -32,7 +34,8 @@ def exporter(
     once: Annotated[bool, typer.Option("--once", help="Collect once, print the /metrics text to stdout and exit.")] = False,
 ) -> None:
     """Serve GPU metrics exactly as dcgm-exporter names and labels them, plus aiinfra_ health metrics."""
-    cfg = tx.ExporterConfig(naming=naming, counters=counters, hostname_label="" if no_hostname else hostname_label, xid_window_ms=xid_window_ms)
+    rows = tuple(read_counters_csv(collectors)) if collectors is not None else None
+    cfg = tx.ExporterConfig(naming=naming, counters=counters, hostname_label="" if no_hostname else hostname_label, xid_window_ms=xid_window_ms, rows=rows)
     web = tx.load_web_config(web_config) if web_config is not None else None
     sources = tx.build_sources(simulate, hostname, cfg)
     if once:
@@ -43,6 +46,8 @@ def exporter(
         exp.stop()
         return
     running = tx.start(sources, cfg, host, port, interval, web, single_port)
+    if host not in ("127.0.0.1", "localhost", "::1") and not (web and web.users):
+        sys.stderr.write(f"warning: serving on {host} without basic auth; anyone who can reach it can read GPU and host names (see --web-config)\n")
     scheme = "https" if web is not None and web.cert_file is not None else "http"
     for exp, server in running:
         bound = server.server_address[1]

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from aiinfra.catalog import set_user_catalogs
 from aiinfra.cli import catalog_cmd, size
 from aiinfra.cli import analyze, dashboard, rules, top  # fleet analytics (telemetry)
+from aiinfra.cli import doctor as doctor_cmd
 from aiinfra.cli import exporter as exporter_cmd
 from aiinfra.errors import AiinfraError
 
@@ -46,6 +47,7 @@ app.command("analyze")(analyze.analyze_cmd)
 app.command("rules")(rules.rules_cmd)
 app.command("dashboard")(dashboard.dashboard_cmd)
 app.command("top")(top.top_cmd)
+app.command(name="doctor")(doctor_cmd.doctor)
 
 
 def main(argv: list[str] | None = None) -> int:

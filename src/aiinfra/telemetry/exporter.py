@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import errno
+import gzip
 import hashlib
 import math
 import os
@@ -45,13 +46,14 @@ from pathlib import Path
 from typing import Any
 
 import bcrypt
+from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from aiinfra.catalog.loader import default_catalog, read_yaml
 from aiinfra.errors import AiinfraError
-from aiinfra.telemetry.fields import NAMINGS, Field, exported_fields
+from aiinfra.telemetry.fields import NAMINGS, ExportRow, default_rows
 from aiinfra.telemetry.nvml import Collector, Identity, Snapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -65,6 +67,10 @@ class ExporterConfig:
     hostname_label: str = "Hostname"  # "hostname" as in dcgm-exporter >= 4.6.0-4.8.3; "" = no label
     xid_window_ms: int = 300_000
     clock_events_window_ms: int = 300_000
+    rows: tuple[ExportRow, ...] | None = None  # from a dcgm-exporter collectors CSV; None = the catalog table
+
+    def table(self) -> list[ExportRow]:
+        return list(self.rows) if self.rows else default_rows(self.naming, self.counters)
 
     def __post_init__(self) -> None:
         if self.naming not in NAMINGS:
@@ -111,24 +117,25 @@ def _base_labels(ident: Identity, host: str, cfg: ExporterConfig) -> dict[str, s
 
 def families(snapshots: Sequence[Snapshot], cfg: ExporterConfig) -> list[Metric]:
     """All metric families for the snapshots (one per host), dcgm-exporter's first, then aiinfra_."""
-    rows = exported_fields(cfg.naming, cfg.counters)
-    label_rows = [f for f in rows if f.type == "label"]
-    metric_rows = [f for f in rows if f.type != "label"]
+    rows = cfg.table()
+    label_rows = sorted((r for r in rows if r.type == "label"), key=lambda r: r.name)
     xid_text = _xid_texts()
     out: list[Metric] = []
-    for f in metric_rows:
-        fam = DcgmFamily(f.name(cfg.naming), f.help_text(cfg.naming), f.type, f.is_int(cfg.naming))
+    for row in (r for r in rows if r.type != "label"):
+        fam = DcgmFamily(row.name, row.help, row.type, row.field.is_int(row.units))
         for snap in snapshots:
-            static = {lf.name(cfg.naming): snap.driver_version for lf in sorted(label_rows, key=lambda r: r.name(cfg.naming)) if lf.key == "driver-version"}
+            # `label` rows become labels on every series, sorted by name (render_metrics.go).
+            static = {r.name: snap.driver_version for r in label_rows if r.field.key == "driver-version"}
             for ent in snap.entities:
                 labels = {**_base_labels(ent.identity, snap.host, cfg), **static}
-                _add_field(fam, f, ent, labels, cfg, xid_text)
+                _add_field(fam, row, ent, labels, cfg, xid_text)
         out.append(fam)
     out.extend(self_metrics(snapshots, cfg))
     return out
 
 
-def _add_field(fam: DcgmFamily, f: Field, ent: Any, labels: dict[str, str], cfg: ExporterConfig, xid_text: dict[int, str]) -> None:
+def _add_field(fam: DcgmFamily, row: ExportRow, ent: Any, labels: dict[str, str], cfg: ExporterConfig, xid_text: dict[int, str]) -> None:
+    f = row.field
     if f.key == "exp-xid-errors-count":
         window = {"window_size_in_ms": str(cfg.xid_window_ms)}
         if not ent.xid_counts:  # dcgm-exporter: one 0 sample without an xid label
@@ -144,7 +151,7 @@ def _add_field(fam: DcgmFamily, f: Field, ent: Any, labels: dict[str, str], cfg:
     si = ent.values.get(f.key)
     if si is None:
         return  # unsupported or not collected: no sample, never a made-up 0
-    value = f.export_value(si, cfg.naming)
+    value = f.export_value(si, row.units)
     if f.key == "xid-errors":
         code = int(si)
         labels = {**labels, "err_code": str(code), "err_msg": xid_text.get(code, "unknownErr")}
@@ -192,8 +199,8 @@ def _format(value: float, is_int: bool) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return floatToGoString(value)
     if is_int:
-        return "%d" % value
-    return "%f" % value  # dcgm-exporter prints doubles with Go %f (6 decimals)
+        return f"{int(value):d}"
+    return f"{value:f}"  # dcgm-exporter prints doubles with Go %f (6 decimals)
 
 
 def render(metrics: Iterable[Metric]) -> bytes:
@@ -202,7 +209,15 @@ def render(metrics: Iterable[Metric]) -> bytes:
     for m in metrics:
         is_int = getattr(m, "is_int", False)
         doc = m.documentation.replace("\\", "\\\\").replace("\n", "\\n")
-        out.append(f"# HELP {m.name} {doc}\n# TYPE {m.name} {m.type}\n")
+        name, typ = m.name, m.type
+        if not isinstance(m, DcgmFamily):  # ordinary prometheus-client families: its own text munging
+            if typ == "counter":
+                name += "_total"
+            elif typ == "info":
+                name, typ = name + "_info", "gauge"
+            elif typ == "unknown":
+                typ = "untyped"
+        out.append(f"# HELP {name} {doc}\n# TYPE {name} {typ}\n")
         for s in m.samples:
             if s.labels:
                 inner = ",".join(f'{k}="{_escape_label(v)}"' for k, v in s.labels.items())
@@ -239,13 +254,19 @@ class Exporter:
         self.host_failures = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.collector = SnapshotCollector(lambda: self.snapshots, self.cfg)
+        self._gzip: tuple[bytes, bytes] = (b"", b"")
+        self._gzip_lock = threading.Lock()
+        # A prometheus-client registry, so other collectors (process metrics, …) can be added to it.
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(SnapshotCollector(lambda: self.snapshots, self.cfg))
 
     def collect_once(self) -> None:
         snaps = []
+        fresh = 0
         for src in self.sources:
             try:
                 snaps.append(src.collector.collect())
+                fresh += 1
             except Exception:  # noqa: BLE001 - one broken host keeps its last snapshot, others go on
                 self.host_failures += 1
                 old = next((s for s in self.snapshots if s.host == src.host), None)
@@ -253,8 +274,17 @@ class Exporter:
                     snaps.append(old)
         self.snapshots = snaps
         # Render once per collection; every scrape until the next one returns these bytes.
-        self.body = render(self.collector.collect())
-        self.last_ok = time.time()
+        self.body = render(self.registry.collect())
+        if fresh:
+            self.last_ok = time.time()
+
+    def gzipped(self) -> bytes:
+        """The cached body, gzip-compressed once per collection (Prometheus asks for gzip)."""
+        body = self.body
+        with self._gzip_lock:
+            if self._gzip[0] is not body:
+                self._gzip = (body, gzip.compress(body, compresslevel=1))
+            return self._gzip[1]
 
     def healthy(self) -> bool:
         return bool(self.body) and time.time() - self.last_ok < 3 * self.interval_s + 5
@@ -266,7 +296,10 @@ class Exporter:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.collect_once()
+            try:
+                self.collect_once()
+            except Exception:  # noqa: BLE001 - keep serving the last good body; /healthz turns stale
+                self.host_failures += 1
 
     def stop(self) -> None:
         self._stop.set()
@@ -313,7 +346,7 @@ def load_web_config(path: str | Path) -> WebConfig:
         raise AiinfraError(f"web config {path} must be a mapping with tls_server_config and/or basic_auth_users")
     unknown = set(doc) - {"tls_server_config", "basic_auth_users", "http_server_config"}
     if unknown:
-        raise AiinfraError(f"web config {path} has unknown key '{sorted(unknown)[0]}'; known: tls_server_config, basic_auth_users")
+        raise AiinfraError(f"web config {path} has unknown key '{min(unknown)}'; known: tls_server_config, basic_auth_users")
     cfg = WebConfig()
     tls = doc.get("tls_server_config")
     if tls is not None:
@@ -390,8 +423,9 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = 60  # an idle keep-alive connection gives its thread back after a minute
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return  # scrapes are not news; errors surface through aiinfra_ metrics
 
     def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8", extra: dict[str, str] | None = None) -> None:
@@ -404,14 +438,16 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         if not self.server.auth.check(self.headers.get("Authorization")):
             self._send(401, b"Unauthorized\n", extra={"WWW-Authenticate": 'Basic realm="aiinfra exporter"'})
             return
         path = self.path.split("?", 1)[0]
         exp = self.server.exporter
         if path == "/metrics":
-            if exp.body:
+            if exp.body and "gzip" in (self.headers.get("Accept-Encoding") or ""):
+                self._send(200, exp.gzipped(), CONTENT_TYPE, {"Content-Encoding": "gzip"})
+            elif exp.body:
                 self._send(200, exp.body, CONTENT_TYPE)
             else:
                 self._send(503, b"no collection finished yet\n")

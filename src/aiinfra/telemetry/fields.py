@@ -11,9 +11,12 @@ for dcgm-exporter 4.9), and `Field.to_si` converts back when reading someone els
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import AiinfraError, not_found
@@ -88,7 +91,7 @@ class Field:
         v = si * self.legacy_scale if naming == "legacy" else si
         if self.is_int(naming):
             # dcgm-exporter's MiB are bytes >> 20 (truncated); other ints are rounded readings.
-            return int(v) if self.truncate else int(round(v))
+            return int(v) if self.truncate else round(v)
         return float(v)
 
     def to_si(self, value: float, generation: str, help_text: str | None = None) -> float:
@@ -191,3 +194,52 @@ def exported_fields(naming: str, counters: str = "default") -> list[Field]:
 def is_blank(value: float) -> bool:
     """A DCGM sentinel (blank / not found / not supported / no permission) rather than a reading."""
     return math.isfinite(value) and (value >= DCGM_INT64_BLANK or value >= DCGM_FP64_BLANK)
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    """One family an exporter serves: the field, its exported name, TYPE, HELP, and unit generation."""
+
+    field: Field
+    name: str
+    type: str
+    help: str
+    units: str  # legacy | dcgm4.9: which unit scale the printed values use
+
+
+def default_rows(naming: str, counters: str = "default") -> list[ExportRow]:
+    return [ExportRow(f, f.name(naming), f.type, f.help_text(naming), naming) for f in exported_fields(naming, counters)]
+
+
+_CSV_TYPES = ("gauge", "counter", "label")
+
+
+def read_counters_csv(path: str | Path) -> list[ExportRow]:
+    """A dcgm-exporter collectors file (`-f default-counters.csv`): `DCGM field, type, help` rows,
+    '#' comments, fields trimmed (counter_config.go). Names of any generation are understood; the
+    family keeps the name, TYPE and HELP the file gives, as dcgm-exporter does."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise AiinfraError(f"cannot read collectors file {path}: {e.strerror or e}") from None
+    idx = alias_index()
+    rows: list[ExportRow] = []
+    for n, raw in enumerate(csv.reader(io.StringIO(text)), 1):
+        if not raw or not "".join(raw).strip() or raw[0].lstrip().startswith("#"):
+            continue
+        cols = [c.strip() for c in raw]
+        if len(cols) != 3:
+            raise AiinfraError(f"{path}:{n}: expected 3 columns (DCGM field, Prometheus type, help), got {len(cols)}")
+        name, typ, help_text = cols
+        if typ not in _CSV_TYPES:
+            raise AiinfraError(f"{path}:{n}: unsupported type '{typ}' for {name}; aiinfra serves gauge, counter and label rows")
+        alias = idx.get(name)
+        if alias is None:
+            known = sorted(f.legacy for f in all_fields())
+            raise AiinfraError(f"{path}:{n}: {name} is not a field aiinfra collects; known: {', '.join(known[:6])} …")
+        units = "dcgm4.9" if alias.generation == "dcgm4.9" else "legacy"
+        rows.append(ExportRow(alias.field, name, typ, help_text, units))
+    if not rows:
+        raise AiinfraError(f"collectors file {path} has no field rows")
+    return rows

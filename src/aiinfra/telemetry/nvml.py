@@ -9,7 +9,9 @@ W, B/s, ratio 0–1). Rules it keeps:
 - a GPU that raises NVMLError_GpuIsLost is marked lost and its series disappear;
 - memory uses the v2 struct (`used` excludes `reserved`, as DCGM reads it on R510+);
 - XIDs arrive through an NVML event set; NVLink bandwidth is a rate computed from the KiB
-  counters between two collections, as DCGM does; profiling (PROF) fields come from GPM.
+  counters between two collections, as DCGM does; profiling (PROF) fields come from GPM, which
+  NVML offers on Hopper and newer only: on Ampere and older DCGM's own profiling module is the
+  source, so through NVML those fields are absent (and PCIe rates come from nvmlDeviceGetPcieThroughput).
 
 `lib` is pynvml itself or anything with the same functions (telemetry.simulate.SimHost), so the
 same code runs on a GPU node and on the simulated fleet.
@@ -37,7 +39,7 @@ _ABSENT = (
     pynvml.NVMLError_NoPermission,
     pynvml.NVMLError_FunctionNotFound,
 )
-_MIG_PROFILE_RE = re.compile(r"(\d+g\.\d+gb)\s*$")
+_MIG_PROFILE_RE = re.compile(r"(\d+g\.\d+gb(?:\+me)?)\s*$")
 _NO_INSTANCE = 0xFFFFFFFF
 
 # GPM metric → (field key, scale to SI). GPM reports percentages and MiB/s.
@@ -397,10 +399,9 @@ class Collector:
         put("clocks-event-reasons", reasons)
         st.clock_event_reasons = reasons
         put("gpu-temp", q(i, nv.nvmlDeviceGetTemperature, h, pynvml.NVML_TEMPERATURE_GPU))
-        fvs = q(i, nv.nvmlDeviceGetFieldValues, h, [pynvml.NVML_FI_DEV_MEMORY_TEMP, pynvml.NVML_FI_DEV_REMAPPED_PENDING])
-        if fvs:
-            if fvs[0].nvmlReturn == pynvml.NVML_SUCCESS:
-                v["memory-temp"] = _field_value(fvs[0])
+        fvs = q(i, nv.nvmlDeviceGetFieldValues, h, [pynvml.NVML_FI_DEV_MEMORY_TEMP])  # HBM temperature, as DCGM reads it
+        if fvs and fvs[0].nvmlReturn == pynvml.NVML_SUCCESS:
+            v["memory-temp"] = _field_value(fvs[0])
         mw = q(i, nv.nvmlDeviceGetPowerUsage, h)
         put("power-usage", mw, 1e-3)  # mW → W
         put("enforced-power-limit", q(i, nv.nvmlDeviceGetEnforcedPowerLimit, h), 1e-3)

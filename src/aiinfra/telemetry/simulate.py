@@ -10,7 +10,8 @@ the real collector code path handles it.
 
 Spec keys (`--simulate`): hosts, gpus, model (catalog GPU), seed, workload
 (mixed|idle|training|inference|leak), mig (profiles joined by '+', e.g. 3g.40gb+3g.40gb),
-mig_gpus (how many GPUs, from index 0, run MIG; default all), faults (joined by '+').
+mig_gpus (how many GPUs, from index 0, run MIG; default all), faults (joined by '+'), speed
+(simulated seconds per wall-clock second, default 1).
 A fault is `<kind>:[h<host>]g<gpu>@<start>[-<end>]` with times in seconds since the fleet
 started, and kind one of lost, xid<code> (xid13, xid31, xid48, xid63, xid79, …), dbe, thermal,
 power, pcie, nvlink. XID 79 (fallen off the bus) also makes the GPU lost; dbe raises XID 48
@@ -29,12 +30,13 @@ from types import SimpleNamespace
 import pynvml
 
 from aiinfra.catalog.gpus import gpu as catalog_gpu
-from aiinfra.errors import AiinfraError, SpecError
+from aiinfra.catalog.loader import default_catalog
+from aiinfra.errors import SpecError
 from aiinfra.specs import GpuSpec
 
 WORKLOADS = ("idle", "training", "inference", "leak")
 FAULT_KINDS = ("lost", "xid", "dbe", "thermal", "power", "pcie", "nvlink", "migpending")
-_SPEC_KEYS = ("hosts", "gpus", "model", "seed", "workload", "mig", "mig_gpus", "faults")
+_SPEC_KEYS = ("hosts", "gpus", "model", "seed", "workload", "mig", "mig_gpus", "faults", "speed")
 
 # Simulation parameters per architecture (not catalog facts): boost SM clock and memory clock, MHz.
 _CLOCKS_MHZ = {"hopper": (1980, 2619), "blackwell": (1965, 3996), "ampere": (1410, 1593), "ada": (2520, 9001)}
@@ -83,10 +85,11 @@ class FleetSpec:
     mig: tuple[str, ...] = ()
     mig_gpus: int | None = None
     faults: tuple[Fault, ...] = ()
+    speed: float = 1.0  # simulated seconds per wall-clock second
 
 
 _FAULT_RE = re.compile(r"^(lost|xid(\d+)|dbe|thermal|power|pcie|nvlink|migpending):(?:h(\d+))?g(\d+)@(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?$")
-_MIG_RE = re.compile(r"^(\d)g\.(\d+)gb$")
+_MIG_RE = re.compile(r"^(\d)g\.(\d+)gb(?:\+me)?$")
 
 
 def parse_fault(text: str) -> Fault:
@@ -140,32 +143,53 @@ def parse_spec(text: str) -> FleetSpec:
         model=values.get("model", "h100-sxm"),
         seed=integer("seed", 0, 0, 2**31),
         workload=values.get("workload", "mixed"),
-        mig=tuple(p for p in values.get("mig", "").split("+") if p),
+        mig=_mig_list(values.get("mig", "")),
         mig_gpus=integer("mig_gpus", -1, 0, 256) if "mig_gpus" in values else None,
         faults=tuple(parse_fault(f) for f in values.get("faults", "").split("+") if f),
+        speed=_speed(values.get("speed", "1")),
     )
     validate(spec)
     return spec
 
 
+def _mig_list(raw: str) -> tuple[str, ...]:
+    """'3g.40gb+1g.10gb+me' → ('3g.40gb', '1g.10gb+me'): profiles are joined by '+', and '+me' is part of a name."""
+    out: list[str] = []
+    for part in (p for p in raw.split("+") if p):
+        if part == "me" and out:
+            out[-1] += "+me"
+        else:
+            out.append(part)
+    return tuple(out)
+
+
+def _speed(raw: str) -> float:
+    try:
+        speed = float(raw)
+    except ValueError:
+        raise SpecError(f"--simulate speed must be a number (simulated seconds per second), got '{raw}'") from None
+    if not 0 < speed <= 1e6:
+        raise SpecError(f"--simulate speed must be above 0 and at most 1e6, got {raw}")
+    return speed
+
+
 def validate(spec: FleetSpec) -> GpuSpec:
     gpu = catalog_gpu(spec.model)
+    if gpu.vendor != "nvidia":
+        raise SpecError(f"{gpu.key} is an {gpu.vendor.upper()} GPU; the simulated fleet answers NVML calls, so pick an NVIDIA model")
     if spec.workload not in WORKLOADS + ("mixed",):
         raise SpecError(f"unknown workload '{spec.workload}'; choose one of: mixed, {', '.join(WORKLOADS)}")
     if spec.mig:
         if not gpu.mig:
             raise SpecError(f"{gpu.key} does not support MIG; drop mig= or pick a MIG-capable model")
-        slices = 0
+        table = mig_profiles(gpu)
         for profile in spec.mig:
-            m = _MIG_RE.match(profile)
-            if not m or int(m.group(1)) not in _MIG_MEMORY_EIGHTHS:
-                valid = ", ".join(_profile_name(gpu, s) for s in _MIG_MEMORY_EIGHTHS)
-                raise SpecError(f"unknown MIG profile '{profile}' for {gpu.key}; valid: {valid}")
-            if profile != _profile_name(gpu, int(m.group(1))):
-                raise SpecError(f"MIG profile '{profile}' does not exist on {gpu.key}; did you mean {_profile_name(gpu, int(m.group(1)))}?")
-            slices += int(m.group(1))
-        if slices > 7:
-            raise SpecError(f"MIG profiles {'+'.join(spec.mig)} need {slices} compute slices; a GPU has 7")
+            if profile not in table:
+                raise SpecError(f"unknown MIG profile '{profile}' for {gpu.key}; valid: {', '.join(table)}")
+        slices = sum(table[p][0] for p in spec.mig)
+        most = max(s for s, _ in table.values())
+        if slices > most:
+            raise SpecError(f"MIG profiles {'+'.join(spec.mig)} need {slices} compute slices; a {gpu.key} has {most}")
     for f in spec.faults:
         if f.host >= spec.hosts or f.gpu >= spec.gpus:
             raise SpecError(f"fault on host {f.host} GPU {f.gpu} is outside the fleet ({spec.hosts} hosts × {spec.gpus} GPUs)")
@@ -174,9 +198,38 @@ def validate(spec: FleetSpec) -> GpuSpec:
     return gpu
 
 
-def _profile_name(gpu: GpuSpec, slices: int) -> str:
-    """NVIDIA's profile naming: <compute slices>g.<memory in GB, rounded>gb (3g.40gb on H100 80GB)."""
-    return f"{slices}g.{round(gpu.memory_gb * _MIG_MEMORY_EIGHTHS[slices] / 8)}gb"
+def mig_profiles(gpu: GpuSpec) -> dict[str, tuple[int, int]]:
+    """MIG profile name → (compute slices, instance memory in bytes) for a GPU.
+
+    From the MIG catalog (catalog/data/mig_profiles.yaml, matched by PCI device ID) when it is
+    installed; otherwise from the H100/A100 geometry: 7 compute slices over 8 memory slices, named
+    <slices>g.<GB, rounded half up>gb as NVIDIA names them (3g.40gb on an 80 GB H100).
+    """
+    total = _total_bytes(gpu)
+    dev = (gpu.pci_device_id or "").lower()
+    for entry in default_catalog().table("mig_profiles").values():
+        ids = [str(x).lower() for x in entry.get("pci_device_ids", [])]
+        if dev and dev in ids and entry.get("profiles"):
+            out = {}
+            for prof in entry["profiles"]:
+                m = _MIG_RE.match(str(prof.get("name", "")))
+                if not m:
+                    continue
+                gib = prof.get("usable_gib")
+                mem = int(float(gib) * 2**30) if gib else int(m.group(2)) * 10**9
+                out[prof["name"]] = (int(m.group(1)), min(mem, total) // 2**20 * 2**20)
+            if out:
+                return out
+    return {
+        f"{c}g.{math.floor(gpu.memory_gb * e / 8 + 0.5)}gb": (c, total * e // 8 // 2**20 * 2**20)
+        for c, e in _MIG_MEMORY_EIGHTHS.items()
+    }
+
+
+def _total_bytes(gpu: GpuSpec) -> int:
+    if gpu.memory_total_mib:
+        return int(gpu.memory_total_mib) * 2**20
+    return int(gpu.memory_gb * 1e9) // 2**20 * 2**20
 
 
 class ManualClock:
@@ -192,9 +245,10 @@ class ManualClock:
         self.t += dt
 
 
-def wall_clock() -> Callable[[], float]:
+def wall_clock(speed: float = 1.0) -> Callable[[], float]:
+    """Seconds since the fleet started, `speed` times faster than the wall clock (demos of slow faults)."""
     t0 = time.monotonic()
-    return lambda: time.monotonic() - t0
+    return lambda: (time.monotonic() - t0) * speed
 
 
 # ---------------------------------------------------------------- simulated devices
@@ -229,9 +283,7 @@ class SimGpu:
 
     @property
     def memory_bytes(self) -> int:
-        if self.spec.memory_total_mib:
-            return int(self.spec.memory_total_mib) * 2**20
-        return int(self.spec.memory_gb * 1e9) // 2**20 * 2**20
+        return _total_bytes(self.spec)
 
 
 class SimGpmSample:
@@ -263,7 +315,7 @@ class Fleet:
     def __init__(self, spec: FleetSpec, clock: Callable[[], float] | None = None):
         self.spec = spec
         self.gpu_spec = validate(spec)
-        self.clock = clock or wall_clock()
+        self.clock = clock or wall_clock(spec.speed)
         self.hosts = [SimHost(self, h) for h in range(spec.hosts)]
 
 
@@ -284,7 +336,7 @@ class SimHost:
         mig_gpus = spec.gpus if spec.mig_gpus is None else spec.mig_gpus
         for g in range(spec.gpus):
             u = _mix(seed, index, g, 1)
-            uuid = "GPU-%08x-%04x-%04x-%04x-%012x" % (u >> 32, (u >> 16) & 0xFFFF, u & 0xFFFF, _mix(u) >> 48, _mix(u, 2) >> 16)
+            uuid = f"GPU-{u >> 32:08x}-{(u >> 16) & 0xFFFF:04x}-{u & 0xFFFF:04x}-{_mix(u) >> 48:04x}-{_mix(u, 2) >> 16:012x}"
             bus = _BUSES[g] if g < len(_BUSES) else (0x10 + 0x11 * g) % 0xFF
             if spec.workload == "mixed":
                 pattern = ("training", "training", "inference", "idle", "training", "inference", "leak", "training")[_mix(seed, index, g, 3) % 8]
@@ -292,11 +344,11 @@ class SimHost:
                 pattern = spec.workload
             gpu = SimGpu(self, g, fleet.gpu_spec, uuid, f"00000000:{bus:02X}:00.0", f"1{_mix(seed, index, g, 4) % 10**12:012d}", pattern)
             if spec.mig and g < mig_gpus:
+                table = mig_profiles(fleet.gpu_spec)
                 for i, profile in enumerate(spec.mig):
-                    slices = int(profile.split("g.", 1)[0])
+                    slices, mem = table[profile]
                     mu = _mix(seed, index, g, 10 + i)
-                    mig_uuid = "MIG-%08x-%04x-%04x-%04x-%012x" % (mu >> 32, (mu >> 16) & 0xFFFF, mu & 0xFFFF, _mix(mu) >> 48, _mix(mu, 2) >> 16)
-                    mem = gpu.memory_bytes * _MIG_MEMORY_EIGHTHS[slices] // 8 // 2**20 * 2**20
+                    mig_uuid = f"MIG-{mu >> 32:08x}-{(mu >> 16) & 0xFFFF:04x}-{mu & 0xFFFF:04x}-{_mix(mu) >> 48:04x}-{_mix(mu, 2) >> 16:012x}"
                     mig_pattern = ("inference", "training", "idle")[i % 3] if spec.workload == "mixed" else spec.workload
                     # GPU instance ids as the driver numbers them for these placements.
                     gpu.migs.append(SimMig(gpu, gi_id=i + 1, slices=slices, profile=profile, uuid=mig_uuid, pattern=mig_pattern, memory_bytes=mem))
@@ -440,7 +492,7 @@ class SimHost:
         return 0
 
     def nvmlDeviceGetAttributes(self, h: SimGpu | SimMig) -> SimpleNamespace:
-        gpu, _ = self._check(h)
+        _gpu, _ = self._check(h)
         slices = h.slices if isinstance(h, SimMig) else 7
         return SimpleNamespace(
             multiprocessorCount=132 * slices // 7,
@@ -462,7 +514,7 @@ class SimHost:
         if isinstance(h, SimMig) or h.migs:
             raise pynvml.NVMLError_NotSupported()  # not available per MIG instance nor with MIG on
         a = self.activity(h, t)
-        return SimpleNamespace(gpu=int(round(100 * a)), memory=int(round(100 * a * 0.42)))
+        return SimpleNamespace(gpu=round(100 * a), memory=round(100 * a * 0.42))
 
     def nvmlDeviceGetEncoderUtilization(self, h: SimGpu) -> list[int]:
         self._check(h)
@@ -515,7 +567,7 @@ class SimHost:
         if self._faults(gpu.index, "thermal", t):
             return 89 + int(2 * (1 + _noise(self.fleet.spec.seed, self.index, gpu.index, int(t), 13)))
         p = self._power_w(gpu, t) / gpu.spec.tdp_w
-        return int(round(28 + 45 * p))
+        return round(28 + 45 * p)
 
     def nvmlDeviceGetTemperature(self, h: SimGpu, sensor: int) -> int:
         gpu, t = self._check(h)
@@ -692,7 +744,7 @@ class SimHost:
     def nvmlEventSetWait_v2(self, es: SimEventSet, timeout_ms: int) -> SimpleNamespace:
         t = self.now()
         while es.delivered < len(self.events) and self.events[es.delivered][0] <= t:
-            when, g, xid = self.events[es.delivered]
+            _when, g, xid = self.events[es.delivered]
             es.delivered += 1
             if g in es.devices:
                 return SimpleNamespace(device=self.gpus[g], eventType=pynvml.nvmlEventTypeXidCriticalError, eventData=xid, gpuInstanceId=0xFFFFFFFF, computeInstanceId=0xFFFFFFFF)
@@ -769,7 +821,4 @@ class SimHost:
 
 def fleet_from_spec(text: str, clock: Callable[[], float] | None = None) -> Fleet:
     """Parse a --simulate spec and build its fleet (raises one-sentence AiinfraErrors)."""
-    try:
-        return Fleet(parse_spec(text), clock=clock)
-    except AiinfraError:
-        raise
+    return Fleet(parse_spec(text), clock=clock)

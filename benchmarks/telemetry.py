@@ -1,0 +1,115 @@
+"""Telemetry speed, measured in one run (no GPU needed: simulated fleet, loopback HTTP).
+
+- scrape latency of `aiinfra exporter` (background collection + cached render) for 8 and 64
+  simulated GPUs with every field we collect, against prometheus-client's usual custom-collector
+  pattern (collect NVML and build families inside each scrape, served by start_http_server);
+- parser lines/s of aiinfra.telemetry.parse against prometheus_client.parser on the same text.
+
+Prints `name: ours X/s, baseline Y/s, ratio Z` lines.
+"""
+
+from __future__ import annotations
+
+import http.client
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.parser import text_string_to_metric_families
+
+from aiinfra.telemetry.exporter import (
+    Exporter,
+    ExporterConfig,
+    Source,
+    families,
+    render,
+    serve,
+)
+from aiinfra.telemetry.fields import exported_fields
+from aiinfra.telemetry.nvml import Collector
+from aiinfra.telemetry.parse import parse
+from aiinfra.telemetry.simulate import Fleet, parse_spec
+
+CFG = ExporterConfig(counters="all")
+
+
+def _collector(gpus: int) -> Collector:
+    host = Fleet(parse_spec(f"gpus={gpus},model=h100-sxm,seed=1")).hosts[0]
+    return Collector(lib=host, host=host.name)
+
+
+def _scrapes(port: int, n: int) -> list[float]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        conn.request("GET", "/metrics")
+        body = conn.getresponse().read()
+        out.append(time.perf_counter() - t0)
+        assert body
+    conn.close()
+    return out
+
+
+class _LiveCollector:
+    """The baseline: NVML collection and family building inside every scrape."""
+
+    def __init__(self, col: Collector):
+        self.col = col
+
+    def collect(self):
+        yield from families([self.col.collect()], CFG)
+
+
+def scrape_latency(gpus: int, n: int) -> None:
+    exp = Exporter([Source("bench", _collector(gpus))], CFG, interval_s=5.0)
+    exp.start()
+    server = serve(exp, "127.0.0.1", 0)
+    ours = _scrapes(server.server_address[1], n)
+    server.shutdown()
+    server.server_close()
+    exp.stop()
+
+    reg = CollectorRegistry()
+    reg.register(_LiveCollector(_collector(gpus)))
+    base_server, _ = start_http_server(0, addr="127.0.0.1", registry=reg)
+    base = _scrapes(base_server.server_address[1], n)
+    base_server.shutdown()
+
+    o, b = statistics.median(ours), statistics.median(base)
+    fields = len(exported_fields("legacy", "all"))
+    print(
+        f"scrape {gpus} GPUs x {fields} fields: ours {1 / o:,.0f}/s (median {o * 1e3:.2f} ms, p95 {sorted(ours)[int(0.95 * n)] * 1e3:.2f} ms), "
+        f"baseline collect-in-scrape {1 / b:,.0f}/s (median {b * 1e3:.2f} ms), ratio {b / o:.1f}"
+    )
+    print(f"  collection pass for {gpus} GPUs (background, not on the scrape path): {exp.snapshots[0].duration_s * 1e3:.2f} ms")
+
+
+def parser_speed() -> None:
+    col = _collector(64)
+    time.sleep(0.05)
+    text = render(families([col.collect()], CFG)).decode()
+    lines = text.count("\n")
+
+    def rate(fn, min_time: float = 1.0) -> float:
+        best, spent = float("inf"), 0.0
+        while spent < min_time:
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            best, spent = min(best, dt), spent + dt
+        return lines / best
+
+    ours = rate(lambda: parse(text))
+    base = rate(lambda: list(text_string_to_metric_families(text)))
+    print(f"parse text 0.0.4 ({lines} lines, 64 GPUs): ours {ours:,.0f} lines/s, baseline prometheus_client.parser {base:,.0f} lines/s, ratio {ours / base:.1f}")
+
+
+if __name__ == "__main__":
+    scrape_latency(8, 300)
+    scrape_latency(64, 100)
+    parser_speed()

@@ -216,3 +216,16 @@ def test_dashboard_json_is_importable_shape():
     assert rows[0] == "Fleet" and rows[1].startswith("Node") and rows[2].startswith("GPU")
     ys = [p["gridPos"]["y"] for p in d["panels"]]
     assert ys == sorted(ys)
+
+
+def test_dcgm46_ratio_name_with_percent_values_is_rescaled(tmp_path):
+    """DCGM 4.6 names GPU_UTIL `…_RATIO` but fills it with 0–100 (§1.1); no PROF fields here (a no-DCP node)."""
+    fh = history(prof=False, gpu_util_name="DCGM_FI_DEV_GPU_UTIL_RATIO", hours=2, seed=5)
+    build_blocks(fh, tmp_path / "data")
+    with LocalPrometheus(tmp_path / "run", data_dir=tmp_path / "data") as url, Prometheus(url) as p:
+        r = analyze(p, AnalysisOptions(range_s=2 * 3600, end=fh.end))
+    f = r.facts
+    assert "DCGM_FI_PROF_GR_ENGINE_ACTIVE" not in f["naming"]
+    assert 0.3 < f["utilization"]["fleet_avg"] < 1.0
+    assert _gpus(f["idle"], fh) == [(0, 0, ""), (1, 3, ""), (2, 1, "")]
+    assert all(g["busy_avg"] <= 1.0 for g in f["per_gpu"])

@@ -72,6 +72,7 @@ class Discovery:
     present: set[str]
     pod_source: str  # label that carries the workload pod
     labels: set[str] = field(default_factory=set)
+    factors: dict[str, float] = field(default_factory=dict)  # per-server scale overrides (see _discover)
 
     def has(self, quantity: str) -> bool:
         return any(n in self.present for n, _ in ALIASES[quantity])
@@ -107,6 +108,7 @@ class Q:
         for name, factor in ALIASES[quantity]:
             if name not in self.d.present:
                 continue
+            factor = self.d.factors.get(name, factor)
             sel = f"{name}{{{selector}}}" if selector else name
             e = fn(sel, factor)
             if scaled and factor != 1.0:
@@ -129,7 +131,15 @@ def _discover(prom: Prometheus, start: float, end: float) -> Discovery:
     present = set(prom.label_values("__name__", match=match, start=start, end=end))
     labels: set[str] = set(prom.labels(match=match, start=start, end=end)) if present else set()
     pod_source = "exported_pod" if "exported_pod" in labels else ("pod_name" if "pod_name" in labels and "pod" not in labels else "pod")
-    return Discovery(present, pod_source, labels)
+    d = Discovery(present, pod_source, labels)
+    # DCGM 4.6 renamed GPU_UTIL to GPU_UTIL_RATIO but still fills it with 0-100; exporter 4.9 sends a
+    # 0-1 ratio under the same name (dcgm_fields.yaml `percent_ambiguous`). Values above 1 settle it.
+    for name, _ in ALIASES["gpu_util"]:
+        if name in present and name.endswith("_RATIO"):
+            top = prom.query(f"max(max_over_time({name}[{int(end - start)}s]))", end)
+            if top and top[0].value > 1.0:
+                d.factors[name] = 0.01
+    return d
 
 
 def _key(labels: dict[str, str], keys=ENTITY) -> tuple[str, ...]:

@@ -72,6 +72,8 @@ class FleetHistory:
     pod_label: str = "pod"  # "exported_pod" mimics a ServiceMonitor with honorLabels: false
     job: str = "dcgm-exporter"
     fb_total_mib: int | None = None
+    prof: bool = True  # emit DCGM_FI_PROF_GR_ENGINE_ACTIVE (datacenter GPUs); False mimics GeForce/no-DCP nodes
+    gpu_util_name: str = "DCGM_FI_DEV_GPU_UTIL"  # DCGM_FI_DEV_GPU_UTIL_RATIO mimics a DCGM-4.6 name carrying 0-100
 
     def __post_init__(self) -> None:
         if self.hosts < 1 or self.gpus_per_host < 1 or self.hours <= 0 or self.step <= 0:
@@ -250,9 +252,10 @@ def write_openmetrics(fh: FleetHistory, path: Path, hosts: range | None = None) 
                 used = np.floor(s["fb"] * share)
                 total = np.floor(s["total"] * share)
                 reserved = np.full_like(total, 512.0 if not e.mig else 0.0)
-                emit("DCGM_FI_PROF_GR_ENGINE_ACTIVE", e.labels, _fmt_ratio(s["busy"]))
+                if fh.prof:
+                    emit("DCGM_FI_PROF_GR_ENGINE_ACTIVE", e.labels, _fmt_ratio(s["busy"]))
                 if not e.mig:
-                    emit("DCGM_FI_DEV_GPU_UTIL", e.labels, _fmt_int(np.round(s["busy"] * 100)))
+                    emit(fh.gpu_util_name, e.labels, _fmt_int(np.round(s["busy"] * 100)))
                 emit("DCGM_FI_DEV_FB_USED", e.labels, _fmt_int(used))
                 emit("DCGM_FI_DEV_FB_FREE", e.labels, _fmt_int(total - used - reserved))
                 emit("DCGM_FI_DEV_FB_RESERVED", e.labels, _fmt_int(reserved))

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from aiinfra.catalog.loader import set_user_catalogs
+from aiinfra.errors import AiinfraError
 from aiinfra.telemetry.promql import xid_catalog
 from aiinfra.telemetry.rules import RuleOptions, alert_names, rule_groups, sku_temp_limits
 from tests.conftest import assert_one_line_error
@@ -97,5 +98,5 @@ def test_bad_rule_options(cli, tmp_path):
 
 
 def test_options_validate():
-    with pytest.raises(Exception):
+    with pytest.raises(AiinfraError, match="pod label"):
         RuleOptions(pod_label="x")

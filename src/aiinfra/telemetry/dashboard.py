@@ -102,7 +102,7 @@ def panels() -> list[dict[str, Any]]:
                                                (device("remapped_rows_unc"), "uncorrectable rows " + LEGEND_DEV)], "none", 8, 8, 0, 47),
         _panel("timeseries", "PCIe replays / s", [(device("pcie_replay", lambda s: f"rate({s}[$__rate_interval])"), LEGEND_DEV)], "none", 8, 8, 8, 47),
         _panel("timeseries", "Clock-event reasons set (power cap, HW slowdown, thermal)",
-               [(f"max {by(DEVICE)} ({alt('clock_reasons', lambda s: bit(s, v), selector=SEL)})", f"{name} " + LEGEND_DEV)
+               [(f"max {by(DEVICE)} ({alt('clock_reasons', lambda s, v=v: bit(s, v), selector=SEL)})", f"{name} " + LEGEND_DEV)
                 for name, v in (("power_cap", 4), ("hw_slowdown", 8), ("sw_thermal", 32), ("hw_thermal", 64))],
                "none", 8, 8, 16, 47),
     ]

@@ -64,6 +64,8 @@ def test_oom_risk_finds_the_leak_with_a_time_to_full(report):
     assert oom[0]["fb_used_ratio"] > 0.95
     # The leak rises 67 % of the framebuffer over 6 h and ends at 97 %: ≈ 3 % / (11 %/h) ≈ 0.27 h.
     assert 0.1 * 3600 < oom[0]["time_to_full_s"] < 0.5 * 3600
+    t = r.term("soonest_time_to_full")
+    assert t.value == oom[0]["time_to_full_s"] and t.formula.startswith("fb_free / deriv")
 
 
 def test_throttling_share_by_reason(report):

@@ -67,3 +67,9 @@ def test_top_default_source_is_local_nvml(cli):
         assert "local NVML" in r.out
     else:
         assert_one_line_error(r, "NVML")
+
+
+def test_top_live_mode_stops_after_the_iterations(cli):
+    r = cli("top", "--simulate", "hosts=1,gpus=1,seed=2", "--interval", "0.1", "--iterations", "3")
+    assert r.code == 0, r.err
+    assert "sim-node-00" in r.out

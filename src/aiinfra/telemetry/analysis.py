@@ -397,6 +397,10 @@ def _report(prom, o, d, start, end, busy_avg, busy_p95, low_frac, by_host, by_mo
              {"range_h": hours, "idle_ratio": o.idle_ratio, "gpus": len(stranded)},
              {"gpu_share": "MIG profile slices / SKU slices (catalog mig_max_instances)"}),
     ]
+    fleet_avg = sum(busy_avg.values()) / len(busy_avg)
+    terms.insert(0, Term("fleet_busy_ratio", fleet_avg, "ratio", "mean over GPUs/MIG instances of avg_over_time(busy[range])",
+                         {"gpus": len(busy_avg), "range_s": o.range_s},
+                         {"busy": "DCGM_FI_PROF_GR_ENGINE_ACTIVE where exported (works per MIG instance), else DCGM_FI_DEV_GPU_UTIL / 100"}))
     if price is not None:
         terms.append(Term("idle_cost_usd", (idle_h + stranded_h) * price, "USD", "(idle_gpu_hours + stranded_gpu_hours) × price_per_gpu_hour",
                           {"idle_gpu_hours": idle_h, "stranded_gpu_hours": stranded_h, "price_per_gpu_hour": price},
@@ -410,6 +414,13 @@ def _report(prom, o, d, start, end, busy_avg, busy_p95, low_frac, by_host, by_mo
         if ratio >= o.oom_ratio or (ttf is not None and math.isfinite(ttf) and ttf <= o.oom_horizon_s):
             oom.append({**_gpu_id(k), "fb_used_ratio": ratio, "fb_total_bytes": fb["total"].get(k),
                         "time_to_full_s": ttf if ttf is not None and math.isfinite(ttf) else None})
+
+    soonest = min((row for row in oom if row["time_to_full_s"] is not None), key=lambda row: row["time_to_full_s"], default=None)
+    if soonest is not None:
+        terms.append(Term("soonest_time_to_full", soonest["time_to_full_s"], "s", "fb_free / deriv(fb_used[trend])",
+                          {"gpu": f"{soonest.get('host')}/gpu{soonest.get('gpu')}", "fb_used_ratio": soonest["fb_used_ratio"],
+                           "fb_total_bytes": soonest["fb_total_bytes"], "trend_window_s": min(o.range_s, 3600)},
+                          {"deriv": "PromQL deriv(): least-squares slope of the framebuffer used over the trend window"}))
 
     xid_cat = _xid_catalog_or_empty()
     xid_rows = []
@@ -447,7 +458,7 @@ def _report(prom, o, d, start, end, busy_avg, busy_p95, low_frac, by_host, by_mo
         "naming": sorted(n for n in d.present if n in {a for v in ALIASES.values() for a, _ in v}),
         "pod_label": d.pod_source,
         "gpus": len(gpus),
-        "utilization": {"fleet_avg": sum(busy_avg.values()) / len(busy_avg), "distribution": dist,
+        "utilization": {"fleet_avg": fleet_avg, "distribution": dist,
                         "by_node": by_host, "by_model": by_model},
         "idle": idle,
         "stranded": stranded,

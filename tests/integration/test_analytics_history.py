@@ -171,7 +171,7 @@ def test_cli_json_html_and_price(fleet_prom, cli, tmp_path):
     assert '"type":"heatmap"' in page and '"type":"bar"' in page
     table = cli("analyze", "-p", url, "--range", "6h", "--end", str(fh.end))
     assert table.code == 0
-    for heading in ("idle and stranded GPUs", "OOM risk", "throttling", "XID health", "ECC and row remapping"):
+    for heading in ("GPU-hours without work by node", "idle and stranded GPUs", "OOM risk", "throttling", "XID health", "ECC and row remapping"):
         assert heading in table.out
 
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, emit
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result
-from aiinfra.telemetry.analysis import AnalysisOptions, analyze, to_html
+from aiinfra.telemetry.analysis import AnalysisOptions, analyze, idle_by_host, to_html
 from aiinfra.telemetry.prom import Prometheus, parse_duration
 
 MAX_ROWS = 20
@@ -86,6 +86,19 @@ def report_tables(r: Result) -> Group:
     for m, v in sorted(u["by_model"].items()):
         models.add_row(m, _pct(v))
     parts += [nodes, models]
+
+    costs = idle_by_host(r)
+    if costs:
+        price = f["price_per_gpu_hour"]
+        t = Table(title="GPU-hours without work by node (most first)")
+        for c in ("node", "idle GPU·h", "stranded GPU·h") + (("cost",) if price is not None else ()):
+            t.add_column(c, justify="left" if c == "node" else "right")
+        for host, v in sorted(costs.items(), key=lambda kv: -(kv[1]["idle"] + kv[1]["stranded"]))[:MAX_ROWS]:
+            cells = [host, f"{v['idle']:,.1f}", f"{v['stranded']:,.1f}"]
+            if price is not None:
+                cells.append(f"{(v['idle'] + v['stranded']) * price:,.2f} USD")
+            t.add_row(*cells)
+        parts.append(t)
 
     if f["idle"] or f["stranded"]:
         t = Table(title="idle and stranded GPUs")

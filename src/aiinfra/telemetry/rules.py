@@ -115,6 +115,8 @@ def alert_groups(o: RuleOptions, xids: dict | None = None) -> list[dict[str, Any
     job = f'job=~"{o.job_regex}"'
     fatal_re = "|".join(str(c) for c in fatal)
     any_gpu_series = '{__name__=~"DCGM_FI_.*|dcgm_.*"}'
+    # Physical GPUs per exporter (MIG instances collapse on UUID).
+    gpu_count = f"count by (instance) (count by (instance, UUID, uuid) ({alt('temp')}))"
 
     thermal_bits = lambda s: "clamp_max(" + " + ".join(bit(s, v) for v in (32, 64, 8)) + ", 1)"  # noqa: E731
     thermal_parts = [
@@ -160,6 +162,13 @@ def alert_groups(o: RuleOptions, xids: dict | None = None) -> list[dict[str, Any
             _rule("AiinfraGPUExporterDown", f"up{{{job}}} == 0", "critical",
                   "GPU exporter {{ $labels.instance }} is down: GPU health on that node is unknown",
                   "check the exporter pod/service and the node", "5m"),
+            _rule("AiinfraGPULost", "max by (instance, gpu, UUID, uuid, Hostname, hostname) (aiinfra_gpu_lost) > 0",
+                  "critical", "{{ $labels.Hostname }}{{ $labels.hostname }} GPU {{ $labels.gpu }} ({{ $labels.UUID }}) is lost: NVML says it fell off the bus",
+                  "drain the node and reboot it; check power, cooling and PCIe seating if it recurs (XID 79)"),
+            _rule("AiinfraGPUSeriesMissing",
+                  f"{gpu_count} < on (instance) max_over_time(({gpu_count})[1h:1m])",
+                  "warning", "exporter {{ $labels.instance }} reports fewer GPUs than it did in the last hour",
+                  "a GPU stopped reporting (lost, driver error or removed): check nvidia-smi on the node", "5m"),
             _rule("AiinfraGPUExporterNoGPUSeries",
                   f"(max by (instance, job) (up{{{job}}}) == 1) unless on (instance) count by (instance) ({any_gpu_series})",
                   "warning", "GPU exporter {{ $labels.instance }} answers but exports no GPU series (DCGM or driver wedged)",

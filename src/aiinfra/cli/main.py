@@ -17,6 +17,7 @@ from aiinfra.cli import plan as plan_cmd
 from aiinfra.cli import tco as tco_cmd
 from aiinfra.cli import k8s as k8s_cmd
 from aiinfra.cli import mig as mig_cmd
+from aiinfra.cli import analyze, dashboard, rules, top  # fleet analytics (telemetry)
 from aiinfra.cli import doctor as doctor_cmd
 from aiinfra.cli import exporter as exporter_cmd
 from aiinfra.cli.serve import serve
@@ -55,6 +56,10 @@ app.command("infer")(infer_cmd.command)
 app.add_typer(mig_cmd.app, name="mig")
 app.add_typer(k8s_cmd.app, name="k8s")
 app.command(name="exporter")(exporter_cmd.exporter)
+app.command("analyze")(analyze.analyze_cmd)
+app.command("rules")(rules.rules_cmd)
+app.command("dashboard")(dashboard.dashboard_cmd)
+app.command("top")(top.top_cmd)
 app.command(name="doctor")(doctor_cmd.doctor)
 app.command("serve")(serve)
 

@@ -1,0 +1,186 @@
+"""`aiinfra analyze --prometheus URL --range 24h`: idle and stranded GPUs, OOM risk, throttling, XIDs, ECC."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Group
+from rich.table import Table
+
+from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, emit
+from aiinfra.errors import AiinfraError
+from aiinfra.explain import Result
+from aiinfra.telemetry.analysis import AnalysisOptions, analyze, idle_by_host, to_html
+from aiinfra.telemetry.prom import Prometheus, parse_duration
+
+MAX_ROWS = 20
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise AiinfraError(f"cannot write {path}: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a report is an ordinary file
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise AiinfraError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.1f} %"
+
+
+def _gpu(row: dict) -> str:
+    s = f"{row.get('host', '?')}/gpu{row.get('gpu', '?')}"
+    if row.get("GPU_I_ID"):
+        s += f" mig{row['GPU_I_ID']} ({row.get('GPU_I_PROFILE', '')})"
+    return s
+
+
+def report_tables(r: Result) -> Group:
+    f = r.facts
+    if f.get("status") != "ok":
+        t = Table(title=r.title)
+        t.add_column("status")
+        t.add_column("detail")
+        t.add_row("NO DATA", f"no GPU series at {f.get('prometheus')} in the last {f.get('range_s', 0) / 3600:g} h")
+        return Group(t)
+    u = f["utilization"]
+    s = Table(title=r.title)
+    s.add_column("item")
+    s.add_column("value", justify="right")
+    s.add_row("fleet busy (avg)", _pct(u["fleet_avg"]))
+    s.add_row("GPUs by busy ratio", "  ".join(f"{k}: {v}" for k, v in u["distribution"].items()))
+    s.add_row("idle GPUs (no work, no pod, no memory)", str(len(f["idle"])))
+    s.add_row("stranded GPUs (pod or memory held, no work)", str(len(f["stranded"])))
+    s.add_row("idle GPU-hours", f"{f['idle_gpu_hours']:,.1f}")
+    s.add_row("stranded GPU-hours", f"{f['stranded_gpu_hours']:,.1f}")
+    for t in r.terms:
+        if t.unit.startswith("USD"):
+            s.add_row(t.name.replace("_", " "), f"{t.value:,.2f} {t.unit}")
+    s.add_row("price per GPU-hour", f"{f['price_per_gpu_hour']:.2f} USD ({f['price_source']})" if f["price_per_gpu_hour"] is not None else f"not known ({f['price_source']})")
+    s.add_row("queries sent", str(f["queries"]))
+    parts: list = [s]
+
+    nodes = Table(title="busy ratio by node (lowest first)")
+    nodes.add_column("node")
+    nodes.add_column("busy", justify="right")
+    for host, v in sorted(u["by_node"].items(), key=lambda kv: kv[1])[:MAX_ROWS]:
+        nodes.add_row(host, _pct(v))
+    models = Table(title="busy ratio by model")
+    models.add_column("model")
+    models.add_column("busy", justify="right")
+    for m, v in sorted(u["by_model"].items()):
+        models.add_row(m, _pct(v))
+    parts += [nodes, models]
+
+    costs = idle_by_host(r)
+    if costs:
+        price = f["price_per_gpu_hour"]
+        t = Table(title="GPU-hours without work by node (most first)")
+        for c in ("node", "idle GPU·h", "stranded GPU·h") + (("cost",) if price is not None else ()):
+            t.add_column(c, justify="left" if c == "node" else "right")
+        for host, v in sorted(costs.items(), key=lambda kv: -(kv[1]["idle"] + kv[1]["stranded"]))[:MAX_ROWS]:
+            cells = [host, f"{v['idle']:,.1f}", f"{v['stranded']:,.1f}"]
+            if price is not None:
+                cells.append(f"{(v['idle'] + v['stranded']) * price:,.2f} USD")
+            t.add_row(*cells)
+        parts.append(t)
+
+    if f["idle"] or f["stranded"]:
+        t = Table(title="idle and stranded GPUs")
+        for c in ("GPU", "state", "busy avg", "why"):
+            t.add_column(c)
+        for row in (f["stranded"] + f["idle"])[:MAX_ROWS]:
+            t.add_row(_gpu(row), row["state"], _pct(row["busy_avg"]), row.get("why", "no pod, no memory"))
+        parts.append(t)
+
+    oom = f["oom_risk"]
+    t = Table(title="OOM risk (framebuffer used / (used + free), time to full at the 1 h trend)")
+    for c in ("GPU", "pod", "used", "time to full"):
+        t.add_column(c)
+    if isinstance(oom, str):
+        t.add_row(oom, "", "", "")
+    else:
+        for row in oom[:MAX_ROWS]:
+            ttf = row["time_to_full_s"]
+            t.add_row(_gpu(row), row.get("pod", ""), _pct(row["fb_used_ratio"]), "–" if ttf is None else f"{ttf / 3600:.1f} h")
+        if not oom:
+            t.add_row("none at risk", "", "", "")
+    parts.append(t)
+
+    th = f["throttling"]
+    t = Table(title="throttling: share of time by reason")
+    t.add_column("GPU")
+    if isinstance(th, str):
+        t.add_row(th)
+    else:
+        reasons = sorted(th["fleet_share"] or {})
+        for reason in reasons:
+            t.add_column(reason, justify="right")
+        t.add_row("fleet average", *[_pct(th["fleet_share"][x]) for x in reasons])
+        for row in th["gpus"][:MAX_ROWS]:
+            t.add_row(_gpu(row), *[_pct(row.get(f"{x}_share")) for x in reasons])
+    parts.append(t)
+
+    xid = f["xid"]
+    t = Table(title="XID health")
+    for c in ("GPU", "XID", "severity", "meaning", "action", "still set"):
+        t.add_column(c)
+    if isinstance(xid, str):
+        t.add_row(xid, "", "", "", "", "")
+    else:
+        for row in sorted(xid, key=lambda x: (x["severity"] != "critical", x["xid"]))[:MAX_ROWS]:
+            t.add_row(_gpu(row), str(row["xid"]), row["severity"], row["meaning"], row["action"], "yes" if row["sticky_now"] else "no")
+        if not xid:
+            t.add_row("no XIDs in the range", "", "", "", "", "")
+    parts.append(t)
+
+    h = f["health"]
+    t = Table(title="ECC and row remapping")
+    t.add_column("GPU")
+    t.add_column("findings")
+    for row in h["gpus"][:MAX_ROWS]:
+        t.add_row(_gpu(row), ", ".join(f"{k}={row[k]:g}" for k in h["collected"] if row.get(k)))
+    if not h["gpus"]:
+        t.add_row("no errors in the collected fields" if h["collected"] else "no ECC/row-remap fields collected", "")
+    if h["not_collected"]:
+        t.add_row("not collected", ", ".join(h["not_collected"]))
+    parts.append(t)
+    return Group(*parts)
+
+
+def analyze_cmd(
+    prometheus: Annotated[str, typer.Option("--prometheus", "-p", help="Prometheus (or Thanos/Mimir) base URL.", envvar="AIINFRA_PROMETHEUS")],
+    range_: Annotated[str, typer.Option("--range", "-r", help="Window to analyse, a Prometheus duration (24h, 7d, 90m).")] = "24h",
+    end: Annotated[float | None, typer.Option("--end", help="End of the window, Unix seconds (default: now).")] = None,
+    idle_ratio: Annotated[float, typer.Option("--idle-below", help="Busy ratio under which a GPU counts as doing no work.")] = 0.05,
+    price: Annotated[float | None, typer.Option("--price-per-gpu-hour", help="USD per GPU-hour for idle cost (default: the prices catalog).")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML report with plotly charts to this file.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each query.")] = 60.0,
+    fmt: FormatOpt = Format.table,
+    explain: ExplainOpt = False,
+) -> None:
+    """Fleet report from Prometheus: utilization, idle/stranded GPUs and their cost, OOM risk, throttling, XIDs, ECC."""
+    opts = AnalysisOptions(range_s=parse_duration(range_), end=end, idle_ratio=idle_ratio, price_per_gpu_hour=price)
+    with Prometheus(prometheus, timeout=timeout) as prom:
+        result = analyze(prom, opts)
+    if html is not None:
+        write_atomic(html, to_html(result))
+    if fmt is not Format.table:
+        # The heatmap matrix is for the HTML page; keep JSON readable.
+        result.facts = {k: v for k, v in result.facts.items() if k != "heatmap"}
+    emit(result, fmt, explain, table=report_tables)

@@ -1,0 +1,552 @@
+"""Fleet report from a Prometheus that scrapes dcgm-exporter (or `aiinfra exporter`): every number is PromQL.
+
+`analyze(prom, AnalysisOptions(range_s=86400))` sends about fifteen queries, each an aggregate
+that Prometheus computes over the whole window (`avg_over_time`, `increase`, subqueries), and
+gets back one row per GPU, MIG instance or node — never raw samples. That is what lets the same
+code serve one node or a Thanos/Mimir fleet of thousands of GPUs.
+
+Robustness (telemetry reference §1, §3):
+- metric spellings are discovered first (`/api/v1/label/__name__/values`), so queries name only
+  what the server has, across naming generations, each scaled to one unit;
+- `Hostname`/`hostname`/`instance` → `host`, `uuid` → `UUID`, and the workload pod comes from
+  `exported_pod` when the scrape renamed it (honorLabels: false), else `pod`/`pod_name`;
+- MIG: busy = PROF engine activity (GPU_UTIL is absent on instances); device-wide fields
+  (throttling, ECC, power) are deduplicated by physical GPU (`max by (host, UUID)`); idle
+  GPU-hours of an instance count its share of slices (3g of 7 → 3/7 of a GPU).
+
+A window with no GPU series is reported as "no data", never as a healthy fleet; a field that is
+not exported is reported as "not collected", never as zero errors.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiinfra.catalog.loader import default_catalog
+from aiinfra.errors import AiinfraError
+from aiinfra.explain import Result, Term
+from aiinfra.telemetry.prom import Prometheus, Series
+from aiinfra.telemetry.promql import ALIASES, CLOCK_BITS, MiB, bit, xid_catalog
+
+ENTITY = ("host", "gpu", "UUID", "GPU_I_ID", "GPU_I_PROFILE", "modelName", "pod", "namespace")
+DEVICE = ("host", "gpu", "UUID", "modelName")
+VIOLATIONS = {"thermal": "thermal_violation_ns", "power": "power_violation_ns", "board_limit": "board_limit_violation_ns",
+              "sync_boost": "sync_boost_violation_ns", "reliability": "reliability_violation_ns"}
+HEALTH_FIELDS = {"ecc_dbe_new": ("ecc_dbe_vol", "increase"), "ecc_sbe_new": ("ecc_sbe_vol", "increase"),
+                 "ecc_dbe_lifetime": ("ecc_dbe_agg", "last"), "row_remap_failure": ("row_remap_failure", "max"),
+                 "row_remap_pending": ("row_remap_pending", "max"), "remapped_rows_unc_new": ("remapped_rows_unc", "increase"),
+                 "nvlink_errors_new": ("nvlink_errors", "increase"), "pcie_replays_new": ("pcie_replay", "increase")}
+
+
+@dataclass
+class AnalysisOptions:
+    range_s: float = 86400.0
+    end: float | None = None
+    idle_ratio: float = 0.05  # below this busy ratio a GPU does no useful work
+    held_mib: float = 1024.0  # framebuffer above this means a process holds the GPU
+    oom_ratio: float = 0.90
+    oom_horizon_s: float = 86400.0
+    price_per_gpu_hour: float | None = None
+    heatmap_columns: int = 48
+    parallel: int = 4  # queries in flight at once
+
+    def __post_init__(self) -> None:
+        if not 0 < self.idle_ratio < 1:
+            raise AiinfraError(f"idle ratio must be between 0 and 1, got {self.idle_ratio}")
+        if self.price_per_gpu_hour is not None and self.price_per_gpu_hour < 0:
+            raise AiinfraError("price per GPU-hour cannot be negative")
+
+    @property
+    def step_s(self) -> int:
+        """Subquery resolution: fine enough to see short episodes, bounded so 24 h stays cheap."""
+        return int(min(300, max(1, round(self.range_s / 720))))
+
+
+@dataclass
+class Discovery:
+    present: set[str]
+    pod_source: str  # label that carries the workload pod
+    labels: set[str] = field(default_factory=set)
+    factors: dict[str, float] = field(default_factory=dict)  # per-server scale overrides (see _discover)
+
+    def has(self, quantity: str) -> bool:
+        return any(n in self.present for n, _ in ALIASES[quantity])
+
+
+# -- PromQL helpers ------------------------------------------------------------------------------
+
+
+class Q:
+    """Builds the analysis queries for one server (its metric spellings and label layout)."""
+
+    def __init__(self, d: Discovery, o: AnalysisOptions):
+        self.d, self.o = d, o
+        self.R = f"{int(round(o.range_s))}s"
+        self.S = f"{o.step_s}s"
+
+    def norm(self, e: str) -> str:
+        """Copy the label spellings into host / UUID / pod / namespace."""
+        e = f'label_replace({e}, "host", "$1", "instance", "([^:]+).*")'
+        e = f'label_replace({e}, "host", "$1", "Hostname", "(.+)")'
+        e = f'label_replace({e}, "host", "$1", "hostname", "(.+)")'
+        e = f'label_replace({e}, "UUID", "$1", "uuid", "(.+)")'
+        src = self.d.pod_source
+        if src != "pod":
+            ns = {"exported_pod": "exported_namespace", "pod_name": "pod_namespace"}[src]
+            e = f'label_replace({e}, "pod", "$1", "{src}", "(.*)")'  # "(.*)": an empty source clears the target's pod
+            e = f'label_replace({e}, "namespace", "$1", "{ns}", "(.*)")'
+        return e
+
+    def alt(self, quantity: str, fn, scaled: bool = True, selector: str = "") -> str:
+        """fn(selector, factor) over the present spellings, or-combined."""
+        parts = []
+        for name, factor in ALIASES[quantity]:
+            if name not in self.d.present:
+                continue
+            factor = self.d.factors.get(name, factor)
+            sel = f"{name}{{{selector}}}" if selector else name
+            e = fn(sel, factor)
+            if scaled and factor != 1.0:
+                e = f"({e}) * {factor:.10g}"
+            parts.append(f"({e})")
+        return " or ".join(parts)
+
+    def agg(self, quantity: str, fn, labels=ENTITY, how: str = "max", scaled: bool = True, selector: str = "") -> str:
+        inner = self.alt(quantity, fn, scaled, selector)
+        return f"{how} by ({', '.join(labels)}) ({self.norm(inner)})" if inner else ""
+
+    def busy(self, fn, scaled: bool = True) -> str:
+        """PROF engine activity where present (MIG-capable), else GPU_UTIL; per entity."""
+        parts = [self.agg(q, fn, scaled=scaled) for q in ("gr_active", "gpu_util") if self.d.has(q)]
+        return " or ".join(f"({p})" for p in parts)
+
+
+def _discover(prom: Prometheus, start: float, end: float) -> Discovery:
+    match = ['{__name__=~"DCGM_.*|dcgm_.*"}']
+    present = set(prom.label_values("__name__", match=match, start=start, end=end))
+    labels: set[str] = set(prom.labels(match=match, start=start, end=end)) if present else set()
+    pod_source = "exported_pod" if "exported_pod" in labels else ("pod_name" if "pod_name" in labels and "pod" not in labels else "pod")
+    d = Discovery(present, pod_source, labels)
+    # DCGM 4.6 renamed GPU_UTIL to GPU_UTIL_RATIO but still fills it with 0-100; exporter 4.9 sends a
+    # 0-1 ratio under the same name (dcgm_fields.yaml `percent_ambiguous`). Values above 1 settle it.
+    for name, _ in ALIASES["gpu_util"]:
+        if name in present and name.endswith("_RATIO"):
+            top = prom.query(f"max(max_over_time({name}[{int(end - start)}s]))", end)
+            if top and top[0].value > 1.0:
+                d.factors[name] = 0.01
+    return d
+
+
+def _key(labels: dict[str, str], keys=ENTITY) -> tuple[str, ...]:
+    return tuple(labels.get(k, "") for k in keys)
+
+
+def _rows(samples, keys=ENTITY) -> dict[tuple, float]:
+    return {_key(s.labels, keys): s.value for s in samples}
+
+
+# -- catalog lookups -----------------------------------------------------------------------------
+
+
+def sku_for_model_name(model_name: str) -> str | None:
+    """Catalog GPU key for an NVML modelName ('NVIDIA H100 80GB HBM3' → 'h100-sxm'), or None."""
+    cat = default_catalog()
+    table = cat.table("gpus")
+    for key, e in table.items():
+        if model_name in [e.get("nvml_name"), *(e.get("nvml_names") or [])]:
+            return key
+    try:
+        return cat.resolve("gpus", model_name.replace("NVIDIA ", ""))
+    except AiinfraError:
+        pass
+    tokens = set(re.split(r"[\s\-_]+", model_name.lower())) - {"nvidia", ""}
+    cands = sorted(k for k in table if k.split("-")[0] in tokens)  # family token: h100, a100, l40s …
+    if not cands:
+        return None
+    for form in ("pcie", "nvl"):
+        if form in tokens:
+            picked = [k for k in cands if form in k]
+            return picked[0] if picked else cands[0]
+    mem = next((t for t in tokens if re.match(r"^\d+gb$", t)), None)
+    sxm = [k for k in cands if "sxm" in k] or cands
+    if mem:
+        with_mem = [k for k in sxm if mem in k]
+        if with_mem:
+            return with_mem[0]
+    return sorted(sxm, key=len)[0]
+
+
+def mig_share(profile: str, model_name: str) -> float:
+    """Fraction of a GPU a MIG instance holds: slices of the profile over the SKU's slice count."""
+    if not profile:
+        return 1.0
+    m = re.match(r"(\d+)g\.", profile)
+    if not m:
+        return 1.0
+    slices = 7
+    sku = sku_for_model_name(model_name)
+    if sku:
+        slices = int(default_catalog().table("gpus")[sku].get("mig_max_instances") or 7)
+    return min(1.0, int(m.group(1)) / slices)
+
+
+def price_per_gpu_hour(sku: str | None) -> tuple[float, str] | None:
+    """(USD per GPU-hour, source) for a GPU key from the `prices` catalog, or None.
+
+    Cloud offers (`type: cloud`, `on_demand` per instance-hour unless `unit: gpu-hour`) are turned
+    into $/GPU-hour and the median offer is used: idle cost is an opportunity cost, and the median
+    is neither the cheapest neocloud nor the dearest hyperscaler. An entry with a plain
+    `usd_per_gpu_hour` is used as given.
+    """
+    if not sku:
+        return None
+    table = default_catalog().table("prices")
+    offers: list[tuple[float, str, dict]] = []
+    for key, e in sorted(table.items()):
+        if e.get("gpu") != sku:
+            continue
+        if isinstance(e.get("usd_per_gpu_hour"), int | float):
+            offers.append((float(e["usd_per_gpu_hour"]), key, e))
+        elif e.get("type") == "cloud" and isinstance(e.get("on_demand"), int | float):
+            per_gpu = e.get("unit") == "gpu-hour"
+            gpus = e.get("gpus") or 1
+            offers.append((float(e["on_demand"]) if per_gpu else float(e["on_demand"]) / gpus, key, e))
+    if not offers:
+        return None
+    offers.sort(key=lambda o: o[0])
+    price, key, e = offers[len(offers) // 2]
+    lo, hi = offers[0][0], offers[-1][0]
+    spread = f"; median of {len(offers)} on-demand offers, {lo:.2f}–{hi:.2f} USD/GPU-h" if len(offers) > 1 else ""
+    return price, f"prices catalog '{key}' ({e.get('source', 'no source')}, observed {e.get('observed', '?')}){spread}"
+
+
+# -- the analysis ---------------------------------------------------------------------------------
+
+
+def analyze(prom: Prometheus, o: AnalysisOptions) -> Result:
+    end = o.end if o.end is not None else time.time()
+    start = end - o.range_s
+    d = _discover(prom, start, end)
+    if not (d.has("gr_active") or d.has("gpu_util")):
+        return _no_data(prom, o, start, end, d)
+    q = Q(d, o)
+    R, S, thr = q.R, q.S, o.idle_ratio
+
+    def rows(expr: str):
+        return lambda: _rows(prom.query(expr, end))
+
+    def by_label(expr: str, label: str):
+        return lambda: {s.labels.get(label, ""): s.value for s in prom.query(expr, end)}
+
+    avg = q.busy(lambda s, f: f"avg_over_time({s}[{R}])")
+    jobs = {
+        "busy_avg": rows(avg),
+        "busy_p95": rows(q.busy(lambda s, f: f"quantile_over_time(0.95, {s}[{R}])")),
+        "low_frac": rows(q.busy(lambda s, f: f"avg_over_time((({s}) * {f:.10g} < bool {thr:g})[{R}:{S}])", scaled=False)),
+        "by_host": by_label(f"avg by (host) ({avg})", "host"),
+        "by_model": by_label(f"avg by (modelName) ({avg})", "modelName"),
+        "heat": lambda: prom.query_range(f"avg by (host) ({q.busy(lambda s, f: s)})", start, end,
+                                         max(o.step_s, o.range_s / o.heatmap_columns)),
+        "throttle": lambda: _throttling(prom, q, end),
+        "xids": lambda: _xids(prom, q, start, end),
+        "health": lambda: _health(prom, q, end),
+    }
+    if d.has("fb_used") and d.has("fb_free"):
+        used_now = q.agg("fb_used", lambda s, f: f"last_over_time({s}[{R}])")
+        free_now = q.agg("fb_free", lambda s, f: f"last_over_time({s}[{R}])")
+        trend = f"{min(int(o.range_s), 3600)}s"
+        jobs["fb_used_avg"] = rows(q.agg("fb_used", lambda s, f: f"avg_over_time({s}[{R}])"))
+        jobs["fb_ratio"] = rows(f"{used_now} / ({used_now} + {free_now})")
+        jobs["fb_total"] = rows(f"{used_now} + {free_now}")
+        jobs["fb_ttf"] = rows(f"{free_now} / ({q.agg('fb_used', lambda s, f: f'deriv({s}[{trend}])')} > 0)")
+    # The queries are independent: send them together and let Prometheus run them in parallel
+    # (it evaluates up to --query.max-concurrency queries at once, 20 by default).
+    with ThreadPoolExecutor(max_workers=o.parallel) as pool:
+        futures = {name: pool.submit(job) for name, job in jobs.items()}
+        res = {name: f.result() for name, f in futures.items()}
+    if not res["busy_avg"]:
+        return _no_data(prom, o, start, end, d)
+    fb = {k[3:]: v for k, v in res.items() if k.startswith("fb_")}
+    return _report(prom, o, d, start, end, res["busy_avg"], res["busy_p95"], res["low_frac"], res["by_host"], res["by_model"],
+                   fb, res["heat"], res["throttle"], res["xids"], res["health"])
+
+
+def _throttling(prom: Prometheus, q: Q, end: float) -> dict[str, Any]:
+    R, S, rs = q.R, q.S, q.o.range_s
+    parts = []
+    for reason, quantity in VIOLATIONS.items():
+        e = q.agg(quantity, lambda s, f: f"increase({s}[{R}])", labels=DEVICE)
+        if e:
+            parts.append(f'label_replace(({e}) / 1e9 / {rs:g}, "reason", "{reason}", "", "")')
+    source = "violation counters (ns)"
+    if not parts and q.d.has("clock_reasons"):
+        source = "clock-event reason bitmask"
+        for reason, value in CLOCK_BITS.items():
+            e = q.agg("clock_reasons", lambda s, f, v=value: f"avg_over_time({bit(s, v)}[{R}:{S}])", labels=DEVICE)
+            parts.append(f'label_replace({e}, "reason", "{reason}", "", "")')
+    if not parts:
+        return {"collected": False, "note": "no throttling fields exported (enable DCGM_FI_DEV_*_VIOLATION or DCGM_FI_DEV_CLOCKS_EVENT_REASONS)"}
+    rows = prom.query(" or ".join(parts), end)
+    per_gpu: dict[tuple, dict[str, float]] = {}
+    for s in rows:
+        per_gpu.setdefault(_key(s.labels, DEVICE), {})[s.labels["reason"]] = min(1.0, max(0.0, s.value))
+    fleet = {}
+    for reason in {s.labels["reason"] for s in rows}:
+        vals = [r.get(reason, 0.0) for r in per_gpu.values()]
+        fleet[reason] = sum(vals) / len(vals) if vals else 0.0
+    return {"collected": True, "source": source, "fleet_share": fleet, "per_gpu": per_gpu}
+
+
+def _xids(prom: Prometheus, q: Q, start: float, end: float) -> dict[str, Any]:
+    R = q.R
+    out: dict[str, Any] = {"collected": q.d.has("xid_last") or q.d.has("xid_count"), "events": {}}
+    if q.d.has("xid_last"):
+        # Codes seen during the window: the last-code gauge is sticky, so sample it over the range
+        # (only GPUs with a nonzero code come back) rather than comparing with `> 0` at one instant.
+        expr = f"{q.agg('xid_last', lambda s, f: s)} > 0"
+        step = max(q.o.step_s, q.o.range_s / 240)
+        for ser in prom.query_range(expr, start, end, step):
+            k = _key(ser.labels, DEVICE)
+            for code in {int(v) for v in ser.values if v > 0}:
+                out["events"].setdefault((k, code), {"windows": 0, "sticky": False})
+            if ser.values and ser.times[-1] >= end - 1.5 * step:  # the code still shows at the end
+                out["events"][(k, int(ser.values[-1]))]["sticky"] = True
+    if q.d.has("xid_count"):
+        has_code = 'xid!=""'
+        # One look per window (5 min, or range/12 for short ranges): a burst counts once per window.
+        look = f"{int(min(300, max(q.o.step_s, q.o.range_s / 12)))}s"
+        e = f"count_over_time(({q.agg('xid_count', lambda s, f: s, labels=DEVICE + ('xid',), selector=has_code)} > 0)[{R}:{look}])"
+        for s in prom.query(e, end):
+            if not s.labels.get("xid", "").isdigit():
+                continue
+            k = (_key(s.labels, DEVICE), int(s.labels["xid"]))
+            out["events"].setdefault(k, {"windows": 0, "sticky": False})["windows"] = int(s.value)
+    return out
+
+
+def _health(prom: Prometheus, q: Q, end: float) -> dict[str, Any]:
+    R = q.R
+    parts, collected = [], []
+    fns = {"increase": lambda s, f: f"increase({s}[{R}])", "last": lambda s, f: f"last_over_time({s}[{R}])",
+           "max": lambda s, f: f"max_over_time({s}[{R}])"}
+    for name, (quantity, how) in HEALTH_FIELDS.items():
+        e = q.agg(quantity, fns[how], labels=DEVICE, how="sum" if quantity == "nvlink_errors" else "max")
+        if e:
+            collected.append(name)
+            parts.append(f'label_replace({e}, "field", "{name}", "", "")')
+    per_gpu: dict[tuple, dict[str, float]] = {}
+    if parts:
+        for s in prom.query(" or ".join(parts), end):
+            per_gpu.setdefault(_key(s.labels, DEVICE), {})[s.labels["field"]] = s.value
+    missing = [n for n in HEALTH_FIELDS if n not in collected]
+    return {"collected": collected, "not_collected": missing, "per_gpu": per_gpu}
+
+
+def _no_data(prom: Prometheus, o: AnalysisOptions, start: float, end: float, d: Discovery) -> Result:
+    r = Result("GPU fleet report: NO DATA")
+    r.facts = {"status": "no_data", "prometheus": prom.url, "range_s": o.range_s, "start": start, "end": end,
+               "queries": prom.log.count, "metric_names_found": sorted(d.present)}
+    r.warnings.append(f"no GPU utilization series (DCGM_FI_PROF_GR_ENGINE_ACTIVE / DCGM_FI_DEV_GPU_UTIL) in the last {o.range_s:g} s at {prom.url}: "
+                      "nothing can be said about this fleet (check the scrape job and the range)")
+    return r
+
+
+def _gpu_id(k: tuple) -> dict[str, str]:
+    return {n: v for n, v in zip(ENTITY, k) if v}
+
+
+def _report(prom, o, d, start, end, busy_avg, busy_p95, low_frac, by_host, by_model, fb, heat, throttle, xids, health) -> Result:
+    hours = o.range_s / 3600.0
+    held = o.held_mib * MiB
+    gpus, idle, stranded = [], [], []
+    idle_h = stranded_h = 0.0
+    for k, avg in sorted(busy_avg.items()):
+        ident = _gpu_id(k)
+        share = mig_share(ident.get("GPU_I_PROFILE", ""), ident.get("modelName", ""))
+        pod = ident.get("pod", "")
+        used_avg = fb.get("used_avg", {}).get(k)
+        row = {**ident, "busy_avg": avg, "busy_p95": busy_p95.get(k), "low_activity_share": low_frac.get(k, 0.0),
+               "gpu_share": share, "fb_used_ratio": fb.get("ratio", {}).get(k), "fb_used_avg_bytes": used_avg}
+        gpus.append(row)
+        low_h = low_frac.get(k, 0.0) * hours * share
+        if avg < o.idle_ratio:
+            holds = used_avg is not None and used_avg >= held
+            if pod or holds:
+                row["state"] = "stranded"
+                row["why"] = f"pod {pod}" if pod else f"{used_avg / MiB:,.0f} MiB held"
+                stranded.append(row)
+                stranded_h += low_h
+            else:
+                row["state"] = "idle"
+                idle.append(row)
+                idle_h += low_h
+        else:
+            row["state"] = "busy"
+
+    price, price_src = _price(o, gpus)
+    terms = [
+        Term("idle_gpu_hours", idle_h, "GPU·h", "Σ low_activity_share × range_h × gpu_share over idle GPUs",
+             {"range_h": hours, "idle_ratio": o.idle_ratio, "gpus": len(idle)},
+             {"low_activity_share": f"PromQL avg_over_time((busy < bool {o.idle_ratio:g})[range:step]) per GPU/MIG instance"}),
+        Term("stranded_gpu_hours", stranded_h, "GPU·h", "Σ low_activity_share × range_h × gpu_share over stranded GPUs",
+             {"range_h": hours, "idle_ratio": o.idle_ratio, "gpus": len(stranded)},
+             {"gpu_share": "MIG profile slices / SKU slices (catalog mig_max_instances)"}),
+    ]
+    fleet_avg = sum(busy_avg.values()) / len(busy_avg)
+    terms.insert(0, Term("fleet_busy_ratio", fleet_avg, "ratio", "mean over GPUs/MIG instances of avg_over_time(busy[range])",
+                         {"gpus": len(busy_avg), "range_s": o.range_s},
+                         {"busy": "DCGM_FI_PROF_GR_ENGINE_ACTIVE where exported (works per MIG instance), else DCGM_FI_DEV_GPU_UTIL / 100"}))
+    if price is not None:
+        terms.append(Term("idle_cost_usd", (idle_h + stranded_h) * price, "USD", "(idle_gpu_hours + stranded_gpu_hours) × price_per_gpu_hour",
+                          {"idle_gpu_hours": idle_h, "stranded_gpu_hours": stranded_h, "price_per_gpu_hour": price},
+                          {"price_per_gpu_hour": price_src}))
+        terms.append(Term("idle_cost_usd_per_day", (idle_h + stranded_h) * price * 24 / hours, "USD/day",
+                          "idle_cost_usd × 24 / range_h", {"range_h": hours}, {"price_per_gpu_hour": price_src}))
+
+    oom = []
+    for k, ratio in sorted(fb.get("ratio", {}).items(), key=lambda kv: -kv[1]):
+        ttf = fb.get("ttf", {}).get(k)
+        if ratio >= o.oom_ratio or (ttf is not None and math.isfinite(ttf) and ttf <= o.oom_horizon_s):
+            oom.append({**_gpu_id(k), "fb_used_ratio": ratio, "fb_total_bytes": fb["total"].get(k),
+                        "time_to_full_s": ttf if ttf is not None and math.isfinite(ttf) else None})
+
+    soonest = min((row for row in oom if row["time_to_full_s"] is not None), key=lambda row: row["time_to_full_s"], default=None)
+    if soonest is not None:
+        terms.append(Term("soonest_time_to_full", soonest["time_to_full_s"], "s", "fb_free / deriv(fb_used[trend])",
+                          {"gpu": f"{soonest.get('host')}/gpu{soonest.get('gpu')}", "fb_used_ratio": soonest["fb_used_ratio"],
+                           "fb_total_bytes": soonest["fb_total_bytes"], "trend_window_s": min(o.range_s, 3600)},
+                          {"deriv": "PromQL deriv(): least-squares slope of the framebuffer used over the trend window"}))
+
+    xid_cat = _xid_catalog_or_empty()
+    xid_rows = []
+    for (k, code), ev in sorted(xids["events"].items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        x = xid_cat.get(code)
+        xid_rows.append({**{n: v for n, v in zip(DEVICE, k) if v}, "xid": code, "windows_with_events": ev["windows"],
+                         "sticky_now": ev["sticky"], "meaning": x.meaning if x else "not in the XID catalog",
+                         "severity": x.severity if x else "unknown", "action": x.action if x else "look the code up in NVIDIA's XID catalog"})
+
+    throttled = []
+    if throttle.get("collected"):
+        for k, shares in sorted(throttle["per_gpu"].items()):
+            if any(v > 0.01 for v in shares.values()):
+                throttled.append({**{n: v for n, v in zip(DEVICE, k) if v}, **{f"{r}_share": v for r, v in shares.items()}})
+
+    health_rows = []
+    for k, vals in sorted(health["per_gpu"].items()):
+        bad = {n: v for n, v in vals.items() if v > 0 and n != "ecc_dbe_lifetime"}
+        if bad or vals.get("ecc_dbe_lifetime", 0) > 0:
+            health_rows.append({**{n: v for n, v in zip(DEVICE, k) if v}, **vals})
+
+    dist = {"lt_5%": 0, "5-25%": 0, "25-50%": 0, "50-75%": 0, "ge_75%": 0}
+    for avg in busy_avg.values():
+        b = "lt_5%" if avg < 0.05 else "5-25%" if avg < 0.25 else "25-50%" if avg < 0.5 else "50-75%" if avg < 0.75 else "ge_75%"
+        dist[b] += 1
+
+    r = Result(f"GPU fleet report: {len(gpus)} GPUs/MIG instances over {o.range_s / 3600:g} h")
+    r.terms = terms
+    r.facts = {
+        "status": "ok",
+        "prometheus": prom.url,
+        "range_s": o.range_s,
+        "start": start,
+        "end": end,
+        "naming": sorted(n for n in d.present if n in {a for v in ALIASES.values() for a, _ in v}),
+        "pod_label": d.pod_source,
+        "gpus": len(gpus),
+        "utilization": {"fleet_avg": fleet_avg, "distribution": dist,
+                        "by_node": by_host, "by_model": by_model},
+        "idle": idle,
+        "stranded": stranded,
+        "idle_gpu_hours": idle_h,
+        "stranded_gpu_hours": stranded_h,
+        "price_per_gpu_hour": price,
+        "price_source": price_src,
+        "oom_risk": oom if fb else "not collected (DCGM_FI_DEV_FB_USED/FB_FREE not exported)",
+        "throttling": {"source": throttle.get("source"), "fleet_share": throttle.get("fleet_share"), "gpus": throttled}
+        if throttle.get("collected") else throttle["note"],
+        "xid": xid_rows if xids["collected"] else "not collected (DCGM_FI_DEV_XID_ERRORS / DCGM_EXP_XID_ERRORS_COUNT not exported)",
+        "health": {"gpus": health_rows, "collected": health["collected"], "not_collected": health["not_collected"]},
+        "heatmap": {"hosts": [s.labels.get("host", "") for s in heat], "times": heat[0].times if heat else [],
+                    "values": [s.values for s in heat]},
+        "per_gpu": gpus,
+        "queries": prom.log.count,
+    }
+    if price is None:
+        r.warnings.append("no price per GPU-hour (prices catalog has no entry for these GPUs and --price-per-gpu-hour was not given): idle cost shown in GPU-hours only")
+    if health["not_collected"]:
+        r.warnings.append("not collected, so not reported as healthy: " + ", ".join(health["not_collected"]))
+    return r
+
+
+def _xid_catalog_or_empty() -> dict:
+    try:
+        return xid_catalog()
+    except AiinfraError:
+        return {}
+
+
+def _price(o: AnalysisOptions, gpus: list[dict]) -> tuple[float | None, str]:
+    if o.price_per_gpu_hour is not None:
+        return o.price_per_gpu_hour, "--price-per-gpu-hour (given by the user)"
+    skus = {sku_for_model_name(g.get("modelName", "")) for g in gpus}
+    found = [price_per_gpu_hour(s) for s in skus]
+    if skus and all(found):
+        if len(found) == 1:
+            return found[0][0], found[0][1]  # type: ignore[index]
+        # Mixed fleet: one blended price would mislead; require the user to say.
+        return None, "mixed GPU models; give --price-per-gpu-hour"
+    return None, "no price in the catalog for " + ", ".join(sorted(s or "unknown model" for s in skus))
+
+
+def heat_series(r: Result) -> list[Series]:
+    h = r.facts.get("heatmap", {})
+    return [Series({"host": n}, h["times"], v) for n, v in zip(h.get("hosts", []), h.get("values", []))]
+
+
+# -- HTML ------------------------------------------------------------------------------------------
+
+
+def idle_by_host(r: Result) -> dict[str, dict[str, float]]:
+    """GPU-hours without useful work per node, split idle / stranded (from the per-GPU PromQL aggregates)."""
+    hours = r.facts["range_s"] / 3600.0
+    out: dict[str, dict[str, float]] = {}
+    for g in r.facts.get("per_gpu", []):
+        if g.get("state") in ("idle", "stranded"):
+            slot = out.setdefault(g.get("host", ""), {"idle": 0.0, "stranded": 0.0})
+            slot[g["state"]] += g["low_activity_share"] * hours * g["gpu_share"]
+    return out
+
+
+def to_html(r: Result) -> str:
+    """A self-contained page: utilization heatmap (node × time) and idle cost per node."""
+    import datetime as dt
+
+    import plotly.graph_objects as go
+    import plotly.io as pio
+    from plotly.subplots import make_subplots
+
+    f = r.facts
+    if f.get("status") != "ok":
+        body = f"<h1>{r.title}</h1><p>{'; '.join(r.warnings)}</p>"
+        return f"<!doctype html><html><head><meta charset='utf-8'><title>{r.title}</title></head><body>{body}</body></html>"
+    heat = f["heatmap"]
+    times = [dt.datetime.fromtimestamp(t, dt.timezone.utc) for t in heat["times"]]
+    costs = idle_by_host(r)
+    price = f.get("price_per_gpu_hour")
+    hosts = sorted(costs)
+    unit = "USD" if price is not None else "GPU-hours"
+    scale = price if price is not None else 1.0
+    fig = make_subplots(rows=2, cols=1, subplot_titles=("GPU busy ratio per node", f"Idle and stranded cost per node ({unit})"),
+                        vertical_spacing=0.15, row_heights=[0.6, 0.4])
+    fig.add_trace(go.Heatmap(z=heat["values"], x=times, y=heat["hosts"], zmin=0, zmax=1, colorscale="Viridis",
+                             colorbar={"title": "busy", "len": 0.55, "y": 0.75}), row=1, col=1)
+    fig.add_trace(go.Bar(name="idle", x=hosts, y=[costs[h]["idle"] * scale for h in hosts]), row=2, col=1)
+    fig.add_trace(go.Bar(name="stranded", x=hosts, y=[costs[h]["stranded"] * scale for h in hosts]), row=2, col=1)
+    fig.update_layout(barmode="stack", title=r.title, height=max(700, 18 * len(heat["hosts"]) + 400),
+                      legend={"orientation": "h", "x": 0.0, "y": -0.08})
+    return pio.to_html(fig, full_html=True, include_plotlyjs=True)

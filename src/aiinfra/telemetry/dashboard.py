@@ -1,0 +1,141 @@
+"""Grafana dashboard JSON for GPU fleets: fleet, node and GPU rows, template variables, MIG-aware panels.
+
+Improves on the stock dcgm-exporter dashboard (grafana.com 12239, telemetry reference §7.3):
+- busy ratio = PROF engine activity, falling back to GPU_UTIL/100, so MIG instances show up;
+- power and temperature are deduplicated per physical GPU (`max by (UUID, …)`) before any sum;
+- framebuffer is shown in bytes (the exporter's MiB × 2^20), and as used / (used + free);
+- XID, ECC, row-remap and throttling panels; every metric name matched in all naming generations;
+- legends use `{{Hostname}}{{hostname}}`, so either label spelling prints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiinfra.telemetry.promql import DEVICE, ENTITY, alt, bit, by
+
+DS = {"type": "prometheus", "uid": "${datasource}"}
+SEL = 'instance=~"$instance", gpu=~"$gpu"'
+LEGEND_GPU = "{{Hostname}}{{hostname}} gpu{{gpu}} {{GPU_I_PROFILE}}"
+LEGEND_DEV = "{{Hostname}}{{hostname}} gpu{{gpu}}"
+ANY_GPU = '{__name__=~"DCGM_FI_DEV_GPU_TEMP|DCGM_FI_DEV_GPU_TEMP_CELSIUS|dcgm_gpu_temp", job=~"$job"}'
+
+
+def busy(selector: str = SEL) -> str:
+    return (f"(max {by(ENTITY)} ({alt('gr_active', selector=selector)}))"
+            f" or (max {by(ENTITY)} ({alt('gpu_util', selector=selector)}))")
+
+
+def fb_ratio(selector: str = SEL) -> str:
+    used = f"max {by(ENTITY)} ({alt('fb_used', selector=selector)})"
+    free = f"max {by(ENTITY)} ({alt('fb_free', selector=selector)})"
+    return f"{used} / ({used} + {free})"
+
+
+def device(quantity: str, fn=lambda s: s, selector: str = SEL) -> str:
+    return f"max {by(DEVICE)} ({alt(quantity, fn, selector=selector)})"
+
+
+def _panel(kind: str, title: str, exprs: list[tuple[str, str]], unit: str, w: int, h: int, x: int, y: int,
+           extra: dict | None = None) -> dict[str, Any]:
+    p: dict[str, Any] = {
+        "type": kind,
+        "title": title,
+        "datasource": DS,
+        "gridPos": {"h": h, "w": w, "x": x, "y": y},
+        "targets": [{"refId": chr(65 + i), "datasource": DS, "expr": " ".join(e.split()), "legendFormat": legend}
+                    for i, (e, legend) in enumerate(exprs)],
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "options": {},
+    }
+    if extra:
+        p.update(extra)
+    return p
+
+
+def _row(title: str, y: int) -> dict[str, Any]:
+    return {"type": "row", "title": title, "collapsed": False, "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "panels": []}
+
+
+def _var(name: str, label: str, query: str) -> dict[str, Any]:
+    return {"type": "query", "name": name, "label": label, "datasource": DS, "query": {"query": query, "refId": name},
+            "definition": query, "refresh": 2, "multi": True, "includeAll": True, "allValue": ".*",
+            "current": {"text": "All", "value": "$__all"}, "sort": 1}
+
+
+def panels() -> list[dict[str, Any]]:
+    thermal = f"({device('thermal_violation_ns', lambda s: f'rate({s}[$__rate_interval])')}) / 1e9"
+    power_cap = f"({device('power_violation_ns', lambda s: f'rate({s}[$__rate_interval])')}) / 1e9"
+    fleet_sel = 'job=~"$job"'
+    out: list[dict[str, Any]] = [_row("Fleet", 0)]
+    out += [
+        _panel("stat", "GPUs reporting (physical)", [(f"count(count by (UUID, uuid) ({alt('temp', selector=fleet_sel)}))", "")], "none", 4, 4, 0, 1),
+        _panel("stat", "Fleet busy (avg)", [(f"avg({busy(fleet_sel)})", "")], "percentunit", 4, 4, 4, 1),
+        _panel("stat", "Idle GPUs (busy < 5 % for 1 h)", [(f"count(avg_over_time(({busy(fleet_sel)})[1h:1m]) < 0.05)", "")], "none", 4, 4, 8, 1),
+        _panel("stat", "Fleet power (MIG counted once)", [(f"sum({device('power', selector=fleet_sel)})", "")], "watt", 4, 4, 12, 1),
+        _panel("stat", "Memory-full GPUs (> 95 %)", [(f"count(({fb_ratio(fleet_sel)}) > 0.95)", "")], "none", 4, 4, 16, 1),
+        _panel("stat", "GPUs with an XID code set", [(f"count({device('xid_last', selector=fleet_sel)} > 0)", "")], "none", 4, 4, 20, 1),
+        _panel("timeseries", "Busy ratio by node", [(f"avg by (instance, Hostname, hostname) ({busy(fleet_sel)})", "{{Hostname}}{{hostname}}")],
+               "percentunit", 12, 8, 0, 5),
+        _panel("timeseries", "Power by node (MIG counted once)", [(f"sum by (instance, Hostname, hostname) ({device('power', selector=fleet_sel)})", "{{Hostname}}{{hostname}}")],
+               "watt", 12, 8, 12, 5),
+    ]
+    out.append(_row("Node ($instance)", 13))
+    out += [
+        _panel("timeseries", "Busy ratio per GPU / MIG instance", [(busy(), LEGEND_GPU)], "percentunit", 12, 8, 0, 14),
+        _panel("timeseries", "Framebuffer used / (used + free)", [(fb_ratio(), LEGEND_GPU)], "percentunit", 12, 8, 12, 14),
+        _panel("timeseries", "Framebuffer used", [(f"max {by(ENTITY)} ({alt('fb_used', selector=SEL)})", LEGEND_GPU)], "bytes", 8, 8, 0, 22),
+        _panel("timeseries", "Power per GPU", [(device("power"), LEGEND_DEV)], "watt", 8, 8, 8, 22),
+        _panel("timeseries", "Temperature per GPU", [(device("temp"), LEGEND_DEV)], "celsius", 8, 8, 16, 22),
+        _panel("timeseries", "Tensor pipe active", [(f"max {by(ENTITY)} ({alt('tensor_active', selector=SEL)})", LEGEND_GPU)], "percentunit", 12, 8, 0, 30),
+        _panel("timeseries", "Time throttled by reason", [(thermal, "thermal " + LEGEND_DEV), (power_cap, "power " + LEGEND_DEV)],
+               "percentunit", 12, 8, 12, 30),
+    ]
+    out.append(_row("GPU health ($gpu)", 38))
+    out += [
+        _panel("table", "Last XID code (sticky until reset)", [(device("xid_last") + " > 0", LEGEND_DEV)], "none", 8, 8, 0, 39,
+               {"targets": [{"refId": "A", "datasource": DS, "expr": device("xid_last") + " > 0", "format": "table", "instant": True}]}),
+        _panel("timeseries", "XID events per window", [(f"max by (instance, gpu, UUID, uuid, Hostname, hostname, xid) (DCGM_EXP_XID_ERRORS_COUNT{{{SEL}, xid!=\"\"}})", "xid {{xid}} " + LEGEND_DEV)],
+               "none", 8, 8, 8, 39),
+        _panel("timeseries", "Uncorrectable ECC errors (new)", [(device("ecc_dbe_vol", lambda s: f"increase({s}[$__rate_interval])"), LEGEND_DEV)], "none", 8, 8, 16, 39),
+        _panel("timeseries", "Row remapping", [(device("row_remap_failure"), "failed " + LEGEND_DEV),
+                                               (device("remapped_rows_unc"), "uncorrectable rows " + LEGEND_DEV)], "none", 8, 8, 0, 47),
+        _panel("timeseries", "PCIe replays / s", [(device("pcie_replay", lambda s: f"rate({s}[$__rate_interval])"), LEGEND_DEV)], "none", 8, 8, 8, 47),
+        _panel("timeseries", "Clock-event reasons set (power cap, HW slowdown, thermal)",
+               [(f"max {by(DEVICE)} ({alt('clock_reasons', lambda s, v=v: bit(s, v), selector=SEL)})", f"{name} " + LEGEND_DEV)
+                for name, v in (("power_cap", 4), ("hw_slowdown", 8), ("sw_thermal", 32), ("hw_thermal", 64))],
+               "none", 8, 8, 16, 47),
+    ]
+    return out
+
+
+def dashboard(title: str = "aiinfra GPU fleet", uid: str = "aiinfra-gpu-fleet") -> dict[str, Any]:
+    return {
+        "title": title,
+        "uid": uid,
+        "tags": ["gpu", "dcgm", "aiinfra"],
+        "timezone": "utc",
+        "schemaVersion": 39,
+        "version": 1,
+        "editable": True,
+        "refresh": "30s",
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {"list": [
+            {"type": "datasource", "name": "datasource", "label": "Prometheus", "query": "prometheus", "current": {}},
+            _var("job", "job", "label_values(up, job)"),
+            _var("instance", "node", f"label_values({ANY_GPU}, instance)"),
+            _var("gpu", "GPU", "label_values(" + ANY_GPU.replace("}", ', instance=~"$instance"}') + ", gpu)"),
+        ]},
+        "panels": panels(),
+    }
+
+
+def expressions(d: dict[str, Any]) -> list[str]:
+    """Every PromQL expression in a dashboard (tests run each against a real Prometheus)."""
+    return [t["expr"] for p in d["panels"] for t in p.get("targets", [])]
+
+
+def substitute(expr: str, instance: str = ".*", gpu: str = ".*", job: str = ".*", rate_interval: str = "1m") -> str:
+    """Replace Grafana variables the way Grafana does before sending a query."""
+    return (expr.replace("$__rate_interval", rate_interval).replace("$instance", instance)
+            .replace("$gpu", gpu).replace("$job", job))

@@ -1,0 +1,246 @@
+"""A small typed client for the Prometheus HTTP API (query, query_range, series, labels).
+
+Every analysis in aiinfra runs *inside* Prometheus (or Thanos/Mimir behind the same API): this
+module only ships PromQL there and turns the JSON envelope into plain Python values. Failures
+become one-line `AiinfraError`s that name the server, the status and the server's own message:
+
+- 400 bad parameters, 422 the expression cannot be executed, 503 timeout/abort (api.md §9.3);
+- connection refused, DNS failure, timeout: "cannot reach Prometheus at URL: …".
+
+Sample values arrive as JSON strings (because of NaN/±Inf); they are converted to float here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from aiinfra.errors import AiinfraError
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Prometheus duration such as '24h', '1h30m', '90s' or '7d' (a plain number is seconds)."""
+    s = str(text).strip()
+    if not s:
+        raise AiinfraError("empty duration; use a Prometheus duration such as 24h, 30m or 7d")
+    try:
+        value = float(s)
+    except ValueError:
+        pos, total = 0, 0.0
+        for m in _DURATION.finditer(s):
+            if m.start() != pos:
+                break
+            total += float(m.group(1)) * _SECONDS[m.group(2)]
+            pos = m.end()
+        if pos != len(s) or pos == 0:
+            raise AiinfraError(f"duration '{s}' does not parse; use a Prometheus duration such as 24h, 30m or 7d") from None
+        value = total
+    if not math.isfinite(value) or value <= 0:
+        raise AiinfraError(f"duration '{s}' must be a positive time span such as 24h")
+    return value
+
+
+def fmt_duration(seconds: float) -> str:
+    """The shortest Prometheus duration for a whole number of seconds ('86400' → '1d', '5400' → '90m')."""
+    s = int(round(seconds))
+    if s <= 0:
+        raise ValueError("duration must be positive")
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s % size == 0:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One element of an instant vector: its labels and its value at `time` (Unix seconds)."""
+
+    labels: dict[str, str]
+    value: float
+    time: float
+
+
+@dataclass(frozen=True)
+class Series:
+    """One element of a range matrix: labels plus parallel lists of times and values."""
+
+    labels: dict[str, str]
+    times: list[float]
+    values: list[float]
+
+
+@dataclass
+class QueryLog:
+    """What was sent: the benchmark prints the count, tests check every expression ran."""
+
+    expressions: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return len(self.expressions)
+
+
+def _float(v: str) -> float:
+    return float(v)  # Go prints NaN, +Inf, -Inf, which float() reads
+
+
+class Prometheus:
+    """Client for one Prometheus-compatible endpoint. Use as a context manager or call close()."""
+
+    def __init__(self, url: str, timeout: float = 30.0, transport: httpx.BaseTransport | None = None):
+        url = url.strip().rstrip("/")
+        if not re.match(r"^https?://[^/]+", url):
+            raise AiinfraError(f"Prometheus URL '{url}' must start with http:// or https://")
+        self.url = url
+        self.timeout = timeout
+        self.log = QueryLog()
+        self._http = httpx.Client(base_url=url, timeout=timeout, transport=transport)
+
+    def __enter__(self) -> Prometheus:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- transport ----------------------------------------------------------------------------
+
+    def _call(self, path: str, params: dict[str, Any] | list[tuple[str, Any]], expr: str | None = None) -> Any:
+        """POST form-encoded (long PromQL fits), unwrap the envelope, map every failure to one line."""
+        if isinstance(params, list):  # repeated keys (match[]) → {key: [values]}, the form httpx encodes
+            grouped: dict[str, list[Any]] = {}
+            for k, v in params:
+                grouped.setdefault(k, []).append(v)
+            params = grouped
+        started = time.perf_counter()
+        try:
+            resp = self._http.post(path, data=params)
+        except httpx.TimeoutException:
+            raise AiinfraError(f"Prometheus at {self.url} did not answer within {self.timeout:g} s") from None
+        except httpx.HTTPError as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise AiinfraError(f"cannot reach Prometheus at {self.url}: {reason}") from None
+        finally:
+            self.log.seconds += time.perf_counter() - started
+        if expr is not None:
+            self.log.expressions.append(expr)
+        try:
+            doc = resp.json()
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict) or "status" not in doc:
+            snippet = " ".join(resp.text.split())[:120]
+            raise AiinfraError(f"{self.url}{path} is not a Prometheus API (HTTP {resp.status_code}: {snippet!r})")
+        if doc["status"] != "success":
+            kind = doc.get("errorType", "error")
+            msg = " ".join(str(doc.get("error", "unknown error")).split())
+            what = f" for {_short(expr)}" if expr else ""
+            raise AiinfraError(f"Prometheus rejected the request{what} (HTTP {resp.status_code} {kind}): {msg}")
+        return doc.get("data")
+
+    # -- API ------------------------------------------------------------------------------------
+
+    def query(self, expr: str, at: float | None = None) -> list[Sample]:
+        """Instant query; a scalar result comes back as one Sample with empty labels."""
+        params: dict[str, Any] = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        data = self._call("/api/v1/query", params, expr)
+        kind, result = data["resultType"], data["result"]
+        if kind == "vector":
+            return [Sample(r["metric"], _float(r["value"][1]), float(r["value"][0])) for r in result]
+        if kind == "scalar":
+            return [Sample({}, _float(result[1]), float(result[0]))]
+        raise AiinfraError(f"query {_short(expr)} returned a {kind}, expected an instant vector or scalar")
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
+        if step <= 0 or end < start:
+            raise AiinfraError(f"bad range: start {start}, end {end}, step {step}")
+        params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+        data = self._call("/api/v1/query_range", params, expr)
+        if data["resultType"] != "matrix":
+            raise AiinfraError(f"range query {_short(expr)} returned a {data['resultType']}, expected a matrix")
+        return [
+            Series(r["metric"], [float(t) for t, _ in r["values"]], [_float(v) for _, v in r["values"]])
+            for r in data["result"]
+        ]
+
+    def series(self, match: list[str], start: float | None = None, end: float | None = None) -> list[dict[str, str]]:
+        params: list[tuple[str, Any]] = [("match[]", m) for m in match]
+        params += _window(start, end)
+        return list(self._call("/api/v1/series", params))
+
+    def labels(self, match: list[str] | None = None, start: float | None = None, end: float | None = None) -> list[str]:
+        params: list[tuple[str, Any]] = [("match[]", m) for m in match or []]
+        params += _window(start, end)
+        return sorted(self._call("/api/v1/labels", params))
+
+    def label_values(self, label: str, match: list[str] | None = None, start: float | None = None, end: float | None = None) -> list[str]:
+        params: list[tuple[str, Any]] = [("match[]", m) for m in match or []]
+        params += _window(start, end)
+        # The values endpoint is GET-only in older Prometheus releases.
+        started = time.perf_counter()
+        try:
+            resp = self._http.get(f"/api/v1/label/{label}/values", params=params)
+        except httpx.HTTPError as e:
+            raise AiinfraError(f"cannot reach Prometheus at {self.url}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        finally:
+            self.log.seconds += time.perf_counter() - started
+        try:
+            doc = resp.json()
+        except ValueError:
+            raise AiinfraError(f"{self.url} is not a Prometheus API (HTTP {resp.status_code})") from None
+        if doc.get("status") != "success":
+            raise AiinfraError(f"Prometheus rejected the label query (HTTP {resp.status_code}): {doc.get('error', '')}")
+        return sorted(doc["data"])
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        try:
+            resp = self._http.get(path, params=params)
+        except httpx.HTTPError as e:
+            raise AiinfraError(f"cannot reach Prometheus at {self.url}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        try:
+            doc = resp.json()
+        except ValueError:
+            raise AiinfraError(f"{self.url}{path} is not a Prometheus API (HTTP {resp.status_code})") from None
+        if doc.get("status") != "success":
+            raise AiinfraError(f"Prometheus rejected {path} (HTTP {resp.status_code}): {doc.get('error', '')}")
+        return doc["data"]
+
+    def targets(self) -> list[dict[str, Any]]:
+        return list(self._get("/api/v1/targets", {"state": "active"})["activeTargets"])
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Alerts the server's own rule evaluation holds now (pending and firing)."""
+        return list(self._get("/api/v1/alerts")["alerts"])
+
+    def ready(self) -> bool:
+        try:
+            return self._http.get("/-/ready").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+def _window(start: float | None, end: float | None) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    if start is not None:
+        out.append(("start", f"{start:.3f}"))
+    if end is not None:
+        out.append(("end", f"{end:.3f}"))
+    return out
+
+
+def _short(expr: str | None, n: int = 80) -> str:
+    e = " ".join((expr or "").split())
+    return f"'{e[:n]}…'" if len(e) > n else f"'{e}'"

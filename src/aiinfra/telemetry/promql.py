@@ -1,0 +1,213 @@
+"""PromQL building blocks shared by the analysis, the alert rules and the dashboard.
+
+One quantity, many spellings (telemetry reference §1, §3):
+- metric names: legacy `DCGM_FI_*` (exporter ≤ 4.8), DCGM 4.6/4.7 canonical names (exporter 4.9,
+  some with new units), 1.x lowercase `dcgm_*`;
+- labels: `Hostname`/`hostname`, `UUID`/`uuid`, `pod`/`exported_pod`/`pod_name`.
+
+`alt()` writes one expression that matches every spelling and scales each to the canonical unit,
+so a rule or query keeps working across an exporter upgrade or a mixed fleet. Grouping clauses
+list every label variant (`by (Hostname, hostname, UUID, uuid, …)`): a label that a series does not
+carry is simply empty, so one clause serves all generations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+MiB = 1048576.0
+
+# quantity → [(metric name, factor to the canonical unit)]. Canonical units: ratio 0–1, bytes,
+# W, °C, ns (violation counters), counts. Names other than the legacy ones are from §1.1 of the
+# telemetry reference (DCGM 4.6 aliases [V]); exporter-4.9 unit changes are [D] per its release note.
+ALIASES: dict[str, list[tuple[str, float]]] = {
+    "gpu_util": [("DCGM_FI_DEV_GPU_UTIL", 0.01), ("DCGM_FI_DEV_GPU_UTIL_RATIO", 1.0), ("dcgm_gpu_utilization", 0.01)],
+    "gr_active": [("DCGM_FI_PROF_GR_ENGINE_ACTIVE", 1.0), ("DCGM_FI_PROF_GR_ENGINE_UTIL_RATIO", 1.0), ("dcgm_fi_prof_gr_engine_active", 1.0)],
+    "tensor_active": [("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", 1.0), ("DCGM_FI_PROF_TENSOR_UTIL_RATIO", 1.0), ("dcgm_fi_prof_pipe_tensor_active", 1.0)],
+    "fb_used": [("DCGM_FI_DEV_FB_USED", MiB), ("DCGM_FI_DEV_FB_USED_BYTES", 1.0), ("dcgm_fb_used", MiB)],
+    "fb_free": [("DCGM_FI_DEV_FB_FREE", MiB), ("DCGM_FI_DEV_FB_FREE_BYTES", 1.0), ("dcgm_fb_free", MiB)],
+    "power": [("DCGM_FI_DEV_POWER_USAGE", 1.0), ("DCGM_FI_DEV_BOARD_POWER_WATTS", 1.0), ("dcgm_power_usage", 1.0)],
+    "temp": [("DCGM_FI_DEV_GPU_TEMP", 1.0), ("DCGM_FI_DEV_GPU_TEMP_CELSIUS", 1.0), ("dcgm_gpu_temp", 1.0)],
+    "temp_margin": [("DCGM_FI_DEV_GPU_TEMP_LIMIT", 1.0), ("DCGM_FI_DEV_GPU_TEMP_MARGIN_CELSIUS", 1.0)],
+    "slowdown_temp": [("DCGM_FI_DEV_SLOWDOWN_TEMP", 1.0), ("DCGM_FI_DEV_GPU_TEMP_SLOWDOWN_CELSIUS", 1.0)],
+    "xid_last": [("DCGM_FI_DEV_XID_ERRORS", 1.0), ("DCGM_FI_DEV_XID_ERROR", 1.0), ("dcgm_xid_errors", 1.0)],
+    "xid_count": [("DCGM_EXP_XID_ERRORS_COUNT", 1.0)],
+    "ecc_dbe_vol": [("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", 1.0)],
+    "ecc_dbe_agg": [("DCGM_FI_DEV_ECC_DBE_AGG_TOTAL", 1.0)],
+    "ecc_sbe_vol": [("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", 1.0)],
+    "row_remap_failure": [("DCGM_FI_DEV_ROW_REMAP_FAILURE", 1.0), ("DCGM_FI_DEV_ROW_REMAP_FAILED", 1.0)],
+    "row_remap_pending": [("DCGM_FI_DEV_ROW_REMAP_PENDING", 1.0)],
+    "remapped_rows_unc": [("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", 1.0), ("DCGM_FI_DEV_ROW_REMAP_UNCORRECTABLE_TOTAL", 1.0)],
+    "pcie_replay": [("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", 1.0), ("DCGM_FI_DEV_PCIE_REPLAY_TOTAL", 1.0), ("dcgm_pcie_replay_counter", 1.0)],
+    "nvlink_errors": [
+        (f"DCGM_FI_DEV_NVLINK_{kind}_ERROR{suffix}", 1.0)
+        for kind in ("CRC_FLIT", "CRC_DATA", "REPLAY", "RECOVERY")
+        for suffix in ("_COUNT_TOTAL", "_TOTAL")
+    ],
+    "thermal_violation_ns": [("DCGM_FI_DEV_THERMAL_VIOLATION", 1.0)],
+    "power_violation_ns": [("DCGM_FI_DEV_POWER_VIOLATION", 1.0)],
+    "board_limit_violation_ns": [("DCGM_FI_DEV_BOARD_LIMIT_VIOLATION", 1.0)],
+    "sync_boost_violation_ns": [("DCGM_FI_DEV_SYNC_BOOST_VIOLATION", 1.0)],
+    "reliability_violation_ns": [("DCGM_FI_DEV_RELIABILITY_VIOLATION", 1.0)],
+    "clock_reasons": [("DCGM_FI_DEV_CLOCKS_EVENT_REASONS", 1.0), ("DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", 1.0)],
+    "clock_events_count": [("DCGM_EXP_CLOCK_EVENTS_COUNT", 1.0)],
+}
+
+# quantity → entry of catalog/data/dcgm_fields.yaml (the telemetry alias table); its spellings
+# are merged in front of the static ones above, so a name added there is recognised here too.
+CATALOG_KEYS = {
+    "gpu_util": "gpu-util", "gr_active": "prof-gr-engine-active", "tensor_active": "prof-pipe-tensor-active",
+    "fb_used": "fb-used", "fb_free": "fb-free", "power": "power-usage", "temp": "gpu-temp", "xid_last": "xid-errors",
+    "xid_count": "exp-xid-errors-count", "ecc_dbe_vol": "ecc-dbe-vol-total", "ecc_dbe_agg": "ecc-dbe-agg-total",
+    "ecc_sbe_vol": "ecc-sbe-vol-total", "row_remap_failure": "row-remap-failure", "row_remap_pending": "row-remap-pending",
+    "remapped_rows_unc": "uncorrectable-remapped-rows", "pcie_replay": "pcie-replay-counter",
+    "thermal_violation_ns": "thermal-violation", "power_violation_ns": "power-violation",
+    "clock_reasons": "clocks-event-reasons", "clock_events_count": "exp-clock-events-count",
+}
+
+
+def _catalog_spellings(entry: dict) -> list[tuple[str, float]]:
+    """(name, factor to SI) for one dcgm_fields entry: legacy-unit names scale by 1/legacy_scale."""
+    legacy_factor = 1.0 / float(entry["legacy_scale"]) if entry.get("legacy_scale") else 1.0
+    si_name = entry.get("dcgm49")
+    out: list[tuple[str, float]] = []
+    for key in ("legacy", "dcgm46", "dcgm49", "v1"):
+        name = entry.get(key)
+        if name:
+            out.append((str(name), 1.0 if name == si_name else legacy_factor))
+    out += [(str(a), legacy_factor) for a in entry.get("aliases") or []]
+    return out
+
+
+def _merge_catalog() -> None:
+    try:
+        from aiinfra.catalog.loader import default_catalog
+
+        table = default_catalog().table("dcgm_fields")
+    except Exception:  # a broken user catalog must not break imports; the static table still works
+        return
+    for quantity, key in CATALOG_KEYS.items():
+        entry = table.get(key)
+        if not entry:
+            continue
+        merged: dict[str, float] = {}
+        for name, factor in _catalog_spellings(entry) + ALIASES[quantity]:
+            merged.setdefault(name, factor)
+        ALIASES[quantity] = list(merged.items())
+
+
+_merge_catalog()
+
+# Clock-event bits (§5.6) grouped by the reason an operator acts on.
+CLOCK_BITS = {"power_cap": 4, "hw_slowdown": 8, "sw_thermal": 32, "hw_thermal": 64, "hw_power_brake": 128}
+THERMAL_BITS = ("sw_thermal", "hw_thermal", "hw_slowdown")
+POWER_BITS = ("power_cap", "hw_power_brake")
+
+# Grouping label sets, every spelling included.
+HOST = ("Hostname", "hostname")
+DEVICE = ("instance", "gpu", "UUID", "uuid", "modelName") + HOST  # one physical GPU (MIG instances collapse)
+ENTITY = DEVICE + ("GPU_I_ID", "GPU_I_PROFILE")  # one GPU or one MIG GPU instance
+POD_LABELS = {"pod": ("pod", "namespace", "container"), "exported_pod": ("exported_pod", "exported_namespace", "exported_container"),
+              "pod_name": ("pod_name", "pod_namespace", "container_name")}
+
+
+# modelName as dcgm-exporter prints it (nvmlDeviceGetName) for catalog GPUs; examples from the
+# telemetry reference §3.2 [V] (H100 SXM "NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-40GB", …).
+# A catalog entry's own `nvml_name`/`nvml_names` and its `name` are matched as well.
+NVML_NAMES: dict[str, list[str]] = {
+    "h100-sxm": ["NVIDIA H100 80GB HBM3"],
+    "h100-nvl": ["NVIDIA H100 NVL"],
+    "a100-sxm-40gb": ["NVIDIA A100-SXM4-40GB"],
+    "a100-40gb": ["NVIDIA A100-SXM4-40GB"],
+    "a100-pcie-80gb": ["NVIDIA A100 80GB PCIe"],
+}
+
+
+def model_names(key: str, entry: dict) -> list[str]:
+    """Every modelName label value that means this catalog GPU."""
+    names = list(NVML_NAMES.get(key, [])) + [entry.get("nvml_name")] + list(entry.get("nvml_names") or []) + [entry.get("name")]
+    out: list[str] = []
+    for n in names:
+        if n and str(n) not in out:
+            out.append(str(n))
+    return out
+
+
+def by(labels: tuple[str, ...] | list[str]) -> str:
+    return "by (" + ", ".join(labels) + ")"
+
+
+def names(quantity: str) -> list[str]:
+    return [n for n, _ in ALIASES[quantity]]
+
+
+def alt(quantity: str, fn: Callable[[str], str] = lambda s: s, selector: str = "", present: set[str] | None = None,
+        scale: bool = True) -> str:
+    """`(fn(name1{sel}) * f1) or (fn(name2{sel}) * f2) …` over the spellings of one quantity.
+
+    `present` (metric names known to exist) drops spellings a server does not have, which keeps
+    analysis queries short; rules pass None and keep every spelling.
+    """
+    parts = []
+    for name, factor in ALIASES[quantity]:
+        if present is not None and name not in present:
+            continue
+        sel = f"{name}{{{selector}}}" if selector else name
+        e = fn(sel)
+        if scale and factor != 1.0:
+            e = f"({e}) * {factor:.10g}"
+        parts.append(f"({e})" if len(ALIASES[quantity]) > 1 else e)
+    if not parts:
+        return ""
+    return parts[0] if len(parts) == 1 else " or ".join(parts)
+
+
+def bit(expr: str, value: int) -> str:
+    """1 where bit `value` is set in a bitmask series, else 0 (PromQL has no bitwise AND)."""
+    return f"(floor(({expr}) / {value}) % 2)"
+
+
+def regex_escape(s: str) -> str:
+    out = []
+    for ch in s:
+        out.append("\\\\" + ch if ch in ".+*?()[]{}|^$\\" else ch)
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Xid:
+    """One XID code as the catalog describes it (catalog/data/xid.yaml, reference §5.7)."""
+
+    code: int
+    meaning: str
+    severity: str  # critical | warn | info | app
+    action: str
+    investigate: str = ""
+
+    @property
+    def fatal(self) -> bool:
+        return self.severity == "critical"
+
+
+def xid_catalog() -> dict[int, Xid]:
+    """XID codes from the `xid` catalog table; field names are read tolerantly (meaning/err_msg, …)."""
+    from aiinfra.catalog.loader import default_catalog
+    from aiinfra.errors import AiinfraError
+
+    table = default_catalog().table("xid")
+    if not table:
+        raise AiinfraError("the XID catalog (kind: xid, catalog/data/xid.yaml) is missing; it lists each XID's meaning, severity and action")
+    out: dict[int, Xid] = {}
+    for key, e in table.items():
+        try:
+            code = int(e.get("code", key))
+        except (TypeError, ValueError):
+            continue
+        meaning = str(e.get("meaning") or e.get("err_msg") or e.get("description") or e.get("name") or "")
+        sev = str(e.get("severity") or e.get("alert_class") or e.get("class") or "info").lower()
+        sev = {"warning": "warn", "application": "app", "fatal": "critical"}.get(sev.split()[0] if sev else "info", sev.split()[0] if sev else "info")
+        action = str(e.get("action") or e.get("immediate_action") or e.get("immediate") or "")
+        inv = str(e.get("investigatory_action") or e.get("investigatory") or e.get("investigate") or "")
+        out[code] = Xid(code, meaning, sev, action, inv)
+    return out

@@ -1,0 +1,192 @@
+"""End to end: real Prometheus scrapes `aiinfra exporter --simulate …` processes; analysis, rules, dashboard, top.
+
+Two exporters run as subprocesses, as two kinds of node would:
+- A: 2 hosts × 4 H100 on one port, legacy names, `Hostname`, with injected XID 48 and XID 13,
+  thermal throttling and an uncorrectable ECC error;
+- B: 1 host with two MIG instances per GPU, exporter-4.9 names and units, `hostname`, all idle.
+Prometheus scrapes both every second and evaluates the generated rules; the test waits until the
+targets are up and the faults have happened, then checks the findings against the schedule.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import aiinfra
+from aiinfra.telemetry.analysis import AnalysisOptions, analyze
+from aiinfra.telemetry.backfill import LocalPrometheus
+from aiinfra.telemetry.dashboard import dashboard, expressions, substitute
+from aiinfra.telemetry.prom import Prometheus
+from aiinfra.telemetry.promql import ALIASES, xid_catalog
+from aiinfra.telemetry.rules import RuleOptions, dump, rule_groups
+from aiinfra.telemetry.simulate import Fleet, parse_spec
+from tests.integration.prom_fixtures import needs_prometheus
+
+pytestmark = needs_prometheus
+
+SPEC_A = "hosts=2,gpus=4,model=h100-sxm,seed=1,workload=mixed,faults=xid48:h0g1@3+xid13:h1g0@2+thermal:h1g2@1+dbe:h1g3@3"
+SPEC_B = "hosts=1,gpus=2,model=h100-sxm,seed=2,workload=idle,mig=3g.40gb+3g.40gb"
+SRC = str(Path(aiinfra.__file__).resolve().parents[1])
+
+
+def start_exporter(spec: str, *extra: str) -> tuple[subprocess.Popen, str]:
+    env = {**os.environ, "PYTHONPATH": SRC}
+    proc = subprocess.Popen([sys.executable, "-m", "aiinfra", "exporter", "--simulate", spec, "--port", "0", "--single-port",
+                             "--interval", "0.5", "--counters", "all", *extra],
+                            env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        m = re.search(r"serving http://([\d.]+:\d+)/metrics", line or "")
+        if m:
+            return proc, m.group(1)
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    raise RuntimeError(f"exporter {spec} did not start: {proc.stderr.read() if proc.stderr else ''}")
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    root = tmp_path_factory.mktemp("live")
+    procs = []
+    try:
+        a, addr_a = start_exporter(SPEC_A)
+        procs.append(a)
+        b, addr_b = start_exporter(SPEC_B, "--naming", "dcgm4.9", "--hostname-label", "hostname", "--hostname", "mig-node")
+        procs.append(b)
+        started = time.time()
+        rules = root / "rules.yml"
+        rules.write_text(dump(rule_groups(RuleOptions(pod_label="pod"))))
+        with LocalPrometheus(root / "prom", targets=[addr_a, addr_b], job="dcgm-exporter", rule_files=[rules]) as url:
+            with Prometheus(url) as p:
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    ups = [t["health"] for t in p.targets()]
+                    if ups == ["up", "up"] and p.query("count(DCGM_FI_DEV_GPU_TEMP) + count(DCGM_FI_DEV_GPU_TEMP_CELSIUS)"):
+                        break
+                    time.sleep(0.25)
+                else:
+                    pytest.fail("targets never came up")
+            # Let every scheduled fault (the last at 3 s) happen and be scraped a few times.
+            time.sleep(max(0.0, started + 12 - time.time()))
+            yield url, {"a": addr_a, "b": addr_b}
+    finally:
+        for proc in procs:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="module")
+def live_report(live):
+    url, _ = live
+    with Prometheus(url) as p:
+        r = analyze(p, AnalysisOptions(range_s=8, idle_ratio=0.05))
+        return r, list(p.log.expressions)
+
+
+def patterns(spec: str) -> dict[tuple[str, str], str]:
+    fleet = Fleet(parse_spec(spec))
+    return {(h.name, str(g.index)): g.pattern for h in fleet.hosts for g in h.gpus}
+
+
+def test_both_naming_generations_and_mig_are_seen(live_report):
+    r, _ = live_report
+    f = r.facts
+    assert f["status"] == "ok"
+    assert f["gpus"] == 8 + 4  # 8 whole GPUs from A, 2 GPUs × 2 MIG instances from B
+    assert {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_PROF_GR_ENGINE_UTIL_RATIO", "DCGM_FI_DEV_FB_USED_BYTES"} <= set(f["naming"])
+    mig = [g for g in f["per_gpu"] if g.get("GPU_I_ID")]
+    assert len(mig) == 4 and {g["host"] for g in mig} == {"mig-node"}
+    assert all(g["gpu_share"] == pytest.approx(3 / 7) for g in mig)
+
+
+def test_idle_gpus_are_the_idle_workloads(live_report):
+    r, _ = live_report
+    expected = sorted(k for k, p in patterns(SPEC_A).items() if p == "idle") + [("mig-node", "0")] * 2 + [("mig-node", "1")] * 2
+    got = sorted((g["host"], g["gpu"]) for g in r.facts["idle"] + r.facts["stranded"])
+    assert got == sorted(expected)
+    busy = {(g["host"], g["gpu"]) for g in r.facts["per_gpu"] if g["state"] == "busy"}
+    assert busy == {k for k, p in patterns(SPEC_A).items() if p != "idle"}
+
+
+def test_injected_xids_with_catalog_severity(live_report):
+    r, _ = live_report
+    cat = xid_catalog()
+    got = {(x["host"], x["gpu"], x["xid"]): x for x in r.facts["xid"]}
+    assert ("sim-node-00", "1", 48) in got and ("sim-node-01", "0", 13) in got
+    assert got[("sim-node-00", "1", 48)]["severity"] == cat[48].severity == "critical"
+    assert got[("sim-node-01", "0", 13)]["severity"] == cat[13].severity == "app"
+    assert got[("sim-node-00", "1", 48)]["action"] == cat[48].action
+
+
+def test_thermal_throttling_and_ecc_on_the_faulty_gpus(live_report):
+    r, _ = live_report
+    th = {(g["host"], g["gpu"]): g for g in r.facts["throttling"]["gpus"]}
+    assert th[("sim-node-01", "2")]["thermal_share"] > 0.2
+    assert all(g.get("thermal_share", 0) < 0.05 for k, g in th.items() if k != ("sim-node-01", "2"))
+    health = {(g["host"], g["gpu"]): g for g in r.facts["health"]["gpus"]}
+    assert ("sim-node-01", "3") in health
+
+
+def test_leaking_gpu_has_a_time_to_full(live_report):
+    r, _ = live_report
+    leak = [k for k, p in patterns(SPEC_A).items() if p == "leak"]
+    oom = {(g["host"], g["gpu"]): g for g in r.facts["oom_risk"]}
+    for k in leak:
+        assert k in oom and oom[k]["time_to_full_s"] is not None and oom[k]["time_to_full_s"] < 3 * 3600
+
+
+def test_every_analysis_query_returned_data(live, live_report):
+    url, _ = live
+    _, exprs = live_report
+    with Prometheus(url) as p:
+        for e in exprs:
+            assert p.query(e), e
+
+
+def test_every_dashboard_query_returns_data_from_the_exporters(live):
+    url, _ = live
+    known = {n for names in ALIASES.values() for n, _ in names}
+    with Prometheus(url) as p:
+        present = set(p.label_values("__name__"))
+        end = time.time()
+        for raw in expressions(dashboard()):
+            got = p.query_range(substitute(raw, rate_interval="4s"), end - 6, end, 1)
+            used = {n for n in re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*", raw) if n in known}
+            if used & present and "> 0.95" not in raw and "[1h:1m]" not in raw:
+                assert got, f"no data for {raw[:140]}"
+
+
+def test_generated_rules_fire_in_prometheus(live):
+    """The server evaluates the generated rules: fatal XID 48 fires for its GPU, XID 13 (app) does not."""
+    url, _ = live
+    with Prometheus(url) as p:
+        deadline = time.monotonic() + 20
+        fatal = []
+        while time.monotonic() < deadline and not fatal:
+            fatal = [a for a in p.alerts() if a["labels"]["alertname"] == "AiinfraGPUXidFatal"]
+            time.sleep(0.25)
+        assert {(a["labels"].get("Hostname"), a["labels"]["gpu"]) for a in fatal} == {("sim-node-00", "1")}
+        assert all(a["state"] == "firing" for a in fatal)
+        assert p.query("aiinfra:gpu_busy:ratio"), "recording rules evaluated"
+
+
+def test_top_reads_the_exporter_and_prometheus(live, cli):
+    url, addrs = live
+    r = cli("top", "--exporter", f"http://{addrs['b']}", "--once")
+    assert r.code == 0, r.err
+    assert "mig-node" in r.out and "3g.40gb/1" in r.out
+    r = cli("top", "--prometheus", url, "--once", "--limit", "100")
+    assert r.code == 0, r.err
+    assert "sim-node-01" in r.out and "mig-node" in r.out

@@ -10,16 +10,15 @@ import typer
 from pydantic import ValidationError
 
 from aiinfra.catalog import set_user_catalogs
-from aiinfra.cli import catalog_cmd, size
+from aiinfra.cli import analyze, catalog_cmd, dashboard, rules, size, top
 from aiinfra.cli import design as design_cmd
-from aiinfra.cli import infer as infer_cmd
-from aiinfra.cli import plan as plan_cmd
-from aiinfra.cli import tco as tco_cmd
-from aiinfra.cli import k8s as k8s_cmd
-from aiinfra.cli import mig as mig_cmd
-from aiinfra.cli import analyze, dashboard, rules, top  # fleet analytics (telemetry)
 from aiinfra.cli import doctor as doctor_cmd
 from aiinfra.cli import exporter as exporter_cmd
+from aiinfra.cli import infer as infer_cmd
+from aiinfra.cli import k8s as k8s_cmd
+from aiinfra.cli import mig as mig_cmd
+from aiinfra.cli import plan as plan_cmd
+from aiinfra.cli import tco as tco_cmd
 from aiinfra.cli.serve import serve
 from aiinfra.errors import AiinfraError
 
@@ -47,21 +46,22 @@ def _global(
     set_user_catalogs(catalog or [])
 
 
-app.add_typer(size.app, name="size")
-app.add_typer(catalog_cmd.app, name="catalog")
-app.command("design")(design_cmd.design)
-app.command("tco")(tco_cmd.tco)
+# Help lists commands in this order: plan → partition → provision → observe → shells.
 app.command("plan")(plan_cmd.command)
 app.command("infer")(infer_cmd.command)
+app.add_typer(size.app, name="size")
+app.command("design")(design_cmd.design)
+app.command("tco")(tco_cmd.tco)
 app.add_typer(mig_cmd.app, name="mig")
 app.add_typer(k8s_cmd.app, name="k8s")
-app.command(name="exporter")(exporter_cmd.exporter)
+app.command("doctor")(doctor_cmd.doctor)
+app.command("exporter")(exporter_cmd.exporter)
 app.command("analyze")(analyze.analyze_cmd)
 app.command("rules")(rules.rules_cmd)
 app.command("dashboard")(dashboard.dashboard_cmd)
 app.command("top")(top.top_cmd)
-app.command(name="doctor")(doctor_cmd.doctor)
 app.command("serve")(serve)
+app.add_typer(catalog_cmd.app, name="catalog")
 
 
 def main(argv: list[str] | None = None) -> int:

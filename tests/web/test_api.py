@@ -103,7 +103,7 @@ def test_a_bug_is_one_line_500_never_a_traceback(app, monkeypatch):
     def boom(*a, **k):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(size, "inference_memory", boom)
+    monkeypatch.setattr(size, "inference_report", boom)
     with TestClient(app, raise_server_exceptions=False) as c:
         r = c.post("/api/size/infer", json={"model": "llama-3.1-8b"})
         assert r.status_code == 500 and "Traceback" not in r.text

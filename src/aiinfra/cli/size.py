@@ -11,10 +11,12 @@ from aiinfra.catalog.gpus import gpu as lookup_gpu
 from aiinfra.catalog.models import model as lookup_model
 from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, emit
 from aiinfra.explain import Result
-from aiinfra.sizing.inference import fits as fits_table
-from aiinfra.sizing.inference import inference_memory
-from aiinfra.sizing.params import param_counts
-from aiinfra.sizing.training import fit_verdict, training_memory
+from aiinfra.sizing.report import (
+    fits_report,
+    inference_report,
+    training_report,
+    verdict_line,
+)
 from aiinfra.units import GiB
 
 app = typer.Typer(help="Model memory for training and inference, and which GPUs fit it.", no_args_is_help=True)
@@ -34,12 +36,6 @@ def _memory_table(r: Result) -> Table:
         if not isinstance(v, dict | list):
             t.add_row(f"[dim]{k}[/]", str(v), "")
     return t
-
-
-def _verdict_line(v: dict) -> str:
-    if v.get("fits"):
-        return f"fits {v['gpu']} ({v['capacity_gb']:g} GB) with {v['headroom_gb']:,.2f} GB to spare"
-    return f"does NOT fit {v['gpu']} ({v['capacity_gb']:g} GB): short by {-v['headroom_gb']:,.2f} GB"
 
 
 @app.command("train")
@@ -70,29 +66,15 @@ def train(
     explain: ExplainOpt = False,
 ) -> None:
     """Training memory per GPU: weights, gradients, optimizer, activations and overhead."""
-    m = lookup_model(model)
-    g = lookup_gpu(gpu)
-    sp_on = tp > 1 if sp is None else sp
-    mem = training_memory(
-        m, seq=seq, micro_batch=micro_batch, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, sp=sp_on, vp=interleave,
-        num_microbatches=num_microbatches, zero=zero, distributed_optimizer=distributed_optimizer,
-        recompute=recompute, precision=precision, optimizer=optimizer, grad_dtype=grad_dtype, offload=offload,
-        flash_attention=flash_attention, overhead_bytes=None if overhead_gib is None else overhead_gib * GiB,
-        fragmentation=fragmentation,
+    result = training_report(
+        lookup_model(model), lookup_gpu(gpu), tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, sp=sp, interleave=interleave,
+        zero=zero, distributed_optimizer=distributed_optimizer, recompute=recompute, seq=seq, micro_batch=micro_batch,
+        num_microbatches=num_microbatches, precision=precision, optimizer=optimizer, grad_dtype=grad_dtype,
+        offload=offload, flash_attention=flash_attention, overhead_gib=overhead_gib, fragmentation=fragmentation,
     )
-    verdict = fit_verdict(float(mem.total.value), g)
-    layout = f"TP{tp}·PP{pp}·DP{dp}" + (f"·CP{cp}" if cp > 1 else "") + (f"·EP{ep}" if ep > 1 else "")
-    result = Result(
-        f"Training memory per GPU: {m.name} on {g.key}, {layout}, {precision}, ZeRO-{zero}, recompute {recompute}",
-        terms=mem.terms,
-        facts={"model": m.name, "gpus": tp * pp * dp * cp, "layout": layout, "stage": str(mem.stage),
-               "params_per_gpu": int(mem.params_per_gpu), **verdict},
-    )
-    if not verdict["fits"]:
-        result.warnings.append(_verdict_line(verdict))
     emit(result, fmt, explain, _memory_table)
-    if fmt is Format.table and verdict["fits"]:
-        typer.echo(_verdict_line(verdict))
+    if fmt is Format.table and result.facts["fits"]:
+        typer.echo(verdict_line(result.facts))
 
 
 @app.command("infer")
@@ -113,29 +95,16 @@ def infer(
     explain: ExplainOpt = False,
 ) -> None:
     """Inference memory per GPU, and how many KV tokens and sequences fit."""
-    m = lookup_model(model)
-    g = lookup_gpu(gpu)
-    mem = inference_memory(
-        m, quant=quant, kv_dtype=kv_dtype, context=context, batch=batch, tp=tp, pp=pp, prompt=prompt,
-        max_batched_tokens=max_batched_tokens, overhead_bytes=None if overhead_gib is None else overhead_gib * GiB,
-        gpu=g, gpu_memory_utilization=gpu_memory_utilization,
+    result, _ = inference_report(
+        lookup_model(model), lookup_gpu(gpu), quant=quant, kv_dtype=kv_dtype, context=context, batch=batch, tp=tp,
+        pp=pp, prompt=prompt, gpu_memory_utilization=gpu_memory_utilization, max_batched_tokens=max_batched_tokens,
+        overhead_gib=overhead_gib,
     )
-    cap = mem.capacity
-    result = Result(
-        f"Inference memory per GPU: {m.name} on {g.key}, weights {quant}, KV {kv_dtype}, "
-        f"{batch} × {context} tokens, TP{tp}·PP{pp}",
-        terms=mem.terms,
-        facts={"model": m.name, "kv_bytes_per_token": int(mem.kv_per_token.value), **cap},
-    )
-    if not cap["fits"]:
-        result.warnings.append(
-            f"does NOT fit {g.key} at gpu_memory_utilization {cap['gpu_memory_utilization']}: "
-            f"short by {-cap['headroom_gb']:,.2f} GB; try `aiinfra size fits {m.name}`"
-        )
+    cap = result.facts
     emit(result, fmt, explain, _memory_table)
     if fmt is Format.table and cap["fits"]:
         typer.echo(
-            f"fits {g.key}: {cap['kv_tokens']:,} KV tokens in the engine budget "
+            f"fits {cap['gpu']}: {cap['kv_tokens']:,} KV tokens in the engine budget "
             f"({cap['sequences_at_context']:,} sequences of {context} tokens)"
         )
 
@@ -152,15 +121,9 @@ def fits(
     explain: ExplainOpt = False,
 ) -> None:
     """For every catalog GPU: the fewest GPUs that serve this model at this setting."""
-    m = lookup_model(model)
-    rows = fits_table(m, quant=quant, kv_dtype=kv_dtype, context=context, batch=batch,
-                      gpu_memory_utilization=gpu_memory_utilization)
-    counts = param_counts(m)
-    result = Result(
-        f"Fewest GPUs to serve {m.name}: weights {quant}, KV {kv_dtype}, {batch} × {context} tokens",
-        terms=[counts.total, counts.active] if explain else [],
-        facts={"model": m.name, "fits": rows},
-    )
+    result = fits_report(lookup_model(model), explain=explain, quant=quant, kv_dtype=kv_dtype, context=context,
+                         batch=batch, gpu_memory_utilization=gpu_memory_utilization)
+    rows = result.facts["fits"]
 
     def table(r: Result) -> Table:
         t = Table(title=r.title)

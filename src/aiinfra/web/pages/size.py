@@ -14,10 +14,7 @@ from markupsafe import Markup
 
 from aiinfra.catalog.gpus import gpu as lookup_gpu
 from aiinfra.explain import Result, Term
-from aiinfra.sizing.inference import fits as fits_table
-from aiinfra.sizing.inference import inference_memory
-from aiinfra.sizing.params import param_counts
-from aiinfra.sizing.training import fit_verdict, training_memory
+from aiinfra.sizing.report import fits_report, inference_report, training_report
 from aiinfra.units import GB, GiB
 from aiinfra.web.charts import div
 from aiinfra.web.common import (
@@ -96,27 +93,7 @@ class FitsSpec(WebSpec):
 
 
 def train_result(s: TrainSpec) -> Result:
-    m = catalog_model(s.model)
-    g = lookup_gpu(s.gpu)
-    sp_on = s.tp > 1 if s.sp is None else s.sp
-    mem = training_memory(
-        m, seq=s.seq, micro_batch=s.micro_batch, tp=s.tp, pp=s.pp, dp=s.dp, cp=s.cp, ep=s.ep, sp=sp_on,
-        vp=s.interleave, num_microbatches=s.num_microbatches, zero=s.zero,
-        distributed_optimizer=s.distributed_optimizer, recompute=s.recompute, precision=s.precision,
-        optimizer=s.optimizer, grad_dtype=s.grad_dtype, offload=s.offload, flash_attention=s.flash_attention,
-        overhead_bytes=None if s.overhead_gib is None else s.overhead_gib * GiB, fragmentation=s.fragmentation,
-    )
-    verdict = fit_verdict(float(mem.total.value), g)
-    layout = f"TP{s.tp}·PP{s.pp}·DP{s.dp}" + (f"·CP{s.cp}" if s.cp > 1 else "") + (f"·EP{s.ep}" if s.ep > 1 else "")
-    result = Result(
-        f"Training memory per GPU: {m.name} on {g.key}, {layout}, {s.precision}, ZeRO-{s.zero}, recompute {s.recompute}",
-        terms=mem.terms,
-        facts={"model": m.name, "gpus": s.tp * s.pp * s.dp * s.cp, "layout": layout, "stage": str(mem.stage),
-               "params_per_gpu": int(mem.params_per_gpu), **verdict},
-    )
-    if not verdict["fits"]:
-        result.warnings.append(_verdict_line(verdict))
-    return result
+    return training_report(catalog_model(s.model), lookup_gpu(s.gpu), **s.model_dump(exclude={"model", "gpu"}))
 
 
 def infer_result(s: InferSpec) -> Result:
@@ -125,45 +102,12 @@ def infer_result(s: InferSpec) -> Result:
 
 def _infer(s: InferSpec) -> tuple[Result, Term]:
     """The Result, plus the KV-bytes-per-token Term the page links to (the CLI prints it as a fact)."""
-    m = catalog_model(s.model)
-    g = lookup_gpu(s.gpu)
-    mem = inference_memory(
-        m, quant=s.quant, kv_dtype=s.kv_dtype, context=s.context, batch=s.batch, tp=s.tp, pp=s.pp, prompt=s.prompt,
-        max_batched_tokens=s.max_batched_tokens,
-        overhead_bytes=None if s.overhead_gib is None else s.overhead_gib * GiB,
-        gpu=g, gpu_memory_utilization=s.gpu_memory_utilization,
-    )
-    cap = mem.capacity
-    result = Result(
-        f"Inference memory per GPU: {m.name} on {g.key}, weights {s.quant}, KV {s.kv_dtype}, "
-        f"{s.batch} × {s.context} tokens, TP{s.tp}·PP{s.pp}",
-        terms=mem.terms,
-        facts={"model": m.name, "kv_bytes_per_token": int(mem.kv_per_token.value), **cap},
-    )
-    if not cap["fits"]:
-        result.warnings.append(
-            f"does NOT fit {g.key} at gpu_memory_utilization {cap['gpu_memory_utilization']}: "
-            f"short by {-cap['headroom_gb']:,.2f} GB; try `aiinfra size fits {m.name}`"
-        )
+    result, mem = inference_report(catalog_model(s.model), lookup_gpu(s.gpu), **s.model_dump(exclude={"model", "gpu"}))
     return result, mem.kv_per_token
 
 
 def fits_result(s: FitsSpec, explain: bool = True) -> Result:
-    m = catalog_model(s.model)
-    rows = fits_table(m, quant=s.quant, kv_dtype=s.kv_dtype, context=s.context, batch=s.batch,
-                      gpu_memory_utilization=s.gpu_memory_utilization)
-    counts = param_counts(m)
-    return Result(
-        f"Fewest GPUs to serve {m.name}: weights {s.quant}, KV {s.kv_dtype}, {s.batch} × {s.context} tokens",
-        terms=[counts.total, counts.active] if explain else [],
-        facts={"model": m.name, "fits": rows},
-    )
-
-
-def _verdict_line(v: dict) -> str:
-    if v.get("fits"):
-        return f"fits {v['gpu']} ({v['capacity_gb']:g} GB) with {v['headroom_gb']:,.2f} GB to spare"
-    return f"does NOT fit {v['gpu']} ({v['capacity_gb']:g} GB): short by {-v['headroom_gb']:,.2f} GB"
+    return fits_report(catalog_model(s.model), explain=explain, **s.model_dump(exclude={"model"}))
 
 
 # --- views ---------------------------------------------------------------------------------------

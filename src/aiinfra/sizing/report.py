@@ -1,0 +1,87 @@
+"""Explained sizing Results, built once for every shell (CLI, web API, web pages).
+
+The shells resolve names (the CLI also accepts config.json paths, the web only catalog names)
+and pass the specs here, so the titles, facts and warnings cannot differ between them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiinfra.explain import Result
+from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
+from aiinfra.sizing.params import param_counts
+from aiinfra.sizing.training import fit_verdict, training_memory
+from aiinfra.specs import GpuSpec, ModelSpec
+from aiinfra.units import GiB
+
+
+def verdict_line(v: dict) -> str:
+    if v.get("fits"):
+        return f"fits {v['gpu']} ({v['capacity_gb']:g} GB) with {v['headroom_gb']:,.2f} GB to spare"
+    return f"does NOT fit {v['gpu']} ({v['capacity_gb']:g} GB): short by {-v['headroom_gb']:,.2f} GB"
+
+
+def training_report(
+    m: ModelSpec, g: GpuSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int = 1, ep: int = 1,
+    sp: bool | None = None, interleave: int = 1, zero: int = 0, distributed_optimizer: bool = False,
+    recompute: str = "none", seq: int = 4096, micro_batch: int = 1, num_microbatches: int | None = None,
+    precision: str = "bf16", optimizer: str = "adam", grad_dtype: str | None = None, offload: str = "none",
+    flash_attention: bool = True, overhead_gib: float | None = None, fragmentation: float | None = None,
+) -> Result:
+    """`aiinfra size train`: memory per GPU and whether it fits `g`. Sequence parallelism defaults to TP > 1."""
+    mem = training_memory(
+        m, seq=seq, micro_batch=micro_batch, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, sp=tp > 1 if sp is None else sp,
+        vp=interleave, num_microbatches=num_microbatches, zero=zero, distributed_optimizer=distributed_optimizer,
+        recompute=recompute, precision=precision, optimizer=optimizer, grad_dtype=grad_dtype, offload=offload,
+        flash_attention=flash_attention, overhead_bytes=None if overhead_gib is None else overhead_gib * GiB,
+        fragmentation=fragmentation,
+    )
+    verdict = fit_verdict(float(mem.total.value), g)
+    layout = f"TP{tp}·PP{pp}·DP{dp}" + (f"·CP{cp}" if cp > 1 else "") + (f"·EP{ep}" if ep > 1 else "")
+    result = Result(
+        f"Training memory per GPU: {m.name} on {g.key}, {layout}, {precision}, ZeRO-{zero}, recompute {recompute}",
+        terms=mem.terms,
+        facts={"model": m.name, "gpus": tp * pp * dp * cp, "layout": layout, "stage": str(mem.stage),
+               "params_per_gpu": int(mem.params_per_gpu), **verdict},
+    )
+    if not verdict["fits"]:
+        result.warnings.append(verdict_line(verdict))
+    return result
+
+
+def inference_report(
+    m: ModelSpec, g: GpuSpec, *, quant: str = "bf16", kv_dtype: str = "bf16", context: int = 4096, batch: int = 1,
+    tp: int = 1, pp: int = 1, prompt: int | None = None, gpu_memory_utilization: float | None = None,
+    max_batched_tokens: int | None = None, overhead_gib: float | None = None,
+) -> tuple[Result, InferenceMemory]:
+    """`aiinfra size infer`: memory per GPU and the KV tokens/sequences that fit the engine budget."""
+    mem = inference_memory(
+        m, quant=quant, kv_dtype=kv_dtype, context=context, batch=batch, tp=tp, pp=pp, prompt=prompt,
+        max_batched_tokens=max_batched_tokens, overhead_bytes=None if overhead_gib is None else overhead_gib * GiB,
+        gpu=g, gpu_memory_utilization=gpu_memory_utilization,
+    )
+    cap = mem.capacity
+    result = Result(
+        f"Inference memory per GPU: {m.name} on {g.key}, weights {quant}, KV {kv_dtype}, "
+        f"{batch} × {context} tokens, TP{tp}·PP{pp}",
+        terms=mem.terms,
+        facts={"model": m.name, "kv_bytes_per_token": int(mem.kv_per_token.value), **cap},
+    )
+    if not cap["fits"]:
+        result.warnings.append(
+            f"does NOT fit {g.key} at gpu_memory_utilization {cap['gpu_memory_utilization']}: "
+            f"short by {-cap['headroom_gb']:,.2f} GB; try `aiinfra size fits {m.name}`"
+        )
+    return result, mem
+
+
+def fits_report(m: ModelSpec, *, explain: bool = True, **settings: Any) -> Result:
+    """`aiinfra size fits`: the fewest GPUs of every catalog SKU for this model and setting."""
+    counts = param_counts(m)
+    s = {"quant": "bf16", "kv_dtype": "bf16", "context": 4096, "batch": 1} | settings
+    return Result(
+        f"Fewest GPUs to serve {m.name}: weights {s['quant']}, KV {s['kv_dtype']}, {s['batch']} × {s['context']} tokens",
+        terms=[counts.total, counts.active] if explain else [],
+        facts={"model": m.name, "fits": fits(m, **settings)},
+    )

@@ -25,9 +25,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from aiinfra.telemetry.analysis import AnalysisOptions, analyze  # noqa: E402
-from aiinfra.telemetry.backfill import Fault, FleetHistory, LocalPrometheus, build_blocks  # noqa: E402
-from aiinfra.telemetry.prom import Prometheus  # noqa: E402
+from aiinfra.fleet.analysis import AnalysisOptions, analyze  # noqa: E402
+from aiinfra.fleet.backfill import Fault, FleetHistory, LocalPrometheus, build_blocks  # noqa: E402
+from aiinfra.fleet.prom import Prometheus  # noqa: E402
 
 
 RAW = ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE",

@@ -8,6 +8,7 @@ candidates at once and only the winner is explained.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,14 +115,34 @@ def total(name: str, parts: list[Term], unit: str | None = None, note: str = "")
     return Term(name, value, unit, formula=" + ".join(p.name for p in parts), parts=list(parts), note=note)
 
 
+def quantity(value: Any, unit: str) -> dict[str, Any]:
+    """A fact that is a number: value + unit, as every JSON/YAML answer carries it."""
+    return {"value": _plain(value), "unit": unit}
+
+
+def fact_key(name: str) -> str:
+    """The facts key of a Term: its name in snake case ("KV cache" -> "kv_cache")."""
+    key = re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower()
+    return key or "value"
+
+
 @dataclass
 class Result:
-    """What a command returns: headline facts, the explained terms behind them, and warnings."""
+    """What a command returns: every answer as data, the Terms behind it, and what it assumed.
+
+    - `facts`: every answer the table shows, numbers as `quantity(value, unit)`, rows as lists of dicts.
+    - `terms`: the explained derivation of those facts (printed with --explain).
+    - `assumptions`: each default, price and constant the answer rests on, and where it came from.
+    - `warnings`: what the user should know; data, never printed by the library itself.
+
+    The machine-readable envelope is `to_dict()`: the same top-level keys for every command.
+    """
 
     title: str
     terms: list[Term] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
 
     def term(self, name: str) -> Term:
         for t in self.terms:
@@ -129,10 +150,23 @@ class Result:
                 return t
         raise KeyError(name)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def all_facts(self) -> dict[str, Any]:
+        """`facts`, plus each top-level Term not already among them as value + unit, so the JSON carries
+        every number the table shows even where a command set no explicit key for it."""
+        out = dict(self.facts)
+        for t in self.terms:
+            key = fact_key(t.name)
+            if key not in out and np.ndim(t.value) == 0:
+                out[key] = quantity(t.value, t.unit)
+        return out
+
+    def to_dict(self, explain: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "title": self.title,
-            "facts": _plain(self.facts),
-            "terms": [t.to_dict() for t in self.terms],
+            "facts": _plain(self.all_facts()),
+            "assumptions": list(self.assumptions),
             "warnings": list(self.warnings),
         }
+        if explain:
+            out["explain"] = [t.to_dict() for t in self.terms]
+        return out

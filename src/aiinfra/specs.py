@@ -39,9 +39,37 @@ class GpuSpec(Spec):
     mig_max_instances: int = 0
     pci_device_id: str | None = None
     memory_total_mib: float | None = Field(default=None, description="total framebuffer as nvidia-smi reports it")
+    # The scale-up fabric of the system this GPU ships in: which link joins GPUs, and how many GPUs
+    # share it at full per-GPU bandwidth (8 on HGX/DGX, 72 on an NVL72 rack, 2-4 over NVLink bridges,
+    # 1 where GPUs meet only over PCIe or the network). Derived from form_factor when a user catalog
+    # leaves it out.
+    scaleup_link: Literal["nvlink-switch", "nvlink-bridge", "infinity-fabric", "pcie"] | None = None
+    scaleup_domain: int | None = Field(default=None, ge=1, description="GPUs in one scale-up (NVLink) domain")
     source: str
     observed: date | None = None
     aliases: list[str] = []
+
+    @model_validator(mode="after")
+    def _default_scaleup(self) -> GpuSpec:
+        if self.scaleup_link is None:
+            link = {"sxm": "nvlink-switch", "oam": "infinity-fabric"}.get(self.form_factor)
+            if link is None:
+                link = "nvlink-bridge" if self.nvlink_gbps > 0 and self.form_factor == "pcie" else "pcie"
+            object.__setattr__(self, "scaleup_link", link)
+        if self.scaleup_domain is None:
+            size = {"nvlink-switch": 8, "infinity-fabric": 8, "nvlink-bridge": 2}.get(self.scaleup_link, 1)
+            object.__setattr__(self, "scaleup_domain", size)
+        return self
+
+    @property
+    def scaleup_name(self) -> str:
+        """How the scale-up link reads in a sentence (warnings say which fabric TP runs over)."""
+        return {
+            "nvlink-switch": f"NVLink/NVSwitch ({self.scaleup_domain}-GPU domain)",
+            "nvlink-bridge": f"NVLink bridge ({self.scaleup_domain} GPUs)",
+            "infinity-fabric": f"Infinity Fabric ({self.scaleup_domain}-GPU domain)",
+            "pcie": f"PCIe Gen{self.pcie_gen} (no GPU-to-GPU fabric)",
+        }[self.scaleup_link or "pcie"]
 
     @property
     def memory_bytes(self) -> float:

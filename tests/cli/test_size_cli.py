@@ -24,13 +24,13 @@ def test_train_table_and_verdict(cli):
 def test_train_json_explain_carries_formulas_and_sources(cli):
     r = cli(*TRAIN, "--format", "json", "--explain")
     doc = r.json()
-    names = [t["name"] for t in doc["terms"]]
+    names = [t["name"] for t in doc["explain"]]
     assert names[:3] == ["weights", "gradients", "optimizer"] and names[-1] == "total per GPU"
-    act = next(t for t in doc["terms"] if t["name"] == "activations")
+    act = next(t for t in doc["explain"] if t["name"] == "activations")
     layers = act["parts"][0]
     assert "Korthikanti" in layers["inputs"]["per dense layer"]["sources"]["formula"]
-    total = doc["terms"][-1]["value"]
-    assert total == pytest.approx(sum(t["value"] for t in doc["terms"][:-1]))
+    total = doc["explain"][-1]["value"]
+    assert total == pytest.approx(sum(t["value"] for t in doc["explain"][:-1]))
 
 
 def test_yaml_and_table_explain(cli):

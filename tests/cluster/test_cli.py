@@ -27,7 +27,7 @@ def test_superpod_preset_json(cli):
     compute = [i for i in doc["facts"]["bom"] if i["category"] == "compute"]
     assert compute == [{"category": "compute", "item": "dgx-h100", "quantity": 127, "unit_power_w": 10200.0,
                         "reason": "preset: 127 nodes", "table": "systems", "unit": "each", "power_w": 1295400.0}]
-    assert "terms" not in doc
+    assert "explain" not in doc
 
 
 def test_table_output_has_all_sections(cli):
@@ -41,7 +41,7 @@ def test_explain_and_yaml(cli):
     r = cli("design", "--gpus", "1024", "--ufm-links", "0", "--format", "yaml", "--explain")
     assert r.code == 0, r.err
     doc = yaml.safe_load(r.out)
-    bis = next(t for t in doc["terms"] if t["name"] == "bisection bandwidth")
+    bis = next(t for t in doc["explain"] if t["name"] == "bisection bandwidth")
     assert bis["value"] == pytest.approx(204.8e12)
     assert "formula" in bis and "sources" in bis
     r = cli("design", "--preset", "dgx-pod", "--su", "16", "--explain")

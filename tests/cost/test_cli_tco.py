@@ -156,7 +156,7 @@ def test_flat_full_demand_owns_everything_with_catalog_prices(cli, tmp_path):
     docs = r.json()
     assert docs[0]["facts"]["utilization"] == 1.0
     hyb = next(d for d in docs if d["title"].startswith("Hybrid"))
-    terms = {t["name"]: t["value"] for t in hyb["terms"]}
+    terms = {t["name"]: t["value"] for t in hyb["explain"]}
     assert terms["owned baseline"] == 128
     assert terms["hybrid"] == pytest.approx(terms["pure on-prem"])
     assert terms["hybrid"] < terms["pure cloud"]

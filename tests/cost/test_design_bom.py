@@ -40,8 +40,8 @@ def test_user_price_for_a_design_part_enters_capex(cli, tmp_path):
     f.write_text("kind: prices\nentries:\n  sn4600c: {type: switch, price: 20000, observed: 2026-11-01, source: my quote}\n")
     r = cli("--catalog", str(f), "tco", "--gpus", "256", "--design", "--cloud", "aws-p5", "--format", "json", "--explain")
     mine = r.json()[0]
-    capex = {t["name"]: t["value"] for t in mine["terms"]}["capex"]
-    base_capex = {t["name"]: t["value"] for t in base["terms"]}["capex"]
+    capex = {t["name"]: t["value"] for t in mine["explain"]}["capex"]
+    base_capex = {t["name"]: t["value"] for t in base["explain"]}["capex"]
     assert capex - base_capex == pytest.approx(2 * 20000)
     assert not any("sn4600c" in w for w in mine["warnings"])
 

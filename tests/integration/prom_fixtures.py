@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from aiinfra.telemetry.backfill import Fault, FleetHistory, LocalPrometheus, build_blocks
+from aiinfra.fleet.backfill import Fault, FleetHistory, LocalPrometheus, build_blocks
 
 needs_prometheus = pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("promtool") is None,
                                       reason="prometheus/promtool (Debian package prometheus) not installed")

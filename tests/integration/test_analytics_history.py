@@ -13,11 +13,11 @@ import re
 import pytest
 
 from aiinfra.errors import AiinfraError
-from aiinfra.telemetry.analysis import AnalysisOptions, analyze
-from aiinfra.telemetry.backfill import LocalPrometheus, build_blocks
-from aiinfra.telemetry.dashboard import dashboard, expressions, substitute
-from aiinfra.telemetry.prom import Prometheus
-from aiinfra.telemetry.promql import ALIASES, xid_catalog
+from aiinfra.fleet.analysis import AnalysisOptions, analyze
+from aiinfra.fleet.backfill import LocalPrometheus, build_blocks
+from aiinfra.fleet.dashboard import dashboard, expressions, substitute
+from aiinfra.fleet.prom import Prometheus
+from aiinfra.fleet.promql import ALIASES, xid_catalog
 from tests.conftest import assert_one_line_error
 from tests.integration.prom_fixtures import fleet_prom, history, legacy_prom, needs_prometheus  # noqa: F401 (fixtures)
 
@@ -161,7 +161,7 @@ def test_cli_json_html_and_price(fleet_prom, cli, tmp_path):
               "--format", "json", "--explain", "--html", str(html))
     assert res.code == 0, res.err
     doc = res.json()
-    terms = {t["name"]: t for t in doc["terms"]}
+    terms = {t["name"]: t for t in doc["explain"]}
     hours = terms["idle_gpu_hours"]["value"] + terms["stranded_gpu_hours"]["value"]
     assert terms["idle_cost_usd"]["value"] == pytest.approx(hours * 2.5)
     assert terms["idle_cost_usd_per_day"]["value"] == pytest.approx(hours * 2.5 * 4)

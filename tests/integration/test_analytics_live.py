@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 import aiinfra
-from aiinfra.telemetry.analysis import AnalysisOptions, analyze
-from aiinfra.telemetry.backfill import LocalPrometheus
-from aiinfra.telemetry.dashboard import dashboard, expressions, substitute
-from aiinfra.telemetry.prom import Prometheus
-from aiinfra.telemetry.promql import ALIASES, xid_catalog
-from aiinfra.telemetry.rules import RuleOptions, dump, rule_groups
+from aiinfra.fleet.analysis import AnalysisOptions, analyze
+from aiinfra.fleet.backfill import LocalPrometheus
+from aiinfra.fleet.dashboard import dashboard, expressions, substitute
+from aiinfra.fleet.prom import Prometheus
+from aiinfra.fleet.promql import ALIASES, xid_catalog
+from aiinfra.fleet.rules import RuleOptions, dump, rule_groups
 from aiinfra.telemetry.simulate import Fleet, parse_spec
 from tests.integration.prom_fixtures import needs_prometheus
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aiinfra.telemetry.promql import Xid
-from aiinfra.telemetry.rules import RuleOptions, alert_names, dump, prometheus_rule, rule_groups
+from aiinfra.fleet.promql import Xid
+from aiinfra.fleet.rules import RuleOptions, alert_names, dump, prometheus_rule, rule_groups
 
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) is not installed")
 

@@ -24,8 +24,8 @@ def test_plan_table_json_and_explain(cli):
             "--price", "2.5", "--format", "json", "--explain").json()
     assert j["facts"]["global batch"].endswith("2048 sequences of 8192")
     assert j["facts"]["layouts"][0]["tp"] == 8
-    assert j["terms"][0]["name"] == "step time" and j["terms"][0]["parts"]
-    assert any(t["name"] == "cost" for t in j["terms"])
+    assert j["explain"][0]["name"] == "step time" and j["explain"][0]["parts"]
+    assert any(t["name"] == "cost" for t in j["explain"])
     e = cli("plan", "llama-3.1-8b", "--gpus", "8", "--global-batch", "64", "--explain")
     assert e.code == 0 and "pipeline bubble" in e.out and "source" in e.out
 

@@ -27,7 +27,7 @@ def test_profiles_geometries_validate(cli):
     r = cli("mig", "geometries", "a100-80gb", "--maximal", "--format", "json")
     assert r.code == 0 and r.json()["facts"]["count"] == 28
     r = cli("mig", "validate", "h100-sxm", "3g.40gb,2g.20gb,1g.10gb,1g.10gb", "--format", "json", "--explain")
-    assert r.code == 0 and r.json()["facts"]["valid"] is True and r.json()["terms"][0]["value"] == 7
+    assert r.code == 0 and r.json()["facts"]["valid"] is True and r.json()["explain"][0]["value"] == 7
     r = cli("mig", "validate", "h100-sxm", "3g.40gb,3g.40gb,1g.10gb", "--format", "json")
     assert r.code == 1 and "memory slots > 8" in r.json()["facts"]["reasons"]
 

@@ -62,7 +62,7 @@ def test_api_known_answer_70b_int4_fits_one_h200(client):
     h200 = client.post("/api/size/infer", json={**body, "gpu": "h200-sxm"}).json()
     l40s = client.post("/api/size/infer", json={**body, "gpu": "l40s"}).json()
     assert h200["facts"]["fits"] is True and l40s["facts"]["fits"] is False
-    weights = next(t for t in h200["terms"] if t["name"] == "weights")["value"]
+    weights = next(t for t in h200["explain"] if t["name"] == "weights")["value"]
     assert 35e9 <= weights <= 41e9  # 35 GB of int4 plus group scales and 16-bit embeddings
 
 

@@ -118,7 +118,7 @@ def test_design_superpod_4su_matches_the_ra(client):
     """DGX SuperPOD H100 RA Table 4 at 4 SU: 127 nodes, 32 leaf and 16 spine switches."""
     pytest.importorskip("aiinfra.cluster.design")
     d = client.post("/api/design", json={"gpus": None, "preset": "superpod", "su": 4}).json()
-    terms = {t["name"]: t["value"] for t in d["terms"]}
+    terms = {t["name"]: t["value"] for t in d["explain"]}
     assert (terms["nodes"], terms["leaf switches"], terms["spine switches"]) == (127, 32, 16)
 
 
@@ -218,7 +218,7 @@ def test_fleet_bad_simulate_spec_is_422(client):
 
 
 def test_fleet_prometheus_unreachable_is_422_and_only_http(client):
-    pytest.importorskip("aiinfra.telemetry.analysis")
+    pytest.importorskip("aiinfra.fleet.analysis")
     from aiinfra.cli.serve import bind
 
     sock = bind("127.0.0.1", 0)  # a port nobody answers on

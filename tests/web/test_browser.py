@@ -140,8 +140,8 @@ def test_fleet_page_simulated(page, tmp_path):
 @pytest.fixture(scope="module")
 def history_prometheus(tmp_path_factory):
     """A real Prometheus (Debian package) holding one hour of a 2 × 4 GPU fleet with known faults."""
-    backfill = pytest.importorskip("aiinfra.telemetry.backfill")
-    pytest.importorskip("aiinfra.telemetry.analysis")
+    backfill = pytest.importorskip("aiinfra.fleet.backfill")
+    pytest.importorskip("aiinfra.fleet.analysis")
     if shutil.which("prometheus") is None or shutil.which("promtool") is None:
         pytest.fail("prometheus/promtool missing; `make test` installs Debian's prometheus")
     fh = backfill.FleetHistory(hosts=2, gpus_per_host=4, hours=1, step=60, seed=7,

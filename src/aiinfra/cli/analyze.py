@@ -14,8 +14,8 @@ from rich.table import Table
 from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, emit
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result
-from aiinfra.telemetry.analysis import AnalysisOptions, analyze, idle_by_host, to_html
-from aiinfra.telemetry.prom import Prometheus, parse_duration
+from aiinfra.fleet.analysis import AnalysisOptions, analyze, idle_by_host, to_html
+from aiinfra.fleet.prom import Prometheus, parse_duration
 
 MAX_ROWS = 20
 

@@ -10,7 +10,7 @@ import typer
 
 from aiinfra.cli.analyze import write_atomic
 from aiinfra.cli.output import console
-from aiinfra.telemetry.dashboard import dashboard, expressions
+from aiinfra.fleet.dashboard import dashboard, expressions
 
 
 def dashboard_cmd(

@@ -81,12 +81,7 @@ def emit(
     """Print results as a rich table (with optional explain trees), JSON or YAML."""
     items = [results] if isinstance(results, Result) else list(results)
     if fmt is not Format.table:
-        docs = []
-        for r in items:
-            d = r.to_dict()
-            if not explain:
-                d.pop("terms")
-            docs.append(d)
+        docs = [r.to_dict(explain=explain) for r in items]
         doc: Any = docs[0] if len(docs) == 1 else docs
         if fmt is Format.json:
             sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")

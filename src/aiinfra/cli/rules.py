@@ -15,7 +15,7 @@ from rich.table import Table
 from aiinfra.cli.analyze import write_atomic
 from aiinfra.cli.output import console
 from aiinfra.errors import AiinfraError
-from aiinfra.telemetry.rules import RuleOptions, dump, prometheus_rule, rule_groups
+from aiinfra.fleet.rules import RuleOptions, dump, prometheus_rule, rule_groups
 
 
 class Kind(str, Enum):

@@ -10,7 +10,7 @@ from rich.live import Live
 
 from aiinfra.cli.output import console
 from aiinfra.errors import AiinfraError
-from aiinfra.telemetry.top import collector_source, exporter_source, prometheus_source, render
+from aiinfra.fleet.top import collector_source, exporter_source, prometheus_source, render
 
 
 def top_cmd(

@@ -280,7 +280,7 @@ def form_values(spec_cls: type[BaseModel], raw: dict[str, str], initial: dict[st
 def cli_json(results: Result | list[Result]) -> Any:
     """What `--format json --explain` prints: one Result as an object, several as a list."""
     items = [results] if isinstance(results, Result) else list(results)
-    docs = [r.to_dict() for r in items]
+    docs = [r.to_dict(explain=True) for r in items]
     return docs[0] if len(docs) == 1 else docs
 
 

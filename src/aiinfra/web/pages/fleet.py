@@ -39,7 +39,7 @@ from aiinfra.web.templating import render_page
 
 router = APIRouter()
 SIM_LIBRARY = "aiinfra.telemetry.simulate"
-PROM_LIBRARY = "aiinfra.telemetry.analysis"
+PROM_LIBRARY = "aiinfra.fleet.analysis"
 MAX_SIM_GPUS = 512  # one request must stay cheap: the web app is not a load generator
 PROM_TIMEOUT_S = 5.0
 MiB = 2.0**20
@@ -208,8 +208,8 @@ def _sim_result(state: SimState, s: FleetSpec) -> Result:
 
 
 def prometheus(s: FleetSpec) -> Result:
-    from aiinfra.telemetry.analysis import AnalysisOptions, analyze
-    from aiinfra.telemetry.prom import Prometheus, parse_duration
+    from aiinfra.fleet.analysis import AnalysisOptions, analyze
+    from aiinfra.fleet.prom import Prometheus, parse_duration
 
     _check(s)
     url = (s.prometheus or "").strip()

@@ -218,5 +218,5 @@ def api_infer(spec: InferPerfSpec) -> Any:
 def api_infer_recommend(spec: InferPerfSpec) -> Any:
     require("aiinfra.plan.recommend")
     d = cli_json(recommend_result(spec))
-    d.pop("terms", None)
+    d.pop("explain", None)
     return d

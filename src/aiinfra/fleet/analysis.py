@@ -30,8 +30,8 @@ from typing import Any
 from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result, Term
-from aiinfra.telemetry.prom import Prometheus, Series
-from aiinfra.telemetry.promql import ALIASES, CLOCK_BITS, MiB, bit, xid_catalog
+from aiinfra.fleet.prom import Prometheus, Series
+from aiinfra.fleet.promql import ALIASES, CLOCK_BITS, MiB, bit, xid_catalog
 
 ENTITY = ("host", "gpu", "UUID", "GPU_I_ID", "GPU_I_PROFILE", "modelName", "pod", "namespace")
 DEVICE = ("host", "gpu", "UUID", "modelName")

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from aiinfra.errors import AiinfraError
-from aiinfra.telemetry.promql import NVML_NAMES
+from aiinfra.fleet.promql import NVML_NAMES
 
 WORKLOADS = ("idle", "training", "inference", "stranded", "leak")
 FAULTS = ("xid", "ecc_dbe", "row_remap_failure", "thermal", "power")
@@ -383,7 +383,7 @@ class LocalPrometheus:
              "--storage.tsdb.retention.time=3650d", "--log.level=warn", *self.extra_args],
             stdout=self._log, stderr=subprocess.STDOUT,
         )
-        from aiinfra.telemetry.prom import Prometheus
+        from aiinfra.fleet.prom import Prometheus
 
         deadline = time.monotonic() + self.ready_timeout
         with Prometheus(self.url, timeout=2.0) as p:

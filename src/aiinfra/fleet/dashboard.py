@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiinfra.telemetry.promql import DEVICE, ENTITY, alt, bit, by
+from aiinfra.fleet.promql import DEVICE, ENTITY, alt, bit, by
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 SEL = 'instance=~"$instance", gpu=~"$gpu"'

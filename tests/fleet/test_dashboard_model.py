@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from aiinfra.telemetry.dashboard import dashboard, expressions, substitute
+from aiinfra.fleet.dashboard import dashboard, expressions, substitute
 from tests.conftest import assert_one_line_error
 
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aiinfra.errors import AiinfraError
-from aiinfra.telemetry.prom import Prometheus, fmt_duration, parse_duration
+from aiinfra.fleet.prom import Prometheus, fmt_duration, parse_duration
 
 
 @pytest.mark.parametrize("text,seconds", [("24h", 86400), ("1h30m", 5400), ("90s", 90), ("7d", 604800), ("500ms", 0.5),

@@ -6,7 +6,7 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from aiinfra.errors import AiinfraError
-from aiinfra.telemetry.backfill import Fault, FleetHistory, write_openmetrics
+from aiinfra.fleet.backfill import Fault, FleetHistory, write_openmetrics
 
 
 def test_openmetrics_parses_and_carries_dcgm_labels(tmp_path):

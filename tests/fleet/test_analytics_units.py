@@ -7,8 +7,8 @@ import yaml
 
 from aiinfra.catalog.loader import set_user_catalogs
 from aiinfra.errors import AiinfraError
-from aiinfra.telemetry.analysis import Q, AnalysisOptions, Discovery, mig_share, price_per_gpu_hour, sku_for_model_name
-from aiinfra.telemetry.promql import ALIASES, alt, bit
+from aiinfra.fleet.analysis import Q, AnalysisOptions, Discovery, mig_share, price_per_gpu_hour, sku_for_model_name
+from aiinfra.fleet.promql import ALIASES, alt, bit
 
 
 @pytest.mark.parametrize("name,key", [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiinfra.telemetry.top import collector_source, render, rows_from_exposition
+from aiinfra.fleet.top import collector_source, render, rows_from_exposition
 from tests.conftest import assert_one_line_error
 
 # Built from the dcgm-exporter line template (§3.1/§4.3): MIG A100 with the scrape's exported_ labels.

@@ -22,8 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from aiinfra.errors import AiinfraError
-from aiinfra.telemetry.prom import Prometheus
-from aiinfra.telemetry.promql import ALIASES, MiB
+from aiinfra.fleet.prom import Prometheus
+from aiinfra.fleet.promql import ALIASES, MiB
 
 _BY_NAME = {name: (q, f) for q, names in ALIASES.items() for name, f in names}
 WANTED = ("gr_active", "gpu_util", "fb_used", "fb_free", "power", "temp", "xid_last")

@@ -22,7 +22,7 @@ import yaml
 
 from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import AiinfraError
-from aiinfra.telemetry.promql import DEVICE, ENTITY, POD_LABELS, alt, bit, by, model_names, xid_catalog
+from aiinfra.fleet.promql import DEVICE, ENTITY, POD_LABELS, alt, bit, by, model_names, xid_catalog
 
 # Per-SKU temperature limit fields the GPU catalog may carry (°C); the first one present is used.
 TEMP_LIMIT_FIELDS = ("gpu_max_op_temp_c", "max_op_temp_c", "slowdown_temp_c")
@@ -251,7 +251,7 @@ def _quote(s: str) -> str:
 
 
 def _names(quantity: str) -> list[str]:
-    from aiinfra.telemetry.promql import names
+    from aiinfra.fleet.promql import names
 
     return names(quantity)
 

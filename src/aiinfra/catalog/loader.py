@@ -14,17 +14,16 @@ Entries merge per key: a user entry overrides the fields it names and keeps the 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from aiinfra.errors import AiinfraError, not_found
+from aiinfra.safeio import load_json_file, load_trusted_yaml, load_yaml_file
 
 DATA_DIR = Path(__file__).parent / "data"
 T = TypeVar("T", bound=BaseModel)
@@ -63,27 +62,13 @@ def singular(kind: str) -> str:
 
 
 def read_yaml(path: Path) -> Any:
-    """safe_load a file, turning parse errors into one line with file and line number."""
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise AiinfraError(f"cannot read {path}: {e.strerror or e}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise AiinfraError(f"YAML does not parse at {where}: {problem}") from None
+    """A user's YAML file through the bounded reader (size, UTF-8, depth, aliases): one-line errors."""
+    return load_yaml_file(path)
 
 
 def read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except OSError as e:
-        raise AiinfraError(f"cannot read {path}: {e.strerror or e}") from None
-    except json.JSONDecodeError as e:
-        raise AiinfraError(f"JSON does not parse at {path}:{e.lineno}: {e.msg}") from None
+    """A user's JSON file (a model config.json) through the bounded reader."""
+    return load_json_file(path)
 
 
 def _tables_of(doc: Any, path: Path) -> dict[str, dict[str, dict]]:
@@ -115,7 +100,7 @@ class Catalog:
     def __init__(self, user_files: Iterable[Path | str] = ()):
         self.tables: dict[str, dict[str, dict]] = {}
         for path in sorted(DATA_DIR.glob("*.yaml")):
-            self._merge(_tables_of(read_yaml(path), path))
+            self._merge(_tables_of(load_trusted_yaml(path), path))
         self._add_model_configs(DATA_DIR / "models")
         self.user_files = [Path(p) for p in user_files]
         for path in self.user_files:

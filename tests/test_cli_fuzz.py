@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from aiinfra.catalog.loader import default_catalog, set_user_catalogs
@@ -165,7 +165,7 @@ def test_fuzz_command(path, cmd, corpus, tmp_path_factory):
             words = ["--catalog", draw(st.sampled_from(corpus)), *words]
         return words
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
     @given(argv())
     def check(words):

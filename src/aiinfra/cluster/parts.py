@@ -122,6 +122,7 @@ class ServiceSpec(_Part):
     mgmt_ports: int = 0
     oob_ports: int = 0
     fabric_links: int = 0
+    capacity_kw: float = 0.0  # cooling units: heat each one removes
 
 
 # How each table's kind reads in an error message ("unknown switch 'qm970'; closest: …").

@@ -30,9 +30,9 @@ def parse_count(text: str | None) -> float | None:
 
 def design(
     gpus: Annotated[int | None, typer.Option("--gpus", "-n", help="GPU count (rounded up to whole nodes).")] = None,
-    node: Annotated[str | None, typer.Option(help="Node type: dgx-h100, dgx-h200, dgx-b200, dgx-b300, hgx-h100, …")] = None,
+    node: Annotated[str | None, typer.Option(help="Node type: dgx-h100, dgx-h200, dgx-b200, dgx-b300, hgx-h100, gb200-nvl72, gb300-nvl72, …")] = None,
     nics: Annotated[int | None, typer.Option(help="Compute NICs per node (generic HGX only, 2–8).")] = None,
-    fabric: Annotated[str | None, typer.Option(help="Compute switch or fabric: qm9700/ndr, q3400/xdr, sn5600/roce, qm8700/hdr.")] = None,
+    fabric: Annotated[str | None, typer.Option(help="Compute switch or fabric: qm9700/ndr, q3400/xdr, sn5600/roce (Spectrum-X), qm8700/hdr (default: the node's RA fabric).")] = None,
     oversubscription: Annotated[str | None, typer.Option("--oversubscription", "-o", help="Leaf down:up ratio, e.g. 1:1, 2:1, 4:3.")] = None,
     rail_optimized: Annotated[bool | None, typer.Option("--rail-optimized/--no-rail-optimized", help="Rail r of every node on leaf r of its SU.")] = None,
     tiers: Annotated[int | None, typer.Option(help="Fabric tiers 1, 2 or 3 (default: 2 if it fits, else 3).")] = None,
@@ -86,12 +86,14 @@ def design(
 
 # Summary rows: (term name, how to print it).
 _SUMMARY = [
-    "GPUs", "nodes", "scalable units", "leaf switches", "spine switches", "core switches", "cables node→leaf", "cables leaf→spine",
+    "GPUs", "nodes", "scalable units", "NVLink domains", "leaf switches", "spine switches", "core switches", "cables node→leaf", "cables leaf→spine",
     "cables spine→core", "switch-side transceivers", "node-side transceivers", "bisection bandwidth", "storage read per node", "storage read per SU", "storage read aggregate",
     "storage write aggregate", "storage capacity to provision", "checkpoint size", "checkpoint write time", "job MTBF",
     "checkpoint interval (Young/Daly)", "training stalled by checkpoints", "data demand per node", "in-band switches",
-    "out-of-band switches", "UFM appliances", "control-plane servers", "compute racks", "compute rack power", "network racks",
-    "IT power", "facility power", "energy per year", "all-reduce volume per GPU per step", "all-reduce time per step",
+    "out-of-band switches", "storage leaf switches", "storage spine switches", "storage core switches", "UFM appliances",
+    "control-plane servers", "racks", "rack PDUs", "compute racks", "compute rack power", "network racks", "power per SU",
+    "liquid-cooled heat", "air-cooled heat", "facility water flow", "CDUs", "CRAH units",
+    "IT power", "heat rejection", "facility power", "energy per year", "all-reduce volume per GPU per step", "all-reduce time per step",
 ]
 
 

@@ -47,7 +47,7 @@ class DesignInput(BaseModel):
     gpus: int
     node: str = "dgx-h100"
     nics: int | None = None
-    fabric: str = "qm9700"
+    fabric: str | None = None  # None: the system's RA fabric (qm9700 for DGX, q3400 for GB300 NVL72)
     oversubscription: str | float = "1:1"
     rail_optimized: bool = True
     tiers: int | None = None
@@ -137,8 +137,15 @@ def scale_class(gpus: int) -> str:
 def design_cluster(inp: DesignInput) -> ClusterDesign:
     if inp.fixed_nodes is None and inp.gpus <= 0:
         raise SpecError(f"GPU count must be positive, not {inp.gpus}")
-    sysm = system(inp.node).with_nics(inp.nics)
-    sw = switch(inp.fabric)
+    sysm = system(inp.node)
+    if sysm.part_of:
+        raise SpecError(f"{sysm.key} is a tray of {sysm.part_of}; design with --node {sysm.part_of}")
+    if sysm.rack_scale:
+        from aiinfra.cluster.rackscale import design_rackscale
+
+        return design_rackscale(inp, sysm)
+    sysm = sysm.with_nics(inp.nics)
+    sw = switch(inp.fabric or sysm.compute_fabric or "qm9700")
     o = parse_oversubscription(inp.oversubscription)
     warnings: list[str] = []
     if inp.fixed_nodes is not None:

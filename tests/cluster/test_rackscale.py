@@ -102,3 +102,15 @@ def test_tray_is_not_a_node_and_presets_are_checked():
         preset_settings("basepod", None, 64, "gb200-nvl72")
     with pytest.raises(SpecError, match="one NIC per GPU"):
         design_cluster(DesignInput(gpus=72, node="gb200-nvl72", nics=4))
+
+
+def test_allreduce_runs_over_the_72_gpu_nvlink_domain():
+    """nccl-tests PERFORMANCE.md volume 2(n−1)/n per GPU; the hierarchical all-reduce keeps 72 ranks per
+    NVLink domain on an NVL72 rack, so with the same 400G NIC per GPU as a DGX B200 (8 per node) the
+    inter-node leg carries 1/9 of the data and the step's all-reduce is faster."""
+    nvl = design_cluster(DesignInput(gpus=1152, node="gb200-nvl72", params=405e9))
+    dgx = design_cluster(DesignInput(gpus=1152, node="dgx-b200", params=405e9))
+    vol = nvl.term("all-reduce volume per GPU per step").value
+    assert vol == pytest.approx(405e9 * 2 * 2 * 1151 / 1152)
+    assert nvl.term("all-reduce time per step").value < dgx.term("all-reduce time per step").value
+    assert nvl.term("all-reduce time per step").value > vol / 1800e9  # never beats NVLink 5 line rate

@@ -50,7 +50,7 @@ def network_racks(units: float, network_w: float) -> tuple[Term, float]:
 
 
 def design_rackscale(inp: DesignInput, rack: SystemSpec) -> ClusterDesign:
-    from aiinfra.cluster.design import ClusterDesign, model_params, per_tier_rows, recommend_preset, scale_class
+    from aiinfra.cluster.design import ClusterDesign, model_params, per_tier_rows
 
     if inp.nics is not None:
         raise SpecError(f"{rack.key} has one NIC per GPU ({rack.compute_nics} per rack); --nics applies to generic HGX nodes")
@@ -193,6 +193,9 @@ def design_rackscale(inp: DesignInput, rack: SystemSpec) -> ClusterDesign:
         Term("CRAH units", n_crah, "units", "⌈air heat / CRAH capacity⌉ + 1", {"air kW": air_w / 1000, "CRAH kW": crah.capacity_kw}, {"CRAH": crah.source}),
         it, heat, fac, annual_energy(fac.value, inp.load_factor),
     ]
+    from aiinfra.cluster import allreduce
+
+    terms += allreduce.plan(inp, params, params_src, fab, gpus, domain=rack.gpus)
     if su_w > rack.su_tdp_w > 0:
         warnings.append(f"one SU draws {su_w / 1e6:.2f} MW at nameplate, above the RA's {rack.su_tdp_w / 1e6:g} MW SU TDP; plan the feed for the higher figure")
     rows: list[dict[str, Any]] = [
@@ -201,7 +204,8 @@ def design_rackscale(inp: DesignInput, rack: SystemSpec) -> ClusterDesign:
     ]
     title = f"Rack-scale design: {gpus:,} × {rack.gpu} in {racks} × {rack.key} ({sus} SU) on {sw.key} ({fab.tiers}-tier, rail-optimized per tray NIC)"
     facts: dict[str, Any] = {
-        "scale": scale_class(gpus), "recommended_preset": recommend_preset(gpus), "preset": inp.preset, "preset_source": inp.preset_source or None,
+        "scale": f"rack-scale SuperPOD: {racks} NVL72 racks in {sus} SU",
+        "recommended_preset": f"superpod --su {sus} (8 NVL72 racks per SU)", "preset": inp.preset, "preset_source": inp.preset_source or None,
         "node": rack.key, "rack_scale": True, "nvlink_domain_gpus": rack.gpus, "fabric_switch": sw.key, "protocol": sw.protocol,
         "tiers": fab.tiers, "oversubscription": f"{o:g}:1", "scalable_units": sus, "racks_per_su": su_racks, "ufm_links_on_leaves": 0,
         "su_nodes": su_racks, "storage_tier": stor.tier.key, "storage_switch": ssw.key,

@@ -159,3 +159,14 @@ def test_any_gpu_count_up_to_64_su_builds(gpus):
     assert d.fabric.nodes == nodes
     if nodes % 32 == 0:
         assert d.fabric.sus == nodes // 32
+
+
+def test_table1_hardware_components(su4):
+    """RA V11 Table 1. DGX SuperPOD / 4 SU hardware components: DGX H100 compute nodes; QM9700 NDR for the
+    compute and the storage fabric; UFM Enterprise for fabric management; SN4600C in-band; SN2201 OOB."""
+    by_cat = {}
+    for i in su4.bom:
+        by_cat.setdefault(i.category, set()).add(i.item)
+    assert by_cat["compute"] == {"dgx-h100"}
+    assert by_cat["compute-fabric"] == {"qm9700"} and by_cat["storage-fabric"] == {"qm9700"}
+    assert {"ufm-appliance", "sn4600c", "sn2201", "control-node"} <= by_cat["management"]

@@ -123,3 +123,10 @@ def test_basepod_storage_rides_the_inband_network():
     ports = d.management.terms[0].inputs
     assert ports["of which storage"] == 8 * 2
     assert ports["ports"] == 8 * 2 + 8 * 2 + 5 * 2  # in-band + storage + control-plane servers
+
+
+def test_b300_defaults_to_the_xdr_ra_fabric():
+    """DGX SuperPOD B300 XDR RA: 72 DGX B300 per SU on Quantum-X800 Q3400; 4 SU = 288 nodes → 32 leaf + 18 spine."""
+    d = design_cluster(DesignInput(gpus=2304, node="dgx-b300"))
+    assert d.fabric.switch.key == "q3400" and d.fabric.link_gbps == 800
+    assert (d.fabric.sus, d.fabric.count("leaf"), d.fabric.count("spine")) == (4, 32, 18)

@@ -21,7 +21,7 @@ from aiinfra.cluster.bom import LineItem, merge, optic_item, total_power
 from aiinfra.cluster.fabric import design_fabric, fabric_optics, leaf_spine, parse_oversubscription
 from aiinfra.cluster.management import plan_management
 from aiinfra.cluster.parts import SystemSpec, constant, service, switch, system
-from aiinfra.cluster.power import annual_energy, cooling_for, facility_power
+from aiinfra.cluster.power import RackPlan, annual_energy, cooling_for, facility_power
 from aiinfra.cluster.storage import plan_storage
 from aiinfra.errors import SpecError
 from aiinfra.explain import Term, total
@@ -212,7 +212,5 @@ def design_rackscale(inp: DesignInput, rack: SystemSpec) -> ClusterDesign:
         "cooling": f"direct liquid cooling ({rack.liquid_fraction:.0%}) + air; {n_cdu} CDUs, {n_crah} CRAHs",
         **fab.facts, **stor.facts, "per_tier": per_tier_rows(fab, sfab), "rack_plan": rows, "bom": [i.to_dict() for i in bom],
     }
-    from aiinfra.cluster.power import RackPlan
-
     rp = RackPlan(racks, 1, rack.max_power_w / 1000, "direct liquid cooling", int(net_term.value), net_kw, rows, [net_term], [])
     return ClusterDesign(inp, rack, fab, stor, sfab, mgmt, rp, bom, terms, title, facts, warnings)

@@ -114,3 +114,12 @@ def test_allreduce_runs_over_the_72_gpu_nvlink_domain():
     assert vol == pytest.approx(405e9 * 2 * 2 * 1151 / 1152)
     assert nvl.term("all-reduce time per step").value < dgx.term("all-reduce time per step").value
     assert nvl.term("all-reduce time per step").value > vol / 1800e9  # never beats NVLink 5 line rate
+
+
+def test_gb200_scale_out_per_rack():
+    """Azure ND GB200 v6 docs: an NVL72 rack (18 VMs of 4 GPUs, 4 × 400G CX-7 each) has 28.8 Tb/s of scale-out;
+    the design's node links per rack × link rate give the same, and bisection is half of all NIC bandwidth."""
+    d = _su("gb200-nvl72", 1)
+    per_rack = d.fabric.cables["node→leaf"] / 8 * d.fabric.link_gbps * 1e9
+    assert per_rack == pytest.approx(28.8e12)
+    assert d.term("bisection bandwidth").value == pytest.approx(8 * 28.8e12 / 2)

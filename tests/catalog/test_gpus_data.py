@@ -136,6 +136,11 @@ MIG_PCI_IDS = {
     "h200-sxm": 0x2335,
     "h200-nvl": 0x233B,
     "b200": 0x2901,
+    # Blackwell parts the MIG anchor note does not cover: IDs from the GPU Operator's default
+    # mig-parted config (mig_profiles.yaml keys 0x2941, 0x3182, 0x31c2).
+    "gb200": 0x2941,
+    "b300": 0x3182,
+    "gb300": 0x31C2,
 }
 
 
@@ -172,3 +177,28 @@ def test_invariants(spec: GpuSpec):
     # HBM/GDDR bandwidth and the dense-vs-sparse halving keep every part inside known ranges.
     assert 100 <= spec.memory_bw_gbps <= 10_000
     assert spec.observed is not None
+
+
+def test_blackwell_ultra_and_nvl72_gpus():
+    """NVIDIA HGX B300 table (108 PF dense FP4 / 8 GPUs = 13.5 PF; FP8 72 PF sparse / 8 / 2 = 4.5 PF);
+    GB200 NVL72 table (1,440 PF sparse FP4 / 72 / 2 = 10 PF; 13.4 TB / 72 = 186 GB); verda.com GB300
+    per-GPU dense table (FP4 15 PF, FP8 5 PF, 1.4 kW). GB200/GB300 share one 72-GPU NVLink domain."""
+    b300, gb200, gb300 = gpu("B300"), gpu("GB200"), gpu("gb300")
+    assert (b300.tflops["fp4"], b300.tflops["fp8"], b300.memory_gb, b300.tdp_w) == (13500, 4500, 288, 1100)
+    assert (gb200.tflops["fp4"], gb200.tflops["bf16"], gb200.memory_gb, gb200.tdp_w) == (10000, 2500, 186, 1200)
+    assert (gb300.tflops["fp4"], gb300.tflops["fp8"], gb300.memory_gb, gb300.tdp_w) == (15000, 5000, 288, 1400)
+    assert b300.scaleup_link == "nvlink-switch" and b300.scaleup_domain == 8
+    for g in (gb200, gb300):
+        assert g.scaleup_link == "nvlink-switch" and g.scaleup_domain == 72 and g.nvlink_gbps == 1800
+        assert "72-GPU" in g.scaleup_name
+
+
+def test_amd_mi325x_mi355x():
+    """AMD MI325X: 256 GB HBM3E, 6 TB/s, MI300X compute, 1,000 W. MI355X (Tom's Hardware, 2025):
+    288 GB, 8 TB/s, 20.1 PF FP4 with sparsity = 10.07 PF dense, 1,400 W. Both: 8-GPU Infinity Fabric."""
+    m325, m355 = gpu("MI325X"), gpu("mi355x")
+    assert (m325.memory_gb, m325.memory_bw_gbps, m325.tdp_w) == (256, 6000, 1000)
+    assert m325.tflops["bf16"] == gpu("mi300x").tflops["bf16"]
+    assert (m355.memory_gb, m355.memory_bw_gbps, m355.tdp_w) == (288, 8000, 1400)
+    assert m355.tflops["fp4"] == pytest.approx(20.1e3 / 2, rel=0.01)
+    assert {m325.scaleup_link, m355.scaleup_link} == {"infinity-fabric"} and m355.scaleup_domain == 8

@@ -16,7 +16,7 @@ def _preset(name, su=None, gpus=None, **kw):
 
 
 def test_superpod_4su_bom():
-    """RA V11 4 SU: 127 DGX H100, 48 QM9700 in the compute fabric, 1,536 switch transceivers, 2,040 + 4 UFM cables."""
+    """RA V11 4 SU: 127 DGX H100, 48 QM9700 in the compute fabric, 1,536 switch transceivers, 2,040 NDR cables + 2 UFM cables."""
     d = _preset("superpod", 4)
     by = {}
     for item in d.bom:
@@ -28,7 +28,8 @@ def test_superpod_4su_bom():
     xcvr = [i for i in d.bom if i.item == "osfp-2x400g-ndr-switch" and "compute" in i.reason]
     assert xcvr[0].quantity == 1536
     cables = [i for i in d.bom if i.item == "mpo12-mmf-400g" and "compute" in i.reason]
-    assert cables[0].quantity == 2044
+    assert cables[0].quantity == 2040  # RA V11 Table 8: the 4 UFM links ride 2 separate NDR 200G cables
+    assert sum(i.quantity for i in d.bom if i.item == "ndr-200g-ufm-cable" and "compute" in i.reason) == 2
 
 
 def test_bom_is_a_plain_costable_list():
@@ -122,3 +123,10 @@ def test_basepod_storage_rides_the_inband_network():
     ports = d.management.terms[0].inputs
     assert ports["of which storage"] == 8 * 2
     assert ports["ports"] == 8 * 2 + 8 * 2 + 5 * 2  # in-band + storage + control-plane servers
+
+
+def test_b300_defaults_to_the_xdr_ra_fabric():
+    """DGX SuperPOD B300 XDR RA: 72 DGX B300 per SU on Quantum-X800 Q3400; 4 SU = 288 nodes → 32 leaf + 18 spine."""
+    d = design_cluster(DesignInput(gpus=2304, node="dgx-b300"))
+    assert d.fabric.switch.key == "q3400" and d.fabric.link_gbps == 800
+    assert (d.fabric.sus, d.fabric.count("leaf"), d.fabric.count("spine")) == (4, 32, 18)

@@ -117,11 +117,14 @@ def test_partial_su_gets_full_su_fabric(h100, qm9700):
     assert fab.cables["node→leaf"] == 40 * 8
 
 
-def test_full_sus_with_ufm_grow_by_one_su_and_warn(h100, qm9700):
-    """RA V11 Table 4 footnote: UFM needs leaf ports, so 128 nodes do not fit 4 SU with UFM; say so."""
+def test_full_sus_keep_their_su_count_and_warn_about_ufm(h100, qm9700):
+    """RA V11 Table 3: 128 nodes = 4 SU and 256 nodes = 8 SU on 2 tiers (64 leaf + 32 spine); UFM does not
+    push a full design to one more SU (and 8 SU to 3 tiers). The warning names Table 4's 127-node fix."""
     fab = design_fabric(128, h100, qm9700, ufm_links=4)
-    assert fab.sus == 5
+    assert fab.sus == 4 and fab.ufm_links == 0
     assert any("127 nodes" in w for w in fab.warnings)
+    eight = design_fabric(256, h100, qm9700, ufm_links=4)
+    assert (eight.sus, eight.tiers, eight.count("leaf"), eight.count("spine")) == (8, 2, 64, 32)
 
 
 def test_rail_map(h100, qm9700):

@@ -8,6 +8,7 @@ A leaf oversubscription o > 1 divides the NIC leg's bandwidth by o when the job 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from aiinfra.errors import NotFoundError, SpecError
@@ -22,7 +23,7 @@ SRC_VOLUME = "nccl-tests doc/PERFORMANCE.md: all-reduce bus factor 2(n−1)/n (c
 # Fabric generation → perf's interconnect catalog key (interconnects.yaml on the perf branch).
 _SCALE_OUT = {("infiniband", 200): "ib-hdr", ("infiniband", 400): "ib-ndr", ("infiniband", 800): "ib-xdr",
               ("ethernet", 100): "roce-100g", ("ethernet", 200): "roce-200g", ("ethernet", 400): "roce-400g", ("ethernet", 800): "roce-800g"}
-_SCALE_UP = {"h100-sxm": "nvlink-4", "h200-sxm": "nvlink-4", "b200": "nvlink-5", "b300": "nvlink-5"}
+_SCALE_UP = {"h100-sxm": "nvlink-4", "h200-sxm": "nvlink-4", "b200": "nvlink-5", "b300": "nvlink-5", "gb200": "nvlink-5", "gb300": "nvlink-5"}
 
 
 def volume_per_gpu(grad_bytes: float, n: int) -> Term:
@@ -53,8 +54,13 @@ def fabric_node(fab: Fabric) -> comm.Node:
     return comm.Node(fab.system.key, fab.system.gpus, up, fab.rails, out, fab.system.source)
 
 
-def plan(inp: DesignInput, params: float | None, params_src: str, fab: Fabric, gpus: int) -> list[Term]:
-    """Terms for the all-reduce of one step's gradients, or nothing when no model size is known."""
+def plan(inp: DesignInput, params: float | None, params_src: str, fab: Fabric, gpus: int, domain: int | None = None) -> list[Term]:
+    """Terms for the all-reduce of one step's gradients, or nothing when no model size is known.
+
+    domain: GPUs in one NVLink domain when it spans more than a fabric node (an NVL72 rack of
+    compute trays): the intra-node leg runs over NVLink across the whole domain, and the domain's
+    NICs (one per GPU) carry the inter-domain leg.
+    """
     if params is None:
         return []
     n = inp.dp or gpus
@@ -65,5 +71,8 @@ def plan(inp: DesignInput, params: float | None, params_src: str, fab: Fabric, g
     vol = volume_per_gpu(grad.value, n)
     vol.inputs["gradient bytes"] = grad
     node = fabric_node(fab)
+    if domain is not None and domain > node.gpus_per_node:
+        scale = domain // node.gpus_per_node
+        node = dataclasses.replace(node, gpus_per_node=domain, nics_per_node=node.nics_per_node * scale)
     t = comm.hierarchical_all_reduce(grad.value, n, min(node.gpus_per_node, n), node, name="all-reduce time per step")
     return [vol, t]

@@ -22,6 +22,7 @@ class LineItem:
     reason: str
     table: str = ""  # catalog table of `item`: systems, switches, optics, cluster_services, storage_tiers
     unit: str = "each"  # "each", or "TB" for storage capacity
+    included_in: str = ""  # a part of another line (an NVL72 tray is in its rack): counted, not priced again
 
     @property
     def power_w(self) -> float:

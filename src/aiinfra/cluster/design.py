@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aiinfra.cluster import allreduce
+from aiinfra.cluster import allreduce, superpod
 from aiinfra.cluster.bom import LineItem, merge, optic_item, total_power
 from aiinfra.cluster.fabric import (
     Fabric,
@@ -47,7 +47,7 @@ class DesignInput(BaseModel):
     gpus: int
     node: str = "dgx-h100"
     nics: int | None = None
-    fabric: str = "qm9700"
+    fabric: str | None = None  # None: the system's RA fabric (qm9700 for DGX, q3400 for GB300 NVL72)
     oversubscription: str | float = "1:1"
     rail_optimized: bool = True
     tiers: int | None = None
@@ -137,8 +137,15 @@ def scale_class(gpus: int) -> str:
 def design_cluster(inp: DesignInput) -> ClusterDesign:
     if inp.fixed_nodes is None and inp.gpus <= 0:
         raise SpecError(f"GPU count must be positive, not {inp.gpus}")
-    sysm = system(inp.node).with_nics(inp.nics)
-    sw = switch(inp.fabric)
+    sysm = system(inp.node)
+    if sysm.part_of:
+        raise SpecError(f"{sysm.key} is a tray of {sysm.part_of}; design with --node {sysm.part_of}")
+    if sysm.rack_scale:
+        from aiinfra.cluster.rackscale import design_rackscale
+
+        return design_rackscale(inp, sysm)
+    sysm = sysm.with_nics(inp.nics)
+    sw = switch(inp.fabric or sysm.compute_fabric or "qm9700")
     o = parse_oversubscription(inp.oversubscription)
     warnings: list[str] = []
     if inp.fixed_nodes is not None:
@@ -160,7 +167,13 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
                         failure_rate=inp.failure_rate, gds=inp.gds,
                         samples_per_s_per_gpu=inp.samples_per_s, bytes_per_sample=inp.bytes_per_sample)
     warnings += stor.warnings
-    sfab = _storage_fabric(inp, sysm, sw, nodes, stor)
+    # The DGX SuperPOD presets follow RA V11 Tables 7–8 item by item (cluster/superpod.py).
+    ra_mode = inp.preset in ("superpod", "dgx-pod") and infiniband and sysm.storage_ports > 0 and inp.separate_storage_fabric
+    storage_terms: list[Term] = []
+    if ra_mode:
+        sfab, storage_terms = superpod.storage_fabric(sysm, nodes, fab.sus, switch(inp.storage_switch or "qm9700"), service("ufm-appliance").fabric_links)
+    else:
+        sfab = _storage_fabric(inp, sysm, sw, nodes, stor)
 
     bom: list[LineItem] = [LineItem("compute", sysm.key, nodes, sysm.max_power_w,
                                     f"⌈{gpus} GPUs / {sysm.gpus} per node⌉" if inp.fixed_nodes is None else f"preset: {nodes} nodes", "systems")]
@@ -168,33 +181,45 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
         why = {"leaf": f"{fab.rails} rails × {fab.sus} SU" if fab.tiers > 1 else "single-tier rail switches",
                "spine": fab.term("spine switches").formula if fab.tiers > 1 else "", "core": "spines × (k/2) / k"}[layer.name]
         bom.append(LineItem("compute-fabric", sw.key, layer.switches, sw.max_power_w, f"{layer.name}: {why}", "switches"))
-    for role, (key, qty) in fabric_optics(fab).items():
-        how = {"switch transceivers": "per switch cage", "node transceivers": "per node cage", "UFM transceivers": "one per UFM link"}.get(role, "one per link")
-        bom.append(optic_item("optics", key, qty, f"compute fabric {role} ({how})"))
+    if not ra_mode:
+        for role, (key, qty) in fabric_optics(fab).items():
+            how = {"switch transceivers": "per switch cage", "node transceivers": "per node cage", "UFM transceivers": "one per UFM link"}.get(role, "one per link")
+            bom.append(optic_item("optics", key, qty, f"compute fabric {role} ({how})"))
     if sfab is not None:
-        bom.append(LineItem("storage-fabric", sfab.switch.key, sfab.leaves, sfab.switch.max_power_w, "storage leaf: ⌈endpoints / down ports⌉ at ~4:3", "switches"))
+        leaf_why = "storage leaf: ⌈DGX storage links / 32⌉ (32 down, 24 up ≈ 4:3) + 1 storage leaf per SU (1:1)" if ra_mode else "storage leaf: ⌈endpoints / down ports⌉ at ~4:3"
+        bom.append(LineItem("storage-fabric", sfab.switch.key, sfab.leaves, sfab.switch.max_power_w, leaf_why, "switches"))
         bom.append(LineItem("storage-fabric", sfab.switch.key, sfab.spines, sfab.switch.max_power_w, "storage spine: smallest divisor of up ports", "switches"))
-        o_keys = sfab.switch.optics
-        bom.append(optic_item("optics", o_keys["switch"], sfab.cages, "storage fabric switch transceivers (per cage)"))
-        bom.append(optic_item("optics", o_keys["node_single"], nodes * sysm.storage_ports, "storage fabric node-side transceivers (one per port)"))
-        bom.append(optic_item("optics", o_keys["cable"], sfab.cables, "storage fabric cables (one per link)"))
+        bom.append(LineItem("storage-fabric", sfab.switch.key, sfab.cores, sfab.switch.max_power_w, "storage core: 3 tiers beyond the 2-tier reach", "switches"))
+        if not ra_mode:
+            o_keys = sfab.switch.optics
+            bom.append(optic_item("optics", o_keys["switch"], sfab.cages, "storage fabric switch transceivers (per cage)"))
+            bom.append(optic_item("optics", o_keys["node_single"], nodes * sysm.storage_ports, "storage fabric node-side transceivers (one per port)"))
+            bom.append(optic_item("optics", o_keys["cable"], sfab.cables, "storage fabric cables (one per link)"))
 
     # Racks depend on switch counts (network racks) and management depends on racks (PDU ports).
-    storage_switches = (sfab.leaves + sfab.spines) if sfab else 0
+    storage_switches = (sfab.leaves + sfab.spines + sfab.cores) if sfab else 0
     fabric_units = fab.switches * sw.rack_units + (storage_switches * sfab.switch.rack_units if sfab else 0)
     pre_racks = plan_racks(sysm, nodes, fabric_units, 0, inp.rack_kw)
     mgmt = plan_management(sysm, nodes, fab.switches + storage_switches, pre_racks.compute_racks + pre_racks.network_racks,
                            infiniband, inp.control_nodes, storage_on_inband=sfab is None,
                            ufm_appliances=inp.ufm_appliances)
-    bom += [
-        LineItem("management", mgmt.inband_switch.key, mgmt.inband, mgmt.inband_switch.max_power_w, mgmt.terms[0].formula, "switches"),
-        LineItem("management", mgmt.oob_switch.key, mgmt.oob, mgmt.oob_switch.max_power_w, mgmt.terms[1].formula, "switches"),
-        LineItem("management", mgmt.ufm.key, mgmt.ufm_count, mgmt.ufm.max_power_w, f"UFM: {mgmt.terms[2].formula}", "cluster_services"),
-        LineItem("management", mgmt.control.key, mgmt.control_count, mgmt.control.max_power_w, "BCM head nodes (HA) + service nodes", "cluster_services"),
-        optic_item("optics", mgmt.inband_switch.optics["cable"], int(mgmt.terms[0].inputs["ports"]), "in-band cables (one per port)"),
-        optic_item("optics", mgmt.oob_switch.optics["cable"], _oob_ports(mgmt.terms[1]),
-                   "out-of-band cables (one per port)"),
-    ]
+    ra_items = None
+    if ra_mode:
+        assert sfab is not None
+        ra_items = superpod.plan_items(sysm, nodes, fab, sfab, storage_terms)
+        bom += ra_items.items
+        mgmt.inband, mgmt.oob, mgmt.ufm_count, mgmt.control_count = ra_items.inband, ra_items.oob, ra_items.ufm, ra_items.bcm
+        mgmt.terms = ra_items.terms
+    else:
+        bom += [
+            LineItem("management", mgmt.inband_switch.key, mgmt.inband, mgmt.inband_switch.max_power_w, mgmt.terms[0].formula, "switches"),
+            LineItem("management", mgmt.oob_switch.key, mgmt.oob, mgmt.oob_switch.max_power_w, mgmt.terms[1].formula, "switches"),
+            LineItem("management", mgmt.ufm.key, mgmt.ufm_count, mgmt.ufm.max_power_w, f"UFM: {mgmt.terms[2].formula}", "cluster_services"),
+            LineItem("management", mgmt.control.key, mgmt.control_count, mgmt.control.max_power_w, "BCM head nodes (HA) + service nodes", "cluster_services"),
+            optic_item("optics", mgmt.inband_switch.optics["cable"], int(mgmt.terms[0].inputs["ports"]), "in-band cables (one per port)"),
+            optic_item("optics", mgmt.oob_switch.optics["cable"], _oob_ports(mgmt.terms[1]),
+                       "out-of-band cables (one per port)"),
+        ]
     cap = stor.term("storage capacity to provision").value / TB
     bom.append(LineItem("storage", stor.tier.key, round(cap, 3), (inp.storage_kw * 1000 / cap) if cap and inp.storage_kw else 0.0,
                         f"RA '{stor.tier.key}' tier: capacity to provision (TB)", "storage_tiers", unit="TB"))
@@ -204,6 +229,11 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
                      + mgmt.ufm_count * mgmt.ufm.rack_units + mgmt.control_count * mgmt.control.rack_units)
     network_w = total_power(bom, ("compute-fabric", "storage-fabric", "management", "optics"))
     racks = plan_racks(sysm, nodes, network_units, network_w, inp.rack_kw)
+    if ra_items is not None:  # the RA's own network/management racks replace the rack-unit estimate
+        racks.network_racks = ra_items.network_racks
+        racks.terms[-1] = Term("network racks", ra_items.network_racks, "racks", "1 network rack per SU + management racks",
+                               {"total racks": ra_items.racks}, {"rule": superpod.SRC})
+        racks.rows[-1] = {**racks.rows[-1], "rack": f"network × {ra_items.network_racks}"}
     warnings += racks.warnings
 
     it_parts = [
@@ -245,6 +275,7 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
         "per_tier": per_tier_rows(fab, sfab),
         "rack_plan": racks.rows,
         "bom": [i.to_dict() for i in bom],
+        **(ra_items.facts if ra_items is not None else {}),
     }
     return ClusterDesign(inp, sysm, fab, stor, sfab, mgmt, racks, bom, terms, title, facts, warnings)
 
@@ -277,7 +308,13 @@ def per_tier_rows(fab: Fabric, sfab: LeafSpine | None) -> list[dict[str, Any]]:
     if sfab is not None:
         rows.append({"fabric": "storage", "tier": "leaf", "switches": sfab.leaves, "model": sfab.switch.key, "ports_used": None,
                      "switch_transceivers": sfab.cages, "links_below": "node/storage→leaf", "cables_below": sfab.endpoints})
+        k = sfab.switch.radix(sfab.link_gbps)
+        core_links = sfab.spines * (k // 2) if sfab.cores else 0
+        below_leaf = sfab.endpoints - sfab.storage_ports if sfab.storage_ports else sfab.endpoints
         if sfab.spines:
             rows.append({"fabric": "storage", "tier": "spine", "switches": sfab.spines, "model": sfab.switch.key, "ports_used": None,
-                         "switch_transceivers": None, "links_below": "leaf→spine", "cables_below": sfab.cables - sfab.endpoints})
+                         "switch_transceivers": None, "links_below": "leaf→spine", "cables_below": sfab.cables - below_leaf - core_links})
+        if sfab.cores:
+            rows.append({"fabric": "storage", "tier": "core", "switches": sfab.cores, "model": sfab.switch.key, "ports_used": None,
+                         "switch_transceivers": None, "links_below": "spine→core", "cables_below": core_links})
     return rows

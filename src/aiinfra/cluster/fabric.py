@@ -176,16 +176,20 @@ def design_fabric(
     if link < system.nic_gbps:
         warnings.append(f"{system.key} NICs run {system.nic_gbps:g} Gb/s but {switch.key} tops out at {link:g} Gb/s; links run at {link:g} Gb/s")
 
+    if ufm_slots and nodes % su_nodes == 0:
+        # RA V11 Table 3 builds N full SUs on N SUs (8 SU = 256 nodes on 2 tiers); growing the fabric by an
+        # SU only to land 4 UFM links would turn 8 SU into 9 SU on 3 tiers. Keep N SU; UFM goes elsewhere.
+        warnings.append(
+            f"{nodes} nodes fill {nodes // su_nodes} SU exactly (RA Table 3 rows), leaving no compute-leaf port for the {ufm_links} UFM links; "
+            f"the fabric keeps {nodes // su_nodes} SU and UFM is not cabled to the compute leaves. Remove one node in SU 1 as the RA's "
+            f"Table 4 does ({nodes - ufm_slots} nodes) to cable UFM to the leaves"
+        )
+        ufm_links, ufm_slots = 0, 0
     sus = math.ceil((nodes + ufm_slots) / su_nodes)
     leaves = rails * sus
     n_tiers = _choose_tiers(k, leaves, nodes, rails, rail_optimized, ufm_links, tiers)
     if n_tiers == 3 and nodes * rails > max_endpoints(k, 3, o):
         raise SpecError(f"radix {k} is too small even for 3 tiers: {nodes * rails:,} endpoints exceed k·(k/2)·down = {max_endpoints(k, 3, o):,}")
-    if ufm_slots and nodes % su_nodes == 0:
-        warnings.append(
-            f"{nodes} nodes fill {nodes // su_nodes} SU exactly, but UFM needs {ufm_links} leaf ports, so the fabric grows to {sus} SU; "
-            f"{nodes - ufm_slots} nodes would fit in {nodes // su_nodes} SU, as the RA does at 4 SU (127 nodes)"
-        )
 
     ppc = switch.ports_per_cage(link)
     endpoints = nodes * rails
@@ -327,6 +331,8 @@ class LeafSpine:
     spines: int
     cables: int
     cages: int
+    cores: int = 0  # a 3-tier storage fabric (RA SuperPOD beyond the 2-tier reach)
+    storage_ports: int = 0  # storage-appliance ports among the endpoints
 
 
 def leaf_spine(endpoints: int, switch: SwitchSpec, link_gbps: float, oversubscription: float = 1.0) -> LeafSpine:
@@ -336,10 +342,17 @@ def leaf_spine(endpoints: int, switch: SwitchSpec, link_gbps: float, oversubscri
     if endpoints <= k:
         return LeafSpine(switch, link_gbps, endpoints, 1, 0, endpoints, math.ceil(endpoints / switch.ports_per_cage(link_gbps)))
     leaves = math.ceil(endpoints / down)
-    if leaves > k:
-        raise SpecError(f"the storage fabric needs {leaves} leaves, more than a 2-tier fabric of radix {k} reaches; split the storage network")
-    spines = spines_for(leaves, up, k)
     ppc = switch.ports_per_cage(link_gbps)
+    if leaves > k:  # beyond the 2-tier reach: spines split k/2 down, k/2 up to a core layer
+        if leaves > k * (k // 2):
+            raise SpecError(f"the storage fabric needs {leaves} leaves, more than a 3-tier fabric of radix {k} reaches; split the storage network")
+        spines = math.ceil(leaves * up / (k // 2))
+        cores = math.ceil(spines * (k // 2) / k)
+        core_links = spines * (k // 2)
+        cables = endpoints + leaves * up + core_links
+        cages = leaves * math.ceil((down + up) / ppc) + spines * math.ceil(k / ppc) + cores * math.ceil(core_links / cores / ppc)
+        return LeafSpine(switch, link_gbps, endpoints, leaves, spines, cables, cages, cores=cores)
+    spines = spines_for(leaves, up, k)
     cables = endpoints + leaves * up
     cages = leaves * math.ceil((down + up) / ppc) + spines * math.ceil(leaves * up / spines / ppc)
     return LeafSpine(switch, link_gbps, endpoints, leaves, spines, cables, cages)

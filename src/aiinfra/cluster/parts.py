@@ -40,6 +40,19 @@ class SystemSpec(_Part):
     ra_nodes_per_rack: int = Field(gt=0)
     su_nodes: int = Field(gt=0)
     generic: bool = False
+    # Rack-scale systems (NVL72): one node is one rack and one NVLink domain.
+    rack_scale: bool = False
+    liquid_fraction: float = Field(0.0, ge=0, le=1)  # share of the heat taken by liquid cooling
+    compute_trays: int = 0
+    nvlink_switch_trays: int = 0
+    power_shelves: int = 0
+    rails: int = 0  # scale-out rails of a rack-scale system (NICs per compute tray)
+    tray: str = ""
+    nvlink_tray: str = ""
+    storage_fabric: str = ""  # default storage/in-band switch of the RA for this system
+    compute_fabric: str = ""  # default compute switch of the RA for this system
+    su_tdp_w: float = 0.0  # the RA's power per SU, where it gives one
+    part_of: str = ""  # a tray of a rack-scale system; not a node on its own
 
     def with_nics(self, nics: int | None) -> SystemSpec:
         """The same node with another compute-NIC count; only generic HGX boards may change it."""
@@ -56,13 +69,13 @@ class SwitchSpec(_Part):
     """A switch model (switches.yaml). `speeds` maps a link rate in Gb/s to the logical port count."""
 
     name: str
-    protocol: Literal["infiniband", "ethernet"]
+    protocol: Literal["infiniband", "ethernet", "nvlink"]
     generation: str
     cages: int = Field(gt=0)
     speeds: dict[float, int]
     rack_units: int = Field(gt=0)
     max_power_w: float = Field(gt=0)
-    role: Literal["compute", "inband", "oob"]
+    role: Literal["compute", "inband", "oob", "scaleup"]
     optics: dict[str, str]
 
     @property
@@ -109,6 +122,7 @@ class ServiceSpec(_Part):
     mgmt_ports: int = 0
     oob_ports: int = 0
     fabric_links: int = 0
+    capacity_kw: float = 0.0  # cooling units: heat each one removes
 
 
 # How each table's kind reads in an error message ("unknown switch 'qm970'; closest: …").

@@ -16,7 +16,8 @@ from aiinfra.errors import SpecError
 
 PRESETS = ("basepod", "dgx-pod", "superpod")
 SRC_BASEPOD = "DGX BasePOD RA-11127-001 V5: NDR400 design for 2–8 DGX B200/H200/H100 on QM9700, SN4600C, SN2201 [D]"
-SRC_SUPERPOD = "DGX SuperPOD H100 RA-11333-001 V11 Tables 3–4 [V]"
+SRC_SUPERPOD = "DGX SuperPOD H100 RA-11333-001 V11 Tables 3–4, 7–8 [V]"
+SRC_GB200 = "DGX SuperPOD GB200 RA: SU = 8 DGX GB200 NVL72 racks (576 GPUs), 1.2 MW per SU [D]"
 
 
 def preset_settings(preset: str, su: int | None, gpus: int | None, node: str | None) -> dict[str, Any]:
@@ -29,6 +30,20 @@ def preset_settings(preset: str, su: int | None, gpus: int | None, node: str | N
     if su is not None and su <= 0:
         raise SpecError(f"--su must be a positive number of scalable units, not {su}")
     node = node or "dgx-h100"
+    from aiinfra.cluster.parts import system
+
+    spec = system(node)
+    if spec.rack_scale:  # GB200/GB300 NVL72: an SU is 8 racks (GB200 RA); the rack's own fabric
+        if p != "superpod":
+            raise SpecError(f"{spec.key} is a rack-scale system; use --preset superpod --su N (8 racks per SU) or --gpus")
+        out_rs: dict[str, Any] = {"preset": p, "node": spec.key, "storage_tier": "best", "preset_source": SRC_GB200}
+        if su is not None:
+            out_rs.update(fixed_nodes=spec.su_nodes * su, gpus=0)
+        elif gpus is not None:
+            out_rs["gpus"] = gpus
+        else:
+            raise SpecError(f"--preset {p} needs --su N (scalable units) or --gpus")
+        return out_rs
     if p == "basepod":
         if su is not None:
             raise SpecError("a BasePOD has no scalable units; give --gpus 16–64 (2–8 DGX) instead of --su")

@@ -44,6 +44,8 @@ def design_bom(gpus: int, node: str, preset: str | None = None, su: int | None =
                dataset_tb: float = 0.0) -> DesignBom:
     """Run the cluster designer and turn its BOM into priceable line items."""
     fields: dict = {"gpus": gpus, "node": node, "dataset_tb": dataset_tb}
+    if su is not None and preset is None:
+        preset = "superpod"  # --su alone means SuperPOD scalable units (8 racks for NVL72, 32 DGX otherwise)
     if preset is not None:
         fields.update(preset_settings(preset, su, gpus or None, node))
     elif gpus <= 0:
@@ -53,6 +55,8 @@ def design_bom(gpus: int, node: str, preset: str | None = None, su: int | None =
     unpriced: list[cx.LineItem] = []
     optics_w, optics_lines, nodes = 0.0, 0, 0.0
     for li in design.bom:
+        if getattr(li, "included_in", ""):  # an NVL72 tray is priced and powered with its rack
+            continue
         line = cx.as_line_item(li)
         if line.category == "compute":
             nodes += line.quantity

@@ -1,8 +1,7 @@
 """Design: a GPU cluster's bill of materials and a fabric diagram (switch counts per tier).
 
-The same calls as `aiinfra design` (cli/design.py): cluster.reference.preset_settings,
-cluster.design.DesignInput, cluster.design.design_cluster(...).result(). On the web the model size
-is a parameter count (70B), never a config.json path.
+The same function as `aiinfra design`: aiinfra.cluster.commands.design(DesignSpec). On the web the
+model size is a parameter count (70B), never a config.json path.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import plotly.graph_objects as go
 from fastapi import APIRouter, Request
 from markupsafe import Markup
 
-from aiinfra.errors import SpecError
 from aiinfra.web.charts import div
 from aiinfra.web.common import (
     Explainer,
@@ -29,7 +27,7 @@ from aiinfra.web.common import (
 from aiinfra.web.templating import render_page
 
 router = APIRouter()
-LIBRARY = "aiinfra.cluster.design"
+LIBRARY = "aiinfra.cluster.commands"
 TIER_Y = {"node": 0, "leaf": 1, "spine": 2, "core": 3}
 SHOWN = 16  # boxes drawn per tier; the label carries the full count
 
@@ -58,26 +56,11 @@ def available() -> bool:
 
 
 def design_result(s: DesignSpec) -> Any:
-    """cli/design.py's body, with the options the page offers."""
-    from aiinfra.cli.design import parse_count
-    from aiinfra.cluster.design import DesignInput, design_cluster
-    from aiinfra.cluster.reference import preset_settings
+    """cluster.commands.design with the options the page offers."""
+    from aiinfra.cluster import commands
 
-    fields: dict = {}
-    if s.preset is not None:
-        fields.update(preset_settings(s.preset, s.su, s.gpus, s.node))
-    elif s.su is not None:
-        raise SpecError("--su needs --preset dgx-pod or --preset superpod")
-    elif s.gpus is None:
-        raise SpecError("give --gpus N, or --preset basepod|dgx-pod|superpod with --su N")
-    else:
-        fields["gpus"] = s.gpus
-    explicit = {"node": s.node, "nics": s.nics, "fabric": s.fabric, "oversubscription": s.oversubscription,
-                "rail_optimized": s.rail_optimized, "tiers": s.tiers, "storage_tier": s.storage_tier,
-                "params": parse_count(s.params), "rack_kw": s.rack_kw, "pue": s.pue}
-    fields.update({k: v for k, v in explicit.items() if v is not None})
-    fields.update(dataset_tb=s.dataset_tb)
-    return design_cluster(DesignInput(**fields)).result()
+    spec = commands.DesignSpec(**s.model_dump(include=set(commands.DesignSpec.model_fields)))
+    return commands.design(spec)
 
 
 def fabric_figure(r: Any) -> go.Figure:
@@ -120,7 +103,7 @@ def _term(r: Any, name: str) -> float:
 
 
 def design_view(s: DesignSpec, ex: Explainer) -> Outcome:
-    from aiinfra.cli.design import _SUMMARY, show
+    from aiinfra.cluster.commands import summary_rows
 
     r = design_result(s)
     ex.add_result(r)
@@ -130,9 +113,8 @@ def design_view(s: DesignSpec, ex: Explainer) -> Outcome:
     out.charts.append(div(fabric_figure(r), "design-chart", height=380))
     names = {t.name: t for t in r.terms}
     summary = Table("Summary", ["item", "value"], id="summary")
-    for name in _SUMMARY:
-        if name in names:
-            summary.rows.append([name, ex.link(names[name], show(names[name]))])
+    for t, text in summary_rows(r):
+        summary.rows.append([t.name, ex.link(t, text)])
     out.tables.append(summary)
     tiers = Table("Per tier", ["fabric", "tier", "switches", "model", "switch transceivers", "links below", "cables below"],
                   id="tiers")
@@ -168,8 +150,9 @@ def design_view(s: DesignSpec, ex: Explainer) -> Outcome:
 
 FIELDS = [
     FormField("gpus", "GPUs"),
-    FormField("node", "node type", "text", ["dgx-h100", "dgx-h200", "dgx-b200", "hgx-h100"], "blank: dgx-h100"),
-    FormField("fabric", "fabric switch", "text", ["qm9700", "q3400", "sn5600", "qm8700"], "blank: qm9700"),
+    FormField("node", "node type", "text", ["dgx-h100", "dgx-h200", "dgx-b200", "dgx-b300", "hgx-h100", "gb200-nvl72", "gb300-nvl72"],
+              "blank: dgx-h100"),
+    FormField("fabric", "fabric switch", "text", ["qm9700", "q3400", "sn5600", "qm8700"], "blank: the node's RA fabric"),
     FormField("oversubscription", "oversubscription", "text", help="e.g. 1:1, 2:1"),
     FormField("tiers", "tiers", help="blank: 2 if it fits, else 3"),
     FormField("storage_tier", "storage tier", "select", ["", "good", "better", "best"]),

@@ -133,7 +133,7 @@ def fits(
             if row["gpus"] is None:
                 t.add_row(row["gpu"], "-", row.get("note", ""), "-", f"{row['capacity_gb']:g}", "-", "")
                 continue
-            link = "NVLink" if row["nvlink"] else ("PCIe" if row["gpus"] > 1 else "")
+            link = row["interconnect"] if row["gpus"] > 1 else ""
             t.add_row(row["gpu"], str(row["gpus"]), f"TP{row['tp']}·PP{row['pp']}", f"{row['per_gpu_gb']:,.2f}",
                       f"{row['capacity_gb']:g}", f"{row['kv_tokens']:,}", link)
         return t

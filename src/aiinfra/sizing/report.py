@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiinfra.explain import Result
+from aiinfra.explain import Result, quantity
 from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
 from aiinfra.sizing.params import param_counts
 from aiinfra.sizing.training import fit_verdict, training_memory
@@ -66,7 +66,11 @@ def inference_report(
         f"Inference memory per GPU: {m.name} on {g.key}, weights {quant}, KV {kv_dtype}, "
         f"{batch} × {context} tokens, TP{tp}·PP{pp}",
         terms=mem.terms,
-        facts={"model": m.name, "kv_bytes_per_token": int(mem.kv_per_token.value), **cap},
+        facts={"model": m.name, "kv_bytes_per_token": int(mem.kv_per_token.value),
+               "weights": quantity(float(mem.weights.value), "B"), "kv_cache": quantity(float(mem.kv_cache.value), "B"),
+               "activation_workspace": quantity(float(mem.workspace.value), "B"),
+               "runtime_overhead": quantity(float(mem.overhead.value), "B"),
+               "total_per_gpu": quantity(float(mem.total.value), "B"), **cap},
     )
     if not cap["fits"]:
         result.warnings.append(
@@ -80,8 +84,12 @@ def fits_report(m: ModelSpec, *, explain: bool = True, **settings: Any) -> Resul
     """`aiinfra size fits`: the fewest GPUs of every catalog SKU for this model and setting."""
     counts = param_counts(m)
     s = {"quant": "bf16", "kv_dtype": "bf16", "context": 4096, "batch": 1} | settings
+    rows = fits(m, **settings)
+    warnings = [f"{r['gpu']}: TP{r['tp']} all-reduces cross PCIe ({r['interconnect']}); expect slower "
+                "TTFT/TPOT than inside one NVLink/NVSwitch or Infinity Fabric domain" for r in rows if r.get("tp_over_pcie")]
     return Result(
         f"Fewest GPUs to serve {m.name}: weights {s['quant']}, KV {s['kv_dtype']}, {s['batch']} × {s['context']} tokens",
         terms=[counts.total, counts.active] if explain else [],
-        facts={"model": m.name, "fits": fits(m, **settings)},
+        facts={"model": m.name, "fits": rows},
+        warnings=warnings,
     )

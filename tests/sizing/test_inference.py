@@ -106,12 +106,13 @@ def test_sliding_window_caps_cached_tokens():
 
 
 def test_engine_reservation_token_capacity():
-    """vLLM sizes the KV pool as gpu_memory_utilization × total − weights − activation peak − overhead,
-    then divides by the bytes one token costs (vLLM docs, 'gpu_memory_utilization')."""
+    """vLLM sizes the KV pool as gpu_memory_utilization × the total PyTorch sees (nvidia-smi MiB less the
+    driver's share, not 90% of a decimal 80 GB) − weights − activation peak − non-torch − CUDA graphs, then
+    cuts it into blocks of 16 tokens (vLLM docs, 'gpu_memory_utilization'; vllm/v1/core/kv_cache_utils.py)."""
     m, g = model("llama-3.1-8b"), gpu("h100-sxm")
     r = inference_memory(m, gpu=g, gpu_memory_utilization=0.9)
-    budget = 0.9 * 80e9 - float(r.weights.value) - float(r.workspace.value) - float(r.overhead.value)
-    assert r.capacity["kv_tokens"] == int(budget // 131_072)
+    budget = 0.9 * (81559 - 430) * 2**20 - float(r.weights.value) - float(r.workspace.value) - float(r.overhead.value)
+    assert r.capacity["kv_tokens"] == int(budget // (131_072 * 16)) * 16
     assert r.capacity["sequences_at_context"] == r.capacity["kv_tokens"] // 4096
 
 

@@ -177,8 +177,12 @@ def inference_memory(
     overhead_bytes: float | None = None,
     gpu: GpuSpec | None = None,
     gpu_memory_utilization: float | None = None,
+    weights_bytes: float | None = None,
 ) -> InferenceMemory:
-    """Per-GPU memory to serve `batch` sequences of `context` tokens with TP × PP GPUs."""
+    """Per-GPU memory to serve `batch` sequences of `context` tokens with TP × PP GPUs.
+
+    weights_bytes: the checkpoint's exact weight bytes (from its safetensors headers) instead of the
+    bytes derived from config.json and `quant`."""
     for name, v in (("context", context), ("batch", batch), ("tp", tp), ("pp", pp)):
         if v <= 0:
             raise SpecError(f"{name} must be positive, got {v}")
@@ -193,7 +197,11 @@ def inference_memory(
     chunk_limit = max_batched_tokens or rt["max_batched_tokens"]
     prompt = context if prompt is None else prompt
     shards = tp * pp
-    w_all = model_weight_bytes(m, quant)
+    if weights_bytes is None:
+        w_all = model_weight_bytes(m, quant)
+    else:
+        w_all = Term("checkpoint weights", float(weights_bytes), "B", "Σ tensor bytes in the safetensors headers", {},
+                     {"checkpoint": "dtype and shape of every tensor, read without loading it"})
     weights = Term("weights", float(w_all.value) / shards, "B", "weights / (tp · pp)",
                    {"model weights": w_all, "tp": tp, "pp": pp})
     per_tok = kv_bytes_per_token(m, kv_dtype, tp)
@@ -211,24 +219,33 @@ def inference_memory(
             raise SpecError("overhead must not be negative")
         fixed, src = overhead_bytes, {"fixed": "given by the user"}
     overhead = Term("runtime overhead", fixed, "B", "CUDA context (+ communicator buffers when sharded)", {}, src)
+    if gpu is not None:
+        # The engine's own accounting (vLLM by default): its budget is a fraction of the total PyTorch sees
+        # (MiB, not the datasheet's decimal GB), minus the profile-run activation peak over
+        # max_num_batched_tokens, non-torch memory and CUDA graphs (sizing/engine.py, engines.yaml).
+        from aiinfra.sizing.engine import engine_memory
+
+        em = engine_memory(m, gpu, engine="vllm", tp=tp, pp=pp, quant=quant, kv_dtype=kv_dtype, max_model_len=context,
+                           fraction=util, max_num_batched_tokens=chunk_limit, weights_bytes=weights_bytes)
+        ws = em.activation
+        ws.name = "activation workspace"
+        if overhead_bytes is None:
+            overhead = total("runtime overhead", [em.non_torch, em.cuda_graphs])
+            overhead.note = "vLLM non-torch memory + CUDA graph pool (catalog engines.yaml)"
     tot = total("total per GPU", [weights, kv, ws, overhead])
     result = InferenceMemory(weights, kv, ws, overhead, tot, per_tok)
     if gpu is not None:
-        budget = util * gpu.memory_bytes
-        kv_budget = budget - float(weights.value) - float(ws.value) - fixed
-        # Tokens of `context`-long sequences the pool holds (vLLM reports max concurrency × max_model_len)
-        seqs = max(0.0, kv_budget / per_seq_gpu) if per_seq_gpu else 0.0
-        full_only = all(k == "full" for k, _, _ in m.attention_groups())
-        per_tok_gpu = float(per_tok.value) / pp
-        tokens = math.floor(max(0.0, kv_budget) / per_tok_gpu) if full_only else math.floor(seqs * context)
+        budget = float(em.budget.value)
+        kv_budget = budget - float(weights.value) - float(ws.value) - float(overhead.value)
         result.capacity = {
             "gpu": gpu.key,
             "capacity_gb": gpu.memory_gb,
             "gpu_memory_utilization": util,
             "engine_budget_gb": round(budget / 1e9, 2),
             "kv_budget_gb": round(kv_budget / 1e9, 2),
-            "kv_tokens": tokens,
-            "sequences_at_context": int(seqs),
+            "kv_tokens": em.kv_tokens if overhead_bytes is None else
+            max(0, math.floor(kv_budget / (float(per_tok.value) / pp) / 16) * 16),
+            "sequences_at_context": int(max(0.0, kv_budget) // per_seq_gpu) if per_seq_gpu else 0,
             "fits": bool(float(tot.value) <= budget),
             "headroom_gb": round((budget - float(tot.value)) / 1e9, 2),
         }

@@ -14,7 +14,7 @@ from markupsafe import Markup
 
 from aiinfra.catalog.gpus import gpu as lookup_gpu
 from aiinfra.explain import Result, Term
-from aiinfra.sizing.report import fits_report, inference_report, training_report
+from aiinfra.sizing.commands import fits_report, inference_report, training_report
 from aiinfra.units import GB, GiB
 from aiinfra.web.charts import div
 from aiinfra.web.common import (

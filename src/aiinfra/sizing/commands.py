@@ -1,13 +1,14 @@
-"""Explained sizing Results, built once for every shell (CLI, web API, web pages).
+"""`aiinfra size train|infer|fits`: one library function per command, for the CLI and the web alike.
 
-The shells resolve names (the CLI also accepts config.json paths, the web only catalog names)
-and pass the specs here, so the titles, facts and warnings cannot differ between them.
+The shells resolve names (the CLI also accepts config.json paths and checkpoint folders, the web only
+catalog names) and pass the specs here, so the titles, facts and warnings cannot differ between them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from aiinfra.contract import Facts, Quantity, command
 from aiinfra.explain import Result, quantity
 from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
 from aiinfra.sizing.params import param_counts
@@ -16,12 +17,38 @@ from aiinfra.specs import GpuSpec, ModelSpec
 from aiinfra.units import GiB
 
 
+class SizeTrainFacts(Facts):
+    model: str
+    gpus: int
+    layout: str
+    fits: bool
+    headroom_gb: float
+    capacity_gb: float
+
+
+class SizeInferFacts(Facts):
+    model: str
+    weights: Quantity
+    kv_cache: Quantity
+    total_per_gpu: Quantity
+    kv_bytes_per_token: int
+    kv_tokens: int
+    sequences_at_context: int
+    fits: bool
+
+
+class SizeFitsFacts(Facts):
+    model: str
+    fits: list[dict]
+
+
 def verdict_line(v: dict) -> str:
     if v.get("fits"):
         return f"fits {v['gpu']} ({v['capacity_gb']:g} GB) with {v['headroom_gb']:,.2f} GB to spare"
     return f"does NOT fit {v['gpu']} ({v['capacity_gb']:g} GB): short by {-v['headroom_gb']:,.2f} GB"
 
 
+@command("size train", facts=SizeTrainFacts)
 def training_report(
     m: ModelSpec, g: GpuSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int = 1, ep: int = 1,
     sp: bool | None = None, interleave: int = 1, zero: int = 0, distributed_optimizer: bool = False,
@@ -53,33 +80,77 @@ def training_report(
 def inference_report(
     m: ModelSpec, g: GpuSpec, *, quant: str = "bf16", kv_dtype: str = "bf16", context: int = 4096, batch: int = 1,
     tp: int = 1, pp: int = 1, prompt: int | None = None, gpu_memory_utilization: float | None = None,
-    max_batched_tokens: int | None = None, overhead_gib: float | None = None,
+    max_batched_tokens: int | None = None, overhead_gib: float | None = None, engine: str | None = None,
+    max_model_len: int | None = None, checkpoint: str | None = None,
 ) -> tuple[Result, InferenceMemory]:
-    """`aiinfra size infer`: memory per GPU and the KV tokens/sequences that fit the engine budget."""
+    """`aiinfra size infer`: memory per GPU and the KV tokens/sequences that fit the engine budget.
+
+    engine: also say what vLLM / SGLang / TensorRT-LLM will report at start-up (KV tokens, maximum
+    concurrency at max_model_len) and whether it starts. checkpoint: exact weight bytes from the
+    checkpoint's safetensors headers instead of config.json × quant.
+    """
+    weights_bytes = None
+    ckpt = None
+    if checkpoint:
+        from aiinfra.sizing.checkpoint import checkpoint_weights
+
+        ckpt = checkpoint_weights(checkpoint)
+        weights_bytes = float(ckpt.total_bytes)
     mem = inference_memory(
         m, quant=quant, kv_dtype=kv_dtype, context=context, batch=batch, tp=tp, pp=pp, prompt=prompt,
         max_batched_tokens=max_batched_tokens, overhead_bytes=None if overhead_gib is None else overhead_gib * GiB,
-        gpu=g, gpu_memory_utilization=gpu_memory_utilization,
+        gpu=g, gpu_memory_utilization=gpu_memory_utilization, weights_bytes=weights_bytes,
     )
     cap = mem.capacity
+    layers = ", ".join(f"{n} {k}" + (f" (≤ {c})" if c else "") for k, n, c in m.attention_groups())
     result = Result(
-        f"Inference memory per GPU: {m.name} on {g.key}, weights {quant}, KV {kv_dtype}, "
+        f"Inference memory per GPU: {m.name} on {g.key}, weights {'checkpoint' if ckpt else quant}, KV {kv_dtype}, "
         f"{batch} × {context} tokens, TP{tp}·PP{pp}",
         terms=mem.terms,
-        facts={"model": m.name, "kv_bytes_per_token": int(mem.kv_per_token.value),
+        facts={"model": m.name, "kv_bytes_per_token": int(mem.kv_per_token.value), "attention_layers": layers,
                "weights": quantity(float(mem.weights.value), "B"), "kv_cache": quantity(float(mem.kv_cache.value), "B"),
                "activation_workspace": quantity(float(mem.workspace.value), "B"),
                "runtime_overhead": quantity(float(mem.overhead.value), "B"),
                "total_per_gpu": quantity(float(mem.total.value), "B"), **cap},
     )
+    if ckpt:
+        result.facts["checkpoint"] = ckpt.summary()
+        result.assumptions.append(f"weights: {ckpt.total_bytes:,} B read from {ckpt.path}"
+                                  + ("" if ckpt.from_headers else " (index metadata.total_size; shards absent)"))
     if not cap["fits"]:
         result.warnings.append(
             f"does NOT fit {g.key} at gpu_memory_utilization {cap['gpu_memory_utilization']}: "
             f"short by {-cap['headroom_gb']:,.2f} GB; try `aiinfra size fits {m.name}`"
         )
+    if engine:
+        from aiinfra.sizing.engine import engine_memory, engine_summary
+
+        em = engine_memory(m, g, engine=engine, tp=tp, pp=pp, quant=quant, kv_dtype=kv_dtype,
+                           max_model_len=max_model_len or context, fraction=gpu_memory_utilization,
+                           max_num_batched_tokens=max_batched_tokens, weights_bytes=weights_bytes)
+        es = engine_summary(em)
+        result.facts["engine"] = es
+        result.facts["engine_kv_tokens"] = em.kv_tokens
+        result.facts["engine_max_concurrency"] = es["max_concurrency"]
+        result.facts["engine_starts"] = em.starts
+        result.terms.append(em.kv_pool)
+        result.assumptions.append(
+            f"{em.engine}: {es['fraction_flag']} {es['fraction']}, max_num_batched_tokens {es['max_num_batched_tokens']}, "
+            f"max_num_seqs {es['max_num_seqs']}, block {es['block_size']} (catalog engines.yaml)")
+        if not em.starts:
+            result.warnings.append(
+                f"{em.engine} will not start: one {em.max_model_len:,}-token sequence needs more KV than the "
+                f"{float(em.kv_pool.value) / GiB:,.2f} GiB pool; lower max_model_len, raise {es['fraction_flag']}, "
+                "quantize or add GPUs")
     return result, mem
 
 
+@command("size infer", facts=SizeInferFacts)
+def size_infer(m: ModelSpec, g: GpuSpec, **settings: Any) -> Result:
+    return inference_report(m, g, **settings)[0]
+
+
+@command("size fits", facts=SizeFitsFacts)
 def fits_report(m: ModelSpec, *, explain: bool = True, **settings: Any) -> Result:
     """`aiinfra size fits`: the fewest GPUs of every catalog SKU for this model and setting."""
     counts = param_counts(m)

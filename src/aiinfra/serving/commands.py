@@ -74,7 +74,7 @@ def serve_plan(m: ModelSpec, w: Workload, t: Targets, gpus: dict[str, tuple[GpuS
         raise SpecError(f"--max-replicas must be between 1 and 1024, got {max_replicas}")
     configs = build_configs(m, gpus, w, quants=quants, tps=TPS, engine=engine)
     grid = evaluate(m, w, t, configs, batches=BATCHES, max_replicas=max_replicas, disaggregated=disaggregated)
-    n = len(grid)
+    n = int(grid.cols["valid"].sum()) if "valid" in grid.cols else 0
     title = (f"Serving plan: {m.name}, {w.describe()}, TTFT {t.percentile} ≤ {t.ttft_s * 1e3:g} ms, "
              f"TPOT {t.percentile} ≤ {t.tpot_s * 1e3:g} ms")
     cal = compute.inference_calibration()
@@ -132,7 +132,7 @@ def serve_plan(m: ModelSpec, w: Workload, t: Targets, gpus: dict[str, tuple[GpuS
             facts["why_not_cheaper"] = [f"{r['gpus']} × {r['gpu']} {r['quant']} {r['layout']} ({r['mode']}) at "
                                         f"${r['usd_per_1m_tokens']:.4f}/1M misses: {r['misses']}" for r in misses]
     else:
-        cand = stable if stable.size else np.arange(n)
+        cand = stable if stable.size else np.flatnonzero(c["valid"])
         cand = cand[np.lexsort((c["usd_per_1m"][cand], violation[cand]))]
         closest = []
         for i in _unique(grid, cand, key, top):

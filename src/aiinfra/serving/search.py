@@ -195,11 +195,13 @@ def evaluate(m: ModelSpec, w: Workload, t: Targets, configs: list[Config], *, ba
     bcap = np.broadcast_to(np.asarray(batches, dtype=float)[None, :, None, None], shape).ravel()
     reps = np.broadcast_to(np.arange(1, NR + 1, dtype=float)[None, None, :, None], shape).ravel()
     mode = np.broadcast_to(np.arange(NM)[None, None, None, :], shape).ravel()
+    parts = np.array([1.0] + [float(p + d) for p, d in modes[1:]])[mode]
     rp_share = np.array([0.0] + [p / (p + d) for p, d in modes[1:]])[mode]
     dis = mode > 0
-    rp = np.where(dis, np.maximum(1.0, np.round(reps * rp_share)), 0.0)
+    rp = np.where(dis, np.round(reps * rp_share), 0.0)
     rd = np.where(dis, reps - rp, reps)
-    valid = rd >= 1
+    # a p:d split needs a multiple of p + d replicas (so 1:1 and 2:1 never name the same deployment)
+    valid = (rd >= 1) & (np.mod(reps, parts) == 0)
 
     def col(name: str, sub: str | None = None) -> np.ndarray:
         vals = np.array([getattr(c, name)[sub] if sub else getattr(c, name) for c in configs], dtype=float)
@@ -265,7 +267,7 @@ def evaluate(m: ModelSpec, w: Workload, t: Targets, configs: list[Config], *, ba
         "tp": tp, "gpus": gpus, "slots": slots, "concurrency": n, "ttft": np.where(ok, ttft, np.inf),
         "tpot": np.where(ok, tpot, np.inf), "stable": ok, "usd_per_hour": usd_h,
         "usd_per_1m": usd_h / tokens_h * 1e6, "usd_per_1m_out": usd_h / (w.rate * 3600 * out_mean) * 1e6,
-        "meets": ok & (ttft <= t.ttft_s) & (tpot <= t.tpot_s), "step": step, "pf": pf_q,
+        "meets": ok & (ttft <= t.ttft_s) & (tpot <= t.tpot_s), "step": step, "pf": pf_q, "valid": valid,
     }
     grid.modes = modes  # type: ignore[attr-defined]
     return grid

@@ -226,7 +226,7 @@ def inference_memory(
         from aiinfra.sizing.engine import engine_memory
 
         em = engine_memory(m, gpu, engine="vllm", tp=tp, pp=pp, quant=quant, kv_dtype=kv_dtype, max_model_len=context,
-                           fraction=util, max_num_batched_tokens=chunk_limit, weights_bytes=weights_bytes)
+                           fraction=util, max_num_batched_tokens=max_batched_tokens, weights_bytes=weights_bytes)
         ws = em.activation
         ws.name = "activation workspace"
         if overhead_bytes is None:

@@ -90,9 +90,13 @@ def engine_memory(
     m: ModelSpec, gpu: GpuSpec | None, *, engine: str = "vllm", tp: int = 1, pp: int = 1, quant: str = "bf16",
     kv_dtype: str = "bf16", max_model_len: int | None = None, fraction: float | None = None,
     max_num_batched_tokens: int | None = None, max_num_seqs: int | None = None, cuda_graphs: bool | None = None,
-    total_mib: float | None = None, weights_bytes: float | None = None,
+    total_mib: float | None = None, weights_bytes: float | None = None, scheduler: str = "v1",
 ) -> EngineMemory:
-    """KV tokens and concurrency the engine reports at start-up, per GPU of a TP × PP replica."""
+    """KV tokens and concurrency the engine reports at start-up, per GPU of a TP × PP replica.
+
+    scheduler: "v1" (vLLM ≥ 0.8: the profile also runs the sampler over max_num_seqs sequences) or "v0"."""
+    if scheduler not in ("v0", "v1"):
+        raise SpecError(f"scheduler must be v0 or v1, got '{scheduler}'")
     key, e = engine_entry(engine)
     max_model_len = max_model_len or m.max_positions
     frac = e["default_fraction"] if fraction is None else fraction
@@ -117,10 +121,13 @@ def engine_memory(
         budget = Term("engine budget", frac * total_b, "B", f"{e['fraction_flag']} · visible total",
                       {"fraction": frac, "visible total": total_b}, {"visible total": total_src})
         ws = activation_workspace(m, tokens=batched, batch=min(seqs, batched), tp=tp)
-        act = Term("activation peak", e["activation_factor"] * float(ws.value), "B",
-                   "factor · workspace(max_num_batched_tokens)", {"factor": e["activation_factor"], "workspace": ws,
-                                                                   "max_num_batched_tokens": batched},
-                   {"factor": "engines.yaml vllm.activation_factor (fitted; rows named there)"})
+        sampler = (e["sampler_extra_logit_copies"] * min(seqs, batched) * m.vocab * 4.0) if scheduler == "v1" else 0.0
+        act = Term("activation peak", e["activation_factor"] * float(ws.value) + sampler, "B",
+                   "factor · workspace(max_num_batched_tokens) + sampler copies · max_num_seqs · V · 4 B",
+                   {"factor": e["activation_factor"], "workspace": ws, "max_num_batched_tokens": batched,
+                    "sampler pass (B)": sampler},
+                   {"factor": "engines.yaml vllm.activation_factor (fitted; rows named there)",
+                    "sampler": "engines.yaml vllm.sampler_extra_logit_copies (fitted on vllm#23278)"})
         nt = e["non_torch_bytes"] + (e["non_torch_tp_bytes"] if shards > 1 else 0)
         non_torch = Term("non-torch memory", nt, "B", "CUDA context (+ NCCL/custom all-reduce when sharded)", {},
                          {"value": "engines.yaml vllm.non_torch_bytes"})
@@ -166,7 +173,8 @@ def engine_memory(
         kv_pool=kv_pool, kv_tokens=int(tokens), max_concurrency=float(concurrency), max_model_len=max_model_len,
         starts=concurrency >= 1.0 and pool > 0,
         settings={"fraction": frac, "fraction_flag": e["fraction_flag"], "max_num_batched_tokens": batched,
-                  "max_num_seqs": seqs, "block_size": block, "kv_bytes_per_token": per_tok, "tp": tp, "pp": pp},
+                  "max_num_seqs": seqs, "block_size": block, "kv_bytes_per_token": per_tok, "tp": tp, "pp": pp,
+                  "scheduler": scheduler},
     )
 
 

@@ -28,10 +28,17 @@ def test_winner_meets_targets_and_is_cheapest_of_those_that_do():
     assert f["feasible"] and f["candidates"] >= 10_000
     win = f["winner"]
     assert win["ttft_ms"] <= 500 and win["tpot_ms"] <= 40
-    # brute force over the same grid: nothing meeting the targets is cheaper
+    # brute force over the same grid: nothing meeting the targets is cheaper, unless the discrete-event
+    # simulation rejected the analytical winner (and then a warning says so)
     cfgs = build_configs(m, GPUS, w, quants=["bf16", "fp8"])
     g = evaluate(m, w, t, cfgs)
-    assert np.min(g.cols["usd_per_1m"][g.cols["meets"]]) == pytest.approx(win["usd_per_1m_tokens"], rel=1e-3)
+    cheapest = np.min(g.cols["usd_per_1m"][g.cols["meets"]])
+    assert win["usd_per_1m_tokens"] >= cheapest * (1 - 1e-3)
+    if win["usd_per_1m_tokens"] > cheapest * (1 + 1e-3):
+        assert any("not in the discrete-event simulation" in x for x in r.warnings)
+    if win["mode"] == "aggregated":
+        sim = f["winner_simulated"]
+        assert sim["ttft_ms"] <= 500 and sim["tpot_ms"] <= 40
     for row in f["cheaper_misses"]:
         assert row["usd_per_1m_tokens"] < win["usd_per_1m_tokens"] and "> " in row["misses"]
     assert f["usd_per_1m_tokens"]["unit"] == "USD" and f["gpus"] == win["gpus"]
@@ -91,6 +98,8 @@ def test_cli_json_trace_and_manifests(cli, tmp_path):
     doc = json.loads(r.out)
     assert set(doc) == {"title", "facts", "assumptions", "warnings"}
     assert doc["facts"]["feasible"] and "trace" in doc["facts"]["workload"]
+    if doc["facts"]["winner"]["mode"] == "aggregated":
+        assert doc["facts"]["winner_simulated"]["arrivals"].startswith("trace")
     docs = list(yaml.safe_load_all(out.read_text()))
     assert any(d["kind"] == "Deployment" for d in docs)
 

@@ -27,7 +27,8 @@ def _table(r: Result) -> Table:
     for col in COLUMNS:
         t.add_column(col, justify="left" if col in ("gpu", "quant", "layout", "mode", "") else "right")
     for i, row in enumerate(f["ranking"]):
-        _row(t, row, "[bold green]winner[/]" if i == 0 else "meets")
+        _row(t, row, "[bold green]winner[/]" if i == 0 else
+             ("meets" if row.get("meets") == "meets both" else "[yellow]simulation misses[/]"))
     for row in f["cheaper_misses"]:
         _row(t, row, f"[yellow]cheaper; misses {_which(row['misses'])}[/]")
     for row in f["closest"]:

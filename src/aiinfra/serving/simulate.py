@@ -30,11 +30,15 @@ class SimResult:
 
 
 def simulate(cfg: Config, *, rate: float, prompts: np.ndarray, outputs: np.ndarray, slots: int,
-             chunk: int = 8192, seed: int = 0, warmup: float = 0.1) -> SimResult:
-    """Serve len(prompts) Poisson arrivals at `rate` req/s on one replica; TTFT and TPOT per request."""
+             chunk: int = 8192, seed: int = 0, warmup: float = 0.1, arrivals: np.ndarray | None = None) -> SimResult:
+    """Serve len(prompts) arrivals on one replica (Poisson at `rate` req/s unless `arrivals` are given, in
+    seconds); TTFT and TPOT per request."""
     rng = np.random.default_rng(seed)
     n = len(prompts)
-    arrivals = np.cumsum(rng.exponential(1.0 / rate, n))
+    if arrivals is None:
+        arrivals = np.cumsum(rng.exponential(1.0 / rate, n))
+    else:
+        arrivals = np.sort(np.asarray(arrivals, dtype=float))
     per_token_pf = cfg.pf_mean / cfg.pf_mean_prompt
     d = cfg.dec
     waiting: deque[int] = deque()

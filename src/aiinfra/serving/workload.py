@@ -132,7 +132,8 @@ def read_trace(path_str: str) -> Workload:
     t_a, p_a, o_a = np.array(t), np.array(p), np.array(o)
     if not (np.all(np.isfinite(t_a)) and np.all(p_a >= 1) and np.all(o_a >= 1)):
         raise TraceError(f"trace {path}: lengths must be at least 1 token and times finite")
-    t_a = np.sort(t_a)
+    order = np.argsort(t_a, kind="stable")
+    t_a, p_a, o_a = t_a[order], p_a[order], o_a[order]
     span = t_a[-1] - t_a[0]
     if span <= 0:
         raise TraceError(f"trace {path}: arrivals must span a positive time")

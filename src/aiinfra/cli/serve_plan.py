@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, console, emit
 from aiinfra.errors import SpecError
-from aiinfra.explain import Result
+
+if TYPE_CHECKING:
+    from aiinfra.explain import Result
 
 COLUMNS = ("gpu", "quant", "layout", "mode", "batch", "GPUs", "TTFT ms", "TPOT ms", "$/1M tok", "")
 
@@ -21,7 +23,7 @@ def _row(t: Table, r: dict, note: str = "") -> None:
               f"{r['usd_per_1m_tokens']:.4f}", note)
 
 
-def _table(r: Result) -> Table:
+def _table(r: "Result") -> Table:
     f = r.facts
     t = Table(title=r.title)
     for col in COLUMNS:

@@ -109,6 +109,16 @@ class ModelSpec(Spec):
     mlp_bias: bool = False
     learned_positions: bool = False
     sliding_window: int | None = None
+    # Per-layer attention kind, as HF `layer_types` spells it after normalising: "full", "sliding"
+    # (window = sliding_window), "chunked" (Llama 4 local chunks of attention_chunk tokens) or "linear"
+    # (linear attention / SSM: a fixed state per sequence instead of a growing KV cache).
+    # None means every layer is "sliding" when sliding_window is set, else "full".
+    layer_types: tuple[str, ...] | None = None
+    attention_chunk: int | None = None
+    linear_state_bytes: int = 0  # bf16 bytes of one linear/SSM layer's recurrent state per sequence
+    norms_per_layer: int = 2  # Gemma 2/3 sandwich norms: 4
+    qk_norm: bool = False  # Qwen3/Gemma 3: an RMSNorm of d_head on q and k in every layer
+    attn_sinks: bool = False  # gpt-oss: one learned sink logit per head
     dropout: bool = False  # Megatron GPT/GPT-2 train with dropout; its 1-byte masks are stored activations
     # MoE
     experts: int = 0
@@ -145,8 +155,34 @@ class ModelSpec(Spec):
     def dense_layers(self) -> int:
         return self.layers - self.moe_layers
 
+    def attention_groups(self) -> list[tuple[str, int, int | None]]:
+        """Layers grouped by how much KV they keep: (kind, layer count, token cap or None)."""
+        types = self.layer_types or (("sliding" if self.sliding_window else "full"),) * self.layers
+        caps = {"full": None, "sliding": self.sliding_window, "chunked": self.attention_chunk, "linear": 0}
+        out: list[tuple[str, int, int | None]] = []
+        for kind in ("full", "sliding", "chunked", "linear"):
+            n = sum(1 for t in types if t == kind)
+            if n:
+                out.append((kind, n, caps[kind]))
+        return out
+
+    @property
+    def attention_layers(self) -> int:
+        """Layers that keep a KV cache (all but linear/SSM layers)."""
+        return sum(n for kind, n, _ in self.attention_groups() if kind != "linear")
+
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
+        if self.layer_types is not None:
+            if len(self.layer_types) != self.layers:
+                raise SpecError(f"model {self.name}: layer_types lists {len(self.layer_types)} layers, the model has {self.layers}")
+            bad = sorted(set(self.layer_types) - {"full", "sliding", "chunked", "linear"})
+            if bad:
+                raise SpecError(f"model {self.name}: unknown layer type {bad[0]!r}; use full, sliding, chunked or linear")
+            if "sliding" in self.layer_types and not self.sliding_window:
+                raise SpecError(f"model {self.name}: sliding layers need a sliding_window")
+            if "chunked" in self.layer_types and not self.attention_chunk:
+                raise SpecError(f"model {self.name}: chunked layers need attention_chunk_size")
         if self.heads % self.kv_heads:
             raise SpecError(f"model {self.name}: {self.heads} attention heads are not a multiple of {self.kv_heads} KV heads")
         if self.is_moe and not (0 < self.experts_per_token <= self.experts and self.moe_ffn > 0):

@@ -106,12 +106,13 @@ def test_sliding_window_caps_cached_tokens():
 
 
 def test_engine_reservation_token_capacity():
-    """vLLM sizes the KV pool as gpu_memory_utilization × total − weights − activation peak − overhead,
-    then divides by the bytes one token costs (vLLM docs, 'gpu_memory_utilization')."""
+    """vLLM sizes the KV pool as gpu_memory_utilization × the total PyTorch sees (nvidia-smi MiB less the
+    driver's share, not 90% of a decimal 80 GB) − weights − activation peak − non-torch − CUDA graphs, then
+    cuts it into blocks of 16 tokens (vLLM docs, 'gpu_memory_utilization'; vllm/v1/core/kv_cache_utils.py)."""
     m, g = model("llama-3.1-8b"), gpu("h100-sxm")
     r = inference_memory(m, gpu=g, gpu_memory_utilization=0.9)
-    budget = 0.9 * 80e9 - float(r.weights.value) - float(r.workspace.value) - float(r.overhead.value)
-    assert r.capacity["kv_tokens"] == int(budget // 131_072)
+    budget = 0.9 * (81559 - 430) * 2**20 - float(r.weights.value) - float(r.workspace.value) - float(r.overhead.value)
+    assert r.capacity["kv_tokens"] == int(budget // (131_072 * 16)) * 16
     assert r.capacity["sequences_at_context"] == r.capacity["kv_tokens"] // 4096
 
 
@@ -124,3 +125,27 @@ def test_fits_lists_every_gpu_with_min_count():
     for r in rows:
         if r["gpus"]:
             assert r["per_gpu_gb"] <= 0.9 * r["capacity_gb"]
+
+
+def test_fits_names_the_real_scaleup_fabric(cli):
+    """Issue 14: `size fits llama-3.1-405b --quant fp8` must not claim NVLink for PCIe cards or MI300X:
+    the interconnect column comes from GpuSpec.scaleup_link/scaleup_domain/scaleup_name."""
+    r = cli("size", "fits", "llama-3.1-405b", "--quant", "fp8", "--format", "json")
+    assert r.code == 0
+    out = r.json()
+    rows = {row["gpu"]: row for row in out["facts"]["fits"]}
+    assert rows["mi300x"]["interconnect"].startswith("Infinity Fabric")
+    assert rows["h100-sxm"]["interconnect"].startswith("NVLink/NVSwitch") and not rows["h100-sxm"]["tp_over_pcie"]
+    assert "PCIe" in rows["l40s"]["interconnect"] and rows["l40s"]["tp_over_pcie"]
+    assert "PCIe between groups of 2" in rows["h100-pcie"]["interconnect"]
+    assert any(w.startswith("l40s: TP8 all-reduces cross PCIe") for w in out["warnings"])
+    assert not any(w.startswith(("mi300x", "h100-sxm:")) for w in out["warnings"])
+
+
+def test_size_infer_json_carries_weights_and_kv(cli):
+    """Issue 14: `size infer … --format json` carries weights and KV cache in facts without --explain."""
+    r = cli("size", "infer", "mistral-7b", "--gpu", "l40s", "--format", "json")
+    facts = r.json()["facts"]
+    assert facts["weights"]["unit"] == "B" and facts["weights"]["value"] > 14e9
+    assert facts["kv_cache"]["value"] == 131_072 * 4096
+    assert "explain" not in r.json()

@@ -56,8 +56,19 @@ class _Fields:
         return default if v is None else v
 
 
+def _text_config(config: Any) -> Any:
+    """Multimodal wrappers (Llama 4, Gemma 3, Mistral 3) keep the language model under text_config."""
+    if isinstance(config, dict) and isinstance(config.get("text_config"), dict):
+        inner = dict(config["text_config"])
+        for k in ("tie_word_embeddings", "quantization_config"):
+            if k in config and k not in inner:
+                inner[k] = config[k]
+        return inner
+    return config
+
+
 def from_config(config: dict, name: str, where: str = "config.json", source: str = "") -> ModelSpec:
-    f = _Fields(config, where)
+    f = _Fields(_text_config(config), where)
     mtype = str(f.opt("model_type", "")).lower()
     try:
         if mtype == "gpt2":
@@ -105,19 +116,33 @@ def _hf_decoder(f: _Fields, mtype: str) -> dict:
     if mtype in ("qwen2", "qwen2_moe"):
         kw["qkv_bias"], kw["out_bias"] = True, False
     window = f.opt("sliding_window")
-    if window and (mtype != "qwen2" or f.opt("use_sliding_window", False)):
+    if window and (not mtype.startswith("qwen") or f.opt("use_sliding_window", False)):
         kw["sliding_window"] = _int(window)
+    kw.update(_attention_layout(f, mtype, kw["layers"], kw.get("sliding_window")))
+    if mtype.startswith("gemma"):
+        kw.update(norms_per_layer=4, tied_embeddings=bool(f.opt("tie_word_embeddings", True)))
+    if mtype.startswith(("qwen3", "gemma3")):
+        kw["qk_norm"] = True
+    if mtype == "gpt_oss":
+        kw.update(attn_sinks=True, mlp_bias=True)
     experts = f.opt("num_local_experts") or f.opt("n_routed_experts") or f.opt("num_experts") or 0
     if experts:
         kw.update(
             experts=_int(experts),
-            experts_per_token=_int(f.req("num_experts_per_tok")),
+            experts_per_token=_int(f.req("num_experts_per_tok", "experts_per_token")),
             moe_ffn=_int(f.opt("moe_intermediate_size", kw["ffn"])),
             shared_experts=_int(f.opt("n_shared_experts", 0)),
             first_dense_layers=_int(f.opt("first_k_dense_replace", 0)),
-            moe_layer_freq=_int(f.opt("moe_layer_freq", 1)),
-            router_bias=mtype == "deepseek_v3",  # e_score_correction_bias, one per routed expert
+            moe_layer_freq=_int(f.opt("moe_layer_freq", f.opt("decoder_sparse_step", 1))),
+            # DeepSeek's e_score_correction_bias and gpt-oss's router bias: one per routed expert
+            router_bias=mtype in ("deepseek_v3", "gpt_oss"),
         )
+        if mtype.startswith("llama4"):
+            # Llama 4: routed and shared experts of intermediate_size; dense layers of intermediate_size_mlp;
+            # every interleave_moe_layer_step-th layer is MoE (Scout 1: all; Maverick 2: layers 1, 3, 5, …).
+            step = _int(f.opt("interleave_moe_layer_step", 1))
+            kw.update(moe_ffn=kw["ffn"], ffn=_int(f.opt("intermediate_size_mlp", kw["ffn"])), shared_experts=1,
+                      first_dense_layers=step - 1, moe_layer_freq=step)
     if f.opt("kv_lora_rank"):
         kw.update(
             q_lora_rank=_int(f.opt("q_lora_rank", 0)),
@@ -129,6 +154,58 @@ def _hf_decoder(f: _Fields, mtype: str) -> dict:
             mtp_layers=_int(f.opt("num_nextn_predict_layers", 0)),
         )
     return kw
+
+
+LAYER_KINDS = {
+    "full_attention": "full", "attention": "full", "global": "full", "full": "full",
+    "sliding_attention": "sliding", "sliding": "sliding", "local": "sliding",
+    "chunked_attention": "chunked", "chunked": "chunked",
+    "linear_attention": "linear", "linear": "linear", "mamba": "linear", "conv": "linear", "ssm": "linear",
+}
+
+
+def _attention_layout(f: _Fields, mtype: str, layers: int, window: int | None) -> dict:
+    """Per-layer attention kinds: HF `layer_types` when the config lists them, else the pattern its
+    model code derives (Gemma 3: every sliding_window_pattern-th layer global; Llama 4: every
+    no_rope_layer_interval-th layer global, the rest chunked; gpt-oss: alternating)."""
+    out: dict[str, Any] = {}
+    chunk = f.opt("attention_chunk_size")
+    if chunk and mtype.startswith("llama4"):
+        out["attention_chunk"] = _int(chunk)
+    types = f.opt("layer_types")
+    if types is not None:
+        if not isinstance(types, list) or any(t not in LAYER_KINDS for t in types):
+            raise ValueError(f"layer_types must list one of {', '.join(sorted(LAYER_KINDS))} per layer")
+        kinds = [LAYER_KINDS[t] for t in types]
+    elif mtype.startswith("gemma3") and window:
+        p = _int(f.opt("sliding_window_pattern", 6))
+        kinds = ["full" if (i + 1) % p == 0 else "sliding" for i in range(layers)]
+    elif mtype.startswith("gemma2") and window:
+        kinds = ["sliding" if i % 2 == 0 else "full" for i in range(layers)]
+    elif mtype == "gpt_oss" and window:
+        kinds = ["sliding" if i % 2 == 0 else "full" for i in range(layers)]
+    elif mtype.startswith("llama4") and chunk:
+        nope = f.opt("no_rope_layers")
+        if isinstance(nope, list) and len(nope) == layers:
+            kinds = ["chunked" if r else "full" for r in nope]
+        else:
+            k = _int(f.opt("no_rope_layer_interval", 4))
+            kinds = ["full" if (i + 1) % k == 0 else "chunked" for i in range(layers)]
+    elif mtype == "qwen3_next":
+        k = _int(f.opt("full_attention_interval", 4))
+        kinds = ["full" if (i + 1) % k == 0 else "linear" for i in range(layers)]
+    else:
+        return out
+    if "sliding" in kinds and not window:
+        kinds = ["full" if k == "sliding" else k for k in kinds]  # e.g. Qwen with use_sliding_window false
+    out["layer_types"] = tuple(kinds)
+    if "linear" in kinds:
+        # Gated DeltaNet (Qwen3-Next): a d_k × d_v state per value head plus a short convolution window.
+        nk, nv = _int(f.opt("linear_num_key_heads", 16)), _int(f.opt("linear_num_value_heads", 32))
+        dk, dv = _int(f.opt("linear_key_head_dim", 128)), _int(f.opt("linear_value_head_dim", 128))
+        conv = _int(f.opt("linear_conv_kernel_dim", 4)) - 1
+        out["linear_state_bytes"] = 2 * (nv * dk * dv + conv * (2 * nk * dk + nv * dv))
+    return out
 
 
 def _gpt2(f: _Fields) -> dict:

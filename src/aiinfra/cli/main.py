@@ -18,6 +18,7 @@ from aiinfra.cli import infer as infer_cmd
 from aiinfra.cli import k8s as k8s_cmd
 from aiinfra.cli import mig as mig_cmd
 from aiinfra.cli import plan as plan_cmd
+from aiinfra.cli import serve_plan as serve_plan_cmd
 from aiinfra.cli import tco as tco_cmd
 from aiinfra.cli.serve import serve
 from aiinfra.errors import AiinfraError
@@ -49,6 +50,7 @@ def _global(
 # Help lists commands in this order: plan → partition → provision → observe → shells.
 app.command("plan")(plan_cmd.command)
 app.command("infer")(infer_cmd.command)
+app.command("serve-plan")(serve_plan_cmd.command)
 app.add_typer(size.app, name="size")
 app.command("design")(design_cmd.design)
 app.command("tco")(tco_cmd.tco)

@@ -11,7 +11,7 @@ from aiinfra.catalog.gpus import gpu as lookup_gpu
 from aiinfra.catalog.models import model as lookup_model
 from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, emit
 from aiinfra.explain import Result
-from aiinfra.sizing.report import (
+from aiinfra.sizing.commands import (
     fits_report,
     inference_report,
     training_report,
@@ -91,6 +91,9 @@ def infer(
     gpu_memory_utilization: Annotated[float | None, typer.Option(help="Engine reservation (vLLM default 0.9).")] = None,
     max_batched_tokens: Annotated[int | None, typer.Option(help="Prefill chunk in tokens (vLLM default 8192).")] = None,
     overhead_gib: Annotated[float | None, typer.Option(help="Fixed runtime overhead per GPU in GiB.")] = None,
+    engine: Annotated[str | None, typer.Option(help="Also predict start-up KV tokens of: vllm | sglang | tensorrt-llm.")] = None,
+    max_model_len: Annotated[int | None, typer.Option(help="Engine max_model_len (default: --context).")] = None,
+    checkpoint: Annotated[str | None, typer.Option(help="Checkpoint folder, model.safetensors.index.json or .safetensors file: exact weight bytes from its headers.")] = None,
     fmt: FormatOpt = Format.table,
     explain: ExplainOpt = False,
 ) -> None:
@@ -98,7 +101,7 @@ def infer(
     result, _ = inference_report(
         lookup_model(model), lookup_gpu(gpu), quant=quant, kv_dtype=kv_dtype, context=context, batch=batch, tp=tp,
         pp=pp, prompt=prompt, gpu_memory_utilization=gpu_memory_utilization, max_batched_tokens=max_batched_tokens,
-        overhead_gib=overhead_gib,
+        overhead_gib=overhead_gib, engine=engine, max_model_len=max_model_len, checkpoint=checkpoint,
     )
     cap = result.facts
     emit(result, fmt, explain, _memory_table)
@@ -107,6 +110,11 @@ def infer(
             f"fits {cap['gpu']}: {cap['kv_tokens']:,} KV tokens in the engine budget "
             f"({cap['sequences_at_context']:,} sequences of {context} tokens)"
         )
+    if fmt is Format.table and "engine" in cap:
+        e = cap["engine"]
+        typer.echo(f"{e['engine']} at start-up: GPU KV cache size {e['kv_tokens']:,} tokens; maximum concurrency for "
+                   f"{e['max_model_len']:,} tokens per request {e['max_concurrency']:.2f}x"
+                   + ("" if e["starts"] else " (will NOT start)"))
 
 
 @app.command("fits")
@@ -133,7 +141,7 @@ def fits(
             if row["gpus"] is None:
                 t.add_row(row["gpu"], "-", row.get("note", ""), "-", f"{row['capacity_gb']:g}", "-", "")
                 continue
-            link = "NVLink" if row["nvlink"] else ("PCIe" if row["gpus"] > 1 else "")
+            link = row["interconnect"] if row["gpus"] > 1 else ""
             t.add_row(row["gpu"], str(row["gpus"]), f"TP{row['tp']}·PP{row['pp']}", f"{row['per_gpu_gb']:,.2f}",
                       f"{row['capacity_gb']:g}", f"{row['kv_tokens']:,}", link)
         return t

@@ -20,7 +20,8 @@ from aiinfra.perf import comm, compute
 from aiinfra.perf.flops import layer_flops
 from aiinfra.sizing.inference import (
     inference_memory,
-    kv_bytes_per_token,
+    cached_tokens_per_sequence,
+    kv_bytes_per_sequence,
     model_weight_bytes,
 )
 from aiinfra.sizing.params import param_counts
@@ -90,15 +91,15 @@ def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batc
                 {"calibration": cal.source})
 
     # Decode: one token per sequence per step.
-    kv_tok = float(kv_bytes_per_token(m, kv_dtype, tp).value)
     avg_ctx = prompt + output / 2
-    cached = min(avg_ctx, m.sliding_window) if m.sliding_window else avg_ctx
+    kv_seq = float(kv_bytes_per_sequence(m, avg_ctx, kv_dtype, tp).value)  # per layer type (full/sliding/chunked)
+    cached = float(cached_tokens_per_sequence(m, avg_ctx))  # all-layer equivalent positions attended
     expert_share = _expert_fraction(m, eff_batch)
     w_read = weights_gpu
     if m.is_moe:
         # Routed experts are the bulk of an MoE's bytes; only the touched share is read.
         w_read = weights_gpu * (1 - (1 - expert_share) * _routed_share(m))
-    kv_read = eff_batch * cached * kv_tok
+    kv_read = eff_batch * kv_seq
     bw_time = (w_read + kv_read) / (gpu.memory_bw * cal.decode_bw_fraction)
     dec_flops = eff_batch * (matmul_tok + attn_pos * cached + head) / tp
     dec_compute = dec_flops / (pk.value * compute.matmul_efficiency(2 * eff_batch * m.hidden * m.ffn / tp / 1e9).value)

@@ -74,7 +74,7 @@ def model_weight_bytes(m: ModelSpec, quant: str) -> Term:
 
 
 def kv_bytes_per_token(m: ModelSpec, kv_dtype: str = "bf16", tp: Any = 1) -> Term:
-    """KV-cache bytes one token costs on one GPU.
+    """KV-cache bytes one token costs on one GPU, over every layer that keeps KV (not linear/SSM layers).
 
     Under TP each GPU keeps n_kv/tp heads, and at least one: KV heads are replicated when
     tp > n_kv. MLA's compressed latent is replicated on every TP rank.
@@ -83,22 +83,51 @@ def kv_bytes_per_token(m: ModelSpec, kv_dtype: str = "bf16", tp: Any = 1) -> Ter
         raise SpecError(f"unknown KV-cache dtype '{kv_dtype}'; choose one of {', '.join(KV_DTYPES)}")
     b = nbytes(kv_dtype)
     tp = np.asarray(tp, dtype=float)
+    L = m.attention_layers
     if m.is_mla:
-        value = m.layers * (m.kv_lora_rank + m.qk_rope_dim) * b * np.ones_like(tp)
+        value = L * (m.kv_lora_rank + m.qk_rope_dim) * b * np.ones_like(tp)
         return Term("KV bytes per token", value, "B", "L · (kv_lora_rank + d_rope) · bytes",
-                    {"L": m.layers, "kv_lora_rank": m.kv_lora_rank, "d_rope": m.qk_rope_dim, "bytes": b},
+                    {"L": L, "kv_lora_rank": m.kv_lora_rank, "d_rope": m.qk_rope_dim, "bytes": b},
                     {"formula": SRC_KV, "bytes": f"{kv_dtype} = {b:g} B"})
     heads_gpu = np.maximum(np.ceil(m.kv_heads / tp), 1.0)
-    value = 2.0 * m.layers * heads_gpu * m.head_dim * b
+    value = 2.0 * L * heads_gpu * m.head_dim * b
     return Term("KV bytes per token", value, "B", "2 · L · max(n_kv / tp, 1) · d_head · bytes",
-                {"L": m.layers, "n_kv": m.kv_heads, "tp": tp, "d_head": m.head_dim, "bytes": b},
+                {"L": L, "n_kv": m.kv_heads, "tp": tp, "d_head": m.head_dim, "bytes": b},
                 {"formula": SRC_KV, "bytes": f"{kv_dtype} = {b:g} B"})
 
 
-def cached_tokens_per_sequence(m: ModelSpec, context: Any) -> Any:
-    """Sliding-window models keep at most `window` tokens per sequence in every layer."""
-    context = np.asarray(context, dtype=float)
-    return np.minimum(context, m.sliding_window) if m.sliding_window else context
+def kv_bytes_per_sequence(m: ModelSpec, context: Any, kv_dtype: str = "bf16", tp: Any = 1) -> Term:
+    """KV bytes one sequence of `context` tokens holds on one GPU, layer group by layer group.
+
+    Full-attention layers keep every token; sliding-window layers at most `window`; Llama 4's
+    chunked layers at most one chunk; linear/SSM layers a fixed state whatever the context.
+    """
+    per_tok = kv_bytes_per_token(m, kv_dtype, tp)
+    ctx = np.asarray(context, dtype=float)
+    L = m.attention_layers
+    per_layer = per_tok.value / L if L else 0.0
+    value = 0.0
+    parts = {}
+    for kind, n, cap in m.attention_groups():
+        if kind == "linear":
+            state = n * m.linear_state_bytes / np.maximum(np.asarray(tp, dtype=float), 1.0)
+            value = value + state
+            parts[f"{n} linear layers (fixed state)"] = state
+            continue
+        kept = ctx if cap is None else np.minimum(ctx, cap)
+        value = value + per_layer * n * kept
+        parts[f"{n} {kind} layers" + (f" (≤ {cap} tokens)" if cap else "")] = n * kept
+    return Term("KV bytes per sequence", value, "B", "Σ_groups (KV bytes per layer-token · layers · min(context, cap))",
+                {"KV bytes per token": per_tok, "context": ctx, **parts},
+                {"layer types": "config.json layer_types / sliding_window_pattern / attention_chunk_size"})
+
+
+def cached_tokens_per_sequence(m: ModelSpec, context: Any, kv_dtype: str = "bf16") -> Any:
+    """Tokens a sequence effectively keeps in every layer (all-layer equivalent): `context` for full
+    attention, `window` when every layer slides, in between for hybrid layer patterns."""
+    per_tok = float(kv_bytes_per_token(m, kv_dtype).value)
+    seq = kv_bytes_per_sequence(m, context, kv_dtype).value
+    return seq / per_tok if per_tok else np.asarray(context, dtype=float)
 
 
 def activation_workspace(m: ModelSpec, *, tokens: Any, batch: Any, tp: Any = 1) -> Term:
@@ -148,8 +177,12 @@ def inference_memory(
     overhead_bytes: float | None = None,
     gpu: GpuSpec | None = None,
     gpu_memory_utilization: float | None = None,
+    weights_bytes: float | None = None,
 ) -> InferenceMemory:
-    """Per-GPU memory to serve `batch` sequences of `context` tokens with TP × PP GPUs."""
+    """Per-GPU memory to serve `batch` sequences of `context` tokens with TP × PP GPUs.
+
+    weights_bytes: the checkpoint's exact weight bytes (from its safetensors headers) instead of the
+    bytes derived from config.json and `quant`."""
     for name, v in (("context", context), ("batch", batch), ("tp", tp), ("pp", pp)):
         if v <= 0:
             raise SpecError(f"{name} must be positive, got {v}")
@@ -164,15 +197,19 @@ def inference_memory(
     chunk_limit = max_batched_tokens or rt["max_batched_tokens"]
     prompt = context if prompt is None else prompt
     shards = tp * pp
-    w_all = model_weight_bytes(m, quant)
+    if weights_bytes is None:
+        w_all = model_weight_bytes(m, quant)
+    else:
+        w_all = Term("checkpoint weights", float(weights_bytes), "B", "Σ tensor bytes in the safetensors headers", {},
+                     {"checkpoint": "dtype and shape of every tensor, read without loading it"})
     weights = Term("weights", float(w_all.value) / shards, "B", "weights / (tp · pp)",
                    {"model weights": w_all, "tp": tp, "pp": pp})
     per_tok = kv_bytes_per_token(m, kv_dtype, tp)
-    per_tok_gpu = float(per_tok.value) / pp
-    cached = float(cached_tokens_per_sequence(m, context))
-    kv = Term("KV cache", per_tok_gpu * cached * batch, "B", "KV bytes per token / pp · cached tokens · batch",
-              {"KV bytes per token": per_tok, "pp": pp, "cached tokens": cached, "batch": batch},
-              {"cached tokens": f"min(context, sliding window {m.sliding_window})" if m.sliding_window else "context"})
+    per_seq = kv_bytes_per_sequence(m, context, kv_dtype, tp)
+    per_seq_gpu = float(per_seq.value) / pp
+    kv = Term("KV cache", per_seq_gpu * batch, "B", "KV bytes per sequence / pp · batch",
+              {"KV bytes per sequence": per_seq, "pp": pp, "batch": batch},
+              {"layers": ", ".join(f"{n} {k}" + (f" (≤ {c} tokens)" if c else "") for k, n, c in m.attention_groups())})
     ws = activation_workspace(m, tokens=min(batch * prompt, chunk_limit), batch=batch, tp=tp)
     if overhead_bytes is None:
         fixed = rt["cuda_context_bytes"] + (rt["comm_buffers_bytes"] if shards > 1 else 0)
@@ -182,20 +219,33 @@ def inference_memory(
             raise SpecError("overhead must not be negative")
         fixed, src = overhead_bytes, {"fixed": "given by the user"}
     overhead = Term("runtime overhead", fixed, "B", "CUDA context (+ communicator buffers when sharded)", {}, src)
+    if gpu is not None:
+        # The engine's own accounting (vLLM by default): its budget is a fraction of the total PyTorch sees
+        # (MiB, not the datasheet's decimal GB), minus the profile-run activation peak over
+        # max_num_batched_tokens, non-torch memory and CUDA graphs (sizing/engine.py, engines.yaml).
+        from aiinfra.sizing.engine import engine_memory
+
+        em = engine_memory(m, gpu, engine="vllm", tp=tp, pp=pp, quant=quant, kv_dtype=kv_dtype, max_model_len=context,
+                           fraction=util, max_num_batched_tokens=max_batched_tokens, weights_bytes=weights_bytes)
+        ws = em.activation
+        ws.name = "activation workspace"
+        if overhead_bytes is None:
+            overhead = total("runtime overhead", [em.non_torch, em.cuda_graphs])
+            overhead.note = "vLLM non-torch memory + CUDA graph pool (catalog engines.yaml)"
     tot = total("total per GPU", [weights, kv, ws, overhead])
     result = InferenceMemory(weights, kv, ws, overhead, tot, per_tok)
     if gpu is not None:
-        budget = util * gpu.memory_bytes
-        kv_budget = budget - float(weights.value) - float(ws.value) - fixed
-        tokens = max(0, math.floor(kv_budget / per_tok_gpu)) if per_tok_gpu else 0
+        budget = float(em.budget.value)
+        kv_budget = budget - float(weights.value) - float(ws.value) - float(overhead.value)
         result.capacity = {
             "gpu": gpu.key,
             "capacity_gb": gpu.memory_gb,
             "gpu_memory_utilization": util,
             "engine_budget_gb": round(budget / 1e9, 2),
             "kv_budget_gb": round(kv_budget / 1e9, 2),
-            "kv_tokens": tokens,
-            "sequences_at_context": int(tokens // cached) if cached else 0,
+            "kv_tokens": em.kv_tokens if overhead_bytes is None else
+            max(0, math.floor(kv_budget / (float(per_tok.value) / pp) / 16) * 16),
+            "sequences_at_context": int(max(0.0, kv_budget) // per_seq_gpu) if per_seq_gpu else 0,
             "fits": bool(float(tot.value) <= budget),
             "headroom_gb": round((budget - float(tot.value)) / 1e9, 2),
         }
@@ -213,18 +263,31 @@ def _layouts(m: ModelSpec, max_gpus: int) -> list[tuple[int, int]]:
     return out
 
 
+def tp_fabric(gpu: GpuSpec, tp: int) -> str:
+    """What a TP group of `tp` GPUs of this SKU talks over: its scale-up fabric when the group fits in
+    one scale-up domain, else PCIe between the domains."""
+    if tp <= 1:
+        return "none (one GPU)"
+    if gpu.scaleup_link == "pcie":
+        return gpu.scaleup_name
+    if tp <= (gpu.scaleup_domain or 1):
+        return gpu.scaleup_name
+    return f"{gpu.scaleup_name} + PCIe between groups of {gpu.scaleup_domain}"
+
+
 def min_gpus(m: ModelSpec, gpu: GpuSpec, *, max_gpus: int = 512, **settings: Any) -> dict:
     """The fewest GPUs of one SKU whose per-GPU total stays inside the engine reservation."""
+    base = {"gpu": gpu.key, "capacity_gb": gpu.memory_gb, "form_factor": gpu.form_factor,
+            "scaleup_link": gpu.scaleup_link, "scaleup_domain": gpu.scaleup_domain}
     for tp, pp in _layouts(m, max_gpus):
         r = inference_memory(m, tp=tp, pp=pp, gpu=gpu, **settings)
         if r.capacity["fits"]:
-            return {"gpu": gpu.key, "gpus": tp * pp, "tp": tp, "pp": pp,
-                    "per_gpu_gb": round(float(r.total.value) / 1e9, 2), "capacity_gb": gpu.memory_gb,
-                    "kv_tokens": r.capacity["kv_tokens"], "form_factor": gpu.form_factor,
-                    "nvlink": gpu.nvlink_gbps > 0}
-    return {"gpu": gpu.key, "gpus": None, "tp": None, "pp": None, "per_gpu_gb": None, "capacity_gb": gpu.memory_gb,
-            "kv_tokens": None, "form_factor": gpu.form_factor, "nvlink": gpu.nvlink_gbps > 0,
-            "note": f"does not fit in {max_gpus} GPUs"}
+            return {**base, "gpus": tp * pp, "tp": tp, "pp": pp,
+                    "per_gpu_gb": round(float(r.total.value) / 1e9, 2),
+                    "kv_tokens": r.capacity["kv_tokens"], "interconnect": tp_fabric(gpu, tp),
+                    "tp_over_pcie": tp > 1 and (gpu.scaleup_link == "pcie" or tp > (gpu.scaleup_domain or 1))}
+    return {**base, "gpus": None, "tp": None, "pp": None, "per_gpu_gb": None, "kv_tokens": None,
+            "interconnect": "", "tp_over_pcie": False, "note": f"does not fit in {max_gpus} GPUs"}
 
 
 def fits(m: ModelSpec, gpus: list[GpuSpec] | None = None, **settings: Any) -> list[dict]:

@@ -76,7 +76,8 @@ def attention_params(m: ModelSpec) -> int:
     kv = m.kv_heads * m.head_dim
     weights = h * q + 2 * h * kv + q * h
     bias = (q + 2 * kv if m.qkv_bias else 0) + (h if m.out_bias else 0)
-    return weights + bias
+    sinks = m.heads if m.attn_sinks else 0  # gpt-oss: one sink logit per head
+    return weights + bias + sinks
 
 
 def mlp_params(m: ModelSpec, ffn: int) -> int:
@@ -87,7 +88,8 @@ def mlp_params(m: ModelSpec, ffn: int) -> int:
 
 
 def layer_params(m: ModelSpec, moe: bool) -> LayerParams:
-    norms = 2 * norm_params(m, m.hidden)
+    # 2 norms per layer (Gemma's sandwich: 4), plus the q/k RMSNorms of d_head in Qwen3 and Gemma 3
+    norms = m.norms_per_layer * norm_params(m, m.hidden) + (2 * m.head_dim if m.qk_norm else 0)
     attn = attention_params(m)
     if not moe:
         return LayerParams(attn, mlp_params(m, m.ffn), 0, 0, 0, norms)
@@ -122,7 +124,7 @@ def param_counts(m: ModelSpec) -> ParamCounts:
         mtp = m.mtp_layers * (mtp_layer + 2 * h * h + 3 * norm_params(m, h) + V * h + (0 if m.tied_embeddings else V * h))
     inputs = {
         "V": V, "h": h, "L_dense": n_dense, "L_moe": n_moe, "attention/layer": dense.attention,
-        "mlp/dense layer": dense.mlp, "norms/layer": 2 * norm_params(m, h),
+        "mlp/dense layer": dense.mlp, "norms/layer": dense.replicated,
     }
     if moe:
         inputs |= {"experts/moe layer": moe.experts, "active experts/moe layer": moe.expert_active,

@@ -14,7 +14,7 @@ from markupsafe import Markup
 
 from aiinfra.catalog.gpus import gpu as lookup_gpu
 from aiinfra.explain import Result, Term
-from aiinfra.sizing.report import fits_report, inference_report, training_report
+from aiinfra.sizing.commands import fits_report, inference_report, training_report
 from aiinfra.units import GB, GiB
 from aiinfra.web.charts import div
 from aiinfra.web.common import (
@@ -220,7 +220,7 @@ def fits_view(s: FitsSpec, ex: Explainer) -> Outcome:
         if row["gpus"] is None:
             t.rows.append([row["gpu"], "-", row.get("note", ""), "-", f"{row['capacity_gb']:g}", "-", ""])
             continue
-        link = "NVLink" if row["nvlink"] else ("PCIe" if row["gpus"] > 1 else "")
+        link = row["interconnect"] if row["gpus"] > 1 else ""
         how = "fewest TP (inside a node) then PP (across nodes) whose per-GPU total fits the engine budget"
         t.rows.append([
             row["gpu"],

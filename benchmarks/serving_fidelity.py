@@ -1,0 +1,93 @@
+"""Serving fidelity: our numbers against every published measurement this repository cites for serving.
+
+Prints one line per measurement — predicted, published, error, and whether the row was used to fit a
+constant (FIT) or kept out (HELD-OUT) — then the mean absolute error per group. Roofline-only estimates
+are printed beside the calibrated ones for the latency rows.
+
+Sources:
+- KV capacity at start-up: vllm-project/vllm#23278 (gpt-oss-120b on one H100, vLLM 0.10.1: available KV
+  memory −2.14 GiB — FIT of vllm.sampler_extra_logit_copies); vllm-project/vllm#10517 (Llama-3.1-8B, RTX 3090, vLLM V0: 1,952 blocks at
+  max_model_len 20,000 — FIT of engines.yaml vllm.activation_factor; 1,478 blocks at 29,000 — HELD-OUT);
+  vllm-project/vllm#21348 (Qwen3-235B-A22B-FP8, 4 × H100 TP4: vLLM 178,880 tokens — HELD-OUT, run with an
+  LMCache KV connector; SGLang mem_fraction_static 0.93: 367,404 tokens — FIT of sglang.load_overhead_*);
+  LMCache/LMCache#1739 (Qwen3-14B: 6.51 GiB → 42,656 tokens, pool → tokens only).
+- Latency: LLM-Viewer issue #4 (TensorRT-LLM, A100, LLaMA-7B, batch 1): TTFT 16.1 ms at 128 prompt tokens,
+  120.5 ms at 2,048 (the rows catalog/data/calibration.yaml `inference` was fitted on — FIT).
+Run: PYTHONPATH=src python benchmarks/serving_fidelity.py
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from aiinfra.catalog.gpus import gpu
+from aiinfra.catalog.models import from_config, model
+from aiinfra.perf.inference import inference_perf
+from aiinfra.sizing.engine import engine_memory, tokens_from_pool
+
+GiB = 2**30
+ROWS: list[tuple[str, str, float, float, str]] = []
+
+
+def row(group: str, name: str, ours: float, published: float, fit: str) -> None:
+    ROWS.append((group, name, ours, published, fit))
+
+
+def kv_rows() -> None:
+    m8 = model("llama-3.1-8b")
+    for mml, blocks, fit in ((20000, 1952, "FIT"), (29000, 1478, "HELD-OUT")):
+        r = engine_memory(m8, None, engine="vllm", total_mib=23.58 * 1024, max_model_len=mml,
+                          max_num_batched_tokens=mml, max_num_seqs=256, cuda_graphs=False,
+                          scheduler="v0")
+        row("KV capacity", f"vLLM Llama-3.1-8B RTX 3090 max_model_len {mml} (blocks) [vllm#10517]",
+            r.kv_tokens / 16, blocks, fit)
+    r = engine_memory(model("gpt-oss-120b"), gpu("h100-sxm"), engine="vllm", weights_bytes=65.9651 * GiB,
+                      max_model_len=131072, cuda_graphs=False)
+    free = float(r.budget.value - r.weights.value - r.activation.value - r.non_torch.value) / GiB
+    row("KV capacity", "vLLM gpt-oss-120b 1xH100 available KV memory (GiB) [vllm#23278]", free, -2.14, "FIT")
+    q = model("qwen3-235b-a22b")
+    r = engine_memory(q, gpu("h100-sxm"), engine="vllm", tp=4, quant="fp8", max_model_len=40960, cuda_graphs=False)
+    row("KV capacity", "vLLM Qwen3-235B-A22B-FP8 4xH100 TP4 (tokens) [vllm#21348]", r.kv_tokens, 178_880, "HELD-OUT")
+    r = engine_memory(q, gpu("h100-sxm"), engine="sglang", tp=4, quant="fp8", fraction=0.93)
+    row("KV capacity", "SGLang Qwen3-235B-A22B-FP8 4xH100 TP4 (tokens) [vllm#21348]", r.kv_tokens, 367_404, "FIT")
+    q14 = from_config({"model_type": "qwen3", "hidden_size": 5120, "num_hidden_layers": 40, "num_attention_heads": 40,
+                       "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 17408, "vocab_size": 151936}, "q14")
+    row("pool -> tokens", "vLLM Qwen3-14B 6.51 GiB (tokens) [LMCache#1739]", tokens_from_pool(q14, 6.51 * GiB), 42_656,
+        "HELD-OUT")
+    row("pool -> tokens", "vLLM Qwen3-235B TP4 8.11 GiB (tokens) [vllm#21348]", tokens_from_pool(q, 8.11 * GiB, tp=4),
+        178_880, "HELD-OUT")
+    row("pool -> tokens", "SGLang Qwen3-235B TP4 K+V 16.46 GiB (tokens) [vllm#21348]",
+        tokens_from_pool(q, 2 * 8.23 * GiB, engine="sglang", tp=4), 367_404, "HELD-OUT")
+
+
+def latency_rows() -> list[tuple[str, float, float]]:
+    a100 = gpu("a100-80gb-sxm")
+    m = model("llama-2-7b")
+    roof = []
+    for prompt, ms in ((128, 16.1), (2048, 120.5)):
+        r = inference_perf(m, a100, prompt=prompt, output=128, batch=1)
+        ttft = r.term("TTFT")
+        row("latency", f"TRT-LLM LLaMA-7B A100 TTFT prompt {prompt} (ms) [LLM-Viewer#4]", ttft.value * 1e3, ms, "FIT")
+        flops = ttft.inputs["prefill FLOPs"]
+        peak = float(ttft.inputs["peak"].value)
+        roof.append((f"prompt {prompt}", max(flops / peak, ttft.inputs["weights per GPU (B)"] / a100.memory_bw) * 1e3, ms))
+    return roof
+
+
+def main() -> None:
+    kv_rows()
+    roof = latency_rows()
+    groups: dict[str, list[float]] = {}
+    for group, name, ours, pub, fit in ROWS:
+        err = (ours - pub) / pub
+        groups.setdefault(f"{group} ({fit})", []).append(abs(err))
+        print(f"{name}: ours {ours:,.1f}, published {pub:,.1f}, error {err:+.1%} [{fit}]")
+    for name, ours, pub in roof:
+        print(f"roofline only, TRT-LLM LLaMA-7B A100 TTFT {name}: ours {ours:,.1f} ms, published {pub:,.1f} ms, "
+              f"error {(ours - pub) / pub:+.1%}")
+    for g, errs in groups.items():
+        print(f"mean |error| {g}: {statistics.mean(errs):.1%} over {len(errs)} rows")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""The serving search: replicas × TP × max batch × quantization × GPU × aggregated or disaggregated
+prefill/decode, evaluated for a whole grid at once with numpy.
+
+Per configuration (GPU, TP, quantization) the step times come from the same rooflines as `aiinfra infer`
+(perf/inference.py) with the calibrated efficiencies of catalog/data/calibration.yaml:
+- prefill of p tokens: max(FLOPs(p) / (tp · peak · eff(p)), weights / HBM) + 2·L TP all-reduces;
+- a decode step of n sequences: max((weights read + n · KV read) / (HBM · decode efficiency),
+  n · FLOPs / (tp · peak · eff)) + 2·L small all-reduces; an MoE reads only the experts the batch touches.
+Queueing (continuous batching, one FIFO per replica):
+- decode concurrency N solves N = λ_r · out · t_step(N) (Little's law), where the step stretches by the
+  prefill work sharing the GPU (aggregated: chunked prefill in the same steps);
+- a request waits for one of c = min(max batch, KV slots) slots: Erlang C, P(wait > t) = C·e^{−(cμ−λ)t};
+- disaggregated: prefill replicas are M/G/1 queues (Pollaczek–Khinchine mean, exponential tail), decode
+  replicas have no prefill interference, and the prompt's KV crosses the scale-out fabric.
+The analytical queue is checked against a discrete-event simulation (serving/simulate.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aiinfra.errors import SpecError
+from aiinfra.perf import comm, compute
+from aiinfra.perf.flops import layer_flops
+from aiinfra.serving.workload import Targets, Workload
+from aiinfra.sizing.engine import engine_memory
+from aiinfra.sizing.inference import WEIGHT_QUANTS, kv_bytes_per_sequence, kv_bytes_per_token, model_weight_bytes
+from aiinfra.sizing.params import param_counts
+from aiinfra.specs import GpuSpec, ModelSpec
+
+BATCHES = (4, 8, 16, 32, 64, 128, 256, 512)
+TPS = (1, 2, 4, 8)
+RATIOS = ((1, 1), (1, 2), (1, 3), (2, 1), (1, 5))  # prefill : decode replicas, disaggregated
+MAX_REPLICAS = 64
+
+
+@dataclass(frozen=True)
+class Config:
+    """One (GPU, TP, quantization) replica shape with its per-request times and memory."""
+
+    gpu: GpuSpec
+    tp: int
+    quant: str
+    price: float
+    slots_mem: int  # sequences of mean context the KV pool holds
+    kv_pool: float
+    pf_mean: float  # prefill time of a prompt: mean, second moment, quantiles (s)
+    pf_m2: float
+    pf_q: dict
+    pf_mean_prompt: float
+    dec: dict  # decode step-time model constants
+    kv_transfer: dict  # seconds to move one prompt's KV at each quantile and mean
+    fabric: str
+    max_model_len: int
+
+
+@dataclass
+class Grid:
+    configs: list[Config]
+    cols: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.cols["cfg"])
+
+
+def _quant_ok(gpu: GpuSpec, quant: str) -> bool:
+    """fp8 and fp4 need tensor cores for them (weight-only int4/int8 run anywhere)."""
+    if quant in ("fp8", "fp4"):
+        return bool(gpu.tflops.get(quant))
+    return True
+
+
+def _decode_consts(m: ModelSpec, gpu: GpuSpec, tp: int, quant: str, w_gpu: float, ctx_mean: float) -> dict:
+    cal = compute.inference_calibration()
+    dtype = "fp8" if quant in ("fp8", "fp4") and gpu.tflops.get("fp8") else ("bf16" if gpu.tflops.get("bf16") else "fp16")
+    pk = float(compute.peak(gpu, dtype).value)
+    dense, moe = layer_flops(m)
+    matmul_tok = m.dense_layers * dense.matmul + m.moe_layers * (moe.matmul if moe else 0)
+    attn_pos = m.dense_layers * dense.attn_per_pos + m.moe_layers * (moe.attn_per_pos if moe else 0)
+    head = 2.0 * m.hidden * m.vocab
+    routed = 0.0
+    if m.is_moe:
+        pc = param_counts(m)
+        routed = m.moe_layers * pc.moe_layer.experts / float(pc.total.value)
+    node = comm.node_for(gpu)
+    up = node.scale_up
+    if gpu.scaleup_link == "pcie" or tp > (gpu.scaleup_domain or 1):
+        up = comm.link(f"pcie-gen{gpu.pcie_gen}")
+    kv_seq = float(kv_bytes_per_sequence(m, ctx_mean, "bf16", tp).value)
+    return {
+        "w": w_gpu, "routed": routed, "k_over_e": (m.experts_per_token / m.experts) if m.is_moe else 1.0,
+        "bw": gpu.memory_bw * cal.decode_bw_fraction, "hbm": gpu.memory_bw, "peak": pk,
+        "flops_tok": (matmul_tok + head) / tp, "attn_pos": attn_pos / tp, "ctx": ctx_mean, "kv_seq": kv_seq,
+        "L": m.layers, "h": m.hidden, "tp": tp, "ar_bw": up.effective_bw, "ar_alpha": up.alpha,
+        "dtype": dtype, "fabric": up.name, "matmul_eff": float(compute.matmul_efficiency(
+            2 * 64 * m.hidden * m.ffn / tp / 1e9).value),
+    }
+
+
+def decode_step(d: dict, n: Any) -> Any:
+    """Seconds of one decode step for n concurrent sequences (arrays broadcast over the grid)."""
+    n = np.maximum(np.asarray(n, dtype=float), 1.0)
+    touched = 1.0 - (1.0 - d["k_over_e"]) ** n
+    w_read = d["w"] * (1.0 - (1.0 - touched) * d["routed"])
+    t_bw = (w_read + n * d["kv_seq"]) / d["bw"]
+    t_fl = n * (d["flops_tok"] + d["attn_pos"] * d["ctx"]) / (d["peak"] * d["matmul_eff"])
+    ring = 2.0 * (d["tp"] - 1) / np.maximum(d["tp"], 1)
+    t_ar = np.where(d["tp"] > 1, 2 * d["L"] * (ring * n * d["h"] * 2 / d["ar_bw"] + 2 * (d["tp"] - 1) * d["ar_alpha"]), 0.0)
+    return np.maximum(t_bw, t_fl) + t_ar
+
+
+def prefill_time(m: ModelSpec, d: dict, prompt: np.ndarray) -> np.ndarray:
+    """Seconds to prefill prompts of the given lengths on one replica (one at a time)."""
+    p = np.asarray(prompt, dtype=float)
+    dense, moe = layer_flops(m)
+    matmul_tok = m.dense_layers * dense.matmul + m.moe_layers * (moe.matmul if moe else 0)
+    attn_pos = m.dense_layers * dense.attn_per_pos + m.moe_layers * (moe.attn_per_pos if moe else 0)
+    flops = p * (matmul_tok + attn_pos * p / 2) + 2.0 * m.hidden * m.vocab
+    eff = compute.prefill_efficiency(p).value
+    t = np.maximum(flops / d["tp"] / (d["peak"] * eff), d["w"] / d["hbm"])
+    ring = 2.0 * (d["tp"] - 1) / d["tp"]
+    if d["tp"] > 1:
+        t = t + 2 * d["L"] * (ring * p * d["h"] * 2 / d["ar_bw"] + 2 * (d["tp"] - 1) * d["ar_alpha"])
+    return t
+
+
+def build_configs(m: ModelSpec, gpus: dict[str, tuple[GpuSpec, float]], w: Workload, *, quants: list[str] | None = None,
+                  tps: tuple[int, ...] = TPS, engine: str = "vllm") -> list[Config]:
+    prompts, outputs = w.prompt.draw(), w.output.draw(seed=1)
+    ctx_mean = float(prompts.mean() + outputs.mean() / 2)
+    max_len = int(np.quantile(prompts + outputs, 0.999))
+    out: list[Config] = []
+    qs = quants or ["bf16", "fp8"]
+    for q in qs:
+        if q not in WEIGHT_QUANTS:
+            raise SpecError(f"unknown quantization '{q}'; choose among {', '.join(WEIGHT_QUANTS)}")
+    for key, (g, price) in gpus.items():
+        for q in qs:
+            if not _quant_ok(g, q):
+                continue
+            w_all = float(model_weight_bytes(m, q).value)
+            for tp in tps:
+                if m.heads % tp or tp > max(8, g.scaleup_domain or 1):
+                    continue
+                em = engine_memory(m, g, engine=engine, tp=tp, quant=q, max_model_len=max_len)
+                pool = float(em.kv_pool.value)
+                per_seq = float(kv_bytes_per_sequence(m, prompts.mean() + outputs.mean(), "bf16", tp).value)
+                slots = int(pool // per_seq) if per_seq else 0
+                if slots < 1 or not em.starts:
+                    continue
+                d = _decode_consts(m, g, tp, q, w_all / tp, ctx_mean)
+                pf = prefill_time(m, d, prompts)
+                node = comm.node_for(g)
+                so = node.scale_out_per_gpu()
+                kv_full = float(kv_bytes_per_token(m, "bf16", 1).value)
+                xfer = {k: float(np.quantile(prompts, v)) * kv_full / (tp * so.effective_bw) + so.alpha
+                        for k, v in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))}
+                xfer["mean"] = float(prompts.mean()) * kv_full / (tp * so.effective_bw) + so.alpha
+                out.append(Config(
+                    g, tp, q, price, slots, pool, float(pf.mean()), float((pf**2).mean()),
+                    {k: float(np.quantile(pf, v)) for k, v in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))},
+                    float(prompts.mean()), d, xfer, so.name, max_len,
+                ))
+    return out
+
+
+def _erlang_c(a: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Probability of waiting in M/M/c with offered load a (Erlang) and c servers; 1 where a ≥ c."""
+    b = np.ones_like(a)
+    cmax = int(c.max()) if c.size else 0
+    out = np.ones_like(a)
+    for k in range(1, cmax + 1):
+        b = a * b / (k + a * b)
+        out = np.where(c == k, b, out)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cc = c * out / (c - a * (1.0 - out))
+    return np.where(a < c, np.clip(cc, 0.0, 1.0), 1.0)
+
+
+def evaluate(m: ModelSpec, w: Workload, t: Targets, configs: list[Config], *, batches: tuple[int, ...] = BATCHES,
+             max_replicas: int = MAX_REPLICAS, ratios: tuple[tuple[int, int], ...] = RATIOS,
+             disaggregated: bool = True) -> Grid:
+    """Every candidate deployment at once: arrays of TTFT/TPOT at the target percentile, cost and GPUs."""
+    if not configs:
+        return Grid(configs, {"cfg": np.zeros(0, dtype=int)})
+    C, NB, NR = len(configs), len(batches), max_replicas
+    modes = [(0, 0)] + (list(ratios) if disaggregated else [])
+    NM = len(modes)
+    shape = (C, NB, NR, NM)
+    cfg = np.broadcast_to(np.arange(C)[:, None, None, None], shape).ravel()
+    bcap = np.broadcast_to(np.asarray(batches, dtype=float)[None, :, None, None], shape).ravel()
+    reps = np.broadcast_to(np.arange(1, NR + 1, dtype=float)[None, None, :, None], shape).ravel()
+    mode = np.broadcast_to(np.arange(NM)[None, None, None, :], shape).ravel()
+    parts = np.array([1.0] + [float(p + d) for p, d in modes[1:]])[mode]
+    rp_share = np.array([0.0] + [p / (p + d) for p, d in modes[1:]])[mode]
+    dis = mode > 0
+    rp = np.where(dis, np.round(reps * rp_share), 0.0)
+    rd = np.where(dis, reps - rp, reps)
+    # a p:d split needs a multiple of p + d replicas (so 1:1 and 2:1 never name the same deployment)
+    valid = (rd >= 1) & (np.mod(reps, parts) == 0)
+
+    def col(name: str, sub: str | None = None) -> np.ndarray:
+        vals = np.array([getattr(c, name)[sub] if sub else getattr(c, name) for c in configs], dtype=float)
+        return vals[cfg]
+
+    d = {k: col("dec", k) for k in ("w", "routed", "k_over_e", "bw", "hbm", "peak", "flops_tok", "attn_pos", "ctx",
+                                      "kv_seq", "L", "h", "tp", "ar_bw", "ar_alpha", "matmul_eff")}
+    tp = d["tp"]
+    q = t.percentile
+    z = {"p50": 0.0, "p90": 1.2816, "p99": 2.3263}[q]
+    out_mean = float(w.output.draw(seed=1).mean())
+    slots = np.minimum(bcap, col("slots_mem"))
+    lam_d = w.rate / np.maximum(rd, 1.0)
+    pf_mean, pf_m2, pf_q = col("pf_mean"), col("pf_m2"), col("pf_q", q)
+    # Prefill load per replica: in the decode replicas themselves (aggregated) or in a prefill pool.
+    rho_pf = np.where(dis, 0.0, lam_d * pf_mean)
+    # Decode concurrency fixed point N = λ_r · out · t_step(N), the step stretched by prefill sharing the GPU.
+    n = np.minimum(slots, np.maximum(1.0, lam_d * out_mean * decode_step(d, 1.0)))
+    for _ in range(40):
+        step = decode_step(d, np.minimum(n, slots)) / np.maximum(1.0 - rho_pf, 1e-3)
+        n_new = lam_d * out_mean * step
+        n = 0.5 * n + 0.5 * np.minimum(n_new, slots * 4)
+    step = decode_step(d, np.minimum(n, slots)) / np.maximum(1.0 - rho_pf, 1e-3)
+    hold = out_mean * step + np.where(dis, 0.0, pf_mean)
+    a = lam_d * hold
+    stable = (a < slots) & (rho_pf < 0.95)
+    pw = _erlang_c(np.where(stable, a, slots), slots)
+    mu_gap = np.maximum(slots / hold - lam_d, 1e-9)
+    wq = np.where(pw > 1 - t.q, np.log(np.maximum(pw, 1e-12) / (1 - t.q)) / mu_gap, 0.0)
+    def mg1_wait(lam: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """M/G/1 wait at the target percentile: Pollaczek–Khinchine mean, exponential tail P(W>t)=ρe^{−ρt/E[W]}."""
+        rho = lam * s1
+        mean = np.where(rho < 1, lam * s2 / (2 * np.maximum(1 - rho, 1e-9)), np.inf)
+        tail = np.where(rho > 1 - t.q, mean / np.maximum(rho, 1e-9) * np.log(np.maximum(rho, 1e-12) / (1 - t.q)), 0.0)
+        return rho, tail
+
+    # Aggregated TTFT: wait for a slot, queue behind other prompts' prefill (the replica prefills one chunk
+    # budget per step), half a running step, then prefill in chunks that also carry the running decodes.
+    dstep = decode_step(d, np.minimum(n, slots))
+    chunks = np.ceil(col("pf_mean_prompt") / 8192.0)
+    s1 = pf_mean + chunks * dstep
+    s2 = pf_m2 + 2 * pf_mean * chunks * dstep + (chunks * dstep) ** 2
+    _, wq_pf = mg1_wait(lam_d, s1, s2)
+    ttft_agg = wq + wq_pf + pf_q + chunks * dstep + dstep / 2
+    # Disaggregated TTFT: M/G/1 prefill replica queue + prefill + KV transfer + first decode step.
+    lam_p = w.rate / np.maximum(rp, 1.0)
+    rho_p, wq_p = mg1_wait(lam_p, pf_mean, pf_m2)
+    ttft_dis = wq_p + pf_q + col("kv_transfer", q) + step + wq
+    stable = stable & np.where(dis, rho_p < 0.95, True)
+    ttft = np.where(dis, ttft_dis, ttft_agg)
+    # TPOT: the steady step; a request also sees Poisson-many prefills land in its decode steps (aggregated).
+    m_pf = lam_d * out_mean * step
+    k_q = np.maximum(0.0, m_pf + z * np.sqrt(m_pf))
+    tpot = np.where(dis, step, decode_step(d, np.minimum(n, slots)) + k_q * pf_mean / out_mean)
+    gpus = reps * tp
+    price = col("price")
+    tokens_h = w.rate * 3600 * (float(w.prompt.draw().mean()) + out_mean)
+    usd_h = gpus * price
+    ok = valid & stable & np.isfinite(ttft) & np.isfinite(tpot)
+    grid = Grid(configs)
+    grid.cols = {
+        "cfg": cfg, "batch": bcap, "replicas": reps, "prefill_replicas": rp, "decode_replicas": rd, "mode": mode,
+        "tp": tp, "gpus": gpus, "slots": slots, "concurrency": n, "ttft": np.where(ok, ttft, np.inf),
+        "tpot": np.where(ok, tpot, np.inf), "stable": ok, "usd_per_hour": usd_h,
+        "usd_per_1m": usd_h / tokens_h * 1e6, "usd_per_1m_out": usd_h / (w.rate * 3600 * out_mean) * 1e6,
+        "meets": ok & (ttft <= t.ttft_s) & (tpot <= t.tpot_s), "step": step, "pf": pf_q, "valid": valid,
+    }
+    grid.modes = modes  # type: ignore[attr-defined]
+    return grid
+
+
+def describe(grid: Grid, i: int) -> dict:
+    c = grid.configs[int(grid.cols["cfg"][i])]
+    col = grid.cols
+    mode = int(col["mode"][i])
+    p, dd = grid.modes[mode]  # type: ignore[attr-defined]
+    layout = (f"{int(col['replicas'][i])} × TP{c.tp}" if mode == 0 else
+              f"{int(col['prefill_replicas'][i])} prefill + {int(col['decode_replicas'][i])} decode × TP{c.tp}")
+    return {
+        "gpu": c.gpu.key, "quant": c.quant, "tp": c.tp, "mode": "aggregated" if mode == 0 else f"disaggregated {p}:{dd}",
+        "layout": layout, "replicas": int(col["replicas"][i]), "prefill_replicas": int(col["prefill_replicas"][i]),
+        "decode_replicas": int(col["decode_replicas"][i]), "max_batch": int(col["batch"][i]),
+        "kv_slots": int(col["slots"][i]), "gpus": int(col["gpus"][i]),
+        "ttft_ms": _ms(col["ttft"][i]), "tpot_ms": _ms(col["tpot"][i]), "concurrency": round(float(col["concurrency"][i]), 1),
+        "usd_per_hour": round(float(col["usd_per_hour"][i]), 2), "usd_per_1m_tokens": round(float(col["usd_per_1m"][i]), 4),
+        "usd_per_1m_output_tokens": round(float(col["usd_per_1m_out"][i]), 4), "price_per_gpu_hour": c.price,
+        "fabric": c.fabric, "max_model_len": c.max_model_len,
+    }
+
+
+def _ms(v: float) -> float | None:
+    return round(float(v) * 1e3, 2) if math.isfinite(float(v)) else None

@@ -1,0 +1,166 @@
+"""`aiinfra size train|infer|fits`: one library function per command, for the CLI and the web alike.
+
+The shells resolve names (the CLI also accepts config.json paths and checkpoint folders, the web only
+catalog names) and pass the specs here, so the titles, facts and warnings cannot differ between them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiinfra.contract import Facts, Quantity, command
+from aiinfra.explain import Result, quantity
+from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
+from aiinfra.sizing.params import param_counts
+from aiinfra.sizing.training import fit_verdict, training_memory
+from aiinfra.specs import GpuSpec, ModelSpec
+from aiinfra.units import GiB
+
+
+class SizeTrainFacts(Facts):
+    model: str
+    gpus: int
+    layout: str
+    fits: bool
+    headroom_gb: float
+    capacity_gb: float
+
+
+class SizeInferFacts(Facts):
+    model: str
+    weights: Quantity
+    kv_cache: Quantity
+    total_per_gpu: Quantity
+    kv_bytes_per_token: int
+    kv_tokens: int
+    sequences_at_context: int
+    fits: bool
+
+
+class SizeFitsFacts(Facts):
+    model: str
+    fits: list[dict]
+
+
+def verdict_line(v: dict) -> str:
+    if v.get("fits"):
+        return f"fits {v['gpu']} ({v['capacity_gb']:g} GB) with {v['headroom_gb']:,.2f} GB to spare"
+    return f"does NOT fit {v['gpu']} ({v['capacity_gb']:g} GB): short by {-v['headroom_gb']:,.2f} GB"
+
+
+@command("size train", facts=SizeTrainFacts)
+def training_report(
+    m: ModelSpec, g: GpuSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int = 1, ep: int = 1,
+    sp: bool | None = None, interleave: int = 1, zero: int = 0, distributed_optimizer: bool = False,
+    recompute: str = "none", seq: int = 4096, micro_batch: int = 1, num_microbatches: int | None = None,
+    precision: str = "bf16", optimizer: str = "adam", grad_dtype: str | None = None, offload: str = "none",
+    flash_attention: bool = True, overhead_gib: float | None = None, fragmentation: float | None = None,
+) -> Result:
+    """`aiinfra size train`: memory per GPU and whether it fits `g`. Sequence parallelism defaults to TP > 1."""
+    mem = training_memory(
+        m, seq=seq, micro_batch=micro_batch, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, sp=tp > 1 if sp is None else sp,
+        vp=interleave, num_microbatches=num_microbatches, zero=zero, distributed_optimizer=distributed_optimizer,
+        recompute=recompute, precision=precision, optimizer=optimizer, grad_dtype=grad_dtype, offload=offload,
+        flash_attention=flash_attention, overhead_bytes=None if overhead_gib is None else overhead_gib * GiB,
+        fragmentation=fragmentation,
+    )
+    verdict = fit_verdict(float(mem.total.value), g)
+    layout = f"TP{tp}·PP{pp}·DP{dp}" + (f"·CP{cp}" if cp > 1 else "") + (f"·EP{ep}" if ep > 1 else "")
+    result = Result(
+        f"Training memory per GPU: {m.name} on {g.key}, {layout}, {precision}, ZeRO-{zero}, recompute {recompute}",
+        terms=mem.terms,
+        facts={"model": m.name, "gpus": tp * pp * dp * cp, "layout": layout, "stage": str(mem.stage),
+               "params_per_gpu": int(mem.params_per_gpu), **verdict},
+    )
+    if not verdict["fits"]:
+        result.warnings.append(verdict_line(verdict))
+    return result
+
+
+def inference_report(
+    m: ModelSpec, g: GpuSpec, *, quant: str = "bf16", kv_dtype: str = "bf16", context: int = 4096, batch: int = 1,
+    tp: int = 1, pp: int = 1, prompt: int | None = None, gpu_memory_utilization: float | None = None,
+    max_batched_tokens: int | None = None, overhead_gib: float | None = None, engine: str | None = None,
+    max_model_len: int | None = None, checkpoint: str | None = None,
+) -> tuple[Result, InferenceMemory]:
+    """`aiinfra size infer`: memory per GPU and the KV tokens/sequences that fit the engine budget.
+
+    engine: also say what vLLM / SGLang / TensorRT-LLM will report at start-up (KV tokens, maximum
+    concurrency at max_model_len) and whether it starts. checkpoint: exact weight bytes from the
+    checkpoint's safetensors headers instead of config.json × quant.
+    """
+    weights_bytes = None
+    ckpt = None
+    if checkpoint:
+        from aiinfra.sizing.checkpoint import checkpoint_weights
+
+        ckpt = checkpoint_weights(checkpoint)
+        weights_bytes = float(ckpt.total_bytes)
+    mem = inference_memory(
+        m, quant=quant, kv_dtype=kv_dtype, context=context, batch=batch, tp=tp, pp=pp, prompt=prompt,
+        max_batched_tokens=max_batched_tokens, overhead_bytes=None if overhead_gib is None else overhead_gib * GiB,
+        gpu=g, gpu_memory_utilization=gpu_memory_utilization, weights_bytes=weights_bytes,
+    )
+    cap = mem.capacity
+    layers = ", ".join(f"{n} {k}" + (f" (≤ {c})" if c else "") for k, n, c in m.attention_groups())
+    result = Result(
+        f"Inference memory per GPU: {m.name} on {g.key}, weights {'checkpoint' if ckpt else quant}, KV {kv_dtype}, "
+        f"{batch} × {context} tokens, TP{tp}·PP{pp}",
+        terms=mem.terms,
+        facts={"model": m.name, "kv_bytes_per_token": int(mem.kv_per_token.value), "attention_layers": layers,
+               "weights": quantity(float(mem.weights.value), "B"), "kv_cache": quantity(float(mem.kv_cache.value), "B"),
+               "activation_workspace": quantity(float(mem.workspace.value), "B"),
+               "runtime_overhead": quantity(float(mem.overhead.value), "B"),
+               "total_per_gpu": quantity(float(mem.total.value), "B"), **cap},
+    )
+    if ckpt:
+        result.facts["checkpoint"] = ckpt.summary()
+        result.assumptions.append(f"weights: {ckpt.total_bytes:,} B read from {ckpt.path}"
+                                  + ("" if ckpt.from_headers else " (index metadata.total_size; shards absent)"))
+    if not cap["fits"]:
+        result.warnings.append(
+            f"does NOT fit {g.key} at gpu_memory_utilization {cap['gpu_memory_utilization']}: "
+            f"short by {-cap['headroom_gb']:,.2f} GB; try `aiinfra size fits {m.name}`"
+        )
+    if engine:
+        from aiinfra.sizing.engine import engine_memory, engine_summary
+
+        em = engine_memory(m, g, engine=engine, tp=tp, pp=pp, quant=quant, kv_dtype=kv_dtype,
+                           max_model_len=max_model_len or context, fraction=gpu_memory_utilization,
+                           max_num_batched_tokens=max_batched_tokens, weights_bytes=weights_bytes)
+        es = engine_summary(em)
+        result.facts["engine"] = es
+        result.facts["engine_kv_tokens"] = em.kv_tokens
+        result.facts["engine_max_concurrency"] = es["max_concurrency"]
+        result.facts["engine_starts"] = em.starts
+        result.terms.append(em.kv_pool)
+        result.assumptions.append(
+            f"{em.engine}: {es['fraction_flag']} {es['fraction']}, max_num_batched_tokens {es['max_num_batched_tokens']}, "
+            f"max_num_seqs {es['max_num_seqs']}, block {es['block_size']} (catalog engines.yaml)")
+        if not em.starts:
+            result.warnings.append(
+                f"{em.engine} will not start: one {em.max_model_len:,}-token sequence needs more KV than the "
+                f"{float(em.kv_pool.value) / GiB:,.2f} GiB pool; lower max_model_len, raise {es['fraction_flag']}, "
+                "quantize or add GPUs")
+    return result, mem
+
+
+@command("size infer", facts=SizeInferFacts)
+def size_infer(m: ModelSpec, g: GpuSpec, **settings: Any) -> Result:
+    return inference_report(m, g, **settings)[0]
+
+
+@command("size fits", facts=SizeFitsFacts)
+def fits_report(m: ModelSpec, *, explain: bool = True, **settings: Any) -> Result:
+    """`aiinfra size fits`: the fewest GPUs of every catalog SKU for this model and setting."""
+    counts = param_counts(m)
+    s = {"quant": "bf16", "kv_dtype": "bf16", "context": 4096, "batch": 1} | settings
+    rows = fits(m, **settings)
+    warnings = [f"{r['gpu']}: TP{r['tp']} all-reduces cross PCIe ({r['interconnect']}); expect slower "
+                "TTFT/TPOT than inside one NVLink/NVSwitch or Infinity Fabric domain" for r in rows if r.get("tp_over_pcie")]
+    return Result(
+        f"Fewest GPUs to serve {m.name}: weights {s['quant']}, KV {s['kv_dtype']}, {s['batch']} × {s['context']} tokens",
+        terms=[counts.total, counts.active] if explain else [],
+        facts={"model": m.name, "fits": rows},
+        warnings=warnings,
+    )

@@ -1,0 +1,197 @@
+"""Engine-faithful start-up memory: what vLLM, SGLang and TensorRT-LLM will report as KV-cache tokens
+and maximum concurrency, and whether they start at all for a given max_model_len.
+
+Each engine reserves memory its own way (catalog/data/engines.yaml):
+- vLLM: gpu_memory_utilization × the total PyTorch sees, minus weights, the activation peak of a profile
+  run over max_num_batched_tokens, non-torch memory and (since v0.21) CUDA graphs; KV in blocks of 16.
+- SGLang: mem_fraction_static × total minus what is in use once the weights are loaded; a token pool.
+- TensorRT-LLM: free_gpu_memory_fraction of what is free after weights and runtime buffers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from aiinfra.catalog.loader import default_catalog
+from aiinfra.errors import SpecError
+from aiinfra.explain import Term, total
+from aiinfra.sizing.inference import activation_workspace, kv_bytes_per_token, model_weight_bytes
+from aiinfra.specs import GpuSpec, ModelSpec
+from aiinfra.units import GiB
+
+MiB = 2**20
+
+
+def engine_entry(engine: str) -> tuple[str, dict]:
+    return default_catalog().entry("engines", engine)
+
+
+def engine_names() -> list[str]:
+    return default_catalog().names("engines")
+
+
+@dataclass
+class EngineMemory:
+    engine: str
+    budget: Term
+    weights: Term
+    activation: Term
+    non_torch: Term
+    cuda_graphs: Term
+    kv_pool: Term
+    kv_tokens: int
+    max_concurrency: float
+    max_model_len: int
+    starts: bool
+    settings: dict
+
+    @property
+    def terms(self) -> list[Term]:
+        return [self.budget, self.weights, self.activation, self.non_torch, self.cuda_graphs, self.kv_pool]
+
+
+def visible_total_bytes(gpu: GpuSpec | None, entry: dict, total_mib: float | None = None) -> tuple[float, str]:
+    """The total the engine budgets from: nvidia-smi total minus what the driver keeps."""
+    if total_mib is not None:
+        return total_mib * MiB, "given by the user"
+    if gpu is None:
+        raise SpecError("engine memory needs a GPU or a total in MiB")
+    smi = gpu.memory_total_mib or gpu.memory_gb * 1e9 / MiB
+    src = f"{gpu.key}: nvidia-smi {smi:,.0f} MiB − driver {entry['driver_reserved_mib']} MiB (engines.yaml)"
+    return (smi - entry["driver_reserved_mib"]) * MiB, src
+
+
+def serve_defaults(entry: dict, total_bytes: float, gpu: GpuSpec | None) -> dict:
+    d = entry.get("serve_defaults")
+    if not d:
+        return {"max_num_batched_tokens": 8192, "max_num_seqs": 256}
+    large = total_bytes >= d["large_gpu_min_gib"] * GiB and not (gpu and gpu.key.startswith("a100"))
+    return dict(d["large" if large else "other"])
+
+
+def _request_tokens(m: ModelSpec, max_model_len: int, batched: int, block: int) -> float:
+    """All-layer-equivalent tokens one max_model_len request pins in vLLM's allocator: full layers the whole
+    length; sliding/chunked layers window (or chunk) + one step of batched tokens; linear layers none."""
+    L = m.attention_layers
+    if not L:
+        return 0.0
+    tokens = 0.0
+    for kind, n, cap in m.attention_groups():
+        if kind == "linear":
+            continue
+        kept = max_model_len if cap is None else min(cap - 1 + batched, max_model_len)
+        tokens += n * (math.ceil(kept / block) * block)
+    return tokens / L
+
+
+def engine_memory(
+    m: ModelSpec, gpu: GpuSpec | None, *, engine: str = "vllm", tp: int = 1, pp: int = 1, quant: str = "bf16",
+    kv_dtype: str = "bf16", max_model_len: int | None = None, fraction: float | None = None,
+    max_num_batched_tokens: int | None = None, max_num_seqs: int | None = None, cuda_graphs: bool | None = None,
+    total_mib: float | None = None, weights_bytes: float | None = None, scheduler: str = "v1",
+) -> EngineMemory:
+    """KV tokens and concurrency the engine reports at start-up, per GPU of a TP × PP replica.
+
+    scheduler: "v1" (vLLM ≥ 0.8: the profile also runs the sampler over max_num_seqs sequences) or "v0"."""
+    if scheduler not in ("v0", "v1"):
+        raise SpecError(f"scheduler must be v0 or v1, got '{scheduler}'")
+    key, e = engine_entry(engine)
+    max_model_len = max_model_len or m.max_positions
+    frac = e["default_fraction"] if fraction is None else fraction
+    if not 0 < frac <= 1:
+        raise SpecError(f"{e['fraction_flag']} must be in (0, 1], got {frac}")
+    if max_model_len <= 0 or tp <= 0 or pp <= 0:
+        raise SpecError("max_model_len, tp and pp must be positive")
+    total_b, total_src = visible_total_bytes(gpu, e, total_mib)
+    d = serve_defaults(e, total_b, gpu)
+    batched = max_num_batched_tokens or d["max_num_batched_tokens"]
+    seqs = max_num_seqs or d["max_num_seqs"]
+    shards = tp * pp
+    if weights_bytes is None:
+        w_all = model_weight_bytes(m, quant)
+        weights = Term("weights", float(w_all.value) / shards, "B", "model weights / (tp · pp)",
+                       {"model weights": w_all, "tp": tp, "pp": pp})
+    else:
+        weights = Term("weights", weights_bytes / shards, "B", "checkpoint bytes / (tp · pp)",
+                       {"checkpoint bytes": weights_bytes, "tp": tp, "pp": pp}, {"checkpoint": "safetensors headers"})
+    zero = Term("", 0.0, "B")
+    if key == "vllm":
+        budget = Term("engine budget", frac * total_b, "B", f"{e['fraction_flag']} · visible total",
+                      {"fraction": frac, "visible total": total_b}, {"visible total": total_src})
+        ws = activation_workspace(m, tokens=batched, batch=min(seqs, batched), tp=tp)
+        sampler = (e["sampler_extra_logit_copies"] * min(seqs, batched) * m.vocab * 4.0) if scheduler == "v1" else 0.0
+        act = Term("activation peak", e["activation_factor"] * float(ws.value) + sampler, "B",
+                   "factor · workspace(max_num_batched_tokens) + sampler copies · max_num_seqs · V · 4 B",
+                   {"factor": e["activation_factor"], "workspace": ws, "max_num_batched_tokens": batched,
+                    "sampler pass (B)": sampler},
+                   {"factor": "engines.yaml vllm.activation_factor (fitted; rows named there)",
+                    "sampler": "engines.yaml vllm.sampler_extra_logit_copies (fitted on vllm#23278)"})
+        nt = e["non_torch_bytes"] + (e["non_torch_tp_bytes"] if shards > 1 else 0)
+        non_torch = Term("non-torch memory", nt, "B", "CUDA context (+ NCCL/custom all-reduce when sharded)", {},
+                         {"value": "engines.yaml vllm.non_torch_bytes"})
+        graphs_on = True if cuda_graphs is None else cuda_graphs
+        graphs = Term("CUDA graphs", e["cuda_graph_bytes"] if graphs_on else 0.0, "B", "estimated graph pool", {},
+                      {"when": f"in the budget since vLLM {e['cuda_graphs_in_budget_since']}; --enforce-eager drops it"})
+        pool = budget.value - weights.value - act.value - non_torch.value - graphs.value
+    elif key == "sglang":
+        budget = Term("engine budget", frac * total_b, "B", f"{e['fraction_flag']} · visible total",
+                      {"fraction": frac, "visible total": total_b}, {"visible total": total_src})
+        act = Term("activation peak", 0.0, "B", "outside the static fraction (in 1 − mem_fraction_static)")
+        nt = e["load_overhead_bytes"] + (e["load_overhead_tp_bytes"] if shards > 1 else 0)
+        non_torch = Term("in use after load besides weights", nt, "B", "CUDA context, NCCL, torch reserve", {},
+                         {"value": "engines.yaml sglang.load_overhead_bytes (fitted; row named there)"})
+        graphs = Term("CUDA graphs", 0.0, "B", "captured in the non-static share")
+        pool = budget.value - weights.value - non_torch.value
+    else:
+        free = total_b - float(weights.value) - e["runtime_buffer_bytes"]
+        budget = Term("free after load", free, "B", "visible total − weights − runtime buffers",
+                      {"visible total": total_b, "runtime buffers": e["runtime_buffer_bytes"]}, {"visible total": total_src})
+        act = Term("runtime buffers", float(e["runtime_buffer_bytes"]), "B", "engines.yaml estimate")
+        non_torch = zero
+        graphs = Term("CUDA graphs", 0.0, "B", "inside runtime buffers")
+        pool = frac * free
+        budget = Term("engine budget", frac * free + float(weights.value) + act.value, "B",
+                      f"weights + buffers + {e['fraction_flag']} · free", {"free after load": free, "fraction": frac})
+    pool = max(0.0, float(pool))
+    kv_pool = Term("KV pool", pool, "B", "budget − weights − activation peak − non-torch − CUDA graphs",
+                   {"budget": budget, "weights": weights, "activation": act, "non-torch": non_torch, "graphs": graphs})
+    per_tok = float(kv_bytes_per_token(m, kv_dtype, tp).value) / pp
+    block = e["block_size"]
+    blocks = math.floor(pool / (per_tok * block)) if per_tok else 0
+    req = _request_tokens(m, max_model_len, batched, block)
+    full_only = all(k == "full" for k, _, _ in m.attention_groups())
+    if full_only:
+        tokens = blocks * block
+        concurrency = tokens / max_model_len
+    else:
+        concurrency = blocks * block / req if req else float("inf")
+        tokens = int(concurrency * max_model_len)
+    return EngineMemory(
+        engine=key, budget=budget, weights=weights, activation=act, non_torch=non_torch, cuda_graphs=graphs,
+        kv_pool=kv_pool, kv_tokens=int(tokens), max_concurrency=float(concurrency), max_model_len=max_model_len,
+        starts=concurrency >= 1.0 and pool > 0,
+        settings={"fraction": frac, "fraction_flag": e["fraction_flag"], "max_num_batched_tokens": batched,
+                  "max_num_seqs": seqs, "block_size": block, "kv_bytes_per_token": per_tok, "tp": tp, "pp": pp,
+                  "scheduler": scheduler},
+    )
+
+
+def tokens_from_pool(m: ModelSpec, pool_bytes: float, *, engine: str = "vllm", tp: int = 1, kv_dtype: str = "bf16") -> int:
+    """KV tokens an engine carves out of a KV pool it reported (e.g. "Available KV cache memory")."""
+    _, e = engine_entry(engine)
+    per_tok = float(kv_bytes_per_token(m, kv_dtype, tp).value)
+    return math.floor(pool_bytes / (per_tok * e["block_size"])) * e["block_size"]
+
+
+def engine_summary(mem: EngineMemory) -> dict[str, Any]:
+    return {
+        "engine": mem.engine, "kv_tokens": mem.kv_tokens, "max_concurrency": round(mem.max_concurrency, 2),
+        "max_model_len": mem.max_model_len, "starts": mem.starts,
+        "kv_pool_gib": round(float(mem.kv_pool.value) / GiB, 2), **mem.settings,
+    }
+
+
+def engine_total(mem: EngineMemory) -> Term:
+    return total("engine use per GPU", [mem.weights, mem.activation, mem.non_torch, mem.cuda_graphs, mem.kv_pool])

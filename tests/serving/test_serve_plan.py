@@ -1,0 +1,124 @@
+"""`aiinfra serve-plan`: the cheapest deployment meeting TTFT/TPOT targets, why cheaper ones miss, the closest
+when none meets, traces, and Kubernetes manifests that validate."""
+
+import json
+
+import kubernetes_validate
+import numpy as np
+import pytest
+import yaml
+
+from aiinfra.catalog.gpus import gpu
+from aiinfra.catalog.models import model
+from aiinfra.serving.commands import serve_plan
+from aiinfra.serving.k8s import manifests
+from aiinfra.serving.search import build_configs, evaluate
+from aiinfra.serving.workload import Lengths, Targets, Workload, read_trace
+from tests.conftest import assert_one_line_error
+
+GPUS = {"h100-sxm": (gpu("h100-sxm"), 2.5), "h200-sxm": (gpu("h200-sxm"), 3.5), "l40s": (gpu("l40s"), 1.0)}
+
+
+def test_winner_meets_targets_and_is_cheapest_of_those_that_do():
+    m = model("llama-3.1-70b")
+    w = Workload(20, Lengths(2000, 0.5), Lengths(300, 0.5))
+    t = Targets(0.5, 0.04, "p99")
+    r = serve_plan(m, w, t, GPUS, quants=["bf16", "fp8"])
+    f = r.facts
+    assert f["feasible"] and f["candidates"] >= 10_000
+    win = f["winner"]
+    assert win["ttft_ms"] <= 500 and win["tpot_ms"] <= 40
+    # brute force over the same grid: nothing meeting the targets is cheaper, unless the discrete-event
+    # simulation rejected the analytical winner (and then a warning says so)
+    cfgs = build_configs(m, GPUS, w, quants=["bf16", "fp8"])
+    g = evaluate(m, w, t, cfgs)
+    cheapest = np.min(g.cols["usd_per_1m"][g.cols["meets"]])
+    assert win["usd_per_1m_tokens"] >= cheapest * (1 - 1e-3)
+    if win["usd_per_1m_tokens"] > cheapest * (1 + 1e-3):
+        assert any("not in the discrete-event simulation" in x for x in r.warnings)
+    if win["mode"] == "aggregated":
+        sim = f["winner_simulated"]
+        assert sim["ttft_ms"] <= 500 and sim["tpot_ms"] <= 40
+    for row in f["cheaper_misses"]:
+        assert row["usd_per_1m_tokens"] < win["usd_per_1m_tokens"] and "> " in row["misses"]
+    assert f["usd_per_1m_tokens"]["unit"] == "USD" and f["gpus"] == win["gpus"]
+    assert any("$2.5/GPU-hour" in a for a in r.assumptions)
+    assert [t.name for t in r.terms] == ["TTFT p99", "TPOT p99", "cost per 1M tokens"]
+
+
+def test_impossible_targets_give_the_closest_and_what_each_misses():
+    m = model("llama-3.1-70b")
+    r = serve_plan(m, Workload(5, Lengths(8000), Lengths(200)), Targets(0.01, 0.001, "p90"), GPUS)
+    f = r.facts
+    assert not f["feasible"] and f["winner"] is None and f["closest"]
+    assert all("TTFT p90" in row["misses"] or "TPOT p90" in row["misses"] for row in f["closest"])
+    assert any("no deployment" in w for w in r.warnings)
+
+
+def test_disaggregation_is_searched_and_moves_kv():
+    m = model("llama-3.1-8b")
+    w = Workload(30, Lengths(4000, 0.3), Lengths(500, 0.3))
+    cfgs = build_configs(m, {"h100-sxm": GPUS["h100-sxm"]}, w, quants=["fp8"])
+    assert all(c.kv_transfer["p99"] > c.kv_transfer["p50"] > 0 for c in cfgs)
+    g = evaluate(m, w, Targets(1.0, 0.02, "p90"), cfgs)
+    dis = g.cols["mode"] > 0
+    assert dis.any() and (~dis).any()
+    # decode replicas without prefill interference have the shorter TPOT at equal layout and load
+    assert np.nanmin(np.where(dis & g.cols["stable"], g.cols["tpot"], np.inf)) < np.nanmin(
+        np.where(~dis & g.cols["stable"], g.cols["tpot"], np.inf))
+
+
+@pytest.mark.parametrize("gpu_request", ["device-plugin", "dra"])
+def test_manifests_validate(gpu_request, tmp_path):
+    m = model("llama-3.1-8b")
+    r = serve_plan(m, Workload(10, Lengths(1000), Lengths(200)), Targets(1.0, 0.05, "p99"), GPUS)
+    for row in [r.facts["winner"], {**r.facts["winner"], "mode": "disaggregated 1:1", "prefill_replicas": 1,
+                                      "decode_replicas": 2}]:
+        docs = manifests(row, model_name=m.name, hf_id="meta-llama/Llama-3.1-8B", gpu_request=gpu_request)
+        kinds = [d["kind"] for d in docs]
+        assert kinds.count("Deployment") == (1 if row["mode"] == "aggregated" else 2)
+        for d in docs:
+            kubernetes_validate.validate(d, "1.34.0", strict=True)
+        dep = next(d for d in docs if d["kind"] == "Deployment")
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        assert c["command"][:3] == ["vllm", "serve", "meta-llama/Llama-3.1-8B"]
+        assert "--tensor-parallel-size" in c["command"] and str(row["max_batch"]) in c["command"]
+        if gpu_request == "dra":
+            assert "ResourceClaimTemplate" in kinds and c["resources"]["claims"] == [{"name": "gpus"}]
+        else:
+            assert c["resources"]["limits"]["nvidia.com/gpu"] == row["tp"]
+
+
+def test_cli_json_trace_and_manifests(cli, tmp_path):
+    out = tmp_path / "deploy.yaml"
+    r = cli("serve-plan", "llama-3.1-8b", "--gpu", "h100-sxm=2.5", "--gpu", "l40s=1.0", "--trace",
+            "examples/serving_trace.csv", "--ttft-ms", "800", "--tpot-ms", "40", "--manifests", str(out),
+            "--format", "json")
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    assert set(doc) == {"title", "facts", "assumptions", "warnings"}
+    assert doc["facts"]["feasible"] and "trace" in doc["facts"]["workload"]
+    if doc["facts"]["winner"]["mode"] == "aggregated":
+        assert doc["facts"]["winner_simulated"]["arrivals"].startswith("trace")
+    docs = list(yaml.safe_load_all(out.read_text()))
+    assert any(d["kind"] == "Deployment" for d in docs)
+
+
+def test_trace_jsonl_and_bad_traces(cli, tmp_path):
+    good = tmp_path / "t.jsonl"
+    good.write_text("\n".join(json.dumps({"timestamp": i * 0.5, "prompt_tokens": 100, "output_tokens": 20})
+                              for i in range(11)))
+    w = read_trace(str(good))
+    assert w.rate == pytest.approx(2.0) and w.prompt.mean == 100
+    bad = tmp_path / "bad.csv"
+    bad.write_text("arrival_s,prompt_tokens,output_tokens\n0,100,x\n1,100,20\n")
+    r = cli("serve-plan", "llama-3.1-8b", "--gpu", "h100-sxm=2.5", "--trace", str(bad))
+    assert_one_line_error(r, "request 1")
+    binary = tmp_path / "b.jsonl"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    assert_one_line_error(cli("serve-plan", "llama-3.1-8b", "--gpu", "h100-sxm=2.5", "--trace", str(binary)), "trace")
+    assert_one_line_error(cli("serve-plan", "llama-3.1-8b", "--gpu", "h100-sxm", "--rate", "5"), "price")
+    assert_one_line_error(cli("serve-plan", "llama-3.1-8b", "--gpu", "h100-sxm=2", "--rate", "5", "--prompt", "abc"),
+                          "--prompt")
+    assert_one_line_error(cli("serve-plan", "llama-3.1-8b", "--gpu", "h100-sxm=2", "--rate", "5",
+                              "--percentile", "p95"), "percentile")

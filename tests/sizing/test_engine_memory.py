@@ -1,0 +1,107 @@
+"""Engine start-up KV capacity against published start-up logs (each test names its log)."""
+
+import pytest
+
+from aiinfra.catalog.gpus import gpu
+from aiinfra.catalog.models import model
+from aiinfra.errors import AiinfraError
+from aiinfra.sizing.engine import engine_memory, tokens_from_pool
+
+GiB = 2**30
+
+
+@pytest.mark.parametrize("max_model_len,blocks,fitted", [(20000, 1952, True), (29000, 1478, False)])
+def test_vllm_llama31_8b_rtx3090_blocks(max_model_len, blocks, fitted):
+    """vllm-project/vllm#10517 (comment by kaspersiminski): Llama-3.1-8B-Instruct on an RTX 3090, vLLM V0,
+    gpu_memory_utilization 0.90, total_gpu_memory 23.58 GiB, chunked prefill off (profile over max_model_len
+    tokens): "# GPU blocks: 1952" at max_model_len 20,000 and 1,478 at 29,000. The activation factor in
+    engines.yaml was fitted on the 20,000 row; the 29,000 row is held out. Target: within 3%."""
+    r = engine_memory(model("llama-3.1-8b"), None, engine="vllm", total_mib=23.58 * 1024, max_model_len=max_model_len,
+                      max_num_batched_tokens=max_model_len, max_num_seqs=256, cuda_graphs=False,
+                      scheduler="v0")
+    assert r.kv_tokens / 16 == pytest.approx(blocks, rel=0.01 if fitted else 0.03)
+    # and the engine's own verdict at 29,000: max_model_len above what the cache holds → it refused to start
+    assert r.starts is (max_model_len == 20000)
+
+
+def test_tokens_from_reported_pool_match_the_logs():
+    """The pool → tokens step is exact up to block rounding:
+    - LMCache/LMCache#1739: Qwen3-14B, "Available KV cache memory: 6.51 GiB" → "GPU KV cache size: 42,656 tokens";
+    - vllm-project/vllm#21348: Qwen3-235B-A22B-FP8 on 4 × H100, TP4: 8.11 GiB → 178,880 tokens;
+    - same issue, SGLang: "#tokens: 367404, K size: 8.23 GB, V size: 8.23 GB" (SGLang's GB are GiB)."""
+    q14 = {"model_type": "qwen3", "hidden_size": 5120, "num_hidden_layers": 40, "num_attention_heads": 40,
+           "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 17408, "vocab_size": 151936}
+    from aiinfra.catalog.models import from_config
+
+    m14 = from_config(q14, "qwen3-14b")
+    assert tokens_from_pool(m14, 6.51 * GiB) == pytest.approx(42_656, rel=0.002)
+    q = model("qwen3-235b-a22b")
+    assert tokens_from_pool(q, 8.11 * GiB, tp=4) == pytest.approx(178_880, rel=0.015)
+    assert tokens_from_pool(q, 2 * 8.23 * GiB, engine="sglang", tp=4) == pytest.approx(367_404, rel=0.001)
+
+
+def test_sglang_qwen3_235b_fp8_h100_tp4():
+    """vllm-project/vllm#21348: SGLang, Qwen3-235B-A22B-FP8, 4 × H100, --tp 4 --mem-fraction-static 0.93:
+    367,404 tokens. (This row fixed engines.yaml sglang.load_overhead_*: a fit, not a prediction.)"""
+    r = engine_memory(model("qwen3-235b-a22b"), gpu("h100-sxm"), engine="sglang", tp=4, quant="fp8", fraction=0.93)
+    assert r.kv_tokens == pytest.approx(367_404, rel=0.03)
+
+
+def test_vllm_refuses_a_max_model_len_the_pool_cannot_hold():
+    """vLLM raises at start-up when one max_model_len request does not fit the KV pool (the "max seq len …
+    is larger than the maximum number of tokens that can be stored in KV cache" error)."""
+    m, g = model("llama-3.1-70b"), gpu("h100-sxm")
+    ok = engine_memory(m, g, engine="vllm", tp=4, max_model_len=8192)
+    assert ok.starts and ok.max_concurrency > 1
+    no = engine_memory(m, g, engine="vllm", tp=4, max_model_len=131072, fraction=0.6)
+    assert not no.starts
+    # fewer sequences in the profile's sampler pass leave room: TP2 starts with --max-num-seqs 64
+    assert not engine_memory(m, g, engine="vllm", tp=2, max_model_len=8192).starts
+    assert engine_memory(m, g, engine="vllm", tp=2, max_model_len=8192, max_num_seqs=64).starts
+
+
+def test_hybrid_models_report_concurrency_from_per_layer_windows():
+    """vLLM's hybrid allocator: a gpt-oss request pins its full layers for max_model_len and its sliding layers
+    for window + one step of batched tokens, so concurrency at 131,072 is about twice the all-full figure."""
+    m, g = model("gpt-oss-120b"), gpu("h200-sxm")
+    r = engine_memory(m, g, engine="vllm", quant="fp4", max_model_len=131072)
+    per_tok = r.settings["kv_bytes_per_token"]
+    all_full = float(r.kv_pool.value) / (per_tok * 131072)
+    assert r.max_concurrency / all_full == pytest.approx(2.0, rel=0.08)
+
+
+def test_engines_differ_and_bad_fraction():
+    m, g = model("llama-3.1-8b"), gpu("h100-sxm")
+    v = engine_memory(m, g, engine="vllm", max_model_len=8192)
+    s = engine_memory(m, g, engine="sglang", max_model_len=8192)
+    t = engine_memory(m, g, engine="tensorrt-llm", max_model_len=8192)
+    assert len({v.kv_tokens, s.kv_tokens, t.kv_tokens}) == 3
+    assert t.kv_tokens % 32 == 0 and v.kv_tokens % 16 == 0
+    with pytest.raises(AiinfraError, match="gpu-memory-utilization must be in"):
+        engine_memory(m, g, engine="vllm", fraction=1.5)
+    with pytest.raises(AiinfraError):
+        engine_memory(m, g, engine="nope")
+
+
+def test_size_infer_engine_facts(cli):
+    r = cli("size", "infer", "llama-3.1-8b", "--gpu", "h100-sxm", "--engine", "sglang", "--context", "8192",
+            "--format", "json")
+    assert r.code == 0
+    f = r.json()["facts"]
+    assert f["engine"]["engine"] == "sglang" and f["engine_kv_tokens"] > 100_000 and f["engine_starts"] is True
+
+
+def test_vllm_v1_sampler_profile_and_the_held_out_moe_row():
+    """vllm-project/vllm#23278: gpt-oss-120b on one H100 with vLLM 0.10.1 defaults loads 65.97 GiB of weights
+    and reports "Available KV cache memory: -2.14 GiB" (it does not start): the V1 profile's sampler pass over
+    1,024 sequences is what the config-only budget missed (engines.yaml fits its size on this row).
+    Held out: vllm-project/vllm#21348, Qwen3-235B-A22B-FP8 on 4 × H100 reported 178,880 tokens; we predict
+    within 35% (the run used an LMCache connector; TP4 communicator memory is not modelled) — far closer
+    than the 2.3× of a budget without the profile run's sampler pass."""
+    r = engine_memory(model("gpt-oss-120b"), gpu("h100-sxm"), engine="vllm", weights_bytes=65.9651 * GiB,
+                      max_model_len=131072, cuda_graphs=False)
+    assert not r.starts
+    q = engine_memory(model("qwen3-235b-a22b"), gpu("h100-sxm"), engine="vllm", tp=4, quant="fp8",
+                      max_model_len=40960, cuda_graphs=False)
+    assert q.kv_tokens == pytest.approx(178_880, rel=0.35)
+    assert q.kv_tokens > 178_880  # we still over-predict: honest direction of the remaining error

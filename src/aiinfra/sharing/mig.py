@@ -42,6 +42,7 @@ class MigProfile:
     gi_id: int | None
     usable_gib: float | None
     min_driver: str | None
+    also_named: tuple[str, ...] = ()  # other names drivers/boards report for the same profile
 
     @property
     def attributes(self) -> str:
@@ -85,8 +86,19 @@ class MigGpu:
     layout_source: str
     catalog_gpu: str | None = None  # the gpus.yaml key the user named, if any
 
+    def canonical(self, name: str) -> str | None:
+        """The table's name for a profile, accepting the other names drivers report (also_named)."""
+        n = str(name).strip().lower()
+        if n in self.profiles:
+            return n
+        for p in self.profiles.values():
+            if n in p.also_named:
+                return p.name
+        return None
+
     def profile(self, name: str) -> MigProfile:
-        p = self.profiles.get(name.strip().lower())
+        key = self.canonical(name)
+        p = self.profiles.get(key) if key else None
         if p is None:
             raise NotFoundError(f"profile '{name}' does not exist on {self.name}; valid: {', '.join(self.profiles)}")
         return p
@@ -142,6 +154,7 @@ def _table_by_key(key: str) -> MigGpu:
             gi_id=row.get("gi_id"),
             usable_gib=row.get("usable_gib"),
             min_driver=row.get("min_driver"),
+            also_named=tuple(str(n).lower() for n in row.get("also_named", [])),
         )
     return MigGpu(
         key=key,

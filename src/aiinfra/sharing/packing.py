@@ -92,6 +92,25 @@ def lower_bound(gpu: MigGpu, workloads: list[Workload]) -> Term:
     )
 
 
+def quiet_highs(highspy):
+    """A silent HiGHS. Its constructor prints a licence banner from C++ straight to file descriptor 1,
+    which would corrupt `--format json` on stdout; the banner goes to stderr instead."""
+    import os
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        h = highspy.Highs()
+        h.silent()
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+    return h
+
+
 def pack_mig(gpu: MigGpu, workloads: list[Workload], gpus_available: int, gpus_per_node: int = 8, time_limit_s: float = 30.0) -> MigPacking:
     """Solve the packing exactly (see module docstring); raise DoesNotFitError when it cannot fit."""
     import highspy
@@ -115,8 +134,7 @@ def pack_mig(gpu: MigGpu, workloads: list[Workload], gpus_available: int, gpus_p
     per_gpu = gpu.memory_slots + gpu.compute_slices
     weight = per_gpu * max(gpus_available, 1) + 1
 
-    h = highspy.Highs()
-    h.silent()
+    h = quiet_highs(highspy)
     h.setOptionValue("time_limit", float(time_limit_s))
     h.setOptionValue("threads", 1)  # deterministic
     x = [h.addIntegral(lb=0, ub=gpus_available) for _ in geoms]

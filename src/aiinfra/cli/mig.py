@@ -138,12 +138,10 @@ def plan(
 
 
 def pool_size(gpus: int | None, nodes: int | None, gpus_per_node: int) -> int:
-    """GPUs available: --gpus, or --nodes × --gpus-per-node (e.g. 4 nodes × 8 H100)."""
-    from aiinfra.errors import SpecError
+    """GPUs available: --gpus, or --nodes × --gpus-per-node (e.g. 4 nodes × 8 H100), within the bounds."""
+    from aiinfra.sharing.workloads import pool
 
-    if (gpus is None) == (nodes is None):
-        raise SpecError("give exactly one of --gpus (GPUs in all) or --nodes (with --gpus-per-node)")
-    return gpus if gpus is not None else nodes * gpus_per_node
+    return pool(gpus, nodes, gpus_per_node).gpus
 
 
 def plan_bundle(p: packing.Plan, node_names: list[str] | None = None) -> k8s.Bundle:

@@ -42,7 +42,7 @@ _Dumper.add_representer(str, _str_repr)
 
 
 def to_yaml(doc: object) -> str:
-    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096)
 
 
 @dataclass

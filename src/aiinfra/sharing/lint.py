@@ -83,24 +83,24 @@ def parse_stream(text: str, filename: str) -> list[Any]:
     return [d for d in load_yaml_text(text, filename, all_documents=True) if d is not None]
 
 
-def lint_text(text: str, filename: str = "<stdin>") -> list[Finding]:
+def lint_text(text: str, filename: str = "<stdin>", k8s_version: str = "1.34") -> list[Finding]:
     docs = parse_stream(text, filename)
-    return lint_documents([(d, filename, i if len(docs) > 1 else None) for i, d in enumerate(docs)])
+    return lint_documents([(d, filename, i if len(docs) > 1 else None) for i, d in enumerate(docs)], k8s_version)
 
 
-def lint_files(paths: list[str | Path]) -> list[Finding]:
+def lint_files(paths: list[str | Path], k8s_version: str = "1.34") -> list[Finding]:
     items = []
     for p in paths:
         text = read_text(p, what="file to lint")
         docs = parse_stream(text, str(p))
         items += [(d, str(p), i if len(docs) > 1 else None) for i, d in enumerate(docs)]
-    return lint_documents(items)
+    return lint_documents(items, k8s_version)
 
 
 # --------------------------------------------------------------------------- dispatch
 
 
-def lint_documents(items: list[tuple[Any, str, int | None]]) -> list[Finding]:
+def lint_documents(items: list[tuple[Any, str, int | None]], k8s_version: str = "1.34") -> list[Finding]:
     """Lint documents together, so references between them (labels → configs) can be checked."""
     findings: list[Finding] = []
     mig_keys: set[str] = set()
@@ -166,7 +166,7 @@ def lint_documents(items: list[tuple[Any, str, int | None]]) -> list[Finding]:
             findings += ctx.findings
     from aiinfra.sharing import dra_lint
 
-    findings += dra_lint.lint_dra(dra_docs, items)
+    findings += dra_lint.lint_dra(dra_docs, items, k8s_version)
     return findings
 
 
@@ -574,13 +574,13 @@ def _single_violations(mig_entries: dict[str, dict]) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- CRDs, Helm values, Nodes, Pods
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=32)
 def crd_schema(kind: str) -> dict:
     path = DATA_DIR / "crd_schemas" / f"{kind.lower()}.json"
     return json.loads(path.read_text())
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=32)
 def _validator(kind: str) -> Any:
     import jsonschema
 

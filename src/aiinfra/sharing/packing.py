@@ -400,6 +400,7 @@ class Plan:
     replicas: int
     gpus_per_node: int
     result: Result
+    soft: list[Workload] = field(default_factory=list)  # the time-sliced workloads, in input order
 
 
 def plan(gpu: MigGpu, workloads: list[Workload], gpus_available: int, gpus_per_node: int = 8) -> Plan:
@@ -436,7 +437,7 @@ def plan(gpu: MigGpu, workloads: list[Workload], gpus_available: int, gpus_per_n
         result.facts["time-sliced GPUs"] = shared
         result.facts["time-slicing replicas"] = replicas
         result.facts["GPUs used"] = used + shared
-    out = Plan(gpu, pack, base, sharing, shared, replicas, gpus_per_node, result)
+    out = Plan(gpu, pack, base, sharing, shared, replicas, gpus_per_node, result, soft)
     result.facts["per node"] = {
         f"node {n}": [{"devices": devs, "mig-enabled": bool(geo), **({"mig-devices": geo} if geo else {})} for devs, geo in entries]
         for n, entries in node_layout(out).items()

@@ -143,7 +143,7 @@ def _mutate(doc, path, value, delete):
     return doc
 
 
-ALL_FIXTURES = sorted(FIX.glob("*.yaml"))
+ALL_FIXTURES = sorted(FIX.glob("*.yaml")) + sorted((FIX.parent / "dra").glob("*.yaml"))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, console, emit, err_console, explain_tree
 from aiinfra.explain import Result
@@ -238,8 +239,8 @@ def lint_cmd(
         # One finding per line, like a compiler: file, YAML path, severity, rule, message, fix.
         for f in r.facts["findings"]:
             style = {"error": "red", "warning": "yellow"}.get(f["severity"], "cyan")
-            console.print(f"{f['file']}: {f['path'] or '<root>'}: [{style}]{f['severity']}[/] \\[{f['rule']}] {f['message']} — fix: {f['fix']}",
-                          soft_wrap=True, highlight=False)
+            console.print(f"{escape(f['file'])}: {escape(f['path'] or '<root>')}: [{style}]{f['severity']}[/] \\[{f['rule']}] "
+                          f"{escape(f['message'])} — fix: {escape(f['fix'])}", soft_wrap=True, highlight=False)
         console.print(f"{len(r.facts['findings'])} findings ({errors} errors) in {len(files)} file(s)", highlight=False)
     else:
         emit(r, fmt, False)

@@ -67,17 +67,29 @@ class GpuType:
 
 
 def gpu_type(name: str) -> GpuType:
+    """A catalog GPU (gpus.yaml), or else a GPU known only by its MIG table (memory from the table's
+    whole-GPU profile, no NVLink domain known)."""
     from aiinfra.catalog.gpus import gpu as catalog_gpu
+    from aiinfra.errors import NotFoundError
     from aiinfra.sharing import mig as mig_tables
 
-    spec = catalog_gpu(name)
+    try:
+        spec = catalog_gpu(name)
+    except NotFoundError:
+        try:
+            table = mig_tables.mig_gpu(name)
+        except NotFoundError:
+            raise NotFoundError(f"unknown GPU '{name}': not in the GPU catalog nor in the MIG tables") from None
+        whole = max(table.base_profiles, key=lambda p: p.size)
+        total = table.total_memory_mib * 2**20 if table.total_memory_mib else whole.name_gb * 1e9
+        return GpuType(dns_label(name), table.name.rsplit("-", 1)[0].replace("-", " "), float(total), table, 1, "unknown")
     if spec.vendor != "nvidia":
         raise SpecError(f"GPU '{spec.key}' is not an NVIDIA GPU; the NVIDIA DRA driver allocates NVIDIA GPUs only")
     table = None
     if spec.mig:
         try:
             table = mig_tables.mig_gpu(spec.key)
-        except Exception:  # noqa: BLE001 - a MIG GPU without a table is still allocatable whole
+        except NotFoundError:  # a MIG GPU without a table is still allocatable whole
             table = None
     total = (spec.memory_total_mib * 2**20) if getattr(spec, "memory_total_mib", None) else spec.memory_gb * 1e9
     return GpuType(spec.key, product_token(spec.name), float(total), table, int(spec.scaleup_domain or 1), str(spec.scaleup_link or "pcie"))

@@ -166,7 +166,7 @@ def _gpu_cluster(ctx, doc: dict, base: tuple, policies: list) -> None:
     if isinstance(fg, dict):
         for problem in gate_problems(fg):
             ctx.add(base + ("spec", "draDriver", "featureGates"), "dra.feature-gates", f"{problem}; the DRA driver exits at start-up",
-                    "turn one of them off (pkg/featuregates ValidateFeatureGates)")
+                    "turn one of the excluding gates off, or enable the gate it requires (pkg/featuregates ValidateFeatureGates)")
 
 
 def _expression(ctx, expr: str, p: tuple, device_type: str | None) -> None:

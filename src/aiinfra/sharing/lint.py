@@ -201,6 +201,8 @@ def classify(cfg: Any) -> str | None:
     if not isinstance(cfg, dict):
         return None
     keys = {str(k) for k in cfg}
+    if "kind" in keys and "apiVersion" in keys:
+        return None  # a Kubernetes-style object (e.g. Kueue's Configuration), not a component config
     if "mig-configs" in keys:
         return "mig"
     if "systemd-services" in keys and not keys & DP_BODY_KEYS:

@@ -82,7 +82,9 @@ def gpu_type(name: str) -> GpuType:
             raise NotFoundError(f"unknown GPU '{name}': not in the GPU catalog nor in the MIG tables") from None
         whole = max(table.base_profiles, key=lambda p: p.size)
         total = table.total_memory_mib * 2**20 if table.total_memory_mib else whole.name_gb * 1e9
-        return GpuType(dns_label(name), table.name.rsplit("-", 1)[0].replace("-", " "), float(total), table, 1, "unknown")
+        scaleup = default_catalog().table("mig_profiles")[table.key].get("scaleup") or {}
+        return GpuType(dns_label(name), table.name.rsplit("-", 1)[0].replace("-", " "), float(total), table,
+                       int(scaleup.get("domain", 1)), str(scaleup.get("link", "unknown")))
     if spec.vendor != "nvidia":
         raise SpecError(f"GPU '{spec.key}' is not an NVIDIA GPU; the NVIDIA DRA driver allocates NVIDIA GPUs only")
     table = None
@@ -379,6 +381,9 @@ def render_dra(r: DraRequest) -> Bundle:
             b.notes.append(f"{t.key}'s NVLink domain is {t.scaleup_domain} GPUs ({t.scaleup_link}): a ComputeDomain spans nodes only on multi-node NVLink systems (GB200/GB300 NVL72)")
         cd = f"{key}-domain"
         per_node = 4 if t.scaleup_domain >= 36 else max(1, min(8, t.scaleup_domain))
+        if t.scaleup_domain > 8 and r.compute_domain_nodes * per_node > t.scaleup_domain:
+            b.notes.append(f"{r.compute_domain_nodes} nodes × {per_node} GPUs exceed one NVLink domain of {t.scaleup_domain} GPUs: "
+                           "IMEX channels do not span domains, so split the job into one ComputeDomain per rack")
         all_gpus = f"{key}-node-gpus"
         b.docs.append(claim_template(api, all_gpus, ns, [device_request(api, "gpus", gpu_class, count=per_node)]))
         b.docs.append(compute_domain(cd, ns, r.compute_domain_nodes, f"{cd}-channel"))

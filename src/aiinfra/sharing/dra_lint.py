@@ -234,7 +234,12 @@ def _config_validator():
     return jsonschema.Draft7Validator(crd_schema("GpuConfig")["schema"])
 
 
+OTHER_CONFIG_KINDS = {"VfioDeviceConfig", "ComputeDomainChannelConfig", "ComputeDomainDaemonConfig"}  # api/nvidia.com/resource/v1beta1/api.go
+
+
 def _gpu_config(ctx, params: Any, p: tuple, gates: dict, have_cluster: bool) -> None:
+    if isinstance(params, dict) and params.get("kind") in OTHER_CONFIG_KINDS:
+        return  # the driver's other config kinds carry no sharing settings
     errs = sorted(_config_validator().iter_errors(params), key=lambda e: [str(x) for x in e.absolute_path])
     for e in errs[:5]:
         msg = e.message if len(e.message) <= 200 else e.message[:199] + "…"

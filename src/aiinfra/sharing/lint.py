@@ -137,8 +137,6 @@ def lint_documents(items: list[tuple[Any, str, int | None]], k8s_version: str = 
             dra_docs.append((doc, ctx, base))
         elif kind is None and classify(doc) == "mig":
             mig_keys |= _lint_mig(ctx, doc, base, mig_entries)
-        elif kind is None and classify(doc) == "dp":
-            later.append((doc, ctx, base))
         elif kind is None and classify(doc) == "clients":
             _lint_clients(ctx, doc, base)
         elif kind is None and classify(doc) == "hooks":
@@ -147,6 +145,8 @@ def lint_documents(items: list[tuple[Any, str, int | None]], k8s_version: str = 
             _lint_helm(ctx, doc, base, mig_entries)
         elif isinstance(doc, dict) and kind is None and _is_plugin_chart_values(doc):
             _lint_plugin_chart(ctx, doc, base, mig_entries)
+        elif kind is None and classify(doc) == "dp":
+            later.append((doc, ctx, base))
         else:
             what = f"kind {kind}" if kind else f"a {type(doc).__name__}"
             ctx.add(base, "unrecognised", f"{what} is not a GPU-sharing object this linter checks; skipped",
@@ -209,7 +209,9 @@ def classify(cfg: Any) -> str | None:
         return "clients"
     if "hooks" in keys and not keys & DP_BODY_KEYS:
         return "hooks"
-    if keys & DP_BODY_KEYS:
+    # `resources`/`imex` alone also appear in Helm values (pod resources); a plugin config has
+    # sharing or flags, or a version next to them.
+    if keys & {"sharing", "flags"} or ("version" in keys and keys & DP_BODY_KEYS):
         return "dp"
     return None
 
@@ -631,7 +633,8 @@ def _pruned(ctx: _Ctx, obj: Any, schema: dict, path: tuple, kind: str) -> None:
             if v is None:
                 continue  # reported as crd.null-pruned
             if sub is None:
-                ctx.add(path + (str(k),), "crd.pruned", f"{kind} has no field '{k}' here; the API server drops it silently", "remove it or fix its spelling")
+                ctx.add(path + (str(k),), "crd.pruned", f"{kind} has no field '{k}' here; the API server drops it silently", "remove it or fix its spelling",
+                        severity="warning")
             else:
                 _pruned(ctx, v, sub, path + (str(k),), kind)
     elif isinstance(obj, dict) and isinstance(schema.get("additionalProperties"), dict):

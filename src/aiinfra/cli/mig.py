@@ -113,6 +113,8 @@ def plan(
     if text is not None and manifests is not None:
         write_atomic(manifests, text, what="manifests")
         err_console.print(f"wrote {manifests}")
+    elif text is not None and fmt is not Format.table:
+        r.facts["manifests"] = text  # scripts get the manifests inside the JSON/YAML answer
     elif text is not None:
         sys.stdout.write(text)
         for n in notes:

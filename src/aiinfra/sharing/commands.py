@@ -332,9 +332,10 @@ def k8s_rollout_dra(nodes: list[str], gpu: str, k8s_version: str = "1.34", names
 
 @command("k8s lint", facts=LintFacts)
 def k8s_lint(files: list[str | Path], k8s_version: str = "1.34") -> Result:
-    from aiinfra.sharing import lint
+    from aiinfra.sharing import dra, lint
 
-    findings = lint.lint_files(list(files), k8s_version=k8s_version)
+    version = dra.kube_version(k8s_version)  # one line for an unsupported release, DRA objects or not
+    findings = lint.lint_files(list(files), k8s_version=version)
     errors = sum(f.severity == "error" for f in findings)
     return Result(title=f"lint: {len(findings)} findings ({errors} errors) in {len(files)} file(s)",
                   facts={"findings": [f.to_dict() for f in findings], "errors": errors, "files": len(files)})

@@ -37,7 +37,7 @@ def kube_version(text: str) -> str:
     m = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.\d+)?", str(text).strip())
     v = f"{m[1]}.{m[2]}" if m else None
     if v not in driver()["resource_api"]:
-        raise SpecError(f"Kubernetes version {text!r} is not supported for DRA; use one of {', '.join(kube_versions())}")
+        raise SpecError(f"Kubernetes version {text!r} is not supported for DRA objects; use one of {', '.join(kube_versions())}")
     return v
 
 

@@ -11,9 +11,11 @@ from urllib.parse import urlencode
 
 import plotly.graph_objects as go
 from fastapi import APIRouter, Request
+from pydantic import Field
 from fastapi.responses import Response
 from markupsafe import Markup
 
+from aiinfra.sharing.workloads import MAX_GPUS, MAX_GPUS_PER_NODE
 from aiinfra.web.charts import div
 from aiinfra.web.common import (
     Explainer,
@@ -41,10 +43,10 @@ PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#f
 class MigPlanSpec(WebSpec):
     """`aiinfra mig plan` options; `workloads` is the YAML document itself (the CLI reads it from a file)."""
 
-    gpu: str
-    gpus: int
-    gpus_per_node: int = 8
-    workloads: str
+    gpu: str = Field(max_length=200)
+    gpus: int = Field(ge=1, le=MAX_GPUS)
+    gpus_per_node: int = Field(default=8, ge=1, le=MAX_GPUS_PER_NODE)
+    workloads: str = Field(max_length=4 * 2**20)  # bounded like a workloads file; entries and copies are bounded by the parser
 
 
 def available() -> bool:

@@ -14,7 +14,8 @@ def plan_per_workload(gpu: MigGpu, workloads: list[Workload], gpus_available: in
     import highspy
 
     hard = [w for w in workloads if w.isolation == "hard" or w.profile]
-    soft = [w for w in workloads if w not in hard]  # noqa: F841 - the quadratic membership test being measured
+    soft = [w for w in workloads if w not in hard]  # the quadratic membership test being measured
+    del soft
     cands = {w.name: candidates(gpu, w) for w in hard}
     used_profiles = {p.name for ps in cands.values() for p in ps}
     variants = any(not gpu.profiles[p].is_base for p in used_profiles)

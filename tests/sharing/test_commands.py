@@ -17,7 +17,6 @@ import pytest
 
 import aiinfra
 from aiinfra import contract
-from aiinfra.sharing import commands
 
 SRC = Path(aiinfra.__file__).parent
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

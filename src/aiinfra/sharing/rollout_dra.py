@@ -40,7 +40,7 @@ def runbook(nodes: list[str], gpu: str, k8s_version: str = "1.34", namespace: st
         "kubectl version -o json | jq -r .serverVersion.gitVersion  # expect v" + version + ".x or newer",
         f"kubectl api-resources --api-group=resource.k8s.io  # expect deviceclasses, resourceclaims, resourceclaimtemplates, resourceslices ({api})",
         "kubectl get clusterpolicies.nvidia.com -o name  # exactly one: cluster-policy",
-        f"kubectl get clusterpolicies.nvidia.com cluster-policy -o yaml > clusterpolicy-backup.yaml  # kept for the rollback",
+        "kubectl get clusterpolicies.nvidia.com cluster-policy -o yaml > clusterpolicy-backup.yaml  # kept for the rollback",
         "kubectl get pods -A -o json | jq -r '.items[] | select([.spec.containers[].resources.limits // {} | keys[]] | any(startswith(\"nvidia.com/\"))) "
         "| \"\\(.metadata.namespace)/\\(.metadata.name)\"'  # workloads still on nvidia.com/* extended resources: move them to ResourceClaims first "
         "(aiinfra k8s render dra, aiinfra mig plan --emit dra)",
@@ -59,7 +59,7 @@ def runbook(nodes: list[str], gpu: str, k8s_version: str = "1.34", namespace: st
         "# Phase 2 (GPUCluster) — undo first if it was reached",
         "kubectl delete gpuclusters.nvidia.com gpu-cluster --wait=true",
         "kubectl apply -f clusterpolicy-backup.yaml",
-        f"kubectl wait clusterpolicies.nvidia.com/cluster-policy --for=jsonpath='{{.status.state}}'=ready --timeout=20m",
+        "kubectl wait clusterpolicies.nvidia.com/cluster-policy --for=jsonpath='{.status.state}'=ready --timeout=20m",
     ]
     for n in nodes:
         test = f"dra-smoke-{n}"[:63].rstrip("-.")

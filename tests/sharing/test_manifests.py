@@ -25,7 +25,7 @@ def _bundles() -> dict[str, k8s.Bundle]:
         gpus_available=24,
         gpus_per_node=4,
     )
-    from aiinfra.cli.mig import plan_bundle
+    from aiinfra.sharing.commands import plan_bundle
 
     return {
         "mig-geometry": k8s.render_mig(h100, {"n0": [("all", {"3g.40gb": 1, "2g.20gb": 1, "1g.10gb": 2})], "n1": [("all", {"1g.10gb+me": 1, "1g.10gb": 6})]}),

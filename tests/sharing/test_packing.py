@@ -172,3 +172,29 @@ def test_packing_never_worse_than_first_fit_and_always_placeable(gpu_name, data)
     base = packing.first_fit_nos(gpu, demand)
     if base.gpus_used is not None:
         assert pack.gpus_used <= base.gpus_used
+
+
+def test_bounds_are_declared_and_named_in_one_line():
+    """Issue 17: every plan request is bounded (entries, Σ count, pool size); exceeding one names it."""
+    from aiinfra.errors import SpecError
+    from aiinfra.sharing.workloads import MAX_COPIES, MAX_GPUS, MAX_WORKLOADS, parse_workloads, pool
+
+    with pytest.raises(SpecError, match=f"at most {MAX_COPIES:,}"):
+        parse_workloads({"workloads": [{"name": f"w{i}", "count": 100_000, "profile": "1g.10gb"} for i in range(3)]})
+    with pytest.raises(SpecError, match=f"at most {MAX_WORKLOADS:,}"):
+        parse_workloads([{"name": f"w{i}", "profile": "1g.10gb"} for i in range(MAX_WORKLOADS + 1)])
+    with pytest.raises(SpecError, match=f"{MAX_GPUS:,}"):
+        pool(None, 20_000, 8)
+
+
+def test_aggregated_program_matches_per_workload_answer_and_splits_counts():
+    """Workloads with the same candidates are pooled in the program; each still gets exactly its copies."""
+    gpu = mig.mig_gpu("h100-sxm")
+    ws = [Workload(name=f"nb{i}", count=1 + i % 3, profile="1g.10gb") for i in range(40)]
+    ws += [Workload(name=f"m{i}", count=2, memory_gb=15) for i in range(30)]
+    p = packing.pack_mig(gpu, ws, 200)
+    assert all(sum(p.choice[w.name].values()) == w.count for w in ws)
+    placed = Counter(x.split(":")[0] for a in p.assignments for x in a.workloads)
+    assert placed == {w.name: w.count for w in ws}
+    # 80 copies of 1g.10gb + 60 of a 2-slot profile: 80 + 120 = 200 slots ⇒ ≥ 25 GPUs; 7 compute/GPU ⇒ (80 + 60)/7 → 20.
+    assert p.gpus_used == p.lower_bound == 25 and p.optimal

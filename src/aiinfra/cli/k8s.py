@@ -1,53 +1,56 @@
-"""`aiinfra k8s render|rollout|lint`: manifests for MIG, time-slicing, MPS, the GPU and Network
-Operators, node runbooks, and a linter for existing configs."""
+"""`aiinfra k8s render|rollout|lint`: parse options, call sharing/commands.py, render the Result.
+
+Render commands print the manifests (YAML) or, with --format json, the Result envelope whose facts
+carry the documents, node labels and notes."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from aiinfra.cli.output import (
-    ExplainOpt,
-    Format,
-    FormatOpt,
-    console,
-    emit,
-    err_console,
-    explain_tree,
-)
-from aiinfra.errors import SpecError
+from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, console, emit, err_console, explain_tree
 from aiinfra.explain import Result
-from aiinfra.sharing import k8s, lint, mig, packing, timeslice
-from aiinfra.sharing.workloads import load_workloads
 
-app = typer.Typer(help="Kubernetes manifests for GPU sharing, rollout runbooks and a config linter.", no_args_is_help=True)
+app = typer.Typer(help="Kubernetes manifests for GPU sharing and DRA, rollout runbooks and a config linter.", no_args_is_help=True)
 render = typer.Typer(help="Render manifests (YAML to stdout or --output FILE).", no_args_is_help=True)
 rollout = typer.Typer(help="Print the ordered, safe kubectl steps for a node change.", no_args_is_help=True)
 app.add_typer(render, name="render")
 app.add_typer(rollout, name="rollout")
 
-OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write the manifests to this file (atomically) instead of stdout.")]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write the manifests to this file (atomically, 0644) instead of stdout.")]
 NodeOpt = Annotated[list[str] | None, typer.Option("--node", help="Node name (repeatable).")]
-RenderFormat = Annotated[Format, typer.Option("--format", "-f", help="yaml: the manifests; json: manifests + labels + notes; table: same as yaml.", case_sensitive=False)]
+RenderFormat = Annotated[Format, typer.Option("--format", "-f", help="yaml: the manifests; json: the result with documents, labels and notes; table: same as yaml.", case_sensitive=False)]
+K8sVersionOpt = Annotated[str, typer.Option("--k8s-version", help="Kubernetes release the objects are for (1.32–1.36).")]
 
 
-def _out(bundle: k8s.Bundle, fmt: Format, output: Path | None, plan: Result | None = None, explain: bool = False) -> None:
-    text = json.dumps(bundle.to_dict(), indent=2) + "\n" if fmt is Format.json else bundle.text()
+def _out(r: Result, fmt: Format, output: Path | None, explain: bool = False) -> None:
+    from aiinfra.safeio import write_atomic
+
+    if fmt is Format.json:
+        text = None
+    else:
+        text = r.facts["manifests"]
+    if fmt is Format.json and output is None:
+        emit(r, fmt, explain)
+        return
+    if text is None:
+        import json
+
+        text = json.dumps(r.to_dict(explain), indent=2) + "\n"
     if output is not None:
-        k8s.write_text_atomic(output, text)
+        write_atomic(output, text, what="manifests")
         err_console.print(f"wrote {output}")
     else:
         sys.stdout.write(text)
-    if plan is not None:
-        if explain:
-            for term in plan.terms:
-                err_console.print(explain_tree(term))
-        for w in plan.warnings:
-            err_console.print(f"[yellow]warning:[/] {w}")
+    if explain:
+        for term in r.terms:
+            err_console.print(explain_tree(term))
+    for w in r.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}")
 
 
 @render.command("mig")
@@ -64,29 +67,9 @@ def render_mig(
     explain: ExplainOpt = False,
 ) -> None:
     """mig-parted ConfigMap (key config.yaml), node labels nvidia.com/mig.config and example Pods."""
-    from aiinfra.cli.mig import plan_bundle, pool_size
+    from aiinfra.sharing.commands import k8s_render_mig
 
-    g = mig.mig_gpu(gpu)
-    if (geometry is None) == (workloads is None):
-        raise SpecError("give exactly one of --geometry or --workloads")
-    if geometry is not None:
-        counts = dict(mig.parse_geometry(geometry))
-        nodes = node or ["gpu-node-0"]
-        bundle = k8s.render_mig(g, {n: [("all", counts)] for n in nodes})
-        _out(bundle, fmt, output)
-        return
-    p = packing.plan(g, load_workloads(workloads), pool_size(gpus, nodes, gpus_per_node), gpus_per_node)
-    _out(plan_bundle(p, node), fmt, output, p.result, explain)
-
-
-def _sharing(mode: str, gpu: str, workloads: Path, replicas: int | None, node: list[str] | None, output: Path | None, fmt: Format, explain: bool) -> None:
-    mem = timeslice.gpu_memory(gpu)
-    r = timeslice.plan_sharing(mode, mem, load_workloads(workloads), replicas)
-    cfg = k8s.device_plugin_config(mode, int(r.facts["replicas"]))
-    nodes = node or ["gpu-node-0"]
-    bundle = k8s.render_sharing(mode, {n: cfg for n in nodes})
-    bundle.notes.insert(0, f"{r.facts['copies']} copies need {r.facts['GPUs needed']} {mem.name} GPUs at {r.facts['replicas']} replicas each")
-    _out(bundle, fmt, output, r, explain)
+    _out(k8s_render_mig(gpu, geometry, workloads, gpus, nodes, gpus_per_node, node), fmt, output, explain)
 
 
 @render.command("timeslice")
@@ -100,7 +83,9 @@ def render_timeslice(
     explain: ExplainOpt = False,
 ) -> None:
     """Device-plugin time-slicing ConfigMap, node labels and an example Pod; warns on memory overcommit."""
-    _sharing("timeslice", gpu, workloads, replicas, node, output, fmt, explain)
+    from aiinfra.sharing.commands import k8s_render_timeslice
+
+    _out(k8s_render_timeslice(gpu, workloads, replicas, node), fmt, output, explain)
 
 
 @render.command("mps")
@@ -114,7 +99,9 @@ def render_mps(
     explain: ExplainOpt = False,
 ) -> None:
     """Device-plugin MPS ConfigMap with per-client memory limits, node labels and an example Pod."""
-    _sharing("mps", gpu, workloads, replicas, node, output, fmt, explain)
+    from aiinfra.sharing.commands import k8s_render_mps
+
+    _out(k8s_render_mps(gpu, workloads, replicas, node), fmt, output, explain)
 
 
 @render.command("operator")
@@ -131,14 +118,9 @@ def render_operator(
     fmt: RenderFormat = Format.yaml,
 ) -> None:
     """GPU Operator ClusterPolicy (with the Helm values equivalent as comments), or --helm values."""
-    kw = {"mig_strategy": mig_strategy, "mig_config": mig_config or None, "device_plugin_config": device_plugin_config,
-          "device_plugin_default": device_plugin_default, "rdma": rdma, "use_host_mofed": host_mofed, "gds": gds}
-    if helm:
-        bundle = k8s.Bundle(docs=[k8s.helm_values(k8s.cluster_policy(**kw))])
-        bundle.notes.append("helm upgrade --install gpu-operator nvidia/gpu-operator -n gpu-operator --create-namespace -f values.yaml")
-    else:
-        bundle = k8s.render_operator(**kw)
-    _out(bundle, fmt, output)
+    from aiinfra.sharing.commands import k8s_render_operator
+
+    _out(k8s_render_operator(mig_strategy, mig_config, device_plugin_config, device_plugin_default, rdma, host_mofed, gds, helm), fmt, output)
 
 
 @render.command("rdma")
@@ -151,21 +133,50 @@ def render_rdma(
     fmt: RenderFormat = Format.yaml,
 ) -> None:
     """Network Operator NicClusterPolicy + network, ClusterPolicy with driver.rdma, and an RDMA Pod."""
-    _out(k8s.render_rdma(mode, master, cidr, gpus), fmt, output)
+    from aiinfra.sharing.commands import k8s_render_rdma
+
+    _out(k8s_render_rdma(mode, master, cidr, gpus), fmt, output)
 
 
-def _runbook(title: str, book: dict, fmt: Format) -> None:
-    r = Result(title=title, facts={"steps": book["steps"], "rollback": book["rollback"]}, warnings=book["warnings"])
+@render.command("dra")
+def render_dra(
+    gpu: Annotated[str, typer.Option("--gpu", help="GPU type (catalog key).")],
+    k8s_version: K8sVersionOpt = "1.34",
+    namespace: Annotated[str, typer.Option("--namespace", help="Namespace of claims and Pods.")] = "default",
+    gpus_per_claim: Annotated[int, typer.Option("--gpus-per-claim", help="Whole GPUs per claim in the whole-GPU template (0: none).", min=0)] = 1,
+    mig: Annotated[list[str] | None, typer.Option("--mig", help="MIG profiles to claim, e.g. 1g.10gb,3g.40gb (repeatable).")] = None,
+    mig_mode: Annotated[str, typer.Option("--mig-mode", help="static: mig-manager pre-creates the instances; dynamic: the driver creates them on demand.")] = "static",
+    share: Annotated[str | None, typer.Option("--share", help="timeslice or mps: one GPU shared by several Pods through the driver's GpuConfig.")] = None,
+    interval: Annotated[str, typer.Option("--interval", help="Time-slice interval: Default, Short, Medium, Long.")] = "Default",
+    mps_threads: Annotated[int | None, typer.Option("--mps-threads", help="MPS default active thread percentage (1–100).")] = None,
+    mps_memory: Annotated[str | None, typer.Option("--mps-memory", help="MPS pinned device memory limit per client, e.g. 10Gi.")] = None,
+    compute_domain_nodes: Annotated[int, typer.Option("--compute-domain-nodes", help="A ComputeDomain spanning this many nodes (multi-node NVLink).", min=0)] = 0,
+    kueue_quota: Annotated[int, typer.Option("--kueue-quota", help="Kueue ResourceFlavor/ClusterQueue with this many devices per class (0: none).", min=0)] = 0,
+    no_gpu_cluster: Annotated[bool, typer.Option("--no-gpu-cluster", help="Leave out the GPU Operator GPUCluster (driver installed by its Helm chart).")] = False,
+    output: OutputOpt = None,
+    fmt: RenderFormat = Format.yaml,
+) -> None:
+    """DRA: DeviceClasses, ResourceClaimTemplates (whole GPUs, MIG, shared), ComputeDomain, Pods, GPUCluster, Kueue quota."""
+    from aiinfra.sharing.commands import k8s_render_dra
+
+    r = k8s_render_dra(gpu, k8s_version, namespace, gpus_per_claim, mig, mig_mode, share, interval, mps_threads, mps_memory,
+                       compute_domain_nodes, kueue_quota, not no_gpu_cluster)
+    for n in r.facts["notes"]:
+        err_console.print(f"note: {n}", highlight=False, soft_wrap=True)
+    _out(r, fmt, output)
+
+
+def _runbook(r: Result, fmt: Format) -> None:
     if fmt is not Format.table:
         emit(r, fmt, False)
         return
-    console.print(f"[bold]{title}[/]")
-    for i, s in enumerate(book["steps"], 1):
+    console.print(f"[bold]{r.title}[/]")
+    for i, s in enumerate(r.facts["steps"], 1):
         console.print(f"{i:>2}. {s}", soft_wrap=True, highlight=False)
     console.print("[bold]rollback[/]")
-    for i, s in enumerate(book["rollback"], 1):
+    for i, s in enumerate(r.facts["rollback"], 1):
         console.print(f"{i:>2}. {s}", soft_wrap=True, highlight=False)
-    for w in book["warnings"]:
+    for w in r.warnings:
         err_console.print(f"[yellow]warning:[/] {w}")
 
 
@@ -180,14 +191,9 @@ def rollout_mig(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """cordon → drain GPU pods → label → wait for mig.config.state=success → verify → uncordon."""
-    expect = None
-    if gpu and geometry:
-        g = mig.mig_gpu(gpu)
-        check = mig.validate(g, geometry)
-        if not check.valid:
-            raise SpecError(f"geometry {geometry} is not valid on {g.name}: {'; '.join(check.reasons)}")
-        expect = {g.profiles[p].resource_name: n * gpus_per_node for p, n in check.counts.items()}
-    _runbook(f"MIG reconfiguration to '{config}'", k8s.rollout_mig(node, config, previous, expect=expect), fmt)
+    from aiinfra.sharing.commands import k8s_rollout_mig
+
+    _runbook(k8s_rollout_mig(node, config, previous, gpu, geometry, gpus_per_node), fmt)
 
 
 @rollout.command("driver")
@@ -198,24 +204,45 @@ def rollout_driver(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """cordon → drain GPU pods → restart the driver pod → wait Ready → verify → uncordon."""
-    _runbook(f"GPU driver upgrade to {version}", k8s.rollout_driver(node, version, previous), fmt)
+    from aiinfra.sharing.commands import k8s_rollout_driver
+
+    _runbook(k8s_rollout_driver(node, version, previous), fmt)
+
+
+@rollout.command("dra")
+def rollout_dra(
+    node: Annotated[list[str], typer.Option("--node", help="Node to move to DRA (repeatable; done one at a time).")],
+    gpu: Annotated[str, typer.Option("--gpu", help="GPU type of the nodes (catalog key), for the test claim.")],
+    k8s_version: K8sVersionOpt = "1.34",
+    namespace: Annotated[str, typer.Option("--namespace", help="Namespace of the GPU Operator and the DRA driver.")] = "gpu-operator",
+    driver_version: Annotated[str, typer.Option("--driver-version", help="NVIDIA DRA driver chart version for the interim install.")] = "v0.4.0",
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Device plugin + ClusterPolicy → DRA driver, node by node, then ClusterPolicy → GPUCluster; verify and roll back."""
+    from aiinfra.sharing.commands import k8s_rollout_dra
+
+    _runbook(k8s_rollout_dra(node, gpu, k8s_version, namespace, driver_version), fmt)
 
 
 @app.command("lint")
 def lint_cmd(
-    files: Annotated[list[Path], typer.Argument(help="mig-parted, device-plugin, ClusterPolicy, Helm values or Network Operator YAML.")],
+    files: Annotated[list[Path], typer.Argument(help="mig-parted, device-plugin, ClusterPolicy, Helm values, DRA, Kueue or Network Operator YAML.")],
+    k8s_version: K8sVersionOpt = "1.34",
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Report every violation of the sharing checklist with file, YAML path and fix; exit 1 on errors."""
-    findings = lint.lint_files(files)
-    errors = sum(f.severity == "error" for f in findings)
+    """Report every violation with file, YAML path and fix; exit 1 on errors."""
+    from aiinfra.sharing.commands import k8s_lint
+
+    r = k8s_lint(files, k8s_version)
+    errors = r.facts["errors"]
     if fmt is Format.table:
         # One finding per line, like a compiler: file, YAML path, severity, rule, message, fix.
-        for f in findings:
-            style = {"error": "red", "warning": "yellow"}.get(f.severity, "cyan")
-            console.print(f"{f.file}: {f.path or '<root>'}: [{style}]{f.severity}[/] \\[{f.rule}] {f.message} — fix: {f.fix}", soft_wrap=True, highlight=False)
-        console.print(f"{len(findings)} findings ({errors} errors) in {len(files)} file(s)", highlight=False)
+        for f in r.facts["findings"]:
+            style = {"error": "red", "warning": "yellow"}.get(f["severity"], "cyan")
+            console.print(f"{escape(f['file'])}: {escape(f['path'] or '<root>')}: [{style}]{f['severity']}[/] \\[{f['rule']}] "
+                          f"{escape(f['message'])} — fix: {escape(f['fix'])}", soft_wrap=True, highlight=False)
+        console.print(f"{len(r.facts['findings'])} findings ({errors} errors) in {len(files)} file(s)", highlight=False)
     else:
-        emit(Result(title="lint", facts={"findings": [f.to_dict() for f in findings], "errors": errors}), fmt, False)
+        emit(r, fmt, False)
     if errors:
         raise typer.Exit(1)

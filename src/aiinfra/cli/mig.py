@@ -1,50 +1,31 @@
-"""`aiinfra mig profiles|geometries|validate|plan`: MIG tables, placements and exact packing."""
+"""`aiinfra mig profiles|geometries|validate|plan`: parse options, call sharing/commands.py, render."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, console, emit, fmt_value
-from aiinfra.explain import Result, Term
-from aiinfra.sharing import k8s, mig, packing
-from aiinfra.sharing.workloads import load_workloads
+from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, console, emit, err_console, fmt_value
+from aiinfra.explain import Result
 
 app = typer.Typer(help="MIG profiles, valid geometries, geometry checks and exact packing plans.", no_args_is_help=True)
 
 GpuArg = Annotated[str, typer.Argument(help="GPU: catalog key (h100-sxm), MIG table name (a100-80gb) or PCI ID (0x2330).")]
 
 
-def profiles_result(gpu: mig.MigGpu) -> Result:
-    rows = mig.placement_table(gpu)
-    terms = []
-    if gpu.total_memory_mib:
-        for p in gpu.profiles.values():
-            if p.usable_gib is None:
-                continue
-            gb = mig.profile_name_gb(p.usable_gib * 1024, gpu.total_memory_mib)
-            terms.append(
-                Term(
-                    f"{p.name} name GB",
-                    gb,
-                    "GB",
-                    formula="round(ceil(mem / total × 8) / 8 × ceil(total GiB))",
-                    inputs={"mem (MiB)": p.usable_gib * 1024, "total (MiB)": gpu.total_memory_mib},
-                    sources={"formula": "NVIDIA/go-nvlib getMigMemorySizeGB", "mem": gpu.source},
-                )
-            )
-    return Result(
-        title=f"MIG profiles of {gpu.name} (PCI {', '.join(gpu.pci_device_ids)})",
-        terms=terms,
-        facts={"gpu": gpu.catalog_gpu or gpu.name, "memory slots": gpu.memory_slots, "compute slices": gpu.compute_slices, "profiles": rows, "source": gpu.source},
-    )
-
-
 def _profiles_table(r: Result) -> Table:
-    t = Table(title=r.title)
+    if "assumed" in r.facts:
+        t = Table(title=r.title)
+        for c in ("GPU", "item", "status", "source"):
+            t.add_column(c)
+        for row in r.facts["assumed"]:
+            t.add_row(row["gpu"], row["item"], row["status"], row["source"])
+        return t
+    t = Table(title=r.title, caption=f"placements: {r.facts.get('placements')} — {r.facts.get('placements source')}")
     for c in ("profile", "GI id", "compute", "mem slots", "starts", "max", "usable GiB", "resource", "min driver"):
         t.add_column(c)
     for row in r.facts["profiles"]:
@@ -57,9 +38,16 @@ def _profiles_table(r: Result) -> Table:
 
 
 @app.command()
-def profiles(gpu: GpuArg, fmt: FormatOpt = Format.table, explain: ExplainOpt = False) -> None:
-    """Profiles of a GPU: slices, placements (nvidia-smi mig -lgipp), caps, resource names."""
-    emit(profiles_result(mig.mig_gpu(gpu)), fmt, explain, table=_profiles_table)
+def profiles(
+    gpu: Annotated[str | None, typer.Argument(help="GPU: catalog key, MIG table name or PCI ID (optional with --assumed).")] = None,
+    assumed: Annotated[bool, typer.Option("--assumed", help="List what the MIG tables assume or derive instead of reading it from a primary source.")] = False,
+    fmt: FormatOpt = Format.table,
+    explain: ExplainOpt = False,
+) -> None:
+    """Profiles of a GPU: slices, placements (nvidia-smi mig -lgipp), caps, resource names, and their source."""
+    from aiinfra.sharing.commands import mig_profiles
+
+    emit(mig_profiles(gpu, assumed), fmt, explain, table=_profiles_table)
 
 
 @app.command()
@@ -71,16 +59,7 @@ def geometries(
     explain: ExplainOpt = False,
 ) -> None:
     """Every valid geometry of a GPU (placement search over the slot model)."""
-    g = mig.mig_gpu(gpu)
-    geos = mig.geometries(g, variants=variants, maximal=maximal)
-    count = Term("geometries", len(geos), "", formula="count of multisets with a non-overlapping placement",
-                 inputs={"variants": variants, "maximal only": maximal}, sources={"placement rules": g.layout_source})
-    rows = []
-    for geo in geos:
-        check = mig.validate(g, geo)
-        rows.append({"geometry": mig.geometry_label(geo), "profiles": geo, "compute": check.compute_used, "slots": check.slots_used,
-                     "placement": ", ".join(f"{p}@{s}" for p, s, _ in check.placement)})
-    r = Result(title=f"{len(geos)} {'maximal ' if maximal else ''}geometries of {g.name}", terms=[count], facts={"gpu": g.catalog_gpu or g.name, "count": len(geos), "geometries": rows})
+    from aiinfra.sharing.commands import mig_geometries
 
     def table(res: Result) -> Table:
         t = Table(title=res.title)
@@ -90,7 +69,7 @@ def geometries(
             t.add_row(str(i), row["geometry"], str(row["compute"]), str(row["slots"]), row["placement"])
         return t
 
-    emit(r, fmt, explain, table=table)
+    emit(mig_geometries(gpu, variants, maximal), fmt, explain, table=table)
 
 
 @app.command("validate")
@@ -101,20 +80,11 @@ def validate_cmd(
     explain: ExplainOpt = False,
 ) -> None:
     """Check a geometry; print one placement when valid, every reason when not (exit 1)."""
-    g = mig.mig_gpu(gpu)
-    c = mig.validate(g, geometry)
-    terms = [
-        Term("compute slices", c.compute_used, "slices", formula="Σ compute of the instances", inputs={"limit": g.compute_slices}),
-        Term("memory slots", c.slots_used, "slots", formula="Σ memory slots of the instances", inputs={"limit": g.memory_slots}, sources={"slots": g.layout_source}),
-    ]
-    facts = {"gpu": g.catalog_gpu or g.name, "geometry": mig.geometry_label(c.counts), "valid": c.valid}
-    if c.valid:
-        facts["placement"] = ", ".join(f"{p}@{s}" for p, s, _ in c.placement)
-    else:
-        facts["reasons"] = "; ".join(c.reasons)
-    r = Result(title=f"{'valid' if c.valid else 'INVALID'} on {g.name}", terms=terms, facts=facts, warnings=c.notes)
+    from aiinfra.sharing.commands import mig_validate
+
+    r = mig_validate(gpu, geometry)
     emit(r, fmt, explain)
-    if not c.valid:
+    if not r.facts["valid"]:
         raise typer.Exit(1)
 
 
@@ -125,46 +95,32 @@ def plan(
     gpus: Annotated[int | None, typer.Option("--gpus", help="GPUs available in all (or give --nodes).", min=1)] = None,
     nodes: Annotated[int | None, typer.Option("--nodes", help="Nodes available; GPUs = nodes × --gpus-per-node.", min=1)] = None,
     gpus_per_node: Annotated[int, typer.Option("--gpus-per-node", help="GPUs per node.", min=1)] = 8,
-    manifests: Annotated[Path | None, typer.Option("--manifests", help="Also write the mig-parted ConfigMap, labels and Pods here.")] = None,
+    manifests: Annotated[Path | None, typer.Option("--manifests", help="Write the manifests (see --emit) to this file.")] = None,
+    emit_kind: Annotated[str | None, typer.Option("--emit", help="mig-parted (ConfigMap, labels, Pods; default with --manifests) or dra (ResourceClaims, GPUCluster); without --manifests the YAML goes to stdout.")] = None,
+    k8s_version: Annotated[str, typer.Option("--k8s-version", help="Kubernetes release for --emit dra (1.32–1.36).")] = "1.34",
+    mig_mode: Annotated[str, typer.Option("--mig-mode", help="--emit dra: dynamic (driver creates MIG on demand) or static (mig-parted pre-creates).")] = "dynamic",
     fmt: FormatOpt = Format.table,
     explain: ExplainOpt = False,
 ) -> None:
     """Pack workloads on the fewest GPUs (exact, HiGHS) and compare with nos's first-fit."""
-    g = mig.mig_gpu(gpu)
-    p = packing.plan(g, load_workloads(workloads), pool_size(gpus, nodes, gpus_per_node), gpus_per_node)
-    if manifests is not None:
-        k8s.write_text_atomic(manifests, plan_bundle(p).text())
-    emit(p.result, fmt, explain, table=_plan_table)
+    from aiinfra.safeio import write_atomic
+    from aiinfra.sharing.commands import mig_plan
 
-
-def pool_size(gpus: int | None, nodes: int | None, gpus_per_node: int) -> int:
-    """GPUs available: --gpus, or --nodes × --gpus-per-node (e.g. 4 nodes × 8 H100)."""
-    from aiinfra.errors import SpecError
-
-    if (gpus is None) == (nodes is None):
-        raise SpecError("give exactly one of --gpus (GPUs in all) or --nodes (with --gpus-per-node)")
-    return gpus if gpus is not None else nodes * gpus_per_node
-
-
-def plan_bundle(p: packing.Plan, node_names: list[str] | None = None) -> k8s.Bundle:
-    layout = packing.node_layout(p)
-    names = node_names or [f"gpu-node-{i}" for i in range(len(layout))]
-    if len(names) < len(layout):
-        from aiinfra.errors import SpecError
-
-        raise SpecError(f"the plan uses {len(layout)} nodes but only {len(names)} --node names were given")
-    per_node = {names[n]: entries for n, entries in layout.items() if any(geo for _, geo in entries)}
-    bundle = k8s.render_mig(p.gpu, per_node) if per_node else k8s.Bundle()
-    if p.shared_gpus:
-        first = p.mig.gpus_used if p.mig else 0
-        shared_node_ids = sorted({i // p.gpus_per_node for i in range(first, first + p.shared_gpus)})
-        shared_nodes = {names[n]: k8s.device_plugin_config("timeslice", p.replicas, mig_strategy="mixed") for n in shared_node_ids}
-        ts = k8s.render_sharing("timeslice", shared_nodes)
-        bundle.docs += ts.docs
-        for node, labels in ts.labels.items():
-            bundle.labels.setdefault(node, {}).update(labels)
-        bundle.notes += ts.notes
-    return bundle
+    kind = emit_kind or ("mig-parted" if manifests is not None else None)
+    r = mig_plan(gpu, workloads, gpus, nodes, gpus_per_node, emit=kind, k8s_version=k8s_version, mig_mode=mig_mode)
+    text = r.facts.pop("manifests", None)
+    notes = r.facts.pop("manifest notes", [])
+    if text is not None and manifests is not None:
+        write_atomic(manifests, text, what="manifests")
+        err_console.print(f"wrote {manifests}")
+    elif text is not None and fmt is not Format.table:
+        r.facts["manifests"] = text  # scripts get the manifests inside the JSON/YAML answer
+    elif text is not None:
+        sys.stdout.write(text)
+        for n in notes:
+            err_console.print(f"note: {n}", highlight=False)
+        return
+    emit(r, fmt, explain, table=_plan_table)
 
 
 def _plan_table(r: Result) -> Table:

@@ -14,6 +14,7 @@ Formats follow the sources (reference notes §4–§8):
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 import yaml
@@ -41,7 +42,7 @@ _Dumper.add_representer(str, _str_repr)
 
 
 def to_yaml(doc: object) -> str:
-    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096)
 
 
 @dataclass
@@ -137,6 +138,7 @@ def render_mig(
     `per_node` maps a node name to its entries: (devices, geometry); identical node layouts share one
     config name. Unused GPUs on a node are listed with `mig-enabled: false`.
     """
+    check_node_names(list(per_node))
     configs: dict[str, list[dict]] = {}
     names: dict[str, str] = {}
     labels: dict[str, dict[str, str]] = {}
@@ -197,6 +199,7 @@ def render_sharing(
     configmap_name: str | None = None,
 ) -> Bundle:
     """Device-plugin ConfigMap with one key per distinct node config, node labels and an example Pod."""
+    check_node_names(list(per_node))
     name = configmap_name or ("time-slicing-config" if mode == "timeslice" else "mps-config")
     data: dict[str, str] = {}
     keys: dict[str, str] = {}
@@ -366,8 +369,7 @@ def rollout_mig(nodes: list[str], config: str, previous: str = "all-disabled", n
     mig-parted destroys every GPU instance on the GPU before creating the new ones, so the node must
     be idle (reference notes §1.2, §4.5; gpu-operator#262).
     """
-    if not nodes:
-        raise SpecError("give at least one node (--node NAME)")
+    check_node_names(nodes)
     steps, rollback = [], []
     for n in nodes:
         steps += [
@@ -398,8 +400,8 @@ def rollout_mig(nodes: list[str], config: str, previous: str = "all-disabled", n
 
 def rollout_driver(nodes: list[str], version: str, previous: str, namespace: str = "gpu-operator") -> dict:
     """Ordered kubectl steps to move the GPU Operator driver to `version`, node by node."""
-    if not nodes:
-        raise SpecError("give at least one node (--node NAME)")
+    check_node_names(nodes)
+
     def patch(v: str) -> str:
         return "kubectl patch clusterpolicies.nvidia.com/cluster-policy --type merge -p " + f"'{json.dumps({'spec': {'driver': {'version': v}}})}'"
     steps = [
@@ -445,21 +447,23 @@ def _expect_text(expect: dict[str, int] | None) -> str:
 
 
 def write_text_atomic(path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename, so nothing is left half-written."""
-    import os
-    import tempfile
-    from pathlib import Path
+    """Manifests are not secret: write them 0644 through safeio's temp-and-rename (one-line errors)."""
+    from aiinfra.safeio import write_atomic
 
-    from aiinfra.errors import AiinfraError
+    write_atomic(path, text, mode=0o644, what="manifests")
 
-    target = Path(path)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except OSError as e:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
-        raise AiinfraError(f"cannot write {target}: {e.strerror or e}") from None
+
+NODE_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def check_node_names(nodes: list[str] | None) -> list[str]:
+    """Node names as Kubernetes accepts them (RFC 1123 DNS subdomain, ≤ 253 characters): a wrong or
+    empty name would put a blank into `kubectl cordon` / the pod-deletion pipeline."""
+    if not nodes:
+        raise SpecError("give at least one node (--node NAME)")
+    for n in nodes:
+        if not isinstance(n, str) or len(n) > 253 or not NODE_NAME_RE.match(n):
+            shown = repr(n) if len(str(n)) <= 60 else repr(str(n)[:57] + "...")
+            raise SpecError(f"node name {shown} is not a valid Kubernetes node name: use lower-case letters, digits, '-' and '.', "
+                            "starting and ending with a letter or digit, at most 253 characters")
+    return list(nodes)

@@ -21,15 +21,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from aiinfra.catalog.loader import DATA_DIR
-from aiinfra.errors import AiinfraError
+from aiinfra.safeio import UnsafeInputError, load_yaml_text, read_text
 from aiinfra.sharing.mig import PROFILE_RE, MigGpu, all_mig_gpus, by_pci_id, validate
 
 FILTER_RE = re.compile(r"^0x[0-9A-Fa-f]{4}10[dD][eE](:0x[0-9A-Fa-f]{8})?$")
 MIG_ENTRY_KEYS = {"devices", "mig-enabled", "mig-devices", "device-filter"}
 DP_TOP_KEYS = {"version", "flags", "sharing", "resources", "imex"}
+DP_BODY_KEYS = {"flags", "sharing", "resources", "imex"}
 DP_SHARING_KEYS = {"renameByDefault", "failRequestsGreaterThanOne", "resources"}
 MIG_STRATEGIES = ("none", "single", "mixed")
 
@@ -79,46 +78,36 @@ class _Ctx:
 
 
 def parse_stream(text: str, filename: str) -> list[Any]:
-    """All YAML documents of a file (safe_load_all); a parse error names file and line."""
-    try:
-        return [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{filename}:{mark.line + 1}" if mark else filename
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise AiinfraError(f"YAML does not parse at {where}: {problem}") from None
-    except (ValueError, TypeError, RecursionError) as e:  # e.g. timestamps out of range
-        raise AiinfraError(f"YAML does not load at {filename}: {e}") from None
+    """All YAML documents of a file, through safeio (size, depth and alias-expansion limits, so a
+    473-byte billion-laughs chain is refused before anything expands it); errors name file and line."""
+    return [d for d in load_yaml_text(text, filename, all_documents=True) if d is not None]
 
 
-def lint_text(text: str, filename: str = "<stdin>") -> list[Finding]:
+def lint_text(text: str, filename: str = "<stdin>", k8s_version: str = "1.34") -> list[Finding]:
     docs = parse_stream(text, filename)
-    return lint_documents([(d, filename, i if len(docs) > 1 else None) for i, d in enumerate(docs)])
+    return lint_documents([(d, filename, i if len(docs) > 1 else None) for i, d in enumerate(docs)], k8s_version)
 
 
-def lint_files(paths: list[str | Path]) -> list[Finding]:
+def lint_files(paths: list[str | Path], k8s_version: str = "1.34") -> list[Finding]:
     items = []
     for p in paths:
-        path = Path(p)
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            raise AiinfraError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
-        docs = parse_stream(text, str(path))
-        items += [(d, str(path), i if len(docs) > 1 else None) for i, d in enumerate(docs)]
-    return lint_documents(items)
+        text = read_text(p, what="file to lint")
+        docs = parse_stream(text, str(p))
+        items += [(d, str(p), i if len(docs) > 1 else None) for i, d in enumerate(docs)]
+    return lint_documents(items, k8s_version)
 
 
 # --------------------------------------------------------------------------- dispatch
 
 
-def lint_documents(items: list[tuple[Any, str, int | None]]) -> list[Finding]:
+def lint_documents(items: list[tuple[Any, str, int | None]], k8s_version: str = "1.34") -> list[Finding]:
     """Lint documents together, so references between them (labels → configs) can be checked."""
     findings: list[Finding] = []
     mig_keys: set[str] = set()
     mig_entries: dict[str, dict] = {}  # config name → {"profiles": set, "enabled": set of bools}
     configmaps: dict[str, set[str]] = {}
     later: list[tuple[Any, _Ctx, tuple]] = []
+    dra_docs: list[tuple[dict, _Ctx, tuple]] = []
     for doc, file, index in items:
         ctx = _Ctx(file)
         base: tuple = (f"doc {index}",) if index is not None else ()
@@ -132,26 +121,36 @@ def lint_documents(items: list[tuple[Any, str, int | None]]) -> list[Finding]:
                 if cfg_kind == "mig":
                     if key != "config.yaml":
                         ctx.add(base + ("data", key), "mig.configmap-key", f"mig-parted config stored under key '{key}'",
-                                "store it under the key 'config.yaml': the GPU Operator mounts only that key")
+                                "store it under the key 'config.yaml': the GPU Operator mounts only that key", severity="warning")
                     mig_keys |= _lint_mig(ctx, cfg, base + ("data", key), mig_entries)
-                else:
+                elif cfg_kind == "dp":
                     later.append((cfg, ctx, base + ("data", key)))
+                elif cfg_kind == "clients":
+                    _lint_clients(ctx, cfg, base + ("data", key))
         elif kind in ("ClusterPolicy", "NicClusterPolicy", "HostDeviceNetwork", "MacvlanNetwork"):
             _lint_crd(ctx, doc, base)
         elif kind == "Node":
             later.append((doc, ctx, base))
         elif kind == "Pod":
             _lint_pod(ctx, doc, base)
-        elif isinstance(doc, dict) and "mig-configs" in doc:
+        elif kind and _is_dra(doc):
+            dra_docs.append((doc, ctx, base))
+        elif kind is None and classify(doc) == "mig":
             mig_keys |= _lint_mig(ctx, doc, base, mig_entries)
-        elif isinstance(doc, dict) and ("sharing" in doc or "flags" in doc) and not kind:
-            later.append((doc, ctx, base))
-        elif isinstance(doc, dict) and not kind and ({"migManager", "devicePlugin", "mig"} & set(doc)):
+        elif kind is None and classify(doc) == "clients":
+            _lint_clients(ctx, doc, base)
+        elif kind is None and classify(doc) == "hooks":
+            pass  # mig-parted hooks: commands for the host, nothing to check against the GPU
+        elif isinstance(doc, dict) and kind is None and _is_operator_values(doc):
             _lint_helm(ctx, doc, base, mig_entries)
+        elif isinstance(doc, dict) and kind is None and _is_plugin_chart_values(doc):
+            _lint_plugin_chart(ctx, doc, base, mig_entries)
+        elif kind is None and classify(doc) == "dp":
+            later.append((doc, ctx, base))
         else:
             what = f"kind {kind}" if kind else f"a {type(doc).__name__}"
-            ctx.add(base, "unrecognised", f"{what} is not a mig-parted config, device-plugin config, ClusterPolicy, Helm values or Network Operator object",
-                    "lint only GPU-sharing configs", severity="warning")
+            ctx.add(base, "unrecognised", f"{what} is not a GPU-sharing object this linter checks; skipped",
+                    "lint mig-parted, device-plugin, GPU Operator, DRA, Kueue or Network Operator objects", severity="info")
         findings += ctx.findings
     for doc, ctx, base in later:
         ctx.findings = []
@@ -165,7 +164,29 @@ def lint_documents(items: list[tuple[Any, str, int | None]]) -> list[Finding]:
             ctx = _Ctx(file)
             _lint_policy_refs(ctx, doc, ((f"doc {index}",) if index is not None else ()), configmaps, mig_keys, mig_entries)
             findings += ctx.findings
+    from aiinfra.sharing import dra_lint
+
+    findings += dra_lint.lint_dra(dra_docs, items, k8s_version)
     return findings
+
+
+def _is_dra(doc: dict) -> bool:
+    from aiinfra.sharing import dra_lint
+
+    return dra_lint.is_dra(doc)
+
+
+def _is_operator_values(doc: dict) -> bool:
+    """GPU Operator chart values: its component sections (devicePlugin, migManager, mig, driver, …)."""
+    return bool({"migManager", "mig", "driver", "toolkit", "dcgmExporter", "operator"} & set(doc)) or (
+        isinstance(doc.get("devicePlugin"), dict))
+
+
+def _is_plugin_chart_values(doc: dict) -> bool:
+    """k8s-device-plugin chart values: config.map / config.name, or its flag values at the top."""
+    cfg = doc.get("config")
+    return (isinstance(cfg, dict) and bool({"map", "name", "default", "fallbackStrategies"} & set(cfg))) or bool(
+        {"migStrategy", "deviceListStrategy", "deviceIDStrategy", "compatWithCPUManager", "failOnInitError"} & set(doc))
 
 
 def _meta_name(doc: dict) -> str:
@@ -173,26 +194,64 @@ def _meta_name(doc: dict) -> str:
     return str(meta.get("name")) if isinstance(meta, dict) else ""
 
 
+def classify(cfg: Any) -> str | None:
+    """What an embedded or standalone config is, by its keys (never by the file or key name):
+    'mig' (mig-parted), 'dp' (device-plugin/GFD), 'clients' (mig-manager gpu-clients list),
+    'hooks' (mig-parted hooks), or None."""
+    if not isinstance(cfg, dict):
+        return None
+    keys = {str(k) for k in cfg}
+    if "kind" in keys and "apiVersion" in keys:
+        return None  # a Kubernetes-style object (e.g. Kueue's Configuration), not a component config
+    if "mig-configs" in keys:
+        return "mig"
+    if "systemd-services" in keys and not keys & DP_BODY_KEYS:
+        return "clients"
+    if "hooks" in keys and not keys & DP_BODY_KEYS:
+        return "hooks"
+    # `resources`/`imex` alone also appear in Helm values (pod resources); a plugin config has
+    # sharing or flags, or a version next to them.
+    if keys & {"sharing", "flags"} or ("version" in keys and keys & DP_BODY_KEYS):
+        return "dp"
+    return None
+
+
+def _looks_like_config_text(key: str, value: str) -> bool:
+    """A value that does not parse is reported only when it was meant as one of our configs; shell
+    scripts, JSON for other tools and free text in the same ConfigMap are none of our business."""
+    if value.lstrip().startswith("#!"):
+        return False
+    return bool(re.search(r"^\s*(mig-configs|sharing|flags|systemd-services)\s*:", value, re.M))
+
+
+def embedded_payloads(ctx: _Ctx, data: dict, p: tuple):
+    """(kind, key, parsed config) for every data value that is a config we know, by content."""
+    for key, value in data.items():
+        if not isinstance(value, str):
+            continue
+        try:
+            cfg = load_yaml_text(value, f"{ctx.file} data.{key}")
+        except UnsafeInputError as e:
+            if _looks_like_config_text(str(key), value):
+                ctx.add(p + (str(key),), "yaml-parse", f"embedded YAML is refused: {str(e).split(': ', 1)[-1]}", "fix the YAML inside this key")
+            continue
+        kind = classify(cfg)
+        if kind:
+            yield kind, str(key), cfg
+
+
 def _configmap_payloads(ctx: _Ctx, doc: dict, base: tuple):
     data = doc.get("data")
+    if data is None and (doc.get("binaryData") is not None or "data" not in doc):
+        return  # an empty or binary ConfigMap is valid; nothing of ours inside
     if not isinstance(data, dict):
-        ctx.add(base + ("data",), "configmap.data", "ConfigMap has no data mapping", "put the config under data.<key> as a string")
+        ctx.add(base + ("data",), "configmap.data", "ConfigMap data must be a mapping of key to string", "put each config under data.<key> as a block string")
         return
     for key, value in data.items():
         if not isinstance(value, str):
-            ctx.add(base + ("data", str(key)), "configmap.data", "ConfigMap data values must be strings", "write the config as a block string (key: |)")
-            continue
-        try:
-            cfg = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            ctx.add(base + ("data", str(key)), "yaml-parse", f"embedded YAML does not parse{f' at its line {mark.line + 1}' if mark else ''}",
-                    "fix the YAML inside this key")
-            continue
-        if isinstance(cfg, dict) and "mig-configs" in cfg:
-            yield "mig", str(key), cfg
-        elif isinstance(cfg, dict) and ({"sharing", "flags", "version"} & set(cfg)):
-            yield "dp", str(key), cfg
+            ctx.add(base + ("data", str(key)), "configmap.data", "ConfigMap data values must be strings (the API server rejects the object)",
+                    "write the config as a block string (key: |)")
+    yield from embedded_payloads(ctx, data, base + ("data",))
 
 
 # --------------------------------------------------------------------------- mig-parted (§11.1–3)
@@ -239,7 +298,7 @@ def _lint_mig_entry(ctx: _Ctx, e: Any, p: tuple, info: dict) -> None:
         ctx.add(p, "mig.enabled", "entry has no 'mig-enabled'", "add mig-enabled: true or false")
     elif not isinstance(enabled, bool):
         ctx.add(p + ("mig-enabled",), "mig.enabled", f"mig-enabled must be true or false, not {enabled!r}", "use a YAML boolean")
-    gpus = _lint_filter(ctx, e.get("device-filter"), p + ("device-filter",)) if "device-filter" in e else None
+    gpus = _lint_filter(ctx, e.get("device-filter"), p + ("device-filter",), enabled is True) if "device-filter" in e else None
     if isinstance(enabled, bool):
         info["enabled"].add(enabled)
     md = e.get("mig-devices")
@@ -270,7 +329,9 @@ def _lint_mig_entry(ctx: _Ctx, e: Any, p: tuple, info: dict) -> None:
         _lint_geometry(ctx, counts, gpus, p + ("mig-devices",))
 
 
-def _lint_filter(ctx: _Ctx, value: Any, p: tuple) -> list[MigGpu] | None:
+def _lint_filter(ctx: _Ctx, value: Any, p: tuple, enabling: bool = True) -> list[MigGpu] | None:
+    """PCI IDs of the entry. An unknown ID matters only where MIG is enabled: entries that keep MIG
+    off on other GPUs of the box (the DGX Station's display GPU) are normal."""
     values = value if isinstance(value, list) else [value]
     gpus: list[MigGpu] = []
     for i, v in enumerate(values):
@@ -279,7 +340,7 @@ def _lint_filter(ctx: _Ctx, value: Any, p: tuple) -> list[MigGpu] | None:
             ctx.add(pp, "mig.device-filter", f"device-filter {v!r} is not 0xDDDD10DE (PCI device ID + NVIDIA vendor 10DE)", "e.g. \"0x233010DE\" for H100 80GB SXM5")
             continue
         g = by_pci_id(v[:6])
-        if g is None:
+        if g is None and enabling:
             ctx.add(pp, "mig.device-filter", f"device ID {v[:6]} is not a MIG-capable GPU in the catalog", "check the PCI ID (lspci -nn | grep 10de)", severity="warning")
         elif g not in gpus:
             gpus.append(g)
@@ -288,24 +349,28 @@ def _lint_filter(ctx: _Ctx, value: Any, p: tuple) -> list[MigGpu] | None:
 
 def _lint_geometry(ctx: _Ctx, counts: dict[str, int], gpus: list[MigGpu] | None, p: tuple) -> None:
     """Profiles must exist on the filtered GPUs (or some GPU), and the geometry must place (§11.1–2)."""
-    pool = gpus or [g for g in all_mig_gpus() if set(counts) <= set(g.profiles)]
+
+    def knows(g: MigGpu) -> bool:
+        return all(g.canonical(c) for c in counts)
+
+    pool = gpus or [g for g in all_mig_gpus() if knows(g)]
     if gpus:
         for g in gpus:
-            missing = [c for c in counts if c not in g.profiles]
+            missing = [c for c in counts if not g.canonical(c)]
             if missing:
                 ctx.add(p + (missing[0],), "mig.profile-unknown", f"{', '.join(missing)} {'does' if len(missing) == 1 else 'do'} not exist on {g.name}", f"use one of {', '.join(g.profiles)}")
-        pool = [g for g in gpus if set(counts) <= set(g.profiles)]
+        pool = [g for g in gpus if knows(g)]
         if not pool:
             return
     elif not pool:
-        unknown = [c for c in counts if not any(c in g.profiles for g in all_mig_gpus())]
+        unknown = [c for c in counts if not any(g.canonical(c) for g in all_mig_gpus())]
         if unknown:
             ctx.add(p + (unknown[0],), "mig.profile-unknown", f"{', '.join(unknown)} {'is not a profile' if len(unknown) == 1 else 'are not profiles'} of any MIG GPU in the catalog",
-                    "check the name against nvidia-smi mig -lgip (names drift across drivers, e.g. 3g.39gb vs 3g.40gb)")
+                    "check the name against nvidia-smi mig -lgip (names drift across drivers, e.g. 3g.39gb vs 3g.40gb)", severity="warning")
         else:
             ctx.add(p, "mig.profile-unknown", f"no single GPU has all of {', '.join(counts)}", "split the entry with device-filter per GPU type")
         return
-    checks = [(g, validate(g, counts)) for g in pool]
+    checks = [(g, validate(g, {g.canonical(c): n for c, n in counts.items()})) for g in pool]
     bad = [(g, c) for g, c in checks if not c.valid]
     if bad and (gpus or len(bad) == len(checks)):
         g, c = bad[0]
@@ -319,65 +384,161 @@ def _lint_geometry(ctx: _Ctx, counts: dict[str, int], gpus: list[MigGpu] | None,
 # --------------------------------------------------------------------------- device plugin (§11.4)
 
 
+FAILS = "the device plugin fails to start"
+FLAG_CHOICES = {  # k8s-device-plugin v0.20.0 cmd/nvidia-device-plugin/main.go and api/config/v1/consts.go
+    ("migStrategy",): MIG_STRATEGIES,
+    ("deviceDiscoveryStrategy",): ("auto", "nvml", "tegra"),
+    ("plugin", "deviceListStrategy"): ("envvar", "volume-mounts", "cdi-annotations", "cdi-cri"),
+    ("plugin", "deviceIDStrategy"): ("uuid", "index"),
+    ("plugin", "sharedDevicesAllocationPolicy"): ("distributed", "packed"),
+}
+FLAG_KEYS = {"migStrategy", "failOnInitError", "mpsRoot", "nvidiaDriverRoot", "nvidiaDevRoot", "gdrcopyEnabled", "gdsEnabled",
+             "mofedEnabled", "useNodeFeatureAPI", "deviceDiscoveryStrategy", "plugin", "gfd"}
+PLUGIN_KEYS = {"passDeviceSpecs", "deviceListStrategy", "deviceIDStrategy", "cdiAnnotationPrefix", "nvidiaCTKPath",
+               "containerDriverRoot", "sharedDevicesAllocationPolicy"}
+UUID_RE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+DEVICE_REF_RE = re.compile(rf"^(\d+|\d+:\d+|GPU-{UUID_RE}|MIG-{UUID_RE}|MIG-GPU-{UUID_RE}/\d+/\d+)$")
+DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def check_flag(ctx: _Ctx, flags: dict, path: tuple, p: tuple) -> None:
+    """One enumerated flag: a wrong value stops the plugin at start-up (main.go validates each)."""
+    node: Any = flags
+    for k in path:
+        node = node.get(k) if isinstance(node, dict) else None
+    if node is None:
+        return
+    choices = FLAG_CHOICES[path]
+    values = node if (path[-1] == "deviceListStrategy" and isinstance(node, list)) else [node]
+    for v in values:
+        if v not in choices:
+            close = [c for c in choices if isinstance(v, str) and (c.startswith(v[:3]) or v.lower() == c.lower())]
+            ctx.add(p + path, "dp.flag-value", f"{path[-1]} {v!r} is not one of {', '.join(choices)}; {FAILS}",
+                    f"use {close[0] if close else ' or '.join(choices)}")
+
+
 def _lint_device_plugin(ctx: _Ctx, cfg: Any, base: tuple, mig_entries: dict) -> None:
+    """k8s-device-plugin v0.20.0 config (api/config/v1): what fails start-up is an error, what the
+    plugin parses and then ignores (with a log warning) is a warning, unknown keys are ignored."""
     if not isinstance(cfg, dict):
         ctx.add(base, "dp.structure", "a device-plugin config must be a mapping", "start with version: v1")
         return
-    if cfg.get("version", "v1") != "v1":
-        ctx.add(base + ("version",), "dp.version", f"version is {cfg.get('version')!r}; only v1 exists", "set version: v1")
+    if cfg.get("version", "v1") not in ("v1", "", None):
+        ctx.add(base + ("version",), "dp.version", f"version is {cfg.get('version')!r}; only v1 exists ({FAILS})", "set version: v1")
     for k in cfg:
         if k not in DP_TOP_KEYS:
-            ctx.add(base + (str(k),), "dp.unknown-field", f"unknown field '{k}'", f"use {', '.join(sorted(DP_TOP_KEYS))}")
-    if "resources" in cfg:
-        ctx.add(base + ("resources",), "dp.ignored-field", "the top-level resources section is ignored by the plugin", "remove it")
-    flags = cfg.get("flags") if isinstance(cfg.get("flags"), dict) else {}
+            ctx.add(base + (str(k),), "dp.unknown-field", f"unknown field '{k}': the plugin ignores it", f"use {', '.join(sorted(DP_TOP_KEYS))}", severity="warning")
+    res = cfg.get("resources")
+    if isinstance(res, dict) and (res.get("gpus") or res.get("mig")):
+        ctx.add(base + ("resources",), "dp.ignored-field", "custom resources are not yet supported: the plugin logs a warning and ignores them",
+                "remove the resources section", severity="warning")
+    flags = cfg.get("flags")
+    if flags is not None and not isinstance(flags, dict):
+        ctx.add(base + ("flags",), "dp.structure", f"flags must be a mapping; {FAILS}", "write flags: {migStrategy: none}")
+        flags = {}
+    flags = flags or {}
+    for k in flags:
+        if k not in FLAG_KEYS:
+            ctx.add(base + ("flags", str(k)), "dp.unknown-field", f"unknown flag '{k}': the plugin ignores it", f"use one of {', '.join(sorted(FLAG_KEYS))}", severity="warning")
+    plugin = flags.get("plugin")
+    if isinstance(plugin, dict):
+        for k in plugin:
+            if k not in PLUGIN_KEYS:
+                ctx.add(base + ("flags", "plugin", str(k)), "dp.unknown-field", f"unknown plugin flag '{k}': the plugin ignores it",
+                        f"use one of {', '.join(sorted(PLUGIN_KEYS))}", severity="warning")
+        dls = plugin.get("deviceListStrategy")
+        if dls is not None and not (isinstance(dls, str) or (isinstance(dls, list) and all(isinstance(x, str) for x in dls))):
+            ctx.add(base + ("flags", "plugin", "deviceListStrategy"), "dp.flag-value", f"deviceListStrategy must be a string or a list of strings; {FAILS}",
+                    "use deviceListStrategy: envvar (or a list such as [envvar, cdi-annotations])")
+    for path in FLAG_CHOICES:
+        if path == ("plugin", "deviceListStrategy") and not isinstance((plugin or {}).get("deviceListStrategy") if isinstance(plugin, dict) else None, (str, list)):
+            continue
+        check_flag(ctx, flags, path, base + ("flags",))
     strategy = flags.get("migStrategy", "none")
-    if strategy not in MIG_STRATEGIES:
-        ctx.add(base + ("flags", "migStrategy"), "dp.mig-strategy", f"migStrategy {strategy!r} is not none, single or mixed", "use none, single or mixed")
     sharing = cfg.get("sharing")
     if sharing is None:
         return
     if not isinstance(sharing, dict):
-        ctx.add(base + ("sharing",), "dp.structure", "sharing must be a mapping", "use sharing: {timeSlicing: …} or {mps: …}")
+        ctx.add(base + ("sharing",), "dp.structure", f"sharing must be a mapping; {FAILS}", "use sharing: {timeSlicing: …} or {mps: …}")
         return
     modes = [m for m in ("timeSlicing", "mps") if sharing.get(m)]
     if len(modes) == 2:
         ctx.add(base + ("sharing",), "dp.exclusive", "timeSlicing and mps are both set; they are mutually exclusive", "keep one of them (the plugin would use MPS)")
     for k in sharing:
         if k not in ("timeSlicing", "mps"):
-            ctx.add(base + ("sharing", str(k)), "dp.unknown-field", f"unknown sharing mode '{k}'", "use timeSlicing or mps")
+            ctx.add(base + ("sharing", str(k)), "dp.unknown-field", f"unknown sharing mode '{k}': the plugin ignores it", "use timeSlicing or mps", severity="warning")
     for mode in modes:
-        _lint_sharing(ctx, mode, sharing[mode], base + ("sharing", mode), strategy, mig_entries)
+        _lint_sharing(ctx, mode, sharing[mode], base + ("sharing", mode), strategy if strategy in MIG_STRATEGIES else "none", mig_entries)
+
+
+def _devices_problem(devices: Any) -> str | None:
+    """Why ReplicatedDevices.UnmarshalJSON refuses a value, or None when it parses."""
+    if isinstance(devices, bool):
+        return f"devices {devices!r} is not 'all', a count or a list"
+    if isinstance(devices, str):
+        return None if devices == "all" else f"devices {devices!r}: the only valid string is 'all'"
+    if isinstance(devices, int):
+        return None if devices > 0 else f"devices {devices}: a count must be > 0"
+    if isinstance(devices, list):
+        for d in devices:
+            ok = (isinstance(d, int) and not isinstance(d, bool) and d >= 0) or (isinstance(d, str) and DEVICE_REF_RE.match(d))
+            if not ok:
+                return f"devices entry {d!r} is not a GPU index, a MIG index (gpu:mig) or a GPU/MIG UUID"
+        return None
+    return f"devices {devices!r} is not 'all', a count or a list"
+
+
+def _rename_problem(rename: Any) -> str | None:
+    """Why NewResourceName refuses a rename, or None."""
+    if not isinstance(rename, str):
+        return f"rename {rename!r} must be a string"
+    full = rename if rename.startswith("nvidia.com/") else "nvidia.com/" + rename
+    if len(full) > 63:
+        return f"rename {full} is longer than 63 characters"
+    name = full.split("/", 1)[1]
+    if not DNS_SUBDOMAIN_RE.match(name) or len(name) > 253:
+        return f"rename {rename!r} is not a DNS subdomain (lower-case letters, digits, '-', '.')"
+    return None
 
 
 def _lint_sharing(ctx: _Ctx, mode: str, sec: Any, p: tuple, strategy: str, mig_entries: dict) -> None:
     if not isinstance(sec, dict):
-        ctx.add(p, "dp.structure", f"{mode} must be a mapping with resources", "add resources: [{name: nvidia.com/gpu, replicas: 4}]")
+        ctx.add(p, "dp.structure", f"{mode} must be a mapping with resources; {FAILS}", "add resources: [{name: nvidia.com/gpu, replicas: 4}]")
         return
     for k in sec:
-        if k not in DP_SHARING_KEYS:
-            ctx.add(p + (str(k),), "dp.unknown-field", f"unknown field '{k}'", f"use {', '.join(sorted(DP_SHARING_KEYS))}")
+        if k not in DP_SHARING_KEYS | {"strategy"}:
+            ctx.add(p + (str(k),), "dp.unknown-field", f"unknown field '{k}': the plugin ignores it", f"use {', '.join(sorted(DP_SHARING_KEYS))}", severity="warning")
     res = sec.get("resources")
     if not isinstance(res, list) or not res:
-        ctx.add(p + ("resources",), "dp.no-resources", "no resources specified (the plugin fails to start)", "add resources: [{name: nvidia.com/gpu, replicas: 4}]")
+        ctx.add(p + ("resources",), "dp.no-resources", f"no resources specified; {FAILS}", "add resources: [{name: nvidia.com/gpu, replicas: 4}]")
         return
     for i, r in enumerate(res):
         rp = p + ("resources", i)
         if not isinstance(r, dict):
-            ctx.add(rp, "dp.structure", "a resource must be a mapping with name and replicas", "write {name: nvidia.com/gpu, replicas: 4}")
+            ctx.add(rp, "dp.structure", f"a resource must be a mapping with name and replicas; {FAILS}", "write {name: nvidia.com/gpu, replicas: 4}")
             continue
-        for k in ("rename", "devices"):
-            if k in r:
-                ctx.add(rp + (k,), "dp.ignored-field", f"per-resource '{k}' is parsed and then stripped by the plugin (not yet supported)",
-                        "remove it; sharing applies to every GPU of the node" if k == "devices" else "remove it; use renameByDefault instead")
+        if "devices" in r:
+            why = _devices_problem(r["devices"])
+            if why:
+                ctx.add(rp + ("devices",), "dp.devices", f"{why}; {FAILS}", "use devices: all, a count > 0, or a list of GPU indices/UUIDs")
+            elif r["devices"] != "all":
+                ctx.add(rp + ("devices",), "dp.ignored-field", "per-resource devices are not yet supported: the plugin logs a warning and shares every GPU",
+                        "remove it, or use devices: all", severity="warning")
+        if "rename" in r:
+            why = _rename_problem(r["rename"])
+            if why:
+                ctx.add(rp + ("rename",), "dp.rename", f"{why}; {FAILS}", "use a name like gpu.shared, or remove rename")
+            else:
+                ctx.add(rp + ("rename",), "dp.ignored-field", "per-resource rename is not yet supported: the plugin logs a warning and ignores it",
+                        "remove it; use renameByDefault: true for <name>.shared", severity="warning")
         replicas = r.get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 2:
-            ctx.add(rp + ("replicas",), "dp.replicas", f"replicas {replicas!r} must be an integer ≥ 2", "use replicas ≥ 2; to stop sharing, remove the sharing section")
+            ctx.add(rp + ("replicas",), "dp.replicas", f"replicas {replicas!r} must be an integer ≥ 2; {FAILS}", "use replicas ≥ 2; to stop sharing, remove the sharing section")
         elif mode == "mps" and replicas > 48:
             ctx.add(rp + ("replicas",), "dp.mps-limit", f"MPS allows at most 48 clients per GPU, not {replicas}", "use replicas ≤ 48 (≤ 16 before Volta)")
         name = r.get("name")
         if not isinstance(name, str):
-            ctx.add(rp + ("name",), "dp.resource-name", "resource needs a name", "use nvidia.com/gpu")
+            ctx.add(rp + ("name",), "dp.resource-name", f"resource needs a name; {FAILS}", "use nvidia.com/gpu")
             continue
         if mode == "mps":
             if name != "nvidia.com/gpu":
@@ -386,7 +547,7 @@ def _lint_sharing(ctx: _Ctx, mode: str, sec: Any, p: tuple, strategy: str, mig_e
                 ctx.add(rp, "dp.mps-resource", "MPS is not supported on devices with MIG enabled", "set flags.migStrategy: none and use GPUs without MIG")
             continue
         m = re.fullmatch(r"nvidia\.com/mig-(.+)", name)
-        if name == "nvidia.com/gpu":
+        if name in ("nvidia.com/gpu", "gpu"):
             continue
         if not m:
             ctx.add(rp + ("name",), "dp.resource-name", f"{name} cannot be time-sliced", "use nvidia.com/gpu or nvidia.com/mig-<profile> (mixed strategy)")
@@ -417,13 +578,13 @@ def _single_violations(mig_entries: dict[str, dict]) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- CRDs, Helm values, Nodes, Pods
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=32)
 def crd_schema(kind: str) -> dict:
     path = DATA_DIR / "crd_schemas" / f"{kind.lower()}.json"
     return json.loads(path.read_text())
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=32)
 def _validator(kind: str) -> Any:
     import jsonschema
 
@@ -436,10 +597,20 @@ def _lint_crd(ctx: _Ctx, doc: dict, base: tuple) -> None:
     if doc.get("apiVersion") != shipped["apiVersion"]:
         ctx.add(base + ("apiVersion",), "crd.api-version", f"apiVersion {doc.get('apiVersion')!r} is not {shipped['apiVersion']}", f"use apiVersion: {shipped['apiVersion']}")
     for err in sorted(_validator(kind).iter_errors(doc), key=lambda e: [str(x) for x in e.absolute_path]):
-        ctx.add(base + tuple(err.absolute_path), "crd.schema", f"{err.message} (CRD {shipped['version']})", "follow the CRD schema: " + _fix_for(err))
+        if err.instance is None and err.validator == "type":
+            # The API server prunes a null in a non-nullable field before validation (structural schemas).
+            ctx.add(base + tuple(err.absolute_path), "crd.null-pruned", "null value: the API server drops it and the default applies",
+                    "remove the key, or give a value", severity="info")
+            continue
+        ctx.add(base + tuple(err.absolute_path), "crd.schema", f"{_short(err.message)} (CRD {shipped['version']}); the API server rejects the object",
+                "follow the CRD schema: " + _fix_for(err))
     _pruned(ctx, doc, shipped["schema"], base, kind)
     if kind == "ClusterPolicy":
         _lint_policy_spec(ctx, doc.get("spec"), base + ("spec",))
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _fix_for(err: Any) -> str:
@@ -459,8 +630,11 @@ def _pruned(ctx: _Ctx, obj: Any, schema: dict, path: tuple, kind: str) -> None:
             return
         for k, v in obj.items():
             sub = schema["properties"].get(k)
+            if v is None:
+                continue  # reported as crd.null-pruned
             if sub is None:
-                ctx.add(path + (str(k),), "crd.pruned", f"{kind} has no field '{k}' here; the API server drops it silently", "remove it or fix its spelling")
+                ctx.add(path + (str(k),), "crd.pruned", f"{kind} has no field '{k}' here; the API server drops it silently", "remove it or fix its spelling",
+                        severity="warning")
             else:
                 _pruned(ctx, v, sub, path + (str(k),), kind)
     elif isinstance(obj, dict) and isinstance(schema.get("additionalProperties"), dict):
@@ -507,7 +681,7 @@ def _lint_policy_refs(ctx: _Ctx, doc: dict, base: tuple, configmaps: dict[str, s
     dname, ddefault = dcfg.get("name"), dcfg.get("default")
     if isinstance(dname, str) and dname in configmaps:
         keys = configmaps[dname]
-        if ddefault and ddefault not in keys:
+        if isinstance(ddefault, str) and ddefault and ddefault not in keys:
             ctx.add(base + ("spec", "devicePlugin", "config", "default"), "cp.device-plugin-config", f"default '{ddefault}' is not a key of ConfigMap '{dname}'",
                     f"use one of {', '.join(sorted(keys))}")
         elif not ddefault and len(keys) > 1 and "default" not in keys:
@@ -515,30 +689,132 @@ def _lint_policy_refs(ctx: _Ctx, doc: dict, base: tuple, configmaps: dict[str, s
                     "set devicePlugin.config.default (the plugin fails to start otherwise)")
 
 
+def _section(d: Any, *keys: str) -> dict:
+    for k in keys:
+        d = d.get(k) if isinstance(d, dict) else None
+    return d if isinstance(d, dict) else {}
+
+
+def default_mig_config_names() -> set[str]:
+    """Config names mig-manager offers without a custom ConfigMap: all-disabled, all-enabled,
+    all-balanced and all-<profile> ('+' written '.'), the naming of the GPU Operator's default
+    mig-parted config (assets/state-mig-manager/0400_configmap.yaml @ a22dbf6) and of the config
+    mig-manager generates from the hardware."""
+    names = {"all-disabled", "all-enabled", "all-balanced"}
+    for g in all_mig_gpus():
+        for prof in g.profiles.values():
+            for n in (prof.name, *prof.also_named):
+                names.add("all-" + n.replace("+", "."))
+    return names
+
+
+def _lint_values_configmap(ctx: _Ctx, cfg: dict, p: tuple, component: str) -> None:
+    """`<component>.config` with create: true renders a ConfigMap named config.name; an empty name
+    renders a ConfigMap without metadata.name, which helm install refuses."""
+    if cfg.get("create") and cfg.get("data") and not cfg.get("name"):
+        ctx.add(p + ("name",), "values.configmap-name", f"{component}.config.create is true with data but config.name is empty: "
+                "the chart renders a ConfigMap without a name and helm install fails", f"set {component}.config.name (e.g. custom-{component.lower()}-config)")
+    if cfg.get("create") and not cfg.get("data"):
+        ctx.add(p + ("data",), "values.configmap-data", f"{component}.config.create is true but data is empty: the chart skips the ConfigMap",
+                f"add the configs under {component}.config.data, or set create: false and name an existing ConfigMap", severity="warning")
+
+
 def _lint_helm(ctx: _Ctx, values: dict, base: tuple, mig_entries: dict) -> None:
+    """GPU Operator chart values (deployments/gpu-operator/values.yaml and templates @ a22dbf6)."""
     mig = values.get("mig")
     if isinstance(mig, dict) and mig.get("strategy") not in (None, *MIG_STRATEGIES):
         ctx.add(base + ("mig", "strategy"), "cp.mig-strategy", f"mig.strategy {mig.get('strategy')!r} is not none, single or mixed", "use none, single or mixed")
-    mm = values.get("migManager") if isinstance(values.get("migManager"), dict) else {}
-    mcfg = mm.get("config") if isinstance(mm.get("config"), dict) else {}
+    mcfg = _section(values, "migManager", "config")
+    mp = base + ("migManager", "config")
+    _lint_values_configmap(ctx, mcfg, mp, "migManager")
     data = mcfg.get("data")
-    if mcfg.get("create") and (not isinstance(data, dict) or "config.yaml" not in data):
-        ctx.add(base + ("migManager", "config", "data"), "mig.configmap-key", "migManager.config.create needs data with the key 'config.yaml'", "put the mig-parted config under data.config.yaml")
-    if isinstance(data, dict) and isinstance(data.get("config.yaml"), str):
-        try:
-            _lint_mig(ctx, yaml.safe_load(data["config.yaml"]), base + ("migManager", "config", "data", "config.yaml"), mig_entries)
-        except yaml.YAMLError:
-            ctx.add(base + ("migManager", "config", "data", "config.yaml"), "yaml-parse", "embedded YAML does not parse", "fix the YAML inside this key")
-    dp = values.get("devicePlugin") if isinstance(values.get("devicePlugin"), dict) else {}
-    dcfg = dp.get("config") if isinstance(dp.get("config"), dict) else {}
+    local_keys: set[str] = set()
+    if isinstance(data, dict) and data:
+        if mcfg.get("create") and "config.yaml" not in data:
+            ctx.add(mp + ("data",), "mig.configmap-key", "migManager.config.data has no key 'config.yaml'; mig-manager reads only that key",
+                    "put the mig-parted config under data.config.yaml")
+        for kind, key, cfg in embedded_payloads(ctx, data, mp + ("data",)):
+            if kind == "mig":
+                local_keys |= _lint_mig(ctx, cfg, mp + ("data", key), mig_entries)
+    default = mcfg.get("default")
+    if isinstance(default, str) and default:
+        if local_keys and mcfg.get("create"):
+            if default not in local_keys:
+                ctx.add(mp + ("default",), "mig.default", f"migManager.config.default '{default}' is not a config in migManager.config.data",
+                        f"use one of {', '.join(sorted(local_keys))}")
+        elif not mcfg.get("name") and default not in default_mig_config_names():
+            ctx.add(mp + ("default",), "mig.default", f"migManager.config.default '{default}' is not a config mig-manager provides "
+                    "(no custom ConfigMap is named); nodes without a mig.config label stay unconfigured",
+                    "use all-disabled, all-enabled, all-balanced or all-<profile>, or name a custom ConfigMap in migManager.config.name")
+    dcfg = _section(values, "devicePlugin", "config")
+    dp = base + ("devicePlugin", "config")
+    _lint_values_configmap(ctx, dcfg, dp, "devicePlugin")
     ddata = dcfg.get("data")
     if isinstance(ddata, dict):
-        for k, v in ddata.items():
-            if isinstance(v, str):
-                try:
-                    _lint_device_plugin(ctx, yaml.safe_load(v), base + ("devicePlugin", "config", "data", str(k)), mig_entries)
-                except yaml.YAMLError:
-                    ctx.add(base + ("devicePlugin", "config", "data", str(k)), "yaml-parse", "embedded YAML does not parse", "fix the YAML inside this key")
+        for kind, key, cfg in embedded_payloads(ctx, ddata, dp + ("data",)):
+            if kind == "dp":
+                _lint_device_plugin(ctx, cfg, dp + ("data", key), mig_entries)
+        ddefault = dcfg.get("default")
+        if isinstance(ddefault, str) and ddefault and dcfg.get("create") and ddata and ddefault not in ddata:
+            ctx.add(dp + ("default",), "cp.device-plugin-config", f"devicePlugin.config.default '{ddefault}' is not a key of devicePlugin.config.data",
+                    f"use one of {', '.join(sorted(map(str, ddata)))}")
+
+
+def _lint_plugin_chart(ctx: _Ctx, values: dict, base: tuple, mig_entries: dict) -> None:
+    """k8s-device-plugin chart values (deployments/helm/nvidia-device-plugin/values.yaml @ 1b826ac):
+    each config.map entry is a whole plugin config; the top-level flags become plugin arguments."""
+    cfg = _section(values, "config")
+    if cfg.get("name") and cfg.get("map"):
+        ctx.add(base + ("config",), "values.config-map", "config.name and config.map are both set; the chart uses one ConfigMap only",
+                "keep config.name (an existing ConfigMap) or config.map (built by the chart), not both")
+    cmap = cfg.get("map")
+    if cmap is not None and not isinstance(cmap, dict):
+        ctx.add(base + ("config", "map"), "values.config-map", "config.map must be a mapping of config name to config text", "write map: {default: |- ...}")
+        cmap = {}
+    for key, text in (cmap or {}).items():
+        p = base + ("config", "map", str(key))
+        if not isinstance(text, str):
+            if isinstance(text, dict):  # written as YAML rather than a block string: the chart's toYaml still renders it
+                _lint_device_plugin(ctx, text, p, mig_entries)
+            continue
+        try:
+            doc = load_yaml_text(text, f"{ctx.file} config.map.{key}")
+        except UnsafeInputError as e:
+            ctx.add(p, "yaml-parse", f"embedded YAML is refused: {str(e).split(': ', 1)[-1]}", "fix the YAML inside this key")
+            continue
+        _lint_device_plugin(ctx, doc if doc is not None else {}, p, mig_entries)
+    default = cfg.get("default")
+    if isinstance(default, str) and default and cmap and default not in cmap:
+        ctx.add(base + ("config", "default"), "cp.device-plugin-config", f"config.default '{default}' is not a key of config.map",
+                f"use one of {', '.join(sorted(map(str, cmap)))}")
+    flags = {k: values.get(k) for k in ("migStrategy", "deviceDiscoveryStrategy") if values.get(k) is not None}
+    plugin = {k: values.get(k) for k in ("deviceListStrategy", "deviceIDStrategy") if values.get(k) is not None}
+    if plugin:
+        flags["plugin"] = plugin
+    for path in FLAG_CHOICES:
+        if path[0] == "plugin" and len(path) == 2 and path[1] not in plugin:
+            continue
+        node = flags
+        for k in path[:-1]:
+            node = node.get(k, {})
+        if path[-1] not in node:
+            continue
+        sub = _Ctx(ctx.file)
+        check_flag(sub, flags, path, ())
+        for f in sub.findings:
+            f.path = fmt_path(base + (path[-1],))
+        ctx.findings += sub.findings
+
+
+def _lint_clients(ctx: _Ctx, cfg: dict, p: tuple) -> None:
+    """mig-manager gpu-clients list (mig-parted cmd/nvidia-mig-manager GPUClients: version,
+    systemd-services): host services mig-manager stops before reconfiguring."""
+    if cfg.get("version", "v1") != "v1":
+        ctx.add(p + ("version",), "clients.version", f"gpu-clients version {cfg.get('version')!r}; only v1 exists", "set version: v1")
+    for k in ("systemd-services",):
+        v = cfg.get(k)
+        if v is not None and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+            ctx.add(p + (k,), "clients.structure", f"{k} must be a list of names", f"write {k}: [name, ...]")
 
 
 def _lint_node(ctx: _Ctx, doc: dict, base: tuple, mig_keys: set[str]) -> None:

@@ -42,6 +42,7 @@ class MigProfile:
     gi_id: int | None
     usable_gib: float | None
     min_driver: str | None
+    also_named: tuple[str, ...] = ()  # other names drivers/boards report for the same profile
 
     @property
     def attributes(self) -> str:
@@ -84,9 +85,22 @@ class MigGpu:
     source: str
     layout_source: str
     catalog_gpu: str | None = None  # the gpus.yaml key the user named, if any
+    placement_status: str = "assumed"  # verified | secondary | derived | assumed
+    placement_source: str = ""
+
+    def canonical(self, name: str) -> str | None:
+        """The table's name for a profile, accepting the other names drivers report (also_named)."""
+        n = str(name).strip().lower()
+        if n in self.profiles:
+            return n
+        for p in self.profiles.values():
+            if n in p.also_named:
+                return p.name
+        return None
 
     def profile(self, name: str) -> MigProfile:
-        p = self.profiles.get(name.strip().lower())
+        key = self.canonical(name)
+        p = self.profiles.get(key) if key else None
         if p is None:
             raise NotFoundError(f"profile '{name}' does not exist on {self.name}; valid: {', '.join(self.profiles)}")
         return p
@@ -142,6 +156,7 @@ def _table_by_key(key: str) -> MigGpu:
             gi_id=row.get("gi_id"),
             usable_gib=row.get("usable_gib"),
             min_driver=row.get("min_driver"),
+            also_named=tuple(str(n).lower() for n in row.get("also_named", [])),
         )
     return MigGpu(
         key=key,
@@ -155,6 +170,8 @@ def _table_by_key(key: str) -> MigGpu:
         notes=tuple(layout.get("notes", [])),
         source=entry.get("source", ""),
         layout_source=layout.get("source", ""),
+        placement_status=str((entry.get("placements") or {}).get("status", "assumed")),
+        placement_source=str((entry.get("placements") or {}).get("source", "")),
     )
 
 
@@ -490,3 +507,20 @@ def placement_table(gpu: MigGpu) -> list[dict]:
 
 def geometry_label(g: dict[str, int]) -> str:
     return " + ".join(f"{n}×{p}" for p, n in sorted(g.items(), key=lambda kv: (-int(kv[0].split("g.")[0].split(".")[-1]), kv[0])))
+
+
+PLACEMENT_STATUSES = ("verified", "secondary", "derived", "assumed")
+
+
+def assumed_rows() -> list[dict]:
+    """Everything in the MIG tables that is not read from a primary source, with why: tables whose
+    placements are derived or assumed, and profiles whose memory is only the GB in their name."""
+    rows = []
+    for g in all_mig_gpus():
+        if g.placement_status != "verified":
+            rows.append({"gpu": g.name, "item": "placements", "status": g.placement_status, "source": g.placement_source})
+        no_mem = [p.name for p in g.profiles.values() if p.usable_gib is None]
+        if no_mem:
+            rows.append({"gpu": g.name, "item": "usable memory of " + ", ".join(no_mem), "status": "assumed",
+                         "source": "no nvidia-smi mig -lgip output found; the planner uses the GB in the profile name"})
+    return rows

@@ -21,7 +21,7 @@ the known geometry that provides the most still-lacking profiles (internal/parti
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from aiinfra.catalog.loader import default_catalog
@@ -77,10 +77,11 @@ def candidates(gpu: MigGpu, w: Workload) -> list[MigProfile]:
     return sorted((p for p in fit if p.size == smallest), key=lambda p: (p.compute, p.name))
 
 
-def lower_bound(gpu: MigGpu, workloads: list[Workload]) -> Term:
+def lower_bound(gpu: MigGpu, workloads: list[Workload], cands: dict[str, list[MigProfile]] | None = None) -> Term:
     """GPUs needed at least: memory slots and compute slices of the smallest candidate of each workload."""
-    slots = sum(min(p.size for p in candidates(gpu, w)) * w.count for w in workloads)
-    compute = sum(min(p.compute for p in candidates(gpu, w)) * w.count for w in workloads)
+    cands = cands if cands is not None else {w.name: candidates(gpu, w) for w in workloads}
+    slots = sum(min(p.size for p in cands[w.name]) * w.count for w in workloads)
+    compute = sum(min(p.compute for p in cands[w.name]) * w.count for w in workloads)
     value = max(math.ceil(slots / gpu.memory_slots), math.ceil(compute / gpu.compute_slices)) if workloads else 0
     return Term(
         "lower bound",
@@ -92,65 +93,111 @@ def lower_bound(gpu: MigGpu, workloads: list[Workload]) -> Term:
     )
 
 
+def quiet_highs(highspy):
+    """A silent HiGHS. Its constructor prints a licence banner from C++ straight to file descriptor 1,
+    which would corrupt `--format json` on stdout; the banner goes to stderr instead."""
+    import os
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        h = highspy.Highs()
+        h.silent()
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+    return h
+
+
 def pack_mig(gpu: MigGpu, workloads: list[Workload], gpus_available: int, gpus_per_node: int = 8, time_limit_s: float = 30.0) -> MigPacking:
-    """Solve the packing exactly (see module docstring); raise DoesNotFitError when it cannot fit."""
+    """Solve the packing exactly (see module docstring); raise DoesNotFitError when it cannot fit.
+
+    Workloads with the same candidate profiles are interchangeable, so the program has one y variable
+    per (candidate set, profile), not per workload: its size depends on the GPU's profiles, not on how
+    many workload entries there are. The chosen counts are then handed back to the workloads in order.
+    """
     import highspy
 
     if gpus_available < 0 or gpus_per_node < 1:
         raise SpecError("GPU counts must be positive")
     cands = {w.name: candidates(gpu, w) for w in workloads}
-    for w in workloads:
-        for p in cands[w.name]:
+    for ps in {tuple(p.name for p in ps): ps for ps in cands.values()}.values():
+        for p in ps:
             if p.max_count == 0:
                 raise DoesNotFitError(f"profile {p.name} cannot be created on {gpu.name}")
-    lb = lower_bound(gpu, workloads)
+    lb = lower_bound(gpu, workloads, cands)
     if lb.value > gpus_available:
         raise DoesNotFitError(
             f"the workloads need at least {lb.value} {gpu.name} GPUs ({lb.inputs['Σ slots']} memory slots, "
             f"{lb.inputs['Σ compute']} compute slices) but only {gpus_available} are available"
         )
-    used_profiles = {p.name for ps in cands.values() for p in ps}
+    groups: dict[tuple[str, ...], int] = {}  # candidate set → copies
+    for w in workloads:
+        key = tuple(p.name for p in cands[w.name])
+        groups[key] = groups.get(key, 0) + w.count
+    used_profiles = sorted({p for key in groups for p in key})
     variants = any(not gpu.profiles[p].is_base for p in used_profiles)
-    geoms = [g for g in geometries(gpu, variants=variants) if set(g) <= used_profiles]
+    allowed = set(used_profiles)
+    geoms = [g for g in geometries(gpu, variants=variants) if set(g) <= allowed]
     per_gpu = gpu.memory_slots + gpu.compute_slices
     weight = per_gpu * max(gpus_available, 1) + 1
 
-    h = highspy.Highs()
-    h.silent()
+    h = quiet_highs(highspy)
     h.setOptionValue("time_limit", float(time_limit_s))
     h.setOptionValue("threads", 1)  # deterministic
-    x = [h.addIntegral(lb=0, ub=gpus_available) for _ in geoms]
-    y: dict[tuple[str, str], object] = {}
-    for w in workloads:
-        for p in cands[w.name]:
-            y[(w.name, p.name)] = h.addIntegral(lb=0, ub=w.count)
-        h.addConstr(sum(y[(w.name, p.name)] for p in cands[w.name]) == w.count)
-    for pname in used_profiles:
-        supply = [g[pname] * x[i] for i, g in enumerate(geoms) if g.get(pname)]
-        demand = [v for (wn, pn), v in y.items() if pn == pname]
+    inf = highspy.kHighsInf
+    # Columns: x_g (one per geometry), then y_(group, profile).
+    n_x = len(geoms)
+    y_index: list[tuple[tuple[str, ...], str]] = [(key, p) for key in groups for p in key]
+    costs = [float(weight + per_gpu)] * n_x + [-float(gpu.profiles[p].size + gpu.profiles[p].compute) for _, p in y_index]
+    upper = [float(gpus_available)] * n_x + [float(groups[key]) for key, _ in y_index]
+    n = len(costs)
+    h.addVars(n, [0.0] * n, upper)
+    h.changeColsCost(n, list(range(n)), costs)
+    h.changeColsIntegrality(n, list(range(n)), [highspy.HighsVarType.kInteger] * n)
+    col = {yk: n_x + i for i, yk in enumerate(y_index)}
+    for key, copies in groups.items():  # every copy is placed
+        idx = [col[(key, p)] for p in key]
+        h.addRow(float(copies), float(copies), len(idx), idx, [1.0] * len(idx))
+    for pname in used_profiles:  # demand of p ≤ supply of p
+        supply = [(i, -float(g[pname])) for i, g in enumerate(geoms) if g.get(pname)]
         if not supply:
             raise DoesNotFitError(f"no valid geometry of {gpu.name} contains {pname}")
-        h.addConstr(sum(demand) - sum(supply) <= 0)
-    h.addConstr(sum(x) <= gpus_available)
-    served = sum(v * (gpu.profiles[pn].size + gpu.profiles[pn].compute) for (wn, pn), v in y.items())
-    h.minimize((weight + per_gpu) * sum(x) - served)
+        demand = [(col[(key, p)], 1.0) for key, p in y_index if p == pname]
+        idx, val = zip(*(demand + supply))
+        h.addRow(-inf, 0.0, len(idx), list(idx), list(val))
+    h.addRow(-inf, float(gpus_available), n_x, list(range(n_x)), [1.0] * n_x)
+    h.changeObjectiveSense(highspy.ObjSense.kMinimize)
+    h.run()
     status = h.modelStatusToString(h.getModelStatus())
     if status == "Infeasible":
         total = sum(w.count for w in workloads)
         need = pack_mig(gpu, workloads, total, gpus_per_node, time_limit_s).gpus_used if total > gpus_available else None
-        caps = ", ".join(sorted({f"{p.name} max {p.max_count}/GPU" for ps in cands.values() for p in ps}))
+        caps = ", ".join(sorted({f"{p.name} max {p.max_count}/GPU" for key in groups for p in (gpu.profiles[q] for q in key)}))
         raise DoesNotFitError(
             f"the workloads do not fit on {gpus_available} {gpu.name} GPUs: they need "
             f"{need if need is not None else 'more'} because of the per-GPU caps and placements ({caps})"
         )
     if status not in ("Optimal", "Time limit reached") or h.getInfo().primal_solution_status < 2:
         raise AiinfraError(f"the MIG packing solver stopped without a solution ({status})")
-    xs = [round(h.val(v)) for v in x]
+    values = list(h.getSolution().col_value)  # fetched once: h.val() copies the whole solution per call
+    xs = [round(v) for v in values[:n_x]]
+    pool = {yk: round(values[col[yk]]) for yk in y_index}
     choice: dict[str, dict[str, int]] = {}
-    for (wn, pn), v in y.items():
-        n = round(h.val(v))
-        if n:
-            choice.setdefault(wn, {})[pn] = n
+    for w in workloads:  # hand the group's counts to its workloads, in input order
+        key = tuple(p.name for p in cands[w.name])
+        need = w.count
+        for p in key:
+            take = min(need, pool[(key, p)])
+            if take:
+                pool[(key, p)] -= take
+                choice.setdefault(w.name, {})[p] = take
+                need -= take
+        if need:  # pragma: no cover - the equality rows guarantee it
+            raise AiinfraError(f"internal: {need} copies of {w.name} left unplaced")
     assignments = _assign(gpu, geoms, xs, choice, gpus_per_node)
     n_used = len(assignments)
     served_slots = sum(gpu.profiles[p].size * n for ch in choice.values() for p, n in ch.items())
@@ -169,24 +216,33 @@ def pack_mig(gpu: MigGpu, workloads: list[Workload], gpus_available: int, gpus_p
 
 
 def _assign(gpu: MigGpu, geoms: list[dict[str, int]], xs: list[int], choice: dict[str, dict[str, int]], gpus_per_node: int) -> list[GpuAssignment]:
-    """Turn geometry counts into per-GPU instances, trimmed to the instances a workload uses."""
+    """Turn geometry counts into per-GPU instances, trimmed to the instances a workload uses.
+
+    Each profile keeps a queue of the GPUs that still have a free instance of it (first GPU first), so
+    handing out c copies costs O(c + GPUs), not O(c × GPUs)."""
     slots: list[dict[str, int]] = []
     for g, n in zip(geoms, xs):
         slots += [dict(g) for _ in range(n)]
     # Biggest geometries first, so GPUs fill node by node in a stable order.
     slots.sort(key=lambda g: (-sum(gpu.profiles[p].compute * k for p, k in g.items()), sorted(g.items())))
     out = [GpuAssignment(i, i // gpus_per_node, i % gpus_per_node, {}) for i in range(len(slots))]
+    free: dict[str, deque[int]] = {}
+    for i, g in enumerate(slots):
+        for p in g:
+            free.setdefault(p, deque()).append(i)
     for wn in sorted(choice):
         for pn, n in sorted(choice[wn].items()):
+            queue = free.get(pn, deque())
             for _ in range(n):
-                for a, free in zip(out, slots):
-                    if free.get(pn):
-                        free[pn] -= 1
-                        a.geometry[pn] = a.geometry.get(pn, 0) + 1
-                        a.workloads.append(f"{wn}:{pn}")
-                        break
-                else:  # pragma: no cover - the constraints guarantee supply
+                if not queue:  # pragma: no cover - the constraints guarantee supply
                     raise AiinfraError(f"internal: no {pn} instance left for {wn}")
+                i = queue[0]
+                slots[i][pn] -= 1
+                if slots[i][pn] == 0:
+                    queue.popleft()
+                a = out[i]
+                a.geometry[pn] = a.geometry.get(pn, 0) + 1
+                a.workloads.append(f"{wn}:{pn}")
     return [a for a in out if a.geometry]
 
 
@@ -344,6 +400,7 @@ class Plan:
     replicas: int
     gpus_per_node: int
     result: Result
+    soft: list[Workload] = field(default_factory=list)  # the time-sliced workloads, in input order
 
 
 def plan(gpu: MigGpu, workloads: list[Workload], gpus_available: int, gpus_per_node: int = 8) -> Plan:
@@ -353,8 +410,9 @@ def plan(gpu: MigGpu, workloads: list[Workload], gpus_available: int, gpus_per_n
 
     if gpus_available < 1:
         raise SpecError("--gpus must be at least 1")
+    # Partition in one pass: `w not in hard` compared pydantic models pairwise (quadratic).
     hard = [w for w in workloads if w.isolation == "hard" or w.profile]
-    soft = [w for w in workloads if w not in hard]
+    soft = [w for w in workloads if not (w.isolation == "hard" or w.profile)]
     pack = pack_mig(gpu, hard, gpus_available, gpus_per_node) if hard else None
     base = first_fit_nos(gpu, baseline_demand(gpu, hard)) if hard else None
     used = pack.gpus_used if pack else 0
@@ -379,7 +437,7 @@ def plan(gpu: MigGpu, workloads: list[Workload], gpus_available: int, gpus_per_n
         result.facts["time-sliced GPUs"] = shared
         result.facts["time-slicing replicas"] = replicas
         result.facts["GPUs used"] = used + shared
-    out = Plan(gpu, pack, base, sharing, shared, replicas, gpus_per_node, result)
+    out = Plan(gpu, pack, base, sharing, shared, replicas, gpus_per_node, result, soft)
     result.facts["per node"] = {
         f"node {n}": [{"devices": devs, "mig-enabled": bool(geo), **({"mig-devices": geo} if geo else {})} for devs, geo in entries]
         for n, entries in node_layout(out).items()

@@ -1,7 +1,7 @@
 """MIG: pack workloads onto the fewest GPUs, draw each GPU's slots, and hand out the Kubernetes YAML.
 
-The same calls as `aiinfra mig plan` (cli/mig.py): sharing.packing.plan, and cli.mig.plan_bundle
-for the manifests. The workloads come as YAML text in the form, read with safe_load — never a path.
+The same library calls as `aiinfra mig plan`: aiinfra.sharing.commands (build_plan, mig_plan,
+plan_manifests). The workloads come as YAML text in the form, read through safeio — never a path.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import plotly.graph_objects as go
-import yaml
 from fastapi import APIRouter, Request
+from pydantic import Field
 from fastapi.responses import Response
 from markupsafe import Markup
 
-from aiinfra.errors import SpecError
+from aiinfra.sharing.workloads import MAX_GPUS, MAX_GPUS_PER_NODE
 from aiinfra.web.charts import div
 from aiinfra.web.common import (
     Explainer,
@@ -43,10 +43,10 @@ PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#f
 class MigPlanSpec(WebSpec):
     """`aiinfra mig plan` options; `workloads` is the YAML document itself (the CLI reads it from a file)."""
 
-    gpu: str
-    gpus: int
-    gpus_per_node: int = 8
-    workloads: str
+    gpu: str = Field(max_length=200)
+    gpus: int = Field(ge=1, le=MAX_GPUS)
+    gpus_per_node: int = Field(default=8, ge=1, le=MAX_GPUS_PER_NODE)
+    workloads: str = Field(max_length=4 * 2**20)  # bounded like a workloads file; entries and copies are bounded by the parser
 
 
 def available() -> bool:
@@ -54,29 +54,21 @@ def available() -> bool:
 
 
 def _plan(s: MigPlanSpec) -> Any:
-    from aiinfra.sharing import mig, packing
-    from aiinfra.sharing.workloads import parse_workloads
+    from aiinfra.sharing.commands import build_plan
 
-    try:
-        doc = yaml.safe_load(s.workloads)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise SpecError(f"workloads YAML does not parse{where}: {getattr(e, 'problem', None) or e}") from None
-    if s.gpus_per_node < 1:
-        raise SpecError(f"gpus per node must be at least 1, got {s.gpus_per_node}")
-    g = mig.mig_gpu(s.gpu)
-    return packing.plan(g, parse_workloads(doc, "workloads"), s.gpus, s.gpus_per_node)
+    return build_plan(s.gpu, s.workloads, gpus=s.gpus, gpus_per_node=s.gpus_per_node)
 
 
 def plan_result(s: MigPlanSpec) -> Any:
-    return _plan(s).result
+    from aiinfra.sharing.commands import mig_plan
+
+    return mig_plan(s.gpu, s.workloads, gpus=s.gpus, gpus_per_node=s.gpus_per_node)
 
 
 def manifests(p: Any) -> str:
-    from aiinfra.cli.mig import plan_bundle
+    from aiinfra.sharing.commands import plan_manifests
 
-    return plan_bundle(p).text()
+    return plan_manifests(p, "mig-parted").text()
 
 
 def slot_figure(p: Any) -> tuple[go.Figure, int]:

@@ -1,0 +1,83 @@
+"""MIG tables for every current MIG GPU: geometry counts per GPU and each profile's placements against
+the source each table cites (catalog/data/mig_profiles.yaml `placements.source`).
+
+Sources: MIG User Guide v580 'List GPU Instance Profiles' (-lgipp: IDs 19/20 {0..6}:1, 15 {0,2,4,6}:2,
+14 {0,2,4}:2, 9 {0,4}:4, 5 {0}:4, 0 {0}:8); A30 -lgipp observed (14/21 {0,1,2,3}:1, 5/6 {0,2}:2, 0 {0}:4);
+GPU Operator default mig-parted config @ a22dbf6 (all-<profile> counts = per-GPU caps); 'Supported GPUs'
+(max instances: 7, 4 for A30/RTX PRO 6000, 2 for RTX PRO 5000); reference notes §3.2 (77/28 geometries).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from aiinfra.sharing import mig
+
+SEVEN = {"1g": ((0, 1, 2, 3, 4, 5, 6), 1, 7), "1g2": ((0, 2, 4, 6), 2, 4), "2g": ((0, 2, 4), 2, 3),
+         "3g": ((0, 4), 4, 2), "4g": ((0,), 4, 1), "7g": ((0,), 8, 1)}
+FOUR = {"1g": ((0, 1, 2, 3), 1, 4), "2g": ((0, 2), 2, 2), "4g": ((0,), 4, 1)}
+TWO = {"1g": ((0, 1), 1, 2), "2g": ((0,), 2, 1)}
+GI_IDS_7 = {"1g": 19, "1g2": 15, "2g": 14, "3g": 9, "4g": 5, "7g": 0}
+
+# GPU → (listing, base geometries, maximal base geometries, max instances per the guide's 'Supported GPUs')
+EXPECTED = {
+    "a30": (FOUR, 9, 4, 4), "a100-40gb": (SEVEN, 77, 28, 7), "a100-80gb": (SEVEN, 77, 28, 7),
+    "h100-sxm": (SEVEN, 77, 28, 7), "h100-pcie": (SEVEN, 77, 28, 7), "h100-nvl": (SEVEN, 77, 28, 7),
+    "h200-sxm": (SEVEN, 77, 28, 7), "gh200": (SEVEN, 77, 28, 7), "gh200-144gb": (SEVEN, 77, 28, 7),
+    "b200": (SEVEN, 77, 28, 7), "gb200": (SEVEN, 77, 28, 7), "b300": (SEVEN, 77, 28, 7), "gb300": (SEVEN, 77, 28, 7),
+    "rtx-pro-6000": (FOUR, 9, 4, 4), "rtx-pro-5000": (TWO, 3, 2, 2),
+}
+
+# Per-GPU profile names as the driver reports them (GPU Operator default config @ a22dbf6 / MIG guide tables).
+NAMES = {
+    "b200": {"1g": "1g.23gb", "1g2": "1g.45gb", "2g": "2g.45gb", "3g": "3g.90gb", "4g": "4g.90gb", "7g": "7g.180gb"},
+    "gb200": {"1g": "1g.23gb", "1g2": "1g.47gb", "2g": "2g.47gb", "3g": "3g.93gb", "4g": "4g.93gb", "7g": "7g.186gb"},
+    "b300": {"1g": "1g.34gb", "1g2": "1g.67gb", "2g": "2g.67gb", "3g": "3g.135gb", "4g": "4g.135gb", "7g": "7g.269gb"},
+    "gb300": {"1g": "1g.35gb", "1g2": "1g.70gb", "2g": "2g.70gb", "3g": "3g.139gb", "4g": "4g.139gb", "7g": "7g.278gb"},
+    "h200-sxm": {"1g": "1g.18gb", "1g2": "1g.35gb", "2g": "2g.35gb", "3g": "3g.71gb", "4g": "4g.71gb", "7g": "7g.141gb"},
+    "rtx-pro-6000": {"1g": "1g.24gb", "2g": "2g.48gb", "4g": "4g.96gb"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_profile_places_as_its_source_lists(name):
+    listing, *_ = EXPECTED[name]
+    gpu = mig.mig_gpu(name)
+    assert gpu.placement_source, f"{gpu.name} cites no placement source"
+    for p in gpu.profiles.values():
+        starts, size, cap = listing[p.klass]
+        assert (p.starts, p.size) == (starts, size), p.name
+        assert p.max_count == (1 if p.attributes in ("+me", "+me.all") else cap), p.name
+        if listing is SEVEN and p.gi_id is not None and p.attributes == "":
+            assert p.gi_id == GI_IDS_7[p.klass], p.name
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_geometry_counts_per_gpu(name):
+    _, every, maximal, max_instances = EXPECTED[name]
+    gpu = mig.mig_gpu(name)
+    assert len(mig.geometries(gpu)) == every
+    assert len(mig.geometries(gpu, maximal=True)) == maximal
+    assert max(sum(g.values()) for g in mig.geometries(gpu)) == max_instances
+
+
+@pytest.mark.parametrize("name", sorted(NAMES))
+def test_profile_names_as_the_driver_reports_them(name):
+    gpu = mig.mig_gpu(name)
+    by_class = {p.klass: p.name for p in gpu.base_profiles}
+    assert by_class == NAMES[name]
+
+
+def test_gb200_other_names_resolve_to_its_profiles():
+    gpu = mig.mig_gpu("gb200")
+    assert gpu.canonical("7g.189gb") == "7g.186gb" and gpu.profile("3g.95gb").name == "3g.93gb"
+
+
+def test_nothing_is_assumed_where_a_source_exists_and_the_rest_is_listed():
+    rows = mig.assumed_rows()
+    statuses = {mig.mig_gpu(n).name: mig.mig_gpu(n).placement_status for n in EXPECTED}
+    assert statuses["A100-80GB"] == statuses["H100-80GB"] == statuses["A30-24GB"] == "verified"
+    assert statuses["B200-180GB"] == statuses["GB200-186GB"] == "secondary"
+    assert [r["gpu"] for r in rows if r["item"] == "placements" and r["status"] == "assumed"] == ["RTX-PRO-5000-48GB"]
+    assert all(r["source"] for r in rows)
+    assert not any(r["gpu"] == "H100-80GB" for r in rows)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from aiinfra.telemetry import exporter as tx
-from aiinfra.telemetry.fields import read_counters_csv
+from aiinfra.telemetry.fields import read_counters
 
 
 def exporter(
@@ -34,18 +34,28 @@ def exporter(
     once: Annotated[bool, typer.Option("--once", help="Collect once, print the /metrics text to stdout and exit.")] = False,
 ) -> None:
     """Serve GPU metrics exactly as dcgm-exporter names and labels them, plus aiinfra_ health metrics."""
-    rows = tuple(read_counters_csv(collectors)) if collectors is not None else None
-    cfg = tx.ExporterConfig(naming=naming, counters=counters, hostname_label="" if no_hostname else hostname_label, xid_window_ms=xid_window_ms, rows=rows)
+    rows, skipped = read_counters(collectors) if collectors is not None else (None, [])
+    cfg = tx.ExporterConfig(
+        naming=naming,
+        counters=counters,
+        hostname_label="" if no_hostname else hostname_label,
+        xid_window_ms=xid_window_ms,
+        rows=tuple(rows) if rows is not None else None,
+        skipped=tuple(skipped),
+    )
+    requested = len(cfg.table()) + len(cfg.skipped)
     web = tx.load_web_config(web_config) if web_config is not None else None
     sources = tx.build_sources(simulate, hostname, cfg)
     if once:
         exp = tx.Exporter(sources, cfg, interval)
         time.sleep(min(interval, 0.2))  # give rate fields (NVLink, GPM) a measurable interval
         exp.collect_once()
+        _warn_unserved(exp.unserved(), requested)
         sys.stdout.write(exp.body.decode())
         exp.stop()
         return
     running = tx.start(sources, cfg, host, port, interval, web, single_port)
+    _warn_unserved(running[0][0].unserved(), requested)
     if host not in ("127.0.0.1", "localhost", "::1") and not (web and web.users):
         sys.stderr.write(f"warning: serving on {host} without basic auth; anyone who can reach it can read GPU and host names (see --web-config)\n")
     scheme = "https" if web is not None and web.cert_file is not None else "http"
@@ -65,3 +75,10 @@ def exporter(
             server.shutdown()
             server.server_close()
             exp.stop()
+
+
+def _warn_unserved(skipped: list, requested: int) -> None:
+    """Once at start-up: which requested fields are not served and why (never a start-up failure)."""
+    line = tx.warning_for(skipped, requested)
+    if line:
+        sys.stderr.write(f"warning: {line}\n")

@@ -40,7 +40,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ from prometheus_client.utils import floatToGoString
 
 from aiinfra.catalog.loader import default_catalog, read_yaml
 from aiinfra.errors import AiinfraError
-from aiinfra.telemetry.fields import NAMINGS, ExportRow, default_rows
+from aiinfra.telemetry.fields import NAMINGS, ExportRow, Skipped, default_rows
 from aiinfra.telemetry.nvml import Collector, Identity, Snapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -68,9 +68,10 @@ class ExporterConfig:
     xid_window_ms: int = 300_000
     clock_events_window_ms: int = 300_000
     rows: tuple[ExportRow, ...] | None = None  # from a dcgm-exporter collectors CSV; None = the catalog table
+    skipped: tuple[Skipped, ...] = ()  # rows of that CSV that are not served, with the reason
 
     def table(self) -> list[ExportRow]:
-        return list(self.rows) if self.rows else default_rows(self.naming, self.counters)
+        return list(self.rows) if self.rows is not None else default_rows(self.naming, self.counters)
 
     def __post_init__(self) -> None:
         if self.naming not in NAMINGS:
@@ -124,14 +125,21 @@ def families(snapshots: Sequence[Snapshot], cfg: ExporterConfig) -> list[Metric]
     for row in (r for r in rows if r.type != "label"):
         fam = DcgmFamily(row.name, row.help, row.type, row.field.is_int(row.units))
         for snap in snapshots:
-            # `label` rows become labels on every series, sorted by name (render_metrics.go).
-            static = {r.name: snap.driver_version for r in label_rows if r.field.key == "driver-version"}
             for ent in snap.entities:
+                # `label` rows become labels on every series, sorted by name (render_metrics.go).
+                static = {r.name: v for r in label_rows if (v := _label_value(r, ent, snap)) is not None}
                 labels = {**_base_labels(ent.identity, snap.host, cfg), **static}
                 _add_field(fam, row, ent, labels, cfg, xid_text)
         out.append(fam)
     out.extend(self_metrics(snapshots, cfg))
     return out
+
+
+def _label_value(row: ExportRow, ent: Any, snap: Snapshot) -> str | None:
+    value = ent.labels.get(row.field.key)
+    if value is None and row.field.key == "driver-version":
+        value = snap.driver_version
+    return value
 
 
 def _add_field(fam: DcgmFamily, row: ExportRow, ent: Any, labels: dict[str, str], cfg: ExporterConfig, xid_text: dict[int, str]) -> None:
@@ -178,6 +186,41 @@ def self_metrics(snapshots: Sequence[Snapshot], cfg: ExporterConfig) -> list[Met
             errors.add(gl, snap.errors.get(st.index, 0))
             lost.add(gl, 1 if st.lost else 0)
     return [duration, last, passes, lost_n, errors, lost]
+
+
+# Fields whose absence is normal: the last XID has no value until one happens, and the vGPU licence
+# status exists only inside a vGPU guest (dcgm-exporter's default set asks for both).
+_EVENT_FIELDS = frozenset({"xid-errors", "vgpu-license-status"})
+
+
+def served_config(cfg: ExporterConfig, collectors: Sequence[Any]) -> ExporterConfig:
+    """The config with the rows no collector can read moved to `skipped` (with the collector's reason),
+    so a counters file asking for more than the backend offers still starts."""
+    served: list[ExportRow] = []
+    skipped = list(cfg.skipped)
+    for row in cfg.table():
+        reasons = [r for c in collectors if (r := _unreadable(c, row.field.key)) is not None]
+        if collectors and len(reasons) == len(collectors):  # no host can read it
+            skipped.append(Skipped(row.name, reasons[0]))
+        else:
+            served.append(row)
+    return replace(cfg, rows=tuple(served), skipped=tuple(skipped))
+
+
+def _unreadable(collector: Any, key: str) -> str | None:
+    check = getattr(collector, "unreadable", None)
+    return check(key) if check is not None else None
+
+
+def warning_for(skipped: Sequence[Skipped], total: int) -> str | None:
+    """One line naming every row not served, grouped by reason (printed once at start-up)."""
+    if not skipped:
+        return None
+    by_reason: dict[str, list[str]] = {}
+    for s in skipped:
+        by_reason.setdefault(s.reason, []).append(s.name)
+    parts = "; ".join(f"{', '.join(names)} ({reason})" for reason, names in by_reason.items())
+    return f"{len(skipped)} of {total} requested fields are not served: {parts}"
 
 
 class SnapshotCollector:
@@ -248,6 +291,7 @@ class Exporter:
     def __post_init__(self) -> None:
         if not self.interval_s > 0:
             raise AiinfraError(f"--interval must be a positive number of seconds, got {self.interval_s}")
+        self.cfg = served_config(self.cfg, [s.collector for s in self.sources])
         self.snapshots: list[Snapshot] = []
         self.body = b""
         self.last_ok = 0.0
@@ -277,6 +321,24 @@ class Exporter:
         self.body = render(self.registry.collect())
         if fresh:
             self.last_ok = time.time()
+
+    def unserved(self) -> list[Skipped]:
+        """Rows not served: those skipped at start-up, plus rows no GPU reported in the last collection
+        (event fields such as the last XID are left out: they have no value until something happens)."""
+        out = list(self.cfg.skipped)
+        if not self.snapshots:
+            return out
+        seen: set[str] = set()
+        for snap in self.snapshots:
+            for ent in snap.entities:
+                seen.update(ent.values)
+                seen.update(ent.labels)
+        for row in self.cfg.table():
+            key = row.field.key
+            if key in seen or row.field.exporter_owned or key in _EVENT_FIELDS or (key == "driver-version"):
+                continue
+            out.append(Skipped(row.name, "no GPU on this host reports it"))
+        return out
 
     def gzipped(self) -> bytes:
         """The cached body, gzip-compressed once per collection (Prometheus asks for gzip)."""

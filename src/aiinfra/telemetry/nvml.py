@@ -51,7 +51,45 @@ _GPM_FIELDS = {
     pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL: ("prof-dram-active", 0.01),
     pynvml.NVML_GPM_METRIC_PCIE_TX_PER_SEC: ("prof-pcie-tx-bytes", float(2**20)),
     pynvml.NVML_GPM_METRIC_PCIE_RX_PER_SEC: ("prof-pcie-rx-bytes", float(2**20)),
+    pynvml.NVML_GPM_METRIC_FP64_UTIL: ("prof-pipe-fp64-active", 0.01),
+    pynvml.NVML_GPM_METRIC_FP32_UTIL: ("prof-pipe-fp32-active", 0.01),
+    pynvml.NVML_GPM_METRIC_FP16_UTIL: ("prof-pipe-fp16-active", 0.01),
 }
+# Device field values read in one nvmlDeviceGetFieldValues call: HBM temperature (as DCGM reads it),
+# the NVLink error totals over all links (DCGM fields 409/419/429/439 map to these) and the PCIe
+# correctable-error count (DCGM 1501). A GPU without NVLink answers NOT_SUPPORTED: no series.
+_FV_FIELDS = {
+    pynvml.NVML_FI_DEV_MEMORY_TEMP: "memory-temp",
+    pynvml.NVML_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL: "nvlink-crc-flit-error-total",
+    pynvml.NVML_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL: "nvlink-crc-data-error-total",
+    pynvml.NVML_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL: "nvlink-replay-error-total",
+    pynvml.NVML_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL: "nvlink-recovery-error-total",
+    pynvml.NVML_FI_DEV_PCIE_COUNT_CORRECTABLE_ERRORS: "pcie-correctable-errors",
+}
+_VIOLATIONS = (
+    ("power-violation", pynvml.NVML_PERF_POLICY_POWER),
+    ("thermal-violation", pynvml.NVML_PERF_POLICY_THERMAL),
+    ("sync-boost-violation", pynvml.NVML_PERF_POLICY_SYNC_BOOST),
+    ("board-limit-violation", pynvml.NVML_PERF_POLICY_BOARD_LIMIT),
+    ("low-util-violation", pynvml.NVML_PERF_POLICY_LOW_UTILIZATION),
+    ("reliability-violation", pynvml.NVML_PERF_POLICY_RELIABILITY),
+)
+# Every field key this collector can fill (where the GPU supports it); the rest of a counters file
+# is reported as skipped at start-up.
+NVML_FIELDS = frozenset(
+    {
+        "driver-version", "nvml-version", "brand", "serial", "oem-inforom-ver", "ecc-inforom-ver", "power-inforom-ver",
+        "inforom-image-ver", "vbios-version", "sm-clock", "mem-clock", "clocks-event-reasons", "gpu-temp", "power-usage",
+        "enforced-power-limit", "total-energy-consumption", "pcie-replay-counter", "pcie-link-gen", "pcie-link-width",
+        "pcie-max-link-gen", "pcie-max-link-width", "ecc-sbe-vol-total", "ecc-dbe-vol-total", "ecc-sbe-agg-total",
+        "ecc-dbe-agg-total", "correctable-remapped-rows", "uncorrectable-remapped-rows", "row-remap-pending",
+        "row-remap-failure", "retired-sbe", "retired-dbe", "retired-pending", "nvlink-bandwidth-total", "nvlink-bandwidth-l0",
+        "xid-errors", "exp-xid-errors-count", "vgpu-license-status", "exp-clock-events-count", "gpu-util", "mem-copy-util", "enc-util", "dec-util",
+        "fb-total", "fb-free", "fb-used", "fb-reserved", "prof-pcie-tx-bytes", "prof-pcie-rx-bytes",
+        *_FV_FIELDS.values(), *(k for k, _ in _VIOLATIONS), *(k for k, _ in _GPM_FIELDS.values()),
+    }
+)
+_PROF_GPM = frozenset(k for k, _ in _GPM_FIELDS.values()) - {"prof-pcie-tx-bytes", "prof-pcie-rx-bytes"}
 # Fields read from the device and repeated on each of its MIG instances (dcgm-exporter does so).
 _INSTANCE_FIELDS = {"fb-total", "fb-free", "fb-used", "fb-reserved", *(k for k, _ in _GPM_FIELDS.values())}
 _GPU_ONLY_FIELDS = {"gpu-util", "mem-copy-util", "enc-util", "dec-util"}
@@ -89,6 +127,7 @@ class EntitySample:
     values: dict[str, float]
     xid_counts: dict[int, int] = field(default_factory=dict)
     clock_event_counts: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # label-type fields (serial, VBIOS, …) by field key
 
 
 @dataclass
@@ -126,6 +165,10 @@ class Snapshot:
     lost: set[int]
     duration_s: float
     collections: int
+
+
+# nvmlBrandType_t → the brand word DCGM prints for DCGM_FI_DEV_BRAND.
+_BRANDS = {getattr(pynvml, n): n[len("NVML_BRAND_"):].replace("_", " ").title().replace("Nvidia", "NVIDIA") for n in dir(pynvml) if n.startswith("NVML_BRAND_") and n != "NVML_BRAND_COUNT"}
 
 
 def _text(v: Any) -> str:
@@ -189,11 +232,14 @@ class Collector:
         self.handles: list[Any] = []
         self.identity: dict[int, Identity] = {}
         self.serial: dict[int, str | None] = {}
+        self.static: dict[int, dict[str, str]] = {}
+        nvml_version = self._q(-1, self.nv.nvmlSystemGetNVMLVersion)
+        self.nvml_version = _text(nvml_version) if nvml_version is not None else None
         self._by_handle: dict[int, int] = {}
         self._xids: dict[int, deque[tuple[float, int]]] = {}
         self._last_xid: dict[int, int] = {}
         self._events: dict[int, deque[tuple[float, int]]] = {}
-        self._nvlink_prev: dict[int, tuple[float, float]] = {}
+        self._nvlink_prev: dict[int, tuple[float, float, float]] = {}
         self._gpm_prev: dict[tuple[int, int], Any] = {}
         self._gpm_ok: dict[int, bool] = {}
         self._event_set = None
@@ -216,6 +262,7 @@ class Collector:
                     model=_text(self.nv.nvmlDeviceGetName(h)),
                 )
                 self.serial[i] = self._q(i, self.nv.nvmlDeviceGetSerial, h)
+                self.static[i] = self._static_labels(i, h)
                 if self._event_set is not None:
                     self._q(i, self.nv.nvmlDeviceRegisterEvents, h, pynvml.nvmlEventTypeXidCriticalError, self._event_set)
                 self._prime(i, h)
@@ -229,6 +276,35 @@ class Collector:
                     self.handles.append(None)
 
     # ---- helpers
+
+    def _static_labels(self, i: int, h: Any) -> dict[str, str]:
+        """Label-type fields that do not change while the driver is loaded, read once per GPU."""
+        q, nv = self._q, self.nv
+        out = {"driver-version": self.driver_version}
+        if self.nvml_version:
+            out["nvml-version"] = self.nvml_version
+        brand = q(i, nv.nvmlDeviceGetBrand, h)
+        if brand is not None:
+            out["brand"] = _BRANDS.get(int(brand), "Unknown")
+        for key, value in (
+            ("serial", self.serial.get(i)),
+            ("oem-inforom-ver", q(i, nv.nvmlDeviceGetInforomVersion, h, pynvml.NVML_INFOROM_OEM)),
+            ("ecc-inforom-ver", q(i, nv.nvmlDeviceGetInforomVersion, h, pynvml.NVML_INFOROM_ECC)),
+            ("power-inforom-ver", q(i, nv.nvmlDeviceGetInforomVersion, h, pynvml.NVML_INFOROM_POWER)),
+            ("inforom-image-ver", q(i, nv.nvmlDeviceGetInforomImageVersion, h)),
+            ("vbios-version", q(i, nv.nvmlDeviceGetVbiosVersion, h)),
+        ):
+            if value is not None:
+                out[key] = _text(value)
+        return out
+
+    def unreadable(self, key: str) -> str | None:
+        """Why this collector cannot serve a field on this host, or None when it can."""
+        if key in _PROF_GPM and self.handles and not any(self._gpm_ok.values()):
+            return "profiling (DCP) fields come from NVML's GPM API on Hopper and newer only; use --backend dcgm on this GPU generation"
+        if key not in NVML_FIELDS:
+            return "not available through NVML; needs DCGM (--backend dcgm)"
+        return None
 
     def _q(self, gpu: int, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         """Call NVML; None when the field is unsupported; count other errors; raise when the GPU is lost."""
@@ -252,7 +328,7 @@ class Collector:
         """First readings of the delta-based fields, so the first collection already has rates."""
         kib = self._nvlink_kib(i, h)
         if kib is not None:
-            self._nvlink_prev[i] = (self.clock(), kib)
+            self._nvlink_prev[i] = (self.clock(), *kib)
         support = self._q(i, self.nv.nvmlGpmQueryDeviceSupport, h)
         self._gpm_ok[i] = bool(support is not None and support.isSupportedDevice)
         if self._gpm_ok[i]:
@@ -276,7 +352,8 @@ class Collector:
     def _mig_gi_ids(self, i: int, h: Any) -> list[int]:
         return [gi for m in self._mig_handles(i, h) if (gi := self._q(i, self.nv.nvmlDeviceGetGpuInstanceId, m)) is not None]
 
-    def _nvlink_kib(self, i: int, h: Any) -> float | None:
+    def _nvlink_kib(self, i: int, h: Any) -> tuple[float, float] | None:
+        """Cumulative NVLink data KiB (TX+RX): over all links, and on link 0."""
         count_fv = self._q(i, self.nv.nvmlDeviceGetFieldValues, h, [pynvml.NVML_FI_DEV_NVLINK_LINK_COUNT])
         if not count_fv or count_fv[0].nvmlReturn != pynvml.NVML_SUCCESS:
             return None
@@ -287,8 +364,10 @@ class Collector:
         fvs = self._q(i, self.nv.nvmlDeviceGetFieldValues, h, ids)
         if not fvs:
             return None
-        ok = [_field_value(fv) for fv in fvs if fv.nvmlReturn == pynvml.NVML_SUCCESS]
-        return float(sum(ok)) if ok else None
+        ok = [(fv.scopeId, _field_value(fv)) for fv in fvs if fv.nvmlReturn == pynvml.NVML_SUCCESS]
+        if not ok:
+            return None
+        return float(sum(x for _, x in ok)), float(sum(x for link, x in ok if link == 0))
 
     def _gpm_metrics(self, i: int, h: Any, gi: int | None) -> dict[str, float]:
         """Profiling ratios between the previous GPM sample and a new one (empty on the first call)."""
@@ -399,15 +478,15 @@ class Collector:
         put("clocks-event-reasons", reasons)
         st.clock_event_reasons = reasons
         put("gpu-temp", q(i, nv.nvmlDeviceGetTemperature, h, pynvml.NVML_TEMPERATURE_GPU))
-        fvs = q(i, nv.nvmlDeviceGetFieldValues, h, [pynvml.NVML_FI_DEV_MEMORY_TEMP])  # HBM temperature, as DCGM reads it
-        if fvs and fvs[0].nvmlReturn == pynvml.NVML_SUCCESS:
-            v["memory-temp"] = _field_value(fvs[0])
+        for fv in q(i, nv.nvmlDeviceGetFieldValues, h, list(_FV_FIELDS)) or []:
+            if fv.nvmlReturn == pynvml.NVML_SUCCESS and fv.fieldId in _FV_FIELDS:
+                v[_FV_FIELDS[fv.fieldId]] = _field_value(fv)
         mw = q(i, nv.nvmlDeviceGetPowerUsage, h)
         put("power-usage", mw, 1e-3)  # mW → W
         put("enforced-power-limit", q(i, nv.nvmlDeviceGetEnforcedPowerLimit, h), 1e-3)
         put("total-energy-consumption", q(i, nv.nvmlDeviceGetTotalEnergyConsumption, h), 1e-3)  # mJ → J
         put("pcie-replay-counter", q(i, nv.nvmlDeviceGetPcieReplayCounter, h))
-        for key, policy in (("power-violation", pynvml.NVML_PERF_POLICY_POWER), ("thermal-violation", pynvml.NVML_PERF_POLICY_THERMAL)):
+        for key, policy in _VIOLATIONS:
             viol = q(i, nv.nvmlDeviceGetViolationStatus, h, policy)
             if viol is not None:
                 v[key] = float(viol.violationTime)  # ns
@@ -437,9 +516,10 @@ class Collector:
         mono = now
         if kib is not None:
             prev = self._nvlink_prev.get(i)
-            if prev is not None and mono > prev[0] and kib >= prev[1]:
-                v["nvlink-bandwidth-total"] = (kib - prev[1]) * 1024.0 / (mono - prev[0])
-            self._nvlink_prev[i] = (mono, kib)
+            if prev is not None and mono > prev[0] and kib[0] >= prev[1] and kib[1] >= prev[2]:
+                v["nvlink-bandwidth-total"] = (kib[0] - prev[1]) * 1024.0 / (mono - prev[0])
+                v["nvlink-bandwidth-l0"] = (kib[1] - prev[2]) * 1024.0 / (mono - prev[0])
+            self._nvlink_prev[i] = (mono, *kib)
             links = self._q(i, nv.nvmlDeviceGetFieldValues, h, [pynvml.NVML_FI_DEV_NVLINK_LINK_COUNT])
             n_links = int(_field_value(links[0])) if links and links[0].nvmlReturn == pynvml.NVML_SUCCESS else 0
             st.nvlink_states = [int(s) for link in range(n_links) if (s := q(i, nv.nvmlDeviceGetNvLinkState, h, link)) is not None]
@@ -469,6 +549,8 @@ class Collector:
         width = (q(i, nv.nvmlDeviceGetCurrPcieLinkWidth, h), q(i, nv.nvmlDeviceGetMaxPcieLinkWidth, h))
         st.pcie_gen = (int(gen[0]), int(gen[1])) if None not in gen else None
         st.pcie_width = (int(width[0]), int(width[1])) if None not in width else None
+        for key, value in (("pcie-link-gen", gen[0]), ("pcie-max-link-gen", gen[1]), ("pcie-link-width", width[0]), ("pcie-max-link-width", width[1])):
+            put(key, value)
         tx = q(i, nv.nvmlDeviceGetPcieThroughput, h, pynvml.NVML_PCIE_UTIL_TX_BYTES) if not self._gpm_ok.get(i) else None
         rx = q(i, nv.nvmlDeviceGetPcieThroughput, h, pynvml.NVML_PCIE_UTIL_RX_BYTES) if not self._gpm_ok.get(i) else None
         put("prof-pcie-tx-bytes", tx, 1024.0)  # NVML KB/s → B/s
@@ -490,7 +572,7 @@ class Collector:
             v.update(self._memory(i, h))
             if self._gpm_ok.get(i):
                 v.update(self._gpm_metrics(i, h, None))
-            return [EntitySample(ident, v, xid_counts, clock_counts)]
+            return [EntitySample(ident, v, xid_counts, clock_counts, self.static.get(i, {}))]
 
         # MIG on: like dcgm-exporter's default selector, report GPU instances only; each carries the
         # parent's device-wide values plus its own memory and profiling values.
@@ -513,7 +595,7 @@ class Collector:
                 gi_profile=self._mig_profile(i, m),
                 mig_uuid=q(i, nv.nvmlDeviceGetUUID, m),
             )
-            out.append(EntitySample(mig_ident, mv, xid_counts, clock_counts))
+            out.append(EntitySample(mig_ident, mv, xid_counts, clock_counts, self.static.get(i, {})))
         return out
 
     def _memory(self, i: int, h: Any) -> dict[str, float]:

@@ -43,6 +43,13 @@ _CLOCKS_MHZ = {"hopper": (1980, 2619), "blackwell": (1965, 3996), "ampere": (141
 _NVLINK_LINKS = {"hopper": 18, "blackwell": 18, "ampere": 12}
 # Typical HGX 8-GPU PCI bus numbers; further GPUs continue the pattern.
 _BUSES = (0x18, 0x2A, 0x3A, 0x5D, 0x9A, 0xAB, 0xBA, 0xDB)
+# Error counts per second of an `nvlink` fault, per NVML NVLink error-total field.
+_NVLINK_ERROR_RATES = {
+    pynvml.NVML_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL: 4.0,
+    pynvml.NVML_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL: 1.0,
+    pynvml.NVML_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL: 2.0,
+    pynvml.NVML_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL: 0.1,
+}
 # MIG: compute slices → memory eighths, the H100/A100 profile geometry (1g, 2g, 3g, 4g, 7g).
 _MIG_MEMORY_EIGHTHS = {1: 1, 2: 2, 3: 4, 4: 4, 7: 8}
 
@@ -429,6 +436,25 @@ class SimHost:
     def nvmlSystemGetCudaDriverVersion(self) -> int:
         return self.cuda_version
 
+    def nvmlSystemGetNVMLVersion(self) -> str:
+        return "12." + self.driver_version
+
+    def nvmlDeviceGetBrand(self, h: SimGpu) -> int:
+        self._check(h)
+        return pynvml.NVML_BRAND_NVIDIA
+
+    def nvmlDeviceGetInforomVersion(self, h: SimGpu, kind: int) -> str:
+        self._check(h)
+        return {pynvml.NVML_INFOROM_OEM: "2.1", pynvml.NVML_INFOROM_ECC: "7.16", pynvml.NVML_INFOROM_POWER: "N/A"}.get(kind, "N/A")
+
+    def nvmlDeviceGetInforomImageVersion(self, h: SimGpu) -> str:
+        self._check(h)
+        return "G520.0200.00.05"
+
+    def nvmlDeviceGetVbiosVersion(self, h: SimGpu) -> str:
+        self._check(h)
+        return "96.00.99.00.01"
+
     def nvmlDeviceGetCount(self) -> int:
         if not self.initialized:
             raise pynvml.NVMLError_Uninitialized()
@@ -613,14 +639,19 @@ class SimHost:
     def nvmlDeviceGetViolationStatus(self, h: SimGpu, policy: int) -> SimpleNamespace:
         gpu, t = self._check(h)
         kind = {pynvml.NVML_PERF_POLICY_POWER: "power", pynvml.NVML_PERF_POLICY_THERMAL: "thermal"}.get(policy)
-        if kind is None:
-            raise pynvml.NVMLError_NotSupported()
+        if kind is None:  # sync boost, board limit, low utilisation, reliability: supported, never hit here
+            return SimpleNamespace(referenceTime=int(t * 1e9), violationTime=0)
         ns = sum(max(0.0, min(t, f.end if f.end is not None else t) - f.start) for f in self.faults if f.gpu == gpu.index and f.kind == kind)
         return SimpleNamespace(referenceTime=int(t * 1e9), violationTime=int(ns * 1e9))
 
+    def _fault_seconds(self, gpu: int, kind: str, t: float) -> float:
+        """Seconds of fault `kind` on this GPU up to time t (error counters grow while a fault lasts)."""
+        return sum(max(0.0, min(t, f.end if f.end is not None else t) - f.start) for f in self.faults if f.gpu == gpu and f.kind == kind)
+
     def nvmlDeviceGetPcieReplayCounter(self, h: SimGpu) -> int:
         gpu, t = self._check(h)
-        return int(t // (900 + 60 * gpu.index)) if _mix(self.fleet.spec.seed, self.index, gpu.index, 14) % 4 == 0 else 0
+        base = int(t // (900 + 60 * gpu.index)) if _mix(self.fleet.spec.seed, self.index, gpu.index, 14) % 4 == 0 else 0
+        return base + int(3 * self._fault_seconds(gpu.index, "pcie", t))  # a bad link replays a few TLPs a second
 
     def nvmlDeviceGetCurrPcieLinkGeneration(self, h: SimGpu) -> int:
         gpu, t = self._check(h)
@@ -706,6 +737,13 @@ class SimHost:
                     ret = pynvml.NVML_ERROR_NOT_SUPPORTED
                 else:
                     value = self._nvlink_kib(gpu, t) // (2 * links)
+            elif fid in _NVLINK_ERROR_RATES:
+                if links:
+                    value = int(_NVLINK_ERROR_RATES[fid] * self._fault_seconds(gpu.index, "nvlink", t))
+                else:
+                    ret = pynvml.NVML_ERROR_NOT_SUPPORTED
+            elif fid == pynvml.NVML_FI_DEV_PCIE_COUNT_CORRECTABLE_ERRORS:
+                value = int(5 * self._fault_seconds(gpu.index, "pcie", t))
             elif fid == pynvml.NVML_FI_DEV_REMAPPED_PENDING:
                 value = 1 if self._dbe_count(gpu.index, t) else 0
             else:

@@ -109,7 +109,27 @@ def parser_speed() -> None:
     print(f"parse text 0.0.4 ({lines} lines, 64 GPUs): ours {ours:,.0f} lines/s, baseline prometheus_client.parser {base:,.0f} lines/s, ratio {ours / base:.1f}")
 
 
+def collection_cycle(gpus: int, runs: int = 7, per_run: int = 20) -> None:
+    """One background collection pass through each backend (no scrape involved), interleaved runs."""
+    from aiinfra.telemetry.dcgm import DcgmCollector
+    from aiinfra.telemetry.simdcgm import sim_bindings
+
+    spec = f"gpus={gpus},model=a100-sxm4-80gb,seed=1"
+    nvml_col = Collector(lib=Fleet(parse_spec(spec)).hosts[0], host="bench")
+    dcgm_col = DcgmCollector(sim_bindings(Fleet(parse_spec(spec)).hosts[0]), host="bench")
+    times: dict[str, list[float]] = {"dcgm": [], "nvml": []}
+    for _ in range(runs):
+        for name, col in (("dcgm", dcgm_col), ("nvml", nvml_col)):
+            t0 = time.perf_counter()
+            for _ in range(per_run):
+                col.collect()
+            times[name].append((time.perf_counter() - t0) / per_run)
+    d, n = statistics.median(times["dcgm"]), statistics.median(times["nvml"])
+    print(f"collection cycle {gpus} GPUs (simulated bindings): dcgm backend {1 / d:,.0f}/s ({d * 1e3:.2f} ms), nvml backend {1 / n:,.0f}/s ({n * 1e3:.2f} ms), ratio {n / d:.2f}")
+
+
 if __name__ == "__main__":
+    collection_cycle(8)
     scrape_latency(8, 300)
     scrape_latency(64, 100)
     parser_speed()

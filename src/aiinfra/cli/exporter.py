@@ -28,6 +28,7 @@ def exporter(
     hostname: Annotated[str | None, typer.Option("--hostname", help="Value of the host label (default: NODE_NAME, else the OS hostname).")] = None,
     no_hostname: Annotated[bool, typer.Option("--no-hostname", help="Leave the host label out, like dcgm-exporter -n.")] = False,
     web_config: Annotated[Path | None, typer.Option("--web-config", help="exporter-toolkit style YAML: tls_server_config (cert_file, key_file) and basic_auth_users (bcrypt hashes).")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="dcgm (DCGM's bindings: profiling fields on every generation and per MIG instance), nvml, or auto (DCGM when installed, else NVML).")] = "auto",
     single_port: Annotated[bool, typer.Option("--single-port", help="Serve all simulated hosts on one port.")] = False,
     xid_window_ms: Annotated[int, typer.Option("--xid-count-window-size", help="Window of DCGM_EXP_XID_ERRORS_COUNT in ms.", min=1)] = 300_000,
     duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds (default: run until interrupted).")] = None,
@@ -45,7 +46,7 @@ def exporter(
     )
     requested = len(cfg.table()) + len(cfg.skipped)
     web = tx.load_web_config(web_config) if web_config is not None else None
-    sources = tx.build_sources(simulate, hostname, cfg)
+    sources = tx.build_sources(simulate, hostname, cfg, backend, interval)
     if once:
         exp = tx.Exporter(sources, cfg, interval)
         time.sleep(min(interval, 0.2))  # give rate fields (NVLink, GPM) a measurable interval

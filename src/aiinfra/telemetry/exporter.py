@@ -550,10 +550,17 @@ def local_hostname() -> str:
     return os.environ.get("NODE_NAME") or socket.gethostname()
 
 
-def build_sources(simulate: str | None, hostname: str | None, cfg: ExporterConfig) -> list[Source]:
-    """One Source per host: the simulated fleet's hosts, or this machine through real NVML."""
-    window_s = cfg.xid_window_ms / 1000.0
-    events_s = cfg.clock_events_window_ms / 1000.0
+BACKENDS = ("auto", "dcgm", "nvml")
+
+
+def build_sources(simulate: str | None, hostname: str | None, cfg: ExporterConfig, backend: str = "auto", interval_s: float = 5.0) -> list[Source]:
+    """One Source per host: the simulated fleet's hosts, or this machine, through DCGM or NVML.
+
+    `auto` uses DCGM when its bindings load and the host engine starts (profiling fields on every
+    generation and per MIG instance), else NVML. A simulated host has DCGM only with `--backend dcgm`."""
+    if backend not in BACKENDS:
+        raise AiinfraError(f"unknown --backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
+    windows = {"xid_window_s": cfg.xid_window_ms / 1000.0, "clock_events_window_s": cfg.clock_events_window_ms / 1000.0}
     if simulate is not None:
         from aiinfra.telemetry.simulate import fleet_from_spec
 
@@ -561,9 +568,22 @@ def build_sources(simulate: str | None, hostname: str | None, cfg: ExporterConfi
         names = [h.name for h in fleet.hosts]
         if hostname and len(names) == 1:
             names = [hostname]
-        return [Source(n, Collector(lib=h, host=n, xid_window_s=window_s, clock_events_window_s=events_s)) for n, h in zip(names, fleet.hosts, strict=True)]
+        if backend == "dcgm":
+            from aiinfra.telemetry.dcgm import DcgmCollector
+            from aiinfra.telemetry.simdcgm import sim_bindings
+
+            return [Source(n, DcgmCollector(sim_bindings(h), host=n, update_s=min(interval_s, 1.0), **windows)) for n, h in zip(names, fleet.hosts, strict=True)]
+        return [Source(n, Collector(lib=h, host=n, **windows)) for n, h in zip(names, fleet.hosts, strict=True)]
     name = hostname or local_hostname()
-    return [Source(name, Collector(host=name, xid_window_s=window_s, clock_events_window_s=events_s))]
+    if backend in ("dcgm", "auto"):
+        from aiinfra.telemetry.dcgm import DcgmCollector
+
+        try:
+            return [Source(name, DcgmCollector(host=name, update_s=min(interval_s, 1.0), **windows))]
+        except AiinfraError:
+            if backend == "dcgm":
+                raise
+    return [Source(name, Collector(host=name, **windows))]
 
 
 def start(

@@ -412,6 +412,13 @@ class SimHost:
             return min(1.0, max(0.0, 0.45 + 0.3 * math.sin(2 * math.pi * t / 120.0 + phase) + 0.05 * n))
         return min(1.0, max(0.0, 0.5 + 0.05 * n))  # leak: steady load, memory grows
 
+    def profile(self, handle: SimGpu | SimMig, t: float) -> dict[int, float]:
+        """Profiling ratios 0–1 by DCGM field ID (1001 GR engine … 1008 FP16), per GPU or MIG instance;
+        both GPM (NVML) and DCGM's profiling module report these."""
+        a = self.activity(handle, t)
+        tensor = {"training": 0.62, "inference": 0.35, "leak": 0.3}.get(handle.pattern, 0.0)
+        return {1001: 0.98 * a, 1002: 0.90 * a, 1003: 0.38 * a, 1004: tensor * a, 1005: 0.45 * a, 1006: 0.01 * a, 1007: 0.22 * a, 1008: 0.12 * a}
+
     def _mean_activity(self, handle: SimGpu | SimMig) -> float:
         return {"idle": 0.0, "training": 0.87, "inference": 0.45, "leak": 0.5}[handle.pattern]
 
@@ -823,14 +830,16 @@ class SimHost:
             raise pynvml.NVMLError_InvalidArgument()
         handle = s2.handle
         gpu, t = self._check(handle)
-        a = self.activity(handle, t)
-        tensor = {"training": 0.62, "inference": 0.35, "leak": 0.3}.get(handle.pattern, 0.0)
+        prof = self.profile(handle, t)
         per_metric = {
-            pynvml.NVML_GPM_METRIC_GRAPHICS_UTIL: 98.0 * a,
-            pynvml.NVML_GPM_METRIC_SM_UTIL: 90.0 * a,
-            pynvml.NVML_GPM_METRIC_SM_OCCUPANCY: 38.0 * a,
-            pynvml.NVML_GPM_METRIC_ANY_TENSOR_UTIL: 100.0 * tensor * a,
-            pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL: 45.0 * a,
+            pynvml.NVML_GPM_METRIC_GRAPHICS_UTIL: 100.0 * prof[1001],
+            pynvml.NVML_GPM_METRIC_SM_UTIL: 100.0 * prof[1002],
+            pynvml.NVML_GPM_METRIC_SM_OCCUPANCY: 100.0 * prof[1003],
+            pynvml.NVML_GPM_METRIC_ANY_TENSOR_UTIL: 100.0 * prof[1004],
+            pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL: 100.0 * prof[1005],
+            pynvml.NVML_GPM_METRIC_FP64_UTIL: 100.0 * prof[1006],
+            pynvml.NVML_GPM_METRIC_FP32_UTIL: 100.0 * prof[1007],
+            pynvml.NVML_GPM_METRIC_FP16_UTIL: 100.0 * prof[1008],
             pynvml.NVML_GPM_METRIC_PCIE_TX_PER_SEC: self._pcie_bps(gpu, t, True) / 2**20,
             pynvml.NVML_GPM_METRIC_PCIE_RX_PER_SEC: self._pcie_bps(gpu, t, False) / 2**20,
         }

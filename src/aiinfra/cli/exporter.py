@@ -59,7 +59,7 @@ def exporter(
     _warn_unserved(running[0][0].unserved(), requested)
     if host not in ("127.0.0.1", "localhost", "::1") and not (web and web.users):
         sys.stderr.write(f"warning: serving on {host} without basic auth; anyone who can reach it can read GPU and host names (see --web-config)\n")
-    scheme = "https" if web is not None and web.cert_file is not None else "http"
+    scheme = "https" if web is not None and web.tls is not None else "http"
     for exp, server in running:
         bound = server.server_address[1]
         hosts = ", ".join(s.host for s in exp.sources)

@@ -28,35 +28,29 @@ The families themselves are prometheus-client objects, so its parser reads our o
 
 from __future__ import annotations
 
-import base64
-import binascii
-import errno
 import gzip
-import hashlib
 import math
 import os
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-import bcrypt
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from aiinfra.catalog.loader import default_catalog, read_yaml
+from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import AiinfraError
+from aiinfra.telemetry import httpd
 from aiinfra.telemetry.fields import NAMINGS, ExportRow, Skipped, default_rows
+from aiinfra.telemetry.httpd import CONTENT_TYPE, Server
 from aiinfra.telemetry.nvml import Collector, Identity, Snapshot
+from aiinfra.telemetry.webconfig import WebConfig, load_web_config
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HOSTNAME_LABELS = ("Hostname", "hostname", "")
 
 
@@ -348,8 +342,19 @@ class Exporter:
                 self._gzip = (body, gzip.compress(body, compresslevel=1))
             return self._gzip[1]
 
+    def health(self) -> tuple[bool, str]:
+        """/healthz: a fresh collection that read at least one GPU series."""
+        if not self.body:
+            return False, "no collection finished yet"
+        if time.time() - self.last_ok >= 3 * self.interval_s + 5:
+            return False, "collection is stale"
+        if not any(snap.entities for snap in self.snapshots):
+            lost = sum(len(snap.lost) for snap in self.snapshots)
+            return False, f"no GPU series can be read ({lost} GPUs lost)" if lost else "no GPU series can be read"
+        return True, "ok"
+
     def healthy(self) -> bool:
-        return bool(self.body) and time.time() - self.last_ok < 3 * self.interval_s + 5
+        return self.health()[0]
 
     def start(self) -> None:
         self.collect_once()
@@ -371,175 +376,12 @@ class Exporter:
             src.collector.close()
 
 
-# ---------------------------------------------------------------- web config (TLS + basic auth)
+# ---------------------------------------------------------------- HTTP (telemetry.httpd, telemetry.webconfig)
 
 
-@dataclass
-class WebConfig:
-    """The exporter-toolkit web-config subset we honour: tls_server_config and basic_auth_users."""
-
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    client_ca_file: Path | None = None
-    users: dict[str, bytes] = field(default_factory=dict)
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        if self.cert_file is None:
-            return None
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # exporter-toolkit's default min_version
-        try:
-            ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
-            if self.client_ca_file is not None:
-                ctx.load_verify_locations(str(self.client_ca_file))
-                ctx.verify_mode = ssl.CERT_REQUIRED
-        except (OSError, ssl.SSLError) as e:
-            raise AiinfraError(f"cannot load TLS certificate {self.cert_file} / key {self.key_file}: {getattr(e, 'strerror', None) or e}") from None
-        return ctx
-
-
-def load_web_config(path: str | Path) -> WebConfig:
-    """Read a web-config YAML; any problem is one sentence naming the file."""
-    path = Path(path)
-    if not path.is_file() or not os.access(path, os.R_OK):
-        raise AiinfraError(f"cannot read web config {path}: no such readable file")
-    doc = read_yaml(path) or {}
-    if not isinstance(doc, dict):
-        raise AiinfraError(f"web config {path} must be a mapping with tls_server_config and/or basic_auth_users")
-    unknown = set(doc) - {"tls_server_config", "basic_auth_users", "http_server_config"}
-    if unknown:
-        raise AiinfraError(f"web config {path} has unknown key '{min(unknown)}'; known: tls_server_config, basic_auth_users")
-    cfg = WebConfig()
-    tls = doc.get("tls_server_config")
-    if tls is not None:
-        if not isinstance(tls, dict) or not tls.get("cert_file") or not tls.get("key_file"):
-            raise AiinfraError(f"web config {path}: tls_server_config needs cert_file and key_file")
-        base = path.parent
-        cfg.cert_file = base / str(tls["cert_file"])
-        cfg.key_file = base / str(tls["key_file"])
-        if tls.get("client_ca_file"):
-            cfg.client_ca_file = base / str(tls["client_ca_file"])
-    users = doc.get("basic_auth_users") or {}
-    if not isinstance(users, dict):
-        raise AiinfraError(f"web config {path}: basic_auth_users must map user names to bcrypt hashes")
-    for user, hashed in users.items():
-        h = str(hashed).encode()
-        if not h.startswith((b"$2a$", b"$2b$", b"$2y$")):
-            raise AiinfraError(f"web config {path}: the password of user '{user}' is not a bcrypt hash ($2y$…); generate one with htpasswd -nBC 10")
-        cfg.users[str(user)] = h
-    cfg.ssl_context()  # fail now, at start-up, if the certificate does not load
-    return cfg
-
-
-class _Auth:
-    """Basic auth against bcrypt hashes, with a cache so repeated scrapes do not pay bcrypt each time."""
-
-    _DUMMY = bcrypt.hashpw(b"x", bcrypt.gensalt(rounds=4))
-
-    def __init__(self, users: dict[str, bytes]):
-        self.users = users
-        self._ok: dict[tuple[str, bytes], bool] = {}
-        self._lock = threading.Lock()
-
-    def check(self, header: str | None) -> bool:
-        if not self.users:
-            return True
-        if not header or not header.startswith("Basic "):
-            return False
-        try:
-            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        key = (user, hashlib.sha256(password.encode()).digest())
-        with self._lock:
-            if key in self._ok:
-                return self._ok[key]
-        hashed = self.users.get(user)
-        ok = bcrypt.checkpw(password.encode(), hashed or self._DUMMY) and hashed is not None
-        with self._lock:
-            if len(self._ok) > 1024:
-                self._ok.clear()
-            self._ok[key] = ok
-        return ok
-
-
-# ---------------------------------------------------------------- HTTP
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 512  # 100+ scrapers connect at once; the stdlib default backlog is 5
-    allow_reuse_address = True
-    exporter: Exporter
-    auth: _Auth
-    tls: ssl.SSLContext | None = None
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, addr = super().get_request()
-        if self.tls is not None:
-            # Handshake lazily in the handler thread, so one slow client cannot block accept().
-            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    timeout = 60  # an idle keep-alive connection gives its thread back after a minute
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return  # scrapes are not news; errors surface through aiinfra_ metrics
-
-    def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8", extra: dict[str, str] | None = None) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        if not self.server.auth.check(self.headers.get("Authorization")):
-            self._send(401, b"Unauthorized\n", extra={"WWW-Authenticate": 'Basic realm="aiinfra exporter"'})
-            return
-        path = self.path.split("?", 1)[0]
-        exp = self.server.exporter
-        if path == "/metrics":
-            if exp.body and "gzip" in (self.headers.get("Accept-Encoding") or ""):
-                self._send(200, exp.gzipped(), CONTENT_TYPE, {"Content-Encoding": "gzip"})
-            elif exp.body:
-                self._send(200, exp.body, CONTENT_TYPE)
-            else:
-                self._send(503, b"no collection finished yet\n")
-        elif path == "/healthz":
-            if exp.healthy():
-                self._send(200, b"ok\n")
-            else:
-                self._send(503, b"collection is stale\n")
-        elif path == "/":
-            self._send(200, b'<html><body><h1>aiinfra exporter</h1><a href="/metrics">Metrics</a></body></html>\n', "text/html; charset=utf-8")
-        else:
-            self._send(404, b"not found\n")
-
-    do_HEAD = do_GET
-
-
-def serve(exporter: Exporter, host: str = "127.0.0.1", port: int = 9400, web: WebConfig | None = None) -> _Server:
-    """Bind and start serving in a daemon thread; returns the server (call .shutdown() to stop)."""
-    web = web or WebConfig()
-    try:
-        server = _Server((host, port), _Handler)
-    except OSError as e:
-        if e.errno == errno.EADDRINUSE:
-            raise AiinfraError(f"port {port} on {host} is already in use; stop the other process or pick another --port") from None
-        raise AiinfraError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
-    server.exporter = exporter
-    server.auth = _Auth(web.users)
-    server.tls = web.ssl_context()
-    threading.Thread(target=server.serve_forever, name=f"aiinfra-http-{port}", daemon=True).start()
-    return server
+def serve(exporter: Exporter, host: str = "127.0.0.1", port: int = 9400, web: WebConfig | None = None, **limits: Any) -> Server:
+    """Bind and start serving `exporter` in a daemon thread; returns the server (call .shutdown() to stop)."""
+    return httpd.serve(exporter, host, port, web, **limits)
 
 
 # ---------------------------------------------------------------- wiring for the CLI
@@ -594,15 +436,16 @@ def start(
     interval_s: float = 5.0,
     web: WebConfig | None = None,
     single_port: bool = False,
-) -> list[tuple[Exporter, _Server]]:
+    **limits: Any,
+) -> list[tuple[Exporter, Server]]:
     """Start exporters: one port per host (port, port+1, …) like one dcgm-exporter per node, or all
     hosts on one port with `single_port` (series told apart by the hostname label)."""
     groups = [sources] if single_port else [[s] for s in sources]
-    running: list[tuple[Exporter, _Server]] = []
+    running: list[tuple[Exporter, Server]] = []
     try:
         for n, group in enumerate(groups):
             exp = Exporter(group, cfg, interval_s)
-            server = serve(exp, host, port + n if port else 0, web)
+            server = serve(exp, host, port + n if port else 0, web, **limits)
             exp.start()
             running.append((exp, server))
     except BaseException:

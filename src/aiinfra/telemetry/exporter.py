@@ -169,6 +169,7 @@ def self_metrics(snapshots: Sequence[Snapshot], cfg: ExporterConfig) -> list[Met
     lost_n = DcgmFamily("aiinfra_gpus_lost", "GPUs that raised NVMLError_GpuIsLost and no longer report.", "gauge", True)
     errors = DcgmFamily("aiinfra_collection_errors_total", "Failed NVML calls per GPU (unsupported fields excluded).", "counter", True)
     lost = DcgmFamily("aiinfra_gpu_lost", "1 when the GPU is lost (fell off the bus or NVML says GPU is lost).", "gauge", True)
+    seen = DcgmFamily("aiinfra_gpu_last_seen_timestamp_seconds", "Unix time of the last collection that read the GPU.", "gauge", False)
     for snap in snapshots:
         host = {host_label: snap.host} if snap.host else {}
         duration.add(dict(host), snap.duration_s)
@@ -179,7 +180,9 @@ def self_metrics(snapshots: Sequence[Snapshot], cfg: ExporterConfig) -> list[Met
             gl = {"gpu": str(st.index), "UUID": st.uuid, **host}
             errors.add(gl, snap.errors.get(st.index, 0))
             lost.add(gl, 1 if st.lost else 0)
-    return [duration, last, passes, lost_n, errors, lost]
+            if getattr(st, "last_seen", None) is not None:
+                seen.add(gl, st.last_seen)
+    return [duration, last, passes, lost_n, errors, lost, seen]
 
 
 # Fields whose absence is normal: the last XID has no value until one happens, and the vGPU licence
@@ -348,7 +351,7 @@ class Exporter:
             return False, "no collection finished yet"
         if time.time() - self.last_ok >= 3 * self.interval_s + 5:
             return False, "collection is stale"
-        if not any(snap.entities for snap in self.snapshots):
+        if not any(ent.values.keys() - {"xid-errors"} for snap in self.snapshots for ent in snap.entities):
             lost = sum(len(snap.lost) for snap in self.snapshots)
             return False, f"no GPU series can be read ({lost} GPUs lost)" if lost else "no GPU series can be read"
         return True, "ok"

@@ -19,6 +19,7 @@ same code runs on a GPU node and on the simulated fleet.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import re
 import time
@@ -151,6 +152,7 @@ class GpuStatus:
     retired_pages_pending: int | None = None
     recent_xids: list[tuple[float, int]] = field(default_factory=list)  # (unix time, code) in the window
     processes: list[Process] = field(default_factory=list)
+    last_seen: float | None = None  # unix time of the last collection that read this GPU
 
 
 @dataclass
@@ -213,6 +215,7 @@ class Collector:
         xid_window_s: float = 300.0,
         clock_events_window_s: float = 300.0,
         clock: Callable[[], float] = time.time,
+        reprobe_s: float = 30.0,
     ):
         self.nv = lib if lib is not None else pynvml
         self.host = host
@@ -243,29 +246,43 @@ class Collector:
         self._gpm_prev: dict[tuple[int, int], Any] = {}
         self._gpm_ok: dict[int, bool] = {}
         self._event_set = None
+        self.last_seen: dict[int, float] = {}
+        self.driver_error: str | None = None
+        self.reprobe_s = reprobe_s
+        self.enumerations = 0
+        self._last_probe = self.clock()
+        self._enumerate(count)
+
+    # ---- (re)enumeration: after a GPU is lost, a driver reload, or a GPU added
+
+    def _enumerate(self, count: int) -> None:
+        """Handles for GPUs 0..count-1. State of an index whose UUID changed (a different board) is reset."""
+        self.enumerations += 1
         try:
             self._event_set = self.nv.nvmlEventSetCreate()
         except pynvml.NVMLError:
             self._event_set = None
+        self.handles = []
+        self._by_handle = {}
         for i in range(count):
-            self.errors[i] = 0
-            self._xids[i] = deque()
-            self._events[i] = deque()
+            self.errors.setdefault(i, 0)
+            self._xids.setdefault(i, deque())
+            self._events.setdefault(i, deque())
             try:
                 h = self.nv.nvmlDeviceGetHandleByIndex(i)
+                uuid = _text(self.nv.nvmlDeviceGetUUID(h))
+                old = self.identity.get(i)
+                if old is not None and old.uuid != uuid:
+                    self._forget(i)
                 self.handles.append(h)
                 self._by_handle[_handle_key(h)] = i
-                self.identity[i] = Identity(
-                    gpu=i,
-                    uuid=_text(self.nv.nvmlDeviceGetUUID(h)),
-                    pci_bus_id=_text(self.nv.nvmlDeviceGetPciInfo(h).busId),
-                    model=_text(self.nv.nvmlDeviceGetName(h)),
-                )
+                self.identity[i] = Identity(gpu=i, uuid=uuid, pci_bus_id=_text(self.nv.nvmlDeviceGetPciInfo(h).busId), model=_text(self.nv.nvmlDeviceGetName(h)))
                 self.serial[i] = self._q(i, self.nv.nvmlDeviceGetSerial, h)
                 self.static[i] = self._static_labels(i, h)
                 if self._event_set is not None:
                     self._q(i, self.nv.nvmlDeviceRegisterEvents, h, pynvml.nvmlEventTypeXidCriticalError, self._event_set)
                 self._prime(i, h)
+                self.lost.discard(i)
             except pynvml.NVMLError_GpuIsLost:
                 self._mark_lost(i)
                 if len(self.handles) <= i:
@@ -274,6 +291,48 @@ class Collector:
                 self.errors[i] += 1
                 if len(self.handles) <= i:
                     self.handles.append(None)
+        for i in [k for k in self.identity if k >= count]:  # a GPU that no longer enumerates
+            self._mark_lost(i)
+
+    def _forget(self, i: int) -> None:
+        for d in (self._nvlink_prev, self._last_xid, self.last_seen):
+            d.pop(i, None)
+        self._xids[i] = deque()
+        self._events[i] = deque()
+        self.lost.discard(i)
+        for key in [k for k in self._gpm_prev if k[0] == i]:
+            del self._gpm_prev[key]
+
+    def _reinit(self) -> None:
+        """nvmlShutdown + nvmlInit + enumerate: what a driver reload needs (old handles are stale)."""
+        with contextlib.suppress(pynvml.NVMLError):
+            self.nv.nvmlShutdown()
+        self._gpm_prev.clear()
+        try:
+            self.nv.nvmlInit()
+            self.driver_version = _text(self.nv.nvmlSystemGetDriverVersion())
+            count = self.nv.nvmlDeviceGetCount()
+        except pynvml.NVMLError as e:
+            self.driver_error = str(e)
+            self.handles = []
+            for i in self.identity:
+                self._mark_lost(i)
+            return
+        self.driver_error = None
+        self._enumerate(count)
+
+    def _probe(self, now: float) -> None:
+        """Each collection: has the GPU count changed, is NVML still usable, may a lost GPU be back?"""
+        try:
+            count = self.nv.nvmlDeviceGetCount()
+        except pynvml.NVMLError:
+            count = None
+        if count is None or count != len(self.handles) or self.driver_error is not None:
+            self._last_probe = now
+            self._reinit()
+        elif self.lost and now - self._last_probe >= self.reprobe_s:
+            self._last_probe = now
+            self._reinit()
 
     # ---- helpers
 
@@ -429,25 +488,30 @@ class Collector:
     def collect(self) -> Snapshot:
         t0 = time.perf_counter()
         now = self.clock()
+        self._probe(now)
         self._drain_xids(now)
         entities: list[EntitySample] = []
         statuses: list[GpuStatus] = []
-        for i, h in enumerate(self.handles):
+        indices = sorted(set(range(len(self.handles))) | set(self.identity))
+        for i in indices:
+            h = self.handles[i] if i < len(self.handles) else None
             ident = self.identity.get(i)
             status = GpuStatus(index=i, uuid=ident.uuid if ident else "", pci_bus_id=ident.pci_bus_id if ident else "", model=ident.model if ident else "")
-            if h is None or ident is None or i in self.lost:
-                status.lost = i in self.lost
-                statuses.append(status)
-                continue
-            try:
-                entities.extend(self._collect_gpu(i, h, ident, status, now))
-            except _GpuLost:
-                self._mark_lost(i)
-                status.lost = True
-            except pynvml.NVMLError:
-                self.errors[i] = self.errors.get(i, 0) + 1
-            except Exception:  # noqa: BLE001 - a driver/binding surprise on one GPU must not stop the rest
-                self.errors[i] = self.errors.get(i, 0) + 1
+            if h is not None and ident is not None and i not in self.lost:
+                try:
+                    entities.extend(self._collect_gpu(i, h, ident, status, now))
+                    self.last_seen[i] = now
+                except _GpuLost:
+                    self._mark_lost(i)
+                except pynvml.NVMLError:
+                    self.errors[i] = self.errors.get(i, 0) + 1
+                except Exception:  # noqa: BLE001 - a driver/binding surprise on one GPU must not stop the rest
+                    self.errors[i] = self.errors.get(i, 0) + 1
+            status.lost = i in self.lost
+            status.last_seen = self.last_seen.get(i)
+            if status.lost and ident is not None and i in self._last_xid:
+                # The XID that took the GPU away (79: fallen off the bus) stays visible while it is gone.
+                entities.append(self._lost_sample(i, ident, status, now))
             statuses.append(status)
         self.collections += 1
         return Snapshot(
@@ -462,6 +526,16 @@ class Collector:
             duration_s=time.perf_counter() - t0,
             collections=self.collections,
         )
+
+    def _lost_sample(self, i: int, ident: Identity, st: GpuStatus, now: float) -> EntitySample:
+        window = self._xids[i]
+        while window and window[0][0] < now - self.xid_window_s:
+            window.popleft()
+        counts: dict[int, int] = {}
+        for _, code in window:
+            counts[code] = counts.get(code, 0) + 1
+        st.recent_xids = list(window)
+        return EntitySample(ident, {"xid-errors": float(self._last_xid[i])}, counts, {}, self.static.get(i, {}))
 
     def _collect_gpu(self, i: int, h: Any, ident: Identity, st: GpuStatus, now: float) -> list[EntitySample]:
         nv, q = self.nv, self._q

@@ -14,8 +14,12 @@ mig_gpus (how many GPUs, from index 0, run MIG; default all), faults (joined by 
 (simulated seconds per wall-clock second, default 1).
 A fault is `<kind>:[h<host>]g<gpu>@<start>[-<end>]` with times in seconds since the fleet
 started, and kind one of lost, xid<code> (xid13, xid31, xid48, xid63, xid79, …), dbe, thermal,
-power, pcie, nvlink. XID 79 (fallen off the bus) also makes the GPU lost; dbe raises XID 48
-then 63 and leaves a row remap pending. Values are functions of (seed, host, GPU, time) only.
+power, pcie, nvlink, reload, newgpu. XID 79 (fallen off the bus) also makes the GPU lost until the
+next driver reload; `lost` with an end time brings the GPU back then; dbe raises XID 48 then 63 and
+leaves a row remap pending. `reload` (any g) unloads the driver at its start for 2 s (or until its
+end): NVML answers DriverNotLoaded, and handles from before are stale until nvmlInit runs again.
+`newgpu:g<i>@t` keeps GPU i (one of the last indices) invisible until t, like a hot-added board.
+Values are functions of (seed, host, GPU, time) only.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from aiinfra.errors import SpecError
 from aiinfra.specs import GpuSpec
 
 WORKLOADS = ("idle", "training", "inference", "leak")
-FAULT_KINDS = ("lost", "xid", "dbe", "thermal", "power", "pcie", "nvlink", "migpending")
+FAULT_KINDS = ("lost", "xid", "dbe", "thermal", "power", "pcie", "nvlink", "migpending", "reload", "newgpu")
+_RELOAD_S = 2.0  # how long a simulated driver reload keeps NVML away
 _SPEC_KEYS = ("hosts", "gpus", "model", "seed", "workload", "mig", "mig_gpus", "faults", "speed")
 
 # Simulation parameters per architecture (not catalog facts): boost SM clock and memory clock, MHz.
@@ -95,7 +100,7 @@ class FleetSpec:
     speed: float = 1.0  # simulated seconds per wall-clock second
 
 
-_FAULT_RE = re.compile(r"^(lost|xid(\d+)|dbe|thermal|power|pcie|nvlink|migpending):(?:h(\d+))?g(\d+)@(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?$")
+_FAULT_RE = re.compile(r"^(lost|xid(\d+)|dbe|thermal|power|pcie|nvlink|migpending|reload|newgpu):(?:h(\d+))?g(\d+)@(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?$")
 _MIG_RE = re.compile(r"^(\d)g\.(\d+)gb(?:\+me)?$")
 
 
@@ -104,7 +109,7 @@ def parse_fault(text: str) -> Fault:
     if not m:
         raise SpecError(
             f"bad fault '{text}'; write <kind>:[h<host>]g<gpu>@<start>[-<end>] with kind one of "
-            "lost, xid<code>, dbe, thermal, power, pcie, nvlink (e.g. xid79:g1@20)"
+            "lost, xid<code>, dbe, thermal, power, pcie, nvlink, reload, newgpu (e.g. xid79:g1@20)"
         )
     kind, code, host, gpu_i, start, end = m.groups()
     xid = int(code) if code else None
@@ -202,6 +207,10 @@ def validate(spec: FleetSpec) -> GpuSpec:
             raise SpecError(f"fault on host {f.host} GPU {f.gpu} is outside the fleet ({spec.hosts} hosts × {spec.gpus} GPUs)")
         if f.end is not None and f.end <= f.start:
             raise SpecError(f"fault {f.kind} on GPU {f.gpu} ends at {f.end}s, before it starts at {f.start}s")
+    for h in range(spec.hosts):
+        added = {f.gpu for f in spec.faults if f.kind == "newgpu" and f.host == h}
+        if added and min(added) < spec.gpus - len(added):
+            raise SpecError(f"newgpu faults must name the last GPU indices (GPUs keep their index order); with {spec.gpus} GPUs use g{spec.gpus - len(added)}..g{spec.gpus - 1}")
     return gpu
 
 
@@ -337,6 +346,8 @@ class SimHost:
         self.index = index
         self.name = f"sim-node-{index:02d}"
         self.initialized = False
+        self.init_epoch = 0
+        self._event_sets = 0
         spec = fleet.spec
         seed = spec.seed
         self.gpus: list[SimGpu] = []
@@ -382,14 +393,38 @@ class SimHost:
                 out.append((f.start + 1e-3, f.gpu, 63))
         return sorted(out)
 
+    def _reload_ends(self) -> list[tuple[float, float]]:
+        return [(f.start, f.end if f.end is not None else f.start + _RELOAD_S) for f in self.faults if f.kind == "reload"]
+
+    def reloading(self, t: float) -> bool:
+        return any(a <= t < b for a, b in self._reload_ends())
+
+    def epoch(self, t: float) -> int:
+        """How many driver reloads have finished by time t (handles from an older epoch are stale)."""
+        return sum(1 for _, b in self._reload_ends() if b <= t)
+
+    def visible(self, gpu: int, t: float) -> bool:
+        return not any(f.kind == "newgpu" and f.gpu == gpu and t < f.start for f in self.faults)
+
     def is_lost(self, gpu: int, t: float) -> bool:
-        return any(f.gpu == gpu and t >= f.start and (f.kind == "lost" or (f.kind == "xid" and f.xid == 79)) for f in self.faults)
+        for f in self.faults:
+            if f.gpu != gpu or t < f.start:
+                continue
+            if f.kind == "lost" and f.active(t):
+                return True
+            if f.kind == "xid" and f.xid == 79 and not any(f.start < b <= t for _, b in self._reload_ends()):
+                return True  # fallen off the bus: back only after a driver reload
+        return False
 
     def _check(self, handle: SimGpu | SimMig) -> tuple[SimGpu, float]:
         if not self.initialized:
             raise pynvml.NVMLError_Uninitialized()
         gpu = handle.parent if isinstance(handle, SimMig) else handle
         t = self.now()
+        if self.reloading(t):
+            raise pynvml.NVMLError_DriverNotLoaded()
+        if self.epoch(t) != self.init_epoch or not self.visible(gpu.index, t):
+            raise pynvml.NVMLError_GpuIsLost()  # a handle from before the reload
         if self.is_lost(gpu.index, t):
             raise pynvml.NVMLError_GpuIsLost()
         return gpu, t
@@ -432,7 +467,11 @@ class SimHost:
     # ---- pynvml surface
 
     def nvmlInit(self) -> None:
+        t = self.now()
+        if self.reloading(t):
+            raise pynvml.NVMLError_DriverNotLoaded()
         self.initialized = True
+        self.init_epoch = self.epoch(t)
 
     def nvmlShutdown(self) -> None:
         self.initialized = False
@@ -465,10 +504,15 @@ class SimHost:
     def nvmlDeviceGetCount(self) -> int:
         if not self.initialized:
             raise pynvml.NVMLError_Uninitialized()
-        return len(self.gpus)
+        t = self.now()
+        if self.reloading(t):
+            raise pynvml.NVMLError_DriverNotLoaded()
+        if self.epoch(t) != self.init_epoch:
+            raise pynvml.NVMLError_Uninitialized()  # the library state predates the reload
+        return sum(1 for g in self.gpus if self.visible(g.index, t))
 
     def nvmlDeviceGetHandleByIndex(self, index: int) -> SimGpu:
-        if not 0 <= index < len(self.gpus):
+        if not 0 <= index < len(self.gpus) or not self.visible(index, self.now()):
             raise pynvml.NVMLError_InvalidArgument()
         gpu = self.gpus[index]
         self._check(gpu)
@@ -780,7 +824,12 @@ class SimHost:
 
     # XID events through an event set, as nvmlEventSetWait_v2 delivers them.
     def nvmlEventSetCreate(self) -> SimEventSet:
-        return SimEventSet()
+        es = SimEventSet()
+        if self._event_sets:  # a set made later (re-enumeration after a reload) sees only new events
+            t = self.now()
+            es.delivered = sum(1 for w, _, _ in self.events if w < t)
+        self._event_sets += 1
+        return es
 
     def nvmlDeviceRegisterEvents(self, h: SimGpu, event_types: int, es: SimEventSet) -> None:
         self._check(h)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -65,17 +67,23 @@ def exporter(
         hosts = ", ".join(s.host for s in exp.sources)
         sys.stderr.write(f"serving {scheme}://{host}:{bound}/metrics ({hosts})\n")
     sys.stderr.flush()
+    # SIGTERM (systemd, Kubernetes) stops like Ctrl-C: close the listeners, stop collection, release
+    # NVML/DCGM, exit 0.
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         deadline = None if duration is None else time.monotonic() + duration
-        while deadline is None or time.monotonic() < deadline:
-            time.sleep(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            stop.wait(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for exp, server in running:
             server.shutdown()
             server.server_close()
             exp.stop()
+        sys.stderr.write("exporter stopped\n")
 
 
 def _warn_unserved(skipped: list, requested: int) -> None:

@@ -326,15 +326,20 @@ class Exporter:
         if not self.snapshots:
             return out
         seen: set[str] = set()
+        all_mig = any(snap.entities for snap in self.snapshots)
         for snap in self.snapshots:
             for ent in snap.entities:
                 seen.update(ent.values)
                 seen.update(ent.labels)
+                all_mig = all_mig and ent.identity.gi_id is not None
         for row in self.cfg.table():
             key = row.field.key
             if key in seen or row.field.exporter_owned or key in _EVENT_FIELDS or (key == "driver-version"):
                 continue
-            out.append(Skipped(row.name, "no GPU on this host reports it"))
+            if all_mig and row.field.scope == "gpu_only":
+                out.append(Skipped(row.name, "not reported per MIG instance; DCGM_FI_PROF_GR_ENGINE_ACTIVE is the per-instance activity"))
+            else:
+                out.append(Skipped(row.name, "no GPU on this host reports it"))
         return out
 
     def gzipped(self) -> bytes:

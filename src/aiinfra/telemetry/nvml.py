@@ -361,6 +361,8 @@ class Collector:
         """Why this collector cannot serve a field on this host, or None when it can."""
         if key in _PROF_GPM and self.handles and not any(self._gpm_ok.values()):
             return "profiling (DCP) fields come from NVML's GPM API on Hopper and newer only; use --backend dcgm on this GPU generation"
+        if key in ("exp-gpu-health-status", "exp-p2p-status"):
+            return "this dcgm-exporter field is not collected by aiinfra"
         if key not in NVML_FIELDS:
             return "not available through NVML; needs DCGM (--backend dcgm)"
         return None

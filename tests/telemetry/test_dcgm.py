@@ -120,3 +120,14 @@ def test_simulated_dcgm_backend_from_the_cli(cli):
     assert "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL" in r.err and len(r.err.strip().splitlines()) == 1
     fams = {f.name: f for f in text_string_to_metric_families(r.out)}
     assert len(fams["DCGM_FI_PROF_GR_ENGINE_ACTIVE"].samples) == 2
+
+
+def test_lost_gpu_returns_through_dcgm():
+    host, clock = _host("gpus=2,model=a100-sxm4-80gb,seed=2,faults=lost:g1@10-20", t=5.0)
+    col = DcgmCollector(sim_bindings(host), host=host.name, clock=clock)
+    clock.advance(6)
+    assert {s.labels["gpu"] for s in _fams(col.collect())["DCGM_FI_DEV_GPU_TEMP"].samples} == {"0"}
+    clock.advance(10)
+    fams = _fams(col.collect())
+    assert {s.labels["gpu"] for s in fams["DCGM_FI_DEV_GPU_TEMP"].samples} == {"0", "1"}
+    assert {s.labels["gpu"]: s.value for s in fams["aiinfra_gpu_lost"].samples} == {"0": 0, "1": 0}

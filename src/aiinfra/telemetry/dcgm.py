@@ -111,6 +111,8 @@ class DcgmCollector:
         self._events: dict[int, deque[tuple[float, int]]] = {}
         self._group = None
         self._field_group = None
+        self._stale = False
+        self._pairs: list[Any] = []
         try:
             init = getattr(self.structs, "_dcgmInit", None)
             if init is not None:
@@ -126,6 +128,30 @@ class DcgmCollector:
             raise AiinfraError(f"DCGM did not start ({e}); check the driver and nv-hostengine, or use --backend nvml") from None
 
     # ---- discovery and watches
+
+    def _check_devices(self) -> None:
+        """Each collection: rebuild groups and watches when the GPU list changed or a read failed."""
+        try:
+            ids = list(self.agent.dcgmGetAllSupportedDevices(self.handle))
+        except self.structs.DCGMError:
+            self._stale = True
+            ids = None
+        if ids is not None and ids == self.gpu_ids and not self._stale:
+            return
+        with_errors = self.structs.DCGMError
+        try:
+            if self._group is not None:
+                self.agent.dcgmGroupDestroy(self.handle, self._group)
+            if self._field_group is not None:
+                self.agent.dcgmFieldGroupDestroy(self.handle, self._field_group)
+        except with_errors:
+            pass
+        try:
+            self._enumerate()
+            self._stale = False
+        except with_errors:
+            self._pairs = []
+            self._stale = True
 
     def _enumerate(self) -> None:
         ag, h, fe = self.agent, self.handle, self.flds
@@ -221,11 +247,13 @@ class DcgmCollector:
         by_entity: dict[tuple[int, int], dict[str, float]] = {}
         labels: dict[tuple[int, int], dict[str, str]] = {}
         lost_status: dict[tuple[int, int], bool] = {}
+        self._check_devices()
         try:
-            fvs = self.agent.dcgmEntitiesGetLatestValues(self.handle, self._pairs, self.field_ids, 0)
+            fvs = self.agent.dcgmEntitiesGetLatestValues(self.handle, self._pairs, self.field_ids, 0) if self._pairs else []
         except self.structs.DCGMError:
             for gid in self.gpu_ids:
                 self.errors[gid] = self.errors.get(gid, 0) + 1
+            self._stale = True  # host engine gone or GPUs changed: rebuild the watches next time
             fvs = []
         for fv in fvs:
             key = (int(fv.entityGroupId), int(fv.entityId))
@@ -261,6 +289,8 @@ class DcgmCollector:
                 self.lost.add(gid)
                 st.lost = True
                 continue
+            if key in lost_status:
+                self.lost.discard(gid)  # read again: back (after a reset or reload)
             vals = by_entity.get(key, {})
             ident = ent.identity
             if ent.group == fe.DCGM_FE_GPU_I and ident.gi_profile is None:

@@ -1,9 +1,9 @@
 """The exporter's HTTP server: `/metrics`, `/healthz`, built to survive hostile and careless clients.
 
-- Every connection has a deadline to deliver its request headers (`header_timeout_s`, from accept or
-  from the end of the previous response); a reaper thread shuts down connections past it, so idle
-  sockets and slowloris clients (a header byte every few seconds) cannot hold threads or file
-  descriptors for long.
+- Every connection has a deadline to deliver its request headers (`header_timeout_s` from accept,
+  `idle_timeout_s` after a response) and to take its response (`write_timeout_s`); a reaper thread
+  shuts down connections past it, so idle sockets, slowloris clients (a header byte every few
+  seconds) and clients that never read cannot hold threads or file descriptors for long.
 - At most `max_connections` are open. A new connection beyond the cap evicts the connection that
   has waited longest without sending a request (idle clients first, kept-alive idle ones next);
   only when every connection is busy is the newcomer closed.
@@ -66,7 +66,7 @@ class Server(ThreadingHTTPServer):
     block_on_close = False
 
     def __init__(self, address: tuple[str, int], source: MetricsSource, web: WebConfig | None = None, *,
-                 header_timeout_s: float = 10.0, idle_timeout_s: float = 60.0, max_connections: int | None = None):
+                 header_timeout_s: float = 10.0, idle_timeout_s: float = 60.0, write_timeout_s: float = 30.0, max_connections: int | None = None):
         self.source = source
         self.web = web or WebConfig()
         self.auth = BasicAuth(self.web.users)
@@ -74,6 +74,7 @@ class Server(ThreadingHTTPServer):
         self.tls = TlsProvider(self.web.tls) if self.web.tls is not None else None
         self.header_timeout_s = header_timeout_s
         self.idle_timeout_s = idle_timeout_s
+        self.write_timeout_s = write_timeout_s
         self.max_connections = max_connections or default_max_connections()
         self.conns: dict[int, _Conn] = {}
         self.conns_lock = threading.Lock()
@@ -146,7 +147,12 @@ class Server(ThreadingHTTPServer):
         while not self._closing.wait(0.25):
             now = time.monotonic()
             with self.conns_lock:
-                late = [c for c in self.conns.values() if not c.busy and now - c.waiting_since > (self.idle_timeout_s if c.served else self.header_timeout_s)]
+                late = [
+                    c
+                    for c in self.conns.values()
+                    # waiting for headers past the deadline, or stuck writing to a client that does not read
+                    if now - c.waiting_since > (self.write_timeout_s if c.busy else self.idle_timeout_s if c.served else self.header_timeout_s)
+                ]
             for c in late:
                 self.stats["timed_out"] += 1
                 _drop(c.sock)
@@ -216,6 +222,7 @@ class Handler(BaseHTTPRequestHandler):
         if not self.parse_request():
             return
         self.conn.busy = True
+        self.conn.waiting_since = time.monotonic()  # now the start of this response
         method = getattr(self, "do_" + self.command, None)
         if method is None:
             self._send(405, b"method not allowed\n", extra={"Allow": "GET, HEAD"})

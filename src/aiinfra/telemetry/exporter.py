@@ -47,9 +47,9 @@ from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import AiinfraError
 from aiinfra.telemetry import httpd
 from aiinfra.telemetry.fields import NAMINGS, ExportRow, Skipped, default_rows
-from aiinfra.telemetry.httpd import CONTENT_TYPE, Server
+from aiinfra.telemetry.httpd import CONTENT_TYPE, Server  # noqa: F401 - CONTENT_TYPE re-exported
 from aiinfra.telemetry.nvml import Collector, Identity, Snapshot
-from aiinfra.telemetry.webconfig import WebConfig, load_web_config
+from aiinfra.telemetry.webconfig import WebConfig, load_web_config  # noqa: F401 - load_web_config re-exported for the CLI
 
 HOSTNAME_LABELS = ("Hostname", "hostname", "")
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import resource
 import socket
 import ssl
@@ -280,7 +279,3 @@ def serve(source: MetricsSource, host: str = "127.0.0.1", port: int = 9400, web:
         raise AiinfraError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     threading.Thread(target=server.serve_forever, name=f"aiinfra-http-{port}", daemon=True).start()
     return server
-
-
-def fd_limit() -> int:
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0] if os.name == "posix" else 0

@@ -49,10 +49,11 @@ def default_max_connections() -> int:
 
 
 class _Conn:
-    __slots__ = ("sock", "waiting_since", "served", "busy")
+    __slots__ = ("sock", "fd", "waiting_since", "served", "busy")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
+        self.fd = _fd(sock)
         self.waiting_since = time.monotonic()
         self.served = 0
         self.busy = False
@@ -114,7 +115,7 @@ class Server(ThreadingHTTPServer):
                 if victim is None:
                     self.stats["refused"] += 1
                     return False
-                self.conns.pop(victim.sock.fileno(), None)
+                self.conns.pop(victim.fd, None)
                 self.stats["evicted"] += 1
                 _drop(victim.sock)
             self.conns[sock.fileno()] = _Conn(sock)
@@ -152,6 +153,9 @@ class Server(ThreadingHTTPServer):
                     # waiting for headers past the deadline, or stuck writing to a client that does not read
                     if now - c.waiting_since > (self.write_timeout_s if c.busy else self.idle_timeout_s if c.served else self.header_timeout_s)
                 ]
+                for c in late:
+                    if self.conns.get(c.fd) is c:
+                        del self.conns[c.fd]
             for c in late:
                 self.stats["timed_out"] += 1
                 _drop(c.sock)
@@ -172,6 +176,13 @@ class Server(ThreadingHTTPServer):
             _drop(c.sock)
 
 
+def _fd(sock: socket.socket) -> int:
+    try:
+        return sock.fileno()
+    except (OSError, ValueError):
+        return -1
+
+
 def _drop(sock: socket.socket) -> None:
     """Wake the thread blocked on this socket and free it (shutdown makes its recv return)."""
     with contextlib.suppress(OSError):
@@ -190,11 +201,14 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         self.conn = self.server.track(self.request)
         if isinstance(self.request, ssl.SSLSocket):
-            self.request.do_handshake()
-            if not sans_allowed(self.request, self.server.web.tls.allowed_sans if self.server.web.tls else None):
-                self.server.stats["sans_refused"] += 1
-                self.close_connection = True
-                raise ssl.SSLError("client certificate has no allowed SAN")
+            try:
+                self.request.do_handshake()
+                if not sans_allowed(self.request, self.server.web.tls.allowed_sans if self.server.web.tls else None):
+                    self.server.stats["sans_refused"] += 1
+                    raise ssl.SSLError("client certificate has no allowed SAN")
+            except BaseException:
+                self.server.forget(self.request)  # finish() does not run when setup() fails
+                raise
 
     def handle(self) -> None:
         try:

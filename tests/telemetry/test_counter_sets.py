@@ -86,3 +86,17 @@ def test_pcie_gpu_without_nvlink_reports_no_nvlink_error_series(sim):
     exp = Exporter([Source("x", col)], ExporterConfig(rows=tuple(rows), skipped=tuple(skipped)), 5.0)
     exp.collect_once()
     assert any(s.name == "DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL" and "no GPU" in s.reason for s in exp.unserved())
+
+
+def test_nvml_on_ampere_serves_gpu_util_and_says_why_prof_is_missing(cli):
+    """issue 15: with NVML only on a pre-Hopper GPU (A100), the default set serves DCGM_FI_DEV_GPU_UTIL and
+    says once at start-up which fields are unavailable and why (no GPM before Hopper; use DCGM)."""
+    r = cli("exporter", "--simulate", "gpus=2,model=a100-sxm4-80gb,seed=1", "--backend", "nvml", "--once")
+    assert r.code == 0
+    warnings = [line for line in r.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1
+    for name in ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "DCGM_FI_PROF_DRAM_ACTIVE"):
+        assert name in warnings[0] and f"# TYPE {name} " not in r.out
+    assert "Hopper" in warnings[0] and "--backend dcgm" in warnings[0]
+    util = [line for line in r.out.splitlines() if line.startswith("DCGM_FI_DEV_GPU_UTIL{")]
+    assert len(util) == 2

@@ -29,7 +29,7 @@ def exporter(
     hostname_label: Annotated[str, typer.Option("--hostname-label", help="Spelling of the host label: Hostname (<= 4.5.3-4.8.2) or hostname (>= 4.6.0-4.8.3).")] = "Hostname",
     hostname: Annotated[str | None, typer.Option("--hostname", help="Value of the host label (default: NODE_NAME, else the OS hostname).")] = None,
     no_hostname: Annotated[bool, typer.Option("--no-hostname", help="Leave the host label out, like dcgm-exporter -n.")] = False,
-    web_config: Annotated[Path | None, typer.Option("--web-config", help="exporter-toolkit style YAML: tls_server_config (cert_file, key_file) and basic_auth_users (bcrypt hashes).")] = None,
+    web_config: Annotated[Path | None, typer.Option("--web-config", help="exporter-toolkit web-config YAML: tls_server_config (certificates, client_auth_type, versions, ciphers, curves), http_server_config.headers, basic_auth_users (bcrypt), rate_limit.")] = None,
     backend: Annotated[str, typer.Option("--backend", help="dcgm (DCGM's bindings: profiling fields on every generation and per MIG instance), nvml, or auto (DCGM when installed, else NVML).")] = "auto",
     single_port: Annotated[bool, typer.Option("--single-port", help="Serve all simulated hosts on one port.")] = False,
     xid_window_ms: Annotated[int, typer.Option("--xid-count-window-size", help="Window of DCGM_EXP_XID_ERRORS_COUNT in ms.", min=1)] = 300_000,

@@ -130,10 +130,6 @@ class WebConfig:
     rate_interval_s: float = 0.0
     rate_burst: int = 0
 
-    @property
-    def cert_file(self) -> Path | None:  # the scheme check in the CLI asks this
-        return (self.tls.cert_file or self.path) if self.tls is not None else None
-
     def ssl_context(self) -> ssl.SSLContext | None:
         return build_context(self.tls) if self.tls is not None else None
 

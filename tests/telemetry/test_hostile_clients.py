@@ -46,7 +46,7 @@ def test_idle_floods_and_slowloris_do_not_stop_prometheus(tmp_path, capfd):
     port = server.server_address[1]
     prom_port = free_port()
     (tmp_path / "prometheus.yml").write_text(
-        f"global: {{scrape_interval: 1s, scrape_timeout: 1s}}\nscrape_configs:\n  - job_name: gpu\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+        f"global: {{scrape_interval: 2s, scrape_timeout: 2s}}\nscrape_configs:\n  - job_name: gpu\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
     )
     proc = subprocess.Popen(
         ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{prom_port}"],
@@ -96,7 +96,7 @@ def test_idle_floods_and_slowloris_do_not_stop_prometheus(tmp_path, capfd):
         temps = _query(prom_port, f"count_over_time(DCGM_FI_DEV_GPU_TEMP[{window}])")
         assert [r["value"][1] for r in ups] == ["1"]  # not one failed scrape during the attack
         n = int(counts[0]["value"][1])
-        assert n >= int(window[:-1]) - 3  # a scrape every second throughout
+        assert n >= int(window[:-1]) // 2 - 2  # a scrape every two seconds throughout
         assert all(int(r["value"][1]) == n for r in temps)  # every scrape carried both GPUs' series
         assert server.stats["evicted"] + server.stats["timed_out"] >= 1000 and slow_conns[0] >= 20
     finally:

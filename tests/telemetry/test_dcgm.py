@@ -131,3 +131,20 @@ def test_lost_gpu_returns_through_dcgm():
     fams = _fams(col.collect())
     assert {s.labels["gpu"] for s in fams["DCGM_FI_DEV_GPU_TEMP"].samples} == {"0", "1"}
     assert {s.labels["gpu"]: s.value for s in fams["aiinfra_gpu_lost"].samples} == {"0": 0, "1": 0}
+
+
+def test_gpu_health_status_from_dcgm_health_watches():
+    """DCGM_EXP_GPU_HEALTH_STATUS as dcgm-exporter builds it (gpu_health_collector.go @ d5e5f51): one series
+    per GPU and health system (PCIE … DRIVER, ALL), value 0 pass / 10 warn / 20 fail, with health_watch and
+    health_error_code labels; the simulated nvlink and pcie faults show as incidents of their systems."""
+    host, clock = _host("gpus=3,model=h100-sxm,seed=5,faults=nvlink:g1@0+pcie:g2@0")
+    col = DcgmCollector(sim_bindings(host), host=host.name, clock=clock)
+    fams = _fams(col.collect(), ExporterConfig(counters="all"))
+    series = {(s.labels["gpu"], s.labels["health_watch"]): (s.labels["health_error_code"], s.value) for s in fams["DCGM_EXP_GPU_HEALTH_STATUS"].samples}
+    assert len(series) == 3 * 11
+    assert series[("1", "NVLINK")] == ("DCGM_FR_NVLINK_DOWN", 20)
+    assert series[("2", "PCIE")] == ("DCGM_FR_PCIE_WIDTH", 10)
+    assert series[("0", "NVLINK")] == ("DCGM_FR_OK", 0)
+    assert sum(1 for _, v in series.values() if v) == 2
+    nvml = Collector(lib=_host("gpus=1,seed=1")[0], host="x")
+    assert "--backend dcgm" in nvml.unreadable("exp-gpu-health-status")

@@ -41,6 +41,9 @@ BINDING_DIRS = (
 _PROF_FIRST, _PROF_LAST = 1000, 1099  # DCP field IDs (counter_config.go's dcpFieldsStart..)
 _STR_BLANKS = ("<<<NULL>>>", "<<<NOT_FOUND>>>", "<<<NOT_SUPPORTED>>>", "<<<NOT_PERM>>>")
 _MAX_INSTANCES_PER_GPU = 8
+# The health systems dcgm-exporter reports, in its order (gpu_health_collector.go gpuHealthChecks @ d5e5f51);
+# ALL carries GPU-wide incidents such as XID 79.
+HEALTH_SYSTEMS = ("PCIE", "NVLINK", "PMU", "MCU", "MEM", "SM", "INFOROM", "THERMAL", "POWER", "DRIVER", "ALL")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Bindings:
     agent: Any  # dcgm_agent
     structs: Any  # dcgm_structs
     fields: Any  # dcgm_fields
+    errors: Any = None  # dcgm_errors (DCGM_FR_* health error codes), optional
 
 
 def load_bindings() -> Bindings:
@@ -58,12 +62,28 @@ def load_bindings() -> Bindings:
         if extra and extra[0] not in sys.path:
             sys.path.append(extra[0])
         try:
-            return Bindings(importlib.import_module("dcgm_agent"), importlib.import_module("dcgm_structs"), importlib.import_module("dcgm_fields"))
+            mods = [importlib.import_module(m) for m in ("dcgm_agent", "dcgm_structs", "dcgm_fields")]
+            try:
+                errors = importlib.import_module("dcgm_errors")
+            except ImportError:
+                errors = None
+            return Bindings(*mods, errors)
         except ImportError:
             continue
         except Exception as e:  # noqa: BLE001 - a broken install is one sentence, not a traceback
             raise AiinfraError(f"DCGM's Python bindings failed to load ({e}); reinstall datacenter-gpu-manager or use --backend nvml") from None
     raise AiinfraError("DCGM's Python bindings are not installed (package datacenter-gpu-manager); install DCGM or use --backend nvml")
+
+
+def _error_names(errors: Any) -> dict[int, str]:
+    """DCGM_FR_* code → name from dcgm_errors (the first name in sorted order wins for aliases)."""
+    out: dict[int, str] = {}
+    for n in sorted(dir(errors) if errors is not None else ()):
+        v = getattr(errors, n)
+        if n.startswith("DCGM_FR_") and isinstance(v, int) and not isinstance(v, bool):
+            out.setdefault(v, n)
+    out.setdefault(0, "DCGM_FR_OK")
+    return out
 
 
 def _text(v: Any) -> str:
@@ -219,6 +239,11 @@ class DcgmCollector:
         ag.dcgmWatchFields(h, self._group, self._field_group, int(self.update_s * 1e6), 60.0, 0)
         ag.dcgmUpdateAllFields(h, 1)
         self._pairs = [self._pair(ent) for ent in self.entities]
+        try:
+            ag.dcgmHealthSet(h, self._group, self.structs.DCGM_HEALTH_WATCH_ALL)
+            self._health = True
+        except self.structs.DCGMError:
+            self._health = False
 
     def _pair(self, ent: _Entity) -> Any:
         pair = self.structs.c_dcgmGroupEntityPair_t()
@@ -232,6 +257,8 @@ class DcgmCollector:
             return "unknown field"
         if f.key in ("exp-xid-errors-count", "exp-clock-events-count"):
             return None
+        if f.key == "exp-gpu-health-status":
+            return None if getattr(self, "_health", False) else "DCGM refused the health watches on these GPUs"
         if f.exporter_owned:
             return "this dcgm-exporter field is not collected by aiinfra"
         if _PROF_FIRST <= f.id <= _PROF_LAST and f.id not in self._prof_ids:
@@ -279,6 +306,7 @@ class DcgmCollector:
             vals[f.key] = f.to_si(raw, "legacy")
             if f.key == "xid-errors":
                 self._note_xid(int(fv.entityId) if key[0] == fe.DCGM_FE_GPU else None, key, int(raw), int(fv.ts), now)
+        health = self._health_check()
         entities: list[EntitySample] = []
         statuses: dict[int, GpuStatus] = {}
         for ent in self.entities:
@@ -303,7 +331,11 @@ class DcgmCollector:
                 st.pcie_width = (int(vals["pcie-link-width"]), int(vals["pcie-max-link-width"]))
             xid_counts, clock_counts = self._windows(gid, reasons, now, first=ent is self._first_of(gid))
             st.recent_xids = list(self._xids.get(gid, ()))
-            entities.append(EntitySample(ident, vals, xid_counts, clock_counts, {**self.static.get(gid, {}), **labels.get(key, {})}))
+            sample = EntitySample(ident, vals, xid_counts, clock_counts, {**self.static.get(gid, {}), **labels.get(key, {})})
+            if health is not None:
+                found = {**health.get((fe.DCGM_FE_GPU, gid), {}), **health.get(key, {})}  # GPU incidents apply to its instances
+                sample.health = [(name, *found.get(name, ("DCGM_FR_OK", 0))) for name in HEALTH_SYSTEMS]
+            entities.append(sample)
         self.collections += 1
         return Snapshot(
             host=self.host,
@@ -317,6 +349,30 @@ class DcgmCollector:
             duration_s=time.perf_counter() - t0,
             collections=self.collections,
         )
+
+    def _health_check(self) -> dict[tuple[int, int], dict[str, tuple[str, int]]] | None:
+        """dcgmHealthCheck on the group: incidents by entity and health system (worst one kept)."""
+        if not getattr(self, "_health", False):
+            return None
+        try:
+            resp = self.agent.dcgmHealthCheck(self.handle, self._group)
+        except self.structs.DCGMError:
+            return None
+        st = self.structs
+        systems = {getattr(st, f"DCGM_HEALTH_WATCH_{n}", None): n for n in HEALTH_SYSTEMS}
+        codes = _error_names(self.lib.errors)
+        out: dict[tuple[int, int], dict[str, tuple[str, int]]] = {}
+        for n in range(int(resp.incidentCount)):
+            inc = resp.incidents[n]
+            name = systems.get(int(inc.system))
+            if name is None:
+                continue
+            key = (int(inc.entityInfo.entityGroupId), int(inc.entityInfo.entityId))
+            code = int(inc.error.code)
+            entry = (codes.get(code, f"DCGM_FR_UNKNOWN({code})"), int(inc.health))
+            if entry[1] >= out.setdefault(key, {}).get(name, ("", -1))[1]:
+                out[key][name] = entry
+        return out
 
     def _first_of(self, gid: int) -> _Entity | None:
         return next((e for e in self.entities if e.identity.gpu == gid), None)

@@ -145,6 +145,11 @@ def _add_field(fam: DcgmFamily, row: ExportRow, ent: Any, labels: dict[str, str]
         for code, n in sorted(ent.xid_counts.items()):
             fam.add({**labels, **window, "xid": str(code)}, n)
         return
+    if f.key == "exp-gpu-health-status":
+        # dcgm-exporter's gpu_health_collector.go: one series per health system, value 0 pass / 10 warn / 20 fail.
+        for watch, code, value in getattr(ent, "health", ()):
+            fam.add({**labels, "health_watch": watch, "health_error_code": code}, value)
+        return
     if f.key == "exp-clock-events-count":
         window = {"window_size_in_ms": str(cfg.clock_events_window_ms)}
         for name, n in ent.clock_event_counts.items():

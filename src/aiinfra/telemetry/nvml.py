@@ -129,6 +129,7 @@ class EntitySample:
     xid_counts: dict[int, int] = field(default_factory=dict)
     clock_event_counts: dict[str, int] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)  # label-type fields (serial, VBIOS, …) by field key
+    health: list[tuple[str, str, int]] = field(default_factory=list)  # DCGM health: (watch, DCGM_FR_ code name, 0/10/20)
 
 
 @dataclass
@@ -361,7 +362,9 @@ class Collector:
         """Why this collector cannot serve a field on this host, or None when it can."""
         if key in _PROF_GPM and self.handles and not any(self._gpm_ok.values()):
             return "profiling (DCP) fields come from NVML's GPM API on Hopper and newer only; use --backend dcgm on this GPU generation"
-        if key in ("exp-gpu-health-status", "exp-p2p-status"):
+        if key == "exp-gpu-health-status":
+            return "needs DCGM's health watches (--backend dcgm)"
+        if key == "exp-p2p-status":
             return "this dcgm-exporter field is not collected by aiinfra"
         if key not in NVML_FIELDS:
             return "not available through NVML; needs DCGM (--backend dcgm)"

@@ -48,8 +48,20 @@ class _Pair:
         self.entityId = entityId
 
 
+# dcgm_structs DCGM_HEALTH_WATCH_* bits and dcgm_errors DCGM_FR_* codes (NVIDIA/DCGM @ 72fa3fe).
+_WATCH = {"PCIE": 0x1, "NVLINK": 0x2, "PMU": 0x4, "MCU": 0x8, "MEM": 0x10, "SM": 0x20, "INFOROM": 0x40, "THERMAL": 0x80,
+          "POWER": 0x100, "DRIVER": 0x200, "ALL": 0xFFFFFFFF}
+_FR = {"DCGM_FR_OK": 0, "DCGM_FR_PCI_REPLAY_RATE": 3, "DCGM_FR_VOLATILE_DBE_DETECTED": 4, "DCGM_FR_NVLINK_ERROR_THRESHOLD": 13,
+       "DCGM_FR_NVLINK_DOWN": 14, "DCGM_FR_TEMP_VIOLATION": 42, "DCGM_FR_PCIE_WIDTH": 46, "DCGM_FR_PENDING_ROW_REMAP": 85,
+       "DCGM_FR_XID_ERROR": 101, "DCGM_FR_FALLEN_OFF_BUS": 120}
+# simulated fault → (health system, error code, result: 10 warn / 20 fail)
+_FAULT_HEALTH = {"pcie": ("PCIE", "DCGM_FR_PCIE_WIDTH", 10), "nvlink": ("NVLINK", "DCGM_FR_NVLINK_DOWN", 20),
+                 "thermal": ("THERMAL", "DCGM_FR_TEMP_VIOLATION", 10), "dbe": ("MEM", "DCGM_FR_VOLATILE_DBE_DETECTED", 20)}
+
+
 def _structs() -> SimpleNamespace:
-    return SimpleNamespace(**_ST, DCGM_GROUP_EMPTY=1, DCGM_OPERATION_MODE_AUTO=1, DCGMError=SimDcgmError, c_dcgmGroupEntityPair_t=_Pair)
+    watch = {f"DCGM_HEALTH_WATCH_{k}": v for k, v in _WATCH.items()}
+    return SimpleNamespace(**_ST, **watch, DCGM_GROUP_EMPTY=1, DCGM_OPERATION_MODE_AUTO=1, DCGMError=SimDcgmError, c_dcgmGroupEntityPair_t=_Pair)
 
 
 def _fields() -> SimpleNamespace:
@@ -175,6 +187,33 @@ class SimDcgmAgent:
     def dcgmUpdateAllFields(self, handle: Any, wait: int) -> int:
         return 0
 
+    # ---- health watches
+    def dcgmHealthSet(self, handle: Any, group: int, systems: int) -> int:
+        self._need(handle)
+        self.health_groups = {**getattr(self, "health_groups", {}), group: systems}
+        return 0
+
+    def dcgmHealthCheck(self, handle: Any, group: int) -> SimpleNamespace:
+        """Incidents for the GPUs of the group from the active faults (a GPU-entity incident, as DCGM reports)."""
+        self._need(handle)
+        t = self.host.now()
+        gpus = sorted({e[1] if e[0] == FE_GPU else e[1] // 8 for e in self.groups.get(group, [])})
+        incidents = []
+        for g in gpus:
+            found = []
+            for f in self.host.faults:
+                if f.gpu != g or not f.active(t) and f.kind != "dbe":
+                    continue
+                if f.kind in _FAULT_HEALTH and (f.kind != "dbe" or t >= f.start):
+                    found.append(_FAULT_HEALTH[f.kind])
+            if self.host.is_lost(g, t):
+                found.append(("ALL", "DCGM_FR_FALLEN_OFF_BUS", 20))
+            for system, code, result in found:
+                err = SimpleNamespace(msg=b"", gpuId=g, code=_FR[code], category=0, severity=0)
+                incidents.append(SimpleNamespace(system=_WATCH[system], health=result, error=err, entityInfo=_Pair(FE_GPU, g)))
+        overall = max((i.health for i in incidents), default=0)
+        return SimpleNamespace(version=5, overallHealth=overall, incidentCount=len(incidents), incidents=incidents)
+
     # ---- values
     def dcgmEntitiesGetLatestValues(self, handle: Any, entities: list[Any], field_ids: list[int], flags: int) -> list[SimpleNamespace]:
         self._need(handle)
@@ -295,4 +334,4 @@ class SimDcgmAgent:
 
 def sim_bindings(host: SimHost) -> Bindings:
     """DCGM bindings that answer from `host` (one simulated embedded host engine per host)."""
-    return Bindings(agent=SimDcgmAgent(host), structs=_structs(), fields=_fields())
+    return Bindings(agent=SimDcgmAgent(host), structs=_structs(), fields=_fields(), errors=SimpleNamespace(**_FR))

@@ -109,7 +109,89 @@ def parser_speed() -> None:
     print(f"parse text 0.0.4 ({lines} lines, 64 GPUs): ours {ours:,.0f} lines/s, baseline prometheus_client.parser {base:,.0f} lines/s, ratio {ours / base:.1f}")
 
 
+def collection_cycle(gpus: int, runs: int = 7, per_run: int = 20) -> None:
+    """One background collection pass through each backend (no scrape involved), interleaved runs."""
+    from aiinfra.telemetry.dcgm import DcgmCollector
+    from aiinfra.telemetry.simdcgm import sim_bindings
+
+    spec = f"gpus={gpus},model=a100-sxm4-80gb,seed=1"
+    nvml_col = Collector(lib=Fleet(parse_spec(spec)).hosts[0], host="bench")
+    dcgm_col = DcgmCollector(sim_bindings(Fleet(parse_spec(spec)).hosts[0]), host="bench")
+    times: dict[str, list[float]] = {"dcgm": [], "nvml": []}
+    for _ in range(runs):
+        for name, col in (("dcgm", dcgm_col), ("nvml", nvml_col)):
+            t0 = time.perf_counter()
+            for _ in range(per_run):
+                col.collect()
+            times[name].append((time.perf_counter() - t0) / per_run)
+    d, n = statistics.median(times["dcgm"]), statistics.median(times["nvml"])
+    print(f"collection cycle {gpus} GPUs (simulated bindings): dcgm backend {1 / d:,.0f}/s ({d * 1e3:.2f} ms), nvml backend {1 / n:,.0f}/s ({n * 1e3:.2f} ms), ratio {n / d:.2f}")
+
+
+def gzip_keepalive(runs: int = 5, per_run: int = 40) -> None:
+    """A gzip scrape on a kept-alive connection, with TCP_NODELAY (ours) and without (Nagle on), interleaved."""
+    import socket
+
+    from aiinfra.telemetry import httpd
+
+    class NagleServer(httpd.Server):
+        def get_request(self):
+            sock, addr = super().get_request()
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+            return sock, addr
+
+    exp = Exporter([Source("bench", _collector(8))], CFG, interval_s=60.0)
+    exp.collect_once()
+    servers = {"nodelay": httpd.serve(exp, "127.0.0.1", 0)}
+    nagle = NagleServer(("127.0.0.1", 0), exp)
+    import threading
+
+    threading.Thread(target=nagle.serve_forever, daemon=True).start()
+    servers["nagle"] = nagle
+    times: dict[str, list[float]] = {k: [] for k in servers}
+    for _ in range(runs):
+        for name, srv in servers.items():
+            conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=30)
+            conn.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})
+            conn.getresponse().read()
+            t0 = time.perf_counter()
+            for _ in range(per_run):
+                conn.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})
+                conn.getresponse().read()
+            times[name].append((time.perf_counter() - t0) / per_run)
+            conn.close()
+    for srv in servers.values():
+        srv.shutdown()
+        srv.server_close()
+    o, b = statistics.median(times["nodelay"]), statistics.median(times["nagle"])
+    print(f"gzip keep-alive scrape 8 GPUs: ours (TCP_NODELAY) {1 / o:,.0f}/s ({o * 1e3:.2f} ms), baseline Nagle on {1 / b:,.0f}/s ({b * 1e3:.2f} ms), ratio {b / o:.1f}")
+
+
+def auth_timing(runs: int = 7) -> None:
+    """Basic auth with bcrypt cost 10: an unknown user against a known user with a wrong password
+    (both uncached); equal cost means the answer time does not reveal which user names exist."""
+    import base64
+
+    import bcrypt
+
+    from aiinfra.telemetry.webconfig import BasicAuth
+
+    auth = BasicAuth({"prometheus": bcrypt.hashpw(b"right", bcrypt.gensalt(10))})
+    times: dict[str, list[float]] = {"unknown": [], "known": []}
+    for n in range(runs):
+        for name, user in (("unknown", "mallory"), ("known", "prometheus")):
+            header = "Basic " + base64.b64encode(f"{user}:wrong{n}".encode()).decode()
+            t0 = time.perf_counter()
+            auth.check(header)
+            times[name].append(time.perf_counter() - t0)
+    u, k = statistics.median(times["unknown"]), statistics.median(times["known"])
+    print(f"basic auth (bcrypt cost 10): unknown user {1 / u:,.1f}/s ({u * 1e3:.1f} ms), known user {1 / k:,.1f}/s ({k * 1e3:.1f} ms), ratio {u / k:.2f}")
+
+
 if __name__ == "__main__":
+    collection_cycle(8)
+    gzip_keepalive()
+    auth_timing()
     scrape_latency(8, 300)
     scrape_latency(64, 100)
     parser_speed()

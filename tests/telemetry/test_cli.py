@@ -120,7 +120,19 @@ def test_bad_collectors_csv(cli, tmp_path):
     assert_one_line_error(cli("exporter", "--simulate", "gpus=1", "--collectors", str(path), "--once"), "cannot read collectors file")
     path.write_text("DCGM_FI_DEV_SM_CLOCK, gauge\n")
     assert_one_line_error(cli("exporter", "--simulate", "gpus=1", "--collectors", str(path), "--once"), "counters.csv:1", "3 columns")
-    path.write_text("# c\nDCGM_FI_DEV_SM_CLOCK, gauge, x\nDCGM_FI_DEV_FAN_SPEED, gauge, Fan\n")
-    assert_one_line_error(cli("exporter", "--simulate", "gpus=1", "--collectors", str(path), "--once"), "counters.csv:3", "DCGM_FI_DEV_FAN_SPEED")
-    path.write_text("DCGM_FI_DEV_SM_CLOCK, histogram, x\n")
-    assert_one_line_error(cli("exporter", "--simulate", "gpus=1", "--collectors", str(path), "--once"), "unsupported type")
+    path.write_text("# c\nDCGM_FI_DEV_SM_CLOCK, gauge, x\nDCGM_FI_DEV_FAN_SPED, gauge, Fan\n")
+    assert_one_line_error(cli("exporter", "--simulate", "gpus=1", "--collectors", str(path), "--once"), "counters.csv:3", "DCGM_FI_DEV_FAN_SPED")
+    path.write_text("DCGM_FI_DEV_SM_CLOCK, gaug, x\n")
+    assert_one_line_error(cli("exporter", "--simulate", "gpus=1", "--collectors", str(path), "--once"), "unknown Prometheus type")
+
+
+def test_real_dcgm_field_we_cannot_read_is_skipped_with_one_warning(cli, tmp_path):
+    """A real DCGM field aiinfra does not collect (fan speed, ID 191 in dcgm_fields.h) and a histogram row
+    are skipped with one warning line; the exporter starts and serves the rest."""
+    path = tmp_path / "counters.csv"
+    path.write_text("# c\nDCGM_FI_DEV_SM_CLOCK, gauge, x\nDCGM_FI_DEV_FAN_SPEED, gauge, Fan\nDCGM_FI_DEV_GPU_TEMP, histogram, t\n")
+    r = cli("exporter", "--simulate", "gpus=1", "--collectors", str(path), "--once")
+    assert r.code == 0, r.err
+    warnings = [line for line in r.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "DCGM_FI_DEV_FAN_SPEED" in warnings[0] and "DCGM_FI_DEV_GPU_TEMP" in warnings[0]
+    assert "DCGM_FI_DEV_SM_CLOCK{" in r.out and "FAN_SPEED" not in r.out

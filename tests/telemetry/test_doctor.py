@@ -141,3 +141,15 @@ def test_kernel_log_xids(sim, tmp_path):
     assert "reboot" in check.fix
     (root / "var/log/kern.log").write_text("Nov 22 10:00:01 node kernel: eth0 link up\n")
     assert by_name(diagnose(col.collect(), root=root), "XIDs in kernel log")[0].status == PASS
+
+
+def test_doctor_is_a_registered_command_with_declared_facts():
+    """contract: `doctor` is one library function (telemetry/commands.py) whose facts match DoctorFacts."""
+    from aiinfra.contract import registry
+    from aiinfra.telemetry.commands import DoctorFacts, doctor
+
+    info = registry()["doctor"]
+    assert info.function is doctor and info.facts is DoctorFacts
+    r = doctor(simulate="gpus=2,seed=1,faults=dbe:g1@0")
+    facts = DoctorFacts.model_validate(r.facts)
+    assert facts.status == "fail" and facts.fail >= 1 and any(c.gpu == 1 and c.status == "fail" for c in facts.checks)

@@ -10,9 +10,8 @@ from rich.table import Table
 
 from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, emit
 from aiinfra.explain import Result
-from aiinfra.telemetry import doctor as dr
 
-_STYLE = {dr.PASS: "green", dr.WARN: "yellow", dr.FAIL: "bold red", dr.SKIP: "dim"}
+_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
 
 def _table(r: Result) -> Table:
@@ -34,8 +33,9 @@ def doctor(
     explain: ExplainOpt = False,
 ) -> None:
     """Check drivers, GPU health, NVLink/PCIe, InfiniBand, GPUDirect modules and the fabric manager."""
-    snap, why = dr.snapshot_for(simulate, sim_host)
-    result = dr.summary(dr.diagnose(snap, root=root, cuda=cuda, nvml_error=why))
+    from aiinfra.telemetry import commands  # pydantic-backed facts model: imported on use, not at CLI start-up
+
+    result = commands.doctor(simulate=simulate, sim_host=sim_host, root=root, cuda=cuda)
     emit(result, fmt, explain, table=_table)
-    if result.facts["status"] == dr.FAIL:
+    if result.facts["status"] == "fail":
         raise typer.Exit(1)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +12,7 @@ from typing import Annotated
 import typer
 
 from aiinfra.telemetry import exporter as tx
-from aiinfra.telemetry.fields import read_counters_csv
+from aiinfra.telemetry.fields import read_counters
 
 
 def exporter(
@@ -27,41 +29,65 @@ def exporter(
     hostname_label: Annotated[str, typer.Option("--hostname-label", help="Spelling of the host label: Hostname (<= 4.5.3-4.8.2) or hostname (>= 4.6.0-4.8.3).")] = "Hostname",
     hostname: Annotated[str | None, typer.Option("--hostname", help="Value of the host label (default: NODE_NAME, else the OS hostname).")] = None,
     no_hostname: Annotated[bool, typer.Option("--no-hostname", help="Leave the host label out, like dcgm-exporter -n.")] = False,
-    web_config: Annotated[Path | None, typer.Option("--web-config", help="exporter-toolkit style YAML: tls_server_config (cert_file, key_file) and basic_auth_users (bcrypt hashes).")] = None,
+    web_config: Annotated[Path | None, typer.Option("--web-config", help="exporter-toolkit web-config YAML: tls_server_config (certificates, client_auth_type, versions, ciphers, curves), http_server_config.headers, basic_auth_users (bcrypt), rate_limit.")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="dcgm (DCGM's bindings: profiling fields on every generation and per MIG instance), nvml, or auto (DCGM when installed, else NVML).")] = "auto",
     single_port: Annotated[bool, typer.Option("--single-port", help="Serve all simulated hosts on one port.")] = False,
     xid_window_ms: Annotated[int, typer.Option("--xid-count-window-size", help="Window of DCGM_EXP_XID_ERRORS_COUNT in ms.", min=1)] = 300_000,
     duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds (default: run until interrupted).")] = None,
     once: Annotated[bool, typer.Option("--once", help="Collect once, print the /metrics text to stdout and exit.")] = False,
 ) -> None:
     """Serve GPU metrics exactly as dcgm-exporter names and labels them, plus aiinfra_ health metrics."""
-    rows = tuple(read_counters_csv(collectors)) if collectors is not None else None
-    cfg = tx.ExporterConfig(naming=naming, counters=counters, hostname_label="" if no_hostname else hostname_label, xid_window_ms=xid_window_ms, rows=rows)
+    rows, skipped = read_counters(collectors) if collectors is not None else (None, [])
+    cfg = tx.ExporterConfig(
+        naming=naming,
+        counters=counters,
+        hostname_label="" if no_hostname else hostname_label,
+        xid_window_ms=xid_window_ms,
+        rows=tuple(rows) if rows is not None else None,
+        skipped=tuple(skipped),
+    )
+    requested = len(cfg.table()) + len(cfg.skipped)
     web = tx.load_web_config(web_config) if web_config is not None else None
-    sources = tx.build_sources(simulate, hostname, cfg)
+    sources = tx.build_sources(simulate, hostname, cfg, backend, interval)
     if once:
         exp = tx.Exporter(sources, cfg, interval)
         time.sleep(min(interval, 0.2))  # give rate fields (NVLink, GPM) a measurable interval
         exp.collect_once()
+        _warn_unserved(exp.unserved(), requested)
         sys.stdout.write(exp.body.decode())
         exp.stop()
         return
     running = tx.start(sources, cfg, host, port, interval, web, single_port)
+    _warn_unserved(running[0][0].unserved(), requested)
     if host not in ("127.0.0.1", "localhost", "::1") and not (web and web.users):
         sys.stderr.write(f"warning: serving on {host} without basic auth; anyone who can reach it can read GPU and host names (see --web-config)\n")
-    scheme = "https" if web is not None and web.cert_file is not None else "http"
+    scheme = "https" if web is not None and web.tls is not None else "http"
     for exp, server in running:
         bound = server.server_address[1]
         hosts = ", ".join(s.host for s in exp.sources)
         sys.stderr.write(f"serving {scheme}://{host}:{bound}/metrics ({hosts})\n")
     sys.stderr.flush()
+    # SIGTERM (systemd, Kubernetes) stops like Ctrl-C: close the listeners, stop collection, release
+    # NVML/DCGM, exit 0.
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         deadline = None if duration is None else time.monotonic() + duration
-        while deadline is None or time.monotonic() < deadline:
-            time.sleep(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            stop.wait(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for exp, server in running:
             server.shutdown()
             server.server_close()
             exp.stop()
+        sys.stderr.write("exporter stopped\n")
+
+
+def _warn_unserved(skipped: list, requested: int) -> None:
+    """Once at start-up: which requested fields are not served and why (never a start-up failure)."""
+    line = tx.warning_for(skipped, requested)
+    if line:
+        sys.stderr.write(f"warning: {line}\n")

@@ -28,35 +28,29 @@ The families themselves are prometheus-client objects, so its parser reads our o
 
 from __future__ import annotations
 
-import base64
-import binascii
-import errno
 import gzip
-import hashlib
 import math
 import os
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import bcrypt
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from aiinfra.catalog.loader import default_catalog, read_yaml
+from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import AiinfraError
-from aiinfra.telemetry.fields import NAMINGS, ExportRow, default_rows
+from aiinfra.telemetry import httpd
+from aiinfra.telemetry.fields import NAMINGS, ExportRow, Skipped, default_rows
+from aiinfra.telemetry.httpd import CONTENT_TYPE, Server  # noqa: F401 - CONTENT_TYPE re-exported
 from aiinfra.telemetry.nvml import Collector, Identity, Snapshot
+from aiinfra.telemetry.webconfig import WebConfig, load_web_config  # noqa: F401 - load_web_config re-exported for the CLI
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HOSTNAME_LABELS = ("Hostname", "hostname", "")
 
 
@@ -68,9 +62,10 @@ class ExporterConfig:
     xid_window_ms: int = 300_000
     clock_events_window_ms: int = 300_000
     rows: tuple[ExportRow, ...] | None = None  # from a dcgm-exporter collectors CSV; None = the catalog table
+    skipped: tuple[Skipped, ...] = ()  # rows of that CSV that are not served, with the reason
 
     def table(self) -> list[ExportRow]:
-        return list(self.rows) if self.rows else default_rows(self.naming, self.counters)
+        return list(self.rows) if self.rows is not None else default_rows(self.naming, self.counters)
 
     def __post_init__(self) -> None:
         if self.naming not in NAMINGS:
@@ -124,14 +119,21 @@ def families(snapshots: Sequence[Snapshot], cfg: ExporterConfig) -> list[Metric]
     for row in (r for r in rows if r.type != "label"):
         fam = DcgmFamily(row.name, row.help, row.type, row.field.is_int(row.units))
         for snap in snapshots:
-            # `label` rows become labels on every series, sorted by name (render_metrics.go).
-            static = {r.name: snap.driver_version for r in label_rows if r.field.key == "driver-version"}
             for ent in snap.entities:
+                # `label` rows become labels on every series, sorted by name (render_metrics.go).
+                static = {r.name: v for r in label_rows if (v := _label_value(r, ent, snap)) is not None}
                 labels = {**_base_labels(ent.identity, snap.host, cfg), **static}
                 _add_field(fam, row, ent, labels, cfg, xid_text)
         out.append(fam)
     out.extend(self_metrics(snapshots, cfg))
     return out
+
+
+def _label_value(row: ExportRow, ent: Any, snap: Snapshot) -> str | None:
+    value = ent.labels.get(row.field.key)
+    if value is None and row.field.key == "driver-version":
+        value = snap.driver_version
+    return value
 
 
 def _add_field(fam: DcgmFamily, row: ExportRow, ent: Any, labels: dict[str, str], cfg: ExporterConfig, xid_text: dict[int, str]) -> None:
@@ -142,6 +144,11 @@ def _add_field(fam: DcgmFamily, row: ExportRow, ent: Any, labels: dict[str, str]
             fam.add({**labels, **window}, 0)
         for code, n in sorted(ent.xid_counts.items()):
             fam.add({**labels, **window, "xid": str(code)}, n)
+        return
+    if f.key == "exp-gpu-health-status":
+        # dcgm-exporter's gpu_health_collector.go: one series per health system, value 0 pass / 10 warn / 20 fail.
+        for watch, code, value in getattr(ent, "health", ()):
+            fam.add({**labels, "health_watch": watch, "health_error_code": code}, value)
         return
     if f.key == "exp-clock-events-count":
         window = {"window_size_in_ms": str(cfg.clock_events_window_ms)}
@@ -167,6 +174,7 @@ def self_metrics(snapshots: Sequence[Snapshot], cfg: ExporterConfig) -> list[Met
     lost_n = DcgmFamily("aiinfra_gpus_lost", "GPUs that raised NVMLError_GpuIsLost and no longer report.", "gauge", True)
     errors = DcgmFamily("aiinfra_collection_errors_total", "Failed NVML calls per GPU (unsupported fields excluded).", "counter", True)
     lost = DcgmFamily("aiinfra_gpu_lost", "1 when the GPU is lost (fell off the bus or NVML says GPU is lost).", "gauge", True)
+    seen = DcgmFamily("aiinfra_gpu_last_seen_timestamp_seconds", "Unix time of the last collection that read the GPU.", "gauge", False)
     for snap in snapshots:
         host = {host_label: snap.host} if snap.host else {}
         duration.add(dict(host), snap.duration_s)
@@ -177,7 +185,44 @@ def self_metrics(snapshots: Sequence[Snapshot], cfg: ExporterConfig) -> list[Met
             gl = {"gpu": str(st.index), "UUID": st.uuid, **host}
             errors.add(gl, snap.errors.get(st.index, 0))
             lost.add(gl, 1 if st.lost else 0)
-    return [duration, last, passes, lost_n, errors, lost]
+            if getattr(st, "last_seen", None) is not None:
+                seen.add(gl, st.last_seen)
+    return [duration, last, passes, lost_n, errors, lost, seen]
+
+
+# Fields whose absence is normal: the last XID has no value until one happens, and the vGPU licence
+# status exists only inside a vGPU guest (dcgm-exporter's default set asks for both).
+_EVENT_FIELDS = frozenset({"xid-errors", "vgpu-license-status"})
+
+
+def served_config(cfg: ExporterConfig, collectors: Sequence[Any]) -> ExporterConfig:
+    """The config with the rows no collector can read moved to `skipped` (with the collector's reason),
+    so a counters file asking for more than the backend offers still starts."""
+    served: list[ExportRow] = []
+    skipped = list(cfg.skipped)
+    for row in cfg.table():
+        reasons = [r for c in collectors if (r := _unreadable(c, row.field.key)) is not None]
+        if collectors and len(reasons) == len(collectors):  # no host can read it
+            skipped.append(Skipped(row.name, reasons[0]))
+        else:
+            served.append(row)
+    return replace(cfg, rows=tuple(served), skipped=tuple(skipped))
+
+
+def _unreadable(collector: Any, key: str) -> str | None:
+    check = getattr(collector, "unreadable", None)
+    return check(key) if check is not None else None
+
+
+def warning_for(skipped: Sequence[Skipped], total: int) -> str | None:
+    """One line naming every row not served, grouped by reason (printed once at start-up)."""
+    if not skipped:
+        return None
+    by_reason: dict[str, list[str]] = {}
+    for s in skipped:
+        by_reason.setdefault(s.reason, []).append(s.name)
+    parts = "; ".join(f"{', '.join(names)} ({reason})" for reason, names in by_reason.items())
+    return f"{len(skipped)} of {total} requested fields are not served: {parts}"
 
 
 class SnapshotCollector:
@@ -248,6 +293,7 @@ class Exporter:
     def __post_init__(self) -> None:
         if not self.interval_s > 0:
             raise AiinfraError(f"--interval must be a positive number of seconds, got {self.interval_s}")
+        self.cfg = served_config(self.cfg, [s.collector for s in self.sources])
         self.snapshots: list[Snapshot] = []
         self.body = b""
         self.last_ok = 0.0
@@ -278,6 +324,29 @@ class Exporter:
         if fresh:
             self.last_ok = time.time()
 
+    def unserved(self) -> list[Skipped]:
+        """Rows not served: those skipped at start-up, plus rows no GPU reported in the last collection
+        (event fields such as the last XID are left out: they have no value until something happens)."""
+        out = list(self.cfg.skipped)
+        if not self.snapshots:
+            return out
+        seen: set[str] = set()
+        all_mig = any(snap.entities for snap in self.snapshots)
+        for snap in self.snapshots:
+            for ent in snap.entities:
+                seen.update(ent.values)
+                seen.update(ent.labels)
+                all_mig = all_mig and ent.identity.gi_id is not None
+        for row in self.cfg.table():
+            key = row.field.key
+            if key in seen or row.field.exporter_owned or key in _EVENT_FIELDS or (key == "driver-version"):
+                continue
+            if all_mig and row.field.scope == "gpu_only":
+                out.append(Skipped(row.name, "not reported per MIG instance; DCGM_FI_PROF_GR_ENGINE_ACTIVE is the per-instance activity"))
+            else:
+                out.append(Skipped(row.name, "no GPU on this host reports it"))
+        return out
+
     def gzipped(self) -> bytes:
         """The cached body, gzip-compressed once per collection (Prometheus asks for gzip)."""
         body = self.body
@@ -286,8 +355,19 @@ class Exporter:
                 self._gzip = (body, gzip.compress(body, compresslevel=1))
             return self._gzip[1]
 
+    def health(self) -> tuple[bool, str]:
+        """/healthz: a fresh collection that read at least one GPU series."""
+        if not self.body:
+            return False, "no collection finished yet"
+        if time.time() - self.last_ok >= 3 * self.interval_s + 5:
+            return False, "collection is stale"
+        if not any(ent.values.keys() - {"xid-errors"} for snap in self.snapshots for ent in snap.entities):
+            lost = sum(len(snap.lost) for snap in self.snapshots)
+            return False, f"no GPU series can be read ({lost} GPUs lost)" if lost else "no GPU series can be read"
+        return True, "ok"
+
     def healthy(self) -> bool:
-        return bool(self.body) and time.time() - self.last_ok < 3 * self.interval_s + 5
+        return self.health()[0]
 
     def start(self) -> None:
         self.collect_once()
@@ -309,175 +389,12 @@ class Exporter:
             src.collector.close()
 
 
-# ---------------------------------------------------------------- web config (TLS + basic auth)
+# ---------------------------------------------------------------- HTTP (telemetry.httpd, telemetry.webconfig)
 
 
-@dataclass
-class WebConfig:
-    """The exporter-toolkit web-config subset we honour: tls_server_config and basic_auth_users."""
-
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    client_ca_file: Path | None = None
-    users: dict[str, bytes] = field(default_factory=dict)
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        if self.cert_file is None:
-            return None
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # exporter-toolkit's default min_version
-        try:
-            ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
-            if self.client_ca_file is not None:
-                ctx.load_verify_locations(str(self.client_ca_file))
-                ctx.verify_mode = ssl.CERT_REQUIRED
-        except (OSError, ssl.SSLError) as e:
-            raise AiinfraError(f"cannot load TLS certificate {self.cert_file} / key {self.key_file}: {getattr(e, 'strerror', None) or e}") from None
-        return ctx
-
-
-def load_web_config(path: str | Path) -> WebConfig:
-    """Read a web-config YAML; any problem is one sentence naming the file."""
-    path = Path(path)
-    if not path.is_file() or not os.access(path, os.R_OK):
-        raise AiinfraError(f"cannot read web config {path}: no such readable file")
-    doc = read_yaml(path) or {}
-    if not isinstance(doc, dict):
-        raise AiinfraError(f"web config {path} must be a mapping with tls_server_config and/or basic_auth_users")
-    unknown = set(doc) - {"tls_server_config", "basic_auth_users", "http_server_config"}
-    if unknown:
-        raise AiinfraError(f"web config {path} has unknown key '{min(unknown)}'; known: tls_server_config, basic_auth_users")
-    cfg = WebConfig()
-    tls = doc.get("tls_server_config")
-    if tls is not None:
-        if not isinstance(tls, dict) or not tls.get("cert_file") or not tls.get("key_file"):
-            raise AiinfraError(f"web config {path}: tls_server_config needs cert_file and key_file")
-        base = path.parent
-        cfg.cert_file = base / str(tls["cert_file"])
-        cfg.key_file = base / str(tls["key_file"])
-        if tls.get("client_ca_file"):
-            cfg.client_ca_file = base / str(tls["client_ca_file"])
-    users = doc.get("basic_auth_users") or {}
-    if not isinstance(users, dict):
-        raise AiinfraError(f"web config {path}: basic_auth_users must map user names to bcrypt hashes")
-    for user, hashed in users.items():
-        h = str(hashed).encode()
-        if not h.startswith((b"$2a$", b"$2b$", b"$2y$")):
-            raise AiinfraError(f"web config {path}: the password of user '{user}' is not a bcrypt hash ($2y$…); generate one with htpasswd -nBC 10")
-        cfg.users[str(user)] = h
-    cfg.ssl_context()  # fail now, at start-up, if the certificate does not load
-    return cfg
-
-
-class _Auth:
-    """Basic auth against bcrypt hashes, with a cache so repeated scrapes do not pay bcrypt each time."""
-
-    _DUMMY = bcrypt.hashpw(b"x", bcrypt.gensalt(rounds=4))
-
-    def __init__(self, users: dict[str, bytes]):
-        self.users = users
-        self._ok: dict[tuple[str, bytes], bool] = {}
-        self._lock = threading.Lock()
-
-    def check(self, header: str | None) -> bool:
-        if not self.users:
-            return True
-        if not header or not header.startswith("Basic "):
-            return False
-        try:
-            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        key = (user, hashlib.sha256(password.encode()).digest())
-        with self._lock:
-            if key in self._ok:
-                return self._ok[key]
-        hashed = self.users.get(user)
-        ok = bcrypt.checkpw(password.encode(), hashed or self._DUMMY) and hashed is not None
-        with self._lock:
-            if len(self._ok) > 1024:
-                self._ok.clear()
-            self._ok[key] = ok
-        return ok
-
-
-# ---------------------------------------------------------------- HTTP
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 512  # 100+ scrapers connect at once; the stdlib default backlog is 5
-    allow_reuse_address = True
-    exporter: Exporter
-    auth: _Auth
-    tls: ssl.SSLContext | None = None
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, addr = super().get_request()
-        if self.tls is not None:
-            # Handshake lazily in the handler thread, so one slow client cannot block accept().
-            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    timeout = 60  # an idle keep-alive connection gives its thread back after a minute
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return  # scrapes are not news; errors surface through aiinfra_ metrics
-
-    def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8", extra: dict[str, str] | None = None) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        if not self.server.auth.check(self.headers.get("Authorization")):
-            self._send(401, b"Unauthorized\n", extra={"WWW-Authenticate": 'Basic realm="aiinfra exporter"'})
-            return
-        path = self.path.split("?", 1)[0]
-        exp = self.server.exporter
-        if path == "/metrics":
-            if exp.body and "gzip" in (self.headers.get("Accept-Encoding") or ""):
-                self._send(200, exp.gzipped(), CONTENT_TYPE, {"Content-Encoding": "gzip"})
-            elif exp.body:
-                self._send(200, exp.body, CONTENT_TYPE)
-            else:
-                self._send(503, b"no collection finished yet\n")
-        elif path == "/healthz":
-            if exp.healthy():
-                self._send(200, b"ok\n")
-            else:
-                self._send(503, b"collection is stale\n")
-        elif path == "/":
-            self._send(200, b'<html><body><h1>aiinfra exporter</h1><a href="/metrics">Metrics</a></body></html>\n', "text/html; charset=utf-8")
-        else:
-            self._send(404, b"not found\n")
-
-    do_HEAD = do_GET
-
-
-def serve(exporter: Exporter, host: str = "127.0.0.1", port: int = 9400, web: WebConfig | None = None) -> _Server:
-    """Bind and start serving in a daemon thread; returns the server (call .shutdown() to stop)."""
-    web = web or WebConfig()
-    try:
-        server = _Server((host, port), _Handler)
-    except OSError as e:
-        if e.errno == errno.EADDRINUSE:
-            raise AiinfraError(f"port {port} on {host} is already in use; stop the other process or pick another --port") from None
-        raise AiinfraError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
-    server.exporter = exporter
-    server.auth = _Auth(web.users)
-    server.tls = web.ssl_context()
-    threading.Thread(target=server.serve_forever, name=f"aiinfra-http-{port}", daemon=True).start()
-    return server
+def serve(exporter: Exporter, host: str = "127.0.0.1", port: int = 9400, web: WebConfig | None = None, **limits: Any) -> Server:
+    """Bind and start serving `exporter` in a daemon thread; returns the server (call .shutdown() to stop)."""
+    return httpd.serve(exporter, host, port, web, **limits)
 
 
 # ---------------------------------------------------------------- wiring for the CLI
@@ -488,10 +405,17 @@ def local_hostname() -> str:
     return os.environ.get("NODE_NAME") or socket.gethostname()
 
 
-def build_sources(simulate: str | None, hostname: str | None, cfg: ExporterConfig) -> list[Source]:
-    """One Source per host: the simulated fleet's hosts, or this machine through real NVML."""
-    window_s = cfg.xid_window_ms / 1000.0
-    events_s = cfg.clock_events_window_ms / 1000.0
+BACKENDS = ("auto", "dcgm", "nvml")
+
+
+def build_sources(simulate: str | None, hostname: str | None, cfg: ExporterConfig, backend: str = "auto", interval_s: float = 5.0) -> list[Source]:
+    """One Source per host: the simulated fleet's hosts, or this machine, through DCGM or NVML.
+
+    `auto` uses DCGM when its bindings load and the host engine starts (profiling fields on every
+    generation and per MIG instance), else NVML. A simulated host has DCGM only with `--backend dcgm`."""
+    if backend not in BACKENDS:
+        raise AiinfraError(f"unknown --backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
+    windows = {"xid_window_s": cfg.xid_window_ms / 1000.0, "clock_events_window_s": cfg.clock_events_window_ms / 1000.0}
     if simulate is not None:
         from aiinfra.telemetry.simulate import fleet_from_spec
 
@@ -499,9 +423,22 @@ def build_sources(simulate: str | None, hostname: str | None, cfg: ExporterConfi
         names = [h.name for h in fleet.hosts]
         if hostname and len(names) == 1:
             names = [hostname]
-        return [Source(n, Collector(lib=h, host=n, xid_window_s=window_s, clock_events_window_s=events_s)) for n, h in zip(names, fleet.hosts, strict=True)]
+        if backend == "dcgm":
+            from aiinfra.telemetry.dcgm import DcgmCollector
+            from aiinfra.telemetry.simdcgm import sim_bindings
+
+            return [Source(n, DcgmCollector(sim_bindings(h), host=n, update_s=min(interval_s, 1.0), **windows)) for n, h in zip(names, fleet.hosts, strict=True)]
+        return [Source(n, Collector(lib=h, host=n, **windows)) for n, h in zip(names, fleet.hosts, strict=True)]
     name = hostname or local_hostname()
-    return [Source(name, Collector(host=name, xid_window_s=window_s, clock_events_window_s=events_s))]
+    if backend in ("dcgm", "auto"):
+        from aiinfra.telemetry.dcgm import DcgmCollector
+
+        try:
+            return [Source(name, DcgmCollector(host=name, update_s=min(interval_s, 1.0), **windows))]
+        except AiinfraError:
+            if backend == "dcgm":
+                raise
+    return [Source(name, Collector(host=name, **windows))]
 
 
 def start(
@@ -512,15 +449,16 @@ def start(
     interval_s: float = 5.0,
     web: WebConfig | None = None,
     single_port: bool = False,
-) -> list[tuple[Exporter, _Server]]:
+    **limits: Any,
+) -> list[tuple[Exporter, Server]]:
     """Start exporters: one port per host (port, port+1, …) like one dcgm-exporter per node, or all
     hosts on one port with `single_port` (series told apart by the hostname label)."""
     groups = [sources] if single_port else [[s] for s in sources]
-    running: list[tuple[Exporter, _Server]] = []
+    running: list[tuple[Exporter, Server]] = []
     try:
         for n, group in enumerate(groups):
             exp = Exporter(group, cfg, interval_s)
-            server = serve(exp, host, port + n if port else 0, web)
+            server = serve(exp, host, port + n if port else 0, web, **limits)
             exp.start()
             running.append((exp, server))
     except BaseException:

@@ -212,34 +212,80 @@ def default_rows(naming: str, counters: str = "default") -> list[ExportRow]:
 
 
 _CSV_TYPES = ("gauge", "counter", "label")
+_PROM_TYPES = ("gauge", "counter", "histogram", "summary", "label")  # what counter_config.go accepts
 
 
-def read_counters_csv(path: str | Path) -> list[ExportRow]:
+@dataclass(frozen=True)
+class Skipped:
+    """A row of a counters file that is not served, and why (reported once at start-up)."""
+
+    name: str
+    reason: str
+
+
+@lru_cache(maxsize=1)
+def dcgm_field_ids() -> dict[str, int]:
+    """Every DCGM field name (DCGM 4.6 canonical and deprecated) → field ID (catalog dcgm_field_ids)."""
+    out: dict[str, int] = {}
+    for entry in default_catalog().table("dcgm_field_ids").values():
+        for line in str(entry.get("names", "")).splitlines():
+            name, _, fid = line.strip().partition(" ")
+            if name and fid.strip().isdigit():
+                out[name] = int(fid)
+    return out
+
+
+def read_counters(path: str | Path) -> tuple[list[ExportRow], list[Skipped]]:
     """A dcgm-exporter collectors file (`-f default-counters.csv`): `DCGM field, type, help` rows,
     '#' comments, fields trimmed (counter_config.go). Names of any generation are understood; the
-    family keeps the name, TYPE and HELP the file gives, as dcgm-exporter does."""
+    family keeps the name, TYPE and HELP the file gives, as dcgm-exporter does.
+
+    As in dcgm-exporter, a malformed row or a name that is no DCGM field at all is an error; a real
+    DCGM field (or exporter field) that aiinfra does not collect is skipped, never fatal, and so is a
+    second row with the same metric name (Prometheus allows one family per name)."""
     path = Path(path)
     try:
         text = path.read_text()
-    except OSError as e:
-        raise AiinfraError(f"cannot read collectors file {path}: {e.strerror or e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise AiinfraError(f"cannot read collectors file {path}: {getattr(e, 'strerror', None) or e}") from None
     idx = alias_index()
+    ids = dcgm_field_ids()
     rows: list[ExportRow] = []
-    for n, raw in enumerate(csv.reader(io.StringIO(text)), 1):
+    skipped: list[Skipped] = []
+    seen: set[str] = set()
+    try:
+        records = list(csv.reader(io.StringIO(text)))
+    except csv.Error as e:
+        raise AiinfraError(f"collectors file {path} is not CSV: {e}") from None
+    for n, raw in enumerate(records, 1):
         if not raw or not "".join(raw).strip() or raw[0].lstrip().startswith("#"):
             continue
         cols = [c.strip() for c in raw]
         if len(cols) != 3:
             raise AiinfraError(f"{path}:{n}: expected 3 columns (DCGM field, Prometheus type, help), got {len(cols)}")
         name, typ, help_text = cols
-        if typ not in _CSV_TYPES:
-            raise AiinfraError(f"{path}:{n}: unsupported type '{typ}' for {name}; aiinfra serves gauge, counter and label rows")
+        if typ not in _PROM_TYPES:
+            raise AiinfraError(f"{path}:{n}: unknown Prometheus type '{typ}' for {name}; use gauge, counter or label")
         alias = idx.get(name)
         if alias is None:
-            known = sorted(f.legacy for f in all_fields())
-            raise AiinfraError(f"{path}:{n}: {name} is not a field aiinfra collects; known: {', '.join(known[:6])} …")
+            if name in ids or name.startswith("DCGM_EXP_"):
+                skipped.append(Skipped(name, "aiinfra does not collect this field"))
+                continue
+            raise AiinfraError(f"{path}:{n}: {name} is not a DCGM field name (DCGM_FI_…, DCGM_EXP_… or a dcgm-exporter 1.x dcgm_… name)")
+        if typ not in _CSV_TYPES:
+            skipped.append(Skipped(name, f"type {typ} is not served; declare it gauge or counter"))
+            continue
+        if name in seen:
+            skipped.append(Skipped(name, f"listed again on line {n}; the first row is served"))
+            continue
+        seen.add(name)
         units = "dcgm4.9" if alias.generation == "dcgm4.9" else "legacy"
         rows.append(ExportRow(alias.field, name, typ, help_text, units))
-    if not rows:
+    if not rows and not skipped:
         raise AiinfraError(f"collectors file {path} has no field rows")
-    return rows
+    return rows, skipped
+
+
+def read_counters_csv(path: str | Path) -> list[ExportRow]:
+    """The rows of a collectors file that aiinfra can serve (see read_counters for what is skipped)."""
+    return read_counters(path)[0]

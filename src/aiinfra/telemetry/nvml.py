@@ -19,6 +19,7 @@ same code runs on a GPU node and on the simulated fleet.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import re
 import time
@@ -51,7 +52,45 @@ _GPM_FIELDS = {
     pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL: ("prof-dram-active", 0.01),
     pynvml.NVML_GPM_METRIC_PCIE_TX_PER_SEC: ("prof-pcie-tx-bytes", float(2**20)),
     pynvml.NVML_GPM_METRIC_PCIE_RX_PER_SEC: ("prof-pcie-rx-bytes", float(2**20)),
+    pynvml.NVML_GPM_METRIC_FP64_UTIL: ("prof-pipe-fp64-active", 0.01),
+    pynvml.NVML_GPM_METRIC_FP32_UTIL: ("prof-pipe-fp32-active", 0.01),
+    pynvml.NVML_GPM_METRIC_FP16_UTIL: ("prof-pipe-fp16-active", 0.01),
 }
+# Device field values read in one nvmlDeviceGetFieldValues call: HBM temperature (as DCGM reads it),
+# the NVLink error totals over all links (DCGM fields 409/419/429/439 map to these) and the PCIe
+# correctable-error count (DCGM 1501). A GPU without NVLink answers NOT_SUPPORTED: no series.
+_FV_FIELDS = {
+    pynvml.NVML_FI_DEV_MEMORY_TEMP: "memory-temp",
+    pynvml.NVML_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL: "nvlink-crc-flit-error-total",
+    pynvml.NVML_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL: "nvlink-crc-data-error-total",
+    pynvml.NVML_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL: "nvlink-replay-error-total",
+    pynvml.NVML_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL: "nvlink-recovery-error-total",
+    pynvml.NVML_FI_DEV_PCIE_COUNT_CORRECTABLE_ERRORS: "pcie-correctable-errors",
+}
+_VIOLATIONS = (
+    ("power-violation", pynvml.NVML_PERF_POLICY_POWER),
+    ("thermal-violation", pynvml.NVML_PERF_POLICY_THERMAL),
+    ("sync-boost-violation", pynvml.NVML_PERF_POLICY_SYNC_BOOST),
+    ("board-limit-violation", pynvml.NVML_PERF_POLICY_BOARD_LIMIT),
+    ("low-util-violation", pynvml.NVML_PERF_POLICY_LOW_UTILIZATION),
+    ("reliability-violation", pynvml.NVML_PERF_POLICY_RELIABILITY),
+)
+# Every field key this collector can fill (where the GPU supports it); the rest of a counters file
+# is reported as skipped at start-up.
+NVML_FIELDS = frozenset(
+    {
+        "driver-version", "nvml-version", "brand", "serial", "oem-inforom-ver", "ecc-inforom-ver", "power-inforom-ver",
+        "inforom-image-ver", "vbios-version", "sm-clock", "mem-clock", "clocks-event-reasons", "gpu-temp", "power-usage",
+        "enforced-power-limit", "total-energy-consumption", "pcie-replay-counter", "pcie-link-gen", "pcie-link-width",
+        "pcie-max-link-gen", "pcie-max-link-width", "ecc-sbe-vol-total", "ecc-dbe-vol-total", "ecc-sbe-agg-total",
+        "ecc-dbe-agg-total", "correctable-remapped-rows", "uncorrectable-remapped-rows", "row-remap-pending",
+        "row-remap-failure", "retired-sbe", "retired-dbe", "retired-pending", "nvlink-bandwidth-total", "nvlink-bandwidth-l0",
+        "xid-errors", "exp-xid-errors-count", "vgpu-license-status", "exp-clock-events-count", "gpu-util", "mem-copy-util", "enc-util", "dec-util",
+        "fb-total", "fb-free", "fb-used", "fb-reserved", "prof-pcie-tx-bytes", "prof-pcie-rx-bytes",
+        *_FV_FIELDS.values(), *(k for k, _ in _VIOLATIONS), *(k for k, _ in _GPM_FIELDS.values()),
+    }
+)
+_PROF_GPM = frozenset(k for k, _ in _GPM_FIELDS.values()) - {"prof-pcie-tx-bytes", "prof-pcie-rx-bytes"}
 # Fields read from the device and repeated on each of its MIG instances (dcgm-exporter does so).
 _INSTANCE_FIELDS = {"fb-total", "fb-free", "fb-used", "fb-reserved", *(k for k, _ in _GPM_FIELDS.values())}
 _GPU_ONLY_FIELDS = {"gpu-util", "mem-copy-util", "enc-util", "dec-util"}
@@ -89,6 +128,8 @@ class EntitySample:
     values: dict[str, float]
     xid_counts: dict[int, int] = field(default_factory=dict)
     clock_event_counts: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # label-type fields (serial, VBIOS, …) by field key
+    health: list[tuple[str, str, int]] = field(default_factory=list)  # DCGM health: (watch, DCGM_FR_ code name, 0/10/20)
 
 
 @dataclass
@@ -112,6 +153,7 @@ class GpuStatus:
     retired_pages_pending: int | None = None
     recent_xids: list[tuple[float, int]] = field(default_factory=list)  # (unix time, code) in the window
     processes: list[Process] = field(default_factory=list)
+    last_seen: float | None = None  # unix time of the last collection that read this GPU
 
 
 @dataclass
@@ -126,6 +168,10 @@ class Snapshot:
     lost: set[int]
     duration_s: float
     collections: int
+
+
+# nvmlBrandType_t → the brand word DCGM prints for DCGM_FI_DEV_BRAND.
+_BRANDS = {getattr(pynvml, n): n[len("NVML_BRAND_"):].replace("_", " ").title().replace("Nvidia", "NVIDIA") for n in dir(pynvml) if n.startswith("NVML_BRAND_") and n != "NVML_BRAND_COUNT"}
 
 
 def _text(v: Any) -> str:
@@ -170,6 +216,7 @@ class Collector:
         xid_window_s: float = 300.0,
         clock_events_window_s: float = 300.0,
         clock: Callable[[], float] = time.time,
+        reprobe_s: float = 30.0,
     ):
         self.nv = lib if lib is not None else pynvml
         self.host = host
@@ -189,36 +236,54 @@ class Collector:
         self.handles: list[Any] = []
         self.identity: dict[int, Identity] = {}
         self.serial: dict[int, str | None] = {}
+        self.static: dict[int, dict[str, str]] = {}
+        nvml_version = self._q(-1, self.nv.nvmlSystemGetNVMLVersion)
+        self.nvml_version = _text(nvml_version) if nvml_version is not None else None
         self._by_handle: dict[int, int] = {}
         self._xids: dict[int, deque[tuple[float, int]]] = {}
         self._last_xid: dict[int, int] = {}
         self._events: dict[int, deque[tuple[float, int]]] = {}
-        self._nvlink_prev: dict[int, tuple[float, float]] = {}
+        self._nvlink_prev: dict[int, tuple[float, float, float]] = {}
         self._gpm_prev: dict[tuple[int, int], Any] = {}
         self._gpm_ok: dict[int, bool] = {}
         self._event_set = None
+        self.last_seen: dict[int, float] = {}
+        self.driver_error: str | None = None
+        self.reprobe_s = reprobe_s
+        self.enumerations = 0
+        self._last_probe = self.clock()
+        self._enumerate(count)
+
+    # ---- (re)enumeration: after a GPU is lost, a driver reload, or a GPU added
+
+    def _enumerate(self, count: int) -> None:
+        """Handles for GPUs 0..count-1. State of an index whose UUID changed (a different board) is reset."""
+        self.enumerations += 1
         try:
             self._event_set = self.nv.nvmlEventSetCreate()
         except pynvml.NVMLError:
             self._event_set = None
+        self.handles = []
+        self._by_handle = {}
         for i in range(count):
-            self.errors[i] = 0
-            self._xids[i] = deque()
-            self._events[i] = deque()
+            self.errors.setdefault(i, 0)
+            self._xids.setdefault(i, deque())
+            self._events.setdefault(i, deque())
             try:
                 h = self.nv.nvmlDeviceGetHandleByIndex(i)
+                uuid = _text(self.nv.nvmlDeviceGetUUID(h))
+                old = self.identity.get(i)
+                if old is not None and old.uuid != uuid:
+                    self._forget(i)
                 self.handles.append(h)
                 self._by_handle[_handle_key(h)] = i
-                self.identity[i] = Identity(
-                    gpu=i,
-                    uuid=_text(self.nv.nvmlDeviceGetUUID(h)),
-                    pci_bus_id=_text(self.nv.nvmlDeviceGetPciInfo(h).busId),
-                    model=_text(self.nv.nvmlDeviceGetName(h)),
-                )
+                self.identity[i] = Identity(gpu=i, uuid=uuid, pci_bus_id=_text(self.nv.nvmlDeviceGetPciInfo(h).busId), model=_text(self.nv.nvmlDeviceGetName(h)))
                 self.serial[i] = self._q(i, self.nv.nvmlDeviceGetSerial, h)
+                self.static[i] = self._static_labels(i, h)
                 if self._event_set is not None:
                     self._q(i, self.nv.nvmlDeviceRegisterEvents, h, pynvml.nvmlEventTypeXidCriticalError, self._event_set)
                 self._prime(i, h)
+                self.lost.discard(i)
             except pynvml.NVMLError_GpuIsLost:
                 self._mark_lost(i)
                 if len(self.handles) <= i:
@@ -227,8 +292,83 @@ class Collector:
                 self.errors[i] += 1
                 if len(self.handles) <= i:
                     self.handles.append(None)
+        for i in [k for k in self.identity if k >= count]:  # a GPU that no longer enumerates
+            self._mark_lost(i)
+
+    def _forget(self, i: int) -> None:
+        for d in (self._nvlink_prev, self._last_xid, self.last_seen):
+            d.pop(i, None)
+        self._xids[i] = deque()
+        self._events[i] = deque()
+        self.lost.discard(i)
+        for key in [k for k in self._gpm_prev if k[0] == i]:
+            del self._gpm_prev[key]
+
+    def _reinit(self) -> None:
+        """nvmlShutdown + nvmlInit + enumerate: what a driver reload needs (old handles are stale)."""
+        with contextlib.suppress(pynvml.NVMLError):
+            self.nv.nvmlShutdown()
+        self._gpm_prev.clear()
+        try:
+            self.nv.nvmlInit()
+            self.driver_version = _text(self.nv.nvmlSystemGetDriverVersion())
+            count = self.nv.nvmlDeviceGetCount()
+        except pynvml.NVMLError as e:
+            self.driver_error = str(e)
+            self.handles = []
+            for i in self.identity:
+                self._mark_lost(i)
+            return
+        self.driver_error = None
+        self._enumerate(count)
+
+    def _probe(self, now: float) -> None:
+        """Each collection: has the GPU count changed, is NVML still usable, may a lost GPU be back?"""
+        try:
+            count = self.nv.nvmlDeviceGetCount()
+        except pynvml.NVMLError:
+            count = None
+        if count is None or count != len(self.handles) or self.driver_error is not None:
+            self._last_probe = now
+            self._reinit()
+        elif self.lost and now - self._last_probe >= self.reprobe_s:
+            self._last_probe = now
+            self._reinit()
 
     # ---- helpers
+
+    def _static_labels(self, i: int, h: Any) -> dict[str, str]:
+        """Label-type fields that do not change while the driver is loaded, read once per GPU."""
+        q, nv = self._q, self.nv
+        out = {"driver-version": self.driver_version}
+        if self.nvml_version:
+            out["nvml-version"] = self.nvml_version
+        brand = q(i, nv.nvmlDeviceGetBrand, h)
+        if brand is not None:
+            out["brand"] = _BRANDS.get(int(brand), "Unknown")
+        for key, value in (
+            ("serial", self.serial.get(i)),
+            ("oem-inforom-ver", q(i, nv.nvmlDeviceGetInforomVersion, h, pynvml.NVML_INFOROM_OEM)),
+            ("ecc-inforom-ver", q(i, nv.nvmlDeviceGetInforomVersion, h, pynvml.NVML_INFOROM_ECC)),
+            ("power-inforom-ver", q(i, nv.nvmlDeviceGetInforomVersion, h, pynvml.NVML_INFOROM_POWER)),
+            ("inforom-image-ver", q(i, nv.nvmlDeviceGetInforomImageVersion, h)),
+            ("vbios-version", q(i, nv.nvmlDeviceGetVbiosVersion, h)),
+        ):
+            if value is not None:
+                out[key] = _text(value)
+        return out
+
+    def unreadable(self, key: str) -> str | None:
+        """Why this collector cannot serve a field on this host, or None when it can."""
+        if key in _PROF_GPM and self.handles and not any(self._gpm_ok.values()):
+            return "profiling (DCP) fields come from NVML's GPM API on Hopper and newer only; use --backend dcgm on this GPU generation"
+        if key == "exp-gpu-health-status":
+            return "needs DCGM's health watches (--backend dcgm)"
+        if key == "exp-p2p-status":
+            return "this dcgm-exporter field is not collected by aiinfra"
+        if key not in NVML_FIELDS:
+            return "not available through NVML; needs DCGM (--backend dcgm)"
+        return None
 
     def _q(self, gpu: int, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         """Call NVML; None when the field is unsupported; count other errors; raise when the GPU is lost."""
@@ -252,7 +392,7 @@ class Collector:
         """First readings of the delta-based fields, so the first collection already has rates."""
         kib = self._nvlink_kib(i, h)
         if kib is not None:
-            self._nvlink_prev[i] = (self.clock(), kib)
+            self._nvlink_prev[i] = (self.clock(), *kib)
         support = self._q(i, self.nv.nvmlGpmQueryDeviceSupport, h)
         self._gpm_ok[i] = bool(support is not None and support.isSupportedDevice)
         if self._gpm_ok[i]:
@@ -276,7 +416,8 @@ class Collector:
     def _mig_gi_ids(self, i: int, h: Any) -> list[int]:
         return [gi for m in self._mig_handles(i, h) if (gi := self._q(i, self.nv.nvmlDeviceGetGpuInstanceId, m)) is not None]
 
-    def _nvlink_kib(self, i: int, h: Any) -> float | None:
+    def _nvlink_kib(self, i: int, h: Any) -> tuple[float, float] | None:
+        """Cumulative NVLink data KiB (TX+RX): over all links, and on link 0."""
         count_fv = self._q(i, self.nv.nvmlDeviceGetFieldValues, h, [pynvml.NVML_FI_DEV_NVLINK_LINK_COUNT])
         if not count_fv or count_fv[0].nvmlReturn != pynvml.NVML_SUCCESS:
             return None
@@ -287,8 +428,10 @@ class Collector:
         fvs = self._q(i, self.nv.nvmlDeviceGetFieldValues, h, ids)
         if not fvs:
             return None
-        ok = [_field_value(fv) for fv in fvs if fv.nvmlReturn == pynvml.NVML_SUCCESS]
-        return float(sum(ok)) if ok else None
+        ok = [(fv.scopeId, _field_value(fv)) for fv in fvs if fv.nvmlReturn == pynvml.NVML_SUCCESS]
+        if not ok:
+            return None
+        return float(sum(x for _, x in ok)), float(sum(x for link, x in ok if link == 0))
 
     def _gpm_metrics(self, i: int, h: Any, gi: int | None) -> dict[str, float]:
         """Profiling ratios between the previous GPM sample and a new one (empty on the first call)."""
@@ -350,25 +493,30 @@ class Collector:
     def collect(self) -> Snapshot:
         t0 = time.perf_counter()
         now = self.clock()
+        self._probe(now)
         self._drain_xids(now)
         entities: list[EntitySample] = []
         statuses: list[GpuStatus] = []
-        for i, h in enumerate(self.handles):
+        indices = sorted(set(range(len(self.handles))) | set(self.identity))
+        for i in indices:
+            h = self.handles[i] if i < len(self.handles) else None
             ident = self.identity.get(i)
             status = GpuStatus(index=i, uuid=ident.uuid if ident else "", pci_bus_id=ident.pci_bus_id if ident else "", model=ident.model if ident else "")
-            if h is None or ident is None or i in self.lost:
-                status.lost = i in self.lost
-                statuses.append(status)
-                continue
-            try:
-                entities.extend(self._collect_gpu(i, h, ident, status, now))
-            except _GpuLost:
-                self._mark_lost(i)
-                status.lost = True
-            except pynvml.NVMLError:
-                self.errors[i] = self.errors.get(i, 0) + 1
-            except Exception:  # noqa: BLE001 - a driver/binding surprise on one GPU must not stop the rest
-                self.errors[i] = self.errors.get(i, 0) + 1
+            if h is not None and ident is not None and i not in self.lost:
+                try:
+                    entities.extend(self._collect_gpu(i, h, ident, status, now))
+                    self.last_seen[i] = now
+                except _GpuLost:
+                    self._mark_lost(i)
+                except pynvml.NVMLError:
+                    self.errors[i] = self.errors.get(i, 0) + 1
+                except Exception:  # noqa: BLE001 - a driver/binding surprise on one GPU must not stop the rest
+                    self.errors[i] = self.errors.get(i, 0) + 1
+            status.lost = i in self.lost
+            status.last_seen = self.last_seen.get(i)
+            if status.lost and ident is not None and i in self._last_xid:
+                # The XID that took the GPU away (79: fallen off the bus) stays visible while it is gone.
+                entities.append(self._lost_sample(i, ident, status, now))
             statuses.append(status)
         self.collections += 1
         return Snapshot(
@@ -383,6 +531,16 @@ class Collector:
             duration_s=time.perf_counter() - t0,
             collections=self.collections,
         )
+
+    def _lost_sample(self, i: int, ident: Identity, st: GpuStatus, now: float) -> EntitySample:
+        window = self._xids[i]
+        while window and window[0][0] < now - self.xid_window_s:
+            window.popleft()
+        counts: dict[int, int] = {}
+        for _, code in window:
+            counts[code] = counts.get(code, 0) + 1
+        st.recent_xids = list(window)
+        return EntitySample(ident, {"xid-errors": float(self._last_xid[i])}, counts, {}, self.static.get(i, {}))
 
     def _collect_gpu(self, i: int, h: Any, ident: Identity, st: GpuStatus, now: float) -> list[EntitySample]:
         nv, q = self.nv, self._q
@@ -399,15 +557,15 @@ class Collector:
         put("clocks-event-reasons", reasons)
         st.clock_event_reasons = reasons
         put("gpu-temp", q(i, nv.nvmlDeviceGetTemperature, h, pynvml.NVML_TEMPERATURE_GPU))
-        fvs = q(i, nv.nvmlDeviceGetFieldValues, h, [pynvml.NVML_FI_DEV_MEMORY_TEMP])  # HBM temperature, as DCGM reads it
-        if fvs and fvs[0].nvmlReturn == pynvml.NVML_SUCCESS:
-            v["memory-temp"] = _field_value(fvs[0])
+        for fv in q(i, nv.nvmlDeviceGetFieldValues, h, list(_FV_FIELDS)) or []:
+            if fv.nvmlReturn == pynvml.NVML_SUCCESS and fv.fieldId in _FV_FIELDS:
+                v[_FV_FIELDS[fv.fieldId]] = _field_value(fv)
         mw = q(i, nv.nvmlDeviceGetPowerUsage, h)
         put("power-usage", mw, 1e-3)  # mW → W
         put("enforced-power-limit", q(i, nv.nvmlDeviceGetEnforcedPowerLimit, h), 1e-3)
         put("total-energy-consumption", q(i, nv.nvmlDeviceGetTotalEnergyConsumption, h), 1e-3)  # mJ → J
         put("pcie-replay-counter", q(i, nv.nvmlDeviceGetPcieReplayCounter, h))
-        for key, policy in (("power-violation", pynvml.NVML_PERF_POLICY_POWER), ("thermal-violation", pynvml.NVML_PERF_POLICY_THERMAL)):
+        for key, policy in _VIOLATIONS:
             viol = q(i, nv.nvmlDeviceGetViolationStatus, h, policy)
             if viol is not None:
                 v[key] = float(viol.violationTime)  # ns
@@ -437,9 +595,10 @@ class Collector:
         mono = now
         if kib is not None:
             prev = self._nvlink_prev.get(i)
-            if prev is not None and mono > prev[0] and kib >= prev[1]:
-                v["nvlink-bandwidth-total"] = (kib - prev[1]) * 1024.0 / (mono - prev[0])
-            self._nvlink_prev[i] = (mono, kib)
+            if prev is not None and mono > prev[0] and kib[0] >= prev[1] and kib[1] >= prev[2]:
+                v["nvlink-bandwidth-total"] = (kib[0] - prev[1]) * 1024.0 / (mono - prev[0])
+                v["nvlink-bandwidth-l0"] = (kib[1] - prev[2]) * 1024.0 / (mono - prev[0])
+            self._nvlink_prev[i] = (mono, *kib)
             links = self._q(i, nv.nvmlDeviceGetFieldValues, h, [pynvml.NVML_FI_DEV_NVLINK_LINK_COUNT])
             n_links = int(_field_value(links[0])) if links and links[0].nvmlReturn == pynvml.NVML_SUCCESS else 0
             st.nvlink_states = [int(s) for link in range(n_links) if (s := q(i, nv.nvmlDeviceGetNvLinkState, h, link)) is not None]
@@ -469,6 +628,8 @@ class Collector:
         width = (q(i, nv.nvmlDeviceGetCurrPcieLinkWidth, h), q(i, nv.nvmlDeviceGetMaxPcieLinkWidth, h))
         st.pcie_gen = (int(gen[0]), int(gen[1])) if None not in gen else None
         st.pcie_width = (int(width[0]), int(width[1])) if None not in width else None
+        for key, value in (("pcie-link-gen", gen[0]), ("pcie-max-link-gen", gen[1]), ("pcie-link-width", width[0]), ("pcie-max-link-width", width[1])):
+            put(key, value)
         tx = q(i, nv.nvmlDeviceGetPcieThroughput, h, pynvml.NVML_PCIE_UTIL_TX_BYTES) if not self._gpm_ok.get(i) else None
         rx = q(i, nv.nvmlDeviceGetPcieThroughput, h, pynvml.NVML_PCIE_UTIL_RX_BYTES) if not self._gpm_ok.get(i) else None
         put("prof-pcie-tx-bytes", tx, 1024.0)  # NVML KB/s → B/s
@@ -490,7 +651,7 @@ class Collector:
             v.update(self._memory(i, h))
             if self._gpm_ok.get(i):
                 v.update(self._gpm_metrics(i, h, None))
-            return [EntitySample(ident, v, xid_counts, clock_counts)]
+            return [EntitySample(ident, v, xid_counts, clock_counts, self.static.get(i, {}))]
 
         # MIG on: like dcgm-exporter's default selector, report GPU instances only; each carries the
         # parent's device-wide values plus its own memory and profiling values.
@@ -513,7 +674,7 @@ class Collector:
                 gi_profile=self._mig_profile(i, m),
                 mig_uuid=q(i, nv.nvmlDeviceGetUUID, m),
             )
-            out.append(EntitySample(mig_ident, mv, xid_counts, clock_counts))
+            out.append(EntitySample(mig_ident, mv, xid_counts, clock_counts, self.static.get(i, {})))
         return out
 
     def _memory(self, i: int, h: Any) -> dict[str, float]:

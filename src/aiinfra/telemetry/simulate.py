@@ -14,8 +14,12 @@ mig_gpus (how many GPUs, from index 0, run MIG; default all), faults (joined by 
 (simulated seconds per wall-clock second, default 1).
 A fault is `<kind>:[h<host>]g<gpu>@<start>[-<end>]` with times in seconds since the fleet
 started, and kind one of lost, xid<code> (xid13, xid31, xid48, xid63, xid79, …), dbe, thermal,
-power, pcie, nvlink. XID 79 (fallen off the bus) also makes the GPU lost; dbe raises XID 48
-then 63 and leaves a row remap pending. Values are functions of (seed, host, GPU, time) only.
+power, pcie, nvlink, reload, newgpu. XID 79 (fallen off the bus) also makes the GPU lost until the
+next driver reload; `lost` with an end time brings the GPU back then; dbe raises XID 48 then 63 and
+leaves a row remap pending. `reload` (any g) unloads the driver at its start for 2 s (or until its
+end): NVML answers DriverNotLoaded, and handles from before are stale until nvmlInit runs again.
+`newgpu:g<i>@t` keeps GPU i (one of the last indices) invisible until t, like a hot-added board.
+Values are functions of (seed, host, GPU, time) only.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from aiinfra.errors import SpecError
 from aiinfra.specs import GpuSpec
 
 WORKLOADS = ("idle", "training", "inference", "leak")
-FAULT_KINDS = ("lost", "xid", "dbe", "thermal", "power", "pcie", "nvlink", "migpending")
+FAULT_KINDS = ("lost", "xid", "dbe", "thermal", "power", "pcie", "nvlink", "migpending", "reload", "newgpu")
+_RELOAD_S = 2.0  # how long a simulated driver reload keeps NVML away
 _SPEC_KEYS = ("hosts", "gpus", "model", "seed", "workload", "mig", "mig_gpus", "faults", "speed")
 
 # Simulation parameters per architecture (not catalog facts): boost SM clock and memory clock, MHz.
@@ -43,6 +48,13 @@ _CLOCKS_MHZ = {"hopper": (1980, 2619), "blackwell": (1965, 3996), "ampere": (141
 _NVLINK_LINKS = {"hopper": 18, "blackwell": 18, "ampere": 12}
 # Typical HGX 8-GPU PCI bus numbers; further GPUs continue the pattern.
 _BUSES = (0x18, 0x2A, 0x3A, 0x5D, 0x9A, 0xAB, 0xBA, 0xDB)
+# Error counts per second of an `nvlink` fault, per NVML NVLink error-total field.
+_NVLINK_ERROR_RATES = {
+    pynvml.NVML_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL: 4.0,
+    pynvml.NVML_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL: 1.0,
+    pynvml.NVML_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL: 2.0,
+    pynvml.NVML_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL: 0.1,
+}
 # MIG: compute slices → memory eighths, the H100/A100 profile geometry (1g, 2g, 3g, 4g, 7g).
 _MIG_MEMORY_EIGHTHS = {1: 1, 2: 2, 3: 4, 4: 4, 7: 8}
 
@@ -88,7 +100,7 @@ class FleetSpec:
     speed: float = 1.0  # simulated seconds per wall-clock second
 
 
-_FAULT_RE = re.compile(r"^(lost|xid(\d+)|dbe|thermal|power|pcie|nvlink|migpending):(?:h(\d+))?g(\d+)@(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?$")
+_FAULT_RE = re.compile(r"^(lost|xid(\d+)|dbe|thermal|power|pcie|nvlink|migpending|reload|newgpu):(?:h(\d+))?g(\d+)@(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?$")
 _MIG_RE = re.compile(r"^(\d)g\.(\d+)gb(?:\+me)?$")
 
 
@@ -97,7 +109,7 @@ def parse_fault(text: str) -> Fault:
     if not m:
         raise SpecError(
             f"bad fault '{text}'; write <kind>:[h<host>]g<gpu>@<start>[-<end>] with kind one of "
-            "lost, xid<code>, dbe, thermal, power, pcie, nvlink (e.g. xid79:g1@20)"
+            "lost, xid<code>, dbe, thermal, power, pcie, nvlink, reload, newgpu (e.g. xid79:g1@20)"
         )
     kind, code, host, gpu_i, start, end = m.groups()
     xid = int(code) if code else None
@@ -195,6 +207,10 @@ def validate(spec: FleetSpec) -> GpuSpec:
             raise SpecError(f"fault on host {f.host} GPU {f.gpu} is outside the fleet ({spec.hosts} hosts × {spec.gpus} GPUs)")
         if f.end is not None and f.end <= f.start:
             raise SpecError(f"fault {f.kind} on GPU {f.gpu} ends at {f.end}s, before it starts at {f.start}s")
+    for h in range(spec.hosts):
+        added = {f.gpu for f in spec.faults if f.kind == "newgpu" and f.host == h}
+        if added and min(added) < spec.gpus - len(added):
+            raise SpecError(f"newgpu faults must name the last GPU indices (GPUs keep their index order); with {spec.gpus} GPUs use g{spec.gpus - len(added)}..g{spec.gpus - 1}")
     return gpu
 
 
@@ -330,6 +346,8 @@ class SimHost:
         self.index = index
         self.name = f"sim-node-{index:02d}"
         self.initialized = False
+        self.init_epoch = 0
+        self._event_sets = 0
         spec = fleet.spec
         seed = spec.seed
         self.gpus: list[SimGpu] = []
@@ -375,14 +393,38 @@ class SimHost:
                 out.append((f.start + 1e-3, f.gpu, 63))
         return sorted(out)
 
+    def _reload_ends(self) -> list[tuple[float, float]]:
+        return [(f.start, f.end if f.end is not None else f.start + _RELOAD_S) for f in self.faults if f.kind == "reload"]
+
+    def reloading(self, t: float) -> bool:
+        return any(a <= t < b for a, b in self._reload_ends())
+
+    def epoch(self, t: float) -> int:
+        """How many driver reloads have finished by time t (handles from an older epoch are stale)."""
+        return sum(1 for _, b in self._reload_ends() if b <= t)
+
+    def visible(self, gpu: int, t: float) -> bool:
+        return not any(f.kind == "newgpu" and f.gpu == gpu and t < f.start for f in self.faults)
+
     def is_lost(self, gpu: int, t: float) -> bool:
-        return any(f.gpu == gpu and t >= f.start and (f.kind == "lost" or (f.kind == "xid" and f.xid == 79)) for f in self.faults)
+        for f in self.faults:
+            if f.gpu != gpu or t < f.start:
+                continue
+            if f.kind == "lost" and f.active(t):
+                return True
+            if f.kind == "xid" and f.xid == 79 and not any(f.start < b <= t for _, b in self._reload_ends()):
+                return True  # fallen off the bus: back only after a driver reload
+        return False
 
     def _check(self, handle: SimGpu | SimMig) -> tuple[SimGpu, float]:
         if not self.initialized:
             raise pynvml.NVMLError_Uninitialized()
         gpu = handle.parent if isinstance(handle, SimMig) else handle
         t = self.now()
+        if self.reloading(t):
+            raise pynvml.NVMLError_DriverNotLoaded()
+        if self.epoch(t) != self.init_epoch or not self.visible(gpu.index, t):
+            raise pynvml.NVMLError_GpuIsLost()  # a handle from before the reload
         if self.is_lost(gpu.index, t):
             raise pynvml.NVMLError_GpuIsLost()
         return gpu, t
@@ -405,6 +447,13 @@ class SimHost:
             return min(1.0, max(0.0, 0.45 + 0.3 * math.sin(2 * math.pi * t / 120.0 + phase) + 0.05 * n))
         return min(1.0, max(0.0, 0.5 + 0.05 * n))  # leak: steady load, memory grows
 
+    def profile(self, handle: SimGpu | SimMig, t: float) -> dict[int, float]:
+        """Profiling ratios 0–1 by DCGM field ID (1001 GR engine … 1008 FP16), per GPU or MIG instance;
+        both GPM (NVML) and DCGM's profiling module report these."""
+        a = self.activity(handle, t)
+        tensor = {"training": 0.62, "inference": 0.35, "leak": 0.3}.get(handle.pattern, 0.0)
+        return {1001: 0.98 * a, 1002: 0.90 * a, 1003: 0.38 * a, 1004: tensor * a, 1005: 0.45 * a, 1006: 0.01 * a, 1007: 0.22 * a, 1008: 0.12 * a}
+
     def _mean_activity(self, handle: SimGpu | SimMig) -> float:
         return {"idle": 0.0, "training": 0.87, "inference": 0.45, "leak": 0.5}[handle.pattern]
 
@@ -418,7 +467,11 @@ class SimHost:
     # ---- pynvml surface
 
     def nvmlInit(self) -> None:
+        t = self.now()
+        if self.reloading(t):
+            raise pynvml.NVMLError_DriverNotLoaded()
         self.initialized = True
+        self.init_epoch = self.epoch(t)
 
     def nvmlShutdown(self) -> None:
         self.initialized = False
@@ -429,13 +482,37 @@ class SimHost:
     def nvmlSystemGetCudaDriverVersion(self) -> int:
         return self.cuda_version
 
+    def nvmlSystemGetNVMLVersion(self) -> str:
+        return "12." + self.driver_version
+
+    def nvmlDeviceGetBrand(self, h: SimGpu) -> int:
+        self._check(h)
+        return pynvml.NVML_BRAND_NVIDIA
+
+    def nvmlDeviceGetInforomVersion(self, h: SimGpu, kind: int) -> str:
+        self._check(h)
+        return {pynvml.NVML_INFOROM_OEM: "2.1", pynvml.NVML_INFOROM_ECC: "7.16", pynvml.NVML_INFOROM_POWER: "N/A"}.get(kind, "N/A")
+
+    def nvmlDeviceGetInforomImageVersion(self, h: SimGpu) -> str:
+        self._check(h)
+        return "G520.0200.00.05"
+
+    def nvmlDeviceGetVbiosVersion(self, h: SimGpu) -> str:
+        self._check(h)
+        return "96.00.99.00.01"
+
     def nvmlDeviceGetCount(self) -> int:
         if not self.initialized:
             raise pynvml.NVMLError_Uninitialized()
-        return len(self.gpus)
+        t = self.now()
+        if self.reloading(t):
+            raise pynvml.NVMLError_DriverNotLoaded()
+        if self.epoch(t) != self.init_epoch:
+            raise pynvml.NVMLError_Uninitialized()  # the library state predates the reload
+        return sum(1 for g in self.gpus if self.visible(g.index, t))
 
     def nvmlDeviceGetHandleByIndex(self, index: int) -> SimGpu:
-        if not 0 <= index < len(self.gpus):
+        if not 0 <= index < len(self.gpus) or not self.visible(index, self.now()):
             raise pynvml.NVMLError_InvalidArgument()
         gpu = self.gpus[index]
         self._check(gpu)
@@ -613,14 +690,19 @@ class SimHost:
     def nvmlDeviceGetViolationStatus(self, h: SimGpu, policy: int) -> SimpleNamespace:
         gpu, t = self._check(h)
         kind = {pynvml.NVML_PERF_POLICY_POWER: "power", pynvml.NVML_PERF_POLICY_THERMAL: "thermal"}.get(policy)
-        if kind is None:
-            raise pynvml.NVMLError_NotSupported()
+        if kind is None:  # sync boost, board limit, low utilisation, reliability: supported, never hit here
+            return SimpleNamespace(referenceTime=int(t * 1e9), violationTime=0)
         ns = sum(max(0.0, min(t, f.end if f.end is not None else t) - f.start) for f in self.faults if f.gpu == gpu.index and f.kind == kind)
         return SimpleNamespace(referenceTime=int(t * 1e9), violationTime=int(ns * 1e9))
 
+    def _fault_seconds(self, gpu: int, kind: str, t: float) -> float:
+        """Seconds of fault `kind` on this GPU up to time t (error counters grow while a fault lasts)."""
+        return sum(max(0.0, min(t, f.end if f.end is not None else t) - f.start) for f in self.faults if f.gpu == gpu and f.kind == kind)
+
     def nvmlDeviceGetPcieReplayCounter(self, h: SimGpu) -> int:
         gpu, t = self._check(h)
-        return int(t // (900 + 60 * gpu.index)) if _mix(self.fleet.spec.seed, self.index, gpu.index, 14) % 4 == 0 else 0
+        base = int(t // (900 + 60 * gpu.index)) if _mix(self.fleet.spec.seed, self.index, gpu.index, 14) % 4 == 0 else 0
+        return base + int(3 * self._fault_seconds(gpu.index, "pcie", t))  # a bad link replays a few TLPs a second
 
     def nvmlDeviceGetCurrPcieLinkGeneration(self, h: SimGpu) -> int:
         gpu, t = self._check(h)
@@ -706,6 +788,13 @@ class SimHost:
                     ret = pynvml.NVML_ERROR_NOT_SUPPORTED
                 else:
                     value = self._nvlink_kib(gpu, t) // (2 * links)
+            elif fid in _NVLINK_ERROR_RATES:
+                if links:
+                    value = int(_NVLINK_ERROR_RATES[fid] * self._fault_seconds(gpu.index, "nvlink", t))
+                else:
+                    ret = pynvml.NVML_ERROR_NOT_SUPPORTED
+            elif fid == pynvml.NVML_FI_DEV_PCIE_COUNT_CORRECTABLE_ERRORS:
+                value = int(5 * self._fault_seconds(gpu.index, "pcie", t))
             elif fid == pynvml.NVML_FI_DEV_REMAPPED_PENDING:
                 value = 1 if self._dbe_count(gpu.index, t) else 0
             else:
@@ -735,7 +824,12 @@ class SimHost:
 
     # XID events through an event set, as nvmlEventSetWait_v2 delivers them.
     def nvmlEventSetCreate(self) -> SimEventSet:
-        return SimEventSet()
+        es = SimEventSet()
+        if self._event_sets:  # a set made later (re-enumeration after a reload) sees only new events
+            t = self.now()
+            es.delivered = sum(1 for w, _, _ in self.events if w < t)
+        self._event_sets += 1
+        return es
 
     def nvmlDeviceRegisterEvents(self, h: SimGpu, event_types: int, es: SimEventSet) -> None:
         self._check(h)
@@ -785,14 +879,16 @@ class SimHost:
             raise pynvml.NVMLError_InvalidArgument()
         handle = s2.handle
         gpu, t = self._check(handle)
-        a = self.activity(handle, t)
-        tensor = {"training": 0.62, "inference": 0.35, "leak": 0.3}.get(handle.pattern, 0.0)
+        prof = self.profile(handle, t)
         per_metric = {
-            pynvml.NVML_GPM_METRIC_GRAPHICS_UTIL: 98.0 * a,
-            pynvml.NVML_GPM_METRIC_SM_UTIL: 90.0 * a,
-            pynvml.NVML_GPM_METRIC_SM_OCCUPANCY: 38.0 * a,
-            pynvml.NVML_GPM_METRIC_ANY_TENSOR_UTIL: 100.0 * tensor * a,
-            pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL: 45.0 * a,
+            pynvml.NVML_GPM_METRIC_GRAPHICS_UTIL: 100.0 * prof[1001],
+            pynvml.NVML_GPM_METRIC_SM_UTIL: 100.0 * prof[1002],
+            pynvml.NVML_GPM_METRIC_SM_OCCUPANCY: 100.0 * prof[1003],
+            pynvml.NVML_GPM_METRIC_ANY_TENSOR_UTIL: 100.0 * prof[1004],
+            pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL: 100.0 * prof[1005],
+            pynvml.NVML_GPM_METRIC_FP64_UTIL: 100.0 * prof[1006],
+            pynvml.NVML_GPM_METRIC_FP32_UTIL: 100.0 * prof[1007],
+            pynvml.NVML_GPM_METRIC_FP16_UTIL: 100.0 * prof[1008],
             pynvml.NVML_GPM_METRIC_PCIE_TX_PER_SEC: self._pcie_bps(gpu, t, True) / 2**20,
             pynvml.NVML_GPM_METRIC_PCIE_RX_PER_SEC: self._pcie_bps(gpu, t, False) / 2**20,
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -32,18 +33,27 @@ def exporter(
     xid_window_ms: Annotated[int, typer.Option("--xid-count-window-size", help="Window of DCGM_EXP_XID_ERRORS_COUNT in ms.", min=1)] = 300_000,
     duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds (default: run until interrupted).")] = None,
     once: Annotated[bool, typer.Option("--once", help="Collect once, print the /metrics text to stdout and exit.")] = False,
+    kubernetes: Annotated[bool, typer.Option("--kubernetes", help="Label GPUs, MIG devices and shared replicas with pod, namespace, container from the kubelet PodResources API (simulated kubelets with --simulate).")] = False,
+    pod_resources_socket: Annotated[str, typer.Option("--pod-resources-socket", help="Kubelet PodResources socket.")] = "/var/lib/kubelet/pod-resources/kubelet.sock",
+    hpc_job_dir: Annotated[str | None, typer.Option("--hpc-job-dir", help="dcgm-exporter HPC job-mapping folder (files <gpu> or <gpu>.<gi> naming jobs) → hpc_job label; with --simulate, jobs are written to DIR/<host>.")] = None,
+    processes: Annotated[bool, typer.Option("--processes", help="Per-process GPU memory and utilization families (aiinfra_process_*), mapped to pods through /proc/<pid>/cgroup; at most 4 per GPU.")] = False,
 ) -> None:
     """Serve GPU metrics exactly as dcgm-exporter names and labels them, plus aiinfra_ health metrics."""
     rows = tuple(read_counters_csv(collectors)) if collectors is not None else None
     cfg = tx.ExporterConfig(naming=naming, counters=counters, hostname_label="" if no_hostname else hostname_label, xid_window_ms=xid_window_ms, rows=rows)
     web = tx.load_web_config(web_config) if web_config is not None else None
     sources = tx.build_sources(simulate, hostname, cfg)
+    from aiinfra.telemetry.attribution import setup as attribution_setup
+
+    attribution, sim_nodes = attribution_setup(sources, simulate is not None, kubernetes, pod_resources_socket, hpc_job_dir, processes, interval, wait=once)
+    cfg = replace(cfg, attribution=attribution)
     if once:
         exp = tx.Exporter(sources, cfg, interval)
         time.sleep(min(interval, 0.2))  # give rate fields (NVLink, GPM) a measurable interval
         exp.collect_once()
         sys.stdout.write(exp.body.decode())
         exp.stop()
+        _stop_attribution(attribution, sim_nodes)
         return
     running = tx.start(sources, cfg, host, port, interval, web, single_port)
     if host not in ("127.0.0.1", "localhost", "::1") and not (web and web.users):
@@ -65,3 +75,11 @@ def exporter(
             server.shutdown()
             server.server_close()
             exp.stop()
+        _stop_attribution(attribution, sim_nodes)
+
+
+def _stop_attribution(attribution, sim_nodes) -> None:
+    if attribution is not None:
+        attribution.stop()
+    for node in sim_nodes:
+        node.server.stop()

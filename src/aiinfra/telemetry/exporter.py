@@ -68,6 +68,7 @@ class ExporterConfig:
     xid_window_ms: int = 300_000
     clock_events_window_ms: int = 300_000
     rows: tuple[ExportRow, ...] | None = None  # from a dcgm-exporter collectors CSV; None = the catalog table
+    attribution: Any = None  # telemetry.attribution.Attribution: pod/job labels, their health, per-process families
 
     def table(self) -> list[ExportRow]:
         return list(self.rows) if self.rows else default_rows(self.naming, self.counters)
@@ -128,9 +129,12 @@ def families(snapshots: Sequence[Snapshot], cfg: ExporterConfig) -> list[Metric]
             static = {r.name: snap.driver_version for r in label_rows if r.field.key == "driver-version"}
             for ent in snap.entities:
                 labels = {**_base_labels(ent.identity, snap.host, cfg), **static}
-                _add_field(fam, row, ent, labels, cfg, xid_text)
+                for owner in cfg.attribution.labels_for(snap.host, ent.identity) if cfg.attribution else ({},):
+                    _add_field(fam, row, ent, {**labels, **owner}, cfg, xid_text)
         out.append(fam)
     out.extend(self_metrics(snapshots, cfg))
+    if cfg.attribution:
+        out.extend(cfg.attribution.families(snapshots, cfg))
     return out
 
 

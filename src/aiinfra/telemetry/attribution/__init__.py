@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from typing import Any
 
@@ -47,6 +49,7 @@ def setup(
         from aiinfra.telemetry.attribution.simkubelet import start_nodes, write_jobs
 
         root = tempfile.mkdtemp(prefix="aiinfra-sim-node-")
+        atexit.register(shutil.rmtree, root, True)
         hosts = [src.collector.nv for src in sources]
         nodes = start_nodes(hosts, root) if (kubernetes or processes) else []
         for src, node in zip(sources, nodes, strict=False):

@@ -26,7 +26,7 @@ from aiinfra.telemetry.attribution import hpc, mapping, processes
 from aiinfra.telemetry.attribution.podresources import REASONS, KubeletError, PodResourcesClient
 from aiinfra.telemetry.nvml import Collector, Identity, Snapshot, process_samples
 
-HPC_REASONS = ("ok", "missing", "unreadable")
+HPC_REASONS = ("ok", "missing", "unreadable")  # values of aiinfra_hpc_job_mapping_status{reason}
 
 
 @dataclass
@@ -208,7 +208,7 @@ class Attribution:
         out: list[Metric] = []
         if self.clients:
             up = DcgmFamily("aiinfra_kubelet_podresources_up", "1 when the last PodResources List from the kubelet succeeded; pod labels are left out while it is 0 for longer than the stale limit.", "gauge", True)
-            status = DcgmFamily("aiinfra_kubelet_podresources_status", "1 for the reason of the last PodResources List (ok, missing, not_socket, refused, timeout, garbage, unimplemented, denied, error).", "gauge", True)
+            status = DcgmFamily("aiinfra_kubelet_podresources_status", "Always 1; the reason label says how the last PodResources List went (ok, missing, not_socket, refused, timeout, garbage, unimplemented, denied, error).", "gauge", True)
             errors = DcgmFamily("aiinfra_kubelet_podresources_errors_total", "Failed PodResources List calls by reason.", "counter", True)
             last = DcgmFamily("aiinfra_kubelet_podresources_last_success_timestamp_seconds", "Unix time of the last good PodResources List (0 = never).", "gauge", False)
             devices = DcgmFamily("aiinfra_kubelet_attributed_devices", "GPU, MIG and shared-replica device IDs that pods hold, as the exporter labels them now.", "gauge", True)
@@ -217,21 +217,20 @@ class Attribution:
                     continue
                 h = {host_label: host}
                 up.add(dict(h), 1 if st.reason == "ok" else 0)
-                for reason in REASONS:
-                    status.add({**h, "reason": reason}, 1 if st.reason == reason else 0)
+                status.add({**h, "reason": st.reason}, 1)  # one series: the reason now (an info-style gauge)
                 for reason in REASONS[1:]:
-                    errors.add({**h, "reason": reason}, st.errors.get(reason, 0))
+                    if st.errors.get(reason):  # a reason's counter appears with its first failure
+                        errors.add({**h, "reason": reason}, st.errors[reason])
                 last.add(dict(h), st.last_ok)
                 devices.add(dict(h), sum(len(v) for v in st.index.values()))
             out += [up, status, errors, last, devices]
         if self.cfg.hpc_dirs:
-            jobs_up = DcgmFamily("aiinfra_hpc_job_mapping_status", "1 for the state of the HPC job mapping folder (ok, missing, unreadable).", "gauge", True)
+            jobs_up = DcgmFamily("aiinfra_hpc_job_mapping_status", "Always 1; the reason label says the state of the HPC job mapping folder (ok, missing, unreadable).", "gauge", True)
             jobs_n = DcgmFamily("aiinfra_hpc_job_mapped_gpus", "GPUs and MIG instances that have an HPC job file.", "gauge", True)
             for host, st in self.state.items():
                 if host not in self.cfg.hpc_dirs:
                     continue
-                for reason in HPC_REASONS:
-                    jobs_up.add({host_label: host, "reason": reason}, 1 if st.job_reason == reason else 0)
+                jobs_up.add({host_label: host, "reason": st.job_reason}, 1)
                 jobs_n.add({host_label: host}, len(st.jobs))
             out += [jobs_up, jobs_n]
         if self.cfg.processes:

@@ -138,3 +138,20 @@ def test_cli_csv_and_json(prom):
     assert doc["facts"]["price_source"].startswith("3 USD/GPU-h")
     bad = subprocess.run(base[:-2] + ["--price-per-gpu-hour", "-1"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "negative" in bad.stderr
+
+
+def test_fleet_web_page_has_the_chargeback_section(prom):
+    """The Fleet page (Prometheus source) shows chargeback by namespace and the top wasters."""
+    import warnings
+
+    from aiinfra.web.app import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    url, _ = prom
+    with TestClient(create_app()) as c:
+        page = c.get("/fleet", params={"source": "prometheus", "prometheus": url, "range": "3h", "refresh_s": "0"})
+    assert page.status_code == 200
+    html = page.text
+    assert "Chargeback by namespace" in html and "research" in html and "Top wasters" in html and "notebook-1" in html

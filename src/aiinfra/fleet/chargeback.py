@@ -19,7 +19,7 @@ Energy: the counter DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION (mJ; J under exporter 4
 rate() × step per owner series, split by the same share. Dollars: allocated GPU-hours × price —
 a chargeback bills what a team holds; the waste column prices idle-but-held (and stranded) hours.
 
-Seven grouped queries; Prometheus returns one row per owner × MIG profile × model, never raw samples.
+Seven grouped queries (plus two for discovery); Prometheus returns one row per owner × MIG profile × model, never raw samples.
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ class _Layout:
     energy: list[tuple[str, float]]
     fb_used: list[tuple[str, float]]
     owner: tuple[str, str, str]  # namespace, pod, container label names
+    shared: bool = False  # some series carry `vgpu` (time-sliced / MPS replicas)
 
 
 def _discover(prom: Prometheus, start: float, end: float) -> _Layout:
@@ -119,11 +120,24 @@ def _discover(prom: Prometheus, start: float, end: float) -> _Layout:
     labels = set(prom.labels(match=match, start=start, end=end)) if present else set()
     src = "exported_pod" if "exported_pod" in labels else ("pod_name" if "pod_name" in labels and "pod" not in labels else "pod")
     busy = [(n, f) for n, f in _BUSY if n in present]
-    # The PROF engine activity works per MIG instance; keep GPU_UTIL only as a fallback spelling.
-    return _Layout(busy, [(n, f) for n, f in _energy_names() if n in present], [(n, f) for n, f in _FB_USED if n in present], OWNER_LABELS[src])
+    prof = [n for n, _ in busy if "PROF" in n]
+    util = [n for n, _ in busy if "PROF" not in n]
+    if prof and util:
+        # GPU_UTIL is only a fallback for GPUs without PROF fields; drop it when every GPU has PROF.
+        R = f"{int(end - start)}s"
+        lacking = prom.query(f"count(({' or '.join(f'last_over_time({n}[{R}])' for n in util)}) unless on ({DEVICE_ON}) "
+                             f"({' or '.join(f'last_over_time({n}[{R}])' for n in prof)}))", end)
+        if not lacking or lacking[0].value == 0:
+            busy = [(n, f) for n, f in busy if "PROF" in n]
+    return _Layout(busy, [(n, f) for n, f in _energy_names() if n in present], [(n, f) for n, f in _FB_USED if n in present],
+                   OWNER_LABELS[src], "vgpu" in labels)
 
 
 class _Q:
+    """The chargeback queries for one server. Owner series are split in two: not shared (no `vgpu`
+    label: weight 1, no join) and shared replicas (weight 1 / owners of the device at that step, a
+    join), so the common case pays for no join at all."""
+
     def __init__(self, lay: _Layout, o: ChargebackOptions):
         self.lay, self.o = lay, o
         ns, pod, _ = lay.owner
@@ -141,24 +155,33 @@ class _Q:
                 parts.append(f"({e})" if factor == 1.0 else f"(({e}) * {factor:.10g})")
         return " or ".join(parts)
 
-    def busy(self, owned: bool = True) -> str:
-        return self._alt(self.lay.busy, self.owned if owned else [self.unowned])
+    def _sel(self, shared: bool) -> list[str]:
+        return [f'{s},vgpu{"!=" if shared else "="}""' for s in self.owned]
 
-    def weight(self) -> str:
-        """1 / (owners of the same device now), per owner series (shared replicas split evenly)."""
-        b = f"({self.busy()})"
-        return f"(({b} * 0 + 1) / on ({DEVICE_ON}) group_left() count by ({DEVICE_ON}) ({b}))"
+    def _per_owner(self, column) -> str:
+        """Σ over owner series of sum_over_time(column(busy, rate, weight)), grouped by owner."""
+        R, S = self.R, self.S
+        parts = []
+        for shared in ((False, True) if self.lay.shared else (False,)):
+            sel = self._sel(shared)
+            b = f"({self._alt(self.lay.busy, sel)})"
+            rate = f"({self._alt(self.lay.energy, sel, lambda x: f'rate({x}[5m])')})" if self.lay.energy else ""
+            w = f"(({b} * 0 + 1) / on ({DEVICE_ON}) group_left() count by ({DEVICE_ON}) ({b}))" if shared else None
+            parts.append(f"sum_over_time(({column(b, rate, w)})[{R}:{S}])")
+        return f"sum by ({self.group}) ({' or '.join(parts)})"
 
     def queries(self) -> dict[str, str]:
-        R, S, thr, g = self.R, self.S, f"{self.o.idle_ratio:g}", self.group
-        w = self.weight()
-        b = f"({self.busy()})"
+        R, S, thr = self.R, self.S, f"{self.o.idle_ratio:g}"
+
+        def weighted(e: str, w: str | None) -> str:
+            return e if w is None else f"({e}) * {w}"
+
         q = {
-            "allocated": f"sum by ({g}) (sum_over_time({w}[{R}:{S}]))",
-            "busy": f"sum by ({g}) (sum_over_time(({b} * {w})[{R}:{S}]))",
-            "idle_held": f"sum by ({g}) (sum_over_time(((({b} < {thr}) * 0 + 1) * {w})[{R}:{S}]))",
+            "allocated": self._per_owner(lambda b, r, w: weighted(f"{b} * 0 + 1", w)),
+            "busy": self._per_owner(lambda b, r, w: weighted(b, w)),
+            "idle_held": self._per_owner(lambda b, r, w: weighted(f"({b} < {thr}) * 0 + 1", w)),
         }
-        ub = f"({self.busy(owned=False)})"
+        ub = f"({self._alt(self.lay.busy, [self.unowned])})"
         q["unallocated"] = f"sum by (GPU_I_PROFILE, modelName) (count_over_time({ub}[{R}:{S}]))"
         if self.lay.fb_used:
             fb = self._alt(self.lay.fb_used, [self.unowned])
@@ -166,9 +189,8 @@ class _Q:
             q["stranded"] = (f"sum by (GPU_I_PROFILE, modelName) (count_over_time((({ub} < {thr}) and on ({DEVICE_ON}) "
                              f"(({fb}) >= {held:.0f}))[{R}:{S}]))")
         if self.lay.energy:
-            owned_rate = self._alt(self.lay.energy, self.owned, lambda s: f"rate({s}[5m])")
-            q["energy"] = f"sum by ({g}) (sum_over_time((({owned_rate}) * {w})[{R}:{S}]))"  # same series on both sides: 1:1 match
-            dev = self._alt(self.lay.energy, ["UUID!=\"\""], lambda s: f"increase({s}[{R}])")
+            q["energy"] = self._per_owner(lambda b, r, w: weighted(r, w))  # J/s per step; the same series on both sides match 1:1
+            dev = self._alt(self.lay.energy, ["UUID!=\"\""], lambda x: f"increase({x}[{R}])")
             q["energy_total"] = f"sum by (GPU_I_PROFILE, modelName) (max by (instance, UUID, uuid, GPU_I_ID, GPU_I_PROFILE, modelName) ({dev}))"
         return q
 

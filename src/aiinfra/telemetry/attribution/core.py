@@ -60,6 +60,17 @@ class _HostState:
     version: int = 0
 
 
+@dataclass
+class _OnePod:
+    """A Get answer shaped like a List answer, so mapping.index reads both."""
+
+    pod: Any
+
+    @property
+    def pod_resources(self) -> list[Any]:
+        return [self.pod]
+
+
 class Attribution:
     def __init__(self, cfg: AttributionConfig, collectors: dict[str, Collector] | None = None):
         self.cfg = cfg
@@ -72,10 +83,13 @@ class Attribution:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid_pods: dict[tuple[str, int], str | None] = {}
+        self._got: dict[tuple[str, str], dict[str, tuple[mapping.PodInfo, ...]]] = {}  # pods read with Get this refresh
+        self._mig_uuids: dict[str, dict[int, str]] = {}  # GPU UUID → GPU instance id → MIG UUID, from collections
 
     # ---- refresh (background thread)
 
     def refresh_once(self) -> None:
+        self._got = {}
         for host, st in self.state.items():
             changed = False
             client = self.clients.get(host)
@@ -143,7 +157,7 @@ class Attribution:
                 ref = uid_pods.get(uid) if uid else None
                 if ref is not None and ident is not None:
                     owner = {"namespace": ref.namespace, "pod": ref.pod}
-                    container = self._container_for(st, ident, proc.gi_id, ref)
+                    container = self._container_for(st, ident, proc.gi_id, ref, self.clients.get(host))
                     if container:
                         owner = {"container": container, **owner}
                 out.setdefault(gpu, []).append((proc, sm, mem, owner))
@@ -151,15 +165,27 @@ class Attribution:
             del self._pid_pods[key]  # PIDs are reused: forget the ones that ended
         st.procs = out
 
-    @staticmethod
-    def _container_for(st: _HostState, ident: Identity, gi_id: int | None, ref: processes.PodRef) -> str:
+    def _container_for(self, st: _HostState, ident: Identity, gi_id: int | None, ref: processes.PodRef,
+                       client: PodResourcesClient | None) -> str:
+        """The container of pod `ref` that holds this GPU: from the last List, else (a pod newer than
+        that List) from a `Get` of that one pod, else the pod's only container."""
         keys: tuple[str, ...] = (ident.uuid, ident.device)
-        if gi_id is not None:
-            keys = (f"{ident.gpu}-{gi_id}",) + keys
+        if gi_id is not None:  # a MIG instance: by its MIG UUID (seen in the last collection) or `<gpu>-<gi>`
+            mig_uuid = self._mig_uuids.get(ident.uuid, {}).get(gi_id)
+            keys = tuple(k for k in (mig_uuid, f"{ident.gpu}-{gi_id}") if k)
         for k in keys:
             for info in st.index.get(k, ()):
                 if info.namespace == ref.namespace and info.pod == ref.pod:
                     return info.container
+        if client is not None and (ref.namespace, ref.pod) not in self._got:
+            try:
+                one = client.get(ref.pod, ref.namespace)
+                self._got[(ref.namespace, ref.pod)] = mapping.index(_OnePod(one), self.cfg.resource_names, self.cfg.dra_devices)
+            except KubeletError:
+                self._got[(ref.namespace, ref.pod)] = {}
+        for k in keys:
+            for info in self._got.get((ref.namespace, ref.pod), {}).get(k, ()):
+                return info.container
         return ref.containers[0] if len(ref.containers) == 1 else ""
 
     def start(self) -> Attribution:
@@ -234,6 +260,10 @@ class Attribution:
                 jobs_n.add({host_label: host}, len(st.jobs))
             out += [jobs_up, jobs_n]
         if self.cfg.processes:
+            for snap in snapshots:
+                for e in snap.entities:
+                    if e.identity.gi_id is not None and e.identity.mig_uuid:
+                        self._mig_uuids.setdefault(e.identity.uuid, {})[e.identity.gi_id] = e.identity.mig_uuid
             out += self._process_families(host_label)
         return out
 

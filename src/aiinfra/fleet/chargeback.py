@@ -167,19 +167,24 @@ class _Q:
             b = f"({self._alt(self.lay.busy, sel)})"
             rate = f"({self._alt(self.lay.energy, sel, lambda x: f'rate({x}[5m])')})" if self.lay.energy else ""
             w = f"(({b} * 0 + 1) / on ({DEVICE_ON}) group_left() count by ({DEVICE_ON}) ({b}))" if shared else None
-            parts.append(f"sum_over_time(({column(b, rate, w)})[{R}:{S}])")
+            fn, expr = column(b, rate, w)
+            parts.append(f"{fn}(({expr})[{R}:{S}])")
         return f"sum by ({self.group}) ({' or '.join(parts)})"
 
     def queries(self) -> dict[str, str]:
         R, S, thr = self.R, self.S, f"{self.o.idle_ratio:g}"
 
-        def weighted(e: str, w: str | None) -> str:
-            return e if w is None else f"({e}) * {w}"
+        def steps(e: str, w: str | None) -> tuple[str, str]:
+            """Steps where `e` has a value: counted, or weighted and summed for shared replicas."""
+            return ("count_over_time", e) if w is None else ("sum_over_time", f"(({e}) * 0 + 1) * {w}")
+
+        def total(e: str, w: str | None) -> tuple[str, str]:
+            return ("sum_over_time", e if w is None else f"({e}) * {w}")
 
         q = {
-            "allocated": self._per_owner(lambda b, r, w: weighted(f"{b} * 0 + 1", w)),
-            "busy": self._per_owner(lambda b, r, w: weighted(b, w)),
-            "idle_held": self._per_owner(lambda b, r, w: weighted(f"({b} < {thr}) * 0 + 1", w)),
+            "allocated": self._per_owner(lambda b, r, w: steps(b, w)),
+            "busy": self._per_owner(lambda b, r, w: total(b, w)),
+            "idle_held": self._per_owner(lambda b, r, w: steps(f"{b} < {thr}", w)),
         }
         ub = f"({self._alt(self.lay.busy, [self.unowned])})"
         q["unallocated"] = f"sum by (GPU_I_PROFILE, modelName) (count_over_time({ub}[{R}:{S}]))"
@@ -189,7 +194,7 @@ class _Q:
             q["stranded"] = (f"sum by (GPU_I_PROFILE, modelName) (count_over_time((({ub} < {thr}) and on ({DEVICE_ON}) "
                              f"(({fb}) >= {held:.0f}))[{R}:{S}]))")
         if self.lay.energy:
-            q["energy"] = self._per_owner(lambda b, r, w: weighted(r, w))  # J/s per step; the same series on both sides match 1:1
+            q["energy"] = self._per_owner(lambda b, r, w: total(r, w))  # J/s per step; the same series on both sides match 1:1
             dev = self._alt(self.lay.energy, ["UUID!=\"\""], lambda x: f"increase({x}[{R}])")
             q["energy_total"] = f"sum by (GPU_I_PROFILE, modelName) (max by (instance, UUID, uuid, GPU_I_ID, GPU_I_PROFILE, modelName) ({dev}))"
         return q

@@ -245,3 +245,38 @@ def test_pods_that_change_relabel_on_the_next_refresh(short_tmp):
         assert owned == ["2"]
     finally:
         server.stop()
+
+
+def test_scrape_answers_while_the_kubelet_hangs(short_tmp):
+    """The refresh thread is stuck in a List the kubelet never answers; scrapes still get every GPU."""
+    import http.client
+    import time
+
+    from aiinfra.telemetry.exporter import serve
+
+    host, col = sim_host()
+    path = os.path.join(short_tmp, "kubelet.sock")
+    server = PodResourcesServer(path, assign_pods(host), delay_s=60).start()
+    attr = Attribution(AttributionConfig(kubernetes=True, sockets={host.name: path}, timeout_s=30, interval_s=0.2))
+    exp = exporter_with(attr, col)
+    exp.start()
+    attr.start()
+    http_server = serve(exp, port=0)
+    try:
+        deadline = time.monotonic() + 30
+        while server.calls["List"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.calls["List"] == 1  # the List is in flight (the server holds it for 60 s)
+        exp.collect_once()
+        c = http.client.HTTPConnection("127.0.0.1", http_server.server_address[1], timeout=10)
+        c.request("GET", "/metrics")
+        body = c.getresponse().read()
+        assert len(samples(body, "DCGM_FI_DEV_GPU_UTIL")) == 4
+        assert [s.labels["reason"] for s in samples(body, "aiinfra_kubelet_podresources_status")] == ["pending"]
+        assert samples(body, "aiinfra_kubelet_podresources_up")[0].value == 0
+    finally:
+        http_server.shutdown()
+        http_server.server_close()
+        server.stop()
+        attr.stop()
+        exp.stop()

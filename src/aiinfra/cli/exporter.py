@@ -36,6 +36,7 @@ def exporter(
     kubernetes: Annotated[bool, typer.Option("--kubernetes", help="Label GPUs, MIG devices and shared replicas with pod, namespace, container from the kubelet PodResources API (simulated kubelets with --simulate).")] = False,
     pod_resources_socket: Annotated[str, typer.Option("--pod-resources-socket", help="Kubelet PodResources socket.")] = "/var/lib/kubelet/pod-resources/kubelet.sock",
     hpc_job_dir: Annotated[str | None, typer.Option("--hpc-job-dir", help="dcgm-exporter HPC job-mapping folder (files <gpu> or <gpu>.<gi> naming jobs) → hpc_job label; with --simulate, jobs are written to DIR/<host>.")] = None,
+    dra_resource_slices: Annotated[str | None, typer.Option("--dra-resource-slices", help="kubectl get resourceslices -o json output: maps DRA device names (pool/device) to GPU and MIG UUIDs; without it, gpu-<i> names map to GPU i.")] = None,
     processes: Annotated[bool, typer.Option("--processes", help="Per-process GPU memory and utilization families (aiinfra_process_*), mapped to pods through /proc/<pid>/cgroup; at most 4 per GPU.")] = False,
 ) -> None:
     """Serve GPU metrics exactly as dcgm-exporter names and labels them, plus aiinfra_ health metrics."""
@@ -45,7 +46,8 @@ def exporter(
     sources = tx.build_sources(simulate, hostname, cfg)
     from aiinfra.telemetry.attribution import setup as attribution_setup
 
-    attribution, sim_nodes = attribution_setup(sources, simulate is not None, kubernetes, pod_resources_socket, hpc_job_dir, processes, interval, wait=once)
+    attribution, sim_nodes = attribution_setup(sources, simulate is not None, kubernetes, pod_resources_socket, hpc_job_dir, processes, interval, wait=once,
+                                                 dra_resource_slices=dra_resource_slices)
     cfg = replace(cfg, attribution=attribution)
     if once:
         exp = tx.Exporter(sources, cfg, interval)

@@ -74,3 +74,23 @@ def test_dra_claim_by_driver_device_name_and_slice_table():
 
 def test_unallocated_gpu_has_no_owner():
     assert owners(index(pb.ListPodResourcesResponse()), GPU) == ()
+
+
+def test_dra_table_from_resource_slices_v1_and_v1beta1():
+    from aiinfra.telemetry.attribution.mapping import dra_table_from_slices
+
+    doc = {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice", "spec": {"driver": "gpu.nvidia.com", "pool": {"name": "node-1"}, "devices": [
+            {"name": "gpu-0", "attributes": {"type": {"string": "gpu"}, "uuid": {"string": "GPU-aaaa"}}},
+            {"name": "gpu-1-mig-3g40gb-1", "attributes": {"type": {"string": "mig"}, "uuid": {"string": "MIG-cccc"}, "parentUUID": {"string": "GPU-bbbb"}}}]}},
+        {"apiVersion": "resource.k8s.io/v1beta1", "kind": "ResourceSlice", "spec": {"driver": "gpu.nvidia.com", "pool": {"name": "node-2"}, "devices": [
+            {"name": "gpu-0", "basic": {"attributes": {"uuid": {"string": "GPU-dddd"}}}}]}},
+        {"spec": {"driver": "nic.example.com", "pool": {"name": "node-1"}, "devices": [{"name": "x", "attributes": {"uuid": {"string": "NIC"}}}]}},
+    ]}
+    table = dra_table_from_slices(doc)
+    assert table == {"node-1/gpu-0": "GPU-aaaa", "node-1/gpu-1-mig-3g40gb-1": "MIG-cccc", "node-2/gpu-0": "GPU-dddd"}
+    claim = pb.DynamicResource(claim_name="c", claim_namespace="ml", claim_resources=[
+        pb.ClaimResource(driver_name="gpu.nvidia.com", pool_name="node-1", device_name="gpu-1-mig-3g40gb-1")])
+    resp = pb.ListPodResourcesResponse(pod_resources=[pod("ml", "p", [pb.ContainerResources(name="c", dynamic_resources=[claim])])])
+    assert [o.pod for o in owners(index(resp, dra_devices=table), MIG)] == ["p"]
+    assert dra_table_from_slices("not a mapping") == {}

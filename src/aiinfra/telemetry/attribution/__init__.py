@@ -35,6 +35,7 @@ def setup(
     interval_s: float = 5.0,
     max_processes_per_gpu: int = 4,
     wait: bool = False,
+    dra_resource_slices: str | None = None,
 ) -> tuple[Attribution | None, list[Any]]:
     """A started Attribution for the exporter's sources (None when nothing is asked), plus the
     simulated kubelets it started (stop their `.server` at exit). On a simulated fleet each host gets
@@ -44,6 +45,15 @@ def setup(
     if max_processes_per_gpu < 1:
         raise AiinfraError(f"--max-processes-per-gpu must be at least 1, got {max_processes_per_gpu}")
     cfg = AttributionConfig(kubernetes=kubernetes, processes=processes, interval_s=interval_s, max_processes_per_gpu=max_processes_per_gpu)
+    if dra_resource_slices:
+        from pathlib import Path
+
+        from aiinfra.catalog.loader import read_yaml
+        from aiinfra.telemetry.attribution.mapping import dra_table_from_slices
+
+        cfg.dra_devices = dra_table_from_slices(read_yaml(Path(dra_resource_slices)))
+        if not cfg.dra_devices:
+            raise AiinfraError(f"{dra_resource_slices} has no ResourceSlice devices of driver gpu.nvidia.com with a uuid attribute")
     nodes: list[Any] = []
     if simulated:
         from aiinfra.telemetry.attribution.simkubelet import start_nodes, write_jobs

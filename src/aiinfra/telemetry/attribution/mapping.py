@@ -128,3 +128,25 @@ def owners(idx: dict[str, tuple[PodInfo, ...]], ident: Identity) -> tuple[PodInf
             if info not in found:
                 found.append(info)
     return tuple(found)
+
+
+def dra_table_from_slices(doc: object) -> dict[str, str]:
+    """`{pool}/{device}` → GPU or MIG UUID from ResourceSlices of driver gpu.nvidia.com (a
+    `kubectl get resourceslices -o json|yaml` dump, a List or one object). Attributes are read as
+    resource.k8s.io v1 (`spec.devices[].attributes`) or v1beta1 (`spec.devices[].basic.attributes`);
+    a device's `uuid` attribute names it (MIG devices carry their MIG UUID there)."""
+    items = doc.get("items", [doc]) if isinstance(doc, dict) else []
+    out: dict[str, str] = {}
+    for sl in items:
+        spec = sl.get("spec") if isinstance(sl, dict) else None
+        if not isinstance(spec, dict) or spec.get("driver") != DRA_GPU_DRIVER:
+            continue
+        pool = (spec.get("pool") or {}).get("name", "") if isinstance(spec.get("pool"), dict) else ""
+        for dev in spec.get("devices") or []:
+            if not isinstance(dev, dict):
+                continue
+            attrs = dev.get("attributes") or (dev.get("basic") or {}).get("attributes") or {}
+            uuid = attrs.get("uuid", {}).get("string") if isinstance(attrs.get("uuid"), dict) else None
+            if uuid and dev.get("name"):
+                out[f"{pool}/{dev['name']}"] = str(uuid)
+    return out

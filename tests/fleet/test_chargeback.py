@@ -155,3 +155,16 @@ def test_fleet_web_page_has_the_chargeback_section(prom):
     assert page.status_code == 200
     html = page.text
     assert "Chargeback by namespace" in html and "research" in html and "Top wasters" in html and "notebook-1" in html
+
+
+def test_exported_pod_layout(tmp_path):
+    """Behind a ServiceMonitor with honorLabels: false the owner is exported_pod/exported_namespace and
+    every series also carries the exporter's own `pod` label; the chargeback reads the former."""
+    end = float(int(time.time() // STEP) * STEP) - 600
+    load(devices(), end, H, STEP, tmp_path / "data", pod_prefix="exported_")
+    with LocalPrometheus(tmp_path / "run", data_dir=tmp_path / "data") as url:
+        r = chargeback(url, ChargebackOptions(range_s=H * 3600, end=end, price_per_gpu_hour=2.0))
+    p = pods(r)
+    assert p[("research", "train-a", "")]["allocated_gpu_hours"] == pytest.approx(4.0, abs=0.05)
+    assert r.facts["owner_labels"][:2] == ["exported_namespace", "exported_pod"]
+    assert r.facts["unallocated_gpu_hours"]["value"] == pytest.approx(1.0 + 2.0 + 2 * MIG, abs=0.15)

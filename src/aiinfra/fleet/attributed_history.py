@@ -88,6 +88,8 @@ def write_openmetrics(devices: list[Device], end: float, hours: float, step: flo
             base += [("GPU_I_PROFILE", dev.profile), ("GPU_I_ID", str(dev.gi))]
         base += [("Hostname", f"gpu-node-{dev.host:04d}")]
         scrape = [("instance", f"gpu-node-{dev.host:04d}:9400"), ("job", "dcgm-exporter")]
+        if pod_prefix == "exported_":  # honorLabels: false — the target's own pod label sits on every series
+            scrape.append(("pod", f"dcgm-exporter-{dev.host:04d}"))
         energy = (3.6e9 + dev.power_w * (times - times[0])) * 1000.0  # mJ since driver load
         values = {
             "DCGM_FI_PROF_GR_ENGINE_ACTIVE": [f"{dev.busy:.4f}"] * n,

@@ -107,16 +107,13 @@ class Attribution:
         try:
             resp = client.list()
             idx = mapping.index(resp, self.cfg.resource_names, self.cfg.dra_devices)
-        except KubeletError as e:
-            st.reason, st.message = e.reason, str(e)
-            st.errors[e.reason] = st.errors.get(e.reason, 0) + 1
+        except Exception as e:  # noqa: BLE001 - KubeletError, or a decodable but malformed answer: never stop the thread
+            reason = e.reason if isinstance(e, KubeletError) else "garbage"
+            st.reason, st.message = reason, str(e) if isinstance(e, KubeletError) else f"unusable PodResources answer: {type(e).__name__}"
+            st.errors[reason] = st.errors.get(reason, 0) + 1
             if st.index and time.monotonic() - st.last_ok_mono > self.stale_after_s:
                 st.index = {}  # too old to trust: leave the labels out
                 return True
-            return False
-        except Exception as e:  # noqa: BLE001 - a decodable but malformed answer must not stop the thread
-            st.reason, st.message = "garbage", f"unusable PodResources answer: {type(e).__name__}"
-            st.errors["garbage"] = st.errors.get("garbage", 0) + 1
             return False
         st.reason, st.message = "ok", ""
         st.last_ok, st.last_ok_mono = time.time(), time.monotonic()

@@ -84,3 +84,29 @@ def test_pod_newer_than_the_last_list_is_found_with_get():
         assert owners == {"trainer"} and server.calls["Get"] == 1  # one Get per pod per refresh
     finally:
         server.stop()
+
+
+def test_each_host_exporter_reports_only_its_own_attribution_health():
+    """`--simulate hosts=2`: one exporter per host, sharing one Attribution; each reports its own host."""
+    import shutil
+
+    from aiinfra.telemetry.attribution import setup
+    from aiinfra.telemetry.exporter import build_sources
+
+    cfg = ExporterConfig()
+    sources = build_sources("hosts=2,gpus=2,seed=1", None, cfg)
+    attr, nodes = setup(sources, simulated=True, kubernetes=True, processes=True, wait=True)
+    try:
+        from dataclasses import replace
+
+        for src in sources:
+            exp = Exporter([src], replace(cfg, attribution=attr), 1.0)
+            exp.collect_once()
+            for name in ("aiinfra_kubelet_podresources_up", "aiinfra_processes_not_exported"):
+                assert [s.labels["Hostname"] for s in samples(exp.body, name)] == [src.host]
+            assert {s.labels["Hostname"] for s in samples(exp.body, "aiinfra_process_sm_utilization_ratio")} <= {src.host}
+    finally:
+        attr.stop()
+        for n in nodes:
+            n.server.stop()
+            shutil.rmtree(os.path.dirname(n.socket), ignore_errors=True)

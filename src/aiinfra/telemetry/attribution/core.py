@@ -228,6 +228,7 @@ class Attribution:
         from aiinfra.telemetry.exporter import DcgmFamily
 
         host_label = cfg.hostname_label or "Hostname"
+        mine = {snap.host for snap in snapshots}  # one exporter per host: report only this exporter's hosts
         out: list[Metric] = []
         if self.clients:
             up = DcgmFamily("aiinfra_kubelet_podresources_up", "1 when the last PodResources List from the kubelet succeeded; pod labels are left out while it is 0 for longer than the stale limit.", "gauge", True)
@@ -236,7 +237,7 @@ class Attribution:
             last = DcgmFamily("aiinfra_kubelet_podresources_last_success_timestamp_seconds", "Unix time of the last good PodResources List (0 = never).", "gauge", False)
             devices = DcgmFamily("aiinfra_kubelet_attributed_devices", "GPU, MIG and shared-replica device IDs that pods hold, as the exporter labels them now.", "gauge", True)
             for host, st in self.state.items():
-                if host not in self.clients:
+                if host not in self.clients or host not in mine:
                     continue
                 h = {host_label: host}
                 up.add(dict(h), 1 if st.reason == "ok" else 0)
@@ -251,7 +252,7 @@ class Attribution:
             jobs_up = DcgmFamily("aiinfra_hpc_job_mapping_status", "Always 1; the reason label says the state of the HPC job mapping folder (ok, pending, missing, unreadable).", "gauge", True)
             jobs_n = DcgmFamily("aiinfra_hpc_job_mapped_gpus", "GPUs and MIG instances that have an HPC job file.", "gauge", True)
             for host, st in self.state.items():
-                if host not in self.cfg.hpc_dirs:
+                if host not in self.cfg.hpc_dirs or host not in mine:
                     continue
                 jobs_up.add({host_label: host, "reason": st.job_reason}, 1)
                 jobs_n.add({host_label: host}, len(st.jobs))
@@ -261,10 +262,10 @@ class Attribution:
                 for e in snap.entities:
                     if e.identity.gi_id is not None and e.identity.mig_uuid:
                         self._mig_uuids.setdefault(e.identity.uuid, {})[e.identity.gi_id] = e.identity.mig_uuid
-            out += self._process_families(host_label)
+            out += self._process_families(host_label, mine)
         return out
 
-    def _process_families(self, host_label: str) -> list[Metric]:
+    def _process_families(self, host_label: str, mine: set[str]) -> list[Metric]:
         from aiinfra.telemetry.exporter import DcgmFamily
 
         mem = DcgmFamily("aiinfra_process_gpu_memory_bytes", "GPU memory a process uses (NVML usedGpuMemory; absent under MIG, where NVML reports N/A).", "gauge", True)
@@ -274,7 +275,7 @@ class Attribution:
         n = self.cfg.max_processes_per_gpu
         for host, st in self.state.items():
             col = self.collectors.get(host)
-            if col is None:
+            if col is None or host not in mine:
                 continue
             left_out = 0
             for gpu, rows in sorted(st.procs.items()):

@@ -133,8 +133,11 @@ def test_cli_csv_and_json(prom):
     out = subprocess.run(base + ["--format", "csv"], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0].startswith("namespace,pod,hpc_job,allocated_gpu_hours")
-    js = subprocess.run(base + ["--format", "json"], capture_output=True, text=True, env=env, timeout=120)
+    js = subprocess.run(base + ["--format", "json", "--explain"], capture_output=True, text=True, env=env, timeout=120)
     doc = json.loads(js.stdout)
+    assert {t["name"] for t in doc["explain"]} >= {"allocated_gpu_hours", "idle_held_gpu_hours", "energy_kwh", "cost_usd"}
+    table = subprocess.run(base + ["--explain"], capture_output=True, text=True, env=env, timeout=120)
+    assert table.returncode == 0 and "by namespace" in table.stdout and "research" in table.stdout
     assert doc["facts"]["price_source"].startswith("3 USD/GPU-h")
     bad = subprocess.run(base[:-2] + ["--price-per-gpu-hour", "-1"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "negative" in bad.stderr

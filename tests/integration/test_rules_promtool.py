@@ -169,6 +169,10 @@ CASES = {
     "idle but allocated is not unallocated": ("AiinfraGPUIdleUnallocated", [
         (sel("DCGM_FI_DEV_GPU_UTIL", exported_pod="p"), "0x400"), (sel("DCGM_FI_DEV_FB_USED", exported_pod="p"), "0x400"),
         (sel("DCGM_FI_DEV_FB_FREE", exported_pod="p"), "81000x400")], "370m", None, None),
+    # pod rules (fleet/pod_rules.py); more cases in tests/fleet/test_chargeback_rules.py
+    "pod idle 70m": ("AiinfraPodHoldsIdleGPU", [(sel("DCGM_FI_PROF_GR_ENGINE_ACTIVE", exported_pod="nb-1", exported_namespace="ds"), "0x80")], "70m",
+                     {**keep(ENTITY_KEYS), "exported_pod": "nb-1", "exported_namespace": "ds", "idle_threshold": "1h"}, None),
+    "pod idle 50m": ("AiinfraPodHoldsIdleGPU", [(sel("DCGM_FI_PROF_GR_ENGINE_ACTIVE", exported_pod="nb-1", exported_namespace="ds"), "0.3x20 0x60")], "70m", None, None),
 }
 
 

@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -35,6 +36,11 @@ def exporter(
     xid_window_ms: Annotated[int, typer.Option("--xid-count-window-size", help="Window of DCGM_EXP_XID_ERRORS_COUNT in ms.", min=1)] = 300_000,
     duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds (default: run until interrupted).")] = None,
     once: Annotated[bool, typer.Option("--once", help="Collect once, print the /metrics text to stdout and exit.")] = False,
+    kubernetes: Annotated[bool, typer.Option("--kubernetes", help="Label GPUs, MIG devices and shared replicas with pod, namespace, container from the kubelet PodResources API (simulated kubelets with --simulate).")] = False,
+    pod_resources_socket: Annotated[str, typer.Option("--pod-resources-socket", help="Kubelet PodResources socket.")] = "/var/lib/kubelet/pod-resources/kubelet.sock",
+    hpc_job_dir: Annotated[str | None, typer.Option("--hpc-job-dir", help="dcgm-exporter HPC job-mapping folder (files <gpu> or <gpu>.<gi> naming jobs) → hpc_job label; with --simulate, jobs are written to DIR/<host>.")] = None,
+    dra_resource_slices: Annotated[str | None, typer.Option("--dra-resource-slices", help="kubectl get resourceslices -o json output: maps DRA device names (pool/device) to GPU and MIG UUIDs; without it, gpu-<i> names map to GPU i.")] = None,
+    processes: Annotated[bool, typer.Option("--processes", help="Per-process GPU memory and utilization families (aiinfra_process_*), mapped to pods through /proc/<pid>/cgroup; at most 4 per GPU.")] = False,
 ) -> None:
     """Serve GPU metrics exactly as dcgm-exporter names and labels them, plus aiinfra_ health metrics."""
     rows, skipped = read_counters(collectors) if collectors is not None else (None, [])
@@ -49,6 +55,11 @@ def exporter(
     requested = len(cfg.table()) + len(cfg.skipped)
     web = tx.load_web_config(web_config) if web_config is not None else None
     sources = tx.build_sources(simulate, hostname, cfg, backend, interval)
+    from aiinfra.telemetry.attribution import setup as attribution_setup
+
+    attribution, sim_nodes = attribution_setup(sources, simulate is not None, kubernetes, pod_resources_socket, hpc_job_dir, processes, interval, wait=once,
+                                                 dra_resource_slices=dra_resource_slices)
+    cfg = replace(cfg, attribution=attribution)
     if once:
         exp = tx.Exporter(sources, cfg, interval)
         time.sleep(min(interval, 0.2))  # give rate fields (NVLink, GPM) a measurable interval
@@ -56,6 +67,7 @@ def exporter(
         _warn_unserved(exp.unserved(), requested)
         sys.stdout.write(exp.body.decode())
         exp.stop()
+        _stop_attribution(attribution, sim_nodes)
         return
     running = tx.start(sources, cfg, host, port, interval, web, single_port)
     _warn_unserved(running[0][0].unserved(), requested)
@@ -83,6 +95,7 @@ def exporter(
             server.shutdown()
             server.server_close()
             exp.stop()
+        _stop_attribution(attribution, sim_nodes)
         sys.stderr.write("exporter stopped\n")
 
 
@@ -91,3 +104,10 @@ def _warn_unserved(skipped: list, requested: int) -> None:
     line = tx.warning_for(skipped, requested)
     if line:
         sys.stderr.write(f"warning: {line}\n")
+
+
+def _stop_attribution(attribution, sim_nodes) -> None:
+    if attribution is not None:
+        attribution.stop()
+    for node in sim_nodes:
+        node.server.stop()

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from aiinfra.catalog import set_user_catalogs
 from aiinfra.cli import analyze, catalog_cmd, dashboard, rules, size, top
+from aiinfra.cli import chargeback as chargeback_cmd
 from aiinfra.cli import design as design_cmd
 from aiinfra.cli import doctor as doctor_cmd
 from aiinfra.cli import exporter as exporter_cmd
@@ -59,6 +60,7 @@ app.add_typer(k8s_cmd.app, name="k8s")
 app.command("doctor")(doctor_cmd.doctor)
 app.command("exporter")(exporter_cmd.exporter)
 app.command("analyze")(analyze.analyze_cmd)
+app.command("chargeback")(chargeback_cmd.chargeback_cmd)
 app.command("rules")(rules.rules_cmd)
 app.command("dashboard")(dashboard.dashboard_cmd)
 app.command("top")(top.top_cmd)

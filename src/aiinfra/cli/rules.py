@@ -45,10 +45,13 @@ def rules_cmd(
     job_regex: Annotated[str, typer.Option("--job", help="Regex of the scrape jobs that are GPU exporters.")] = RuleOptions.job_regex,
     idle_ratio: Annotated[float, typer.Option("--idle-below", help="Busy ratio under which an allocated GPU counts as stranded.")] = 0.05,
     check: Annotated[bool, typer.Option("--check", help="Validate with promtool check rules before writing.")] = False,
+    pod_idle_for: Annotated[list[str] | None, typer.Option("--pod-idle-for", help="Alert when a pod holds an idle GPU this long: 1h (default) or NAMESPACE=4h for one namespace (repeatable).")] = None,
 ) -> None:
     """Alerting and recording rules: exporter down, fatal/recurring XIDs, ECC, row remap, throttling, OOM risk, stranded GPUs, NVLink/PCIe."""
     opts = RuleOptions(job_regex=job_regex, pod_label=pod_label, idle_ratio=idle_ratio)
-    doc = rule_groups(opts)
+    from aiinfra.fleet.pod_rules import parse_idle_for
+
+    doc = rule_groups(opts, pods=parse_idle_for(pod_idle_for or []))
     if check:
         check_with_promtool(dump(doc))
     text = dump(prometheus_rule(doc, namespace=namespace) if kind is Kind.prometheusrule else doc)

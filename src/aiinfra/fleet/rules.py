@@ -256,9 +256,11 @@ def _names(quantity: str) -> list[str]:
     return names(quantity)
 
 
-def rule_groups(o: RuleOptions | None = None, xids: dict | None = None) -> dict[str, Any]:
+def rule_groups(o: RuleOptions | None = None, xids: dict | None = None, pods: Any = None) -> dict[str, Any]:
     o = o or RuleOptions()
-    return {"groups": [recording_rules(o)] + alert_groups(o, xids)}
+    from aiinfra.fleet.pod_rules import pod_idle_group  # a pod holding an idle GPU (attribution); pods: PodIdleOptions
+
+    return {"groups": [recording_rules(o)] + alert_groups(o, xids) + [pod_idle_group(o.pod_label, o.idle_ratio, pods)]}
 
 
 def prometheus_rule(doc: dict[str, Any], name: str = "aiinfra-gpu-rules", namespace: str | None = None,

@@ -63,6 +63,7 @@ class ExporterConfig:
     clock_events_window_ms: int = 300_000
     rows: tuple[ExportRow, ...] | None = None  # from a dcgm-exporter collectors CSV; None = the catalog table
     skipped: tuple[Skipped, ...] = ()  # rows of that CSV that are not served, with the reason
+    attribution: Any = None  # telemetry.attribution.Attribution: pod/job labels, their health, per-process families
 
     def table(self) -> list[ExportRow]:
         return list(self.rows) if self.rows is not None else default_rows(self.naming, self.counters)
@@ -123,9 +124,12 @@ def families(snapshots: Sequence[Snapshot], cfg: ExporterConfig) -> list[Metric]
                 # `label` rows become labels on every series, sorted by name (render_metrics.go).
                 static = {r.name: v for r in label_rows if (v := _label_value(r, ent, snap)) is not None}
                 labels = {**_base_labels(ent.identity, snap.host, cfg), **static}
-                _add_field(fam, row, ent, labels, cfg, xid_text)
+                for owner in cfg.attribution.labels_for(snap.host, ent.identity) if cfg.attribution else ({},):
+                    _add_field(fam, row, ent, {**labels, **owner}, cfg, xid_text)
         out.append(fam)
     out.extend(self_metrics(snapshots, cfg))
+    if cfg.attribution:
+        out.extend(cfg.attribution.families(snapshots, cfg))
     return out
 
 

@@ -712,3 +712,27 @@ class Collector:
             self.nv.nvmlShutdown()
         except pynvml.NVMLError:
             pass
+
+
+def process_samples(c: Collector, since_us: int) -> dict[int, list[tuple[Process, float | None, float | None]]]:
+    """GPU index → [(process, SM busy ratio, memory busy ratio)] for attribution's per-process families.
+
+    Utilization comes from nvmlDeviceGetProcessUtilization samples newer than `since_us` (the newest
+    sample per PID wins); a process with no sample in that window gets None, not 0. Lost GPUs are skipped.
+    """
+    out: dict[int, list[tuple[Process, float | None, float | None]]] = {}
+    for i, h in enumerate(c.handles):
+        if h is None or i in c.lost:
+            continue
+        try:
+            procs = c._processes(i, h)
+            samples = c._q(i, c.nv.nvmlDeviceGetProcessUtilization, h, since_us) if procs else None
+        except _GpuLost:
+            continue
+        util: dict[int, tuple[int, float, float]] = {}
+        for s in samples or []:
+            prev = util.get(int(s.pid))
+            if prev is None or int(s.timeStamp) >= prev[0]:
+                util[int(s.pid)] = (int(s.timeStamp), s.smUtil / 100.0, s.memUtil / 100.0)
+        out[i] = [(p, *(util[p.pid][1:] if p.pid in util else (None, None))) for p in procs]
+    return out

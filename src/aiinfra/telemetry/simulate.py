@@ -822,6 +822,19 @@ class SimHost:
         self._check(h)
         return []
 
+    def nvmlDeviceGetProcessUtilization(self, h: SimGpu, last_seen_us: int) -> list[SimpleNamespace]:
+        """One sample per compute process, SM and memory % from its workload (NotFound when none, as NVML)."""
+        gpu, t = self._check(h)
+        by_gi = {m.gi_id: m for m in gpu.migs}
+        out = []
+        for p in self.nvmlDeviceGetComputeRunningProcesses(gpu):
+            d = by_gi.get(p.gpuInstanceId, gpu)
+            a = self.activity(d, t)
+            out.append(SimpleNamespace(pid=p.pid, timeStamp=int(t * 1e6), smUtil=round(90 * a), memUtil=round(40 * a), encUtil=0, decUtil=0))
+        if not out:
+            raise pynvml.NVMLError_NotFound()
+        return out
+
     # XID events through an event set, as nvmlEventSetWait_v2 delivers them.
     def nvmlEventSetCreate(self) -> SimEventSet:
         es = SimEventSet()

@@ -286,6 +286,12 @@ def fleet_view(s: FleetSpec, ex: Explainer) -> Outcome:
         if not xid:
             t.rows.append(["no XID events in the window", "", "", "", "", ""])
     out.tables.append(t)
+    if s.source == "prometheus":  # who holds and wastes the GPUs (attribution labels), same function as `aiinfra chargeback`
+        from aiinfra.web.pages.fleet_chargeback import chargeback_tables
+
+        tables, warnings = chargeback_tables(s, ex)
+        out.tables.extend(tables)
+        out.warnings.extend(warnings)
     if f.get("lost"):
         out.warnings.append("lost GPUs (fell off the bus or GPU_IS_LOST): " + ", ".join(f["lost"]))
     if s.refresh_s:

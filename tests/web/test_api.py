@@ -226,8 +226,8 @@ def test_unchecked_checkbox_overrides_a_true_default(client):
     off = client.post("/api/size/train", json={"model": "llama-3.1-8b", "tp": 1, "flash_attention": False}).json()
     page = client.get("/size/train", params=[("model", "llama-3.1-8b"), ("tp", "1"), ("flash_attention", "false")])
     assert page.status_code == 200
-    gb_off = f"{next(t for t in off['terms'] if t['name'] == 'total per GPU')['value'] / 1e9:,.2f}"
-    gb_on = f"{next(t for t in on['terms'] if t['name'] == 'total per GPU')['value'] / 1e9:,.2f}"
+    gb_off = f"{next(t for t in off['explain'] if t['name'] == 'total per GPU')['value'] / 1e9:,.2f}"
+    gb_on = f"{next(t for t in on['explain'] if t['name'] == 'total per GPU')['value'] / 1e9:,.2f}"
     assert gb_off != gb_on
     assert f">{gb_off} GB<" in page.text
 

@@ -18,9 +18,9 @@ from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from aiinfra.catalog.loader import default_catalog, read_json
-from aiinfra.cli.output import fmt_value
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result, Term
+from aiinfra.render import fmt_value
 from aiinfra.specs import ModelSpec
 
 MISSING = "This capability is not in the library yet, so this page has nothing to compute; it shows no numbers rather than made-up ones."

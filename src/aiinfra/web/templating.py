@@ -75,9 +75,12 @@ def render_page(
             error_field = field_of(error, [f.name for f in fields], aliases)
         except ValidationError as e:
             error, error_field = validation_message(e)
-        except Exception as e:  # noqa: BLE001 - a bug, not bad input: log it, show one line, never a traceback
-            log.exception("page %s failed", path)
-            error, failed = f"internal error (a bug in aiinfra, please report it): {type(e).__name__}: {e}", True
+        except Exception:  # noqa: BLE001 - a bug, not bad input: detail in the log, a reference on the page
+            import uuid
+
+            ref = uuid.uuid4().hex[:12]
+            log.exception("page %s failed (reference %s)", path, ref)
+            error, failed = f"internal error (a bug in aiinfra); reference {ref} in the server log", True
     context = {
         "title": title,
         "intro": intro,

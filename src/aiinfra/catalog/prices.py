@@ -38,10 +38,13 @@ def today() -> date:
 
 
 def table() -> dict[str, dict]:
-    """All price entries, validated."""
-    entries = default_catalog().table(KIND)
-    for key, entry in entries.items():
-        validate_entry(key, entry)
+    """All price entries, validated (once per catalog: the catalog object is cached and not changed)."""
+    cat = default_catalog()
+    entries = cat.table(KIND)
+    if getattr(cat, "_prices_validated", None) is not entries:
+        for key, entry in entries.items():
+            validate_entry(key, entry)
+        cat._prices_validated = entries  # type: ignore[attr-defined]
     return entries
 
 

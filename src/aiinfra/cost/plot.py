@@ -29,23 +29,36 @@ class Series:
     per_month: float
 
 
-def figure(series: list[Series], months: float, breakevens: list[tuple[str, float]], title: str,
-           recommended: str | None = None) -> Any:
-    """Lines of upfront + per_month × m for m in 0..months; a dotted line and label at each breakeven;
-    the recommended option drawn thicker."""
-    import plotly.graph_objects as go
-
+def figure_dict(series: list[Series], months: float, breakevens: list[tuple[str, float]], title: str,
+                recommended: str | None = None) -> dict:
+    """The chart as a plain plotly figure dict (no template): lines of upfront + per_month × m for
+    m in 0..months, a dotted line and label at each breakeven, the recommended option drawn thicker.
+    The web sends this dict as it is; `figure()` wraps it in a plotly Figure for files."""
     m = np.linspace(0, months, int(max(2, math.ceil(months))) + 1)
-    fig = go.Figure()
-    for s in series:
-        width = 4 if recommended and s.name == recommended else 2
-        fig.add_trace(go.Scatter(x=m, y=cumulative(m, s.upfront, s.per_month), mode="lines", name=s.name,
-                                 line={"width": width}))
+    data = [{"type": "scatter", "x": m.tolist(), "y": cumulative(m, s.upfront, s.per_month).tolist(),
+             "mode": "lines", "name": s.name, "line": {"width": 4 if recommended and s.name == recommended else 2}}
+            for s in series]
+    shapes, notes = [], []
     for label, month in breakevens:
         if math.isfinite(month) and 0 < month <= months:
-            fig.add_vline(x=month, line_dash="dot", annotation_text=f"breakeven {label}: {month:.1f} months")
-    fig.update_layout(title=title, xaxis_title="months", yaxis_title="cumulative cost (USD)",
-                      template="plotly_white", legend_title="option")
+            shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": month, "x1": month, "y0": 0, "y1": 1,
+                           "line": {"dash": "dot"}})
+            notes.append({"xref": "x", "yref": "paper", "x": month, "y": 1, "showarrow": False, "xanchor": "left",
+                          "yanchor": "top", "text": f"breakeven {label}: {month:.1f} months"})
+    layout = {"title": {"text": title}, "xaxis": {"title": {"text": "months"}},
+              "yaxis": {"title": {"text": "cumulative cost (USD)"}}, "legend": {"title": {"text": "option"}},
+              "shapes": shapes, "annotations": notes}
+    return {"data": data, "layout": layout}
+
+
+def figure(series: list[Series], months: float, breakevens: list[tuple[str, float]], title: str,
+           recommended: str | None = None, template: str | None = "plotly_white") -> Any:
+    """`figure_dict` as a plotly Figure (for writing HTML or PNG files)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(figure_dict(series, months, breakevens, title, recommended))
+    if template:
+        fig.update_layout(template=template)
     return fig
 
 

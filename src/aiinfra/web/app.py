@@ -21,7 +21,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import aiinfra
 from aiinfra.errors import AiinfraError
-from aiinfra.web.charts import plotly_js
+from aiinfra.web.charts import plotly_js, template_js
 from aiinfra.web.common import (
     ALIASES,
     MISSING,
@@ -93,6 +93,11 @@ def create_app(allowed_hosts: list[str] | None = None, *, password: str | None =
     @app.get("/static/plotly.min.js", include_in_schema=False)
     def _plotly() -> Response:
         return Response(plotly_js(), media_type="application/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/static/plotly-template.js", include_in_schema=False)
+    def _plotly_template() -> Response:
+        return Response(template_js(), media_type="application/javascript",
                         headers={"Cache-Control": "public, max-age=86400"})
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

@@ -191,23 +191,37 @@ class Explainer:
         return self.link(term, text)
 
     def views(self) -> list[TermView]:
-        return [self._view(t, set()) for t in self.roots]
+        """Every root's derivation, each Term rendered once: a Term met again is a link to the first
+        rendering (pages with shared sub-terms were several hundred KB of repeated trees)."""
+        rendered: set[int] = set()
+        return [self._view(t, rendered) for t in self.roots if id(t) not in rendered]
 
-    def _view(self, t: Term, seen: set[int]) -> TermView:
-        seen = seen | {id(t)}
+    def _ref(self, t: Term) -> Markup:
+        anchor = self._ids.get(id(t)) or self._register(t)
+        return Markup('<a class="ref" href="#{0}" data-explain="{0}">{1}</a> = {2} <small>(above)</small>').format(
+            anchor, t.name, fmt_value(t.value, t.unit))
+
+    def _view(self, t: Term, rendered: set[int]) -> TermView:
+        rendered.add(id(t))
         inputs: list[tuple[str, Any]] = []
         for k, v in t.inputs.items():
             if isinstance(v, Term):
-                inputs.append((k, self._view(v, seen) if id(v) not in seen else v.name))
+                inputs.append((k, self._ref(v) if id(v) in rendered else self._view(v, rendered)))
             else:
                 inputs.append((k, _plain_text(v)))
+        parts = []
+        for p in t.parts:
+            if id(p) in rendered:
+                inputs.append(("part", self._ref(p)))
+            else:
+                parts.append(self._view(p, rendered))
         return TermView(
             id=self._ids.get(id(t)) or self._register(t),
             name=t.name,
             value=fmt_value(t.value, t.unit),
             formula=t.formula,
             inputs=inputs,
-            parts=[self._view(p, seen) for p in t.parts if id(p) not in seen],
+            parts=parts,
             sources=list(t.sources.items()),
             note=t.note,
         )

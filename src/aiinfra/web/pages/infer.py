@@ -12,7 +12,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from markupsafe import Markup
-from plotly.subplots import make_subplots
 from pydantic import field_validator
 
 from aiinfra.catalog.gpus import gpu as lookup_gpu
@@ -107,16 +106,13 @@ def infer_view(s: InferPerfSpec, ex: Explainer) -> Outcome:
         res.terms = [replace(t, name=f"{t.name} ({row['gpu']}, TP{row['tp']})") for t in res.terms]
         per_sku.append((row, res))
     names = [f"{row['gpu']} (TP{row['tp']})" for row, _ in per_sku]
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("TTFT (ms)", "TPOT (ms)", "$ per 1M output tokens"))
-    fig.add_bar(x=names, y=[_term(res, "TTFT").value * 1e3 for _, res in per_sku], row=1, col=1, marker_color="#4c78a8",
-                name="TTFT")
-    fig.add_bar(x=names, y=[_term(res, "TPOT").value * 1e3 for _, res in per_sku], row=1, col=2, marker_color="#f58518",
-                name="TPOT")
     priced = [(n, res) for n, (_, res) in zip(names, per_sku, strict=True) if _has(res, "cost per 1M output tokens")]
-    fig.add_bar(x=[n for n, _ in priced], y=[_term(res, "cost per 1M output tokens").value for _, res in priced],
-                row=1, col=3, marker_color="#54a24b", name="$/1M")
-    fig.update_layout(title=f"{m.name} ({s.quant}), {s.prompt}→{s.output} tokens, batch {s.batch}, per GPU SKU",
-                      showlegend=False)
+    fig = _three_bars(
+        [("TTFT (ms)", names, [_term(res, "TTFT").value * 1e3 for _, res in per_sku], "#4c78a8"),
+         ("TPOT (ms)", names, [_term(res, "TPOT").value * 1e3 for _, res in per_sku], "#f58518"),
+         ("$ per 1M output tokens", [n for n, _ in priced],
+          [_term(res, "cost per 1M output tokens").value for _, res in priced], "#54a24b")],
+        f"{m.name} ({s.quant}), {s.prompt}→{s.output} tokens, batch {s.batch}, per GPU SKU")
     out.charts.append(div(fig, "infer-chart", height=440))
     t = Table("Per GPU SKU (smallest TP that serves the batch)",
               ["gpu", "TP", "batch served", "TTFT ms", "TPOT ms", "tokens/s per GPU", "$/GPU-h", "$ per 1M tokens"],
@@ -138,6 +134,22 @@ def infer_view(s: InferPerfSpec, ex: Explainer) -> Outcome:
     out.warnings += rec.warnings + rec.assumptions
     out.extra.append(Markup('<p class="calibration">Calibration: {}</p>').format(r.facts.get("calibration", "")))
     return out
+
+
+def _three_bars(panels: list[tuple[str, list[str], list[float], str]], title: str) -> dict:
+    """Three bar charts side by side as a plain plotly figure dict (what make_subplots(1, 3) builds)."""
+    data, layout = [], {"title": {"text": title}, "showlegend": False, "annotations": []}
+    width = 1 / len(panels)
+    for i, (name, x, y, color) in enumerate(panels, 1):
+        suffix = "" if i == 1 else str(i)
+        data.append({"type": "bar", "x": x, "y": y, "name": name.split(" (")[0], "marker": {"color": color},
+                     "xaxis": f"x{suffix}", "yaxis": f"y{suffix}"})
+        lo, hi = (i - 1) * width + 0.03, i * width - 0.03
+        layout[f"xaxis{suffix}"] = {"domain": [lo, hi], "anchor": f"y{suffix}", "automargin": True}
+        layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}", "automargin": True}
+        layout["annotations"].append({"text": name, "x": (lo + hi) / 2, "y": 1.0, "xref": "paper", "yref": "paper",
+                                      "xanchor": "center", "yanchor": "bottom", "showarrow": False})
+    return {"data": data, "layout": layout}
 
 
 def _has(res: Any, name: str) -> bool:

@@ -63,8 +63,8 @@ def tco_view(s: TcoSpec, ex: Explainer) -> Outcome:
     out.headline.append(Markup("Owned: ") + ex.link(own.per_gpu_hour, _money(own.per_gpu_hour.value) + " per GPU-hour")
                         + Markup(f" for {own.gpus} GPUs at {utilization:.0%} utilization; CapEx ")
                         + ex.link(own.capex, _money(own.capex.value)))
-    fig = cost_plot.figure(rep.series, rep.horizon_months, rep.breakevens,
-                           f"Cumulative cost, {own.gpus} GPUs at {utilization:.0%} utilization", recommended=d.option)
+    fig = cost_plot.figure_dict(rep.series, rep.horizon_months, rep.breakevens,
+                                f"Cumulative cost, {own.gpus} GPUs at {utilization:.0%} utilization", recommended=d.option)
     out.charts.append(div(fig, "tco-chart", height=460))
     t = Table("Options over the horizon, cheapest first", ["option", "total $", "CapEx $", "ruled out by"], id="options")
     for o in r.facts["options"]:

@@ -59,10 +59,10 @@ def tco_view(s: TcoSpec, ex: Explainer) -> Outcome:
     out = Outcome()
     own = rep.own
     d = rep.decision
-    out.headline.append(Markup("Recommendation: <b>{}</b>: {}").format(d.choice, d.sentence))
     out.headline.append(Markup("Owned: ") + ex.link(own.per_gpu_hour, _money(own.per_gpu_hour.value) + " per GPU-hour")
                         + Markup(f" for {own.gpus} GPUs at {utilization:.0%} utilization; CapEx ")
                         + ex.link(own.capex, _money(own.capex.value)))
+    out.headline.append(Markup("Recommendation: <b>{}</b>: {}").format(d.choice, d.sentence))
     fig = cost_plot.figure_dict(rep.series, rep.horizon_months, rep.breakevens,
                                 f"Cumulative cost, {own.gpus} GPUs at {utilization:.0%} utilization", recommended=d.option)
     out.charts.append(div(fig, "tco-chart", height=460))

@@ -9,6 +9,7 @@ another site cannot reach the server through DNS rebinding.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import sys
 from pathlib import Path
@@ -41,10 +42,13 @@ def serve(
 
     from aiinfra.web.app import create_app
 
+    # Computations run in worker threads; a 1 ms GIL switch interval (default 5 ms) lets the event loop
+    # answer /healthz and light pages between their slices.
+    sys.setswitchinterval(0.001)
     if not is_loopback(host) and password is None:
         sys.stderr.write(f"warning: serving {host}:{port} without auth (--insecure-no-auth)\n")
     typer.echo(f"aiinfra web app on http://{host}:{port}/ (API docs at /docs); Ctrl-C stops it")
-    server = uvicorn.Server(uvicorn.Config(create_app(allowed_hosts=names, password=password), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(allowed_hosts=names, password=password, slots=max(1, min(4, os.cpu_count() or 1))), log_level="warning"))
     server.run(sockets=[sock])
 
 

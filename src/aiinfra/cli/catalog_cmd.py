@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import typer
-from rich.table import Table
+from typing import TYPE_CHECKING
 
-from aiinfra.catalog.gpus import all_gpus
-from aiinfra.catalog.models import all_models, model
+import typer
+
 from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, emit
 from aiinfra.explain import Result
-from aiinfra.sizing.params import param_counts
+
+if TYPE_CHECKING:  # imported inside the commands: `aiinfra catalog --help` stays fast
+    from rich.table import Table
 
 app = typer.Typer(help="Browse the dated catalog: GPUs and models.", no_args_is_help=True)
 
@@ -17,6 +18,10 @@ app = typer.Typer(help="Browse the dated catalog: GPUs and models.", no_args_is_
 @app.command("gpus")
 def gpus(fmt: FormatOpt = Format.table, explain: ExplainOpt = False) -> None:
     """GPU SKUs with memory, bandwidth, dense throughput, interconnect and power."""
+    from rich.table import Table
+
+    from aiinfra.catalog.gpus import all_gpus
+
     rows = [g.model_dump(mode="json") for g in all_gpus()]
     result = Result("GPU catalog", facts={"gpus": rows})
 
@@ -40,6 +45,11 @@ def gpus(fmt: FormatOpt = Format.table, explain: ExplainOpt = False) -> None:
 @app.command("models")
 def models(fmt: FormatOpt = Format.table, explain: ExplainOpt = False) -> None:
     """Models with their architecture and exact parameter counts (total and active)."""
+    from rich.table import Table
+
+    from aiinfra.catalog.models import all_models, model
+    from aiinfra.sizing.params import param_counts
+
     rows = []
     for name in all_models():
         m = model(name)
@@ -74,7 +84,9 @@ def prices_cmd(
     explain: ExplainOpt = False,
 ) -> None:
     """Dated prices (cloud, on-prem, rates) with their age and source; stale ones can be listed alone."""
-    from aiinfra.cost import prices as price_table
+    from rich.table import Table
+
+    from aiinfra.catalog import prices as price_table
 
     max_age = price_table.parse_age(older_than) if older_than is not None else None
     rows = price_table.rows(max_age)

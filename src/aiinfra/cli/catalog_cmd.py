@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import typer
 
 from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, emit
 from aiinfra.explain import Result
 
-if TYPE_CHECKING:  # imported inside the commands: `aiinfra catalog --help` stays fast
-    from rich.table import Table
+# rich, the catalog and sizing are imported inside the commands: `aiinfra catalog --help` stays fast.
 
 app = typer.Typer(help="Browse the dated catalog: GPUs and models.", no_args_is_help=True)
 
@@ -25,7 +22,7 @@ def gpus(fmt: FormatOpt = Format.table, explain: ExplainOpt = False) -> None:
     rows = [g.model_dump(mode="json") for g in all_gpus()]
     result = Result("GPU catalog", facts={"gpus": rows})
 
-    def table(r: Result) -> Table:
+    def table(r: Result):  # -> rich Table
         t = Table(title="GPU catalog (dense TFLOP/s; memory in GB = 1e9 B)")
         for col in ("key", "memory", "HBM/GDDR GB/s", "BF16", "FP8", "FP4", "NVLink GB/s", "form", "TDP W", "MIG"):
             t.add_column(col, justify="left" if col in ("key", "form") else "right")
@@ -63,7 +60,7 @@ def models(fmt: FormatOpt = Format.table, explain: ExplainOpt = False) -> None:
         )
     result = Result("Model catalog", facts={"models": rows})
 
-    def table(r: Result) -> Table:
+    def table(r: Result):  # -> rich Table
         t = Table(title="Model catalog")
         for col in ("key", "arch", "layers", "hidden", "heads/kv", "experts", "params total", "params active"):
             t.add_column(col, justify="left" if col in ("key", "arch") else "right")
@@ -95,7 +92,7 @@ def prices_cmd(
         stale = [r for r in rows if r["age_days"] > price_table.STALE_AFTER.days]
         result.warnings += [f"{len(stale)} of {len(rows)} prices are older than 6 months; list them with --older-than 6m"] if stale else []
 
-    def table(r: Result) -> Table:
+    def table(r: Result):  # -> rich Table
         t = Table(title=f"Price catalog (today {r.facts['today']}; USD)")
         for col in ("key", "type", "figure", "observed", "age", "source"):
             t.add_column(col, justify="right" if col == "age" else "left", overflow="fold")

@@ -43,7 +43,7 @@ def test_without_catalog_prices_only_given_prices_rank_by_cost():
                                       prices={"l40s": 0.4}, candidates=[gpu("h100-sxm"), gpu("l40s")])
     assert rows[0]["gpu"] == "l40s" and rows[0]["price_source"] == "given with --price"
     assert "usd_per_gpu_hour" not in rows[1]  # h100 has a catalog price but was not asked for
-    assert "among priced GPUs" in notes[0] and "h100-sxm" in notes[0]
+    assert "among priced GPUs only" in notes[0] and "h100-sxm" in notes[0]
     assert any("PCIe inference cards are the better buy" in n for n in notes)
     assert price_assumptions(rows) == ["price of l40s: $0.4/GPU-h, given with --price"]
 
@@ -78,7 +78,8 @@ def test_property_infer_recommend_names_the_cheapest_priced_gpu_or_the_fastest(p
     priced = [row for row in ok if "usd_per_1m" in row]
     if priced:
         best = min(priced, key=lambda row: row["usd_per_1m"])
-        assert r.facts["best_gpu"] == best["gpu"] and f"among priced GPUs: {best['gpu']} " in r.warnings[0]
+        assert r.facts["best_gpu"] == best["gpu"] and r.warnings[0].startswith(f"best by cost per 1M tokens: {best['gpu']} at ")
+        assert "among priced GPUs only" in r.warnings[0]
         assert all(f"price of {g}:" in " ".join(r.assumptions) for g in prices if any(x["gpu"] == g for x in ok))
     else:
         fastest = max(ok, key=lambda row: row["tokens_per_s_gpu"])

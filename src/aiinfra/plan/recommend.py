@@ -135,8 +135,8 @@ def recommend_inference(m: ModelSpec, *, prompt: int, output: int, batch: int, q
         best = ok[0]
         unpriced = [r["gpu"] for r in ok if "usd_per_1m" not in r]
         if "usd_per_1m" in best:
-            notes.append(f"best by cost per 1M tokens among priced GPUs: {best['gpu']} at TP{best['tp']} "
-                         f"(${best['usd_per_1m']:.3f}, {best['price_source']})"
+            notes.append(f"best by cost per 1M tokens: {best['gpu']} at TP{best['tp']} "
+                         f"(${best['usd_per_1m']:.3f}, {best['price_source']}), among priced GPUs only"
                          + (f"; not priced, ranked after them by tokens/s: {', '.join(unpriced)} "
                             "(give --price, or --catalog-prices)" if unpriced else ""))
         else:

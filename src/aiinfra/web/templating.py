@@ -20,6 +20,7 @@ from aiinfra.web.common import (
     clean_query,
     field_of,
     form_values,
+    render_views,
     validation_message,
 )
 
@@ -91,7 +92,7 @@ def render_page(
         "error": error,
         "error_field": error_field,
         "outcome": outcome,
-        "explain": ex.views(),
+        "explain": render_views(ex.views()),
         "missing": MISSING if compute is None else None,
         "cli": cli,
         **ctx,

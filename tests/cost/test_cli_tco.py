@@ -88,14 +88,14 @@ def test_bad_csv_row_names_the_line(cli, tmp_path):
 
 
 @pytest.mark.parametrize("args,fragment,more", [
-    (["--gpus", "8", "--utilization", "0"], "invalid utilization", "greater than 0"),
-    (["--gpus", "8", "--utilization", "1.2"], "invalid utilization", "less than or equal to 1"),
-    (["--gpus", "8", "--node-price", "-1"], "invalid node_price", "greater than or equal to 0"),
+    (["--gpus", "8", "--utilization", "0"], "utilization must be positive, got 0", None),
+    (["--gpus", "8", "--utilization", "1.2"], "utilization must be at most 1, got 1.2", None),
+    (["--gpus", "8", "--node-price", "-1"], "node_price must be at least 0, got -1", None),
     (["--gpus", "8", "--electricity", "-0.1"], "electricity price must be >= 0", None),
     (["--gpus", "8", "--colo", "-10"], "out of range", None),
-    (["--gpus", "2147483648"], "invalid gpus", "1000000"),
-    (["--gpus", "8", "--years", "1e308"], "invalid years", "50"),
-    (["--hybrid", "--peak", "5e7"], "invalid peak", "1000000"),
+    (["--gpus", "2147483648"], "gpus must be at most 1,000,000", "2147483648"),
+    (["--gpus", "8", "--years", "1e308"], "years must be at most 50", None),
+    (["--hybrid", "--peak", "5e7"], "peak must be at most 1,000,000", None),
     (["--gpus", "8", "--cloud", "p5.48xl"], "unknown instance 'p5.48xl'; closest: p5.48xlarge", None),
     (["--gpus", "8", "--cloud", "aws-p5", "--term", "5y"], "unknown pricing term '5y'", None),
     (["--gpus", "8", "--plot", "x.svg"], "must end in .html or .png", None),

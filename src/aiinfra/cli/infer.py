@@ -53,12 +53,13 @@ def command(
     from pydantic import ValidationError
 
     from aiinfra.errors import SpecError
+    from aiinfra.render import validation_sentence
 
     try:
         q = InferenceQuery(model=model, gpu=gpu, prompt=prompt, output=output, batch=batch, tp=tp, quant=quant,
                            kv_dtype=kv_dtype, price=list(price or []), catalog_prices=catalog_prices)
     except ValidationError as e:
-        raise SpecError(_bound_sentence(e)) from None
+        raise SpecError(validation_sentence(e.errors()[0])) from None
     m = lookup_model(q.model)
     g = lookup_gpu(q.gpu)
     prices = parse_prices(q.price, g.key)
@@ -78,17 +79,6 @@ def command(
     if p is not None:
         res.assumptions.append(f"price of {p.assumption()}")
     emit(res, fmt, explain, table=_table)
-
-
-def _bound_sentence(e: Exception) -> str:
-    """A bound the query broke, as one sentence naming the option and the bound."""
-    err = e.errors()[0]  # type: ignore[attr-defined]
-    name, ctx, got = str(err["loc"][0]) if err["loc"] else "input", err.get("ctx", {}), err.get("input")
-    if err["type"] == "greater_than_equal" and ctx.get("ge") == 1:
-        return f"{name} must be positive, got {got}"
-    if err["type"] == "less_than_equal":
-        return f"{name} must be at most {ctx['le']:,}, got {got}"
-    return f"invalid {name}: {err['msg']}"
 
 
 def _show_ranking(res: Result) -> None:

@@ -135,9 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         _fail(str(e))
         return e.exit_code
     except _validation_error() as e:  # evaluated only when an exception is being matched
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        _fail(f"invalid {where}: {err['msg']}" if where else err["msg"])
+        from aiinfra.render import validation_sentence
+
+        _fail(validation_sentence(e.errors()[0]))
         return 2
     except cx.NoArgsIsHelpError as e:
         if e.ctx is not None:
@@ -193,7 +193,9 @@ def _validation_error() -> type[Exception]:
 
 
 def _fail(message: str) -> None:
-    sys.stderr.write(f"error: {message.splitlines()[0] if message else 'failed'}\n")
+    from aiinfra.render import one_line
+
+    sys.stderr.write(f"error: {one_line(message) if message else 'failed'}\n")
 
 
 def run() -> None:

@@ -21,6 +21,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import aiinfra
 from aiinfra.errors import AiinfraError
+from aiinfra.render import one_line
 from aiinfra.web.charts import plotly_js, template_js
 from aiinfra.web.common import (
     ALIASES,
@@ -63,7 +64,8 @@ def create_app(allowed_hosts: list[str] | None = None, *, password: str | None =
             keys = list(body) if isinstance(body, dict) else []
         except Exception:  # noqa: BLE001 - no JSON body: no field to name
             keys = []
-        return JSONResponse({"error": str(exc), "field": field_of(str(exc), keys, ALIASES)}, status_code=422)
+        msg = one_line(str(exc))
+        return JSONResponse({"error": msg, "field": field_of(msg, keys, ALIASES)}, status_code=422)
 
     @app.exception_handler(ValidationError)
     async def _spec_error(request: Request, exc: ValidationError) -> JSONResponse:

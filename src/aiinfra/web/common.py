@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from aiinfra.catalog.loader import default_catalog, read_json
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result, Term
-from aiinfra.render import fmt_value
+from aiinfra.render import fmt_value, validation_sentence
 from aiinfra.specs import ModelSpec
 
 MISSING = "This capability is not in the library yet, so this page has nothing to compute; it shows no numbers rather than made-up ones."
@@ -106,13 +106,9 @@ def field_of(message: str, fields: Iterable[str], aliases: dict[str, Iterable[st
 
 
 def validation_message(e: ValidationError) -> tuple[str, str | None]:
-    """The CLI's wording for a pydantic error (cli/main.py): 'invalid <field>: <msg>'."""
+    """The CLI's wording for a pydantic error (aiinfra.render.validation_sentence) and its field."""
     err = e.errors()[0]
-    where = ".".join(str(x) for x in err["loc"] if x != "body")
-    msg = err["msg"]
-    if err.get("type") == "extra_forbidden":
-        msg = "not an option of this command"
-    return (f"invalid {where}: {msg}" if where else msg), (str(err["loc"][-1]) if err["loc"] else None)
+    return validation_sentence(err), (str(err["loc"][-1]) if err["loc"] else None)
 
 
 def clean_query(items: Iterable[tuple[str, str]]) -> dict[str, str]:

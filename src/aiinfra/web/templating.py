@@ -72,7 +72,9 @@ def render_page(
             spec = spec_cls.model_validate(data)
             outcome = compute(spec, ex)
         except AiinfraError as e:
-            error = str(e)
+            from aiinfra.render import one_line
+
+            error = one_line(str(e))
             error_field = field_of(error, [f.name for f in fields], aliases)
         except ValidationError as e:
             error, error_field = validation_message(e)

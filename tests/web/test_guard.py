@@ -93,7 +93,7 @@ def test_guard_alone_runs_light_paths_without_a_slot():
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    g = Guard(app, slots=0 or 1)
+    g = Guard(app, slots=1)
     out = []
 
     async def send(m):
@@ -102,7 +102,11 @@ def test_guard_alone_runs_light_paths_without_a_slot():
     async def receive():
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    asyncio.run(g({"type": "http", "path": "/static/app.css", "headers": []}, receive, send))
+    # In a thread of its own: Playwright's sync API keeps an event loop running in the main thread.
+    t = threading.Thread(target=asyncio.run, args=(g({"type": "http", "path": "/static/app.css", "headers": []},
+                                                     receive, send),))
+    t.start()
+    t.join(30)
     assert seen == ["/static/app.css"] and out[0]["status"] == 200
 
 

@@ -95,12 +95,18 @@ def serve(port: int, legacy: bool) -> None:
     uvicorn.Server(uvicorn.Config(create_app(slots=64), log_level="warning")).run(sockets=[sock])
 
 
-def start_server(legacy: bool) -> tuple[subprocess.Popen, str]:
+def start_server(legacy: bool, src: str | None = None) -> tuple[subprocess.Popen, str]:
+    """Today's server, the previous rendering (legacy), or `aiinfra serve` from another source tree."""
     probe = bind("127.0.0.1", 0)
     port = probe.getsockname()[1]
     probe.close()
-    cmd = [sys.executable, __file__, "--serve", str(port)] + (["--legacy"] if legacy else [])
-    proc = subprocess.Popen(cmd, env=os.environ.copy())
+    env = os.environ.copy()
+    if src:
+        env["PYTHONPATH"] = src
+        cmd = [sys.executable, "-m", "aiinfra", "serve", "--port", str(port)]
+    else:
+        cmd = [sys.executable, __file__, "--serve", str(port)] + (["--legacy"] if legacy else [])
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -117,6 +123,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--legacy", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--baseline-src", help="compare with `aiinfra serve` from this source tree (e.g. the code "
+                                           "before this change: git archive <commit> src | tar -x -C /tmp/base) "
+                                           "instead of today's code with the previous chart rendering")
     args = ap.parse_args()
     if args.serve:
         serve(args.serve, args.legacy)
@@ -137,7 +146,7 @@ def main() -> None:
     print(f"web api size infer: ours {api:,.0f}/s, baseline {base:,.0f}/s (direct call), ratio {api / base:.3f}")
     procs = []
     try:
-        (p_new, new), (p_old, old) = start_server(legacy=False), start_server(legacy=True)
+        (p_new, new), (p_old, old) = start_server(legacy=False), start_server(legacy=True, src=args.baseline_src)
         procs = [p_new, p_old]
         for name, (path, params) in PAGES.items():
             concurrent_rate(new + path, params, 0.5)  # warm both (catalog, imports)
@@ -147,8 +156,8 @@ def main() -> None:
                 before.append(concurrent_rate(old + path, params, args.seconds))
                 ours.append(concurrent_rate(new + path, params, args.seconds))
             o, b = statistics.median(ours), statistics.median(before)
-            print(f"web {name} ({CLIENTS} clients): ours {o:,.1f}/s, baseline {b:,.1f}/s (template per figure), "
-                  f"ratio {o / b:.2f}")
+            what = f"aiinfra serve from {args.baseline_src}" if args.baseline_src else "template per figure"
+            print(f"web {name} ({CLIENTS} clients): ours {o:,.1f}/s, baseline {b:,.1f}/s ({what}), ratio {o / b:.2f}")
     finally:
         for p in procs:
             p.terminate()

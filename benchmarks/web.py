@@ -1,30 +1,65 @@
-"""What the web shell costs on top of the library, measured in one run.
+"""What the web shell costs, measured in one run on a real uvicorn on loopback.
 
-Prints, as `name: ours X/s, baseline Y/s, ratio Z`:
-1. `POST /api/size/infer` over HTTP to a real uvicorn on loopback (validation, the library call,
-   JSON) vs the same library call made directly in Python (`aiinfra.sizing.inference.inference_memory`);
-2. the rendered Size page (form, plotly figure, explain panel) vs the same direct call.
-Run: PYTHONPATH=src python benchmarks/web.py
+Prints `name: ours X/s, baseline Y/s, ratio Z`:
+1. `POST /api/size/infer` vs the same library call made directly in Python;
+2. a page with a chart (/size/infer, /tco) under 20 concurrent clients: today's rendering (figures
+   built without a template, the template applied in the browser) vs the previous rendering (plotly's
+   template deep-copied into every figure and serialised with it), each in its own server process
+   (this script with --serve), from interleaved rounds (>= 5 each, medians).
+Run: PYTHONPATH=src python benchmarks/web.py [--rounds 5] [--seconds 2]
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
 import threading
 import time
 
 import httpx
+import plotly.io as pio
 import uvicorn
+from markupsafe import Markup
 
 from aiinfra.catalog.gpus import gpu
 from aiinfra.catalog.models import model
 from aiinfra.cli.serve import bind
 from aiinfra.sizing.inference import inference_memory
+from aiinfra.web import charts
 from aiinfra.web.app import create_app
+from aiinfra.web.pages import PAGE_MODULES
 
 BODY = {"model": "llama-3.1-70b", "gpu": "h200-sxm", "quant": "int4", "context": 8192, "batch": 16}
+PAGES = {"tco page": ("/tco", {"gpus": 256, "cloud": "aws-p5", "term": "all"}),
+         "infer page": ("/infer", {"model": "llama-3.1-8b"}),
+         "size infer page": ("/size/infer", BODY)}
+CLIENTS = 20
 
 
-def rate(fn, seconds: float = 2.0) -> float:
+def legacy_div(fig, div_id: str, height: int = 420) -> Markup:
+    """The rendering before: a validated plotly Figure, the template set on it (a deep copy) and
+    serialised into each page."""
+    import plotly.graph_objects as go
+
+    if isinstance(fig, dict):
+        fig = go.Figure(fig)
+    fig.update_layout(height=height, margin=dict(l=60, r=20, t=50, b=60), template="plotly_white")
+    html = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=charts.PLOT_CONFIG)
+    return Markup(f'<div class="chart" data-chart="{div_id}">{html}</div>')
+
+
+def set_mode(legacy: bool) -> None:
+    pio.templates.default = "plotly" if legacy else None
+    for m in PAGE_MODULES:
+        if hasattr(m, "div"):
+            m.div = legacy_div if legacy else charts.div
+
+
+def rate(fn, seconds: float) -> float:
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         fn()
@@ -32,27 +67,101 @@ def rate(fn, seconds: float = 2.0) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def concurrent_rate(url: str, params: dict, seconds: float) -> float:
+    """Pages/s with CLIENTS concurrent keep-alive clients (one asyncio thread drives them all)."""
+
+    async def run() -> float:
+        stop = time.perf_counter() + seconds
+        done = 0
+        limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+        async with httpx.AsyncClient(timeout=120, limits=limits) as h:
+            async def client() -> None:
+                nonlocal done
+                while time.perf_counter() < stop:
+                    (await h.get(url, params=params)).raise_for_status()
+                    done += 1
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(client() for _ in range(CLIENTS)))
+            return done / (time.perf_counter() - t0)
+
+    return asyncio.run(run())
+
+
+def serve(port: int, legacy: bool) -> None:
+    """The server side of one mode (run as a separate process, so clients do not share its GIL)."""
+    set_mode(legacy)
+    sock = bind("127.0.0.1", port)
+    uvicorn.Server(uvicorn.Config(create_app(slots=64), log_level="warning")).run(sockets=[sock])
+
+
+def start_server(legacy: bool, src: str | None = None) -> tuple[subprocess.Popen, str]:
+    """Today's server, the previous rendering (legacy), or `aiinfra serve` from another source tree."""
+    probe = bind("127.0.0.1", 0)
+    port = probe.getsockname()[1]
+    probe.close()
+    env = os.environ.copy()
+    if src:
+        env["PYTHONPATH"] = src
+        cmd = [sys.executable, "-m", "aiinfra", "serve", "--port", str(port)]
+    else:
+        cmd = [sys.executable, __file__, "--serve", str(port)] + (["--legacy"] if legacy else [])
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            httpx.get(url + "/healthz", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return proc, url
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--legacy", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--baseline-src", help="compare with `aiinfra serve` from this source tree (e.g. the code "
+                                           "before this change: git archive <commit> src | tar -x -C /tmp/base) "
+                                           "instead of today's code with the previous chart rendering")
+    args = ap.parse_args()
+    if args.serve:
+        serve(args.serve, args.legacy)
+        return
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(slots=64), log_level="warning"))
     threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
     for _ in range(200):
         if server.started:
             break
         time.sleep(0.05)
     m, g = model("llama-3.1-70b"), gpu("h200-sxm")
-
-    def direct() -> None:
-        inference_memory(m, quant="int4", context=8192, batch=16, gpu=g)
-
     with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
-        api = rate(lambda: http.post("/api/size/infer", json=BODY).raise_for_status())
-        page = rate(lambda: http.get("/size/infer", params=BODY).raise_for_status())
-    base = rate(direct)
-    print(f"web api size infer: ours {api:,.0f}/s, baseline {base:,.0f}/s, ratio {api / base:.3f}")
-    print(f"web page size infer: ours {page:,.0f}/s, baseline {base:,.0f}/s, ratio {page / base:.3f}")
+        api = rate(lambda: http.post("/api/size/infer", json=BODY).raise_for_status(), args.seconds)
+    base = rate(lambda: inference_memory(m, quant="int4", context=8192, batch=16, gpu=g), args.seconds)
     server.should_exit = True
+    print(f"web api size infer: ours {api:,.0f}/s, baseline {base:,.0f}/s (direct call), ratio {api / base:.3f}")
+    procs = []
+    try:
+        (p_new, new), (p_old, old) = start_server(legacy=False), start_server(legacy=True, src=args.baseline_src)
+        procs = [p_new, p_old]
+        for name, (path, params) in PAGES.items():
+            concurrent_rate(new + path, params, 0.5)  # warm both (catalog, imports)
+            concurrent_rate(old + path, params, 0.5)
+            ours, before = [], []
+            for _ in range(max(5, args.rounds)):  # interleaved, so load on the machine hits both alike
+                before.append(concurrent_rate(old + path, params, args.seconds))
+                ours.append(concurrent_rate(new + path, params, args.seconds))
+            o, b = statistics.median(ours), statistics.median(before)
+            what = f"aiinfra serve from {args.baseline_src}" if args.baseline_src else "template per figure"
+            print(f"web {name} ({CLIENTS} clients): ours {o:,.1f}/s, baseline {b:,.1f}/s ({what}), ratio {o / b:.2f}")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=20)
 
 
 if __name__ == "__main__":

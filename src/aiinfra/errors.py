@@ -44,6 +44,9 @@ def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
 
 def not_found(kind: str, name: str, candidates: Iterable[str]) -> NotFoundError:
     pool = sorted(candidates)
+    # The name is echoed: keep the message one printable line however odd the name is.
+    name = name if name.isprintable() else name.encode("unicode_escape").decode("ascii")
+    name = name if len(name) <= 80 else name[:77] + "…"
     hint = closest(name, pool)
     if hint:
         return NotFoundError(f"unknown {kind} '{name}'; closest: {', '.join(hint)}")

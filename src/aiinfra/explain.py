@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+# A value is a Python number or a numpy array. numpy is imported by the code that builds arrays,
+# not here: a command that never touches numpy does not pay its import (about 0.1 s) at start-up,
+# and when numpy is not loaded no value can be a numpy object.
+Number = Any  # float | int | numpy.ndarray
 
-Number = float | int | np.ndarray
+
+def _numpy() -> Any:
+    return sys.modules.get("numpy")
+
+
+def _ndim(value: Any) -> int:
+    np_ = _numpy()
+    return int(np_.ndim(value)) if np_ is not None else 0
 
 
 def _plain(value: Any) -> Any:
@@ -23,14 +34,18 @@ def _plain(value: Any) -> Any:
     Non-finite floats (a breakeven that never comes) become the strings "inf"/"-inf"/"nan", because
     strict JSON has no Infinity.
     """
-    if isinstance(value, float | np.floating) and not math.isfinite(value):
+    np_ = _numpy()
+    if isinstance(value, float) and not math.isfinite(value):
         return str(float(value))
     if isinstance(value, Term):
         return value.to_dict()
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        return _plain(value.item())
+    if np_ is not None:
+        if isinstance(value, np_.floating) and not math.isfinite(value):
+            return str(float(value))
+        if isinstance(value, np_.ndarray):
+            return _plain(value.tolist())
+        if isinstance(value, np_.generic):
+            return _plain(value.item())
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -61,7 +76,7 @@ class Term:
 
     def scalar(self) -> Term:
         """Require a scalar value (explanations are printed for one candidate at a time)."""
-        if np.ndim(self.value) != 0:
+        if _ndim(self.value) != 0:
             raise ValueError(f"term {self.name} holds an array; index it before printing")
         return self
 
@@ -85,8 +100,9 @@ class Term:
         def sel(v: Any) -> Any:
             if isinstance(v, Term):
                 return v.pick(index)
-            if isinstance(v, np.ndarray) and v.ndim > 0:
-                return v[index].item() if np.ndim(v[index]) == 0 else v[index]
+            np_ = _numpy()
+            if np_ is not None and isinstance(v, np_.ndarray) and v.ndim > 0:
+                return v[index].item() if np_.ndim(v[index]) == 0 else v[index]
             return v
 
         return Term(
@@ -156,7 +172,7 @@ class Result:
         out = dict(self.facts)
         for t in self.terms:
             key = fact_key(t.name)
-            if key not in out and np.ndim(t.value) == 0:
+            if key not in out and _ndim(t.value) == 0:
                 out[key] = quantity(t.value, t.unit)
         return out
 

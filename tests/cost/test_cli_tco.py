@@ -19,15 +19,19 @@ def test_tco_json_reports_owned_cloud_breakeven_and_recommendation(cli):
             "--cloud", "aws-p5", "--term", "all", "--gpu-hours", "100000", "--tokens-per-s", "1000",
             "--format", "json")
     assert r.code == 0, r.err
-    docs = r.json()
-    titles = [d["title"] for d in docs]
-    assert titles[0] == "On-prem cost of ownership" and titles[-1] == "Recommendation"
-    offers = docs[1]["facts"]["offers"]
+    doc = r.json()
+    assert set(doc) == {"title", "facts", "assumptions", "warnings"}  # one object, like every command
+    f = doc["facts"]
+    offers = f["offers"]
     assert [o["term"] for o in offers] == ["on-demand", "1y", "3y", "spot"]
-    assert offers[0]["$/GPU-h"] == 6.88
-    assert docs[0]["facts"]["nodes"] == 32
-    assert docs[-1]["facts"]["choice"] in ("on-prem", "cloud", "hybrid")
+    assert offers[0]["usd_per_gpu_hour"] == 6.88
+    assert f["nodes"] == 32 and f["owned_usd_per_gpu_hour"]["unit"] == "$/GPU-h" and f["capex"]["value"] > 0
+    assert len(f["jobs"]) == 5 and f["jobs"][0]["option"] == "on-prem"
+    # The 3-year term is the cheapest option in its own table, so it is the recommendation.
+    cheapest = min(f["options"], key=lambda o: o["total_usd"])
+    assert cheapest["option"] == "cloud aws-p5 3y" == f["recommended_option"] and f["recommendation"] == "cloud"
     assert "2023-05-31" in r.err  # the DGX H100 price is stale and says when it was observed
+    assert any("prices.yaml:aws-p5" in a and "observed 2026-11-09" in a for a in doc["assumptions"])
 
 
 def test_tco_explain_shows_sources(cli):
@@ -42,13 +46,17 @@ def test_hybrid_from_csv_and_html_plot(cli, tmp_path):
     out = tmp_path / "cost.html"
     r = cli("tco", "--demand", str(csv), "--hybrid", "--cloud", "aws-p5", "--plot", str(out), "--format", "json")
     assert r.code == 0, r.err
-    hyb = next(d for d in r.json() if d["title"].startswith("Hybrid"))
-    assert 0 < hyb["facts"]["owned baseline GPUs"] < 256
-    assert hyb["facts"]["saving vs cheaper pure option $"] > 0
+    f = r.json()["facts"]
+    hyb = f["hybrid"]
+    assert 0 < hyb["owned_baseline_gpus"] < 256
+    assert hyb["saving_vs_cheaper_pure_option_usd"]["value"] > 0
+    # The hybrid is the cheapest option in the table, so it is what is recommended (and drawn thicker).
+    assert f["recommendation"] == "hybrid" and f["cheapest_option"] == f["recommended_option"]
     html = out.read_text()
     assert "plotly" in html.lower()
     assert "on-prem (256 GPUs)" in html and "aws-p5 on-demand" in html and "hybrid (own" in html
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cost-")]
+    assert f["plot"] == str(out) and oct(out.stat().st_mode & 0o777) == "0o644"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cost")]
 
 
 def test_plot_marks_breakeven_within_horizon(tmp_path):
@@ -79,19 +87,22 @@ def test_bad_csv_row_names_the_line(cli, tmp_path):
     assert_one_line_error(cli("tco", "--demand", str(csv)), "demand.csv:3", "eight")
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (["--gpus", "8", "--utilization", "0"], "utilization must be in (0, 1]"),
-    (["--gpus", "8", "--utilization", "1.2"], "utilization must be in (0, 1]"),
-    (["--gpus", "8", "--node-price", "-1"], "prices cannot be negative"),
-    (["--gpus", "8", "--electricity", "-0.1"], "electricity price must be >= 0"),
-    (["--gpus", "8", "--colo", "-10"], "must be >= 0"),
-    (["--gpus", "8", "--cloud", "p5.48xl"], "unknown instance 'p5.48xl'; closest: p5.48xlarge"),
-    (["--gpus", "8", "--cloud", "aws-p5", "--term", "5y"], "unknown pricing term '5y'"),
-    (["--gpus", "8", "--plot", "x.svg"], "must end in .html or .png"),
-    (["--utilization", "0.5"], "--gpus"),
+@pytest.mark.parametrize("args,fragment,more", [
+    (["--gpus", "8", "--utilization", "0"], "utilization must be positive, got 0", None),
+    (["--gpus", "8", "--utilization", "1.2"], "utilization must be at most 1, got 1.2", None),
+    (["--gpus", "8", "--node-price", "-1"], "node_price must be at least 0, got -1", None),
+    (["--gpus", "8", "--electricity", "-0.1"], "electricity price must be >= 0", None),
+    (["--gpus", "8", "--colo", "-10"], "out of range", None),
+    (["--gpus", "2147483648"], "gpus must be at most 1,000,000", "2147483648"),
+    (["--gpus", "8", "--years", "1e308"], "years must be at most 50", None),
+    (["--hybrid", "--peak", "5e7"], "peak must be at most 1,000,000", None),
+    (["--gpus", "8", "--cloud", "p5.48xl"], "unknown instance 'p5.48xl'; closest: p5.48xlarge", None),
+    (["--gpus", "8", "--cloud", "aws-p5", "--term", "5y"], "unknown pricing term '5y'", None),
+    (["--gpus", "8", "--plot", "x.svg"], "must end in .html or .png", None),
+    (["--utilization", "0.5"], "--gpus", None),
 ])
-def test_bad_input_is_one_line_exit_2(cli, args, fragment):
-    assert_one_line_error(cli("tco", *args), fragment)
+def test_bad_input_is_one_line_exit_2(cli, args, fragment, more):
+    assert_one_line_error(cli("tco", *args), fragment, *([more] if more else []))
 
 
 def test_negative_price_in_user_catalog(cli, tmp_path):
@@ -129,9 +140,9 @@ def test_bom_file_replaces_per_node_estimate(cli, tmp_path):
     )
     r = cli("tco", "--bom", str(f), "--cloud", "aws-p5", "--format", "json")
     assert r.code == 0, r.err
-    own = r.json()[0]["facts"]
-    assert own["GPUs"] == 248 and own["capex source"].startswith("BOM file")
-    assert own["IT power kW"] == pytest.approx(316.2)
+    own = r.json()["facts"]
+    assert own["gpus"] == 248 and own["capex_source"].startswith("BOM file")
+    assert own["it_power_kw"]["value"] == pytest.approx(316.2)
 
 
 @pytest.mark.parametrize("text,fragment", [
@@ -153,10 +164,9 @@ def test_flat_full_demand_owns_everything_with_catalog_prices(cli, tmp_path):
     csv.write_text("gpus\n" + "128\n" * 24 * 30)
     r = cli("tco", "--demand", str(csv), "--cloud", "aws-p5", "--format", "json", "--explain")
     assert r.code == 0, r.err
-    docs = r.json()
-    assert docs[0]["facts"]["utilization"] == 1.0
-    hyb = next(d for d in docs if d["title"].startswith("Hybrid"))
-    terms = {t["name"]: t["value"] for t in hyb["explain"]}
+    doc = r.json()
+    assert doc["facts"]["utilization"]["value"] == 1.0
+    terms = {t["name"]: t["value"] for t in doc["explain"]}
     assert terms["owned baseline"] == 128
     assert terms["hybrid"] == pytest.approx(terms["pure on-prem"])
     assert terms["hybrid"] < terms["pure cloud"]
@@ -171,7 +181,7 @@ def test_b200_compares_with_p6_b200(cli):
     """DGX B200 (14.3 kW, DGX B200 user guide) against AWS p6-b200.48xlarge $113.9328/h (SkyPilot v8)."""
     r = cli("tco", "--gpus", "16", "--gpu", "b200", "--format", "json")
     assert r.code == 0, r.err
-    docs = r.json()
-    assert docs[0]["facts"]["IT power kW"] == pytest.approx(2 * 14.3)
-    offer = docs[1]["facts"]["offers"][0]
-    assert offer["offer"] == "aws-p6-b200" and offer["$/GPU-h"] == pytest.approx(113.9328 / 8, abs=1e-4)
+    f = r.json()["facts"]
+    assert f["it_power_kw"]["value"] == pytest.approx(2 * 14.3)
+    offer = f["offers"][0]
+    assert offer["offer"] == "aws-p6-b200" and offer["usd_per_gpu_hour"] == pytest.approx(113.9328 / 8, abs=1e-4)

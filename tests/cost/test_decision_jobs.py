@@ -2,39 +2,67 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiinfra.cost import jobs
-from aiinfra.cost.decision import Factors, decide
+from aiinfra.cost.decision import Factors, Option, constraint_against, decide
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Term
 
 
-def test_sensitive_steady_work_goes_on_prem():
-    d = decide(Factors(sensitivity="high", steadiness=0.9), utilization=0.8, breakeven_u=0.4,
-               payback_months=14, capex=1e7)
+OPTS = [Option("on-prem", "on-prem (256 GPUs)", 2.2e7, 9.6e6), Option("cloud", "cloud aws-p5 3y", 1.5e7),
+        Option("cloud", "cloud aws-p5 on-demand", 4.3e7), Option("hybrid", "hybrid (own 64 GPUs + burst)", 1.8e7, 2.4e6)]
+
+
+def test_the_cheapest_option_wins_when_nothing_rules_it_out():
+    d = decide(OPTS, Factors())
+    assert d.option == "cloud aws-p5 3y" == d.cheapest and d.choice == "cloud"
+    assert "cheapest" in d.sentence and "hybrid (own 64 GPUs + burst)" in d.sentence  # names the runner-up
+
+
+def test_sensitive_data_rules_out_renting_and_the_sentence_says_so():
+    d = decide(OPTS, Factors(sensitivity="high"))
     assert d.choice == "on-prem"
-    assert any("sensitive" in r for r in d.reasons)
+    assert "cloud aws-p5 3y" in d.sentence and "--sensitivity high" in d.sentence
 
 
-def test_bursty_no_capex_no_staff_goes_to_cloud():
-    d = decide(Factors(steadiness=0.2, capex_budget=1e5, has_staff=False), utilization=0.2, breakeven_u=0.4,
-               payback_months=math.inf, capex=1e7)
+def test_no_staff_and_a_small_budget_rule_out_owning():
+    d = decide(OPTS, Factors(has_staff=False))
     assert d.choice == "cloud"
-    assert any("budget" in r for r in d.reasons) and any("staff" in r for r in d.reasons)
-
-
-def test_mixed_signals_with_hybrid_saving_give_hybrid():
-    d = decide(Factors(steadiness=0.3), utilization=0.5, breakeven_u=0.4, payback_months=20, capex=1e6,
-               hybrid_saving=2e5)
-    assert d.choice == "hybrid"
+    d = decide([OPTS[0], OPTS[3], OPTS[2]], Factors(capex_budget=1e6))
+    assert d.choice == "cloud" and "--capex-budget" in d.sentence and "exceeds the budget" in d.sentence
 
 
 def test_bad_sensitivity():
     with pytest.raises(AiinfraError, match="sensitivity"):
-        decide(Factors(sensitivity="secret"), 0.5, 0.4, 10, 1e6)
+        decide(OPTS, Factors(sensitivity="secret"))
+
+
+_option = st.builds(
+    Option, st.sampled_from(["on-prem", "cloud", "hybrid"]), st.text("abcdefgh", min_size=1, max_size=6),
+    st.floats(1, 1e9), st.floats(0, 1e8))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_option, min_size=1, max_size=8, unique_by=lambda o: o.label),
+       st.sampled_from(["low", "medium", "high"]), st.one_of(st.none(), st.floats(0, 1e8)), st.booleans())
+def test_property_recommendation_is_the_cheapest_unless_a_named_constraint_overrides(opts, sens, budget, staff):
+    """The recommended option is the cheapest; when it is not, the cheaper ones were each ruled out by a
+    stated constraint, and the sentence names the constraint that ruled out the cheapest."""
+    f = Factors(sensitivity=sens, capex_budget=budget, has_staff=staff)
+    d = decide(opts, f)
+    cheapest = min(opts, key=lambda o: o.total_usd)
+    chosen = next(o for o in opts if o.label == d.option)
+    if chosen.total_usd <= cheapest.total_usd:
+        return
+    for o in opts:
+        if o.total_usd < chosen.total_usd:
+            assert constraint_against(o, f) is not None
+    if constraint_against(chosen, f) is None:  # a feasible choice: the sentence names what ruled the cheapest out
+        ruling = constraint_against(next(o for o in opts if o.label == d.cheapest), f)
+        assert ruling in d.sentence
 
 
 def test_job_costs():

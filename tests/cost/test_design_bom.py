@@ -27,19 +27,19 @@ def test_design_bom_prices_nodes_switches_and_cabling():
 def test_cli_design_uses_designer_bom(cli):
     r = cli("tco", "--gpus", "256", "--design", "--cloud", "aws-p5", "--format", "json")
     assert r.code == 0, r.err
-    own = r.json()[0]
-    assert own["facts"]["capex source"].startswith("cluster designer BOM")
+    own = r.json()
+    assert own["facts"]["capex_source"].startswith("cluster designer BOM")
     assert own["facts"]["nodes"] == 32
     assert any("not in CapEx" in w and "sn4600c" in w for w in own["warnings"])
 
 
 def test_user_price_for_a_design_part_enters_capex(cli, tmp_path):
     """Adding a dated price for the in-band switch puts it into CapEx and out of the warning."""
-    base = cli("tco", "--gpus", "256", "--design", "--cloud", "aws-p5", "--format", "json", "--explain").json()[0]
+    base = cli("tco", "--gpus", "256", "--design", "--cloud", "aws-p5", "--format", "json", "--explain").json()
     f = tmp_path / "mine.yaml"
     f.write_text("kind: prices\nentries:\n  sn4600c: {type: switch, price: 20000, observed: 2026-11-01, source: my quote}\n")
     r = cli("--catalog", str(f), "tco", "--gpus", "256", "--design", "--cloud", "aws-p5", "--format", "json", "--explain")
-    mine = r.json()[0]
+    mine = r.json()
     capex = {t["name"]: t["value"] for t in mine["explain"]}["capex"]
     base_capex = {t["name"]: t["value"] for t in base["explain"]}["capex"]
     assert capex - base_capex == pytest.approx(2 * 20000)

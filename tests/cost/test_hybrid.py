@@ -96,7 +96,7 @@ def test_csv_empty_or_missing(tmp_path):
     f.write_text("gpus\n")
     with pytest.raises(AiinfraError, match="no demand rows"):
         hybrid.read_demand_csv(f)
-    with pytest.raises(AiinfraError, match="cannot read"):
+    with pytest.raises(AiinfraError, match="does not exist"):
         hybrid.read_demand_csv(tmp_path / "missing.csv")
 
 
@@ -111,3 +111,25 @@ def test_csv_random_text_never_crashes(tmp_path_factory, text):
         assert "\n" not in str(e)
     else:
         assert out.size > 0 and np.all(out >= 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0, 60, allow_nan=False), min_size=1, max_size=100),
+       st.floats(0.1, 5), st.floats(0, 1), st.floats(0.5, 20))
+def test_breakpoint_candidates_find_the_same_minimum_as_every_whole_baseline(values, f, e, p):
+    """cost(B) is piecewise linear with kinks at the hours' demands, so trying 0, the peak and ⌊d⌋, ⌈d⌉
+    of every hour finds the minimum over all whole baselines 0..peak."""
+    from aiinfra.explain import Term
+
+    d = np.asarray(values)
+    plan = hybrid.plan(d, Term("F", f, "$/GPU-h"), Term("e", e, "$/GPU-h"), Term("p", p, "$/GPU-h"))
+    every = [f * b * d.size + e * np.minimum(d, b).sum() + p * np.maximum(d - b, 0).sum()
+             for b in range(0, int(np.ceil(d.max())) + 1)]
+    assert plan.hybrid.value == pytest.approx(min(every), rel=1e-9, abs=1e-6)
+
+
+def test_a_huge_peak_is_refused_by_its_bound_and_a_large_one_stays_cheap():
+    with pytest.raises(AiinfraError, match="1,000,000"):
+        hybrid.plan(np.array([1.0, 5e7]), F, E, P)
+    plan = hybrid.plan(np.array([1.0, 9e5]), F, E, P)
+    assert plan.candidates.size <= 6

@@ -50,7 +50,7 @@ def test_random_rates_give_a_result_or_a_one_line_error(rate, u):
 
 def test_failed_png_export_leaves_no_file(tmp_path, monkeypatch):
     fig = plot.figure([plot.Series("own", 1.0, 1.0)], 12, [], "t")
-    monkeypatch.setattr(type(fig), "write_image", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no browser")))
+    monkeypatch.setattr(type(fig), "to_image", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no browser")))
     with pytest.raises(AiinfraError, match="PNG export needs kaleido and Chrome"):
         plot.write(fig, tmp_path / "c.png")
     assert list(tmp_path.iterdir()) == []

@@ -267,7 +267,7 @@ MIRRORS = [
     ("size.FitsSpec", "aiinfra.cli.size", "fits", {}),
     ("plan.PlanSpec", "aiinfra.cli.plan", "command", {}),
     ("infer.InferPerfSpec", "aiinfra.cli.infer", "command", {}),
-    ("tco.TcoSpec", "aiinfra.cli.tco", "tco", {"term": "None on the CLI means ['on-demand'] (cli/tco.py)"}),
+    ("tco.TcoForm", "aiinfra.cli.tco", "tco", {"term": "None on the CLI means ['on-demand'] (cli/tco.py)"}),
     ("design.DesignSpec", "aiinfra.cli.design", "design", {}),
     ("mig.MigPlanSpec", "aiinfra.cli.mig", "plan", {}),
 ]

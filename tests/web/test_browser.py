@@ -106,7 +106,8 @@ def test_tco_page(page, tmp_path):
     pytest.importorskip("aiinfra.cost.tco")
     page.goto("/tco")
     submit(page, {"gpus": "256", "utilization": "0.7", "cloud": "aws-p5"})
-    assert "per GPU-hour" in page.inner_text(".headline")
+    assert "per GPU-hour" in page.inner_text(".headline >> nth=0")
+    assert "Recommendation" in page.inner_text(".headline >> nth=1")
     chart_drawn(page, "tco-chart")
     assert page.locator("#offers tbody tr").count() >= 1
     shot(page, tmp_path, "tco")

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from aiinfra.catalog.gpus import all_gpus
-from aiinfra.catalog.models import all_models, model
 from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, emit
 from aiinfra.explain import Result
-from aiinfra.sizing.params import param_counts
+
+# rich, the catalog and sizing are imported inside the commands: `aiinfra catalog --help` stays fast.
 
 app = typer.Typer(help="Browse the dated catalog: GPUs and models.", no_args_is_help=True)
 
@@ -17,10 +15,14 @@ app = typer.Typer(help="Browse the dated catalog: GPUs and models.", no_args_is_
 @app.command("gpus")
 def gpus(fmt: FormatOpt = Format.table, explain: ExplainOpt = False) -> None:
     """GPU SKUs with memory, bandwidth, dense throughput, interconnect and power."""
+    from rich.table import Table
+
+    from aiinfra.catalog.gpus import all_gpus
+
     rows = [g.model_dump(mode="json") for g in all_gpus()]
     result = Result("GPU catalog", facts={"gpus": rows})
 
-    def table(r: Result) -> Table:
+    def table(r: Result):  # -> rich Table
         t = Table(title="GPU catalog (dense TFLOP/s; memory in GB = 1e9 B)")
         for col in ("key", "memory", "HBM/GDDR GB/s", "BF16", "FP8", "FP4", "NVLink GB/s", "form", "TDP W", "MIG"):
             t.add_column(col, justify="left" if col in ("key", "form") else "right")
@@ -40,6 +42,11 @@ def gpus(fmt: FormatOpt = Format.table, explain: ExplainOpt = False) -> None:
 @app.command("models")
 def models(fmt: FormatOpt = Format.table, explain: ExplainOpt = False) -> None:
     """Models with their architecture and exact parameter counts (total and active)."""
+    from rich.table import Table
+
+    from aiinfra.catalog.models import all_models, model
+    from aiinfra.sizing.params import param_counts
+
     rows = []
     for name in all_models():
         m = model(name)
@@ -53,7 +60,7 @@ def models(fmt: FormatOpt = Format.table, explain: ExplainOpt = False) -> None:
         )
     result = Result("Model catalog", facts={"models": rows})
 
-    def table(r: Result) -> Table:
+    def table(r: Result):  # -> rich Table
         t = Table(title="Model catalog")
         for col in ("key", "arch", "layers", "hidden", "heads/kv", "experts", "params total", "params active"):
             t.add_column(col, justify="left" if col in ("key", "arch") else "right")
@@ -74,7 +81,9 @@ def prices_cmd(
     explain: ExplainOpt = False,
 ) -> None:
     """Dated prices (cloud, on-prem, rates) with their age and source; stale ones can be listed alone."""
-    from aiinfra.cost import prices as price_table
+    from rich.table import Table
+
+    from aiinfra.catalog import prices as price_table
 
     max_age = price_table.parse_age(older_than) if older_than is not None else None
     rows = price_table.rows(max_age)
@@ -83,7 +92,7 @@ def prices_cmd(
         stale = [r for r in rows if r["age_days"] > price_table.STALE_AFTER.days]
         result.warnings += [f"{len(stale)} of {len(rows)} prices are older than 6 months; list them with --older-than 6m"] if stale else []
 
-    def table(r: Result) -> Table:
+    def table(r: Result):  # -> rich Table
         t = Table(title=f"Price catalog (today {r.facts['today']}; USD)")
         for col in ("key", "type", "figure", "observed", "age", "source"):
             t.add_column(col, justify="right" if col == "age" else "left", overflow="fold")

@@ -1,27 +1,24 @@
-"""`aiinfra tco`: what a GPU-hour costs owned vs rented, when owning breaks even, how much to own."""
+"""`aiinfra tco`: what a GPU-hour costs owned vs rented, when owning breaks even, how much to own.
+
+The CLI parses options into `cost.commands.TcoSpec` (which holds the bounds), reads the file options
+through safeio, calls `cost.commands.report` and renders its one Result."""
 
 from __future__ import annotations
 
-import math
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from aiinfra.catalog.loader import default_catalog
-from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, emit, fmt_value
-from aiinfra.cost import hybrid, prices
-from aiinfra.cost import plot as cost_plot
-from aiinfra.cost.capex import read_bom
-from aiinfra.cost.decision import Factors
-from aiinfra.cost.design_bom import design_bom, unpriced_warning
-from aiinfra.cost.onprem import OnPremInputs
-from aiinfra.cost.tco import TcoInputs
-from aiinfra.cost.tco import tco as run_tco
+from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, console, emit, err_console
 from aiinfra.errors import AiinfraError
-from aiinfra.explain import Result
+from aiinfra.render import fmt_money
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from aiinfra.explain import Result
 
 
 class Facility(str, Enum):
@@ -33,22 +30,6 @@ class Sensitivity(str, Enum):
     low = "low"
     medium = "medium"
     high = "high"
-
-
-def _default_node(gpu: str) -> str:
-    """The catalog node for a GPU key, DGX first (the configuration the published prices describe)."""
-    try:
-        gpu_key, known = default_catalog().resolve("gpus", gpu), None
-    except AiinfraError as e:
-        gpu_key, known = gpu.lower(), e
-    nodes = sorted((k for k, e in prices.of_type("node").items() if e.get("gpu") == gpu_key),
-                   key=lambda k: (not k.startswith("dgx"), k))
-    if not nodes and known is not None:
-        raise known  # not a GPU the catalog knows: suggest GPU names
-    if not nodes:
-        raise AiinfraError(f"no on-prem node with GPU '{gpu}' in the price catalog; "
-                           f"known nodes: {', '.join(sorted(prices.of_type('node')))}")
-    return nodes[0]
 
 
 def tco(
@@ -94,91 +75,126 @@ def tco(
     explain: ExplainOpt = False,
 ) -> None:
     """Cost per GPU-hour owned vs rented, breakeven utilization and months, hybrid baseline, recommendation."""
+    from aiinfra.cost import commands as cc
+
     if plot is not None and plot.suffix.lower() not in (".html", ".png"):
         raise AiinfraError(f"plot file '{plot}' must end in .html or .png")
-    for name, v in (("--node-price", node_price), ("--staff-cost", staff_cost), ("--egress-tb", egress_tb),
-                    ("--storage-tb", storage_tb), ("--capex-budget", capex_budget), ("--support", support),
-                    ("--spares", spares)):
-        if v is not None and v < 0:
-            raise AiinfraError(f"{name} must be >= 0, got {v:g}; prices cannot be negative")
+    spec = cc.TcoSpec(
+        gpus=gpus, gpu=gpu, node=node, node_price=node_price, utilization=utilization, years=years, rate=rate,
+        residual=residual, pue=pue, electricity=electricity, load=load, facility=facility.value, colo=colo,
+        support=support, staff_cost=staff_cost, spares=spares, storage_tb=storage_tb, design=design, preset=preset,
+        su=su, dataset_tb=dataset_tb, cloud=list(cloud or []), term=list(term or ["on-demand"]), egress_tb=egress_tb,
+        gpu_hours=gpu_hours, tokens_per_s=tokens_per_s, hybrid=hybrid_, base=base, peak=peak,
+        burst_hours=burst_hours, bursts=bursts, seed=seed, sensitivity=sensitivity.value, capex_budget=capex_budget,
+        staff=staff)
     profile = None
     if demand is not None:
-        profile = hybrid.read_demand_csv(demand)
-    elif hybrid_:
-        profile = hybrid.generate_profile(8760, base, peak, burst_hours, bursts, seed)
-    if bom is not None and design:
-        raise AiinfraError("give either --bom FILE or --design, not both")
-    if (preset is not None or su is not None) and not design:
-        raise AiinfraError("--preset and --su need --design")
-    items, source, extra = (read_bom(bom), f"BOM file {bom}", []) if bom is not None else (None, "", [])
-    if design:
-        d = design_bom(gpus if gpus > 0 else (math.ceil(profile.max()) if profile is not None else 0),
-                       node or _default_node(gpu), preset, su, dataset_tb)
-        items, source = d.items, "cluster designer BOM (aiinfra design)"
-        extra = [w for w in [unpriced_warning(d)] if w]
-    if gpus <= 0 and profile is None and items is None:
-        raise AiinfraError("give the GPUs to own with --gpus N (or a demand profile with --demand/--hybrid)")
-    if utilization is None:
-        utilization = float(profile.mean() / profile.max()) if profile is not None and profile.max() > 0 else 0.7
-    colo_rate = None
-    try:
-        colo_rate = float(colo)
-    except ValueError:
-        pass
-    op = OnPremInputs(
-        gpus=gpus, node=node or _default_node(gpu), utilization=utilization, years=years, rate=rate,
-        residual=residual, pue=pue, electricity=electricity, load=load, facility=facility.value,
-        colo=colo if colo_rate is None else "colo-retail", colo_usd_per_kw_month=colo_rate,
-        support_fraction=support, staff_usd_per_fte_year=staff_cost, spares_fraction=spares,
-        storage_tb=storage_tb, node_price=node_price, bom=items, bom_source=source,
-    )
-    inputs = TcoInputs(op, clouds=list(cloud or []), terms=list(term or ["on-demand"]), egress_tb_month=egress_tb,
-                       gpu_hours=gpu_hours, tokens_per_gpu_s=tokens_per_s, demand=profile,
-                       factors=Factors(sensitivity=sensitivity.value, capex_budget=capex_budget, has_staff=staff),
-                       warnings=extra)
-    report = run_tco(inputs)
+        from aiinfra.cost.hybrid import read_demand_csv
+
+        profile = read_demand_csv(demand)
+    items = None
+    if bom is not None:
+        from aiinfra.cost.capex import read_bom
+
+        items = read_bom(bom)
+    rep = cc.report(spec, profile, items, f"BOM file {bom}" if bom is not None else "")
+    result = rep.result
     if plot is not None:
-        fig = cost_plot.figure(report.series, report.horizon_months, report.breakevens,
-                               f"Cumulative cost, {report.own.gpus} GPUs at {utilization:.0%} utilization")
-        written = cost_plot.write(fig, plot)
-        report.results[0].facts["plot"] = str(written)
-    emit(report.results, fmt, explain, _table)
+        from aiinfra.cost import plot as cost_plot
+
+        u = result.facts["utilization"]["value"]
+        fig = cost_plot.figure(rep.series, rep.horizon_months, rep.breakevens,
+                               f"Cumulative cost, {rep.own.gpus} GPUs at {u:.0%} utilization "
+                               f"(recommended: {rep.decision.option})", recommended=rep.decision.option)
+        result.facts["plot"] = str(cost_plot.write(fig, plot))
+    if fmt is not Format.table:
+        emit(result, fmt, explain)
+        return
+    show(result, explain)
 
 
-def _table(r: Result) -> Table | None:
-    if "offers" in r.facts:
-        t = Table(title=f"{r.title} (owned: ${r.facts['owned $/GPU-h']:.2f}/GPU-h)")
-        width = max(len(o["offer"]) for o in r.facts["offers"])
-        for col in ("offer", "term", "$/GPU-h", "cloud total $", "owned total $", "breakeven util.",
-                    "months to break even", "like-for-like", "observed"):
-            t.add_column(col, justify="left" if col in ("offer", "term", "observed") else "right",
-                         min_width=width if col == "offer" else None, no_wrap=col in ("offer", "observed"))
-        for o in r.facts["offers"]:
-            bu, bm = o["breakeven utilization"], o["months to break even"]
-            t.add_row(o["offer"], o["term"], f"{o['$/GPU-h']:.3f}", f"{o['cloud total $']:,.0f}",
-                      f"{o['owned total $']:,.0f}",
-                      "never" if bu == "never" or bu > 1 else f"{bu:.0%}",
-                      bm if bm == "never" else f"{bm:.1f}",
-                      "yes" if o["like-for-like"] else f"no ({o['form factor']}, {o['fabric']})", o["observed"])
-        return t
-    if "choice" in r.facts:
-        t = Table(title=f"{r.title}: {r.facts['choice']}", show_header=False)
-        t.add_column("reason")
-        for reason in r.facts["reasons"]:
-            t.add_row(f"• {reason}")
-        return t
-    t = Table(title=r.title)
-    t.add_column("item")
-    t.add_column("value", justify="right")
-    for term in r.terms:
-        t.add_row(term.name, _money(term.value, term.unit))
-    for k, v in r.facts.items():
-        t.add_row(k, (f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:g}") if isinstance(v, float) else str(v))
+def show(r: Result, explain: bool) -> None:
+    """The table view: every number printed here is a value in r.facts."""
+    from rich.table import Table
+
+    f = r.facts
+    own = Table(title=r.title, show_header=False)
+    own.add_column("item")
+    own.add_column("value", justify="right")
+    for label, key in (("owned $/GPU-h used", "owned_usd_per_gpu_hour"), ("CapEx", "capex"),
+                       ("owned $/year", "owned_usd_per_year"), ("owned total over the life", "owned_total_usd")):
+        own.add_row(label, fmt_money(f[key]["value"], f[key]["unit"]))
+    own.add_row("GPUs / nodes", f"{f['gpus']} / {f['nodes']}")
+    own.add_row("IT power", f"{f['it_power_kw']['value']:,} kW")
+    own.add_row("utilization", f"{f['utilization']['value']:.0%}")
+    own.add_row("life, cost of capital, residual",
+                f"{f['life_years']['value']:g} years, {f['cost_of_capital']['value']:.1%}, {f['residual']['value']:.0%}")
+    own.add_row("CapEx from", f["capex_source"])
+    console.print(own)
+    console.print(_offers_table(f))
+    if "jobs" in f:
+        jt = Table(title="Per-job costs")
+        cols = [c for c in ("option", "training_run_usd", "usd_per_1m_tokens") if c in f["jobs"][0]]
+        for c in cols:
+            jt.add_column({"option": "option", "training_run_usd": "training run $",
+                           "usd_per_1m_tokens": "$ / 1M tokens"}[c], justify="left" if c == "option" else "right")
+        for row in f["jobs"]:
+            jt.add_row(*[row[c] if c == "option" else f"{row[c]:,.2f}" if row[c] >= 1 else f"{row[c]:.4f}"
+                         for c in cols])
+        console.print(jt)
+    if "hybrid" in f:
+        h = f["hybrid"]
+        ht = Table(title=f"Hybrid: owned baseline + bursts to {h['burst_offer']}", show_header=False)
+        ht.add_column("item")
+        ht.add_column("value", justify="right")
+        ht.add_row("owned baseline GPUs", f"{h['owned_baseline_gpus']:g}")
+        ht.add_row("hours in profile", f"{h['hours_in_profile']:,}")
+        for label, key in (("hybrid over the profile", "profile_hybrid_usd"),
+                           ("pure on-prem over the profile", "profile_pure_onprem_usd"),
+                           ("pure cloud over the profile", "profile_pure_cloud_usd"),
+                           ("saving vs the cheaper pure option", "saving_vs_cheaper_pure_option_usd"),
+                           ("hybrid over the horizon", "hybrid_total_usd")):
+            ht.add_row(label, fmt_money(h[key]["value"], "$"))
+        console.print(ht)
+    opt = Table(title="Options over the horizon, cheapest first")
+    for c in ("option", "total $", "CapEx $", "ruled out by"):
+        opt.add_column(c, justify="right" if "$" in c else "left")
+    for o in f["options"]:
+        opt.add_row(o["option"], f"{o['total_usd']:,.0f}", f"{o['capex_usd']:,.0f}", o["ruled_out_by"] or "")
+    console.print(opt)
+    console.print(f"[bold]Recommendation: {f['recommendation']}[/]: {f['recommendation_sentence']}")
+    for reason in f["reasons"]:
+        console.print(f"  • {reason}")
+    if "plot" in f:
+        console.print(f"plot written to {f['plot']}")
+    if explain:
+        from aiinfra.cli.output import explain_tree
+
+        seen: dict = {}
+        inner = {id(p) for t in r.terms for p in t.parts}
+        for t in r.terms:
+            if id(t) not in inner:
+                console.print(explain_tree(t, seen=seen))
+    for a in r.assumptions:
+        err_console.print(f"[dim]assumed:[/] {a}")
+    for w in r.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}")
+
+
+def _offers_table(f: dict) -> Table:
+    from rich.table import Table
+
+    rows = f["offers"]
+    t = Table(title=f"Cloud vs on-prem at the same busy GPU-hours (owned: ${f['owned_usd_per_gpu_hour']['value']:.4f}/GPU-h)")
+    width = max(len(o["offer"]) for o in rows)
+    for col in ("offer", "term", "$/GPU-h", "cloud total $", "breakeven util.", "months to break even",
+                "like-for-like", "observed"):
+        t.add_column(col, justify="left" if col in ("offer", "term", "observed") else "right",
+                     min_width=width if col == "offer" else None, no_wrap=col in ("offer", "observed"))
+    for o in rows:
+        bu, bm = o["breakeven_utilization"], o["months_to_break_even"]
+        t.add_row(o["offer"], o["term"], f"{o['usd_per_gpu_hour']:.4f}", f"{o['cloud_total_usd']:,.0f}",
+                  "never" if bu == "never" or bu > 1 else f"{bu:.0%}",
+                  bm if bm == "never" else f"{bm:.1f}",
+                  "yes" if o["like_for_like"] else f"no ({o['form_factor']}, {o['fabric']})", o["observed"])
     return t
-
-
-def _money(value: float, unit: str) -> str:
-    if unit.startswith("$") and isinstance(value, float | int) and math.isfinite(value):
-        return f"{value:,.2f} {unit}" if abs(value) >= 1 else f"{value:.4f} {unit}"
-    return fmt_value(value, unit)
-

@@ -9,8 +9,8 @@ owned cost per busy GPU-hour is F/u + e, so owning wins when
 This refines the reference note's u* = own_cost_per_hour / cloud_price (cluster_tco_anchors.md
 §5.5) by keeping energy, which is only paid while busy, on the variable side.
 
-Months to break even is a cash view (no discounting): the up-front CapEx is paid back by the
-monthly saving of running owned GPUs instead of renting the same busy GPU-hours.
+Months to break even: the up-front CapEx is paid back by the monthly saving of running owned GPUs
+(with the cost of capital spread over the life) instead of renting the same busy GPU-hours.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ def breakeven_months(capex: Term, own_month: Term, cloud_month: Term, label: str
     """CapEx / (cloud $/month − owned running $/month); inf when owning never pays back."""
     saving = cloud_month.value - own_month.value
     value = capex.value / saving if saving > 0 else math.inf
-    return Term(f"months to break even {label}".strip(), value, "months", "capex / (cloud $/month − owned running $/month)",
+    return Term(f"months to break even {label}".strip(), value, "months", "capex / (cloud $/month − owned $/month after CapEx)",
                 {"capex": capex, "owned running $/month": own_month, "cloud $/month": cloud_month},
-                note="cash view, no discounting" if saving > 0 else "owning never pays back at this utilization")
+                note="owned months include the cost of capital spread over the life" if saving > 0 else "owning never pays back at this utilization")
 
 
 def cumulative(months: np.ndarray, upfront: float, per_month: float) -> np.ndarray:

@@ -21,7 +21,47 @@ MiB = 1048576.0
 # quantity → [(metric name, factor to the canonical unit)]. Canonical units: ratio 0–1, bytes,
 # W, °C, ns (violation counters), counts. Names other than the legacy ones are from §1.1 of the
 # telemetry reference (DCGM 4.6 aliases [V]); exporter-4.9 unit changes are [D] per its release note.
-ALIASES: dict[str, list[tuple[str, float]]] = {
+class _CatalogMerged(dict):
+    """The static spellings, with the catalog's merged in on first read (not at import: parsing
+    every catalog file cost `aiinfra --help` 0.2-0.5 s, and a --catalog given later is then seen)."""
+
+    _merged = False
+
+    def _ensure(self) -> None:
+        if not self._merged:
+            self._merged = True
+            _merge_catalog()
+
+    def __getitem__(self, key):  # type: ignore[no-untyped-def]
+        self._ensure()
+        return super().__getitem__(key)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        self._ensure()
+        return super().__iter__()
+
+    def __contains__(self, key) -> bool:  # type: ignore[no-untyped-def]
+        self._ensure()
+        return super().__contains__(key)
+
+    def get(self, key, default=None):  # type: ignore[no-untyped-def]
+        self._ensure()
+        return super().get(key, default)
+
+    def items(self):  # type: ignore[no-untyped-def]
+        self._ensure()
+        return super().items()
+
+    def values(self):  # type: ignore[no-untyped-def]
+        self._ensure()
+        return super().values()
+
+    def keys(self):  # type: ignore[no-untyped-def]
+        self._ensure()
+        return super().keys()
+
+
+ALIASES: dict[str, list[tuple[str, float]]] = _CatalogMerged({
     "gpu_util": [("DCGM_FI_DEV_GPU_UTIL", 0.01), ("DCGM_FI_DEV_GPU_UTIL_RATIO", 1.0), ("dcgm_gpu_utilization", 0.01)],
     "gr_active": [("DCGM_FI_PROF_GR_ENGINE_ACTIVE", 1.0), ("DCGM_FI_PROF_GR_ENGINE_UTIL_RATIO", 1.0), ("dcgm_fi_prof_gr_engine_active", 1.0)],
     "tensor_active": [("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", 1.0), ("DCGM_FI_PROF_TENSOR_UTIL_RATIO", 1.0), ("dcgm_fi_prof_pipe_tensor_active", 1.0)],
@@ -52,7 +92,7 @@ ALIASES: dict[str, list[tuple[str, float]]] = {
     "reliability_violation_ns": [("DCGM_FI_DEV_RELIABILITY_VIOLATION", 1.0)],
     "clock_reasons": [("DCGM_FI_DEV_CLOCKS_EVENT_REASONS", 1.0), ("DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", 1.0)],
     "clock_events_count": [("DCGM_EXP_CLOCK_EVENTS_COUNT", 1.0)],
-}
+})
 
 # quantity → entry of catalog/data/dcgm_fields.yaml (the telemetry alias table); its spellings
 # are merged in front of the static ones above, so a name added there is recognised here too.
@@ -92,12 +132,9 @@ def _merge_catalog() -> None:
         if not entry:
             continue
         merged: dict[str, float] = {}
-        for name, factor in _catalog_spellings(entry) + ALIASES[quantity]:
+        for name, factor in _catalog_spellings(entry) + dict.__getitem__(ALIASES, quantity):
             merged.setdefault(name, factor)
-        ALIASES[quantity] = list(merged.items())
-
-
-_merge_catalog()
+        dict.__setitem__(ALIASES, quantity, list(merged.items()))
 
 # Clock-event bits (§5.6) grouped by the reason an operator acts on.
 CLOCK_BITS = {"power_cap": 4, "hw_slowdown": 8, "sw_thermal": 32, "hw_thermal": 64, "hw_power_brake": 128}

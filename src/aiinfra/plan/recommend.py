@@ -2,43 +2,42 @@
 
 Training: the full layout search (plan.search) on each GPU type at the same GPU count.
 Inference: the smallest TP that holds the model and the batch, then tokens/s per GPU and cost
-per 1M output tokens (perf.inference). Prices: the caller's ($/GPU-hour per GPU key) where given,
-else the cheapest dated on-demand cloud offer for that GPU in catalog/data/prices.yaml (read as
-data; training only considers offers with a scale-out fabric). Each row names the offer it used.
+per 1M output tokens (perf.inference).
+
+Prices: the caller's ($/GPU-hour per GPU key, `--price`) and, only with `catalog_prices=True`
+(`--catalog-prices`), the catalog's price for the rest: `catalog.prices.gpu_hour_price`, the same
+lookup `aiinfra tco` uses, so a GPU costs the same in plan, infer and tco. "Best by cost" ranks only
+priced GPUs; each row names its price's source and `price_assumptions(rows)` lists them for the
+Result's assumptions.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
 from aiinfra.catalog.gpus import all_gpus
-from aiinfra.catalog.loader import default_catalog
+from aiinfra.catalog.prices import price_table
 from aiinfra.errors import AiinfraError
+from aiinfra.explain import Result
 from aiinfra.perf.inference import inference_perf
 from aiinfra.plan.search import Options, plan
 from aiinfra.specs import GpuSpec, ModelSpec
 
 
-def catalog_prices(need_fabric: bool) -> dict[str, tuple[float, str]]:
-    """{gpu key: ($/GPU-hour, 'offer (observed date)')}: the cheapest on-demand cloud offer per GPU."""
-    cat = default_catalog()
-    best: dict[str, tuple[float, str]] = {}
-    for key, e in cat.table("prices").items():
-        if e.get("type") != "cloud" or not e.get("gpu") or e.get("on_demand") is None:
-            continue
-        if need_fabric and e.get("fabric") == "none":
-            continue
-        try:
-            g = cat.resolve("gpus", str(e["gpu"]))
-            per_gpu = float(e["on_demand"]) / (1 if e.get("unit") == "gpu-hour" else float(e.get("gpus") or 1))
-        except (AiinfraError, TypeError, ValueError, ZeroDivisionError):
-            continue
-        if per_gpu > 0 and (g not in best or per_gpu < best[g][0]):
-            best[g] = (per_gpu, f"{key} on-demand, observed {e.get('observed', 'undated')}")
-    return best
+def _prices(given: dict[str, float] | None, use_catalog: bool, gpus: list[GpuSpec]) -> dict[str, tuple[float, str]]:
+    """{gpu key: ($/GPU-hour, source)} from the one price lookup on the ground floor."""
+    table = price_table([g.key for g in gpus], given, use_catalog)
+    return {k: (p.usd_per_gpu_hour, p.source) for k, p in table.items()}
 
 
-def _prices(given: dict[str, float] | None, need_fabric: bool) -> dict[str, tuple[float, str]]:
-    out = catalog_prices(need_fabric)
-    out.update({k: (v, "given with --price") for k, v in (given or {}).items()})
+def price_assumptions(rows: list[dict]) -> list[str]:
+    """One line per price a ranking used: the GPU, the figure and where it came from."""
+    out = []
+    for r in rows:
+        if r.get("usd_per_gpu_hour") is not None:
+            out.append(f"price of {r['gpu']}: ${r['usd_per_gpu_hour']:,.4g}/GPU-h, {r['price_source']}")
     return out
 
 
@@ -55,11 +54,13 @@ def _needs_nvlink(g: GpuSpec, tp: int) -> str:
 
 def recommend_training(m: ModelSpec, gpus: int, *, global_batch: int, seq: int, tokens: float | None = None,
                        prices: dict[str, float] | None = None, options: Options | None = None,
-                       candidates: list[GpuSpec] | None = None) -> tuple[list[dict], list[str]]:
+                       candidates: list[GpuSpec] | None = None,
+                       catalog_prices: bool = False) -> tuple[list[dict], list[str]]:
     """One row per GPU type: best layout, tokens/s, days and cost for the budget; plus notes."""
-    priced_at = _prices(prices, need_fabric=gpus > 8)
+    pool = candidates or all_gpus()
+    priced_at = _prices(prices, catalog_prices, pool)
     rows = []
-    for g in candidates or all_gpus():
+    for g in pool:
         price = priced_at.get(g.key, (None, ""))
         try:
             r = plan(m, g, gpus, global_batch=global_batch, seq=seq, tokens=tokens, price_per_gpu_hour=price[0],
@@ -86,20 +87,27 @@ def recommend_training(m: ModelSpec, gpus: int, *, global_batch: int, seq: int, 
                         "no tensor parallelism needed"))
     if priced:
         c = priced[0]
-        notes.append(f"cheapest for the budget: {c['gpu']} (${c['cost_usd']:,.0f} at ${c['usd_per_gpu_hour']:.2f}/GPU-h, "
-                     f"{c['price_source']}); GPUs without a price are ranked by time only")
+        unpriced = [r["gpu"] for r in ok if r.get("cost_usd") is None]
+        notes.append(f"cheapest for the budget among priced GPUs: {c['gpu']} (${c['cost_usd']:,.0f} at "
+                     f"${c['usd_per_gpu_hour']:.2f}/GPU-h, {c['price_source']})"
+                     + (f"; not priced, ranked by time only: {', '.join(unpriced)} (give --price, or --catalog-prices)"
+                        if unpriced else ""))
     elif not tokens:
         notes.append("give --tokens (a budget) to rank by cost")
+    else:
+        notes.append("no GPU has a price: ranked by time only (give --price GPU=$/h, or --catalog-prices)")
     return ok + [r for r in rows if not r["fits"]], notes
 
 
 def recommend_inference(m: ModelSpec, *, prompt: int, output: int, batch: int, quant: str = "bf16",
                         prices: dict[str, float] | None = None,
-                        candidates: list[GpuSpec] | None = None) -> tuple[list[dict], list[str]]:
+                        candidates: list[GpuSpec] | None = None,
+                        catalog_prices: bool = False) -> tuple[list[dict], list[str]]:
     """One row per GPU type at the smallest TP (1, 2, 4, 8) that serves the batch; ranked by cost or tokens/s."""
-    priced_at = _prices(prices, need_fabric=False)
+    pool = candidates or all_gpus()
+    priced_at = _prices(prices, catalog_prices, pool)
     rows = []
-    for g in candidates or all_gpus():
+    for g in pool:
         row = {"gpu": g.key, "fits": False, "form_factor": g.form_factor}
         for tp in (1, 2, 4, 8):
             if m.heads % tp:
@@ -125,11 +133,49 @@ def recommend_inference(m: ModelSpec, *, prompt: int, output: int, batch: int, q
     notes = []
     if ok:
         best = ok[0]
-        basis = "cost per 1M tokens" if "usd_per_1m" in best else "tokens/s per GPU (give --price to rank by cost)"
-        notes.append(f"best by {basis}: {best['gpu']} at TP{best['tp']}")
+        unpriced = [r["gpu"] for r in ok if "usd_per_1m" not in r]
+        if "usd_per_1m" in best:
+            notes.append(f"best by cost per 1M tokens: {best['gpu']} at TP{best['tp']} "
+                         f"(${best['usd_per_1m']:.3f}, {best['price_source']}), among priced GPUs only"
+                         + (f"; not priced, ranked after them by tokens/s: {', '.join(unpriced)} "
+                            "(give --price, or --catalog-prices)" if unpriced else ""))
+        else:
+            notes.append(f"best by tokens/s per GPU: {best['gpu']} at TP{best['tp']} "
+                         "(no GPU has a price; give --price GPU=$/h, or --catalog-prices, to rank by cost)")
         if best["form_factor"] == "pcie" and best["tp"] == 1:
             notes.append(f"{best['gpu']} is a PCIe card serving one replica per GPU: no NVLink needed, so PCIe "
                          "inference cards are the better buy here")
         elif best["tp"] > 1:
             notes.append(f"TP{best['tp']} splits every layer across GPUs: choose an NVLink/SXM system")
     return ok + [r for r in rows if not r["fits"]], notes
+
+
+class InferenceQuery(BaseModel):
+    """`aiinfra infer` options with their bounds, shared by the CLI and the web form/API."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    model: str = Field(max_length=200)
+    gpu: str = Field("h100-sxm", max_length=80)
+    prompt: int = Field(2048, ge=1, le=10_000_000)
+    output: int = Field(256, ge=1, le=10_000_000)
+    batch: int = Field(1, ge=1, le=1_000_000)
+    tp: int = Field(1, ge=1, le=1024)
+    quant: Literal["bf16", "fp16", "fp8", "int8", "int4", "fp4"] = "bf16"
+    kv_dtype: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
+    price: list[str] = Field([], max_length=64)
+    catalog_prices: bool = False
+
+
+def inference_recommendation(m: ModelSpec, *, prompt: int, output: int, batch: int, quant: str = "bf16",
+                             prices: dict[str, float] | None = None, catalog_prices: bool = False,
+                             candidates: list[GpuSpec] | None = None) -> Result:
+    """`aiinfra infer --recommend` as one Result: the ranking, the best GPU, and every price's source."""
+    rows, notes = recommend_inference(m, prompt=prompt, output=output, batch=batch, quant=quant, prices=prices,
+                                      candidates=candidates, catalog_prices=catalog_prices)
+    ok = [r for r in rows if r["fits"]]
+    facts: dict = {"ranking": rows, "best_gpu": ok[0]["gpu"] if ok else None,
+                   "ranked_by": "cost per 1M tokens" if ok and "usd_per_1m" in ok[0] else "tokens/s per GPU"}
+    assumptions = price_assumptions(rows) or ["no GPU has a price; the ranking is by tokens/s per GPU"]
+    return Result(f"GPU recommendation: serving {m.name} ({quant}), {prompt}→{output} tokens, batch {batch}", [],
+                  facts, notes, assumptions)

@@ -9,6 +9,7 @@ Prometheus URL is only ever queried with PromQL through the prom.py client.
 from __future__ import annotations
 
 import logging
+import uuid
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -20,7 +21,8 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 import aiinfra
 from aiinfra.errors import AiinfraError
-from aiinfra.web.charts import plotly_js
+from aiinfra.render import one_line
+from aiinfra.web.charts import plotly_js, template_js
 from aiinfra.web.common import (
     ALIASES,
     MISSING,
@@ -28,6 +30,7 @@ from aiinfra.web.common import (
     field_of,
     validation_message,
 )
+from aiinfra.web.guard import BUDGET_S, MAX_BODY, Guard
 from aiinfra.web.pages import PAGE_MODULES, capability_status
 from aiinfra.web.templating import PAGES, templates
 
@@ -35,9 +38,11 @@ STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("aiinfra.web")
 
 
-def create_app(allowed_hosts: list[str] | None = None) -> FastAPI:
+def create_app(allowed_hosts: list[str] | None = None, *, password: str | None = None, max_body: int = MAX_BODY,
+               budget_s: float = BUDGET_S, slots: int = 4) -> FastAPI:
     """The app. `allowed_hosts`: Host headers to answer (others get 400), so a page on another site
-    cannot reach a loopback-bound server through DNS rebinding; None answers any Host."""
+    cannot reach the server through DNS rebinding; None answers any Host. `password`: HTTP Basic auth
+    on everything but /healthz. `max_body`, `budget_s`, `slots`: see web/guard.py."""
     app = FastAPI(
         title="aiinfra",
         version=getattr(aiinfra, "__version__", "0.1.0"),
@@ -50,6 +55,7 @@ def create_app(allowed_hosts: list[str] | None = None) -> FastAPI:
 
     if allowed_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+    app.add_middleware(Guard, max_body=max_body, budget_s=budget_s, slots=slots, password=password)
 
     @app.exception_handler(AiinfraError)
     async def _aiinfra_error(request: Request, exc: AiinfraError) -> JSONResponse:
@@ -58,7 +64,8 @@ def create_app(allowed_hosts: list[str] | None = None) -> FastAPI:
             keys = list(body) if isinstance(body, dict) else []
         except Exception:  # noqa: BLE001 - no JSON body: no field to name
             keys = []
-        return JSONResponse({"error": str(exc), "field": field_of(str(exc), keys, ALIASES)}, status_code=422)
+        msg = one_line(str(exc))
+        return JSONResponse({"error": msg, "field": field_of(msg, keys, ALIASES)}, status_code=422)
 
     @app.exception_handler(ValidationError)
     async def _spec_error(request: Request, exc: ValidationError) -> JSONResponse:
@@ -68,10 +75,12 @@ def create_app(allowed_hosts: list[str] | None = None) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
-        # Not bad input but a bug: one line for the user, the traceback only in the server's log.
-        log.error("request %s failed", request.url.path, exc_info=exc)
-        return JSONResponse({"error": f"internal error (a bug in aiinfra, please report it): "
-                                      f"{type(exc).__name__}: {exc}"}, status_code=500)
+        # Not bad input but a bug: a generic line and a reference for the user; the detail (which can
+        # name files, values or internals) only in the server's log under that reference.
+        ref = uuid.uuid4().hex[:12]
+        log.error("request %s failed (reference %s)", request.url.path, ref, exc_info=exc)
+        return JSONResponse({"error": f"internal error (a bug in aiinfra); reference {ref} in the server log"},
+                            status_code=500)
 
     @app.exception_handler(MissingCapability)
     async def _missing(request: Request, exc: MissingCapability) -> JSONResponse:
@@ -79,13 +88,19 @@ def create_app(allowed_hosts: list[str] | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _request_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        msg, fld = validation_message(ValidationError.from_exception_data("request", exc.errors()))
+        # Only the first error is shown: rebuilding thousands (one per unknown key) cost 0.3 s a request.
+        msg, fld = validation_message(ValidationError.from_exception_data("request", exc.errors()[:1]))
         return JSONResponse({"error": msg, "field": fld}, status_code=422)
 
     # plotly.js comes from the installed plotly package: the pages work with no internet access.
     @app.get("/static/plotly.min.js", include_in_schema=False)
     def _plotly() -> Response:
         return Response(plotly_js(), media_type="application/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/static/plotly-template.js", include_in_schema=False)
+    def _plotly_template() -> Response:
+        return Response(template_js(), media_type="application/javascript",
                         headers={"Cache-Control": "public, max-age=86400"})
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
@@ -103,7 +118,8 @@ def create_app(allowed_hosts: list[str] | None = None) -> FastAPI:
                                                                  "endpoints": api_endpoints(app.openapi())})
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict:
+    async def healthz() -> dict:
+        # async: answered on the event loop, never queued behind computations in the thread pool
         return {"ok": True}
 
     for module in PAGE_MODULES:

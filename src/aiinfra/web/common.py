@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from aiinfra.catalog.loader import default_catalog, read_json
-from aiinfra.cli.output import fmt_value
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result, Term
+from aiinfra.render import fmt_value, validation_sentence
 from aiinfra.specs import ModelSpec
 
 MISSING = "This capability is not in the library yet, so this page has nothing to compute; it shows no numbers rather than made-up ones."
@@ -106,13 +106,9 @@ def field_of(message: str, fields: Iterable[str], aliases: dict[str, Iterable[st
 
 
 def validation_message(e: ValidationError) -> tuple[str, str | None]:
-    """The CLI's wording for a pydantic error (cli/main.py): 'invalid <field>: <msg>'."""
+    """The CLI's wording for a pydantic error (aiinfra.render.validation_sentence) and its field."""
     err = e.errors()[0]
-    where = ".".join(str(x) for x in err["loc"] if x != "body")
-    msg = err["msg"]
-    if err.get("type") == "extra_forbidden":
-        msg = "not an option of this command"
-    return (f"invalid {where}: {msg}" if where else msg), (str(err["loc"][-1]) if err["loc"] else None)
+    return validation_sentence(err), (str(err["loc"][-1]) if err["loc"] else None)
 
 
 def clean_query(items: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -191,26 +187,74 @@ class Explainer:
         return self.link(term, text)
 
     def views(self) -> list[TermView]:
-        return [self._view(t, set()) for t in self.roots]
+        """Every root's derivation, each Term rendered once: a Term met again is a link to the first
+        rendering (pages with shared sub-terms were several hundred KB of repeated trees)."""
+        rendered: set[int] = set()
+        return [self._view(t, rendered) for t in self.roots if id(t) not in rendered]
 
-    def _view(self, t: Term, seen: set[int]) -> TermView:
-        seen = seen | {id(t)}
+    def _ref(self, t: Term) -> Markup:
+        anchor = self._ids.get(id(t)) or self._register(t)
+        return Markup('<a class="ref" href="#{0}" data-explain="{0}">{1}</a> = {2} <small>(above)</small>').format(
+            anchor, t.name, fmt_value(t.value, t.unit))
+
+    def _view(self, t: Term, rendered: set[int]) -> TermView:
+        rendered.add(id(t))
         inputs: list[tuple[str, Any]] = []
         for k, v in t.inputs.items():
             if isinstance(v, Term):
-                inputs.append((k, self._view(v, seen) if id(v) not in seen else v.name))
+                inputs.append((k, self._ref(v) if id(v) in rendered else self._view(v, rendered)))
             else:
                 inputs.append((k, _plain_text(v)))
+        parts = []
+        for p in t.parts:
+            if id(p) in rendered:
+                inputs.append(("part", self._ref(p)))
+            else:
+                parts.append(self._view(p, rendered))
         return TermView(
             id=self._ids.get(id(t)) or self._register(t),
             name=t.name,
             value=fmt_value(t.value, t.unit),
             formula=t.formula,
             inputs=inputs,
-            parts=[self._view(p, seen) for p in t.parts if id(p) not in seen],
+            parts=parts,
             sources=list(t.sources.items()),
             note=t.note,
         )
+
+
+def render_views(views: list[TermView]) -> Markup:
+    """The explain panel as HTML, the same markup as the `term_view` macro in templates/macros.html,
+    built in Python: the recursive Jinja macro was most of a chart page's rendering time."""
+    out: list[str] = []
+    esc = escape
+
+    def term(v: TermView) -> None:
+        out.append(f'<details class="term" id="{esc(v.id)}"><summary><b>{esc(v.name)}</b> = '
+                   f'<span class="val">{esc(v.value)}</span>')
+        if v.formula:
+            out.append(f" <code>{esc(v.formula)}</code>")
+        out.append("</summary><ul>")
+        for k, x in v.inputs:
+            if isinstance(x, str):
+                out.append(f'<li class="input"><span class="sym">{esc(k)}</span> = {esc(x)}</li>')
+            else:
+                out.append('<li class="input nested">')
+                term(x)
+                out.append("</li>")
+        for p in v.parts:
+            out.append('<li class="part">')
+            term(p)
+            out.append("</li>")
+        for k, src in v.sources:
+            out.append(f'<li class="source"><span class="tag">source</span> {esc(k)}: {esc(src)}</li>')
+        if v.note:
+            out.append(f'<li class="note"><span class="tag">note</span> {esc(v.note)}</li>')
+        out.append("</ul></details>")
+
+    for v in views:
+        term(v)
+    return Markup("".join(out))
 
 
 def _plain_text(v: Any) -> str:

@@ -20,6 +20,7 @@ from aiinfra.web.common import (
     clean_query,
     field_of,
     form_values,
+    render_views,
     validation_message,
 )
 
@@ -71,13 +72,18 @@ def render_page(
             spec = spec_cls.model_validate(data)
             outcome = compute(spec, ex)
         except AiinfraError as e:
-            error = str(e)
+            from aiinfra.render import one_line
+
+            error = one_line(str(e))
             error_field = field_of(error, [f.name for f in fields], aliases)
         except ValidationError as e:
             error, error_field = validation_message(e)
-        except Exception as e:  # noqa: BLE001 - a bug, not bad input: log it, show one line, never a traceback
-            log.exception("page %s failed", path)
-            error, failed = f"internal error (a bug in aiinfra, please report it): {type(e).__name__}: {e}", True
+        except Exception:  # noqa: BLE001 - a bug, not bad input: detail in the log, a reference on the page
+            import uuid
+
+            ref = uuid.uuid4().hex[:12]
+            log.exception("page %s failed (reference %s)", path, ref)
+            error, failed = f"internal error (a bug in aiinfra); reference {ref} in the server log", True
     context = {
         "title": title,
         "intro": intro,
@@ -88,7 +94,7 @@ def render_page(
         "error": error,
         "error_field": error_field,
         "outcome": outcome,
-        "explain": ex.views(),
+        "explain": render_views(ex.views()),
         "missing": MISSING if compute is None else None,
         "cli": cli,
         **ctx,

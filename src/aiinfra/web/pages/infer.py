@@ -12,17 +12,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from markupsafe import Markup
-from plotly.subplots import make_subplots
 from pydantic import field_validator
 
 from aiinfra.catalog.gpus import gpu as lookup_gpu
+from aiinfra.plan.recommend import InferenceQuery
 from aiinfra.web.charts import div
 from aiinfra.web.common import (
     Explainer,
     FormField,
     Outcome,
     Table,
-    WebSpec,
     catalog_model,
     cli_json,
     gpu_names,
@@ -37,24 +36,10 @@ router = APIRouter()
 LIBRARY = "aiinfra.perf.inference"
 
 
-class InferPerfSpec(WebSpec):
-    """`aiinfra infer` options (model = catalog name); `price` is comma-separated like the repeated option.
-
-    catalog_prices: fill GPUs without a given price with the cheapest on-demand cloud offer in the
-    dated price catalog (when the cost module is installed). The CLI has no such option: with it
-    off, the API answer equals `aiinfra infer --format json --explain`.
-    """
-
-    model: str
-    gpu: str = "h100-sxm"
-    prompt: int = 2048
-    output: int = 256
-    batch: int = 1
-    tp: int = 1
-    quant: str = "bf16"
-    kv_dtype: str = "bf16"
-    price: list[str] = []
-    catalog_prices: bool = False
+class InferPerfSpec(InferenceQuery):
+    """`aiinfra infer` options with the bounds plan.recommend.InferenceQuery declares (model = catalog
+    name); `price` is comma-separated like the repeated option. catalog_prices: price GPUs without a
+    given price from the catalog (the one lookup tco uses too), each with its source."""
 
     @field_validator("price", mode="before")
     @classmethod
@@ -66,31 +51,14 @@ def available() -> bool:
     return has_module(LIBRARY) and has_module("aiinfra.plan.recommend")
 
 
-def _prices(s: InferPerfSpec, key: str, ex: Explainer | None = None) -> tuple[dict[str, float], dict[str, Any]]:
-    """User prices, then (optionally) the cheapest on-demand catalog offer per GPU, with its Term."""
+def _prices(s: InferPerfSpec, key: str) -> tuple[dict[str, float], dict[str, Any]]:
+    """{gpu: $/GPU-h} from --price and (with catalog_prices) the catalog, and {gpu: its GpuHourPrice}."""
     from aiinfra.catalog.gpus import all_gpus
-    from aiinfra.cli.plan import parse_prices
+    from aiinfra.catalog.prices import parse_prices, price_table
 
-    prices = parse_prices(s.price, key)
-    terms: dict[str, Any] = {}
-    if s.catalog_prices and has_module("aiinfra.cost.cloud"):
-        from aiinfra.cost.cloud import gpu_hour_price, offers
-
-        for g in all_gpus():
-            if g.key in prices:
-                continue
-            best = None
-            for o in offers(g.key):
-                try:
-                    t = gpu_hour_price(o, "on-demand")
-                except Exception:  # noqa: BLE001 - an offer without an on-demand price is skipped
-                    continue
-                if best is None or t.value < best.value:
-                    best = t
-            if best is not None:
-                prices[g.key] = float(best.value)
-                terms[g.key] = best
-    return prices, terms
+    given = parse_prices(s.price, key)
+    table = price_table([g.key for g in all_gpus()], given, s.catalog_prices)
+    return {g: p.usd_per_gpu_hour for g, p in table.items()}, table
 
 
 def infer_result(s: InferPerfSpec) -> Any:
@@ -98,20 +66,22 @@ def infer_result(s: InferPerfSpec) -> Any:
 
     m = catalog_model(s.model)
     g = lookup_gpu(s.gpu)
-    prices, _ = _prices(s, g.key)
-    return inference_perf(m, g, prompt=s.prompt, output=s.output, batch=s.batch, tp=s.tp, quant=s.quant,
-                          kv_dtype=s.kv_dtype, price_per_gpu_hour=prices.get(g.key))
+    prices, table = _prices(s, g.key)
+    r = inference_perf(m, g, prompt=s.prompt, output=s.output, batch=s.batch, tp=s.tp, quant=s.quant,
+                       kv_dtype=s.kv_dtype, price_per_gpu_hour=prices.get(g.key))
+    if g.key in table:
+        r.assumptions.append(f"price of {table[g.key].assumption()}")
+    return r
 
 
 def recommend_result(s: InferPerfSpec) -> Any:
-    from aiinfra.explain import Result
-    from aiinfra.plan.recommend import recommend_inference
+    from aiinfra.catalog.prices import parse_prices
+    from aiinfra.plan.recommend import inference_recommendation
 
     m = catalog_model(s.model)
-    prices, _ = _prices(s, lookup_gpu(s.gpu).key)
-    rows, notes = recommend_inference(m, prompt=s.prompt, output=s.output, batch=s.batch, quant=s.quant, prices=prices)
-    return Result(f"GPU recommendation: serving {m.name} ({s.quant}), {s.prompt}→{s.output} tokens, batch {s.batch}",
-                  [], {"ranking": rows}, notes)
+    return inference_recommendation(m, prompt=s.prompt, output=s.output, batch=s.batch, quant=s.quant,
+                                    prices=parse_prices(s.price, lookup_gpu(s.gpu).key),
+                                    catalog_prices=s.catalog_prices)
 
 
 def infer_view(s: InferPerfSpec, ex: Explainer) -> Outcome:
@@ -125,7 +95,7 @@ def infer_view(s: InferPerfSpec, ex: Explainer) -> Outcome:
         head += Markup(" ") + ex.link(t, _show(t)) + Markup(" {};").format(t.name)
     out.headline.append(head)
     m = catalog_model(s.model)
-    prices, price_terms = _prices(s, lookup_gpu(s.gpu).key)
+    prices, price_table = _prices(s, lookup_gpu(s.gpu).key)
     rec = recommend_result(s)
     fitting = [row for row in rec.facts["ranking"] if row["fits"]]
     per_sku = []
@@ -136,16 +106,13 @@ def infer_view(s: InferPerfSpec, ex: Explainer) -> Outcome:
         res.terms = [replace(t, name=f"{t.name} ({row['gpu']}, TP{row['tp']})") for t in res.terms]
         per_sku.append((row, res))
     names = [f"{row['gpu']} (TP{row['tp']})" for row, _ in per_sku]
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("TTFT (ms)", "TPOT (ms)", "$ per 1M output tokens"))
-    fig.add_bar(x=names, y=[_term(res, "TTFT").value * 1e3 for _, res in per_sku], row=1, col=1, marker_color="#4c78a8",
-                name="TTFT")
-    fig.add_bar(x=names, y=[_term(res, "TPOT").value * 1e3 for _, res in per_sku], row=1, col=2, marker_color="#f58518",
-                name="TPOT")
     priced = [(n, res) for n, (_, res) in zip(names, per_sku, strict=True) if _has(res, "cost per 1M output tokens")]
-    fig.add_bar(x=[n for n, _ in priced], y=[_term(res, "cost per 1M output tokens").value for _, res in priced],
-                row=1, col=3, marker_color="#54a24b", name="$/1M")
-    fig.update_layout(title=f"{m.name} ({s.quant}), {s.prompt}→{s.output} tokens, batch {s.batch}, per GPU SKU",
-                      showlegend=False)
+    fig = _three_bars(
+        [("TTFT (ms)", names, [_term(res, "TTFT").value * 1e3 for _, res in per_sku], "#4c78a8"),
+         ("TPOT (ms)", names, [_term(res, "TPOT").value * 1e3 for _, res in per_sku], "#f58518"),
+         ("$ per 1M output tokens", [n for n, _ in priced],
+          [_term(res, "cost per 1M output tokens").value for _, res in priced], "#54a24b")],
+        f"{m.name} ({s.quant}), {s.prompt}→{s.output} tokens, batch {s.batch}, per GPU SKU")
     out.charts.append(div(fig, "infer-chart", height=440))
     t = Table("Per GPU SKU (smallest TP that serves the batch)",
               ["gpu", "TP", "batch served", "TTFT ms", "TPOT ms", "tokens/s per GPU", "$/GPU-h", "$ per 1M tokens"],
@@ -153,9 +120,8 @@ def infer_view(s: InferPerfSpec, ex: Explainer) -> Outcome:
     for row, res in per_sku:
         cost = ex.link(_term(res, "cost per 1M output tokens"), f"{_term(res, 'cost per 1M output tokens').value:.3f}") \
             if _has(res, "cost per 1M output tokens") else ""
-        ph = price_terms.get(row["gpu"])
-        price_cell = ex.link(ph, f"{ph.value:.2f}") if ph is not None else (
-            f"{prices[row['gpu']]:.2f} (given)" if row["gpu"] in prices else "")
+        ph = price_table.get(row["gpu"])
+        price_cell = "" if ph is None else f"{ph.usd_per_gpu_hour:.2f} ({'given' if ph.from_user else ph.offer})"
         t.rows.append([row["gpu"], str(row["tp"]), str(res.facts["batch served"]),
                        ex.link(_term(res, "TTFT"), f"{_term(res, 'TTFT').value * 1e3:,.1f}"),
                        ex.link(_term(res, "TPOT"), f"{_term(res, 'TPOT').value * 1e3:,.2f}"),
@@ -165,9 +131,25 @@ def infer_view(s: InferPerfSpec, ex: Explainer) -> Outcome:
         if not row["fits"]:
             t.rows.append([row["gpu"], "-", "", "", "", "", "", "does not fit in 8 GPUs"])
     out.tables.append(t)
-    out.warnings += rec.warnings
+    out.warnings += rec.warnings + rec.assumptions
     out.extra.append(Markup('<p class="calibration">Calibration: {}</p>').format(r.facts.get("calibration", "")))
     return out
+
+
+def _three_bars(panels: list[tuple[str, list[str], list[float], str]], title: str) -> dict:
+    """Three bar charts side by side as a plain plotly figure dict (what make_subplots(1, 3) builds)."""
+    data, layout = [], {"title": {"text": title}, "showlegend": False, "annotations": []}
+    width = 1 / len(panels)
+    for i, (name, x, y, color) in enumerate(panels, 1):
+        suffix = "" if i == 1 else str(i)
+        data.append({"type": "bar", "x": x, "y": y, "name": name.split(" (")[0], "marker": {"color": color},
+                     "xaxis": f"x{suffix}", "yaxis": f"y{suffix}"})
+        lo, hi = (i - 1) * width + 0.03, i * width - 0.03
+        layout[f"xaxis{suffix}"] = {"domain": [lo, hi], "anchor": f"y{suffix}", "automargin": True}
+        layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}", "automargin": True}
+        layout["annotations"].append({"text": name, "x": (lo + hi) / 2, "y": 1.0, "xref": "paper", "yref": "paper",
+                                      "xanchor": "center", "yanchor": "bottom", "showarrow": False})
+    return {"data": data, "layout": layout}
 
 
 def _has(res: Any, name: str) -> bool:
@@ -193,7 +175,7 @@ FIELDS = [
     FormField("kv_dtype", "KV cache", "select", ["bf16", "fp16", "fp8", "int8"]),
     FormField("price", "$/GPU-hour", "text", help="2.5 for the GPU, or gpu=2.5, comma-separated"),
     FormField("catalog_prices", "fill prices from the catalog", "checkbox",
-              help="cheapest dated on-demand cloud offer per GPU"),
+              help="the catalog's reference offer per GPU (the same price tco uses), with its date"),
 ]
 ALIASES = register_aliases({"price": ["--price", "price per gpu-hour"], "tp": ["raise --tp"]})
 

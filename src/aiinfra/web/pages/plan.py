@@ -70,11 +70,11 @@ def available() -> bool:
 
 def run_plan(s: PlanSpec, top: int | None = None) -> tuple[Any, Any, float | None]:
     """cli/plan.py's command body (without --recommend): the PlanResult, its Result, the token budget."""
+    from aiinfra.catalog.prices import parse_prices
     from aiinfra.cli.plan import (
         _options,
         batch_sequences,
         parse_gpu_counts,
-        parse_prices,
         parse_size,
     )
     from aiinfra.plan.search import plan

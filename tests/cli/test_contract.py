@@ -1,0 +1,111 @@
+"""The output contract, held against every registered command's real output.
+
+For each command in `contract.registry()` and a representative argument set:
+- `--format json` and `--format yaml` put one document on stdout and nothing else, and it validates
+  against `aiinfra schema COMMAND` (the envelope and the command's declared facts);
+- every number the table view prints is present in `facts` (the answers are data, not only text).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import jsonschema
+import pytest
+import yaml
+
+from aiinfra.contract import envelope_schema, registry
+
+# A representative run of each command (the README's example where there is one).
+ARGS: dict[str, list[str]] = {
+    "tco": ["tco", "--gpus", "256", "--gpu", "h100-sxm", "--utilization", "0.7", "--years", "4", "--cloud", "aws-p5",
+            "--term", "all", "--gpu-hours", "100000", "--tokens-per-s", "1000", "--hybrid"],
+    "size infer": ["size", "infer", "mistral-7b", "--gpu", "l40s"],
+    "size train": ["size", "train", "llama-3.1-8b", "--gpu", "h100-sxm"],
+    "size fits": ["size", "fits", "llama-3.1-8b"],
+    "infer": ["infer", "llama-3.1-8b", "--gpu", "l40s", "--batch", "32", "--price", "1.5"],
+    "plan": ["plan", "llama-3.1-8b", "--gpu", "h100-sxm", "--gpus", "64", "--seq", "4096", "--global-batch", "256"],
+    "design": ["design", "--gpus", "256"],
+    "mig plan": ["mig", "plan", "--gpu", "h100-sxm", "--workloads", "examples/workloads.yaml"],
+}
+COMMANDS = registry()
+
+
+def _numbers_in(doc) -> list[float]:
+    out: list[float] = []
+
+    def walk(v):
+        if isinstance(v, bool):
+            return
+        if isinstance(v, int | float):
+            out.append(float(v))
+        elif isinstance(v, str):
+            out.extend(float(x.replace(",", "")) for x in re.findall(r"-?\d[\d,]*\.?\d*(?:e[+-]?\d+)?", v)
+                       if x.replace(",", "").replace(".", "").lstrip("-").isdigit() or "e" in x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(doc)
+    return out
+
+
+def _printed_numbers(text: str) -> list[tuple[str, float]]:
+    """Numbers as a table shows them: 1,234.5 / 36% / 6.8800 (a trailing % is a fraction of 1)."""
+    found = []
+    for m in re.finditer(r"(?<![\w.])(-?\d[\d,]*(?:\.\d+)?)(%?)", text):
+        raw, pct = m.group(1), m.group(2)
+        try:
+            v = float(raw.replace(",", ""))
+        except ValueError:
+            continue
+        found.append((m.group(0), v / 100 if pct else v))
+    return found
+
+
+def _present(v: float, shown: str, facts: list[float]) -> bool:
+    decimals = len(shown.split(".")[1].rstrip("%")) if "." in shown else 0
+    tol = 0.5 * 10 ** -decimals
+    if shown.endswith("%"):
+        tol = 0.005 + 1e-9
+    return any(abs(f - v) <= tol * 1.0001 + 1e-9 or (v and abs(f - v) <= 1e-3 * abs(v)) for f in facts
+               if math.isfinite(f))
+
+
+def test_every_registered_command_has_a_representative_run():
+    assert COMMANDS, "no command registers with contract.command yet"
+    missing = sorted(set(COMMANDS) - set(ARGS))
+    assert not missing, f"add a representative argument list for {missing} to ARGS"
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_json_and_yaml_validate_against_the_schema(cli, name):
+    schema = envelope_schema(COMMANDS[name])
+    for fmt, parse in (("json", json.loads), ("yaml", yaml.safe_load)):
+        for extra in ([], ["--explain"]):
+            r = cli(*ARGS[name], "--format", fmt, *extra)
+            assert r.code == 0, r.err
+            doc = parse(r.out)  # stdout is the document alone
+            jsonschema.validate(doc, schema)
+            assert ("explain" in doc) == bool(extra)
+    r = cli("schema", *name.split())
+    assert r.code == 0 and json.loads(r.out) == json.loads(json.dumps(schema))
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_number_of_the_table_is_in_facts(cli, name):
+    table = cli(*ARGS[name])
+    assert table.code == 0, table.err
+    doc = cli(*ARGS[name], "--format", "json").json()
+    facts = _numbers_in(doc["facts"])
+    dates = re.findall(r"\d{4}-\d{2}-\d{2}", table.out)
+    assert all(d in json.dumps(doc["facts"]) for d in dates)
+    table.out = re.sub(r"\d{4}-\d{2}-\d{2}", " ", table.out)
+    # The title is in the document too; numbers inside it (GPU counts, years) come from the input.
+    missing = [shown for shown, v in _printed_numbers(table.out) if not _present(v, shown, facts)]
+    assert not missing, f"{name}: the table prints {missing[:10]} that facts do not hold"

@@ -19,7 +19,7 @@ import yaml
 from aiinfra.contract import envelope_schema, registry
 
 # A representative run of each command (the README's example where there is one).
-ARGS: dict[str, list[str]] = {
+ARGS: dict[str, list[str] | None] = {
     "tco": ["tco", "--gpus", "256", "--gpu", "h100-sxm", "--utilization", "0.7", "--years", "4", "--cloud", "aws-p5",
             "--term", "all", "--gpu-hours", "100000", "--tokens-per-s", "1000", "--hybrid"],
     "size infer": ["size", "infer", "mistral-7b", "--gpu", "l40s"],
@@ -29,6 +29,28 @@ ARGS: dict[str, list[str]] = {
     "plan": ["plan", "llama-3.1-8b", "--gpu", "h100-sxm", "--gpus", "64", "--seq", "4096", "--global-batch", "256"],
     "design": ["design", "--gpus", "256"],
     "mig plan": ["mig", "plan", "--gpu", "h100-sxm", "--workloads", "examples/workloads.yaml"],
+    "mig profiles": ["mig", "profiles", "h100-sxm"],
+    "mig geometries": ["mig", "geometries", "a100-80gb", "--maximal"],
+    "mig validate": ["mig", "validate", "h100-sxm", "3g.40gb,2g.20gb,1g.10gb,1g.10gb"],
+    "k8s lint": ["k8s", "lint", "examples/custom-mig-config.yaml", "examples/time-slicing-config.yaml",
+                 "examples/cluster-policy.yaml"],
+    "k8s render mig": ["k8s", "render", "mig", "--gpu", "h100-sxm", "--geometry", "1g.10gb:7", "--node", "gpu-node-0"],
+    "k8s render timeslice": ["k8s", "render", "timeslice", "--gpu", "h100-sxm", "--workloads",
+                             "examples/timeslice-workloads.yaml", "--replicas", "6"],
+    "k8s render mps": ["k8s", "render", "mps", "--gpu", "h100-sxm", "--workloads", "examples/timeslice-workloads.yaml",
+                       "--replicas", "4"],
+    "k8s render operator": ["k8s", "render", "operator", "--device-plugin-config", "time-slicing-config",
+                            "--device-plugin-default", "ts-6", "--rdma"],
+    "k8s render rdma": ["k8s", "render", "rdma", "--mode", "shared", "--master", "ens1f0"],
+    "k8s render dra": ["k8s", "render", "dra", "--gpu", "h100-sxm", "--mig", "1g.10gb", "--kueue-quota", "64"],
+    "k8s rollout mig": ["k8s", "rollout", "mig", "--node", "gpu-node-0", "--config", "all-1g.10gb", "--gpu", "h100-sxm",
+                        "--geometry", "1g.10gb:7"],
+    "k8s rollout driver": ["k8s", "rollout", "driver", "--node", "gpu-node-0", "--version", "570.86.15"],
+    "k8s rollout dra": ["k8s", "rollout", "dra", "--node", "gpu-node-0", "--node", "gpu-node-1", "--gpu", "h100-sxm"],
+    "doctor": ["doctor", "--root", "examples/node-root", "--simulate", "gpus=2,seed=1"],
+    "serve-plan": ["serve-plan", "llama-3.1-8b", "--gpu", "h100-sxm=2.5", "--rate", "5", "--ttft-ms", "800",
+                   "--tpot-ms", "40"],
+    "chargeback": None,  # needs a Prometheus: tests/fleet/test_chargeback*.py validate it against its schema
 }
 COMMANDS = registry()
 
@@ -83,7 +105,10 @@ def test_every_registered_command_has_a_representative_run():
     assert not missing, f"add a representative argument list for {missing} to ARGS"
 
 
-@pytest.mark.parametrize("name", sorted(COMMANDS))
+RUNNABLE = sorted(n for n in COMMANDS if ARGS.get(n) is not None)
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
 def test_json_and_yaml_validate_against_the_schema(cli, name):
     schema = envelope_schema(COMMANDS[name])
     for fmt, parse in (("json", json.loads), ("yaml", yaml.safe_load)):
@@ -97,7 +122,7 @@ def test_json_and_yaml_validate_against_the_schema(cli, name):
     assert r.code == 0 and json.loads(r.out) == json.loads(json.dumps(schema))
 
 
-@pytest.mark.parametrize("name", sorted(COMMANDS))
+@pytest.mark.parametrize("name", RUNNABLE)
 def test_every_number_of_the_table_is_in_facts(cli, name):
     table = cli(*ARGS[name])
     assert table.code == 0, table.err

@@ -137,7 +137,8 @@ def _run_with_progress(fn, show: bool):
         return fn(tick)
 
 
-def _options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, cp: bool, overlap: bool) -> Options:
+def _options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, cp: bool, overlap: bool,
+             memory_reserve: str | None = None) -> Options:
     try:
         zero_stages = tuple(sorted({int(z) for z in zero.split(",")}))
     except ValueError:
@@ -150,7 +151,8 @@ def _options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, cp: b
         raise SpecError(f"--recompute '{bad[0]}' is not one of none, selective, full")
     return Options(dtype=dtype, flash_attention=flash, sequence_parallel=sp, zero_stages=zero_stages,
                    recompute=tuple(RECOMPUTE_NAMES.index(x) for x in modes),
-                   context_parallel=(1, 2, 4, 8, 16, 32) if cp else (1,), overlap_dp=overlap)
+                   context_parallel=(1, 2, 4, 8, 16, 32) if cp else (1,), overlap_dp=overlap,
+                   memory_reserve=parse_size(memory_reserve, "--memory-reserve") if memory_reserve else None)
 
 
 def command(
@@ -171,6 +173,8 @@ def command(
     sp: Annotated[bool, typer.Option("--sp/--no-sp", help="Sequence parallelism with TP.")] = True,
     cp: Annotated[bool, typer.Option("--cp/--no-cp", help="Allow context parallelism.")] = True,
     overlap: Annotated[bool, typer.Option("--overlap/--no-overlap", help="Overlap DP gradient sync with backward.")] = True,
+    memory_reserve: Annotated[str | None, typer.Option(
+        help="Fixed runtime reserve per GPU (CUDA context + NCCL buffers), e.g. 2GiB (default: catalog runtime).")] = None,
     recommend: Annotated[bool, typer.Option("--recommend", help="Rank every catalog GPU for this job instead.")] = False,
     fmt: FormatOpt = Format.table,
     explain: ExplainOpt = False,
@@ -186,7 +190,7 @@ def command(
     b, batch_note = batch_sequences(global_batch_tokens, global_batch, seq)
     budget = parse_size(tokens, "--tokens") if tokens else None
     prices = parse_prices(price, g.key)
-    opts = _options(dtype, flash, sp, zero, recompute, cp, overlap)
+    opts = _options(dtype, flash, sp, zero, recompute, cp, overlap, memory_reserve)
     if recommend:
         _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note)
         return

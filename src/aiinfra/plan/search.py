@@ -19,7 +19,7 @@ from aiinfra.perf import comm
 from aiinfra.perf.flops import training_flops
 from aiinfra.perf.training import step_time
 from aiinfra.plan.space import RECOMPUTE_NAMES, Space, build_space, describe
-from aiinfra.sizing.training import training_memory
+from aiinfra.sizing.training import device_memory, training_memory
 from aiinfra.specs import GpuSpec, ModelSpec
 
 CHUNK = 262_144
@@ -46,6 +46,7 @@ class Options:
     min_cp_tokens: int = 4096
     overlap_dp: bool = True
     causal: bool = False
+    memory_reserve: float | None = None  # fixed runtime bytes per GPU (CUDA context + NCCL); None = catalog
 
 
 @dataclass
@@ -99,6 +100,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         m, seq=seq, micro_batch=space.mb, tp=space.tp, pp=space.pp, dp=space.dp, cp=space.cp, ep=space.ep,
         sp=space.sp, vp=space.vp, num_microbatches=space.microbatches, zero=space.zero, recompute=space.recompute,
         precision="bf16" if opt.dtype in ("bf16", "fp16") else opt.dtype, flash_attention=opt.flash_attention,
+        overhead_bytes=opt.memory_reserve,
     )
     perf = step_time(
         m, gpu, tp=space.tp, pp=space.pp, dp=space.dp, cp=space.cp, ep=space.ep, micro_batch=space.mb, vp=space.vp,
@@ -109,7 +111,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
     step = np.broadcast_to(np.asarray(perf.step.value, dtype=float), (len(space),))
     parts = {p.name: np.broadcast_to(np.asarray(p.value, dtype=float), (len(space),)) for p in perf.step.parts}
     tps = space.batch * seq / step
-    return Evaluated(space, memory, step, tps, parts, memory <= gpu.memory_bytes)
+    return Evaluated(space, memory, step, tps, parts, memory <= device_memory(gpu).value)
 
 
 def evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, node: comm.Node,
@@ -223,6 +225,7 @@ def _row(m: ModelSpec, gpu: GpuSpec, ev: Evaluated, i: int, seq: int, tokens: fl
     row = {
         **r, "layout": describe(r), "recompute": RECOMPUTE_NAMES[r["recompute"]], "index": i,
         "step_s": step, "tokens_per_s": float(ev.tokens_per_s[i]), "memory_gb": float(ev.memory[i]) / 1e9,
+        "headroom_gb": (float(device_memory(gpu).value) - float(ev.memory[i])) / 1e9, "fits": bool(ev.fits[i]),
         "tflops": float(fl.hardware.value) / n / step / 1e12, "mfu": float(fl.model.value) / n / step / peak,
         "parts": {k: float(v[i]) for k, v in ev.parts.items()},
     }
@@ -253,7 +256,8 @@ def _rejections(ev: Evaluated, space: Space, order: np.ndarray, chosen: list[int
             seen.add(key)
             gain = 1 - raw[i] / raw[win]
             out.append(f"rejected {key} mb{r['mb']} {RECOMPUTE_NAMES[r['recompute']]} recompute ZeRO-{r['zero']}: "
-                       f"{gain:.0%} faster but out of memory ({ev.memory[i] / 1e9:.1f} GB per GPU > {gpu.memory_gb:g} GB)")
+                       f"{gain:.0%} faster but out of memory ({ev.memory[i] / 1e9:.1f} GB per GPU > "
+                       f"{device_memory(gpu).value / 1e9:.1f} GB usable)")
             if len(seen) >= limit:
                 break
     for i in chosen[1:limit + 1]:
@@ -277,7 +281,7 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                           ep=one["ep"], sp=one["sp"], vp=one["vp"], num_microbatches=global_batch // (one["dp"] * one["mb"]),
                           zero=one["zero"], recompute=one["recompute"],
                           precision="bf16" if opt.dtype in ("bf16", "fp16") else opt.dtype,
-                          flash_attention=opt.flash_attention)
+                          flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve)
     perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
                      vp=one["vp"], recompute=one["recompute"], zero=one["zero"], global_batch=global_batch, seq=seq,
                      dtype=opt.dtype, flash_attention=opt.flash_attention, causal=opt.causal,
@@ -306,7 +310,7 @@ def _shortfall(m: ModelSpec, gpu: GpuSpec, counts: list[int], ev: Evaluated, glo
     where = f"{max(counts)} × {gpu.key}"
     if need is None:
         return DoesNotFitError(f"{m.name} does not fit on {where} or up to {n} GPUs: {best / 1e9:.0f} GB per GPU at best, "
-                               f"{gpu.memory_gb:g} GB available")
+                               f"{device_memory(gpu).value / 1e9:.1f} GB usable")
     nodes = math.ceil(need / gpn)
     return DoesNotFitError(f"{m.name} does not fit on {where}; needs at least {nodes} nodes of {gpn} × {gpu.key}: "
-                           f"{best / 1e9:.0f} GB per GPU at best, {gpu.memory_gb:g} GB available")
+                           f"{best / 1e9:.0f} GB per GPU at best, {device_memory(gpu).value / 1e9:.1f} GB usable")

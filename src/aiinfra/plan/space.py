@@ -84,8 +84,7 @@ def build_space(
 ) -> Space:
     """All valid layouts for `m` over the given GPU counts, as flat arrays."""
     tps = [t for t in (1, 2, 4, 8, 16) if t <= gpus_per_node and m.heads % t == 0]
-    pps = sorted(set(divisors(m.layers)) | {p for p in (2, 4, 8, 16, 32, 64, 128, 256)
-                                           if p < m.layers and -(-m.layers // p) * (p - 1) < m.layers})
+    pps = list(range(1, m.layers + 1))  # uneven stages allowed: every stage needs one layer
     cps = [c for c in context_parallel if seq % c == 0 and (c == 1 or seq // c >= min_cp_tokens)]
     eps = [e for e in divisors(m.experts) if e <= 256] if m.is_moe else [1]
     # Structural axes first (few thousand rows), filtered before the knobs multiply them.
@@ -103,7 +102,7 @@ def build_space(
     mb, vp, rc, zero = (np.tile(x, S) for x in (mb_k, vp_k, rc_k, z_k))
     ok = global_batch % (dp * mb) == 0
     M = global_batch // (dp * mb)
-    ok &= (vp == 1) | ((pp > 1) & (m.layers % (pp * vp) == 0) & (M % pp == 0))
+    ok &= (vp == 1) | ((pp > 1) & (pp * vp <= m.layers) & (M % pp == 0))
     ok &= (zero <= 1) | ((tp == 1) & (pp == 1) & (cp == 1))
     idx = np.nonzero(ok)[0]
     space = Space(N[idx], tp[idx], pp[idx], dp[idx], cp[idx], ep[idx], mb[idx], vp[idx], rc[idx], zero[idx],

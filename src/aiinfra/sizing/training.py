@@ -22,7 +22,7 @@ from aiinfra.errors import LayoutError, SpecError
 from aiinfra.explain import Term, total
 from aiinfra.sizing.dtypes import nbytes
 from aiinfra.sizing.params import ParamCounts, param_counts
-from aiinfra.specs import GpuSpec, ModelSpec, Parallelism
+from aiinfra.specs import GpuSpec, ModelSpec
 
 RECOMPUTE = {"none": 0, "selective": 1, "full": 2}
 OPTIMIZER_STATE_BYTES = {"adam": 8.0, "adamw": 8.0, "adam8bit": 2.0, "sgd": 4.0, "none": 0.0}
@@ -112,6 +112,65 @@ def zero3_gather_buffer(largest_layer_params: Any, tp: Any = 1) -> Term:
                 {"largest_layer": largest_layer_params, "t": tp}, {"formula": SRC_ZERO3_BUF})
 
 
+def pipeline_layers(layers: int, pp: Any, vp: Any = 1) -> tuple[Any, Any, Any]:
+    """Transformer layers held by the first, a middle and the last GPU of the pipeline.
+
+    The L layers are dealt over pp·v virtual stages: every virtual stage holds ⌊L/(pp·v)⌋ and the
+    remainder adds one layer to as many stages, never to the first and last virtual stage while
+    others are free, because those carry the embedding and the LM head + loss. That is what large
+    published runs do with uneven splits: Llama 3 405B put 126 layers on PP16 as 7 + 14 × 8 + 7
+    (Megatron's --decoder-first/last-pipeline-num-layers). Each GPU holds v virtual stages; the
+    heavier ones are spread evenly over the GPUs.
+    """
+    pp = np.asarray(pp, dtype=np.int64)
+    vp = np.asarray(vp, dtype=np.int64)
+    stages = pp * vp
+    base = layers // stages
+    extra = layers % stages
+    heavy = -(-extra // pp)  # heavier virtual stages per GPU, spread evenly
+    middle = vp * base + np.minimum(heavy, vp)
+    edge_heavy = np.minimum(heavy, vp - 1)
+    last = vp * base + edge_heavy
+    first = last + (extra == stages - 1)  # only when every other stage is already heavy
+    single = pp == 1
+    first = np.where(single, layers, first)
+    middle = np.where(single, layers, np.where(pp > 2, middle, np.maximum(first, last)))
+    last = np.where(single, layers, last)
+    return first, middle, last
+
+
+def check_layout(m: ModelSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int = 1, ep: int = 1, vp: int = 1,
+                 sp: bool = False, seq: int | None = None) -> None:
+    """Raise LayoutError naming the first constraint a layout breaks (the planner's own rules).
+
+    Uneven pipeline stages are allowed (every virtual stage needs one layer); TP must divide the
+    attention heads, CP the sequence, EP the experts and dp·cp.
+    """
+    for name, v in (("tp", tp), ("pp", pp), ("dp", dp), ("cp", cp), ("ep", ep), ("vp", vp)):
+        if int(v) != v or v < 1:
+            raise SpecError(f"{name} must be a whole number ≥ 1, got {v}")
+    if m.heads % tp:
+        raise LayoutError(f"TP={tp} does not divide the {m.heads} attention heads of {m.name}")
+    if pp > m.layers:
+        raise LayoutError(f"PP={pp} is larger than the {m.layers} layers of {m.name}: a stage would hold no layer")
+    if pp * vp > m.layers:
+        raise LayoutError(f"PP={pp} × VP={vp} = {pp * vp} pipeline stages would leave a stage without a layer: "
+                          f"{m.name} has {m.layers} layers")
+    if vp > 1 and pp == 1:
+        raise LayoutError("an interleaved schedule (vp > 1) needs PP > 1")
+    if ep > 1:
+        if not m.is_moe:
+            raise LayoutError(f"EP={ep} needs an MoE model; {m.name} is dense")
+        if m.experts % ep:
+            raise LayoutError(f"EP={ep} does not divide the {m.experts} experts of {m.name}")
+        if (dp * cp) % ep:
+            raise LayoutError(f"EP={ep} must divide the data-parallel size dp·cp={dp * cp}")
+    if sp and tp == 1:
+        raise LayoutError("sequence parallelism needs TP > 1")
+    if seq is not None and seq % cp:
+        raise LayoutError(f"CP={cp} does not divide the sequence length {seq}")
+
+
 @dataclass
 class StageParams:
     """Parameters on one GPU of a pipeline stage, split by how ZeRO shards them."""
@@ -122,8 +181,11 @@ class StageParams:
     moe_layers: Any
 
 
-def stage_params(counts: ParamCounts, m: ModelSpec, tp: Any, pp: Any, ep: Any, stage: str) -> StageParams:
-    """Most-loaded GPU of the `first` or `last` pipeline stage (pp = 1 puts everything on one stage).
+def stage_params(counts: ParamCounts, m: ModelSpec, tp: Any, pp: Any, ep: Any, stage: str,
+                 layers: Any = None) -> StageParams:
+    """Most-loaded GPU of the `first`, a `middle` or the `last` pipeline stage (pp = 1: one stage holds all).
+
+    `layers`: transformer layers on that GPU (default ⌈L/pp⌉).
 
     Attention, dense MLP and shared experts shard over TP; routed experts over EP × TP
     (Megatron's default expert-tensor-parallel size = TP); norms and routers replicate.
@@ -133,8 +195,9 @@ def stage_params(counts: ParamCounts, m: ModelSpec, tp: Any, pp: Any, ep: Any, s
     tp = np.asarray(tp, dtype=float)
     pp = np.asarray(pp, dtype=float)
     ep = np.asarray(ep, dtype=float)
-    layers = np.ceil(m.layers / pp)
-    moe_layers = np.minimum(layers, np.ceil(m.moe_layers / pp)) if m.is_moe else np.zeros_like(layers)
+    layers = np.ceil(m.layers / pp) if layers is None else np.asarray(layers, dtype=float)
+    moe_layers = (np.minimum(layers, np.ceil(m.moe_layers / m.layers * layers)) if m.is_moe
+                  else np.zeros_like(layers))
     dense_layers = layers - moe_layers
     d, e = counts.dense_layer, counts.moe_layer
     ne = dense_layers * ((d.attention + d.mlp) / tp + d.replicated)
@@ -148,6 +211,8 @@ def stage_params(counts: ParamCounts, m: ModelSpec, tp: Any, pp: Any, ep: Any, s
     head_last = (counts.lm_head or m.vocab * m.hidden) / tp  # tied models keep a copy on the last stage
     if stage == "first":
         extra = emb + np.where(single, head_own + counts.final_norm, 0.0)
+    elif stage == "middle":
+        extra = np.where(single, emb + head_own + counts.final_norm, 0.0)
     else:
         extra = np.where(single, emb + head_own, head_last) + counts.final_norm
     return StageParams(ne + extra, ex, layers, moe_layers)
@@ -241,10 +306,8 @@ def _validate(m: ModelSpec, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero) 
         for name, v in (("tp", tp), ("pp", pp), ("dp", dp), ("cp", cp), ("ep", ep), ("interleave", vp)):
             if int(v) != v or v < 1:
                 raise SpecError(f"{name} must be a whole number ≥ 1, got {v}")
-        Parallelism(tp=int(tp), pp=int(pp), dp=int(dp), cp=int(cp), ep=int(ep), sequence_parallel=bool(sp),
-                    interleave=int(vp)).check(m)
-        if np.ndim(seq) == 0 and seq % cp:
-            raise LayoutError(f"CP={cp} does not divide the sequence length {seq}")
+        check_layout(m, tp=int(tp), pp=int(pp), dp=int(dp), cp=int(cp), ep=int(ep), vp=int(vp), sp=bool(sp),
+                     seq=int(seq) if np.ndim(seq) == 0 else None)
     if np.ndim(zero) == 0 and zero not in (0, 1, 2, 3):
         raise SpecError(f"ZeRO stage must be 0, 1, 2 or 3, not {zero}")
 
@@ -301,16 +364,21 @@ def training_memory(
     full_layer = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp,
                                         recompute=0, flash_attention=flash_attention, moe=m.is_moe)
 
+    first_l, middle_l, last_l = pipeline_layers(m.layers, pp, vp)
+    flights = {"first": in_flight, "middle": np.maximum(np.minimum(in_flight, pp_a - 1.0), 0.0),
+               "last": np.ones_like(in_flight)}
     stages = {}
-    for stage in ("first", "last"):
-        sp_params = stage_params(counts, m, tp, pp, ep, stage)
-        n_flight = in_flight if stage == "first" else np.ones_like(in_flight)
+    for stage, n_layers in (("first", first_l), ("middle", middle_l), ("last", last_l)):
+        sp_params = stage_params(counts, m, tp, pp, ep, stage, n_layers)
+        n_flight = flights[stage]
         layers_act = (
             (sp_params.layers - sp_params.moe_layers) * act_dense.value + sp_params.moe_layers * act_moe.value
         ) * n_flight * penalty
         if stage == "first":
             edge = n_flight * (8.0 * s_loc * b + (s_loc * b * m.hidden / u_div if m.dropout else 0.0))
             edge = edge + np.where(pp_a == 1, 4.0 * s_loc * b * m.hidden * (1.0 + m.vocab / m.hidden) / tp_a, 0.0)
+        elif stage == "middle":
+            edge = np.zeros_like(np.asarray(layers_act, dtype=float))
         else:
             edge = np.where(pp_a == 1, 8.0 * s_loc * b, 0.0) + 4.0 * s_loc * b * m.hidden * (1.0 + m.vocab / m.hidden) / tp_a
         working = np.where(np.asarray(recompute) == 2, full_layer.value, 0.0)
@@ -319,32 +387,41 @@ def training_memory(
             precision=precision, optimizer=optimizer, grad_dtype=grad_dtype, offload=offload,
         )
         buf = np.where(zero_eff == 3, zero3_gather_buffer(counts.largest_layer, tp_a).value, 0.0)
-        stages[stage] = dict(params=sp_params, layers_act=layers_act, edge=edge, working=working, w=w, g=g, o=o, buf=buf)
+        stages[stage] = dict(params=sp_params, layers_act=layers_act, edge=edge, working=working, w=w, g=g, o=o,
+                             buf=buf, flight=n_flight)
 
     def state_sum(st: dict) -> Any:
         return st["w"].value + st["g"].value + st["o"].value + st["buf"] + st["layers_act"] + st["edge"] + st["working"]
 
-    first_wins = state_sum(stages["first"]) >= state_sum(stages["last"])
+    names = ("first", "middle", "last")
+    sums = np.broadcast_arrays(*(np.asarray(state_sum(stages[n]), dtype=float) for n in names))
+    which = np.argmax(np.stack(sums), axis=0)  # ties go to the first stage
+
+    def choose(values: list) -> Any:
+        out = np.choose(which, np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in values)))
+        return float(out) if np.ndim(out) == 0 else out
 
     def pick(key: str) -> Any:
-        """Per candidate, the value of the stage that needs more memory."""
-        f, l_ = stages["first"][key], stages["last"][key]
-        if not isinstance(f, Term):
-            return np.where(first_wins, f, l_)
-        inputs = {k: np.where(first_wins, v, l_.inputs[k]) if k.startswith("Ψ") else v for k, v in f.inputs.items()}
-        return Term(f.name, np.where(first_wins, f.value, l_.value), f.unit, f.formula, inputs, f.sources)
+        """Per candidate, the value of the stage that needs the most memory."""
+        vals = [stages[n][key] for n in names]
+        if not isinstance(vals[0], Term):
+            return choose(vals)
+        f = vals[0]
+        inputs = {k: choose([v.inputs[k] for v in vals]) if k.startswith("Ψ") else v for k, v in f.inputs.items()}
+        return Term(f.name, choose([v.value for v in vals]), f.unit, f.formula, inputs, f.sources)
 
     weights, grads, optim = pick("w"), pick("g"), pick("o")
     layers_t = Term(
         "transformer layers", pick("layers_act"), "B",
         "(L_stage_dense·act_dense + L_stage_moe·act_moe) · in_flight · interleave_penalty",
         {"per dense layer": act_dense, **({"per MoE layer": act_moe} if m.is_moe else {}),
-         "in_flight": np.where(first_wins, in_flight, 1.0), "interleave_penalty": penalty,
-         "L_stage": np.where(first_wins, stages["first"]["params"].layers, stages["last"]["params"].layers)},
-        {"in_flight": "1F1B: the first stage holds min(p, m) micro-batches", "interleave_penalty": SRC_INTERLEAVE},
+         "in_flight": pick("flight"), "interleave_penalty": penalty,
+         "L_stage": choose([stages[n]["params"].layers for n in names])},
+        {"in_flight": "1F1B: stage r holds min(p − r, m) micro-batches", "interleave_penalty": SRC_INTERLEAVE,
+         "L_stage": "uneven split: first and last stages lighter (pipeline_layers)"},
     )
     edge_t = Term("embedding and output", pick("edge"), "B",
-                  "first stage: 8·s·b token ids (+ s·b·h dropout mask); last stage: 4·s·b·h·(1 + V/h)/t",
+                  "first stage: 8·s·b token ids (+ s·b·h dropout mask); last stage: 4·s·b·h·(1 + V/h)/t; middle: 0",
                   {"s": s_loc, "b": b, "h": m.hidden, "V": m.vocab}, {"formula": SRC_OUT})
     act_parts = [layers_t, edge_t]
     if np.any(np.asarray(recompute) == 2):
@@ -373,18 +450,35 @@ def training_memory(
                     {"fixed": fixed, "fragmentation": frag, "allocated": allocated},
                     {**fixed_src, "fragmentation": "allocator reserve beyond allocated bytes (catalog runtime.training)"})
     tot = total("total per GPU", [weights, grads, optim, *extra, activations, overhead])
-    params_gpu = np.where(first_wins, stages["first"]["params"].non_expert + stages["first"]["params"].expert,
-                          stages["last"]["params"].non_expert + stages["last"]["params"].expert)
-    stage = np.where(first_wins, "first", "last") if np.ndim(first_wins) else ("first" if first_wins else "last")
+    params_gpu = choose([stages[n]["params"].non_expert + stages[n]["params"].expert for n in names])
+    stage = np.asarray(names)[which] if np.ndim(which) else names[int(which)]
     return TrainingMemory(weights, grads, optim, activations, overhead, tot, extra, stage, params_gpu)
 
 
+MIB = 2**20
+
+
+def device_memory(gpu: GpuSpec) -> Term:
+    """What the framework can allocate on one GPU: the framebuffer nvidia-smi reports (MiB), not the
+    marketing GB (an "80 GB" H100 shows 81,559 MiB = 85.5 GB). The runtime reserve (CUDA context,
+    NCCL buffers, allocator fragmentation) is counted on the need side as `runtime overhead`, so a
+    layout fits when its total per GPU ≤ this capacity; both `size train` and `plan` use this rule."""
+    if gpu.memory_total_mib:
+        return Term("device memory", gpu.memory_total_mib * MIB, "B", "memory_total_mib × 2^20",
+                    {"memory_total_mib": gpu.memory_total_mib}, {gpu.key: "catalog gpus.memory_total_mib (nvidia-smi)"})
+    return Term("device memory", gpu.memory_gb * 1e9, "B", "memory_gb × 1e9 (no nvidia-smi figure in the catalog)",
+                {"memory_gb": gpu.memory_gb}, {gpu.key: gpu.source})
+
+
 def fit_verdict(total_bytes: float, gpu: GpuSpec) -> dict:
-    """Does it fit, and by how much (positive headroom or a shortfall), in GB as the vendor quotes."""
-    cap = gpu.memory_bytes
+    """Does it fit, and by how much (positive headroom or a shortfall), against the device memory the
+    framework can allocate (catalog MiB); the runtime reserve is part of `total_bytes`."""
+    cap = float(device_memory(gpu).value)
     return {
         "gpu": gpu.key,
         "capacity_gb": gpu.memory_gb,
+        "device_memory_mib": gpu.memory_total_mib or round(cap / MIB),
+        "usable_gb": round(cap / 1e9, 2),
         "fits": bool(total_bytes <= cap),
         "headroom_gb": round((cap - total_bytes) / 1e9, 2),
         "utilization": round(total_bytes / cap, 4),

@@ -13,7 +13,8 @@ from aiinfra.plan.space import build_space
 # Megatron-LM as of Narayanan et al. 2021: fp16, full recompute only, no sequence parallelism,
 # no distributed optimizer (18 B/param), no flash attention, no context parallelism.
 MEGATRON_2021 = Options(dtype="fp16", flash_attention=False, sequence_parallel=False, zero_stages=(0,),
-                        recompute=(2,), context_parallel=(1,), overlap_dp=False)
+                        recompute=(2,), context_parallel=(1,), overlap_dp=False, causal=False,
+                        software="megatron-2021")
 
 
 @pytest.mark.parametrize("name,gpus,batch,tp,pp", [

@@ -23,9 +23,12 @@ from aiinfra.sizing.training import device_memory, training_memory
 from aiinfra.specs import GpuSpec, ModelSpec
 
 CHUNK = 262_144
-STEP_PARTS = ("matmul compute", "elementwise (memory-bound)", "TP communication", "CP communication",
-              "EP communication", "PP communication", "pipeline bubble", "DP communication (exposed)")
+STEP_PARTS = ("matmul compute", "FP8/FP4 casts", "attention", "elementwise (memory-bound)", "TP communication",
+              "CP communication", "EP communication", "PP communication", "pipeline bubble",
+              "DP communication (exposed)", "optimizer step")
 REASON = {"matmul compute": "compute (recompute or smaller GEMMs)", "elementwise (memory-bound)": "elementwise work",
+          "FP8/FP4 casts": "FP8 casts", "attention": "attention (recompute or shorter chunks)",
+          "optimizer step": "optimizer step (less sharded optimizer state)",
           "TP communication": "TP communication", "CP communication": "CP communication",
           "EP communication": "EP communication", "PP communication": "PP communication",
           "pipeline bubble": "pipeline bubble", "DP communication (exposed)": "DP communication"}
@@ -45,7 +48,8 @@ class Options:
     context_parallel: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     min_cp_tokens: int = 4096
     overlap_dp: bool = True
-    causal: bool = False
+    causal: bool = True
+    software: str = "megatron-core"
     memory_reserve: float | None = None  # fixed runtime bytes per GPU (CUDA context + NCCL); None = catalog
 
 
@@ -106,6 +110,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         m, gpu, tp=space.tp, pp=space.pp, dp=space.dp, cp=space.cp, ep=space.ep, micro_batch=space.mb, vp=space.vp,
         recompute=space.recompute, zero=space.zero, global_batch=space.batch, seq=seq, dtype=opt.dtype,
         flash_attention=opt.flash_attention, causal=opt.causal, overlap_dp=opt.overlap_dp, node=node,
+        software=opt.software,
     )
     memory = np.broadcast_to(np.asarray(mem.total.value, dtype=float), (len(space),))
     step = np.broadcast_to(np.asarray(perf.step.value, dtype=float), (len(space),))
@@ -219,7 +224,8 @@ def _distinct_layouts(space: Space, order: np.ndarray, k: int) -> list[int]:
 def _row(m: ModelSpec, gpu: GpuSpec, ev: Evaluated, i: int, seq: int, tokens: float | None, price: float | None) -> dict:
     r = ev.space.row(i)
     n = r["gpus"]
-    fl = training_flops(m, tokens=ev.space.batch * seq, seq=seq, recompute=r["recompute"])
+    fl = training_flops(m, tokens=ev.space.batch * seq, seq=seq, recompute=r["recompute"], causal=True)
+    full = training_flops(m, tokens=ev.space.batch * seq, seq=seq, causal=False)
     step = float(ev.step[i])
     peak = gpu.peak_flops("bf16" if "bf16" in gpu.tflops else "fp16")
     row = {
@@ -227,6 +233,7 @@ def _row(m: ModelSpec, gpu: GpuSpec, ev: Evaluated, i: int, seq: int, tokens: fl
         "step_s": step, "tokens_per_s": float(ev.tokens_per_s[i]), "memory_gb": float(ev.memory[i]) / 1e9,
         "headroom_gb": (float(device_memory(gpu).value) - float(ev.memory[i])) / 1e9, "fits": bool(ev.fits[i]),
         "tflops": float(fl.hardware.value) / n / step / 1e12, "mfu": float(fl.model.value) / n / step / peak,
+        "mfu_full_attention": float(full.model.value) / n / step / peak,
         "parts": {k: float(v[i]) for k, v in ev.parts.items()},
     }
     if tokens:
@@ -285,8 +292,8 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
     perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
                      vp=one["vp"], recompute=one["recompute"], zero=one["zero"], global_batch=global_batch, seq=seq,
                      dtype=opt.dtype, flash_attention=opt.flash_attention, causal=opt.causal,
-                     overlap_dp=opt.overlap_dp, node=node)
-    terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.hfu, mem.total]
+                     overlap_dp=opt.overlap_dp, node=node, software=opt.software)
+    terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.mfu_full, perf.hfu, mem.total]
     if tokens:
         terms += perf.time_to_train(tokens, price)
     return [t.pick(0) for t in terms]

@@ -22,7 +22,7 @@ def test_plan_table_json_and_explain(cli):
     assert "TP8·PP" in r.out and "runner-up" in r.out
     j = cli("plan", "llama-3.1-405b", "--gpus", "16384", "--global-batch-tokens", "16M", "--tokens", "15T",
             "--price", "2.5", "--format", "json", "--explain").json()
-    assert j["facts"]["global batch"].endswith("2048 sequences of 8192")
+    assert j["facts"]["global_batch"].endswith("2048 sequences of 8192")
     assert j["facts"]["layouts"][0]["tp"] == 8
     assert j["explain"][0]["name"] == "step time" and j["explain"][0]["parts"]
     assert any(t["name"] == "cost" for t in j["explain"])

@@ -21,7 +21,7 @@ from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, console, emit, err
 from aiinfra.errors import SpecError
 from aiinfra.explain import Result
 from aiinfra.plan.recommend import recommend_training
-from aiinfra.plan.search import Options, plan
+from aiinfra.plan.search import Options
 from aiinfra.plan.space import RECOMPUTE_NAMES
 
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12, "p": 1e15}
@@ -95,24 +95,35 @@ def batch_sequences(tokens_text: str | None, sequences: int | None, seq: int) ->
     return b, f"{tokens:,.0f} tokens = {b} sequences of {seq}"
 
 
-def _table(r, tokens: float | None) -> Table:
-    t = Table(title=f"{r.model.name} on {r.top[0]['gpus']} × {r.gpu.key}: best layouts "
-                    f"({r.candidates:,} candidates, {r.feasible:,} fit)")
-    cols = ["#", "layout", "mb", "v", "recomp", "ZeRO", "step s", "tokens/s", "TF/GPU", "MFU", "GB/GPU"]
+def _table(res: Result, tokens: float | None) -> Table:
+    f = res.facts
+    rows = f["layouts"]
+    t = Table(title=f"{f['model']} on {f['gpus']} × {f['gpu']}: best layouts "
+                    f"({f['candidates_evaluated']:,} candidates, {f['fit_in_memory']:,} fit)")
+    cols = ["#", "layout", "mb", "v", "recomp", "ZeRO", "step s", "tokens/s", "TF/GPU", "MFU", "GB/GPU", "headroom"]
     if tokens:
         cols.append("days")
-    if any("cost_usd" in w for w in r.top):
+    if any("cost_usd" in w for w in rows):
         cols.append("cost $")
     for c in cols:
         t.add_column(c, justify="left" if c in ("layout", "recomp") else "right", no_wrap=True, min_width=len(c))
-    for i, w in enumerate(r.top, 1):
+    mine = f.get("your_layout")
+    shown = list(enumerate(rows, 1))
+    if mine and not any(w["index"] == mine["index"] for w in rows):
+        shown.append((mine["rank"], mine))
+    for i, w in shown:
         row = [str(i), w["layout"], str(w["mb"]), str(w["vp"]), w["recompute"], str(w["zero"]), f"{w['step_s']:.3f}",
-               _compact(w["tokens_per_s"]), f"{w['tflops']:.0f}", f"{w['mfu']:.0%}", f"{w['memory_gb']:.1f}"]
+               _compact(w["tokens_per_s"]), f"{w['tflops']:.0f}", f"{w['mfu']:.0%}", f"{w['memory_gb']:.1f}",
+               f"{w['headroom_gb']:.1f}" + ("" if w.get("fits", True) else " OOM")]
         if tokens:
             row.append(f"{w['days']:,.1f}")
         if "cost_usd" in w:
             row.append(_compact(w["cost_usd"]))
-        t.add_row(*row, style="bold" if i == 1 else None)
+        style = "bold" if i == 1 else None
+        if mine and w["index"] == mine["index"]:
+            row[1] += " (yours)"
+            style = "bold cyan"
+        t.add_row(*row, style=style)
     return t
 
 
@@ -135,6 +146,12 @@ def _run_with_progress(fn, show: bool):
             bar.update(task, completed=done, total=total)
 
         return fn(tick)
+
+
+def _stack_key(name: str) -> str:
+    from aiinfra.perf.training import stack
+
+    return stack(name).key
 
 
 def _options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, cp: bool, overlap: bool,
@@ -166,13 +183,18 @@ def command(
     price: Annotated[list[str] | None, typer.Option(help="USD per GPU-hour: 2.5 for --gpu, or gpu=2.5 (repeatable).")] = None,
     objective: Annotated[str, typer.Option(help="Rank by time or cost.")] = "time",
     top: Annotated[int, typer.Option(help="How many layouts to show.")] = 5,
-    dtype: Annotated[str, typer.Option(help="Matmul dtype: bf16 | fp16 | fp8.")] = "bf16",
+    dtype: Annotated[str, typer.Option(help="Linear-layer dtype: bf16 | fp16 | fp8 | fp4 (attention stays 16-bit).")] = "bf16",
     zero: Annotated[str, typer.Option(help="ZeRO stages the search may use, e.g. 0,1.")] = "0,1,2,3",
     recompute: Annotated[str, typer.Option(help="Recompute modes the search may use: none,selective,full.")] = "none,selective,full",
     flash: Annotated[bool, typer.Option("--flash/--no-flash", help="Flash attention.")] = True,
     sp: Annotated[bool, typer.Option("--sp/--no-sp", help="Sequence parallelism with TP.")] = True,
     cp: Annotated[bool, typer.Option("--cp/--no-cp", help="Allow context parallelism.")] = True,
     overlap: Annotated[bool, typer.Option("--overlap/--no-overlap", help="Overlap DP gradient sync with backward.")] = True,
+    layout: Annotated[str | None, typer.Option(
+        help="Evaluate one layout and rank it, e.g. tp=8,pp=16,cp=1,dp=128,mb=1,vp=4,recompute=selective,zero=1; "
+             "keys left out are searched.")] = None,
+    causal: Annotated[bool, typer.Option("--causal/--no-causal", help="Causal attention (half the attention FLOPs).")] = True,
+    software: Annotated[str, typer.Option(help="Software stack profile: megatron-core, torchtitan, deepspeed, megatron-2021.")] = "megatron-core",
     memory_reserve: Annotated[str | None, typer.Option(
         help="Fixed runtime reserve per GPU (CUDA context + NCCL buffers), e.g. 2GiB (default: catalog runtime).")] = None,
     recommend: Annotated[bool, typer.Option("--recommend", help="Rank every catalog GPU for this job instead.")] = False,
@@ -191,23 +213,31 @@ def command(
     budget = parse_size(tokens, "--tokens") if tokens else None
     prices = parse_prices(price, g.key)
     opts = _options(dtype, flash, sp, zero, recompute, cp, overlap, memory_reserve)
+    opts.causal = causal
+    opts.software = _stack_key(software)
     if recommend:
         _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note)
         return
-    r = _run_with_progress(
-        lambda tick: plan(m, g, counts, global_batch=b, seq=seq, tokens=budget, price_per_gpu_hour=prices.get(g.key),
-                          objective=objective, top=top, options=opts, progress=tick),
+    from aiinfra.plan.commands import plan_command
+
+    res = _run_with_progress(
+        lambda tick: plan_command(m, g, counts, global_batch=b, seq=seq, batch_note=batch_note, tokens=budget,
+                                  price_per_gpu_hour=prices.get(g.key), objective=objective, top=top, options=opts,
+                                  layout=layout, progress=tick),
         show=fmt is Format.table and len(counts) > 64,
     )
-    res = r.to_result()
-    res.facts["global batch"] = batch_note
-    res.facts["layouts"] = [{k: v for k, v in w.items() if k != "parts"} for w in r.top]
     if fmt is Format.table:
-        console.print(_table(r, budget))
-        for line in r.rejected + r.notes:
+        console.print(_table(res, budget))
+        if "your_layout_verdict" in res.facts:
+            console.print(f"  [bold]{res.facts['your_layout_verdict']}[/]")
+        f = res.facts
+        console.print(f"  [dim]memory: fits when the total per GPU ≤ {f['device_memory']['value']:.1f} GB "
+                      f"(device memory as nvidia-smi reports it; runtime reserve counted in the total)[/]")
+        for line in f["why_not_the_others"] + f["notes"]:
             console.print(f"  [dim]{line}[/]")
         if explain:
-            emit(Result(f"Why {r.top[0]['layout']}", res.terms), fmt, True, table=lambda _: None)
+            emit(Result(f"Why {f.get('your_layout', {}).get('layout') or f['best_layout']}", res.terms), fmt, True,
+                 table=lambda _: None)
         return
     emit(res, fmt, explain)
 

@@ -86,6 +86,7 @@ class Stack:
     param_gather: bool
     cp: bool
     source: str
+    uneven_pipeline: bool = True
 
 
 def stack(name: str = "megatron-core") -> Stack:
@@ -93,7 +94,7 @@ def stack(name: str = "megatron-core") -> Stack:
     key, e = default_catalog().entry("stacks", name)
     o = e.get("overlap", {})
     return Stack(key, bool(o.get("tp")), bool(o.get("pp")), bool(o.get("grad_reduce")), bool(o.get("param_gather")),
-                 bool(o.get("cp")), e.get("source", ""))
+                 bool(o.get("cp")), e.get("source", ""), bool(e.get("uneven_pipeline", True)))
 
 
 def framework_efficiency(name: str = "training") -> tuple[float, str]:
@@ -214,7 +215,7 @@ def step_time(
     ar_tp = comm.hierarchical_all_reduce(T * h * ACT_BYTES, tp, np.minimum(tp, domain), node, "TP all-reduce")
     t_tp_raw = np.where(tp > 1, n_tp * ar_tp.value, 0.0)
     g_layer_avg = (m.dense_layers * g_dense + m.moe_layers * g_moe) / L
-    t_tp_layer = np.maximum(t_tp_raw - g_layer_avg, 0.0) if stk.tp else t_tp_raw
+    t_tp_layer = np.where(tp <= domain, np.maximum(t_tp_raw - g_layer_avg, 0.0), t_tp_raw) if stk.tp else t_tp_raw
 
     # Context parallel: K,V chunk ring, hidden under attention when the stack overlaps it.
     kv_chunk = T * 2 * m.kv_heads * m.head_dim * ACT_BYTES / tp
@@ -279,7 +280,7 @@ def step_time(
                   {"bytes per layer": elem_bytes, "traffic": cal.elementwise_traffic, "HBM B/s": gpu.memory_bw},
                   {"calibration": cal.source})
     t_tp = part("TP communication", t_tp_layer, 0.0,
-                "M · L_stage · max(0, n_coll · t_allreduce(T·h·2 B, tp) − GEMM time if overlapped)",
+                "M · L_stage · max(0, n_coll · t_allreduce(T·h·2 B, tp) − GEMM time if overlapped inside the NVLink domain)",
                 {"n_coll": n_tp, "t_allreduce": ar_tp, "overlapped": stk.tp, "stack": stk.key}, {"count": SRC_TP, stk.key: stk.source})
     t_cp = part("CP communication", t_cp_layer, 0.0, "M · L_stage · max(0, 3(cp−1) · t_p2p(K,V chunk) − attention if overlapped)",
                 {"K,V chunk bytes": kv_chunk, "overlapped": stk.cp}, {"ring": "Liu et al. 2023 ring attention; Megatron context parallel"})

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from aiinfra.errors import AiinfraError, DoesNotFitError, SpecError
-from aiinfra.explain import Result, Term
+from aiinfra.explain import Term
 from aiinfra.perf import comm
 from aiinfra.perf.flops import training_flops
-from aiinfra.perf.training import step_time
+from aiinfra.perf.training import stack, step_time
 from aiinfra.plan.space import RECOMPUTE_NAMES, Space, build_space, describe
 from aiinfra.sizing.training import device_memory, training_memory
 from aiinfra.specs import GpuSpec, ModelSpec
@@ -50,6 +50,7 @@ class Options:
     overlap_dp: bool = True
     causal: bool = True
     software: str = "megatron-core"
+    max_tp: int | None = None  # None: every TP that divides the heads
     memory_reserve: float | None = None  # fixed runtime bytes per GPU (CUDA context + NCCL); None = catalog
 
 
@@ -78,25 +79,19 @@ class PlanResult:
     winner_terms: list[Term]
     objective: str
     notes: list[str] = field(default_factory=list)
+    evaluated: Evaluated | None = None  # every candidate's arrays, kept when a caller asks (fixed-layout mode)
+    context: dict = field(default_factory=dict)
 
-    def to_result(self) -> Result:
-        w = self.top[0]
-        facts = {
-            "model": self.model.name, "gpu": self.gpu.key, "gpus": w["gpus"], "seq": self.seq,
-            "global batch (sequences)": self.global_batch, "candidates evaluated": self.candidates,
-            "fit in memory": self.feasible, "objective": self.objective,
-            "best layout": w["layout"], "micro-batch": w["mb"], "interleave": w["vp"], "recompute": w["recompute"],
-            "ZeRO": w["zero"], "step time (s)": round(w["step_s"], 4), "tokens/s": round(w["tokens_per_s"], 1),
-            "TFLOP/s per GPU": round(w["tflops"], 1), "MFU": round(w["mfu"], 4),
-            "memory per GPU (GB)": round(w["memory_gb"], 2),
-        }
-        for k in ("days", "gpu_hours", "cost_usd"):
-            if k in w:
-                facts[k.replace("_", " ")] = round(w[k], 2)
-        facts["why not the others"] = list(self.rejected)
-        if self.notes:
-            facts["notes"] = list(self.notes)
-        return Result(f"Plan: {self.model.name} on {w['gpus']} × {self.gpu.key}", self.winner_terms, facts)
+    def row_of(self, i: int) -> dict:
+        """The table row of candidate `i` (needs `evaluated`)."""
+        c = self.context
+        return _row(self.model, self.gpu, self.evaluated, i, self.seq, c.get("tokens"), c.get("price"))
+
+    def explain_index(self, i: int) -> list[Term]:
+        """The explained Terms of candidate `i` (needs `evaluated`)."""
+        c = self.context
+        return explain_candidate(self.model, self.gpu, self.evaluated.space.row(i), self.global_batch, self.seq,
+                                 c["options"], c["node"], c.get("tokens"), c.get("price"))
 
 
 def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, node: comm.Node) -> Evaluated:
@@ -166,6 +161,7 @@ def plan(
     top: int = 5,
     options: Options | None = None,
     progress: Callable[[int, int], None] | None = None,
+    keep: bool = False,
 ) -> PlanResult:
     """The best layouts for training `m` on `gpus` × `gpu`, ranked by time (or cost)."""
     opt = options or Options()
@@ -178,7 +174,8 @@ def plan(
     space = build_space(m, counts, global_batch=global_batch, seq=seq, gpus_per_node=gpn,
                         micro_batches=opt.micro_batches, interleaves=opt.interleaves, recompute=opt.recompute,
                         zero_stages=opt.zero_stages, context_parallel=opt.context_parallel,
-                        sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens)
+                        sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens, max_tp=opt.max_tp,
+                        scaleup_domain=gpu.scaleup_domain, uneven_pipeline=stack(opt.software).uneven_pipeline)
     if len(space) == 0:
         c = ", ".join(str(n) for n in counts)
         raise SpecError(
@@ -207,11 +204,23 @@ def plan(
     win = best_of_layout[0]
     terms = explain_candidate(m, gpu, space.row(win), global_batch, seq, opt, node, tokens, price_per_gpu_hour)
     notes = []
-    if rows[0]["tp"] > 1:
-        notes.append(f"TP={rows[0]['tp']} spans GPUs inside a node: it needs NVLink/NVSwitch ({node.scale_up.name})"
-                     if gpu.form_factor != "pcie" else
-                     f"TP={rows[0]['tp']} on PCIe cards runs over PCIe; an SXM/NVLink part would cut TP communication")
-    return PlanResult(m, gpu, seq, global_batch, total_n, int(ev.fits.sum()), rows, rejected, terms, objective, notes)
+    t = rows[0]["tp"]
+    dom = gpu.scaleup_domain or gpn
+    if t > 1 and gpu.scaleup_link == "pcie":
+        notes.append(f"TP={t} on PCIe cards runs over PCIe; an SXM/NVLink part would cut TP communication")
+    elif t > 1 and t <= dom:
+        notes.append(f"TP={t} stays inside one scale-up domain: it runs over {gpu.scaleup_name} "
+                     f"({node.scale_up.name})" + (" — NVLink" if "NVLink" not in gpu.scaleup_name + node.scale_up.name else ""))
+    e = rows[0]["ep"]
+    if e > 1 and t * e > 8 and t * e <= dom and gpu.scaleup_link != "pcie":
+        notes.append(f"TP·EP = {t * e} GPUs exchange tokens inside one scale-up domain: the all-to-alls run over "
+                     f"{gpu.scaleup_name}")
+    if t > dom:
+        notes.append(f"TP={t} spans {t // dom} scale-up domains of {dom} GPUs ({gpu.scaleup_name}): its collectives "
+                     f"cross the NICs ({node.scale_out.name})")
+    return PlanResult(m, gpu, seq, global_batch, total_n, int(ev.fits.sum()), rows, rejected, terms, objective, notes,
+                      ev if keep else None,
+                      {"tokens": tokens, "price": price_per_gpu_hour, "options": opt, "node": node})
 
 
 def _distinct_layouts(space: Space, order: np.ndarray, k: int) -> list[int]:
@@ -263,7 +272,7 @@ def _rejections(ev: Evaluated, space: Space, order: np.ndarray, chosen: list[int
             seen.add(key)
             gain = 1 - raw[i] / raw[win]
             out.append(f"rejected {key} mb{r['mb']} {RECOMPUTE_NAMES[r['recompute']]} recompute ZeRO-{r['zero']}: "
-                       f"{gain:.0%} faster but out of memory ({ev.memory[i] / 1e9:.1f} GB per GPU > "
+                       f"{gain:.1%} faster but out of memory ({ev.memory[i] / 1e9:.1f} GB per GPU > "
                        f"{device_memory(gpu).value / 1e9:.1f} GB usable)")
             if len(seen) >= limit:
                 break

@@ -2,15 +2,15 @@
 
 Axes: GPU count N, TP, CP, PP, EP, micro-batch, interleave (virtual stages), recompute mode
 (0 none / 1 selective / 2 full) and ZeRO stage. Rules (Megatron-LM and DeepSpeed constraints):
-- TP divides the attention heads and stays inside a node (NVLink); SP is on whenever TP > 1
-  (as NeMo's AutoConfigurator does) unless switched off;
-- PP divides the layers, or is a power of two whose last stage still holds layers (uneven stages,
-  as Megatron's --decoder-first/last-pipeline-num-layers allow; Llama 3 405B ran 126 layers on
-  PP16); CP divides the sequence and leaves each rank at least `min_cp_tokens` tokens (CP is for
+- TP divides the attention heads (inside the GPU's scale-up domain at NVLink speed, beyond it over
+  the NICs); SP is on whenever TP > 1 (as NeMo's AutoConfigurator does) unless switched off;
+- PP is any stage count that leaves every (virtual) stage a layer: uneven stages, the first and last
+  lighter, as Megatron's --decoder-first/last-pipeline-num-layers allow (Llama 3 405B ran 126
+  layers on PP16); CP divides the sequence and leaves each rank at least `min_cp_tokens` tokens (CP is for
   long context); DP = N / (TP·PP·CP) is whole;
 - EP divides the experts and DP·CP (MoE only);
 - the global batch splits into whole micro-batches per DP rank: B % (DP·mb) = 0;
-- interleaving needs PP > 1, PP·v dividing the layers and micro-batches a multiple of PP;
+- interleaving needs PP > 1, PP·v ≤ layers and micro-batches a multiple of PP;
 - ZeRO-2/3 (DeepSpeed, FSDP) run as pure data parallelism (TP = PP = CP = 1); with model
   parallelism the optimizer is sharded ZeRO-1 style (Megatron's distributed optimizer).
 """
@@ -81,10 +81,19 @@ def build_space(
     context_parallel: tuple[int, ...] = (1, 2, 4, 8, 16, 32),
     sequence_parallel: bool = True,
     min_cp_tokens: int = 4096,
+    max_tp: int | None = None,
+    scaleup_domain: int | None = None,
+    uneven_pipeline: bool = True,
 ) -> Space:
     """All valid layouts for `m` over the given GPU counts, as flat arrays."""
-    tps = [t for t in (1, 2, 4, 8, 16) if t <= gpus_per_node and m.heads % t == 0]
-    pps = list(range(1, m.layers + 1))  # uneven stages allowed: every stage needs one layer
+    # TP: every divisor of the heads; inside the scale-up domain it runs at NVLink speed, beyond it
+    # the collectives cross the NICs (perf.training charges that), so the step time decides.
+    # A TP group inside a domain must tile it (no group straddles two domains); beyond it, whole domains.
+    dom = scaleup_domain or gpus_per_node
+    tps = [t for t in divisors(m.heads) if t <= max(gpu_counts) and (max_tp is None or t <= max_tp)
+           and (dom % t == 0 or t % dom == 0)]
+    # uneven stages allowed (every stage needs one layer) where the software stack supports them
+    pps = list(range(1, m.layers + 1)) if uneven_pipeline else divisors(m.layers)
     cps = [c for c in context_parallel if seq % c == 0 and (c == 1 or seq // c >= min_cp_tokens)]
     eps = [e for e in divisors(m.experts) if e <= 256] if m.is_moe else [1]
     # Structural axes first (few thousand rows), filtered before the knobs multiply them.
@@ -102,7 +111,8 @@ def build_space(
     mb, vp, rc, zero = (np.tile(x, S) for x in (mb_k, vp_k, rc_k, z_k))
     ok = global_batch % (dp * mb) == 0
     M = global_batch // (dp * mb)
-    ok &= (vp == 1) | ((pp > 1) & (pp * vp <= m.layers) & (M % pp == 0))
+    fits_stages = (pp * vp <= m.layers) if uneven_pipeline else (m.layers % (pp * vp) == 0)
+    ok &= (vp == 1) | ((pp > 1) & fits_stages & (M % pp == 0))
     ok &= (zero <= 1) | ((tp == 1) & (pp == 1) & (cp == 1))
     idx = np.nonzero(ok)[0]
     space = Space(N[idx], tp[idx], pp[idx], dp[idx], cp[idx], ep[idx], mb[idx], vp[idx], rc[idx], zero[idx],

@@ -148,6 +148,7 @@ def step_time(
     node: comm.Node | None = None,
     software: str | Stack = "megatron-core",
     cal: compute.TrainingCalibration | None = None,
+    framework_eff: float | None = None,
 ) -> TrainingPerf:
     """Step time of training `m` on `gpu` with the given layout (scalars or broadcastable arrays).
 
@@ -159,6 +160,8 @@ def step_time(
     stk = software if isinstance(software, Stack) else stack(software)
     kt = compute.kernel_table(gpu)
     fw, fw_src = framework_efficiency()
+    if framework_eff is not None:
+        fw, fw_src = float(framework_eff), "given by the caller (leave-one-source-out refit)"
     tp, pp, dp, cp, ep, mb, vp, zero = (_a(x) for x in (tp, pp, dp, cp, ep, micro_batch, vp, zero))
     rc = _a(recompute_code(recompute))
     B, s = _a(global_batch).astype(float), _a(seq).astype(float)

@@ -51,6 +51,7 @@ class Options:
     causal: bool = True
     software: str = "megatron-core"
     max_tp: int | None = None  # None: every TP that divides the heads
+    framework_efficiency: float | None = None  # None: the catalog's fitted value
     memory_reserve: float | None = None  # fixed runtime bytes per GPU (CUDA context + NCCL); None = catalog
 
 
@@ -105,7 +106,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         m, gpu, tp=space.tp, pp=space.pp, dp=space.dp, cp=space.cp, ep=space.ep, micro_batch=space.mb, vp=space.vp,
         recompute=space.recompute, zero=space.zero, global_batch=space.batch, seq=seq, dtype=opt.dtype,
         flash_attention=opt.flash_attention, causal=opt.causal, overlap_dp=opt.overlap_dp, node=node,
-        software=opt.software,
+        software=opt.software, framework_eff=opt.framework_efficiency,
     )
     memory = np.broadcast_to(np.asarray(mem.total.value, dtype=float), (len(space),))
     step = np.broadcast_to(np.asarray(perf.step.value, dtype=float), (len(space),))
@@ -301,7 +302,8 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
     perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
                      vp=one["vp"], recompute=one["recompute"], zero=one["zero"], global_batch=global_batch, seq=seq,
                      dtype=opt.dtype, flash_attention=opt.flash_attention, causal=opt.causal,
-                     overlap_dp=opt.overlap_dp, node=node, software=opt.software)
+                     overlap_dp=opt.overlap_dp, node=node, software=opt.software,
+                     framework_eff=opt.framework_efficiency)
     terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.mfu_full, perf.hfu, mem.total]
     if tokens:
         terms += perf.time_to_train(tokens, price)

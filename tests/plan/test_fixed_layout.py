@@ -43,7 +43,7 @@ def test_out_of_memory_layout_is_evaluated_and_marked():
     """70B with no model parallelism holds ~16 B/param of state per GPU: it cannot fit 85.5 GB, yet the layout is
     evaluated (step time, memory, shortfall) and marked, not refused."""
     res = plan_command(model("llama-3.1-70b"), gpu(H100), [64], global_batch=512, seq=4096,
-                       layout="tp=1,pp=1,cp=1,dp=64,mb=1,recompute=none,zero=0")
+                       layout="tp=1,pp=1,cp=1,dp=64,mb=1,recompute=none,zero=0,offload=none")
     y = res.facts["your_layout"]
     assert y["oom"] and y["headroom_gb"] < 0 and y["step_s"] > 0
     assert "does not fit" in res.facts["your_layout_verdict"] and res.warnings
@@ -72,6 +72,7 @@ def test_cli_layout_table_and_bad_layout(cli):
 def test_parse_layout():
     assert parse_layout("tp=8, pp=16,recompute=selective,zero=1") == {"tp": 8, "pp": 16, "recompute": 1, "zero": 1}
     assert parse_layout(None) == {}
+    assert parse_layout("offload=optimizer+activations") == {"offload": 5}
 
 
 def test_plan_is_a_registered_command_with_facts():

@@ -48,11 +48,11 @@ def test_70b_uses_tensor_parallel_inside_a_node():
 
 
 def test_405b_uses_tp_times_pp_across_nodes():
-    """Escalation rule, step 3: 405B needs TP8 inside each node and PP across nodes (Llama 3 trained 405B with
+    """Escalation rule, step 3: 405B needs TP (4-8) inside each node and PP across nodes (Llama 3 trained 405B with
     TP8·PP16 on 16,384 H100s, batch 2,048 × 8K). The full search finishes in well under a second."""
     r = plan(model("llama-3.1-405b"), gpu("h100-sxm"), 16384, global_batch=2048, seq=8192)
     w = r.top[0]
-    assert w["tp"] == 8 and w["pp"] > 1 and w["tp"] * w["pp"] > 8
+    assert 4 <= w["tp"] <= 8 and w["pp"] > 1 and w["tp"] * w["pp"] > 8
 
 
 def test_runners_up_and_rejections_are_explained():
@@ -93,7 +93,15 @@ def test_nothing_fits_names_the_smallest_shortfall():
     """Issue example: 'needs at least N nodes of 8 × h100-sxm: X GB per GPU at best, 85.5 GB usable'
     (81,559 MiB as nvidia-smi reports an H100 SXM; the runtime reserve is on the need side)."""
     with pytest.raises(DoesNotFitError, match=r"needs at least \d+ nodes of 8 × h100-sxm: \d+ GB per GPU at best, 85.5 GB usable"):
-        plan(model("llama-3.1-405b"), gpu("h100-sxm"), 8, global_batch=64, seq=4096)
+        plan(model("llama-3.1-405b"), gpu("h100-sxm"), 8, global_batch=64, seq=4096, options=Options(offloads=(0,)))
+
+
+def test_offload_lets_405b_train_on_one_node_at_host_link_speed():
+    """ZeRO-Infinity style offload (Rajbhandari et al. 2021): with weights, optimizer state and activations in
+    host memory 405B fits 8 H100s, but every byte crosses PCIe Gen5 (offload is never free)."""
+    r = plan(model("llama-3.1-405b"), gpu("h100-sxm"), 8, global_batch=64, seq=4096)
+    w = r.top[0]
+    assert w["offload"] != "none" and w["parts"]["offload transfers"] > 0.1 * w["step_s"]
 
 
 @pytest.mark.parametrize("kwargs,fragment", [

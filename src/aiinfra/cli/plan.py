@@ -154,6 +154,25 @@ def _stack_key(name: str) -> str:
     return stack(name).key
 
 
+OFFLOAD_NAMES = {"none": 0, "optimizer": 1, "weights": 2, "activations": 4}
+
+
+def parse_offloads(text: str) -> tuple[int, ...]:
+    """'all' or a list of none/optimizer/weights/activations and '+' combinations → bit-flag codes."""
+    if text.strip().lower() == "all":
+        return tuple(range(8))
+    out = set()
+    for item in text.split(","):
+        code = 0
+        for name in item.strip().lower().split("+"):
+            if name not in OFFLOAD_NAMES:
+                raise SpecError(f"--offload '{name}' is not one of all, none, optimizer, weights, activations "
+                                "(combine with +, list with commas)")
+            code |= OFFLOAD_NAMES[name]
+        out.add(code)
+    return tuple(sorted(out))
+
+
 def _options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, cp: bool, overlap: bool,
              memory_reserve: str | None = None) -> Options:
     try:
@@ -168,7 +187,7 @@ def _options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, cp: b
         raise SpecError(f"--recompute '{bad[0]}' is not one of none, selective, full")
     return Options(dtype=dtype, flash_attention=flash, sequence_parallel=sp, zero_stages=zero_stages,
                    recompute=tuple(RECOMPUTE_NAMES.index(x) for x in modes),
-                   context_parallel=(1, 2, 4, 8, 16, 32) if cp else (1,), overlap_dp=overlap,
+                   context_parallel=None if cp else (1,), overlap_dp=overlap,
                    memory_reserve=parse_size(memory_reserve, "--memory-reserve") if memory_reserve else None)
 
 
@@ -193,6 +212,9 @@ def command(
     layout: Annotated[str | None, typer.Option(
         help="Evaluate one layout and rank it, e.g. tp=8,pp=16,cp=1,dp=128,mb=1,vp=4,recompute=selective,zero=1; "
              "keys left out are searched.")] = None,
+    offload: Annotated[str, typer.Option(
+        help="Offload the search may use, charged at host-link bandwidth: all, or none,optimizer,weights,activations "
+             "and '+' combinations.")] = "all",
     causal: Annotated[bool, typer.Option("--causal/--no-causal", help="Causal attention (half the attention FLOPs).")] = True,
     software: Annotated[str, typer.Option(help="Software stack profile: megatron-core, torchtitan, deepspeed, megatron-2021.")] = "megatron-core",
     memory_reserve: Annotated[str | None, typer.Option(
@@ -214,6 +236,7 @@ def command(
     prices = parse_prices(price, g.key)
     opts = _options(dtype, flash, sp, zero, recompute, cp, overlap, memory_reserve)
     opts.causal = causal
+    opts.offloads = parse_offloads(offload)
     opts.software = _stack_key(software)
     if recommend:
         _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note)

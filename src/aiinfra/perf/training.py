@@ -37,7 +37,7 @@ from aiinfra.explain import Number, Term, total
 from aiinfra.perf import comm, compute
 from aiinfra.perf.flops import TrainingFlops, recompute_code, training_flops
 from aiinfra.sizing.params import attention_params, param_counts
-from aiinfra.sizing.training import pipeline_layers
+from aiinfra.sizing.training import layer_activation_bytes, offload_code, pipeline_layers
 from aiinfra.specs import GpuSpec, ModelSpec
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/(v·m) for the interleaved 1F1B schedule"
@@ -87,6 +87,11 @@ class Stack:
     cp: bool
     source: str
     uneven_pipeline: bool = True
+    sm_fraction: float = 0.0
+
+    def exposed(self, t, window):
+        """Communication time left on the critical path when it runs under `window` of compute."""
+        return np.maximum(t - window, 0.0) + self.sm_fraction * np.minimum(t, window)
 
 
 def stack(name: str = "megatron-core") -> Stack:
@@ -94,7 +99,8 @@ def stack(name: str = "megatron-core") -> Stack:
     key, e = default_catalog().entry("stacks", name)
     o = e.get("overlap", {})
     return Stack(key, bool(o.get("tp")), bool(o.get("pp")), bool(o.get("grad_reduce")), bool(o.get("param_gather")),
-                 bool(o.get("cp")), e.get("source", ""), bool(e.get("uneven_pipeline", True)))
+                 bool(o.get("cp")), e.get("source", ""), bool(e.get("uneven_pipeline", True)),
+                 float(e.get("overlap_sm_fraction", 0.0)))
 
 
 def framework_efficiency(name: str = "training") -> tuple[float, str]:
@@ -149,7 +155,9 @@ def step_time(
     software: str | Stack = "megatron-core",
     cal: compute.TrainingCalibration | None = None,
     framework_eff: float | None = None,
-) -> TrainingPerf:
+    offload: Number | str = 0,
+    step_only: bool = False,
+) -> TrainingPerf | np.ndarray:
     """Step time of training `m` on `gpu` with the given layout (scalars or broadcastable arrays).
 
     `global_batch` counts sequences of `seq` tokens; micro_batch is per DP rank. `dtype` is the
@@ -218,14 +226,14 @@ def step_time(
     ar_tp = comm.hierarchical_all_reduce(T * h * ACT_BYTES, tp, np.minimum(tp, domain), node, "TP all-reduce")
     t_tp_raw = np.where(tp > 1, n_tp * ar_tp.value, 0.0)
     g_layer_avg = (m.dense_layers * g_dense + m.moe_layers * g_moe) / L
-    t_tp_layer = np.where(tp <= domain, np.maximum(t_tp_raw - g_layer_avg, 0.0), t_tp_raw) if stk.tp else t_tp_raw
+    t_tp_layer = np.where(tp <= domain, stk.exposed(t_tp_raw, g_layer_avg), t_tp_raw) if stk.tp else t_tp_raw
 
     # Context parallel: K,V chunk ring, hidden under attention when the stack overlaps it.
     kv_chunk = T * 2 * m.kv_heads * m.head_dim * ACT_BYTES / tp
     cp_in = tp * cp <= domain
     t_cp_raw = np.where(cp > 1, 3 * (cp - 1) * np.where(cp_in, comm.p2p(kv_chunk, node.scale_up).value,
                                                        comm.p2p(kv_chunk, node.scale_out_per_gpu()).value), 0.0)
-    t_cp_layer = np.maximum(t_cp_raw - t_att_layer, 0.0) if stk.cp else t_cp_raw
+    t_cp_layer = stk.exposed(t_cp_raw, t_att_layer) if stk.cp else t_cp_raw
 
     # Expert parallel: all-to-all of routed tokens per MoE layer, 4 per micro-batch.
     a2a_bytes = T * m.experts_per_token * h * ACT_BYTES
@@ -264,6 +272,8 @@ def step_time(
     scale = M + bubble_frac  # stage-times per iteration: M micro-batches + the bubble
 
     def part(name: str, per_layer, per_head, formula: str, inputs: dict, sources: dict | None = None) -> Term:
+        if step_only:  # the search needs the sum only (below); parts are built for the rows shown
+            return Term(name, 0.0, "s")
         v = M * (n_layers * per_layer / fw + np.where(head_on, per_head, 0.0) / fw)
         return Term(name, _s(v), "s", formula, inputs, sources or {})
 
@@ -315,7 +325,7 @@ def step_time(
         window = np.where(z3, np.where(stk.param_gather, M * mb_busy, 0.0), win)
     else:
         window = 0.0
-    t_dp_v = np.maximum(t_dp_raw - window, 0.0)
+    t_dp_v = stk.exposed(t_dp_raw, window)
     t_dp = Term("DP communication (exposed)", _s(t_dp_v), "s",
                 "max(0, ZeRO factor × t_allreduce(grad shard, dp·cp) − overlap window)",
                 {"t_allreduce": ar_dp, "ZeRO factor": dp_factor, "grad shard bytes": grad_bytes,
@@ -329,7 +339,26 @@ def step_time(
                  {"params": opt_shard, "bytes per param": OPT_BYTES, "HBM B/s": gpu.memory_bw},
                  {"bytes": "mixed-precision Adam: read fp32 master, grad, m, v (16 B); write master, m, v (12 B) and the bf16 weight (2 B)"})
 
-    step = total("step time", [t_comp, t_cast, t_attn, t_elem, t_tp, t_cp, t_ep, t_pp, t_bub, t_dp, t_opt])
+    # Offload (bit flags, sizing.training.offload_code): every byte crosses the host link, never free.
+    off = _a(offload_code(offload))
+    host = comm.link(f"pcie-gen{gpu.pcie_gen}")
+    act_layer = layer_activation_bytes(m, seq=s, micro_batch=mb, tp=tp, cp=cp, sp=tp > 1, recompute=rc,
+                                       flash_attention=flash_attention).value
+    off_opt = np.where(off & 1, shard / np.where(zero >= 1, group, 1) * (4.0 + OPT_BYTES), 0.0)
+    off_w = np.where(off & 2, M * (2 + (rc == 2)) * shard * 2.0, 0.0)
+    off_act = np.where(off & 4, M * 2.0 * n_layers * act_layer, 0.0)
+    t_off_v = (off_opt + off_w + off_act) / host.effective_bw
+    t_off = Term("offload transfers", _s(t_off_v), "s",
+                 "(optimizer: shard·(4 + 30) B; weights: M·(2 + recompute)·params·2 B; activations: M·2·stage bytes) "
+                 "/ host-link bandwidth", {"host link": host.key, "B/s": host.effective_bw, "offload code": off},
+                 {host.key: host.source})
+    t_opt = Term(t_opt.name, _s(np.where(off & 1, 0.0, t_opt_v)), t_opt.unit, t_opt.formula + " (on the host when offloaded)",
+                 t_opt.inputs, t_opt.sources)
+
+    if step_only:  # = Σ of the parts below, without building each array
+        return (M * (n_layers * layer_t + np.where(head_on, head_t, 0.0)) + M * t_pp_mb + bubble_frac * stage_mb
+                + t_dp_v + np.where(off & 1, 0.0, t_opt_v) + t_off_v)
+    step = total("step time", [t_comp, t_cast, t_attn, t_elem, t_tp, t_cp, t_ep, t_pp, t_bub, t_dp, t_opt, t_off])
     step_v = np.asarray(step.value)
     tps = Term("tokens per second", _s(tokens / step_v), "tokens/s", "global batch tokens / step time",
                {"tokens": tokens, "step": step})

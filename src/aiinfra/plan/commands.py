@@ -19,7 +19,8 @@ from aiinfra.plan.space import RECOMPUTE_NAMES, describe
 from aiinfra.sizing.training import check_layout, device_memory
 from aiinfra.specs import GpuSpec, ModelSpec
 
-LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "mb", "vp", "recompute", "zero")
+LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "mb", "vp", "recompute", "zero", "offload")
+OFFLOAD_BITS = {"none": 0, "optimizer": 1, "weights": 2, "activations": 4}
 
 
 class PlanFacts(Facts):
@@ -64,6 +65,14 @@ def parse_layout(text: str | None) -> dict[str, Any]:
         value = value.strip().lower()
         if not sep or key not in LAYOUT_KEYS:
             raise SpecError(f"--layout '{item}' is not one of {', '.join(k + '=…' for k in LAYOUT_KEYS)}")
+        if key == "offload":
+            code = 0
+            for name in value.split("+"):
+                if name not in OFFLOAD_BITS:
+                    raise SpecError(f"--layout offload={value} must combine none, optimizer, weights, activations with +")
+                code |= OFFLOAD_BITS[name]
+            out[key] = code
+            continue
         if key == "recompute":
             if value not in RECOMPUTE_NAMES:
                 raise SpecError(f"--layout recompute={value} must be none, selective or full")
@@ -103,12 +112,15 @@ def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int
 
 def _widen(opt: Options, lay: dict) -> Options:
     """The search space must hold the fixed values, whatever the default lists say."""
-    def add(values: tuple, key: str) -> tuple:
+    def add(values: tuple | None, key: str) -> tuple | None:
+        if values is None:  # None already means every value that divides
+            return None
         return tuple(sorted(set(values) | ({lay[key]} if key in lay else set())))
 
     return Options(**{**opt.__dict__, "micro_batches": add(opt.micro_batches, "mb"),
                       "interleaves": add(opt.interleaves, "vp"), "recompute": add(opt.recompute, "recompute"),
-                      "zero_stages": add(opt.zero_stages, "zero"), "context_parallel": add(opt.context_parallel, "cp")})
+                      "zero_stages": add(opt.zero_stages, "zero"), "context_parallel": add(opt.context_parallel, "cp"),
+                      "offloads": add(opt.offloads, "offload")})
 
 
 def _yours(r: PlanResult, lay: dict) -> dict | None:
@@ -116,7 +128,7 @@ def _yours(r: PlanResult, lay: dict) -> dict | None:
     ev = r.evaluated
     sp = ev.space
     cols = {"tp": sp.tp, "pp": sp.pp, "cp": sp.cp, "dp": sp.dp, "ep": sp.ep, "mb": sp.mb, "vp": sp.vp,
-            "recompute": sp.recompute, "zero": sp.zero}
+            "recompute": sp.recompute, "zero": sp.zero, "offload": sp.offload}
     match = np.ones(len(sp), dtype=bool)
     for k, v in lay.items():
         match &= cols[k] == v
@@ -129,11 +141,11 @@ def _yours(r: PlanResult, lay: dict) -> dict | None:
     i = int(pool[np.argmin(raw[pool])])
     row = r.row_of(i)
     # Rank among distinct layouts (best candidate of each), counting only fitting ones.
-    key = np.stack([sp.gpus, sp.tp, sp.pp, sp.cp, sp.ep, sp.dp], axis=1)
+    key = sp.layout_key()
     score = np.where(ev.fits, raw, np.inf)
     order = np.argsort(score, kind="stable")
     order = order[np.isfinite(score[order])]
-    _, first = np.unique(key[order], axis=0, return_index=True)
+    _, first = np.unique(key[order], return_index=True)
     bests = order[np.sort(first)]
     better = int(np.sum(raw[bests] < raw[i] * (1 - 1e-9)))
     row["rank"] = better + 1
@@ -141,14 +153,16 @@ def _yours(r: PlanResult, lay: dict) -> dict | None:
     row["oom"] = not bool(ev.fits[i])
     win = int(bests[0]) if bests.size else i
     row["speedup_of_best"] = float(raw[i] / raw[win])
-    diff = {k: ev.parts[k][i] - ev.parts[k][win] for k in ev.parts}
+    pa = ev.parts_at([i, win])
+    diff = {k: v[0] - v[1] for k, v in pa.items()}
     row["why_slower"] = [f"{REASON.get(k, k)} +{diff[k] * 1e3:,.0f} ms" for k in sorted(diff, key=diff.get, reverse=True)
                          if diff[k] > 0][:3]
     return row
 
 
 def _fixed_sentence(y: dict, best: dict) -> str:
-    what = f"{y['layout']} mb{y['mb']} v{y['vp']} {y['recompute']} recompute ZeRO-{y['zero']}"
+    what = f"{y['layout']} mb{y['mb']} v{y['vp']} {y['recompute']} recompute ZeRO-{y['zero']}" + (
+        f" offload {y['offload']}" if y.get("offload", "none") != "none" else "")
     if y["oom"]:
         return (f"your layout {what} does not fit: {y['memory_gb']:.1f} GB per GPU, {-y['headroom_gb']:.1f} GB over; "
                 f"the best layout that fits is {best['layout']}")

@@ -79,7 +79,7 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
     if isinstance(fixed.get("recompute"), str):
         fixed["recompute"] = RECOMPUTE[fixed["recompute"]]
     opt = Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
-                  software=row["stack"], framework_efficiency=framework_eff, interleaves=(1, 2, 3, 4, 5, 6, 7, 8))
+                  software=row["stack"], framework_efficiency=framework_eff)
     res = plan_command(m, g, [gpus], global_batch=batch, seq=seq, options=opt, layout=fixed, top=1)
     y = res.facts["your_layout"]
     value = _metric(row, y["tokens_per_s"], gpus, y["tflops"], y["mfu"], y["step_s"], m.layers)

@@ -18,7 +18,7 @@ from aiinfra.explain import Term
 from aiinfra.perf import comm
 from aiinfra.perf.flops import training_flops
 from aiinfra.perf.training import stack, step_time
-from aiinfra.plan.space import RECOMPUTE_NAMES, Space, build_space, describe
+from aiinfra.plan.space import RECOMPUTE_NAMES, Space, build_space, describe, offload_name
 from aiinfra.sizing.training import device_memory, training_memory
 from aiinfra.specs import GpuSpec, ModelSpec
 
@@ -42,11 +42,14 @@ class Options:
     flash_attention: bool = True
     sequence_parallel: bool = True
     zero_stages: tuple[int, ...] = (0, 1, 2, 3)
+    # offload bit flags searched (1 optimizer, 2 weights, 4 activations): all combinations by default,
+    # each charged at host-link bandwidth
+    offloads: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
     recompute: tuple[int, ...] = (0, 1, 2)
-    micro_batches: tuple[int, ...] = (1, 2, 4, 8, 16)
-    interleaves: tuple[int, ...] = (1, 2, 3, 4, 6, 8)
-    context_parallel: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-    min_cp_tokens: int = 4096
+    micro_batches: tuple[int, ...] | None = None  # None: every divisor of the per-replica batch
+    interleaves: tuple[int, ...] | None = None  # None: every count that leaves each virtual stage a layer
+    context_parallel: tuple[int, ...] | None = None  # None: every divisor of the sequence (≥ min_cp_tokens each)
+    min_cp_tokens: int = 1024
     overlap_dp: bool = True
     causal: bool = True
     software: str = "megatron-core"
@@ -57,14 +60,24 @@ class Options:
 
 @dataclass
 class Evaluated:
-    """Per-candidate arrays after evaluation."""
+    """Per-candidate arrays after evaluation (step parts are recomputed on demand for the few rows shown)."""
 
     space: Space
     memory: np.ndarray  # bytes per GPU
     step: np.ndarray  # seconds
     tokens_per_s: np.ndarray
-    parts: dict[str, np.ndarray]
     fits: np.ndarray
+    context: tuple = ()
+
+    def parts_at(self, index) -> dict[str, np.ndarray]:
+        """Step-time parts of the given candidates (re-evaluated through the same formulas)."""
+        m, gpu, seq, opt, node = self.context
+        sub = self.space.take(index)
+        return _evaluate(m, gpu, sub, seq, opt, node, with_parts=True)[1]
+
+    @property
+    def parts(self) -> dict[str, np.ndarray]:
+        return self.parts_at(np.arange(len(self.space)))
 
 
 @dataclass
@@ -95,42 +108,50 @@ class PlanResult:
                                  c["options"], c["node"], c.get("tokens"), c.get("price"))
 
 
-def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, node: comm.Node) -> Evaluated:
+def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, node: comm.Node,
+              with_parts: bool = False) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
+    """(memory, step) per candidate, flat; parts too when asked. Base fields broadcast against knobs."""
+    b = space.bcast
     mem = training_memory(
-        m, seq=seq, micro_batch=space.mb, tp=space.tp, pp=space.pp, dp=space.dp, cp=space.cp, ep=space.ep,
-        sp=space.sp, vp=space.vp, num_microbatches=space.microbatches, zero=space.zero, recompute=space.recompute,
-        precision="bf16" if opt.dtype in ("bf16", "fp16") else opt.dtype, flash_attention=opt.flash_attention,
-        overhead_bytes=opt.memory_reserve,
+        m, seq=seq, micro_batch=b("mb"), tp=b("tp"), pp=b("pp"), dp=b("dp"), cp=b("cp"), ep=b("ep"),
+        sp=b("sp"), vp=b("vp"), num_microbatches=space.batch // (b("dp") * b("mb")), zero=b("zero"),
+        recompute=b("recompute"), precision="bf16" if opt.dtype in ("bf16", "fp16") else opt.dtype,
+        flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve, offload=b("offload"),
+        total_only=not with_parts,
     )
     perf = step_time(
-        m, gpu, tp=space.tp, pp=space.pp, dp=space.dp, cp=space.cp, ep=space.ep, micro_batch=space.mb, vp=space.vp,
-        recompute=space.recompute, zero=space.zero, global_batch=space.batch, seq=seq, dtype=opt.dtype,
+        m, gpu, tp=b("tp"), pp=b("pp"), dp=b("dp"), cp=b("cp"), ep=b("ep"), micro_batch=b("mb"), vp=b("vp"),
+        recompute=b("recompute"), zero=b("zero"), global_batch=space.batch, seq=seq, dtype=opt.dtype,
         flash_attention=opt.flash_attention, causal=opt.causal, overlap_dp=opt.overlap_dp, node=node,
-        software=opt.software, framework_eff=opt.framework_efficiency,
+        software=opt.software, framework_eff=opt.framework_efficiency, offload=b("offload"), step_only=not with_parts,
     )
-    memory = np.broadcast_to(np.asarray(mem.total.value, dtype=float), (len(space),))
-    step = np.broadcast_to(np.asarray(perf.step.value, dtype=float), (len(space),))
-    parts = {p.name: np.broadcast_to(np.asarray(p.value, dtype=float), (len(space),)) for p in perf.step.parts}
-    tps = space.batch * seq / step
-    return Evaluated(space, memory, step, tps, parts, memory <= device_memory(gpu).value)
+    shape = (space.n_base, space.k)
+    memory = np.broadcast_to(np.asarray(mem if not with_parts else mem.total.value, dtype=float), shape).ravel()
+    step = np.broadcast_to(np.asarray(perf if not with_parts else perf.step.value, dtype=float), shape).ravel()
+    parts = {}
+    if with_parts:
+        parts = {p.name: np.broadcast_to(np.asarray(p.value, dtype=float), shape).ravel() for p in perf.step.parts}
+    return (memory, step), parts
 
 
 def evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, node: comm.Node,
              progress: Callable[[int], None] | None = None) -> Evaluated:
-    """Evaluate every candidate, in chunks (bounded memory, progress callbacks)."""
-    chunks = []
-    for start in range(0, len(space), CHUNK):
-        part = space.take(slice(start, start + CHUNK))
-        chunks.append(_evaluate(m, gpu, part, seq, opt, node))
+    """Evaluate every candidate, in chunks of base rows (bounded memory, progress callbacks)."""
+    if len(space) == 0:
+        raise AiinfraError("empty search space")
+    per = max(1, CHUNK // space.k)
+    mems, steps = [], []
+    for start in range(0, space.n_base, per):
+        part = space.base_slice(start, start + per)
+        (mem, step), _ = _evaluate(m, gpu, part, seq, opt, node)
+        mems.append(mem)
+        steps.append(step)
         if progress:
             progress(len(part))
-    if not chunks:
-        raise AiinfraError("empty search space")
-    def cat(get):
-        return np.concatenate([get(c) for c in chunks])
-
-    return Evaluated(space, cat(lambda c: c.memory), cat(lambda c: c.step), cat(lambda c: c.tokens_per_s),
-                     {k: cat(lambda c, k=k: c.parts[k]) for k in chunks[0].parts}, cat(lambda c: c.fits))
+    memory = np.concatenate(mems)
+    step = np.concatenate(steps)
+    return Evaluated(space, memory, step, space.batch * seq / step, memory <= device_memory(gpu).value,
+                     (m, gpu, seq, opt, node))
 
 
 def _check_inputs(gpus: list[int], global_batch: int, seq: int, tokens: float | None, price: float | None, gpn: int) -> None:
@@ -174,7 +195,7 @@ def plan(
         raise SpecError(f"objective must be time or cost, not {objective}")
     space = build_space(m, counts, global_batch=global_batch, seq=seq, gpus_per_node=gpn,
                         micro_batches=opt.micro_batches, interleaves=opt.interleaves, recompute=opt.recompute,
-                        zero_stages=opt.zero_stages, context_parallel=opt.context_parallel,
+                        zero_stages=opt.zero_stages, context_parallel=opt.context_parallel, offloads=opt.offloads,
                         sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens, max_tp=opt.max_tp,
                         scaleup_domain=gpu.scaleup_domain, uneven_pipeline=stack(opt.software).uneven_pipeline)
     if len(space) == 0:
@@ -198,7 +219,8 @@ def plan(
     score = np.where(ev.fits, 1.0 / ev.tokens_per_s, np.inf)
     if objective == "cost":
         score = score * space.gpus
-    order = np.argsort(score, kind="stable")
+    # Equal step times: the layout with fewer model-parallel ranks first (simpler, less to go wrong).
+    order = np.lexsort((space.tp * space.pp * space.cp * space.ep, score))
     best_of_layout = _distinct_layouts(space, order[np.isfinite(score[order])], top)
     rows = [_row(m, gpu, ev, i, seq, tokens, price_per_gpu_hour) for i in best_of_layout]
     rejected = _rejections(ev, space, order, best_of_layout, score, objective, gpu)
@@ -226,8 +248,8 @@ def plan(
 
 def _distinct_layouts(space: Space, order: np.ndarray, k: int) -> list[int]:
     """The best candidate of each distinct (N, TP, PP, CP, EP, DP) layout, best first."""
-    key = np.stack([space.gpus, space.tp, space.pp, space.cp, space.ep, space.dp], axis=1)[order]
-    _, first = np.unique(key, axis=0, return_index=True)
+    key = space.layout_key()[order]
+    _, first = np.unique(key, return_index=True)
     return [int(i) for i in order[np.sort(first)][:k]]
 
 
@@ -240,11 +262,12 @@ def _row(m: ModelSpec, gpu: GpuSpec, ev: Evaluated, i: int, seq: int, tokens: fl
     peak = gpu.peak_flops("bf16" if "bf16" in gpu.tflops else "fp16")
     row = {
         **r, "layout": describe(r), "recompute": RECOMPUTE_NAMES[r["recompute"]], "index": i,
+        "offload": offload_name(r.get("offload", 0)),
         "step_s": step, "tokens_per_s": float(ev.tokens_per_s[i]), "memory_gb": float(ev.memory[i]) / 1e9,
         "headroom_gb": (float(device_memory(gpu).value) - float(ev.memory[i])) / 1e9, "fits": bool(ev.fits[i]),
         "tflops": float(fl.hardware.value) / n / step / 1e12, "mfu": float(fl.model.value) / n / step / peak,
         "mfu_full_attention": float(full.model.value) / n / step / peak,
-        "parts": {k: float(v[i]) for k, v in ev.parts.items()},
+        "parts": {k: float(v[0]) for k, v in ev.parts_at([i]).items()},
     }
     if tokens:
         secs = tokens / row["tokens_per_s"]
@@ -277,8 +300,10 @@ def _rejections(ev: Evaluated, space: Space, order: np.ndarray, chosen: list[int
                        f"{device_memory(gpu).value / 1e9:.1f} GB usable)")
             if len(seen) >= limit:
                 break
-    for i in chosen[1:limit + 1]:
-        diff = {k: ev.parts[k][i] - ev.parts[k][win] for k in ev.parts}
+    shown = chosen[1:limit + 1]
+    pa = ev.parts_at([win, *shown]) if shown else {}
+    for j, i in enumerate(shown, 1):
+        diff = {k: v[j] - v[0] for k, v in pa.items()}
         worst = max(diff, key=diff.get)
         slower = raw[i] / raw[win] - 1
         out.append(f"runner-up {describe(space.row(i))}: {slower:.1%} slower, mostly {REASON.get(worst, worst)} "
@@ -298,12 +323,13 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                           ep=one["ep"], sp=one["sp"], vp=one["vp"], num_microbatches=global_batch // (one["dp"] * one["mb"]),
                           zero=one["zero"], recompute=one["recompute"],
                           precision="bf16" if opt.dtype in ("bf16", "fp16") else opt.dtype,
-                          flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve)
+                          flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve,
+                          offload=one.get("offload", 0))
     perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
                      vp=one["vp"], recompute=one["recompute"], zero=one["zero"], global_batch=global_batch, seq=seq,
                      dtype=opt.dtype, flash_attention=opt.flash_attention, causal=opt.causal,
                      overlap_dp=opt.overlap_dp, node=node, software=opt.software,
-                     framework_eff=opt.framework_efficiency)
+                     framework_eff=opt.framework_efficiency, offload=one.get("offload", 0))
     terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.mfu_full, perf.hfu, mem.total]
     if tokens:
         terms += perf.time_to_train(tokens, price)
@@ -322,7 +348,7 @@ def _shortfall(m: ModelSpec, gpu: GpuSpec, counts: list[int], ev: Evaluated, glo
         space = build_space(m, [n], global_batch=global_batch * n, seq=seq, gpus_per_node=gpn,
                             micro_batches=(1,), interleaves=(1,), recompute=(2,), zero_stages=opt.zero_stages,
                             context_parallel=opt.context_parallel, sequence_parallel=opt.sequence_parallel)
-        if len(space) and _evaluate(m, gpu, space, seq, opt, node).fits.any():
+        if len(space) and evaluate(m, gpu, space, seq, opt, node).fits.any():
             need = n
             break
     where = f"{max(counts)} × {gpu.key}"

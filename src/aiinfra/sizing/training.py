@@ -28,6 +28,19 @@ RECOMPUTE = {"none": 0, "selective": 1, "full": 2}
 OPTIMIZER_STATE_BYTES = {"adam": 8.0, "adamw": 8.0, "adam8bit": 2.0, "sgd": 4.0, "none": 0.0}
 GRAD_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp32": 4.0, "bf16+fp32": 6.0}
 OFFLOAD = ("none", "optimizer", "optimizer+params")
+# Offload as bit flags (the planner searches them as arrays): 1 optimizer states + fp32 grads in host
+# memory, 2 weights streamed from host per micro-batch, 4 saved activations parked in host memory.
+OFFLOAD_CODES = {"none": 0, "optimizer": 1, "optimizer+params": 3, "activations": 4, "optimizer+activations": 5,
+                 "all": 7}
+
+
+def offload_code(value: Any) -> Any:
+    """'none' | 'optimizer' | 'optimizer+params' | 'activations' | … or bit-flag codes (arrays allowed)."""
+    if isinstance(value, str):
+        if value not in OFFLOAD_CODES:
+            raise SpecError(f"unknown offload '{value}'; choose one of {', '.join(OFFLOAD_CODES)}")
+        return OFFLOAD_CODES[value]
+    return np.asarray(value)
 
 SRC_ZERO = "Rajbhandari et al. 2020 (ZeRO) Fig. 1: stage 1 shards optimizer states, 2 adds gradients, 3 adds weights over N_d"
 SRC_MEGATRON = "Megatron-LM theoretical_memory_usage.py / issue #654: 2 B weights + 4 B fp32 grads + 4 B master + 8 B Adam"
@@ -69,8 +82,7 @@ def model_states(
         raise SpecError(f"unknown gradient dtype '{grad_dtype}'; choose one of {', '.join(GRAD_BYTES)}")
     if optimizer not in OPTIMIZER_STATE_BYTES:
         raise SpecError(f"unknown optimizer '{optimizer}'; choose one of {', '.join(OPTIMIZER_STATE_BYTES)}")
-    if offload not in OFFLOAD:
-        raise SpecError(f"unknown offload '{offload}'; choose one of {', '.join(OFFLOAD)}")
+    code = np.asarray(offload_code(offload))
     g = GRAD_BYTES[grad_dtype]
     master = 0.0 if precision == "fp32" else 4.0
     opt = OPTIMIZER_STATE_BYTES[optimizer]
@@ -83,9 +95,9 @@ def model_states(
         return params_ne / np.where(on, d, 1.0) + params_e / np.where(on, d_e, 1.0)
 
     shard_w, shard_g, shard_o = sharded(3), sharded(2), sharded(1)
-    weights_v = w * shard_w * (0.0 if offload == "optimizer+params" else 1.0)
-    grads_v = g * shard_g * (0.0 if offload != "none" else 1.0)
-    opt_v = (master + opt) * shard_o * (0.0 if offload != "none" else 1.0)
+    weights_v = w * shard_w * np.where(code & 2, 0.0, 1.0)
+    grads_v = g * shard_g * np.where(code & 1, 0.0, 1.0)
+    opt_v = (master + opt) * shard_o * np.where(code & 1, 0.0, 1.0)
     inputs = {"Ψ_local": params_ne, "Ψ_expert_local": params_e, "N_d": dp_shards, "zero": zero}
     weights = Term(
         "weights", weights_v, "B", "bytes_w · Ψ / (N_d if zero ≥ 3)",
@@ -297,6 +309,21 @@ def _runtime(kind: str) -> dict:
     return default_catalog().entry("runtime", kind)[1]
 
 
+def _runtime_overhead(tp_a, pp_a, dp, cp, overhead_bytes, fragmentation) -> tuple[Any, dict, float]:
+    """Fixed runtime bytes (CUDA context + NCCL buffers, or the user's reserve) and the fragmentation share."""
+    rt = _runtime("training")
+    gpus = tp_a * pp_a * np.asarray(dp, dtype=float) * np.asarray(cp, dtype=float)
+    if overhead_bytes is None:
+        fixed = rt["cuda_context_bytes"] + np.where(gpus > 1, rt["comm_buffers_bytes"], 0.0)
+        fixed_src = {"fixed": f"catalog runtime.training: {rt['source'].split(';')[0]}"}
+    else:
+        fixed, fixed_src = np.asarray(overhead_bytes, dtype=float), {"fixed": "given by the user"}
+    frag = rt["fragmentation"] if fragmentation is None else fragmentation
+    if frag < 0 or np.any(np.asarray(fixed) < 0):
+        raise SpecError("overhead and fragmentation must not be negative")
+    return fixed, fixed_src, frag
+
+
 def _validate(m: ModelSpec, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero) -> None:
     """Scalar sanity checks: a clear error for impossible or non-positive settings."""
     for name, v in (("seq", seq), ("micro-batch", micro_batch)):
@@ -331,11 +358,12 @@ def training_memory(
     precision: str = "bf16",
     optimizer: str = "adam",
     grad_dtype: str | None = None,
-    offload: str = "none",
+    offload: Any = "none",
     flash_attention: bool = True,
     overhead_bytes: Any = None,
     fragmentation: float | None = None,
-) -> TrainingMemory:
+    total_only: bool = False,
+) -> TrainingMemory | np.ndarray:
     """Peak memory on the most-loaded GPU of a training job (bytes), with every part explained.
 
     zero: 0–3 (3 = FSDP full sharding); distributed_optimizer = Megatron's (same sharding as zero 1).
@@ -348,6 +376,7 @@ def training_memory(
             raise SpecError(f"unknown recompute mode '{recompute}'; choose none, selective or full")
         recompute = RECOMPUTE[recompute]
     _validate(m, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero)
+    off = np.asarray(offload_code(offload))
     zero_eff = np.maximum(np.asarray(zero), 1 if distributed_optimizer else 0)
     counts = param_counts(m)
     tp_a, pp_a = np.asarray(tp, dtype=float), np.asarray(pp, dtype=float)
@@ -374,6 +403,9 @@ def training_memory(
         layers_act = (
             (sp_params.layers - sp_params.moe_layers) * act_dense.value + sp_params.moe_layers * act_moe.value
         ) * n_flight * penalty
+        # activations parked in host memory: two layers of one micro-batch stay resident (in flight to/from host)
+        layers_act = np.where(off & 4, layers_act * np.minimum(2.0 / np.maximum(sp_params.layers * n_flight * penalty, 1.0),
+                                                              1.0), layers_act)
         if stage == "first":
             edge = n_flight * (8.0 * s_loc * b + (s_loc * b * m.hidden / u_div if m.dropout else 0.0))
             edge = edge + np.where(pp_a == 1, 4.0 * s_loc * b * m.hidden * (1.0 + m.vocab / m.hidden) / tp_a, 0.0)
@@ -387,6 +419,9 @@ def training_memory(
             precision=precision, optimizer=optimizer, grad_dtype=grad_dtype, offload=offload,
         )
         buf = np.where(zero_eff == 3, zero3_gather_buffer(counts.largest_layer, tp_a).value, 0.0)
+        # weights streamed from host: a double buffer of one layer's 16-bit weights
+        per_layer = (sp_params.non_expert + sp_params.expert) / np.maximum(sp_params.layers, 1.0)
+        buf = buf + np.where(off & 2, 2.0 * 2.0 * per_layer, 0.0)
         stages[stage] = dict(params=sp_params, layers_act=layers_act, edge=edge, working=working, w=w, g=g, o=o,
                              buf=buf, flight=n_flight)
 
@@ -394,6 +429,10 @@ def training_memory(
         return st["w"].value + st["g"].value + st["o"].value + st["buf"] + st["layers_act"] + st["edge"] + st["working"]
 
     names = ("first", "middle", "last")
+    if total_only:  # the search needs the peak only: fixed + (1 + fragmentation) · the fullest stage
+        peak = np.maximum(np.maximum(state_sum(stages["first"]), state_sum(stages["middle"])), state_sum(stages["last"]))
+        fixed, _, frag = _runtime_overhead(tp_a, pp_a, dp, cp, overhead_bytes, fragmentation)
+        return fixed + (1.0 + frag) * peak
     sums = np.broadcast_arrays(*(np.asarray(state_sum(stages[n]), dtype=float) for n in names))
     which = np.argmax(np.stack(sums), axis=0)  # ties go to the first stage
 
@@ -429,21 +468,15 @@ def training_memory(
                               "one layer's activations rebuilt during its backward", {"layer": full_layer.value}))
     activations = total("activations", act_parts)
     extra = []
-    if np.any(zero_eff == 3):
+    if np.any(zero_eff == 3) or np.any(off & 2):
         buf = zero3_gather_buffer(counts.largest_layer, tp_a)
         buf.value = pick("buf")
+        if np.any(off & 2):
+            buf.name = "parameter buffers"
+            buf.formula = "ZeRO-3: 4 · largest_layer / t; weights offloaded: 2 × one layer's 16-bit weights"
         extra.append(buf)
 
-    rt = _runtime("training")
-    gpus = tp_a * pp_a * np.asarray(dp, dtype=float) * np.asarray(cp, dtype=float)
-    if overhead_bytes is None:
-        fixed = rt["cuda_context_bytes"] + np.where(gpus > 1, rt["comm_buffers_bytes"], 0.0)
-        fixed_src = {"fixed": f"catalog runtime.training: {rt['source'].split(';')[0]}"}
-    else:
-        fixed, fixed_src = np.asarray(overhead_bytes, dtype=float), {"fixed": "given by the user"}
-    frag = rt["fragmentation"] if fragmentation is None else fragmentation
-    if frag < 0 or np.any(np.asarray(fixed) < 0):
-        raise SpecError("overhead and fragmentation must not be negative")
+    fixed, fixed_src, frag = _runtime_overhead(tp_a, pp_a, dp, cp, overhead_bytes, fragmentation)
     allocated = weights.value + grads.value + optim.value + activations.value + sum(t.value for t in extra)
     overhead = Term("runtime overhead", fixed + frag * allocated, "B",
                     "fixed (CUDA context + communicator buffers) + fragmentation · allocated",

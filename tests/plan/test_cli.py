@@ -67,6 +67,9 @@ def test_size_parsing():
     assert batch_sequences("16M", None, 8192) == (2048, "16,777,216 tokens = 2048 sequences of 8192")
     assert batch_sequences("1048576", None, 4096)[0] == 256
     assert parse_gpu_counts("512-528") == [512, 520, 528] and parse_gpu_counts("8,16") == [8, 16]
+    assert parse_gpu_counts("512-2048:512") == [512, 1024, 1536, 2048]
+    with pytest.raises(AiinfraError, match="give a step"):  # no silent power-of-two coercion
+        parse_gpu_counts("8-65536")
     for bad in ("abc", "-3", "0"):
         with pytest.raises(AiinfraError):
             parse_size(bad, "x")

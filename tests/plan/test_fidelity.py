@@ -36,11 +36,11 @@ def test_korthikanti_2022_table4_out_of_sample():
 
 def test_llama3_table4_h100_bf16_out_of_sample():
     """Llama 3 paper (arXiv 2407.21783) Table 4, 405B on H100 BF16: 8,192 GPUs TP8·PP16·DP64 8K → 43% MFU;
-    16,384 GPUs TP8·PP16·DP128 → 41%; 16,384 GPUs TP8·CP16·PP16·DP8 at 131,072 tokens → 38%. Our memory model
-    needs full recompute on two of these layouts at micro-batch 1, which costs a forward pass: −10.3%, −13.2%,
-    −20.6% (the 128K row with attention counted causal-halved). Out of sample; wider than the 7% target."""
+    16,384 GPUs TP8·PP16·DP128 → 41%; 16,384 GPUs TP8·CP16·PP16·DP8 at 131,072 tokens → 38%. At micro-batch 1
+    these layouts fit only with full recompute of some layers (the best completion recomputes 1/8 of each stage):
+    +13.0%, +8.8%, −2.7% (MFU with attention counted causal-halved). Out of sample; wider than the 7% target."""
     errs = [p.error for p in _table("Llama 3 (2024) Table 4, H100 BF16")]
-    assert len(errs) == 3 and all(-0.22 <= e <= 0.0 for e in errs)
+    assert len(errs) == 3 and all(abs(e) <= 0.14 for e in errs)
 
 
 def test_megatron_bridge_h100_fp8_out_of_sample():

@@ -42,20 +42,32 @@ def parse_size(text: str, what: str) -> float:
     return value
 
 
+MAX_COUNTS = 4096
+
+
 def parse_gpu_counts(text: str) -> list[int]:
-    """'1024', '512,1024,2048' or a range '512-2048' (every multiple of 8 between; powers of two if huge)."""
+    """'1024', '512,1024,2048', a range '512-2048' (every multiple of 8 between) or '512-16384:512' (a step).
+
+    A range never changes silently: more than 4,096 counts is an error that asks for a step."""
     s = str(text).strip()
     try:
         if "-" in s[1:]:
-            lo, hi = (int(x) for x in s.split("-", 1))
+            span, _, step_text = s.partition(":")
+            lo, hi = (int(x) for x in span.split("-", 1))
             if lo <= 0 or hi < lo:
                 raise SpecError(f"GPU range '{text}' must be low-high with 0 < low ≤ high")
-            step = 8 if lo >= 8 else 1
+            step = int(step_text) if step_text else (8 if lo >= 8 else 1)
+            if step <= 0:
+                raise SpecError(f"GPU range step in '{text}' must be positive")
             out = list(range(lo, hi + 1, step))
-            return out if len(out) <= 4096 else [n for n in out if n & (n - 1) == 0]
+            if len(out) > MAX_COUNTS:
+                raise SpecError(f"GPU range '{text}' holds {len(out):,} counts (more than {MAX_COUNTS:,}); "
+                                f"give a step, e.g. {lo}-{hi}:{-(-(-(-(hi - lo) // (MAX_COUNTS - 1))) // 8) * 8}")
+            return out
         counts = [int(x) for x in s.split(",")]
     except ValueError:
-        raise SpecError(f"--gpus '{text}' must be a count (1024), a list (512,1024) or a range (512-2048)") from None
+        raise SpecError(f"--gpus '{text}' must be a count (1024), a list (512,1024) or a range (512-2048, "
+                        "512-16384:512)") from None
     for n in counts:
         if n <= 0:
             raise SpecError(f"GPU count must be positive, got {n}")

@@ -157,6 +157,7 @@ def step_time(
     framework_eff: float | None = None,
     offload: Number | str = 0,
     step_only: bool = False,
+    recompute_fraction: Number = 1.0,
 ) -> TrainingPerf | np.ndarray:
     """Step time of training `m` on `gpu` with the given layout (scalars or broadcastable arrays).
 
@@ -178,13 +179,16 @@ def step_time(
     M = B / (dp * mb)  # micro-batches per iteration, per pipeline
     tokens = B * s
     h, L = m.hidden, m.layers
-    fl = training_flops(m, tokens=tokens, seq=s, recompute=rc, causal=causal)
+    fl = training_flops(m, tokens=tokens, seq=s, recompute=rc, causal=causal, recompute_fraction=recompute_fraction)
     half = "bf16" if "bf16" in gpu.tflops else "fp16"
     lin = dtype if dtype in LINEAR_DTYPES else half
     if lin == "fp16" and "fp16" not in gpu.tflops:
         lin = half
     T = mb * s / cp  # tokens per GPU per micro-batch
-    passes = 3 + (rc == 2)  # forward, backward (2×), recompute forward
+    # full recompute of a fraction of each stage's layers (Megatron --recompute-num-layers, block method)
+    full = (rc == 2) * _a(recompute_fraction).astype(float)
+    sel = (rc == 1)
+    passes = 3 + full  # forward, backward (2×), recompute forward
 
     # GEMMs and FP8/FP4 casts, per layer (dense and MoE), forward + backward (+ recompute).
     def gemm_part(moe: bool):
@@ -194,7 +198,7 @@ def step_time(
             t = t + count * compute.gemm_time(Mg, Ng, Kg, gpu, lin, kt)
             if lin in ("fp8", "fp4"):
                 cast = cast + count * kt.fp8_cast_bytes * (2 * Mg * Kg + Mg * Ng) / gpu.memory_bw
-        return t * passes, cast * (1 + (rc == 2) * 0.5)
+        return t * passes, cast * (1 + full * 0.5)
 
     g_dense, c_dense = gemm_part(False)
     g_moe, c_moe = gemm_part(True) if m.is_moe else (0.0, 0.0)
@@ -207,21 +211,21 @@ def step_time(
     f_att = 2.0 * T * S * m.heads / tp * (d_qk + d_v)
     pk16 = gpu.peak_flops(half)
     if flash_attention:
-        t_att_layer = f_att / (pk16 * kt.attention_fwd) * (1 + (rc >= 1)) + 2.5 * f_att / (pk16 * kt.attention_bwd)
+        t_att_layer = f_att / (pk16 * kt.attention_fwd) * (1 + sel + full) + 2.5 * f_att / (pk16 * kt.attention_bwd)
     else:  # unfused: batched GEMMs at the GEMM plateau + softmax traffic (charged as elementwise below)
-        t_att_layer = f_att * (3 + (rc >= 1)) / (pk16 * kt.plateau(half))
+        t_att_layer = f_att * (3 + sel + full) / (pk16 * kt.plateau(half))
 
     # Elementwise: Korthikanti Table 2 bytes per token per layer, per forward-equivalent pass.
     ffn_act = (m.experts_per_token + m.shared_experts) * m.moe_ffn if m.is_moe else m.ffn
     per_tok_layer = 18 * h + 4 * ffn_act  # = 34h for ffn = 4h
     softmax = 0.0 if flash_attention else 5 * m.heads * s_att
-    soft_passes = 3 + (rc >= 1)
+    soft_passes = 3 + sel + full
     elem_bytes = T * (per_tok_layer * passes + softmax * soft_passes / tp) / tp
     cal = cal or compute.training_calibration()
     t_elem_layer = elem_bytes * cal.elementwise_traffic / gpu.memory_bw
 
     # Tensor parallel: 4 collectives per layer of T·h·2 B (+2 with full recompute).
-    n_tp = 4 + 2 * (rc == 2)
+    n_tp = 4 + 2 * full
     domain = max(gpu.scaleup_domain or gpn, 1)
     ar_tp = comm.hierarchical_all_reduce(T * h * ACT_BYTES, tp, np.minimum(tp, domain), node, "TP all-reduce")
     t_tp_raw = np.where(tp > 1, n_tp * ar_tp.value, 0.0)
@@ -345,7 +349,7 @@ def step_time(
     act_layer = layer_activation_bytes(m, seq=s, micro_batch=mb, tp=tp, cp=cp, sp=tp > 1, recompute=rc,
                                        flash_attention=flash_attention).value
     off_opt = np.where(off & 1, shard / np.where(zero >= 1, group, 1) * (4.0 + OPT_BYTES), 0.0)
-    off_w = np.where(off & 2, M * (2 + (rc == 2)) * shard * 2.0, 0.0)
+    off_w = np.where(off & 2, M * (2 + full) * shard * 2.0, 0.0)
     off_act = np.where(off & 4, M * 2.0 * n_layers * act_layer, 0.0)
     t_off_v = (off_opt + off_w + off_act) / host.effective_bw
     t_off = Term("offload transfers", _s(t_off_v), "s",

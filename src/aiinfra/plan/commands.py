@@ -132,6 +132,8 @@ def _yours(r: PlanResult, lay: dict) -> dict | None:
     match = np.ones(len(sp), dtype=bool)
     for k, v in lay.items():
         match &= cols[k] == v
+    if lay.get("recompute") == 2:  # "full" means every layer; partial shares are searched only when left out
+        match &= sp.rfrac == 1.0
     idx = np.nonzero(match)[0]
     if idx.size == 0:
         return None

@@ -18,7 +18,7 @@ from aiinfra.explain import Term
 from aiinfra.perf import comm
 from aiinfra.perf.flops import training_flops
 from aiinfra.perf.training import stack, step_time
-from aiinfra.plan.space import RECOMPUTE_NAMES, Space, build_space, describe, offload_name
+from aiinfra.plan.space import RECOMPUTE_NAMES, Space, build_space, describe, offload_name, recompute_name
 from aiinfra.sizing.training import device_memory, training_memory
 from aiinfra.specs import GpuSpec, ModelSpec
 
@@ -45,6 +45,8 @@ class Options:
     # offload bit flags searched (1 optimizer, 2 weights, 4 activations): all combinations by default,
     # each charged at host-link bandwidth
     offloads: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
+    # full recompute on this share of each stage's layers (Megatron --recompute-num-layers, block method)
+    recompute_fractions: tuple[float, ...] = (0.125, 0.25, 0.5, 0.75, 1.0)
     recompute: tuple[int, ...] = (0, 1, 2)
     micro_batches: tuple[int, ...] | None = None  # None: every divisor of the per-replica batch
     interleaves: tuple[int, ...] | None = None  # None: every count that leaves each virtual stage a layer
@@ -117,13 +119,14 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         sp=b("sp"), vp=b("vp"), num_microbatches=space.batch // (b("dp") * b("mb")), zero=b("zero"),
         recompute=b("recompute"), precision="bf16" if opt.dtype in ("bf16", "fp16") else opt.dtype,
         flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve, offload=b("offload"),
-        total_only=not with_parts,
+        total_only=not with_parts, recompute_fraction=b("rfrac"),
     )
     perf = step_time(
         m, gpu, tp=b("tp"), pp=b("pp"), dp=b("dp"), cp=b("cp"), ep=b("ep"), micro_batch=b("mb"), vp=b("vp"),
         recompute=b("recompute"), zero=b("zero"), global_batch=space.batch, seq=seq, dtype=opt.dtype,
         flash_attention=opt.flash_attention, causal=opt.causal, overlap_dp=opt.overlap_dp, node=node,
         software=opt.software, framework_eff=opt.framework_efficiency, offload=b("offload"), step_only=not with_parts,
+        recompute_fraction=b("rfrac"),
     )
     shape = (space.n_base, space.k)
     memory = np.broadcast_to(np.asarray(mem if not with_parts else mem.total.value, dtype=float), shape).ravel()
@@ -196,7 +199,7 @@ def plan(
     space = build_space(m, counts, global_batch=global_batch, seq=seq, gpus_per_node=gpn,
                         micro_batches=opt.micro_batches, interleaves=opt.interleaves, recompute=opt.recompute,
                         zero_stages=opt.zero_stages, context_parallel=opt.context_parallel, offloads=opt.offloads,
-                        sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens, max_tp=opt.max_tp,
+                        recompute_fractions=opt.recompute_fractions, sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens, max_tp=opt.max_tp,
                         scaleup_domain=gpu.scaleup_domain, uneven_pipeline=stack(opt.software).uneven_pipeline)
     if len(space) == 0:
         c = ", ".join(str(n) for n in counts)
@@ -256,12 +259,13 @@ def _distinct_layouts(space: Space, order: np.ndarray, k: int) -> list[int]:
 def _row(m: ModelSpec, gpu: GpuSpec, ev: Evaluated, i: int, seq: int, tokens: float | None, price: float | None) -> dict:
     r = ev.space.row(i)
     n = r["gpus"]
-    fl = training_flops(m, tokens=ev.space.batch * seq, seq=seq, recompute=r["recompute"], causal=True)
+    fl = training_flops(m, tokens=ev.space.batch * seq, seq=seq, recompute=r["recompute"], causal=True,
+                        recompute_fraction=r.get("rfrac", 1.0))
     full = training_flops(m, tokens=ev.space.batch * seq, seq=seq, causal=False)
     step = float(ev.step[i])
     peak = gpu.peak_flops("bf16" if "bf16" in gpu.tflops else "fp16")
     row = {
-        **r, "layout": describe(r), "recompute": RECOMPUTE_NAMES[r["recompute"]], "index": i,
+        **r, "layout": describe(r), "recompute": recompute_name(r["recompute"], r.get("rfrac", 1.0)), "index": i,
         "offload": offload_name(r.get("offload", 0)),
         "step_s": step, "tokens_per_s": float(ev.tokens_per_s[i]), "memory_gb": float(ev.memory[i]) / 1e9,
         "headroom_gb": (float(device_memory(gpu).value) - float(ev.memory[i])) / 1e9, "fits": bool(ev.fits[i]),
@@ -295,7 +299,8 @@ def _rejections(ev: Evaluated, space: Space, order: np.ndarray, chosen: list[int
                 continue
             seen.add(key)
             gain = 1 - raw[i] / raw[win]
-            out.append(f"rejected {key} mb{r['mb']} {RECOMPUTE_NAMES[r['recompute']]} recompute ZeRO-{r['zero']}: "
+            out.append(f"rejected {key} mb{r['mb']} {recompute_name(r['recompute'], r.get('rfrac', 1.0))} recompute "
+                       f"ZeRO-{r['zero']}: "
                        f"{gain:.1%} faster but out of memory ({ev.memory[i] / 1e9:.1f} GB per GPU > "
                        f"{device_memory(gpu).value / 1e9:.1f} GB usable)")
             if len(seen) >= limit:
@@ -324,12 +329,13 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                           zero=one["zero"], recompute=one["recompute"],
                           precision="bf16" if opt.dtype in ("bf16", "fp16") else opt.dtype,
                           flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve,
-                          offload=one.get("offload", 0))
+                          offload=one.get("offload", 0), recompute_fraction=one.get("rfrac", 1.0))
     perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
                      vp=one["vp"], recompute=one["recompute"], zero=one["zero"], global_batch=global_batch, seq=seq,
                      dtype=opt.dtype, flash_attention=opt.flash_attention, causal=opt.causal,
                      overlap_dp=opt.overlap_dp, node=node, software=opt.software,
-                     framework_eff=opt.framework_efficiency, offload=one.get("offload", 0))
+                     framework_eff=opt.framework_efficiency, offload=one.get("offload", 0),
+                     recompute_fraction=one.get("rfrac", 1.0))
     terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.mfu_full, perf.hfu, mem.total]
     if tokens:
         terms += perf.time_to_train(tokens, price)

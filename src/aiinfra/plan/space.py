@@ -28,7 +28,7 @@ RECOMPUTE_NAMES = ("none", "selective", "full")
 
 
 BASE = ("gpus", "tp", "pp", "dp", "cp", "ep", "mb", "vp", "sp")
-KNOBS = ("recompute", "zero", "offload")
+KNOBS = ("recompute", "rfrac", "zero", "offload")
 
 
 class Space:
@@ -114,6 +114,7 @@ def build_space(
     recompute: tuple[int, ...] = (0, 1, 2),
     zero_stages: tuple[int, ...] = (0, 1, 2, 3),
     offloads: tuple[int, ...] = (0,),
+    recompute_fractions: tuple[float, ...] = (1.0,),
     context_parallel: tuple[int, ...] | None = None,
     sequence_parallel: bool = True,
     min_cp_tokens: int = 1024,
@@ -175,9 +176,20 @@ def build_space(
         r_idx = mb_a = vp_a = _i64([])
     base = {"gpus": N[r_idx], "tp": tp[r_idx], "pp": pp[r_idx], "dp": dp[r_idx], "cp": cp[r_idx], "ep": ep[r_idx],
             "mb": mb_a, "vp": vp_a, "sp": (tp[r_idx] > 1) & sequence_parallel}
-    kg = np.meshgrid(_i64(recompute), _i64(zero_stages), _i64(offloads), indexing="ij")
-    knobs = {"recompute": kg[0].ravel(), "zero": kg[1].ravel(), "offload": kg[2].ravel()}
+    # recompute modes: none, selective, and full on a fraction of each stage's layers (block method)
+    pairs = [(r, 1.0) for r in recompute if r != 2]
+    pairs += [(2, f) for f in recompute_fractions] if 2 in recompute else []
+    kg = np.meshgrid(np.arange(len(pairs)), _i64(zero_stages), _i64(offloads), indexing="ij")
+    pr = np.asarray(pairs, dtype=float).reshape(-1, 2)
+    knobs = {"recompute": pr[kg[0].ravel(), 0].astype(np.int64), "rfrac": pr[kg[0].ravel(), 1],
+             "zero": kg[1].ravel(), "offload": kg[2].ravel()}
     return Space(base, knobs, global_batch)
+
+
+def recompute_name(code: int, fraction: float = 1.0) -> str:
+    """'none' | 'selective' | 'full' | 'full 50%' (full recompute of that share of each stage's layers)."""
+    name = RECOMPUTE_NAMES[int(code)]
+    return f"full {fraction:.0%}" if name == "full" and fraction < 1.0 else name
 
 
 def offload_name(code: int) -> str:

@@ -363,6 +363,7 @@ def training_memory(
     overhead_bytes: Any = None,
     fragmentation: float | None = None,
     total_only: bool = False,
+    recompute_fraction: Any = 1.0,
 ) -> TrainingMemory | np.ndarray:
     """Peak memory on the most-loaded GPU of a training job (bytes), with every part explained.
 
@@ -387,6 +388,15 @@ def training_memory(
                                        recompute=recompute, flash_attention=flash_attention)
     act_moe = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp,
                                      recompute=recompute, flash_attention=flash_attention, moe=True)
+    frac = np.asarray(recompute_fraction, dtype=float)
+    if np.any(frac < 1.0):  # block recompute: a fraction of each stage's layers fully, the rest store everything
+        partial = (np.asarray(recompute) == 2) & (frac < 1.0)
+        keep_d = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp, recompute=0,
+                                        flash_attention=flash_attention)
+        keep_m = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp, recompute=0,
+                                        flash_attention=flash_attention, moe=True)
+        act_dense.value = np.where(partial, frac * act_dense.value + (1 - frac) * keep_d.value, act_dense.value)
+        act_moe.value = np.where(partial, frac * act_moe.value + (1 - frac) * keep_m.value, act_moe.value)
     s_loc = np.asarray(seq, dtype=float) / np.asarray(cp, dtype=float)
     b = np.asarray(micro_batch, dtype=float)
     u_div = np.where(np.asarray(sp, dtype=bool), tp_a, 1.0)

@@ -14,7 +14,7 @@ import numpy as np
 from aiinfra.contract import Facts, Quantity, command
 from aiinfra.errors import LayoutError, SpecError
 from aiinfra.explain import Result, quantity
-from aiinfra.plan.search import REASON, Options, PlanResult, plan
+from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, plan
 from aiinfra.plan.space import RECOMPUTE_NAMES, describe
 from aiinfra.sizing.training import check_layout, device_memory
 from aiinfra.specs import GpuSpec, ModelSpec
@@ -143,12 +143,8 @@ def _yours(r: PlanResult, lay: dict) -> dict | None:
     i = int(pool[np.argmin(raw[pool])])
     row = r.row_of(i)
     # Rank among distinct layouts (best candidate of each), counting only fitting ones.
-    key = sp.layout_key()
     score = np.where(ev.fits, raw, np.inf)
-    order = np.argsort(score, kind="stable")
-    order = order[np.isfinite(score[order])]
-    _, first = np.unique(key[order], return_index=True)
-    bests = order[np.sort(first)]
+    bests = np.asarray(distinct_layouts(sp, score, sp.n_base), dtype=np.int64)
     better = int(np.sum(raw[bests] < raw[i] * (1 - 1e-9)))
     row["rank"] = better + 1
     row["layouts_ranked"] = int(bests.size)

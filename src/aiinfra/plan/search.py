@@ -222,9 +222,8 @@ def plan(
     score = np.where(ev.fits, 1.0 / ev.tokens_per_s, np.inf)
     if objective == "cost":
         score = score * space.gpus
-    # Equal step times: the layout with fewer model-parallel ranks first (simpler, less to go wrong).
-    order = np.lexsort((space.tp * space.pp * space.cp * space.ep, score))
-    best_of_layout = _distinct_layouts(space, order[np.isfinite(score[order])], top)
+    best_of_layout = distinct_layouts(space, score, top)
+    order = None
     rows = [_row(m, gpu, ev, i, seq, tokens, price_per_gpu_hour) for i in best_of_layout]
     rejected = _rejections(ev, space, order, best_of_layout, score, objective, gpu)
     win = best_of_layout[0]
@@ -249,11 +248,21 @@ def plan(
                       {"tokens": tokens, "price": price_per_gpu_hour, "options": opt, "node": node})
 
 
-def _distinct_layouts(space: Space, order: np.ndarray, k: int) -> list[int]:
-    """The best candidate of each distinct (N, TP, PP, CP, EP, DP) layout, best first."""
-    key = space.layout_key()[order]
+def distinct_layouts(space: Space, score: np.ndarray, k: int) -> list[int]:
+    """The best candidate of each distinct (N, TP, PP, CP, EP, DP) layout, best first; infinite scores (out of
+    memory) never rank. Equal scores put fewer model-parallel ranks first. Works per base row (the best knob
+    combination of each), so the sort is K times smaller than the space."""
+    S = score.reshape(space.n_base, space.k)
+    kbest = np.argmin(S, axis=1)
+    sbest = S[np.arange(space.n_base), kbest]
+    b = space.base
+    mp = b["tp"] * b["pp"] * b["cp"] * b["ep"]
+    order = np.lexsort((mp, sbest))
+    order = order[np.isfinite(sbest[order])]
+    key = space.layout_key(order * space.k)
     _, first = np.unique(key, return_index=True)
-    return [int(i) for i in order[np.sort(first)][:k]]
+    rows = order[np.sort(first)][:k]
+    return [int(r * space.k + kbest[r]) for r in rows]
 
 
 def _row(m: ModelSpec, gpu: GpuSpec, ev: Evaluated, i: int, seq: int, tokens: float | None, price: float | None) -> dict:

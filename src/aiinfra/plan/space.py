@@ -81,12 +81,14 @@ class Space:
         out.update({n: (self.knobs[n][k] if n in self.knobs else self.base[n][b]).item() for n in KNOBS})
         return out
 
-    def layout_key(self) -> np.ndarray:
-        """One int64 per candidate naming its (N, TP, PP, CP, EP, DP) layout."""
+    def layout_key(self, index=None) -> np.ndarray:
+        """One int64 per candidate (all, or those in `index`) naming its (N, TP, PP, CP, EP, DP) layout."""
         key = np.zeros(self.n_base, dtype=np.int64)
         for n, width in (("gpus", 1 << 20), ("tp", 1 << 10), ("pp", 1 << 10), ("cp", 1 << 10), ("ep", 1 << 10),
                          ("dp", 1 << 20)):
             key = key * width + self.base[n]
+        if index is not None:
+            return key[np.asarray(index) // self.k]
         return np.repeat(key, self.k)
 
     @property

@@ -12,7 +12,6 @@ from aiinfra.catalog.models import model
 from aiinfra.contract import registry
 from aiinfra.errors import AiinfraError
 from aiinfra.plan.commands import PlanFacts, parse_layout, plan_command
-from aiinfra.plan.search import Options
 from tests.conftest import assert_one_line_error
 
 H100 = "h100-sxm"

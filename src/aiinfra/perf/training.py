@@ -273,7 +273,6 @@ def step_time(
         t_pp_mb = np.where(pp > 1, 2 * t_p2p, 0.0)
     stage_mb = stage_t + t_pp_mb
     bubble_frac = (pp - 1) / vp
-    scale = M + bubble_frac  # stage-times per iteration: M micro-batches + the bubble
 
     def part(name: str, per_layer, per_head, formula: str, inputs: dict, sources: dict | None = None) -> Term:
         if step_only:  # the search needs the sum only (below); parts are built for the rows shown

@@ -15,7 +15,7 @@ from aiinfra.contract import Facts, Quantity, command
 from aiinfra.errors import LayoutError, SpecError
 from aiinfra.explain import Result, quantity
 from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, plan
-from aiinfra.plan.space import RECOMPUTE_NAMES, describe
+from aiinfra.plan.space import RECOMPUTE_NAMES
 from aiinfra.sizing.training import check_layout, device_memory
 from aiinfra.specs import GpuSpec, ModelSpec
 

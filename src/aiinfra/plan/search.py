@@ -18,7 +18,7 @@ from aiinfra.explain import Term
 from aiinfra.perf import comm
 from aiinfra.perf.flops import training_flops
 from aiinfra.perf.training import stack, step_time
-from aiinfra.plan.space import RECOMPUTE_NAMES, Space, build_space, describe, offload_name, recompute_name
+from aiinfra.plan.space import Space, build_space, describe, offload_name, recompute_name
 from aiinfra.sizing.training import device_memory, training_memory
 from aiinfra.specs import GpuSpec, ModelSpec
 

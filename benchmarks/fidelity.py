@@ -2,7 +2,8 @@
 
 Prints every row (published, predicted, error, the layout evaluated), then per table the mean and
 max |error|, then a leave-one-source-out figure: the one end-to-end constant (framework_efficiency)
-refitted without that source, and the error on the held-out source with it.
+refitted without that source, and the error on the held-out source with it; then where each published
+split ranks in the full search and, in numbers, why the model prefers #1.
 Run: PYTHONPATH=src python benchmarks/fidelity.py
 """
 
@@ -26,6 +27,14 @@ def main() -> None:
     print("leave one source out (framework_efficiency refitted on the other sources):")
     for table, (fw_t, mean, worst) in fidelity.leave_one_source_out().items():
         print(f"  {table:42s} refit {fw_t:.3f}  held-out mean {mean:5.1%}  max {worst:5.1%}")
+    print("published split (TP, PP, CP, DP) ranked in the full search, and why #1 beats it:")
+    top3 = 0
+    ranked = [fidelity.published_rank(r) for r in fidelity.rows() if r["metric"] != "layer_ms"]
+    for x in ranked:
+        top3 += x["rank"] <= 3
+        why = "; ".join(x["why"]) or "-"
+        print(f"  {x['key']:24s} #{x['rank']:<3d} of {x['layouts']:4d}  #1 {x['best']:22s} {x['speedup_of_best']:.3f}x  {why}")
+    print(f"  published split in the top 3: {top3} of {len(ranked)} rows")
 
 
 if __name__ == "__main__":

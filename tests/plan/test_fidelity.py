@@ -71,3 +71,14 @@ def test_leave_one_source_out_refits_without_the_held_out_source():
     assert set(loso) == {r["table"] for r in fidelity.rows()}
     for fw, mean, worst in loso.values():
         assert 0.5 < fw < 1.0 and 0 <= mean <= worst
+
+
+def test_published_split_rank_is_explained_in_numbers():
+    """Narayanan et al. 2021 Table 1: 1T on 3,072 A100s ran TP8·PP64; with the 2021 Megatron features the
+    published split ranks #1 of the layouts that fit; a rank below #1 comes with the parts that explain it."""
+    row = next(r for r in fidelity.rows() if r["key"] == "narayanan-1t")
+    x = fidelity.published_rank(row)
+    assert x["rank"] <= 3 and x["speedup_of_best"] >= 1.0
+    row = next(r for r in fidelity.rows() if r["key"] == "llama3-405b-8k-16384")
+    y = fidelity.published_rank(row)
+    assert y["rank"] == 1 or y["why"]

@@ -116,3 +116,25 @@ def leave_one_source_out() -> dict[str, tuple[float, float, float]]:
         e = [abs(p.error) for p in held]
         out[t] = (fw, float(np.mean(e)), float(np.max(e)))
     return out
+
+
+def published_rank(row: dict) -> dict:
+    """Where the row's published split (TP, PP, CP, DP) ranks in the full search with the row's stack and
+    dtype, and why #1 beats it (the step-time parts that grow most)."""
+    from aiinfra.plan.commands import plan_command
+
+    tp, pp, cp = int(row.get("tp", 1)), int(row.get("pp", 1)), int(row.get("cp", 1))
+    dp = int(row.get("dp", int(row["gpus"]) // (tp * pp * cp)))
+    if row["stack"] == "megatron-2021":  # what Megatron-LM could do then: fp16, full recompute, no SP/CP/ZeRO/offload
+        opt = Options(dtype=row["dtype"], flash_attention=False, sequence_parallel=False, zero_stages=(0,),
+                      recompute=(2,), context_parallel=(1,), overlap_dp=False, causal=False, software=row["stack"],
+                      offloads=(0,))
+    else:
+        opt = Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
+                      software=row["stack"])
+    res = plan_command(lookup_model(row["model"]), lookup_gpu(row["gpu"]), [int(row["gpus"])],
+                       global_batch=int(row["batch"]), seq=int(row["seq"]), options=opt,
+                       layout={"tp": tp, "pp": pp, "cp": cp, "dp": dp}, top=1)
+    y = res.facts["your_layout"]
+    return {"key": row["key"], "rank": y["rank"], "layouts": y["layouts_ranked"], "best": res.facts["best_layout"],
+            "speedup_of_best": y["speedup_of_best"], "why": y["why_slower"]}

@@ -22,10 +22,13 @@ TABLE1 = [
 def test_narayanan_table1_tflops_within_10_percent(a100, name, tp, pp, gpus, batch, published):
     """Narayanan et al. 2021 Table 1 (A100-80GB, fp16, s = 2048, full recompute): predicted TFLOP/s per GPU
     within 10% of the published value. One calibration for all rows (catalog calibrations.training);
-    the paper does not list micro-batch or interleaving, so every row uses micro-batch 1, no interleaving."""
+    the paper does not list micro-batch or interleaving, so every row uses micro-batch 1, no interleaving.
+    Kernel efficiencies come from kernels.yaml; the one end-to-end constant (framework_efficiency) is the
+    median over these rows, so this checks the spread, not the level: every row within 8% (worst: 3.6B, +7.2%)."""
     r = step_time(model(name), a100, tp=tp, pp=pp, dp=gpus // (tp * pp), global_batch=batch, seq=2048,
-                  recompute="full", dtype="fp16", flash_attention=False, overlap_dp=False)
-    assert r.tflops_per_gpu.value == pytest.approx(published, rel=0.10)
+                  recompute="full", dtype="fp16", flash_attention=False, overlap_dp=False, causal=False,
+                  software="megatron-2021")
+    assert r.tflops_per_gpu.value == pytest.approx(published, rel=0.08)
 
 
 def test_korthikanti_table4_22b_layer_time_out_of_sample(a100):
@@ -33,7 +36,7 @@ def test_korthikanti_table4_22b_layer_time_out_of_sample(a100):
     forward + backward. Not used for calibration; within 10% (LM head share included in ours)."""
     m = model("gpt-22b")
     r = step_time(m, a100, tp=8, global_batch=4, micro_batch=4, seq=2048, recompute="none", dtype="fp16",
-                  flash_attention=False)
+                  flash_attention=False, causal=False, software="megatron-2021")
     assert r.step.value / m.layers == pytest.approx(19.6e-3, rel=0.10)
 
 
@@ -52,8 +55,8 @@ def test_interleaving_shrinks_bubble(a100):
     """Narayanan et al. 2021 §2.2: bubble (p−1)/(v·m) falls with v."""
     m = model("gpt3-175b")
     kw = {"tp": 8, "pp": 8, "dp": 1, "global_batch": 64, "seq": 2048, "recompute": "full", "dtype": "fp16"}
-    b1 = step_time(m, a100, vp=1, **kw).step.parts[6].value
-    b3 = step_time(m, a100, vp=3, **kw).step.parts[6].value
+    b1 = _part(step_time(m, a100, vp=1, **kw), "pipeline bubble")
+    b3 = _part(step_time(m, a100, vp=3, **kw), "pipeline bubble")
     assert b3 == pytest.approx(b1 / 3, rel=0.05)
 
 
@@ -80,8 +83,10 @@ def _part(r, name):
 def test_cp_ring_ep_all_to_all_and_dp_overlap_show_up_where_they_should():
     """CP costs a K,V ring, EP costs all-to-alls on MoE layers, overlapping DP with backward hides gradient sync."""
     h100 = gpu("h100-sxm")
-    dense = step_time(model("llama-3.1-8b"), h100, cp=2, dp=4, global_batch=8, seq=16384)
+    dense = step_time(model("llama-3.1-8b"), h100, cp=2, dp=4, global_batch=8, seq=16384, software="megatron-2021")
     assert _part(dense, "CP communication") > 0 and _part(dense, "EP communication") == 0
+    hidden_cp = step_time(model("llama-3.1-8b"), h100, cp=2, dp=4, global_batch=8, seq=16384)
+    assert _part(hidden_cp, "CP communication") < _part(dense, "CP communication")
     moe = step_time(model("mixtral-8x7b"), h100, ep=4, dp=8, global_batch=32, seq=4096)
     assert _part(moe, "EP communication") > 0
     kw = {"dp": 64, "global_batch": 64, "seq": 4096}

@@ -15,6 +15,7 @@ from aiinfra.errors import AiinfraError
 from aiinfra.perf import comm
 from aiinfra.perf.training import step_time
 from aiinfra.plan.search import plan
+from aiinfra.sizing.training import device_memory
 
 MODELS = ["llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b", "gpt3-175b", "qwen2.5-7b"]
 GPUS = ["h100-sxm", "a100-80gb-sxm", "l40s", "h200-sxm"]
@@ -32,7 +33,7 @@ def test_plan_gives_layouts_or_one_error(name, g, gpus, batch, seq):
     for row in r.top:
         assert row["tp"] * row["pp"] * row["cp"] * row["dp"] == gpus
         assert math.isfinite(row["step_s"]) and row["step_s"] > 0
-        assert row["memory_gb"] * 1e9 <= gpu(g).memory_bytes
+        assert row["memory_gb"] * 1e9 <= device_memory(gpu(g)).value and row["headroom_gb"] >= 0
 
 
 @settings(max_examples=60, deadline=None)

@@ -13,7 +13,8 @@ from aiinfra.plan.space import build_space
 # Megatron-LM as of Narayanan et al. 2021: fp16, full recompute only, no sequence parallelism,
 # no distributed optimizer (18 B/param), no flash attention, no context parallelism.
 MEGATRON_2021 = Options(dtype="fp16", flash_attention=False, sequence_parallel=False, zero_stages=(0,),
-                        recompute=(2,), context_parallel=(1,), overlap_dp=False)
+                        recompute=(2,), context_parallel=(1,), overlap_dp=False, causal=False,
+                        software="megatron-2021")
 
 
 @pytest.mark.parametrize("name,gpus,batch,tp,pp", [
@@ -47,11 +48,11 @@ def test_70b_uses_tensor_parallel_inside_a_node():
 
 
 def test_405b_uses_tp_times_pp_across_nodes():
-    """Escalation rule, step 3: 405B needs TP8 inside each node and PP across nodes (Llama 3 trained 405B with
+    """Escalation rule, step 3: 405B needs TP (4-8) inside each node and PP across nodes (Llama 3 trained 405B with
     TP8·PP16 on 16,384 H100s, batch 2,048 × 8K). The full search finishes in well under a second."""
     r = plan(model("llama-3.1-405b"), gpu("h100-sxm"), 16384, global_batch=2048, seq=8192)
     w = r.top[0]
-    assert w["tp"] == 8 and w["pp"] > 1 and w["tp"] * w["pp"] > 8
+    assert 4 <= w["tp"] <= 8 and w["pp"] > 1 and w["tp"] * w["pp"] > 8
 
 
 def test_runners_up_and_rejections_are_explained():
@@ -85,13 +86,22 @@ def test_every_candidate_divides_correctly():
     assert (s.tp * s.pp * s.cp * s.dp == 64).all()
     assert (m.heads % s.tp == 0).all() and (m.experts % s.ep == 0).all() and ((s.dp * s.cp) % s.ep == 0).all()
     assert (256 % (s.dp * s.mb) == 0).all()
-    assert ((s.vp == 1) | (m.layers % (s.pp * s.vp) == 0)).all()
+    assert ((s.vp == 1) | (s.pp * s.vp <= m.layers)).all()
 
 
 def test_nothing_fits_names_the_smallest_shortfall():
-    """Issue example: 'needs at least N nodes of 8 × h100-sxm: X GB per GPU at best, 80 GB available'."""
-    with pytest.raises(DoesNotFitError, match=r"needs at least \d+ nodes of 8 × h100-sxm: \d+ GB per GPU at best, 80 GB"):
-        plan(model("llama-3.1-405b"), gpu("h100-sxm"), 8, global_batch=64, seq=4096)
+    """Issue example: 'needs at least N nodes of 8 × h100-sxm: X GB per GPU at best, 85.5 GB usable'
+    (81,559 MiB as nvidia-smi reports an H100 SXM; the runtime reserve is on the need side)."""
+    with pytest.raises(DoesNotFitError, match=r"needs at least \d+ nodes of 8 × h100-sxm: \d+ GB per GPU at best, 85.5 GB usable"):
+        plan(model("llama-3.1-405b"), gpu("h100-sxm"), 8, global_batch=64, seq=4096, options=Options(offloads=(0,)))
+
+
+def test_offload_lets_405b_train_on_one_node_at_host_link_speed():
+    """ZeRO-Infinity style offload (Rajbhandari et al. 2021): with weights, optimizer state and activations in
+    host memory 405B fits 8 H100s, but every byte crosses PCIe Gen5 (offload is never free)."""
+    r = plan(model("llama-3.1-405b"), gpu("h100-sxm"), 8, global_batch=64, seq=4096)
+    w = r.top[0]
+    assert w["offload"] != "none" and w["parts"]["offload transfers"] > 0.1 * w["step_s"]
 
 
 @pytest.mark.parametrize("kwargs,fragment", [
@@ -107,7 +117,9 @@ def test_bad_input_is_one_sentence(kwargs, fragment):
         plan(model("llama-3.1-8b"), gpu("h100-sxm"), **args)
 
 
-def test_count_that_no_layout_can_use_is_reported():
-    """7 GPUs, 32 heads, a batch of 8: TP cannot be 7 and DP = 7 does not divide the batch."""
-    with pytest.raises(AiinfraError, match="cannot be split"):
-        plan(model("llama-3.1-8b"), gpu("h100-sxm"), 7, global_batch=8, seq=4096)
+def test_a_count_no_even_split_can_use_runs_uneven_pipeline_stages():
+    """7 GPUs, 32 heads, a batch of 8: TP cannot be 7 and DP = 7 does not divide the batch, but 32 layers
+    run on PP7 as uneven stages (4 + 5 × 5 + 3 … the first/last stages lighter, as Megatron's
+    --decoder-first/last-pipeline-num-layers allow)."""
+    r = plan(model("llama-3.1-8b"), gpu("h100-sxm"), 7, global_batch=8, seq=4096)
+    assert all(row["pp"] == 7 for row in r.top)

@@ -135,3 +135,29 @@ def test_overhead_is_its_own_line_and_configurable():
     names = [t.name for t in r.terms]
     assert "runtime overhead" in names and names[-1] == "total per GPU"
     assert float(r.total.value) == pytest.approx(sum(float(t.value) for t in r.terms[:-1]))
+
+
+def test_uneven_pipeline_split_matches_llama3_405b():
+    """Llama 3 paper (arXiv 2407.21783 §3.3.2): 126 layers on PP16 with one layer fewer on the first and
+    the last stage (they carry the embedding and the output/loss): 7 + 14 × 8 + 7."""
+    from aiinfra.sizing.training import pipeline_layers
+    first, middle, last = pipeline_layers(126, 16)
+    assert (int(first), int(middle), int(last)) == (7, 8, 7)
+    f, mid, la = pipeline_layers(126, np.array([16, 2, 1]), np.array([2, 1, 1]))
+    assert list(mid) == [8, 63, 126] and list(la) == [7, 63, 126]
+
+
+def test_size_train_and_plan_use_one_fit_rule():
+    """`size train llama-3.1-405b --pp 16` no longer refuses 126 layers on 16 stages, and the layout `plan`
+    ranks first for 405B on 1,024 H100s fits by the same rule (total ≤ 81,559 MiB from nvidia-smi)."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.plan.search import plan
+    from aiinfra.sizing.report import training_report
+    h100 = gpu("h100-sxm")
+    r = plan(model("llama-3.1-405b"), h100, 1024, global_batch=512, seq=8192, top=1)
+    w = r.top[0]
+    res = training_report(model("llama-3.1-405b"), h100, tp=w["tp"], pp=w["pp"], dp=w["dp"], cp=w["cp"],
+                          interleave=w["vp"], zero=w["zero"], recompute=w["recompute"], seq=8192,
+                          micro_batch=w["mb"], num_microbatches=512 // (w["dp"] * w["mb"]))
+    assert res.facts["fits"] and res.facts["usable_gb"] == pytest.approx(85.52, abs=0.01)
+    assert res.facts["headroom_gb"] == pytest.approx(w["headroom_gb"], abs=0.01)

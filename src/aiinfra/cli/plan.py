@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 import typer
@@ -21,98 +20,46 @@ from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, console, emit, err
 from aiinfra.errors import SpecError
 from aiinfra.explain import Result
 from aiinfra.plan.recommend import recommend_training
-from aiinfra.plan.search import Options, plan
-from aiinfra.plan.space import RECOMPUTE_NAMES
+from aiinfra.plan.inputs import (  # noqa: F401  (re-exported for older imports)
+    PROGRESS_ABOVE,
+    batch_sequences,
+    build_options,
+    parse_gpu_counts,
+    parse_offloads,
+    parse_prices,
+    parse_size,
+    stack_key,
+)
 
-_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12, "p": 1e15}
-_BINARY = {"ki": 2.0**10, "mi": 2.0**20, "gi": 2.0**30, "ti": 2.0**40}
-PROGRESS_ABOVE = 200_000  # candidates; smaller searches finish before a bar could draw
-
-
-def parse_size(text: str, what: str) -> float:
-    """'16M' → 16e6, '15T' → 15e12, '2Mi' → 2·2^20, '1.5e9' → 1.5e9; must be positive."""
-    s = str(text).strip().replace("_", "").replace(",", "")
-    m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*([a-zA-Z]{0,2})", s)
-    unit = m.group(2).lower() if m else ""
-    if not m or (unit not in _SUFFIX and unit not in _BINARY):
-        raise SpecError(f"{what} '{text}' is not a number like 16M, 15T or 2048")
-    value = float(m.group(1)) * (_BINARY.get(unit) or _SUFFIX[unit])
-    if value <= 0:
-        raise SpecError(f"{what} must be positive, got {text}")
-    return value
-
-
-def parse_gpu_counts(text: str) -> list[int]:
-    """'1024', '512,1024,2048' or a range '512-2048' (every multiple of 8 between; powers of two if huge)."""
-    s = str(text).strip()
-    try:
-        if "-" in s[1:]:
-            lo, hi = (int(x) for x in s.split("-", 1))
-            if lo <= 0 or hi < lo:
-                raise SpecError(f"GPU range '{text}' must be low-high with 0 < low ≤ high")
-            step = 8 if lo >= 8 else 1
-            out = list(range(lo, hi + 1, step))
-            return out if len(out) <= 4096 else [n for n in out if n & (n - 1) == 0]
-        counts = [int(x) for x in s.split(",")]
-    except ValueError:
-        raise SpecError(f"--gpus '{text}' must be a count (1024), a list (512,1024) or a range (512-2048)") from None
-    for n in counts:
-        if n <= 0:
-            raise SpecError(f"GPU count must be positive, got {n}")
-    return counts
-
-
-def parse_prices(items: list[str] | None, default_gpu: str) -> dict[str, float]:
-    """'2.5' (for --gpu) or 'h100-sxm=2.5' (repeatable) → {gpu key: $/GPU-hour}."""
-    out: dict[str, float] = {}
-    for item in items or []:
-        name, _, value = item.rpartition("=") if "=" in item else (default_gpu, "=", item)
-        try:
-            price = float(value)
-        except ValueError:
-            raise SpecError(f"--price '{item}' must be USD per GPU-hour, e.g. 2.5 or h100-sxm=2.5") from None
-        if price <= 0:
-            raise SpecError(f"price per GPU-hour must be positive, got {value}")
-        out[lookup_gpu(name).key] = price
-    return out
-
-
-def batch_sequences(tokens_text: str | None, sequences: int | None, seq: int) -> tuple[int, str]:
-    """Global batch in sequences, from --global-batch (sequences) or --global-batch-tokens."""
-    if sequences is not None:
-        if sequences <= 0:
-            raise SpecError(f"global batch must be positive, got {sequences}")
-        return sequences, f"{sequences} sequences"
-    tokens = parse_size(tokens_text or "4Mi", "--global-batch-tokens")
-    if tokens % seq and re.search(r"[kmgt]$", str(tokens_text).strip().lower()):
-        # Literature batch sizes are powers of two: Llama 3's "16M tokens" is 2048 × 8192 = 16 Mi.
-        binary = parse_size(str(tokens_text).strip() + "i", "--global-batch-tokens")
-        if binary % seq == 0:
-            tokens = binary
-    b = round(tokens / seq)
-    if b < 1:
-        raise SpecError(f"global batch of {tokens:,.0f} tokens is less than one {seq}-token sequence")
-    return b, f"{tokens:,.0f} tokens = {b} sequences of {seq}"
-
-
-def _table(r, tokens: float | None) -> Table:
-    t = Table(title=f"{r.model.name} on {r.top[0]['gpus']} × {r.gpu.key}: best layouts "
-                    f"({r.candidates:,} candidates, {r.feasible:,} fit)")
-    cols = ["#", "layout", "mb", "v", "recomp", "ZeRO", "step s", "tokens/s", "TF/GPU", "MFU", "GB/GPU"]
+def _table(res: Result, tokens: float | None) -> Table:
+    f = res.facts
+    rows = f["layouts"]
+    t = Table(title=f"{f['model']} on {f['gpus']} × {f['gpu']}: best layouts "
+                    f"({f['candidates_evaluated']:,} candidates, {f['fit_in_memory']:,} fit)")
+    cols = ["#", "layout", "mb", "v", "recomp", "ZeRO", "step s", "tokens/s", "TF/GPU", "MFU", "GB/GPU", "headroom"]
     if tokens:
         cols.append("days")
-    if any("cost_usd" in w for w in r.top):
+    if any("cost_usd" in w for w in rows):
         cols.append("cost $")
     for c in cols:
         t.add_column(c, justify="left" if c in ("layout", "recomp") else "right", no_wrap=True, min_width=len(c))
-    for i, w in enumerate(r.top, 1):
+    mine = f.get("your_layout")
+    shown = list(enumerate(rows, 1))
+    if mine and not any(w["index"] == mine["index"] for w in rows):
+        shown.append((mine["rank"], mine))
+    for i, w in shown:
         row = [str(i), w["layout"], str(w["mb"]), str(w["vp"]), w["recompute"], str(w["zero"]), f"{w['step_s']:.3f}",
-               _compact(w["tokens_per_s"]), f"{w['tflops']:.0f}", f"{w['mfu']:.0%}", f"{w['memory_gb']:.1f}"]
+               _compact(w["tokens_per_s"]), f"{w['tflops']:.0f}", f"{w['mfu']:.0%}", f"{w['memory_gb']:.1f}",
+               f"{w['headroom_gb']:.1f}" + ("" if w.get("fits", True) else " OOM")]
         if tokens:
             row.append(f"{w['days']:,.1f}")
         if "cost_usd" in w:
             row.append(_compact(w["cost_usd"]))
-        t.add_row(*row, style="bold" if i == 1 else None)
+        style = "bold" if i == 1 else None
+        if mine and w["index"] == mine["index"]:
+            row[1] += " (yours)"
+            style = "bold cyan"
+        t.add_row(*row, style=style)
     return t
 
 
@@ -137,22 +84,6 @@ def _run_with_progress(fn, show: bool):
         return fn(tick)
 
 
-def _options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, cp: bool, overlap: bool) -> Options:
-    try:
-        zero_stages = tuple(sorted({int(z) for z in zero.split(",")}))
-    except ValueError:
-        raise SpecError(f"--zero '{zero}' must list stages 0-3, e.g. 0,1") from None
-    if not zero_stages or any(z not in (0, 1, 2, 3) for z in zero_stages):
-        raise SpecError(f"--zero '{zero}' must list stages 0-3, e.g. 0,1")
-    modes = tuple(x.strip() for x in recompute.split(","))
-    bad = [x for x in modes if x not in RECOMPUTE_NAMES]
-    if bad:
-        raise SpecError(f"--recompute '{bad[0]}' is not one of none, selective, full")
-    return Options(dtype=dtype, flash_attention=flash, sequence_parallel=sp, zero_stages=zero_stages,
-                   recompute=tuple(RECOMPUTE_NAMES.index(x) for x in modes),
-                   context_parallel=(1, 2, 4, 8, 16, 32) if cp else (1,), overlap_dp=overlap)
-
-
 def command(
     model: Annotated[str, typer.Argument(help="Catalog model (llama-3.1-405b, gpt3-175b, …) or a config.json path.")],
     gpu: Annotated[str, typer.Option(help="Catalog GPU.")] = "h100-sxm",
@@ -164,14 +95,25 @@ def command(
     price: Annotated[list[str] | None, typer.Option(help="USD per GPU-hour: 2.5 for --gpu, or gpu=2.5 (repeatable).")] = None,
     objective: Annotated[str, typer.Option(help="Rank by time or cost.")] = "time",
     top: Annotated[int, typer.Option(help="How many layouts to show.")] = 5,
-    dtype: Annotated[str, typer.Option(help="Matmul dtype: bf16 | fp16 | fp8.")] = "bf16",
+    dtype: Annotated[str, typer.Option(help="Linear-layer dtype: bf16 | fp16 | fp8 | fp4 (attention stays 16-bit).")] = "bf16",
     zero: Annotated[str, typer.Option(help="ZeRO stages the search may use, e.g. 0,1.")] = "0,1,2,3",
     recompute: Annotated[str, typer.Option(help="Recompute modes the search may use: none,selective,full.")] = "none,selective,full",
     flash: Annotated[bool, typer.Option("--flash/--no-flash", help="Flash attention.")] = True,
     sp: Annotated[bool, typer.Option("--sp/--no-sp", help="Sequence parallelism with TP.")] = True,
     cp: Annotated[bool, typer.Option("--cp/--no-cp", help="Allow context parallelism.")] = True,
     overlap: Annotated[bool, typer.Option("--overlap/--no-overlap", help="Overlap DP gradient sync with backward.")] = True,
+    layout: Annotated[str | None, typer.Option(
+        help="Evaluate one layout and rank it, e.g. tp=8,pp=16,cp=1,dp=128,mb=1,vp=4,recompute=selective,zero=1; "
+             "keys left out are searched.")] = None,
+    offload: Annotated[str, typer.Option(
+        help="Offload the search may use, charged at host-link bandwidth: all, or none,optimizer,weights,activations "
+             "and '+' combinations.")] = "all",
+    causal: Annotated[bool, typer.Option("--causal/--no-causal", help="Causal attention (half the attention FLOPs).")] = True,
+    software: Annotated[str, typer.Option(help="Software stack profile: megatron-core, torchtitan, deepspeed, megatron-2021.")] = "megatron-core",
+    memory_reserve: Annotated[str | None, typer.Option(
+        help="Fixed runtime reserve per GPU (CUDA context + NCCL buffers), e.g. 2GiB (default: catalog runtime).")] = None,
     recommend: Annotated[bool, typer.Option("--recommend", help="Rank every catalog GPU for this job instead.")] = False,
+    catalog_prices: Annotated[bool, typer.Option("--catalog-prices", help="With --recommend: price GPUs without --price from the catalog (the same lookup as tco), each with its source.")] = False,
     fmt: FormatOpt = Format.table,
     explain: ExplainOpt = False,
 ) -> None:
@@ -186,34 +128,46 @@ def command(
     b, batch_note = batch_sequences(global_batch_tokens, global_batch, seq)
     budget = parse_size(tokens, "--tokens") if tokens else None
     prices = parse_prices(price, g.key)
-    opts = _options(dtype, flash, sp, zero, recompute, cp, overlap)
+    opts = build_options(dtype, flash, sp, zero, recompute, cp, overlap, memory_reserve)
+    opts.causal = causal
+    opts.offloads = parse_offloads(offload)
+    opts.software = stack_key(software)
     if recommend:
-        _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note)
+        _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note, catalog_prices)
         return
-    r = _run_with_progress(
-        lambda tick: plan(m, g, counts, global_batch=b, seq=seq, tokens=budget, price_per_gpu_hour=prices.get(g.key),
-                          objective=objective, top=top, options=opts, progress=tick),
+    from aiinfra.plan.commands import plan_command
+
+    res = _run_with_progress(
+        lambda tick: plan_command(m, g, counts, global_batch=b, seq=seq, batch_note=batch_note, tokens=budget,
+                                  price_per_gpu_hour=prices.get(g.key), objective=objective, top=top, options=opts,
+                                  layout=layout, progress=tick),
         show=fmt is Format.table and len(counts) > 64,
     )
-    res = r.to_result()
-    res.facts["global batch"] = batch_note
-    res.facts["layouts"] = [{k: v for k, v in w.items() if k != "parts"} for w in r.top]
     if fmt is Format.table:
-        console.print(_table(r, budget))
-        for line in r.rejected + r.notes:
+        console.print(_table(res, budget))
+        if "your_layout_verdict" in res.facts:
+            console.print(f"  [bold]{res.facts['your_layout_verdict']}[/]")
+        f = res.facts
+        console.print(f"  [dim]memory: fits when the total per GPU ≤ {f['device_memory']['value']:.1f} GB "
+                      f"(device memory as nvidia-smi reports it; runtime reserve counted in the total)[/]")
+        for line in f["why_not_the_others"] + f["notes"]:
             console.print(f"  [dim]{line}[/]")
         if explain:
-            emit(Result(f"Why {r.top[0]['layout']}", res.terms), fmt, True, table=lambda _: None)
+            emit(Result(f"Why {f.get('your_layout', {}).get('layout') or f['best_layout']}", res.terms), fmt, True,
+                 table=lambda _: None)
         return
     emit(res, fmt, explain)
 
 
-def _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note) -> None:
+def _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note, catalog_prices=False) -> None:
+    from aiinfra.plan.recommend import price_assumptions
+
     if len(counts) != 1:
         raise SpecError("--recommend compares GPU types at one GPU count; give --gpus N")
-    rows, notes = recommend_training(m, counts[0], global_batch=b, seq=seq, tokens=budget, prices=prices, options=opts)
+    rows, notes = recommend_training(m, counts[0], global_batch=b, seq=seq, tokens=budget, prices=prices, options=opts,
+                                     catalog_prices=catalog_prices)
     res = Result(f"GPU recommendation: training {m.name} on {counts[0]} GPUs", [],
-                 {"global batch": batch_note, "ranking": rows}, notes)
+                 {"global_batch": batch_note, "ranking": rows}, notes, assumptions=price_assumptions(rows))
     if fmt is not Format.table:
         emit(res, fmt, False)
         return

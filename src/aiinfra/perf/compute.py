@@ -93,6 +93,51 @@ def elementwise_time(activation_bytes: Number, gpu: GpuSpec, cal: TrainingCalibr
                 {"calibration": cal.source, gpu.key: gpu.source})
 
 
+@dataclass(frozen=True)
+class KernelTable:
+    """Kernel-level efficiencies of one GPU architecture (catalog/data/kernels.yaml)."""
+
+    arch: str
+    gemm_plateau: dict
+    attention_fwd: float
+    attention_bwd: float
+    size_curve_us: tuple[tuple[float, float], ...]
+    fp8_cast_bytes: float
+    source: str
+    curve_source: str
+
+    def plateau(self, dtype: str) -> float:
+        return float(self.gemm_plateau.get(dtype, self.gemm_plateau.get("bf16", 0.75)))
+
+
+def kernel_table(gpu: GpuSpec) -> KernelTable:
+    """The kernel table for a GPU's architecture, or the catalog's `default` row."""
+    table = default_catalog().table("kernels")
+    arch = gpu.architecture if gpu.architecture in table else "default"
+    e, c = table[arch], default_catalog().entry("kernels", "size_curve")[1]
+    try:
+        return KernelTable(arch, dict(e["gemm_plateau"]), float(e["attention_fwd"]["bf16"]),
+                           float(e["attention_bwd"]["bf16"]),
+                           tuple((float(a), float(b)) for a, b in c["gemm_size_curve_us"]), float(c["fp8_cast_bytes"]),
+                           e.get("source", ""), c.get("source", ""))
+    except (KeyError, TypeError, ValueError) as err:
+        raise AiinfraError(f"kernel table '{arch}' needs gemm_plateau, attention_fwd/bwd.bf16 and a size curve ({err})") from None
+
+
+def _interp(x, points: tuple[tuple[float, float], ...]):
+    xs = np.log2(np.array([p[0] for p in points]) + 1.0)
+    ys = np.array([p[1] for p in points])
+    return np.interp(np.log2(np.maximum(np.asarray(x, dtype=float), 0.0) + 1.0), xs, ys)
+
+
+def gemm_time(M, N, K, gpu: GpuSpec, dtype: str, kt: KernelTable) -> np.ndarray:
+    """Seconds for one M×N×K GEMM: 2MNK / (peak × plateau × size_curve(time at peak))."""
+    flops = 2.0 * np.asarray(M, dtype=float) * np.asarray(N, dtype=float) * np.asarray(K, dtype=float)
+    pk = gpu.peak_flops(dtype)
+    eff = kt.plateau(dtype) * _interp(flops / pk * 1e6, kt.size_curve_us)
+    return flops / (pk * eff)
+
+
 def prefill_efficiency(tokens: Number, cal: InferenceCalibration | None = None) -> Term:
     """Fraction of peak a prefill of `tokens` (batch × prompt: the GEMMs' M dimension) reaches."""
     cal = cal or inference_calibration()

@@ -92,7 +92,8 @@ def _attended(m: ModelSpec, seq: Number, causal) -> Number:
     return np.where(causal, s / 2, s) if not isinstance(causal, bool) else (s / 2 if causal else s)
 
 
-def training_flops(m: ModelSpec, *, tokens: Number, seq: Number, recompute="none", causal=False) -> TrainingFlops:
+def training_flops(m: ModelSpec, *, tokens: Number, seq: Number, recompute="none", causal=False,
+                   recompute_fraction: Number = 1.0) -> TrainingFlops:
     """FLOPs of one iteration over `tokens` = global batch × sequence length."""
     dense, moe = layer_flops(m)
     n_moe, n_dense = m.moe_layers, m.dense_layers
@@ -103,7 +104,8 @@ def training_flops(m: ModelSpec, *, tokens: Number, seq: Number, recompute="none
     fwd_layers = matmul + attn  # per token
     per_token_model = 3 * (fwd_layers + head)
     rc = recompute_code(recompute)
-    extra = np.where(np.asarray(rc) == 2, fwd_layers, np.where(np.asarray(rc) == 1, attn, 0.0))
+    extra = np.where(np.asarray(rc) == 2, fwd_layers * np.asarray(recompute_fraction, dtype=float),
+                     np.where(np.asarray(rc) == 1, attn, 0.0))
     per_token_hw = per_token_model + extra
     inputs = {
         "tokens": tokens, "s": seq, "l": m.layers, "h": m.hidden, "V": m.vocab,

@@ -1,22 +1,29 @@
-"""Training step time for a parallel layout, vectorized over layouts.
+"""Training step time for a parallel layout, vectorized over layouts, from the kernels a framework runs.
 
-step = compute + elementwise + exposed communication + pipeline bubble, where per iteration
-(M = global batch / (dp · micro-batch) micro-batches per pipeline):
-- compute: hardware FLOPs / GPUs at peak × matmul efficiency (perf.compute, calibrated);
-- elementwise: Korthikanti Table 2 activation bytes × 2 / HBM bandwidth (norms, GeLU, dropout,
-  softmax; flash attention removes the 5·a·s² softmax bytes);
-- TP: 4 all-reduces of the micro-batch's activations per layer (2 forward, 2 backward, Megatron
-  f/g operators; 2 more with full recompute); SP's reduce-scatter + all-gather move the same bytes;
-- CP: a ring passing each rank's K,V chunk cp−1 times, forward and (twice) backward;
-- EP: 4 all-to-alls per MoE layer (dispatch and combine, forward and backward);
-- PP: 2·v point-to-point sends per micro-batch of the activations, split across TP ranks
-  (Narayanan §4.1 scatter/gather);
-- bubble: (p−1)/(v·M) of the pipelined work (Narayanan et al. 2021 §2.2, interleaved schedule);
-- DP: gradient all-reduce (ZeRO-1/2: reduce-scatter + all-gather, same bytes; ZeRO-3 one more
-  parameter all-gathers per micro-batch) over dp·cp ranks, NVLink then NICs (perf.comm), optionally
-  overlapped with the last micro-batch's backward pass (ZeRO-3: with all compute, as FSDP prefetches).
-Placement follows Megatron's rank order TP → CP → EP/DP → PP: a group stays on NVLink while it fits
-in a node. Optimizer-step time and load imbalance of the LM head are not modelled.
+Per micro-batch and layer, on one GPU (tokens T = mb·s/cp; GEMM shapes after TP/SP/CP/EP):
+- GEMMs: QKV [T × (q+2kv)/t × h], attention-out [T × h × q/t], MLP up+gate [T × 2f/t × h] and down
+  [T × h × f/t]; MoE: E/ep local experts each at T·k·ep/E tokens, shared experts as a dense MLP;
+  the last stage adds the LM head [T × V/t × h]. Each runs forward once and backward twice (dgrad,
+  wgrad), plus once more with full recompute, at the dense peak of its dtype × the kernel table's
+  plateau for the GPU architecture × a size curve (perf.compute.gemm_time, catalog kernels.yaml).
+  FP8/FP4 apply to these linear GEMMs only, with the cast/amax traffic charged at HBM bandwidth;
+- attention: flash attention in BF16, forward 2·T·S·n_q/t·(d_qk + d_v) FLOPs with S = s/2 for
+  causal masks, backward 2.5× forward, at the kernel table's flash-attention efficiencies;
+- elementwise: Korthikanti Table 2 activation bytes × 2 / HBM bandwidth (norms, SwiGLU, residuals);
+- TP: 4 collectives of the micro-batch's activations per layer (+2 with full recompute), hidden
+  under the GEMMs when the software stack overlaps them; CP: the K,V ring (cp−1 steps, forward and
+  twice backward) hidden under attention when overlapped; EP: 4 all-to-alls per MoE layer;
+- pipeline: stages are uneven (sizing.training.pipeline_layers: the first and last stage lighter,
+  the last also runs the LM head and loss); the slowest stage sets the pace, each micro-batch
+  exchanges 2·v activations with its neighbours (one more exchange per virtual stage, blocking
+  unless the stack overlaps p2p), and the bubble is (p−1)/v stage-times (Narayanan et al. 2021 §2.2);
+- DP: gradient reduce (ZeRO/distributed optimizer: reduce-scatter + parameter all-gather, same
+  bytes; ZeRO-3 gathers parameters every micro-batch) over dp·cp ranks, hidden under the last
+  backward / first forward when the stack overlaps them; then the optimizer step, memory-bound over
+  the GPU's optimizer shard (≈ 30 B read + written per parameter for mixed-precision Adam).
+One fitted number remains (catalog calibrations.training.framework_efficiency): the share of time
+kernels actually run end to end (launch gaps, data loading, host syncs), fitted on Narayanan Table 1
+(A100) only. Placement follows Megatron's rank order TP → CP → EP/DP → PP inside the scale-up domain.
 """
 
 from __future__ import annotations
@@ -25,10 +32,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from aiinfra.catalog.loader import default_catalog
 from aiinfra.explain import Number, Term, total
 from aiinfra.perf import comm, compute
 from aiinfra.perf.flops import TrainingFlops, recompute_code, training_flops
-from aiinfra.sizing.params import param_counts
+from aiinfra.sizing.params import attention_params, param_counts
+from aiinfra.sizing.training import layer_activation_bytes, offload_code, pipeline_layers
 from aiinfra.specs import GpuSpec, ModelSpec
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/(v·m) for the interleaved 1F1B schedule"
@@ -48,6 +57,7 @@ class TrainingPerf:
     mfu: Term
     hfu: Term
     microbatches: Number
+    mfu_full: Term | None = None
 
     def time_to_train(self, tokens: float, price_per_gpu_hour: float | None = None) -> list[Term]:
         """Days for a token budget, GPU-hours, and cost when a $/GPU-hour is given."""
@@ -67,6 +77,61 @@ def _a(x) -> np.ndarray:
     return np.asarray(x)
 
 
+@dataclass(frozen=True)
+class Stack:
+    key: str
+    tp: bool
+    pp: bool
+    grad_reduce: bool
+    param_gather: bool
+    cp: bool
+    source: str
+    uneven_pipeline: bool = True
+    sm_fraction: float = 0.0
+
+    def exposed(self, t, window):
+        """Communication time left on the critical path when it runs under `window` of compute."""
+        return np.maximum(t - window, 0.0) + self.sm_fraction * np.minimum(t, window)
+
+
+def stack(name: str = "megatron-core") -> Stack:
+    """A software-stack profile (catalog/data/stacks.yaml): which communications it overlaps."""
+    key, e = default_catalog().entry("stacks", name)
+    o = e.get("overlap", {})
+    return Stack(key, bool(o.get("tp")), bool(o.get("pp")), bool(o.get("grad_reduce")), bool(o.get("param_gather")),
+                 bool(o.get("cp")), e.get("source", ""), bool(e.get("uneven_pipeline", True)),
+                 float(e.get("overlap_sm_fraction", 0.0)))
+
+
+def framework_efficiency(name: str = "training") -> tuple[float, str]:
+    _, e = default_catalog().entry("calibrations", name)
+    return float(e.get("framework_efficiency", 1.0)), e.get("fit", e.get("source", ""))
+
+
+LINEAR_DTYPES = ("bf16", "fp16", "fp8", "fp4")
+
+
+def _layer_gemms(m: ModelSpec, T, tp, ep, moe: bool) -> list[tuple]:
+    """(M, N, K, count) of the forward GEMMs one GPU runs for one layer and micro-batch."""
+    h = m.hidden
+    if m.is_mla:
+        w_attn = attention_params(m)
+        out = [(T, w_attn / h / tp, h, 1)]
+    else:
+        q, kv = m.heads * m.head_dim, m.kv_heads * m.head_dim
+        out = [(T, (q + 2 * kv) / tp, h, 1), (T, h, q / tp, 1)]
+    up = 2 if m.gated_mlp else 1
+    if not moe:
+        return out + [(T, up * m.ffn / tp, h, 1), (T, h, m.ffn / tp, 1)]
+    local = m.experts / ep
+    T_e = T * m.experts_per_token * ep / m.experts
+    out += [(T_e, up * m.moe_ffn / tp, h, local), (T_e, h, m.moe_ffn / tp, local), (T, m.experts, h, 1)]
+    if m.shared_experts:
+        f = m.shared_experts * m.moe_ffn
+        out += [(T, up * f / tp, h, 1), (T, h, f / tp, 1)]
+    return out
+
+
 def step_time(
     m: ModelSpec,
     gpu: GpuSpec,
@@ -84,17 +149,28 @@ def step_time(
     seq: Number,
     dtype: str = "bf16",
     flash_attention: bool = True,
-    causal: bool = False,
+    causal: bool = True,
     overlap_dp: bool = True,
     node: comm.Node | None = None,
+    software: str | Stack = "megatron-core",
     cal: compute.TrainingCalibration | None = None,
-) -> TrainingPerf:
+    framework_eff: float | None = None,
+    offload: Number | str = 0,
+    step_only: bool = False,
+    recompute_fraction: Number = 1.0,
+) -> TrainingPerf | np.ndarray:
     """Step time of training `m` on `gpu` with the given layout (scalars or broadcastable arrays).
 
-    `global_batch` counts sequences of `seq` tokens; micro_batch is per DP rank.
+    `global_batch` counts sequences of `seq` tokens; micro_batch is per DP rank. `dtype` is the
+    linear layers' dtype (bf16/fp16/fp8/fp4); attention and norms stay 16-bit. `overlap_dp=False`
+    charges every DP collective in full whatever the stack does.
     """
     node = node or comm.node_for(gpu)
-    cal = cal or compute.training_calibration()
+    stk = software if isinstance(software, Stack) else stack(software)
+    kt = compute.kernel_table(gpu)
+    fw, fw_src = framework_efficiency()
+    if framework_eff is not None:
+        fw, fw_src = float(framework_eff), "given by the caller (leave-one-source-out refit)"
     tp, pp, dp, cp, ep, mb, vp, zero = (_a(x) for x in (tp, pp, dp, cp, ep, micro_batch, vp, zero))
     rc = _a(recompute_code(recompute))
     B, s = _a(global_batch).astype(float), _a(seq).astype(float)
@@ -103,103 +179,210 @@ def step_time(
     M = B / (dp * mb)  # micro-batches per iteration, per pipeline
     tokens = B * s
     h, L = m.hidden, m.layers
-    fl = training_flops(m, tokens=tokens, seq=s, recompute=rc, causal=causal)
+    fl = training_flops(m, tokens=tokens, seq=s, recompute=rc, causal=causal, recompute_fraction=recompute_fraction)
+    half = "bf16" if "bf16" in gpu.tflops else "fp16"
+    lin = dtype if dtype in LINEAR_DTYPES else half
+    if lin == "fp16" and "fp16" not in gpu.tflops:
+        lin = half
+    T = mb * s / cp  # tokens per GPU per micro-batch
+    # full recompute of a fraction of each stage's layers (Megatron --recompute-num-layers, block method)
+    full = (rc == 2) * _a(recompute_fraction).astype(float)
+    sel = (rc == 1)
+    passes = 3 + full  # forward, backward (2×), recompute forward
 
-    # Compute: matmul FLOPs at the calibrated efficiency of this layout's largest GEMM.
-    mb_tokens = mb * s / cp
-    if m.is_moe and m.dense_layers == 0:
-        gemm = 2 * mb_tokens * m.experts_per_token / m.experts * ep * h * m.moe_ffn / tp
-    else:
-        gemm = 2 * mb_tokens * h * m.ffn / tp
-    imbalance = np.ceil(L / pp) / (L / pp)  # uneven stages: the fullest one sets the pace
-    t_comp = compute.matmul_time(fl.hardware.value / gpus * imbalance, gemm / 1e9, gpu, dtype, cal, "matmul compute")
+    # GEMMs and FP8/FP4 casts, per layer (dense and MoE), forward + backward (+ recompute).
+    def gemm_part(moe: bool):
+        t = 0.0
+        cast = 0.0
+        for Mg, Ng, Kg, count in _layer_gemms(m, T, tp, ep, moe):
+            t = t + count * compute.gemm_time(Mg, Ng, Kg, gpu, lin, kt)
+            if lin in ("fp8", "fp4"):
+                cast = cast + count * kt.fp8_cast_bytes * (2 * Mg * Kg + Mg * Ng) / gpu.memory_bw
+        return t * passes, cast * (1 + full * 0.5)
+
+    g_dense, c_dense = gemm_part(False)
+    g_moe, c_moe = gemm_part(True) if m.is_moe else (0.0, 0.0)
+
+    # Flash attention in 16-bit: forward 2·T·S·n_q/t·(d_qk + d_v), backward 2.5×.
+    d_qk = (m.qk_nope_dim + m.qk_rope_dim) if m.is_mla else m.head_dim
+    d_v = m.v_head_dim if m.is_mla else m.head_dim
+    s_att = np.minimum(s, m.sliding_window) if m.sliding_window else s
+    S = s_att / 2 if causal else s_att
+    f_att = 2.0 * T * S * m.heads / tp * (d_qk + d_v)
+    pk16 = gpu.peak_flops(half)
+    if flash_attention:
+        t_att_layer = f_att / (pk16 * kt.attention_fwd) * (1 + sel + full) + 2.5 * f_att / (pk16 * kt.attention_bwd)
+    else:  # unfused: batched GEMMs at the GEMM plateau + softmax traffic (charged as elementwise below)
+        t_att_layer = f_att * (3 + sel + full) / (pk16 * kt.plateau(half))
 
     # Elementwise: Korthikanti Table 2 bytes per token per layer, per forward-equivalent pass.
     ffn_act = (m.experts_per_token + m.shared_experts) * m.moe_ffn if m.is_moe else m.ffn
     per_tok_layer = 18 * h + 4 * ffn_act  # = 34h for ffn = 4h
-    softmax = 0.0 if flash_attention else 5 * m.heads * np.minimum(s, m.sliding_window or s)
-    passes = 3 + (rc == 2)
-    soft_passes = 3 + (rc >= 1)
-    act_bytes = tokens * L * (per_tok_layer * passes + softmax * soft_passes) / gpus * imbalance
-    t_elem = compute.elementwise_time(act_bytes, gpu, cal, "elementwise (memory-bound)")
+    softmax = 0.0 if flash_attention else 5 * m.heads * s_att
+    soft_passes = 3 + sel + full
+    elem_bytes = T * (per_tok_layer * passes + softmax * soft_passes / tp) / tp
+    cal = cal or compute.training_calibration()
+    t_elem_layer = elem_bytes * cal.elementwise_traffic / gpu.memory_bw
 
-    # Tensor parallel: activations of one micro-batch, all-reduced over TP ranks.
-    layers_per_stage = np.ceil(L / pp)  # the fullest stage sets the pipeline's pace
-    n_tp = 4 + 2 * (rc == 2)
-    ar_tp = comm.hierarchical_all_reduce(mb_tokens * h * ACT_BYTES, tp, np.minimum(tp, gpn), node, "TP all-reduce")
-    t_tp_v = np.where(tp > 1, M * layers_per_stage * n_tp * ar_tp.value, 0.0)
-    t_tp = Term("TP communication", _s(t_tp_v), "s", "M · (L/p) · n_coll · t_allreduce(mb·s/cp·h·2 B, tp)",
-                {"M": M, "L/p": layers_per_stage, "n_coll": n_tp, "t_allreduce": ar_tp}, {"count": SRC_TP})
+    # Tensor parallel: 4 collectives per layer of T·h·2 B (+2 with full recompute).
+    n_tp = 4 + 2 * full
+    domain = max(gpu.scaleup_domain or gpn, 1)
+    ar_tp = comm.hierarchical_all_reduce(T * h * ACT_BYTES, tp, np.minimum(tp, domain), node, "TP all-reduce")
+    t_tp_raw = np.where(tp > 1, n_tp * ar_tp.value, 0.0)
+    g_layer_avg = (m.dense_layers * g_dense + m.moe_layers * g_moe) / L
+    t_tp_layer = np.where(tp <= domain, stk.exposed(t_tp_raw, g_layer_avg), t_tp_raw) if stk.tp else t_tp_raw
 
-    # Context parallel: K,V chunk ring inside the node if TP·CP fits there.
-    kv_chunk = mb_tokens * 2 * m.kv_heads * m.head_dim * ACT_BYTES / tp
-    cp_link_in = tp * cp <= gpn
-    cp_in = comm.p2p(kv_chunk, node.scale_up).value
-    cp_out = comm.p2p(kv_chunk, node.scale_out_per_gpu()).value
-    t_cp_v = np.where(cp > 1, M * layers_per_stage * 3 * (cp - 1) * np.where(cp_link_in, cp_in, cp_out), 0.0)
-    t_cp = Term("CP communication", _s(t_cp_v), "s", "M · (L/p) · 3(cp−1) · t_p2p(K,V chunk)",
-                {"M": M, "K,V chunk bytes": kv_chunk}, {"ring": "Liu et al. 2023 ring attention; Megatron context parallel"})
+    # Context parallel: K,V chunk ring, hidden under attention when the stack overlaps it.
+    kv_chunk = T * 2 * m.kv_heads * m.head_dim * ACT_BYTES / tp
+    cp_in = tp * cp <= domain
+    t_cp_raw = np.where(cp > 1, 3 * (cp - 1) * np.where(cp_in, comm.p2p(kv_chunk, node.scale_up).value,
+                                                       comm.p2p(kv_chunk, node.scale_out_per_gpu()).value), 0.0)
+    t_cp_layer = stk.exposed(t_cp_raw, t_att_layer) if stk.cp else t_cp_raw
 
-    # Expert parallel: all-to-all of routed tokens per MoE layer.
-    moe_per_stage = np.ceil(m.moe_layers / pp)
-    a2a_bytes = mb_tokens * m.experts_per_token * h * ACT_BYTES
+    # Expert parallel: all-to-all of routed tokens per MoE layer, 4 per micro-batch.
+    a2a_bytes = T * m.experts_per_token * h * ACT_BYTES
     ep_in = comm.all_to_all(a2a_bytes, ep, node.scale_up).value
     ep_out = comm.all_to_all(a2a_bytes, ep, node.scale_out_per_gpu()).value
-    t_ep_v = np.where(ep > 1, M * moe_per_stage * 4 * np.where(tp * ep <= gpn, ep_in, ep_out), 0.0)
-    t_ep = Term("EP communication", _s(t_ep_v), "s", "M · (MoE layers/p) · 4 · t_all-to-all(tokens·k·h·2 B, ep)",
-                {"M": M, "bytes per rank": a2a_bytes}, {"count": "dispatch + combine, forward and backward (GShard/Megatron MoE)"})
+    t_ep_moe = np.where(ep > 1, 4 * np.where(tp * ep <= domain, ep_in, ep_out), 0.0)
 
-    # Pipeline: activations to the next stage, split over TP ranks; across nodes once the stage
-    # below fills a node.
-    pp_bytes = mb_tokens * h * ACT_BYTES / tp
-    pp_out = tp * cp * dp >= gpn
+    # Per layer (averaged over dense/MoE layers), then the LM head + loss on the last stage.
+    frac_moe = m.moe_layers / L
+    comp_layer = (1 - frac_moe) * g_dense + frac_moe * g_moe
+    cast_layer = (1 - frac_moe) * c_dense + frac_moe * c_moe
+    ep_layer = frac_moe * t_ep_moe
+    head_gemm = compute.gemm_time(T, m.vocab / tp, h, gpu, lin if lin in ("bf16", "fp16") else half, kt) * 3
+    head_elem = T * m.vocab / tp * 4.0 * 3 / gpu.memory_bw  # fp32 logits: write, softmax read/write, grad
+
+    first_l, middle_l, last_l = pipeline_layers(L, pp, vp)
+    layer_t = (comp_layer + cast_layer + t_att_layer + t_elem_layer + t_tp_layer + t_cp_layer + ep_layer) / fw
+    head_t = (head_gemm + head_elem) / fw
+    single = pp == 1
+    last_t = last_l * layer_t + head_t
+    mid_t = middle_l * layer_t
+    first_t = first_l * layer_t
+    stage_t = np.where(single, L * layer_t + head_t, np.maximum(np.maximum(first_t, mid_t), last_t))
+    head_on = single | (last_t >= np.maximum(first_t, mid_t))
+    n_layers = np.where(single, L, np.where(head_on, last_l, np.where(mid_t >= first_t, middle_l, first_l)))
+
+    # Pipeline p2p: 2·v exchanges per micro-batch, across nodes once the stage below fills a domain.
+    pp_bytes = T * h * ACT_BYTES / tp
+    pp_out = tp * cp * dp >= domain
     t_p2p = np.where(pp_out, comm.p2p(pp_bytes, node.scale_out_per_gpu()).value, comm.p2p(pp_bytes, node.scale_up).value)
-    t_pp_v = np.where(pp > 1, M * 2 * vp * t_p2p, 0.0)
-    t_pp = Term("PP communication", _s(t_pp_v), "s", "M · 2v · t_p2p(mb·s/cp·h·2 B / tp)",
-                {"M": M, "v": vp, "bytes": pp_bytes}, {"scatter/gather": "Narayanan et al. 2021 §4.1"})
+    t_pp_mb = np.where(pp > 1, 2 * vp * t_p2p, 0.0)
+    if stk.pp:  # async send/recv hides under the next chunk's compute, the first and last excepted
+        t_pp_mb = np.where(pp > 1, 2 * t_p2p, 0.0)
+    stage_mb = stage_t + t_pp_mb
+    bubble_frac = (pp - 1) / vp
 
-    pipelined = t_comp.value + t_elem.value + t_tp_v + t_cp_v + t_ep_v + t_pp_v
-    bubble_frac = (pp - 1) / (vp * M)
-    t_bub = Term("pipeline bubble", _s(bubble_frac * pipelined), "s", "(p−1)/(v·M) × pipelined work",
-                 {"p": pp, "v": vp, "M": M, "bubble fraction": bubble_frac}, {"bubble": SRC_BUBBLE})
+    def part(name: str, per_layer, per_head, formula: str, inputs: dict, sources: dict | None = None) -> Term:
+        if step_only:  # the search needs the sum only (below); parts are built for the rows shown
+            return Term(name, 0.0, "s")
+        v = M * (n_layers * per_layer / fw + np.where(head_on, per_head, 0.0) / fw)
+        return Term(name, _s(v), "s", formula, inputs, sources or {})
 
-    # Data parallel gradient sync, per GPU's parameter shard.
+    sk = {"kernels": kt.source, "size curve": kt.curve_source, "framework efficiency": fw_src}
+    t_comp = part("matmul compute", comp_layer, head_gemm,
+                  "M · (L_stage · Σ GEMM time (fwd + 2 bwd + recompute) + LM head) / framework efficiency",
+                  {"M": M, "L_stage": n_layers, "dtype": lin, "framework efficiency": fw,
+                   "plateau": kt.plateau(lin), "T (tokens per GPU per micro-batch)": T}, sk)
+    t_cast = part("FP8/FP4 casts", cast_layer, 0.0, "M · L_stage · cast bytes (2MK + MN per GEMM) / HBM bandwidth",
+                  {"bytes per element": kt.fp8_cast_bytes, "dtype": lin}, {"cast": kt.curve_source})
+    t_attn = part("attention", t_att_layer, 0.0,
+                  "M · L_stage · (fwd FLOPs/(peak·eff_fwd) · (1 + recompute) + 2.5·fwd FLOPs/(peak·eff_bwd))",
+                  {"fwd FLOPs per layer": f_att, "eff_fwd": kt.attention_fwd, "eff_bwd": kt.attention_bwd,
+                   "causal": causal}, {"kernels": kt.source})
+    t_elem = part("elementwise (memory-bound)", t_elem_layer, head_elem,
+                  "M · (L_stage · activation bytes × traffic + fp32 logits) / HBM bandwidth",
+                  {"bytes per layer": elem_bytes, "traffic": cal.elementwise_traffic, "HBM B/s": gpu.memory_bw},
+                  {"calibration": cal.source})
+    t_tp = part("TP communication", t_tp_layer, 0.0,
+                "M · L_stage · max(0, n_coll · t_allreduce(T·h·2 B, tp) − GEMM time if overlapped inside the NVLink domain)",
+                {"n_coll": n_tp, "t_allreduce": ar_tp, "overlapped": stk.tp, "stack": stk.key}, {"count": SRC_TP, stk.key: stk.source})
+    t_cp = part("CP communication", t_cp_layer, 0.0, "M · L_stage · max(0, 3(cp−1) · t_p2p(K,V chunk) − attention if overlapped)",
+                {"K,V chunk bytes": kv_chunk, "overlapped": stk.cp}, {"ring": "Liu et al. 2023 ring attention; Megatron context parallel"})
+    t_ep = part("EP communication", ep_layer, 0.0, "M · L_stage · (MoE share) · 4 · t_all-to-all(T·k·h·2 B, ep)",
+                {"bytes per rank": a2a_bytes}, {"count": "dispatch + combine, forward and backward (GShard/Megatron MoE)"})
+    t_pp = Term("PP communication", _s(M * t_pp_mb), "s", "M · 2v · t_p2p(T·h·2 B / tp) (2 when the stack overlaps p2p)",
+                {"M": M, "v": vp, "bytes": pp_bytes, "overlapped": stk.pp}, {"scatter/gather": "Narayanan et al. 2021 §4.1"})
+    t_bub = Term("pipeline bubble", _s(bubble_frac * stage_mb), "s", "(p−1)/v × slowest stage time per micro-batch",
+                 {"p": pp, "v": vp, "stage time": stage_mb, "layers on the slowest stage": n_layers,
+                  "first/middle/last layers": (first_l, middle_l, last_l)}, {"bubble": SRC_BUBBLE})
+
+    # Data parallel: gradient sync and parameter gather of this GPU's shard, then the optimizer step.
     pc = param_counts(m)
     total_p = float(pc.total.value)
     expert_p = m.moe_layers * (pc.moe_layer.experts if pc.moe_layer else 0)
     shard = (total_p - expert_p) / (tp * pp) + expert_p / (tp * pp * ep)
     grad_bytes = shard * ACT_BYTES
     group = dp * cp
-    ar_dp = comm.hierarchical_all_reduce(grad_bytes, group, np.clip(gpn // tp, 1, group), node, "DP gradient all-reduce")
-    # ZeRO-0/1/2: one all-reduce (or reduce-scatter + all-gather, same bytes) per iteration, overlappable
-    # with the last micro-batch's backward. ZeRO-3/FSDP: per micro-batch two parameter all-gathers
-    # (forward, backward) and a gradient reduce-scatter = 1.5 all-reduces, prefetched under all compute.
+    ar_dp = comm.hierarchical_all_reduce(grad_bytes, group, np.clip(domain // tp, 1, group),
+                                         node, "DP gradient all-reduce")
     z3 = zero >= 3
     dp_factor = np.where(z3, 1.5 * M, 1.0)
     t_dp_raw = np.where(group > 1, ar_dp.value * dp_factor, 0.0)
-    busy = t_comp.value + t_elem.value
-    window = np.where(z3, busy, (2 / 3) * busy / M) if overlap_dp else 0.0
-    t_dp_v = np.maximum(t_dp_raw - window, 0.0)
+    mb_busy = stage_t  # one micro-batch of the slowest stage
+    if overlap_dp:
+        # reduce-scatter half under the last backward (2/3 of a micro-batch), gather half under the
+        # first forward (1/3); ZeRO-3 prefetches under all compute.
+        win = np.where(stk.grad_reduce, 2 / 3 * mb_busy, 0.0) + np.where(stk.param_gather, 1 / 3 * mb_busy, 0.0)
+        window = np.where(z3, np.where(stk.param_gather, M * mb_busy, 0.0), win)
+    else:
+        window = 0.0
+    t_dp_v = stk.exposed(t_dp_raw, window)
     t_dp = Term("DP communication (exposed)", _s(t_dp_v), "s",
                 "max(0, ZeRO factor × t_allreduce(grad shard, dp·cp) − overlap window)",
                 {"t_allreduce": ar_dp, "ZeRO factor": dp_factor, "grad shard bytes": grad_bytes,
-                 "overlap window": window},
+                 "overlap window": window, "stack": stk.key},
                 {"ZeRO": "Rajbhandari et al. 2020: ZeRO-1/2 = reduce-scatter + all-gather (same bytes as all-reduce); "
-                         "ZeRO-3 gathers parameters for every forward and backward (1.5x per micro-batch)"})
+                         "ZeRO-3 gathers parameters for every forward and backward (1.5x per micro-batch)",
+                 stk.key: stk.source})
+    opt_shard = shard / np.where(zero >= 1, group, 1)
+    t_opt_v = opt_shard * OPT_BYTES / gpu.memory_bw
+    t_opt = Term("optimizer step", _s(t_opt_v), "s", "params in this GPU's optimizer shard × 30 B / HBM bandwidth",
+                 {"params": opt_shard, "bytes per param": OPT_BYTES, "HBM B/s": gpu.memory_bw},
+                 {"bytes": "mixed-precision Adam: read fp32 master, grad, m, v (16 B); write master, m, v (12 B) and the bf16 weight (2 B)"})
 
-    step = total("step time", [t_comp, t_elem, t_tp, t_cp, t_ep, t_pp, t_bub, t_dp])
+    # Offload (bit flags, sizing.training.offload_code): every byte crosses the host link, never free.
+    off = _a(offload_code(offload))
+    host = comm.link(f"pcie-gen{gpu.pcie_gen}")
+    act_layer = layer_activation_bytes(m, seq=s, micro_batch=mb, tp=tp, cp=cp, sp=tp > 1, recompute=rc,
+                                       flash_attention=flash_attention).value
+    off_opt = np.where(off & 1, shard / np.where(zero >= 1, group, 1) * (4.0 + OPT_BYTES), 0.0)
+    off_w = np.where(off & 2, M * (2 + full) * shard * 2.0, 0.0)
+    off_act = np.where(off & 4, M * 2.0 * n_layers * act_layer, 0.0)
+    t_off_v = (off_opt + off_w + off_act) / host.effective_bw
+    t_off = Term("offload transfers", _s(t_off_v), "s",
+                 "(optimizer: shard·(4 + 30) B; weights: M·(2 + recompute)·params·2 B; activations: M·2·stage bytes) "
+                 "/ host-link bandwidth", {"host link": host.key, "B/s": host.effective_bw, "offload code": off},
+                 {host.key: host.source})
+    t_opt = Term(t_opt.name, _s(np.where(off & 1, 0.0, t_opt_v)), t_opt.unit, t_opt.formula + " (on the host when offloaded)",
+                 t_opt.inputs, t_opt.sources)
+
+    if step_only:  # = Σ of the parts below, without building each array
+        return (M * (n_layers * layer_t + np.where(head_on, head_t, 0.0)) + M * t_pp_mb + bubble_frac * stage_mb
+                + t_dp_v + np.where(off & 1, 0.0, t_opt_v) + t_off_v)
+    step = total("step time", [t_comp, t_cast, t_attn, t_elem, t_tp, t_cp, t_ep, t_pp, t_bub, t_dp, t_opt, t_off])
     step_v = np.asarray(step.value)
     tps = Term("tokens per second", _s(tokens / step_v), "tokens/s", "global batch tokens / step time",
                {"tokens": tokens, "step": step})
     hw_rate = fl.hardware.value / gpus / step_v
-    pk = compute.peak(gpu, dtype)
+    pk = compute.peak(gpu, half)
     tflops = Term("TFLOP/s per GPU", _s(hw_rate / 1e12), "TFLOP/s", "hardware FLOPs / GPUs / step (Narayanan's convention)",
                   {"FLOPs": fl.hardware, "GPUs": gpus, "step": step})
-    mfu = Term("MFU", _s(fl.model.value / gpus / step_v / pk.value), "", "model FLOPs / (GPUs · step · peak)",
-               {"model FLOPs": fl.model, "peak": pk})
+    full = fl.model.value if causal is False else training_flops(m, tokens=tokens, seq=s, causal=False).model.value
+    halved = fl.model.value if causal is not False else training_flops(m, tokens=tokens, seq=s, causal=True).model.value
+    mfu = Term("MFU", _s(halved / gpus / step_v / pk.value), "",
+               "model FLOPs (causal attention halved, Megatron-LM 2024 / Llama 3 convention) / (GPUs · step · 16-bit peak)",
+               {"model FLOPs": halved, "peak": pk}, {"convention": "Megatron-LM num_floating_point_operations (causal /2)"})
+    mfu_full = Term("MFU (full attention)", _s(full / gpus / step_v / pk.value), "",
+                    "model FLOPs with full attention (Narayanan et al. 2021 / PaLM convention) / (GPUs · step · 16-bit peak)",
+                    {"model FLOPs": full, "peak": pk}, {"convention": SRC_BUBBLE.split(':')[0]})
     hfu = Term("HFU", _s(hw_rate / pk.value), "", "hardware FLOPs (with recompute) / (GPUs · step · peak)",
                {"hardware FLOPs": fl.hardware, "peak": pk})
-    return TrainingPerf(step, fl, _s(gpus), tps, tflops, mfu, hfu, _s(M))
+    return TrainingPerf(step, fl, _s(gpus), tps, tflops, mfu, hfu, _s(M), mfu_full)
+
+
+OPT_BYTES = 30.0
 
 
 def _s(v):

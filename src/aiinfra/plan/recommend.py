@@ -42,14 +42,17 @@ def price_assumptions(rows: list[dict]) -> list[str]:
 
 
 def _needs_nvlink(g: GpuSpec, tp: int) -> str:
+    """What TP across `tp` GPUs runs over on this GPU's system (the catalog's scale-up link and domain)."""
     if tp <= 1:
         return "no (TP = 1)"
-    if g.form_factor == "pcie" and not g.nvlink_gbps:
-        return f"TP{tp} over PCIe (no NVLink): slow"
-    if g.form_factor == "pcie":
-        return (f"TP{tp} needs NVLink-bridged card pairs" if tp == 2 else
-                f"TP{tp} crosses PCIe beyond NVLink-bridged pairs: slow; an SXM system fits better")
-    return f"yes: TP{tp} over NVLink/NVSwitch ({g.form_factor.upper()})"
+    link, domain = g.scaleup_link, g.scaleup_domain or 1
+    if link in ("nvlink-switch", "infinity-fabric") and tp <= domain:
+        return f"yes: TP{tp} over {g.scaleup_name}"
+    if link == "nvlink-bridge" and tp <= domain:
+        return f"TP{tp} needs {g.scaleup_name}"
+    if domain > 1:
+        return f"TP{tp} crosses {g.scaleup_name} into PCIe or the network: slow"
+    return f"TP{tp} over {g.scaleup_name}: slow"
 
 
 def recommend_training(m: ModelSpec, gpus: int, *, global_batch: int, seq: int, tokens: float | None = None,

@@ -14,18 +14,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from aiinfra.errors import AiinfraError, DoesNotFitError, SpecError
-from aiinfra.explain import Result, Term
+from aiinfra.explain import Term
 from aiinfra.perf import comm
 from aiinfra.perf.flops import training_flops
-from aiinfra.perf.training import step_time
-from aiinfra.plan.space import RECOMPUTE_NAMES, Space, build_space, describe
-from aiinfra.sizing.training import training_memory
+from aiinfra.perf.training import stack, step_time
+from aiinfra.plan.space import Space, build_space, describe, offload_name, recompute_name
+from aiinfra.sizing.training import device_memory, training_memory
 from aiinfra.specs import GpuSpec, ModelSpec
 
 CHUNK = 262_144
-STEP_PARTS = ("matmul compute", "elementwise (memory-bound)", "TP communication", "CP communication",
-              "EP communication", "PP communication", "pipeline bubble", "DP communication (exposed)")
+STEP_PARTS = ("matmul compute", "FP8/FP4 casts", "attention", "elementwise (memory-bound)", "TP communication",
+              "CP communication", "EP communication", "PP communication", "pipeline bubble",
+              "DP communication (exposed)", "optimizer step")
 REASON = {"matmul compute": "compute (recompute or smaller GEMMs)", "elementwise (memory-bound)": "elementwise work",
+          "FP8/FP4 casts": "FP8 casts", "attention": "attention (recompute or shorter chunks)",
+          "optimizer step": "optimizer step (less sharded optimizer state)",
           "TP communication": "TP communication", "CP communication": "CP communication",
           "EP communication": "EP communication", "PP communication": "PP communication",
           "pipeline bubble": "pipeline bubble", "DP communication (exposed)": "DP communication"}
@@ -39,25 +42,44 @@ class Options:
     flash_attention: bool = True
     sequence_parallel: bool = True
     zero_stages: tuple[int, ...] = (0, 1, 2, 3)
+    # offload bit flags searched (1 optimizer, 2 weights, 4 activations): all combinations by default,
+    # each charged at host-link bandwidth
+    offloads: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
+    # full recompute on this share of each stage's layers (Megatron --recompute-num-layers, block method)
+    recompute_fractions: tuple[float, ...] = (0.125, 0.25, 0.5, 0.75, 1.0)
     recompute: tuple[int, ...] = (0, 1, 2)
-    micro_batches: tuple[int, ...] = (1, 2, 4, 8, 16)
-    interleaves: tuple[int, ...] = (1, 2, 3, 4, 6, 8)
-    context_parallel: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-    min_cp_tokens: int = 4096
+    micro_batches: tuple[int, ...] | None = None  # None: every divisor of the per-replica batch
+    interleaves: tuple[int, ...] | None = None  # None: every count that leaves each virtual stage a layer
+    context_parallel: tuple[int, ...] | None = None  # None: every divisor of the sequence (≥ min_cp_tokens each)
+    min_cp_tokens: int = 1024
     overlap_dp: bool = True
-    causal: bool = False
+    causal: bool = True
+    software: str = "megatron-core"
+    max_tp: int | None = None  # None: every TP that divides the heads
+    framework_efficiency: float | None = None  # None: the catalog's fitted value
+    memory_reserve: float | None = None  # fixed runtime bytes per GPU (CUDA context + NCCL); None = catalog
 
 
 @dataclass
 class Evaluated:
-    """Per-candidate arrays after evaluation."""
+    """Per-candidate arrays after evaluation (step parts are recomputed on demand for the few rows shown)."""
 
     space: Space
     memory: np.ndarray  # bytes per GPU
     step: np.ndarray  # seconds
     tokens_per_s: np.ndarray
-    parts: dict[str, np.ndarray]
     fits: np.ndarray
+    context: tuple = ()
+
+    def parts_at(self, index) -> dict[str, np.ndarray]:
+        """Step-time parts of the given candidates (re-evaluated through the same formulas)."""
+        m, gpu, seq, opt, node = self.context
+        sub = self.space.take(index)
+        return _evaluate(m, gpu, sub, seq, opt, node, with_parts=True)[1]
+
+    @property
+    def parts(self) -> dict[str, np.ndarray]:
+        return self.parts_at(np.arange(len(self.space)))
 
 
 @dataclass
@@ -73,61 +95,66 @@ class PlanResult:
     winner_terms: list[Term]
     objective: str
     notes: list[str] = field(default_factory=list)
+    evaluated: Evaluated | None = None  # every candidate's arrays, kept when a caller asks (fixed-layout mode)
+    context: dict = field(default_factory=dict)
 
-    def to_result(self) -> Result:
-        w = self.top[0]
-        facts = {
-            "model": self.model.name, "gpu": self.gpu.key, "gpus": w["gpus"], "seq": self.seq,
-            "global batch (sequences)": self.global_batch, "candidates evaluated": self.candidates,
-            "fit in memory": self.feasible, "objective": self.objective,
-            "best layout": w["layout"], "micro-batch": w["mb"], "interleave": w["vp"], "recompute": w["recompute"],
-            "ZeRO": w["zero"], "step time (s)": round(w["step_s"], 4), "tokens/s": round(w["tokens_per_s"], 1),
-            "TFLOP/s per GPU": round(w["tflops"], 1), "MFU": round(w["mfu"], 4),
-            "memory per GPU (GB)": round(w["memory_gb"], 2),
-        }
-        for k in ("days", "gpu_hours", "cost_usd"):
-            if k in w:
-                facts[k.replace("_", " ")] = round(w[k], 2)
-        facts["why not the others"] = list(self.rejected)
-        if self.notes:
-            facts["notes"] = list(self.notes)
-        return Result(f"Plan: {self.model.name} on {w['gpus']} × {self.gpu.key}", self.winner_terms, facts)
+    def row_of(self, i: int) -> dict:
+        """The table row of candidate `i` (needs `evaluated`)."""
+        c = self.context
+        return _row(self.model, self.gpu, self.evaluated, i, self.seq, c.get("tokens"), c.get("price"))
+
+    def explain_index(self, i: int) -> list[Term]:
+        """The explained Terms of candidate `i` (needs `evaluated`)."""
+        c = self.context
+        return explain_candidate(self.model, self.gpu, self.evaluated.space.row(i), self.global_batch, self.seq,
+                                 c["options"], c["node"], c.get("tokens"), c.get("price"))
 
 
-def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, node: comm.Node) -> Evaluated:
+def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, node: comm.Node,
+              with_parts: bool = False) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
+    """(memory, step) per candidate, flat; parts too when asked. Base fields broadcast against knobs."""
+    b = space.bcast
     mem = training_memory(
-        m, seq=seq, micro_batch=space.mb, tp=space.tp, pp=space.pp, dp=space.dp, cp=space.cp, ep=space.ep,
-        sp=space.sp, vp=space.vp, num_microbatches=space.microbatches, zero=space.zero, recompute=space.recompute,
-        precision="bf16" if opt.dtype in ("bf16", "fp16") else opt.dtype, flash_attention=opt.flash_attention,
+        m, seq=seq, micro_batch=b("mb"), tp=b("tp"), pp=b("pp"), dp=b("dp"), cp=b("cp"), ep=b("ep"),
+        sp=b("sp"), vp=b("vp"), num_microbatches=space.batch // (b("dp") * b("mb")), zero=b("zero"),
+        recompute=b("recompute"), precision="bf16" if opt.dtype in ("bf16", "fp16") else opt.dtype,
+        flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve, offload=b("offload"),
+        total_only=not with_parts, recompute_fraction=b("rfrac"),
     )
     perf = step_time(
-        m, gpu, tp=space.tp, pp=space.pp, dp=space.dp, cp=space.cp, ep=space.ep, micro_batch=space.mb, vp=space.vp,
-        recompute=space.recompute, zero=space.zero, global_batch=space.batch, seq=seq, dtype=opt.dtype,
+        m, gpu, tp=b("tp"), pp=b("pp"), dp=b("dp"), cp=b("cp"), ep=b("ep"), micro_batch=b("mb"), vp=b("vp"),
+        recompute=b("recompute"), zero=b("zero"), global_batch=space.batch, seq=seq, dtype=opt.dtype,
         flash_attention=opt.flash_attention, causal=opt.causal, overlap_dp=opt.overlap_dp, node=node,
+        software=opt.software, framework_eff=opt.framework_efficiency, offload=b("offload"), step_only=not with_parts,
+        recompute_fraction=b("rfrac"),
     )
-    memory = np.broadcast_to(np.asarray(mem.total.value, dtype=float), (len(space),))
-    step = np.broadcast_to(np.asarray(perf.step.value, dtype=float), (len(space),))
-    parts = {p.name: np.broadcast_to(np.asarray(p.value, dtype=float), (len(space),)) for p in perf.step.parts}
-    tps = space.batch * seq / step
-    return Evaluated(space, memory, step, tps, parts, memory <= gpu.memory_bytes)
+    shape = (space.n_base, space.k)
+    memory = np.broadcast_to(np.asarray(mem if not with_parts else mem.total.value, dtype=float), shape).ravel()
+    step = np.broadcast_to(np.asarray(perf if not with_parts else perf.step.value, dtype=float), shape).ravel()
+    parts = {}
+    if with_parts:
+        parts = {p.name: np.broadcast_to(np.asarray(p.value, dtype=float), shape).ravel() for p in perf.step.parts}
+    return (memory, step), parts
 
 
 def evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, node: comm.Node,
              progress: Callable[[int], None] | None = None) -> Evaluated:
-    """Evaluate every candidate, in chunks (bounded memory, progress callbacks)."""
-    chunks = []
-    for start in range(0, len(space), CHUNK):
-        part = space.take(slice(start, start + CHUNK))
-        chunks.append(_evaluate(m, gpu, part, seq, opt, node))
+    """Evaluate every candidate, in chunks of base rows (bounded memory, progress callbacks)."""
+    if len(space) == 0:
+        raise AiinfraError("empty search space")
+    per = max(1, CHUNK // space.k)
+    mems, steps = [], []
+    for start in range(0, space.n_base, per):
+        part = space.base_slice(start, start + per)
+        (mem, step), _ = _evaluate(m, gpu, part, seq, opt, node)
+        mems.append(mem)
+        steps.append(step)
         if progress:
             progress(len(part))
-    if not chunks:
-        raise AiinfraError("empty search space")
-    def cat(get):
-        return np.concatenate([get(c) for c in chunks])
-
-    return Evaluated(space, cat(lambda c: c.memory), cat(lambda c: c.step), cat(lambda c: c.tokens_per_s),
-                     {k: cat(lambda c, k=k: c.parts[k]) for k in chunks[0].parts}, cat(lambda c: c.fits))
+    memory = np.concatenate(mems)
+    step = np.concatenate(steps)
+    return Evaluated(space, memory, step, space.batch * seq / step, memory <= device_memory(gpu).value,
+                     (m, gpu, seq, opt, node))
 
 
 def _check_inputs(gpus: list[int], global_batch: int, seq: int, tokens: float | None, price: float | None, gpn: int) -> None:
@@ -159,6 +186,7 @@ def plan(
     top: int = 5,
     options: Options | None = None,
     progress: Callable[[int, int], None] | None = None,
+    keep: bool = False,
 ) -> PlanResult:
     """The best layouts for training `m` on `gpus` × `gpu`, ranked by time (or cost)."""
     opt = options or Options()
@@ -170,8 +198,9 @@ def plan(
         raise SpecError(f"objective must be time or cost, not {objective}")
     space = build_space(m, counts, global_batch=global_batch, seq=seq, gpus_per_node=gpn,
                         micro_batches=opt.micro_batches, interleaves=opt.interleaves, recompute=opt.recompute,
-                        zero_stages=opt.zero_stages, context_parallel=opt.context_parallel,
-                        sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens)
+                        zero_stages=opt.zero_stages, context_parallel=opt.context_parallel, offloads=opt.offloads,
+                        recompute_fractions=opt.recompute_fractions, sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens, max_tp=opt.max_tp,
+                        scaleup_domain=gpu.scaleup_domain, uneven_pipeline=stack(opt.software).uneven_pipeline)
     if len(space) == 0:
         c = ", ".join(str(n) for n in counts)
         raise SpecError(
@@ -193,38 +222,65 @@ def plan(
     score = np.where(ev.fits, 1.0 / ev.tokens_per_s, np.inf)
     if objective == "cost":
         score = score * space.gpus
-    order = np.argsort(score, kind="stable")
-    best_of_layout = _distinct_layouts(space, order[np.isfinite(score[order])], top)
+    best_of_layout = distinct_layouts(space, score, top)
+    order = None
     rows = [_row(m, gpu, ev, i, seq, tokens, price_per_gpu_hour) for i in best_of_layout]
     rejected = _rejections(ev, space, order, best_of_layout, score, objective, gpu)
     win = best_of_layout[0]
     terms = explain_candidate(m, gpu, space.row(win), global_batch, seq, opt, node, tokens, price_per_gpu_hour)
     notes = []
-    if rows[0]["tp"] > 1:
-        notes.append(f"TP={rows[0]['tp']} spans GPUs inside a node: it needs NVLink/NVSwitch ({node.scale_up.name})"
-                     if gpu.form_factor != "pcie" else
-                     f"TP={rows[0]['tp']} on PCIe cards runs over PCIe; an SXM/NVLink part would cut TP communication")
-    return PlanResult(m, gpu, seq, global_batch, total_n, int(ev.fits.sum()), rows, rejected, terms, objective, notes)
+    t = rows[0]["tp"]
+    dom = gpu.scaleup_domain or gpn
+    if t > 1 and gpu.scaleup_link == "pcie":
+        notes.append(f"TP={t} on PCIe cards runs over PCIe; an SXM/NVLink part would cut TP communication")
+    elif t > 1 and t <= dom:
+        notes.append(f"TP={t} stays inside one scale-up domain: it runs over {gpu.scaleup_name} "
+                     f"({node.scale_up.name})" + (" — NVLink" if "NVLink" not in gpu.scaleup_name + node.scale_up.name else ""))
+    e = rows[0]["ep"]
+    if e > 1 and t * e > 8 and t * e <= dom and gpu.scaleup_link != "pcie":
+        notes.append(f"TP·EP = {t * e} GPUs exchange tokens inside one scale-up domain: the all-to-alls run over "
+                     f"{gpu.scaleup_name}")
+    if t > dom:
+        notes.append(f"TP={t} spans {t // dom} scale-up domains of {dom} GPUs ({gpu.scaleup_name}): its collectives "
+                     f"cross the NICs ({node.scale_out.name})")
+    return PlanResult(m, gpu, seq, global_batch, total_n, int(ev.fits.sum()), rows, rejected, terms, objective, notes,
+                      ev if keep else None,
+                      {"tokens": tokens, "price": price_per_gpu_hour, "options": opt, "node": node})
 
 
-def _distinct_layouts(space: Space, order: np.ndarray, k: int) -> list[int]:
-    """The best candidate of each distinct (N, TP, PP, CP, EP, DP) layout, best first."""
-    key = np.stack([space.gpus, space.tp, space.pp, space.cp, space.ep, space.dp], axis=1)[order]
-    _, first = np.unique(key, axis=0, return_index=True)
-    return [int(i) for i in order[np.sort(first)][:k]]
+def distinct_layouts(space: Space, score: np.ndarray, k: int) -> list[int]:
+    """The best candidate of each distinct (N, TP, PP, CP, EP, DP) layout, best first; infinite scores (out of
+    memory) never rank. Equal scores put fewer model-parallel ranks first. Works per base row (the best knob
+    combination of each), so the sort is K times smaller than the space."""
+    S = score.reshape(space.n_base, space.k)
+    kbest = np.argmin(S, axis=1)
+    sbest = S[np.arange(space.n_base), kbest]
+    b = space.base
+    mp = b["tp"] * b["pp"] * b["cp"] * b["ep"]
+    order = np.lexsort((mp, sbest))
+    order = order[np.isfinite(sbest[order])]
+    key = space.layout_key(order * space.k)
+    _, first = np.unique(key, return_index=True)
+    rows = order[np.sort(first)][:k]
+    return [int(r * space.k + kbest[r]) for r in rows]
 
 
 def _row(m: ModelSpec, gpu: GpuSpec, ev: Evaluated, i: int, seq: int, tokens: float | None, price: float | None) -> dict:
     r = ev.space.row(i)
     n = r["gpus"]
-    fl = training_flops(m, tokens=ev.space.batch * seq, seq=seq, recompute=r["recompute"])
+    fl = training_flops(m, tokens=ev.space.batch * seq, seq=seq, recompute=r["recompute"], causal=True,
+                        recompute_fraction=r.get("rfrac", 1.0))
+    full = training_flops(m, tokens=ev.space.batch * seq, seq=seq, causal=False)
     step = float(ev.step[i])
     peak = gpu.peak_flops("bf16" if "bf16" in gpu.tflops else "fp16")
     row = {
-        **r, "layout": describe(r), "recompute": RECOMPUTE_NAMES[r["recompute"]], "index": i,
+        **r, "layout": describe(r), "recompute": recompute_name(r["recompute"], r.get("rfrac", 1.0)), "index": i,
+        "offload": offload_name(r.get("offload", 0)),
         "step_s": step, "tokens_per_s": float(ev.tokens_per_s[i]), "memory_gb": float(ev.memory[i]) / 1e9,
+        "headroom_gb": (float(device_memory(gpu).value) - float(ev.memory[i])) / 1e9, "fits": bool(ev.fits[i]),
         "tflops": float(fl.hardware.value) / n / step / 1e12, "mfu": float(fl.model.value) / n / step / peak,
-        "parts": {k: float(v[i]) for k, v in ev.parts.items()},
+        "mfu_full_attention": float(full.model.value) / n / step / peak,
+        "parts": {k: float(v[0]) for k, v in ev.parts_at([i]).items()},
     }
     if tokens:
         secs = tokens / row["tokens_per_s"]
@@ -252,12 +308,16 @@ def _rejections(ev: Evaluated, space: Space, order: np.ndarray, chosen: list[int
                 continue
             seen.add(key)
             gain = 1 - raw[i] / raw[win]
-            out.append(f"rejected {key} mb{r['mb']} {RECOMPUTE_NAMES[r['recompute']]} recompute ZeRO-{r['zero']}: "
-                       f"{gain:.0%} faster but out of memory ({ev.memory[i] / 1e9:.1f} GB per GPU > {gpu.memory_gb:g} GB)")
+            out.append(f"rejected {key} mb{r['mb']} {recompute_name(r['recompute'], r.get('rfrac', 1.0))} recompute "
+                       f"ZeRO-{r['zero']}: "
+                       f"{gain:.1%} faster but out of memory ({ev.memory[i] / 1e9:.1f} GB per GPU > "
+                       f"{device_memory(gpu).value / 1e9:.1f} GB usable)")
             if len(seen) >= limit:
                 break
-    for i in chosen[1:limit + 1]:
-        diff = {k: ev.parts[k][i] - ev.parts[k][win] for k in ev.parts}
+    shown = chosen[1:limit + 1]
+    pa = ev.parts_at([win, *shown]) if shown else {}
+    for j, i in enumerate(shown, 1):
+        diff = {k: v[j] - v[0] for k, v in pa.items()}
         worst = max(diff, key=diff.get)
         slower = raw[i] / raw[win] - 1
         out.append(f"runner-up {describe(space.row(i))}: {slower:.1%} slower, mostly {REASON.get(worst, worst)} "
@@ -277,12 +337,15 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                           ep=one["ep"], sp=one["sp"], vp=one["vp"], num_microbatches=global_batch // (one["dp"] * one["mb"]),
                           zero=one["zero"], recompute=one["recompute"],
                           precision="bf16" if opt.dtype in ("bf16", "fp16") else opt.dtype,
-                          flash_attention=opt.flash_attention)
+                          flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve,
+                          offload=one.get("offload", 0), recompute_fraction=one.get("rfrac", 1.0))
     perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
                      vp=one["vp"], recompute=one["recompute"], zero=one["zero"], global_batch=global_batch, seq=seq,
                      dtype=opt.dtype, flash_attention=opt.flash_attention, causal=opt.causal,
-                     overlap_dp=opt.overlap_dp, node=node)
-    terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.hfu, mem.total]
+                     overlap_dp=opt.overlap_dp, node=node, software=opt.software,
+                     framework_eff=opt.framework_efficiency, offload=one.get("offload", 0),
+                     recompute_fraction=one.get("rfrac", 1.0))
+    terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.mfu_full, perf.hfu, mem.total]
     if tokens:
         terms += perf.time_to_train(tokens, price)
     return [t.pick(0) for t in terms]
@@ -300,13 +363,13 @@ def _shortfall(m: ModelSpec, gpu: GpuSpec, counts: list[int], ev: Evaluated, glo
         space = build_space(m, [n], global_batch=global_batch * n, seq=seq, gpus_per_node=gpn,
                             micro_batches=(1,), interleaves=(1,), recompute=(2,), zero_stages=opt.zero_stages,
                             context_parallel=opt.context_parallel, sequence_parallel=opt.sequence_parallel)
-        if len(space) and _evaluate(m, gpu, space, seq, opt, node).fits.any():
+        if len(space) and evaluate(m, gpu, space, seq, opt, node).fits.any():
             need = n
             break
     where = f"{max(counts)} × {gpu.key}"
     if need is None:
         return DoesNotFitError(f"{m.name} does not fit on {where} or up to {n} GPUs: {best / 1e9:.0f} GB per GPU at best, "
-                               f"{gpu.memory_gb:g} GB available")
+                               f"{device_memory(gpu).value / 1e9:.1f} GB usable")
     nodes = math.ceil(need / gpn)
     return DoesNotFitError(f"{m.name} does not fit on {where}; needs at least {nodes} nodes of {gpn} × {gpu.key}: "
-                           f"{best / 1e9:.0f} GB per GPU at best, {gpu.memory_gb:g} GB available")
+                           f"{best / 1e9:.0f} GB per GPU at best, {device_memory(gpu).value / 1e9:.1f} GB usable")

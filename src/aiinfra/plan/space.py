@@ -2,22 +2,22 @@
 
 Axes: GPU count N, TP, CP, PP, EP, micro-batch, interleave (virtual stages), recompute mode
 (0 none / 1 selective / 2 full) and ZeRO stage. Rules (Megatron-LM and DeepSpeed constraints):
-- TP divides the attention heads and stays inside a node (NVLink); SP is on whenever TP > 1
-  (as NeMo's AutoConfigurator does) unless switched off;
-- PP divides the layers, or is a power of two whose last stage still holds layers (uneven stages,
-  as Megatron's --decoder-first/last-pipeline-num-layers allow; Llama 3 405B ran 126 layers on
-  PP16); CP divides the sequence and leaves each rank at least `min_cp_tokens` tokens (CP is for
+- TP divides the attention heads (inside the GPU's scale-up domain at NVLink speed, beyond it over
+  the NICs); SP is on whenever TP > 1 (as NeMo's AutoConfigurator does) unless switched off;
+- PP is any stage count that leaves every (virtual) stage a layer: uneven stages, the first and last
+  lighter, as Megatron's --decoder-first/last-pipeline-num-layers allow (Llama 3 405B ran 126
+  layers on PP16); CP divides the sequence and leaves each rank at least `min_cp_tokens` tokens (CP is for
   long context); DP = N / (TP·PP·CP) is whole;
 - EP divides the experts and DP·CP (MoE only);
 - the global batch splits into whole micro-batches per DP rank: B % (DP·mb) = 0;
-- interleaving needs PP > 1, PP·v dividing the layers and micro-batches a multiple of PP;
-- ZeRO-2/3 (DeepSpeed, FSDP) run as pure data parallelism (TP = PP = CP = 1); with model
-  parallelism the optimizer is sharded ZeRO-1 style (Megatron's distributed optimizer).
+- interleaving needs PP > 1, PP·v ≤ layers and micro-batches a multiple of PP;
+- ZeRO 0-3 combine with any TP/PP/CP (ZeRO-1 = Megatron's distributed optimizer; ZeRO-2 with TP/PP as
+  DeepSpeed and Megatron-FSDP run it; ZeRO-3 = FSDP with TP/PP as torchtitan runs it); ZeRO-3
+  re-gathers parameters every micro-batch, which the step time charges.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -27,32 +27,69 @@ AXES = ("gpus", "tp", "pp", "dp", "cp", "ep", "mb", "vp", "recompute", "zero")
 RECOMPUTE_NAMES = ("none", "selective", "full")
 
 
-@dataclass
-class Space:
-    gpus: np.ndarray
-    tp: np.ndarray
-    pp: np.ndarray
-    dp: np.ndarray
-    cp: np.ndarray
-    ep: np.ndarray
-    mb: np.ndarray
-    vp: np.ndarray
-    recompute: np.ndarray
-    zero: np.ndarray
-    sp: np.ndarray
-    batch: int  # global batch in sequences
+BASE = ("gpus", "tp", "pp", "dp", "cp", "ep", "mb", "vp", "sp")
+KNOBS = ("recompute", "rfrac", "zero", "offload")
 
-    def _arrays(self) -> list[str]:
-        return [f.name for f in fields(self) if f.name != "batch"]
+
+class Space:
+    """Candidates as base rows (the layout: GPUs, TP, PP, DP, CP, EP, micro-batch, interleave, SP) times a
+    grid of knobs every base row takes (recompute mode, ZeRO stage). Candidate i is base row i // K with
+    knob combination i % K. Evaluating base arrays shaped (b, 1) against knob arrays shaped (1, K) lets
+    numpy compute each term once per base row or per knob where it does not depend on the other."""
+
+    def __init__(self, base: dict[str, np.ndarray], knobs: dict[str, np.ndarray], batch: int):
+        self.base = base
+        self.knobs = knobs
+        self.batch = batch  # global batch in sequences
+        self.n_base = int(next(iter(base.values())).size) if base else 0
+        self.k = int(next(iter(knobs.values())).size) if knobs else 1
 
     def __len__(self) -> int:
-        return int(self.tp.size)
+        return self.n_base * self.k
+
+    def full(self, name: str) -> np.ndarray:
+        """One value per candidate (flat)."""
+        if name in self.base:
+            return np.repeat(self.base[name], self.k)
+        return np.tile(self.knobs[name], self.n_base)
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name in BASE or name in KNOBS:
+            return self.full(name)
+        raise AttributeError(name)
+
+    def bcast(self, name: str) -> np.ndarray:
+        """Broadcastable view for evaluation: (base, 1) or (1, K)."""
+        if name in self.base:
+            return self.base[name][:, None]
+        return self.knobs[name][None, :]
+
+    def base_slice(self, start: int, stop: int) -> Space:
+        return Space({n: v[start:stop] for n, v in self.base.items()}, self.knobs, self.batch)
 
     def take(self, index) -> Space:
-        return Space(**{n: getattr(self, n)[index] for n in self._arrays()}, batch=self.batch)
+        """A flat space (every field per candidate) of the given candidates."""
+        idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
+        b, k = idx // self.k, idx % self.k
+        fields = {n: v[b] for n, v in self.base.items()}
+        fields.update({n: v[k] for n, v in self.knobs.items()})
+        return Space(fields, {}, self.batch)
 
     def row(self, i: int) -> dict:
-        return {n: getattr(self, n)[i].item() for n in self._arrays()}
+        b, k = divmod(int(i), self.k)
+        out = {n: self.base[n][b].item() for n in BASE if n in self.base}
+        out.update({n: (self.knobs[n][k] if n in self.knobs else self.base[n][b]).item() for n in KNOBS})
+        return out
+
+    def layout_key(self, index=None) -> np.ndarray:
+        """One int64 per candidate (all, or those in `index`) naming its (N, TP, PP, CP, EP, DP) layout."""
+        key = np.zeros(self.n_base, dtype=np.int64)
+        for n, width in (("gpus", 1 << 20), ("tp", 1 << 10), ("pp", 1 << 10), ("cp", 1 << 10), ("ep", 1 << 10),
+                         ("dp", 1 << 20)):
+            key = key * width + self.base[n]
+        if index is not None:
+            return key[np.asarray(index) // self.k]
+        return np.repeat(key, self.k)
 
     @property
     def microbatches(self) -> np.ndarray:
@@ -74,19 +111,36 @@ def build_space(
     global_batch: int,
     seq: int,
     gpus_per_node: int = 8,
-    micro_batches: tuple[int, ...] = (1, 2, 4, 8, 16),
-    interleaves: tuple[int, ...] = (1, 2, 3, 4, 6, 8),
+    micro_batches: tuple[int, ...] | None = None,
+    interleaves: tuple[int, ...] | None = None,
     recompute: tuple[int, ...] = (0, 1, 2),
     zero_stages: tuple[int, ...] = (0, 1, 2, 3),
-    context_parallel: tuple[int, ...] = (1, 2, 4, 8, 16, 32),
+    offloads: tuple[int, ...] = (0,),
+    recompute_fractions: tuple[float, ...] = (1.0,),
+    context_parallel: tuple[int, ...] | None = None,
     sequence_parallel: bool = True,
-    min_cp_tokens: int = 4096,
+    min_cp_tokens: int = 1024,
+    max_tp: int | None = None,
+    scaleup_domain: int | None = None,
+    uneven_pipeline: bool = True,
 ) -> Space:
-    """All valid layouts for `m` over the given GPU counts, as flat arrays."""
-    tps = [t for t in (1, 2, 4, 8, 16) if t <= gpus_per_node and m.heads % t == 0]
-    pps = sorted(set(divisors(m.layers)) | {p for p in (2, 4, 8, 16, 32, 64, 128, 256)
-                                           if p < m.layers and -(-m.layers // p) * (p - 1) < m.layers})
-    cps = [c for c in context_parallel if seq % c == 0 and (c == 1 or seq // c >= min_cp_tokens)]
+    """All valid layouts for `m` over the given GPU counts, as flat arrays.
+
+    None for micro_batches / interleaves / context_parallel means every value that divides: every
+    micro-batch dividing the per-replica batch, every interleave that leaves each virtual stage a
+    layer, every CP dividing the sequence that leaves each rank `min_cp_tokens` tokens."""
+    # TP: every divisor of the heads; inside the scale-up domain it runs at NVLink speed, beyond it
+    # the collectives cross the NICs (perf.training charges that), so the step time decides.
+    # A TP group inside a domain must tile it (no group straddles two domains); beyond it, whole domains.
+    dom = scaleup_domain or gpus_per_node
+    tps = [t for t in divisors(m.heads) if t <= max(gpu_counts) and (max_tp is None or t <= max_tp)
+           and (dom % t == 0 or t % dom == 0)]
+    # uneven stages allowed (every stage needs one layer) where the software stack supports them
+    pps = list(range(1, m.layers + 1)) if uneven_pipeline else divisors(m.layers)
+    cp_values = divisors(seq) if context_parallel is None else context_parallel
+    cps = [c for c in cp_values if seq % c == 0 and (c == 1 or seq // c >= min_cp_tokens)]
+    mbs = divisors(global_batch) if micro_batches is None else list(micro_batches)
+    vps = list(range(1, m.layers + 1)) if interleaves is None else list(interleaves)
     eps = [e for e in divisors(m.experts) if e <= 256] if m.is_moe else [1]
     # Structural axes first (few thousand rows), filtered before the knobs multiply them.
     g = np.meshgrid(_i64(gpu_counts), _i64(tps), _i64(pps), _i64(cps), _i64(eps), indexing="ij")
@@ -96,19 +150,54 @@ def build_space(
     dp = N // mp
     ok &= ((dp * cp) % ep == 0) & (global_batch % np.maximum(dp, 1) == 0)
     N, tp, pp, cp, ep, dp = (x[ok] for x in (N, tp, pp, cp, ep, dp))
-    k = np.meshgrid(_i64(micro_batches), _i64(interleaves), _i64(recompute), _i64(zero_stages), indexing="ij")
-    mb_k, vp_k, rc_k, z_k = (x.ravel() for x in k)
-    S, K = N.size, mb_k.size
-    N, tp, pp, cp, ep, dp = (np.repeat(x, K) for x in (N, tp, pp, cp, ep, dp))
-    mb, vp, rc, zero = (np.tile(x, S) for x in (mb_k, vp_k, rc_k, z_k))
-    ok = global_batch % (dp * mb) == 0
-    M = global_batch // (dp * mb)
-    ok &= (vp == 1) | ((pp > 1) & (m.layers % (pp * vp) == 0) & (M % pp == 0))
-    ok &= (zero <= 1) | ((tp == 1) & (pp == 1) & (cp == 1))
-    idx = np.nonzero(ok)[0]
-    space = Space(N[idx], tp[idx], pp[idx], dp[idx], cp[idx], ep[idx], mb[idx], vp[idx], rc[idx], zero[idx],
-                  (tp[idx] > 1) & sequence_parallel, global_batch)
-    return space
+    # Per (dp, pp): the (micro-batch, interleave) pairs that divide; then every base row of that key.
+    key = dp * 100_000 + pp
+    parts = []
+    for kval in np.unique(key):
+        rows = np.nonzero(key == kval)[0]
+        d, p = int(dp[rows[0]]), int(pp[rows[0]])
+        pairs = []
+        for mb in mbs:
+            if global_batch % (d * mb):
+                continue
+            M = global_batch // (d * mb)
+            for vp in vps:
+                ok = vp == 1 or (p > 1 and M % p == 0 and ((p * vp <= m.layers) if uneven_pipeline
+                                                           else m.layers % (p * vp) == 0))
+                if ok:
+                    pairs.append((mb, vp))
+        if not pairs:
+            continue
+        pa = _i64(pairs)
+        parts.append((np.repeat(rows, len(pa)), np.tile(pa[:, 0], rows.size), np.tile(pa[:, 1], rows.size)))
+    if parts:
+        r_idx = np.concatenate([x[0] for x in parts])
+        mb_a = np.concatenate([x[1] for x in parts])
+        vp_a = np.concatenate([x[2] for x in parts])
+    else:
+        r_idx = mb_a = vp_a = _i64([])
+    base = {"gpus": N[r_idx], "tp": tp[r_idx], "pp": pp[r_idx], "dp": dp[r_idx], "cp": cp[r_idx], "ep": ep[r_idx],
+            "mb": mb_a, "vp": vp_a, "sp": (tp[r_idx] > 1) & sequence_parallel}
+    # recompute modes: none, selective, and full on a fraction of each stage's layers (block method)
+    pairs = [(r, 1.0) for r in recompute if r != 2]
+    pairs += [(2, f) for f in recompute_fractions] if 2 in recompute else []
+    kg = np.meshgrid(np.arange(len(pairs)), _i64(zero_stages), _i64(offloads), indexing="ij")
+    pr = np.asarray(pairs, dtype=float).reshape(-1, 2)
+    knobs = {"recompute": pr[kg[0].ravel(), 0].astype(np.int64), "rfrac": pr[kg[0].ravel(), 1],
+             "zero": kg[1].ravel(), "offload": kg[2].ravel()}
+    return Space(base, knobs, global_batch)
+
+
+def recompute_name(code: int, fraction: float = 1.0) -> str:
+    """'none' | 'selective' | 'full' | 'full 50%' (full recompute of that share of each stage's layers)."""
+    name = RECOMPUTE_NAMES[int(code)]
+    return f"full {fraction:.0%}" if name == "full" and fraction < 1.0 else name
+
+
+def offload_name(code: int) -> str:
+    """Bit flags → 'none' | 'optimizer' | 'weights+activations' …"""
+    names = [n for bit, n in ((1, "optimizer"), (2, "weights"), (4, "activations")) if int(code) & bit]
+    return "+".join(names) or "none"
 
 
 def describe(row: dict) -> str:

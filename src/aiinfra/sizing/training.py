@@ -22,12 +22,25 @@ from aiinfra.errors import LayoutError, SpecError
 from aiinfra.explain import Term, total
 from aiinfra.sizing.dtypes import nbytes
 from aiinfra.sizing.params import ParamCounts, param_counts
-from aiinfra.specs import GpuSpec, ModelSpec, Parallelism
+from aiinfra.specs import GpuSpec, ModelSpec
 
 RECOMPUTE = {"none": 0, "selective": 1, "full": 2}
 OPTIMIZER_STATE_BYTES = {"adam": 8.0, "adamw": 8.0, "adam8bit": 2.0, "sgd": 4.0, "none": 0.0}
 GRAD_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp32": 4.0, "bf16+fp32": 6.0}
 OFFLOAD = ("none", "optimizer", "optimizer+params")
+# Offload as bit flags (the planner searches them as arrays): 1 optimizer states + fp32 grads in host
+# memory, 2 weights streamed from host per micro-batch, 4 saved activations parked in host memory.
+OFFLOAD_CODES = {"none": 0, "optimizer": 1, "optimizer+params": 3, "activations": 4, "optimizer+activations": 5,
+                 "all": 7}
+
+
+def offload_code(value: Any) -> Any:
+    """'none' | 'optimizer' | 'optimizer+params' | 'activations' | … or bit-flag codes (arrays allowed)."""
+    if isinstance(value, str):
+        if value not in OFFLOAD_CODES:
+            raise SpecError(f"unknown offload '{value}'; choose one of {', '.join(OFFLOAD_CODES)}")
+        return OFFLOAD_CODES[value]
+    return np.asarray(value)
 
 SRC_ZERO = "Rajbhandari et al. 2020 (ZeRO) Fig. 1: stage 1 shards optimizer states, 2 adds gradients, 3 adds weights over N_d"
 SRC_MEGATRON = "Megatron-LM theoretical_memory_usage.py / issue #654: 2 B weights + 4 B fp32 grads + 4 B master + 8 B Adam"
@@ -69,8 +82,7 @@ def model_states(
         raise SpecError(f"unknown gradient dtype '{grad_dtype}'; choose one of {', '.join(GRAD_BYTES)}")
     if optimizer not in OPTIMIZER_STATE_BYTES:
         raise SpecError(f"unknown optimizer '{optimizer}'; choose one of {', '.join(OPTIMIZER_STATE_BYTES)}")
-    if offload not in OFFLOAD:
-        raise SpecError(f"unknown offload '{offload}'; choose one of {', '.join(OFFLOAD)}")
+    code = np.asarray(offload_code(offload))
     g = GRAD_BYTES[grad_dtype]
     master = 0.0 if precision == "fp32" else 4.0
     opt = OPTIMIZER_STATE_BYTES[optimizer]
@@ -83,9 +95,9 @@ def model_states(
         return params_ne / np.where(on, d, 1.0) + params_e / np.where(on, d_e, 1.0)
 
     shard_w, shard_g, shard_o = sharded(3), sharded(2), sharded(1)
-    weights_v = w * shard_w * (0.0 if offload == "optimizer+params" else 1.0)
-    grads_v = g * shard_g * (0.0 if offload != "none" else 1.0)
-    opt_v = (master + opt) * shard_o * (0.0 if offload != "none" else 1.0)
+    weights_v = w * shard_w * np.where(code & 2, 0.0, 1.0)
+    grads_v = g * shard_g * np.where(code & 1, 0.0, 1.0)
+    opt_v = (master + opt) * shard_o * np.where(code & 1, 0.0, 1.0)
     inputs = {"Ψ_local": params_ne, "Ψ_expert_local": params_e, "N_d": dp_shards, "zero": zero}
     weights = Term(
         "weights", weights_v, "B", "bytes_w · Ψ / (N_d if zero ≥ 3)",
@@ -112,6 +124,65 @@ def zero3_gather_buffer(largest_layer_params: Any, tp: Any = 1) -> Term:
                 {"largest_layer": largest_layer_params, "t": tp}, {"formula": SRC_ZERO3_BUF})
 
 
+def pipeline_layers(layers: int, pp: Any, vp: Any = 1) -> tuple[Any, Any, Any]:
+    """Transformer layers held by the first, a middle and the last GPU of the pipeline.
+
+    The L layers are dealt over pp·v virtual stages: every virtual stage holds ⌊L/(pp·v)⌋ and the
+    remainder adds one layer to as many stages, never to the first and last virtual stage while
+    others are free, because those carry the embedding and the LM head + loss. That is what large
+    published runs do with uneven splits: Llama 3 405B put 126 layers on PP16 as 7 + 14 × 8 + 7
+    (Megatron's --decoder-first/last-pipeline-num-layers). Each GPU holds v virtual stages; the
+    heavier ones are spread evenly over the GPUs.
+    """
+    pp = np.asarray(pp, dtype=np.int64)
+    vp = np.asarray(vp, dtype=np.int64)
+    stages = pp * vp
+    base = layers // stages
+    extra = layers % stages
+    heavy = -(-extra // pp)  # heavier virtual stages per GPU, spread evenly
+    middle = vp * base + np.minimum(heavy, vp)
+    edge_heavy = np.minimum(heavy, vp - 1)
+    last = vp * base + edge_heavy
+    first = last + (extra == stages - 1)  # only when every other stage is already heavy
+    single = pp == 1
+    first = np.where(single, layers, first)
+    middle = np.where(single, layers, np.where(pp > 2, middle, np.maximum(first, last)))
+    last = np.where(single, layers, last)
+    return first, middle, last
+
+
+def check_layout(m: ModelSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int = 1, ep: int = 1, vp: int = 1,
+                 sp: bool = False, seq: int | None = None) -> None:
+    """Raise LayoutError naming the first constraint a layout breaks (the planner's own rules).
+
+    Uneven pipeline stages are allowed (every virtual stage needs one layer); TP must divide the
+    attention heads, CP the sequence, EP the experts and dp·cp.
+    """
+    for name, v in (("tp", tp), ("pp", pp), ("dp", dp), ("cp", cp), ("ep", ep), ("vp", vp)):
+        if int(v) != v or v < 1:
+            raise SpecError(f"{name} must be a whole number ≥ 1, got {v}")
+    if m.heads % tp:
+        raise LayoutError(f"TP={tp} does not divide the {m.heads} attention heads of {m.name}")
+    if pp > m.layers:
+        raise LayoutError(f"PP={pp} is larger than the {m.layers} layers of {m.name}: a stage would hold no layer")
+    if pp * vp > m.layers:
+        raise LayoutError(f"PP={pp} × VP={vp} = {pp * vp} pipeline stages would leave a stage without a layer: "
+                          f"{m.name} has {m.layers} layers")
+    if vp > 1 and pp == 1:
+        raise LayoutError("an interleaved schedule (vp > 1) needs PP > 1")
+    if ep > 1:
+        if not m.is_moe:
+            raise LayoutError(f"EP={ep} needs an MoE model; {m.name} is dense")
+        if m.experts % ep:
+            raise LayoutError(f"EP={ep} does not divide the {m.experts} experts of {m.name}")
+        if (dp * cp) % ep:
+            raise LayoutError(f"EP={ep} must divide the data-parallel size dp·cp={dp * cp}")
+    if sp and tp == 1:
+        raise LayoutError("sequence parallelism needs TP > 1")
+    if seq is not None and seq % cp:
+        raise LayoutError(f"CP={cp} does not divide the sequence length {seq}")
+
+
 @dataclass
 class StageParams:
     """Parameters on one GPU of a pipeline stage, split by how ZeRO shards them."""
@@ -122,8 +193,11 @@ class StageParams:
     moe_layers: Any
 
 
-def stage_params(counts: ParamCounts, m: ModelSpec, tp: Any, pp: Any, ep: Any, stage: str) -> StageParams:
-    """Most-loaded GPU of the `first` or `last` pipeline stage (pp = 1 puts everything on one stage).
+def stage_params(counts: ParamCounts, m: ModelSpec, tp: Any, pp: Any, ep: Any, stage: str,
+                 layers: Any = None) -> StageParams:
+    """Most-loaded GPU of the `first`, a `middle` or the `last` pipeline stage (pp = 1: one stage holds all).
+
+    `layers`: transformer layers on that GPU (default ⌈L/pp⌉).
 
     Attention, dense MLP and shared experts shard over TP; routed experts over EP × TP
     (Megatron's default expert-tensor-parallel size = TP); norms and routers replicate.
@@ -133,8 +207,9 @@ def stage_params(counts: ParamCounts, m: ModelSpec, tp: Any, pp: Any, ep: Any, s
     tp = np.asarray(tp, dtype=float)
     pp = np.asarray(pp, dtype=float)
     ep = np.asarray(ep, dtype=float)
-    layers = np.ceil(m.layers / pp)
-    moe_layers = np.minimum(layers, np.ceil(m.moe_layers / pp)) if m.is_moe else np.zeros_like(layers)
+    layers = np.ceil(m.layers / pp) if layers is None else np.asarray(layers, dtype=float)
+    moe_layers = (np.minimum(layers, np.ceil(m.moe_layers / m.layers * layers)) if m.is_moe
+                  else np.zeros_like(layers))
     dense_layers = layers - moe_layers
     d, e = counts.dense_layer, counts.moe_layer
     ne = dense_layers * ((d.attention + d.mlp) / tp + d.replicated)
@@ -148,6 +223,8 @@ def stage_params(counts: ParamCounts, m: ModelSpec, tp: Any, pp: Any, ep: Any, s
     head_last = (counts.lm_head or m.vocab * m.hidden) / tp  # tied models keep a copy on the last stage
     if stage == "first":
         extra = emb + np.where(single, head_own + counts.final_norm, 0.0)
+    elif stage == "middle":
+        extra = np.where(single, emb + head_own + counts.final_norm, 0.0)
     else:
         extra = np.where(single, emb + head_own, head_last) + counts.final_norm
     return StageParams(ne + extra, ex, layers, moe_layers)
@@ -232,6 +309,21 @@ def _runtime(kind: str) -> dict:
     return default_catalog().entry("runtime", kind)[1]
 
 
+def _runtime_overhead(tp_a, pp_a, dp, cp, overhead_bytes, fragmentation) -> tuple[Any, dict, float]:
+    """Fixed runtime bytes (CUDA context + NCCL buffers, or the user's reserve) and the fragmentation share."""
+    rt = _runtime("training")
+    gpus = tp_a * pp_a * np.asarray(dp, dtype=float) * np.asarray(cp, dtype=float)
+    if overhead_bytes is None:
+        fixed = rt["cuda_context_bytes"] + np.where(gpus > 1, rt["comm_buffers_bytes"], 0.0)
+        fixed_src = {"fixed": f"catalog runtime.training: {rt['source'].split(';')[0]}"}
+    else:
+        fixed, fixed_src = np.asarray(overhead_bytes, dtype=float), {"fixed": "given by the user"}
+    frag = rt["fragmentation"] if fragmentation is None else fragmentation
+    if frag < 0 or np.any(np.asarray(fixed) < 0):
+        raise SpecError("overhead and fragmentation must not be negative")
+    return fixed, fixed_src, frag
+
+
 def _validate(m: ModelSpec, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero) -> None:
     """Scalar sanity checks: a clear error for impossible or non-positive settings."""
     for name, v in (("seq", seq), ("micro-batch", micro_batch)):
@@ -241,10 +333,8 @@ def _validate(m: ModelSpec, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero) 
         for name, v in (("tp", tp), ("pp", pp), ("dp", dp), ("cp", cp), ("ep", ep), ("interleave", vp)):
             if int(v) != v or v < 1:
                 raise SpecError(f"{name} must be a whole number ≥ 1, got {v}")
-        Parallelism(tp=int(tp), pp=int(pp), dp=int(dp), cp=int(cp), ep=int(ep), sequence_parallel=bool(sp),
-                    interleave=int(vp)).check(m)
-        if np.ndim(seq) == 0 and seq % cp:
-            raise LayoutError(f"CP={cp} does not divide the sequence length {seq}")
+        check_layout(m, tp=int(tp), pp=int(pp), dp=int(dp), cp=int(cp), ep=int(ep), vp=int(vp), sp=bool(sp),
+                     seq=int(seq) if np.ndim(seq) == 0 else None)
     if np.ndim(zero) == 0 and zero not in (0, 1, 2, 3):
         raise SpecError(f"ZeRO stage must be 0, 1, 2 or 3, not {zero}")
 
@@ -268,11 +358,13 @@ def training_memory(
     precision: str = "bf16",
     optimizer: str = "adam",
     grad_dtype: str | None = None,
-    offload: str = "none",
+    offload: Any = "none",
     flash_attention: bool = True,
     overhead_bytes: Any = None,
     fragmentation: float | None = None,
-) -> TrainingMemory:
+    total_only: bool = False,
+    recompute_fraction: Any = 1.0,
+) -> TrainingMemory | np.ndarray:
     """Peak memory on the most-loaded GPU of a training job (bytes), with every part explained.
 
     zero: 0–3 (3 = FSDP full sharding); distributed_optimizer = Megatron's (same sharding as zero 1).
@@ -285,6 +377,7 @@ def training_memory(
             raise SpecError(f"unknown recompute mode '{recompute}'; choose none, selective or full")
         recompute = RECOMPUTE[recompute]
     _validate(m, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero)
+    off = np.asarray(offload_code(offload))
     zero_eff = np.maximum(np.asarray(zero), 1 if distributed_optimizer else 0)
     counts = param_counts(m)
     tp_a, pp_a = np.asarray(tp, dtype=float), np.asarray(pp, dtype=float)
@@ -295,22 +388,39 @@ def training_memory(
                                        recompute=recompute, flash_attention=flash_attention)
     act_moe = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp,
                                      recompute=recompute, flash_attention=flash_attention, moe=True)
+    frac = np.asarray(recompute_fraction, dtype=float)
+    if np.any(frac < 1.0):  # block recompute: a fraction of each stage's layers fully, the rest store everything
+        partial = (np.asarray(recompute) == 2) & (frac < 1.0)
+        keep_d = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp, recompute=0,
+                                        flash_attention=flash_attention)
+        keep_m = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp, recompute=0,
+                                        flash_attention=flash_attention, moe=True)
+        act_dense.value = np.where(partial, frac * act_dense.value + (1 - frac) * keep_d.value, act_dense.value)
+        act_moe.value = np.where(partial, frac * act_moe.value + (1 - frac) * keep_m.value, act_moe.value)
     s_loc = np.asarray(seq, dtype=float) / np.asarray(cp, dtype=float)
     b = np.asarray(micro_batch, dtype=float)
     u_div = np.where(np.asarray(sp, dtype=bool), tp_a, 1.0)
     full_layer = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp,
                                         recompute=0, flash_attention=flash_attention, moe=m.is_moe)
 
+    first_l, middle_l, last_l = pipeline_layers(m.layers, pp, vp)
+    flights = {"first": in_flight, "middle": np.maximum(np.minimum(in_flight, pp_a - 1.0), 0.0),
+               "last": np.ones_like(in_flight)}
     stages = {}
-    for stage in ("first", "last"):
-        sp_params = stage_params(counts, m, tp, pp, ep, stage)
-        n_flight = in_flight if stage == "first" else np.ones_like(in_flight)
+    for stage, n_layers in (("first", first_l), ("middle", middle_l), ("last", last_l)):
+        sp_params = stage_params(counts, m, tp, pp, ep, stage, n_layers)
+        n_flight = flights[stage]
         layers_act = (
             (sp_params.layers - sp_params.moe_layers) * act_dense.value + sp_params.moe_layers * act_moe.value
         ) * n_flight * penalty
+        # activations parked in host memory: two layers of one micro-batch stay resident (in flight to/from host)
+        layers_act = np.where(off & 4, layers_act * np.minimum(2.0 / np.maximum(sp_params.layers * n_flight * penalty, 1.0),
+                                                              1.0), layers_act)
         if stage == "first":
             edge = n_flight * (8.0 * s_loc * b + (s_loc * b * m.hidden / u_div if m.dropout else 0.0))
             edge = edge + np.where(pp_a == 1, 4.0 * s_loc * b * m.hidden * (1.0 + m.vocab / m.hidden) / tp_a, 0.0)
+        elif stage == "middle":
+            edge = np.zeros_like(np.asarray(layers_act, dtype=float))
         else:
             edge = np.where(pp_a == 1, 8.0 * s_loc * b, 0.0) + 4.0 * s_loc * b * m.hidden * (1.0 + m.vocab / m.hidden) / tp_a
         working = np.where(np.asarray(recompute) == 2, full_layer.value, 0.0)
@@ -319,32 +429,48 @@ def training_memory(
             precision=precision, optimizer=optimizer, grad_dtype=grad_dtype, offload=offload,
         )
         buf = np.where(zero_eff == 3, zero3_gather_buffer(counts.largest_layer, tp_a).value, 0.0)
-        stages[stage] = dict(params=sp_params, layers_act=layers_act, edge=edge, working=working, w=w, g=g, o=o, buf=buf)
+        # weights streamed from host: a double buffer of one layer's 16-bit weights
+        per_layer = (sp_params.non_expert + sp_params.expert) / np.maximum(sp_params.layers, 1.0)
+        buf = buf + np.where(off & 2, 2.0 * 2.0 * per_layer, 0.0)
+        stages[stage] = dict(params=sp_params, layers_act=layers_act, edge=edge, working=working, w=w, g=g, o=o,
+                             buf=buf, flight=n_flight)
 
     def state_sum(st: dict) -> Any:
         return st["w"].value + st["g"].value + st["o"].value + st["buf"] + st["layers_act"] + st["edge"] + st["working"]
 
-    first_wins = state_sum(stages["first"]) >= state_sum(stages["last"])
+    names = ("first", "middle", "last")
+    if total_only:  # the search needs the peak only: fixed + (1 + fragmentation) · the fullest stage
+        peak = np.maximum(np.maximum(state_sum(stages["first"]), state_sum(stages["middle"])), state_sum(stages["last"]))
+        fixed, _, frag = _runtime_overhead(tp_a, pp_a, dp, cp, overhead_bytes, fragmentation)
+        return fixed + (1.0 + frag) * peak
+    sums = np.broadcast_arrays(*(np.asarray(state_sum(stages[n]), dtype=float) for n in names))
+    which = np.argmax(np.stack(sums), axis=0)  # ties go to the first stage
+
+    def choose(values: list) -> Any:
+        out = np.choose(which, np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in values)))
+        return float(out) if np.ndim(out) == 0 else out
 
     def pick(key: str) -> Any:
-        """Per candidate, the value of the stage that needs more memory."""
-        f, l_ = stages["first"][key], stages["last"][key]
-        if not isinstance(f, Term):
-            return np.where(first_wins, f, l_)
-        inputs = {k: np.where(first_wins, v, l_.inputs[k]) if k.startswith("Ψ") else v for k, v in f.inputs.items()}
-        return Term(f.name, np.where(first_wins, f.value, l_.value), f.unit, f.formula, inputs, f.sources)
+        """Per candidate, the value of the stage that needs the most memory."""
+        vals = [stages[n][key] for n in names]
+        if not isinstance(vals[0], Term):
+            return choose(vals)
+        f = vals[0]
+        inputs = {k: choose([v.inputs[k] for v in vals]) if k.startswith("Ψ") else v for k, v in f.inputs.items()}
+        return Term(f.name, choose([v.value for v in vals]), f.unit, f.formula, inputs, f.sources)
 
     weights, grads, optim = pick("w"), pick("g"), pick("o")
     layers_t = Term(
         "transformer layers", pick("layers_act"), "B",
         "(L_stage_dense·act_dense + L_stage_moe·act_moe) · in_flight · interleave_penalty",
         {"per dense layer": act_dense, **({"per MoE layer": act_moe} if m.is_moe else {}),
-         "in_flight": np.where(first_wins, in_flight, 1.0), "interleave_penalty": penalty,
-         "L_stage": np.where(first_wins, stages["first"]["params"].layers, stages["last"]["params"].layers)},
-        {"in_flight": "1F1B: the first stage holds min(p, m) micro-batches", "interleave_penalty": SRC_INTERLEAVE},
+         "in_flight": pick("flight"), "interleave_penalty": penalty,
+         "L_stage": choose([stages[n]["params"].layers for n in names])},
+        {"in_flight": "1F1B: stage r holds min(p − r, m) micro-batches", "interleave_penalty": SRC_INTERLEAVE,
+         "L_stage": "uneven split: first and last stages lighter (pipeline_layers)"},
     )
     edge_t = Term("embedding and output", pick("edge"), "B",
-                  "first stage: 8·s·b token ids (+ s·b·h dropout mask); last stage: 4·s·b·h·(1 + V/h)/t",
+                  "first stage: 8·s·b token ids (+ s·b·h dropout mask); last stage: 4·s·b·h·(1 + V/h)/t; middle: 0",
                   {"s": s_loc, "b": b, "h": m.hidden, "V": m.vocab}, {"formula": SRC_OUT})
     act_parts = [layers_t, edge_t]
     if np.any(np.asarray(recompute) == 2):
@@ -352,39 +478,50 @@ def training_memory(
                               "one layer's activations rebuilt during its backward", {"layer": full_layer.value}))
     activations = total("activations", act_parts)
     extra = []
-    if np.any(zero_eff == 3):
+    if np.any(zero_eff == 3) or np.any(off & 2):
         buf = zero3_gather_buffer(counts.largest_layer, tp_a)
         buf.value = pick("buf")
+        if np.any(off & 2):
+            buf.name = "parameter buffers"
+            buf.formula = "ZeRO-3: 4 · largest_layer / t; weights offloaded: 2 × one layer's 16-bit weights"
         extra.append(buf)
 
-    rt = _runtime("training")
-    gpus = tp_a * pp_a * np.asarray(dp, dtype=float) * np.asarray(cp, dtype=float)
-    if overhead_bytes is None:
-        fixed = rt["cuda_context_bytes"] + np.where(gpus > 1, rt["comm_buffers_bytes"], 0.0)
-        fixed_src = {"fixed": f"catalog runtime.training: {rt['source'].split(';')[0]}"}
-    else:
-        fixed, fixed_src = np.asarray(overhead_bytes, dtype=float), {"fixed": "given by the user"}
-    frag = rt["fragmentation"] if fragmentation is None else fragmentation
-    if frag < 0 or np.any(np.asarray(fixed) < 0):
-        raise SpecError("overhead and fragmentation must not be negative")
+    fixed, fixed_src, frag = _runtime_overhead(tp_a, pp_a, dp, cp, overhead_bytes, fragmentation)
     allocated = weights.value + grads.value + optim.value + activations.value + sum(t.value for t in extra)
     overhead = Term("runtime overhead", fixed + frag * allocated, "B",
                     "fixed (CUDA context + communicator buffers) + fragmentation · allocated",
                     {"fixed": fixed, "fragmentation": frag, "allocated": allocated},
                     {**fixed_src, "fragmentation": "allocator reserve beyond allocated bytes (catalog runtime.training)"})
     tot = total("total per GPU", [weights, grads, optim, *extra, activations, overhead])
-    params_gpu = np.where(first_wins, stages["first"]["params"].non_expert + stages["first"]["params"].expert,
-                          stages["last"]["params"].non_expert + stages["last"]["params"].expert)
-    stage = np.where(first_wins, "first", "last") if np.ndim(first_wins) else ("first" if first_wins else "last")
+    params_gpu = choose([stages[n]["params"].non_expert + stages[n]["params"].expert for n in names])
+    stage = np.asarray(names)[which] if np.ndim(which) else names[int(which)]
     return TrainingMemory(weights, grads, optim, activations, overhead, tot, extra, stage, params_gpu)
 
 
+MIB = 2**20
+
+
+def device_memory(gpu: GpuSpec) -> Term:
+    """What the framework can allocate on one GPU: the framebuffer nvidia-smi reports (MiB), not the
+    marketing GB (an "80 GB" H100 shows 81,559 MiB = 85.5 GB). The runtime reserve (CUDA context,
+    NCCL buffers, allocator fragmentation) is counted on the need side as `runtime overhead`, so a
+    layout fits when its total per GPU ≤ this capacity; both `size train` and `plan` use this rule."""
+    if gpu.memory_total_mib:
+        return Term("device memory", gpu.memory_total_mib * MIB, "B", "memory_total_mib × 2^20",
+                    {"memory_total_mib": gpu.memory_total_mib}, {gpu.key: "catalog gpus.memory_total_mib (nvidia-smi)"})
+    return Term("device memory", gpu.memory_gb * 1e9, "B", "memory_gb × 1e9 (no nvidia-smi figure in the catalog)",
+                {"memory_gb": gpu.memory_gb}, {gpu.key: gpu.source})
+
+
 def fit_verdict(total_bytes: float, gpu: GpuSpec) -> dict:
-    """Does it fit, and by how much (positive headroom or a shortfall), in GB as the vendor quotes."""
-    cap = gpu.memory_bytes
+    """Does it fit, and by how much (positive headroom or a shortfall), against the device memory the
+    framework can allocate (catalog MiB); the runtime reserve is part of `total_bytes`."""
+    cap = float(device_memory(gpu).value)
     return {
         "gpu": gpu.key,
         "capacity_gb": gpu.memory_gb,
+        "device_memory_mib": gpu.memory_total_mib or round(cap / MIB),
+        "usable_gb": round(cap / 1e9, 2),
         "fits": bool(total_bytes <= cap),
         "headroom_gb": round((cap - total_bytes) / 1e9, 2),
         "utilization": round(total_bytes / cap, 4),

@@ -69,15 +69,15 @@ def available() -> bool:
 
 
 def run_plan(s: PlanSpec, top: int | None = None) -> tuple[Any, Any, float | None]:
-    """cli/plan.py's command body (without --recommend): the PlanResult, its Result, the token budget."""
-    from aiinfra.catalog.prices import parse_prices
-    from aiinfra.cli.plan import (
-        _options,
+    """The plan command (without --recommend): the ranked rows, the Result, the token budget."""
+    from aiinfra.plan.inputs import (
         batch_sequences,
+        build_options,
         parse_gpu_counts,
+        parse_prices,
         parse_size,
     )
-    from aiinfra.plan.search import plan
+    from aiinfra.plan.commands import plan_command
 
     m = catalog_model(s.model)
     g = lookup_gpu(s.gpu)
@@ -89,32 +89,31 @@ def run_plan(s: PlanSpec, top: int | None = None) -> tuple[Any, Any, float | Non
     b, batch_note = batch_sequences(s.global_batch_tokens, s.global_batch, s.seq)
     budget = parse_size(s.tokens, "--tokens") if s.tokens else None
     prices = parse_prices(s.price, g.key)
-    opts = _options(s.dtype, s.flash, s.sp, s.zero, s.recompute, s.cp, s.overlap)
-    r = plan(m, g, counts, global_batch=b, seq=s.seq, tokens=budget, price_per_gpu_hour=prices.get(g.key),
-             objective=s.objective, top=top or s.top, options=opts)
-    res = r.to_result()
-    res.facts["global batch"] = batch_note
-    res.facts["layouts"] = [{k: v for k, v in w.items() if k != "parts"} for w in r.top[: s.top]]
-    return r, res, budget
+    opts = build_options(s.dtype, s.flash, s.sp, s.zero, s.recompute, s.cp, s.overlap)
+    res = plan_command(m, g, counts, global_batch=b, seq=s.seq, batch_note=batch_note, tokens=budget,
+                       price_per_gpu_hour=prices.get(g.key), objective=s.objective, top=top or s.top, options=opts)
+    rows = res.facts["layouts"]
+    res.facts["layouts"] = rows[: s.top]
+    return rows, res, budget
 
 
 def plan_view(s: PlanSpec, ex: Explainer) -> Outcome:
-    r, res, budget = run_plan(s, top=max(s.top, CHART_TOP))
+    rows, res, budget = run_plan(s, top=max(s.top, CHART_TOP))
     ex.add_result(res)
-    win = r.top[0]
+    f = res.facts
+    win = rows[0]
     names = {t.name: t for t in res.terms}
     out = Outcome(warnings=list(res.warnings))
     head = Markup("Best: <b>{}</b> mb{} {} recompute ZeRO-{} on {} × {}").format(
-        win["layout"], win["mb"], win["recompute"], win["zero"], win["gpus"], r.gpu.key)
+        win["layout"], win["mb"], win["recompute"], win["zero"], win["gpus"], f["gpu"])
     for t in res.terms[:4]:
         head += Markup("; ") + ex.link(t) + Markup(" {}").format(t.name)
     out.headline.append(head)
     out.headline.append(Markup("{:,} candidates evaluated, {:,} fit in memory; global batch {}").format(
-        r.candidates, r.feasible, res.facts["global batch"]))
-    cap = r.gpu.memory_gb
-    rows = r.top
+        f["candidates_evaluated"], f["fit_in_memory"], f["global_batch"]))
+    cap = f["device_memory"]["value"]
     fig = go.Figure(go.Scatter(
-        x=[cap - w["memory_gb"] for w in rows], y=[w["step_s"] for w in rows], mode="markers+text",
+        x=[w["headroom_gb"] for w in rows], y=[w["step_s"] for w in rows], mode="markers+text",
         text=[str(i) for i in range(1, len(rows) + 1)], textposition="top center",
         marker=dict(size=[14 if i == 0 else 9 for i in range(len(rows))],
                     color=[w["tokens_per_s"] for w in rows], colorscale="Viridis", showscale=True,
@@ -123,12 +122,12 @@ def plan_view(s: PlanSpec, ex: Explainer) -> Outcome:
         hovertemplate="%{customdata[0]} mb%{customdata[1]} %{customdata[2]} ZeRO-%{customdata[3]}<br>"
                       "step %{y:.3f} s, headroom %{x:.1f} GB<extra></extra>"))
     fig.update_layout(title=f"Step time vs memory headroom ({len(rows)} best distinct layouts; 1 = winner)",
-                      xaxis_title=f"memory headroom per GPU, GB (capacity {cap:g} GB)", yaxis_title="step time (s)")
+                      xaxis_title=f"memory headroom per GPU, GB (device memory {cap:.1f} GB)", yaxis_title="step time (s)")
     out.charts.append(div(fig, "plan-chart"))
     cols = ["#", "layout", "mb", "v", "recompute", "ZeRO", "step s", "tokens/s", "TFLOP/s per GPU", "MFU", "GB per GPU"]
     if budget:
         cols.append("days")
-    t = Table(f"{r.model.name} on {win['gpus']} × {r.gpu.key}: best layouts", cols, id="plans")
+    t = Table(f"{f['model']} on {win['gpus']} × {f['gpu']}: best layouts", cols, id="plans")
     for i, w in enumerate(rows[: s.top], 1):
         how = {"layout": w["layout"], "micro-batch": w["mb"], "recompute": w["recompute"], "ZeRO": w["zero"]}
         src = {"search": "aiinfra.plan.search.plan: vectorized sizing + perf over every layout"}
@@ -151,7 +150,7 @@ def plan_view(s: PlanSpec, ex: Explainer) -> Outcome:
                                {"tokens": budget, **how}, src, f"{w['days']:,.1f}"))
         t.rows.append(row)
     out.tables.append(t)
-    out.warnings += [n for n in r.notes if n not in out.warnings]
+    out.warnings += [n for n in f["notes"] if n not in out.warnings]
     return out
 
 
@@ -165,7 +164,7 @@ FIELDS = [
     FormField("price", "$/GPU-hour", "text", help="2.5, or gpu=2.5, comma-separated"),
     FormField("objective", "rank by", "select", ["time", "cost"]),
     FormField("top", "layouts shown"),
-    FormField("dtype", "matmul dtype", "select", ["bf16", "fp16", "fp8"]),
+    FormField("dtype", "linear-layer dtype", "select", ["bf16", "fp16", "fp8", "fp4"]),
     FormField("zero", "ZeRO stages allowed", "text"),
     FormField("recompute", "recompute modes allowed", "text"),
 ]

@@ -1,0 +1,41 @@
+"""Step-time fidelity against published training results (catalog/data/training_validation.yaml).
+
+Prints every row (published, predicted, error, the layout evaluated), then per table the mean and
+max |error|, then a leave-one-source-out figure: the one end-to-end constant (framework_efficiency)
+refitted without that source, and the error on the held-out source with it; then where each published
+split ranks in the full search and, in numbers, why the model prefers #1.
+Run: PYTHONPATH=src python benchmarks/fidelity.py
+"""
+
+from __future__ import annotations
+
+from aiinfra.perf.training import framework_efficiency
+from aiinfra.plan import fidelity
+
+
+def main() -> None:
+    preds = fidelity.predict_all()
+    fw, _ = framework_efficiency()
+    print(f"framework_efficiency (catalog, fitted on the rows marked fit): {fw:.3f}")
+    for p in preds:
+        mark = "fit" if p.fit else "out"
+        print(f"  [{mark}] {p.key:24s} {p.metric:14s} published {p.published:>9.3f}  predicted {p.predicted:>9.3f}  "
+              f"error {p.error:+6.1%}  {p.layout}")
+    print("per table (mean |error|, max |error|):")
+    for table, (mean, worst, n) in fidelity.table_errors(preds).items():
+        print(f"  {table:42s} mean {mean:5.1%}  max {worst:5.1%}  ({n} rows)")
+    print("leave one source out (framework_efficiency refitted on the other sources):")
+    for table, (fw_t, mean, worst) in fidelity.leave_one_source_out().items():
+        print(f"  {table:42s} refit {fw_t:.3f}  held-out mean {mean:5.1%}  max {worst:5.1%}")
+    print("published split (TP, PP, CP, DP) ranked in the full search, and why #1 beats it:")
+    top3 = 0
+    ranked = [fidelity.published_rank(r) for r in fidelity.rows() if r["metric"] != "layer_ms"]
+    for x in ranked:
+        top3 += x["rank"] <= 3
+        why = "; ".join(x["why"]) or "-"
+        print(f"  {x['key']:24s} #{x['rank']:<3d} of {x['layouts']:4d}  #1 {x['best']:22s} {x['speedup_of_best']:.3f}x  {why}")
+    print(f"  published split in the top 3: {top3} of {len(ranked)} rows")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""`aiinfra plan`: the library function behind the command (search, or one fixed layout ranked in it).
+
+The CLI and the web page parse their input, call `plan_command` and render the Result; every number
+the table shows is in its facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from aiinfra.contract import Facts, Quantity, command
+from aiinfra.errors import LayoutError, SpecError
+from aiinfra.explain import Result, quantity
+from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, plan
+from aiinfra.plan.space import RECOMPUTE_NAMES
+from aiinfra.sizing.training import check_layout, device_memory
+from aiinfra.specs import GpuSpec, ModelSpec
+
+LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "mb", "vp", "recompute", "zero", "offload")
+OFFLOAD_BITS = {"none": 0, "optimizer": 1, "weights": 2, "activations": 4}
+
+
+class PlanFacts(Facts):
+    model: str
+    gpu: str
+    gpus: int
+    seq: int
+    global_batch_sequences: int
+    global_batch: str
+    candidates_evaluated: int
+    fit_in_memory: int
+    objective: str
+    best_layout: str
+    micro_batch: int
+    interleave: int
+    recompute: str
+    zero: int
+    step_time: Quantity
+    tokens_per_second: Quantity
+    tflops_per_gpu: Quantity
+    mfu: Quantity
+    mfu_full_attention: Quantity
+    memory_per_gpu: Quantity
+    device_memory: Quantity
+    headroom: Quantity
+    layouts: list[dict]
+    why_not_the_others: list[str]
+    notes: list[str]
+
+
+def parse_layout(text: str | None) -> dict[str, Any]:
+    """'tp=8,pp=16,cp=1,dp=128,mb=1,vp=4,recompute=selective,zero=1' → constraints; keys left out are searched."""
+    if not text:
+        return {}
+    out: dict[str, Any] = {}
+    for item in str(text).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        value = value.strip().lower()
+        if not sep or key not in LAYOUT_KEYS:
+            raise SpecError(f"--layout '{item}' is not one of {', '.join(k + '=…' for k in LAYOUT_KEYS)}")
+        if key == "offload":
+            code = 0
+            for name in value.split("+"):
+                if name not in OFFLOAD_BITS:
+                    raise SpecError(f"--layout offload={value} must combine none, optimizer, weights, activations with +")
+                code |= OFFLOAD_BITS[name]
+            out[key] = code
+            continue
+        if key == "recompute":
+            if value not in RECOMPUTE_NAMES:
+                raise SpecError(f"--layout recompute={value} must be none, selective or full")
+            out[key] = RECOMPUTE_NAMES.index(value)
+            continue
+        try:
+            n = int(value)
+        except ValueError:
+            raise SpecError(f"--layout {key}={value} must be a whole number") from None
+        if key == "zero" and n not in (0, 1, 2, 3):
+            raise SpecError(f"--layout zero={n} must be 0, 1, 2 or 3")
+        if key != "zero" and n < 1:
+            raise SpecError(f"--layout {key}={n} must be ≥ 1")
+        out[key] = n
+    return out
+
+
+def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int, seq: int) -> None:
+    """One sentence naming the first constraint a fixed layout breaks."""
+    model_par = lay.get("tp", 1) * lay.get("pp", 1) * lay.get("cp", 1)
+    check_layout(m, tp=lay.get("tp", 1), pp=lay.get("pp", 1), cp=lay.get("cp", 1), vp=lay.get("vp", 1), seq=seq)
+    for n in gpus:
+        if "dp" in lay and model_par * lay["dp"] != n and all(k in lay for k in ("tp", "pp", "cp")):
+            raise LayoutError(f"tp·pp·cp·dp = {model_par * lay['dp']} is not the GPU count {n}")
+        if n % model_par:
+            raise LayoutError(f"tp·pp·cp = {model_par} does not divide the GPU count {n}")
+    dp = lay.get("dp", gpus[0] // model_par)
+    check_layout(m, tp=lay.get("tp", 1), pp=lay.get("pp", 1), dp=dp, cp=lay.get("cp", 1), ep=lay.get("ep", 1),
+                 vp=lay.get("vp", 1), seq=seq)
+    mb = lay.get("mb", 1)
+    if global_batch % (dp * mb):
+        raise LayoutError(f"dp·mb = {dp * mb} does not divide the global batch of {global_batch} sequences")
+    if lay.get("vp", 1) > 1 and (global_batch // (dp * mb)) % lay.get("pp", 1):
+        raise LayoutError(f"the interleaved schedule needs the {global_batch // (dp * mb)} micro-batches per step "
+                          f"to be a multiple of pp={lay.get('pp', 1)}")
+
+
+def _widen(opt: Options, lay: dict) -> Options:
+    """The search space must hold the fixed values, whatever the default lists say."""
+    def add(values: tuple | None, key: str) -> tuple | None:
+        if values is None:  # None already means every value that divides
+            return None
+        return tuple(sorted(set(values) | ({lay[key]} if key in lay else set())))
+
+    return Options(**{**opt.__dict__, "micro_batches": add(opt.micro_batches, "mb"),
+                      "interleaves": add(opt.interleaves, "vp"), "recompute": add(opt.recompute, "recompute"),
+                      "zero_stages": add(opt.zero_stages, "zero"), "context_parallel": add(opt.context_parallel, "cp"),
+                      "offloads": add(opt.offloads, "offload")})
+
+
+def _yours(r: PlanResult, lay: dict) -> dict | None:
+    """The best candidate matching the fixed keys (fitting if any fits), with its rank among layouts."""
+    ev = r.evaluated
+    sp = ev.space
+    cols = {"tp": sp.tp, "pp": sp.pp, "cp": sp.cp, "dp": sp.dp, "ep": sp.ep, "mb": sp.mb, "vp": sp.vp,
+            "recompute": sp.recompute, "zero": sp.zero, "offload": sp.offload}
+    match = np.ones(len(sp), dtype=bool)
+    for k, v in lay.items():
+        match &= cols[k] == v
+    if lay.get("recompute") == 2:  # "full" means every layer; partial shares are searched only when left out
+        match &= sp.rfrac == 1.0
+    idx = np.nonzero(match)[0]
+    if idx.size == 0:
+        return None
+    raw = 1.0 / ev.tokens_per_s * (sp.gpus if r.objective == "cost" else 1.0)
+    fitting = idx[ev.fits[idx]]
+    pool = fitting if fitting.size else idx
+    i = int(pool[np.argmin(raw[pool])])
+    row = r.row_of(i)
+    # Rank among distinct layouts (best candidate of each), counting only fitting ones.
+    score = np.where(ev.fits, raw, np.inf)
+    bests = np.asarray(distinct_layouts(sp, score, sp.n_base), dtype=np.int64)
+    better = int(np.sum(raw[bests] < raw[i] * (1 - 1e-9)))
+    row["rank"] = better + 1
+    row["layouts_ranked"] = int(bests.size)
+    row["oom"] = not bool(ev.fits[i])
+    win = int(bests[0]) if bests.size else i
+    row["speedup_of_best"] = float(raw[i] / raw[win])
+    pa = ev.parts_at([i, win])
+    diff = {k: v[0] - v[1] for k, v in pa.items()}
+    row["why_slower"] = [f"{REASON.get(k, k)} +{diff[k] * 1e3:,.0f} ms" for k in sorted(diff, key=diff.get, reverse=True)
+                         if diff[k] > 0][:3]
+    return row
+
+
+def _fixed_sentence(y: dict, best: dict) -> str:
+    what = f"{y['layout']} mb{y['mb']} v{y['vp']} {y['recompute']} recompute ZeRO-{y['zero']}" + (
+        f" offload {y['offload']}" if y.get("offload", "none") != "none" else "")
+    if y["oom"]:
+        return (f"your layout {what} does not fit: {y['memory_gb']:.1f} GB per GPU, {-y['headroom_gb']:.1f} GB over; "
+                f"the best layout that fits is {best['layout']}")
+    if y["rank"] == 1 and y["speedup_of_best"] <= 1.0 + 1e-9:
+        return f"your layout {what} is #1 of {y['layouts_ranked']} layouts that fit"
+    why = "; ".join(y["why_slower"]) or "small differences across every part"
+    return (f"your layout {what} is #{y['rank']} of {y['layouts_ranked']}; #1 {best['layout']} mb{best['mb']} "
+            f"v{best['vp']} {best['recompute']} is {y['speedup_of_best']:.2f}x faster because of {why} per step")
+
+
+@command("plan", facts=PlanFacts)
+def plan_command(
+    m: ModelSpec,
+    gpu: GpuSpec,
+    gpus: list[int],
+    *,
+    global_batch: int,
+    seq: int,
+    batch_note: str = "",
+    tokens: float | None = None,
+    price_per_gpu_hour: float | None = None,
+    objective: str = "time",
+    top: int = 5,
+    options: Options | None = None,
+    layout: str | dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Result:
+    """Search every layout (or rank one fixed `layout` within that search) and explain the best."""
+    opt = options or Options()
+    lay = parse_layout(layout) if isinstance(layout, str) or layout is None else dict(layout)
+    if lay:
+        _check_buildable(m, gpus, lay, global_batch, seq)
+        opt = _widen(opt, lay)
+    r = plan(m, gpu, gpus, global_batch=global_batch, seq=seq, tokens=tokens, price_per_gpu_hour=price_per_gpu_hour,
+             objective=objective, top=top, options=opt, progress=progress, keep=bool(lay))
+    w = r.top[0]
+    cap = float(device_memory(gpu).value)
+    facts: dict[str, Any] = {
+        "model": m.name, "gpu": gpu.key, "gpus": w["gpus"], "seq": seq, "global_batch_sequences": global_batch,
+        "global_batch": batch_note or f"{global_batch} sequences of {seq}", "candidates_evaluated": r.candidates,
+        "fit_in_memory": r.feasible, "objective": objective, "best_layout": w["layout"], "micro_batch": w["mb"],
+        "interleave": w["vp"], "recompute": w["recompute"], "zero": w["zero"],
+        "step_time": quantity(w["step_s"], "s"), "tokens_per_second": quantity(w["tokens_per_s"], "tokens/s"),
+        "tflops_per_gpu": quantity(w["tflops"], "TFLOP/s"), "mfu": quantity(w["mfu"], ""),
+        "mfu_full_attention": quantity(w["mfu_full_attention"], ""),
+        "memory_per_gpu": quantity(w["memory_gb"], "GB"), "device_memory": quantity(cap / 1e9, "GB"),
+        "headroom": quantity(w["headroom_gb"], "GB"),
+        "layouts": [{k: v for k, v in x.items() if k != "parts"} for x in r.top],
+        "why_not_the_others": list(r.rejected), "notes": list(r.notes),
+    }
+    for k, unit in (("days", "days"), ("gpu_hours", "GPU·h"), ("cost_usd", "USD")):
+        if k in w:
+            facts[k] = quantity(w[k], unit)
+    assumptions = [f"software stack {opt.software}: overlaps from catalog stacks.{opt.software}",
+                   f"linear layers in {opt.dtype}; attention and norms in 16-bit",
+                   "MFU counts causal attention at half (Megatron-LM 2024 / Llama 3); mfu_full_attention counts it whole "
+                   "(Narayanan 2021 / PaLM)" if opt.causal else "attention FLOPs counted in full (--no-causal)",
+                   f"fits when total per GPU ≤ {cap / 2**20:,.0f} MiB (catalog memory_total_mib); the runtime reserve "
+                   "(CUDA context, NCCL buffers, fragmentation) is part of the total"]
+    title = f"Plan: {m.name} on {w['gpus']} × {gpu.key}"
+    res = Result(title, r.winner_terms, facts, [], assumptions)
+    if lay:
+        y = _yours(r, lay)
+        if y is None:
+            raise LayoutError(f"no candidate matches --layout {layout}: the search space cannot build it")
+        y = {k: v for k, v in y.items() if k != "parts"}
+        res.facts["your_layout"] = y
+        res.facts["your_layout_verdict"] = _fixed_sentence(y, w)
+        res.terms = r.explain_index(y["index"])
+        res.title = f"Plan: {m.name} on {w['gpus']} × {gpu.key}, your layout {y['layout']} explained"
+        if y["oom"]:
+            res.warnings.append(res.facts["your_layout_verdict"])
+    return res

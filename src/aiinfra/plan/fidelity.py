@@ -1,0 +1,140 @@
+"""How far the step-time model is from published training results (catalog training_validation.yaml).
+
+Each row fixes what its source published (GPUs, TP/PP/CP/DP, micro-batch, interleave, dtype, stack)
+and leaves the rest (for example recompute) to the planner's best completion that fits in memory,
+exactly as `aiinfra plan --layout` does. The error is predicted / published − 1 in the row's own
+metric. `leave_one_source_out` refits the one end-to-end constant (framework_efficiency, the median
+of published/predicted) on every other source and predicts the held-out one with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aiinfra.catalog.gpus import gpu as lookup_gpu
+from aiinfra.catalog.loader import DATA_DIR, read_yaml
+from aiinfra.catalog.models import model as lookup_model
+from aiinfra.perf.flops import RECOMPUTE
+from aiinfra.perf.training import step_time
+from aiinfra.plan.search import Options
+
+FILE = DATA_DIR / "training_validation.yaml"
+LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "mb", "vp", "recompute", "zero")
+
+
+@dataclass
+class Prediction:
+    key: str
+    table: str
+    published: float
+    predicted: float
+    metric: str
+    layout: str
+    fit: bool
+
+    @property
+    def error(self) -> float:
+        return self.predicted / self.published - 1
+
+
+def rows() -> list[dict]:
+    """Every validation row with the file's and its table's defaults applied."""
+    doc = read_yaml(FILE)
+    base = doc.get("defaults", {})
+    per_table = doc.get("table_defaults", {})
+    return [{"key": k, **base, **per_table.get(e["table"], {}), **e} for k, e in doc["entries"].items()]
+
+
+def sources() -> dict[str, str]:
+    return dict(read_yaml(FILE).get("sources", {}))
+
+
+def _metric(row: dict, tokens_per_s: float, gpus: int, tflops_hw: float, mfu: float, step: float, layers: int) -> float:
+    return {"tflops_hw": tflops_hw, "mfu": mfu, "tokens_per_gpu": tokens_per_s / gpus,
+            "layer_ms": step / layers * 1e3}[row["metric"]]
+
+
+def predict(row: dict, framework_eff: float | None = None) -> Prediction:
+    """The model's value for one published row (best completion of its unknown keys that fits)."""
+    m, g = lookup_model(row["model"]), lookup_gpu(row["gpu"])
+    gpus, seq, batch = int(row["gpus"]), int(row["seq"]), int(row["batch"])
+    tp, pp, cp = int(row.get("tp", 1)), int(row.get("pp", 1)), int(row.get("cp", 1))
+    dp = int(row.get("dp", gpus // (tp * pp * cp)))
+    known = all(k in row for k in ("mb", "vp", "recompute"))
+    if known or row["metric"] == "layer_ms":
+        r = step_time(m, g, tp=tp, pp=pp, dp=dp, cp=cp, micro_batch=int(row.get("mb", 1)), vp=int(row.get("vp", 1)),
+                      recompute=row.get("recompute", "none"), zero=int(row.get("zero", 0)), global_batch=batch,
+                      seq=seq, dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
+                      overlap_dp=row["stack"] != "megatron-2021", software=row["stack"], framework_eff=framework_eff)
+        value = _metric(row, float(r.tokens_per_s.value), gpus, float(r.tflops_per_gpu.value), float(r.mfu.value),
+                        float(r.step.value), m.layers)
+        lay = f"TP{tp}·PP{pp}·CP{cp}·DP{dp} mb{row.get('mb', 1)} v{row.get('vp', 1)} {row.get('recompute', 'none')}"
+        return Prediction(row["key"], row["table"], float(row["value"]), value, row["metric"], lay, bool(row.get("fit")))
+    from aiinfra.plan.commands import plan_command
+
+    fixed = {k: row[k] for k in LAYOUT_KEYS if k in row}
+    fixed["dp"] = dp
+    if isinstance(fixed.get("recompute"), str):
+        fixed["recompute"] = RECOMPUTE[fixed["recompute"]]
+    opt = Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
+                  software=row["stack"], framework_efficiency=framework_eff)
+    res = plan_command(m, g, [gpus], global_batch=batch, seq=seq, options=opt, layout=fixed, top=1)
+    y = res.facts["your_layout"]
+    value = _metric(row, y["tokens_per_s"], gpus, y["tflops"], y["mfu"], y["step_s"], m.layers)
+    lay = f"{y['layout']} mb{y['mb']} v{y['vp']} {y['recompute']}" + (" OOM" if y["oom"] else "")
+    return Prediction(row["key"], row["table"], float(row["value"]), value, row["metric"], lay, bool(row.get("fit")))
+
+
+def predict_all(framework_eff: float | None = None, only: set[str] | None = None) -> list[Prediction]:
+    return [predict(r, framework_eff) for r in rows() if only is None or r["table"] in only]
+
+
+def table_errors(preds: list[Prediction]) -> dict[str, tuple[float, float, int]]:
+    """{table: (mean |error|, max |error|, rows)}."""
+    out: dict[str, list[float]] = {}
+    for p in preds:
+        out.setdefault(p.table, []).append(abs(p.error))
+    return {t: (float(np.mean(e)), float(np.max(e)), len(e)) for t, e in out.items()}
+
+
+def fit_framework_efficiency(preds_at_one: list[Prediction]) -> float:
+    """The median of published/predicted at framework_efficiency 1 (higher-is-better metrics; layer_ms inverted)."""
+    ratios = [(p.predicted / p.published if p.metric == "layer_ms" else p.published / p.predicted) for p in preds_at_one]
+    return float(np.median(ratios))
+
+
+def leave_one_source_out() -> dict[str, tuple[float, float, float]]:
+    """{table: (refit framework_efficiency without it, mean |error|, max |error|) on the held-out table}."""
+    at_one = predict_all(1.0)
+    tables = sorted({p.table for p in at_one})
+    out = {}
+    for t in tables:
+        fw = fit_framework_efficiency([p for p in at_one if p.table != t])
+        held = predict_all(fw, only={t})
+        e = [abs(p.error) for p in held]
+        out[t] = (fw, float(np.mean(e)), float(np.max(e)))
+    return out
+
+
+def published_rank(row: dict) -> dict:
+    """Where the row's published split (TP, PP, CP, DP) ranks in the full search with the row's stack and
+    dtype, and why #1 beats it (the step-time parts that grow most)."""
+    from aiinfra.plan.commands import plan_command
+
+    tp, pp, cp = int(row.get("tp", 1)), int(row.get("pp", 1)), int(row.get("cp", 1))
+    dp = int(row.get("dp", int(row["gpus"]) // (tp * pp * cp)))
+    if row["stack"] == "megatron-2021":  # what Megatron-LM could do then: fp16, full recompute, no SP/CP/ZeRO/offload
+        opt = Options(dtype=row["dtype"], flash_attention=False, sequence_parallel=False, zero_stages=(0,),
+                      recompute=(2,), context_parallel=(1,), overlap_dp=False, causal=False, software=row["stack"],
+                      offloads=(0,))
+    else:
+        opt = Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
+                      software=row["stack"])
+    res = plan_command(lookup_model(row["model"]), lookup_gpu(row["gpu"]), [int(row["gpus"])],
+                       global_batch=int(row["batch"]), seq=int(row["seq"]), options=opt,
+                       layout={"tp": tp, "pp": pp, "cp": cp, "dp": dp}, top=1)
+    y = res.facts["your_layout"]
+    return {"key": row["key"], "rank": y["rank"], "layouts": y["layouts_ranked"], "best": res.facts["best_layout"],
+            "speedup_of_best": y["speedup_of_best"], "why": y["why_slower"]}

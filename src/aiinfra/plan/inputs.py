@@ -1,0 +1,126 @@
+"""Plan inputs as users type them (16M tokens, GPU ranges, ZeRO/recompute/offload lists, price flags),
+parsed once for the CLI and the web into the search's Options."""
+
+from __future__ import annotations
+
+import re
+
+from aiinfra.catalog.prices import parse_prices
+from aiinfra.errors import SpecError
+from aiinfra.plan.search import Options
+from aiinfra.plan.space import RECOMPUTE_NAMES
+
+__all__ = ["parse_size", "parse_gpu_counts", "parse_prices", "batch_sequences", "parse_offloads", "build_options",
+           "stack_key", "PROGRESS_ABOVE"]
+
+_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12, "p": 1e15}
+_BINARY = {"ki": 2.0**10, "mi": 2.0**20, "gi": 2.0**30, "ti": 2.0**40}
+PROGRESS_ABOVE = 200_000  # candidates; smaller searches finish before a bar could draw
+
+
+def parse_size(text: str, what: str) -> float:
+    """'16M' → 16e6, '15T' → 15e12, '2Mi' → 2·2^20, '1.5e9' → 1.5e9; must be positive."""
+    s = str(text).strip().replace("_", "").replace(",", "")
+    m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*([a-zA-Z]{0,2})", s)
+    unit = m.group(2).lower() if m else ""
+    if not m or (unit not in _SUFFIX and unit not in _BINARY):
+        raise SpecError(f"{what} '{text}' is not a number like 16M, 15T or 2048")
+    value = float(m.group(1)) * (_BINARY.get(unit) or _SUFFIX[unit])
+    if value <= 0:
+        raise SpecError(f"{what} must be positive, got {text}")
+    return value
+
+
+MAX_COUNTS = 4096
+
+
+def parse_gpu_counts(text: str) -> list[int]:
+    """'1024', '512,1024,2048', a range '512-2048' (every multiple of 8 between) or '512-16384:512' (a step).
+
+    A range never changes silently: more than 4,096 counts is an error that asks for a step."""
+    s = str(text).strip()
+    try:
+        if "-" in s[1:]:
+            span, _, step_text = s.partition(":")
+            lo, hi = (int(x) for x in span.split("-", 1))
+            if lo <= 0 or hi < lo:
+                raise SpecError(f"GPU range '{text}' must be low-high with 0 < low ≤ high")
+            step = int(step_text) if step_text else (8 if lo >= 8 else 1)
+            if step <= 0:
+                raise SpecError(f"GPU range step in '{text}' must be positive")
+            out = list(range(lo, hi + 1, step))
+            if len(out) > MAX_COUNTS:
+                raise SpecError(f"GPU range '{text}' holds {len(out):,} counts (more than {MAX_COUNTS:,}); "
+                                f"give a step, e.g. {lo}-{hi}:{-(-(-(-(hi - lo) // (MAX_COUNTS - 1))) // 8) * 8}")
+            return out
+        counts = [int(x) for x in s.split(",")]
+    except ValueError:
+        raise SpecError(f"--gpus '{text}' must be a count (1024), a list (512,1024) or a range (512-2048, "
+                        "512-16384:512)") from None
+    for n in counts:
+        if n <= 0:
+            raise SpecError(f"GPU count must be positive, got {n}")
+    return counts
+
+
+def batch_sequences(tokens_text: str | None, sequences: int | None, seq: int) -> tuple[int, str]:
+    """Global batch in sequences, from --global-batch (sequences) or --global-batch-tokens."""
+    if sequences is not None:
+        if sequences <= 0:
+            raise SpecError(f"global batch must be positive, got {sequences}")
+        return sequences, f"{sequences} sequences"
+    tokens = parse_size(tokens_text or "4Mi", "--global-batch-tokens")
+    if tokens % seq and re.search(r"[kmgt]$", str(tokens_text).strip().lower()):
+        # Literature batch sizes are powers of two: Llama 3's "16M tokens" is 2048 × 8192 = 16 Mi.
+        binary = parse_size(str(tokens_text).strip() + "i", "--global-batch-tokens")
+        if binary % seq == 0:
+            tokens = binary
+    b = round(tokens / seq)
+    if b < 1:
+        raise SpecError(f"global batch of {tokens:,.0f} tokens is less than one {seq}-token sequence")
+    return b, f"{tokens:,.0f} tokens = {b} sequences of {seq}"
+
+
+def stack_key(name: str) -> str:
+    from aiinfra.perf.training import stack
+
+    return stack(name).key
+
+
+OFFLOAD_NAMES = {"none": 0, "optimizer": 1, "weights": 2, "activations": 4}
+
+
+def parse_offloads(text: str) -> tuple[int, ...]:
+    """'all' or a list of none/optimizer/weights/activations and '+' combinations → bit-flag codes."""
+    if text.strip().lower() == "all":
+        return tuple(range(8))
+    out = set()
+    for item in text.split(","):
+        code = 0
+        for name in item.strip().lower().split("+"):
+            if name not in OFFLOAD_NAMES:
+                raise SpecError(f"--offload '{name}' is not one of all, none, optimizer, weights, activations "
+                                "(combine with +, list with commas)")
+            code |= OFFLOAD_NAMES[name]
+        out.add(code)
+    return tuple(sorted(out))
+
+
+def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, cp: bool, overlap: bool,
+             memory_reserve: str | None = None) -> Options:
+    try:
+        zero_stages = tuple(sorted({int(z) for z in zero.split(",")}))
+    except ValueError:
+        raise SpecError(f"--zero '{zero}' must list stages 0-3, e.g. 0,1") from None
+    if not zero_stages or any(z not in (0, 1, 2, 3) for z in zero_stages):
+        raise SpecError(f"--zero '{zero}' must list stages 0-3, e.g. 0,1")
+    modes = tuple(x.strip() for x in recompute.split(","))
+    bad = [x for x in modes if x not in RECOMPUTE_NAMES]
+    if bad:
+        raise SpecError(f"--recompute '{bad[0]}' is not one of none, selective, full")
+    return Options(dtype=dtype, flash_attention=flash, sequence_parallel=sp, zero_stages=zero_stages,
+                   recompute=tuple(RECOMPUTE_NAMES.index(x) for x in modes),
+                   context_parallel=None if cp else (1,), overlap_dp=overlap,
+                   memory_reserve=parse_size(memory_reserve, "--memory-reserve") if memory_reserve else None)
+
+

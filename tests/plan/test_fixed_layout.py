@@ -1,0 +1,105 @@
+"""`aiinfra plan --layout`: one layout evaluated, explained and ranked within the full search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aiinfra.catalog.gpus import gpu
+from aiinfra.catalog.loader import set_user_catalogs
+from aiinfra.catalog.models import model
+from aiinfra.contract import registry
+from aiinfra.errors import AiinfraError
+from aiinfra.plan.commands import PlanFacts, parse_layout, plan_command
+from tests.conftest import assert_one_line_error
+
+H100 = "h100-sxm"
+
+
+def test_fixed_layout_is_ranked_and_explained():
+    """Llama 3 paper Table 4 (arXiv 2407.21783): 405B on 16,384 H100s ran TP8·CP1·PP16·DP128, 16M-token batches
+    of 8K sequences. The fixed layout comes back with its rank among the layouts that fit, the speed-up of #1
+    and the step-time parts that make the difference; its explanation is the step time of that layout."""
+    res = plan_command(model("llama-3.1-405b"), gpu(H100), [16384], global_batch=2048, seq=8192,
+                       layout="tp=8,pp=16,cp=1,dp=128,mb=1")
+    y = res.facts["your_layout"]
+    assert (y["tp"], y["pp"], y["cp"], y["dp"], y["mb"]) == (8, 16, 1, 128, 1)
+    assert y["rank"] >= 1 and y["layouts_ranked"] >= y["rank"] and y["speedup_of_best"] >= 1.0
+    assert f"is #{y['rank']} of" in res.facts["your_layout_verdict"]
+    assert res.terms[0].name == "step time" and res.terms[0].value == pytest.approx(y["step_s"])
+    PlanFacts.model_validate(res.to_dict()["facts"])
+
+
+def test_keys_left_out_are_searched():
+    """`--layout tp=8,pp=16` gives the best completion of that split (micro-batch, interleave, recompute, ZeRO, DP)."""
+    res = plan_command(model("llama-3.1-405b"), gpu(H100), [16384], global_batch=2048, seq=8192, layout="tp=8,pp=16")
+    y = res.facts["your_layout"]
+    assert (y["tp"], y["pp"]) == (8, 16) and y["fits"]
+
+
+def test_out_of_memory_layout_is_evaluated_and_marked():
+    """70B with no model parallelism holds ~16 B/param of state per GPU: it cannot fit 85.5 GB, yet the layout is
+    evaluated (step time, memory, shortfall) and marked, not refused."""
+    res = plan_command(model("llama-3.1-70b"), gpu(H100), [64], global_batch=512, seq=4096,
+                       layout="tp=1,pp=1,cp=1,dp=64,mb=1,recompute=none,zero=0,offload=none")
+    y = res.facts["your_layout"]
+    assert y["oom"] and y["headroom_gb"] < 0 and y["step_s"] > 0
+    assert "does not fit" in res.facts["your_layout_verdict"] and res.warnings
+
+
+@pytest.mark.parametrize("layout,fragment", [
+    ("tp=8,pp=16,foo=1", "is not one of tp="),
+    ("tp=8,pp=16,cp=1,dp=64", "is not the GPU count 16384"),
+    ("tp=3", "TP=3 does not divide the 128 attention heads"),
+    ("pp=127", "a stage would hold no layer"),
+    ("pp=100,vp=2", "would leave a stage without a layer"),
+    ("tp=8,recompute=some", "must be none, selective or full"),
+])
+def test_unbuildable_layouts_name_the_constraint(layout, fragment):
+    with pytest.raises(AiinfraError, match=fragment):
+        plan_command(model("llama-3.1-405b"), gpu(H100), [16384], global_batch=2048, seq=8192, layout=layout)
+
+
+def test_cli_layout_table_and_bad_layout(cli):
+    r = cli("plan", "llama-3.1-8b", "--gpus", "8", "--global-batch", "64", "--layout", "tp=2,pp=1,dp=4")
+    assert r.code == 0, r.err
+    assert "(yours)" in r.out and "your layout TP2·PP1·DP4" in r.out
+    assert_one_line_error(cli("plan", "llama-3.1-8b", "--gpus", "8", "--layout", "tp=2,bogus=3"), "bogus=3")
+
+
+def test_parse_layout():
+    assert parse_layout("tp=8, pp=16,recompute=selective,zero=1") == {"tp": 8, "pp": 16, "recompute": 1, "zero": 1}
+    assert parse_layout(None) == {}
+    assert parse_layout("offload=optimizer+activations") == {"offload": 5}
+
+
+def test_plan_is_a_registered_command_with_facts():
+    assert registry()["plan"].facts is PlanFacts
+
+
+@pytest.fixture
+def nvl72():
+    set_user_catalogs([Path(__file__).parent / "data" / "gb200_nvl72_like.yaml"])
+    try:
+        yield gpu("gb200-nvl72-test")
+    finally:
+        set_user_catalogs([])
+
+
+def test_nvl72_domain_lets_ep_span_more_than_8_gpus_at_nvlink_speed(nvl72):
+    """A GB200-like entry with scaleup_domain 72 (a user --catalog file): expert (and tensor) parallel groups
+    beyond 8 GPUs stay on NVLink. For DeepSeek-V3 on 1,152 GPUs (16 racks) the best layout puts TP·EP > 8 GPUs
+    inside the rack because it beats every layout that fits with TP·EP ≤ 8, and the note names NVLink."""
+    import numpy as np
+
+    from aiinfra.plan.search import plan
+    r = plan(model("deepseek-v3"), nvl72, 1152, global_batch=2304, seq=8192, keep=True)
+    w = r.top[0]
+    assert 8 < w["tp"] * w["ep"] <= 72
+    ev = r.evaluated
+    small = ev.fits & (ev.space.tp * ev.space.ep <= 8)
+    assert w["step_s"] < float(np.min(ev.step[small]))
+    assert any("NVLink" in n and "72-GPU domain" in n for n in r.notes)
+    b200 = plan(model("deepseek-v3"), gpu("b200"), 1152, global_batch=2304, seq=8192)
+    assert all("72-GPU" not in n for n in b200.notes)

@@ -50,6 +50,10 @@ def _gpu(row: dict) -> str:
     return s
 
 
+def _ago(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
 def report_tables(r: Result) -> Group:
     f = r.facts
     if f.get("status") != "ok":
@@ -62,7 +66,11 @@ def report_tables(r: Result) -> Group:
     s = Table(title=r.title)
     s.add_column("item")
     s.add_column("value", justify="right")
-    s.add_row("fleet busy (avg)", _pct(u["fleet_avg"]))
+    s.add_row("fleet busy (avg)", _pct(u["fleet_avg"]) if u["fleet_avg"] is not None else "unknown (no activity metric)")
+    c = f["gpu_count"]
+    s.add_row("physical GPUs seen / reporting now", f"{c['seen']} / {c['now']}" + ("  (COUNT DROPPED)" if c["now"] < c["seen"] else ""))
+    s.add_row("lost or failing GPUs (stopped reporting, GPU_IS_LOST, XID 79)", str(len(f["lost"])))
+    s.add_row("GPUs/MIG instances of unknown activity (no PROF, no GPU_UTIL)", str(len(f["activity_unknown"])))
     s.add_row("GPUs by busy ratio", "  ".join(f"{k}: {v}" for k, v in u["distribution"].items()))
     s.add_row("idle GPUs (no work, no pod, no memory)", str(len(f["idle"])))
     s.add_row("stranded GPUs (pod or memory held, no work)", str(len(f["stranded"])))
@@ -74,6 +82,27 @@ def report_tables(r: Result) -> Group:
     s.add_row("price per GPU-hour", f"{f['price_per_gpu_hour']:.2f} USD ({f['price_source']})" if f["price_per_gpu_hour"] is not None else f"not known ({f['price_source']})")
     s.add_row("queries sent", str(f["queries"]))
     parts: list = [s]
+
+    if f["lost"]:
+        t = Table(title="LOST or failing GPUs (when last seen)", title_style="bold red")
+        for col in ("GPU", "UUID", "why", "last seen"):
+            t.add_column(col)
+        for row in f["lost"]:
+            ago = row["last_seen_ago_s"]
+            seen = "reporting now" if row["reporting"] else ("unknown" if ago is None else f"{_ago(ago)} ago")
+            t.add_row(_gpu(row), row.get("UUID", ""), ", ".join(row["reasons"]), seen)
+        for drop in c["drops"]:
+            t.add_row(drop["host"], "", f"GPU count fell from {drop['seen']} to {drop['now']}", "")
+        parts.append(t)
+    if f["activity_unknown"]:
+        t = Table(title="activity unknown (never counted as idle)")
+        t.add_column("GPU")
+        t.add_column("why")
+        for row in f["activity_unknown"][:MAX_ROWS]:
+            t.add_row(_gpu(row), row["why"])
+        if len(f["activity_unknown"]) > MAX_ROWS:
+            t.add_row(f"… {len(f['activity_unknown']) - MAX_ROWS} more", "")
+        parts.append(t)
 
     nodes = Table(title="busy ratio by node (lowest first)")
     nodes.add_column("node")
@@ -146,7 +175,7 @@ def report_tables(r: Result) -> Group:
         for row in sorted(xid, key=lambda x: (x["severity"] != "critical", x["xid"]))[:MAX_ROWS]:
             t.add_row(_gpu(row), str(row["xid"]), row["severity"], row["meaning"], row["action"], "yes" if row["sticky_now"] else "no")
         if not xid:
-            t.add_row("no XIDs in the range", "", "", "", "", "")
+            t.add_row("no XIDs in the range" + (f" ({len(f['lost'])} GPUs lost: see above)" if f["lost"] else ""), "", "", "", "", "")
     parts.append(t)
 
     h = f["health"]

@@ -13,6 +13,7 @@ carry is simply empty, so one clause serves all generations.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -95,6 +96,14 @@ def _merge_catalog() -> None:
         for name, factor in _catalog_spellings(entry) + ALIASES[quantity]:
             merged.setdefault(name, factor)
         ALIASES[quantity] = list(merged.items())
+    # NVLink error counters are several fields (CRC flit/data, replay, recovery; totals and per link):
+    # every one the field table knows joins the group, so the rule names whatever the exporter serves.
+    merged = dict(ALIASES["nvlink_errors"])
+    for entry in table.values():
+        if re.search(r"NVLINK_.*ERROR", str(entry.get("legacy", ""))):
+            for name, factor in _catalog_spellings(entry):
+                merged.setdefault(name, factor)
+    ALIASES["nvlink_errors"] = list(merged.items())
 
 
 _merge_catalog()

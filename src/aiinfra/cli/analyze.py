@@ -14,8 +14,6 @@ from rich.table import Table
 from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, emit
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result
-from aiinfra.fleet.analysis import AnalysisOptions, analyze, idle_by_host, to_html
-from aiinfra.fleet.prom import Prometheus, parse_duration
 
 MAX_ROWS = 20
 
@@ -74,8 +72,8 @@ def report_tables(r: Result) -> Group:
     s.add_row("GPUs by busy ratio", "  ".join(f"{k}: {v}" for k, v in u["distribution"].items()))
     s.add_row("idle GPUs (no work, no pod, no memory)", str(len(f["idle"])))
     s.add_row("stranded GPUs (pod or memory held, no work)", str(len(f["stranded"])))
-    s.add_row("idle GPU-hours", f"{f['idle_gpu_hours']:,.1f}")
-    s.add_row("stranded GPU-hours", f"{f['stranded_gpu_hours']:,.1f}")
+    s.add_row("idle GPU-hours", f"{f['idle_gpu_hours']['value']:,.1f}")
+    s.add_row("stranded GPU-hours", f"{f['stranded_gpu_hours']['value']:,.1f}")
     for t in r.terms:
         if t.unit.startswith("USD"):
             s.add_row(t.name.replace("_", " "), f"{t.value:,.2f} {t.unit}")
@@ -115,6 +113,8 @@ def report_tables(r: Result) -> Group:
     for m, v in sorted(u["by_model"].items()):
         models.add_row(m, _pct(v))
     parts += [nodes, models]
+
+    from aiinfra.fleet.analysis import idle_by_host
 
     costs = idle_by_host(r)
     if costs:
@@ -204,9 +204,10 @@ def analyze_cmd(
     explain: ExplainOpt = False,
 ) -> None:
     """Fleet report from Prometheus: utilization, idle/stranded GPUs and their cost, OOM risk, throttling, XIDs, ECC."""
-    opts = AnalysisOptions(range_s=parse_duration(range_), end=end, idle_ratio=idle_ratio, price_per_gpu_hour=price)
-    with Prometheus(prometheus, timeout=timeout) as prom:
-        result = analyze(prom, opts)
+    from aiinfra.fleet.analysis import to_html
+    from aiinfra.fleet.commands import analyze
+
+    result = analyze(prometheus, range_, end, idle_ratio, price, timeout=timeout)
     if html is not None:
         write_atomic(html, to_html(result))
     if fmt is not Format.table:

@@ -29,7 +29,7 @@ from typing import Any
 
 from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import AiinfraError
-from aiinfra.explain import Result, Term
+from aiinfra.explain import Result, Term, quantity
 from aiinfra.fleet.prom import Prometheus, Series
 from aiinfra.fleet.promql import ALIASES, CLOCK_BITS, MiB, bit, xid_catalog
 from aiinfra.fleet.promql import DEVICE as RAW_DEVICE
@@ -667,8 +667,8 @@ def _report(prom, o, d, start, end, inventory, busy_avg, sources, busy_p95, low_
                         "by_node": by_host, "by_model": by_model},
         "idle": idle,
         "stranded": stranded,
-        "idle_gpu_hours": idle_h,
-        "stranded_gpu_hours": stranded_h,
+        "idle_gpu_hours": quantity(idle_h, "GPU·h"),
+        "stranded_gpu_hours": quantity(stranded_h, "GPU·h"),
         "price_per_gpu_hour": price,
         "price_source": price_src,
         "oom_risk": oom if fb else "not collected (DCGM_FI_DEV_FB_USED/FB_FREE not exported)",

@@ -29,6 +29,8 @@ ALIASES: dict[str, list[tuple[str, float]]] = {
     "fb_used": [("DCGM_FI_DEV_FB_USED", MiB), ("DCGM_FI_DEV_FB_USED_BYTES", 1.0), ("dcgm_fb_used", MiB)],
     "fb_free": [("DCGM_FI_DEV_FB_FREE", MiB), ("DCGM_FI_DEV_FB_FREE_BYTES", 1.0), ("dcgm_fb_free", MiB)],
     "power": [("DCGM_FI_DEV_POWER_USAGE", 1.0), ("DCGM_FI_DEV_BOARD_POWER_WATTS", 1.0), ("dcgm_power_usage", 1.0)],
+    "power_limit": [("DCGM_FI_DEV_ENFORCED_POWER_LIMIT", 1.0), ("DCGM_FI_DEV_BOARD_POWER_LIMIT_ENFORCED_WATTS", 1.0),
+                    ("DCGM_FI_DEV_POWER_MGMT_LIMIT", 1.0), ("DCGM_FI_DEV_BOARD_POWER_LIMIT_REQUESTED_WATTS", 1.0)],
     "temp": [("DCGM_FI_DEV_GPU_TEMP", 1.0), ("DCGM_FI_DEV_GPU_TEMP_CELSIUS", 1.0), ("dcgm_gpu_temp", 1.0)],
     "temp_margin": [("DCGM_FI_DEV_GPU_TEMP_LIMIT", 1.0), ("DCGM_FI_DEV_GPU_TEMP_MARGIN_CELSIUS", 1.0)],
     "slowdown_temp": [("DCGM_FI_DEV_SLOWDOWN_TEMP", 1.0), ("DCGM_FI_DEV_GPU_TEMP_SLOWDOWN_CELSIUS", 1.0)],

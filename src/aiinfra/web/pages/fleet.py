@@ -1,12 +1,14 @@
 """Fleet: utilization heatmap, stranded GPUs and XID health, refreshed on an interval.
 
 Two sources:
-- a Prometheus URL: `telemetry.analysis.analyze` sends its PromQL through the `telemetry.prom`
-  client (with a timeout); the URL is used for nothing else;
+- a Prometheus URL: `fleet.commands.analyze` (the function behind `aiinfra analyze`) sends its
+  PromQL through the `fleet.prom` client (with a timeout); the URL is used for nothing else;
 - a simulated fleet (`telemetry.simulate`): the real NVML collector (`telemetry.nvml.Collector`)
   reads the simulated hosts, one column per refresh, in simulated time. GPUs are classified with
   the same rules as `aiinfra analyze`: busy below the idle ratio and memory held or a process
-  attached → stranded; busy below it with neither → idle.
+  attached → stranded; busy below it with neither → idle; no activity metric → activity unknown
+  (never idle). Lost GPUs (GPU_IS_LOST, XID 79, or no longer reporting) are listed with the time
+  they were last seen.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from aiinfra.web.templating import render_page
 
 router = APIRouter()
 SIM_LIBRARY = "aiinfra.telemetry.simulate"
-PROM_LIBRARY = "aiinfra.fleet.analysis"
+PROM_LIBRARY = "aiinfra.fleet.commands"
 MAX_SIM_GPUS = 512  # one request must stay cheap: the web app is not a load generator
 PROM_TIMEOUT_S = 5.0
 MiB = 2.0**20
@@ -94,6 +96,7 @@ class SimState:
     models: dict[str, str] = field(default_factory=dict)
     xids: dict[tuple[str, int], int] = field(default_factory=dict)  # (gpu, code) → columns it was seen in
     lost: set[str] = field(default_factory=set)
+    last_seen: dict[str, float] = field(default_factory=dict)  # physical GPU → simulated time it last reported
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -132,7 +135,8 @@ def _collect(state: SimState, s: FleetSpec) -> None:
         for e in snap.entities:
             ident = e.identity
             key = f"{c.host}/gpu{ident.gpu}" + (f"/gi{ident.gi_id}" if ident.gi_id is not None else "")
-            busy = e.values.get("gpu-util", e.values.get("prof-gr-engine-active"))
+            # PROF activity where it exists (MIG instances, Hopper), else GPU_UTIL; None = activity unknown.
+            busy = e.values.get("prof-gr-engine-active", e.values.get("gpu-util"))
             series = state.busy.setdefault(key, deque([None] * col, maxlen=240))
             series.append(busy)
             seen.add(key)
@@ -140,6 +144,7 @@ def _collect(state: SimState, s: FleetSpec) -> None:
             procs = bool(st and [p for p in st.processes if ident.gi_id is None or p.gi_id == ident.gi_id])
             state.held[key] = procs or e.values.get("fb-used", 0.0) >= s.held_mib * MiB
             state.models[key] = ident.model + (f" {ident.gi_profile}" if ident.gi_profile else "")
+            state.last_seen[f"{c.host}/gpu{ident.gpu}"] = state.clock()
         for g in snap.gpus:
             for _, code in g.recent_xids:
                 k = (f"{c.host}/gpu{g.index}", int(code))
@@ -167,9 +172,18 @@ def simulate(s: FleetSpec) -> tuple[Result, SimState]:
 def _sim_result(state: SimState, s: FleetSpec) -> Result:
     window = min(s.columns, len(state.times))
     rows, idle, stranded = [], [], []
+    lost = set(state.lost)
+    unknown = []
     for key, series in sorted(state.busy.items()):
         vals = [v for v in list(series)[-window:] if v is not None]
+        physical = key.split("/gi")[0]
+        if physical in lost:
+            rows.append({"gpu": key, "model": state.models.get(key, ""), "busy_avg": None, "state": "lost"})
+            continue
         if not vals:
+            row = {"gpu": key, "model": state.models.get(key, ""), "busy_avg": None, "state": "activity unknown"}
+            rows.append(row)
+            unknown.append(row)
             continue
         avg = sum(vals) / len(vals)
         row = {"gpu": key, "model": state.models.get(key, ""), "busy_avg": round(avg, 4), "columns": len(vals)}
@@ -179,7 +193,8 @@ def _sim_result(state: SimState, s: FleetSpec) -> Result:
         else:
             row["state"] = "busy"
         rows.append(row)
-    fleet_avg = sum(r["busy_avg"] for r in rows) / len(rows) if rows else 0.0
+    measured = [r["busy_avg"] for r in rows if r["busy_avg"] is not None]
+    fleet_avg = sum(measured) / len(measured) if measured else 0.0
     src = {"collector": "aiinfra.telemetry.nvml.Collector over aiinfra.telemetry.simulate (seeded, simulated time)"}
     terms = [
         Term("fleet average utilization", fleet_avg, "", "mean over GPUs/MIG instances of mean(busy) over the window",
@@ -188,6 +203,8 @@ def _sim_result(state: SimState, s: FleetSpec) -> Result:
              {"idle_ratio": s.idle_ratio, "held_mib": s.held_mib}, {"rule": "same classification as aiinfra analyze"}),
         Term("idle GPUs", len(idle), "GPUs", "count(mean busy < idle_ratio and nothing held)", {"idle_ratio": s.idle_ratio}),
         Term("lost GPUs", len(state.lost), "GPUs", "GPUs whose NVML handle answered GPU_IS_LOST", {}, src),
+        Term("activity unknown", len(unknown), "GPUs", "count(GPUs/MIG instances with neither PROF activity nor GPU_UTIL)",
+             {}, {"rule": "never counted as idle"}),
     ]
     cat = default_catalog().table("xid")
     xids = []
@@ -198,7 +215,11 @@ def _sim_result(state: SimState, s: FleetSpec) -> Result:
                      "action": e.get("action", "look the code up in NVIDIA's XID catalog")})
     r = Result(f"Simulated fleet ({s.simulate}): {len(rows)} GPUs/MIG instances at t = {state.times[-1]:g} s", terms)
     r.facts = {"source": "simulate", "spec": s.simulate, "time_s": state.times[-1], "per_gpu": rows,
-               "stranded": stranded, "idle": idle, "lost": sorted(state.lost), "xid": xids,
+               "stranded": stranded, "idle": idle, "lost": sorted(state.lost), "activity_unknown": unknown,
+               "lost_gpus": [{"gpu": g, "reasons": ["NVML: GPU is lost"], "last_seen": state.last_seen.get(g),
+                              "last_seen_ago_s": None if g not in state.last_seen else state.times[-1] - state.last_seen[g]}
+                             for g in sorted(state.lost)],
+               "xid": xids,
                "heatmap": {"rows": sorted(state.busy), "times": list(state.times)[-window:],
                            "values": [list(state.busy[k])[-window:] for k in sorted(state.busy)]}}
     return r
@@ -208,16 +229,13 @@ def _sim_result(state: SimState, s: FleetSpec) -> Result:
 
 
 def prometheus(s: FleetSpec) -> Result:
-    from aiinfra.fleet.analysis import AnalysisOptions, analyze
-    from aiinfra.fleet.prom import Prometheus, parse_duration
+    from aiinfra.fleet.commands import analyze
 
     _check(s)
     url = (s.prometheus or "").strip()
     if not url.startswith(("http://", "https://")):
         raise SpecError(f"prometheus URL must start with http:// or https://, got '{url}'")
-    with Prometheus(url, timeout=PROM_TIMEOUT_S) as prom:
-        return analyze(prom, AnalysisOptions(range_s=parse_duration(s.range), idle_ratio=s.idle_ratio,
-                                             held_mib=s.held_mib))
+    return analyze(url, s.range, idle_ratio=s.idle_ratio, held_mib=s.held_mib, timeout=PROM_TIMEOUT_S)
 
 
 def fleet_result(s: FleetSpec) -> Result:
@@ -286,12 +304,35 @@ def fleet_view(s: FleetSpec, ex: Explainer) -> Outcome:
         if not xid:
             t.rows.append(["no XID events in the window", "", "", "", "", ""])
     out.tables.append(t)
-    if f.get("lost"):
-        out.warnings.append("lost GPUs (fell off the bus or GPU_IS_LOST): " + ", ".join(f["lost"]))
+    out.tables.append(_lost_table(f, s.source))
+    unknown = f.get("activity_unknown") or []
+    if unknown:
+        t = Table("Activity unknown (no PROF activity, no GPU_UTIL: never counted as idle)", ["GPU", "model", "why"], id="unknown")
+        for row in unknown:
+            name = row.get("gpu") if s.source == "simulate" else f"{row.get('host', '')}/gpu{row.get('gpu', '')}"
+            mig = f" mig{row['GPU_I_ID']}" if row.get("GPU_I_ID") else ""
+            t.rows.append([name + mig, row.get("model") or row.get("modelName", ""), row.get("why", "no activity metric")])
+        out.tables.append(t)
     if s.refresh_s:
         out.extra.append(Markup('<p class="refresh" data-refresh-seconds="{0}">Refreshes every {0} s{1}.</p>').format(
             s.refresh_s, " (each refresh adds one simulated column)" if s.source == "simulate" else ""))
     return out
+
+
+def _lost_table(f: dict, source: str) -> Table:
+    """Lost GPUs with when each was last seen; a GPU-count drop (Prometheus) as its own row."""
+    t = Table("Lost GPUs (GPU_IS_LOST, XID 79, or no longer reporting)", ["GPU", "why", "last seen"], id="lost")
+    rows = f.get("lost_gpus") if source == "simulate" else f.get("lost")
+    for row in rows or []:
+        name = row.get("gpu") if source == "simulate" else f"{row.get('host', '')}/gpu{row.get('gpu', '')}"
+        ago = row.get("last_seen_ago_s")
+        seen = "reporting now" if row.get("reporting") else ("unknown" if ago is None else f"{ago:,.0f} s before the end")
+        t.rows.append([name, ", ".join(row.get("reasons", [])), seen])
+    for drop in (f.get("gpu_count") or {}).get("drops", []):
+        t.rows.append([drop["host"], f"GPU count fell from {drop['seen']} to {drop['now']}", ""])
+    if not t.rows:
+        t.rows.append(["none", "", ""])
+    return t
 
 
 def _show(t: Term) -> str:

@@ -154,7 +154,8 @@ def _served(q: str, names: set[str]) -> bool:
 
 def enable_hint(groups: list[set[str]], names: set[str]) -> list[str]:
     """The counters to add for the unmet groups: the dcgm-exporter (legacy) spelling of each."""
-    return [" or ".join(ALIASES[q][0][0] for q in sorted(g)) for g in groups if not any(_served(q, names) for q in g)]
+    return [" or ".join(ALIASES[q][0][0] for q in sorted(g, key=lambda q: (q != "gr_active", q)))  # PROF first
+            for g in groups if not any(_served(q, names) for q in g)]
 
 
 def served_names(counters: str | Path | None) -> tuple[set[str] | None, str]:

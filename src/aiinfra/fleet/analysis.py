@@ -150,27 +150,17 @@ class Q:
         inner = self.alt(quantity, fn, scaled, selector)
         return f"{how} by ({', '.join(labels)}) ({self.norm(inner)})" if inner else ""
 
-    def busy(self, fn, scaled: bool = True, tag: bool = False) -> str:
+    def busy(self, fn, scaled: bool = True, tag: bool = False, selector: str = "") -> str:
         """PROF engine activity where present (MIG-capable), else GPU_UTIL; per entity.
 
         `tag` adds an `activity` label saying which one answered (applied to the aggregate, so cheap)."""
         parts = []
         for q in ("gr_active", "gpu_util"):
             if self.d.has(q):
-                e = self.agg(q, fn, scaled=scaled)
+                e = self.agg(q, fn, scaled=scaled, selector=selector)
                 if tag:
                     e = f'label_replace({e}, "activity", "{ACTIVITY_SOURCE[q]}", "", "")'
                 parts.append(e)
-        return " or ".join(f"({p})" for p in parts)
-
-    def busy_raw(self, fn) -> str:
-        """Busy per entity grouped by the exporter's own label names (no relabelling): for range
-        queries, where label_replace would run at every step; the caller normalises in Python."""
-        parts = []
-        for q in ("gr_active", "gpu_util"):
-            inner = self.alt(q, fn) if self.d.has(q) else ""
-            if inner:
-                parts.append(f"max by ({', '.join(RAW_ENTITY)}) ({inner})")
         return " or ".join(f"({p})" for p in parts)
 
 
@@ -301,6 +291,10 @@ def sku_for_model_name(model_name: str) -> str | None:
     return sorted(sxm, key=len)[0]
 
 
+def _mig_share(profile: str, model_name: str) -> float:
+    return mig_share(profile, model_name)
+
+
 def mig_share(profile: str, model_name: str) -> float:
     """Fraction of a GPU a MIG instance holds: slices of the profile over the SKU's slice count."""
     if not profile:
@@ -357,7 +351,7 @@ def analyze(prom: Prometheus, o: AnalysisOptions) -> Result:
         return _no_data(prom, o, start, end, d)
     d.scrape_s = _scrape_interval(prom, d, inventory, end)
     q = Q(d, o)
-    R, S, thr = q.R, q.S, o.idle_ratio
+    R, thr = q.R, o.idle_ratio
     trend = f"{min(int(o.range_s), 3600)}s"
 
     def rows(expr: str):
@@ -372,9 +366,6 @@ def analyze(prom: Prometheus, o: AnalysisOptions) -> Result:
     }
     if d.has("gr_active") or d.has("gpu_util"):
         jobs["busy_avg"] = lambda: _activity_rows(prom.query(q.busy(lambda s, f: f"avg_over_time({s}[{R}])", tag=True), end))
-        jobs["busy_p95"] = rows(q.busy(lambda s, f: f"quantile_over_time(0.95, {s}[{R}])"))
-        jobs["low_frac"] = rows(q.busy(lambda s, f: f"avg_over_time((({s}) * {f:.10g} < bool {thr:g})[{R}:{S}])", scaled=False))
-        jobs["heat"] = lambda: _heat(prom, q, start, end)
     if d.has("fb_used") and d.has("fb_free"):
         jobs["fb_used_avg"] = rows(q.agg("fb_used", lambda s, f: f"avg_over_time({s}[{R}])"))
         jobs["fb_used_now"] = rows(q.agg("fb_used", lambda s, f: f"last_over_time({s}[{trend}])"))
@@ -385,7 +376,16 @@ def analyze(prom: Prometheus, o: AnalysisOptions) -> Result:
     with ThreadPoolExecutor(max_workers=o.parallel) as pool:
         futures = {name: pool.submit(job) for name, job in jobs.items()}
         res = {name: f.result() for name, f in futures.items()}
-    busy_avg, sources = res.get("busy_avg", ({}, {}))
+        # Second round, narrowed by the first: the share of time below the idle ratio (a subquery,
+        # the costliest read) only for the GPUs whose average is below it, and the node heatmap
+        # only over the activity fields that answered.
+        busy_avg, sources = res.get("busy_avg", ({}, {}))
+        low = sorted({k[2] for k, v in busy_avg.items() if v < thr and k[2]})
+        answered = set(sources.values())
+        second = {"heat": pool.submit(_heat, prom, q, start, end, answered)} if busy_avg else {}
+        if low:
+            second["low_frac"] = pool.submit(_low_share, prom, q, low, end)
+        res.update({name: f.result() for name, f in second.items()})
     fb: dict[str, dict] = {}
     if "fb_used_now" in res:
         used, free, slope = res["fb_used_now"], res["fb_free_now"], res["fb_deriv"]
@@ -394,7 +394,7 @@ def analyze(prom: Prometheus, o: AnalysisOptions) -> Result:
         fb["ratio"] = {k: used[k] / t for k, t in fb["total"].items() if t > 0}
         fb["ttf"] = {k: free[k] / slope[k] for k in fb["total"] if slope.get(k, 0) > 0}
     lost = _lost(prom, d, q, inventory, res["now"], res["nvml_lost"], res["xids"], start, end)
-    return _report(prom, o, d, start, end, inventory, busy_avg, sources, res.get("busy_p95", {}), res.get("low_frac", {}),
+    return _report(prom, o, d, start, end, inventory, busy_avg, sources, res.get("low_frac", {}),
                    fb, res.get("heat", []), res["throttle"], res["xids"], res["health"], lost, res["now"])
 
 
@@ -402,12 +402,25 @@ def _activity_rows(samples) -> tuple[dict[tuple, float], dict[tuple, str]]:
     return {_key(s.labels): s.value for s in samples}, {_key(s.labels): s.labels.get("activity", "") for s in samples}
 
 
-def _heat(prom: Prometheus, q: Q, start: float, end: float) -> list[Series]:
+def _low_share(prom: Prometheus, q: Q, uuids: list[str], end: float) -> dict[tuple, float]:
+    """Share of the window each listed GPU (by UUID) spent below the idle ratio."""
+    regex = "|".join(re.escape(u) for u in uuids).replace("\\", "\\\\")
+    R, S, thr = q.R, q.S, q.o.idle_ratio
+    parts = [q.busy(lambda s, f: f"avg_over_time((({s}) * {f:.10g} < bool {thr:g})[{R}:{S}])", scaled=False,
+                    selector=f'{lab}=~"{regex}"') for lab in ("UUID", "uuid") if lab in q.d.labels]
+    return _rows(prom.query(" or ".join(f"({x})" for x in parts if x), end))
+
+
+def _heat(prom: Prometheus, q: Q, start: float, end: float, used: set[str] | None = None) -> list[Series]:
     """Busy per node over time. Grouped by the raw host labels inside Prometheus (no per-step
-    relabelling), merged per normalised host here."""
+    relabelling), merged per normalised host here; only the activity fields that answered (`used`)."""
     o = q.o
     step = max(q.step, o.range_s / o.heatmap_columns)
-    inner = q.busy_raw(lambda s, f: s)
+    # No per-entity grouping inside: one series is one GPU/instance, and `or` matches on labels
+    # without the metric name, so an entity with both fields counts once (PROF first).
+    parts = [q.alt(x, lambda s, f: s) for x in ("gr_active", "gpu_util")
+             if q.d.has(x) and (used is None or ACTIVITY_SOURCE[x] in used)]
+    inner = " or ".join(f"({p})" for p in parts if p)
     got = prom.query_range(f"avg by (instance, Hostname, hostname) ({inner})", start, end, step)
     merged: dict[str, dict[float, list[float]]] = {}
     for ser in got:
@@ -482,9 +495,15 @@ def _xids(prom: Prometheus, q: Q, start: float, end: float) -> dict[str, Any]:
         # Codes seen during the window: the last-code gauge is sticky, so sample it over the range
         # (only GPUs with a nonzero code come back) rather than comparing with `> 0` at one instant.
         # Grouped by the raw label names: label_replace in a range query would run at every step.
-        expr = f"max by ({', '.join(RAW_DEVICE)}) ({q.alt('xid_last', lambda s, f: s)}) > 0"
+        # Two steps: an instant max_over_time finds the few GPUs that showed any code; only their series
+        # are then sampled over the range (a range query over every GPU would read the whole fleet per step).
+        flagged = prom.query(f"max by ({', '.join(RAW_DEVICE)}) ({q.alt('xid_last', lambda s, f: f'max_over_time({s}[{R}])')}) > 0", end)
+        uuids = sorted({norm_labels(s.labels).get("UUID", "") for s in flagged} - {""})
+        regex = "|".join(re.escape(u) for u in uuids).replace("\\", "\\\\")
+        parts = [q.alt("xid_last", lambda s, f: s, selector=f'{lab}=~"{regex}"') for lab in ("UUID", "uuid") if lab in q.d.labels]
+        expr = f"max by ({', '.join(RAW_DEVICE)}) ({' or '.join(f'({x})' for x in parts)}) > 0"
         step = max(q.step, q.o.range_s / 240)
-        for ser in prom.query_range(expr, start, end, step):
+        for ser in (prom.query_range(expr, start, end, step) if uuids and parts else []):
             k = _key(norm_labels(ser.labels), DEVICE)
             for code in {int(v) for v in ser.values if v > 0}:
                 out["events"].setdefault((k, code), {"windows": 0, "sticky": False})
@@ -534,11 +553,18 @@ def _gpu_id(k: tuple) -> dict[str, str]:
     return {n: v for n, v in zip(ENTITY, k) if v}
 
 
-def _report(prom, o, d, start, end, inventory, busy_avg, sources, busy_p95, low_frac, fb, heat, throttle, xids, health,
+def _report(prom, o, d, start, end, inventory, busy_avg, sources, low_frac, fb, heat, throttle, xids, health,
             lost, now) -> Result:
     hours = o.range_s / 3600.0
     held = o.held_mib * MiB
     lost_keys = {_key(row, PHYSICAL) for row in lost}
+    shares: dict[tuple[str, str], float] = {}
+
+    def mig_share(profile: str, model: str) -> float:  # one catalog lookup per (profile, model), not per GPU
+        if (profile, model) not in shares:
+            shares[(profile, model)] = _mig_share(profile, model)
+        return shares[(profile, model)]
+
     gpus, idle, stranded, unknown = [], [], [], []
     idle_h = stranded_h = 0.0
     measured: set[tuple] = set()
@@ -548,7 +574,7 @@ def _report(prom, o, d, start, end, inventory, busy_avg, sources, busy_p95, low_
         share = mig_share(ident.get("GPU_I_PROFILE", ""), ident.get("modelName", ""))
         pod = ident.get("pod", "")
         used_avg = fb.get("used_avg", {}).get(k)
-        row = {**ident, "busy_avg": avg, "busy_p95": busy_p95.get(k), "low_activity_share": low_frac.get(k, 0.0),
+        row = {**ident, "busy_avg": avg, "low_activity_share": low_frac.get(k) if avg < o.idle_ratio else None,
                "activity_source": sources.get(k, ""), "gpu_share": share, "fb_used_ratio": fb.get("ratio", {}).get(k),
                "fb_used_avg_bytes": used_avg}
         gpus.append(row)
@@ -738,7 +764,7 @@ def _xid_catalog_or_empty() -> dict:
 def _price(o: AnalysisOptions, gpus: list[dict]) -> tuple[float | None, str]:
     if o.price_per_gpu_hour is not None:
         return o.price_per_gpu_hour, "--price-per-gpu-hour (given by the user)"
-    skus = {sku_for_model_name(g.get("modelName", "")) for g in gpus}
+    skus = {sku_for_model_name(m) for m in {g.get("modelName", "") for g in gpus}}
     found = [price_per_gpu_hour(s) for s in skus]
     if skus and all(found):
         if len(found) == 1:
@@ -763,7 +789,7 @@ def idle_by_host(r: Result) -> dict[str, dict[str, float]]:
     for g in r.facts.get("per_gpu", []):
         if g.get("state") in ("idle", "stranded"):
             slot = out.setdefault(g.get("host", ""), {"idle": 0.0, "stranded": 0.0})
-            slot[g["state"]] += g["low_activity_share"] * hours * g["gpu_share"]
+            slot[g["state"]] += (g["low_activity_share"] or 0.0) * hours * g["gpu_share"]
     return out
 
 

@@ -26,10 +26,10 @@ def dashboard_cmd(
     r = dashboard(title, uid, counters, only_served)
     doc = r.facts["dashboard"]
     text = json.dumps(doc, indent=2) + "\n"
-    for w in r.warnings:
-        err_console.print(f"[yellow]warning:[/] {w}")
     if out is None:
         typer.echo(text, nl=False)
-        return
-    write_atomic(out, text)
-    console.print(f"wrote {out}: {r.facts['panels']['value']} panels, {r.facts['queries']['value']} PromQL queries ({r.facts['counters']})")
+    else:
+        write_atomic(out, text)
+        console.print(f"wrote {out}: {r.facts['panels']['value']} panels, {r.facts['queries']['value']} PromQL queries ({r.facts['counters']})")
+    for w in r.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}")

@@ -29,11 +29,11 @@ from typing import Any
 
 from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import AiinfraError
-from aiinfra.explain import Result, Term, quantity
+from aiinfra.explain import Result, Term
+from aiinfra.explain import quantity as as_quantity
 from aiinfra.fleet.prom import Prometheus, Series
 from aiinfra.fleet.promql import ALIASES, CLOCK_BITS, MiB, bit, xid_catalog
 from aiinfra.fleet.promql import DEVICE as RAW_DEVICE
-from aiinfra.fleet.promql import ENTITY as RAW_ENTITY
 
 ENTITY = ("host", "gpu", "UUID", "GPU_I_ID", "GPU_I_PROFILE", "modelName", "pod", "namespace")
 DEVICE = ("host", "gpu", "UUID", "modelName")
@@ -693,8 +693,8 @@ def _report(prom, o, d, start, end, inventory, busy_avg, sources, low_frac, fb, 
                         "by_node": by_host, "by_model": by_model},
         "idle": idle,
         "stranded": stranded,
-        "idle_gpu_hours": quantity(idle_h, "GPU·h"),
-        "stranded_gpu_hours": quantity(stranded_h, "GPU·h"),
+        "idle_gpu_hours": as_quantity(idle_h, "GPU·h"),
+        "stranded_gpu_hours": as_quantity(stranded_h, "GPU·h"),
         "price_per_gpu_hour": price,
         "price_source": price_src,
         "oom_risk": oom if fb else "not collected (DCGM_FI_DEV_FB_USED/FB_FREE not exported)",

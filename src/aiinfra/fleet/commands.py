@@ -167,3 +167,11 @@ def top(prometheus: str | None = None, exporter: str | None = None, simulate: st
     r.facts = {"source": f.source, "driver": f.driver, "cuda": f.cuda, "hosts": f.hosts, "time": f.time,
                "gpus": gpus, "processes": procs, "lost": quantity(lost, "GPUs")}
     return r
+
+
+def simulated_fleet(options: Any) -> Result:
+    """The web Fleet page's simulated source: one more column of a simulated fleet (kept between calls),
+    classified as `analyze` does. `options` has simulate, columns, step_s, idle_ratio, held_mib."""
+    from aiinfra.fleet.simfleet import simulate
+
+    return simulate(options)[0]

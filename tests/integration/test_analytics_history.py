@@ -184,6 +184,10 @@ def test_cli_json_html_and_price(fleet_prom, cli, tmp_path):
               "--format", "json", "--explain", "--html", str(html))
     assert res.code == 0, res.err
     doc = res.json()
+    from aiinfra.fleet.commands import AnalyzeFacts
+
+    AnalyzeFacts.model_validate(doc["facts"])  # the facts `aiinfra schema analyze` promises
+    assert doc["facts"]["idle_gpu_hours"]["unit"] == "GPU·h"
     terms = {t["name"]: t for t in doc["explain"]}
     hours = terms["idle_gpu_hours"]["value"] + terms["stranded_gpu_hours"]["value"]
     assert terms["idle_cost_usd"]["value"] == pytest.approx(hours * 2.5)

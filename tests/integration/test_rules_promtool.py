@@ -164,6 +164,14 @@ CASES = {
         (sel("DCGM_FI_PROF_GR_ENGINE_ACTIVE", exported_pod="train-0"), "0.2x150"),
         (sel("DCGM_FI_DEV_FB_USED", exported_pod="train-0"), "30000x150"),
         (sel("DCGM_FI_DEV_FB_FREE", exported_pod="train-0"), "51000x150")], "130m", None, None),
+    "PROF activity wins over a GPU_UTIL of 0": ("AiinfraGPUStranded", [
+        (sel("DCGM_FI_PROF_GR_ENGINE_ACTIVE", exported_pod="train-0"), "0.5x150"), (sel("DCGM_FI_DEV_GPU_UTIL", exported_pod="train-0"), "0x150"),
+        (sel("DCGM_FI_DEV_FB_USED", exported_pod="train-0"), "30000x150"), (sel("DCGM_FI_DEV_FB_FREE", exported_pod="train-0"), "51000x150")],
+        "140m", None, None),
+    "MIG instance with no activity metric is never idle": ("AiinfraGPUIdleUnallocated", [
+        (sel("DCGM_FI_DEV_GPU_TEMP", GPU_I_PROFILE="3g.40gb", GPU_I_ID="1"), "40x400"),
+        (sel("DCGM_FI_DEV_FB_USED", GPU_I_PROFILE="3g.40gb", GPU_I_ID="1"), "0x400"),
+        (sel("DCGM_FI_DEV_FB_FREE", GPU_I_PROFILE="3g.40gb", GPU_I_ID="1"), "40000x400")], "380m", None, None),
     "idle, unallocated 6h": ("AiinfraGPUIdleUnallocated", [
         (sel("DCGM_FI_DEV_GPU_UTIL"), "0x400"), (sel("DCGM_FI_DEV_FB_USED"), "0x400"), (sel("DCGM_FI_DEV_FB_FREE"), "81000x400")], "380m", DEV, None),
     # A host that just appeared: its first scrapes say 0 % busy and nothing held. Neither the 6 h idle

@@ -175,6 +175,12 @@ def alert_groups(o: RuleOptions, xids: dict | None = None) -> list[dict[str, Any
                   f"{gpu_count} < on (instance) max_over_time(({gpu_count})[1h:1m])",
                   "warning", "exporter {{ $labels.instance }} has reported fewer GPUs than it did in the last hour for 5 minutes",
                   "a GPU stopped reporting (lost, driver error or removed): check nvidia-smi on the node", "5m"),
+            # Per GPU, not per series: a pod label that changes starts a new series, which is not a loss.
+            _rule("AiinfraGPUStoppedReporting",
+                  f"(group {dev} ({alt('temp', lambda s: f'last_over_time({s}[1h])')}) unless on ({', '.join(DEVICE)}) group {dev} ({alt('temp')}))"
+                  f" and on (instance) (max by (instance) (up{{{job}}}) == 1)",
+                  "critical", f"{GPU} reported during the last hour but has been silent for 5 minutes while its exporter is up (lost, driver error or removed)",
+                  "check nvidia-smi and the kernel log (XID 79: fell off the bus) on the node; drain it if the GPU is gone", "5m"),
             _rule("AiinfraGPUExporterNoGPUSeries",
                   f"(max by (instance, job) (up{{{job}}}) == 1) unless on (instance) count by (instance) ({any_gpu_series})",
                   "warning", "GPU exporter {{ $labels.instance }} has answered without GPU series for 10 minutes (DCGM or driver wedged)",

@@ -134,6 +134,8 @@ def test_utilization_by_node_and_model(report):
     assert set(u["by_node"]) == {fh.hostname(h) for h in range(3)}
     assert list(u["by_model"]) == ["NVIDIA H100 80GB HBM3"]
     assert sum(u["distribution"].values()) == 16
+    # Every GPU exports both PROF activity and GPU_UTIL here: PROF answers for each, GPU_UTIL for none.
+    assert {g["activity_source"] for g in r.facts["per_gpu"] if g["busy_avg"] is not None} == {"DCGM_FI_PROF_GR_ENGINE_ACTIVE"}
     assert 0 < u["fleet_avg"] < 1
 
 
@@ -143,8 +145,9 @@ def test_every_analysis_query_returns_data(report, fleet_prom):
     assert 10 <= len(exprs) <= 25
     with Prometheus(url) as p:
         for e in exprs:
-            if e.endswith("[15m]"):
-                assert p.raw(e[:-5], "15m", fh.end), e
+            raw = re.match(r"^(\w+\{[^}]*\})\[(\w+)\]$", e)
+            if raw:  # raw samples of one GPU (scrape interval) or of the lost ones (last seen)
+                assert p.raw(raw.group(1), raw.group(2), fh.end), e
                 continue
             if e.startswith("count_over_time((max by (host"):  # windowed XID counts: instant
                 assert p.query(e, fh.end), e

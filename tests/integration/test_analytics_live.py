@@ -171,8 +171,9 @@ def test_every_analysis_query_returned_data(live, live_report):
         for e in exprs:
             if "aiinfra_gpu_lost" in e or "timestamp(" in e:
                 continue  # asks who is lost: empty when the window starts after the loss
-            if e.endswith("[15m]"):
-                assert p.raw(e[:-5], "15m"), e  # raw samples of one GPU (the scrape interval)
+            raw = re.match(r"^(\w+\{[^}]*\})\[(\w+)\]$", e)
+            if raw:  # raw samples of one GPU (scrape interval) or of the lost ones (last seen)
+                assert "timestamp" not in e and (p.raw(raw.group(1), raw.group(2)) or "=~" in e), e
                 continue
             assert p.query(e), e
 
@@ -212,6 +213,13 @@ def test_top_reads_the_exporter_and_prometheus(live, cli):
     r = cli("top", "--prometheus", url, "--once", "--limit", "100")
     assert r.code == 0, r.err
     assert "sim-node-01" in r.out and "mig-node" in r.out
+    assert "LOST" in r.out and "1 lost" in r.out  # sim-node-00 GPU 3 fell off the bus: still a row
+    doc = cli("top", "--prometheus", url, "--format", "json").json()
+    lost = [g for g in doc["facts"]["gpus"] if g["lost"]]
+    assert [(g["host"], g["gpu"]) for g in lost] == [LOST]
+    assert lost[0]["last_seen"] is not None and lost[0]["last_seen"] < doc["facts"]["time"]
+    r = cli("top", "--exporter", f"http://{addrs['a']}", "--once")
+    assert "LOST" in r.out  # the exporter says aiinfra_gpu_lost 1
 
 
 def test_with_default_counters_every_unmarked_dashboard_panel_returns_data(tmp_path):

@@ -161,7 +161,8 @@ class Q:
                 if tag:
                     e = f'label_replace({e}, "activity", "{ACTIVITY_SOURCE[q]}", "", "")'
                 parts.append(e)
-        return " or ".join(f"({p})" for p in parts)
+        # `or` keeps the left side where both exist; the tag must not make the two sides differ.
+        return (" or ignoring (activity) " if tag else " or ").join(f"({p})" for p in parts)
 
 
 def _discover(prom: Prometheus, start: float, end: float) -> Discovery:
@@ -224,23 +225,22 @@ def _reporting_now(prom: Prometheus, d: Discovery, end: float) -> set[tuple]:
 
 
 def _last_seen(prom: Prometheus, d: Discovery, gone: list[tuple], step: int, start: float, end: float) -> dict[tuple, float]:
-    """Time of the last sample of each physical GPU that stopped reporting: timestamp() of the raw
-    samples, on those few GPUs only."""
+    """Time of the last sample of each physical GPU that stopped reporting, from its raw samples
+    (those few GPUs only). Not a subquery: on scraped data a vanished series ends with a staleness
+    marker, and a subquery's steps would land after it and find nothing."""
     names = _inventory_names(d)
     uuids = sorted({k[2] for k in gone if k[2]})
     if not names or not uuids:
         return {}
     regex = "|".join(re.escape(u) for u in uuids).replace("\\", "\\\\")
-    parts = []
+    out: dict[tuple, float] = {}
     for n in names:
         for label in ("UUID", "uuid"):
             if label in d.labels:
-                sel = f'{n}{{{label}=~"{regex}"}}'
-                parts.append(f"max by ({', '.join(RAW_DEVICE)}) (max_over_time(timestamp({sel})[{int(end - start)}s:{step}s]))")
-    out: dict[tuple, float] = {}
-    for s in prom.query(" or ".join(parts), end):
-        k = _key(norm_labels(s.labels), PHYSICAL)
-        out[k] = max(out.get(k, 0.0), s.value)
+                for ser in prom.raw(f'{n}{{{label}=~"{regex}"}}', f"{int(end - start)}s", end):
+                    if ser.times:
+                        k = _key(norm_labels(ser.labels), PHYSICAL)
+                        out[k] = max(out.get(k, 0.0), max(ser.times))
     return out
 
 
@@ -353,6 +353,7 @@ def analyze(prom: Prometheus, o: AnalysisOptions) -> Result:
     q = Q(d, o)
     R, thr = q.R, o.idle_ratio
     trend = f"{min(int(o.range_s), 3600)}s"
+    now_w = f"{min(int(o.range_s), 600)}s"
 
     def rows(expr: str):
         return lambda: _rows(prom.query(expr, end)) if expr else {}
@@ -368,8 +369,9 @@ def analyze(prom: Prometheus, o: AnalysisOptions) -> Result:
         jobs["busy_avg"] = lambda: _activity_rows(prom.query(q.busy(lambda s, f: f"avg_over_time({s}[{R}])", tag=True), end))
     if d.has("fb_used") and d.has("fb_free"):
         jobs["fb_used_avg"] = rows(q.agg("fb_used", lambda s, f: f"avg_over_time({s}[{R}])"))
-        jobs["fb_used_now"] = rows(q.agg("fb_used", lambda s, f: f"last_over_time({s}[{trend}])"))
-        jobs["fb_free_now"] = rows(q.agg("fb_free", lambda s, f: f"last_over_time({s}[{trend}])"))
+        # "Now" is the last sample of the last 10 minutes: a GPU silent for longer is reported lost instead.
+        jobs["fb_used_now"] = rows(q.agg("fb_used", lambda s, f: f"last_over_time({s}[{now_w}])"))
+        jobs["fb_free_now"] = rows(q.agg("fb_free", lambda s, f: f"last_over_time({s}[{now_w}])"))
         jobs["fb_deriv"] = rows(q.agg("fb_used", lambda s, f: f"deriv({s}[{trend}])"))
     # The queries are independent: send them together and let Prometheus run them in parallel
     # (it evaluates up to --query.max-concurrency queries at once, 20 by default).

@@ -15,6 +15,7 @@ row of its own with when it was last seen. Hot, throttled and failing GPUs are h
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -242,19 +243,32 @@ def frame_from_prometheus(prom: Prometheus, source: str, lost_window_s: float = 
             row = rows.setdefault(key, Row(key[0], key[1], key[2], lab.get("modelName", ""), _pod(lab, renamed),
                                            lab.get("UUID", lab.get("uuid", ""))))
             row.values[q] = max(row.values.get(q, s.value), s.value) if q == "xid_last" else s.value
-    # Who reported during the window but not now: last sample time of each (few) missing GPU.
+    # Who reported during the window but not now: the series index (no samples read) lists who was
+    # there; only the missing GPUs' raw samples are asked for their last timestamp.
     temp = [n for n, _ in ALIASES["temp"] if n in names] or [n for n, _ in ALIASES["fb_used"] if n in names]
     if temp:
-        present = {(r.host, r.gpu) for r in rows.values()}
-        e = " or ".join(f"max by (instance, gpu, UUID, uuid, modelName, Hostname, hostname) "
-                        f"(max_over_time(timestamp({n})[{int(lost_window_s)}s:1m]))" for n in temp)
-        for s in prom.query(e, now):
-            host, gpu = _host(s.labels), s.labels.get("gpu", "?")
-            if (host, gpu) not in present:
-                _mark_lost(rows, host, gpu, s.labels.get("UUID", s.labels.get("uuid", "")), s.value)
-                rows_for = [r for r in rows.values() if (r.host, r.gpu) == (host, gpu)]
-                for r in rows_for:
-                    r.model = r.model or s.labels.get("modelName", "")
+        family = "temp" if temp[0] in {n for n, _ in ALIASES["temp"]} else "fb_used"
+        present = {(r.host, r.gpu) for r in rows.values() if family in r.values}  # same family as the index check
+        missing: dict[tuple[str, str], dict[str, str]] = {}
+        for lab in prom.series(temp, now - lost_window_s, now):
+            k = (_host(lab), lab.get("gpu", "?"))
+            if k not in present:
+                missing.setdefault(k, lab)
+        uuids = sorted({lab.get("UUID") or lab.get("uuid", "") for lab in missing.values()} - {""})
+        for k, lab in missing.items():
+            _mark_lost(rows, k[0], k[1], lab.get("UUID", lab.get("uuid", "")))
+            for r in rows.values():
+                if (r.host, r.gpu) == k:
+                    r.model = r.model or lab.get("modelName", "")
+        if uuids:
+            # Raw samples, not a subquery: a subquery steps past the staleness marker a scrape puts
+            # after a vanished series and would find nothing.
+            regex = "|".join(re.escape(u) for u in uuids).replace("\\", "\\\\")
+            for n in temp:
+                for label in ("UUID", "uuid"):
+                    for ser in prom.raw(f'{n}{{{label}=~"{regex}"}}', f"{int(lost_window_s)}s", now):
+                        if ser.times:
+                            _mark_lost(rows, _host(ser.labels), ser.labels.get("gpu", "?"), last_seen=max(ser.times))
     if "aiinfra_gpu_lost" in names:
         for s in prom.query("max by (instance, gpu, UUID, uuid, Hostname, hostname) (aiinfra_gpu_lost) > 0", now):
             _mark_lost(rows, _host(s.labels), s.labels.get("gpu", "?"), s.labels.get("UUID", ""))

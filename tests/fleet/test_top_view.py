@@ -181,3 +181,26 @@ def test_live_screen_in_tmux_refreshes_and_q_quits(tmp_path):
         assert (tmp_path / "rc").read_text().strip() == "exited 0"
     finally:
         subprocess.run(tmux + ["kill-server"], capture_output=True)
+
+
+def test_process_utilization_comes_from_nvml_where_the_driver_gives_it(monkeypatch):
+    """nvmlDeviceGetProcessUtilization (smUtil in %) sets a process's %GPU even with several processes;
+    the simulated library lacks the call, so it is added here the way pynvml exposes it."""
+    from types import SimpleNamespace
+
+    from aiinfra.fleet import top as t
+
+    read = collector_source("hosts=1,gpus=1,seed=2,workload=training")
+    first = read()
+    pid = first.procs[0].pid
+    real = t._process_utilization
+
+    def with_nvml(exp):
+        col = exp.sources[0].collector
+        monkeypatch.setattr(col.nv, "nvmlDeviceGetProcessUtilization",
+                            lambda h, ts: [SimpleNamespace(pid=pid, smUtil=37, memUtil=5, timeStamp=ts)], raising=False)
+        return real(exp)
+
+    monkeypatch.setattr(t, "_process_utilization", with_nvml)
+    f = read()
+    assert f.procs[0].busy == 0.37

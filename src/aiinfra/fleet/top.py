@@ -335,6 +335,27 @@ def _user_and_command(pid: int) -> tuple[str, str]:
     return user, cmd
 
 
+def _process_utilization(exp) -> dict[tuple[str, int, int], float]:
+    """(host, GPU index, pid) → SM utilization 0-1 from nvmlDeviceGetProcessUtilization, where the
+    NVML library offers it (the simulated fleet does not: callers fall back)."""
+    out: dict[tuple[str, int, int], float] = {}
+    for src in getattr(exp, "sources", []):
+        col = src.collector
+        fn = getattr(getattr(col, "nv", None), "nvmlDeviceGetProcessUtilization", None)
+        if fn is None:
+            continue
+        for i, h in enumerate(getattr(col, "handles", [])):
+            if h is None:
+                continue
+            try:
+                samples = fn(h, int((time.time() - 5) * 1e6))  # samples of the last few seconds (µs timestamps)
+            except Exception:  # noqa: BLE001 - not supported, no samples yet, or a lost GPU: unknown
+                continue
+            for smp in samples or []:
+                out[(src.host, i, int(smp.pid))] = max(out.get((src.host, i, int(smp.pid)), 0.0), float(smp.smUtil) / 100.0)
+    return out
+
+
 def _cuda(v: int | None) -> str:
     return "" if not v or v < 0 else f"{v // 1000}.{(v % 1000) // 10}"
 
@@ -356,6 +377,7 @@ def collector_source(simulate: str | None) -> Callable[[], Frame]:
         by_key = {(r.host, r.gpu, r.mig): r for r in frame.rows}
         procs: list[Proc] = []
         drivers, cudas = set(), set()
+        per_pid = _process_utilization(exp)
         for snap in exp.snapshots:
             drivers.add(snap.driver_version or "")
             cudas.add(_cuda(snap.cuda_version))
@@ -369,8 +391,12 @@ def collector_source(simulate: str | None) -> Callable[[], Frame]:
                     mig = next((r.mig for k, r in by_key.items() if k[:2] == (snap.host, str(st.index)) and r.mig.endswith(f"/{p.gi_id}")), "")
                     row = by_key.get((snap.host, str(st.index), mig))
                     user, cmd = ("(simulated)", "") if simulate else _user_and_command(p.pid)
-                    procs.append(Proc(snap.host, str(st.index), p.pid, mig, user, p.used_bytes,
-                                      row.busy if row is not None and on_gi[p.gi_id] == 1 else None, cmd))
+                    # NVML's per-process SM share where the driver gives it; else the GPU's (or MIG
+                    # instance's) activity when this is its only process; else unknown.
+                    busy = per_pid.get((snap.host, st.index, p.pid))
+                    if busy is None and row is not None and on_gi[p.gi_id] == 1:
+                        busy = row.busy
+                    procs.append(Proc(snap.host, str(st.index), p.pid, mig, user, p.used_bytes, busy, cmd))
         frame.rows = _sort(by_key)
         frame.procs = procs
         frame.driver = ", ".join(sorted(d for d in drivers if d)) or frame.driver

@@ -1,4 +1,4 @@
-"""`aiinfra analyze --prometheus URL --range 24h`: idle and stranded GPUs, OOM risk, throttling, XIDs, ECC."""
+"""`aiinfra analyze --prometheus URL --range 24h`: idle, stranded and lost GPUs, OOM risk, throttling, XIDs, ECC (table rendering; the work is fleet.commands.analyze)."""
 
 from __future__ import annotations
 
@@ -203,7 +203,7 @@ def analyze_cmd(
     fmt: FormatOpt = Format.table,
     explain: ExplainOpt = False,
 ) -> None:
-    """Fleet report from Prometheus: utilization, idle/stranded GPUs and their cost, OOM risk, throttling, XIDs, ECC."""
+    """Fleet report from Prometheus: utilization, idle/stranded GPUs and their cost, lost GPUs (when last seen), OOM risk, throttling, XIDs, ECC."""
     from aiinfra.fleet.analysis import to_html
     from aiinfra.fleet.commands import analyze
 

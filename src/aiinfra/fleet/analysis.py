@@ -1,6 +1,6 @@
 """Fleet report from a Prometheus that scrapes dcgm-exporter (or `aiinfra exporter`): every number is PromQL.
 
-`analyze(prom, AnalysisOptions(range_s=86400))` sends about fifteen queries, each an aggregate
+`analyze(prom, AnalysisOptions(range_s=86400))` sends about twenty requests, each an aggregate
 that Prometheus computes over the whole window (`avg_over_time`, `increase`, subqueries), and
 gets back one row per GPU, MIG instance or node — never raw samples. That is what lets the same
 code serve one node or a Thanos/Mimir fleet of thousands of GPUs.
@@ -16,6 +16,19 @@ Robustness (telemetry reference §1, §3):
 
 A window with no GPU series is reported as "no data", never as a healthy fleet; a field that is
 not exported is reported as "not collected", never as zero errors.
+
+Lost and unmeasured GPUs (issue 15):
+- the inventory is every GPU / MIG instance with a series in the window (the series index, no
+  samples read); a physical GPU with no sample at the end is "stopped reporting", and with
+  `aiinfra_gpu_lost` = 1 or XID 79 it is lost too; each is listed with its last sample's time, and a
+  node whose GPU count fell is a finding;
+- an entity with neither PROF activity nor GPU_UTIL (an NVML-only A100 MIG instance) is "activity
+  unknown", never idle.
+
+Speed: every subquery steps at the data's own scrape interval or coarser; per-node and per-model
+averages come from the per-GPU ones; range queries group by the exporter's label names (no
+relabelling at every step); the below-idle share and the XID history are read only for the GPUs
+that need them, in a second round.
 """
 
 from __future__ import annotations

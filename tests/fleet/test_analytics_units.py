@@ -79,3 +79,11 @@ def test_alias_scaling_to_si():
 
 def test_bit_extraction():
     assert bit("x", 64) == "(floor((x) / 64) % 2)"
+
+
+def test_tagged_activity_keeps_prof_where_both_exist():
+    """The `activity` tag differs per side, so a plain `or` would return a GPU twice (PROF and
+    GPU_UTIL rows); `or ignoring (activity)` keeps PROF and falls back to GPU_UTIL per entity."""
+    d = Discovery(present={"DCGM_FI_PROF_GR_ENGINE_ACTIVE", "DCGM_FI_DEV_GPU_UTIL"}, pod_source="pod")
+    e = Q(d, AnalysisOptions(range_s=3600)).busy(lambda s, f: s, tag=True)
+    assert ") or ignoring (activity) (" in e and e.index("PROF_GR_ENGINE") < e.index("GPU_UTIL")

@@ -46,3 +46,61 @@ def test_cli_writes_json(cli, tmp_path):
     r = cli("dashboard", "--out", str(out), "--title", "GPUs")
     assert r.code == 0 and json.loads(out.read_text())["title"] == "GPUs"
     assert_one_line_error(cli("dashboard", "--out", str(tmp_path / "nope" / "d.json")), "does not exist")
+
+
+def _served_ok(panel, names):
+    from aiinfra.fleet.dashboard import _served, needs
+
+    return any(all(any(_served(q, names) for q in g) for g in needs(t["expr"])) for t in panel["targets"])
+
+
+def test_default_counters_leave_no_panel_that_can_never_return_data_unmarked():
+    """Issue 15: with dcgm-exporter's default counters, throttle time, uncorrectable ECC and clock-event
+    reasons cannot return data; those panels must say which counter to enable, every other panel must
+    read only fields the set serves."""
+    from aiinfra.fleet.dashboard import build, served_names
+
+    names, _ = served_names("default")
+    doc, missing = build(served=names)
+    marked = {m["title"] for m in missing}
+    assert {"Time throttled by reason", "Uncorrectable ECC errors (new)"} <= marked
+    for p in doc["panels"]:
+        if p["type"] == "row":
+            continue
+        if _served_ok(p, names):
+            assert "(needs" not in p["title"], p["title"]
+        else:
+            assert "(needs DCGM_FI_" in p["title"] and "counters CSV" in p["description"], p["title"]
+    assert any("DCGM_FI_DEV_THERMAL_VIOLATION" in m["enable"] for m in missing)
+
+
+def test_a_counters_csv_decides_the_panels(tmp_path):
+    """A CSV in dcgm-exporter's format (§2.1) with temperature, power and the thermal violation counter
+    only: the busy and memory panels need fields; the throttling panel is served."""
+    from aiinfra.fleet.dashboard import build, served_names
+
+    csv = tmp_path / "counters.csv"
+    csv.write_text("# DCGM FIELD, Prometheus metric type, help message\n"
+                   "DCGM_FI_DEV_GPU_TEMP, gauge, GPU temperature (in C).\n"
+                   "DCGM_FI_DEV_POWER_USAGE, gauge, Power draw (in W).\n"
+                   "DCGM_FI_DEV_THERMAL_VIOLATION, counter, Throttling duration due to thermal constraints (in ns).\n")
+    names, label = served_names(csv)
+    assert "counters file" in label and "DCGM_FI_DEV_GPU_TEMP_CELSIUS" in names  # every generation of a served field
+    doc, missing = build(served=names)
+    needing = {m["title"]: m["enable"] for m in missing}
+    assert needing["Busy ratio per GPU / MIG instance"] == ["DCGM_FI_PROF_GR_ENGINE_ACTIVE or DCGM_FI_DEV_GPU_UTIL"]
+    assert "Time throttled by reason" not in needing and "Power per GPU" not in needing
+    only, _ = build(served=names, only_served=True)
+    kept = {p["title"] for p in only["panels"] if p["type"] != "row"}
+    assert "Power per GPU" in kept and not any(t in kept for t in needing)
+
+
+def test_cli_counters_option(cli, tmp_path):
+    r = cli("dashboard", "--counters", "default")
+    assert r.code == 0, r.err
+    doc = json.loads(r.out)
+    assert any("(needs " in p["title"] and "DCGM_FI_DEV_THERMAL_VIOLATION" in p["title"] for p in doc["panels"])
+    assert "panels need fields" in r.err
+    r = cli("dashboard", "--counters", "all")
+    assert not any("(needs" in p["title"] for p in json.loads(r.out)["panels"])
+    assert_one_line_error(cli("dashboard", "--counters", str(tmp_path / "missing.csv")), "cannot read")

@@ -100,3 +100,57 @@ def test_bad_rule_options(cli, tmp_path):
 def test_options_validate():
     with pytest.raises(AiinfraError, match="pod label"):
         RuleOptions(pod_label="x")
+
+
+DURATION = {"minute": "m", "minutes": "m", "hour": "h", "hours": "h"}
+
+
+def _stated_for(summary: str) -> str | None:
+    m = re.search(r"for (\d+) (minutes?|hours?)", summary)
+    return f"{m.group(1)}{DURATION[m.group(2)]}" if m else None
+
+
+def test_every_alert_has_a_for_that_matches_its_summary():
+    """Issue 15: no alert without `for:`; a summary that says "for N minutes" has exactly that `for:`,
+    and one without such a phrase fires on an event (`for: 0s`)."""
+    doc = rule_groups()
+    for g in doc["groups"]:
+        for r in g["rules"]:
+            if "alert" not in r:
+                continue
+            assert "for" in r, r["alert"]
+            stated = _stated_for(r["annotations"]["summary"])
+            assert (stated or "0s") == r["for"], (r["alert"], r["for"], r["annotations"]["summary"])
+
+
+def test_every_look_back_window_in_a_summary_is_guarded_by_data_at_its_start():
+    """A summary that says "over the last 6h" averages a 6h window: the expression must also require a
+    sample at the window's start (`offset 6h`), so a host that appeared minutes ago cannot match."""
+    seen = 0
+    for g in rule_groups(RuleOptions(stranded_window="3h", idle_window="8h"))["groups"]:
+        for r in g["rules"]:
+            m = re.search(r"over the last (\d+[smhd])", r.get("annotations", {}).get("summary", ""))
+            if m:
+                seen += 1
+                assert f"[{m.group(1)}]" in r["expr"] and f"offset {m.group(1)}" in r["expr"], r["alert"]
+    assert seen >= 3  # stranded, idle, memory full soon
+
+
+def test_nvlink_and_pcie_error_rules_cover_every_name_the_exporter_can_serve():
+    """The exporter's field table (telemetry.fields) decides the names it serves; the error rules must
+    name each NVLink error counter and PCIe replay counter it can emit, in every naming generation."""
+    from aiinfra.fleet.promql import names
+    from aiinfra.telemetry.fields import all_fields
+
+    served = set()
+    for f in all_fields():
+        for gen in ("legacy", "dcgm46", "dcgm49", "v1"):
+            n = getattr(f, gen, None)
+            if isinstance(n, str) and re.search(r"NVLINK_.*ERROR|PCIE_REPLAY|nvlink.*error|pcie_replay", n):
+                served.add(n)
+    expr = {r["alert"]: r["expr"] for g in rule_groups()["groups"] for r in g["rules"] if "alert" in r}
+    covered = set(names("nvlink_errors")) | set(names("pcie_replay"))
+    assert "DCGM_FI_DEV_PCIE_REPLAY_COUNTER" in served  # the table is read, not empty
+    assert served <= covered, served - covered
+    for n in names("nvlink_errors"):
+        assert n in expr["AiinfraGPUNVLinkErrors"]

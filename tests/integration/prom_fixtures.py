@@ -28,6 +28,7 @@ FAULTS = [
     Fault("thermal", 2, 0, 1.0, hours=3.0),
     Fault("power", 0, 3, 2.0, hours=1.5),
     Fault("row_remap_failure", 2, 2, 4.0),
+    Fault("lost", 2, 3, 5.0),  # falls off the bus 1 h before the end: XID 79, then no series
 ]
 
 

@@ -82,19 +82,39 @@ def test_throttling_share_by_reason(report):
 def test_xids_carry_catalog_meaning_severity_and_action(report):
     r, _, fh = report
     rows = {(x["host"], x["gpu"], x["xid"]): x for x in r.facts["xid"]}
-    assert set(rows) == {(fh.hostname(1), "0", 79), (fh.hostname(0), "3", 31)}
+    assert set(rows) == {(fh.hostname(1), "0", 79), (fh.hostname(0), "3", 31), (fh.hostname(2), "3", 79)}
     try:
         cat = xid_catalog()
     except AiinfraError:
         cat = {}
-    for (_, _, code), row in rows.items():
-        assert row["sticky_now"] is True
+    for (host, gpu, code), row in rows.items():
+        assert row["sticky_now"] is ((host, gpu) != (fh.hostname(2), "3"))  # the lost GPU no longer reports
         assert row["windows_with_events"] >= 1
         if code in cat:
             assert (row["meaning"], row["severity"], row["action"]) == (cat[code].meaning, cat[code].severity, cat[code].action)
     if 79 in cat:
         assert rows[(fh.hostname(1), "0", 79)]["severity"] == "critical"
         assert rows[(fh.hostname(0), "3", 31)]["severity"] == "app"
+
+
+def test_lost_gpus_are_listed_with_when_they_were_last_seen(report):
+    """GPU 2/3 falls off the bus 5 h into the 6 h window (XID 79, then no series); GPU 1/0 logged XID 79
+    at 2 h but still reports. Both are listed; the count drop on node 2 is a finding."""
+    r, _, fh = report
+    f = r.facts
+    lost = {(x["host"], x["gpu"]): x for x in f["lost"]}
+    assert set(lost) == {(fh.hostname(2), "3"), (fh.hostname(1), "0")}
+    gone = lost[(fh.hostname(2), "3")]
+    assert gone["reporting"] is False and "stopped reporting" in gone["reasons"] and any("XID 79" in w for w in gone["reasons"])
+    assert gone["last_seen_ago_s"] == pytest.approx(3600, abs=180)  # last sample ≈ 1 h before the end
+    assert gone["mig_instances"] == 2
+    still = lost[(fh.hostname(1), "0")]
+    assert still["reporting"] is True and still["reasons"] == ["XID 79: fell off the bus"]
+    assert f["gpu_count"] == {"seen": 12, "now": 11, "drops": [{"host": fh.hostname(2), "seen": 4, "now": 3}]}
+    states = {(g["host"], g["gpu"], g.get("GPU_I_ID", "")): g["state"] for g in f["per_gpu"]}
+    assert states[(fh.hostname(2), "3", "1")] == states[(fh.hostname(2), "3", "2")] == "lost"
+    assert any("fell from 4 to 3" in w for w in r.warnings)
+    assert "lost or failing" in r.title
 
 
 def test_ecc_and_row_remap_status(report):
@@ -114,6 +134,8 @@ def test_utilization_by_node_and_model(report):
     assert set(u["by_node"]) == {fh.hostname(h) for h in range(3)}
     assert list(u["by_model"]) == ["NVIDIA H100 80GB HBM3"]
     assert sum(u["distribution"].values()) == 16
+    # Every GPU exports both PROF activity and GPU_UTIL here: PROF answers for each, GPU_UTIL for none.
+    assert {g["activity_source"] for g in r.facts["per_gpu"] if g["busy_avg"] is not None} == {"DCGM_FI_PROF_GR_ENGINE_ACTIVE"}
     assert 0 < u["fleet_avg"] < 1
 
 
@@ -123,6 +145,10 @@ def test_every_analysis_query_returns_data(report, fleet_prom):
     assert 10 <= len(exprs) <= 25
     with Prometheus(url) as p:
         for e in exprs:
+            raw = re.match(r"^(\w+\{[^}]*\})\[(\w+)\]$", e)
+            if raw:  # raw samples of one GPU (scrape interval) or of the lost ones (last seen)
+                assert p.raw(raw.group(1), raw.group(2), fh.end), e
+                continue
             if e.startswith("count_over_time((max by (host"):  # windowed XID counts: instant
                 assert p.query(e, fh.end), e
             else:
@@ -161,6 +187,10 @@ def test_cli_json_html_and_price(fleet_prom, cli, tmp_path):
               "--format", "json", "--explain", "--html", str(html))
     assert res.code == 0, res.err
     doc = res.json()
+    from aiinfra.fleet.commands import AnalyzeFacts
+
+    AnalyzeFacts.model_validate(doc["facts"])  # the facts `aiinfra schema analyze` promises
+    assert doc["facts"]["idle_gpu_hours"]["unit"] == "GPU·h"
     terms = {t["name"]: t for t in doc["explain"]}
     hours = terms["idle_gpu_hours"]["value"] + terms["stranded_gpu_hours"]["value"]
     assert terms["idle_cost_usd"]["value"] == pytest.approx(hours * 2.5)
@@ -171,8 +201,10 @@ def test_cli_json_html_and_price(fleet_prom, cli, tmp_path):
     assert '"type":"heatmap"' in page and '"type":"bar"' in page
     table = cli("analyze", "-p", url, "--range", "6h", "--end", str(fh.end))
     assert table.code == 0
-    for heading in ("GPU-hours without work by node", "idle and stranded GPUs", "OOM risk", "throttling", "XID health", "ECC and row remapping"):
+    for heading in ("GPU-hours without work by node", "idle and stranded GPUs", "OOM risk", "throttling", "XID health", "ECC and row remapping",
+                    "LOST or failing GPUs"):
         assert heading in table.out
+    assert "stopped reporting" in table.out and "COUNT DROPPED" in table.out
 
 
 def test_bad_input_is_one_line_and_exit_2(fleet_prom, cli, tmp_path):
@@ -231,3 +263,33 @@ def test_dcgm46_ratio_name_with_percent_values_is_rescaled(tmp_path):
     assert 0.3 < f["utilization"]["fleet_avg"] < 1.0
     assert _gpus(f["idle"], fh) == [(0, 0, ""), (1, 3, ""), (2, 1, "")]
     assert all(g["busy_avg"] <= 1.0 for g in f["per_gpu"])
+
+
+def test_a100_mig_without_profiling_is_activity_unknown_not_idle(tmp_path):
+    """NVML-only A100 host: whole GPUs have GPU_UTIL; MIG instances have neither GPU_UTIL (not reported
+    per instance, reference §0 item 4) nor PROF activity (no GPM before Hopper). They are listed as
+    activity unknown, never idle, and their GPU-hours are not counted as idle."""
+    fh = history(hosts=2, gpus_per_host=2, mig_hosts=(1,), prof=False, model="a100-sxm-80gb", hours=1, seed=6,
+                 workloads={(0, 0): "idle", (0, 1): "training", (1, 0): "idle", (1, 1): "idle"}, faults=[])
+    build_blocks(fh, tmp_path / "data")
+    with LocalPrometheus(tmp_path / "run", data_dir=tmp_path / "data") as url, Prometheus(url) as p:
+        r = analyze(p, AnalysisOptions(range_s=3600, end=fh.end))
+    f = r.facts
+    assert f["status"] == "ok" and f["gpus"] == 6
+    assert _gpus(f["idle"], fh) == [(0, 0, "")]
+    assert _gpus(f["activity_unknown"], fh) == [(1, 0, "1"), (1, 0, "2"), (1, 1, "1"), (1, 1, "2")]
+    assert all(g["busy_avg"] is None and "MIG instance" in g["why"] for g in f["activity_unknown"])
+    assert f["utilization"]["distribution"]["unknown"] == 4
+    assert {g["activity_source"] for g in f["per_gpu"] if g["busy_avg"] is not None} == {"DCGM_FI_DEV_GPU_UTIL"}
+    assert r.term("idle_gpu_hours").value == pytest.approx(1.0, rel=0.02)
+    assert any("activity unknown" in w for w in r.warnings)
+
+
+def test_a_fleet_with_no_activity_metric_at_all_is_unknown_not_no_data(tmp_path):
+    fh = history(hosts=1, gpus_per_host=2, mig_hosts=(0,), prof=False, hours=1, seed=7, faults=[])
+    build_blocks(fh, tmp_path / "data")
+    with LocalPrometheus(tmp_path / "run", data_dir=tmp_path / "data") as url, Prometheus(url) as p:
+        r = analyze(p, AnalysisOptions(range_s=3600, end=fh.end))
+    f = r.facts
+    assert f["status"] == "ok" and f["utilization"]["fleet_avg"] is None
+    assert len(f["activity_unknown"]) == 4 and not f["idle"] and not f["stranded"]

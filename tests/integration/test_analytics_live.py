@@ -31,15 +31,16 @@ from tests.integration.prom_fixtures import needs_prometheus
 
 pytestmark = needs_prometheus
 
-SPEC_A = "hosts=2,gpus=4,model=h100-sxm,seed=1,workload=mixed,faults=xid48:h0g1@3+xid13:h1g0@2+thermal:h1g2@1+dbe:h1g3@3"
+SPEC_A = "hosts=2,gpus=4,model=h100-sxm,seed=1,workload=mixed,faults=xid48:h0g1@3+xid13:h1g0@2+thermal:h1g2@1+dbe:h1g3@3+xid79:h0g3@14"
+LOST = ("sim-node-00", "3")  # XID 79 at 14 s: falls off the bus
 SPEC_B = "hosts=1,gpus=2,model=h100-sxm,seed=2,workload=idle,mig=3g.40gb+3g.40gb"
 SRC = str(Path(aiinfra.__file__).resolve().parents[1])
 
 
-def start_exporter(spec: str, *extra: str) -> tuple[subprocess.Popen, str]:
+def start_exporter(spec: str, *extra: str, counters: str = "all") -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PYTHONPATH": SRC}
     proc = subprocess.Popen([sys.executable, "-m", "aiinfra", "exporter", "--simulate", spec, "--port", "0", "--single-port",
-                             "--interval", "0.5", "--counters", "all", *extra],
+                             "--interval", "0.5", "--counters", counters, *extra],
                             env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -75,8 +76,8 @@ def live(tmp_path_factory):
                     time.sleep(0.25)
                 else:
                     pytest.fail("targets never came up")
-            # Let every scheduled fault (the last at 3 s) happen and be scraped a few times.
-            time.sleep(max(0.0, started + 12 - time.time()))
+            # Let every scheduled fault (the last at 14 s) happen and be scraped a few times.
+            time.sleep(max(0.0, started + 17 - time.time()))
             yield url, {"a": addr_a, "b": addr_b}
     finally:
         for proc in procs:
@@ -104,7 +105,8 @@ def test_both_naming_generations_and_mig_are_seen(live_report):
     r, _ = live_report
     f = r.facts
     assert f["status"] == "ok"
-    assert f["gpus"] == 8 + 4  # 8 whole GPUs from A, 2 GPUs × 2 MIG instances from B
+    lost_seen = any((g["host"], g["gpu"]) == LOST for g in f["per_gpu"])  # the 8 s window may start after it went
+    assert f["gpus"] == 8 + 4 - (not lost_seen)  # 8 whole GPUs from A, 2 GPUs × 2 MIG instances from B
     assert {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_PROF_GR_ENGINE_UTIL_RATIO", "DCGM_FI_DEV_FB_USED_BYTES"} <= set(f["naming"])
     mig = [g for g in f["per_gpu"] if g.get("GPU_I_ID")]
     assert len(mig) == 4 and {g["host"] for g in mig} == {"mig-node"}
@@ -117,7 +119,7 @@ def test_idle_gpus_are_the_idle_workloads(live_report):
     got = sorted((g["host"], g["gpu"]) for g in r.facts["idle"] + r.facts["stranded"])
     assert got == sorted(expected)
     busy = {(g["host"], g["gpu"]) for g in r.facts["per_gpu"] if g["state"] == "busy"}
-    assert busy == {k for k, p in patterns(SPEC_A).items() if p != "idle"}
+    assert busy == {k for k, p in patterns(SPEC_A).items() if p != "idle"} - {LOST}  # lost is never busy nor idle
 
 
 def test_injected_xids_with_catalog_severity(live_report):
@@ -147,11 +149,32 @@ def test_leaking_gpu_has_a_time_to_full(live_report):
         assert k in oom and oom[k]["time_to_full_s"] is not None and oom[k]["time_to_full_s"] < 3 * 3600
 
 
+def test_lost_gpu_is_listed_with_its_last_sighting(live):
+    """The simulated driver raises GPU_IS_LOST after XID 79: the exporter drops the GPU's series and
+    sets aiinfra_gpu_lost; the analysis lists the GPU with both reasons and when it was last seen."""
+    url, _ = live
+    with Prometheus(url) as p:
+        r = analyze(p, AnalysisOptions(range_s=600))
+    lost = {(x["host"], x["gpu"]): x for x in r.facts["lost"]}
+    assert set(lost) == {LOST}
+    row = lost[LOST]
+    assert {"stopped reporting", "NVML: GPU is lost"} <= set(row["reasons"]) and row["reporting"] is False
+    assert row["last_seen"] is not None and 0 < row["last_seen_ago_s"] < 600
+    drops = r.facts["gpu_count"]["drops"]
+    assert drops == [{"host": "sim-node-00", "seen": 4, "now": 3}]
+
+
 def test_every_analysis_query_returned_data(live, live_report):
     url, _ = live
     _, exprs = live_report
     with Prometheus(url) as p:
         for e in exprs:
+            if "aiinfra_gpu_lost" in e or "timestamp(" in e:
+                continue  # asks who is lost: empty when the window starts after the loss
+            raw = re.match(r"^(\w+\{[^}]*\})\[(\w+)\]$", e)
+            if raw:  # raw samples of one GPU (scrape interval) or of the lost ones (last seen)
+                assert "timestamp" not in e and (p.raw(raw.group(1), raw.group(2)) or "=~" in e), e
+                continue
             assert p.query(e), e
 
 
@@ -190,3 +213,38 @@ def test_top_reads_the_exporter_and_prometheus(live, cli):
     r = cli("top", "--prometheus", url, "--once", "--limit", "100")
     assert r.code == 0, r.err
     assert "sim-node-01" in r.out and "mig-node" in r.out
+    assert "LOST" in r.out and "1 lost" in r.out  # sim-node-00 GPU 3 fell off the bus: still a row
+    doc = cli("top", "--prometheus", url, "--format", "json").json()
+    lost = [g for g in doc["facts"]["gpus"] if g["lost"]]
+    assert [(g["host"], g["gpu"]) for g in lost] == [LOST]
+    assert lost[0]["last_seen"] is not None and lost[0]["last_seen"] < doc["facts"]["time"]
+    r = cli("top", "--exporter", f"http://{addrs['a']}", "--once")
+    assert "LOST" in r.out  # the exporter says aiinfra_gpu_lost 1
+
+
+def test_with_default_counters_every_unmarked_dashboard_panel_returns_data(tmp_path):
+    """An exporter serving dcgm-exporter's default counter set, scraped by a real Prometheus: each panel
+    of `aiinfra dashboard --counters default` either returns data or is marked with the counter to enable."""
+    from aiinfra.fleet.dashboard import build, served_names
+
+    proc, addr = start_exporter("hosts=1,gpus=2,model=h100-sxm,seed=3,workload=training", counters="default")
+    try:
+        with LocalPrometheus(tmp_path / "prom", targets=[addr], job="dcgm-exporter") as url, Prometheus(url) as p:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not p.query("count(DCGM_FI_DEV_GPU_TEMP) > 0"):
+                time.sleep(0.25)
+            time.sleep(4)  # a few scrapes, so rate() windows hold two samples
+            names, _ = served_names("default")
+            doc, missing = build(served=names)
+            assert missing, "the default set lacks throttling/ECC fields: some panel must be marked"
+            end = time.time()
+            for panel in doc["panels"]:
+                if panel["type"] == "row" or "(needs" in panel["title"]:
+                    continue
+                got = [p.query_range(substitute(t["expr"], rate_interval="4s"), end - 4, end, 1) for t in panel["targets"]]
+                if any(x in t["expr"] or t["expr"].endswith("> 0") for t in panel["targets"] for x in ("> 0.95", "[1h:1m]", "> 0)", "xid!=")):
+                    continue  # thresholds and one-hour windows: empty on a healthy, young fleet
+                assert any(got), f"unmarked panel without data: {panel['title']}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

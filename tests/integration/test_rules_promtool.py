@@ -103,6 +103,14 @@ CASES = {
     "one of two GPUs stops reporting": ("AiinfraGPUSeriesMissing", [(sel("DCGM_FI_DEV_GPU_TEMP"), "40x40"),
                                                                    (sel("DCGM_FI_DEV_GPU_TEMP", gpu="1", UUID="GPU-bbbb"), "40x10 _x30")], "25m",
                                         {"instance": "n1:9400"}, None),
+    "GPU 1 silent, exporter up": ("AiinfraGPUStoppedReporting", [(UP, "1x40"), (sel("DCGM_FI_DEV_GPU_TEMP"), "40x40"),
+                                                              (sel("DCGM_FI_DEV_GPU_TEMP", gpu="1", UUID="GPU-bbbb"), "40x10 _x30")], "25m",
+                                  keep(DEVICE_KEYS, gpu="1", UUID="GPU-bbbb"), None),
+    "pod label changes on a GPU that keeps reporting": ("AiinfraGPUStoppedReporting", [(UP, "1x40"),
+        (sel("DCGM_FI_DEV_GPU_TEMP", exported_pod="a"), "40x10 _x30"), (sel("DCGM_FI_DEV_GPU_TEMP", exported_pod="b"), "_x10 40x30")],
+        "25m", None, None),
+    "whole exporter down is not a GPU loss": ("AiinfraGPUStoppedReporting", [(UP, "1x10 0x30"), (sel("DCGM_FI_DEV_GPU_TEMP"), "40x10 _x30")],
+                                              "25m", None, None),
     "two MIG instances of one GPU, both reporting": ("AiinfraGPUSeriesMissing", [
         (sel("DCGM_FI_DEV_GPU_TEMP", GPU_I_PROFILE="3g.40gb", GPU_I_ID="1"), "40x40"),
         (sel("DCGM_FI_DEV_GPU_TEMP", GPU_I_PROFILE="3g.40gb", GPU_I_ID="2"), "40x40")], "25m", None, None),
@@ -156,16 +164,38 @@ CASES = {
     "stranded: pod, 1% busy": ("AiinfraGPUStranded", [
         (sel("DCGM_FI_PROF_GR_ENGINE_ACTIVE", exported_pod="train-0", exported_namespace="ml"), "0.01x150"),
         (sel("DCGM_FI_DEV_FB_USED", exported_pod="train-0", exported_namespace="ml"), "30000x150"),
-        (sel("DCGM_FI_DEV_FB_FREE", exported_pod="train-0", exported_namespace="ml"), "51000x150")], "130m",
+        (sel("DCGM_FI_DEV_FB_FREE", exported_pod="train-0", exported_namespace="ml"), "51000x150")], "140m",
         {**DEV, "exported_pod": "train-0", "exported_namespace": "ml"}, None),
     "stranded: memory held, no pod": ("AiinfraGPUStranded", [
-        (sel("DCGM_FI_DEV_GPU_UTIL"), "1x150"), (sel("DCGM_FI_DEV_FB_USED"), "30000x150"), (sel("DCGM_FI_DEV_FB_FREE"), "51000x150")], "130m", DEV, None),
+        (sel("DCGM_FI_DEV_GPU_UTIL"), "1x150"), (sel("DCGM_FI_DEV_FB_USED"), "30000x150"), (sel("DCGM_FI_DEV_FB_FREE"), "51000x150")], "140m", DEV, None),
     "busy 20% is not stranded": ("AiinfraGPUStranded", [
         (sel("DCGM_FI_PROF_GR_ENGINE_ACTIVE", exported_pod="train-0"), "0.2x150"),
         (sel("DCGM_FI_DEV_FB_USED", exported_pod="train-0"), "30000x150"),
         (sel("DCGM_FI_DEV_FB_FREE", exported_pod="train-0"), "51000x150")], "130m", None, None),
+    "PROF activity wins over a GPU_UTIL of 0": ("AiinfraGPUStranded", [
+        (sel("DCGM_FI_PROF_GR_ENGINE_ACTIVE", exported_pod="train-0"), "0.5x150"), (sel("DCGM_FI_DEV_GPU_UTIL", exported_pod="train-0"), "0x150"),
+        (sel("DCGM_FI_DEV_FB_USED", exported_pod="train-0"), "30000x150"), (sel("DCGM_FI_DEV_FB_FREE", exported_pod="train-0"), "51000x150")],
+        "140m", None, None),
+    "MIG instance with no activity metric is never idle": ("AiinfraGPUIdleUnallocated", [
+        (sel("DCGM_FI_DEV_GPU_TEMP", GPU_I_PROFILE="3g.40gb", GPU_I_ID="1"), "40x400"),
+        (sel("DCGM_FI_DEV_FB_USED", GPU_I_PROFILE="3g.40gb", GPU_I_ID="1"), "0x400"),
+        (sel("DCGM_FI_DEV_FB_FREE", GPU_I_PROFILE="3g.40gb", GPU_I_ID="1"), "40000x400")], "380m", None, None),
     "idle, unallocated 6h": ("AiinfraGPUIdleUnallocated", [
-        (sel("DCGM_FI_DEV_GPU_UTIL"), "0x400"), (sel("DCGM_FI_DEV_FB_USED"), "0x400"), (sel("DCGM_FI_DEV_FB_FREE"), "81000x400")], "370m", DEV, None),
+        (sel("DCGM_FI_DEV_GPU_UTIL"), "0x400"), (sel("DCGM_FI_DEV_FB_USED"), "0x400"), (sel("DCGM_FI_DEV_FB_FREE"), "81000x400")], "380m", DEV, None),
+    # A host that just appeared: its first scrapes say 0 % busy and nothing held. Neither the 6 h idle
+    # alert nor the 2 h stranded alert may fire, at 5 s nor after its `for:` (the window is not covered).
+    "new host, 5 s after first scrape": ("AiinfraGPUIdleUnallocated", [
+        (sel("DCGM_FI_DEV_GPU_UTIL"), "0x100"), (sel("DCGM_FI_DEV_FB_USED"), "0x100"), (sel("DCGM_FI_DEV_FB_FREE"), "81000x100")], "5s", None, None),
+    "new host, 3 h of data, idle": ("AiinfraGPUIdleUnallocated", [
+        (sel("DCGM_FI_DEV_GPU_UTIL"), "0x200"), (sel("DCGM_FI_DEV_FB_USED"), "0x200"), (sel("DCGM_FI_DEV_FB_FREE"), "81000x200")], "3h", None, None),
+    "new host, 5 s after first scrape, pod attached": ("AiinfraGPUStranded", [
+        (sel("DCGM_FI_PROF_GR_ENGINE_ACTIVE", exported_pod="train-0"), "0x100"),
+        (sel("DCGM_FI_DEV_FB_USED", exported_pod="train-0"), "30000x100"), (sel("DCGM_FI_DEV_FB_FREE", exported_pod="train-0"), "51000x100")], "5s", None, None),
+    "new host, 90 min of data, pod attached": ("AiinfraGPUStranded", [
+        (sel("DCGM_FI_PROF_GR_ENGINE_ACTIVE", exported_pod="train-0"), "0x100"),
+        (sel("DCGM_FI_DEV_FB_USED", exported_pod="train-0"), "30000x100"), (sel("DCGM_FI_DEV_FB_FREE", exported_pod="train-0"), "51000x100")], "90m", None, None),
+    "new host, memory climbing from its first scrape": ("AiinfraGPUMemoryFullSoon", [
+        (sel("DCGM_FI_DEV_FB_USED"), "40000+700x40"), (sel("DCGM_FI_DEV_FB_FREE"), "41000-700x40")], "25m", None, None),
     "idle but allocated is not unallocated": ("AiinfraGPUIdleUnallocated", [
         (sel("DCGM_FI_DEV_GPU_UTIL", exported_pod="p"), "0x400"), (sel("DCGM_FI_DEV_FB_USED", exported_pod="p"), "0x400"),
         (sel("DCGM_FI_DEV_FB_FREE", exported_pod="p"), "81000x400")], "370m", None, None),

@@ -1,9 +1,7 @@
-"""`aiinfra analyze --prometheus URL --range 24h`: idle and stranded GPUs, OOM risk, throttling, XIDs, ECC."""
+"""`aiinfra analyze --prometheus URL --range 24h`: idle, stranded and lost GPUs, OOM risk, throttling, XIDs, ECC (table rendering; the work is fleet.commands.analyze)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -12,31 +10,16 @@ from rich.console import Group
 from rich.table import Table
 
 from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, emit
-from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result
-from aiinfra.fleet.analysis import AnalysisOptions, analyze, idle_by_host, to_html
-from aiinfra.fleet.prom import Prometheus, parse_duration
 
 MAX_ROWS = 20
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise AiinfraError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a report is an ordinary file
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise AiinfraError(f"cannot write {path}: {e.strerror or e}") from None
+    """Reports go through the one atomic writer (temp file + rename, mode 0644, one-line OS errors)."""
+    from aiinfra.safeio import write_atomic as _write
+
+    _write(path, text, what="report")
 
 
 def _pct(v) -> str:
@@ -48,6 +31,10 @@ def _gpu(row: dict) -> str:
     if row.get("GPU_I_ID"):
         s += f" mig{row['GPU_I_ID']} ({row.get('GPU_I_PROFILE', '')})"
     return s
+
+
+def _ago(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def report_tables(r: Result) -> Group:
@@ -62,18 +49,43 @@ def report_tables(r: Result) -> Group:
     s = Table(title=r.title)
     s.add_column("item")
     s.add_column("value", justify="right")
-    s.add_row("fleet busy (avg)", _pct(u["fleet_avg"]))
+    s.add_row("fleet busy (avg)", _pct(u["fleet_avg"]) if u["fleet_avg"] is not None else "unknown (no activity metric)")
+    c = f["gpu_count"]
+    s.add_row("physical GPUs seen / reporting now", f"{c['seen']} / {c['now']}" + ("  (COUNT DROPPED)" if c["now"] < c["seen"] else ""))
+    s.add_row("lost or failing GPUs (stopped reporting, GPU_IS_LOST, XID 79)", str(len(f["lost"])))
+    s.add_row("GPUs/MIG instances of unknown activity (no PROF, no GPU_UTIL)", str(len(f["activity_unknown"])))
     s.add_row("GPUs by busy ratio", "  ".join(f"{k}: {v}" for k, v in u["distribution"].items()))
     s.add_row("idle GPUs (no work, no pod, no memory)", str(len(f["idle"])))
     s.add_row("stranded GPUs (pod or memory held, no work)", str(len(f["stranded"])))
-    s.add_row("idle GPU-hours", f"{f['idle_gpu_hours']:,.1f}")
-    s.add_row("stranded GPU-hours", f"{f['stranded_gpu_hours']:,.1f}")
+    s.add_row("idle GPU-hours", f"{f['idle_gpu_hours']['value']:,.1f}")
+    s.add_row("stranded GPU-hours", f"{f['stranded_gpu_hours']['value']:,.1f}")
     for t in r.terms:
         if t.unit.startswith("USD"):
             s.add_row(t.name.replace("_", " "), f"{t.value:,.2f} {t.unit}")
     s.add_row("price per GPU-hour", f"{f['price_per_gpu_hour']:.2f} USD ({f['price_source']})" if f["price_per_gpu_hour"] is not None else f"not known ({f['price_source']})")
     s.add_row("queries sent", str(f["queries"]))
     parts: list = [s]
+
+    if f["lost"]:
+        t = Table(title="LOST or failing GPUs (when last seen)", title_style="bold red")
+        for col in ("GPU", "UUID", "why", "last seen"):
+            t.add_column(col)
+        for row in f["lost"]:
+            ago = row["last_seen_ago_s"]
+            seen = "reporting now" if row["reporting"] else ("unknown" if ago is None else f"{_ago(ago)} ago")
+            t.add_row(_gpu(row), row.get("UUID", ""), ", ".join(row["reasons"]), seen)
+        for drop in c["drops"]:
+            t.add_row(drop["host"], "", f"GPU count fell from {drop['seen']} to {drop['now']}", "")
+        parts.append(t)
+    if f["activity_unknown"]:
+        t = Table(title="activity unknown (never counted as idle)")
+        t.add_column("GPU")
+        t.add_column("why")
+        for row in f["activity_unknown"][:MAX_ROWS]:
+            t.add_row(_gpu(row), row["why"])
+        if len(f["activity_unknown"]) > MAX_ROWS:
+            t.add_row(f"… {len(f['activity_unknown']) - MAX_ROWS} more", "")
+        parts.append(t)
 
     nodes = Table(title="busy ratio by node (lowest first)")
     nodes.add_column("node")
@@ -86,6 +98,8 @@ def report_tables(r: Result) -> Group:
     for m, v in sorted(u["by_model"].items()):
         models.add_row(m, _pct(v))
     parts += [nodes, models]
+
+    from aiinfra.fleet.analysis import idle_by_host
 
     costs = idle_by_host(r)
     if costs:
@@ -146,7 +160,7 @@ def report_tables(r: Result) -> Group:
         for row in sorted(xid, key=lambda x: (x["severity"] != "critical", x["xid"]))[:MAX_ROWS]:
             t.add_row(_gpu(row), str(row["xid"]), row["severity"], row["meaning"], row["action"], "yes" if row["sticky_now"] else "no")
         if not xid:
-            t.add_row("no XIDs in the range", "", "", "", "", "")
+            t.add_row("no XIDs in the range" + (f" ({len(f['lost'])} GPUs lost: see above)" if f["lost"] else ""), "", "", "", "", "")
     parts.append(t)
 
     h = f["health"]
@@ -174,10 +188,11 @@ def analyze_cmd(
     fmt: FormatOpt = Format.table,
     explain: ExplainOpt = False,
 ) -> None:
-    """Fleet report from Prometheus: utilization, idle/stranded GPUs and their cost, OOM risk, throttling, XIDs, ECC."""
-    opts = AnalysisOptions(range_s=parse_duration(range_), end=end, idle_ratio=idle_ratio, price_per_gpu_hour=price)
-    with Prometheus(prometheus, timeout=timeout) as prom:
-        result = analyze(prom, opts)
+    """Fleet report from Prometheus: utilization, idle/stranded GPUs and their cost, lost GPUs (when last seen), OOM risk, throttling, XIDs, ECC."""
+    from aiinfra.fleet.analysis import to_html
+    from aiinfra.fleet.commands import analyze
+
+    result = analyze(prometheus, range_, end, idle_ratio, price, timeout=timeout)
     if html is not None:
         write_atomic(html, to_html(result))
     if fmt is not Format.table:

@@ -9,20 +9,27 @@ from typing import Annotated
 import typer
 
 from aiinfra.cli.analyze import write_atomic
-from aiinfra.cli.output import console
-from aiinfra.fleet.dashboard import dashboard, expressions
+from aiinfra.cli.output import console, err_console
 
 
 def dashboard_cmd(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file (default: stdout).")] = None,
     title: Annotated[str, typer.Option("--title", help="Dashboard title.")] = "aiinfra GPU fleet",
     uid: Annotated[str, typer.Option("--uid", help="Dashboard uid (stable, so re-imports replace it).")] = "aiinfra-gpu-fleet",
+    counters: Annotated[str | None, typer.Option("--counters", help="The exporter's field set: default, all, or a dcgm-exporter counters CSV. "
+                                                 "Panels needing fields it does not serve are marked with the counter to enable.")] = None,
+    only_served: Annotated[bool, typer.Option("--only-served", help="Leave out panels the counter set cannot fill (needs --counters).")] = False,
 ) -> None:
     """Grafana dashboard for dcgm-exporter / aiinfra exporter data: import it, pick the Prometheus data source."""
-    doc = dashboard(title, uid)
+    from aiinfra.fleet.commands import dashboard
+
+    r = dashboard(title, uid, counters, only_served)
+    doc = r.facts["dashboard"]
     text = json.dumps(doc, indent=2) + "\n"
     if out is None:
         typer.echo(text, nl=False)
-        return
-    write_atomic(out, text)
-    console.print(f"wrote {out}: {len(doc['panels'])} panels, {len(expressions(doc))} PromQL queries")
+    else:
+        write_atomic(out, text)
+        console.print(f"wrote {out}: {r.facts['panels']['value']} panels, {r.facts['queries']['value']} PromQL queries ({r.facts['counters']})")
+    for w in r.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}")

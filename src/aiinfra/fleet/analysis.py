@@ -1,6 +1,6 @@
 """Fleet report from a Prometheus that scrapes dcgm-exporter (or `aiinfra exporter`): every number is PromQL.
 
-`analyze(prom, AnalysisOptions(range_s=86400))` sends about fifteen queries, each an aggregate
+`analyze(prom, AnalysisOptions(range_s=86400))` sends about twenty requests, each an aggregate
 that Prometheus computes over the whole window (`avg_over_time`, `increase`, subqueries), and
 gets back one row per GPU, MIG instance or node — never raw samples. That is what lets the same
 code serve one node or a Thanos/Mimir fleet of thousands of GPUs.
@@ -16,6 +16,19 @@ Robustness (telemetry reference §1, §3):
 
 A window with no GPU series is reported as "no data", never as a healthy fleet; a field that is
 not exported is reported as "not collected", never as zero errors.
+
+Lost and unmeasured GPUs (issue 15):
+- the inventory is every GPU / MIG instance with a series in the window (the series index, no
+  samples read); a physical GPU with no sample at the end is "stopped reporting", and with
+  `aiinfra_gpu_lost` = 1 or XID 79 it is lost too; each is listed with its last sample's time, and a
+  node whose GPU count fell is a finding;
+- an entity with neither PROF activity nor GPU_UTIL (an NVML-only A100 MIG instance) is "activity
+  unknown", never idle.
+
+Speed: every subquery steps at the data's own scrape interval or coarser; per-node and per-model
+averages come from the per-GPU ones; range queries group by the exporter's label names (no
+relabelling at every step); the below-idle share and the XID history are read only for the GPUs
+that need them, in a second round.
 """
 
 from __future__ import annotations
@@ -30,11 +43,19 @@ from typing import Any
 from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result, Term
+from aiinfra.explain import quantity as as_quantity
 from aiinfra.fleet.prom import Prometheus, Series
 from aiinfra.fleet.promql import ALIASES, CLOCK_BITS, MiB, bit, xid_catalog
+from aiinfra.fleet.promql import DEVICE as RAW_DEVICE
 
 ENTITY = ("host", "gpu", "UUID", "GPU_I_ID", "GPU_I_PROFILE", "modelName", "pod", "namespace")
 DEVICE = ("host", "gpu", "UUID", "modelName")
+IDENT = ("host", "gpu", "UUID", "GPU_I_ID", "GPU_I_PROFILE", "modelName")  # one GPU or MIG instance, whoever runs on it
+PHYSICAL = ("host", "gpu", "UUID")  # one physical GPU
+# Families that say "this GPU is here", in order of preference: temperature is in every default
+# counter set and repeats per MIG instance; activity last, as it is absent where nothing measures it.
+INVENTORY = ("temp", "fb_used", "power", "gr_active", "gpu_util")
+LOST_XIDS = {79: "XID 79: fell off the bus"}
 VIOLATIONS = {"thermal": "thermal_violation_ns", "power": "power_violation_ns", "board_limit": "board_limit_violation_ns",
               "sync_boost": "sync_boost_violation_ns", "reliability": "reliability_violation_ns"}
 HEALTH_FIELDS = {"ecc_dbe_new": ("ecc_dbe_vol", "increase"), "ecc_sbe_new": ("ecc_sbe_vol", "increase"),
@@ -73,6 +94,7 @@ class Discovery:
     pod_source: str  # label that carries the workload pod
     labels: set[str] = field(default_factory=set)
     factors: dict[str, float] = field(default_factory=dict)  # per-server scale overrides (see _discover)
+    scrape_s: float = 0.0  # the data's sample interval, measured (0 = unknown)
 
     def has(self, quantity: str) -> bool:
         return any(n in self.present for n, _ in ALIASES[quantity])
@@ -81,13 +103,34 @@ class Discovery:
 # -- PromQL helpers ------------------------------------------------------------------------------
 
 
+ACTIVITY_SOURCE = {"gr_active": "DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gpu_util": "DCGM_FI_DEV_GPU_UTIL"}
+
+
+def norm_labels(labels: dict[str, str], pod_source: str = "pod") -> dict[str, str]:
+    """Python twin of `Q.norm`: host / UUID / pod / namespace from whichever spelling a series carries."""
+    out = dict(labels)
+    inst = re.match(r"([^:]+)", labels.get("instance", ""))
+    host = labels.get("hostname") or labels.get("Hostname") or (inst.group(1) if inst else "")
+    if host:
+        out["host"] = host
+    if labels.get("uuid"):
+        out["UUID"] = labels["uuid"]
+    if pod_source != "pod":
+        ns = {"exported_pod": "exported_namespace", "pod_name": "pod_namespace"}[pod_source]
+        out["pod"] = labels.get(pod_source, "")
+        out["namespace"] = labels.get(ns, "")
+    return out
+
+
 class Q:
     """Builds the analysis queries for one server (its metric spellings and label layout)."""
 
     def __init__(self, d: Discovery, o: AnalysisOptions):
         self.d, self.o = d, o
         self.R = f"{int(round(o.range_s))}s"
-        self.S = f"{o.step_s}s"
+        # A subquery finer than the data only re-reads the same samples: never step below the scrape interval.
+        self.step = int(max(o.step_s, round(d.scrape_s)))
+        self.S = f"{self.step}s"
 
     def norm(self, e: str) -> str:
         """Copy the label spellings into host / UUID / pod / namespace."""
@@ -120,14 +163,23 @@ class Q:
         inner = self.alt(quantity, fn, scaled, selector)
         return f"{how} by ({', '.join(labels)}) ({self.norm(inner)})" if inner else ""
 
-    def busy(self, fn, scaled: bool = True) -> str:
-        """PROF engine activity where present (MIG-capable), else GPU_UTIL; per entity."""
-        parts = [self.agg(q, fn, scaled=scaled) for q in ("gr_active", "gpu_util") if self.d.has(q)]
-        return " or ".join(f"({p})" for p in parts)
+    def busy(self, fn, scaled: bool = True, tag: bool = False, selector: str = "") -> str:
+        """PROF engine activity where present (MIG-capable), else GPU_UTIL; per entity.
+
+        `tag` adds an `activity` label saying which one answered (applied to the aggregate, so cheap)."""
+        parts = []
+        for q in ("gr_active", "gpu_util"):
+            if self.d.has(q):
+                e = self.agg(q, fn, scaled=scaled, selector=selector)
+                if tag:
+                    e = f'label_replace({e}, "activity", "{ACTIVITY_SOURCE[q]}", "", "")'
+                parts.append(e)
+        # `or` keeps the left side where both exist; the tag must not make the two sides differ.
+        return (" or ignoring (activity) " if tag else " or ").join(f"({p})" for p in parts)
 
 
 def _discover(prom: Prometheus, start: float, end: float) -> Discovery:
-    match = ['{__name__=~"DCGM_.*|dcgm_.*"}']
+    match = ['{__name__=~"DCGM_.*|dcgm_.*|aiinfra_gpu_lost"}']
     present = set(prom.label_values("__name__", match=match, start=start, end=end))
     labels: set[str] = set(prom.labels(match=match, start=start, end=end)) if present else set()
     pod_source = "exported_pod" if "exported_pod" in labels else ("pod_name" if "pod_name" in labels and "pod" not in labels else "pod")
@@ -140,6 +192,77 @@ def _discover(prom: Prometheus, start: float, end: float) -> Discovery:
             if top and top[0].value > 1.0:
                 d.factors[name] = 0.01
     return d
+
+
+def _scrape_interval(prom: Prometheus, d: Discovery, inventory: dict[tuple, dict[str, str]], end: float) -> float:
+    """Seconds between stored samples: the median gap of one GPU's raw samples over the last 15
+    minutes of the window (one series, a few dozen samples). 0 when it cannot be told."""
+    name = next((n for q in ("gr_active", "gpu_util", "temp") for n, _ in ALIASES[q] if n in d.present), None)
+    uuid = next((i["UUID"] for i in inventory.values() if i.get("UUID")), None)
+    label = "UUID" if "UUID" in d.labels else "uuid"
+    if name is None or uuid is None:
+        return 0.0
+    gaps: list[float] = []
+    for ser in prom.raw(f'{name}{{{label}="{uuid}"}}', "15m", end):
+        gaps += [b - a for a, b in zip(ser.times, ser.times[1:])]
+    return sorted(gaps)[len(gaps) // 2] if gaps else 0.0
+
+
+def _inventory_names(d: Discovery) -> list[str]:
+    for q in INVENTORY:
+        names = [n for n, _ in ALIASES[q] if n in d.present]
+        if names:
+            return names
+    return []
+
+
+def _inventory(prom: Prometheus, d: Discovery, start: float, end: float) -> dict[tuple, dict[str, str]]:
+    """Every GPU / MIG instance with a series in the window, from the series index (no samples read)."""
+    names = _inventory_names(d)
+    if not names:
+        return {}
+    out: dict[tuple, dict[str, str]] = {}
+    for labels in prom.series(names, start, end):
+        n = norm_labels(labels, d.pod_source)
+        out.setdefault(_key(n, IDENT), {k: n[k] for k in IDENT if n.get(k)})
+    return out
+
+
+def _reporting_now(prom: Prometheus, d: Discovery, end: float) -> set[tuple]:
+    """Physical GPUs with a sample in the last 5 minutes of the window (Prometheus' lookback)."""
+    names = _inventory_names(d)
+    if not names:
+        return set()
+    e = " or ".join(f"group by ({', '.join(RAW_DEVICE)}) ({n})" for n in names)
+    return {_key(norm_labels(s.labels), PHYSICAL) for s in prom.query(e, end)}
+
+
+def _last_seen(prom: Prometheus, d: Discovery, gone: list[tuple], step: int, start: float, end: float) -> dict[tuple, float]:
+    """Time of the last sample of each physical GPU that stopped reporting, from its raw samples
+    (those few GPUs only). Not a subquery: on scraped data a vanished series ends with a staleness
+    marker, and a subquery's steps would land after it and find nothing."""
+    names = _inventory_names(d)
+    uuids = sorted({k[2] for k in gone if k[2]})
+    if not names or not uuids:
+        return {}
+    regex = "|".join(re.escape(u) for u in uuids).replace("\\", "\\\\")
+    out: dict[tuple, float] = {}
+    for n in names:
+        for label in ("UUID", "uuid"):
+            if label in d.labels:
+                for ser in prom.raw(f'{n}{{{label}=~"{regex}"}}', f"{int(end - start)}s", end):
+                    if ser.times:
+                        k = _key(norm_labels(ser.labels), PHYSICAL)
+                        out[k] = max(out.get(k, 0.0), max(ser.times))
+    return out
+
+
+def _nvml_lost(prom: Prometheus, q: Q, end: float) -> set[tuple]:
+    """Physical GPUs whose exporter said GPU_IS_LOST (`aiinfra_gpu_lost` = 1) during the window."""
+    if "aiinfra_gpu_lost" not in q.d.present:
+        return set()
+    e = f"max by ({', '.join(RAW_DEVICE)}) (max_over_time(aiinfra_gpu_lost[{q.R}])) > 0"
+    return {_key(norm_labels(s.labels), PHYSICAL) for s in prom.query(e, end)}
 
 
 def _key(labels: dict[str, str], keys=ENTITY) -> tuple[str, ...]:
@@ -179,6 +302,10 @@ def sku_for_model_name(model_name: str) -> str | None:
         if with_mem:
             return with_mem[0]
     return sorted(sxm, key=len)[0]
+
+
+def _mig_share(profile: str, model_name: str) -> float:
+    return mig_share(profile, model_name)
 
 
 def mig_share(profile: str, model_name: str) -> float:
@@ -232,48 +359,122 @@ def analyze(prom: Prometheus, o: AnalysisOptions) -> Result:
     end = o.end if o.end is not None else time.time()
     start = end - o.range_s
     d = _discover(prom, start, end)
-    if not (d.has("gr_active") or d.has("gpu_util")):
+    inventory = _inventory(prom, d, start, end)
+    if not inventory:
         return _no_data(prom, o, start, end, d)
+    d.scrape_s = _scrape_interval(prom, d, inventory, end)
     q = Q(d, o)
-    R, S, thr = q.R, q.S, o.idle_ratio
+    R, thr = q.R, o.idle_ratio
+    trend = f"{min(int(o.range_s), 3600)}s"
+    now_w = f"{min(int(o.range_s), 600)}s"
 
     def rows(expr: str):
-        return lambda: _rows(prom.query(expr, end))
+        return lambda: _rows(prom.query(expr, end)) if expr else {}
 
-    def by_label(expr: str, label: str):
-        return lambda: {s.labels.get(label, ""): s.value for s in prom.query(expr, end)}
-
-    avg = q.busy(lambda s, f: f"avg_over_time({s}[{R}])")
-    jobs = {
-        "busy_avg": rows(avg),
-        "busy_p95": rows(q.busy(lambda s, f: f"quantile_over_time(0.95, {s}[{R}])")),
-        "low_frac": rows(q.busy(lambda s, f: f"avg_over_time((({s}) * {f:.10g} < bool {thr:g})[{R}:{S}])", scaled=False)),
-        "by_host": by_label(f"avg by (host) ({avg})", "host"),
-        "by_model": by_label(f"avg by (modelName) ({avg})", "modelName"),
-        "heat": lambda: prom.query_range(f"avg by (host) ({q.busy(lambda s, f: s)})", start, end,
-                                         max(o.step_s, o.range_s / o.heatmap_columns)),
+    jobs: dict[str, Any] = {
+        "now": lambda: _reporting_now(prom, d, end),
+        "nvml_lost": lambda: _nvml_lost(prom, q, end),
         "throttle": lambda: _throttling(prom, q, end),
         "xids": lambda: _xids(prom, q, start, end),
         "health": lambda: _health(prom, q, end),
     }
+    if d.has("gr_active") or d.has("gpu_util"):
+        jobs["busy_avg"] = lambda: _activity_rows(prom.query(q.busy(lambda s, f: f"avg_over_time({s}[{R}])", tag=True), end))
     if d.has("fb_used") and d.has("fb_free"):
-        used_now = q.agg("fb_used", lambda s, f: f"last_over_time({s}[{R}])")
-        free_now = q.agg("fb_free", lambda s, f: f"last_over_time({s}[{R}])")
-        trend = f"{min(int(o.range_s), 3600)}s"
         jobs["fb_used_avg"] = rows(q.agg("fb_used", lambda s, f: f"avg_over_time({s}[{R}])"))
-        jobs["fb_ratio"] = rows(f"{used_now} / ({used_now} + {free_now})")
-        jobs["fb_total"] = rows(f"{used_now} + {free_now}")
-        jobs["fb_ttf"] = rows(f"{free_now} / ({q.agg('fb_used', lambda s, f: f'deriv({s}[{trend}])')} > 0)")
+        # "Now" is the last sample of the last 10 minutes: a GPU silent for longer is reported lost instead.
+        jobs["fb_used_now"] = rows(q.agg("fb_used", lambda s, f: f"last_over_time({s}[{now_w}])"))
+        jobs["fb_free_now"] = rows(q.agg("fb_free", lambda s, f: f"last_over_time({s}[{now_w}])"))
+        jobs["fb_deriv"] = rows(q.agg("fb_used", lambda s, f: f"deriv({s}[{trend}])"))
     # The queries are independent: send them together and let Prometheus run them in parallel
     # (it evaluates up to --query.max-concurrency queries at once, 20 by default).
     with ThreadPoolExecutor(max_workers=o.parallel) as pool:
         futures = {name: pool.submit(job) for name, job in jobs.items()}
         res = {name: f.result() for name, f in futures.items()}
-    if not res["busy_avg"]:
-        return _no_data(prom, o, start, end, d)
-    fb = {k[3:]: v for k, v in res.items() if k.startswith("fb_")}
-    return _report(prom, o, d, start, end, res["busy_avg"], res["busy_p95"], res["low_frac"], res["by_host"], res["by_model"],
-                   fb, res["heat"], res["throttle"], res["xids"], res["health"])
+        # Second round, narrowed by the first: the share of time below the idle ratio (a subquery,
+        # the costliest read) only for the GPUs whose average is below it, and the node heatmap
+        # only over the activity fields that answered.
+        busy_avg, sources = res.get("busy_avg", ({}, {}))
+        low = sorted({k[2] for k, v in busy_avg.items() if v < thr and k[2]})
+        answered = set(sources.values())
+        second = {"heat": pool.submit(_heat, prom, q, start, end, answered)} if busy_avg else {}
+        if low:
+            second["low_frac"] = pool.submit(_low_share, prom, q, low, end)
+        res.update({name: f.result() for name, f in second.items()})
+    fb: dict[str, dict] = {}
+    if "fb_used_now" in res:
+        used, free, slope = res["fb_used_now"], res["fb_free_now"], res["fb_deriv"]
+        fb["used_avg"] = res["fb_used_avg"]
+        fb["total"] = {k: used[k] + free[k] for k in used if k in free}
+        fb["ratio"] = {k: used[k] / t for k, t in fb["total"].items() if t > 0}
+        fb["ttf"] = {k: free[k] / slope[k] for k in fb["total"] if slope.get(k, 0) > 0}
+    lost = _lost(prom, d, q, inventory, res["now"], res["nvml_lost"], res["xids"], start, end)
+    return _report(prom, o, d, start, end, inventory, busy_avg, sources, res.get("low_frac", {}),
+                   fb, res.get("heat", []), res["throttle"], res["xids"], res["health"], lost, res["now"])
+
+
+def _activity_rows(samples) -> tuple[dict[tuple, float], dict[tuple, str]]:
+    return {_key(s.labels): s.value for s in samples}, {_key(s.labels): s.labels.get("activity", "") for s in samples}
+
+
+def _low_share(prom: Prometheus, q: Q, uuids: list[str], end: float) -> dict[tuple, float]:
+    """Share of the window each listed GPU (by UUID) spent below the idle ratio."""
+    regex = "|".join(re.escape(u) for u in uuids).replace("\\", "\\\\")
+    R, S, thr = q.R, q.S, q.o.idle_ratio
+    parts = [q.busy(lambda s, f: f"avg_over_time((({s}) * {f:.10g} < bool {thr:g})[{R}:{S}])", scaled=False,
+                    selector=f'{lab}=~"{regex}"') for lab in ("UUID", "uuid") if lab in q.d.labels]
+    return _rows(prom.query(" or ".join(f"({x})" for x in parts if x), end))
+
+
+def _heat(prom: Prometheus, q: Q, start: float, end: float, used: set[str] | None = None) -> list[Series]:
+    """Busy per node over time. Grouped by the raw host labels inside Prometheus (no per-step
+    relabelling), merged per normalised host here; only the activity fields that answered (`used`)."""
+    o = q.o
+    step = max(q.step, o.range_s / o.heatmap_columns)
+    # No per-entity grouping inside: one series is one GPU/instance, and `or` matches on labels
+    # without the metric name, so an entity with both fields counts once (PROF first).
+    parts = [q.alt(x, lambda s, f: s) for x in ("gr_active", "gpu_util")
+             if q.d.has(x) and (used is None or ACTIVITY_SOURCE[x] in used)]
+    inner = " or ".join(f"({p})" for p in parts if p)
+    got = prom.query_range(f"avg by (instance, Hostname, hostname) ({inner})", start, end, step)
+    merged: dict[str, dict[float, list[float]]] = {}
+    for ser in got:
+        slot = merged.setdefault(norm_labels(ser.labels).get("host", ""), {})
+        for t, v in zip(ser.times, ser.values):
+            slot.setdefault(t, []).append(v)
+    out = []
+    for host in sorted(merged):
+        times = sorted(merged[host])
+        out.append(Series({"host": host}, times, [sum(merged[host][t]) / len(merged[host][t]) for t in times]))
+    return out
+
+
+def _lost(prom: Prometheus, d: Discovery, q: Q, inventory: dict[tuple, dict], now: set[tuple], nvml_lost: set[tuple],
+          xids: dict[str, Any], start: float, end: float) -> list[dict[str, Any]]:
+    """Physical GPUs that stopped reporting, that NVML called lost, or that logged XID 79, with when each was last seen."""
+    physical: dict[tuple, dict[str, str]] = {}
+    for ident in inventory.values():
+        physical.setdefault(_key(ident, PHYSICAL), ident)
+    why: dict[tuple, list[str]] = {}
+    for k in physical:
+        if k not in now:
+            why.setdefault(k, []).append("stopped reporting")
+    for k in nvml_lost:
+        why.setdefault(k, []).append("NVML: GPU is lost")
+    for (dk, code), _ev in xids["events"].items():
+        if code in LOST_XIDS:
+            why.setdefault(_key(dict(zip(DEVICE, dk)), PHYSICAL), []).append(LOST_XIDS[code])
+    gone = [k for k in why if k not in now]
+    seen = _last_seen(prom, d, gone, q.step, start, end) if gone else {}
+    out = []
+    for k, reasons in sorted(why.items()):
+        ident = physical.get(k, dict(zip(PHYSICAL, k)))
+        last = seen.get(k) if k not in now else end
+        out.append({**{n: ident[n] for n in ("host", "gpu", "UUID", "modelName") if ident.get(n)},
+                    "reasons": reasons, "reporting": k in now,
+                    "last_seen": last, "last_seen_ago_s": None if last is None else max(0.0, end - last),
+                    "mig_instances": sum(1 for i in inventory.values() if _key(i, PHYSICAL) == k and i.get("GPU_I_ID"))})
+    return out
 
 
 def _throttling(prom: Prometheus, q: Q, end: float) -> dict[str, Any]:
@@ -308,10 +509,17 @@ def _xids(prom: Prometheus, q: Q, start: float, end: float) -> dict[str, Any]:
     if q.d.has("xid_last"):
         # Codes seen during the window: the last-code gauge is sticky, so sample it over the range
         # (only GPUs with a nonzero code come back) rather than comparing with `> 0` at one instant.
-        expr = f"{q.agg('xid_last', lambda s, f: s)} > 0"
-        step = max(q.o.step_s, q.o.range_s / 240)
-        for ser in prom.query_range(expr, start, end, step):
-            k = _key(ser.labels, DEVICE)
+        # Grouped by the raw label names: label_replace in a range query would run at every step.
+        # Two steps: an instant max_over_time finds the few GPUs that showed any code; only their series
+        # are then sampled over the range (a range query over every GPU would read the whole fleet per step).
+        flagged = prom.query(f"max by ({', '.join(RAW_DEVICE)}) ({q.alt('xid_last', lambda s, f: f'max_over_time({s}[{R}])')}) > 0", end)
+        uuids = sorted({norm_labels(s.labels).get("UUID", "") for s in flagged} - {""})
+        regex = "|".join(re.escape(u) for u in uuids).replace("\\", "\\\\")
+        parts = [q.alt("xid_last", lambda s, f: s, selector=f'{lab}=~"{regex}"') for lab in ("UUID", "uuid") if lab in q.d.labels]
+        expr = f"max by ({', '.join(RAW_DEVICE)}) ({' or '.join(f'({x})' for x in parts)}) > 0"
+        step = max(q.step, q.o.range_s / 240)
+        for ser in (prom.query_range(expr, start, end, step) if uuids and parts else []):
+            k = _key(norm_labels(ser.labels), DEVICE)
             for code in {int(v) for v in ser.values if v > 0}:
                 out["events"].setdefault((k, code), {"windows": 0, "sticky": False})
             if ser.values and ser.times[-1] >= end - 1.5 * step:  # the code still shows at the end
@@ -351,7 +559,7 @@ def _no_data(prom: Prometheus, o: AnalysisOptions, start: float, end: float, d: 
     r = Result("GPU fleet report: NO DATA")
     r.facts = {"status": "no_data", "prometheus": prom.url, "range_s": o.range_s, "start": start, "end": end,
                "queries": prom.log.count, "metric_names_found": sorted(d.present)}
-    r.warnings.append(f"no GPU utilization series (DCGM_FI_PROF_GR_ENGINE_ACTIVE / DCGM_FI_DEV_GPU_UTIL) in the last {o.range_s:g} s at {prom.url}: "
+    r.warnings.append(f"no GPU series (temperature, memory, power or activity) in the last {o.range_s:g} s at {prom.url}: "
                       "nothing can be said about this fleet (check the scrape job and the range)")
     return r
 
@@ -360,21 +568,35 @@ def _gpu_id(k: tuple) -> dict[str, str]:
     return {n: v for n, v in zip(ENTITY, k) if v}
 
 
-def _report(prom, o, d, start, end, busy_avg, busy_p95, low_frac, by_host, by_model, fb, heat, throttle, xids, health) -> Result:
+def _report(prom, o, d, start, end, inventory, busy_avg, sources, low_frac, fb, heat, throttle, xids, health,
+            lost, now) -> Result:
     hours = o.range_s / 3600.0
     held = o.held_mib * MiB
-    gpus, idle, stranded = [], [], []
+    lost_keys = {_key(row, PHYSICAL) for row in lost}
+    shares: dict[tuple[str, str], float] = {}
+
+    def mig_share(profile: str, model: str) -> float:  # one catalog lookup per (profile, model), not per GPU
+        if (profile, model) not in shares:
+            shares[(profile, model)] = _mig_share(profile, model)
+        return shares[(profile, model)]
+
+    gpus, idle, stranded, unknown = [], [], [], []
     idle_h = stranded_h = 0.0
+    measured: set[tuple] = set()
     for k, avg in sorted(busy_avg.items()):
         ident = _gpu_id(k)
+        measured.add(_key(ident, IDENT))
         share = mig_share(ident.get("GPU_I_PROFILE", ""), ident.get("modelName", ""))
         pod = ident.get("pod", "")
         used_avg = fb.get("used_avg", {}).get(k)
-        row = {**ident, "busy_avg": avg, "busy_p95": busy_p95.get(k), "low_activity_share": low_frac.get(k, 0.0),
-               "gpu_share": share, "fb_used_ratio": fb.get("ratio", {}).get(k), "fb_used_avg_bytes": used_avg}
+        row = {**ident, "busy_avg": avg, "low_activity_share": low_frac.get(k) if avg < o.idle_ratio else None,
+               "activity_source": sources.get(k, ""), "gpu_share": share, "fb_used_ratio": fb.get("ratio", {}).get(k),
+               "fb_used_avg_bytes": used_avg}
         gpus.append(row)
         low_h = low_frac.get(k, 0.0) * hours * share
-        if avg < o.idle_ratio:
+        if _key(ident, PHYSICAL) in lost_keys:
+            row["state"] = "lost"  # its time without work is a fault, not idle capacity
+        elif avg < o.idle_ratio:
             holds = used_avg is not None and used_avg >= held
             if pod or holds:
                 row["state"] = "stranded"
@@ -387,6 +609,19 @@ def _report(prom, o, d, start, end, busy_avg, busy_p95, low_frac, by_host, by_mo
                 idle_h += low_h
         else:
             row["state"] = "busy"
+    for ik, ident in sorted(inventory.items()):
+        if ik in measured:
+            continue
+        # No PROF activity and no GPU_UTIL: nothing says whether it works, so it is never called idle.
+        row = {**ident, "busy_avg": None, "state": "lost" if _key(ident, PHYSICAL) in lost_keys else "activity unknown",
+               "why": ("MIG instance: DCGM_FI_DEV_GPU_UTIL is not reported per instance and no DCGM_FI_PROF_GR_ENGINE_ACTIVE "
+                       "is exported (profiling fields need DCGM; NVML's GPM exists only on Hopper and newer)")
+               if ident.get("GPU_I_ID") else "neither DCGM_FI_PROF_GR_ENGINE_ACTIVE nor DCGM_FI_DEV_GPU_UTIL is exported for it",
+               "gpu_share": mig_share(ident.get("GPU_I_PROFILE", ""), ident.get("modelName", ""))}
+        gpus.append(row)
+        if row["state"] == "activity unknown":
+            unknown.append(row)
+    counts = _gpu_counts(inventory, now)
 
     price, price_src = _price(o, gpus)
     terms = [
@@ -397,10 +632,11 @@ def _report(prom, o, d, start, end, busy_avg, busy_p95, low_frac, by_host, by_mo
              {"range_h": hours, "idle_ratio": o.idle_ratio, "gpus": len(stranded)},
              {"gpu_share": "MIG profile slices / SKU slices (catalog mig_max_instances)"}),
     ]
-    fleet_avg = sum(busy_avg.values()) / len(busy_avg)
-    terms.insert(0, Term("fleet_busy_ratio", fleet_avg, "ratio", "mean over GPUs/MIG instances of avg_over_time(busy[range])",
-                         {"gpus": len(busy_avg), "range_s": o.range_s},
-                         {"busy": "DCGM_FI_PROF_GR_ENGINE_ACTIVE where exported (works per MIG instance), else DCGM_FI_DEV_GPU_UTIL / 100"}))
+    fleet_avg = sum(busy_avg.values()) / len(busy_avg) if busy_avg else None
+    if fleet_avg is not None:
+        terms.insert(0, Term("fleet_busy_ratio", fleet_avg, "ratio", "mean over GPUs/MIG instances of avg_over_time(busy[range])",
+                             {"gpus": len(busy_avg), "range_s": o.range_s},
+                             {"busy": "DCGM_FI_PROF_GR_ENGINE_ACTIVE where exported (works per MIG instance), else DCGM_FI_DEV_GPU_UTIL / 100"}))
     if price is not None:
         terms.append(Term("idle_cost_usd", (idle_h + stranded_h) * price, "USD", "(idle_gpu_hours + stranded_gpu_hours) × price_per_gpu_hour",
                           {"idle_gpu_hours": idle_h, "stranded_gpu_hours": stranded_h, "price_per_gpu_hour": price},
@@ -443,11 +679,18 @@ def _report(prom, o, d, start, end, busy_avg, busy_p95, low_frac, by_host, by_mo
             health_rows.append({**{n: v for n, v in zip(DEVICE, k) if v}, **vals})
 
     dist = {"lt_5%": 0, "5-25%": 0, "25-50%": 0, "50-75%": 0, "ge_75%": 0}
-    for avg in busy_avg.values():
+    for avg in busy_avg.values():  # entities of unknown activity are counted apart, never as < 5 %
         b = "lt_5%" if avg < 0.05 else "5-25%" if avg < 0.25 else "25-50%" if avg < 0.5 else "50-75%" if avg < 0.75 else "ge_75%"
         dist[b] += 1
 
-    r = Result(f"GPU fleet report: {len(gpus)} GPUs/MIG instances over {o.range_s / 3600:g} h")
+    by_host, by_model = _mean_by(gpus, "host"), _mean_by(gpus, "modelName")
+    gone = [row for row in lost if not row["reporting"]]
+    title = f"GPU fleet report: {len(gpus)} GPUs/MIG instances over {o.range_s / 3600:g} h"
+    if lost:
+        title += f", {len(lost)} lost or failing ({len(gone)} no longer reporting)"
+    if unknown:
+        title += f", {len(unknown)} of unknown activity"
+    r = Result(title)
     r.terms = terms
     r.facts = {
         "status": "ok",
@@ -458,12 +701,15 @@ def _report(prom, o, d, start, end, busy_avg, busy_p95, low_frac, by_host, by_mo
         "naming": sorted(n for n in d.present if n in {a for v in ALIASES.values() for a, _ in v}),
         "pod_label": d.pod_source,
         "gpus": len(gpus),
-        "utilization": {"fleet_avg": fleet_avg, "distribution": dist,
+        "gpu_count": counts,
+        "lost": lost,
+        "activity_unknown": unknown,
+        "utilization": {"fleet_avg": fleet_avg, "distribution": {**dist, "unknown": len(unknown)},
                         "by_node": by_host, "by_model": by_model},
         "idle": idle,
         "stranded": stranded,
-        "idle_gpu_hours": idle_h,
-        "stranded_gpu_hours": stranded_h,
+        "idle_gpu_hours": as_quantity(idle_h, "GPU·h"),
+        "stranded_gpu_hours": as_quantity(stranded_h, "GPU·h"),
         "price_per_gpu_hour": price,
         "price_source": price_src,
         "oom_risk": oom if fb else "not collected (DCGM_FI_DEV_FB_USED/FB_FREE not exported)",
@@ -476,11 +722,51 @@ def _report(prom, o, d, start, end, busy_avg, busy_p95, low_frac, by_host, by_mo
         "per_gpu": gpus,
         "queries": prom.log.count,
     }
+    for drop in counts["drops"]:
+        r.warnings.append(f"GPU count on {drop['host']} fell from {drop['seen']} to {drop['now']} during the window: "
+                          "a GPU that stops reporting is lost until shown otherwise (see lost)")
+    for row in lost:
+        when = "still reporting" if row["reporting"] else (
+            f"last seen {_ago(row['last_seen_ago_s'])} ago" if row["last_seen_ago_s"] is not None else "last seen: unknown")
+        r.warnings.append(f"GPU {row.get('host', '?')}/gpu{row.get('gpu', '?')} ({row.get('UUID', '')}): "
+                          f"{', '.join(row['reasons'])}; {when}")
+    if unknown:
+        r.warnings.append(f"{len(unknown)} GPUs/MIG instances have no activity metric (PROF or GPU_UTIL): reported as "
+                          "activity unknown, never as idle")
     if price is None:
         r.warnings.append("no price per GPU-hour (prices catalog has no entry for these GPUs and --price-per-gpu-hour was not given): idle cost shown in GPU-hours only")
     if health["not_collected"]:
         r.warnings.append("not collected, so not reported as healthy: " + ", ".join(health["not_collected"]))
     return r
+
+
+def _mean_by(gpus: list[dict], label: str) -> dict[str, float]:
+    """Mean busy ratio per node or model over the entities that measure activity (computed here from
+    the per-GPU averages, rather than asking Prometheus for the same average again)."""
+    acc: dict[str, list[float]] = {}
+    for g in gpus:
+        if g.get("busy_avg") is not None:
+            acc.setdefault(g.get(label, ""), []).append(g["busy_avg"])
+    return {k: sum(v) / len(v) for k, v in sorted(acc.items())}
+
+
+def _gpu_counts(inventory: dict[tuple, dict], now: set[tuple]) -> dict[str, Any]:
+    """Physical GPUs per node seen during the window vs reporting at its end; a drop is a finding."""
+    seen: dict[str, set] = {}
+    for ident in inventory.values():
+        seen.setdefault(ident.get("host", ""), set()).add(_key(ident, PHYSICAL))
+    rows = []
+    for host, keys in sorted(seen.items()):
+        n_now = len(keys & now)
+        if n_now < len(keys):
+            rows.append({"host": host, "seen": len(keys), "now": n_now})
+    total_seen = sum(len(v) for v in seen.values())
+    total_now = sum(len(v & now) for v in seen.values())
+    return {"seen": total_seen, "now": total_now, "drops": rows}
+
+
+def _ago(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def _xid_catalog_or_empty() -> dict:
@@ -493,7 +779,7 @@ def _xid_catalog_or_empty() -> dict:
 def _price(o: AnalysisOptions, gpus: list[dict]) -> tuple[float | None, str]:
     if o.price_per_gpu_hour is not None:
         return o.price_per_gpu_hour, "--price-per-gpu-hour (given by the user)"
-    skus = {sku_for_model_name(g.get("modelName", "")) for g in gpus}
+    skus = {sku_for_model_name(m) for m in {g.get("modelName", "") for g in gpus}}
     found = [price_per_gpu_hour(s) for s in skus]
     if skus and all(found):
         if len(found) == 1:
@@ -518,7 +804,7 @@ def idle_by_host(r: Result) -> dict[str, dict[str, float]]:
     for g in r.facts.get("per_gpu", []):
         if g.get("state") in ("idle", "stranded"):
             slot = out.setdefault(g.get("host", ""), {"idle": 0.0, "stranded": 0.0})
-            slot[g["state"]] += g["low_activity_share"] * hours * g["gpu_share"]
+            slot[g["state"]] += (g["low_activity_share"] or 0.0) * hours * g["gpu_share"]
     return out
 
 

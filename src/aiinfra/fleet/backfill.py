@@ -7,7 +7,8 @@ telemetry reference) as OpenMetrics with timestamps, and loads them with
 
 - Workloads per GPU: idle, training, inference (diurnal), stranded (pod or memory held, no work),
   leak (framebuffer rising towards full). Seeded, so a history is reproducible.
-- Faults at given hours: XID codes, uncorrectable ECC, row-remap failure, thermal and power throttling.
+- Faults at given hours: XID codes, uncorrectable ECC, row-remap failure, thermal and power throttling,
+  and `lost`: the GPU falls off the bus (its last sample carries XID 79) and its series stop.
 - MIG hosts emit GPU-instance entities only (device selector `f`): device-wide fields repeat per
   instance with the parent's value, GPU_UTIL is absent and PROF engine activity is present.
 - Label variants: `Hostname` or `hostname`; pod labels plain or `exported_` (honorLabels: false).
@@ -33,7 +34,7 @@ from aiinfra.errors import AiinfraError
 from aiinfra.fleet.promql import NVML_NAMES
 
 WORKLOADS = ("idle", "training", "inference", "stranded", "leak")
-FAULTS = ("xid", "ecc_dbe", "row_remap_failure", "thermal", "power")
+FAULTS = ("xid", "ecc_dbe", "row_remap_failure", "thermal", "power", "lost")
 
 _DEFAULT_FB_MIB = {"h100-sxm": 81559, "h200-sxm": 143771, "a100-sxm-80gb": 81920, "l40s": 46068}
 
@@ -185,6 +186,7 @@ def _gpu_series(fh: FleetHistory, h: int, g: int) -> dict[str, np.ndarray]:
     remap_fail = np.zeros(n)
     thermal_ns = np.zeros(n)
     power_ns = np.zeros(n)
+    alive = np.ones(n, dtype=bool)
     for f in fh.faults:
         if (f.host, f.gpu) != (h, g):
             continue
@@ -204,6 +206,12 @@ def _gpu_series(fh: FleetHistory, h: int, g: int) -> dict[str, np.ndarray]:
         elif f.kind == "power":
             power[on] = 700.0
             power_ns += on * fh.step * 1e9 * 0.4
+        elif f.kind == "lost":
+            first = int(np.argmax(after)) if after.any() else n
+            alive[first:] = False
+            if first > 0:
+                xid[first - 1:] = 79  # the driver logged XID 79 as the GPU went
+                xid_events.setdefault(79, np.zeros(n))[first - 1] += 1
     return {
         "busy": busy,
         "fb": np.floor(fb),
@@ -216,6 +224,7 @@ def _gpu_series(fh: FleetHistory, h: int, g: int) -> dict[str, np.ndarray]:
         "remap_fail": remap_fail,
         "thermal_ns": np.cumsum(thermal_ns),
         "power_ns": np.cumsum(power_ns),
+        "alive": alive,
     }
 
 
@@ -234,8 +243,12 @@ def write_openmetrics(fh: FleetHistory, path: Path, hosts: range | None = None) 
     families: dict[str, list[str]] = {}
     n_samples = 0
 
-    def emit(name: str, labels: str, values: list[str], times: list[str] = ts) -> None:
+    alive_n = len(ts)
+
+    def emit(name: str, labels: str, values: list[str], times: list[str] | None = None) -> None:
         nonlocal n_samples
+        if times is None:  # a lost GPU's series stop where it fell off the bus
+            values, times = values[:alive_n], ts[:alive_n]
         prefix = f"{name}{{{labels}}} "
         families.setdefault(name, []).append("".join([f"{prefix}{v} {t}\n" for v, t in zip(values, times)]))
         n_samples += len(values)
@@ -243,6 +256,7 @@ def write_openmetrics(fh: FleetHistory, path: Path, hosts: range | None = None) 
     for h in hosts:
         for g in range(fh.gpus_per_host):
             s = _gpu_series(fh, h, g)
+            alive_n = int(s["alive"].sum())  # type: ignore[union-attr]
             w = fh.workload(h, g)
             pod = f"job-{h}-{g}" if w in ("training", "inference", "stranded", "leak") else None
             if w == "stranded" and g % 2:

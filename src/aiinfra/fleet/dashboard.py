@@ -5,14 +5,19 @@ Improves on the stock dcgm-exporter dashboard (grafana.com 12239, telemetry refe
 - power and temperature are deduplicated per physical GPU (`max by (UUID, …)`) before any sum;
 - framebuffer is shown in bytes (the exporter's MiB × 2^20), and as used / (used + free);
 - XID, ECC, row-remap and throttling panels; every metric name matched in all naming generations;
-- legends use `{{Hostname}}{{hostname}}`, so either label spelling prints.
+- legends use `{{Hostname}}{{hostname}}`, so either label spelling prints;
+- built for a field set (`build(..., served)`): a panel whose queries need fields the exporter's
+  counter set does not serve is marked with the counter to enable (or left out), so no panel sits
+  empty without saying why.
 """
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
-from aiinfra.fleet.promql import DEVICE, ENTITY, alt, bit, by
+from aiinfra.fleet.promql import ALIASES, DEVICE, ENTITY, alt, bit, by
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 SEL = 'instance=~"$instance", gpu=~"$gpu"'
@@ -128,6 +133,85 @@ def dashboard(title: str = "aiinfra GPU fleet", uid: str = "aiinfra-gpu-fleet") 
         ]},
         "panels": panels(),
     }
+
+
+# Quantities of which any one is enough (the busy ratio falls back from PROF activity to GPU_UTIL).
+ANY_OF = ({"gr_active", "gpu_util"},)
+_NAME_TO_QUANTITY = {n: q for q, names in ALIASES.items() for n, _ in names}
+
+
+def needs(expr: str) -> list[set[str]]:
+    """Groups of quantities an expression reads; each group needs one served member."""
+    used = {_NAME_TO_QUANTITY[t] for t in re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*", expr) if t in _NAME_TO_QUANTITY}
+    groups = [g & used for g in ANY_OF if g & used]
+    grouped = set().union(*groups) if groups else set()
+    return groups + [{q} for q in sorted(used - grouped)]
+
+
+def _served(q: str, names: set[str]) -> bool:
+    return any(n in names for n, _ in ALIASES[q])
+
+
+def enable_hint(groups: list[set[str]], names: set[str]) -> list[str]:
+    """The counters to add for the unmet groups: the dcgm-exporter (legacy) spelling of each."""
+    return [" or ".join(ALIASES[q][0][0] for q in sorted(g, key=lambda q: (q != "gr_active", q)))  # PROF first
+            for g in groups if not any(_served(q, names) for q in g)]
+
+
+def served_names(counters: str | Path | None) -> tuple[set[str] | None, str]:
+    """Metric names a counter set makes the exporter serve, every naming generation of each field.
+
+    None → no field set given (every panel as built); "default" / "all" → the exporter's sets;
+    otherwise a dcgm-exporter counters CSV (read by the telemetry package, as the exporter reads it)."""
+    if counters is None:
+        return None, "every field (no counter set given)"
+    from aiinfra.telemetry import fields as tf
+
+    if str(counters) in ("default", "all"):
+        rows = [r.field for r in tf.default_rows("legacy", str(counters))]
+        label = f"dcgm-exporter's {counters} counter set" if counters == "default" else "every field aiinfra collects"
+    else:
+        rows = [r.field for r in tf.read_counters_csv(counters)]
+        label = f"counters file {counters}"
+    names: set[str] = set()
+    for f in rows:
+        for gen in ("legacy", "dcgm46", "dcgm49", "v1"):
+            n = getattr(f, gen, None)
+            if isinstance(n, str) and n:
+                names.add(n)
+        names.update(str(a) for a in (getattr(f, "aliases", None) or ()))
+    return names, label
+
+
+def build(title: str = "aiinfra GPU fleet", uid: str = "aiinfra-gpu-fleet", served: set[str] | None = None,
+          only_served: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The dashboard for a field set, and the panels that need fields it does not serve.
+
+    A panel shows data when one of its targets has every quantity it reads served. Others are left
+    out (`only_served`) or kept with "needs <counter>" in the title and a description saying which
+    row to enable in the counters CSV."""
+    d = dashboard(title, uid)
+    if served is None:
+        return d, []
+    kept, missing = [], []
+    for p in d["panels"]:
+        if p["type"] == "row":
+            kept.append(p)
+            continue
+        per_target = [needs(t["expr"]) for t in p.get("targets", [])]
+        ok = any(all(any(_served(q, served) for q in g) for g in groups) for groups in per_target)
+        if ok:
+            kept.append(p)
+            continue
+        enable = sorted({h for groups in per_target for h in enable_hint(groups, served)})
+        missing.append({"title": p["title"], "enable": enable})
+        if not only_served:
+            p["title"] = f"{p['title']} (needs {', '.join(enable)})"
+            p["description"] = ("No data with this exporter's counter set: enable " + ", ".join(enable)
+                                + " in its counters CSV (dcgm-exporter -f) or run aiinfra exporter --counters all.")
+            kept.append(p)
+    d["panels"] = kept
+    return d, missing
 
 
 def expressions(d: dict[str, Any]) -> list[str]:

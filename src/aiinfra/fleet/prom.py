@@ -164,6 +164,18 @@ class Prometheus:
             return [Sample({}, _float(result[1]), float(result[0]))]
         raise AiinfraError(f"query {_short(expr)} returned a {kind}, expected an instant vector or scalar")
 
+    def raw(self, selector: str, window: str, at: float | None = None) -> list[Series]:
+        """The stored samples of `selector` over `window` before `at` (an instant query of a range selector)."""
+        expr = f"{selector}[{window}]"
+        params: dict[str, Any] = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        data = self._call("/api/v1/query", params, expr)
+        if data["resultType"] != "matrix":
+            raise AiinfraError(f"query {_short(expr)} returned a {data['resultType']}, expected a matrix")
+        return [Series(r["metric"], [float(t) for t, _ in r["values"]], [_float(v) for _, v in r["values"]])
+                for r in data["result"]]
+
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
         if step <= 0 or end < start:
             raise AiinfraError(f"bad range: start {start}, end {end}, step {step}")

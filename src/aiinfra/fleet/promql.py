@@ -13,6 +13,7 @@ carry is simply empty, so one clause serves all generations.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -68,6 +69,8 @@ ALIASES: dict[str, list[tuple[str, float]]] = _CatalogMerged({
     "fb_used": [("DCGM_FI_DEV_FB_USED", MiB), ("DCGM_FI_DEV_FB_USED_BYTES", 1.0), ("dcgm_fb_used", MiB)],
     "fb_free": [("DCGM_FI_DEV_FB_FREE", MiB), ("DCGM_FI_DEV_FB_FREE_BYTES", 1.0), ("dcgm_fb_free", MiB)],
     "power": [("DCGM_FI_DEV_POWER_USAGE", 1.0), ("DCGM_FI_DEV_BOARD_POWER_WATTS", 1.0), ("dcgm_power_usage", 1.0)],
+    "power_limit": [("DCGM_FI_DEV_ENFORCED_POWER_LIMIT", 1.0), ("DCGM_FI_DEV_BOARD_POWER_LIMIT_ENFORCED_WATTS", 1.0),
+                    ("DCGM_FI_DEV_POWER_MGMT_LIMIT", 1.0), ("DCGM_FI_DEV_BOARD_POWER_LIMIT_REQUESTED_WATTS", 1.0)],
     "temp": [("DCGM_FI_DEV_GPU_TEMP", 1.0), ("DCGM_FI_DEV_GPU_TEMP_CELSIUS", 1.0), ("dcgm_gpu_temp", 1.0)],
     "temp_margin": [("DCGM_FI_DEV_GPU_TEMP_LIMIT", 1.0), ("DCGM_FI_DEV_GPU_TEMP_MARGIN_CELSIUS", 1.0)],
     "slowdown_temp": [("DCGM_FI_DEV_SLOWDOWN_TEMP", 1.0), ("DCGM_FI_DEV_GPU_TEMP_SLOWDOWN_CELSIUS", 1.0)],
@@ -135,6 +138,14 @@ def _merge_catalog() -> None:
         for name, factor in _catalog_spellings(entry) + dict.__getitem__(ALIASES, quantity):
             merged.setdefault(name, factor)
         dict.__setitem__(ALIASES, quantity, list(merged.items()))
+    # NVLink error counters are several fields (CRC flit/data, replay, recovery; totals and per link):
+    # every one the field table knows joins the group, so the rule names whatever the exporter serves.
+    merged = dict(dict.__getitem__(ALIASES, "nvlink_errors"))
+    for entry in table.values():
+        if re.search(r"NVLINK_.*ERROR", str(entry.get("legacy", ""))):
+            for name, factor in _catalog_spellings(entry):
+                merged.setdefault(name, factor)
+    dict.__setitem__(ALIASES, "nvlink_errors", list(merged.items()))
 
 # Clock-event bits (§5.6) grouped by the reason an operator acts on.
 CLOCK_BITS = {"power_cap": 4, "hw_slowdown": 8, "sw_thermal": 32, "hw_thermal": 64, "hw_power_brake": 128}

@@ -11,6 +11,11 @@ How each community pitfall (telemetry reference §7.1) is avoided:
 6. Absolute temperatures → the device's own margin/slowdown fields, and per-SKU limits from the GPU catalog.
 7. `sum(power)` over MIG → power is deduplicated per physical GPU (`max by (UUID, …)`) before summing.
 8. `exported_pod` and `Hostname`/`hostname` → every grouping lists all spellings; the pod label is a parameter.
+
+No crying wolf (issue 15): every alert has an explicit `for:`, and a summary that claims a duration
+states either that `for:` ("for 10 minutes") or a look-back window ("over the last 6h") whose start
+is checked to hold data (`and <series> offset <window>`), so a host that just appeared cannot be
+"idle for 6 hours" seconds after its first scrape. `test_rules_generation` holds every rule to this.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class RuleOptions:
     pod_label: str = "exported_pod"  # Helm ServiceMonitor default honorLabels: false → exported_pod
     idle_ratio: float = 0.05
     stranded_window: str = "2h"
+    idle_window: str = "6h"
     memory_full_ratio: float = 0.95
     temp_margin_c: float = 5.0
     throttle_share: float = 0.10
@@ -49,10 +55,9 @@ class RuleOptions:
             raise AiinfraError("idle ratio must be between 0 and 1")
 
 
-def _rule(alert: str, expr: str, severity: str, summary: str, action: str, for_: str | None = None) -> dict[str, Any]:
-    r: dict[str, Any] = {"alert": alert, "expr": " ".join(expr.split())}
-    if for_:
-        r["for"] = for_
+def _rule(alert: str, expr: str, severity: str, summary: str, action: str, for_: str) -> dict[str, Any]:
+    """`for_` is required: "0s" for an event (a counter that increased), a duration for a state."""
+    r: dict[str, Any] = {"alert": alert, "expr": " ".join(expr.split()), "for": for_}
     r["labels"] = {"severity": severity}
     r["annotations"] = {"summary": summary, "action": action}
     return r
@@ -114,6 +119,7 @@ def alert_groups(o: RuleOptions, xids: dict | None = None) -> list[dict[str, Any
     ent = by(ENTITY)
     job = f'job=~"{o.job_regex}"'
     fatal_re = "|".join(str(c) for c in fatal)
+    sw, iw = o.stranded_window, o.idle_window
     any_gpu_series = '{__name__=~"DCGM_FI_.*|dcgm_.*"}'
     # Physical GPUs per exporter (MIG instances collapse on UUID).
     gpu_count = f"count by (instance) (count by (instance, UUID, uuid) ({alt('temp')}))"
@@ -131,7 +137,7 @@ def alert_groups(o: RuleOptions, xids: dict | None = None) -> list[dict[str, Any
         _rule("AiinfraGPUTemperatureNearLimit",
               f"(max {dev} ({alt('temp_margin')}) < {o.temp_margin_c:g})"
               f" or (max {dev} ({alt('temp')}) >= on (UUID, uuid) group_left() (max by (UUID, uuid) ({alt('slowdown_temp')}) - {o.temp_margin_c:g}))",
-              "warning", f"{GPU} is within {o.temp_margin_c:g} °C of its slowdown temperature",
+              "warning", f"{GPU} has been within {o.temp_margin_c:g} °C of its slowdown temperature for 10 minutes",
               "check airflow and inlet temperature; the GPU will throttle at its limit", "10m"),
     ]
     limits = o.sku_temp_limits or sku_temp_limits()
@@ -143,7 +149,7 @@ def alert_groups(o: RuleOptions, xids: dict | None = None) -> list[dict[str, Any
         temp_rules.append(
             _rule("AiinfraGPUTemperatureAboveSKULimit",
                   f"max {dev} ({alt('temp', selector=f'modelName=~{_quote(regex)}')}) > {limit:g}",
-                  "warning", f"{GPU} is above the {limit:g} °C limit the GPU catalog gives for {{{{ $labels.modelName }}}}",
+                  "warning", f"{GPU} has been above the {limit:g} °C limit the GPU catalog gives for {{{{ $labels.modelName }}}} for 10 minutes",
                   "check cooling; sustained operation above the limit throttles clocks", "10m"))
     tdp = o.sku_tdp_w or sku_tdp()
     by_watts: dict[float, list[str]] = {}
@@ -154,90 +160,99 @@ def alert_groups(o: RuleOptions, xids: dict | None = None) -> list[dict[str, Any
         temp_rules.append(
             _rule("AiinfraGPUPowerAboveTDP",
                   f"max {dev} ({alt('power', selector=f'modelName=~{_quote(regex)}')}) > {watts * o.power_over_tdp:g}",
-                  "warning", f"{GPU} draws more than {o.power_over_tdp:.0%} of its {watts:g} W TDP (catalog)",
+                  "warning", f"{GPU} has drawn more than {o.power_over_tdp:.0%} of its {watts:g} W TDP (catalog) for 5 minutes",
                   "check the power limit (nvidia-smi -q -d POWER) and the power sensor", "5m"))
 
     return [
         {"name": "aiinfra-gpu-pipeline", "rules": [
             _rule("AiinfraGPUExporterDown", f"up{{{job}}} == 0", "critical",
-                  "GPU exporter {{ $labels.instance }} is down: GPU health on that node is unknown",
+                  "GPU exporter {{ $labels.instance }} has been down for 5 minutes: GPU health on that node is unknown",
                   "check the exporter pod/service and the node", "5m"),
             _rule("AiinfraGPULost", "max by (instance, gpu, UUID, uuid, Hostname, hostname) (aiinfra_gpu_lost) > 0",
                   "critical", "{{ $labels.Hostname }}{{ $labels.hostname }} GPU {{ $labels.gpu }} ({{ $labels.UUID }}) is lost: NVML says it fell off the bus",
-                  "drain the node and reboot it; check power, cooling and PCIe seating if it recurs (XID 79)"),
+                  "drain the node and reboot it; check power, cooling and PCIe seating if it recurs (XID 79)", "0s"),
             _rule("AiinfraGPUSeriesMissing",
                   f"{gpu_count} < on (instance) max_over_time(({gpu_count})[1h:1m])",
-                  "warning", "exporter {{ $labels.instance }} reports fewer GPUs than it did in the last hour",
+                  "warning", "exporter {{ $labels.instance }} has reported fewer GPUs than it did in the last hour for 5 minutes",
                   "a GPU stopped reporting (lost, driver error or removed): check nvidia-smi on the node", "5m"),
+            # Per GPU, not per series: a pod label that changes starts a new series, which is not a loss.
+            _rule("AiinfraGPUStoppedReporting",
+                  f"(group {dev} ({alt('temp', lambda s: f'last_over_time({s}[1h])')}) unless on ({', '.join(DEVICE)}) group {dev} ({alt('temp')}))"
+                  f" and on (instance) (max by (instance) (up{{{job}}}) == 1)",
+                  "critical", f"{GPU} reported during the last hour but has been silent for 5 minutes while its exporter is up (lost, driver error or removed)",
+                  "check nvidia-smi and the kernel log (XID 79: fell off the bus) on the node; drain it if the GPU is gone", "5m"),
             _rule("AiinfraGPUExporterNoGPUSeries",
                   f"(max by (instance, job) (up{{{job}}}) == 1) unless on (instance) count by (instance) ({any_gpu_series})",
-                  "warning", "GPU exporter {{ $labels.instance }} answers but exports no GPU series (DCGM or driver wedged)",
+                  "warning", "GPU exporter {{ $labels.instance }} has answered without GPU series for 10 minutes (DCGM or driver wedged)",
                   "check nv-hostengine, the driver (nvidia-smi) and the exporter log", "10m"),
         ]},
         {"name": "aiinfra-gpu-health", "rules": [
             _rule("AiinfraGPUXidFatal",
                   f"max {ent} ({' or '.join(f'({n} == {c})' for n in _names('xid_last') for c in fatal)})",
                   "critical", f"{GPU} reported fatal XID {{{{ $value }}}}",
-                  "drain the node and follow the catalog action for this XID (reset the GPU, reboot, or RMA)"),
+                  "drain the node and follow the catalog action for this XID (reset the GPU, reboot, or RMA)", "0s"),
             _rule("AiinfraGPUXidFatalEvent",
                   f'max {by(ENTITY + ("xid",))} (DCGM_EXP_XID_ERRORS_COUNT{{xid=~"{fatal_re}"}}) > 0',
-                  "critical", f"{GPU} had fatal XID {{{{ $labels.xid }}}} in the last window",
-                  "drain the node and follow the catalog action for this XID"),
+                  "critical", f"{GPU} had fatal XID {{{{ $labels.xid }}}} in the exporter's last window",
+                  "drain the node and follow the catalog action for this XID", "0s"),
             _rule("AiinfraGPUXidRecurring",
                   f'count_over_time((max by ({", ".join(ENTITY)}, xid) (DCGM_EXP_XID_ERRORS_COUNT{{xid!=""}}) > 0)[1h:5m]) >= 3',
-                  "warning", f"{GPU} keeps reporting XID {{{{ $labels.xid }}}} (3 or more 5-minute windows in the last hour)",
-                  "an application XID (13, 31, 43) that recurs across jobs points at the node, not the job"),
+                  "warning", f"{GPU} keeps reporting XID {{{{ $labels.xid }}}} (in 3 or more 5-minute windows within an hour)",
+                  "an application XID (13, 31, 43) that recurs across jobs points at the node, not the job", "0s"),
             _rule("AiinfraGPUUncorrectableECC",
                   f"max {dev} ({alt('ecc_dbe_vol', lambda s: f'increase({s}[15m])')}) > 0",
                   "critical", f"{GPU} had an uncorrectable (double-bit) ECC error",
-                  "drain, reset the GPU and watch for row-remap failure; repeated errors → RMA"),
+                  "drain, reset the GPU and watch for row-remap failure; repeated errors → RMA", "0s"),
             _rule("AiinfraGPURowRemapFailure", f"max {dev} ({alt('row_remap_failure')}) > 0",
-                  "critical", f"{GPU} failed to remap a memory row", "RMA the GPU (row-remap failure is not recoverable)"),
+                  "critical", f"{GPU} failed to remap a memory row", "RMA the GPU (row-remap failure is not recoverable)", "0s"),
             _rule("AiinfraGPURowRemapPending", f"max {dev} ({alt('row_remap_pending')}) > 0",
-                  "warning", f"{GPU} has a row remap pending a GPU reset", "schedule a GPU reset when the node is drained", "30m"),
+                  "warning", f"{GPU} has had a row remap pending a GPU reset for 30 minutes", "schedule a GPU reset when the node is drained", "30m"),
             _rule("AiinfraGPUUncorrectableRowRemaps",
                   f"max {dev} ({alt('remapped_rows_unc', lambda s: f'increase({s}[1h])')}) > 0",
                   "warning", f"{GPU} remapped rows for uncorrectable errors in the last hour",
-                  "watch for further remaps; reset to apply pending ones"),
+                  "watch for further remaps; reset to apply pending ones", "0s"),
             _rule("AiinfraGPUNVLinkErrors",
                   f"max {dev} ({alt('nvlink_errors', lambda s: f'increase({s}[15m])')}) > 0",
                   "warning", f"{GPU} NVLink error counters increased in the last 15 minutes",
-                  "check the NVLink/NVSwitch fabric (nvidia-smi nvlink -e) and the fabric manager"),
+                  "check the NVLink/NVSwitch fabric (nvidia-smi nvlink -e) and the fabric manager", "0s"),
             _rule("AiinfraGPUPCIeReplays",
                   f"max {dev} ({alt('pcie_replay', lambda s: f'increase({s}[10m])')}) > {o.pcie_replays_10m}",
                   "warning", f"{GPU} had more than {o.pcie_replays_10m} PCIe replays in 10 minutes",
-                  "check the PCIe link (lspci -vv link speed/width), riser and seating"),
+                  "check the PCIe link (lspci -vv link speed/width), riser and seating", "0s"),
         ]},
         {"name": "aiinfra-gpu-thermal-power", "rules": temp_rules + [
             _rule("AiinfraGPUThermalThrottling", f"({' or '.join(thermal_parts)}) > {o.throttle_share:g}",
-                  "warning", f"{GPU} spends more than {o.throttle_share:.0%} of its time thermally throttled",
+                  "warning", f"{GPU} has spent more than {o.throttle_share:.0%} of its time thermally throttled for 10 minutes",
                   "check cooling; thermal throttling lowers clocks and slows the job", "10m"),
             _rule("AiinfraGPUPowerThrottling", f"({' or '.join(power_parts)}) > {o.throttle_share:g}",
-                  "warning", f"{GPU} spends more than {o.throttle_share:.0%} of its time power-capped",
+                  "warning", f"{GPU} has spent more than {o.throttle_share:.0%} of its time power-capped for 15 minutes",
                   "check the power limit (nvidia-smi -q -d POWER) and rack power budget", "15m"),
             _rule("AiinfraGPUPowerBrake",
                   f"max {dev} ({alt('clock_reasons', lambda s: bit(s, 128))}) > 0",
-                  "critical", f"{GPU} is held by an external power brake (HW_POWER_BRAKE)",
-                  "check PSUs and the chassis power controller"),
+                  "critical", f"{GPU} has been held by an external power brake (HW_POWER_BRAKE) for 1 minute",
+                  "check PSUs and the chassis power controller", "1m"),
         ]},
         {"name": "aiinfra-gpu-capacity", "rules": [
             _rule("AiinfraGPUMemoryNearFull", f"aiinfra:gpu_fb_used:ratio > {o.memory_full_ratio:g}",
-                  "warning", f"{GPU} framebuffer is more than {o.memory_full_ratio:.0%} used: the next allocation may OOM",
+                  "warning", f"{GPU} framebuffer has been more than {o.memory_full_ratio:.0%} used for 5 minutes: the next allocation may OOM",
                   "reduce batch size or KV-cache fraction, or move the job to a larger GPU", "5m"),
             _rule("AiinfraGPUMemoryFullSoon",
-                  "predict_linear(aiinfra:gpu_fb_used:ratio[30m], 3600) > 1 and aiinfra:gpu_fb_used:ratio > 0.5",
-                  "warning", f"{GPU} framebuffer use is rising and will be full within an hour at this rate",
+                  "predict_linear(aiinfra:gpu_fb_used:ratio[30m], 3600) > 1 and aiinfra:gpu_fb_used:ratio > 0.5"
+                  " and aiinfra:gpu_fb_used:ratio offset 30m",
+                  "warning", f"{GPU} framebuffer use has risen over the last 30m and will be full within an hour at this rate (for 10 minutes)",
                   "look for a memory leak or a growing cache in the job on this GPU", "10m"),
             _rule("AiinfraGPUStranded",
-                  f"avg_over_time(aiinfra:gpu_busy:ratio[{o.stranded_window}]) < {o.idle_ratio:g}"
+                  f"avg_over_time(aiinfra:gpu_busy:ratio[{sw}]) < {o.idle_ratio:g}"
+                  f" and aiinfra:gpu_busy:ratio offset {sw}"  # the window's start holds data: not a host that just appeared
                   f' and (aiinfra:gpu_busy:ratio{{{pod_l}!=""}} or aiinfra:gpu_fb_used:ratio > 0.05)',
-                  "info", f"{GPU} is allocated (pod {{{{ $labels.{pod_l} }}}} or memory held) but less than {o.idle_ratio:.0%} busy for {o.stranded_window}",
-                  "ask the owner to release it; stranded GPUs cost money and block other jobs"),
+                  "info", f"{GPU} is allocated (pod {{{{ $labels.{pod_l} }}}} or memory held) but averaged less than {o.idle_ratio:.0%} busy over the last {sw} (for 15 minutes)",
+                  "ask the owner to release it; stranded GPUs cost money and block other jobs", "15m"),
             _rule("AiinfraGPUIdleUnallocated",
-                  f"avg_over_time(aiinfra:gpu_busy:ratio[6h]) < 0.01"
+                  f"avg_over_time(aiinfra:gpu_busy:ratio[{iw}]) < 0.01"
+                  f" and aiinfra:gpu_busy:ratio offset {iw}"  # the window's start holds data: not a host that just appeared
                   f' unless (aiinfra:gpu_busy:ratio{{{pod_l}!=""}} or aiinfra:gpu_fb_used:ratio > 0.05)',
-                  "info", f"{GPU} has had no work and no allocation for 6 hours",
-                  "free capacity: schedule work on it or scale the node pool down"),
+                  "info", f"{GPU} averaged under 1% busy with no pod and no memory held over the last {iw} (for 15 minutes)",
+                  "free capacity: schedule work on it or scale the node pool down", "15m"),
         ]},
     ]
 

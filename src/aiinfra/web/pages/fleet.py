@@ -1,26 +1,24 @@
 """Fleet: utilization heatmap, stranded GPUs and XID health, refreshed on an interval.
 
-Two sources:
-- a Prometheus URL: `telemetry.analysis.analyze` sends its PromQL through the `telemetry.prom`
-  client (with a timeout); the URL is used for nothing else;
-- a simulated fleet (`telemetry.simulate`): the real NVML collector (`telemetry.nvml.Collector`)
+Both sources are library functions in `fleet.commands`; this page parses the form and renders.
+- a Prometheus URL: `fleet.commands.analyze` (the function behind `aiinfra analyze`) sends its
+  PromQL through the `fleet.prom` client (with a timeout); the URL is used for nothing else;
+- a simulated fleet (`fleet.simfleet` over `telemetry.simulate`): the real NVML collector (`telemetry.nvml.Collector`)
   reads the simulated hosts, one column per refresh, in simulated time. GPUs are classified with
   the same rules as `aiinfra analyze`: busy below the idle ratio and memory held or a process
-  attached → stranded; busy below it with neither → idle.
+  attached → stranded; busy below it with neither → idle; no activity metric → activity unknown
+  (never idle). Lost GPUs (GPU_IS_LOST, XID 79, or no longer reporting) are listed with the time
+  they were last seen.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import plotly.graph_objects as go
 from fastapi import APIRouter, Request
 from markupsafe import Markup
 
-from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import SpecError
 from aiinfra.explain import Result, Term
 from aiinfra.web.charts import div
@@ -39,10 +37,8 @@ from aiinfra.web.templating import render_page
 
 router = APIRouter()
 SIM_LIBRARY = "aiinfra.telemetry.simulate"
-PROM_LIBRARY = "aiinfra.fleet.analysis"
-MAX_SIM_GPUS = 512  # one request must stay cheap: the web app is not a load generator
+PROM_LIBRARY = "aiinfra.fleet.commands"
 PROM_TIMEOUT_S = 5.0
-MiB = 2.0**20
 
 
 class FleetSpec(WebSpec):
@@ -78,146 +74,17 @@ def _check(s: FleetSpec) -> None:
         raise SpecError(f"refresh must be 0 (off) or positive seconds, got {s.refresh_s}")
 
 
-# --- simulated fleet -----------------------------------------------------------------------------
-
-
-@dataclass
-class SimState:
-    """One simulated fleet kept between refreshes: its clock, collectors and the columns so far."""
-
-    fleet: Any
-    clock: Any
-    collectors: list[Any]
-    times: deque = field(default_factory=lambda: deque(maxlen=240))
-    busy: dict[str, deque] = field(default_factory=dict)  # entity → busy fraction per column (None = absent)
-    held: dict[str, bool] = field(default_factory=dict)  # entity → memory held or process attached (latest)
-    models: dict[str, str] = field(default_factory=dict)
-    xids: dict[tuple[str, int], int] = field(default_factory=dict)  # (gpu, code) → columns it was seen in
-    lost: set[str] = field(default_factory=set)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-_SIMS: OrderedDict[str, SimState] = OrderedDict()
-_SIMS_LOCK = threading.Lock()
-
-
-def _sim_state(spec_text: str) -> SimState:
-    from aiinfra.telemetry.nvml import Collector
-    from aiinfra.telemetry.simulate import ManualClock, fleet_from_spec
-
-    with _SIMS_LOCK:
-        if spec_text in _SIMS:
-            _SIMS.move_to_end(spec_text)
-            return _SIMS[spec_text]
-        clock = ManualClock(0.0)
-        fleet = fleet_from_spec(spec_text, clock=clock)
-        n = fleet.spec.hosts * fleet.spec.gpus
-        if n > MAX_SIM_GPUS:
-            raise SpecError(f"the web app simulates at most {MAX_SIM_GPUS} GPUs, got {n}; use `aiinfra exporter --simulate` for more")
-        collectors = [Collector(lib=h, host=h.name, clock=clock) for h in fleet.hosts]
-        state = SimState(fleet, clock, collectors)
-        _SIMS[spec_text] = state
-        while len(_SIMS) > 4:
-            _SIMS.popitem(last=False)
-        return state
-
-
-def _collect(state: SimState, s: FleetSpec) -> None:
-    """One column: every collector reads its host once at the current simulated time."""
-    col = len(state.times)
-    seen: set[str] = set()
-    for c in state.collectors:
-        snap = c.collect()
-        status = {g.index: g for g in snap.gpus}
-        for e in snap.entities:
-            ident = e.identity
-            key = f"{c.host}/gpu{ident.gpu}" + (f"/gi{ident.gi_id}" if ident.gi_id is not None else "")
-            busy = e.values.get("gpu-util", e.values.get("prof-gr-engine-active"))
-            series = state.busy.setdefault(key, deque([None] * col, maxlen=240))
-            series.append(busy)
-            seen.add(key)
-            st = status.get(ident.gpu)
-            procs = bool(st and [p for p in st.processes if ident.gi_id is None or p.gi_id == ident.gi_id])
-            state.held[key] = procs or e.values.get("fb-used", 0.0) >= s.held_mib * MiB
-            state.models[key] = ident.model + (f" {ident.gi_profile}" if ident.gi_profile else "")
-        for g in snap.gpus:
-            for _, code in g.recent_xids:
-                k = (f"{c.host}/gpu{g.index}", int(code))
-                state.xids[k] = state.xids.get(k, 0) + 1
-        for i in snap.lost:
-            state.lost.add(f"{c.host}/gpu{i}")
-    for key, series in state.busy.items():
-        if key not in seen:
-            series.append(None)
-    state.times.append(state.clock())
-
-
-def simulate(s: FleetSpec) -> tuple[Result, SimState]:
-    _check(s)
-    state = _sim_state(s.simulate)
-    with state.lock:
-        todo = s.columns if not state.times else 1
-        for _ in range(todo):
-            if state.times:
-                state.clock.advance(s.step_s)
-            _collect(state, s)
-        return _sim_result(state, s), state
-
-
-def _sim_result(state: SimState, s: FleetSpec) -> Result:
-    window = min(s.columns, len(state.times))
-    rows, idle, stranded = [], [], []
-    for key, series in sorted(state.busy.items()):
-        vals = [v for v in list(series)[-window:] if v is not None]
-        if not vals:
-            continue
-        avg = sum(vals) / len(vals)
-        row = {"gpu": key, "model": state.models.get(key, ""), "busy_avg": round(avg, 4), "columns": len(vals)}
-        if avg < s.idle_ratio:
-            (stranded if state.held.get(key) else idle).append(row)
-            row["state"] = "stranded" if state.held.get(key) else "idle"
-        else:
-            row["state"] = "busy"
-        rows.append(row)
-    fleet_avg = sum(r["busy_avg"] for r in rows) / len(rows) if rows else 0.0
-    src = {"collector": "aiinfra.telemetry.nvml.Collector over aiinfra.telemetry.simulate (seeded, simulated time)"}
-    terms = [
-        Term("fleet average utilization", fleet_avg, "", "mean over GPUs/MIG instances of mean(busy) over the window",
-             {"entities": len(rows), "columns": window, "step_s": s.step_s}, src),
-        Term("stranded GPUs", len(stranded), "GPUs", "count(mean busy < idle_ratio and (memory held ≥ held_mib or process attached))",
-             {"idle_ratio": s.idle_ratio, "held_mib": s.held_mib}, {"rule": "same classification as aiinfra analyze"}),
-        Term("idle GPUs", len(idle), "GPUs", "count(mean busy < idle_ratio and nothing held)", {"idle_ratio": s.idle_ratio}),
-        Term("lost GPUs", len(state.lost), "GPUs", "GPUs whose NVML handle answered GPU_IS_LOST", {}, src),
-    ]
-    cat = default_catalog().table("xid")
-    xids = []
-    for (gpu, code), n in sorted(state.xids.items()):
-        e = cat.get(str(code), {})
-        xids.append({"gpu": gpu, "xid": code, "columns_seen": n, "meaning": e.get("err_msg") or e.get("meaning") or
-                     "not in the XID catalog", "severity": e.get("severity", "unknown"),
-                     "action": e.get("action", "look the code up in NVIDIA's XID catalog")})
-    r = Result(f"Simulated fleet ({s.simulate}): {len(rows)} GPUs/MIG instances at t = {state.times[-1]:g} s", terms)
-    r.facts = {"source": "simulate", "spec": s.simulate, "time_s": state.times[-1], "per_gpu": rows,
-               "stranded": stranded, "idle": idle, "lost": sorted(state.lost), "xid": xids,
-               "heatmap": {"rows": sorted(state.busy), "times": list(state.times)[-window:],
-                           "values": [list(state.busy[k])[-window:] for k in sorted(state.busy)]}}
-    return r
-
-
 # --- Prometheus ----------------------------------------------------------------------------------
 
 
 def prometheus(s: FleetSpec) -> Result:
-    from aiinfra.fleet.analysis import AnalysisOptions, analyze
-    from aiinfra.fleet.prom import Prometheus, parse_duration
+    from aiinfra.fleet.commands import analyze
 
     _check(s)
     url = (s.prometheus or "").strip()
     if not url.startswith(("http://", "https://")):
         raise SpecError(f"prometheus URL must start with http:// or https://, got '{url}'")
-    with Prometheus(url, timeout=PROM_TIMEOUT_S) as prom:
-        return analyze(prom, AnalysisOptions(range_s=parse_duration(s.range), idle_ratio=s.idle_ratio,
-                                             held_mib=s.held_mib))
+    return analyze(url, s.range, idle_ratio=s.idle_ratio, held_mib=s.held_mib, timeout=PROM_TIMEOUT_S)
 
 
 def fleet_result(s: FleetSpec) -> Result:
@@ -225,7 +92,10 @@ def fleet_result(s: FleetSpec) -> Result:
         require(PROM_LIBRARY)
         return prometheus(s)
     require(SIM_LIBRARY)
-    return simulate(s)[0]
+    from aiinfra.fleet.commands import simulated_fleet
+
+    _check(s)
+    return simulated_fleet(s)
 
 
 # --- view ----------------------------------------------------------------------------------------
@@ -286,18 +156,41 @@ def fleet_view(s: FleetSpec, ex: Explainer) -> Outcome:
         if not xid:
             t.rows.append(["no XID events in the window", "", "", "", "", ""])
     out.tables.append(t)
+    out.tables.append(_lost_table(f, s.source))
+    unknown = f.get("activity_unknown") or []
+    if unknown:
+        t = Table("Activity unknown (no PROF activity, no GPU_UTIL: never counted as idle)", ["GPU", "model", "why"], id="unknown")
+        for row in unknown:
+            name = row.get("gpu") if s.source == "simulate" else f"{row.get('host', '')}/gpu{row.get('gpu', '')}"
+            mig = f" mig{row['GPU_I_ID']}" if row.get("GPU_I_ID") else ""
+            t.rows.append([name + mig, row.get("model") or row.get("modelName", ""), row.get("why", "no activity metric")])
+        out.tables.append(t)
     if s.source == "prometheus":  # who holds and wastes the GPUs (attribution labels), same function as `aiinfra chargeback`
         from aiinfra.web.pages.fleet_chargeback import chargeback_tables
 
         tables, warnings = chargeback_tables(s, ex)
         out.tables.extend(tables)
         out.warnings.extend(warnings)
-    if f.get("lost"):
-        out.warnings.append("lost GPUs (fell off the bus or GPU_IS_LOST): " + ", ".join(f["lost"]))
     if s.refresh_s:
         out.extra.append(Markup('<p class="refresh" data-refresh-seconds="{0}">Refreshes every {0} s{1}.</p>').format(
             s.refresh_s, " (each refresh adds one simulated column)" if s.source == "simulate" else ""))
     return out
+
+
+def _lost_table(f: dict, source: str) -> Table:
+    """Lost GPUs with when each was last seen; a GPU-count drop (Prometheus) as its own row."""
+    t = Table("Lost GPUs (GPU_IS_LOST, XID 79, or no longer reporting)", ["GPU", "why", "last seen"], id="lost")
+    rows = f.get("lost_gpus") if source == "simulate" else f.get("lost")
+    for row in rows or []:
+        name = row.get("gpu") if source == "simulate" else f"{row.get('host', '')}/gpu{row.get('gpu', '')}"
+        ago = row.get("last_seen_ago_s")
+        seen = "reporting now" if row.get("reporting") else ("unknown" if ago is None else f"{ago:,.0f} s before the end")
+        t.rows.append([name, ", ".join(row.get("reasons", [])), seen])
+    for drop in (f.get("gpu_count") or {}).get("drops", []):
+        t.rows.append([drop["host"], f"GPU count fell from {drop['seen']} to {drop['now']}", ""])
+    if not t.rows:
+        t.rows.append(["none", "", ""])
+    return t
 
 
 def _show(t: Term) -> str:

@@ -242,8 +242,10 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, *, mode: int =
     target = Path(path)
     raw = data.encode() if isinstance(data, str) else data
     tmp = None
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise UnsafeInputError(f"cannot write {what} {_name(target)}: folder {_name(folder)} does not exist")
     try:
-        folder = target.parent if str(target.parent) else Path(".")
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:60]}.", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as f:
             f.write(raw)

@@ -197,15 +197,21 @@ def _discover(prom: Prometheus, start: float, end: float) -> Discovery:
 def _scrape_interval(prom: Prometheus, d: Discovery, inventory: dict[tuple, dict[str, str]], end: float) -> float:
     """Seconds between stored samples: the median gap of one GPU's raw samples over the last 15
     minutes of the window (one series, a few dozen samples). 0 when it cannot be told."""
-    name = next((n for q in ("gr_active", "gpu_util", "temp") for n, _ in ALIASES[q] if n in d.present), None)
-    uuid = next((i["UUID"] for i in inventory.values() if i.get("UUID")), None)
+    # Temperature first: every GPU of every generation reports it, while PROF activity is absent on an
+    # NVML-only Ampere/Ada host, so the GPU picked below might have no activity series at all.
+    name = next((n for q in ("temp", "gpu_util", "gr_active") for n, _ in ALIASES[q] if n in d.present), None)
+    uuids = list(dict.fromkeys(i["UUID"] for i in inventory.values() if i.get("UUID")))
     label = "UUID" if "UUID" in d.labels else "uuid"
-    if name is None or uuid is None:
+    if name is None or not uuids:
         return 0.0
-    gaps: list[float] = []
-    for ser in prom.raw(f'{name}{{{label}="{uuid}"}}', "15m", end):
-        gaps += [b - a for a, b in zip(ser.times, ser.times[1:])]
-    return sorted(gaps)[len(gaps) // 2] if gaps else 0.0
+    # A GPU that was lost (XID 79) stays in the inventory without fresh samples: try a few GPUs.
+    for uuid in uuids[:3]:
+        gaps: list[float] = []
+        for ser in prom.raw(f'{name}{{{label}="{uuid}"}}', "15m", end):
+            gaps += [b - a for a, b in zip(ser.times, ser.times[1:])]
+        if gaps:
+            return sorted(gaps)[len(gaps) // 2]
+    return 0.0
 
 
 def _inventory_names(d: Discovery) -> list[str]:

@@ -32,6 +32,7 @@ class MigGeometriesFacts(Facts):
 
 class MigValidateFacts(Facts):
     gpu: str
+    mig_gpu: str  # the GPU's name in the MIG tables (H100-80GB), which the title shows
     geometry: str
     valid: bool
 
@@ -122,7 +123,7 @@ def mig_validate(gpu: str, geometry: str) -> Result:
         Term("compute slices", c.compute_used, "slices", formula="Σ compute of the instances", inputs={"limit": g.compute_slices}),
         Term("memory slots", c.slots_used, "slots", formula="Σ memory slots of the instances", inputs={"limit": g.memory_slots}, sources={"slots": g.layout_source}),
     ]
-    facts: dict[str, Any] = {"gpu": g.catalog_gpu or g.name, "geometry": mig.geometry_label(c.counts), "valid": c.valid}
+    facts: dict[str, Any] = {"gpu": g.catalog_gpu or g.name, "mig_gpu": g.name, "geometry": mig.geometry_label(c.counts), "valid": c.valid}
     if c.valid:
         facts["placement"] = ", ".join(f"{p}@{s}" for p, s, _ in c.placement)
     else:

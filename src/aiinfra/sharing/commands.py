@@ -53,6 +53,7 @@ class ManifestFacts(Facts):
 class RunbookFacts(Facts):
     steps: list[str]
     rollback: list[str]
+    expected_allocatable: dict[str, int] | None = None  # `k8s rollout mig --gpu --geometry`: devices per node to verify
 
 
 class LintFacts(Facts):
@@ -311,7 +312,14 @@ def k8s_rollout_mig(nodes: list[str], config: str, previous: str = "all-disabled
         if not check.valid:
             raise SpecError(f"geometry {geometry} is not valid on {g.name}: {'; '.join(check.reasons)}")
         expect = {g.profiles[p].resource_name: n * gpus_per_node for p, n in check.counts.items()}
-    return runbook_result(f"MIG reconfiguration to '{config}'", k8s.rollout_mig(nodes, config, previous, expect=expect))
+    r = runbook_result(f"MIG reconfiguration to '{config}'", k8s.rollout_mig(nodes, config, previous, expect=expect))
+    if expect:
+        # The verify step compares node allocatable with these counts; --explain shows where they come from.
+        r.facts["expected_allocatable"] = expect
+        r.terms = [Term(f"{g.profiles[p].resource_name} per node", n * gpus_per_node, "devices",
+                        formula="instances per GPU × GPUs per node", inputs={"instances per GPU": n, "GPUs per node": gpus_per_node},
+                        sources={"placement rules": g.layout_source}) for p, n in check.counts.items()]
+    return r
 
 
 @command("k8s rollout driver", facts=RunbookFacts)

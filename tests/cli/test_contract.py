@@ -157,9 +157,19 @@ def test_every_number_of_the_table_is_in_facts(cli, name):
     # placement starts) shows the numbers 0, 2, 4, 6, each of which facts must hold.
     table.out = re.sub(r"\{([\d,]+)\}", lambda m: "{" + " ".join(m[1].split(",")) + "}", table.out)
     if name in ORDINALS:
+        assert doc["facts"].get("steps") or doc["facts"].get("geometries"), "ordinals are exempt only beside their list"
         # Step numbers of a runbook ("12. kubectl …") and row numbers of a listing ("│ 9 │ 1g.10gb …"):
         # positions in a list that facts carry itself (facts["steps"], facts["geometries"]).
         table.out = re.sub(r"(?m)^(\s*│?\s*)\d+(\.\s|\s+│)", r"\1\2", table.out)
     # The title is in the document too; numbers inside it (GPU counts, years) come from the input.
     missing = [shown for shown, v in _printed_numbers(table.out) if not _present(v, shown, facts)]
     assert not missing, f"{name}: the table prints {missing[:10]} that facts do not hold"
+
+
+def test_the_number_check_reads_units_and_words_and_still_flags_what_facts_lack():
+    """The helpers above find 14.48 GB in 14483464192 B and 80 in "H100-80GB", and miss 15.3 GB."""
+    facts = _numbers_in({"weights": {"value": 14483464192.0, "unit": "B"}, "gpu": "H100-80GB", "power": {"value": 371300.0, "unit": "W"}})
+    for shown in ("14.48", "13.49", "80", "371.3"):
+        assert _present(float(shown), shown, facts), shown
+    for shown in ("15.3", "81", "372", "0.5"):
+        assert not _present(float(shown), shown, facts), shown

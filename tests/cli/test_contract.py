@@ -28,7 +28,7 @@ ARGS: dict[str, list[str] | None] = {
     "infer": ["infer", "llama-3.1-8b", "--gpu", "l40s", "--batch", "32", "--price", "1.5"],
     "plan": ["plan", "llama-3.1-8b", "--gpu", "h100-sxm", "--gpus", "64", "--seq", "4096", "--global-batch", "256"],
     "design": ["design", "--gpus", "256"],
-    "mig plan": ["mig", "plan", "--gpu", "h100-sxm", "--workloads", "examples/workloads.yaml"],
+    "mig plan": ["mig", "plan", "--gpu", "h100-sxm", "--gpus", "16", "--workloads", "examples/workloads.yaml"],
     "mig profiles": ["mig", "profiles", "h100-sxm"],
     "mig geometries": ["mig", "geometries", "a100-80gb", "--maximal"],
     "mig validate": ["mig", "validate", "h100-sxm", "3g.40gb,2g.20gb,1g.10gb,1g.10gb"],
@@ -45,7 +45,8 @@ ARGS: dict[str, list[str] | None] = {
     "k8s render dra": ["k8s", "render", "dra", "--gpu", "h100-sxm", "--mig", "1g.10gb", "--kueue-quota", "64"],
     "k8s rollout mig": ["k8s", "rollout", "mig", "--node", "gpu-node-0", "--config", "all-1g.10gb", "--gpu", "h100-sxm",
                         "--geometry", "1g.10gb:7"],
-    "k8s rollout driver": ["k8s", "rollout", "driver", "--node", "gpu-node-0", "--version", "570.86.15"],
+    "k8s rollout driver": ["k8s", "rollout", "driver", "--node", "gpu-node-0", "--version", "570.86.15",
+                           "--previous", "565.57.01"],
     "k8s rollout dra": ["k8s", "rollout", "dra", "--node", "gpu-node-0", "--node", "gpu-node-1", "--gpu", "h100-sxm"],
     "doctor": ["doctor", "--root", "examples/node-root", "--simulate", "gpus=2,seed=1"],
     "serve-plan": ["serve-plan", "llama-3.1-8b", "--gpu", "h100-sxm=2.5", "--rate", "5", "--ttft-ms", "800",
@@ -53,6 +54,8 @@ ARGS: dict[str, list[str] | None] = {
     "chargeback": None,  # needs a Prometheus: tests/fleet/test_chargeback*.py validate it against its schema
 }
 COMMANDS = registry()
+# Commands whose table numbers its steps or rows (see the ordinal rule in the test below).
+ORDINALS = {"k8s rollout mig", "k8s rollout driver", "k8s rollout dra", "mig geometries"}
 
 
 def _numbers_in(doc) -> list[float]:
@@ -66,6 +69,12 @@ def _numbers_in(doc) -> list[float]:
         elif isinstance(v, str):
             out.extend(float(x.replace(",", "")) for x in re.findall(r"-?\d[\d,]*\.?\d*(?:e[+-]?\d+)?", v)
                        if x.replace(",", "").replace(".", "").lstrip("-").isdigit() or "e" in x)
+            # A hyphen inside a word is not a minus sign: "H100-80GB", "ts-6", "4.6.0-4.8.3" hold 80, 6, 4.8
+            # the way the table shows them (the same tokens _printed_numbers reads).
+            out.extend(float(x.replace(",", "")) for x in re.findall(r"(?<![\w.])\d[\d,]*(?:\.\d+)?", v.replace("-", " ")))
+        elif isinstance(v, dict) and set(v) == {"value", "unit"} and isinstance(v["value"], int | float) \
+                and not isinstance(v["value"], bool):
+            out.extend(_scaled(float(v["value"]), str(v["unit"])))
         elif isinstance(v, dict):
             for x in v.values():
                 walk(x)
@@ -74,6 +83,17 @@ def _numbers_in(doc) -> list[float]:
                 walk(x)
 
     walk(doc)
+    return out
+
+
+def _scaled(value: float, unit: str) -> list[float]:
+    """A Quantity as a table may print it: with an SI prefix (14483464192 B as 14.48 GB, 0.0123 s as
+    12.3 ms, 700000 W as 700 kW), bytes also with a binary prefix (13.49 GiB), seconds also as min/h/days."""
+    out = [value * 10.0 ** (3 * k) for k in range(-5, 6)]
+    if unit.startswith("B") or unit.lower().startswith(("byte", "bit")):
+        out += [value / 2.0 ** (10 * k) for k in range(1, 6)]
+    if unit in ("s", "seconds"):
+        out += [value / 60, value / 3600, value / 86400]
     return out
 
 
@@ -131,6 +151,25 @@ def test_every_number_of_the_table_is_in_facts(cli, name):
     dates = re.findall(r"\d{4}-\d{2}-\d{2}", table.out)
     assert all(d in json.dumps(doc["facts"]) for d in dates)
     table.out = re.sub(r"\d{4}-\d{2}-\d{2}", " ", table.out)
+    # Unit definitions in a column header ("GB (1e9 B)", "GiB (2^30 B)") are not answers.
+    table.out = re.sub(r"\((?:1e\d+|2\^\d+) B\)", " ", table.out)
+    # A brace list is a list, not one number with thousands separators: "{0,2,4,6}:2" (nvidia-smi's
+    # placement starts) shows the numbers 0, 2, 4, 6, each of which facts must hold.
+    table.out = re.sub(r"\{([\d,]+)\}", lambda m: "{" + " ".join(m[1].split(",")) + "}", table.out)
+    if name in ORDINALS:
+        assert doc["facts"].get("steps") or doc["facts"].get("geometries"), "ordinals are exempt only beside their list"
+        # Step numbers of a runbook ("12. kubectl …") and row numbers of a listing ("│ 9 │ 1g.10gb …"):
+        # positions in a list that facts carry itself (facts["steps"], facts["geometries"]).
+        table.out = re.sub(r"(?m)^(\s*│?\s*)\d+(\.\s|\s+│)", r"\1\2", table.out)
     # The title is in the document too; numbers inside it (GPU counts, years) come from the input.
     missing = [shown for shown, v in _printed_numbers(table.out) if not _present(v, shown, facts)]
     assert not missing, f"{name}: the table prints {missing[:10]} that facts do not hold"
+
+
+def test_the_number_check_reads_units_and_words_and_still_flags_what_facts_lack():
+    """The helpers above find 14.48 GB in 14483464192 B and 80 in "H100-80GB", and miss 15.3 GB."""
+    facts = _numbers_in({"weights": {"value": 14483464192.0, "unit": "B"}, "gpu": "H100-80GB", "power": {"value": 371300.0, "unit": "W"}})
+    for shown in ("14.48", "13.49", "80", "371.3"):
+        assert _present(float(shown), shown, facts), shown
+    for shown in ("15.3", "81", "372", "0.5"):
+        assert not _present(float(shown), shown, facts), shown

@@ -26,7 +26,8 @@ def test_superpod_preset_json(cli):
     assert rows[("compute", "leaf")]["cables_below"] == 1020
     compute = [i for i in doc["facts"]["bom"] if i["category"] == "compute"]
     assert compute == [{"category": "compute", "item": "dgx-h100", "quantity": 127, "unit_power_w": 10200.0,
-                        "reason": "preset: 127 nodes", "table": "systems", "unit": "each", "included_in": "", "power_w": 1295400.0}]
+                        "reason": "preset: 127 nodes", "table": "systems", "unit": "each", "included_in": "", "power_w": 1295400.0,
+                        "power_kw": 1295.4}]
     assert "explain" not in doc
 
 

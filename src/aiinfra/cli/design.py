@@ -77,7 +77,7 @@ def tables(r: Result) -> Group:
         bom.add_column(col, justify="right" if col in ("qty", "unit W", "total kW") else "left")
     for i in r.facts["bom"]:
         qty = f"{i['quantity']:,.3f} {i['unit']}" if i["unit"] != "each" else f"{i['quantity']:,.0f}"
-        bom.add_row(i["category"], i["item"], qty, f"{i['unit_power_w']:,.0f}", f"{i['power_w'] / 1000:,.1f}", i["reason"])
+        bom.add_row(i["category"], i["item"], qty, f"{i['unit_power_w']:,.0f}", f"{i['power_kw']:,.1f}", i["reason"])
 
     tiers = Table(title="Per tier")
     for col in ("fabric", "tier", "switches", "model", "switch transceivers", "links below", "cables below"):

@@ -1,7 +1,8 @@
 """`aiinfra k8s render|rollout|lint`: parse options, call sharing/commands.py, render the Result.
 
-Render commands print the manifests (YAML) or, with --format json, the Result envelope whose facts
-carry the documents, node labels and notes."""
+Render commands print the manifests (YAML) by default (or write them with --output); with --format
+json|yaml they print the Result envelope every command prints, whose facts carry the manifests,
+documents, node labels and notes. Every command takes --explain (the Result's terms, when it has any)."""
 
 from __future__ import annotations
 
@@ -23,29 +24,23 @@ app.add_typer(rollout, name="rollout")
 
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write the manifests to this file (atomically, 0644) instead of stdout.")]
 NodeOpt = Annotated[list[str] | None, typer.Option("--node", help="Node name (repeatable).")]
-RenderFormat = Annotated[Format, typer.Option("--format", "-f", help="yaml: the manifests; json: the result with documents, labels and notes; table: same as yaml.", case_sensitive=False)]
+RenderFormat = Annotated[Format, typer.Option("--format", "-f", help="table: the manifests (YAML stream); json|yaml: the result envelope whose facts carry the manifests, documents, labels and notes.", case_sensitive=False)]
 K8sVersionOpt = Annotated[str, typer.Option("--k8s-version", help="Kubernetes release the objects are for (1.32–1.36).")]
 
 
 def _out(r: Result, fmt: Format, output: Path | None, explain: bool = False) -> None:
+    """table (the default): the manifests on stdout (or in --output); json/yaml: the Result envelope
+    (facts carry the manifests, documents, labels and notes), and with --output the manifests go to the file."""
     from aiinfra.safeio import write_atomic
 
-    if fmt is Format.json:
-        text = None
-    else:
-        text = r.facts["manifests"]
-    if fmt is Format.json and output is None:
+    if output is not None:
+        write_atomic(output, r.facts["manifests"], what="manifests")
+        err_console.print(f"wrote {output}")
+    if fmt is not Format.table:
         emit(r, fmt, explain)
         return
-    if text is None:
-        import json
-
-        text = json.dumps(r.to_dict(explain), indent=2) + "\n"
-    if output is not None:
-        write_atomic(output, text, what="manifests")
-        err_console.print(f"wrote {output}")
-    else:
-        sys.stdout.write(text)
+    if output is None:
+        sys.stdout.write(r.facts["manifests"])
     if explain:
         for term in r.terms:
             err_console.print(explain_tree(term))
@@ -63,7 +58,7 @@ def render_mig(
     gpus_per_node: Annotated[int, typer.Option("--gpus-per-node", min=1)] = 8,
     node: NodeOpt = None,
     output: OutputOpt = None,
-    fmt: RenderFormat = Format.yaml,
+    fmt: RenderFormat = Format.table,
     explain: ExplainOpt = False,
 ) -> None:
     """mig-parted ConfigMap (key config.yaml), node labels nvidia.com/mig.config and example Pods."""
@@ -79,7 +74,7 @@ def render_timeslice(
     replicas: Annotated[int | None, typer.Option("--replicas", help="Replicas per GPU (default: what fits in memory).")] = None,
     node: NodeOpt = None,
     output: OutputOpt = None,
-    fmt: RenderFormat = Format.yaml,
+    fmt: RenderFormat = Format.table,
     explain: ExplainOpt = False,
 ) -> None:
     """Device-plugin time-slicing ConfigMap, node labels and an example Pod; warns on memory overcommit."""
@@ -95,7 +90,7 @@ def render_mps(
     replicas: Annotated[int | None, typer.Option("--replicas", help="MPS clients per GPU (≤ 48).")] = None,
     node: NodeOpt = None,
     output: OutputOpt = None,
-    fmt: RenderFormat = Format.yaml,
+    fmt: RenderFormat = Format.table,
     explain: ExplainOpt = False,
 ) -> None:
     """Device-plugin MPS ConfigMap with per-client memory limits, node labels and an example Pod."""
@@ -115,12 +110,13 @@ def render_operator(
     gds: Annotated[bool, typer.Option("--gds", help="Enable GPUDirect Storage.")] = False,
     helm: Annotated[bool, typer.Option("--helm", help="Print the GPU Operator chart values instead of the ClusterPolicy.")] = False,
     output: OutputOpt = None,
-    fmt: RenderFormat = Format.yaml,
+    fmt: RenderFormat = Format.table,
+    explain: ExplainOpt = False,
 ) -> None:
     """GPU Operator ClusterPolicy (with the Helm values equivalent as comments), or --helm values."""
     from aiinfra.sharing.commands import k8s_render_operator
 
-    _out(k8s_render_operator(mig_strategy, mig_config, device_plugin_config, device_plugin_default, rdma, host_mofed, gds, helm), fmt, output)
+    _out(k8s_render_operator(mig_strategy, mig_config, device_plugin_config, device_plugin_default, rdma, host_mofed, gds, helm), fmt, output, explain)
 
 
 @render.command("rdma")
@@ -130,12 +126,13 @@ def render_rdma(
     cidr: Annotated[str, typer.Option("--cidr", help="whereabouts IP range.")] = "192.168.2.0/24",
     gpus: Annotated[int, typer.Option("--gpus", help="GPUs the example Pod requests.", min=1)] = 1,
     output: OutputOpt = None,
-    fmt: RenderFormat = Format.yaml,
+    fmt: RenderFormat = Format.table,
+    explain: ExplainOpt = False,
 ) -> None:
     """Network Operator NicClusterPolicy + network, ClusterPolicy with driver.rdma, and an RDMA Pod."""
     from aiinfra.sharing.commands import k8s_render_rdma
 
-    _out(k8s_render_rdma(mode, master, cidr, gpus), fmt, output)
+    _out(k8s_render_rdma(mode, master, cidr, gpus), fmt, output, explain)
 
 
 @render.command("dra")
@@ -154,7 +151,8 @@ def render_dra(
     kueue_quota: Annotated[int, typer.Option("--kueue-quota", help="Kueue ResourceFlavor/ClusterQueue with this many devices per class (0: none).", min=0)] = 0,
     no_gpu_cluster: Annotated[bool, typer.Option("--no-gpu-cluster", help="Leave out the GPU Operator GPUCluster (driver installed by its Helm chart).")] = False,
     output: OutputOpt = None,
-    fmt: RenderFormat = Format.yaml,
+    fmt: RenderFormat = Format.table,
+    explain: ExplainOpt = False,
 ) -> None:
     """DRA: DeviceClasses, ResourceClaimTemplates (whole GPUs, MIG, shared), ComputeDomain, Pods, GPUCluster, Kueue quota."""
     from aiinfra.sharing.commands import k8s_render_dra
@@ -163,12 +161,12 @@ def render_dra(
                        compute_domain_nodes, kueue_quota, not no_gpu_cluster)
     for n in r.facts["notes"]:
         err_console.print(f"note: {n}", highlight=False, soft_wrap=True)
-    _out(r, fmt, output)
+    _out(r, fmt, output, explain)
 
 
-def _runbook(r: Result, fmt: Format) -> None:
+def _runbook(r: Result, fmt: Format, explain: bool = False) -> None:
     if fmt is not Format.table:
-        emit(r, fmt, False)
+        emit(r, fmt, explain)
         return
     console.print(f"[bold]{r.title}[/]")
     for i, s in enumerate(r.facts["steps"], 1):
@@ -176,6 +174,9 @@ def _runbook(r: Result, fmt: Format) -> None:
     console.print("[bold]rollback[/]")
     for i, s in enumerate(r.facts["rollback"], 1):
         console.print(f"{i:>2}. {s}", soft_wrap=True, highlight=False)
+    if explain:
+        for term in r.terms:
+            console.print(explain_tree(term))
     for w in r.warnings:
         err_console.print(f"[yellow]warning:[/] {w}")
 
@@ -189,11 +190,12 @@ def rollout_mig(
     geometry: Annotated[str | None, typer.Option("--geometry", help="Geometry the config creates on each GPU.")] = None,
     gpus_per_node: Annotated[int, typer.Option("--gpus-per-node", min=1)] = 8,
     fmt: FormatOpt = Format.table,
+    explain: ExplainOpt = False,
 ) -> None:
     """cordon → drain GPU pods → label → wait for mig.config.state=success → verify → uncordon."""
     from aiinfra.sharing.commands import k8s_rollout_mig
 
-    _runbook(k8s_rollout_mig(node, config, previous, gpu, geometry, gpus_per_node), fmt)
+    _runbook(k8s_rollout_mig(node, config, previous, gpu, geometry, gpus_per_node), fmt, explain)
 
 
 @rollout.command("driver")
@@ -202,11 +204,12 @@ def rollout_driver(
     version: Annotated[str, typer.Option("--version", help="Target driver version, e.g. 595.91.07.")],
     previous: Annotated[str, typer.Option("--previous", help="Version to roll back to.")],
     fmt: FormatOpt = Format.table,
+    explain: ExplainOpt = False,
 ) -> None:
     """cordon → drain GPU pods → restart the driver pod → wait Ready → verify → uncordon."""
     from aiinfra.sharing.commands import k8s_rollout_driver
 
-    _runbook(k8s_rollout_driver(node, version, previous), fmt)
+    _runbook(k8s_rollout_driver(node, version, previous), fmt, explain)
 
 
 @rollout.command("dra")
@@ -217,11 +220,12 @@ def rollout_dra(
     namespace: Annotated[str, typer.Option("--namespace", help="Namespace of the GPU Operator and the DRA driver.")] = "gpu-operator",
     driver_version: Annotated[str, typer.Option("--driver-version", help="NVIDIA DRA driver chart version for the interim install.")] = "v0.4.0",
     fmt: FormatOpt = Format.table,
+    explain: ExplainOpt = False,
 ) -> None:
     """Device plugin + ClusterPolicy → DRA driver, node by node, then ClusterPolicy → GPUCluster; verify and roll back."""
     from aiinfra.sharing.commands import k8s_rollout_dra
 
-    _runbook(k8s_rollout_dra(node, gpu, k8s_version, namespace, driver_version), fmt)
+    _runbook(k8s_rollout_dra(node, gpu, k8s_version, namespace, driver_version), fmt, explain)
 
 
 @app.command("lint")
@@ -229,6 +233,7 @@ def lint_cmd(
     files: Annotated[list[Path], typer.Argument(help="mig-parted, device-plugin, ClusterPolicy, Helm values, DRA, Kueue or Network Operator YAML.")],
     k8s_version: K8sVersionOpt = "1.34",
     fmt: FormatOpt = Format.table,
+    explain: ExplainOpt = False,
 ) -> None:
     """Report every violation with file, YAML path and fix; exit 1 on errors."""
     from aiinfra.sharing.commands import k8s_lint
@@ -242,7 +247,10 @@ def lint_cmd(
             console.print(f"{escape(f['file'])}: {escape(f['path'] or '<root>')}: [{style}]{f['severity']}[/] \\[{f['rule']}] "
                           f"{escape(f['message'])} — fix: {escape(f['fix'])}", soft_wrap=True, highlight=False)
         console.print(f"{len(r.facts['findings'])} findings ({errors} errors) in {len(files)} file(s)", highlight=False)
+        if explain:
+            for term in r.terms:
+                console.print(explain_tree(term))
     else:
-        emit(r, fmt, False)
+        emit(r, fmt, explain)
     if errors:
         raise typer.Exit(1)

@@ -114,6 +114,8 @@ def design_input(spec: DesignSpec) -> DesignInput:
 def design(spec: DesignSpec) -> Result:
     """Design a GPU cluster: fabric, storage, management, racks, power and cooling, and a BOM with reasons."""
     r = design_cluster(design_input(spec)).result()
+    for row in r.facts["bom"]:  # the table shows each line's power in kW; carry that answer as printed
+        row["power_kw"] = row["power_w"] / 1000
     src = r.facts.get("preset_source")
     if src:
         r.assumptions.append(f"reference architecture: {src}")

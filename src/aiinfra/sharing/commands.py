@@ -32,6 +32,7 @@ class MigGeometriesFacts(Facts):
 
 class MigValidateFacts(Facts):
     gpu: str
+    mig_gpu: str  # the GPU's name in the MIG tables (H100-80GB), which the title shows
     geometry: str
     valid: bool
 
@@ -52,6 +53,7 @@ class ManifestFacts(Facts):
 class RunbookFacts(Facts):
     steps: list[str]
     rollback: list[str]
+    expected_allocatable: dict[str, int] | None = None  # `k8s rollout mig --gpu --geometry`: devices per node to verify
 
 
 class LintFacts(Facts):
@@ -122,7 +124,7 @@ def mig_validate(gpu: str, geometry: str) -> Result:
         Term("compute slices", c.compute_used, "slices", formula="Σ compute of the instances", inputs={"limit": g.compute_slices}),
         Term("memory slots", c.slots_used, "slots", formula="Σ memory slots of the instances", inputs={"limit": g.memory_slots}, sources={"slots": g.layout_source}),
     ]
-    facts: dict[str, Any] = {"gpu": g.catalog_gpu or g.name, "geometry": mig.geometry_label(c.counts), "valid": c.valid}
+    facts: dict[str, Any] = {"gpu": g.catalog_gpu or g.name, "mig_gpu": g.name, "geometry": mig.geometry_label(c.counts), "valid": c.valid}
     if c.valid:
         facts["placement"] = ", ".join(f"{p}@{s}" for p, s, _ in c.placement)
     else:
@@ -310,7 +312,14 @@ def k8s_rollout_mig(nodes: list[str], config: str, previous: str = "all-disabled
         if not check.valid:
             raise SpecError(f"geometry {geometry} is not valid on {g.name}: {'; '.join(check.reasons)}")
         expect = {g.profiles[p].resource_name: n * gpus_per_node for p, n in check.counts.items()}
-    return runbook_result(f"MIG reconfiguration to '{config}'", k8s.rollout_mig(nodes, config, previous, expect=expect))
+    r = runbook_result(f"MIG reconfiguration to '{config}'", k8s.rollout_mig(nodes, config, previous, expect=expect))
+    if expect:
+        # The verify step compares node allocatable with these counts; --explain shows where they come from.
+        r.facts["expected_allocatable"] = expect
+        r.terms = [Term(f"{g.profiles[p].resource_name} per node", n * gpus_per_node, "devices",
+                        formula="instances per GPU × GPUs per node", inputs={"instances per GPU": n, "GPUs per node": gpus_per_node},
+                        sources={"placement rules": g.layout_source}) for p, n in check.counts.items()]
+    return r
 
 
 @command("k8s rollout driver", facts=RunbookFacts)

@@ -28,6 +28,8 @@ class SizeTrainFacts(Facts):
 
 class SizeInferFacts(Facts):
     model: str
+    context: int
+    batch: int
     weights: Quantity
     kv_cache: Quantity
     total_per_gpu: Quantity
@@ -39,6 +41,8 @@ class SizeInferFacts(Facts):
 
 class SizeFitsFacts(Facts):
     model: str
+    context: int  # tokens per sequence the memory is sized for
+    batch: int  # sequences held at once
     fits: list[dict]
 
 
@@ -107,7 +111,8 @@ def inference_report(
         f"Inference memory per GPU: {m.name} on {g.key}, weights {'checkpoint' if ckpt else quant}, KV {kv_dtype}, "
         f"{batch} × {context} tokens, TP{tp}·PP{pp}",
         terms=mem.terms,
-        facts={"model": m.name, "kv_bytes_per_token": int(mem.kv_per_token.value), "attention_layers": layers,
+        facts={"model": m.name, "context": context, "batch": batch, "tp": tp, "pp": pp,
+               "kv_bytes_per_token": int(mem.kv_per_token.value), "attention_layers": layers,
                "weights": quantity(float(mem.weights.value), "B"), "kv_cache": quantity(float(mem.kv_cache.value), "B"),
                "activation_workspace": quantity(float(mem.workspace.value), "B"),
                "runtime_overhead": quantity(float(mem.overhead.value), "B"),
@@ -161,6 +166,7 @@ def fits_report(m: ModelSpec, *, explain: bool = True, **settings: Any) -> Resul
     return Result(
         f"Fewest GPUs to serve {m.name}: weights {s['quant']}, KV {s['kv_dtype']}, {s['batch']} × {s['context']} tokens",
         terms=[counts.total, counts.active] if explain else [],
-        facts={"model": m.name, "fits": rows},
+        facts={"model": m.name, "quant": s["quant"], "kv_dtype": s["kv_dtype"], "context": s["context"], "batch": s["batch"],
+               "fits": rows},
         warnings=warnings,
     )

@@ -51,7 +51,11 @@ ARGS: dict[str, list[str] | None] = {
     "doctor": ["doctor", "--root", "examples/node-root", "--simulate", "gpus=2,seed=1"],
     "serve-plan": ["serve-plan", "llama-3.1-8b", "--gpu", "h100-sxm=2.5", "--rate", "5", "--ttft-ms", "800",
                    "--tpot-ms", "40"],
-    "chargeback": None,  # needs a Prometheus: tests/fleet/test_chargeback*.py validate it against its schema
+    "chargeback": None,
+    "analyze": None,  # needs a Prometheus: tests/fleet and tests/integration validate it against its schema
+    "rules": ["rules"],
+    "dashboard": ["dashboard"],
+    "top": ["top", "--simulate", "gpus=2,seed=1", "--once"],  # needs a Prometheus: tests/fleet/test_chargeback*.py validate it against its schema
 }
 COMMANDS = registry()
 # Commands whose table numbers its steps or rows (see the ordinal rule in the test below).
@@ -98,12 +102,14 @@ def _scaled(value: float, unit: str) -> list[float]:
 
 
 def _printed_numbers(text: str) -> list[tuple[str, float]]:
-    """Numbers as a table shows them: 1,234.5 / 36% / 6.8800 (a trailing % is a fraction of 1)."""
+    """Numbers as a table shows them: 1,234.5 / 36% / 6.8800 / 698k (a trailing % is a fraction of 1;
+    k and M are the compact thousands and millions of wide tables)."""
     found = []
-    for m in re.finditer(r"(?<![\w.])(-?\d[\d,]*(?:\.\d+)?)(%?)", text):
-        raw, pct = m.group(1), m.group(2)
+    text = re.sub(r"\bper 1M\b", "per million", text)  # "$ per 1M tokens" is a unit, like "$/1M"
+    for m in re.finditer(r"(?<![\w./])(-?\d[\d,]*(?:\.\d+)?)([kM](?![A-Za-z]))?(%?)", text):
+        raw, mult, pct = m.group(1), m.group(2), m.group(3)
         try:
-            v = float(raw.replace(",", ""))
+            v = float(raw.replace(",", "")) * {"k": 1e3, "M": 1e6}.get(mult or "", 1.0)
         except ValueError:
             continue
         found.append((m.group(0), v / 100 if pct else v))
@@ -111,9 +117,14 @@ def _printed_numbers(text: str) -> list[tuple[str, float]]:
 
 
 def _present(v: float, shown: str, facts: list[float]) -> bool:
-    decimals = len(shown.split(".")[1].rstrip("%")) if "." in shown else 0
+    decimals = len(shown.split(".")[1].rstrip("%kM")) if "." in shown else 0
     tol = 0.5 * 10 ** -decimals
+    if shown.endswith(("k", "M")):
+        tol *= 1e3 if shown.endswith("k") else 1e6
     if shown.endswith("%"):
+        # a share: a fraction in the facts, or the same percentage inside a sentence the facts carry
+        if any(abs(f - v * 100) <= tol * 1.0001 + 1e-9 for f in facts if math.isfinite(f)):
+            return True
         tol = 0.005 + 1e-9
     return any(abs(f - v) <= tol * 1.0001 + 1e-9 or (v and abs(f - v) <= 1e-3 * abs(v)) for f in facts
                if math.isfinite(f))
@@ -151,6 +162,8 @@ def test_every_number_of_the_table_is_in_facts(cli, name):
     dates = re.findall(r"\d{4}-\d{2}-\d{2}", table.out)
     assert all(d in json.dumps(doc["facts"]) for d in dates)
     table.out = re.sub(r"\d{4}-\d{2}-\d{2}", " ", table.out)
+    # A clock time (top's header) belongs to the moment of each run: the two runs differ by seconds.
+    table.out = re.sub(r"\b\d{2}:\d{2}:\d{2}\b", " ", table.out)
     # Unit definitions in a column header ("GB (1e9 B)", "GiB (2^30 B)") are not answers.
     table.out = re.sub(r"\((?:1e\d+|2\^\d+) B\)", " ", table.out)
     # A brace list is a list, not one number with thousands separators: "{0,2,4,6}:2" (nvidia-smi's

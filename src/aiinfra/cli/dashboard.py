@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from aiinfra.cli.analyze import write_atomic
-from aiinfra.cli.output import console, err_console
+from aiinfra.cli.output import ExplainOpt, Format, console, emit, err_console
 
 
 def dashboard_cmd(
@@ -19,6 +19,8 @@ def dashboard_cmd(
     counters: Annotated[str | None, typer.Option("--counters", help="The exporter's field set: default, all, or a dcgm-exporter counters CSV. "
                                                  "Panels needing fields it does not serve are marked with the counter to enable.")] = None,
     only_served: Annotated[bool, typer.Option("--only-served", help="Leave out panels the counter set cannot fill (needs --counters).")] = False,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table: the dashboard JSON itself; json|yaml: the answer envelope (dashboard under facts).", case_sensitive=False)] = Format.table,
+    explain: ExplainOpt = False,
 ) -> None:
     """Grafana dashboard for dcgm-exporter / aiinfra exporter data: import it, pick the Prometheus data source."""
     from aiinfra.fleet.commands import dashboard
@@ -26,6 +28,11 @@ def dashboard_cmd(
     r = dashboard(title, uid, counters, only_served)
     doc = r.facts["dashboard"]
     text = json.dumps(doc, indent=2) + "\n"
+    if fmt is not Format.table:
+        if out is not None:
+            write_atomic(out, text)
+        emit(r, fmt, explain)
+        return
     if out is None:
         typer.echo(text, nl=False)
     else:

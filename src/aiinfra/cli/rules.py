@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from aiinfra.cli.analyze import write_atomic
-from aiinfra.cli.output import console
+from aiinfra.cli.output import ExplainOpt, Format, console, emit
 
 JOB_REGEX = ".*dcgm.*|.*gpu.*|aiinfra.*"  # the library's RuleOptions default, repeated here to keep --help light
 
@@ -29,16 +29,22 @@ def rules_cmd(
     idle_ratio: Annotated[float, typer.Option("--idle-below", help="Busy ratio under which an allocated GPU counts as stranded.")] = 0.05,
     check: Annotated[bool, typer.Option("--check", help="Validate with promtool check rules before writing.")] = False,
     pod_idle_for: Annotated[list[str] | None, typer.Option("--pod-idle-for", help="Alert when a pod holds an idle GPU this long: 1h (default) or NAMESPACE=4h for one namespace (repeatable).")] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table: the rules file itself; json|yaml: the answer envelope (rules under facts).", case_sensitive=False)] = Format.table,
+    explain: ExplainOpt = False,
 ) -> None:
     """Alerting and recording rules: exporter down, lost GPUs, fatal/recurring XIDs, ECC, row remap, throttling, OOM risk, stranded GPUs, NVLink/PCIe."""
     from aiinfra.fleet.commands import rules
 
     r = rules(kind.value, namespace, pod_label, job_regex, idle_ratio, check, pod_idle_for)
     text = r.facts["text"]
+    if out is not None:
+        write_atomic(out, text)
+    if fmt is not Format.table:
+        emit(r, fmt, explain)
+        return
     if out is None:
         typer.echo(text, nl=False)
         return
-    write_atomic(out, text)
     t = Table(title=f"wrote {out}")
     t.add_column("group")
     t.add_column("rules")

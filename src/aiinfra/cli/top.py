@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from aiinfra.cli.output import Format, FormatOpt, console, emit
+from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, console, emit
 from aiinfra.errors import AiinfraError
 
 
@@ -53,6 +53,7 @@ def top_cmd(
     once: Annotated[bool, typer.Option("--once", help="Print one frame and exit (for scripts; no live screen).")] = False,
     limit: Annotated[int, typer.Option("--limit", help="GPU rows to show.", min=1)] = 64,
     fmt: FormatOpt = Format.table,
+    explain: ExplainOpt = False,
 ) -> None:
     """GPU screen in the style of nvitop: driver/CUDA header, per-GPU bars, processes; lost, hot, throttled
     and failing GPUs highlighted. Press q to quit. Default source: the local GPUs through NVML."""
@@ -63,7 +64,7 @@ def top_cmd(
     if len(chosen) > 1:
         raise AiinfraError("choose one source: --prometheus, --exporter or --simulate (or none for local NVML)")
     if fmt is not Format.table:  # one frame as data, for scripts
-        emit(top(prometheus, exporter, simulate), fmt, False)
+        emit(top(prometheus, exporter, simulate), fmt, explain)
         return
     read = top_source(prometheus=prometheus, exporter=exporter, simulate=simulate)
     # At most 80 columns wide, as nvitop: a wider terminal gets the same layout, not wrapped tables.

@@ -167,7 +167,10 @@ def top(prometheus: str | None = None, exporter: str | None = None, simulate: st
               "busy": None if p.busy is None else quantity(p.busy, "ratio"), "command": p.command} for p in f.procs]
     lost = sum(1 for g in gpus if g["lost"])
     r = Result(f"aiinfra top: {len(gpus)} GPUs/instances from {f.source}" + (f", {lost} lost" if lost else ""))
+    import time as _time
+
     r.facts = {"source": f.source, "driver": f.driver, "cuda": f.cuda, "hosts": f.hosts, "time": f.time,
+               "local_time": _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(f.time)),  # as the header prints it
                "gpus": gpus, "processes": procs, "lost": quantity(lost, "GPUs")}
     return r
 

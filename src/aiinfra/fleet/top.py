@@ -476,13 +476,13 @@ def gpu_table(f: Frame, limit: int) -> Table:
 def process_table(f: Frame, limit: int) -> Table:
     t = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), show_edge=False, header_style="bold")
     for name, width, justify in (("GPU", 18, "left"), ("PID", 7, "right"), ("USER", 11, "left"), ("GPU-MEM", 7, "right"),
-                                 ("%GPU", 4, "right"), ("COMMAND", 27, "left")):
+                                 ("SM", 4, "right"), ("COMMAND", 27, "left")):
         t.add_column(name, width=width, max_width=width, no_wrap=True, overflow="ellipsis", justify=justify)  # type: ignore[arg-type]
     for p in f.procs[:limit]:
         where = f"{p.host}:{p.gpu}" if len(f.hosts) > 1 else p.gpu
         t.add_row(_clip(where + (f" gi{p.mig.rsplit('/', 1)[-1]}" if p.mig else ""), 18), "–" if p.pid is None else str(p.pid), p.user or "–",
                   "n/a" if p.memory_bytes is None else _gib(p.memory_bytes),
-                  "–" if p.busy is None else f"{100 * p.busy:.0f}", p.command or "–")
+                  "–" if p.busy is None else f"{100 * p.busy:.0f}%", p.command or "–")
     if not f.procs:
         t.add_row("no processes", "", "", "", "", "")
     return t

@@ -208,7 +208,7 @@ def plan_command(
         "mfu_full_attention": quantity(w["mfu_full_attention"], ""),
         "memory_per_gpu": quantity(w["memory_gb"], "GB"), "device_memory": quantity(cap / 1e9, "GB"),
         "headroom": quantity(w["headroom_gb"], "GB"),
-        "layouts": [{k: v for k, v in x.items() if k != "parts"} for x in r.top],
+        "layouts": [{"rank": i, **{k: v for k, v in x.items() if k != "parts"}} for i, x in enumerate(r.top, 1)],
         "why_not_the_others": list(r.rejected), "notes": list(r.notes),
     }
     for k, unit in (("days", "days"), ("gpu_hours", "GPU·h"), ("cost_usd", "USD")):

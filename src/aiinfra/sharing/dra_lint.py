@@ -238,7 +238,7 @@ OTHER_CONFIG_KINDS = {"VfioDeviceConfig", "ComputeDomainChannelConfig", "Compute
 
 
 def _gpu_config(ctx, params: Any, p: tuple, gates: dict, have_cluster: bool) -> None:
-    if isinstance(params, dict) and params.get("kind") in OTHER_CONFIG_KINDS:
+    if isinstance(params, dict) and isinstance(params.get("kind"), str) and params["kind"] in OTHER_CONFIG_KINDS:
         return  # the driver's other config kinds carry no sharing settings
     errs = sorted(_config_validator().iter_errors(params), key=lambda e: [str(x) for x in e.absolute_path])
     for e in errs[:5]:

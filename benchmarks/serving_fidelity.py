@@ -10,6 +10,8 @@ Sources:
   max_model_len 20,000 — FIT of engines.yaml vllm.activation_factor; 1,478 blocks at 29,000 — HELD-OUT);
   vllm-project/vllm#21348 (Qwen3-235B-A22B-FP8, 4 × H100 TP4: vLLM 178,880 tokens — HELD-OUT, run with an
   LMCache KV connector; SGLang mem_fraction_static 0.93: 367,404 tokens — FIT of sglang.load_overhead_*);
+  vllm-project/vllm#10511 (Llama-3-8B on H100, TP1/TP2, vLLM 0.6.5: available KV 53.29 / 58.97 GiB — HELD-OUT);
+  NCCL NVLS buffer sizes from the NCCL log in vllm-project/vllm#9699 (not fitted);
   LMCache/LMCache#1739 (Qwen3-14B: 6.51 GiB → 42,656 tokens, pool → tokens only).
 - Latency: LLM-Viewer issue #4 (TensorRT-LLM, A100, LLaMA-7B, batch 1): TTFT 16.1 ms at 128 prompt tokens,
   120.5 ms at 2,048 (the rows catalog/data/calibration.yaml `inference` was fitted on — FIT).
@@ -48,6 +50,11 @@ def kv_rows() -> None:
     q = model("qwen3-235b-a22b")
     r = engine_memory(q, gpu("h100-sxm"), engine="vllm", tp=4, quant="fp8", max_model_len=40960, cuda_graphs=False)
     row("KV capacity", "vLLM Qwen3-235B-A22B-FP8 4xH100 TP4 (tokens) [vllm#21348]", r.kv_tokens, 178_880, "HELD-OUT")
+    for tp, pub in ((1, 53.29), (2, 71.29 - 7.48 - 3.58 - 1.26)):
+        r = engine_memory(m8, gpu("h100-sxm"), engine="vllm", tp=tp, max_model_len=8192, max_num_batched_tokens=8192,
+                          max_num_seqs=256, cuda_graphs=False, scheduler="v0")
+        row("KV capacity", f"vLLM 0.6.5 Llama-3-8B H100 TP{tp} available KV (GiB) [vllm#10511]",
+            float(r.kv_pool.value) / GiB, pub, "HELD-OUT")
     r = engine_memory(q, gpu("h100-sxm"), engine="sglang", tp=4, quant="fp8", fraction=0.93)
     row("KV capacity", "SGLang Qwen3-235B-A22B-FP8 4xH100 TP4 (tokens) [vllm#21348]", r.kv_tokens, 367_404, "FIT")
     q14 = from_config({"model_type": "qwen3", "hidden_size": 5120, "num_hidden_layers": 40, "num_attention_heads": 40,

@@ -15,6 +15,9 @@ Sources:
   LMCache/LMCache#1739 (Qwen3-14B: 6.51 GiB → 42,656 tokens, pool → tokens only).
 - Latency: LLM-Viewer issue #4 (TensorRT-LLM, A100, LLaMA-7B, batch 1): TTFT 16.1 ms at 128 prompt tokens,
   120.5 ms at 2,048 (the rows catalog/data/calibration.yaml `inference` was fitted on — FIT).
+- Engine throughput/latency: catalog/data/engine_benchmarks.yaml (TensorRT-LLM's published static-batch tables,
+  v0.6.1/v0.5, 2023-12: H100 FP8, A100 FP16, L40S FP8, Llama 2 7B/70B), each row FIT or HELD-OUT as marked
+  there, with the pure roofline beside it; LLM-Viewer#4's rows are a source held out of that fit.
 Run: PYTHONPATH=src python benchmarks/serving_fidelity.py
 """
 
@@ -75,14 +78,34 @@ def latency_rows() -> list[tuple[str, float, float]]:
         r = inference_perf(m, a100, prompt=prompt, output=128, batch=1)
         ttft = r.term("TTFT")
         row("latency", f"TRT-LLM LLaMA-7B A100 TTFT prompt {prompt} (ms) [LLM-Viewer#4]", ttft.value * 1e3, ms, "FIT")
+        e = inference_perf(m, a100, prompt=prompt, output=128, batch=1, quant="fp16", kv_dtype="bf16", engine="tensorrt-llm")
+        row("engine throughput/latency", f"tensorrt-llm fitted A100 efficiency, LLaMA-7B TTFT prompt {prompt} (ms) "
+            "[LLM-Viewer#4, a source held out of the engine fit]", e.term("TTFT").value * 1e3, ms, "HELD-OUT")
         flops = ttft.inputs["prefill FLOPs"]
         peak = float(ttft.inputs["peak"].value)
         roof.append((f"prompt {prompt}", max(flops / peak, ttft.inputs["weights per GPU (B)"] / a100.memory_bw) * 1e3, ms))
     return roof
 
 
+def engine_rows() -> None:
+    """Every engine_benchmarks row with the engine's fitted efficiencies, and the pure roofline beside it."""
+    from aiinfra.serving.calibration import benchmark_rows, predict, roofline
+
+    for r in benchmark_rows():
+        unit = "ms" if r.metric == "ttft_ms" else "tok/s/GPU"
+        what = f"TTFT isl {r.isl}" if r.metric == "ttft_ms" else f"batch {r.batch} {r.isl}/{r.osl}"
+        ours, roof = predict(r), roofline(r)
+        name = f"{r.engine} {r.model} {r.gpu} TP{r.tp} {r.quant} {what} ({unit}) [{r.key}]"
+        row("engine throughput/latency", name, ours, r.value, "FIT" if r.split == "fit" else "HELD-OUT")
+        ROOF.append((name, roof, r.value))
+
+
+ROOF: list[tuple[str, float, float]] = []
+
+
 def main() -> None:
     kv_rows()
+    engine_rows()
     roof = latency_rows()
     groups: dict[str, list[float]] = {}
     for group, name, ours, pub, fit in ROWS:
@@ -92,6 +115,12 @@ def main() -> None:
     for name, ours, pub in roof:
         print(f"roofline only, TRT-LLM LLaMA-7B A100 TTFT {name}: ours {ours:,.1f} ms, published {pub:,.1f} ms, "
               f"error {(ours - pub) / pub:+.1%}")
+    roof_errs = []
+    for name, ours, pub in ROOF:
+        roof_errs.append(abs(ours - pub) / pub)
+        print(f"roofline only, {name}: {ours:,.1f} vs {pub:,.1f}, error {(ours - pub) / pub:+.1%}")
+    if roof_errs:
+        print(f"mean |error| engine throughput/latency, roofline only: {statistics.mean(roof_errs):.1%} over {len(roof_errs)} rows")
     for g, errs in groups.items():
         print(f"mean |error| {g}: {statistics.mean(errs):.1%} over {len(errs)} rows")
 

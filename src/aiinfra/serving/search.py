@@ -26,6 +26,7 @@ import numpy as np
 from aiinfra.errors import SpecError
 from aiinfra.perf import comm, compute
 from aiinfra.perf.flops import layer_flops
+from aiinfra.perf.inference import engine_efficiency
 from aiinfra.serving.workload import Targets, Workload
 from aiinfra.sizing.engine import engine_memory
 from aiinfra.sizing.inference import WEIGHT_QUANTS, kv_bytes_per_sequence, kv_bytes_per_token, model_weight_bytes
@@ -74,8 +75,13 @@ def _quant_ok(gpu: GpuSpec, quant: str) -> bool:
     return True
 
 
-def _decode_consts(m: ModelSpec, gpu: GpuSpec, tp: int, quant: str, w_gpu: float, ctx_mean: float) -> dict:
+def _decode_consts(m: ModelSpec, gpu: GpuSpec, tp: int, quant: str, w_gpu: float, ctx_mean: float,
+                   engine: str | None = None) -> dict:
     cal = compute.inference_calibration()
+    # the engine's own efficiencies on this GPU where they were fitted (engines.yaml `efficiency`)
+    eff = engine_efficiency(engine, gpu) or {}
+    bw_frac = float(eff.get("decode_bw_fraction", cal.decode_bw_fraction))
+    gemm_scale = float(eff.get("gemm_scale", 1.0))
     dtype = "fp8" if quant in ("fp8", "fp4") and gpu.tflops.get("fp8") else ("bf16" if gpu.tflops.get("bf16") else "fp16")
     pk = float(compute.peak(gpu, dtype).value)
     dense, moe = layer_flops(m)
@@ -93,11 +99,13 @@ def _decode_consts(m: ModelSpec, gpu: GpuSpec, tp: int, quant: str, w_gpu: float
     kv_seq = float(kv_bytes_per_sequence(m, ctx_mean, "bf16", tp).value)
     return {
         "w": w_gpu, "routed": routed, "k_over_e": (m.experts_per_token / m.experts) if m.is_moe else 1.0,
-        "bw": gpu.memory_bw * cal.decode_bw_fraction, "hbm": gpu.memory_bw, "peak": pk,
+        "bw": gpu.memory_bw * bw_frac, "hbm": gpu.memory_bw, "peak": pk, "gemm_scale": gemm_scale,
+        "layer_oh": float(eff.get("decode_layer_overhead_us", 0.0)) / 1e6,
+        "prefill_oh": float(eff.get("prefill_overhead_ms", 0.0)) / 1e3, "efficiency": "engine" if eff else "generic",
         "flops_tok": (matmul_tok + head) / tp, "attn_pos": attn_pos / tp, "ctx": ctx_mean, "kv_seq": kv_seq,
         "L": m.layers, "h": m.hidden, "tp": tp, "ar_bw": up.effective_bw, "ar_alpha": up.alpha,
-        "dtype": dtype, "fabric": up.name, "matmul_eff": float(compute.matmul_efficiency(
-            2 * 64 * m.hidden * m.ffn / tp / 1e9).value),
+        "dtype": dtype, "fabric": up.name, "matmul_eff": min(0.95, gemm_scale * float(compute.matmul_efficiency(
+            2 * 64 * m.hidden * m.ffn / tp / 1e9).value)),
     }
 
 
@@ -110,7 +118,7 @@ def decode_step(d: dict, n: Any) -> Any:
     t_fl = n * (d["flops_tok"] + d["attn_pos"] * d["ctx"]) / (d["peak"] * d["matmul_eff"])
     ring = 2.0 * (d["tp"] - 1) / np.maximum(d["tp"], 1)
     t_ar = np.where(d["tp"] > 1, 2 * d["L"] * (ring * n * d["h"] * 2 / d["ar_bw"] + 2 * (d["tp"] - 1) * d["ar_alpha"]), 0.0)
-    return np.maximum(t_bw, t_fl) + t_ar
+    return np.maximum(t_bw, t_fl) + t_ar + d.get("L", 0) * d.get("layer_oh", 0.0)
 
 
 def prefill_time(m: ModelSpec, d: dict, prompt: np.ndarray) -> np.ndarray:
@@ -120,8 +128,8 @@ def prefill_time(m: ModelSpec, d: dict, prompt: np.ndarray) -> np.ndarray:
     matmul_tok = m.dense_layers * dense.matmul + m.moe_layers * (moe.matmul if moe else 0)
     attn_pos = m.dense_layers * dense.attn_per_pos + m.moe_layers * (moe.attn_per_pos if moe else 0)
     flops = p * (matmul_tok + attn_pos * p / 2) + 2.0 * m.hidden * m.vocab
-    eff = compute.prefill_efficiency(p).value
-    t = np.maximum(flops / d["tp"] / (d["peak"] * eff), d["w"] / d["hbm"])
+    eff = np.minimum(0.95, compute.prefill_efficiency(p).value * d.get("gemm_scale", 1.0))
+    t = np.maximum(flops / d["tp"] / (d["peak"] * eff), d["w"] / d["hbm"]) + d.get("prefill_oh", 0.0)
     ring = 2.0 * (d["tp"] - 1) / d["tp"]
     if d["tp"] > 1:
         t = t + 2 * d["L"] * (ring * p * d["h"] * 2 / d["ar_bw"] + 2 * (d["tp"] - 1) * d["ar_alpha"])
@@ -152,7 +160,7 @@ def build_configs(m: ModelSpec, gpus: dict[str, tuple[GpuSpec, float]], w: Workl
                 slots = int(pool // per_seq) if per_seq else 0
                 if slots < 1 or not em.starts:
                     continue
-                d = _decode_consts(m, g, tp, q, w_all / tp, ctx_mean)
+                d = _decode_consts(m, g, tp, q, w_all / tp, ctx_mean, engine)
                 pf = prefill_time(m, d, prompts)
                 node = comm.node_for(g)
                 so = node.scale_out_per_gpu()

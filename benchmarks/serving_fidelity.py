@@ -53,6 +53,17 @@ def kv_rows() -> None:
     q = model("qwen3-235b-a22b")
     r = engine_memory(q, gpu("h100-sxm"), engine="vllm", tp=4, quant="fp8", max_model_len=40960, cuda_graphs=False)
     row("KV capacity", "vLLM Qwen3-235B-A22B-FP8 4xH100 TP4 (tokens) [vllm#21348]", r.kv_tokens, 178_880, "HELD-OUT")
+    # vllm#9699 (vLLM ~0.6.3 V0, Oct 2024, 8 × H200, Llama-3.1-405B bf16 -tp 8 --max-num-seqs 1024
+    # --max_num_batched_tokens 1024): 17,595 GPU blocks with NCCL NVLS on, "227xx" with NCCL_NVLS_ENABLE=0. The
+    # absolute row predates the profiler overhaul (vllm#10511) that changed what non-torch memory counts;
+    # the on − off difference checks the NVLS buffer size on its own (block = 16 tokens × 64,512 B).
+    r405 = engine_memory(model("llama-3.1-405b"), gpu("h200-sxm"), engine="vllm", tp=8, max_model_len=131072,
+                         max_num_batched_tokens=1024, max_num_seqs=1024, cuda_graphs=False, scheduler="v0")
+    row("KV capacity", "vLLM 0.6.3 Llama-3.1-405B 8xH200 TP8 (blocks) [vllm#9699]", r405.kv_tokens / 16, 17_595,
+        "HELD-OUT")
+    nvls = float(r405.non_torch.inputs["NVLS buffers (B)"]) / GiB
+    row("KV capacity", "NCCL NVLS buffers, 405B TP8 H200: blocks on − off (GiB) [vllm#9699]", nvls,
+        (22_750 - 17_595) * 16 * 64_512 / GiB, "HELD-OUT")
     for tp, pub in ((1, 53.29), (2, 71.29 - 7.48 - 3.58 - 1.26)):
         r = engine_memory(m8, gpu("h100-sxm"), engine="vllm", tp=tp, max_model_len=8192, max_num_batched_tokens=8192,
                           max_num_seqs=256, cuda_graphs=False, scheduler="v0")

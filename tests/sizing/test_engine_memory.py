@@ -132,3 +132,16 @@ def test_vllm_llama3_8b_h100_held_out(tp, published):
     pool = float(r.kv_pool.value) / GiB
     assert pool == pytest.approx(published, rel=0.07)
     assert pool > published
+
+
+def test_nvls_buffers_match_the_on_off_difference_of_vllm_9699():
+    """vllm-project/vllm#9699: Llama-3.1-405B on 8 × H200, TP8: 17,595 GPU blocks with NCCL's NVLS on and 227xx
+    with NCCL_NVLS_ENABLE=0; a block is 16 tokens × 64,512 B, so NVLS took 4.90-5.00 GiB per GPU. Our NVLS term
+    (two communicators × nvlsPerRankSize × 8 ranks, from the NCCL log line in the same issue) is 4.5 GiB: within
+    10%. (The absolute block count of that vLLM 0.6.3 run is not matched: we predict +52%; that release's
+    profiler counted memory the later ones do not — see benchmarks/serving_fidelity.py.)"""
+    r = engine_memory(model("llama-3.1-405b"), gpu("h200-sxm"), engine="vllm", tp=8, max_model_len=131072,
+                      max_num_batched_tokens=1024, max_num_seqs=1024, cuda_graphs=False, scheduler="v0")
+    nvls = float(r.non_torch.inputs["NVLS buffers (B)"])
+    assert nvls == pytest.approx((22_750 - 17_595) * 16 * 64_512, rel=0.10)  # the middle of 227xx
+    assert nvls < (22_700 - 17_595) * 16 * 64_512  # and under even the smallest reading: the honest direction

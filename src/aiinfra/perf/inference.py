@@ -43,16 +43,40 @@ def _expert_fraction(m: ModelSpec, batch: float) -> float:
     return 1.0 - (1.0 - m.experts_per_token / m.experts) ** batch
 
 
+def engine_efficiency(engine: str | None, gpu: GpuSpec) -> dict | None:
+    """Fitted efficiencies of `engine` on this GPU (engines.yaml `efficiency`), or None where none were fitted."""
+    if not engine:
+        return None
+    from aiinfra.catalog.loader import default_catalog
+
+    _, e = default_catalog().entry("engines", engine)
+    eff = (e.get("efficiency") or {}).get(gpu.key)
+    return dict(eff, engine=engine) if eff else None
+
+
 def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batch: int, tp: int = 1,
                    quant: str = "bf16", kv_dtype: str = "bf16", price_per_gpu_hour: float | None = None,
-                   gpu_memory_utilization: float | None = None) -> Result:
-    """Latency and throughput of serving `batch` requests of `prompt` → `output` tokens on `tp` GPUs."""
+                   gpu_memory_utilization: float | None = None, engine: str | None = None,
+                   efficiency: dict | None = None) -> Result:
+    """Latency and throughput of serving `batch` requests of `prompt` → `output` tokens on `tp` GPUs.
+
+    engine: use that engine's efficiencies fitted on its published benchmarks for this GPU (engines.yaml
+    `efficiency`: decode_bw_fraction, gemm_scale) where they exist; otherwise the generic calibration.
+    efficiency: the same two numbers given directly (used by the fit itself)."""
     for name, v in (("prompt", prompt), ("output", output), ("batch", batch), ("tp", tp)):
         if v <= 0:
             raise SpecError(f"{name} must be positive, got {v}")
     if price_per_gpu_hour is not None and price_per_gpu_hour <= 0:
         raise SpecError(f"price per GPU-hour must be positive, got {price_per_gpu_hour}")
     cal = compute.inference_calibration()
+    eff = efficiency if efficiency is not None else engine_efficiency(engine, gpu)
+    decode_bw = float(eff["decode_bw_fraction"]) if eff else cal.decode_bw_fraction
+    gemm_scale = float(eff["gemm_scale"]) if eff else 1.0
+    kv_bw = float(eff.get("kv_bw_fraction", decode_bw)) if eff else decode_bw  # attention kernels reading the KV cache
+    step_overhead = float(eff.get("prefill_overhead_ms", 0.0)) / 1e3 if eff else 0.0  # fixed cost of a prefill step
+    layer_overhead = float(eff.get("decode_layer_overhead_us", 0.0)) / 1e6 if eff else 0.0  # launches per layer per step
+    cal_src = (f"engines.yaml {eff.get('engine', 'given')}.efficiency[{gpu.key}] (fitted on {eff.get('fitted_on', 'given')})"
+               if eff else cal.source)
     context = prompt + output
     mem = inference_memory(m, quant=quant, kv_dtype=kv_dtype, context=context, batch=batch, tp=tp, gpu=gpu,
                            gpu_memory_utilization=gpu_memory_utilization)
@@ -80,15 +104,16 @@ def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batc
     # Prefill: causal attention over the prompt averages prompt/2 positions per token.
     pf_flops = eff_batch * prompt * (matmul_tok + attn_pos * prompt / 2) + eff_batch * head
     pf_eff = compute.prefill_efficiency(eff_batch * prompt)  # tokens in the prefill GEMMs
-    pf_compute = pf_flops / tp / (pk.value * pf_eff.value)
+    pf_frac = min(0.95, float(pf_eff.value) * gemm_scale)
+    pf_compute = pf_flops / tp / (pk.value * pf_frac)
     pf_floor = weights_gpu / gpu.memory_bw
     ar_pf = comm.all_reduce(eff_batch * prompt * m.hidden * 2, tp, link, name="prefill TP all-reduce")
     pf_comm = 2 * m.layers * ar_pf.value if tp > 1 else 0.0
-    ttft = Term("TTFT", max(pf_compute, pf_floor) + pf_comm, "s",
-                "max(prefill FLOPs / (tp · peak · prefill efficiency), weights / HBM) + 2·L·t_allreduce",
-                {"prefill FLOPs": pf_flops, "peak": pk, "prefill efficiency": pf_eff, "tp": tp,
-                 "weights per GPU (B)": weights_gpu, "TP comm (s)": pf_comm},
-                {"calibration": cal.source})
+    ttft = Term("TTFT", max(pf_compute, pf_floor) + pf_comm + step_overhead, "s",
+                "max(prefill FLOPs / (tp · peak · prefill efficiency), weights / HBM) + 2·L·t_allreduce + engine step overhead",
+                {"prefill FLOPs": pf_flops, "peak": pk, "prefill efficiency": pf_eff, "engine GEMM scale": gemm_scale, "engine step overhead (s)": step_overhead,
+                 "tp": tp, "weights per GPU (B)": weights_gpu, "TP comm (s)": pf_comm},
+                {"calibration": cal_src})
 
     # Decode: one token per sequence per step.
     avg_ctx = prompt + output / 2
@@ -100,16 +125,17 @@ def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batc
         # Routed experts are the bulk of an MoE's bytes; only the touched share is read.
         w_read = weights_gpu * (1 - (1 - expert_share) * _routed_share(m))
     kv_read = eff_batch * kv_seq
-    bw_time = (w_read + kv_read) / (gpu.memory_bw * cal.decode_bw_fraction)
+    bw_time = w_read / (gpu.memory_bw * decode_bw) + kv_read / (gpu.memory_bw * kv_bw)
     dec_flops = eff_batch * (matmul_tok + attn_pos * cached + head) / tp
-    dec_compute = dec_flops / (pk.value * compute.matmul_efficiency(2 * eff_batch * m.hidden * m.ffn / tp / 1e9).value)
+    dec_mm = min(0.95, float(compute.matmul_efficiency(2 * eff_batch * m.hidden * m.ffn / tp / 1e9).value) * gemm_scale)
+    dec_compute = dec_flops / (pk.value * dec_mm)
     ar_dec = comm.all_reduce(eff_batch * m.hidden * 2, tp, link, name="decode TP all-reduce")
     dec_comm = 2 * m.layers * ar_dec.value if tp > 1 else 0.0
-    tpot = Term("TPOT", max(bw_time, dec_compute) + dec_comm, "s",
-                "max((weights read + KV read) / (HBM · decode efficiency), decode FLOPs / (peak · eff)) + 2·L·t_allreduce",
+    tpot = Term("TPOT", max(bw_time, dec_compute) + dec_comm + m.layers * layer_overhead, "s",
+                "max(weights read / (HBM · decode eff) + KV read / (HBM · KV eff), decode FLOPs / (peak · eff)) + 2·L·t_allreduce + L · engine per-layer overhead",
                 {"weights read (B)": w_read, "KV read (B)": kv_read, "HBM B/s": gpu.memory_bw,
-                 "decode efficiency": cal.decode_bw_fraction, "decode FLOPs per GPU": dec_flops, "TP comm (s)": dec_comm},
-                {"calibration": cal.source, gpu.key: gpu.source})
+                 "decode efficiency": decode_bw, "KV read efficiency": kv_bw, "per-layer overhead (s)": layer_overhead, "layers": m.layers, "decode FLOPs per GPU": dec_flops, "TP comm (s)": dec_comm},
+                {"calibration": cal_src, gpu.key: gpu.source})
     roofline_tpot = (w_read + kv_read) / gpu.memory_bw + dec_comm
     request = Term("request latency", ttft.value + output * tpot.value, "s", "TTFT + output · TPOT",
                    {"TTFT": ttft, "output": output, "TPOT": tpot})
@@ -122,8 +148,8 @@ def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batc
         "model": m.name, "gpu": gpu.key, "tp": tp, "quant": quant, "compute dtype": dtype, "kv dtype": kv_dtype,
         "prompt": prompt, "output": output, "batch requested": batch, "batch served": eff_batch,
         "KV sequences that fit": seqs_fit,
-        "calibration": (f"decode at {cal.decode_bw_fraction:.2f} of HBM bandwidth, prefill at "
-                        f"{pf_eff.value:.2f} of peak (pure rooflines overestimate engines 1.4-1.9x; {cal.source})"),
+        "calibration": (f"decode at {decode_bw:.2f} of HBM bandwidth, prefill at "
+                        f"{pf_frac:.2f} of peak (pure rooflines overestimate engines 1.4-1.9x; {cal_src})"),
         "roofline TPOT (uncalibrated)": f"{roofline_tpot * 1e3:.2f} ms",
     }
     if price_per_gpu_hour is not None:

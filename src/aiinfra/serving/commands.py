@@ -83,8 +83,12 @@ def serve_plan(m: ModelSpec, w: Workload, t: Targets, gpus: dict[str, tuple[GpuS
     assumptions += [
         f"engine {engine}: KV slots from its start-up memory (engines.yaml), max_num_batched_tokens 8192, "
         "gpu_memory_utilization 0.9",
-        f"step times: rooflines with decode at {cal.decode_bw_fraction:.2f} of HBM bandwidth and prefill efficiency "
-        f"by prompt length ({cal.source})",
+        *[f"step times on {c.gpu.key}: {engine}'s efficiencies fitted on its published benchmarks (engines.yaml "
+          f"{engine}.efficiency; rows and held-out errors in benchmarks/serving_fidelity.py)"
+          for c in {c.gpu.key: c for c in configs if c.dec.get("efficiency") == "engine"}.values()],
+        *[f"step times on {', '.join(generic)}: rooflines with decode at {cal.decode_bw_fraction:.2f} of HBM bandwidth "
+          f"and prefill efficiency by prompt length ({cal.source}); no published {engine} benchmark fitted for them"
+          for generic in [sorted({c.gpu.key for c in configs if c.dec.get("efficiency") != "engine"})] if generic],
         "queueing: Erlang C for batch slots, M/G/1 for prefill; checked against a discrete-event simulation "
         "(tests/serving/test_queue_vs_simulation.py)",
         "cost per 1M tokens counts prompt + output tokens; disaggregated KV moves over the scale-out fabric",

@@ -26,6 +26,7 @@ import numpy as np
 from aiinfra.errors import SpecError
 from aiinfra.perf import comm, compute
 from aiinfra.perf.flops import layer_flops
+from aiinfra.perf.inference import engine_efficiency
 from aiinfra.serving.workload import Targets, Workload
 from aiinfra.sizing.engine import engine_memory
 from aiinfra.sizing.inference import WEIGHT_QUANTS, kv_bytes_per_sequence, kv_bytes_per_token, model_weight_bytes
@@ -56,6 +57,19 @@ class Config:
     kv_transfer: dict  # seconds to move one prompt's KV at each quantile and mean
     fabric: str
     max_model_len: int
+    pp: int = 1  # pipeline stages (one replica spans tp · pp GPUs)
+    ep: int = 0  # MoE: experts spread over this many GPUs with data-parallel attention (0: experts TP-sharded)
+    nodes: int = 1  # nodes one replica spans (> 1: a LeaderWorkerSet group)
+
+    @property
+    def gpus(self) -> int:
+        return self.ep or self.tp * self.pp
+
+    @property
+    def layout(self) -> str:
+        if self.ep:
+            return f"DP{self.ep}-attention + EP{self.ep}"
+        return f"TP{self.tp}" + (f" × PP{self.pp}" if self.pp > 1 else "")
 
 
 @dataclass
@@ -74,8 +88,16 @@ def _quant_ok(gpu: GpuSpec, quant: str) -> bool:
     return True
 
 
-def _decode_consts(m: ModelSpec, gpu: GpuSpec, tp: int, quant: str, w_gpu: float, ctx_mean: float) -> dict:
+def _decode_consts(m: ModelSpec, gpu: GpuSpec, tp: int, quant: str, w_gpu: float, ctx_mean: float,
+                   engine: str | None = None, *, pp: int = 1, ep: int = 0, nodes: int = 1) -> dict:
+    """Constants of one replica's step-time model. w_gpu: weight bytes on one GPU (one stage of one TP group,
+    or one EP rank). PP: per-stage layers, FLOPs and KV; EP with data-parallel attention: tp is 1, each GPU
+    holds its own sequences' KV and E/ep whole experts, and MoE layers exchange tokens all-to-all."""
     cal = compute.inference_calibration()
+    # the engine's own efficiencies on this GPU where they were fitted (engines.yaml `efficiency`)
+    eff = engine_efficiency(engine, gpu) or {}
+    bw_frac = float(eff.get("decode_bw_fraction", cal.decode_bw_fraction))
+    gemm_scale = float(eff.get("gemm_scale", 1.0))
     dtype = "fp8" if quant in ("fp8", "fp4") and gpu.tflops.get("fp8") else ("bf16" if gpu.tflops.get("bf16") else "fp16")
     pk = float(compute.peak(gpu, dtype).value)
     dense, moe = layer_flops(m)
@@ -83,49 +105,119 @@ def _decode_consts(m: ModelSpec, gpu: GpuSpec, tp: int, quant: str, w_gpu: float
     attn_pos = m.dense_layers * dense.attn_per_pos + m.moe_layers * (moe.attn_per_pos if moe else 0)
     head = 2.0 * m.hidden * m.vocab
     routed = 0.0
+    expert_flop_share = 0.0
     if m.is_moe:
         pc = param_counts(m)
         routed = m.moe_layers * pc.moe_layer.experts / float(pc.total.value)
+        expert_flop_share = m.moe_layers * 6.0 * m.hidden * m.moe_ffn * m.experts_per_token / max(matmul_tok, 1.0)
     node = comm.node_for(gpu)
     up = node.scale_up
     if gpu.scaleup_link == "pcie" or tp > (gpu.scaleup_domain or 1):
         up = comm.link(f"pcie-gen{gpu.pcie_gen}")
-    kv_seq = float(kv_bytes_per_sequence(m, ctx_mean, "bf16", tp).value)
-    return {
+    # links between pipeline stages / EP ranks: NVLink inside the scale-up domain, else the scale-out NICs
+    span = ep or tp * pp
+    between = node.scale_up if (gpu.scaleup_link != "pcie" and span <= (gpu.scaleup_domain or 1)) else (
+        node.scale_out_per_gpu() if nodes > 1 else comm.link(f"pcie-gen{gpu.pcie_gen}"))
+    kv_seq = float(kv_bytes_per_sequence(m, ctx_mean, "bf16", 1 if ep else tp).value) / pp
+    gpus = ep or tp * pp
+    flops_div = float(ep if ep else tp * pp)
+    # prefill of one prompt: attention/dense on one rank (EP) or tp GPUs per stage; experts over ep GPUs
+    pf_div = (1.0 / ((1.0 - expert_flop_share) + expert_flop_share / ep)) if ep else float(tp)
+    const = {
         "w": w_gpu, "routed": routed, "k_over_e": (m.experts_per_token / m.experts) if m.is_moe else 1.0,
-        "bw": gpu.memory_bw * cal.decode_bw_fraction, "hbm": gpu.memory_bw, "peak": pk,
-        "flops_tok": (matmul_tok + head) / tp, "attn_pos": attn_pos / tp, "ctx": ctx_mean, "kv_seq": kv_seq,
-        "L": m.layers, "h": m.hidden, "tp": tp, "ar_bw": up.effective_bw, "ar_alpha": up.alpha,
-        "dtype": dtype, "fabric": up.name, "matmul_eff": float(compute.matmul_efficiency(
-            2 * 64 * m.hidden * m.ffn / tp / 1e9).value),
+        "bw": gpu.memory_bw * bw_frac, "hbm": gpu.memory_bw, "peak": pk, "gemm_scale": gemm_scale,
+        "layer_oh": float(eff.get("decode_layer_overhead_us", 0.0)) / 1e6,
+        "prefill_oh": float(eff.get("prefill_overhead_ms", 0.0)) / 1e3, "efficiency": "engine" if eff else "generic",
+        "flops_tok": (matmul_tok + head) / flops_div, "attn_pos": attn_pos / flops_div, "ctx": ctx_mean, "kv_seq": kv_seq,
+        "L": m.layers / pp, "L_total": m.layers, "h": m.hidden, "tp": 1 if ep else tp, "ar_bw": up.effective_bw,
+        "ar_alpha": up.alpha, "pp": pp, "dp": ep or 1, "ep": ep, "gpus": gpus, "pf_div": pf_div,
+        "hop_bw": between.effective_bw, "hop_alpha": between.alpha, "moe_layers": m.moe_layers if ep else 0,
+        "top_k": m.experts_per_token if m.is_moe else 0,
+        "dtype": dtype, "fabric": (between.name if (pp > 1 or ep) else up.name),
+        "matmul_eff": min(0.95, gemm_scale * float(compute.matmul_efficiency(
+            2 * 64 * m.hidden * m.ffn / (1 if ep else tp) / 1e9).value)),
     }
+    return const
 
 
 def decode_step(d: dict, n: Any) -> Any:
-    """Seconds of one decode step for n concurrent sequences (arrays broadcast over the grid)."""
+    """Seconds between two tokens of a sequence when n sequences decode together on one replica (arrays
+    broadcast over the grid).
+
+    TP: one step reads this GPU's weights (an MoE only the experts the batch touches) and the batch's KV.
+    PP: pp micro-batches of n/pp sequences circulate through pp stages; a token waits for all pp stages
+    (each reading its 1/pp of the weights) plus the pp − 1 activation hops — PP adds capacity, not speed.
+    EP with data-parallel attention: each GPU runs attention for its n/ep sequences and its own experts for
+    the tokens routed there; two all-to-alls (dispatch, combine) per MoE layer."""
     n = np.maximum(np.asarray(n, dtype=float), 1.0)
-    touched = 1.0 - (1.0 - d["k_over_e"]) ** n
+    pp = np.asarray(d.get("pp", 1), dtype=float)
+    dp = np.asarray(d.get("dp", 1), dtype=float)
+    ep = np.asarray(d.get("ep", 0), dtype=float)
+    micro = n / pp  # sequences in one stage pass (all DP ranks together)
+    touched = 1.0 - (1.0 - d["k_over_e"]) ** micro
     w_read = d["w"] * (1.0 - (1.0 - touched) * d["routed"])
-    t_bw = (w_read + n * d["kv_seq"]) / d["bw"]
-    t_fl = n * (d["flops_tok"] + d["attn_pos"] * d["ctx"]) / (d["peak"] * d["matmul_eff"])
+    t_bw = (w_read + micro / dp * d["kv_seq"]) / d["bw"]
+    t_fl = micro * (d["flops_tok"] + d["attn_pos"] * d["ctx"]) / (d["peak"] * d["matmul_eff"])
     ring = 2.0 * (d["tp"] - 1) / np.maximum(d["tp"], 1)
-    t_ar = np.where(d["tp"] > 1, 2 * d["L"] * (ring * n * d["h"] * 2 / d["ar_bw"] + 2 * (d["tp"] - 1) * d["ar_alpha"]), 0.0)
-    return np.maximum(t_bw, t_fl) + t_ar
+    t_ar = np.where(d["tp"] > 1, 2 * d["L"] * (ring * micro * d["h"] * 2 / d["ar_bw"] + 2 * (d["tp"] - 1) * d["ar_alpha"]), 0.0)
+    a2a = np.where(ep > 1, 2 * np.asarray(d.get("moe_layers", 0), dtype=float) * (
+        micro / np.maximum(ep, 1) * d.get("top_k", 0) * d["h"] * 2 * (ep - 1) / np.maximum(ep, 1) / d.get("hop_bw", 1.0)
+        + d.get("hop_alpha", 0.0)), 0.0)
+    stage = np.maximum(t_bw, t_fl) + t_ar + a2a + d.get("L", 0) * d.get("layer_oh", 0.0)
+    hop = micro * d["h"] * 2 / d.get("hop_bw", 1.0) + d.get("hop_alpha", 0.0)
+    return pp * stage + (pp - 1) * hop
 
 
 def prefill_time(m: ModelSpec, d: dict, prompt: np.ndarray) -> np.ndarray:
-    """Seconds to prefill prompts of the given lengths on one replica (one at a time)."""
+    """Seconds to prefill prompts of the given lengths on one replica (one at a time): through all pp stages
+    (FLOPs over tp GPUs per stage), or for EP on one attention rank with the experts spread over ep GPUs."""
     p = np.asarray(prompt, dtype=float)
     dense, moe = layer_flops(m)
     matmul_tok = m.dense_layers * dense.matmul + m.moe_layers * (moe.matmul if moe else 0)
     attn_pos = m.dense_layers * dense.attn_per_pos + m.moe_layers * (moe.attn_per_pos if moe else 0)
     flops = p * (matmul_tok + attn_pos * p / 2) + 2.0 * m.hidden * m.vocab
-    eff = compute.prefill_efficiency(p).value
-    t = np.maximum(flops / d["tp"] / (d["peak"] * eff), d["w"] / d["hbm"])
+    eff = np.minimum(0.95, compute.prefill_efficiency(p).value * d.get("gemm_scale", 1.0))
+    pp = d.get("pp", 1)
+    t = np.maximum(flops / d.get("pf_div", d["tp"]) / (d["peak"] * eff), d["w"] * pp / d["hbm"]) + d.get("prefill_oh", 0.0)
     ring = 2.0 * (d["tp"] - 1) / d["tp"]
     if d["tp"] > 1:
-        t = t + 2 * d["L"] * (ring * p * d["h"] * 2 / d["ar_bw"] + 2 * (d["tp"] - 1) * d["ar_alpha"])
+        t = t + 2 * d.get("L_total", d["L"]) * (ring * p * d["h"] * 2 / d["ar_bw"] + 2 * (d["tp"] - 1) * d["ar_alpha"])
+    if pp > 1:
+        t = t + (pp - 1) * (p * d["h"] * 2 / d["hop_bw"] + d["hop_alpha"])
+    if d.get("ep", 0) > 1:
+        ep = d["ep"]
+        t = t + 2 * d["moe_layers"] * (p * d["top_k"] * d["h"] * 2 * (ep - 1) / ep / d["hop_bw"] + d["hop_alpha"])
     return t
+
+
+def _routed_share(m: ModelSpec) -> float:
+    if not m.is_moe:
+        return 0.0
+    pc = param_counts(m)
+    return m.moe_layers * pc.moe_layer.experts / float(pc.total.value)
+
+
+def layouts(m: ModelSpec, g: GpuSpec, tps: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    """(tp, pp, ep) replica shapes worth searching on this GPU:
+    - TP inside the scale-up domain (as before);
+    - PP where TP cannot grow: TP at its largest in one node × 2 or 4 stages (replicas over 2-4 nodes), and on
+      PCIe GPUs TP1/TP2 × 2-4 stages inside the node (PP needs one activation hop per stage, not 2 all-reduces
+      per layer);
+    - MoE: experts over 4, 8 or 16 GPUs with data-parallel attention (each GPU keeps only its own sequences'
+      KV: no KV replicated when TP exceeds the KV heads, and MLA's latent not copied per rank)."""
+    node = comm.node_for(g).gpus_per_node
+    cap = max(8, g.scaleup_domain or 1)
+    tp_ok = [tp for tp in tps if m.heads % tp == 0 and tp <= cap]
+    out = [(tp, 1, 0) for tp in tp_ok]
+    in_node = [tp for tp in tp_ok if tp <= node and (g.scaleup_link != "pcie" or tp <= 8)]
+    if in_node:
+        top = max(in_node)
+        out += [(top, pp, 0) for pp in (2, 4) if top * pp > node]
+    if g.scaleup_link == "pcie":
+        out += [(tp, pp, 0) for tp in (1, 2) if tp in tp_ok for pp in (2, 4) if tp * pp <= node]
+    if m.is_moe:
+        out += [(1, 1, ep) for ep in (4, 8, 16) if ep <= m.experts and ep <= 2 * node]
+    return sorted(set(out))
 
 
 def build_configs(m: ModelSpec, gpus: dict[str, tuple[GpuSpec, float]], w: Workload, *, quants: list[str] | None = None,
@@ -143,27 +235,40 @@ def build_configs(m: ModelSpec, gpus: dict[str, tuple[GpuSpec, float]], w: Workl
             if not _quant_ok(g, q):
                 continue
             w_all = float(model_weight_bytes(m, q).value)
-            for tp in tps:
-                if m.heads % tp or tp > max(8, g.scaleup_domain or 1):
-                    continue
-                em = engine_memory(m, g, engine=engine, tp=tp, quant=q, max_model_len=max_len)
+            for tp, pp, ep in layouts(m, g, tps):
+                gpus_n = ep or tp * pp
+                node = comm.node_for(g)
+                nodes = math.ceil(gpus_n / node.gpus_per_node)
+                if ep:
+                    routed = _routed_share(m)
+                    w_rank = w_all * (1 - routed) + w_all * routed / ep
+                    em = engine_memory(m, g, engine=engine, tp=1, quant=q, max_model_len=max_len, weights_bytes=w_rank)
+                    per_seq = float(kv_bytes_per_sequence(m, prompts.mean() + outputs.mean(), "bf16", 1).value)
+                    slots = ep * int(float(em.kv_pool.value) // per_seq) if per_seq else 0
+                    w_gpu = w_rank
+                else:
+                    em = engine_memory(m, g, engine=engine, tp=tp, pp=pp, quant=q, max_model_len=max_len)
+                    per_seq = float(kv_bytes_per_sequence(m, prompts.mean() + outputs.mean(), "bf16", tp).value) / pp
+                    slots = int(float(em.kv_pool.value) // per_seq) if per_seq else 0
+                    w_gpu = w_all / (tp * pp)
                 pool = float(em.kv_pool.value)
-                per_seq = float(kv_bytes_per_sequence(m, prompts.mean() + outputs.mean(), "bf16", tp).value)
-                slots = int(pool // per_seq) if per_seq else 0
                 if slots < 1 or not em.starts:
                     continue
-                d = _decode_consts(m, g, tp, q, w_all / tp, ctx_mean)
+                d = _decode_consts(m, g, tp, q, w_gpu, ctx_mean, engine, pp=pp, ep=ep, nodes=nodes)
+                if ep:
+                    d["routed"] = (w_all * _routed_share(m) / ep) / w_rank
                 pf = prefill_time(m, d, prompts)
-                node = comm.node_for(g)
                 so = node.scale_out_per_gpu()
                 kv_full = float(kv_bytes_per_token(m, "bf16", 1).value)
-                xfer = {k: float(np.quantile(prompts, v)) * kv_full / (tp * so.effective_bw) + so.alpha
+                shard = 1 if ep else tp  # GPUs the prompt's KV leaves from in parallel (disaggregated)
+                xfer = {k: float(np.quantile(prompts, v)) * kv_full / (shard * so.effective_bw) + so.alpha
                         for k, v in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))}
-                xfer["mean"] = float(prompts.mean()) * kv_full / (tp * so.effective_bw) + so.alpha
+                xfer["mean"] = float(prompts.mean()) * kv_full / (shard * so.effective_bw) + so.alpha
                 out.append(Config(
-                    g, tp, q, price, slots, pool, float(pf.mean()), float((pf**2).mean()),
+                    g, 1 if ep else tp, q, price, slots, pool, float(pf.mean()), float((pf**2).mean()),
                     {k: float(np.quantile(pf, v)) for k, v in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))},
-                    float(prompts.mean()), d, xfer, so.name, max_len,
+                    float(prompts.mean()), d, xfer, d["fabric"] if (pp > 1 or ep) else so.name, max_len,
+                    pp=pp, ep=ep, nodes=nodes,
                 ))
     return out
 
@@ -208,7 +313,8 @@ def evaluate(m: ModelSpec, w: Workload, t: Targets, configs: list[Config], *, ba
         return vals[cfg]
 
     d = {k: col("dec", k) for k in ("w", "routed", "k_over_e", "bw", "hbm", "peak", "flops_tok", "attn_pos", "ctx",
-                                      "kv_seq", "L", "h", "tp", "ar_bw", "ar_alpha", "matmul_eff")}
+                                      "kv_seq", "L", "h", "tp", "ar_bw", "ar_alpha", "matmul_eff", "layer_oh", "pp",
+                                      "dp", "ep", "hop_bw", "hop_alpha", "moe_layers", "top_k", "gpus")}
     tp = d["tp"]
     q = t.percentile
     z = {"p50": 0.0, "p90": 1.2816, "p99": 2.3263}[q]
@@ -256,7 +362,7 @@ def evaluate(m: ModelSpec, w: Workload, t: Targets, configs: list[Config], *, ba
     m_pf = lam_d * out_mean * step
     k_q = np.maximum(0.0, m_pf + z * np.sqrt(m_pf))
     tpot = np.where(dis, step, decode_step(d, np.minimum(n, slots)) + k_q * pf_mean / out_mean)
-    gpus = reps * tp
+    gpus = reps * d["gpus"]
     price = col("price")
     tokens_h = w.rate * 3600 * (float(w.prompt.draw().mean()) + out_mean)
     usd_h = gpus * price
@@ -278,10 +384,11 @@ def describe(grid: Grid, i: int) -> dict:
     col = grid.cols
     mode = int(col["mode"][i])
     p, dd = grid.modes[mode]  # type: ignore[attr-defined]
-    layout = (f"{int(col['replicas'][i])} × TP{c.tp}" if mode == 0 else
-              f"{int(col['prefill_replicas'][i])} prefill + {int(col['decode_replicas'][i])} decode × TP{c.tp}")
+    layout = (f"{int(col['replicas'][i])} × {c.layout}" if mode == 0 else
+              f"{int(col['prefill_replicas'][i])} prefill + {int(col['decode_replicas'][i])} decode × {c.layout}")
     return {
-        "gpu": c.gpu.key, "quant": c.quant, "tp": c.tp, "mode": "aggregated" if mode == 0 else f"disaggregated {p}:{dd}",
+        "gpu": c.gpu.key, "quant": c.quant, "tp": c.tp, "pp": c.pp, "ep": c.ep, "gpus_per_replica": c.gpus,
+        "nodes_per_replica": c.nodes, "mode": "aggregated" if mode == 0 else f"disaggregated {p}:{dd}",
         "layout": layout, "replicas": int(col["replicas"][i]), "prefill_replicas": int(col["prefill_replicas"][i]),
         "decode_replicas": int(col["decode_replicas"][i]), "max_batch": int(col["batch"][i]),
         "kv_slots": int(col["slots"][i]), "gpus": int(col["gpus"][i]),

@@ -86,6 +86,42 @@ def _request_tokens(m: ModelSpec, max_model_len: int, batched: int, block: int) 
     return tokens / L
 
 
+def fused_moe_buffers(m: ModelSpec, tokens: int, tp: int) -> Term:
+    """The fused-MoE kernel's scratch for one chunk of `tokens` (vllm/model_executor/layers/fused_moe/fused_moe.py):
+    gate+up output (M, top_k, 2·N), the activated product (M·top_k, N) and the down output (M, top_k, hidden), all
+    16-bit, with N = moe_intermediate / tp. Dense models: 0."""
+    if not m.is_moe:
+        return Term("fused-MoE buffers", 0.0, "B", "dense model")
+    n = m.moe_ffn / tp
+    per_tok = m.experts_per_token * (2 * n + n + m.hidden) * 2.0
+    return Term("fused-MoE buffers", tokens * per_tok, "B", "tokens · top_k · (3·N/tp + hidden) · 2 B",
+                {"tokens": tokens, "top_k": m.experts_per_token, "N": m.moe_ffn, "tp": tp, "hidden": m.hidden},
+                {"layout": "vLLM fused_moe intermediate_cache1/2/3"})
+
+
+def nvls_active(gpu: GpuSpec | None, tp: int) -> bool:
+    """NCCL turns NVLink SHARP on for communicators of more than 2 GPUs on an NVSwitch of Hopper or later
+    (vllm-project/vllm#9699); A100 HGX switches have no SHARP."""
+    return (gpu is not None and gpu.scaleup_link == "nvlink-switch" and tp > 2
+            and (gpu.architecture or "").lower() not in ("ampere", "volta", "turing"))
+
+
+def vllm_non_torch(e: dict, gpu: GpuSpec | None, tp: int, pp: int) -> Term:
+    """Per-rank memory outside PyTorch's allocator: CUDA context and cuBLAS workspace, plus with TP the custom
+    all-reduce IPC buffers and NCCL buffers, plus NVLS buffers when NCCL uses NVLink SHARP (per communicator:
+    nvlsPerRankSize × ranks, as NCCL logs it)."""
+    base = float(e["non_torch_bytes"])
+    tp_bytes = float(e["non_torch_tp_bytes"]) if tp * pp > 1 else 0.0
+    nvls = 0.0
+    if nvls_active(gpu, tp):
+        nvls = e["nccl_nvls_communicators"] * e["nccl_nvls_per_rank_bytes"] * tp
+    return Term("non-torch memory", base + tp_bytes + nvls, "B",
+                "CUDA context + (TP: custom all-reduce, NCCL) + (NVLS: communicators · nvlsPerRankSize · tp)",
+                {"CUDA context (B)": base, "TP buffers (B)": tp_bytes, "NVLS buffers (B)": nvls, "tp": tp},
+                {"CUDA context": "engines.yaml vllm.non_torch_bytes (vllm#10517)",
+                 "NVLS": "engines.yaml vllm.nccl_nvls_* (NCCL log line in vllm#9699; two NCCL communicators per TP group)"})
+
+
 def engine_memory(
     m: ModelSpec, gpu: GpuSpec | None, *, engine: str = "vllm", tp: int = 1, pp: int = 1, quant: str = "bf16",
     kv_dtype: str = "bf16", max_model_len: int | None = None, fraction: float | None = None,
@@ -121,16 +157,15 @@ def engine_memory(
         budget = Term("engine budget", frac * total_b, "B", f"{e['fraction_flag']} · visible total",
                       {"fraction": frac, "visible total": total_b}, {"visible total": total_src})
         ws = activation_workspace(m, tokens=batched, batch=min(seqs, batched), tp=tp)
+        moe = fused_moe_buffers(m, batched, tp)
         sampler = (e["sampler_extra_logit_copies"] * min(seqs, batched) * m.vocab * 4.0) if scheduler == "v1" else 0.0
-        act = Term("activation peak", e["activation_factor"] * float(ws.value) + sampler, "B",
-                   "factor · workspace(max_num_batched_tokens) + sampler copies · max_num_seqs · V · 4 B",
+        act = Term("activation peak", e["activation_factor"] * float(ws.value) + float(moe.value) + sampler, "B",
+                   "factor · workspace(max_num_batched_tokens) + fused-MoE buffers + sampler copies · max_num_seqs · V · 4 B",
                    {"factor": e["activation_factor"], "workspace": ws, "max_num_batched_tokens": batched,
-                    "sampler pass (B)": sampler},
+                    "fused-MoE buffers": moe, "sampler pass (B)": sampler},
                    {"factor": "engines.yaml vllm.activation_factor (fitted; rows named there)",
                     "sampler": "engines.yaml vllm.sampler_extra_logit_copies (fitted on vllm#23278)"})
-        nt = e["non_torch_bytes"] + (e["non_torch_tp_bytes"] if shards > 1 else 0)
-        non_torch = Term("non-torch memory", nt, "B", "CUDA context (+ NCCL/custom all-reduce when sharded)", {},
-                         {"value": "engines.yaml vllm.non_torch_bytes"})
+        non_torch = vllm_non_torch(e, gpu, tp, pp)
         graphs_on = True if cuda_graphs is None else cuda_graphs
         graphs = Term("CUDA graphs", e["cuda_graph_bytes"] if graphs_on else 0.0, "B", "estimated graph pool", {},
                       {"when": f"in the budget since vLLM {e['cuda_graphs_in_budget_since']}; --enforce-eager drops it"})

@@ -1,0 +1,77 @@
+"""Per-engine, per-GPU efficiencies against the engines' own published benchmarks.
+
+Rows: catalog/data/engine_benchmarks.yaml — TensorRT-LLM docs/source/performance.md (static-batch tables for
+v0.6.1 and v0.5, 2023-12): H100 FP8, A100 FP16 and L40S FP8, Llama 2 7B and 70B. The efficiencies in
+engines.yaml were fitted on the `split: fit` rows only; the `held-out` rows and a second source
+(LLM-Viewer issue #4, TRT-LLM A100 TTFT) are predictions.
+"""
+
+import math
+import statistics
+
+import pytest
+
+from aiinfra.catalog.gpus import gpu
+from aiinfra.catalog.loader import default_catalog
+from aiinfra.catalog.models import model
+from aiinfra.perf.inference import inference_perf
+from aiinfra.serving.calibration import benchmark_rows, fit, predict, roofline
+
+
+def _err(r, eff=None):
+    return predict(r, eff) / r.value - 1
+
+
+def test_every_row_names_its_source_and_split():
+    rows = benchmark_rows()
+    assert len(rows) >= 20
+    for r in rows:
+        assert r.source and r.split in ("fit", "held-out") and r.value > 0
+    assert {r.gpu for r in rows if r.split == "held-out"} == {"h100-sxm", "a100-80gb-sxm", "l40s"}
+
+
+@pytest.mark.parametrize("g", ["h100-sxm", "a100-80gb-sxm", "l40s"])
+def test_stored_efficiencies_are_the_fit(g):
+    """Re-running the fit on the fit rows gives the stored constants (the loss is no better than theirs)."""
+    stored = default_catalog().entry("engines", "tensorrt-llm")[1]["efficiency"][g]
+    fresh, rows = fit("tensorrt-llm", g)
+
+    def loss(eff):
+        return sum(math.log(predict(r, eff) / r.value) ** 2 for r in rows)
+
+    assert loss(stored) <= loss(fresh) * 1.02 + 1e-4
+    assert stored["gemm_scale"] == pytest.approx(fresh["gemm_scale"], rel=0.05)
+
+
+def test_fit_rows_and_held_out_rows():
+    """Fit rows within 20% each; held-out rows 22% on average (the two H100 Llama-2-70B long-decode rows are
+    +73% and +88%: that release's GQA decode ran about 2x slower than its MHA 7B decode, which no per-GPU
+    constant fitted on 7B rows can know); A100 70B TTFT and L40S held-out rows within 10%."""
+    rows = benchmark_rows("tensorrt-llm")
+    fit_errs = [abs(_err(r)) for r in rows if r.split == "fit"]
+    held = {r.key: _err(r) for r in rows if r.split == "held-out"}
+    assert max(fit_errs) < 0.20
+    assert statistics.mean(abs(e) for e in held.values()) < 0.25
+    for k in ("trtllm-a100-llama2-70b-ttft-128", "trtllm-a100-llama2-70b-ttft-2048",
+              "trtllm-l40s-llama2-7b-128-2048", "trtllm-l40s-llama2-7b-2048-128"):
+        assert abs(held[k]) < 0.10, k
+    # the fitted engine beats the pure roofline on every held-out row
+    for r in rows:
+        if r.split == "held-out":
+            assert abs(_err(r)) <= abs(roofline(r) / r.value - 1), r.key
+
+
+def test_held_out_source_llm_viewer():
+    """LLM-Viewer issue #4 (TRT-LLM, A100, LLaMA-7B, batch 1): TTFT 16.1 ms at 128 prompt tokens and 120.5 ms
+    at 2,048 — a source the engine fit never saw; within 15%."""
+    m, a100 = model("llama-2-7b"), gpu("a100-80gb-sxm")
+    for prompt, ms in ((128, 16.1), (2048, 120.5)):
+        r = inference_perf(m, a100, prompt=prompt, output=128, batch=1, quant="fp16", engine="tensorrt-llm")
+        assert r.term("TTFT").value * 1e3 == pytest.approx(ms, rel=0.15)
+
+
+def test_engine_without_fitted_efficiency_keeps_the_generic_calibration():
+    m, g = model("llama-2-7b"), gpu("h100-sxm")
+    a = inference_perf(m, g, prompt=512, output=128, batch=8, engine="vllm")
+    b = inference_perf(m, g, prompt=512, output=128, batch=8)
+    assert a.term("TPOT").value == b.term("TPOT").value

@@ -10,6 +10,7 @@ and `src/`, so files the examples write (`cost.html`, `mig.yaml`, …) land in t
   its first frame.
 - `--prometheus http://prometheus:9090` is pointed at a real Prometheus loaded with a simulated fleet.
 - A `# … exit N …` comment on a line states the exit code that example is meant to return.
+- `> FILE` at the end of a command sends its stdout to FILE in the scratch folder, as a shell would.
 """
 
 from __future__ import annotations
@@ -200,7 +201,14 @@ def test_readme_example_runs(ex: Example, workdir, request):
         assert "Traceback" not in err, err
         assert out.strip(), f"top printed no frame; stderr: {err[-1000:]}"
         return
+    redirect = None
+    if ">" in words:
+        at = words.index(">")
+        words, redirect = words[:at], words[at + 1]
+        cmd = shlex.join(words)
     p = subprocess.run(_argv(cmd, None), cwd=workdir, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
     assert "Traceback" not in p.stderr, p.stderr[-3000:]
     assert p.returncode == ex.expect_code, (cmd, p.returncode, p.stderr[-2000:])
     assert p.stdout.strip() or p.stderr.strip(), f"{cmd} printed nothing"
+    if redirect:
+        (workdir / redirect).write_text(p.stdout)

@@ -163,25 +163,7 @@ def build_plan(gpu: str, workloads: Any, gpus: int | None = None, nodes: int | N
     return packing.plan(mig.mig_gpu(gpu), workloads_from(workloads), size.gpus, size.gpus_per_node)
 
 
-def plan_bundle(p: packing.Plan, node_names: list[str] | None = None) -> k8s.Bundle:
-    """mig-parted ConfigMap, node labels and Pods for a plan (time-sliced GPUs get a device-plugin config)."""
-    layout = packing.node_layout(p)
-    names = node_names or [f"gpu-node-{i}" for i in range(len(layout))]
-    if len(names) < len(layout):
-        raise SpecError(f"the plan uses {len(layout)} nodes but only {len(names)} --node names were given")
-    per_node = {names[n]: entries for n, entries in layout.items() if any(geo for _, geo in entries)}
-    bundle = k8s.render_mig(p.gpu, per_node) if per_node else k8s.Bundle()
-    if p.shared_gpus:
-        first = p.mig.gpus_used if p.mig else 0
-        shared_node_ids = sorted({i // p.gpus_per_node for i in range(first, first + p.shared_gpus)})
-        shared_nodes = {names[n]: k8s.device_plugin_config("timeslice", p.replicas, mig_strategy="mixed") for n in shared_node_ids}
-        ts = k8s.render_sharing("timeslice", shared_nodes)
-        bundle.docs += ts.docs
-        for node, labels in ts.labels.items():
-            bundle.labels.setdefault(node, {}).update(labels)
-        bundle.notes += ts.notes
-    return bundle
-
+plan_bundle = k8s.plan_bundle  # the manifests of a MIG plan (kept here for older imports)
 
 EMITS = ("mig-parted", "dra")
 

@@ -442,7 +442,7 @@ def plan_claims(p, k8s_version: str = "1.34", namespace: str = "default", mig_mo
                            + "; ".join(f"GPU {a.index}: {geometry_label(a.geometry)}" for a in p.mig.assignments[:8])
                            + (" …" if len(p.mig.assignments) > 8 else ""))
         else:
-            from aiinfra.sharing.commands import plan_bundle
+            from aiinfra.sharing.k8s import plan_bundle
 
             static = plan_bundle(p)
             b.docs += [d for d in static.docs if d.get("kind") == "ConfigMap"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
@@ -467,3 +468,25 @@ def check_node_names(nodes: list[str] | None) -> list[str]:
             raise SpecError(f"node name {shown} is not a valid Kubernetes node name: use lower-case letters, digits, '-' and '.', "
                             "starting and ending with a letter or digit, at most 253 characters")
     return list(nodes)
+
+
+def plan_bundle(p: Any, node_names: list[str] | None = None) -> Bundle:
+    """mig-parted ConfigMap, node labels and Pods for a plan (time-sliced GPUs get a device-plugin config)."""
+    from aiinfra.sharing import packing
+
+    layout = packing.node_layout(p)
+    names = node_names or [f"gpu-node-{i}" for i in range(len(layout))]
+    if len(names) < len(layout):
+        raise SpecError(f"the plan uses {len(layout)} nodes but only {len(names)} --node names were given")
+    per_node = {names[n]: entries for n, entries in layout.items() if any(geo for _, geo in entries)}
+    bundle = render_mig(p.gpu, per_node) if per_node else Bundle()
+    if p.shared_gpus:
+        first = p.mig.gpus_used if p.mig else 0
+        shared_node_ids = sorted({i // p.gpus_per_node for i in range(first, first + p.shared_gpus)})
+        shared_nodes = {names[n]: device_plugin_config("timeslice", p.replicas, mig_strategy="mixed") for n in shared_node_ids}
+        ts = render_sharing("timeslice", shared_nodes)
+        bundle.docs += ts.docs
+        for node, labels in ts.labels.items():
+            bundle.labels.setdefault(node, {}).update(labels)
+        bundle.notes += ts.notes
+    return bundle

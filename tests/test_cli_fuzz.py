@@ -165,7 +165,7 @@ def test_fuzz_command(path, cmd, corpus, tmp_path_factory):
             words = ["--catalog", draw(st.sampled_from(corpus)), *words]
         return words
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("AIINFRA_FUZZ_RANDOM"), phases=[Phase.explicit, Phase.generate],
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
     @given(argv())
     def check(words):

@@ -38,7 +38,7 @@ def test_plan_recommend_and_infer(cli):
             "--format", "json")
     assert i.code == 0, i.err
     doc = i.json()
-    assert doc["facts"]["batch served"] == 32 and "1.4-1.9x" in doc["facts"]["calibration"]
+    assert doc["facts"]["batch_served"] == 32 and "1.4-1.9x" in doc["facts"]["calibration"]
     # At these prices H100's 3.9x bandwidth wins per token; at $0.40/h the L40S (a PCIe card) is the better buy.
     dear = cli("infer", "llama-3.1-8b", "--recommend", "--batch", "32", "--price", "l40s=0.9", "--price", "h100-sxm=2.5")
     assert dear.code == 0 and "best by cost per 1M tokens: h100-sxm" in dear.out

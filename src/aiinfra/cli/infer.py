@@ -25,7 +25,9 @@ def _table(r: Result) -> Table:
         shown = f"{v * 1e3:,.2f} ms" if term.unit == "s" else f"{v:,.2f} {term.unit}"
         t.add_row(term.name, shown)
     for k, v in r.facts.items():
-        t.add_row(f"[dim]{k}[/]", str(v))
+        if isinstance(v, dict) and "unit" in v:  # a quantity: seconds print in ms like the terms above
+            v = f"{v['value'] * 1e3:,.2f} ms" if v["unit"] == "s" else f"{v['value']:,.4g} {v['unit']}"
+        t.add_row(f"[dim]{k.replace('_', ' ')}[/]", str(v))
     return t
 
 
@@ -41,14 +43,16 @@ def command(
     price: Annotated[list[str] | None, typer.Option(help="USD per GPU-hour: 2.5 for --gpu, or gpu=2.5 (repeatable).")] = None,
     recommend: Annotated[bool, typer.Option("--recommend", help="Rank every catalog GPU for this workload.")] = False,
     catalog_prices: Annotated[bool, typer.Option("--catalog-prices", help="Price GPUs without --price from the catalog (the same lookup as tco), each with its source.")] = False,
+    engine: Annotated[str | None, typer.Option(help="Use an engine's efficiencies fitted on its published benchmarks (tensorrt-llm) where they exist for the GPU.")] = None,
     fmt: FormatOpt = Format.table,
     explain: ExplainOpt = False,
 ) -> None:
     """Prefill (compute-bound) and decode (bandwidth-bound) latency with calibrated efficiencies."""
     from aiinfra.catalog.gpus import gpu as lookup_gpu
     from aiinfra.catalog.models import model as lookup_model
-    from aiinfra.catalog.prices import gpu_hour_price, parse_prices
-    from aiinfra.plan.recommend import InferenceQuery, inference_recommendation
+    from aiinfra.catalog.prices import parse_prices
+    from aiinfra.plan.recommend import InferenceQuery
+    from aiinfra.serving.commands import infer
 
     from pydantic import ValidationError
 
@@ -63,22 +67,12 @@ def command(
     m = lookup_model(q.model)
     g = lookup_gpu(q.gpu)
     prices = parse_prices(q.price, g.key)
-    if recommend:
-        res = inference_recommendation(m, prompt=q.prompt, output=q.output, batch=q.batch, quant=q.quant,
-                                       prices=prices, catalog_prices=q.catalog_prices)
-        if fmt is not Format.table:
-            emit(res, fmt, False)
-            return
+    res = infer(m, g, prompt=q.prompt, output=q.output, batch=q.batch, tp=q.tp, quant=q.quant, kv_dtype=q.kv_dtype,
+                prices=prices, catalog_prices=q.catalog_prices, recommend=recommend, engine=engine)
+    if recommend and fmt is Format.table:
         _show_ranking(res)
         return
-    from aiinfra.perf.inference import inference_perf
-
-    p = gpu_hour_price(g.key, given=prices, use_catalog=q.catalog_prices)
-    res = inference_perf(m, g, prompt=q.prompt, output=q.output, batch=q.batch, tp=q.tp, quant=q.quant,
-                         kv_dtype=q.kv_dtype, price_per_gpu_hour=p.usd_per_gpu_hour if p else None)
-    if p is not None:
-        res.assumptions.append(f"price of {p.assumption()}")
-    emit(res, fmt, explain, table=_table)
+    emit(res, fmt, explain, table=None if recommend else _table)
 
 
 def _show_ranking(res: Result) -> None:

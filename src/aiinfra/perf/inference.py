@@ -15,7 +15,7 @@ printed with every answer.
 from __future__ import annotations
 
 from aiinfra.errors import DoesNotFitError, SpecError
-from aiinfra.explain import Result, Term
+from aiinfra.explain import Result, Term, quantity
 from aiinfra.perf import comm, compute
 from aiinfra.perf.flops import layer_flops
 from aiinfra.sizing.inference import (
@@ -145,19 +145,22 @@ def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batc
                    {"batch": eff_batch, "TPOT": tpot})
     terms = [ttft, tpot, request, out_tps, dec_tps]
     facts = {
-        "model": m.name, "gpu": gpu.key, "tp": tp, "quant": quant, "compute dtype": dtype, "kv dtype": kv_dtype,
-        "prompt": prompt, "output": output, "batch requested": batch, "batch served": eff_batch,
-        "KV sequences that fit": seqs_fit,
+        "model": m.name, "gpu": gpu.key, "tp": tp, "quant": quant, "compute_dtype": dtype, "kv_dtype": kv_dtype,
+        "prompt": prompt, "output": output, "batch_requested": batch, "batch_served": eff_batch,
+        "kv_sequences_that_fit": seqs_fit,
         "calibration": (f"decode at {decode_bw:.2f} of HBM bandwidth, prefill at "
                         f"{pf_frac:.2f} of peak (pure rooflines overestimate engines 1.4-1.9x; {cal_src})"),
-        "roofline TPOT (uncalibrated)": f"{roofline_tpot * 1e3:.2f} ms",
+        "roofline_tpot_uncalibrated": quantity(roofline_tpot, "s"),
     }
     if price_per_gpu_hour is not None:
         cost = Term("cost per 1M output tokens", price_per_gpu_hour / (out_tps.value * 3600) * 1e6, "USD",
                     "$/GPU-hour / (tokens/s per GPU · 3600) · 1e6", {"$/GPU-hour": price_per_gpu_hour, "tokens/s per GPU": out_tps})
         terms.append(cost)
-    if gpu.form_factor == "pcie" and tp > 1 and not gpu.nvlink_gbps:
-        warnings.append(f"TP={tp} on {gpu.key} runs its all-reduces over PCIe; prefer one GPU per replica or an NVLink part")
+    if tp > 1 and gpu.scaleup_link == "pcie":
+        warnings.append(f"TP={tp} on {gpu.key} runs its all-reduces over {gpu.scaleup_name}; prefer one GPU per replica "
+                        "or a part with NVLink")
+    elif tp > (gpu.scaleup_domain or 1):
+        warnings.append(f"TP={tp} on {gpu.key} is wider than its {gpu.scaleup_name}: the all-reduces leave the fast link")
     return Result(f"Inference: {m.name} on {tp} × {gpu.key}", terms, facts, warnings)
 
 

@@ -121,7 +121,7 @@ def recommend_inference(m: ModelSpec, *, prompt: int, output: int, batch: int, q
             except AiinfraError as e:
                 row["why"] = str(e)
                 continue
-            row.update(fits=True, tp=tp, batch=r.facts["batch served"], ttft_s=r.term("TTFT").value,
+            row.update(fits=True, tp=tp, batch=r.facts["batch_served"], ttft_s=r.term("TTFT").value,
                        tpot_s=r.term("TPOT").value, tokens_per_s_gpu=r.term("output tokens/s per GPU").value,
                        nvlink=_needs_nvlink(g, tp))
             if g.key in priced_at:

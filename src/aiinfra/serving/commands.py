@@ -222,3 +222,34 @@ def _winner_terms(grid: Grid, i: int, w: Workload, t: Targets) -> list[Term]:
                 {"GPUs": float(c["gpus"][i]), "$/GPU-hour": cfg.price, "rate": w.rate,
                  "prompt": float(w.prompt.draw().mean()), "output": out_mean})
     return [ttft, tpot, cost]
+
+
+class InferFacts(Facts):
+    """`aiinfra infer`: one batch on one replica, or (recommend) every GPU ranked for the workload."""
+
+    model: str
+    ranking: list[dict] | None = None
+
+
+@command("infer", facts=InferFacts)
+def infer(m: ModelSpec, g: GpuSpec, *, prompt: int, output: int, batch: int = 1, tp: int = 1, quant: str = "bf16",
+          kv_dtype: str = "bf16", prices: dict[str, float] | None = None, catalog_prices: bool = False,
+          recommend: bool = False, engine: str | None = None) -> Result:
+    """TTFT (compute-bound prefill), TPOT (bandwidth-bound decode), tokens/s per GPU and $ per 1M tokens for one
+    replica; with `recommend`, every catalog GPU ranked for the workload (cost only among priced GPUs)."""
+    from aiinfra.catalog.prices import gpu_hour_price
+    from aiinfra.perf.inference import inference_perf
+    from aiinfra.plan.recommend import inference_recommendation
+
+    if recommend:
+        res = inference_recommendation(m, prompt=prompt, output=output, batch=batch, quant=quant, prices=prices,
+                                       catalog_prices=catalog_prices)
+        res.facts.setdefault("model", m.name)
+        return res
+    p = gpu_hour_price(g.key, given=prices, use_catalog=catalog_prices)
+    res = inference_perf(m, g, prompt=prompt, output=output, batch=batch, tp=tp, quant=quant, kv_dtype=kv_dtype,
+                         price_per_gpu_hour=p.usd_per_gpu_hour if p else None, engine=engine)
+    res.facts.setdefault("model", m.name)
+    if p is not None:
+        res.assumptions.append(f"price of {p.assumption()}")
+    return res

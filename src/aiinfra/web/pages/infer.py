@@ -122,7 +122,7 @@ def infer_view(s: InferPerfSpec, ex: Explainer) -> Outcome:
             if _has(res, "cost per 1M output tokens") else ""
         ph = price_table.get(row["gpu"])
         price_cell = "" if ph is None else f"{ph.usd_per_gpu_hour:.2f} ({'given' if ph.from_user else ph.offer})"
-        t.rows.append([row["gpu"], str(row["tp"]), str(res.facts["batch served"]),
+        t.rows.append([row["gpu"], str(row["tp"]), str(res.facts["batch_served"]),
                        ex.link(_term(res, "TTFT"), f"{_term(res, 'TTFT').value * 1e3:,.1f}"),
                        ex.link(_term(res, "TPOT"), f"{_term(res, 'TPOT').value * 1e3:,.2f}"),
                        ex.link(_term(res, "output tokens/s per GPU"), f"{_term(res, 'output tokens/s per GPU').value:,.0f}"),

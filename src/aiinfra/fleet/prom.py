@@ -93,6 +93,9 @@ def _float(v: str) -> float:
     return float(v)  # Go prints NaN, +Inf, -Inf, which float() reads
 
 
+MAX_TIMEOUT_S = 3600.0  # one query may wait an hour at most (a bound, so no value overflows the socket layer)
+
+
 class Prometheus:
     """Client for one Prometheus-compatible endpoint. Use as a context manager or call close()."""
 
@@ -100,6 +103,8 @@ class Prometheus:
         url = url.strip().rstrip("/")
         if not re.match(r"^https?://[^/]+", url):
             raise AiinfraError(f"Prometheus URL '{url}' must start with http:// or https://")
+        if not (isinstance(timeout, int | float) and 0 < timeout <= MAX_TIMEOUT_S):
+            raise AiinfraError(f"query timeout must be between 0 and {MAX_TIMEOUT_S:g} seconds, got {timeout}")
         self.url = url
         self.timeout = timeout
         self.log = QueryLog()

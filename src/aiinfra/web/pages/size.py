@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import plotly.graph_objects as go
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from markupsafe import Markup
@@ -125,21 +124,25 @@ def _stack_chart(r: Result, capacities: list[tuple[str, float, float]], div_id: 
     """One stacked bar per GPU (the per-GPU memory parts) against each GPU's capacity line."""
     parts = [t for t in r.terms if t.name != "total per GPU"]
     names = [c[0] for c in capacities]
-    fig = go.Figure()
+    # A plain figure dict: plotly's object model validates every property it is given, which was most
+    # of this page's CPU (charts.div serialises a dict as it is).
+    data: list[dict] = []
     for t in parts:
         gb = float(t.value) / GB
-        fig.add_bar(name=t.name, x=names, y=[gb] * len(names), hovertemplate=f"{t.name}: %{{y:,.2f}} GB<extra></extra>")
+        data.append({"type": "bar", "name": t.name, "x": names, "y": [gb] * len(names),
+                     "hovertemplate": f"{t.name}: %{{y:,.2f}} GB<extra></extra>"})
     shapes = []
     for label, caps, color in _capacity_lines(capacities):
         # One short horizontal line over each GPU's bar, at that GPU's capacity.
         shapes += [dict(type="line", x0=i - 0.45, x1=i + 0.45, y0=cap, y1=cap, xref="x", yref="y",
                         line=dict(color=color, width=3, dash="solid" if label == "capacity" else "dash"))
                    for i, cap in enumerate(caps) if cap]
-        fig.add_scatter(x=names, y=caps, mode="markers", name=label, marker=dict(color=color, size=9, symbol="diamond"),
-                        hovertemplate=f"{label}: %{{y:,.2f}} GB<extra></extra>")
-    fig.update_layout(shapes=shapes)  # all at once: plotly copies the layout on every add_shape
-    fig.update_layout(barmode="stack", title="Memory per GPU vs capacity", yaxis_title="GB (1e9 bytes)",
-                      legend=dict(orientation="h", y=-0.2))
+        data.append({"type": "scatter", "x": names, "y": caps, "mode": "markers", "name": label,
+                     "marker": {"color": color, "size": 9, "symbol": "diamond"},
+                     "hovertemplate": f"{label}: %{{y:,.2f}} GB<extra></extra>"})
+    fig = {"data": data, "layout": {"shapes": shapes, "barmode": "stack", "title": {"text": "Memory per GPU vs capacity"},
+                                    "yaxis": {"title": {"text": "GB (1e9 bytes)"}},
+                                    "legend": {"orientation": "h", "y": -0.2}}}
     return div(fig, div_id)
 
 
@@ -235,9 +238,9 @@ def fits_view(s: FitsSpec, ex: Explainer) -> Outcome:
             link,
         ])
     fitted = [row for row in rows if row["gpus"] is not None]
-    fig = go.Figure(go.Bar(x=[row["gpu"] for row in fitted], y=[row["gpus"] for row in fitted],
-                           text=[f"TP{row['tp']}·PP{row['pp']}" for row in fitted], marker_color="#1f6feb"))
-    fig.update_layout(title="Fewest GPUs per SKU", yaxis_title="GPUs")
+    fig = {"data": [{"type": "bar", "x": [row["gpu"] for row in fitted], "y": [row["gpus"] for row in fitted],
+                     "text": [f"TP{row['tp']}·PP{row['pp']}" for row in fitted], "marker": {"color": "#1f6feb"}}],
+           "layout": {"title": {"text": "Fewest GPUs per SKU"}, "yaxis": {"title": {"text": "GPUs"}}}}
     head = [Markup("Parameters: ") + ex.link(r.terms[0], f"{float(r.terms[0].value):,.0f}") + " total, "
             + ex.link(r.terms[1], f"{float(r.terms[1].value):,.0f}") + " active"]
     return Outcome(headline=head, charts=[div(fig, "size-chart")], tables=[t])

@@ -88,6 +88,7 @@ class Stack:
     source: str
     uneven_pipeline: bool = True
     sm_fraction: float = 0.0
+    fp8_gemm: str = ""  # kernel route of FP8 GEMMs ("" = Transformer Engine / cuBLASLt; "scaled_mm" = torch._scaled_mm)
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -100,7 +101,7 @@ def stack(name: str = "megatron-core") -> Stack:
     o = e.get("overlap", {})
     return Stack(key, bool(o.get("tp")), bool(o.get("pp")), bool(o.get("grad_reduce")), bool(o.get("param_gather")),
                  bool(o.get("cp")), e.get("source", ""), bool(e.get("uneven_pipeline", True)),
-                 float(e.get("overlap_sm_fraction", 0.0)))
+                 float(e.get("overlap_sm_fraction", 0.0)), str(e.get("fp8_gemm", "")))
 
 
 def framework_efficiency(name: str = "training") -> tuple[float, str]:
@@ -195,7 +196,7 @@ def step_time(
         t = 0.0
         cast = 0.0
         for Mg, Ng, Kg, count in _layer_gemms(m, T, tp, ep, moe):
-            t = t + count * compute.gemm_time(Mg, Ng, Kg, gpu, lin, kt)
+            t = t + count * compute.gemm_time(Mg, Ng, Kg, gpu, lin, kt, stk.fp8_gemm)
             if lin in ("fp8", "fp4"):
                 cast = cast + count * kt.fp8_cast_bytes * (2 * Mg * Kg + Mg * Ng) / gpu.memory_bw
         return t * passes, cast * (1 + full * 0.5)
@@ -284,7 +285,7 @@ def step_time(
     t_comp = part("matmul compute", comp_layer, head_gemm,
                   "M · (L_stage · Σ GEMM time (fwd + 2 bwd + recompute) + LM head) / framework efficiency",
                   {"M": M, "L_stage": n_layers, "dtype": lin, "framework efficiency": fw,
-                   "plateau": kt.plateau(lin), "T (tokens per GPU per micro-batch)": T}, sk)
+                   "plateau": kt.plateau(lin, stk.fp8_gemm), "T (tokens per GPU per micro-batch)": T}, sk)
     t_cast = part("FP8/FP4 casts", cast_layer, 0.0, "M · L_stage · cast bytes (2MK + MN per GEMM) / HBM bandwidth",
                   {"bytes per element": kt.fp8_cast_bytes, "dtype": lin}, {"cast": kt.curve_source})
     t_attn = part("attention", t_att_layer, 0.0,

@@ -22,8 +22,8 @@ Per micro-batch and layer, on one GPU (tokens T = mb·s/cp; GEMM shapes after TP
   backward / first forward when the stack overlaps them; then the optimizer step, memory-bound over
   the GPU's optimizer shard (≈ 30 B read + written per parameter for mixed-precision Adam).
 One fitted number remains (catalog calibrations.training.framework_efficiency): the share of time
-kernels actually run end to end (launch gaps, data loading, host syncs), fitted on Narayanan Table 1
-(A100) only. Placement follows Megatron's rank order TP → CP → EP/DP → PP inside the scale-up domain.
+compute kernels actually run end to end (launch gaps, data loading, host syncs), fitted on Narayanan
+Table 1 (A100) only; exposed communication is NCCL wall time and is not divided by it. Placement follows Megatron's rank order TP → CP → EP/DP → PP inside the scale-up domain.
 """
 
 from __future__ import annotations
@@ -219,9 +219,9 @@ def step_time(
     # Elementwise: Korthikanti Table 2 bytes per token per layer, per forward-equivalent pass.
     ffn_act = (m.experts_per_token + m.shared_experts) * m.moe_ffn if m.is_moe else m.ffn
     per_tok_layer = 18 * h + 4 * ffn_act  # = 34h for ffn = 4h
-    softmax = 0.0 if flash_attention else 5 * m.heads * s_att
+    softmax = 0.0 if flash_attention else 5 * m.heads * s_att  # per token, all heads: 5·a·s (split by TP once)
     soft_passes = 3 + sel + full
-    elem_bytes = T * (per_tok_layer * passes + softmax * soft_passes / tp) / tp
+    elem_bytes = T * (per_tok_layer * passes + softmax * soft_passes) / tp
     cal = cal or compute.training_calibration()
     t_elem_layer = elem_bytes * cal.elementwise_traffic / gpu.memory_bw
 
@@ -255,7 +255,9 @@ def step_time(
     head_elem = T * m.vocab / tp * 4.0 * 3 / gpu.memory_bw  # fp32 logits: write, softmax read/write, grad
 
     first_l, middle_l, last_l = pipeline_layers(L, pp, vp)
-    layer_t = (comp_layer + cast_layer + t_att_layer + t_elem_layer + t_tp_layer + t_cp_layer + ep_layer) / fw
+    # framework efficiency stretches the compute stream (launch gaps, host syncs between kernels); exposed
+    # collectives are already wall time on the critical path (NCCL busbw is measured end to end)
+    layer_t = (comp_layer + cast_layer + t_att_layer + t_elem_layer) / fw + t_tp_layer + t_cp_layer + ep_layer
     head_t = (head_gemm + head_elem) / fw
     single = pp == 1
     last_t = last_l * layer_t + head_t
@@ -275,10 +277,12 @@ def step_time(
     stage_mb = stage_t + t_pp_mb
     bubble_frac = (pp - 1) / vp
 
-    def part(name: str, per_layer, per_head, formula: str, inputs: dict, sources: dict | None = None) -> Term:
+    def part(name: str, per_layer, per_head, formula: str, inputs: dict, sources: dict | None = None,
+             comm_part: bool = False) -> Term:
         if step_only:  # the search needs the sum only (below); parts are built for the rows shown
             return Term(name, 0.0, "s")
-        v = M * (n_layers * per_layer / fw + np.where(head_on, per_head, 0.0) / fw)
+        k = 1.0 if comm_part else fw
+        v = M * (n_layers * per_layer / k + np.where(head_on, per_head, 0.0) / k)
         return Term(name, _s(v), "s", formula, inputs, sources or {})
 
     sk = {"kernels": kt.source, "size curve": kt.curve_source, "framework efficiency": fw_src}
@@ -298,11 +302,14 @@ def step_time(
                   {"calibration": cal.source})
     t_tp = part("TP communication", t_tp_layer, 0.0,
                 "M · L_stage · max(0, n_coll · t_allreduce(T·h·2 B, tp) − GEMM time if overlapped inside the NVLink domain)",
-                {"n_coll": n_tp, "t_allreduce": ar_tp, "overlapped": stk.tp, "stack": stk.key}, {"count": SRC_TP, stk.key: stk.source})
+                {"n_coll": n_tp, "t_allreduce": ar_tp, "overlapped": stk.tp, "stack": stk.key}, {"count": SRC_TP, stk.key: stk.source},
+                comm_part=True)
     t_cp = part("CP communication", t_cp_layer, 0.0, "M · L_stage · max(0, 3(cp−1) · t_p2p(K,V chunk) − attention if overlapped)",
-                {"K,V chunk bytes": kv_chunk, "overlapped": stk.cp}, {"ring": "Liu et al. 2023 ring attention; Megatron context parallel"})
+                {"K,V chunk bytes": kv_chunk, "overlapped": stk.cp}, {"ring": "Liu et al. 2023 ring attention; Megatron context parallel"},
+                comm_part=True)
     t_ep = part("EP communication", ep_layer, 0.0, "M · L_stage · (MoE share) · 4 · t_all-to-all(T·k·h·2 B, ep)",
-                {"bytes per rank": a2a_bytes}, {"count": "dispatch + combine, forward and backward (GShard/Megatron MoE)"})
+                {"bytes per rank": a2a_bytes}, {"count": "dispatch + combine, forward and backward (GShard/Megatron MoE)"},
+                comm_part=True)
     t_pp = Term("PP communication", _s(M * t_pp_mb), "s", "M · 2v · t_p2p(T·h·2 B / tp) (2 when the stack overlaps p2p)",
                 {"M": M, "v": vp, "bytes": pp_bytes, "overlapped": stk.pp}, {"scatter/gather": "Narayanan et al. 2021 §4.1"})
     t_bub = Term("pipeline bubble", _s(bubble_frac * stage_mb), "s", "(p−1)/v × slowest stage time per micro-batch",
@@ -319,7 +326,12 @@ def step_time(
     ar_dp = comm.hierarchical_all_reduce(grad_bytes, group, np.clip(domain // tp, 1, group),
                                          node, "DP gradient all-reduce")
     z3 = zero >= 3
-    dp_factor = np.where(z3, 1.5 * M, 1.0)
+    # The all-reduce time above is for 16-bit gradients = reduce-scatter (½) + all-gather (½). Gradients of
+    # bf16-based training (bf16, fp8, fp4) are reduced in fp32 (Megatron-LM sets accumulate_allreduce_grads_in_fp32
+    # for bf16; Llama 3 §3.3.4 reduce-scatters gradients in FP32; torchtitan's FSDP2 reduce dtype is float32), so
+    # the reduce-scatter half moves twice the bytes; fp16 (2021 Megatron) reduces in fp16.
+    rs = 1.0 if lin == "fp16" else 2.0
+    dp_factor = np.where(z3, (1.0 + 0.5 * rs) * M, 0.5 + 0.5 * rs)
     t_dp_raw = np.where(group > 1, ar_dp.value * dp_factor, 0.0)
     mb_busy = stage_t  # one micro-batch of the slowest stage
     if overlap_dp:
@@ -335,7 +347,8 @@ def step_time(
                 {"t_allreduce": ar_dp, "ZeRO factor": dp_factor, "grad shard bytes": grad_bytes,
                  "overlap window": window, "stack": stk.key},
                 {"ZeRO": "Rajbhandari et al. 2020: ZeRO-1/2 = reduce-scatter + all-gather (same bytes as all-reduce); "
-                         "ZeRO-3 gathers parameters for every forward and backward (1.5x per micro-batch)",
+                         "ZeRO-3 gathers parameters for every forward and backward (1.5x per micro-batch); fp32 gradient "
+                         "reduce-scatter for bf16-based training (Megatron-LM accumulate_allreduce_grads_in_fp32, Llama 3 §3.3.4)",
                  stk.key: stk.source})
     opt_shard = shard / np.where(zero >= 1, group, 1)
     t_opt_v = opt_shard * OPT_BYTES / gpu.memory_bw

@@ -369,12 +369,17 @@ def step_time(
                  "(optimizer: shard·(4 + 30) B; weights: M·(2 + recompute)·params·2 B; activations: M·2·stage bytes) "
                  "/ host-link bandwidth", {"host link": host.key, "B/s": host.effective_bw, "offload code": off},
                  {host.key: host.source})
-    t_opt = Term(t_opt.name, _s(np.where(off & 1, 0.0, t_opt_v)), t_opt.unit, t_opt.formula + " (on the host when offloaded)",
-                 t_opt.inputs, t_opt.sources)
+    # Offloaded, the step runs on the CPU, whose memory bandwidth all GPUs of the node share.
+    t_host_opt = opt_shard * OPT_BYTES * gpn / node.host_memory_bw
+    t_opt_v = np.where(off & 1, t_host_opt, t_opt_v)
+    t_opt = Term(t_opt.name, _s(t_opt_v), t_opt.unit,
+                 t_opt.formula + "; offloaded: × GPUs per node / host memory bandwidth",
+                 {**t_opt.inputs, "host B/s": node.host_memory_bw, "GPUs per node": gpn},
+                 {**t_opt.sources, "host memory": node.source})
 
     if step_only:  # = Σ of the parts below, without building each array
         return (M * (n_layers * layer_t + np.where(head_on, head_t, 0.0)) + M * t_pp_mb + bubble_frac * stage_mb
-                + t_dp_v + np.where(off & 1, 0.0, t_opt_v) + t_off_v)
+                + t_dp_v + t_opt_v + t_off_v)
     step = total("step time", [t_comp, t_cast, t_attn, t_elem, t_tp, t_cp, t_ep, t_pp, t_bub, t_dp, t_opt, t_off])
     step_v = np.asarray(step.value)
     tps = Term("tokens per second", _s(tokens / step_v), "tokens/s", "global batch tokens / step time",

@@ -38,7 +38,7 @@ def test_llama3_table4_h100_bf16_out_of_sample():
     """Llama 3 paper (arXiv 2407.21783) Table 4, 405B on H100 BF16: 8,192 GPUs TP8·PP16·DP64 8K → 43% MFU;
     16,384 GPUs TP8·PP16·DP128 → 41%; 16,384 GPUs TP8·CP16·PP16·DP8 at 131,072 tokens → 38%. At micro-batch 1
     these layouts fit only with full recompute of some layers (the best completion recomputes 1/8 of each stage):
-    +16.4%, +11.2%, +1.1% (MFU with attention counted causal-halved). Out of sample; wider than the 7% target: the
+    +16.2%, +11.0%, +1.0% (MFU with attention counted causal-halved). Out of sample; wider than the 7% target: the
     A100-fitted framework efficiency (0.824) is higher than these rows support (0.757 when refitted without A100)."""
     errs = [p.error for p in _table("Llama 3 (2024) Table 4, H100 BF16")]
     assert len(errs) == 3 and all(abs(e) <= 0.17 for e in errs)
@@ -48,9 +48,9 @@ def test_megatron_bridge_h100_fp8_out_of_sample():
     """NVIDIA Megatron-Bridge performance summary, 25.11 container, DGX-H100 FP8-CS: Llama3 8B (8 GPUs, FSDP)
     14,451 tokens/s/GPU; Llama3 70B (64 GPUs TP4·PP8·VP5) 1,602; Llama 3.1 405B (1,024 GPUs TP8·PP8·CP2·VP8) 292.
     FP8 only on linear layers, through Transformer Engine's cuBLASLt route (0.81 of FP8 peak), current-scaling
-    casts, bf16 weights plus cached FP8 copies in memory, fp32 gradient reduce-scatter: −4.9%, −4.7%, +17.4%."""
+    casts, bf16 weights plus cached FP8 copies in memory, fp32 gradient reduce-scatter, the host-side optimizer step when offloaded: −4.9%, −4.7%, +15.9%."""
     errs = [p.error for p in _table("Megatron-Bridge 25.11 DGX-H100 FP8-CS")]
-    assert len(errs) == 3 and all(abs(e) <= 0.18 for e in errs)
+    assert len(errs) == 3 and all(abs(e) <= 0.165 for e in errs)
 
 
 def test_torchtitan_h200_fp8_out_of_sample():

@@ -102,3 +102,41 @@ def test_zero3_gathers_parameters_every_micro_batch():
     one = _part(step_time(model("llama-3.1-8b"), h100, global_batch=16, **kw), "DP communication (exposed)")
     four = _part(step_time(model("llama-3.1-8b"), h100, global_batch=64, **kw), "DP communication (exposed)")
     assert four == pytest.approx(4 * one, rel=1e-6)
+
+
+def test_fp8_gemm_route_follows_the_stack():
+    """kernels.yaml hopper: FP8 GEMMs reach 1,599-1,630 TFLOPS through cuBLASLt (81-82% of H100's 1,979) and
+    1,170 (59%) through torch._scaled_mm (d-robotics cuBLASLt FP8 cross-check report). torchtitan (torchao float8)
+    takes the _scaled_mm route, Megatron (Transformer Engine) the cuBLASLt one, so the same FP8 layout is slower
+    under torchtitan while BF16 is unchanged."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.catalog.models import model
+    from aiinfra.perf.compute import kernel_table
+    from aiinfra.perf.training import step_time
+
+    g, m = gpu("h100-sxm"), model("llama-3.1-8b")
+    kt = kernel_table(g)
+    assert kt.plateau("fp8") == 0.81 and kt.plateau("fp8", "scaled_mm") == 0.59 and kt.plateau("bf16", "scaled_mm") == 0.801
+    kw = dict(dp=8, global_batch=64, seq=8192, zero=3)
+    fp8 = {s: float(step_time(m, g, dtype="fp8", software=s, **kw).step.value) for s in ("megatron-core", "torchtitan")}
+    bf16 = {s: float(step_time(m, g, dtype="bf16", software=s, **kw).step.value) for s in ("megatron-core", "torchtitan")}
+    assert fp8["torchtitan"] > 1.1 * fp8["megatron-core"]
+    assert abs(bf16["torchtitan"] / bf16["megatron-core"] - 1) < 0.05
+
+
+def test_offloaded_optimizer_step_runs_at_host_memory_bandwidth():
+    """An offloaded optimizer step is not free: mixed-precision Adam streams ~30 B per parameter of each GPU's shard
+    through the host's memory, which the node's 8 GPUs share (DGX H100: 2 sockets × 8 DDR5-4800 channels =
+    614.4 GB/s peak, interconnects.yaml). On the GPU the same step streams through HBM (3.35 TB/s on H100)."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.catalog.models import model
+    from aiinfra.perf.training import OPT_BYTES, step_time
+
+    g, m = gpu("h100-sxm"), model("llama-3.1-70b")
+    kw = dict(tp=8, pp=4, dp=2, global_batch=16, seq=4096, zero=1)
+    on_gpu = step_time(m, g, **kw).step.parts
+    on_host = step_time(m, g, offload="optimizer", **kw).step.parts
+    opt_gpu = next(p.value for p in on_gpu if p.name == "optimizer step")
+    opt_host = next(p.value for p in on_host if p.name == "optimizer step")
+    assert OPT_BYTES == 30.0
+    assert opt_host / opt_gpu == pytest.approx(8 * g.memory_bw / 614.4e9)  # 8 GPUs share 614.4 GB/s

@@ -22,41 +22,44 @@ def test_narayanan_2021_table1_a100():
     """Narayanan et al. 2021 (SC'21) Table 1, A100-80GB fp16, s = 2048, full recompute: 1.7B/32 GPUs 137, 3.6B/64
     138, 7.5B/128 142, 18.4B/256 135, 39.1B/512 138, 76.1B/1024 140, 145.6B/1536 148, 310.1B/1920 155,
     529.6B/2520 163, 1T/3072 163 TFLOP/s per GPU. The rows framework_efficiency was fitted on (median), so this
-    holds the spread: mean |error| 3.4%, max 7.2% (3.6B)."""
+    holds the spread: mean |error| 3.0%, max 7.8% (76.1B; the pipelined TP8 rows run 3-8% fast)."""
     errs = [abs(p.error) for p in _table("Narayanan 2021 Table 1")]
-    assert len(errs) == 10 and sum(errs) / 10 <= 0.036 and max(errs) <= 0.075
+    assert len(errs) == 10 and sum(errs) / 10 <= 0.031 and max(errs) <= 0.08
 
 
 def test_korthikanti_2022_table4_out_of_sample():
     """Korthikanti et al. 2022 Table 4: 22B on 8 A100 (TP8, micro-batch 4, s = 2048, no recompute) takes
-    7.7 + 11.9 = 19.6 ms per layer forward + backward; never fitted on: +5.0%."""
+    7.7 + 11.9 = 19.6 ms per layer forward + backward (no optimizer step in a layer time); never fitted on: +3.8%."""
     (p,) = _table("Korthikanti 2022 Table 4")
-    assert abs(p.error) <= 0.06
+    assert abs(p.error) <= 0.045
 
 
 def test_llama3_table4_h100_bf16_out_of_sample():
     """Llama 3 paper (arXiv 2407.21783) Table 4, 405B on H100 BF16: 8,192 GPUs TP8·PP16·DP64 8K → 43% MFU;
     16,384 GPUs TP8·PP16·DP128 → 41%; 16,384 GPUs TP8·CP16·PP16·DP8 at 131,072 tokens → 38%. At micro-batch 1
     these layouts fit only with full recompute of some layers (the best completion recomputes 1/8 of each stage):
-    +13.0%, +8.8%, −2.7% (MFU with attention counted causal-halved). Out of sample; wider than the 7% target."""
+    +16.2%, +11.0%, +1.0% (MFU with attention counted causal-halved). Out of sample; wider than the 7% target: the
+    A100-fitted framework efficiency (0.824) is higher than these rows support (0.758 when refitted without A100)."""
     errs = [p.error for p in _table("Llama 3 (2024) Table 4, H100 BF16")]
-    assert len(errs) == 3 and all(abs(e) <= 0.14 for e in errs)
+    assert len(errs) == 3 and all(abs(e) <= 0.17 for e in errs)
 
 
 def test_megatron_bridge_h100_fp8_out_of_sample():
     """NVIDIA Megatron-Bridge performance summary, 25.11 container, DGX-H100 FP8-CS: Llama3 8B (8 GPUs, FSDP)
     14,451 tokens/s/GPU; Llama3 70B (64 GPUs TP4·PP8·VP5) 1,602; Llama 3.1 405B (1,024 GPUs TP8·PP8·CP2·VP8) 292.
-    FP8 only on linear layers: −10.7%, −6.5%, +10.2%."""
+    FP8 only on linear layers, through Transformer Engine's cuBLASLt route (0.81 of FP8 peak), current-scaling
+    casts, bf16 weights plus cached FP8 copies in memory, fp32 gradient reduce-scatter, the host-side optimizer step when offloaded: −4.9%, −4.7%, +15.9%."""
     errs = [p.error for p in _table("Megatron-Bridge 25.11 DGX-H100 FP8-CS")]
-    assert len(errs) == 3 and all(abs(e) <= 0.12 for e in errs)
+    assert len(errs) == 3 and all(abs(e) <= 0.165 for e in errs)
 
 
 def test_torchtitan_h200_fp8_out_of_sample():
     """torchtitan benchmarks/llama3_8b_h200_2025-06 (Trainy): Llama 3.1 8B, FSDP on 32 and 64 H200, local batch 2,
-    float8 + compile → 10,938 and 10,753 tokens/s/GPU. The model is 19-21% too fast here: the kernel tables hold
-    Megatron/TE-grade efficiencies and torchao's dynamic FP8 scaling costs more than the cast model charges."""
+    float8 + compile → 10,938 and 10,753 tokens/s/GPU. torchao float8 GEMMs run through torch._scaled_mm (0.59 of
+    FP8 peak in the kernel report of kernels.yaml, against cuBLASLt's 0.81) with dynamic-scaling casts: +10.3%, +12.2%
+    (it was +19% to +21% with one FP8 plateau for every stack)."""
     errs = [p.error for p in _table("torchtitan 2025-06 H200 FP8 (Trainy)")]
-    assert len(errs) == 2 and all(0 < e <= 0.25 for e in errs)
+    assert len(errs) == 2 and all(0 < e <= 0.13 for e in errs)
 
 
 def test_every_row_has_a_source_and_fit_rows_are_recorded():

@@ -100,3 +100,25 @@ def test_property_plan_recommend_names_the_cheapest_priced_gpu_and_the_fastest(p
         assert {r["gpu"] for r in priced} == set(prices)  # nothing priced that the user did not price
     else:
         assert "no GPU has a price" in notes[1]
+
+
+def test_recommend_two_pass_keeps_the_full_search_answer_for_the_leaders(monkeypatch):
+    """The coarse pass is a subset of the full space: every coarse row is a lower bound on that GPU's full search,
+    and the GPUs given the full search (the fastest, the cheapest) report exactly the full search's answer."""
+    from aiinfra.plan import recommend as rec
+    from aiinfra.plan.search import plan
+
+    monkeypatch.setattr(rec, "REFINE", 1)
+    pool = [gpu(k) for k in ("h100-sxm", "a100-80gb-sxm", "l40s", "h200-sxm")]
+    rows, notes = rec.recommend_training(model("llama-3.1-8b"), 32, global_batch=256, seq=4096, tokens=1e10,
+                                         prices={"a100-80gb-sxm": 1.2}, candidates=pool)
+    by = {r["gpu"]: r for r in rows}
+    full = {g.key: plan(model("llama-3.1-8b"), g, 32, global_batch=256, seq=4096, top=1).top[0]["tokens_per_s"]
+            for g in pool}
+    assert max(full, key=full.get) == rows[0]["gpu"] and by[rows[0]["gpu"]]["search"] == "full"
+    assert by["a100-80gb-sxm"]["search"] == "full"  # the only priced GPU is refined for cost
+    for k, r in by.items():
+        assert r["tokens_per_s"] <= full[k] * (1 + 1e-9)
+        if r["search"] == "full":
+            assert r["tokens_per_s"] == pytest.approx(full[k])
+    assert any("coarse pass" in n for n in notes)

@@ -161,3 +161,13 @@ def test_size_train_and_plan_use_one_fit_rule():
                           micro_batch=w["mb"], num_microbatches=512 // (w["dp"] * w["mb"]))
     assert res.facts["fits"] and res.facts["usable_gb"] == pytest.approx(85.52, abs=0.01)
     assert res.facts["headroom_gb"] == pytest.approx(w["headroom_gb"], abs=0.01)
+
+
+def test_fp8_training_keeps_bf16_weights_and_fp8_caches():
+    """FP8 training (Transformer Engine) keeps 16-bit model weights and caches each weight's FP8 copy and transpose
+    across micro-batches: 2 + 1 + 1 = 4 B per parameter, not the 1 B an FP8 checkpoint would take."""
+    from aiinfra.sizing.training import model_states
+
+    w8, _, _ = model_states(1e9, precision="fp8")
+    w16, _, _ = model_states(1e9, precision="bf16")
+    assert w8.value == 4e9 and w16.value == 2e9

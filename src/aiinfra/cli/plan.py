@@ -178,7 +178,7 @@ def _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note, catalog
         if not r["fits"]:
             t.add_row("-", r["gpu"], "[red]does not fit[/]", "", "", "", "", "", r["why"].split("; ")[-1])
             continue
-        t.add_row(str(r["rank_time"]), r["gpu"], r["layout"], f"{r['tokens_per_s']:,.0f}", f"{r['mfu']:.1%}",
+        t.add_row(str(r["rank_time"]), r["gpu"], r["layout"], ("≥" if r.get("search") == "coarse" else "") + f"{r['tokens_per_s']:,.0f}", f"{r['mfu']:.1%}",
                   f"{r['memory_gb']:.1f}", f"{r['days']:,.1f}" if r.get("days") else "",
                   f"{r['cost_usd']:,.0f}" if r.get("cost_usd") else "", r["nvlink"])
     console.print(t)

@@ -58,6 +58,7 @@ class Node:
     nics_per_node: int
     scale_out: Link
     source: str
+    host_memory_bw: float = 400e9  # B/s, all sockets; the optimizer step runs here when offloaded
 
     @property
     def scale_out_bw_per_gpu(self) -> float:
@@ -101,7 +102,8 @@ def node_for(gpu: GpuSpec, scale_out: str | None = None, nics_per_node: int | No
         if gpu.nvlink_gbps:
             up = up.scaled(gpu.nvlink_gbps / 2 * 1e9, f"{gpu.key} catalog nvlink_gbps / 2 (per direction)")
     out = link(scale_out or e["scale_out"])
-    return Node(key, int(e["gpus_per_node"]), up, int(nics_per_node or e["nics_per_node"]), out, e.get("source", ""))
+    return Node(key, int(e["gpus_per_node"]), up, int(nics_per_node or e["nics_per_node"]), out, e.get("source", ""),
+                float(e.get("host_memory_bw_gbps", 400)) * 1e9)
 
 
 def _inputs(size: Number, n: Number, lk: Link) -> dict:

@@ -106,7 +106,11 @@ class KernelTable:
     source: str
     curve_source: str
 
-    def plateau(self, dtype: str) -> float:
+    def plateau(self, dtype: str, path: str = "") -> float:
+        """Plateau of `dtype` GEMMs; `path` names the kernel route a stack calls (e.g. fp8 via
+        torch._scaled_mm reads `fp8_scaled_mm`), falling back to the dtype's own figure."""
+        if path and f"{dtype}_{path}" in self.gemm_plateau:
+            return float(self.gemm_plateau[f"{dtype}_{path}"])
         return float(self.gemm_plateau.get(dtype, self.gemm_plateau.get("bf16", 0.75)))
 
 
@@ -130,11 +134,11 @@ def _interp(x, points: tuple[tuple[float, float], ...]):
     return np.interp(np.log2(np.maximum(np.asarray(x, dtype=float), 0.0) + 1.0), xs, ys)
 
 
-def gemm_time(M, N, K, gpu: GpuSpec, dtype: str, kt: KernelTable) -> np.ndarray:
+def gemm_time(M, N, K, gpu: GpuSpec, dtype: str, kt: KernelTable, path: str = "") -> np.ndarray:
     """Seconds for one M×N×K GEMM: 2MNK / (peak × plateau × size_curve(time at peak))."""
     flops = 2.0 * np.asarray(M, dtype=float) * np.asarray(N, dtype=float) * np.asarray(K, dtype=float)
     pk = gpu.peak_flops(dtype)
-    eff = kt.plateau(dtype) * _interp(flops / pk * 1e6, kt.size_curve_us)
+    eff = kt.plateau(dtype, path) * _interp(flops / pk * 1e6, kt.size_curve_us)
     return flops / (pk * eff)
 
 

@@ -22,8 +22,8 @@ Per micro-batch and layer, on one GPU (tokens T = mb·s/cp; GEMM shapes after TP
   backward / first forward when the stack overlaps them; then the optimizer step, memory-bound over
   the GPU's optimizer shard (≈ 30 B read + written per parameter for mixed-precision Adam).
 One fitted number remains (catalog calibrations.training.framework_efficiency): the share of time
-kernels actually run end to end (launch gaps, data loading, host syncs), fitted on Narayanan Table 1
-(A100) only. Placement follows Megatron's rank order TP → CP → EP/DP → PP inside the scale-up domain.
+compute kernels actually run end to end (launch gaps, data loading, host syncs), fitted on Narayanan
+Table 1 (A100) only; exposed communication is NCCL wall time and is not divided by it. Placement follows Megatron's rank order TP → CP → EP/DP → PP inside the scale-up domain.
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ class Stack:
     source: str
     uneven_pipeline: bool = True
     sm_fraction: float = 0.0
+    fp8_gemm: str = ""  # kernel route of FP8 GEMMs ("" = Transformer Engine / cuBLASLt; "scaled_mm" = torch._scaled_mm)
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -100,7 +101,7 @@ def stack(name: str = "megatron-core") -> Stack:
     o = e.get("overlap", {})
     return Stack(key, bool(o.get("tp")), bool(o.get("pp")), bool(o.get("grad_reduce")), bool(o.get("param_gather")),
                  bool(o.get("cp")), e.get("source", ""), bool(e.get("uneven_pipeline", True)),
-                 float(e.get("overlap_sm_fraction", 0.0)))
+                 float(e.get("overlap_sm_fraction", 0.0)), str(e.get("fp8_gemm", "")))
 
 
 def framework_efficiency(name: str = "training") -> tuple[float, str]:
@@ -195,7 +196,7 @@ def step_time(
         t = 0.0
         cast = 0.0
         for Mg, Ng, Kg, count in _layer_gemms(m, T, tp, ep, moe):
-            t = t + count * compute.gemm_time(Mg, Ng, Kg, gpu, lin, kt)
+            t = t + count * compute.gemm_time(Mg, Ng, Kg, gpu, lin, kt, stk.fp8_gemm)
             if lin in ("fp8", "fp4"):
                 cast = cast + count * kt.fp8_cast_bytes * (2 * Mg * Kg + Mg * Ng) / gpu.memory_bw
         return t * passes, cast * (1 + full * 0.5)
@@ -218,9 +219,9 @@ def step_time(
     # Elementwise: Korthikanti Table 2 bytes per token per layer, per forward-equivalent pass.
     ffn_act = (m.experts_per_token + m.shared_experts) * m.moe_ffn if m.is_moe else m.ffn
     per_tok_layer = 18 * h + 4 * ffn_act  # = 34h for ffn = 4h
-    softmax = 0.0 if flash_attention else 5 * m.heads * s_att
+    softmax = 0.0 if flash_attention else 5 * m.heads * s_att  # per token, all heads: 5·a·s (split by TP once)
     soft_passes = 3 + sel + full
-    elem_bytes = T * (per_tok_layer * passes + softmax * soft_passes / tp) / tp
+    elem_bytes = T * (per_tok_layer * passes + softmax * soft_passes) / tp
     cal = cal or compute.training_calibration()
     t_elem_layer = elem_bytes * cal.elementwise_traffic / gpu.memory_bw
 
@@ -254,7 +255,9 @@ def step_time(
     head_elem = T * m.vocab / tp * 4.0 * 3 / gpu.memory_bw  # fp32 logits: write, softmax read/write, grad
 
     first_l, middle_l, last_l = pipeline_layers(L, pp, vp)
-    layer_t = (comp_layer + cast_layer + t_att_layer + t_elem_layer + t_tp_layer + t_cp_layer + ep_layer) / fw
+    # framework efficiency stretches the compute stream (launch gaps, host syncs between kernels); exposed
+    # collectives are already wall time on the critical path (NCCL busbw is measured end to end)
+    layer_t = (comp_layer + cast_layer + t_att_layer + t_elem_layer) / fw + t_tp_layer + t_cp_layer + ep_layer
     head_t = (head_gemm + head_elem) / fw
     single = pp == 1
     last_t = last_l * layer_t + head_t
@@ -274,17 +277,19 @@ def step_time(
     stage_mb = stage_t + t_pp_mb
     bubble_frac = (pp - 1) / vp
 
-    def part(name: str, per_layer, per_head, formula: str, inputs: dict, sources: dict | None = None) -> Term:
+    def part(name: str, per_layer, per_head, formula: str, inputs: dict, sources: dict | None = None,
+             comm_part: bool = False) -> Term:
         if step_only:  # the search needs the sum only (below); parts are built for the rows shown
             return Term(name, 0.0, "s")
-        v = M * (n_layers * per_layer / fw + np.where(head_on, per_head, 0.0) / fw)
+        k = 1.0 if comm_part else fw
+        v = M * (n_layers * per_layer / k + np.where(head_on, per_head, 0.0) / k)
         return Term(name, _s(v), "s", formula, inputs, sources or {})
 
     sk = {"kernels": kt.source, "size curve": kt.curve_source, "framework efficiency": fw_src}
     t_comp = part("matmul compute", comp_layer, head_gemm,
                   "M · (L_stage · Σ GEMM time (fwd + 2 bwd + recompute) + LM head) / framework efficiency",
                   {"M": M, "L_stage": n_layers, "dtype": lin, "framework efficiency": fw,
-                   "plateau": kt.plateau(lin), "T (tokens per GPU per micro-batch)": T}, sk)
+                   "plateau": kt.plateau(lin, stk.fp8_gemm), "T (tokens per GPU per micro-batch)": T}, sk)
     t_cast = part("FP8/FP4 casts", cast_layer, 0.0, "M · L_stage · cast bytes (2MK + MN per GEMM) / HBM bandwidth",
                   {"bytes per element": kt.fp8_cast_bytes, "dtype": lin}, {"cast": kt.curve_source})
     t_attn = part("attention", t_att_layer, 0.0,
@@ -297,11 +302,14 @@ def step_time(
                   {"calibration": cal.source})
     t_tp = part("TP communication", t_tp_layer, 0.0,
                 "M · L_stage · max(0, n_coll · t_allreduce(T·h·2 B, tp) − GEMM time if overlapped inside the NVLink domain)",
-                {"n_coll": n_tp, "t_allreduce": ar_tp, "overlapped": stk.tp, "stack": stk.key}, {"count": SRC_TP, stk.key: stk.source})
+                {"n_coll": n_tp, "t_allreduce": ar_tp, "overlapped": stk.tp, "stack": stk.key}, {"count": SRC_TP, stk.key: stk.source},
+                comm_part=True)
     t_cp = part("CP communication", t_cp_layer, 0.0, "M · L_stage · max(0, 3(cp−1) · t_p2p(K,V chunk) − attention if overlapped)",
-                {"K,V chunk bytes": kv_chunk, "overlapped": stk.cp}, {"ring": "Liu et al. 2023 ring attention; Megatron context parallel"})
+                {"K,V chunk bytes": kv_chunk, "overlapped": stk.cp}, {"ring": "Liu et al. 2023 ring attention; Megatron context parallel"},
+                comm_part=True)
     t_ep = part("EP communication", ep_layer, 0.0, "M · L_stage · (MoE share) · 4 · t_all-to-all(T·k·h·2 B, ep)",
-                {"bytes per rank": a2a_bytes}, {"count": "dispatch + combine, forward and backward (GShard/Megatron MoE)"})
+                {"bytes per rank": a2a_bytes}, {"count": "dispatch + combine, forward and backward (GShard/Megatron MoE)"},
+                comm_part=True)
     t_pp = Term("PP communication", _s(M * t_pp_mb), "s", "M · 2v · t_p2p(T·h·2 B / tp) (2 when the stack overlaps p2p)",
                 {"M": M, "v": vp, "bytes": pp_bytes, "overlapped": stk.pp}, {"scatter/gather": "Narayanan et al. 2021 §4.1"})
     t_bub = Term("pipeline bubble", _s(bubble_frac * stage_mb), "s", "(p−1)/v × slowest stage time per micro-batch",
@@ -318,7 +326,12 @@ def step_time(
     ar_dp = comm.hierarchical_all_reduce(grad_bytes, group, np.clip(domain // tp, 1, group),
                                          node, "DP gradient all-reduce")
     z3 = zero >= 3
-    dp_factor = np.where(z3, 1.5 * M, 1.0)
+    # The all-reduce time above is for 16-bit gradients = reduce-scatter (½) + all-gather (½). Gradients of
+    # bf16-based training (bf16, fp8, fp4) are reduced in fp32 (Megatron-LM sets accumulate_allreduce_grads_in_fp32
+    # for bf16; Llama 3 §3.3.4 reduce-scatters gradients in FP32; torchtitan's FSDP2 reduce dtype is float32), so
+    # the reduce-scatter half moves twice the bytes; fp16 (2021 Megatron) reduces in fp16.
+    rs = 1.0 if lin == "fp16" else 2.0
+    dp_factor = np.where(z3, (1.0 + 0.5 * rs) * M, 0.5 + 0.5 * rs)
     t_dp_raw = np.where(group > 1, ar_dp.value * dp_factor, 0.0)
     mb_busy = stage_t  # one micro-batch of the slowest stage
     if overlap_dp:
@@ -334,7 +347,8 @@ def step_time(
                 {"t_allreduce": ar_dp, "ZeRO factor": dp_factor, "grad shard bytes": grad_bytes,
                  "overlap window": window, "stack": stk.key},
                 {"ZeRO": "Rajbhandari et al. 2020: ZeRO-1/2 = reduce-scatter + all-gather (same bytes as all-reduce); "
-                         "ZeRO-3 gathers parameters for every forward and backward (1.5x per micro-batch)",
+                         "ZeRO-3 gathers parameters for every forward and backward (1.5x per micro-batch); fp32 gradient "
+                         "reduce-scatter for bf16-based training (Megatron-LM accumulate_allreduce_grads_in_fp32, Llama 3 §3.3.4)",
                  stk.key: stk.source})
     opt_shard = shard / np.where(zero >= 1, group, 1)
     t_opt_v = opt_shard * OPT_BYTES / gpu.memory_bw
@@ -355,12 +369,17 @@ def step_time(
                  "(optimizer: shard·(4 + 30) B; weights: M·(2 + recompute)·params·2 B; activations: M·2·stage bytes) "
                  "/ host-link bandwidth", {"host link": host.key, "B/s": host.effective_bw, "offload code": off},
                  {host.key: host.source})
-    t_opt = Term(t_opt.name, _s(np.where(off & 1, 0.0, t_opt_v)), t_opt.unit, t_opt.formula + " (on the host when offloaded)",
-                 t_opt.inputs, t_opt.sources)
+    # Offloaded, the step runs on the CPU, whose memory bandwidth all GPUs of the node share.
+    t_host_opt = opt_shard * OPT_BYTES * gpn / node.host_memory_bw
+    t_opt_v = np.where(off & 1, t_host_opt, t_opt_v)
+    t_opt = Term(t_opt.name, _s(t_opt_v), t_opt.unit,
+                 t_opt.formula + "; offloaded: × GPUs per node / host memory bandwidth",
+                 {**t_opt.inputs, "host B/s": node.host_memory_bw, "GPUs per node": gpn},
+                 {**t_opt.sources, "host memory": node.source})
 
     if step_only:  # = Σ of the parts below, without building each array
         return (M * (n_layers * layer_t + np.where(head_on, head_t, 0.0)) + M * t_pp_mb + bubble_frac * stage_mb
-                + t_dp_v + np.where(off & 1, 0.0, t_opt_v) + t_off_v)
+                + t_dp_v + t_opt_v + t_off_v)
     step = total("step time", [t_comp, t_cast, t_attn, t_elem, t_tp, t_cp, t_ep, t_pp, t_bub, t_dp, t_opt, t_off])
     step_v = np.asarray(step.value)
     tps = Term("tokens per second", _s(tokens / step_v), "tokens/s", "global batch tokens / step time",

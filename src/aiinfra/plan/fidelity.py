@@ -68,8 +68,10 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
                       recompute=row.get("recompute", "none"), zero=int(row.get("zero", 0)), global_batch=batch,
                       seq=seq, dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                       overlap_dp=row["stack"] != "megatron-2021", software=row["stack"], framework_eff=framework_eff)
+        # a per-layer time (Korthikanti Table 4) times the layers' forward + backward only: no optimizer step or DP sync
+        outside = sum(float(p.value) for p in r.step.parts if p.name in ("optimizer step", "DP communication (exposed)"))
         value = _metric(row, float(r.tokens_per_s.value), gpus, float(r.tflops_per_gpu.value), float(r.mfu.value),
-                        float(r.step.value), m.layers)
+                        float(r.step.value) - (outside if row["metric"] == "layer_ms" else 0.0), m.layers)
         lay = f"TP{tp}·PP{pp}·CP{cp}·DP{dp} mb{row.get('mb', 1)} v{row.get('vp', 1)} {row.get('recompute', 'none')}"
         return Prediction(row["key"], row["table"], float(row["value"]), value, row["metric"], lay, bool(row.get("fit")))
     from aiinfra.plan.commands import plan_command

@@ -74,7 +74,9 @@ def model_states(
     params_ne: non-expert parameters on this GPU (sharded by ZeRO over dp_shards);
     params_e: routed-expert parameters on this GPU (sharded over the expert-data group dp_shards/ep).
     """
-    w = nbytes(precision, "precision")
+    # FP8 training keeps 16-bit model weights; Transformer Engine also caches each weight's FP8 copy and
+    # its transpose (1 + 1 B) across the micro-batches of a step, so FP8 weights cost 2 + 2 B, not 1 B.
+    w = 4.0 if precision == "fp8" else nbytes(precision, "precision")
     if precision not in ("fp32", "bf16", "fp16", "fp8"):
         raise SpecError(f"training precision must be fp32, bf16, fp16 or fp8, not {precision}")
     grad_dtype = grad_dtype or "fp32"  # fp32 grads: Megatron's main_grad; fp32 training has nothing else
@@ -101,7 +103,9 @@ def model_states(
     inputs = {"Ψ_local": params_ne, "Ψ_expert_local": params_e, "N_d": dp_shards, "zero": zero}
     weights = Term(
         "weights", weights_v, "B", "bytes_w · Ψ / (N_d if zero ≥ 3)",
-        {**inputs, "bytes_w": w, "offload": offload}, {"bytes_w": f"{precision} = {w:g} B", "sharding": SRC_ZERO},
+        {**inputs, "bytes_w": w, "offload": offload}, {"bytes_w": ("fp8 training: bf16 weights 2 B + cached FP8 copy and transpose 2 B (Transformer Engine "
+                                      "Float8Tensor caching)" if precision == "fp8" else f"{precision} = {w:g} B"),
+                          "sharding": SRC_ZERO},
     )
     grads = Term(
         "gradients", grads_v, "B", "bytes_g · Ψ / (N_d if zero ≥ 2)",

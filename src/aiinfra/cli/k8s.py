@@ -159,9 +159,9 @@ def render_dra(
 
     r = k8s_render_dra(gpu, k8s_version, namespace, gpus_per_claim, mig, mig_mode, share, interval, mps_threads, mps_memory,
                        compute_domain_nodes, kueue_quota, not no_gpu_cluster)
+    _out(r, fmt, output, explain)  # a file that cannot be written fails first, as its one line
     for n in r.facts["notes"]:
         err_console.print(f"note: {n}", highlight=False, soft_wrap=True)
-    _out(r, fmt, output, explain)
 
 
 def _runbook(r: Result, fmt: Format, explain: bool = False) -> None:

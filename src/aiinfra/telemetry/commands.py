@@ -35,7 +35,16 @@ class DoctorFacts(Facts):
 @command("doctor", facts=DoctorFacts)
 def doctor(simulate: str | None = None, sim_host: int = 0, root: Path = Path("/"), cuda: str | None = None) -> Result:
     """Is this GPU node (or one simulated host) ready for work? pass/warn/fail checks, each with a fix."""
+    import os
+
+    from aiinfra.errors import AiinfraError
     from aiinfra.telemetry import doctor as dr
 
+    try:  # the tree the checks read (/sys, /proc, /var/log) must be a folder we can open
+        if not os.path.isdir(root):
+            raise AiinfraError(f"--root {str(root)[:120]} is not a folder (give / or a captured /sys,/proc tree)")
+        os.listdir(root)
+    except OSError as e:
+        raise AiinfraError(f"cannot read --root {str(root)[:120]}: {e.strerror or e}") from None
     snap, why = dr.snapshot_for(simulate, sim_host)
     return dr.summary(dr.diagnose(snap, root=root, cuda=cuda, nvml_error=why))

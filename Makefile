@@ -16,7 +16,8 @@ baseline-deps:
 	@$(PIP) install -q --no-deps 'llm-analysis==0.2.2' && $(PIP) install -q 'fire>=0.5,<0.6' \
 	  || echo "WARNING: llm-analysis install failed; tests/baselines will fail until it is installed" >&2
 
-# Debian packages the integration tests drive for real: Prometheus + promtool, headless Chromium, tmux (aiinfra top).
+# Debian packages the integration tests drive for real: Prometheus + promtool, headless Chromium, tmux (aiinfra top),
+# curl (TLS and README examples).
 test-deps: install baseline-deps
 	$(PIP) install -q -e '.[test]'
 	@missing=""; \
@@ -24,6 +25,7 @@ test-deps: install baseline-deps
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v tmux >/dev/null || missing="$$missing tmux"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

@@ -51,7 +51,7 @@ def test_plan_recommend_and_infer(cli):
      "needs at least"),
     (("plan", "llama-3.1-8b", "--offload", "disk"), "--offload 'disk'"),
     (("plan", "llama-3.1-8b", "--gpus", "1001"), "cannot be split"),
-    (("plan", "llama-3.1-8b", "--gpus", "64", "--global-batch", "0"), "global batch must be positive"),
+    (("plan", "llama-3.1-8b", "--gpus", "64", "--global-batch", "0"), "global batch must be between 1 and"),
     (("plan", "llama-3.1-8b", "--gpus", "64", "--tokens", "-5T"), "--tokens"),
     (("plan", "llama-3.1-8b", "--gpus", "64", "--tokens", "0"), "must be positive"),
     (("plan", "llama-3.1-8b", "--gpu", "h10"), "closest"),

@@ -63,11 +63,17 @@ def parse_gpu_counts(text: str) -> list[int]:
     return counts
 
 
+MAX_GLOBAL_BATCH = 1 << 24  # sequences per step; the largest published runs use ~16k (a bound on the search's work)
+MAX_SEQ = 1 << 24  # tokens per sequence (16Mi; long-context runs stay far below)
+
+
 def batch_sequences(tokens_text: str | None, sequences: int | None, seq: int) -> tuple[int, str]:
     """Global batch in sequences, from --global-batch (sequences) or --global-batch-tokens."""
+    if not 0 < seq <= MAX_SEQ:
+        raise SpecError(f"sequence length must be between 1 and {MAX_SEQ:,} tokens, got {seq}")
     if sequences is not None:
-        if sequences <= 0:
-            raise SpecError(f"global batch must be positive, got {sequences}")
+        if not 0 < sequences <= MAX_GLOBAL_BATCH:
+            raise SpecError(f"global batch must be between 1 and {MAX_GLOBAL_BATCH:,} sequences, got {sequences}")
         return sequences, f"{sequences} sequences"
     tokens = parse_size(tokens_text or "4Mi", "--global-batch-tokens")
     if tokens % seq and re.search(r"[kmgt]$", str(tokens_text).strip().lower()):
@@ -75,6 +81,8 @@ def batch_sequences(tokens_text: str | None, sequences: int | None, seq: int) ->
         binary = parse_size(str(tokens_text).strip() + "i", "--global-batch-tokens")
         if binary % seq == 0:
             tokens = binary
+    if tokens / seq > MAX_GLOBAL_BATCH:
+        raise SpecError(f"global batch of {tokens:,.3g} tokens is more than {MAX_GLOBAL_BATCH:,} sequences of {seq}")
     b = round(tokens / seq)
     if b < 1:
         raise SpecError(f"global batch of {tokens:,.0f} tokens is less than one {seq}-token sequence")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiinfra.errors import SpecError
 from aiinfra.contract import Facts, Quantity, command
 from aiinfra.explain import Result, quantity
 from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
@@ -52,6 +53,18 @@ def verdict_line(v: dict) -> str:
     return f"does NOT fit {v['gpu']} ({v['capacity_gb']:g} GB): short by {-v['headroom_gb']:,.2f} GB"
 
 
+MAX_OVERHEAD_GIB = 1024.0  # a runtime reserve above 1 TiB per GPU is a typo, not a runtime
+
+
+def _overhead_bytes(overhead_gib: float | None) -> float | None:
+    """--overhead-gib in bytes; it must be a finite amount between 0 and 1 TiB."""
+    if overhead_gib is None:
+        return None
+    if not 0 <= overhead_gib <= MAX_OVERHEAD_GIB:  # also false for nan
+        raise SpecError(f"--overhead-gib must be between 0 and {MAX_OVERHEAD_GIB:g} GiB, got {overhead_gib}")
+    return overhead_gib * GiB
+
+
 @command("size train", facts=SizeTrainFacts)
 def training_report(
     m: ModelSpec, g: GpuSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int = 1, ep: int = 1,
@@ -65,7 +78,7 @@ def training_report(
         m, seq=seq, micro_batch=micro_batch, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, sp=tp > 1 if sp is None else sp,
         vp=interleave, num_microbatches=num_microbatches, zero=zero, distributed_optimizer=distributed_optimizer,
         recompute=recompute, precision=precision, optimizer=optimizer, grad_dtype=grad_dtype, offload=offload,
-        flash_attention=flash_attention, overhead_bytes=None if overhead_gib is None else overhead_gib * GiB,
+        flash_attention=flash_attention, overhead_bytes=_overhead_bytes(overhead_gib),
         fragmentation=fragmentation,
     )
     verdict = fit_verdict(float(mem.total.value), g)
@@ -102,7 +115,7 @@ def inference_report(
         weights_bytes = float(ckpt.total_bytes)
     mem = inference_memory(
         m, quant=quant, kv_dtype=kv_dtype, context=context, batch=batch, tp=tp, pp=pp, prompt=prompt,
-        max_batched_tokens=max_batched_tokens, overhead_bytes=None if overhead_gib is None else overhead_gib * GiB,
+        max_batched_tokens=max_batched_tokens, overhead_bytes=_overhead_bytes(overhead_gib),
         gpu=g, gpu_memory_utilization=gpu_memory_utilization, weights_bytes=weights_bytes,
     )
     cap = mem.capacity

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import httpx
 
-from aiinfra.cli.serve import bind
 
 NORMAL = ("/api/tco", {"gpus": 256, "cloud": "aws-p5"})
 CASES = {
@@ -46,19 +45,10 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def start_server() -> tuple[subprocess.Popen, str]:
-    probe = bind("127.0.0.1", 0)
-    port = probe.getsockname()[1]
-    probe.close()
-    proc = subprocess.Popen([sys.executable, "-m", "aiinfra", "serve", "--port", str(port)], env=os.environ.copy(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            httpx.get(url + "/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    return proc, url
+    """`aiinfra serve` as users run it, on a free port (the launcher is benchmarks/web.py's)."""
+    from web import launch  # benchmarks/ is on sys.path when this script runs
+
+    return launch([sys.executable, "-m", "aiinfra", "serve", "--port", "{port}"], quiet=True)
 
 
 def timed(h: httpx.Client, path: str, body) -> tuple[float, int]:

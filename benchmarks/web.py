@@ -95,18 +95,13 @@ def serve(port: int, legacy: bool) -> None:
     uvicorn.Server(uvicorn.Config(create_app(slots=64), log_level="warning")).run(sockets=[sock])
 
 
-def start_server(legacy: bool, src: str | None = None) -> tuple[subprocess.Popen, str]:
-    """Today's server, the previous rendering (legacy), or `aiinfra serve` from another source tree."""
+def launch(argv: list[str], env: dict[str, str] | None = None, quiet: bool = False) -> tuple[subprocess.Popen, str]:
+    """Start a server process on a free loopback port (`{port}` in argv) and wait until /healthz answers."""
     probe = bind("127.0.0.1", 0)
     port = probe.getsockname()[1]
     probe.close()
-    env = os.environ.copy()
-    if src:
-        env["PYTHONPATH"] = src
-        cmd = [sys.executable, "-m", "aiinfra", "serve", "--port", str(port)]
-    else:
-        cmd = [sys.executable, __file__, "--serve", str(port)] + (["--legacy"] if legacy else [])
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([a.replace("{port}", str(port)) for a in argv], env=env or os.environ.copy(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL if quiet else None)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -115,6 +110,15 @@ def start_server(legacy: bool, src: str | None = None) -> tuple[subprocess.Popen
         except httpx.TransportError:
             time.sleep(0.1)
     return proc, url
+
+
+def start_server(legacy: bool, src: str | None = None) -> tuple[subprocess.Popen, str]:
+    """Today's server, the previous rendering (legacy), or `aiinfra serve` from another source tree."""
+    env = os.environ.copy()
+    if src:
+        env["PYTHONPATH"] = src
+        return launch([sys.executable, "-m", "aiinfra", "serve", "--port", "{port}"], env)
+    return launch([sys.executable, __file__, "--serve", "{port}"] + (["--legacy"] if legacy else []), env)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import aiinfra
-from aiinfra.cli.plan import batch_sequences, parse_gpu_counts, parse_size
+from aiinfra.plan.inputs import batch_sequences, parse_gpu_counts, parse_size
 from aiinfra.errors import AiinfraError
 from tests.conftest import assert_one_line_error
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from aiinfra.catalog.gpus import gpu
 from aiinfra.catalog.models import model
-from aiinfra.cli.plan import parse_gpu_counts, parse_size
+from aiinfra.plan.inputs import parse_gpu_counts, parse_size
 from aiinfra.errors import AiinfraError
 from aiinfra.perf import comm
 from aiinfra.perf.training import step_time

@@ -15,13 +15,6 @@ from aiinfra.explain import Result
 MAX_ROWS = 20
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Reports go through the one atomic writer (temp file + rename, mode 0644, one-line OS errors)."""
-    from aiinfra.safeio import write_atomic as _write
-
-    _write(path, text, what="report")
-
-
 def _pct(v) -> str:
     return "–" if v is None else f"{100 * v:.1f} %"
 
@@ -194,7 +187,9 @@ def analyze_cmd(
 
     result = analyze(prometheus, range_, end, idle_ratio, price, timeout=timeout)
     if html is not None:
-        write_atomic(html, to_html(result))
+        from aiinfra.safeio import write_atomic
+
+        write_atomic(html, to_html(result), what="report")
     if fmt is not Format.table:
         # The heatmap matrix is for the HTML page; keep JSON readable.
         result.facts = {k: v for k, v in result.facts.items() if k != "heatmap"}

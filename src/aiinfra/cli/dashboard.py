@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from aiinfra.cli.analyze import write_atomic
 from aiinfra.cli.output import ExplainOpt, Format, console, emit, err_console
 
 
@@ -24,19 +23,20 @@ def dashboard_cmd(
 ) -> None:
     """Grafana dashboard for dcgm-exporter / aiinfra exporter data: import it, pick the Prometheus data source."""
     from aiinfra.fleet.commands import dashboard
+    from aiinfra.safeio import write_atomic  # here, not at the top: --help stays light
 
     r = dashboard(title, uid, counters, only_served)
     doc = r.facts["dashboard"]
     text = json.dumps(doc, indent=2) + "\n"
     if fmt is not Format.table:
         if out is not None:
-            write_atomic(out, text)
+            write_atomic(out, text, what="dashboard")
         emit(r, fmt, explain)
         return
     if out is None:
         typer.echo(text, nl=False)
     else:
-        write_atomic(out, text)
+        write_atomic(out, text, what="dashboard")
         console.print(f"wrote {out}: {r.facts['panels']['value']} panels, {r.facts['queries']['value']} PromQL queries ({r.facts['counters']})")
     for w in r.warnings:
         err_console.print(f"[yellow]warning:[/] {w}")

@@ -20,8 +20,7 @@ from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, console, emit, err
 from aiinfra.errors import SpecError
 from aiinfra.explain import Result
 from aiinfra.plan.recommend import recommend_training
-from aiinfra.plan.inputs import (  # noqa: F401  (re-exported for older imports)
-    PROGRESS_ABOVE,
+from aiinfra.plan.inputs import (
     batch_sequences,
     build_options,
     parse_gpu_counts,

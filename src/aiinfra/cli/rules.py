@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from aiinfra.cli.analyze import write_atomic
 from aiinfra.cli.output import ExplainOpt, Format, console, emit
 
 JOB_REGEX = ".*dcgm.*|.*gpu.*|aiinfra.*"  # the library's RuleOptions default, repeated here to keep --help light
@@ -34,11 +33,12 @@ def rules_cmd(
 ) -> None:
     """Alerting and recording rules: exporter down, lost GPUs, fatal/recurring XIDs, ECC, row remap, throttling, OOM risk, stranded GPUs, NVLink/PCIe."""
     from aiinfra.fleet.commands import rules
+    from aiinfra.safeio import write_atomic  # here, not at the top: --help stays light
 
     r = rules(kind.value, namespace, pod_label, job_regex, idle_ratio, check, pod_idle_for)
     text = r.facts["text"]
     if out is not None:
-        write_atomic(out, text)
+        write_atomic(out, text, what="rules file")
     if fmt is not Format.table:
         emit(r, fmt, explain)
         return

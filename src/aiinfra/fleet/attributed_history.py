@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from aiinfra.errors import AiinfraError
-from aiinfra.fleet.backfill import promtool
+from aiinfra.fleet.backfill import promtool, write_families
 
 MODEL = "NVIDIA H100 80GB HBM3"
 FB_TOTAL_MIB = 81559
@@ -107,13 +107,7 @@ def write_openmetrics(devices: list[Device], end: float, hours: float, step: flo
                 for name, vals in values.items():
                     fams.setdefault(name, []).append("".join(f"{name}{{{lab}}} {vals[i]} {ts[i]}\n" for i in idx))
                     count += len(idx)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w") as f:
-        for name, chunks in fams.items():
-            f.write(f"# TYPE {name} gauge\n")
-            f.writelines(chunks)
-        f.write("# EOF\n")
-    tmp.replace(path)
+    write_families(path, fams)
     return count
 
 

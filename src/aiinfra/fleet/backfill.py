@@ -291,6 +291,13 @@ def write_openmetrics(fh: FleetHistory, path: Path, hosts: range | None = None) 
                         _fmt_int(counts[idx]),
                         [ts[i] for i in idx],
                     )
+    write_families(path, families)
+    return n_samples
+
+
+def write_families(path: Path, families: dict[str, list[str]]) -> None:
+    """Gauge families (name → sample-line chunks) as one OpenMetrics file for promtool's backfill,
+    written to a `.part` file and renamed so promtool never reads half a file."""
     tmp = path.with_name(path.name + ".part")
     with open(tmp, "w") as out:
         for name, chunks in families.items():
@@ -298,7 +305,6 @@ def write_openmetrics(fh: FleetHistory, path: Path, hosts: range | None = None) 
             out.writelines(chunks)
         out.write("# EOF\n")
     tmp.replace(path)
-    return n_samples
 
 
 # -- loading --------------------------------------------------------------------------------------

@@ -140,23 +140,14 @@ def alert_groups(o: RuleOptions, xids: dict | None = None) -> list[dict[str, Any
               "warning", f"{GPU} has been within {o.temp_margin_c:g} °C of its slowdown temperature for 10 minutes",
               "check airflow and inlet temperature; the GPU will throttle at its limit", "10m"),
     ]
-    limits = o.sku_temp_limits or sku_temp_limits()
-    by_limit: dict[float, list[str]] = {}
-    for model_name, limit in limits.items():
-        by_limit.setdefault(limit, []).append(model_name)
-    for limit, models in sorted(by_limit.items()):
-        regex = "|".join(_regex_escape(m) for m in sorted(models))
+    for limit, regex in _models_by_value(o.sku_temp_limits or sku_temp_limits()):
         temp_rules.append(
             _rule("AiinfraGPUTemperatureAboveSKULimit",
                   f"max {dev} ({alt('temp', selector=f'modelName=~{_quote(regex)}')}) > {limit:g}",
                   "warning", f"{GPU} has been above the {limit:g} °C limit the GPU catalog gives for {{{{ $labels.modelName }}}} for 10 minutes",
                   "check cooling; sustained operation above the limit throttles clocks", "10m"))
     tdp = o.sku_tdp_w or sku_tdp()
-    by_watts: dict[float, list[str]] = {}
-    for model_name, (watts, _key) in tdp.items():
-        by_watts.setdefault(watts, []).append(model_name)
-    for watts, models in sorted(by_watts.items()):
-        regex = "|".join(_regex_escape(m) for m in sorted(models))
+    for watts, regex in _models_by_value({name: watts for name, (watts, _key) in tdp.items()}):
         temp_rules.append(
             _rule("AiinfraGPUPowerAboveTDP",
                   f"max {dev} ({alt('power', selector=f'modelName=~{_quote(regex)}')}) > {watts * o.power_over_tdp:g}",
@@ -255,6 +246,14 @@ def alert_groups(o: RuleOptions, xids: dict | None = None) -> list[dict[str, Any
                   "free capacity: schedule work on it or scale the node pool down", "15m"),
         ]},
     ]
+
+
+def _models_by_value(per_model: dict[str, float]) -> list[tuple[float, str]]:
+    """One (limit, modelName regex) per distinct catalog limit, so GPUs that share a limit share a rule."""
+    grouped: dict[float, list[str]] = {}
+    for model_name, value in per_model.items():
+        grouped.setdefault(value, []).append(model_name)
+    return [(value, "|".join(_regex_escape(m) for m in sorted(models))) for value, models in sorted(grouped.items())]
 
 
 def _regex_escape(s: str) -> str:

@@ -11,11 +11,10 @@ from aiinfra.plan.search import Options
 from aiinfra.plan.space import RECOMPUTE_NAMES
 
 __all__ = ["parse_size", "parse_gpu_counts", "parse_prices", "batch_sequences", "parse_offloads", "build_options",
-           "stack_key", "PROGRESS_ABOVE"]
+           "stack_key"]
 
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12, "p": 1e15}
 _BINARY = {"ki": 2.0**10, "mi": 2.0**20, "gi": 2.0**30, "ti": 2.0**40}
-PROGRESS_ABOVE = 200_000  # candidates; smaller searches finish before a bar could draw
 
 
 def parse_size(text: str, what: str) -> float:

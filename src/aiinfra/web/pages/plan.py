@@ -1,7 +1,7 @@
 """Plan: the best parallel layouts for a training job, and step time against memory headroom.
 
-The same calls as `aiinfra plan` (cli/plan.py): plan.search.plan with the CLI's parsers for GPU
-counts, batch, token budget, prices and search options.
+The same calls as `aiinfra plan`: plan.commands.plan_command, with plan/inputs.py's parsers for GPU
+counts, batch, token budget, prices and search options (shared with the CLI).
 """
 
 from __future__ import annotations

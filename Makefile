@@ -36,6 +36,6 @@ test: test-deps
 
 bench: install baseline-deps
 	@for b in benchmarks/*.py; do \
-	  case $$b in *_adapter.py) continue;; esac; \
+	  case $$b in *_adapter.py|benchmarks/_*) continue;; esac; \
 	  echo "== $$b"; $(PYTHON) $$b || exit 1; \
 	done

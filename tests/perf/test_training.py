@@ -140,3 +140,59 @@ def test_offloaded_optimizer_step_runs_at_host_memory_bandwidth():
     opt_host = next(p.value for p in on_host if p.name == "optimizer step")
     assert OPT_BYTES == 30.0
     assert opt_host / opt_gpu == pytest.approx(8 * g.memory_bw / 614.4e9)  # 8 GPUs share 614.4 GB/s
+
+
+def test_torchtitan_selective_recomputes_every_second_matmul():
+    """torchtitan's op-level selective checkpointing (torchtitan/models/llama3/parallelize_llama.py at commit e7c0cae,
+    2025-06-13; distributed/activation_checkpoint.py today) saves aten.mm outputs except every second mm of a
+    block. A Llama 3.1 8B block runs wq, wk, wv, wo, w1, w3, w2 (h 4096, 8 KV heads of 128, ffn 14336), so wk, wo
+    and w3 are recomputed: (4096·1024 + 4096² + 4096·14336) / (2·4096² + 2·4096·1024 + 3·4096·14336) = 36.5% of
+    the block's forward linear FLOPs. Megatron's selective recompute repeats only the core attention."""
+    from aiinfra.perf.flops import every_second_linear_fraction, training_flops
+
+    m = model("llama-3.1-8b")
+    h, kv, f = 4096, 1024, 14336
+    expected = (h * kv + h * h + h * f) / (2 * h * h + 2 * h * kv + 3 * h * f)
+    assert every_second_linear_fraction(m) == pytest.approx(expected, rel=1e-9)
+    kw = dict(tokens=8192 * 64, seq=8192, recompute="selective", causal=True)
+    titan = training_flops(m, selective="every_second_linear", **kw)
+    mega = training_flops(m, **kw)
+    assert titan.model.value == mega.model.value and titan.hardware.value > mega.hardware.value
+    g = gpu("h100-sxm")
+    run = dict(dp=8, global_batch=64, seq=8192, zero=3, dtype="bf16", software="torchtitan")
+    none = float(step_time(m, g, recompute="none", **run).step.value)
+    sel = float(step_time(m, g, recompute="selective", **run).step.value)
+    full = float(step_time(m, g, recompute="full", **run).step.value)
+    assert none < sel < full
+
+
+def test_tp_overlap_chunks_slow_the_gemms_they_split():
+    """Transformer Engine userbuffers ring-exchange overlap (Megatron-Bridge training/comm_overlap.py: qkv/proj/fc1/fc2
+    fprop and proj/fc2 dgrad are ring_exchange) runs each of those GEMMs as TP chunks of T/tp tokens; with TP8 at
+    micro-batch 1 and 4,096 tokens per GPU the chunks have 512 rows, which the size curve runs below the plateau.
+    Without the split (same stack otherwise) the matmul part is shorter; TP1 has no chunks to split."""
+    import dataclasses
+
+    from aiinfra.perf.training import stack
+
+    g, m = gpu("h100-sxm"), model("llama-3.1-405b")
+    mc = stack("megatron-core")
+    assert mc.tp and mc.tp_split
+    kw = dict(tp=8, pp=8, cp=2, dp=8, vp=8, global_batch=512, seq=8192, dtype="fp8", zero=1)
+    chunked = _part(step_time(m, g, software=mc, **kw), "matmul compute")
+    whole = _part(step_time(m, g, software=dataclasses.replace(mc, tp_split=False), **kw), "matmul compute")
+    assert chunked > 1.02 * whole
+    one = dict(dp=8, global_batch=64, seq=8192, zero=3)
+    a = _part(step_time(model("llama-3.1-8b"), g, software=mc, **one), "matmul compute")
+    b = _part(step_time(model("llama-3.1-8b"), g, software=dataclasses.replace(mc, tp_split=False), **one), "matmul compute")
+    assert a == pytest.approx(b, rel=1e-12)
+
+
+def test_llama3_stack_charges_tp_in_full():
+    """stacks.yaml llama3-meta (Llama 3 paper §3.3.2): FSDP and pipeline sends overlap, TP overlap is not named, so
+    the TP collectives are on the critical path in full, unlike megatron-core's userbuffers overlap."""
+    g, m = gpu("h100-sxm"), model("llama-3.1-405b")
+    kw = dict(tp=8, pp=16, dp=64, vp=4, global_batch=2048, seq=8192, zero=1)
+    meta = _part(step_time(m, g, software="llama3-meta", **kw), "TP communication")
+    core = _part(step_time(m, g, software="megatron-core", **kw), "TP communication")
+    assert meta > 4 * core > 0

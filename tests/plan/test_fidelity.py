@@ -36,30 +36,49 @@ def test_korthikanti_2022_table4_out_of_sample():
 
 def test_llama3_table4_h100_bf16_out_of_sample():
     """Llama 3 paper (arXiv 2407.21783) Table 4, 405B on H100 BF16: 8,192 GPUs TP8·PP16·DP64 8K → 43% MFU;
-    16,384 GPUs TP8·PP16·DP128 → 41%; 16,384 GPUs TP8·CP16·PP16·DP8 at 131,072 tokens → 38%. At micro-batch 1
-    these layouts fit only with full recompute of some layers (the best completion recomputes 1/8 of each stage):
-    +16.2%, +11.0%, +1.0% (MFU with attention counted causal-halved). Out of sample; wider than the 7% target: the
-    A100-fitted framework efficiency (0.824) is higher than these rows support (0.758 when refitted without A100)."""
+    16,384 GPUs TP8·PP16·DP128 → 41%; 16,384 GPUs TP8·CP16·PP16·DP8 at 131,072 tokens → 38% (the same GPUs,
+    splits and TFLOPs/GPU as P. Balaji's SC'24 slide). Meta's stack (stacks.yaml llama3-meta) overlaps FSDP and
+    pipeline sends but names no TP overlap, so TP is blocking: +2.9%, −0.6%, −9.4% (it was +16.2%, +11.0%, +1.0%
+    when the rows borrowed megatron-core's overlaps). Out of sample; meets the ≤7% mean target."""
     errs = [p.error for p in _table("Llama 3 (2024) Table 4, H100 BF16")]
-    assert len(errs) == 3 and all(abs(e) <= 0.17 for e in errs)
+    assert len(errs) == 3 and all(abs(e) <= 0.10 for e in errs)
+    assert sum(abs(e) for e in errs) / 3 <= 0.07
 
 
 def test_megatron_bridge_h100_fp8_out_of_sample():
-    """NVIDIA Megatron-Bridge performance summary, 25.11 container, DGX-H100 FP8-CS: Llama3 8B (8 GPUs, FSDP)
-    14,451 tokens/s/GPU; Llama3 70B (64 GPUs TP4·PP8·VP5) 1,602; Llama 3.1 405B (1,024 GPUs TP8·PP8·CP2·VP8) 292.
-    FP8 only on linear layers, through Transformer Engine's cuBLASLt route (0.81 of FP8 peak), current-scaling
-    casts, bf16 weights plus cached FP8 copies in memory, fp32 gradient reduce-scatter, the host-side optimizer step when offloaded: −4.9%, −4.7%, +15.9%."""
+    """NVIDIA Megatron-Bridge performance summary, 25.11 container, DGX-H100 FP8-CS: Llama3 8B (8 GPUs, FSDP, the
+    recipe recomputes 5 layers) 14,451 tokens/s/GPU; Llama3 70B (64 GPUs TP4·PP8·VP5) 1,602; Llama 3.1 405B (1,024
+    GPUs TP8·PP8·CP2·VP8) 292. FP8 only on linear layers through cuBLASLt (0.81 of FP8 peak), current-scaling
+    casts, TP overlap as userbuffers chunks: −8.9%, −5.5%, +13.5%. Wider than the 7% target (mean 9.3%): the
+    model runs the 405B layout fast and the 8B/70B ones slow."""
     errs = [p.error for p in _table("Megatron-Bridge 25.11 DGX-H100 FP8-CS")]
-    assert len(errs) == 3 and all(abs(e) <= 0.165 for e in errs)
+    assert len(errs) == 3 and all(abs(e) <= 0.14 for e in errs)
+
+
+def test_megatron_bridge_2604_h100_fp8_out_of_sample():
+    """Megatron-Bridge docs/performance-summary-archive.md, 26.04.01 container, DGX-H100 FP8: Llama3 70B TP4·PP8·VP5
+    at GBS 256 → 1,664 tokens/s/GPU; Llama 3.1 405B TP8·PP8·CP2·VP8 at GBS 1536 → 328: −7.2%, +8.2%."""
+    errs = [p.error for p in _table("Megatron-Bridge 26.04.01 DGX-H100 FP8")]
+    assert len(errs) == 2 and all(abs(e) <= 0.09 for e in errs)
+
+
+def test_megatron_bridge_blackwell_fp8_out_of_sample():
+    """Megatron-Bridge docs/performance-summary-archive.md, 25.11 container, FP8-CS on DGX-B200, DGX-GB200 and
+    DGX-GB300 (Llama3 8B, 70B, Llama 3.1 405B): eight rows on an architecture whose kernel table is assumed from
+    Hopper's; none fitted on. Mean |error| 7.1%, worst −12.0% (GB300 70B, whose recipe offloads 20 layers'
+    activations to Grace memory over NVLink-C2C, which the row leaves to the planner's completion)."""
+    errs = [abs(p.error) for p in _table("Megatron-Bridge 25.11 Blackwell FP8-CS")]
+    assert len(errs) == 8 and sum(errs) / 8 <= 0.075 and max(errs) <= 0.125
 
 
 def test_torchtitan_h200_fp8_out_of_sample():
     """torchtitan benchmarks/llama3_8b_h200_2025-06 (Trainy): Llama 3.1 8B, FSDP on 32 and 64 H200, local batch 2,
-    float8 + compile → 10,938 and 10,753 tokens/s/GPU. torchao float8 GEMMs run through torch._scaled_mm (0.59 of
-    FP8 peak in the kernel report of kernels.yaml, against cuBLASLt's 0.81) with dynamic-scaling casts: +10.3%, +12.2%
-    (it was +19% to +21% with one FP8 plateau for every stack)."""
+    float8 + compile, selective (op-level) checkpointing → 10,938 and 10,753 tokens/s/GPU. torchao float8 GEMMs run
+    through torch._scaled_mm (0.59 of FP8 peak); torchtitan's op-level policy recomputes every second matmul of a
+    block and every elementwise op: +5.4%, +7.2% (+10.3% and +12.2% when "selective" meant Megatron's
+    attention-only recompute for every stack)."""
     errs = [p.error for p in _table("torchtitan 2025-06 H200 FP8 (Trainy)")]
-    assert len(errs) == 2 and all(0 < e <= 0.13 for e in errs)
+    assert len(errs) == 2 and all(abs(e) <= 0.08 for e in errs)
 
 
 def test_every_row_has_a_source_and_fit_rows_are_recorded():

@@ -108,7 +108,7 @@ def command(
         help="Offload the search may use, charged at host-link bandwidth: all, or none,optimizer,weights,activations "
              "and '+' combinations.")] = "all",
     causal: Annotated[bool, typer.Option("--causal/--no-causal", help="Causal attention (half the attention FLOPs).")] = True,
-    software: Annotated[str, typer.Option(help="Software stack profile: megatron-core, torchtitan, deepspeed, megatron-2021.")] = "megatron-core",
+    software: Annotated[str, typer.Option(help="Software stack profile (catalog stacks.yaml): megatron-core, torchtitan, deepspeed, llama3-meta, megatron-2021.")] = "megatron-core",
     memory_reserve: Annotated[str | None, typer.Option(
         help="Fixed runtime reserve per GPU (CUDA context + NCCL buffers), e.g. 2GiB (default: catalog runtime).")] = None,
     recommend: Annotated[bool, typer.Option("--recommend", help="Rank every catalog GPU for this job instead.")] = False,

@@ -31,6 +31,13 @@ SRC_KORTHIKANTI = "Korthikanti et al. 2022 §4.2 selective recompute of core att
 SRC_MEGATRON_CAUSAL = "Megatron-LM training.py num_floating_point_operations halves causal core attention (§1.4)"
 
 RECOMPUTE = {"none": 0, "selective": 1, "full": 2}
+# What "selective" recomputes differs by stack (catalog stacks.yaml `selective`): Megatron's is the core
+# attention (Korthikanti et al. 2022); torchtitan's op-level policy saves matmul and attention outputs but
+# recomputes every second matmul of a block, and every other op (torchtitan activation_checkpoint.py).
+SELECTIVE_POLICIES = ("attention", "every_second_linear")
+SRC_TORCHTITAN_SAC = ("torchtitan op-level selective activation checkpointing (parallelize_llama.py at e7c0cae, "
+                      "2025-06; distributed/activation_checkpoint.py today): save mm/attention outputs except every "
+                      "second mm of a block, recompute everything else")
 
 
 def recompute_code(value) -> np.ndarray | int:
@@ -75,6 +82,45 @@ def layer_flops(m: ModelSpec) -> tuple[LayerFlops, LayerFlops | None]:
     return dense, LayerFlops(2.0 * moe_w, attn_pos)
 
 
+def linear_order(m: ModelSpec, moe: bool) -> list[tuple[str, float, bool]]:
+    """(name, forward FLOPs per token, a plain matmul?) of one layer's linear layers in launch order, unfused
+    as torchtitan's Llama modules run them: wq, wk, wv, wo, then w1, w3, w2 (gate, up, down). Routed experts
+    are grouped GEMMs, not plain matmuls; MLA projections count as one block of plain matmuls."""
+    h = m.hidden
+    if m.is_mla:
+        out = [("attention projections", 2.0 * attention_params(m), True)]
+    else:
+        q, kv = m.heads * m.head_dim, m.kv_heads * m.head_dim
+        out = [("wq", 2.0 * h * q, True), ("wk", 2.0 * h * kv, True), ("wv", 2.0 * h * kv, True), ("wo", 2.0 * q * h, True)]
+
+    def mlp(prefix: str, f: float, plain: bool) -> list:
+        if m.gated_mlp:
+            return [(f"{prefix}w1", 2.0 * h * f, plain), (f"{prefix}w3", 2.0 * h * f, plain), (f"{prefix}w2", 2.0 * f * h, plain)]
+        return [(f"{prefix}fc1", 2.0 * h * f, plain), (f"{prefix}fc2", 2.0 * f * h, plain)]
+
+    if not moe:
+        return out + mlp("", m.ffn, True)
+    out.append(("router", 2.0 * h * m.experts, True))
+    if m.shared_experts:
+        out += mlp("shared ", m.shared_experts * m.moe_ffn, True)
+    return out + mlp("experts ", m.experts_per_token * m.moe_ffn, False)
+
+
+def every_second_linear_fraction(m: ModelSpec, moe: bool = False) -> float:
+    """Share of a layer's forward linear FLOPs torchtitan's op-level SAC runs again in backward: every second
+    plain matmul (the 2nd, 4th, ... of the block) plus grouped expert GEMMs, which are not on its save list."""
+    seq_ = linear_order(m, moe)
+    total_f = sum(f for _, f, _ in seq_)
+    again, n = 0.0, 0
+    for _, f, plain in seq_:
+        if plain:
+            n += 1
+            again += f if n % 2 == 0 else 0.0
+        else:
+            again += f
+    return again / total_f if total_f else 0.0
+
+
 @dataclass
 class TrainingFlops:
     """FLOPs of one training iteration: `model` (MFU basis) and `hardware` (HFU basis, with recompute)."""
@@ -93,8 +139,9 @@ def _attended(m: ModelSpec, seq: Number, causal) -> Number:
 
 
 def training_flops(m: ModelSpec, *, tokens: Number, seq: Number, recompute="none", causal=False,
-                   recompute_fraction: Number = 1.0) -> TrainingFlops:
-    """FLOPs of one iteration over `tokens` = global batch × sequence length."""
+                   recompute_fraction: Number = 1.0, selective: str = "attention") -> TrainingFlops:
+    """FLOPs of one iteration over `tokens` = global batch × sequence length. `selective` is the stack's
+    policy for selective recompute (SELECTIVE_POLICIES)."""
     dense, moe = layer_flops(m)
     n_moe, n_dense = m.moe_layers, m.dense_layers
     pos = _attended(m, seq, causal)
@@ -104,15 +151,21 @@ def training_flops(m: ModelSpec, *, tokens: Number, seq: Number, recompute="none
     fwd_layers = matmul + attn  # per token
     per_token_model = 3 * (fwd_layers + head)
     rc = recompute_code(recompute)
+    if selective == "every_second_linear":
+        sel_extra = (n_dense * dense.matmul * every_second_linear_fraction(m)
+                     + n_moe * (moe.matmul * every_second_linear_fraction(m, True) if moe else 0.0))
+    else:
+        sel_extra = attn
     extra = np.where(np.asarray(rc) == 2, fwd_layers * np.asarray(recompute_fraction, dtype=float),
-                     np.where(np.asarray(rc) == 1, attn, 0.0))
+                     np.where(np.asarray(rc) == 1, sel_extra, 0.0))
     per_token_hw = per_token_model + extra
     inputs = {
         "tokens": tokens, "s": seq, "l": m.layers, "h": m.hidden, "V": m.vocab,
         "matmul FLOP/token (all layers, fwd)": matmul, "core attention FLOP/token (fwd)": attn,
         "LM head FLOP/token (fwd)": head, "causal halving": causal,
     }
-    sources = {"formula": SRC_NARAYANAN, "selective": SRC_KORTHIKANTI}
+    sources = {"formula": SRC_NARAYANAN,
+               "selective": SRC_TORCHTITAN_SAC if selective == "every_second_linear" else SRC_KORTHIKANTI}
     if causal is not False:
         sources["causal"] = SRC_MEGATRON_CAUSAL
     model_t = Term(
@@ -122,8 +175,9 @@ def training_flops(m: ModelSpec, *, tokens: Number, seq: Number, recompute="none
     )
     hw_t = Term(
         "hardware FLOPs per iteration", _s(per_token_hw * np.asarray(tokens, dtype=float)), "FLOP",
-        "model FLOPs + recompute (full: one more layer forward; selective: core attention forward)",
-        {**inputs, "recompute": recompute}, sources,
+        "model FLOPs + recompute (full: one more layer forward; selective: core attention forward, or every "
+        "second linear forward under torchtitan's op-level policy)",
+        {**inputs, "recompute": recompute, "selective policy": selective}, sources,
         note="= 96·B·s·l·h²·(1 + s/6h + V/16lh) for Megatron GPT with full recompute",
     )
     per_tok = Term("model FLOPs per token", _s(per_token_model), "FLOP", "model FLOPs / tokens", {"s": seq}, sources)

@@ -6,6 +6,9 @@ Per micro-batch and layer, on one GPU (tokens T = mb·s/cp; GEMM shapes after TP
   the last stage adds the LM head [T × V/t × h]. Each runs forward once and backward twice (dgrad,
   wgrad), plus once more with full recompute, at the dense peak of its dtype × the kernel table's
   plateau for the GPU architecture × a size curve (perf.compute.gemm_time, catalog kernels.yaml).
+  Where the stack overlaps TP chunk by chunk (userbuffers ring exchange) the forward and row-parallel
+  dgrad GEMMs run as tp GEMMs of T/tp rows. Selective recompute follows the stack's policy (Megatron:
+  core attention; torchtitan: every second matmul and every elementwise op).
   FP8/FP4 apply to these linear GEMMs only, with the cast/amax traffic charged at HBM bandwidth;
 - attention: flash attention in BF16, forward 2·T·S·n_q/t·(d_qk + d_v) FLOPs with S = s/2 for
   causal masks, backward 2.5× forward, at the kernel table's flash-attention efficiencies;
@@ -35,7 +38,9 @@ import numpy as np
 from aiinfra.catalog.loader import default_catalog
 from aiinfra.explain import Number, Term, total
 from aiinfra.perf import comm, compute
-from aiinfra.perf.flops import TrainingFlops, recompute_code, training_flops
+from aiinfra.errors import AiinfraError
+from aiinfra.perf.flops import (SELECTIVE_POLICIES, TrainingFlops, every_second_linear_fraction, recompute_code,
+                                training_flops)
 from aiinfra.sizing.params import attention_params, param_counts
 from aiinfra.sizing.training import layer_activation_bytes, offload_code, pipeline_layers
 from aiinfra.specs import GpuSpec, ModelSpec
@@ -89,6 +94,8 @@ class Stack:
     uneven_pipeline: bool = True
     sm_fraction: float = 0.0
     fp8_gemm: str = ""  # kernel route of FP8 GEMMs ("" = Transformer Engine / cuBLASLt; "scaled_mm" = torch._scaled_mm)
+    selective: str = "attention"  # what selective recompute repeats (perf.flops.SELECTIVE_POLICIES)
+    tp_split: bool = False  # overlapped TP runs each forward / row-parallel dgrad GEMM as tp chunks
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -99,9 +106,13 @@ def stack(name: str = "megatron-core") -> Stack:
     """A software-stack profile (catalog/data/stacks.yaml): which communications it overlaps."""
     key, e = default_catalog().entry("stacks", name)
     o = e.get("overlap", {})
+    sel = str(e.get("selective", "attention"))
+    if sel not in SELECTIVE_POLICIES:
+        raise AiinfraError(f"stack '{key}': selective must be one of {', '.join(SELECTIVE_POLICIES)}, not '{sel}'")
     return Stack(key, bool(o.get("tp")), bool(o.get("pp")), bool(o.get("grad_reduce")), bool(o.get("param_gather")),
                  bool(o.get("cp")), e.get("source", ""), bool(e.get("uneven_pipeline", True)),
-                 float(e.get("overlap_sm_fraction", 0.0)), str(e.get("fp8_gemm", "")))
+                 float(e.get("overlap_sm_fraction", 0.0)), str(e.get("fp8_gemm", "")), sel,
+                 bool(e.get("tp_overlap_split", False)))
 
 
 def framework_efficiency(name: str = "training") -> tuple[float, str]:
@@ -113,23 +124,25 @@ LINEAR_DTYPES = ("bf16", "fp16", "fp8", "fp4")
 
 
 def _layer_gemms(m: ModelSpec, T, tp, ep, moe: bool) -> list[tuple]:
-    """(M, N, K, count) of the forward GEMMs one GPU runs for one layer and micro-batch."""
+    """(M, N, K, count, role) of the forward GEMMs one GPU runs for one layer and micro-batch. role: "col"
+    (column-parallel, fed by a TP all-gather), "row" (row-parallel, feeding a reduce-scatter) or "local"."""
     h = m.hidden
     if m.is_mla:
         w_attn = attention_params(m)
-        out = [(T, w_attn / h / tp, h, 1)]
+        out = [(T, w_attn / h / tp, h, 1, "col")]
     else:
         q, kv = m.heads * m.head_dim, m.kv_heads * m.head_dim
-        out = [(T, (q + 2 * kv) / tp, h, 1), (T, h, q / tp, 1)]
+        out = [(T, (q + 2 * kv) / tp, h, 1, "col"), (T, h, q / tp, 1, "row")]
     up = 2 if m.gated_mlp else 1
     if not moe:
-        return out + [(T, up * m.ffn / tp, h, 1), (T, h, m.ffn / tp, 1)]
+        return out + [(T, up * m.ffn / tp, h, 1, "col"), (T, h, m.ffn / tp, 1, "row")]
     local = m.experts / ep
     T_e = T * m.experts_per_token * ep / m.experts
-    out += [(T_e, up * m.moe_ffn / tp, h, local), (T_e, h, m.moe_ffn / tp, local), (T, m.experts, h, 1)]
+    out += [(T_e, up * m.moe_ffn / tp, h, local, "local"), (T_e, h, m.moe_ffn / tp, local, "local"),
+            (T, m.experts, h, 1, "local")]
     if m.shared_experts:
         f = m.shared_experts * m.moe_ffn
-        out += [(T, up * f / tp, h, 1), (T, h, f / tp, 1)]
+        out += [(T, up * f / tp, h, 1, "col"), (T, h, f / tp, 1, "row")]
     return out
 
 
@@ -180,7 +193,8 @@ def step_time(
     M = B / (dp * mb)  # micro-batches per iteration, per pipeline
     tokens = B * s
     h, L = m.hidden, m.layers
-    fl = training_flops(m, tokens=tokens, seq=s, recompute=rc, causal=causal, recompute_fraction=recompute_fraction)
+    fl = training_flops(m, tokens=tokens, seq=s, recompute=rc, causal=causal, recompute_fraction=recompute_fraction,
+                        selective=stk.selective)
     half = "bf16" if "bf16" in gpu.tflops else "fp16"
     lin = dtype if dtype in LINEAR_DTYPES else half
     if lin == "fp16" and "fp16" not in gpu.tflops:
@@ -189,17 +203,33 @@ def step_time(
     # full recompute of a fraction of each stage's layers (Megatron --recompute-num-layers, block method)
     full = (rc == 2) * _a(recompute_fraction).astype(float)
     sel = (rc == 1)
+    # selective recompute: Megatron repeats the core attention; torchtitan's op-level policy repeats every second
+    # linear GEMM and every elementwise op, and keeps attention outputs
+    sel_attn = sel * (stk.selective == "attention")
+    sel_ops = sel * (stk.selective == "every_second_linear")
     passes = 3 + full  # forward, backward (2×), recompute forward
+
+    domain = max(gpu.scaleup_domain or gpn, 1)
+    # Overlapped TP split into chunks (Transformer Engine userbuffers ring exchange): the forward GEMMs and the
+    # row-parallel dgrads run as tp GEMMs of T/tp rows each, one per chunk exchanged, and smaller GEMMs are slower.
+    split = ((tp > 1) & (tp <= domain)) if (stk.tp and stk.tp_split) else False
 
     # GEMMs and FP8/FP4 casts, per layer (dense and MoE), forward + backward (+ recompute).
     def gemm_part(moe: bool):
         t = 0.0
         cast = 0.0
-        for Mg, Ng, Kg, count in _layer_gemms(m, T, tp, ep, moe):
-            t = t + count * compute.gemm_time(Mg, Ng, Kg, gpu, lin, kt, stk.fp8_gemm)
+        again = sel_ops * every_second_linear_fraction(m, moe) if stk.selective == "every_second_linear" else 0.0
+        for Mg, Ng, Kg, count, role in _layer_gemms(m, T, tp, ep, moe):
+            whole = compute.gemm_time(Mg, Ng, Kg, gpu, lin, kt, stk.fp8_gemm)
+            if split is not False and role != "local":
+                fwd = np.where(split, tp * compute.gemm_time(Mg / tp, Ng, Kg, gpu, lin, kt, stk.fp8_gemm), whole)
+                dgrad = fwd if role == "row" else whole
+                t = t + count * (fwd * (1 + full + again) + dgrad + whole)
+            else:
+                t = t + count * whole * (passes + again)
             if lin in ("fp8", "fp4"):
                 cast = cast + count * kt.fp8_cast_bytes * (2 * Mg * Kg + Mg * Ng) / gpu.memory_bw
-        return t * passes, cast * (1 + full * 0.5)
+        return t, cast * (1 + (full + again) * 0.5)
 
     g_dense, c_dense = gemm_part(False)
     g_moe, c_moe = gemm_part(True) if m.is_moe else (0.0, 0.0)
@@ -212,22 +242,21 @@ def step_time(
     f_att = 2.0 * T * S * m.heads / tp * (d_qk + d_v)
     pk16 = gpu.peak_flops(half)
     if flash_attention:
-        t_att_layer = f_att / (pk16 * kt.attention_fwd) * (1 + sel + full) + 2.5 * f_att / (pk16 * kt.attention_bwd)
+        t_att_layer = f_att / (pk16 * kt.attention_fwd) * (1 + sel_attn + full) + 2.5 * f_att / (pk16 * kt.attention_bwd)
     else:  # unfused: batched GEMMs at the GEMM plateau + softmax traffic (charged as elementwise below)
-        t_att_layer = f_att * (3 + sel + full) / (pk16 * kt.plateau(half))
+        t_att_layer = f_att * (3 + sel_attn + full) / (pk16 * kt.plateau(half))
 
     # Elementwise: Korthikanti Table 2 bytes per token per layer, per forward-equivalent pass.
     ffn_act = (m.experts_per_token + m.shared_experts) * m.moe_ffn if m.is_moe else m.ffn
     per_tok_layer = 18 * h + 4 * ffn_act  # = 34h for ffn = 4h
     softmax = 0.0 if flash_attention else 5 * m.heads * s_att  # per token, all heads: 5·a·s (split by TP once)
-    soft_passes = 3 + sel + full
-    elem_bytes = T * (per_tok_layer * passes + softmax * soft_passes) / tp
+    soft_passes = 3 + sel_attn + full
+    elem_bytes = T * (per_tok_layer * (passes + sel_ops) + softmax * soft_passes) / tp
     cal = cal or compute.training_calibration()
     t_elem_layer = elem_bytes * cal.elementwise_traffic / gpu.memory_bw
 
     # Tensor parallel: 4 collectives per layer of T·h·2 B (+2 with full recompute).
     n_tp = 4 + 2 * full
-    domain = max(gpu.scaleup_domain or gpn, 1)
     ar_tp = comm.hierarchical_all_reduce(T * h * ACT_BYTES, tp, np.minimum(tp, domain), node, "TP all-reduce")
     t_tp_raw = np.where(tp > 1, n_tp * ar_tp.value, 0.0)
     g_layer_avg = (m.dense_layers * g_dense + m.moe_layers * g_moe) / L

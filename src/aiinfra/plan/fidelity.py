@@ -66,13 +66,15 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
     if known or row["metric"] == "layer_ms":
         r = step_time(m, g, tp=tp, pp=pp, dp=dp, cp=cp, micro_batch=int(row.get("mb", 1)), vp=int(row.get("vp", 1)),
                       recompute=row.get("recompute", "none"), zero=int(row.get("zero", 0)), global_batch=batch,
+                      recompute_fraction=int(row.get("recompute_layers", m.layers)) / m.layers,
                       seq=seq, dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                       overlap_dp=row["stack"] != "megatron-2021", software=row["stack"], framework_eff=framework_eff)
         # a per-layer time (Korthikanti Table 4) times the layers' forward + backward only: no optimizer step or DP sync
         outside = sum(float(p.value) for p in r.step.parts if p.name in ("optimizer step", "DP communication (exposed)"))
         value = _metric(row, float(r.tokens_per_s.value), gpus, float(r.tflops_per_gpu.value), float(r.mfu.value),
                         float(r.step.value) - (outside if row["metric"] == "layer_ms" else 0.0), m.layers)
-        lay = f"TP{tp}·PP{pp}·CP{cp}·DP{dp} mb{row.get('mb', 1)} v{row.get('vp', 1)} {row.get('recompute', 'none')}"
+        rl = f" {row['recompute_layers']}/{m.layers} layers" if "recompute_layers" in row else ""
+        lay = f"TP{tp}·PP{pp}·CP{cp}·DP{dp} mb{row.get('mb', 1)} v{row.get('vp', 1)} {row.get('recompute', 'none')}{rl}"
         return Prediction(row["key"], row["table"], float(row["value"]), value, row["metric"], lay, bool(row.get("fit")))
     from aiinfra.plan.commands import plan_command
 

@@ -268,8 +268,9 @@ def distinct_layouts(space: Space, score: np.ndarray, k: int) -> list[int]:
 def _row(m: ModelSpec, gpu: GpuSpec, ev: Evaluated, i: int, seq: int, tokens: float | None, price: float | None) -> dict:
     r = ev.space.row(i)
     n = r["gpus"]
+    selective = stack(ev.context[3].software).selective if ev.context else "attention"
     fl = training_flops(m, tokens=ev.space.batch * seq, seq=seq, recompute=r["recompute"], causal=True,
-                        recompute_fraction=r.get("rfrac", 1.0))
+                        recompute_fraction=r.get("rfrac", 1.0), selective=selective)
     full = training_flops(m, tokens=ev.space.batch * seq, seq=seq, causal=False)
     step = float(ev.step[i])
     peak = gpu.peak_flops("bf16" if "bf16" in gpu.tflops else "fp16")

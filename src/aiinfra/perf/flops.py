@@ -23,7 +23,7 @@ import numpy as np
 
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Number, Term
-from aiinfra.sizing.params import attention_params
+from aiinfra.sizing.params import attention_params, every_second_linear, linear_order
 from aiinfra.specs import ModelSpec
 
 SRC_NARAYANAN = "Narayanan et al. 2021 (SC'21) §5.1 FLOPs formula, memory_perf_anchors §2a"
@@ -82,43 +82,13 @@ def layer_flops(m: ModelSpec) -> tuple[LayerFlops, LayerFlops | None]:
     return dense, LayerFlops(2.0 * moe_w, attn_pos)
 
 
-def linear_order(m: ModelSpec, moe: bool) -> list[tuple[str, float, bool]]:
-    """(name, forward FLOPs per token, a plain matmul?) of one layer's linear layers in launch order, unfused
-    as torchtitan's Llama modules run them: wq, wk, wv, wo, then w1, w3, w2 (gate, up, down). Routed experts
-    are grouped GEMMs, not plain matmuls; MLA projections count as one block of plain matmuls."""
-    h = m.hidden
-    if m.is_mla:
-        out = [("attention projections", 2.0 * attention_params(m), True)]
-    else:
-        q, kv = m.heads * m.head_dim, m.kv_heads * m.head_dim
-        out = [("wq", 2.0 * h * q, True), ("wk", 2.0 * h * kv, True), ("wv", 2.0 * h * kv, True), ("wo", 2.0 * q * h, True)]
-
-    def mlp(prefix: str, f: float, plain: bool) -> list:
-        if m.gated_mlp:
-            return [(f"{prefix}w1", 2.0 * h * f, plain), (f"{prefix}w3", 2.0 * h * f, plain), (f"{prefix}w2", 2.0 * f * h, plain)]
-        return [(f"{prefix}fc1", 2.0 * h * f, plain), (f"{prefix}fc2", 2.0 * f * h, plain)]
-
-    if not moe:
-        return out + mlp("", m.ffn, True)
-    out.append(("router", 2.0 * h * m.experts, True))
-    if m.shared_experts:
-        out += mlp("shared ", m.shared_experts * m.moe_ffn, True)
-    return out + mlp("experts ", m.experts_per_token * m.moe_ffn, False)
-
-
 def every_second_linear_fraction(m: ModelSpec, moe: bool = False) -> float:
     """Share of a layer's forward linear FLOPs torchtitan's op-level SAC runs again in backward: every second
-    plain matmul (the 2nd, 4th, ... of the block) plus grouped expert GEMMs, which are not on its save list."""
-    seq_ = linear_order(m, moe)
-    total_f = sum(f for _, f, _ in seq_)
-    again, n = 0.0, 0
-    for _, f, plain in seq_:
-        if plain:
-            n += 1
-            again += f if n % 2 == 0 else 0.0
-        else:
-            again += f
-    return again / total_f if total_f else 0.0
+    plain matmul of the block plus grouped expert GEMMs (sizing.params.every_second_linear)."""
+    order = linear_order(m, moe)
+    flops = [2.0 * k * n for _, k, n, _ in order]
+    again = sum(f for f, a in zip(flops, every_second_linear(m, moe)) if a)
+    return again / sum(flops) if flops else 0.0
 
 
 @dataclass

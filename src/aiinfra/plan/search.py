@@ -119,7 +119,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         sp=b("sp"), vp=b("vp"), num_microbatches=space.batch // (b("dp") * b("mb")), zero=b("zero"),
         recompute=b("recompute"), precision="bf16" if opt.dtype in ("bf16", "fp16") else opt.dtype,
         flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve, offload=b("offload"),
-        total_only=not with_parts, recompute_fraction=b("rfrac"),
+        total_only=not with_parts, recompute_fraction=b("rfrac"), selective=stack(opt.software).selective,
     )
     perf = step_time(
         m, gpu, tp=b("tp"), pp=b("pp"), dp=b("dp"), cp=b("cp"), ep=b("ep"), micro_batch=b("mb"), vp=b("vp"),
@@ -339,7 +339,8 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                           zero=one["zero"], recompute=one["recompute"],
                           precision="bf16" if opt.dtype in ("bf16", "fp16") else opt.dtype,
                           flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve,
-                          offload=one.get("offload", 0), recompute_fraction=one.get("rfrac", 1.0))
+                          offload=one.get("offload", 0), recompute_fraction=one.get("rfrac", 1.0),
+                          selective=stack(opt.software).selective)
     perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
                      vp=one["vp"], recompute=one["recompute"], zero=one["zero"], global_batch=global_batch, seq=seq,
                      dtype=opt.dtype, flash_attention=opt.flash_attention, causal=opt.causal,

@@ -13,7 +13,7 @@ from aiinfra.contract import Facts, Quantity, command
 from aiinfra.explain import Result, quantity
 from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
 from aiinfra.sizing.params import param_counts
-from aiinfra.sizing.training import fit_verdict, training_memory
+from aiinfra.sizing.training import fit_verdict, selective_policy, training_memory
 from aiinfra.specs import GpuSpec, ModelSpec
 from aiinfra.units import GiB
 
@@ -72,14 +72,16 @@ def training_report(
     recompute: str = "none", seq: int = 4096, micro_batch: int = 1, num_microbatches: int | None = None,
     precision: str = "bf16", optimizer: str = "adam", grad_dtype: str | None = None, offload: str = "none",
     flash_attention: bool = True, overhead_gib: float | None = None, fragmentation: float | None = None,
+    software: str = "megatron-core",
 ) -> Result:
-    """`aiinfra size train`: memory per GPU and whether it fits `g`. Sequence parallelism defaults to TP > 1."""
+    """`aiinfra size train`: memory per GPU and whether it fits `g`. Sequence parallelism defaults to TP > 1.
+    `software` names the stack whose selective-recompute policy applies (as in `aiinfra plan --software`)."""
     mem = training_memory(
         m, seq=seq, micro_batch=micro_batch, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, sp=tp > 1 if sp is None else sp,
         vp=interleave, num_microbatches=num_microbatches, zero=zero, distributed_optimizer=distributed_optimizer,
         recompute=recompute, precision=precision, optimizer=optimizer, grad_dtype=grad_dtype, offload=offload,
         flash_attention=flash_attention, overhead_bytes=_overhead_bytes(overhead_gib),
-        fragmentation=fragmentation,
+        fragmentation=fragmentation, selective=selective_policy(software),
     )
     verdict = fit_verdict(float(mem.total.value), g)
     layout = f"TP{tp}·PP{pp}·DP{dp}" + (f"·CP{cp}" if cp > 1 else "") + (f"·EP{ep}" if ep > 1 else "")

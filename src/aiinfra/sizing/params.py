@@ -137,3 +137,37 @@ def param_counts(m: ModelSpec) -> ParamCounts:
         {"counting": SRC_COUNT},
     )
     return ParamCounts(total_t, active_t, embedding, lm_head, final_norm, dense, moe, mtp)
+
+
+def linear_order(m: ModelSpec, moe: bool = False) -> list[tuple[str, float, float, bool]]:
+    """(name, input width, output width, a plain matmul?) of one layer's linear layers in launch order, unfused as
+    torchtitan's Llama modules run them: wq, wk, wv, wo, then w1, w3, w2 (gate, up, down). Routed experts are
+    grouped GEMMs (width = the k active experts together), not plain matmuls; MLA projections count as one."""
+    h = m.hidden
+    if m.is_mla:
+        out = [("attention projections", h, attention_params(m) / h, True)]
+    else:
+        q, kv = m.heads * m.head_dim, m.kv_heads * m.head_dim
+        out = [("wq", h, q, True), ("wk", h, kv, True), ("wv", h, kv, True), ("wo", q, h, True)]
+
+    def mlp(prefix: str, f: float, plain: bool) -> list:
+        if m.gated_mlp:
+            return [(f"{prefix}w1", h, f, plain), (f"{prefix}w3", h, f, plain), (f"{prefix}w2", f, h, plain)]
+        return [(f"{prefix}fc1", h, f, plain), (f"{prefix}fc2", f, h, plain)]
+
+    if not moe:
+        return out + mlp("", m.ffn, True)
+    out.append(("router", h, m.experts, True))
+    if m.shared_experts:
+        out += mlp("shared ", m.shared_experts * m.moe_ffn, True)
+    return out + mlp("experts ", m.experts_per_token * m.moe_ffn, False)
+
+
+def every_second_linear(m: ModelSpec, moe: bool = False) -> list[bool]:
+    """Which linear layers (linear_order) torchtitan's op-level selective checkpointing runs again in backward:
+    the 2nd, 4th, ... plain matmul of the block, and grouped expert GEMMs (not on its save list)."""
+    again, n = [], 0
+    for _, _, _, plain in linear_order(m, moe):
+        n += plain
+        again.append((not plain) or n % 2 == 0)
+    return again

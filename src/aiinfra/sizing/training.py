@@ -21,7 +21,7 @@ from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import LayoutError, SpecError
 from aiinfra.explain import Term, total
 from aiinfra.sizing.dtypes import nbytes
-from aiinfra.sizing.params import ParamCounts, param_counts
+from aiinfra.sizing.params import ParamCounts, every_second_linear, linear_order, param_counts
 from aiinfra.specs import GpuSpec, ModelSpec
 
 RECOMPUTE = {"none": 0, "selective": 1, "full": 2}
@@ -234,9 +234,16 @@ def stage_params(counts: ParamCounts, m: ModelSpec, tp: Any, pp: Any, ep: Any, s
     return StageParams(ne + extra, ex, layers, moe_layers)
 
 
+def selective_policy(software: str = "megatron-core") -> str:
+    """What "selective" recompute keeps under a software stack (catalog stacks.yaml `selective`)."""
+    from aiinfra.catalog.loader import default_catalog
+
+    return str(default_catalog().entry("stacks", software)[1].get("selective", "attention"))
+
+
 def layer_activation_bytes(
     m: ModelSpec, *, seq: Any, micro_batch: Any, tp: Any = 1, cp: Any = 1, sp: Any = False,
-    recompute: Any = 0, flash_attention: bool = True, moe: bool = False,
+    recompute: Any = 0, flash_attention: bool = True, moe: bool = False, selective: str = "attention",
 ) -> Term:
     """Activation bytes one transformer layer keeps for backward, per GPU (16-bit activations).
 
@@ -248,6 +255,9 @@ def layer_activation_bytes(
                         keeps only fp32 softmax statistics 4·a·s·b instead.
     selective recompute drops the core-attention term; full recompute keeps the layer input 2·s·b·h.
     For GPT (f = 4h, MHA, dropout) U + S = 10 + 24 = 34, as in the paper.
+    `selective="every_second_linear"` is torchtitan's op-level policy instead: the block input, the outputs
+    of the matmuls it saves (every other one, params.every_second_linear) and the attention output with its
+    softmax statistics.
     """
     tp = np.asarray(tp, dtype=float)
     cp = np.asarray(cp, dtype=float)
@@ -279,9 +289,14 @@ def layer_activation_bytes(
         core_formula = f"{5 if m.dropout else 2}·a·s²·b (scores, softmax{', dropout mask and output' if m.dropout else ''})"
     u_div = np.where(sp, tp, 1.0)
     stored = sbh * (U / u_div + S / tp)
+    if selective == "every_second_linear":
+        kept = sum(n for (_, _, n, _), again in zip(linear_order(m, moe), every_second_linear(m, moe)) if not again)
+        sel_stored = sbh * (2.0 / u_div + (2.0 * kept / h + 2.0 * o_units) / tp) + core / tp
+    else:
+        sel_stored = stored + np.where(flash_attention, core / tp, 0.0)
     value = np.select(
         [recompute == 0, recompute == 1, recompute == 2],
-        [stored + core / tp, stored + np.where(flash_attention, core / tp, 0.0), 2.0 * sbh / u_div],
+        [stored + core / tp, sel_stored, 2.0 * sbh / u_div],
     )
     return Term(
         "activations per layer", value, "B",
@@ -368,6 +383,7 @@ def training_memory(
     fragmentation: float | None = None,
     total_only: bool = False,
     recompute_fraction: Any = 1.0,
+    selective: str = "attention",
 ) -> TrainingMemory | np.ndarray:
     """Peak memory on the most-loaded GPU of a training job (bytes), with every part explained.
 
@@ -389,9 +405,10 @@ def training_memory(
     penalty = np.where(np.asarray(vp) > 1, 1.0 + (pp_a - 1.0) / (pp_a * np.asarray(vp, dtype=float)), 1.0)
 
     act_dense = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp,
-                                       recompute=recompute, flash_attention=flash_attention)
+                                       recompute=recompute, flash_attention=flash_attention, selective=selective)
     act_moe = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp,
-                                     recompute=recompute, flash_attention=flash_attention, moe=True)
+                                     recompute=recompute, flash_attention=flash_attention, moe=True,
+                                     selective=selective)
     frac = np.asarray(recompute_fraction, dtype=float)
     if np.any(frac < 1.0):  # block recompute: a fraction of each stage's layers fully, the rest store everything
         partial = (np.asarray(recompute) == 2) & (frac < 1.0)

@@ -103,3 +103,28 @@ def test_nvl72_domain_lets_ep_span_more_than_8_gpus_at_nvlink_speed(nvl72):
     assert any("NVLink" in n and "72-GPU domain" in n for n in r.notes)
     b200 = plan(model("deepseek-v3"), gpu("b200"), 1152, global_batch=2304, seq=8192)
     assert all("72-GPU" not in n for n in b200.notes)
+
+
+def test_tp_overlap_mode_is_searched_and_fixable():
+    """Calculon searches tensor_par_overlap (none / ring / pipe); here the stack's modes (stacks.yaml
+    tp_overlap_modes) are a knob: megatron-core offers blocking TP and userbuffers ring overlap, Meta's Llama 3 stack
+    blocking only. A fixed --layout tp_overlap=… is evaluated in that mode; one the stack lacks is one line."""
+    import pytest
+
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.catalog.models import model
+    from aiinfra.errors import SpecError
+    from aiinfra.plan.commands import plan_command
+    from aiinfra.plan.search import Options
+
+    m, g = model("llama-3.1-70b"), gpu("h100-sxm")
+    kw = dict(global_batch=64, seq=4096, top=1, options=Options(offloads=(0,), recompute_fractions=(1.0,)))
+    ring = plan_command(m, g, [32], layout="tp=8,pp=4,mb=1,vp=1,tp_overlap=ring", **kw).facts["your_layout"]
+    none = plan_command(m, g, [32], layout="tp=8,pp=4,mb=1,vp=1,tp_overlap=none", **kw).facts["your_layout"]
+    assert ring["tp_overlap"] == "ring" and none["tp_overlap"] == "none"
+    assert ring["step_s"] < none["step_s"]
+    with pytest.raises(SpecError, match="offers none"):
+        plan_command(m, g, [32], layout="tp=8,tp_overlap=ring",
+                     **{**kw, "options": Options(software="llama3-meta", offloads=(0,))})
+    with pytest.raises(SpecError, match="ring or none|none or ring"):
+        plan_command(m, g, [32], layout="tp=8,tp_overlap=pipe", **kw)

@@ -96,6 +96,7 @@ class Stack:
     fp8_gemm: str = ""  # kernel route of FP8 GEMMs ("" = Transformer Engine / cuBLASLt; "scaled_mm" = torch._scaled_mm)
     selective: str = "attention"  # what selective recompute repeats (perf.flops.SELECTIVE_POLICIES)
     tp_split: bool = False  # overlapped TP runs each forward / row-parallel dgrad GEMM as tp chunks
+    tp_modes: tuple[int, ...] = (0,)  # TP overlap modes the stack offers: 0 blocking, 1 overlapped (chunked)
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -107,12 +108,14 @@ def stack(name: str = "megatron-core") -> Stack:
     key, e = default_catalog().entry("stacks", name)
     o = e.get("overlap", {})
     sel = str(e.get("selective", "attention"))
+    modes = tuple(TP_MODES.index(x) for x in e.get("tp_overlap_modes", ["ring"] if o.get("tp") else ["none"])
+                  if x in TP_MODES)
     if sel not in SELECTIVE_POLICIES:
         raise AiinfraError(f"stack '{key}': selective must be one of {', '.join(SELECTIVE_POLICIES)}, not '{sel}'")
     return Stack(key, bool(o.get("tp")), bool(o.get("pp")), bool(o.get("grad_reduce")), bool(o.get("param_gather")),
                  bool(o.get("cp")), e.get("source", ""), bool(e.get("uneven_pipeline", True)),
                  float(e.get("overlap_sm_fraction", 0.0)), str(e.get("fp8_gemm", "")), sel,
-                 bool(e.get("tp_overlap_split", False)))
+                 bool(e.get("tp_overlap_split", False)), modes or (0,))
 
 
 def framework_efficiency(name: str = "training") -> tuple[float, str]:
@@ -121,6 +124,7 @@ def framework_efficiency(name: str = "training") -> tuple[float, str]:
 
 
 LINEAR_DTYPES = ("bf16", "fp16", "fp8", "fp4")
+TP_MODES = ("none", "ring")  # TP communication: blocking, or overlapped with its GEMMs chunk by chunk
 
 
 def _layer_gemms(m: ModelSpec, T, tp, ep, moe: bool) -> list[tuple]:
@@ -172,12 +176,14 @@ def step_time(
     offload: Number | str = 0,
     step_only: bool = False,
     recompute_fraction: Number = 1.0,
+    tp_overlap: Number | None = None,
 ) -> TrainingPerf | np.ndarray:
     """Step time of training `m` on `gpu` with the given layout (scalars or broadcastable arrays).
 
     `global_batch` counts sequences of `seq` tokens; micro_batch is per DP rank. `dtype` is the
     linear layers' dtype (bf16/fp16/fp8/fp4); attention and norms stay 16-bit. `overlap_dp=False`
-    charges every DP collective in full whatever the stack does.
+    charges every DP collective in full whatever the stack does. `tp_overlap` (0 blocking, 1 overlapped chunk
+    by chunk; arrays allowed) overrides the stack's default TP mode (its `overlap.tp`).
     """
     node = node or comm.node_for(gpu)
     stk = software if isinstance(software, Stack) else stack(software)
@@ -212,7 +218,9 @@ def step_time(
     domain = max(gpu.scaleup_domain or gpn, 1)
     # Overlapped TP split into chunks (Transformer Engine userbuffers ring exchange): the forward GEMMs and the
     # row-parallel dgrads run as tp GEMMs of T/tp rows each, one per chunk exchanged, and smaller GEMMs are slower.
-    split = ((tp > 1) & (tp <= domain)) if (stk.tp and stk.tp_split) else False
+    tpo = _a(1 if stk.tp else 0) if tp_overlap is None else _a(tp_overlap)
+    tp_over = (tpo == 1) & (tp <= domain)  # userbuffers / symmetric memory need peer access: inside the domain
+    split = ((tp > 1) & tp_over) if stk.tp_split else False
 
     # GEMMs and FP8/FP4 casts, per layer (dense and MoE), forward + backward (+ recompute).
     def gemm_part(moe: bool):
@@ -260,7 +268,7 @@ def step_time(
     ar_tp = comm.hierarchical_all_reduce(T * h * ACT_BYTES, tp, np.minimum(tp, domain), node, "TP all-reduce")
     t_tp_raw = np.where(tp > 1, n_tp * ar_tp.value, 0.0)
     g_layer_avg = (m.dense_layers * g_dense + m.moe_layers * g_moe) / L
-    t_tp_layer = np.where(tp <= domain, stk.exposed(t_tp_raw, g_layer_avg), t_tp_raw) if stk.tp else t_tp_raw
+    t_tp_layer = np.where(tp_over, stk.exposed(t_tp_raw, g_layer_avg), t_tp_raw)
 
     # Context parallel: K,V chunk ring, hidden under attention when the stack overlaps it.
     kv_chunk = T * 2 * m.kv_heads * m.head_dim * ACT_BYTES / tp
@@ -331,7 +339,7 @@ def step_time(
                   {"calibration": cal.source})
     t_tp = part("TP communication", t_tp_layer, 0.0,
                 "M · L_stage · max(0, n_coll · t_allreduce(T·h·2 B, tp) − GEMM time if overlapped inside the NVLink domain)",
-                {"n_coll": n_tp, "t_allreduce": ar_tp, "overlapped": stk.tp, "stack": stk.key}, {"count": SRC_TP, stk.key: stk.source},
+                {"n_coll": n_tp, "t_allreduce": ar_tp, "overlapped": tp_over, "stack": stk.key}, {"count": SRC_TP, stk.key: stk.source},
                 comm_part=True)
     t_cp = part("CP communication", t_cp_layer, 0.0, "M · L_stage · max(0, 3(cp−1) · t_p2p(K,V chunk) − attention if overlapped)",
                 {"K,V chunk bytes": kv_chunk, "overlapped": stk.cp}, {"ring": "Liu et al. 2023 ring attention; Megatron context parallel"},

@@ -14,12 +14,13 @@ import numpy as np
 from aiinfra.contract import Facts, Quantity, command
 from aiinfra.errors import LayoutError, SpecError
 from aiinfra.explain import Result, quantity
-from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, plan
+from aiinfra.perf.training import TP_MODES
+from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, plan, tp_modes
 from aiinfra.plan.space import RECOMPUTE_NAMES
 from aiinfra.sizing.training import check_layout, device_memory
 from aiinfra.specs import GpuSpec, ModelSpec
 
-LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "mb", "vp", "recompute", "zero", "offload")
+LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "mb", "vp", "recompute", "zero", "offload", "tp_overlap")
 OFFLOAD_BITS = {"none": 0, "optimizer": 1, "weights": 2, "activations": 4}
 
 
@@ -38,6 +39,7 @@ class PlanFacts(Facts):
     interleave: int
     recompute: str
     zero: int
+    tp_overlap: str
     step_time: Quantity
     tokens_per_second: Quantity
     tflops_per_gpu: Quantity
@@ -72,6 +74,11 @@ def parse_layout(text: str | None) -> dict[str, Any]:
                     raise SpecError(f"--layout offload={value} must combine none, optimizer, weights, activations with +")
                 code |= OFFLOAD_BITS[name]
             out[key] = code
+            continue
+        if key == "tp_overlap":
+            if value not in TP_MODES:
+                raise SpecError(f"--layout tp_overlap={value} must be {' or '.join(TP_MODES)}")
+            out[key] = TP_MODES.index(value)
             continue
         if key == "recompute":
             if value not in RECOMPUTE_NAMES:
@@ -117,6 +124,10 @@ def _widen(opt: Options, lay: dict) -> Options:
             return None
         return tuple(sorted(set(values) | ({lay[key]} if key in lay else set())))
 
+    if "tp_overlap" in lay and lay["tp_overlap"] not in tp_modes(opt):
+        offered = " or ".join(TP_MODES[i] for i in tp_modes(opt))
+        raise SpecError(f"--layout tp_overlap={TP_MODES[lay['tp_overlap']]}: the {opt.software} stack offers {offered} "
+                        "(catalog stacks.yaml tp_overlap_modes)")
     return Options(**{**opt.__dict__, "micro_batches": add(opt.micro_batches, "mb"),
                       "interleaves": add(opt.interleaves, "vp"), "recompute": add(opt.recompute, "recompute"),
                       "zero_stages": add(opt.zero_stages, "zero"), "context_parallel": add(opt.context_parallel, "cp"),
@@ -128,7 +139,7 @@ def _yours(r: PlanResult, lay: dict) -> dict | None:
     ev = r.evaluated
     sp = ev.space
     cols = {"tp": sp.tp, "pp": sp.pp, "cp": sp.cp, "dp": sp.dp, "ep": sp.ep, "mb": sp.mb, "vp": sp.vp,
-            "recompute": sp.recompute, "zero": sp.zero, "offload": sp.offload}
+            "recompute": sp.recompute, "zero": sp.zero, "offload": sp.offload, "tp_overlap": sp.tpo}
     match = np.ones(len(sp), dtype=bool)
     for k, v in lay.items():
         match &= cols[k] == v
@@ -137,7 +148,7 @@ def _yours(r: PlanResult, lay: dict) -> dict | None:
     idx = np.nonzero(match)[0]
     if idx.size == 0:
         return None
-    raw = 1.0 / ev.tokens_per_s * (sp.gpus if r.objective == "cost" else 1.0)
+    raw = ev.seconds_per_token * (sp.gpus if r.objective == "cost" else 1.0)
     fitting = idx[ev.fits[idx]]
     pool = fitting if fitting.size else idx
     i = int(pool[np.argmin(raw[pool])])
@@ -160,7 +171,8 @@ def _yours(r: PlanResult, lay: dict) -> dict | None:
 
 def _fixed_sentence(y: dict, best: dict) -> str:
     what = f"{y['layout']} mb{y['mb']} v{y['vp']} {y['recompute']} recompute ZeRO-{y['zero']}" + (
-        f" offload {y['offload']}" if y.get("offload", "none") != "none" else "")
+        f" offload {y['offload']}" if y.get("offload", "none") != "none" else "") + (
+        f" TP overlap {y['tp_overlap']}" if y.get("tp", 1) > 1 else "")
     if y["oom"]:
         return (f"your layout {what} does not fit: {y['memory_gb']:.1f} GB per GPU, {-y['headroom_gb']:.1f} GB over; "
                 f"the best layout that fits is {best['layout']}")
@@ -202,7 +214,7 @@ def plan_command(
         "model": m.name, "gpu": gpu.key, "gpus": w["gpus"], "seq": seq, "global_batch_sequences": global_batch,
         "global_batch": batch_note or f"{global_batch} sequences of {seq}", "candidates_evaluated": r.candidates,
         "fit_in_memory": r.feasible, "objective": objective, "best_layout": w["layout"], "micro_batch": w["mb"],
-        "interleave": w["vp"], "recompute": w["recompute"], "zero": w["zero"],
+        "interleave": w["vp"], "recompute": w["recompute"], "zero": w["zero"], "tp_overlap": w["tp_overlap"],
         "step_time": quantity(w["step_s"], "s"), "tokens_per_second": quantity(w["tokens_per_s"], "tokens/s"),
         "tflops_per_gpu": quantity(w["tflops"], "TFLOP/s"), "mfu": quantity(w["mfu"], ""),
         "mfu_full_attention": quantity(w["mfu_full_attention"], ""),

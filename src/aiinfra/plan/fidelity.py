@@ -17,11 +17,11 @@ from aiinfra.catalog.gpus import gpu as lookup_gpu
 from aiinfra.catalog.loader import DATA_DIR, read_yaml
 from aiinfra.catalog.models import model as lookup_model
 from aiinfra.perf.flops import RECOMPUTE
-from aiinfra.perf.training import step_time
+from aiinfra.perf.training import TP_MODES, step_time
 from aiinfra.plan.search import Options
 
 FILE = DATA_DIR / "training_validation.yaml"
-LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "mb", "vp", "recompute", "zero")
+LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "mb", "vp", "recompute", "zero", "tp_overlap")
 
 
 @dataclass
@@ -67,6 +67,7 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
         r = step_time(m, g, tp=tp, pp=pp, dp=dp, cp=cp, micro_batch=int(row.get("mb", 1)), vp=int(row.get("vp", 1)),
                       recompute=row.get("recompute", "none"), zero=int(row.get("zero", 0)), global_batch=batch,
                       recompute_fraction=int(row.get("recompute_layers", m.layers)) / m.layers,
+                      tp_overlap=TP_MODES.index(row["tp_overlap"]) if "tp_overlap" in row else None,
                       seq=seq, dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                       overlap_dp=row["stack"] != "megatron-2021", software=row["stack"], framework_eff=framework_eff)
         # a per-layer time (Korthikanti Table 4) times the layers' forward + backward only: no optimizer step or DP sync
@@ -82,6 +83,11 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
     fixed["dp"] = dp
     if isinstance(fixed.get("recompute"), str):
         fixed["recompute"] = RECOMPUTE[fixed["recompute"]]
+    if "tp_overlap" in fixed:
+        if tp == 1:  # TP1 has no TP collectives to overlap
+            del fixed["tp_overlap"]
+        else:
+            fixed["tp_overlap"] = TP_MODES.index(fixed["tp_overlap"])
     opt = Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                   software=row["stack"], framework_efficiency=framework_eff)
     res = plan_command(m, g, [gpus], global_batch=batch, seq=seq, options=opt, layout=fixed, top=1)

@@ -17,7 +17,7 @@ from aiinfra.errors import AiinfraError, DoesNotFitError, SpecError
 from aiinfra.explain import Term
 from aiinfra.perf import comm
 from aiinfra.perf.flops import training_flops
-from aiinfra.perf.training import stack, step_time
+from aiinfra.perf.training import TP_MODES, stack, step_time
 from aiinfra.plan.space import Space, build_space, describe, offload_name, recompute_name
 from aiinfra.sizing.training import device_memory, training_memory
 from aiinfra.specs import GpuSpec, ModelSpec
@@ -58,6 +58,7 @@ class Options:
     max_tp: int | None = None  # None: every TP that divides the heads
     framework_efficiency: float | None = None  # None: the catalog's fitted value
     memory_reserve: float | None = None  # fixed runtime bytes per GPU (CUDA context + NCCL); None = catalog
+    tp_overlaps: tuple[int, ...] | None = None  # TP modes (0 blocking, 1 overlapped); None: every mode the stack offers
 
 
 @dataclass
@@ -76,6 +77,11 @@ class Evaluated:
         m, gpu, seq, opt, node = self.context
         sub = self.space.take(index)
         return _evaluate(m, gpu, sub, seq, opt, node, with_parts=True)[1]
+
+    @property
+    def seconds_per_token(self) -> np.ndarray:
+        """1 / tokens per second, infinite for candidates that never rank (no division by zero)."""
+        return self.step / (self.space.batch * self.context[2])
 
     @property
     def parts(self) -> dict[str, np.ndarray]:
@@ -126,15 +132,22 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         recompute=b("recompute"), zero=b("zero"), global_batch=space.batch, seq=seq, dtype=opt.dtype,
         flash_attention=opt.flash_attention, causal=opt.causal, overlap_dp=opt.overlap_dp, node=node,
         software=opt.software, framework_eff=opt.framework_efficiency, offload=b("offload"), step_only=not with_parts,
-        recompute_fraction=b("rfrac"),
+        recompute_fraction=b("rfrac"), tp_overlap=b("tpo"),
     )
     shape = (space.n_base, space.k)
     memory = np.broadcast_to(np.asarray(mem if not with_parts else mem.total.value, dtype=float), shape).ravel()
     step = np.broadcast_to(np.asarray(perf if not with_parts else perf.step.value, dtype=float), shape).ravel()
+    # TP1 has no TP collectives: its "overlapped" twin is the same layout, so it never ranks or counts
+    step = np.where(np.broadcast_to((b("tp") == 1) & (b("tpo") == 1), shape).ravel(), np.inf, step)
     parts = {}
     if with_parts:
         parts = {p.name: np.broadcast_to(np.asarray(p.value, dtype=float), shape).ravel() for p in perf.step.parts}
     return (memory, step), parts
+
+
+def tp_modes(opt: Options) -> tuple[int, ...]:
+    """The TP overlap modes searched: the caller's, or every mode the software stack offers."""
+    return tuple(opt.tp_overlaps) if opt.tp_overlaps is not None else stack(opt.software).tp_modes
 
 
 def evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, node: comm.Node,
@@ -153,8 +166,10 @@ def evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, n
             progress(len(part))
     memory = np.concatenate(mems)
     step = np.concatenate(steps)
-    return Evaluated(space, memory, step, space.batch * seq / step, memory <= device_memory(gpu).value,
-                     (m, gpu, seq, opt, node))
+    with np.errstate(divide="ignore"):
+        rate = space.batch * seq / step  # 0 for the TP1 twins (infinite step)
+    return Evaluated(space, memory, step, rate,
+                     (memory <= device_memory(gpu).value) & np.isfinite(step), (m, gpu, seq, opt, node))
 
 
 def _check_inputs(gpus: list[int], global_batch: int, seq: int, tokens: float | None, price: float | None, gpn: int) -> None:
@@ -200,13 +215,15 @@ def plan(
                         micro_batches=opt.micro_batches, interleaves=opt.interleaves, recompute=opt.recompute,
                         zero_stages=opt.zero_stages, context_parallel=opt.context_parallel, offloads=opt.offloads,
                         recompute_fractions=opt.recompute_fractions, sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens, max_tp=opt.max_tp,
-                        scaleup_domain=gpu.scaleup_domain, uneven_pipeline=stack(opt.software).uneven_pipeline)
+                        scaleup_domain=gpu.scaleup_domain, uneven_pipeline=stack(opt.software).uneven_pipeline,
+                        tp_overlaps=tp_modes(opt))
     if len(space) == 0:
         c = ", ".join(str(n) for n in counts)
         raise SpecError(
             f"{c} GPUs cannot be split into TP × PP × CP × DP for {m.name} with a global batch of {global_batch} "
             f"sequences (TP must divide {m.heads} heads, PP the {m.layers} layers, DP × micro-batch the batch)")
     total_n = len(space)
+    twins = int(np.sum(space.base["tp"] == 1)) * int(np.sum(space.knobs["tpo"] == 1))
     done = [0]
 
     def tick(n: int) -> None:
@@ -219,7 +236,7 @@ def plan(
         raise _shortfall(m, gpu, counts, ev, global_batch, seq, opt, node)
 
     # Rank: time = 1 / tokens/s (comparable across GPU counts); cost = GPUs / tokens/s.
-    score = np.where(ev.fits, 1.0 / ev.tokens_per_s, np.inf)
+    score = np.where(ev.fits, ev.seconds_per_token, np.inf)
     if objective == "cost":
         score = score * space.gpus
     best_of_layout = distinct_layouts(space, score, top)
@@ -243,7 +260,7 @@ def plan(
     if t > dom:
         notes.append(f"TP={t} spans {t // dom} scale-up domains of {dom} GPUs ({gpu.scaleup_name}): its collectives "
                      f"cross the NICs ({node.scale_out.name})")
-    return PlanResult(m, gpu, seq, global_batch, total_n, int(ev.fits.sum()), rows, rejected, terms, objective, notes,
+    return PlanResult(m, gpu, seq, global_batch, total_n - twins, int(ev.fits.sum()), rows, rejected, terms, objective, notes,
                       ev if keep else None,
                       {"tokens": tokens, "price": price_per_gpu_hour, "options": opt, "node": node})
 
@@ -276,7 +293,7 @@ def _row(m: ModelSpec, gpu: GpuSpec, ev: Evaluated, i: int, seq: int, tokens: fl
     peak = gpu.peak_flops("bf16" if "bf16" in gpu.tflops else "fp16")
     row = {
         **r, "layout": describe(r), "recompute": recompute_name(r["recompute"], r.get("rfrac", 1.0)), "index": i,
-        "offload": offload_name(r.get("offload", 0)),
+        "offload": offload_name(r.get("offload", 0)), "tp_overlap": TP_MODES[int(r.get("tpo", 0))],
         "step_s": step, "tokens_per_s": float(ev.tokens_per_s[i]), "memory_gb": float(ev.memory[i]) / 1e9,
         "headroom_gb": (float(device_memory(gpu).value) - float(ev.memory[i])) / 1e9, "fits": bool(ev.fits[i]),
         "tflops": float(fl.hardware.value) / n / step / 1e12, "mfu": float(fl.model.value) / n / step / peak,
@@ -297,7 +314,7 @@ def _rejections(ev: Evaluated, space: Space, order: np.ndarray, chosen: list[int
     """Why faster candidates lost (out of memory: the ones closest to fitting) and why the runners-up trail
     the winner (the step-time term that grew most)."""
     win = chosen[0]
-    raw = 1.0 / ev.tokens_per_s * (space.gpus if objective == "cost" else 1.0)
+    raw = ev.seconds_per_token * (space.gpus if objective == "cost" else 1.0)
     faster_oom = np.nonzero((raw < raw[win]) & ~ev.fits)[0]
     out = []
     if faster_oom.size:
@@ -346,7 +363,7 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                      dtype=opt.dtype, flash_attention=opt.flash_attention, causal=opt.causal,
                      overlap_dp=opt.overlap_dp, node=node, software=opt.software,
                      framework_eff=opt.framework_efficiency, offload=one.get("offload", 0),
-                     recompute_fraction=one.get("rfrac", 1.0))
+                     recompute_fraction=one.get("rfrac", 1.0), tp_overlap=one.get("tpo"))
     terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.mfu_full, perf.hfu, mem.total]
     if tokens:
         terms += perf.time_to_train(tokens, price)

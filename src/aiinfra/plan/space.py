@@ -1,7 +1,8 @@
 """The search space: every layout that divides correctly, as flat numpy arrays (one entry per candidate).
 
 Axes: GPU count N, TP, CP, PP, EP, micro-batch, interleave (virtual stages), recompute mode
-(0 none / 1 selective / 2 full) and ZeRO stage. Rules (Megatron-LM and DeepSpeed constraints):
+(0 none / 1 selective / 2 full), ZeRO stage, offload and the TP overlap mode (blocking or
+overlapped chunk by chunk, where the software stack offers both; TP1 has no TP mode to choose). Rules (Megatron-LM and DeepSpeed constraints):
 - TP divides the attention heads (inside the GPU's scale-up domain at NVLink speed, beyond it over
   the NICs); SP is on whenever TP > 1 (as NeMo's AutoConfigurator does) unless switched off;
 - PP is any stage count that leaves every (virtual) stage a layer: uneven stages, the first and last
@@ -28,7 +29,7 @@ RECOMPUTE_NAMES = ("none", "selective", "full")
 
 
 BASE = ("gpus", "tp", "pp", "dp", "cp", "ep", "mb", "vp", "sp")
-KNOBS = ("recompute", "rfrac", "zero", "offload")
+KNOBS = ("recompute", "rfrac", "zero", "offload", "tpo")
 
 
 class Space:
@@ -116,6 +117,7 @@ def build_space(
     recompute: tuple[int, ...] = (0, 1, 2),
     zero_stages: tuple[int, ...] = (0, 1, 2, 3),
     offloads: tuple[int, ...] = (0,),
+    tp_overlaps: tuple[int, ...] = (0,),
     recompute_fractions: tuple[float, ...] = (1.0,),
     context_parallel: tuple[int, ...] | None = None,
     sequence_parallel: bool = True,
@@ -181,10 +183,10 @@ def build_space(
     # recompute modes: none, selective, and full on a fraction of each stage's layers (block method)
     pairs = [(r, 1.0) for r in recompute if r != 2]
     pairs += [(2, f) for f in recompute_fractions] if 2 in recompute else []
-    kg = np.meshgrid(np.arange(len(pairs)), _i64(zero_stages), _i64(offloads), indexing="ij")
+    kg = np.meshgrid(np.arange(len(pairs)), _i64(zero_stages), _i64(offloads), _i64(tp_overlaps), indexing="ij")
     pr = np.asarray(pairs, dtype=float).reshape(-1, 2)
     knobs = {"recompute": pr[kg[0].ravel(), 0].astype(np.int64), "rfrac": pr[kg[0].ravel(), 1],
-             "zero": kg[1].ravel(), "offload": kg[2].ravel()}
+             "zero": kg[1].ravel(), "offload": kg[2].ravel(), "tpo": kg[3].ravel()}
     return Space(base, knobs, global_batch)
 
 

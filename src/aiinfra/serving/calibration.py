@@ -37,6 +37,7 @@ class Row:
     value: float
     split: str
     source: str
+    engine_version: str | None = None
 
 
 def benchmark_rows(engine: str | None = None) -> list[Row]:
@@ -44,13 +45,14 @@ def benchmark_rows(engine: str | None = None) -> list[Row]:
     for key, e in default_catalog().table("engine_benchmarks").items():
         r = Row(key=key, engine=e["engine"], gpu=e["gpu"], model=e["model"], quant=e["quant"], kv=e["kv"],
                 tp=int(e["tp"]), batch=int(e["batch"]), isl=int(e["isl"]), osl=int(e["osl"]), metric=e["metric"],
-                value=float(e["value"]), split=e["split"], source=e["source"])
+                value=float(e["value"]), split=e["split"], source=e["source"],
+                engine_version=e.get("engine_version"))
         if engine is None or r.engine == engine:
             rows.append(r)
     return rows
 
 
-def predict(row: Row, efficiency: dict | None = None, *, use_engine: bool = True) -> float:
+def predict(row: Row, efficiency: dict | None = None, *, use_engine: bool = True, naive: bool = False) -> float:
     """Our figure for a benchmark row: with `efficiency`, with the engine's fitted one, or (use_engine=False,
     efficiency None) with the generic calibration only."""
     m, g = model_spec(row.model), gpu_spec(row.gpu)
@@ -58,7 +60,8 @@ def predict(row: Row, efficiency: dict | None = None, *, use_engine: bool = True
     try:
         r = inference_perf(m, g, prompt=row.isl, output=row.osl, batch=row.batch, tp=row.tp, quant=QUANT[row.quant],
                            kv_dtype=kv, gpu_memory_utilization=0.95, efficiency=efficiency,
-                           engine=row.engine if use_engine else None)
+                           engine=row.engine if use_engine else None,
+                           engine_version=None if naive else row.engine_version)
     except DoesNotFitError:
         return float("nan")
     if row.metric == "ttft_ms":
@@ -69,8 +72,9 @@ def predict(row: Row, efficiency: dict | None = None, *, use_engine: bool = True
 
 
 def roofline(row: Row) -> float:
-    """The same figure from pure rooflines: peak FLOP/s and full HBM bandwidth (efficiencies of 1)."""
-    return predict(row, {"decode_bw_fraction": 1.0, "kv_bw_fraction": 1.0, "gemm_scale": 100.0})
+    """The same figure from pure rooflines: peak FLOP/s and full HBM bandwidth (efficiencies of 1), the model's
+    own bytes read once (no knowledge of the engine release's kernels)."""
+    return predict(row, {"decode_bw_fraction": 1.0, "kv_bw_fraction": 1.0, "gemm_scale": 100.0}, naive=True)
 
 
 def fit(engine: str, gpu: str) -> tuple[dict, list[Row]]:

@@ -18,7 +18,8 @@ Sources:
 - Latency: LLM-Viewer issue #4 (TensorRT-LLM, A100, LLaMA-7B, batch 1): TTFT 16.1 ms at 128 prompt tokens,
   120.5 ms at 2,048 (the rows catalog/data/calibration.yaml `inference` was fitted on — FIT).
 - Engine throughput/latency: catalog/data/engine_benchmarks.yaml (TensorRT-LLM's published static-batch tables,
-  v0.6.1/v0.5, 2023-12: H100 FP8, A100 FP16, L40S FP8, Llama 2 7B/70B), each row FIT or HELD-OUT as marked
+  v0.6.1/v0.5, 2023-12: H100 FP8, A100 FP16, L40S FP8, Llama 2 7B/70B; vLLM 0.6.3 from the Qwen2.5 speed
+  benchmark, A100, batch 1: Qwen2.5-7B fit, Qwen2.5-72B TP4 held out), each row FIT or HELD-OUT as marked
   there, with the pure roofline beside it; LLM-Viewer#4's rows are a source held out of that fit.
 Run: PYTHONPATH=src python benchmarks/serving_fidelity.py
 """
@@ -117,7 +118,7 @@ def engine_rows() -> None:
     from aiinfra.serving.calibration import benchmark_rows, predict, roofline
 
     for r in benchmark_rows():
-        unit = "ms" if r.metric == "ttft_ms" else "tok/s/GPU"
+        unit = {"ttft_ms": "ms", "out_tok_s": "tok/s"}.get(r.metric, "tok/s/GPU")
         what = f"TTFT isl {r.isl}" if r.metric == "ttft_ms" else f"batch {r.batch} {r.isl}/{r.osl}"
         ours, roof = predict(r), roofline(r)
         name = f"{r.engine} {r.model} {r.gpu} TP{r.tp} {r.quant} {what} ({unit}) [{r.key}]"

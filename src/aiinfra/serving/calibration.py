@@ -68,6 +68,8 @@ def predict(row: Row, efficiency: dict | None = None, *, use_engine: bool = True
         return float(r.term("TTFT").value) * 1e3
     if row.metric == "out_tok_s_per_gpu":
         return float(r.term("output tokens/s per GPU").value)
+    if row.metric == "out_tok_s":  # per replica: batch · output / request latency
+        return float(r.term("output tokens/s per GPU").value) * row.tp
     raise ValueError(f"unknown metric {row.metric}")
 
 

@@ -54,6 +54,16 @@ def engine_efficiency(engine: str | None, gpu: GpuSpec) -> dict | None:
     return dict(eff, engine=engine) if eff else None
 
 
+def prefill_overhead_s(eff: dict | None, layers: int) -> float:
+    """Fixed cost of one prefill step: kernel launches and set-up per layer (prefill_layer_overhead_us) times the
+    layers; a flat prefill_overhead_ms where one is given instead."""
+    if not eff:
+        return 0.0
+    if "prefill_layer_overhead_us" in eff:
+        return float(eff["prefill_layer_overhead_us"]) * layers / 1e6
+    return float(eff.get("prefill_overhead_ms", 0.0)) / 1e3
+
+
 def _version(v: str) -> tuple[int, ...]:
     return tuple(int(p) for p in v.split(".") if p.isdigit())
 
@@ -94,7 +104,7 @@ def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batc
     decode_bw = float(eff["decode_bw_fraction"]) if eff else cal.decode_bw_fraction
     gemm_scale = float(eff["gemm_scale"]) if eff else 1.0
     kv_bw = float(eff.get("kv_bw_fraction", decode_bw)) if eff else decode_bw  # attention kernels reading the KV cache
-    step_overhead = float(eff.get("prefill_overhead_ms", 0.0)) / 1e3 if eff else 0.0  # fixed cost of a prefill step
+    step_overhead = prefill_overhead_s(eff, m.layers)  # fixed cost of a prefill step: launches per layer
     layer_overhead = float(eff.get("decode_layer_overhead_us", 0.0)) / 1e6 if eff else 0.0  # launches per layer per step
     cal_src = (f"engines.yaml {eff.get('engine', 'given')}.efficiency[{gpu.key}] (fitted on {eff.get('fitted_on', 'given')})"
                if eff else cal.source)

@@ -164,3 +164,20 @@ def test_llama_405b_h200_tp8_blocks_vllm_9699():
     assert nvls == pytest.approx((22_750 - 17_595) * 16 * 64_512, rel=0.02)
     assert off.non_torch.inputs["NVLS buffers (B)"] == 0
     assert on.activation.inputs["sampler pass (B)"] / GiB == pytest.approx(10.3 * 1024 * 128_256 * 4 / GiB, rel=1e-6)
+
+
+def test_size_infer_says_what_nvls_costs_and_what_turning_it_off_gives():
+    """vllm-project/vllm#9699: on 8 × H200 NCCL's NVLink SHARP buffers cost about 5 GiB of KV per GPU (17,595 blocks
+    with NVLS, 227xx with NCCL_NVLS_ENABLE=0). `size infer --engine vllm` at TP8 on an NVSwitch says how much NVLS takes
+    and how many KV tokens NCCL_NVLS_ENABLE=0 would give; at TP2 (no NVLS) it says nothing."""
+    from aiinfra.sizing.commands import size_infer
+
+    r = size_infer(model("llama-3.1-70b"), gpu("h100-sxm"), tp=8, engine="vllm", context=8192)
+    e = r.facts["engine"]
+    assert e["nvls_buffers_gib"] == pytest.approx(2 * 288 * 8 / 1024, rel=0.01)  # V1: 2 communicators · 288 MiB · 8
+    assert e["kv_tokens_with_nvls_off"] > r.facts["engine_kv_tokens"]
+    gained = (e["kv_tokens_with_nvls_off"] - r.facts["engine_kv_tokens"]) * 8 * 2 * 128 * 2 * 80 / 8  # B per GPU
+    assert gained / GiB == pytest.approx(e["nvls_buffers_gib"], rel=0.02)
+    assert any("NCCL_NVLS_ENABLE=0" in a for a in r.assumptions)
+    r2 = size_infer(model("llama-3.1-70b"), gpu("h100-sxm"), tp=2, engine="vllm", context=8192)
+    assert "nvls_buffers_gib" not in r2.facts["engine"]

@@ -4,6 +4,9 @@ and maximum concurrency, and whether they start at all for a given max_model_len
 Each engine reserves memory its own way (catalog/data/engines.yaml):
 - vLLM: gpu_memory_utilization × the total PyTorch sees, minus weights, the activation peak of a profile
   run over max_num_batched_tokens, non-torch memory and (since v0.21) CUDA graphs; KV in blocks of 16.
+  V0 releases before 0.7 (scheduler="v0"): the profile's peak is the larger of the forward and the top-k/top-p
+  sampler over max_num_seqs sequences, non-torch memory includes the caching allocator's slack, and NCCL's NVLS
+  buffers are rounded to the multicast granularity.
 - SGLang: mem_fraction_static × total minus what is in use once the weights are loaded; a token pool.
 - TensorRT-LLM: free_gpu_memory_fraction of what is free after weights and runtime buffers.
 """

@@ -51,7 +51,7 @@ def test_vllm_qwen25_speed_benchmark_held_out_72b():
     tokens, CUDA graphs): Qwen2.5-72B-Instruct BF16 on 4 GPUs runs 31.37 / 29.90 / 30.10 / 27.53 tok/s after
     1 / 6,144 / 14,336 / 30,720 prompt tokens. vLLM's A100 efficiencies are fitted on the 7B rows of that page only;
     the 72B TP4 rows are held out and land within 5% (the uncalibrated roofline is 46-54% high)."""
-    rows = [r for r in benchmark_rows("vllm") if r.model == "qwen2.5-72b"]
+    rows = [r for r in benchmark_rows("vllm") if r.model == "qwen2.5-72b" and r.engine_version == "0.6.3"]
     assert len(rows) == 4 and all(r.split == "held-out" and r.tp == 4 for r in rows)
     for r in rows:
         assert abs(_err(r)) < 0.05, r.key
@@ -118,3 +118,17 @@ def test_pre_xqa_gqa_decode_rereads_the_kv_cache_per_query_head():
     old = inference_perf(m70, gpu("h100-sxm"), engine_version="0.6.1", **kw).term("output tokens/s per GPU").value
     new = inference_perf(m70, gpu("h100-sxm"), engine_version="0.8.0", **kw).term("output tokens/s per GPU").value
     assert 1.5 < new / old < 2.6
+
+
+def test_vllm_second_source_qwen2_speed_benchmark_held_out():
+    """QwenLM/Qwen2 docs/source/benchmark/speed_benchmark.rst (vLLM 0.4.2, A100 80GB, batch 1, 2,048 generated
+    tokens): Qwen2-7B-Instruct 80.45 / 76.41 tok/s and Qwen2-72B-Instruct TP4 30.01 / 27.98 tok/s after 1 / 6,144
+    prompt tokens — a source no fit saw; within 11%. After 14k-31k prompt tokens that release ran 16-42% below our
+    figure (its own PagedAttention decode kernel, vllm-project/vllm#2744; not modelled), which this test records so
+    that a model change that closes or widens the gap is noticed."""
+    rows = {(r.model, r.isl): r for r in benchmark_rows("vllm") if r.engine_version == "0.4.2"}
+    assert len(rows) == 8 and all(r.split == "held-out" for r in rows.values())
+    for m in ("qwen2.5-7b", "qwen2.5-72b"):
+        for isl in (1, 6144):
+            assert abs(_err(rows[(m, isl)])) < 0.11, (m, isl)
+        assert 0.15 < _err(rows[(m, 30720)]) < 0.45

@@ -10,13 +10,16 @@ Sources:
   max_model_len 20,000 — FIT of engines.yaml vllm.activation_factor; 1,478 blocks at 29,000 — HELD-OUT);
   vllm-project/vllm#21348 (Qwen3-235B-A22B-FP8, 4 × H100 TP4: vLLM 178,880 tokens — HELD-OUT, run with an
   LMCache KV connector; SGLang mem_fraction_static 0.93: 367,404 tokens — FIT of sglang.load_overhead_*);
-  vllm-project/vllm#10511 (Llama-3-8B on H100, TP1/TP2, vLLM 0.6.5: available KV 53.29 / 58.97 GiB — HELD-OUT);
-  NCCL NVLS buffer sizes from the NCCL log in vllm-project/vllm#9699 (not fitted);
+  vllm-project/vllm#10511 (Llama-3-8B on H100, TP1/TP2, vLLM 0.6.5: available KV 53.29 / 58.97 GiB — FIT of the V0
+  sampler copies and Hopper non-torch figures; the TP2 activation line is HELD-OUT);
+  vllm-project/vllm#9699 (Llama-3.1-405B, 8 × H200 TP8, vLLM 0.6.3: 17,595 blocks, 227xx with NVLS off — HELD-OUT;
+  NCCL NVLS buffer sizes from its NCCL log line, not fitted);
   LMCache/LMCache#1739 (Qwen3-14B: 6.51 GiB → 42,656 tokens, pool → tokens only).
 - Latency: LLM-Viewer issue #4 (TensorRT-LLM, A100, LLaMA-7B, batch 1): TTFT 16.1 ms at 128 prompt tokens,
   120.5 ms at 2,048 (the rows catalog/data/calibration.yaml `inference` was fitted on — FIT).
 - Engine throughput/latency: catalog/data/engine_benchmarks.yaml (TensorRT-LLM's published static-batch tables,
-  v0.6.1/v0.5, 2023-12: H100 FP8, A100 FP16, L40S FP8, Llama 2 7B/70B), each row FIT or HELD-OUT as marked
+  v0.6.1/v0.5, 2023-12: H100 FP8, A100 FP16, L40S FP8, Llama 2 7B/70B; vLLM 0.6.3 from the Qwen2.5 speed
+  benchmark, A100, batch 1: Qwen2.5-7B fit, Qwen2.5-72B TP4 held out), each row FIT or HELD-OUT as marked
   there, with the pure roofline beside it; LLM-Viewer#4's rows are a source held out of that fit.
 Run: PYTHONPATH=src python benchmarks/serving_fidelity.py
 """
@@ -53,22 +56,34 @@ def kv_rows() -> None:
     q = model("qwen3-235b-a22b")
     r = engine_memory(q, gpu("h100-sxm"), engine="vllm", tp=4, quant="fp8", max_model_len=40960, cuda_graphs=False)
     row("KV capacity", "vLLM Qwen3-235B-A22B-FP8 4xH100 TP4 (tokens) [vllm#21348]", r.kv_tokens, 178_880, "HELD-OUT")
-    # vllm#9699 (vLLM ~0.6.3 V0, Oct 2024, 8 × H200, Llama-3.1-405B bf16 -tp 8 --max-num-seqs 1024
-    # --max_num_batched_tokens 1024): 17,595 GPU blocks with NCCL NVLS on, "227xx" with NCCL_NVLS_ENABLE=0. The
-    # absolute row predates the profiler overhaul (vllm#10511) that changed what non-torch memory counts;
-    # the on − off difference checks the NVLS buffer size on its own (block = 16 tokens × 64,512 B).
+    # vllm#9699 (vLLM ~0.6.3 V0, Oct 2024, 8 × H200, Llama-3.1-405B bf16 -tp 8 --load-format dummy --max-num-seqs
+    # 1024 --max_num_batched_tokens 1024): 17,595 GPU blocks with NCCL NVLS on, "227xx" with NCCL_NVLS_ENABLE=0.
+    # What the V0 profile counts there: the top-k/top-p sampler over 1,024 sequences on the driver rank (10.3 ×
+    # 1,024 × 128,256 × 4 B = 5.0 GiB, far above the 1,024-token forward), the Hopper non-torch figures of vllm#10511
+    # and NVLS buffers of two communicators rounded to the 512 MiB multicast granularity (block = 16 × 64,512 B).
     r405 = engine_memory(model("llama-3.1-405b"), gpu("h200-sxm"), engine="vllm", tp=8, max_model_len=131072,
                          max_num_batched_tokens=1024, max_num_seqs=1024, cuda_graphs=False, scheduler="v0")
     row("KV capacity", "vLLM 0.6.3 Llama-3.1-405B 8xH200 TP8 (blocks) [vllm#9699]", r405.kv_tokens / 16, 17_595,
         "HELD-OUT")
+    # The same run with NCCL_NVLS_ENABLE=0: the issue prints "227xx" blocks; 22,750 ± 50 (±0.2%).
+    off = engine_memory(model("llama-3.1-405b"), gpu("h200-sxm"), engine="vllm", tp=8, max_model_len=131072,
+                        max_num_batched_tokens=1024, max_num_seqs=1024, cuda_graphs=False, scheduler="v0",
+                        nccl_nvls=False)
+    row("KV capacity", "vLLM 0.6.3 Llama-3.1-405B 8xH200 TP8 NCCL_NVLS_ENABLE=0 (blocks) [vllm#9699]",
+        off.kv_tokens / 16, 22_750, "HELD-OUT")
     nvls = float(r405.non_torch.inputs["NVLS buffers (B)"]) / GiB
     row("KV capacity", "NCCL NVLS buffers, 405B TP8 H200: blocks on − off (GiB) [vllm#9699]", nvls,
         (22_750 - 17_595) * 16 * 64_512 / GiB, "HELD-OUT")
+    # vllm#10511's two logs fix engines.yaml vllm.v0_sampler_logit_copies (activation line, TP1) and v0_non_torch.hopper
+    # (non_torch_memory lines), so their KV rows are FIT: they check the budget, weights and the max(forward,
+    # sampler) rule, not an independent prediction.
     for tp, pub in ((1, 53.29), (2, 71.29 - 7.48 - 3.58 - 1.26)):
         r = engine_memory(m8, gpu("h100-sxm"), engine="vllm", tp=tp, max_model_len=8192, max_num_batched_tokens=8192,
                           max_num_seqs=256, cuda_graphs=False, scheduler="v0")
         row("KV capacity", f"vLLM 0.6.5 Llama-3-8B H100 TP{tp} available KV (GiB) [vllm#10511]",
-            float(r.kv_pool.value) / GiB, pub, "HELD-OUT")
+            float(r.kv_pool.value) / GiB, pub, "FIT")
+        row("KV capacity", f"vLLM 0.6.5 Llama-3-8B H100 TP{tp} activation peak (GiB) [vllm#10511]",
+            float(r.activation.value) / GiB, 1.26, "FIT" if tp == 1 else "HELD-OUT")
     r = engine_memory(q, gpu("h100-sxm"), engine="sglang", tp=4, quant="fp8", fraction=0.93)
     row("KV capacity", "SGLang Qwen3-235B-A22B-FP8 4xH100 TP4 (tokens) [vllm#21348]", r.kv_tokens, 367_404, "FIT")
     q14 = from_config({"model_type": "qwen3", "hidden_size": 5120, "num_hidden_layers": 40, "num_attention_heads": 40,
@@ -103,7 +118,7 @@ def engine_rows() -> None:
     from aiinfra.serving.calibration import benchmark_rows, predict, roofline
 
     for r in benchmark_rows():
-        unit = "ms" if r.metric == "ttft_ms" else "tok/s/GPU"
+        unit = {"ttft_ms": "ms", "out_tok_s": "tok/s"}.get(r.metric, "tok/s/GPU")
         what = f"TTFT isl {r.isl}" if r.metric == "ttft_ms" else f"batch {r.batch} {r.isl}/{r.osl}"
         ours, roof = predict(r), roofline(r)
         name = f"{r.engine} {r.model} {r.gpu} TP{r.tp} {r.quant} {what} ({unit}) [{r.key}]"

@@ -30,28 +30,44 @@ def test_every_row_names_its_source_and_split():
     assert {r.gpu for r in rows if r.split == "held-out"} == {"h100-sxm", "a100-80gb-sxm", "l40s"}
 
 
-@pytest.mark.parametrize("g", ["h100-sxm", "a100-80gb-sxm", "l40s"])
-def test_stored_efficiencies_are_the_fit(g):
+@pytest.mark.parametrize("engine,g", [("tensorrt-llm", "h100-sxm"), ("tensorrt-llm", "a100-80gb-sxm"),
+                                      ("tensorrt-llm", "l40s"), ("vllm", "a100-80gb-sxm")])
+def test_stored_efficiencies_are_the_fit(engine, g):
     """Re-running the fit on the fit rows gives the stored constants (the loss is no better than theirs)."""
-    stored = default_catalog().entry("engines", "tensorrt-llm")[1]["efficiency"][g]
-    fresh, rows = fit("tensorrt-llm", g)
+    stored = default_catalog().entry("engines", engine)[1]["efficiency"][g]
+    fresh, rows = fit(engine, g)
 
     def loss(eff):
         return sum(math.log(predict(r, eff) / r.value) ** 2 for r in rows)
 
     assert loss(stored) <= loss(fresh) * 1.02 + 1e-4
-    assert stored["gemm_scale"] == pytest.approx(fresh["gemm_scale"], rel=0.05)
+    assert stored["decode_bw_fraction"] == pytest.approx(fresh["decode_bw_fraction"], rel=0.05)
+    if engine == "tensorrt-llm":  # vLLM's batch-1 rows pin the GEMM scale only loosely
+        assert stored["gemm_scale"] == pytest.approx(fresh["gemm_scale"], rel=0.05)
+
+
+def test_vllm_qwen25_speed_benchmark_held_out_72b():
+    """QwenLM/Qwen2.5 docs/source/benchmark/speed_benchmark.rst (vLLM 0.6.3, A100 80GB, batch 1, 2,048 generated
+    tokens, CUDA graphs): Qwen2.5-72B-Instruct BF16 on 4 GPUs runs 31.37 / 29.90 / 30.10 / 27.53 tok/s after
+    1 / 6,144 / 14,336 / 30,720 prompt tokens. vLLM's A100 efficiencies are fitted on the 7B rows of that page only;
+    the 72B TP4 rows are held out and land within 5% (the uncalibrated roofline is 46-54% high)."""
+    rows = [r for r in benchmark_rows("vllm") if r.model == "qwen2.5-72b" and r.engine_version == "0.6.3"]
+    assert len(rows) == 4 and all(r.split == "held-out" and r.tp == 4 for r in rows)
+    for r in rows:
+        assert abs(_err(r)) < 0.05, r.key
+        assert roofline(r) / r.value - 1 > 0.4
 
 
 def test_fit_rows_and_held_out_rows():
-    """Fit rows within 20% each; held-out rows 22% on average (the two H100 Llama-2-70B long-decode rows are
-    +73% and +88%: that release's GQA decode ran about 2x slower than its MHA 7B decode, which no per-GPU
-    constant fitted on 7B rows can know); A100 70B TTFT and L40S held-out rows within 10%."""
+    """Fit rows within 20% each; TensorRT-LLM's 14 held-out rows 12% on average (the 10 held out before the A100
+    70B throughput rows were added: 21.7% before the pre-XQA GQA decode was modelled, 10.7% after); A100 70B TTFT
+    and L40S held-out rows within 10%."""
     rows = benchmark_rows("tensorrt-llm")
     fit_errs = [abs(_err(r)) for r in rows if r.split == "fit"]
     held = {r.key: _err(r) for r in rows if r.split == "held-out"}
     assert max(fit_errs) < 0.20
-    assert statistics.mean(abs(e) for e in held.values()) < 0.25
+    assert statistics.mean(abs(e) for e in held.values()) < 0.15
+    assert {r.engine for r in benchmark_rows() if r.split == "held-out"} == {"tensorrt-llm", "vllm"}
     for k in ("trtllm-a100-llama2-70b-ttft-128", "trtllm-a100-llama2-70b-ttft-2048",
               "trtllm-l40s-llama2-7b-128-2048", "trtllm-l40s-llama2-7b-2048-128"):
         assert abs(held[k]) < 0.10, k
@@ -75,3 +91,44 @@ def test_engine_without_fitted_efficiency_keeps_the_generic_calibration():
     a = inference_perf(m, g, prompt=512, output=128, batch=8, engine="vllm")
     b = inference_perf(m, g, prompt=512, output=128, batch=8)
     assert a.term("TPOT").value == b.term("TPOT").value
+
+
+def test_pre_xqa_gqa_decode_rereads_the_kv_cache_per_query_head():
+    """NVIDIA/TensorRT-LLM docs/source/blogs/XQA-kernel.md: the XQA generation kernel for MQA/GQA ("reducing data
+    loading and conversion") came with v0.8, lifting Llama-70B 128/2048 on one H200 from 1,227 to 2,941 tok/s/GPU.
+    The v0.6.1 tables ran the older kernel, which loads each KV head's cache once per query head (8x for
+    Llama-2-70B). With that, the two H100 FP8 Llama-2-70B long-decode rows (TP4 batch 480 128/2048: 1,486
+    tok/s/GPU; TP2 batch 64 2048/2048: 547), both held out, land within 20% (they were +73% and +88%); MHA models
+    (Llama-2-7B, the fit rows) and releases from v0.8 read the cache once."""
+    from aiinfra.perf.inference import gqa_kv_rereads
+
+    m70, m7 = model("llama-2-70b"), model("llama-2-7b")
+    assert gqa_kv_rereads(m70, "tensorrt-llm", "0.6.1")[0] == 8
+    assert gqa_kv_rereads(m70, "tensorrt-llm", "0.8.0")[0] == 1
+    assert gqa_kv_rereads(m70, "tensorrt-llm", None)[0] == 1
+    assert gqa_kv_rereads(m7, "tensorrt-llm", "0.6.1")[0] == 1
+    rows = {r.key: r for r in benchmark_rows("tensorrt-llm")}
+    for k in ("trtllm-h100-llama2-70b-128-2048", "trtllm-h100-llama2-70b-2048-2048"):
+        assert rows[k].split == "held-out"
+        assert abs(_err(rows[k])) < 0.20, k
+    # a current release (XQA) on the same row is faster than the v0.6.1 kernel by the re-read KV traffic
+    r = rows["trtllm-h100-llama2-70b-2048-2048"]
+    kw = dict(prompt=r.isl, output=r.osl, batch=r.batch, tp=r.tp, quant="fp8", kv_dtype="fp8",
+              gpu_memory_utilization=0.95, engine="tensorrt-llm")
+    old = inference_perf(m70, gpu("h100-sxm"), engine_version="0.6.1", **kw).term("output tokens/s per GPU").value
+    new = inference_perf(m70, gpu("h100-sxm"), engine_version="0.8.0", **kw).term("output tokens/s per GPU").value
+    assert 1.5 < new / old < 2.6
+
+
+def test_vllm_second_source_qwen2_speed_benchmark_held_out():
+    """QwenLM/Qwen2 docs/source/benchmark/speed_benchmark.rst (vLLM 0.4.2, A100 80GB, batch 1, 2,048 generated
+    tokens): Qwen2-7B-Instruct 80.45 / 76.41 tok/s and Qwen2-72B-Instruct TP4 30.01 / 27.98 tok/s after 1 / 6,144
+    prompt tokens — a source no fit saw; within 11%. After 14k-31k prompt tokens that release ran 16-42% below our
+    figure (its own PagedAttention decode kernel, vllm-project/vllm#2744; not modelled), which this test records so
+    that a model change that closes or widens the gap is noticed."""
+    rows = {(r.model, r.isl): r for r in benchmark_rows("vllm") if r.engine_version == "0.4.2"}
+    assert len(rows) == 8 and all(r.split == "held-out" for r in rows.values())
+    for m in ("qwen2.5-7b", "qwen2.5-72b"):
+        for isl in (1, 6144):
+            assert abs(_err(rows[(m, isl)])) < 0.11, (m, isl)
+        assert 0.15 < _err(rows[(m, 30720)]) < 0.45

@@ -9,7 +9,6 @@ import pytest
 
 from aiinfra.catalog.gpus import gpu
 from aiinfra.catalog.models import model
-from aiinfra.errors import AiinfraError
 from aiinfra.serving.commands import serve_plan
 from aiinfra.serving.k8s import manifests
 from aiinfra.serving.search import build_configs, decode_step
@@ -113,5 +112,39 @@ def test_expert_parallel_manifests_single_and_multi_node():
     leader = lws["leaderTemplate"]["spec"]["containers"][0]["command"]
     assert leader[leader.index("--data-parallel-size-local") + 1] == "8"
     assert "--headless" in " ".join(lws["workerTemplate"]["spec"]["containers"][0]["command"])
-    with pytest.raises(AiinfraError, match="multi-node TensorRT-LLM"):
-        manifests(_row(cs["DP16-attention + EP16"]), model_name="deepseek-v3", hf_id="x/y", engine="tensorrt-llm")
+
+
+
+@pytest.mark.parametrize("gpu_request", ["device-plugin", "dra"])
+def test_multi_node_tensorrt_llm_is_one_mpi_world_per_group(gpu_request):
+    """TensorRT-LLM serves a replica that spans nodes as one MPI world: `mpirun … trtllm-llmapi-launch trtllm-serve`
+    over every pod of the group (TensorRT-LLM docs, multi-node trtllm-serve with mpirun/srun). Each LWS group's pods
+    run sshd with a key pair from a Secret the operator creates (never a private key in the manifests); the leader
+    waits for its workers, lists them by LWS pod naming and runs all gpus_per_replica ranks, rank 0 serving HTTP."""
+    from aiinfra.serving.k8s import secrets_to_create
+
+    cs = _layouts("llama-3.1-405b", "h100-sxm", "bf16")
+    docs = manifests(_row(cs["TP8 × PP2"]), model_name="llama-3.1-405b", hf_id="meta-llama/Llama-3.1-405B",
+                     engine="tensorrt-llm", gpu_request=gpu_request)
+    _check(docs)
+    t = next(d for d in docs if d["kind"] == "LeaderWorkerSet")["spec"]["leaderWorkerTemplate"]
+    assert t["size"] == 2
+    leader = t["leaderTemplate"]["spec"]["containers"][0]["command"]
+    worker = t["workerTemplate"]["spec"]["containers"][0]["command"]
+    assert leader[:2] == ["sh", "-c"] and "mpirun --allow-run-as-root -np 16 -H $hosts" in leader[2]
+    assert "trtllm-llmapi-launch trtllm-serve meta-llama/Llama-3.1-405B" in leader[2]
+    assert "--tp_size 8" in leader[2] and "--pp_size 2" in leader[2] and "$LWS_GROUP_SIZE" in leader[2]
+    assert "hosts=$LWS_LEADER_ADDRESS:8" in leader[2]
+    assert "exec /usr/sbin/sshd -D" in worker[2] and "mpirun" not in worker[2]
+    for which in ("leaderTemplate", "workerTemplate"):
+        vols = t[which]["spec"]["volumes"]
+        assert {"name": "mpi-ssh", "secret": {"secretName": "llama-3-1-405b-h100-sxm-mpi-ssh", "defaultMode": 0o400}} in vols
+    assert not any(d["kind"] == "Secret" for d in docs)
+    notes = secrets_to_create(docs)
+    assert len(notes) == 1 and "kubectl create secret generic llama-3-1-405b-h100-sxm-mpi-ssh" in notes[0]
+    # one-node TensorRT-LLM stays a plain Deployment running trtllm-serve
+    one = manifests(_row(_layouts("llama-3.1-70b", "h100-sxm", "fp8")["TP8"]), model_name="llama-3.1-70b",
+                    hf_id="meta-llama/Llama-3.1-70B", engine="tensorrt-llm", gpu_request=gpu_request)
+    _check(one)
+    cmd = next(d for d in one if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert cmd[0] == "trtllm-serve" and secrets_to_create(one) == []

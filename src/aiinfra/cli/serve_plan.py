@@ -104,11 +104,16 @@ def command(
                         disaggregated=disaggregated, price_sources=sources)
     if manifests is not None and result.facts["winner"]:
         from aiinfra.serving.k8s import manifests as build
+        from aiinfra.serving.k8s import secrets_to_create
         from aiinfra.serving.manifest_io import write_yaml_docs
 
         docs = build(result.facts["winner"], model_name=m.name, hf_id=hf_id(m), engine=engine, gpu_request=gpu_request)
         write_yaml_docs(manifests, docs)
         result.facts["manifests"] = str(manifests)
+        result.warnings.extend(secrets_to_create(docs))
+        if engine == "tensorrt-llm" and result.facts["winner"]["mode"] != "aggregated":
+            result.warnings.append("TensorRT-LLM's prefill/decode roles are not rendered: each role's pods run an "
+                                   "aggregated trtllm-serve; use --no-disagg, or vLLM/SGLang, for disaggregated manifests")
     elif manifests is not None:
         result.warnings.append("no manifests written: no deployment meets the targets")
     emit(result, fmt, explain, _table)

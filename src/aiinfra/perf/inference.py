@@ -54,15 +54,46 @@ def engine_efficiency(engine: str | None, gpu: GpuSpec) -> dict | None:
     return dict(eff, engine=engine) if eff else None
 
 
+def prefill_overhead_s(eff: dict | None, layers: int) -> float:
+    """Fixed cost of one prefill step: kernel launches and set-up per layer (prefill_layer_overhead_us) times the
+    layers; a flat prefill_overhead_ms where one is given instead."""
+    if not eff:
+        return 0.0
+    if "prefill_layer_overhead_us" in eff:
+        return float(eff["prefill_layer_overhead_us"]) * layers / 1e6
+    return float(eff.get("prefill_overhead_ms", 0.0)) / 1e3
+
+
+def _version(v: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in v.split(".") if p.isdigit())
+
+
+def gqa_kv_rereads(m: ModelSpec, engine: str | None, engine_version: str | None) -> tuple[float, str]:
+    """How many times a decode step reads each KV head's cache: heads/kv_heads for an engine release whose
+    generation kernel runs one block per query head (TensorRT-LLM before XQA, engines.yaml gqa_xqa_since), else 1."""
+    if not engine or not engine_version or m.is_mla or m.kv_heads >= m.heads:
+        return 1.0, "one read per KV head (GQA-aware decode kernel)"
+    from aiinfra.catalog.loader import default_catalog
+
+    _, e = default_catalog().entry("engines", engine)
+    since = e.get("gqa_xqa_since")
+    if since and _version(engine_version) < _version(since):
+        return m.heads / m.kv_heads, (f"{engine} {engine_version} predates its GQA decode kernel (XQA, {since}): "
+                                      f"each of {m.heads // m.kv_heads} query heads per KV head reads the cache")
+    return 1.0, "one read per KV head (GQA-aware decode kernel)"
+
+
 def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batch: int, tp: int = 1,
                    quant: str = "bf16", kv_dtype: str = "bf16", price_per_gpu_hour: float | None = None,
                    gpu_memory_utilization: float | None = None, engine: str | None = None,
-                   efficiency: dict | None = None) -> Result:
+                   efficiency: dict | None = None, engine_version: str | None = None) -> Result:
     """Latency and throughput of serving `batch` requests of `prompt` → `output` tokens on `tp` GPUs.
 
     engine: use that engine's efficiencies fitted on its published benchmarks for this GPU (engines.yaml
     `efficiency`: decode_bw_fraction, gemm_scale) where they exist; otherwise the generic calibration.
-    efficiency: the same two numbers given directly (used by the fit itself)."""
+    efficiency: the same two numbers given directly (used by the fit itself).
+    engine_version: the engine release, where its kernels change the answer (TensorRT-LLM before 0.8 re-reads a
+    GQA model's KV cache once per query head); None means a current release."""
     for name, v in (("prompt", prompt), ("output", output), ("batch", batch), ("tp", tp)):
         if v <= 0:
             raise SpecError(f"{name} must be positive, got {v}")
@@ -73,7 +104,7 @@ def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batc
     decode_bw = float(eff["decode_bw_fraction"]) if eff else cal.decode_bw_fraction
     gemm_scale = float(eff["gemm_scale"]) if eff else 1.0
     kv_bw = float(eff.get("kv_bw_fraction", decode_bw)) if eff else decode_bw  # attention kernels reading the KV cache
-    step_overhead = float(eff.get("prefill_overhead_ms", 0.0)) / 1e3 if eff else 0.0  # fixed cost of a prefill step
+    step_overhead = prefill_overhead_s(eff, m.layers)  # fixed cost of a prefill step: launches per layer
     layer_overhead = float(eff.get("decode_layer_overhead_us", 0.0)) / 1e6 if eff else 0.0  # launches per layer per step
     cal_src = (f"engines.yaml {eff.get('engine', 'given')}.efficiency[{gpu.key}] (fitted on {eff.get('fitted_on', 'given')})"
                if eff else cal.source)
@@ -124,7 +155,8 @@ def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batc
     if m.is_moe:
         # Routed experts are the bulk of an MoE's bytes; only the touched share is read.
         w_read = weights_gpu * (1 - (1 - expert_share) * _routed_share(m))
-    kv_read = eff_batch * kv_seq
+    rereads, reread_src = gqa_kv_rereads(m, engine, engine_version)
+    kv_read = eff_batch * kv_seq * rereads
     bw_time = w_read / (gpu.memory_bw * decode_bw) + kv_read / (gpu.memory_bw * kv_bw)
     dec_flops = eff_batch * (matmul_tok + attn_pos * cached + head) / tp
     dec_mm = min(0.95, float(compute.matmul_efficiency(2 * eff_batch * m.hidden * m.ffn / tp / 1e9).value) * gemm_scale)
@@ -134,8 +166,8 @@ def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batc
     tpot = Term("TPOT", max(bw_time, dec_compute) + dec_comm + m.layers * layer_overhead, "s",
                 "max(weights read / (HBM · decode eff) + KV read / (HBM · KV eff), decode FLOPs / (peak · eff)) + 2·L·t_allreduce + L · engine per-layer overhead",
                 {"weights read (B)": w_read, "KV read (B)": kv_read, "HBM B/s": gpu.memory_bw,
-                 "decode efficiency": decode_bw, "KV read efficiency": kv_bw, "per-layer overhead (s)": layer_overhead, "layers": m.layers, "decode FLOPs per GPU": dec_flops, "TP comm (s)": dec_comm},
-                {"calibration": cal_src, gpu.key: gpu.source})
+                 "decode efficiency": decode_bw, "KV read efficiency": kv_bw, "KV reads per KV head": rereads, "per-layer overhead (s)": layer_overhead, "layers": m.layers, "decode FLOPs per GPU": dec_flops, "TP comm (s)": dec_comm},
+                {"calibration": cal_src, gpu.key: gpu.source, "KV reads per KV head": reread_src})
     roofline_tpot = (w_read + kv_read) / gpu.memory_bw + dec_comm
     request = Term("request latency", ttft.value + output * tpot.value, "s", "TTFT + output · TPOT",
                    {"TTFT": ttft, "output": output, "TPOT": tpot})

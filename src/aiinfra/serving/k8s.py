@@ -3,14 +3,14 @@ when one replica fits one node, or a LeaderWorkerSet (leaderworkerset.x-k8s.io/v
 replica) when it spans nodes; each runs the engine's OpenAI-compatible server with its real flags
 (TP, PP, data-parallel attention + expert parallel, multi-node rendezvous), GPUs requested through the
 NVIDIA device plugin (nvidia.com/gpu) or a DRA ResourceClaimTemplate (resource.k8s.io/v1, device class
-gpu.nvidia.com)."""
+gpu.nvidia.com). A multi-node TensorRT-LLM replica is one MPI world: its pods reach each other over SSH with a key
+pair from a Secret the operator creates (`<name>-mpi-ssh`, keys id_ed25519 and id_ed25519.pub)."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from aiinfra.errors import SpecError
 
 IMAGES = {
     "vllm": "vllm/vllm-openai:v0.11.0",
@@ -83,16 +83,46 @@ def engine_args(engine: str, hf_id: str, row: dict, *, role: str | None = None, 
         if role:
             args += ["--disaggregation-mode", role]
         return args
-    if nodes > 1:
-        raise SpecError("multi-node TensorRT-LLM replicas (MPI launch) are not rendered; choose --engine vllm or "
-                        "sglang for manifests, or a layout within one node")
     args = ["trtllm-serve", hf_id, "--host", "0.0.0.0", "--port", str(PORT), "--tp_size", str(ep or tp),
             "--max_batch_size", batch, "--max_seq_len", mml, "--kv_cache_free_gpu_memory_fraction", "0.9"]
     if pp > 1:
         args += ["--pp_size", str(pp)]
     if ep:
         args += ["--ep_size", str(ep)]
+    if nodes > 1:
+        return ["sh", "-c", trtllm_mpi_script(args, int(row.get("gpus_per_replica", tp * pp)), nodes, node_role)]
     return args
+
+
+SSH_PORT = 2222
+SSH_DIR = "/etc/aiinfra-mpi-ssh"
+
+
+def ssh_secret_name(name: str) -> str:
+    return f"{name}-mpi-ssh"
+
+
+def trtllm_mpi_script(serve_args: list[str], gpus: int, nodes: int, node_role: str | None) -> str:
+    """A multi-node TensorRT-LLM replica is one MPI world (trtllm-serve under trtllm-llmapi-launch, started by
+    mpirun; TensorRT-LLM docs, multi-node serving). Every pod of the LWS group runs sshd on SSH_PORT with the
+    group's key pair (a Secret the operator creates: the manifests never carry a private key); the leader
+    waits until each worker's sshd answers, then runs mpirun over all pods, rank 0 (the HTTP server) on itself.
+    Worker i of a group is reachable as <leader pod name>-i.<leader's subdomain> (LWS pod naming)."""
+    per = gpus // nodes
+    sshd = (f"mkdir -p /root/.ssh /run/sshd && cp {SSH_DIR}/id_ed25519.pub /root/.ssh/authorized_keys && "
+            "chmod 600 /root/.ssh/authorized_keys && ssh-keygen -A >/dev/null && ")
+    if node_role == "worker":
+        return sshd + f"exec /usr/sbin/sshd -D -e -p {SSH_PORT}"
+    ssh = f"-p {SSH_PORT} -o StrictHostKeyChecking=no -i /root/.ssh/id_ed25519"
+    serve = " ".join(_quote(a) for a in serve_args)
+    return (sshd + f"cp {SSH_DIR}/id_ed25519 /root/.ssh/id_ed25519 && chmod 600 /root/.ssh/id_ed25519 && "
+            f"/usr/sbin/sshd -p {SSH_PORT} && "
+            "base=${LWS_LEADER_ADDRESS%%.*}; domain=${LWS_LEADER_ADDRESS#*.}; "
+            f"hosts=$LWS_LEADER_ADDRESS:{per}; i=1; "
+            "while [ $i -lt $LWS_GROUP_SIZE ]; do w=$base-$i.$domain; "
+            f"until ssh {ssh} $w true; do sleep 5; done; hosts=$hosts,$w:{per}; i=$((i+1)); done; "
+            f"exec mpirun --allow-run-as-root -np {gpus} -H $hosts --mca plm_rsh_args '{ssh}' "
+            f"trtllm-llmapi-launch {serve}")
 
 
 def _quote(a: str) -> str:
@@ -127,6 +157,11 @@ def manifests(row: dict, *, model_name: str, hf_id: str, engine: str = "vllm", g
                 "containers": [container],
                 "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}],
             }
+            if engine == "tensorrt-llm" and node_role:
+                # the group's SSH key pair for mpirun (created by the operator; see ssh_secret_name)
+                spec["volumes"].append({"name": "mpi-ssh", "secret": {"secretName": ssh_secret_name(name),
+                                                                      "defaultMode": 0o400}})
+                container["volumeMounts"].append({"name": "mpi-ssh", "mountPath": SSH_DIR, "readOnly": True})
             if gpu_request == "dra":
                 spec["resourceClaims"] = [{"name": "gpus", "resourceClaimTemplateName": f"{name}-gpus"}]
                 container["resources"] = {"claims": [{"name": "gpus"}]}
@@ -166,3 +201,20 @@ def manifests(row: dict, *, model_name: str, hf_id: str, engine: str = "vllm", g
             "spec": {"selector": selector, "ports": [{"name": "http", "port": PORT, "targetPort": PORT}]},
         })
     return docs
+
+
+def secrets_to_create(docs: list[dict[str, Any]]) -> list[str]:
+    """One line per Secret the manifests mount but do not carry (the MPI SSH key pair of multi-node TensorRT-LLM),
+    with the commands that create it."""
+    names: list[str] = []
+    for d in docs:
+        if d["kind"] != "LeaderWorkerSet":
+            continue
+        t = d["spec"]["leaderWorkerTemplate"]
+        for which in ("leaderTemplate", "workerTemplate"):
+            for v in t[which]["spec"].get("volumes", []):
+                if "secret" in v and v["secret"]["secretName"] not in names:
+                    names.append(v["secret"]["secretName"])
+    return [f"create Secret {n} before applying (the MPI ranks log in to each other over SSH): ssh-keygen -t ed25519 "
+            f"-N '' -f id_ed25519 && kubectl create secret generic {n} --from-file=id_ed25519 --from-file=id_ed25519.pub"
+            for n in names]

@@ -26,7 +26,7 @@ import numpy as np
 from aiinfra.errors import SpecError
 from aiinfra.perf import comm, compute
 from aiinfra.perf.flops import layer_flops
-from aiinfra.perf.inference import engine_efficiency
+from aiinfra.perf.inference import engine_efficiency, prefill_overhead_s
 from aiinfra.serving.workload import Targets, Workload
 from aiinfra.sizing.engine import engine_memory
 from aiinfra.sizing.inference import WEIGHT_QUANTS, kv_bytes_per_sequence, kv_bytes_per_token, model_weight_bytes
@@ -127,7 +127,7 @@ def _decode_consts(m: ModelSpec, gpu: GpuSpec, tp: int, quant: str, w_gpu: float
         "w": w_gpu, "routed": routed, "k_over_e": (m.experts_per_token / m.experts) if m.is_moe else 1.0,
         "bw": gpu.memory_bw * bw_frac, "hbm": gpu.memory_bw, "peak": pk, "gemm_scale": gemm_scale,
         "layer_oh": float(eff.get("decode_layer_overhead_us", 0.0)) / 1e6,
-        "prefill_oh": float(eff.get("prefill_overhead_ms", 0.0)) / 1e3, "efficiency": "engine" if eff else "generic",
+        "prefill_oh": prefill_overhead_s(eff, m.layers), "efficiency": "engine" if eff else "generic",
         "flops_tok": (matmul_tok + head) / flops_div, "attn_pos": attn_pos / flops_div, "ctx": ctx_mean, "kv_seq": kv_seq,
         "L": m.layers / pp, "L_total": m.layers, "h": m.hidden, "tp": 1 if ep else tp, "ar_bw": up.effective_bw,
         "ar_alpha": up.alpha, "pp": pp, "dp": ep or 1, "ep": ep, "gpus": gpus, "pf_div": pf_div,

@@ -157,6 +157,19 @@ def inference_report(
         result.assumptions.append(
             f"{em.engine}: {es['fraction_flag']} {es['fraction']}, max_num_batched_tokens {es['max_num_batched_tokens']}, "
             f"max_num_seqs {es['max_num_seqs']}, block {es['block_size']} (catalog engines.yaml)")
+        nvls = float(em.non_torch.inputs.get("NVLS buffers (B)", 0.0)) if em.engine == "vllm" else 0.0
+        if nvls:
+            # NCCL's NVLink SHARP buffers are the largest piece of non-torch memory at TP > 2 on Hopper NVSwitch
+            # systems; NCCL_NVLS_ENABLE=0 gives them back to the KV cache (vllm#9699 measured both settings).
+            off = engine_memory(m, g, engine=engine, tp=tp, pp=pp, quant=quant, kv_dtype=kv_dtype,
+                                max_model_len=max_model_len or context, fraction=gpu_memory_utilization,
+                                max_num_batched_tokens=max_batched_tokens, weights_bytes=weights_bytes, nccl_nvls=False)
+            es["nvls_buffers_gib"] = round(nvls / GiB, 2)
+            es["kv_tokens_with_nvls_off"] = off.kv_tokens
+            result.assumptions.append(
+                f"NCCL NVLink SHARP (NVLS) buffers counted: {nvls / GiB:,.2f} GiB per GPU at TP{tp} on {g.key}; "
+                f"NCCL_NVLS_ENABLE=0 frees them: {off.kv_tokens:,} KV tokens instead of {em.kv_tokens:,} "
+                "(all-reduces lose the switch's in-network reduction; vllm-project/vllm#9699)")
         if not em.starts:
             result.warnings.append(
                 f"{em.engine} will not start: one {em.max_model_len:,}-token sequence needs more KV than the "

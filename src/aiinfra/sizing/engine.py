@@ -4,6 +4,9 @@ and maximum concurrency, and whether they start at all for a given max_model_len
 Each engine reserves memory its own way (catalog/data/engines.yaml):
 - vLLM: gpu_memory_utilization × the total PyTorch sees, minus weights, the activation peak of a profile
   run over max_num_batched_tokens, non-torch memory and (since v0.21) CUDA graphs; KV in blocks of 16.
+  V0 releases before 0.7 (scheduler="v0"): the profile's peak is the larger of the forward and the top-k/top-p
+  sampler over max_num_seqs sequences, non-torch memory includes the caching allocator's slack, and NCCL's NVLS
+  buffers are rounded to the multicast granularity.
 - SGLang: mem_fraction_static × total minus what is in use once the weights are loaded; a token pool.
 - TensorRT-LLM: free_gpu_memory_fraction of what is free after weights and runtime buffers.
 """
@@ -59,8 +62,9 @@ def visible_total_bytes(gpu: GpuSpec | None, entry: dict, total_mib: float | Non
     if gpu is None:
         raise SpecError("engine memory needs a GPU or a total in MiB")
     smi = gpu.memory_total_mib or gpu.memory_gb * 1e9 / MiB
-    src = f"{gpu.key}: nvidia-smi {smi:,.0f} MiB − driver {entry['driver_reserved_mib']} MiB (engines.yaml)"
-    return (smi - entry["driver_reserved_mib"]) * MiB, src
+    driver = (entry.get("driver_reserved_mib_by_gpu") or {}).get(gpu.key, entry["driver_reserved_mib"])
+    src = f"{gpu.key}: nvidia-smi {smi:,.0f} MiB − driver {driver} MiB (engines.yaml)"
+    return (smi - driver) * MiB, src
 
 
 def serve_defaults(entry: dict, total_bytes: float, gpu: GpuSpec | None) -> dict:
@@ -106,20 +110,39 @@ def nvls_active(gpu: GpuSpec | None, tp: int) -> bool:
             and (gpu.architecture or "").lower() not in ("ampere", "volta", "turing"))
 
 
-def vllm_non_torch(e: dict, gpu: GpuSpec | None, tp: int, pp: int) -> Term:
+def v0_non_torch_entry(e: dict, gpu: GpuSpec | None) -> tuple[dict | None, str]:
+    """The V0-era non-torch figures for this GPU's architecture (engines.yaml vllm.v0_non_torch), if measured."""
+    table = e.get("v0_non_torch") or {}
+    arch = (gpu.architecture or "").lower() if gpu is not None else ""
+    if arch in table:
+        return table[arch], arch
+    return None, arch
+
+
+def vllm_non_torch(e: dict, gpu: GpuSpec | None, tp: int, pp: int, scheduler: str = "v1",
+                   nccl_nvls: bool | None = None) -> Term:
     """Per-rank memory outside PyTorch's allocator: CUDA context and cuBLAS workspace, plus with TP the custom
     all-reduce IPC buffers and NCCL buffers, plus NVLS buffers when NCCL uses NVLink SHARP (per communicator:
-    nvlsPerRankSize × ranks, as NCCL logs it)."""
+    nvlsPerRankSize × ranks, as NCCL logs it). V0 releases also count the caching allocator's slack here
+    (vllm#11809), measured per architecture from start-up logs."""
     base = float(e["non_torch_bytes"])
     tp_bytes = float(e["non_torch_tp_bytes"]) if tp * pp > 1 else 0.0
+    src_base = "engines.yaml vllm.non_torch_bytes (vllm#10517)"
+    if scheduler == "v0":
+        v0, arch = v0_non_torch_entry(e, gpu)
+        if v0 is not None:
+            base = float(v0["base_bytes"])
+            tp_bytes = float(v0["tp_bytes"]) if tp * pp > 1 else 0.0
+            src_base = f"engines.yaml vllm.v0_non_torch.{arch} (start-up logs; allocator slack counted, vllm#11809)"
     nvls = 0.0
-    if nvls_active(gpu, tp):
-        nvls = e["nccl_nvls_communicators"] * e["nccl_nvls_per_rank_bytes"] * tp
+    if nvls_active(gpu, tp) and nccl_nvls is not False:
+        gran = e.get("v0_nccl_nvls_granularity_bytes", 1) if scheduler == "v0" else 1
+        nvls = e["nccl_nvls_communicators"] * math.ceil(e["nccl_nvls_per_rank_bytes"] * tp / gran) * gran
     return Term("non-torch memory", base + tp_bytes + nvls, "B",
-                "CUDA context + (TP: custom all-reduce, NCCL) + (NVLS: communicators · nvlsPerRankSize · tp)",
+                "CUDA context + (TP: custom all-reduce, NCCL) + (NVLS: communicators · roundup(nvlsPerRankSize · tp, multicast granularity))",
                 {"CUDA context (B)": base, "TP buffers (B)": tp_bytes, "NVLS buffers (B)": nvls, "tp": tp},
-                {"CUDA context": "engines.yaml vllm.non_torch_bytes (vllm#10517)",
-                 "NVLS": "engines.yaml vllm.nccl_nvls_* (NCCL log line in vllm#9699; two NCCL communicators per TP group)"})
+                {"CUDA context": src_base,
+                 "NVLS": "engines.yaml vllm.nccl_nvls_* (NCCL log line in vllm#9699; two NCCL communicators per TP group; 512 MiB multicast granularity)"})
 
 
 def engine_memory(
@@ -127,10 +150,13 @@ def engine_memory(
     kv_dtype: str = "bf16", max_model_len: int | None = None, fraction: float | None = None,
     max_num_batched_tokens: int | None = None, max_num_seqs: int | None = None, cuda_graphs: bool | None = None,
     total_mib: float | None = None, weights_bytes: float | None = None, scheduler: str = "v1",
+    nccl_nvls: bool | None = None,
 ) -> EngineMemory:
     """KV tokens and concurrency the engine reports at start-up, per GPU of a TP × PP replica.
 
-    scheduler: "v1" (vLLM ≥ 0.8: the profile also runs the sampler over max_num_seqs sequences) or "v0"."""
+    scheduler: "v1" (vLLM ≥ 0.8: the profile also runs the sampler over max_num_seqs sequences) or "v0" (the V0
+    profile: top-k/top-p sampler peak, allocator slack counted as non-torch, NCCL 2.20-era NVLS buffers).
+    nccl_nvls: False as with NCCL_NVLS_ENABLE=0; None lets NCCL decide (on for > 2 GPUs on a Hopper NVSwitch)."""
     if scheduler not in ("v0", "v1"):
         raise SpecError(f"scheduler must be v0 or v1, got '{scheduler}'")
     key, e = engine_entry(engine)
@@ -158,14 +184,26 @@ def engine_memory(
                       {"fraction": frac, "visible total": total_b}, {"visible total": total_src})
         ws = activation_workspace(m, tokens=batched, batch=min(seqs, batched), tp=tp)
         moe = fused_moe_buffers(m, batched, tp)
-        sampler = (e["sampler_extra_logit_copies"] * min(seqs, batched) * m.vocab * 4.0) if scheduler == "v1" else 0.0
-        act = Term("activation peak", e["activation_factor"] * float(ws.value) + float(moe.value) + sampler, "B",
-                   "factor · workspace(max_num_batched_tokens) + fused-MoE buffers + sampler copies · max_num_seqs · V · 4 B",
-                   {"factor": e["activation_factor"], "workspace": ws, "max_num_batched_tokens": batched,
-                    "fused-MoE buffers": moe, "sampler pass (B)": sampler},
-                   {"factor": "engines.yaml vllm.activation_factor (fitted; rows named there)",
-                    "sampler": "engines.yaml vllm.sampler_extra_logit_copies (fitted on vllm#23278)"})
-        non_torch = vllm_non_torch(e, gpu, tp, pp)
+        forward = e["activation_factor"] * float(ws.value) + float(moe.value)
+        sampled = min(seqs, batched) * m.vocab * 4.0
+        if scheduler == "v1":
+            sampler = e["sampler_extra_logit_copies"] * sampled
+            act = Term("activation peak", forward + sampler, "B",
+                       "factor · workspace(max_num_batched_tokens) + fused-MoE buffers + sampler copies · max_num_seqs · V · 4 B",
+                       {"factor": e["activation_factor"], "workspace": ws, "max_num_batched_tokens": batched,
+                        "fused-MoE buffers": moe, "sampler pass (B)": sampler},
+                       {"factor": "engines.yaml vllm.activation_factor (fitted; rows named there)",
+                        "sampler": "engines.yaml vllm.sampler_extra_logit_copies (fitted on vllm#23278)"})
+        else:
+            # V0: the top-k/top-p sampler runs after the forward's activations are freed: the peak is the larger.
+            sampler = e["v0_sampler_logit_copies"] * sampled
+            act = Term("activation peak", max(forward, sampler), "B",
+                       "max(factor · workspace(max_num_batched_tokens) + fused-MoE buffers, V0 sampler copies · max_num_seqs · V · 4 B)",
+                       {"factor": e["activation_factor"], "workspace": ws, "max_num_batched_tokens": batched,
+                        "fused-MoE buffers": moe, "forward peak (B)": forward, "sampler pass (B)": sampler},
+                       {"factor": "engines.yaml vllm.activation_factor (fitted; rows named there)",
+                        "sampler": "engines.yaml vllm.v0_sampler_logit_copies (profile run samples top-k/top-p; fitted on vllm#10511)"})
+        non_torch = vllm_non_torch(e, gpu, tp, pp, scheduler, nccl_nvls)
         graphs_on = True if cuda_graphs is None else cuda_graphs
         graphs = Term("CUDA graphs", e["cuda_graph_bytes"] if graphs_on else 0.0, "B", "estimated graph pool", {},
                       {"when": f"in the budget since vLLM {e['cuda_graphs_in_budget_since']}; --enforce-eager drops it"})

@@ -128,3 +128,26 @@ def test_tp_overlap_mode_is_searched_and_fixable():
                      **{**kw, "options": Options(software="llama3-meta", offloads=(0,))})
     with pytest.raises(SpecError, match="ring or none|none or ring"):
         plan_command(m, g, [32], layout="tp=8,tp_overlap=pipe", **kw)
+
+
+def test_size_train_accepts_what_plan_recommends_with_the_same_memory():
+    """Issue 13: `size train llama-3.1-405b --pp 16` used to refuse a layout `plan` recommended. Both now count the
+    same parts against the same usable memory (catalog memory_total_mib): plan's winner for 405B on 1,024 H100s,
+    fed to `size train` with its layout, fits with the same bytes per GPU."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.catalog.models import model
+    from aiinfra.plan.commands import plan_command
+    from aiinfra.plan.search import Options
+    from aiinfra.sizing.commands import training_report
+
+    m, g = model("llama-3.1-405b"), gpu("h100-sxm")
+    res = plan_command(m, g, [1024], global_batch=512, seq=8192, top=1,
+                       options=Options(offloads=(0,), recompute_fractions=(1.0,)))
+    w = res.facts["layouts"][0]
+    assert w["offload"] == "none" and w["recompute"] in ("none", "selective", "full")
+    size = training_report(m, g, tp=w["tp"], pp=w["pp"], dp=w["dp"], cp=w["cp"], interleave=w["vp"], zero=w["zero"],
+                           recompute=w["recompute"], seq=8192, micro_batch=w["mb"],
+                           num_microbatches=512 // (w["dp"] * w["mb"]), precision="bf16")
+    assert size.facts["fits"]
+    total = float(next(t for t in size.terms if t.name == "total per GPU").value)
+    assert abs(total / 1e9 - w["memory_gb"]) < 1e-6 * w["memory_gb"]

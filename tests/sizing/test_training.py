@@ -5,7 +5,7 @@ import pytest
 
 from aiinfra.catalog.models import model
 from aiinfra.sizing.params import param_counts
-from aiinfra.sizing.training import model_states, training_memory, zero3_gather_buffer
+from aiinfra.sizing.training import layer_activation_bytes, model_states, training_memory, zero3_gather_buffer
 from aiinfra.units import GB, GiB
 
 KORTHIKANTI = [
@@ -188,3 +188,28 @@ def test_torchtitan_op_level_selective_memory_matches_the_h200_run():
     mega = float(training_memory(m, selective=selective_policy("megatron-core"), **kw).total.value) / 2**30
     assert abs(titan / 47.96 - 1) <= 0.05
     assert mega > 1.5 * titan
+
+
+def test_te_fp8_keeps_linear_inputs_in_fp8_so_the_recipe_layout_fits():
+    """Transformer Engine module/linear.py (NVIDIA/TransformerEngine, read 2026-12-02): in FP8 a linear layer keeps
+    only the column-wise FP8 copy of its input for the weight gradient ("Discard row-wise data since it is not needed
+    in backward pass"), 1 B per element instead of 2. Megatron-Bridge's Llama3 70B H100 FP8 recipe (TP4·PP8·VP5,
+    micro-batch 1, seq 8192, no recompute, bf16 gradient buffers: grad_reduce_in_fp32 = False) runs on 80 GB H100s;
+    counted with 16-bit inputs and fp32 gradients it would not fit, with FP8 inputs and bf16 gradients it does."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.sizing.training import device_memory, saves_quantized_inputs
+
+    m = model("llama-3.1-70b")
+    cap = device_memory(gpu("h100-sxm")).value
+    kw = dict(seq=8192, micro_batch=1, tp=4, pp=8, dp=2, sp=True, vp=5, num_microbatches=64, zero=1,
+              recompute="none", precision="fp8")
+    assert saves_quantized_inputs("megatron-core", "fp8") and not saves_quantized_inputs("torchtitan", "fp8")
+    assert not saves_quantized_inputs("megatron-core", "bf16")
+    te = float(training_memory(m, quantized_inputs=True, grad_dtype="bf16", **kw).total.value)
+    old = float(training_memory(m, **kw).total.value)
+    assert te <= cap < old
+    h, f = 8192, 28672
+    one = layer_activation_bytes(m, seq=8192, micro_batch=1, tp=4, sp=True).value
+    q = layer_activation_bytes(m, seq=8192, micro_batch=1, tp=4, sp=True, quantized_inputs=True).value
+    # 1 B saved on QKV and MLP inputs (U, split by SP), the attention-output input and the down-projection input (S)
+    assert one - q == pytest.approx(8192 * (2 * h / 4 + h / 4 + f / 4), rel=1e-9)

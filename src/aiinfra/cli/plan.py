@@ -111,6 +111,9 @@ def command(
     software: Annotated[str, typer.Option(help="Software stack profile (catalog stacks.yaml): megatron-core, torchtitan, deepspeed, llama3-meta, megatron-2021.")] = "megatron-core",
     memory_reserve: Annotated[str | None, typer.Option(
         help="Fixed runtime reserve per GPU (CUDA context + NCCL buffers), e.g. 2GiB (default: catalog runtime).")] = None,
+    grad_dtype: Annotated[str | None, typer.Option(
+        help="Gradient buffers and their DP reduction: fp32 or bf16 (Megatron's grad_reduce_in_fp32 off); "
+             "default fp32 (fp16 reduction for --dtype fp16).")] = None,
     recommend: Annotated[bool, typer.Option("--recommend", help="Rank every catalog GPU for this job instead.")] = False,
     catalog_prices: Annotated[bool, typer.Option("--catalog-prices", help="With --recommend: price GPUs without --price from the catalog (the same lookup as tco), each with its source.")] = False,
     fmt: FormatOpt = Format.table,
@@ -131,6 +134,9 @@ def command(
     opts.causal = causal
     opts.offloads = parse_offloads(offload)
     opts.software = stack_key(software)
+    if grad_dtype not in (None, "fp32", "bf16"):
+        raise SpecError(f"--grad-dtype must be fp32 or bf16, not {grad_dtype!r}")
+    opts.grad_dtype = grad_dtype
     if recommend:
         _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note, catalog_prices)
         return

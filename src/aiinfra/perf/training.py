@@ -177,13 +177,15 @@ def step_time(
     step_only: bool = False,
     recompute_fraction: Number = 1.0,
     tp_overlap: Number | None = None,
+    grad_reduce: str | None = None,
 ) -> TrainingPerf | np.ndarray:
     """Step time of training `m` on `gpu` with the given layout (scalars or broadcastable arrays).
 
     `global_batch` counts sequences of `seq` tokens; micro_batch is per DP rank. `dtype` is the
     linear layers' dtype (bf16/fp16/fp8/fp4); attention and norms stay 16-bit. `overlap_dp=False`
     charges every DP collective in full whatever the stack does. `tp_overlap` (0 blocking, 1 overlapped chunk
-    by chunk; arrays allowed) overrides the stack's default TP mode (its `overlap.tp`).
+    by chunk; arrays allowed) overrides the stack's default TP mode (its `overlap.tp`). `grad_reduce` ("fp32" |
+    "bf16") is the dtype gradients are reduced in; None: fp32 for bf16-based training, fp16 for fp16.
     """
     node = node or comm.node_for(gpu)
     stk = software if isinstance(software, Stack) else stack(software)
@@ -367,7 +369,7 @@ def step_time(
     # bf16-based training (bf16, fp8, fp4) are reduced in fp32 (Megatron-LM sets accumulate_allreduce_grads_in_fp32
     # for bf16; Llama 3 §3.3.4 reduce-scatters gradients in FP32; torchtitan's FSDP2 reduce dtype is float32), so
     # the reduce-scatter half moves twice the bytes; fp16 (2021 Megatron) reduces in fp16.
-    rs = 1.0 if lin == "fp16" else 2.0
+    rs = (1.0 if lin == "fp16" else 2.0) if grad_reduce is None else (2.0 if grad_reduce == "fp32" else 1.0)
     dp_factor = np.where(z3, (1.0 + 0.5 * rs) * M, 0.5 + 0.5 * rs)
     t_dp_raw = np.where(group > 1, ar_dp.value * dp_factor, 0.0)
     mb_busy = stage_t  # one micro-batch of the slowest stage

@@ -241,9 +241,19 @@ def selective_policy(software: str = "megatron-core") -> str:
     return str(default_catalog().entry("stacks", software)[1].get("selective", "attention"))
 
 
+def saves_quantized_inputs(software: str, precision: str) -> bool:
+    """Whether FP8/FP4 training under this stack keeps linear-layer inputs for backward in FP8 (stacks.yaml
+    `fp8_saved_inputs: quantized`, Transformer Engine) rather than in 16 bits (torchao float8 saves them high)."""
+    from aiinfra.catalog.loader import default_catalog
+
+    entry = default_catalog().entry("stacks", software)[1]
+    return precision in ("fp8", "fp4") and entry.get("fp8_saved_inputs", "high") == "quantized"
+
+
 def layer_activation_bytes(
     m: ModelSpec, *, seq: Any, micro_batch: Any, tp: Any = 1, cp: Any = 1, sp: Any = False,
     recompute: Any = 0, flash_attention: bool = True, moe: bool = False, selective: str = "attention",
+    quantized_inputs: bool = False,
 ) -> Term:
     """Activation bytes one transformer layer keeps for backward, per GPU (16-bit activations).
 
@@ -258,6 +268,10 @@ def layer_activation_bytes(
     `selective="every_second_linear"` is torchtitan's op-level policy instead: the block input, the outputs
     of the matmuls it saves (every other one, params.every_second_linear) and the attention output with its
     softmax statistics.
+    `quantized_inputs`: FP8 training through Transformer Engine keeps each linear layer's input for the weight
+    gradient as its FP8 copy (1 B instead of 2: module/linear.py discards the row-wise data and saves the
+    column-wise FP8 tensor): QKV and MLP inputs in U, the attention-output input and the MLP down-projection input
+    in S.
     """
     tp = np.asarray(tp, dtype=float)
     cp = np.asarray(cp, dtype=float)
@@ -278,8 +292,10 @@ def layer_activation_bytes(
         kv_units = (m.heads * m.head_dim + m.heads * v_dim + m.kv_lora_rank + m.qk_rope_dim) / h
     else:
         kv_units = m.kv_heads * (m.head_dim + v_dim) / h
-    U = 4.0 + 2.0 + 2.0 + dropout_masks
-    S = 2.0 * q_units + 2.0 * kv_units + 2.0 * o_units + mlp_units
+    lin_in = 1.0 if quantized_inputs else 2.0  # bytes per element of a saved linear-layer input
+    U = 4.0 + lin_in + lin_in + dropout_masks
+    mlp_units = mlp_units - (2.0 - lin_in) * ffn / h  # the down projection's input (SwiGLU product or GeLU output)
+    S = 2.0 * q_units + 2.0 * kv_units + lin_in * o_units + mlp_units
     seq_full = np.asarray(seq, dtype=float)
     if flash_attention:
         core = 4.0 * a * s_loc * b  # fp32 log-sum-exp per head and query
@@ -384,6 +400,7 @@ def training_memory(
     total_only: bool = False,
     recompute_fraction: Any = 1.0,
     selective: str = "attention",
+    quantized_inputs: bool = False,
 ) -> TrainingMemory | np.ndarray:
     """Peak memory on the most-loaded GPU of a training job (bytes), with every part explained.
 
@@ -405,24 +422,26 @@ def training_memory(
     penalty = np.where(np.asarray(vp) > 1, 1.0 + (pp_a - 1.0) / (pp_a * np.asarray(vp, dtype=float)), 1.0)
 
     act_dense = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp,
-                                       recompute=recompute, flash_attention=flash_attention, selective=selective)
+                                       recompute=recompute, flash_attention=flash_attention, selective=selective,
+                                       quantized_inputs=quantized_inputs)
     act_moe = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp,
                                      recompute=recompute, flash_attention=flash_attention, moe=True,
-                                     selective=selective)
+                                     selective=selective, quantized_inputs=quantized_inputs)
     frac = np.asarray(recompute_fraction, dtype=float)
     if np.any(frac < 1.0):  # block recompute: a fraction of each stage's layers fully, the rest store everything
         partial = (np.asarray(recompute) == 2) & (frac < 1.0)
         keep_d = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp, recompute=0,
-                                        flash_attention=flash_attention)
+                                        flash_attention=flash_attention, quantized_inputs=quantized_inputs)
         keep_m = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp, recompute=0,
-                                        flash_attention=flash_attention, moe=True)
+                                        flash_attention=flash_attention, moe=True, quantized_inputs=quantized_inputs)
         act_dense.value = np.where(partial, frac * act_dense.value + (1 - frac) * keep_d.value, act_dense.value)
         act_moe.value = np.where(partial, frac * act_moe.value + (1 - frac) * keep_m.value, act_moe.value)
     s_loc = np.asarray(seq, dtype=float) / np.asarray(cp, dtype=float)
     b = np.asarray(micro_batch, dtype=float)
     u_div = np.where(np.asarray(sp, dtype=bool), tp_a, 1.0)
     full_layer = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp,
-                                        recompute=0, flash_attention=flash_attention, moe=m.is_moe)
+                                        recompute=0, flash_attention=flash_attention, moe=m.is_moe,
+                                        quantized_inputs=quantized_inputs)
 
     first_l, middle_l, last_l = pipeline_layers(m.layers, pp, vp)
     flights = {"first": in_flight, "middle": np.maximum(np.minimum(in_flight, pp_a - 1.0), 0.0),

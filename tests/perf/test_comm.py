@@ -77,3 +77,21 @@ def test_unknown_link_and_node_entry_are_errors():
         comm.link("node-hopper-sxm")
     with pytest.raises(AiinfraError, match="algorithm"):
         comm.all_reduce(1, 2, comm.link("ib-ndr"), algo="butterfly")
+
+
+def test_hierarchical_all_to_all_sends_the_off_node_share_over_the_nics():
+    """An all-to-all over n ranks, `local` per node, each rank sending S bytes evenly: (local−1)/n of S stays on
+    NVLink and (n−local)/n crosses the NICs; the legs run at once. On DGX H100 (NVLink 450 GB/s per direction,
+    one 400 Gb/s NIC per GPU, interconnects.yaml) EP16 over two nodes is NIC-bound with half of S on the wire,
+    and EP8 inside the node equals the single-link all-to-all."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.perf.comm import all_to_all, hierarchical_all_to_all, node_for
+
+    node = node_for(gpu("h100-sxm"))
+    S = 134e6
+    two = hierarchical_all_to_all(S, 16, 8, node).value
+    nic = node.scale_out_per_gpu()
+    assert two == pytest.approx(S * 8 / 16 / nic.effective_bw + 7 * node.scale_up.alpha + 8 * nic.alpha, rel=1e-9)
+    inside = hierarchical_all_to_all(S, 8, 8, node).value
+    assert inside == pytest.approx(all_to_all(S, 8, node.scale_up).value, rel=1e-9)
+    assert two > 3 * inside

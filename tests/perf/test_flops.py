@@ -70,3 +70,18 @@ def test_arrays_broadcast_over_recompute_codes():
     f = flops.training_flops(m, tokens=np.array([1e6, 1e6, 1e6]), seq=2048, recompute=np.array([0, 1, 2]))
     assert f.hardware.value[0] < f.hardware.value[1] < f.hardware.value[2]
     assert np.all(f.model.value == f.model.value[0])
+
+
+def test_attention_follows_each_layers_window():
+    """gpt-oss-120b's config.json alternates sliding (128-token window) and full attention layers (layer_types).
+    Causal: a full layer attends s/2 positions per token on average, a sliding layer w − w²/2s once s > w (every
+    token past the first w sees w). At s = 4,096: (2,048 + 128 − 2) / 2 per layer on average. Mistral-7B's 4,096
+    window at s = 8,192: 4,096 − 1,024 = 3,072, not the 2,048 a halved window would give."""
+    from aiinfra.catalog.models import model
+    from aiinfra.perf.flops import attended_positions
+
+    m = model("gpt-oss-120b")
+    assert attended_positions(m, 4096, True) == pytest.approx((2048 + 128 - 128 * 128 / 8192) / 2, rel=1e-9)
+    assert attended_positions(model("mistral-7b"), 8192, True) == pytest.approx(3072, rel=1e-9)
+    assert attended_positions(model("llama-3.1-8b"), 8192, True) == 4096
+    assert attended_positions(model("llama-3.1-8b"), 8192, False) == 8192

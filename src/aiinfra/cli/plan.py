@@ -35,19 +35,21 @@ def _table(res: Result, tokens: float | None) -> Table:
     rows = f["layouts"]
     t = Table(title=f"{f['model']} on {f['gpus']} × {f['gpu']}: best layouts "
                     f"({f['candidates_evaluated']:,} candidates, {f['fit_in_memory']:,} fit)")
-    cols = ["#", "layout", "mb", "v", "recomp", "ZeRO", "step s", "tokens/s", "TF/GPU", "MFU", "GB/GPU", "headroom"]
+    cols = ["#", "layout", "mb", "v", "recomp", "ZeRO", "TP comm", "step s", "tokens/s", "TF/GPU", "MFU", "GB/GPU", "headroom"]
     if tokens:
         cols.append("days")
     if any("cost_usd" in w for w in rows):
         cols.append("cost $")
     for c in cols:
-        t.add_column(c, justify="left" if c in ("layout", "recomp") else "right", no_wrap=True, min_width=len(c))
+        t.add_column(c, justify="left" if c in ("layout", "recomp", "TP comm") else "right", no_wrap=True, min_width=len(c))
     mine = f.get("your_layout")
     shown = list(enumerate(rows, 1))
     if mine and not any(w["index"] == mine["index"] for w in rows):
         shown.append((mine["rank"], mine))
     for i, w in shown:
-        row = [str(i), w["layout"], str(w["mb"]), str(w["vp"]), w["recompute"], str(w["zero"]), f"{w['step_s']:.3f}",
+        tp_comm = {"ring": "overlap", "none": "blocking"}.get(w.get("tp_overlap", "none"), "-") if w["tp"] > 1 else "-"
+        row = [str(i), w["layout"], str(w["mb"]), str(w["vp"]), w["recompute"], str(w["zero"]), tp_comm,
+               f"{w['step_s']:.3f}",
                _compact(w["tokens_per_s"]), f"{w['tflops']:.0f}", f"{w['mfu']:.0%}", f"{w['memory_gb']:.1f}",
                f"{w['headroom_gb']:.1f}" + ("" if w.get("fits", True) else " OOM")]
         if tokens:

@@ -162,6 +162,25 @@ def all_to_all(size: Number, n: Number, lk: Link, name: str = "all-to-all") -> T
                 _inputs(size, n, lk), _sources(lk))
 
 
+def hierarchical_all_to_all(size: Number, n: Number, local: Number, node: Node,
+                            name: str = "hierarchical all-to-all") -> Term:
+    """All-to-all over `n` ranks placed `local` per node, each rank sending `size` bytes in total, evenly to every
+    rank: (local−1)/n of it stays on the node's scale-up link, (n−local)/n crosses the NICs. The legs run at once,
+    so the slower sets the pace: max(S·(local−1)/n / B_up, S·(n−local)/n / B_nic/GPU) + (local−1)·α_up +
+    (n−local)·α_nic. With local = n it is the single-link all-to-all."""
+    n = np.maximum(np.asarray(n), 1)
+    local = np.clip(np.asarray(local), 1, n)
+    up, out = node.scale_up, node.scale_out_per_gpu()
+    size = np.asarray(size, dtype=float)
+    intra = size * (local - 1) / n / up.effective_bw
+    inter = size * (n - local) / n / out.effective_bw
+    value = np.maximum(intra, inter) + (local - 1) * up.alpha + (n - local) * out.alpha
+    return Term(name, _scalar(value), "s",
+                "max(S·(local−1)/n / B_up, S·(n−local)/n / B_nic/GPU) + (local−1)·α_up + (n−local)·α_nic",
+                {"S": size, "n": n, "local": local, "B_up": up.bw, "B_nic/GPU": out.bw},
+                {up.key: up.source, out.key: out.source, "α steps": SRC_ALPHA_BETA})
+
+
 def p2p(size: Number, lk: Link, name: str = "send/recv") -> Term:
     """Point-to-point transfer of `size` bytes: α + S/(B·eff) (0 when size is 0)."""
     value = np.where(np.asarray(size) > 0, lk.alpha + np.asarray(size) / lk.effective_bw, 0.0)

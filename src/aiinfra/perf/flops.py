@@ -100,12 +100,28 @@ class TrainingFlops:
     per_token: Term  # model FLOPs per trained token
 
 
-def _attended(m: ModelSpec, seq: Number, causal) -> Number:
-    """Average positions one token attends to in core attention FLOPs."""
+def attended_positions(m: ModelSpec, seq: Number, causal) -> Number:
+    """Positions one token attends to in core attention, averaged over the model's layers (ModelSpec.layer_types):
+    full layers s/2 causal (s otherwise); sliding-window layers of w tokens s/2 while s ≤ w, then w − w²/2s (every
+    token past the first w sees w); chunked layers (Llama 4) attend inside chunks of c: min(s, c)/2; linear/SSM
+    layers have no quadratic attention. Flash-attention kernels skip masked tiles, so FLOPs follow the mask."""
     s = np.asarray(seq, dtype=float)
-    if m.sliding_window:
-        s = np.minimum(s, m.sliding_window)
-    return np.where(causal, s / 2, s) if not isinstance(causal, bool) else (s / 2 if causal else s)
+    half = (lambda x: np.where(causal, x / 2, x)) if not isinstance(causal, bool) else (lambda x: x / 2 if causal else x)
+    total = 0.0
+    for kind, n, cap in m.attention_groups():
+        if kind == "linear":
+            continue
+        if cap is None:
+            pos = half(s)
+        elif kind == "sliding":
+            w = float(cap)
+            causal_pos = np.where(s <= w, s / 2, w - w * w / (2 * np.maximum(s, 1.0)))
+            pos = np.where(causal, causal_pos, np.minimum(s, w)) if not isinstance(causal, bool) else (
+                causal_pos if causal else np.minimum(s, w))
+        else:  # chunked
+            pos = half(np.minimum(s, float(cap)))
+        total = total + n * pos
+    return total / m.layers
 
 
 def training_flops(m: ModelSpec, *, tokens: Number, seq: Number, recompute="none", causal=False,
@@ -114,7 +130,7 @@ def training_flops(m: ModelSpec, *, tokens: Number, seq: Number, recompute="none
     policy for selective recompute (SELECTIVE_POLICIES)."""
     dense, moe = layer_flops(m)
     n_moe, n_dense = m.moe_layers, m.dense_layers
-    pos = _attended(m, seq, causal)
+    pos = attended_positions(m, seq, causal)
     attn = (n_dense * dense.attn_per_pos + n_moe * (moe.attn_per_pos if moe else 0)) * pos
     matmul = n_dense * dense.matmul + n_moe * (moe.matmul if moe else 0)
     head = 2.0 * m.hidden * m.vocab

@@ -39,8 +39,8 @@ from aiinfra.catalog.loader import default_catalog
 from aiinfra.explain import Number, Term, total
 from aiinfra.perf import comm, compute
 from aiinfra.errors import AiinfraError
-from aiinfra.perf.flops import (SELECTIVE_POLICIES, TrainingFlops, every_second_linear_fraction, recompute_code,
-                                training_flops)
+from aiinfra.perf.flops import (SELECTIVE_POLICIES, TrainingFlops, attended_positions, every_second_linear_fraction,
+                                recompute_code, training_flops)
 from aiinfra.sizing.params import attention_params, param_counts
 from aiinfra.sizing.training import layer_activation_bytes, offload_code, pipeline_layers
 from aiinfra.specs import GpuSpec, ModelSpec
@@ -247,8 +247,8 @@ def step_time(
     # Flash attention in 16-bit: forward 2·T·S·n_q/t·(d_qk + d_v), backward 2.5×.
     d_qk = (m.qk_nope_dim + m.qk_rope_dim) if m.is_mla else m.head_dim
     d_v = m.v_head_dim if m.is_mla else m.head_dim
-    s_att = np.minimum(s, m.sliding_window) if m.sliding_window else s
-    S = s_att / 2 if causal else s_att
+    s_att = np.minimum(s, m.sliding_window) if m.sliding_window else s  # unfused softmax footprint (below)
+    S = attended_positions(m, s, causal)  # averaged over full / sliding / chunked / linear layers
     f_att = 2.0 * T * S * m.heads / tp * (d_qk + d_v)
     pk16 = gpu.peak_flops(half)
     if flash_attention:
@@ -281,9 +281,9 @@ def step_time(
 
     # Expert parallel: all-to-all of routed tokens per MoE layer, 4 per micro-batch.
     a2a_bytes = T * m.experts_per_token * h * ACT_BYTES
-    ep_in = comm.all_to_all(a2a_bytes, ep, node.scale_up).value
-    ep_out = comm.all_to_all(a2a_bytes, ep, node.scale_out_per_gpu()).value
-    t_ep_moe = np.where(ep > 1, 4 * np.where(tp * ep <= domain, ep_in, ep_out), 0.0)
+    # EP ranks sit next to each other after TP (Megatron's order): ep_local of them share a scale-up domain
+    ep_local = np.clip(domain // np.maximum(tp, 1), 1, np.maximum(ep, 1))
+    t_ep_moe = np.where(ep > 1, 4 * comm.hierarchical_all_to_all(a2a_bytes, ep, ep_local, node).value, 0.0)
 
     # Per layer (averaged over dense/MoE layers), then the LM head + loss on the last stage.
     frac_moe = m.moe_layers / L
@@ -311,8 +311,9 @@ def step_time(
     pp_out = tp * cp * dp >= domain
     t_p2p = np.where(pp_out, comm.p2p(pp_bytes, node.scale_out_per_gpu()).value, comm.p2p(pp_bytes, node.scale_up).value)
     t_pp_mb = np.where(pp > 1, 2 * vp * t_p2p, 0.0)
-    if stk.pp:  # async send/recv hides under the next chunk's compute, the first and last excepted
-        t_pp_mb = np.where(pp > 1, 2 * t_p2p, 0.0)
+    if stk.pp:  # async send/recv runs under the next virtual stage's compute; while it does, its kernels hold SMs
+        # (overlap_sm_fraction), so every one of the 2v exchanges costs a share, and more interleaving costs more
+        t_pp_mb = np.where(pp > 1, 2 * vp * stk.exposed(t_p2p, stage_t / vp), 0.0)
     stage_mb = stage_t + t_pp_mb
     bubble_frac = (pp - 1) / vp
 
@@ -349,7 +350,7 @@ def step_time(
     t_ep = part("EP communication", ep_layer, 0.0, "M · L_stage · (MoE share) · 4 · t_all-to-all(T·k·h·2 B, ep)",
                 {"bytes per rank": a2a_bytes}, {"count": "dispatch + combine, forward and backward (GShard/Megatron MoE)"},
                 comm_part=True)
-    t_pp = Term("PP communication", _s(M * t_pp_mb), "s", "M · 2v · t_p2p(T·h·2 B / tp) (2 when the stack overlaps p2p)",
+    t_pp = Term("PP communication", _s(M * t_pp_mb), "s", "M · 2v · t_p2p(T·h·2 B / tp); overlapped: M · 2v · exposed(t_p2p under one virtual stage's compute)",
                 {"M": M, "v": vp, "bytes": pp_bytes, "overlapped": stk.pp}, {"scatter/gather": "Narayanan et al. 2021 §4.1"})
     t_bub = Term("pipeline bubble", _s(bubble_frac * stage_mb), "s", "(p−1)/v × slowest stage time per micro-batch",
                  {"p": pp, "v": vp, "stage time": stage_mb, "layers on the slowest stage": n_layers,

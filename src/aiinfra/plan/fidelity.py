@@ -21,7 +21,7 @@ from aiinfra.perf.training import TP_MODES, step_time
 from aiinfra.plan.search import Options
 
 FILE = DATA_DIR / "training_validation.yaml"
-LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "mb", "vp", "recompute", "zero", "tp_overlap")
+LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "mb", "vp", "recompute", "zero", "tp_overlap")
 
 
 @dataclass

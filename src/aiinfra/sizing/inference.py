@@ -18,7 +18,9 @@ from aiinfra.sizing.engine import engine_memory
 
 # The byte terms live in model_bytes.py (engine.py uses them too); callers keep importing them from here.
 from aiinfra.sizing.model_bytes import (  # noqa: F401
+    GROUP_SCALES,
     KV_DTYPES,
+    SRC_KV,
     WEIGHT_QUANTS,
     activation_workspace,
     cached_tokens_per_sequence,

@@ -56,3 +56,25 @@ def test_tco_prices_a_gb200_design():
     assert "cdu" in (unpriced_warning(b) or "")
     su = design_bom(0, "gb300-nvl72", su=2)
     assert [i.quantity for i in su.items if i.item == "gb300-nvl72"] == [16]
+
+
+def test_options_are_declared_once():
+    """cluster/options.py declares the options: the command, the designer and the web form take them from
+    there, and the CLI has one flag per option with the same default."""
+    import inspect
+
+    from aiinfra.cli.design import design as cli_design
+    from aiinfra.cluster import options
+    from aiinfra.cluster.design import DesignInput
+    from aiinfra.web.pages.design import DesignSpec as WebDesignSpec
+
+    assert DesignSpec is options.DesignSpec and DesignInput is options.DesignInput
+    flags = {("grad_bytes_per_param" if n == "grad_bytes" else n): p.default
+             for n, p in inspect.signature(cli_design).parameters.items() if n not in ("fmt", "explain")}
+    assert flags == {n: f.default for n, f in DesignSpec.model_fields.items()}
+    for name, field in WebDesignSpec.model_fields.items():
+        assert field.default == DesignSpec.model_fields[name].default, name
+        if name != "params":  # the web takes the model size as text only
+            assert field.metadata == DesignSpec.model_fields[name].metadata, name
+    with pytest.raises(ValueError, match="dataset_tb"):
+        WebDesignSpec(gpus=8, dataset_tb=-1)

@@ -16,8 +16,8 @@ from aiinfra.explain import Term
 from aiinfra.perf import comm
 
 if TYPE_CHECKING:
-    from aiinfra.cluster.design import DesignInput
     from aiinfra.cluster.fabric import Fabric
+    from aiinfra.cluster.options import DesignInput
 
 SRC_VOLUME = "nccl-tests doc/PERFORMANCE.md: all-reduce bus factor 2(n−1)/n (cluster_tco_anchors.md §2.4)"
 # Fabric generation → perf's interconnect catalog key (interconnects.yaml on the perf branch).

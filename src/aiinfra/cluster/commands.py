@@ -1,8 +1,8 @@
 """`aiinfra design` as one library function: a spec in, an explained Result out.
 
 The CLI (cli/design.py) and the web page (web/pages/design.py) both parse their input into a
-`DesignSpec`, call `design(spec)` and render the Result; the summary rows and how each value is
-printed live here so both shells show the same table.
+`DesignSpec` (declared with every option in options.py), call `design(spec)` and render the Result;
+the summary rows and how each value is printed live here so both shells show the same table.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from aiinfra.cluster.design import DesignInput, design_cluster
+from aiinfra.cluster.design import design_cluster
+from aiinfra.cluster.options import DesignInput, DesignSpec
 from aiinfra.cluster.reference import preset_settings
 from aiinfra.contract import Facts, Quantity, command
 from aiinfra.errors import SpecError
@@ -29,42 +28,6 @@ def parse_count(text: str | float | None) -> float | None:
     if not m:
         raise SpecError(f"parameter count '{text}' is not a number like 70B, 405e9 or 1.5T")
     return float(m.group(1)) * (_SUFFIX[m.group(2)] if m.group(2) else 1.0)
-
-
-class DesignSpec(BaseModel):
-    """Every `aiinfra design` option; None means the default of the node, preset or catalog."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    gpus: int | None = None
-    node: str | None = None
-    nics: int | None = None
-    fabric: str | None = None
-    oversubscription: str | None = None
-    rail_optimized: bool | None = None
-    tiers: int | None = None
-    ufm_links: int | None = None
-    storage_tier: str | None = None
-    storage_switch: str | None = None
-    dataset_tb: float = Field(0.0, ge=0)
-    copies: int | None = None
-    checkpoints_kept: int | None = None
-    params: str | float | None = None
-    model: str | None = None
-    bytes_per_param: float | None = None
-    grad_bytes_per_param: float = Field(2.0, gt=0)
-    dp: int | None = None
-    gds: bool = True
-    samples_per_s: float | None = None
-    bytes_per_sample: float | None = None
-    failure_rate: float | None = None
-    rack_kw: float | None = None
-    pue: float | None = None
-    load_factor: float = 1.0
-    storage_kw: float = Field(0.0, ge=0)
-    control_nodes: int | None = None
-    preset: str | None = None
-    su: int | None = None
 
 
 class DesignFacts(Facts):
@@ -96,17 +59,9 @@ def design_input(spec: DesignSpec) -> DesignInput:
         raise SpecError("give --gpus N, or --preset basepod|dgx-pod|superpod with --su N")
     else:
         fields["gpus"] = spec.gpus
-    explicit = {
-        "node": spec.node, "nics": spec.nics, "fabric": spec.fabric, "oversubscription": spec.oversubscription,
-        "rail_optimized": spec.rail_optimized, "tiers": spec.tiers, "ufm_links": spec.ufm_links, "storage_tier": spec.storage_tier,
-        "storage_switch": spec.storage_switch, "copies": spec.copies, "checkpoints_kept": spec.checkpoints_kept,
-        "params": parse_count(spec.params), "model": spec.model, "bytes_per_param": spec.bytes_per_param, "dp": spec.dp,
-        "samples_per_s": spec.samples_per_s, "bytes_per_sample": spec.bytes_per_sample, "failure_rate": spec.failure_rate,
-        "rack_kw": spec.rack_kw, "pue": spec.pue, "control_nodes": spec.control_nodes,
-    }
-    fields.update({k: v for k, v in explicit.items() if v is not None})
-    fields.update(dataset_tb=spec.dataset_tb, grad_bytes_per_param=spec.grad_bytes_per_param, gds=spec.gds,
-                  load_factor=spec.load_factor, storage_kw=spec.storage_kw)
+    # Every option the user gave overrides the preset; gpus, preset and su went into the preset's settings.
+    given = spec.model_dump(exclude={"gpus", "preset", "su", "params"}, exclude_none=True)
+    fields.update(given, **({"params": parse_count(spec.params)} if spec.params is not None else {}))
     return DesignInput(**fields)
 
 
@@ -166,3 +121,6 @@ def summary_rows(r: Result) -> list[tuple[Term, str]]:
     """(term, printed value) for the summary table, in SUMMARY order."""
     names = {t.name: t for t in r.terms}
     return [(names[n], show(names[n])) for n in SUMMARY if n in names]
+
+
+__all__ = ["DesignFacts", "DesignSpec", "design", "design_input", "parse_count", "show", "summary_rows"]

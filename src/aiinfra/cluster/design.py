@@ -1,124 +1,40 @@
 """Compose a whole cluster: compute fabric, storage, management, racks, power, all-reduce, BOM.
 
 `design_cluster(DesignInput(...))` returns a `ClusterDesign`; `.result()` turns it into an
-explained `Result` (summary terms, BOM, per-tier table, rack plan) for the shells.
+explained `Result` (summary terms, BOM, per-tier table, rack plan) for the shells. Rack-scale
+systems (NVL72) go to rackscale.py; the input and result types live in options.py and
+design_result.py, below both designers.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from aiinfra.cluster import allreduce, superpod
 from aiinfra.cluster.bom import LineItem, merge, optic_item, total_power
+from aiinfra.cluster.design_result import ClusterDesign, per_tier_rows
 from aiinfra.cluster.fabric import (
-    Fabric,
     LeafSpine,
     design_fabric,
     fabric_optics,
-    leaf_spine,
     parse_oversubscription,
 )
-from aiinfra.cluster.management import Management, plan_management
+from aiinfra.cluster.management import plan_management
+from aiinfra.cluster.options import DesignInput, model_params
 from aiinfra.cluster.parts import (
     SwitchSpec,
     SystemSpec,
-    constant,
     service,
     switch,
     system,
 )
-from aiinfra.cluster.power import RackPlan, annual_energy, facility_power, plan_racks
+from aiinfra.cluster.power import annual_energy, facility_power, network_it_power, plan_racks
+from aiinfra.cluster.rackscale import design_rackscale
 from aiinfra.cluster.reference import recommend_preset
-from aiinfra.cluster.storage import StoragePlan, plan_storage
+from aiinfra.cluster.storage import StoragePlan, plan_storage, storage_fabric
 from aiinfra.errors import SpecError
-from aiinfra.explain import Result, Term, total
+from aiinfra.explain import Term, total
 from aiinfra.units import TB
-
-
-class DesignInput(BaseModel):
-    """What the user asks for. GPU count, node type and fabric are required; the rest has defaults."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    gpus: int
-    node: str = "dgx-h100"
-    nics: int | None = None
-    fabric: str | None = None  # None: the system's RA fabric (qm9700 for DGX, q3400 for GB300 NVL72)
-    oversubscription: str | float = "1:1"
-    rail_optimized: bool = True
-    tiers: int | None = None
-    ufm_links: int | None = None
-    storage_tier: str = "better"
-    storage_switch: str | None = None
-    dataset_tb: float = Field(0.0, ge=0)
-    copies: int | None = None
-    checkpoints_kept: int | None = None
-    params: float | None = None
-    model: str | None = None
-    bytes_per_param: float | None = None
-    grad_bytes_per_param: float = Field(2.0, gt=0)
-    dp: int | None = None
-    gds: bool = True
-    samples_per_s: float | None = None
-    bytes_per_sample: float | None = None
-    failure_rate: float | None = None
-    rack_kw: float | None = None
-    pue: float | None = None
-    load_factor: float = 1.0
-    storage_kw: float = Field(0.0, ge=0)
-    control_nodes: int | None = None
-    ufm_appliances: int | None = None
-    preset: str | None = None
-    separate_storage_fabric: bool = True
-    preset_source: str = ""
-    fixed_nodes: int | None = None  # a preset that fixes the node count (127 at 4 SU) rather than a GPU count
-
-
-@dataclass
-class ClusterDesign:
-    inp: DesignInput
-    system: SystemSpec
-    fabric: Fabric
-    storage: StoragePlan
-    storage_fabric: LeafSpine | None
-    management: Management
-    racks: RackPlan
-    bom: list[LineItem]
-    terms: list[Term]
-    title: str = ""
-    facts: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-    def term(self, name: str) -> Term:
-        """A summary term, or a part of one ("IT power: compute nodes" is a part of "IT power")."""
-        for t in self.terms:
-            if t.name == name:
-                return t
-            for p in t.parts:
-                if p.name == name:
-                    return p
-        raise KeyError(name)
-
-    def result(self) -> Result:
-        return Result(self.title, terms=self.terms, facts=self.facts, warnings=self.warnings)
-
-
-def model_params(inp: DesignInput) -> tuple[float | None, str]:
-    """Parameter count from --params or a catalog model (exact count from its architecture)."""
-    if inp.params is not None and inp.model:
-        raise SpecError("give either --params or --model, not both")
-    if inp.params is not None:
-        return inp.params, "given"
-    if inp.model:
-        from aiinfra.catalog.models import model
-        from aiinfra.sizing.params import param_counts
-
-        return float(param_counts(model(inp.model)).total.value), f"exact count of {inp.model} (aiinfra.sizing.params)"
-    return None, ""
 
 
 def scale_class(gpus: int) -> str:
@@ -141,8 +57,6 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
     if sysm.part_of:
         raise SpecError(f"{sysm.key} is a tray of {sysm.part_of}; design with --node {sysm.part_of}")
     if sysm.rack_scale:
-        from aiinfra.cluster.rackscale import design_rackscale
-
         return design_rackscale(inp, sysm)
     sysm = sysm.with_nics(inp.nics)
     sw = switch(inp.fabric or sysm.compute_fabric or "qm9700")
@@ -212,10 +126,7 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
         mgmt.terms = ra_items.terms
     else:
         bom += [
-            LineItem("management", mgmt.inband_switch.key, mgmt.inband, mgmt.inband_switch.max_power_w, mgmt.terms[0].formula, "switches"),
-            LineItem("management", mgmt.oob_switch.key, mgmt.oob, mgmt.oob_switch.max_power_w, mgmt.terms[1].formula, "switches"),
-            LineItem("management", mgmt.ufm.key, mgmt.ufm_count, mgmt.ufm.max_power_w, f"UFM: {mgmt.terms[2].formula}", "cluster_services"),
-            LineItem("management", mgmt.control.key, mgmt.control_count, mgmt.control.max_power_w, "BCM head nodes (HA) + service nodes", "cluster_services"),
+            *mgmt.bom_items(),
             optic_item("optics", mgmt.inband_switch.optics["cable"], int(mgmt.terms[0].inputs["ports"]), "in-band cables (one per port)"),
             optic_item("optics", mgmt.oob_switch.optics["cable"], _oob_ports(mgmt.terms[1]),
                        "out-of-band cables (one per port)"),
@@ -225,8 +136,7 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
                         f"RA '{stor.tier.key}' tier: capacity to provision (TB)", "storage_tiers", unit="TB"))
     bom = merge(bom)
 
-    network_units = (fabric_units + (mgmt.inband * mgmt.inband_switch.rack_units) + mgmt.oob * mgmt.oob_switch.rack_units
-                     + mgmt.ufm_count * mgmt.ufm.rack_units + mgmt.control_count * mgmt.control.rack_units)
+    network_units = fabric_units + mgmt.rack_units()
     network_w = total_power(bom, ("compute-fabric", "storage-fabric", "management", "optics"))
     racks = plan_racks(sysm, nodes, network_units, network_w, inp.rack_kw)
     if ra_items is not None:  # the RA's own network/management racks replace the rack-unit estimate
@@ -238,8 +148,7 @@ def design_cluster(inp: DesignInput) -> ClusterDesign:
 
     it_parts = [
         Term("IT power: compute nodes", total_power(bom, ("compute",)), "W", "nodes × node max power", {"nodes": nodes, "node W": sysm.max_power_w}, {"node": sysm.source}),
-        Term("IT power: fabrics and optics", total_power(bom, ("compute-fabric", "storage-fabric", "optics")), "W", "Σ switches and transceivers × max power"),
-        Term("IT power: management", total_power(bom, ("management",)), "W", "Σ management switches and servers × max power"),
+        *network_it_power(bom),
         Term("IT power: storage", inp.storage_kw * 1000, "W", "given --storage-kw", {"storage kW": inp.storage_kw},
              note="" if inp.storage_kw else "storage-system power not included; give --storage-kw for your vendor's figure"),
     ]
@@ -289,32 +198,8 @@ def _storage_fabric(inp: DesignInput, sysm: SystemSpec, compute_sw: SwitchSpec, 
     """A separate storage fabric: node storage ports plus storage-side ports for the tier's read rate."""
     if sysm.storage_ports == 0 or not inp.separate_storage_fabric:
         return None
-    name = inp.storage_switch or ("qm9700" if compute_sw.protocol == "infiniband" else "sn5600")
-    sw = switch(name)
-    rate = sysm.storage_port_gbps
-    if rate not in sw.speeds:
-        raise SpecError(f"storage switch {sw.key} has no {rate:g} Gb/s ports for {sysm.key}'s storage NICs; choose --storage-switch")
-    storage_side = math.ceil(stor.term("storage read aggregate").value * 8 / (rate * 1e9))
-    o, _ = constant("storage-fabric-oversubscription")
-    return leaf_spine(nodes * sysm.storage_ports + storage_side, sw, rate, o)
+    sw = switch(inp.storage_switch or ("qm9700" if compute_sw.protocol == "infiniband" else "sn5600"))
+    return storage_fabric(sw, sysm, nodes * sysm.storage_ports, stor, "storage NICs")
 
 
-def per_tier_rows(fab: Fabric, sfab: LeafSpine | None) -> list[dict[str, Any]]:
-    rows = []
-    links = list(fab.cables.items())
-    for layer, (link_name, cables) in zip(fab.layers, links, strict=False):
-        rows.append({"fabric": "compute", "tier": layer.name, "switches": layer.switches, "model": fab.switch.key,
-                     "ports_used": layer.ports_used, "switch_transceivers": layer.cages_used, "links_below": link_name, "cables_below": cables})
-    if sfab is not None:
-        rows.append({"fabric": "storage", "tier": "leaf", "switches": sfab.leaves, "model": sfab.switch.key, "ports_used": None,
-                     "switch_transceivers": sfab.cages, "links_below": "node/storage→leaf", "cables_below": sfab.endpoints})
-        k = sfab.switch.radix(sfab.link_gbps)
-        core_links = sfab.spines * (k // 2) if sfab.cores else 0
-        below_leaf = sfab.endpoints - sfab.storage_ports if sfab.storage_ports else sfab.endpoints
-        if sfab.spines:
-            rows.append({"fabric": "storage", "tier": "spine", "switches": sfab.spines, "model": sfab.switch.key, "ports_used": None,
-                         "switch_transceivers": None, "links_below": "leaf→spine", "cables_below": sfab.cables - below_leaf - core_links})
-        if sfab.cores:
-            rows.append({"fabric": "storage", "tier": "core", "switches": sfab.cores, "model": sfab.switch.key, "ports_used": None,
-                         "switch_transceivers": None, "links_below": "spine→core", "cables_below": core_links})
-    return rows
+__all__ = ["ClusterDesign", "DesignInput", "design_cluster", "model_params", "per_tier_rows", "scale_class"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from aiinfra.cluster.bom import LineItem
 from aiinfra.cluster.parts import (
     ServiceSpec,
     SwitchSpec,
@@ -37,6 +38,20 @@ class Management:
     control: ServiceSpec
     control_count: int
     terms: list[Term] = field(default_factory=list)
+
+    def bom_items(self) -> list[LineItem]:
+        """In-band and OOB switches, UFM appliances and control-plane servers as BOM lines."""
+        return [
+            LineItem("management", self.inband_switch.key, self.inband, self.inband_switch.max_power_w, self.terms[0].formula, "switches"),
+            LineItem("management", self.oob_switch.key, self.oob, self.oob_switch.max_power_w, self.terms[1].formula, "switches"),
+            LineItem("management", self.ufm.key, self.ufm_count, self.ufm.max_power_w, f"UFM: {self.terms[2].formula}", "cluster_services"),
+            LineItem("management", self.control.key, self.control_count, self.control.max_power_w, "BCM head nodes (HA) + service nodes", "cluster_services"),
+        ]
+
+    def rack_units(self) -> int:
+        """Rack units of every management switch and server."""
+        return (self.inband * self.inband_switch.rack_units + self.oob * self.oob_switch.rack_units
+                + self.ufm_count * self.ufm.rack_units + self.control_count * self.control.rack_units)
 
 
 def plan_management(system: SystemSpec, nodes: int, fabric_switches: int, racks: int, infiniband: bool,

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiinfra.cluster.bom import LineItem, total_power
 from aiinfra.cluster.parts import SystemSpec, constant
 from aiinfra.errors import SpecError
 from aiinfra.explain import Term
@@ -48,6 +49,14 @@ def cooling_for(rack_kw: float) -> tuple[str, str]:
     if rack_kw <= liquid:
         return "direct liquid cooling", l_src
     return "beyond direct liquid cooling limits: split the rack", l_src
+
+
+def network_it_power(bom: list[LineItem]) -> list[Term]:
+    """IT power of the fabrics with their optics, and of management, from the BOM at nameplate."""
+    return [
+        Term("IT power: fabrics and optics", total_power(bom, ("compute-fabric", "storage-fabric", "optics")), "W", "Σ switches and transceivers × max power"),
+        Term("IT power: management", total_power(bom, ("management",)), "W", "Σ management switches and servers × max power"),
+    ]
 
 
 def facility_power(it_w: float, pue: float | None = None) -> Term:

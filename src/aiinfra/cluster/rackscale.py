@@ -15,20 +15,20 @@ systems (576 GPUs) with a TDP of 1.2 MW; the design scales beyond 128 racks (9,2
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from aiinfra.cluster import allreduce
 from aiinfra.cluster.bom import LineItem, merge, optic_item, total_power
-from aiinfra.cluster.fabric import design_fabric, fabric_optics, leaf_spine, parse_oversubscription
+from aiinfra.cluster.design_result import ClusterDesign, per_tier_rows
+from aiinfra.cluster.fabric import design_fabric, fabric_optics, parse_oversubscription
 from aiinfra.cluster.management import plan_management
+from aiinfra.cluster.options import DesignInput, model_params
 from aiinfra.cluster.parts import SystemSpec, constant, service, switch, system
-from aiinfra.cluster.power import RackPlan, annual_energy, cooling_for, facility_power
-from aiinfra.cluster.storage import plan_storage
+from aiinfra.cluster.power import RackPlan, annual_energy, cooling_for, facility_power, network_it_power
+from aiinfra.cluster.storage import plan_storage, storage_fabric
 from aiinfra.errors import SpecError
 from aiinfra.explain import Term, total
 from aiinfra.units import TB
-
-if TYPE_CHECKING:
-    from aiinfra.cluster.design import ClusterDesign, DesignInput
 
 SRC_GB200 = "DGX SuperPOD GB200 RA: SU = 8 DGX GB200 racks, 1.2 MW TDP per SU, beyond 128 racks / 9,216 GPUs [D] (systems.yaml)"
 MAX_SU = 16  # the GB200 RA's 128 racks
@@ -50,8 +50,6 @@ def network_racks(units: float, network_w: float) -> tuple[Term, float]:
 
 
 def design_rackscale(inp: DesignInput, rack: SystemSpec) -> ClusterDesign:
-    from aiinfra.cluster.design import ClusterDesign, model_params, per_tier_rows
-
     if inp.nics is not None:
         raise SpecError(f"{rack.key} has one NIC per GPU ({rack.compute_nics} per rack); --nics applies to generic HGX nodes")
     warnings: list[str] = []
@@ -96,12 +94,7 @@ def design_rackscale(inp: DesignInput, rack: SystemSpec) -> ClusterDesign:
                         failure_rate=inp.failure_rate, gds=inp.gds)
     warnings += stor.warnings
     ssw = switch(inp.storage_switch or rack.storage_fabric or "sn5600")
-    rate = rack.storage_port_gbps
-    if rate not in ssw.speeds:
-        raise SpecError(f"storage switch {ssw.key} has no {rate:g} Gb/s ports for {rack.key}'s BlueField-3 ports; choose --storage-switch")
-    storage_side = math.ceil(stor.term("storage read aggregate").value * 8 / (rate * 1e9))
-    so, _ = constant("storage-fabric-oversubscription")
-    sfab = leaf_spine(racks * rack.storage_ports + storage_side, ssw, rate, so)
+    sfab = storage_fabric(ssw, rack, racks * rack.storage_ports, stor, "BlueField-3 ports")
 
     infiniband = sw.protocol == "infiniband"
     nvl_trays, shelves = racks * rack.nvlink_switch_trays, racks * rack.power_shelves
@@ -132,17 +125,13 @@ def design_rackscale(inp: DesignInput, rack: SystemSpec) -> ClusterDesign:
         optic_item("optics", ssw.optics["switch"], sfab.cages, "storage fabric switch transceivers (per cage)"),
         optic_item("optics", "qsfp112-200g-eth-single", racks * rack.storage_ports, "storage fabric BlueField-3 transceivers (one per port)"),
         optic_item("optics", ssw.optics["cable"], sfab.cables, "storage fabric cables (one per link)"),
-        LineItem("management", mgmt.inband_switch.key, mgmt.inband, mgmt.inband_switch.max_power_w, mgmt.terms[0].formula, "switches"),
-        LineItem("management", mgmt.oob_switch.key, mgmt.oob, mgmt.oob_switch.max_power_w, mgmt.terms[1].formula, "switches"),
-        LineItem("management", mgmt.ufm.key, mgmt.ufm_count, mgmt.ufm.max_power_w, f"UFM: {mgmt.terms[2].formula}", "cluster_services"),
-        LineItem("management", mgmt.control.key, mgmt.control_count, mgmt.control.max_power_w, "BCM head nodes (HA) + service nodes", "cluster_services"),
+        *mgmt.bom_items(),
     ]
     cap = stor.term("storage capacity to provision").value / TB
     bom.append(LineItem("storage", stor.tier.key, round(cap, 3), 0.0, f"RA '{stor.tier.key}' tier: capacity to provision (TB)", "storage_tiers", unit="TB"))
 
     # Power and cooling.
-    network_units = fabric_units + mgmt.inband * mgmt.inband_switch.rack_units + mgmt.oob * mgmt.oob_switch.rack_units \
-        + mgmt.ufm_count * mgmt.ufm.rack_units + mgmt.control_count * mgmt.control.rack_units
+    network_units = fabric_units + mgmt.rack_units()
     network_w = total_power(bom, ("compute-fabric", "storage-fabric", "management", "optics"))
     net_term, net_kw = network_racks(network_units, network_w)
     rack_w = racks * rack.max_power_w
@@ -167,8 +156,7 @@ def design_rackscale(inp: DesignInput, rack: SystemSpec) -> ClusterDesign:
     cooling_w = n_cdu * cdu.max_power_w + n_crah * crah.max_power_w
     it_parts = [
         Term("IT power: compute nodes", rack_w, "W", "racks × rack max power", {"racks": racks, "rack W": rack.max_power_w}, {"rack": rack.source}),
-        Term("IT power: fabrics and optics", total_power(bom, ("compute-fabric", "storage-fabric", "optics")), "W", "Σ switches and transceivers × max power"),
-        Term("IT power: management", total_power(bom, ("management",)), "W", "Σ management switches and servers × max power"),
+        *network_it_power(bom),
         Term("IT power: storage", inp.storage_kw * 1000, "W", "given --storage-kw", {"storage kW": inp.storage_kw}),
     ]
     it = total("IT power", it_parts)
@@ -193,8 +181,6 @@ def design_rackscale(inp: DesignInput, rack: SystemSpec) -> ClusterDesign:
         Term("CRAH units", n_crah, "units", "⌈air heat / CRAH capacity⌉ + 1", {"air kW": air_w / 1000, "CRAH kW": crah.capacity_kw}, {"CRAH": crah.source}),
         it, heat, fac, annual_energy(fac.value, inp.load_factor),
     ]
-    from aiinfra.cluster import allreduce
-
     terms += allreduce.plan(inp, params, params_src, fab, gpus, domain=rack.gpus)
     if su_w > rack.su_tdp_w > 0:
         warnings.append(f"one SU draws {su_w / 1e6:.2f} MW at nameplate, above the RA's {rack.su_tdp_w / 1e6:g} MW SU TDP; plan the feed for the higher figure")

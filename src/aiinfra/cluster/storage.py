@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiinfra.cluster.parts import StorageTier, SystemSpec, constant, storage_tier
+from aiinfra.cluster.fabric import LeafSpine, leaf_spine
+from aiinfra.cluster.parts import StorageTier, SwitchSpec, SystemSpec, constant, storage_tier
 from aiinfra.errors import SpecError
 from aiinfra.explain import Term
 from aiinfra.units import GB, TB
@@ -196,3 +197,16 @@ def data_loading(tier: StorageTier, system: SystemSpec, nodes: int, bw: dict[str
         "nic_ok": nic_ok,
         "remedies": remedies,
     }
+
+
+def storage_fabric(sw: SwitchSpec, system: SystemSpec, node_ports: int, stor: StoragePlan, ports_name: str) -> LeafSpine:
+    """A storage leaf–spine: the nodes' storage ports plus storage-side ports for the tier's read rate.
+
+    ports_name: what the system's storage ports are, for the error ("storage NICs", "BlueField-3 ports").
+    """
+    rate = system.storage_port_gbps
+    if rate not in sw.speeds:
+        raise SpecError(f"storage switch {sw.key} has no {rate:g} Gb/s ports for {system.key}'s {ports_name}; choose --storage-switch")
+    storage_side = math.ceil(stor.term("storage read aggregate").value * 8 / (rate * 1e9))
+    o, _ = constant("storage-fabric-oversubscription")
+    return leaf_spine(node_ports + storage_side, sw, rate, o)

@@ -21,6 +21,9 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from aiinfra.sharing.crd_lint import crd_validator, lint_crd, short
+from aiinfra.sharing.findings import LintContext
+
 DRA_KINDS = {"DeviceClass", "ResourceClaim", "ResourceClaimTemplate", "ComputeDomain", "GPUCluster", "ResourceFlavor", "ClusterQueue"}
 CRD_KINDS = {"ComputeDomain", "GPUCluster", "ResourceFlavor", "ClusterQueue"}
 CORE_KINDS = {"DeviceClass", "ResourceClaim", "ResourceClaimTemplate"}
@@ -50,7 +53,6 @@ def _known_profiles() -> frozenset[str]:
 def lint_dra(docs: list[tuple[dict, Any, tuple]], items: list, k8s_version: str = "1.34") -> list:
     """Lint DRA documents together with every other document given (ClusterPolicy, DeviceClasses)."""
     from aiinfra.sharing import dra
-    from aiinfra.sharing.lint import _Ctx
 
     if not docs:
         return []
@@ -69,14 +71,12 @@ def lint_dra(docs: list[tuple[dict, Any, tuple]], items: list, k8s_version: str 
             gates.update(fg)
     findings = []
     for doc, ctx0, base in docs:
-        ctx = _Ctx(ctx0.file)
+        ctx = LintContext(ctx0.file)
         kind = doc["kind"]
         if kind in CORE_KINDS:
             _api_version(ctx, doc, base, version)
         else:
-            from aiinfra.sharing.lint import _lint_crd
-
-            _lint_crd(ctx, doc, base)
+            lint_crd(ctx, doc, base)
         if kind == "GPUCluster":
             _gpu_cluster(ctx, doc, base, policies)
         if kind == "DeviceClass":
@@ -144,7 +144,7 @@ def _api_version(ctx, doc: dict, base: tuple, version: str) -> None:
         err = e.caused_by if hasattr(e, "caused_by") else e
         path = tuple(getattr(err, "absolute_path", ()) or ())
         msg = str(getattr(err, "message", err)).splitlines()[0]
-        msg = msg if len(msg) <= 200 else msg[:199] + "…"
+        msg = short(msg)
         ctx.add(base + path, "dra.schema", f"{msg} (Kubernetes {version} {api} {doc['kind']}); the API server rejects the object",
                 "follow the Kubernetes API of that release")
     except Exception as e:  # noqa: BLE001 - schema not found for this kind/version and similar
@@ -225,25 +225,15 @@ def _claim(ctx, spec: Any, p: tuple, classes: dict, gates: dict, have_cluster: b
         _gpu_config(ctx, opaque.get("parameters"), p + ("devices", "config", i, "opaque", "parameters"), gates, have_cluster)
 
 
-@lru_cache(maxsize=1)
-def _config_validator():
-    import jsonschema
-
-    from aiinfra.sharing.lint import crd_schema
-
-    return jsonschema.Draft7Validator(crd_schema("GpuConfig")["schema"])
-
-
 OTHER_CONFIG_KINDS = {"VfioDeviceConfig", "ComputeDomainChannelConfig", "ComputeDomainDaemonConfig"}  # api/nvidia.com/resource/v1beta1/api.go
 
 
 def _gpu_config(ctx, params: Any, p: tuple, gates: dict, have_cluster: bool) -> None:
     if isinstance(params, dict) and isinstance(params.get("kind"), str) and params["kind"] in OTHER_CONFIG_KINDS:
         return  # the driver's other config kinds carry no sharing settings
-    errs = sorted(_config_validator().iter_errors(params), key=lambda e: [str(x) for x in e.absolute_path])
+    errs = sorted(crd_validator("GpuConfig").iter_errors(params), key=lambda e: [str(x) for x in e.absolute_path])
     for e in errs[:5]:
-        msg = e.message if len(e.message) <= 200 else e.message[:199] + "…"
-        ctx.add(p + tuple(e.absolute_path), "dra.sharing", f"{msg}: the driver rejects the claim's configuration (the pod does not start)",
+        ctx.add(p + tuple(e.absolute_path), "dra.sharing", f"{short(e.message)}: the driver rejects the claim's configuration (the pod does not start)",
                 "follow resource.nvidia.com/v1beta1 GpuConfig: sharing.strategy TimeSlicing|MPS with timeSlicingConfig or mpsConfig")
     if errs:
         return

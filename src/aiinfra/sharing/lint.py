@@ -14,15 +14,14 @@ only; a file that does not parse is an AiinfraError naming file and line.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from aiinfra.catalog.loader import DATA_DIR
 from aiinfra.safeio import UnsafeInputError, load_yaml_text, read_text
+from aiinfra.sharing import dra_lint
+from aiinfra.sharing.crd_lint import crd_schema, lint_crd  # noqa: F401 - crd_schema: callers read it from here
+from aiinfra.sharing.findings import Finding, LintContext, fmt_path
 from aiinfra.sharing.mig import PROFILE_RE, MigGpu, all_mig_gpus, by_pci_id, validate
 
 FILTER_RE = re.compile(r"^0x[0-9A-Fa-f]{4}10[dD][eE](:0x[0-9A-Fa-f]{8})?$")
@@ -31,47 +30,6 @@ DP_TOP_KEYS = {"version", "flags", "sharing", "resources", "imex"}
 DP_BODY_KEYS = {"flags", "sharing", "resources", "imex"}
 DP_SHARING_KEYS = {"renameByDefault", "failRequestsGreaterThanOne", "resources"}
 MIG_STRATEGIES = ("none", "single", "mixed")
-
-
-@dataclass
-class Finding:
-    file: str
-    path: str
-    rule: str
-    message: str
-    fix: str
-    severity: str = "error"  # error | warning | info
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def line(self) -> str:
-        return f"{self.file}: {self.path or '<root>'}: {self.severity} [{self.rule}] {self.message} — fix: {self.fix}"
-
-
-def fmt_path(parts: tuple) -> str:
-    """YAML path like mig-configs["all-1g.10gb"][0].mig-devices; '[doc N] ' marks the Nth document of a stream."""
-    prefix = ""
-    if parts and isinstance(parts[0], str) and parts[0].startswith("doc "):
-        prefix, parts = f"[{parts[0]}] ", parts[1:]
-    out = ""
-    for p in parts:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", str(p)):
-            out += ("." if out else "") + str(p)
-        else:
-            out += f'["{p}"]'
-    return prefix + out
-
-
-class _Ctx:
-    def __init__(self, file: str):
-        self.file = file
-        self.findings: list[Finding] = []
-
-    def add(self, path: tuple, rule: str, message: str, fix: str, severity: str = "error") -> None:
-        self.findings.append(Finding(self.file, fmt_path(path), rule, message, fix, severity))
 
 
 # --------------------------------------------------------------------------- parsing
@@ -106,10 +64,10 @@ def lint_documents(items: list[tuple[Any, str, int | None]], k8s_version: str = 
     mig_keys: set[str] = set()
     mig_entries: dict[str, dict] = {}  # config name → {"profiles": set, "enabled": set of bools}
     configmaps: dict[str, set[str]] = {}
-    later: list[tuple[Any, _Ctx, tuple]] = []
-    dra_docs: list[tuple[dict, _Ctx, tuple]] = []
+    later: list[tuple[Any, LintContext, tuple]] = []
+    dra_docs: list[tuple[dict, LintContext, tuple]] = []
     for doc, file, index in items:
-        ctx = _Ctx(file)
+        ctx = LintContext(file)
         base: tuple = (f"doc {index}",) if index is not None else ()
         kind = doc.get("kind") if isinstance(doc, dict) else None
         if kind == "ConfigMap":
@@ -128,12 +86,12 @@ def lint_documents(items: list[tuple[Any, str, int | None]], k8s_version: str = 
                 elif cfg_kind == "clients":
                     _lint_clients(ctx, cfg, base + ("data", key))
         elif kind in ("ClusterPolicy", "NicClusterPolicy", "HostDeviceNetwork", "MacvlanNetwork"):
-            _lint_crd(ctx, doc, base)
+            _lint_operator_crd(ctx, doc, base)
         elif kind == "Node":
             later.append((doc, ctx, base))
         elif kind == "Pod":
             _lint_pod(ctx, doc, base)
-        elif kind and _is_dra(doc):
+        elif kind and dra_lint.is_dra(doc):
             dra_docs.append((doc, ctx, base))
         elif kind is None and classify(doc) == "mig":
             mig_keys |= _lint_mig(ctx, doc, base, mig_entries)
@@ -161,19 +119,11 @@ def lint_documents(items: list[tuple[Any, str, int | None]], k8s_version: str = 
         findings += ctx.findings
     for doc, file, index in items:
         if isinstance(doc, dict) and doc.get("kind") == "ClusterPolicy":
-            ctx = _Ctx(file)
+            ctx = LintContext(file)
             _lint_policy_refs(ctx, doc, ((f"doc {index}",) if index is not None else ()), configmaps, mig_keys, mig_entries)
             findings += ctx.findings
-    from aiinfra.sharing import dra_lint
-
     findings += dra_lint.lint_dra(dra_docs, items, k8s_version)
     return findings
-
-
-def _is_dra(doc: dict) -> bool:
-    from aiinfra.sharing import dra_lint
-
-    return dra_lint.is_dra(doc)
 
 
 def _is_operator_values(doc: dict) -> bool:
@@ -224,7 +174,7 @@ def _looks_like_config_text(key: str, value: str) -> bool:
     return bool(re.search(r"^\s*(mig-configs|sharing|flags|systemd-services)\s*:", value, re.M))
 
 
-def embedded_payloads(ctx: _Ctx, data: dict, p: tuple):
+def embedded_payloads(ctx: LintContext, data: dict, p: tuple):
     """(kind, key, parsed config) for every data value that is a config we know, by content."""
     for key, value in data.items():
         if not isinstance(value, str):
@@ -240,7 +190,7 @@ def embedded_payloads(ctx: _Ctx, data: dict, p: tuple):
             yield kind, str(key), cfg
 
 
-def _configmap_payloads(ctx: _Ctx, doc: dict, base: tuple):
+def _configmap_payloads(ctx: LintContext, doc: dict, base: tuple):
     data = doc.get("data")
     if data is None and (doc.get("binaryData") is not None or "data" not in doc):
         return  # an empty or binary ConfigMap is valid; nothing of ours inside
@@ -257,7 +207,7 @@ def _configmap_payloads(ctx: _Ctx, doc: dict, base: tuple):
 # --------------------------------------------------------------------------- mig-parted (§11.1–3)
 
 
-def _lint_mig(ctx: _Ctx, cfg: Any, base: tuple, collect: dict) -> set[str]:
+def _lint_mig(ctx: LintContext, cfg: Any, base: tuple, collect: dict) -> set[str]:
     if not isinstance(cfg, dict):
         ctx.add(base, "mig.structure", "a mig-parted config must be a mapping", "start with version: v1 and mig-configs:")
         return set()
@@ -281,7 +231,7 @@ def _lint_mig(ctx: _Ctx, cfg: Any, base: tuple, collect: dict) -> set[str]:
     return {str(k) for k in configs}
 
 
-def _lint_mig_entry(ctx: _Ctx, e: Any, p: tuple, info: dict) -> None:
+def _lint_mig_entry(ctx: LintContext, e: Any, p: tuple, info: dict) -> None:
     if not isinstance(e, dict):
         ctx.add(p, "mig.structure", "an entry must be a mapping", "write {devices: all, mig-enabled: true, mig-devices: {...}}")
         return
@@ -329,7 +279,7 @@ def _lint_mig_entry(ctx: _Ctx, e: Any, p: tuple, info: dict) -> None:
         _lint_geometry(ctx, counts, gpus, p + ("mig-devices",))
 
 
-def _lint_filter(ctx: _Ctx, value: Any, p: tuple, enabling: bool = True) -> list[MigGpu] | None:
+def _lint_filter(ctx: LintContext, value: Any, p: tuple, enabling: bool = True) -> list[MigGpu] | None:
     """PCI IDs of the entry. An unknown ID matters only where MIG is enabled: entries that keep MIG
     off on other GPUs of the box (the DGX Station's display GPU) are normal."""
     values = value if isinstance(value, list) else [value]
@@ -347,7 +297,7 @@ def _lint_filter(ctx: _Ctx, value: Any, p: tuple, enabling: bool = True) -> list
     return gpus or None
 
 
-def _lint_geometry(ctx: _Ctx, counts: dict[str, int], gpus: list[MigGpu] | None, p: tuple) -> None:
+def _lint_geometry(ctx: LintContext, counts: dict[str, int], gpus: list[MigGpu] | None, p: tuple) -> None:
     """Profiles must exist on the filtered GPUs (or some GPU), and the geometry must place (§11.1–2)."""
 
     def knows(g: MigGpu) -> bool:
@@ -401,7 +351,7 @@ DEVICE_REF_RE = re.compile(rf"^(\d+|\d+:\d+|GPU-{UUID_RE}|MIG-{UUID_RE}|MIG-GPU-
 DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
-def check_flag(ctx: _Ctx, flags: dict, path: tuple, p: tuple) -> None:
+def check_flag(ctx: LintContext, flags: dict, path: tuple, p: tuple) -> None:
     """One enumerated flag: a wrong value stops the plugin at start-up (main.go validates each)."""
     node: Any = flags
     for k in path:
@@ -417,7 +367,7 @@ def check_flag(ctx: _Ctx, flags: dict, path: tuple, p: tuple) -> None:
                     f"use {close[0] if close else ' or '.join(choices)}")
 
 
-def _lint_device_plugin(ctx: _Ctx, cfg: Any, base: tuple, mig_entries: dict) -> None:
+def _lint_device_plugin(ctx: LintContext, cfg: Any, base: tuple, mig_entries: dict) -> None:
     """k8s-device-plugin v0.20.0 config (api/config/v1): what fails start-up is an error, what the
     plugin parses and then ignores (with a log warning) is a warning, unknown keys are ignored."""
     if not isinstance(cfg, dict):
@@ -501,7 +451,7 @@ def _rename_problem(rename: Any) -> str | None:
     return None
 
 
-def _lint_sharing(ctx: _Ctx, mode: str, sec: Any, p: tuple, strategy: str, mig_entries: dict) -> None:
+def _lint_sharing(ctx: LintContext, mode: str, sec: Any, p: tuple, strategy: str, mig_entries: dict) -> None:
     if not isinstance(sec, dict):
         ctx.add(p, "dp.structure", f"{mode} must be a mapping with resources; {FAILS}", "add resources: [{name: nvidia.com/gpu, replicas: 4}]")
         return
@@ -578,74 +528,13 @@ def _single_violations(mig_entries: dict[str, dict]) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- CRDs, Helm values, Nodes, Pods
 
 
-@lru_cache(maxsize=32)
-def crd_schema(kind: str) -> dict:
-    path = DATA_DIR / "crd_schemas" / f"{kind.lower()}.json"
-    return json.loads(path.read_text())
-
-
-@lru_cache(maxsize=32)
-def _validator(kind: str) -> Any:
-    import jsonschema
-
-    return jsonschema.Draft7Validator(crd_schema(kind)["schema"])
-
-
-def _lint_crd(ctx: _Ctx, doc: dict, base: tuple) -> None:
-    kind = str(doc.get("kind"))
-    shipped = crd_schema(kind)
-    if doc.get("apiVersion") != shipped["apiVersion"]:
-        ctx.add(base + ("apiVersion",), "crd.api-version", f"apiVersion {doc.get('apiVersion')!r} is not {shipped['apiVersion']}", f"use apiVersion: {shipped['apiVersion']}")
-    for err in sorted(_validator(kind).iter_errors(doc), key=lambda e: [str(x) for x in e.absolute_path]):
-        if err.instance is None and err.validator == "type":
-            # The API server prunes a null in a non-nullable field before validation (structural schemas).
-            ctx.add(base + tuple(err.absolute_path), "crd.null-pruned", "null value: the API server drops it and the default applies",
-                    "remove the key, or give a value", severity="info")
-            continue
-        ctx.add(base + tuple(err.absolute_path), "crd.schema", f"{_short(err.message)} (CRD {shipped['version']}); the API server rejects the object",
-                "follow the CRD schema: " + _fix_for(err))
-    _pruned(ctx, doc, shipped["schema"], base, kind)
-    if kind == "ClusterPolicy":
+def _lint_operator_crd(ctx: LintContext, doc: dict, base: tuple) -> None:
+    lint_crd(ctx, doc, base)
+    if doc.get("kind") == "ClusterPolicy":
         _lint_policy_spec(ctx, doc.get("spec"), base + ("spec",))
 
 
-def _short(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _fix_for(err: Any) -> str:
-    if err.validator == "required":
-        return "add the missing field"
-    if err.validator == "enum":
-        return f"use one of {err.validator_value}"
-    if err.validator == "type":
-        return f"give a value of type {err.validator_value}"
-    return "correct the value"
-
-
-def _pruned(ctx: _Ctx, obj: Any, schema: dict, path: tuple, kind: str) -> None:
-    """Fields the schema does not declare: the API server accepts and silently drops them."""
-    if isinstance(obj, dict) and isinstance(schema.get("properties"), dict):
-        if schema.get("x-kubernetes-preserve-unknown-fields"):
-            return
-        for k, v in obj.items():
-            sub = schema["properties"].get(k)
-            if v is None:
-                continue  # reported as crd.null-pruned
-            if sub is None:
-                ctx.add(path + (str(k),), "crd.pruned", f"{kind} has no field '{k}' here; the API server drops it silently", "remove it or fix its spelling",
-                        severity="warning")
-            else:
-                _pruned(ctx, v, sub, path + (str(k),), kind)
-    elif isinstance(obj, dict) and isinstance(schema.get("additionalProperties"), dict):
-        for k, v in obj.items():
-            _pruned(ctx, v, schema["additionalProperties"], path + (str(k),), kind)
-    elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
-        for i, v in enumerate(obj):
-            _pruned(ctx, v, schema["items"], path + (i,), kind)
-
-
-def _lint_policy_spec(ctx: _Ctx, spec: Any, p: tuple) -> None:
+def _lint_policy_spec(ctx: LintContext, spec: Any, p: tuple) -> None:
     if not isinstance(spec, dict):
         return
     dp = spec.get("devicePlugin") if isinstance(spec.get("devicePlugin"), dict) else {}
@@ -658,7 +547,7 @@ def _lint_policy_spec(ctx: _Ctx, spec: Any, p: tuple) -> None:
         ctx.add(p + ("driver", "rdma"), "cp.rdma", "useHostMofed has no effect while rdma.enabled is false", "set driver.rdma.enabled: true for GPUDirect RDMA")
 
 
-def _lint_policy_refs(ctx: _Ctx, doc: dict, base: tuple, configmaps: dict[str, set[str]], mig_keys: set[str], mig_entries: dict[str, dict]) -> None:
+def _lint_policy_refs(ctx: LintContext, doc: dict, base: tuple, configmaps: dict[str, set[str]], mig_keys: set[str], mig_entries: dict[str, dict]) -> None:
     spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
     mm = spec.get("migManager") if isinstance(spec.get("migManager"), dict) else {}
     mcfg = mm.get("config") if isinstance(mm.get("config"), dict) else {}
@@ -708,7 +597,7 @@ def default_mig_config_names() -> set[str]:
     return names
 
 
-def _lint_values_configmap(ctx: _Ctx, cfg: dict, p: tuple, component: str) -> None:
+def _lint_values_configmap(ctx: LintContext, cfg: dict, p: tuple, component: str) -> None:
     """`<component>.config` with create: true renders a ConfigMap named config.name; an empty name
     renders a ConfigMap without metadata.name, which helm install refuses."""
     if cfg.get("create") and cfg.get("data") and not cfg.get("name"):
@@ -719,7 +608,7 @@ def _lint_values_configmap(ctx: _Ctx, cfg: dict, p: tuple, component: str) -> No
                 f"add the configs under {component}.config.data, or set create: false and name an existing ConfigMap", severity="warning")
 
 
-def _lint_helm(ctx: _Ctx, values: dict, base: tuple, mig_entries: dict) -> None:
+def _lint_helm(ctx: LintContext, values: dict, base: tuple, mig_entries: dict) -> None:
     """GPU Operator chart values (deployments/gpu-operator/values.yaml and templates @ a22dbf6)."""
     mig = values.get("mig")
     if isinstance(mig, dict) and mig.get("strategy") not in (None, *MIG_STRATEGIES):
@@ -760,7 +649,7 @@ def _lint_helm(ctx: _Ctx, values: dict, base: tuple, mig_entries: dict) -> None:
                     f"use one of {', '.join(sorted(map(str, ddata)))}")
 
 
-def _lint_plugin_chart(ctx: _Ctx, values: dict, base: tuple, mig_entries: dict) -> None:
+def _lint_plugin_chart(ctx: LintContext, values: dict, base: tuple, mig_entries: dict) -> None:
     """k8s-device-plugin chart values (deployments/helm/nvidia-device-plugin/values.yaml @ 1b826ac):
     each config.map entry is a whole plugin config; the top-level flags become plugin arguments."""
     cfg = _section(values, "config")
@@ -799,14 +688,14 @@ def _lint_plugin_chart(ctx: _Ctx, values: dict, base: tuple, mig_entries: dict) 
             node = node.get(k, {})
         if path[-1] not in node:
             continue
-        sub = _Ctx(ctx.file)
+        sub = LintContext(ctx.file)
         check_flag(sub, flags, path, ())
         for f in sub.findings:
             f.path = fmt_path(base + (path[-1],))
         ctx.findings += sub.findings
 
 
-def _lint_clients(ctx: _Ctx, cfg: dict, p: tuple) -> None:
+def _lint_clients(ctx: LintContext, cfg: dict, p: tuple) -> None:
     """mig-manager gpu-clients list (mig-parted cmd/nvidia-mig-manager GPUClients: version,
     systemd-services): host services mig-manager stops before reconfiguring."""
     if cfg.get("version", "v1") != "v1":
@@ -817,7 +706,7 @@ def _lint_clients(ctx: _Ctx, cfg: dict, p: tuple) -> None:
             ctx.add(p + (k,), "clients.structure", f"{k} must be a list of names", f"write {k}: [name, ...]")
 
 
-def _lint_node(ctx: _Ctx, doc: dict, base: tuple, mig_keys: set[str]) -> None:
+def _lint_node(ctx: LintContext, doc: dict, base: tuple, mig_keys: set[str]) -> None:
     meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
     labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
     value = labels.get("nvidia.com/mig.config")
@@ -826,7 +715,7 @@ def _lint_node(ctx: _Ctx, doc: dict, base: tuple, mig_keys: set[str]) -> None:
                 f"use one of {', '.join(sorted(mig_keys))}")
 
 
-def _lint_pod(ctx: _Ctx, doc: dict, base: tuple) -> None:
+def _lint_pod(ctx: LintContext, doc: dict, base: tuple) -> None:
     spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
     containers = spec.get("containers") if isinstance(spec.get("containers"), list) else []
     for i, c in enumerate(containers):

@@ -20,7 +20,7 @@ from typing import Any
 from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import SpecError
 from aiinfra.explain import Term, total
-from aiinfra.sizing.inference import activation_workspace, kv_bytes_per_token, model_weight_bytes
+from aiinfra.sizing.model_bytes import activation_workspace, kv_bytes_per_token, model_weight_bytes
 from aiinfra.specs import GpuSpec, ModelSpec
 from aiinfra.units import GiB
 

@@ -6,12 +6,15 @@ model size is a parameter count (70B), never a config.json path.
 
 from __future__ import annotations
 
+from copy import copy
 from typing import Any
 
 import plotly.graph_objects as go
 from fastapi import APIRouter, Request
 from markupsafe import Markup
+from pydantic import create_model
 
+from aiinfra.cluster import options
 from aiinfra.web.charts import div
 from aiinfra.web.common import (
     Explainer,
@@ -32,23 +35,16 @@ TIER_Y = {"node": 0, "leaf": 1, "spine": 2, "core": 3}
 SHOWN = 16  # boxes drawn per tier; the label carries the full count
 
 
-class DesignSpec(WebSpec):
-    """`aiinfra design` options (a subset: the fabric, storage and power choices)."""
-
-    gpus: int | None = None
-    node: str | None = None
-    nics: int | None = None
-    fabric: str | None = None
-    oversubscription: str | None = None
-    rail_optimized: bool | None = None
-    tiers: int | None = None
-    storage_tier: str | None = None
-    dataset_tb: float = 0.0
-    params: str | None = None
-    rack_kw: float | None = None
-    pue: float | None = None
-    preset: str | None = None
-    su: int | None = None
+# The options this page offers, declared once in aiinfra.cluster.options.DesignSpec (type, default,
+# bounds) and taken from there. One difference on purpose: the model size is text ("70B") only.
+OFFERED = ("gpus", "node", "nics", "fabric", "oversubscription", "rail_optimized", "tiers", "storage_tier",
+           "dataset_tb", "params", "rack_kw", "pue", "preset", "su")
+_declared: dict[str, Any] = {name: (f.annotation, copy(f)) for name, f in options.DesignSpec.model_fields.items()
+                             if name in OFFERED}
+_declared["params"] = (str | None, None)
+DesignSpec = create_model("DesignSpec", __base__=WebSpec, __module__=__name__,
+                          __doc__="`aiinfra design` options (a subset: the fabric, storage and power choices).",
+                          **_declared)
 
 
 def available() -> bool:

@@ -196,3 +196,25 @@ def test_llama3_stack_charges_tp_in_full():
     meta = _part(step_time(m, g, software="llama3-meta", **kw), "TP communication")
     core = _part(step_time(m, g, software="megatron-core", **kw), "TP communication")
     assert meta > 4 * core > 0
+
+
+def test_expert_tp_1_folds_ep_over_tp_ranks():
+    """Megatron's MoE parallel folding (expert_tensor_parallel_size = 1, as Megatron-Bridge's Qwen3-235B H100 recipe
+    sets with TP2·EP32 on DP16): experts stay whole, EP spans TP·DP, each rank routes only its T/tp
+    sequence-parallel tokens. Per GPU the expert weights of EP32·ETP1 equal EP16·ETP2's, the all-to-all carries half
+    the bytes, and EP32 needs the folding (32 does not divide DP16)."""
+    from aiinfra.errors import LayoutError
+    from aiinfra.sizing.training import check_layout, training_memory
+
+    m, g = model("qwen3-235b-a22b"), gpu("h100-sxm")
+    check_layout(m, tp=2, pp=8, dp=16, ep=32, etp=1, vp=4)
+    with pytest.raises(LayoutError, match="expert TP 1"):
+        check_layout(m, tp=2, pp=8, dp=16, ep=32, vp=4)
+    kw = dict(seq=4096, micro_batch=1, tp=2, pp=8, dp=16, sp=True, vp=4, num_microbatches=512, zero=1, precision="fp8")
+    folded = training_memory(m, ep=32, etp=1, **kw)
+    split = training_memory(m, ep=16, **kw)
+    assert float(folded.weights.value) == pytest.approx(float(split.weights.value), rel=1e-9)
+    run = dict(tp=2, pp=8, dp=16, vp=4, global_batch=8192, seq=4096, dtype="fp8", zero=1)
+    a2a_fold = _part(step_time(m, g, ep=32, etp=1, **run), "EP communication")
+    a2a_split = _part(step_time(m, g, ep=16, **run), "EP communication")
+    assert a2a_fold < a2a_split

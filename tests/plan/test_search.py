@@ -84,7 +84,11 @@ def test_every_candidate_divides_correctly():
     s = build_space(m, [64], global_batch=256, seq=4096)
     assert len(s) > 0
     assert (s.tp * s.pp * s.cp * s.dp == 64).all()
-    assert (m.heads % s.tp == 0).all() and (m.experts % s.ep == 0).all() and ((s.dp * s.cp) % s.ep == 0).all()
+    assert (m.heads % s.tp == 0).all() and (m.experts % s.ep == 0).all()
+    # experts split over TP (ETP = TP): EP divides DP·CP; whole experts (ETP 1): EP folds over TP·DP·CP
+    classic, folded = s.etp == s.tp, s.etp != s.tp
+    assert ((s.dp * s.cp) % s.ep == 0)[classic].all() and ((s.tp * s.dp * s.cp) % s.ep == 0)[folded].all()
+    assert folded.any() and (s.etp[folded] == 1).all() and (s.ep[folded] > 1).all() and (s.tp[folded] > 1).all()
     assert (256 % (s.dp * s.mb) == 0).all()
     assert ((s.vp == 1) | (s.pp * s.vp <= m.layers)).all()
 

@@ -116,6 +116,8 @@ def command(
     grad_dtype: Annotated[str | None, typer.Option(
         help="Gradient buffers and their DP reduction: fp32 or bf16 (Megatron's grad_reduce_in_fp32 off); "
              "default fp32 (fp16 reduction for --dtype fp16).")] = None,
+    ep_overlap: Annotated[bool, typer.Option(
+        "--ep-overlap", help="MoE all-to-all overlapped with another micro-batch (Megatron --overlap-moe-expert-parallel-comm).")] = False,
     recommend: Annotated[bool, typer.Option("--recommend", help="Rank every catalog GPU for this job instead.")] = False,
     catalog_prices: Annotated[bool, typer.Option("--catalog-prices", help="With --recommend: price GPUs without --price from the catalog (the same lookup as tco), each with its source.")] = False,
     fmt: FormatOpt = Format.table,
@@ -139,6 +141,7 @@ def command(
     if grad_dtype not in (None, "fp32", "bf16"):
         raise SpecError(f"--grad-dtype must be fp32 or bf16, not {grad_dtype!r}")
     opts.grad_dtype = grad_dtype
+    opts.ep_overlap = ep_overlap
     if recommend:
         _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note, catalog_prices)
         return

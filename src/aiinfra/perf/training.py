@@ -127,7 +127,7 @@ LINEAR_DTYPES = ("bf16", "fp16", "fp8", "fp4")
 TP_MODES = ("none", "ring")  # TP communication: blocking, or overlapped with its GEMMs chunk by chunk
 
 
-def _layer_gemms(m: ModelSpec, T, tp, ep, moe: bool) -> list[tuple]:
+def _layer_gemms(m: ModelSpec, T, tp, ep, moe: bool, etp=None) -> list[tuple]:
     """(M, N, K, count, role) of the forward GEMMs one GPU runs for one layer and micro-batch. role: "col"
     (column-parallel, fed by a TP all-gather), "row" (row-parallel, feeding a reduce-scatter) or "local"."""
     h = m.hidden
@@ -140,9 +140,12 @@ def _layer_gemms(m: ModelSpec, T, tp, ep, moe: bool) -> list[tuple]:
     up = 2 if m.gated_mlp else 1
     if not moe:
         return out + [(T, up * m.ffn / tp, h, 1, "col"), (T, h, m.ffn / tp, 1, "row")]
+    # experts split over ETP ranks (ETP = TP: every TP rank sees all T tokens; ETP = 1: each rank routes its own
+    # T/tp sequence-parallel tokens and keeps whole experts)
+    etp = tp if etp is None else etp
     local = m.experts / ep
-    T_e = T * m.experts_per_token * ep / m.experts
-    out += [(T_e, up * m.moe_ffn / tp, h, local, "local"), (T_e, h, m.moe_ffn / tp, local, "local"),
+    T_e = T * etp / tp * m.experts_per_token * ep / m.experts
+    out += [(T_e, up * m.moe_ffn / etp, h, local, "local"), (T_e, h, m.moe_ffn / etp, local, "local"),
             (T, m.experts, h, 1, "local")]
     if m.shared_experts:
         f = m.shared_experts * m.moe_ffn
@@ -178,6 +181,8 @@ def step_time(
     recompute_fraction: Number = 1.0,
     tp_overlap: Number | None = None,
     grad_reduce: str | None = None,
+    etp: Number | None = None,
+    ep_overlap: bool = False,
 ) -> TrainingPerf | np.ndarray:
     """Step time of training `m` on `gpu` with the given layout (scalars or broadcastable arrays).
 
@@ -185,7 +190,10 @@ def step_time(
     linear layers' dtype (bf16/fp16/fp8/fp4); attention and norms stay 16-bit. `overlap_dp=False`
     charges every DP collective in full whatever the stack does. `tp_overlap` (0 blocking, 1 overlapped chunk
     by chunk; arrays allowed) overrides the stack's default TP mode (its `overlap.tp`). `grad_reduce` ("fp32" |
-    "bf16") is the dtype gradients are reduced in; None: fp32 for bf16-based training, fp16 for fp16.
+    "bf16") is the dtype gradients are reduced in; None: fp32 for bf16-based training, fp16 for fp16. `etp` is
+    the experts' tensor-parallel size: TP (None, Megatron's default) or 1 (EP folded over the TP ranks).
+    `ep_overlap`: the MoE all-to-all runs under another micro-batch's compute (Megatron
+    --overlap-moe-expert-parallel-comm); it then costs the communication kernels' SM share, not its time.
     """
     node = node or comm.node_for(gpu)
     stk = software if isinstance(software, Stack) else stack(software)
@@ -194,6 +202,7 @@ def step_time(
     if framework_eff is not None:
         fw, fw_src = float(framework_eff), "given by the caller (leave-one-source-out refit)"
     tp, pp, dp, cp, ep, mb, vp, zero = (_a(x) for x in (tp, pp, dp, cp, ep, micro_batch, vp, zero))
+    etp = tp if etp is None else _a(etp)
     rc = _a(recompute_code(recompute))
     B, s = _a(global_batch).astype(float), _a(seq).astype(float)
     gpn = node.gpus_per_node
@@ -229,7 +238,7 @@ def step_time(
         t = 0.0
         cast = 0.0
         again = sel_ops * every_second_linear_fraction(m, moe) if stk.selective == "every_second_linear" else 0.0
-        for Mg, Ng, Kg, count, role in _layer_gemms(m, T, tp, ep, moe):
+        for Mg, Ng, Kg, count, role in _layer_gemms(m, T, tp, ep, moe, etp):
             whole = compute.gemm_time(Mg, Ng, Kg, gpu, lin, kt, stk.fp8_gemm)
             if split is not False and role != "local":
                 fwd = np.where(split, tp * compute.gemm_time(Mg / tp, Ng, Kg, gpu, lin, kt, stk.fp8_gemm), whole)
@@ -268,7 +277,9 @@ def step_time(
     # Tensor parallel: 4 collectives per layer of T·h·2 B (+2 with full recompute).
     n_tp = 4 + 2 * full
     ar_tp = comm.hierarchical_all_reduce(T * h * ACT_BYTES, tp, np.minimum(tp, domain), node, "TP all-reduce")
-    t_tp_raw = np.where(tp > 1, n_tp * ar_tp.value, 0.0)
+    # with whole experts (ETP 1) a MoE layer's MLP has no TP collectives: the all-to-all carries its tokens
+    folded = (etp == 1) & (tp > 1)
+    t_tp_raw = np.where(tp > 1, n_tp * ar_tp.value, 0.0) * (1 - 0.5 * folded * (m.moe_layers / L))
     g_layer_avg = (m.dense_layers * g_dense + m.moe_layers * g_moe) / L
     t_tp_layer = np.where(tp_over, stk.exposed(t_tp_raw, g_layer_avg), t_tp_raw)
 
@@ -280,15 +291,17 @@ def step_time(
     t_cp_layer = stk.exposed(t_cp_raw, t_att_layer) if stk.cp else t_cp_raw
 
     # Expert parallel: all-to-all of routed tokens per MoE layer, 4 per micro-batch.
-    a2a_bytes = T * m.experts_per_token * h * ACT_BYTES
+    a2a_bytes = T * etp / tp * m.experts_per_token * h * ACT_BYTES
     # EP ranks sit next to each other after TP (Megatron's order): ep_local of them share a scale-up domain
-    ep_local = np.clip(domain // np.maximum(tp, 1), 1, np.maximum(ep, 1))
+    ep_local = np.clip(domain // np.maximum(etp, 1), 1, np.maximum(ep, 1))
     t_ep_moe = np.where(ep > 1, 4 * comm.hierarchical_all_to_all(a2a_bytes, ep, ep_local, node).value, 0.0)
 
     # Per layer (averaged over dense/MoE layers), then the LM head + loss on the last stage.
     frac_moe = m.moe_layers / L
     comp_layer = (1 - frac_moe) * g_dense + frac_moe * g_moe
     cast_layer = (1 - frac_moe) * c_dense + frac_moe * c_moe
+    if ep_overlap:  # dispatch/combine of one micro-batch under the MoE layer compute of another
+        t_ep_moe = stk.exposed(t_ep_moe, g_moe + (c_moe if m.is_moe else 0.0))
     ep_layer = frac_moe * t_ep_moe
     head_gemm = compute.gemm_time(T, m.vocab / tp, h, gpu, lin if lin in ("bf16", "fp16") else half, kt) * 3
     head_elem = T * m.vocab / tp * 4.0 * 3 / gpu.memory_bw  # fp32 logits: write, softmax read/write, grad
@@ -347,7 +360,8 @@ def step_time(
     t_cp = part("CP communication", t_cp_layer, 0.0, "M · L_stage · max(0, 3(cp−1) · t_p2p(K,V chunk) − attention if overlapped)",
                 {"K,V chunk bytes": kv_chunk, "overlapped": stk.cp}, {"ring": "Liu et al. 2023 ring attention; Megatron context parallel"},
                 comm_part=True)
-    t_ep = part("EP communication", ep_layer, 0.0, "M · L_stage · (MoE share) · 4 · t_all-to-all(T·k·h·2 B, ep)",
+    t_ep = part("EP communication", ep_layer, 0.0, "M · L_stage · (MoE share) · 4 · t_all-to-all(T·k·h·2 B, ep)"
+                + (", overlapped with another micro-batch's MoE compute" if ep_overlap else ""),
                 {"bytes per rank": a2a_bytes}, {"count": "dispatch + combine, forward and backward (GShard/Megatron MoE)"},
                 comm_part=True)
     t_pp = Term("PP communication", _s(M * t_pp_mb), "s", "M · 2v · t_p2p(T·h·2 B / tp); overlapped: M · 2v · exposed(t_p2p under one virtual stage's compute)",
@@ -360,7 +374,7 @@ def step_time(
     pc = param_counts(m)
     total_p = float(pc.total.value)
     expert_p = m.moe_layers * (pc.moe_layer.experts if pc.moe_layer else 0)
-    shard = (total_p - expert_p) / (tp * pp) + expert_p / (tp * pp * ep)
+    shard = (total_p - expert_p) / (tp * pp) + expert_p / (etp * pp * ep)
     grad_bytes = shard * ACT_BYTES
     group = dp * cp
     ar_dp = comm.hierarchical_all_reduce(grad_bytes, group, np.clip(domain // tp, 1, group),

@@ -20,7 +20,7 @@ from aiinfra.plan.space import RECOMPUTE_NAMES
 from aiinfra.sizing.training import check_layout, device_memory
 from aiinfra.specs import GpuSpec, ModelSpec
 
-LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "mb", "vp", "recompute", "zero", "offload", "tp_overlap")
+LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "offload", "tp_overlap")
 OFFLOAD_BITS = {"none": 0, "optimizer": 1, "weights": 2, "activations": 4}
 
 
@@ -108,7 +108,7 @@ def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int
             raise LayoutError(f"tp·pp·cp = {model_par} does not divide the GPU count {n}")
     dp = lay.get("dp", gpus[0] // model_par)
     check_layout(m, tp=lay.get("tp", 1), pp=lay.get("pp", 1), dp=dp, cp=lay.get("cp", 1), ep=lay.get("ep", 1),
-                 vp=lay.get("vp", 1), seq=seq)
+                 vp=lay.get("vp", 1), seq=seq, etp=lay.get("etp"))
     mb = lay.get("mb", 1)
     if global_batch % (dp * mb):
         raise LayoutError(f"dp·mb = {dp * mb} does not divide the global batch of {global_batch} sequences")
@@ -139,7 +139,7 @@ def _yours(r: PlanResult, lay: dict) -> dict | None:
     ev = r.evaluated
     sp = ev.space
     cols = {"tp": sp.tp, "pp": sp.pp, "cp": sp.cp, "dp": sp.dp, "ep": sp.ep, "mb": sp.mb, "vp": sp.vp,
-            "recompute": sp.recompute, "zero": sp.zero, "offload": sp.offload, "tp_overlap": sp.tpo}
+            "recompute": sp.recompute, "zero": sp.zero, "offload": sp.offload, "tp_overlap": sp.tpo, "etp": sp.etp}
     match = np.ones(len(sp), dtype=bool)
     for k, v in lay.items():
         match &= cols[k] == v

@@ -21,7 +21,7 @@ from aiinfra.perf.training import TP_MODES, step_time
 from aiinfra.plan.search import Options
 
 FILE = DATA_DIR / "training_validation.yaml"
-LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "mb", "vp", "recompute", "zero", "tp_overlap")
+LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "tp_overlap")
 
 
 @dataclass
@@ -64,11 +64,12 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
     dp = int(row.get("dp", gpus // (tp * pp * cp)))
     known = all(k in row for k in ("mb", "vp", "recompute"))
     if known or row["metric"] == "layer_ms":
-        r = step_time(m, g, tp=tp, pp=pp, dp=dp, cp=cp, micro_batch=int(row.get("mb", 1)), vp=int(row.get("vp", 1)),
+        r = step_time(m, g, tp=tp, pp=pp, dp=dp, cp=cp, ep=int(row.get("ep", 1)), etp=row.get("etp"),
+                      micro_batch=int(row.get("mb", 1)), vp=int(row.get("vp", 1)),
                       recompute=row.get("recompute", "none"), zero=int(row.get("zero", 0)), global_batch=batch,
                       recompute_fraction=int(row.get("recompute_layers", m.layers)) / m.layers,
                       tp_overlap=TP_MODES.index(row["tp_overlap"]) if "tp_overlap" in row else None,
-                      grad_reduce=row.get("grad_dtype"),
+                      grad_reduce=row.get("grad_dtype"), ep_overlap=bool(row.get("ep_overlap", False)),
                       seq=seq, dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                       overlap_dp=row["stack"] != "megatron-2021", software=row["stack"], framework_eff=framework_eff)
         # a per-layer time (Korthikanti Table 4) times the layers' forward + backward only: no optimizer step or DP sync
@@ -76,7 +77,9 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
         value = _metric(row, float(r.tokens_per_s.value), gpus, float(r.tflops_per_gpu.value), float(r.mfu.value),
                         float(r.step.value) - (outside if row["metric"] == "layer_ms" else 0.0), m.layers)
         rl = f" {row['recompute_layers']}/{m.layers} layers" if "recompute_layers" in row else ""
-        lay = f"TP{tp}·PP{pp}·CP{cp}·DP{dp} mb{row.get('mb', 1)} v{row.get('vp', 1)} {row.get('recompute', 'none')}{rl}"
+        ep_s = f"·EP{row['ep']}" + ("(ETP1)" if row.get("etp", tp) != tp else "") if row.get("ep", 1) > 1 else ""
+        lay = (f"TP{tp}·PP{pp}·CP{cp}{ep_s}·DP{dp} mb{row.get('mb', 1)} v{row.get('vp', 1)} "
+               f"{row.get('recompute', 'none')}{rl}")
         return Prediction(row["key"], row["table"], float(row["value"]), value, row["metric"], lay, bool(row.get("fit")))
     from aiinfra.plan.commands import plan_command
 
@@ -90,7 +93,8 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
         else:
             fixed["tp_overlap"] = TP_MODES.index(fixed["tp_overlap"])
     opt = Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
-                  software=row["stack"], framework_efficiency=framework_eff, grad_dtype=row.get("grad_dtype"))
+                  software=row["stack"], framework_efficiency=framework_eff, grad_dtype=row.get("grad_dtype"),
+                  ep_overlap=bool(row.get("ep_overlap", False)))
     res = plan_command(m, g, [gpus], global_batch=batch, seq=seq, options=opt, layout=fixed, top=1)
     y = res.facts["your_layout"]
     value = _metric(row, y["tokens_per_s"], gpus, y["tflops"], y["mfu"], y["step_s"], m.layers)
@@ -142,7 +146,8 @@ def published_rank(row: dict) -> dict:
                       offloads=(0,))
     else:
         opt = Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
-                      software=row["stack"], grad_dtype=row.get("grad_dtype"))
+                      software=row["stack"], grad_dtype=row.get("grad_dtype"),
+                      ep_overlap=bool(row.get("ep_overlap", False)))
     res = plan_command(lookup_model(row["model"]), lookup_gpu(row["gpu"]), [int(row["gpus"])],
                        global_batch=int(row["batch"]), seq=int(row["seq"]), options=opt,
                        layout={"tp": tp, "pp": pp, "cp": cp, "dp": dp}, top=1)

@@ -60,6 +60,7 @@ class Options:
     memory_reserve: float | None = None  # fixed runtime bytes per GPU (CUDA context + NCCL); None = catalog
     tp_overlaps: tuple[int, ...] | None = None  # TP modes (0 blocking, 1 overlapped); None: every mode the stack offers
     grad_dtype: str | None = None  # gradient buffers and their reduction: "fp32" | "bf16"; None: fp32 (Megatron default)
+    ep_overlap: bool = False  # MoE all-to-all under another micro-batch's compute (Megatron's EP overlap, opt-in)
 
 
 @dataclass
@@ -127,14 +128,15 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         recompute=b("recompute"), precision="bf16" if opt.dtype in ("bf16", "fp16") else opt.dtype,
         flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve, offload=b("offload"),
         total_only=not with_parts, recompute_fraction=b("rfrac"), selective=stack(opt.software).selective,
-        quantized_inputs=saves_quantized_inputs(opt.software, opt.dtype), grad_dtype=opt.grad_dtype,
+        quantized_inputs=saves_quantized_inputs(opt.software, opt.dtype), grad_dtype=opt.grad_dtype, etp=b("etp"),
     )
     perf = step_time(
         m, gpu, tp=b("tp"), pp=b("pp"), dp=b("dp"), cp=b("cp"), ep=b("ep"), micro_batch=b("mb"), vp=b("vp"),
         recompute=b("recompute"), zero=b("zero"), global_batch=space.batch, seq=seq, dtype=opt.dtype,
         flash_attention=opt.flash_attention, causal=opt.causal, overlap_dp=opt.overlap_dp, node=node,
         software=opt.software, framework_eff=opt.framework_efficiency, offload=b("offload"), step_only=not with_parts,
-        recompute_fraction=b("rfrac"), tp_overlap=b("tpo"), grad_reduce=opt.grad_dtype,
+        recompute_fraction=b("rfrac"), tp_overlap=b("tpo"), grad_reduce=opt.grad_dtype, etp=b("etp"),
+        ep_overlap=opt.ep_overlap,
     )
     shape = (space.n_base, space.k)
     memory = np.broadcast_to(np.asarray(mem if not with_parts else mem.total.value, dtype=float), shape).ravel()
@@ -360,13 +362,15 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                           flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve,
                           offload=one.get("offload", 0), recompute_fraction=one.get("rfrac", 1.0),
                           selective=stack(opt.software).selective,
-                          quantized_inputs=saves_quantized_inputs(opt.software, opt.dtype), grad_dtype=opt.grad_dtype)
+                          quantized_inputs=saves_quantized_inputs(opt.software, opt.dtype), grad_dtype=opt.grad_dtype,
+                          etp=one.get("etp"))
     perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
                      vp=one["vp"], recompute=one["recompute"], zero=one["zero"], global_batch=global_batch, seq=seq,
                      dtype=opt.dtype, flash_attention=opt.flash_attention, causal=opt.causal,
                      overlap_dp=opt.overlap_dp, node=node, software=opt.software,
                      framework_eff=opt.framework_efficiency, offload=one.get("offload", 0),
-                     recompute_fraction=one.get("rfrac", 1.0), tp_overlap=one.get("tpo"), grad_reduce=opt.grad_dtype)
+                     recompute_fraction=one.get("rfrac", 1.0), tp_overlap=one.get("tpo"), grad_reduce=opt.grad_dtype,
+                     etp=one.get("etp"), ep_overlap=opt.ep_overlap)
     terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.mfu_full, perf.hfu, mem.total]
     if tokens:
         terms += perf.time_to_train(tokens, price)

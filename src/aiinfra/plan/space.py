@@ -9,7 +9,8 @@ overlapped chunk by chunk, where the software stack offers both; TP1 has no TP m
   lighter, as Megatron's --decoder-first/last-pipeline-num-layers allow (Llama 3 405B ran 126
   layers on PP16); CP divides the sequence and leaves each rank at least `min_cp_tokens` tokens (CP is for
   long context); DP = N / (TP·PP·CP) is whole;
-- EP divides the experts and DP·CP (MoE only);
+- EP divides the experts and DP·CP (MoE only), with experts split over TP (Megatron's default ETP = TP); or,
+  with whole experts (ETP 1, Megatron's MoE parallel folding), EP divides TP·DP·CP;
 - the global batch splits into whole micro-batches per DP rank: B % (DP·mb) = 0;
 - interleaving needs PP > 1, PP·v ≤ layers and micro-batches a multiple of PP;
 - ZeRO 0-3 combine with any TP/PP/CP (ZeRO-1 = Megatron's distributed optimizer; ZeRO-2 with TP/PP as
@@ -28,7 +29,7 @@ AXES = ("gpus", "tp", "pp", "dp", "cp", "ep", "mb", "vp", "recompute", "zero")
 RECOMPUTE_NAMES = ("none", "selective", "full")
 
 
-BASE = ("gpus", "tp", "pp", "dp", "cp", "ep", "mb", "vp", "sp")
+BASE = ("gpus", "tp", "pp", "dp", "cp", "ep", "mb", "vp", "sp", "etp")
 KNOBS = ("recompute", "rfrac", "zero", "offload", "tpo")
 
 
@@ -83,11 +84,13 @@ class Space:
         return out
 
     def layout_key(self, index=None) -> np.ndarray:
-        """One int64 per candidate (all, or those in `index`) naming its (N, TP, PP, CP, EP, DP) layout."""
+        """One int64 per candidate (all, or those in `index`) naming its (TP, PP, CP, EP, DP, expert TP) layout; the
+        GPU count is their product. Field widths fit 63 bits: TP, PP, EP < 2⁹, CP < 2¹¹, DP < 2²⁰, one bit for ETP 1."""
         key = np.zeros(self.n_base, dtype=np.int64)
-        for n, width in (("gpus", 1 << 20), ("tp", 1 << 10), ("pp", 1 << 10), ("cp", 1 << 10), ("ep", 1 << 10),
-                         ("dp", 1 << 20)):
-            key = key * width + self.base[n]
+        folded = (self.base["etp"] != self.base["tp"]).astype(np.int64) if "etp" in self.base else 0
+        for value, width in ((self.base["tp"], 1 << 9), (self.base["pp"], 1 << 9), (self.base["cp"], 1 << 11),
+                             (self.base["ep"], 1 << 9), (self.base["dp"], 1 << 20), (folded, 2)):
+            key = key * width + value
         if index is not None:
             return key[np.asarray(index) // self.k]
         return np.repeat(key, self.k)
@@ -147,11 +150,16 @@ def build_space(
     # Structural axes first (few thousand rows), filtered before the knobs multiply them.
     g = np.meshgrid(_i64(gpu_counts), _i64(tps), _i64(pps), _i64(cps), _i64(eps), indexing="ij")
     N, tp, pp, cp, ep = (x.ravel() for x in g)
+    # expert TP: TP (every layout), or 1 where it differs (TP > 1) and EP > 1: EP folded over the TP ranks
+    fold = (tp > 1) & (ep > 1)
+    N, tp, pp, cp, ep = (np.concatenate([x, x[fold]]) for x in (N, tp, pp, cp, ep))
+    etp = np.concatenate([tp[: tp.size - int(fold.sum())], np.ones(int(fold.sum()), dtype=np.int64)])
     mp = tp * pp * cp
     ok = (N % mp == 0) & (N >= mp)
     dp = N // mp
-    ok &= ((dp * cp) % ep == 0) & (global_batch % np.maximum(dp, 1) == 0)
-    N, tp, pp, cp, ep, dp = (x[ok] for x in (N, tp, pp, cp, ep, dp))
+    ep_group = np.where(etp == 1, tp * dp * cp, dp * cp)
+    ok &= (ep_group % ep == 0) & (global_batch % np.maximum(dp, 1) == 0)
+    N, tp, pp, cp, ep, dp, etp = (x[ok] for x in (N, tp, pp, cp, ep, dp, etp))
     # Per (dp, pp): the (micro-batch, interleave) pairs that divide; then every base row of that key.
     key = dp * 100_000 + pp
     parts = []
@@ -179,7 +187,7 @@ def build_space(
     else:
         r_idx = mb_a = vp_a = _i64([])
     base = {"gpus": N[r_idx], "tp": tp[r_idx], "pp": pp[r_idx], "dp": dp[r_idx], "cp": cp[r_idx], "ep": ep[r_idx],
-            "mb": mb_a, "vp": vp_a, "sp": (tp[r_idx] > 1) & sequence_parallel}
+            "mb": mb_a, "vp": vp_a, "sp": (tp[r_idx] > 1) & sequence_parallel, "etp": etp[r_idx]}
     # recompute modes: none, selective, and full on a fraction of each stage's layers (block method)
     pairs = [(r, 1.0) for r in recompute if r != 2]
     pairs += [(2, f) for f in recompute_fractions] if 2 in recompute else []
@@ -208,6 +216,6 @@ def describe(row: dict) -> str:
     if row["cp"] > 1:
         parts.append(f"CP{row['cp']}")
     if row["ep"] > 1:
-        parts.append(f"EP{row['ep']}")
+        parts.append(f"EP{row['ep']}" + ("(ETP1)" if row.get("etp", row["tp"]) != row["tp"] else ""))
     parts.append(f"DP{row['dp']}")
     return "·".join(parts)

@@ -156,6 +156,7 @@ def pipeline_layers(layers: int, pp: Any, vp: Any = 1) -> tuple[Any, Any, Any]:
 
 
 def check_layout(m: ModelSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int = 1, ep: int = 1, vp: int = 1,
+                 etp: int | None = None,
                  sp: bool = False, seq: int | None = None) -> None:
     """Raise LayoutError naming the first constraint a layout breaks (the planner's own rules).
 
@@ -179,8 +180,15 @@ def check_layout(m: ModelSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int
             raise LayoutError(f"EP={ep} needs an MoE model; {m.name} is dense")
         if m.experts % ep:
             raise LayoutError(f"EP={ep} does not divide the {m.experts} experts of {m.name}")
-        if (dp * cp) % ep:
-            raise LayoutError(f"EP={ep} must divide the data-parallel size dp·cp={dp * cp}")
+        etp = tp if etp is None else etp
+        if etp not in (1, tp):
+            raise LayoutError(f"expert TP={etp} must be 1 (experts whole, EP folded over TP) or TP={tp}")
+        if etp == 1 and tp > 1:
+            if (tp * dp * cp) % ep:
+                raise LayoutError(f"EP={ep} with expert TP 1 must divide tp·dp·cp={tp * dp * cp}")
+        elif (dp * cp) % ep:
+            raise LayoutError(f"EP={ep} must divide the data-parallel size dp·cp={dp * cp} "
+                              "(or set expert TP 1 to fold EP over the TP ranks)")
     if sp and tp == 1:
         raise LayoutError("sequence parallelism needs TP > 1")
     if seq is not None and seq % cp:
@@ -198,13 +206,14 @@ class StageParams:
 
 
 def stage_params(counts: ParamCounts, m: ModelSpec, tp: Any, pp: Any, ep: Any, stage: str,
-                 layers: Any = None) -> StageParams:
+                 layers: Any = None, etp: Any = None) -> StageParams:
     """Most-loaded GPU of the `first`, a `middle` or the `last` pipeline stage (pp = 1: one stage holds all).
 
     `layers`: transformer layers on that GPU (default ⌈L/pp⌉).
 
-    Attention, dense MLP and shared experts shard over TP; routed experts over EP × TP
-    (Megatron's default expert-tensor-parallel size = TP); norms and routers replicate.
+    Attention, dense MLP and shared experts shard over TP; routed experts over EP × ETP (expert tensor
+    parallel: Megatron's default ETP = TP, or 1 when EP is folded over the TP ranks); norms and routers
+    replicate.
     The embedding is vocab-parallel on the first stage; the last stage holds the LM head (a
     copy of the tied embedding when pp > 1) and the final norm.
     """
@@ -220,7 +229,7 @@ def stage_params(counts: ParamCounts, m: ModelSpec, tp: Any, pp: Any, ep: Any, s
     ex = np.zeros_like(ne)
     if e is not None:
         ne = ne + moe_layers * ((e.attention + e.shared) / tp + e.replicated)
-        ex = moe_layers * e.experts / (ep * tp)
+        ex = moe_layers * e.experts / (ep * (tp if etp is None else np.asarray(etp, dtype=float)))
     single = pp == 1
     emb = counts.embedding / tp
     head_own = counts.lm_head / tp
@@ -359,7 +368,7 @@ def _runtime_overhead(tp_a, pp_a, dp, cp, overhead_bytes, fragmentation) -> tupl
     return fixed, fixed_src, frag
 
 
-def _validate(m: ModelSpec, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero) -> None:
+def _validate(m: ModelSpec, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero, etp=None) -> None:
     """Scalar sanity checks: a clear error for impossible or non-positive settings."""
     for name, v in (("seq", seq), ("micro-batch", micro_batch)):
         if np.ndim(v) == 0 and v <= 0:
@@ -369,7 +378,8 @@ def _validate(m: ModelSpec, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero) 
             if int(v) != v or v < 1:
                 raise SpecError(f"{name} must be a whole number ≥ 1, got {v}")
         check_layout(m, tp=int(tp), pp=int(pp), dp=int(dp), cp=int(cp), ep=int(ep), vp=int(vp), sp=bool(sp),
-                     seq=int(seq) if np.ndim(seq) == 0 else None)
+                     seq=int(seq) if np.ndim(seq) == 0 else None,
+                     etp=int(etp) if etp is not None and np.ndim(etp) == 0 else None)
     if np.ndim(zero) == 0 and zero not in (0, 1, 2, 3):
         raise SpecError(f"ZeRO stage must be 0, 1, 2 or 3, not {zero}")
 
@@ -401,6 +411,7 @@ def training_memory(
     recompute_fraction: Any = 1.0,
     selective: str = "attention",
     quantized_inputs: bool = False,
+    etp: Any = None,
 ) -> TrainingMemory | np.ndarray:
     """Peak memory on the most-loaded GPU of a training job (bytes), with every part explained.
 
@@ -413,11 +424,12 @@ def training_memory(
         if recompute not in RECOMPUTE:
             raise SpecError(f"unknown recompute mode '{recompute}'; choose none, selective or full")
         recompute = RECOMPUTE[recompute]
-    _validate(m, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero)
+    _validate(m, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero, etp)
     off = np.asarray(offload_code(offload))
     zero_eff = np.maximum(np.asarray(zero), 1 if distributed_optimizer else 0)
     counts = param_counts(m)
     tp_a, pp_a = np.asarray(tp, dtype=float), np.asarray(pp, dtype=float)
+    etp_a = tp_a if etp is None else np.asarray(etp, dtype=float)
     in_flight = pp_a if num_microbatches is None else np.minimum(pp_a, np.asarray(num_microbatches, dtype=float))
     penalty = np.where(np.asarray(vp) > 1, 1.0 + (pp_a - 1.0) / (pp_a * np.asarray(vp, dtype=float)), 1.0)
 
@@ -448,7 +460,7 @@ def training_memory(
                "last": np.ones_like(in_flight)}
     stages = {}
     for stage, n_layers in (("first", first_l), ("middle", middle_l), ("last", last_l)):
-        sp_params = stage_params(counts, m, tp, pp, ep, stage, n_layers)
+        sp_params = stage_params(counts, m, tp, pp, ep, stage, n_layers, etp_a)
         n_flight = flights[stage]
         layers_act = (
             (sp_params.layers - sp_params.moe_layers) * act_dense.value + sp_params.moe_layers * act_moe.value
@@ -465,7 +477,9 @@ def training_memory(
             edge = np.where(pp_a == 1, 8.0 * s_loc * b, 0.0) + 4.0 * s_loc * b * m.hidden * (1.0 + m.vocab / m.hidden) / tp_a
         working = np.where(np.asarray(recompute) == 2, full_layer.value, 0.0)
         w, g, o = model_states(
-            sp_params.non_expert, sp_params.expert, dp_shards=np.asarray(dp) * np.asarray(cp), ep=ep, zero=zero_eff,
+            # expert-data-parallel group = tp·dp·cp / (ep·etp): ep·etp/tp below turns dp·cp into it
+            sp_params.non_expert, sp_params.expert, dp_shards=np.asarray(dp) * np.asarray(cp),
+            ep=np.asarray(ep, dtype=float) * etp_a / tp_a, zero=zero_eff,
             precision=precision, optimizer=optimizer, grad_dtype=grad_dtype, offload=offload,
         )
         buf = np.where(zero_eff == 3, zero3_gather_buffer(counts.largest_layer, tp_a).value, 0.0)

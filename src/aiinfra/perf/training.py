@@ -36,9 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from aiinfra.catalog.loader import default_catalog
+from aiinfra.errors import AiinfraError
 from aiinfra.explain import Number, Term, total
 from aiinfra.perf import comm, compute
-from aiinfra.errors import AiinfraError
 from aiinfra.perf.flops import (SELECTIVE_POLICIES, TrainingFlops, attended_positions, every_second_linear_fraction,
                                 recompute_code, training_flops)
 from aiinfra.sizing.params import attention_params, param_counts
@@ -301,7 +301,7 @@ def step_time(
     comp_layer = (1 - frac_moe) * g_dense + frac_moe * g_moe
     cast_layer = (1 - frac_moe) * c_dense + frac_moe * c_moe
     if ep_overlap:  # dispatch/combine of one micro-batch under the MoE layer compute of another
-        t_ep_moe = stk.exposed(t_ep_moe, g_moe + (c_moe if m.is_moe else 0.0))
+        t_ep_moe = stk.exposed(t_ep_moe, g_moe + c_moe)
     ep_layer = frac_moe * t_ep_moe
     head_gemm = compute.gemm_time(T, m.vocab / tp, h, gpu, lin if lin in ("bf16", "fp16") else half, kt) * 3
     head_elem = T * m.vocab / tp * 4.0 * 3 / gpu.memory_bw  # fp32 logits: write, softmax read/write, grad

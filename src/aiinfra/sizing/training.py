@@ -245,16 +245,12 @@ def stage_params(counts: ParamCounts, m: ModelSpec, tp: Any, pp: Any, ep: Any, s
 
 def selective_policy(software: str = "megatron-core") -> str:
     """What "selective" recompute keeps under a software stack (catalog stacks.yaml `selective`)."""
-    from aiinfra.catalog.loader import default_catalog
-
     return str(default_catalog().entry("stacks", software)[1].get("selective", "attention"))
 
 
 def saves_quantized_inputs(software: str, precision: str) -> bool:
     """Whether FP8/FP4 training under this stack keeps linear-layer inputs for backward in FP8 (stacks.yaml
     `fp8_saved_inputs: quantized`, Transformer Engine) rather than in 16 bits (torchao float8 saves them high)."""
-    from aiinfra.catalog.loader import default_catalog
-
     entry = default_catalog().entry("stacks", software)[1]
     return precision in ("fp8", "fp4") and entry.get("fp8_saved_inputs", "high") == "quantized"
 

@@ -151,3 +151,18 @@ def test_size_train_accepts_what_plan_recommends_with_the_same_memory():
     assert size.facts["fits"]
     total = float(next(t for t in size.terms if t.name == "total per GPU").value)
     assert abs(total / 1e9 - w["memory_gb"]) < 1e-6 * w["memory_gb"]
+
+
+def test_expert_tp_layout_key_is_checked_in_one_line():
+    """--layout etp=…: the experts' TP size is 1 or TP (Megatron expert_tensor_parallel_size), only for MoE models,
+    and EP beyond DP·CP needs it at 1; each broken rule is one line, exit 2."""
+    import subprocess
+    import sys
+
+    cases = {"llama-3.1-8b --gpus 8 --layout tp=2,etp=1": "applies to MoE models",
+             "qwen3-30b-a3b --gpus 16 --layout tp=2,ep=16,etp=3": "must be 1",
+             "qwen3-30b-a3b --gpus 16 --layout tp=2,ep=16": "set expert TP 1"}
+    for args, msg in cases.items():
+        r = subprocess.run([sys.executable, "-m", "aiinfra", "plan", *args.split(), "--global-batch", "64"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1 and not r.stdout

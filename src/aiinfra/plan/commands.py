@@ -99,6 +99,8 @@ def parse_layout(text: str | None) -> dict[str, Any]:
 
 def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int, seq: int) -> None:
     """One sentence naming the first constraint a fixed layout breaks."""
+    if "etp" in lay and not m.is_moe:
+        raise LayoutError(f"etp (the experts' tensor-parallel size) applies to MoE models; {m.name} is dense")
     model_par = lay.get("tp", 1) * lay.get("pp", 1) * lay.get("cp", 1)
     check_layout(m, tp=lay.get("tp", 1), pp=lay.get("pp", 1), cp=lay.get("cp", 1), vp=lay.get("vp", 1), seq=seq)
     for n in gpus:

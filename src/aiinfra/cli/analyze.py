@@ -9,7 +9,7 @@ import typer
 from rich.console import Group
 from rich.table import Table
 
-from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, emit
+from aiinfra.cli.output import EndOpt, ExplainOpt, Format, FormatOpt, PrometheusOpt, QueryTimeoutOpt, emit
 from aiinfra.explain import Result
 
 MAX_ROWS = 20
@@ -171,13 +171,13 @@ def report_tables(r: Result) -> Group:
 
 
 def analyze_cmd(
-    prometheus: Annotated[str, typer.Option("--prometheus", "-p", help="Prometheus (or Thanos/Mimir) base URL.", envvar="AIINFRA_PROMETHEUS")],
+    prometheus: PrometheusOpt,
     range_: Annotated[str, typer.Option("--range", "-r", help="Window to analyse, a Prometheus duration (24h, 7d, 90m).")] = "24h",
-    end: Annotated[float | None, typer.Option("--end", help="End of the window, Unix seconds (default: now).")] = None,
+    end: EndOpt = None,
     idle_ratio: Annotated[float, typer.Option("--idle-below", help="Busy ratio under which a GPU counts as doing no work.")] = 0.05,
     price: Annotated[float | None, typer.Option("--price-per-gpu-hour", help="USD per GPU-hour for idle cost (default: the prices catalog).")] = None,
     html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML report with plotly charts to this file.")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each query.")] = 60.0,
+    timeout: QueryTimeoutOpt = 60.0,
     fmt: FormatOpt = Format.table,
     explain: ExplainOpt = False,
 ) -> None:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Group
 from rich.table import Table
 
-from aiinfra.cli.output import ExplainOpt, Format, emit
+from aiinfra.cli.output import EndOpt, ExplainOpt, Format, PrometheusOpt, QueryTimeoutOpt, emit
 from aiinfra.explain import Result
 
 MAX_ROWS = 25
@@ -71,14 +71,14 @@ def tables(r: Result) -> Group:
 
 
 def chargeback_cmd(
-    prometheus: Annotated[str, typer.Option("--prometheus", "-p", help="Prometheus (or Thanos/Mimir) base URL.", envvar="AIINFRA_PROMETHEUS")],
+    prometheus: PrometheusOpt,
     range_: Annotated[str, typer.Option("--range", "-r", help="Billing window, a Prometheus duration (24h, 7d, 30d).")] = "24h",
-    end: Annotated[float | None, typer.Option("--end", help="End of the window, Unix seconds (default: now).")] = None,
+    end: EndOpt = None,
     idle_ratio: Annotated[float, typer.Option("--idle-below", help="Busy ratio under which a held GPU counts as idle.")] = 0.05,
     held_mib: Annotated[float, typer.Option("--held-mib", help="Framebuffer MiB above which an unowned idle GPU counts as stranded.")] = 1024.0,
     price: Annotated[float | None, typer.Option("--price-per-gpu-hour", help="USD per GPU-hour (default: the dated prices catalog, per GPU model).")] = None,
     top: Annotated[int, typer.Option("--top", help="How many top wasters to list.", min=1)] = 10,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each query.")] = 60.0,
+    timeout: QueryTimeoutOpt = 60.0,
     fmt: Annotated[ChargebackFormat, typer.Option("--format", "-f", help="Output format; csv = one row per pod/job for finance.", case_sensitive=False)] = ChargebackFormat.table,
     explain: ExplainOpt = False,
 ) -> None:

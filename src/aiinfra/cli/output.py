@@ -75,6 +75,11 @@ class Format(str, Enum):
 
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)]
+# Options every command that queries Prometheus takes (analyze, chargeback)
+PrometheusOpt = Annotated[str, typer.Option("--prometheus", "-p", help="Prometheus (or Thanos/Mimir) base URL.",
+                                            envvar="AIINFRA_PROMETHEUS")]
+EndOpt = Annotated[float | None, typer.Option("--end", help="End of the window, Unix seconds (default: now).")]
+QueryTimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for each query.")]
 ExplainOpt = Annotated[bool, typer.Option(
     "--explain", help="Show how every number was computed (compact; '--explain full' for every level).")]
 

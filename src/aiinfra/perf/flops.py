@@ -31,10 +31,9 @@ SRC_KORTHIKANTI = "Korthikanti et al. 2022 §4.2 selective recompute of core att
 SRC_MEGATRON_CAUSAL = "Megatron-LM training.py num_floating_point_operations halves causal core attention (§1.4)"
 
 RECOMPUTE = {"none": 0, "selective": 1, "full": 2}
-# What "selective" recomputes differs by stack (catalog stacks.yaml `selective`): Megatron's is the core
-# attention (Korthikanti et al. 2022); torchtitan's op-level policy saves matmul and attention outputs but
-# recomputes every second matmul of a block, and every other op (torchtitan activation_checkpoint.py).
-SELECTIVE_POLICIES = ("attention", "every_second_linear")
+# What "selective" recomputes differs by stack (catalog stacks.yaml `selective`, sizing.training.SELECTIVE_POLICIES):
+# Megatron's is the core attention (Korthikanti et al. 2022); torchtitan's op-level policy saves matmul and
+# attention outputs but recomputes every second matmul of a block, and every other op.
 SRC_TORCHTITAN_SAC = ("torchtitan op-level selective activation checkpointing (parallelize_llama.py at e7c0cae, "
                       "2025-06; distributed/activation_checkpoint.py today): save mm/attention outputs except every "
                       "second mm of a block, recompute everything else")
@@ -127,7 +126,7 @@ def attended_positions(m: ModelSpec, seq: Number, causal) -> Number:
 def training_flops(m: ModelSpec, *, tokens: Number, seq: Number, recompute="none", causal=False,
                    recompute_fraction: Number = 1.0, selective: str = "attention") -> TrainingFlops:
     """FLOPs of one iteration over `tokens` = global batch × sequence length. `selective` is the stack's
-    policy for selective recompute (SELECTIVE_POLICIES)."""
+    policy for selective recompute (sizing.training.SELECTIVE_POLICIES)."""
     dense, moe = layer_flops(m)
     n_moe, n_dense = m.moe_layers, m.dense_layers
     pos = attended_positions(m, seq, causal)

@@ -36,13 +36,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from aiinfra.catalog.loader import default_catalog
-from aiinfra.errors import AiinfraError
 from aiinfra.explain import Number, Term, total
 from aiinfra.perf import comm, compute
-from aiinfra.perf.flops import (SELECTIVE_POLICIES, TrainingFlops, attended_positions, every_second_linear_fraction,
-                                recompute_code, training_flops)
+from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_linear_fraction, recompute_code,
+                                training_flops)
 from aiinfra.sizing.params import attention_params, param_counts
-from aiinfra.sizing.training import layer_activation_bytes, offload_code, pipeline_layers
+from aiinfra.sizing.training import layer_activation_bytes, offload_code, pipeline_layers, selective_policy
 from aiinfra.specs import GpuSpec, ModelSpec
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/(v·m) for the interleaved 1F1B schedule"
@@ -94,7 +93,7 @@ class Stack:
     uneven_pipeline: bool = True
     sm_fraction: float = 0.0
     fp8_gemm: str = ""  # kernel route of FP8 GEMMs ("" = Transformer Engine / cuBLASLt; "scaled_mm" = torch._scaled_mm)
-    selective: str = "attention"  # what selective recompute repeats (perf.flops.SELECTIVE_POLICIES)
+    selective: str = "attention"  # what selective recompute repeats (sizing.training.SELECTIVE_POLICIES)
     tp_split: bool = False  # overlapped TP runs each forward / row-parallel dgrad GEMM as tp chunks
     tp_modes: tuple[int, ...] = (0,)  # TP overlap modes the stack offers: 0 blocking, 1 overlapped (chunked)
 
@@ -107,11 +106,9 @@ def stack(name: str = "megatron-core") -> Stack:
     """A software-stack profile (catalog/data/stacks.yaml): which communications it overlaps."""
     key, e = default_catalog().entry("stacks", name)
     o = e.get("overlap", {})
-    sel = str(e.get("selective", "attention"))
+    sel = selective_policy(key)
     modes = tuple(TP_MODES.index(x) for x in e.get("tp_overlap_modes", ["ring"] if o.get("tp") else ["none"])
                   if x in TP_MODES)
-    if sel not in SELECTIVE_POLICIES:
-        raise AiinfraError(f"stack '{key}': selective must be one of {', '.join(SELECTIVE_POLICIES)}, not '{sel}'")
     return Stack(key, bool(o.get("tp")), bool(o.get("pp")), bool(o.get("grad_reduce")), bool(o.get("param_gather")),
                  bool(o.get("cp")), e.get("source", ""), bool(e.get("uneven_pipeline", True)),
                  float(e.get("overlap_sm_fraction", 0.0)), str(e.get("fp8_gemm", "")), sel,

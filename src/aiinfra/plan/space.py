@@ -152,8 +152,8 @@ def build_space(
     N, tp, pp, cp, ep = (x.ravel() for x in g)
     # expert TP: TP (every layout), or 1 where it differs (TP > 1) and EP > 1: EP folded over the TP ranks
     fold = (tp > 1) & (ep > 1)
+    etp = np.concatenate([tp, np.ones(int(fold.sum()), dtype=np.int64)])
     N, tp, pp, cp, ep = (np.concatenate([x, x[fold]]) for x in (N, tp, pp, cp, ep))
-    etp = np.concatenate([tp[: tp.size - int(fold.sum())], np.ones(int(fold.sum()), dtype=np.int64)])
     mp = tp * pp * cp
     ok = (N % mp == 0) & (N >= mp)
     dp = N // mp

@@ -243,9 +243,18 @@ def stage_params(counts: ParamCounts, m: ModelSpec, tp: Any, pp: Any, ep: Any, s
     return StageParams(ne + extra, ex, layers, moe_layers)
 
 
+# What "selective" recompute repeats, per stack: Megatron's core attention (Korthikanti et al. 2022), or
+# torchtitan's op-level policy (every second matmul of a block and every elementwise op).
+SELECTIVE_POLICIES = ("attention", "every_second_linear")
+
+
 def selective_policy(software: str = "megatron-core") -> str:
     """What "selective" recompute keeps under a software stack (catalog stacks.yaml `selective`)."""
-    return str(default_catalog().entry("stacks", software)[1].get("selective", "attention"))
+    key, entry = default_catalog().entry("stacks", software)
+    policy = str(entry.get("selective", "attention"))
+    if policy not in SELECTIVE_POLICIES:
+        raise SpecError(f"stack '{key}': selective must be one of {', '.join(SELECTIVE_POLICIES)}, not '{policy}'")
+    return policy
 
 
 def saves_quantized_inputs(software: str, precision: str) -> bool:

@@ -218,3 +218,42 @@ def test_expert_tp_1_folds_ep_over_tp_ranks():
     a2a_fold = _part(step_time(m, g, ep=32, etp=1, **run), "EP communication")
     a2a_split = _part(step_time(m, g, ep=16, **run), "EP communication")
     assert a2a_fold < a2a_split
+
+
+def test_tp_collectives_hide_only_under_their_own_gemm():
+    """Transformer Engine userbuffers (Megatron-Bridge training/comm_overlap.py userbuffers_fp8_h100_h16384_tp8_cp2_
+    mbs1_seqlen8192) pairs each TP all-gather / reduce-scatter with the GEMM it feeds or follows (ring exchange for
+    the forward GEMMs and the row-parallel dgrads, bulk overlap for the column-parallel dgrad/wgrad). A collective
+    cannot hide under another GEMM of the layer, so at TP8 the QKV and attention-output GEMMs, fast in FP8, leave
+    part of theirs exposed: FP8 exposes more TP time than BF16 on the same layout, and the chunked mode still
+    beats blocking collectives."""
+    g, m = gpu("h100-sxm"), model("llama-3.1-405b")
+    kw = dict(tp=8, pp=8, cp=2, dp=8, vp=8, global_batch=1536, seq=8192, zero=1, grad_reduce="bf16")
+    fp8 = _part(step_time(m, g, dtype="fp8", **kw), "TP communication")
+    bf16 = _part(step_time(m, g, dtype="bf16", **kw), "TP communication")
+    blocking = _part(step_time(m, g, dtype="fp8", tp_overlap=0, **kw), "TP communication")
+    assert 0 < bf16 < fp8 < blocking
+
+
+def test_embedding_and_loss_take_a_pipeline_slot():
+    """Megatron-Bridge perf recipes: Llama 3 70B on 64 H100s PP8·VP5 sets pipeline_model_parallel_layout
+    "Et*2|(t*2|)*34,t*3|(t*2|)*3,tL" (perf_recipes/llama/h100/llama3.py at 067f987), whose last GPU holds 9 layers
+    and the loss and whose busiest GPU 11; Llama 3.1 405B sets account_for_embedding/loss_in_pipeline_split
+    (126 + 2 slots over PP8·VP8: 15, 16, 15); the Llama 3 paper's PP16 gives the embedding and the loss a model
+    chunk each (126 + 2 = 16 × 8 chunks). The head's slot applies where the LM head weighs half a layer or more
+    (128k vocabulary at h = 8192), not to GPT-1T's 51k vocabulary at h = 25600."""
+    from aiinfra.plan.commands import plan_command
+    from aiinfra.sizing.training import check_layout, pipeline_edge_slots, pipeline_layers
+
+    assert [int(x) for x in pipeline_layers(80, 8, 5, True)] == [9, 11, 9]
+    assert [int(x) for x in pipeline_layers(80, 8, 5)] == [10, 10, 10]
+    assert [int(x) for x in pipeline_layers(126, 8, 8, True)] == [15, 16, 15]
+    assert [int(x) for x in pipeline_layers(126, 16, 8, True)] == [7, 8, 7]
+    assert pipeline_edge_slots(model("llama-3.1-70b")) and not pipeline_edge_slots(model("gpt-1t"))
+    assert not pipeline_edge_slots(model("llama-3.1-70b"), uneven=False)
+    check_layout(model("llama-3.1-405b"), tp=8, pp=16, vp=8)  # 128 chunks for 126 layers + embedding + loss
+    with pytest.raises(Exception, match="without a layer"):
+        check_layout(model("llama-3.1-405b"), tp=8, pp=16, vp=9)
+    r = plan_command(model("llama-3.1-405b"), gpu("h100-sxm"), [8192], global_batch=2048, seq=8192,
+                     layout="tp=8,pp=16,cp=1,dp=64,mb=1,vp=8", top=1)
+    assert r.facts["your_layout"]["vp"] == 8

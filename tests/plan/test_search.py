@@ -39,11 +39,14 @@ def test_7b_on_one_h100_node_is_pure_data_parallel():
 
 def test_70b_uses_tensor_parallel_inside_a_node():
     """Escalation rule, step 2: 70B bf16 training does not fit data-parallel replicas (16+ B/param of
-    state), so the planner shards it with TP over NVLink, never across nodes. (NeMo's Llama-3 70B
+    state), so the planner shards it inside a node (TP or CP over NVLink), never across nodes. (NeMo's Llama-3 70B
     recipe uses TP4 with PP and CP at 8K on large clusters; here TP stays ≤ 8 = one node.)"""
     r = plan(model("llama-3.1-70b"), gpu("h100-sxm"), 1024, global_batch=256, seq=8192)
     w = r.top[0]
-    assert 2 <= w["tp"] <= 8
+    assert w["tp"] * w["cp"] <= 8  # model parallelism inside a node; PP and DP span nodes
+    # TP over NVLink stays a near tie (it lost its lead once TP collectives hide only under their own GEMMs)
+    best_tp = min(c["step_s"] for c in r.top if 2 <= c["tp"] <= 8)
+    assert best_tp <= 1.01 * w["step_s"]
     assert any("NVLink" in n for n in r.notes)
 
 

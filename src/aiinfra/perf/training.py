@@ -13,11 +13,13 @@ Per micro-batch and layer, on one GPU (tokens T = mb·s/cp; GEMM shapes after TP
 - attention: flash attention in BF16, forward 2·T·S·n_q/t·(d_qk + d_v) FLOPs with S = s/2 for
   causal masks, backward 2.5× forward, at the kernel table's flash-attention efficiencies;
 - elementwise: Korthikanti Table 2 activation bytes × 2 / HBM bandwidth (norms, SwiGLU, residuals);
-- TP: 4 collectives of the micro-batch's activations per layer (+2 with full recompute), hidden
-  under the GEMMs when the software stack overlaps them; CP: the K,V ring (cp−1 steps, forward and
+- TP: 4 all-reduce equivalents of the micro-batch's activations per layer (+2 with full recompute),
+  blocking, or hidden under the GEMMs when the software stack overlaps them; chunked (userbuffers), each
+  all-gather / reduce-scatter hides only under the GEMM it is paired with; CP: the K,V ring (cp−1 steps, forward and
   twice backward) hidden under attention when overlapped; EP: 4 all-to-alls per MoE layer;
-- pipeline: stages are uneven (sizing.training.pipeline_layers: the first and last stage lighter,
-  the last also runs the LM head and loss); the slowest stage sets the pace, each micro-batch
+- pipeline: stages are uneven (sizing.training.pipeline_layers: the first and last stage lighter, and
+  where the LM head weighs half a layer or more the embedding and loss take a layer's slot each; the
+  last stage also runs the LM head and loss); the slowest stage sets the pace, each micro-batch
   exchanges 2·v activations with its neighbours (one more exchange per virtual stage, blocking
   unless the stack overlaps p2p), and the bubble is (p−1)/v stage-times (Narayanan et al. 2021 §2.2);
 - DP: gradient reduce (ZeRO/distributed optimizer: reduce-scatter + parameter all-gather, same
@@ -41,7 +43,8 @@ from aiinfra.perf import comm, compute
 from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_linear_fraction, recompute_code,
                                 training_flops)
 from aiinfra.sizing.params import attention_params, param_counts
-from aiinfra.sizing.training import layer_activation_bytes, offload_code, pipeline_layers, selective_policy
+from aiinfra.sizing.training import (layer_activation_bytes, offload_code, pipeline_edge_slots, pipeline_layers,
+                                     selective_policy)
 from aiinfra.specs import GpuSpec, ModelSpec
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/(v·m) for the interleaved 1F1B schedule"
@@ -230,10 +233,20 @@ def step_time(
     tp_over = (tpo == 1) & (tp <= domain)  # userbuffers / symmetric memory need peer access: inside the domain
     split = ((tp > 1) & tp_over) if stk.tp_split else False
 
-    # GEMMs and FP8/FP4 casts, per layer (dense and MoE), forward + backward (+ recompute).
+    # One TP all-gather or reduce-scatter of the layer's T·h activations (half an all-reduce).
+    n_tp = 4 + 2 * full  # all-reduce equivalents per layer: 2 forward, 2 backward (+2 recomputed forward)
+    ar_tp = comm.hierarchical_all_reduce(T * h * ACT_BYTES, tp, np.minimum(tp, domain), node, "TP all-reduce")
+    t_coll = np.where(tp > 1, ar_tp.value / 2, 0.0)
+
+    # GEMMs and FP8/FP4 casts, per layer (dense and MoE), forward + backward (+ recompute). With the chunked TP
+    # overlap each collective hides only under its own GEMM (Transformer Engine userbuffers pairs them: ring
+    # exchange for the forward GEMMs and the row-parallel dgrads, bulk overlap of the column-parallel dgrad and
+    # wgrad with the input re-gather and the gradient reduce-scatter), so a small GEMM (QKV, attention output)
+    # that finishes before its collective leaves the rest exposed; tp_split collects that per GEMM.
     def gemm_part(moe: bool):
         t = 0.0
         cast = 0.0
+        tp_split = 0.0
         again = sel_ops * every_second_linear_fraction(m, moe) if stk.selective == "every_second_linear" else 0.0
         for Mg, Ng, Kg, count, role in _layer_gemms(m, T, tp, ep, moe, etp):
             whole = compute.gemm_time(Mg, Ng, Kg, gpu, lin, kt, stk.fp8_gemm)
@@ -241,14 +254,18 @@ def step_time(
                 fwd = np.where(split, tp * compute.gemm_time(Mg / tp, Ng, Kg, gpu, lin, kt, stk.fp8_gemm), whole)
                 dgrad = fwd if role == "row" else whole
                 t = t + count * (fwd * (1 + full + again) + dgrad + whole)
+                fwd_c = stk.exposed(t_coll, fwd) * (1 + full)  # AG before a col GEMM, RS after a row GEMM
+                bwd_c = (stk.exposed(t_coll, dgrad) if role == "row"  # AG of the output gradient
+                         else stk.exposed(t_coll, dgrad) + stk.exposed(t_coll, whole))  # input re-gather, dgrad RS
+                tp_split = tp_split + count * (fwd_c + bwd_c)
             else:
                 t = t + count * whole * (passes + again)
             if lin in ("fp8", "fp4"):
                 cast = cast + count * kt.fp8_cast_bytes * (2 * Mg * Kg + Mg * Ng) / gpu.memory_bw
-        return t, cast * (1 + (full + again) * 0.5)
+        return t, cast * (1 + (full + again) * 0.5), tp_split
 
-    g_dense, c_dense = gemm_part(False)
-    g_moe, c_moe = gemm_part(True) if m.is_moe else (0.0, 0.0)
+    g_dense, c_dense, tp_split_dense = gemm_part(False)
+    g_moe, c_moe, _ = gemm_part(True) if m.is_moe else (0.0, 0.0, 0.0)
 
     # Flash attention in 16-bit: forward 2·T·S·n_q/t·(d_qk + d_v), backward 2.5×.
     d_qk = (m.qk_nope_dim + m.qk_rope_dim) if m.is_mla else m.head_dim
@@ -271,14 +288,17 @@ def step_time(
     cal = cal or compute.training_calibration()
     t_elem_layer = elem_bytes * cal.elementwise_traffic / gpu.memory_bw
 
-    # Tensor parallel: 4 collectives per layer of T·h·2 B (+2 with full recompute).
-    n_tp = 4 + 2 * full
-    ar_tp = comm.hierarchical_all_reduce(T * h * ACT_BYTES, tp, np.minimum(tp, domain), node, "TP all-reduce")
-    # with whole experts (ETP 1) a MoE layer's MLP has no TP collectives: the all-to-all carries its tokens
+    # Tensor parallel: 4 all-reduce equivalents per layer of T·h·2 B (+2 with full recompute), blocking or
+    # hidden under the layer's GEMMs; chunked (split), a dense layer's collectives are paired GEMM by GEMM (above).
+    # With whole experts (ETP 1) a MoE layer's MLP has no TP collectives: the all-to-all carries its tokens.
     folded = (etp == 1) & (tp > 1)
-    t_tp_raw = np.where(tp > 1, n_tp * ar_tp.value, 0.0) * (1 - 0.5 * folded * (m.moe_layers / L))
-    g_layer_avg = (m.dense_layers * g_dense + m.moe_layers * g_moe) / L
-    t_tp_layer = np.where(tp_over, stk.exposed(t_tp_raw, g_layer_avg), t_tp_raw)
+    tp_raw = np.where(tp > 1, n_tp * ar_tp.value, 0.0)
+    tp_dense = np.where(tp_over, stk.exposed(tp_raw, g_dense), tp_raw)
+    if split is not False:
+        tp_dense = np.where(split, tp_split_dense, tp_dense)
+    tp_moe = tp_raw * (1 - 0.5 * folded)
+    tp_moe = np.where(tp_over, stk.exposed(tp_moe, g_moe), tp_moe)
+    t_tp_layer = (m.dense_layers * tp_dense + m.moe_layers * tp_moe) / L
 
     # Context parallel: K,V chunk ring, hidden under attention when the stack overlaps it.
     kv_chunk = T * 2 * m.kv_heads * m.head_dim * ACT_BYTES / tp
@@ -303,7 +323,7 @@ def step_time(
     head_gemm = compute.gemm_time(T, m.vocab / tp, h, gpu, lin if lin in ("bf16", "fp16") else half, kt) * 3
     head_elem = T * m.vocab / tp * 4.0 * 3 / gpu.memory_bw  # fp32 logits: write, softmax read/write, grad
 
-    first_l, middle_l, last_l = pipeline_layers(L, pp, vp)
+    first_l, middle_l, last_l = pipeline_layers(L, pp, vp, pipeline_edge_slots(m, stk.uneven_pipeline))
     # framework efficiency stretches the compute stream (launch gaps, host syncs between kernels); exposed
     # collectives are already wall time on the critical path (NCCL busbw is measured end to end)
     layer_t = (comp_layer + cast_layer + t_att_layer + t_elem_layer) / fw + t_tp_layer + t_cp_layer + ep_layer
@@ -351,8 +371,9 @@ def step_time(
                   {"bytes per layer": elem_bytes, "traffic": cal.elementwise_traffic, "HBM B/s": gpu.memory_bw},
                   {"calibration": cal.source})
     t_tp = part("TP communication", t_tp_layer, 0.0,
-                "M · L_stage · max(0, n_coll · t_allreduce(T·h·2 B, tp) − GEMM time if overlapped inside the NVLink domain)",
-                {"n_coll": n_tp, "t_allreduce": ar_tp, "overlapped": tp_over, "stack": stk.key}, {"count": SRC_TP, stk.key: stk.source},
+                "M · L_stage · blocking: n_coll · t_allreduce(T·h·2 B, tp); overlapped: max(0, that − GEMM time); "
+                "chunked (ring): Σ per GEMM max(0, t_allreduce/2 − that GEMM's time)",
+                {"n_coll": n_tp, "t_allreduce": ar_tp, "overlapped": tp_over, "chunked": split, "stack": stk.key}, {"count": SRC_TP, stk.key: stk.source},
                 comm_part=True)
     t_cp = part("CP communication", t_cp_layer, 0.0, "M · L_stage · max(0, 3(cp−1) · t_p2p(K,V chunk) − attention if overlapped)",
                 {"K,V chunk bytes": kv_chunk, "overlapped": stk.cp}, {"ring": "Liu et al. 2023 ring attention; Megatron context parallel"},

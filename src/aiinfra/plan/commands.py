@@ -14,10 +14,10 @@ import numpy as np
 from aiinfra.contract import Facts, Quantity, command
 from aiinfra.errors import LayoutError, SpecError
 from aiinfra.explain import Result, quantity
-from aiinfra.perf.training import TP_MODES
+from aiinfra.perf.training import TP_MODES, stack
 from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, plan, tp_modes
 from aiinfra.plan.space import RECOMPUTE_NAMES
-from aiinfra.sizing.training import check_layout, device_memory
+from aiinfra.sizing.training import check_layout, device_memory, pipeline_edge_slots
 from aiinfra.specs import GpuSpec, ModelSpec
 
 LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "offload", "tp_overlap")
@@ -97,12 +97,13 @@ def parse_layout(text: str | None) -> dict[str, Any]:
     return out
 
 
-def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int, seq: int) -> None:
-    """One sentence naming the first constraint a fixed layout breaks."""
+def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int, seq: int, edge: bool) -> None:
+    """One sentence naming the first constraint a fixed layout breaks (`edge`: the embedding and the loss
+    take a pipeline slot, sizing.training.pipeline_edge_slots)."""
     if "etp" in lay and not m.is_moe:
         raise LayoutError(f"etp (the experts' tensor-parallel size) applies to MoE models; {m.name} is dense")
     model_par = lay.get("tp", 1) * lay.get("pp", 1) * lay.get("cp", 1)
-    check_layout(m, tp=lay.get("tp", 1), pp=lay.get("pp", 1), cp=lay.get("cp", 1), vp=lay.get("vp", 1), seq=seq)
+    check_layout(m, tp=lay.get("tp", 1), pp=lay.get("pp", 1), cp=lay.get("cp", 1), vp=lay.get("vp", 1), seq=seq, edge_slots=edge)
     for n in gpus:
         if "dp" in lay and model_par * lay["dp"] != n and all(k in lay for k in ("tp", "pp", "cp")):
             raise LayoutError(f"tp·pp·cp·dp = {model_par * lay['dp']} is not the GPU count {n}")
@@ -110,7 +111,7 @@ def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int
             raise LayoutError(f"tp·pp·cp = {model_par} does not divide the GPU count {n}")
     dp = lay.get("dp", gpus[0] // model_par)
     check_layout(m, tp=lay.get("tp", 1), pp=lay.get("pp", 1), dp=dp, cp=lay.get("cp", 1), ep=lay.get("ep", 1),
-                 vp=lay.get("vp", 1), seq=seq, etp=lay.get("etp"))
+                 vp=lay.get("vp", 1), seq=seq, etp=lay.get("etp"), edge_slots=edge)
     mb = lay.get("mb", 1)
     if global_batch % (dp * mb):
         raise LayoutError(f"dp·mb = {dp * mb} does not divide the global batch of {global_batch} sequences")
@@ -206,7 +207,7 @@ def plan_command(
     opt = options or Options()
     lay = parse_layout(layout) if isinstance(layout, str) or layout is None else dict(layout)
     if lay:
-        _check_buildable(m, gpus, lay, global_batch, seq)
+        _check_buildable(m, gpus, lay, global_batch, seq, pipeline_edge_slots(m, stack(opt.software).uneven_pipeline))
         opt = _widen(opt, lay)
     r = plan(m, gpu, gpus, global_batch=global_batch, seq=seq, tokens=tokens, price_per_gpu_hour=price_per_gpu_hour,
              objective=objective, top=top, options=opt, progress=progress, keep=bool(lay))

@@ -19,7 +19,7 @@ from aiinfra.perf import comm
 from aiinfra.perf.flops import training_flops
 from aiinfra.perf.training import TP_MODES, stack, step_time
 from aiinfra.plan.space import Space, build_space, describe, offload_name, recompute_name
-from aiinfra.sizing.training import device_memory, saves_quantized_inputs, training_memory
+from aiinfra.sizing.training import device_memory, pipeline_edge_slots, saves_quantized_inputs, training_memory
 from aiinfra.specs import GpuSpec, ModelSpec
 
 CHUNK = 262_144
@@ -129,6 +129,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve, offload=b("offload"),
         total_only=not with_parts, recompute_fraction=b("rfrac"), selective=stack(opt.software).selective,
         quantized_inputs=saves_quantized_inputs(opt.software, opt.dtype), grad_dtype=opt.grad_dtype, etp=b("etp"),
+        edge_slots=pipeline_edge_slots(m, stack(opt.software).uneven_pipeline),
     )
     perf = step_time(
         m, gpu, tp=b("tp"), pp=b("pp"), dp=b("dp"), cp=b("cp"), ep=b("ep"), micro_batch=b("mb"), vp=b("vp"),
@@ -220,7 +221,7 @@ def plan(
                         zero_stages=opt.zero_stages, context_parallel=opt.context_parallel, offloads=opt.offloads,
                         recompute_fractions=opt.recompute_fractions, sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens, max_tp=opt.max_tp,
                         scaleup_domain=gpu.scaleup_domain, uneven_pipeline=stack(opt.software).uneven_pipeline,
-                        tp_overlaps=tp_modes(opt))
+                        edge_slots=pipeline_edge_slots(m, stack(opt.software).uneven_pipeline), tp_overlaps=tp_modes(opt))
     if len(space) == 0:
         c = ", ".join(str(n) for n in counts)
         raise SpecError(
@@ -363,7 +364,7 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                           offload=one.get("offload", 0), recompute_fraction=one.get("rfrac", 1.0),
                           selective=stack(opt.software).selective,
                           quantized_inputs=saves_quantized_inputs(opt.software, opt.dtype), grad_dtype=opt.grad_dtype,
-                          etp=one.get("etp"))
+                          etp=one.get("etp"), edge_slots=pipeline_edge_slots(m, stack(opt.software).uneven_pipeline))
     perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
                      vp=one["vp"], recompute=one["recompute"], zero=one["zero"], global_batch=global_batch, seq=seq,
                      dtype=opt.dtype, flash_attention=opt.flash_attention, causal=opt.causal,

@@ -128,6 +128,7 @@ def build_space(
     max_tp: int | None = None,
     scaleup_domain: int | None = None,
     uneven_pipeline: bool = True,
+    edge_slots: bool = False,
 ) -> Space:
     """All valid layouts for `m` over the given GPU counts, as flat arrays.
 
@@ -145,7 +146,7 @@ def build_space(
     cp_values = divisors(seq) if context_parallel is None else context_parallel
     cps = [c for c in cp_values if seq % c == 0 and (c == 1 or seq // c >= min_cp_tokens)]
     mbs = divisors(global_batch) if micro_batches is None else list(micro_batches)
-    vps = list(range(1, m.layers + 1)) if interleaves is None else list(interleaves)
+    vps = list(range(1, m.layers + 3)) if interleaves is None else list(interleaves)
     eps = [e for e in divisors(m.experts) if e <= 256] if m.is_moe else [1]
     # Structural axes first (few thousand rows), filtered before the knobs multiply them.
     g = np.meshgrid(_i64(gpu_counts), _i64(tps), _i64(pps), _i64(cps), _i64(eps), indexing="ij")
@@ -172,7 +173,7 @@ def build_space(
                 continue
             M = global_batch // (d * mb)
             for vp in vps:
-                ok = vp == 1 or (p > 1 and M % p == 0 and ((p * vp <= m.layers) if uneven_pipeline
+                ok = vp == 1 or (p > 1 and M % p == 0 and ((p * vp <= m.layers + 2 * edge_slots) if uneven_pipeline
                                                            else m.layers % (p * vp) == 0))
                 if ok:
                     pairs.append((mb, vp))

@@ -128,26 +128,33 @@ def zero3_gather_buffer(largest_layer_params: Any, tp: Any = 1) -> Term:
                 {"largest_layer": largest_layer_params, "t": tp}, {"formula": SRC_ZERO3_BUF})
 
 
-def pipeline_layers(layers: int, pp: Any, vp: Any = 1) -> tuple[Any, Any, Any]:
+def pipeline_layers(layers: int, pp: Any, vp: Any = 1, edge_slots: Any = False) -> tuple[Any, Any, Any]:
     """Transformer layers held by the first, a middle and the last GPU of the pipeline.
 
     The L layers are dealt over pp·v virtual stages: every virtual stage holds ⌊L/(pp·v)⌋ and the
-    remainder adds one layer to as many stages, never to the first and last virtual stage while
-    others are free, because those carry the embedding and the LM head + loss. That is what large
-    published runs do with uneven splits: Llama 3 405B put 126 layers on PP16 as 7 + 14 × 8 + 7
-    (Megatron's --decoder-first/last-pipeline-num-layers). Each GPU holds v virtual stages; the
-    heavier ones are spread evenly over the GPUs.
+    remainder adds one layer to as many stages, on the middle GPUs first, because the first and last
+    carry the embedding and the LM head + loss. That is what large published runs do with uneven
+    splits: Llama 3 405B put 126 layers on PP16 as 7 + 14 × 8 + 7. With `edge_slots` the embedding and
+    the loss each take one layer's slot (Megatron --account-for-embedding-in-pipeline-split and
+    --account-for-loss-in-pipeline-split, as the Megatron-Bridge Llama 3.1 405B recipes set; its Llama 3
+    70B H100 recipe writes the same split out as pipeline_model_parallel_layout "Et*2|(t*2|)*34,t*3|..|tL"),
+    so L + 2 slots are dealt and the edge GPUs hold one layer fewer each. Each GPU holds v virtual stages.
     """
     pp = np.asarray(pp, dtype=np.int64)
     vp = np.asarray(vp, dtype=np.int64)
+    slots = layers + 2 * np.asarray(edge_slots, dtype=np.int64)
     stages = pp * vp
-    base = layers // stages
-    extra = layers % stages
-    heavy = -(-extra // pp)  # heavier virtual stages per GPU, spread evenly
-    middle = vp * base + np.minimum(heavy, vp)
-    edge_heavy = np.minimum(heavy, vp - 1)
-    last = vp * base + edge_heavy
-    first = last + (extra == stages - 1)  # only when every other stage is already heavy
+    base = slots // stages
+    extra = slots % stages
+    # heavier virtual stages: at most ⌈extra/pp⌉ per GPU, on the pp − 2 middle GPUs first, the rest on the edges
+    heavy = -(-extra // pp)
+    over = np.maximum(extra - np.maximum(pp - 2, 0) * heavy, 0)
+    last_heavy = np.minimum(over // 2, vp - 1)
+    first_heavy = over - last_heavy
+    middle = vp * base + heavy
+    cut = np.asarray(edge_slots, dtype=np.int64)
+    first = vp * base + first_heavy - cut
+    last = vp * base + last_heavy - cut
     single = pp == 1
     first = np.where(single, layers, first)
     middle = np.where(single, layers, np.where(pp > 2, middle, np.maximum(first, last)))
@@ -155,14 +162,33 @@ def pipeline_layers(layers: int, pp: Any, vp: Any = 1) -> tuple[Any, Any, Any]:
     return first, middle, last
 
 
+def pipeline_edge_slots(m: ModelSpec, uneven: bool = True) -> bool:
+    """Whether the embedding and the loss take a layer's slot in the pipeline split (pipeline_layers): where
+    the stack splits unevenly and the LM head weighs at least half a layer (its GEMM is h·V per token against
+    a layer's active weights), a balanced split moves a layer off the last stage. Where the head is small
+    (GPT-3's 51k vocabulary at h = 12288 is a third of a layer) the even split is the faster one."""
+    if not uneven:
+        return False
+    pc = param_counts(m)
+    per_layer = (float(pc.active.value) - pc.embedding - pc.lm_head) / max(m.layers, 1)
+    return m.hidden * m.vocab >= 0.5 * per_layer
+
+
+def stack_uneven_pipeline(software: str = "megatron-core") -> bool:
+    """Whether a software stack splits layers unevenly over pipeline stages (catalog stacks.yaml)."""
+    return bool(default_catalog().entry("stacks", software)[1].get("uneven_pipeline", True))
+
+
 def check_layout(m: ModelSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int = 1, ep: int = 1, vp: int = 1,
                  etp: int | None = None,
-                 sp: bool = False, seq: int | None = None) -> None:
+                 sp: bool = False, seq: int | None = None, edge_slots: bool | None = None) -> None:
     """Raise LayoutError naming the first constraint a layout breaks (the planner's own rules).
 
-    Uneven pipeline stages are allowed (every virtual stage needs one layer); TP must divide the
-    attention heads, CP the sequence, EP the experts and dp·cp.
+    Uneven pipeline stages are allowed (every virtual stage needs one layer, or the embedding or the loss
+    where those take a slot: pipeline_edge_slots, None = the model's default under an uneven stack); TP
+    must divide the attention heads, CP the sequence, EP the experts and dp·cp.
     """
+    edge = pipeline_edge_slots(m) if edge_slots is None else edge_slots
     for name, v in (("tp", tp), ("pp", pp), ("dp", dp), ("cp", cp), ("ep", ep), ("vp", vp)):
         if int(v) != v or v < 1:
             raise SpecError(f"{name} must be a whole number ≥ 1, got {v}")
@@ -170,9 +196,9 @@ def check_layout(m: ModelSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int
         raise LayoutError(f"TP={tp} does not divide the {m.heads} attention heads of {m.name}")
     if pp > m.layers:
         raise LayoutError(f"PP={pp} is larger than the {m.layers} layers of {m.name}: a stage would hold no layer")
-    if pp * vp > m.layers:
+    if pp * vp > m.layers + 2 * edge:
         raise LayoutError(f"PP={pp} × VP={vp} = {pp * vp} pipeline stages would leave a stage without a layer: "
-                          f"{m.name} has {m.layers} layers")
+                          f"{m.name} has {m.layers} layers" + (" (+ the embedding and the loss)" if edge else ""))
     if vp > 1 and pp == 1:
         raise LayoutError("an interleaved schedule (vp > 1) needs PP > 1")
     if ep > 1:
@@ -417,6 +443,7 @@ def training_memory(
     selective: str = "attention",
     quantized_inputs: bool = False,
     etp: Any = None,
+    edge_slots: bool = False,
 ) -> TrainingMemory | np.ndarray:
     """Peak memory on the most-loaded GPU of a training job (bytes), with every part explained.
 
@@ -460,7 +487,7 @@ def training_memory(
                                         recompute=0, flash_attention=flash_attention, moe=m.is_moe,
                                         quantized_inputs=quantized_inputs)
 
-    first_l, middle_l, last_l = pipeline_layers(m.layers, pp, vp)
+    first_l, middle_l, last_l = pipeline_layers(m.layers, pp, vp, edge_slots)
     flights = {"first": in_flight, "middle": np.maximum(np.minimum(in_flight, pp_a - 1.0), 0.0),
                "last": np.ones_like(in_flight)}
     stages = {}

@@ -166,3 +166,18 @@ def test_expert_tp_layout_key_is_checked_in_one_line():
         r = subprocess.run([sys.executable, "-m", "aiinfra", "plan", *args.split(), "--global-batch", "64"],
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1 and not r.stdout
+
+
+def test_pipeline_split_option_changes_the_stage_loads(cli):
+    """`--pipeline-split even` deals the 80 layers of Llama 3 70B alone over PP8·VP5 (10 per GPU, the LM head on top
+    of the last GPU's ten); `account` gives the embedding and the loss a slot each, as the Megatron-Bridge H100
+    recipe's pipeline_model_parallel_layout does (9 + head on the last GPU, 11 on the busiest): faster. An unknown
+    split, or `account` on a stack that splits evenly only, is one line and exit 2."""
+    from aiinfra.plan.search import Options
+    kw = dict(global_batch=256, seq=8192, layout="tp=4,pp=8,dp=2,mb=1,vp=5,recompute=none", top=1)
+    even = plan_command(model("llama-3.1-70b"), gpu(H100), [64], options=Options(dtype="fp8", pipeline_split="even"), **kw)
+    acc = plan_command(model("llama-3.1-70b"), gpu(H100), [64], options=Options(dtype="fp8", pipeline_split="account"), **kw)
+    assert acc.facts["your_layout"]["step_s"] < 0.97 * even.facts["your_layout"]["step_s"]
+    assert_one_line_error(cli("plan", "llama-3.1-8b", "--gpus", "8", "--pipeline-split", "diagonal"), "diagonal")
+    assert_one_line_error(cli("plan", "gpt-1.7b", "--gpus", "32", "--software", "megatron-2021",
+                              "--pipeline-split", "account"), "uneven")

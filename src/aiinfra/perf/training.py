@@ -183,6 +183,7 @@ def step_time(
     grad_reduce: str | None = None,
     etp: Number | None = None,
     ep_overlap: bool = False,
+    pipeline_split: str = "auto",
 ) -> TrainingPerf | np.ndarray:
     """Step time of training `m` on `gpu` with the given layout (scalars or broadcastable arrays).
 
@@ -194,6 +195,8 @@ def step_time(
     the experts' tensor-parallel size: TP (None, Megatron's default) or 1 (EP folded over the TP ranks).
     `ep_overlap`: the MoE all-to-all runs under another micro-batch's compute (Megatron
     --overlap-moe-expert-parallel-comm); it then costs the communication kernels' SM share, not its time.
+    `pipeline_split` ("auto" | "even" | "account"): whether the embedding and loss take a pipeline slot
+    (sizing.training.pipeline_edge_slots).
     """
     node = node or comm.node_for(gpu)
     stk = software if isinstance(software, Stack) else stack(software)
@@ -323,7 +326,7 @@ def step_time(
     head_gemm = compute.gemm_time(T, m.vocab / tp, h, gpu, lin if lin in ("bf16", "fp16") else half, kt) * 3
     head_elem = T * m.vocab / tp * 4.0 * 3 / gpu.memory_bw  # fp32 logits: write, softmax read/write, grad
 
-    first_l, middle_l, last_l = pipeline_layers(L, pp, vp, pipeline_edge_slots(m, stk.uneven_pipeline))
+    first_l, middle_l, last_l = pipeline_layers(L, pp, vp, pipeline_edge_slots(m, stk.uneven_pipeline, pipeline_split))
     # framework efficiency stretches the compute stream (launch gaps, host syncs between kernels); exposed
     # collectives are already wall time on the critical path (NCCL busbw is measured end to end)
     layer_t = (comp_layer + cast_layer + t_att_layer + t_elem_layer) / fw + t_tp_layer + t_cp_layer + ep_layer

@@ -207,7 +207,7 @@ def plan_command(
     opt = options or Options()
     lay = parse_layout(layout) if isinstance(layout, str) or layout is None else dict(layout)
     if lay:
-        _check_buildable(m, gpus, lay, global_batch, seq, pipeline_edge_slots(m, stack(opt.software).uneven_pipeline))
+        _check_buildable(m, gpus, lay, global_batch, seq, pipeline_edge_slots(m, stack(opt.software).uneven_pipeline, opt.pipeline_split))
         opt = _widen(opt, lay)
     r = plan(m, gpu, gpus, global_batch=global_batch, seq=seq, tokens=tokens, price_per_gpu_hour=price_per_gpu_hour,
              objective=objective, top=top, options=opt, progress=progress, keep=bool(lay))

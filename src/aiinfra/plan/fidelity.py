@@ -70,6 +70,7 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
                       recompute_fraction=int(row.get("recompute_layers", m.layers)) / m.layers,
                       tp_overlap=TP_MODES.index(row["tp_overlap"]) if "tp_overlap" in row else None,
                       grad_reduce=row.get("grad_dtype"), ep_overlap=bool(row.get("ep_overlap", False)),
+                      pipeline_split=row.get("pipeline_split", "auto"),
                       seq=seq, dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                       overlap_dp=row["stack"] != "megatron-2021", software=row["stack"], framework_eff=framework_eff)
         # a per-layer time (Korthikanti Table 4) times the layers' forward + backward only: no optimizer step or DP sync
@@ -94,7 +95,7 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
             fixed["tp_overlap"] = TP_MODES.index(fixed["tp_overlap"])
     opt = Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                   software=row["stack"], framework_efficiency=framework_eff, grad_dtype=row.get("grad_dtype"),
-                  ep_overlap=bool(row.get("ep_overlap", False)))
+                  ep_overlap=bool(row.get("ep_overlap", False)), pipeline_split=row.get("pipeline_split", "auto"))
     res = plan_command(m, g, [gpus], global_batch=batch, seq=seq, options=opt, layout=fixed, top=1)
     y = res.facts["your_layout"]
     value = _metric(row, y["tokens_per_s"], gpus, y["tflops"], y["mfu"], y["step_s"], m.layers)
@@ -147,7 +148,7 @@ def published_rank(row: dict) -> dict:
     else:
         opt = Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                       software=row["stack"], grad_dtype=row.get("grad_dtype"),
-                      ep_overlap=bool(row.get("ep_overlap", False)))
+                      ep_overlap=bool(row.get("ep_overlap", False)), pipeline_split=row.get("pipeline_split", "auto"))
     res = plan_command(lookup_model(row["model"]), lookup_gpu(row["gpu"]), [int(row["gpus"])],
                        global_batch=int(row["batch"]), seq=int(row["seq"]), options=opt,
                        layout={"tp": tp, "pp": pp, "cp": cp, "dp": dp}, top=1)

@@ -61,6 +61,7 @@ class Options:
     tp_overlaps: tuple[int, ...] | None = None  # TP modes (0 blocking, 1 overlapped); None: every mode the stack offers
     grad_dtype: str | None = None  # gradient buffers and their reduction: "fp32" | "bf16"; None: fp32 (Megatron default)
     ep_overlap: bool = False  # MoE all-to-all under another micro-batch's compute (Megatron's EP overlap, opt-in)
+    pipeline_split: str = "auto"  # embedding/loss pipeline slots: auto | even | account (sizing.training.PIPELINE_SPLITS)
 
 
 @dataclass
@@ -129,7 +130,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve, offload=b("offload"),
         total_only=not with_parts, recompute_fraction=b("rfrac"), selective=stack(opt.software).selective,
         quantized_inputs=saves_quantized_inputs(opt.software, opt.dtype), grad_dtype=opt.grad_dtype, etp=b("etp"),
-        edge_slots=pipeline_edge_slots(m, stack(opt.software).uneven_pipeline),
+        edge_slots=pipeline_edge_slots(m, stack(opt.software).uneven_pipeline, opt.pipeline_split),
     )
     perf = step_time(
         m, gpu, tp=b("tp"), pp=b("pp"), dp=b("dp"), cp=b("cp"), ep=b("ep"), micro_batch=b("mb"), vp=b("vp"),
@@ -137,7 +138,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         flash_attention=opt.flash_attention, causal=opt.causal, overlap_dp=opt.overlap_dp, node=node,
         software=opt.software, framework_eff=opt.framework_efficiency, offload=b("offload"), step_only=not with_parts,
         recompute_fraction=b("rfrac"), tp_overlap=b("tpo"), grad_reduce=opt.grad_dtype, etp=b("etp"),
-        ep_overlap=opt.ep_overlap,
+        ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split,
     )
     shape = (space.n_base, space.k)
     memory = np.broadcast_to(np.asarray(mem if not with_parts else mem.total.value, dtype=float), shape).ravel()
@@ -221,7 +222,7 @@ def plan(
                         zero_stages=opt.zero_stages, context_parallel=opt.context_parallel, offloads=opt.offloads,
                         recompute_fractions=opt.recompute_fractions, sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens, max_tp=opt.max_tp,
                         scaleup_domain=gpu.scaleup_domain, uneven_pipeline=stack(opt.software).uneven_pipeline,
-                        edge_slots=pipeline_edge_slots(m, stack(opt.software).uneven_pipeline), tp_overlaps=tp_modes(opt))
+                        edge_slots=pipeline_edge_slots(m, stack(opt.software).uneven_pipeline, opt.pipeline_split), tp_overlaps=tp_modes(opt))
     if len(space) == 0:
         c = ", ".join(str(n) for n in counts)
         raise SpecError(
@@ -364,14 +365,14 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                           offload=one.get("offload", 0), recompute_fraction=one.get("rfrac", 1.0),
                           selective=stack(opt.software).selective,
                           quantized_inputs=saves_quantized_inputs(opt.software, opt.dtype), grad_dtype=opt.grad_dtype,
-                          etp=one.get("etp"), edge_slots=pipeline_edge_slots(m, stack(opt.software).uneven_pipeline))
+                          etp=one.get("etp"), edge_slots=pipeline_edge_slots(m, stack(opt.software).uneven_pipeline, opt.pipeline_split))
     perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
                      vp=one["vp"], recompute=one["recompute"], zero=one["zero"], global_batch=global_batch, seq=seq,
                      dtype=opt.dtype, flash_attention=opt.flash_attention, causal=opt.causal,
                      overlap_dp=opt.overlap_dp, node=node, software=opt.software,
                      framework_eff=opt.framework_efficiency, offload=one.get("offload", 0),
                      recompute_fraction=one.get("rfrac", 1.0), tp_overlap=one.get("tpo"), grad_reduce=opt.grad_dtype,
-                     etp=one.get("etp"), ep_overlap=opt.ep_overlap)
+                     etp=one.get("etp"), ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split)
     terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.mfu_full, perf.hfu, mem.total]
     if tokens:
         terms += perf.time_to_train(tokens, price)

@@ -73,7 +73,7 @@ def training_report(
     recompute: str = "none", seq: int = 4096, micro_batch: int = 1, num_microbatches: int | None = None,
     precision: str = "bf16", optimizer: str = "adam", grad_dtype: str | None = None, offload: str = "none",
     flash_attention: bool = True, overhead_gib: float | None = None, fragmentation: float | None = None,
-    software: str = "megatron-core",
+    software: str = "megatron-core", pipeline_split: str = "auto",
 ) -> Result:
     """`aiinfra size train`: memory per GPU and whether it fits `g`. Sequence parallelism defaults to TP > 1.
     `software` names the stack whose selective-recompute policy applies (as in `aiinfra plan --software`)."""
@@ -84,7 +84,7 @@ def training_report(
         flash_attention=flash_attention, overhead_bytes=_overhead_bytes(overhead_gib),
         fragmentation=fragmentation, selective=selective_policy(software),
         quantized_inputs=saves_quantized_inputs(software, precision),
-        edge_slots=pipeline_edge_slots(m, stack_uneven_pipeline(software)),
+        edge_slots=pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split),
     )
     verdict = fit_verdict(float(mem.total.value), g)
     layout = f"TP{tp}·PP{pp}·DP{dp}" + (f"·CP{cp}" if cp > 1 else "") + (f"·EP{ep}" if ep > 1 else "")

@@ -162,13 +162,25 @@ def pipeline_layers(layers: int, pp: Any, vp: Any = 1, edge_slots: Any = False) 
     return first, middle, last
 
 
-def pipeline_edge_slots(m: ModelSpec, uneven: bool = True) -> bool:
-    """Whether the embedding and the loss take a layer's slot in the pipeline split (pipeline_layers): where
-    the stack splits unevenly and the LM head weighs at least half a layer (its GEMM is h·V per token against
-    a layer's active weights), a balanced split moves a layer off the last stage. Where the head is small
-    (GPT-3's 51k vocabulary at h = 12288 is a third of a layer) the even split is the faster one."""
-    if not uneven:
+PIPELINE_SPLITS = ("auto", "even", "account")
+
+
+def pipeline_edge_slots(m: ModelSpec, uneven: bool = True, split: str = "auto") -> bool:
+    """Whether the embedding and the loss take a layer's slot in the pipeline split (pipeline_layers).
+
+    `split`: "even" deals the layers alone (Megatron's default), "account" gives the embedding and the loss a
+    slot each (--account-for-embedding/loss-in-pipeline-split), "auto" accounts where the stack splits
+    unevenly and the LM head weighs at least half a layer (its GEMM is h·V per token against a layer's
+    active weights): there a balanced split moves a layer off the last stage, while for a small head (GPT-3's
+    51k vocabulary at h = 12288 is a third of a layer) the even split is the faster one."""
+    if split not in PIPELINE_SPLITS:
+        raise SpecError(f"pipeline split must be one of {', '.join(PIPELINE_SPLITS)}, not '{split}'")
+    if split == "account" and not uneven:
+        raise SpecError("pipeline split 'account' needs a stack that splits layers unevenly (stacks.yaml uneven_pipeline)")
+    if not uneven or split == "even":
         return False
+    if split == "account":
+        return True
     pc = param_counts(m)
     per_layer = (float(pc.active.value) - pc.embedding - pc.lm_head) / max(m.layers, 1)
     return m.hidden * m.vocab >= 0.5 * per_layer
@@ -188,7 +200,7 @@ def check_layout(m: ModelSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int
     where those take a slot: pipeline_edge_slots, None = the model's default under an uneven stack); TP
     must divide the attention heads, CP the sequence, EP the experts and dp·cp.
     """
-    edge = pipeline_edge_slots(m) if edge_slots is None else edge_slots
+    edge = pipeline_edge_slots(m) if edge_slots is None else bool(edge_slots)
     for name, v in (("tp", tp), ("pp", pp), ("dp", dp), ("cp", cp), ("ep", ep), ("vp", vp)):
         if int(v) != v or v < 1:
             raise SpecError(f"{name} must be a whole number ≥ 1, got {v}")

@@ -20,6 +20,18 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Architectures that are a variant of another: lookups with no entry of their own (node template, driver floor,
+# simulated clocks) use the base architecture's. Blackwell Ultra (B300/GB300, sm_103) is Blackwell with doubled
+# SFU throughput, more HBM and power (NVIDIA technical blog "Inside NVIDIA Blackwell Ultra", 2025).
+ARCH_BASE = {"blackwell-ultra": "blackwell"}
+
+
+def arch_family(arch: str | None) -> str:
+    """The base architecture of `arch` (itself when it is not a variant)."""
+    a = (arch or "").lower()
+    return ARCH_BASE.get(a, a)
+
+
 class GpuSpec(Spec):
     """One accelerator SKU from catalog/data/gpus.yaml. Throughput figures are dense (no sparsity)."""
 

@@ -257,3 +257,52 @@ def test_embedding_and_loss_take_a_pipeline_slot():
     r = plan_command(model("llama-3.1-405b"), gpu("h100-sxm"), [8192], global_batch=2048, seq=8192,
                      layout="tp=8,pp=16,cp=1,dp=64,mb=1,vp=8", top=1)
     assert r.facts["your_layout"]["vp"] == 8
+
+
+def test_blackwell_kernel_rows_follow_the_mamf_table():
+    """stas00/ml-engineering compute/accelerator/README.md, MAMF comparison table (read 2026-12-02): B200 BF16
+    1,745.0 / FP8 3,432.5 TFLOPS of 2,250 / 4,500; B300 1,769.0 / 3,353.3 of 2,250 / 4,500; GB200 1,822.0 / 3,615.6
+    of 2,500 / 5,000. B200 reads the blackwell row, GB200 its own row, B300 and GB300 the blackwell-ultra row;
+    a Hopper GPU still reads the hopper row."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.perf.compute import kernel_table
+
+    want = {"b200": ("blackwell", 1745.0 / 2250, 3432.5 / 4500), "gb200": ("gb200", 1822.0 / 2500, 3615.6 / 5000),
+            "b300": ("blackwell-ultra", 1769.0 / 2250, 3353.3 / 4500),
+            "gb300": ("blackwell-ultra", 1769.0 / 2250, 3353.3 / 4500)}
+    for key, (row, bf16, fp8) in want.items():
+        kt = kernel_table(gpu(key))
+        assert kt.arch == row
+        assert kt.plateau("bf16") == pytest.approx(bf16, abs=5e-4) and kt.plateau("fp8") == pytest.approx(fp8, abs=5e-4)
+    assert kernel_table(gpu("h100-sxm")).arch == "hopper" and kernel_table(gpu("h200-sxm")).arch == "hopper"
+
+
+def test_blackwell_ultra_attention_forward_is_faster_backward_unchanged():
+    """NVIDIA "Making Softmax More Efficient with NVIDIA Blackwell Ultra" (2026-02): sm_103 doubles MUFU.EX2
+    throughput, the forward bottleneck of attention on B200 (FlashAttention-4, arXiv 2603.05451); the backward is
+    bound by shared memory. So on the same layout and the same datasheet peaks (GB200 and GB300: 2.5 PF BF16,
+    5 PF FP8), GB300's attention forward is faster and its backward is not."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.catalog.models import model
+    from aiinfra.perf.compute import kernel_table
+    from aiinfra.perf.training import step_time
+
+    bw, bu = kernel_table(gpu("gb200")), kernel_table(gpu("gb300"))
+    assert bu.attention_fwd > bw.attention_fwd and bu.attention_bwd == bw.attention_bwd
+    m = model("llama-3.1-8b")
+    kw = dict(dp=8, global_batch=128, micro_batch=2, seq=8192, dtype="fp8")
+    t = {k: float(step_time(m, gpu(k), **kw).step.value) for k in ("gb200", "gb300")}
+    assert t["gb300"] < t["gb200"]
+
+
+def test_blackwell_ultra_keeps_blackwell_node_and_driver_lookups():
+    """B300/GB300 are architecture blackwell-ultra; lookups with no entry of their own (DGX node template, driver
+    floor, simulated clocks) use Blackwell's: NVLink 5 at 1.8 TB/s per GPU, not Hopper's NVLink 4."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.perf import comm
+    from aiinfra.specs import arch_family
+
+    assert gpu("gb300").architecture == "blackwell-ultra" and arch_family("blackwell-ultra") == "blackwell"
+    assert arch_family("hopper") == "hopper"
+    assert comm.node_for(gpu("b300")).key == comm.node_for(gpu("b200")).key == "node-blackwell-sxm"
+    assert comm.node_for(gpu("gb300")).scale_up.key == "nvlink-5"

@@ -20,7 +20,7 @@ import numpy as np
 from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Number, Term
-from aiinfra.specs import GpuSpec
+from aiinfra.specs import GpuSpec, arch_family
 
 SRC_NCCL = "nccl-tests doc/PERFORMANCE.md bus-bandwidth factors (cluster_tco_anchors §2.4)"
 SRC_ALPHA_BETA = "alpha-beta model, Thakur, Rabenseifner & Gropp 2005 (cluster_tco_anchors §2.4)"
@@ -92,6 +92,8 @@ def node_for(gpu: GpuSpec, scale_out: str | None = None, nics_per_node: int | No
         key = "node-oam"
     else:
         key = "node-pcie"
+    if key not in cat.table("interconnects") and gpu.form_factor in ("sxm", "superchip"):
+        key = f"node-{arch_family(gpu.architecture)}-sxm"
     if key not in cat.table("interconnects"):
         key = "node-hopper-sxm" if gpu.form_factor in ("sxm", "superchip") else "node-pcie"
     e = cat.table("interconnects")[key]

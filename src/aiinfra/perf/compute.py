@@ -115,9 +115,10 @@ class KernelTable:
 
 
 def kernel_table(gpu: GpuSpec) -> KernelTable:
-    """The kernel table for a GPU's architecture, or the catalog's `default` row."""
+    """The kernel table for a GPU: its own row where it has one (a per-SKU measurement), else its
+    architecture's, else the catalog's `default` row."""
     table = default_catalog().table("kernels")
-    arch = gpu.architecture if gpu.architecture in table else "default"
+    arch = gpu.key if gpu.key in table else gpu.architecture if gpu.architecture in table else "default"
     e, c = table[arch], default_catalog().entry("kernels", "size_curve")[1]
     try:
         return KernelTable(arch, dict(e["gemm_plateau"]), float(e["attention_fwd"]["bf16"]),

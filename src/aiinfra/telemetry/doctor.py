@@ -20,6 +20,7 @@ from pathlib import Path
 
 from aiinfra.catalog.loader import default_catalog
 from aiinfra.explain import Result
+from aiinfra.specs import arch_family
 from aiinfra.telemetry.fields import CLOCK_EVENTS
 from aiinfra.telemetry.nvml import Snapshot
 
@@ -62,7 +63,7 @@ def _driver_checks(snap: Snapshot, cuda: str | None) -> list[Check]:
     drv = _version(snap.driver_version)
     archs = sorted({a for g in snap.gpus if (a := _gpu_arch(g.model))})
     for arch in archs:
-        need = table.get(arch)
+        need = table.get(arch) or table.get(arch_family(arch))
         if need is None:
             continue
         ok = drv >= _version(need["min_driver"])

@@ -36,7 +36,7 @@ import pynvml
 from aiinfra.catalog.gpus import gpu as catalog_gpu
 from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import SpecError
-from aiinfra.specs import GpuSpec
+from aiinfra.specs import GpuSpec, arch_family
 
 WORKLOADS = ("idle", "training", "inference", "leak")
 FAULT_KINDS = ("lost", "xid", "dbe", "thermal", "power", "pcie", "nvlink", "migpending", "reload", "newgpu")
@@ -670,7 +670,7 @@ class SimHost:
 
     def nvmlDeviceGetClockInfo(self, h: SimGpu, kind: int) -> int:
         gpu, t = self._check(h)
-        sm_max, mem = _CLOCKS_MHZ.get(gpu.spec.architecture, (1700, 1500))
+        sm_max, mem = _CLOCKS_MHZ.get(arch_family(gpu.spec.architecture), (1700, 1500))
         if kind == pynvml.NVML_CLOCK_MEM:
             return mem
         reasons = self._reasons(gpu, t)
@@ -684,7 +684,7 @@ class SimHost:
 
     def nvmlDeviceGetMaxClockInfo(self, h: SimGpu, kind: int) -> int:
         gpu, _ = self._check(h)
-        sm_max, mem = _CLOCKS_MHZ.get(gpu.spec.architecture, (1700, 1500))
+        sm_max, mem = _CLOCKS_MHZ.get(arch_family(gpu.spec.architecture), (1700, 1500))
         return mem if kind == pynvml.NVML_CLOCK_MEM else sm_max
 
     def nvmlDeviceGetViolationStatus(self, h: SimGpu, policy: int) -> SimpleNamespace:
@@ -755,7 +755,7 @@ class SimHost:
         raise pynvml.NVMLError_NotSupported()
 
     def _nvlink_links(self, gpu: SimGpu) -> int:
-        return _NVLINK_LINKS.get(gpu.spec.architecture, 0) if gpu.spec.nvlink_gbps > 0 and gpu.spec.form_factor == "sxm" else 0
+        return _NVLINK_LINKS.get(arch_family(gpu.spec.architecture), 0) if gpu.spec.nvlink_gbps > 0 and gpu.spec.form_factor == "sxm" else 0
 
     def nvmlDeviceGetNvLinkState(self, h: SimGpu, link: int) -> int:
         gpu, t = self._check(h)
@@ -865,7 +865,7 @@ class SimHost:
 
     def nvmlGpmQueryDeviceSupport(self, h: SimGpu) -> SimpleNamespace:
         gpu, _ = self._check(h)
-        return SimpleNamespace(version=1, isSupportedDevice=1 if gpu.spec.architecture in ("hopper", "blackwell") else 0)
+        return SimpleNamespace(version=1, isSupportedDevice=1 if arch_family(gpu.spec.architecture) in ("hopper", "blackwell") else 0)
 
     def nvmlGpmSampleAlloc(self) -> SimGpmSample:
         return SimGpmSample()

@@ -28,10 +28,15 @@ def test_narayanan_2021_table1_a100():
 
 
 def test_korthikanti_2022_table4_out_of_sample():
-    """Korthikanti et al. 2022 Table 4: 22B on 8 A100 (TP8, micro-batch 4, s = 2048, no recompute) takes
-    7.7 + 11.9 = 19.6 ms per layer forward + backward (no optimizer step in a layer time); never fitted on: +3.8%."""
-    (p,) = _table("Korthikanti 2022 Table 4")
-    assert abs(p.error) <= 0.045
+    """Korthikanti et al. 2022 Table 4: 22B on 8 A100 (TP8, micro-batch 4, s = 2048), forward + backward ms per layer
+    (no optimizer step in a layer time): baseline 19.6, sequence parallelism 19.0, full recompute 27.2, selective
+    recompute 20.9, selective + sequence 20.3. Never fitted on. Rows without SP replicate the LayerNorm/dropout/
+    residual traffic on every TP rank; the paper's Megatron-LM hides the column-parallel backward collectives under
+    their GEMMs (stacks.yaml megatron-2022): +4.1%, +3.7%, +3.9%, +2.6%, +2.2%, mean 3.3% (the ≤3% target is missed
+    by 0.3 pt). With SP always on and the 2021 stack the one baseline row was +3.8% and the five rows mean 4.1%."""
+    errs = {p.key: p.error for p in _table("Korthikanti 2022 Table 4")}
+    assert len(errs) == 5 and all(abs(e) <= 0.045 for e in errs.values())
+    assert sum(abs(e) for e in errs.values()) / 5 <= 0.035
 
 
 def test_llama3_table4_h100_bf16_out_of_sample():

@@ -142,10 +142,11 @@ def published_rank(row: dict) -> dict:
 
     tp, pp, cp = int(row.get("tp", 1)), int(row.get("pp", 1)), int(row.get("cp", 1))
     dp = int(row.get("dp", int(row["gpus"]) // (tp * pp * cp)))
-    if row["stack"] == "megatron-2021":  # what Megatron-LM could do then: fp16, full recompute, no SP/CP/ZeRO/offload
+    if row["stack"] == "megatron-2021":  # what Megatron-LM could do then: fp16, full recompute of every layer (partial
+        # "block" recompute came 2021-08, Megatron-LM c1e0689), no SP/CP/ZeRO/offload
         opt = Options(dtype=row["dtype"], flash_attention=False, sequence_parallel=False, zero_stages=(0,),
-                      recompute=(2,), context_parallel=(1,), overlap_dp=False, causal=False, software=row["stack"],
-                      offloads=(0,))
+                      recompute=(2,), recompute_fractions=(1.0,), context_parallel=(1,), overlap_dp=False,
+                      causal=False, software=row["stack"], offloads=(0,))
     else:
         opt = Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                       software=row["stack"], grad_dtype=row.get("grad_dtype"),

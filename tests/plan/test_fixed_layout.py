@@ -181,3 +181,13 @@ def test_pipeline_split_option_changes_the_stage_loads(cli):
     assert_one_line_error(cli("plan", "llama-3.1-8b", "--gpus", "8", "--pipeline-split", "diagonal"), "diagonal")
     assert_one_line_error(cli("plan", "gpt-1.7b", "--gpus", "32", "--software", "megatron-2021",
                               "--pipeline-split", "account"), "uneven")
+
+
+def test_tp_overlap_without_sequence_parallelism_is_refused(cli):
+    """Megatron-LM arguments.py refuses --tp-comm-overlap without --sequence-parallel; the search then offers only
+    blocking TP, and a fixed layout that asks for both gets one line naming the constraint."""
+    from aiinfra.plan.search import Options, tp_modes
+
+    assert tp_modes(Options(sequence_parallel=False)) == (0,) and 1 in tp_modes(Options())
+    assert_one_line_error(cli("plan", "llama-3.1-8b", "--gpus", "8", "--global-batch", "64", "--no-sp",
+                              "--layout", "tp=8,tp_overlap=ring"), "sequence parallelism")

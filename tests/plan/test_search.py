@@ -10,11 +10,15 @@ from aiinfra.errors import AiinfraError, DoesNotFitError
 from aiinfra.plan.search import Options, plan
 from aiinfra.plan.space import build_space
 
-# Megatron-LM as of Narayanan et al. 2021: fp16, full recompute only, no sequence parallelism,
-# no distributed optimizer (18 B/param), no flash attention, no context parallelism.
+# Megatron-LM as of Narayanan et al. 2021: fp16, full recompute of every layer (--checkpoint-activations; partial
+# "block" recompute of a set number of layers came on 2021-08-10, Megatron-LM c1e0689), no sequence parallelism,
+# no distributed optimizer (18 B/param), no flash attention, no context parallelism, no offload (as
+# plan.fidelity.published_rank). Partial recompute and offload were searched here until the step time charged
+# activation offload at the non-SP activation size the memory model already used: the published TP8 splits had
+# ranked in the top 3 only by offloading activations at their SP size (310.1B: #6 once charged faithfully).
 MEGATRON_2021 = Options(dtype="fp16", flash_attention=False, sequence_parallel=False, zero_stages=(0,),
-                        recompute=(2,), context_parallel=(1,), overlap_dp=False, causal=False,
-                        software="megatron-2021")
+                        recompute=(2,), recompute_fractions=(1.0,), context_parallel=(1,), overlap_dp=False,
+                        causal=False, software="megatron-2021", offloads=(0,))
 
 
 @pytest.mark.parametrize("name,gpus,batch,tp,pp", [
@@ -25,7 +29,7 @@ MEGATRON_2021 = Options(dtype="fp16", flash_attention=False, sequence_parallel=F
 def test_recovers_narayanan_table1_splits_in_top3(a100, name, gpus, batch, tp, pp):
     """Narayanan et al. 2021 Table 1 (memory_perf_anchors §2a): 145.6B on 1,536 A100s ran TP8·PP8, 310.1B on
     1,920 ran TP8·PP16, 529.6B on 2,520 ran TP8·PP35 (s = 2048). Searching every layout with the features of
-    Megatron-LM at the time, the published split is among the 3 best distinct layouts."""
+    Megatron-LM at the time, the published split is among the 3 best distinct layouts (#2, #2, #2)."""
     r = plan(model(name), a100, gpus, global_batch=batch, seq=2048, options=MEGATRON_2021)
     assert (tp, pp) in [(row["tp"], row["pp"]) for row in r.top[:3]]
 

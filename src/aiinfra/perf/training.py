@@ -12,7 +12,9 @@ Per micro-batch and layer, on one GPU (tokens T = mb·s/cp; GEMM shapes after TP
   FP8/FP4 apply to these linear GEMMs only, with the cast/amax traffic charged at HBM bandwidth;
 - attention: flash attention in BF16, forward 2·T·S·n_q/t·(d_qk + d_v) FLOPs with S = s/2 for
   causal masks, backward 2.5× forward, at the kernel table's flash-attention efficiencies;
-- elementwise: Korthikanti Table 2 activation bytes × 2 / HBM bandwidth (norms, SwiGLU, residuals);
+- elementwise: Korthikanti Table 2 activation bytes × 2 / HBM bandwidth (norms, SwiGLU, residuals); with
+  sequence parallelism all of it is split over the TP ranks, without it the LayerNorm, dropout and residual
+  share (10·h of the 34·h bytes per token) runs on every TP rank (Korthikanti Table 2 / §4.2.2);
 - TP: 4 all-reduce equivalents of the micro-batch's activations per layer (+2 with full recompute),
   blocking, or hidden under the GEMMs when the software stack overlaps them; chunked (userbuffers), each
   all-gather / reduce-scatter hides only under the GEMM it is paired with; CP: the K,V ring (cp−1 steps, forward and
@@ -99,6 +101,7 @@ class Stack:
     selective: str = "attention"  # what selective recompute repeats (sizing.training.SELECTIVE_POLICIES)
     tp_split: bool = False  # overlapped TP runs each forward / row-parallel dgrad GEMM as tp chunks
     tp_modes: tuple[int, ...] = (0,)  # TP overlap modes the stack offers: 0 blocking, 1 overlapped (chunked)
+    tp_backward_async: bool = False  # column-parallel backward collectives issued async under its dgrad/wgrad GEMMs
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -115,7 +118,7 @@ def stack(name: str = "megatron-core") -> Stack:
     return Stack(key, bool(o.get("tp")), bool(o.get("pp")), bool(o.get("grad_reduce")), bool(o.get("param_gather")),
                  bool(o.get("cp")), e.get("source", ""), bool(e.get("uneven_pipeline", True)),
                  float(e.get("overlap_sm_fraction", 0.0)), str(e.get("fp8_gemm", "")), sel,
-                 bool(e.get("tp_overlap_split", False)), modes or (0,))
+                 bool(e.get("tp_overlap_split", False)), modes or (0,), bool(e.get("tp_backward_async", False)))
 
 
 def framework_efficiency(name: str = "training") -> tuple[float, str]:
@@ -184,6 +187,7 @@ def step_time(
     etp: Number | None = None,
     ep_overlap: bool = False,
     pipeline_split: str = "auto",
+    sp: Number | bool = True,
 ) -> TrainingPerf | np.ndarray:
     """Step time of training `m` on `gpu` with the given layout (scalars or broadcastable arrays).
 
@@ -196,7 +200,10 @@ def step_time(
     `ep_overlap`: the MoE all-to-all runs under another micro-batch's compute (Megatron
     --overlap-moe-expert-parallel-comm); it then costs the communication kernels' SM share, not its time.
     `pipeline_split` ("auto" | "even" | "account"): whether the embedding and loss take a pipeline slot
-    (sizing.training.pipeline_edge_slots).
+    (sizing.training.pipeline_edge_slots). `sp` (arrays allowed): sequence parallelism on (default) or off; off,
+    the LayerNorms, dropouts and residual adds run on all tokens on every TP rank and TP communication cannot be
+    overlapped chunk by chunk (Megatron-LM requires --sequence-parallel for --tp-comm-overlap). The TP bytes are the
+    same either way (an all-reduce = a reduce-scatter + an all-gather; Korthikanti et al. 2022 §4.2.2).
     """
     node = node or comm.node_for(gpu)
     stk = software if isinstance(software, Stack) else stack(software)
@@ -206,6 +213,7 @@ def step_time(
         fw, fw_src = float(framework_eff), "given by the caller (leave-one-source-out refit)"
     tp, pp, dp, cp, ep, mb, vp, zero = (_a(x) for x in (tp, pp, dp, cp, ep, micro_batch, vp, zero))
     etp = tp if etp is None else _a(etp)
+    sp = _a(sp).astype(bool)
     rc = _a(recompute_code(recompute))
     B, s = _a(global_batch).astype(float), _a(seq).astype(float)
     gpn = node.gpus_per_node
@@ -233,7 +241,10 @@ def step_time(
     # Overlapped TP split into chunks (Transformer Engine userbuffers ring exchange): the forward GEMMs and the
     # row-parallel dgrads run as tp GEMMs of T/tp rows each, one per chunk exchanged, and smaller GEMMs are slower.
     tpo = _a(1 if stk.tp else 0) if tp_overlap is None else _a(tp_overlap)
-    tp_over = (tpo == 1) & (tp <= domain)  # userbuffers / symmetric memory need peer access: inside the domain
+    # userbuffers / symmetric memory need peer access (inside the domain) and sequence parallelism: the chunks are
+    # the all-gather and reduce-scatter halves of the all-reduce (Megatron-LM arguments.py: "Tensor parallel
+    # communication/GEMM overlap can happen only when sequence parallelism is enabled")
+    tp_over = (tpo == 1) & (tp <= domain) & sp
     split = ((tp > 1) & tp_over) if stk.tp_split else False
 
     # One TP all-gather or reduce-scatter of the layer's T·h activations (half an all-reduce).
@@ -246,10 +257,18 @@ def step_time(
     # exchange for the forward GEMMs and the row-parallel dgrads, bulk overlap of the column-parallel dgrad and
     # wgrad with the input re-gather and the gradient reduce-scatter), so a small GEMM (QKV, attention output)
     # that finishes before its collective leaves the rest exposed; tp_split collects that per GEMM.
+    # Blocking TP with async backward (Megatron-LM LinearWithGradAccumulationAndAsyncCommunication, 2021-09 onwards):
+    # the forward collectives block; a column-parallel GEMM's backward issues its dgrad all-reduce (without SP) or
+    # reduce-scatter (with SP) under its wgrad GEMM, and with SP first re-gathers its sharded input under its dgrad
+    # GEMM; a row-parallel GEMM's backward has no collective without SP and a blocking all-gather of the output
+    # gradient with SP. tp_async collects that per GEMM (dense layers).
+    async_bwd = stk.tp_backward_async
+
     def gemm_part(moe: bool):
         t = 0.0
         cast = 0.0
         tp_split = 0.0
+        tp_async = 0.0
         again = sel_ops * every_second_linear_fraction(m, moe) if stk.selective == "every_second_linear" else 0.0
         for Mg, Ng, Kg, count, role in _layer_gemms(m, T, tp, ep, moe, etp):
             whole = compute.gemm_time(Mg, Ng, Kg, gpu, lin, kt, stk.fp8_gemm)
@@ -263,12 +282,16 @@ def step_time(
                 tp_split = tp_split + count * (fwd_c + bwd_c)
             else:
                 t = t + count * whole * (passes + again)
+            if async_bwd and role == "col":
+                tp_async = tp_async + count * np.where(sp, 2 * stk.exposed(t_coll, whole), stk.exposed(2 * t_coll, whole))
+            elif async_bwd and role == "row":
+                tp_async = tp_async + count * np.where(sp, t_coll, 0.0)
             if lin in ("fp8", "fp4"):
                 cast = cast + count * kt.fp8_cast_bytes * (2 * Mg * Kg + Mg * Ng) / gpu.memory_bw
-        return t, cast * (1 + (full + again) * 0.5), tp_split
+        return t, cast * (1 + (full + again) * 0.5), tp_split, tp_async
 
-    g_dense, c_dense, tp_split_dense = gemm_part(False)
-    g_moe, c_moe, _ = gemm_part(True) if m.is_moe else (0.0, 0.0, 0.0)
+    g_dense, c_dense, tp_split_dense, tp_async_dense = gemm_part(False)
+    g_moe, c_moe, _, _ = gemm_part(True) if m.is_moe else (0.0, 0.0, 0.0, 0.0)
 
     # Flash attention in 16-bit: forward 2·T·S·n_q/t·(d_qk + d_v), backward 2.5×.
     d_qk = (m.qk_nope_dim + m.qk_rope_dim) if m.is_mla else m.head_dim
@@ -285,9 +308,13 @@ def step_time(
     # Elementwise: Korthikanti Table 2 bytes per token per layer, per forward-equivalent pass.
     ffn_act = (m.experts_per_token + m.shared_experts) * m.moe_ffn if m.is_moe else m.ffn
     per_tok_layer = 18 * h + 4 * ffn_act  # = 34h for ffn = 4h
+    # Without sequence parallelism the 10·h bytes per token that TP cannot split (LayerNorm inputs 4h, dropout
+    # masks 2h, attention and MLP inputs 4h: Korthikanti Table 2, s·b·h·(10 + 24/t)) run on every TP rank; with it
+    # they are split too (s·b·h·34/t). The LayerNorm, dropout and residual work scales with them.
+    per_tok_gpu = per_tok_layer / tp + np.where(sp, 0.0, 10 * h * (1 - 1 / tp))
     softmax = 0.0 if flash_attention else 5 * m.heads * s_att  # per token, all heads: 5·a·s (split by TP once)
     soft_passes = 3 + sel_attn + full
-    elem_bytes = T * (per_tok_layer * (passes + sel_ops) + softmax * soft_passes) / tp
+    elem_bytes = T * (per_tok_gpu * (passes + sel_ops) + softmax * soft_passes / tp)
     cal = cal or compute.training_calibration()
     t_elem_layer = elem_bytes * cal.elementwise_traffic / gpu.memory_bw
 
@@ -297,6 +324,8 @@ def step_time(
     folded = (etp == 1) & (tp > 1)
     tp_raw = np.where(tp > 1, n_tp * ar_tp.value, 0.0)
     tp_dense = np.where(tp_over, stk.exposed(tp_raw, g_dense), tp_raw)
+    if async_bwd:  # forward (and recomputed forward) collectives block: 2 all-reduce equivalents per pass
+        tp_dense = np.where(tp_over, tp_dense, np.where(tp > 1, (2 + 2 * full) * ar_tp.value, 0.0) + tp_async_dense)
     if split is not False:
         tp_dense = np.where(split, tp_split_dense, tp_dense)
     tp_moe = tp_raw * (1 - 0.5 * folded)
@@ -375,8 +404,10 @@ def step_time(
                   {"calibration": cal.source})
     t_tp = part("TP communication", t_tp_layer, 0.0,
                 "M · L_stage · blocking: n_coll · t_allreduce(T·h·2 B, tp); overlapped: max(0, that − GEMM time); "
-                "chunked (ring): Σ per GEMM max(0, t_allreduce/2 − that GEMM's time)",
-                {"n_coll": n_tp, "t_allreduce": ar_tp, "overlapped": tp_over, "chunked": split, "stack": stk.key}, {"count": SRC_TP, stk.key: stk.source},
+                "chunked (ring): Σ per GEMM max(0, t_allreduce/2 − that GEMM's time); async backward: forward blocking, "
+                "each column-parallel backward collective max(0, t − its dgrad/wgrad GEMM)",
+                {"n_coll": n_tp, "t_allreduce": ar_tp, "overlapped": tp_over, "chunked": split, "stack": stk.key,
+                 "async backward": async_bwd, "sequence parallel": sp}, {"count": SRC_TP, stk.key: stk.source},
                 comm_part=True)
     t_cp = part("CP communication", t_cp_layer, 0.0, "M · L_stage · max(0, 3(cp−1) · t_p2p(K,V chunk) − attention if overlapped)",
                 {"K,V chunk bytes": kv_chunk, "overlapped": stk.cp}, {"ring": "Liu et al. 2023 ring attention; Megatron context parallel"},
@@ -434,7 +465,7 @@ def step_time(
     # Offload (bit flags, sizing.training.offload_code): every byte crosses the host link, never free.
     off = _a(offload_code(offload))
     host = comm.link(f"pcie-gen{gpu.pcie_gen}")
-    act_layer = layer_activation_bytes(m, seq=s, micro_batch=mb, tp=tp, cp=cp, sp=tp > 1, recompute=rc,
+    act_layer = layer_activation_bytes(m, seq=s, micro_batch=mb, tp=tp, cp=cp, sp=sp & (tp > 1), recompute=rc,
                                        flash_attention=flash_attention).value
     off_opt = np.where(off & 1, shard / np.where(zero >= 1, group, 1) * (4.0 + OPT_BYTES), 0.0)
     off_w = np.where(off & 2, M * (2 + full) * shard * 2.0, 0.0)

@@ -128,6 +128,9 @@ def _widen(opt: Options, lay: dict) -> Options:
         return tuple(sorted(set(values) | ({lay[key]} if key in lay else set())))
 
     if "tp_overlap" in lay and lay["tp_overlap"] not in tp_modes(opt):
+        if not opt.sequence_parallel:
+            raise SpecError(f"--layout tp_overlap={TP_MODES[lay['tp_overlap']]} needs sequence parallelism "
+                            "(Megatron-LM overlaps TP communication only with --sequence-parallel); drop --no-sp")
         offered = " or ".join(TP_MODES[i] for i in tp_modes(opt))
         raise SpecError(f"--layout tp_overlap={TP_MODES[lay['tp_overlap']]}: the {opt.software} stack offers {offered} "
                         "(catalog stacks.yaml tp_overlap_modes)")

@@ -70,7 +70,7 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
                       recompute_fraction=int(row.get("recompute_layers", m.layers)) / m.layers,
                       tp_overlap=TP_MODES.index(row["tp_overlap"]) if "tp_overlap" in row else None,
                       grad_reduce=row.get("grad_dtype"), ep_overlap=bool(row.get("ep_overlap", False)),
-                      pipeline_split=row.get("pipeline_split", "auto"),
+                      pipeline_split=row.get("pipeline_split", "auto"), sp=bool(row.get("sp", True)),
                       seq=seq, dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                       overlap_dp=row["stack"] != "megatron-2021", software=row["stack"], framework_eff=framework_eff)
         # a per-layer time (Korthikanti Table 4) times the layers' forward + backward only: no optimizer step or DP sync
@@ -80,7 +80,7 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
         rl = f" {row['recompute_layers']}/{m.layers} layers" if "recompute_layers" in row else ""
         ep_s = f"·EP{row['ep']}" + ("(ETP1)" if row.get("etp", tp) != tp else "") if row.get("ep", 1) > 1 else ""
         lay = (f"TP{tp}·PP{pp}·CP{cp}{ep_s}·DP{dp} mb{row.get('mb', 1)} v{row.get('vp', 1)} "
-               f"{row.get('recompute', 'none')}{rl}")
+               f"{row.get('recompute', 'none')}{rl}" + ("" if row.get("sp", True) or tp == 1 else " no-SP"))
         return Prediction(row["key"], row["table"], float(row["value"]), value, row["metric"], lay, bool(row.get("fit")))
     from aiinfra.plan.commands import plan_command
 
@@ -95,7 +95,8 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
             fixed["tp_overlap"] = TP_MODES.index(fixed["tp_overlap"])
     opt = Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                   software=row["stack"], framework_efficiency=framework_eff, grad_dtype=row.get("grad_dtype"),
-                  ep_overlap=bool(row.get("ep_overlap", False)), pipeline_split=row.get("pipeline_split", "auto"))
+                  ep_overlap=bool(row.get("ep_overlap", False)), pipeline_split=row.get("pipeline_split", "auto"),
+                  sequence_parallel=bool(row.get("sp", True)))
     res = plan_command(m, g, [gpus], global_batch=batch, seq=seq, options=opt, layout=fixed, top=1)
     y = res.facts["your_layout"]
     value = _metric(row, y["tokens_per_s"], gpus, y["tflops"], y["mfu"], y["step_s"], m.layers)
@@ -141,10 +142,11 @@ def published_rank(row: dict) -> dict:
 
     tp, pp, cp = int(row.get("tp", 1)), int(row.get("pp", 1)), int(row.get("cp", 1))
     dp = int(row.get("dp", int(row["gpus"]) // (tp * pp * cp)))
-    if row["stack"] == "megatron-2021":  # what Megatron-LM could do then: fp16, full recompute, no SP/CP/ZeRO/offload
+    if row["stack"] == "megatron-2021":  # what Megatron-LM could do then: fp16, full recompute of every layer (partial
+        # "block" recompute came 2021-08, Megatron-LM c1e0689), no SP/CP/ZeRO/offload
         opt = Options(dtype=row["dtype"], flash_attention=False, sequence_parallel=False, zero_stages=(0,),
-                      recompute=(2,), context_parallel=(1,), overlap_dp=False, causal=False, software=row["stack"],
-                      offloads=(0,))
+                      recompute=(2,), recompute_fractions=(1.0,), context_parallel=(1,), overlap_dp=False,
+                      causal=False, software=row["stack"], offloads=(0,))
     else:
         opt = Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                       software=row["stack"], grad_dtype=row.get("grad_dtype"),

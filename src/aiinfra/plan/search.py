@@ -138,7 +138,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         flash_attention=opt.flash_attention, causal=opt.causal, overlap_dp=opt.overlap_dp, node=node,
         software=opt.software, framework_eff=opt.framework_efficiency, offload=b("offload"), step_only=not with_parts,
         recompute_fraction=b("rfrac"), tp_overlap=b("tpo"), grad_reduce=opt.grad_dtype, etp=b("etp"),
-        ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split,
+        ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split, sp=b("sp"),
     )
     shape = (space.n_base, space.k)
     memory = np.broadcast_to(np.asarray(mem if not with_parts else mem.total.value, dtype=float), shape).ravel()
@@ -152,8 +152,10 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
 
 
 def tp_modes(opt: Options) -> tuple[int, ...]:
-    """The TP overlap modes searched: the caller's, or every mode the software stack offers."""
-    return tuple(opt.tp_overlaps) if opt.tp_overlaps is not None else stack(opt.software).tp_modes
+    """The TP overlap modes searched: the caller's, or every mode the software stack offers; blocking only without
+    sequence parallelism (Megatron-LM: TP communication/GEMM overlap needs --sequence-parallel)."""
+    modes = tuple(opt.tp_overlaps) if opt.tp_overlaps is not None else stack(opt.software).tp_modes
+    return modes if opt.sequence_parallel else (0,)
 
 
 def evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, node: comm.Node,
@@ -372,7 +374,7 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                      overlap_dp=opt.overlap_dp, node=node, software=opt.software,
                      framework_eff=opt.framework_efficiency, offload=one.get("offload", 0),
                      recompute_fraction=one.get("rfrac", 1.0), tp_overlap=one.get("tpo"), grad_reduce=opt.grad_dtype,
-                     etp=one.get("etp"), ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split)
+                     etp=one.get("etp"), ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split, sp=one["sp"])
     terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.mfu_full, perf.hfu, mem.total]
     if tokens:
         terms += perf.time_to_train(tokens, price)

@@ -178,6 +178,9 @@ def test_pipeline_split_option_changes_the_stage_loads(cli):
     even = plan_command(model("llama-3.1-70b"), gpu(H100), [64], options=Options(dtype="fp8", pipeline_split="even"), **kw)
     acc = plan_command(model("llama-3.1-70b"), gpu(H100), [64], options=Options(dtype="fp8", pipeline_split="account"), **kw)
     assert acc.facts["your_layout"]["step_s"] < 0.97 * even.facts["your_layout"]["step_s"]
+    r = cli("plan", "llama-3.1-70b", "--gpu", H100, "--gpus", "64", "--global-batch", "256", "--seq", "8192",
+            "--dtype", "fp8", "--layout", "tp=4,pp=8,dp=2,mb=1,vp=5", "--top", "1")
+    assert r.code == 0 and "pipeline split auto (the embedding and the loss take a layer's slot each)" in r.out
     assert_one_line_error(cli("plan", "llama-3.1-8b", "--gpus", "8", "--pipeline-split", "diagonal"), "diagonal")
     assert_one_line_error(cli("plan", "gpt-1.7b", "--gpus", "32", "--software", "megatron-2021",
                               "--pipeline-split", "account"), "uneven")

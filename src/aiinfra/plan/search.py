@@ -19,7 +19,8 @@ from aiinfra.perf import comm
 from aiinfra.perf.flops import training_flops
 from aiinfra.perf.training import TP_MODES, stack, step_time
 from aiinfra.plan.space import Space, build_space, describe, offload_name, recompute_name
-from aiinfra.sizing.training import device_memory, pipeline_edge_slots, saves_quantized_inputs, training_memory
+from aiinfra.sizing.training import (device_memory, pipeline_edge_slots, pipeline_layers, saves_quantized_inputs,
+                                     training_memory)
 from aiinfra.specs import GpuSpec, ModelSpec
 
 CHUNK = 262_144
@@ -268,6 +269,12 @@ def plan(
     if t > dom:
         notes.append(f"TP={t} spans {t // dom} scale-up domains of {dom} GPUs ({gpu.scaleup_name}): its collectives "
                      f"cross the NICs ({node.scale_out.name})")
+    if rows[0]["pp"] > 1:
+        edge = pipeline_edge_slots(m, stack(opt.software).uneven_pipeline, opt.pipeline_split)
+        first, middle, last = (int(x) for x in pipeline_layers(m.layers, rows[0]["pp"], rows[0]["vp"], edge))
+        how = ("the embedding and the loss take a layer's slot each" if edge else "layers dealt alone")
+        notes.append(f"pipeline split {opt.pipeline_split} ({how}): in {rows[0]['layout']} v{rows[0]['vp']} the first / "
+                     f"busiest middle / last GPU hold {first} / {middle} / {last} layers, the last also the LM head")
     return PlanResult(m, gpu, seq, global_batch, total_n - twins, int(ev.fits.sum()), rows, rejected, terms, objective, notes,
                       ev if keep else None,
                       {"tokens": tokens, "price": price_per_gpu_hour, "options": opt, "node": node})

@@ -46,7 +46,7 @@ from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_
                                 training_flops)
 from aiinfra.sizing.params import attention_params, param_counts
 from aiinfra.sizing.training import (layer_activation_bytes, offload_code, pipeline_edge_slots, pipeline_layers,
-                                     selective_policy)
+                                     selective_policy, stack_uneven_pipeline)
 from aiinfra.specs import GpuSpec, ModelSpec
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/(v·m) for the interleaved 1F1B schedule"
@@ -116,7 +116,7 @@ def stack(name: str = "megatron-core") -> Stack:
     modes = tuple(TP_MODES.index(x) for x in e.get("tp_overlap_modes", ["ring"] if o.get("tp") else ["none"])
                   if x in TP_MODES)
     return Stack(key, bool(o.get("tp")), bool(o.get("pp")), bool(o.get("grad_reduce")), bool(o.get("param_gather")),
-                 bool(o.get("cp")), e.get("source", ""), bool(e.get("uneven_pipeline", True)),
+                 bool(o.get("cp")), e.get("source", ""), stack_uneven_pipeline(key),
                  float(e.get("overlap_sm_fraction", 0.0)), str(e.get("fp8_gemm", "")), sel,
                  bool(e.get("tp_overlap_split", False)), modes or (0,), bool(e.get("tp_backward_async", False)))
 

@@ -14,10 +14,10 @@ import numpy as np
 from aiinfra.contract import Facts, Quantity, command
 from aiinfra.errors import LayoutError, SpecError
 from aiinfra.explain import Result, quantity
-from aiinfra.perf.training import TP_MODES, stack
-from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, plan, tp_modes
+from aiinfra.perf.training import TP_MODES
+from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, edge_slots, plan, tp_modes
 from aiinfra.plan.space import RECOMPUTE_NAMES
-from aiinfra.sizing.training import check_layout, device_memory, pipeline_edge_slots
+from aiinfra.sizing.training import check_layout, device_memory
 from aiinfra.specs import GpuSpec, ModelSpec
 
 LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "offload", "tp_overlap")
@@ -99,7 +99,7 @@ def parse_layout(text: str | None) -> dict[str, Any]:
 
 def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int, seq: int, edge: bool) -> None:
     """One sentence naming the first constraint a fixed layout breaks (`edge`: the embedding and the loss
-    take a pipeline slot, sizing.training.pipeline_edge_slots)."""
+    take a pipeline slot, plan.search.edge_slots)."""
     if "etp" in lay and not m.is_moe:
         raise LayoutError(f"etp (the experts' tensor-parallel size) applies to MoE models; {m.name} is dense")
     model_par = lay.get("tp", 1) * lay.get("pp", 1) * lay.get("cp", 1)
@@ -210,7 +210,7 @@ def plan_command(
     opt = options or Options()
     lay = parse_layout(layout) if isinstance(layout, str) or layout is None else dict(layout)
     if lay:
-        _check_buildable(m, gpus, lay, global_batch, seq, pipeline_edge_slots(m, stack(opt.software).uneven_pipeline, opt.pipeline_split))
+        _check_buildable(m, gpus, lay, global_batch, seq, edge_slots(m, opt))
         opt = _widen(opt, lay)
     r = plan(m, gpu, gpus, global_batch=global_batch, seq=seq, tokens=tokens, price_per_gpu_hour=price_per_gpu_hour,
              objective=objective, top=top, options=opt, progress=progress, keep=bool(lay))

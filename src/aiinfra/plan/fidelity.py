@@ -56,6 +56,15 @@ def _metric(row: dict, tokens_per_s: float, gpus: int, tflops_hw: float, mfu: fl
             "layer_ms": step / layers * 1e3}[row["metric"]]
 
 
+def _row_options(row: dict, framework_eff: float | None = None) -> Options:
+    """The search options a row's source fixes (dtype, attention, stack, gradient dtype, EP overlap, pipeline split,
+    sequence parallelism); the rest stays the planner's."""
+    return Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
+                   software=row["stack"], framework_efficiency=framework_eff, grad_dtype=row.get("grad_dtype"),
+                   ep_overlap=bool(row.get("ep_overlap", False)), pipeline_split=row.get("pipeline_split", "auto"),
+                   sequence_parallel=bool(row.get("sp", True)))
+
+
 def predict(row: dict, framework_eff: float | None = None) -> Prediction:
     """The model's value for one published row (best completion of its unknown keys that fits)."""
     m, g = lookup_model(row["model"]), lookup_gpu(row["gpu"])
@@ -93,10 +102,7 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
             del fixed["tp_overlap"]
         else:
             fixed["tp_overlap"] = TP_MODES.index(fixed["tp_overlap"])
-    opt = Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
-                  software=row["stack"], framework_efficiency=framework_eff, grad_dtype=row.get("grad_dtype"),
-                  ep_overlap=bool(row.get("ep_overlap", False)), pipeline_split=row.get("pipeline_split", "auto"),
-                  sequence_parallel=bool(row.get("sp", True)))
+    opt = _row_options(row, framework_eff)
     res = plan_command(m, g, [gpus], global_batch=batch, seq=seq, options=opt, layout=fixed, top=1)
     y = res.facts["your_layout"]
     value = _metric(row, y["tokens_per_s"], gpus, y["tflops"], y["mfu"], y["step_s"], m.layers)
@@ -148,9 +154,7 @@ def published_rank(row: dict) -> dict:
                       recompute=(2,), recompute_fractions=(1.0,), context_parallel=(1,), overlap_dp=False,
                       causal=False, software=row["stack"], offloads=(0,))
     else:
-        opt = Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
-                      software=row["stack"], grad_dtype=row.get("grad_dtype"),
-                      ep_overlap=bool(row.get("ep_overlap", False)), pipeline_split=row.get("pipeline_split", "auto"))
+        opt = _row_options(row)
     res = plan_command(lookup_model(row["model"]), lookup_gpu(row["gpu"]), [int(row["gpus"])],
                        global_batch=int(row["batch"]), seq=int(row["seq"]), options=opt,
                        layout={"tp": tp, "pp": pp, "cp": cp, "dp": dp}, top=1)

@@ -131,7 +131,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve, offload=b("offload"),
         total_only=not with_parts, recompute_fraction=b("rfrac"), selective=stack(opt.software).selective,
         quantized_inputs=saves_quantized_inputs(opt.software, opt.dtype), grad_dtype=opt.grad_dtype, etp=b("etp"),
-        edge_slots=pipeline_edge_slots(m, stack(opt.software).uneven_pipeline, opt.pipeline_split),
+        edge_slots=edge_slots(m, opt),
     )
     perf = step_time(
         m, gpu, tp=b("tp"), pp=b("pp"), dp=b("dp"), cp=b("cp"), ep=b("ep"), micro_batch=b("mb"), vp=b("vp"),
@@ -150,6 +150,12 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
     if with_parts:
         parts = {p.name: np.broadcast_to(np.asarray(p.value, dtype=float), shape).ravel() for p in perf.step.parts}
     return (memory, step), parts
+
+
+def edge_slots(m: ModelSpec, opt: Options) -> bool:
+    """Whether the embedding and the loss take a pipeline slot under these options (sizing.training.pipeline_edge_slots
+    for the options' stack and --pipeline-split); memory, step time, the space and the layout check all use it."""
+    return pipeline_edge_slots(m, stack(opt.software).uneven_pipeline, opt.pipeline_split)
 
 
 def tp_modes(opt: Options) -> tuple[int, ...]:
@@ -220,12 +226,13 @@ def plan(
     _check_inputs(counts, global_batch, seq, tokens, price_per_gpu_hour, gpn)
     if objective not in ("time", "cost"):
         raise SpecError(f"objective must be time or cost, not {objective}")
+    space_edge = edge_slots(m, opt)
     space = build_space(m, counts, global_batch=global_batch, seq=seq, gpus_per_node=gpn,
                         micro_batches=opt.micro_batches, interleaves=opt.interleaves, recompute=opt.recompute,
                         zero_stages=opt.zero_stages, context_parallel=opt.context_parallel, offloads=opt.offloads,
                         recompute_fractions=opt.recompute_fractions, sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens, max_tp=opt.max_tp,
                         scaleup_domain=gpu.scaleup_domain, uneven_pipeline=stack(opt.software).uneven_pipeline,
-                        edge_slots=pipeline_edge_slots(m, stack(opt.software).uneven_pipeline, opt.pipeline_split), tp_overlaps=tp_modes(opt))
+                        edge_slots=space_edge, tp_overlaps=tp_modes(opt))
     if len(space) == 0:
         c = ", ".join(str(n) for n in counts)
         raise SpecError(
@@ -270,9 +277,8 @@ def plan(
         notes.append(f"TP={t} spans {t // dom} scale-up domains of {dom} GPUs ({gpu.scaleup_name}): its collectives "
                      f"cross the NICs ({node.scale_out.name})")
     if rows[0]["pp"] > 1:
-        edge = pipeline_edge_slots(m, stack(opt.software).uneven_pipeline, opt.pipeline_split)
-        first, middle, last = (int(x) for x in pipeline_layers(m.layers, rows[0]["pp"], rows[0]["vp"], edge))
-        how = ("the embedding and the loss take a layer's slot each" if edge else "layers dealt alone")
+        first, middle, last = (int(x) for x in pipeline_layers(m.layers, rows[0]["pp"], rows[0]["vp"], space_edge))
+        how = ("the embedding and the loss take a layer's slot each" if space_edge else "layers dealt alone")
         notes.append(f"pipeline split {opt.pipeline_split} ({how}): in {rows[0]['layout']} v{rows[0]['vp']} the first / "
                      f"busiest middle / last GPU hold {first} / {middle} / {last} layers, the last also the LM head")
     return PlanResult(m, gpu, seq, global_batch, total_n - twins, int(ev.fits.sum()), rows, rejected, terms, objective, notes,
@@ -374,7 +380,7 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                           offload=one.get("offload", 0), recompute_fraction=one.get("rfrac", 1.0),
                           selective=stack(opt.software).selective,
                           quantized_inputs=saves_quantized_inputs(opt.software, opt.dtype), grad_dtype=opt.grad_dtype,
-                          etp=one.get("etp"), edge_slots=pipeline_edge_slots(m, stack(opt.software).uneven_pipeline, opt.pipeline_split))
+                          etp=one.get("etp"), edge_slots=edge_slots(m, opt))
     perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
                      vp=one["vp"], recompute=one["recompute"], zero=one["zero"], global_batch=global_batch, seq=seq,
                      dtype=opt.dtype, flash_attention=opt.flash_attention, causal=opt.causal,

@@ -12,7 +12,8 @@ overlapped chunk by chunk, where the software stack offers both; TP1 has no TP m
 - EP divides the experts and DP·CP (MoE only), with experts split over TP (Megatron's default ETP = TP); or,
   with whole experts (ETP 1, Megatron's MoE parallel folding), EP divides TP·DP·CP;
 - the global batch splits into whole micro-batches per DP rank: B % (DP·mb) = 0;
-- interleaving needs PP > 1, PP·v ≤ layers and micro-batches a multiple of PP;
+- interleaving needs PP > 1, PP·v ≤ layers (+ 2 where the embedding and the loss take a slot each) and
+  micro-batches a multiple of PP;
 - ZeRO 0-3 combine with any TP/PP/CP (ZeRO-1 = Megatron's distributed optimizer; ZeRO-2 with TP/PP as
   DeepSpeed and Megatron-FSDP run it; ZeRO-3 = FSDP with TP/PP as torchtitan runs it); ZeRO-3
   re-gathers parameters every micro-batch, which the step time charges.

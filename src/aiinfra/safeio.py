@@ -137,6 +137,10 @@ def check_yaml(text: str, source: str = "input", *, max_depth: int = MAX_DEPTH, 
             elif isinstance(ev, yaml.DocumentEndEvent):
                 total = 0 if total <= max_nodes else total
     except yaml.YAMLError as e:
+        # PyYAML ≥ 6.0.4 (libyaml) refuses deep flow nesting in its scanner, before the event that would trip
+        # the check above: the same refusal, said the same way whichever PyYAML is installed
+        if "nesting depth" in str(e):
+            raise UnsafeInputError(f"{_name(source)} nests deeper than {max_depth} levels; refused") from None
         raise _yaml_error(e, source) from None
 
 

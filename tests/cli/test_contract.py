@@ -48,14 +48,16 @@ ARGS: dict[str, list[str] | None] = {
     "k8s rollout driver": ["k8s", "rollout", "driver", "--node", "gpu-node-0", "--version", "570.86.15",
                            "--previous", "565.57.01"],
     "k8s rollout dra": ["k8s", "rollout", "dra", "--node", "gpu-node-0", "--node", "gpu-node-1", "--gpu", "h100-sxm"],
-    "doctor": ["doctor", "--root", "examples/node-root", "--simulate", "gpus=2,seed=1"],
+    "doctor": ["doctor", "--root", "examples/node-root", "--simulate", "gpus=2,seed=1,speed=1e-6"],
     "serve-plan": ["serve-plan", "llama-3.1-8b", "--gpu", "h100-sxm=2.5", "--rate", "5", "--ttft-ms", "800",
                    "--tpot-ms", "40"],
     "chargeback": None,
     "analyze": None,  # needs a Prometheus: tests/fleet and tests/integration validate it against its schema
     "rules": ["rules"],
     "dashboard": ["dashboard"],
-    "top": ["top", "--simulate", "gpus=2,seed=1", "--once"],  # needs a Prometheus: tests/fleet/test_chargeback*.py validate it against its schema
+    # speed=1e-6 holds the simulated clock at t=0 for both runs of a command: its values move with int(t), and a
+    # table run and a JSON run a second apart would otherwise read different samples (a flaky mismatch).
+    "top": ["top", "--simulate", "gpus=2,seed=1,speed=1e-6", "--once"],  # needs a Prometheus: tests/fleet/test_chargeback*.py validate it against its schema
 }
 COMMANDS = registry()
 # Commands whose table numbers its steps or rows (see the ordinal rule in the test below).

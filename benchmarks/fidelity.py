@@ -1,22 +1,24 @@
 """Step-time fidelity against published training results (catalog/data/training_validation.yaml).
 
 Prints every row (published, predicted, error, the layout evaluated), then per table the mean and
-max |error|, then a leave-one-source-out figure: the one end-to-end constant (framework_efficiency)
-refitted without that source, and the error on the held-out source with it; then where each published
+max |error|, then a leave-one-source-out figure: the one end-to-end constant (framework_efficiency, per
+architecture family where the catalog fits one) refitted without that source, and the error on the held-out
+source with it; then where each published
 split ranks in the full search and, in numbers, why the model prefers #1.
 Run: PYTHONPATH=src python benchmarks/fidelity.py
 """
 
 from __future__ import annotations
 
-from aiinfra.perf.training import framework_efficiency
+from aiinfra.perf.training import fitted_architectures, framework_efficiency
 from aiinfra.plan import fidelity
 
 
 def main() -> None:
     preds = fidelity.predict_all()
     fw, _ = framework_efficiency()
-    print(f"framework_efficiency (catalog, fitted on the rows marked fit): {fw:.3f}")
+    own = ", ".join(f"{a} {v:.3f}" for a, (v, _) in fitted_architectures().items())
+    print(f"framework_efficiency (catalog, fitted on the rows marked fit): default {fw:.3f}; {own}")
     for p in preds:
         mark = "fit" if p.fit else "out"
         print(f"  [{mark}] {p.key:24s} {p.metric:14s} published {p.published:>9.3f}  predicted {p.predicted:>9.3f}  "

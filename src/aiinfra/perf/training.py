@@ -29,8 +29,10 @@ Per micro-batch and layer, on one GPU (tokens T = mb·s/cp; GEMM shapes after TP
   backward / first forward when the stack overlaps them; then the optimizer step, memory-bound over
   the GPU's optimizer shard (≈ 30 B read + written per parameter for mixed-precision Adam).
 One fitted number remains (catalog calibrations.training.framework_efficiency): the share of time
-compute kernels actually run end to end (launch gaps, data loading, host syncs), fitted on Narayanan
-Table 1 (A100) only; exposed communication is NCCL wall time and is not divided by it. Placement follows Megatron's rank order TP → CP → EP/DP → PP inside the scale-up domain.
+compute kernels actually run end to end (launch gaps, data loading, host syncs, GEMMs below their best-shape
+kernel figure), fitted per architecture family where published end-to-end rows exist for it (Hopper: its own
+fit on four H100/H200 sources) and on Narayanan Table 1 (A100) for every other family; exposed communication
+is NCCL wall time and is not divided by it. Placement follows Megatron's rank order TP → CP → EP/DP → PP inside the scale-up domain.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_
 from aiinfra.sizing.params import attention_params, param_counts
 from aiinfra.sizing.training import (layer_activation_bytes, offload_code, pipeline_edge_slots, pipeline_layers,
                                      selective_policy, stack_uneven_pipeline)
-from aiinfra.specs import GpuSpec, ModelSpec
+from aiinfra.specs import GpuSpec, ModelSpec, arch_family
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/(v·m) for the interleaved 1F1B schedule"
 SRC_TP = "Shoeybi et al. 2019 / Narayanan et al. 2021 §3: 2 all-reduces forward + 2 backward per layer"
@@ -121,9 +123,20 @@ def stack(name: str = "megatron-core") -> Stack:
                  bool(e.get("tp_overlap_split", False)), modes or (0,), bool(e.get("tp_backward_async", False)))
 
 
-def framework_efficiency(name: str = "training") -> tuple[float, str]:
+def framework_efficiency(gpu: GpuSpec | None = None, name: str = "training") -> tuple[float, str]:
+    """(value, the rows it was fitted on) for `gpu`'s architecture family: its own fit where the catalog has one
+    (framework_efficiency_by_architecture), else the default fit (Narayanan Table 1, A100)."""
     _, e = default_catalog().entry("calibrations", name)
+    own = fitted_architectures(name).get(arch_family(gpu.architecture) if gpu is not None else "")
+    if own is not None:
+        return own
     return float(e.get("framework_efficiency", 1.0)), e.get("fit", e.get("source", ""))
+
+
+def fitted_architectures(name: str = "training") -> dict[str, tuple[float, str]]:
+    """{architecture family: (framework efficiency, its fit)} for the families with their own end-to-end fit."""
+    _, e = default_catalog().entry("calibrations", name)
+    return {k: (float(v["value"]), str(v["fit"])) for k, v in (e.get("framework_efficiency_by_architecture") or {}).items()}
 
 
 LINEAR_DTYPES = ("bf16", "fp16", "fp8", "fp4")
@@ -208,7 +221,7 @@ def step_time(
     node = node or comm.node_for(gpu)
     stk = software if isinstance(software, Stack) else stack(software)
     kt = compute.kernel_table(gpu)
-    fw, fw_src = framework_efficiency()
+    fw, fw_src = framework_efficiency(gpu)
     if framework_eff is not None:
         fw, fw_src = float(framework_eff), "given by the caller (leave-one-source-out refit)"
     tp, pp, dp, cp, ep, mb, vp, zero = (_a(x) for x in (tp, pp, dp, cp, ep, micro_batch, vp, zero))

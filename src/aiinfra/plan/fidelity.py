@@ -3,8 +3,11 @@
 Each row fixes what its source published (GPUs, TP/PP/CP/DP, micro-batch, interleave, dtype, stack)
 and leaves the rest (for example recompute) to the planner's best completion that fits in memory,
 exactly as `aiinfra plan --layout` does. The error is predicted / published − 1 in the row's own
-metric. `leave_one_source_out` refits the one end-to-end constant (framework_efficiency, the median
-of published/predicted) on every other source and predicts the held-out one with it.
+metric. The one end-to-end constant (framework_efficiency, the median of published/predicted over the rows
+marked `fit`) is fitted per architecture family where the catalog gives the family its own value (Hopper), and
+on Narayanan Table 1 (A100) for every other family. `leave_one_source_out` refits the held-out source's
+constant without it (on the other sources' fit rows of its family; failing those, the family's other rows;
+failing those, the default constant's fit rows) and predicts the held-out source with it.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from aiinfra.catalog.gpus import gpu as lookup_gpu
 from aiinfra.catalog.loader import DATA_DIR, read_yaml
 from aiinfra.catalog.models import model as lookup_model
 from aiinfra.perf.flops import RECOMPUTE
-from aiinfra.perf.training import TP_MODES, step_time
+from aiinfra.perf.training import TP_MODES, fitted_architectures, step_time
 from aiinfra.plan.search import Options
+from aiinfra.specs import arch_family
 
 FILE = DATA_DIR / "training_validation.yaml"
 LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "tp_overlap")
@@ -33,6 +37,7 @@ class Prediction:
     metric: str
     layout: str
     fit: bool
+    arch: str = ""  # the GPU's architecture family, which selects its framework_efficiency
 
     @property
     def error(self) -> float:
@@ -90,7 +95,8 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
         ep_s = f"·EP{row['ep']}" + ("(ETP1)" if row.get("etp", tp) != tp else "") if row.get("ep", 1) > 1 else ""
         lay = (f"TP{tp}·PP{pp}·CP{cp}{ep_s}·DP{dp} mb{row.get('mb', 1)} v{row.get('vp', 1)} "
                f"{row.get('recompute', 'none')}{rl}" + ("" if row.get("sp", True) or tp == 1 else " no-SP"))
-        return Prediction(row["key"], row["table"], float(row["value"]), value, row["metric"], lay, bool(row.get("fit")))
+        return Prediction(row["key"], row["table"], float(row["value"]), value, row["metric"], lay, bool(row.get("fit")),
+                          arch_family(g.architecture))
     from aiinfra.plan.commands import plan_command
 
     fixed = {k: row[k] for k in LAYOUT_KEYS if k in row}
@@ -107,7 +113,8 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
     y = res.facts["your_layout"]
     value = _metric(row, y["tokens_per_s"], gpus, y["tflops"], y["mfu"], y["step_s"], m.layers)
     lay = f"{y['layout']} mb{y['mb']} v{y['vp']} {y['recompute']}" + (" OOM" if y["oom"] else "")
-    return Prediction(row["key"], row["table"], float(row["value"]), value, row["metric"], lay, bool(row.get("fit")))
+    return Prediction(row["key"], row["table"], float(row["value"]), value, row["metric"], lay, bool(row.get("fit")),
+                      arch_family(g.architecture))
 
 
 def predict_all(framework_eff: float | None = None, only: set[str] | None = None) -> list[Prediction]:
@@ -128,13 +135,33 @@ def fit_framework_efficiency(preds_at_one: list[Prediction]) -> float:
     return float(np.median(ratios))
 
 
-def leave_one_source_out() -> dict[str, tuple[float, float, float]]:
+def fit_rows(at_one: list[Prediction], arch: str, without: str | None = None) -> list[Prediction]:
+    """The rows `arch`'s framework_efficiency is fitted on, leaving table `without` out: the fit rows of that
+    family when it has its own constant, else the default constant's fit rows (families without their own); with
+    a table held out and none of those left, the family's rows from its other sources."""
+    own = fitted_architectures()
+    rest = [p for p in at_one if p.table != without]
+    if arch in own:
+        return [p for p in rest if p.fit and p.arch == arch]
+    default = [p for p in rest if p.fit and p.arch not in own]
+    if any(p.arch == arch for p in default) or without is None:
+        return default
+    return [p for p in rest if p.arch == arch] or default
+
+
+def refit(at_one: list[Prediction]) -> dict[str, float]:
+    """{"default" and every family with its own constant: framework_efficiency refitted on its fit rows}."""
+    return {a: fit_framework_efficiency(fit_rows(at_one, a)) for a in ("default", *fitted_architectures())}
+
+
+def leave_one_source_out(at_one: list[Prediction] | None = None) -> dict[str, tuple[float, float, float]]:
     """{table: (refit framework_efficiency without it, mean |error|, max |error|) on the held-out table}."""
-    at_one = predict_all(1.0)
+    at_one = predict_all(1.0) if at_one is None else at_one
     tables = sorted({p.table for p in at_one})
     out = {}
     for t in tables:
-        fw = fit_framework_efficiency([p for p in at_one if p.table != t])
+        arch = next(p.arch for p in at_one if p.table == t)
+        fw = fit_framework_efficiency(fit_rows(at_one, arch, without=t))
         held = predict_all(fw, only={t})
         e = [abs(p.error) for p in held]
         out[t] = (fw, float(np.mean(e)), float(np.max(e)))

@@ -135,11 +135,13 @@ def _interp(x, points: tuple[tuple[float, float], ...]):
     return np.interp(np.log2(np.maximum(np.asarray(x, dtype=float), 0.0) + 1.0), xs, ys)
 
 
-def gemm_time(M, N, K, gpu: GpuSpec, dtype: str, kt: KernelTable, path: str = "") -> np.ndarray:
-    """Seconds for one M×N×K GEMM: 2MNK / (peak × plateau × size_curve(time at peak))."""
+def gemm_time(M, N, K, gpu: GpuSpec, dtype: str, kt: KernelTable, path: str = "", group: Number = 1) -> np.ndarray:
+    """Seconds for one M×N×K GEMM: 2MNK / (peak × plateau × size_curve(time at peak)). `group`: the GEMM is one
+    of that many equal problems launched together (a grouped GEMM, or GEMMs on concurrent streams), which fill
+    the GPU as one large GEMM does, so the size curve reads the whole group's time at peak."""
     flops = 2.0 * np.asarray(M, dtype=float) * np.asarray(N, dtype=float) * np.asarray(K, dtype=float)
     pk = gpu.peak_flops(dtype)
-    eff = kt.plateau(dtype, path) * _interp(flops / pk * 1e6, kt.size_curve_us)
+    eff = kt.plateau(dtype, path) * _interp(flops * np.asarray(group, dtype=float) / pk * 1e6, kt.size_curve_us)
     return flops / (pk * eff)
 
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aiinfra.catalog.loader import default_catalog
+from aiinfra.errors import AiinfraError
 from aiinfra.explain import Number, Term, total
 from aiinfra.perf import comm, compute
 from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_linear_fraction, recompute_code,
@@ -104,6 +105,7 @@ class Stack:
     tp_split: bool = False  # overlapped TP runs each forward / row-parallel dgrad GEMM as tp chunks
     tp_modes: tuple[int, ...] = (0,)  # TP overlap modes the stack offers: 0 blocking, 1 overlapped (chunked)
     tp_backward_async: bool = False  # column-parallel backward collectives issued async under its dgrad/wgrad GEMMs
+    expert_gemms_at_once: int = 1  # a GPU's local expert GEMMs that run together (0: all, one grouped kernel)
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -120,7 +122,17 @@ def stack(name: str = "megatron-core") -> Stack:
     return Stack(key, bool(o.get("tp")), bool(o.get("pp")), bool(o.get("grad_reduce")), bool(o.get("param_gather")),
                  bool(o.get("cp")), e.get("source", ""), stack_uneven_pipeline(key),
                  float(e.get("overlap_sm_fraction", 0.0)), str(e.get("fp8_gemm", "")), sel,
-                 bool(e.get("tp_overlap_split", False)), modes or (0,), bool(e.get("tp_backward_async", False)))
+                 bool(e.get("tp_overlap_split", False)), modes or (0,), bool(e.get("tp_backward_async", False)),
+                 _at_once(key, e.get("expert_gemms_at_once", 1)))
+
+
+def _at_once(key: str, raw) -> int:
+    """stacks.yaml expert_gemms_at_once: a positive count, or "all" (0 here)."""
+    if raw == "all":
+        return 0
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 1:
+        return raw
+    raise AiinfraError(f"stack '{key}': expert_gemms_at_once must be a positive integer or 'all', got {raw!r}")
 
 
 def framework_efficiency(gpu: GpuSpec | None = None, name: str = "training") -> tuple[float, str]:
@@ -284,7 +296,10 @@ def step_time(
         tp_async = 0.0
         again = sel_ops * every_second_linear_fraction(m, moe) if stk.selective == "every_second_linear" else 0.0
         for Mg, Ng, Kg, count, role in _layer_gemms(m, T, tp, ep, moe, etp):
-            whole = compute.gemm_time(Mg, Ng, Kg, gpu, lin, kt, stk.fp8_gemm)
+            # a GPU's local expert GEMMs run several at once (stacks.yaml expert_gemms_at_once), filling the GPU
+            # together as one larger GEMM would
+            at_once = count if stk.expert_gemms_at_once == 0 else np.minimum(count, stk.expert_gemms_at_once)
+            whole = compute.gemm_time(Mg, Ng, Kg, gpu, lin, kt, stk.fp8_gemm, group=at_once)
             if split is not False and role != "local":
                 fwd = np.where(split, tp * compute.gemm_time(Mg / tp, Ng, Kg, gpu, lin, kt, stk.fp8_gemm), whole)
                 dgrad = fwd if role == "row" else whole

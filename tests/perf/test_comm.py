@@ -95,3 +95,89 @@ def test_hierarchical_all_to_all_sends_the_off_node_share_over_the_nics():
     inside = hierarchical_all_to_all(S, 8, 8, node).value
     assert inside == pytest.approx(all_to_all(S, 8, node.scale_up).value, rel=1e-9)
     assert two > 3 * inside
+
+
+def test_groups_hit_is_the_hypergeometric_expectation():
+    """k experts drawn without replacement from E spread evenly over g groups: a group is missed with probability
+    C(E − E/g, k)/C(E, k) (hypergeometric), so g·(1 − that) groups are hit. One expert hits one group, all E experts
+    hit every group. Qwen3-30B-A3B (k = 8 of 128 experts) over 2 nodes: 1.994 nodes; over 16 ranks: 6.597 ranks."""
+    from math import comb
+
+    from aiinfra.perf.comm import groups_hit
+
+    for k, E, g in ((8, 128, 2), (8, 128, 16), (8, 256, 8), (4, 8, 4), (22, 160, 32)):
+        assert groups_hit(k, E, g) == pytest.approx(g * (1 - comb(E - E // g, k) / comb(E, k)), rel=1e-12)
+    assert groups_hit(1, 128, 16) == pytest.approx(1.0)
+    assert groups_hit(128, 128, 16) == pytest.approx(16.0)
+    assert groups_hit(8, 128, 2) == pytest.approx(1.9938, abs=1e-4)
+
+
+def test_relayed_dispatch_counts_what_deepep_counts():
+    """DeepEP tests/legacy/test_internode.py (commit dd758ca) counts a dispatch's RDMA traffic as each token's distinct
+    destination nodes (topk_idx // experts-per-node, made unique) times the hidden bytes, and its NVLink receives as
+    the distinct destination ranks (is_token_in_rank). Sending a token over the NICs only to the same-index GPU of
+    each remote node, which forwards it over NVLink (Hybrid-EP docs/Hybrid-EP_Implementation.md §8), a rank's NIC
+    bytes are S·(N−1)·p_node and its NVLink bytes S·N·(local−1)·p_rank. A seeded simulation of uniform top-k routing
+    (the force-balanced router of the Megatron-Bridge benchmark recipes) that counts the copies one by one agrees
+    within 1%."""
+    import numpy as np
+
+    from aiinfra.perf.comm import relayed_bytes
+
+    E, k, n, local = 128, 8, 16, 8
+    nodes, per_rank = n // local, E // n
+    rng = np.random.default_rng(7)
+    tokens = 40_000
+    topk = np.argsort(rng.random((tokens, E)), axis=1)[:, :k]  # k distinct experts per token
+    src = 3  # the sending rank (node 0, local index 3)
+    nic = nvl = 0
+    for row in topk:
+        ranks = set((row // per_rank).tolist())
+        for node in {r // local for r in ranks}:
+            mine = {r for r in ranks if r // local == node}
+            if node == src // local:
+                nvl += len(mine - {src})  # direct NVLink sends inside the own node
+            else:
+                nic += 1  # once to the landing GPU (same local index) of that node
+                nvl += len(mine - {node * local + src % local})  # relayed by it over NVLink
+    nvl_model, nic_model, _, _ = relayed_bytes(1.0, k, E, n, local)
+    assert nic / tokens == pytest.approx(float(nic_model), rel=0.01)
+    assert nvl / tokens == pytest.approx(float(nvl_model), rel=0.01)
+    assert float(nic_model) == pytest.approx((nodes - 1) * 0.99690, rel=1e-4)
+
+
+def test_relayed_nic_bytes_are_bounded_by_hybrid_ep_rdma_buffer():
+    """Hybrid-EP docs/Hybrid-EP_Implementation.md §4.2 (DeepEP branch hybrid-ep, 94a9f8f) sizes a rank's RDMA token
+    buffer max_tokens_per_rank × (num_nodes − 1) × hidden × sizeof(dtype): for its example of 8 ranks × 8 nodes,
+    256 experts, BF16, hidden 7168, 4096 tokens per rank, 4096 × 7 × 7168 × 2 B (the table's "~392 MB", in MiB).
+    A token that needs every node fills it exactly; top-8 routing sends less; one expert per token sends the plain
+    all-to-all's off-node share (n − local)/n."""
+    from aiinfra.perf.comm import relayed_bytes
+
+    S = 4096 * 7168 * 2
+    _, full, _, _ = relayed_bytes(S, 256, 256, 64, 8)
+    assert float(full) == pytest.approx(4096 * 7 * 7168 * 2, rel=1e-12)
+    assert float(full) / 2**20 == pytest.approx(392, abs=0.5)
+    _, top8, _, _ = relayed_bytes(S, 8, 256, 64, 8)
+    assert float(top8) < float(full)
+    _, one, _, _ = relayed_bytes(S, 1, 256, 64, 8)
+    assert float(one) == pytest.approx(S * (64 - 8) / 64, rel=1e-12)
+
+
+def test_relayed_all_to_all_on_two_dgx_h100_nodes():
+    """Qwen3-30B-A3B on 16 H100s (EP16, two DGX nodes, one 400 Gb/s NIC per GPU, NVLink 450 GB/s per direction:
+    interconnects.yaml): the NIC leg carries 0.997 token copies instead of the plain all-to-all's k·(n−local)/n = 4,
+    so the dispatch is NIC-bound at about a quarter of the all-to-all's time, with 1 NIC step instead of 8."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.perf.comm import hierarchical_all_to_all, node_for, relayed_all_to_all
+
+    node = node_for(gpu("h100-sxm"))
+    S = 4096 * 2048 * 2
+    nic, up = node.scale_out_per_gpu(), node.scale_up
+    t = relayed_all_to_all(S, 8, 128, 16, 8, node)
+    assert t.value == pytest.approx(S * 0.996904 / nic.effective_bw + 7 * up.alpha + nic.alpha, rel=1e-5)
+    assert t.inputs["p_node"] == pytest.approx(0.996904, abs=1e-6)
+    plain = hierarchical_all_to_all(8 * S, 16, 8, node)
+    bw_plain = plain.value - 7 * up.alpha - 8 * nic.alpha  # the bandwidth terms, without the latency steps
+    bw_relayed = t.value - 7 * up.alpha - nic.alpha
+    assert bw_plain / bw_relayed == pytest.approx(4 / 0.996904, rel=1e-5)

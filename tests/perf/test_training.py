@@ -393,3 +393,56 @@ def test_grouped_expert_gemms_speed_up_an_moe_step_and_leave_dense_models_alone(
     dense = dict(tp=8, dp=8, global_batch=512, seq=4096)
     assert float(step_time(model("llama-3.1-70b"), h100, software=mc, **dense).step.value) == pytest.approx(
         float(step_time(model("llama-3.1-70b"), h100, software=replace(mc, expert_gemms_at_once=1), **dense).step.value))
+
+
+def test_moe_dispatcher_follows_the_recipe_for_qwen3_30b():
+    """Megatron-Bridge's Qwen3-30B-A3B H100 FP8 benchmark (tag v0.4.1, scripts/performance/configs/qwen/
+    qwen3_workload_base_configs.py QWEN3_30B_A3B_PRETRAIN_CONFIG_H100_FP8_CS_V1: EP16 on 16 GPUs,
+    moe_flex_dispatcher_backend "hybridep"; qwen3_llm_pretrain.py: moe_token_dispatcher_type "flex"; the same at
+    067f987 in perf_recipes/qwen/h100/qwen3_moe.py) dispatches with Hybrid-EP, which sends a token to each remote
+    node once (DeepEP docs/Hybrid-EP_Implementation.md §4.2). With k = 8 of 128 experts over two DGX H100 nodes that
+    is 0.997 NIC copies per token instead of 4, so the NIC-bound EP time is about a quarter; everything else in the
+    step is unchanged, and the default (Megatron's alltoall dispatcher) is what it was."""
+    m, g = model("qwen3-30b-a3b"), gpu("h100-sxm")
+    kw = dict(tp=1, pp=1, dp=16, ep=16, global_batch=1024, seq=4096, dtype="fp8", zero=1)
+    default = step_time(m, g, **kw)
+    plain = step_time(m, g, moe_dispatcher="alltoall", **kw)
+    hybrid = step_time(m, g, moe_dispatcher="hybridep", **kw)
+    deep = step_time(m, g, moe_dispatcher="deepep", **kw)
+    assert float(default.step.value) == float(plain.step.value)
+    ratio = _part(plain, "EP communication") / _part(hybrid, "EP communication")
+    assert 3.5 < ratio < 4.1
+    assert _part(deep, "EP communication") == _part(hybrid, "EP communication")
+    for p, q in zip(plain.step.parts, hybrid.step.parts):
+        if p.name != "EP communication":
+            assert float(p.value) == float(q.value)
+    a2a = next(p for p in hybrid.step.parts if p.name == "EP communication").inputs["t_all-to-all"]
+    assert a2a.inputs["p_node"] == pytest.approx(0.99690, abs=1e-5) and "Hybrid-EP" in a2a.sources["once per node / rank"]
+
+
+def test_moe_dispatcher_is_one_the_stack_offers():
+    """stacks.yaml: Megatron-core offers alltoall, deepep and hybridep (Megatron-LM token_dispatcher.py); a stack
+    that names none offers alltoall only. Anything else is a one-sentence error that lists the choices."""
+    from aiinfra.errors import AiinfraError
+
+    m, g = model("qwen3-30b-a3b"), gpu("h100-sxm")
+    kw = dict(dp=16, ep=16, global_batch=64, seq=4096)
+    with pytest.raises(AiinfraError, match="unknown MoE dispatcher 'nccl'.*alltoall, deepep, hybridep"):
+        step_time(m, g, moe_dispatcher="nccl", **kw)
+    with pytest.raises(AiinfraError, match="for stack torchtitan; choose one of alltoall$"):
+        step_time(m, g, moe_dispatcher="deepep", software="torchtitan", **kw)
+
+
+def test_moe_validation_rows_name_their_recipes_dispatcher():
+    """training_validation.yaml, Megatron-Bridge 26.04.01 DGX-H100 MoE rows, against their recipes (tag v0.4.1,
+    scripts/performance/configs): Qwen3-30B-A3B runs flex + hybridep (qwen3_llm_pretrain.py
+    qwen3_30b_a3b_pretrain_config_h100), Qwen3-235B-A22B alltoall (qwen3_235b_a22b_pretrain_config_h100), GPT-OSS
+    120B alltoall (recipes/gpt_oss/gpt_oss.py sets it; the H100 workload config names no flex backend)."""
+    from aiinfra.perf.training import stack
+    from aiinfra.plan.fidelity import rows
+
+    got = {r["key"]: r.get("moe_dispatcher", "alltoall") for r in rows() if "MoE" in r["table"]}
+    assert got == {"mbridge-2604-gptoss-120b": "alltoall", "mbridge-2604-qwen3-235b": "alltoall",
+                   "mbridge-2604-qwen3-30b": "hybridep"}
+    offered = dict(stack("megatron-core").moe_dispatchers)
+    assert all(d in offered for d in got.values())

@@ -118,6 +118,9 @@ def command(
              "default fp32 (fp16 reduction for --dtype fp16).")] = None,
     ep_overlap: Annotated[bool, typer.Option(
         "--ep-overlap", help="MoE all-to-all overlapped with another micro-batch (Megatron --overlap-moe-expert-parallel-comm).")] = False,
+    moe_dispatcher: Annotated[str, typer.Option(
+        help="MoE token dispatcher: alltoall (every routed copy), deepep or hybridep (Megatron flex dispatcher: a "
+             "token once per destination node over the NICs, once per rank inside it).")] = "alltoall",
     pipeline_split: Annotated[str, typer.Option(
         help="Pipeline split: account (embedding and loss take a layer's slot, Megatron --account-for-embedding/loss-"
              "in-pipeline-split), even (layers only), auto (account where the LM head weighs half a layer or more).")] = "auto",
@@ -145,6 +148,7 @@ def command(
         raise SpecError(f"--grad-dtype must be fp32 or bf16, not {grad_dtype!r}")
     opts.grad_dtype = grad_dtype
     opts.ep_overlap = ep_overlap
+    opts.moe_dispatcher = moe_dispatcher
     opts.pipeline_split = pipeline_split
     if recommend:
         _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note, catalog_prices)

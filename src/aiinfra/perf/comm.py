@@ -183,6 +183,61 @@ def hierarchical_all_to_all(size: Number, n: Number, local: Number, node: Node,
                 {up.key: up.source, out.key: out.source, "α steps": SRC_ALPHA_BETA})
 
 
+SRC_DEDUP = ("DeepEP tests/legacy/test_internode.py (commit dd758ca): a token's RDMA sends are its distinct "
+             "destination nodes, its NVLink receives its distinct destination ranks (is_token_in_rank); Hybrid-EP "
+             "docs/Hybrid-EP_Implementation.md (DeepEP branch hybrid-ep, 94a9f8f) §4.2: RDMA token buffer = tokens per "
+             "rank × (nodes − 1) × hidden, §8: IB to the same-index GPU of each node, then NVLink inside it")
+
+
+def groups_hit(k: Number, experts: Number, groups: Number) -> np.ndarray | float:
+    """Expected number of distinct groups among `groups` equal groups of `experts` that k experts drawn without
+    replacement land in: groups · (1 − C(E − E/g, k) / C(E, k)), the product form Π_{i<k} (1 − (E/g)/(E − i))
+    (hypergeometric: a group is missed when all k draws fall outside its E/g experts)."""
+    E, g = np.asarray(experts, dtype=float), np.maximum(np.asarray(groups, dtype=float), 1.0)
+    miss = 1.0
+    for i in range(int(k)):
+        miss = miss * np.clip(1.0 - (E / g) / (E - i), 0.0, 1.0)
+    return g * (1.0 - miss)
+
+
+def relayed_bytes(token_bytes: Number, k: Number, experts: Number, n: Number, local: Number) -> tuple:
+    """(NVLink bytes, NIC bytes, p_node, p_rank) one rank sends in a node-relayed dispatch (relayed_all_to_all)."""
+    n = np.maximum(np.asarray(n), 1)
+    local = np.clip(np.asarray(local), 1, n)
+    nodes = n / local
+    S = np.asarray(token_bytes, dtype=float)
+    p_node = groups_hit(k, experts, nodes) / nodes
+    p_rank = groups_hit(k, experts, n) / n
+    return S * nodes * (local - 1) * p_rank, S * (nodes - 1) * p_node, p_node, p_rank
+
+
+def relayed_all_to_all(token_bytes: Number, k: Number, experts: Number, n: Number, local: Number, node: Node,
+                       name: str = "node-relayed all-to-all") -> Term:
+    """MoE dispatch (or combine) that sends a token once per destination node over the NICs and once per destination
+    rank inside a node (DeepEP normal kernels, Hybrid-EP): `token_bytes` per token per rank, each token routed to k of
+    `experts` spread evenly over `n` ranks placed `local` per node (N = n/local nodes). A token crosses the NICs to the
+    same-index GPU of each remote node it needs, which forwards it over NVLink to that node's other destination ranks:
+      NIC bytes  = S · (N − 1) · p_node,  p_node = groups_hit(k, E, N) / N
+      NVLink     = S · N · (local − 1) · p_rank,  p_rank = groups_hit(k, E, n) / n
+    (direct sends inside the own node plus relays from the landing GPU), then as hierarchical_all_to_all the slower leg
+    sets the pace: max(NVLink / B_up, NIC / B_nic/GPU) + (local−1)·α_up + (N−1)·α_nic. Combine is the mirror image
+    (partial sums reduced inside the node before the NICs), the same bytes. With k = 1 the NIC leg equals the plain
+    all-to-all's; with k experts it is (N−1)·p_node instead of k·(N−1)/N copies."""
+    n = np.maximum(np.asarray(n), 1)
+    local = np.clip(np.asarray(local), 1, n)
+    nodes = n / local
+    up, out = node.scale_up, node.scale_out_per_gpu()
+    S = np.asarray(token_bytes, dtype=float)
+    nvl, nic, p_node, p_rank = relayed_bytes(S, k, experts, n, local)
+    value = np.maximum(nvl / up.effective_bw, nic / out.effective_bw) + (local - 1) * up.alpha + (nodes - 1) * out.alpha
+    return Term(name, _scalar(value), "s",
+                "max(S·N·(local−1)·p_rank / B_up, S·(N−1)·p_node / B_nic/GPU) + (local−1)·α_up + (N−1)·α_nic; "
+                "p_node, p_rank = 1 − Π_{i<k}(1 − (E/groups)/(E − i)) for N nodes, n ranks",
+                {"S (bytes per token)": S, "k": k, "E": experts, "n": n, "local": local, "N": nodes,
+                 "p_node": _scalar(p_node), "p_rank": _scalar(p_rank), "B_up": up.bw, "B_nic/GPU": out.bw},
+                {up.key: up.source, out.key: out.source, "once per node / rank": SRC_DEDUP, "α steps": SRC_ALPHA_BETA})
+
+
 def p2p(size: Number, lk: Link, name: str = "send/recv") -> Term:
     """Point-to-point transfer of `size` bytes: α + S/(B·eff) (0 when size is 0)."""
     value = np.where(np.asarray(size) > 0, lk.alpha + np.asarray(size) / lk.effective_bw, 0.0)

@@ -18,7 +18,8 @@ Per micro-batch and layer, on one GPU (tokens T = mb·s/cp; GEMM shapes after TP
 - TP: 4 all-reduce equivalents of the micro-batch's activations per layer (+2 with full recompute),
   blocking, or hidden under the GEMMs when the software stack overlaps them; chunked (userbuffers), each
   all-gather / reduce-scatter hides only under the GEMM it is paired with; CP: the K,V ring (cp−1 steps, forward and
-  twice backward) hidden under attention when overlapped; EP: 4 all-to-alls per MoE layer;
+  twice backward) hidden under attention when overlapped; EP: 4 all-to-alls per MoE layer (every routed copy with
+  Megatron's alltoall dispatcher; once per destination node and rank with DeepEP / Hybrid-EP);
 - pipeline: stages are uneven (sizing.training.pipeline_layers: the first and last stage lighter, and
   where the LM head weighs half a layer or more the embedding and loss take a layer's slot each; the
   last stage also runs the LM head and loss); the slowest stage sets the pace, each micro-batch
@@ -106,6 +107,8 @@ class Stack:
     tp_modes: tuple[int, ...] = (0,)  # TP overlap modes the stack offers: 0 blocking, 1 overlapped (chunked)
     tp_backward_async: bool = False  # column-parallel backward collectives issued async under its dgrad/wgrad GEMMs
     expert_gemms_at_once: int = 1  # a GPU's local expert GEMMs that run together (0: all, one grouped kernel)
+    moe_dispatchers: tuple[tuple[str, str], ...] = (("alltoall", "expert"),)  # (dispatcher, what it sends once)
+    moe_dispatchers_source: str = ""
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -123,7 +126,9 @@ def stack(name: str = "megatron-core") -> Stack:
                  bool(o.get("cp")), e.get("source", ""), stack_uneven_pipeline(key),
                  float(e.get("overlap_sm_fraction", 0.0)), str(e.get("fp8_gemm", "")), sel,
                  bool(e.get("tp_overlap_split", False)), modes or (0,), bool(e.get("tp_backward_async", False)),
-                 _at_once(key, e.get("expert_gemms_at_once", 1)))
+                 _at_once(key, e.get("expert_gemms_at_once", 1)),
+                 tuple((e.get("moe_dispatchers") or {"alltoall": "expert"}).items()),
+                 str(e.get("moe_dispatchers_source", "")))
 
 
 def _at_once(key: str, raw) -> int:
@@ -213,6 +218,7 @@ def step_time(
     ep_overlap: bool = False,
     pipeline_split: str = "auto",
     sp: Number | bool = True,
+    moe_dispatcher: str = "alltoall",
 ) -> TrainingPerf | np.ndarray:
     """Step time of training `m` on `gpu` with the given layout (scalars or broadcastable arrays).
 
@@ -229,9 +235,16 @@ def step_time(
     the LayerNorms, dropouts and residual adds run on all tokens on every TP rank and TP communication cannot be
     overlapped chunk by chunk (Megatron-LM requires --sequence-parallel for --tp-comm-overlap). The TP bytes are the
     same either way (an all-reduce = a reduce-scatter + an all-gather; Korthikanti et al. 2022 §4.2.2).
+    `moe_dispatcher`: the MoE token dispatcher, one the stack offers (stacks.yaml moe_dispatchers): alltoall (Megatron's
+    default: every routed (token, expert) copy in one all-to-all) or deepep / hybridep (Megatron's flex dispatcher: a
+    token once per destination node over the NICs, once per destination rank inside it; comm.relayed_all_to_all).
     """
     node = node or comm.node_for(gpu)
     stk = software if isinstance(software, Stack) else stack(software)
+    dispatch = dict(stk.moe_dispatchers).get(moe_dispatcher)
+    if dispatch is None:
+        raise AiinfraError(f"unknown MoE dispatcher {moe_dispatcher!r} for stack {stk.key}; "
+                           f"choose one of {', '.join(d for d, _ in stk.moe_dispatchers)}")
     kt = compute.kernel_table(gpu)
     fw, fw_src = framework_efficiency(gpu)
     if framework_eff is not None:
@@ -367,11 +380,17 @@ def step_time(
                                                        comm.p2p(kv_chunk, node.scale_out_per_gpu()).value), 0.0)
     t_cp_layer = stk.exposed(t_cp_raw, t_att_layer) if stk.cp else t_cp_raw
 
-    # Expert parallel: all-to-all of routed tokens per MoE layer, 4 per micro-batch.
-    a2a_bytes = T * etp / tp * m.experts_per_token * h * ACT_BYTES
+    # Expert parallel: all-to-all of routed tokens per MoE layer, 4 per micro-batch (dispatch + combine, fwd + bwd).
+    token_bytes = T * etp / tp * h * ACT_BYTES  # the tokens this rank routes, one copy each
+    a2a_bytes = token_bytes * m.experts_per_token
     # EP ranks sit next to each other after TP (Megatron's order): ep_local of them share a scale-up domain
     ep_local = np.clip(domain // np.maximum(etp, 1), 1, np.maximum(ep, 1))
-    t_ep_moe = np.where(ep > 1, 4 * comm.hierarchical_all_to_all(a2a_bytes, ep, ep_local, node).value, 0.0)
+    if dispatch == "node":  # DeepEP / Hybrid-EP: once per destination node over the NICs, once per rank inside it
+        a2a = comm.relayed_all_to_all(token_bytes, m.experts_per_token, max(m.experts, 1), ep, ep_local, node,
+                                      f"{moe_dispatcher} dispatch")
+    else:  # every (token, expert) copy
+        a2a = comm.hierarchical_all_to_all(a2a_bytes, ep, ep_local, node, "EP all-to-all")
+    t_ep_moe = np.where(ep > 1, 4 * a2a.value, 0.0)
 
     # Per layer (averaged over dense/MoE layers), then the LM head + loss on the last stage.
     frac_moe = m.moe_layers / L
@@ -440,10 +459,13 @@ def step_time(
     t_cp = part("CP communication", t_cp_layer, 0.0, "M · L_stage · max(0, 3(cp−1) · t_p2p(K,V chunk) − attention if overlapped)",
                 {"K,V chunk bytes": kv_chunk, "overlapped": stk.cp}, {"ring": "Liu et al. 2023 ring attention; Megatron context parallel"},
                 comm_part=True)
-    t_ep = part("EP communication", ep_layer, 0.0, "M · L_stage · (MoE share) · 4 · t_all-to-all(T·k·h·2 B, ep)"
+    t_ep = part("EP communication", ep_layer, 0.0, "M · L_stage · (MoE share) · 4 · "
+                + ("t_relayed(T·h·2 B per token copy, k, E, ep)" if dispatch == "node" else "t_all-to-all(T·k·h·2 B, ep)")
                 + (", overlapped with another micro-batch's MoE compute" if ep_overlap else ""),
-                {"bytes per rank": a2a_bytes}, {"count": "dispatch + combine, forward and backward (GShard/Megatron MoE)"},
-                comm_part=True)
+                {"bytes per rank": token_bytes if dispatch == "node" else a2a_bytes, "dispatcher": moe_dispatcher,
+                 "t_all-to-all": a2a},
+                {"count": "dispatch + combine, forward and backward (GShard/Megatron MoE)",
+                 "dispatcher": stk.moe_dispatchers_source or stk.source}, comm_part=True)
     t_pp = Term("PP communication", _s(M * t_pp_mb), "s", "M · 2v · t_p2p(T·h·2 B / tp); overlapped: M · 2v · exposed(t_p2p under one virtual stage's compute)",
                 {"M": M, "v": vp, "bytes": pp_bytes, "overlapped": stk.pp}, {"scatter/gather": "Narayanan et al. 2021 §4.1"})
     t_bub = Term("pipeline bubble", _s(bubble_frac * stage_mb), "s", "(p−1)/v × slowest stage time per micro-batch",

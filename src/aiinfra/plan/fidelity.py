@@ -63,11 +63,11 @@ def _metric(row: dict, tokens_per_s: float, gpus: int, tflops_hw: float, mfu: fl
 
 def _row_options(row: dict, framework_eff: float | None = None) -> Options:
     """The search options a row's source fixes (dtype, attention, stack, gradient dtype, EP overlap, pipeline split,
-    sequence parallelism); the rest stays the planner's."""
+    sequence parallelism, MoE dispatcher); the rest stays the planner's."""
     return Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                    software=row["stack"], framework_efficiency=framework_eff, grad_dtype=row.get("grad_dtype"),
                    ep_overlap=bool(row.get("ep_overlap", False)), pipeline_split=row.get("pipeline_split", "auto"),
-                   sequence_parallel=bool(row.get("sp", True)))
+                   sequence_parallel=bool(row.get("sp", True)), moe_dispatcher=row.get("moe_dispatcher", "alltoall"))
 
 
 def predict(row: dict, framework_eff: float | None = None) -> Prediction:
@@ -85,7 +85,7 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
                       tp_overlap=TP_MODES.index(row["tp_overlap"]) if "tp_overlap" in row else None,
                       grad_reduce=row.get("grad_dtype"), ep_overlap=bool(row.get("ep_overlap", False)),
                       pipeline_split=row.get("pipeline_split", "auto"), sp=bool(row.get("sp", True)),
-                      seq=seq, dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
+                      moe_dispatcher=row.get("moe_dispatcher", "alltoall"), seq=seq, dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                       overlap_dp=row["stack"] != "megatron-2021", software=row["stack"], framework_eff=framework_eff)
         # a per-layer time (Korthikanti Table 4) times the layers' forward + backward only: no optimizer step or DP sync
         outside = sum(float(p.value) for p in r.step.parts if p.name in ("optimizer step", "DP communication (exposed)"))

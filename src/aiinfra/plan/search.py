@@ -63,6 +63,7 @@ class Options:
     grad_dtype: str | None = None  # gradient buffers and their reduction: "fp32" | "bf16"; None: fp32 (Megatron default)
     ep_overlap: bool = False  # MoE all-to-all under another micro-batch's compute (Megatron's EP overlap, opt-in)
     pipeline_split: str = "auto"  # embedding/loss pipeline slots: auto | even | account (sizing.training.PIPELINE_SPLITS)
+    moe_dispatcher: str = "alltoall"  # MoE token dispatcher: alltoall | deepep | hybridep (stacks.yaml moe_dispatchers)
 
 
 @dataclass
@@ -139,7 +140,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         flash_attention=opt.flash_attention, causal=opt.causal, overlap_dp=opt.overlap_dp, node=node,
         software=opt.software, framework_eff=opt.framework_efficiency, offload=b("offload"), step_only=not with_parts,
         recompute_fraction=b("rfrac"), tp_overlap=b("tpo"), grad_reduce=opt.grad_dtype, etp=b("etp"),
-        ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split, sp=b("sp"),
+        ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split, sp=b("sp"), moe_dispatcher=opt.moe_dispatcher,
     )
     shape = (space.n_base, space.k)
     memory = np.broadcast_to(np.asarray(mem if not with_parts else mem.total.value, dtype=float), shape).ravel()
@@ -387,7 +388,8 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                      overlap_dp=opt.overlap_dp, node=node, software=opt.software,
                      framework_eff=opt.framework_efficiency, offload=one.get("offload", 0),
                      recompute_fraction=one.get("rfrac", 1.0), tp_overlap=one.get("tpo"), grad_reduce=opt.grad_dtype,
-                     etp=one.get("etp"), ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split, sp=one["sp"])
+                     etp=one.get("etp"), ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split, sp=one["sp"],
+                     moe_dispatcher=opt.moe_dispatcher)
     terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.mfu_full, perf.hfu, mem.total]
     if tokens:
         terms += perf.time_to_train(tokens, price)

@@ -173,7 +173,13 @@ def test_megatron_bridge_h100_moe_out_of_sample():
     "Boosting MoE Training Throughput with Advanced Fusion Kernels" (2026-06-15) measures +93% end to end for
     GPT-OSS from sync-free fused MoE kernels with full-iteration CUDA graphs (DeepSeek-V3: +8%). This bound
     records the miss rather than hides it. With Hopper's own framework_efficiency (0.795, dense rows only): Qwen3-30B
-    −8.1%, Qwen3-235B −2.7%, GPT-OSS +69.9%."""
+    −8.1%, Qwen3-235B −2.7%, GPT-OSS +69.9%. With each GPU's expert GEMMs run four at once (TE GroupedLinear's four
+    streams): −6.6%, −2.5%, +77.1%. Qwen3-30B's recipe dispatches through Hybrid-EP (Megatron-Bridge v0.4.1
+    qwen3_workload_base_configs.py: moe_flex_dispatcher_backend "hybridep", moe_token_dispatcher_type "flex"), which
+    sends a token once per destination node over the NICs (DeepEP branch hybrid-ep, docs/Hybrid-EP_Implementation.md
+    §4.2, §8): charged that way its EP traffic falls about fourfold and the row runs +69.2% fast, like GPT-OSS. Its
+    earlier match came from overcharging the network; both small-hidden MoE rows (2,048 and 2,880 wide) now show the
+    same missing cost, the larger Qwen3-235B (4,096 wide, plain all-to-all overlapped with compute) does not."""
     errs = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 DGX-H100 MoE")}
-    assert abs(errs["mbridge-2604-qwen3-30b"]) <= 0.085 and abs(errs["mbridge-2604-qwen3-235b"]) <= 0.05
+    assert 0.5 < errs["mbridge-2604-qwen3-30b"] <= 0.8 and abs(errs["mbridge-2604-qwen3-235b"]) <= 0.05
     assert 0.5 < errs["mbridge-2604-gptoss-120b"] <= 0.85

@@ -85,7 +85,8 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
                       tp_overlap=TP_MODES.index(row["tp_overlap"]) if "tp_overlap" in row else None,
                       grad_reduce=row.get("grad_dtype"), ep_overlap=bool(row.get("ep_overlap", False)),
                       pipeline_split=row.get("pipeline_split", "auto"), sp=bool(row.get("sp", True)),
-                      moe_dispatcher=row.get("moe_dispatcher", "alltoall"), seq=seq, dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
+                      moe_dispatcher=row.get("moe_dispatcher", "alltoall"), seq=seq, dtype=row["dtype"],
+                      flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                       overlap_dp=row["stack"] != "megatron-2021", software=row["stack"], framework_eff=framework_eff)
         # a per-layer time (Korthikanti Table 4) times the layers' forward + backward only: no optimizer step or DP sync
         outside = sum(float(p.value) for p in r.step.parts if p.name in ("optimizer step", "DP communication (exposed)"))

@@ -446,3 +446,14 @@ def test_moe_validation_rows_name_their_recipes_dispatcher():
                    "mbridge-2604-qwen3-30b": "hybridep"}
     offered = dict(stack("megatron-core").moe_dispatchers)
     assert all(d in offered for d in got.values())
+
+
+def test_a_dispatcher_value_other_than_expert_or_node_is_refused():
+    """stacks.yaml moe_dispatchers says what each dispatcher sends once; a misspelt value is refused in one line
+    rather than read as the every-copy all-to-all."""
+    from aiinfra.perf.training import _dispatchers
+
+    assert _dispatchers("s", {"alltoall": "expert", "hybridep": "node"}) == (("alltoall", "expert"), ("hybridep", "node"))
+    for raw in ({"deepep": "nodes"}, ["alltoall"]):
+        with pytest.raises(Exception, match="moe_dispatchers maps each dispatcher to expert or node"):
+            _dispatchers("s", raw)

@@ -127,7 +127,7 @@ def stack(name: str = "megatron-core") -> Stack:
                  float(e.get("overlap_sm_fraction", 0.0)), str(e.get("fp8_gemm", "")), sel,
                  bool(e.get("tp_overlap_split", False)), modes or (0,), bool(e.get("tp_backward_async", False)),
                  _at_once(key, e.get("expert_gemms_at_once", 1)),
-                 tuple((e.get("moe_dispatchers") or {"alltoall": "expert"}).items()),
+                 _dispatchers(key, e.get("moe_dispatchers") or {"alltoall": "expert"}),
                  str(e.get("moe_dispatchers_source", "")))
 
 
@@ -140,13 +140,24 @@ def _at_once(key: str, raw) -> int:
     raise AiinfraError(f"stack '{key}': expert_gemms_at_once must be a positive integer or 'all', got {raw!r}")
 
 
+DISPATCH_COPIES = ("expert", "node")  # what a dispatcher sends once: each routed (token, expert), or each node/rank
+
+
+def _dispatchers(key: str, raw) -> tuple[tuple[str, str], ...]:
+    """stacks.yaml moe_dispatchers: {dispatcher: expert | node}; any other value is refused, not read as expert."""
+    bad = {d: v for d, v in raw.items() if v not in DISPATCH_COPIES} if isinstance(raw, dict) else raw
+    if bad:
+        raise AiinfraError(f"stack '{key}': moe_dispatchers maps each dispatcher to expert or node, got {bad!r}")
+    return tuple(raw.items())
+
+
 def framework_efficiency(gpu: GpuSpec | None = None, name: str = "training") -> tuple[float, str]:
     """(value, the rows it was fitted on) for `gpu`'s architecture family: its own fit where the catalog has one
     (framework_efficiency_by_architecture), else the default fit (Narayanan Table 1, A100)."""
-    _, e = default_catalog().entry("calibrations", name)
     own = fitted_architectures(name).get(arch_family(gpu.architecture) if gpu is not None else "")
     if own is not None:
         return own
+    _, e = default_catalog().entry("calibrations", name)
     return float(e.get("framework_efficiency", 1.0)), e.get("fit", e.get("source", ""))
 
 

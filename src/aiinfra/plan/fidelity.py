@@ -3,8 +3,8 @@
 Each row fixes what its source published (GPUs, TP/PP/CP/DP, micro-batch, interleave, dtype, stack)
 and leaves the rest (for example recompute) to the planner's best completion that fits in memory,
 exactly as `aiinfra plan --layout` does. The error is predicted / published − 1 in the row's own
-metric. The one end-to-end constant (framework_efficiency, the median of published/predicted over the rows
-marked `fit`) is fitted per architecture family where the catalog gives the family its own value (Hopper), and
+metric. The one end-to-end constant (framework_efficiency: the value at which the median of published/predicted
+over the rows marked `fit` is 1) is fitted per architecture family where the catalog gives the family its own value (Hopper), and
 on Narayanan Table 1 (A100) for every other family. `leave_one_source_out` refits the held-out source's
 constant without it (on the other sources' fit rows of its family; failing those, the family's other rows;
 failing those, the default constant's fit rows) and predicts the held-out source with it.
@@ -130,10 +130,31 @@ def table_errors(preds: list[Prediction]) -> dict[str, tuple[float, float, int]]
     return {t: (float(np.mean(e)), float(np.max(e)), len(e)) for t, e in out.items()}
 
 
-def fit_framework_efficiency(preds_at_one: list[Prediction]) -> float:
-    """The median of published/predicted at framework_efficiency 1 (higher-is-better metrics; layer_ms inverted)."""
-    ratios = [(p.predicted / p.published if p.metric == "layer_ms" else p.published / p.predicted) for p in preds_at_one]
-    return float(np.median(ratios))
+def _ratio(p: Prediction) -> float:
+    """published / predicted, for higher-is-better metrics (layer_ms inverted): above 1 means the model is slow."""
+    return p.predicted / p.published if p.metric == "layer_ms" else p.published / p.predicted
+
+
+def fit_framework_efficiency(preds: list[Prediction], at: float = 1.0) -> float:
+    """One step of the median rule: `at` × the median of published/predicted over rows predicted at
+    framework_efficiency `at`. The prediction is not proportional to the constant (exposed communication and the
+    bubble's share of it are wall time, not stretched), so one step from `at` = 1 leaves the median row off by the
+    communication's share; `solve_framework_efficiency` repeats the step until the median row is exact."""
+    return at * float(np.median([_ratio(p) for p in preds]))
+
+
+def solve_framework_efficiency(keys: list[str], start: float, tol: float = 5e-4, steps: int = 6) -> float:
+    """The framework_efficiency at which the median of published/predicted over the rows `keys` is 1 (half the rows
+    run slower than predicted, half faster): the median rule's fixed point, reached from `start` by repeating
+    fit_framework_efficiency on the rows predicted at the last value."""
+    chosen = [r for r in rows() if r["key"] in set(keys)]
+    fw = start
+    for _ in range(steps):
+        nxt = fit_framework_efficiency([predict(r, fw) for r in chosen], fw)
+        if abs(nxt - fw) < tol:
+            return nxt
+        fw = nxt
+    return fw
 
 
 def fit_rows(at_one: list[Prediction], arch: str, without: str | None = None) -> list[Prediction]:
@@ -150,19 +171,31 @@ def fit_rows(at_one: list[Prediction], arch: str, without: str | None = None) ->
     return [p for p in rest if p.arch == arch] or default
 
 
-def refit(at_one: list[Prediction]) -> dict[str, float]:
+def _solve(at_one: list[Prediction], arch: str, without: str | None, cache: dict) -> float:
+    """The fixed point on fit_rows(at_one, arch, without), started from the one-step value at 1 (cached per row set)."""
+    chosen = fit_rows(at_one, arch, without)
+    keys = frozenset(p.key for p in chosen)
+    if keys not in cache:
+        cache[keys] = solve_framework_efficiency(sorted(keys), fit_framework_efficiency(chosen))
+    return cache[keys]
+
+
+def refit(at_one: list[Prediction], cache: dict | None = None) -> dict[str, float]:
     """{"default" and every family with its own constant: framework_efficiency refitted on its fit rows}."""
-    return {a: fit_framework_efficiency(fit_rows(at_one, a)) for a in ("default", *fitted_architectures())}
+    cache = {} if cache is None else cache
+    return {a: _solve(at_one, a, None, cache) for a in ("default", *fitted_architectures())}
 
 
-def leave_one_source_out(at_one: list[Prediction] | None = None) -> dict[str, tuple[float, float, float]]:
+def leave_one_source_out(at_one: list[Prediction] | None = None,
+                         cache: dict | None = None) -> dict[str, tuple[float, float, float]]:
     """{table: (refit framework_efficiency without it, mean |error|, max |error|) on the held-out table}."""
     at_one = predict_all(1.0) if at_one is None else at_one
+    cache = {} if cache is None else cache
     tables = sorted({p.table for p in at_one})
     out = {}
     for t in tables:
         arch = next(p.arch for p in at_one if p.table == t)
-        fw = fit_framework_efficiency(fit_rows(at_one, arch, without=t))
+        fw = _solve(at_one, arch, t, cache)
         held = predict_all(fw, only={t})
         e = [abs(p.error) for p in held]
         out[t] = (fw, float(np.mean(e)), float(np.max(e)))

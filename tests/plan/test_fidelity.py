@@ -22,10 +22,11 @@ def test_narayanan_2021_table1_a100():
     """Narayanan et al. 2021 (SC'21) Table 1, A100-80GB fp16, s = 2048, full recompute: 1.7B/32 GPUs 137, 3.6B/64
     138, 7.5B/128 142, 18.4B/256 135, 39.1B/512 138, 76.1B/1024 140, 145.6B/1536 148, 310.1B/1920 155,
     529.6B/2520 163, 1T/3072 163 TFLOP/s per GPU. The rows framework_efficiency was fitted on (median), so this
-    holds the spread: mean |error| 3.05%, max 6.0% (18.4B, −6.0%; no sequence parallelism, as 2021 Megatron-LM;
-    3.0% and 7.8% while the rows ran with it)."""
+    holds the spread: mean |error| 2.43%, max 7.4% (18.4B, −7.4%) at 0.831, the median rule's fixed point (the median
+    row exact); 3.04%, max 6.0%, at 0.848, one step of the rule from 1, which left the median row 1.8% fast (no
+    sequence parallelism, as 2021 Megatron-LM; 3.0% and 7.8% while the rows ran with it)."""
     errs = [abs(p.error) for p in _table("Narayanan 2021 Table 1")]
-    assert len(errs) == 10 and sum(errs) / 10 <= 0.031 and max(errs) <= 0.065
+    assert len(errs) == 10 and sum(errs) / 10 <= 0.026 and max(errs) <= 0.08
 
 
 def test_korthikanti_2022_table4_out_of_sample():
@@ -35,10 +36,11 @@ def test_korthikanti_2022_table4_out_of_sample():
     residual traffic on every TP rank; the paper's Megatron-LM hides the column-parallel backward collectives under
     their GEMMs (stacks.yaml megatron-2022): +1.5%, +1.2%, +1.4%, −0.0%, −0.3%, mean 0.9% (+4.1%, +3.7%, +3.9%, +2.6%,
     +2.2% before framework_efficiency refitted 0.824 → 0.848 once the Narayanan rows ran without sequence parallelism, as 2021 Megatron-LM did; with SP always on and the
-    2021 stack the one baseline row was +3.8% and the five rows mean 4.1%)."""
+    2021 stack the one baseline row was +3.8% and the five rows mean 4.1%). With the constant at the median rule's
+    fixed point (0.831): +3.3%, +3.0%, +3.2%, +1.8%, +1.4%, mean 2.5%."""
     errs = {p.key: p.error for p in _table("Korthikanti 2022 Table 4")}
-    assert len(errs) == 5 and all(abs(e) <= 0.025 for e in errs.values())
-    assert sum(abs(e) for e in errs.values()) / 5 <= 0.015
+    assert len(errs) == 5 and all(abs(e) <= 0.035 for e in errs.values())
+    assert sum(abs(e) for e in errs.values()) / 5 <= 0.027
 
 
 def test_llama3_table4_h100_bf16_out_of_sample():
@@ -52,10 +54,11 @@ def test_llama3_table4_h100_bf16_out_of_sample():
     forced 12% recompute that nothing in the paper names; that agreement was an artefact. +15.6%, +13.5%, +0.5%
     (mean 9.9%) since framework_efficiency refitted 0.824 → 0.848 once the Narayanan rows ran without sequence
     parallelism, as 2021 Megatron-LM did; since Hopper got its own framework_efficiency (0.795, fitted on the ten dense H100/H200 rows, these among them; leave-one-source-out below): +9.6%, +7.8%, −4.9%, mean 7.5%, still over
-    the ≤7% target; held out of the Hopper fit (refit 0.805 on the other three sources) 7.9%."""
+    the ≤7% target; held out of the Hopper fit (refit 0.805 on the other three sources) 7.9%. With Hopper's constant at
+    the median rule's fixed point (0.786): +8.6%, +6.8%, −5.9%, mean 7.1%; held out (refit 0.791) 7.3%."""
     errs = [p.error for p in _table("Llama 3 (2024) Table 4, H100 BF16")]
-    assert len(errs) == 3 and all(abs(e) <= 0.10 for e in errs)
-    assert sum(abs(e) for e in errs) / 3 <= 0.08
+    assert len(errs) == 3 and all(abs(e) <= 0.095 for e in errs)
+    assert sum(abs(e) for e in errs) / 3 <= 0.075
 
 
 def test_megatron_bridge_h100_fp8_out_of_sample():
@@ -71,9 +74,12 @@ def test_megatron_bridge_h100_fp8_out_of_sample():
     (the same layout at GBS 1536 in 26.04.01 is within 4%). −5.5%, +6.6%, +16.0% (mean 9.4%) since
     framework_efficiency refitted 0.824 → 0.848 once the Narayanan rows ran without sequence parallelism, as 2021
     Megatron-LM did; since Hopper got its own framework_efficiency (0.795, fitted on the ten dense H100/H200 rows, these among them; leave-one-source-out below): −11.2%, +0.3%, +9.8%, mean 7.1%, just over the ≤7% target;
-    held out of the Hopper fit (refit 0.785) 7.2%."""
+    held out of the Hopper fit (refit 0.785) 7.2%. At the median rule's fixed point (0.786): −12.2%, −0.8%, +8.7%,
+    mean 7.2%; held out (refit 0.781) 7.4%. The 405B row's layout ran 292 tokens/s/GPU at GBS 512 in 25.11 and 302
+    in 25.09, 311 at GBS 1536 in 26.02 and 328 in 26.04.01 (docs/performance-summary.md and -archive.md): the
+    release alone moves it 5% at one batch, which no constant of this model can follow."""
     errs = [p.error for p in _table("Megatron-Bridge 25.11 DGX-H100 FP8-CS")]
-    assert len(errs) == 3 and all(abs(e) <= 0.12 for e in errs) and sum(map(abs, errs)) / 3 <= 0.075
+    assert len(errs) == 3 and all(abs(e) <= 0.13 for e in errs) and sum(map(abs, errs)) / 3 <= 0.075
     assert abs(errs[1]) <= 0.075
 
 
@@ -82,7 +88,8 @@ def test_megatron_bridge_2604_h100_fp8_out_of_sample():
     at GBS 256 → 1,664 tokens/s/GPU; Llama 3.1 405B TP8·PP8·CP2·VP8 at GBS 1536 → 328: +1.0%, +3.7% (mean 2.3%;
     the 405B row was +10.4% before TP collectives were paired with their own GEMMs). +3.8%, +6.3% since
     framework_efficiency refitted 0.824 → 0.848 once the Narayanan rows ran without sequence parallelism, as 2021
-    Megatron-LM did; since Hopper got its own framework_efficiency (0.795, fitted on the ten dense H100/H200 rows, these among them; leave-one-source-out below): −2.3%, +0.4%; held out of the Hopper fit (refit 0.780) 2.6%."""
+    Megatron-LM did; since Hopper got its own framework_efficiency (0.795, fitted on the ten dense H100/H200 rows, these among them; leave-one-source-out below): −2.3%, +0.4%; held out of the Hopper fit (refit 0.780) 2.6%. At the median rule's
+    fixed point (0.786): −3.4%, −0.6%; held out (refit 0.775) 3.3%."""
     errs = [p.error for p in _table("Megatron-Bridge 26.04.01 DGX-H100 FP8")]
     assert len(errs) == 2 and all(abs(e) <= 0.035 for e in errs)
 
@@ -95,11 +102,12 @@ def test_megatron_bridge_blackwell_fp8_out_of_sample():
     there; it was +12.4% with Hopper's FP8 fraction assumed for B200). GB300 rows -10.0%, -2.7%, -6.2% (were
     -11.5%, -5.0%, -8.7% with Blackwell's row). After framework_efficiency was refitted 0.824 → 0.848 (Narayanan
     rows without sequence parallelism, as 2021 Megatron-LM ran): mean 7.6%, B200 405B +20.0%, GB300 -7.4%, +0.1%,
-    -3.6%. The B200 405B row misses the 15% bound."""
+    -3.6%. The B200 405B row misses the 15% bound. With the default constant at the median rule's fixed point (0.831):
+    mean 7.5%, B200 405B +17.9%, GB300 −9.2%, −1.9%, −5.4%."""
     errs = [p.error for p in _table("Megatron-Bridge 25.11 Blackwell FP8-CS")]
     assert len(errs) == 8 and sum(map(abs, errs)) / 8 <= 0.08 and max(map(abs, errs)) <= 0.21
     gb300 = [p.error for p in _table("Megatron-Bridge 25.11 Blackwell FP8-CS") if "gb300" in p.key]
-    assert len(gb300) == 3 and all(abs(e) <= 0.08 for e in gb300)
+    assert len(gb300) == 3 and all(abs(e) <= 0.095 for e in gb300)
 
 
 def test_torchtitan_h200_fp8_out_of_sample():
@@ -109,7 +117,7 @@ def test_torchtitan_h200_fp8_out_of_sample():
     block and every elementwise op: +5.4%, +7.2% (+10.3% and +12.2% when "selective" meant Megatron's
     attention-only recompute for every stack). +8.4%, +10.3% since framework_efficiency refitted 0.824 → 0.848 once
     the Narayanan rows ran without sequence parallelism, as 2021 Megatron-LM did; since Hopper got its own framework_efficiency (0.795, fitted on the ten dense H100/H200 rows, these among them; leave-one-source-out below): +1.7%, +3.5%; held out of the
-    Hopper fit (refit 0.810) 4.5%."""
+    Hopper fit (refit 0.810) 4.5%. At the median rule's fixed point (0.786): +0.6%, +2.3%; held out (refit 0.792) 2.2%."""
     errs = [p.error for p in _table("torchtitan 2025-06 H200 FP8 (Trainy)")]
     assert len(errs) == 2 and all(abs(e) <= 0.045 for e in errs)
 
@@ -129,25 +137,31 @@ def test_every_row_has_a_source_and_fit_rows_are_recorded():
 
 
 def test_catalog_constants_are_the_fit_and_each_source_held_out_is_predicted():
-    """The catalog's framework_efficiency values are what the median rule gives on the rows marked fit (0.848 on
-    Narayanan Table 1; Hopper 0.795), and leave-one-source-out refits the held-out source's family without it. Held
-    out of the Hopper fit, each of its four sources is predicted within 8% mean |error| (Llama 3 7.9%, Megatron-Bridge
-    25.11 7.2%, 26.04.01 2.6%, torchtitan 4.5%); with the A100 constant alone, all out of sample, they were 9.9%, 9.4%,
-    5.0%, 9.3%, so the Hopper constant carries from three sources to the fourth. Held out, Narayanan Table 1 is
-    predicted at 4.9% from the Korthikanti rows' refit (0.877)."""
+    """The catalog's framework_efficiency values are the median rule's fixed points on the rows marked fit (0.831 on
+    Narayanan Table 1; Hopper 0.786): at them the median fit row's published/predicted is 1. Leave-one-source-out
+    refits the held-out source's family without it. Held out of the Hopper fit, each of its four sources is predicted
+    within 8% mean |error| (Llama 3 7.3%, Megatron-Bridge 25.11 7.4%, 26.04.01 3.3%, torchtitan 2.2%); with the A100
+    constant alone, all out of sample, they were 9.9%, 9.4%, 5.0%, 9.3%, so the Hopper constant carries from three
+    sources to the fourth. Held out, Narayanan Table 1 is predicted at 3.7% from the Korthikanti rows' refit (0.861;
+    4.9% from 0.877 with one step of the rule)."""
     from aiinfra.perf.training import fitted_architectures, framework_efficiency
 
     at_one = fidelity.predict_all(1.0)
-    fits = fidelity.refit(at_one)
+    cache: dict = {}
+    fits = fidelity.refit(at_one, cache)
     assert abs(fits["default"] - framework_efficiency()[0]) <= 0.001
     assert set(fits) - {"default"} == set(fitted_architectures()) == {"hopper"}
     assert abs(fits["hopper"] - fitted_architectures()["hopper"][0]) <= 0.001
-    loso = fidelity.leave_one_source_out(at_one)
+    loso = fidelity.leave_one_source_out(at_one, cache)
     assert set(loso) == {r["table"] for r in fidelity.rows()}
     for fw, mean, worst in loso.values():
         assert 0.5 < fw < 1.0 and 0 <= mean <= worst
     assert all(loso[t][1] <= 0.08 for t in HOPPER_FIT)
-    assert loso["Narayanan 2021 Table 1"][1] <= 0.05
+    assert loso["Narayanan 2021 Table 1"][1] <= 0.04
+    for arch, fw in (("default", framework_efficiency()[0]), ("hopper", fitted_architectures()["hopper"][0])):
+        rows = fidelity.fit_rows(at_one, arch)
+        at_fw = [fidelity.predict(r, fw) for r in fidelity.rows() if r["key"] in {p.key for p in rows}]
+        assert abs(fidelity.fit_framework_efficiency(at_fw, fw) / fw - 1) <= 0.002  # the median row is exact
 
 
 def test_published_split_rank_is_explained_in_numbers():
@@ -179,7 +193,8 @@ def test_megatron_bridge_h100_moe_out_of_sample():
     sends a token once per destination node over the NICs (DeepEP branch hybrid-ep, docs/Hybrid-EP_Implementation.md
     §4.2, §8): charged that way its EP traffic falls about fourfold and the row runs +69.2% fast, like GPT-OSS. Its
     earlier match came from overcharging the network; both small-hidden MoE rows (2,048 and 2,880 wide) now show the
-    same missing cost, the larger Qwen3-235B (4,096 wide, plain all-to-all overlapped with compute) does not."""
+    same missing cost, the larger Qwen3-235B (4,096 wide, plain all-to-all overlapped with compute) does not. With
+    Hopper's constant at the median rule's fixed point (0.786): +67.8%, −2.9%, +75.3%."""
     errs = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 DGX-H100 MoE")}
     assert 0.5 < errs["mbridge-2604-qwen3-30b"] <= 0.8 and abs(errs["mbridge-2604-qwen3-235b"]) <= 0.05
     assert 0.5 < errs["mbridge-2604-gptoss-120b"] <= 0.85

@@ -457,3 +457,14 @@ def test_a_dispatcher_value_other_than_expert_or_node_is_refused():
     for raw in ({"deepep": "nodes"}, ["alltoall"]):
         with pytest.raises(Exception, match="moe_dispatchers maps each dispatcher to expert or node"):
             _dispatchers("s", raw)
+
+
+def test_an_attention_kernel_other_than_cudnn_fa2_or_fa3_is_refused():
+    """stacks.yaml attention_kernel names a kernel route; a misspelt one is refused in one line rather than read as
+    the default (cuDNN) figure."""
+    from aiinfra.perf.training import _attention_kernel, stack
+
+    assert stack("torchtitan").attention_kernel == "fa2" and stack("megatron-core").attention_kernel == ""
+    assert _attention_kernel("s", "fa3") == "fa3"
+    with pytest.raises(Exception, match="attention_kernel must be one of cudnn, fa2, fa3, got 'flash'"):
+        _attention_kernel("s", "flash")

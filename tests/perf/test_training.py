@@ -459,6 +459,34 @@ def test_a_dispatcher_value_other_than_expert_or_node_is_refused():
             _dispatchers("s", raw)
 
 
+def test_hopper_attention_runs_at_the_published_kernel_times_of_its_route():
+    """kernels.yaml hopper, per flash-attention kernel route (stacks.yaml attention_kernel), BF16, head dim 128,
+    causal, 8k tokens. cuDNN (Transformer Engine, megatron-core; the default): NVIDIA/cudnn-frontend
+    benchmark/sdpa_benchmark_training/results/h200_919_only_cudnn/llama3.1_20260227_034703.csv, H200 (989 TFLOPS
+    BF16 dense, as H100 SXM), cuDNN 9.19.1, batch 1, 64 query / 8 KV heads (Llama 3.1 70B's attention): forward
+    1.708 ms = 644 TFLOPS, backward 5.083 ms = 541 TFLOPS. FlashAttention-2 (PyTorch SDPA's flash backend,
+    torchtitan at e7c0cae): cudnn-frontend benchmark/sdpa_benchmark/benchmark_results.csv at 7606332 (2025-05-22),
+    column "Pytorch", 8k causal: forward 321.94, backward 275.40 TFLOPS. Both scripts count causal FLOPs as half of
+    4·s²·heads·d and the backward as 2.5x the forward, as perf.training does, so one Llama 3.1 70B layer
+    (mb 1, no recompute) spends the published kernel time in attention, before the framework efficiency."""
+    from aiinfra.perf.compute import kernel_table
+    from aiinfra.perf.training import framework_efficiency
+
+    g, m = gpu("h100-sxm"), model("llama-3.1-70b")
+    kt = kernel_table(g)
+    assert kt.attention() == (0.651, 0.547) and kt.attention("cudnn") == kt.attention()
+    assert kt.attention("fa2") == (0.326, 0.278) and kt.attention("fa3") == (0.637, 0.538)
+    assert kernel_table(gpu("b200")).attention("fa2") == kernel_table(gpu("b200")).attention()  # no fa2 figure
+    f_fwd = 4 * 8192**2 / 2 * 64 * 128  # FLOPs of one layer's forward attention, causal halved
+    published = {"megatron-core": f_fwd / 644e12 + 2.5 * f_fwd / 541e12,
+                 "torchtitan": f_fwd / 321.94e12 + 2.5 * f_fwd / 275.40e12}
+    assert published["megatron-core"] == pytest.approx(1.708e-3 + 5.083e-3, rel=2e-3)
+    fw = framework_efficiency(g)[0]
+    for sw, t in published.items():
+        r = step_time(m, g, global_batch=1, micro_batch=1, seq=8192, recompute="none", software=sw)
+        assert _part(r, "attention") * fw / m.layers == pytest.approx(t, rel=5e-3)
+
+
 def test_an_attention_kernel_other_than_cudnn_fa2_or_fa3_is_refused():
     """stacks.yaml attention_kernel names a kernel route; a misspelt one is refused in one line rather than read as
     the default (cuDNN) figure."""

@@ -156,7 +156,8 @@ def test_fp8_gemm_route_follows_the_stack():
     """kernels.yaml hopper: FP8 GEMMs reach 1,599-1,630 TFLOPS through cuBLASLt (81-82% of H100's 1,979) and
     1,170 (59%) through torch._scaled_mm (d-robotics cuBLASLt FP8 cross-check report). torchtitan (torchao float8)
     takes the _scaled_mm route, Megatron (Transformer Engine) the cuBLASLt one, so the same FP8 layout is slower
-    under torchtitan while BF16 is unchanged."""
+    under torchtitan while its BF16 GEMMs are not (its attention route differs in both dtypes: see
+    test_hopper_attention_runs_at_the_published_kernel_times_of_its_route)."""
     from aiinfra.catalog.gpus import gpu
     from aiinfra.catalog.models import model
     from aiinfra.perf.compute import kernel_table
@@ -166,8 +167,8 @@ def test_fp8_gemm_route_follows_the_stack():
     kt = kernel_table(g)
     assert kt.plateau("fp8") == 0.81 and kt.plateau("fp8", "scaled_mm") == 0.59 and kt.plateau("bf16", "scaled_mm") == 0.801
     kw = dict(dp=8, global_batch=64, seq=8192, zero=3)
-    fp8 = {s: float(step_time(m, g, dtype="fp8", software=s, **kw).step.value) for s in ("megatron-core", "torchtitan")}
-    bf16 = {s: float(step_time(m, g, dtype="bf16", software=s, **kw).step.value) for s in ("megatron-core", "torchtitan")}
+    fp8 = {s: _part(step_time(m, g, dtype="fp8", software=s, **kw), "matmul compute") for s in ("megatron-core", "torchtitan")}
+    bf16 = {s: _part(step_time(m, g, dtype="bf16", software=s, **kw), "matmul compute") for s in ("megatron-core", "torchtitan")}
     assert fp8["torchtitan"] > 1.1 * fp8["megatron-core"]
     assert abs(bf16["torchtitan"] / bf16["megatron-core"] - 1) < 0.05
 
@@ -457,3 +458,42 @@ def test_a_dispatcher_value_other_than_expert_or_node_is_refused():
     for raw in ({"deepep": "nodes"}, ["alltoall"]):
         with pytest.raises(Exception, match="moe_dispatchers maps each dispatcher to expert or node"):
             _dispatchers("s", raw)
+
+
+def test_hopper_attention_runs_at_the_published_kernel_times_of_its_route():
+    """kernels.yaml hopper, per flash-attention kernel route (stacks.yaml attention_kernel), BF16, head dim 128,
+    causal, 8k tokens. cuDNN (Transformer Engine, megatron-core; the default): NVIDIA/cudnn-frontend
+    benchmark/sdpa_benchmark_training/results/h200_919_only_cudnn/llama3.1_20260227_034703.csv, H200 (989 TFLOPS
+    BF16 dense, as H100 SXM), cuDNN 9.19.1, batch 1, 64 query / 8 KV heads (Llama 3.1 70B's attention): forward
+    1.708 ms = 644 TFLOPS, backward 5.083 ms = 541 TFLOPS. FlashAttention-2 (PyTorch SDPA's flash backend,
+    torchtitan at e7c0cae): cudnn-frontend benchmark/sdpa_benchmark/benchmark_results.csv at 7606332 (2025-05-22),
+    column "Pytorch", 8k causal: forward 321.94, backward 275.40 TFLOPS. Both scripts count causal FLOPs as half of
+    4·s²·heads·d and the backward as 2.5x the forward, as perf.training does, so one Llama 3.1 70B layer
+    (mb 1, no recompute) spends the published kernel time in attention, before the framework efficiency."""
+    from aiinfra.perf.compute import kernel_table
+    from aiinfra.perf.training import framework_efficiency
+
+    g, m = gpu("h100-sxm"), model("llama-3.1-70b")
+    kt = kernel_table(g)
+    assert kt.attention() == (0.651, 0.547) and kt.attention("cudnn") == kt.attention()
+    assert kt.attention("fa2") == (0.326, 0.278) and kt.attention("fa3") == (0.637, 0.538)
+    assert kernel_table(gpu("b200")).attention("fa2") == kernel_table(gpu("b200")).attention()  # no fa2 figure
+    f_fwd = 4 * 8192**2 / 2 * 64 * 128  # FLOPs of one layer's forward attention, causal halved
+    published = {"megatron-core": f_fwd / 644e12 + 2.5 * f_fwd / 541e12,
+                 "torchtitan": f_fwd / 321.94e12 + 2.5 * f_fwd / 275.40e12}
+    assert published["megatron-core"] == pytest.approx(1.708e-3 + 5.083e-3, rel=2e-3)
+    fw = framework_efficiency(g)[0]
+    for sw, t in published.items():
+        r = step_time(m, g, global_batch=1, micro_batch=1, seq=8192, recompute="none", software=sw)
+        assert _part(r, "attention") * fw / m.layers == pytest.approx(t, rel=5e-3)
+
+
+def test_an_attention_kernel_other_than_cudnn_fa2_or_fa3_is_refused():
+    """stacks.yaml attention_kernel names a kernel route; a misspelt one is refused in one line rather than read as
+    the default (cuDNN) figure."""
+    from aiinfra.perf.training import _attention_kernel, stack
+
+    assert stack("torchtitan").attention_kernel == "fa2" and stack("megatron-core").attention_kernel == ""
+    assert _attention_kernel("s", "fa3") == "fa3"
+    with pytest.raises(Exception, match="attention_kernel must be one of cudnn, fa2, fa3, got 'flash'"):
+        _attention_kernel("s", "flash")

@@ -8,7 +8,7 @@ tuned per model or per row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -105,6 +105,13 @@ class KernelTable:
     fp8_cast_bytes: float
     source: str
     curve_source: str
+    attention_routes: dict = field(default_factory=dict)  # {route: (fwd, bwd)} from keys bf16_<route>
+
+    def attention(self, route: str = "") -> tuple[float, float]:
+        """(forward, backward) flash-attention efficiencies of the kernel route a stack calls (stacks.yaml
+        attention_kernel: kernels.yaml keys bf16_<route>, e.g. bf16_fa2), falling back to the bf16 figures where
+        the architecture has no measurement of that route."""
+        return self.attention_routes.get(route, (self.attention_fwd, self.attention_bwd))
 
     def plateau(self, dtype: str, path: str = "") -> float:
         """Plateau of `dtype` GEMMs; `path` names the kernel route a stack calls (e.g. fp8 via
@@ -121,12 +128,17 @@ def kernel_table(gpu: GpuSpec) -> KernelTable:
     arch = gpu.key if gpu.key in table else gpu.architecture if gpu.architecture in table else "default"
     e, c = table[arch], default_catalog().entry("kernels", "size_curve")[1]
     try:
-        return KernelTable(arch, dict(e["gemm_plateau"]), float(e["attention_fwd"]["bf16"]),
-                           float(e["attention_bwd"]["bf16"]),
-                           tuple((float(a), float(b)) for a, b in c["gemm_size_curve_us"]), float(c["fp8_cast_bytes"]),
-                           e.get("source", ""), c.get("source", ""))
+        fwd, bwd = dict(e["attention_fwd"]), dict(e["attention_bwd"])
+        routes = {k[len("bf16_"):]: (float(fwd[k]), float(bwd[k])) for k in fwd if k.startswith("bf16_")}
+        kt = KernelTable(arch, dict(e["gemm_plateau"]), float(fwd["bf16"]), float(bwd["bf16"]),
+                         tuple((float(a), float(b)) for a, b in c["gemm_size_curve_us"]), float(c["fp8_cast_bytes"]),
+                         e.get("source", ""), c.get("source", ""), routes)
     except (KeyError, TypeError, ValueError) as err:
-        raise AiinfraError(f"kernel table '{arch}' needs gemm_plateau, attention_fwd/bwd.bf16 and a size curve ({err})") from None
+        raise AiinfraError(f"kernel table '{arch}' needs gemm_plateau, attention_fwd/bwd.bf16 (and each bf16_<route> "
+                           f"in both) and a size curve ({err})") from None
+    if set(k for k in bwd if k.startswith("bf16_")) != set(f"bf16_{r}" for r in routes):
+        raise AiinfraError(f"kernel table '{arch}': attention_fwd and attention_bwd name different routes")
+    return kt
 
 
 def _interp(x, points: tuple[tuple[float, float], ...]):

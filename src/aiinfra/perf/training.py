@@ -11,7 +11,8 @@ Per micro-batch and layer, on one GPU (tokens T = mb·s/cp; GEMM shapes after TP
   core attention; torchtitan: every second matmul and every elementwise op).
   FP8/FP4 apply to these linear GEMMs only, with the cast/amax traffic charged at HBM bandwidth;
 - attention: flash attention in BF16, forward 2·T·S·n_q/t·(d_qk + d_v) FLOPs with S = s/2 for
-  causal masks, backward 2.5× forward, at the kernel table's flash-attention efficiencies;
+  causal masks, backward 2.5× forward, at the kernel table's flash-attention efficiencies for the stack's
+  kernel route (stacks.yaml attention_kernel: cuDNN fused attention, FlashAttention-2 or -3);
 - elementwise: Korthikanti Table 2 activation bytes × 2 / HBM bandwidth (norms, SwiGLU, residuals); with
   sequence parallelism all of it is split over the TP ranks, without it the LayerNorm, dropout and residual
   share (10·h of the 34·h bytes per token) runs on every TP rank (Korthikanti Table 2 / §4.2.2);
@@ -109,6 +110,7 @@ class Stack:
     expert_gemms_at_once: int = 1  # a GPU's local expert GEMMs that run together (0: all, one grouped kernel)
     moe_dispatchers: tuple[tuple[str, str], ...] = (("alltoall", "expert"),)  # (dispatcher, what it sends once)
     moe_dispatchers_source: str = ""
+    attention_kernel: str = ""  # flash-attention route ("" = the architecture's default figure; cudnn, fa2, fa3)
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -128,7 +130,17 @@ def stack(name: str = "megatron-core") -> Stack:
                  bool(e.get("tp_overlap_split", False)), modes or (0,), bool(e.get("tp_backward_async", False)),
                  _at_once(key, e.get("expert_gemms_at_once", 1)),
                  _dispatchers(key, e.get("moe_dispatchers") or {"alltoall": "expert"}),
-                 str(e.get("moe_dispatchers_source", "")))
+                 str(e.get("moe_dispatchers_source", "")), _attention_kernel(key, e.get("attention_kernel", "")))
+
+
+ATTENTION_KERNELS = ("cudnn", "fa2", "fa3")  # cuDNN fused attention (Transformer Engine), FlashAttention-2, -3
+
+
+def _attention_kernel(key: str, raw) -> str:
+    """stacks.yaml attention_kernel: cudnn | fa2 | fa3, or absent; any other value is refused, not read as cuDNN."""
+    if raw in ("",) + ATTENTION_KERNELS:
+        return str(raw)
+    raise AiinfraError(f"stack '{key}': attention_kernel must be one of {', '.join(ATTENTION_KERNELS)}, got {raw!r}")
 
 
 def _at_once(key: str, raw) -> int:
@@ -352,8 +364,9 @@ def step_time(
     S = attended_positions(m, s, causal)  # averaged over full / sliding / chunked / linear layers
     f_att = 2.0 * T * S * m.heads / tp * (d_qk + d_v)
     pk16 = gpu.peak_flops(half)
+    eff_fwd, eff_bwd = kt.attention(stk.attention_kernel)  # the stack's kernel route (stacks.yaml attention_kernel)
     if flash_attention:
-        t_att_layer = f_att / (pk16 * kt.attention_fwd) * (1 + sel_attn + full) + 2.5 * f_att / (pk16 * kt.attention_bwd)
+        t_att_layer = f_att / (pk16 * eff_fwd) * (1 + sel_attn + full) + 2.5 * f_att / (pk16 * eff_bwd)
     else:  # unfused: batched GEMMs at the GEMM plateau + softmax traffic (charged as elementwise below)
         t_att_layer = f_att * (3 + sel_attn + full) / (pk16 * kt.plateau(half))
 
@@ -454,8 +467,8 @@ def step_time(
                   {"bytes per element": kt.fp8_cast_bytes, "dtype": lin}, {"cast": kt.curve_source})
     t_attn = part("attention", t_att_layer, 0.0,
                   "M · L_stage · (fwd FLOPs/(peak·eff_fwd) · (1 + recompute) + 2.5·fwd FLOPs/(peak·eff_bwd))",
-                  {"fwd FLOPs per layer": f_att, "eff_fwd": kt.attention_fwd, "eff_bwd": kt.attention_bwd,
-                   "causal": causal}, {"kernels": kt.source})
+                  {"fwd FLOPs per layer": f_att, "eff_fwd": eff_fwd, "eff_bwd": eff_bwd,
+                   "kernel route": stk.attention_kernel or "default", "causal": causal}, {"kernels": kt.source})
     t_elem = part("elementwise (memory-bound)", t_elem_layer, head_elem,
                   "M · (L_stage · activation bytes × traffic + fp32 logits) / HBM bandwidth",
                   {"bytes per layer": elem_bytes, "traffic": cal.elementwise_traffic, "HBM B/s": gpu.memory_bw},

@@ -55,10 +55,13 @@ def test_llama3_table4_h100_bf16_out_of_sample():
     (mean 9.9%) since framework_efficiency refitted 0.824 → 0.848 once the Narayanan rows ran without sequence
     parallelism, as 2021 Megatron-LM did; since Hopper got its own framework_efficiency (0.795, fitted on the ten dense H100/H200 rows, these among them; leave-one-source-out below): +9.6%, +7.8%, −4.9%, mean 7.5%, still over
     the ≤7% target; held out of the Hopper fit (refit 0.805 on the other three sources) 7.9%. With Hopper's constant at
-    the median rule's fixed point (0.786): +8.6%, +6.8%, −5.9%, mean 7.1%; held out (refit 0.791) 7.3%."""
+    the median rule's fixed point (0.786): +8.6%, +6.8%, −5.9%, mean 7.1%; held out (refit 0.791) 7.3%. With attention
+    at cuDNN's published kernel figures (kernels.yaml hopper, 0.651 / 0.547 of peak for 8k causal, was 0.62 / 0.48
+    read off FlashAttention-3's plots) and Hopper refitted (0.788): +9.5%, +7.7%, −0.8%, mean 6.0%, inside the ≤7%
+    target; held out (refit 0.800) 6.8%."""
     errs = [p.error for p in _table("Llama 3 (2024) Table 4, H100 BF16")]
-    assert len(errs) == 3 and all(abs(e) <= 0.095 for e in errs)
-    assert sum(abs(e) for e in errs) / 3 <= 0.075
+    assert len(errs) == 3 and all(abs(e) <= 0.10 for e in errs)
+    assert sum(abs(e) for e in errs) / 3 <= 0.065
 
 
 def test_megatron_bridge_h100_fp8_out_of_sample():
@@ -77,7 +80,8 @@ def test_megatron_bridge_h100_fp8_out_of_sample():
     held out of the Hopper fit (refit 0.785) 7.2%. At the median rule's fixed point (0.786): −12.2%, −0.8%, +8.7%,
     mean 7.2%; held out (refit 0.781) 7.4%. The 405B row's layout ran 292 tokens/s/GPU at GBS 512 in 25.11 and 302
     in 25.09, 311 at GBS 1536 in 26.02 and 328 in 26.04.01 (docs/performance-summary.md and -archive.md): the
-    release alone moves it 5% at one batch, which no constant of this model can follow."""
+    release alone moves it 5% at one batch, which no constant of this model can follow. With cuDNN's attention
+    figures and Hopper refitted (0.788): −9.7%, +1.3%, +10.1%, mean 7.0%; held out (refit 0.795) 7.3%."""
     errs = [p.error for p in _table("Megatron-Bridge 25.11 DGX-H100 FP8-CS")]
     assert len(errs) == 3 and all(abs(e) <= 0.13 for e in errs) and sum(map(abs, errs)) / 3 <= 0.075
     assert abs(errs[1]) <= 0.075
@@ -89,9 +93,10 @@ def test_megatron_bridge_2604_h100_fp8_out_of_sample():
     the 405B row was +10.4% before TP collectives were paired with their own GEMMs). +3.8%, +6.3% since
     framework_efficiency refitted 0.824 → 0.848 once the Narayanan rows ran without sequence parallelism, as 2021
     Megatron-LM did; since Hopper got its own framework_efficiency (0.795, fitted on the ten dense H100/H200 rows, these among them; leave-one-source-out below): −2.3%, +0.4%; held out of the Hopper fit (refit 0.780) 2.6%. At the median rule's
-    fixed point (0.786): −3.4%, −0.6%; held out (refit 0.775) 3.3%."""
+    fixed point (0.786): −3.4%, −0.6%; held out (refit 0.775) 3.3%. With cuDNN's attention figures and Hopper
+    refitted (0.788): −1.4%, +0.7%; held out (refit 0.786) 1.0%."""
     errs = [p.error for p in _table("Megatron-Bridge 26.04.01 DGX-H100 FP8")]
-    assert len(errs) == 2 and all(abs(e) <= 0.035 for e in errs)
+    assert len(errs) == 2 and all(abs(e) <= 0.02 for e in errs)
 
 
 def test_megatron_bridge_blackwell_fp8_out_of_sample():
@@ -117,9 +122,29 @@ def test_torchtitan_h200_fp8_out_of_sample():
     block and every elementwise op: +5.4%, +7.2% (+10.3% and +12.2% when "selective" meant Megatron's
     attention-only recompute for every stack). +8.4%, +10.3% since framework_efficiency refitted 0.824 → 0.848 once
     the Narayanan rows ran without sequence parallelism, as 2021 Megatron-LM did; since Hopper got its own framework_efficiency (0.795, fitted on the ten dense H100/H200 rows, these among them; leave-one-source-out below): +1.7%, +3.5%; held out of the
-    Hopper fit (refit 0.810) 4.5%. At the median rule's fixed point (0.786): +0.6%, +2.3%; held out (refit 0.792) 2.2%."""
+    Hopper fit (refit 0.810) 4.5%. At the median rule's fixed point (0.786): +0.6%, +2.3%; held out (refit 0.792) 2.2%.
+    That agreement rested on one attention figure for every stack. torchtitan at the benchmark's commit (e7c0cae)
+    lets SDPA pick only its flash, efficient and math kernels, so attention runs PyTorch's FlashAttention-2 at its
+    published 0.326 / 0.278 of peak (8k causal; cuDNN, Transformer Engine's route: 0.651 / 0.547), and the rows
+    fall to −13.0%, −11.5% (Hopper 0.788; held out, refit 0.780: 13.2%), over the ≤7% target. The same stack's
+    own H100 rows (torchao's float8 README, test below) run +24% and +15% fast, so the two torchtitan sources pull
+    opposite ways by 25-37%; the FP8 GEMM route's plateau (torch._scaled_mm, 0.59 of peak, one report [U]) is
+    the least supported number in between."""
     errs = [p.error for p in _table("torchtitan 2025-06 H200 FP8 (Trainy)")]
-    assert len(errs) == 2 and all(abs(e) <= 0.045 for e in errs)
+    assert len(errs) == 2 and all(-0.14 <= e <= -0.10 for e in errs)
+
+
+def test_torchao_h100_bf16_and_fp8_out_of_sample():
+    """pytorch/ao torchao/float8/README.md, "Training benchmarks": torchtitan 0.0.2 (PyTorch 2.7.0a0, torchao 0.10.0)
+    on 8 H100, Llama3-8b, batch 1, seq 8192, torch.compile, FSDP2, per-op SAC: bfloat16 6,150 tokens/s per GPU,
+    float8 tensorwise with float8 all-gather 7,689.5 (+25.0%). Never fitted on. The model runs them +24.4% and
+    +14.5% fast and gives FP8 +15% over BF16 where the source measured +25%: it is too slow on the same stack's H200
+    rows (−13%, −12%) and too fast here, so this source and Trainy's disagree by more than the model's spread
+    between H100 and H200 at batch 1 and 2 (+8%). The rows stay as measured; the ≤7% target is missed on both
+    torchtitan sources."""
+    errs = {p.key: p.error for p in _table("torchao float8 README 2025 H100 (torchtitan)")}
+    assert set(errs) == {"torchao-h100-8b-bf16", "torchao-h100-8b-fp8"}
+    assert 0.20 <= errs["torchao-h100-8b-bf16"] <= 0.28 and 0.10 <= errs["torchao-h100-8b-fp8"] <= 0.18
 
 
 HOPPER_FIT = {"Llama 3 (2024) Table 4, H100 BF16", "Megatron-Bridge 25.11 DGX-H100 FP8-CS",
@@ -138,11 +163,11 @@ def test_every_row_has_a_source_and_fit_rows_are_recorded():
 
 def test_catalog_constants_are_the_fit_and_each_source_held_out_is_predicted():
     """The catalog's framework_efficiency values are the median rule's fixed points on the rows marked fit (0.831 on
-    Narayanan Table 1; Hopper 0.786): at them the median fit row's published/predicted is 1. Leave-one-source-out
-    refits the held-out source's family without it. Held out of the Hopper fit, each of its four sources is predicted
-    within 8% mean |error| (Llama 3 7.3%, Megatron-Bridge 25.11 7.4%, 26.04.01 3.3%, torchtitan 2.2%); with the A100
-    constant alone, all out of sample, they were 9.9%, 9.4%, 5.0%, 9.3%, so the Hopper constant carries from three
-    sources to the fourth. Held out, Narayanan Table 1 is predicted at 3.7% from the Korthikanti rows' refit (0.861;
+    Narayanan Table 1; Hopper 0.788): at them the median fit row's published/predicted is 1. Leave-one-source-out
+    refits the held-out source's family without it. Held out of the Hopper fit, three of its four sources are
+    predicted within 8% mean |error| (Llama 3 6.8%, Megatron-Bridge 25.11 7.3%, 26.04.01 1.0%) and torchtitan's H200
+    rows at 13.2% (their attention runs FlashAttention-2, test above); with the A100 constant alone, all out of
+    sample, they were 9.9%, 9.4%, 5.0%, 9.3%. Held out, Narayanan Table 1 is predicted at 3.7% from the Korthikanti rows' refit (0.861;
     4.9% from 0.877 with one step of the rule)."""
     from aiinfra.perf.training import fitted_architectures, framework_efficiency
 
@@ -156,7 +181,8 @@ def test_catalog_constants_are_the_fit_and_each_source_held_out_is_predicted():
     assert set(loso) == {r["table"] for r in fidelity.rows()}
     for fw, mean, worst in loso.values():
         assert 0.5 < fw < 1.0 and 0 <= mean <= worst
-    assert all(loso[t][1] <= 0.08 for t in HOPPER_FIT)
+    assert all(loso[t][1] <= 0.08 for t in HOPPER_FIT - {"torchtitan 2025-06 H200 FP8 (Trainy)"})
+    assert loso["torchtitan 2025-06 H200 FP8 (Trainy)"][1] <= 0.14
     assert loso["Narayanan 2021 Table 1"][1] <= 0.04
     for arch, fw in (("default", framework_efficiency()[0]), ("hopper", fitted_architectures()["hopper"][0])):
         rows = fidelity.fit_rows(at_one, arch)
@@ -194,7 +220,8 @@ def test_megatron_bridge_h100_moe_out_of_sample():
     §4.2, §8): charged that way its EP traffic falls about fourfold and the row runs +69.2% fast, like GPT-OSS. Its
     earlier match came from overcharging the network; both small-hidden MoE rows (2,048 and 2,880 wide) now show the
     same missing cost, the larger Qwen3-235B (4,096 wide, plain all-to-all overlapped with compute) does not. With
-    Hopper's constant at the median rule's fixed point (0.786): +67.8%, −2.9%, +75.3%."""
+    Hopper's constant at the median rule's fixed point (0.786): +67.8%, −2.9%, +75.3%; with cuDNN's attention
+    figures (0.788): +72.0%, −2.0%, +76.8%."""
     errs = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 DGX-H100 MoE")}
     assert 0.5 < errs["mbridge-2604-qwen3-30b"] <= 0.8 and abs(errs["mbridge-2604-qwen3-235b"]) <= 0.05
     assert 0.5 < errs["mbridge-2604-gptoss-120b"] <= 0.85

@@ -219,7 +219,8 @@ def test_tp_overlap_chunks_slow_the_gemms_they_split():
     """Transformer Engine userbuffers ring-exchange overlap (Megatron-Bridge training/comm_overlap.py: qkv/proj/fc1/fc2
     fprop and proj/fc2 dgrad are ring_exchange) runs each of those GEMMs as TP chunks of T/tp tokens; with TP8 at
     micro-batch 1 and 4,096 tokens per GPU the chunks have 512 rows, which the size curve runs below the plateau.
-    Without the split (same stack otherwise) the matmul part is shorter; TP1 has no chunks to split."""
+    Without the split (same stack otherwise) the matmul part is shorter (by 3.2% at Hopper's 0.788; 1.2% at 0.759 with
+    Transformer Engine's FP8 casts); TP1 has no chunks to split."""
     import dataclasses
 
     from aiinfra.perf.training import stack
@@ -230,7 +231,7 @@ def test_tp_overlap_chunks_slow_the_gemms_they_split():
     kw = dict(tp=8, pp=8, cp=2, dp=8, vp=8, global_batch=512, seq=8192, dtype="fp8", zero=1)
     chunked = _part(step_time(m, g, software=mc, **kw), "matmul compute")
     whole = _part(step_time(m, g, software=dataclasses.replace(mc, tp_split=False), **kw), "matmul compute")
-    assert chunked > 1.02 * whole
+    assert chunked > 1.01 * whole
     one = dict(dp=8, global_batch=64, seq=8192, zero=3)
     a = _part(step_time(model("llama-3.1-8b"), g, software=mc, **one), "matmul compute")
     b = _part(step_time(model("llama-3.1-8b"), g, software=dataclasses.replace(mc, tp_split=False), **one), "matmul compute")
@@ -497,3 +498,27 @@ def test_an_attention_kernel_other_than_cudnn_fa2_or_fa3_is_refused():
     assert _attention_kernel("s", "fa3") == "fa3"
     with pytest.raises(Exception, match="attention_kernel must be one of cudnn, fa2, fa3, got 'flash'"):
         _attention_kernel("s", "flash")
+
+
+def test_transformer_engine_fp8_casts_shard_before_the_sequence_parallel_gather():
+    """Transformer Engine (NVIDIA/TransformerEngine at d0067d0, read 2026-12-02) with current scaling: a column-parallel
+    linear under sequence parallelism quantizes its local T/tp input shard and all-gathers the FP8 data
+    (module/linear.py: "Cast local input tensor if needed", then gather_along_first_dim with the quantizer); a
+    row-parallel linear does the same with its output gradient (module/base.py grad_output_preprocess); FP8
+    column-wise data cannot be gathered (distributed.py _all_gather_fp8), so the gathered copy is transposed for the
+    weight gradient. An operand that is not gathered is cast once as row-wise and column-wise FP8: amax read 2 B,
+    then one fused cast-transpose reads 2 B and writes 1 + 1 B. With T = 4,096 tokens, h = 16,384, TP8: the QKV
+    input costs 5 B × 512 × h (shard) + 2 B × 4,096 × h (transpose) instead of 2 × 5 B × 4,096 × h."""
+    from aiinfra.perf.training import _fp8_cast_elements, _fp8_casts, stack
+
+    M, K, N, b = 4096.0, 16384.0, 2304.0, 5.0
+    ink, gout = _fp8_cast_elements(M, N, K, "col", True, 8, "te", b)
+    assert float(ink) * b == pytest.approx(5 * 512 * K + 2 * M * K) and float(gout) * b == pytest.approx(6 * M * N)
+    ink, gout = _fp8_cast_elements(M, K, N, "row", True, 8, "te", b)
+    assert float(ink) * b == pytest.approx(6 * M * N) and float(gout) * b == pytest.approx(5 * 512 * K + 2 * M * K)
+    ink, gout = _fp8_cast_elements(M, N, K, "col", False, 8, "te", b)  # no sequence parallelism: nothing gathered in FP8
+    assert float(ink) * b == pytest.approx(6 * M * K)
+    assert _fp8_cast_elements(M, N, K, "col", True, 8, "", b) == (2 * M * K, M * N)  # separate casts (torchao)
+    assert stack("megatron-core").fp8_casts == "te" and stack("torchtitan").fp8_casts == ""
+    with pytest.raises(Exception, match="fp8_casts must be te or absent, got 'fused'"):
+        _fp8_casts("s", "fused")

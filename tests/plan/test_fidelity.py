@@ -58,7 +58,9 @@ def test_llama3_table4_h100_bf16_out_of_sample():
     the median rule's fixed point (0.786): +8.6%, +6.8%, −5.9%, mean 7.1%; held out (refit 0.791) 7.3%. With attention
     at cuDNN's published kernel figures (kernels.yaml hopper, 0.651 / 0.547 of peak for 8k causal, was 0.62 / 0.48
     read off FlashAttention-3's plots) and Hopper refitted (0.788): +9.5%, +7.7%, −0.8%, mean 6.0%, inside the ≤7%
-    target; held out (refit 0.800) 6.8%."""
+    target; held out (refit 0.800) 6.8%. With Transformer Engine's FP8 casts charged as it runs them (stacks.yaml
+    fp8_casts: te) the FP8 rows of the Hopper fit run faster and the constant falls to 0.759: +6.1%, +4.5%, −3.9%, mean
+    4.9%; held out (refit 0.770) 5.3%."""
     errs = [p.error for p in _table("Llama 3 (2024) Table 4, H100 BF16")]
     assert len(errs) == 3 and all(abs(e) <= 0.10 for e in errs)
     assert sum(abs(e) for e in errs) / 3 <= 0.065
@@ -81,9 +83,14 @@ def test_megatron_bridge_h100_fp8_out_of_sample():
     mean 7.2%; held out (refit 0.781) 7.4%. The 405B row's layout ran 292 tokens/s/GPU at GBS 512 in 25.11 and 302
     in 25.09, 311 at GBS 1536 in 26.02 and 328 in 26.04.01 (docs/performance-summary.md and -archive.md): the
     release alone moves it 5% at one batch, which no constant of this model can follow. With cuDNN's attention
-    figures and Hopper refitted (0.788): −9.7%, +1.3%, +10.1%, mean 7.0%; held out (refit 0.795) 7.3%."""
+    figures and Hopper refitted (0.788): −9.7%, +1.3%, +10.1%, mean 7.0%; held out (refit 0.795) 7.3%. With
+    Transformer Engine's FP8 casts as it runs them (a sequence-parallel operand cast on its shard before the FP8
+    all-gather, one fused cast-transpose per operand; stacks.yaml fp8_casts) and Hopper refitted (0.759): −12.0%,
+    +1.3%, +11.3%, mean 8.2%, over the ≤7% target; held out (refit 0.770) 8.7%. The casts the model charged before
+    on every TP rank's gathered copy hid part of a TP-dependent miss: TP1 (8B) runs slow in the model, TP8 (405B)
+    fast."""
     errs = [p.error for p in _table("Megatron-Bridge 25.11 DGX-H100 FP8-CS")]
-    assert len(errs) == 3 and all(abs(e) <= 0.13 for e in errs) and sum(map(abs, errs)) / 3 <= 0.075
+    assert len(errs) == 3 and all(abs(e) <= 0.13 for e in errs) and sum(map(abs, errs)) / 3 <= 0.085
     assert abs(errs[1]) <= 0.075
 
 
@@ -94,7 +101,8 @@ def test_megatron_bridge_2604_h100_fp8_out_of_sample():
     framework_efficiency refitted 0.824 → 0.848 once the Narayanan rows ran without sequence parallelism, as 2021
     Megatron-LM did; since Hopper got its own framework_efficiency (0.795, fitted on the ten dense H100/H200 rows, these among them; leave-one-source-out below): −2.3%, +0.4%; held out of the Hopper fit (refit 0.780) 2.6%. At the median rule's
     fixed point (0.786): −3.4%, −0.6%; held out (refit 0.775) 3.3%. With cuDNN's attention figures and Hopper
-    refitted (0.788): −1.4%, +0.7%; held out (refit 0.786) 1.0%."""
+    refitted (0.788): −1.4%, +0.7%; held out (refit 0.786) 1.0%. With Transformer Engine's FP8 casts (0.759):
+    −1.3%, +1.8%; held out (refit 0.771) 1.7%."""
     errs = [p.error for p in _table("Megatron-Bridge 26.04.01 DGX-H100 FP8")]
     assert len(errs) == 2 and all(abs(e) <= 0.02 for e in errs)
 
@@ -108,7 +116,8 @@ def test_megatron_bridge_blackwell_fp8_out_of_sample():
     -11.5%, -5.0%, -8.7% with Blackwell's row). After framework_efficiency was refitted 0.824 → 0.848 (Narayanan
     rows without sequence parallelism, as 2021 Megatron-LM ran): mean 7.6%, B200 405B +20.0%, GB300 -7.4%, +0.1%,
     -3.6%. The B200 405B row misses the 15% bound. With the default constant at the median rule's fixed point (0.831):
-    mean 7.5%, B200 405B +17.9%, GB300 −9.2%, −1.9%, −5.4%."""
+    mean 7.5%, B200 405B +17.9%, GB300 −9.2%, −1.9%, −5.4%. With Transformer Engine's FP8 casts as it runs them
+    (a TP shard cast before the FP8 all-gather): mean 7.9%, B200 405B +20.2%, GB300 −8.3%, −1.1%, −4.5%."""
     errs = [p.error for p in _table("Megatron-Bridge 25.11 Blackwell FP8-CS")]
     assert len(errs) == 8 and sum(map(abs, errs)) / 8 <= 0.08 and max(map(abs, errs)) <= 0.21
     gb300 = [p.error for p in _table("Megatron-Bridge 25.11 Blackwell FP8-CS") if "gb300" in p.key]
@@ -129,9 +138,10 @@ def test_torchtitan_h200_fp8_out_of_sample():
     fall to −13.0%, −11.5% (Hopper 0.788; held out, refit 0.780: 13.2%), over the ≤7% target. The same stack's
     own H100 rows (torchao's float8 README, test below) run +24% and +15% fast, so the two torchtitan sources pull
     opposite ways by 25-37%; the FP8 GEMM route's plateau (torch._scaled_mm, 0.59 of peak, one report [U]) is
-    the least supported number in between."""
+    the least supported number in between. torchtitan's casts are unchanged when Transformer Engine's are charged
+    as it runs them, but Hopper's constant falls to 0.759: −16.2%, −14.7% (held out, refit 0.746: 16.9%)."""
     errs = [p.error for p in _table("torchtitan 2025-06 H200 FP8 (Trainy)")]
-    assert len(errs) == 2 and all(-0.14 <= e <= -0.10 for e in errs)
+    assert len(errs) == 2 and all(-0.18 <= e <= -0.13 for e in errs)
 
 
 def test_torchao_h100_bf16_and_fp8_out_of_sample():
@@ -141,10 +151,10 @@ def test_torchao_h100_bf16_and_fp8_out_of_sample():
     +14.5% fast and gives FP8 +15% over BF16 where the source measured +25%: it is too slow on the same stack's H200
     rows (−13%, −12%) and too fast here, so this source and Trainy's disagree by more than the model's spread
     between H100 and H200 at batch 1 and 2 (+8%). The rows stay as measured; the ≤7% target is missed on both
-    torchtitan sources."""
+    torchtitan sources. At Hopper's 0.759 (Transformer Engine's FP8 casts as it runs them): +19.9%, +10.4%."""
     errs = {p.key: p.error for p in _table("torchao float8 README 2025 H100 (torchtitan)")}
     assert set(errs) == {"torchao-h100-8b-bf16", "torchao-h100-8b-fp8"}
-    assert 0.20 <= errs["torchao-h100-8b-bf16"] <= 0.28 and 0.10 <= errs["torchao-h100-8b-fp8"] <= 0.18
+    assert 0.17 <= errs["torchao-h100-8b-bf16"] <= 0.23 and 0.08 <= errs["torchao-h100-8b-fp8"] <= 0.13
 
 
 HOPPER_FIT = {"Llama 3 (2024) Table 4, H100 BF16", "Megatron-Bridge 25.11 DGX-H100 FP8-CS",
@@ -163,11 +173,10 @@ def test_every_row_has_a_source_and_fit_rows_are_recorded():
 
 def test_catalog_constants_are_the_fit_and_each_source_held_out_is_predicted():
     """The catalog's framework_efficiency values are the median rule's fixed points on the rows marked fit (0.831 on
-    Narayanan Table 1; Hopper 0.788): at them the median fit row's published/predicted is 1. Leave-one-source-out
-    refits the held-out source's family without it. Held out of the Hopper fit, three of its four sources are
-    predicted within 8% mean |error| (Llama 3 6.8%, Megatron-Bridge 25.11 7.3%, 26.04.01 1.0%) and torchtitan's H200
-    rows at 13.2% (their attention runs FlashAttention-2, test above); with the A100 constant alone, all out of
-    sample, they were 9.9%, 9.4%, 5.0%, 9.3%. Held out, Narayanan Table 1 is predicted at 3.7% from the Korthikanti rows' refit (0.861;
+    Narayanan Table 1; Hopper 0.759): at them the median fit row's published/predicted is 1. Leave-one-source-out
+    refits the held-out source's family without it. Held out of the Hopper fit: Llama 3 5.3%, Megatron-Bridge 25.11
+    8.7%, 26.04.01 1.7%, torchtitan's H200 rows 16.9% (their attention runs FlashAttention-2, test above); with the
+    A100 constant alone, all out of sample, they were 9.9%, 9.4%, 5.0%, 9.3%. Held out, Narayanan Table 1 is predicted at 3.7% from the Korthikanti rows' refit (0.861;
     4.9% from 0.877 with one step of the rule)."""
     from aiinfra.perf.training import fitted_architectures, framework_efficiency
 
@@ -181,8 +190,8 @@ def test_catalog_constants_are_the_fit_and_each_source_held_out_is_predicted():
     assert set(loso) == {r["table"] for r in fidelity.rows()}
     for fw, mean, worst in loso.values():
         assert 0.5 < fw < 1.0 and 0 <= mean <= worst
-    assert all(loso[t][1] <= 0.08 for t in HOPPER_FIT - {"torchtitan 2025-06 H200 FP8 (Trainy)"})
-    assert loso["torchtitan 2025-06 H200 FP8 (Trainy)"][1] <= 0.14
+    assert all(loso[t][1] <= 0.09 for t in HOPPER_FIT - {"torchtitan 2025-06 H200 FP8 (Trainy)"})
+    assert loso["torchtitan 2025-06 H200 FP8 (Trainy)"][1] <= 0.18
     assert loso["Narayanan 2021 Table 1"][1] <= 0.04
     for arch, fw in (("default", framework_efficiency()[0]), ("hopper", fitted_architectures()["hopper"][0])):
         rows = fidelity.fit_rows(at_one, arch)
@@ -221,7 +230,8 @@ def test_megatron_bridge_h100_moe_out_of_sample():
     earlier match came from overcharging the network; both small-hidden MoE rows (2,048 and 2,880 wide) now show the
     same missing cost, the larger Qwen3-235B (4,096 wide, plain all-to-all overlapped with compute) does not. With
     Hopper's constant at the median rule's fixed point (0.786): +67.8%, −2.9%, +75.3%; with cuDNN's attention
-    figures (0.788): +72.0%, −2.0%, +76.8%."""
+    figures (0.788): +72.0%, −2.0%, +76.8%; with Transformer Engine's FP8 casts as it runs them (0.759): +71.6%,
+    −3.1%, +70.9%."""
     errs = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 DGX-H100 MoE")}
     assert 0.5 < errs["mbridge-2604-qwen3-30b"] <= 0.8 and abs(errs["mbridge-2604-qwen3-235b"]) <= 0.05
     assert 0.5 < errs["mbridge-2604-gptoss-120b"] <= 0.85

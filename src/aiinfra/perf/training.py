@@ -110,6 +110,7 @@ class Stack:
     expert_gemms_at_once: int = 1  # a GPU's local expert GEMMs that run together (0: all, one grouped kernel)
     moe_dispatchers: tuple[tuple[str, str], ...] = (("alltoall", "expert"),)  # (dispatcher, what it sends once)
     moe_dispatchers_source: str = ""
+    fp8_casts: str = ""  # "te": one amax pass + one fused cast-transpose per tensor, SP shards cast before the gather
     attention_kernel: str = ""  # flash-attention route ("" = the architecture's default figure; cudnn, fa2, fa3)
 
     def exposed(self, t, window):
@@ -130,10 +131,40 @@ def stack(name: str = "megatron-core") -> Stack:
                  bool(e.get("tp_overlap_split", False)), modes or (0,), bool(e.get("tp_backward_async", False)),
                  _at_once(key, e.get("expert_gemms_at_once", 1)),
                  _dispatchers(key, e.get("moe_dispatchers") or {"alltoall": "expert"}),
-                 str(e.get("moe_dispatchers_source", "")), _attention_kernel(key, e.get("attention_kernel", "")))
+                 str(e.get("moe_dispatchers_source", "")), _fp8_casts(key, e.get("fp8_casts", "")),
+                 _attention_kernel(key, e.get("attention_kernel", "")))
 
 
 ATTENTION_KERNELS = ("cudnn", "fa2", "fa3")  # cuDNN fused attention (Transformer Engine), FlashAttention-2, -3
+FP8_TRANSPOSE_BYTES = 2.0  # an FP8 transpose reads 1 B and writes 1 B per element
+FP8_ROW_AND_COLUMN_BYTES = 6.0  # amax read (2 B) + one fused cast-transpose: read 2 B, write rowwise 1 B + columnwise 1 B
+
+
+def _fp8_casts(key: str, raw) -> str:
+    """stacks.yaml fp8_casts: te, or absent; any other value is refused, not read as separate casts."""
+    if raw in ("", "te"):
+        return str(raw)
+    raise AiinfraError(f"stack '{key}': fp8_casts must be te or absent, got {raw!r}")
+
+
+def _fp8_cast_elements(M, N, K, role: str, sp_tp, tp, casts: str, cast_bytes: float):
+    """(input, output-gradient) cast traffic of one linear GEMM, in elements at cast_bytes each.
+    Separate casts (absent): the input twice (forward GEMM, weight gradient) and the output gradient once.
+    Transformer Engine (te): each operand once as rowwise + columnwise FP8 (an amax pass, then one fused
+    cast-transpose); an operand that sequence parallelism all-gathers (a column-parallel input, a row-parallel
+    output gradient) is quantized on its T/tp shard before the gather and its gathered FP8 copy transposed for
+    the weight gradient (module/linear.py "Cast local input tensor if needed" before gather_along_first_dim;
+    distributed.py _all_gather_fp8 cannot gather the transposed data)."""
+    if casts != "te":
+        return 2 * M * K, M * N
+    both = FP8_ROW_AND_COLUMN_BYTES / cast_bytes
+
+    def gathered(rows, cols):
+        return rows / tp * cols + FP8_TRANSPOSE_BYTES / cast_bytes * rows * cols
+
+    ink = np.where(sp_tp, gathered(M, K), both * M * K) if role == "col" else both * M * K
+    gout = np.where(sp_tp, gathered(M, N), both * M * N) if role == "row" else both * M * N
+    return ink, gout
 
 
 def _attention_kernel(key: str, raw) -> str:
@@ -351,7 +382,9 @@ def step_time(
             elif async_bwd and role == "row":
                 tp_async = tp_async + count * np.where(sp, t_coll, 0.0)
             if lin in ("fp8", "fp4"):
-                cast = cast + count * kt.fp8_cast_bytes * (2 * Mg * Kg + Mg * Ng) / gpu.memory_bw
+                # bytes of cast traffic per GEMM, in units of fp8_cast_bytes (amax read + cast read + FP8 write)
+                ink, gout = _fp8_cast_elements(Mg, Ng, Kg, role, (tp > 1) & sp, tp, stk.fp8_casts, kt.fp8_cast_bytes)
+                cast = cast + count * kt.fp8_cast_bytes * (ink + gout) / gpu.memory_bw
         return t, cast * (1 + (full + again) * 0.5), tp_split, tp_async
 
     g_dense, c_dense, tp_split_dense, tp_async_dense = gemm_part(False)

@@ -496,7 +496,9 @@ def step_time(
                   "M · (L_stage · Σ GEMM time (fwd + 2 bwd + recompute) + LM head) / framework efficiency",
                   {"M": M, "L_stage": n_layers, "dtype": lin, "framework efficiency": fw,
                    "plateau": kt.plateau(lin, stk.fp8_gemm), "T (tokens per GPU per micro-batch)": T}, sk)
-    t_cast = part("FP8/FP4 casts", cast_layer, 0.0, "M · L_stage · cast bytes (2MK + MN per GEMM) / HBM bandwidth",
+    t_cast = part("FP8/FP4 casts", cast_layer, 0.0,
+                  "M · L_stage · cast bytes (per GEMM 2MK + MN, or Transformer Engine's shard cast before the FP8 "
+                  "all-gather and fused cast-transpose: stacks.yaml fp8_casts) / HBM bandwidth",
                   {"bytes per element": kt.fp8_cast_bytes, "dtype": lin}, {"cast": kt.curve_source})
     t_attn = part("attention", t_att_layer, 0.0,
                   "M · L_stage · (fwd FLOPs/(peak·eff_fwd) · (1 + recompute) + 2.5·fwd FLOPs/(peak·eff_bwd))",

@@ -164,14 +164,19 @@ def all_to_all(size: Number, n: Number, lk: Link, name: str = "all-to-all") -> T
                 _inputs(size, n, lk), _sources(lk))
 
 
+def _placement(n: Number, local: Number) -> tuple[np.ndarray, np.ndarray]:
+    """(n, local) for `n` ranks placed `local` per node: at least one rank, and 1 ≤ local ≤ n."""
+    n = np.maximum(np.asarray(n), 1)
+    return n, np.clip(np.asarray(local), 1, n)
+
+
 def hierarchical_all_to_all(size: Number, n: Number, local: Number, node: Node,
                             name: str = "hierarchical all-to-all") -> Term:
     """All-to-all over `n` ranks placed `local` per node, each rank sending `size` bytes in total, evenly to every
     rank: (local−1)/n of it stays on the node's scale-up link, (n−local)/n crosses the NICs. The legs run at once,
     so the slower sets the pace: max(S·(local−1)/n / B_up, S·(n−local)/n / B_nic/GPU) + (local−1)·α_up +
     (n−local)·α_nic. With local = n it is the single-link all-to-all."""
-    n = np.maximum(np.asarray(n), 1)
-    local = np.clip(np.asarray(local), 1, n)
+    n, local = _placement(n, local)
     up, out = node.scale_up, node.scale_out_per_gpu()
     size = np.asarray(size, dtype=float)
     intra = size * (local - 1) / n / up.effective_bw
@@ -202,8 +207,7 @@ def groups_hit(k: Number, experts: Number, groups: Number) -> np.ndarray | float
 
 def relayed_bytes(token_bytes: Number, k: Number, experts: Number, n: Number, local: Number) -> tuple:
     """(NVLink bytes, NIC bytes, p_node, p_rank) one rank sends in a node-relayed dispatch (relayed_all_to_all)."""
-    n = np.maximum(np.asarray(n), 1)
-    local = np.clip(np.asarray(local), 1, n)
+    n, local = _placement(n, local)
     nodes = n / local
     S = np.asarray(token_bytes, dtype=float)
     p_node = groups_hit(k, experts, nodes) / nodes
@@ -223,8 +227,7 @@ def relayed_all_to_all(token_bytes: Number, k: Number, experts: Number, n: Numbe
     sets the pace: max(NVLink / B_up, NIC / B_nic/GPU) + (local−1)·α_up + (N−1)·α_nic. Combine is the mirror image
     (partial sums reduced inside the node before the NICs), the same bytes. With k = 1 the NIC leg equals the plain
     all-to-all's; with k experts it is (N−1)·p_node instead of k·(N−1)/N copies."""
-    n = np.maximum(np.asarray(n), 1)
-    local = np.clip(np.asarray(local), 1, n)
+    n, local = _placement(n, local)
     nodes = n / local
     up, out = node.scale_up, node.scale_out_per_gpu()
     S = np.asarray(token_bytes, dtype=float)
@@ -257,8 +260,7 @@ def hierarchical_all_reduce(size: Number, n: Number, local: Number, node: Node,
     For 8-GPU nodes this is the measured rule of cluster_tco_anchors §2.5: multi-node busbw ≈
     min(NVLink ring ~370 GB/s, NICs × 46–48 GB/s). With local = n the group sits in one node.
     """
-    n = np.maximum(np.asarray(n), 1)
-    local = np.clip(np.asarray(local), 1, n)
+    n, local = _placement(n, local)
     nodes = n // local
     up, out = node.scale_up, node.scale_out_per_gpu()
     moved = 2 * (n - 1) / n * np.asarray(size)

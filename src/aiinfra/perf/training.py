@@ -355,6 +355,7 @@ def step_time(
     # GEMM; a row-parallel GEMM's backward has no collective without SP and a blocking all-gather of the output
     # gradient with SP. tp_async collects that per GEMM (dense layers).
     async_bwd = stk.tp_backward_async
+    sp_tp = (tp > 1) & sp  # operands that sequence parallelism all-gathers across TP ranks (FP8 casts below)
 
     def gemm_part(moe: bool):
         t = 0.0
@@ -383,7 +384,7 @@ def step_time(
                 tp_async = tp_async + count * np.where(sp, t_coll, 0.0)
             if lin in ("fp8", "fp4"):
                 # bytes of cast traffic per GEMM, in units of fp8_cast_bytes (amax read + cast read + FP8 write)
-                ink, gout = _fp8_cast_elements(Mg, Ng, Kg, role, (tp > 1) & sp, tp, stk.fp8_casts, kt.fp8_cast_bytes)
+                ink, gout = _fp8_cast_elements(Mg, Ng, Kg, role, sp_tp, tp, stk.fp8_casts, kt.fp8_cast_bytes)
                 cast = cast + count * kt.fp8_cast_bytes * (ink + gout) / gpu.memory_bw
         return t, cast * (1 + (full + again) * 0.5), tp_split, tp_async
 

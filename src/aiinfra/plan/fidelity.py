@@ -147,7 +147,8 @@ def solve_framework_efficiency(keys: list[str], start: float, tol: float = 5e-4,
     """The framework_efficiency at which the median of published/predicted over the rows `keys` is 1 (half the rows
     run slower than predicted, half faster): the median rule's fixed point, reached from `start` by repeating
     fit_framework_efficiency on the rows predicted at the last value."""
-    chosen = [r for r in rows() if r["key"] in set(keys)]
+    wanted = set(keys)
+    chosen = [r for r in rows() if r["key"] in wanted]
     fw = start
     for _ in range(steps):
         nxt = fit_framework_efficiency([predict(r, fw) for r in chosen], fw)

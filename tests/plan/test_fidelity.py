@@ -157,6 +157,20 @@ def test_torchao_h100_bf16_and_fp8_out_of_sample():
     assert 0.17 <= errs["torchao-h100-8b-bf16"] <= 0.23 and 0.08 <= errs["torchao-h100-8b-fp8"] <= 0.13
 
 
+
+def test_nemo_2407_h100_fp8_out_of_sample():
+    """NVIDIA/NeMo docs/source/performance/performance_summary.md at 9c5c5e9 (2024-09-09), NeMo 24.07 on DGX-H100,
+    FP8, tokens/s/GPU: GPT3-5B TP1 mb4 23,406; GPT3-20B TP2 mb2 5,851; GPT3-175B TP4·PP8·VP6 mb1 716 (128 GPUs) and
+    mb2 825 (512 GPUs); Llama 2 7B 16,934, 13B PP4·VP10 8,715, 70B TP4·PP4·VP20 1,728; Llama 3 8B CP2 12,273, 70B
+    TP4·PP4·CP2·VP5 1,524. Recompute none and TP overlap per model as NeMo-Framework-Launcher's configs of the time
+    (7316a8d) set them. Never fitted on, and a year older than the Megatron-Bridge releases Hopper's constant was
+    fitted on: +3.6%, +10.0%, +2.1%, −8.3%, +4.0%, +4.4%, +6.7%, +10.6%, +10.7%, mean 6.7% (inside the ≤7% target,
+    no row beyond 15%). The two GPT3-175B rows differ by 15% published and 4% predicted (mb1 vs mb2 at s = 2048)."""
+    errs = {p.key: p.error for p in _table("NeMo 24.07 DGX-H100 FP8")}
+    assert len(errs) == 9
+    assert sum(map(abs, errs.values())) / 9 <= 0.07 and max(map(abs, errs.values())) <= 0.115
+    assert errs["nemo2407-gpt3-175b-128"] > errs["nemo2407-gpt3-175b-512"]
+
 HOPPER_FIT = {"Llama 3 (2024) Table 4, H100 BF16", "Megatron-Bridge 25.11 DGX-H100 FP8-CS",
               "torchtitan 2025-06 H200 FP8 (Trainy)", "Megatron-Bridge 26.04.01 DGX-H100 FP8"}
 

@@ -6,6 +6,8 @@ than the issue's targets (≤3% A100, ≤7% H100/H200, no row beyond 15%) the re
 
 from __future__ import annotations
 
+import pytest
+
 from aiinfra.plan import fidelity
 
 _CACHE: dict = {}
@@ -139,9 +141,11 @@ def test_torchtitan_h200_fp8_out_of_sample():
     own H100 rows (torchao's float8 README, test below) run +24% and +15% fast, so the two torchtitan sources pull
     opposite ways by 25-37%; the FP8 GEMM route's plateau (torch._scaled_mm, 0.59 of peak, one report [U]) is
     the least supported number in between. torchtitan's casts are unchanged when Transformer Engine's are charged
-    as it runs them, but Hopper's constant falls to 0.759: −16.2%, −14.7% (held out, refit 0.746: 16.9%)."""
+    as it runs them, but Hopper's constant falls to 0.759: −16.2%, −14.7% (held out, refit 0.746: 16.9%). With
+    torch._scaled_mm at 0.70 of FP8 peak, solved from torchao's own H100 layer benchmark (was 0.59, one report):
+    −9.2%, −7.6% (the constant stays 0.759: these rows sit above the fit's median either way)."""
     errs = [p.error for p in _table("torchtitan 2025-06 H200 FP8 (Trainy)")]
-    assert len(errs) == 2 and all(-0.18 <= e <= -0.13 for e in errs)
+    assert len(errs) == 2 and all(-0.105 <= e <= -0.06 for e in errs)
 
 
 def test_torchao_h100_bf16_and_fp8_out_of_sample():
@@ -151,10 +155,17 @@ def test_torchao_h100_bf16_and_fp8_out_of_sample():
     +14.5% fast and gives FP8 +15% over BF16 where the source measured +25%: it is too slow on the same stack's H200
     rows (−13%, −12%) and too fast here, so this source and Trainy's disagree by more than the model's spread
     between H100 and H200 at batch 1 and 2 (+8%). The rows stay as measured; the ≤7% target is missed on both
-    torchtitan sources. At Hopper's 0.759 (Transformer Engine's FP8 casts as it runs them): +19.9%, +10.4%."""
+    torchtitan sources. At Hopper's 0.759 (Transformer Engine's FP8 casts as it runs them): +19.9%, +10.4%. With
+    torch._scaled_mm at 0.70 (solved from the same README's layer benchmark, not from these rows): +19.9%, +18.8%,
+    so the model's FP8 gain over BF16 on these rows is +23.9% against +25.0% measured; what is left is one offset
+    common to both dtypes. torchtitan's own H100 benchmarks (benchmarks/llama3_h100_202412_torchtitan.md) ran on
+    Grand Teton H100s with 96 GB HBM2e at 2.4 TB/s and a 500 W power limit, a part the catalog does not hold; that
+    these rows did too is likely (same team, 8B FSDP2 + compile at 6,667 / 8,532 tokens/s there) but unstated [U]."""
     errs = {p.key: p.error for p in _table("torchao float8 README 2025 H100 (torchtitan)")}
     assert set(errs) == {"torchao-h100-8b-bf16", "torchao-h100-8b-fp8"}
-    assert 0.17 <= errs["torchao-h100-8b-bf16"] <= 0.23 and 0.08 <= errs["torchao-h100-8b-fp8"] <= 0.13
+    assert 0.17 <= errs["torchao-h100-8b-bf16"] <= 0.23 and 0.16 <= errs["torchao-h100-8b-fp8"] <= 0.22
+    fp8_gain = (1 + errs["torchao-h100-8b-fp8"]) / (1 + errs["torchao-h100-8b-bf16"]) * 7689.5 / 6150
+    assert fp8_gain == pytest.approx(1.250, rel=0.015)
 
 
 
@@ -189,7 +200,8 @@ def test_catalog_constants_are_the_fit_and_each_source_held_out_is_predicted():
     """The catalog's framework_efficiency values are the median rule's fixed points on the rows marked fit (0.831 on
     Narayanan Table 1; Hopper 0.759): at them the median fit row's published/predicted is 1. Leave-one-source-out
     refits the held-out source's family without it. Held out of the Hopper fit: Llama 3 5.3%, Megatron-Bridge 25.11
-    8.7%, 26.04.01 1.7%, torchtitan's H200 rows 16.9% (their attention runs FlashAttention-2, test above); with the
+    8.7%, 26.04.01 1.7%, torchtitan's H200 rows 10.0% (16.9% with torch._scaled_mm at 0.59; their attention runs
+    FlashAttention-2, test above); with the
     A100 constant alone, all out of sample, they were 9.9%, 9.4%, 5.0%, 9.3%. Held out, Narayanan Table 1 is predicted at 3.7% from the Korthikanti rows' refit (0.861;
     4.9% from 0.877 with one step of the rule)."""
     from aiinfra.perf.training import fitted_architectures, framework_efficiency
@@ -205,7 +217,7 @@ def test_catalog_constants_are_the_fit_and_each_source_held_out_is_predicted():
     for fw, mean, worst in loso.values():
         assert 0.5 < fw < 1.0 and 0 <= mean <= worst
     assert all(loso[t][1] <= 0.09 for t in HOPPER_FIT - {"torchtitan 2025-06 H200 FP8 (Trainy)"})
-    assert loso["torchtitan 2025-06 H200 FP8 (Trainy)"][1] <= 0.18
+    assert loso["torchtitan 2025-06 H200 FP8 (Trainy)"][1] <= 0.11
     assert loso["Narayanan 2021 Table 1"][1] <= 0.04
     for arch, fw in (("default", framework_efficiency()[0]), ("hopper", fitted_architectures()["hopper"][0])):
         rows = fidelity.fit_rows(at_one, arch)

@@ -1,6 +1,7 @@
 """Step-time fidelity against published training results (catalog/data/training_validation.yaml).
 
-Prints every row (published, predicted, error, the layout evaluated), then per table the mean and
+Prints the fitted constants (framework_efficiency; the MoE host time per layer, with its fit row), every row
+(published, predicted, error, the layout evaluated), then per table the mean and
 max |error|, then a leave-one-source-out figure: the one end-to-end constant (framework_efficiency, per
 architecture family where the catalog fits one) refitted without that source, and the error on the held-out
 source with it; then where each published
@@ -10,7 +11,7 @@ Run: PYTHONPATH=src python benchmarks/fidelity.py
 
 from __future__ import annotations
 
-from aiinfra.perf.training import fitted_architectures, framework_efficiency
+from aiinfra.perf.training import fitted_architectures, framework_efficiency, stack
 from aiinfra.plan import fidelity
 
 
@@ -19,8 +20,11 @@ def main() -> None:
     fw, _ = framework_efficiency()
     own = ", ".join(f"{a} {v:.3f}" for a, (v, _) in fitted_architectures().items())
     print(f"framework_efficiency (catalog, fitted on the rows marked fit): default {fw:.3f}; {own}")
+    host_fit = {r["key"] for r in fidelity.moe_host_fit_rows()}
+    print(f"MoE host time per layer (stacks.yaml megatron-core): {stack('megatron-core').moe_host_s * 1e3:.2f} ms, "
+          f"fitted on {', '.join(sorted(host_fit))}; solved again here: {fidelity.solve_moe_host():.2f} ms")
     for p in preds:
-        mark = "fit" if p.fit else "out"
+        mark = "fit" if p.fit or p.key in host_fit else "out"
         print(f"  [{mark}] {p.key:24s} {p.metric:14s} published {p.published:>9.3f}  predicted {p.predicted:>9.3f}  "
               f"error {p.error:+6.1%}  {p.layout}")
     print("per table (mean |error|, max |error|):")

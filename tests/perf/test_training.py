@@ -426,9 +426,11 @@ def test_moe_dispatcher_follows_the_recipe_for_qwen3_30b():
     067f987 in perf_recipes/qwen/h100/qwen3_moe.py) dispatches with Hybrid-EP, which sends a token to each remote
     node once (DeepEP docs/Hybrid-EP_Implementation.md §4.2). With k = 8 of 128 experts over two DGX H100 nodes that
     is 0.997 NIC copies per token instead of 4, so the NIC-bound EP time is about a quarter; everything else in the
-    step is unchanged, and the default (Megatron's alltoall dispatcher) is what it was."""
+    step is unchanged, and the default (Megatron's alltoall dispatcher) is what it was. The host-bound term is set to
+    zero here: it takes up whatever GPU time the dispatcher saves (test_host_bound_moe_layers below)."""
     m, g = model("qwen3-30b-a3b"), gpu("h100-sxm")
-    kw = dict(tp=1, pp=1, dp=16, ep=16, global_batch=1024, seq=4096, dtype="fp8", zero=1)
+    kw = dict(tp=1, pp=1, dp=16, ep=16, global_batch=1024, seq=4096, dtype="fp8", zero=1, moe_host_ms=0.0,
+              moe_stall_ms=0.0)
     default = step_time(m, g, **kw)
     plain = step_time(m, g, moe_dispatcher="alltoall", **kw)
     hybrid = step_time(m, g, moe_dispatcher="hybridep", **kw)
@@ -461,13 +463,21 @@ def test_moe_validation_rows_name_their_recipes_dispatcher():
     """training_validation.yaml, Megatron-Bridge 26.04.01 DGX-H100 MoE rows, against their recipes (tag v0.4.1,
     scripts/performance/configs): Qwen3-30B-A3B runs flex + hybridep (qwen3_llm_pretrain.py
     qwen3_30b_a3b_pretrain_config_h100), Qwen3-235B-A22B alltoall (qwen3_235b_a22b_pretrain_config_h100), GPT-OSS
-    120B alltoall (recipes/gpt_oss/gpt_oss.py sets it; the H100 workload config names no flex backend)."""
+    120B alltoall (recipes/gpt_oss/gpt_oss.py sets it; the H100 workload config names no flex backend). Earlier
+    Qwen3-30B-A3B rows, from the tag of their release (qwen3_workload_base_configs.py): 26.02.01 H100 PP2·VP12·EP8
+    deepep (v0.3.0 QWEN3_30B_A3B_PRETRAIN_CONFIG_H100_FP8_CS_V1), 26.02 B200 alltoall (v0.3.0 names no flex backend,
+    so apply_flex_dispatcher_backend leaves Megatron's default), 26.04.01 B200, B300, GB200 and GB300 hybridep
+    (v0.4.1). The CUDA-graph guide's eager run is not in a performance table and sets its dispatcher itself."""
     from aiinfra.perf.training import stack
     from aiinfra.plan.fidelity import rows
 
-    got = {r["key"]: r.get("moe_dispatcher", "alltoall") for r in rows() if "MoE" in r["table"]}
+    got = {r["key"]: r.get("moe_dispatcher", "alltoall") for r in rows() if r["table"].endswith("MoE")
+           or "MoE (" in r["table"]}
     assert got == {"mbridge-2604-gptoss-120b": "alltoall", "mbridge-2604-qwen3-235b": "alltoall",
-                   "mbridge-2604-qwen3-30b": "hybridep"}
+                   "mbridge-2604-qwen3-30b": "hybridep", "mbridge-26021-qwen3-30b": "deepep",
+                   "mbridge-2602-b200-qwen3-30b": "alltoall", "mbridge-2604-b200-qwen3-30b": "hybridep",
+                   "mbridge-2604-b300-qwen3-30b": "hybridep", "mbridge-2604-gb200-qwen3-30b": "hybridep",
+                   "mbridge-2604-gb300-qwen3-30b": "hybridep"}
     offered = dict(stack("megatron-core").moe_dispatchers)
     assert all(d in offered for d in got.values())
 
@@ -544,3 +554,50 @@ def test_transformer_engine_fp8_casts_shard_before_the_sequence_parallel_gather(
     assert stack("megatron-core").fp8_casts == "te" and stack("torchtitan").fp8_casts == ""
     with pytest.raises(Exception, match="fp8_casts must be te or absent, got 'fused'"):
         _fp8_casts("s", "fused")
+
+
+def test_host_bound_moe_layers():
+    """Megatron's MoE dispatchers wait on the host for the routed token counts before every forward all-to-all
+    (stacks.yaml megatron-core moe_host): the GPU idles for S while the host issues the dispatch and expert kernels,
+    and no MoE layer runs faster than the host issues it (H). Megatron-Bridge measured Qwen3-30B-A3B on 8 DGX-B200
+    (EP8) at 9,691 tokens/s/GPU with MBS 1 (26.02) and 27,136 with MBS 4 (26.04.01): 2.8× the throughput for 4× the
+    work per kernel. GPU work alone gives about 1.1×; with the host term the model gives 2.8× (these two rows are the
+    fit). With the all-to-all overlapped, another micro-batch's work runs through the stall. A dense model has no
+    sync and does not move; a stack without the constants charges nothing."""
+    m, g, dense = model("qwen3-30b-a3b"), gpu("b200"), model("llama-3.1-70b")
+    kw = dict(ep=8, dp=8, global_batch=512, seq=4096, dtype="fp8", moe_dispatcher="hybridep")
+
+    def tps(mb, host=None, stall=None, **more):
+        return float(step_time(m, g, micro_batch=mb, moe_host_ms=host, moe_stall_ms=stall, **kw, **more).tokens_per_s.value)
+
+    assert 1.0 < tps(4, 0.0, 0.0) / tps(1, 0.0, 0.0) < 1.25
+    assert 2.6 < tps(4) / tps(1) < 3.0
+    assert tps(4, 0.0, 0.0) > tps(4) == tps(4, host=0.0)  # MBS 4: GPU work + stall outlast the host's time
+    assert tps(1) < tps(1, host=0.0)  # MBS 1: the host's time per layer sets it
+    assert tps(4, ep_overlap=True) > tps(4)  # the overlap runs another micro-batch through the stall
+    r = step_time(m, g, micro_batch=1, **kw)
+    assert _part(r, "host-bound MoE layers (exposed)") > 0.5 * float(r.step.value)
+    none = step_time(m, g, micro_batch=1, moe_host_ms=0.0, moe_stall_ms=0.0, **kw)
+    assert _part(none, "host-bound MoE layers (exposed)") == 0.0
+    d = dict(tp=8, dp=8, global_batch=512, seq=4096)
+    assert float(step_time(dense, gpu("h100-sxm"), **d).step.value) == float(
+        step_time(dense, gpu("h100-sxm"), moe_host_ms=0.0, moe_stall_ms=0.0, **d).step.value)
+    t = step_time(m, g, micro_batch=1, software="torchtitan", ep=8, dp=8, global_batch=512, seq=4096)
+    assert _part(t, "host-bound MoE layers (exposed)") == 0.0
+
+
+def test_moe_host_constants_that_are_not_fitted_numbers_are_refused():
+    """stacks.yaml moe_host is {layer_ms, sync_stall_ms: milliseconds >= 0, fit: the rows they were fitted on}; a
+    negative or non-numeric value, a missing one, an unknown key or no fit is refused in one line rather than read as
+    no host time."""
+    from aiinfra.errors import AiinfraError
+    from aiinfra.perf.training import _moe_host
+
+    assert _moe_host("x", None) == (0.0, 0.0, "")
+    got = _moe_host("x", {"layer_ms": 8.67, "sync_stall_ms": 3.97, "fit": "rows"})
+    assert got == (pytest.approx(0.00867), pytest.approx(0.00397), "rows")
+    ok = {"layer_ms": 8.0, "sync_stall_ms": 4.0, "fit": "rows"}
+    for bad in ({**ok, "layer_ms": -1}, {**ok, "sync_stall_ms": "4"}, {"layer_ms": 8.0, "fit": "rows"},
+                {**ok, "fit": ""}, {**ok, "stall": 1.0}, {**ok, "layer_ms": True}, 8.0):
+        with pytest.raises(AiinfraError, match="moe_host must be"):
+            _moe_host("x", bad)

@@ -89,12 +89,15 @@ def nvl72():
 
 def test_nvl72_domain_lets_ep_span_more_than_8_gpus_at_nvlink_speed(nvl72):
     """A GB200-like entry with scaleup_domain 72 (a user --catalog file): expert (and tensor) parallel groups
-    beyond 8 GPUs stay on NVLink. For DeepSeek-V3 on 1,152 GPUs (16 racks) the best layout puts TP·EP > 8 GPUs
-    inside the rack because it beats every layout that fits with TP·EP ≤ 8, and the note names NVLink."""
+    beyond 8 GPUs stay on NVLink. For DeepSeek-V3 on 1,152 GPUs (16 racks), with the MoE all-to-all overlapped as
+    Megatron-LM's MoE README advises for DeepSeek-V3-sized models (--overlap-moe-expert-parallel-comm), the best
+    layout puts TP·EP > 8 GPUs inside the rack because it beats every layout that fits with TP·EP ≤ 8, and the note
+    names NVLink. (Without the overlap every forward MoE layer waits on its host sync, stacks.yaml moe_host, and a few
+    large micro-batches with no expert parallelism come out ahead.)"""
     import numpy as np
 
-    from aiinfra.plan.search import plan
-    r = plan(model("deepseek-v3"), nvl72, 1152, global_batch=2304, seq=8192, keep=True)
+    from aiinfra.plan.search import Options, plan
+    r = plan(model("deepseek-v3"), nvl72, 1152, global_batch=2304, seq=8192, keep=True, options=Options(ep_overlap=True))
     w = r.top[0]
     assert 8 < w["tp"] * w["ep"] <= 72
     ev = r.evaluated
@@ -200,12 +203,14 @@ def test_moe_dispatcher_option_reaches_the_step_time(cli):
     """`--moe-dispatcher hybridep` (Options.moe_dispatcher) charges the MoE all-to-all once per destination node over
     the NICs, as Megatron-Bridge's Qwen3-30B-A3B H100 recipe runs it (v0.4.1 qwen3_workload_base_configs.py
     QWEN3_30B_A3B_PRETRAIN_CONFIG_H100_FP8_CS_V1, EP16, moe_flex_dispatcher_backend "hybridep"): the same layout on
-    two DGX H100 nodes is faster than with the default alltoall dispatcher. An unknown dispatcher is one line, exit 2."""
+    two DGX H100 nodes is faster than with the default alltoall dispatcher (by 11%, not the 45% the GPU work alone
+    would give: the forward MoE layers then wait on the host, stacks.yaml moe_layer_host_ms). An unknown dispatcher is
+    one line, exit 2."""
     from aiinfra.plan.search import Options
     kw = dict(global_batch=1024, seq=4096, layout="tp=1,pp=1,ep=16,dp=16,mb=1,vp=1,recompute=none", top=1)
     m = model("qwen3-30b-a3b")
     plain = plan_command(m, gpu(H100), [16], options=Options(dtype="fp8"), **kw)
     hybrid = plan_command(m, gpu(H100), [16], options=Options(dtype="fp8", moe_dispatcher="hybridep"), **kw)
-    assert hybrid.facts["your_layout"]["step_s"] < 0.8 * plain.facts["your_layout"]["step_s"]
+    assert hybrid.facts["your_layout"]["step_s"] < 0.92 * plain.facts["your_layout"]["step_s"]
     assert_one_line_error(cli("plan", "qwen3-30b-a3b", "--gpus", "16", "--moe-dispatcher", "nccl"),
                           "unknown MoE dispatcher 'nccl'")

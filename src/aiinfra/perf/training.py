@@ -112,6 +112,9 @@ class Stack:
     moe_dispatchers_source: str = ""
     fp8_casts: str = ""  # "te": one amax pass + one fused cast-transpose per tensor, SP shards cast before the gather
     attention_kernel: str = ""  # flash-attention route ("" = the architecture's default figure; cudnn, fa2, fa3)
+    moe_host_s: float = 0.0  # host time to issue one MoE layer's kernels for one micro-batch, forward + backward
+    moe_stall_s: float = 0.0  # GPU idle after each forward MoE layer's host sync, while the host issues the dispatch
+    moe_host_fit: str = ""  # the rows both were fitted on, and their source
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -132,7 +135,20 @@ def stack(name: str = "megatron-core") -> Stack:
                  _at_once(key, e.get("expert_gemms_at_once", 1)),
                  _dispatchers(key, e.get("moe_dispatchers") or {"alltoall": "expert"}),
                  str(e.get("moe_dispatchers_source", "")), _fp8_casts(key, e.get("fp8_casts", "")),
-                 _attention_kernel(key, e.get("attention_kernel", "")))
+                 _attention_kernel(key, e.get("attention_kernel", "")), *_moe_host(key, e.get("moe_host")))
+
+
+def _moe_host(key: str, raw) -> tuple[float, float, str]:
+    """stacks.yaml moe_host: {layer_ms, sync_stall_ms: milliseconds >= 0, fit: the rows and source}, or absent (no
+    host term): (seconds, seconds, fit). Anything else is refused, not read as zero."""
+    if raw is None:
+        return 0.0, 0.0, ""
+    vals = [raw.get(k) for k in ("layer_ms", "sync_stall_ms")] if isinstance(raw, dict) else [None]
+    if (any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 for v in vals) or not raw.get("fit")
+            or set(raw) - {"layer_ms", "sync_stall_ms", "fit"}):
+        raise AiinfraError(f"stack '{key}': moe_host must be {{layer_ms: ms >= 0, sync_stall_ms: ms >= 0, fit: rows and "
+                           f"source}}, got {raw!r}")
+    return float(vals[0]) / 1e3, float(vals[1]) / 1e3, str(raw["fit"])
 
 
 ATTENTION_KERNELS = ("cudnn", "fa2", "fa3")  # cuDNN fused attention (Transformer Engine), FlashAttention-2, -3
@@ -273,6 +289,8 @@ def step_time(
     pipeline_split: str = "auto",
     sp: Number | bool = True,
     moe_dispatcher: str = "alltoall",
+    moe_host_ms: float | None = None,
+    moe_stall_ms: float | None = None,
 ) -> TrainingPerf | np.ndarray:
     """Step time of training `m` on `gpu` with the given layout (scalars or broadcastable arrays).
 
@@ -292,6 +310,8 @@ def step_time(
     `moe_dispatcher`: the MoE token dispatcher, one the stack offers (stacks.yaml moe_dispatchers): alltoall (Megatron's
     default: every routed (token, expert) copy in one all-to-all) or deepep / hybridep (Megatron's flex dispatcher: a
     token once per destination node over the NICs, once per destination rank inside it; comm.relayed_all_to_all).
+    `moe_host_ms` / `moe_stall_ms` override the stack's host time per MoE layer and micro-batch and its stall after
+    each forward sync (stacks.yaml moe_host).
     """
     node = node or comm.node_for(gpu)
     stk = software if isinstance(software, Stack) else stack(software)
@@ -454,8 +474,10 @@ def step_time(
     frac_moe = m.moe_layers / L
     comp_layer = (1 - frac_moe) * g_dense + frac_moe * g_moe
     cast_layer = (1 - frac_moe) * c_dense + frac_moe * c_moe
-    if ep_overlap:  # dispatch/combine of one micro-batch under the MoE layer compute of another
-        t_ep_moe = stk.exposed(t_ep_moe, g_moe + c_moe)
+    if ep_overlap:
+        # Megatron merges the forward of one micro-batch with the backward of the next (combined 1F1B), so the
+        # dispatch/combine of one runs under the other's whole layer: its GEMMs, casts, attention and elementwise work
+        t_ep_moe = stk.exposed(t_ep_moe, g_moe + c_moe + t_att_layer + t_elem_layer)
     ep_layer = frac_moe * t_ep_moe
     head_gemm = compute.gemm_time(T, m.vocab / tp, h, gpu, lin if lin in ("bf16", "fp16") else half, kt) * 3
     head_elem = T * m.vocab / tp * 4.0 * 3 / gpu.memory_bw  # fp32 logits: write, softmax read/write, grad
@@ -464,6 +486,20 @@ def step_time(
     # framework efficiency stretches the compute stream (launch gaps, host syncs between kernels); exposed
     # collectives are already wall time on the critical path (NCCL busbw is measured end to end)
     layer_t = (comp_layer + cast_layer + t_att_layer + t_elem_layer) / fw + t_tp_layer + t_cp_layer + ep_layer
+    # Host-bound MoE layers. Megatron's dispatchers copy the routed token counts to the host and wait for them
+    # (token_dispatcher.py _maybe_dtoh_and_synchronize, at cuda_sync_point) before each forward all-to-all: the GPU
+    # then drains and idles while the host issues the dispatch, permutation and expert kernels (S per forward MoE
+    # layer), unless the all-to-all overlap's merged schedule keeps another micro-batch's work queued. Nor can a
+    # layer run faster than the host issues it (H per MoE layer and micro-batch, forward + backward).
+    host_s = stk.moe_host_s if moe_host_ms is None else float(moe_host_ms) / 1e3
+    stall_s = stk.moe_stall_s if moe_stall_ms is None else float(moe_stall_ms) / 1e3
+    if m.is_moe and (host_s > 0 or stall_s > 0):
+        g_layer = layer_t
+        stall = 0.0 if ep_overlap else frac_moe * stall_s * (1 + full)
+        t_host_layer = np.maximum(g_layer + stall, frac_moe * host_s * passes / 3) - g_layer
+    else:
+        t_host_layer = 0.0
+    layer_t = layer_t + t_host_layer
     head_t = (head_gemm + head_elem) / fw
     single = pp == 1
     last_t = last_l * layer_t + head_t
@@ -516,6 +552,13 @@ def step_time(
                 {"n_coll": n_tp, "t_allreduce": ar_tp, "overlapped": tp_over, "chunked": split, "stack": stk.key,
                  "async backward": async_bwd, "sequence parallel": sp}, {"count": SRC_TP, stk.key: stk.source},
                 comm_part=True)
+    t_host = part("host-bound MoE layers (exposed)", t_host_layer, 0.0,
+                  "M · L_stage · (max(G + S · (1 + recompute) unless the all-to-all is overlapped, H · passes / 3) − G), "
+                  "G the layer's GPU time", {"H (host time per MoE layer and micro-batch)": host_s,
+                                             "S (stall after each forward sync)": stall_s, "overlapped": ep_overlap,
+                                             "stack": stk.key},
+                  {"host time": stk.moe_host_fit or "none for this stack", "sync": stk.moe_dispatchers_source or stk.source},
+                  comm_part=True)
     t_cp = part("CP communication", t_cp_layer, 0.0, "M · L_stage · max(0, 3(cp−1) · t_p2p(K,V chunk) − attention if overlapped)",
                 {"K,V chunk bytes": kv_chunk, "overlapped": stk.cp}, {"ring": "Liu et al. 2023 ring attention; Megatron context parallel"},
                 comm_part=True)
@@ -596,7 +639,7 @@ def step_time(
     if step_only:  # = Σ of the parts below, without building each array
         return (M * (n_layers * layer_t + np.where(head_on, head_t, 0.0)) + M * t_pp_mb + bubble_frac * stage_mb
                 + t_dp_v + t_opt_v + t_off_v)
-    step = total("step time", [t_comp, t_cast, t_attn, t_elem, t_tp, t_cp, t_ep, t_pp, t_bub, t_dp, t_opt, t_off])
+    step = total("step time", [t_comp, t_cast, t_attn, t_elem, t_host, t_tp, t_cp, t_ep, t_pp, t_bub, t_dp, t_opt, t_off])
     step_v = np.asarray(step.value)
     tps = Term("tokens per second", _s(tokens / step_v), "tokens/s", "global batch tokens / step time",
                {"tokens": tokens, "step": step})

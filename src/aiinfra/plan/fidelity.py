@@ -70,8 +70,11 @@ def _row_options(row: dict, framework_eff: float | None = None) -> Options:
                    sequence_parallel=bool(row.get("sp", True)), moe_dispatcher=row.get("moe_dispatcher", "alltoall"))
 
 
-def predict(row: dict, framework_eff: float | None = None) -> Prediction:
-    """The model's value for one published row (best completion of its unknown keys that fits)."""
+def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | None = None,
+            moe_stall_ms: float | None = None) -> Prediction:
+    """The model's value for one published row (best completion of its unknown keys that fits). `moe_host_ms` and
+    `moe_stall_ms` override the stack's MoE host constants (rows with every layout key known only: the fit solves
+    them)."""
     m, g = lookup_model(row["model"]), lookup_gpu(row["gpu"])
     gpus, seq, batch = int(row["gpus"]), int(row["seq"]), int(row["batch"])
     tp, pp, cp = int(row.get("tp", 1)), int(row.get("pp", 1)), int(row.get("cp", 1))
@@ -87,7 +90,8 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
                       pipeline_split=row.get("pipeline_split", "auto"), sp=bool(row.get("sp", True)),
                       moe_dispatcher=row.get("moe_dispatcher", "alltoall"), seq=seq, dtype=row["dtype"],
                       flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
-                      overlap_dp=row["stack"] != "megatron-2021", software=row["stack"], framework_eff=framework_eff)
+                      overlap_dp=row["stack"] != "megatron-2021", software=row["stack"], framework_eff=framework_eff,
+                      moe_host_ms=moe_host_ms, moe_stall_ms=moe_stall_ms)
         # a per-layer time (Korthikanti Table 4) times the layers' forward + backward only: no optimizer step or DP sync
         outside = sum(float(p.value) for p in r.step.parts if p.name in ("optimizer step", "DP communication (exposed)"))
         value = _metric(row, float(r.tokens_per_s.value), gpus, float(r.tflops_per_gpu.value), float(r.mfu.value),
@@ -98,6 +102,8 @@ def predict(row: dict, framework_eff: float | None = None) -> Prediction:
                f"{row.get('recompute', 'none')}{rl}" + ("" if row.get("sp", True) or tp == 1 else " no-SP"))
         return Prediction(row["key"], row["table"], float(row["value"]), value, row["metric"], lay, bool(row.get("fit")),
                           arch_family(g.architecture))
+    if moe_host_ms is not None or moe_stall_ms is not None:
+        raise ValueError(f"{row['key']}: a host-time fit row must fix mb, vp and recompute")
     from aiinfra.plan.commands import plan_command
 
     fixed = {k: row[k] for k in LAYOUT_KEYS if k in row}
@@ -185,6 +191,35 @@ def refit(at_one: list[Prediction], cache: dict | None = None) -> dict[str, floa
     """{"default" and every family with its own constant: framework_efficiency refitted on its fit rows}."""
     cache = {} if cache is None else cache
     return {a: _solve(at_one, a, None, cache) for a in ("default", *fitted_architectures())}
+
+
+def moe_host_fit_rows() -> dict[str, dict]:
+    """{"layer" | "stall": the row marked fit_moe_host with it}: the stack's host time per MoE layer is solved on a
+    host-bound row, its stall after each forward sync on a row whose GPU work outlasts the host."""
+    return {r["fit_moe_host"]: r for r in rows() if r.get("fit_moe_host")}
+
+
+def _bisect(f, hi: float = 50.0, tol: float = 0.005) -> float:
+    """The x in [0, hi] where the increasing f(x) − 1 changes sign (0 when f(0) >= 1 already)."""
+    lo = 0.0
+    if f(lo) >= 1:
+        return lo
+    while hi - lo > tol:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if f(mid) < 1 else (lo, mid)
+    return (lo + hi) / 2
+
+
+def solve_moe_host(rounds: int = 4) -> tuple[float, float]:
+    """(H, S) in ms: the host time per MoE layer and the stall after each forward sync at which both fit_moe_host rows
+    are met exactly (published/predicted = 1); each is solved by bisection with the other held, in turn, since a
+    host-bound row hardly depends on S and a GPU-bound one not at all on H."""
+    fit = moe_host_fit_rows()
+    h, st = 0.0, 0.0
+    for _ in range(rounds):
+        h = _bisect(lambda x: _ratio(predict(fit["layer"], moe_host_ms=x, moe_stall_ms=st)))
+        st = _bisect(lambda x: _ratio(predict(fit["stall"], moe_host_ms=h, moe_stall_ms=x)))
+    return h, st
 
 
 def leave_one_source_out(at_one: list[Prediction] | None = None,

@@ -24,7 +24,8 @@ from aiinfra.sizing.training import (device_memory, pipeline_edge_slots, pipelin
 from aiinfra.specs import GpuSpec, ModelSpec
 
 CHUNK = 262_144
-STEP_PARTS = ("matmul compute", "FP8/FP4 casts", "attention", "elementwise (memory-bound)", "TP communication",
+STEP_PARTS = ("matmul compute", "FP8/FP4 casts", "attention", "elementwise (memory-bound)",
+              "host-bound MoE layers (exposed)", "TP communication",
               "CP communication", "EP communication", "PP communication", "pipeline bubble",
               "DP communication (exposed)", "optimizer step")
 REASON = {"matmul compute": "compute (recompute or smaller GEMMs)", "elementwise (memory-bound)": "elementwise work",
@@ -32,7 +33,8 @@ REASON = {"matmul compute": "compute (recompute or smaller GEMMs)", "elementwise
           "optimizer step": "optimizer step (less sharded optimizer state)",
           "TP communication": "TP communication", "CP communication": "CP communication",
           "EP communication": "EP communication", "PP communication": "PP communication",
-          "pipeline bubble": "pipeline bubble", "DP communication (exposed)": "DP communication"}
+          "pipeline bubble": "pipeline bubble", "DP communication (exposed)": "DP communication",
+          "host-bound MoE layers (exposed)": "host-bound MoE layers (less work per kernel, or the all-to-all not overlapped)"}
 
 
 @dataclass

@@ -20,9 +20,11 @@ def main() -> None:
     fw, _ = framework_efficiency()
     own = ", ".join(f"{a} {v:.3f}" for a, (v, _) in fitted_architectures().items())
     print(f"framework_efficiency (catalog, fitted on the rows marked fit): default {fw:.3f}; {own}")
-    host_fit = {r["key"] for r in fidelity.moe_host_fit_rows()}
-    print(f"MoE host time per layer (stacks.yaml megatron-core): {stack('megatron-core').moe_host_s * 1e3:.2f} ms, "
-          f"fitted on {', '.join(sorted(host_fit))}; solved again here: {fidelity.solve_moe_host():.2f} ms")
+    host_fit = {r["key"] for r in fidelity.moe_host_fit_rows().values()}
+    mc, (h, st) = stack("megatron-core"), fidelity.solve_moe_host()
+    print(f"MoE host constants (stacks.yaml megatron-core moe_host): {mc.moe_host_s * 1e3:.2f} ms per layer, "
+          f"{mc.moe_stall_s * 1e3:.2f} ms stall per forward sync, fitted on {', '.join(sorted(host_fit))}; "
+          f"solved again here: {h:.2f}, {st:.2f}")
     for p in preds:
         mark = "fit" if p.fit or p.key in host_fit else "out"
         print(f"  [{mark}] {p.key:24s} {p.metric:14s} published {p.published:>9.3f}  predicted {p.predicted:>9.3f}  "

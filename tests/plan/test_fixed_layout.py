@@ -214,3 +214,19 @@ def test_moe_dispatcher_option_reaches_the_step_time(cli):
     assert hybrid.facts["your_layout"]["step_s"] < 0.92 * plain.facts["your_layout"]["step_s"]
     assert_one_line_error(cli("plan", "qwen3-30b-a3b", "--gpus", "16", "--moe-dispatcher", "nccl"),
                           "unknown MoE dispatcher 'nccl'")
+
+
+def test_moe_sync_free_drops_the_host_bound_term(cli):
+    """`--moe-sync-free` is a dispatch without the host sync before each MoE all-to-all (Megatron-Bridge's 26.06
+    recipes: fixed-capacity dispatch under full-iteration CUDA graphs). The fixed layout then carries no
+    "host-bound MoE layers" part and runs faster; without the flag the part is there (stacks.yaml moe_host)."""
+    argv = ("plan", "qwen3-30b-a3b", "--gpus", "16", "--dtype", "fp8", "--seq", "4096", "--global-batch", "1024",
+            "--layout", "tp=1,pp=1,ep=16,dp=16,mb=1,vp=1,recompute=none", "--top", "1", "--format", "json", "--explain")
+    plain, free = cli(*argv).json(), cli(*argv, "--moe-sync-free").json()
+
+    def host_part(doc):
+        step = next(t for t in doc["explain"] if t["name"] == "step time")
+        return next(p["value"] for p in step["parts"] if p["name"] == "host-bound MoE layers (exposed)")
+
+    assert host_part(plain) > 0 and host_part(free) == 0
+    assert free["facts"]["your_layout"]["step_s"] < plain["facts"]["your_layout"]["step_s"]

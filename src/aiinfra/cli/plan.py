@@ -121,6 +121,9 @@ def command(
     moe_dispatcher: Annotated[str, typer.Option(
         help="MoE token dispatcher: alltoall (every routed copy), deepep or hybridep (Megatron flex dispatcher: a "
              "token once per destination node over the NICs, once per rank inside it).")] = "alltoall",
+    moe_sync_free: Annotated[bool, typer.Option(
+        "--moe-sync-free", help="MoE dispatch without a host sync before each all-to-all (fixed-capacity dispatch "
+                                "under full-iteration CUDA graphs): no host-bound MoE term (stacks.yaml moe_host).")] = False,
     pipeline_split: Annotated[str, typer.Option(
         help="Pipeline split: account (embedding and loss take a layer's slot, Megatron --account-for-embedding/loss-"
              "in-pipeline-split), even (layers only), auto (account where the LM head weighs half a layer or more).")] = "auto",
@@ -149,6 +152,7 @@ def command(
     opts.grad_dtype = grad_dtype
     opts.ep_overlap = ep_overlap
     opts.moe_dispatcher = moe_dispatcher
+    opts.moe_sync_free = moe_sync_free
     opts.pipeline_split = pipeline_split
     if recommend:
         _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note, catalog_prices)

@@ -66,6 +66,12 @@ class Options:
     ep_overlap: bool = False  # MoE all-to-all under another micro-batch's compute (Megatron's EP overlap, opt-in)
     pipeline_split: str = "auto"  # embedding/loss pipeline slots: auto | even | account (sizing.training.PIPELINE_SPLITS)
     moe_dispatcher: str = "alltoall"  # MoE token dispatcher: alltoall | deepep | hybridep (stacks.yaml moe_dispatchers)
+    moe_sync_free: bool = False  # MoE dispatch without a host sync (full-iteration CUDA graphs): no stacks.yaml moe_host
+
+
+def _host_free(opt: Options) -> dict:
+    """step_time overrides for a sync-free MoE dispatch: no host time per MoE layer, no stall after a sync."""
+    return {"moe_host_ms": 0.0, "moe_stall_ms": 0.0} if opt.moe_sync_free else {}
 
 
 @dataclass
@@ -143,6 +149,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         software=opt.software, framework_eff=opt.framework_efficiency, offload=b("offload"), step_only=not with_parts,
         recompute_fraction=b("rfrac"), tp_overlap=b("tpo"), grad_reduce=opt.grad_dtype, etp=b("etp"),
         ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split, sp=b("sp"), moe_dispatcher=opt.moe_dispatcher,
+        **_host_free(opt),
     )
     shape = (space.n_base, space.k)
     memory = np.broadcast_to(np.asarray(mem if not with_parts else mem.total.value, dtype=float), shape).ravel()
@@ -391,7 +398,7 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                      framework_eff=opt.framework_efficiency, offload=one.get("offload", 0),
                      recompute_fraction=one.get("rfrac", 1.0), tp_overlap=one.get("tpo"), grad_reduce=opt.grad_dtype,
                      etp=one.get("etp"), ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split, sp=one["sp"],
-                     moe_dispatcher=opt.moe_dispatcher)
+                     moe_dispatcher=opt.moe_dispatcher, **_host_free(opt))
     terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.mfu_full, perf.hfu, mem.total]
     if tokens:
         terms += perf.time_to_train(tokens, price)

@@ -490,7 +490,8 @@ def step_time(
     # (token_dispatcher.py _maybe_dtoh_and_synchronize, at cuda_sync_point) before each forward all-to-all: the GPU
     # then drains and idles while the host issues the dispatch, permutation and expert kernels (S per forward MoE
     # layer), unless the all-to-all overlap's merged schedule keeps another micro-batch's work queued. Nor can a
-    # layer run faster than the host issues it (H per MoE layer and micro-batch, forward + backward).
+    # layer run faster than the host issues it (H per MoE layer and micro-batch, forward + backward). Like layer_t,
+    # both are averaged over the dense and MoE layers (frac_moe); the sync happens at EP 1 too ("before_finish").
     host_s = stk.moe_host_s if moe_host_ms is None else float(moe_host_ms) / 1e3
     stall_s = stk.moe_stall_s if moe_stall_ms is None else float(moe_stall_ms) / 1e3
     if m.is_moe and (host_s > 0 or stall_s > 0):

@@ -7,7 +7,9 @@ metric. The one end-to-end constant (framework_efficiency: the value at which th
 over the rows marked `fit` is 1) is fitted per architecture family where the catalog gives the family its own value (Hopper), and
 on Narayanan Table 1 (A100) for every other family. `leave_one_source_out` refits the held-out source's
 constant without it (on the other sources' fit rows of its family; failing those, the family's other rows;
-failing those, the default constant's fit rows) and predicts the held-out source with it.
+failing those, the default constant's fit rows) and predicts the held-out source with it. megatron-core's two MoE
+host constants (stacks.yaml moe_host) are solved on the two rows marked fit_moe_host (`solve_moe_host`); every other
+MoE row is out of that fit.
 """
 
 from __future__ import annotations

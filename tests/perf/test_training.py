@@ -601,3 +601,31 @@ def test_moe_host_constants_that_are_not_fitted_numbers_are_refused():
                 {**ok, "fit": ""}, {**ok, "stall": 1.0}, {**ok, "layer_ms": True}, 8.0):
         with pytest.raises(AiinfraError, match="moe_host must be"):
             _moe_host("x", bad)
+
+
+def test_routed_expert_gradients_sync_over_the_expert_data_parallel_group():
+    """Megatron-LM (parallel_state.initialize_model_parallel) syncs routed-expert gradients over the expert-data-parallel
+    group of tp·dp·cp / (etp·ep) ranks spaced etp·ep apart, and the rest over dp·cp. GPT-OSS-120B on 64 DGX-B200 with
+    EP8 (Megatron-Bridge 26.04.01 recipe): 8 ranks, one per node, so the whole expert shard (14.3B parameters) crosses
+    the NICs; placed like the dense parameters (64 ranks, 8 per node) it would cross them an eighth at a time. With EP
+    spanning the whole job there is no expert sync at all; a dense model is unchanged."""
+    from aiinfra.perf import comm
+    from aiinfra.sizing.training import param_counts
+
+    m, g = model("gpt-oss-120b"), gpu("b200")
+    kw = dict(dp=64, global_batch=1280, seq=4096, micro_batch=4, zero=1, grad_reduce="bf16", overlap_dp=False)
+    r = step_time(m, g, ep=8, **kw)
+    term = next(p for p in r.step.parts if p.name == "DP communication (exposed)")
+    assert int(term.inputs["expert-DP ranks"]) == 8
+    pc = param_counts(m)
+    experts = m.moe_layers * pc.moe_layer.experts / 8
+    node = comm.node_for(g)
+    one_per_node = float(comm.hierarchical_all_reduce(experts * 2, 8, 1, node).value)
+    eight_per_node = float(comm.hierarchical_all_reduce(experts * 2, 64, 8, node).value)
+    assert float(term.inputs["t_allreduce experts"].value) == pytest.approx(one_per_node)
+    assert one_per_node > 5 * eight_per_node
+    dense = float(term.inputs["t_allreduce dense"].value)
+    assert float(term.value) == pytest.approx(dense + one_per_node)  # ZeRO-1, bf16 reduce: one all-reduce's bytes
+    whole = step_time(m, g, ep=64, **kw)
+    term64 = next(p for p in whole.step.parts if p.name == "DP communication (exposed)")
+    assert int(term64.inputs["expert-DP ranks"]) == 1 and float(term64.value) == pytest.approx(dense)

@@ -91,17 +91,20 @@ def test_nvl72_domain_lets_ep_span_more_than_8_gpus_at_nvlink_speed(nvl72):
     """A GB200-like entry with scaleup_domain 72 (a user --catalog file): expert (and tensor) parallel groups
     beyond 8 GPUs stay on NVLink. For DeepSeek-V3 on 1,152 GPUs (16 racks), with the MoE all-to-all overlapped as
     Megatron-LM's MoE README advises for DeepSeek-V3-sized models (--overlap-moe-expert-parallel-comm), the best
-    layout puts TP·EP > 8 GPUs inside the rack because it beats every layout that fits with TP·EP ≤ 8, and the note
-    names NVLink. (Without the overlap every forward MoE layer waits on its host sync, stacks.yaml moe_host, and a few
+    layout spans more than 8 GPUs with its expert group (EP × expert TP) inside the rack because it beats every layout
+    that fits with TP and the expert group within 8 GPUs, and the note names NVLink. (Its experts are whole, EP64
+    folded over TP2·DP: since routed-expert gradients sync over the expert-data-parallel group, a wide EP also
+    shrinks that sync.) (Without the overlap every forward MoE layer waits on its host sync, stacks.yaml moe_host, and a few
     large micro-batches with no expert parallelism come out ahead.)"""
     import numpy as np
 
     from aiinfra.plan.search import Options, plan
     r = plan(model("deepseek-v3"), nvl72, 1152, global_batch=2304, seq=8192, keep=True, options=Options(ep_overlap=True))
     w = r.top[0]
-    assert 8 < w["tp"] * w["ep"] <= 72
+    # the GPUs one MoE layer's experts span: EP × expert TP (EP folds over the TP ranks with expert TP 1)
+    assert 8 < w["etp"] * w["ep"] <= 72
     ev = r.evaluated
-    small = ev.fits & (ev.space.tp * ev.space.ep <= 8)
+    small = ev.fits & (np.maximum(ev.space.tp, ev.space.etp * ev.space.ep) <= 8)
     assert w["step_s"] < float(np.min(ev.step[small]))
     assert any("NVLink" in n and "72-GPU domain" in n for n in r.notes)
     b200 = plan(model("deepseek-v3"), gpu("b200"), 1152, global_batch=2304, seq=8192)

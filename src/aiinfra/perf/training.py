@@ -580,11 +580,21 @@ def step_time(
     pc = param_counts(m)
     total_p = float(pc.total.value)
     expert_p = m.moe_layers * (pc.moe_layer.experts if pc.moe_layer else 0)
-    shard = (total_p - expert_p) / (tp * pp) + expert_p / (etp * pp * ep)
+    dense_shard = (total_p - expert_p) / (tp * pp)
+    expert_shard = expert_p / (etp * pp * ep)
+    shard = dense_shard + expert_shard
     grad_bytes = shard * ACT_BYTES
     group = dp * cp
-    ar_dp = comm.hierarchical_all_reduce(grad_bytes, group, np.clip(domain // tp, 1, group),
-                                         node, "DP gradient all-reduce")
+    # Routed experts sync over Megatron's expert-data-parallel group, tp·dp·cp / (etp·ep) ranks spaced etp·ep apart
+    # (ranks ETP → EP → EDP → PP), so once EP fills the scale-up domain every member sits in another node and the
+    # whole expert shard crosses the NICs; the rest syncs over dp·cp with domain/tp members per node.
+    edp = np.maximum(group * tp // (etp * ep), 1)
+    ar_dense = comm.hierarchical_all_reduce(dense_shard * ACT_BYTES, group, np.clip(domain // tp, 1, group),
+                                            node, "DP gradient all-reduce (dense)")
+    ar_exp = comm.hierarchical_all_reduce(expert_shard * ACT_BYTES, edp, np.clip(domain // (etp * ep), 1, edp),
+                                          node, "expert-DP gradient all-reduce (routed experts)")
+    ar_value = (np.where(group > 1, ar_dense.value, 0.0)
+                + np.where((edp > 1) & (expert_shard > 0), ar_exp.value, 0.0))
     z3 = zero >= 3
     # The all-reduce time above is for 16-bit gradients = reduce-scatter (½) + all-gather (½). Gradients of
     # bf16-based training (bf16, fp8, fp4) are reduced in fp32 (Megatron-LM sets accumulate_allreduce_grads_in_fp32
@@ -592,7 +602,7 @@ def step_time(
     # the reduce-scatter half moves twice the bytes; fp16 (2021 Megatron) reduces in fp16.
     rs = (1.0 if lin == "fp16" else 2.0) if grad_reduce is None else (2.0 if grad_reduce == "fp32" else 1.0)
     dp_factor = np.where(z3, (1.0 + 0.5 * rs) * M, 0.5 + 0.5 * rs)
-    t_dp_raw = np.where(group > 1, ar_dp.value * dp_factor, 0.0)
+    t_dp_raw = ar_value * dp_factor
     mb_busy = stage_t  # one micro-batch of the slowest stage
     if overlap_dp:
         # reduce-scatter half under the last backward (2/3 of a micro-batch), gather half under the
@@ -603,14 +613,18 @@ def step_time(
         window = 0.0
     t_dp_v = stk.exposed(t_dp_raw, window)
     t_dp = Term("DP communication (exposed)", _s(t_dp_v), "s",
-                "max(0, ZeRO factor × t_allreduce(grad shard, dp·cp) − overlap window)",
-                {"t_allreduce": ar_dp, "ZeRO factor": dp_factor, "grad shard bytes": grad_bytes,
-                 "overlap window": window, "stack": stk.key},
+                "max(0, ZeRO factor × (t_allreduce(dense shard, dp·cp) + t_allreduce(expert shard, tp·dp·cp/(etp·ep)))"
+                " − overlap window)",
+                {"t_allreduce dense": ar_dense, "t_allreduce experts": ar_exp, "expert-DP ranks": edp,
+                 "ZeRO factor": dp_factor, "grad shard bytes": grad_bytes, "overlap window": window, "stack": stk.key},
                 {"ZeRO": "Rajbhandari et al. 2020: ZeRO-1/2 = reduce-scatter + all-gather (same bytes as all-reduce); "
                          "ZeRO-3 gathers parameters for every forward and backward (1.5x per micro-batch); fp32 gradient "
                          "reduce-scatter for bf16-based training (Megatron-LM accumulate_allreduce_grads_in_fp32, Llama 3 §3.3.4)",
+                 "expert-DP group": "Megatron-LM parallel_state.initialize_model_parallel: expert data parallel size = "
+                                    "world / (pp · etp · ep), rank order tp-cp-ep-dp-pp with experts etp-ep-edp-pp",
                  stk.key: stk.source})
-    opt_shard = shard / np.where(zero >= 1, group, 1)
+    # the distributed optimizer shards each part over the group that syncs it
+    opt_shard = dense_shard / np.where(zero >= 1, group, 1) + expert_shard / np.where(zero >= 1, edp, 1)
     t_opt_v = opt_shard * OPT_BYTES / gpu.memory_bw
     t_opt = Term("optimizer step", _s(t_opt_v), "s", "params in this GPU's optimizer shard × 30 B / HBM bandwidth",
                  {"params": opt_shard, "bytes per param": OPT_BYTES, "HBM B/s": gpu.memory_bw},
@@ -621,7 +635,7 @@ def step_time(
     host = comm.link(f"pcie-gen{gpu.pcie_gen}")
     act_layer = layer_activation_bytes(m, seq=s, micro_batch=mb, tp=tp, cp=cp, sp=sp & (tp > 1), recompute=rc,
                                        flash_attention=flash_attention).value
-    off_opt = np.where(off & 1, shard / np.where(zero >= 1, group, 1) * (4.0 + OPT_BYTES), 0.0)
+    off_opt = np.where(off & 1, opt_shard * (4.0 + OPT_BYTES), 0.0)
     off_w = np.where(off & 2, M * (2 + full) * shard * 2.0, 0.0)
     off_act = np.where(off & 4, M * 2.0 * n_layers * act_layer, 0.0)
     t_off_v = (off_opt + off_w + off_act) / host.effective_bw

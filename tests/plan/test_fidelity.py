@@ -246,7 +246,8 @@ def test_megatron_bridge_h100_moe_out_of_sample():
     the host before each forward all-to-all (Megatron-LM MoE README, "CPU Overhead Bottleneck"). With megatron-core's
     MoE host constants (stacks.yaml moe_host, solved on two DGX-B200 rows): Qwen3-30B +0.1%; Qwen3-235B +5.2% (its
     overlap keeps the GPU busy through the sync; +5.2% rather than −3.1% since the all-to-all now hides under the
-    paired micro-batch's whole layer, not only its GEMMs); GPT-OSS +25.6%. NVIDIA's blog "Boosting MoE Training
+    paired micro-batch's whole layer, not only its GEMMs); GPT-OSS +25.1% (+25.6% before routed-expert gradients synced
+    over the expert-data-parallel group). NVIDIA's blog "Boosting MoE Training
     Throughput with Advanced Fusion Kernels" (2026-06-15) credits +93% end to end for GPT-OSS to fused MoE kernels
     (its clamped, biased GLU in the GEMM epilogue) and sync-free full-iteration CUDA graphs: part of that is unfused
     GPU work this model does not charge. The bounds record that miss rather than hide it."""
@@ -256,11 +257,11 @@ def test_megatron_bridge_h100_moe_out_of_sample():
 
 
 def test_moe_host_constants_are_their_fit_and_carry_to_other_gpus_and_layouts():
-    """stacks.yaml megatron-core moe_host (8.67 ms per MoE layer, 3.97 ms stall per forward sync) is what meets the
+    """stacks.yaml megatron-core moe_host (8.67 ms per MoE layer, 3.96 ms stall per forward sync) is what meets the
     two DGX-B200 Qwen3-30B rows exactly (Megatron-Bridge 26.02 MBS 1 → 9,691 tokens/s/GPU, host-bound; 26.04.01 MBS 4
     → 27,136, GPU-bound plus the stall). Out of that fit: 26.02.01 DGX-H100 PP2·VP12·EP8 with DeepEP and the all-to-all
-    overlapped → 9,058 (+0.4%); the CUDA-graph guide's eager H100 BF16 EP16 run with the plain all-to-all, 41.36 s a
-    step → 6,338 (−7.9%); 26.04.01 DGX-B300 MBS 8 → 30,720 (+7.1%), DGX-GB200 MBS 4 → 26,112 (+7.3%), DGX-GB300 MBS 8
+    overlapped → 9,058 (+0.3%); the CUDA-graph guide's eager H100 BF16 EP16 run with the plain all-to-all, 41.36 s a
+    step → 6,338 (−7.8%); 26.04.01 DGX-B300 MBS 8 → 30,720 (+7.0%), DGX-GB200 MBS 4 → 26,112 (+7.2%), DGX-GB300 MBS 8
     → 31,744 (+8.3%; Grace hosts, not the fit's x86 ones)."""
     from aiinfra.perf.training import stack
 
@@ -277,3 +278,23 @@ def test_moe_host_constants_are_their_fit_and_carry_to_other_gpus_and_layouts():
     assert abs(out["mbridge-26021-qwen3-30b"]) <= 0.03 and abs(out["mbridge-cgdoc-qwen3-30b-eager"]) <= 0.10
     assert all(abs(out[k]) <= 0.10 for k in ("mbridge-2604-b300-qwen3-30b", "mbridge-2604-gb200-qwen3-30b",
                                               "mbridge-2604-gb300-qwen3-30b"))
+
+
+def test_megatron_bridge_blackwell_moe_out_of_sample():
+    """Megatron-Bridge docs/performance-summary-archive.md, 26.04.01 container, out of every fit (recipes at tag
+    v0.4.1). Qwen3-235B-A22B on 256 GPUs, MXFP8, GBS 8192: DGX-B200 PP8·EP8 MBS 1 → 3,776 tokens/s/GPU (+12.8%);
+    DGX-B300 MBS 2 → 5,936 (−12.2%); DGX-GB200 PP8·VP3·EP32 → 5,680 (−24.1%); DGX-GB300 PP4·VP12·EP32 MBS 2 → 6,944
+    (−17.5%). The GB200 run takes 7.6 ms per MoE layer and micro-batch, under the 8.67 ms host floor fitted on x86
+    DGX-B200 hosts without CUDA graphs; its recipe graphs attention, router and preprocessing on Grace hosts, which
+    this model does not credit. GPT-OSS-120B on 64 GPUs, BF16, GBS 1280, MBS 4: DGX-B200 EP8 → 13,568 (+58.0%);
+    DGX-B300 EP8 → 15,232 (+41.9%); DGX-GB200 EP64 → 16,640 (+119.4%); DGX-GB300 EP64 → 19,200 (+28.0%). Every GPT-OSS
+    run, the H100 one included, is slower than the model, by 1.3-2.2x, while Qwen3 runs of the same release, GPUs
+    and dispatchers are within 25%: a cost particular to GPT-OSS is missing (its attention sinks, biased clamped GLU
+    experts or 64-wide heads; none is identified). B200 and B300 were +82% and +64% before routed-expert gradients
+    synced over Megatron's expert-data-parallel group (8 ranks, one per node) rather than all 64 ranks. The bounds
+    record the misses; they fail if the model gets worse, or if GPT-OSS stops running slower than predicted without
+    this docstring being revisited."""
+    q = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 Blackwell Qwen3-235B")}
+    assert len(q) == 4 and all(abs(e) <= 0.26 for e in q.values()) and sum(map(abs, q.values())) / 4 <= 0.18
+    o = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 Blackwell GPT-OSS")}
+    assert len(o) == 4 and all(0.2 < e <= 1.25 for e in o.values())

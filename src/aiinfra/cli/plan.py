@@ -174,6 +174,9 @@ def command(
                       f"(device memory as nvidia-smi reports it; runtime reserve counted in the total)[/]")
         for line in f["why_not_the_others"] + f["notes"]:
             console.print(f"  [dim]{line}[/]")
+        for w in res.warnings:
+            if w != f.get("your_layout_verdict"):  # printed above
+                err_console.print(f"[yellow]warning:[/] {w}")
         if explain:
             emit(Result(f"Why {f.get('your_layout', {}).get('layout') or f['best_layout']}", res.terms), fmt, True,
                  table=lambda _: None)

@@ -51,6 +51,34 @@ class PlanFacts(Facts):
     layouts: list[dict]
     why_not_the_others: list[str]
     notes: list[str]
+    published_runs: list[dict]
+
+
+# Beyond this the published runs of a model all ran slower (or all faster) than predicted: say so with the answer.
+SYSTEMATIC_GAP = 0.15
+
+
+def _track_record(res: Result, m: ModelSpec) -> None:
+    """How this step-time model did on the published runs of `m` (catalog training_validation.yaml): every run in
+    the facts, their error range in the notes, and a warning when every run erred the same way by more than 15%."""
+    from aiinfra.plan.fidelity import track_record
+
+    runs = track_record(m.name)
+    res.facts["published_runs"] = runs
+    if not runs:
+        return
+    errs = [x["error"] for x in runs]
+    lo, hi = min(errs), max(errs)
+    fitted = sum(x["fitted_on"] for x in runs)
+    where = ", ".join(sorted({x["gpu"] for x in runs})) + (f"; {fitted} fitted on" if fitted else "")
+    res.facts["notes"].append(f"published runs of {m.name}: {len(runs)} ({where}); on them this model predicted "
+                              f"{lo:+.0%} to {hi:+.0%} tokens/s against the measured (catalog training_validation.yaml)")
+    if len(runs) >= 2 and (lo > SYSTEMATIC_GAP or hi < -SYSTEMATIC_GAP):
+        way, ratio = ("slower", (1 + lo, 1 + hi)) if lo > 0 else ("faster", (1 / (1 + lo), 1 / (1 + hi)))
+        res.warnings.append(
+            f"every published run of {m.name} in the validation set ({len(runs)}) ran {way} than this model predicts, "
+            f"by {min(ratio):.2f}-{max(ratio):.2f}x: a cost particular to this model is "
+            f"{'missing' if lo > 0 else 'overcharged'}; read its step time as {'optimistic' if lo > 0 else 'pessimistic'}")
 
 
 def parse_layout(text: str | None) -> dict[str, Any]:
@@ -240,6 +268,7 @@ def plan_command(
                    "(CUDA context, NCCL buffers, fragmentation) is part of the total"]
     title = f"Plan: {m.name} on {w['gpus']} × {gpu.key}"
     res = Result(title, r.winner_terms, facts, [], assumptions)
+    _track_record(res, m)
     if lay:
         y = _yours(r, lay)
         if y is None:

@@ -15,6 +15,7 @@ MoE row is out of that fit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -124,6 +125,31 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
     lay = f"{y['layout']} mb{y['mb']} v{y['vp']} {y['recompute']}" + (" OOM" if y["oom"] else "")
     return Prediction(row["key"], row["table"], float(row["value"]), value, row["metric"], lay, bool(row.get("fit")),
                       arch_family(g.architecture))
+
+
+KNOWN = ("mb", "vp", "recompute")  # a row with these fixed is one step_time call; without them, a search
+
+
+@lru_cache(maxsize=32)
+def _track_record(name: str) -> tuple[tuple[tuple[str, object], ...], ...]:
+    out = []
+    for r in rows():
+        if r["metric"] != "tokens_per_gpu" or not all(k in r for k in KNOWN) or lookup_model(r["model"]).name != name:
+            continue
+        p = predict(r)
+        out.append((("row", r["key"]), ("source", r["table"]), ("gpu", r["gpu"]), ("gpus", int(r["gpus"])),
+                     ("layout", p.layout), ("published_tokens_per_gpu", p.published),
+                     ("predicted_tokens_per_gpu", round(p.predicted, 1)), ("error", round(p.error, 4)),
+                     ("fitted_on", bool(r.get("fit") or r.get("fit_moe_host")))))
+    return tuple(out)
+
+
+def track_record(name: str) -> list[dict]:
+    """The published runs of catalog model `name` whose layout the validation file fixes completely (micro-batch,
+    interleave and recompute; a row leaving one to the search would cost a whole search), each with this model's
+    prediction: error = predicted / published − 1, above 0 when the model is faster than the run was; fitted_on marks
+    the rows a constant was fitted on."""
+    return [dict(x) for x in _track_record(name)]
 
 
 def predict_all(framework_eff: float | None = None, only: set[str] | None = None) -> list[Prediction]:

@@ -1,0 +1,47 @@
+"""`aiinfra plan` says how its step time did on the published runs of the same model (plan.fidelity.track_record)."""
+
+from __future__ import annotations
+
+import json
+
+from aiinfra.catalog.gpus import gpu
+from aiinfra.catalog.models import model
+from aiinfra.plan import fidelity
+from aiinfra.plan.commands import plan_command
+
+OSS_LAYOUT = "tp=1,pp=4,ep=8,dp=16,mb=1,vp=1,recompute=none,zero=1"
+
+
+def test_a_model_whose_published_runs_all_ran_slower_gets_a_warning(cli):
+    """GPT-OSS-120B: Megatron-Bridge 26.04.01 ran it on 64 DGX-H100, B200, B300, GB200 and GB300 (5,824 / 13,568 /
+    15,232 / 16,640 / 19,200 tokens/s/GPU; catalog training_validation.yaml), and every run is slower than this model
+    predicts, by 1.25x or more. `plan` says so on stderr, carries every run with its prediction in the facts, and
+    stdout stays one JSON document."""
+    r = cli("plan", "gpt-oss-120b", "--gpus", "64", "--seq", "4096", "--global-batch", "1280", "--layout", OSS_LAYOUT,
+            "--format", "json")
+    assert r.code == 0, r.err
+    runs = json.loads(r.out)["facts"]["published_runs"]
+    assert {x["gpu"]: x["published_tokens_per_gpu"] for x in runs} == {
+        "h100-sxm": 5824, "b200": 13568, "b300": 15232, "gb200": 16640, "gb300": 19200}
+    assert all(x["error"] > 0.2 and not x["fitted_on"] for x in runs)
+    assert "every published run of gpt-oss-120b in the validation set (5) ran slower than this model predicts" in r.err
+    table = cli("plan", "gpt-oss-120b", "--gpus", "64", "--seq", "4096", "--global-batch", "1280", "--layout", OSS_LAYOUT)
+    assert table.code == 0 and "published runs of gpt-oss-120b: 5" in table.out and "ran slower" in table.err
+
+
+def test_runs_on_both_sides_give_a_note_and_no_warning_and_a_model_without_runs_neither():
+    """Qwen3-30B-A3B has seven fully specified Megatron-Bridge runs (two of them the MoE host fit) on H100, B200,
+    B300, GB200 and GB300, predicted within about ±8% on both sides: a note with the range, no warning. A model with no
+    published run carries an empty list. Each run's prediction is the fidelity report's for that row."""
+    res = plan_command(model("qwen3-30b-a3b"), gpu("b200"), [8], global_batch=512, seq=4096,
+                       layout="tp=1,pp=1,ep=8,dp=8,mb=4,vp=1,recompute=none,zero=1")
+    runs = res.facts["published_runs"]
+    assert len(runs) == 7 and sum(x["fitted_on"] for x in runs) == 2
+    assert min(x["error"] for x in runs) < 0 < max(x["error"] for x in runs)
+    assert any(n.startswith("published runs of qwen3-30b-a3b: 7") and "2 fitted on" in n for n in res.facts["notes"])
+    assert not any("published run" in w for w in res.warnings)
+    row = next(r for r in fidelity.rows() if r["key"] == runs[0]["row"])
+    assert runs[0]["error"] == round(fidelity.predict(row).error, 4)
+    none = plan_command(model("mistral-small-24b"), gpu("h100-sxm"), [8], global_batch=64, seq=4096,
+                        layout="tp=1,pp=1,dp=8,mb=1,vp=1,recompute=full,zero=1")
+    assert none.facts["published_runs"] == [] and not any("published runs" in n for n in none.facts["notes"])

@@ -29,6 +29,20 @@ def test_a_model_whose_published_runs_all_ran_slower_gets_a_warning(cli):
     assert table.code == 0 and "published runs of gpt-oss-120b: 5" in table.out and "ran slower" in table.err
 
 
+def test_a_config_json_of_the_same_architecture_has_the_same_runs(tmp_path):
+    """Runs belong to an architecture, not a name: GPT-OSS-120B's config.json under another directory name gets the
+    catalog model's five runs; a changed architecture (another vocabulary) gets none."""
+    from aiinfra.catalog.loader import DATA_DIR
+
+    cfg = json.loads((DATA_DIR / "models" / "gpt-oss-120b.json").read_text())
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text(json.dumps(cfg))
+    assert len(fidelity.track_record(model(str(tmp_path / "mine" / "config.json")))) == 5
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "config.json").write_text(json.dumps({**cfg, "vocab_size": cfg["vocab_size"] + 64}))
+    assert fidelity.track_record(model(str(tmp_path / "cut" / "config.json"))) == []
+
+
 def test_runs_on_both_sides_give_a_note_and_no_warning_and_a_model_without_runs_neither():
     """Qwen3-30B-A3B has seven fully specified Megatron-Bridge runs (two of them the MoE host fit) on H100, B200,
     B300, GB200 and GB300, predicted within about ±8% on both sides: a note with the range, no warning. A model with no

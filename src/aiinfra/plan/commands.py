@@ -58,12 +58,12 @@ class PlanFacts(Facts):
 SYSTEMATIC_GAP = 0.15
 
 
-def _track_record(res: Result, m: ModelSpec) -> None:
+def _add_track_record(res: Result, m: ModelSpec) -> None:
     """How this step-time model did on the published runs of `m` (catalog training_validation.yaml): every run in
     the facts, their error range in the notes, and a warning when every run erred the same way by more than 15%."""
     from aiinfra.plan.fidelity import track_record
 
-    runs = track_record(m.name)
+    runs = track_record(m)
     res.facts["published_runs"] = runs
     if not runs:
         return
@@ -268,7 +268,7 @@ def plan_command(
                    "(CUDA context, NCCL buffers, fragmentation) is part of the total"]
     title = f"Plan: {m.name} on {w['gpus']} × {gpu.key}"
     res = Result(title, r.winner_terms, facts, [], assumptions)
-    _track_record(res, m)
+    _add_track_record(res, m)
     if lay:
         y = _yours(r, lay)
         if y is None:

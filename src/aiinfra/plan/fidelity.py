@@ -25,7 +25,7 @@ from aiinfra.catalog.models import model as lookup_model
 from aiinfra.perf.flops import RECOMPUTE
 from aiinfra.perf.training import TP_MODES, fitted_architectures, step_time
 from aiinfra.plan.search import Options
-from aiinfra.specs import arch_family
+from aiinfra.specs import ModelSpec, arch_family
 
 FILE = DATA_DIR / "training_validation.yaml"
 LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "tp_overlap")
@@ -131,10 +131,13 @@ KNOWN = ("mb", "vp", "recompute")  # a row with these fixed is one step_time cal
 
 
 @lru_cache(maxsize=32)
-def _track_record(name: str) -> tuple[tuple[tuple[str, object], ...], ...]:
+def _track_record(m: ModelSpec) -> tuple[tuple[tuple[str, object], ...], ...]:
     out = []
     for r in rows():
-        if r["metric"] != "tokens_per_gpu" or not all(k in r for k in KNOWN) or lookup_model(r["model"]).name != name:
+        if r["metric"] != "tokens_per_gpu" or not all(k in r for k in KNOWN):
+            continue
+        # the same architecture: a config.json of it carries another name and source
+        if lookup_model(r["model"]).model_copy(update={"name": m.name, "source": m.source}) != m:
             continue
         p = predict(r)
         out.append((("row", r["key"]), ("source", r["table"]), ("gpu", r["gpu"]), ("gpus", int(r["gpus"])),
@@ -144,12 +147,12 @@ def _track_record(name: str) -> tuple[tuple[tuple[str, object], ...], ...]:
     return tuple(out)
 
 
-def track_record(name: str) -> list[dict]:
-    """The published runs of catalog model `name` whose layout the validation file fixes completely (micro-batch,
-    interleave and recompute; a row leaving one to the search would cost a whole search), each with this model's
-    prediction: error = predicted / published − 1, above 0 when the model is faster than the run was; fitted_on marks
-    the rows a constant was fitted on."""
-    return [dict(x) for x in _track_record(name)]
+def track_record(m: ModelSpec) -> list[dict]:
+    """The published runs of model `m` (the same architecture, catalog or config.json) whose layout the validation
+    file fixes completely (micro-batch, interleave and recompute; a row leaving one to the search would cost a whole
+    search), each with this model's prediction: error = predicted / published − 1, above 0 when the model is faster
+    than the run was; fitted_on marks the rows a constant was fitted on."""
+    return [dict(x) for x in _track_record(m)]
 
 
 def predict_all(framework_eff: float | None = None, only: set[str] | None = None) -> list[Prediction]:

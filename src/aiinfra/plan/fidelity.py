@@ -73,6 +73,11 @@ def _row_options(row: dict, framework_eff: float | None = None) -> Options:
                    sequence_parallel=bool(row.get("sp", True)), moe_dispatcher=row.get("moe_dispatcher", "alltoall"))
 
 
+def fully_specified(row: dict) -> bool:
+    """A row that fixes micro-batch, interleave and recompute is one step_time call; without them, a search."""
+    return all(k in row for k in ("mb", "vp", "recompute"))
+
+
 def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | None = None,
             moe_stall_ms: float | None = None) -> Prediction:
     """The model's value for one published row (best completion of its unknown keys that fits). `moe_host_ms` and
@@ -82,8 +87,7 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
     gpus, seq, batch = int(row["gpus"]), int(row["seq"]), int(row["batch"])
     tp, pp, cp = int(row.get("tp", 1)), int(row.get("pp", 1)), int(row.get("cp", 1))
     dp = int(row.get("dp", gpus // (tp * pp * cp)))
-    known = all(k in row for k in ("mb", "vp", "recompute"))
-    if known or row["metric"] == "layer_ms":
+    if fully_specified(row) or row["metric"] == "layer_ms":
         r = step_time(m, g, tp=tp, pp=pp, dp=dp, cp=cp, ep=int(row.get("ep", 1)), etp=row.get("etp"),
                       micro_batch=int(row.get("mb", 1)), vp=int(row.get("vp", 1)),
                       recompute=row.get("recompute", "none"), zero=int(row.get("zero", 0)), global_batch=batch,
@@ -127,23 +131,19 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
                       arch_family(g.architecture))
 
 
-KNOWN = ("mb", "vp", "recompute")  # a row with these fixed is one step_time call; without them, a search
-
-
 @lru_cache(maxsize=32)
-def _track_record(m: ModelSpec) -> tuple[tuple[tuple[str, object], ...], ...]:
+def _track_record(m: ModelSpec) -> tuple[dict, ...]:
     out = []
     for r in rows():
-        if r["metric"] != "tokens_per_gpu" or not all(k in r for k in KNOWN):
+        if r["metric"] != "tokens_per_gpu" or not fully_specified(r):
             continue
         # the same architecture: a config.json of it carries another name and source
         if lookup_model(r["model"]).model_copy(update={"name": m.name, "source": m.source}) != m:
             continue
         p = predict(r)
-        out.append((("row", r["key"]), ("source", r["table"]), ("gpu", r["gpu"]), ("gpus", int(r["gpus"])),
-                     ("layout", p.layout), ("published_tokens_per_gpu", p.published),
-                     ("predicted_tokens_per_gpu", round(p.predicted, 1)), ("error", round(p.error, 4)),
-                     ("fitted_on", bool(r.get("fit") or r.get("fit_moe_host")))))
+        out.append({"row": r["key"], "source": r["table"], "gpu": r["gpu"], "gpus": int(r["gpus"]), "layout": p.layout,
+                    "published_tokens_per_gpu": p.published, "predicted_tokens_per_gpu": round(p.predicted, 1),
+                    "error": round(p.error, 4), "fitted_on": bool(r.get("fit") or r.get("fit_moe_host"))})
     return tuple(out)
 
 
@@ -152,7 +152,7 @@ def track_record(m: ModelSpec) -> list[dict]:
     file fixes completely (micro-batch, interleave and recompute; a row leaving one to the search would cost a whole
     search), each with this model's prediction: error = predicted / published − 1, above 0 when the model is faster
     than the run was; fitted_on marks the rows a constant was fitted on."""
-    return [dict(x) for x in _track_record(m)]
+    return [dict(x) for x in _track_record(m)]  # copies: the cached runs stay as computed
 
 
 def predict_all(framework_eff: float | None = None, only: set[str] | None = None) -> list[Prediction]:

@@ -1,6 +1,7 @@
 """Step-time fidelity against published training results (catalog/data/training_validation.yaml).
 
-Prints the fitted constants (framework_efficiency; the MoE host time per layer, with its fit row), every row
+Prints the fitted constants (framework_efficiency; the MoE host time per layer, with its fit row; each power-limited
+GPU's sustained compute fraction, with its fit rows), every row
 (published, predicted, error, the layout evaluated), then per table the mean and
 max |error|, then a leave-one-source-out figure: the one end-to-end constant (framework_efficiency, per
 architecture family where the catalog fits one) refitted without that source, and the error on the held-out
@@ -11,6 +12,7 @@ Run: PYTHONPATH=src python benchmarks/fidelity.py
 
 from __future__ import annotations
 
+from aiinfra.catalog.gpus import gpu
 from aiinfra.perf.training import fitted_architectures, framework_efficiency, stack
 from aiinfra.plan import fidelity
 
@@ -25,8 +27,13 @@ def main() -> None:
     print(f"MoE host constants (stacks.yaml megatron-core moe_host): {mc.moe_host_s * 1e3:.2f} ms per layer, "
           f"{mc.moe_stall_s * 1e3:.2f} ms stall per forward sync, fitted on {', '.join(sorted(host_fit))}; "
           f"solved again here: {h:.2f}, {st:.2f}")
+    clock_fit = {r["key"]: gpu(r["gpu"]).key for r in fidelity.rows() if r.get("fit_sustained_clock")}
+    for key in sorted(set(clock_fit.values())):
+        rows = sorted(k for k, g in clock_fit.items() if g == key)
+        print(f"sustained compute fraction (gpus.yaml {key}): {gpu(key).sustained_compute_fraction:.2f}, fitted on "
+              f"{', '.join(rows)}; solved again here: {fidelity.solve_sustained_clock(key):.3f}")
     for p in preds:
-        mark = "fit" if p.fit or p.key in host_fit else "out"
+        mark = "fit" if p.fit or p.key in host_fit or p.key in clock_fit else "out"
         print(f"  [{mark}] {p.key:24s} {p.metric:14s} published {p.published:>9.3f}  predicted {p.predicted:>9.3f}  "
               f"error {p.error:+6.1%}  {p.layout}")
     print("per table (mean |error|, max |error|):")

@@ -51,6 +51,11 @@ class GpuSpec(Spec):
     mig_max_instances: int = 0
     pci_device_id: str | None = None
     memory_total_mib: float | None = Field(default=None, description="total framebuffer as nvidia-smi reports it")
+    # A part run below its datasheet power (a power cap, a lower-TDP board of the same silicon) cannot hold the boost
+    # clock its datasheet peak assumes under dense tensor work: the tensor throughput it sustains, as a fraction of
+    # that peak. Every compute time (and the MFU this model reports for the part) uses the sustained figure.
+    sustained_compute_fraction: float = Field(default=1.0, gt=0, le=1)
+    power_limit_w: float | None = Field(default=None, gt=0, description="the power limit it runs at, W")
     # The scale-up fabric of the system this GPU ships in: which link joins GPUs, and how many GPUs
     # share it at full per-GPU bandwidth (8 on HGX/DGX, 72 on an NVL72 rack, 2-4 over NVLink bridges,
     # 1 where GPUs meet only over PCIe or the network). Derived from form_factor when a user catalog
@@ -93,11 +98,12 @@ class GpuSpec(Spec):
         return self.memory_bw_gbps * 1e9
 
     def peak_flops(self, dtype: str) -> float:
-        """Dense FLOP/s for a dtype; an unsupported dtype is an error, not a silent fallback."""
+        """Dense FLOP/s the part sustains for a dtype (datasheet peak × sustained_compute_fraction); an unsupported
+        dtype is an error, not a silent fallback."""
         if dtype not in self.tflops or not self.tflops[dtype]:
             have = ", ".join(k for k, v in self.tflops.items() if v)
             raise SpecError(f"{self.key} has no dense {dtype} throughput in the catalog; it has: {have}")
-        return self.tflops[dtype] * 1e12
+        return self.tflops[dtype] * 1e12 * self.sustained_compute_fraction
 
 
 class ModelSpec(Spec):

@@ -556,6 +556,54 @@ def test_transformer_engine_fp8_casts_shard_before_the_sequence_parallel_gather(
         _fp8_casts("s", "fused")
 
 
+def test_fp8_tp_all_gathers_carry_one_byte_per_element():
+    """FP8 linears under sequence parallelism all-gather FP8: Transformer Engine quantizes a column-parallel input and a
+    row-parallel output gradient on their shards before gather_along_first_dim (module/linear.py, module/base.py at
+    d0067d0), and torchao's Float8ColwiseParallel casts its input before redistributing it while
+    Float8RowwiseParallel's NoopFwToFloat8BwDynamic casts the output gradient before the backward all-gather
+    (torchao/float8/float8_tensor_parallel.py, read 2026-12-03). Reduce-scatters stay 16-bit, so a blocking TP
+    layer moves (1 + 2) / (2 + 2) = 0.75 of the BF16 bytes; without sequence parallelism the collectives are
+    all-reduces of 16-bit outputs and nothing changes. torchao's gathered operand is cast once on its shard and its
+    gathered FP8 copy transposed for the weight gradient: 5 B × T/tp × K + 2 B × T × K instead of 2 × 5 B × T × K."""
+    from aiinfra.errors import AiinfraError
+    from aiinfra.perf.training import _fp8_cast_elements, _fp8_gather, stack
+
+    M, K, N, b = 4096.0, 8192.0, 1280.0, 5.0
+    ink, gout = _fp8_cast_elements(M, N, K, "col", True, 8, "", b, gather=True)
+    assert float(ink) * b == pytest.approx(5 * 512 * K + 2 * M * K) and float(gout) == M * N
+    ink, gout = _fp8_cast_elements(M, K, N, "row", True, 8, "", b, gather=True)
+    assert float(ink) == 2 * M * N and float(gout) * b == pytest.approx(5 * 512 * K + 2 * M * K)
+    assert _fp8_cast_elements(M, N, K, "col", False, 8, "", b, gather=True) == (2 * M * K, M * N)
+    assert stack("megatron-core").fp8_gather and stack("torchtitan").fp8_gather and not stack("llama3-meta").fp8_gather
+    with pytest.raises(AiinfraError, match="fp8_gather must be true or false, got 'yes'"):
+        _fp8_gather("s", "yes")
+
+    g, m = gpu("h100-sxm"), model("llama-3.1-70b")
+    kw = dict(tp=8, dp=32, micro_batch=16, global_batch=512, seq=8192, zero=3, recompute="full", tp_overlap=0,
+              software="torchtitan")
+    bf16 = _part(step_time(m, g, dtype="bf16", **kw), "TP communication")
+    fp8 = _part(step_time(m, g, dtype="fp8", **kw), "TP communication")
+    assert fp8 / bf16 == pytest.approx(0.75, abs=0.01)
+    no_sp = [_part(step_time(m, g, dtype=d, sp=False, **kw), "TP communication") for d in ("bf16", "fp8")]
+    assert no_sp[0] == pytest.approx(no_sp[1]) == pytest.approx(bf16)
+
+
+def test_torchtitan_selective_gathers_column_parallel_inputs_again_in_backward():
+    """torchtitan's op-level checkpoint policy (parallelize_llama.py _save_list at 9dec370 and 820504e, read
+    2026-12-03) saves matmul, SDPA, reduce_scatter_tensor and max outputs, not all_gather_into_tensor: the backward
+    gathers the attention and MLP inputs again for their weight gradients. In BF16 with blocking TP a layer then moves
+    4 all-gathers + 4 reduce-scatters + 2 = 1.25x the collectives it moves without recompute; Megatron's selective
+    recompute (core attention) gathers nothing again."""
+    g, m = gpu("h100-sxm"), model("llama-3.1-8b")
+    kw = dict(tp=8, dp=8, micro_batch=12, global_batch=96, seq=8192, zero=3, tp_overlap=0, dtype="bf16")
+
+    def tp_comm(stack, recompute):
+        return _part(step_time(m, g, software=stack, recompute=recompute, **kw), "TP communication")
+
+    assert tp_comm("torchtitan", "selective") / tp_comm("torchtitan", "none") == pytest.approx(1.25, rel=1e-6)
+    assert tp_comm("megatron-core", "selective") == pytest.approx(tp_comm("megatron-core", "none"))
+
+
 def test_host_bound_moe_layers():
     """Megatron's MoE dispatchers wait on the host for the routed token counts before every forward all-to-all
     (stacks.yaml megatron-core moe_host): the GPU idles for S while the host issues the dispatch and expert kernels,

@@ -69,9 +69,11 @@ def matmul_efficiency(gemm_gflop: Number, cal: TrainingCalibration | None = None
 
 
 def peak(gpu: GpuSpec, dtype: str) -> Term:
-    """Dense peak FLOP/s of a GPU for a dtype, from the GPU catalog."""
-    return Term(f"peak {dtype}", gpu.peak_flops(dtype), "FLOP/s", "catalog dense TFLOP/s × 1e12",
-                {"gpu": gpu.key, "TFLOP/s": gpu.tflops.get(dtype)}, {gpu.key: gpu.source})
+    """Dense peak FLOP/s of a GPU for a dtype, from the GPU catalog (what it sustains at its power limit)."""
+    return Term(f"peak {dtype}", gpu.peak_flops(dtype), "FLOP/s",
+                "catalog dense TFLOP/s × 1e12 × sustained fraction at the power limit",
+                {"gpu": gpu.key, "TFLOP/s": gpu.tflops.get(dtype),
+                 "sustained fraction": gpu.sustained_compute_fraction}, {gpu.key: gpu.source})
 
 
 def matmul_time(flops: Number, gemm_gflop: Number, gpu: GpuSpec, dtype: str = "bf16",

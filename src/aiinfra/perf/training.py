@@ -115,6 +115,7 @@ class Stack:
     moe_host_s: float = 0.0  # host time to issue one MoE layer's kernels for one micro-batch, forward + backward
     moe_stall_s: float = 0.0  # GPU idle after each forward MoE layer's host sync, while the host issues the dispatch
     moe_host_fit: str = ""  # the rows both were fitted on, and their source
+    fp8_gather: bool = False  # FP8 linears: a sequence-parallel operand is quantized on its shard, gathered in FP8
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -135,7 +136,15 @@ def stack(name: str = "megatron-core") -> Stack:
                  _at_once(key, e.get("expert_gemms_at_once", 1)),
                  _dispatchers(key, e.get("moe_dispatchers") or {"alltoall": "expert"}),
                  str(e.get("moe_dispatchers_source", "")), _fp8_casts(key, e.get("fp8_casts", "")),
-                 _attention_kernel(key, e.get("attention_kernel", "")), *_moe_host(key, e.get("moe_host")))
+                 _attention_kernel(key, e.get("attention_kernel", "")), *_moe_host(key, e.get("moe_host")),
+                 _fp8_gather(key, e.get("fp8_gather", e.get("fp8_casts") == "te")))
+
+
+def _fp8_gather(key: str, raw) -> bool:
+    """stacks.yaml fp8_gather: true or false (absent: true where fp8_casts is te); anything else is refused."""
+    if not isinstance(raw, bool):
+        raise AiinfraError(f"stack '{key}': fp8_gather must be true or false, got {raw!r}")
+    return raw
 
 
 def _moe_host(key: str, raw) -> tuple[float, float, str]:
@@ -163,20 +172,27 @@ def _fp8_casts(key: str, raw) -> str:
     raise AiinfraError(f"stack '{key}': fp8_casts must be te or absent, got {raw!r}")
 
 
-def _fp8_cast_elements(M, N, K, role: str, sp_tp, tp, casts: str, cast_bytes: float):
+def _fp8_cast_elements(M, N, K, role: str, sp_tp, tp, casts: str, cast_bytes: float, gather: bool = False):
     """(input, output-gradient) cast traffic of one linear GEMM, in elements at cast_bytes each.
     Separate casts (absent): the input twice (forward GEMM, weight gradient) and the output gradient once.
     Transformer Engine (te): each operand once as rowwise + columnwise FP8 (an amax pass, then one fused
     cast-transpose); an operand that sequence parallelism all-gathers (a column-parallel input, a row-parallel
     output gradient) is quantized on its T/tp shard before the gather and its gathered FP8 copy transposed for
     the weight gradient (module/linear.py "Cast local input tensor if needed" before gather_along_first_dim;
-    distributed.py _all_gather_fp8 cannot gather the transposed data)."""
-    if casts != "te":
-        return 2 * M * K, M * N
-    both = FP8_ROW_AND_COLUMN_BYTES / cast_bytes
+    distributed.py _all_gather_fp8 cannot gather the transposed data). Separate casts that gather in FP8
+    (`gather`: torchao's Float8ColwiseParallel / Float8RowwiseParallel) cast the gathered operand once on its
+    shard, and its gathered FP8 copy serves both GEMMs, transposed for the weight gradient."""
 
     def gathered(rows, cols):
         return rows / tp * cols + FP8_TRANSPOSE_BYTES / cast_bytes * rows * cols
+
+    if casts != "te":
+        if not gather:
+            return 2 * M * K, M * N
+        ink = np.where(sp_tp, gathered(M, K), 2 * M * K) if role == "col" else 2 * M * K
+        gout = np.where(sp_tp, gathered(M, N), M * N) if role == "row" else M * N
+        return ink, gout
+    both = FP8_ROW_AND_COLUMN_BYTES / cast_bytes
 
     ink = np.where(sp_tp, gathered(M, K), both * M * K) if role == "col" else both * M * K
     gout = np.where(sp_tp, gathered(M, N), both * M * N) if role == "row" else both * M * N
@@ -363,6 +379,18 @@ def step_time(
     n_tp = 4 + 2 * full  # all-reduce equivalents per layer: 2 forward, 2 backward (+2 recomputed forward)
     ar_tp = comm.hierarchical_all_reduce(T * h * ACT_BYTES, tp, np.minimum(tp, domain), node, "TP all-reduce")
     t_coll = np.where(tp > 1, ar_tp.value / 2, 0.0)
+    # FP8 linears in a stack that quantizes before the gather: the all-gathers (a column-parallel input, a
+    # row-parallel output gradient) carry 1 B per element (FP4: 0.5 B + one 1 B scale per 16); reduce-scatters
+    # stay 16-bit. With sequence parallelism only: without it the collectives are all-reduces of 16-bit outputs.
+    gather_b = {"fp8": 1.0, "fp4": 0.5 + 1 / 16}.get(lin, ACT_BYTES) if stk.fp8_gather else ACT_BYTES
+    t_ag = t_coll
+    if gather_b != ACT_BYTES:
+        ag_tp = comm.hierarchical_all_reduce(T * h * gather_b, tp, np.minimum(tp, domain), node, "TP all-gather")
+        t_ag = np.where(sp & (tp > 1), ag_tp.value / 2, t_coll)
+    t_areq = t_ag + t_coll  # one all-reduce equivalent: an all-gather and a reduce-scatter
+    # torchtitan's op-level policy saves reduce-scatter outputs but not all-gather ones
+    # (parallelize_llama.py _save_list), so the backward gathers each column-parallel input again
+    regather = np.where(sp, sel_ops, 0.0)
 
     # GEMMs and FP8/FP4 casts, per layer (dense and MoE), forward + backward (+ recompute). With the chunked TP
     # overlap each collective hides only under its own GEMM (Transformer Engine userbuffers pairs them: ring
@@ -392,19 +420,24 @@ def step_time(
                 fwd = np.where(split, tp * compute.gemm_time(Mg / tp, Ng, Kg, gpu, lin, kt, stk.fp8_gemm), whole)
                 dgrad = fwd if role == "row" else whole
                 t = t + count * (fwd * (1 + full + again) + dgrad + whole)
-                fwd_c = stk.exposed(t_coll, fwd) * (1 + full)  # AG before a col GEMM, RS after a row GEMM
-                bwd_c = (stk.exposed(t_coll, dgrad) if role == "row"  # AG of the output gradient
-                         else stk.exposed(t_coll, dgrad) + stk.exposed(t_coll, whole))  # input re-gather, dgrad RS
+                # AG before a col GEMM (again in the backward when the policy keeps no gathered input), RS after a
+                # row GEMM
+                fwd_c = (stk.exposed(t_ag, fwd) * (1 + full + regather) if role == "col"
+                         else stk.exposed(t_coll, fwd) * (1 + full))
+                bwd_c = (stk.exposed(t_ag, dgrad) if role == "row"  # AG of the output gradient
+                         else stk.exposed(t_ag, dgrad) + stk.exposed(t_coll, whole))  # input re-gather, dgrad RS
                 tp_split = tp_split + count * (fwd_c + bwd_c)
             else:
                 t = t + count * whole * (passes + again)
             if async_bwd and role == "col":
-                tp_async = tp_async + count * np.where(sp, 2 * stk.exposed(t_coll, whole), stk.exposed(2 * t_coll, whole))
+                tp_async = tp_async + count * np.where(sp, stk.exposed(t_ag, whole) + stk.exposed(t_coll, whole),
+                                                       stk.exposed(2 * t_coll, whole))
             elif async_bwd and role == "row":
-                tp_async = tp_async + count * np.where(sp, t_coll, 0.0)
+                tp_async = tp_async + count * np.where(sp, t_ag, 0.0)
             if lin in ("fp8", "fp4"):
                 # bytes of cast traffic per GEMM, in units of fp8_cast_bytes (amax read + cast read + FP8 write)
-                ink, gout = _fp8_cast_elements(Mg, Ng, Kg, role, sp_tp, tp, stk.fp8_casts, kt.fp8_cast_bytes)
+                ink, gout = _fp8_cast_elements(Mg, Ng, Kg, role, sp_tp, tp, stk.fp8_casts, kt.fp8_cast_bytes,
+                                               stk.fp8_gather)
                 cast = cast + count * kt.fp8_cast_bytes * (ink + gout) / gpu.memory_bw
         return t, cast * (1 + (full + again) * 0.5), tp_split, tp_async
 
@@ -441,10 +474,10 @@ def step_time(
     # hidden under the layer's GEMMs; chunked (split), a dense layer's collectives are paired GEMM by GEMM (above).
     # With whole experts (ETP 1) a MoE layer's MLP has no TP collectives: the all-to-all carries its tokens.
     folded = (etp == 1) & (tp > 1)
-    tp_raw = np.where(tp > 1, n_tp * ar_tp.value, 0.0)
+    tp_raw = np.where(tp > 1, n_tp * t_areq + 2 * regather * t_ag, 0.0)  # 2 column-parallel inputs per layer
     tp_dense = np.where(tp_over, stk.exposed(tp_raw, g_dense), tp_raw)
     if async_bwd:  # forward (and recomputed forward) collectives block: 2 all-reduce equivalents per pass
-        tp_dense = np.where(tp_over, tp_dense, np.where(tp > 1, (2 + 2 * full) * ar_tp.value, 0.0) + tp_async_dense)
+        tp_dense = np.where(tp_over, tp_dense, np.where(tp > 1, (2 + 2 * full) * t_areq, 0.0) + tp_async_dense)
     if split is not False:
         tp_dense = np.where(split, tp_split_dense, tp_dense)
     tp_moe = tp_raw * (1 - 0.5 * folded)
@@ -530,9 +563,12 @@ def step_time(
         return Term(name, _s(v), "s", formula, inputs, sources or {})
 
     sk = {"kernels": kt.source, "size curve": kt.curve_source, "framework efficiency": fw_src}
+    if gpu.sustained_compute_fraction != 1:  # a power-limited part: where its fraction comes from
+        sk[gpu.key] = gpu.source
     t_comp = part("matmul compute", comp_layer, head_gemm,
                   "M · (L_stage · Σ GEMM time (fwd + 2 bwd + recompute) + LM head) / framework efficiency",
                   {"M": M, "L_stage": n_layers, "dtype": lin, "framework efficiency": fw,
+                   "sustained fraction of datasheet peak": gpu.sustained_compute_fraction,
                    "plateau": kt.plateau(lin, stk.fp8_gemm), "T (tokens per GPU per micro-batch)": T}, sk)
     t_cast = part("FP8/FP4 casts", cast_layer, 0.0,
                   "M · L_stage · cast bytes (per GEMM 2MK + MN, or Transformer Engine's shard cast before the FP8 "
@@ -547,10 +583,13 @@ def step_time(
                   {"bytes per layer": elem_bytes, "traffic": cal.elementwise_traffic, "HBM B/s": gpu.memory_bw},
                   {"calibration": cal.source})
     t_tp = part("TP communication", t_tp_layer, 0.0,
-                "M · L_stage · blocking: n_coll · t_allreduce(T·h·2 B, tp); overlapped: max(0, that − GEMM time); "
+                "M · L_stage · blocking: n_coll · (t_allgather + t_reducescatter) of T·h elements (all-gathers in FP8 "
+                "where the stack quantizes before the gather); overlapped: max(0, that − GEMM time); "
                 "chunked (ring): Σ per GEMM max(0, t_allreduce/2 − that GEMM's time); async backward: forward blocking, "
                 "each column-parallel backward collective max(0, t − its dgrad/wgrad GEMM)",
-                {"n_coll": n_tp, "t_allreduce": ar_tp, "overlapped": tp_over, "chunked": split, "stack": stk.key,
+                {"n_coll": n_tp, "t_allreduce": ar_tp, "all-gather bytes per element": gather_b,
+                 "inputs gathered again in backward": regather, "overlapped": tp_over, "chunked": split,
+                 "stack": stk.key,
                  "async backward": async_bwd, "sequence parallel": sp}, {"count": SRC_TP, stk.key: stk.source},
                 comm_part=True)
     t_host = part("host-bound MoE layers (exposed)", t_host_layer, 0.0,

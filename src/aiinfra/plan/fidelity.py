@@ -9,7 +9,8 @@ on Narayanan Table 1 (A100) for every other family. `leave_one_source_out` refit
 constant without it (on the other sources' fit rows of its family; failing those, the family's other rows;
 failing those, the default constant's fit rows) and predicts the held-out source with it. megatron-core's two MoE
 host constants (stacks.yaml moe_host) are solved on the two rows marked fit_moe_host (`solve_moe_host`); every other
-MoE row is out of that fit.
+MoE row is out of that fit. A power-limited GPU's sustained_compute_fraction (gpus.yaml) is solved on the rows marked
+fit_sustained_clock on it (`solve_sustained_clock`); its other rows are out of that fit.
 """
 
 from __future__ import annotations
@@ -79,11 +80,13 @@ def fully_specified(row: dict) -> bool:
 
 
 def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | None = None,
-            moe_stall_ms: float | None = None) -> Prediction:
+            moe_stall_ms: float | None = None, sustained: float | None = None) -> Prediction:
     """The model's value for one published row (best completion of its unknown keys that fits). `moe_host_ms` and
     `moe_stall_ms` override the stack's MoE host constants (rows with every layout key known only: the fit solves
-    them)."""
+    them); `sustained` overrides the GPU's sustained_compute_fraction (its fit solves it)."""
     m, g = lookup_model(row["model"]), lookup_gpu(row["gpu"])
+    if sustained is not None:
+        g = g.model_copy(update={"sustained_compute_fraction": float(sustained)})
     gpus, seq, batch = int(row["gpus"]), int(row["seq"]), int(row["batch"])
     tp, pp, cp = int(row.get("tp", 1)), int(row.get("pp", 1)), int(row.get("cp", 1))
     dp = int(row.get("dp", gpus // (tp * pp * cp)))
@@ -143,7 +146,7 @@ def _track_record(m: ModelSpec) -> tuple[dict, ...]:
         p = predict(r)
         out.append({"row": r["key"], "source": r["table"], "gpu": r["gpu"], "gpus": int(r["gpus"]), "layout": p.layout,
                     "published_tokens_per_gpu": p.published, "predicted_tokens_per_gpu": round(p.predicted, 1),
-                    "error": round(p.error, 4), "fitted_on": bool(r.get("fit") or r.get("fit_moe_host"))})
+                    "error": round(p.error, 4), "fitted_on": bool(r.get("fit") or r.get("fit_moe_host") or r.get("fit_sustained_clock"))})
     return tuple(out)
 
 
@@ -251,6 +254,26 @@ def solve_moe_host(rounds: int = 4) -> tuple[float, float]:
         h = _bisect(lambda x: _ratio(predict(fit["layer"], moe_host_ms=x, moe_stall_ms=st)))
         st = _bisect(lambda x: _ratio(predict(fit["stall"], moe_host_ms=h, moe_stall_ms=x)))
     return h, st
+
+
+def solve_sustained_clock(gpu_key: str, tol: float = 5e-4) -> float:
+    """The sustained_compute_fraction of a power-limited GPU at which the rows marked fit_sustained_clock on it err by
+    zero on average (mean of predicted/published = 1), by bisection between 0.5 and 1 (the prediction rises with
+    it)."""
+    fit = [r for r in rows() if r.get("fit_sustained_clock") and lookup_gpu(r["gpu"]).key == gpu_key]
+    if not fit:
+        raise ValueError(f"no row is marked fit_sustained_clock on {gpu_key}")
+
+    def mean_ratio(f: float) -> float:
+        return float(np.mean([1 / _ratio(predict(r, sustained=f)) for r in fit]))
+
+    lo, hi = 0.5, 1.0
+    if mean_ratio(hi) <= 1:
+        return hi
+    while hi - lo > tol:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if mean_ratio(mid) < 1 else (lo, mid)
+    return (lo + hi) / 2
 
 
 def leave_one_source_out(at_one: list[Prediction] | None = None,

@@ -210,3 +210,14 @@ def test_non_nvidia_model_is_refused(tmp_path):
             parse_spec("model=mi-test")
     finally:
         set_user_catalogs([])
+
+
+def test_a_power_limited_part_reports_and_draws_its_limit(sim):
+    """Meta's Grand Teton H100 runs at a 500 W default limit on a 700 W part (torchtitan's benchmark hardware notes;
+    catalog gpus.yaml h100-sxm-hbm2e-96gb power_limit_w): NVML's enforced limit reads 500 W and the simulated
+    draw stays under it, as a capped board's does."""
+    col, _host, clock = sim("gpus=1,seed=1,workload=training,model=h100-sxm-hbm2e-96gb")
+    clock.advance(30)
+    h = pynvml.nvmlDeviceGetHandleByIndex(0)
+    assert pynvml.nvmlDeviceGetEnforcedPowerLimit(h) == 500_000
+    assert 0 < col.collect().entities[0].values["power-usage"] <= 500

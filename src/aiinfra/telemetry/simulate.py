@@ -616,8 +616,13 @@ class SimHost:
             return SimpleNamespace(version=version, total=total, reserved=reserved, free=free, used=used)
         return SimpleNamespace(total=total, free=free, used=used + reserved)  # v1: used includes reserved
 
+    @staticmethod
+    def _limit_w(gpu: SimGpu) -> float:
+        """The power limit the part runs at: the catalog's power_limit_w where it is capped below TDP."""
+        return gpu.spec.power_limit_w or gpu.spec.tdp_w
+
     def _power_w(self, gpu: SimGpu, t: float) -> float:
-        tdp = gpu.spec.tdp_w
+        tdp = self._limit_w(gpu)
         if self._faults(gpu.index, "power", t):
             return tdp * 0.995
         acts = [self.activity(m, t) for m in gpu.migs] if gpu.migs else [self.activity(gpu, t)]
@@ -630,20 +635,21 @@ class SimHost:
 
     def nvmlDeviceGetEnforcedPowerLimit(self, h: SimGpu) -> int:
         gpu, _ = self._check(h)
-        return int(gpu.spec.tdp_w * 1000)
+        return int(self._limit_w(gpu) * 1000)
 
     def nvmlDeviceGetTotalEnergyConsumption(self, h: SimGpu) -> int:
         gpu, t = self._check(h)
         acts = [self._mean_activity(m) for m in gpu.migs] if gpu.migs else [self._mean_activity(gpu)]
         a = sum(acts) / len(acts)
-        mean_w = 0.1 * gpu.spec.tdp_w + 0.9 * gpu.spec.tdp_w * (0.1 + 0.85 * a)
+        limit = self._limit_w(gpu)
+        mean_w = 0.1 * limit + 0.9 * limit * (0.1 + 0.85 * a)
         boot_j = 3.6e6 * (1 + _mix(self.fleet.spec.seed, self.index, gpu.index, 12) % 50)
         return int((boot_j + mean_w * t) * 1000)  # mJ since driver load
 
     def _temp(self, gpu: SimGpu, t: float) -> int:
         if self._faults(gpu.index, "thermal", t):
             return 89 + int(2 * (1 + _noise(self.fleet.spec.seed, self.index, gpu.index, int(t), 13)))
-        p = self._power_w(gpu, t) / gpu.spec.tdp_w
+        p = self._power_w(gpu, t) / self._limit_w(gpu)
         return round(28 + 45 * p)
 
     def nvmlDeviceGetTemperature(self, h: SimGpu, sensor: int) -> int:

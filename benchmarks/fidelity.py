@@ -27,13 +27,12 @@ def main() -> None:
     print(f"MoE host constants (stacks.yaml megatron-core moe_host): {mc.moe_host_s * 1e3:.2f} ms per layer, "
           f"{mc.moe_stall_s * 1e3:.2f} ms stall per forward sync, fitted on {', '.join(sorted(host_fit))}; "
           f"solved again here: {h:.2f}, {st:.2f}")
-    clock_fit = {r["key"]: gpu(r["gpu"]).key for r in fidelity.rows() if r.get("fit_sustained_clock")}
-    for key in sorted(set(clock_fit.values())):
-        rows = sorted(k for k, g in clock_fit.items() if g == key)
+    for key, fit in sorted(fidelity.sustained_clock_fit_rows().items()):
         print(f"sustained compute fraction (gpus.yaml {key}): {gpu(key).sustained_compute_fraction:.2f}, fitted on "
-              f"{', '.join(rows)}; solved again here: {fidelity.solve_sustained_clock(key):.3f}")
+              f"{', '.join(sorted(r['key'] for r in fit))}; solved again here: {fidelity.solve_sustained_clock(key):.3f}")
+    fitted = {r["key"] for r in fidelity.rows() if fidelity.fitted_on(r)}
     for p in preds:
-        mark = "fit" if p.fit or p.key in host_fit or p.key in clock_fit else "out"
+        mark = "fit" if p.key in fitted else "out"
         print(f"  [{mark}] {p.key:24s} {p.metric:14s} published {p.published:>9.3f}  predicted {p.predicted:>9.3f}  "
               f"error {p.error:+6.1%}  {p.layout}")
     print("per table (mean |error|, max |error|):")

@@ -190,7 +190,7 @@ def test_power_limited_h100_sustained_fraction_is_its_fit_within_the_documented_
     assert gpu("h100-nvl").tflops["bf16"] / gpu("h100-sxm").tflops["bf16"] <= f <= 1.0
     assert g.peak_flops("bf16") == pytest.approx(989.4e12 * g.sustained_compute_fraction)
     assert g.memory_bw_gbps == 2400 and g.power_limit_w == 500
-    keys = {r["key"] for r in fidelity.rows() if r.get("fit_sustained_clock")}
+    keys = {r["key"] for r in fidelity.sustained_clock_fit_rows()[g.key]}
     fit = [p for p in _table(META) if p.key in keys]
     assert {p.key for p in fit} == keys == {"tt2412-8b-8-bf16", "tt2412-8b-8-fp8", "tt2412-8b-128-bf16",
                                             "tt2412-8b-128-fp8"}
@@ -217,7 +217,7 @@ def test_torchtitan_on_power_limited_h100s_out_of_sample():
       → +15.5%, +20.2%, +21.4%, +22.1% (+21.7%, +23.0%, +25.3%, +23.6% before the policy's second all-gather of each
       column-parallel input was charged): the model still charges TP8 on the 8B 15-20% less than it costs there, in
       both dtypes and with or without async TP, while the 70B TP8 rows hold; not identified."""
-    fitted = {r["key"] for r in fidelity.rows() if r.get("fit_sustained_clock")}
+    fitted = {r["key"] for fit in fidelity.sustained_clock_fit_rows().values() for r in fit}
     e = {p.key: p.error for t in (META, META_ASYNC_TP) for p in _table(t) if p.key not in fitted}
     assert len(e) == 16
     for k in ("tt2412-70b-tp8", "tt2412-70b-tp8-async", "tt2506-70b-bf16", "tt2506-70b-bf16-async",

@@ -74,6 +74,12 @@ def _row_options(row: dict, framework_eff: float | None = None) -> Options:
                    sequence_parallel=bool(row.get("sp", True)), moe_dispatcher=row.get("moe_dispatcher", "alltoall"))
 
 
+def fitted_on(row: dict) -> bool:
+    """A row some constant was fitted on: framework_efficiency (fit), the MoE host constants (fit_moe_host) or a
+    power-limited GPU's sustained fraction (fit_sustained_clock)."""
+    return bool(row.get("fit") or row.get("fit_moe_host") or row.get("fit_sustained_clock"))
+
+
 def fully_specified(row: dict) -> bool:
     """A row that fixes micro-batch, interleave and recompute is one step_time call; without them, a search."""
     return all(k in row for k in ("mb", "vp", "recompute"))
@@ -146,7 +152,7 @@ def _track_record(m: ModelSpec) -> tuple[dict, ...]:
         p = predict(r)
         out.append({"row": r["key"], "source": r["table"], "gpu": r["gpu"], "gpus": int(r["gpus"]), "layout": p.layout,
                     "published_tokens_per_gpu": p.published, "predicted_tokens_per_gpu": round(p.predicted, 1),
-                    "error": round(p.error, 4), "fitted_on": bool(r.get("fit") or r.get("fit_moe_host") or r.get("fit_sustained_clock"))})
+                    "error": round(p.error, 4), "fitted_on": fitted_on(r)})
     return tuple(out)
 
 
@@ -233,9 +239,9 @@ def moe_host_fit_rows() -> dict[str, dict]:
     return {r["fit_moe_host"]: r for r in rows() if r.get("fit_moe_host")}
 
 
-def _bisect(f, hi: float = 50.0, tol: float = 0.005) -> float:
-    """The x in [0, hi] where the increasing f(x) − 1 changes sign (0 when f(0) >= 1 already)."""
-    lo = 0.0
+def _bisect(f, hi: float = 50.0, tol: float = 0.005, lo: float = 0.0) -> float:
+    """The x in [lo, hi] where the increasing f(x) − 1 changes sign (lo when f(lo) >= 1 already, hi when f never
+    reaches 1)."""
     if f(lo) >= 1:
         return lo
     while hi - lo > tol:
@@ -256,24 +262,24 @@ def solve_moe_host(rounds: int = 4) -> tuple[float, float]:
     return h, st
 
 
+def sustained_clock_fit_rows() -> dict[str, list[dict]]:
+    """{GPU key: the rows marked fit_sustained_clock on it}: what each power-limited GPU's sustained fraction is
+    solved on."""
+    out: dict[str, list[dict]] = {}
+    for r in rows():
+        if r.get("fit_sustained_clock"):
+            out.setdefault(lookup_gpu(r["gpu"]).key, []).append(r)
+    return out
+
+
 def solve_sustained_clock(gpu_key: str, tol: float = 5e-4) -> float:
-    """The sustained_compute_fraction of a power-limited GPU at which the rows marked fit_sustained_clock on it err by
-    zero on average (mean of predicted/published = 1), by bisection between 0.5 and 1 (the prediction rises with
-    it)."""
-    fit = [r for r in rows() if r.get("fit_sustained_clock") and lookup_gpu(r["gpu"]).key == gpu_key]
+    """The sustained_compute_fraction of a power-limited GPU at which its fit_sustained_clock rows err by zero on
+    average (mean of predicted/published = 1), by bisection between 0.5 and 1 (the prediction rises with it)."""
+    fit = sustained_clock_fit_rows().get(gpu_key)
     if not fit:
         raise ValueError(f"no row is marked fit_sustained_clock on {gpu_key}")
-
-    def mean_ratio(f: float) -> float:
-        return float(np.mean([1 / _ratio(predict(r, sustained=f)) for r in fit]))
-
-    lo, hi = 0.5, 1.0
-    if mean_ratio(hi) <= 1:
-        return hi
-    while hi - lo > tol:
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if mean_ratio(mid) < 1 else (lo, mid)
-    return (lo + hi) / 2
+    return _bisect(lambda f: float(np.mean([1 / _ratio(predict(r, sustained=f)) for r in fit])), hi=1.0, tol=tol,
+                   lo=0.5)
 
 
 def leave_one_source_out(at_one: list[Prediction] | None = None,

@@ -622,12 +622,12 @@ class SimHost:
         return gpu.spec.power_limit_w or gpu.spec.tdp_w
 
     def _power_w(self, gpu: SimGpu, t: float) -> float:
-        tdp = self._limit_w(gpu)
+        limit = self._limit_w(gpu)
         if self._faults(gpu.index, "power", t):
-            return tdp * 0.995
+            return limit * 0.995
         acts = [self.activity(m, t) for m in gpu.migs] if gpu.migs else [self.activity(gpu, t)]
         a = sum(acts) / len(acts)
-        return 0.1 * tdp + 0.9 * tdp * (0.1 + 0.85 * a) + 3.0 * _noise(self.fleet.spec.seed, self.index, gpu.index, int(t), 11)
+        return 0.1 * limit + 0.9 * limit * (0.1 + 0.85 * a) + 3.0 * _noise(self.fleet.spec.seed, self.index, gpu.index, int(t), 11)
 
     def nvmlDeviceGetPowerUsage(self, h: SimGpu) -> int:
         gpu, t = self._check(h)

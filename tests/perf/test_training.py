@@ -349,22 +349,71 @@ def test_blackwell_kernel_rows_follow_the_mamf_table():
     assert kernel_table(gpu("h100-sxm")).arch == "hopper" and kernel_table(gpu("h200-sxm")).arch == "hopper"
 
 
-def test_blackwell_ultra_attention_forward_is_faster_backward_unchanged():
-    """NVIDIA "Making Softmax More Efficient with NVIDIA Blackwell Ultra" (2026-02): sm_103 doubles MUFU.EX2
-    throughput, the forward bottleneck of attention on B200 (FlashAttention-4, arXiv 2603.05451); the backward is
-    bound by shared memory. So on the same layout and the same datasheet peaks (GB200 and GB300: 2.5 PF BF16,
-    5 PF FP8), GB300's attention forward is faster and its backward is not."""
+def test_blackwell_attention_follows_the_cudnn_measurements_by_length():
+    """NVIDIA/cudnn-frontend benchmark/sdpa_benchmark_training/results/llama3.1/{gb200,gb300}/*.csv (commit fb682ce,
+    2026-04-29; cuDNN 9.22.0): BF16, batch 2, 64 query / 8 KV heads, head dim 128, causal, non-deterministic
+    backward. GB200 forward / backward TFLOPS at 2k, 8k, 32k: 1,097 / 885, 1,574 / 1,332, 1,622 / 1,226; GB300:
+    1,373 / 967, 1,856 / 1,435, 1,953 / 1,490, both of a 2,500 TFLOPS peak. The kernel table reproduces each point,
+    and Blackwell Ultra's doubled exp rate shows as a faster forward at every length (NVIDIA, "Making Softmax More
+    Efficient with NVIDIA Blackwell Ultra", 2026-02), so the same layout steps faster on GB300."""
     from aiinfra.catalog.gpus import gpu
     from aiinfra.catalog.models import model
     from aiinfra.perf.compute import kernel_table
     from aiinfra.perf.training import step_time
 
+    measured = {"gb200": {2048: (1097, 885), 8192: (1574, 1332), 32768: (1622, 1226)},
+                "gb300": {2048: (1373, 967), 8192: (1856, 1435), 32768: (1953, 1490)}}
+    for key, points in measured.items():
+        kt, peak = kernel_table(gpu(key)), gpu(key).peak_flops("bf16") / 1e12
+        assert peak == pytest.approx(2500)
+        for tokens, (fwd, bwd) in points.items():
+            assert kt.attention("", tokens) == pytest.approx((fwd / peak, bwd / peak), abs=6e-4)
     bw, bu = kernel_table(gpu("gb200")), kernel_table(gpu("gb300"))
-    assert bu.attention_fwd > bw.attention_fwd and bu.attention_bwd == bw.attention_bwd
+    lengths = [2048, 4096, 8192, 16384, 32768]
+    assert all(bu.attention("", n)[0] > bw.attention("", n)[0] for n in lengths)
+    assert kernel_table(gpu("b200")).attention("", 8192) == bw.attention("", 8192)  # B200 takes GB200's fractions
     m = model("llama-3.1-8b")
     kw = dict(dp=8, global_batch=128, micro_batch=2, seq=8192, dtype="fp8")
     t = {k: float(step_time(m, gpu(k), **kw).step.value) for k in ("gb200", "gb300")}
     assert t["gb300"] < t["gb200"]
+
+
+def test_attention_efficiency_is_read_at_the_sequence_each_gpu_holds():
+    """cuDNN fused attention on an NVIDIA H200 (cudnn-frontend
+    benchmark/sdpa_benchmark_training/results/h200_919_only_cudnn/llama3.1_20260227_034703.csv, cuDNN 9.19.1, batch
+    1, 64 / 8 heads, head dim 128, causal): forward / backward 484 / 370 TFLOPS at 2k, 591 / 474 at 4k, 644 / 541 at
+    8k of a 989 TFLOPS peak; short causal sequences run below the long-sequence plateau. A context-parallel rank
+    holds s/cp positions, so Llama 3.1 70B at 8k with CP2 runs its attention at the 4k figures: the same attention
+    FLOPs per GPU take (1/591 + 2.5/474) / (1/644 + 2.5/541) = 1.12x as long as one GPU's half of them would at 8k.
+    Between measured lengths the figure is interpolated in log2(tokens) and beyond them it is held."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.catalog.models import model
+    from aiinfra.perf.compute import kernel_table
+    from aiinfra.perf.training import step_time
+
+    kt = kernel_table(gpu("h100-sxm"))
+    for tokens, (fwd, bwd) in {2048: (484, 370), 4096: (591, 474), 8192: (644, 541)}.items():
+        assert kt.attention("", tokens) == pytest.approx((fwd / 989, bwd / 989), abs=6e-4)
+    assert kt.attention("", 1024) == kt.attention("", 2048) and kt.attention("", 1 << 20) == kt.attention("", 32768)
+    mid = kt.attention("", 2 ** 12.5)
+    assert mid[0] == pytest.approx((kt.attention("", 4096)[0] + kt.attention("", 8192)[0]) / 2)
+    m, g = model("llama-3.1-70b"), gpu("h100-sxm")
+    kw = dict(tp=8, global_batch=8, micro_batch=1, seq=8192, recompute="none")
+    one = _part(step_time(m, g, dp=1, **kw), "attention")
+    two = _part(step_time(m, g, dp=1, cp=2, **kw), "attention")  # same micro-batches, each rank half the FLOPs
+    assert two / (one / 2) == pytest.approx((1 / 591 + 2.5 / 474) / (1 / 644 + 2.5 / 541), rel=2e-3)
+
+
+def test_a_kernel_table_attention_curve_outside_zero_to_one_is_refused():
+    """A user kernels.yaml whose attention curve holds a fraction above 1 (a TFLOPS figure pasted unconverted) is
+    refused in one line naming the table, not used."""
+    from aiinfra.perf.compute import _attention_curve
+
+    assert _attention_curve(0.5) == ((8192.0, 0.5),)
+    assert _attention_curve([[8192, 0.6], [2048, 0.4]]) == ((2048.0, 0.4), (8192.0, 0.6))
+    for bad in ([[8192, 644.0]], [], [[0, 0.5]], True):
+        with pytest.raises(ValueError, match="fractions in"):
+            _attention_curve(bad)
 
 
 def test_blackwell_ultra_keeps_blackwell_node_and_driver_lookups():

@@ -93,9 +93,11 @@ def test_megatron_bridge_h100_fp8_out_of_sample():
     on every TP rank's gathered copy hid part of a TP-dependent miss: TP1 (8B) runs slow in the model, TP8 (405B)
     fast. With the TP all-gathers in FP8, as Transformer Engine sends them (stacks.yaml fp8_gather), the 405B row's
     TP8 collectives shrink and Hopper's constant falls to 0.742: −13.9%, +1.4%, +13.6%, mean 9.6%: the same
-    TP-dependent miss, wider."""
+    TP-dependent miss, wider. With attention read at the sequence each GPU holds (kernels.yaml by length, cuDNN
+    on H200: the CP2 ranks of the 405B row hold 4K positions, 591 / 474 TFLOPS there against 644 / 541 at 8K):
+    −13.9%, +1.4%, +12.2%, mean 9.2%."""
     errs = [p.error for p in _table("Megatron-Bridge 25.11 DGX-H100 FP8-CS")]
-    assert len(errs) == 3 and all(abs(e) <= 0.145 for e in errs) and sum(map(abs, errs)) / 3 <= 0.10
+    assert len(errs) == 3 and all(abs(e) <= 0.145 for e in errs) and sum(map(abs, errs)) / 3 <= 0.095
     assert abs(errs[1]) <= 0.075
 
 
@@ -108,7 +110,7 @@ def test_megatron_bridge_2604_h100_fp8_out_of_sample():
     fixed point (0.786): −3.4%, −0.6%; held out (refit 0.775) 3.3%. With cuDNN's attention figures and Hopper
     refitted (0.788): −1.4%, +0.7%; held out (refit 0.786) 1.0%. With Transformer Engine's FP8 casts (0.759):
     −1.3%, +1.8%; held out (refit 0.771) 1.7%. With FP8 TP all-gathers (stacks.yaml fp8_gather; Hopper 0.742):
-    −1.3%, +4.0%."""
+    −1.3%, +4.0%. With attention read at the sequence each GPU holds (the 405B CP2 ranks at 4K): −1.3%, +2.8%."""
     errs = [p.error for p in _table("Megatron-Bridge 26.04.01 DGX-H100 FP8")]
     assert len(errs) == 2 and all(abs(e) <= 0.045 for e in errs)
 
@@ -124,11 +126,15 @@ def test_megatron_bridge_blackwell_fp8_out_of_sample():
     -3.6%. The B200 405B row misses the 15% bound. With the default constant at the median rule's fixed point (0.831):
     mean 7.5%, B200 405B +17.9%, GB300 −9.2%, −1.9%, −5.4%. With Transformer Engine's FP8 casts as it runs them
     (a TP shard cast before the FP8 all-gather): mean 7.9%, B200 405B +20.2%, GB300 −8.3%, −1.1%, −4.5%. With the
-    TP all-gathers in FP8 (stacks.yaml fp8_gather): mean 8.0%, B200 405B +20.9%, GB200 405B +12.0%."""
+    TP all-gathers in FP8 (stacks.yaml fp8_gather): mean 8.0%, B200 405B +20.9%, GB200 405B +12.0%. With attention
+    from cuDNN 9.22's measurements on GB200 and GB300 by length (kernels.yaml; B200 at GB200's fractions), where
+    it was assumed before (0.60 / 0.45, 0.63 / 0.45): mean 8.3%; GB300 −3.3%, +2.4%, −3.3% (were −8.3%, −1.1%,
+    −4.3%), GB200 8B +10.6% (was +7.0%), B200 8B +7.2% (was +3.5%), B200 405B +20.9%: the measured kernels are
+    faster than the assumption, and the rows that ran fast run faster."""
     errs = [p.error for p in _table("Megatron-Bridge 25.11 Blackwell FP8-CS")]
-    assert len(errs) == 8 and sum(map(abs, errs)) / 8 <= 0.082 and max(map(abs, errs)) <= 0.215
+    assert len(errs) == 8 and sum(map(abs, errs)) / 8 <= 0.086 and max(map(abs, errs)) <= 0.215
     gb300 = [p.error for p in _table("Megatron-Bridge 25.11 Blackwell FP8-CS") if "gb300" in p.key]
-    assert len(gb300) == 3 and all(abs(e) <= 0.095 for e in gb300)
+    assert len(gb300) == 3 and all(abs(e) <= 0.05 for e in gb300)
 
 
 def test_torchtitan_h200_fp8_out_of_sample():
@@ -210,9 +216,14 @@ def test_torchtitan_on_power_limited_h100s_out_of_sample():
     - Llama 3.1 405B, 512 GPUs, FSDP8·TP8·PP8, local batch 32 in 8 micro-batches, full AC, Float8 + async TP: 1F1B
       100, interleaved 128 → +7.0%, +7.8%.
     - Llama 3.1 8B with context parallelism, 8 GPUs, full AC, Float8: 32K CP1 3,890, 64K CP2 2,540, 128K CP4 1,071,
-      256K CP8 548 → −8.3%, −15.3%, +12.0%, +16.1%: attention is 66-94% of these steps, and the model is slow at
-      32-64K and fast at 128-256K, so both the FlashAttention-2 figure at long sequences and PyTorch's ring-attention
-      cost grow differently from the model's (a miss beyond the 15% bound, recorded).
+      256K CP8 548 → −8.3%, −15.3%, +12.0%, +16.1% with FlashAttention-2 at its 8K figure. Every row holds 32K
+      positions per GPU, and FlashAttention-2 runs faster there (cudnn-frontend's PyTorch-SDPA column: 345.64 /
+      316.92 TFLOPS at 32K causal against 321.94 / 275.40 at 8K); read at that length: −1.5%, −7.6%, +23.4%, +28.7%.
+      The published attention time per FLOP jumps 1.4x between CP2 and CP4 at the same 32K chunk per rank, then
+      holds from CP4 to CP8. PyTorch's ring attention of the time (torch/distributed/tensor/experimental/
+      _attention.py: fp32 merges of each step's output, the K/V all-gather and the fp32 dK/dV ring, each under the
+      next step's kernel) grows with the ring but by a few percent, not 40%; not identified, a miss beyond the 15%
+      bound, recorded.
     - Llama 3.1 8B, 64 GPUs, FSDP8·TP8, local batch 12, per-op SAC: BF16 4,378 / 4,809.4, Float8 5,078.1 / 5,570.1
       → +15.5%, +20.2%, +21.4%, +22.1% (+21.7%, +23.0%, +25.3%, +23.6% before the policy's second all-gather of each
       column-parallel input was charged): the model still charges TP8 on the 8B 15-20% less than it costs there, in
@@ -224,7 +235,8 @@ def test_torchtitan_on_power_limited_h100s_out_of_sample():
               "tt2506-70b-fp8", "tt2506-70b-fp8-async"):
         assert abs(e[k]) <= 0.08, k
     assert all(0 < e[k] <= 0.09 for k in ("tt2412-405b-1f1b", "tt2412-405b-interleaved"))
-    assert all(abs(e[k]) <= 0.17 for k in e if "k-cp" in k or k.endswith("32k"))
+    assert abs(e["tt2412-8b-32k"]) <= 0.03 and abs(e["tt2412-8b-64k-cp2"]) <= 0.09
+    assert all(0.15 <= e[k] <= 0.31 for k in ("tt2412-8b-128k-cp4", "tt2412-8b-256k-cp8"))
     assert all(0.12 <= e[k] <= 0.25 for k in e if k.startswith("tt2506-8b"))
 
 
@@ -237,10 +249,12 @@ def test_nemo_2407_h100_fp8_out_of_sample():
     fitted on: +3.6%, +10.0%, +2.1%, −8.3%, +4.0%, +4.4%, +6.7%, +10.6%, +10.7%, mean 6.7% (inside the ≤7% target,
     no row beyond 15%). The two GPT3-175B rows differ by 15% published and 4% predicted (mb1 vs mb2 at s = 2048).
     With the TP all-gathers in FP8 (stacks.yaml fp8_gather; Hopper 0.742): +1.3%, +8.5%, +3.0%, −7.4%, +1.7%, +2.1%,
-    +6.9%, +8.2%, +10.8%, mean 5.5%."""
+    +6.9%, +8.2%, +10.8%, mean 5.5%. With attention read at the sequence each GPU holds (cuDNN on H200 by length:
+    GPT-3's 2K runs at 484 / 370 TFLOPS, Llama 2's 4K and the CP2 ranks' 4K at 591 / 474, against 644 / 541 at 8K):
+    −2.1%, +6.1%, +1.7%, −8.6%, −0.3%, +0.3%, +5.8%, +5.0%, +8.6%, mean 4.3%."""
     errs = {p.key: p.error for p in _table("NeMo 24.07 DGX-H100 FP8")}
     assert len(errs) == 9
-    assert sum(map(abs, errs.values())) / 9 <= 0.07 and max(map(abs, errs.values())) <= 0.115
+    assert sum(map(abs, errs.values())) / 9 <= 0.05 and max(map(abs, errs.values())) <= 0.095
     assert errs["nemo2407-gpt3-175b-128"] > errs["nemo2407-gpt3-175b-512"]
 
 
@@ -312,7 +326,8 @@ def test_megatron_bridge_h100_moe_out_of_sample():
     over the expert-data-parallel group). NVIDIA's blog "Boosting MoE Training
     Throughput with Advanced Fusion Kernels" (2026-06-15) credits +93% end to end for GPT-OSS to fused MoE kernels
     (its clamped, biased GLU in the GEMM epilogue) and sync-free full-iteration CUDA graphs: part of that is unfused
-    GPU work this model does not charge. The bounds record that miss rather than hide it."""
+    GPU work this model does not charge. The bounds record that miss rather than hide it. With attention read at
+    the 4K these rows run (cuDNN on H200: 591 / 474 TFLOPS against 644 / 541 at 8K): −2.3%, +4.0%, +22.7%."""
     errs = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 DGX-H100 MoE")}
     assert abs(errs["mbridge-2604-qwen3-30b"]) <= 0.03 and abs(errs["mbridge-2604-qwen3-235b"]) <= 0.07
     assert 0.15 < errs["mbridge-2604-gptoss-120b"] <= 0.35
@@ -324,7 +339,9 @@ def test_moe_host_constants_are_their_fit_and_carry_to_other_gpus_and_layouts():
     → 27,136, GPU-bound plus the stall). Out of that fit: 26.02.01 DGX-H100 PP2·VP12·EP8 with DeepEP and the all-to-all
     overlapped → 9,058 (+0.3%); the CUDA-graph guide's eager H100 BF16 EP16 run with the plain all-to-all, 41.36 s a
     step → 6,338 (−7.8%); 26.04.01 DGX-B300 MBS 8 → 30,720 (+7.0%), DGX-GB200 MBS 4 → 26,112 (+7.2%), DGX-GB300 MBS 8
-    → 31,744 (+8.3%; Grace hosts, not the fit's x86 ones)."""
+    → 31,744 (+8.3%; Grace hosts, not the fit's x86 ones). With attention read by length (these run 4K sequences:
+    cuDNN on H200 at 591 / 474 TFLOPS there, on GB300 at 1,703 / 1,248): eager H100 −9.4%, B300 +9.0%, GB200 +7.2%,
+    GB300 +10.2%."""
     from aiinfra.perf.training import stack
 
     h, st = fidelity.solve_moe_host()
@@ -338,7 +355,7 @@ def test_moe_host_constants_are_their_fit_and_carry_to_other_gpus_and_layouts():
     out = {p.key: p.error for t in ("Megatron-Bridge 26.02.01 DGX-H100 MoE", "Megatron-Bridge CUDA-graph guide, H100 BF16 eager",
                                     "Megatron-Bridge 26.04.01 B300/GB200/GB300 MoE") for p in _table(t)}
     assert abs(out["mbridge-26021-qwen3-30b"]) <= 0.03 and abs(out["mbridge-cgdoc-qwen3-30b-eager"]) <= 0.10
-    assert all(abs(out[k]) <= 0.10 for k in ("mbridge-2604-b300-qwen3-30b", "mbridge-2604-gb200-qwen3-30b",
+    assert all(abs(out[k]) <= 0.11 for k in ("mbridge-2604-b300-qwen3-30b", "mbridge-2604-gb200-qwen3-30b",
                                               "mbridge-2604-gb300-qwen3-30b"))
 
 
@@ -355,7 +372,8 @@ def test_megatron_bridge_blackwell_moe_out_of_sample():
     experts or 64-wide heads; none is identified). B200 and B300 were +82% and +64% before routed-expert gradients
     synced over Megatron's expert-data-parallel group (8 ranks, one per node) rather than all 64 ranks. The bounds
     record the misses; they fail if the model gets worse, or if GPT-OSS stops running slower than predicted without
-    this docstring being revisited."""
+    this docstring being revisited. With cuDNN's measured attention by length on GB200 and GB300 (kernels.yaml):
+    B300 and GB300 Qwen3-235B −11.2% and −16.6%, GPT-OSS +42.4% and +28.6%; the B200 and GB200 rows do not move."""
     q = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 Blackwell Qwen3-235B")}
     assert len(q) == 4 and all(abs(e) <= 0.26 for e in q.values()) and sum(map(abs, q.values())) / 4 <= 0.18
     o = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 Blackwell GPT-OSS")}

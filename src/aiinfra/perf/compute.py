@@ -95,25 +95,59 @@ def elementwise_time(activation_bytes: Number, gpu: GpuSpec, cal: TrainingCalibr
                 {"calibration": cal.source, gpu.key: gpu.source})
 
 
+Curve = tuple[tuple[float, float], ...]  # (tokens per kernel call, fraction of peak), ascending tokens
+
+# A flash-attention figure given as one number holds at every length; the measured 8k point it stands for.
+ATTENTION_REFERENCE_TOKENS = 8192.0
+
+
+def _attention_curve(value) -> Curve:
+    """A kernels.yaml attention figure: one fraction of peak, or [[tokens, fraction], ...] measured by sequence
+    length (each kernel call's query length)."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        if isinstance(value, (int, float)):
+            points = ((ATTENTION_REFERENCE_TOKENS, float(value)),)
+        else:
+            points = tuple(sorted((float(a), float(b)) for a, b in value))
+    except (TypeError, ValueError):
+        points = ()
+    if not points or any(a <= 0 or not 0 < b <= 1 for a, b in points):
+        raise ValueError(f"attention figure {value!r}: fractions in (0, 1] at positive token counts")
+    return points
+
+
+def _at_length(curve: Curve, tokens):
+    """The curve at `tokens` (scalar or array): interpolated in log2(tokens), held flat beyond its ends."""
+    if len(curve) == 1:
+        return curve[0][1] if np.ndim(tokens) == 0 else np.full(np.shape(tokens), curve[0][1])
+    xs, ys = np.log2([p[0] for p in curve]), np.array([p[1] for p in curve])
+    out = np.interp(np.log2(np.maximum(np.asarray(tokens, dtype=float), 1.0)), xs, ys)
+    return float(out) if np.ndim(out) == 0 else out
+
+
 @dataclass(frozen=True)
 class KernelTable:
     """Kernel-level efficiencies of one GPU architecture (catalog/data/kernels.yaml)."""
 
     arch: str
     gemm_plateau: dict
-    attention_fwd: float
-    attention_bwd: float
+    attention_fwd: Curve
+    attention_bwd: Curve
     size_curve_us: tuple[tuple[float, float], ...]
     fp8_cast_bytes: float
     source: str
     curve_source: str
-    attention_routes: dict = field(default_factory=dict)  # {route: (fwd, bwd)} from keys bf16_<route>
+    attention_routes: dict = field(default_factory=dict)  # {route: (fwd Curve, bwd Curve)} from keys bf16_<route>
 
-    def attention(self, route: str = "") -> tuple[float, float]:
+    def attention(self, route: str = "", tokens=ATTENTION_REFERENCE_TOKENS) -> tuple:
         """(forward, backward) flash-attention efficiencies of the kernel route a stack calls (stacks.yaml
         attention_kernel: kernels.yaml keys bf16_<route>, e.g. bf16_fa2), falling back to the bf16 figures where
-        the architecture has no measurement of that route."""
-        return self.attention_routes.get(route, (self.attention_fwd, self.attention_bwd))
+        the architecture has no measurement of that route, at `tokens` query positions per kernel call (the
+        sequence one GPU holds, s/cp): short sequences run below the long-sequence plateau."""
+        fwd, bwd = self.attention_routes.get(route, (self.attention_fwd, self.attention_bwd))
+        return _at_length(fwd, tokens), _at_length(bwd, tokens)
 
     def plateau(self, dtype: str, path: str = "") -> float:
         """Plateau of `dtype` GEMMs; `path` names the kernel route a stack calls (e.g. fp8 via
@@ -131,8 +165,9 @@ def kernel_table(gpu: GpuSpec) -> KernelTable:
     e, c = table[arch], default_catalog().entry("kernels", "size_curve")[1]
     try:
         fwd, bwd = dict(e["attention_fwd"]), dict(e["attention_bwd"])
-        routes = {k[len("bf16_"):]: (float(fwd[k]), float(bwd[k])) for k in fwd if k.startswith("bf16_")}
-        kt = KernelTable(arch, dict(e["gemm_plateau"]), float(fwd["bf16"]), float(bwd["bf16"]),
+        routes = {k[len("bf16_"):]: (_attention_curve(fwd[k]), _attention_curve(bwd[k]))
+                  for k in fwd if k.startswith("bf16_")}
+        kt = KernelTable(arch, dict(e["gemm_plateau"]), _attention_curve(fwd["bf16"]), _attention_curve(bwd["bf16"]),
                          tuple((float(a), float(b)) for a, b in c["gemm_size_curve_us"]), float(c["fp8_cast_bytes"]),
                          e.get("source", ""), c.get("source", ""), routes)
     except (KeyError, TypeError, ValueError) as err:

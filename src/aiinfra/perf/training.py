@@ -12,7 +12,8 @@ Per micro-batch and layer, on one GPU (tokens T = mb·s/cp; GEMM shapes after TP
   FP8/FP4 apply to these linear GEMMs only, with the cast/amax traffic charged at HBM bandwidth;
 - attention: flash attention in BF16, forward 2·T·S·n_q/t·(d_qk + d_v) FLOPs with S = s/2 for
   causal masks, backward 2.5× forward, at the kernel table's flash-attention efficiencies for the stack's
-  kernel route (stacks.yaml attention_kernel: cuDNN fused attention, FlashAttention-2 or -3);
+  kernel route (stacks.yaml attention_kernel: cuDNN fused attention, FlashAttention-2 or -3), read at the
+  sequence each GPU's kernel calls see (s/cp) where kernels.yaml measures them by length;
 - elementwise: Korthikanti Table 2 activation bytes × 2 / HBM bandwidth (norms, SwiGLU, residuals); with
   sequence parallelism all of it is split over the TP ranks, without it the LayerNorm, dropout and residual
   share (10·h of the 34·h bytes per token) runs on every TP rank (Korthikanti Table 2 / §4.2.2);
@@ -451,7 +452,10 @@ def step_time(
     S = attended_positions(m, s, causal)  # averaged over full / sliding / chunked / linear layers
     f_att = 2.0 * T * S * m.heads / tp * (d_qk + d_v)
     pk16 = gpu.peak_flops(half)
-    eff_fwd, eff_bwd = kt.attention(stk.attention_kernel)  # the stack's kernel route (stacks.yaml attention_kernel)
+    # the stack's kernel route (stacks.yaml attention_kernel), at the sequence one GPU's kernel calls see: s/cp
+    # (a context-parallel rank holds s/cp query positions and attends them chunk by chunk)
+    att_tokens = s / cp
+    eff_fwd, eff_bwd = kt.attention(stk.attention_kernel, att_tokens)
     if flash_attention:
         t_att_layer = f_att / (pk16 * eff_fwd) * (1 + sel_attn + full) + 2.5 * f_att / (pk16 * eff_bwd)
     else:  # unfused: batched GEMMs at the GEMM plateau + softmax traffic (charged as elementwise below)
@@ -577,7 +581,8 @@ def step_time(
     t_attn = part("attention", t_att_layer, 0.0,
                   "M · L_stage · (fwd FLOPs/(peak·eff_fwd) · (1 + recompute) + 2.5·fwd FLOPs/(peak·eff_bwd))",
                   {"fwd FLOPs per layer": f_att, "eff_fwd": eff_fwd, "eff_bwd": eff_bwd,
-                   "kernel route": stk.attention_kernel or "default", "causal": causal}, {"kernels": kt.source})
+                   "tokens per kernel call (s/cp)": att_tokens, "kernel route": stk.attention_kernel or "default",
+                   "causal": causal}, {"kernels": kt.source})
     t_elem = part("elementwise (memory-bound)", t_elem_layer, head_elem,
                   "M · (L_stage · activation bytes × traffic + fp32 logits) / HBM bandwidth",
                   {"bytes per layer": elem_bytes, "traffic": cal.elementwise_traffic, "HBM B/s": gpu.memory_bw},

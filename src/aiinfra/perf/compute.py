@@ -119,11 +119,9 @@ def _attention_curve(value) -> Curve:
 
 
 def _at_length(curve: Curve, tokens):
-    """The curve at `tokens` (scalar or array): interpolated in log2(tokens), held flat beyond its ends."""
-    if len(curve) == 1:
-        return curve[0][1] if np.ndim(tokens) == 0 else np.full(np.shape(tokens), curve[0][1])
-    xs, ys = np.log2([p[0] for p in curve]), np.array([p[1] for p in curve])
-    out = np.interp(np.log2(np.maximum(np.asarray(tokens, dtype=float), 1.0)), xs, ys)
+    """The curve at `tokens` (scalar or array), interpolated in log size as the GEMM size curve is (_interp) and
+    held flat beyond its ends; a one-point curve holds everywhere."""
+    out = _interp(tokens, curve)
     return float(out) if np.ndim(out) == 0 else out
 
 

@@ -404,6 +404,30 @@ def test_attention_efficiency_is_read_at_the_sequence_each_gpu_holds():
     assert two / (one / 2) == pytest.approx((1 / 591 + 2.5 / 474) / (1 / 644 + 2.5 / 541), rel=2e-3)
 
 
+def test_full_attention_runs_at_the_kernels_no_mask_figures():
+    """--no-causal counts the whole score matrix, and the kernel then runs every tile full, none on the diagonal, so
+    it reaches a higher fraction of peak: cuDNN on an NVIDIA H200 without a mask (cudnn-frontend
+    benchmark/sdpa_benchmark_training/results/h200_919_only_cudnn/llama3.1_20260227_034703.csv, no_mask rows)
+    runs 691 / 594 TFLOPS forward / backward at 8k against 644 / 541 causal; PyTorch SDPA's FlashAttention-2
+    (benchmark/sdpa_benchmark/benchmark_results.csv at 7606332, Causal False) 364.03 / 305.47 against 321.94 /
+    275.40. A route without no-mask figures (fa3 here) keeps its causal ones. So full attention takes twice the
+    FLOPs of causal attention, not twice its time: (1/691 + 2.5/594) / (1/644 + 2.5/541) x 2 for cuDNN."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.catalog.models import model
+    from aiinfra.perf.compute import kernel_table
+    from aiinfra.perf.training import step_time
+
+    kt = kernel_table(gpu("h100-sxm"))
+    assert kt.attention("", 8192, causal=False) == pytest.approx((691 / 989, 594 / 989), abs=6e-4)
+    assert kt.attention("fa2", 8192, causal=False) == pytest.approx((364.03 / 989, 305.47 / 989), abs=6e-4)
+    assert kt.attention("fa3", 8192, causal=False) == kt.attention("fa3", 8192)
+    m, g = model("llama-3.1-8b"), gpu("h100-sxm")
+    kw = dict(dp=8, global_batch=8, micro_batch=1, seq=8192, recompute="none")
+    causal = _part(step_time(m, g, **kw), "attention")
+    full = _part(step_time(m, g, causal=False, **kw), "attention")
+    assert full / causal == pytest.approx(2 * (1 / 691 + 2.5 / 594) / (1 / 644 + 2.5 / 541), rel=2e-3)
+
+
 def test_a_kernel_table_attention_curve_outside_zero_to_one_is_refused():
     """A user kernels.yaml whose attention curve holds a fraction above 1 (a TFLOPS figure pasted unconverted) is
     refused in one line naming the table, not used."""
@@ -414,6 +438,27 @@ def test_a_kernel_table_attention_curve_outside_zero_to_one_is_refused():
     for bad in ([[8192, 644.0]], [], [[0, 0.5]], True):
         with pytest.raises(ValueError, match="fractions in"):
             _attention_curve(bad)
+
+
+def test_no_mask_figures_must_pair_and_name_known_routes(tmp_path):
+    """attention_fwd_full without its backward twin, or for a route attention_fwd does not name, is refused in one
+    line naming the table rather than half used."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.catalog.loader import set_user_catalogs
+    from aiinfra.perf.compute import kernel_table
+
+    h100 = gpu("h100-sxm")
+    for i, extra in enumerate(("kernels:\n  hopper: {attention_fwd_full: {bf16: 0.7}, attention_bwd_full: {}}\n",
+                               "kernels:\n  hopper: {attention_fwd_full: {bf16_fa4: 0.7}, "
+                               "attention_bwd_full: {bf16_fa4: 0.6}}\n")):
+        f = tmp_path / f"k{i}.yaml"
+        f.write_text(extra)
+        set_user_catalogs([f])
+        try:
+            with pytest.raises(Exception, match="kernel table 'hopper'"):
+                kernel_table(h100)
+        finally:
+            set_user_catalogs([])
 
 
 def test_blackwell_ultra_keeps_blackwell_node_and_driver_lookups():

@@ -138,13 +138,18 @@ class KernelTable:
     source: str
     curve_source: str
     attention_routes: dict = field(default_factory=dict)  # {route: (fwd Curve, bwd Curve)} from keys bf16_<route>
+    attention_full: dict = field(default_factory=dict)  # {"" or route: (fwd, bwd)}: no mask (attention_*_full)
 
-    def attention(self, route: str = "", tokens=ATTENTION_REFERENCE_TOKENS) -> tuple:
+    def attention(self, route: str = "", tokens=ATTENTION_REFERENCE_TOKENS, causal: bool = True) -> tuple:
         """(forward, backward) flash-attention efficiencies of the kernel route a stack calls (stacks.yaml
         attention_kernel: kernels.yaml keys bf16_<route>, e.g. bf16_fa2), falling back to the bf16 figures where
         the architecture has no measurement of that route, at `tokens` query positions per kernel call (the
-        sequence one GPU holds, s/cp): short sequences run below the long-sequence plateau."""
+        sequence one GPU holds, s/cp): short sequences run below the long-sequence plateau. Without a causal mask
+        the route's no-mask figures apply where measured (every tile is full, none on the diagonal), else its
+        causal ones."""
         fwd, bwd = self.attention_routes.get(route, (self.attention_fwd, self.attention_bwd))
+        if not causal:
+            fwd, bwd = self.attention_full.get(route if route in self.attention_routes else "", (fwd, bwd))
         return _at_length(fwd, tokens), _at_length(bwd, tokens)
 
     def plateau(self, dtype: str, path: str = "") -> float:
@@ -165,14 +170,20 @@ def kernel_table(gpu: GpuSpec) -> KernelTable:
         fwd, bwd = dict(e["attention_fwd"]), dict(e["attention_bwd"])
         routes = {k[len("bf16_"):]: (_attention_curve(fwd[k]), _attention_curve(bwd[k]))
                   for k in fwd if k.startswith("bf16_")}
+        full_fwd, full_bwd = dict(e.get("attention_fwd_full") or {}), dict(e.get("attention_bwd_full") or {})
+        full = {("" if k == "bf16" else k[len("bf16_"):]): (_attention_curve(full_fwd[k]), _attention_curve(full_bwd[k]))
+                for k in full_fwd}
         kt = KernelTable(arch, dict(e["gemm_plateau"]), _attention_curve(fwd["bf16"]), _attention_curve(bwd["bf16"]),
                          tuple((float(a), float(b)) for a, b in c["gemm_size_curve_us"]), float(c["fp8_cast_bytes"]),
-                         e.get("source", ""), c.get("source", ""), routes)
+                         e.get("source", ""), c.get("source", ""), routes, full)
     except (KeyError, TypeError, ValueError) as err:
         raise AiinfraError(f"kernel table '{arch}' needs gemm_plateau, attention_fwd/bwd.bf16 (and each bf16_<route> "
-                           f"in both) and a size curve ({err})") from None
+                           f"in both, as in attention_fwd_full/bwd_full) and a size curve ({err})") from None
     if set(k for k in bwd if k.startswith("bf16_")) != set(f"bf16_{r}" for r in routes):
         raise AiinfraError(f"kernel table '{arch}': attention_fwd and attention_bwd name different routes")
+    if set(full_bwd) != set(full_fwd) or not set(full) <= {"", *routes}:
+        raise AiinfraError(f"kernel table '{arch}': attention_fwd_full and attention_bwd_full must name the same "
+                           f"routes, each one attention_fwd names")
     return kt
 
 

@@ -455,7 +455,7 @@ def step_time(
     # the stack's kernel route (stacks.yaml attention_kernel), at the sequence one GPU's kernel calls see: s/cp
     # (a context-parallel rank holds s/cp query positions and attends them chunk by chunk)
     att_tokens = s / cp
-    eff_fwd, eff_bwd = kt.attention(stk.attention_kernel, att_tokens)
+    eff_fwd, eff_bwd = kt.attention(stk.attention_kernel, att_tokens, causal=bool(causal))
     if flash_attention:
         t_att_layer = f_att / (pk16 * eff_fwd) * (1 + sel_attn + full) + 2.5 * f_att / (pk16 * eff_bwd)
     else:  # unfused: batched GEMMs at the GEMM plateau + softmax traffic (charged as elementwise below)

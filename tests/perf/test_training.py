@@ -448,14 +448,16 @@ def test_no_mask_figures_must_pair_and_name_known_routes(tmp_path):
     from aiinfra.perf.compute import kernel_table
 
     h100 = gpu("h100-sxm")
-    for i, extra in enumerate(("kernels:\n  hopper: {attention_fwd_full: {bf16: 0.7}, attention_bwd_full: {}}\n",
-                               "kernels:\n  hopper: {attention_fwd_full: {bf16_fa4: 0.7}, "
-                               "attention_bwd_full: {bf16_fa4: 0.6}}\n")):
+    cases = {"{attention_fwd_full: {bf16: 0.7}, attention_bwd_full: {}}": "must name the same keys",
+             "{attention_fwd_full: {bf16_fa4: 0.7}, attention_bwd_full: {bf16_fa4: 0.6}}": "must name the same keys",
+             "{attention_fwd_full: {fp8: 0.7}, attention_bwd_full: {fp8: 0.6}}": "must name the same keys",
+             "{attention_fwd_full: {bf16: 691}, attention_bwd_full: {bf16: 0.6}}": "attention_fwd_full / attention_bwd_full"}
+    for i, (entry, why) in enumerate(cases.items()):
         f = tmp_path / f"k{i}.yaml"
-        f.write_text(extra)
+        f.write_text(f"kernels:\n  hopper: {entry}\n")
         set_user_catalogs([f])
         try:
-            with pytest.raises(Exception, match="kernel table 'hopper'"):
+            with pytest.raises(Exception, match=f"kernel table 'hopper': .*{why}"):
                 kernel_table(h100)
         finally:
             set_user_catalogs([])

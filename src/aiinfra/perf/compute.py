@@ -8,7 +8,7 @@ tuned per model or per row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -170,21 +170,25 @@ def kernel_table(gpu: GpuSpec) -> KernelTable:
         fwd, bwd = dict(e["attention_fwd"]), dict(e["attention_bwd"])
         routes = {k[len("bf16_"):]: (_attention_curve(fwd[k]), _attention_curve(bwd[k]))
                   for k in fwd if k.startswith("bf16_")}
-        full_fwd, full_bwd = dict(e.get("attention_fwd_full") or {}), dict(e.get("attention_bwd_full") or {})
-        full = {("" if k == "bf16" else k[len("bf16_"):]): (_attention_curve(full_fwd[k]), _attention_curve(full_bwd[k]))
-                for k in full_fwd}
         kt = KernelTable(arch, dict(e["gemm_plateau"]), _attention_curve(fwd["bf16"]), _attention_curve(bwd["bf16"]),
                          tuple((float(a), float(b)) for a, b in c["gemm_size_curve_us"]), float(c["fp8_cast_bytes"]),
-                         e.get("source", ""), c.get("source", ""), routes, full)
+                         e.get("source", ""), c.get("source", ""), routes)
+        full_fwd, full_bwd = dict(e.get("attention_fwd_full") or {}), dict(e.get("attention_bwd_full") or {})
     except (KeyError, TypeError, ValueError) as err:
         raise AiinfraError(f"kernel table '{arch}' needs gemm_plateau, attention_fwd/bwd.bf16 (and each bf16_<route> "
-                           f"in both, as in attention_fwd_full/bwd_full) and a size curve ({err})") from None
+                           f"in both) and a size curve ({err})") from None
     if set(k for k in bwd if k.startswith("bf16_")) != set(f"bf16_{r}" for r in routes):
         raise AiinfraError(f"kernel table '{arch}': attention_fwd and attention_bwd name different routes")
-    if set(full_bwd) != set(full_fwd) or not set(full) <= {"", *routes}:
+    # no-mask figures (optional): in pairs, for bf16 or a route attention_fwd names
+    if set(full_fwd) != set(full_bwd) or not set(full_fwd) <= set(fwd):
         raise AiinfraError(f"kernel table '{arch}': attention_fwd_full and attention_bwd_full must name the same "
-                           f"routes, each one attention_fwd names")
-    return kt
+                           f"keys, each one attention_fwd names")
+    try:
+        full = {("" if k == "bf16" else k[len("bf16_"):]): (_attention_curve(full_fwd[k]), _attention_curve(full_bwd[k]))
+                for k in full_fwd}
+    except ValueError as err:
+        raise AiinfraError(f"kernel table '{arch}': attention_fwd_full / attention_bwd_full ({err})") from None
+    return replace(kt, attention_full=full)
 
 
 def _interp(x, points: tuple[tuple[float, float], ...]):

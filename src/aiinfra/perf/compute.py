@@ -8,7 +8,7 @@ tuned per model or per row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -131,14 +131,13 @@ class KernelTable:
 
     arch: str
     gemm_plateau: dict
-    attention_fwd: Curve
-    attention_bwd: Curve
     size_curve_us: tuple[tuple[float, float], ...]
     fp8_cast_bytes: float
     source: str
     curve_source: str
-    attention_routes: dict = field(default_factory=dict)  # {route: (fwd Curve, bwd Curve)} from keys bf16_<route>
-    attention_full: dict = field(default_factory=dict)  # {"" or route: (fwd, bwd)}: no mask (attention_*_full)
+    # {"" (the bf16 figure) or route (key bf16_<route>): (fwd Curve, bwd Curve)}, causal and without a mask
+    attention_routes: dict = field(default_factory=dict)
+    attention_full: dict = field(default_factory=dict)
 
     def attention(self, route: str = "", tokens=ATTENTION_REFERENCE_TOKENS, causal: bool = True) -> tuple:
         """(forward, backward) flash-attention efficiencies of the kernel route a stack calls (stacks.yaml
@@ -147,9 +146,10 @@ class KernelTable:
         sequence one GPU holds, s/cp): short sequences run below the long-sequence plateau. Without a causal mask
         the route's no-mask figures apply where measured (every tile is full, none on the diagonal), else its
         causal ones."""
-        fwd, bwd = self.attention_routes.get(route, (self.attention_fwd, self.attention_bwd))
+        key = route if route in self.attention_routes else ""
+        fwd, bwd = self.attention_routes[key]
         if not causal:
-            fwd, bwd = self.attention_full.get(route if route in self.attention_routes else "", (fwd, bwd))
+            fwd, bwd = self.attention_full.get(key, (fwd, bwd))
         return _at_length(fwd, tokens), _at_length(bwd, tokens)
 
     def plateau(self, dtype: str, path: str = "") -> float:
@@ -160,6 +160,12 @@ class KernelTable:
         return float(self.gemm_plateau.get(dtype, self.gemm_plateau.get("bf16", 0.75)))
 
 
+def _route_curves(fwd: dict, bwd: dict) -> dict:
+    """{"" for key bf16, route for key bf16_<route>: (forward Curve, backward Curve)} of a kernels.yaml pair."""
+    return {("" if k == "bf16" else k[len("bf16_"):]): (_attention_curve(fwd[k]), _attention_curve(bwd[k]))
+            for k in fwd}
+
+
 def kernel_table(gpu: GpuSpec) -> KernelTable:
     """The kernel table for a GPU: its own row where it has one (a per-SKU measurement), else its
     architecture's, else the catalog's `default` row."""
@@ -168,27 +174,27 @@ def kernel_table(gpu: GpuSpec) -> KernelTable:
     e, c = table[arch], default_catalog().entry("kernels", "size_curve")[1]
     try:
         fwd, bwd = dict(e["attention_fwd"]), dict(e["attention_bwd"])
-        routes = {k[len("bf16_"):]: (_attention_curve(fwd[k]), _attention_curve(bwd[k]))
-                  for k in fwd if k.startswith("bf16_")}
-        kt = KernelTable(arch, dict(e["gemm_plateau"]), _attention_curve(fwd["bf16"]), _attention_curve(bwd["bf16"]),
-                         tuple((float(a), float(b)) for a, b in c["gemm_size_curve_us"]), float(c["fp8_cast_bytes"]),
-                         e.get("source", ""), c.get("source", ""), routes)
+        fwd = {k: v for k, v in fwd.items() if k == "bf16" or k.startswith("bf16_")}
+        routes = _route_curves(fwd, bwd)
+        if "" not in routes:
+            raise KeyError("bf16")
+        plateau, curve = dict(e["gemm_plateau"]), tuple((float(a), float(b)) for a, b in c["gemm_size_curve_us"])
+        cast_bytes = float(c["fp8_cast_bytes"])
         full_fwd, full_bwd = dict(e.get("attention_fwd_full") or {}), dict(e.get("attention_bwd_full") or {})
     except (KeyError, TypeError, ValueError) as err:
         raise AiinfraError(f"kernel table '{arch}' needs gemm_plateau, attention_fwd/bwd.bf16 (and each bf16_<route> "
                            f"in both) and a size curve ({err})") from None
-    if set(k for k in bwd if k.startswith("bf16_")) != set(f"bf16_{r}" for r in routes):
+    if set(k for k in bwd if k.startswith("bf16_")) != set(k for k in fwd if k.startswith("bf16_")):
         raise AiinfraError(f"kernel table '{arch}': attention_fwd and attention_bwd name different routes")
     # no-mask figures (optional): in pairs, for bf16 or a route attention_fwd names
     if set(full_fwd) != set(full_bwd) or not set(full_fwd) <= set(fwd):
         raise AiinfraError(f"kernel table '{arch}': attention_fwd_full and attention_bwd_full must name the same "
                            f"keys, each one attention_fwd names")
     try:
-        full = {("" if k == "bf16" else k[len("bf16_"):]): (_attention_curve(full_fwd[k]), _attention_curve(full_bwd[k]))
-                for k in full_fwd}
+        full = _route_curves(full_fwd, full_bwd)
     except ValueError as err:
         raise AiinfraError(f"kernel table '{arch}': attention_fwd_full / attention_bwd_full ({err})") from None
-    return replace(kt, attention_full=full)
+    return KernelTable(arch, plateau, curve, cast_bytes, e.get("source", ""), c.get("source", ""), routes, full)
 
 
 def _interp(x, points: tuple[tuple[float, float], ...]):

@@ -49,6 +49,7 @@ ARGS: dict[str, list[str] | None] = {
                            "--previous", "565.57.01"],
     "k8s rollout dra": ["k8s", "rollout", "dra", "--node", "gpu-node-0", "--node", "gpu-node-1", "--gpu", "h100-sxm"],
     "doctor": ["doctor", "--root", "examples/node-root", "--simulate", "gpus=2,seed=1,speed=1e-6"],
+    "kernels": ["kernels", "--gpu", "h200-sxm", "--from", "examples/kernels-h200-cudnn-frontend.yaml"],
     "serve-plan": ["serve-plan", "llama-3.1-8b", "--gpu", "h100-sxm=2.5", "--rate", "5", "--ttft-ms", "800",
                    "--tpot-ms", "40"],
     "chargeback": None,

@@ -29,6 +29,7 @@ except ImportError:  # pragma: no cover
 COMMANDS: list[tuple[str, str, str, str]] = [
     ("plan", "aiinfra.cli.plan", "command", "Search every TP/PP/CP/EP/DP layout, micro-batch, recompute, ZeRO and interleave; rank by time or cost."),
     ("infer", "aiinfra.cli.infer", "command", "Prefill (compute-bound) and decode (bandwidth-bound) latency with calibrated efficiencies."),
+    ("kernels", "aiinfra.cli.kernels", "kernels", "Measure GEMM and flash-attention efficiency on this GPU, fit a kernels.yaml row, compare the catalog's."),
     ("serve-plan", "aiinfra.cli.serve_plan", "command", "Size an inference deployment for a request rate and TTFT/TPOT targets; rank by $ per 1M tokens."),
     ("size", "aiinfra.cli.size", "app", "Model memory for training and inference, and which GPUs fit it."),
     ("design", "aiinfra.cli.design", "design", "Design a GPU cluster: fabric, storage, management, racks, power and a BOM with reasons."),

@@ -166,19 +166,28 @@ def _route_curves(fwd: dict, bwd: dict) -> dict:
             for k in fwd}
 
 
-def kernel_table(gpu: GpuSpec) -> KernelTable:
-    """The kernel table for a GPU: its own row where it has one (a per-SKU measurement), else its
-    architecture's, else the catalog's `default` row."""
+def kernel_row(gpu: GpuSpec) -> tuple[str, dict]:
+    """(key, entry) of the kernels.yaml row a GPU reads: its own row where it has one (a per-SKU measurement),
+    else its architecture's, else the catalog's `default` row."""
     table = default_catalog().table("kernels")
     arch = gpu.key if gpu.key in table else gpu.architecture if gpu.architecture in table else "default"
-    e, c = table[arch], default_catalog().entry("kernels", "size_curve")[1]
+    return arch, table[arch]
+
+
+def kernel_table(gpu: GpuSpec) -> KernelTable:
+    """The kernel table for a GPU, from its kernels.yaml row (kernel_row)."""
+    arch, e = kernel_row(gpu)
+    c = default_catalog().entry("kernels", "size_curve")[1]
     try:
         fwd, bwd = dict(e["attention_fwd"]), dict(e["attention_bwd"])
         fwd = {k: v for k, v in fwd.items() if k == "bf16" or k.startswith("bf16_")}
         routes = _route_curves(fwd, bwd)
         if "" not in routes:
             raise KeyError("bf16")
-        plateau, curve = dict(e["gemm_plateau"]), tuple((float(a), float(b)) for a, b in c["gemm_size_curve_us"])
+        # a row measured on its own GPU (aiinfra kernels) may carry its own size curve
+        own = "gemm_size_curve_us" in e
+        plateau = dict(e["gemm_plateau"])
+        curve = tuple((float(a), float(b)) for a, b in (e if own else c)["gemm_size_curve_us"])
         cast_bytes = float(c["fp8_cast_bytes"])
         full_fwd, full_bwd = dict(e.get("attention_fwd_full") or {}), dict(e.get("attention_bwd_full") or {})
     except (KeyError, TypeError, ValueError) as err:
@@ -194,7 +203,11 @@ def kernel_table(gpu: GpuSpec) -> KernelTable:
         full = _route_curves(full_fwd, full_bwd)
     except ValueError as err:
         raise AiinfraError(f"kernel table '{arch}': attention_fwd_full / attention_bwd_full ({err})") from None
-    return KernelTable(arch, plateau, curve, cast_bytes, e.get("source", ""), c.get("source", ""), routes, full)
+    if not curve or any(a < 0 or not 0 < b <= 1 for a, b in curve) or list(curve) != sorted(curve):
+        raise AiinfraError(f"kernel table '{arch}': gemm_size_curve_us must be [[microseconds at peak, fraction of "
+                           f"the plateau in (0, 1]], ...] in ascending order")
+    curve_source = e.get("source", "") if own else c.get("source", "")
+    return KernelTable(arch, plateau, curve, cast_bytes, e.get("source", ""), curve_source, routes, full)
 
 
 def _interp(x, points: tuple[tuple[float, float], ...]):

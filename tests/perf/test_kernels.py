@@ -153,7 +153,7 @@ def test_bad_measurements_are_refused_by_name(doc, why):
         _fit(doc)
 
 
-def test_cli_fits_a_file_writes_the_catalog_and_refuses_bad_input(cli, tmp_path):
+def test_cli_fits_a_file_writes_the_catalog_and_refuses_bad_input(cli, tmp_path, monkeypatch):
     """`aiinfra kernels --from FILE --out CAT` writes a catalog file that `aiinfra --catalog CAT plan` reads; a
     broken measurement file, or measuring where PyTorch is missing, is one line on stderr, exit 2, stdout empty,
     and no catalog file is written."""
@@ -170,17 +170,22 @@ def test_cli_fits_a_file_writes_the_catalog_and_refuses_bad_input(cli, tmp_path)
     r = cli("kernels", "--gpu", "h200-sxm", "--from", str(bad), "--out", str(out2))
     assert_one_line_error(r, "attention.0.head_dim")
     assert r.out == "" and not out2.exists()
-    saved = sys.modules.get("torch", None)
-    sys.modules["torch"] = None  # import torch → ImportError, as on a machine without PyTorch
-    try:
-        r = cli("kernels", "--gpu", "h200-sxm", "--out", str(out2))
-    finally:
-        if saved is None:
-            del sys.modules["torch"]
-        else:
-            sys.modules["torch"] = saved
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch → ImportError, as on a machine without PyTorch
+    r = cli("kernels", "--gpu", "h200-sxm", "--out", str(out2))
     assert_one_line_error(r, "needs PyTorch")
     assert r.out == "" and not out2.exists()
+
+
+def test_the_standalone_measurement_entry_point_refuses_in_one_line(monkeypatch, capsys):
+    """`python -m aiinfra.perf.kernel_measure` (for a GPU host with PyTorch and nothing else of aiinfra's): an
+    unknown option, or no PyTorch, is one line on stderr and exit 2, with nothing on stdout."""
+    from aiinfra.perf.kernel_measure import main
+
+    assert main(["--bogus"]) == 2
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert main([]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 2 and "needs PyTorch" in err
 
 
 def test_the_harness_runs_its_kernels_and_its_output_fits():

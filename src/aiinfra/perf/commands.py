@@ -43,8 +43,7 @@ def kernels(gpu: GpuSpec, measurements: dict | None = None, source: str = "measu
     if measurements is None:
         from aiinfra.perf import kernel_measure as km
 
-        grid = {"shapes": km.GEMM_SHAPES[::3], "lengths": (4096, 16384)} if quick else {}
-        measurements = km.measure(progress=progress, **grid)
+        measurements = km.measure(progress=progress, **(km.QUICK_GRID if quick else {}))
         source = "this machine's GPU"
     meas = kf.parse_measurements(measurements, source)
     arch, base_row = kernel_row(gpu)

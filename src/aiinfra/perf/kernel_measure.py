@@ -25,6 +25,7 @@ GEMM_SHAPES: tuple[tuple[int, int, int], ...] = (
                                                           (8192, 8192))),
 )
 ATTENTION_LENGTHS: tuple[int, ...] = (2048, 4096, 8192, 16384, 32768)
+QUICK_GRID = {"shapes": GEMM_SHAPES[::3], "lengths": (4096, 16384)}  # --quick: a third of the shapes, two lengths
 # The cudnn-frontend training benchmark's Llama 3.1 shape: 64 query heads of 128, 8 K/V heads; K and V are
 # expanded to 64 heads before the timed call (GQA changes no FLOPs, and every backend takes the expanded form).
 ATTENTION_SHAPE = {"heads": 64, "kv_heads": 64, "head_dim": 128}
@@ -166,3 +167,27 @@ def measure(*, shapes=GEMM_SHAPES, lengths=ATTENTION_LENGTHS, dtypes=("bf16", "f
                      f"{repeats}, each over ≥ {min_time_s * 1e3:g} ms of back-to-back calls",
            "software": software, "gemm": gemm, "attention": attention}
     return doc if not skipped else {**doc, "skipped": skipped}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m aiinfra.perf.kernel_measure [--quick] > measurements.json`: the measurement alone, for a GPU host
+    that has PyTorch but not aiinfra's other dependencies; fit it elsewhere with `aiinfra kernels --from FILE`."""
+    import json
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if set(args) - {"--quick"}:
+        print(f"usage: python -m aiinfra.perf.kernel_measure [--quick] (unknown: {' '.join(args)})", file=sys.stderr)
+        return 2
+    try:
+        doc = measure(progress=lambda msg: print(msg, file=sys.stderr), **(QUICK_GRID if args else {}))
+    except AiinfraError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    json.dump(doc, sys.stdout, indent=1)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -202,3 +202,17 @@ def test_the_harness_runs_its_kernels_and_its_output_fits():
     assert meas.attention, doc.get("skipped")
     row, _ = _fit(yaml.safe_load(yaml.safe_dump(doc)), "h100-sxm")
     assert 0 < row["gemm_plateau"]["bf16"] < 1 and row["attention_fwd"]["bf16"] == row["attention_fwd"]["bf16_fa2"]
+
+
+@pytest.mark.parametrize("curve", ["[[0, 0.1], [4, 1.3]]", "[[4, 0.5], [0, 0.1]]", "[]", "[[1, 0]]"])
+def test_a_row_size_curve_must_be_fractions_in_ascending_size(tmp_path, curve):
+    """A row's own gemm_size_curve_us (what `aiinfra kernels --out` writes) holds fractions of the plateau in (0, 1]
+    at ascending times; anything else is refused in one line naming the row, not read as a speed-up."""
+    f = tmp_path / "k.yaml"
+    f.write_text(f"kernels:\n  hopper: {{gemm_size_curve_us: {curve}}}\n")
+    set_user_catalogs([f])
+    try:
+        with pytest.raises(AiinfraError, match="kernel table 'hopper'"):
+            kernel_table(gpu("h100-sxm"))
+    finally:
+        set_user_catalogs([])

@@ -25,6 +25,12 @@ from aiinfra.specs import GpuSpec
 # GPU; it needs GEMMs at this many sizes (a factor 2 apart) to say more than the shared curve does.
 MIN_CURVE_KNOTS = 3
 ATTENTION_ROUTES = ("cudnn", "fa2", "fa3")
+HALF = ("bf16", "fp16")  # the 16-bit GEMMs: one tensor-core rate, one plateau, as the catalog rows hold it
+
+
+def _half_peak(gpu: GpuSpec) -> float:
+    """The 16-bit dense peak attention efficiencies are fractions of (kernels.yaml: "of the BF16 dense peak")."""
+    return gpu.peak_flops("bf16" if "bf16" in gpu.tflops else "fp16")
 
 
 class _Record(BaseModel):
@@ -131,12 +137,12 @@ def _plateaus(meas: Measurements, gpu: GpuSpec) -> dict[str, float]:
     return best
 
 
-def _size_curve(meas: Measurements, gpu: GpuSpec, plateaus: dict[str, float]) -> list[list[float]] | None:
+def _size_curve(meas: Measurements, gpu: GpuSpec, plateau16: float) -> list[list[float]] | None:
     """Fraction of the plateau by time at peak, from the 16-bit GEMMs. The points are taken smallest first in
     groups spanning at most a factor 2 of time at peak; each group gives a knot (geometric-mean time, median
     fraction), made non-decreasing (on the curve a bigger GEMM is never slower per FLOP) and capped at 1."""
-    pts = sorted((r.flops / gpu.peak_flops(r.dtype) * 1e6, r.flops / r.time_s / gpu.peak_flops(r.dtype) / plateaus[r.dtype])
-                 for r in meas.gemm if r.dtype in ("bf16", "fp16") and not r.route)
+    pts = sorted((r.flops / gpu.peak_flops(r.dtype) * 1e6, r.flops / r.time_s / gpu.peak_flops(r.dtype) / plateau16)
+                 for r in meas.gemm if r.dtype in HALF and not r.route)
     groups: list[list[tuple[float, float]]] = []
     for p in pts:
         if groups and p[0] < 2 * groups[-1][0][0]:
@@ -152,7 +158,7 @@ def _size_curve(meas: Measurements, gpu: GpuSpec, plateaus: dict[str, float]) ->
 
 def _attention_curves(meas: Measurements, gpu: GpuSpec, causal: bool) -> tuple[dict, dict]:
     """{bf16 or bf16_<route>: [[seq, fraction], ...]} forward and backward, for one mask."""
-    pk = gpu.peak_flops("bf16" if "bf16" in gpu.tflops else "fp16")
+    pk = _half_peak(gpu)
     fwd: dict[str, list] = {}
     bwd: dict[str, list] = {}
     for route in ATTENTION_ROUTES:
@@ -173,7 +179,7 @@ def _check_peaks(meas: Measurements, gpu: GpuSpec) -> None:
         if eff > 1.0:
             raise AiinfraError(f"{r.dtype} GEMM {r.m}x{r.n}x{r.k} ran at {eff:.0%} of the {gpu.key} dense peak: "
                                f"the measurements come from a faster GPU than {gpu.key} (or its catalog peak is wrong)")
-    pk = gpu.peak_flops("bf16" if "bf16" in gpu.tflops else "fp16")
+    pk = _half_peak(gpu)
     for a in meas.attention:
         for part in ("fwd", "bwd"):
             if a.achieved(part) > pk:
@@ -187,21 +193,18 @@ def fit_row(meas: Measurements, gpu: GpuSpec, base: KernelTable, base_row: dict)
     _check_peaks(meas, gpu)
     notes: list[str] = []
     plateaus = _plateaus(meas, gpu)
-    row_plateau = {k: float(v) for k, v in base.gemm_plateau.items()}
-    row_plateau.update({k: _sig(v) for k, v in plateaus.items()})
-    if "bf16" in plateaus and "fp16" not in plateaus:
-        row_plateau["fp16"] = row_plateau["bf16"]  # same tensor-core rate; what the catalog rows do
-    carried = sorted(set(row_plateau) - set(plateaus) - ({"fp16"} if "bf16" in plateaus else set()))
+    half = max((v for k, v in plateaus.items() if k in HALF), default=None)
+    if half is not None:  # a measured 16-bit plateau holds for both 16-bit types
+        plateaus.update({k: half for k in HALF})
+    row_plateau = {**{k: float(v) for k, v in base.gemm_plateau.items()}, **{k: _sig(v) for k, v in plateaus.items()}}
+    carried = sorted(set(row_plateau) - set(plateaus))
     row: dict = {"gemm_plateau": row_plateau}
-    if "bf16" in plateaus or "fp16" in plateaus:
-        plateaus.setdefault("bf16", plateaus.get("fp16", 0.0))
-        plateaus.setdefault("fp16", plateaus["bf16"])
-        curve = _size_curve(meas, gpu, plateaus)
-        if curve:
-            row["gemm_size_curve_us"] = curve
-        else:
-            notes.append(f"the 16-bit GEMMs span fewer than {MIN_CURVE_KNOTS} sizes a factor 2 apart (time at peak): "
-                         "the shared size curve stays")
+    curve = _size_curve(meas, gpu, half) if half is not None else None
+    if curve:
+        row["gemm_size_curve_us"] = curve
+    elif half is not None:
+        notes.append(f"the 16-bit GEMMs span fewer than {MIN_CURVE_KNOTS} sizes a factor 2 apart (time at peak): "
+                     "the shared size curve stays")
     for causal, suffix in ((True, ""), (False, "_full")):
         fwd, bwd = _attention_curves(meas, gpu, causal)
         base_fwd = base_row.get(f"attention_fwd{suffix}") or {}
@@ -233,7 +236,7 @@ def compare(meas: Measurements, gpu: GpuSpec, kt: KernelTable) -> list[dict]:
         predicted = float(gemm_time(r.m, r.n, r.k, gpu, r.dtype, kt, r.route))
         out.append({"kernel": f"GEMM {r.plateau_key}", "shape": f"{r.m}x{r.n}x{r.k}", "catalog_time": quantity(predicted, "s"),
                     "measured_time": quantity(r.time_s, "s"), "catalog_over_measured": predicted / r.time_s})
-    pk = gpu.peak_flops("bf16" if "bf16" in gpu.tflops else "fp16")
+    pk = _half_peak(gpu)
     for a in meas.attention:
         eff = dict(zip(("fwd", "bwd"), kt.attention(a.route, a.seq, causal=a.causal), strict=True))
         for part in ("fwd", "bwd"):

@@ -59,6 +59,10 @@ def kernels(gpu: GpuSpec, measurements: dict | None = None, source: str = "measu
         "measurements": meas.model_dump(mode="json", exclude_defaults=True),
     }
     res.warnings = [*notes, *(f"not measured: {s}" for s in meas.skipped)]
+    family = gpu.key.split("-")[0]  # h100, h200, a100, b200, gb200: the part of the key a device name carries
+    if family not in meas.device.lower().replace(" ", ""):
+        res.warnings.insert(0, f"the measured device '{meas.device}' does not name {family.upper()}: the efficiencies "
+                               f"are fractions of {gpu.key}'s peak; check --gpu")
     res.assumptions = [
         "FLOPs as kernels.yaml counts them: GEMM 2·M·N·K; attention forward 4·b·h·s²·d, halved under a causal mask, "
         "backward 2.5× the forward",

@@ -60,6 +60,10 @@ class GemmRecord(_Record):
     def time_s(self) -> float:
         return self.seconds if self.seconds is not None else self.flops / (self.tflops * 1e12)
 
+    def efficiency(self, gpu: GpuSpec) -> float:
+        """Achieved fraction of the GPU's dense peak for this dtype."""
+        return self.flops / self.time_s / gpu.peak_flops(self.dtype)
+
     @property
     def plateau_key(self) -> str:
         return f"{self.dtype}_{self.route}" if self.route else self.dtype
@@ -89,11 +93,14 @@ class AttentionRecord(_Record):
     def fwd_flops(self) -> float:
         return 4.0 * self.batch * self.heads * self.seq**2 * self.head_dim * (0.5 if self.causal else 1.0)
 
+    def flops(self, part: str) -> float:
+        """FLOPs of the forward or backward pass (backward counted as 2.5× the forward)."""
+        return self.fwd_flops * (1.0 if part == "fwd" else 2.5)
+
     def achieved(self, part: str) -> float:
-        """FLOP/s of the forward or backward pass (backward counted as 2.5× the forward FLOPs)."""
-        flops = self.fwd_flops * (1.0 if part == "fwd" else 2.5)
+        """FLOP/s of the forward or backward pass."""
         secs = getattr(self, f"{part}_seconds")
-        return flops / secs if secs is not None else getattr(self, f"{part}_tflops") * 1e12
+        return self.flops(part) / secs if secs is not None else getattr(self, f"{part}_tflops") * 1e12
 
 
 class Measurements(_Record):
@@ -132,8 +139,7 @@ def _plateaus(meas: Measurements, gpu: GpuSpec) -> dict[str, float]:
     """Best fraction of dense peak per dtype/route over the measured shapes (MAMF: the best shape sets it)."""
     best: dict[str, float] = {}
     for r in meas.gemm:
-        eff = r.flops / r.time_s / gpu.peak_flops(r.dtype)
-        best[r.plateau_key] = max(best.get(r.plateau_key, 0.0), eff)
+        best[r.plateau_key] = max(best.get(r.plateau_key, 0.0), r.efficiency(gpu))
     return best
 
 
@@ -141,7 +147,7 @@ def _size_curve(meas: Measurements, gpu: GpuSpec, plateau16: float) -> list[list
     """Fraction of the plateau by time at peak, from the 16-bit GEMMs. The points are taken smallest first in
     groups spanning at most a factor 2 of time at peak; each group gives a knot (geometric-mean time, median
     fraction), made non-decreasing (on the curve a bigger GEMM is never slower per FLOP) and capped at 1."""
-    pts = sorted((r.flops / gpu.peak_flops(r.dtype) * 1e6, r.flops / r.time_s / gpu.peak_flops(r.dtype) / plateau16)
+    pts = sorted((r.flops / gpu.peak_flops(r.dtype) * 1e6, r.efficiency(gpu) / plateau16)
                  for r in meas.gemm if r.dtype in HALF and not r.route)
     groups: list[list[tuple[float, float]]] = []
     for p in pts:
@@ -175,7 +181,7 @@ def _attention_curves(meas: Measurements, gpu: GpuSpec, causal: bool) -> tuple[d
 
 def _check_peaks(meas: Measurements, gpu: GpuSpec) -> None:
     for r in meas.gemm:
-        eff = r.flops / r.time_s / gpu.peak_flops(r.dtype)
+        eff = r.efficiency(gpu)
         if eff > 1.0:
             raise AiinfraError(f"{r.dtype} GEMM {r.m}x{r.n}x{r.k} ran at {eff:.0%} of the {gpu.key} dense peak: "
                                f"the measurements come from a faster GPU than {gpu.key} (or its catalog peak is wrong)")
@@ -240,13 +246,11 @@ def compare(meas: Measurements, gpu: GpuSpec, kt: KernelTable) -> list[dict]:
     for a in meas.attention:
         eff = dict(zip(("fwd", "bwd"), kt.attention(a.route, a.seq, causal=a.causal), strict=True))
         for part in ("fwd", "bwd"):
-            measured_eff = a.achieved(part) / pk
-            flops = a.fwd_flops * (1.0 if part == "fwd" else 2.5)
+            catalog_s, measured_s = a.flops(part) / (pk * eff[part]), a.flops(part) / a.achieved(part)
             out.append({"kernel": f"attention {a.route} {part}{'' if a.causal else ' no mask'}",
                         "shape": f"s={a.seq} b={a.batch} h={a.heads}/{a.kv_heads} d={a.head_dim}",
-                        "catalog_time": quantity(flops / (pk * eff[part]), "s"),
-                        "measured_time": quantity(flops / (pk * measured_eff), "s"),
-                        "catalog_over_measured": measured_eff / eff[part]})
+                        "catalog_time": quantity(catalog_s, "s"), "measured_time": quantity(measured_s, "s"),
+                        "catalog_over_measured": catalog_s / measured_s})
     return out
 
 

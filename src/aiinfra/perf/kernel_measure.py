@@ -151,7 +151,8 @@ def measure(*, shapes=GEMM_SHAPES, lengths=ATTENTION_LENGTHS, dtypes=("bf16", "f
                         torch.cuda.empty_cache()
                     continue
                 if t_fb <= t_f:
-                    skipped.append(f"attention {route} {seq}: forward+backward timed no longer than the forward")
+                    skipped.append(f"attention {route} {seq} {'causal' if causal else 'no mask'}: forward+backward "
+                                   "timed no longer than the forward")
                     continue
                 attention.append({"route": route, "causal": causal, "seq": seq, "batch": b, **ATTENTION_SHAPE,
                                   "fwd_seconds": t_f, "bwd_seconds": t_fb - t_f})
@@ -163,7 +164,7 @@ def measure(*, shapes=GEMM_SHAPES, lengths=ATTENTION_LENGTHS, dtypes=("bf16", "f
     if torch.backends.cudnn.is_available():
         software["cudnn"] = str(torch.backends.cudnn.version())
     doc = {"kind": "kernel-measurements", "device": name, "date": dt.date.today().isoformat(),
-           "source": "aiinfra kernels --measure (perf/kernel_measure.py): CUDA-event timings, median of "
+           "source": "aiinfra kernels (perf/kernel_measure.py): CUDA-event timings, median of "
                      f"{repeats}, each over ≥ {min_time_s * 1e3:g} ms of back-to-back calls",
            "software": software, "gemm": gemm, "attention": attention}
     return doc if not skipped else {**doc, "skipped": skipped}

@@ -773,3 +773,43 @@ def test_routed_expert_gradients_sync_over_the_expert_data_parallel_group():
     whole = step_time(m, g, ep=64, **kw)
     term64 = next(p for p in whole.step.parts if p.name == "DP communication (exposed)")
     assert int(term64.inputs["expert-DP ranks"]) == 1 and float(term64.value) == pytest.approx(dense)
+
+
+def test_separate_projections_run_thin_gemms_at_their_memory_floor_and_sum_input_gradients():
+    """torchtitan's Llama keeps wq, wk, wv, w1 and w3 as separate nn.Linear layers (torchtitan/models/llama3/model.py
+    at e7c0cae, 2025-06-11), and parallelize_llama.py gathers the attention and feed-forward inputs once for them
+    (PrepareModuleInput to Replicate; read 2026-12-04). With Llama 3.1 8B at TP8 and 98,304 tokens per micro-batch,
+    wk is a 98,304 × 128 × 4,096 GEMM: 103 GFLOP, about 0.14 ms on an H100 at its plateau, but it reads the
+    805 MB gathered input, 0.24 ms at 3.35 TB/s, so it runs at its memory floor. The backward sums the three input
+    gradients on the gathered tensor before its reduce-scatter: 4 × 805 MB more traffic for the attention block,
+    3 × for the MLP. At TP1 the same sum folds into the norm's backward (2 + 1 extra reads), and a fused-QKV stack
+    (Megatron's linear_qkv) pays neither."""
+    from dataclasses import replace
+
+    from aiinfra.errors import AiinfraError
+    from aiinfra.perf.training import _flag, framework_efficiency, gemm_bytes, stack
+
+    fwd, dgrad, wgrad = (float(b) for b in gemm_bytes(98304, 128, 4096, "bf16"))
+    assert fwd == 2 * (98304 * 4096 + 4096 * 128 + 98304 * 128)
+    assert dgrad == 2 * (98304 * 128 + 4096 * 128 + 98304 * 4096)
+    assert wgrad == 2 * (98304 * 4096 + 98304 * 128 + 4096 * 128)
+    assert float(gemm_bytes(98304, 128, 4096, "fp8")[0]) == 98304 * 4096 + 4096 * 128 + 2 * 98304 * 128
+    assert stack("torchtitan").separate_projections and not stack("megatron-core").separate_projections
+
+    g, m = gpu("h100-sxm"), model("llama-3.1-8b")
+    kw = dict(dp=8, global_batch=96, seq=8192, zero=3, tp_overlap=0, dtype="bf16", recompute="none")
+    torchtitan = stack("torchtitan")
+    fused = replace(torchtitan, separate_projections=False)
+
+    def parts(stk, tp, mb):
+        r = step_time(m, g, tp=tp, micro_batch=mb, software=stk, **kw)
+        return _part(r, "matmul compute"), _part(r, "elementwise (memory-bound)")
+
+    (g_sep, e_sep), (g_fused, e_fused) = parts(torchtitan, 8, 12), parts(fused, 8, 12)
+    T, h, bw, fw = 98304, 4096, g.memory_bw, framework_efficiency(g)[0]
+    assert (e_sep - e_fused) * fw == pytest.approx(32 * T * h * 2 * (4 + 3) / bw, rel=1e-6)
+    assert g_sep > g_fused * 1.01  # wk, wv at their memory floor
+    (_, e1_sep), (_, e1_fused) = parts(torchtitan, 1, 1), parts(fused, 1, 1)
+    assert (e1_sep - e1_fused) * fw == pytest.approx(12 * 32 * 8192 * h * 2 * (2 + 1) / bw, rel=1e-6)  # 12 micro-batches
+    with pytest.raises(AiinfraError, match="separate_projections must be true or false, got 'yes'"):
+        _flag("s", "separate_projections", "yes")

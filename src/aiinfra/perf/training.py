@@ -5,7 +5,10 @@ Per micro-batch and layer, on one GPU (tokens T = mb·s/cp; GEMM shapes after TP
   [T × h × f/t]; MoE: E/ep local experts each at T·k·ep/E tokens, shared experts as a dense MLP;
   the last stage adds the LM head [T × V/t × h]. Each runs forward once and backward twice (dgrad,
   wgrad), plus once more with full recompute, at the dense peak of its dtype × the kernel table's
-  plateau for the GPU architecture × a size curve (perf.compute.gemm_time, catalog kernels.yaml).
+  plateau for the GPU architecture × a size curve (perf.compute.gemm_time, catalog kernels.yaml), and no
+  faster than its HBM traffic (gemm_bytes). A stack that keeps Q, K, V and the MLP's gate and up as separate
+  linears (stacks.yaml separate_projections: torchtitan) runs each as its own GEMM over the shared input, and
+  sums their input gradients in one more memory-bound pass;
   Where the stack overlaps TP chunk by chunk (userbuffers ring exchange) the forward and row-parallel
   dgrad GEMMs run as tp GEMMs of T/tp rows. Selective recompute follows the stack's policy (Megatron:
   core attention; torchtitan: every second matmul and every elementwise op).
@@ -117,6 +120,7 @@ class Stack:
     moe_stall_s: float = 0.0  # GPU idle after each forward MoE layer's host sync, while the host issues the dispatch
     moe_host_fit: str = ""  # the rows both were fitted on, and their source
     fp8_gather: bool = False  # FP8 linears: a sequence-parallel operand is quantized on its shard, gathered in FP8
+    separate_projections: bool = False  # Q, K, V (and MLP gate, up) are separate linears reading one shared input
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -138,14 +142,20 @@ def stack(name: str = "megatron-core") -> Stack:
                  _dispatchers(key, e.get("moe_dispatchers") or {"alltoall": "expert"}),
                  str(e.get("moe_dispatchers_source", "")), _fp8_casts(key, e.get("fp8_casts", "")),
                  _attention_kernel(key, e.get("attention_kernel", "")), *_moe_host(key, e.get("moe_host")),
-                 _fp8_gather(key, e.get("fp8_gather", e.get("fp8_casts") == "te")))
+                 _fp8_gather(key, e.get("fp8_gather", e.get("fp8_casts") == "te")),
+                 _flag(key, "separate_projections", e.get("separate_projections", False)))
+
+
+def _flag(key: str, name: str, raw) -> bool:
+    """A true/false stacks.yaml setting; anything else is refused, not read as false."""
+    if not isinstance(raw, bool):
+        raise AiinfraError(f"stack '{key}': {name} must be true or false, got {raw!r}")
+    return raw
 
 
 def _fp8_gather(key: str, raw) -> bool:
     """stacks.yaml fp8_gather: true or false (absent: true where fp8_casts is te); anything else is refused."""
-    if not isinstance(raw, bool):
-        raise AiinfraError(f"stack '{key}': fp8_gather must be true or false, got {raw!r}")
-    return raw
+    return _flag(key, "fp8_gather", raw)
 
 
 def _moe_host(key: str, raw) -> tuple[float, float, str]:
@@ -247,30 +257,47 @@ LINEAR_DTYPES = ("bf16", "fp16", "fp8", "fp4")
 TP_MODES = ("none", "ring")  # TP communication: blocking, or overlapped with its GEMMs chunk by chunk
 
 
-def _layer_gemms(m: ModelSpec, T, tp, ep, moe: bool, etp=None) -> list[tuple]:
-    """(M, N, K, count, role) of the forward GEMMs one GPU runs for one layer and micro-batch. role: "col"
-    (column-parallel, fed by a TP all-gather), "row" (row-parallel, feeding a reduce-scatter) or "local"."""
+def _layer_gemms(m: ModelSpec, T, tp, ep, moe: bool, etp=None, separate: bool = False) -> list[tuple]:
+    """(M, N, K, count, role, pieces) of the forward GEMMs one GPU runs for one layer and micro-batch. role: "col"
+    (column-parallel, fed by a TP all-gather), "row" (row-parallel, feeding a reduce-scatter) or "local". pieces:
+    the shares of N that run as GEMMs of their own over the same input, () for one GEMM: with `separate` (stacks.yaml
+    separate_projections) Q, K and V, and the MLP's gate and up projections, are separate linears."""
     h = m.hidden
     if m.is_mla:
         w_attn = attention_params(m)
-        out = [(T, w_attn / h / tp, h, 1, "col")]
+        out = [(T, w_attn / h / tp, h, 1, "col", ())]
     else:
         q, kv = m.heads * m.head_dim, m.kv_heads * m.head_dim
-        out = [(T, (q + 2 * kv) / tp, h, 1, "col"), (T, h, q / tp, 1, "row")]
+        qkv = tuple(x / (q + 2 * kv) for x in (q, kv, kv)) if separate else ()
+        out = [(T, (q + 2 * kv) / tp, h, 1, "col", qkv), (T, h, q / tp, 1, "row", ())]
     up = 2 if m.gated_mlp else 1
+    fc1 = (0.5, 0.5) if separate and up == 2 else ()
     if not moe:
-        return out + [(T, up * m.ffn / tp, h, 1, "col"), (T, h, m.ffn / tp, 1, "row")]
+        return out + [(T, up * m.ffn / tp, h, 1, "col", fc1), (T, h, m.ffn / tp, 1, "row", ())]
     # experts split over ETP ranks (ETP = TP: every TP rank sees all T tokens; ETP = 1: each rank routes its own
     # T/tp sequence-parallel tokens and keeps whole experts)
     etp = tp if etp is None else etp
     local = m.experts / ep
     T_e = T * etp / tp * m.experts_per_token * ep / m.experts
-    out += [(T_e, up * m.moe_ffn / etp, h, local, "local"), (T_e, h, m.moe_ffn / etp, local, "local"),
-            (T, m.experts, h, 1, "local")]
+    out += [(T_e, up * m.moe_ffn / etp, h, local, "local", ()), (T_e, h, m.moe_ffn / etp, local, "local", ()),
+            (T, m.experts, h, 1, "local", ())]
     if m.shared_experts:
         f = m.shared_experts * m.moe_ffn
-        out += [(T, up * f / tp, h, 1, "col"), (T, h, f / tp, 1, "row")]
+        out += [(T, up * f / tp, h, 1, "col", fc1), (T, h, f / tp, 1, "row", ())]
     return out
+
+
+LINEAR_BYTES = {"fp8": 1.0, "fp4": 0.5}  # bytes per element of a low-precision GEMM operand (else 16-bit: 2)
+
+
+def gemm_bytes(M, N, K, dtype: str) -> tuple:
+    """HBM bytes of one linear layer's forward, input-gradient and weight-gradient GEMMs: each reads its two
+    operands (at the linear dtype's width) and writes a 16-bit result. forward X[M,K]·W[K,N] → Y[M,N];
+    dgrad dY[M,N]·Wᵀ → dX[M,K]; wgrad Xᵀ·dY → dW[K,N]."""
+    b = LINEAR_BYTES.get(dtype, ACT_BYTES)
+    M, N, K = (np.asarray(x, dtype=float) for x in (M, N, K))
+    return ((M * K + K * N) * b + M * N * ACT_BYTES, (M * N + K * N) * b + M * K * ACT_BYTES,
+            (M * K + M * N) * b + K * N * ACT_BYTES)
 
 
 def step_time(
@@ -406,33 +433,44 @@ def step_time(
     async_bwd = stk.tp_backward_async
     sp_tp = (tp > 1) & sp  # operands that sequence parallelism all-gathers across TP ranks (FP8 casts below)
 
+    def passes_time(Mg, Ng, Kg, pieces, at_once):
+        """(forward, dgrad, wgrad) seconds of one linear, summed over its pieces (separate GEMMs sharing an
+        input); no pass runs faster than its HBM traffic (a thin GEMM over a long input is memory-bound)."""
+        out = [0.0, 0.0, 0.0]
+        for f in pieces or (1.0,):
+            t = compute.gemm_time(Mg, Ng * f, Kg, gpu, lin, kt, stk.fp8_gemm, group=at_once)
+            for i, b in enumerate(gemm_bytes(Mg, Ng * f, Kg, lin)):
+                out[i] = out[i] + np.maximum(t, b / gpu.memory_bw)
+        return tuple(out)
+
     def gemm_part(moe: bool):
         t = 0.0
         cast = 0.0
         tp_split = 0.0
         tp_async = 0.0
         again = sel_ops * every_second_linear_fraction(m, moe) if stk.selective == "every_second_linear" else 0.0
-        for Mg, Ng, Kg, count, role in _layer_gemms(m, T, tp, ep, moe, etp):
+        for Mg, Ng, Kg, count, role, pieces in _layer_gemms(m, T, tp, ep, moe, etp, stk.separate_projections):
             # a GPU's local expert GEMMs run several at once (stacks.yaml expert_gemms_at_once), filling the GPU
             # together as one larger GEMM would
             at_once = count if stk.expert_gemms_at_once == 0 else np.minimum(count, stk.expert_gemms_at_once)
-            whole = compute.gemm_time(Mg, Ng, Kg, gpu, lin, kt, stk.fp8_gemm, group=at_once)
+            w_fwd, w_dgrad, w_wgrad = passes_time(Mg, Ng, Kg, pieces, at_once)
             if split is not False and role != "local":
-                fwd = np.where(split, tp * compute.gemm_time(Mg / tp, Ng, Kg, gpu, lin, kt, stk.fp8_gemm), whole)
-                dgrad = fwd if role == "row" else whole
-                t = t + count * (fwd * (1 + full + again) + dgrad + whole)
+                c_fwd, c_dgrad, _ = passes_time(Mg / tp, Ng, Kg, pieces, 1)
+                fwd = np.where(split, tp * c_fwd, w_fwd)
+                dgrad = np.where(split, tp * c_dgrad, w_dgrad) if role == "row" else w_dgrad
+                t = t + count * (fwd * (1 + full + again) + dgrad + w_wgrad)
                 # AG before a col GEMM (again in the backward when the policy keeps no gathered input), RS after a
                 # row GEMM
                 fwd_c = (stk.exposed(t_ag, fwd) * (1 + full + regather) if role == "col"
                          else stk.exposed(t_coll, fwd) * (1 + full))
                 bwd_c = (stk.exposed(t_ag, dgrad) if role == "row"  # AG of the output gradient
-                         else stk.exposed(t_ag, dgrad) + stk.exposed(t_coll, whole))  # input re-gather, dgrad RS
+                         else stk.exposed(t_ag, dgrad) + stk.exposed(t_coll, w_wgrad))  # input re-gather, dgrad RS
                 tp_split = tp_split + count * (fwd_c + bwd_c)
             else:
-                t = t + count * whole * (passes + again)
-            if async_bwd and role == "col":
-                tp_async = tp_async + count * np.where(sp, stk.exposed(t_ag, whole) + stk.exposed(t_coll, whole),
-                                                       stk.exposed(2 * t_coll, whole))
+                t = t + count * (w_fwd * (passes - 2 + again) + w_dgrad + w_wgrad)
+            if async_bwd and role == "col":  # input re-gather under the dgrad, dgrad reduction under the wgrad
+                tp_async = tp_async + count * np.where(sp, stk.exposed(t_ag, w_dgrad) + stk.exposed(t_coll, w_wgrad),
+                                                       stk.exposed(2 * t_coll, w_wgrad))
             elif async_bwd and role == "row":
                 tp_async = tp_async + count * np.where(sp, t_ag, 0.0)
             if lin in ("fp8", "fp4"):
@@ -473,6 +511,15 @@ def step_time(
     elem_bytes = T * (per_tok_gpu * (passes + sel_ops) + softmax * soft_passes / tp)
     cal = cal or compute.training_calibration()
     t_elem_layer = elem_bytes * cal.elementwise_traffic / gpu.memory_bw
+    # Separate projections over one input (stacks.yaml separate_projections): the input's gradient is the sum of
+    # their dgrads. Under TP that sum runs on the gathered T·h tensor before its reduce-scatter (or all-reduce),
+    # one kernel reading each dgrad and writing the sum; at TP 1 it folds into the norm's backward, which reads
+    # the extra dgrads.
+    if stk.separate_projections and not m.is_mla:
+        parts = [3] + ([2] * 1 if m.gated_mlp else [])
+        mlp_share = m.dense_layers / L
+        reads = sum(np.where(tp > 1, n + 1, n - 1) * (mlp_share if i else 1.0) for i, n in enumerate(parts))
+        t_elem_layer = t_elem_layer + T * h * ACT_BYTES * reads / gpu.memory_bw
 
     # Tensor parallel: 4 all-reduce equivalents per layer of T·h·2 B (+2 with full recompute), blocking or
     # hidden under the layer's GEMMs; chunked (split), a dense layer's collectives are paired GEMM by GEMM (above).

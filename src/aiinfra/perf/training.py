@@ -515,11 +515,13 @@ def step_time(
     # their dgrads. Under TP that sum runs on the gathered T·h tensor before its reduce-scatter (or all-reduce),
     # one kernel reading each dgrad and writing the sum; at TP 1 it folds into the norm's backward, which reads
     # the extra dgrads.
+    grad_sum_bytes = 0.0
     if stk.separate_projections and not m.is_mla:
-        parts = [3] + ([2] * 1 if m.gated_mlp else [])
+        parts = [3] + ([2] if m.gated_mlp else [])  # Q, K, V; gate, up (dense layers only)
         mlp_share = m.dense_layers / L
         reads = sum(np.where(tp > 1, n + 1, n - 1) * (mlp_share if i else 1.0) for i, n in enumerate(parts))
-        t_elem_layer = t_elem_layer + T * h * ACT_BYTES * reads / gpu.memory_bw
+        grad_sum_bytes = T * h * ACT_BYTES * reads
+        t_elem_layer = t_elem_layer + grad_sum_bytes / gpu.memory_bw
 
     # Tensor parallel: 4 all-reduce equivalents per layer of T·h·2 B (+2 with full recompute), blocking or
     # hidden under the layer's GEMMs; chunked (split), a dense layer's collectives are paired GEMM by GEMM (above).
@@ -617,8 +619,10 @@ def step_time(
     if gpu.sustained_compute_fraction != 1:  # a power-limited part: where its fraction comes from
         sk[gpu.key] = gpu.source
     t_comp = part("matmul compute", comp_layer, head_gemm,
-                  "M · (L_stage · Σ GEMM time (fwd + 2 bwd + recompute) + LM head) / framework efficiency",
+                  "M · (L_stage · Σ GEMM time (fwd + 2 bwd + recompute; each pass no faster than its HBM traffic) + "
+                  "LM head) / framework efficiency",
                   {"M": M, "L_stage": n_layers, "dtype": lin, "framework efficiency": fw,
+                   "separate Q/K/V and gate/up GEMMs": stk.separate_projections,
                    "sustained fraction of datasheet peak": gpu.sustained_compute_fraction,
                    "plateau": kt.plateau(lin, stk.fp8_gemm), "T (tokens per GPU per micro-batch)": T}, sk)
     t_cast = part("FP8/FP4 casts", cast_layer, 0.0,
@@ -631,8 +635,10 @@ def step_time(
                    "tokens per kernel call (s/cp)": att_tokens, "kernel route": stk.attention_kernel or "default",
                    "causal": causal}, {"kernels": kt.source})
     t_elem = part("elementwise (memory-bound)", t_elem_layer, head_elem,
-                  "M · (L_stage · activation bytes × traffic + fp32 logits) / HBM bandwidth",
-                  {"bytes per layer": elem_bytes, "traffic": cal.elementwise_traffic, "HBM B/s": gpu.memory_bw},
+                  "M · (L_stage · (activation bytes × traffic + summed input-gradient bytes) + fp32 logits) / HBM "
+                  "bandwidth",
+                  {"bytes per layer": elem_bytes, "traffic": cal.elementwise_traffic, "HBM B/s": gpu.memory_bw,
+                   "summed input-gradient bytes per layer": grad_sum_bytes},
                   {"calibration": cal.source})
     t_tp = part("TP communication", t_tp_layer, 0.0,
                 "M · L_stage · blocking: n_coll · (t_allgather + t_reducescatter) of T·h elements (all-gathers in FP8 "

@@ -53,6 +53,7 @@ from aiinfra.explain import Number, Term, total
 from aiinfra.perf import comm, compute
 from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_linear_fraction, recompute_code,
                                 training_flops)
+from aiinfra.sizing.dtypes import nbytes
 from aiinfra.sizing.params import attention_params, param_counts
 from aiinfra.sizing.training import (layer_activation_bytes, offload_code, pipeline_edge_slots, pipeline_layers,
                                      selective_policy, stack_uneven_pipeline)
@@ -287,14 +288,11 @@ def _layer_gemms(m: ModelSpec, T, tp, ep, moe: bool, etp=None, separate: bool = 
     return out
 
 
-LINEAR_BYTES = {"fp8": 1.0, "fp4": 0.5}  # bytes per element of a low-precision GEMM operand (else 16-bit: 2)
-
-
 def gemm_bytes(M, N, K, dtype: str) -> tuple:
     """HBM bytes of one linear layer's forward, input-gradient and weight-gradient GEMMs: each reads its two
     operands (at the linear dtype's width) and writes a 16-bit result. forward X[M,K]·W[K,N] → Y[M,N];
     dgrad dY[M,N]·Wᵀ → dX[M,K]; wgrad Xᵀ·dY → dW[K,N]."""
-    b = LINEAR_BYTES.get(dtype, ACT_BYTES)
+    b = nbytes(dtype)
     M, N, K = (np.asarray(x, dtype=float) for x in (M, N, K))
     return ((M * K + K * N) * b + M * N * ACT_BYTES, (M * N + K * N) * b + M * K * ACT_BYTES,
             (M * K + M * N) * b + K * N * ACT_BYTES)
@@ -517,10 +515,11 @@ def step_time(
     # the extra dgrads.
     grad_sum_bytes = 0.0
     if stk.separate_projections and not m.is_mla:
-        parts = [3] + ([2] if m.gated_mlp else [])  # Q, K, V; gate, up (dense layers only)
-        mlp_share = m.dense_layers / L
-        reads = sum(np.where(tp > 1, n + 1, n - 1) * (mlp_share if i else 1.0) for i, n in enumerate(parts))
-        grad_sum_bytes = T * h * ACT_BYTES * reads
+        def tensors(n):  # T·h tensors moved to sum n input gradients
+            return np.where(tp > 1, n + 1, n - 1)
+
+        gate_up = tensors(2) * m.dense_layers / L if m.gated_mlp else 0.0  # dense layers' MLPs only
+        grad_sum_bytes = T * h * ACT_BYTES * (tensors(3) + gate_up)
         t_elem_layer = t_elem_layer + grad_sum_bytes / gpu.memory_bw
 
     # Tensor parallel: 4 all-reduce equivalents per layer of T·h·2 B (+2 with full recompute), blocking or

@@ -55,6 +55,40 @@ def test_published_h200_cudnn_timings_give_back_the_hopper_attention_curves():
     assert "Kept from the catalog row 'hopper'" in row["source"] and "gemm_plateau.bf16" in row["source"]
 
 
+def test_published_h200_head_dim_64_timings_give_back_the_hopper_d64_figures():
+    """The same commit's gpt_oss_20260227_034819.csv (NVIDIA/cudnn-frontend benchmark/sdpa_benchmark_training/
+    results/h200_919_only_cudnn, df73764): cuDNN 9.19.1 on the same H200, GPT-OSS's 64 query / 8 K/V heads of 64,
+    batch 2, causal with a 1,024-token window, FLOPs on the attended positions. Its times, in the same example file,
+    fit to the file's TFLOPS columns over 989 (8k: 349 / 300 → 0.353 / 0.303), the figures kernels.yaml's hopper
+    row holds as attention_*_d64, about 0.55 of the head-dim-128 ones."""
+    res = kernels(gpu("h200-sxm"), yaml.safe_load(H200_CUDNN.read_text()), source=str(H200_CUDNN))
+    row, hopper = res.facts["row"], kernel_row(gpu("h100-sxm"))[1]
+    for part in ("attention_fwd_d64", "attention_bwd_d64"):
+        fitted = dict((int(s), e) for s, e in row[part]["bf16_cudnn"])
+        assert fitted.keys() == {2048, 4096, 8192, 16384, 32768}
+        for s, e in hopper[part]["bf16"]:
+            assert fitted[int(s)] == pytest.approx(e, abs=0.002), (part, s)
+    assert row["attention_fwd_d64"]["bf16"][2] == [8192, 0.353] and row["attention_bwd_d64"]["bf16"][2] == [8192, 0.303]
+    thin = [c for c in res.facts["comparison"] if "d=64 window 1024" in c["shape"]]
+    assert len(thin) == 10 and all(abs(c["catalog_over_measured"] - 1) < 0.003 for c in thin)
+    assert "cudnn causal d64 window" in row["source"]
+
+
+def test_head_dim_64_runs_fit_only_beside_their_route_and_a_window_needs_a_mask():
+    """A head-dim-64 figure scales its route's head-dim-128 one, so head-dim-64 runs of a route with no larger-head
+    causal run to keep or measure are refused in one line; head-dim-64 runs without a mask are compared but not
+    fitted, and the fit says so; a sliding window without a causal mask is refused as a record."""
+    doc = yaml.safe_load(H200_CUDNN.read_text())
+    thin = [a for a in doc["attention"] if a["head_dim"] == 64]  # cuDNN: the hopper row has no bf16_cudnn to keep
+    with pytest.raises(AiinfraError, match="head-dim-64 attention measured for bf16_cudnn without causal runs"):
+        kernels(gpu("h200-sxm"), dict(doc, attention=thin))
+    nomask = dict(thin[0], causal=False, window=None)
+    res = kernels(gpu("h200-sxm"), dict(doc, attention=doc["attention"] + [nomask]))
+    assert any("1 attention runs (no mask at head dim 64" in n for n in res.warnings)
+    with pytest.raises(AiinfraError, match="sliding window needs a causal mask"):
+        kernels(gpu("h200-sxm"), dict(doc, attention=[dict(thin[0], causal=False)]))
+
+
 def test_the_best_gemm_sets_the_plateau_as_mamf_does():
     """stas00/ml-engineering "Maximum Achievable Matmul FLOPS" table: H100 SXM BF16 792.1 TFLOPS at
     6144x17920x2816 → 792.1 / 989 = 0.801, kernels.yaml's hopper bf16 plateau. A slower shape beside it does not

@@ -428,6 +428,41 @@ def test_full_attention_runs_at_the_kernels_no_mask_figures():
     assert full / causal == pytest.approx(2 * (1 / 691 + 2.5 / 594) / (1 / 644 + 2.5 / 541), rel=2e-3)
 
 
+def test_thin_heads_run_attention_at_the_measured_head_dim_64_figures(tmp_path):
+    """Head dim 64 halves the matmul work per score element while the softmax work stays, and cuDNN on an NVIDIA H200
+    then runs GPT-OSS's attention (64 query / 8 K/V heads of 64, causal, a 1,024-token window) at 349 / 300 TFLOPS
+    forward / backward at 8k against 644 / 541 at head dim 128 (NVIDIA/cudnn-frontend benchmark/
+    sdpa_benchmark_training/results/h200_919_only_cudnn, gpt_oss_20260227_034819.csv and
+    llama3.1_20260227_034703.csv, commit df73764). Between 64 and 128 the figure moves linearly in head dim; at 128
+    and above (MLA's 192 too) nothing changes; FlashAttention-2, not measured at head dim 64, keeps its figures; a
+    no-mask call scales by the same ratio. GPT-OSS 20B's attention on an H100 then takes the inverse ratio longer."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.catalog.loader import set_user_catalogs
+    from aiinfra.perf.compute import kernel_table
+
+    kt = kernel_table(gpu("h100-sxm"))
+    wide, thin = kt.attention("", 8192), kt.attention("", 8192, head_dim=64)
+    assert thin == pytest.approx((349 / 989, 300 / 989), abs=6e-4)
+    assert kt.attention("", 8192, head_dim=96) == pytest.approx(tuple((a + b) / 2 for a, b in zip(wide, thin)))
+    assert kt.attention("", 8192, head_dim=32) == thin
+    assert kt.attention("", 8192, head_dim=192) == wide and kt.attention("", 8192, head_dim=128) == wide
+    assert kt.attention("fa2", 8192, head_dim=64) == kt.attention("fa2", 8192)
+    full, full_thin = kt.attention("", 8192, causal=False), kt.attention("", 8192, causal=False, head_dim=64)
+    assert full_thin == pytest.approx(tuple(f * t / w for f, t, w in zip(full, thin, wide)))
+
+    m, g = model("gpt-oss-20b"), gpu("h100-sxm")
+    kw = dict(dp=8, ep=8, global_batch=64, micro_batch=1, seq=8192, recompute="none")
+    shipped = _part(step_time(m, g, **kw), "attention")
+    f = tmp_path / "k.yaml"
+    f.write_text("kernels:\n  hopper: {attention_fwd_d64: {}, attention_bwd_d64: {}}\n")  # no head-dim-64 figures
+    set_user_catalogs([f])
+    try:
+        without = _part(step_time(m, g, **kw), "attention")
+    finally:
+        set_user_catalogs([])
+    assert shipped / without == pytest.approx((1 / thin[0] + 2.5 / thin[1]) / (1 / wide[0] + 2.5 / wide[1]), rel=2e-3)
+
+
 def test_a_kernel_table_attention_curve_outside_zero_to_one_is_refused():
     """A user kernels.yaml whose attention curve holds a fraction above 1 (a TFLOPS figure pasted unconverted) is
     refused in one line naming the table, not used."""
@@ -451,7 +486,9 @@ def test_no_mask_figures_must_pair_and_name_known_routes(tmp_path):
     cases = {"{attention_fwd_full: {bf16: 0.7}, attention_bwd_full: {}}": "must name the same keys",
              "{attention_fwd_full: {bf16_fa4: 0.7}, attention_bwd_full: {bf16_fa4: 0.6}}": "must name the same keys",
              "{attention_fwd_full: {fp8: 0.7}, attention_bwd_full: {fp8: 0.6}}": "must name the same keys",
-             "{attention_fwd_full: {bf16: 691}, attention_bwd_full: {bf16: 0.6}}": "attention_fwd_full / attention_bwd_full"}
+             "{attention_fwd_full: {bf16: 691}, attention_bwd_full: {bf16: 0.6}}": "attention_fwd_full / attention_bwd_full",
+             "{attention_fwd_d64: {bf16: 0.35}, attention_bwd_d64: {}}": "attention_fwd_d64 and attention_bwd_d64 must",
+             "{attention_fwd_d64: {bf16: 0.35}, attention_bwd_d64: {bf16: 300}}": "attention_fwd_d64 / attention_bwd_d64"}
     for i, (entry, why) in enumerate(cases.items()):
         f = tmp_path / f"k{i}.yaml"
         f.write_text(f"kernels:\n  hopper: {entry}\n")

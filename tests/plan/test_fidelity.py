@@ -344,10 +344,12 @@ def test_megatron_bridge_h100_moe_out_of_sample():
     Throughput with Advanced Fusion Kernels" (2026-06-15) credits +93% end to end for GPT-OSS to fused MoE kernels
     (its clamped, biased GLU in the GEMM epilogue) and sync-free full-iteration CUDA graphs: part of that is unfused
     GPU work this model does not charge. The bounds record that miss rather than hide it. With attention read at
-    the 4K these rows run (cuDNN on H200: 591 / 474 TFLOPS against 644 / 541 at 8K): −2.3%, +4.0%, +22.7%."""
+    the 4K these rows run (cuDNN on H200: 591 / 474 TFLOPS against 644 / 541 at 8K): −2.3%, +4.0%, +22.7%; with
+    GPT-OSS's 64-wide heads at cuDNN's head-dim-64 figures (336 / 289 TFLOPS at 4K on the same H200, kernels.yaml
+    attention_*_d64): +19.1%."""
     errs = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 DGX-H100 MoE")}
     assert abs(errs["mbridge-2604-qwen3-30b"]) <= 0.03 and abs(errs["mbridge-2604-qwen3-235b"]) <= 0.07
-    assert 0.15 < errs["mbridge-2604-gptoss-120b"] <= 0.35
+    assert 0.15 < errs["mbridge-2604-gptoss-120b"] <= 0.25
 
 
 def test_moe_host_constants_are_their_fit_and_carry_to_other_gpus_and_layouts():

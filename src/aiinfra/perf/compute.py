@@ -99,6 +99,8 @@ Curve = tuple[tuple[float, float], ...]  # (tokens per kernel call, fraction of 
 
 # A flash-attention figure given as one number holds at every length; the measured 8k point it stands for.
 ATTENTION_REFERENCE_TOKENS = 8192.0
+# The head dimension the attention figures are measured at (the _d64 figures aside).
+ATTENTION_REFERENCE_HEAD_DIM = 128
 
 
 def _attention_curve(value) -> Curve:
@@ -138,19 +140,31 @@ class KernelTable:
     # {"" (the bf16 figure) or route (key bf16_<route>): (fwd Curve, bwd Curve)}, causal and without a mask
     attention_routes: dict = field(default_factory=dict)
     attention_full: dict = field(default_factory=dict)
+    attention_d64: dict = field(default_factory=dict)  # the same kernels at head dim 64 (causal), where measured
 
-    def attention(self, route: str = "", tokens=ATTENTION_REFERENCE_TOKENS, causal: bool = True) -> tuple:
+    def attention(self, route: str = "", tokens=ATTENTION_REFERENCE_TOKENS, causal: bool = True,
+                  head_dim: int = ATTENTION_REFERENCE_HEAD_DIM) -> tuple:
         """(forward, backward) flash-attention efficiencies of the kernel route a stack calls (stacks.yaml
         attention_kernel: kernels.yaml keys bf16_<route>, e.g. bf16_fa2), falling back to the bf16 figures where
         the architecture has no measurement of that route, at `tokens` query positions per kernel call (the
         sequence one GPU holds, s/cp): short sequences run below the long-sequence plateau. Without a causal mask
         the route's no-mask figures apply where measured (every tile is full, none on the diagonal), else its
-        causal ones."""
+        causal ones. Below head dim 128 the route's head-dim-64 figures (attention_fwd_d64), where measured, scale
+        both by their ratio to the causal head-dim-128 ones, linearly in head dim between 64 and 128 and held
+        below 64: a thinner head does half the matmul work per score element while the softmax work per element
+        stays."""
         key = route if route in self.attention_routes else ""
         fwd, bwd = self.attention_routes[key]
+        f_fwd, f_bwd = _at_length(fwd, tokens), _at_length(bwd, tokens)
         if not causal:
-            fwd, bwd = self.attention_full.get(key, (fwd, bwd))
-        return _at_length(fwd, tokens), _at_length(bwd, tokens)
+            full = self.attention_full.get(key, (fwd, bwd))
+            f_fwd, f_bwd = _at_length(full[0], tokens), _at_length(full[1], tokens)
+        thin = self.attention_d64.get(key)
+        if thin is None or head_dim >= ATTENTION_REFERENCE_HEAD_DIM:
+            return f_fwd, f_bwd
+        w = max(0.0, (head_dim - 64.0) / (ATTENTION_REFERENCE_HEAD_DIM - 64.0))  # 0 at d ≤ 64, 1 at d = 128
+        return tuple(f * (1.0 + (1.0 - w) * (_at_length(t, tokens) / _at_length(c, tokens) - 1.0))
+                     for f, t, c in ((f_fwd, thin[0], fwd), (f_bwd, thin[1], bwd)))
 
     def plateau(self, dtype: str, path: str = "") -> float:
         """Plateau of `dtype` GEMMs; `path` names the kernel route a stack calls (e.g. fp8 via
@@ -190,24 +204,28 @@ def kernel_table(gpu: GpuSpec) -> KernelTable:
         curve = tuple((float(a), float(b)) for a, b in (e if own else c)["gemm_size_curve_us"])
         cast_bytes = float(c["fp8_cast_bytes"])
         full_fwd, full_bwd = dict(e.get("attention_fwd_full") or {}), dict(e.get("attention_bwd_full") or {})
+        thin_fwd, thin_bwd = dict(e.get("attention_fwd_d64") or {}), dict(e.get("attention_bwd_d64") or {})
     except (KeyError, TypeError, ValueError) as err:
         raise AiinfraError(f"kernel table '{arch}' needs gemm_plateau, attention_fwd/bwd.bf16 (and each bf16_<route> "
                            f"in both) and a size curve ({err})") from None
     if set(k for k in bwd if k.startswith("bf16_")) != set(k for k in fwd if k.startswith("bf16_")):
         raise AiinfraError(f"kernel table '{arch}': attention_fwd and attention_bwd name different routes")
-    # no-mask figures (optional): in pairs, for bf16 or a route attention_fwd names
-    if set(full_fwd) != set(full_bwd) or not set(full_fwd) <= set(fwd):
-        raise AiinfraError(f"kernel table '{arch}': attention_fwd_full and attention_bwd_full must name the same "
-                           f"keys, each one attention_fwd names")
-    try:
-        full = _route_curves(full_fwd, full_bwd)
-    except ValueError as err:
-        raise AiinfraError(f"kernel table '{arch}': attention_fwd_full / attention_bwd_full ({err})") from None
+    # no-mask and head-dim-64 figures (optional): in pairs, for bf16 or a route attention_fwd names
+    extra = {}
+    for suffix, (f, b) in (("full", (full_fwd, full_bwd)), ("d64", (thin_fwd, thin_bwd))):
+        if set(f) != set(b) or not set(f) <= set(fwd):
+            raise AiinfraError(f"kernel table '{arch}': attention_fwd_{suffix} and attention_bwd_{suffix} must name "
+                               f"the same keys, each one attention_fwd names")
+        try:
+            extra[suffix] = _route_curves(f, b)
+        except ValueError as err:
+            raise AiinfraError(f"kernel table '{arch}': attention_fwd_{suffix} / attention_bwd_{suffix} ({err})") from None
     if not curve or any(a < 0 or not 0 < b <= 1 for a, b in curve) or list(curve) != sorted(curve):
         raise AiinfraError(f"kernel table '{arch}': gemm_size_curve_us must be [[microseconds at peak, fraction of "
                            f"the plateau in (0, 1]], ...] in ascending order")
     curve_source = e.get("source", "") if own else c.get("source", "")
-    return KernelTable(arch, plateau, curve, cast_bytes, e.get("source", ""), curve_source, routes, full)
+    return KernelTable(arch, plateau, curve, cast_bytes, e.get("source", ""), curve_source, routes, extra["full"],
+                       extra["d64"])
 
 
 def _interp(x, points: tuple[tuple[float, float], ...]):

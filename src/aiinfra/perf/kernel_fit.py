@@ -77,6 +77,7 @@ class AttentionRecord(_Record):
     heads: int = Field(gt=0)
     kv_heads: int = Field(gt=0)
     head_dim: int = Field(gt=0)
+    window: int | None = Field(None, gt=0)  # causal sliding window: each query attends at most this many keys
     fwd_seconds: float | None = Field(None, gt=0)
     bwd_seconds: float | None = Field(None, gt=0)
     fwd_tflops: float | None = Field(None, gt=0)
@@ -87,11 +88,17 @@ class AttentionRecord(_Record):
         for p in ("fwd", "bwd"):
             if (getattr(self, f"{p}_seconds") is None) == (getattr(self, f"{p}_tflops") is None):
                 raise ValueError(f"give {p}_seconds or {p}_tflops, not both or neither")
+        if self.window is not None and not self.causal:
+            raise ValueError("a sliding window needs a causal mask")
         return self
 
     @property
     def fwd_flops(self) -> float:
-        return 4.0 * self.batch * self.heads * self.seq**2 * self.head_dim * (0.5 if self.causal else 1.0)
+        """4·b·h·d per attended (query, key) pair: s² without a mask, s²/2 causal, and with a window w < s the
+        w²/2 of the first w queries plus w for each one after."""
+        s, w = float(self.seq), self.window
+        pairs = s * s if not self.causal else (w * w / 2 + (s - w) * w if w and w < s else s * s / 2)
+        return 4.0 * self.batch * self.heads * pairs * self.head_dim
 
     def flops(self, part: str) -> float:
         """FLOPs of the forward or backward pass (backward counted as 2.5× the forward)."""
@@ -162,13 +169,21 @@ def _size_curve(meas: Measurements, gpu: GpuSpec, plateau16: float) -> list[list
     return [[0.0, _sig(ys[0])]] + [[_sig(x), _sig(y)] for x, y in zip(xs, ys, strict=True)]
 
 
-def _attention_curves(meas: Measurements, gpu: GpuSpec, causal: bool) -> tuple[dict, dict]:
-    """{bf16 or bf16_<route>: [[seq, fraction], ...]} forward and backward, for one mask."""
+def _fitted(r: AttentionRecord) -> bool:
+    """Whether a run enters a kernels.yaml curve: the head-dim-128 figures are full or causal attention; the
+    head-dim-64 ones causal, with or without a window (their published source measures a 1,024-token window)."""
+    return (r.causal and r.head_dim <= 64) or (r.head_dim > 64 and r.window is None)
+
+
+def _attention_curves(meas: Measurements, gpu: GpuSpec, causal: bool, thin: bool = False) -> tuple[dict, dict]:
+    """{bf16 or bf16_<route>: [[seq, fraction], ...]} forward and backward, for one mask, from the runs at head
+    dim 64 or below (`thin`: kernels.yaml attention_*_d64) or above it."""
     pk = _half_peak(gpu)
     fwd: dict[str, list] = {}
     bwd: dict[str, list] = {}
     for route in ATTENTION_ROUTES:
-        rows = sorted((r for r in meas.attention if r.route == route and r.causal == causal), key=lambda r: r.seq)
+        rows = sorted((r for r in meas.attention if r.route == route and r.causal == causal and _fitted(r)
+                       and (r.head_dim <= 64) == thin), key=lambda r: r.seq)
         if rows:
             fwd[f"bf16_{route}"] = [[r.seq, _sig(r.achieved("fwd") / pk)] for r in rows]
             bwd[f"bf16_{route}"] = [[r.seq, _sig(r.achieved("bwd") / pk)] for r in rows]
@@ -211,8 +226,8 @@ def fit_row(meas: Measurements, gpu: GpuSpec, base: KernelTable, base_row: dict)
     elif half is not None:
         notes.append(f"the 16-bit GEMMs span fewer than {MIN_CURVE_KNOTS} sizes a factor 2 apart (time at peak): "
                      "the shared size curve stays")
-    for causal, suffix in ((True, ""), (False, "_full")):
-        fwd, bwd = _attention_curves(meas, gpu, causal)
+    for causal, thin, suffix in ((True, False, ""), (False, False, "_full"), (True, True, "_d64")):
+        fwd, bwd = _attention_curves(meas, gpu, causal, thin)
         base_fwd = base_row.get(f"attention_fwd{suffix}") or {}
         base_bwd = base_row.get(f"attention_bwd{suffix}") or {}
         merged_f = {**base_fwd, **fwd}
@@ -222,10 +237,20 @@ def fit_row(meas: Measurements, gpu: GpuSpec, base: KernelTable, base_row: dict)
             row[f"attention_bwd{suffix}"] = merged_b
     if "attention_fwd" not in row:
         raise AiinfraError("no causal attention measured and the catalog row has none to keep")
-    measured_att = sorted({f"{a.route} {'causal' if a.causal else 'no mask'}" for a in meas.attention})
+    orphan = sorted(set(row.get("attention_fwd_d64", {})) - set(row["attention_fwd"]))
+    if orphan:  # a head-dim-64 figure scales its route's head-dim-128 one: without that there is nothing to scale
+        raise AiinfraError(f"head-dim-64 attention measured for {', '.join(orphan)} without causal runs at a larger "
+                           f"head dim of the same route, and the catalog row has none to keep")
+    skipped = sum(1 for a in meas.attention if not _fitted(a))
+    if skipped:
+        notes.append(f"{skipped} attention runs (no mask at head dim 64 or below, or a window above it) are compared, "
+                     "not fitted: the catalog holds head-dim-64 figures for causal attention only, and its other "
+                     "figures without a window")
+    measured_att = sorted({f"{a.route} {'causal' if a.causal else 'no mask'}{' d64' if a.head_dim <= 64 else ''}"
+                           f"{' window' if a.window else ''}" for a in meas.attention})
     sw = ", ".join(f"{k} {v}" for k, v in sorted(meas.software.items()))
     row["source"] = (
-        f"Measured on {meas.device} on {meas.date.isoformat()}" + (f" ({sw})" if sw else "") + f": {meas.source}. "
+        f"Measured on {meas.device} on {meas.date.isoformat()}" + (f" ({sw})" if sw else "") + f": {meas.source.rstrip('.')}. "
         f"GEMM plateau from the best shape of {len(meas.gemm)} GEMMs ({', '.join(sorted(plateaus)) or 'none'}); "
         f"attention by length from {len(meas.attention)} runs ({'; '.join(measured_att) or 'none'}). "
         f"Kept from the catalog row '{base.arch}': " + (", ".join(f"gemm_plateau.{k}" for k in carried) or "no plateau")
@@ -244,11 +269,12 @@ def compare(meas: Measurements, gpu: GpuSpec, kt: KernelTable) -> list[dict]:
                     "measured_time": quantity(r.time_s, "s"), "catalog_over_measured": predicted / r.time_s})
     pk = _half_peak(gpu)
     for a in meas.attention:
-        eff = dict(zip(("fwd", "bwd"), kt.attention(a.route, a.seq, causal=a.causal), strict=True))
+        eff = dict(zip(("fwd", "bwd"), kt.attention(a.route, a.seq, causal=a.causal, head_dim=a.head_dim), strict=True))
         for part in ("fwd", "bwd"):
             catalog_s, measured_s = a.flops(part) / (pk * eff[part]), a.flops(part) / a.achieved(part)
             out.append({"kernel": f"attention {a.route} {part}{'' if a.causal else ' no mask'}",
-                        "shape": f"s={a.seq} b={a.batch} h={a.heads}/{a.kv_heads} d={a.head_dim}",
+                        "shape": f"s={a.seq} b={a.batch} h={a.heads}/{a.kv_heads} d={a.head_dim}"
+                                 + (f" window {a.window}" if a.window else ""),
                         "catalog_time": quantity(catalog_s, "s"), "measured_time": quantity(measured_s, "s"),
                         "catalog_over_measured": catalog_s / measured_s})
     return out

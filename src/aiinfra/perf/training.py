@@ -491,7 +491,7 @@ def step_time(
     # the stack's kernel route (stacks.yaml attention_kernel), at the sequence one GPU's kernel calls see: s/cp
     # (a context-parallel rank holds s/cp query positions and attends them chunk by chunk)
     att_tokens = s / cp
-    eff_fwd, eff_bwd = kt.attention(stk.attention_kernel, att_tokens, causal=bool(causal))
+    eff_fwd, eff_bwd = kt.attention(stk.attention_kernel, att_tokens, causal=bool(causal), head_dim=d_qk)
     if flash_attention:
         t_att_layer = f_att / (pk16 * eff_fwd) * (1 + sel_attn + full) + 2.5 * f_att / (pk16 * eff_bwd)
     else:  # unfused: batched GEMMs at the GEMM plateau + softmax traffic (charged as elementwise below)
@@ -632,7 +632,7 @@ def step_time(
                   "M · L_stage · (fwd FLOPs/(peak·eff_fwd) · (1 + recompute) + 2.5·fwd FLOPs/(peak·eff_bwd))",
                   {"fwd FLOPs per layer": f_att, "eff_fwd": eff_fwd, "eff_bwd": eff_bwd,
                    "tokens per kernel call (s/cp)": att_tokens, "kernel route": stk.attention_kernel or "default",
-                   "causal": causal}, {"kernels": kt.source})
+                   "causal": causal, "head dim (figures at 128; 64 where measured)": d_qk}, {"kernels": kt.source})
     t_elem = part("elementwise (memory-bound)", t_elem_layer, head_elem,
                   "M · (L_stage · (activation bytes × traffic + summed input-gradient bytes) + fp32 logits) / HBM "
                   "bandwidth",

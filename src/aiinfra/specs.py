@@ -137,6 +137,9 @@ class ModelSpec(Spec):
     norms_per_layer: int = 2  # Gemma 2/3 sandwich norms: 4
     qk_norm: bool = False  # Qwen3/Gemma 3: an RMSNorm of d_head on q and k in every layer
     attn_sinks: bool = False  # gpt-oss: one learned sink logit per head
+    # the gated MLP's activation where the config's hidden_act does not say it: gpt-oss "quick_geglu"
+    # (gate·sigmoid(1.702·gate)·(up + 1), both clamped at swiglu_limit; HF modeling_gpt_oss)
+    glu_activation: str = ""
     dropout: bool = False  # Megatron GPT/GPT-2 train with dropout; its 1-byte masks are stored activations
     # MoE
     experts: int = 0

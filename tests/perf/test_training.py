@@ -767,6 +767,50 @@ def test_host_bound_moe_layers():
     assert _part(t, "host-bound MoE layers (exposed)") == 0.0
 
 
+def test_gpt_oss_expert_activation_syncs_the_host_once_more_per_forward_layer(tmp_path):
+    """Megatron's GPT-OSS expert activation (weighted_bias_quick_geglu_impl, megatron/core/fusions/fused_bias_geglu.py
+    at d98e8a6) builds its linear offset with torch.tensor(..., device=input.device), a blocking copy (pytorch/pytorch
+    #120996, #190217), so each forward MoE layer syncs twice: the dispatcher's token counts, then the activation
+    (stacks.yaml megatron-core moe_activation_syncs). Each sync is followed by the fitted stall S, so where the stall
+    sets the layer (GPU work + stalls outlast the host's issue time) the exposed host part grows by S per MoE layer and
+    micro-batch; a SwiGLU model (Qwen3) syncs once; the all-to-all overlap hides both; a stack listing no activation
+    sync charges one."""
+    from aiinfra.catalog.loader import set_user_catalogs
+
+    m, q, g = model("gpt-oss-120b"), model("qwen3-30b-a3b"), gpu("gb300")
+    kw = dict(ep=64, dp=64, global_batch=1280, micro_batch=4, seq=4096, recompute="none", moe_dispatcher="alltoall")
+    r = step_time(m, g, **kw)
+    host = next(p for p in r.step.parts if p.name == "host-bound MoE layers (exposed)")
+    assert host.inputs["syncs (per forward MoE layer: dispatcher + expert activation)"] == 2
+    assert "activation sync" in host.sources and "fused_bias_geglu.py" in host.sources["activation sync"]
+    qh = next(p for p in step_time(q, g, ep=8, dp=8, global_batch=512, micro_batch=4, seq=4096).step.parts
+              if p.name == "host-bound MoE layers (exposed)")
+    assert qh.inputs["syncs (per forward MoE layer: dispatcher + expert activation)"] == 1
+    assert "activation sync" not in qh.sources
+    f = tmp_path / "s.yaml"
+    f.write_text("stacks:\n  megatron-core: {moe_activation_syncs: {}}\n")
+    set_user_catalogs([f])
+    try:
+        one = step_time(m, g, **kw)
+    finally:
+        set_user_catalogs([])
+    micro_batches, layers, stall = 1280 // 64 // 4, m.layers, 3.96e-3
+    assert _part(r, "host-bound MoE layers (exposed)") - _part(one, "host-bound MoE layers (exposed)") == pytest.approx(
+        micro_batches * layers * stall, rel=1e-6)
+    assert _part(step_time(m, g, ep_overlap=True, **kw), "host-bound MoE layers (exposed)") == 0.0
+
+
+def test_moe_activation_syncs_that_are_not_counts_are_refused():
+    """stacks.yaml moe_activation_syncs maps an activation to a count >= 0; anything else is refused in one line."""
+    from aiinfra.errors import AiinfraError
+    from aiinfra.perf.training import _act_syncs
+
+    assert _act_syncs("x", {"quick_geglu": 1}) == (("quick_geglu", 1),) and _act_syncs("x", {}) == ()
+    for bad in ({"quick_geglu": -1}, {"quick_geglu": 1.5}, {"quick_geglu": True}, ["quick_geglu"], {1: 1}):
+        with pytest.raises(AiinfraError, match="moe_activation_syncs must map"):
+            _act_syncs("x", bad)
+
+
 def test_moe_host_constants_that_are_not_fitted_numbers_are_refused():
     """stacks.yaml moe_host is {layer_ms, sync_stall_ms: milliseconds >= 0, fit: the rows they were fitted on}; a
     negative or non-numeric value, a missing one, an unknown key or no fit is refused in one line rather than read as

@@ -343,13 +343,17 @@ def test_megatron_bridge_h100_moe_out_of_sample():
     over the expert-data-parallel group). NVIDIA's blog "Boosting MoE Training
     Throughput with Advanced Fusion Kernels" (2026-06-15) credits +93% end to end for GPT-OSS to fused MoE kernels
     (its clamped, biased GLU in the GEMM epilogue) and sync-free full-iteration CUDA graphs: part of that is unfused
-    GPU work this model does not charge. The bounds record that miss rather than hide it. With attention read at
-    the 4K these rows run (cuDNN on H200: 591 / 474 TFLOPS against 644 / 541 at 8K): −2.3%, +4.0%, +22.7%; with
-    GPT-OSS's 64-wide heads at cuDNN's head-dim-64 figures (336 / 289 TFLOPS at 4K on the same H200, kernels.yaml
-    attention_*_d64): +19.1%."""
+    GPU work this model does not charge. With attention read at the 4K these rows run (cuDNN on H200: 591 / 474
+    TFLOPS against 644 / 541 at 8K): −2.3%, +4.0%, +22.7%; with GPT-OSS's 64-wide heads at cuDNN's head-dim-64
+    figures (336 / 289 TFLOPS at 4K on the same H200, kernels.yaml attention_*_d64): +19.1%. GPT-OSS's expert
+    activation syncs the host once more per forward MoE layer (Megatron's weighted_bias_quick_geglu_impl builds its
+    offset with torch.tensor(..., device=...), a blocking copy: stacks.yaml moe_activation_syncs), charged at the
+    dispatcher's fitted stall: −4.7%. Not charged: the recipe (Megatron-Bridge v0.4.1 scripts/performance/configs/
+    gpt_oss, H100 V2) also recomputes layernorm and moe_act, which this model does not represent; its recomputed
+    activation would sync a third time, and at the same stall the row would be −20.6%."""
     errs = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 DGX-H100 MoE")}
     assert abs(errs["mbridge-2604-qwen3-30b"]) <= 0.03 and abs(errs["mbridge-2604-qwen3-235b"]) <= 0.07
-    assert 0.15 < errs["mbridge-2604-gptoss-120b"] <= 0.25
+    assert abs(errs["mbridge-2604-gptoss-120b"]) <= 0.07
 
 
 def test_moe_host_constants_are_their_fit_and_carry_to_other_gpus_and_layouts():
@@ -386,9 +390,14 @@ def test_megatron_bridge_blackwell_moe_out_of_sample():
     DGX-B200 hosts without CUDA graphs; its recipe graphs attention, router and preprocessing on Grace hosts, which
     this model does not credit. GPT-OSS-120B on 64 GPUs, BF16, GBS 1280, MBS 4: DGX-B200 EP8 → 13,568 (+58.0%);
     DGX-B300 EP8 → 15,232 (+41.9%); DGX-GB200 EP64 → 16,640 (+119.4%); DGX-GB300 EP64 → 19,200 (+28.0%). Every GPT-OSS
-    run, the H100 one included, is slower than the model, by 1.2-2.2x, while Qwen3 runs of the same release, GPUs
-    and dispatchers are within 25%: a cost particular to GPT-OSS is missing (its attention sinks, biased clamped GLU
-    experts or 64-wide heads; none is identified). B200 and B300 were +82% and +64% before routed-expert gradients
+    run, the H100 one included, was slower than the model, by 1.2-2.2x, while Qwen3 runs of the same release, GPUs
+    and dispatchers are within 25%: a cost particular to GPT-OSS was missing. One is now charged: its expert
+    activation syncs the host once more per forward MoE layer (stacks.yaml moe_activation_syncs), at the
+    dispatcher's fitted stall: B200 +36.8%, B300 +23.1%, GB300 +5.8%; GB200 runs the all-to-all overlap, under
+    which neither stall is charged, and stays +119.3%. The stall per forward MoE layer that would meet each run, in
+    units of the fitted one, is 1.8 (H100), 4.6 (B200), 3.7 (B300) and 2.3 (GB300), against the 2 charged (the H100
+    and B200 recipes also recompute moe_act, a third sync): no one stall per sync fits them, so the sync is not the
+    whole GPT-OSS cost. B200 and B300 were +82% and +64% before routed-expert gradients
     synced over Megatron's expert-data-parallel group (8 ranks, one per node) rather than all 64 ranks. The bounds
     record the misses; they fail if the model gets worse, or if GPT-OSS stops running slower than predicted without
     this docstring being revisited. With cuDNN's measured attention by length on GB200 and GB300 (kernels.yaml):
@@ -396,4 +405,4 @@ def test_megatron_bridge_blackwell_moe_out_of_sample():
     q = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 Blackwell Qwen3-235B")}
     assert len(q) == 4 and all(abs(e) <= 0.26 for e in q.values()) and sum(map(abs, q.values())) / 4 <= 0.18
     o = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 Blackwell GPT-OSS")}
-    assert len(o) == 4 and all(0.2 < e <= 1.25 for e in o.values())
+    assert len(o) == 4 and all(0.0 < e <= 1.25 for e in o.values()) and o["mbridge-2604-gb300-gptoss-120b"] <= 0.1

@@ -12,21 +12,29 @@ from aiinfra.plan.commands import plan_command
 OSS_LAYOUT = "tp=1,pp=4,ep=8,dp=16,mb=1,vp=1,recompute=none,zero=1"
 
 
-def test_a_model_whose_published_runs_all_ran_slower_gets_a_warning(cli):
+def test_a_model_whose_published_runs_all_ran_slower_gets_a_warning(cli, monkeypatch):
     """GPT-OSS-120B: Megatron-Bridge 26.04.01 ran it on 64 DGX-H100, B200, B300, GB200 and GB300 (5,824 / 13,568 /
-    15,232 / 16,640 / 19,200 tokens/s/GPU; catalog training_validation.yaml), and every run is slower than this model
-    predicts, by 1.19x or more. `plan` says so on stderr, carries every run with its prediction in the facts, and
-    stdout stays one JSON document."""
-    r = cli("plan", "gpt-oss-120b", "--gpus", "64", "--seq", "4096", "--global-batch", "1280", "--layout", OSS_LAYOUT,
-            "--format", "json")
+    15,232 / 16,640 / 19,200 tokens/s/GPU; catalog training_validation.yaml). `plan` carries every run with its
+    prediction in the facts and the error range in a note; with the H100 run now within 5% the runs sit on both
+    sides, so no warning. Of its runs, the two on DGX-B200 and DGX-B300 (EP8 inside a node) both ran slower than this
+    model predicts, by 1.23x or more: held to those two, `plan` says so on stderr, and stdout stays one JSON
+    document."""
+    args = ("plan", "gpt-oss-120b", "--gpus", "64", "--seq", "4096", "--global-batch", "1280", "--layout", OSS_LAYOUT)
+    r = cli(*args, "--format", "json")
     assert r.code == 0, r.err
     runs = json.loads(r.out)["facts"]["published_runs"]
     assert {x["gpu"]: x["published_tokens_per_gpu"] for x in runs} == {
         "h100-sxm": 5824, "b200": 13568, "b300": 15232, "gb200": 16640, "gb300": 19200}
-    assert all(x["error"] > 0.15 and not x["fitted_on"] for x in runs)
-    assert "every published run of gpt-oss-120b in the validation set (5) ran slower than this model predicts" in r.err
-    table = cli("plan", "gpt-oss-120b", "--gpus", "64", "--seq", "4096", "--global-batch", "1280", "--layout", OSS_LAYOUT)
-    assert table.code == 0 and "published runs of gpt-oss-120b: 5" in table.out and "ran slower" in table.err
+    assert not any(x["fitted_on"] for x in runs) and min(x["error"] for x in runs) < 0.15
+    assert "ran slower" not in r.err
+    ep8 = [x for x in runs if x["gpu"] in ("b200", "b300")]
+    assert all(x["error"] > 0.2 for x in ep8)
+    monkeypatch.setattr(fidelity, "track_record", lambda m: [dict(x) for x in ep8])
+    r = cli(*args, "--format", "json")
+    assert r.code == 0 and len(json.loads(r.out)["facts"]["published_runs"]) == 2
+    assert "every published run of gpt-oss-120b in the validation set (2) ran slower than this model predicts" in r.err
+    table = cli(*args)
+    assert table.code == 0 and "published runs of gpt-oss-120b: 2" in table.out and "ran slower" in table.err
 
 
 def test_a_config_json_of_the_same_architecture_has_the_same_runs(tmp_path):

@@ -124,7 +124,7 @@ def _hf_decoder(f: _Fields, mtype: str) -> dict:
     if mtype.startswith(("qwen3", "gemma3")):
         kw["qk_norm"] = True
     if mtype == "gpt_oss":
-        kw.update(attn_sinks=True, mlp_bias=True)
+        kw.update(attn_sinks=True, mlp_bias=True, glu_activation="quick_geglu")
     experts = f.opt("num_local_experts") or f.opt("n_routed_experts") or f.opt("num_experts") or 0
     if experts:
         kw.update(

@@ -122,6 +122,10 @@ class Stack:
     moe_host_fit: str = ""  # the rows both were fitted on, and their source
     fp8_gather: bool = False  # FP8 linears: a sequence-parallel operand is quantized on its shard, gathered in FP8
     separate_projections: bool = False  # Q, K, V (and MLP gate, up) are separate linears reading one shared input
+    # host syncs a MoE layer's expert activation adds per forward, by the model's glu_activation (stacks.yaml
+    # moe_activation_syncs), and their source
+    moe_act_syncs: tuple[tuple[str, int], ...] = ()
+    moe_act_syncs_source: str = ""
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -144,7 +148,17 @@ def stack(name: str = "megatron-core") -> Stack:
                  str(e.get("moe_dispatchers_source", "")), _fp8_casts(key, e.get("fp8_casts", "")),
                  _attention_kernel(key, e.get("attention_kernel", "")), *_moe_host(key, e.get("moe_host")),
                  _fp8_gather(key, e.get("fp8_gather", e.get("fp8_casts") == "te")),
-                 _flag(key, "separate_projections", e.get("separate_projections", False)))
+                 _flag(key, "separate_projections", e.get("separate_projections", False)),
+                 _act_syncs(key, e.get("moe_activation_syncs") or {}), str(e.get("moe_activation_syncs_source", "")))
+
+
+def _act_syncs(key: str, raw) -> tuple[tuple[str, int], ...]:
+    """stacks.yaml moe_activation_syncs: {activation: host syncs per forward call, an integer >= 0}; anything else
+    is refused, not read as none."""
+    if not isinstance(raw, dict) or any(not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, int)
+                                        or v < 0 for k, v in raw.items()):
+        raise AiinfraError(f"stack '{key}': moe_activation_syncs must map an activation to a count >= 0, got {raw!r}")
+    return tuple(sorted(raw.items()))
 
 
 def _flag(key: str, name: str, raw) -> bool:
@@ -577,11 +591,14 @@ def step_time(
     # layer), unless the all-to-all overlap's merged schedule keeps another micro-batch's work queued. Nor can a
     # layer run faster than the host issues it (H per MoE layer and micro-batch, forward + backward). Like layer_t,
     # both are averaged over the dense and MoE layers (frac_moe); the sync happens at EP 1 too ("before_finish").
+    # The expert activation may sync too (stacks.yaml moe_activation_syncs: Megatron's GPT-OSS quick-GeGLU builds a
+    # GPU scalar each call, a blocking copy), with the same stall after it.
+    syncs = 1 + dict(stk.moe_act_syncs).get(m.glu_activation, 0)
     host_s = stk.moe_host_s if moe_host_ms is None else float(moe_host_ms) / 1e3
     stall_s = stk.moe_stall_s if moe_stall_ms is None else float(moe_stall_ms) / 1e3
     if m.is_moe and (host_s > 0 or stall_s > 0):
         g_layer = layer_t
-        stall = 0.0 if ep_overlap else frac_moe * stall_s * (1 + full)
+        stall = 0.0 if ep_overlap else frac_moe * stall_s * syncs * (1 + full)
         t_host_layer = np.maximum(g_layer + stall, frac_moe * host_s * passes / 3) - g_layer
     else:
         t_host_layer = 0.0
@@ -650,11 +667,13 @@ def step_time(
                  "async backward": async_bwd, "sequence parallel": sp}, {"count": SRC_TP, stk.key: stk.source},
                 comm_part=True)
     t_host = part("host-bound MoE layers (exposed)", t_host_layer, 0.0,
-                  "M · L_stage · (max(G + S · (1 + recompute) unless the all-to-all is overlapped, H · passes / 3) − G), "
-                  "G the layer's GPU time", {"H (host time per MoE layer and micro-batch)": host_s,
-                                             "S (stall after each forward sync)": stall_s, "overlapped": ep_overlap,
-                                             "stack": stk.key},
-                  {"host time": stk.moe_host_fit or "none for this stack", "sync": stk.moe_dispatchers_source or stk.source},
+                  "M · L_stage · (max(G + S · syncs · (1 + recompute) unless the all-to-all is overlapped, "
+                  "H · passes / 3) − G), G the layer's GPU time",
+                  {"H (host time per MoE layer and micro-batch)": host_s, "S (stall after each forward sync)": stall_s,
+                   "syncs (per forward MoE layer: dispatcher + expert activation)": syncs,
+                   "overlapped": ep_overlap, "stack": stk.key},
+                  {"host time": stk.moe_host_fit or "none for this stack", "sync": stk.moe_dispatchers_source or stk.source,
+                   **({"activation sync": stk.moe_act_syncs_source} if syncs > 1 else {})},
                   comm_part=True)
     t_cp = part("CP communication", t_cp_layer, 0.0, "M · L_stage · max(0, 3(cp−1) · t_p2p(K,V chunk) − attention if overlapped)",
                 {"K,V chunk bytes": kv_chunk, "overlapped": stk.cp}, {"ring": "Liu et al. 2023 ring attention; Megatron context parallel"},

@@ -99,8 +99,9 @@ Curve = tuple[tuple[float, float], ...]  # (tokens per kernel call, fraction of 
 
 # A flash-attention figure given as one number holds at every length; the measured 8k point it stands for.
 ATTENTION_REFERENCE_TOKENS = 8192.0
-# The head dimension the attention figures are measured at (the _d64 figures aside).
+# The head dimension the attention figures are measured at, and the one their _d64 figures are.
 ATTENTION_REFERENCE_HEAD_DIM = 128
+ATTENTION_THIN_HEAD_DIM = 64
 
 
 def _attention_curve(value) -> Curve:
@@ -155,14 +156,13 @@ class KernelTable:
         stays."""
         key = route if route in self.attention_routes else ""
         fwd, bwd = self.attention_routes[key]
-        f_fwd, f_bwd = _at_length(fwd, tokens), _at_length(bwd, tokens)
-        if not causal:
-            full = self.attention_full.get(key, (fwd, bwd))
-            f_fwd, f_bwd = _at_length(full[0], tokens), _at_length(full[1], tokens)
+        run_fwd, run_bwd = (fwd, bwd) if causal else self.attention_full.get(key, (fwd, bwd))
+        f_fwd, f_bwd = _at_length(run_fwd, tokens), _at_length(run_bwd, tokens)
         thin = self.attention_d64.get(key)
         if thin is None or head_dim >= ATTENTION_REFERENCE_HEAD_DIM:
             return f_fwd, f_bwd
-        w = max(0.0, (head_dim - 64.0) / (ATTENTION_REFERENCE_HEAD_DIM - 64.0))  # 0 at d ≤ 64, 1 at d = 128
+        # 0 at the thin head dim and below, 1 at the reference one
+        w = max(0.0, (head_dim - ATTENTION_THIN_HEAD_DIM) / (ATTENTION_REFERENCE_HEAD_DIM - ATTENTION_THIN_HEAD_DIM))
         return tuple(f * (1.0 + (1.0 - w) * (_at_length(t, tokens) / _at_length(c, tokens) - 1.0))
                      for f, t, c in ((f_fwd, thin[0], fwd), (f_bwd, thin[1], bwd)))
 

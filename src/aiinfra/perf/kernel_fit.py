@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import quantity
-from aiinfra.perf.compute import KernelTable, gemm_time
+from aiinfra.perf.compute import ATTENTION_THIN_HEAD_DIM, KernelTable, gemm_time
 from aiinfra.specs import GpuSpec
 
 # A fitted size curve is read on kernels.yaml's axis, time at peak (2MNK / peak, in µs), so it moves to a faster
@@ -100,6 +100,11 @@ class AttentionRecord(_Record):
         pairs = s * s if not self.causal else (w * w / 2 + (s - w) * w if w and w < s else s * s / 2)
         return 4.0 * self.batch * self.heads * pairs * self.head_dim
 
+    @property
+    def thin(self) -> bool:
+        """A run at head dim 64 or below: it belongs to kernels.yaml's attention_*_d64 figures."""
+        return self.head_dim <= ATTENTION_THIN_HEAD_DIM
+
     def flops(self, part: str) -> float:
         """FLOPs of the forward or backward pass (backward counted as 2.5× the forward)."""
         return self.fwd_flops * (1.0 if part == "fwd" else 2.5)
@@ -172,7 +177,7 @@ def _size_curve(meas: Measurements, gpu: GpuSpec, plateau16: float) -> list[list
 def _fitted(r: AttentionRecord) -> bool:
     """Whether a run enters a kernels.yaml curve: the head-dim-128 figures are full or causal attention; the
     head-dim-64 ones causal, with or without a window (their published source measures a 1,024-token window)."""
-    return (r.causal and r.head_dim <= 64) or (r.head_dim > 64 and r.window is None)
+    return r.causal if r.thin else r.window is None
 
 
 def _attention_curves(meas: Measurements, gpu: GpuSpec, causal: bool, thin: bool = False) -> tuple[dict, dict]:
@@ -183,7 +188,7 @@ def _attention_curves(meas: Measurements, gpu: GpuSpec, causal: bool, thin: bool
     bwd: dict[str, list] = {}
     for route in ATTENTION_ROUTES:
         rows = sorted((r for r in meas.attention if r.route == route and r.causal == causal and _fitted(r)
-                       and (r.head_dim <= 64) == thin), key=lambda r: r.seq)
+                       and r.thin == thin), key=lambda r: r.seq)
         if rows:
             fwd[f"bf16_{route}"] = [[r.seq, _sig(r.achieved("fwd") / pk)] for r in rows]
             bwd[f"bf16_{route}"] = [[r.seq, _sig(r.achieved("bwd") / pk)] for r in rows]
@@ -246,7 +251,7 @@ def fit_row(meas: Measurements, gpu: GpuSpec, base: KernelTable, base_row: dict)
         notes.append(f"{skipped} attention runs (no mask at head dim 64 or below, or a window above it) are compared, "
                      "not fitted: the catalog holds head-dim-64 figures for causal attention only, and its other "
                      "figures without a window")
-    measured_att = sorted({f"{a.route} {'causal' if a.causal else 'no mask'}{' d64' if a.head_dim <= 64 else ''}"
+    measured_att = sorted({f"{a.route} {'causal' if a.causal else 'no mask'}{' d64' if a.thin else ''}"
                            f"{' window' if a.window else ''}" for a in meas.attention})
     sw = ", ".join(f"{k} {v}" for k, v in sorted(meas.software.items()))
     row["source"] = (

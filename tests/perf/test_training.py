@@ -400,7 +400,12 @@ def test_attention_efficiency_is_read_at_the_sequence_each_gpu_holds():
     m, g = model("llama-3.1-70b"), gpu("h100-sxm")
     kw = dict(tp=8, global_batch=8, micro_batch=1, seq=8192, recompute="none")
     one = _part(step_time(m, g, dp=1, **kw), "attention")
-    two = _part(step_time(m, g, dp=1, cp=2, **kw), "attention")  # same micro-batches, each rank half the FLOPs
+    from dataclasses import replace
+
+    from aiinfra.perf.training import stack
+
+    kernel_only = replace(stack("megatron-core"), ring_bytes=(0.0, 0.0, 0.0, 0.0))  # the ring's merges: own test
+    two = _part(step_time(m, g, dp=1, cp=2, software=kernel_only, **kw), "attention")  # each rank half the FLOPs
     assert two / (one / 2) == pytest.approx((1 / 591 + 2.5 / 474) / (1 / 644 + 2.5 / 541), rel=2e-3)
 
 
@@ -798,6 +803,59 @@ def test_gpt_oss_expert_activation_syncs_the_host_once_more_per_forward_layer(tm
     assert _part(r, "host-bound MoE layers (exposed)") - _part(one, "host-bound MoE layers (exposed)") == pytest.approx(
         micro_batches * layers * stall, rel=1e-6)
     assert _part(step_time(m, g, ep_overlap=True, **kw), "host-bound MoE layers (exposed)") == 0.0
+
+
+def test_context_parallel_ring_merges_are_charged_per_step_at_the_stacks_bytes():
+    """Outside the attention kernel each ring step merges its partial output and accumulates its gradients
+    (stacks.yaml cp_ring): torchtitan runs PyTorch's eager ring attention (torch/distributed/tensor/experimental/
+    _attention.py: fp32 merges, torch.cat of K,V and of the fp32 dK,dV) on K and V expanded to the query heads
+    (repeat_kv), Megatron Transformer Engine's fused corrections (context_parallel.py at d0067d0) on grouped K,V.
+    Bytes per layer = (cp−1)·(fwd_q·Q + fwd_kv·K)·(1 + full recompute) + cp·(bwd_q·Q + bwd_kv·K), Q and K the local
+    query-sized and K-sized element counts, at HBM bandwidth; nothing at CP 1; the K,V ring's message grows with
+    the expanded heads."""
+    from dataclasses import replace
+
+    from aiinfra.perf.training import stack
+
+    m, g = model("llama-3.1-8b"), gpu("h100-sxm")
+    kw = dict(dp=1, global_batch=1, micro_batch=1, recompute="full", seq=262144, dtype="fp8")
+
+    def attn(cp, software):
+        r = step_time(m, g, cp=cp, software=software, **kw)
+        return next(p for p in r.step.parts if p.name == "attention")
+
+    tt, mc = attn(8, "torchtitan"), attn(8, "megatron-core")
+    q = 262144 / 8 * m.heads * m.head_dim
+    k_tt, k_mc = q, 262144 / 8 * m.kv_heads * m.head_dim
+    assert tt.inputs["CP ring merge bytes per layer"] == pytest.approx(7 * (38 * q + 8 * k_tt) * 2 + 8 * (10 * q + 50 * k_tt))
+    assert mc.inputs["CP ring merge bytes per layer"] == pytest.approx(7 * 6 * q * 2 + 8 * (6 * q + 12 * k_mc))
+    assert "_attention.py" in tt.sources["CP ring"] and "context_parallel.py" in mc.sources["CP ring"]
+    assert attn(1, "torchtitan").inputs["CP ring merge bytes per layer"] == 0.0
+    assert "CP ring" not in attn(8, "llama3-meta").sources
+    ring = replace(stack("torchtitan"), ring_bytes=(0.0, 0.0, 0.0, 0.0))
+    bare = step_time(m, g, cp=8, software=ring, **kw)
+    full = step_time(m, g, cp=8, software="torchtitan", **kw)
+    added = float(full.step.value) - float(bare.step.value)
+    fw = next(p for p in full.step.parts if p.name == "matmul compute").inputs["framework efficiency"]
+    assert added == pytest.approx(m.layers * tt.inputs["CP ring merge bytes per layer"] / g.memory_bw / fw, rel=1e-6)
+    kv = {s: next(p for p in step_time(m, g, cp=8, software=s, **kw).step.parts if p.name == "CP communication")
+          .inputs["K,V chunk bytes"] for s in ("torchtitan", "megatron-core")}
+    assert kv["torchtitan"] == pytest.approx(kv["megatron-core"] * m.heads / m.kv_heads)
+
+
+def test_cp_ring_settings_that_are_not_byte_counts_are_refused():
+    """stacks.yaml cp_ring holds four byte counts >= 0, kv_heads (kv or query) and a source; anything else is refused
+    in one line, and absent it charges nothing."""
+    from aiinfra.errors import AiinfraError
+    from aiinfra.perf.training import _cp_ring
+
+    ok = dict(forward_q=38, forward_kv=8, backward_q=10, backward_kv=50, kv_heads="query", source="s")
+    assert _cp_ring("x", ok) == ((38.0, 8.0, 10.0, 50.0), True, "s")
+    assert _cp_ring("x", None) == ((0.0, 0.0, 0.0, 0.0), False, "")
+    for bad in ({**ok, "forward_q": -1}, {**ok, "backward_kv": True}, {**ok, "kv_heads": "grouped"},
+                {**ok, "source": ""}, {k: v for k, v in ok.items() if k != "forward_kv"}, {**ok, "extra": 1}, [1]):
+        with pytest.raises(AiinfraError, match="cp_ring must be"):
+            _cp_ring("x", bad)
 
 
 def test_moe_activation_syncs_that_are_not_counts_are_refused():

@@ -95,7 +95,8 @@ def test_megatron_bridge_h100_fp8_out_of_sample():
     TP8 collectives shrink and Hopper's constant falls to 0.742: −13.9%, +1.4%, +13.6%, mean 9.6%: the same
     TP-dependent miss, wider. With attention read at the sequence each GPU holds (kernels.yaml by length, cuDNN
     on H200: the CP2 ranks of the 405B row hold 4K positions, 591 / 474 TFLOPS there against 644 / 541 at 8K):
-    −13.9%, +1.4%, +12.2%, mean 9.2%."""
+    −13.9%, +1.4%, +12.2%, mean 9.2%. With the CP2 ring's merge traffic (Transformer Engine's fused corrections and
+    gradient adds per ring step, stacks.yaml megatron-core cp_ring): −13.9%, +1.4%, +11.6%, mean 9.0%."""
     errs = [p.error for p in _table("Megatron-Bridge 25.11 DGX-H100 FP8-CS")]
     assert len(errs) == 3 and all(abs(e) <= 0.145 for e in errs) and sum(map(abs, errs)) / 3 <= 0.095
     assert abs(errs[1]) <= 0.075
@@ -110,7 +111,8 @@ def test_megatron_bridge_2604_h100_fp8_out_of_sample():
     fixed point (0.786): −3.4%, −0.6%; held out (refit 0.775) 3.3%. With cuDNN's attention figures and Hopper
     refitted (0.788): −1.4%, +0.7%; held out (refit 0.786) 1.0%. With Transformer Engine's FP8 casts (0.759):
     −1.3%, +1.8%; held out (refit 0.771) 1.7%. With FP8 TP all-gathers (stacks.yaml fp8_gather; Hopper 0.742):
-    −1.3%, +4.0%. With attention read at the sequence each GPU holds (the 405B CP2 ranks at 4K): −1.3%, +2.8%."""
+    −1.3%, +4.0%. With attention read at the sequence each GPU holds (the 405B CP2 ranks at 4K): −1.3%, +2.8%. With
+    the CP2 ring's merge traffic (stacks.yaml megatron-core cp_ring): −1.3%, +2.2%."""
     errs = [p.error for p in _table("Megatron-Bridge 26.04.01 DGX-H100 FP8")]
     assert len(errs) == 2 and all(abs(e) <= 0.045 for e in errs)
 
@@ -130,7 +132,8 @@ def test_megatron_bridge_blackwell_fp8_out_of_sample():
     from cuDNN 9.22's measurements on GB200 and GB300 by length (kernels.yaml; B200 at GB200's fractions), where
     it was assumed before (0.60 / 0.45, 0.63 / 0.45): mean 8.3%; GB300 −3.3%, +2.4%, −3.3% (were −8.3%, −1.1%,
     −4.3%), GB200 8B +10.6% (was +7.0%), B200 8B +7.2% (was +3.5%), B200 405B +20.9%: the measured kernels are
-    faster than the assumption, and the rows that ran fast run faster."""
+    faster than the assumption, and the rows that ran fast run faster. With the CP2 ring's merge traffic (stacks.yaml
+    megatron-core cp_ring): B200 405B +20.3%, GB300 405B −3.9%, mean 8.3%."""
     errs = [p.error for p in _table("Megatron-Bridge 25.11 Blackwell FP8-CS")]
     assert len(errs) == 8 and sum(map(abs, errs)) / 8 <= 0.086 and max(map(abs, errs)) <= 0.215
     gb300 = [p.error for p in _table("Megatron-Bridge 25.11 Blackwell FP8-CS") if "gb300" in p.key]
@@ -224,10 +227,11 @@ def test_torchtitan_on_power_limited_h100s_out_of_sample():
       256K CP8 548 → −8.3%, −15.3%, +12.0%, +16.1% with FlashAttention-2 at its 8K figure. Every row holds 32K
       positions per GPU, and FlashAttention-2 runs faster there (cudnn-frontend's PyTorch-SDPA column: 345.64 /
       316.92 TFLOPS at 32K causal against 321.94 / 275.40 at 8K); read at that length: −1.5%, −7.6%, +23.4%, +28.7%
-      (−1.3%, −7.4%, +23.8%, +29.2% with separate projections and the sustained fraction refitted to 0.964).
+      (−1.3%, −7.4%, +23.8%, +29.2% with separate projections and the sustained fraction refitted to 0.964;
+      −1.3%, −10.8%, +17.7%, +21.8% with the ring's merge traffic, below).
     - Llama 3.1 405B with context parallelism (Table 6, added 2026-12-04), 512 GPUs, TP8·PP8 and FSDP·CP = 8, local
       batch 8 in 8 micro-batches of 1, 1F1B, full AC, Float8 + async TP: 32K CP1 76, 64K CP2 47, 128K CP4 31, 256K
-      CP8 16 → −0.5%, +17.1%, +15.0%, +30.7%. Its CP1 row holds although its 1F1B bubble (7 of 8 micro-batches'
+      CP8 16 → −0.5%, +13.3%, +9.0%, +21.9% (+17.1%, +15.0%, +30.7% before the ring's merge traffic). Its CP1 row holds although its 1F1B bubble (7 of 8 micro-batches'
       worth) is most of the step; every CP row misses by 15-31%, and the published per-token time grows 1.62x,
       2.45x, 4.75x where the model gives 1.37x, 2.12x, 3.62x. With the 8B rows above, that PyTorch release's
       context parallelism costs more than the model charges, in both models, inside one node (8B) and across
@@ -235,8 +239,10 @@ def test_torchtitan_on_power_limited_h100s_out_of_sample():
       The published attention time per FLOP jumps 1.4x between CP2 and CP4 at the same 32K chunk per rank, then
       holds from CP4 to CP8. PyTorch's ring attention of the time (torch/distributed/tensor/experimental/
       _attention.py: fp32 merges of each step's output, the K/V all-gather and the fp32 dK/dV ring, each under the
-      next step's kernel) grows with the ring but by a few percent, not 40%; not identified, a miss beyond the 15%
-      bound, recorded.
+      next step's kernel) moves memory outside the kernel at every step: counted op by op (stacks.yaml torchtitan
+      cp_ring, 46 B per query element and step forward, 60 backward, K and V expanded to the query heads by
+      repeat_kv), 2.1 s of the 256K step and 4-9 points on each CP row, not the 40%. The rest is not identified; the
+      8B CP8 and 405B CP8 rows miss the 15% bound, recorded.
     - Llama 3.1 8B, 64 GPUs, FSDP8·TP8, local batch 12, per-op SAC: BF16 4,378 / 4,809.4, Float8 5,078.1 / 5,570.1
       → +15.5%, +20.2%, +21.4%, +22.1% (+21.7%, +23.0%, +25.3%, +23.6% before the policy's second all-gather of each
       column-parallel input was charged): the model still charges TP8 on the 8B 15-20% less than it costs there, in
@@ -250,10 +256,10 @@ def test_torchtitan_on_power_limited_h100s_out_of_sample():
               "tt2506-70b-fp8", "tt2506-70b-fp8-async"):
         assert abs(e[k]) <= 0.08, k
     assert all(0 < e[k] <= 0.09 for k in ("tt2412-405b-1f1b", "tt2412-405b-interleaved"))
-    assert abs(e["tt2412-8b-32k"]) <= 0.03 and abs(e["tt2412-8b-64k-cp2"]) <= 0.09
-    assert all(0.15 <= e[k] <= 0.31 for k in ("tt2412-8b-128k-cp4", "tt2412-8b-256k-cp8"))
+    assert abs(e["tt2412-8b-32k"]) <= 0.03 and abs(e["tt2412-8b-64k-cp2"]) <= 0.12
+    assert all(0.15 <= e[k] <= 0.24 for k in ("tt2412-8b-128k-cp4", "tt2412-8b-256k-cp8"))
     assert abs(e["tt2412-405b-cp1"]) <= 0.03
-    assert all(0.12 <= e[f"tt2412-405b-cp{c}"] <= 0.35 for c in (2, 4, 8))
+    assert all(0.07 <= e[f"tt2412-405b-cp{c}"] <= 0.24 for c in (2, 4, 8))
     assert all(0.07 <= e[k] <= 0.15 for k in e if k.startswith("tt2506-8b"))
 
 
@@ -268,7 +274,8 @@ def test_nemo_2407_h100_fp8_out_of_sample():
     With the TP all-gathers in FP8 (stacks.yaml fp8_gather; Hopper 0.742): +1.3%, +8.5%, +3.0%, −7.4%, +1.7%, +2.1%,
     +6.9%, +8.2%, +10.8%, mean 5.5%. With attention read at the sequence each GPU holds (cuDNN on H200 by length:
     GPT-3's 2K runs at 484 / 370 TFLOPS, Llama 2's 4K and the CP2 ranks' 4K at 591 / 474, against 644 / 541 at 8K):
-    −2.1%, +6.1%, +1.7%, −8.6%, −0.3%, +0.3%, +5.8%, +5.0%, +8.6%, mean 4.3%."""
+    −2.1%, +6.1%, +1.7%, −8.6%, −0.3%, +0.3%, +5.8%, +5.0%, +8.6%, mean 4.3%. With the Llama 3 CP2 rings' merge
+    traffic (stacks.yaml megatron-core cp_ring): Llama 3 8B +3.3%, 70B +7.5%, mean 4.0%."""
     errs = {p.key: p.error for p in _table("NeMo 24.07 DGX-H100 FP8")}
     assert len(errs) == 9
     assert sum(map(abs, errs.values())) / 9 <= 0.05 and max(map(abs, errs.values())) <= 0.095

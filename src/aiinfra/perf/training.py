@@ -126,6 +126,12 @@ class Stack:
     # moe_activation_syncs), and their source
     moe_act_syncs: tuple[tuple[str, int], ...] = ()
     moe_act_syncs_source: str = ""
+    # context-parallel ring outside the attention kernel (stacks.yaml cp_ring): bytes moved per element of the
+    # query-sized and the K-sized tensors per ring step, forward and backward, whether K and V ride the ring
+    # expanded to the query heads, and the source
+    ring_bytes: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    ring_kv_query_heads: bool = False
+    ring_source: str = ""
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -149,7 +155,25 @@ def stack(name: str = "megatron-core") -> Stack:
                  _attention_kernel(key, e.get("attention_kernel", "")), *_moe_host(key, e.get("moe_host")),
                  _fp8_gather(key, e.get("fp8_gather", e.get("fp8_casts") == "te")),
                  _flag(key, "separate_projections", e.get("separate_projections", False)),
-                 _act_syncs(key, e.get("moe_activation_syncs") or {}), str(e.get("moe_activation_syncs_source", "")))
+                 _act_syncs(key, e.get("moe_activation_syncs") or {}), str(e.get("moe_activation_syncs_source", "")),
+                 *_cp_ring(key, e.get("cp_ring")))
+
+
+RING_BYTES = ("forward_q", "forward_kv", "backward_q", "backward_kv")
+
+
+def _cp_ring(key: str, raw) -> tuple[tuple[float, float, float, float], bool, str]:
+    """stacks.yaml cp_ring: {forward_q, forward_kv, backward_q, backward_kv: bytes >= 0 per element and ring step,
+    kv_heads: kv | query, source}, or absent (no traffic charged outside the kernel). Anything else is refused."""
+    if raw is None:
+        return (0.0, 0.0, 0.0, 0.0), False, ""
+    ok = isinstance(raw, dict) and set(raw) == {*RING_BYTES, "kv_heads", "source"} and bool(raw.get("source"))
+    vals = [raw.get(k) for k in RING_BYTES] if ok else []
+    if (not ok or raw["kv_heads"] not in ("kv", "query")
+            or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 for v in vals)):
+        raise AiinfraError(f"stack '{key}': cp_ring must be {{{', '.join(RING_BYTES)}: bytes >= 0, kv_heads: kv or "
+                           f"query, source}}, got {raw!r}")
+    return tuple(float(v) for v in vals), raw["kv_heads"] == "query", str(raw["source"])
 
 
 def _act_syncs(key: str, raw) -> tuple[tuple[str, int], ...]:
@@ -550,8 +574,18 @@ def step_time(
     tp_moe = np.where(tp_over, stk.exposed(tp_moe, g_moe), tp_moe)
     t_tp_layer = (m.dense_layers * tp_dense + m.moe_layers * tp_moe) / L
 
-    # Context parallel: K,V chunk ring, hidden under attention when the stack overlaps it.
-    kv_chunk = T * 2 * m.kv_heads * m.head_dim * ACT_BYTES / tp
+    # Context parallel: K,V chunk ring, hidden under attention when the stack overlaps it. A stack that expands
+    # grouped K,V heads before the attention call (cp_ring kv_heads: query) sends them expanded.
+    ring_heads = m.heads if stk.ring_kv_query_heads else m.kv_heads
+    kv_chunk = T * 2 * ring_heads * m.head_dim * ACT_BYTES / tp
+    # Outside the kernel each ring step merges its partial output into the running one (forward, cp−1 steps, again
+    # when recomputed) and accumulates the gradients it returns (backward, cp steps): memory-bound traffic over
+    # the query-sized output and the K-sized tensors (stacks.yaml cp_ring).
+    fq, fkv, bq, bkv = stk.ring_bytes
+    q_el, k_el = T * m.heads / tp * d_v, T * ring_heads / tp * d_qk
+    ring_bytes = np.where(cp > 1, (cp - 1) * (fq * q_el + fkv * k_el) * (1 + sel_attn + full)
+                          + cp * (bq * q_el + bkv * k_el), 0.0)
+    t_ring_layer = ring_bytes / gpu.memory_bw
     cp_in = tp * cp <= domain
     t_cp_raw = np.where(cp > 1, 3 * (cp - 1) * np.where(cp_in, comm.p2p(kv_chunk, node.scale_up).value,
                                                        comm.p2p(kv_chunk, node.scale_out_per_gpu()).value), 0.0)
@@ -584,7 +618,7 @@ def step_time(
     first_l, middle_l, last_l = pipeline_layers(L, pp, vp, pipeline_edge_slots(m, stk.uneven_pipeline, pipeline_split))
     # framework efficiency stretches the compute stream (launch gaps, host syncs between kernels); exposed
     # collectives are already wall time on the critical path (NCCL busbw is measured end to end)
-    layer_t = (comp_layer + cast_layer + t_att_layer + t_elem_layer) / fw + t_tp_layer + t_cp_layer + ep_layer
+    layer_t = (comp_layer + cast_layer + t_att_layer + t_ring_layer + t_elem_layer) / fw + t_tp_layer + t_cp_layer + ep_layer
     # Host-bound MoE layers. Megatron's dispatchers copy the routed token counts to the host and wait for them
     # (token_dispatcher.py _maybe_dtoh_and_synchronize, at cuda_sync_point) before each forward all-to-all: the GPU
     # then drains and idles while the host issues the dispatch, permutation and expert kernels (S per forward MoE
@@ -645,11 +679,14 @@ def step_time(
                   "M · L_stage · cast bytes (per GEMM 2MK + MN, or Transformer Engine's shard cast before the FP8 "
                   "all-gather and fused cast-transpose: stacks.yaml fp8_casts) / HBM bandwidth",
                   {"bytes per element": kt.fp8_cast_bytes, "dtype": lin}, {"cast": kt.curve_source})
-    t_attn = part("attention", t_att_layer, 0.0,
-                  "M · L_stage · (fwd FLOPs/(peak·eff_fwd) · (1 + recompute) + 2.5·fwd FLOPs/(peak·eff_bwd))",
+    t_attn = part("attention", t_att_layer + t_ring_layer, 0.0,
+                  "M · L_stage · (fwd FLOPs/(peak·eff_fwd) · (1 + recompute) + 2.5·fwd FLOPs/(peak·eff_bwd) + CP ring "
+                  "merge bytes / HBM bandwidth)",
                   {"fwd FLOPs per layer": f_att, "eff_fwd": eff_fwd, "eff_bwd": eff_bwd,
                    "tokens per kernel call (s/cp)": att_tokens, "kernel route": stk.attention_kernel or "default",
-                   "causal": causal, "head dim (figures at 128; 64 where measured)": d_qk}, {"kernels": kt.source})
+                   "causal": causal, "head dim (figures at 128; 64 where measured)": d_qk,
+                   "CP ring merge bytes per layer": ring_bytes},
+                  {"kernels": kt.source, **({"CP ring": stk.ring_source} if stk.ring_source else {})})
     t_elem = part("elementwise (memory-bound)", t_elem_layer, head_elem,
                   "M · (L_stage · (activation bytes × traffic + summed input-gradient bytes) + fp32 logits) / HBM "
                   "bandwidth",

@@ -400,8 +400,10 @@ def test_megatron_bridge_blackwell_moe_out_of_sample():
     run, the H100 one included, was slower than the model, by 1.2-2.2x, while Qwen3 runs of the same release, GPUs
     and dispatchers are within 25%: a cost particular to GPT-OSS was missing. One is now charged: its expert
     activation syncs the host once more per forward MoE layer (stacks.yaml moe_activation_syncs), at the
-    dispatcher's fitted stall: B200 +36.8%, B300 +23.1%, GB300 +5.8%; GB200 runs the all-to-all overlap, under
-    which neither stall is charged, and stays +119.3%. The stall per forward MoE layer that would meet each run, in
+    dispatcher's fitted stall: B200 +36.8%, B300 +23.1%, GB300 +5.8%; GB200 runs the all-to-all overlap, which
+    hides the dispatcher's sync (an event on a side D2H stream, token_dispatcher.py _maybe_dtoh_and_synchronize)
+    but not the activation's blocking copy, which drains the compute stream: +66.4% (+119.3% with no stall
+    charged under the overlap). The stall per forward MoE layer that would meet each run, in
     units of the fitted one, is 1.8 (H100), 4.6 (B200), 3.7 (B300) and 2.3 (GB300), against the 2 charged (the H100
     and B200 recipes also recompute moe_act, a third sync): no one stall per sync fits them, so the sync is not the
     whole GPT-OSS cost. B200 and B300 were +82% and +64% before routed-expert gradients
@@ -412,4 +414,4 @@ def test_megatron_bridge_blackwell_moe_out_of_sample():
     q = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 Blackwell Qwen3-235B")}
     assert len(q) == 4 and all(abs(e) <= 0.26 for e in q.values()) and sum(map(abs, q.values())) / 4 <= 0.18
     o = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 Blackwell GPT-OSS")}
-    assert len(o) == 4 and all(0.0 < e <= 1.25 for e in o.values()) and o["mbridge-2604-gb300-gptoss-120b"] <= 0.1
+    assert len(o) == 4 and all(0.0 < e <= 0.70 for e in o.values()) and o["mbridge-2604-gb300-gptoss-120b"] <= 0.1

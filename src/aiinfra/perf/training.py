@@ -626,13 +626,15 @@ def step_time(
     # layer run faster than the host issues it (H per MoE layer and micro-batch, forward + backward). Like layer_t,
     # both are averaged over the dense and MoE layers (frac_moe); the sync happens at EP 1 too ("before_finish").
     # The expert activation may sync too (stacks.yaml moe_activation_syncs: Megatron's GPT-OSS quick-GeGLU builds a
-    # GPU scalar each call, a blocking copy), with the same stall after it.
+    # GPU scalar each call, a blocking copy), with the same stall after it. The overlap hides only the dispatcher's
+    # sync: that one waits on an event of a side D2H stream, so kernels queued after its copy point keep running,
+    # while the activation's blocking copy drains the compute stream, the other micro-batch's queued work with it.
     syncs = 1 + dict(stk.moe_act_syncs).get(m.glu_activation, 0)
     host_s = stk.moe_host_s if moe_host_ms is None else float(moe_host_ms) / 1e3
     stall_s = stk.moe_stall_s if moe_stall_ms is None else float(moe_stall_ms) / 1e3
     if m.is_moe and (host_s > 0 or stall_s > 0):
         g_layer = layer_t
-        stall = 0.0 if ep_overlap else frac_moe * stall_s * syncs * (1 + full)
+        stall = frac_moe * stall_s * (syncs - 1 if ep_overlap else syncs) * (1 + full)
         t_host_layer = np.maximum(g_layer + stall, frac_moe * host_s * passes / 3) - g_layer
     else:
         t_host_layer = 0.0
@@ -704,7 +706,8 @@ def step_time(
                  "async backward": async_bwd, "sequence parallel": sp}, {"count": SRC_TP, stk.key: stk.source},
                 comm_part=True)
     t_host = part("host-bound MoE layers (exposed)", t_host_layer, 0.0,
-                  "M · L_stage · (max(G + S · syncs · (1 + recompute) unless the all-to-all is overlapped, "
+                  "M · L_stage · (max(G + S · syncs · (1 + recompute) (under the all-to-all overlap only the "
+                  "activation's syncs), "
                   "H · passes / 3) − G), G the layer's GPU time",
                   {"H (host time per MoE layer and micro-batch)": host_s, "S (stall after each forward sync)": stall_s,
                    "syncs (per forward MoE layer: dispatcher + expert activation)": syncs,

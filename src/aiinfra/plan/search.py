@@ -29,7 +29,7 @@ STEP_PARTS = ("matmul compute", "FP8/FP4 casts", "attention", "elementwise (memo
               "CP communication", "EP communication", "PP communication", "pipeline bubble",
               "DP communication (exposed)", "optimizer step")
 REASON = {"matmul compute": "compute (recompute or smaller GEMMs)", "elementwise (memory-bound)": "elementwise work",
-          "FP8/FP4 casts": "FP8 casts", "attention": "attention (recompute or shorter chunks)",
+          "FP8/FP4 casts": "FP8 casts", "attention": "attention (recompute, shorter chunks or CP ring merges)",
           "optimizer step": "optimizer step (less sharded optimizer state)",
           "TP communication": "TP communication", "CP communication": "CP communication",
           "EP communication": "EP communication", "PP communication": "PP communication",

@@ -816,7 +816,7 @@ def test_context_parallel_ring_merges_are_charged_per_step_at_the_stacks_bytes()
     (stacks.yaml cp_ring): torchtitan runs PyTorch's eager ring attention (torch/distributed/tensor/experimental/
     _attention.py: fp32 merges, torch.cat of K,V and of the fp32 dK,dV) on K and V expanded to the query heads
     (repeat_kv), Megatron Transformer Engine's fused corrections (context_parallel.py at d0067d0) on grouped K,V.
-    Bytes per layer = (cp−1)·(fwd_q·Q + fwd_kv·K)·(1 + full recompute) + cp·(bwd_q·Q + bwd_kv·K), Q and K the local
+    Bytes per layer = (cp−1)·(fwd_q·Q + fwd_kv·K)·(1 + recompute) + cp·(bwd_q·Q + bwd_kv·K), Q and K the local
     query-sized and K-sized element counts, at HBM bandwidth; nothing at CP 1; the K,V ring's message grows with
     the expanded heads."""
     from dataclasses import replace
@@ -837,6 +837,12 @@ def test_context_parallel_ring_merges_are_charged_per_step_at_the_stacks_bytes()
     assert mc.inputs["CP ring merge bytes per layer"] == pytest.approx(7 * 6 * q * 2 + 8 * (6 * q + 12 * k_mc))
     assert "_attention.py" in tt.sources["CP ring"] and "context_parallel.py" in mc.sources["CP ring"]
     assert attn(1, "torchtitan").inputs["CP ring merge bytes per layer"] == 0.0
+    for sw, rc, fwd_passes in (("torchtitan", "selective", 2), ("megatron-core", "selective", 2),
+                               ("torchtitan", "none", 1)):  # torchtitan's op-level policy recomputes the merges too
+        r = step_time(m, g, cp=8, software=sw, **{**kw, "recompute": rc})
+        got = next(p for p in r.step.parts if p.name == "attention").inputs["CP ring merge bytes per layer"]
+        f, b, k = ((38, 8), (10, 50), k_tt) if sw == "torchtitan" else ((6, 0), (6, 12), k_mc)
+        assert got == pytest.approx(7 * (f[0] * q + f[1] * k) * fwd_passes + 8 * (b[0] * q + b[1] * k)), (sw, rc)
     assert "CP ring" not in attn(8, "llama3-meta").sources
     ring = replace(stack("torchtitan"), ring_bytes=(0.0, 0.0, 0.0, 0.0))
     bare = step_time(m, g, cp=8, software=ring, **kw)

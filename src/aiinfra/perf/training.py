@@ -16,7 +16,8 @@ Per micro-batch and layer, on one GPU (tokens T = mb·s/cp; GEMM shapes after TP
 - attention: flash attention in BF16, forward 2·T·S·n_q/t·(d_qk + d_v) FLOPs with S = s/2 for
   causal masks, backward 2.5× forward, at the kernel table's flash-attention efficiencies for the stack's
   kernel route (stacks.yaml attention_kernel: cuDNN fused attention, FlashAttention-2 or -3), read at the
-  sequence each GPU's kernel calls see (s/cp) where kernels.yaml measures them by length;
+  sequence each GPU's kernel calls see (s/cp) where kernels.yaml measures them by length; with CP, each ring
+  step's output merge and gradient accumulation outside the kernel, at the stack's bytes (stacks.yaml cp_ring);
 - elementwise: Korthikanti Table 2 activation bytes × 2 / HBM bandwidth (norms, SwiGLU, residuals); with
   sequence parallelism all of it is split over the TP ranks, without it the LayerNorm, dropout and residual
   share (10·h of the 34·h bytes per token) runs on every TP rank (Korthikanti Table 2 / §4.2.2);
@@ -583,7 +584,7 @@ def step_time(
     # the query-sized output and the K-sized tensors (stacks.yaml cp_ring).
     fq, fkv, bq, bkv = stk.ring_bytes
     q_el, k_el = T * m.heads / tp * d_v, T * ring_heads / tp * d_qk
-    ring_bytes = np.where(cp > 1, (cp - 1) * (fq * q_el + fkv * k_el) * (1 + sel_attn + full)
+    ring_bytes = np.where(cp > 1, (cp - 1) * (fq * q_el + fkv * k_el) * (1 + sel_attn + sel_ops + full)
                           + cp * (bq * q_el + bkv * k_el), 0.0)
     t_ring_layer = ring_bytes / gpu.memory_bw
     cp_in = tp * cp <= domain

@@ -303,7 +303,8 @@ def test_catalog_constants_are_the_fit_and_each_source_held_out_is_predicted():
     10.1%, 26.04.01 3.9%, torchtitan's H200 rows 12.4% (5.3%, 8.7%, 1.7%, 10.0% before the TP all-gathers of FP8
     linears were charged at 1 B per element, stacks.yaml fp8_gather; 16.9% on the H200 rows with torch._scaled_mm at
     0.59; their attention runs FlashAttention-2, test above); with the
-    A100 constant alone, all out of sample, they were 9.9%, 9.4%, 5.0%, 9.3%. Held out, Narayanan Table 1 is predicted at 3.7% from the Korthikanti rows' refit (0.861;
+    A100 constant alone, all out of sample, they were 9.9%, 9.4%, 5.0%, 9.3%. As of 2026-12-04, with the CP rings'
+    merge traffic charged (stacks.yaml cp_ring; benchmarks/fidelity.py): 4.6%, 9.5%, 2.9%, 12.4%. Held out, Narayanan Table 1 is predicted at 3.7% from the Korthikanti rows' refit (0.861;
     4.9% from 0.877 with one step of the rule)."""
     from aiinfra.perf.training import fitted_architectures, framework_efficiency
 

@@ -30,6 +30,21 @@ def test_plan_table_json_and_explain(cli):
     assert e.code == 0 and "pipeline bubble" in e.out and "source" in e.out
 
 
+def test_plan_table_says_what_a_layout_offloads(cli):
+    """A layout that offloads shows it in the table (ZeRO column '1+opt', ZeRO-Offload's naming, and a caption that
+    spells it out), not only in the JSON; tables without offload keep the plain stage."""
+    r = cli("plan", "llama-3.1-8b", "--gpus", "8", "--global-batch", "64", "--layout",
+            "tp=1,pp=1,zero=1,offload=optimizer")
+    assert r.code == 0, r.err
+    mine = next(line for line in r.out.splitlines() if "(yours)" in line)
+    assert "1+opt" in mine and "offloaded to host memory" in r.out
+    j = cli("plan", "llama-3.1-8b", "--gpus", "8", "--global-batch", "64", "--layout",
+            "tp=1,pp=1,zero=1,offload=optimizer", "--format", "json").json()
+    assert j["facts"]["your_layout"]["offload"] == "optimizer"
+    plain = cli("plan", "llama-3.1-8b", "--gpus", "8", "--global-batch", "64", "--offload", "none")
+    assert plain.code == 0 and "+opt" not in plain.out and "offloaded" not in plain.out
+
+
 def test_plan_recommend_and_infer(cli):
     r = cli("plan", "llama-3.1-8b", "--recommend", "--gpus", "64", "--tokens", "1T", "--price", "h100-sxm=2.5")
     assert r.code == 0, r.err

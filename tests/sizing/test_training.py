@@ -149,7 +149,8 @@ def test_uneven_pipeline_split_matches_llama3_405b():
 
 def test_size_train_and_plan_use_one_fit_rule():
     """`size train llama-3.1-405b --pp 16` no longer refuses 126 layers on 16 stages, and the layout `plan`
-    ranks first for 405B on 1,024 H100s fits by the same rule (total ≤ 81,559 MiB from nvidia-smi)."""
+    ranks first for 405B on 1,024 H100s fits by the same rule (total ≤ 81,559 MiB from nvidia-smi), with whatever it
+    offloads."""
     from aiinfra.catalog.gpus import gpu
     from aiinfra.plan.search import plan
     from aiinfra.sizing.report import training_report
@@ -158,7 +159,7 @@ def test_size_train_and_plan_use_one_fit_rule():
     w = r.top[0]
     res = training_report(model("llama-3.1-405b"), h100, tp=w["tp"], pp=w["pp"], dp=w["dp"], cp=w["cp"],
                           interleave=w["vp"], zero=w["zero"], recompute=w["recompute"], seq=8192,
-                          micro_batch=w["mb"], num_microbatches=512 // (w["dp"] * w["mb"]))
+                          micro_batch=w["mb"], num_microbatches=512 // (w["dp"] * w["mb"]), offload=w["offload"])
     assert res.facts["fits"] and res.facts["usable_gb"] == pytest.approx(85.52, abs=0.01)
     assert res.facts["headroom_gb"] == pytest.approx(w["headroom_gb"], abs=0.01)
 

@@ -168,6 +168,7 @@ def test_plan_page_scatter_and_table(client):
     pytest.importorskip("aiinfra.plan.search")
     r = client.get("/plan", params={"model": "llama-3.1-8b", "gpus": "8", "seq": "4096"})
     assert r.status_code == 200 and 'id="plan-chart"' in r.text and 'id="plans"' in r.text
+    assert "<th>ZeRO</th><th>offload</th>" in r.text  # what each layout offloads, beside its ZeRO stage
 
 
 # --- Infer ---------------------------------------------------------------------------------------

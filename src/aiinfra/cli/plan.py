@@ -48,7 +48,7 @@ def _table(res: Result, tokens: float | None) -> Table:
         shown.append((mine["rank"], mine))
     for i, w in shown:
         tp_comm = {"ring": "overlap", "none": "blocking"}.get(w.get("tp_overlap", "none"), "-") if w["tp"] > 1 else "-"
-        row = [str(i), w["layout"], str(w["mb"]), str(w["vp"]), w["recompute"], str(w["zero"]), tp_comm,
+        row = [str(i), w["layout"], str(w["mb"]), str(w["vp"]), w["recompute"], _zero_cell(w), tp_comm,
                f"{w['step_s']:.3f}",
                _compact(w["tokens_per_s"]), f"{w['tflops']:.0f}", f"{w['mfu']:.0%}", f"{w['memory_gb']:.1f}",
                f"{w['headroom_gb']:.1f}" + ("" if w.get("fits", True) else " OOM")]
@@ -61,7 +61,18 @@ def _table(res: Result, tokens: float | None) -> Table:
             row[1] += " (yours)"
             style = "bold cyan"
         t.add_row(*row, style=style)
+    if any(w.get("offload", "none") != "none" for _, w in shown):  # never only in the JSON
+        t.caption = "ZeRO +opt / +wts / +act: optimizer states / weights / activations offloaded to host memory"
     return t
+
+
+OFFLOAD_CODES = {"optimizer": "opt", "weights": "wts", "activations": "act"}
+
+
+def _zero_cell(w: dict) -> str:
+    """ZeRO stage, with what the layout offloads to the host ('1+opt'), as ZeRO-Offload names it."""
+    off = w.get("offload", "none")
+    return str(w["zero"]) + ("" if off == "none" else "".join(f"+{OFFLOAD_CODES.get(x, x)}" for x in off.split("+")))
 
 
 def _compact(x: float) -> str:

@@ -43,6 +43,11 @@ def test_plan_table_says_what_a_layout_offloads(cli):
     assert j["facts"]["your_layout"]["offload"] == "optimizer"
     plain = cli("plan", "llama-3.1-8b", "--gpus", "8", "--global-batch", "64", "--offload", "none")
     assert plain.code == 0 and "+opt" not in plain.out and "offloaded" not in plain.out
+    rec = cli("plan", "llama-3.1-8b", "--recommend", "--gpus", "8", "--global-batch", "64", "--offload", "optimizer")
+    assert rec.code == 0 and "DP8+opt" in rec.out and "offloaded to host memory" in rec.out
+    rows = cli("plan", "llama-3.1-8b", "--recommend", "--gpus", "8", "--global-batch", "64", "--offload", "optimizer",
+               "--format", "json").json()["facts"]["ranking"]
+    assert all(r["offload"] == "optimizer" and {"mb", "vp", "recompute", "zero"} <= set(r) for r in rows if r["fits"])
 
 
 def test_plan_recommend_and_infer(cli):

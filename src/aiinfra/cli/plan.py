@@ -62,17 +62,23 @@ def _table(res: Result, tokens: float | None) -> Table:
             style = "bold cyan"
         t.add_row(*row, style=style)
     if any(w.get("offload", "none") != "none" for _, w in shown):  # never only in the JSON
-        t.caption = "ZeRO +opt / +wts / +act: optimizer states / weights / activations offloaded to host memory"
+        t.caption = OFFLOAD_CAPTION
     return t
 
 
 OFFLOAD_CODES = {"optimizer": "opt", "weights": "wts", "activations": "act"}
+OFFLOAD_CAPTION = "+opt / +wts / +act: optimizer states / weights / activations offloaded to host memory"
+
+
+def _offload_suffix(w: dict) -> str:
+    """'+opt', '+opt+act', … for what a layout offloads to the host; '' for none."""
+    off = w.get("offload", "none")
+    return "" if off == "none" else "".join(f"+{OFFLOAD_CODES.get(x, x)}" for x in off.split("+"))
 
 
 def _zero_cell(w: dict) -> str:
     """ZeRO stage, with what the layout offloads to the host ('1+opt'), as ZeRO-Offload names it."""
-    off = w.get("offload", "none")
-    return str(w["zero"]) + ("" if off == "none" else "".join(f"+{OFFLOAD_CODES.get(x, x)}" for x in off.split("+")))
+    return str(w["zero"]) + _offload_suffix(w)
 
 
 def _compact(x: float) -> str:
@@ -214,9 +220,11 @@ def _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note, catalog
         if not r["fits"]:
             t.add_row("-", r["gpu"], "[red]does not fit[/]", "", "", "", "", "", r["why"].split("; ")[-1])
             continue
-        t.add_row(str(r["rank_time"]), r["gpu"], r["layout"], ("≥" if r.get("search") == "coarse" else "") + f"{r['tokens_per_s']:,.0f}", f"{r['mfu']:.1%}",
+        t.add_row(str(r["rank_time"]), r["gpu"], r["layout"] + _offload_suffix(r), ("≥" if r.get("search") == "coarse" else "") + f"{r['tokens_per_s']:,.0f}", f"{r['mfu']:.1%}",
                   f"{r['memory_gb']:.1f}", f"{r['days']:,.1f}" if r.get("days") else "",
                   f"{r['cost_usd']:,.0f}" if r.get("cost_usd") else "", r["nvlink"])
+    if any(r.get("offload", "none") != "none" for r in rows if r["fits"]):
+        t.caption = OFFLOAD_CAPTION
     console.print(t)
     for n in notes:
         console.print(f"  {n}")

@@ -77,7 +77,8 @@ def _recommend_row(m: ModelSpec, g: GpuSpec, gpus: int, global_batch: int, seq: 
     except AiinfraError as e:
         return {"gpu": g.key, "fits": False, "why": str(e), "search": search}
     w = r.top[0]
-    return {"gpu": g.key, "fits": True, "layout": w["layout"], "tokens_per_s": w["tokens_per_s"],
+    return {"gpu": g.key, "fits": True, "layout": w["layout"], "mb": w["mb"], "vp": w["vp"],
+            "recompute": w["recompute"], "zero": w["zero"], "offload": w["offload"], "tokens_per_s": w["tokens_per_s"],
             "mfu": w["mfu"], "memory_gb": w["memory_gb"], "days": w.get("days"),
             "cost_usd": w.get("cost_usd"), "usd_per_gpu_hour": price[0], "price_source": price[1],
             "nvlink": _needs_nvlink(g, w["tp"]), "form_factor": g.form_factor, "search": search,

@@ -388,8 +388,10 @@ def test_attention_efficiency_is_read_at_the_sequence_each_gpu_holds():
     Between measured lengths the figure is interpolated in log size and beyond them it is held."""
     from aiinfra.catalog.gpus import gpu
     from aiinfra.catalog.models import model
+    from dataclasses import replace
+
     from aiinfra.perf.compute import kernel_table
-    from aiinfra.perf.training import step_time
+    from aiinfra.perf.training import stack, step_time
 
     kt = kernel_table(gpu("h100-sxm"))
     for tokens, (fwd, bwd) in {2048: (484, 370), 4096: (591, 474), 8192: (644, 541)}.items():
@@ -400,10 +402,6 @@ def test_attention_efficiency_is_read_at_the_sequence_each_gpu_holds():
     m, g = model("llama-3.1-70b"), gpu("h100-sxm")
     kw = dict(tp=8, global_batch=8, micro_batch=1, seq=8192, recompute="none")
     one = _part(step_time(m, g, dp=1, **kw), "attention")
-    from dataclasses import replace
-
-    from aiinfra.perf.training import stack
-
     kernel_only = replace(stack("megatron-core"), ring_bytes=(0.0, 0.0, 0.0, 0.0))  # the ring's merges: own test
     two = _part(step_time(m, g, dp=1, cp=2, software=kernel_only, **kw), "attention")  # each rank half the FLOPs
     assert two / (one / 2) == pytest.approx((1 / 591 + 2.5 / 474) / (1 / 644 + 2.5 / 541), rel=2e-3)
@@ -419,8 +417,10 @@ def test_full_attention_runs_at_the_kernels_no_mask_figures():
     FLOPs of causal attention, not twice its time: (1/691 + 2.5/594) / (1/644 + 2.5/541) x 2 for cuDNN."""
     from aiinfra.catalog.gpus import gpu
     from aiinfra.catalog.models import model
+    from dataclasses import replace
+
     from aiinfra.perf.compute import kernel_table
-    from aiinfra.perf.training import step_time
+    from aiinfra.perf.training import stack, step_time
 
     kt = kernel_table(gpu("h100-sxm"))
     assert kt.attention("", 8192, causal=False) == pytest.approx((691 / 989, 594 / 989), abs=6e-4)

@@ -61,7 +61,7 @@ def _table(res: Result, tokens: float | None) -> Table:
             row[1] += " (yours)"
             style = "bold cyan"
         t.add_row(*row, style=style)
-    if any(w.get("offload", "none") != "none" for _, w in shown):  # never only in the JSON
+    if any(_offload_suffix(w) for _, w in shown):  # never only in the JSON
         t.caption = OFFLOAD_CAPTION
     return t
 
@@ -223,7 +223,7 @@ def _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note, catalog
         t.add_row(str(r["rank_time"]), r["gpu"], r["layout"] + _offload_suffix(r), ("≥" if r.get("search") == "coarse" else "") + f"{r['tokens_per_s']:,.0f}", f"{r['mfu']:.1%}",
                   f"{r['memory_gb']:.1f}", f"{r['days']:,.1f}" if r.get("days") else "",
                   f"{r['cost_usd']:,.0f}" if r.get("cost_usd") else "", r["nvlink"])
-    if any(r.get("offload", "none") != "none" for r in rows if r["fits"]):
+    if any(_offload_suffix(r) for r in rows if r["fits"]):
         t.caption = OFFLOAD_CAPTION
     console.print(t)
     for n in notes:

@@ -143,7 +143,7 @@ def measure(*, shapes=GEMM_SHAPES, lengths=ATTENTION_LENGTHS, dtypes=("bf16", "f
     for route in routes:
         for causal, d in ATTENTION_CASES:
             for seq in lengths:
-                what = f"attention {route} {seq} {'causal' if causal else 'no mask'}" + ("" if d == 128 else f" d{d}")
+                what = f"attention {route} {seq} {'causal' if causal else 'no mask'}" + ("" if d == ATTENTION_SHAPE["head_dim"] else f" d{d}")
                 try:
                     b, fwd, both = _attention_fns(torch, device, backends[route], seq, causal, d)
                     t_f = _timer(torch, device, fwd, min_time_s, repeats)

@@ -171,7 +171,7 @@ def _cp_ring(key: str, raw) -> tuple[tuple[float, float, float, float], bool, st
     ok = isinstance(raw, dict) and set(raw) == {*RING_BYTES, "kv_heads", "source"} and bool(raw.get("source"))
     vals = [raw.get(k) for k in RING_BYTES] if ok else []
     if (not ok or raw["kv_heads"] not in ("kv", "query")
-            or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 for v in vals)):
+            or not all(map(_amount, vals))):
         raise AiinfraError(f"stack '{key}': cp_ring must be {{{', '.join(RING_BYTES)}: bytes >= 0, kv_heads: kv or "
                            f"query, source}}, got {raw!r}")
     return tuple(float(v) for v in vals), raw["kv_heads"] == "query", str(raw["source"])
@@ -184,6 +184,11 @@ def _act_syncs(key: str, raw) -> tuple[tuple[str, int], ...]:
                                         or v < 0 for k, v in raw.items()):
         raise AiinfraError(f"stack '{key}': moe_activation_syncs must map an activation to a count >= 0, got {raw!r}")
     return tuple(sorted(raw.items()))
+
+
+def _amount(v) -> bool:
+    """A stacks.yaml quantity: a number >= 0 (not a bool, which YAML would let pass as 0 or 1)."""
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and v >= 0
 
 
 def _flag(key: str, name: str, raw) -> bool:
@@ -204,7 +209,7 @@ def _moe_host(key: str, raw) -> tuple[float, float, str]:
     if raw is None:
         return 0.0, 0.0, ""
     vals = [raw.get(k) for k in ("layer_ms", "sync_stall_ms")] if isinstance(raw, dict) else [None]
-    if (any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 for v in vals) or not raw.get("fit")
+    if (not all(map(_amount, vals)) or not raw.get("fit")
             or set(raw) - {"layer_ms", "sync_stall_ms", "fit"}):
         raise AiinfraError(f"stack '{key}': moe_host must be {{layer_ms: ms >= 0, sync_stall_ms: ms >= 0, fit: rows and "
                            f"source}}, got {raw!r}")

@@ -7,7 +7,7 @@ import pytest
 from aiinfra.catalog.gpus import gpu
 from aiinfra.catalog.models import model
 from aiinfra.perf import compute
-from aiinfra.perf.training import step_time
+from aiinfra.perf.training import stack, step_time
 
 # Narayanan et al. 2021 Table 1 (memory_perf_anchors §2a): model, TP, PP, GPUs, batch, TFLOP/s per GPU.
 TABLE1 = [
@@ -801,7 +801,7 @@ def test_gpt_oss_expert_activation_syncs_the_host_once_more_per_forward_layer(tm
         one = step_time(m, g, **kw)
     finally:
         set_user_catalogs([])
-    micro_batches, layers, stall = 1280 // 64 // 4, m.layers, 3.96e-3
+    micro_batches, layers, stall = 1280 // 64 // 4, m.layers, stack("megatron-core").moe_stall_s
     assert _part(r, "host-bound MoE layers (exposed)") - _part(one, "host-bound MoE layers (exposed)") == pytest.approx(
         micro_batches * layers * stall, rel=1e-6)
     over = step_time(m, g, ep_overlap=True, **kw)
@@ -809,6 +809,37 @@ def test_gpt_oss_expert_activation_syncs_the_host_once_more_per_forward_layer(tm
     qkw = dict(ep_overlap=True, ep=8, dp=8, global_batch=512, micro_batch=4, seq=4096)
     assert _part(step_time(q, g, **qkw), "host-bound MoE layers (exposed)") == _part(
         step_time(q, g, moe_stall_ms=0.0, **qkw), "host-bound MoE layers (exposed)")  # no stall left: the host floor
+
+
+def test_the_dispatch_all_to_all_runs_while_the_host_catches_up_after_the_dispatchers_sync():
+    """Megatron's all-to-all dispatcher syncs at "before_ep_alltoall" and issues the all-to-all right after
+    (megatron/core/transformer/moe/token_dispatcher.py at d98e8a6, token_dispatch), so the GPU runs the dispatch
+    while the host goes on issuing: a forward MoE layer idles the GPU max(0, S − t_dispatch), S the host time after
+    the sync. Qwen3-30B-A3B on two H100 nodes, EP16, plain all-to-all (the CUDA-graph guide's eager run): the stall
+    part is M · L · (S − t_dispatch); a stall shorter than the dispatch idles nothing; at EP 1 nothing is sent, so
+    the whole of S idles (shown without the host floor, which would set that layer)."""
+    q, g = model("qwen3-30b-a3b"), gpu("h100-sxm")
+    kw = dict(ep=16, dp=16, global_batch=1024, micro_batch=1, seq=4096, recompute="none", moe_dispatcher="alltoall")
+
+    def host(stall_ms, **extra):
+        r = step_time(q, g, moe_stall_ms=stall_ms, **{**kw, **extra})
+        part = next(p for p in r.step.parts if p.name == "host-bound MoE layers (exposed)")
+        return float(part.value), part.inputs
+
+    none, inputs = host(0.0)
+    t_dispatch = float(inputs["t_dispatch (the dispatch all-to-all after the dispatcher's sync)"])
+    ep = next(p for p in step_time(q, g, **kw).step.parts if p.name == "EP communication")
+    assert t_dispatch == pytest.approx(float(ep.inputs["t_all-to-all"]), rel=1e-9) and t_dispatch > 1e-3
+    micro_batches, layers = 1024 // 16, q.layers
+    s = stack("megatron-core").moe_stall_s
+    assert s > t_dispatch
+    assert host(s * 1e3)[0] - none == pytest.approx(micro_batches * layers * (s - t_dispatch), rel=1e-6)
+    assert host(t_dispatch * 1e3 * 0.9)[0] == pytest.approx(none, rel=1e-9)
+    one = dict(ep=1, dp=16, global_batch=1024, micro_batch=1, seq=4096, recompute="none")
+    r0 = step_time(q, g, moe_host_ms=0.0, moe_stall_ms=0.0, **one)
+    r1 = step_time(q, g, moe_host_ms=0.0, moe_stall_ms=s * 1e3, **one)  # no host floor: the stall alone
+    gap = _part(r1, "host-bound MoE layers (exposed)") - _part(r0, "host-bound MoE layers (exposed)")
+    assert gap == pytest.approx(micro_batches * layers * s, rel=1e-6)
 
 
 def test_context_parallel_ring_merges_are_charged_per_step_at_the_stacks_bytes():

@@ -356,23 +356,30 @@ def test_megatron_bridge_h100_moe_out_of_sample():
     figures (336 / 289 TFLOPS at 4K on the same H200, kernels.yaml attention_*_d64): +19.1%. GPT-OSS's expert
     activation syncs the host once more per forward MoE layer (Megatron's weighted_bias_quick_geglu_impl builds its
     offset with torch.tensor(..., device=...), a blocking copy: stacks.yaml moe_activation_syncs), charged at the
-    dispatcher's fitted stall: −4.7%. Not charged: the recipe (Megatron-Bridge v0.4.1 scripts/performance/configs/
+    dispatcher's fitted stall: −4.7%. The dispatch all-to-all runs while the host catches up after the dispatcher's
+    sync, so the GPU idles the host time less the dispatch (the stall refitted to 4.41 ms of host time): −2.8%, +4.0%,
+    −7.7% (GPT-OSS's intra-node dispatch, 0.26 ms, hides little of its dispatcher's stall and none of its
+    activation's). Not charged: the recipe (Megatron-Bridge v0.4.1 scripts/performance/configs/
     gpt_oss, H100 V2) also recomputes layernorm and moe_act, which this model does not represent; its recomputed
     activation would sync a third time, and at the same stall the row would be −20.6%."""
     errs = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 DGX-H100 MoE")}
     assert abs(errs["mbridge-2604-qwen3-30b"]) <= 0.03 and abs(errs["mbridge-2604-qwen3-235b"]) <= 0.07
-    assert abs(errs["mbridge-2604-gptoss-120b"]) <= 0.07
+    assert abs(errs["mbridge-2604-gptoss-120b"]) <= 0.08
+    assert sum(abs(e) for e in errs.values()) / len(errs) <= 0.07
 
 
 def test_moe_host_constants_are_their_fit_and_carry_to_other_gpus_and_layouts():
-    """stacks.yaml megatron-core moe_host (8.67 ms per MoE layer, 3.96 ms stall per forward sync) is what meets the
+    """stacks.yaml megatron-core moe_host (8.67 ms per MoE layer, 4.41 ms of host time after each forward sync) is what meets the
     two DGX-B200 Qwen3-30B rows exactly (Megatron-Bridge 26.02 MBS 1 → 9,691 tokens/s/GPU, host-bound; 26.04.01 MBS 4
     → 27,136, GPU-bound plus the stall). Out of that fit: 26.02.01 DGX-H100 PP2·VP12·EP8 with DeepEP and the all-to-all
     overlapped → 9,058 (+0.3%); the CUDA-graph guide's eager H100 BF16 EP16 run with the plain all-to-all, 41.36 s a
     step → 6,338 (−7.8%); 26.04.01 DGX-B300 MBS 8 → 30,720 (+7.0%), DGX-GB200 MBS 4 → 26,112 (+7.2%), DGX-GB300 MBS 8
     → 31,744 (+8.3%; Grace hosts, not the fit's x86 ones). With attention read by length (these run 4K sequences:
     cuDNN on H200 at 591 / 474 TFLOPS there, on GB300 at 1,703 / 1,248): eager H100 −9.4%, B300 +9.0%, GB200 +7.2%,
-    GB300 +10.2%."""
+    GB300 +10.2%. With the dispatch all-to-all running while the host catches up after the sync (the stall refitted
+    from 3.96 ms idle to 4.41 ms of host time, of which the fit row's 0.46 ms dispatch leaves 3.95 idle): the eager
+    EP16 run, whose dispatch crosses two nodes in 1.54 ms, −2.2%; B300 +11.3%, GB200 +7.3%, GB300 +12.6% (short
+    NVLink dispatches, so the larger host time shows)."""
     from aiinfra.perf.training import stack
 
     h, st = fidelity.solve_moe_host()
@@ -385,8 +392,8 @@ def test_moe_host_constants_are_their_fit_and_carry_to_other_gpus_and_layouts():
     assert all(abs(p.error) <= 0.005 for p in _table("Megatron-Bridge DGX-B200 MoE (26.02, 26.04.01)"))
     out = {p.key: p.error for t in ("Megatron-Bridge 26.02.01 DGX-H100 MoE", "Megatron-Bridge CUDA-graph guide, H100 BF16 eager",
                                     "Megatron-Bridge 26.04.01 B300/GB200/GB300 MoE") for p in _table(t)}
-    assert abs(out["mbridge-26021-qwen3-30b"]) <= 0.03 and abs(out["mbridge-cgdoc-qwen3-30b-eager"]) <= 0.10
-    assert all(abs(out[k]) <= 0.11 for k in ("mbridge-2604-b300-qwen3-30b", "mbridge-2604-gb200-qwen3-30b",
+    assert abs(out["mbridge-26021-qwen3-30b"]) <= 0.03 and abs(out["mbridge-cgdoc-qwen3-30b-eager"]) <= 0.05
+    assert all(abs(out[k]) <= 0.13 for k in ("mbridge-2604-b300-qwen3-30b", "mbridge-2604-gb200-qwen3-30b",
                                               "mbridge-2604-gb300-qwen3-30b"))
 
 
@@ -411,7 +418,9 @@ def test_megatron_bridge_blackwell_moe_out_of_sample():
     synced over Megatron's expert-data-parallel group (8 ranks, one per node) rather than all 64 ranks. The bounds
     record the misses; they fail if the model gets worse, or if GPT-OSS stops running slower than predicted without
     this docstring being revisited. With cuDNN's measured attention by length on GB200 and GB300 (kernels.yaml):
-    B300 and GB300 Qwen3-235B −11.2% and −16.6%, GPT-OSS +42.4% and +28.6%; the B200 and GB200 rows do not move."""
+    B300 and GB300 Qwen3-235B −11.2% and −16.6%, GPT-OSS +42.4% and +28.6%; the B200 and GB200 rows do not move.
+    With the dispatch all-to-all running while the host catches up after the dispatcher's sync (the stall refitted
+    to 4.41 ms of host time): Qwen3-235B +11.7%, −10.0%, −23.9%, −14.6%; GPT-OSS +34.5%, +21.1%, +62.0%, +5.4%."""
     q = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 Blackwell Qwen3-235B")}
     assert len(q) == 4 and all(abs(e) <= 0.26 for e in q.values()) and sum(map(abs, q.values())) / 4 <= 0.18
     o = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 Blackwell GPT-OSS")}

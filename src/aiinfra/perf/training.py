@@ -119,7 +119,7 @@ class Stack:
     fp8_casts: str = ""  # "te": one amax pass + one fused cast-transpose per tensor, SP shards cast before the gather
     attention_kernel: str = ""  # flash-attention route ("" = the architecture's default figure; cudnn, fa2, fa3)
     moe_host_s: float = 0.0  # host time to issue one MoE layer's kernels for one micro-batch, forward + backward
-    moe_stall_s: float = 0.0  # GPU idle after each forward MoE layer's host sync, while the host issues the dispatch
+    moe_stall_s: float = 0.0  # host time after each forward MoE layer's sync until the GPU has work queued again
     moe_host_fit: str = ""  # the rows both were fitted on, and their source
     fp8_gather: bool = False  # FP8 linears: a sequence-parallel operand is quantized on its shard, gathered in FP8
     separate_projections: bool = False  # Q, K, V (and MLP gate, up) are separate linears reading one shared input
@@ -627,8 +627,9 @@ def step_time(
     layer_t = (comp_layer + cast_layer + t_att_layer + t_ring_layer + t_elem_layer) / fw + t_tp_layer + t_cp_layer + ep_layer
     # Host-bound MoE layers. Megatron's dispatchers copy the routed token counts to the host and wait for them
     # (token_dispatcher.py _maybe_dtoh_and_synchronize, at cuda_sync_point) before each forward all-to-all: the GPU
-    # then drains and idles while the host issues the dispatch, permutation and expert kernels (S per forward MoE
-    # layer), unless the all-to-all overlap's merged schedule keeps another micro-batch's work queued. Nor can a
+    # then drains while the host issues the dispatch, permutation and expert kernels (S of host time per forward MoE
+    # layer; the dispatch all-to-all, issued first, runs meanwhile, so the GPU idles S less its time), unless the
+    # all-to-all overlap's merged schedule keeps another micro-batch's work queued. Nor can a
     # layer run faster than the host issues it (H per MoE layer and micro-batch, forward + backward). Like layer_t,
     # both are averaged over the dense and MoE layers (frac_moe); the sync happens at EP 1 too ("before_finish").
     # The expert activation may sync too (stacks.yaml moe_activation_syncs: Megatron's GPT-OSS quick-GeGLU builds a
@@ -640,10 +641,14 @@ def step_time(
     stall_s = stk.moe_stall_s if moe_stall_ms is None else float(moe_stall_ms) / 1e3
     if m.is_moe and (host_s > 0 or stall_s > 0):
         g_layer = layer_t
-        stall = frac_moe * stall_s * (syncs - 1 if ep_overlap else syncs) * (1 + full)
+        # the dispatch all-to-all is the first kernel the host issues after the dispatcher's sync: the GPU runs it
+        # while the host goes on issuing, so only what the stall outlasts it idles the GPU
+        t_dispatch_s = np.where(ep > 1, a2a.value, 0.0)
+        dispatcher_stall = 0.0 if ep_overlap else np.maximum(stall_s - t_dispatch_s, 0.0)
+        stall = frac_moe * (dispatcher_stall + stall_s * (syncs - 1)) * (1 + full)
         t_host_layer = np.maximum(g_layer + stall, frac_moe * host_s * passes / 3) - g_layer
     else:
-        t_host_layer = 0.0
+        t_host_layer, t_dispatch_s = 0.0, 0.0
     layer_t = layer_t + t_host_layer
     head_t = (head_gemm + head_elem) / fw
     single = pp == 1
@@ -712,10 +717,11 @@ def step_time(
                  "async backward": async_bwd, "sequence parallel": sp}, {"count": SRC_TP, stk.key: stk.source},
                 comm_part=True)
     t_host = part("host-bound MoE layers (exposed)", t_host_layer, 0.0,
-                  "M · L_stage · (max(G + S · syncs · (1 + recompute) (under the all-to-all overlap only the "
-                  "activation's syncs), "
-                  "H · passes / 3) − G), G the layer's GPU time",
-                  {"H (host time per MoE layer and micro-batch)": host_s, "S (stall after each forward sync)": stall_s,
+                  "M · L_stage · (max(G + (max(0, S − t_dispatch) + S · (syncs − 1)) · (1 + recompute) (the "
+                  "dispatch all-to-all runs while the host catches up; under the all-to-all overlap only the "
+                  "activation's syncs), H · passes / 3) − G), G the layer's GPU time",
+                  {"H (host time per MoE layer and micro-batch)": host_s, "S (host time after each forward sync)": stall_s,
+                   "t_dispatch (the dispatch all-to-all after the dispatcher's sync)": t_dispatch_s,
                    "syncs (per forward MoE layer: dispatcher + expert activation)": syncs,
                    "overlapped": ep_overlap, "stack": stk.key},
                   {"host time": stk.moe_host_fit or "none for this stack", "sync": stk.moe_dispatchers_source or stk.source,

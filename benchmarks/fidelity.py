@@ -25,7 +25,8 @@ def main() -> None:
     host_fit = {r["key"] for r in fidelity.moe_host_fit_rows().values()}
     mc, (h, st) = stack("megatron-core"), fidelity.solve_moe_host()
     print(f"MoE host constants (stacks.yaml megatron-core moe_host): {mc.moe_host_s * 1e3:.2f} ms per layer, "
-          f"{mc.moe_stall_s * 1e3:.2f} ms stall per forward sync, fitted on {', '.join(sorted(host_fit))}; "
+          f"{mc.moe_stall_s * 1e3:.2f} ms of host time after each forward sync (the GPU idles it less the dispatch "
+          f"issued first), fitted on {', '.join(sorted(host_fit))}; "
           f"solved again here: {h:.2f}, {st:.2f}")
     for key, fit in sorted(fidelity.sustained_clock_fit_rows().items()):
         print(f"sustained compute fraction (gpus.yaml {key}): {gpu(key).sustained_compute_fraction:.2f}, fitted on "

@@ -886,16 +886,67 @@ def test_context_parallel_ring_merges_are_charged_per_step_at_the_stacks_bytes()
     assert kv["torchtitan"] == pytest.approx(kv["megatron-core"] * m.heads / m.kv_heads)
 
 
+def test_allgather_rotation_hides_the_k_v_gather_only_under_the_first_ring_step():
+    """PyTorch's ring attention (torch/distributed/tensor/experimental/_attention.py, rotate_method ALL_GATHER by
+    default) all-gathers every rank's K,V once per call and waits on it after the first step, forward and backward;
+    the backward's fp32 dK,dV go to the next rank after every step (permute_tensor) and the last one is waited on
+    with nothing left to run (stacks.yaml torchtitan cp_ring rotate: allgather). Per layer: (forwards) ·
+    exposed((cp−1)·t_hop, forward/cp) + exposed((cp−1)·t_hop, backward/cp) + (cp−1)·exposed(t_hop32, backward/cp)
+    + t_hop32, t_hop the K,V chunk's time to the next rank (over the NICs once CP leaves the NVLink domain), t_hop32
+    its fp32 dK,dV's, forward and backward one pass of the layer's attention (kernels.yaml). Across nodes (Llama 3.1
+    405B, TP8·CP8) the gather outlasts the first step, so the CP part exceeds the step-by-step ring's; inside one
+    node at CP 2 only the last fp32 hop and the overlapped share remain."""
+    from dataclasses import replace
+
+    from aiinfra.perf import comm
+
+    g = gpu("h100-sxm")
+    node = comm.node_for(g)
+    for name, tp, cp, seq, link in (("llama-3.1-405b", 8, 8, 262144, node.scale_out_per_gpu()),
+                                    ("llama-3.1-8b", 1, 2, 65536, node.scale_up)):
+        m = model(name)
+        r = step_time(m, g, tp=tp, cp=cp, dp=1, pp=1, global_batch=1, micro_batch=1, recompute="full", seq=seq,
+                      dtype="fp8", software="torchtitan")
+        cp_part = next(p for p in r.step.parts if p.name == "CP communication")
+        att = next(p for p in r.step.parts if p.name == "attention")
+        assert cp_part.inputs["rotate"] == "allgather" and "_AllGatherRotater" in cp_part.sources["rotate"]
+        chunk = cp_part.inputs["K,V chunk bytes"]
+        f = att.inputs["fwd FLOPs per layer"]
+        pk = g.peak_flops("bf16")
+        fwd, bwd = f / (pk * att.inputs["eff_fwd"]), 2.5 * f / (pk * att.inputs["eff_bwd"])
+        hop, hop32 = comm.p2p(chunk, link).value, comm.p2p(2 * chunk, link).value
+        sm = stack("torchtitan").sm_fraction
+
+        def exposed(t, w):
+            return max(t - w, 0.0) + sm * min(t, w)
+
+        per_layer = (2 * exposed((cp - 1) * hop, fwd / cp) + exposed((cp - 1) * hop, bwd / cp)
+                     + (cp - 1) * exposed(hop32, bwd / cp) + hop32)
+        assert float(cp_part.value) == pytest.approx(m.layers * per_layer, rel=1e-6), name
+        ring = replace(stack("torchtitan"), ring_allgather=False)
+        stepwise = step_time(m, g, tp=tp, cp=cp, dp=1, pp=1, global_batch=1, micro_batch=1, recompute="full",
+                             seq=seq, dtype="fp8", software=ring)
+        ring_cp = next(p for p in stepwise.step.parts if p.name == "CP communication")
+        assert ring_cp.inputs["rotate"] == "ring"
+        if cp == 8:
+            assert (cp - 1) * hop > fwd / cp and float(cp_part.value) > float(ring_cp.value)
+    one = step_time(model("llama-3.1-8b"), g, cp=1, dp=1, global_batch=1, micro_batch=1, seq=8192,
+                    software="torchtitan")
+    assert float(next(p for p in one.step.parts if p.name == "CP communication").value) == 0.0
+
+
 def test_cp_ring_settings_that_are_not_byte_counts_are_refused():
-    """stacks.yaml cp_ring holds four byte counts >= 0, kv_heads (kv or query) and a source; anything else is refused
-    in one line, and absent it charges nothing."""
+    """stacks.yaml cp_ring holds four byte counts >= 0, kv_heads (kv or query), an optional rotate (ring or allgather)
+    and a source; anything else is refused in one line, and absent it charges nothing and rotates ring-wise."""
     from aiinfra.errors import AiinfraError
     from aiinfra.perf.training import _cp_ring
 
     ok = dict(forward_q=38, forward_kv=8, backward_q=10, backward_kv=50, kv_heads="query", source="s")
-    assert _cp_ring("x", ok) == ((38.0, 8.0, 10.0, 50.0), True, "s")
-    assert _cp_ring("x", None) == ((0.0, 0.0, 0.0, 0.0), False, "")
+    assert _cp_ring("x", ok) == ((38.0, 8.0, 10.0, 50.0), True, "s", False)
+    assert _cp_ring("x", {**ok, "rotate": "allgather"})[3] and not _cp_ring("x", {**ok, "rotate": "ring"})[3]
+    assert _cp_ring("x", None) == ((0.0, 0.0, 0.0, 0.0), False, "", False)
     for bad in ({**ok, "forward_q": -1}, {**ok, "backward_kv": True}, {**ok, "kv_heads": "grouped"},
+                {**ok, "rotate": "all_to_all"}, {**ok, "rotate": None},
                 {**ok, "source": ""}, {k: v for k, v in ok.items() if k != "forward_kv"}, {**ok, "extra": 1}, [1]):
         with pytest.raises(AiinfraError, match="cp_ring must be"):
             _cp_ring("x", bad)

@@ -228,7 +228,8 @@ def test_torchtitan_on_power_limited_h100s_out_of_sample():
       positions per GPU, and FlashAttention-2 runs faster there (cudnn-frontend's PyTorch-SDPA column: 345.64 /
       316.92 TFLOPS at 32K causal against 321.94 / 275.40 at 8K); read at that length: −1.5%, −7.6%, +23.4%, +28.7%
       (−1.3%, −7.4%, +23.8%, +29.2% with separate projections and the sustained fraction refitted to 0.964;
-      −1.3%, −10.8%, +17.7%, +21.8% with the ring's merge traffic, below).
+      −1.3%, −10.8%, +17.7%, +21.8% with the ring's merge traffic, below; −1.3%, −11.4%, +17.0%, +21.3% with its
+      K,V all-gather under the first step only, below).
     - Llama 3.1 405B with context parallelism (Table 6, added 2026-12-04), 512 GPUs, TP8·PP8 and FSDP·CP = 8, local
       batch 8 in 8 micro-batches of 1, 1F1B, full AC, Float8 + async TP: 32K CP1 76, 64K CP2 47, 128K CP4 31, 256K
       CP8 16 → −0.5%, +13.3%, +9.0%, +21.9% (+17.1%, +15.0%, +30.7% before the ring's merge traffic). Its CP1 row holds although its 1F1B bubble (7 of 8 micro-batches'
@@ -241,8 +242,13 @@ def test_torchtitan_on_power_limited_h100s_out_of_sample():
       _attention.py: fp32 merges of each step's output, the K/V all-gather and the fp32 dK/dV ring, each under the
       next step's kernel) moves memory outside the kernel at every step: counted op by op (stacks.yaml torchtitan
       cp_ring, 46 B per query element and step forward, 60 backward, K and V expanded to the query heads by
-      repeat_kv), 2.1 s of the 256K step and 4-9 points on each CP row, not the 40%. The rest is not identified; the
-      8B CP8 and 405B CP8 rows miss the 15% bound, recorded.
+      repeat_kv), 2.1 s of the 256K step and 4-9 points on each CP row, not the 40%. Its K,V rotation is an
+      all-gather (rotate_method ALL_GATHER by default, _AllGatherRotater), waited on after the first ring step, so
+      only that step, 1/cp of the call, hides it; the fp32 dK,dV hop after the last backward step has nothing to hide
+      under (stacks.yaml torchtitan cp_ring rotate: allgather). Across nodes that is 11.6 s of the 405B CP8 step:
+      405B +8.9%, +4.1%, +12.6%; inside one node (8B) the gather hides under the first step and the rows hardly move.
+      The rest is not identified; the 8B CP4 and CP8 rows miss the 15% bound, recorded; the table's mean is 6.5%
+      (7.7% before the all-gather).
     - Llama 3.1 8B, 64 GPUs, FSDP8·TP8, local batch 12, per-op SAC: BF16 4,378 / 4,809.4, Float8 5,078.1 / 5,570.1
       → +15.5%, +20.2%, +21.4%, +22.1% (+21.7%, +23.0%, +25.3%, +23.6% before the policy's second all-gather of each
       column-parallel input was charged): the model still charges TP8 on the 8B 15-20% less than it costs there, in
@@ -259,7 +265,9 @@ def test_torchtitan_on_power_limited_h100s_out_of_sample():
     assert abs(e["tt2412-8b-32k"]) <= 0.03 and abs(e["tt2412-8b-64k-cp2"]) <= 0.12
     assert all(0.15 <= e[k] <= 0.24 for k in ("tt2412-8b-128k-cp4", "tt2412-8b-256k-cp8"))
     assert abs(e["tt2412-405b-cp1"]) <= 0.03
-    assert all(0.07 <= e[f"tt2412-405b-cp{c}"] <= 0.24 for c in (2, 4, 8))
+    assert all(0.03 <= e[f"tt2412-405b-cp{c}"] <= 0.14 for c in (2, 4, 8))
+    meta = [abs(p.error) for p in _table(META)]
+    assert len(meta) == 16 and sum(meta) / len(meta) <= 0.07
     assert all(0.07 <= e[k] <= 0.15 for k in e if k.startswith("tt2506-8b"))
 
 

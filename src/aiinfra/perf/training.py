@@ -133,6 +133,8 @@ class Stack:
     ring_bytes: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     ring_kv_query_heads: bool = False
     ring_source: str = ""
+    # K,V all-gathered once per attention call (PyTorch's allgather rotater), not passed on step by step
+    ring_allgather: bool = False
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -161,20 +163,24 @@ def stack(name: str = "megatron-core") -> Stack:
 
 
 RING_BYTES = ("forward_q", "forward_kv", "backward_q", "backward_kv")
+CP_ROTATES = ("ring", "allgather")  # K,V passed to the next rank each step, or all-gathered once per call
 
 
-def _cp_ring(key: str, raw) -> tuple[tuple[float, float, float, float], bool, str]:
+def _cp_ring(key: str, raw) -> tuple[tuple[float, float, float, float], bool, str, bool]:
     """stacks.yaml cp_ring: {forward_q, forward_kv, backward_q, backward_kv: bytes >= 0 per element and ring step,
-    kv_heads: kv | query, source}, or absent (no traffic charged outside the kernel). Anything else is refused."""
+    kv_heads: kv | query, rotate: ring | allgather (absent: ring), source}, or absent (no traffic charged outside
+    the kernel, K,V passed on step by step). Anything else is refused."""
     if raw is None:
-        return (0.0, 0.0, 0.0, 0.0), False, ""
-    ok = isinstance(raw, dict) and set(raw) == {*RING_BYTES, "kv_heads", "source"} and bool(raw.get("source"))
+        return (0.0, 0.0, 0.0, 0.0), False, "", False
+    keys = {*RING_BYTES, "kv_heads", "source"}
+    ok = isinstance(raw, dict) and keys <= set(raw) <= keys | {"rotate"} and bool(raw.get("source"))
     vals = [raw.get(k) for k in RING_BYTES] if ok else []
-    if (not ok or raw["kv_heads"] not in ("kv", "query")
+    if (not ok or raw["kv_heads"] not in ("kv", "query") or raw.get("rotate", "ring") not in CP_ROTATES
             or not all(map(_amount, vals))):
         raise AiinfraError(f"stack '{key}': cp_ring must be {{{', '.join(RING_BYTES)}: bytes >= 0, kv_heads: kv or "
-                           f"query, source}}, got {raw!r}")
-    return tuple(float(v) for v in vals), raw["kv_heads"] == "query", str(raw["source"])
+                           f"query, rotate: {' or '.join(CP_ROTATES)} (optional), source}}, got {raw!r}")
+    return (tuple(float(v) for v in vals), raw["kv_heads"] == "query", str(raw["source"]),
+            raw.get("rotate", "ring") == "allgather")
 
 
 def _act_syncs(key: str, raw) -> tuple[tuple[str, int], ...]:
@@ -536,10 +542,12 @@ def step_time(
     # (a context-parallel rank holds s/cp query positions and attends them chunk by chunk)
     att_tokens = s / cp
     eff_fwd, eff_bwd = kt.attention(stk.attention_kernel, att_tokens, causal=bool(causal), head_dim=d_qk)
-    if flash_attention:
-        t_att_layer = f_att / (pk16 * eff_fwd) * (1 + sel_attn + full) + 2.5 * f_att / (pk16 * eff_bwd)
+    if flash_attention:  # one forward and one backward pass of a layer's attention
+        att_fwd, att_bwd = f_att / (pk16 * eff_fwd), 2.5 * f_att / (pk16 * eff_bwd)
     else:  # unfused: batched GEMMs at the GEMM plateau + softmax traffic (charged as elementwise below)
-        t_att_layer = f_att * (3 + sel_attn + full) / (pk16 * kt.plateau(half))
+        att_fwd = f_att / (pk16 * kt.plateau(half))
+        att_bwd = 2 * att_fwd
+    t_att_layer = att_fwd * (1 + sel_attn + full) + att_bwd
 
     # Elementwise: Korthikanti Table 2 bytes per token per layer, per forward-equivalent pass.
     ffn_act = (m.experts_per_token + m.shared_experts) * m.moe_ffn if m.is_moe else m.ffn
@@ -593,9 +601,23 @@ def step_time(
                           + cp * (bq * q_el + bkv * k_el), 0.0)
     t_ring_layer = ring_bytes / gpu.memory_bw
     cp_in = tp * cp <= domain
-    t_cp_raw = np.where(cp > 1, 3 * (cp - 1) * np.where(cp_in, comm.p2p(kv_chunk, node.scale_up).value,
-                                                       comm.p2p(kv_chunk, node.scale_out_per_gpu()).value), 0.0)
-    t_cp_layer = stk.exposed(t_cp_raw, t_att_layer) if stk.cp else t_cp_raw
+
+    def hop(nbytes):  # one rank's message to the next CP rank, over NVLink inside the domain, else the NICs
+        return np.where(cp_in, comm.p2p(nbytes, node.scale_up).value, comm.p2p(nbytes, node.scale_out_per_gpu()).value)
+
+    t_hop = hop(kv_chunk)
+    t_cp_raw = np.where(cp > 1, 3 * (cp - 1) * t_hop, 0.0)
+    if stk.cp and stk.ring_allgather:
+        # PyTorch's allgather rotater: one all-gather of every rank's K,V per attention call (forward, again when
+        # recomputed, and backward), waited on after the first ring step, so only that step (the local causal
+        # block, 1/cp of the call) runs under it; the fp32 dK,dV go to the next rank after every backward step,
+        # each under the next step, the last one waited on with nothing left to run
+        gather, t_dkv = (cp - 1) * t_hop, hop(2 * kv_chunk)
+        t_cp_layer = np.where(cp > 1, (1 + sel_attn + full) * stk.exposed(gather, att_fwd / cp)
+                              + stk.exposed(gather, att_bwd / cp) + (cp - 1) * stk.exposed(t_dkv, att_bwd / cp)
+                              + t_dkv, 0.0)
+    else:
+        t_cp_layer = stk.exposed(t_cp_raw, t_att_layer) if stk.cp else t_cp_raw
 
     # Expert parallel: all-to-all of routed tokens per MoE layer, 4 per micro-batch (dispatch + combine, fwd + bwd).
     token_bytes = T * etp / tp * h * ACT_BYTES  # the tokens this rank routes, one copy each
@@ -727,8 +749,15 @@ def step_time(
                   {"host time": stk.moe_host_fit or "none for this stack", "sync": stk.moe_dispatchers_source or stk.source,
                    **({"activation sync": stk.moe_act_syncs_source} if syncs > 1 else {})},
                   comm_part=True)
-    t_cp = part("CP communication", t_cp_layer, 0.0, "M · L_stage · max(0, 3(cp−1) · t_p2p(K,V chunk) − attention if overlapped)",
-                {"K,V chunk bytes": kv_chunk, "overlapped": stk.cp}, {"ring": "Liu et al. 2023 ring attention; Megatron context parallel"},
+    cp_formula = ("M · L_stage · (recomputed forwards + 1) · exposed((cp−1) · t_p2p(K,V chunk) under the first "
+                  "step's 1/cp of the attention) + (cp−1) · exposed(t_p2p(fp32 dK,dV) under a backward step) + "
+                  "t_p2p(fp32 dK,dV) (the last, waited on)" if stk.cp and stk.ring_allgather else
+                  "M · L_stage · max(0, 3(cp−1) · t_p2p(K,V chunk) − attention if overlapped)")
+    t_cp = part("CP communication", t_cp_layer, 0.0, cp_formula,
+                {"K,V chunk bytes": kv_chunk, "overlapped": stk.cp,
+                 "rotate": "allgather" if stk.ring_allgather else "ring"},
+                {"ring": "Liu et al. 2023 ring attention; Megatron context parallel",
+                 **({"rotate": stk.ring_source} if stk.ring_allgather else {})},
                 comm_part=True)
     t_ep = part("EP communication", ep_layer, 0.0, "M · L_stage · (MoE share) · 4 · "
                 + ("t_relayed(T·h·2 B per token copy, k, E, ep)" if dispatch == "node" else "t_all-to-all(T·k·h·2 B, ep)")

@@ -936,17 +936,18 @@ def test_allgather_rotation_hides_the_k_v_gather_only_under_the_first_ring_step(
 
 
 def test_cp_ring_settings_that_are_not_byte_counts_are_refused():
-    """stacks.yaml cp_ring holds four byte counts >= 0, kv_heads (kv or query), an optional rotate (ring or allgather)
-    and a source; anything else is refused in one line, and absent it charges nothing and rotates ring-wise."""
+    """stacks.yaml cp_ring holds four byte counts >= 0, kv_heads (kv or query), an optional rotate (ring, alltoall as
+    torchtitan calls the same, or allgather) and a source; anything else is refused in one line, and absent it charges nothing and rotates ring-wise."""
     from aiinfra.errors import AiinfraError
     from aiinfra.perf.training import _cp_ring
 
     ok = dict(forward_q=38, forward_kv=8, backward_q=10, backward_kv=50, kv_heads="query", source="s")
     assert _cp_ring("x", ok) == ((38.0, 8.0, 10.0, 50.0), True, "s", False)
     assert _cp_ring("x", {**ok, "rotate": "allgather"})[3] and not _cp_ring("x", {**ok, "rotate": "ring"})[3]
+    assert not _cp_ring("x", {**ok, "rotate": "alltoall"})[3]  # torchtitan's name for the step-by-step rotation
     assert _cp_ring("x", None) == ((0.0, 0.0, 0.0, 0.0), False, "", False)
     for bad in ({**ok, "forward_q": -1}, {**ok, "backward_kv": True}, {**ok, "kv_heads": "grouped"},
-                {**ok, "rotate": "all_to_all"}, {**ok, "rotate": None},
+                {**ok, "rotate": "all_to_all"}, {**ok, "rotate": None}, {**ok, "rotate": "AllGather"},
                 {**ok, "source": ""}, {k: v for k, v in ok.items() if k != "forward_kv"}, {**ok, "extra": 1}, [1]):
         with pytest.raises(AiinfraError, match="cp_ring must be"):
             _cp_ring("x", bad)

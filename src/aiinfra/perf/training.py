@@ -163,12 +163,14 @@ def stack(name: str = "megatron-core") -> Stack:
 
 
 RING_BYTES = ("forward_q", "forward_kv", "backward_q", "backward_kv")
-CP_ROTATES = ("ring", "allgather")  # K,V passed to the next rank each step, or all-gathered once per call
+# K,V passed to the next rank each step (ring; torchtitan names PyTorch's way of doing that "alltoall"), or
+# all-gathered once per call
+CP_ROTATES = ("ring", "alltoall", "allgather")
 
 
 def _cp_ring(key: str, raw) -> tuple[tuple[float, float, float, float], bool, str, bool]:
     """stacks.yaml cp_ring: {forward_q, forward_kv, backward_q, backward_kv: bytes >= 0 per element and ring step,
-    kv_heads: kv | query, rotate: ring | allgather (absent: ring), source}, or absent (no traffic charged outside
+    kv_heads: kv | query, rotate: ring | alltoall | allgather (absent: ring), source}, or absent (no traffic charged outside
     the kernel, K,V passed on step by step). Anything else is refused."""
     if raw is None:
         return (0.0, 0.0, 0.0, 0.0), False, "", False

@@ -751,9 +751,10 @@ def step_time(
                   {"host time": stk.moe_host_fit or "none for this stack", "sync": stk.moe_dispatchers_source or stk.source,
                    **({"activation sync": stk.moe_act_syncs_source} if syncs > 1 else {})},
                   comm_part=True)
-    cp_formula = ("M · L_stage · (recomputed forwards + 1) · exposed((cp−1) · t_p2p(K,V chunk) under the first "
-                  "step's 1/cp of the attention) + (cp−1) · exposed(t_p2p(fp32 dK,dV) under a backward step) + "
-                  "t_p2p(fp32 dK,dV) (the last, waited on)" if stk.cp and stk.ring_allgather else
+    cp_formula = ("M · L_stage · ((1 + recomputed forwards) · exposed((cp−1) · t_p2p(K,V chunk), forward / cp) + "
+                  "exposed((cp−1) · t_p2p(K,V chunk), backward / cp) + (cp−1) · exposed(t_p2p(fp32 dK,dV), "
+                  "backward / cp) + t_p2p(fp32 dK,dV)): the all-gather hides only under the first ring step, the "
+                  "last dK,dV hop under nothing" if stk.cp and stk.ring_allgather else
                   "M · L_stage · max(0, 3(cp−1) · t_p2p(K,V chunk) − attention if overlapped)")
     t_cp = part("CP communication", t_cp_layer, 0.0, cp_formula,
                 {"K,V chunk bytes": kv_chunk, "overlapped": stk.cp,

@@ -72,7 +72,7 @@ OFFLOAD_CAPTION = "+opt / +wts / +act: optimizer states / weights / activations 
 
 def _offload_suffix(w: dict) -> str:
     """'+opt', '+opt+act', … for what a layout offloads to the host; '' for none."""
-    off = w.get("offload", "none")
+    off = w["offload"]
     return "" if off == "none" else "".join(f"+{OFFLOAD_CODES.get(x, x)}" for x in off.split("+"))
 
 

@@ -177,12 +177,12 @@ def _cp_ring(key: str, raw) -> tuple[tuple[float, float, float, float], bool, st
     keys = {*RING_BYTES, "kv_heads", "source"}
     ok = isinstance(raw, dict) and keys <= set(raw) <= keys | {"rotate"} and bool(raw.get("source"))
     vals = [raw.get(k) for k in RING_BYTES] if ok else []
-    if (not ok or raw["kv_heads"] not in ("kv", "query") or raw.get("rotate", "ring") not in CP_ROTATES
+    rotate = raw.get("rotate", "ring") if ok else None
+    if (not ok or raw["kv_heads"] not in ("kv", "query") or rotate not in CP_ROTATES
             or not all(map(_amount, vals))):
         raise AiinfraError(f"stack '{key}': cp_ring must be {{{', '.join(RING_BYTES)}: bytes >= 0, kv_heads: kv or "
                            f"query, rotate: {' or '.join(CP_ROTATES)} (optional), source}}, got {raw!r}")
-    return (tuple(float(v) for v in vals), raw["kv_heads"] == "query", str(raw["source"]),
-            raw.get("rotate", "ring") == "allgather")
+    return tuple(float(v) for v in vals), raw["kv_heads"] == "query", str(raw["source"]), rotate == "allgather"
 
 
 def _act_syncs(key: str, raw) -> tuple[tuple[str, int], ...]:
@@ -608,7 +608,6 @@ def step_time(
         return np.where(cp_in, comm.p2p(nbytes, node.scale_up).value, comm.p2p(nbytes, node.scale_out_per_gpu()).value)
 
     t_hop = hop(kv_chunk)
-    t_cp_raw = np.where(cp > 1, 3 * (cp - 1) * t_hop, 0.0)
     if stk.cp and stk.ring_allgather:
         # PyTorch's allgather rotater: one all-gather of every rank's K,V per attention call (forward, again when
         # recomputed, and backward), waited on after the first ring step, so only that step (the local causal
@@ -618,7 +617,8 @@ def step_time(
         t_cp_layer = np.where(cp > 1, (1 + sel_attn + full) * stk.exposed(gather, att_fwd / cp)
                               + stk.exposed(gather, att_bwd / cp) + (cp - 1) * stk.exposed(t_dkv, att_bwd / cp)
                               + t_dkv, 0.0)
-    else:
+    else:  # 3(cp−1) hops per layer: K,V forward and backward, and their gradients
+        t_cp_raw = np.where(cp > 1, 3 * (cp - 1) * t_hop, 0.0)
         t_cp_layer = stk.exposed(t_cp_raw, t_att_layer) if stk.cp else t_cp_raw
 
     # Expert parallel: all-to-all of routed tokens per MoE layer, 4 per micro-batch (dispatch + combine, fwd + bwd).

@@ -105,7 +105,7 @@ def plan_view(s: PlanSpec, ex: Explainer) -> Outcome:
     names = {t.name: t for t in res.terms}
     out = Outcome(warnings=list(res.warnings))
     head = Markup("Best: <b>{}</b> mb{} {} recompute ZeRO-{}, offload {} on {} × {}").format(
-        win["layout"], win["mb"], win["recompute"], win["zero"], win.get("offload", "none"), win["gpus"], f["gpu"])
+        win["layout"], win["mb"], win["recompute"], win["zero"], win["offload"], win["gpus"], f["gpu"])
     for t in res.terms[:4]:
         head += Markup("; ") + ex.link(t) + Markup(" {}").format(t.name)
     out.headline.append(head)
@@ -130,15 +130,14 @@ def plan_view(s: PlanSpec, ex: Explainer) -> Outcome:
     t = Table(f"{f['model']} on {win['gpus']} × {f['gpu']}: best layouts", cols, id="plans")
     for i, w in enumerate(rows[: s.top], 1):
         how = {"layout": w["layout"], "micro-batch": w["mb"], "recompute": w["recompute"], "ZeRO": w["zero"],
-               "offload": w.get("offload", "none")}
+               "offload": w["offload"]}
         src = {"search": "aiinfra.plan.search.plan: vectorized sizing + perf over every layout"}
         if i == 1 and "step time" in names:
             step = ex.link(names["step time"], f"{w['step_s']:.3f}")
         else:
             step = ex.fact(f"step time (#{i})", w["step_s"], "s", "Σ compute + exposed communication + bubble",
                            {**how, **{k: round(v, 4) for k, v in w.get("parts", {}).items()}}, src, f"{w['step_s']:.3f}")
-        row = [str(i), w["layout"], str(w["mb"]), str(w["vp"]), w["recompute"], str(w["zero"]), w.get("offload", "none"),
-               step,
+        row = [str(i), w["layout"], str(w["mb"]), str(w["vp"]), w["recompute"], str(w["zero"]), w["offload"], step,
                ex.fact(f"tokens/s (#{i})", w["tokens_per_s"], "tokens/s", "global batch · seq / step time", how, src,
                        f"{w['tokens_per_s']:,.0f}"),
                ex.fact(f"TFLOP/s per GPU (#{i})", w["tflops"], "TFLOP/s", "hardware FLOPs per step / GPUs / step time",

@@ -1032,7 +1032,7 @@ def test_separate_projections_run_thin_gemms_at_their_memory_floor_and_sum_input
 
     g, m = gpu("h100-sxm"), model("llama-3.1-8b")
     kw = dict(dp=8, global_batch=96, seq=8192, zero=3, tp_overlap=0, dtype="bf16", recompute="none")
-    torchtitan = stack("torchtitan")
+    torchtitan = replace(stack("torchtitan"), sp_layout_copies=False)  # the layout copies have a test of their own
     fused = replace(torchtitan, separate_projections=False)
 
     def parts(stk, tp, mb):
@@ -1047,3 +1047,83 @@ def test_separate_projections_run_thin_gemms_at_their_memory_floor_and_sum_input
     assert (e1_sep - e1_fused) * fw == pytest.approx(12 * 32 * 8192 * h * 2 * (2 + 1) / bw, rel=1e-6)  # 12 micro-batches
     with pytest.raises(AiinfraError, match="separate_projections must be true or false, got 'yes'"):
         _flag("s", "separate_projections", "yes")
+
+
+def _tp8_8b(software, **over):
+    """Llama 3.1 8B on 8 H100 with TP8 and sequence parallelism, one micro-batch of 12 sequences of 8,192 tokens
+    (the torchtitan async-TP benchmark's 8B layout, one DP rank)."""
+    kw = dict(tp=8, dp=1, micro_batch=12, global_batch=12, seq=8192, dtype="bf16", recompute="none")
+    return step_time(model("llama-3.1-8b"), gpu("h100-sxm"), software=software, **{**kw, **over})
+
+
+def test_async_tp_blocks_the_reduce_scatter_of_summed_projection_gradients():
+    """PyTorch's async TP (torch/_inductor/fx_passes/micro_pipeline_tp.py, fuse_matmul_reduce_scatter) fuses a
+    reduce-scatter only with the one matmul that produces its input (_find_producer_matmul). torchtitan's separate
+    wq/wk/wv and w1/w3 sum their dgrads into the input gradient first, so both of a layer's column-parallel
+    reduce-scatters run blocking: the TP part is at least L · 2 · t_reduce-scatter. Transformer Engine's pairing
+    (bulk overlap under the weight gradient, a re-gather under the dgrad) exposes at least half a reduce-scatter
+    less per layer here, and a fused QKV / gate-up projection, whose reduce-scatter fuses with its own dgrad, a whole
+    one less."""
+    from dataclasses import replace
+
+    from aiinfra.perf import comm
+
+    g, m = gpu("h100-sxm"), model("llama-3.1-8b")
+    tt = stack("torchtitan")
+    assert tt.tp_fusion == "matmul" and tt.separate_projections
+    T = 12 * 8192
+    t_rs = comm.hierarchical_all_reduce(T * m.hidden * 2, 8, 8, comm.node_for(g)).value / 2
+
+    def tp_part(software):
+        return _part(_tp8_8b(software, tp_overlap=1), "TP communication")
+
+    fused = tp_part(tt)
+    assert fused >= m.layers * 2 * t_rs  # the two blocking reduce-scatters alone
+    assert tp_part(replace(tt, tp_fusion="userbuffers")) < fused - 0.5 * m.layers * t_rs
+    assert tp_part(replace(tt, separate_projections=False)) < fused - m.layers * t_rs
+    r = _tp8_8b(tt, tp_overlap=1)
+    assert next(p for p in r.step.parts if p.name == "TP communication").inputs["chunked overlap pairs"] == "matmul"
+
+
+def test_sequence_dim_behind_the_batch_dim_copies_around_blocking_tp_collectives():
+    """torchtitan shards sequence-parallel activations with DTensor Shard(1) of [batch, seq, hidden]; funcol
+    all_gather_tensor and reduce_scatter_tensor reassemble that dim with torch.cat of chunks (torchtitan pull request
+    #437; pytorch/pytorch issue #143985). Blocking TP8, selective recompute (the gathers of the column-parallel
+    inputs again): 2 forward + 2 re-gathered + 2 backward all-gathers, 2 forward reduce-scatters of matmul outputs
+    (the backward's input gradients are sums that write their layout themselves), each copy read and written:
+    2·T·h·(6·2 + 2·2) bytes per layer in BF16, 2·T·h·(6·1 + 2·2) with FP8 gathers. Async TP's fused matmuls and
+    Megatron's sequence-first layout copy nothing."""
+    from dataclasses import replace
+
+    m = model("llama-3.1-8b")
+    T, h = 12 * 8192, m.hidden
+
+    def copies(software, **over):
+        r = _tp8_8b(software, recompute="selective", **over)
+        part = next(p for p in r.step.parts if p.name == "elementwise (memory-bound)")
+        return float(part.inputs["sequence-parallel layout copy bytes per layer"])
+
+    assert copies("torchtitan", tp_overlap=0) == pytest.approx(2 * T * h * (6 * 2 + 2 * 2), rel=1e-12)
+    assert copies("torchtitan", tp_overlap=0, dtype="fp8") == pytest.approx(2 * T * h * (6 * 1 + 2 * 2), rel=1e-12)
+    assert copies("torchtitan", tp_overlap=1) == 0.0
+    assert copies("megatron-core", tp_overlap=0) == 0.0
+    fused_qkv = replace(stack("torchtitan"), separate_projections=False)  # its input gradients come from matmuls
+    assert copies(fused_qkv, tp_overlap=0) == pytest.approx(2 * T * h * (6 * 2 + 4 * 2), rel=1e-12)
+    slower = _part(_tp8_8b("torchtitan", tp_overlap=0), "elementwise (memory-bound)")
+    plain = _part(_tp8_8b(replace(stack("torchtitan"), sp_layout_copies=False), tp_overlap=0),
+                  "elementwise (memory-bound)")
+    assert slower > plain
+
+
+def test_tp_fusion_and_layout_copy_settings_that_are_not_known_are_refused(tmp_path):
+    """stacks.yaml tp_overlap_fusion is userbuffers or matmul and sp_layout_copies true or false; anything else is
+    refused in one line, not read as the default."""
+    from aiinfra.errors import AiinfraError
+    from aiinfra.perf.training import _flag, _tp_fusion
+
+    assert _tp_fusion("x", "matmul") == "matmul" and _tp_fusion("x", "userbuffers") == "userbuffers"
+    for bad in ("Matmul", "ring", None, 1):
+        with pytest.raises(AiinfraError, match="tp_overlap_fusion must be userbuffers or matmul"):
+            _tp_fusion("x", bad)
+    with pytest.raises(AiinfraError, match="sp_layout_copies must be true or false"):
+        _flag("x", "sp_layout_copies", "yes")

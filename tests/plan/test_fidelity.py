@@ -259,23 +259,27 @@ def test_torchtitan_on_power_limited_h100s_out_of_sample():
       Async TP fuses a reduce-scatter only with the one matmul that produces its input (inductor
       micro_pipeline_tp.py), and the separate projections' summed input gradients come from none, so two
       reduce-scatters per layer stay blocking: 8B async +14.0% → +10.4%, +14.8% → +10.5%; 70B async +4.1% → +1.9%,
-      −6.8% → −9.0%; 405B +3.4% → +1.2%, +4.3% → +2.1%. And the sequence dim sits behind the batch dim (Shard(1)),
+      −6.8% → −9.0%; 405B +3.4% → +1.2%, +4.3% → +2.1%. Each fused reduce-scatter then sums the tp pulled partial
+      outputs in a reduction kernel of its own (reads M×N, writes M×N/tp): 8B async +8.9%, +8.7%; 70B async +0.1%,
+      −11.0%, 2024-12 −4.3%; 405B −0.4%, +0.5%, CP1 −3.2%, CP2/4/8 +6.9%, +2.9%, +11.8%. And the sequence dim sits
+      behind the batch dim (Shard(1)),
       so each blocking all-gather and each reduce-scatter of a matmul's output copies the whole tensor once
       (torch.cat of chunks; torchtitan pull request #437, pytorch/pytorch issue #143985): 8B blocking +8.5% → −0.4%,
       +13.2% → +6.0%, but 70B blocking −0.6% → −7.1%, −3.6% → −9.5% and the 2024-12 row −5.9% → −11.6%. The copies
       are real in the source, so they stay; the 70B TP8 rows (full AC, 2.15 GB gathers) now ask for something the
-      model over-charges there, not identified. The async-TP table's mean 8.2% → 6.8%."""
+      model over-charges there, not identified. The async-TP table's mean 8.2% → 6.5%, the 2024-12 table's 6.5% →
+      6.6%."""
     fitted = {r["key"] for fit in fidelity.sustained_clock_fit_rows().values() for r in fit}
     e = {p.key: p.error for t in (META, META_ASYNC_TP) for p in _table(t) if p.key not in fitted}
     assert len(e) == 20
     for k in ("tt2412-70b-tp8", "tt2412-70b-tp8-async", "tt2506-70b-bf16", "tt2506-70b-bf16-async",
               "tt2506-70b-fp8", "tt2506-70b-fp8-async"):
         assert abs(e[k]) <= 0.12, k
-    assert all(0 < e[k] <= 0.09 for k in ("tt2412-405b-1f1b", "tt2412-405b-interleaved"))
+    assert all(abs(e[k]) <= 0.05 for k in ("tt2412-405b-1f1b", "tt2412-405b-interleaved"))
     assert abs(e["tt2412-8b-32k"]) <= 0.03 and abs(e["tt2412-8b-64k-cp2"]) <= 0.12
     assert all(0.15 <= e[k] <= 0.24 for k in ("tt2412-8b-128k-cp4", "tt2412-8b-256k-cp8"))
-    assert abs(e["tt2412-405b-cp1"]) <= 0.03
-    assert all(0.03 <= e[f"tt2412-405b-cp{c}"] <= 0.14 for c in (2, 4, 8))
+    assert abs(e["tt2412-405b-cp1"]) <= 0.04
+    assert all(0.02 <= e[f"tt2412-405b-cp{c}"] <= 0.14 for c in (2, 4, 8))
     meta = [abs(p.error) for p in _table(META)]
     assert len(meta) == 16 and sum(meta) / len(meta) <= 0.07
     assert abs(e["tt2506-8b-bf16"]) <= 0.03 and abs(e["tt2506-8b-fp8"]) <= 0.07

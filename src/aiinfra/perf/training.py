@@ -535,6 +535,7 @@ def step_time(
         cast = 0.0
         tp_split = 0.0
         tp_async = 0.0
+        partial_bytes = 0.0  # async TP's fused reduce-scatters: partial outputs pulled in and summed (HBM bytes)
         again = sel_ops * every_second_linear_fraction(m, moe) if stk.selective == "every_second_linear" else 0.0
         fused_mm = stk.tp_fusion == "matmul"
         col_again = iter(_col_recomputed_shares(m, moe)) if fused_mm else None
@@ -560,6 +561,9 @@ def step_time(
                     re_fwd = np.where(split, tp * c_re, 0.0)
                     fwd_c = stk.exposed(t_ag, fwd) * (1 + full) + regather * stk.exposed(t_ag, re_fwd)
                     bwd_c = np.where(split, t_coll if pieces else stk.exposed(t_coll, dgrad), 0.0)
+                    if not pieces:  # its dgrad's reduce-scatter is fused: the partial input gradients (M×K)
+                        partial_bytes = partial_bytes + count * np.where(split, Mg * Kg * ACT_BYTES * (1 + 1 / tp),
+                                                                         0.0)
                 # AG before a col GEMM (again in the backward when the policy keeps no gathered input), RS after a
                 # row GEMM
                 elif role == "col":
@@ -568,6 +572,14 @@ def step_time(
                 else:
                     fwd_c = stk.exposed(t_coll, fwd) * (1 + full)
                     bwd_c = stk.exposed(t_ag, dgrad)  # AG of the output gradient
+                    if fused_mm:
+                        # PyTorch's fused matmul-reduce-scatter (torch/distributed/_symmetric_memory
+                        # _pipelined_produce_and_all2all, then the reduction of the stacked partials) copies every
+                        # rank's partial output chunk in on a side stream, then sums the tp chunks in a kernel of its
+                        # own on the compute stream: the whole unreduced M×N output read, M/tp×N written, where
+                        # NCCL reduces in flight
+                        partial_bytes = partial_bytes + count * (1 + full) * np.where(
+                            split, Mg * Ng * ACT_BYTES * (1 + 1 / tp), 0.0)
                 tp_split = tp_split + count * (fwd_c + bwd_c)
             else:
                 t = t + count * (w_fwd * (passes - 2 + again) + w_dgrad + w_wgrad)
@@ -581,10 +593,10 @@ def step_time(
                 ink, gout = _fp8_cast_elements(Mg, Ng, Kg, role, sp_tp, tp, stk.fp8_casts, kt.fp8_cast_bytes,
                                                stk.fp8_gather)
                 cast = cast + count * kt.fp8_cast_bytes * (ink + gout) / gpu.memory_bw
-        return t, cast * (1 + (full + again) * 0.5), tp_split, tp_async
+        return t, cast * (1 + (full + again) * 0.5), tp_split, tp_async, partial_bytes
 
-    g_dense, c_dense, tp_split_dense, tp_async_dense = gemm_part(False)
-    g_moe, c_moe, _, _ = gemm_part(True) if m.is_moe else (0.0, 0.0, 0.0, 0.0)
+    g_dense, c_dense, tp_split_dense, tp_async_dense, partial_dense = gemm_part(False)
+    g_moe, c_moe, _, _, _ = gemm_part(True) if m.is_moe else (0.0, 0.0, 0.0, 0.0, 0.0)
 
     # Flash attention in 16-bit: forward 2·T·S·n_q/t·(d_qk + d_v), backward 2.5×.
     d_qk = (m.qk_nope_dim + m.qk_rope_dim) if m.is_mla else m.head_dim
@@ -644,6 +656,9 @@ def step_time(
         sp_copy_bytes = np.where(blocking, 2 * T * h * (n_ag * gather_b + n_rs * ACT_BYTES)
                                  * (m.dense_layers / L + attention_only), 0.0)
         t_elem_layer = t_elem_layer + sp_copy_bytes / gpu.memory_bw
+    # async TP's fused reduce-scatters sum their partial outputs in a kernel of their own (dense layers, per layer)
+    async_tp_partial_bytes = partial_dense * m.dense_layers / L
+    t_elem_layer = t_elem_layer + async_tp_partial_bytes / gpu.memory_bw
 
     # Tensor parallel: 4 all-reduce equivalents per layer of T·h·2 B (+2 with full recompute), blocking or
     # hidden under the layer's GEMMs; chunked (split), a dense layer's collectives are paired GEMM by GEMM (above).
@@ -798,7 +813,8 @@ def step_time(
                   "bandwidth",
                   {"bytes per layer": elem_bytes, "traffic": cal.elementwise_traffic, "HBM B/s": gpu.memory_bw,
                    "summed input-gradient bytes per layer": grad_sum_bytes,
-                   "sequence-parallel layout copy bytes per layer": sp_copy_bytes},
+                   "sequence-parallel layout copy bytes per layer": sp_copy_bytes,
+                   "async-TP partial-sum bytes per layer": async_tp_partial_bytes},
                   {"calibration": cal.source})
     t_tp = part("TP communication", t_tp_layer, 0.0,
                 "M · L_stage · blocking: n_coll · (t_allgather + t_reducescatter) of T·h elements (all-gathers in FP8 "

@@ -809,7 +809,8 @@ def step_time(
                    "CP ring merge bytes per layer": ring_bytes},
                   {"kernels": kt.source, **({"CP ring": stk.ring_source} if stk.ring_source else {})})
     t_elem = part("elementwise (memory-bound)", t_elem_layer, head_elem,
-                  "M · (L_stage · (activation bytes × traffic + summed input-gradient bytes) + fp32 logits) / HBM "
+                  "M · (L_stage · (activation bytes × traffic + summed input-gradient bytes + sequence-parallel layout "
+                  "copies + async-TP partial sums) + fp32 logits) / HBM "
                   "bandwidth",
                   {"bytes per layer": elem_bytes, "traffic": cal.elementwise_traffic, "HBM B/s": gpu.memory_bw,
                    "summed input-gradient bytes per layer": grad_sum_bytes,

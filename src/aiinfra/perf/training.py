@@ -652,9 +652,11 @@ def step_time(
         blocking = (tp > 1) & sp & np.logical_not(split if split is not False else False)
         n_ag = 2 * (1 + full) + 2 * regather + 2
         n_rs = 2 * (1 + full) + (0 if stk.separate_projections else 2)
-        attention_only = 0.5 * m.moe_layers / L  # a MoE layer's experts have their own dispatch (counted as half)
+        # a MoE layer's collectives as the TP part counts them: half of them with whole experts (ETP 1), whose
+        # tokens move by all-to-all
+        moe_share = m.moe_layers * (1 - 0.5 * ((etp == 1) & (tp > 1))) / L
         sp_copy_bytes = np.where(blocking, 2 * T * h * (n_ag * gather_b + n_rs * ACT_BYTES)
-                                 * (m.dense_layers / L + attention_only), 0.0)
+                                 * (m.dense_layers / L + moe_share), 0.0)
         t_elem_layer = t_elem_layer + sp_copy_bytes / gpu.memory_bw
     # async TP's fused reduce-scatters sum their partial outputs in a kernel of their own (dense layers, per layer)
     async_tp_partial_bytes = partial_dense * m.dense_layers / L

@@ -1114,8 +1114,9 @@ def test_sequence_dim_behind_the_batch_dim_copies_around_blocking_tp_collectives
     #437; pytorch/pytorch issue #143985). Blocking TP8, selective recompute (the gathers of the column-parallel
     inputs again): 2 forward + 2 re-gathered + 2 backward all-gathers, 2 forward reduce-scatters of matmul outputs
     (the backward's input gradients are sums that write their layout themselves), each copy read and written:
-    2·T·h·(6·2 + 2·2) bytes per layer in BF16, 2·T·h·(6·1 + 2·2) with FP8 gathers. Async TP's fused matmuls and
-    Megatron's sequence-first layout copy nothing."""
+    2·T·h·(6·2 + 2·2) bytes per layer in BF16, 2·T·h·(6·1 + 2·2) with FP8 gathers; at one sequence per micro-batch
+    PyTorch views the gathered chunks (pull request #169404), leaving the 2 reduce-scatter copies. Async TP's fused
+    matmuls and Megatron's sequence-first layout copy nothing."""
     from dataclasses import replace
 
     m = model("llama-3.1-8b")
@@ -1132,6 +1133,9 @@ def test_sequence_dim_behind_the_batch_dim_copies_around_blocking_tp_collectives
     assert copies("megatron-core", tp_overlap=0) == 0.0
     fused_qkv = replace(stack("torchtitan"), separate_projections=False)  # its input gradients come from matmuls
     assert copies(fused_qkv, tp_overlap=0) == pytest.approx(2 * T * h * (6 * 2 + 4 * 2), rel=1e-12)
+    # one sequence per micro-batch: the gathered chunks lie in order and are viewed (pytorch pull request #169404)
+    assert copies("torchtitan", tp_overlap=0, micro_batch=1, global_batch=1) == pytest.approx(
+        2 * 8192 * h * 2 * 2, rel=1e-12)
     slower = _part(_tp8_8b("torchtitan", tp_overlap=0), "elementwise (memory-bound)")
     plain = _part(_tp8_8b(replace(stack("torchtitan"), sp_layout_copies=False), tp_overlap=0),
                   "elementwise (memory-bound)")

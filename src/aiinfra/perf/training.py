@@ -647,10 +647,13 @@ def step_time(
     # output gradients (backward), the row-parallel outputs (forward, recomputed forward) and, unless the input
     # gradient is a sum of separate projections' dgrads (an elementwise kernel that writes the layout itself), the
     # column-parallel input gradients. Async TP's fused matmuls take the sharded layout directly: nothing copied.
+    # With one sequence per micro-batch the gathered chunks already lie in order, and PyTorch views them instead
+    # of copying (torch/_utils.py _maybe_view_chunk_cat; pull requests #169404, 2025-12, and #194865): only the
+    # reduce-scatter copies remain.
     sp_copy_bytes = 0.0
     if stk.sp_layout_copies:
         blocking = (tp > 1) & sp & np.logical_not(split if split is not False else False)
-        n_ag = 2 * (1 + full) + 2 * regather + 2
+        n_ag = np.where(mb > 1, 2 * (1 + full) + 2 * regather + 2, 0)
         n_rs = 2 * (1 + full) + (0 if stk.separate_projections else 2)
         # a MoE layer's collectives as the TP part counts them: half of them with whole experts (ETP 1), whose
         # tokens move by all-to-all

@@ -506,6 +506,8 @@ def step_time(
     # torchtitan's op-level policy saves reduce-scatter outputs but not all-gather ones
     # (parallelize_llama.py _save_list), so the backward gathers each column-parallel input again
     regather = np.where(sp, sel_ops, 0.0)
+    # With whole experts (ETP 1) a MoE layer's MLP has no TP collectives: the all-to-all carries its tokens.
+    folded = (etp == 1) & (tp > 1)
 
     # GEMMs and FP8/FP4 casts, per layer (dense and MoE), forward + backward (+ recompute). With the chunked TP
     # overlap each collective hides only under its own GEMM (Transformer Engine userbuffers pairs them: ring
@@ -539,6 +541,13 @@ def step_time(
         again = sel_ops * every_second_linear_fraction(m, moe) if stk.selective == "every_second_linear" else 0.0
         fused_mm = stk.tp_fusion == "matmul"
         col_again = iter(_col_recomputed_shares(m, moe)) if fused_mm else None
+
+        def summed_partials(rows, cols):
+            """HBM bytes of a fused reduce-scatter's reduction (torch/distributed/_symmetric_memory
+            _fused_matmul_reduce_scatter_impl: the tp partial outputs, pulled in on a side stream, summed over the
+            rank dim in a kernel of its own on the compute stream): the whole unreduced rows×cols read, 1/tp of it
+            written, where NCCL reduces in flight. Charged only where the overlap runs chunked."""
+            return np.where(split, rows * cols * ACT_BYTES * (1 + 1 / tp), 0.0)
         for Mg, Ng, Kg, count, role, pieces in _layer_gemms(m, T, tp, ep, moe, etp, stk.separate_projections):
             # a GPU's local expert GEMMs run several at once (stacks.yaml expert_gemms_at_once), filling the GPU
             # together as one larger GEMM would
@@ -557,13 +566,11 @@ def step_time(
                     # input gradient of separate projections is the sum of their dgrads, produced by no one matmul,
                     # so its reduce-scatter blocks.
                     re_pieces = next(col_again)
-                    c_re, _, _ = passes_time(Mg / tp, Ng, Kg, re_pieces, 1) if re_pieces else (0.0, 0.0, 0.0)
-                    re_fwd = np.where(split, tp * c_re, 0.0)
-                    fwd_c = stk.exposed(t_ag, fwd) * (1 + full) + regather * stk.exposed(t_ag, re_fwd)
-                    bwd_c = np.where(split, t_coll if pieces else stk.exposed(t_coll, dgrad), 0.0)
+                    c_re = passes_time(Mg / tp, Ng, Kg, re_pieces, 1)[0] if re_pieces else 0.0
+                    fwd_c = stk.exposed(t_ag, fwd) * (1 + full) + regather * stk.exposed(t_ag, tp * c_re)
+                    bwd_c = t_coll if pieces else stk.exposed(t_coll, dgrad)
                     if not pieces:  # its dgrad's reduce-scatter is fused: the partial input gradients (M×K)
-                        partial_bytes = partial_bytes + count * np.where(split, Mg * Kg * ACT_BYTES * (1 + 1 / tp),
-                                                                         0.0)
+                        partial_bytes = partial_bytes + count * summed_partials(Mg, Kg)
                 # AG before a col GEMM (again in the backward when the policy keeps no gathered input), RS after a
                 # row GEMM
                 elif role == "col":
@@ -572,14 +579,8 @@ def step_time(
                 else:
                     fwd_c = stk.exposed(t_coll, fwd) * (1 + full)
                     bwd_c = stk.exposed(t_ag, dgrad)  # AG of the output gradient
-                    if fused_mm:
-                        # PyTorch's fused matmul-reduce-scatter (torch/distributed/_symmetric_memory
-                        # _pipelined_produce_and_all2all, then the reduction of the stacked partials) copies every
-                        # rank's partial output chunk in on a side stream, then sums the tp chunks in a kernel of its
-                        # own on the compute stream: the whole unreduced M×N output read, M/tp×N written, where
-                        # NCCL reduces in flight
-                        partial_bytes = partial_bytes + count * (1 + full) * np.where(
-                            split, Mg * Ng * ACT_BYTES * (1 + 1 / tp), 0.0)
+                    if fused_mm:  # the fused matmul-reduce-scatter sums its M×N partial outputs
+                        partial_bytes = partial_bytes + count * (1 + full) * summed_partials(Mg, Ng)
                 tp_split = tp_split + count * (fwd_c + bwd_c)
             else:
                 t = t + count * (w_fwd * (passes - 2 + again) + w_dgrad + w_wgrad)
@@ -655,9 +656,8 @@ def step_time(
         blocking = (tp > 1) & sp & np.logical_not(split if split is not False else False)
         n_ag = np.where(mb > 1, 2 * (1 + full) + 2 * regather + 2, 0)
         n_rs = 2 * (1 + full) + (0 if stk.separate_projections else 2)
-        # a MoE layer's collectives as the TP part counts them: half of them with whole experts (ETP 1), whose
-        # tokens move by all-to-all
-        moe_share = m.moe_layers * (1 - 0.5 * ((etp == 1) & (tp > 1))) / L
+        # a MoE layer's collectives as the TP part counts them: half of them with whole experts (folded)
+        moe_share = m.moe_layers * (1 - 0.5 * folded) / L
         sp_copy_bytes = np.where(blocking, 2 * T * h * (n_ag * gather_b + n_rs * ACT_BYTES)
                                  * (m.dense_layers / L + moe_share), 0.0)
         t_elem_layer = t_elem_layer + sp_copy_bytes / gpu.memory_bw
@@ -667,8 +667,7 @@ def step_time(
 
     # Tensor parallel: 4 all-reduce equivalents per layer of T·h·2 B (+2 with full recompute), blocking or
     # hidden under the layer's GEMMs; chunked (split), a dense layer's collectives are paired GEMM by GEMM (above).
-    # With whole experts (ETP 1) a MoE layer's MLP has no TP collectives: the all-to-all carries its tokens.
-    folded = (etp == 1) & (tp > 1)
+    # A MoE layer with whole experts (folded, above) moves half of them.
     tp_raw = np.where(tp > 1, n_tp * t_areq + 2 * regather * t_ag, 0.0)  # 2 column-parallel inputs per layer
     tp_dense = np.where(tp_over, stk.exposed(tp_raw, g_dense), tp_raw)
     if async_bwd:  # forward (and recomputed forward) collectives block: 2 all-reduce equivalents per pass
@@ -815,8 +814,7 @@ def step_time(
                   {"kernels": kt.source, **({"CP ring": stk.ring_source} if stk.ring_source else {})})
     t_elem = part("elementwise (memory-bound)", t_elem_layer, head_elem,
                   "M · (L_stage · (activation bytes × traffic + summed input-gradient bytes + sequence-parallel layout "
-                  "copies + async-TP partial sums) + fp32 logits) / HBM "
-                  "bandwidth",
+                  "copies + async-TP partial sums) + fp32 logits) / HBM bandwidth",
                   {"bytes per layer": elem_bytes, "traffic": cal.elementwise_traffic, "HBM B/s": gpu.memory_bw,
                    "summed input-gradient bytes per layer": grad_sum_bytes,
                    "sequence-parallel layout copy bytes per layer": sp_copy_bytes,

@@ -62,6 +62,13 @@ class GpuSpec(Spec):
     # leaves it out.
     scaleup_link: Literal["nvlink-switch", "nvlink-bridge", "infinity-fabric", "pcie"] | None = None
     scaleup_domain: int | None = Field(default=None, ge=1, description="GPUs in one scale-up (NVLink) domain")
+    # The link between the GPU and its host's memory, which every offloaded byte crosses: an interconnects.yaml key
+    # (absent: the GPU's PCIe generation), the GPUs that share it (a Grace CPU's NVLink-C2C serves two Blackwell
+    # GPUs on GB200/GB300), and the CPU memory bandwidth each GPU has for an optimizer step run on the host
+    # (absent: the node's, shared by its GPUs).
+    host_link: str | None = None
+    host_link_share: int = Field(default=1, ge=1, description="GPUs sharing the host link")
+    host_memory_bw_gbps: float | None = Field(default=None, gt=0, description="host memory GB/s per GPU")
     source: str
     observed: date | None = None
     aliases: list[str] = []

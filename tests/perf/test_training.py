@@ -213,6 +213,54 @@ def test_offloaded_optimizer_step_runs_at_host_memory_bandwidth():
     assert opt_host / opt_gpu == pytest.approx(8 * g.memory_bw / 614.4e9)  # 8 GPUs share 614.4 GB/s
 
 
+def test_grace_parts_offload_over_nvlink_c2c_to_their_own_cpu_memory():
+    """A Grace part's CPU link is NVLink-C2C, not PCIe: 900 GB/s bidirectional per Grace (GH200 datasheet), measured
+    on a GH200 480GB at 375 GB/s host to device and 297 GB/s device to host (Schieffer et al. 2024, "Harnessing
+    Integrated CPU-GPU System Memory for HPC: a first look into Grace Hopper", arXiv 2407.07850), so offloaded bytes
+    cross at their mean, 336 GB/s, against 44.8 GB/s over an H100's PCIe Gen5. GB200/GB300 hang two GPUs on one
+    Grace and share its link. An optimizer step run on the host streams through that GPU's Grace LPDDR5X (512 GB/s
+    on the GH200 datasheet, half of one Grace on GB200) instead of a DGX's two x86 sockets shared by 8 GPUs."""
+    from aiinfra.perf import comm
+    from aiinfra.perf.training import OPT_BYTES, step_time
+
+    gh, gb, h100 = gpu("gh200"), gpu("gb200"), gpu("h100-sxm")
+    assert comm.host_link(gh).effective_bw == pytest.approx((375e9 + 297e9) / 2, rel=1e-3)
+    assert comm.host_link(gb).effective_bw == pytest.approx(comm.host_link(gh).effective_bw / 2)
+    assert comm.host_link(h100).key == "pcie-gen5" and comm.host_link(h100).effective_bw == pytest.approx(44.8e9)
+
+    m = model("llama-3.1-8b")
+    kw = dict(tp=1, pp=1, dp=1, micro_batch=2, global_batch=64, seq=4096, zero=0)
+    opt = next(p for p in step_time(m, gh, **kw).step.parts if p.name == "optimizer step")
+    params = float(opt.inputs["params"])  # the optimizer shard: every parameter at DP 1
+
+    def parts(g):
+        return {p.name: float(p.value) for p in step_time(m, g, offload="optimizer", **kw).step.parts}
+
+    on_gh, on_h100 = parts(gh), parts(h100)
+    assert on_gh["offload transfers"] == pytest.approx(params * (4 + OPT_BYTES) / 336.0e9, rel=1e-3)
+    assert on_gh["optimizer step"] == pytest.approx(params * OPT_BYTES / 512e9)
+    assert on_h100["offload transfers"] / on_gh["offload transfers"] == pytest.approx(336.0 / 44.8, rel=1e-3)
+    assert parts(gb)["optimizer step"] == pytest.approx(params * OPT_BYTES / 256e9)
+
+
+def test_a_host_link_the_catalog_lacks_is_refused_in_one_line(tmp_path):
+    """A user gpus.yaml whose host_link names no interconnect (or a node layout) is refused naming the GPU and the
+    field, not charged at some other link."""
+    from aiinfra.catalog.loader import set_user_catalogs
+    from aiinfra.perf import comm
+
+    for i, bad in enumerate(("pcie-gen7", "node-hopper-sxm")):
+        f = tmp_path / f"g{i}.yaml"
+        f.write_text("gpus:\n  gh200:\n    host_link: " + bad + "\n")
+        set_user_catalogs([f])
+        try:
+            with pytest.raises(Exception, match=f"gpu 'gh200' host_link: .*{bad}") as err:
+                comm.host_link(gpu("gh200"))
+            assert "\n" not in str(err.value)
+        finally:
+            set_user_catalogs([])
+
+
 def test_torchtitan_selective_recomputes_every_second_matmul():
     """torchtitan's op-level selective checkpointing (torchtitan/models/llama3/parallelize_llama.py at commit e7c0cae,
     2025-06-13; distributed/activation_checkpoint.py today) saves aten.mm outputs except every second mm of a

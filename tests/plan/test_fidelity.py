@@ -133,11 +133,17 @@ def test_megatron_bridge_blackwell_fp8_out_of_sample():
     it was assumed before (0.60 / 0.45, 0.63 / 0.45): mean 8.3%; GB300 −3.3%, +2.4%, −3.3% (were −8.3%, −1.1%,
     −4.3%), GB200 8B +10.6% (was +7.0%), B200 8B +7.2% (was +3.5%), B200 405B +20.9%: the measured kernels are
     faster than the assumption, and the rows that ran fast run faster. With the CP2 ring's merge traffic (stacks.yaml
-    megatron-core cp_ring): B200 405B +20.3%, GB300 405B −3.9%, mean 8.3%."""
-    errs = [p.error for p in _table("Megatron-Bridge 25.11 Blackwell FP8-CS")]
-    assert len(errs) == 8 and sum(map(abs, errs)) / 8 <= 0.086 and max(map(abs, errs)) <= 0.215
-    gb300 = [p.error for p in _table("Megatron-Bridge 25.11 Blackwell FP8-CS") if "gb300" in p.key]
-    assert len(gb300) == 3 and all(abs(e) <= 0.05 for e in gb300)
+    megatron-core cp_ring): B200 405B +20.3%, GB300 405B −3.9%, mean 8.3%. With Grace's NVLink-C2C as the GB200/GB300
+    host link (gpus.yaml host_link; it was charged as PCIe Gen6) the completions that fit move offloaded work there:
+    GB200 70B keeps 12% recompute and offloads its activations, as its recipe does (Megatron-Bridge v0.2.1
+    LLAMA3_70B_GB200_FP8_CS_BASE_CONFIG: Megatron FSDP, cpu_offloading_num_layers=40, no recompute): −5.4% → +0.2%;
+    the 405B rows offload the optimizer (GB200 +14.7%, GB300 −2.7%); mean 7.7%."""
+    preds = {p.key: p for p in _table("Megatron-Bridge 25.11 Blackwell FP8-CS")}
+    errs = [p.error for p in preds.values()]
+    assert len(errs) == 8 and sum(map(abs, errs)) / 8 <= 0.08 and max(map(abs, errs)) <= 0.215
+    assert all(abs(p.error) <= 0.05 for k, p in preds.items() if "gb300" in k)
+    assert "offload activations" in preds["mbridge-gb200-70b-fp8"].layout
+    assert abs(preds["mbridge-gb200-70b-fp8"].error) <= 0.03
 
 
 def test_torchtitan_h200_fp8_out_of_sample():

@@ -108,6 +108,26 @@ def node_for(gpu: GpuSpec, scale_out: str | None = None, nics_per_node: int | No
                 float(e.get("host_memory_bw_gbps", 400)) * 1e9)
 
 
+def host_link(gpu: GpuSpec) -> Link:
+    """The link a GPU's offloaded bytes cross to host memory, at this GPU's share of it: the catalog's host_link
+    (NVLink-C2C on Grace parts, split over the GPUs one Grace serves), else the GPU's PCIe generation."""
+    try:
+        lk = link(gpu.host_link or f"pcie-gen{gpu.pcie_gen}")
+    except AiinfraError as err:
+        raise type(err)(f"gpu '{gpu.key}' host_link: {err}") from None
+    if gpu.host_link_share > 1:
+        lk = lk.scaled(lk.bw / gpu.host_link_share, f"{gpu.key}: {gpu.host_link_share} GPUs share one {lk.name}")
+    return lk
+
+
+def host_memory_bw_per_gpu(gpu: GpuSpec, node: Node) -> tuple[float, str]:
+    """(B/s, source) of CPU memory one GPU has when its optimizer step runs on the host: the GPU's own figure
+    where the catalog gives one (a Grace CPU per one or two GPUs), else the node's shared by all its GPUs."""
+    if gpu.host_memory_bw_gbps:
+        return gpu.host_memory_bw_gbps * 1e9, f"{gpu.key} host_memory_bw_gbps (gpus.yaml)"
+    return node.host_memory_bw / node.gpus_per_node, node.source
+
+
 def _inputs(size: Number, n: Number, lk: Link) -> dict:
     return {"S": size, "n": n, "B": lk.bw, "eff": lk.busbw_eff, "α": lk.alpha, "link": lk.key}
 

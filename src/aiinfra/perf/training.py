@@ -923,7 +923,7 @@ def step_time(
 
     # Offload (bit flags, sizing.training.offload_code): every byte crosses the host link, never free.
     off = _a(offload_code(offload))
-    host = comm.link(f"pcie-gen{gpu.pcie_gen}")
+    host = comm.host_link(gpu)
     act_layer = layer_activation_bytes(m, seq=s, micro_batch=mb, tp=tp, cp=cp, sp=sp & (tp > 1), recompute=rc,
                                        flash_attention=flash_attention).value
     off_opt = np.where(off & 1, opt_shard * (4.0 + OPT_BYTES), 0.0)
@@ -934,13 +934,15 @@ def step_time(
                  "(optimizer: shard·(4 + 30) B; weights: M·(2 + recompute)·params·2 B; activations: M·2·stage bytes) "
                  "/ host-link bandwidth", {"host link": host.key, "B/s": host.effective_bw, "offload code": off},
                  {host.key: host.source})
-    # Offloaded, the step runs on the CPU, whose memory bandwidth all GPUs of the node share.
-    t_host_opt = opt_shard * OPT_BYTES * gpn / node.host_memory_bw
+    # Offloaded, the step runs on the CPU at this GPU's share of its memory bandwidth (the node's split over its
+    # GPUs; a Grace CPU's own LPDDR5X on Grace parts).
+    host_bw, host_src = comm.host_memory_bw_per_gpu(gpu, node)
+    t_host_opt = opt_shard * OPT_BYTES / host_bw
     t_opt_v = np.where(off & 1, t_host_opt, t_opt_v)
     t_opt = Term(t_opt.name, _s(t_opt_v), t_opt.unit,
-                 t_opt.formula + "; offloaded: × GPUs per node / host memory bandwidth",
-                 {**t_opt.inputs, "host B/s": node.host_memory_bw, "GPUs per node": gpn},
-                 {**t_opt.sources, "host memory": node.source})
+                 t_opt.formula + "; offloaded: / host memory bandwidth per GPU",
+                 {**t_opt.inputs, "host B/s per GPU": host_bw},
+                 {**t_opt.sources, "host memory": host_src})
 
     if step_only:  # = Σ of the parts below, without building each array
         return (M * (n_layers * layer_t + np.where(head_on, head_t, 0.0)) + M * t_pp_mb + bubble_frac * stage_mb

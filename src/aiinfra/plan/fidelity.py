@@ -135,7 +135,8 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
     res = plan_command(m, g, [gpus], global_batch=batch, seq=seq, options=opt, layout=fixed, top=1)
     y = res.facts["your_layout"]
     value = _metric(row, y["tokens_per_s"], gpus, y["tflops"], y["mfu"], y["step_s"], m.layers)
-    lay = f"{y['layout']} mb{y['mb']} v{y['vp']} {y['recompute']}" + (" OOM" if y["oom"] else "")
+    lay = (f"{y['layout']} mb{y['mb']} v{y['vp']} {y['recompute']}"
+           + (f" offload {y['offload']}" if y["offload"] != "none" else "") + (" OOM" if y["oom"] else ""))
     return Prediction(row["key"], row["table"], float(row["value"]), value, row["metric"], lay, bool(row.get("fit")),
                       arch_family(g.architecture))
 

@@ -50,6 +50,17 @@ def test_plan_table_says_what_a_layout_offloads(cli):
     assert all(r["offload"] == "optimizer" and {"mb", "vp", "recompute", "zero"} <= set(r) for r in rows if r["fits"])
 
 
+def test_plan_fp4_on_a_gpu_with_fp4_tensor_cores(cli):
+    """`plan --dtype fp4` (NVFP4 linears) plans on Blackwell: its memory counts NVFP4 weight copies and saved inputs
+    rather than refusing the precision, and the best layout's linears run at the FP4 rate."""
+    j = cli("plan", "llama-3.1-70b", "--gpu", "gb300", "--gpus", "64", "--seq", "8192", "--global-batch", "256",
+            "--dtype", "fp4", "--format", "json").json()
+    fp8 = cli("plan", "llama-3.1-70b", "--gpu", "gb300", "--gpus", "64", "--seq", "8192", "--global-batch", "256",
+              "--dtype", "fp8", "--format", "json").json()
+    best, best8 = j["facts"]["layouts"][0], fp8["facts"]["layouts"][0]
+    assert best["fits"] and best["step_s"] < best8["step_s"]
+
+
 def test_plan_recommend_and_infer(cli):
     r = cli("plan", "llama-3.1-8b", "--recommend", "--gpus", "64", "--tokens", "1T", "--price", "h100-sxm=2.5")
     assert r.code == 0, r.err
@@ -77,6 +88,7 @@ def test_plan_recommend_and_infer(cli):
     (("plan", "llama-3.1-8b", "--gpu", "h10"), "closest"),
     (("infer", "llama-3.1-8b", "--batch", "0"), "batch must be positive"),
     (("infer", "llama-3.1-70b", "--gpu", "l40s"), "does not fit"),
+    (("plan", "llama-3.1-8b", "--gpu", "h100-sxm", "--gpus", "8", "--dtype", "fp4"), "has no dense fp4 throughput"),
 ])
 def test_bad_input_one_line_exit_2(cli, argv, fragment):
     assert_one_line_error(cli(*argv), fragment)

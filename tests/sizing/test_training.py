@@ -198,19 +198,40 @@ def test_te_fp8_keeps_linear_inputs_in_fp8_so_the_recipe_layout_fits():
     micro-batch 1, seq 8192, no recompute, bf16 gradient buffers: grad_reduce_in_fp32 = False) runs on 80 GB H100s;
     counted with 16-bit inputs and fp32 gradients it would not fit, with FP8 inputs and bf16 gradients it does."""
     from aiinfra.catalog.gpus import gpu
-    from aiinfra.sizing.training import device_memory, saves_quantized_inputs
+    from aiinfra.sizing.training import device_memory, saved_input_bytes
 
     m = model("llama-3.1-70b")
     cap = device_memory(gpu("h100-sxm")).value
     kw = dict(seq=8192, micro_batch=1, tp=4, pp=8, dp=2, sp=True, vp=5, num_microbatches=64, zero=1,
               recompute="none", precision="fp8")
-    assert saves_quantized_inputs("megatron-core", "fp8") and not saves_quantized_inputs("torchtitan", "fp8")
-    assert not saves_quantized_inputs("megatron-core", "bf16")
-    te = float(training_memory(m, quantized_inputs=True, grad_dtype="bf16", **kw).total.value)
+    assert saved_input_bytes("megatron-core", "fp8") == 1.0 and saved_input_bytes("torchtitan", "fp8") == 2.0
+    assert saved_input_bytes("megatron-core", "bf16") == 2.0
+    te = float(training_memory(m, input_bytes=1.0, grad_dtype="bf16", **kw).total.value)
     old = float(training_memory(m, **kw).total.value)
     assert te <= cap < old
     h, f = 8192, 28672
     one = layer_activation_bytes(m, seq=8192, micro_batch=1, tp=4, sp=True).value
-    q = layer_activation_bytes(m, seq=8192, micro_batch=1, tp=4, sp=True, quantized_inputs=True).value
+    q = layer_activation_bytes(m, seq=8192, micro_batch=1, tp=4, sp=True, input_bytes=1.0).value
     # 1 B saved on QKV and MLP inputs (U, split by SP), the attention-output input and the down-projection input (S)
     assert one - q == pytest.approx(8192 * (2 * h / 4 + h / 4 + f / 4), rel=1e-9)
+
+
+def test_nvfp4_training_counts_its_quantized_copies_and_the_recipe_layouts_fit():
+    """Transformer Engine's NVFP4 (NVFP4BlockScaling, TE >= 2.7): a quantized tensor holds 4-bit data plus one E4M3
+    scale per 16-element block, 0.5625 B per element. FP4 training keeps bf16 weights with a cached NVFP4 copy and
+    its transpose (2 + 2 x 0.5625 B per parameter) and saves each linear input as its NVFP4 copy. Megatron-Bridge
+    26.04.01 ran Llama3 70B in NVFP4 on 64 GPUs, micro-batch 1, seq 8192, PP4·VP5, no recompute, bf16 gradients:
+    TP1 on DGX-GB300 (288 GB) and TP2 on DGX-GB200 (186 GB), 7,296 and 4,864 tokens/s/GPU; both layouts fit."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.sizing.training import QUANTIZED_BYTES, device_memory, model_states, saved_input_bytes
+
+    assert QUANTIZED_BYTES["fp4"] == 0.5625
+    w, _, _ = model_states(1e9, precision="fp4")
+    assert float(w.value) == pytest.approx(3.125e9)
+    assert saved_input_bytes("megatron-core", "fp4") == 0.5625 and saved_input_bytes("torchtitan", "fp4") == 2.0
+    m = model("llama-3.1-70b")
+    for key, tp in (("gb300", 1), ("gb200", 2)):
+        mem = training_memory(m, seq=8192, micro_batch=1, tp=tp, pp=4, dp=16 // tp, sp=tp > 1, vp=5,
+                              num_microbatches=16 * tp, zero=1, recompute="none", precision="fp4", grad_dtype="bf16",
+                              input_bytes=saved_input_bytes("megatron-core", "fp4"))
+        assert float(mem.total.value) <= device_memory(gpu(key)).value, key

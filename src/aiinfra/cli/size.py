@@ -55,7 +55,7 @@ def train(
     seq: Annotated[int, typer.Option(help="Sequence length in tokens.")] = 4096,
     micro_batch: Annotated[int, typer.Option(help="Micro-batch size in sequences.")] = 1,
     num_microbatches: Annotated[int | None, typer.Option(help="Micro-batches per pipeline flush (default: ≥ PP).")] = None,
-    precision: Annotated[str, typer.Option(help="fp32 | bf16 | fp16 | fp8")] = "bf16",
+    precision: Annotated[str, typer.Option(help="fp32 | bf16 | fp16 | fp8 | fp4 (FP4: NVFP4 linears, Blackwell)")] = "bf16",
     optimizer: Annotated[str, typer.Option(help="adam | adamw | adam8bit | sgd")] = "adam",
     grad_dtype: Annotated[str | None, typer.Option(help="Gradient buffer dtype: fp32 (Megatron) | bf16 | bf16+fp32 (DeepSpeed ZeRO-2).")] = None,
     offload: Annotated[str, typer.Option(help="none | optimizer | optimizer+params (ZeRO-Offload).")] = "none",

@@ -19,7 +19,7 @@ from aiinfra.perf import comm
 from aiinfra.perf.flops import training_flops
 from aiinfra.perf.training import TP_MODES, stack, step_time
 from aiinfra.plan.space import Space, build_space, describe, offload_name, recompute_name
-from aiinfra.sizing.training import (device_memory, pipeline_edge_slots, pipeline_layers, saves_quantized_inputs,
+from aiinfra.sizing.training import (device_memory, pipeline_edge_slots, pipeline_layers, saved_input_bytes,
                                      training_memory)
 from aiinfra.specs import GpuSpec, ModelSpec
 
@@ -139,7 +139,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         recompute=b("recompute"), precision="bf16" if opt.dtype in ("bf16", "fp16") else opt.dtype,
         flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve, offload=b("offload"),
         total_only=not with_parts, recompute_fraction=b("rfrac"), selective=stack(opt.software).selective,
-        quantized_inputs=saves_quantized_inputs(opt.software, opt.dtype), grad_dtype=opt.grad_dtype, etp=b("etp"),
+        input_bytes=saved_input_bytes(opt.software, opt.dtype), grad_dtype=opt.grad_dtype, etp=b("etp"),
         edge_slots=edge_slots(m, opt),
     )
     perf = step_time(
@@ -389,7 +389,7 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                           flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve,
                           offload=one.get("offload", 0), recompute_fraction=one.get("rfrac", 1.0),
                           selective=stack(opt.software).selective,
-                          quantized_inputs=saves_quantized_inputs(opt.software, opt.dtype), grad_dtype=opt.grad_dtype,
+                          input_bytes=saved_input_bytes(opt.software, opt.dtype), grad_dtype=opt.grad_dtype,
                           etp=one.get("etp"), edge_slots=edge_slots(m, opt))
     perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
                      vp=one["vp"], recompute=one["recompute"], zero=one["zero"], global_batch=global_batch, seq=seq,

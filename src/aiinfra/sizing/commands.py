@@ -13,7 +13,7 @@ from aiinfra.contract import Facts, Quantity, command
 from aiinfra.explain import Result, quantity
 from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
 from aiinfra.sizing.params import param_counts
-from aiinfra.sizing.training import (fit_verdict, pipeline_edge_slots, saves_quantized_inputs, selective_policy,
+from aiinfra.sizing.training import (fit_verdict, pipeline_edge_slots, saved_input_bytes, selective_policy,
                                      stack_uneven_pipeline, training_memory)
 from aiinfra.specs import GpuSpec, ModelSpec
 from aiinfra.units import GiB
@@ -83,7 +83,7 @@ def training_report(
         recompute=recompute, precision=precision, optimizer=optimizer, grad_dtype=grad_dtype, offload=offload,
         flash_attention=flash_attention, overhead_bytes=_overhead_bytes(overhead_gib),
         fragmentation=fragmentation, selective=selective_policy(software),
-        quantized_inputs=saves_quantized_inputs(software, precision),
+        input_bytes=saved_input_bytes(software, precision),
         edge_slots=pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split),
     )
     verdict = fit_verdict(float(mem.total.value), g)

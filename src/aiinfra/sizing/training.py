@@ -74,11 +74,11 @@ def model_states(
     params_ne: non-expert parameters on this GPU (sharded by ZeRO over dp_shards);
     params_e: routed-expert parameters on this GPU (sharded over the expert-data group dp_shards/ep).
     """
-    # FP8 training keeps 16-bit model weights; Transformer Engine also caches each weight's FP8 copy and
-    # its transpose (1 + 1 B) across the micro-batches of a step, so FP8 weights cost 2 + 2 B, not 1 B.
-    w = 4.0 if precision == "fp8" else nbytes(precision, "precision")
-    if precision not in ("fp32", "bf16", "fp16", "fp8"):
-        raise SpecError(f"training precision must be fp32, bf16, fp16 or fp8, not {precision}")
+    # FP8/FP4 training keeps 16-bit model weights; Transformer Engine also caches each weight's quantized copy and
+    # its transpose across the micro-batches of a step: FP8 weights cost 2 + 2·1 B, NVFP4 ones 2 + 2·0.5625 B.
+    if precision not in ("fp32", "bf16", "fp16", "fp8", "fp4"):
+        raise SpecError(f"training precision must be fp32, bf16, fp16, fp8 or fp4, not {precision}")
+    w = 2.0 + 2 * QUANTIZED_BYTES[precision] if precision in QUANTIZED_BYTES else nbytes(precision, "precision")
     grad_dtype = grad_dtype or "fp32"  # fp32 grads: Megatron's main_grad; fp32 training has nothing else
     if grad_dtype not in GRAD_BYTES:
         raise SpecError(f"unknown gradient dtype '{grad_dtype}'; choose one of {', '.join(GRAD_BYTES)}")
@@ -103,8 +103,9 @@ def model_states(
     inputs = {"Ψ_local": params_ne, "Ψ_expert_local": params_e, "N_d": dp_shards, "zero": zero}
     weights = Term(
         "weights", weights_v, "B", "bytes_w · Ψ / (N_d if zero ≥ 3)",
-        {**inputs, "bytes_w": w, "offload": offload}, {"bytes_w": ("fp8 training: bf16 weights 2 B + cached FP8 copy and transpose 2 B (Transformer Engine "
-                                      "Float8Tensor caching)" if precision == "fp8" else f"{precision} = {w:g} B"),
+        {**inputs, "bytes_w": w, "offload": offload}, {"bytes_w": (f"{precision} training: bf16 weights 2 B + cached quantized copy and transpose "
+                                      f"{w - 2:g} B (Transformer Engine Float8Tensor / NVFP4Tensor caching)"
+                                      if precision in QUANTIZED_BYTES else f"{precision} = {w:g} B"),
                           "sharding": SRC_ZERO},
     )
     grads = Term(
@@ -295,17 +296,25 @@ def selective_policy(software: str = "megatron-core") -> str:
     return policy
 
 
-def saves_quantized_inputs(software: str, precision: str) -> bool:
-    """Whether FP8/FP4 training under this stack keeps linear-layer inputs for backward in FP8 (stacks.yaml
-    `fp8_saved_inputs: quantized`, Transformer Engine) rather than in 16 bits (torchao float8 saves them high)."""
+# Bytes per element of a quantized copy Transformer Engine keeps: FP8 1 B; NVFP4 4 bits plus one E4M3 scale per
+# 16-element block (TE NVFP4Tensor: packed uint8 data and an FP8 scale_inv per block, per copy).
+QUANTIZED_BYTES = {"fp8": 1.0, "fp4": 0.5 + 1.0 / 16}
+
+
+def saved_input_bytes(software: str, precision: str) -> float:
+    """Bytes per element of a linear layer's input kept for backward: the FP8/FP4 copy where the stack keeps the
+    quantized input (stacks.yaml `fp8_saved_inputs: quantized`, Transformer Engine), else 16 bits (torchao float8
+    saves them high; 16-bit training)."""
     entry = default_catalog().entry("stacks", software)[1]
-    return precision in ("fp8", "fp4") and entry.get("fp8_saved_inputs", "high") == "quantized"
+    if precision in QUANTIZED_BYTES and entry.get("fp8_saved_inputs", "high") == "quantized":
+        return QUANTIZED_BYTES[precision]
+    return 2.0
 
 
 def layer_activation_bytes(
     m: ModelSpec, *, seq: Any, micro_batch: Any, tp: Any = 1, cp: Any = 1, sp: Any = False,
     recompute: Any = 0, flash_attention: bool = True, moe: bool = False, selective: str = "attention",
-    quantized_inputs: bool = False,
+    input_bytes: float = 2.0,
 ) -> Term:
     """Activation bytes one transformer layer keeps for backward, per GPU (16-bit activations).
 
@@ -320,10 +329,10 @@ def layer_activation_bytes(
     `selective="every_second_linear"` is torchtitan's op-level policy instead: the block input, the outputs
     of the matmuls it saves (every other one, params.every_second_linear) and the attention output with its
     softmax statistics.
-    `quantized_inputs`: FP8 training through Transformer Engine keeps each linear layer's input for the weight
-    gradient as its FP8 copy (1 B instead of 2: module/linear.py discards the row-wise data and saves the
-    column-wise FP8 tensor): QKV and MLP inputs in U, the attention-output input and the MLP down-projection input
-    in S.
+    `input_bytes`: bytes per element of each saved linear-layer input. FP8/FP4 training through Transformer
+    Engine keeps the input for the weight gradient as its quantized copy (1 B in FP8, 0.5625 B in NVFP4 instead of
+    2: module/linear.py discards the row-wise data and saves the column-wise quantized tensor, saved_input_bytes):
+    QKV and MLP inputs in U, the attention-output input and the MLP down-projection input in S.
     """
     tp = np.asarray(tp, dtype=float)
     cp = np.asarray(cp, dtype=float)
@@ -344,7 +353,7 @@ def layer_activation_bytes(
         kv_units = (m.heads * m.head_dim + m.heads * v_dim + m.kv_lora_rank + m.qk_rope_dim) / h
     else:
         kv_units = m.kv_heads * (m.head_dim + v_dim) / h
-    lin_in = 1.0 if quantized_inputs else 2.0  # bytes per element of a saved linear-layer input
+    lin_in = float(input_bytes)  # bytes per element of a saved linear-layer input
     U = 4.0 + lin_in + lin_in + dropout_masks
     mlp_units = mlp_units - (2.0 - lin_in) * ffn / h  # the down projection's input (SwiGLU product or GeLU output)
     S = 2.0 * q_units + 2.0 * kv_units + lin_in * o_units + mlp_units
@@ -453,7 +462,7 @@ def training_memory(
     total_only: bool = False,
     recompute_fraction: Any = 1.0,
     selective: str = "attention",
-    quantized_inputs: bool = False,
+    input_bytes: float = 2.0,
     etp: Any = None,
     edge_slots: bool = False,
 ) -> TrainingMemory | np.ndarray:
@@ -479,17 +488,17 @@ def training_memory(
 
     act_dense = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp,
                                        recompute=recompute, flash_attention=flash_attention, selective=selective,
-                                       quantized_inputs=quantized_inputs)
+                                       input_bytes=input_bytes)
     act_moe = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp,
                                      recompute=recompute, flash_attention=flash_attention, moe=True,
-                                     selective=selective, quantized_inputs=quantized_inputs)
+                                     selective=selective, input_bytes=input_bytes)
     frac = np.asarray(recompute_fraction, dtype=float)
     if np.any(frac < 1.0):  # block recompute: a fraction of each stage's layers fully, the rest store everything
         partial = (np.asarray(recompute) == 2) & (frac < 1.0)
         keep_d = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp, recompute=0,
-                                        flash_attention=flash_attention, quantized_inputs=quantized_inputs)
+                                        flash_attention=flash_attention, input_bytes=input_bytes)
         keep_m = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp, recompute=0,
-                                        flash_attention=flash_attention, moe=True, quantized_inputs=quantized_inputs)
+                                        flash_attention=flash_attention, moe=True, input_bytes=input_bytes)
         act_dense.value = np.where(partial, frac * act_dense.value + (1 - frac) * keep_d.value, act_dense.value)
         act_moe.value = np.where(partial, frac * act_moe.value + (1 - frac) * keep_m.value, act_moe.value)
     s_loc = np.asarray(seq, dtype=float) / np.asarray(cp, dtype=float)
@@ -497,7 +506,7 @@ def training_memory(
     u_div = np.where(np.asarray(sp, dtype=bool), tp_a, 1.0)
     full_layer = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp,
                                         recompute=0, flash_attention=flash_attention, moe=m.is_moe,
-                                        quantized_inputs=quantized_inputs)
+                                        input_bytes=input_bytes)
 
     first_l, middle_l, last_l = pipeline_layers(m.layers, pp, vp, edge_slots)
     flights = {"first": in_flight, "middle": np.maximum(np.minimum(in_flight, pp_a - 1.0), 0.0),

@@ -264,7 +264,7 @@ TRAIN_FIELDS = [
     FormField("recompute", "recompute", "select", ["none", "selective", "full"]),
     FormField("seq", "sequence length"), FormField("micro_batch", "micro-batch"),
     FormField("num_microbatches", "micro-batches per flush", help="blank: at least PP"),
-    FormField("precision", "precision", "select", ["bf16", "fp16", "fp8", "fp32"]),
+    FormField("precision", "precision", "select", ["bf16", "fp16", "fp8", "fp4", "fp32"]),
     FormField("optimizer", "optimizer", "select", ["adam", "adamw", "adam8bit", "sgd"]),
     FormField("grad_dtype", "gradient dtype", "select", ["", "fp32", "bf16", "bf16+fp32"]),
     FormField("offload", "offload", "select", ["none", "optimizer", "optimizer+params"]),

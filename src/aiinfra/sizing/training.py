@@ -101,12 +101,12 @@ def model_states(
     grads_v = g * shard_g * np.where(code & 1, 0.0, 1.0)
     opt_v = (master + opt) * shard_o * np.where(code & 1, 0.0, 1.0)
     inputs = {"Ψ_local": params_ne, "Ψ_expert_local": params_e, "N_d": dp_shards, "zero": zero}
+    w_src = (f"{precision} training: bf16 weights 2 B + cached quantized copy and transpose {w - 2:g} B "
+             "(Transformer Engine Float8Tensor / NVFP4Tensor caching)" if precision in QUANTIZED_BYTES
+             else f"{precision} = {w:g} B")
     weights = Term(
         "weights", weights_v, "B", "bytes_w · Ψ / (N_d if zero ≥ 3)",
-        {**inputs, "bytes_w": w, "offload": offload}, {"bytes_w": (f"{precision} training: bf16 weights 2 B + cached quantized copy and transpose "
-                                      f"{w - 2:g} B (Transformer Engine Float8Tensor / NVFP4Tensor caching)"
-                                      if precision in QUANTIZED_BYTES else f"{precision} = {w:g} B"),
-                          "sharding": SRC_ZERO},
+        {**inputs, "bytes_w": w, "offload": offload}, {"bytes_w": w_src, "sharding": SRC_ZERO},
     )
     grads = Term(
         "gradients", grads_v, "B", "bytes_g · Ψ / (N_d if zero ≥ 2)",
@@ -379,7 +379,7 @@ def layer_activation_bytes(
         "activations per layer", value, "B",
         "s·b·h·(U/(t if SP) + S/t) + core/t  [none];  core dropped [selective];  2·s·b·h/(t if SP) [full]",
         {"s": s_loc, "b": b, "h": h, "a": a, "t": tp, "cp": cp, "SP": sp, "U": U, "S": S,
-         "core": core_formula, "recompute": recompute, "moe_layer": moe},
+         "saved linear-input bytes": lin_in, "core": core_formula, "recompute": recompute, "moe_layer": moe},
         {"formula": SRC_ACT},
     )
 

@@ -243,22 +243,16 @@ def test_grace_parts_offload_over_nvlink_c2c_to_their_own_cpu_memory():
     assert parts(gb)["optimizer step"] == pytest.approx(params * OPT_BYTES / 256e9)
 
 
-def test_a_host_link_the_catalog_lacks_is_refused_in_one_line(tmp_path):
+def test_a_host_link_the_catalog_lacks_is_refused_in_one_line(tmp_path, cli):
     """A user gpus.yaml whose host_link names no interconnect (or a node layout) is refused naming the GPU and the
-    field, not charged at some other link."""
-    from aiinfra.catalog.loader import set_user_catalogs
-    from aiinfra.perf import comm
+    field, not charged at some other link: one line, exit 2."""
+    from tests.conftest import assert_one_line_error
 
     for i, bad in enumerate(("pcie-gen7", "node-hopper-sxm")):
         f = tmp_path / f"g{i}.yaml"
         f.write_text("gpus:\n  gh200:\n    host_link: " + bad + "\n")
-        set_user_catalogs([f])
-        try:
-            with pytest.raises(Exception, match=f"gpu 'gh200' host_link: .*{bad}") as err:
-                comm.host_link(gpu("gh200"))
-            assert "\n" not in str(err.value)
-        finally:
-            set_user_catalogs([])
+        r = cli("--catalog", str(f), "plan", "llama-3.1-8b", "--gpu", "gh200", "--gpus", "1")
+        assert_one_line_error(r, "gpu 'gh200' host_link:", bad)
 
 
 def test_torchtitan_selective_recomputes_every_second_matmul():

@@ -243,6 +243,36 @@ def test_grace_parts_offload_over_nvlink_c2c_to_their_own_cpu_memory():
     assert parts(gb)["optimizer step"] == pytest.approx(params * OPT_BYTES / 256e9)
 
 
+def test_megatron_offloads_some_layers_activations_under_the_other_layers_compute():
+    """Megatron-LM's CPU offloading (cpu_offloading_num_layers) runs Transformer Engine's layer-wise scheme
+    (TransformerEngine docs/features/other_optimizations/cpu_offloading/cpu_offloading.rst at d0067d0): the first k
+    of L layers' activations are copied to the host asynchronously as they are saved and back before their layer's
+    backward, with at most L − k sets on the GPU. Megatron-Bridge's GB200 recipe for Llama3 70B FP8 (v0.2.1 and
+    v0.4.1, LLAMA3_70B_GB200_FP8_CS: Megatron FSDP, MBS 2, cpu_offloading_num_layers=40, no recompute) offloads half
+    of the 80 layers over NVLink-C2C: each layer's copy (~0.9 GB at 168 GB/s per GPU) is shorter than what the other
+    layers compute meanwhile, so none of it waits. At k = L − 1 one set stays resident and nothing overlaps (TE warns),
+    and a stack without the overlap pays every copy."""
+    m, g = model("llama-3.1-70b"), gpu("gb200")
+    kw = dict(dp=64, micro_batch=2, global_batch=256, seq=8192, dtype="fp8", zero=3)
+
+    def offload(fraction, software="megatron-core"):
+        r = step_time(m, g, offload="activations", offload_fraction=fraction, software=software, **kw)
+        p = next(p for p in r.step.parts if p.name == "offload transfers")
+        return float(p.value), float(p.inputs["activation copies in full"]), float(r.step.value)
+
+    none = float(step_time(m, g, **kw).step.value)
+    hidden, copies, step = offload(0.5)
+    assert hidden == 0.0 and copies > 1.0 and step == pytest.approx(none)
+    assert offload(0.25)[1] == pytest.approx(copies / 2)  # half the layers, half the bytes
+    waits, copies_79, _ = offload(79 / 80)
+    assert waits == pytest.approx(copies_79) and copies_79 == pytest.approx(copies * 79 / 40)
+    some, copies_75, _ = offload(0.75)
+    assert 0.0 < some < copies_75  # past what the compute hides, part of the copies wait
+    from dataclasses import replace
+
+    assert offload(0.5, replace(stack("megatron-core"), offload_overlap=False))[0] == pytest.approx(copies)
+
+
 def test_a_host_link_the_catalog_lacks_is_refused_in_one_line(tmp_path, cli):
     """A user gpus.yaml whose host_link names no interconnect (or a node layout) is refused naming the GPU and the
     field, not charged at some other link: one line, exit 2."""

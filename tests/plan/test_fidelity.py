@@ -142,20 +142,27 @@ def test_megatron_bridge_blackwell_fp8_out_of_sample():
     LLAMA3_70B_GB200_FP8_CS_BASE_CONFIG: Megatron FSDP, cpu_offloading_num_layers=40, no recompute): −5.4% → +0.2%;
     the 405B rows offload the optimizer (GB200 +14.7%, GB300 −2.7%); mean 7.7%. Its three GB200 rows (+10.6%, +0.2%,
     +14.7%) are now what GB200's sustained compute fraction is solved on (0.906, next test): +2.3%, −7.3%, +5.1%;
-    mean 6.3%. The B200 and GB300 rows stay out of every fit."""
+    mean 6.3%. With the 70B recipes run as they are (no recompute, the activations of 40 (GB200) or 20 (GB300) of
+    80 layers offloaded, copied under the other layers' compute: stacks.yaml megatron-core activation_offload) and
+    GB200's fraction solved again (0.871): GB200 −0.9%, −0.6%, +1.5%; GB300 −3.3%, +10.4% (was +2.4% with a
+    completion that recomputed 25% of the layers, which Megatron-LM refuses alongside CPU offloading), −2.7%; mean
+    5.9%. The B200 and GB300 rows stay out of every fit."""
     preds = {p.key: p for p in _table("Megatron-Bridge 25.11 Blackwell FP8-CS")}
     errs = [p.error for p in preds.values()]
-    assert len(errs) == 8 and sum(map(abs, errs)) / 8 <= 0.07 and max(map(abs, errs)) <= 0.215
-    assert all(abs(p.error) <= 0.05 for k, p in preds.items() if "gb300" in k)
-    assert "offload activations" in preds["mbridge-gb200-70b-fp8"].layout
+    assert len(errs) == 8 and sum(map(abs, errs)) / 8 <= 0.065 and max(map(abs, errs)) <= 0.215
+    assert all(abs(p.error) <= 0.05 for k, p in preds.items() if "gb300" in k and "70b" not in k)
+    assert 0.0 < preds["mbridge-gb300-70b-fp8"].error <= 0.11
+    assert "offload activations 40/80 layers" in preds["mbridge-gb200-70b-fp8"].layout
 
 
 def test_gb200_sustained_fraction_is_its_fit_and_holds_on_the_next_release():
     """GB200 runs slower than its own kernel measurements predict: Megatron-Bridge 25.11's GB200 FP8 rows ran +10.6%,
     +0.2% and +14.7% slower than this model at GB200's datasheet clock, GB300's within 4% (archive at 067f987).
-    gpus.yaml gb200 sustained_compute_fraction (0.906) is what makes those three rows' mean signed error zero. Held
-    out, the next release's six GB200 Llama rows (26.04.01: 70B and 405B in FP8, MXFP8 and NVFP4, other layouts)
-    go from 15.5% mean |error| to 8.4%, and no GB300 row moves."""
+    gpus.yaml gb200 sustained_compute_fraction is what makes those three rows' mean signed error zero: 0.906 while
+    the 70B row ran the planner's completion, 0.871 since it runs its recipe (40 of 80 layers' activations offloaded
+    under compute, no recompute; at 1.0 it is +11.7%). Held out, the next release's six GB200 Llama rows (26.04.01:
+    70B and 405B in FP8, MXFP8 and NVFP4, other layouts) go from 17.5% mean |error| at 1.0 to 6.5%, and no GB300
+    row moves."""
     from aiinfra.catalog.gpus import gpu
 
     g = gpu("gb200")
@@ -165,7 +172,7 @@ def test_gb200_sustained_fraction_is_its_fit_and_holds_on_the_next_release():
     fit = [p for p in _table("Megatron-Bridge 25.11 Blackwell FP8-CS") if p.key in keys]
     assert abs(sum(p.predicted / p.published for p in fit) / 3 - 1) <= 0.01
     held = [p for p in _table(BLACKWELL_LLAMA_2604) if "gb200" in p.key]
-    assert len(held) == 6 and sum(abs(p.error) for p in held) / 6 <= 0.09
+    assert len(held) == 6 and sum(abs(p.error) for p in held) / 6 <= 0.07
 
 
 def test_megatron_bridge_2604_gb200_gb300_llama_out_of_sample():
@@ -176,14 +183,16 @@ def test_megatron_bridge_2604_gb200_gb300_llama_out_of_sample():
     (GB300 / GB200). The model (MXFP8 taken as FP8): mean |error| 8.1%; GB300 −11.8%, −1.7%, +12.3%, −4.3%, +2.3%,
     +14.9%; GB200 −5.3%, +14.1%, +21.1%, −0.2%, +8.2%, +1.3%. These are the first NVFP4 rows: the model runs them fast
     (+12.3%, +21.1%, +14.9%, +1.3%); NVFP4's random Hadamard transforms and stochastic rounding are not charged,
-    and FP4 GEMMs read Blackwell's assumed 0.70 plateau [U]. The 70B FP8 runs offload 20 or 40 layers' activations,
-    which the planner's completion approximates (recompute left open)."""
+    and FP4 GEMMs read Blackwell's assumed 0.70 plateau [U]. With the 70B FP8 runs' own activation offload (20 or 40
+    of 80 layers, no recompute, copies under compute) and GB200's fraction solved again with it (0.871): mean 6.6%;
+    GB300 −4.9%, −1.7%, +12.3%, −4.3%, +2.3%, +14.9%; GB200 +1.5%, +10.4%, +17.5%, −3.7%, +4.5%, −1.8%. NVFP4 still
+    runs fast on average (+10.7%)."""
     preds = {p.key: p for p in _table(BLACKWELL_LLAMA_2604)}
     assert len(preds) == 12
     errs = [abs(p.error) for p in preds.values()]
-    assert sum(errs) / 12 <= 0.085 and max(errs) <= 0.22
+    assert sum(errs) / 12 <= 0.07 and max(errs) <= 0.18
     fp4 = [p.error for k, p in preds.items() if k.endswith("nvfp4")]
-    assert len(fp4) == 4 and all(0.0 < e <= 0.22 for e in fp4)
+    assert len(fp4) == 4 and sum(fp4) / 4 > 0.05 and all(-0.03 <= e <= 0.18 for e in fp4)
     assert all(abs(p.error) <= 0.15 for k, p in preds.items() if "gb300" in k)
 
 
@@ -494,8 +503,9 @@ def test_megatron_bridge_blackwell_moe_out_of_sample():
     With the dispatch all-to-all running while the host catches up after the dispatcher's sync (the stall refitted
     to 4.41 ms of host time): Qwen3-235B +11.7%, −10.0%, −23.9%, −14.6%; GPT-OSS +34.5%, +21.1%, +62.0%, +5.4%. With
     GB200's sustained compute fraction (0.906, solved on its dense 25.11 rows): GB200 Qwen3-235B −26.5% (the one
-    GB200 row it moves away), GPT-OSS +52.4%."""
+    GB200 row it moves away), GPT-OSS +52.4%; at 0.871 (solved again once the 70B row ran its recipe's activation
+    offload): Qwen3-235B −27.6%, GPT-OSS +48.7%."""
     q = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 Blackwell Qwen3-235B")}
-    assert len(q) == 4 and all(abs(e) <= 0.27 for e in q.values()) and sum(map(abs, q.values())) / 4 <= 0.18
+    assert len(q) == 4 and all(abs(e) <= 0.28 for e in q.values()) and sum(map(abs, q.values())) / 4 <= 0.18
     o = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 Blackwell GPT-OSS")}
     assert len(o) == 4 and all(0.0 < e <= 0.70 for e in o.values()) and o["mbridge-2604-gb300-gptoss-120b"] <= 0.1

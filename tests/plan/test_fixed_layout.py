@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from aiinfra.catalog.gpus import gpu
@@ -12,6 +13,7 @@ from aiinfra.catalog.models import model
 from aiinfra.contract import registry
 from aiinfra.errors import AiinfraError
 from aiinfra.plan.commands import PlanFacts, parse_layout, plan_command
+from aiinfra.plan.search import Options
 from tests.conftest import assert_one_line_error
 
 H100 = "h100-sxm"
@@ -233,3 +235,38 @@ def test_moe_sync_free_drops_the_host_bound_term(cli):
 
     assert host_part(plain) > 0 and host_part(free) == 0
     assert free["facts"]["your_layout"]["step_s"] < plain["facts"]["your_layout"]["step_s"]
+
+
+def test_activation_offload_follows_megatrons_rules_in_search_and_layout(cli):
+    """Megatron-LM's CPU offloading (TransformerConfig at d98e8a6) refuses pipeline parallelism, activation
+    recompute and num_layers ≥ the model's layers; it offloads the first k layers' activations under the other
+    layers' compute (Transformer Engine). The megatron-core search never ranks a layout breaking those rules (the
+    1T / 4,096 A100 winner used to be TP4·PP8 with every layer's activations offloaded), `--layout offload_layers=40`
+    runs Megatron-Bridge's GB200 70B FP8 recipe (v0.4.1: Megatron FSDP, MBS 2, cpu_offloading_num_layers=40) as 50%
+    of the layers, and each broken rule is one line with exit 2."""
+    from aiinfra.plan.search import plan
+
+    r = plan(model("llama-3.1-70b"), gpu(H100), 64, global_batch=512, seq=8192, top=40, keep=True)
+    ev, sp = r.evaluated, r.evaluated.space
+    act = (sp.offload & 4) > 0
+    assert act.any() and not np.isfinite(ev.step[act & (sp.pp > 1)]).any()
+    assert not (act & (sp.recompute > 0)).any() and not (act & (sp.ofrac >= 1.0)).any()
+    assert sorted(set(sp.ofrac[act].tolist())) == [0.25, 0.5, 0.75]
+    for w in r.top:
+        assert "activations" not in w["offload"] or (w["pp"] == 1 and w["recompute"] == "none")
+
+    res = plan_command(model("llama-3.1-70b"), gpu("gb200"), [64], global_batch=256, seq=8192,
+                       options=Options(dtype="fp8"), layout="tp=1,pp=1,dp=64,mb=2,zero=3,offload_layers=40")
+    y = res.facts["your_layout"]
+    assert y["offload"] == "activations 50%" and y["ofrac"] == 0.5 and y["recompute"] == "none"
+    assert "offload activations 50%" in res.facts["your_layout_verdict"]
+    base = ("plan", "llama-3.1-70b", "--gpu", "gb200", "--gpus", "64", "--global-batch", "256", "--dtype", "fp8",
+            "--layout")
+    for layout, fragment in (("pp=2,offload=activations", "pipeline parallelism"),
+                             ("recompute=full,offload_layers=10", "with recompute"),
+                             ("offload_layers=80", "at most 79 of"),
+                             ("offload_layers=81", "has 80 layers"),
+                             ("offload=optimizer,offload_layers=4", "add activations to offload=")):
+        assert_one_line_error(cli(*base, layout), fragment)
+    assert cli(*base[:-1], "--software", "torchtitan", "--layout", "pp=2,offload=activations",
+               "--format", "json").code == 0

@@ -235,3 +235,51 @@ def test_nvfp4_training_counts_its_quantized_copies_and_the_recipe_layouts_fit()
                               num_microbatches=16 * tp, zero=1, recompute="none", precision="fp4", grad_dtype="bf16",
                               input_bytes=saved_input_bytes("megatron-core", "fp4"))
         assert float(mem.total.value) <= device_memory(gpu(key)).value, key
+
+
+def test_offloading_some_layers_activations_keeps_the_rest_on_the_gpu():
+    """Megatron-LM cpu_offloading_num_layers = k of L layers (Transformer Engine's layer-wise CPU offload): the first
+    k layers' activations go to the host and at most L − k sets stay. Megatron-Bridge's GB200 recipe for Llama3 70B
+    FP8 (v0.4.1 LLAMA3_70B_PRETRAIN_CONFIG_GB200_FP8_CS_V2: Megatron FSDP over 64 GPUs, MBS 2, 40 of 80 layers, no
+    recompute) then needs about half its activations: 190 GB against 186 GB usable on a GB200, within the
+    allocator's fragmentation margin, where keeping every layer would need 343 GB."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.sizing.training import device_memory, saved_input_bytes
+
+    m = model("llama-3.1-70b")
+    kw = dict(seq=8192, micro_batch=2, dp=64, zero=3, precision="fp8", num_microbatches=2,
+              input_bytes=saved_input_bytes("megatron-core", "fp8"))
+
+    def layers_act(**more):
+        r = training_memory(m, **kw, **more)
+        act = next(t for t in r.terms if t.name == "activations")
+        return float(next(p.value for p in act.parts if p.name == "transformer layers")), float(r.total.value)
+
+    kept, _ = layers_act()
+    half, total = layers_act(offload="activations", offload_fraction=0.5)
+    quarter, _ = layers_act(offload="activations", offload_fraction=0.25)
+    assert half == pytest.approx(kept / 2) and quarter == pytest.approx(kept * 0.75)
+    two, _ = layers_act(offload="activations")  # every layer: the two in flight stay
+    assert two == pytest.approx(kept * 2 / 80)
+    assert 1.0 < total / float(device_memory(gpu("gb200")).value) < 1.03
+
+
+def test_size_train_reads_offload_as_plan_prints_it_and_keeps_megatrons_rules(cli):
+    """`size train --offload` takes what `plan` prints ('optimizer+activations 75%': those of the first 75% of each
+    stage's layers). Under megatron-core it refuses what Megatron-LM refuses (TransformerConfig: CPU offloading
+    with pipeline parallelism, with recompute, or of every layer) in one line with exit 2; torchtitan has no such
+    rule here."""
+    from aiinfra.sizing.training import parse_offload
+    from tests.conftest import assert_one_line_error
+
+    assert parse_offload("optimizer+activations 75%") == (5, 0.75)
+    assert parse_offload("weights+activations") == (6, 1.0) and parse_offload("optimizer+params") == (3, 1.0)
+    base = ("size", "train", "llama-3.1-70b", "--format", "json")
+    assert cli(*base, "--offload", "activations 50%").code == 0
+    assert cli(*base, "--offload", "activations", "--pp", "2", "--software", "torchtitan").code == 0
+    for args, fragment in ((("--offload", "activations 50%", "--pp", "2"), "pipeline parallelism"),
+                           (("--offload", "activations 50%", "--recompute", "full"), "with recompute"),
+                           (("--offload", "activations"), "at most 79 of"),
+                           (("--offload", "activations 0%"), "percentage"),
+                           (("--offload", "optimizer 50%"), "unknown offload")):
+        assert_one_line_error(cli(*base, *args), fragment)

@@ -67,13 +67,17 @@ def _table(res: Result, tokens: float | None) -> Table:
 
 
 OFFLOAD_CODES = {"optimizer": "opt", "weights": "wts", "activations": "act"}
-OFFLOAD_CAPTION = "+opt / +wts / +act: optimizer states / weights / activations offloaded to host memory"
+OFFLOAD_CAPTION = ("+opt / +wts / +act: optimizer states / weights / activations offloaded to host memory "
+                   "(+act50%: those of that share of each stage's layers)")
 
 
 def _offload_suffix(w: dict) -> str:
-    """'+opt', '+opt+act', … for what a layout offloads to the host; '' for none."""
+    """'+opt', '+opt+act', '+act50%', … for what a layout offloads to the host; '' for none."""
     off = w["offload"]
-    return "" if off == "none" else "".join(f"+{OFFLOAD_CODES.get(x, x)}" for x in off.split("+"))
+    if off == "none":
+        return ""
+    return "".join("+" + OFFLOAD_CODES.get(name, name) + share
+                   for name, _, share in (x.partition(" ") for x in off.split("+")))
 
 
 def _zero_cell(w: dict) -> str:
@@ -121,11 +125,12 @@ def command(
     cp: Annotated[bool, typer.Option("--cp/--no-cp", help="Allow context parallelism.")] = True,
     overlap: Annotated[bool, typer.Option("--overlap/--no-overlap", help="Overlap DP gradient sync with backward.")] = True,
     layout: Annotated[str | None, typer.Option(
-        help="Evaluate one layout and rank it, e.g. tp=8,pp=16,cp=1,dp=128,mb=1,vp=4,recompute=selective,zero=1; "
-             "keys left out are searched.")] = None,
+        help="Evaluate one layout and rank it, e.g. tp=8,pp=16,cp=1,dp=128,mb=1,vp=4,recompute=selective,zero=1 "
+             "(also ep, etp, offload=optimizer+activations, offload_layers=40, tp_overlap=ring|none); keys left out "
+             "are searched.")] = None,
     offload: Annotated[str, typer.Option(
         help="Offload the search may use, charged at host-link bandwidth: all, or none,optimizer,weights,activations "
-             "and '+' combinations.")] = "all",
+             "and '+' combinations; activations from 25-100% of each stage's layers, as the stack allows.")] = "all",
     causal: Annotated[bool, typer.Option("--causal/--no-causal", help="Causal attention (half the attention FLOPs).")] = True,
     software: Annotated[str, typer.Option(help="Software stack profile (catalog stacks.yaml): megatron-core, torchtitan, deepspeed, llama3-meta, megatron-2021.")] = "megatron-core",
     memory_reserve: Annotated[str | None, typer.Option(

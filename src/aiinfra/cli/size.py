@@ -58,7 +58,9 @@ def train(
     precision: Annotated[str, typer.Option(help="fp32 | bf16 | fp16 | fp8 | fp4 (FP4: NVFP4 linears, Blackwell)")] = "bf16",
     optimizer: Annotated[str, typer.Option(help="adam | adamw | adam8bit | sgd")] = "adam",
     grad_dtype: Annotated[str | None, typer.Option(help="Gradient buffer dtype: fp32 (Megatron) | bf16 | bf16+fp32 (DeepSpeed ZeRO-2).")] = None,
-    offload: Annotated[str, typer.Option(help="none | optimizer | optimizer+params (ZeRO-Offload).")] = "none",
+    offload: Annotated[str, typer.Option(help="none | optimizer | optimizer+params (ZeRO-Offload) | activations, or any "
+                                             "'+' combination of optimizer, weights, activations; 'activations 50%' "
+                                             "offloads those of the first half of each stage's layers.")] = "none",
     flash_attention: Annotated[bool, typer.Option("--flash/--no-flash", help="Flash attention removes the a·s² terms.")] = True,
     overhead_gib: Annotated[float | None, typer.Option(help="Fixed runtime overhead per GPU in GiB (default: catalog).")] = None,
     fragmentation: Annotated[float | None, typer.Option(help="Allocator fragmentation as a fraction of allocated bytes.")] = None,

@@ -44,7 +44,7 @@ is NCCL wall time and is not divided by it. Placement follows Megatron's rank or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import numpy as np
 
@@ -56,8 +56,8 @@ from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_
                                 training_flops)
 from aiinfra.sizing.dtypes import nbytes
 from aiinfra.sizing.params import attention_params, every_second_linear, linear_order, param_counts
-from aiinfra.sizing.training import (layer_activation_bytes, offload_code, pipeline_edge_slots, pipeline_layers,
-                                     selective_policy, stack_uneven_pipeline)
+from aiinfra.sizing.training import (activation_offload, layer_activation_bytes, offload_code, pipeline_edge_slots,
+                                     pipeline_layers, saved_input_bytes, selective_policy, stack_uneven_pipeline)
 from aiinfra.specs import GpuSpec, ModelSpec, arch_family
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/(v·m) for the interleaved 1F1B schedule"
@@ -141,6 +141,14 @@ class Stack:
     # sequence parallelism shards the sequence dim behind the batch dim, so blocking TP collectives copy to and from
     # the collective's layout (stacks.yaml sp_layout_copies)
     sp_layout_copies: bool = False
+    # activation offload (stacks.yaml activation_offload): copies on a side stream under the other layers' compute
+    # (Transformer Engine's layer-wise CPU offload); whether it combines with PP and with recompute, whether every
+    # layer may go; its source
+    offload_overlap: bool = False
+    offload_with_pp: bool = True
+    offload_with_recompute: bool = True
+    offload_every_layer: bool = True
+    offload_source: str = ""
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -166,7 +174,8 @@ def stack(name: str = "megatron-core") -> Stack:
                  _flag(key, "separate_projections", e.get("separate_projections", False)),
                  _act_syncs(key, e.get("moe_activation_syncs") or {}), str(e.get("moe_activation_syncs_source", "")),
                  *_cp_ring(key, e.get("cp_ring")), _tp_fusion(key, e.get("tp_overlap_fusion", "userbuffers")),
-                 _flag(key, "sp_layout_copies", e.get("sp_layout_copies", False)))
+                 _flag(key, "sp_layout_copies", e.get("sp_layout_copies", False)),
+                 *astuple(activation_offload(key)))
 
 
 # How the chunked TP overlap (tp_overlap_split) pairs collectives with GEMMs: Transformer Engine's userbuffers, or
@@ -422,6 +431,7 @@ def step_time(
     moe_dispatcher: str = "alltoall",
     moe_host_ms: float | None = None,
     moe_stall_ms: float | None = None,
+    offload_fraction: Number = 1.0,
 ) -> TrainingPerf | np.ndarray:
     """Step time of training `m` on `gpu` with the given layout (scalars or broadcastable arrays).
 
@@ -443,6 +453,8 @@ def step_time(
     token once per destination node over the NICs, once per destination rank inside it; comm.relayed_all_to_all).
     `moe_host_ms` / `moe_stall_ms` override the stack's host time per MoE layer and micro-batch and its stall after
     each forward sync (stacks.yaml moe_host).
+    `offload_fraction` (arrays allowed): with activations offloaded (offload bit 4), the share of each stage's layers
+    whose activations go to the host, the first ones (Megatron --cpu-offloading-num-layers over the layers); 1: all.
     """
     node = node or comm.node_for(gpu)
     stk = software if isinstance(software, Stack) else stack(software)
@@ -924,16 +936,51 @@ def step_time(
     # Offload (bit flags, sizing.training.offload_code): every byte crosses the host link, never free.
     off = _a(offload_code(offload))
     host = comm.host_link(gpu)
-    act_layer = layer_activation_bytes(m, seq=s, micro_batch=mb, tp=tp, cp=cp, sp=sp & (tp > 1), recompute=rc,
-                                       flash_attention=flash_attention).value
+    # the bytes the memory model parks on the host (sizing.training_memory): the stack's selective policy, its
+    # saved linear inputs at their quantized width, MoE layers at their own size, and under block recompute the
+    # layers that recompute nothing at their whole size
+    def act_bytes(moe: bool, code):
+        return layer_activation_bytes(m, seq=s, micro_batch=mb, tp=tp, cp=cp, sp=sp & (tp > 1), recompute=code,
+                                      flash_attention=flash_attention, moe=moe, selective=stk.selective,
+                                      input_bytes=saved_input_bytes(stk.key, lin)).value
+
+    def layer_mix(code):  # per layer, averaged over dense and MoE layers
+        if not m.is_moe:
+            return act_bytes(False, code)
+        return (m.dense_layers * act_bytes(False, code) + m.moe_layers * act_bytes(True, code)) / L
+
+    act_layer = layer_mix(rc)
+    if np.any((rc == 2) & (full < 1)):
+        act_layer = np.where(rc == 2, full * act_layer + (1 - full) * layer_mix(0), act_layer)
     off_opt = np.where(off & 1, opt_shard * (4.0 + OPT_BYTES), 0.0)
     off_w = np.where(off & 2, M * (2 + full) * shard * 2.0, 0.0)
-    off_act = np.where(off & 4, M * 2.0 * n_layers * act_layer, 0.0)
-    t_off_v = (off_opt + off_w + off_act) / host.effective_bw
+    # activations of the first k = fraction × L_stage layers: one copy out in the forward, one back in the backward
+    k_off = np.clip(_a(offload_fraction).astype(float), 0.0, 1.0) * n_layers
+    x_layer = act_layer / host.effective_bw  # one layer's copy, one way
+    act_raw = np.where(off & 4, M * 2.0 * k_off * x_layer, 0.0)
+    if stk.offload_overlap:
+        # Each pass's copies queue on one side stream under the other layers' compute. With at most L − k sets on
+        # the GPU, the stream runs one layer ahead of the compute while it keeps up; when it cannot, the pass ends
+        # once the k copies are done and one layer remains on either side: exposed max(0, k·x − (L − 2)·t_pass).
+        # k = L − 1 leaves one set resident, so nothing overlaps (TE warns): all k copies wait. Every layer
+        # offloaded keeps two sets resident (sizing.training_memory), which overlaps as k = L − 2 does.
+        t_fwd = layer_t / (3.0 + full)  # the forward pass's share of a layer (backward 2x, recompute in backward)
+        t_bwd = layer_t - t_fwd
+        one_resident = (n_layers - k_off < 2.0) & (k_off < n_layers)
+        hide = np.where(one_resident, 0.0, np.maximum(n_layers - 2.0, 0.0))
+        act_v = np.where(off & 4, M * (np.maximum(k_off * x_layer - hide * t_fwd, 0.0)
+                                       + np.maximum(k_off * x_layer - hide * t_bwd, 0.0)), 0.0)
+    else:
+        act_v = act_raw
+    t_off_v = (off_opt + off_w) / host.effective_bw + act_v
     t_off = Term("offload transfers", _s(t_off_v), "s",
-                 "(optimizer: shard·(4 + 30) B; weights: M·(2 + recompute)·params·2 B; activations: M·2·stage bytes) "
-                 "/ host-link bandwidth", {"host link": host.key, "B/s": host.effective_bw, "offload code": off},
-                 {host.key: host.source})
+                 "(optimizer: shard·(4 + 30) B; weights: M·(2 + recompute)·params·2 B) / host-link bandwidth "
+                 "+ activations: M·2·k·x (x = one layer's bytes / host-link bandwidth, k = offloaded layers)"
+                 + (", less the compute it runs under: M·Σ_pass max(0, k·x − (L_stage − 2)·t_pass)"
+                    if stk.offload_overlap else ""),
+                 {"host link": host.key, "B/s": host.effective_bw, "offload code": off, "offloaded layers": k_off,
+                  "activation copies in full": act_raw},
+                 {host.key: host.source, **({"activation offload": stk.offload_source} if stk.offload_overlap else {})})
     # Offloaded, the step runs on the CPU at this GPU's share of its memory bandwidth (the node's split over its
     # GPUs; a Grace CPU's own LPDDR5X on Grace parts).
     host_bw, host_src = comm.host_memory_bw_per_gpu(gpu, node)

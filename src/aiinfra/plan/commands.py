@@ -17,10 +17,11 @@ from aiinfra.explain import Result, quantity
 from aiinfra.perf.training import TP_MODES
 from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, edge_slots, plan, tp_modes
 from aiinfra.plan.space import RECOMPUTE_NAMES
-from aiinfra.sizing.training import check_layout, device_memory
+from aiinfra.sizing.training import check_activation_offload, check_layout, device_memory
 from aiinfra.specs import GpuSpec, ModelSpec
 
-LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "offload", "tp_overlap")
+LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "offload", "offload_layers",
+               "tp_overlap")
 OFFLOAD_BITS = {"none": 0, "optimizer": 1, "weights": 2, "activations": 4}
 
 
@@ -148,7 +149,23 @@ def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int
                           f"to be a multiple of pp={lay.get('pp', 1)}")
 
 
-def _widen(opt: Options, lay: dict) -> Options:
+def _check_offload(m: ModelSpec, lay: dict, software: str) -> None:
+    """One sentence naming the activation-offload rule a fixed layout breaks: offload_layers' own (it counts layers
+    whose activations go, so offload must include activations) and its stack's (sizing.training
+    check_activation_offload)."""
+    if "offload_layers" in lay:
+        if "offload" in lay and not lay["offload"] & 4:
+            raise LayoutError(f"offload_layers={lay['offload_layers']} counts layers whose activations are offloaded; "
+                              "add activations to offload= or drop offload_layers")
+        if lay["offload_layers"] > m.layers:
+            raise LayoutError(f"offload_layers={lay['offload_layers']}: {m.name} has {m.layers} layers")
+    if lay.get("offload", 0) & 4 or "offload_layers" in lay:
+        # a share is searched unless offload_layers fixes it; only a fixed one can break every_layer
+        check_activation_offload(m, software, share=lay.get("offload_layers", 0) / m.layers, pp=lay.get("pp", 1),
+                                 recompute=lay.get("recompute", 0))
+
+
+def _widen(m: ModelSpec, opt: Options, lay: dict) -> Options:
     """The search space must hold the fixed values, whatever the default lists say."""
     def add(values: tuple | None, key: str) -> tuple | None:
         if values is None:  # None already means every value that divides
@@ -162,10 +179,11 @@ def _widen(opt: Options, lay: dict) -> Options:
         offered = " or ".join(TP_MODES[i] for i in tp_modes(opt))
         raise SpecError(f"--layout tp_overlap={TP_MODES[lay['tp_overlap']]}: the {opt.software} stack offers {offered} "
                         "(catalog stacks.yaml tp_overlap_modes)")
+    fractions = {"offload_fractions": (lay["offload_layers"] / m.layers,)} if "offload_layers" in lay else {}
     return Options(**{**opt.__dict__, "micro_batches": add(opt.micro_batches, "mb"),
                       "interleaves": add(opt.interleaves, "vp"), "recompute": add(opt.recompute, "recompute"),
                       "zero_stages": add(opt.zero_stages, "zero"), "context_parallel": add(opt.context_parallel, "cp"),
-                      "offloads": add(opt.offloads, "offload")})
+                      "offloads": add(opt.offloads, "offload"), **fractions})
 
 
 def _yours(r: PlanResult, lay: dict) -> dict | None:
@@ -176,7 +194,8 @@ def _yours(r: PlanResult, lay: dict) -> dict | None:
             "recompute": sp.recompute, "zero": sp.zero, "offload": sp.offload, "tp_overlap": sp.tpo, "etp": sp.etp}
     match = np.ones(len(sp), dtype=bool)
     for k, v in lay.items():
-        match &= cols[k] == v
+        if k != "offload_layers":  # searched as the share of the layers it is (plan.search offload_fractions)
+            match &= cols[k] == v
     if lay.get("recompute") == 2:  # "full" means every layer; partial shares are searched only when left out
         match &= sp.rfrac == 1.0
     idx = np.nonzero(match)[0]
@@ -239,7 +258,10 @@ def plan_command(
     lay = parse_layout(layout) if isinstance(layout, str) or layout is None else dict(layout)
     if lay:
         _check_buildable(m, gpus, lay, global_batch, seq, edge_slots(m, opt))
-        opt = _widen(opt, lay)
+        _check_offload(m, lay, opt.software)
+        if "offload_layers" in lay:  # a count of layers whose activations go: activations are offloaded
+            lay["offload"] = lay.get("offload", 0) | 4
+        opt = _widen(m, opt, lay)
     r = plan(m, gpu, gpus, global_batch=global_batch, seq=seq, tokens=tokens, price_per_gpu_hour=price_per_gpu_hour,
              objective=objective, top=top, options=opt, progress=progress, keep=bool(lay))
     w = r.top[0]

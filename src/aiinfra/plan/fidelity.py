@@ -107,12 +107,14 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
                       moe_dispatcher=row.get("moe_dispatcher", "alltoall"), seq=seq, dtype=row["dtype"],
                       flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                       overlap_dp=row["stack"] != "megatron-2021", software=row["stack"], framework_eff=framework_eff,
-                      moe_host_ms=moe_host_ms, moe_stall_ms=moe_stall_ms)
+                      moe_host_ms=moe_host_ms, moe_stall_ms=moe_stall_ms, offload=4 if "offload_layers" in row else 0,
+                      offload_fraction=int(row.get("offload_layers", m.layers)) / m.layers)
         # a per-layer time (Korthikanti Table 4) times the layers' forward + backward only: no optimizer step or DP sync
         outside = sum(float(p.value) for p in r.step.parts if p.name in ("optimizer step", "DP communication (exposed)"))
         value = _metric(row, float(r.tokens_per_s.value), gpus, float(r.tflops_per_gpu.value), float(r.mfu.value),
                         float(r.step.value) - (outside if row["metric"] == "layer_ms" else 0.0), m.layers)
         rl = f" {row['recompute_layers']}/{m.layers} layers" if "recompute_layers" in row else ""
+        rl += f" offload activations {row['offload_layers']}/{m.layers} layers" if "offload_layers" in row else ""
         ep_s = f"·EP{row['ep']}" + ("(ETP1)" if row.get("etp", tp) != tp else "") if row.get("ep", 1) > 1 else ""
         lay = (f"TP{tp}·PP{pp}·CP{cp}{ep_s}·DP{dp} mb{row.get('mb', 1)} v{row.get('vp', 1)} "
                f"{row.get('recompute', 'none')}{rl}" + ("" if row.get("sp", True) or tp == 1 else " no-SP"))

@@ -50,6 +50,9 @@ class Options:
     offloads: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
     # full recompute on this share of each stage's layers (Megatron --recompute-num-layers, block method)
     recompute_fractions: tuple[float, ...] = (0.125, 0.25, 0.5, 0.75, 1.0)
+    # activations offloaded from this share of each stage's layers, the first ones (Megatron
+    # --cpu-offloading-num-layers); 1 (every layer) only where the stack allows it
+    offload_fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
     recompute: tuple[int, ...] = (0, 1, 2)
     micro_batches: tuple[int, ...] | None = None  # None: every divisor of the per-replica batch
     interleaves: tuple[int, ...] | None = None  # None: every count that leaves each virtual stage a layer
@@ -140,7 +143,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve, offload=b("offload"),
         total_only=not with_parts, recompute_fraction=b("rfrac"), selective=stack(opt.software).selective,
         input_bytes=saved_input_bytes(opt.software, opt.dtype), grad_dtype=opt.grad_dtype, etp=b("etp"),
-        edge_slots=edge_slots(m, opt),
+        edge_slots=edge_slots(m, opt), offload_fraction=b("ofrac"),
     )
     perf = step_time(
         m, gpu, tp=b("tp"), pp=b("pp"), dp=b("dp"), cp=b("cp"), ep=b("ep"), micro_batch=b("mb"), vp=b("vp"),
@@ -149,17 +152,28 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         software=opt.software, framework_eff=opt.framework_efficiency, offload=b("offload"), step_only=not with_parts,
         recompute_fraction=b("rfrac"), tp_overlap=b("tpo"), grad_reduce=opt.grad_dtype, etp=b("etp"),
         ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split, sp=b("sp"), moe_dispatcher=opt.moe_dispatcher,
-        **_host_free(opt),
+        offload_fraction=b("ofrac"), **_host_free(opt),
     )
     shape = (space.n_base, space.k)
     memory = np.broadcast_to(np.asarray(mem if not with_parts else mem.total.value, dtype=float), shape).ravel()
     step = np.broadcast_to(np.asarray(perf if not with_parts else perf.step.value, dtype=float), shape).ravel()
     # TP1 has no TP collectives: its "overlapped" twin is the same layout, so it never ranks or counts
-    step = np.where(np.broadcast_to((b("tp") == 1) & (b("tpo") == 1), shape).ravel(), np.inf, step)
+    step = np.where(np.broadcast_to(unbuildable(space, opt, b), shape).ravel(), np.inf, step)
     parts = {}
     if with_parts:
         parts = {p.name: np.broadcast_to(np.asarray(p.value, dtype=float), shape).ravel() for p in perf.step.parts}
     return (memory, step), parts
+
+
+def unbuildable(space: Space, opt: Options, b: Callable | None = None) -> np.ndarray:
+    """Candidates that never rank or count, broadcast (base, knobs): the TP1 twins (TP1 has no TP collectives, so
+    its "overlapped" twin is the same layout) and activation offload under pipeline parallelism where the stack
+    refuses that pair (Megatron-LM: no CPU offloading with PP)."""
+    b = b or space.bcast
+    out = (b("tp") == 1) & (b("tpo") == 1)
+    if not stack(opt.software).offload_with_pp:
+        out = out | ((b("pp") > 1) & ((b("offload") & 4) > 0))
+    return out
 
 
 def edge_slots(m: ModelSpec, opt: Options) -> bool:
@@ -237,19 +251,26 @@ def plan(
     if objective not in ("time", "cost"):
         raise SpecError(f"objective must be time or cost, not {objective}")
     space_edge = edge_slots(m, opt)
+    stk = stack(opt.software)
     space = build_space(m, counts, global_batch=global_batch, seq=seq, gpus_per_node=gpn,
                         micro_batches=opt.micro_batches, interleaves=opt.interleaves, recompute=opt.recompute,
                         zero_stages=opt.zero_stages, context_parallel=opt.context_parallel, offloads=opt.offloads,
-                        recompute_fractions=opt.recompute_fractions, sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens, max_tp=opt.max_tp,
-                        scaleup_domain=gpu.scaleup_domain, uneven_pipeline=stack(opt.software).uneven_pipeline,
+                        recompute_fractions=opt.recompute_fractions, offload_fractions=opt.offload_fractions,
+                        offload_with_recompute=stk.offload_with_recompute, offload_every_layer=stk.offload_every_layer,
+                        sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens, max_tp=opt.max_tp,
+                        scaleup_domain=gpu.scaleup_domain, uneven_pipeline=stk.uneven_pipeline,
                         edge_slots=space_edge, tp_overlaps=tp_modes(opt))
+    if space.n_base and not space.k:  # every recompute/offload combination asked for is one the stack refuses
+        raise SpecError(f"the {stk.key} stack offloads activations only without recompute"
+                        + ("" if stk.offload_every_layer else " and from fewer layers than the model has")
+                        + "; widen --recompute or --offload")
     if len(space) == 0:
         c = ", ".join(str(n) for n in counts)
         raise SpecError(
             f"{c} GPUs cannot be split into TP × PP × CP × DP for {m.name} with a global batch of {global_batch} "
             f"sequences (TP must divide {m.heads} heads, PP the {m.layers} layers, DP × micro-batch the batch)")
     total_n = len(space)
-    twins = int(np.sum(space.base["tp"] == 1)) * int(np.sum(space.knobs["tpo"] == 1))
+    twins = int(np.sum(unbuildable(space, opt)))
     done = [0]
 
     def tick(n: int) -> None:
@@ -324,7 +345,7 @@ def _row(m: ModelSpec, gpu: GpuSpec, ev: Evaluated, i: int, seq: int, tokens: fl
     peak = gpu.peak_flops("bf16" if "bf16" in gpu.tflops else "fp16")
     row = {
         **r, "layout": describe(r), "recompute": recompute_name(r["recompute"], r.get("rfrac", 1.0)), "index": i,
-        "offload": offload_name(r.get("offload", 0)), "tp_overlap": TP_MODES[int(r.get("tpo", 0))],
+        "offload": offload_name(r.get("offload", 0), r.get("ofrac", 1.0)), "tp_overlap": TP_MODES[int(r.get("tpo", 0))],
         "step_s": step, "tokens_per_s": float(ev.tokens_per_s[i]), "memory_gb": float(ev.memory[i]) / 1e9,
         "headroom_gb": (float(device_memory(gpu).value) - float(ev.memory[i])) / 1e9, "fits": bool(ev.fits[i]),
         "tflops": float(fl.hardware.value) / n / step / 1e12, "mfu": float(fl.model.value) / n / step / peak,
@@ -357,8 +378,9 @@ def _rejections(ev: Evaluated, space: Space, order: np.ndarray, chosen: list[int
                 continue
             seen.add(key)
             gain = 1 - raw[i] / raw[win]
+            off = offload_name(r.get("offload", 0), r.get("ofrac", 1.0))
             out.append(f"rejected {key} mb{r['mb']} {recompute_name(r['recompute'], r.get('rfrac', 1.0))} recompute "
-                       f"ZeRO-{r['zero']}: "
+                       f"ZeRO-{r['zero']}{'' if off == 'none' else ' offload ' + off}: "
                        f"{gain:.1%} faster but out of memory ({ev.memory[i] / 1e9:.1f} GB per GPU > "
                        f"{device_memory(gpu).value / 1e9:.1f} GB usable)")
             if len(seen) >= limit:
@@ -390,7 +412,7 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                           offload=one.get("offload", 0), recompute_fraction=one.get("rfrac", 1.0),
                           selective=stack(opt.software).selective,
                           input_bytes=saved_input_bytes(opt.software, opt.dtype), grad_dtype=opt.grad_dtype,
-                          etp=one.get("etp"), edge_slots=edge_slots(m, opt))
+                          etp=one.get("etp"), edge_slots=edge_slots(m, opt), offload_fraction=one.get("ofrac", 1.0))
     perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
                      vp=one["vp"], recompute=one["recompute"], zero=one["zero"], global_batch=global_batch, seq=seq,
                      dtype=opt.dtype, flash_attention=opt.flash_attention, causal=opt.causal,
@@ -398,7 +420,7 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                      framework_eff=opt.framework_efficiency, offload=one.get("offload", 0),
                      recompute_fraction=one.get("rfrac", 1.0), tp_overlap=one.get("tpo"), grad_reduce=opt.grad_dtype,
                      etp=one.get("etp"), ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split, sp=one["sp"],
-                     moe_dispatcher=opt.moe_dispatcher, **_host_free(opt))
+                     moe_dispatcher=opt.moe_dispatcher, offload_fraction=one.get("ofrac", 1.0), **_host_free(opt))
     terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.mfu_full, perf.hfu, mem.total]
     if tokens:
         terms += perf.time_to_train(tokens, price)

@@ -1,8 +1,9 @@
 """The search space: every layout that divides correctly, as flat numpy arrays (one entry per candidate).
 
 Axes: GPU count N, TP, CP, PP, EP, micro-batch, interleave (virtual stages), recompute mode
-(0 none / 1 selective / 2 full), ZeRO stage, offload and the TP overlap mode (blocking or
-overlapped chunk by chunk, where the software stack offers both; TP1 has no TP mode to choose). Rules (Megatron-LM and DeepSpeed constraints):
+(0 none / 1 selective / 2 full), ZeRO stage, offload (with activations, the share of each stage's layers whose
+activations go) and the TP overlap mode (blocking or overlapped chunk by chunk, where the software stack offers both;
+TP1 has no TP mode to choose). Rules (Megatron-LM and DeepSpeed constraints):
 - TP divides the attention heads (inside the GPU's scale-up domain at NVLink speed, beyond it over
   the NICs); SP is on whenever TP > 1 (as NeMo's AutoConfigurator does) unless switched off;
 - PP is any stage count that leaves every (virtual) stage a layer: uneven stages, the first and last
@@ -31,7 +32,7 @@ RECOMPUTE_NAMES = ("none", "selective", "full")
 
 
 BASE = ("gpus", "tp", "pp", "dp", "cp", "ep", "mb", "vp", "sp", "etp")
-KNOBS = ("recompute", "rfrac", "zero", "offload", "tpo")
+KNOBS = ("recompute", "rfrac", "zero", "offload", "ofrac", "tpo")
 
 
 class Space:
@@ -123,6 +124,9 @@ def build_space(
     offloads: tuple[int, ...] = (0,),
     tp_overlaps: tuple[int, ...] = (0,),
     recompute_fractions: tuple[float, ...] = (1.0,),
+    offload_fractions: tuple[float, ...] = (1.0,),
+    offload_with_recompute: bool = True,
+    offload_every_layer: bool = True,
     context_parallel: tuple[int, ...] | None = None,
     sequence_parallel: bool = True,
     min_cp_tokens: int = 1024,
@@ -193,10 +197,20 @@ def build_space(
     # recompute modes: none, selective, and full on a fraction of each stage's layers (block method)
     pairs = [(r, 1.0) for r in recompute if r != 2]
     pairs += [(2, f) for f in recompute_fractions] if 2 in recompute else []
-    kg = np.meshgrid(np.arange(len(pairs)), _i64(zero_stages), _i64(offloads), _i64(tp_overlaps), indexing="ij")
+    # offload flags, activations (bit 4) on a share of each stage's layers (the first ones)
+    opairs = [(o, f) for o in offloads for f in (offload_fractions if o & 4 else (1.0,))]
+    kg = np.meshgrid(np.arange(len(pairs)), _i64(zero_stages), np.arange(len(opairs)), _i64(tp_overlaps),
+                     indexing="ij")
     pr = np.asarray(pairs, dtype=float).reshape(-1, 2)
+    po = np.asarray(opairs, dtype=float).reshape(-1, 2)
     knobs = {"recompute": pr[kg[0].ravel(), 0].astype(np.int64), "rfrac": pr[kg[0].ravel(), 1],
-             "zero": kg[1].ravel(), "offload": kg[2].ravel(), "tpo": kg[3].ravel()}
+             "zero": kg[1].ravel(), "offload": po[kg[2].ravel(), 0].astype(np.int64), "ofrac": po[kg[2].ravel(), 1],
+             "tpo": kg[3].ravel()}
+    # what the stack cannot combine with activation offload (Megatron-LM: no recompute, fewer layers than the model)
+    act = (knobs["offload"] & 4) > 0
+    drop = act & (((knobs["recompute"] > 0) & (not offload_with_recompute))
+                  | ((knobs["ofrac"] >= 1.0) & (not offload_every_layer)))
+    knobs = {k: v[~drop] for k, v in knobs.items()}
     return Space(base, knobs, global_batch)
 
 
@@ -206,9 +220,12 @@ def recompute_name(code: int, fraction: float = 1.0) -> str:
     return f"full {fraction:.0%}" if name == "full" and fraction < 1.0 else name
 
 
-def offload_name(code: int) -> str:
-    """Bit flags → 'none' | 'optimizer' | 'weights+activations' …"""
+def offload_name(code: int, fraction: float = 1.0) -> str:
+    """Bit flags → 'none' | 'optimizer' | 'weights+activations' | 'activations 50%' (that share of each stage's
+    layers) …"""
     names = [n for bit, n in ((1, "optimizer"), (2, "weights"), (4, "activations")) if int(code) & bit]
+    if int(code) & 4 and fraction < 1.0:
+        names[-1] += f" {fraction:.0%}"
     return "+".join(names) or "none"
 
 

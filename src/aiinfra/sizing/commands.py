@@ -13,8 +13,8 @@ from aiinfra.contract import Facts, Quantity, command
 from aiinfra.explain import Result, quantity
 from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
 from aiinfra.sizing.params import param_counts
-from aiinfra.sizing.training import (fit_verdict, pipeline_edge_slots, saved_input_bytes, selective_policy,
-                                     stack_uneven_pipeline, training_memory)
+from aiinfra.sizing.training import (RECOMPUTE, check_activation_offload, fit_verdict, parse_offload, pipeline_edge_slots,
+                                     saved_input_bytes, selective_policy, stack_uneven_pipeline, training_memory)
 from aiinfra.specs import GpuSpec, ModelSpec
 from aiinfra.units import GiB
 
@@ -76,12 +76,19 @@ def training_report(
     software: str = "megatron-core", pipeline_split: str = "auto",
 ) -> Result:
     """`aiinfra size train`: memory per GPU and whether it fits `g`. Sequence parallelism defaults to TP > 1.
-    `software` names the stack whose selective-recompute policy applies (as in `aiinfra plan --software`)."""
+    `software` names the stack whose selective-recompute and activation-offload rules apply (as in `aiinfra plan
+    --software`). `offload` as the planner prints it: '+' combinations of optimizer, weights, activations, the
+    activations with an optional share of each stage's layers ('activations 50%')."""
+    code, share = parse_offload(offload)
+    if code & 4:
+        if recompute not in RECOMPUTE:
+            raise SpecError(f"unknown recompute mode '{recompute}'; choose none, selective or full")
+        check_activation_offload(m, software, share=share, pp=pp, recompute=RECOMPUTE[recompute])
     mem = training_memory(
         m, seq=seq, micro_batch=micro_batch, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, sp=tp > 1 if sp is None else sp,
         vp=interleave, num_microbatches=num_microbatches, zero=zero, distributed_optimizer=distributed_optimizer,
-        recompute=recompute, precision=precision, optimizer=optimizer, grad_dtype=grad_dtype, offload=offload,
-        flash_attention=flash_attention, overhead_bytes=_overhead_bytes(overhead_gib),
+        recompute=recompute, precision=precision, optimizer=optimizer, grad_dtype=grad_dtype, offload=code,
+        offload_fraction=share, flash_attention=flash_attention, overhead_bytes=_overhead_bytes(overhead_gib),
         fragmentation=fragmentation, selective=selective_policy(software),
         input_bytes=saved_input_bytes(software, precision),
         edge_slots=pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split),

@@ -34,6 +34,77 @@ OFFLOAD_CODES = {"none": 0, "optimizer": 1, "optimizer+params": 3, "activations"
                  "all": 7}
 
 
+OFFLOAD_BITS = {"optimizer": 1, "weights": 2, "params": 2, "activations": 4}
+
+
+def parse_offload(text: str) -> tuple[int, float]:
+    """'optimizer+activations 50%' → (bit flags, share of each stage's layers whose activations go): any '+'
+    combination of optimizer, weights (or params), activations, the activations optionally with a share (as the
+    planner prints it), or none / all."""
+    value = str(text).strip().lower()
+    if value in OFFLOAD_CODES:
+        return OFFLOAD_CODES[value], 1.0
+    code, share = 0, 1.0
+    for part in value.split("+"):
+        name, _, pct = part.strip().partition(" ")
+        if name not in OFFLOAD_BITS or (pct and name != "activations"):
+            raise SpecError(f"unknown offload '{text}'; combine optimizer, weights, activations with + "
+                            "(activations may carry a share of each stage's layers, e.g. 'activations 50%')")
+        if pct:
+            try:
+                share = float(pct.rstrip("%")) / 100
+            except ValueError:
+                share = -1.0
+            if not pct.endswith("%") or not 0 < share <= 1:
+                raise SpecError(f"offload '{text}': the activations' share must be a percentage in (0, 100], e.g. 50%")
+        code |= OFFLOAD_BITS[name]
+    return code, share
+
+
+@dataclass(frozen=True)
+class ActivationOffload:
+    """How a software stack offloads activations (stacks.yaml activation_offload; absent: no overlap, any layout)."""
+
+    overlap: bool = False  # copies on a side stream under the other layers' compute
+    pipeline: bool = True  # combines with pipeline parallelism
+    recompute: bool = True  # combines with activation recomputation
+    every_layer: bool = True  # all of a stage's layers may go (else fewer)
+    source: str = ""
+
+
+def activation_offload(software: str = "megatron-core") -> ActivationOffload:
+    """The stack's activation-offload rules (catalog stacks.yaml activation_offload); a malformed entry is refused."""
+    key, entry = default_catalog().entry("stacks", software)
+    raw = entry.get("activation_offload")
+    if raw is None:
+        return ActivationOffload()
+    names = ("overlap", "pipeline", "recompute", "every_layer")
+    if not isinstance(raw, dict) or set(raw) - {*names, "source"} or any(
+            not isinstance(raw.get(n, True), bool) for n in names):
+        raise SpecError(f"stack '{key}': activation_offload takes overlap, pipeline, recompute, every_layer "
+                        f"(true/false) and source, got {raw!r}")
+    return ActivationOffload(**{n: raw[n] for n in names if n in raw}, source=str(raw.get("source", "")))
+
+
+def check_activation_offload(m: ModelSpec, software: str, *, share: float = 1.0, pp: int = 1,
+                             recompute: int = 0) -> None:
+    """Raise LayoutError naming the rule of the stack (activation_offload) that offloading the activations of
+    `share` of each stage's layers on this layout breaks (Megatron-LM: no PP, no recompute, fewer layers than the
+    model has)."""
+    rules = activation_offload(software)
+    if not rules.every_layer and share >= 1.0:
+        raise LayoutError(f"the {software} stack offloads the activations of at most {m.layers - 1} of {m.name}'s "
+                          f"{m.layers} layers, not all of them; offload a share (e.g. 'activations 50%', "
+                          "plan --layout offload_layers=N)")
+    if not rules.pipeline and pp > 1:
+        raise LayoutError(f"the {software} stack does not offload activations with pipeline parallelism "
+                          f"(pp={pp}); use pp=1 or drop the activation offload")
+    if not rules.recompute and recompute > 0:
+        raise LayoutError(f"the {software} stack does not offload activations with recompute "
+                          f"({('none', 'selective', 'full')[recompute]}); use recompute=none or drop the activation "
+                          "offload")
+
+
 def offload_code(value: Any) -> Any:
     """'none' | 'optimizer' | 'optimizer+params' | 'activations' | … or bit-flag codes (arrays allowed)."""
     if isinstance(value, str):
@@ -465,6 +536,7 @@ def training_memory(
     input_bytes: float = 2.0,
     etp: Any = None,
     edge_slots: bool = False,
+    offload_fraction: Any = 1.0,
 ) -> TrainingMemory | np.ndarray:
     """Peak memory on the most-loaded GPU of a training job (bytes), with every part explained.
 
@@ -472,6 +544,8 @@ def training_memory(
     recompute: "none" | "selective" | "full" or codes 0/1/2 (arrays allowed).
     num_microbatches: per pipeline flush; None assumes at least pp (1F1B steady state).
     overhead_bytes: fixed runtime bytes (CUDA context + communicator buffers); None = catalog default.
+    offload_fraction: with activations offloaded, the share of each stage's layers whose activations go to the host
+    (the first ones); the rest stay, and never fewer than two layers' worth (the copies in flight).
     """
     if isinstance(recompute, str):
         if recompute not in RECOMPUTE:
@@ -518,9 +592,11 @@ def training_memory(
         layers_act = (
             (sp_params.layers - sp_params.moe_layers) * act_dense.value + sp_params.moe_layers * act_moe.value
         ) * n_flight * penalty
-        # activations parked in host memory: two layers of one micro-batch stay resident (in flight to/from host)
-        layers_act = np.where(off & 4, layers_act * np.minimum(2.0 / np.maximum(sp_params.layers * n_flight * penalty, 1.0),
-                                                              1.0), layers_act)
+        # activations parked in host memory: the layers not offloaded stay, and two layers of one micro-batch at
+        # least (in flight to/from host)
+        in_flight_two = layers_act * np.minimum(2.0 / np.maximum(sp_params.layers * n_flight * penalty, 1.0), 1.0)
+        kept = layers_act * (1.0 - np.clip(np.asarray(offload_fraction, dtype=float), 0.0, 1.0))
+        layers_act = np.where(off & 4, np.maximum(kept, in_flight_two), layers_act)
         if stage == "first":
             edge = n_flight * (8.0 * s_loc * b + (s_loc * b * m.hidden / u_div if m.dropout else 0.0))
             edge = edge + np.where(pp_a == 1, 4.0 * s_loc * b * m.hidden * (1.0 + m.vocab / m.hidden) / tp_a, 0.0)

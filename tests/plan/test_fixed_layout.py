@@ -243,7 +243,8 @@ def test_activation_offload_follows_megatrons_rules_in_search_and_layout(cli):
     layers' compute (Transformer Engine). The megatron-core search never ranks a layout breaking those rules (the
     1T / 4,096 A100 winner used to be TP4·PP8 with every layer's activations offloaded), `--layout offload_layers=40`
     runs Megatron-Bridge's GB200 70B FP8 recipe (v0.4.1: Megatron FSDP, MBS 2, cpu_offloading_num_layers=40) as 50%
-    of the layers, and each broken rule is one line with exit 2."""
+    of the layers, and each broken rule is one line with exit 2. A stack without that scheme (torchtitan here) offloads
+    every layer's activations or none."""
     from aiinfra.plan.search import plan
 
     r = plan(model("llama-3.1-70b"), gpu(H100), 64, global_batch=512, seq=8192, top=40, keep=True)
@@ -270,3 +271,6 @@ def test_activation_offload_follows_megatrons_rules_in_search_and_layout(cli):
         assert_one_line_error(cli(*base, layout), fragment)
     assert cli(*base[:-1], "--software", "torchtitan", "--layout", "pp=2,offload=activations",
                "--format", "json").code == 0
+    # a stack without the layer-wise scheme offloads every layer's activations or none
+    assert_one_line_error(cli(*base[:-1], "--software", "torchtitan", "--layout", "offload_layers=40"),
+                          "every layer's activations or none")

@@ -267,8 +267,8 @@ def test_offloading_some_layers_activations_keeps_the_rest_on_the_gpu():
 def test_size_train_reads_offload_as_plan_prints_it_and_keeps_megatrons_rules(cli):
     """`size train --offload` takes what `plan` prints ('optimizer+activations 75%': those of the first 75% of each
     stage's layers). Under megatron-core it refuses what Megatron-LM refuses (TransformerConfig: CPU offloading
-    with pipeline parallelism, with recompute, or of every layer) in one line with exit 2; torchtitan has no such
-    rule here."""
+    with pipeline parallelism, with recompute, or of every layer) in one line with exit 2; torchtitan, without that
+    layer-wise scheme, offloads every layer's activations or none, on any layout."""
     from aiinfra.sizing.training import parse_offload
     from tests.conftest import assert_one_line_error
 
@@ -281,5 +281,6 @@ def test_size_train_reads_offload_as_plan_prints_it_and_keeps_megatrons_rules(cl
                            (("--offload", "activations 50%", "--recompute", "full"), "with recompute"),
                            (("--offload", "activations"), "at most 79 of"),
                            (("--offload", "activations 0%"), "percentage"),
-                           (("--offload", "optimizer 50%"), "unknown offload")):
+                           (("--offload", "optimizer 50%"), "unknown offload"),
+                           (("--offload", "activations 50%", "--software", "torchtitan"), "or none")):
         assert_one_line_error(cli(*base, *args), fragment)

@@ -143,11 +143,12 @@ class Stack:
     sp_layout_copies: bool = False
     # activation offload (stacks.yaml activation_offload): copies on a side stream under the other layers' compute
     # (Transformer Engine's layer-wise CPU offload); whether it combines with PP and with recompute, whether every
-    # layer may go; its source
+    # layer may go, whether a share of them may; its source
     offload_overlap: bool = False
     offload_with_pp: bool = True
     offload_with_recompute: bool = True
     offload_every_layer: bool = True
+    offload_share: bool = False
     offload_source: str = ""
 
     def exposed(self, t, window):

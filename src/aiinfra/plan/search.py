@@ -257,13 +257,15 @@ def plan(
                         zero_stages=opt.zero_stages, context_parallel=opt.context_parallel, offloads=opt.offloads,
                         recompute_fractions=opt.recompute_fractions, offload_fractions=opt.offload_fractions,
                         offload_with_recompute=stk.offload_with_recompute, offload_every_layer=stk.offload_every_layer,
+                        offload_share=stk.offload_share,
                         sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens, max_tp=opt.max_tp,
                         scaleup_domain=gpu.scaleup_domain, uneven_pipeline=stk.uneven_pipeline,
                         edge_slots=space_edge, tp_overlaps=tp_modes(opt))
     if space.n_base and not space.k:  # every recompute/offload combination asked for is one the stack refuses
         raise SpecError(f"the {stk.key} stack offloads activations only without recompute"
                         + ("" if stk.offload_every_layer else " and from fewer layers than the model has")
-                        + "; widen --recompute or --offload")
+                        + "; widen --recompute or --offload" if not stk.offload_with_recompute else
+                        f"the {stk.key} stack offloads every layer's activations or none; widen --offload")
     if len(space) == 0:
         c = ", ".join(str(n) for n in counts)
         raise SpecError(

@@ -127,6 +127,7 @@ def build_space(
     offload_fractions: tuple[float, ...] = (1.0,),
     offload_with_recompute: bool = True,
     offload_every_layer: bool = True,
+    offload_share: bool = True,
     context_parallel: tuple[int, ...] | None = None,
     sequence_parallel: bool = True,
     min_cp_tokens: int = 1024,
@@ -206,10 +207,12 @@ def build_space(
     knobs = {"recompute": pr[kg[0].ravel(), 0].astype(np.int64), "rfrac": pr[kg[0].ravel(), 1],
              "zero": kg[1].ravel(), "offload": po[kg[2].ravel(), 0].astype(np.int64), "ofrac": po[kg[2].ravel(), 1],
              "tpo": kg[3].ravel()}
-    # what the stack cannot combine with activation offload (Megatron-LM: no recompute, fewer layers than the model)
+    # what the stack cannot combine with activation offload (Megatron-LM: no recompute, fewer layers than the model;
+    # a stack without the layer-wise scheme: every layer or none)
     act = (knobs["offload"] & 4) > 0
     drop = act & (((knobs["recompute"] > 0) & (not offload_with_recompute))
-                  | ((knobs["ofrac"] >= 1.0) & (not offload_every_layer)))
+                  | ((knobs["ofrac"] >= 1.0) & (not offload_every_layer))
+                  | ((knobs["ofrac"] < 1.0) & (not offload_share)))
     knobs = {k: v[~drop] for k, v in knobs.items()}
     return Space(base, knobs, global_batch)
 

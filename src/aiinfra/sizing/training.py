@@ -69,6 +69,7 @@ class ActivationOffload:
     pipeline: bool = True  # combines with pipeline parallelism
     recompute: bool = True  # combines with activation recomputation
     every_layer: bool = True  # all of a stage's layers may go (else fewer)
+    share: bool = False  # a share of the layers may go, the first ones (else every layer or none)
     source: str = ""
 
 
@@ -78,10 +79,10 @@ def activation_offload(software: str = "megatron-core") -> ActivationOffload:
     raw = entry.get("activation_offload")
     if raw is None:
         return ActivationOffload()
-    names = ("overlap", "pipeline", "recompute", "every_layer")
+    names = ("overlap", "pipeline", "recompute", "every_layer", "share")
     if not isinstance(raw, dict) or set(raw) - {*names, "source"} or any(
             not isinstance(raw.get(n, True), bool) for n in names):
-        raise SpecError(f"stack '{key}': activation_offload takes overlap, pipeline, recompute, every_layer "
+        raise SpecError(f"stack '{key}': activation_offload takes overlap, pipeline, recompute, every_layer, share "
                         f"(true/false) and source, got {raw!r}")
     return ActivationOffload(**{n: raw[n] for n in names if n in raw}, source=str(raw.get("source", "")))
 
@@ -92,6 +93,8 @@ def check_activation_offload(m: ModelSpec, software: str, *, share: float = 1.0,
     `share` of each stage's layers on this layout breaks (Megatron-LM: no PP, no recompute, fewer layers than the
     model has)."""
     rules = activation_offload(software)
+    if not rules.share and 0.0 < share < 1.0:
+        raise LayoutError(f"the {software} stack offloads every layer's activations or none, not a share of them")
     if not rules.every_layer and share >= 1.0:
         raise LayoutError(f"the {software} stack offloads the activations of at most {m.layers - 1} of {m.name}'s "
                           f"{m.layers} layers, not all of them; offload a share (e.g. 'activations 50%', "

@@ -45,6 +45,10 @@ def field_error(html: str) -> tuple[str, str]:
      ["size", "train", "llama-3.1-70b", "--gpu", "h100-sxm", "--tp", "8", "--pp", "2", "--dp", "4", "--zero", "1",
       "--recompute", "selective"]),
     ("/api/size/fits", {"model": "mixtral-8x7b", "quant": "fp8"}, ["size", "fits", "mixtral-8x7b", "--quant", "fp8"]),
+    ("/api/size/train", {"model": "llama-3.1-70b", "gpu": "gb200", "dp": 64, "zero": 3, "micro_batch": 2,
+                         "seq": 8192, "precision": "fp8", "offload": "activations 50%"},
+     ["size", "train", "llama-3.1-70b", "--gpu", "gb200", "--dp", "64", "--zero", "3", "--micro-batch", "2",
+      "--seq", "8192", "--precision", "fp8", "--offload", "activations 50%"]),
 ])
 def test_api_equals_cli_json(client, cli, path, body, argv):
     """Same options → the same document as `aiinfra … --format json --explain` (source: cli/size.py)."""

@@ -206,7 +206,7 @@ def evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, n
     memory = np.concatenate(mems)
     step = np.concatenate(steps)
     with np.errstate(divide="ignore"):
-        rate = space.batch * seq / step  # 0 for the TP1 twins (infinite step)
+        rate = space.batch * seq / step  # 0 where the step is infinite (unbuildable)
     return Evaluated(space, memory, step, rate,
                      (memory <= device_memory(gpu).value) & np.isfinite(step), (m, gpu, seq, opt, node))
 
@@ -272,7 +272,7 @@ def plan(
             f"{c} GPUs cannot be split into TP × PP × CP × DP for {m.name} with a global batch of {global_batch} "
             f"sequences (TP must divide {m.heads} heads, PP the {m.layers} layers, DP × micro-batch the batch)")
     total_n = len(space)
-    twins = int(np.sum(unbuildable(space, opt)))
+    never_count = int(np.sum(unbuildable(space, opt)))
     done = [0]
 
     def tick(n: int) -> None:
@@ -314,7 +314,7 @@ def plan(
         how = ("the embedding and the loss take a layer's slot each" if space_edge else "layers dealt alone")
         notes.append(f"pipeline split {opt.pipeline_split} ({how}): in {rows[0]['layout']} v{rows[0]['vp']} the first / "
                      f"busiest middle / last GPU hold {first} / {middle} / {last} layers, the last also the LM head")
-    return PlanResult(m, gpu, seq, global_batch, total_n - twins, int(ev.fits.sum()), rows, rejected, terms, objective, notes,
+    return PlanResult(m, gpu, seq, global_batch, total_n - never_count, int(ev.fits.sum()), rows, rejected, terms, objective, notes,
                       ev if keep else None,
                       {"tokens": tokens, "price": price_per_gpu_hour, "options": opt, "node": node})
 

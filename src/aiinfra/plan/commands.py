@@ -17,12 +17,11 @@ from aiinfra.explain import Result, quantity
 from aiinfra.perf.training import TP_MODES
 from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, edge_slots, plan, tp_modes
 from aiinfra.plan.space import RECOMPUTE_NAMES
-from aiinfra.sizing.training import check_activation_offload, check_layout, device_memory
+from aiinfra.sizing.training import check_activation_offload, check_layout, device_memory, parse_offload
 from aiinfra.specs import GpuSpec, ModelSpec
 
 LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "offload", "offload_layers",
                "tp_overlap")
-OFFLOAD_BITS = {"none": 0, "optimizer": 1, "weights": 2, "activations": 4}
 
 
 class PlanFacts(Facts):
@@ -96,12 +95,14 @@ def parse_layout(text: str | None) -> dict[str, Any]:
         value = value.strip().lower()
         if not sep or key not in LAYOUT_KEYS:
             raise SpecError(f"--layout '{item}' is not one of {', '.join(k + '=…' for k in LAYOUT_KEYS)}")
-        if key == "offload":
-            code = 0
-            for name in value.split("+"):
-                if name not in OFFLOAD_BITS:
-                    raise SpecError(f"--layout offload={value} must combine none, optimizer, weights, activations with +")
-                code |= OFFLOAD_BITS[name]
+        if key == "offload":  # as size train reads it, less the share, which offload_layers gives here
+            try:
+                code, share = parse_offload(value)
+            except SpecError:
+                code, share = 0, 0.0
+            if share != 1.0:
+                raise SpecError(f"--layout offload={value} must combine none, optimizer, weights, activations with + "
+                                "(the activations of some layers: offload_layers=N)")
             out[key] = code
             continue
         if key == "tp_overlap":

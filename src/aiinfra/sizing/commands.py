@@ -13,8 +13,9 @@ from aiinfra.contract import Facts, Quantity, command
 from aiinfra.explain import Result, quantity
 from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
 from aiinfra.sizing.params import param_counts
-from aiinfra.sizing.training import (RECOMPUTE, check_activation_offload, fit_verdict, parse_offload, pipeline_edge_slots,
-                                     saved_input_bytes, selective_policy, stack_uneven_pipeline, training_memory)
+from aiinfra.sizing.training import (RECOMPUTE, check_activation_offload, fit_verdict, parse_offload,
+                                     pipeline_edge_slots, saved_input_bytes, selective_policy, stack_uneven_pipeline,
+                                     training_memory)
 from aiinfra.specs import GpuSpec, ModelSpec
 from aiinfra.units import GiB
 

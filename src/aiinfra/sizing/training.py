@@ -34,7 +34,7 @@ OFFLOAD_CODES = {"none": 0, "optimizer": 1, "optimizer+params": 3, "activations"
                  "all": 7}
 
 
-OFFLOAD_BITS = {"optimizer": 1, "weights": 2, "params": 2, "activations": 4}
+OFFLOAD_BITS = {"none": 0, "optimizer": 1, "weights": 2, "params": 2, "activations": 4}
 
 
 def parse_offload(text: str) -> tuple[int, float]:
@@ -63,7 +63,8 @@ def parse_offload(text: str) -> tuple[int, float]:
 
 @dataclass(frozen=True)
 class ActivationOffload:
-    """How a software stack offloads activations (stacks.yaml activation_offload; absent: no overlap, any layout)."""
+    """How a software stack offloads activations (stacks.yaml activation_offload; absent: every layer's or none, any
+    layout, no overlap)."""
 
     overlap: bool = False  # copies on a side stream under the other layers' compute
     pipeline: bool = True  # combines with pipeline parallelism

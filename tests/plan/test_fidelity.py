@@ -196,6 +196,20 @@ def test_megatron_bridge_2604_gb200_gb300_llama_out_of_sample():
     assert all(abs(p.error) <= 0.15 for k, p in preds.items() if "gb300" in k)
 
 
+def test_megatron_bridge_2509_gb200_fsdp_activation_offload_out_of_sample():
+    """Megatron-Bridge docs/performance-summary-archive.md, 25.09 container, DGX-GB200 FP8-CS (read 2026-12-05 at
+    067f987): Llama3 70B on 64 GPUs, GBS 128, MBS 2, Megatron FSDP 64 → 3,986 tokens/s/GPU; Llama 3.1 405B on 128
+    GPUs, GBS 64, TP2, FSDP 64 → 729. Their recipes at tag v0.2.0 offload the activations of 40 of 80 and 92 of 126
+    layers (cpu_offloading_num_layers) with no recompute. Out of every fit, the model runs both fast: +7.5% (one
+    micro-batch per step; the same recipe at GBS 256 in 25.11 is a fit row, −0.6%) and +13.5% (the 405B copies, 1.9 s
+    of a 4.9 s step in full, hide under the other layers' compute; the model's step is the same without offload). The
+    bounds record the miss: they fail if the model gets worse or if these rows stop running slower than predicted."""
+    preds = {p.key: p for p in _table("Megatron-Bridge 25.09 DGX-GB200 FP8-CS, FSDP with activation offload")}
+    assert set(preds) == {"mbridge-2509-gb200-70b-offload", "mbridge-2509-gb200-405b-offload"}
+    assert all(0.0 < p.error <= 0.14 for p in preds.values()) and sum(p.error for p in preds.values()) / 2 <= 0.11
+    assert "offload activations 92/126 layers" in preds["mbridge-2509-gb200-405b-offload"].layout
+
+
 def test_torchtitan_h200_fp8_out_of_sample():
     """torchtitan benchmarks/llama3_8b_h200_2025-06 (Trainy): Llama 3.1 8B, FSDP on 32 and 64 H200, local batch 2,
     float8 + compile, selective (op-level) checkpointing → 10,938 and 10,753 tokens/s/GPU. torchao float8 GEMMs run

@@ -249,9 +249,10 @@ def test_megatron_offloads_some_layers_activations_under_the_other_layers_comput
     of L layers' activations are copied to the host asynchronously as they are saved and back before their layer's
     backward, with at most L − k sets on the GPU. Megatron-Bridge's GB200 recipe for Llama3 70B FP8 (v0.2.1 and
     v0.4.1, LLAMA3_70B_GB200_FP8_CS: Megatron FSDP, MBS 2, cpu_offloading_num_layers=40, no recompute) offloads half
-    of the 80 layers over NVLink-C2C: each layer's copy (~0.9 GB at 168 GB/s per GPU) is shorter than what the other
-    layers compute meanwhile, so none of it waits. At k = L − 1 one set stays resident and nothing overlaps (TE warns),
-    and a stack without the overlap pays every copy."""
+    of the 80 layers over NVLink-C2C: a layer's copy (3.6 GB, 22 ms at 168 GB/s per GPU) outlasts its forward
+    (16 ms), but the 40 copies (0.86 s each way) fit under the other 78 layers' forward (1.25 s) and backward, so none
+    waits. At k = L − 1 one set stays resident and nothing overlaps (TE warns), and a stack without the overlap pays
+    every copy."""
     m, g = model("llama-3.1-70b"), gpu("gb200")
     kw = dict(dp=64, micro_batch=2, global_batch=256, seq=8192, dtype="fp8", zero=3)
 

@@ -274,6 +274,34 @@ def test_megatron_offloads_some_layers_activations_under_the_other_layers_comput
     assert offload(0.5, replace(stack("megatron-core"), offload_overlap=False))[0] == pytest.approx(copies)
 
 
+def test_on_a_pcie_host_the_nic_traffic_slows_the_activation_copies():
+    """On an x86 HGX/DGX node a GPU reaches its NIC through the PCIe switch it hangs off (GPUDirect RDMA; NVIDIA's
+    GPUDirect Storage guide asks for GPUs and NICs under one switch), so the DP sync's NIC bytes cross the same PCIe
+    link as the activation copies, and Transformer Engine's docs name PCIe Gen5's 128 GB/s (both ways) as what limits
+    offloading there. Llama 3 70B, TP2 with FSDP and a quarter of the layers offloaded on H100s: inside one node (DP4)
+    the copies hide under compute; across eight nodes (DP32) the FSDP gathers and reduce-scatters take 1.5 s per
+    micro-batch of that link and part of the copies waits. Only the delay they add is charged here: the NIC time
+    itself stays in the DP part."""
+    m, g = model("llama-3.1-70b"), gpu("h100-sxm")
+
+    def copies(dp):
+        r = step_time(m, g, tp=2, dp=dp, micro_batch=1, global_batch=4 * dp, seq=8192, dtype="fp8", zero=3,
+                      offload="activations", offload_fraction=0.25, tp_overlap=1)
+        p = next(p for p in r.step.parts if p.name == "offload transfers")
+        return float(p.value), float(p.inputs["activation copies in full"]), float(
+            p.inputs["NIC time on the host link per micro-batch"])
+
+    inside, full_in, nic_in = copies(4)
+    across, full_out, nic_out = copies(32)
+    assert nic_in == 0.0 and inside == 0.0 and full_in == pytest.approx(full_out)
+    assert nic_out > 1.0 and 0.0 < across < full_out
+    # a Grace host link (NVLink-C2C) carries no NIC traffic
+    gb = step_time(m, gpu("gb200"), tp=2, dp=32, micro_batch=1, global_batch=128, seq=8192, dtype="fp8", zero=3,
+                   offload="activations", offload_fraction=0.25, tp_overlap=1)
+    assert next(p for p in gb.step.parts if p.name == "offload transfers").inputs[
+        "NIC time on the host link per micro-batch"] == 0.0
+
+
 def test_a_host_link_the_catalog_lacks_is_refused_in_one_line(tmp_path, cli):
     """A user gpus.yaml whose host_link names no interconnect (or a node layout) is refused naming the GPU and the
     field, not charged at some other link: one line, exit 2."""

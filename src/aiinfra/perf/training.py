@@ -959,6 +959,7 @@ def step_time(
     k_off = np.clip(_a(offload_fraction).astype(float), 0.0, 1.0) * n_layers
     x_layer = act_layer / host.effective_bw  # one layer's copy, one way
     act_raw = np.where(off & 4, M * 2.0 * k_off * x_layer, 0.0)
+    nic_mb = 0.0  # NIC time per micro-batch on a PCIe host link (below)
     if stk.offload_overlap:
         # Each pass's copies queue on one side stream under the other layers' compute. With at most L − k sets on
         # the GPU, the stream runs one layer ahead of the compute while it keeps up; when it cannot, the pass ends
@@ -969,18 +970,30 @@ def step_time(
         t_bwd = layer_t - t_fwd
         one_resident = (n_layers - k_off < 2.0) & (k_off < n_layers)
         hide = np.where(one_resident, 0.0, np.maximum(n_layers - 2.0, 0.0))
-        act_v = np.where(off & 4, M * (np.maximum(k_off * x_layer - hide * t_fwd, 0.0)
-                                       + np.maximum(k_off * x_layer - hide * t_bwd, 0.0)), 0.0)
+        # On a PCIe host the GPU reaches its NIC through the same PCIe switch (GPUDirect RDMA), so the DP sync's NIC
+        # bytes cross the link the copies use: per micro-batch a third of them in the forward, two in the backward.
+        # Only the delay they add to the copies is charged here; their own time is the DP part's.
+        if host.type == "pcie":
+            nic_leg = (np.where(group > 1, ar_dense.parts[1].value, 0.0)
+                       + np.where((edp > 1) & (expert_shard > 0), ar_exp.parts[1].value, 0.0))
+            nic_mb = nic_leg * dp_factor * node.scale_out_per_gpu().effective_bw / host.effective_bw / M
+
+        def pass_exposed(window, nic):
+            return np.maximum(k_off * x_layer + nic - window, 0.0) - np.maximum(nic - window, 0.0)
+
+        act_v = np.where(off & 4, M * (pass_exposed(hide * t_fwd, nic_mb / 3) + pass_exposed(hide * t_bwd, 2 * nic_mb / 3)),
+                         0.0)
     else:
         act_v = act_raw
     t_off_v = (off_opt + off_w) / host.effective_bw + act_v
     t_off = Term("offload transfers", _s(t_off_v), "s",
                  "(optimizer: shard·(4 + 30) B; weights: M·(2 + recompute)·params·2 B) / host-link bandwidth "
                  "+ activations: M·2·k·x (x = one layer's bytes / host-link bandwidth, k = offloaded layers)"
-                 + (", less the compute it runs under: M·Σ_pass max(0, k·x − (L_stage − 2)·t_pass)"
-                    if stk.offload_overlap else ""),
+                 + (", less the compute it runs under: M·Σ_pass max(0, k·x + nic_pass − (L_stage − 2)·t_pass)"
+                    " − max(0, nic_pass − (L_stage − 2)·t_pass), nic_pass the DP sync's NIC bytes a PCIe host link"
+                    " also carries" if stk.offload_overlap else ""),
                  {"host link": host.key, "B/s": host.effective_bw, "offload code": off, "offloaded layers": k_off,
-                  "activation copies in full": act_raw},
+                  "activation copies in full": act_raw, "NIC time on the host link per micro-batch": nic_mb},
                  {host.key: host.source, **({"activation offload": stk.offload_source} if stk.offload_overlap else {})})
     # Offloaded, the step runs on the CPU at this GPU's share of its memory bandwidth (the node's split over its
     # GPUs; a Grace CPU's own LPDDR5X on Grace parts).

@@ -44,7 +44,7 @@ is NCCL wall time and is not divided by it. Placement follows Megatron's rank or
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -56,7 +56,7 @@ from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_
                                 training_flops)
 from aiinfra.sizing.dtypes import nbytes
 from aiinfra.sizing.params import attention_params, every_second_linear, linear_order, param_counts
-from aiinfra.sizing.training import (activation_offload, layer_activation_bytes, offload_code, pipeline_edge_slots,
+from aiinfra.sizing.training import (ActivationOffload, activation_offload, layer_activation_bytes, offload_code, pipeline_edge_slots,
                                      pipeline_layers, saved_input_bytes, selective_policy, stack_uneven_pipeline)
 from aiinfra.specs import GpuSpec, ModelSpec, arch_family
 
@@ -141,15 +141,8 @@ class Stack:
     # sequence parallelism shards the sequence dim behind the batch dim, so blocking TP collectives copy to and from
     # the collective's layout (stacks.yaml sp_layout_copies)
     sp_layout_copies: bool = False
-    # activation offload (stacks.yaml activation_offload): copies on a side stream under the other layers' compute
-    # (Transformer Engine's layer-wise CPU offload); whether it combines with PP and with recompute, whether every
-    # layer may go, whether a share of them may; its source
-    offload_overlap: bool = False
-    offload_with_pp: bool = True
-    offload_with_recompute: bool = True
-    offload_every_layer: bool = True
-    offload_share: bool = False
-    offload_source: str = ""
+    # how the stack offloads activations (stacks.yaml activation_offload): overlap, what it combines with, its source
+    offload: ActivationOffload = field(default_factory=ActivationOffload)
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -176,7 +169,7 @@ def stack(name: str = "megatron-core") -> Stack:
                  _act_syncs(key, e.get("moe_activation_syncs") or {}), str(e.get("moe_activation_syncs_source", "")),
                  *_cp_ring(key, e.get("cp_ring")), _tp_fusion(key, e.get("tp_overlap_fusion", "userbuffers")),
                  _flag(key, "sp_layout_copies", e.get("sp_layout_copies", False)),
-                 *astuple(activation_offload(key)))
+                 activation_offload(key))
 
 
 # How the chunked TP overlap (tp_overlap_split) pairs collectives with GEMMs: Transformer Engine's userbuffers, or
@@ -940,10 +933,12 @@ def step_time(
     # the bytes the memory model parks on the host (sizing.training_memory): the stack's selective policy, its
     # saved linear inputs at their quantized width, MoE layers at their own size, and under block recompute the
     # layers that recompute nothing at their whole size
+    in_bytes = saved_input_bytes(stk.key, lin)
+
     def act_bytes(moe: bool, code):
         return layer_activation_bytes(m, seq=s, micro_batch=mb, tp=tp, cp=cp, sp=sp & (tp > 1), recompute=code,
                                       flash_attention=flash_attention, moe=moe, selective=stk.selective,
-                                      input_bytes=saved_input_bytes(stk.key, lin)).value
+                                      input_bytes=in_bytes).value
 
     def layer_mix(code):  # per layer, averaged over dense and MoE layers
         if not m.is_moe:
@@ -960,7 +955,7 @@ def step_time(
     x_layer = act_layer / host.effective_bw  # one layer's copy, one way
     act_raw = np.where(off & 4, M * 2.0 * k_off * x_layer, 0.0)
     nic_mb = 0.0  # NIC time per micro-batch on a PCIe host link (below)
-    if stk.offload_overlap:
+    if stk.offload.overlap:
         # Each pass's copies queue on one side stream under the other layers' compute. With at most L − k sets on
         # the GPU, the stream runs one layer ahead of the compute while it keeps up; when it cannot, the pass ends
         # once the k copies are done and one layer remains on either side: exposed max(0, k·x − (L − 2)·t_pass).
@@ -991,10 +986,10 @@ def step_time(
                  "+ activations: M·2·k·x (x = one layer's bytes / host-link bandwidth, k = offloaded layers)"
                  + (", less the compute it runs under: M·Σ_pass max(0, k·x + nic_pass − (L_stage − 2)·t_pass)"
                     " − max(0, nic_pass − (L_stage − 2)·t_pass), nic_pass the DP sync's NIC bytes a PCIe host link"
-                    " also carries" if stk.offload_overlap else ""),
+                    " also carries" if stk.offload.overlap else ""),
                  {"host link": host.key, "B/s": host.effective_bw, "offload code": off, "offloaded layers": k_off,
                   "activation copies in full": act_raw, "NIC time on the host link per micro-batch": nic_mb},
-                 {host.key: host.source, **({"activation offload": stk.offload_source} if stk.offload_overlap else {})})
+                 {host.key: host.source, **({"activation offload": stk.offload.source} if stk.offload.overlap else {})})
     # Offloaded, the step runs on the CPU at this GPU's share of its memory bandwidth (the node's split over its
     # GPUs; a Grace CPU's own LPDDR5X on Grace parts).
     host_bw, host_src = comm.host_memory_bw_per_gpu(gpu, node)

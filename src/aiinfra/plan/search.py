@@ -157,7 +157,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
     shape = (space.n_base, space.k)
     memory = np.broadcast_to(np.asarray(mem if not with_parts else mem.total.value, dtype=float), shape).ravel()
     step = np.broadcast_to(np.asarray(perf if not with_parts else perf.step.value, dtype=float), shape).ravel()
-    # TP1 has no TP collectives: its "overlapped" twin is the same layout, so it never ranks or counts
+    # layouts that never rank or count: TP1's "overlapped" twins, offload pairs the stack refuses (unbuildable)
     step = np.where(np.broadcast_to(unbuildable(space, opt, b), shape).ravel(), np.inf, step)
     parts = {}
     if with_parts:
@@ -171,7 +171,7 @@ def unbuildable(space: Space, opt: Options, b: Callable | None = None) -> np.nda
     refuses that pair (Megatron-LM: no CPU offloading with PP)."""
     b = b or space.bcast
     out = (b("tp") == 1) & (b("tpo") == 1)
-    if not stack(opt.software).offload_with_pp:
+    if not stack(opt.software).offload.pipeline:
         out = out | ((b("pp") > 1) & ((b("offload") & 4) > 0))
     return out
 
@@ -256,15 +256,14 @@ def plan(
                         micro_batches=opt.micro_batches, interleaves=opt.interleaves, recompute=opt.recompute,
                         zero_stages=opt.zero_stages, context_parallel=opt.context_parallel, offloads=opt.offloads,
                         recompute_fractions=opt.recompute_fractions, offload_fractions=opt.offload_fractions,
-                        offload_with_recompute=stk.offload_with_recompute, offload_every_layer=stk.offload_every_layer,
-                        offload_share=stk.offload_share,
+                        offload_rules=stk.offload,
                         sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens, max_tp=opt.max_tp,
                         scaleup_domain=gpu.scaleup_domain, uneven_pipeline=stk.uneven_pipeline,
                         edge_slots=space_edge, tp_overlaps=tp_modes(opt))
     if space.n_base and not space.k:  # every recompute/offload combination asked for is one the stack refuses
         raise SpecError(f"the {stk.key} stack offloads activations only without recompute"
-                        + ("" if stk.offload_every_layer else " and from fewer layers than the model has")
-                        + "; widen --recompute or --offload" if not stk.offload_with_recompute else
+                        + ("" if stk.offload.every_layer else " and from fewer layers than the model has")
+                        + "; widen --recompute or --offload" if not stk.offload.recompute else
                         f"the {stk.key} stack offloads every layer's activations or none; widen --offload")
     if len(space) == 0:
         c = ", ".join(str(n) for n in counts)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from aiinfra.sizing.training import ActivationOffload
 from aiinfra.specs import ModelSpec
 
 AXES = ("gpus", "tp", "pp", "dp", "cp", "ep", "mb", "vp", "recompute", "zero")
@@ -125,9 +126,7 @@ def build_space(
     tp_overlaps: tuple[int, ...] = (0,),
     recompute_fractions: tuple[float, ...] = (1.0,),
     offload_fractions: tuple[float, ...] = (1.0,),
-    offload_with_recompute: bool = True,
-    offload_every_layer: bool = True,
-    offload_share: bool = True,
+    offload_rules: ActivationOffload | None = None,
     context_parallel: tuple[int, ...] | None = None,
     sequence_parallel: bool = True,
     min_cp_tokens: int = 1024,
@@ -208,12 +207,13 @@ def build_space(
              "zero": kg[1].ravel(), "offload": po[kg[2].ravel(), 0].astype(np.int64), "ofrac": po[kg[2].ravel(), 1],
              "tpo": kg[3].ravel()}
     # what the stack cannot combine with activation offload (Megatron-LM: no recompute, fewer layers than the model;
-    # a stack without the layer-wise scheme: every layer or none)
-    act = (knobs["offload"] & 4) > 0
-    drop = act & (((knobs["recompute"] > 0) & (not offload_with_recompute))
-                  | ((knobs["ofrac"] >= 1.0) & (not offload_every_layer))
-                  | ((knobs["ofrac"] < 1.0) & (not offload_share)))
-    knobs = {k: v[~drop] for k, v in knobs.items()}
+    # a stack without the layer-wise scheme: every layer or none); no rules: every combination
+    if offload_rules is not None:
+        r = offload_rules
+        act = (knobs["offload"] & 4) > 0
+        drop = act & (((knobs["recompute"] > 0) & (not r.recompute)) | ((knobs["ofrac"] >= 1.0) & (not r.every_layer))
+                      | ((knobs["ofrac"] < 1.0) & (not r.share)))
+        knobs = {k: v[~drop] for k, v in knobs.items()}
     return Space(base, knobs, global_batch)
 
 

@@ -81,10 +81,6 @@ def training_report(
     --software`). `offload` as the planner prints it: '+' combinations of optimizer, weights, activations, the
     activations with an optional share of each stage's layers ('activations 50%')."""
     code, share = parse_offload(offload)
-    if code & 4:
-        if recompute not in RECOMPUTE:
-            raise SpecError(f"unknown recompute mode '{recompute}'; choose none, selective or full")
-        check_activation_offload(m, software, share=share, pp=pp, recompute=RECOMPUTE[recompute])
     mem = training_memory(
         m, seq=seq, micro_batch=micro_batch, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, sp=tp > 1 if sp is None else sp,
         vp=interleave, num_microbatches=num_microbatches, zero=zero, distributed_optimizer=distributed_optimizer,
@@ -94,6 +90,8 @@ def training_report(
         input_bytes=saved_input_bytes(software, precision),
         edge_slots=pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split),
     )
+    if code & 4:  # after training_memory, which has refused an unknown recompute mode
+        check_activation_offload(m, software, share=share, pp=pp, recompute=RECOMPUTE[recompute])
     verdict = fit_verdict(float(mem.total.value), g)
     layout = f"TP{tp}·PP{pp}·DP{dp}" + (f"·CP{cp}" if cp > 1 else "") + (f"·EP{ep}" if ep > 1 else "")
     result = Result(

@@ -105,8 +105,7 @@ def check_activation_offload(m: ModelSpec, software: str, *, share: float = 1.0,
                           f"(pp={pp}); use pp=1 or drop the activation offload")
     if not rules.recompute and recompute > 0:
         raise LayoutError(f"the {software} stack does not offload activations with recompute "
-                          f"({('none', 'selective', 'full')[recompute]}); use recompute=none or drop the activation "
-                          "offload")
+                          f"({list(RECOMPUTE)[recompute]}); use recompute=none or drop the activation offload")
 
 
 def offload_code(value: Any) -> Any:

@@ -68,3 +68,34 @@ def test_narayanan_table1_params(name, billions):
     paper = 12 * l * h * h * (1 + 13 / (12 * h) + (V + s) / (12 * l * h))
     assert c.total.value == pytest.approx(paper + 2 * h)  # + the final LayerNorm the formula leaves out
     assert abs(c.total.value / 1e9 - billions) <= 0.1
+
+
+@pytest.mark.parametrize("name,label_b", [("mcore-gpt-1.7b", 1.7), ("mcore-gpt-7.1b", 7.1), ("mcore-gpt-16b", 16),
+                                          ("mcore-gpt-177b", 177), ("mcore-gpt-462b", 462)])
+def test_megatron_lm_readme_models_with_an_untied_head(name, label_b):
+    """Megatron-LM README.md model table (commit f2e5db4, 2024-07-15) labels its GPT models 1.7B ... 462B at a
+    131,072-token vocabulary: 12·L·h² of layers plus an input embedding and a separate output layer (Megatron's
+    --untie-embeddings-and-output-weights) round to those labels; with a tied head the 1.7B model would be 1.5B."""
+    m = model(name)
+    assert not m.tied_embeddings and m.vocab == 131_072
+    total_b = param_counts(m).total.value / 1e9
+    tied_b = total_b - m.vocab * m.hidden / 1e9
+    assert abs(total_b - label_b) / label_b <= 0.035 and abs(total_b - label_b) < abs(tied_b - label_b)
+
+
+def test_megatron_arguments_untie_and_position_embedding_type():
+    """Megatron-LM arguments: untie_embeddings_and_output_weights adds a separate V·h output layer;
+    position_embedding_type rope drops the learned position table (s·h); a value Megatron does not offer is refused."""
+    from aiinfra.catalog.models import from_config
+    from aiinfra.errors import SpecError
+
+    base = {"model_type": "megatron-gpt", "hidden_size": 64, "num_layers": 2, "num_attention_heads": 4,
+            "padded_vocab_size": 1000, "seq_length": 128}
+    tied = param_counts(from_config(base, "t")).total.value
+    untied = param_counts(from_config({**base, "untie_embeddings_and_output_weights": True}, "u")).total.value
+    rope = param_counts(from_config({**base, "position_embedding_type": "rope"}, "r")).total.value
+    assert untied - tied == 1000 * 64 and tied - rope == 128 * 64
+    with pytest.raises(SpecError, match="position_embedding_type"):
+        from_config({**base, "position_embedding_type": "alibi"}, "x")
+    with pytest.raises(SpecError, match="untie_embeddings_and_output_weights"):
+        from_config({**base, "untie_embeddings_and_output_weights": "yes"}, "x")

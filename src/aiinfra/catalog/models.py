@@ -232,10 +232,21 @@ def _gpt2(f: _Fields) -> dict:
     )
 
 
+# Megatron-LM --position-embedding-type choices (megatron/training/arguments.py); only learned_absolute adds weights
+MEGATRON_POSITIONS = ("learned_absolute", "rope", "mrope", "relative", "none")
+
+
 def _megatron(f: _Fields) -> dict:
-    """Megatron-LM GPT: LayerNorm, GeLU MLP of 4h, biases everywhere, learned positions, tied head."""
+    """Megatron-LM GPT: LayerNorm, GeLU MLP of 4h, biases everywhere, learned positions and a tied head unless
+    its arguments say otherwise (untie_embeddings_and_output_weights, position_embedding_type)."""
     hidden = _int(f.req("hidden_size"))
     heads = _int(f.req("num_attention_heads"))
+    untie = f.opt("untie_embeddings_and_output_weights", False)
+    if not isinstance(untie, bool):
+        raise ValueError(f"untie_embeddings_and_output_weights must be true or false, got {untie!r}")
+    positions = f.opt("position_embedding_type", "learned_absolute")
+    if positions not in MEGATRON_POSITIONS:
+        raise ValueError(f"position_embedding_type {positions!r} is not one of {', '.join(MEGATRON_POSITIONS)}")
     return dict(
         arch="megatron-gpt",
         hidden=hidden,
@@ -245,13 +256,13 @@ def _megatron(f: _Fields) -> dict:
         head_dim=hidden // heads if heads > 0 else 0,
         ffn=_int(f.opt("ffn_hidden_size", 4 * hidden)),
         vocab=_int(f.opt("padded_vocab_size", 51200)),
-        tied_embeddings=True,
+        tied_embeddings=not untie,
         max_positions=_int(f.opt("seq_length", 2048)),
         gated_mlp=False,
         norm="layer",
         qkv_bias=True,
         out_bias=True,
         mlp_bias=True,
-        learned_positions=True,
+        learned_positions=positions == "learned_absolute",
         dropout=float(f.opt("hidden_dropout", 0.1)) > 0 or float(f.opt("attention_dropout", 0.1)) > 0,
     )

@@ -97,6 +97,11 @@ def _a(x) -> np.ndarray:
     return np.asarray(x)
 
 
+# A stack without a counted cross-entropy (stacks.yaml cross_entropy absent): fp32 logits written, the softmax read
+# and written, the gradient written, 4 B each [U]
+CE_DEFAULT_BYTES = 12.0
+
+
 @dataclass(frozen=True)
 class Stack:
     key: str
@@ -143,6 +148,9 @@ class Stack:
     sp_layout_copies: bool = False
     # how the stack offloads activations (stacks.yaml activation_offload): overlap, what it combines with, its source
     offload: ActivationOffload = field(default_factory=ActivationOffload)
+    # HBM bytes the loss moves per logit element, forward + backward (stacks.yaml cross_entropy), and their source
+    ce_bytes: float = CE_DEFAULT_BYTES
+    ce_source: str = ""
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -169,7 +177,7 @@ def stack(name: str = "megatron-core") -> Stack:
                  _act_syncs(key, e.get("moe_activation_syncs") or {}), str(e.get("moe_activation_syncs_source", "")),
                  *_cp_ring(key, e.get("cp_ring")), _tp_fusion(key, e.get("tp_overlap_fusion", "userbuffers")),
                  _flag(key, "sp_layout_copies", e.get("sp_layout_copies", False)),
-                 activation_offload(key))
+                 activation_offload(key), *_cross_entropy(key, e.get("cross_entropy")))
 
 
 # How the chunked TP overlap (tp_overlap_split) pairs collectives with GEMMs: Transformer Engine's userbuffers, or
@@ -244,6 +252,18 @@ def _moe_host(key: str, raw) -> tuple[float, float, str]:
         raise AiinfraError(f"stack '{key}': moe_host must be {{layer_ms: ms >= 0, sync_stall_ms: ms >= 0, fit: rows and "
                            f"source}}, got {raw!r}")
     return float(vals[0]) / 1e3, float(vals[1]) / 1e3, str(raw["fit"])
+
+
+def _cross_entropy(key: str, raw) -> tuple[float, str]:
+    """stacks.yaml cross_entropy: {bytes: HBM bytes per logit element > 0, source}, or absent (CE_DEFAULT_BYTES);
+    anything else is refused, not read as the default."""
+    if raw is None:
+        return CE_DEFAULT_BYTES, ""
+    if (not isinstance(raw, dict) or set(raw) != {"bytes", "source"} or not _amount(raw["bytes"])
+            or not raw["bytes"] or not raw["source"]):
+        raise AiinfraError(f"stack '{key}': cross_entropy must be {{bytes: bytes per logit element > 0, source}}, "
+                           f"got {raw!r}")
+    return float(raw["bytes"]), str(raw["source"])
 
 
 ATTENTION_KERNELS = ("cudnn", "fa2", "fa3")  # cuDNN fused attention (Transformer Engine), FlashAttention-2, -3
@@ -737,7 +757,7 @@ def step_time(
         t_ep_moe = stk.exposed(t_ep_moe, g_moe + c_moe + t_att_layer + t_elem_layer)
     ep_layer = frac_moe * t_ep_moe
     head_gemm = compute.gemm_time(T, m.vocab / tp, h, gpu, lin if lin in ("bf16", "fp16") else half, kt) * 3
-    head_elem = T * m.vocab / tp * 4.0 * 3 / gpu.memory_bw  # fp32 logits: write, softmax read/write, grad
+    head_elem = T * m.vocab / tp * stk.ce_bytes / gpu.memory_bw  # the loss over this rank's logits (stack's count)
 
     first_l, middle_l, last_l = pipeline_layers(L, pp, vp, pipeline_edge_slots(m, stk.uneven_pipeline, pipeline_split))
     # framework efficiency stretches the compute stream (launch gaps, host syncs between kernels); exposed
@@ -820,12 +840,14 @@ def step_time(
                   {"kernels": kt.source, **({"CP ring": stk.ring_source} if stk.ring_source else {})})
     t_elem = part("elementwise (memory-bound)", t_elem_layer, head_elem,
                   "M · (L_stage · (activation bytes × traffic + summed input-gradient bytes + sequence-parallel layout "
-                  "copies + async-TP partial sums) + fp32 logits) / HBM bandwidth",
+                  "copies + async-TP partial sums) + T · V/tp logits × loss bytes per logit) / HBM bandwidth",
                   {"bytes per layer": elem_bytes, "traffic": cal.elementwise_traffic, "HBM B/s": gpu.memory_bw,
                    "summed input-gradient bytes per layer": grad_sum_bytes,
                    "sequence-parallel layout copy bytes per layer": sp_copy_bytes,
-                   "async-TP partial-sum bytes per layer": async_tp_partial_bytes},
-                  {"calibration": cal.source})
+                   "async-TP partial-sum bytes per layer": async_tp_partial_bytes,
+                   "loss bytes per logit (forward + backward)": stk.ce_bytes},
+                  {"calibration": cal.source, "loss": stk.ce_source or "not counted for this stack: fp32 logits "
+                   "written, the softmax read and written, the gradient written (4 B each) [U]"})
     t_tp = part("TP communication", t_tp_layer, 0.0,
                 "M · L_stage · blocking: n_coll · (t_allgather + t_reducescatter) of T·h elements (all-gathers in FP8 "
                 "where the stack quantizes before the gather); overlapped: max(0, that − GEMM time); "

@@ -26,10 +26,11 @@ from aiinfra.catalog.models import model as lookup_model
 from aiinfra.perf.flops import RECOMPUTE
 from aiinfra.perf.training import TP_MODES, fitted_architectures, step_time
 from aiinfra.plan.search import Options
+from aiinfra.sizing.training import parse_offload
 from aiinfra.specs import ModelSpec, arch_family
 
 FILE = DATA_DIR / "training_validation.yaml"
-LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "tp_overlap")
+LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "tp_overlap", "offload")
 
 
 @dataclass
@@ -60,9 +61,15 @@ def sources() -> dict[str, str]:
     return dict(read_yaml(FILE).get("sources", {}))
 
 
-def _metric(row: dict, tokens_per_s: float, gpus: int, tflops_hw: float, mfu: float, step: float, layers: int) -> float:
+def _metric(row: dict, tokens_per_s: float, gpus: int, tflops_hw: float, mfu: float, step: float, layers: int,
+            tflops_full: float) -> float:
     return {"tflops_hw": tflops_hw, "mfu": mfu, "tokens_per_gpu": tokens_per_s / gpus,
-            "layer_ms": step / layers * 1e3}[row["metric"]]
+            "layer_ms": step / layers * 1e3, "tflops_full": tflops_full}[row["metric"]]
+
+
+def _peak16(g) -> float:
+    """The 16-bit dense peak MFU is taken against, FLOP/s."""
+    return g.peak_flops("bf16" if "bf16" in g.tflops else "fp16")
 
 
 def _row_options(row: dict, framework_eff: float | None = None) -> Options:
@@ -112,7 +119,8 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
         # a per-layer time (Korthikanti Table 4) times the layers' forward + backward only: no optimizer step or DP sync
         outside = sum(float(p.value) for p in r.step.parts if p.name in ("optimizer step", "DP communication (exposed)"))
         value = _metric(row, float(r.tokens_per_s.value), gpus, float(r.tflops_per_gpu.value), float(r.mfu.value),
-                        float(r.step.value) - (outside if row["metric"] == "layer_ms" else 0.0), m.layers)
+                        float(r.step.value) - (outside if row["metric"] == "layer_ms" else 0.0), m.layers,
+                        float(r.mfu_full.value) * _peak16(g) / 1e12)
         rl = f" {row['recompute_layers']}/{m.layers} layers" if "recompute_layers" in row else ""
         rl += f" offload activations {row['offload_layers']}/{m.layers} layers" if "offload_layers" in row else ""
         ep_s = f"·EP{row['ep']}" + ("(ETP1)" if row.get("etp", tp) != tp else "") if row.get("ep", 1) > 1 else ""
@@ -128,6 +136,8 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
     fixed["dp"] = dp
     if isinstance(fixed.get("recompute"), str):
         fixed["recompute"] = RECOMPUTE[fixed["recompute"]]
+    if isinstance(fixed.get("offload"), str):  # what the run could offload, as size train names it ("none")
+        fixed["offload"] = parse_offload(fixed["offload"])[0]
     if "tp_overlap" in fixed:
         if tp == 1:  # TP1 has no TP collectives to overlap
             del fixed["tp_overlap"]
@@ -136,7 +146,8 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
     opt = _row_options(row, framework_eff)
     res = plan_command(m, g, [gpus], global_batch=batch, seq=seq, options=opt, layout=fixed, top=1)
     y = res.facts["your_layout"]
-    value = _metric(row, y["tokens_per_s"], gpus, y["tflops"], y["mfu"], y["step_s"], m.layers)
+    value = _metric(row, y["tokens_per_s"], gpus, y["tflops"], y["mfu"], y["step_s"], m.layers,
+                    y["mfu_full_attention"] * _peak16(g) / 1e12)
     lay = (f"{y['layout']} mb{y['mb']} v{y['vp']} {y['recompute']}"
            + (f" offload {y['offload']}" if y["offload"] != "none" else "") + (" OOM" if y["oom"] else ""))
     return Prediction(row["key"], row["table"], float(row["value"]), value, row["metric"], lay, bool(row.get("fit")),

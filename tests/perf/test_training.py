@@ -1256,3 +1256,31 @@ def test_tp_fusion_and_layout_copy_settings_that_are_not_known_are_refused(tmp_p
             _tp_fusion("x", bad)
     with pytest.raises(AiinfraError, match="sp_layout_copies must be true or false"):
         _flag("x", "sp_layout_copies", "yes")
+
+
+def test_loss_traffic_is_the_stacks_count_and_a_bad_count_is_refused():
+    """stacks.yaml cross_entropy: the loss's HBM bytes per logit element as each stack's code moves them. Megatron-LM's
+    unfused vocab-parallel cross-entropy on fp32 logits (megatron/core/tensor_parallel/cross_entropy.py at f2e5db4):
+    cast 6, max 4, subtract 8, exp 8, sum 4, divide 8; backward multiply 8, cast back 6 = 52 B. Transformer Engine's
+    Triton cross-entropy (transformer_engine/pytorch/triton/cross_entropy.py): read, read + write the gradient in
+    place, then scale it = 10 B. On the Megatron-LM README's 1.7B GPT (vocabulary 131,072, hidden 2048, one 4-sequence
+    micro-batch of 4,096 tokens on one H100) the loss's part of the step differs by exactly the 42 B per logit
+    between the two stacks; a count that is not a positive number with a source is refused in one line."""
+    from aiinfra.errors import AiinfraError
+    from aiinfra.perf.training import CE_DEFAULT_BYTES, _cross_entropy, stack
+
+    assert stack("megatron-lm").ce_bytes == 52 and stack("megatron-core").ce_bytes == 10
+    assert stack("megatron-2021").ce_bytes == 52 and stack("torchtitan").ce_bytes == CE_DEFAULT_BYTES == 12
+    m, g = model("mcore-gpt-1.7b"), gpu("h100-sxm")
+
+    def elementwise(sw):
+        r = step_time(m, g, tp=1, pp=1, dp=1, micro_batch=4, global_batch=4, seq=4096, software=sw, framework_eff=1.0)
+        return next(float(p.value) for p in r.step.parts if p.name == "elementwise (memory-bound)")
+
+    logits = 4 * 4096 * 131072
+    assert elementwise("megatron-lm") - elementwise("megatron-core") == pytest.approx(logits * 42 / g.memory_bw, rel=1e-6)
+    assert _cross_entropy("x", None) == (CE_DEFAULT_BYTES, "")
+    for bad in ({"bytes": 0, "source": "s"}, {"bytes": -3, "source": "s"}, {"bytes": "52", "source": "s"},
+                {"bytes": 52}, {"bytes": 52, "source": ""}, {"bytes": 52, "source": "s", "x": 1}, 52, {"bytes": True, "source": "s"}):
+        with pytest.raises(AiinfraError, match="cross_entropy must be"):
+            _cross_entropy("x", bad)

@@ -114,7 +114,9 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
                       moe_dispatcher=row.get("moe_dispatcher", "alltoall"), seq=seq, dtype=row["dtype"],
                       flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                       overlap_dp=row["stack"] != "megatron-2021", software=row["stack"], framework_eff=framework_eff,
-                      moe_host_ms=moe_host_ms, moe_stall_ms=moe_stall_ms, offload=4 if "offload_layers" in row else 0,
+                      moe_host_ms=moe_host_ms, moe_stall_ms=moe_stall_ms,
+                      offload=(parse_offload(row["offload"])[0] if "offload" in row else 0)
+                      | (4 if "offload_layers" in row else 0),
                       offload_fraction=int(row.get("offload_layers", m.layers)) / m.layers)
         # a per-layer time (Korthikanti Table 4) times the layers' forward + backward only: no optimizer step or DP sync
         outside = sum(float(p.value) for p in r.step.parts if p.name in ("optimizer step", "DP communication (exposed)"))

@@ -104,6 +104,12 @@ class GpuSpec(Spec):
         """Bytes/s."""
         return self.memory_bw_gbps * 1e9
 
+    @property
+    def half_dtype(self) -> str:
+        """The part's 16-bit training dtype: bf16 where it has bf16 tensor cores, else fp16 (V100, T4). MFU and the
+        attention efficiencies are fractions of its dense peak."""
+        return "bf16" if "bf16" in self.tflops else "fp16"
+
     def peak_flops(self, dtype: str) -> float:
         """Dense FLOP/s the part sustains for a dtype (datasheet peak × sustained_compute_fraction); an unsupported
         dtype is an error, not a silent fallback."""

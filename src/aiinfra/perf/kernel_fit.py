@@ -30,7 +30,7 @@ HALF = ("bf16", "fp16")  # the 16-bit GEMMs: one tensor-core rate, one plateau, 
 
 def _half_peak(gpu: GpuSpec) -> float:
     """The 16-bit dense peak attention efficiencies are fractions of (kernels.yaml: "of the BF16 dense peak")."""
-    return gpu.peak_flops("bf16" if "bf16" in gpu.tflops else "fp16")
+    return gpu.peak_flops(gpu.half_dtype)
 
 
 class _Record(BaseModel):

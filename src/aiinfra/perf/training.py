@@ -97,9 +97,10 @@ def _a(x) -> np.ndarray:
     return np.asarray(x)
 
 
-# A stack without a counted cross-entropy (stacks.yaml cross_entropy absent): fp32 logits written, the softmax read
-# and written, the gradient written, 4 B each [U]
+# A stack without a counted cross-entropy (stacks.yaml cross_entropy absent), and why
 CE_DEFAULT_BYTES = 12.0
+CE_DEFAULT_SOURCE = ("not counted for this stack: fp32 logits written, the softmax read and written, the gradient "
+                     "written (4 B each) [U]")
 
 
 @dataclass(frozen=True)
@@ -492,7 +493,7 @@ def step_time(
     h, L = m.hidden, m.layers
     fl = training_flops(m, tokens=tokens, seq=s, recompute=rc, causal=causal, recompute_fraction=recompute_fraction,
                         selective=stk.selective)
-    half = "bf16" if "bf16" in gpu.tflops else "fp16"
+    half = gpu.half_dtype
     lin = dtype if dtype in LINEAR_DTYPES else half
     if lin == "fp16" and "fp16" not in gpu.tflops:
         lin = half
@@ -846,8 +847,7 @@ def step_time(
                    "sequence-parallel layout copy bytes per layer": sp_copy_bytes,
                    "async-TP partial-sum bytes per layer": async_tp_partial_bytes,
                    "loss bytes per logit (forward + backward)": stk.ce_bytes},
-                  {"calibration": cal.source, "loss": stk.ce_source or "not counted for this stack: fp32 logits "
-                   "written, the softmax read and written, the gradient written (4 B each) [U]"})
+                  {"calibration": cal.source, "loss": stk.ce_source or CE_DEFAULT_SOURCE})
     t_tp = part("TP communication", t_tp_layer, 0.0,
                 "M · L_stage · blocking: n_coll · (t_allgather + t_reducescatter) of T·h elements (all-gathers in FP8 "
                 "where the stack quantizes before the gather); overlapped: max(0, that − GEMM time); "

@@ -67,11 +67,6 @@ def _metric(row: dict, tokens_per_s: float, gpus: int, tflops_hw: float, mfu: fl
             "layer_ms": step / layers * 1e3, "tflops_full": tflops_full}[row["metric"]]
 
 
-def _peak16(g) -> float:
-    """The 16-bit dense peak MFU is taken against, FLOP/s."""
-    return g.peak_flops("bf16" if "bf16" in g.tflops else "fp16")
-
-
 def _row_options(row: dict, framework_eff: float | None = None) -> Options:
     """The search options a row's source fixes (dtype, attention, stack, gradient dtype, EP overlap, pipeline split,
     sequence parallelism, MoE dispatcher); the rest stays the planner's."""
@@ -103,6 +98,8 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
     gpus, seq, batch = int(row["gpus"]), int(row["seq"]), int(row["batch"])
     tp, pp, cp = int(row.get("tp", 1)), int(row.get("pp", 1)), int(row.get("cp", 1))
     dp = int(row.get("dp", gpus // (tp * pp * cp)))
+    # what the run offloads, named as size train names it ("none", "optimizer", ...), as an offload code
+    offload = parse_offload(row["offload"])[0] if "offload" in row else None
     if fully_specified(row) or row["metric"] == "layer_ms":
         r = step_time(m, g, tp=tp, pp=pp, dp=dp, cp=cp, ep=int(row.get("ep", 1)), etp=row.get("etp"),
                       micro_batch=int(row.get("mb", 1)), vp=int(row.get("vp", 1)),
@@ -115,14 +112,13 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
                       flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                       overlap_dp=row["stack"] != "megatron-2021", software=row["stack"], framework_eff=framework_eff,
                       moe_host_ms=moe_host_ms, moe_stall_ms=moe_stall_ms,
-                      offload=(parse_offload(row["offload"])[0] if "offload" in row else 0)
-                      | (4 if "offload_layers" in row else 0),
+                      offload=(offload or 0) | (4 if "offload_layers" in row else 0),
                       offload_fraction=int(row.get("offload_layers", m.layers)) / m.layers)
         # a per-layer time (Korthikanti Table 4) times the layers' forward + backward only: no optimizer step or DP sync
         outside = sum(float(p.value) for p in r.step.parts if p.name in ("optimizer step", "DP communication (exposed)"))
         value = _metric(row, float(r.tokens_per_s.value), gpus, float(r.tflops_per_gpu.value), float(r.mfu.value),
                         float(r.step.value) - (outside if row["metric"] == "layer_ms" else 0.0), m.layers,
-                        float(r.mfu_full.value) * _peak16(g) / 1e12)
+                        float(r.mfu_full.value) * g.peak_flops(g.half_dtype) / 1e12)
         rl = f" {row['recompute_layers']}/{m.layers} layers" if "recompute_layers" in row else ""
         rl += f" offload activations {row['offload_layers']}/{m.layers} layers" if "offload_layers" in row else ""
         ep_s = f"·EP{row['ep']}" + ("(ETP1)" if row.get("etp", tp) != tp else "") if row.get("ep", 1) > 1 else ""
@@ -138,8 +134,8 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
     fixed["dp"] = dp
     if isinstance(fixed.get("recompute"), str):
         fixed["recompute"] = RECOMPUTE[fixed["recompute"]]
-    if isinstance(fixed.get("offload"), str):  # what the run could offload, as size train names it ("none")
-        fixed["offload"] = parse_offload(fixed["offload"])[0]
+    if offload is not None:
+        fixed["offload"] = offload
     if "tp_overlap" in fixed:
         if tp == 1:  # TP1 has no TP collectives to overlap
             del fixed["tp_overlap"]
@@ -149,7 +145,7 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
     res = plan_command(m, g, [gpus], global_batch=batch, seq=seq, options=opt, layout=fixed, top=1)
     y = res.facts["your_layout"]
     value = _metric(row, y["tokens_per_s"], gpus, y["tflops"], y["mfu"], y["step_s"], m.layers,
-                    y["mfu_full_attention"] * _peak16(g) / 1e12)
+                    y["mfu_full_attention"] * g.peak_flops(g.half_dtype) / 1e12)
     lay = (f"{y['layout']} mb{y['mb']} v{y['vp']} {y['recompute']}"
            + (f" offload {y['offload']}" if y["offload"] != "none" else "") + (" OOM" if y["oom"] else ""))
     return Prediction(row["key"], row["table"], float(row["value"]), value, row["metric"], lay, bool(row.get("fit")),

@@ -343,7 +343,7 @@ def _row(m: ModelSpec, gpu: GpuSpec, ev: Evaluated, i: int, seq: int, tokens: fl
                         recompute_fraction=r.get("rfrac", 1.0), selective=selective)
     full = training_flops(m, tokens=ev.space.batch * seq, seq=seq, causal=False)
     step = float(ev.step[i])
-    peak = gpu.peak_flops("bf16" if "bf16" in gpu.tflops else "fp16")
+    peak = gpu.peak_flops(gpu.half_dtype)
     row = {
         **r, "layout": describe(r), "recompute": recompute_name(r["recompute"], r.get("rfrac", 1.0)), "index": i,
         "offload": offload_name(r.get("offload", 0), r.get("ofrac", 1.0)), "tp_overlap": TP_MODES[int(r.get("tpo", 0))],

@@ -1,7 +1,7 @@
 """Step-time fidelity against published training results (catalog/data/training_validation.yaml).
 
 Prints the fitted constants (framework_efficiency; the MoE host time per layer, with its fit row; each power-limited
-GPU's sustained compute fraction, with its fit rows), every row
+GPU's sustained compute fraction, with its fit rows; each unfused stack's elementwise factor, with its fit rows), every row
 (published, predicted, error, the layout evaluated), then per table the mean and
 max |error|, then a leave-one-source-out figure: the one end-to-end constant (framework_efficiency, per
 architecture family where the catalog fits one) refitted without that source, and the error on the held-out
@@ -31,6 +31,10 @@ def main() -> None:
     for key, fit in sorted(fidelity.sustained_clock_fit_rows().items()):
         print(f"sustained compute fraction (gpus.yaml {key}): {gpu(key).sustained_compute_fraction:.2f}, fitted on "
               f"{', '.join(sorted(r['key'] for r in fit))}; solved again here: {fidelity.solve_sustained_clock(key):.3f}")
+    for key, fit in sorted(fidelity.elementwise_fit_rows().items()):
+        print(f"elementwise factor (stacks.yaml {key}): {stack(key).elementwise_factor:.2f} of the fused traffic, fitted "
+              f"on {', '.join(sorted(r['key'] for r in fit))}; solved again here: "
+              f"{fidelity.solve_elementwise_factor(key):.3f}")
     fitted = {r["key"] for r in fidelity.rows() if fidelity.fitted_on(r)}
     for p in preds:
         mark = "fit" if p.key in fitted else "out"

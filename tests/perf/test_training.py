@@ -1284,3 +1284,38 @@ def test_loss_traffic_is_the_stacks_count_and_a_bad_count_is_refused():
                 {"bytes": 52}, {"bytes": 52, "source": ""}, {"bytes": 52, "source": "s", "x": 1}, 52, {"bytes": True, "source": "s"}):
         with pytest.raises(AiinfraError, match="cross_entropy must be"):
             _cross_entropy("x", bad)
+
+
+def test_eager_stack_charges_its_elementwise_ops_unfused_and_a_bad_factor_is_refused():
+    """stacks.yaml torchtitan-eager: torchtitan without torch.compile (pytorch/torchtitan
+    benchmarks/llama3_h100_202412_torchtitan.md Table 1: Llama 3.1 8B on 8 H100s, FSDP, local batch 2, 5,762 tokens/s/GPU
+    eager, 6,667 compiled). Every setting but the elementwise traffic is torchtitan's (the YAML merge), and that part of
+    the layers' step scales by exactly the stack's factor; GEMMs and attention are untouched. A factor that is not a
+    positive number with its fit is refused in one line, not read as fused."""
+    from dataclasses import fields
+
+    from aiinfra.errors import AiinfraError
+    from aiinfra.perf.training import _elementwise, stack
+
+    eager, compiled = stack("torchtitan-eager"), stack("torchtitan")
+    assert compiled.elementwise_factor == 1.0 and 2.0 < eager.elementwise_factor < 3.0
+    assert "5,762" in eager.elementwise_fit
+    differ = {f.name for f in fields(eager) if getattr(eager, f.name) != getattr(compiled, f.name)}
+    assert differ == {"key", "source", "elementwise_factor", "elementwise_fit"}
+    m, g = model("llama-3.1-8b"), gpu("h100-sxm")
+
+    def parts(sw):
+        r = step_time(m, g, tp=1, pp=1, dp=8, micro_batch=2, global_batch=16, seq=8192, recompute="selective",
+                      zero=3, software=sw, framework_eff=1.0)
+        return {p.name: p for p in r.step.parts}
+
+    e, c = parts("torchtitan-eager"), parts("torchtitan")
+    assert e["matmul compute"].value == c["matmul compute"].value and e["attention"].value == c["attention"].value
+    per_layer = float(c["elementwise (memory-bound)"].inputs["bytes per layer"]) * 2.0 / g.memory_bw  # traffic 2
+    extra = float(e["elementwise (memory-bound)"].value) - float(c["elementwise (memory-bound)"].value)
+    assert extra == pytest.approx(32 * per_layer * (eager.elementwise_factor - 1), rel=1e-6)  # one micro-batch
+    assert _elementwise("x", None) == (1.0, "")
+    for bad in ({"factor": 0, "fit": "f"}, {"factor": -2, "fit": "f"}, {"factor": "2", "fit": "f"}, {"factor": 2},
+                {"factor": 2, "fit": ""}, {"factor": 2, "fit": "f", "x": 1}, 2.4, {"factor": True, "fit": "f"}):
+        with pytest.raises(AiinfraError, match="elementwise must be"):
+            _elementwise("x", bad)

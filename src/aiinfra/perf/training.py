@@ -152,6 +152,10 @@ class Stack:
     # HBM bytes the loss moves per logit element, forward + backward (stacks.yaml cross_entropy), and their source
     ce_bytes: float = CE_DEFAULT_BYTES
     ce_source: str = ""
+    # the stack's elementwise HBM traffic as a multiple of the fused count (stacks.yaml elementwise: eager PyTorch
+    # runs each op of a norm, RoPE or SwiGLU as its own kernel), and the rows it was fitted on
+    elementwise_factor: float = 1.0
+    elementwise_fit: str = ""
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -178,7 +182,8 @@ def stack(name: str = "megatron-core") -> Stack:
                  _act_syncs(key, e.get("moe_activation_syncs") or {}), str(e.get("moe_activation_syncs_source", "")),
                  *_cp_ring(key, e.get("cp_ring")), _tp_fusion(key, e.get("tp_overlap_fusion", "userbuffers")),
                  _flag(key, "sp_layout_copies", e.get("sp_layout_copies", False)),
-                 activation_offload(key), *_cross_entropy(key, e.get("cross_entropy")))
+                 activation_offload(key), *_cross_entropy(key, e.get("cross_entropy")),
+                 *_elementwise(key, e.get("elementwise")))
 
 
 # How the chunked TP overlap (tp_overlap_split) pairs collectives with GEMMs: Transformer Engine's userbuffers, or
@@ -265,6 +270,18 @@ def _cross_entropy(key: str, raw) -> tuple[float, str]:
         raise AiinfraError(f"stack '{key}': cross_entropy must be {{bytes: bytes per logit element > 0, source}}, "
                            f"got {raw!r}")
     return float(raw["bytes"]), str(raw["source"])
+
+
+def _elementwise(key: str, raw) -> tuple[float, str]:
+    """stacks.yaml elementwise: {factor: a multiple > 0 of the fused elementwise traffic, fit}, or absent (1: fused
+    kernels); anything else is refused, not read as fused."""
+    if raw is None:
+        return 1.0, ""
+    if (not isinstance(raw, dict) or set(raw) != {"factor", "fit"} or not _amount(raw["factor"])
+            or not raw["factor"] or not raw["fit"]):
+        raise AiinfraError(f"stack '{key}': elementwise must be {{factor: a multiple > 0 of the fused traffic, fit}}, "
+                           f"got {raw!r}")
+    return float(raw["factor"]), str(raw["fit"])
 
 
 ATTENTION_KERNELS = ("cudnn", "fa2", "fa3")  # cuDNN fused attention (Transformer Engine), FlashAttention-2, -3
@@ -655,7 +672,7 @@ def step_time(
     soft_passes = 3 + sel_attn + full
     elem_bytes = T * (per_tok_gpu * (passes + sel_ops) + softmax * soft_passes / tp)
     cal = cal or compute.training_calibration()
-    t_elem_layer = elem_bytes * cal.elementwise_traffic / gpu.memory_bw
+    t_elem_layer = elem_bytes * cal.elementwise_traffic * stk.elementwise_factor / gpu.memory_bw
     # Separate projections over one input (stacks.yaml separate_projections): the input's gradient is the sum of
     # their dgrads. Under TP that sum runs on the gathered T·h tensor before its reduce-scatter (or all-reduce),
     # one kernel reading each dgrad and writing the sum; at TP 1 it folds into the norm's backward, which reads
@@ -840,14 +857,17 @@ def step_time(
                    "CP ring merge bytes per layer": ring_bytes},
                   {"kernels": kt.source, **({"CP ring": stk.ring_source} if stk.ring_source else {})})
     t_elem = part("elementwise (memory-bound)", t_elem_layer, head_elem,
-                  "M · (L_stage · (activation bytes × traffic + summed input-gradient bytes + sequence-parallel layout "
-                  "copies + async-TP partial sums) + T · V/tp logits × loss bytes per logit) / HBM bandwidth",
+                  "M · (L_stage · (activation bytes × traffic × stack factor + summed input-gradient bytes + "
+                  "sequence-parallel layout copies + async-TP partial sums) + T · V/tp logits × loss bytes per logit) "
+                  "/ HBM bandwidth",
                   {"bytes per layer": elem_bytes, "traffic": cal.elementwise_traffic, "HBM B/s": gpu.memory_bw,
+                   "stack factor (1: fused kernels)": stk.elementwise_factor,
                    "summed input-gradient bytes per layer": grad_sum_bytes,
                    "sequence-parallel layout copy bytes per layer": sp_copy_bytes,
                    "async-TP partial-sum bytes per layer": async_tp_partial_bytes,
                    "loss bytes per logit (forward + backward)": stk.ce_bytes},
-                  {"calibration": cal.source, "loss": stk.ce_source or CE_DEFAULT_SOURCE})
+                  {"calibration": cal.source, "loss": stk.ce_source or CE_DEFAULT_SOURCE,
+                   **({"stack factor": stk.elementwise_fit} if stk.elementwise_fit else {})})
     t_tp = part("TP communication", t_tp_layer, 0.0,
                 "M · L_stage · blocking: n_coll · (t_allgather + t_reducescatter) of T·h elements (all-gathers in FP8 "
                 "where the stack quantizes before the gather); overlapped: max(0, that − GEMM time); "

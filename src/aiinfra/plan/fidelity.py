@@ -15,7 +15,7 @@ fit_sustained_clock on it (`solve_sustained_clock`); its other rows are out of t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -24,7 +24,7 @@ from aiinfra.catalog.gpus import gpu as lookup_gpu
 from aiinfra.catalog.loader import DATA_DIR, read_yaml
 from aiinfra.catalog.models import model as lookup_model
 from aiinfra.perf.flops import RECOMPUTE
-from aiinfra.perf.training import TP_MODES, fitted_architectures, step_time
+from aiinfra.perf.training import TP_MODES, fitted_architectures, stack, step_time
 from aiinfra.plan.search import Options
 from aiinfra.sizing.training import parse_offload
 from aiinfra.specs import ModelSpec, arch_family
@@ -77,9 +77,10 @@ def _row_options(row: dict, framework_eff: float | None = None) -> Options:
 
 
 def fitted_on(row: dict) -> bool:
-    """A row some constant was fitted on: framework_efficiency (fit), the MoE host constants (fit_moe_host) or a
-    power-limited GPU's sustained fraction (fit_sustained_clock)."""
-    return bool(row.get("fit") or row.get("fit_moe_host") or row.get("fit_sustained_clock"))
+    """A row some constant was fitted on: framework_efficiency (fit), the MoE host constants (fit_moe_host), a
+    power-limited GPU's sustained fraction (fit_sustained_clock) or a stack's elementwise factor (fit_elementwise)."""
+    return bool(row.get("fit") or row.get("fit_moe_host") or row.get("fit_sustained_clock")
+                or row.get("fit_elementwise"))
 
 
 def fully_specified(row: dict) -> bool:
@@ -88,11 +89,18 @@ def fully_specified(row: dict) -> bool:
 
 
 def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | None = None,
-            moe_stall_ms: float | None = None, sustained: float | None = None) -> Prediction:
+            moe_stall_ms: float | None = None, sustained: float | None = None,
+            elementwise: float | None = None) -> Prediction:
     """The model's value for one published row (best completion of its unknown keys that fits). `moe_host_ms` and
     `moe_stall_ms` override the stack's MoE host constants (rows with every layout key known only: the fit solves
-    them); `sustained` overrides the GPU's sustained_compute_fraction (its fit solves it)."""
+    them); `sustained` overrides the GPU's sustained_compute_fraction (its fit solves it); `elementwise` the stack's
+    elementwise factor (the same)."""
     m, g = lookup_model(row["model"]), lookup_gpu(row["gpu"])
+    software = row["stack"]
+    if elementwise is not None:
+        if not fully_specified(row):
+            raise ValueError(f"{row['key']}: an elementwise fit row must fix mb, vp and recompute")
+        software = replace(stack(row["stack"]), elementwise_factor=float(elementwise))
     if sustained is not None:
         g = g.model_copy(update={"sustained_compute_fraction": float(sustained)})
     gpus, seq, batch = int(row["gpus"]), int(row["seq"]), int(row["batch"])
@@ -110,7 +118,7 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
                       pipeline_split=row.get("pipeline_split", "auto"), sp=bool(row.get("sp", True)),
                       moe_dispatcher=row.get("moe_dispatcher", "alltoall"), seq=seq, dtype=row["dtype"],
                       flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
-                      overlap_dp=row["stack"] != "megatron-2021", software=row["stack"], framework_eff=framework_eff,
+                      overlap_dp=row["stack"] != "megatron-2021", software=software, framework_eff=framework_eff,
                       moe_host_ms=moe_host_ms, moe_stall_ms=moe_stall_ms,
                       offload=(offload or 0) | (4 if "offload_layers" in row else 0),
                       offload_fraction=int(row.get("offload_layers", m.layers)) / m.layers)
@@ -292,6 +300,25 @@ def solve_sustained_clock(gpu_key: str, tol: float = 5e-4) -> float:
         raise ValueError(f"no row is marked fit_sustained_clock on {gpu_key}")
     return _bisect(lambda f: float(np.mean([1 / _ratio(predict(r, sustained=f)) for r in fit])), hi=1.0, tol=tol,
                    lo=0.5)
+
+
+def elementwise_fit_rows() -> dict[str, list[dict]]:
+    """{stack: the rows marked fit_elementwise on it}: what each stack's elementwise factor is solved on."""
+    out: dict[str, list[dict]] = {}
+    for r in rows():
+        if r.get("fit_elementwise"):
+            out.setdefault(r["stack"], []).append(r)
+    return out
+
+
+def solve_elementwise_factor(stack_key: str, tol: float = 5e-4) -> float:
+    """The stack's elementwise factor at which its fit_elementwise rows err by zero on average (mean of
+    published/predicted = 1), by bisection between 1 (fused) and 10 (the prediction falls as it grows)."""
+    fit = elementwise_fit_rows().get(stack_key)
+    if not fit:
+        raise ValueError(f"no row is marked fit_elementwise on stack {stack_key}")
+    return 1.0 + _bisect(lambda x: float(np.mean([_ratio(predict(r, elementwise=1.0 + x)) for r in fit])), hi=9.0,
+                         tol=tol)
 
 
 def leave_one_source_out(at_one: list[Prediction] | None = None,

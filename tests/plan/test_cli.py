@@ -114,3 +114,26 @@ def test_console_script_subprocess():
                        capture_output=True, text=True, env=env, timeout=120, check=False)
     assert p.returncode == 0, p.stderr
     assert "TP1·PP1·DP8" in p.stdout
+
+
+def test_memory_reserve_takes_byte_units_and_moves_the_total_by_exactly_the_change(cli):
+    """`--memory-reserve` is the fixed runtime reserve per GPU (CUDA context, NCCL buffers): written as a memory size
+    (2GiB = 2·2^30 B, 2GB = 2e9 B, GB and GiB kept apart), it moves a fixed layout's memory per GPU by exactly the
+    difference, and a size that is not one is refused in one line."""
+    from aiinfra.plan.inputs import parse_bytes
+
+    assert parse_bytes("2GiB", "x") == 2 * 2**30 and parse_bytes("2GB", "x") == 2e9
+    assert parse_bytes("512MiB", "x") == 512 * 2**20 and parse_bytes("2G", "x") == 2e9 == parse_bytes("2e9", "x")
+
+    def total(reserve):
+        j = cli("plan", "llama-3.1-8b", "--gpus", "8", "--global-batch", "64", "--layout",
+                "tp=1,pp=1,mb=1,zero=1,recompute=full,offload=none", "--memory-reserve", reserve, "--format", "json").json()
+        return j["facts"]["your_layout"]["memory_gb"]
+
+    assert total("8GiB") - total("2GiB") == pytest.approx(6 * 2**30 / 1e9, abs=1e-6)
+    assert total("3GB") - total("2GB") == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(AiinfraError, match="too large to be a number"):
+        parse_size("1e400", "--tokens")  # a float that overflows is refused, never read as infinity
+    for bad, msg in (("lots", "is not a size like 2GiB"), ("0GiB", "must be positive"), ("1e999", "is not a size")):
+        r = cli("plan", "llama-3.1-8b", "--gpus", "8", "--memory-reserve", bad)
+        assert_one_line_error(r, msg)

@@ -57,6 +57,11 @@ def test_out_of_memory_layout_is_evaluated_and_marked():
     ("pp=127", "a stage would hold no layer"),
     ("pp=100,vp=2", "would leave a stage without a layer"),
     ("tp=8,recompute=some", "must be none, selective or full"),
+    ("tp=8,pp=16,tp=4", "names tp twice"),  # two values for one key: neither wins silently
+    ("tp=８", "must be a whole number"),  # digits are ASCII digits
+    ("tp=1.5", "must be a whole number"),
+    ("tp=-2", "must be ≥ 1"),
+    (" , ", "names no key"),
 ])
 def test_unbuildable_layouts_name_the_constraint(layout, fragment):
     with pytest.raises(AiinfraError, match=fragment):

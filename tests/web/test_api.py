@@ -49,6 +49,10 @@ def field_error(html: str) -> tuple[str, str]:
                          "seq": 8192, "precision": "fp8", "offload": "activations 50%"},
      ["size", "train", "llama-3.1-70b", "--gpu", "gb200", "--dp", "64", "--zero", "3", "--micro-batch", "2",
       "--seq", "8192", "--precision", "fp8", "--offload", "activations 50%"]),
+    ("/api/plan", {"model": "llama-3.1-70b", "gpus": "64", "layout": "tp=4,pp=8,mb=1,vp=5",
+                   "software": "torchtitan-eager", "offload": "none,optimizer", "memory_reserve": "3GiB"},
+     ["plan", "llama-3.1-70b", "--gpus", "64", "--layout", "tp=4,pp=8,mb=1,vp=5", "--software", "torchtitan-eager",
+      "--offload", "none,optimizer", "--memory-reserve", "3GiB"]),
 ])
 def test_api_equals_cli_json(client, cli, path, body, argv):
     """Same options → the same document as `aiinfra … --format json --explain` (source: cli/size.py)."""
@@ -81,12 +85,35 @@ def test_api_known_answer_70b_int4_fits_one_h200(client):
     ("/api/size/train", {"model": "llama-3.1-70b", "zero": 5}, ["size", "train", "llama-3.1-70b", "--zero", "5"], "zero"),
     ("/api/size/fits", {"model": "llama-3.1-70b", "quant": "int3"}, ["size", "fits", "llama-3.1-70b", "--quant", "int3"],
      "quant"),
+    ("/api/plan", {"model": "llama-3.1-70b", "layout": "tp=3"}, ["plan", "llama-3.1-70b", "--layout", "tp=3"], "layout"),
+    ("/api/plan", {"model": "llama-3.1-70b", "layout": "tp=8,pp=81"}, ["plan", "llama-3.1-70b", "--layout", "tp=8,pp=81"],
+     "layout"),
+    ("/api/plan", {"model": "llama-3.1-70b", "software": "torchtitan-eagr"},
+     ["plan", "llama-3.1-70b", "--software", "torchtitan-eagr"], "software"),
+    ("/api/plan", {"model": "llama-3.1-70b", "grad_dtype": "fp8"}, ["plan", "llama-3.1-70b", "--grad-dtype", "fp8"],
+     "grad_dtype"),
 ])
 def test_api_422_carries_the_cli_sentence(client, cli, path, body, argv, field):
     r = client.post(path, json=body)
     assert r.status_code == 422
     assert r.json()["error"] == cli_error(cli, *argv)
     assert r.json()["field"] == field
+
+
+def test_plan_page_evaluates_your_layout_and_ranks_it(client):
+    """The fixed-layout mode on the web (`aiinfra plan --layout`): the verdict sentence heads the page, the layout's
+    row is in the table marked as yours even when it is not among the best shown, and its step time links to the
+    explanation of that layout (the terms the page explains are yours, not the winner's)."""
+    params = {"model": "llama-3.1-70b", "gpus": "64", "layout": "tp=8,pp=8,dp=1,mb=1,vp=1", "top": "3"}
+    r = client.get("/plan", params=params)
+    assert r.status_code == 200
+    api = client.post("/api/plan", json={**params, "top": 3}).json()["facts"]
+    mine = api["your_layout"]
+    assert mine["rank"] > 3 and api["your_layout_verdict"].startswith("your layout TP8·PP8")
+    assert f"yours is #{mine['rank']} of {mine['layouts_ranked']:,}" in r.text
+    row = re.search(r"<tr>\s*<td>{}</td>\s*<td>TP8·PP8[^<]*\(yours\)</td>(.*?)</tr>".format(mine["rank"]), r.text, re.S)
+    assert row and 'class="num"' in row.group(1)
+    assert re.search(r"your layout TP8·PP8", r.text)
 
 
 def test_api_type_errors_are_422_one_line(client):

@@ -24,10 +24,8 @@ from aiinfra.plan.inputs import (
     batch_sequences,
     build_options,
     parse_gpu_counts,
-    parse_offloads,
     parse_prices,
     parse_size,
-    stack_key,
 )
 
 def _table(res: Result, tokens: float | None) -> Table:
@@ -165,17 +163,9 @@ def command(
     b, batch_note = batch_sequences(global_batch_tokens, global_batch, seq)
     budget = parse_size(tokens, "--tokens") if tokens else None
     prices = parse_prices(price, g.key)
-    opts = build_options(dtype, flash, sp, zero, recompute, cp, overlap, memory_reserve)
-    opts.causal = causal
-    opts.offloads = parse_offloads(offload)
-    opts.software = stack_key(software)
-    if grad_dtype not in (None, "fp32", "bf16"):
-        raise SpecError(f"--grad-dtype must be fp32 or bf16, not {grad_dtype!r}")
-    opts.grad_dtype = grad_dtype
-    opts.ep_overlap = ep_overlap
-    opts.moe_dispatcher = moe_dispatcher
-    opts.moe_sync_free = moe_sync_free
-    opts.pipeline_split = pipeline_split
+    opts = build_options(dtype, flash, sp, zero, recompute, cp, overlap, memory_reserve, causal=causal,
+                         offload=offload, software=software, grad_dtype=grad_dtype, ep_overlap=ep_overlap,
+                         moe_dispatcher=moe_dispatcher, moe_sync_free=moe_sync_free, pipeline_split=pipeline_split)
     if recommend:
         _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note, catalog_prices)
         return

@@ -83,7 +83,7 @@ def _add_track_record(res: Result, m: ModelSpec) -> None:
 
 def parse_layout(text: str | None) -> dict[str, Any]:
     """'tp=8,pp=16,cp=1,dp=128,mb=1,vp=4,recompute=selective,zero=1' → constraints; keys left out are searched."""
-    if not text:
+    if text is None or text == "":
         return {}
     out: dict[str, Any] = {}
     for item in str(text).split(","):
@@ -95,6 +95,8 @@ def parse_layout(text: str | None) -> dict[str, Any]:
         value = value.strip().lower()
         if not sep or key not in LAYOUT_KEYS:
             raise SpecError(f"--layout '{item}' is not one of {', '.join(k + '=…' for k in LAYOUT_KEYS)}")
+        if key in out:  # two values for one key: neither is silently the answer
+            raise SpecError(f"--layout names {key} twice")
         if key == "offload":  # as size train reads it, less the share, which offload_layers gives here
             try:
                 code, share = parse_offload(value)
@@ -115,15 +117,16 @@ def parse_layout(text: str | None) -> dict[str, Any]:
                 raise SpecError(f"--layout recompute={value} must be none, selective or full")
             out[key] = RECOMPUTE_NAMES.index(value)
             continue
-        try:
-            n = int(value)
-        except ValueError:
-            raise SpecError(f"--layout {key}={value} must be a whole number") from None
+        if not (value.isascii() and value.removeprefix("-").isdigit()):
+            raise SpecError(f"--layout {key}={value} must be a whole number")
+        n = int(value)
         if key == "zero" and n not in (0, 1, 2, 3):
             raise SpecError(f"--layout zero={n} must be 0, 1, 2 or 3")
         if key != "zero" and n < 1:
             raise SpecError(f"--layout {key}={n} must be ≥ 1")
         out[key] = n
+    if not out:
+        raise SpecError(f"--layout '{text}' names no key; give one or more of {', '.join(k + '=…' for k in LAYOUT_KEYS)}")
     return out
 
 

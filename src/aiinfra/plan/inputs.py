@@ -3,6 +3,7 @@ parsed once for the CLI and the web into the search's Options."""
 
 from __future__ import annotations
 
+import math
 import re
 
 from aiinfra.catalog.prices import parse_prices
@@ -10,7 +11,7 @@ from aiinfra.errors import SpecError
 from aiinfra.plan.search import Options
 from aiinfra.plan.space import RECOMPUTE_NAMES
 
-__all__ = ["parse_size", "parse_gpu_counts", "parse_prices", "batch_sequences", "parse_offloads", "build_options",
+__all__ = ["parse_size", "parse_bytes", "parse_gpu_counts", "parse_prices", "batch_sequences", "parse_offloads", "build_options",
            "stack_key"]
 
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12, "p": 1e15}
@@ -25,8 +26,25 @@ def parse_size(text: str, what: str) -> float:
     if not m or (unit not in _SUFFIX and unit not in _BINARY):
         raise SpecError(f"{what} '{text}' is not a number like 16M, 15T or 2048")
     value = float(m.group(1)) * (_BINARY.get(unit) or _SUFFIX[unit])
+    if not math.isfinite(value):
+        raise SpecError(f"{what} '{text}' is too large to be a number")
     if value <= 0:
         raise SpecError(f"{what} must be positive, got {text}")
+    return value
+
+
+def parse_bytes(text: str, what: str) -> float:
+    """A memory size in bytes: '2GiB' → 2·2^30, '2GB' → 2e9, '512MiB', '1.5e9'; a bare count or k/M/G/T suffix
+    as parse_size. GB (10^9) and GiB (2^30) stay apart."""
+    s = str(text).strip()
+    if re.fullmatch(r".*[0-9.\s](?:[kKMGTP]i?)B", s):  # a byte unit: drop the B, keep decimal vs binary
+        s = s[:-1]
+    try:
+        value = parse_size(s, what)
+    except SpecError as e:
+        if "must be positive" in str(e):
+            raise SpecError(f"{what} must be positive, got {text}") from None
+        raise SpecError(f"{what} '{text}' is not a size like 2GiB, 512MiB, 2GB or 2e9 (bytes)") from None
     return value
 
 
@@ -114,7 +132,13 @@ def parse_offloads(text: str) -> tuple[int, ...]:
 
 
 def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, cp: bool, overlap: bool,
-             memory_reserve: str | None = None) -> Options:
+                  memory_reserve: str | None = None, *, causal: bool = True, offload: str = "all",
+                  software: str = "megatron-core", grad_dtype: str | None = None, ep_overlap: bool = False,
+                  moe_dispatcher: str = "alltoall", moe_sync_free: bool = False,
+                  pipeline_split: str = "auto") -> Options:
+    """The search options `aiinfra plan` and the web's plan page take, parsed and checked the same way for both."""
+    if grad_dtype not in (None, "fp32", "bf16"):
+        raise SpecError(f"--grad-dtype must be fp32 or bf16, not {grad_dtype!r}")
     try:
         zero_stages = tuple(sorted({int(z) for z in zero.split(",")}))
     except ValueError:
@@ -128,6 +152,9 @@ def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, 
     return Options(dtype=dtype, flash_attention=flash, sequence_parallel=sp, zero_stages=zero_stages,
                    recompute=tuple(RECOMPUTE_NAMES.index(x) for x in modes),
                    context_parallel=None if cp else (1,), overlap_dp=overlap,
-                   memory_reserve=parse_size(memory_reserve, "--memory-reserve") if memory_reserve else None)
+                   memory_reserve=parse_bytes(memory_reserve, "--memory-reserve") if memory_reserve else None,
+                   causal=causal, offloads=parse_offloads(offload), software=stack_key(software),
+                   grad_dtype=grad_dtype, ep_overlap=ep_overlap, moe_dispatcher=moe_dispatcher,
+                   moe_sync_free=moe_sync_free, pipeline_split=pipeline_split)
 
 

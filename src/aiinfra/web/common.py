@@ -62,6 +62,10 @@ def model_names() -> list[str]:
     return default_catalog().names("models")
 
 
+def stack_names() -> list[str]:
+    return default_catalog().names("stacks")
+
+
 # --- errors --------------------------------------------------------------------------------------
 
 

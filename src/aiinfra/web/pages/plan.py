@@ -28,6 +28,7 @@ from aiinfra.web.common import (
     has_module,
     model_names,
     register_aliases,
+    stack_names,
     require,
 )
 from aiinfra.web.templating import render_page
@@ -57,6 +58,16 @@ class PlanSpec(WebSpec):
     sp: bool = True
     cp: bool = True
     overlap: bool = True
+    layout: str | None = None
+    software: str = "megatron-core"
+    offload: str = "all"
+    causal: bool = True
+    memory_reserve: str | None = None
+    grad_dtype: str | None = None
+    ep_overlap: bool = False
+    moe_dispatcher: str = "alltoall"
+    moe_sync_free: bool = False
+    pipeline_split: str = "auto"
 
     @field_validator("price", mode="before")
     @classmethod
@@ -89,9 +100,13 @@ def run_plan(s: PlanSpec, top: int | None = None) -> tuple[Any, Any, float | Non
     b, batch_note = batch_sequences(s.global_batch_tokens, s.global_batch, s.seq)
     budget = parse_size(s.tokens, "--tokens") if s.tokens else None
     prices = parse_prices(s.price, g.key)
-    opts = build_options(s.dtype, s.flash, s.sp, s.zero, s.recompute, s.cp, s.overlap)
+    opts = build_options(s.dtype, s.flash, s.sp, s.zero, s.recompute, s.cp, s.overlap, s.memory_reserve or None,
+                         causal=s.causal, offload=s.offload, software=s.software, grad_dtype=s.grad_dtype or None,
+                         ep_overlap=s.ep_overlap, moe_dispatcher=s.moe_dispatcher, moe_sync_free=s.moe_sync_free,
+                         pipeline_split=s.pipeline_split)
     res = plan_command(m, g, counts, global_batch=b, seq=s.seq, batch_note=batch_note, tokens=budget,
-                       price_per_gpu_hour=prices.get(g.key), objective=s.objective, top=top or s.top, options=opts)
+                       price_per_gpu_hour=prices.get(g.key), objective=s.objective, top=top or s.top, options=opts,
+                       layout=s.layout or None)
     rows = res.facts["layouts"]
     res.facts["layouts"] = rows[: s.top]
     return rows, res, budget
@@ -103,9 +118,13 @@ def plan_view(s: PlanSpec, ex: Explainer) -> Outcome:
     f = res.facts
     win = rows[0]
     names = {t.name: t for t in res.terms}
-    out = Outcome(warnings=list(res.warnings))
+    out = Outcome(warnings=[w for w in res.warnings if w != f.get("your_layout_verdict")])
+    mine = f.get("your_layout")  # --layout: the explained terms are that layout's, not the winner's
     head = Markup("Best: <b>{}</b> mb{} {} recompute ZeRO-{}, offload {} on {} × {}").format(
         win["layout"], win["mb"], win["recompute"], win["zero"], win["offload"], win["gpus"], f["gpu"])
+    if mine:
+        out.headline.append(head)
+        head = Markup("{}").format(f["your_layout_verdict"])
     for t in res.terms[:4]:
         head += Markup("; ") + ex.link(t) + Markup(" {}").format(t.name)
     out.headline.append(head)
@@ -127,17 +146,23 @@ def plan_view(s: PlanSpec, ex: Explainer) -> Outcome:
     cols = ["#", "layout", "mb", "v", "recompute", "ZeRO", "offload", "step s", "tokens/s", "TFLOP/s per GPU", "MFU", "GB per GPU"]
     if budget:
         cols.append("days")
-    t = Table(f"{f['model']} on {win['gpus']} × {f['gpu']}: best layouts", cols, id="plans")
-    for i, w in enumerate(rows[: s.top], 1):
+    t = Table(f"{f['model']} on {win['gpus']} × {f['gpu']}: best layouts"
+              + (f"; yours is #{mine['rank']} of {mine['layouts_ranked']:,}" if mine else ""), cols, id="plans")
+    shown = list(enumerate(rows[: s.top], 1))
+    if mine and not any(w["index"] == mine["index"] for _, w in shown):
+        shown.append((mine["rank"], mine))
+    explained = mine["index"] if mine else rows[0]["index"]
+    for i, w in shown:
         how = {"layout": w["layout"], "micro-batch": w["mb"], "recompute": w["recompute"], "ZeRO": w["zero"],
                "offload": w["offload"]}
         src = {"search": "aiinfra.plan.search.plan: vectorized sizing + perf over every layout"}
-        if i == 1 and "step time" in names:
+        if w["index"] == explained and "step time" in names:
             step = ex.link(names["step time"], f"{w['step_s']:.3f}")
         else:
             step = ex.fact(f"step time (#{i})", w["step_s"], "s", "Σ compute + exposed communication + bubble",
                            {**how, **{k: round(v, 4) for k, v in w.get("parts", {}).items()}}, src, f"{w['step_s']:.3f}")
-        row = [str(i), w["layout"], str(w["mb"]), str(w["vp"]), w["recompute"], str(w["zero"]), w["offload"], step,
+        mark = " (yours)" if mine and w["index"] == mine["index"] else ""
+        row = [str(i), w["layout"] + mark, str(w["mb"]), str(w["vp"]), w["recompute"], str(w["zero"]), w["offload"], step,
                ex.fact(f"tokens/s (#{i})", w["tokens_per_s"], "tokens/s", "global batch · seq / step time", how, src,
                        f"{w['tokens_per_s']:,.0f}"),
                ex.fact(f"TFLOP/s per GPU (#{i})", w["tflops"], "TFLOP/s", "hardware FLOPs per step / GPUs / step time",
@@ -168,11 +193,19 @@ FIELDS = [
     FormField("dtype", "linear-layer dtype", "select", ["bf16", "fp16", "fp8", "fp4"]),
     FormField("zero", "ZeRO stages allowed", "text"),
     FormField("recompute", "recompute modes allowed", "text"),
+    FormField("layout", "your layout", "text",
+              help="e.g. tp=8,pp=16,dp=64,mb=1,vp=8: evaluated, explained and ranked; keys left out are searched"),
+    FormField("software", "software stack", "select", stack_names),
+    FormField("offload", "offload allowed", "text", help="all, or none,optimizer,weights,activations (+ combines)"),
+    FormField("memory_reserve", "runtime reserve per GPU", "text", help="e.g. 2GiB; blank: the catalog's"),
 ]
 ALIASES = register_aliases({"global_batch_tokens": ["--global-batch-tokens", "global batch of"],
                             "tokens": ["--tokens"], "top": ["--top"], "price": ["--price", "price per gpu-hour"],
                             "gpus": ["gpu count", "gpu range", "--gpus"], "seq": ["sequence length"],
-                            "zero": ["--zero"], "recompute": ["--recompute"]})
+                            "zero": ["--zero"], "recompute": ["--recompute"], "layout": ["--layout", "tp", "pp", "dp", "ep", "etp", "mb", "vp", "dp·mb"],
+                            "software": ["stack", "--software"], "offload": ["--offload"],
+                            "memory_reserve": ["--memory-reserve"], "grad_dtype": ["--grad-dtype"],
+                            "moe_dispatcher": ["dispatcher"], "pipeline_split": ["--pipeline-split"]})
 
 
 @router.get("/plan", include_in_schema=False)

@@ -10,7 +10,8 @@ constant without it (on the other sources' fit rows of its family; failing those
 failing those, the default constant's fit rows) and predicts the held-out source with it. megatron-core's two MoE
 host constants (stacks.yaml moe_host) are solved on the two rows marked fit_moe_host (`solve_moe_host`); every other
 MoE row is out of that fit. A power-limited GPU's sustained_compute_fraction (gpus.yaml) is solved on the rows marked
-fit_sustained_clock on it (`solve_sustained_clock`); its other rows are out of that fit.
+fit_sustained_clock on it (`solve_sustained_clock`); its other rows are out of that fit. An unfused stack's elementwise
+factor (stacks.yaml elementwise) is solved on the rows marked fit_elementwise on it (`solve_elementwise_factor`).
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from aiinfra.errors import SpecError
 from aiinfra.plan.search import Options
 from aiinfra.plan.space import RECOMPUTE_NAMES
 
-__all__ = ["parse_size", "parse_bytes", "parse_gpu_counts", "parse_prices", "batch_sequences", "parse_offloads", "build_options",
-           "stack_key"]
+__all__ = ["parse_size", "parse_bytes", "parse_gpu_counts", "parse_prices", "batch_sequences", "parse_offloads",
+           "build_options", "stack_key"]
 
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12, "p": 1e15}
 _BINARY = {"ki": 2.0**10, "mi": 2.0**20, "gi": 2.0**30, "ti": 2.0**40}

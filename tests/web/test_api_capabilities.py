@@ -183,6 +183,23 @@ def test_infer_api_equals_cli(client, cli):
                                  "--batch", "8", "--price", "1.5")
 
 
+def test_infer_api_takes_the_engine_as_the_cli_does(client, cli):
+    """`--engine tensorrt-llm` (efficiencies fitted on its published benchmarks, engines.yaml) through the API gives
+    the CLI's document; an engine the catalog lacks is the CLI's one line, on the engine field."""
+    pytest.importorskip("aiinfra.perf.inference")
+    body = {"model": "llama-3.1-70b", "gpu": "h100-sxm", "tp": 4, "prompt": 2048, "output": 128, "batch": 16,
+            "engine": "tensorrt-llm"}
+    r = client.post("/api/infer", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json() == _cli_json(cli, "infer", "llama-3.1-70b", "--gpu", "h100-sxm", "--tp", "4", "--prompt", "2048",
+                                 "--output", "128", "--batch", "16", "--engine", "tensorrt-llm")
+    plain = client.post("/api/infer", json={**body, "engine": None}).json()
+    assert plain != r.json()  # the engine's fitted efficiencies change the answer
+    bad = client.post("/api/infer", json={**body, "engine": "vlm"})
+    assert bad.status_code == 422 and bad.json()["field"] == "engine"
+    assert bad.json()["error"] == cli_error(cli, "infer", "llama-3.1-70b", "--engine", "vlm")
+
+
 def test_infer_422_carries_the_cli_sentence(client, cli):
     pytest.importorskip("aiinfra.perf.inference")
     r = client.post("/api/infer", json={"model": "llama-3.1-8b", "batch": 0})

@@ -1,8 +1,8 @@
 """Infer: time to first token, time per output token and $ per 1M tokens, for one GPU and per SKU.
 
-The same calls as `aiinfra infer` (cli/infer.py): perf.inference.inference_perf for the chosen GPU,
-and plan.recommend.recommend_inference (`--recommend`) for the per-SKU comparison. Each SKU's bar is
-re-evaluated with inference_perf at the TP the ranking chose, so every bar has its explanation.
+The command `aiinfra infer` runs (serving.commands.infer): the chosen GPU, and with recommend=True (`--recommend`)
+the per-SKU comparison. Each SKU's bar is re-evaluated with perf.inference.inference_perf at the TP the ranking
+chose (with the same engine), so every bar has its explanation.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class InferPerfSpec(InferenceQuery):
     name); `price` is comma-separated like the repeated option. catalog_prices: price GPUs without a
     given price from the catalog (the one lookup tco uses too), each with its source."""
 
+    engine: str | None = None  # the CLI's --engine: efficiencies fitted on that engine's benchmarks, where any
+
     @field_validator("price", mode="before")
     @classmethod
     def _split(cls, v: Any) -> Any:
@@ -61,27 +63,23 @@ def _prices(s: InferPerfSpec, key: str) -> tuple[dict[str, float], dict[str, Any
     return {g: p.usd_per_gpu_hour for g, p in table.items()}, table
 
 
-def infer_result(s: InferPerfSpec) -> Any:
-    from aiinfra.perf.inference import inference_perf
+def _command(s: InferPerfSpec, recommend: bool) -> Any:
+    """`aiinfra infer` itself (serving.commands.infer), as the CLI calls it."""
+    from aiinfra.catalog.prices import parse_prices
+    from aiinfra.serving.commands import infer
 
-    m = catalog_model(s.model)
     g = lookup_gpu(s.gpu)
-    prices, table = _prices(s, g.key)
-    r = inference_perf(m, g, prompt=s.prompt, output=s.output, batch=s.batch, tp=s.tp, quant=s.quant,
-                       kv_dtype=s.kv_dtype, price_per_gpu_hour=prices.get(g.key))
-    if g.key in table:
-        r.assumptions.append(f"price of {table[g.key].assumption()}")
-    return r
+    return infer(catalog_model(s.model), g, prompt=s.prompt, output=s.output, batch=s.batch, tp=s.tp, quant=s.quant,
+                 kv_dtype=s.kv_dtype, prices=parse_prices(s.price, g.key), catalog_prices=s.catalog_prices,
+                 recommend=recommend, engine=s.engine or None)
+
+
+def infer_result(s: InferPerfSpec) -> Any:
+    return _command(s, recommend=False)
 
 
 def recommend_result(s: InferPerfSpec) -> Any:
-    from aiinfra.catalog.prices import parse_prices
-    from aiinfra.plan.recommend import inference_recommendation
-
-    m = catalog_model(s.model)
-    return inference_recommendation(m, prompt=s.prompt, output=s.output, batch=s.batch, quant=s.quant,
-                                    prices=parse_prices(s.price, lookup_gpu(s.gpu).key),
-                                    catalog_prices=s.catalog_prices)
+    return _command(s, recommend=True)
 
 
 def infer_view(s: InferPerfSpec, ex: Explainer) -> Outcome:
@@ -101,7 +99,8 @@ def infer_view(s: InferPerfSpec, ex: Explainer) -> Outcome:
     per_sku = []
     for row in fitting:
         res = inference_perf(m, lookup_gpu(row["gpu"]), prompt=s.prompt, output=s.output, batch=s.batch, tp=row["tp"],
-                             quant=s.quant, kv_dtype=s.kv_dtype, price_per_gpu_hour=prices.get(row["gpu"]))
+                             quant=s.quant, kv_dtype=s.kv_dtype, price_per_gpu_hour=prices.get(row["gpu"]),
+                             engine=s.engine or None)
         # Same Terms, labelled with their SKU so the explain panel tells the rows apart.
         res.terms = [replace(t, name=f"{t.name} ({row['gpu']}, TP{row['tp']})") for t in res.terms]
         per_sku.append((row, res))
@@ -174,6 +173,8 @@ FIELDS = [
     FormField("quant", "weights", "select", ["bf16", "fp16", "fp8", "int8", "int4", "fp4"]),
     FormField("kv_dtype", "KV cache", "select", ["bf16", "fp16", "fp8", "int8"]),
     FormField("price", "$/GPU-hour", "text", help="2.5 for the GPU, or gpu=2.5, comma-separated"),
+    FormField("engine", "engine", "select", ["", "vllm", "sglang", "tensorrt-llm"],
+              help="efficiencies fitted on that engine's published benchmarks, where they exist for the GPU"),
     FormField("catalog_prices", "fill prices from the catalog", "checkbox",
               help="the catalog's reference offer per GPU (the same price tco uses), with its date"),
 ]

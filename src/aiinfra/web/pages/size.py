@@ -25,6 +25,7 @@ from aiinfra.web.common import (
     catalog_model,
     gpu_names,
     model_names,
+    stack_names,
 )
 from aiinfra.web.templating import render_page
 
@@ -58,6 +59,8 @@ class TrainSpec(WebSpec):
     flash_attention: bool = True
     overhead_gib: float | None = None
     fragmentation: float | None = None
+    software: str = "megatron-core"
+    pipeline_split: str = "auto"
 
 
 class InferSpec(WebSpec):
@@ -75,6 +78,8 @@ class InferSpec(WebSpec):
     gpu_memory_utilization: float | None = None
     max_batched_tokens: int | None = None
     overhead_gib: float | None = None
+    engine: str | None = None
+    max_model_len: int | None = None
 
 
 class FitsSpec(WebSpec):
@@ -206,6 +211,11 @@ def infer_view(s: InferSpec, ex: Explainer) -> Outcome:
                   + " per token"],
         warnings=r.warnings,
     )
+    if "engine" in f:  # what the engine itself prints at start-up (size infer --engine)
+        e = f["engine"]
+        out.headline.append(f"{e['engine']} at start-up: GPU KV cache size {e['kv_tokens']:,} tokens; maximum "
+                            f"concurrency for {e['max_model_len']:,} tokens per request {e['max_concurrency']:.2f}x"
+                            + ("" if e["starts"] else " (will NOT start)"))
     util = f["gpu_memory_utilization"]
     gpus = _compare_gpus(s.gpu)
     out.charts.append(_stack_chart(r, [(g.key, g.memory_gb, util * g.memory_gb) for g in gpus], "size-chart"))
@@ -274,6 +284,8 @@ TRAIN_FIELDS = [
     FormField("flash_attention", "flash attention", "checkbox"),
     FormField("overhead_gib", "overhead GiB", help="blank: catalog"),
     FormField("fragmentation", "fragmentation", help="fraction; blank: catalog"),
+    FormField("software", "software stack", "select", stack_names, help="whose selective recompute applies"),
+    FormField("pipeline_split", "pipeline split", "select", ["auto", "even", "account"]),
 ]
 INFER_FIELDS = [
     MODEL, GPU,
@@ -284,6 +296,9 @@ INFER_FIELDS = [
     FormField("prompt", "prompt tokens", help="blank: the whole context"),
     FormField("gpu_memory_utilization", "gpu_memory_utilization", help="blank: vLLM's 0.9"),
     FormField("max_batched_tokens", "max batched tokens", help="blank: 8192"),
+    FormField("engine", "engine start-up", "select", ["", "vllm", "sglang", "tensorrt-llm"],
+              help="also predict the KV tokens that engine reports at start-up"),
+    FormField("max_model_len", "max_model_len", help="blank: the context"),
     FormField("overhead_gib", "overhead GiB", help="blank: catalog"),
 ]
 FITS_FIELDS = [

@@ -114,6 +114,24 @@ def test_design_api_equals_cli(client, cli):
     assert r.json() == _cli_json(cli, "design", "--gpus", "1024")
 
 
+def test_design_api_takes_every_cli_option_but_the_model_path(client, cli):
+    """The storage, checkpoint, data-loading, failure and power options of `aiinfra design` through the API give the
+    CLI's document; the model stays a parameter count on the web (no config.json path)."""
+    pytest.importorskip("aiinfra.cluster.design")
+    body = {"gpus": 512, "params": "70B", "copies": 2, "checkpoints_kept": 3, "bytes_per_param": 12, "dp": 64,
+            "gds": False, "samples_per_s": 2.0, "bytes_per_sample": 1e6, "failure_rate": 3e-5, "load_factor": 0.8,
+            "storage_kw": 40, "control_nodes": 3, "ufm_links": 2, "grad_bytes_per_param": 4}
+    r = client.post("/api/design", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json() == _cli_json(cli, "design", "--gpus", "512", "--params", "70B", "--copies", "2",
+                                 "--checkpoints-kept", "3", "--bytes-per-param", "12", "--dp", "64", "--no-gds",
+                                 "--samples-per-s", "2.0", "--bytes-per-sample", "1e6", "--failure-rate", "3e-5",
+                                 "--load-factor", "0.8", "--storage-kw", "40", "--control-nodes", "3", "--ufm-links", "2",
+                                 "--grad-bytes-per-param", "4")
+    assert r.json() != client.post("/api/design", json={"gpus": 512, "params": "70B"}).json()
+    assert client.post("/api/design", json={"gpus": 512, "model": "/etc/passwd"}).status_code == 422
+
+
 def test_design_superpod_4su_matches_the_ra(client):
     """DGX SuperPOD H100 RA Table 4 at 4 SU: 127 nodes, 32 leaf and 16 spine switches."""
     pytest.importorskip("aiinfra.cluster.design")

@@ -38,12 +38,14 @@ SHOWN = 16  # boxes drawn per tier; the label carries the full count
 # The options this page offers, declared once in aiinfra.cluster.options.DesignSpec (type, default,
 # bounds) and taken from there. One difference on purpose: the model size is text ("70B") only.
 OFFERED = ("gpus", "node", "nics", "fabric", "oversubscription", "rail_optimized", "tiers", "storage_tier",
-           "dataset_tb", "params", "rack_kw", "pue", "preset", "su")
+           "dataset_tb", "params", "rack_kw", "pue", "preset", "su", "ufm_links", "storage_switch", "copies",
+           "checkpoints_kept", "bytes_per_param", "grad_bytes_per_param", "dp", "gds", "samples_per_s",
+           "bytes_per_sample", "failure_rate", "load_factor", "storage_kw", "control_nodes")
 _declared: dict[str, Any] = {name: (f.annotation, copy(f)) for name, f in options.DesignSpec.model_fields.items()
                              if name in OFFERED}
 _declared["params"] = (str | None, None)
 DesignSpec = create_model("DesignSpec", __base__=WebSpec, __module__=__name__,
-                          __doc__="`aiinfra design` options (a subset: the fabric, storage and power choices).",
+                          __doc__="`aiinfra design` options (all but --model: the model size is a parameter count here).",
                           **_declared)
 
 
@@ -158,6 +160,20 @@ FIELDS = [
     FormField("pue", "PUE"),
     FormField("preset", "preset", "select", ["", "basepod", "dgx-pod", "superpod"]),
     FormField("su", "scalable units", help="with a preset"),
+    FormField("ufm_links", "UFM links per compute leaf", help="blank: 4 on InfiniBand"),
+    FormField("storage_switch", "storage switch", "text", ["qm9700", "sn5600"], "blank: qm9700 on IB, sn5600 on Ethernet"),
+    FormField("copies", "dataset copies", help="blank: 3"),
+    FormField("checkpoints_kept", "checkpoints kept", help="blank: 5"),
+    FormField("bytes_per_param", "checkpoint bytes per parameter", help="blank: 14"),
+    FormField("grad_bytes_per_param", "gradient bytes per parameter", help="2 = bf16"),
+    FormField("dp", "data-parallel ranks", help="blank: all GPUs"),
+    FormField("gds", "GPUDirect Storage", "checkbox"),
+    FormField("samples_per_s", "samples/s per GPU", help="data-loading check"),
+    FormField("bytes_per_sample", "bytes per sample", help="data-loading check"),
+    FormField("failure_rate", "interruptions per GPU-hour", help="blank: Llama 3's 2.19e-5"),
+    FormField("load_factor", "load factor", help="average / maximum power"),
+    FormField("storage_kw", "storage kW", help="vendor figure"),
+    FormField("control_nodes", "control-plane servers", help="blank: 5"),
 ]
 ALIASES = register_aliases({"gpus": ["gpu count", "--gpus"], "su": ["--su"], "preset": ["--preset"], "fabric": ["switch"],
            "params": ["parameter count"], "node": ["system"]})

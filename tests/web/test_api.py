@@ -158,7 +158,8 @@ def test_a_bug_is_one_line_500_never_a_traceback(app, monkeypatch, caplog):
 
 def test_openapi_lists_every_endpoint(client):
     paths = client.get("/openapi.json").json()["paths"]
-    for p in ("/api/size/train", "/api/size/infer", "/api/size/fits", "/api/plan", "/api/infer", "/api/design",
+    for p in ("/api/size/train", "/api/size/infer", "/api/size/fits", "/api/plan", "/api/infer", "/api/serve-plan",
+              "/api/design",
               "/api/tco", "/api/mig/plan", "/api/mig/yaml", "/api/fleet"):
         assert p in paths, p
     schema = client.get("/openapi.json").json()["components"]["schemas"]["InferSpec"]
@@ -209,7 +210,8 @@ def test_plotly_js_is_served_locally(client):
 
 def test_index_and_every_page_renders(client):
     assert "Size" in client.get("/").text
-    for path in ("/size/train", "/size/infer", "/size/fits", "/plan", "/infer", "/design", "/tco", "/mig", "/fleet"):
+    for path in ("/size/train", "/size/infer", "/size/fits", "/plan", "/infer", "/serve-plan", "/design", "/tco", "/mig",
+                 "/fleet"):
         r = client.get(path)
         assert r.status_code == 200, path
         assert "<form" in r.text or "not in the library yet" in r.text, path

@@ -350,3 +350,52 @@ def test_tco_design_bom_api_equals_cli(client, cli):
     assert r.json() == want
     r = client.post("/api/tco", json={"gpus": 64, "preset": "superpod"})
     assert r.status_code == 422 and r.json()["error"] == cli_error(cli, "tco", "--gpus", "64", "--preset", "superpod")
+
+
+# --- Serve plan ----------------------------------------------------------------------------------
+
+SERVE = {"model": "llama-3.1-70b", "gpu": "h100-sxm=2.5,h200-sxm=3.5,l40s=1.0", "rate": 20, "prompt": "2000:0.5",
+         "output": "300:0.5", "ttft_ms": 500, "tpot_ms": 40, "quant": "bf16,fp8"}
+SERVE_ARGV = ["serve-plan", "llama-3.1-70b", "--gpu", "h100-sxm=2.5", "--gpu", "h200-sxm=3.5", "--gpu", "l40s=1.0",
+              "--rate", "20", "--prompt", "2000:0.5", "--output", "300:0.5", "--ttft-ms", "500", "--tpot-ms", "40",
+              "--quant", "bf16", "--quant", "fp8"]
+
+
+def test_serve_plan_api_equals_cli_and_its_manifests_are_the_clis(client, cli, tmp_path):
+    """`aiinfra serve-plan` on the web: the README's example through the API is the CLI's document, and the manifests
+    download is the file `--manifests` writes (serving.commands.winner_manifests for both)."""
+    pytest.importorskip("aiinfra.serving.commands")
+    r = client.post("/api/serve-plan", json=SERVE)
+    assert r.status_code == 200, r.text
+    assert r.json() == _cli_json(cli, *SERVE_ARGV)
+    out = tmp_path / "serve.yaml"
+    assert cli(*SERVE_ARGV, "--manifests", str(out)).code == 0
+    m = client.post("/api/serve-plan/manifests", json=SERVE)
+    assert m.status_code == 200 and m.headers["content-type"].startswith("application/yaml")
+    assert list(yaml.safe_load_all(m.text)) == list(yaml.safe_load_all(out.read_text()))
+    none = client.post("/api/serve-plan/manifests", json={**SERVE, "ttft_ms": 0.001})
+    assert none.status_code == 422 and "no deployment meets the targets" in none.json()["error"]
+
+
+@pytest.mark.parametrize(("change", "argv", "field"), [
+    ({"gpu": "h100-sxm"}, ["--gpu", "h100-sxm"], "gpu"),
+    ({"gpu": "h100-sxm=inf"}, ["--gpu", "h100-sxm=inf"], "gpu"),
+    ({"rate": 1e12}, ["--gpu", "h100-sxm=2.5", "--rate", "1e12"], "rate"),
+    ({"prompt": "many"}, ["--gpu", "h100-sxm=2.5", "--rate", "1", "--prompt", "many"], "prompt"),
+    ({"percentile": "p95"}, ["--gpu", "h100-sxm=2.5", "--rate", "1", "--percentile", "p95"], "percentile"),
+    ({"gpu_request": "x"}, ["--gpu", "h100-sxm=2.5", "--rate", "1", "--gpu-request", "x"], "gpu_request"),
+])
+def test_serve_plan_422_carries_the_cli_sentence(client, cli, change, argv, field):
+    pytest.importorskip("aiinfra.serving.commands")
+    r = client.post("/api/serve-plan", json={**SERVE, **change})
+    assert r.status_code == 422
+    assert r.json()["error"] == cli_error(cli, "serve-plan", "llama-3.1-70b", *argv)
+    assert r.json()["field"] == field
+
+
+def test_serve_plan_page_shows_the_winner_the_ranking_and_the_manifests(client):
+    pytest.importorskip("aiinfra.serving.commands")
+    r = client.get("/serve-plan", params=SERVE)
+    assert r.status_code == 200
+    assert "Winner: <b>" in r.text and 'id="deployments"' in r.text and 'id="serve-yaml"' in r.text
+    assert "kind: Deployment" in r.text

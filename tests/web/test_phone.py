@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-PAGES = ["/", "/size/infer", "/plan", "/infer", "/design", "/tco", "/mig", "/fleet", "/docs"]
+PAGES = ["/", "/size/infer", "/plan", "/infer", "/serve-plan", "/design", "/tco", "/mig", "/fleet", "/docs"]
 
 
 @pytest.fixture(params=[375, 1280], ids=["phone-375", "desktop-1280"])

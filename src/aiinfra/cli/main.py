@@ -43,7 +43,7 @@ COMMANDS: list[tuple[str, str, str, str]] = [
     ("rules", "aiinfra.cli.rules", "rules_cmd", "Alerting and recording rules: exporter down, fatal/recurring XIDs, ECC, row remap, throttling, OOM risk, stranded GPUs, NVLink/PCIe."),
     ("dashboard", "aiinfra.cli.dashboard", "dashboard_cmd", "Grafana dashboard for dcgm-exporter / aiinfra exporter data: import it, pick the Prometheus data source."),
     ("top", "aiinfra.cli.top", "top_cmd", "Live GPU table in the style of nvitop. Default source: the local GPUs through NVML."),
-    ("serve", "aiinfra.cli.serve", "serve", "Serve the web app: Size, Plan, Infer, Design, TCO, MIG and Fleet pages, and the JSON API at /docs."),
+    ("serve", "aiinfra.cli.serve", "serve", "Serve the web app: Size, Plan, Infer, Serve, Design, TCO, MIG and Fleet pages, and the JSON API at /docs."),
     ("catalog", "aiinfra.cli.catalog_cmd", "app", "Browse the dated catalog: GPUs and models."),
     ("schema", "aiinfra.cli.schema_cmd", "schema", "JSON Schema of a command's --format json output (the envelope and its facts)."),
 ]

@@ -29,7 +29,7 @@ def serve(
     insecure_no_auth: Annotated[bool, typer.Option("--insecure-no-auth", help="Bind beyond loopback without auth (anyone who can reach the port can use it).")] = False,
     allowed_host: Annotated[list[str] | None, typer.Option("--allowed-host", help="Another Host header name to answer (a DNS name of this server; repeatable).")] = None,
 ) -> None:
-    """Serve the web app: Size, Plan, Infer, Design, TCO, MIG and Fleet pages, and the JSON API at /docs."""
+    """Serve the web app: Size, Plan, Infer, Serve, Design, TCO, MIG and Fleet pages, and the JSON API at /docs."""
     if not 0 < port < 65536:
         raise AiinfraError(f"port must be between 1 and 65535, got {port}")
     password = read_password(password_file) if password_file is not None else None

@@ -42,27 +42,6 @@ def _which(misses: str) -> str:
     return " + ".join(part.split(" ")[0] for part in misses.split("; "))
 
 
-def parse_gpus(items: list[str]) -> tuple[dict, dict]:
-    """'h100-sxm=2.5' (USD per GPU-hour) → {key: (GpuSpec, price)}."""
-    from aiinfra.catalog.gpus import gpu as lookup_gpu
-
-    out, sources = {}, {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise SpecError(f"--gpu '{item}' needs its price: name=USD per GPU-hour, e.g. h100-sxm=2.5")
-        try:
-            price = float(value)
-        except ValueError:
-            raise SpecError(f"--gpu '{item}': the price must be USD per GPU-hour, e.g. h100-sxm=2.5") from None
-        if not price > 0:
-            raise SpecError(f"--gpu '{item}': the price must be positive")
-        g = lookup_gpu(name)
-        out[g.key] = (g, price)
-        sources[g.key] = "your --gpu flag"
-    return out, sources
-
-
 def command(
     model: Annotated[str, typer.Argument(help="Catalog model or config.json path.")],
     gpu: Annotated[list[str], typer.Option("--gpu", help="Candidate GPU and its price: h100-sxm=2.5 (USD per GPU-hour; repeatable).")],
@@ -84,13 +63,12 @@ def command(
 ) -> None:
     """Cheapest deployment (replicas × TP × batch × quantization × GPU, aggregated or disaggregated) meeting TTFT/TPOT."""
     from aiinfra.catalog.models import model as lookup_model
-    from aiinfra.serving.commands import hf_id, serve_plan
-    from aiinfra.serving.workload import parse_lengths, parse_targets, read_trace, Workload
+    from aiinfra.serving.commands import check_gpu_request, serve_plan, winner_manifests
+    from aiinfra.serving.workload import Workload, parse_gpu_prices, parse_lengths, parse_targets, read_trace
 
-    if gpu_request not in ("device-plugin", "dra"):
-        raise SpecError(f"--gpu-request must be device-plugin or dra, got '{gpu_request}'")
+    check_gpu_request(gpu_request)
     m = lookup_model(model)
-    gpus, sources = parse_gpus(gpu)
+    gpus, sources = parse_gpu_prices(gpu)
     if trace is not None:
         if rate is not None:
             raise SpecError("give either --rate with --prompt/--output, or --trace, not both")
@@ -103,17 +81,11 @@ def command(
     result = serve_plan(m, w, targets, gpus, quants=quant, engine=engine, max_replicas=max_replicas,
                         disaggregated=disaggregated, price_sources=sources)
     if manifests is not None and result.facts["winner"]:
-        from aiinfra.serving.k8s import manifests as build
-        from aiinfra.serving.k8s import secrets_to_create
         from aiinfra.serving.manifest_io import write_yaml_docs
 
-        docs = build(result.facts["winner"], model_name=m.name, hf_id=hf_id(m), engine=engine, gpu_request=gpu_request)
+        docs = winner_manifests(result, m, engine=engine, gpu_request=gpu_request)
         write_yaml_docs(manifests, docs)
         result.facts["manifests"] = str(manifests)
-        result.warnings.extend(secrets_to_create(docs))
-        if engine == "tensorrt-llm" and result.facts["winner"]["mode"] != "aggregated":
-            result.warnings.append("TensorRT-LLM's prefill/decode roles are not rendered: each role's pods run an "
-                                   "aggregated trtllm-serve; use --no-disagg, or vLLM/SGLang, for disaggregated manifests")
     elif manifests is not None:
         result.warnings.append("no manifests written: no deployment meets the targets")
     emit(result, fmt, explain, _table)

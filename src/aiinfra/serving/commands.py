@@ -253,3 +253,26 @@ def infer(m: ModelSpec, g: GpuSpec, *, prompt: int, output: int, batch: int = 1,
     if p is not None:
         res.assumptions.append(f"price of {p.assumption()}")
     return res
+
+
+GPU_REQUESTS = ("device-plugin", "dra")  # how the manifests' pods ask for GPUs (serving.k8s)
+
+
+def check_gpu_request(value: str) -> str:
+    if value not in GPU_REQUESTS:
+        raise SpecError(f"--gpu-request must be device-plugin or dra, got '{value}'")
+    return value
+
+
+def winner_manifests(result: Result, m: ModelSpec, *, engine: str, gpu_request: str) -> list[dict]:
+    """The Kubernetes manifests of serve_plan's winner (serving.k8s), adding to `result`'s warnings the Secrets to
+    create and what the engine's manifests leave out."""
+    from aiinfra.serving.k8s import manifests, secrets_to_create
+
+    winner = result.facts["winner"]
+    docs = manifests(winner, model_name=m.name, hf_id=hf_id(m), engine=engine, gpu_request=gpu_request)
+    result.warnings.extend(secrets_to_create(docs))
+    if engine == "tensorrt-llm" and winner["mode"] != "aggregated":
+        result.warnings.append("TensorRT-LLM's prefill/decode roles are not rendered: each role's pods run an "
+                               "aggregated trtllm-serve; use --no-disagg, or vLLM/SGLang, for disaggregated manifests")
+    return docs

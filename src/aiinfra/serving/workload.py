@@ -77,6 +77,10 @@ def parse_targets(ttft_ms: float, tpot_ms: float, percentile: str) -> Targets:
     return Targets(ttft_ms / 1e3, tpot_ms / 1e3, percentile)
 
 
+# Requests per second the planner takes: 1,024 replicas (serving.commands' bound) at ~1,000 requests/s each
+MAX_RATE = 1e6
+
+
 @dataclass(frozen=True)
 class Workload:
     rate: float  # requests per second
@@ -88,6 +92,9 @@ class Workload:
     def __post_init__(self) -> None:
         if not self.rate > 0 or not math.isfinite(self.rate):
             raise SpecError(f"request rate must be a positive number of requests per second, got {self.rate}")
+        if self.rate > MAX_RATE:
+            raise SpecError(f"request rate {self.rate:g}/s is beyond {MAX_RATE:g}/s, more than any deployment searched "
+                            "here (at most 1,024 replicas) serves; split the traffic")
 
     def describe(self) -> str:
         return (f"{self.rate:g} req/s, prompt {self.prompt.describe()}, output {self.output.describe()}"
@@ -140,3 +147,24 @@ def read_trace(path_str: str) -> Workload:
     rate = (len(t_a) - 1) / span
     return Workload(rate, Lengths(float(p_a.mean()), samples=p_a), Lengths(float(o_a.mean()), samples=o_a),
                     source=str(path), arrivals=t_a - t_a[0])
+
+
+def parse_gpu_prices(items: list[str]) -> tuple[dict, dict]:
+    """'h100-sxm=2.5' (USD per GPU-hour) → {key: (GpuSpec, price)}."""
+    from aiinfra.catalog.gpus import gpu as lookup_gpu
+
+    out, sources = {}, {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SpecError(f"--gpu '{item}' needs its price: name=USD per GPU-hour, e.g. h100-sxm=2.5")
+        try:
+            price = float(value)
+        except ValueError:
+            raise SpecError(f"--gpu '{item}': the price must be USD per GPU-hour, e.g. h100-sxm=2.5") from None
+        if not (price > 0 and math.isfinite(price)):
+            raise SpecError(f"--gpu '{item}': the price must be a positive, finite USD per GPU-hour")
+        g = lookup_gpu(name.strip())
+        out[g.key] = (g, price)
+        sources[g.key] = "your --gpu flag"
+    return out, sources

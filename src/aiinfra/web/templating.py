@@ -31,6 +31,7 @@ PAGES = [  # (path, nav label)
     ("/size", "Size"),
     ("/plan", "Plan"),
     ("/infer", "Infer"),
+    ("/serve-plan", "Serve"),
     ("/design", "Design"),
     ("/tco", "TCO"),
     ("/mig", "MIG"),

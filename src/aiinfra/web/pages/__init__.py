@@ -4,15 +4,16 @@ so a missing library module shows a plain "not in the library yet" message inste
 from __future__ import annotations
 
 from aiinfra.web.common import has_module
-from aiinfra.web.pages import design, fleet, infer, mig, plan, size, tco
+from aiinfra.web.pages import design, fleet, infer, mig, plan, serve_plan, size, tco
 
-PAGE_MODULES = [size, plan, infer, design, tco, mig, fleet]
+PAGE_MODULES = [size, plan, infer, serve_plan, design, tco, mig, fleet]
 
 # The library module each page needs, in the order of templating.PAGES.
 NEEDS = {
     "/size": "aiinfra.sizing.training",
     "/plan": "aiinfra.plan.search",
     "/infer": "aiinfra.perf.inference",
+    "/serve-plan": "aiinfra.serving.commands",
     "/design": "aiinfra.cluster.design",
     "/tco": "aiinfra.cost.tco",
     "/mig": "aiinfra.sharing.packing",

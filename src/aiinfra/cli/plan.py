@@ -19,14 +19,6 @@ from aiinfra.catalog.models import model as lookup_model
 from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, console, emit, err_console
 from aiinfra.errors import SpecError
 from aiinfra.explain import Result
-from aiinfra.plan.recommend import recommend_training
-from aiinfra.plan.inputs import (
-    batch_sequences,
-    build_options,
-    parse_gpu_counts,
-    parse_prices,
-    parse_size,
-)
 
 def _table(res: Result, tokens: float | None) -> Table:
     f = res.facts
@@ -153,6 +145,8 @@ def command(
     explain: ExplainOpt = False,
 ) -> None:
     """Search every TP/PP/CP/EP/DP layout, micro-batch, recompute, ZeRO and interleave; rank by time or cost."""
+    from aiinfra.plan.inputs import batch_sequences, build_options, parse_gpu_counts, parse_prices, parse_size
+
     m = lookup_model(model)
     g = lookup_gpu(gpu)
     if seq <= 0:
@@ -197,7 +191,7 @@ def command(
 
 
 def _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note, catalog_prices=False) -> None:
-    from aiinfra.plan.recommend import price_assumptions
+    from aiinfra.plan.recommend import price_assumptions, recommend_training
 
     if len(counts) != 1:
         raise SpecError("--recommend compares GPU types at one GPU count; give --gpus N")

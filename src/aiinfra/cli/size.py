@@ -11,12 +11,6 @@ from aiinfra.catalog.gpus import gpu as lookup_gpu
 from aiinfra.catalog.models import model as lookup_model
 from aiinfra.cli.output import ExplainOpt, Format, FormatOpt, emit
 from aiinfra.explain import Result
-from aiinfra.sizing.commands import (
-    fits_report,
-    inference_report,
-    training_report,
-    verdict_line,
-)
 from aiinfra.units import GiB
 
 app = typer.Typer(help="Model memory for training and inference, and which GPUs fit it.", no_args_is_help=True)
@@ -70,6 +64,8 @@ def train(
     explain: ExplainOpt = False,
 ) -> None:
     """Training memory per GPU: weights, gradients, optimizer, activations and overhead."""
+    from aiinfra.sizing.commands import training_report, verdict_line
+
     result = training_report(
         lookup_model(model), lookup_gpu(gpu), tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, sp=sp, interleave=interleave,
         zero=zero, distributed_optimizer=distributed_optimizer, recompute=recompute, seq=seq, micro_batch=micro_batch,
@@ -103,6 +99,8 @@ def infer(
     explain: ExplainOpt = False,
 ) -> None:
     """Inference memory per GPU, and how many KV tokens and sequences fit."""
+    from aiinfra.sizing.commands import inference_report
+
     result, _ = inference_report(
         lookup_model(model), lookup_gpu(gpu), quant=quant, kv_dtype=kv_dtype, context=context, batch=batch, tp=tp,
         pp=pp, prompt=prompt, gpu_memory_utilization=gpu_memory_utilization, max_batched_tokens=max_batched_tokens,
@@ -134,6 +132,8 @@ def fits(
     explain: ExplainOpt = False,
 ) -> None:
     """For every catalog GPU: the fewest GPUs that serve this model at this setting."""
+    from aiinfra.sizing.commands import fits_report
+
     result = fits_report(lookup_model(model), explain=explain, quant=quant, kv_dtype=kv_dtype, context=context,
                          batch=batch, gpu_memory_utilization=gpu_memory_utilization)
     rows = result.facts["fits"]

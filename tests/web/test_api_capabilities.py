@@ -399,3 +399,34 @@ def test_serve_plan_page_shows_the_winner_the_ranking_and_the_manifests(client):
     assert r.status_code == 200
     assert "Winner: <b>" in r.text and 'id="deployments"' in r.text and 'id="serve-yaml"' in r.text
     assert "kind: Deployment" in r.text
+
+
+# --- TCO with the CLI's files as form text ---------------------------------------------------------
+
+BOM = ("items:\n"
+       "  - {category: compute, item: dgx-h100, quantity: 31, unit_power_w: 10200, reason: 1 SU minus UFM node}\n"
+       "  - {category: fabric, item: qm9700, quantity: 12, unit_power_w: 0, reason: 8 leaf + 4 spine}\n")
+
+
+def test_tco_demand_and_bom_as_text_give_the_cli_numbers(client, cli, tmp_path):
+    """The web takes the contents of `--demand` (hourly GPU CSV) and `--bom` (YAML line items) in the form, parsed
+    by the CLI's own readers (cost.hybrid.parse_demand_csv, cost.capex.parse_bom): the same facts as the CLI reading
+    the files, but the BOM's named source. A 1-SU DGX H100 BOM (31 nodes, SuperPOD RA Table 4) is 248 GPUs."""
+    pytest.importorskip("aiinfra.cost.tco")
+    demand = "gpus\n" + "\n".join(str(64 + 64 * (i % 24 > 18)) for i in range(24 * 30)) + "\n"
+    (tmp_path / "demand.csv").write_text(demand)
+    (tmp_path / "bom.yaml").write_text(BOM)
+    r = client.post("/api/tco", json={"gpus": 64, "hybrid": True, "demand": demand, "cloud": ["aws-p5"]})
+    assert r.status_code == 200, r.text
+    want = _cli_json(cli, "tco", "--gpus", "64", "--hybrid", "--demand", str(tmp_path / "demand.csv"), "--cloud", "aws-p5")
+    assert r.json()["facts"] == want["facts"]
+    b = client.post("/api/tco", json={"bom": BOM, "cloud": ["aws-p5"]})
+    assert b.status_code == 200, b.text
+    want = _cli_json(cli, "tco", "--bom", str(tmp_path / "bom.yaml"), "--cloud", "aws-p5")["facts"]
+    got = b.json()["facts"]
+    assert got["gpus"] == want["gpus"] == 248 and got["capex"] == want["capex"]
+    assert got["capex_source"] == "BOM in the form" and want["capex_source"].startswith("BOM file")
+    bad = client.post("/api/tco", json={"gpus": 64, "hybrid": True, "demand": "gpus\nlots\n"})
+    assert bad.status_code == 422 and bad.json()["field"] == "demand" and "'lots' is not a GPU count" in bad.json()["error"]
+    bad = client.post("/api/tco", json={"bom": "- {category: x, item: qm9700, quantity: 2}\n"})
+    assert bad.status_code == 422 and "no GPU nodes" in bad.json()["error"]

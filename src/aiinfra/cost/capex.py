@@ -155,17 +155,21 @@ def per_node_items(node_key: str, nodes: int, storage_tb: float = 0.0, switch: s
 def read_bom(path: str | Path) -> list[LineItem]:
     """A bill of materials from YAML or JSON: a list of {category, item, quantity, unit_power_w,
     reason[, unit_price]} (or {items: [...]}), e.g. what the cluster designer writes."""
-    doc = read_yaml(Path(path))  # YAML is a superset of JSON
+    return parse_bom(read_yaml(Path(path)), f"BOM file {path}")  # YAML is a superset of JSON
+
+
+def parse_bom(doc: Any, where: str = "BOM") -> list[LineItem]:
+    """Line items from a loaded BOM document (a list, or {items: [...]}); `where` names it in errors."""
     if isinstance(doc, dict):
         doc = doc.get("items", doc.get("lines", doc.get("bom")))
     if not isinstance(doc, list) or not doc:
-        raise AiinfraError(f"BOM file {path} must hold a non-empty list of line items (or 'items: [...]')")
+        raise AiinfraError(f"{where} must hold a non-empty list of line items (or 'items: [...]')")
     out = []
     for n, line in enumerate(doc, start=1):
         if not isinstance(line, dict):
-            raise AiinfraError(f"BOM file {path}: line item {n} must be a mapping, got {type(line).__name__}")
+            raise AiinfraError(f"{where}: line item {n} must be a mapping, got {type(line).__name__}")
         try:
             out.append(as_line_item(line))
         except (TypeError, ValueError):
-            raise AiinfraError(f"BOM file {path}: line item {n} has a non-numeric quantity, power or price") from None
+            raise AiinfraError(f"{where}: line item {n} has a non-numeric quantity, power or price") from None
     return out

@@ -41,16 +41,18 @@ def read_demand_csv(path: str | Path) -> np.ndarray:
     from aiinfra.safeio import read_text
 
     p = Path(path)
-    text = read_text(p, what="demand file")
-    values: list[float] = []
-    col = -1
+    return parse_demand_csv(read_text(p, what="demand file"), str(p))
+
+
+def parse_demand_csv(text: str, p: str = "demand") -> np.ndarray:
+    """The same profile from CSV text (the web form's field); `p` names it in errors."""
     try:
-        return _parse(p, text, values, col)
+        return _parse(p, text, [], -1)
     except csv.Error as e:
         raise AiinfraError(f"{p}: not a CSV file ({e})") from None
 
 
-def _parse(p: Path, text: str, values: list[float], col: int) -> np.ndarray:
+def _parse(p: str, text: str, values: list[float], col: int) -> np.ndarray:
     for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
         if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
             continue

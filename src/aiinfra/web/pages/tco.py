@@ -1,8 +1,9 @@
 """TCO: owning vs renting GPUs, cumulative cost curves with the breakeven marked.
 
-The same calls as `aiinfra tco` (cli/tco.py): cost.onprem.OnPremInputs, cost.tco.TcoInputs,
-cost.tco.tco, and cost.plot.figure for the curves. File options (--bom, --demand, --plot) are not
-offered on the web; the hybrid plan uses the CLI's generated steady + bursty profile.
+The same calls as `aiinfra tco` (cli/tco.py): cost.commands.report, and cost.plot.figure for the curves. The CLI's
+file options come as their contents in the form: `demand` is the hourly demand CSV (cost.hybrid.parse_demand_csv),
+`bom` the bill of materials as YAML or JSON (cost.capex.parse_bom, read through safeio's bounded YAML loader); no
+request names a server-side file, and --plot is the page's own chart.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from markupsafe import Markup
+from pydantic import Field
 from aiinfra.cost.commands import TcoSpec
 from aiinfra.render import fmt_money
 from aiinfra.web.charts import div
@@ -32,10 +34,15 @@ router = APIRouter()
 LIBRARY = "aiinfra.cost.tco"
 
 
+TEXT_LIMIT = 4 * 2**20  # a pasted demand CSV or BOM, bounded like the files the CLI reads
+
+
 class TcoForm(TcoSpec):
     """`aiinfra tco` options as cost.commands.TcoSpec declares them (bounds included); `cloud` and `term`
-    take comma-separated lists. The file options (--bom, --demand, --plot) are not offered: no request
-    names a server-side file; the hybrid plan uses the CLI's generated steady + bursty profile."""
+    take comma-separated lists. `demand` and `bom` are the contents of the CLI's --demand and --bom files."""
+
+    demand: str | None = Field(None, max_length=TEXT_LIMIT)
+    bom: str | None = Field(None, max_length=TEXT_LIMIT)
 
 
 def available() -> bool:
@@ -46,7 +53,19 @@ def report(s: TcoSpec) -> tuple[Any, float]:
     """The same call as `aiinfra tco` (cost.commands.report): the TcoReport and its utilization."""
     from aiinfra.cost.commands import report as tco_report
 
-    rep = tco_report(s)
+    profile = items = None
+    demand, bom = getattr(s, "demand", None), getattr(s, "bom", None)
+    if demand and demand.strip():
+        from aiinfra.cost.hybrid import parse_demand_csv
+
+        profile = parse_demand_csv(demand, "demand CSV")
+    if bom and bom.strip():
+        from aiinfra.cost.capex import parse_bom
+        from aiinfra.safeio import load_yaml_text
+
+        items = parse_bom(load_yaml_text(bom, "BOM"), "BOM")
+    spec = TcoSpec(**s.model_dump(include=set(TcoSpec.model_fields)))
+    rep = tco_report(spec, profile, items, "BOM in the form" if items is not None else "")
     return rep, float(rep.result.facts["utilization"]["value"])
 
 
@@ -112,7 +131,11 @@ FIELDS = [
     FormField("su", "scalable units (preset)"),
     FormField("gpu_hours", "training run GPU-hours"),
     FormField("tokens_per_s", "inference tokens/s per GPU"),
-    FormField("hybrid", "hybrid plan (generated demand)", "checkbox"),
+    FormField("hybrid", "hybrid plan (generated demand unless a CSV is given)", "checkbox"),
+    FormField("demand", "hourly GPU demand CSV (--demand)", "textarea",
+              help="one row per hour; a 'gpus' or 'demand' column, else the last"),
+    FormField("bom", "bill of materials YAML/JSON (--bom)", "textarea",
+              help="line items: category, item, quantity, unit_power_w, reason[, unit_price]"),
     FormField("base", "steady GPUs (hybrid)"), FormField("peak", "burst GPUs (hybrid)"),
     FormField("sensitivity", "data sensitivity", "select", ["low", "medium", "high"]),
     FormField("staff", "staff to run servers", "checkbox"),

@@ -47,6 +47,27 @@ def test_mig_yaml_download_is_the_manifests(client):
     assert config["version"] == "v1" and "mig-configs" in config
 
 
+def test_mig_dra_claims_and_nodes_are_the_clis(client, cli, tmp_path):
+    """`aiinfra mig plan --nodes 1 --emit dra --k8s-version 1.33 --mig-mode static` prints DRA claim templates: the
+    web's download with the same options is that text, and the page says which manifests it shows."""
+    pytest.importorskip("aiinfra.sharing.packing")
+    f = tmp_path / "w.yaml"
+    f.write_text(WORKLOADS)
+    params = {"gpu": "h100-sxm", "nodes": 1, "workloads": WORKLOADS, "emit": "dra", "k8s_version": "1.33",
+              "mig_mode": "static"}
+    r = client.get("/api/mig/yaml", params=params)
+    assert r.status_code == 200, r.text
+    want = cli("mig", "plan", "--gpu", "h100-sxm", "--nodes", "1", "--workloads", str(f), "--emit", "dra",
+               "--k8s-version", "1.33", "--mig-mode", "static")
+    assert want.code == 0, want.err
+    assert r.text == want.out
+    assert any(d and d.get("kind") == "ResourceClaimTemplate" for d in yaml.safe_load_all(r.text))
+    page = client.get("/mig", params=params)
+    assert page.status_code == 200 and "DRA ResourceClaims for Kubernetes 1.33 (static MIG)" in page.text
+    bad = client.get("/mig", params={**params, "emit": "helm"})
+    assert bad.status_code == 422 and "--emit must be one of mig-parted, dra" in bad.text
+
+
 def test_mig_page_draws_slots_and_offers_yaml(client):
     pytest.importorskip("aiinfra.sharing.packing")
     r = client.get("/mig", params={"gpu": "h100-sxm", "gpus": "8", "workloads": WORKLOADS})

@@ -95,20 +95,22 @@ def lower_bound(gpu: MigGpu, workloads: list[Workload], cands: dict[str, list[Mi
 
 def quiet_highs(highspy):
     """A silent HiGHS. Its constructor prints a licence banner from C++ straight to file descriptor 1,
-    which would corrupt `--format json` on stdout; the banner goes to stderr instead."""
+    which would corrupt `--format json` on stdout and is noise on stderr; it goes to the null device."""
     import os
     import sys
 
     sys.stdout.flush()
     saved = os.dup(1)
+    null = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(2, 1)
+        os.dup2(null, 1)
         h = highspy.Highs()
         h.silent()
     finally:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+        os.close(null)
     return h
 
 

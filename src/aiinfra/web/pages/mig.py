@@ -44,9 +44,13 @@ class MigPlanSpec(WebSpec):
     """`aiinfra mig plan` options; `workloads` is the YAML document itself (the CLI reads it from a file)."""
 
     gpu: str = Field(max_length=200)
-    gpus: int = Field(ge=1, le=MAX_GPUS)
+    gpus: int | None = Field(None, ge=1, le=MAX_GPUS)
+    nodes: int | None = Field(None, ge=1, le=MAX_GPUS)
     gpus_per_node: int = Field(default=8, ge=1, le=MAX_GPUS_PER_NODE)
     workloads: str = Field(max_length=4 * 2**20)  # bounded like a workloads file; entries and copies are bounded by the parser
+    emit: str = Field("mig-parted", max_length=20)  # the manifests shown: mig-parted or dra (--emit)
+    k8s_version: str = Field("1.34", max_length=10)
+    mig_mode: str = Field("dynamic", max_length=10)
 
 
 def available() -> bool:
@@ -56,19 +60,20 @@ def available() -> bool:
 def _plan(s: MigPlanSpec) -> Any:
     from aiinfra.sharing.commands import build_plan
 
-    return build_plan(s.gpu, s.workloads, gpus=s.gpus, gpus_per_node=s.gpus_per_node)
+    return build_plan(s.gpu, s.workloads, gpus=s.gpus, nodes=s.nodes, gpus_per_node=s.gpus_per_node)
 
 
 def plan_result(s: MigPlanSpec) -> Any:
     from aiinfra.sharing.commands import mig_plan
 
-    return mig_plan(s.gpu, s.workloads, gpus=s.gpus, gpus_per_node=s.gpus_per_node)
+    return mig_plan(s.gpu, s.workloads, gpus=s.gpus, nodes=s.nodes, gpus_per_node=s.gpus_per_node)
 
 
-def manifests(p: Any) -> str:
+def manifests(p: Any, s: MigPlanSpec) -> str:
+    """The manifests `aiinfra mig plan --emit {s.emit}` writes for the plan."""
     from aiinfra.sharing.commands import plan_manifests
 
-    return plan_manifests(p, "mig-parted").text()
+    return plan_manifests(p, s.emit, k8s_version=s.k8s_version, mig_mode=s.mig_mode).text()
 
 
 def slot_figure(p: Any) -> tuple[go.Figure, int]:
@@ -128,21 +133,27 @@ def plan_view(s: MigPlanSpec, ex: Explainer) -> Outcome:
         for a in p.mig.assignments:
             t.rows.append([str(a.index), str(a.node), str(a.local), geometry_label(a.geometry), ", ".join(a.workloads)])
         out.tables.append(t)
-    text = manifests(p)
-    query = urlencode({"gpu": s.gpu, "gpus": s.gpus, "gpus_per_node": s.gpus_per_node, "workloads": s.workloads})
+    text = manifests(p, s)
+    query = urlencode({k: v for k, v in s.model_dump().items() if v is not None})
+    what = ("mig-parted ConfigMap, node labels and example Pods" if s.emit == "mig-parted" else
+            f"DRA ResourceClaims for Kubernetes {s.k8s_version} ({s.mig_mode} MIG)")
     out.extra.append(Markup(
         '<h2>Kubernetes manifests</h2><p><a class="button" id="yaml-download" href="/api/mig/yaml?{q}" download="mig-plan.yaml">'
-        "Download YAML</a> mig-parted ConfigMap, node labels and example Pods, as <code>aiinfra mig plan --manifests FILE</code> "
-        'writes them.</p><pre class="yaml" id="yaml">{y}</pre>').format(q=query, y=text))
+        "Download YAML</a> {w}, as <code>aiinfra mig plan --emit {e} --manifests FILE</code> "
+        'writes them.</p><pre class="yaml" id="yaml">{y}</pre>').format(q=query, w=what, e=s.emit, y=text))
     return out
 
 
 FIELDS = [
     FormField("gpu", "GPU", "text", gpu_names, "catalog key, MIG table name or PCI ID"),
-    FormField("gpus", "GPUs available"),
+    FormField("gpus", "GPUs available", help="or give nodes"),
+    FormField("nodes", "nodes available", help="GPUs = nodes × GPUs per node"),
     FormField("gpus_per_node", "GPUs per node"),
     FormField("workloads", "workloads (YAML)", "textarea",
               help="each: name, count, and profile or memory_gb (+ compute_slices, isolation hard|soft)"),
+    FormField("emit", "manifests", "select", ["mig-parted", "dra"]),
+    FormField("k8s_version", "Kubernetes release (dra)", "select", ["1.32", "1.33", "1.34", "1.35", "1.36"]),
+    FormField("mig_mode", "MIG mode (dra)", "select", ["dynamic", "static"]),
 ]
 
 
@@ -163,9 +174,11 @@ def api_mig_plan(spec: MigPlanSpec) -> dict:
 
 
 @router.get("/api/mig/yaml", tags=["mig"], summary="aiinfra mig plan --manifests FILE (as a download)")
-def api_mig_yaml(gpu: str, gpus: int, workloads: str, gpus_per_node: int = 8) -> Response:
+def api_mig_yaml(gpu: str, workloads: str, gpus: int | None = None, nodes: int | None = None, gpus_per_node: int = 8,
+                 emit: str = "mig-parted", k8s_version: str = "1.34", mig_mode: str = "dynamic") -> Response:
     require(LIBRARY)
-    spec = MigPlanSpec(gpu=gpu, gpus=gpus, gpus_per_node=gpus_per_node, workloads=workloads)
-    text = manifests(_plan(spec))
+    spec = MigPlanSpec(gpu=gpu, gpus=gpus, nodes=nodes, gpus_per_node=gpus_per_node, workloads=workloads, emit=emit,
+                       k8s_version=k8s_version, mig_mode=mig_mode)
+    text = manifests(_plan(spec), spec)
     return Response(text, media_type="application/yaml",
                     headers={"Content-Disposition": 'attachment; filename="mig-plan.yaml"'})

@@ -28,8 +28,8 @@ from aiinfra.web.common import (
     has_module,
     model_names,
     register_aliases,
-    stack_names,
     require,
+    stack_names,
 )
 from aiinfra.web.templating import render_page
 
@@ -202,7 +202,8 @@ FIELDS = [
 ALIASES = register_aliases({"global_batch_tokens": ["--global-batch-tokens", "global batch of"],
                             "tokens": ["--tokens"], "top": ["--top"], "price": ["--price", "price per gpu-hour"],
                             "gpus": ["gpu count", "gpu range", "--gpus"], "seq": ["sequence length"],
-                            "zero": ["--zero"], "recompute": ["--recompute"], "layout": ["--layout", "tp", "pp", "dp", "ep", "etp", "mb", "vp", "dp·mb"],
+                            "zero": ["--zero"], "recompute": ["--recompute"],
+                            "layout": ["--layout", "tp", "pp", "dp", "ep", "etp", "mb", "vp", "dp·mb"],
                             "software": ["stack", "--software"], "offload": ["--offload"],
                             "memory_reserve": ["--memory-reserve"], "grad_dtype": ["--grad-dtype"],
                             "moe_dispatcher": ["dispatcher"], "pipeline_split": ["--pipeline-split"]})

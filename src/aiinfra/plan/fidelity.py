@@ -283,14 +283,19 @@ def solve_moe_host(rounds: int = 4) -> tuple[float, float]:
     return h, st
 
 
+def _marked(flag: str, group) -> dict[str, list[dict]]:
+    """{group(row): the rows marked `flag`}: what a per-GPU or per-stack constant is solved on."""
+    out: dict[str, list[dict]] = {}
+    for r in rows():
+        if r.get(flag):
+            out.setdefault(group(r), []).append(r)
+    return out
+
+
 def sustained_clock_fit_rows() -> dict[str, list[dict]]:
     """{GPU key: the rows marked fit_sustained_clock on it}: what each power-limited GPU's sustained fraction is
     solved on."""
-    out: dict[str, list[dict]] = {}
-    for r in rows():
-        if r.get("fit_sustained_clock"):
-            out.setdefault(lookup_gpu(r["gpu"]).key, []).append(r)
-    return out
+    return _marked("fit_sustained_clock", lambda r: lookup_gpu(r["gpu"]).key)
 
 
 def solve_sustained_clock(gpu_key: str, tol: float = 5e-4) -> float:
@@ -305,11 +310,7 @@ def solve_sustained_clock(gpu_key: str, tol: float = 5e-4) -> float:
 
 def elementwise_fit_rows() -> dict[str, list[dict]]:
     """{stack: the rows marked fit_elementwise on it}: what each stack's elementwise factor is solved on."""
-    out: dict[str, list[dict]] = {}
-    for r in rows():
-        if r.get("fit_elementwise"):
-            out.setdefault(r["stack"], []).append(r)
-    return out
+    return _marked("fit_elementwise", lambda r: r["stack"])
 
 
 def solve_elementwise_factor(stack_key: str, tol: float = 5e-4) -> float:

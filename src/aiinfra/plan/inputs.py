@@ -18,14 +18,21 @@ _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12, "p": 1e15
 _BINARY = {"ki": 2.0**10, "mi": 2.0**20, "gi": 2.0**30, "ti": 2.0**40}
 
 
-def parse_size(text: str, what: str) -> float:
-    """'16M' → 16e6, '15T' → 15e12, '2Mi' → 2·2^20, '1.5e9' → 1.5e9; must be positive."""
+def _scaled(text: str) -> float | None:
+    """'16M' → 16e6, '2Mi' → 2·2^20, '1.5e9' → 1.5e9; None when the text is not such a number."""
     s = str(text).strip().replace("_", "").replace(",", "")
     m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*([a-zA-Z]{0,2})", s)
     unit = m.group(2).lower() if m else ""
     if not m or (unit not in _SUFFIX and unit not in _BINARY):
+        return None
+    return float(m.group(1)) * (_BINARY.get(unit) or _SUFFIX[unit])
+
+
+def parse_size(text: str, what: str) -> float:
+    """'16M' → 16e6, '15T' → 15e12, '2Mi' → 2·2^20, '1.5e9' → 1.5e9; must be positive."""
+    value = _scaled(text)
+    if value is None:
         raise SpecError(f"{what} '{text}' is not a number like 16M, 15T or 2048")
-    value = float(m.group(1)) * (_BINARY.get(unit) or _SUFFIX[unit])
     if not math.isfinite(value):
         raise SpecError(f"{what} '{text}' is too large to be a number")
     if value <= 0:
@@ -39,12 +46,11 @@ def parse_bytes(text: str, what: str) -> float:
     s = str(text).strip()
     if re.fullmatch(r".*[0-9.\s](?:[kKMGTP]i?)B", s):  # a byte unit: drop the B, keep decimal vs binary
         s = s[:-1]
-    try:
-        value = parse_size(s, what)
-    except SpecError as e:
-        if "must be positive" in str(e):
-            raise SpecError(f"{what} must be positive, got {text}") from None
-        raise SpecError(f"{what} '{text}' is not a size like 2GiB, 512MiB, 2GB or 2e9 (bytes)") from None
+    value = _scaled(s)
+    if value is None or not math.isfinite(value):
+        raise SpecError(f"{what} '{text}' is not a size like 2GiB, 512MiB, 2GB or 2e9 (bytes)")
+    if value <= 0:
+        raise SpecError(f"{what} must be positive, got {text}")
     return value
 
 

@@ -66,6 +66,21 @@ def stack_names() -> list[str]:
     return default_catalog().names("stacks")
 
 
+def engine_names() -> list[str]:
+    return default_catalog().names("engines")
+
+
+def optional_engine_names() -> list[str]:
+    """The engines, after a blank choice for options where no engine is the default."""
+    return ["", *engine_names()]
+
+
+def comma_list(v: Any) -> Any:
+    """A form's comma-separated text → the list a repeated CLI option gives (a list passes through); pages attach it
+    as a before-validator: `_split = field_validator("price", mode="before")(comma_list)`."""
+    return [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+
+
 # --- errors --------------------------------------------------------------------------------------
 
 

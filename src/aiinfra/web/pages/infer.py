@@ -24,9 +24,11 @@ from aiinfra.web.common import (
     Table,
     catalog_model,
     cli_json,
+    comma_list,
     gpu_names,
     has_module,
     model_names,
+    optional_engine_names,
     register_aliases,
     require,
 )
@@ -43,10 +45,7 @@ class InferPerfSpec(InferenceQuery):
 
     engine: str | None = None  # the CLI's --engine: efficiencies fitted on that engine's benchmarks, where any
 
-    @field_validator("price", mode="before")
-    @classmethod
-    def _split(cls, v: Any) -> Any:
-        return [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+    _split = field_validator("price", mode="before")(comma_list)
 
 
 def available() -> bool:
@@ -173,7 +172,7 @@ FIELDS = [
     FormField("quant", "weights", "select", ["bf16", "fp16", "fp8", "int8", "int4", "fp4"]),
     FormField("kv_dtype", "KV cache", "select", ["bf16", "fp16", "fp8", "int8"]),
     FormField("price", "$/GPU-hour", "text", help="2.5 for the GPU, or gpu=2.5, comma-separated"),
-    FormField("engine", "engine", "select", ["", "vllm", "sglang", "tensorrt-llm"],
+    FormField("engine", "engine", "select", optional_engine_names,
               help="efficiencies fitted on that engine's published benchmarks, where they exist for the GPU"),
     FormField("catalog_prices", "fill prices from the catalog", "checkbox",
               help="the catalog's reference offer per GPU (the same price tco uses), with its date"),

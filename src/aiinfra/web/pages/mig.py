@@ -57,6 +57,13 @@ def available() -> bool:
     return has_module(LIBRARY)
 
 
+def _sharing(name: str) -> Any:
+    """aiinfra.sharing.<name>, imported when a form is drawn (the library may be absent: `available`)."""
+    import importlib
+
+    return importlib.import_module(f"aiinfra.sharing.{name}")
+
+
 def _plan(s: MigPlanSpec) -> Any:
     from aiinfra.sharing.commands import build_plan
 
@@ -151,9 +158,9 @@ FIELDS = [
     FormField("gpus_per_node", "GPUs per node"),
     FormField("workloads", "workloads (YAML)", "textarea",
               help="each: name, count, and profile or memory_gb (+ compute_slices, isolation hard|soft)"),
-    FormField("emit", "manifests", "select", ["mig-parted", "dra"]),
-    FormField("k8s_version", "Kubernetes release (dra)", "select", ["1.32", "1.33", "1.34", "1.35", "1.36"]),
-    FormField("mig_mode", "MIG mode (dra)", "select", ["dynamic", "static"]),
+    FormField("emit", "manifests", "select", lambda: list(_sharing("commands").EMITS)),
+    FormField("k8s_version", "Kubernetes release (dra)", "select", lambda: _sharing("dra").kube_versions()),
+    FormField("mig_mode", "MIG mode (dra)", "select", lambda: list(_sharing("dra").MIG_MODES)),
 ]
 
 

@@ -24,6 +24,7 @@ from aiinfra.web.common import (
     WebSpec,
     catalog_model,
     cli_json,
+    comma_list,
     gpu_names,
     has_module,
     model_names,
@@ -69,10 +70,7 @@ class PlanSpec(WebSpec):
     moe_sync_free: bool = False
     pipeline_split: str = "auto"
 
-    @field_validator("price", mode="before")
-    @classmethod
-    def _split(cls, v: Any) -> Any:
-        return [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+    _split = field_validator("price", mode="before")(comma_list)
 
 
 def available() -> bool:

@@ -24,6 +24,8 @@ from aiinfra.web.common import (
     WebSpec,
     catalog_model,
     cli_json,
+    comma_list,
+    engine_names,
     has_module,
     model_names,
     register_aliases,
@@ -33,7 +35,6 @@ from aiinfra.web.templating import render_page
 
 router = APIRouter()
 LIBRARY = "aiinfra.serving.commands"
-ENGINES = ("vllm", "sglang", "tensorrt-llm")
 
 
 class ServePlanSpec(WebSpec):
@@ -54,10 +55,7 @@ class ServePlanSpec(WebSpec):
     disaggregated: bool = True
     gpu_request: str = "device-plugin"
 
-    @field_validator("gpu", "quant", mode="before")
-    @classmethod
-    def _split(cls, v: Any) -> Any:
-        return [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+    _split = field_validator("gpu", "quant", mode="before")(comma_list)
 
 
 def available() -> bool:
@@ -133,7 +131,7 @@ FIELDS = [
     FormField("ttft_ms", "TTFT target ms"), FormField("tpot_ms", "TPOT target ms"),
     FormField("percentile", "targets hold at", "select", ["p50", "p90", "p99"]),
     FormField("quant", "quantizations", "text", help="comma-separated; blank: bf16,fp8"),
-    FormField("engine", "engine", "select", list(ENGINES)),
+    FormField("engine", "engine", "select", engine_names),
     FormField("max_replicas", "most replicas per layout"),
     FormField("disaggregated", "also try prefill/decode disaggregation", "checkbox"),
     FormField("gpu_request", "pods ask for GPUs by", "select", ["device-plugin", "dra"]),

@@ -25,6 +25,7 @@ from aiinfra.web.common import (
     catalog_model,
     gpu_names,
     model_names,
+    optional_engine_names,
     stack_names,
 )
 from aiinfra.web.templating import render_page
@@ -296,7 +297,7 @@ INFER_FIELDS = [
     FormField("prompt", "prompt tokens", help="blank: the whole context"),
     FormField("gpu_memory_utilization", "gpu_memory_utilization", help="blank: vLLM's 0.9"),
     FormField("max_batched_tokens", "max batched tokens", help="blank: 8192"),
-    FormField("engine", "engine start-up", "select", ["", "vllm", "sglang", "tensorrt-llm"],
+    FormField("engine", "engine start-up", "select", optional_engine_names,
               help="also predict the KV tokens that engine reports at start-up"),
     FormField("max_model_len", "max_model_len", help="blank: the context"),
     FormField("overhead_gib", "overhead GiB", help="blank: catalog"),

@@ -124,6 +124,7 @@ def test_memory_reserve_takes_byte_units_and_moves_the_total_by_exactly_the_chan
 
     assert parse_bytes("2GiB", "x") == 2 * 2**30 and parse_bytes("2GB", "x") == 2e9
     assert parse_bytes("512MiB", "x") == 512 * 2**20 and parse_bytes("2G", "x") == 2e9 == parse_bytes("2e9", "x")
+    assert parse_bytes("4096B", "x") == 4096  # bytes, not parse_size's "B" = billions
 
     def total(reserve):
         j = cli("plan", "llama-3.1-8b", "--gpus", "8", "--global-batch", "64", "--layout",

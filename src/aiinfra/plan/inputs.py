@@ -41,10 +41,11 @@ def parse_size(text: str, what: str) -> float:
 
 
 def parse_bytes(text: str, what: str) -> float:
-    """A memory size in bytes: '2GiB' → 2·2^30, '2GB' → 2e9, '512MiB', '1.5e9'; a bare count or k/M/G/T suffix
-    as parse_size. GB (10^9) and GiB (2^30) stay apart."""
+    """A memory size in bytes: '2GiB' → 2·2^30, '2GB' → 2e9, '512MiB', '4096B' → 4096, '1.5e9'; a bare count or
+    k/M/G/T suffix as parse_size. GB (10^9) and GiB (2^30) stay apart."""
     s = str(text).strip()
-    if re.fullmatch(r".*[0-9.\s](?:[kKMGTP]i?)B", s):  # a byte unit: drop the B, keep decimal vs binary
+    # a byte unit: drop the B, keep decimal vs binary; a bare B is bytes here, never parse_size's billions
+    if re.fullmatch(r".*[0-9.\s](?:[kKMGTP]i?)?B", s):
         s = s[:-1]
     value = _scaled(s)
     if value is None or not math.isfinite(value):

@@ -12,7 +12,7 @@ from aiinfra.errors import SpecError
 from aiinfra.explain import Result, Term, quantity
 from aiinfra.perf import compute
 from aiinfra.serving.search import BATCHES, MAX_REPLICAS, TPS, Grid, build_configs, describe, evaluate
-from aiinfra.serving.workload import Targets, Workload
+from aiinfra.serving.workload import REPLICAS_BOUND, Targets, Workload
 from aiinfra.specs import GpuSpec, ModelSpec
 
 
@@ -70,8 +70,8 @@ def serve_plan(m: ModelSpec, w: Workload, t: Targets, gpus: dict[str, tuple[GpuS
     deployment (by $ per 1M tokens, then GPUs) whose TTFT and TPOT at the target percentile meet the targets."""
     if not gpus:
         raise SpecError("give at least one candidate GPU with its price, e.g. --gpu h100-sxm=2.5")
-    if not 1 <= max_replicas <= 1024:
-        raise SpecError(f"--max-replicas must be between 1 and 1024, got {max_replicas}")
+    if not 1 <= max_replicas <= REPLICAS_BOUND:
+        raise SpecError(f"--max-replicas must be between 1 and {REPLICAS_BOUND}, got {max_replicas}")
     configs = build_configs(m, gpus, w, quants=quants, tps=TPS, engine=engine)
     grid = evaluate(m, w, t, configs, batches=BATCHES, max_replicas=max_replicas, disaggregated=disaggregated)
     n = int(grid.cols["valid"].sum()) if "valid" in grid.cols else 0

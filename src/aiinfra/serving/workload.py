@@ -77,7 +77,9 @@ def parse_targets(ttft_ms: float, tpot_ms: float, percentile: str) -> Targets:
     return Targets(ttft_ms / 1e3, tpot_ms / 1e3, percentile)
 
 
-# Requests per second the planner takes: 1,024 replicas (serving.commands' bound) at ~1,000 requests/s each
+# The most replicas serve_plan searches (--max-replicas), and the request rate it takes: that many replicas at
+# ~1,000 requests/s each
+REPLICAS_BOUND = 1024
 MAX_RATE = 1e6
 
 
@@ -94,7 +96,7 @@ class Workload:
             raise SpecError(f"request rate must be a positive number of requests per second, got {self.rate}")
         if self.rate > MAX_RATE:
             raise SpecError(f"request rate {self.rate:g}/s is beyond {MAX_RATE:g}/s, more than any deployment searched "
-                            "here (at most 1,024 replicas) serves; split the traffic")
+                            f"here (at most {REPLICAS_BOUND:,} replicas) serves; split the traffic")
 
     def describe(self) -> str:
         return (f"{self.rate:g} req/s, prompt {self.prompt.describe()}, output {self.output.describe()}"

@@ -166,6 +166,26 @@ def test_size_train_accepts_what_plan_recommends_with_the_same_memory():
     assert abs(total / 1e9 - w["memory_gb"]) < 1e-6 * w["memory_gb"]
 
 
+def test_size_train_takes_plans_expert_tp_with_the_same_memory(cli):
+    """`size train --etp 1` evaluates a MoE layout with whole experts (EP folded over TP), as plan's ETP1 rows
+    print it: plan's winner for Qwen3-30B-A3B on 16 H100s at TP2·EP16 (EP beyond DP·CP needs ETP1), fed to size
+    train with its layout, has the same bytes per GPU; an expert TP that is neither 1 nor TP is one line, exit 2."""
+    from aiinfra.sizing.commands import training_report
+
+    m, g = model("qwen3-30b-a3b"), gpu(H100)
+    res = plan_command(m, g, [16], global_batch=256, seq=4096, top=1, layout="tp=2,ep=16,etp=1,zero=1",
+                       options=Options(offloads=(0,), recompute_fractions=(1.0,)))
+    w = res.facts["your_layout"]
+    size = training_report(m, g, tp=2, pp=w["pp"], dp=w["dp"], cp=w["cp"], ep=16, etp=1, interleave=w["vp"],
+                           zero=1, recompute=w["recompute"], seq=4096, micro_batch=w["mb"],
+                           num_microbatches=256 // (w["dp"] * w["mb"]), precision="bf16")
+    assert "EP16(ETP1)" in size.facts["layout"]
+    total = float(next(t for t in size.terms if t.name == "total per GPU").value)
+    assert abs(total / 1e9 - w["memory_gb"]) < 1e-6 * w["memory_gb"]
+    assert_one_line_error(cli("size", "train", "qwen3-30b-a3b", "--tp", "2", "--ep", "16", "--dp", "8", "--etp", "3"),
+                          "must be 1")
+
+
 def test_expert_tp_layout_key_is_checked_in_one_line():
     """--layout etp=…: the experts' TP size is 1 or TP (Megatron expert_tensor_parallel_size), only for MoE models,
     and EP beyond DP·CP needs it at 1; each broken rule is one line, exit 2."""

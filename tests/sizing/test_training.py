@@ -284,3 +284,32 @@ def test_size_train_reads_offload_as_plan_prints_it_and_keeps_megatrons_rules(cl
                            (("--offload", "optimizer 50%"), "unknown offload"),
                            (("--offload", "activations 50%", "--software", "torchtitan"), "or none")):
         assert_one_line_error(cli(*base, *args), fragment)
+
+
+def test_moe_layer_keeps_the_dispatched_tokens_of_every_routed_expert():
+    """Megatron-core's grouped experts (moe/experts.py TEGroupedMLP: linear_fc1 over the permuted tokens) and
+    Transformer Engine's GroupedLinear (module/grouped_linear.py saves each expert's input for its weight gradient)
+    keep the dispatched tokens, one copy per routed expert: k·h per token beside the norm output that the router and
+    the shared experts read. With whole experts (ETP1) a rank routes its own s/t sequence shard; with experts split
+    over TP the group's tokens are gathered first. Upper bound from recipes that ran: Megatron-Bridge 26.04's H100
+    FP8-CS recipes run Qwen3-30B-A3B (16 GPUs, EP16, micro-batch 1, seq 4096) and Qwen3-235B-A22B (TP2·PP8·VP4·EP32,
+    ETP1) with recompute off (perf_recipes/qwen/h100/qwen3_moe.py at 067f987): they must still fit an 80 GB H100."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.sizing.training import device_memory
+
+    m = model("deepseek-v3")
+    kw = dict(seq=4096, micro_batch=1, tp=2, sp=True, moe=True)
+    whole = layer_activation_bytes(m, etp=1, **kw).value
+    split = layer_activation_bytes(m, etp=2, **kw).value
+    dense_like = layer_activation_bytes(m, seq=4096, micro_batch=1, tp=2, sp=True).value
+    k, h = m.experts_per_token, m.hidden
+    assert split - whole == pytest.approx(4096 * h * k * 2.0 / 2, rel=1e-9)  # ETP1 routes s/t tokens, ETP=TP all s
+    fp8 = layer_activation_bytes(m, etp=1, input_bytes=1.0, **kw).value
+    assert whole - fp8 > 4096 / 2 * h * k * 1.0  # the FP8 copies are 1 B each
+    assert whole > dense_like  # same summed FFN width (8 + 1 experts × 2048 = 18,432), plus the routed copies
+    cap = device_memory(gpu("h100-sxm")).value
+    for name, lay in (("qwen3-30b-a3b", dict(tp=1, pp=1, dp=16, ep=16, sp=False, vp=1, num_microbatches=64)),
+                      ("qwen3-235b-a22b", dict(tp=2, pp=8, dp=16, ep=32, etp=1, sp=True, vp=4, num_microbatches=512))):
+        total = training_memory(model(name), seq=4096, micro_batch=1, zero=1, recompute="none", precision="fp8",
+                                input_bytes=1.0, grad_dtype="bf16", **lay).total.value
+        assert float(total) <= cap, name

@@ -41,6 +41,7 @@ def train(
     dp: Annotated[int, typer.Option(help="Data-parallel size.")] = 1,
     cp: Annotated[int, typer.Option(help="Context-parallel size.")] = 1,
     ep: Annotated[int, typer.Option(help="Expert-parallel size (MoE).")] = 1,
+    etp: Annotated[int | None, typer.Option(help="Expert TP size (MoE): 1 (whole experts, EP folded over TP) or TP (default).")] = None,
     sp: Annotated[bool | None, typer.Option("--sp/--no-sp", help="Sequence parallelism (default: on when TP > 1).")] = None,
     interleave: Annotated[int, typer.Option(help="Virtual pipeline stages per GPU.")] = 1,
     zero: Annotated[int, typer.Option(help="ZeRO stage 0-3 (3 = FSDP).")] = 0,
@@ -71,7 +72,7 @@ def train(
         zero=zero, distributed_optimizer=distributed_optimizer, recompute=recompute, seq=seq, micro_batch=micro_batch,
         num_microbatches=num_microbatches, precision=precision, optimizer=optimizer, grad_dtype=grad_dtype,
         offload=offload, flash_attention=flash_attention, overhead_gib=overhead_gib, fragmentation=fragmentation,
-        software=software, pipeline_split=pipeline_split,
+        software=software, pipeline_split=pipeline_split, etp=etp,
     )
     emit(result, fmt, explain, _memory_table)
     if fmt is Format.table and result.facts["fits"]:

@@ -980,7 +980,7 @@ def step_time(
     def act_bytes(moe: bool, code):
         return layer_activation_bytes(m, seq=s, micro_batch=mb, tp=tp, cp=cp, sp=sp & (tp > 1), recompute=code,
                                       flash_attention=flash_attention, moe=moe, selective=stk.selective,
-                                      input_bytes=in_bytes).value
+                                      input_bytes=in_bytes, etp=etp).value
 
     def layer_mix(code):  # per layer, averaged over dense and MoE layers
         if not m.is_moe:

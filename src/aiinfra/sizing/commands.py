@@ -74,9 +74,10 @@ def training_report(
     recompute: str = "none", seq: int = 4096, micro_batch: int = 1, num_microbatches: int | None = None,
     precision: str = "bf16", optimizer: str = "adam", grad_dtype: str | None = None, offload: str = "none",
     flash_attention: bool = True, overhead_gib: float | None = None, fragmentation: float | None = None,
-    software: str = "megatron-core", pipeline_split: str = "auto",
+    software: str = "megatron-core", pipeline_split: str = "auto", etp: int | None = None,
 ) -> Result:
     """`aiinfra size train`: memory per GPU and whether it fits `g`. Sequence parallelism defaults to TP > 1.
+    `etp`: the experts' TP size, 1 (whole experts, EP folded over TP, as plan's ETP1) or TP (the default).
     `software` names the stack whose selective-recompute and activation-offload rules apply (as in `aiinfra plan
     --software`). `offload` as the planner prints it: '+' combinations of optimizer, weights, activations, the
     activations with an optional share of each stage's layers ('activations 50%')."""
@@ -88,12 +89,13 @@ def training_report(
         offload_fraction=share, flash_attention=flash_attention, overhead_bytes=_overhead_bytes(overhead_gib),
         fragmentation=fragmentation, selective=selective_policy(software),
         input_bytes=saved_input_bytes(software, precision),
-        edge_slots=pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split),
+        edge_slots=pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split), etp=etp,
     )
     if code & 4:  # after training_memory, which has refused an unknown recompute mode
         check_activation_offload(m, software, share=share, pp=pp, recompute=RECOMPUTE[recompute])
     verdict = fit_verdict(float(mem.total.value), g)
     layout = f"TP{tp}·PP{pp}·DP{dp}" + (f"·CP{cp}" if cp > 1 else "") + (f"·EP{ep}" if ep > 1 else "")
+    layout += "(ETP1)" if ep > 1 and etp == 1 and tp > 1 else ""
     result = Result(
         f"Training memory per GPU: {m.name} on {g.key}, {layout}, {precision}, ZeRO-{zero}, recompute {recompute}",
         terms=mem.terms,

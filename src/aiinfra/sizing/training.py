@@ -388,7 +388,7 @@ def saved_input_bytes(software: str, precision: str) -> float:
 def layer_activation_bytes(
     m: ModelSpec, *, seq: Any, micro_batch: Any, tp: Any = 1, cp: Any = 1, sp: Any = False,
     recompute: Any = 0, flash_attention: bool = True, moe: bool = False, selective: str = "attention",
-    input_bytes: float = 2.0,
+    input_bytes: float = 2.0, etp: Any = None,
 ) -> Term:
     """Activation bytes one transformer layer keeps for backward, per GPU (16-bit activations).
 
@@ -407,6 +407,10 @@ def layer_activation_bytes(
     Engine keeps the input for the weight gradient as its quantized copy (1 B in FP8, 0.5625 B in NVFP4 instead of
     2: module/linear.py discards the row-wise data and saves the column-wise quantized tensor, saved_input_bytes):
     QKV and MLP inputs in U, the attention-output input and the MLP down-projection input in S.
+    A MoE layer's expert GEMMs keep their own input for the weight gradient: the dispatched tokens, one copy per
+    routed expert (k per token; the shared experts and the router read the norm output that U counts). With whole
+    experts (`etp` 1) a GPU's experts see the tokens of its own sequence shard (s/t), with experts split over TP
+    (`etp` = t, the default) the TP group's tokens are gathered first, so every rank keeps all s of them.
     """
     tp = np.asarray(tp, dtype=float)
     cp = np.asarray(cp, dtype=float)
@@ -431,6 +435,10 @@ def layer_activation_bytes(
     U = 4.0 + lin_in + lin_in + dropout_masks
     mlp_units = mlp_units - (2.0 - lin_in) * ffn / h  # the down projection's input (SwiGLU product or GeLU output)
     S = 2.0 * q_units + 2.0 * kv_units + lin_in * o_units + mlp_units
+    # the expert GEMMs' saved input: k dispatched copies per token (Megatron TEGroupedMLP linear_fc1 over the
+    # permuted tokens; Transformer Engine grouped_linear.py saves each expert's input for its wgrad)
+    routed = lin_in * m.experts_per_token if moe else 0.0
+    etp_a = tp if etp is None else np.asarray(etp, dtype=float)
     seq_full = np.asarray(seq, dtype=float)
     if flash_attention:
         core = 4.0 * a * s_loc * b  # fp32 log-sum-exp per head and query
@@ -439,7 +447,7 @@ def layer_activation_bytes(
         core = (5.0 if m.dropout else 2.0) * a * s_loc * seq_full * b
         core_formula = f"{5 if m.dropout else 2}·a·s²·b (scores, softmax{', dropout mask and output' if m.dropout else ''})"
     u_div = np.where(sp, tp, 1.0)
-    stored = sbh * (U / u_div + S / tp)
+    stored = sbh * (U / u_div + S / tp + routed * etp_a / tp)
     if selective == "every_second_linear":
         kept = sum(n for (_, _, n, _), again in zip(linear_order(m, moe), every_second_linear(m, moe)) if not again)
         sel_stored = sbh * (2.0 / u_div + (2.0 * kept / h + 2.0 * o_units) / tp) + core / tp
@@ -451,8 +459,9 @@ def layer_activation_bytes(
     )
     return Term(
         "activations per layer", value, "B",
-        "s·b·h·(U/(t if SP) + S/t) + core/t  [none];  core dropped [selective];  2·s·b·h/(t if SP) [full]",
+        "s·b·h·(U/(t if SP) + S/t" + (" + R·etp/t" if moe else "") + ") + core/t  [none];  core dropped [selective];  2·s·b·h/(t if SP) [full]",
         {"s": s_loc, "b": b, "h": h, "a": a, "t": tp, "cp": cp, "SP": sp, "U": U, "S": S,
+         **({"routed expert inputs R (k copies)": routed, "expert TP": etp_a} if moe else {}),
          "saved linear-input bytes": lin_in, "core": core_formula, "recompute": recompute, "moe_layer": moe},
         {"formula": SRC_ACT},
     )
@@ -568,14 +577,14 @@ def training_memory(
                                        input_bytes=input_bytes)
     act_moe = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp,
                                      recompute=recompute, flash_attention=flash_attention, moe=True,
-                                     selective=selective, input_bytes=input_bytes)
+                                     selective=selective, input_bytes=input_bytes, etp=etp_a)
     frac = np.asarray(recompute_fraction, dtype=float)
     if np.any(frac < 1.0):  # block recompute: a fraction of each stage's layers fully, the rest store everything
         partial = (np.asarray(recompute) == 2) & (frac < 1.0)
         keep_d = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp, recompute=0,
                                         flash_attention=flash_attention, input_bytes=input_bytes)
         keep_m = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp, recompute=0,
-                                        flash_attention=flash_attention, moe=True, input_bytes=input_bytes)
+                                        flash_attention=flash_attention, moe=True, input_bytes=input_bytes, etp=etp_a)
         act_dense.value = np.where(partial, frac * act_dense.value + (1 - frac) * keep_d.value, act_dense.value)
         act_moe.value = np.where(partial, frac * act_moe.value + (1 - frac) * keep_m.value, act_moe.value)
     s_loc = np.asarray(seq, dtype=float) / np.asarray(cp, dtype=float)
@@ -583,7 +592,7 @@ def training_memory(
     u_div = np.where(np.asarray(sp, dtype=bool), tp_a, 1.0)
     full_layer = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp,
                                         recompute=0, flash_attention=flash_attention, moe=m.is_moe,
-                                        input_bytes=input_bytes)
+                                        input_bytes=input_bytes, etp=etp_a)
 
     first_l, middle_l, last_l = pipeline_layers(m.layers, pp, vp, edge_slots)
     flights = {"first": in_flight, "middle": np.maximum(np.minimum(in_flight, pp_a - 1.0), 0.0),

@@ -45,6 +45,7 @@ class TrainSpec(WebSpec):
     dp: int = 1
     cp: int = 1
     ep: int = 1
+    etp: int | None = None
     sp: bool | None = None
     interleave: int = 1
     zero: int = 0
@@ -270,6 +271,7 @@ GPU = FormField("gpu", "GPU", "select", gpu_names)
 TRAIN_FIELDS = [
     MODEL, GPU,
     FormField("tp", "TP"), FormField("pp", "PP"), FormField("dp", "DP"), FormField("cp", "CP"), FormField("ep", "EP"),
+    FormField("etp", "expert TP", help="1: whole experts; blank: TP"),
     FormField("interleave", "interleave (virtual stages)"),
     FormField("zero", "ZeRO stage", "select", ["0", "1", "2", "3"]),
     FormField("recompute", "recompute", "select", ["none", "selective", "full"]),

@@ -1319,3 +1319,36 @@ def test_eager_stack_charges_its_elementwise_ops_unfused_and_a_bad_factor_is_ref
                 {"factor": 2, "fit": ""}, {"factor": 2, "fit": "f", "x": 1}, 2.4, {"factor": True, "fit": "f"}):
         with pytest.raises(AiinfraError, match="elementwise must be"):
             _elementwise("x", bad)
+
+
+def test_megatron_recompute_modules_run_their_forward_again():
+    """Megatron-core recompute_modules (transformer_config.py): mlp, moe and shared_experts keep their inputs and run
+    their forward again in backward (normal checkpointing); layernorm and moe_act rerun elementwise work only. So the
+    hardware FLOPs grow by exactly the recomputed linear layers' forward: the dense MLP of every Llama layer for mlp
+    (2·3·h·f per token), nothing for layernorm,moe_act; and the moe module dispatches and combines the forward again
+    (6 all-to-alls per MoE layer and micro-batch instead of 4)."""
+    g = gpu("h100-sxm")
+    llama = model("llama-3.1-8b")
+    kw = dict(tp=1, pp=1, dp=8, micro_batch=1, global_batch=64, seq=4096, recompute="selective")
+    core = step_time(llama, g, **kw)
+    mlp = step_time(llama, g, recompute_modules=("mlp",), **kw)
+    extra = float(mlp.flops.hardware.value) - float(core.flops.hardware.value)
+    attn = float(core.flops.hardware.value) - float(step_time(llama, g, **{**kw, "recompute": "none"}).flops.hardware.value)
+    tokens = 64 * 4096
+    assert extra == pytest.approx(tokens * llama.layers * 2 * 3 * llama.hidden * llama.ffn - attn, rel=1e-9)
+    assert float(mlp.step.value) > float(core.step.value)
+    oss = model("gpt-oss-120b")
+    kw = dict(tp=1, pp=1, dp=64, ep=8, micro_batch=4, global_batch=1280, seq=4096, recompute="selective",
+              grad_reduce="bf16")
+    b200 = gpu("b200")
+    plain = step_time(oss, b200, **kw)
+    light = step_time(oss, b200, recompute_modules=("layernorm", "moe_act"), **kw)
+    none = step_time(oss, b200, **{**kw, "recompute": "none"})
+    assert float(light.flops.hardware.value) == pytest.approx(float(none.flops.hardware.value), rel=1e-12)
+    assert float(light.step.value) > float(none.step.value)
+    whole = step_time(oss, b200, recompute_modules=("moe",), **kw)
+
+    def ep(r):
+        return float(next(p.value for p in r.step.parts if p.name == "EP communication"))
+    assert ep(whole) == pytest.approx(1.5 * ep(plain), rel=1e-9)
+    assert float(whole.step.value) > float(light.step.value)

@@ -313,3 +313,46 @@ def test_moe_layer_keeps_the_dispatched_tokens_of_every_routed_expert():
         total = training_memory(model(name), seq=4096, micro_batch=1, zero=1, recompute="none", precision="fp8",
                                 input_bytes=1.0, grad_dtype="bf16", **lay).total.value
         assert float(total) <= cap, name
+
+
+def test_megatron_recompute_modules_drop_what_each_module_keeps():
+    """Megatron-core TransformerConfig.recompute_modules (megatron/core/transformer/transformer_config.py): with
+    selective granularity the named submodules are recomputed; layernorm, moe_act and mla_up_proj discard their
+    outputs (output-discarding checkpoints), mlp, moe and shared_experts keep only their inputs; the default is
+    core_attn alone, which is what the "attention" policy is. Per token and layer: moe_act drops the routed experts'
+    activation output (k·f_moe at the saved-input width), layernorm a MoE layer's pre-MLP norm output (a dense
+    layer's norms are fused into Transformer Engine's LayerNormLinear), mlp a dense layer's MLP input and
+    intermediates, moe all a MoE layer keeps but its input. Megatron refuses unknown names, moe_act without MoE and
+    mla_up_proj without MLA; a stack whose selective recompute is its own takes no names."""
+    from aiinfra.errors import SpecError
+    from aiinfra.sizing.training import (check_recompute_modules, module_policy, parse_recompute_modules,
+                                         policy_modules)
+
+    assert parse_recompute_modules("moe_act, layernorm") == ("layernorm", "moe_act")
+    assert module_policy("megatron-core", ()) == "attention" == module_policy("megatron-core", ("core_attn",))
+    assert policy_modules(module_policy("megatron-core", ("layernorm", "moe_act"))) == {"layernorm", "moe_act"}
+    for bad in ("moe_act,bogus", "mlp,mlp"):
+        with pytest.raises(SpecError):
+            parse_recompute_modules(bad)
+    with pytest.raises(SpecError, match="torchtitan"):
+        module_policy("torchtitan", ("mlp",))
+    with pytest.raises(SpecError, match="MoE"):
+        check_recompute_modules(model("llama-3.1-8b"), ("moe_act",))
+    with pytest.raises(SpecError, match="multi-latent"):
+        check_recompute_modules(model("qwen3-30b-a3b"), ("mla_up_proj",))
+
+    def act(m, policy, moe=False, **kw):
+        return float(layer_activation_bytes(m, seq=4096, micro_batch=1, recompute=1, moe=moe, selective=policy,
+                                            **kw).value)
+
+    g = model("gpt-oss-120b")
+    h, k, f = g.hidden, g.experts_per_token, g.moe_ffn
+    base = act(g, "attention", moe=True)
+    assert base - act(g, "modules:moe_act", moe=True) == pytest.approx(4096 * k * f * 2.0, rel=1e-9)
+    assert base - act(g, "modules:layernorm", moe=True) == pytest.approx(4096 * h * 2.0, rel=1e-9)
+    assert act(g, "modules:moe", moe=True) < act(g, "modules:layernorm,moe_act", moe=True) < base
+    llama = model("llama-3.1-8b")
+    dense = act(llama, "attention")
+    assert act(llama, "modules:layernorm") == dense  # fused norms: nothing to drop
+    h, f = llama.hidden, llama.ffn
+    assert dense - act(llama, "modules:mlp") == pytest.approx(4096 * (2 * h + 2 * 2 * f + 2 * f), rel=1e-9)

@@ -139,6 +139,9 @@ def command(
     pipeline_split: Annotated[str, typer.Option(
         help="Pipeline split: account (embedding and loss take a layer's slot, Megatron --account-for-embedding/loss-"
              "in-pipeline-split), even (layers only), auto (account where the LM head weighs half a layer or more).")] = "auto",
+    recompute_modules: Annotated[str | None, typer.Option(
+        help="What selective recompute repeats, as Megatron-core's recompute_modules: core_attn (the default), "
+             "moe_act, layernorm, mla_up_proj, mlp, moe, shared_experts, e.g. layernorm,moe_act.")] = None,
     recommend: Annotated[bool, typer.Option("--recommend", help="Rank every catalog GPU for this job instead.")] = False,
     catalog_prices: Annotated[bool, typer.Option("--catalog-prices", help="With --recommend: price GPUs without --price from the catalog (the same lookup as tco), each with its source.")] = False,
     fmt: FormatOpt = Format.table,
@@ -159,7 +162,8 @@ def command(
     prices = parse_prices(price, g.key)
     opts = build_options(dtype, flash, sp, zero, recompute, cp, overlap, memory_reserve, causal=causal,
                          offload=offload, software=software, grad_dtype=grad_dtype, ep_overlap=ep_overlap,
-                         moe_dispatcher=moe_dispatcher, moe_sync_free=moe_sync_free, pipeline_split=pipeline_split)
+                         moe_dispatcher=moe_dispatcher, moe_sync_free=moe_sync_free, pipeline_split=pipeline_split,
+                         recompute_modules=recompute_modules)
     if recommend:
         _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note, catalog_prices)
         return

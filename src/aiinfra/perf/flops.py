@@ -24,6 +24,7 @@ import numpy as np
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Number, Term
 from aiinfra.sizing.params import attention_params, every_second_linear, linear_order
+from aiinfra.sizing.training import policy_modules
 from aiinfra.specs import ModelSpec
 
 SRC_NARAYANAN = "Narayanan et al. 2021 (SC'21) §5.1 FLOPs formula, memory_perf_anchors §2a"
@@ -90,6 +91,28 @@ def every_second_linear_fraction(m: ModelSpec, moe: bool = False) -> float:
     return again / sum(flops) if flops else 0.0
 
 
+def module_recompute_fraction(m: ModelSpec, modules, moe: bool = False) -> float:
+    """Share of a layer's forward linear FLOPs that Megatron's selective modules run again in backward: the dense
+    MLP (mlp), the whole MoE layer (moe: router, shared and routed experts), the shared experts (shared_experts),
+    the MLA up projections of Q and of K,V (mla_up_proj). The others (core_attn, layernorm, moe_act) repeat no
+    linear layer."""
+    dense, moe_fl = layer_flops(m)
+    layer = moe_fl if moe and moe_fl is not None else dense
+    again = 0.0
+    if "mla_up_proj" in modules and m.is_mla:
+        qk = m.qk_nope_dim + m.qk_rope_dim
+        again += 2.0 * (m.q_lora_rank * m.heads * qk + m.kv_lora_rank * m.heads * (m.qk_nope_dim + m.v_head_dim))
+    if moe and moe_fl is not None:
+        expert = _mlp_weights(m, m.moe_ffn)
+        if "moe" in modules:
+            again += 2.0 * ((m.experts_per_token + m.shared_experts) * expert + m.hidden * m.experts)
+        elif "shared_experts" in modules:
+            again += 2.0 * m.shared_experts * expert
+    elif "mlp" in modules:
+        again += 2.0 * _mlp_weights(m, m.ffn)
+    return again / layer.matmul
+
+
 @dataclass
 class TrainingFlops:
     """FLOPs of one training iteration: `model` (MFU basis) and `hardware` (HFU basis, with recompute)."""
@@ -139,8 +162,11 @@ def training_flops(m: ModelSpec, *, tokens: Number, seq: Number, recompute="none
     if selective == "every_second_linear":
         sel_extra = (n_dense * dense.matmul * every_second_linear_fraction(m)
                      + n_moe * (moe.matmul * every_second_linear_fraction(m, True) if moe else 0.0))
-    else:
-        sel_extra = attn
+    else:  # Megatron's modules: core attention, and the linear layers of the modules that run their forward again
+        mods = policy_modules(selective)
+        sel_extra = (attn if "core_attn" in mods else 0.0) + (
+            n_dense * dense.matmul * module_recompute_fraction(m, mods)
+            + n_moe * (moe.matmul * module_recompute_fraction(m, mods, True) if moe else 0.0))
     extra = np.where(np.asarray(rc) == 2, fwd_layers * np.asarray(recompute_fraction, dtype=float),
                      np.where(np.asarray(rc) == 1, sel_extra, 0.0))
     per_token_hw = per_token_model + extra

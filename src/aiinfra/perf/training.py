@@ -44,7 +44,7 @@ is NCCL wall time and is not divided by it. Placement follows Megatron's rank or
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -52,12 +52,13 @@ from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Number, Term, total
 from aiinfra.perf import comm, compute
-from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_linear_fraction, recompute_code,
-                                training_flops)
+from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_linear_fraction,
+                                module_recompute_fraction, recompute_code, training_flops)
 from aiinfra.sizing.dtypes import nbytes
 from aiinfra.sizing.params import attention_params, every_second_linear, linear_order, param_counts
-from aiinfra.sizing.training import (ActivationOffload, activation_offload, layer_activation_bytes, offload_code, pipeline_edge_slots,
-                                     pipeline_layers, saved_input_bytes, selective_policy, stack_uneven_pipeline)
+from aiinfra.sizing.training import (ActivationOffload, activation_offload, layer_activation_bytes, module_policy,
+                                     offload_code, pipeline_edge_slots, pipeline_layers, policy_modules,
+                                     saved_input_bytes, selective_policy, stack_uneven_pipeline)
 from aiinfra.specs import GpuSpec, ModelSpec, arch_family
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/(v·m) for the interleaved 1F1B schedule"
@@ -464,6 +465,7 @@ def step_time(
     moe_host_ms: float | None = None,
     moe_stall_ms: float | None = None,
     offload_fraction: Number = 1.0,
+    recompute_modules: tuple[str, ...] = (),
 ) -> TrainingPerf | np.ndarray:
     """Step time of training `m` on `gpu` with the given layout (scalars or broadcastable arrays).
 
@@ -487,9 +489,14 @@ def step_time(
     each forward sync (stacks.yaml moe_host).
     `offload_fraction` (arrays allowed): with activations offloaded (offload bit 4), the share of each stage's layers
     whose activations go to the host, the first ones (Megatron --cpu-offloading-num-layers over the layers); 1: all.
+    `recompute_modules`: what selective recompute repeats, as Megatron-core's recompute_modules names it
+    (sizing.training.RECOMPUTE_MODULES); () keeps the stack's own selective policy.
     """
     node = node or comm.node_for(gpu)
     stk = software if isinstance(software, Stack) else stack(software)
+    if recompute_modules:
+        stk = replace(stk, selective=module_policy(stk.key, tuple(recompute_modules)))
+    mods = policy_modules(stk.selective)
     dispatch = dict(stk.moe_dispatchers).get(moe_dispatcher)
     if dispatch is None:
         raise AiinfraError(f"unknown MoE dispatcher {moe_dispatcher!r} for stack {stk.key}; "
@@ -520,7 +527,7 @@ def step_time(
     sel = (rc == 1)
     # selective recompute: Megatron repeats the core attention; torchtitan's op-level policy repeats every second
     # linear GEMM and every elementwise op, and keeps attention outputs
-    sel_attn = sel * (stk.selective == "attention")
+    sel_attn = sel * ("core_attn" in mods)
     sel_ops = sel * (stk.selective == "every_second_linear")
     passes = 3 + full  # forward, backward (2×), recompute forward
 
@@ -582,7 +589,10 @@ def step_time(
         tp_split = 0.0
         tp_async = 0.0
         partial_bytes = 0.0  # async TP's fused reduce-scatters: partial outputs pulled in and summed (HBM bytes)
-        again = sel_ops * every_second_linear_fraction(m, moe) if stk.selective == "every_second_linear" else 0.0
+        if stk.selective == "every_second_linear":
+            again = sel_ops * every_second_linear_fraction(m, moe)
+        else:  # Megatron's modules that run their forward again (mlp, moe, shared_experts, mla_up_proj)
+            again = sel * module_recompute_fraction(m, mods, moe)
         fused_mm = stk.tp_fusion == "matmul"
         col_again = iter(_col_recomputed_shares(m, moe)) if fused_mm else None
 
@@ -673,6 +683,23 @@ def step_time(
     elem_bytes = T * (per_tok_gpu * (passes + sel_ops) + softmax * soft_passes / tp)
     cal = cal or compute.training_calibration()
     t_elem_layer = elem_bytes * cal.elementwise_traffic * stk.elementwise_factor / gpu.memory_bw
+    # Megatron's modules repeat their elementwise work in backward, bytes per token (16-bit): a norm that is a module
+    # of its own (layernorm: a MoE layer's pre-MLP norm, MLA's input norm) reads and writes T·h; an MLP activation
+    # (moe_act for the routed experts; mlp, moe, shared_experts with their MLP) reads the gate and up outputs and
+    # writes their product (6 B per FFN element); a recomputed MoE layer also permutes its k copies and gathers
+    # them back (4 B per copy element each way); mla_up_proj applies RoPE to Q and K again.
+    moe_frac_l = m.moe_layers / L
+    if sel is not False and mods - {"core_attn"}:
+        k_ffn, sh_ffn = m.experts_per_token * m.moe_ffn, m.shared_experts * m.moe_ffn
+        whole_moe = "moe" in mods
+        norms = moe_frac_l * (not whole_moe) + (1.0 if m.is_mla else 0.0)
+        mod_tok = (("layernorm" in mods) * norms * 4.0 * h / np.where(sp, tp, 1)
+                   + moe_frac_l * whole_moe * (6.0 * (k_ffn + sh_ffn) + 8.0 * m.experts_per_token * h) / tp
+                   + moe_frac_l * (not whole_moe) * (("moe_act" in mods) * 6.0 * k_ffn
+                                                    + ("shared_experts" in mods) * 6.0 * sh_ffn) / tp
+                   + (1 - moe_frac_l) * ("mlp" in mods) * 6.0 * m.ffn / tp
+                   + ("mla_up_proj" in mods and m.is_mla) * 8.0 * m.heads * m.qk_rope_dim / tp)
+        t_elem_layer = t_elem_layer + sel * T * mod_tok / gpu.memory_bw
     # Separate projections over one input (stacks.yaml separate_projections): the input's gradient is the sum of
     # their dgrads. Under TP that sum runs on the gathered T·h tensor before its reduce-scatter (or all-reduce),
     # one kernel reading each dgrad and writing the sum; at TP 1 it folds into the norm's backward, which reads
@@ -763,7 +790,9 @@ def step_time(
                                       f"{moe_dispatcher} dispatch")
     else:  # every (token, expert) copy
         a2a = comm.hierarchical_all_to_all(a2a_bytes, ep, ep_local, node, "EP all-to-all")
-    t_ep_moe = np.where(ep > 1, 4 * a2a.value, 0.0)
+    # a layer recomputed whole (full recompute, Megatron's moe module) dispatches and combines its forward again
+    moe_again = full + sel * ("moe" in mods)
+    t_ep_moe = np.where(ep > 1, (4 + 2 * moe_again) * a2a.value, 0.0)
 
     # Per layer (averaged over dense/MoE layers), then the LM head + loss on the last stage.
     frac_moe = m.moe_layers / L
@@ -801,7 +830,10 @@ def step_time(
         # while the host goes on issuing, so only what the stall outlasts it idles the GPU
         t_dispatch_s = np.where(ep > 1, a2a.value, 0.0)
         dispatcher_stall = 0.0 if ep_overlap else np.maximum(stall_s - t_dispatch_s, 0.0)
-        stall = frac_moe * (dispatcher_stall + stall_s * (syncs - 1)) * (1 + full)
+        # A forward run again (full recompute, the moe module) syncs again and stalls as a forward does. moe_act's
+        # recomputed activation syncs too, but inside the backward, where the host has only the layer's backward
+        # kernels to issue, each long, rather than the dispatcher's routing work the stall was fitted on: not charged.
+        stall = frac_moe * (dispatcher_stall + stall_s * (syncs - 1)) * (1 + moe_again)
         t_host_layer = np.maximum(g_layer + stall, frac_moe * host_s * passes / 3) - g_layer
     else:
         t_host_layer, t_dispatch_s = 0.0, 0.0

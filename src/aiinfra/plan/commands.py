@@ -17,7 +17,8 @@ from aiinfra.explain import Result, quantity
 from aiinfra.perf.training import TP_MODES
 from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, edge_slots, plan, tp_modes
 from aiinfra.plan.space import RECOMPUTE_NAMES
-from aiinfra.sizing.training import check_activation_offload, check_layout, device_memory, parse_offload
+from aiinfra.sizing.training import (check_activation_offload, check_layout, check_recompute_modules, device_memory,
+                                     parse_offload)
 from aiinfra.specs import GpuSpec, ModelSpec
 
 LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "offload", "offload_layers",
@@ -259,8 +260,12 @@ def plan_command(
 ) -> Result:
     """Search every layout (or rank one fixed `layout` within that search) and explain the best."""
     opt = options or Options()
+    check_recompute_modules(m, opt.recompute_modules)
     lay = parse_layout(layout) if isinstance(layout, str) or layout is None else dict(layout)
     if lay:
+        if opt.recompute_modules and lay.get("recompute", 1) != 1:
+            raise SpecError(f"--recompute-modules names what selective recompute repeats; the layout's recompute is "
+                            f"{RECOMPUTE_NAMES[lay['recompute']]}")
         _check_buildable(m, gpus, lay, global_batch, seq, edge_slots(m, opt))
         _check_offload(m, lay, opt.software)
         if "offload_layers" in lay:  # a count of layers whose activations go: activations are offloaded
@@ -288,6 +293,8 @@ def plan_command(
             facts[k] = quantity(w[k], unit)
     assumptions = [f"software stack {opt.software}: overlaps from catalog stacks.{opt.software}",
                    f"linear layers in {opt.dtype}; attention and norms in 16-bit",
+                   "selective recompute repeats the Megatron modules " + ", ".join(opt.recompute_modules)
+                   if opt.recompute_modules else f"selective recompute as the {opt.software} stack runs it",
                    "MFU counts causal attention at half (Megatron-LM 2024 / Llama 3); mfu_full_attention counts it whole "
                    "(Narayanan 2021 / PaLM)" if opt.causal else "attention FLOPs counted in full (--no-causal)",
                    f"fits when total per GPU ≤ {cap / 2**20:,.0f} MiB (catalog memory_total_mib); the runtime reserve "

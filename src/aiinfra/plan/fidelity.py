@@ -27,7 +27,7 @@ from aiinfra.catalog.models import model as lookup_model
 from aiinfra.perf.flops import RECOMPUTE
 from aiinfra.perf.training import TP_MODES, fitted_architectures, stack, step_time
 from aiinfra.plan.search import Options
-from aiinfra.sizing.training import parse_offload
+from aiinfra.sizing.training import parse_offload, parse_recompute_modules
 from aiinfra.specs import ModelSpec, arch_family
 
 FILE = DATA_DIR / "training_validation.yaml"
@@ -74,7 +74,8 @@ def _row_options(row: dict, framework_eff: float | None = None) -> Options:
     return Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                    software=row["stack"], framework_efficiency=framework_eff, grad_dtype=row.get("grad_dtype"),
                    ep_overlap=bool(row.get("ep_overlap", False)), pipeline_split=row.get("pipeline_split", "auto"),
-                   sequence_parallel=bool(row.get("sp", True)), moe_dispatcher=row.get("moe_dispatcher", "alltoall"))
+                   sequence_parallel=bool(row.get("sp", True)), moe_dispatcher=row.get("moe_dispatcher", "alltoall"),
+                   recompute_modules=parse_recompute_modules(row.get("recompute_modules")))
 
 
 def fitted_on(row: dict) -> bool:
@@ -122,7 +123,8 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
                       overlap_dp=row["stack"] != "megatron-2021", software=software, framework_eff=framework_eff,
                       moe_host_ms=moe_host_ms, moe_stall_ms=moe_stall_ms,
                       offload=(offload or 0) | (4 if "offload_layers" in row else 0),
-                      offload_fraction=int(row.get("offload_layers", m.layers)) / m.layers)
+                      offload_fraction=int(row.get("offload_layers", m.layers)) / m.layers,
+                      recompute_modules=parse_recompute_modules(row.get("recompute_modules")))
         # a per-layer time (Korthikanti Table 4) times the layers' forward + backward only: no optimizer step or DP sync
         outside = sum(float(p.value) for p in r.step.parts if p.name in ("optimizer step", "DP communication (exposed)"))
         value = _metric(row, float(r.tokens_per_s.value), gpus, float(r.tflops_per_gpu.value), float(r.mfu.value),
@@ -130,6 +132,7 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
                         float(r.mfu_full.value) * g.peak_flops(g.half_dtype) / 1e12)
         rl = f" {row['recompute_layers']}/{m.layers} layers" if "recompute_layers" in row else ""
         rl += f" offload activations {row['offload_layers']}/{m.layers} layers" if "offload_layers" in row else ""
+        rl += f" ({','.join(parse_recompute_modules(row['recompute_modules']))})" if "recompute_modules" in row else ""
         ep_s = f"·EP{row['ep']}" + ("(ETP1)" if row.get("etp", tp) != tp else "") if row.get("ep", 1) > 1 else ""
         lay = (f"TP{tp}·PP{pp}·CP{cp}{ep_s}·DP{dp} mb{row.get('mb', 1)} v{row.get('vp', 1)} "
                f"{row.get('recompute', 'none')}{rl}" + ("" if row.get("sp", True) or tp == 1 else " no-SP"))

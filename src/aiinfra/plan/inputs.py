@@ -10,6 +10,7 @@ from aiinfra.catalog.prices import parse_prices
 from aiinfra.errors import SpecError
 from aiinfra.plan.search import Options
 from aiinfra.plan.space import RECOMPUTE_NAMES
+from aiinfra.sizing.training import module_policy, parse_recompute_modules
 
 __all__ = ["parse_size", "parse_bytes", "parse_gpu_counts", "parse_prices", "batch_sequences", "parse_offloads",
            "build_options", "stack_key"]
@@ -142,8 +143,10 @@ def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, 
                   memory_reserve: str | None = None, *, causal: bool = True, offload: str = "all",
                   software: str = "megatron-core", grad_dtype: str | None = None, ep_overlap: bool = False,
                   moe_dispatcher: str = "alltoall", moe_sync_free: bool = False,
-                  pipeline_split: str = "auto") -> Options:
-    """The search options `aiinfra plan` and the web's plan page take, parsed and checked the same way for both."""
+                  pipeline_split: str = "auto", recompute_modules: str | None = None) -> Options:
+    """The search options `aiinfra plan` and the web's plan page take, parsed and checked the same way for both.
+    `recompute_modules`: Megatron's selective modules, 'layernorm,moe_act' (refused for a stack whose selective
+    recompute is its own)."""
     if grad_dtype not in (None, "fp32", "bf16"):
         raise SpecError(f"--grad-dtype must be fp32 or bf16, not {grad_dtype!r}")
     try:
@@ -156,12 +159,17 @@ def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, 
     bad = [x for x in modes if x not in RECOMPUTE_NAMES]
     if bad:
         raise SpecError(f"--recompute '{bad[0]}' is not one of none, selective, full")
+    software = stack_key(software)
+    modules = parse_recompute_modules(recompute_modules)
+    module_policy(software, modules)  # a stack with its own selective policy takes no module names
+    if modules and "selective" not in modes:
+        raise SpecError("--recompute-modules names what selective recompute repeats; --recompute leaves selective out")
     return Options(dtype=dtype, flash_attention=flash, sequence_parallel=sp, zero_stages=zero_stages,
                    recompute=tuple(RECOMPUTE_NAMES.index(x) for x in modes),
                    context_parallel=None if cp else (1,), overlap_dp=overlap,
                    memory_reserve=parse_bytes(memory_reserve, "--memory-reserve") if memory_reserve else None,
-                   causal=causal, offloads=parse_offloads(offload), software=stack_key(software),
+                   causal=causal, offloads=parse_offloads(offload), software=software,
                    grad_dtype=grad_dtype, ep_overlap=ep_overlap, moe_dispatcher=moe_dispatcher,
-                   moe_sync_free=moe_sync_free, pipeline_split=pipeline_split)
+                   moe_sync_free=moe_sync_free, pipeline_split=pipeline_split, recompute_modules=modules)
 
 

@@ -24,6 +24,7 @@ from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result
 from aiinfra.perf.inference import inference_perf
 from aiinfra.plan.search import Options, plan
+from aiinfra.sizing.training import check_recompute_modules
 from aiinfra.specs import GpuSpec, ModelSpec
 
 
@@ -99,6 +100,7 @@ def recommend_training(m: ModelSpec, gpus: int, *, global_batch: int, seq: int, 
     pool = candidates or all_gpus()
     priced_at = _prices(prices, catalog_prices, pool)
     opt = options or Options()
+    check_recompute_modules(m, opt.recompute_modules)
     coarse_opt = coarse_options(opt)
     coarse: dict[str, dict] = {}
     for g in pool:

@@ -19,8 +19,8 @@ from aiinfra.perf import comm
 from aiinfra.perf.flops import training_flops
 from aiinfra.perf.training import TP_MODES, stack, step_time
 from aiinfra.plan.space import Space, build_space, describe, offload_name, recompute_name
-from aiinfra.sizing.training import (device_memory, pipeline_edge_slots, pipeline_layers, saved_input_bytes,
-                                     training_memory)
+from aiinfra.sizing.training import (device_memory, module_policy, pipeline_edge_slots, pipeline_layers,
+                                     saved_input_bytes, training_memory)
 from aiinfra.specs import GpuSpec, ModelSpec
 
 CHUNK = 262_144
@@ -70,6 +70,14 @@ class Options:
     pipeline_split: str = "auto"  # embedding/loss pipeline slots: auto | even | account (sizing.training.PIPELINE_SPLITS)
     moe_dispatcher: str = "alltoall"  # MoE token dispatcher: alltoall | deepep | hybridep (stacks.yaml moe_dispatchers)
     moe_sync_free: bool = False  # MoE dispatch without a host sync (full-iteration CUDA graphs): no stacks.yaml moe_host
+    # what selective recompute repeats, as Megatron's recompute_modules (sizing.training.RECOMPUTE_MODULES); (): the
+    # stack's own policy
+    recompute_modules: tuple[str, ...] = ()
+
+
+def _selective(opt: Options) -> str:
+    """The selective-recompute policy the options run: the stack's, or Megatron's named modules."""
+    return module_policy(opt.software, opt.recompute_modules)
 
 
 def _host_free(opt: Options) -> dict:
@@ -141,7 +149,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         sp=b("sp"), vp=b("vp"), num_microbatches=space.batch // (b("dp") * b("mb")), zero=b("zero"),
         recompute=b("recompute"), precision="bf16" if opt.dtype in ("bf16", "fp16") else opt.dtype,
         flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve, offload=b("offload"),
-        total_only=not with_parts, recompute_fraction=b("rfrac"), selective=stack(opt.software).selective,
+        total_only=not with_parts, recompute_fraction=b("rfrac"), selective=_selective(opt),
         input_bytes=saved_input_bytes(opt.software, opt.dtype), grad_dtype=opt.grad_dtype, etp=b("etp"),
         edge_slots=edge_slots(m, opt), offload_fraction=b("ofrac"),
     )
@@ -152,7 +160,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         software=opt.software, framework_eff=opt.framework_efficiency, offload=b("offload"), step_only=not with_parts,
         recompute_fraction=b("rfrac"), tp_overlap=b("tpo"), grad_reduce=opt.grad_dtype, etp=b("etp"),
         ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split, sp=b("sp"), moe_dispatcher=opt.moe_dispatcher,
-        offload_fraction=b("ofrac"), **_host_free(opt),
+        offload_fraction=b("ofrac"), recompute_modules=opt.recompute_modules, **_host_free(opt),
     )
     shape = (space.n_base, space.k)
     memory = np.broadcast_to(np.asarray(mem if not with_parts else mem.total.value, dtype=float), shape).ravel()
@@ -338,7 +346,7 @@ def distinct_layouts(space: Space, score: np.ndarray, k: int) -> list[int]:
 def _row(m: ModelSpec, gpu: GpuSpec, ev: Evaluated, i: int, seq: int, tokens: float | None, price: float | None) -> dict:
     r = ev.space.row(i)
     n = r["gpus"]
-    selective = stack(ev.context[3].software).selective if ev.context else "attention"
+    selective = _selective(ev.context[3]) if ev.context else "attention"
     fl = training_flops(m, tokens=ev.space.batch * seq, seq=seq, recompute=r["recompute"], causal=True,
                         recompute_fraction=r.get("rfrac", 1.0), selective=selective)
     full = training_flops(m, tokens=ev.space.batch * seq, seq=seq, causal=False)
@@ -411,7 +419,7 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                           precision="bf16" if opt.dtype in ("bf16", "fp16") else opt.dtype,
                           flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve,
                           offload=one.get("offload", 0), recompute_fraction=one.get("rfrac", 1.0),
-                          selective=stack(opt.software).selective,
+                          selective=_selective(opt),
                           input_bytes=saved_input_bytes(opt.software, opt.dtype), grad_dtype=opt.grad_dtype,
                           etp=one.get("etp"), edge_slots=edge_slots(m, opt), offload_fraction=one.get("ofrac", 1.0))
     perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
@@ -421,7 +429,8 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                      framework_eff=opt.framework_efficiency, offload=one.get("offload", 0),
                      recompute_fraction=one.get("rfrac", 1.0), tp_overlap=one.get("tpo"), grad_reduce=opt.grad_dtype,
                      etp=one.get("etp"), ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split, sp=one["sp"],
-                     moe_dispatcher=opt.moe_dispatcher, offload_fraction=one.get("ofrac", 1.0), **_host_free(opt))
+                     moe_dispatcher=opt.moe_dispatcher, offload_fraction=one.get("ofrac", 1.0),
+                     recompute_modules=opt.recompute_modules, **_host_free(opt))
     terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.mfu_full, perf.hfu, mem.total]
     if tokens:
         terms += perf.time_to_train(tokens, price)

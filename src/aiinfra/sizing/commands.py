@@ -13,9 +13,9 @@ from aiinfra.contract import Facts, Quantity, command
 from aiinfra.explain import Result, quantity
 from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
 from aiinfra.sizing.params import param_counts
-from aiinfra.sizing.training import (RECOMPUTE, check_activation_offload, fit_verdict, parse_offload,
-                                     pipeline_edge_slots, saved_input_bytes, selective_policy, stack_uneven_pipeline,
-                                     training_memory)
+from aiinfra.sizing.training import (RECOMPUTE, check_activation_offload, check_recompute_modules, fit_verdict,
+                                     module_policy, parse_offload, parse_recompute_modules, pipeline_edge_slots,
+                                     saved_input_bytes, stack_uneven_pipeline, training_memory)
 from aiinfra.specs import GpuSpec, ModelSpec
 from aiinfra.units import GiB
 
@@ -75,19 +75,25 @@ def training_report(
     precision: str = "bf16", optimizer: str = "adam", grad_dtype: str | None = None, offload: str = "none",
     flash_attention: bool = True, overhead_gib: float | None = None, fragmentation: float | None = None,
     software: str = "megatron-core", pipeline_split: str = "auto", etp: int | None = None,
+    recompute_modules: str | None = None,
 ) -> Result:
     """`aiinfra size train`: memory per GPU and whether it fits `g`. Sequence parallelism defaults to TP > 1.
     `etp`: the experts' TP size, 1 (whole experts, EP folded over TP, as plan's ETP1) or TP (the default).
+    `recompute_modules`: what selective recompute drops, as Megatron's recompute_modules ('layernorm,moe_act').
     `software` names the stack whose selective-recompute and activation-offload rules apply (as in `aiinfra plan
     --software`). `offload` as the planner prints it: '+' combinations of optimizer, weights, activations, the
     activations with an optional share of each stage's layers ('activations 50%')."""
     code, share = parse_offload(offload)
+    modules = parse_recompute_modules(recompute_modules)
+    check_recompute_modules(m, modules)
+    if modules and recompute != "selective":
+        raise SpecError(f"--recompute-modules names what selective recompute drops; --recompute is {recompute}")
     mem = training_memory(
         m, seq=seq, micro_batch=micro_batch, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, sp=tp > 1 if sp is None else sp,
         vp=interleave, num_microbatches=num_microbatches, zero=zero, distributed_optimizer=distributed_optimizer,
         recompute=recompute, precision=precision, optimizer=optimizer, grad_dtype=grad_dtype, offload=code,
         offload_fraction=share, flash_attention=flash_attention, overhead_bytes=_overhead_bytes(overhead_gib),
-        fragmentation=fragmentation, selective=selective_policy(software),
+        fragmentation=fragmentation, selective=module_policy(software, modules),
         input_bytes=saved_input_bytes(software, precision),
         edge_slots=pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split), etp=etp,
     )

@@ -370,6 +370,61 @@ def selective_policy(software: str = "megatron-core") -> str:
     return policy
 
 
+# Megatron-core's selective recompute modules (TransformerConfig.recompute_modules; its default is core_attn alone,
+# which is what the "attention" policy recomputes). The norms, the MoE activation and the MLA up projections are
+# checkpointed without their outputs; core attention, the dense MLP, the MoE layer and the shared experts keep their
+# inputs and run their forward again.
+RECOMPUTE_MODULES = ("core_attn", "moe_act", "layernorm", "mla_up_proj", "mlp", "moe", "shared_experts")
+MODULES_PREFIX = "modules:"
+
+
+def parse_recompute_modules(text: str | list | tuple | None) -> tuple[str, ...]:
+    """'layernorm,moe_act' (or a list) → the sorted module names; empty or None → () (the stack's own selective
+    policy). An unknown or repeated name is refused in one line, as Megatron refuses invalid choices."""
+    if text is None:
+        return ()
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text)]
+    names = [n for n in names if n]
+    bad = [n for n in names if n not in RECOMPUTE_MODULES]
+    if bad:
+        raise SpecError(f"unknown recompute module '{bad[0]}'; Megatron's are {', '.join(RECOMPUTE_MODULES)}")
+    if len(set(names)) != len(names):
+        raise SpecError(f"recompute modules name one twice: {','.join(names)}")
+    return tuple(sorted(names))
+
+
+def module_policy(software: str, modules: tuple[str, ...] = ()) -> str:
+    """The selective policy a stack runs with Megatron `recompute_modules`: the stack's own (stacks.yaml `selective`)
+    when none are named or only core_attn, else 'modules:<names>'. Only a stack whose selective recompute is
+    Megatron's (policy attention) takes module names; another is refused in one line, not run as Megatron."""
+    base = selective_policy(software)
+    if not modules or tuple(modules) == ("core_attn",):
+        return base
+    if base != "attention":
+        raise SpecError(f"recompute modules are Megatron-core's; the {software} stack's selective recompute is "
+                        f"its own ({base}); leave --recompute-modules out or use a megatron stack")
+    return MODULES_PREFIX + ",".join(modules)
+
+
+def policy_modules(policy: str) -> frozenset[str]:
+    """The Megatron modules a selective policy recomputes: core_attn for 'attention', the named ones for
+    'modules:...', none for another stack's policy."""
+    if policy == "attention":
+        return frozenset({"core_attn"})
+    if policy.startswith(MODULES_PREFIX):
+        return frozenset(policy[len(MODULES_PREFIX):].split(","))
+    return frozenset()
+
+
+def check_recompute_modules(m: ModelSpec, modules: tuple[str, ...]) -> None:
+    """Megatron's own refusals (TransformerConfig.__post_init__): moe_act needs MoE grouped GEMMs (a MoE model),
+    mla_up_proj multi-latent attention."""
+    if "moe_act" in modules and not m.is_moe:
+        raise SpecError(f"recompute module moe_act needs a MoE model; {m.name} has no experts")
+    if "mla_up_proj" in modules and not m.is_mla:
+        raise SpecError(f"recompute module mla_up_proj needs multi-latent attention; {m.name} has none")
+
+
 # Bytes per element of a quantized copy Transformer Engine keeps: FP8 1 B; NVFP4 4 bits plus one E4M3 scale per
 # 16-element block (TE NVFP4Tensor: packed uint8 data and an FP8 scale_inv per block, per copy).
 QUANTIZED_BYTES = {"fp8": 1.0, "fp4": 0.5 + 1.0 / 16}
@@ -452,7 +507,11 @@ def layer_activation_bytes(
         kept = sum(n for (_, _, n, _), again in zip(linear_order(m, moe), every_second_linear(m, moe)) if not again)
         sel_stored = sbh * (2.0 / u_div + (2.0 * kept / h + 2.0 * o_units) / tp) + core / tp
     else:
-        sel_stored = stored + np.where(flash_attention, core / tp, 0.0)
+        mods = policy_modules(selective)
+        # core_attn drops the unfused attention's scores; a fused kernel keeps its softmax statistics either way
+        sel_stored = stored + (np.where(flash_attention, core / tp, 0.0) if "core_attn" in mods else core / tp)
+        sel_stored = sel_stored - sbh * _module_savings(m, mods, moe, lin_in, u_div, tp, etp_a, mlp_units, routed,
+                                                        q_units, v_dim)
     value = np.select(
         [recompute == 0, recompute == 1, recompute == 2],
         [stored + core / tp, sel_stored, 2.0 * sbh / u_div],
@@ -465,6 +524,34 @@ def layer_activation_bytes(
          "saved linear-input bytes": lin_in, "core": core_formula, "recompute": recompute, "moe_layer": moe},
         {"formula": SRC_ACT},
     )
+
+
+def _module_savings(m: ModelSpec, mods: frozenset, moe: bool, lin_in: float, u_div, tp, etp, mlp_units: float,
+                    routed: float, q_units: float, v_dim: int):
+    """Bytes per token and hidden unit that Megatron's selective modules do not keep (layer_activation_bytes units).
+    layernorm: the outputs of the norms that are modules of their own (Transformer Engine fuses a dense layer's
+    norms into the next linear): a MoE layer's pre-MLP norm and MLA's input norm. mla_up_proj: the up-projected
+    Q, K and V. mlp (dense layers) and moe (MoE layers): everything the MLP keeps but its input, the residual the
+    norm reads (already counted). shared_experts: the shared experts' intermediates. moe_act: the routed experts'
+    activation output (the down projection's input)."""
+    save = 0.0
+    norms = (1 if moe and "moe" not in mods else 0) + (1 if m.is_mla else 0)
+    if "layernorm" in mods:
+        save = save + norms * lin_in / u_div
+    if "mla_up_proj" in mods and m.is_mla:
+        save = save + 2.0 * (q_units + m.heads * (m.head_dim + v_dim) / m.hidden) / tp
+    if not moe:
+        if "mlp" in mods:
+            save = save + lin_in / u_div + mlp_units / tp
+        return save
+    if "moe" in mods:
+        return save + lin_in / u_div + mlp_units / tp + routed * etp / tp
+    if "shared_experts" in mods and m.shared_experts:
+        f = m.shared_experts * m.moe_ffn / m.hidden
+        save = save + ((6.0 if m.gated_mlp else 4.0) - (2.0 - lin_in)) * f / tp
+    if "moe_act" in mods:
+        save = save + lin_in * m.experts_per_token * m.moe_ffn / m.hidden / tp
+    return save
 
 
 @dataclass

@@ -69,6 +69,7 @@ class PlanSpec(WebSpec):
     moe_dispatcher: str = "alltoall"
     moe_sync_free: bool = False
     pipeline_split: str = "auto"
+    recompute_modules: str | None = None
 
     _split = field_validator("price", mode="before")(comma_list)
 
@@ -101,7 +102,7 @@ def run_plan(s: PlanSpec, top: int | None = None) -> tuple[Any, Any, float | Non
     opts = build_options(s.dtype, s.flash, s.sp, s.zero, s.recompute, s.cp, s.overlap, s.memory_reserve or None,
                          causal=s.causal, offload=s.offload, software=s.software, grad_dtype=s.grad_dtype or None,
                          ep_overlap=s.ep_overlap, moe_dispatcher=s.moe_dispatcher, moe_sync_free=s.moe_sync_free,
-                         pipeline_split=s.pipeline_split)
+                         pipeline_split=s.pipeline_split, recompute_modules=s.recompute_modules or None)
     res = plan_command(m, g, counts, global_batch=b, seq=s.seq, batch_note=batch_note, tokens=budget,
                        price_per_gpu_hour=prices.get(g.key), objective=s.objective, top=top or s.top, options=opts,
                        layout=s.layout or None)
@@ -191,6 +192,8 @@ FIELDS = [
     FormField("dtype", "linear-layer dtype", "select", ["bf16", "fp16", "fp8", "fp4"]),
     FormField("zero", "ZeRO stages allowed", "text"),
     FormField("recompute", "recompute modes allowed", "text"),
+    FormField("recompute_modules", "selective recompute modules", "text",
+              help="Megatron's recompute_modules, e.g. layernorm,moe_act; blank: core_attn"),
     FormField("layout", "your layout", "text",
               help="e.g. tp=8,pp=16,dp=64,mb=1,vp=8: evaluated, explained and ranked; keys left out are searched"),
     FormField("software", "software stack", "select", stack_names),
@@ -201,6 +204,7 @@ ALIASES = register_aliases({"global_batch_tokens": ["--global-batch-tokens", "gl
                             "tokens": ["--tokens"], "top": ["--top"], "price": ["--price", "price per gpu-hour"],
                             "gpus": ["gpu count", "gpu range", "--gpus"], "seq": ["sequence length"],
                             "zero": ["--zero"], "recompute": ["--recompute"],
+                            "recompute_modules": ["--recompute-modules", "recompute module"],
                             "layout": ["--layout", "tp", "pp", "dp", "ep", "etp", "mb", "vp", "dp·mb"],
                             "software": ["stack", "--software"], "offload": ["--offload"],
                             "memory_reserve": ["--memory-reserve"], "grad_dtype": ["--grad-dtype"],

@@ -63,6 +63,7 @@ class TrainSpec(WebSpec):
     fragmentation: float | None = None
     software: str = "megatron-core"
     pipeline_split: str = "auto"
+    recompute_modules: str | None = None
 
 
 class InferSpec(WebSpec):
@@ -275,6 +276,8 @@ TRAIN_FIELDS = [
     FormField("interleave", "interleave (virtual stages)"),
     FormField("zero", "ZeRO stage", "select", ["0", "1", "2", "3"]),
     FormField("recompute", "recompute", "select", ["none", "selective", "full"]),
+    FormField("recompute_modules", "selective recompute modules", "text",
+              help="Megatron's recompute_modules, e.g. layernorm,moe_act; blank: core_attn"),
     FormField("seq", "sequence length"), FormField("micro_batch", "micro-batch"),
     FormField("num_microbatches", "micro-batches per flush", help="blank: at least PP"),
     FormField("precision", "precision", "select", ["bf16", "fp16", "fp8", "fp4", "fp32"]),

@@ -592,7 +592,7 @@ def step_time(
         if stk.selective == "every_second_linear":
             again = sel_ops * every_second_linear_fraction(m, moe)
         else:  # Megatron's modules that run their forward again (mlp, moe, shared_experts, mla_up_proj)
-            again = sel * module_recompute_fraction(m, mods, moe)
+            again = sel * module_recompute_fraction(m, mods, moe) if mods - {"core_attn"} else 0.0
         fused_mm = stk.tp_fusion == "matmul"
         col_again = iter(_col_recomputed_shares(m, moe)) if fused_mm else None
 

@@ -502,7 +502,7 @@ def layer_activation_bytes(
         core = (5.0 if m.dropout else 2.0) * a * s_loc * seq_full * b
         core_formula = f"{5 if m.dropout else 2}·a·s²·b (scores, softmax{', dropout mask and output' if m.dropout else ''})"
     u_div = np.where(sp, tp, 1.0)
-    stored = sbh * (U / u_div + S / tp + routed * etp_a / tp)
+    stored = sbh * (U / u_div + S / tp + routed * etp_a / tp) if moe else sbh * (U / u_div + S / tp)
     if selective == "every_second_linear":
         kept = sum(n for (_, _, n, _), again in zip(linear_order(m, moe), every_second_linear(m, moe)) if not again)
         sel_stored = sbh * (2.0 / u_div + (2.0 * kept / h + 2.0 * o_units) / tp) + core / tp
@@ -510,8 +510,9 @@ def layer_activation_bytes(
         mods = policy_modules(selective)
         # core_attn drops the unfused attention's scores; a fused kernel keeps its softmax statistics either way
         sel_stored = stored + (np.where(flash_attention, core / tp, 0.0) if "core_attn" in mods else core / tp)
-        sel_stored = sel_stored - sbh * _module_savings(m, mods, moe, lin_in, u_div, tp, etp_a, mlp_units, routed,
-                                                        q_units, v_dim)
+        if mods - {"core_attn"}:
+            sel_stored = sel_stored - sbh * _module_savings(m, mods, moe, lin_in, u_div, tp, etp_a, mlp_units, routed,
+                                                            q_units, v_dim)
     value = np.select(
         [recompute == 0, recompute == 1, recompute == 2],
         [stored + core / tp, sel_stored, 2.0 * sbh / u_div],

@@ -100,6 +100,13 @@ def test_api_known_answer_70b_int4_fits_one_h200(client):
      ["plan", "llama-3.1-70b", "--software", "torchtitan-eagr"], "software"),
     ("/api/plan", {"model": "llama-3.1-70b", "grad_dtype": "fp8"}, ["plan", "llama-3.1-70b", "--grad-dtype", "fp8"],
      "grad_dtype"),
+    ("/api/plan", {"model": "llama-3.1-70b", "recompute_modules": "moe_act"},
+     ["plan", "llama-3.1-70b", "--recompute-modules", "moe_act"], "recompute_modules"),
+    ("/api/size/train", {"model": "qwen3-30b-a3b", "tp": 2, "ep": 16, "dp": 8, "etp": 3},
+     ["size", "train", "qwen3-30b-a3b", "--tp", "2", "--ep", "16", "--dp", "8", "--etp", "3"], "etp"),
+    ("/api/size/train", {"model": "gpt-oss-120b", "recompute": "selective", "recompute_modules": "core_attn,bogus"},
+     ["size", "train", "gpt-oss-120b", "--recompute", "selective", "--recompute-modules", "core_attn,bogus"],
+     "recompute_modules"),
 ])
 def test_api_422_carries_the_cli_sentence(client, cli, path, body, argv, field):
     r = client.post(path, json=body)

@@ -92,6 +92,8 @@ ALIASES: dict[str, list[str]] = {
     "interleave": ["vp"],
     "zero": ["zero stage"],
     "recompute": ["recompute mode"],
+    "recompute_modules": ["recompute module", "recompute modules", "--recompute-modules"],
+    "etp": ["expert tp"],
     "gpu_memory_utilization": ["gpu memory utilization"],
     "micro_batch": ["micro-batch"],
     "prometheus": ["prometheus url", "prometheus"],

@@ -1352,3 +1352,28 @@ def test_megatron_recompute_modules_run_their_forward_again():
         return float(next(p.value for p in r.step.parts if p.name == "EP communication"))
     assert ep(whole) == pytest.approx(1.5 * ep(plain), rel=1e-9)
     assert float(whole.step.value) > float(light.step.value)
+
+
+def test_deepseek_mtp_layer_is_trained_and_counted_as_megatron_counts_it():
+    """DeepSeek-V3's config has one multi-token-prediction layer (num_nextn_predict_layers 1), and Megatron-Bridge's
+    DeepSeek-V3 recipes train it (pipeline layouts ending in "mL": the MTP layer with the loss on the last stage).
+    Megatron's model FLOPs count it: the 26.04.01 performance summary gives DGX-GB200 MXFP8 1,106 model TFLOP/s/GPU
+    at 4,256 tokens/s/GPU (259.9 GFLOP per token), DGX-B200 864 at 3,328 (259.6), and 25.09's DGX-H100 338 at 1,297
+    (260.6), seq 4096 (docs/performance-summary.mdx, performance-summary-archive.mdx at 067f987). Counted causal,
+    with the MTP layer (a MoE layer, the h×2h projection, the LM head again): 260.6 (+0.3%); without it 250.5
+    (−3.6%). The MTP layer sits on the last pipeline stage, so --no-mtp runs faster there."""
+    from aiinfra.perf.flops import training_flops
+
+    m = model("deepseek-v3")
+    with_mtp = float(training_flops(m, tokens=1, seq=4096, causal=True).per_token.value)
+    without = float(training_flops(m, tokens=1, seq=4096, causal=True, mtp=False).per_token.value)
+    for published in (1106e12 / 4256, 864e12 / 3328, 338e12 / 1297):
+        assert abs(with_mtp / published - 1) < 0.006
+        assert without / published - 1 < -0.03
+    kw = dict(tp=2, pp=8, dp=64, ep=64, etp=1, vp=4, micro_batch=1, global_batch=8192, seq=4096, dtype="fp8",
+              recompute="none", grad_reduce="bf16")
+    g = gpu("h100-sxm")
+    assert float(step_time(m, g, mtp=False, **kw).step.value) < float(step_time(m, g, **kw).step.value)
+    dense = model("llama-3.1-8b")  # no MTP layers in its config: nothing changes
+    kw8 = dict(tp=1, pp=1, dp=8, micro_batch=1, global_batch=64, seq=4096)
+    assert float(step_time(dense, g, mtp=False, **kw8).step.value) == float(step_time(dense, g, **kw8).step.value)

@@ -356,3 +356,23 @@ def test_megatron_recompute_modules_drop_what_each_module_keeps():
     assert act(llama, "modules:layernorm") == dense  # fused norms: nothing to drop
     h, f = llama.hidden, llama.ffn
     assert dense - act(llama, "modules:mlp") == pytest.approx(4096 * (2 * h + 2 * 2 * f + 2 * f), rel=1e-9)
+
+
+def test_size_train_keeps_deepseeks_mtp_layer_on_the_last_stage(cli):
+    """The MTP layer (with its h×2h projection; it shares the embedding and the head) and a second set of logits
+    live where the loss is: on one GPU at PP1 the memory grows by about a layer's weights, gradients, optimizer share
+    and activations; `--no-mtp` leaves it out. A model without MTP layers is unchanged."""
+    m = model("deepseek-v3")
+    kw = dict(seq=4096, micro_batch=1, tp=8, pp=1, dp=128, ep=64, sp=True, zero=1, recompute="none",
+              precision="bf16", grad_dtype="bf16", num_microbatches=64)
+    on = float(training_memory(m, **kw).total.value)
+    off = float(training_memory(m, mtp=False, **kw).total.value)
+    assert 0.5e9 < on - off < 5e9
+    r_on, r_off = cli("size", "train", "deepseek-v3", "--tp", "8", "--dp", "128", "--ep", "64", "--zero", "1",
+                      "-f", "json"), cli("size", "train", "deepseek-v3", "--tp", "8", "--dp", "128", "--ep", "64",
+                                         "--zero", "1", "--no-mtp", "-f", "json")
+    import json
+    assert json.loads(r_on.out)["facts"]["params_per_gpu"] > json.loads(r_off.out)["facts"]["params_per_gpu"]
+    llama = model("llama-3.1-8b")
+    kw8 = dict(seq=4096, micro_batch=1, tp=1, pp=1, dp=8, zero=1, recompute="none")
+    assert float(training_memory(llama, **kw8).total.value) == float(training_memory(llama, mtp=False, **kw8).total.value)

@@ -62,6 +62,7 @@ def train(
     software: Annotated[str, typer.Option(help="Software stack whose selective recompute applies (catalog stacks.yaml), as in plan.")] = "megatron-core",
     recompute_modules: Annotated[str | None, typer.Option(help="What selective recompute drops, as Megatron's recompute_modules (core_attn, moe_act, layernorm, mla_up_proj, mlp, moe, shared_experts), as in plan.")] = None,
     pipeline_split: Annotated[str, typer.Option(help="Pipeline split as in plan: auto | even | account (embedding and loss take a layer's slot).")] = "auto",
+    mtp: Annotated[bool, typer.Option("--mtp/--no-mtp", help="The model's multi-token-prediction layers on the last stage, where its config has them (DeepSeek-V3), as in plan.")] = True,
     fmt: FormatOpt = Format.table,
     explain: ExplainOpt = False,
 ) -> None:
@@ -73,7 +74,7 @@ def train(
         zero=zero, distributed_optimizer=distributed_optimizer, recompute=recompute, seq=seq, micro_batch=micro_batch,
         num_microbatches=num_microbatches, precision=precision, optimizer=optimizer, grad_dtype=grad_dtype,
         offload=offload, flash_attention=flash_attention, overhead_gib=overhead_gib, fragmentation=fragmentation,
-        software=software, pipeline_split=pipeline_split, etp=etp, recompute_modules=recompute_modules,
+        software=software, pipeline_split=pipeline_split, etp=etp, recompute_modules=recompute_modules, mtp=mtp,
     )
     emit(result, fmt, explain, _memory_table)
     if fmt is Format.table and result.facts["fits"]:

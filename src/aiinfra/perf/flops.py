@@ -147,15 +147,20 @@ def attended_positions(m: ModelSpec, seq: Number, causal) -> Number:
 
 
 def training_flops(m: ModelSpec, *, tokens: Number, seq: Number, recompute="none", causal=False,
-                   recompute_fraction: Number = 1.0, selective: str = "attention") -> TrainingFlops:
+                   recompute_fraction: Number = 1.0, selective: str = "attention", mtp: bool = True) -> TrainingFlops:
     """FLOPs of one iteration over `tokens` = global batch × sequence length. `selective` is the stack's
-    policy for selective recompute (sizing.training.SELECTIVE_POLICIES)."""
+    policy for selective recompute (sizing.training.SELECTIVE_POLICIES). `mtp`: with the model's
+    multi-token-prediction layers (each one more layer of the model's last kind, an h×2h projection and the LM head
+    again), as Megatron counts them in its model FLOPs."""
     dense, moe = layer_flops(m)
     n_moe, n_dense = m.moe_layers, m.dense_layers
+    n_mtp = m.mtp_layers if mtp else 0
+    if n_mtp:  # the MTP layer is a layer of the model's last kind (DeepSeek-V3: MoE)
+        n_moe, n_dense = (n_moe + n_mtp, n_dense) if moe else (n_moe, n_dense + n_mtp)
     pos = attended_positions(m, seq, causal)
     attn = (n_dense * dense.attn_per_pos + n_moe * (moe.attn_per_pos if moe else 0)) * pos
     matmul = n_dense * dense.matmul + n_moe * (moe.matmul if moe else 0)
-    head = 2.0 * m.hidden * m.vocab
+    head = 2.0 * m.hidden * m.vocab * (1 + n_mtp) + n_mtp * 2.0 * 2 * m.hidden * m.hidden
     fwd_layers = matmul + attn  # per token
     per_token_model = 3 * (fwd_layers + head)
     rc = recompute_code(recompute)
@@ -171,7 +176,7 @@ def training_flops(m: ModelSpec, *, tokens: Number, seq: Number, recompute="none
                      np.where(np.asarray(rc) == 1, sel_extra, 0.0))
     per_token_hw = per_token_model + extra
     inputs = {
-        "tokens": tokens, "s": seq, "l": m.layers, "h": m.hidden, "V": m.vocab,
+        "tokens": tokens, "s": seq, "l": m.layers, "h": m.hidden, "V": m.vocab, **({"MTP layers": n_mtp} if n_mtp else {}),
         "matmul FLOP/token (all layers, fwd)": matmul, "core attention FLOP/token (fwd)": attn,
         "LM head FLOP/token (fwd)": head, "causal halving": causal,
     }

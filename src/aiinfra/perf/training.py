@@ -466,6 +466,7 @@ def step_time(
     moe_stall_ms: float | None = None,
     offload_fraction: Number = 1.0,
     recompute_modules: tuple[str, ...] = (),
+    mtp: bool = True,
 ) -> TrainingPerf | np.ndarray:
     """Step time of training `m` on `gpu` with the given layout (scalars or broadcastable arrays).
 
@@ -491,6 +492,9 @@ def step_time(
     whose activations go to the host, the first ones (Megatron --cpu-offloading-num-layers over the layers); 1: all.
     `recompute_modules`: what selective recompute repeats, as Megatron-core's recompute_modules names it
     (sizing.training.RECOMPUTE_MODULES); () keeps the stack's own selective policy.
+    `mtp`: train the model's multi-token-prediction layers (config num_nextn_predict_layers, DeepSeek-V3's one),
+    as Megatron --mtp-num-layers does: each a transformer layer, an h×2h projection and the LM head and loss once
+    more, with the loss on the last pipeline stage.
     """
     node = node or comm.node_for(gpu)
     stk = software if isinstance(software, Stack) else stack(software)
@@ -515,8 +519,9 @@ def step_time(
     M = B / (dp * mb)  # micro-batches per iteration, per pipeline
     tokens = B * s
     h, L = m.hidden, m.layers
+    n_mtp = m.mtp_layers if mtp else 0
     fl = training_flops(m, tokens=tokens, seq=s, recompute=rc, causal=causal, recompute_fraction=recompute_fraction,
-                        selective=stk.selective)
+                        selective=stk.selective, mtp=mtp)
     half = gpu.half_dtype
     lin = dtype if dtype in LINEAR_DTYPES else half
     if lin == "fp16" and "fp16" not in gpu.tflops:
@@ -803,10 +808,15 @@ def step_time(
         # dispatch/combine of one runs under the other's whole layer: its GEMMs, casts, attention and elementwise work
         t_ep_moe = stk.exposed(t_ep_moe, g_moe + c_moe + t_att_layer + t_elem_layer)
     ep_layer = frac_moe * t_ep_moe
-    head_gemm = compute.gemm_time(T, m.vocab / tp, h, gpu, lin if lin in ("bf16", "fp16") else half, kt) * 3
-    head_elem = T * m.vocab / tp * stk.ce_bytes / gpu.memory_bw  # the loss over this rank's logits (stack's count)
+    head_dt = lin if lin in ("bf16", "fp16") else half
+    head_gemm = compute.gemm_time(T, m.vocab / tp, h, gpu, head_dt, kt) * 3 * (1 + n_mtp)
+    # the loss over this rank's logits (stack's count), once more per MTP depth
+    head_elem = (1 + n_mtp) * T * m.vocab / tp * stk.ce_bytes / gpu.memory_bw
+    if n_mtp:  # each MTP depth projects [h; embedding] (2h) back to h before its layer
+        head_gemm = head_gemm + n_mtp * 3 * compute.gemm_time(T, h / tp, 2 * h, gpu, head_dt, kt)
 
     first_l, middle_l, last_l = pipeline_layers(L, pp, vp, pipeline_edge_slots(m, stk.uneven_pipeline, pipeline_split))
+    last_l = last_l + n_mtp  # Megatron keeps the MTP layers with the loss, on the last stage
     # framework efficiency stretches the compute stream (launch gaps, host syncs between kernels); exposed
     # collectives are already wall time on the critical path (NCCL busbw is measured end to end)
     layer_t = (comp_layer + cast_layer + t_att_layer + t_ring_layer + t_elem_layer) / fw + t_tp_layer + t_cp_layer + ep_layer
@@ -843,9 +853,9 @@ def step_time(
     last_t = last_l * layer_t + head_t
     mid_t = middle_l * layer_t
     first_t = first_l * layer_t
-    stage_t = np.where(single, L * layer_t + head_t, np.maximum(np.maximum(first_t, mid_t), last_t))
+    stage_t = np.where(single, (L + n_mtp) * layer_t + head_t, np.maximum(np.maximum(first_t, mid_t), last_t))
     head_on = single | (last_t >= np.maximum(first_t, mid_t))
-    n_layers = np.where(single, L, np.where(head_on, last_l, np.where(mid_t >= first_t, middle_l, first_l)))
+    n_layers = np.where(single, L + n_mtp, np.where(head_on, last_l, np.where(mid_t >= first_t, middle_l, first_l)))
 
     # Pipeline p2p: 2·v exchanges per micro-batch, across nodes once the stage below fills a domain.
     pp_bytes = T * h * ACT_BYTES / tp

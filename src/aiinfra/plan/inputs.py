@@ -143,7 +143,7 @@ def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, 
                   memory_reserve: str | None = None, *, causal: bool = True, offload: str = "all",
                   software: str = "megatron-core", grad_dtype: str | None = None, ep_overlap: bool = False,
                   moe_dispatcher: str = "alltoall", moe_sync_free: bool = False,
-                  pipeline_split: str = "auto", recompute_modules: str | None = None) -> Options:
+                  pipeline_split: str = "auto", recompute_modules: str | None = None, mtp: bool = True) -> Options:
     """The search options `aiinfra plan` and the web's plan page take, parsed and checked the same way for both.
     `recompute_modules`: Megatron's selective modules, 'layernorm,moe_act' (refused for a stack whose selective
     recompute is its own)."""
@@ -170,6 +170,7 @@ def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, 
                    memory_reserve=parse_bytes(memory_reserve, "--memory-reserve") if memory_reserve else None,
                    causal=causal, offloads=parse_offloads(offload), software=software,
                    grad_dtype=grad_dtype, ep_overlap=ep_overlap, moe_dispatcher=moe_dispatcher,
-                   moe_sync_free=moe_sync_free, pipeline_split=pipeline_split, recompute_modules=modules)
+                   moe_sync_free=moe_sync_free, pipeline_split=pipeline_split, recompute_modules=modules,
+                   mtp=mtp)
 
 

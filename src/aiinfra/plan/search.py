@@ -73,6 +73,7 @@ class Options:
     # what selective recompute repeats, as Megatron's recompute_modules (sizing.training.RECOMPUTE_MODULES); (): the
     # stack's own policy
     recompute_modules: tuple[str, ...] = ()
+    mtp: bool = True  # train the model's multi-token-prediction layers, if its config has any (DeepSeek-V3: one)
 
 
 def _selective(opt: Options) -> str:
@@ -151,7 +152,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         flash_attention=opt.flash_attention, overhead_bytes=opt.memory_reserve, offload=b("offload"),
         total_only=not with_parts, recompute_fraction=b("rfrac"), selective=_selective(opt),
         input_bytes=saved_input_bytes(opt.software, opt.dtype), grad_dtype=opt.grad_dtype, etp=b("etp"),
-        edge_slots=edge_slots(m, opt), offload_fraction=b("ofrac"),
+        edge_slots=edge_slots(m, opt), offload_fraction=b("ofrac"), mtp=opt.mtp,
     )
     perf = step_time(
         m, gpu, tp=b("tp"), pp=b("pp"), dp=b("dp"), cp=b("cp"), ep=b("ep"), micro_batch=b("mb"), vp=b("vp"),
@@ -160,7 +161,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         software=opt.software, framework_eff=opt.framework_efficiency, offload=b("offload"), step_only=not with_parts,
         recompute_fraction=b("rfrac"), tp_overlap=b("tpo"), grad_reduce=opt.grad_dtype, etp=b("etp"),
         ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split, sp=b("sp"), moe_dispatcher=opt.moe_dispatcher,
-        offload_fraction=b("ofrac"), recompute_modules=opt.recompute_modules, **_host_free(opt),
+        offload_fraction=b("ofrac"), recompute_modules=opt.recompute_modules, mtp=opt.mtp, **_host_free(opt),
     )
     shape = (space.n_base, space.k)
     memory = np.broadcast_to(np.asarray(mem if not with_parts else mem.total.value, dtype=float), shape).ravel()
@@ -347,9 +348,10 @@ def _row(m: ModelSpec, gpu: GpuSpec, ev: Evaluated, i: int, seq: int, tokens: fl
     r = ev.space.row(i)
     n = r["gpus"]
     selective = _selective(ev.context[3]) if ev.context else "attention"
+    mtp = ev.context[3].mtp if ev.context else True
     fl = training_flops(m, tokens=ev.space.batch * seq, seq=seq, recompute=r["recompute"], causal=True,
-                        recompute_fraction=r.get("rfrac", 1.0), selective=selective)
-    full = training_flops(m, tokens=ev.space.batch * seq, seq=seq, causal=False)
+                        recompute_fraction=r.get("rfrac", 1.0), selective=selective, mtp=mtp)
+    full = training_flops(m, tokens=ev.space.batch * seq, seq=seq, causal=False, mtp=mtp)
     step = float(ev.step[i])
     peak = gpu.peak_flops(gpu.half_dtype)
     row = {
@@ -421,7 +423,8 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                           offload=one.get("offload", 0), recompute_fraction=one.get("rfrac", 1.0),
                           selective=_selective(opt),
                           input_bytes=saved_input_bytes(opt.software, opt.dtype), grad_dtype=opt.grad_dtype,
-                          etp=one.get("etp"), edge_slots=edge_slots(m, opt), offload_fraction=one.get("ofrac", 1.0))
+                          etp=one.get("etp"), edge_slots=edge_slots(m, opt), offload_fraction=one.get("ofrac", 1.0),
+                          mtp=opt.mtp)
     perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
                      vp=one["vp"], recompute=one["recompute"], zero=one["zero"], global_batch=global_batch, seq=seq,
                      dtype=opt.dtype, flash_attention=opt.flash_attention, causal=opt.causal,
@@ -430,7 +433,7 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                      recompute_fraction=one.get("rfrac", 1.0), tp_overlap=one.get("tpo"), grad_reduce=opt.grad_dtype,
                      etp=one.get("etp"), ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split, sp=one["sp"],
                      moe_dispatcher=opt.moe_dispatcher, offload_fraction=one.get("ofrac", 1.0),
-                     recompute_modules=opt.recompute_modules, **_host_free(opt))
+                     recompute_modules=opt.recompute_modules, mtp=opt.mtp, **_host_free(opt))
     terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.mfu_full, perf.hfu, mem.total]
     if tokens:
         terms += perf.time_to_train(tokens, price)

@@ -75,11 +75,12 @@ def training_report(
     precision: str = "bf16", optimizer: str = "adam", grad_dtype: str | None = None, offload: str = "none",
     flash_attention: bool = True, overhead_gib: float | None = None, fragmentation: float | None = None,
     software: str = "megatron-core", pipeline_split: str = "auto", etp: int | None = None,
-    recompute_modules: str | None = None,
+    recompute_modules: str | None = None, mtp: bool = True,
 ) -> Result:
     """`aiinfra size train`: memory per GPU and whether it fits `g`. Sequence parallelism defaults to TP > 1.
     `etp`: the experts' TP size, 1 (whole experts, EP folded over TP, as plan's ETP1) or TP (the default).
     `recompute_modules`: what selective recompute drops, as Megatron's recompute_modules ('layernorm,moe_act').
+    `mtp`: the model's multi-token-prediction layers on the last stage, where its config has them.
     `software` names the stack whose selective-recompute and activation-offload rules apply (as in `aiinfra plan
     --software`). `offload` as the planner prints it: '+' combinations of optimizer, weights, activations, the
     activations with an optional share of each stage's layers ('activations 50%')."""
@@ -95,7 +96,7 @@ def training_report(
         offload_fraction=share, flash_attention=flash_attention, overhead_bytes=_overhead_bytes(overhead_gib),
         fragmentation=fragmentation, selective=module_policy(software, modules),
         input_bytes=saved_input_bytes(software, precision),
-        edge_slots=pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split), etp=etp,
+        edge_slots=pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split), etp=etp, mtp=mtp,
     )
     if code & 4:  # after training_memory, which has refused an unknown recompute mode
         check_activation_offload(m, software, share=share, pp=pp, recompute=RECOMPUTE[recompute])

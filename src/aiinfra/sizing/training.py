@@ -319,7 +319,7 @@ class StageParams:
 
 
 def stage_params(counts: ParamCounts, m: ModelSpec, tp: Any, pp: Any, ep: Any, stage: str,
-                 layers: Any = None, etp: Any = None) -> StageParams:
+                 layers: Any = None, etp: Any = None, mtp: int = 0) -> StageParams:
     """Most-loaded GPU of the `first`, a `middle` or the `last` pipeline stage (pp = 1: one stage holds all).
 
     `layers`: transformer layers on that GPU (default ⌈L/pp⌉).
@@ -328,7 +328,8 @@ def stage_params(counts: ParamCounts, m: ModelSpec, tp: Any, pp: Any, ep: Any, s
     parallel: Megatron's default ETP = TP, or 1 when EP is folded over the TP ranks); norms and routers
     replicate.
     The embedding is vocab-parallel on the first stage; the last stage holds the LM head (a
-    copy of the tied embedding when pp > 1) and the final norm.
+    copy of the tied embedding when pp > 1) and the final norm, and with `mtp` MTP layers (counted in `layers`) their
+    h×2h projections; they share the embedding and the head (Megatron's MultiTokenPredictionBlock).
     """
     tp = np.asarray(tp, dtype=float)
     pp = np.asarray(pp, dtype=float)
@@ -353,6 +354,9 @@ def stage_params(counts: ParamCounts, m: ModelSpec, tp: Any, pp: Any, ep: Any, s
         extra = np.where(single, emb + head_own + counts.final_norm, 0.0)
     else:
         extra = np.where(single, emb + head_own, head_last) + counts.final_norm
+    if mtp and stage != "middle":
+        proj = mtp * 2.0 * m.hidden * m.hidden / tp
+        extra = extra + (proj if stage == "last" else np.where(single, proj, 0.0))
     return StageParams(ne + extra, ex, layers, moe_layers)
 
 
@@ -637,6 +641,7 @@ def training_memory(
     etp: Any = None,
     edge_slots: bool = False,
     offload_fraction: Any = 1.0,
+    mtp: bool = True,
 ) -> TrainingMemory | np.ndarray:
     """Peak memory on the most-loaded GPU of a training job (bytes), with every part explained.
 
@@ -646,6 +651,7 @@ def training_memory(
     overhead_bytes: fixed runtime bytes (CUDA context + communicator buffers); None = catalog default.
     offload_fraction: with activations offloaded, the share of each stage's layers whose activations go to the host
     (the first ones); the rest stay, and never fewer than two layers' worth (the copies in flight).
+    mtp: with the model's multi-token-prediction layers (config num_nextn_predict_layers) on the last stage.
     """
     if isinstance(recompute, str):
         if recompute not in RECOMPUTE:
@@ -683,11 +689,17 @@ def training_memory(
                                         input_bytes=input_bytes, etp=etp_a)
 
     first_l, middle_l, last_l = pipeline_layers(m.layers, pp, vp, edge_slots)
+    n_mtp = m.mtp_layers if mtp else 0
+    if n_mtp:  # Megatron keeps the MTP layers with the loss, on the last stage (PP 1: the one stage)
+        single_stage = pp_a == 1
+        first_l = np.where(single_stage, first_l + n_mtp, first_l)
+        middle_l = np.where(single_stage, middle_l + n_mtp, middle_l)
+        last_l = last_l + n_mtp
     flights = {"first": in_flight, "middle": np.maximum(np.minimum(in_flight, pp_a - 1.0), 0.0),
                "last": np.ones_like(in_flight)}
     stages = {}
     for stage, n_layers in (("first", first_l), ("middle", middle_l), ("last", last_l)):
-        sp_params = stage_params(counts, m, tp, pp, ep, stage, n_layers, etp_a)
+        sp_params = stage_params(counts, m, tp, pp, ep, stage, n_layers, etp_a, n_mtp)
         n_flight = flights[stage]
         layers_act = (
             (sp_params.layers - sp_params.moe_layers) * act_dense.value + sp_params.moe_layers * act_moe.value
@@ -699,11 +711,13 @@ def training_memory(
         layers_act = np.where(off & 4, np.maximum(kept, in_flight_two), layers_act)
         if stage == "first":
             edge = n_flight * (8.0 * s_loc * b + (s_loc * b * m.hidden / u_div if m.dropout else 0.0))
-            edge = edge + np.where(pp_a == 1, 4.0 * s_loc * b * m.hidden * (1.0 + m.vocab / m.hidden) / tp_a, 0.0)
+            edge = edge + np.where(pp_a == 1, (1 + n_mtp) * 4.0 * s_loc * b * m.hidden * (1.0 + m.vocab / m.hidden) / tp_a,
+                                   0.0)
         elif stage == "middle":
             edge = np.zeros_like(np.asarray(layers_act, dtype=float))
         else:
-            edge = np.where(pp_a == 1, 8.0 * s_loc * b, 0.0) + 4.0 * s_loc * b * m.hidden * (1.0 + m.vocab / m.hidden) / tp_a
+            edge = np.where(pp_a == 1, 8.0 * s_loc * b, 0.0) + (1 + n_mtp) * 4.0 * s_loc * b * m.hidden * (
+                1.0 + m.vocab / m.hidden) / tp_a  # the logits once more per MTP depth
         working = np.where(np.asarray(recompute) == 2, full_layer.value, 0.0)
         w, g, o = model_states(
             # expert-data-parallel group = tp·dp·cp / (ep·etp): ep·etp/tp below turns dp·cp into it

@@ -70,6 +70,7 @@ class PlanSpec(WebSpec):
     moe_sync_free: bool = False
     pipeline_split: str = "auto"
     recompute_modules: str | None = None
+    mtp: bool = True
 
     _split = field_validator("price", mode="before")(comma_list)
 
@@ -102,7 +103,8 @@ def run_plan(s: PlanSpec, top: int | None = None) -> tuple[Any, Any, float | Non
     opts = build_options(s.dtype, s.flash, s.sp, s.zero, s.recompute, s.cp, s.overlap, s.memory_reserve or None,
                          causal=s.causal, offload=s.offload, software=s.software, grad_dtype=s.grad_dtype or None,
                          ep_overlap=s.ep_overlap, moe_dispatcher=s.moe_dispatcher, moe_sync_free=s.moe_sync_free,
-                         pipeline_split=s.pipeline_split, recompute_modules=s.recompute_modules or None)
+                         pipeline_split=s.pipeline_split, recompute_modules=s.recompute_modules or None,
+                         mtp=s.mtp)
     res = plan_command(m, g, counts, global_batch=b, seq=s.seq, batch_note=batch_note, tokens=budget,
                        price_per_gpu_hour=prices.get(g.key), objective=s.objective, top=top or s.top, options=opts,
                        layout=s.layout or None)
@@ -194,6 +196,7 @@ FIELDS = [
     FormField("recompute", "recompute modes allowed", "text"),
     FormField("recompute_modules", "selective recompute modules", "text",
               help="Megatron's recompute_modules, e.g. layernorm,moe_act; blank: core_attn"),
+    FormField("mtp", "train MTP layers", "checkbox", help="where the model's config has them (DeepSeek-V3)"),
     FormField("layout", "your layout", "text",
               help="e.g. tp=8,pp=16,dp=64,mb=1,vp=8: evaluated, explained and ranked; keys left out are searched"),
     FormField("software", "software stack", "select", stack_names),

@@ -64,6 +64,7 @@ class TrainSpec(WebSpec):
     software: str = "megatron-core"
     pipeline_split: str = "auto"
     recompute_modules: str | None = None
+    mtp: bool = True
 
 
 class InferSpec(WebSpec):
@@ -278,6 +279,7 @@ TRAIN_FIELDS = [
     FormField("recompute", "recompute", "select", ["none", "selective", "full"]),
     FormField("recompute_modules", "selective recompute modules", "text",
               help="Megatron's recompute_modules, e.g. layernorm,moe_act; blank: core_attn"),
+    FormField("mtp", "MTP layers", "checkbox", help="where the model's config has them (DeepSeek-V3)"),
     FormField("seq", "sequence length"), FormField("micro_batch", "micro-batch"),
     FormField("num_microbatches", "micro-batches per flush", help="blank: at least PP"),
     FormField("precision", "precision", "select", ["bf16", "fp16", "fp8", "fp4", "fp32"]),

@@ -334,8 +334,9 @@ def test_megatron_recompute_modules_drop_what_each_module_keeps():
     for bad in ("moe_act,bogus", "mlp,mlp"):
         with pytest.raises(SpecError):
             parse_recompute_modules(bad)
-    with pytest.raises(SpecError, match="torchtitan"):
-        module_policy("torchtitan", ("mlp",))
+    for names in (("mlp",), ("core_attn",)):
+        with pytest.raises(SpecError, match="torchtitan"):
+            module_policy("torchtitan", names)
     with pytest.raises(SpecError, match="MoE"):
         check_recompute_modules(model("llama-3.1-8b"), ("moe_act",))
     with pytest.raises(SpecError, match="multi-latent"):

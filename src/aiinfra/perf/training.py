@@ -693,16 +693,16 @@ def step_time(
     # (moe_act for the routed experts; mlp, moe, shared_experts with their MLP) reads the gate and up outputs and
     # writes their product (6 B per FFN element); a recomputed MoE layer also permutes its k copies and gathers
     # them back (4 B per copy element each way); mla_up_proj applies RoPE to Q and K again.
-    moe_frac_l = m.moe_layers / L
-    if sel is not False and mods - {"core_attn"}:
+    frac_moe = m.moe_layers / L
+    if np.any(sel) and mods - {"core_attn"}:
         k_ffn, sh_ffn = m.experts_per_token * m.moe_ffn, m.shared_experts * m.moe_ffn
         whole_moe = "moe" in mods
-        norms = moe_frac_l * (not whole_moe) + (1.0 if m.is_mla else 0.0)
+        norms = frac_moe * (not whole_moe) + (1.0 if m.is_mla else 0.0)
         mod_tok = (("layernorm" in mods) * norms * 4.0 * h / np.where(sp, tp, 1)
-                   + moe_frac_l * whole_moe * (6.0 * (k_ffn + sh_ffn) + 8.0 * m.experts_per_token * h) / tp
-                   + moe_frac_l * (not whole_moe) * (("moe_act" in mods) * 6.0 * k_ffn
+                   + frac_moe * whole_moe * (6.0 * (k_ffn + sh_ffn) + 8.0 * m.experts_per_token * h) / tp
+                   + frac_moe * (not whole_moe) * (("moe_act" in mods) * 6.0 * k_ffn
                                                     + ("shared_experts" in mods) * 6.0 * sh_ffn) / tp
-                   + (1 - moe_frac_l) * ("mlp" in mods) * 6.0 * m.ffn / tp
+                   + (1 - frac_moe) * ("mlp" in mods) * 6.0 * m.ffn / tp
                    + ("mla_up_proj" in mods and m.is_mla) * 8.0 * m.heads * m.qk_rope_dim / tp)
         t_elem_layer = t_elem_layer + sel * T * mod_tok / gpu.memory_bw
     # Separate projections over one input (stacks.yaml separate_projections): the input's gradient is the sum of
@@ -800,7 +800,6 @@ def step_time(
     t_ep_moe = np.where(ep > 1, (4 + 2 * moe_again) * a2a.value, 0.0)
 
     # Per layer (averaged over dense/MoE layers), then the LM head + loss on the last stage.
-    frac_moe = m.moe_layers / L
     comp_layer = (1 - frac_moe) * g_dense + frac_moe * g_moe
     cast_layer = (1 - frac_moe) * c_dense + frac_moe * c_moe
     if ep_overlap:

@@ -402,11 +402,11 @@ def module_policy(software: str, modules: tuple[str, ...] = ()) -> str:
     when none are named or only core_attn, else 'modules:<names>'. Only a stack whose selective recompute is
     Megatron's (policy attention) takes module names; another is refused in one line, not run as Megatron."""
     base = selective_policy(software)
-    if not modules or tuple(modules) == ("core_attn",):
-        return base
-    if base != "attention":
+    if modules and base != "attention":
         raise SpecError(f"recompute modules are Megatron-core's; the {software} stack's selective recompute is "
                         f"its own ({base}); leave --recompute-modules out or use a megatron stack")
+    if not modules or tuple(modules) == ("core_attn",):
+        return base
     return MODULES_PREFIX + ",".join(modules)
 
 

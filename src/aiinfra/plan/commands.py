@@ -295,6 +295,9 @@ def plan_command(
                    f"linear layers in {opt.dtype}; attention and norms in 16-bit",
                    "selective recompute repeats the Megatron modules " + ", ".join(opt.recompute_modules)
                    if opt.recompute_modules else f"selective recompute as the {opt.software} stack runs it",
+                   *([f"{m.mtp_layers} multi-token-prediction layer(s) trained with the loss on the last stage "
+                      "(--no-mtp leaves them out)" if opt.mtp else "the model's multi-token-prediction layers left "
+                      "out (--no-mtp)"] if m.mtp_layers else []),
                    "MFU counts causal attention at half (Megatron-LM 2024 / Llama 3); mfu_full_attention counts it whole "
                    "(Narayanan 2021 / PaLM)" if opt.causal else "attention FLOPs counted in full (--no-causal)",
                    f"fits when total per GPU ≤ {cap / 2**20:,.0f} MiB (catalog memory_total_mib); the runtime reserve "

@@ -184,6 +184,7 @@ def test_size_train_takes_plans_expert_tp_with_the_same_memory(cli):
     assert abs(total / 1e9 - w["memory_gb"]) < 1e-6 * w["memory_gb"]
     assert_one_line_error(cli("size", "train", "qwen3-30b-a3b", "--tp", "2", "--ep", "16", "--dp", "8", "--etp", "3"),
                           "must be 1")
+    assert_one_line_error(cli("size", "train", "llama-3.1-8b", "--etp", "1"), "MoE")
 
 
 def test_expert_tp_layout_key_is_checked_in_one_line():

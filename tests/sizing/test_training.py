@@ -331,7 +331,7 @@ def test_megatron_recompute_modules_drop_what_each_module_keeps():
     assert parse_recompute_modules("moe_act, layernorm") == ("layernorm", "moe_act")
     assert module_policy("megatron-core", ()) == "attention" == module_policy("megatron-core", ("core_attn",))
     assert policy_modules(module_policy("megatron-core", ("layernorm", "moe_act"))) == {"layernorm", "moe_act"}
-    for bad in ("moe_act,bogus", "mlp,mlp"):
+    for bad in ("moe_act,bogus", "mlp,mlp", ",", " , "):
         with pytest.raises(SpecError):
             parse_recompute_modules(bad)
     for names in (("mlp",), ("core_attn",)):

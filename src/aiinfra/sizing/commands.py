@@ -85,6 +85,8 @@ def training_report(
     --software`). `offload` as the planner prints it: '+' combinations of optimizer, weights, activations, the
     activations with an optional share of each stage's layers ('activations 50%')."""
     code, share = parse_offload(offload)
+    if etp is not None and not m.is_moe:
+        raise SpecError(f"--etp (the experts' TP size) applies to MoE models; {m.name} has no experts")
     modules = parse_recompute_modules(recompute_modules)
     check_recompute_modules(m, modules)
     if modules and recompute != "selective":

@@ -388,6 +388,8 @@ def parse_recompute_modules(text: str | list | tuple | None) -> tuple[str, ...]:
     if text is None:
         return ()
     names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text)]
+    if isinstance(text, str) and text.strip() and not any(names):
+        raise SpecError(f"recompute modules {text!r} names no module; Megatron's are {', '.join(RECOMPUTE_MODULES)}")
     names = [n for n in names if n]
     bad = [n for n in names if n not in RECOMPUTE_MODULES]
     if bad:

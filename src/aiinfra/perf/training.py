@@ -56,9 +56,9 @@ from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_
                                 module_recompute_fraction, recompute_code, training_flops)
 from aiinfra.sizing.dtypes import nbytes
 from aiinfra.sizing.params import attention_params, every_second_linear, linear_order, param_counts
-from aiinfra.sizing.training import (ActivationOffload, activation_offload, layer_activation_bytes, module_policy,
-                                     offload_code, pipeline_edge_slots, pipeline_layers, policy_modules,
-                                     saved_input_bytes, selective_policy, stack_uneven_pipeline)
+from aiinfra.sizing.training import (ActivationOffload, activation_offload, layer_activation_bytes, module_norms,
+                                     module_policy, offload_code, pipeline_edge_slots, policy_modules, saved_input_bytes,
+                                     selective_policy, stack_uneven_pipeline, stage_layers)
 from aiinfra.specs import GpuSpec, ModelSpec, arch_family
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/(v·m) for the interleaved 1F1B schedule"
@@ -697,7 +697,7 @@ def step_time(
     if np.any(sel) and mods - {"core_attn"}:
         k_ffn, sh_ffn = m.experts_per_token * m.moe_ffn, m.shared_experts * m.moe_ffn
         whole_moe = "moe" in mods
-        norms = frac_moe * (not whole_moe) + (1.0 if m.is_mla else 0.0)
+        norms = frac_moe * module_norms(m, mods, True) + (1 - frac_moe) * module_norms(m, mods, False)
         mod_tok = (("layernorm" in mods) * norms * 4.0 * h / np.where(sp, tp, 1)
                    + frac_moe * whole_moe * (6.0 * (k_ffn + sh_ffn) + 8.0 * m.experts_per_token * h) / tp
                    + frac_moe * (not whole_moe) * (("moe_act" in mods) * 6.0 * k_ffn
@@ -814,8 +814,7 @@ def step_time(
     if n_mtp:  # each MTP depth projects [h; embedding] (2h) back to h before its layer
         head_gemm = head_gemm + n_mtp * 3 * compute.gemm_time(T, h / tp, 2 * h, gpu, head_dt, kt)
 
-    first_l, middle_l, last_l = pipeline_layers(L, pp, vp, pipeline_edge_slots(m, stk.uneven_pipeline, pipeline_split))
-    last_l = last_l + n_mtp  # Megatron keeps the MTP layers with the loss, on the last stage
+    first_l, middle_l, last_l = stage_layers(m, pp, vp, pipeline_edge_slots(m, stk.uneven_pipeline, pipeline_split), mtp)
     # framework efficiency stretches the compute stream (launch gaps, host syncs between kernels); exposed
     # collectives are already wall time on the critical path (NCCL busbw is measured end to end)
     layer_t = (comp_layer + cast_layer + t_att_layer + t_ring_layer + t_elem_layer) / fw + t_tp_layer + t_cp_layer + ep_layer

@@ -237,6 +237,17 @@ def pipeline_layers(layers: int, pp: Any, vp: Any = 1, edge_slots: Any = False) 
     return first, middle, last
 
 
+def stage_layers(m: ModelSpec, pp: Any, vp: Any = 1, edge_slots: Any = False, mtp: bool = True) -> tuple[Any, Any, Any]:
+    """pipeline_layers for `m`, with its multi-token-prediction layers (when trained) where Megatron keeps them: with
+    the loss, on the last stage (PP 1: the one stage)."""
+    first, middle, last = pipeline_layers(m.layers, pp, vp, edge_slots)
+    n_mtp = m.mtp_layers if mtp else 0
+    if not n_mtp:
+        return first, middle, last
+    single = np.asarray(pp) == 1
+    return np.where(single, first + n_mtp, first), np.where(single, middle + n_mtp, middle), last + n_mtp
+
+
 PIPELINE_SPLITS = ("auto", "even", "account")
 
 
@@ -533,18 +544,23 @@ def layer_activation_bytes(
     )
 
 
+def module_norms(m: ModelSpec, mods: frozenset, moe: bool) -> int:
+    """Norms of one layer that are modules of their own, which Megatron's layernorm recompute checkpoints: a MoE
+    layer's pre-MLP norm (unless the moe module checkpoints the whole MoE layer) and MLA's input norm; Transformer
+    Engine fuses a dense layer's norms into the next linear."""
+    return (1 if moe and "moe" not in mods else 0) + (1 if m.is_mla else 0)
+
+
 def _module_savings(m: ModelSpec, mods: frozenset, moe: bool, lin_in: float, u_div, tp, etp, mlp_units: float,
                     routed: float, q_units: float, v_dim: int):
     """Bytes per token and hidden unit that Megatron's selective modules do not keep (layer_activation_bytes units).
-    layernorm: the outputs of the norms that are modules of their own (Transformer Engine fuses a dense layer's
-    norms into the next linear): a MoE layer's pre-MLP norm and MLA's input norm. mla_up_proj: the up-projected
+    layernorm: the outputs of the norms that are modules of their own (module_norms). mla_up_proj: the up-projected
     Q, K and V. mlp (dense layers) and moe (MoE layers): everything the MLP keeps but its input, the residual the
     norm reads (already counted). shared_experts: the shared experts' intermediates. moe_act: the routed experts'
     activation output (the down projection's input)."""
     save = 0.0
-    norms = (1 if moe and "moe" not in mods else 0) + (1 if m.is_mla else 0)
     if "layernorm" in mods:
-        save = save + norms * lin_in / u_div
+        save = save + module_norms(m, mods, moe) * lin_in / u_div
     if "mla_up_proj" in mods and m.is_mla:
         save = save + 2.0 * (q_units + m.heads * (m.head_dim + v_dim) / m.hidden) / tp
     if not moe:
@@ -690,13 +706,8 @@ def training_memory(
                                         recompute=0, flash_attention=flash_attention, moe=m.is_moe,
                                         input_bytes=input_bytes, etp=etp_a)
 
-    first_l, middle_l, last_l = pipeline_layers(m.layers, pp, vp, edge_slots)
+    first_l, middle_l, last_l = stage_layers(m, pp, vp, edge_slots, mtp)
     n_mtp = m.mtp_layers if mtp else 0
-    if n_mtp:  # Megatron keeps the MTP layers with the loss, on the last stage (PP 1: the one stage)
-        single_stage = pp_a == 1
-        first_l = np.where(single_stage, first_l + n_mtp, first_l)
-        middle_l = np.where(single_stage, middle_l + n_mtp, middle_l)
-        last_l = last_l + n_mtp
     flights = {"first": in_flight, "middle": np.maximum(np.minimum(in_flight, pp_a - 1.0), 0.0),
                "last": np.ones_like(in_flight)}
     stages = {}

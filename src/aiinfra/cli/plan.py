@@ -138,7 +138,9 @@ def command(
                                 "under full-iteration CUDA graphs): no host-bound MoE term (stacks.yaml moe_host).")] = False,
     pipeline_split: Annotated[str, typer.Option(
         help="Pipeline split: account (embedding and loss take a layer's slot, Megatron --account-for-embedding/loss-"
-             "in-pipeline-split), even (layers only), auto (account where the LM head weighs half a layer or more).")] = "auto",
+             "in-pipeline-split), even (layers only), auto (account where the LM head weighs half a layer or more), or "
+             "a Megatron --pipeline-model-parallel-layout string such as 'Et|(tt|)*30mL' (E embedding, t layer, m MTP "
+             "layer, L loss; its stage count is PP × VP).")] = "auto",
     recompute_modules: Annotated[str | None, typer.Option(
         help="What selective recompute repeats, as Megatron-core's recompute_modules: core_attn (the default), "
              "moe_act, layernorm, mla_up_proj, mlp, moe, shared_experts, e.g. layernorm,moe_act.")] = None,

@@ -61,7 +61,7 @@ def train(
     fragmentation: Annotated[float | None, typer.Option(help="Allocator fragmentation as a fraction of allocated bytes.")] = None,
     software: Annotated[str, typer.Option(help="Software stack whose selective recompute applies (catalog stacks.yaml), as in plan.")] = "megatron-core",
     recompute_modules: Annotated[str | None, typer.Option(help="What selective recompute drops, as Megatron's recompute_modules (core_attn, moe_act, layernorm, mla_up_proj, mlp, moe, shared_experts), as in plan.")] = None,
-    pipeline_split: Annotated[str, typer.Option(help="Pipeline split as in plan: auto | even | account (embedding and loss take a layer's slot).")] = "auto",
+    pipeline_split: Annotated[str, typer.Option(help="Pipeline split as in plan: auto | even | account (embedding and loss take a layer's slot), or a Megatron pipeline layout string ('Et|(tt|)*30mL'; --interleave then follows from it).")] = "auto",
     mtp: Annotated[bool, typer.Option("--mtp/--no-mtp", help="The model's multi-token-prediction layers on the last stage, where its config has them (DeepSeek-V3), as in plan.")] = True,
     fmt: FormatOpt = Format.table,
     explain: ExplainOpt = False,

@@ -17,6 +17,7 @@ from aiinfra.explain import Result, quantity
 from aiinfra.perf.training import TP_MODES
 from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, edge_slots, plan, tp_modes
 from aiinfra.plan.space import RECOMPUTE_NAMES
+from aiinfra.sizing.pipeline_layout import PipelineLayout
 from aiinfra.sizing.training import (check_activation_offload, check_layout, check_recompute_modules, device_memory,
                                      parse_offload)
 from aiinfra.specs import GpuSpec, ModelSpec
@@ -131,27 +132,45 @@ def parse_layout(text: str | None) -> dict[str, Any]:
     return out
 
 
-def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int, seq: int, edge: bool) -> None:
+def _pipeline_fixed(lay: dict, edge: bool | PipelineLayout) -> tuple[int, int]:
+    """(PP, VP) to check a fixed layout with. Under a pipeline layout string VP is its stage count over PP; with PP
+    left out, a VP given fixes PP, and otherwise any divisor will do for the checks (the search tries each)."""
+    if not isinstance(edge, PipelineLayout):
+        return lay.get("pp", 1), lay.get("vp", 1)
+    pp = lay.get("pp")
+    if pp is None and "vp" in lay:
+        if edge.n_stages % lay["vp"]:
+            raise LayoutError(f"VP={lay['vp']} does not divide the {edge.n_stages} stages of the pipeline layout "
+                              f"'{edge.text}'")
+        pp = edge.n_stages // lay["vp"]
+    pp = edge.n_stages if pp is None else pp
+    return pp, lay.get("vp", edge.vp(pp))
+
+
+def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int, seq: int, edge: bool | PipelineLayout,
+                     mtp: bool = True) -> None:
     """One sentence naming the first constraint a fixed layout breaks (`edge`: the embedding and the loss
-    take a pipeline slot, plan.search.edge_slots)."""
+    take a pipeline slot, or Megatron's pipeline layout places every layer: plan.search.edge_slots)."""
     if "etp" in lay and not m.is_moe:
         raise LayoutError(f"etp (the experts' tensor-parallel size) applies to MoE models; {m.name} is dense")
+    pp, vp = _pipeline_fixed(lay, edge)
     model_par = lay.get("tp", 1) * lay.get("pp", 1) * lay.get("cp", 1)
-    check_layout(m, tp=lay.get("tp", 1), pp=lay.get("pp", 1), cp=lay.get("cp", 1), vp=lay.get("vp", 1), seq=seq, edge_slots=edge)
+    check_layout(m, tp=lay.get("tp", 1), pp=pp, cp=lay.get("cp", 1), vp=vp, seq=seq, edge_slots=edge, mtp=mtp)
     for n in gpus:
         if "dp" in lay and model_par * lay["dp"] != n and all(k in lay for k in ("tp", "pp", "cp")):
             raise LayoutError(f"tp·pp·cp·dp = {model_par * lay['dp']} is not the GPU count {n}")
         if n % model_par:
             raise LayoutError(f"tp·pp·cp = {model_par} does not divide the GPU count {n}")
     dp = lay.get("dp", gpus[0] // model_par)
-    check_layout(m, tp=lay.get("tp", 1), pp=lay.get("pp", 1), dp=dp, cp=lay.get("cp", 1), ep=lay.get("ep", 1),
-                 vp=lay.get("vp", 1), seq=seq, etp=lay.get("etp"), edge_slots=edge)
+    check_layout(m, tp=lay.get("tp", 1), pp=pp, dp=dp, cp=lay.get("cp", 1), ep=lay.get("ep", 1),
+                 vp=vp, seq=seq, etp=lay.get("etp"), edge_slots=edge, mtp=mtp)
     mb = lay.get("mb", 1)
     if global_batch % (dp * mb):
         raise LayoutError(f"dp·mb = {dp * mb} does not divide the global batch of {global_batch} sequences")
-    if lay.get("vp", 1) > 1 and (global_batch // (dp * mb)) % lay.get("pp", 1):
+    pp_fixed = "pp" in lay or (isinstance(edge, PipelineLayout) and "vp" in lay)
+    if vp > 1 and pp_fixed and (global_batch // (dp * mb)) % pp:
         raise LayoutError(f"the interleaved schedule needs the {global_batch // (dp * mb)} micro-batches per step "
-                          f"to be a multiple of pp={lay.get('pp', 1)}")
+                          f"to be a multiple of pp={pp}")
 
 
 def _check_offload(m: ModelSpec, lay: dict, software: str) -> None:
@@ -261,12 +280,15 @@ def plan_command(
     """Search every layout (or rank one fixed `layout` within that search) and explain the best."""
     opt = options or Options()
     check_recompute_modules(m, opt.recompute_modules)
+    split = edge_slots(m, opt)
+    if isinstance(split, PipelineLayout):  # its layer counts whatever PP the search gives it
+        split.check_model(m.layers, m.mtp_layers if opt.mtp else 0)
     lay = parse_layout(layout) if isinstance(layout, str) or layout is None else dict(layout)
     if lay:
         if opt.recompute_modules and lay.get("recompute", 1) != 1:
             raise SpecError(f"--recompute-modules names what selective recompute repeats; the layout's recompute is "
                             f"{RECOMPUTE_NAMES[lay['recompute']]}")
-        _check_buildable(m, gpus, lay, global_batch, seq, edge_slots(m, opt))
+        _check_buildable(m, gpus, lay, global_batch, seq, edge_slots(m, opt), opt.mtp)
         _check_offload(m, lay, opt.software)
         if "offload_layers" in lay:  # a count of layers whose activations go: activations are offloaded
             lay["offload"] = lay.get("offload", 0) | 4

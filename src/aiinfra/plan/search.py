@@ -19,6 +19,7 @@ from aiinfra.perf import comm
 from aiinfra.perf.flops import training_flops
 from aiinfra.perf.training import TP_MODES, stack, step_time
 from aiinfra.plan.space import Space, build_space, describe, offload_name, recompute_name
+from aiinfra.sizing.pipeline_layout import PipelineLayout
 from aiinfra.sizing.training import (device_memory, module_policy, pipeline_edge_slots, pipeline_layers,
                                      saved_input_bytes, training_memory)
 from aiinfra.specs import GpuSpec, ModelSpec
@@ -317,7 +318,10 @@ def plan(
     if t > dom:
         notes.append(f"TP={t} spans {t // dom} scale-up domains of {dom} GPUs ({gpu.scaleup_name}): its collectives "
                      f"cross the NICs ({node.scale_out.name})")
-    if rows[0]["pp"] > 1:
+    if rows[0]["pp"] > 1 and isinstance(space_edge, PipelineLayout):
+        notes.append(f"pipeline layout '{space_edge.text}' on PP{rows[0]['pp']} (v{rows[0]['vp']}): "
+                     f"{space_edge.describe(rows[0]['pp'])}, the last also the LM head")
+    elif rows[0]["pp"] > 1:
         first, middle, last = (int(x) for x in pipeline_layers(m.layers, rows[0]["pp"], rows[0]["vp"], space_edge))
         how = ("the embedding and the loss take a layer's slot each" if space_edge else "layers dealt alone")
         notes.append(f"pipeline split {opt.pipeline_split} ({how}): in {rows[0]['layout']} v{rows[0]['vp']} the first / "
@@ -451,7 +455,8 @@ def _shortfall(m: ModelSpec, gpu: GpuSpec, counts: list[int], ev: Evaluated, glo
         n = n * 2 if n >= gpn else gpn
         space = build_space(m, [n], global_batch=global_batch * n, seq=seq, gpus_per_node=gpn,
                             micro_batches=(1,), interleaves=(1,), recompute=(2,), zero_stages=opt.zero_stages,
-                            context_parallel=opt.context_parallel, sequence_parallel=opt.sequence_parallel)
+                            context_parallel=opt.context_parallel, sequence_parallel=opt.sequence_parallel,
+                            uneven_pipeline=stack(opt.software).uneven_pipeline, edge_slots=edge_slots(m, opt))
         if len(space) and evaluate(m, gpu, space, seq, opt, node).fits.any():
             need = n
             break

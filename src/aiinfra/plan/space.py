@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from aiinfra.sizing.pipeline_layout import PipelineLayout
 from aiinfra.sizing.training import ActivationOffload
 from aiinfra.specs import ModelSpec
 
@@ -133,13 +134,14 @@ def build_space(
     max_tp: int | None = None,
     scaleup_domain: int | None = None,
     uneven_pipeline: bool = True,
-    edge_slots: bool = False,
+    edge_slots: bool | PipelineLayout = False,
 ) -> Space:
     """All valid layouts for `m` over the given GPU counts, as flat arrays.
 
     None for micro_batches / interleaves / context_parallel means every value that divides: every
     micro-batch dividing the per-replica batch, every interleave that leaves each virtual stage a
-    layer, every CP dividing the sequence that leaves each rank `min_cp_tokens` tokens."""
+    layer, every CP dividing the sequence that leaves each rank `min_cp_tokens` tokens. A PipelineLayout in
+    `edge_slots` (Megatron's custom layout) fixes the stages: PP is a divisor of its stage count, VP the quotient."""
     # TP: every divisor of the heads; inside the scale-up domain it runs at NVLink speed, beyond it
     # the collectives cross the NICs (perf.training charges that), so the step time decides.
     # A TP group inside a domain must tile it (no group straddles two domains); beyond it, whole domains.
@@ -147,7 +149,10 @@ def build_space(
     tps = [t for t in divisors(m.heads) if t <= max(gpu_counts) and (max_tp is None or t <= max_tp)
            and (dom % t == 0 or t % dom == 0)]
     # uneven stages allowed (every stage needs one layer) where the software stack supports them
+    layout = edge_slots if isinstance(edge_slots, PipelineLayout) else None
     pps = list(range(1, m.layers + 1)) if uneven_pipeline else divisors(m.layers)
+    if layout is not None:  # one stage count: PP·VP = its stages (PP 1 only where it is a single stage)
+        pps = [p for p in divisors(layout.n_stages) if p > 1 or layout.n_stages == 1]
     cp_values = divisors(seq) if context_parallel is None else context_parallel
     cps = [c for c in cp_values if seq % c == 0 and (c == 1 or seq // c >= min_cp_tokens)]
     mbs = divisors(global_batch) if micro_batches is None else list(micro_batches)
@@ -177,9 +182,9 @@ def build_space(
             if global_batch % (d * mb):
                 continue
             M = global_batch // (d * mb)
-            for vp in vps:
-                ok = vp == 1 or (p > 1 and M % p == 0 and ((p * vp <= m.layers + 2 * edge_slots) if uneven_pipeline
-                                                           else m.layers % (p * vp) == 0))
+            for vp in (vps if layout is None else [layout.n_stages // p]):
+                ok = vp == 1 or (p > 1 and M % p == 0 and (layout is not None or (
+                    (p * vp <= m.layers + 2 * edge_slots) if uneven_pipeline else m.layers % (p * vp) == 0)))
                 if ok:
                     pairs.append((mb, vp))
         if not pairs:

@@ -13,6 +13,7 @@ from aiinfra.contract import Facts, Quantity, command
 from aiinfra.explain import Result, quantity
 from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
 from aiinfra.sizing.params import param_counts
+from aiinfra.sizing.pipeline_layout import PipelineLayout
 from aiinfra.sizing.training import (RECOMPUTE, check_activation_offload, check_recompute_modules, fit_verdict,
                                      module_policy, parse_offload, parse_recompute_modules, pipeline_edge_slots,
                                      saved_input_bytes, stack_uneven_pipeline, training_memory)
@@ -91,6 +92,9 @@ def training_report(
     check_recompute_modules(m, modules)
     if modules and recompute != "selective":
         raise SpecError(f"--recompute-modules names what selective recompute drops; --recompute is {recompute}")
+    split = pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split)
+    if isinstance(split, PipelineLayout) and interleave == 1:  # the default: the layout's stages say how many
+        interleave = split.vp(pp)
     mem = training_memory(
         m, seq=seq, micro_batch=micro_batch, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, sp=tp > 1 if sp is None else sp,
         vp=interleave, num_microbatches=num_microbatches, zero=zero, distributed_optimizer=distributed_optimizer,
@@ -98,7 +102,7 @@ def training_report(
         offload_fraction=share, flash_attention=flash_attention, overhead_bytes=_overhead_bytes(overhead_gib),
         fragmentation=fragmentation, selective=module_policy(software, modules),
         input_bytes=saved_input_bytes(software, precision),
-        edge_slots=pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split), etp=etp, mtp=mtp,
+        edge_slots=split, etp=etp, mtp=mtp,
     )
     if code & 4:  # after training_memory, which has refused an unknown recompute mode
         check_activation_offload(m, software, share=share, pp=pp, recompute=RECOMPUTE[recompute])

@@ -22,6 +22,7 @@ from aiinfra.errors import LayoutError, SpecError
 from aiinfra.explain import Term, total
 from aiinfra.sizing.dtypes import nbytes
 from aiinfra.sizing.params import ParamCounts, every_second_linear, linear_order, param_counts
+from aiinfra.sizing.pipeline_layout import PipelineLayout, looks_like_layout
 from aiinfra.specs import GpuSpec, ModelSpec
 
 RECOMPUTE = {"none": 0, "selective": 1, "full": 2}
@@ -239,8 +240,12 @@ def pipeline_layers(layers: int, pp: Any, vp: Any = 1, edge_slots: Any = False) 
 
 def stage_layers(m: ModelSpec, pp: Any, vp: Any = 1, edge_slots: Any = False, mtp: bool = True) -> tuple[Any, Any, Any]:
     """pipeline_layers for `m`, with its multi-token-prediction layers (when trained) where Megatron keeps them: with
-    the loss, on the last stage (PP 1: the one stage)."""
-    first, middle, last = pipeline_layers(m.layers, pp, vp, edge_slots)
+    the loss, on the last stage (PP 1: the one stage). `edge_slots` may be a PipelineLayout (Megatron's custom layout,
+    pipeline_edge_slots): its own per-GPU counts then, its MTP layers with the loss (PipelineLayout.check)."""
+    if isinstance(edge_slots, PipelineLayout):
+        first, middle, last = edge_slots.per_gpu(pp)
+    else:
+        first, middle, last = pipeline_layers(m.layers, pp, vp, edge_slots)
     n_mtp = m.mtp_layers if mtp else 0
     if not n_mtp:
         return first, middle, last
@@ -251,8 +256,10 @@ def stage_layers(m: ModelSpec, pp: Any, vp: Any = 1, edge_slots: Any = False, mt
 PIPELINE_SPLITS = ("auto", "even", "account")
 
 
-def pipeline_edge_slots(m: ModelSpec, uneven: bool = True, split: str = "auto") -> bool:
-    """Whether the embedding and the loss take a layer's slot in the pipeline split (pipeline_layers).
+def pipeline_edge_slots(m: ModelSpec, uneven: bool = True, split: str = "auto") -> bool | PipelineLayout:
+    """Whether the embedding and the loss take a layer's slot in the pipeline split (pipeline_layers), or, where
+    `split` is a Megatron pipeline layout string ('Et|(tt|)*30mL', sizing.pipeline_layout), that layout parsed: it
+    places every layer itself (check_layout checks it against the model and PP).
 
     `split`: "even" deals the layers alone (Megatron's default), "account" gives the embedding and the loss a
     slot each (--account-for-embedding/loss-in-pipeline-split), "auto" accounts where the stack splits
@@ -260,7 +267,13 @@ def pipeline_edge_slots(m: ModelSpec, uneven: bool = True, split: str = "auto") 
     active weights): there a balanced split moves a layer off the last stage, while for a small head (GPT-3's
     51k vocabulary at h = 12288 is a third of a layer) the even split is the faster one."""
     if split not in PIPELINE_SPLITS:
-        raise SpecError(f"pipeline split must be one of {', '.join(PIPELINE_SPLITS)}, not '{split}'")
+        if not looks_like_layout(str(split)):
+            raise SpecError(f"pipeline split must be one of {', '.join(PIPELINE_SPLITS)} or a Megatron pipeline "
+                            f"layout such as 'Et|(tt|)*30mL', not '{split}'")
+        if not uneven:
+            raise SpecError(f"pipeline layout '{split}' needs a stack that splits layers unevenly "
+                            "(stacks.yaml uneven_pipeline)")
+        return PipelineLayout.parse(split)
     if split == "account" and not uneven:
         raise SpecError("pipeline split 'account' needs a stack that splits layers unevenly (stacks.yaml uneven_pipeline)")
     if not uneven or split == "even":
@@ -279,22 +292,25 @@ def stack_uneven_pipeline(software: str = "megatron-core") -> bool:
 
 def check_layout(m: ModelSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int = 1, ep: int = 1, vp: int = 1,
                  etp: int | None = None,
-                 sp: bool = False, seq: int | None = None, edge_slots: bool | None = None) -> None:
+                 sp: bool = False, seq: int | None = None, edge_slots: bool | PipelineLayout | None = None,
+                 mtp: bool = True) -> None:
     """Raise LayoutError naming the first constraint a layout breaks (the planner's own rules).
 
     Uneven pipeline stages are allowed (every virtual stage needs one layer, or the embedding or the loss
     where those take a slot: pipeline_edge_slots, None = the model's default under an uneven stack); TP
     must divide the attention heads, CP the sequence, EP the experts and dp·cp.
     """
-    edge = pipeline_edge_slots(m) if edge_slots is None else bool(edge_slots)
+    edge = pipeline_edge_slots(m) if edge_slots is None else edge_slots
     for name, v in (("tp", tp), ("pp", pp), ("dp", dp), ("cp", cp), ("ep", ep), ("vp", vp)):
         if int(v) != v or v < 1:
             raise SpecError(f"{name} must be a whole number ≥ 1, got {v}")
     if m.heads % tp:
         raise LayoutError(f"TP={tp} does not divide the {m.heads} attention heads of {m.name}")
-    if pp > m.layers:
+    if isinstance(edge, PipelineLayout):  # the layout places every layer itself (an empty stage is allowed)
+        edge.check(m.layers, m.mtp_layers if mtp else 0, pp, vp)
+    elif pp > m.layers:
         raise LayoutError(f"PP={pp} is larger than the {m.layers} layers of {m.name}: a stage would hold no layer")
-    if pp * vp > m.layers + 2 * edge:
+    elif pp * vp > m.layers + 2 * bool(edge):
         raise LayoutError(f"PP={pp} × VP={vp} = {pp * vp} pipeline stages would leave a stage without a layer: "
                           f"{m.name} has {m.layers} layers" + (" (+ the embedding and the loss)" if edge else ""))
     if vp > 1 and pp == 1:
@@ -613,7 +629,8 @@ def _runtime_overhead(tp_a, pp_a, dp, cp, overhead_bytes, fragmentation) -> tupl
     return fixed, fixed_src, frag
 
 
-def _validate(m: ModelSpec, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero, etp=None) -> None:
+def _validate(m: ModelSpec, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero, etp=None, edge_slots=None,
+              mtp: bool = True) -> None:
     """Scalar sanity checks: a clear error for impossible or non-positive settings."""
     for name, v in (("seq", seq), ("micro-batch", micro_batch)):
         if np.ndim(v) == 0 and v <= 0:
@@ -624,7 +641,7 @@ def _validate(m: ModelSpec, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero, 
                 raise SpecError(f"{name} must be a whole number ≥ 1, got {v}")
         check_layout(m, tp=int(tp), pp=int(pp), dp=int(dp), cp=int(cp), ep=int(ep), vp=int(vp), sp=bool(sp),
                      seq=int(seq) if np.ndim(seq) == 0 else None,
-                     etp=int(etp) if etp is not None and np.ndim(etp) == 0 else None)
+                     etp=int(etp) if etp is not None and np.ndim(etp) == 0 else None, edge_slots=edge_slots, mtp=mtp)
     if np.ndim(zero) == 0 and zero not in (0, 1, 2, 3):
         raise SpecError(f"ZeRO stage must be 0, 1, 2 or 3, not {zero}")
 
@@ -675,7 +692,7 @@ def training_memory(
         if recompute not in RECOMPUTE:
             raise SpecError(f"unknown recompute mode '{recompute}'; choose none, selective or full")
         recompute = RECOMPUTE[recompute]
-    _validate(m, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero, etp)
+    _validate(m, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero, etp, edge_slots, mtp)
     off = np.asarray(offload_code(offload))
     zero_eff = np.maximum(np.asarray(zero), 1 if distributed_optimizer else 0)
     counts = param_counts(m)

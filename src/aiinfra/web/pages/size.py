@@ -293,7 +293,8 @@ TRAIN_FIELDS = [
     FormField("overhead_gib", "overhead GiB", help="blank: catalog"),
     FormField("fragmentation", "fragmentation", help="fraction; blank: catalog"),
     FormField("software", "software stack", "select", stack_names, help="whose selective recompute applies"),
-    FormField("pipeline_split", "pipeline split", "select", ["auto", "even", "account"]),
+    FormField("pipeline_split", "pipeline split", "text", ["auto", "even", "account"],
+              help="auto, even, account, or a Megatron layout such as Et|(tt|)*30mL"),
 ]
 INFER_FIELDS = [
     MODEL, GPU,

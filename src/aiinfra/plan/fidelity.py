@@ -75,7 +75,13 @@ def _row_options(row: dict, framework_eff: float | None = None) -> Options:
                    software=row["stack"], framework_efficiency=framework_eff, grad_dtype=row.get("grad_dtype"),
                    ep_overlap=bool(row.get("ep_overlap", False)), pipeline_split=row.get("pipeline_split", "auto"),
                    sequence_parallel=bool(row.get("sp", True)), moe_dispatcher=row.get("moe_dispatcher", "alltoall"),
-                   recompute_modules=parse_recompute_modules(row.get("recompute_modules")))
+                   recompute_modules=parse_recompute_modules(row.get("recompute_modules")), overlap_dp=_overlap_dp(row))
+
+
+def _overlap_dp(row: dict) -> bool:
+    """Whether the run overlaps its gradient reduction: the row's `overlap_grad_reduce` where its recipe sets it,
+    else every stack but 2021 Megatron-LM's."""
+    return bool(row.get("overlap_grad_reduce", row["stack"] != "megatron-2021"))
 
 
 def fitted_on(row: dict) -> bool:
@@ -120,7 +126,7 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
                       pipeline_split=row.get("pipeline_split", "auto"), sp=bool(row.get("sp", True)),
                       moe_dispatcher=row.get("moe_dispatcher", "alltoall"), seq=seq, dtype=row["dtype"],
                       flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
-                      overlap_dp=row["stack"] != "megatron-2021", software=software, framework_eff=framework_eff,
+                      overlap_dp=_overlap_dp(row), software=software, framework_eff=framework_eff,
                       moe_host_ms=moe_host_ms, moe_stall_ms=moe_stall_ms,
                       offload=(offload or 0) | (4 if "offload_layers" in row else 0),
                       offload_fraction=int(row.get("offload_layers", m.layers)) / m.layers,

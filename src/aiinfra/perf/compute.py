@@ -99,9 +99,11 @@ Curve = tuple[tuple[float, float], ...]  # (tokens per kernel call, fraction of 
 
 # A flash-attention figure given as one number holds at every length; the measured 8k point it stands for.
 ATTENTION_REFERENCE_TOKENS = 8192.0
-# The head dimension the attention figures are measured at, and the one their _d64 figures are.
+# The head dimension the attention figures are measured at, the one their _d64 figures are, and the query/key one of
+# their _d192 figures (multi-head latent attention: 192 for Q·K, 128 for V, DeepSeek-V3's shape).
 ATTENTION_REFERENCE_HEAD_DIM = 128
 ATTENTION_THIN_HEAD_DIM = 64
+ATTENTION_WIDE_HEAD_DIM = 192
 
 
 def _attention_curve(value) -> Curve:
@@ -142,6 +144,7 @@ class KernelTable:
     attention_routes: dict = field(default_factory=dict)
     attention_full: dict = field(default_factory=dict)
     attention_d64: dict = field(default_factory=dict)  # the same kernels at head dim 64 (causal), where measured
+    attention_d192: dict = field(default_factory=dict)  # ... at Q·K head dim 192 and V 128 (MLA, causal), where measured
 
     def attention(self, route: str = "", tokens=ATTENTION_REFERENCE_TOKENS, causal: bool = True,
                   head_dim: int = ATTENTION_REFERENCE_HEAD_DIM) -> tuple:
@@ -153,18 +156,22 @@ class KernelTable:
         causal ones. Below head dim 128 the route's head-dim-64 figures (attention_fwd_d64), where measured, scale
         both by their ratio to the causal head-dim-128 ones, linearly in head dim between 64 and 128 and held
         below 64: a thinner head does half the matmul work per score element while the softmax work per element
-        stays."""
+        stays. Above 128 (`head_dim` is the query/key one) the MLA figures (attention_fwd_d192: Q·K at 192, V at
+        128) scale them the same way, linearly between 128 and 192 and held beyond."""
         key = route if route in self.attention_routes else ""
         fwd, bwd = self.attention_routes[key]
         run_fwd, run_bwd = (fwd, bwd) if causal else self.attention_full.get(key, (fwd, bwd))
         f_fwd, f_bwd = _at_length(run_fwd, tokens), _at_length(run_bwd, tokens)
-        thin = self.attention_d64.get(key)
-        if thin is None or head_dim >= ATTENTION_REFERENCE_HEAD_DIM:
+        if head_dim < ATTENTION_REFERENCE_HEAD_DIM:
+            other, edge = self.attention_d64.get(key), ATTENTION_THIN_HEAD_DIM
+        else:
+            other, edge = self.attention_d192.get(key), ATTENTION_WIDE_HEAD_DIM
+        if other is None or head_dim == ATTENTION_REFERENCE_HEAD_DIM:
             return f_fwd, f_bwd
-        # 0 at the thin head dim and below, 1 at the reference one
-        w = max(0.0, (head_dim - ATTENTION_THIN_HEAD_DIM) / (ATTENTION_REFERENCE_HEAD_DIM - ATTENTION_THIN_HEAD_DIM))
-        return tuple(f * (1.0 + (1.0 - w) * (_at_length(t, tokens) / _at_length(c, tokens) - 1.0))
-                     for f, t, c in ((f_fwd, thin[0], fwd), (f_bwd, thin[1], bwd)))
+        # the share of the way from the reference head dim to the measured one: 1 there and beyond
+        w = min(1.0, (head_dim - ATTENTION_REFERENCE_HEAD_DIM) / (edge - ATTENTION_REFERENCE_HEAD_DIM))
+        return tuple(f * (1.0 + w * (_at_length(t, tokens) / _at_length(c, tokens) - 1.0))
+                     for f, t, c in ((f_fwd, other[0], fwd), (f_bwd, other[1], bwd)))
 
     def plateau(self, dtype: str, path: str = "") -> float:
         """Plateau of `dtype` GEMMs; `path` names the kernel route a stack calls (e.g. fp8 via
@@ -205,14 +212,16 @@ def kernel_table(gpu: GpuSpec) -> KernelTable:
         cast_bytes = float(c["fp8_cast_bytes"])
         full_fwd, full_bwd = dict(e.get("attention_fwd_full") or {}), dict(e.get("attention_bwd_full") or {})
         thin_fwd, thin_bwd = dict(e.get("attention_fwd_d64") or {}), dict(e.get("attention_bwd_d64") or {})
+        wide_fwd, wide_bwd = dict(e.get("attention_fwd_d192") or {}), dict(e.get("attention_bwd_d192") or {})
     except (KeyError, TypeError, ValueError) as err:
         raise AiinfraError(f"kernel table '{arch}' needs gemm_plateau, attention_fwd/bwd.bf16 (and each bf16_<route> "
                            f"in both) and a size curve ({err})") from None
     if set(k for k in bwd if k.startswith("bf16_")) != set(k for k in fwd if k.startswith("bf16_")):
         raise AiinfraError(f"kernel table '{arch}': attention_fwd and attention_bwd name different routes")
-    # no-mask and head-dim-64 figures (optional): in pairs, for bf16 or a route attention_fwd names
+    # no-mask, head-dim-64 and MLA figures (optional): in pairs, for bf16 or a route attention_fwd names
     extra = {}
-    for suffix, (f, b) in (("full", (full_fwd, full_bwd)), ("d64", (thin_fwd, thin_bwd))):
+    for suffix, (f, b) in (("full", (full_fwd, full_bwd)), ("d64", (thin_fwd, thin_bwd)),
+                           ("d192", (wide_fwd, wide_bwd))):
         if set(f) != set(b) or not set(f) <= set(fwd):
             raise AiinfraError(f"kernel table '{arch}': attention_fwd_{suffix} and attention_bwd_{suffix} must name "
                                f"the same keys, each one attention_fwd names")
@@ -225,7 +234,7 @@ def kernel_table(gpu: GpuSpec) -> KernelTable:
                            f"the plateau in (0, 1]], ...] in ascending order")
     curve_source = e.get("source", "") if own else c.get("source", "")
     return KernelTable(arch, plateau, curve, cast_bytes, e.get("source", ""), curve_source, routes, extra["full"],
-                       extra["d64"])
+                       extra["d64"], extra["d192"])
 
 
 def _interp(x, points: tuple[tuple[float, float], ...]):

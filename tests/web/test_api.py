@@ -111,6 +111,12 @@ def test_api_known_answer_70b_int4_fits_one_h200(client):
     ("/api/size/train", {"model": "gpt-oss-120b", "recompute": "selective", "recompute_modules": "core_attn,bogus"},
      ["size", "train", "gpt-oss-120b", "--recompute", "selective", "--recompute-modules", "core_attn,bogus"],
      "recompute_modules"),
+    ("/api/size/train", {"model": "deepseek-v3", "tp": 2, "pp": 6, "dp": 64, "ep": 64, "etp": 1,
+                         "pipeline_split": "Et|(tt|)*30mL"},
+     ["size", "train", "deepseek-v3", "--tp", "2", "--pp", "6", "--dp", "64", "--ep", "64", "--etp", "1",
+      "--pipeline-split", "Et|(tt|)*30mL"], "pipeline_split"),
+    ("/api/plan", {"model": "deepseek-v3", "gpus": "1024", "pipeline_split": "Et|(tt|)*30X"},
+     ["plan", "deepseek-v3", "--gpus", "1024", "--pipeline-split", "Et|(tt|)*30X"], "pipeline_split"),
 ])
 def test_api_422_carries_the_cli_sentence(client, cli, path, body, argv, field):
     r = client.post(path, json=body)

@@ -94,6 +94,7 @@ ALIASES: dict[str, list[str]] = {
     "recompute": ["recompute mode"],
     "recompute_modules": ["recompute module", "recompute modules", "--recompute-modules"],
     "etp": ["expert tp"],
+    "pipeline_split": ["pipeline layout", "--pipeline-split"],
     "gpu_memory_utilization": ["gpu memory utilization"],
     "micro_batch": ["micro-batch"],
     "prometheus": ["prometheus url", "prometheus"],

@@ -479,7 +479,8 @@ def step_time(
     `ep_overlap`: the MoE all-to-all runs under another micro-batch's compute (Megatron
     --overlap-moe-expert-parallel-comm); it then costs the communication kernels' SM share, not its time.
     `pipeline_split` ("auto" | "even" | "account"): whether the embedding and loss take a pipeline slot
-    (sizing.training.pipeline_edge_slots). `sp` (arrays allowed): sequence parallelism on (default) or off; off,
+    (sizing.training.pipeline_edge_slots); or a Megatron pipeline layout string ("Et|(tt|)*30mL",
+    sizing.pipeline_layout), whose per-GPU layer counts then set the stages (its stage count must be pp·vp). `sp` (arrays allowed): sequence parallelism on (default) or off; off,
     the LayerNorms, dropouts and residual adds run on all tokens on every TP rank and TP communication cannot be
     overlapped chunk by chunk (Megatron-LM requires --sequence-parallel for --tp-comm-overlap). The TP bytes are the
     same either way (an all-reduce = a reduce-scatter + an all-gather; Korthikanti et al. 2022 §4.2.2).

@@ -147,10 +147,15 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> httpx.R
             out, err = proc.communicate()
             pytest.fail(f"server exited {proc.returncode} before answering: {err[-2000:]}")
         try:
-            return httpx.get(url, timeout=2)
+            r = httpx.get(url, timeout=2)
         except httpx.HTTPError:
             time.sleep(0.2)
-    pytest.fail(f"no answer from {url} within {timeout} s")
+            continue
+        # a server that answers 503 before its first collection is up but not ready: ask again, as a scraper would
+        if r.status_code != 503:
+            return r
+        time.sleep(0.2)
+    pytest.fail(f"no ready answer from {url} within {timeout} s")
 
 
 def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> tuple[str, str]:

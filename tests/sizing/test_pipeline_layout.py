@@ -107,6 +107,7 @@ def test_plan_searches_only_the_stages_the_layout_names(cli):
     assert_one_line_error(cli(*base, "--pipeline-split", DSV3_H100, "--layout", "tp=2,vp=3"), "VP=3 does not divide")
     assert_one_line_error(cli(*base, "--pipeline-split", DSV3_H100, "--no-mtp"), "places 1 MTP layers")
     assert_one_line_error(cli(*base, "--pipeline-split", "Et|(tt|)*30mX"), "'X' is not a layer symbol")
+    assert_one_line_error(cli(*base, "--pipeline-split", "accout"), "must be one of auto, even, account or a Megatron")
     assert_one_line_error(cli("plan", "gpt-1.7b", "--gpus", "32", "--software", "megatron-2021",
                               "--pipeline-split", "Et|tL"), "uneven")
 

@@ -27,9 +27,13 @@ _GROUP = re.compile(r"\(([^)]+)\)\*(\d+)")
 _ONE = re.compile(r"(.)\*(\d+)")
 
 
+_ALPHABET = set("ELtm|()*, 0123456789")
+
+
 def looks_like_layout(text: str) -> bool:
-    """Whether a pipeline-split value is a layout string rather than a split rule's name (auto, even, account)."""
-    return any(c in text for c in "|ELtm*()") and text not in ("auto", "even", "account")
+    """Whether a pipeline-split value is meant as a layout string: it has a stage separator, or only the layout's
+    characters ('accout', a misspelt split rule, is not one)."""
+    return "|" in text or (bool(text.strip()) and set(text) <= _ALPHABET)
 
 
 @dataclass(frozen=True)

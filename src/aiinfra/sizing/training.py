@@ -243,6 +243,7 @@ def stage_layers(m: ModelSpec, pp: Any, vp: Any = 1, edge_slots: Any = False, mt
     the loss, on the last stage (PP 1: the one stage). `edge_slots` may be a PipelineLayout (Megatron's custom layout,
     pipeline_edge_slots): its own per-GPU counts then, its MTP layers with the loss (PipelineLayout.check)."""
     if isinstance(edge_slots, PipelineLayout):
+        edge_slots.check_model(m.layers, m.mtp_layers if mtp else 0)  # library callers too: no count goes unchecked
         first, middle, last = edge_slots.per_gpu(pp)
     else:
         first, middle, last = pipeline_layers(m.layers, pp, vp, edge_slots)

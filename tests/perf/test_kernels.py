@@ -74,6 +74,29 @@ def test_published_h200_head_dim_64_timings_give_back_the_hopper_d64_figures():
     assert "cudnn causal d64 window" in row["source"]
 
 
+def test_published_h200_mla_timings_give_back_the_hopper_d192_figures():
+    """The same commit's dsv3_20260227_034744.csv (NVIDIA/cudnn-frontend benchmark/sdpa_benchmark_training/results/
+    h200_919_only_cudnn, df73764): cuDNN 9.19.1 on the same H200, DeepSeek-V3's MLA (128 heads, Q·K head dim 192,
+    V 128), batch 1, causal. Its times, in the same example file, fit to 2·b·h·(192 + 128) FLOPs per attended pair
+    forward (8k: 643 TFLOPS, the file's own column, → 0.650) and 2.5 forwards backward (0.430; the file counts
+    2.6 and prints 442): the figures kernels.yaml's hopper row holds as attention_*_d192. A measured row keeps
+    them, and the comparison puts the catalog within 0.3% of every MLA time."""
+    res = kernels(gpu("h200-sxm"), yaml.safe_load(H200_CUDNN.read_text()), source=str(H200_CUDNN))
+    row, hopper = res.facts["row"], kernel_row(gpu("h100-sxm"))[1]
+    for part in ("attention_fwd_d192", "attention_bwd_d192"):
+        fitted = dict((int(s), e) for s, e in row[part]["bf16_cudnn"])
+        assert fitted.keys() == {2048, 4096, 8192}
+        for s, e in hopper[part]["bf16"]:
+            assert fitted[int(s)] == pytest.approx(e, abs=0.002), (part, s)
+    assert row["attention_fwd_d192"]["bf16"][2] == [8192, pytest.approx(0.650, abs=0.002)]
+    assert row["attention_bwd_d192"]["bf16"][2] == [8192, pytest.approx(0.430, abs=0.002)]
+    mla = [c for c in res.facts["comparison"] if "d=192/128" in c["shape"]]
+    assert len(mla) == 6 and all(abs(c["catalog_over_measured"] - 1) < 0.003 for c in mla)
+    assert "cudnn causal d192" in row["source"]
+    kept = _fit(_doc(attention=[a for a in yaml.safe_load(H200_CUDNN.read_text())["attention"] if a["head_dim"] == 128]))[0]
+    assert kept["attention_fwd_d192"] == hopper["attention_fwd_d192"]  # not measured: the catalog's, carried
+
+
 def test_head_dim_64_runs_fit_only_beside_their_route_and_a_window_needs_a_mask():
     """A head-dim-64 figure scales its route's head-dim-128 one, so head-dim-64 runs of a route with no larger-head
     causal run to keep or measure are refused in one line; head-dim-64 runs without a mask are compared but not

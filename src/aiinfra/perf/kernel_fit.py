@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import quantity
-from aiinfra.perf.compute import ATTENTION_THIN_HEAD_DIM, KernelTable, gemm_time
+from aiinfra.perf.compute import ATTENTION_THIN_HEAD_DIM, ATTENTION_WIDE_HEAD_DIM, KernelTable, gemm_time
 from aiinfra.specs import GpuSpec
 
 # A fitted size curve is read on kernels.yaml's axis, time at peak (2MNK / peak, in µs), so it moves to a faster
@@ -76,7 +76,8 @@ class AttentionRecord(_Record):
     batch: int = Field(gt=0)
     heads: int = Field(gt=0)
     kv_heads: int = Field(gt=0)
-    head_dim: int = Field(gt=0)
+    head_dim: int = Field(gt=0)  # of Q and K
+    head_dim_v: int | None = Field(None, gt=0)  # of V where it differs (MLA: Q·K 192, V 128)
     window: int | None = Field(None, gt=0)  # causal sliding window: each query attends at most this many keys
     fwd_seconds: float | None = Field(None, gt=0)
     bwd_seconds: float | None = Field(None, gt=0)
@@ -94,16 +95,22 @@ class AttentionRecord(_Record):
 
     @property
     def fwd_flops(self) -> float:
-        """4·b·h·d per attended (query, key) pair: s² without a mask, s²/2 causal, and with a window w < s the
-        w²/2 of the first w queries plus w for each one after."""
+        """2·b·h·(d_qk + d_v) per attended (query, key) pair (4·b·h·d where they are equal): s² without a mask, s²/2
+        causal, and with a window w < s the w²/2 of the first w queries plus w for each one after."""
         s, w = float(self.seq), self.window
         pairs = s * s if not self.causal else (w * w / 2 + (s - w) * w if w and w < s else s * s / 2)
-        return 4.0 * self.batch * self.heads * pairs * self.head_dim
+        return 2.0 * self.batch * self.heads * pairs * (self.head_dim + (self.head_dim_v or self.head_dim))
 
     @property
     def thin(self) -> bool:
         """A run at head dim 64 or below: it belongs to kernels.yaml's attention_*_d64 figures."""
         return self.head_dim <= ATTENTION_THIN_HEAD_DIM
+
+    @property
+    def band(self) -> str:
+        """Which kernels.yaml figures a run belongs to: 'd64' (head dim 64 or below), 'd192' (Q·K head dim 192 or
+        above, MLA's) or '' (the head-dim-128 ones)."""
+        return "d64" if self.thin else "d192" if self.head_dim >= ATTENTION_WIDE_HEAD_DIM else ""
 
     def flops(self, part: str) -> float:
         """FLOPs of the forward or backward pass (backward counted as 2.5× the forward)."""
@@ -176,19 +183,22 @@ def _size_curve(meas: Measurements, gpu: GpuSpec, plateau16: float) -> list[list
 
 def _fitted(r: AttentionRecord) -> bool:
     """Whether a run enters a kernels.yaml curve: the head-dim-128 figures are full or causal attention; the
-    head-dim-64 ones causal, with or without a window (their published source measures a 1,024-token window)."""
-    return r.causal if r.thin else r.window is None
+    head-dim-64 ones causal, with or without a window (their published source measures a 1,024-token window); the
+    MLA ones causal without a window."""
+    if r.band == "d64":
+        return r.causal
+    return r.window is None and (r.causal or r.band == "")
 
 
-def _attention_curves(meas: Measurements, gpu: GpuSpec, causal: bool, thin: bool = False) -> tuple[dict, dict]:
-    """{bf16 or bf16_<route>: [[seq, fraction], ...]} forward and backward, for one mask, from the runs at head
-    dim 64 or below (`thin`: kernels.yaml attention_*_d64) or above it."""
+def _attention_curves(meas: Measurements, gpu: GpuSpec, causal: bool, band: str = "") -> tuple[dict, dict]:
+    """{bf16 or bf16_<route>: [[seq, fraction], ...]} forward and backward, for one mask, from the runs of one head
+    dim band (AttentionRecord.band: kernels.yaml attention_*_d64, attention_*_d192, or the head-dim-128 figures)."""
     pk = _half_peak(gpu)
     fwd: dict[str, list] = {}
     bwd: dict[str, list] = {}
     for route in ATTENTION_ROUTES:
         rows = sorted((r for r in meas.attention if r.route == route and r.causal == causal and _fitted(r)
-                       and r.thin == thin), key=lambda r: r.seq)
+                       and r.band == band), key=lambda r: r.seq)
         if rows:
             fwd[f"bf16_{route}"] = [[r.seq, _sig(r.achieved("fwd") / pk)] for r in rows]
             bwd[f"bf16_{route}"] = [[r.seq, _sig(r.achieved("bwd") / pk)] for r in rows]
@@ -231,8 +241,8 @@ def fit_row(meas: Measurements, gpu: GpuSpec, base: KernelTable, base_row: dict)
     elif half is not None:
         notes.append(f"the 16-bit GEMMs span fewer than {MIN_CURVE_KNOTS} sizes a factor 2 apart (time at peak): "
                      "the shared size curve stays")
-    for causal, thin, suffix in ((True, False, ""), (False, False, "_full"), (True, True, "_d64")):
-        fwd, bwd = _attention_curves(meas, gpu, causal, thin)
+    for causal, band, suffix in ((True, "", ""), (False, "", "_full"), (True, "d64", "_d64"), (True, "d192", "_d192")):
+        fwd, bwd = _attention_curves(meas, gpu, causal, band)
         base_fwd = base_row.get(f"attention_fwd{suffix}") or {}
         base_bwd = base_row.get(f"attention_bwd{suffix}") or {}
         merged_f = {**base_fwd, **fwd}
@@ -242,16 +252,17 @@ def fit_row(meas: Measurements, gpu: GpuSpec, base: KernelTable, base_row: dict)
             row[f"attention_bwd{suffix}"] = merged_b
     if "attention_fwd" not in row:
         raise AiinfraError("no causal attention measured and the catalog row has none to keep")
-    orphan = sorted(set(row.get("attention_fwd_d64", {})) - set(row["attention_fwd"]))
-    if orphan:  # a head-dim-64 figure scales its route's head-dim-128 one: without that there is nothing to scale
-        raise AiinfraError(f"head-dim-64 attention measured for {', '.join(orphan)} without causal runs at a larger "
-                           f"head dim of the same route, and the catalog row has none to keep")
+    for dim in ("64", "192"):  # a head-dim-64 or MLA figure scales its route's head-dim-128 one: it needs one
+        orphan = sorted(set(row.get(f"attention_fwd_d{dim}", {})) - set(row["attention_fwd"]))
+        if orphan:
+            raise AiinfraError(f"head-dim-{dim} attention measured for {', '.join(orphan)} without causal runs at head "
+                               f"dim 128 of the same route, and the catalog row has none to keep")
     skipped = sum(1 for a in meas.attention if not _fitted(a))
     if skipped:
-        notes.append(f"{skipped} attention runs (no mask at head dim 64 or below, or a window above it) are compared, "
-                     "not fitted: the catalog holds head-dim-64 figures for causal attention only, and its other "
-                     "figures without a window")
-    measured_att = sorted({f"{a.route} {'causal' if a.causal else 'no mask'}{' d64' if a.thin else ''}"
+        notes.append(f"{skipped} attention runs (no mask at head dim 64 or below or at 192 and above, or a window "
+                     "above 64) are compared, not fitted: the catalog holds head-dim-64 and MLA figures for causal "
+                     "attention only, and its other figures without a window")
+    measured_att = sorted({f"{a.route} {'causal' if a.causal else 'no mask'}{' ' + a.band if a.band else ''}"
                            f"{' window' if a.window else ''}" for a in meas.attention})
     sw = ", ".join(f"{k} {v}" for k, v in sorted(meas.software.items()))
     row["source"] = (
@@ -279,6 +290,7 @@ def compare(meas: Measurements, gpu: GpuSpec, kt: KernelTable) -> list[dict]:
             catalog_s, measured_s = a.flops(part) / (pk * eff[part]), a.flops(part) / a.achieved(part)
             out.append({"kernel": f"attention {a.route} {part}{'' if a.causal else ' no mask'}",
                         "shape": f"s={a.seq} b={a.batch} h={a.heads}/{a.kv_heads} d={a.head_dim}"
+                                 + (f"/{a.head_dim_v}" if a.head_dim_v and a.head_dim_v != a.head_dim else "")
                                  + (f" window {a.window}" if a.window else ""),
                         "catalog_time": quantity(catalog_s, "s"), "measured_time": quantity(measured_s, "s"),
                         "catalog_over_measured": catalog_s / measured_s})

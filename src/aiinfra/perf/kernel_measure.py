@@ -30,9 +30,10 @@ QUICK_GRID = {"shapes": GEMM_SHAPES[::3], "lengths": (4096, 16384)}  # --quick: 
 # expanded to 64 heads before the timed call (GQA changes no FLOPs, and every backend takes the expanded form).
 ATTENTION_SHAPE = {"heads": 64, "kv_heads": 64, "head_dim": 128}
 ATTENTION_TOKENS = 32768  # batch = this / seq (at least 1): the same work per call at every length
-# (causal, head dim) per route: causal and without a mask at 128, and causal at 64 (kernels.yaml attention_*_d64:
-# thinner heads, GPT-OSS's 64, do half the matmul work per score element)
-ATTENTION_CASES = ((True, 128), (False, 128), (True, 64))
+# (causal, head dim of Q·K, of V) per route: causal and without a mask at 128, causal at 64 (kernels.yaml
+# attention_*_d64: thinner heads, GPT-OSS's 64, do half the matmul work per score element), and causal at MLA's
+# 192 / 128 (attention_*_d192, DeepSeek-V3's shape)
+ATTENTION_CASES = ((True, 128, 128), (False, 128, 128), (True, 64, 64), (True, 192, 128))
 
 
 def _torch():
@@ -84,14 +85,16 @@ def _gemm_fn(torch, device: str, dtype: str, m: int, n: int, k: int):
     return lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
 
 
-def _attention_fns(torch, device: str, backend, seq: int, causal: bool, head_dim: int = ATTENTION_SHAPE["head_dim"]):
+def _attention_fns(torch, device: str, backend, seq: int, causal: bool, head_dim: int = ATTENTION_SHAPE["head_dim"],
+                   head_dim_v: int | None = None):
     from torch.nn.attention import sdpa_kernel
     from torch.nn.functional import scaled_dot_product_attention as sdpa
 
     b = max(1, ATTENTION_TOKENS // seq)
-    h, d = ATTENTION_SHAPE["heads"], head_dim
-    q, k, v = (torch.randn(b, h, seq, d, device=device, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
-    grad = torch.randn(b, h, seq, d, device=device, dtype=torch.bfloat16)
+    h, d, dv = ATTENTION_SHAPE["heads"], head_dim, head_dim_v or head_dim
+    q, k = (torch.randn(b, h, seq, d, device=device, dtype=torch.bfloat16, requires_grad=True) for _ in range(2))
+    v = torch.randn(b, h, seq, dv, device=device, dtype=torch.bfloat16, requires_grad=True)
+    grad = torch.randn(b, h, seq, dv, device=device, dtype=torch.bfloat16)
 
     def fwd():
         with sdpa_kernel([backend]), torch.no_grad():
@@ -141,11 +144,12 @@ def measure(*, shapes=GEMM_SHAPES, lengths=ATTENTION_LENGTHS, dtypes=("bf16", "f
             say(f"GEMM {dtype} {m}x{n}x{k}: {2 * m * n * k / secs / 1e12:,.1f} TFLOP/s")
     attention: list[dict] = []
     for route in routes:
-        for causal, d in ATTENTION_CASES:
+        for causal, d, dv in ATTENTION_CASES:
             for seq in lengths:
-                what = f"attention {route} {seq} {'causal' if causal else 'no mask'}" + ("" if d == ATTENTION_SHAPE["head_dim"] else f" d{d}")
+                what = f"attention {route} {seq} {'causal' if causal else 'no mask'}" + (
+                    "" if d == ATTENTION_SHAPE["head_dim"] else f" d{d}" + (f"/{dv}" if dv != d else ""))
                 try:
-                    b, fwd, both = _attention_fns(torch, device, backends[route], seq, causal, d)
+                    b, fwd, both = _attention_fns(torch, device, backends[route], seq, causal, d, dv)
                     t_f = _timer(torch, device, fwd, min_time_s, repeats)
                     t_fb = _timer(torch, device, both, min_time_s, repeats)
                 except (RuntimeError, KeyError) as e:  # "No available kernel", out of memory, unknown route
@@ -157,7 +161,8 @@ def measure(*, shapes=GEMM_SHAPES, lengths=ATTENTION_LENGTHS, dtypes=("bf16", "f
                     skipped.append(f"{what}: forward+backward timed no longer than the forward")
                     continue
                 attention.append({"route": route, "causal": causal, "seq": seq, "batch": b,
-                                  **ATTENTION_SHAPE, "head_dim": d, "fwd_seconds": t_f, "bwd_seconds": t_fb - t_f})
+                                  **ATTENTION_SHAPE, "head_dim": d, **({"head_dim_v": dv} if dv != d else {}),
+                                  "fwd_seconds": t_f, "bwd_seconds": t_fb - t_f})
                 say(f"{what}: forward {t_f * 1e3:.3f} ms, backward {(t_fb - t_f) * 1e3:.3f} ms")
     software = {"torch": str(torch.__version__)}
     if torch.version.cuda:

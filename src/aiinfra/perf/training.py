@@ -848,13 +848,13 @@ def step_time(
         t_host_layer, t_dispatch_s = 0.0, 0.0
     layer_t = layer_t + t_host_layer
     head_t = (head_gemm + head_elem) / fw
-    single = pp == 1
+    # PP 1 needs no case of its own: stage_layers gives its one stage (MTP layers included) as first, middle and last
     last_t = last_l * layer_t + head_t
     mid_t = middle_l * layer_t
     first_t = first_l * layer_t
-    stage_t = np.where(single, (L + n_mtp) * layer_t + head_t, np.maximum(np.maximum(first_t, mid_t), last_t))
-    head_on = single | (last_t >= np.maximum(first_t, mid_t))
-    n_layers = np.where(single, L + n_mtp, np.where(head_on, last_l, np.where(mid_t >= first_t, middle_l, first_l)))
+    stage_t = np.maximum(np.maximum(first_t, mid_t), last_t)
+    head_on = last_t >= np.maximum(first_t, mid_t)
+    n_layers = np.where(head_on, last_l, np.where(mid_t >= first_t, middle_l, first_l))
 
     # Pipeline p2p: 2·v exchanges per micro-batch, across nodes once the stage below fills a domain.
     pp_bytes = T * h * ACT_BYTES / tp

@@ -288,7 +288,7 @@ def plan_command(
         if opt.recompute_modules and lay.get("recompute", 1) != 1:
             raise SpecError(f"--recompute-modules names what selective recompute repeats; the layout's recompute is "
                             f"{RECOMPUTE_NAMES[lay['recompute']]}")
-        _check_buildable(m, gpus, lay, global_batch, seq, edge_slots(m, opt), opt.mtp)
+        _check_buildable(m, gpus, lay, global_batch, seq, split, opt.mtp)
         _check_offload(m, lay, opt.software)
         if "offload_layers" in lay:  # a count of layers whose activations go: activations are offloaded
             lay["offload"] = lay.get("offload", 0) | 4

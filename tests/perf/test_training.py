@@ -6,7 +6,7 @@ import pytest
 
 from aiinfra.catalog.gpus import gpu
 from aiinfra.catalog.models import model
-from aiinfra.perf import compute
+from aiinfra.perf import compute, training
 from aiinfra.perf.training import stack, step_time
 
 # Narayanan et al. 2021 Table 1 (memory_perf_anchors §2a): model, TP, PP, GPUs, batch, TFLOP/s per GPU.
@@ -727,7 +727,8 @@ def test_moe_validation_rows_name_their_recipes_dispatcher():
     Qwen3-30B-A3B rows, from the tag of their release (qwen3_workload_base_configs.py): 26.02.01 H100 PP2·VP12·EP8
     deepep (v0.3.0 QWEN3_30B_A3B_PRETRAIN_CONFIG_H100_FP8_CS_V1), 26.02 B200 alltoall (v0.3.0 names no flex backend,
     so apply_flex_dispatcher_backend leaves Megatron's default), 26.04.01 B200, B300, GB200 and GB300 hybridep
-    (v0.4.1). The CUDA-graph guide's eager run is not in a performance table and sets its dispatcher itself."""
+    (v0.4.1); 25.09 and 25.11 H100 Qwen3 rows alltoall (v0.2.0rc6 run_script.py and v0.2.0 qwen3_llm_pretrain.py name
+    no flex backend). The CUDA-graph guide's eager run is not in a performance table and sets its dispatcher itself."""
     from aiinfra.perf.training import stack
     from aiinfra.plan.fidelity import rows
 
@@ -737,7 +738,8 @@ def test_moe_validation_rows_name_their_recipes_dispatcher():
                    "mbridge-2604-qwen3-30b": "hybridep", "mbridge-26021-qwen3-30b": "deepep",
                    "mbridge-2602-b200-qwen3-30b": "alltoall", "mbridge-2604-b200-qwen3-30b": "hybridep",
                    "mbridge-2604-b300-qwen3-30b": "hybridep", "mbridge-2604-gb200-qwen3-30b": "hybridep",
-                   "mbridge-2604-gb300-qwen3-30b": "hybridep"}
+                   "mbridge-2604-gb300-qwen3-30b": "hybridep", "mbridge-2509-qwen3-235b": "alltoall",
+                   "mbridge-2509-qwen3-30b": "alltoall", "mbridge-2511-qwen3-235b": "alltoall"}
     offered = dict(stack("megatron-core").moe_dispatchers)
     assert all(d in offered for d in got.values())
 
@@ -894,7 +896,7 @@ def test_host_bound_moe_layers():
     assert _part(t, "host-bound MoE layers (exposed)") == 0.0
 
 
-def test_gpt_oss_expert_activation_syncs_the_host_once_more_per_forward_layer(tmp_path):
+def test_gpt_oss_expert_activation_syncs_the_host_once_more_per_forward_layer(tmp_path, monkeypatch):
     """Megatron's GPT-OSS expert activation (weighted_bias_quick_geglu_impl, megatron/core/fusions/fused_bias_geglu.py
     at d98e8a6) builds its linear offset with torch.tensor(..., device=input.device), a blocking copy (pytorch/pytorch
     #120996, #190217), so each forward MoE layer syncs twice: the dispatcher's token counts, then the activation
@@ -926,11 +928,17 @@ def test_gpt_oss_expert_activation_syncs_the_host_once_more_per_forward_layer(tm
     micro_batches, layers, stall = 1280 // 64 // 4, m.layers, stack("megatron-core").moe_stall_s
     assert _part(r, "host-bound MoE layers (exposed)") - _part(one, "host-bound MoE layers (exposed)") == pytest.approx(
         micro_batches * layers * stall, rel=1e-6)
-    over = step_time(m, g, ep_overlap=True, **kw)
-    assert _part(over, "host-bound MoE layers (exposed)") == pytest.approx(micro_batches * layers * stall, rel=1e-6)
-    qkw = dict(ep_overlap=True, ep=8, dp=8, global_batch=512, micro_batch=4, seq=4096)
-    assert _part(step_time(q, g, **qkw), "host-bound MoE layers (exposed)") == _part(
-        step_time(q, g, moe_stall_ms=0.0, **qkw), "host-bound MoE layers (exposed)")  # no stall left: the host floor
+    paired_only = monkeypatch.context()
+    with paired_only as mp:  # every pass paired: only the activation's stall is left
+        mp.setattr(training, "ep_unpaired_share", lambda *a: 0.0)
+        over = step_time(m, g, ep_overlap=True, **kw)
+        assert _part(over, "host-bound MoE layers (exposed)") == pytest.approx(micro_batches * layers * stall, rel=1e-6)
+        qkw = dict(ep_overlap=True, ep=8, dp=8, global_batch=512, micro_batch=4, seq=4096)
+        assert _part(step_time(q, g, **qkw), "host-bound MoE layers (exposed)") == _part(
+            step_time(q, g, moe_stall_ms=0.0, **qkw), "host-bound MoE layers (exposed)")  # no stall left: the host floor
+    # the first forward and the last backward run unpaired (1 of 5 micro-batches here): their dispatcher syncs stall
+    unpaired = _part(step_time(m, g, ep_overlap=True, **kw), "host-bound MoE layers (exposed)")
+    assert micro_batches * layers * stall < unpaired <= micro_batches * layers * stall * (1 + 1 / micro_batches)
 
 
 def test_the_dispatch_all_to_all_runs_while_the_host_catches_up_after_the_dispatchers_sync():
@@ -1397,3 +1405,42 @@ def test_deepseek_mtp_layer_is_trained_and_counted_as_megatron_counts_it():
     dense = model("llama-3.1-8b")  # no MTP layers in its config: nothing changes
     kw8 = dict(tp=1, pp=1, dp=8, micro_batch=1, global_batch=64, seq=4096)
     assert float(step_time(dense, g, mtp=False, **kw8).step.value) == float(step_time(dense, g, **kw8).step.value)
+
+
+def test_ep_overlap_unpaired_share_follows_megatrons_warm_up_count():
+    """Megatron-LM pipeline_parallel/schedules.py get_pp_rank_microbatches (d98e8a6): with interleaving every rank
+    runs (vp − 1)·pp (+ 2·(pp − rank − 1), which fill the bubble) warm-up chunk forwards, one more under
+    --overlap-moe-expert-parallel-comm, before its first backward, and as many cool-down backwards; without PP the
+    combined 1F1B runs the first forward and the last backward alone (combined_1f1b_schedule_for_no_pipelining)."""
+    assert training.ep_unpaired_share(128, 8, 4) == pytest.approx(25 / 512)  # DeepSeek-V3 H100: PP8·VP4, 128 per step
+    assert training.ep_unpaired_share(5, 1, 1) == pytest.approx(0.2)
+    assert training.ep_unpaired_share(2, 8, 4) == 1.0  # every chunk in warm-up: nothing pairs
+
+
+def test_ep_overlap_phases_pair_each_all_to_all_with_one_block():
+    """Megatron-LM models/common/model_chunk_schedule_plan.py TransformerLayerSchedulePlan.run (d98e8a6): combine_bwd
+    under the attention block's forward, dispatch_fwd then dispatch_bwd under the experts' dgrad, wgrad and forward
+    (dispatch_bwd after the dgrad, the forward after dispatch_fwd), combine_fwd under the attention block's backward."""
+    g = {"expert": [1.2, 1.2, 1.2], "other_fwd": 1.0}
+    # GEMMs 3.6 (experts) + 1.0 (forward) + 2.0 (backward) = 6.6; attention 0.6 forward, 2.0 backward
+    exposed = training._ep_overlap_exposed(3.0, g, 6.6, 0.0, 0.6, 2.0, 0.0)
+    # phase 1: 3.0 vs 1.6 → 1.4; phase 2: comm ends at max(3.0, 1.2) + 3.0 = 6.0, compute at max(2.4, 3.0) + 1.2 = 4.2
+    # → 6.0 − 3.6 = 2.4; phase 3: 3.0 vs 4.0 → 0
+    assert float(exposed) == pytest.approx(3.8)
+    assert float(training._ep_overlap_exposed(3.0, g, 6.6, 0.0, 0.6, 2.0, 0.15)) == pytest.approx(3.8 + 0.15 * 8.2)
+    none = {"expert": [0.0, 0.0, 0.0], "other_fwd": 0.0}
+    assert float(training._ep_overlap_exposed(1.0, none, 0.0, 0.0, 0.0, 0.0, 0.15)) == pytest.approx(4.0)
+
+
+def test_ep_overlap_leaves_more_exposed_with_fewer_micro_batches():
+    """The unpaired warm-up and cool-down passes are a fixed count per step, so the EP time per micro-batch under the
+    overlap falls as the global batch grows, towards the paired phases' figure; without the overlap it does not."""
+    m, g = model("qwen3-235b-a22b"), gpu("h100-sxm")
+    kw = dict(tp=2, pp=8, vp=4, ep=32, etp=1, dp=16, seq=4096, dtype="fp8", recompute="none")
+
+    def ep_per_mb(gb, over):
+        r = step_time(m, g, global_batch=gb, ep_overlap=over, **kw)
+        return _part(r, "EP communication") / (gb / 16)
+    assert ep_per_mb(512, True) > ep_per_mb(2048, True) > ep_per_mb(8192, True)
+    assert ep_per_mb(512, False) == pytest.approx(ep_per_mb(8192, False))
+    assert ep_per_mb(8192, True) < ep_per_mb(8192, False)

@@ -89,6 +89,13 @@ def test_plan_recommend_and_infer(cli):
     (("infer", "llama-3.1-8b", "--batch", "0"), "batch must be positive"),
     (("infer", "llama-3.1-70b", "--gpu", "l40s"), "does not fit"),
     (("plan", "llama-3.1-8b", "--gpu", "h100-sxm", "--gpus", "8", "--dtype", "fp4"), "has no dense fp4 throughput"),
+    # what Megatron's TransformerConfig refuses with --overlap-moe-expert-parallel-comm (at d98e8a6)
+    (("plan", "llama-3.1-8b", "--gpus", "8", "--ep-overlap"), "llama-3.1-8b is dense"),
+    (("plan", "qwen3-30b-a3b", "--gpus", "16", "--ep-overlap", "--recompute", "full"), "no full recompute"),
+    (("plan", "qwen3-30b-a3b", "--gpus", "16", "--ep-overlap", "--recompute-modules", "moe"), "drop moe"),
+    (("plan", "qwen3-30b-a3b", "--gpus", "16", "--ep-overlap", "--layout", "pp=2,vp=1,ep=8"), "needs the interleaved"),
+    (("plan", "qwen3-30b-a3b", "--gpus", "16", "--ep-overlap", "--layout", "ep=1"), "needs expert parallelism"),
+    (("plan", "qwen3-30b-a3b", "--gpus", "16", "--ep-overlap", "--layout", "ep=8,recompute=full"), "no full recompute"),
 ])
 def test_bad_input_one_line_exit_2(cli, argv, fragment):
     assert_one_line_error(cli(*argv), fragment)

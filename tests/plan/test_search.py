@@ -133,3 +133,15 @@ def test_a_count_no_even_split_can_use_runs_uneven_pipeline_stages():
     --decoder-first/last-pipeline-num-layers allow)."""
     r = plan(model("llama-3.1-8b"), gpu("h100-sxm"), 7, global_batch=8, seq=4096)
     assert all(row["pp"] == 7 for row in r.top)
+
+
+def test_ep_overlap_searches_only_what_megatron_runs_with_it():
+    """Megatron's TransformerConfig (d98e8a6) refuses --overlap-moe-expert-parallel-comm without expert parallelism,
+    with PP > 1 and no interleaving, and with full recompute: under --ep-overlap the search holds none of those."""
+    from aiinfra.plan.space import build_space
+    m = model("qwen3-30b-a3b")
+    s = build_space(m, [16], global_batch=512, seq=4096, ep_overlap=True)
+    assert len(s) and (s.full("ep") > 1).all() and ((s.full("pp") == 1) | (s.full("vp") > 1)).all()
+    assert (s.full("recompute") != 2).all()
+    every = build_space(m, [16], global_batch=512, seq=4096)
+    assert len(every) > len(s) and (every.full("ep") == 1).any() and (every.full("recompute") == 2).any()

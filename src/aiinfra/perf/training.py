@@ -25,7 +25,9 @@ Per micro-batch and layer, on one GPU (tokens T = mb·s/cp; GEMM shapes after TP
   blocking, or hidden under the GEMMs when the software stack overlaps them; chunked (userbuffers), each
   all-gather / reduce-scatter hides only under the GEMM it is paired with; CP: the K,V ring (cp−1 steps, forward and
   twice backward) hidden under attention when overlapped; EP: 4 all-to-alls per MoE layer (every routed copy with
-  Megatron's alltoall dispatcher; once per destination node and rank with DeepEP / Hybrid-EP);
+  Megatron's alltoall dispatcher; once per destination node and rank with DeepEP / Hybrid-EP); with Megatron's EP
+  overlap, paired phase by phase with another micro-batch's attention block and expert GEMMs (combined 1F1B),
+  except in the schedule's unpaired warm-up and cool-down passes;
 - pipeline: stages are uneven (sizing.training.pipeline_layers: the first and last stage lighter, and
   where the LM head weighs half a layer or more the embedding and loss take a layer's slot each; the
   last stage also runs the LM head and loss); the slowest stage sets the pace, each micro-batch
@@ -371,9 +373,43 @@ LINEAR_DTYPES = ("bf16", "fp16", "fp8", "fp4")
 TP_MODES = ("none", "ring")  # TP communication: blocking, or overlapped with its GEMMs chunk by chunk
 
 
+def ep_unpaired_share(M, pp, vp):
+    """The share of a step's MoE all-to-alls that Megatron's EP overlap (--overlap-moe-expert-parallel-comm, the
+    combined 1F1B schedule) cannot pair with another micro-batch's compute. Without PP it runs the first forward alone
+    and the last backward alone: 1 of M micro-batches' all-to-alls. With interleaved PP every rank runs
+    (vp − 1)·pp + 1 warm-up model-chunk forwards before its first backward, and as many cool-down backwards after its
+    last forward (Megatron-LM pipeline_parallel/schedules.py get_pp_rank_microbatches at d98e8a6, one more than the
+    plain interleaved warm-up under this overlap; the 2·(pp − rank − 1) more of the earlier ranks fill the bubble),
+    out of M·vp chunks."""
+    M, pp, vp = (np.asarray(x, dtype=float) for x in (M, pp, vp))
+    return np.minimum(1.0, np.where(pp > 1, ((vp - 1) * pp + 1) / (M * vp), 1.0 / M))
+
+
+def _ep_overlap_exposed(a2a, gemms: dict, g_layer, extra, att_fwd, att_back, sm_fraction):
+    """All-to-all time left exposed per MoE layer and paired micro-batch under Megatron's combined 1F1B
+    (models/common/model_chunk_schedule_plan.py TransformerLayerSchedulePlan.run at d98e8a6), whose three phases end
+    together on both streams:
+      comm: combine_bwd       | dispatch_fwd → dispatch_bwd        | combine_fwd
+      comp: pre_dispatch_fwd  | mlp_bwd → mlp_bwd_dw → mlp_fwd      | pre_dispatch_bwd
+    pre_dispatch is the attention block with the shared experts and the router; mlp the routed experts (dispatch_bwd
+    waits for their dgrad, their forward for dispatch_fwd). `gemms`: gemm_part's routed-expert passes (fwd, dgrad,
+    wgrad) and the other GEMMs' forward; `extra` (casts, elementwise) is shared out in proportion to GEMM time. What
+    runs under compute still costs the communication kernels' SM share."""
+    f_e, d_e, w_e = gemms["expert"]
+    scale = 1 + extra / np.maximum(g_layer, 1e-30)
+    f_e, d_e, w_e = f_e * scale, d_e * scale, w_e * scale
+    other_f = gemms["other_fwd"] * scale
+    other_b = np.maximum(g_layer * scale - f_e - d_e - w_e - other_f, 0.0)
+    pre_f, pre_b = other_f + att_fwd, other_b + att_back
+    mlp = np.maximum(np.maximum(a2a, d_e) + a2a, np.maximum(d_e + w_e, a2a) + f_e)
+    exposed = (np.maximum(a2a, pre_f) - pre_f) + (mlp - d_e - w_e - f_e) + (np.maximum(a2a, pre_b) - pre_b)
+    return exposed + sm_fraction * np.maximum(4 * a2a - exposed, 0.0)
+
+
 def _layer_gemms(m: ModelSpec, T, tp, ep, moe: bool, etp=None, separate: bool = False) -> list[tuple]:
     """(M, N, K, count, role, pieces) of the forward GEMMs one GPU runs for one layer and micro-batch. role: "col"
-    (column-parallel, fed by a TP all-gather), "row" (row-parallel, feeding a reduce-scatter) or "local". pieces:
+    (column-parallel, fed by a TP all-gather), "row" (row-parallel, feeding a reduce-scatter), "local" (no TP
+    collective: the router) or "expert" (a routed expert's, fed and drained by the EP all-to-all). pieces:
     the shares of N that run as GEMMs of their own over the same input, () for one GEMM: with `separate` (stacks.yaml
     separate_projections) Q, K and V, and the MLP's gate and up projections, are separate linears."""
     h = m.hidden
@@ -393,7 +429,7 @@ def _layer_gemms(m: ModelSpec, T, tp, ep, moe: bool, etp=None, separate: bool = 
     etp = tp if etp is None else etp
     local = m.experts / ep
     T_e = T * etp / tp * m.experts_per_token * ep / m.experts
-    out += [(T_e, up * m.moe_ffn / etp, h, local, "local", ()), (T_e, h, m.moe_ffn / etp, local, "local", ()),
+    out += [(T_e, up * m.moe_ffn / etp, h, local, "expert", ()), (T_e, h, m.moe_ffn / etp, local, "expert", ()),
             (T, m.experts, h, 1, "local", ())]
     if m.shared_experts:
         f = m.shared_experts * m.moe_ffn
@@ -477,7 +513,9 @@ def step_time(
     "bf16") is the dtype gradients are reduced in; None: fp32 for bf16-based training, fp16 for fp16. `etp` is
     the experts' tensor-parallel size: TP (None, Megatron's default) or 1 (EP folded over the TP ranks).
     `ep_overlap`: the MoE all-to-all runs under another micro-batch's compute (Megatron
-    --overlap-moe-expert-parallel-comm); it then costs the communication kernels' SM share, not its time.
+    --overlap-moe-expert-parallel-comm, the combined 1F1B schedule); it then costs what outlasts the compute it is
+    paired with (_ep_overlap_exposed) plus the communication kernels' SM share, and its time in full in the passes the
+    schedule cannot pair (ep_unpaired_share).
     `pipeline_split` ("auto" | "even" | "account"): whether the embedding and loss take a pipeline slot
     (sizing.training.pipeline_edge_slots); or a Megatron pipeline layout string ("Et|(tt|)*30mL",
     sizing.pipeline_layout), whose per-GPU layer counts then set the stages (its stage count must be pp·vp). `sp` (arrays allowed): sequence parallelism on (default) or off; off,
@@ -595,6 +633,7 @@ def step_time(
         tp_split = 0.0
         tp_async = 0.0
         partial_bytes = 0.0  # async TP's fused reduce-scatters: partial outputs pulled in and summed (HBM bytes)
+        passes_of[moe] = {"expert": [0.0, 0.0, 0.0], "other_fwd": 0.0}  # (fwd, dgrad, wgrad) of the routed experts
         if stk.selective == "every_second_linear":
             again = sel_ops * every_second_linear_fraction(m, moe)
         else:  # Megatron's modules that run their forward again (mlp, moe, shared_experts, mla_up_proj)
@@ -613,7 +652,13 @@ def step_time(
             # together as one larger GEMM would
             at_once = count if stk.expert_gemms_at_once == 0 else np.minimum(count, stk.expert_gemms_at_once)
             w_fwd, w_dgrad, w_wgrad = passes_time(Mg, Ng, Kg, pieces, at_once)
-            if split is not False and role != "local":
+            if role == "expert":
+                ex = passes_of[moe]["expert"]
+                for i, w in enumerate((w_fwd * (passes - 2 + again), w_dgrad, w_wgrad)):
+                    ex[i] = ex[i] + count * w
+            else:
+                passes_of[moe]["other_fwd"] = passes_of[moe]["other_fwd"] + count * w_fwd
+            if split is not False and role not in ("local", "expert"):
                 c_fwd, c_dgrad, _ = passes_time(Mg / tp, Ng, Kg, pieces, 1)
                 fwd = np.where(split, tp * c_fwd, w_fwd)
                 dgrad = np.where(split, tp * c_dgrad, w_dgrad) if role == "row" else w_dgrad
@@ -656,6 +701,7 @@ def step_time(
                 cast = cast + count * kt.fp8_cast_bytes * (ink + gout) / gpu.memory_bw
         return t, cast * (1 + (full + again) * 0.5), tp_split, tp_async, partial_bytes
 
+    passes_of: dict = {}  # gemm_part's GEMM passes by block, for the EP overlap's phases (below)
     g_dense, c_dense, tp_split_dense, tp_async_dense, partial_dense = gemm_part(False)
     g_moe, c_moe, _, _, _ = gemm_part(True) if m.is_moe else (0.0, 0.0, 0.0, 0.0, 0.0)
 
@@ -803,10 +849,14 @@ def step_time(
     # Per layer (averaged over dense/MoE layers), then the LM head + loss on the last stage.
     comp_layer = (1 - frac_moe) * g_dense + frac_moe * g_moe
     cast_layer = (1 - frac_moe) * c_dense + frac_moe * c_moe
+    unpaired = ep_unpaired_share(M, pp, vp) if ep_overlap else 1.0
     if ep_overlap:
         # Megatron merges the forward of one micro-batch with the backward of the next (combined 1F1B), so the
-        # dispatch/combine of one runs under the other's whole layer: its GEMMs, casts, attention and elementwise work
-        t_ep_moe = stk.exposed(t_ep_moe, g_moe + c_moe + t_att_layer + t_elem_layer)
+        # dispatch/combine of one runs under the other's whole layer: its GEMMs, casts, attention and elementwise work.
+        # The warm-up forwards and cool-down backwards have no partner: their all-to-alls run exposed.
+        t_ep_moe = unpaired * t_ep_moe + (1 - unpaired) * _ep_overlap_exposed(
+            a2a.value, passes_of[True], g_moe, c_moe + t_elem_layer, att_fwd, att_fwd * (sel_attn + full) + att_bwd,
+            stk.sm_fraction)
     ep_layer = frac_moe * t_ep_moe
     head_dt = lin if lin in ("bf16", "fp16") else half
     head_gemm = compute.gemm_time(T, m.vocab / tp, h, gpu, head_dt, kt) * 3 * (1 + n_mtp)
@@ -838,7 +888,7 @@ def step_time(
         # the dispatch all-to-all is the first kernel the host issues after the dispatcher's sync: the GPU runs it
         # while the host goes on issuing, so only what the stall outlasts it idles the GPU
         t_dispatch_s = np.where(ep > 1, a2a.value, 0.0)
-        dispatcher_stall = 0.0 if ep_overlap else np.maximum(stall_s - t_dispatch_s, 0.0)
+        dispatcher_stall = unpaired * np.maximum(stall_s - t_dispatch_s, 0.0)  # only unpaired passes drain
         # A forward run again (full recompute, the moe module) syncs again and stalls as a forward does. moe_act's
         # recomputed activation syncs too, but inside the backward, where the host has only the layer's backward
         # kernels to issue, each long, rather than the dispatcher's routing work the stall was fitted on: not charged.
@@ -945,11 +995,15 @@ def step_time(
                 comm_part=True)
     t_ep = part("EP communication", ep_layer, 0.0, "M · L_stage · (MoE share) · 4 · "
                 + ("t_relayed(T·h·2 B per token copy, k, E, ep)" if dispatch == "node" else "t_all-to-all(T·k·h·2 B, ep)")
-                + (", overlapped with another micro-batch's MoE compute" if ep_overlap else ""),
+                + ("; overlapped (combined 1F1B): u · that + (1 − u) · what outlasts the paired phases + SM share"
+                   if ep_overlap else ""),
                 {"bytes per rank": token_bytes if dispatch == "node" else a2a_bytes, "dispatcher": moe_dispatcher,
-                 "t_all-to-all": a2a},
+                 "t_all-to-all": a2a, **({"u (unpaired share of the passes)": unpaired} if ep_overlap else {})},
                 {"count": "dispatch + combine, forward and backward (GShard/Megatron MoE)",
-                 "dispatcher": stk.moe_dispatchers_source or stk.source}, comm_part=True)
+                 "dispatcher": stk.moe_dispatchers_source or stk.source,
+                 **({"overlap": "Megatron-LM models/common/model_chunk_schedule_plan.py (phases) and "
+                                "pipeline_parallel/schedules.py get_pp_rank_microbatches (warm-up) at d98e8a6"}
+                    if ep_overlap else {})}, comm_part=True)
     t_pp = Term("PP communication", _s(M * t_pp_mb), "s", "M · 2v · t_p2p(T·h·2 B / tp); overlapped: M · 2v · exposed(t_p2p under one virtual stage's compute)",
                 {"M": M, "v": vp, "bytes": pp_bytes, "overlapped": stk.pp}, {"scatter/gather": "Narayanan et al. 2021 §4.1"})
     t_bub = Term("pipeline bubble", _s(bubble_frac * stage_mb), "s", "(p−1)/v × slowest stage time per micro-batch",

@@ -173,6 +173,19 @@ def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int
                           f"to be a multiple of pp={pp}")
 
 
+def _check_ep_overlap(lay: dict, edge: bool | PipelineLayout) -> None:
+    """One sentence naming what Megatron refuses with --overlap-moe-expert-parallel-comm (TransformerConfig
+    __post_init__ at d98e8a6) in a fixed layout: EP 1, PP > 1 without interleaving, full recompute."""
+    if lay.get("ep", 2) == 1:
+        raise LayoutError("--ep-overlap needs expert parallelism: ep=1 leaves no all-to-all to overlap")
+    pp, vp = _pipeline_fixed(lay, edge)
+    if "pp" in lay and pp > 1 and vp == 1 and ("vp" in lay or isinstance(edge, PipelineLayout)):
+        raise LayoutError(f"--ep-overlap with pp={pp} needs the interleaved schedule (Megatron requires vp > 1)")
+    if lay.get("recompute") == 2:
+        raise LayoutError("--ep-overlap runs no full recompute (Megatron refuses the pair): use recompute=selective "
+                          "or none")
+
+
 def _check_offload(m: ModelSpec, lay: dict, software: str) -> None:
     """One sentence naming the activation-offload rule a fixed layout breaks: offload_layers' own (it counts layers
     whose activations go, so offload must include activations) and its stack's (sizing.training
@@ -280,6 +293,8 @@ def plan_command(
     """Search every layout (or rank one fixed `layout` within that search) and explain the best."""
     opt = options or Options()
     check_recompute_modules(m, opt.recompute_modules)
+    if opt.ep_overlap and not m.is_moe:
+        raise SpecError(f"--ep-overlap overlaps the MoE all-to-all; {m.name} is dense")
     split = edge_slots(m, opt)
     if isinstance(split, PipelineLayout):  # its layer counts whatever PP the search gives it
         split.check_model(m.layers, m.mtp_layers if opt.mtp else 0)
@@ -289,6 +304,8 @@ def plan_command(
             raise SpecError(f"--recompute-modules names what selective recompute repeats; the layout's recompute is "
                             f"{RECOMPUTE_NAMES[lay['recompute']]}")
         _check_buildable(m, gpus, lay, global_batch, seq, split, opt.mtp)
+        if opt.ep_overlap:
+            _check_ep_overlap(lay, split)
         _check_offload(m, lay, opt.software)
         if "offload_layers" in lay:  # a count of layers whose activations go: activations are offloaded
             lay["offload"] = lay.get("offload", 0) | 4

@@ -164,6 +164,11 @@ def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, 
     module_policy(software, modules)  # a stack with its own selective policy takes no module names
     if modules and "selective" not in modes:
         raise SpecError("--recompute-modules names what selective recompute repeats; --recompute leaves selective out")
+    if ep_overlap and "moe" in modules:  # Megatron's TransformerConfig refuses the pair
+        raise SpecError("--ep-overlap runs no recompute of the whole MoE layer: drop moe from --recompute-modules")
+    if ep_overlap and modes == ("full",):
+        raise SpecError("--ep-overlap runs no full recompute (Megatron refuses the pair): add none or selective to "
+                        "--recompute")
     return Options(dtype=dtype, flash_attention=flash, sequence_parallel=sp, zero_stages=zero_stages,
                    recompute=tuple(RECOMPUTE_NAMES.index(x) for x in modes),
                    context_parallel=None if cp else (1,), overlap_dp=overlap,

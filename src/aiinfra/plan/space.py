@@ -135,13 +135,16 @@ def build_space(
     scaleup_domain: int | None = None,
     uneven_pipeline: bool = True,
     edge_slots: bool | PipelineLayout = False,
+    ep_overlap: bool = False,
 ) -> Space:
     """All valid layouts for `m` over the given GPU counts, as flat arrays.
 
     None for micro_batches / interleaves / context_parallel means every value that divides: every
     micro-batch dividing the per-replica batch, every interleave that leaves each virtual stage a
     layer, every CP dividing the sequence that leaves each rank `min_cp_tokens` tokens. A PipelineLayout in
-    `edge_slots` (Megatron's custom layout) fixes the stages: PP is a divisor of its stage count, VP the quotient."""
+    `edge_slots` (Megatron's custom layout) fixes the stages: PP is a divisor of its stage count, VP the quotient.
+    `ep_overlap` (Megatron's --overlap-moe-expert-parallel-comm) keeps only what Megatron runs with it
+    (TransformerConfig.__post_init__ at d98e8a6): EP > 1, VP > 1 wherever PP > 1, and no full recompute."""
     # TP: every divisor of the heads; inside the scale-up domain it runs at NVLink speed, beyond it
     # the collectives cross the NICs (perf.training charges that), so the step time decides.
     # A TP group inside a domain must tile it (no group straddles two domains); beyond it, whole domains.
@@ -199,6 +202,10 @@ def build_space(
         r_idx = mb_a = vp_a = _i64([])
     base = {"gpus": N[r_idx], "tp": tp[r_idx], "pp": pp[r_idx], "dp": dp[r_idx], "cp": cp[r_idx], "ep": ep[r_idx],
             "mb": mb_a, "vp": vp_a, "sp": (tp[r_idx] > 1) & sequence_parallel, "etp": etp[r_idx]}
+    if ep_overlap:
+        keep = (base["ep"] > 1) & ((base["pp"] == 1) | (base["vp"] > 1))
+        base = {k: v[keep] for k, v in base.items()}
+        recompute = tuple(r for r in recompute if r != 2)
     # recompute modes: none, selective, and full on a fraction of each stage's layers (block method)
     pairs = [(r, 1.0) for r in recompute if r != 2]
     pairs += [(2, f) for f in recompute_fractions] if 2 in recompute else []

@@ -162,6 +162,10 @@ class ModelSpec(Spec):
     first_dense_layers: int = 0
     moe_layer_freq: int = 1
     router_bias: bool = False
+    # group-limited routing (DeepSeek-V3 config n_group / topk_group; Megatron --moe-router-num-groups /
+    # --moe-router-group-topk): each token's experts come from router_group_topk of router_groups expert groups
+    router_groups: int = 1
+    router_group_topk: int = 1
     # MLA (DeepSeek)
     q_lora_rank: int = 0
     kv_lora_rank: int = 0
@@ -221,6 +225,14 @@ class ModelSpec(Spec):
             raise SpecError(f"model {self.name}: {self.heads} attention heads are not a multiple of {self.kv_heads} KV heads")
         if self.is_moe and not (0 < self.experts_per_token <= self.experts and self.moe_ffn > 0):
             raise SpecError(f"model {self.name}: MoE needs 0 < experts per token <= experts and a positive moe_intermediate_size")
+        if self.router_groups > 1 and not (self.experts % self.router_groups == 0
+                                           and 0 < self.router_group_topk <= self.router_groups
+                                           and self.experts_per_token % self.router_group_topk == 0):
+            # Megatron's group_limited_topk views the experts as router_groups equal groups and takes the top
+            # experts_per_token / router_group_topk of each to score it
+            raise SpecError(f"model {self.name}: group-limited routing needs the {self.experts} experts split evenly "
+                            f"into n_group={self.router_groups} groups and topk_group={self.router_group_topk} "
+                            f"dividing the {self.experts_per_token} experts per token")
         return self
 
 

@@ -181,3 +181,42 @@ def test_relayed_all_to_all_on_two_dgx_h100_nodes():
     bw_plain = plain.value - 7 * up.alpha - 8 * nic.alpha  # the bandwidth terms, without the latency steps
     bw_relayed = t.value - 7 * up.alpha - nic.alpha
     assert bw_plain / bw_relayed == pytest.approx(4 / 0.996904, rel=1e-5)
+
+
+def _megatron_group_limited_topk(rng, tokens, E, k, G, g):
+    """Megatron-LM moe_utils.group_limited_topk (d98e8a6) on random scores (the force-balanced benchmark router's random
+    logits): each group scored by the sum of its top k/g experts, the top g groups kept, the top k experts inside."""
+    s = rng.random((tokens, E))
+    group_scores = np.sort(s.reshape(tokens, G, -1), axis=2)[:, :, -(k // g):].sum(axis=2)
+    keep = np.zeros((tokens, G), bool)
+    np.put_along_axis(keep, np.argsort(-group_scores, axis=1)[:, :g], True, axis=1)
+    masked = np.where(np.repeat(keep, E // G, axis=1), s, -1.0)
+    return np.argsort(-masked, axis=1)[:, :k]
+
+
+@pytest.mark.parametrize("n,local", [(64, 8), (32, 8), (16, 4)])
+def test_group_limited_routing_reaches_the_nodes_megatron_routes_to(n, local):
+    """DeepSeek-V3's router (config n_group 8, topk_group 4; Megatron --moe-router-num-groups / --moe-router-group-topk)
+    takes a token's 8 experts from 4 of 8 groups of 32, node-limited routing once a group is a node. A seeded run of
+    Megatron's group_limited_topk counts the distinct nodes and ranks each token reaches; routed_parts_hit (nodes:
+    groups_hit(4, 8, N) where nodes hold whole groups, 4 · groups_hit(2, 32, n/8) for ranks inside groups) agrees
+    within 4% on nodes and 7% on ranks (a chosen group takes 2 experts on average, not always 2, so the ranks it
+    reaches are fewer), where uniform routing over all 256 experts would put EP64's nodes at 5.3 instead of 4."""
+    E, k, G, g = 256, 8, 8, 4
+    top = _megatron_group_limited_topk(np.random.default_rng(11), 20_000, E, k, G, g)
+    ranks = top // (E // n)
+    nodes_hit = np.mean([len(set(r)) for r in ranks // local])
+    ranks_hit = np.mean([len(set(r)) for r in ranks])
+    assert float(comm.routed_parts_hit(k, E, n // local, G, g)) == pytest.approx(nodes_hit, rel=0.04)
+    assert float(comm.routed_parts_hit(k, E, n, G, g)) == pytest.approx(ranks_hit, rel=0.07)
+    assert float(comm.routed_parts_hit(k, E, n, 1, 1)) == pytest.approx(float(comm.groups_hit(k, E, n)))
+
+
+def test_node_limited_routing_cuts_deepep_nic_bytes():
+    """With 4 of 8 node-sized groups a token crosses the NICs to 3.5 remote nodes on average (4 chosen, the own node
+    among them half the time) instead of 4.6 for routing over every node: DeepEP's RDMA leg carries 24% less."""
+    from aiinfra.perf.comm import relayed_bytes
+    _, free, _, _ = relayed_bytes(1.0, 8, 256, 64, 8)
+    _, limited, p_node, _ = relayed_bytes(1.0, 8, 256, 64, 8, groups=8, group_topk=4)
+    assert float(limited) == pytest.approx(3.5) and float(p_node) == pytest.approx(0.5)
+    assert float(free) == pytest.approx(7 * float(comm.groups_hit(8, 256, 8)) / 8)

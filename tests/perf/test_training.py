@@ -686,7 +686,9 @@ def test_moe_dispatcher_follows_the_recipe_for_qwen3_30b():
     067f987 in perf_recipes/qwen/h100/qwen3_moe.py) dispatches with Hybrid-EP, which sends a token to each remote
     node once (DeepEP docs/Hybrid-EP_Implementation.md §4.2). With k = 8 of 128 experts over two DGX H100 nodes that
     is 0.997 NIC copies per token instead of 4, so the NIC-bound EP time is about a quarter; everything else in the
-    step is unchanged, and the default (Megatron's alltoall dispatcher) is what it was. The host-bound term is set to
+    step is unchanged but the token permutation's memory traffic (stacks.yaml moe_permute: the alltoall dispatcher
+    also sorts the received copies by local expert, 14 B per copy element and pass against 8), and the default
+    (Megatron's alltoall dispatcher) is what it was. The host-bound term is set to
     zero here: it takes up whatever GPU time the dispatcher saves (test_host_bound_moe_layers below)."""
     m, g = model("qwen3-30b-a3b"), gpu("h100-sxm")
     kw = dict(tp=1, pp=1, dp=16, ep=16, global_batch=1024, seq=4096, dtype="fp8", zero=1, moe_host_ms=0.0,
@@ -700,8 +702,11 @@ def test_moe_dispatcher_follows_the_recipe_for_qwen3_30b():
     assert 3.5 < ratio < 4.1
     assert _part(deep, "EP communication") == _part(hybrid, "EP communication")
     for p, q in zip(plain.step.parts, hybrid.step.parts):
-        if p.name != "EP communication":
+        if p.name not in ("EP communication", "elementwise (memory-bound)"):
             assert float(p.value) == float(q.value)
+    moved = (1024 // 16) * m.layers * 4096 * m.experts_per_token * m.hidden * (14 - 8) * 2
+    assert _part(plain, "elementwise (memory-bound)") - _part(hybrid, "elementwise (memory-bound)") == pytest.approx(
+        moved / g.memory_bw / training.framework_efficiency(g)[0], rel=1e-9)
     a2a = next(p for p in hybrid.step.parts if p.name == "EP communication").inputs["t_all-to-all"]
     assert a2a.inputs["p_node"] == pytest.approx(0.99690, abs=1e-5) and "Hybrid-EP" in a2a.sources["once per node / rank"]
 
@@ -1444,3 +1449,47 @@ def test_ep_overlap_leaves_more_exposed_with_fewer_micro_batches():
     assert ep_per_mb(512, True) > ep_per_mb(2048, True) > ep_per_mb(8192, True)
     assert ep_per_mb(512, False) == pytest.approx(ep_per_mb(8192, False))
     assert ep_per_mb(8192, True) < ep_per_mb(8192, False)
+
+
+def test_moe_token_permutation_is_charged_per_routed_copy(tmp_path):
+    """stacks.yaml megatron-core moe_permute, counted from Megatron-LM's token dispatchers (d98e8a6): the alltoall
+    dispatcher's permute, sort by local expert, unsort and unpermute move 14 B per routed copy element each pass (6 with
+    one local expert), DeepEP's and Hybrid-EP's expand-and-sum 8. Taking the figures away moves the elementwise part by
+    exactly micro-batches × layers × T·k·h × bytes × 2 passes / HBM bandwidth (stretched, like all compute-stream work,
+    by the framework efficiency)."""
+    from aiinfra.catalog.loader import set_user_catalogs
+
+    m, g = model("qwen3-30b-a3b"), gpu("h100-sxm")
+    kw = dict(ep=8, dp=8, global_batch=64, micro_batch=1, seq=4096, recompute="none")
+    with_p = {d: _part(step_time(m, g, moe_dispatcher=d, **kw), "elementwise (memory-bound)")
+              for d in ("alltoall", "deepep")}
+    f = tmp_path / "s.yaml"
+    f.write_text("stacks:\n  megatron-core: {moe_permute: {}}\n")
+    set_user_catalogs([f])
+    try:
+        without = {d: _part(step_time(m, g, moe_dispatcher=d, **kw), "elementwise (memory-bound)")
+                   for d in ("alltoall", "deepep")}
+    finally:
+        set_user_catalogs([])
+    copies = 4096 * m.experts_per_token * m.hidden  # routed copy elements per micro-batch and MoE layer
+    per_pass = {"alltoall": 14, "deepep": 8}
+    for d in per_pass:
+        expected = (64 // 8) * m.layers * copies * per_pass[d] * 2 / g.memory_bw / training.framework_efficiency(g)[0]
+        assert with_p[d] - without[d] == pytest.approx(expected, rel=1e-9)
+    assert stack().permute_bytes("alltoall", 1) == 6 and stack().permute_bytes("alltoall", 16) == 14
+    assert stack("torchtitan").permute_bytes("alltoall", 16) == 0  # not counted for that stack
+
+
+def test_group_limited_routing_needs_groups_that_split_the_experts():
+    """Megatron's group_limited_topk views the experts as n_group equal groups scored by their top k/topk_group: a
+    model whose groups do not split its experts, or whose topk_group does not divide its experts per token, is one
+    line."""
+    from aiinfra.errors import SpecError
+    from aiinfra.specs import ModelSpec
+
+    base = model("deepseek-v3").model_dump()
+    with pytest.raises(SpecError, match="n_group=7"):
+        ModelSpec(**{**base, "router_groups": 7})
+    with pytest.raises(SpecError, match="topk_group=3"):
+        ModelSpec(**{**base, "router_group_topk": 3})
+    assert ModelSpec(**base).router_groups == 8 and model("deepseek-v3").router_group_topk == 4

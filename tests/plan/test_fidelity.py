@@ -157,27 +157,29 @@ def test_megatron_bridge_2509_h100_deepseek_v3_out_of_sample():
     TP2·PP8·VP4·EP64, GBS 8192 of 4,096 tokens → 1,297 tokens/s/GPU. Its recipe (tag v0.2.0rc6 run_script.py) is
     entered whole: pipeline layout "Et|(tt|)*30mL", expert TP 1, DeepEP, the all-to-all overlapped with another
     micro-batch, selective recompute of mla_up_proj and mlp, no TP overlap, gradient reduction not overlapped, FP8.
-    Never fitted on. The model runs it +14.9% fast: +21.9% before MLA's attention read its own cuDNN figures at
-    head dim 192 (kernels.yaml attention_*_d192), +20.8% before the all-to-all overlap followed Megatron's combined
-    1F1B schedule (each all-to-all paired with one block of another micro-batch, and the 25 of 512 warm-up and
-    cool-down chunk passes unpaired). The first MLA model in the set and the first DeepEP row; the rest of the gap is
-    not yet known."""
+    Never fitted on. The model runs it +23.8% fast: +21.9% before MLA's attention read its own cuDNN figures at
+    head dim 192 (kernels.yaml attention_*_d192); +20.8% then +14.9% once the all-to-all overlap followed Megatron's
+    combined 1F1B schedule (each all-to-all paired with one block of another micro-batch, and the 25 of 512 warm-up
+    and cool-down chunk passes unpaired); +25.9% once each token reached only the 4 of 8 node-sized expert groups its
+    router picks (DeepEP's NIC leg 24% lighter); +23.8% with the token permutation's memory traffic charged and the
+    MoE host stall refitted. The first MLA model in the set and the first DeepEP row; what it misses is not known."""
     (p,) = _table("Megatron-Bridge 25.09 DGX-H100 DeepSeek-V3")
     assert p.layout.startswith("TP2·PP8·CP1·EP64(ETP1)·DP64 mb1 v4")
-    assert 0.10 <= p.error <= 0.18
+    assert 0.18 <= p.error <= 0.28
 
 
 def test_megatron_bridge_2509_and_2511_h100_qwen3_moe_out_of_sample():
     """Megatron-Bridge docs/performance-summary.md, DGX-H100, held out of every fit. 25.09 (tag v0.2.0; recipe
     v0.2.0rc6 run_script.py: alltoall, token drop padded to capacity 1, TP overlap on, no all-to-all overlap):
-    Qwen3-235B-A22B TP2·PP8·VP4·EP32 GBS 2048 → 1,204 tokens/s/GPU (+4.3%), Qwen3-30B-A3B PP2·VP24·EP8 MBS 2 → 10,494
-    (+3.9%): the release of the DeepSeek-V3 row, whose MoE path the model follows there. 25.11 (tag v0.2.2; recipe
-    v0.2.0: all-to-all overlap on, TP overlap off): Qwen3-235B-A22B, same layout → 1,575 (+9.9%); 26.04.01 ran that
-    layout at 1,712 (+3.7%) with four times the global batch."""
+    Qwen3-235B-A22B TP2·PP8·VP4·EP32 GBS 2048 → 1,204 tokens/s/GPU (+3.7%), Qwen3-30B-A3B PP2·VP24·EP8 MBS 2 → 10,494
+    (−1.4%): the release of the DeepSeek-V3 row, whose MoE path the model follows there. 25.11 (tag v0.2.2; recipe
+    v0.2.0: all-to-all overlap on, TP overlap off): Qwen3-235B-A22B, same layout → 1,575 (+7.7%); 26.04.01 ran that
+    layout at 1,712 (+1.5%) with four times the global batch. (+4.3%, +3.9% and +9.9% before the token permutation
+    was charged.)"""
     q09 = {p.key: p.error for p in _table("Megatron-Bridge 25.09 DGX-H100 Qwen3 MoE")}
-    assert len(q09) == 2 and all(0.0 < e <= 0.06 for e in q09.values())
+    assert len(q09) == 2 and all(abs(e) <= 0.05 for e in q09.values())
     (q11,) = _table("Megatron-Bridge 25.11 DGX-H100 Qwen3 MoE")
-    assert 0.05 <= q11.error <= 0.12
+    assert 0.03 <= q11.error <= 0.10
 
 
 MEGATRON_LM_README = "Megatron-LM README, Megatron-Core r0.8.0 H100 BF16 weak scaling"
@@ -580,15 +582,18 @@ def test_megatron_bridge_h100_moe_out_of_sample():
     recipe's recompute_modules run as Megatron runs them (plan --recompute-modules layernorm,moe_act: the MoE
     pre-MLP norm and the expert activation again in backward, their outputs not kept), GPT-OSS −8.2%; charging the
     recomputed activation's sync the forward stall as well would make it −24.5% (that stall was fitted on the
-    dispatcher's routing work after its sync, not on a backward that has only long kernels to issue)."""
+    dispatcher's routing work after its sync, not on a backward that has only long kernels to issue). With the
+    all-to-all overlap paired as Megatron's combined 1F1B pairs it (Qwen3-235B +3.7%), then the token permutation's
+    memory traffic charged (stacks.yaml moe_permute) and the host stall solved again (3.77 ms): −0.6%, +1.5%,
+    −4.4%."""
     errs = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 DGX-H100 MoE")}
-    assert abs(errs["mbridge-2604-qwen3-30b"]) <= 0.035 and abs(errs["mbridge-2604-qwen3-235b"]) <= 0.07
-    assert abs(errs["mbridge-2604-gptoss-120b"]) <= 0.085
-    assert sum(abs(e) for e in errs.values()) / len(errs) <= 0.07
+    assert abs(errs["mbridge-2604-qwen3-30b"]) <= 0.03 and abs(errs["mbridge-2604-qwen3-235b"]) <= 0.05
+    assert abs(errs["mbridge-2604-gptoss-120b"]) <= 0.07
+    assert sum(abs(e) for e in errs.values()) / len(errs) <= 0.04
 
 
 def test_moe_host_constants_are_their_fit_and_carry_to_other_gpus_and_layouts():
-    """stacks.yaml megatron-core moe_host (8.67 ms per MoE layer, 4.41 ms of host time after each forward sync) is what meets the
+    """stacks.yaml megatron-core moe_host (8.67 ms per MoE layer, 3.77 ms of host time after each forward sync) is what meets the
     two DGX-B200 Qwen3-30B rows exactly (Megatron-Bridge 26.02 MBS 1 → 9,691 tokens/s/GPU, host-bound; 26.04.01 MBS 4
     → 27,136, GPU-bound plus the stall). Out of that fit: 26.02.01 DGX-H100 PP2·VP12·EP8 with DeepEP and the all-to-all
     overlapped → 9,058 (+0.3%); the CUDA-graph guide's eager H100 BF16 EP16 run with the plain all-to-all, 41.36 s a
@@ -598,7 +603,9 @@ def test_moe_host_constants_are_their_fit_and_carry_to_other_gpus_and_layouts():
     GB300 +10.2%. With the dispatch all-to-all running while the host catches up after the sync (the stall refitted
     from 3.96 ms idle to 4.41 ms of host time, of which the fit row's 0.46 ms dispatch leaves 3.95 idle): the eager
     EP16 run, whose dispatch crosses two nodes in 1.54 ms, −2.2%; B300 +11.3%, GB200 +7.3%, GB300 +12.6% (short
-    NVLink dispatches, so the larger host time shows)."""
+    NVLink dispatches, so the larger host time shows). With the token permutation charged as GPU work (stacks.yaml
+    moe_permute; the stall solved again, 3.77 ms of host time): 26.02.01 +0.4%, eager −2.9%, B300 +8.1%, GB200 +2.2%,
+    GB300 +9.2%."""
     from aiinfra.perf.training import stack
 
     h, st = fidelity.solve_moe_host()
@@ -612,7 +619,7 @@ def test_moe_host_constants_are_their_fit_and_carry_to_other_gpus_and_layouts():
     out = {p.key: p.error for t in ("Megatron-Bridge 26.02.01 DGX-H100 MoE", "Megatron-Bridge CUDA-graph guide, H100 BF16 eager",
                                     "Megatron-Bridge 26.04.01 B300/GB200/GB300 MoE") for p in _table(t)}
     assert abs(out["mbridge-26021-qwen3-30b"]) <= 0.03 and abs(out["mbridge-cgdoc-qwen3-30b-eager"]) <= 0.05
-    assert all(abs(out[k]) <= 0.13 for k in ("mbridge-2604-b300-qwen3-30b", "mbridge-2604-gb200-qwen3-30b",
+    assert all(abs(out[k]) <= 0.10 for k in ("mbridge-2604-b300-qwen3-30b", "mbridge-2604-gb200-qwen3-30b",
                                               "mbridge-2604-gb300-qwen3-30b"))
 
 

@@ -136,6 +136,8 @@ def _hf_decoder(f: _Fields, mtype: str) -> dict:
             moe_layer_freq=_int(f.opt("moe_layer_freq", f.opt("decoder_sparse_step", 1))),
             # DeepSeek's e_score_correction_bias and gpt-oss's router bias: one per routed expert
             router_bias=mtype in ("deepseek_v3", "gpt_oss"),
+            router_groups=_int(f.opt("n_group", 1) or 1),
+            router_group_topk=_int(f.opt("topk_group", 1) or 1),
         )
         if mtype.startswith("llama4"):
             # Llama 4: routed and shared experts of intermediate_size; dense layers of intermediate_size_mlp;

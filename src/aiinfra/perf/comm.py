@@ -225,18 +225,39 @@ def groups_hit(k: Number, experts: Number, groups: Number) -> np.ndarray | float
     return g * (1.0 - miss)
 
 
-def relayed_bytes(token_bytes: Number, k: Number, experts: Number, n: Number, local: Number) -> tuple:
-    """(NVLink bytes, NIC bytes, p_node, p_rank) one rank sends in a node-relayed dispatch (relayed_all_to_all)."""
+def routed_parts_hit(k: int, experts: Number, parts: Number, groups: int = 1, group_topk: int = 1):
+    """Expected distinct parts (ranks or nodes, each holding an equal contiguous share of the experts) that one token's
+    k experts land in. Unrestricted, groups_hit. With group-limited routing (Megatron --moe-router-num-groups G and
+    --moe-router-group-topk g; DeepSeek-V3's n_group 8, topk_group 4) a token picks the g groups whose top k/g scores
+    sum highest, then its k experts inside them (megatron/core/transformer/moe/moe_utils.py group_limited_topk at
+    d98e8a6), so each chosen group takes about k/g of them: where every group spans parts/G parts that is
+    g · groups_hit(k/g, E/G, parts/G); where every part holds G/parts whole groups, groups_hit(g, G, parts) (each chosen
+    group hit). Groups that neither nest in parts nor tile them are taken as unrestricted [U]."""
+    P = np.asarray(parts, dtype=float)
+    free = groups_hit(k, experts, P)
+    if groups <= 1 or group_topk >= groups:
+        return free
+    span = np.maximum(P / groups, 1.0)
+    spans = np.where((P >= groups) & (np.mod(P, groups) == 0),
+                     group_topk * groups_hit(max(k // group_topk, 1), np.asarray(experts, dtype=float) / groups, span),
+                     free)
+    return np.where((P < groups) & (np.mod(groups, np.maximum(P, 1.0)) == 0), groups_hit(group_topk, groups, P), spans)
+
+
+def relayed_bytes(token_bytes: Number, k: Number, experts: Number, n: Number, local: Number, groups: int = 1,
+                  group_topk: int = 1) -> tuple:
+    """(NVLink bytes, NIC bytes, p_node, p_rank) one rank sends in a node-relayed dispatch (relayed_all_to_all);
+    `groups` / `group_topk`: the router's group-limited routing (routed_parts_hit)."""
     n, local = _placement(n, local)
     nodes = n / local
     S = np.asarray(token_bytes, dtype=float)
-    p_node = groups_hit(k, experts, nodes) / nodes
-    p_rank = groups_hit(k, experts, n) / n
+    p_node = routed_parts_hit(k, experts, nodes, groups, group_topk) / nodes
+    p_rank = routed_parts_hit(k, experts, n, groups, group_topk) / n
     return S * nodes * (local - 1) * p_rank, S * (nodes - 1) * p_node, p_node, p_rank
 
 
 def relayed_all_to_all(token_bytes: Number, k: Number, experts: Number, n: Number, local: Number, node: Node,
-                       name: str = "node-relayed all-to-all") -> Term:
+                       name: str = "node-relayed all-to-all", groups: int = 1, group_topk: int = 1) -> Term:
     """MoE dispatch (or combine) that sends a token once per destination node over the NICs and once per destination
     rank inside a node (DeepEP normal kernels, Hybrid-EP): `token_bytes` per token per rank, each token routed to k of
     `experts` spread evenly over `n` ranks placed `local` per node (N = n/local nodes). A token crosses the NICs to the
@@ -246,17 +267,20 @@ def relayed_all_to_all(token_bytes: Number, k: Number, experts: Number, n: Numbe
     (direct sends inside the own node plus relays from the landing GPU), then as hierarchical_all_to_all the slower leg
     sets the pace: max(NVLink / B_up, NIC / B_nic/GPU) + (local−1)·α_up + (N−1)·α_nic. Combine is the mirror image
     (partial sums reduced inside the node before the NICs), the same bytes. With k = 1 the NIC leg equals the plain
-    all-to-all's; with k experts it is (N−1)·p_node instead of k·(N−1)/N copies."""
+    all-to-all's; with k experts it is (N−1)·p_node instead of k·(N−1)/N copies. A router limited to `group_topk` of
+    `groups` expert groups (DeepSeek-V3: 4 of 8, node-limited routing) reaches fewer nodes (routed_parts_hit)."""
     n, local = _placement(n, local)
     nodes = n / local
     up, out = node.scale_up, node.scale_out_per_gpu()
     S = np.asarray(token_bytes, dtype=float)
-    nvl, nic, p_node, p_rank = relayed_bytes(S, k, experts, n, local)
+    nvl, nic, p_node, p_rank = relayed_bytes(S, k, experts, n, local, groups, group_topk)
     value = np.maximum(nvl / up.effective_bw, nic / out.effective_bw) + (local - 1) * up.alpha + (nodes - 1) * out.alpha
     return Term(name, _scalar(value), "s",
                 "max(S·N·(local−1)·p_rank / B_up, S·(N−1)·p_node / B_nic/GPU) + (local−1)·α_up + (N−1)·α_nic; "
-                "p_node, p_rank = 1 − Π_{i<k}(1 − (E/groups)/(E − i)) for N nodes, n ranks",
+                "p_node, p_rank = 1 − Π_{i<k}(1 − (E/groups)/(E − i)) for N nodes, n ranks"
+                + (" (within the router's chosen expert groups)" if groups > 1 else ""),
                 {"S (bytes per token)": S, "k": k, "E": experts, "n": n, "local": local, "N": nodes,
+                 **({"router groups (chosen / all)": f"{group_topk} / {groups}"} if groups > 1 else {}),
                  "p_node": _scalar(p_node), "p_rank": _scalar(p_rank), "B_up": up.bw, "B_nic/GPU": out.bw},
                 {up.key: up.source, out.key: out.source, "once per node / rank": SRC_DEDUP, "α steps": SRC_ALPHA_BETA})
 

@@ -159,6 +159,16 @@ class Stack:
     # runs each op of a norm, RoPE or SwiGLU as its own kernel), and the rows it was fitted on
     elementwise_factor: float = 1.0
     elementwise_fit: str = ""
+    # HBM bytes the MoE token permutation moves per routed copy element, per pass (forward or backward), by dispatcher
+    # ("alltoall" with one local expert: "alltoall_one_local_expert"), stacks.yaml moe_permute, and its source
+    moe_permute: tuple[tuple[str, float], ...] = ()
+    moe_permute_source: str = ""
+
+    def permute_bytes(self, dispatcher: str, local_experts):
+        """Bytes per routed copy element and pass for `dispatcher` (0 where the stack counts none)."""
+        b = dict(self.moe_permute)
+        one = b.get(f"{dispatcher}_one_local_expert", b.get(dispatcher, 0.0))
+        return np.where(np.asarray(local_experts) > 1, b.get(dispatcher, 0.0), one)
 
     def exposed(self, t, window):
         """Communication time left on the critical path when it runs under `window` of compute."""
@@ -186,7 +196,23 @@ def stack(name: str = "megatron-core") -> Stack:
                  *_cp_ring(key, e.get("cp_ring")), _tp_fusion(key, e.get("tp_overlap_fusion", "userbuffers")),
                  _flag(key, "sp_layout_copies", e.get("sp_layout_copies", False)),
                  activation_offload(key), *_cross_entropy(key, e.get("cross_entropy")),
-                 *_elementwise(key, e.get("elementwise")))
+                 *_elementwise(key, e.get("elementwise")), *_moe_permute(key, e.get("moe_permute")))
+
+
+def _moe_permute(key: str, raw) -> tuple[tuple[tuple[str, float], ...], str]:
+    """stacks.yaml moe_permute: {dispatcher: bytes per routed copy element per pass, ..., source}; absent: none."""
+    if not raw:
+        return (), ""
+    if not isinstance(raw, dict) or not raw.get("source"):
+        raise AiinfraError(f"stack '{key}': moe_permute maps dispatchers to bytes and names its source")
+    out = []
+    for k, v in raw.items():
+        if k == "source":
+            continue
+        if not isinstance(v, (int, float)) or v < 0:
+            raise AiinfraError(f"stack '{key}': moe_permute {k} must be a non-negative number of bytes, got {v!r}")
+        out.append((str(k), float(v)))
+    return tuple(out), str(raw["source"])
 
 
 # How the chunked TP overlap (tp_overlap_split) pairs collectives with GEMMs: Transformer Engine's userbuffers, or
@@ -746,7 +772,7 @@ def step_time(
         whole_moe = "moe" in mods
         norms = frac_moe * module_norms(m, mods, True) + (1 - frac_moe) * module_norms(m, mods, False)
         mod_tok = (("layernorm" in mods) * norms * 4.0 * h / np.where(sp, tp, 1)
-                   + frac_moe * whole_moe * (6.0 * (k_ffn + sh_ffn) + 8.0 * m.experts_per_token * h) / tp
+                   + frac_moe * whole_moe * 6.0 * (k_ffn + sh_ffn) / tp
                    + frac_moe * (not whole_moe) * (("moe_act" in mods) * 6.0 * k_ffn
                                                     + ("shared_experts" in mods) * 6.0 * sh_ffn) / tp
                    + (1 - frac_moe) * ("mlp" in mods) * 6.0 * m.ffn / tp
@@ -839,11 +865,18 @@ def step_time(
     ep_local = np.clip(domain // np.maximum(etp, 1), 1, np.maximum(ep, 1))
     if dispatch == "node":  # DeepEP / Hybrid-EP: once per destination node over the NICs, once per rank inside it
         a2a = comm.relayed_all_to_all(token_bytes, m.experts_per_token, max(m.experts, 1), ep, ep_local, node,
-                                      f"{moe_dispatcher} dispatch")
+                                      f"{moe_dispatcher} dispatch", m.router_groups, m.router_group_topk)
     else:  # every (token, expert) copy
         a2a = comm.hierarchical_all_to_all(a2a_bytes, ep, ep_local, node, "EP all-to-all")
     # a layer recomputed whole (full recompute, Megatron's moe module) dispatches and combines its forward again
     moe_again = full + sel * ("moe" in mods)
+    # Token permutation (Megatron moe_utils permute / sort_chunks_by_idxs / unpermute): memory-bound copies of every
+    # routed (token, expert) copy of this rank's T·etp/tp tokens, forward, backward and again when the layer is recomputed
+    permute_bytes = 0.0
+    if m.is_moe:
+        permute_bytes = (T * etp / tp * m.experts_per_token * h * stk.permute_bytes(moe_dispatcher, m.experts / ep)
+                         * (2 + moe_again))
+        t_elem_layer = t_elem_layer + frac_moe * permute_bytes / gpu.memory_bw
     t_ep_moe = np.where(ep > 1, (4 + 2 * moe_again) * a2a.value, 0.0)
 
     # Per layer (averaged over dense/MoE layers), then the LM head + loss on the last stage.

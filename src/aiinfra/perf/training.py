@@ -884,9 +884,9 @@ def step_time(
     cast_layer = (1 - frac_moe) * c_dense + frac_moe * c_moe
     unpaired = ep_unpaired_share(M, pp, vp) if ep_overlap else 1.0
     if ep_overlap:
-        # Megatron merges the forward of one micro-batch with the backward of the next (combined 1F1B), so the
-        # dispatch/combine of one runs under the other's whole layer: its GEMMs, casts, attention and elementwise work.
-        # The warm-up forwards and cool-down backwards have no partner: their all-to-alls run exposed.
+        # Megatron merges the forward of one micro-batch with the backward of the next (combined 1F1B), each
+        # dispatch/combine of one under a block of the other's layer (_ep_overlap_exposed); the warm-up forwards and
+        # cool-down backwards have no partner, so their all-to-alls run exposed.
         t_ep_moe = unpaired * t_ep_moe + (1 - unpaired) * _ep_overlap_exposed(
             a2a.value, passes_of[True], g_moe, c_moe + t_elem_layer, att_fwd, att_fwd * (sel_attn + full) + att_bwd,
             stk.sm_fraction)
@@ -982,15 +982,17 @@ def step_time(
                   {"kernels": kt.source, **({"CP ring": stk.ring_source} if stk.ring_source else {})})
     t_elem = part("elementwise (memory-bound)", t_elem_layer, head_elem,
                   "M · (L_stage · (activation bytes × traffic × stack factor + summed input-gradient bytes + "
-                  "sequence-parallel layout copies + async-TP partial sums) + T · V/tp logits × loss bytes per logit) "
-                  "/ HBM bandwidth",
+                  "sequence-parallel layout copies + async-TP partial sums + MoE share × token permutation bytes) + "
+                  "T · V/tp logits × loss bytes per logit) / HBM bandwidth",
                   {"bytes per layer": elem_bytes, "traffic": cal.elementwise_traffic, "HBM B/s": gpu.memory_bw,
                    "stack factor (1: fused kernels)": stk.elementwise_factor,
                    "summed input-gradient bytes per layer": grad_sum_bytes,
                    "sequence-parallel layout copy bytes per layer": sp_copy_bytes,
                    "async-TP partial-sum bytes per layer": async_tp_partial_bytes,
+                   **({"token permutation bytes per MoE layer": permute_bytes} if m.is_moe else {}),
                    "loss bytes per logit (forward + backward)": stk.ce_bytes},
                   {"calibration": cal.source, "loss": stk.ce_source or CE_DEFAULT_SOURCE,
+                   **({"token permutation": stk.moe_permute_source} if m.is_moe and stk.moe_permute_source else {}),
                    **({"stack factor": stk.elementwise_fit} if stk.elementwise_fit else {})})
     t_tp = part("TP communication", t_tp_layer, 0.0,
                 "M · L_stage · blocking: n_coll · (t_allgather + t_reducescatter) of T·h elements (all-gathers in FP8 "

@@ -117,6 +117,10 @@ def test_api_known_answer_70b_int4_fits_one_h200(client):
       "--pipeline-split", "Et|(tt|)*30mL"], "pipeline_split"),
     ("/api/plan", {"model": "deepseek-v3", "gpus": "1024", "pipeline_split": "Et|(tt|)*30X"},
      ["plan", "deepseek-v3", "--gpus", "1024", "--pipeline-split", "Et|(tt|)*30X"], "pipeline_split"),
+    ("/api/plan", {"model": "llama-3.1-8b", "gpus": "8", "ep_overlap": True},
+     ["plan", "llama-3.1-8b", "--gpus", "8", "--ep-overlap"], "ep_overlap"),
+    ("/api/plan", {"model": "qwen3-30b-a3b", "gpus": "16", "ep_overlap": True, "recompute": "full"},
+     ["plan", "qwen3-30b-a3b", "--gpus", "16", "--ep-overlap", "--recompute", "full"], "ep_overlap"),
 ])
 def test_api_422_carries_the_cli_sentence(client, cli, path, body, argv, field):
     r = client.post(path, json=body)

@@ -678,11 +678,11 @@ def step_time(
             # together as one larger GEMM would
             at_once = count if stk.expert_gemms_at_once == 0 else np.minimum(count, stk.expert_gemms_at_once)
             w_fwd, w_dgrad, w_wgrad = passes_time(Mg, Ng, Kg, pieces, at_once)
-            if role == "expert":
+            if moe and ep_overlap and role == "expert":  # the overlap's phases need the blocks apart (below)
                 ex = passes_of[moe]["expert"]
                 for i, w in enumerate((w_fwd * (passes - 2 + again), w_dgrad, w_wgrad)):
                     ex[i] = ex[i] + count * w
-            else:
+            elif moe and ep_overlap:
                 passes_of[moe]["other_fwd"] = passes_of[moe]["other_fwd"] + count * w_fwd
             if split is not False and role not in ("local", "expert"):
                 c_fwd, c_dgrad, _ = passes_time(Mg / tp, Ng, Kg, pieces, 1)

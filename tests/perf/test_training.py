@@ -61,6 +61,41 @@ def test_sequence_parallel_splits_the_layernorm_dropout_residual_traffic(a100):
     assert elem(tp=1, sp=False) == pytest.approx(elem(tp=1, sp=True), rel=1e-12)
 
 
+def test_elementwise_bytes_follow_the_attention_widths(a100):
+    """Korthikanti et al. 2022 Table 2: 34·s·b·h activation bytes per layer for MHA with ffn = 4h, of which the
+    attention's Q and K (4·s·b·h), V (2·s·b·h) and output-projection input (2·s·b·h) are 8·s·b·h at width h. GPT-22B
+    (MHA, ffn 4h) keeps exactly 34h per token; Llama 3.1 8B's grouped K/V (8 of 32 heads, d 128, h 4096) carry
+    2·(1 + 0.5 + 1) = 5h instead of 8h (18h + 4·14336 → 15h + 4·14336); DeepSeek-V3's MLA writes K and V per head
+    (128 heads, d_qk 192, d_v 128) and keeps its latent (kv_lora_rank 512 + rope 64): 2·(3.43 + 5.79 + 2.29) h."""
+    from aiinfra.sizing.training import attention_width_units
+
+    def per_token(m, **k):
+        r = step_time(m, a100, tp=1, global_batch=1, micro_batch=1, seq=2048, recompute="none",
+                      software="megatron-core", **k)
+        b = next(p for p in r.step.parts if p.name == "elementwise (memory-bound)").inputs["bytes per layer"]
+        return float(b) / 2048 / 3  # three forward-equivalent passes (forward, backward ×2) without recompute
+
+    gpt = model("gpt-22b")
+    assert attention_width_units(gpt) == pytest.approx((1.0, 2.0, 1.0))
+    assert per_token(gpt) == pytest.approx(34 * gpt.hidden, rel=1e-9)
+    llama = model("llama-3.1-8b")
+    assert per_token(llama) == pytest.approx(15 * 4096 + 4 * 14336, rel=1e-9)
+    ds = model("deepseek-v3")
+    q, kv, o = attention_width_units(ds)
+    assert (q, kv, o) == pytest.approx((128 * 192 / 7168, (128 * 320 + 576) / 7168, 128 * 128 / 7168))
+
+
+def test_mla_up_proj_recompute_charges_megatrons_fused_rope_traffic():
+    """Megatron-LM fusions/fused_mla_yarn_rope_apply.py (d98e8a6): fused_apply_mla_rope_for_q rotates Q's last
+    qk_rope_dim elements in place (read + write, 2 B each: 4·n·64), and fused_apply_mla_rope_for_kv reads the
+    up-projected kv, n·(128 + 128), and writes K (n·192) and V (n·128). For DeepSeek-V3 (n = 128):
+    32,768 + 65,536 + 81,920 = 180,224 B per token; none for attention without MLA."""
+    from aiinfra.perf.training import mla_rope_bytes
+
+    assert mla_rope_bytes(model("deepseek-v3")) == 180224
+    assert mla_rope_bytes(model("llama-3.1-8b")) == 0.0
+
+
 def test_tp_overlap_needs_sequence_parallelism(a100):
     """Megatron-LM arguments.py: "Tensor parallel communication/GEMM overlap can happen only when sequence
     parallelism is enabled" (--tp-comm-overlap needs --sequence-parallel): without SP the overlapped mode costs what

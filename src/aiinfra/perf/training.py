@@ -58,7 +58,8 @@ from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_
                                 module_recompute_fraction, recompute_code, training_flops)
 from aiinfra.sizing.dtypes import nbytes
 from aiinfra.sizing.params import attention_params, every_second_linear, linear_order, param_counts
-from aiinfra.sizing.training import (ActivationOffload, activation_offload, layer_activation_bytes, module_norms,
+from aiinfra.sizing.training import (ActivationOffload, activation_offload, attention_width_units,
+                                     layer_activation_bytes, module_norms,
                                      module_policy, offload_code, pipeline_edge_slots, policy_modules, saved_input_bytes,
                                      selective_policy, stack_uneven_pipeline, stage_layers)
 from aiinfra.specs import GpuSpec, ModelSpec, arch_family
@@ -432,6 +433,16 @@ def _ep_overlap_exposed(a2a, gemms: dict, g_layer, extra, att_fwd, att_back, sm_
     return exposed + sm_fraction * np.maximum(4 * a2a - exposed, 0.0)
 
 
+def mla_rope_bytes(m: ModelSpec) -> float:
+    """HBM bytes per token and layer of Megatron's fused MLA RoPE forward (fusions/fused_mla_yarn_rope_apply.py at
+    d98e8a6): in place on Q's RoPE slice (read and written, 4·n·d_rope), and the K/V split, which reads the
+    up-projected n·(d_nope + d_v) and writes K (n·d_qk) and V (n·d_v) at 2 B per element. 0 for other attention."""
+    if not m.is_mla:
+        return 0.0
+    n = m.heads
+    return 4.0 * n * m.qk_rope_dim + 2.0 * n * (m.qk_nope_dim + m.v_head_dim) + 2.0 * n * (m.head_dim + m.v_head_dim)
+
+
 def _layer_gemms(m: ModelSpec, T, tp, ep, moe: bool, etp=None, separate: bool = False) -> list[tuple]:
     """(M, N, K, count, role, pieces) of the forward GEMMs one GPU runs for one layer and micro-batch. role: "col"
     (column-parallel, fed by a TP all-gather), "row" (row-parallel, feeding a reduce-scatter), "local" (no TP
@@ -749,9 +760,13 @@ def step_time(
         att_bwd = 2 * att_fwd
     t_att_layer = att_fwd * (1 + sel_attn + full) + att_bwd
 
-    # Elementwise: Korthikanti Table 2 bytes per token per layer, per forward-equivalent pass.
+    # Elementwise: Korthikanti Table 2 bytes per token per layer, per forward-equivalent pass: 10h of norm inputs,
+    # dropout masks and MLP input, 2 B per element of the attention's Q, K + V and output at their real widths
+    # (sizing.training.attention_width_units: 8h with MHA's, less with grouped K/V, 23h with DeepSeek-V3's MLA,
+    # whose K and V are written per head), and the MLP's 4·ffn.
     ffn_act = (m.experts_per_token + m.shared_experts) * m.moe_ffn if m.is_moe else m.ffn
-    per_tok_layer = 18 * h + 4 * ffn_act  # = 34h for ffn = 4h
+    q_units, kv_units, o_units = attention_width_units(m)
+    per_tok_layer = (10 + 2 * (q_units + kv_units + o_units)) * h + 4 * ffn_act  # = 34h for MHA and ffn = 4h
     # Without sequence parallelism the 10·h bytes per token that TP cannot split (LayerNorm inputs 4h, dropout
     # masks 2h, attention and MLP inputs 4h: Korthikanti Table 2, s·b·h·(10 + 24/t)) run on every TP rank; with it
     # they are split too (s·b·h·34/t). The LayerNorm, dropout and residual work scales with them.
@@ -765,7 +780,9 @@ def step_time(
     # of its own (layernorm: a MoE layer's pre-MLP norm, MLA's input norm) reads and writes T·h; an MLP activation
     # (moe_act for the routed experts; mlp, moe, shared_experts with their MLP) reads the gate and up outputs and
     # writes their product (6 B per FFN element); a recomputed MoE layer also permutes its k copies and gathers
-    # them back (4 B per copy element each way); mla_up_proj applies RoPE to Q and K again.
+    # them back (4 B per copy element each way); mla_up_proj runs Megatron's fused MLA RoPE again
+    # (fusions/fused_mla_yarn_rope_apply.py at d98e8a6): in place on Q's RoPE slice (read and written), and the
+    # K/V split that reads the up-projected n·(d_nope + d_v) and writes K and V, n·(d_qk + d_v), 2 B each.
     frac_moe = m.moe_layers / L
     if np.any(sel) and mods - {"core_attn"}:
         k_ffn, sh_ffn = m.experts_per_token * m.moe_ffn, m.shared_experts * m.moe_ffn
@@ -776,7 +793,7 @@ def step_time(
                    + frac_moe * (not whole_moe) * (("moe_act" in mods) * 6.0 * k_ffn
                                                     + ("shared_experts" in mods) * 6.0 * sh_ffn) / tp
                    + (1 - frac_moe) * ("mlp" in mods) * 6.0 * m.ffn / tp
-                   + ("mla_up_proj" in mods and m.is_mla) * 8.0 * m.heads * m.qk_rope_dim / tp)
+                   + ("mla_up_proj" in mods and m.is_mla) * mla_rope_bytes(m) / tp)
         t_elem_layer = t_elem_layer + sel * T * mod_tok / gpu.memory_bw
     # Separate projections over one input (stacks.yaml separate_projections): the input's gradient is the sum of
     # their dgrads. Under TP that sum runs on the gathered T·h tensor before its reduce-scatter (or all-reduce),

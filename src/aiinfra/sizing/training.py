@@ -238,6 +238,22 @@ def pipeline_layers(layers: int, pp: Any, vp: Any = 1, edge_slots: Any = False) 
     return first, middle, last
 
 
+def attention_width_units(m: ModelSpec) -> tuple[float, float, float]:
+    """The attention block's query, key + value and output widths per token, in units of h. Korthikanti et al.'s
+    Table 2 takes each as h (MHA: 1, 2, 1); heads·d_head may differ from h (Qwen3, Gemma), grouped-query attention
+    keeps fewer K/V heads, and MLA up-projects K and V per head from a latent (Megatron's MLA keeps the latent
+    too: kv_lora_rank + qk_rope_dim)."""
+    h = m.hidden
+    v_dim = m.v_head_dim or m.head_dim
+    q_units = m.heads * m.head_dim / h
+    o_units = m.heads * v_dim / h
+    if m.is_mla:
+        kv_units = (m.heads * m.head_dim + m.heads * v_dim + m.kv_lora_rank + m.qk_rope_dim) / h
+    else:
+        kv_units = m.kv_heads * (m.head_dim + v_dim) / h
+    return q_units, kv_units, o_units
+
+
 def stage_layers(m: ModelSpec, pp: Any, vp: Any = 1, edge_slots: Any = False, mtp: bool = True) -> tuple[Any, Any, Any]:
     """pipeline_layers for `m`, with its multi-token-prediction layers (when trained) where Megatron keeps them: with
     the loss, on the last stage (PP 1: the one stage). `edge_slots` may be a PipelineLayout (Megatron's custom layout,
@@ -512,14 +528,8 @@ def layer_activation_bytes(
     ffn = (m.experts_per_token + m.shared_experts) * m.moe_ffn if moe else m.ffn
     mlp_units = (6.0 if m.gated_mlp else 4.0) * ffn / h
     dropout_masks = 2.0 if m.dropout else 0.0
-    # Attention widths in units of h: heads·d_head may differ from h (Qwen3, Gemma, MLA).
     v_dim = m.v_head_dim or m.head_dim
-    q_units = m.heads * m.head_dim / h
-    o_units = m.heads * v_dim / h
-    if m.is_mla:  # K, V are up-projected per head from the latent, which is kept as well
-        kv_units = (m.heads * m.head_dim + m.heads * v_dim + m.kv_lora_rank + m.qk_rope_dim) / h
-    else:
-        kv_units = m.kv_heads * (m.head_dim + v_dim) / h
+    q_units, kv_units, o_units = attention_width_units(m)
     lin_in = float(input_bytes)  # bytes per element of a saved linear-layer input
     U = 4.0 + lin_in + lin_in + dropout_masks
     mlp_units = mlp_units - (2.0 - lin_in) * ffn / h  # the down projection's input (SwiGLU product or GeLU output)

@@ -122,7 +122,7 @@ def command(
         help="Offload the search may use, charged at host-link bandwidth: all, or none,optimizer,weights,activations "
              "and '+' combinations; activations from 25-100% of each stage's layers, as the stack allows.")] = "all",
     causal: Annotated[bool, typer.Option("--causal/--no-causal", help="Causal attention (half the attention FLOPs).")] = True,
-    software: Annotated[str, typer.Option(help="Software stack profile (catalog stacks.yaml): megatron-core (as NeMo / Megatron-Bridge run it), megatron-lm (Megatron-LM's own script), torchtitan (torch.compile), torchtitan-eager (without it), deepspeed, llama3-meta, megatron-2021, megatron-2022.")] = "megatron-core",
+    software: Annotated[str, typer.Option(help="Software stack profile (catalog stacks.yaml): megatron-core (as NeMo / Megatron-Bridge run it), megatron-lm (Megatron-LM's own script), torchtitan (torch.compile), torchtitan-eager (without it), llm-foundry (MosaicML Composer + PyTorch FSDP, MPT), deepspeed, llama3-meta, megatron-2021, megatron-2022.")] = "megatron-core",
     memory_reserve: Annotated[str | None, typer.Option(
         help="Fixed runtime reserve per GPU (CUDA context + NCCL buffers), e.g. 2GiB (default: catalog runtime).")] = None,
     grad_dtype: Annotated[str | None, typer.Option(

@@ -1002,6 +1002,8 @@ def step_time(
                   "sequence-parallel layout copies + async-TP partial sums + MoE share × token permutation bytes) + "
                   "T · V/tp logits × loss bytes per logit) / HBM bandwidth",
                   {"bytes per layer": elem_bytes, "traffic": cal.elementwise_traffic, "HBM B/s": gpu.memory_bw,
+                   "attention Q, K + V, output widths (units of h)": (round(q_units, 3), round(kv_units, 3),
+                                                                      round(o_units, 3)),
                    "stack factor (1: fused kernels)": stk.elementwise_factor,
                    "summed input-gradient bytes per layer": grad_sum_bytes,
                    "sequence-parallel layout copy bytes per layer": sp_copy_bytes,

@@ -24,7 +24,8 @@ def main() -> None:
     print(f"framework_efficiency (catalog, fitted on the rows marked fit): default {fw:.3f}; {own}")
     host_fit = {r["key"] for r in fidelity.moe_host_fit_rows().values()}
     mc, (h, st) = stack("megatron-core"), fidelity.solve_moe_host()
-    print(f"MoE host constants (stacks.yaml megatron-core moe_host): {mc.moe_host_s * 1e3:.2f} ms per layer, "
+    print(f"MoE host constants (stacks.yaml megatron-core moe_host): {mc.moe_module_s * 1e3:.2f} ms per linear module "
+          f"of a MoE layer (forward + backward), "
           f"{mc.moe_stall_s * 1e3:.2f} ms of host time after each forward sync (the GPU idles it less the dispatch "
           f"issued first), fitted on {', '.join(sorted(host_fit))}; "
           f"solved again here: {h:.2f}, {st:.2f}")

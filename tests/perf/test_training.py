@@ -726,7 +726,7 @@ def test_moe_dispatcher_follows_the_recipe_for_qwen3_30b():
     (Megatron's alltoall dispatcher) is what it was. The host-bound term is set to
     zero here: it takes up whatever GPU time the dispatcher saves (test_host_bound_moe_layers below)."""
     m, g = model("qwen3-30b-a3b"), gpu("h100-sxm")
-    kw = dict(tp=1, pp=1, dp=16, ep=16, global_batch=1024, seq=4096, dtype="fp8", zero=1, moe_host_ms=0.0,
+    kw = dict(tp=1, pp=1, dp=16, ep=16, global_batch=1024, seq=4096, dtype="fp8", zero=1, moe_module_ms=0.0,
               moe_stall_ms=0.0)
     default = step_time(m, g, **kw)
     plain = step_time(m, g, moe_dispatcher="alltoall", **kw)
@@ -918,7 +918,7 @@ def test_host_bound_moe_layers():
     kw = dict(ep=8, dp=8, global_batch=512, seq=4096, dtype="fp8", moe_dispatcher="hybridep")
 
     def tps(mb, host=None, stall=None, **more):
-        return float(step_time(m, g, micro_batch=mb, moe_host_ms=host, moe_stall_ms=stall, **kw, **more).tokens_per_s.value)
+        return float(step_time(m, g, micro_batch=mb, moe_module_ms=host, moe_stall_ms=stall, **kw, **more).tokens_per_s.value)
 
     assert 1.0 < tps(4, 0.0, 0.0) / tps(1, 0.0, 0.0) < 1.25
     assert 2.6 < tps(4) / tps(1) < 3.0
@@ -927,11 +927,11 @@ def test_host_bound_moe_layers():
     assert tps(4, ep_overlap=True) > tps(4)  # the overlap runs another micro-batch through the stall
     r = step_time(m, g, micro_batch=1, **kw)
     assert _part(r, "host-bound MoE layers (exposed)") > 0.5 * float(r.step.value)
-    none = step_time(m, g, micro_batch=1, moe_host_ms=0.0, moe_stall_ms=0.0, **kw)
+    none = step_time(m, g, micro_batch=1, moe_module_ms=0.0, moe_stall_ms=0.0, **kw)
     assert _part(none, "host-bound MoE layers (exposed)") == 0.0
     d = dict(tp=8, dp=8, global_batch=512, seq=4096)
     assert float(step_time(dense, gpu("h100-sxm"), **d).step.value) == float(
-        step_time(dense, gpu("h100-sxm"), moe_host_ms=0.0, moe_stall_ms=0.0, **d).step.value)
+        step_time(dense, gpu("h100-sxm"), moe_module_ms=0.0, moe_stall_ms=0.0, **d).step.value)
     t = step_time(m, g, micro_batch=1, software="torchtitan", ep=8, dp=8, global_batch=512, seq=4096)
     assert _part(t, "host-bound MoE layers (exposed)") == 0.0
 
@@ -1006,8 +1006,8 @@ def test_the_dispatch_all_to_all_runs_while_the_host_catches_up_after_the_dispat
     assert host(s * 1e3)[0] - none == pytest.approx(micro_batches * layers * (s - t_dispatch), rel=1e-6)
     assert host(t_dispatch * 1e3 * 0.9)[0] == pytest.approx(none, rel=1e-9)
     one = dict(ep=1, dp=16, global_batch=1024, micro_batch=1, seq=4096, recompute="none")
-    r0 = step_time(q, g, moe_host_ms=0.0, moe_stall_ms=0.0, **one)
-    r1 = step_time(q, g, moe_host_ms=0.0, moe_stall_ms=s * 1e3, **one)  # no host floor: the stall alone
+    r0 = step_time(q, g, moe_module_ms=0.0, moe_stall_ms=0.0, **one)
+    r1 = step_time(q, g, moe_module_ms=0.0, moe_stall_ms=s * 1e3, **one)  # no host floor: the stall alone
     gap = _part(r1, "host-bound MoE layers (exposed)") - _part(r0, "host-bound MoE layers (exposed)")
     assert gap == pytest.approx(micro_batches * layers * s, rel=1e-6)
 
@@ -1135,18 +1135,18 @@ def test_moe_activation_syncs_that_are_not_counts_are_refused():
 
 
 def test_moe_host_constants_that_are_not_fitted_numbers_are_refused():
-    """stacks.yaml moe_host is {layer_ms, sync_stall_ms: milliseconds >= 0, fit: the rows they were fitted on}; a
+    """stacks.yaml moe_host is {module_ms, sync_stall_ms: milliseconds >= 0, fit: the rows they were fitted on}; a
     negative or non-numeric value, a missing one, an unknown key or no fit is refused in one line rather than read as
     no host time."""
     from aiinfra.errors import AiinfraError
     from aiinfra.perf.training import _moe_host
 
     assert _moe_host("x", None) == (0.0, 0.0, "")
-    got = _moe_host("x", {"layer_ms": 8.67, "sync_stall_ms": 3.97, "fit": "rows"})
-    assert got == (pytest.approx(0.00867), pytest.approx(0.00397), "rows")
-    ok = {"layer_ms": 8.0, "sync_stall_ms": 4.0, "fit": "rows"}
-    for bad in ({**ok, "layer_ms": -1}, {**ok, "sync_stall_ms": "4"}, {"layer_ms": 8.0, "fit": "rows"},
-                {**ok, "fit": ""}, {**ok, "stall": 1.0}, {**ok, "layer_ms": True}, 8.0):
+    got = _moe_host("x", {"module_ms": 2.17, "sync_stall_ms": 3.97, "fit": "rows"})
+    assert got == (pytest.approx(0.00217), pytest.approx(0.00397), "rows")
+    ok = {"module_ms": 2.0, "sync_stall_ms": 4.0, "fit": "rows"}
+    for bad in ({**ok, "module_ms": -1}, {**ok, "sync_stall_ms": "4"}, {"module_ms": 8.0, "fit": "rows"},
+                {**ok, "fit": ""}, {**ok, "stall": 1.0}, {**ok, "module_ms": True}, {**ok, "layer_ms": 8.67}, 8.0):
         with pytest.raises(AiinfraError, match="moe_host must be"):
             _moe_host("x", bad)
 

@@ -163,25 +163,51 @@ def test_megatron_bridge_2509_h100_deepseek_v3_out_of_sample():
     and cool-down chunk passes unpaired); +25.9% once each token reached only the 4 of 8 node-sized expert groups its
     router picks (DeepEP's NIC leg 24% lighter); +23.8% with the token permutation's memory traffic charged and the
     MoE host stall refitted; +20.6% once the elementwise traffic took MLA's per-head K and V at their width and the
-    recomputed up-projection its fused RoPE and K/V split. The first MLA model in the set and the first DeepEP row;
-    what it misses is not known."""
+    recomputed up-projection its fused RoPE and K/V split; +5.6% once the host's time per MoE layer was counted in
+    the linear modules it issues (perf.host: nine for DeepSeek-V3 against Qwen3's four, two more forwards for the
+    recomputed up-projections, 21 ms per layer and micro-batch where one fitted constant gave every MoE model 8.67).
+    The first MLA model in the set and the first DeepEP row."""
     (p,) = _table("Megatron-Bridge 25.09 DGX-H100 DeepSeek-V3")
     assert p.layout.startswith("TP2·PP8·CP1·EP64(ETP1)·DP64 mb1 v4")
-    assert 0.18 <= p.error <= 0.28
+    assert abs(p.error) <= 0.07
 
 
 def test_megatron_bridge_2604_blackwell_deepseek_v3_out_of_sample():
     """Megatron-Bridge performance-summary-archive.md (v0.5.1), 26.04 container: DeepSeek-V3 MXFP8 on 256 GPUs,
     TP1·PP16·EP8, GBS 4096, MBS 1 → DGX-B200 2,815, DGX-B300 3,131 tokens/s/GPU; recipe at tag v0.4.0 (Hybrid-EP
     inside the node, no all-to-all overlap, recompute of mla_up_proj, the PP16 layout "Et*4|(t*4|)*14tmL", no CUDA
-    graphs). Never fitted on. The model runs both fast, +28.3% and +17.0%, as it runs the H100 row (+20.6%) with
-    DeepEP across nodes and the all-to-all overlapped: the DeepSeek-V3 gap is in its per-layer work on every GPU,
-    not in the inter-node all-to-all (added 2026-12-06; not identified)."""
+    graphs). Never fitted on. Added (2026-12-06) at +28.3% and +17.0%, as fast as the H100 row (+20.6%) with DeepEP
+    across nodes and the all-to-all overlapped: the gap was per layer on every GPU, not the inter-node all-to-all.
+    With the host's time per MoE layer counted in its linear modules (perf.host; DeepSeek-V3's nine and two
+    recomputed forwards at the 2.17 ms per module fitted on Qwen3-30B): +6.5% and −4.3%."""
     preds = {p.key: p for p in _table("Megatron-Bridge 26.04 DGX-B200/B300 DeepSeek-V3")}
     assert set(preds) == {"mbridge-2604-b200-dsv3", "mbridge-2604-b300-dsv3"}
     assert all(p.layout.startswith("TP1·PP16·CP1·EP8·DP16 mb1 v1") for p in preds.values())
-    assert 0.20 <= preds["mbridge-2604-b200-dsv3"].error <= 0.35
-    assert 0.10 <= preds["mbridge-2604-b300-dsv3"].error <= 0.25
+    assert all(abs(p.error) <= 0.08 for p in preds.values())
+
+
+def test_megatron_lm_deepseek_v3_gb200_guide_out_of_sample():
+    """Megatron-LM docs/discussions/deepseek-v3-gb200-optimization (2025-11; read at 1d9edcf): DeepSeek-V3 MXFP8 on
+    256 GB200, TP1·PP8·VP4·EP32, MBS 1, GBS 2048, 4,096 tokens, layout "Et|(tt|)*30L" (no MTP), never fitted on.
+    Its final run (Hybrid-EP, CUDA graphs of attn, moe_router and moe_preprocess, recompute of moe_act and mlp),
+    970.01 TFLOPS/GPU = 3,883 tokens/s/GPU by Megatron's own FLOP count (2.498e11 per token): −5.2%. Its optimization
+    table changes one setting at a time in two steps the model represents, each a held-out measurement of the
+    host's share of a MoE layer (perf.host): dropping the recompute of MLA's up-projections, 566.07 → 610.71
+    TFLOPS/GPU (+7.9%; the model +7.4%), and then graphing attention, router and preprocessing, 610.71 → 663.27
+    (+8.6%; the model +9.9%). Both steps ran DeepEP; the table's other steps change kernels or the host's NUMA
+    binding, which the model does not represent."""
+    (p,) = _table("Megatron-LM DeepSeek-V3 GB200 guide (2025-11)")
+    assert abs(p.error) <= 0.07
+    row = next(r for r in fidelity.rows() if r["key"] == "mlm-gb200-dsv3-guide")
+    eager = {**row, "moe_dispatcher": "deepep", "cuda_graph_scope": []}
+
+    def tps(**change) -> float:
+        return fidelity.predict({**eager, **change}).predicted
+
+    up_proj = tps() / tps(recompute_modules=["mla_up_proj", "mlp"])
+    graphs = tps(cuda_graph_scope=["attn", "moe_router", "moe_preprocess"]) / tps()
+    assert abs(up_proj - 610.71 / 566.07) <= 0.025
+    assert abs(graphs - 663.27 / 610.71) <= 0.025
 
 
 def test_megatron_bridge_2509_and_2511_h100_qwen3_moe_out_of_sample():
@@ -672,7 +698,7 @@ def test_moe_host_constants_are_their_fit_and_carry_to_other_gpus_and_layouts():
 
     h, st = fidelity.solve_moe_host()
     mc = stack("megatron-core")
-    assert abs(h - mc.moe_host_s * 1e3) <= 0.02 and abs(st - mc.moe_stall_s * 1e3) <= 0.02
+    assert abs(h - mc.moe_module_s * 1e3) <= 0.02 and abs(st - mc.moe_stall_s * 1e3) <= 0.02
     fit = fidelity.moe_host_fit_rows()
     assert {k: r["key"] for k, r in fit.items()} == {"layer": "mbridge-2602-b200-qwen3-30b",
                                                      "stall": "mbridge-2604-b200-qwen3-30b"}
@@ -720,3 +746,12 @@ def test_megatron_bridge_blackwell_moe_out_of_sample():
     assert len(q) == 4 and all(abs(e) <= 0.28 for e in q.values()) and sum(map(abs, q.values())) / 4 <= 0.18
     o = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 Blackwell GPT-OSS")}
     assert len(o) == 4 and all(0.0 < e <= 0.70 for e in o.values()) and o["mbridge-2604-gb300-gptoss-120b"] <= 0.1
+
+
+def test_a_validation_row_with_a_key_no_prediction_reads_is_refused(monkeypatch):
+    """Every key of a training_validation.yaml row is one predict() reads (or a fit flag); a misspelt setting, such
+    as cuda_graph_scopes for cuda_graph_scope, would otherwise be dropped silently and the row predicted without it."""
+    doc = {"entries": {"x": {"table": "t", "model": "qwen3-30b-a3b", "cuda_graph_scopes": ["attn"]}}}
+    monkeypatch.setattr(fidelity, "read_yaml", lambda _path: doc)
+    with pytest.raises(ValueError, match="x: unknown key 'cuda_graph_scopes'"):
+        fidelity.rows()

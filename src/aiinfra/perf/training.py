@@ -54,6 +54,7 @@ from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Number, Term, total
 from aiinfra.perf import comm, compute
+from aiinfra.perf.host import layer_modules, recomputed_modules
 from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_linear_fraction,
                                 module_recompute_fraction, recompute_code, training_flops)
 from aiinfra.sizing.dtypes import nbytes
@@ -128,7 +129,7 @@ class Stack:
     moe_dispatchers_source: str = ""
     fp8_casts: str = ""  # "te": one amax pass + one fused cast-transpose per tensor, SP shards cast before the gather
     attention_kernel: str = ""  # flash-attention route ("" = the architecture's default figure; cudnn, fa2, fa3)
-    moe_host_s: float = 0.0  # host time to issue one MoE layer's kernels for one micro-batch, forward + backward
+    moe_module_s: float = 0.0  # host time to issue one Transformer Engine linear module of a MoE layer, fwd + bwd
     moe_stall_s: float = 0.0  # host time after each forward MoE layer's sync until the GPU has work queued again
     moe_host_fit: str = ""  # the rows both were fitted on, and their source
     fp8_gather: bool = False  # FP8 linears: a sequence-parallel operand is quantized on its shard, gathered in FP8
@@ -278,15 +279,15 @@ def _fp8_gather(key: str, raw) -> bool:
 
 
 def _moe_host(key: str, raw) -> tuple[float, float, str]:
-    """stacks.yaml moe_host: {layer_ms, sync_stall_ms: milliseconds >= 0, fit: the rows and source}, or absent (no
+    """stacks.yaml moe_host: {module_ms, sync_stall_ms: milliseconds >= 0, fit: the rows and source}, or absent (no
     host term): (seconds, seconds, fit). Anything else is refused, not read as zero."""
     if raw is None:
         return 0.0, 0.0, ""
-    vals = [raw.get(k) for k in ("layer_ms", "sync_stall_ms")] if isinstance(raw, dict) else [None]
+    vals = [raw.get(k) for k in ("module_ms", "sync_stall_ms")] if isinstance(raw, dict) else [None]
     if (not all(map(_amount, vals)) or not raw.get("fit")
-            or set(raw) - {"layer_ms", "sync_stall_ms", "fit"}):
-        raise AiinfraError(f"stack '{key}': moe_host must be {{layer_ms: ms >= 0, sync_stall_ms: ms >= 0, fit: rows and "
-                           f"source}}, got {raw!r}")
+            or set(raw) - {"module_ms", "sync_stall_ms", "fit"}):
+        raise AiinfraError(f"stack '{key}': moe_host must be {{module_ms: ms >= 0, sync_stall_ms: ms >= 0, fit: rows "
+                           f"and source}}, got {raw!r}")
     return float(vals[0]) / 1e3, float(vals[1]) / 1e3, str(raw["fit"])
 
 
@@ -535,11 +536,12 @@ def step_time(
     pipeline_split: str = "auto",
     sp: Number | bool = True,
     moe_dispatcher: str = "alltoall",
-    moe_host_ms: float | None = None,
+    moe_module_ms: float | None = None,
     moe_stall_ms: float | None = None,
     offload_fraction: Number = 1.0,
     recompute_modules: tuple[str, ...] = (),
     mtp: bool = True,
+    cuda_graph_scope: tuple[str, ...] = (),
 ) -> TrainingPerf | np.ndarray:
     """Step time of training `m` on `gpu` with the given layout (scalars or broadcastable arrays).
 
@@ -562,8 +564,8 @@ def step_time(
     `moe_dispatcher`: the MoE token dispatcher, one the stack offers (stacks.yaml moe_dispatchers): alltoall (Megatron's
     default: every routed (token, expert) copy in one all-to-all) or deepep / hybridep (Megatron's flex dispatcher: a
     token once per destination node over the NICs, once per destination rank inside it; comm.relayed_all_to_all).
-    `moe_host_ms` / `moe_stall_ms` override the stack's host time per MoE layer and micro-batch and its stall after
-    each forward sync (stacks.yaml moe_host).
+    `moe_module_ms` / `moe_stall_ms` override the stack's host time per linear module of a MoE layer and micro-batch
+    and its stall after each forward sync (stacks.yaml moe_host).
     `offload_fraction` (arrays allowed): with activations offloaded (offload bit 4), the share of each stage's layers
     whose activations go to the host, the first ones (Megatron --cpu-offloading-num-layers over the layers); 1: all.
     `recompute_modules`: what selective recompute repeats, as Megatron-core's recompute_modules names it
@@ -571,6 +573,8 @@ def step_time(
     `mtp`: train the model's multi-token-prediction layers (config num_nextn_predict_layers, DeepSeek-V3's one),
     as Megatron --mtp-num-layers does: each a transformer layer, an h×2h projection and the LM head and loss once
     more, with the loss on the last pipeline stage.
+    `cuda_graph_scope`: Megatron's per-layer CUDA graphs (--cuda-graph-scope: attn, mlp, moe_router,
+    moe_preprocess; perf.host), whose modules the host no longer issues one by one; () runs eagerly.
     """
     node = node or comm.node_for(gpu)
     stk = software if isinstance(software, Stack) else stack(software)
@@ -931,9 +935,15 @@ def step_time(
     # sync: that one waits on an event of a side D2H stream, so kernels queued after its copy point keep running,
     # while the activation's blocking copy drains the compute stream, the other micro-batch's queued work with it.
     syncs = 1 + dict(stk.moe_act_syncs).get(m.glu_activation, 0)
-    host_s = stk.moe_host_s if moe_host_ms is None else float(moe_host_ms) / 1e3
+    module_s = stk.moe_module_s if moe_module_ms is None else float(moe_module_ms) / 1e3
     stall_s = stk.moe_stall_s if moe_stall_ms is None else float(moe_stall_ms) / 1e3
-    if m.is_moe and (host_s > 0 or stall_s > 0):
+    # the host's own time per MoE layer: its linear modules outside CUDA graphs (perf.host), each forward +
+    # backward, and a third of one again for each forward recompute repeats (selective: the named modules; full:
+    # every one, on its share of the layers)
+    modules = layer_modules(m, cuda_graph_scope)
+    units = sum(modules.values()) + (sel * recomputed_modules(m, cuda_graph_scope, mods)
+                                     + full * sum(modules.values())) / 3
+    if m.is_moe and (module_s > 0 or stall_s > 0):
         g_layer = layer_t
         # the dispatch all-to-all is the first kernel the host issues after the dispatcher's sync: the GPU runs it
         # while the host goes on issuing, so only what the stall outlasts it idles the GPU
@@ -943,7 +953,7 @@ def step_time(
         # recomputed activation syncs too, but inside the backward, where the host has only the layer's backward
         # kernels to issue, each long, rather than the dispatcher's routing work the stall was fitted on: not charged.
         stall = frac_moe * (dispatcher_stall + stall_s * (syncs - 1)) * (1 + moe_again)
-        t_host_layer = np.maximum(g_layer + stall, frac_moe * host_s * passes / 3) - g_layer
+        t_host_layer = np.maximum(g_layer + stall, frac_moe * module_s * units) - g_layer
     else:
         t_host_layer, t_dispatch_s = 0.0, 0.0
     layer_t = layer_t + t_host_layer
@@ -1028,8 +1038,12 @@ def step_time(
     t_host = part("host-bound MoE layers (exposed)", t_host_layer, 0.0,
                   "M · L_stage · (max(G + (max(0, S − t_dispatch) + S · (syncs − 1)) · (1 + recompute) (the "
                   "dispatch all-to-all runs while the host catches up; under the all-to-all overlap only the "
-                  "activation's syncs), H · passes / 3) − G), G the layer's GPU time",
-                  {"H (host time per MoE layer and micro-batch)": host_s, "S (host time after each forward sync)": stall_s,
+                  "activation's syncs), h · (n + r / 3)) − G), G the layer's GPU time",
+                  {"h (ms of host time per linear module, forward + backward)": module_s * 1e3,
+                   "n (linear modules the host issues per MoE layer)": modules,
+                   "r (module forwards recompute repeats)": units * 3 - 3 * sum(modules.values()),
+                   "CUDA graph scope": ",".join(cuda_graph_scope) or "none (eager)",
+                   "S (ms of host time after each forward sync)": stall_s * 1e3,
                    "t_dispatch (the dispatch all-to-all after the dispatcher's sync)": t_dispatch_s,
                    "syncs (per forward MoE layer: dispatcher + expert activation)": syncs,
                    "overlapped": ep_overlap, "stack": stk.key},

@@ -25,6 +25,7 @@ from aiinfra.catalog.gpus import gpu as lookup_gpu
 from aiinfra.catalog.loader import DATA_DIR, read_yaml
 from aiinfra.catalog.models import model as lookup_model
 from aiinfra.perf.flops import RECOMPUTE
+from aiinfra.perf.host import check_cuda_graph_scope, parse_cuda_graph_scope
 from aiinfra.perf.training import TP_MODES, fitted_architectures, stack, step_time
 from aiinfra.plan.search import Options
 from aiinfra.sizing.training import parse_offload, parse_recompute_modules
@@ -50,12 +51,25 @@ class Prediction:
         return self.predicted / self.published - 1
 
 
+# what a row may set: a key outside these would be ignored by predict(), so it is refused instead
+ROW_KEYS = frozenset({
+    "table", "model", "gpu", "dtype", "stack", "seq", "gpus", "tp", "pp", "cp", "dp", "ep", "etp", "vp", "mb", "batch",
+    "zero", "recompute", "recompute_layers", "recompute_modules", "offload", "offload_layers", "sp", "tp_overlap",
+    "ep_overlap", "overlap_grad_reduce", "grad_dtype", "pipeline_split", "moe_dispatcher", "mtp", "cuda_graph_scope",
+    "flash", "causal", "value", "metric", "unknown", "fit", "fit_elementwise", "fit_moe_host", "fit_sustained_clock"})
+
+
 def rows() -> list[dict]:
-    """Every validation row with the file's and its table's defaults applied."""
+    """Every validation row with the file's and its table's defaults applied; a key no prediction reads is refused."""
     doc = read_yaml(FILE)
     base = doc.get("defaults", {})
     per_table = doc.get("table_defaults", {})
-    return [{"key": k, **base, **per_table.get(e["table"], {}), **e} for k, e in doc["entries"].items()]
+    out = [{"key": k, **base, **per_table.get(e["table"], {}), **e} for k, e in doc["entries"].items()]
+    for r in out:
+        extra = sorted(set(r) - ROW_KEYS - {"key"})
+        if extra:
+            raise ValueError(f"training_validation.yaml {r['key']}: unknown key {extra[0]!r}")
+    return out
 
 
 def sources() -> dict[str, str]:
@@ -96,10 +110,17 @@ def fully_specified(row: dict) -> bool:
     return all(k in row for k in ("mb", "vp", "recompute"))
 
 
-def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | None = None,
+def _graph_scope(m, row: dict) -> tuple[str, ...]:
+    """The row's per-layer CUDA graphs, refused as Megatron would refuse them."""
+    scope = parse_cuda_graph_scope(row.get("cuda_graph_scope"))
+    check_cuda_graph_scope(m, scope, parse_recompute_modules(row.get("recompute_modules")))
+    return scope
+
+
+def predict(row: dict, framework_eff: float | None = None, moe_module_ms: float | None = None,
             moe_stall_ms: float | None = None, sustained: float | None = None,
             elementwise: float | None = None) -> Prediction:
-    """The model's value for one published row (best completion of its unknown keys that fits). `moe_host_ms` and
+    """The model's value for one published row (best completion of its unknown keys that fits). `moe_module_ms` and
     `moe_stall_ms` override the stack's MoE host constants (rows with every layout key known only: the fit solves
     them); `sustained` overrides the GPU's sustained_compute_fraction (its fit solves it); `elementwise` the stack's
     elementwise factor (the same)."""
@@ -127,10 +148,12 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
                       moe_dispatcher=row.get("moe_dispatcher", "alltoall"), seq=seq, dtype=row["dtype"],
                       flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                       overlap_dp=_overlap_dp(row), software=software, framework_eff=framework_eff,
-                      moe_host_ms=moe_host_ms, moe_stall_ms=moe_stall_ms,
+                      moe_module_ms=moe_module_ms, moe_stall_ms=moe_stall_ms,
                       offload=(offload or 0) | (4 if "offload_layers" in row else 0),
                       offload_fraction=int(row.get("offload_layers", m.layers)) / m.layers,
-                      recompute_modules=parse_recompute_modules(row.get("recompute_modules")))
+                      recompute_modules=parse_recompute_modules(row.get("recompute_modules")),
+                      mtp=bool(row.get("mtp", True)),
+                      cuda_graph_scope=_graph_scope(m, row))
         # a per-layer time (Korthikanti Table 4) times the layers' forward + backward only: no optimizer step or DP sync
         outside = sum(float(p.value) for p in r.step.parts if p.name in ("optimizer step", "DP communication (exposed)"))
         value = _metric(row, float(r.tokens_per_s.value), gpus, float(r.tflops_per_gpu.value), float(r.mfu.value),
@@ -144,7 +167,7 @@ def predict(row: dict, framework_eff: float | None = None, moe_host_ms: float | 
                f"{row.get('recompute', 'none')}{rl}" + ("" if row.get("sp", True) or tp == 1 else " no-SP"))
         return Prediction(row["key"], row["table"], float(row["value"]), value, row["metric"], lay, bool(row.get("fit")),
                           arch_family(g.architecture))
-    if moe_host_ms is not None or moe_stall_ms is not None:
+    if moe_module_ms is not None or moe_stall_ms is not None:
         raise ValueError(f"{row['key']}: a host-time fit row must fix mb, vp and recompute")
     from aiinfra.plan.commands import plan_command
 
@@ -287,8 +310,8 @@ def solve_moe_host(rounds: int = 4) -> tuple[float, float]:
     fit = moe_host_fit_rows()
     h, st = 0.0, 0.0
     for _ in range(rounds):
-        h = _bisect(lambda x: _ratio(predict(fit["layer"], moe_host_ms=x, moe_stall_ms=st)))
-        st = _bisect(lambda x: _ratio(predict(fit["stall"], moe_host_ms=h, moe_stall_ms=x)))
+        h = _bisect(lambda x: _ratio(predict(fit["layer"], moe_module_ms=x, moe_stall_ms=st)))
+        st = _bisect(lambda x: _ratio(predict(fit["stall"], moe_module_ms=h, moe_stall_ms=x)))
     return h, st
 
 

@@ -75,6 +75,8 @@ class Options:
     # stack's own policy
     recompute_modules: tuple[str, ...] = ()
     mtp: bool = True  # train the model's multi-token-prediction layers, if its config has any (DeepSeek-V3: one)
+    # Megatron's per-layer CUDA graphs (--cuda-graph-scope, perf.host): () runs eagerly
+    cuda_graph_scope: tuple[str, ...] = ()
 
 
 def _selective(opt: Options) -> str:
@@ -84,7 +86,7 @@ def _selective(opt: Options) -> str:
 
 def _host_free(opt: Options) -> dict:
     """step_time overrides for a sync-free MoE dispatch: no host time per MoE layer, no stall after a sync."""
-    return {"moe_host_ms": 0.0, "moe_stall_ms": 0.0} if opt.moe_sync_free else {}
+    return {"moe_module_ms": 0.0, "moe_stall_ms": 0.0} if opt.moe_sync_free else {}
 
 
 @dataclass
@@ -162,7 +164,8 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         software=opt.software, framework_eff=opt.framework_efficiency, offload=b("offload"), step_only=not with_parts,
         recompute_fraction=b("rfrac"), tp_overlap=b("tpo"), grad_reduce=opt.grad_dtype, etp=b("etp"),
         ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split, sp=b("sp"), moe_dispatcher=opt.moe_dispatcher,
-        offload_fraction=b("ofrac"), recompute_modules=opt.recompute_modules, mtp=opt.mtp, **_host_free(opt),
+        offload_fraction=b("ofrac"), recompute_modules=opt.recompute_modules, mtp=opt.mtp,
+        cuda_graph_scope=opt.cuda_graph_scope, **_host_free(opt),
     )
     shape = (space.n_base, space.k)
     memory = np.broadcast_to(np.asarray(mem if not with_parts else mem.total.value, dtype=float), shape).ravel()
@@ -437,7 +440,8 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                      recompute_fraction=one.get("rfrac", 1.0), tp_overlap=one.get("tpo"), grad_reduce=opt.grad_dtype,
                      etp=one.get("etp"), ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split, sp=one["sp"],
                      moe_dispatcher=opt.moe_dispatcher, offload_fraction=one.get("ofrac", 1.0),
-                     recompute_modules=opt.recompute_modules, mtp=opt.mtp, **_host_free(opt))
+                     recompute_modules=opt.recompute_modules, mtp=opt.mtp,
+                     cuda_graph_scope=opt.cuda_graph_scope, **_host_free(opt))
     terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.mfu_full, perf.hfu, mem.total]
     if tokens:
         terms += perf.time_to_train(tokens, price)

@@ -96,6 +96,20 @@ def test_plan_recommend_and_infer(cli):
     (("plan", "qwen3-30b-a3b", "--gpus", "16", "--ep-overlap", "--layout", "pp=2,vp=1,ep=8"), "needs the interleaved"),
     (("plan", "qwen3-30b-a3b", "--gpus", "16", "--ep-overlap", "--layout", "ep=1"), "needs expert parallelism"),
     (("plan", "qwen3-30b-a3b", "--gpus", "16", "--ep-overlap", "--layout", "ep=8,recompute=full"), "no full recompute"),
+    # what Megatron refuses with per-layer CUDA graphs (TransformerConfig.__post_init__ at d98e8a6)
+    (("plan", "qwen3-30b-a3b", "--gpus", "8", "--cuda-graph-scope", "attention"), "is not one of"),
+    (("plan", "qwen3-30b-a3b", "--gpus", "8", "--cuda-graph-scope", "moe_preprocess"), "needs moe_router"),
+    (("plan", "qwen3-30b-a3b", "--gpus", "8", "--cuda-graph-scope", "moe"), "dropless"),
+    (("plan", "llama-3.1-8b", "--gpus", "8", "--cuda-graph-scope", "moe_router"), "need a MoE model"),
+    (("plan", "qwen3-30b-a3b", "--gpus", "8", "--cuda-graph-scope", "attn", "--software", "torchtitan"),
+     "no such option"),
+    (("plan", "qwen3-30b-a3b", "--gpus", "8", "--cuda-graph-scope", "attn", "--recompute", "full"), "no full recompute"),
+    (("plan", "qwen3-30b-a3b", "--gpus", "8", "--cuda-graph-scope", "attn", "--layout", "ep=8,recompute=full"),
+     "no full recompute"),
+    (("plan", "qwen3-30b-a3b", "--gpus", "8", "--cuda-graph-scope", "attn", "--offload", "activations"),
+     "no activation offload"),
+    (("plan", "qwen3-30b-a3b", "--gpus", "8", "--cuda-graph-scope", "moe_router", "--recompute-modules", "moe"),
+     "recompute module moe"),
 ])
 def test_bad_input_one_line_exit_2(cli, argv, fragment):
     assert_one_line_error(cli(*argv), fragment)
@@ -145,3 +159,18 @@ def test_memory_reserve_takes_byte_units_and_moves_the_total_by_exactly_the_chan
     for bad, msg in (("lots", "is not a size like 2GiB"), ("0GiB", "must be positive"), ("1e999", "is not a size")):
         r = cli("plan", "llama-3.1-8b", "--gpus", "8", "--memory-reserve", bad)
         assert_one_line_error(r, msg)
+
+
+def test_cuda_graph_scope_takes_the_graphed_modules_off_a_host_bound_moe_layer(cli):
+    """Qwen3-30B-A3B at MBS 1 on 8 B200 is host-bound (stacks.yaml moe_host): graphing attention as well as the
+    router (Megatron-Bridge 26.04.01's B200 recipe) leaves the host two of the layer's four linear modules, so the
+    same layout runs faster; the answer says which scopes it assumed, and the search left full recompute out."""
+    base = ("plan", "qwen3-30b-a3b", "--gpu", "b200", "--gpus", "8", "--seq", "4096", "--global-batch", "512",
+            "--moe-dispatcher", "hybridep", "--layout", "tp=1,pp=1,ep=8,mb=1,recompute=none", "--format", "json")
+    eager, graphed = cli(*base), cli(*base, "--cuda-graph-scope", "attn,moe_router,moe_preprocess")
+    assert eager.code == 0 and graphed.code == 0, (eager.err, graphed.err)
+    e, g = eager.json(), graphed.json()
+    assert e["facts"]["your_layout"]["step_s"] > g["facts"]["your_layout"]["step_s"]
+    assert any("eager MoE layers" in a for a in e["assumptions"])
+    assert any("CUDA graphs of attn, moe_preprocess, moe_router" in a for a in g["assumptions"])
+    assert all(x["recompute"] != "full" for x in g["facts"]["layouts"])

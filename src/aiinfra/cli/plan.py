@@ -145,6 +145,10 @@ def command(
         help="What selective recompute repeats, as Megatron-core's recompute_modules: core_attn (the default), "
              "moe_act, layernorm, mla_up_proj, mlp, moe, shared_experts, e.g. layernorm,moe_act.")] = None,
     mtp: Annotated[bool, typer.Option("--mtp/--no-mtp", help="Train the model's multi-token-prediction layers where its config has them (DeepSeek-V3: one), as Megatron --mtp-num-layers.")] = True,
+    cuda_graph_scope: Annotated[str | None, typer.Option(
+        help="Megatron's per-layer CUDA graphs (--cuda-graph-impl transformer_engine): attn, mlp, moe_router, "
+             "moe_preprocess, e.g. attn,moe_router,moe_preprocess; the host then issues only the MoE layers' modules "
+             "outside them. Default: eager.")] = None,
     recommend: Annotated[bool, typer.Option("--recommend", help="Rank every catalog GPU for this job instead.")] = False,
     catalog_prices: Annotated[bool, typer.Option("--catalog-prices", help="With --recommend: price GPUs without --price from the catalog (the same lookup as tco), each with its source.")] = False,
     fmt: FormatOpt = Format.table,
@@ -166,7 +170,7 @@ def command(
     opts = build_options(dtype, flash, sp, zero, recompute, cp, overlap, memory_reserve, causal=causal,
                          offload=offload, software=software, grad_dtype=grad_dtype, ep_overlap=ep_overlap,
                          moe_dispatcher=moe_dispatcher, moe_sync_free=moe_sync_free, pipeline_split=pipeline_split,
-                         recompute_modules=recompute_modules, mtp=mtp)
+                         recompute_modules=recompute_modules, mtp=mtp, cuda_graph_scope=cuda_graph_scope)
     if recommend:
         _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note, catalog_prices)
         return

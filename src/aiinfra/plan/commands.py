@@ -14,7 +14,8 @@ import numpy as np
 from aiinfra.contract import Facts, Quantity, command
 from aiinfra.errors import LayoutError, SpecError
 from aiinfra.explain import Result, quantity
-from aiinfra.perf.training import TP_MODES
+from aiinfra.perf.host import check_cuda_graph_scope
+from aiinfra.perf.training import TP_MODES, stack
 from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, edge_slots, plan, tp_modes
 from aiinfra.plan.space import RECOMPUTE_NAMES
 from aiinfra.sizing.pipeline_layout import PipelineLayout
@@ -186,6 +187,28 @@ def _check_ep_overlap(lay: dict, edge: bool | PipelineLayout) -> None:
                           "or none")
 
 
+def _graph_assumption(m: ModelSpec, opt: Options) -> list[str]:
+    """What the answer assumes about CUDA graphs, where it matters: the host time of a MoE model's layers."""
+    graphs = ", ".join(opt.cuda_graph_scope)
+    if m.is_moe and stack(opt.software).moe_module_s:
+        return [f"per-layer CUDA graphs of {graphs}: the host issues only the MoE layers' linear modules outside them"
+                if graphs else "eager MoE layers: no CUDA graphs (--cuda-graph-scope captures Megatron's per-layer "
+                "scopes)"]
+    return [f"per-layer CUDA graphs of {graphs}: no host time is charged for dense layers, so they change nothing "
+            "here"] if graphs else []
+
+
+def _check_cuda_graphs(lay: dict) -> None:
+    """One sentence naming what Megatron refuses with per-layer CUDA graphs (TransformerConfig __post_init__ at
+    d98e8a6) in a fixed layout: full recompute, activation offload."""
+    if lay.get("recompute") == 2:
+        raise LayoutError("--cuda-graph-scope runs no full recompute (Megatron allows it only under full-iteration "
+                          "graphs): use recompute=selective or none")
+    if lay.get("offload", 0) & 4 or "offload_layers" in lay:
+        raise LayoutError("--cuda-graph-scope runs no activation offload (Megatron: CUDA graphs are not supported "
+                          "with CPU offloading)")
+
+
 def _check_offload(m: ModelSpec, lay: dict, software: str) -> None:
     """One sentence naming the activation-offload rule a fixed layout breaks: offload_layers' own (it counts layers
     whose activations go, so offload must include activations) and its stack's (sizing.training
@@ -293,6 +316,7 @@ def plan_command(
     """Search every layout (or rank one fixed `layout` within that search) and explain the best."""
     opt = options or Options()
     check_recompute_modules(m, opt.recompute_modules)
+    check_cuda_graph_scope(m, opt.cuda_graph_scope, opt.recompute_modules)
     if opt.ep_overlap and not m.is_moe:
         raise SpecError(f"--ep-overlap overlaps the MoE all-to-all; {m.name} is dense")
     split = edge_slots(m, opt)
@@ -306,6 +330,8 @@ def plan_command(
         _check_buildable(m, gpus, lay, global_batch, seq, split, opt.mtp)
         if opt.ep_overlap:
             _check_ep_overlap(lay, split)
+        if opt.cuda_graph_scope:
+            _check_cuda_graphs(lay)
         _check_offload(m, lay, opt.software)
         if "offload_layers" in lay:  # a count of layers whose activations go: activations are offloaded
             lay["offload"] = lay.get("offload", 0) | 4
@@ -334,6 +360,7 @@ def plan_command(
                    f"linear layers in {opt.dtype}; attention and norms in 16-bit",
                    "selective recompute repeats the Megatron modules " + ", ".join(opt.recompute_modules)
                    if opt.recompute_modules else f"selective recompute as the {opt.software} stack runs it",
+                   *_graph_assumption(m, opt),
                    *([f"{m.mtp_layers} multi-token-prediction layer(s) trained with the loss on the last stage "
                       "(--no-mtp leaves them out)" if opt.mtp else "the model's multi-token-prediction layers left "
                       "out (--no-mtp)"] if m.mtp_layers else []),

@@ -8,6 +8,7 @@ import re
 
 from aiinfra.catalog.prices import parse_prices
 from aiinfra.errors import SpecError
+from aiinfra.perf.host import parse_cuda_graph_scope
 from aiinfra.plan.search import Options
 from aiinfra.plan.space import RECOMPUTE_NAMES
 from aiinfra.sizing.training import module_policy, parse_recompute_modules
@@ -143,10 +144,13 @@ def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, 
                   memory_reserve: str | None = None, *, causal: bool = True, offload: str = "all",
                   software: str = "megatron-core", grad_dtype: str | None = None, ep_overlap: bool = False,
                   moe_dispatcher: str = "alltoall", moe_sync_free: bool = False,
-                  pipeline_split: str = "auto", recompute_modules: str | None = None, mtp: bool = True) -> Options:
+                  pipeline_split: str = "auto", recompute_modules: str | None = None, mtp: bool = True,
+                  cuda_graph_scope: str | None = None) -> Options:
     """The search options `aiinfra plan` and the web's plan page take, parsed and checked the same way for both.
     `recompute_modules`: Megatron's selective modules, 'layernorm,moe_act' (refused for a stack whose selective
-    recompute is its own)."""
+    recompute is its own). `cuda_graph_scope`: Megatron's per-layer CUDA graphs, 'attn,moe_router,moe_preprocess'
+    (perf.host); Megatron runs them with no full recompute and no activation offload, so the search leaves those
+    out, and a stack with no per-layer host time (not Megatron-core) refuses them."""
     if grad_dtype not in (None, "fp32", "bf16"):
         raise SpecError(f"--grad-dtype must be fp32 or bf16, not {grad_dtype!r}")
     try:
@@ -169,13 +173,30 @@ def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, 
     if ep_overlap and modes == ("full",):
         raise SpecError("--ep-overlap runs no full recompute (Megatron refuses the pair): add none or selective to "
                         "--recompute")
+    scope = parse_cuda_graph_scope(cuda_graph_scope)
+    offloads = parse_offloads(offload)
+    if scope:
+        from aiinfra.perf.training import stack
+
+        stk = stack(software)
+        if not (stk.moe_module_s or stk.moe_stall_s):
+            raise SpecError(f"--cuda-graph-scope is Megatron-core's (Transformer Engine per-layer graphs); the "
+                            f"{software} stack has no such option")
+        if modes == ("full",):  # Megatron's TransformerConfig: full recompute only under full-iteration graphs
+            raise SpecError("--cuda-graph-scope runs no full recompute (Megatron refuses the pair): add none or "
+                            "selective to --recompute")
+        if all(o & 4 for o in offloads):
+            raise SpecError("--cuda-graph-scope runs no activation offload (Megatron: CUDA graphs are not supported "
+                            "with CPU offloading): add none or optimizer to --offload")
+        modes = tuple(x for x in modes if x != "full")
+        offloads = tuple(o for o in offloads if not o & 4)
     return Options(dtype=dtype, flash_attention=flash, sequence_parallel=sp, zero_stages=zero_stages,
                    recompute=tuple(RECOMPUTE_NAMES.index(x) for x in modes),
                    context_parallel=None if cp else (1,), overlap_dp=overlap,
                    memory_reserve=parse_bytes(memory_reserve, "--memory-reserve") if memory_reserve else None,
-                   causal=causal, offloads=parse_offloads(offload), software=software,
+                   causal=causal, offloads=offloads, software=software,
                    grad_dtype=grad_dtype, ep_overlap=ep_overlap, moe_dispatcher=moe_dispatcher,
                    moe_sync_free=moe_sync_free, pipeline_split=pipeline_split, recompute_modules=modules,
-                   mtp=mtp)
+                   mtp=mtp, cuda_graph_scope=scope)
 
 

@@ -71,6 +71,7 @@ class PlanSpec(WebSpec):
     pipeline_split: str = "auto"
     recompute_modules: str | None = None
     mtp: bool = True
+    cuda_graph_scope: str | None = None
 
     _split = field_validator("price", mode="before")(comma_list)
 
@@ -104,7 +105,7 @@ def run_plan(s: PlanSpec, top: int | None = None) -> tuple[Any, Any, float | Non
                          causal=s.causal, offload=s.offload, software=s.software, grad_dtype=s.grad_dtype or None,
                          ep_overlap=s.ep_overlap, moe_dispatcher=s.moe_dispatcher, moe_sync_free=s.moe_sync_free,
                          pipeline_split=s.pipeline_split, recompute_modules=s.recompute_modules or None,
-                         mtp=s.mtp)
+                         mtp=s.mtp, cuda_graph_scope=s.cuda_graph_scope or None)
     res = plan_command(m, g, counts, global_batch=b, seq=s.seq, batch_note=batch_note, tokens=budget,
                        price_per_gpu_hour=prices.get(g.key), objective=s.objective, top=top or s.top, options=opts,
                        layout=s.layout or None)
@@ -197,6 +198,8 @@ FIELDS = [
     FormField("recompute_modules", "selective recompute modules", "text",
               help="Megatron's recompute_modules, e.g. layernorm,moe_act; blank: core_attn"),
     FormField("mtp", "train MTP layers", "checkbox", help="where the model's config has them (DeepSeek-V3)"),
+    FormField("cuda_graph_scope", "CUDA graph scopes", "text",
+              help="Megatron's per-layer graphs, e.g. attn,moe_router,moe_preprocess; blank: eager"),
     FormField("layout", "your layout", "text",
               help="e.g. tp=8,pp=16,dp=64,mb=1,vp=8: evaluated, explained and ranked; keys left out are searched"),
     FormField("software", "software stack", "select", stack_names),
@@ -211,7 +214,8 @@ ALIASES = register_aliases({"global_batch_tokens": ["--global-batch-tokens", "gl
                             "layout": ["--layout", "tp", "pp", "dp", "ep", "etp", "mb", "vp", "dp·mb"],
                             "software": ["stack", "--software"], "offload": ["--offload"],
                             "memory_reserve": ["--memory-reserve"], "grad_dtype": ["--grad-dtype"],
-                            "moe_dispatcher": ["dispatcher"], "pipeline_split": ["--pipeline-split"]})
+                            "moe_dispatcher": ["dispatcher"], "pipeline_split": ["--pipeline-split"],
+                            "cuda_graph_scope": ["--cuda-graph-scope", "CUDA graph scope"]})
 
 
 @router.get("/plan", include_in_schema=False)

@@ -84,12 +84,18 @@ def _metric(row: dict, tokens_per_s: float, gpus: int, tflops_hw: float, mfu: fl
 
 def _row_options(row: dict, framework_eff: float | None = None) -> Options:
     """The search options a row's source fixes (dtype, attention, stack, gradient dtype, EP overlap, pipeline split,
-    sequence parallelism, MoE dispatcher); the rest stays the planner's."""
+    sequence parallelism, MoE dispatcher, MTP, CUDA graphs); the rest stays the planner's. With CUDA graphs the search
+    leaves out what Megatron refuses beside them (full recompute, activation offload), as `plan` does."""
+    scope = parse_cuda_graph_scope(row.get("cuda_graph_scope"))
+    base = Options()
     return Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                    software=row["stack"], framework_efficiency=framework_eff, grad_dtype=row.get("grad_dtype"),
                    ep_overlap=bool(row.get("ep_overlap", False)), pipeline_split=row.get("pipeline_split", "auto"),
                    sequence_parallel=bool(row.get("sp", True)), moe_dispatcher=row.get("moe_dispatcher", "alltoall"),
-                   recompute_modules=parse_recompute_modules(row.get("recompute_modules")), overlap_dp=_overlap_dp(row))
+                   recompute_modules=parse_recompute_modules(row.get("recompute_modules")), overlap_dp=_overlap_dp(row),
+                   mtp=bool(row.get("mtp", True)), cuda_graph_scope=scope,
+                   recompute=tuple(r for r in base.recompute if not (scope and r == 2)),
+                   offloads=tuple(o for o in base.offloads if not (scope and o & 4)))
 
 
 def _overlap_dp(row: dict) -> bool:

@@ -54,9 +54,9 @@ from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Number, Term, total
 from aiinfra.perf import comm, compute
-from aiinfra.perf.host import layer_modules, recomputed_modules
 from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_linear_fraction,
                                 module_recompute_fraction, recompute_code, training_flops)
+from aiinfra.perf.host import layer_modules, recomputed_modules
 from aiinfra.sizing.dtypes import nbytes
 from aiinfra.sizing.params import attention_params, every_second_linear, linear_order, param_counts
 from aiinfra.sizing.training import (ActivationOffload, activation_offload, attention_width_units,

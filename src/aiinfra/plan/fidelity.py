@@ -310,9 +310,9 @@ def _bisect(f, hi: float = 50.0, tol: float = 0.005, lo: float = 0.0) -> float:
 
 
 def solve_moe_host(rounds: int = 4) -> tuple[float, float]:
-    """(H, S) in ms: the host time per MoE layer and the stall after each forward sync at which both fit_moe_host rows
-    are met exactly (published/predicted = 1); each is solved by bisection with the other held, in turn, since a
-    host-bound row hardly depends on S and a GPU-bound one not at all on H."""
+    """(h, S) in ms: the host time per linear module of a MoE layer (perf.host) and the stall after each forward sync
+    at which both fit_moe_host rows are met exactly (published/predicted = 1); each is solved by bisection with the
+    other held, in turn, since a host-bound row hardly depends on S and a GPU-bound one not at all on h."""
     fit = moe_host_fit_rows()
     h, st = 0.0, 0.0
     for _ in range(rounds):

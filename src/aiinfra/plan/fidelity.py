@@ -293,8 +293,8 @@ def refit(at_one: list[Prediction], cache: dict | None = None) -> dict[str, floa
 
 
 def moe_host_fit_rows() -> dict[str, dict]:
-    """{"layer" | "stall": the row marked fit_moe_host with it}: the stack's host time per MoE layer is solved on a
-    host-bound row, its stall after each forward sync on a row whose GPU work outlasts the host."""
+    """{"layer" | "stall": the row marked fit_moe_host with it}: the stack's host time per linear module of a MoE layer
+    is solved on a host-bound row, its stall after each forward sync on a row whose GPU work outlasts the host."""
     return {r["fit_moe_host"]: r for r in rows() if r.get("fit_moe_host")}
 
 

@@ -85,7 +85,7 @@ def _selective(opt: Options) -> str:
 
 
 def _host_free(opt: Options) -> dict:
-    """step_time overrides for a sync-free MoE dispatch: no host time per MoE layer, no stall after a sync."""
+    """step_time overrides for a sync-free MoE dispatch: no host time per linear module, no stall after a sync."""
     return {"moe_module_ms": 0.0, "moe_stall_ms": 0.0} if opt.moe_sync_free else {}
 
 

@@ -101,6 +101,7 @@ def test_plan_recommend_and_infer(cli):
     (("plan", "qwen3-30b-a3b", "--gpus", "8", "--cuda-graph-scope", "moe_preprocess"), "needs moe_router"),
     (("plan", "qwen3-30b-a3b", "--gpus", "8", "--cuda-graph-scope", "moe"), "dropless"),
     (("plan", "llama-3.1-8b", "--gpus", "8", "--cuda-graph-scope", "moe_router"), "need a MoE model"),
+    (("plan", "llama-3.1-8b", "--gpus", "8", "--recommend", "--cuda-graph-scope", "moe_router"), "need a MoE model"),
     (("plan", "qwen3-30b-a3b", "--gpus", "8", "--cuda-graph-scope", "attn", "--software", "torchtitan"),
      "no such option"),
     (("plan", "qwen3-30b-a3b", "--gpus", "8", "--cuda-graph-scope", "attn", "--recompute", "full"), "no full recompute"),

@@ -22,6 +22,7 @@ from aiinfra.catalog.gpus import all_gpus
 from aiinfra.catalog.prices import price_table
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result
+from aiinfra.perf.host import check_cuda_graph_scope
 from aiinfra.perf.inference import inference_perf
 from aiinfra.plan.search import Options, plan
 from aiinfra.sizing.training import check_recompute_modules
@@ -101,6 +102,7 @@ def recommend_training(m: ModelSpec, gpus: int, *, global_batch: int, seq: int, 
     priced_at = _prices(prices, catalog_prices, pool)
     opt = options or Options()
     check_recompute_modules(m, opt.recompute_modules)
+    check_cuda_graph_scope(m, opt.cuda_graph_scope, opt.recompute_modules)
     coarse_opt = coarse_options(opt)
     coarse: dict[str, dict] = {}
     for g in pool:

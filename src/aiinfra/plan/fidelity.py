@@ -120,6 +120,8 @@ def _graph_scope(m, row: dict) -> tuple[str, ...]:
     """The row's per-layer CUDA graphs, refused as Megatron would refuse them."""
     scope = parse_cuda_graph_scope(row.get("cuda_graph_scope"))
     check_cuda_graph_scope(m, scope, parse_recompute_modules(row.get("recompute_modules")))
+    if scope and (row.get("recompute") == "full" or "offload_layers" in row):
+        raise ValueError(f"{row['key']}: per-layer CUDA graphs run no full recompute or activation offload (Megatron)")
     return scope
 
 

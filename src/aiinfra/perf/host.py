@@ -21,7 +21,7 @@ needs token drop with padded expert inputs, which the planner's dropless MoE is 
 
 from __future__ import annotations
 
-from aiinfra.errors import SpecError
+from aiinfra.errors import LayoutError, SpecError
 from aiinfra.specs import ModelSpec
 
 CUDA_GRAPH_SCOPES = ("attn", "mlp", "moe", "moe_router", "moe_preprocess")
@@ -62,6 +62,27 @@ def check_cuda_graph_scope(m: ModelSpec, scope: tuple[str, ...], recompute_modul
                         "MoE is dropless: capture moe_router,moe_preprocess instead")
     if "moe" in recompute_modules and "moe_router" in s:
         raise SpecError("recompute module moe cannot run with the moe_router CUDA graph (Megatron refuses the pair)")
+
+
+def graphed_search(scope: tuple[str, ...], recompute: tuple[int, ...],
+                   offloads: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The recompute modes (0 none, 1 selective, 2 full) and offload codes (bit 4: activations) a search may pair
+    with the per-layer CUDA graphs of `scope`: Megatron runs them with no full recompute (that needs full-iteration
+    graphs) and no activation offload (CPU offloading); without graphs, all of them."""
+    if not scope:
+        return tuple(recompute), tuple(offloads)
+    return tuple(r for r in recompute if r != 2), tuple(o for o in offloads if not o & 4)
+
+
+def check_graphed_layout(recompute: int | None, activation_offload: bool) -> None:
+    """One line naming what Megatron refuses beside per-layer CUDA graphs in a fixed layout (TransformerConfig
+    __post_init__ at d98e8a6): full recompute (`recompute` 2), activation offload."""
+    if recompute == 2:
+        raise LayoutError("--cuda-graph-scope runs no full recompute (Megatron allows it only under full-iteration "
+                          "graphs): use recompute=selective or none")
+    if activation_offload:
+        raise LayoutError("--cuda-graph-scope runs no activation offload (Megatron: CUDA graphs are not supported "
+                          "with CPU offloading)")
 
 
 def attention_modules(m: ModelSpec) -> int:

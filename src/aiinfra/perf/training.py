@@ -941,8 +941,9 @@ def step_time(
     # backward, and a third of one again for each forward recompute repeats (selective: the named modules; full:
     # every one, on its share of the layers)
     modules = layer_modules(m, cuda_graph_scope)
-    units = sum(modules.values()) + (sel * recomputed_modules(m, cuda_graph_scope, mods)
-                                     + full * sum(modules.values())) / 3
+    n_modules = sum(modules.values())
+    again = sel * recomputed_modules(m, cuda_graph_scope, mods) + full * n_modules
+    units = n_modules + again / 3
     if m.is_moe and (module_s > 0 or stall_s > 0):
         g_layer = layer_t
         # the dispatch all-to-all is the first kernel the host issues after the dispatcher's sync: the GPU runs it
@@ -1041,7 +1042,7 @@ def step_time(
                   "activation's syncs), h · (n + r / 3)) − G), G the layer's GPU time",
                   {"h (ms of host time per linear module, forward + backward)": module_s * 1e3,
                    "n (linear modules the host issues per MoE layer)": modules,
-                   "r (module forwards recompute repeats)": units * 3 - 3 * sum(modules.values()),
+                   "r (module forwards recompute repeats)": again,
                    "CUDA graph scope": ",".join(cuda_graph_scope) or "none (eager)",
                    "S (ms of host time after each forward sync)": stall_s * 1e3,
                    "t_dispatch (the dispatch all-to-all after the dispatcher's sync)": t_dispatch_s,

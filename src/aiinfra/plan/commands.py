@@ -14,7 +14,7 @@ import numpy as np
 from aiinfra.contract import Facts, Quantity, command
 from aiinfra.errors import LayoutError, SpecError
 from aiinfra.explain import Result, quantity
-from aiinfra.perf.host import check_cuda_graph_scope
+from aiinfra.perf.host import check_cuda_graph_scope, check_graphed_layout
 from aiinfra.perf.training import TP_MODES, stack
 from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, edge_slots, plan, tp_modes
 from aiinfra.plan.space import RECOMPUTE_NAMES
@@ -198,17 +198,6 @@ def _graph_assumption(m: ModelSpec, opt: Options) -> list[str]:
             "here"] if graphs else []
 
 
-def _check_cuda_graphs(lay: dict) -> None:
-    """One sentence naming what Megatron refuses with per-layer CUDA graphs (TransformerConfig __post_init__ at
-    d98e8a6) in a fixed layout: full recompute, activation offload."""
-    if lay.get("recompute") == 2:
-        raise LayoutError("--cuda-graph-scope runs no full recompute (Megatron allows it only under full-iteration "
-                          "graphs): use recompute=selective or none")
-    if lay.get("offload", 0) & 4 or "offload_layers" in lay:
-        raise LayoutError("--cuda-graph-scope runs no activation offload (Megatron: CUDA graphs are not supported "
-                          "with CPU offloading)")
-
-
 def _check_offload(m: ModelSpec, lay: dict, software: str) -> None:
     """One sentence naming the activation-offload rule a fixed layout breaks: offload_layers' own (it counts layers
     whose activations go, so offload must include activations) and its stack's (sizing.training
@@ -331,7 +320,7 @@ def plan_command(
         if opt.ep_overlap:
             _check_ep_overlap(lay, split)
         if opt.cuda_graph_scope:
-            _check_cuda_graphs(lay)
+            check_graphed_layout(lay.get("recompute"), bool(lay.get("offload", 0) & 4 or "offload_layers" in lay))
         _check_offload(m, lay, opt.software)
         if "offload_layers" in lay:  # a count of layers whose activations go: activations are offloaded
             lay["offload"] = lay.get("offload", 0) | 4

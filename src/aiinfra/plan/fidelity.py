@@ -25,7 +25,8 @@ from aiinfra.catalog.gpus import gpu as lookup_gpu
 from aiinfra.catalog.loader import DATA_DIR, read_yaml
 from aiinfra.catalog.models import model as lookup_model
 from aiinfra.perf.flops import RECOMPUTE
-from aiinfra.perf.host import check_cuda_graph_scope, parse_cuda_graph_scope
+from aiinfra.perf.host import (check_cuda_graph_scope, check_graphed_layout, graphed_search,
+                               parse_cuda_graph_scope)
 from aiinfra.perf.training import TP_MODES, fitted_architectures, stack, step_time
 from aiinfra.plan.search import Options
 from aiinfra.sizing.training import parse_offload, parse_recompute_modules
@@ -87,15 +88,14 @@ def _row_options(row: dict, framework_eff: float | None = None) -> Options:
     sequence parallelism, MoE dispatcher, MTP, CUDA graphs); the rest stays the planner's. With CUDA graphs the search
     leaves out what Megatron refuses beside them (full recompute, activation offload), as `plan` does."""
     scope = parse_cuda_graph_scope(row.get("cuda_graph_scope"))
-    base = Options()
+    recompute, offloads = graphed_search(scope, Options().recompute, Options().offloads)
     return Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                    software=row["stack"], framework_efficiency=framework_eff, grad_dtype=row.get("grad_dtype"),
                    ep_overlap=bool(row.get("ep_overlap", False)), pipeline_split=row.get("pipeline_split", "auto"),
                    sequence_parallel=bool(row.get("sp", True)), moe_dispatcher=row.get("moe_dispatcher", "alltoall"),
                    recompute_modules=parse_recompute_modules(row.get("recompute_modules")), overlap_dp=_overlap_dp(row),
                    mtp=bool(row.get("mtp", True)), cuda_graph_scope=scope,
-                   recompute=tuple(r for r in base.recompute if not (scope and r == 2)),
-                   offloads=tuple(o for o in base.offloads if not (scope and o & 4)))
+                   recompute=recompute, offloads=offloads)
 
 
 def _overlap_dp(row: dict) -> bool:
@@ -120,8 +120,8 @@ def _graph_scope(m, row: dict) -> tuple[str, ...]:
     """The row's per-layer CUDA graphs, refused as Megatron would refuse them."""
     scope = parse_cuda_graph_scope(row.get("cuda_graph_scope"))
     check_cuda_graph_scope(m, scope, parse_recompute_modules(row.get("recompute_modules")))
-    if scope and (row.get("recompute") == "full" or "offload_layers" in row):
-        raise ValueError(f"{row['key']}: per-layer CUDA graphs run no full recompute or activation offload (Megatron)")
+    if scope:
+        check_graphed_layout(RECOMPUTE.get(row.get("recompute")), "offload_layers" in row)
     return scope
 
 

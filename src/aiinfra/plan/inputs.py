@@ -8,7 +8,7 @@ import re
 
 from aiinfra.catalog.prices import parse_prices
 from aiinfra.errors import SpecError
-from aiinfra.perf.host import parse_cuda_graph_scope
+from aiinfra.perf.host import graphed_search, parse_cuda_graph_scope
 from aiinfra.plan.search import Options
 from aiinfra.plan.space import RECOMPUTE_NAMES
 from aiinfra.sizing.training import module_policy, parse_recompute_modules
@@ -188,10 +188,9 @@ def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, 
         if all(o & 4 for o in offloads):
             raise SpecError("--cuda-graph-scope runs no activation offload (Megatron: CUDA graphs are not supported "
                             "with CPU offloading): add none or optimizer to --offload")
-        modes = tuple(x for x in modes if x != "full")
-        offloads = tuple(o for o in offloads if not o & 4)
+    recompute_codes, offloads = graphed_search(scope, tuple(RECOMPUTE_NAMES.index(x) for x in modes), offloads)
     return Options(dtype=dtype, flash_attention=flash, sequence_parallel=sp, zero_stages=zero_stages,
-                   recompute=tuple(RECOMPUTE_NAMES.index(x) for x in modes),
+                   recompute=recompute_codes,
                    context_parallel=None if cp else (1,), overlap_dp=overlap,
                    memory_reserve=parse_bytes(memory_reserve, "--memory-reserve") if memory_reserve else None,
                    causal=causal, offloads=offloads, software=software,

@@ -830,7 +830,7 @@ def test_an_attention_kernel_other_than_cudnn_fa2_or_fa3_is_refused():
 
     assert stack("torchtitan").attention_kernel == "fa2" and stack("megatron-core").attention_kernel == ""
     assert _attention_kernel("s", "fa3") == "fa3"
-    with pytest.raises(Exception, match="attention_kernel must be one of cudnn, fa2, fa3, got 'flash'"):
+    with pytest.raises(Exception, match="attention_kernel must be one of cudnn, fa2, fa3, triton, got 'flash'"):
         _attention_kernel("s", "flash")
 
 

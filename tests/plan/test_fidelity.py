@@ -266,22 +266,42 @@ FOUNDRY_A100 = "llm-foundry MPT benchmarks, A100 80GB BF16 (MosaicML)"
 
 
 def test_llm_foundry_mpt_tables_out_of_sample():
-    """mosaicml/llm-foundry scripts/train/benchmarking/README.md (8c8dd48): MPT models under Composer with PyTorch
-    FSDP (FULL_SHARD, 16-bit reductions), FlashAttention-2, full activation checkpointing where the row says so;
-    tokens/s/GPU. Every row at 2,048 tokens on 8 GPUs and both 70B rows (32, 64 GPUs), a source never fitted on
-    (added 2026-12-06, stacks.yaml llm-foundry). H100: 760M +13.5%, 1B +1.2%, 7B +2.8%, 13B +18.9%, 30B +1.5%,
-    70B on 32 / 64 GPUs +6.7% / −7.0%, mean 7.4%. A100: 1B +5.2%, 3B +3.1%, 7B +2.7%, 13B +9.6%, 30B −7.9%,
-    70B +3.9% / −3.3%, mean 5.1%. The 13B rows (micro-batch 2 without checkpointing, about 55 GB of sharded states
-    and activations on an 80 GB GPU) run slow on both GPUs; the A100 table misses the 3% target that the Megatron
-    tables meet."""
+    """mosaicml/llm-foundry scripts/train/benchmarking/README.md (8c8dd48; rows entered at b2a43a1): MPT models under
+    Composer with PyTorch FSDP (FULL_SHARD; MP Mode DEFAULT: fp32 gradient reduction, except the A100 70B rows,
+    PURE), the flash-attn package's Triton FlashAttention (submit_benchmarks.py's attn_impl default), full activation
+    checkpointing where the row says so; tokens/s/GPU. Every row at 2,048 tokens on 8 GPUs and both 70B rows (32, 64
+    GPUs), a source never fitted on (added 2026-12-06, stacks.yaml llm-foundry). H100: 760M +13.4%, 1B +1.1%, 7B
+    +2.4%, 13B +17.4%, 30B +0.8%, 70B on 32 / 64 GPUs +5.5% / −7.3%, mean 6.8%. A100: 1B −3.2%, 3B −4.1%, 7B
+    −2.5%, 13B +4.3%, 30B −10.7%, 70B +1.6% / −5.5%, mean 4.6%. History: with FlashAttention-2 figures and 16-bit
+    reductions the means were 7.4% and 5.1% (A100 1B +5.2%, 13B +9.6%); the A100 change is the Triton kernel's
+    figures (kernels.yaml ampere bf16_triton, FlashAttention-2 over the FA2 paper's section 4.1 ratios), H100 keeps
+    the FlashAttention-2 figures for want of a Hopper measurement. The 13B rows (micro-batch 2 without
+    checkpointing) still run slow on H100; the A100 table misses the 3% target that the Megatron tables meet."""
     h100 = {p.key: p for p in _table(FOUNDRY_H100)}
     a100 = {p.key: p for p in _table(FOUNDRY_A100)}
     assert len(h100) == 7 and len(a100) == 7
-    for preds, mean_bound in ((h100, 0.08), (a100, 0.06)):
+    for preds, mean_bound in ((h100, 0.07), (a100, 0.05)):
         errs = [abs(p.error) for p in preds.values()]
-        assert sum(errs) / len(errs) <= mean_bound and max(errs) <= 0.20
-    assert all(abs(p.error) <= 0.10 for k, p in {**h100, **a100}.items() if "13b" not in k and "760m" not in k)
-    assert h100["foundry-h100-13b"].error > 0.1 and a100["foundry-a100-13b"].error > 0.05
+        assert sum(errs) / len(errs) <= mean_bound and max(errs) <= 0.18
+    assert all(abs(p.error) <= 0.11 for k, p in {**h100, **a100}.items() if k not in ("foundry-h100-13b",
+                                                                                       "foundry-h100-760m"))
+    assert h100["foundry-h100-13b"].error > 0.1
+
+
+def test_triton_flash_attention_route_follows_the_fa2_papers_ratios():
+    """Dao 2023 (FlashAttention-2, arXiv 2307.08691) section 4.1, A100 80GB: FlashAttention-2 is 1.3-1.5x faster than
+    FlashAttention in Triton in the forward pass and about 2x faster in the backward pass. The ampere row's triton
+    route is its FlashAttention-2 figures over 1.4 and 2.0; Hopper, with no measurement of that kernel, keeps
+    FlashAttention-2's."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.perf.compute import kernel_table
+
+    a100 = kernel_table(gpu("a100-80gb-sxm"))
+    fa2, tri = a100.attention(""), a100.attention("triton")
+    assert tri[0] == pytest.approx(fa2[0] / 1.4, rel=0.01) and tri[1] == pytest.approx(fa2[1] / 2.0, rel=0.01)
+    h100 = kernel_table(gpu("h100-sxm"))
+    for tokens in (2048, 8192, 32768):
+        assert h100.attention("triton", tokens) == h100.attention("fa2", tokens)
 
 
 def test_mpt_parameter_counts_match_llm_foundrys_table():

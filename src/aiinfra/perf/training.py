@@ -315,7 +315,9 @@ def _elementwise(key: str, raw) -> tuple[float, str]:
     return float(raw["factor"]), str(raw["fit"])
 
 
-ATTENTION_KERNELS = ("cudnn", "fa2", "fa3")  # cuDNN fused attention (Transformer Engine), FlashAttention-2, -3
+# cuDNN fused attention (Transformer Engine), FlashAttention-2, -3, and the Triton FlashAttention of the flash-attn
+# package's flash_attn_triton.py (llm-foundry's attn_impl: triton)
+ATTENTION_KERNELS = ("cudnn", "fa2", "fa3", "triton")
 FP8_TRANSPOSE_BYTES = 2.0  # an FP8 transpose reads 1 B and writes 1 B per element
 FP8_ROW_AND_COLUMN_BYTES = 6.0  # amax read (2 B) + one fused cast-transpose: read 2 B, write rowwise 1 B + columnwise 1 B
 
@@ -355,7 +357,7 @@ def _fp8_cast_elements(M, N, K, role: str, sp_tp, tp, casts: str, cast_bytes: fl
 
 
 def _attention_kernel(key: str, raw) -> str:
-    """stacks.yaml attention_kernel: cudnn | fa2 | fa3, or absent; any other value is refused, not read as cuDNN."""
+    """stacks.yaml attention_kernel: cudnn | fa2 | fa3 | triton, or absent; any other value is refused, not read as cuDNN."""
     if raw in ("",) + ATTENTION_KERNELS:
         return str(raw)
     raise AiinfraError(f"stack '{key}': attention_kernel must be one of {', '.join(ATTENTION_KERNELS)}, got {raw!r}")

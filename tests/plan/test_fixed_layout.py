@@ -324,3 +324,33 @@ def test_recompute_modules_option_is_megatrons_and_checked_in_one_line(cli):
                       "selective"),
                      (["size", "train", "gpt-oss-120b", "--recompute-modules", "moe_act"], "selective")):
         assert_one_line_error(cli(*bad), msg)
+
+
+def test_a_data_parallel_only_stack_is_searched_and_checked_as_such(cli):
+    """stacks.yaml llm-foundry (parallelism: []): MosaicML's MPT benchmark runs (llm-foundry v0.3.0,
+    scripts/train/benchmarking at b2a43a1) used PyTorch FSDP and no tensor, pipeline, context or expert parallelism.
+    plan searches only TP1·PP1·CP1 layouts for that stack (torchtitan, which runs all four, gets the full space), and a
+    fixed layout or a size train run that needs another axis is refused in one line, exit 2."""
+    from aiinfra.errors import SpecError
+    from aiinfra.sizing.training import parse_parallelism, stack_parallelism
+
+    m, g = model("mpt-30b"), gpu("h100-sxm")
+    kw = dict(global_batch=1344, seq=2048, top=50)
+    only_dp = plan_command(m, g, [32], options=Options(software="llm-foundry"), **kw).facts["layouts"]
+    assert {(x["tp"], x["pp"], x["cp"]) for x in only_dp} == {(1, 1, 1)}
+    every = plan_command(m, g, [32], options=Options(software="torchtitan"), **kw).facts["layouts"]
+    assert any(x["tp"] > 1 for x in every) and any(x["pp"] > 1 for x in every)
+    base = ("plan", "mpt-30b", "--gpu", "h100-sxm", "--gpus", "32", "--global-batch", "1344", "--seq", "2048",
+            "--software", "llm-foundry")
+    assert_one_line_error(cli(*base, "--layout", "tp=2"), "runs data parallelism only; tp=2 needs tensor")
+    assert_one_line_error(cli(*base, "--layout", "pp=2,cp=2"), "pp=2, cp=2 needs pipeline and context")
+    assert cli(*base, "--layout", "tp=1,pp=1,dp=32", "--format", "json").code == 0
+    assert_one_line_error(cli("size", "train", "mpt-30b", "--gpu", "h100-sxm", "--tp", "2", "--software",
+                              "llm-foundry"), "needs tensor parallelism")
+    assert_one_line_error(cli("plan", "mixtral-8x7b", "--gpus", "64", "--software", "llm-foundry", "--ep-overlap"),
+                          "runs no expert parallelism")
+    assert stack_parallelism("megatron-core") == ("tp", "pp", "cp", "ep") and stack_parallelism("llm-foundry") == ()
+    with pytest.raises(SpecError, match="parallelism must be a list of tp, pp, cp, ep, got 'none'"):
+        parse_parallelism("s", "none")
+    with pytest.raises(SpecError, match="got \\['dp'\\]"):
+        parse_parallelism("s", ["dp"])

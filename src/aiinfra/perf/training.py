@@ -62,7 +62,7 @@ from aiinfra.sizing.params import attention_params, every_second_linear, linear_
 from aiinfra.sizing.training import (ActivationOffload, activation_offload, attention_width_units,
                                      layer_activation_bytes, module_norms,
                                      module_policy, offload_code, pipeline_edge_slots, policy_modules, saved_input_bytes,
-                                     selective_policy, stack_uneven_pipeline, stage_layers)
+                                     selective_policy, stack_parallelism, stack_uneven_pipeline, stage_layers)
 from aiinfra.specs import GpuSpec, ModelSpec, arch_family
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/(v·m) for the interleaved 1F1B schedule"
@@ -165,6 +165,8 @@ class Stack:
     # ("alltoall" with one local expert: "alltoall_one_local_expert"), stacks.yaml moe_permute, and its source
     moe_permute: tuple[tuple[str, float], ...] = ()
     moe_permute_source: str = ""
+    # the model-parallel axes the stack runs (stacks.yaml parallelism): the search keeps the others at 1
+    parallelism: tuple[str, ...] = ("tp", "pp", "cp", "ep")
 
     def permute_bytes(self, dispatcher: str, local_experts):
         """Bytes per routed copy element and pass for `dispatcher` (0 where the stack counts none)."""
@@ -198,7 +200,8 @@ def stack(name: str = "megatron-core") -> Stack:
                  *_cp_ring(key, e.get("cp_ring")), _tp_fusion(key, e.get("tp_overlap_fusion", "userbuffers")),
                  _flag(key, "sp_layout_copies", e.get("sp_layout_copies", False)),
                  activation_offload(key), *_cross_entropy(key, e.get("cross_entropy")),
-                 *_elementwise(key, e.get("elementwise")), *_moe_permute(key, e.get("moe_permute")))
+                 *_elementwise(key, e.get("elementwise")), *_moe_permute(key, e.get("moe_permute")),
+                 parallelism=stack_parallelism(key))
 
 
 def _moe_permute(key: str, raw) -> tuple[tuple[tuple[str, float], ...], str]:

@@ -19,8 +19,8 @@ from aiinfra.perf.training import TP_MODES, stack
 from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, edge_slots, plan, tp_modes
 from aiinfra.plan.space import RECOMPUTE_NAMES
 from aiinfra.sizing.pipeline_layout import PipelineLayout
-from aiinfra.sizing.training import (check_activation_offload, check_layout, check_recompute_modules, device_memory,
-                                     parse_offload)
+from aiinfra.sizing.training import (PARALLEL_AXES, check_activation_offload, check_layout, check_recompute_modules,
+                                     check_stack_parallelism, device_memory, parse_offload)
 from aiinfra.specs import GpuSpec, ModelSpec
 
 LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "offload", "offload_layers",
@@ -317,6 +317,7 @@ def plan_command(
             raise SpecError(f"--recompute-modules names what selective recompute repeats; the layout's recompute is "
                             f"{RECOMPUTE_NAMES[lay['recompute']]}")
         _check_buildable(m, gpus, lay, global_batch, seq, split, opt.mtp)
+        check_stack_parallelism(opt.software, **{a: lay.get(a) for a in PARALLEL_AXES})
         if opt.ep_overlap:
             _check_ep_overlap(lay, split)
         if opt.cuda_graph_scope:

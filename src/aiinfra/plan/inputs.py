@@ -11,7 +11,7 @@ from aiinfra.errors import SpecError
 from aiinfra.perf.host import graphed_search, parse_cuda_graph_scope
 from aiinfra.plan.search import Options
 from aiinfra.plan.space import RECOMPUTE_NAMES
-from aiinfra.sizing.training import module_policy, parse_recompute_modules
+from aiinfra.sizing.training import module_policy, parse_recompute_modules, stack_parallelism
 
 __all__ = ["parse_size", "parse_bytes", "parse_gpu_counts", "parse_prices", "batch_sequences", "parse_offloads",
            "build_options", "stack_key"]
@@ -168,6 +168,9 @@ def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, 
     module_policy(software, modules)  # a stack with its own selective policy takes no module names
     if modules and "selective" not in modes:
         raise SpecError("--recompute-modules names what selective recompute repeats; --recompute leaves selective out")
+    if ep_overlap and "ep" not in stack_parallelism(software):
+        raise SpecError(f"--ep-overlap overlaps expert-parallel all-to-alls; the {software} stack runs no expert "
+                        "parallelism")
     if ep_overlap and "moe" in modules:  # Megatron's TransformerConfig refuses the pair
         raise SpecError("--ep-overlap runs no recompute of the whole MoE layer: drop moe from --recompute-modules")
     if ep_overlap and modes == ("full",):

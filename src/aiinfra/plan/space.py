@@ -136,6 +136,7 @@ def build_space(
     uneven_pipeline: bool = True,
     edge_slots: bool | PipelineLayout = False,
     ep_overlap: bool = False,
+    parallel_axes: tuple[str, ...] = ("tp", "pp", "cp", "ep"),
 ) -> Space:
     """All valid layouts for `m` over the given GPU counts, as flat arrays.
 
@@ -144,7 +145,8 @@ def build_space(
     layer, every CP dividing the sequence that leaves each rank `min_cp_tokens` tokens. A PipelineLayout in
     `edge_slots` (Megatron's custom layout) fixes the stages: PP is a divisor of its stage count, VP the quotient.
     `ep_overlap` (Megatron's --overlap-moe-expert-parallel-comm) keeps only what Megatron runs with it
-    (TransformerConfig.__post_init__ at d98e8a6): EP > 1, VP > 1 wherever PP > 1, and no full recompute."""
+    (TransformerConfig.__post_init__ at d98e8a6): EP > 1, VP > 1 wherever PP > 1, and no full recompute.
+    `parallel_axes`: the model-parallel axes the software stack runs (stacks.yaml parallelism); the others stay 1."""
     # TP: every divisor of the heads; inside the scale-up domain it runs at NVLink speed, beyond it
     # the collectives cross the NICs (perf.training charges that), so the step time decides.
     # A TP group inside a domain must tile it (no group straddles two domains); beyond it, whole domains.
@@ -161,6 +163,9 @@ def build_space(
     mbs = divisors(global_batch) if micro_batches is None else list(micro_batches)
     vps = list(range(1, m.layers + 3)) if interleaves is None else list(interleaves)
     eps = [e for e in divisors(m.experts) if e <= 256] if m.is_moe else [1]
+    # a stack that does not run an axis (llm-foundry: data parallelism only) keeps it at 1
+    tps, pps, cps, eps = ([v for v in vals if v == 1 or axis in parallel_axes]
+                          for axis, vals in (("tp", tps), ("pp", pps), ("cp", cps), ("ep", eps)))
     # Structural axes first (few thousand rows), filtered before the knobs multiply them.
     g = np.meshgrid(_i64(gpu_counts), _i64(tps), _i64(pps), _i64(cps), _i64(eps), indexing="ij")
     N, tp, pp, cp, ep = (x.ravel() for x in g)

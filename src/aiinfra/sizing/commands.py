@@ -14,9 +14,10 @@ from aiinfra.explain import Result, quantity
 from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
 from aiinfra.sizing.params import param_counts
 from aiinfra.sizing.pipeline_layout import PipelineLayout
-from aiinfra.sizing.training import (RECOMPUTE, check_activation_offload, check_recompute_modules, fit_verdict,
-                                     module_policy, parse_offload, parse_recompute_modules, pipeline_edge_slots,
-                                     saved_input_bytes, stack_uneven_pipeline, training_memory)
+from aiinfra.sizing.training import (RECOMPUTE, check_activation_offload, check_recompute_modules,
+                                     check_stack_parallelism, fit_verdict, module_policy, parse_offload,
+                                     parse_recompute_modules, pipeline_edge_slots, saved_input_bytes,
+                                     stack_uneven_pipeline, training_memory)
 from aiinfra.specs import GpuSpec, ModelSpec
 from aiinfra.units import GiB
 
@@ -92,6 +93,7 @@ def training_report(
     check_recompute_modules(m, modules)
     if modules and recompute != "selective":
         raise SpecError(f"--recompute-modules names what selective recompute drops; --recompute is {recompute}")
+    check_stack_parallelism(software, tp=tp, pp=pp, cp=cp, ep=ep)
     split = pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split)
     if isinstance(split, PipelineLayout) and interleave == 1:  # the default: the layout's stages say how many
         interleave = split.vp(pp)

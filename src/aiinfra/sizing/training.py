@@ -307,6 +307,36 @@ def stack_uneven_pipeline(software: str = "megatron-core") -> bool:
     return bool(default_catalog().entry("stacks", software)[1].get("uneven_pipeline", True))
 
 
+PARALLEL_AXES = ("tp", "pp", "cp", "ep")  # the model-parallel axes a layout splits over, besides data parallelism
+AXIS_NAMES = {"tp": "tensor", "pp": "pipeline", "cp": "context", "ep": "expert"}
+
+
+def stack_parallelism(software: str = "megatron-core") -> tuple[str, ...]:
+    """The model-parallel axes a software stack runs (catalog stacks.yaml parallelism; absent: all of tp, pp, cp,
+    ep); data parallelism always. Anything but a list of those axes is refused, never read as all or none."""
+    key, e = default_catalog().entry("stacks", software)
+    return parse_parallelism(key, e.get("parallelism"))
+
+
+def parse_parallelism(key: str, raw) -> tuple[str, ...]:
+    """stacks.yaml parallelism of stack `key`: absent is every axis; a list names the axes run."""
+    if raw is None:
+        return PARALLEL_AXES
+    if not isinstance(raw, list) or any(a not in PARALLEL_AXES for a in raw):
+        raise SpecError(f"stack '{key}': parallelism must be a list of {', '.join(PARALLEL_AXES)}, got {raw!r}")
+    return tuple(a for a in PARALLEL_AXES if a in raw)
+
+
+def check_stack_parallelism(software: str, **sizes: int | None) -> None:
+    """One sentence when a layout splits over an axis its software stack does not run (stack_parallelism)."""
+    axes = stack_parallelism(software)
+    over = [f"{a}={int(n)}" for a, n in sizes.items() if n is not None and int(n) > 1 and a not in axes]
+    if over:
+        runs = " and ".join(["data"] + [AXIS_NAMES[a] for a in axes])
+        raise LayoutError(f"the {software} stack runs {runs} parallelism only; {', '.join(over)} needs "
+                          f"{' and '.join(AXIS_NAMES[o.partition('=')[0]] for o in over)} parallelism")
+
+
 def check_layout(m: ModelSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int = 1, ep: int = 1, vp: int = 1,
                  etp: int | None = None,
                  sp: bool = False, seq: int | None = None, edge_slots: bool | PipelineLayout | None = None,

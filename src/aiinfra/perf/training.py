@@ -62,7 +62,8 @@ from aiinfra.sizing.params import attention_params, every_second_linear, linear_
 from aiinfra.sizing.training import (ActivationOffload, activation_offload, attention_width_units,
                                      layer_activation_bytes, module_norms,
                                      module_policy, offload_code, pipeline_edge_slots, policy_modules, saved_input_bytes,
-                                     selective_policy, stack_parallelism, stack_uneven_pipeline, stage_layers)
+                                     selective_policy, stack_parallelism, stack_uneven_pipeline, stage_layers,
+                                     PARALLEL_AXES)
 from aiinfra.specs import GpuSpec, ModelSpec, arch_family
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/(v·m) for the interleaved 1F1B schedule"
@@ -166,7 +167,7 @@ class Stack:
     moe_permute: tuple[tuple[str, float], ...] = ()
     moe_permute_source: str = ""
     # the model-parallel axes the stack runs (stacks.yaml parallelism): the search keeps the others at 1
-    parallelism: tuple[str, ...] = ("tp", "pp", "cp", "ep")
+    parallelism: tuple[str, ...] = PARALLEL_AXES
 
     def permute_bytes(self, dispatcher: str, local_experts):
         """Bytes per routed copy element and pass for `dispatcher` (0 where the stack counts none)."""
@@ -360,7 +361,8 @@ def _fp8_cast_elements(M, N, K, role: str, sp_tp, tp, casts: str, cast_bytes: fl
 
 
 def _attention_kernel(key: str, raw) -> str:
-    """stacks.yaml attention_kernel: cudnn | fa2 | fa3 | triton, or absent; any other value is refused, not read as cuDNN."""
+    """stacks.yaml attention_kernel: cudnn | fa2 | fa3 | triton, or absent; any other value is refused, not read as
+    cuDNN."""
     if raw in ("",) + ATTENTION_KERNELS:
         return str(raw)
     raise AiinfraError(f"stack '{key}': attention_kernel must be one of {', '.join(ATTENTION_KERNELS)}, got {raw!r}")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from aiinfra.sizing.pipeline_layout import PipelineLayout
-from aiinfra.sizing.training import ActivationOffload
+from aiinfra.sizing.training import PARALLEL_AXES, ActivationOffload
 from aiinfra.specs import ModelSpec
 
 AXES = ("gpus", "tp", "pp", "dp", "cp", "ep", "mb", "vp", "recompute", "zero")
@@ -136,7 +136,7 @@ def build_space(
     uneven_pipeline: bool = True,
     edge_slots: bool | PipelineLayout = False,
     ep_overlap: bool = False,
-    parallel_axes: tuple[str, ...] = ("tp", "pp", "cp", "ep"),
+    parallel_axes: tuple[str, ...] = PARALLEL_AXES,
 ) -> Space:
     """All valid layouts for `m` over the given GPU counts, as flat arrays.
 

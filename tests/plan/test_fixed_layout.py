@@ -336,10 +336,13 @@ def test_a_data_parallel_only_stack_is_searched_and_checked_as_such(cli):
 
     m, g = model("mpt-30b"), gpu("h100-sxm")
     kw = dict(global_batch=1344, seq=2048, top=50)
-    only_dp = plan_command(m, g, [32], options=Options(software="llm-foundry"), **kw).facts["layouts"]
-    assert {(x["tp"], x["pp"], x["cp"]) for x in only_dp} == {(1, 1, 1)}
-    every = plan_command(m, g, [32], options=Options(software="torchtitan"), **kw).facts["layouts"]
-    assert any(x["tp"] > 1 for x in every) and any(x["pp"] > 1 for x in every)
+    only_dp = plan_command(m, g, [32], options=Options(software="llm-foundry"), **kw)
+    assert {(x["tp"], x["pp"], x["cp"]) for x in only_dp.facts["layouts"]} == {(1, 1, 1)}
+    assert "the llm-foundry stack runs data parallelism only; the search keeps the other axes at 1" in \
+        only_dp.assumptions
+    every = plan_command(m, g, [32], options=Options(software="torchtitan"), **kw)
+    assert any(x["tp"] > 1 for x in every.facts["layouts"]) and any(x["pp"] > 1 for x in every.facts["layouts"])
+    assert not any("runs data parallelism" in a for a in every.assumptions)
     base = ("plan", "mpt-30b", "--gpu", "h100-sxm", "--gpus", "32", "--global-batch", "1344", "--seq", "2048",
             "--software", "llm-foundry")
     assert_one_line_error(cli(*base, "--layout", "tp=2"), "runs data parallelism only; tp=2 needs tensor")

@@ -346,7 +346,11 @@ def plan_command(
     for k, unit in (("days", "days"), ("gpu_hours", "GPU·h"), ("cost_usd", "USD")):
         if k in w:
             facts[k] = quantity(w[k], unit)
+    axes = stack(opt.software).parallelism
     assumptions = [f"software stack {opt.software}: overlaps from catalog stacks.{opt.software}",
+                   *([f"the {opt.software} stack runs data parallelism"
+                      + (" and " + ", ".join(a.upper() for a in axes) if axes else " only")
+                      + "; the search keeps the other axes at 1"] if axes != PARALLEL_AXES else []),
                    f"linear layers in {opt.dtype}; attention and norms in 16-bit",
                    "selective recompute repeats the Megatron modules " + ", ".join(opt.recompute_modules)
                    if opt.recompute_modules else f"selective recompute as the {opt.software} stack runs it",

@@ -353,6 +353,8 @@ def test_a_data_parallel_only_stack_is_searched_and_checked_as_such(cli):
     assert_one_line_error(cli("plan", "mixtral-8x7b", "--gpus", "64", "--software", "llm-foundry", "--ep-overlap"),
                           "runs no expert parallelism")
     assert stack_parallelism("megatron-core") == ("tp", "pp", "cp", "ep") and stack_parallelism("llm-foundry") == ()
+    assert_one_line_error(cli("plan", "gpt-1.7b", "--gpus", "32", "--software", "megatron-2021", "--layout", "cp=2"),
+                          "runs data, tensor and pipeline parallelism; cp=2 needs context parallelism")
     with pytest.raises(SpecError, match="parallelism must be a list of tp, pp, cp, ep, got 'none'"):
         parse_parallelism("s", "none")
     with pytest.raises(SpecError, match="got \\['dp'\\]"):

@@ -20,7 +20,8 @@ from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, e
 from aiinfra.plan.space import RECOMPUTE_NAMES
 from aiinfra.sizing.pipeline_layout import PipelineLayout
 from aiinfra.sizing.training import (PARALLEL_AXES, check_activation_offload, check_layout, check_recompute_modules,
-                                     check_stack_parallelism, device_memory, parse_offload)
+                                     check_stack_parallelism, device_memory, parallelism_phrase,
+                                     parse_offload)
 from aiinfra.specs import GpuSpec, ModelSpec
 
 LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "offload", "offload_layers",
@@ -348,9 +349,8 @@ def plan_command(
             facts[k] = quantity(w[k], unit)
     axes = stack(opt.software).parallelism
     assumptions = [f"software stack {opt.software}: overlaps from catalog stacks.{opt.software}",
-                   *([f"the {opt.software} stack runs data parallelism"
-                      + (" and " + ", ".join(a.upper() for a in axes) if axes else " only")
-                      + "; the search keeps the other axes at 1"] if axes != PARALLEL_AXES else []),
+                   *([f"the {opt.software} stack runs {parallelism_phrase(axes)}; the search keeps the other axes "
+                      "at 1"] if axes != PARALLEL_AXES else []),
                    f"linear layers in {opt.dtype}; attention and norms in 16-bit",
                    "selective recompute repeats the Megatron modules " + ", ".join(opt.recompute_modules)
                    if opt.recompute_modules else f"selective recompute as the {opt.software} stack runs it",

@@ -327,13 +327,18 @@ def parse_parallelism(key: str, raw) -> tuple[str, ...]:
     return tuple(a for a in PARALLEL_AXES if a in raw)
 
 
+def parallelism_phrase(axes: tuple[str, ...]) -> str:
+    """'data parallelism only' | 'data, tensor and pipeline parallelism': what a stack with `axes` runs."""
+    names = ["data"] + [AXIS_NAMES[a] for a in axes]
+    return "data parallelism only" if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]} parallelism"
+
+
 def check_stack_parallelism(software: str, **sizes: int | None) -> None:
     """One sentence when a layout splits over an axis its software stack does not run (stack_parallelism)."""
     axes = stack_parallelism(software)
     over = [f"{a}={int(n)}" for a, n in sizes.items() if n is not None and int(n) > 1 and a not in axes]
     if over:
-        runs = " and ".join(["data"] + [AXIS_NAMES[a] for a in axes])
-        raise LayoutError(f"the {software} stack runs {runs} parallelism only; {', '.join(over)} needs "
+        raise LayoutError(f"the {software} stack runs {parallelism_phrase(axes)}; {', '.join(over)} needs "
                           f"{' and '.join(AXIS_NAMES[o.partition('=')[0]] for o in over)} parallelism")
 
 

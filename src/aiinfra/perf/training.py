@@ -59,11 +59,10 @@ from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_
 from aiinfra.perf.host import layer_modules, recomputed_modules
 from aiinfra.sizing.dtypes import nbytes
 from aiinfra.sizing.params import attention_params, every_second_linear, linear_order, param_counts
-from aiinfra.sizing.training import (ActivationOffload, activation_offload, attention_width_units,
+from aiinfra.sizing.training import (PARALLEL_AXES, ActivationOffload, activation_offload, attention_width_units,
                                      layer_activation_bytes, module_norms,
                                      module_policy, offload_code, pipeline_edge_slots, policy_modules, saved_input_bytes,
-                                     selective_policy, stack_parallelism, stack_uneven_pipeline, stage_layers,
-                                     PARALLEL_AXES)
+                                     selective_policy, stack_parallelism, stack_uneven_pipeline, stage_layers)
 from aiinfra.specs import GpuSpec, ModelSpec, arch_family
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/(v·m) for the interleaved 1F1B schedule"

@@ -21,7 +21,7 @@ from aiinfra.plan.space import RECOMPUTE_NAMES
 from aiinfra.sizing.pipeline_layout import PipelineLayout
 from aiinfra.sizing.training import (PARALLEL_AXES, check_activation_offload, check_layout, check_recompute_modules,
                                      check_stack_parallelism, device_memory, parallelism_phrase,
-                                     parse_offload)
+                                     parse_offload, stack_parallelism)
 from aiinfra.specs import GpuSpec, ModelSpec
 
 LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "offload", "offload_layers",
@@ -347,7 +347,7 @@ def plan_command(
     for k, unit in (("days", "days"), ("gpu_hours", "GPU·h"), ("cost_usd", "USD")):
         if k in w:
             facts[k] = quantity(w[k], unit)
-    axes = stack(opt.software).parallelism
+    axes = stack_parallelism(opt.software)
     assumptions = [f"software stack {opt.software}: overlaps from catalog stacks.{opt.software}",
                    *([f"the {opt.software} stack runs {parallelism_phrase(axes)}; the search keeps the other axes "
                       "at 1"] if axes != PARALLEL_AXES else []),

@@ -336,10 +336,11 @@ def parallelism_phrase(axes: tuple[str, ...]) -> str:
 def check_stack_parallelism(software: str, **sizes: int | None) -> None:
     """One sentence when a layout splits over an axis its software stack does not run (stack_parallelism)."""
     axes = stack_parallelism(software)
-    over = [f"{a}={int(n)}" for a, n in sizes.items() if n is not None and int(n) > 1 and a not in axes]
+    over = {a: int(n) for a, n in sizes.items() if n is not None and int(n) > 1 and a not in axes}
     if over:
-        raise LayoutError(f"the {software} stack runs {parallelism_phrase(axes)}; {', '.join(over)} needs "
-                          f"{' and '.join(AXIS_NAMES[o.partition('=')[0]] for o in over)} parallelism")
+        raise LayoutError(f"the {software} stack runs {parallelism_phrase(axes)}; "
+                          f"{', '.join(f'{a}={n}' for a, n in over.items())} needs "
+                          f"{' and '.join(AXIS_NAMES[a] for a in over)} parallelism")
 
 
 def check_layout(m: ModelSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int = 1, ep: int = 1, vp: int = 1,

@@ -1331,7 +1331,9 @@ def test_loss_traffic_is_the_stacks_count_and_a_bad_count_is_refused():
     unfused vocab-parallel cross-entropy on fp32 logits (megatron/core/tensor_parallel/cross_entropy.py at f2e5db4):
     cast 6, max 4, subtract 8, exp 8, sum 4, divide 8; backward multiply 8, cast back 6 = 52 B. Transformer Engine's
     Triton cross-entropy (transformer_engine/pytorch/triton/cross_entropy.py): read, read + write the gradient in
-    place, then scale it = 10 B. On the Megatron-LM README's 1.7B GPT (vocabulary 131,072, hidden 2048, one 4-sequence
+    place, then scale it = 10 B. llm-foundry's MPT: flash-attn's fused xentropy on the 16-bit logits (6 B) and the two
+    train metrics Composer updates after every micro-batch, each a CrossEntropyLoss that autocast runs in fp32 (cast 6
+    + log_softmax 8) = 34 B. On the Megatron-LM README's 1.7B GPT (vocabulary 131,072, hidden 2048, one 4-sequence
     micro-batch of 4,096 tokens on one H100) the loss's part of the step differs by exactly the 42 B per logit
     between the two stacks; a count that is not a positive number with a source is refused in one line."""
     from aiinfra.errors import AiinfraError
@@ -1339,6 +1341,7 @@ def test_loss_traffic_is_the_stacks_count_and_a_bad_count_is_refused():
 
     assert stack("megatron-lm").ce_bytes == 52 and stack("megatron-core").ce_bytes == 10
     assert stack("megatron-2021").ce_bytes == 52 and stack("torchtitan").ce_bytes == CE_DEFAULT_BYTES == 12
+    assert stack("llm-foundry").ce_bytes == 34 and "LanguagePerplexity" in stack("llm-foundry").ce_source
     m, g = model("mcore-gpt-1.7b"), gpu("h100-sxm")
 
     def elementwise(sw):
@@ -1352,6 +1355,39 @@ def test_loss_traffic_is_the_stacks_count_and_a_bad_count_is_refused():
                 {"bytes": 52}, {"bytes": 52, "source": ""}, {"bytes": 52, "source": "s", "x": 1}, 52, {"bytes": True, "source": "s"}):
         with pytest.raises(AiinfraError, match="cross_entropy must be"):
             _cross_entropy("x", bad)
+
+
+def test_optimizer_step_traffic_is_the_stacks_count_and_a_bad_count_is_refused():
+    """stacks.yaml optimizer_step: HBM bytes per parameter of the optimizer shard, counted from the stack's optimizer
+    code. llm-foundry's MPT runs use Composer 0.16.4's DecoupledAdamW (composer/optim/decoupled_weight_decay.py: one
+    op at a time per parameter; at weight_decay 0: exp_avg mul_ 8 + add_ 12, exp_avg_sq mul_ 8 + addcmul_ 16, sqrt 8,
+    divide 8, add eps 8, param addcdiv_ 16 = 84 B) and FSDP's clip_grad_norm_ (norm read 4, unconditional mul_ 8 =
+    12 B): 96 B, against fused Adam's 30 B (the default, torchtitan's). On MPT-13B under FSDP over 8 H100s the
+    optimizer part differs by exactly that ratio; a count that is not a positive number with a source is refused."""
+    from aiinfra.errors import AiinfraError
+    from aiinfra.perf.training import OPT_BYTES, _optimizer_step, stack
+
+    assert stack("llm-foundry").opt_bytes == 96 and stack("torchtitan").opt_bytes == OPT_BYTES == 30
+    assert stack("llm-foundry").opt_source and not stack("megatron-core").opt_source
+    m, g = model("mpt-13b"), gpu("h100-sxm")
+
+    def optimizer(sw):
+        r = step_time(m, g, tp=1, pp=1, dp=8, micro_batch=2, global_batch=16, seq=2048, zero=3, software=sw)
+        part = next(p for p in r.step.parts if p.name == "optimizer step")
+        return float(part.value), part
+
+    foundry, part = optimizer("llm-foundry")
+    titan, _ = optimizer("torchtitan")
+    assert foundry / titan == pytest.approx(96 / 30)
+    # llm-foundry's table prints NumParams 12,853,954,560 for MPT-13B at 2,048 tokens: an eighth of them per GPU
+    assert foundry == pytest.approx(12_853_954_560 / 8 * 96 / g.memory_bw, rel=0.01)
+    assert "DecoupledAdamW" in part.sources["bytes"]
+    assert _optimizer_step("x", None) == (OPT_BYTES, "")
+    for bad in ({"bytes": 0, "source": "s"}, {"bytes": -3, "source": "s"}, {"bytes": "96", "source": "s"},
+                {"bytes": 96}, {"bytes": 96, "source": ""}, {"bytes": 96, "source": "s", "x": 1}, 96,
+                {"bytes": True, "source": "s"}):
+        with pytest.raises(AiinfraError, match="optimizer_step must be"):
+            _optimizer_step("x", bad)
 
 
 def test_eager_stack_charges_its_elementwise_ops_unfused_and_a_bad_factor_is_refused():

@@ -270,19 +270,26 @@ def test_llm_foundry_mpt_tables_out_of_sample():
     Composer with PyTorch FSDP (FULL_SHARD; MP Mode DEFAULT: fp32 gradient reduction, except the A100 70B rows,
     PURE), the flash-attn package's Triton FlashAttention (submit_benchmarks.py's attn_impl default), full activation
     checkpointing where the row says so; tokens/s/GPU. Every row at 2,048 tokens on 8 GPUs and both 70B rows (32, 64
-    GPUs), a source never fitted on (added 2026-12-06, stacks.yaml llm-foundry). H100: 760M +13.4%, 1B +1.1%, 7B
-    +2.4%, 13B +17.4%, 30B +0.8%, 70B on 32 / 64 GPUs +5.5% / −7.3%, mean 6.8%. A100: 1B −3.2%, 3B −4.1%, 7B
-    −2.5%, 13B +4.3%, 30B −10.7%, 70B +1.6% / −5.5%, mean 4.6%. History: with FlashAttention-2 figures and 16-bit
+    GPUs), a source never fitted on (added 2026-12-06, stacks.yaml llm-foundry). H100: 760M +9.7%, 1B −1.5%, 7B
+    +0.4%, 13B +12.2%, 30B +0.6%, 70B on 32 / 64 GPUs +5.4% / −7.3%, mean 5.3%. A100: 1B −4.6%, 3B −5.0%, 7B
+    −3.3%, 13B +3.1%, 30B −10.8%, 70B +1.5% / −5.5%, mean 4.8%. History: with FlashAttention-2 figures and 16-bit
     reductions the means were 7.4% and 5.1% (A100 1B +5.2%, 13B +9.6%); the A100 change is the Triton kernel's
     figures (kernels.yaml ampere bf16_triton, FlashAttention-2 over the FA2 paper's section 4.1 ratios), H100 keeps
-    the FlashAttention-2 figures for want of a Hopper measurement. The 13B rows (micro-batch 2 without
-    checkpointing) still run slow on H100; the A100 table misses the 3% target that the Megatron tables meet."""
+    the FlashAttention-2 figures for want of a Hopper measurement. Then 6.8% and 4.6% (H100 760M +13.4%, 13B +17.4%)
+    until the optimizer step and the loss were counted from Composer's and llm-foundry's code (stacks.yaml
+    optimizer_step: the unfused DecoupledAdamW and FSDP's gradient clipping, 96 B per parameter of the shard against
+    fused Adam's 30; cross_entropy: the fused loss and two fp32 train metrics per micro-batch, 34 B per logit against
+    the default 12): the optimizer weighs where a step is one micro-batch of a large model (H100 13B, 2 sequences a
+    GPU), the metrics where the logits are large next to the model (760M at 24 sequences a GPU). Both costs are
+    real on A100 too, whose rows the model already ran slow: its mean moved from 4.6% to 4.8%. The 13B rows
+    (micro-batch 2 without checkpointing) still run slow on H100; the A100 table misses the 3% target that the
+    Megatron tables meet."""
     h100 = {p.key: p for p in _table(FOUNDRY_H100)}
     a100 = {p.key: p for p in _table(FOUNDRY_A100)}
     assert len(h100) == 7 and len(a100) == 7
-    for preds, mean_bound in ((h100, 0.07), (a100, 0.05)):
+    for preds, mean_bound in ((h100, 0.055), (a100, 0.05)):
         errs = [abs(p.error) for p in preds.values()]
-        assert sum(errs) / len(errs) <= mean_bound and max(errs) <= 0.18
+        assert sum(errs) / len(errs) <= mean_bound and max(errs) <= 0.13
     assert all(abs(p.error) <= 0.11 for k, p in {**h100, **a100}.items() if k not in ("foundry-h100-13b",
                                                                                        "foundry-h100-760m"))
     assert h100["foundry-h100-13b"].error > 0.1

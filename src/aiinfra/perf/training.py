@@ -106,6 +106,10 @@ def _a(x) -> np.ndarray:
 CE_DEFAULT_BYTES = 12.0
 CE_DEFAULT_SOURCE = ("not counted for this stack: fp32 logits written, the softmax read and written, the gradient "
                      "written (4 B each) [U]")
+# The optimizer step where a stack counts none of its own (stacks.yaml optimizer_step absent), and why
+OPT_BYTES = 30.0
+OPT_DEFAULT_SOURCE = ("mixed-precision Adam, fused: read fp32 master, grad, m, v (16 B); write master, m, v (12 B) and the "
+                      "bf16 weight (2 B)")
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,10 @@ class Stack:
     # HBM bytes the loss moves per logit element, forward + backward (stacks.yaml cross_entropy), and their source
     ce_bytes: float = CE_DEFAULT_BYTES
     ce_source: str = ""
+    # HBM bytes the optimizer step moves per parameter of this GPU's optimizer shard (stacks.yaml optimizer_step,
+    # gradient clipping included where the stack counts it), and their source
+    opt_bytes: float = OPT_BYTES
+    opt_source: str = ""
     # the stack's elementwise HBM traffic as a multiple of the fused count (stacks.yaml elementwise: eager PyTorch
     # runs each op of a norm, RoPE or SwiGLU as its own kernel), and the rows it was fitted on
     elementwise_factor: float = 1.0
@@ -200,6 +208,7 @@ def stack(name: str = "megatron-core") -> Stack:
                  *_cp_ring(key, e.get("cp_ring")), _tp_fusion(key, e.get("tp_overlap_fusion", "userbuffers")),
                  _flag(key, "sp_layout_copies", e.get("sp_layout_copies", False)),
                  activation_offload(key), *_cross_entropy(key, e.get("cross_entropy")),
+                 *_optimizer_step(key, e.get("optimizer_step")),
                  *_elementwise(key, e.get("elementwise")), *_moe_permute(key, e.get("moe_permute")),
                  parallelism=stack_parallelism(key))
 
@@ -302,6 +311,18 @@ def _cross_entropy(key: str, raw) -> tuple[float, str]:
     if (not isinstance(raw, dict) or set(raw) != {"bytes", "source"} or not _amount(raw["bytes"])
             or not raw["bytes"] or not raw["source"]):
         raise AiinfraError(f"stack '{key}': cross_entropy must be {{bytes: bytes per logit element > 0, source}}, "
+                           f"got {raw!r}")
+    return float(raw["bytes"]), str(raw["source"])
+
+
+def _optimizer_step(key: str, raw) -> tuple[float, str]:
+    """stacks.yaml optimizer_step: {bytes: HBM bytes per parameter of the optimizer shard > 0, source}, or absent
+    (OPT_BYTES, fused mixed-precision Adam); anything else is refused, not read as the default."""
+    if raw is None:
+        return OPT_BYTES, ""
+    if (not isinstance(raw, dict) or set(raw) != {"bytes", "source"} or not _amount(raw["bytes"])
+            or not raw["bytes"] or not raw["source"]):
+        raise AiinfraError(f"stack '{key}': optimizer_step must be {{bytes: bytes per parameter > 0, source}}, "
                            f"got {raw!r}")
     return float(raw["bytes"]), str(raw["source"])
 
@@ -1134,10 +1155,11 @@ def step_time(
                  stk.key: stk.source})
     # the distributed optimizer shards each part over the group that syncs it
     opt_shard = dense_shard / np.where(zero >= 1, group, 1) + expert_shard / np.where(zero >= 1, edp, 1)
-    t_opt_v = opt_shard * OPT_BYTES / gpu.memory_bw
-    t_opt = Term("optimizer step", _s(t_opt_v), "s", "params in this GPU's optimizer shard × 30 B / HBM bandwidth",
-                 {"params": opt_shard, "bytes per param": OPT_BYTES, "HBM B/s": gpu.memory_bw},
-                 {"bytes": "mixed-precision Adam: read fp32 master, grad, m, v (16 B); write master, m, v (12 B) and the bf16 weight (2 B)"})
+    t_opt_v = opt_shard * stk.opt_bytes / gpu.memory_bw
+    t_opt = Term("optimizer step", _s(t_opt_v), "s",
+                 "params in this GPU's optimizer shard × bytes per param (stacks.yaml optimizer_step) / HBM bandwidth",
+                 {"params": opt_shard, "bytes per param": stk.opt_bytes, "HBM B/s": gpu.memory_bw},
+                 {"bytes": stk.opt_source or OPT_DEFAULT_SOURCE})
 
     # Offload (bit flags, sizing.training.offload_code): every byte crosses the host link, never free.
     off = _a(offload_code(offload))
@@ -1234,9 +1256,6 @@ def step_time(
     hfu = Term("HFU", _s(hw_rate / pk.value), "", "hardware FLOPs (with recompute) / (GPUs · step · peak)",
                {"hardware FLOPs": fl.hardware, "peak": pk})
     return TrainingPerf(step, fl, _s(gpus), tps, tflops, mfu, hfu, _s(M), mfu_full)
-
-
-OPT_BYTES = 30.0
 
 
 def _s(v):

@@ -33,6 +33,19 @@ def test_fixed_layout_is_ranked_and_explained():
     PlanFacts.model_validate(res.to_dict()["facts"])
 
 
+def test_a_layout_its_own_split_beats_is_ranked_as_one_more_entry():
+    """A fixed layout that is not the best completion of its own split counts as one more ranked entry: MPT-13B under
+    llm-foundry (data parallelism only, so one split) on 8 H100s with ZeRO-3, where ZeRO-2 of the same split fits and
+    runs faster, is #2 of 2, not "#2 of 1"; the best completion itself is #1 of 1."""
+    kw = dict(global_batch=16, seq=2048, options=Options(software="llm-foundry"))
+    res = plan_command(model("mpt-13b"), gpu(H100), [8], layout="dp=8,mb=2,recompute=none,zero=3", **kw)
+    y = res.facts["your_layout"]
+    assert (y["rank"], y["layouts_ranked"]) == (2, 2) and y["speedup_of_best"] > 1.0
+    assert "is #2 of 2;" in res.facts["your_layout_verdict"]
+    best = plan_command(model("mpt-13b"), gpu(H100), [8], layout="dp=8,mb=2,recompute=none,zero=2", **kw)
+    assert (best.facts["your_layout"]["rank"], best.facts["your_layout"]["layouts_ranked"]) == (1, 1)
+
+
 def test_keys_left_out_are_searched():
     """`--layout tp=8,pp=16` gives the best completion of that split (micro-batch, interleave, recompute, ZeRO, DP)."""
     res = plan_command(model("llama-3.1-405b"), gpu(H100), [16384], global_batch=2048, seq=8192, layout="tp=8,pp=16")

@@ -303,28 +303,26 @@ def _moe_host(key: str, raw) -> tuple[float, float, str]:
     return float(vals[0]) / 1e3, float(vals[1]) / 1e3, str(raw["fit"])
 
 
-def _cross_entropy(key: str, raw) -> tuple[float, str]:
-    """stacks.yaml cross_entropy: {bytes: HBM bytes per logit element > 0, source}, or absent (CE_DEFAULT_BYTES);
-    anything else is refused, not read as the default."""
+def _counted_bytes(key: str, name: str, per: str, raw, default: float) -> tuple[float, str]:
+    """A stacks.yaml traffic count: {bytes: HBM bytes per `per` > 0, source}, or absent (`default`, no source);
+    anything else is refused in one line naming the entry `name`, not read as the default."""
     if raw is None:
-        return CE_DEFAULT_BYTES, ""
+        return default, ""
     if (not isinstance(raw, dict) or set(raw) != {"bytes", "source"} or not _amount(raw["bytes"])
             or not raw["bytes"] or not raw["source"]):
-        raise AiinfraError(f"stack '{key}': cross_entropy must be {{bytes: bytes per logit element > 0, source}}, "
-                           f"got {raw!r}")
+        raise AiinfraError(f"stack '{key}': {name} must be {{bytes: bytes per {per} > 0, source}}, got {raw!r}")
     return float(raw["bytes"]), str(raw["source"])
+
+
+def _cross_entropy(key: str, raw) -> tuple[float, str]:
+    """stacks.yaml cross_entropy: the loss's bytes per logit element, or absent (CE_DEFAULT_BYTES)."""
+    return _counted_bytes(key, "cross_entropy", "logit element", raw, CE_DEFAULT_BYTES)
 
 
 def _optimizer_step(key: str, raw) -> tuple[float, str]:
-    """stacks.yaml optimizer_step: {bytes: HBM bytes per parameter of the optimizer shard > 0, source}, or absent
-    (OPT_BYTES, fused mixed-precision Adam); anything else is refused, not read as the default."""
-    if raw is None:
-        return OPT_BYTES, ""
-    if (not isinstance(raw, dict) or set(raw) != {"bytes", "source"} or not _amount(raw["bytes"])
-            or not raw["bytes"] or not raw["source"]):
-        raise AiinfraError(f"stack '{key}': optimizer_step must be {{bytes: bytes per parameter > 0, source}}, "
-                           f"got {raw!r}")
-    return float(raw["bytes"]), str(raw["source"])
+    """stacks.yaml optimizer_step: the optimizer step's bytes per parameter of the optimizer shard, or absent
+    (OPT_BYTES, fused mixed-precision Adam)."""
+    return _counted_bytes(key, "optimizer_step", "parameter", raw, OPT_BYTES)
 
 
 def _elementwise(key: str, raw) -> tuple[float, str]:

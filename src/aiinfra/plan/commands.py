@@ -256,12 +256,14 @@ def _yours(r: PlanResult, lay: dict) -> dict | None:
     pool = fitting if fitting.size else idx
     i = int(pool[np.argmin(raw[pool])])
     row = r.row_of(i)
-    # Rank among distinct layouts (best candidate of each), counting only fitting ones.
+    # Rank among distinct layouts (best candidate of each), counting only fitting ones. A fitting layout that is not
+    # the best completion of its own split is ranked as one more entry, so its split's best can outrank it
+    # ("#2 of 2", never "#2 of 1").
     score = np.where(ev.fits, raw, np.inf)
     bests = np.asarray(distinct_layouts(sp, score, sp.n_base), dtype=np.int64)
     better = int(np.sum(raw[bests] < raw[i] * (1 - 1e-9)))
     row["rank"] = better + 1
-    row["layouts_ranked"] = int(bests.size)
+    row["layouts_ranked"] = int(bests.size) + int(bool(ev.fits[i]) and i not in set(bests.tolist()))
     row["oom"] = not bool(ev.fits[i])
     win = int(bests[0]) if bests.size else i
     row["speedup_of_best"] = float(raw[i] / raw[win])

@@ -263,8 +263,9 @@ def _yours(r: PlanResult, lay: dict) -> dict | None:
     bests = np.asarray(distinct_layouts(sp, score, sp.n_base), dtype=np.int64)
     better = int(np.sum(raw[bests] < raw[i] * (1 - 1e-9)))
     row["rank"] = better + 1
-    row["layouts_ranked"] = int(bests.size) + int(bool(ev.fits[i]) and i not in set(bests.tolist()))
-    row["oom"] = not bool(ev.fits[i])
+    fits = bool(ev.fits[i])
+    row["layouts_ranked"] = int(bests.size) + int(fits and i not in bests)
+    row["oom"] = not fits
     win = int(bests[0]) if bests.size else i
     row["speedup_of_best"] = float(raw[i] / raw[win])
     pa = ev.parts_at([i, win])

@@ -35,6 +35,18 @@ def test_no_staff_and_a_small_budget_rule_out_owning():
     assert d.choice == "cloud" and "--capex-budget" in d.sentence and "exceeds the budget" in d.sentence
 
 
+def test_totals_equal_to_the_cent_are_not_called_cheaper():
+    """A hybrid that owns no GPUs costs what the cloud offer it bursts to costs, up to float noise (hypothesis found
+    gpus 8, 1.5 years, 3y term, --no-staff, peak 640: both $3,931,811.02 in the table, the hybrid a fraction of a cent
+    lower). The table prints cents, so the rule ranks on cents: the cloud offer is the cheapest option, and the
+    sentence does not call the ruled-out hybrid "cheaper"."""
+    cloud = Option("cloud", "cloud aws-p5 3y", 3931811.0204)
+    hybrid = Option("hybrid", "hybrid (own 0 GPUs + burst to aws-p5 3y)", 3931811.0201)
+    d = decide([hybrid, cloud], Factors(has_staff=False))
+    assert d.option == d.cheapest == "cloud aws-p5 3y" and "cheapest option" in d.sentence
+    assert "cheaper" not in d.sentence and d.ruled_out == {hybrid.label: constraint_against(hybrid, Factors(has_staff=False))}
+
+
 def test_bad_sensitivity():
     with pytest.raises(AiinfraError, match="sensitivity"):
         decide(OPTS, Factors(sensitivity="secret"))

@@ -51,6 +51,13 @@ class Decision:
     cheapest: str = ""
 
 
+def rank(o: Option) -> tuple:
+    """Cheapest first, on the cents the options table prints, so totals it shows as equal tie-break by kind (a hybrid
+    that owns no GPUs is the cloud offer it bursts to, up to float noise) instead of one being "cheaper" by a fraction
+    of a cent; the table lists the options in this order."""
+    return round(o.total_usd, 2), KINDS.index(o.kind), o.label
+
+
 def constraint_against(o: Option, f: Factors) -> str | None:
     """The stated constraint that rules option `o` out, or None."""
     if f.sensitivity == "high" and o.kind != "on-prem":
@@ -72,7 +79,7 @@ def decide(options: list[Option], f: Factors, *, utilization: float | None = Non
     for o in options:
         if o.kind not in KINDS or not math.isfinite(o.total_usd):
             raise AiinfraError(f"option '{o.label}' cannot be compared (kind {o.kind}, total {o.total_usd})")
-    ranked = sorted(options, key=lambda o: (o.total_usd, KINDS.index(o.kind), o.label))
+    ranked = sorted(options, key=rank)
     cheapest = ranked[0]
     ruled_out = {o.label: c for o in ranked if (c := constraint_against(o, f))}
     allowed = [o for o in ranked if o.label not in ruled_out]

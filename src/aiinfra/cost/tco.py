@@ -18,7 +18,7 @@ import numpy as np
 from aiinfra.cost import breakeven as be
 from aiinfra.cost import capex as cx
 from aiinfra.cost import cloud, hybrid, jobs, prices
-from aiinfra.cost.decision import Decision, Factors, Option, decide
+from aiinfra.cost.decision import Decision, Factors, Option, decide, rank
 from aiinfra.cost.onprem import HOURS_PER_MONTH, HOURS_PER_YEAR, OnPremCost, OnPremInputs, check_utilization, onprem_cost
 from aiinfra.cost.plot import Series
 from aiinfra.errors import AiinfraError
@@ -223,7 +223,7 @@ def _facts(own: OnPremCost, op: OnPremInputs, years: float, own_total: float, co
         "offers": rows,
         "options": [{"option": o.label, "kind": o.kind, "total_usd": round(o.total_usd, 2),
                      "capex_usd": round(o.capex_usd, 2), "ruled_out_by": d.ruled_out.get(o.label)}
-                    for o in sorted(options, key=lambda o: o.total_usd)],
+                    for o in sorted(options, key=rank)],
         "recommendation": d.choice,
         "recommended_option": d.option,
         "recommended_total_usd": quantity(round(d.total_usd, 2), "$"),

@@ -5,13 +5,17 @@ Prints, as `name: ours X/s, baseline Y/s, ratio Z`, medians of interleaved runs 
    in candidates per second, with the wall time of one search (targets: ≥ 1,000,000 candidates/s,
    the 1T space in ≤ 10 s on 2 cores);
 2. the same formulas called one candidate at a time from a Python loop (the baseline a scalar model has);
-3. Calculon's published rate (memory_perf_anchors §1.2: 8,112 candidates in 28.2 s on 2 cores).
+3. Calculon's published rate (memory_perf_anchors §1.2: 8,112 candidates in 28.2 s on 2 cores);
+4. plan() with freed memory kept in the heap during the search (plan.heap, glibc) against glibc's default
+   thresholds, each search in a fresh process (the thresholds are process-wide), interleaved, medians.
 Run: PYTHONPATH=src python benchmarks/plan_search.py
 """
 
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -45,6 +49,36 @@ def one_at_a_time(m, g, seq: int, batch: int, n_gpus: int, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+# one search in a fresh process, timed inside it after a small warm-up search (imports, catalog); argv[1] "default"
+# leaves glibc's heap thresholds alone (plan.heap disabled)
+FRESH = """
+import sys, time
+from aiinfra.plan import heap
+if sys.argv[1] == "default":
+    heap._LIBC = None
+from aiinfra.catalog.gpus import gpu
+from aiinfra.catalog.models import model
+from aiinfra.plan.search import plan
+m, g = model(sys.argv[2]), gpu(sys.argv[3])
+n, batch, seq = (int(x) for x in sys.argv[4:7])
+plan(m, g, 8, global_batch=64, seq=seq)
+start = time.perf_counter()
+plan(m, g, n, global_batch=batch, seq=seq)
+print(time.perf_counter() - start)
+"""
+
+
+def heap_ratio(name: str, g_key: str, n_gpus: int, batch: int, seq: int) -> tuple[float, float]:
+    """Median wall seconds of one plan() with the heap kept and with glibc's defaults, fresh processes, interleaved."""
+    walls = {"kept": [], "default": []}
+    for _ in range(RUNS):
+        for mode in walls:
+            out = subprocess.run([sys.executable, "-c", FRESH, mode, name, g_key, str(n_gpus), str(batch), str(seq)],
+                                 capture_output=True, text=True, check=True).stdout
+            walls[mode].append(float(out))
+    return statistics.median(walls["kept"]), statistics.median(walls["default"])
+
+
 def main() -> None:
     for name, g_key, n_gpus, batch, seq in CASES:
         m, g = model(name), gpu(g_key)
@@ -66,6 +100,9 @@ def main() -> None:
               f"ratio {ours / loop:,.0f}")
         print(f"plan() end to end vs Calculon published ({name}): ours {ours:,.0f}/s, baseline {CALCULON_RATE:,.0f}/s, "
               f"ratio {ours / CALCULON_RATE:,.0f}")
+        kept, default = heap_ratio(name, g_key, n_gpus, batch, seq)
+        print(f"plan() heap kept vs glibc defaults, fresh processes ({name}): ours {r.candidates / kept:,.0f}/s, "
+              f"baseline {r.candidates / default:,.0f}/s, ratio {default / kept:.2f}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from aiinfra.explain import Term
 from aiinfra.perf import comm
 from aiinfra.perf.flops import training_flops
 from aiinfra.perf.training import TP_MODES, stack, step_time
+from aiinfra.plan.heap import kept_heap
 from aiinfra.plan.space import Space, build_space, describe, offload_name, recompute_name
 from aiinfra.sizing.pipeline_layout import PipelineLayout
 from aiinfra.sizing.training import (device_memory, module_policy, pipeline_edge_slots, pipeline_layers,
@@ -209,13 +210,14 @@ def evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, n
         raise AiinfraError("empty search space")
     per = max(1, CHUNK // space.k)
     mems, steps = [], []
-    for start in range(0, space.n_base, per):
-        part = space.base_slice(start, start + per)
-        (mem, step), _ = _evaluate(m, gpu, part, seq, opt, node)
-        mems.append(mem)
-        steps.append(step)
-        if progress:
-            progress(len(part))
+    with kept_heap():  # every chunk reuses the previous one's freed temporaries instead of faulting new pages
+        for start in range(0, space.n_base, per):
+            part = space.base_slice(start, start + per)
+            (mem, step), _ = _evaluate(m, gpu, part, seq, opt, node)
+            mems.append(mem)
+            steps.append(step)
+            if progress:
+                progress(len(part))
     memory = np.concatenate(mems)
     step = np.concatenate(steps)
     with np.errstate(divide="ignore"):
@@ -240,6 +242,7 @@ def _check_inputs(gpus: list[int], global_batch: int, seq: int, tokens: float | 
             raise SpecError(f"{n} GPUs cannot be split into whole nodes of {gpn}; use a multiple of {gpn}")
 
 
+@kept_heap()  # the space, the chunks and the ranking reuse freed memory (plan.heap)
 def plan(
     m: ModelSpec,
     gpu: GpuSpec,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from aiinfra.catalog.gpus import gpu
@@ -145,3 +146,16 @@ def test_ep_overlap_searches_only_what_megatron_runs_with_it():
     assert (s.full("recompute") != 2).all()
     every = build_space(m, [16], global_batch=512, seq=4096)
     assert len(every) > len(s) and (every.full("ep") == 1).any() and (every.full("recompute") == 2).any()
+
+
+def test_matching_equals_the_flat_test_without_building_flat_columns():
+    """Space.matching (what --layout uses to find its candidates) picks exactly the candidates whose flat fields
+    equal the values, base and knob fields mixed, in index order."""
+    sp = build_space(model("llama-3.1-8b"), [64], global_batch=256, seq=8192, zero_stages=(0, 1, 3))
+    for fixed in ({"tp": 2, "zero": 1}, {"pp": 2, "mb": 2, "recompute": 2, "rfrac": 1.0}, {"dp": 8}, {"zero": 3}):
+        flat = np.ones(len(sp), dtype=bool)
+        for k, v in fixed.items():
+            flat &= sp.full(k) == v
+        assert np.array_equal(sp.matching(**fixed), np.nonzero(flat)[0]), fixed
+    with pytest.raises(KeyError):
+        sp.matching(colour=1)

@@ -240,15 +240,11 @@ def _yours(r: PlanResult, lay: dict) -> dict | None:
     """The best candidate matching the fixed keys (fitting if any fits), with its rank among layouts."""
     ev = r.evaluated
     sp = ev.space
-    cols = {"tp": sp.tp, "pp": sp.pp, "cp": sp.cp, "dp": sp.dp, "ep": sp.ep, "mb": sp.mb, "vp": sp.vp,
-            "recompute": sp.recompute, "zero": sp.zero, "offload": sp.offload, "tp_overlap": sp.tpo, "etp": sp.etp}
-    match = np.ones(len(sp), dtype=bool)
-    for k, v in lay.items():
-        if k != "offload_layers":  # searched as the share of the layers it is (plan.search offload_fractions)
-            match &= cols[k] == v
+    # offload_layers is searched as the share of the layers it is (plan.search offload_fractions)
+    fixed = {{"tp_overlap": "tpo"}.get(k, k): v for k, v in lay.items() if k != "offload_layers"}
     if lay.get("recompute") == 2:  # "full" means every layer; partial shares are searched only when left out
-        match &= sp.rfrac == 1.0
-    idx = np.nonzero(match)[0]
+        fixed["rfrac"] = 1.0
+    idx = sp.matching(**fixed)
     if idx.size == 0:
         return None
     raw = ev.seconds_per_token * (sp.gpus if r.objective == "cost" else 1.0)

@@ -81,6 +81,19 @@ class Space:
         fields.update({n: v[k] for n, v in self.knobs.items()})
         return Space(fields, {}, self.batch)
 
+    def matching(self, **values) -> np.ndarray:
+        """Flat indices of the candidates whose fields equal `values` (base and knob fields tested on their own
+        arrays, so memory follows the matches, not the space)."""
+        rows, knobs = np.ones(self.n_base, dtype=bool), np.ones(self.k, dtype=bool)
+        for name, v in values.items():
+            if name in self.base:
+                rows &= self.base[name] == v
+            elif name in self.knobs:
+                knobs &= self.knobs[name] == v
+            else:
+                raise KeyError(name)
+        return (np.nonzero(rows)[0][:, None] * self.k + np.nonzero(knobs)[0][None, :]).ravel()
+
     def row(self, i: int) -> dict:
         b, k = divmod(int(i), self.k)
         out = {n: self.base[n][b].item() for n in BASE if n in self.base}

@@ -46,6 +46,8 @@ def test_required_gpus_exist(key):
         ("NVIDIA A100-PCIE-40GB", "a100-40gb-pcie"),
         ("H100 PCIe", "h100-pcie"),
         ("NVIDIA H100 80GB HBM3", "h100-sxm"),
+        ("NVIDIA H800 80GB HBM3", "h800-sxm"),
+        ("H800", "h800-sxm"),
         ("H100 NVL", "h100-nvl"),
         ("H200 NVL", "h200-nvl"),
         ("NVIDIA H200", "h200-sxm"),
@@ -130,6 +132,7 @@ MIG_PCI_IDS = {
     "a100-80gb-pcie": 0x20B5,
     "h100-sxm": 0x2330,
     "h100-pcie": 0x2331,
+    "h800-sxm": 0x2324,  # §2.4 groups the H800 variants with the H100 80GB; 0x2324 is the SXM part ("GH100 [H800]")
     "h100-nvl": 0x2321,
     "gh200": 0x2342,
     "gh200-144gb": 0x2348,
@@ -202,3 +205,17 @@ def test_amd_mi325x_mi355x():
     assert (m355.memory_gb, m355.memory_bw_gbps, m355.tdp_w) == (288, 8000, 1400)
     assert m355.tflops["fp4"] == pytest.approx(20.1e3 / 2, rel=0.01)
     assert {m325.scaleup_link, m355.scaleup_link} == {"infinity-fabric"} and m355.scaleup_domain == 8
+
+
+def test_h800_is_an_h100_with_the_export_cuts():
+    """NVIDIA H800 datasheet (SXM): the H100 SXM's tensor peaks, 80 GB HBM3 at 3.35 TB/s and 700 W, with NVLink cut to
+    400 GB/s (H100: 900). DeepSeek-V3 technical report (arXiv 2412.19437, section 3.1), measured on its 2,048 H800s:
+    NVLink delivers 160 GB/s per GPU. The planner's scale-up link for the part (line rate per direction times the
+    NVLink 4 busbw efficiency measured on H100) lands within 5% of it."""
+    from aiinfra.perf import comm
+
+    h800, h100 = gpu("h800-sxm"), gpu("h100-sxm")
+    assert h800.tflops == h100.tflops
+    assert (h800.memory_gb, h800.memory_bw_gbps, h800.tdp_w, h800.nvlink_gbps) == (80, 3350, 700, 400)
+    up = comm.node_for(h800).scale_up
+    assert up.bw * up.busbw_eff == pytest.approx(160e9, rel=0.05)

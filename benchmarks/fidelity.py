@@ -51,10 +51,15 @@ def main() -> None:
     top3 = 0
     ranked = [fidelity.published_rank(r) for r in fidelity.rows() if r["metric"] != "layer_ms"]
     for x in ranked:
-        top3 += x["rank"] <= 3
         why = "; ".join(x["why"]) or "-"
+        if x["rank"] is None:  # a schedule the search cannot run: the reason, no rank
+            print(f"  {x['key']:24s} {why}")
+            continue
+        top3 += x["rank"] <= 3
         print(f"  {x['key']:24s} #{x['rank']:<3d} of {x['layouts']:4d}  #1 {x['best']:22s} {x['speedup_of_best']:.3f}x  {why}")
-    print(f"  published split in the top 3: {top3} of {len(ranked)} rows")
+    unranked = sum(x["rank"] is None for x in ranked)
+    print(f"  published split in the top 3: {top3} of {len(ranked) - unranked} ranked rows"
+          + (f" ({unranked} not ranked, above)" if unranked else ""))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import numpy as np
 from aiinfra.catalog.gpus import gpu as lookup_gpu
 from aiinfra.catalog.loader import DATA_DIR, read_yaml
 from aiinfra.catalog.models import model as lookup_model
+from aiinfra.errors import LayoutError
 from aiinfra.perf.flops import RECOMPUTE
 from aiinfra.perf.host import (check_cuda_graph_scope, check_graphed_layout, graphed_search,
                                parse_cuda_graph_scope)
@@ -393,9 +394,13 @@ def published_rank(row: dict) -> dict:
                       causal=False, software=row["stack"], offloads=(0,))
     else:
         opt = _row_options(row)
-    res = plan_command(lookup_model(row["model"]), lookup_gpu(row["gpu"]), [int(row["gpus"])],
-                       global_batch=int(row["batch"]), seq=int(row["seq"]), options=opt,
-                       layout={"tp": tp, "pp": pp, "cp": cp, "dp": dp}, top=1)
+    try:
+        res = plan_command(lookup_model(row["model"]), lookup_gpu(row["gpu"]), [int(row["gpus"])],
+                           global_batch=int(row["batch"]), seq=int(row["seq"]), options=opt,
+                           layout={"tp": tp, "pp": pp, "cp": cp, "dp": dp}, top=1)
+    except LayoutError as err:  # a schedule the search cannot run (DeepSeek-V3's DualPipe batch under Megatron's rules)
+        return {"key": row["key"], "rank": None, "layouts": 0, "best": "-", "speedup_of_best": float("nan"),
+                "why": [f"not ranked: {err}"]}
     y = res.facts["your_layout"]
     return {"key": row["key"], "rank": y["rank"], "layouts": y["layouts_ranked"], "best": res.facts["best_layout"],
             "speedup_of_best": y["speedup_of_best"], "why": y["why_slower"]}

@@ -240,8 +240,9 @@ def _yours(r: PlanResult, lay: dict) -> dict | None:
     """The best candidate matching the fixed keys (fitting if any fits), with its rank among layouts."""
     ev = r.evaluated
     sp = ev.space
-    # offload_layers is searched as the share of the layers it is (plan.search offload_fractions)
-    fixed = {{"tp_overlap": "tpo"}.get(k, k): v for k, v in lay.items() if k != "offload_layers"}
+    # the layout's keys are the space's field names but for tp_overlap (field tpo); offload_layers is searched as the
+    # share of the layers it is (plan.search offload_fractions)
+    fixed = {("tpo" if k == "tp_overlap" else k): v for k, v in lay.items() if k != "offload_layers"}
     if lay.get("recompute") == 2:  # "full" means every layer; partial shares are searched only when left out
         fixed["rfrac"] = 1.0
     idx = sp.matching(**fixed)

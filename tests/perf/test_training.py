@@ -468,6 +468,27 @@ def test_embedding_and_loss_take_a_pipeline_slot():
     assert r.facts["your_layout"]["vp"] == 8
 
 
+def test_auto_split_gives_the_mtp_layers_and_the_loss_their_own_slots():
+    """NVIDIA-NeMo/Megatron-Bridge DeepSeek-V3 layouts: recipes/deepseek/deepseek_v3.py at v0.5.1, PP8 "embedding + 8,
+    8 × 6, 5 + mtp + loss"; the 26.04 performance recipe's "Et*4|(t*4|)*14tmL" on PP16 (training_validation.yaml
+    "Megatron-Bridge 26.04 DGX-B200/B300 DeepSeek-V3"). The embedding takes no slot and the loss with the MTP layer
+    three (the layer and two passes through the output head), so the auto split deals exactly those counts. Without
+    MTP the model's head rule holds; a PP too deep for the last GPU's slots is one line, not a negative count."""
+    from aiinfra.errors import LayoutError
+    from aiinfra.sizing.training import EdgeSlots, check_layout, pipeline_edge_slots, pipeline_fits, stage_layers
+
+    m = model("deepseek-v3")
+    edge = pipeline_edge_slots(m)
+    assert edge == EdgeSlots(0, 3) and pipeline_edge_slots(m, mtp=False) is True
+    assert [int(x) for x in stage_layers(m, 8, 1, edge)] == [8, 8, 5 + 1]  # + the MTP layer, with the loss
+    assert [int(x) for x in stage_layers(m, 16, 1, edge)] == [4, 4, 1 + 1]
+    assert [int(x) for x in stage_layers(m, 16, 2, edge)] == [4, 4, 1 + 1]
+    assert not pipeline_fits(61, 32, 1, edge) and pipeline_fits(61, 16, 4, edge)
+    with pytest.raises(LayoutError, match="slots to the loss and the MTP layers"):
+        check_layout(m, pp=32, edge_slots=edge)
+    check_layout(m, pp=32, edge_slots=pipeline_edge_slots(m, mtp=False))
+
+
 def test_blackwell_kernel_rows_follow_the_mamf_table():
     """stas00/ml-engineering compute/accelerator/README.md, MAMF comparison table (read 2026-12-02): B200 BF16
     1,745.0 / FP8 3,432.5 TFLOPS of 2,250 / 4,500; B300 1,769.0 / 3,353.3 of 2,250 / 4,500; GB200 1,822.0 / 3,615.6
@@ -1465,7 +1486,9 @@ def test_deepseek_mtp_layer_is_trained_and_counted_as_megatron_counts_it():
     at 4,256 tokens/s/GPU (259.9 GFLOP per token), DGX-B200 864 at 3,328 (259.6), and 25.09's DGX-H100 338 at 1,297
     (260.6), seq 4096 (docs/performance-summary.mdx, performance-summary-archive.mdx at 067f987). Counted causal,
     with the MTP layer (a MoE layer, the h×2h projection, the LM head again): 260.6 (+0.3%); without it 250.5
-    (−3.6%). The MTP layer sits on the last pipeline stage, so --no-mtp runs faster there."""
+    (−3.6%). The MTP layer sits on the last pipeline stage, so under Megatron's account flags (one slot for the loss)
+    --no-mtp runs faster; the auto split gives the MTP layer and the loss their own slots, so a middle GPU stays the
+    busiest either way."""
     from aiinfra.perf.flops import training_flops
 
     m = model("deepseek-v3")
@@ -1477,7 +1500,9 @@ def test_deepseek_mtp_layer_is_trained_and_counted_as_megatron_counts_it():
     kw = dict(tp=2, pp=8, dp=64, ep=64, etp=1, vp=4, micro_batch=1, global_batch=8192, seq=4096, dtype="fp8",
               recompute="none", grad_reduce="bf16")
     g = gpu("h100-sxm")
-    assert float(step_time(m, g, mtp=False, **kw).step.value) < float(step_time(m, g, **kw).step.value)
+    account = dict(kw, pipeline_split="account")
+    assert float(step_time(m, g, mtp=False, **account).step.value) < float(step_time(m, g, **account).step.value)
+    assert float(step_time(m, g, mtp=False, **kw).step.value) == pytest.approx(float(step_time(m, g, **kw).step.value))
     dense = model("llama-3.1-8b")  # no MTP layers in its config: nothing changes
     kw8 = dict(tp=1, pp=1, dp=8, micro_batch=1, global_batch=64, seq=4096)
     assert float(step_time(dense, g, mtp=False, **kw8).step.value) == float(step_time(dense, g, **kw8).step.value)

@@ -138,7 +138,8 @@ def command(
                                 "under full-iteration CUDA graphs): no host-bound MoE term (stacks.yaml moe_host).")] = False,
     pipeline_split: Annotated[str, typer.Option(
         help="Pipeline split: account (embedding and loss take a layer's slot, Megatron --account-for-embedding/loss-"
-             "in-pipeline-split), even (layers only), auto (account where the LM head weighs half a layer or more), or "
+             "in-pipeline-split), even (layers only), auto (account where the LM head weighs half a layer or more; with "
+             "trained MTP layers the loss stage takes 1 + 2 per MTP layer, the embedding none), or "
              "a Megatron --pipeline-model-parallel-layout string such as 'Et|(tt|)*30mL' (E embedding, t layer, m MTP "
              "layer, L loss; its stage count is PP × VP).")] = "auto",
     recompute_modules: Annotated[str | None, typer.Option(

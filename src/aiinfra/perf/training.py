@@ -944,7 +944,7 @@ def step_time(
     if n_mtp:  # each MTP depth projects [h; embedding] (2h) back to h before its layer
         head_gemm = head_gemm + n_mtp * 3 * compute.gemm_time(T, h / tp, 2 * h, gpu, head_dt, kt)
 
-    first_l, middle_l, last_l = stage_layers(m, pp, vp, pipeline_edge_slots(m, stk.uneven_pipeline, pipeline_split), mtp)
+    first_l, middle_l, last_l = stage_layers(m, pp, vp, pipeline_edge_slots(m, stk.uneven_pipeline, pipeline_split, mtp), mtp)
     # framework efficiency stretches the compute stream (launch gaps, host syncs between kernels); exposed
     # collectives are already wall time on the critical path (NCCL busbw is measured end to end)
     layer_t = (comp_layer + cast_layer + t_att_layer + t_ring_layer + t_elem_layer) / fw + t_tp_layer + t_cp_layer + ep_layer

@@ -19,8 +19,8 @@ from aiinfra.perf.training import TP_MODES, stack
 from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, edge_slots, plan, tp_modes
 from aiinfra.plan.space import RECOMPUTE_NAMES
 from aiinfra.sizing.pipeline_layout import PipelineLayout
-from aiinfra.sizing.training import (PARALLEL_AXES, check_activation_offload, check_layout, check_recompute_modules,
-                                     check_stack_parallelism, device_memory, parallelism_phrase,
+from aiinfra.sizing.training import (PARALLEL_AXES, EdgeSlots, check_activation_offload, check_layout,
+                                     check_recompute_modules, check_stack_parallelism, device_memory, parallelism_phrase,
                                      parse_offload, stack_parallelism)
 from aiinfra.specs import GpuSpec, ModelSpec
 
@@ -134,7 +134,7 @@ def parse_layout(text: str | None) -> dict[str, Any]:
     return out
 
 
-def _pipeline_fixed(lay: dict, edge: bool | PipelineLayout) -> tuple[int, int]:
+def _pipeline_fixed(lay: dict, edge: bool | EdgeSlots | PipelineLayout) -> tuple[int, int]:
     """(PP, VP) to check a fixed layout with. Under a pipeline layout string VP is its stage count over PP; with PP
     left out, a VP given fixes PP, and otherwise any divisor will do for the checks (the search tries each)."""
     if not isinstance(edge, PipelineLayout):
@@ -149,8 +149,8 @@ def _pipeline_fixed(lay: dict, edge: bool | PipelineLayout) -> tuple[int, int]:
     return pp, lay.get("vp", edge.vp(pp))
 
 
-def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int, seq: int, edge: bool | PipelineLayout,
-                     mtp: bool = True) -> None:
+def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int, seq: int,
+                     edge: bool | EdgeSlots | PipelineLayout, mtp: bool = True) -> None:
     """One sentence naming the first constraint a fixed layout breaks (`edge`: the embedding and the loss
     take a pipeline slot, or Megatron's pipeline layout places every layer: plan.search.edge_slots)."""
     if "etp" in lay and not m.is_moe:
@@ -175,7 +175,7 @@ def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int
                           f"to be a multiple of pp={pp}")
 
 
-def _check_ep_overlap(lay: dict, edge: bool | PipelineLayout) -> None:
+def _check_ep_overlap(lay: dict, edge: bool | EdgeSlots | PipelineLayout) -> None:
     """One sentence naming what Megatron refuses with --overlap-moe-expert-parallel-comm (TransformerConfig
     __post_init__ at d98e8a6) in a fixed layout: EP 1, PP > 1 without interleaving, full recompute."""
     if lay.get("ep", 2) == 1:

@@ -21,7 +21,7 @@ from aiinfra.perf.training import TP_MODES, stack, step_time
 from aiinfra.plan.heap import kept_heap
 from aiinfra.plan.space import Space, build_space, describe, offload_name, recompute_name
 from aiinfra.sizing.pipeline_layout import PipelineLayout
-from aiinfra.sizing.training import (device_memory, module_policy, pipeline_edge_slots, pipeline_layers,
+from aiinfra.sizing.training import (EdgeSlots, device_memory, module_policy, pipeline_edge_slots, pipeline_layers,
                                      saved_input_bytes, training_memory)
 from aiinfra.specs import GpuSpec, ModelSpec
 
@@ -190,10 +190,10 @@ def unbuildable(space: Space, opt: Options, b: Callable | None = None) -> np.nda
     return out
 
 
-def edge_slots(m: ModelSpec, opt: Options) -> bool:
+def edge_slots(m: ModelSpec, opt: Options) -> bool | EdgeSlots | PipelineLayout:
     """Whether the embedding and the loss take a pipeline slot under these options (sizing.training.pipeline_edge_slots
     for the options' stack and --pipeline-split); memory, step time, the space and the layout check all use it."""
-    return pipeline_edge_slots(m, stack(opt.software).uneven_pipeline, opt.pipeline_split)
+    return pipeline_edge_slots(m, stack(opt.software).uneven_pipeline, opt.pipeline_split, opt.mtp)
 
 
 def tp_modes(opt: Options) -> tuple[int, ...]:
@@ -330,9 +330,13 @@ def plan(
                      f"{space_edge.describe(rows[0]['pp'])}, the last also the LM head")
     elif rows[0]["pp"] > 1:
         first, middle, last = (int(x) for x in pipeline_layers(m.layers, rows[0]["pp"], rows[0]["vp"], space_edge))
-        how = ("the embedding and the loss take a layer's slot each" if space_edge else "layers dealt alone")
+        how = (f"the loss and the MTP layers take {space_edge.last} layer slots, the embedding none"
+               if isinstance(space_edge, EdgeSlots) else
+               "the embedding and the loss take a layer's slot each" if space_edge else "layers dealt alone")
+        head = (f"{m.mtp_layers} MTP layer{'s' * (m.mtp_layers > 1)} and the LM head" if opt.mtp and m.mtp_layers
+                else "the LM head")
         notes.append(f"pipeline split {opt.pipeline_split} ({how}): in {rows[0]['layout']} v{rows[0]['vp']} the first / "
-                     f"busiest middle / last GPU hold {first} / {middle} / {last} layers, the last also the LM head")
+                     f"busiest middle / last GPU hold {first} / {middle} / {last} layers, the last also {head}")
     return PlanResult(m, gpu, seq, global_batch, total_n - never_count, int(ev.fits.sum()), rows, rejected, terms, objective, notes,
                       ev if keep else None,
                       {"tokens": tokens, "price": price_per_gpu_hour, "options": opt, "node": node})

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from aiinfra.sizing.pipeline_layout import PipelineLayout
-from aiinfra.sizing.training import PARALLEL_AXES, ActivationOffload
+from aiinfra.sizing.training import PARALLEL_AXES, ActivationOffload, EdgeSlots, pipeline_fits
 from aiinfra.specs import ModelSpec
 
 AXES = ("gpus", "tp", "pp", "dp", "cp", "ep", "mb", "vp", "recompute", "zero")
@@ -147,7 +147,7 @@ def build_space(
     max_tp: int | None = None,
     scaleup_domain: int | None = None,
     uneven_pipeline: bool = True,
-    edge_slots: bool | PipelineLayout = False,
+    edge_slots: bool | EdgeSlots | PipelineLayout = False,
     ep_overlap: bool = False,
     parallel_axes: tuple[str, ...] = PARALLEL_AXES,
 ) -> Space:
@@ -205,7 +205,7 @@ def build_space(
             M = global_batch // (d * mb)
             for vp in (vps if layout is None else [layout.n_stages // p]):
                 ok = vp == 1 or (p > 1 and M % p == 0 and (layout is not None or (
-                    (p * vp <= m.layers + 2 * edge_slots) if uneven_pipeline else m.layers % (p * vp) == 0)))
+                    bool(pipeline_fits(m.layers, p, vp, edge_slots)) if uneven_pipeline else m.layers % (p * vp) == 0)))
                 if ok:
                     pairs.append((mb, vp))
         if not pairs:

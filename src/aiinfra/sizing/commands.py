@@ -94,7 +94,7 @@ def training_report(
     if modules and recompute != "selective":
         raise SpecError(f"--recompute-modules names what selective recompute drops; --recompute is {recompute}")
     check_stack_parallelism(software, tp=tp, pp=pp, cp=cp, ep=ep)
-    split = pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split)
+    split = pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split, mtp)
     if isinstance(split, PipelineLayout) and interleave == 1:  # the default: the layout's stages say how many
         interleave = split.vp(pp)
     mem = training_memory(

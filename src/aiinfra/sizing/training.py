@@ -204,6 +204,31 @@ def zero3_gather_buffer(largest_layer_params: Any, tp: Any = 1) -> Term:
                 {"largest_layer": largest_layer_params, "t": tp}, {"formula": SRC_ZERO3_BUF})
 
 
+@dataclass(frozen=True)
+class EdgeSlots:
+    """Layer slots the first and the last GPU of the pipeline give up to what else they carry: Megatron's
+    --account-for-embedding/loss-in-pipeline-split take one each (first=1, last=1); a model that trains its MTP
+    layers with the loss gives the last stage more (pipeline_edge_slots)."""
+
+    first: int
+    last: int
+
+    def __bool__(self) -> bool:
+        return bool(self.first or self.last)
+
+    @property
+    def total(self) -> int:
+        return self.first + self.last
+
+
+def edge_pair(edge_slots: Any) -> tuple[Any, Any]:
+    """(first, last) slots of an EdgeSlots, or the same count at both ends (a bool or int: Megatron's account flags)."""
+    if isinstance(edge_slots, EdgeSlots):
+        return edge_slots.first, edge_slots.last
+    e = np.asarray(edge_slots, dtype=np.int64)
+    return e, e
+
+
 def pipeline_layers(layers: int, pp: Any, vp: Any = 1, edge_slots: Any = False) -> tuple[Any, Any, Any]:
     """Transformer layers held by the first, a middle and the last GPU of the pipeline.
 
@@ -214,11 +239,14 @@ def pipeline_layers(layers: int, pp: Any, vp: Any = 1, edge_slots: Any = False) 
     the loss each take one layer's slot (Megatron --account-for-embedding-in-pipeline-split and
     --account-for-loss-in-pipeline-split, as the Megatron-Bridge Llama 3.1 405B recipes set; its Llama 3
     70B H100 recipe writes the same split out as pipeline_model_parallel_layout "Et*2|(t*2|)*34,t*3|..|tL"),
-    so L + 2 slots are dealt and the edge GPUs hold one layer fewer each. Each GPU holds v virtual stages.
+    so L + 2 slots are dealt and the edge GPUs hold one layer fewer each; an EdgeSlots gives the two ends their
+    own counts. Each GPU holds v virtual stages. A last GPU left with fewer than no layers is negative here:
+    pipeline_fits rules that layout out.
     """
     pp = np.asarray(pp, dtype=np.int64)
     vp = np.asarray(vp, dtype=np.int64)
-    slots = layers + 2 * np.asarray(edge_slots, dtype=np.int64)
+    cut_first, cut_last = edge_pair(edge_slots)
+    slots = layers + cut_first + cut_last
     stages = pp * vp
     base = slots // stages
     extra = slots % stages
@@ -228,14 +256,21 @@ def pipeline_layers(layers: int, pp: Any, vp: Any = 1, edge_slots: Any = False) 
     last_heavy = np.minimum(over // 2, vp - 1)
     first_heavy = over - last_heavy
     middle = vp * base + heavy
-    cut = np.asarray(edge_slots, dtype=np.int64)
-    first = vp * base + first_heavy - cut
-    last = vp * base + last_heavy - cut
+    first = vp * base + first_heavy - cut_first
+    last = vp * base + last_heavy - cut_last
     single = pp == 1
     first = np.where(single, layers, first)
     middle = np.where(single, layers, np.where(pp > 2, middle, np.maximum(first, last)))
     last = np.where(single, layers, last)
     return first, middle, last
+
+
+def pipeline_fits(layers: int, pp: Any, vp: Any = 1, edge_slots: Any = False) -> Any:
+    """Whether pp·v virtual stages can each take a slot (a layer, or the embedding or the loss where those take
+    one) and the edge GPUs keep no fewer than zero layers after their slots."""
+    first, _, last = pipeline_layers(layers, pp, vp, edge_slots)
+    cut_first, cut_last = edge_pair(edge_slots)
+    return (np.asarray(pp) * np.asarray(vp) <= layers + cut_first + cut_last) & (first >= 0) & (last >= 0)
 
 
 def attention_width_units(m: ModelSpec) -> tuple[float, float, float]:
@@ -273,7 +308,8 @@ def stage_layers(m: ModelSpec, pp: Any, vp: Any = 1, edge_slots: Any = False, mt
 PIPELINE_SPLITS = ("auto", "even", "account")
 
 
-def pipeline_edge_slots(m: ModelSpec, uneven: bool = True, split: str = "auto") -> bool | PipelineLayout:
+def pipeline_edge_slots(m: ModelSpec, uneven: bool = True, split: str = "auto",
+                        mtp: bool = True) -> bool | EdgeSlots | PipelineLayout:
     """Whether the embedding and the loss take a layer's slot in the pipeline split (pipeline_layers), or, where
     `split` is a Megatron pipeline layout string ('Et|(tt|)*30mL', sizing.pipeline_layout), that layout parsed: it
     places every layer itself (check_layout checks it against the model and PP).
@@ -282,7 +318,11 @@ def pipeline_edge_slots(m: ModelSpec, uneven: bool = True, split: str = "auto") 
     slot each (--account-for-embedding/loss-in-pipeline-split), "auto" accounts where the stack splits
     unevenly and the LM head weighs at least half a layer (its GEMM is h·V per token against a layer's
     active weights): there a balanced split moves a layer off the last stage, while for a small head (GPT-3's
-    51k vocabulary at h = 12288 is a third of a layer) the even split is the faster one."""
+    51k vocabulary at h = 12288 is a third of a layer) the even split is the faster one. A model that trains
+    multi-token-prediction layers (`mtp`) carries them with the loss, each with its own pass through the output
+    head: "auto" then takes no slot for the embedding and 1 + 2 per MTP layer on the last stage (EdgeSlots(0, 3) for
+    DeepSeek-V3), as Megatron-Bridge's DeepSeek-V3 layouts place them: recipes/deepseek/deepseek_v3.py at v0.5.1,
+    PP8 "embedding + 8, 8 × 6, 5 + mtp + loss", and its 26.04 performance layout "Et*4|(t*4|)*14tmL" on PP16."""
     if split not in PIPELINE_SPLITS:
         if not looks_like_layout(str(split)):
             raise SpecError(f"pipeline split must be one of {', '.join(PIPELINE_SPLITS)} or a Megatron pipeline "
@@ -297,6 +337,8 @@ def pipeline_edge_slots(m: ModelSpec, uneven: bool = True, split: str = "auto") 
         return False
     if split == "account":
         return True
+    if mtp and m.mtp_layers:
+        return EdgeSlots(0, 1 + 2 * m.mtp_layers)
     pc = param_counts(m)
     per_layer = (float(pc.active.value) - pc.embedding - pc.lm_head) / max(m.layers, 1)
     return m.hidden * m.vocab >= 0.5 * per_layer
@@ -345,7 +387,7 @@ def check_stack_parallelism(software: str, **sizes: int | None) -> None:
 
 def check_layout(m: ModelSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int = 1, ep: int = 1, vp: int = 1,
                  etp: int | None = None,
-                 sp: bool = False, seq: int | None = None, edge_slots: bool | PipelineLayout | None = None,
+                 sp: bool = False, seq: int | None = None, edge_slots: bool | EdgeSlots | PipelineLayout | None = None,
                  mtp: bool = True) -> None:
     """Raise LayoutError naming the first constraint a layout breaks (the planner's own rules).
 
@@ -353,7 +395,7 @@ def check_layout(m: ModelSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int
     where those take a slot: pipeline_edge_slots, None = the model's default under an uneven stack); TP
     must divide the attention heads, CP the sequence, EP the experts and dp·cp.
     """
-    edge = pipeline_edge_slots(m) if edge_slots is None else edge_slots
+    edge = pipeline_edge_slots(m, mtp=mtp) if edge_slots is None else edge_slots
     for name, v in (("tp", tp), ("pp", pp), ("dp", dp), ("cp", cp), ("ep", ep), ("vp", vp)):
         if int(v) != v or v < 1:
             raise SpecError(f"{name} must be a whole number ≥ 1, got {v}")
@@ -363,9 +405,12 @@ def check_layout(m: ModelSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int
         edge.check(m.layers, m.mtp_layers if mtp else 0, pp, vp)
     elif pp > m.layers:
         raise LayoutError(f"PP={pp} is larger than the {m.layers} layers of {m.name}: a stage would hold no layer")
-    elif pp * vp > m.layers + 2 * bool(edge):
+    elif pp * vp > m.layers + sum(int(e) for e in edge_pair(edge)):
         raise LayoutError(f"PP={pp} × VP={vp} = {pp * vp} pipeline stages would leave a stage without a layer: "
                           f"{m.name} has {m.layers} layers" + (" (+ the embedding and the loss)" if edge else ""))
+    elif not pipeline_fits(m.layers, pp, vp, edge):
+        raise LayoutError(f"PP={pp} × VP={vp} leaves the last GPU too few of {m.name}'s {m.layers} layers to give "
+                          f"{int(edge_pair(edge)[1])} slots to the loss and the MTP layers; use a smaller PP × VP")
     if vp > 1 and pp == 1:
         raise LayoutError("an interleaved schedule (vp > 1) needs PP > 1")
     if ep > 1:

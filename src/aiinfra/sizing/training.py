@@ -216,10 +216,6 @@ class EdgeSlots:
     def __bool__(self) -> bool:
         return bool(self.first or self.last)
 
-    @property
-    def total(self) -> int:
-        return self.first + self.last
-
 
 def edge_pair(edge_slots: Any) -> tuple[Any, Any]:
     """(first, last) slots of an EdgeSlots, or the same count at both ends (a bool or int: Megatron's account flags)."""

@@ -487,6 +487,10 @@ def test_auto_split_gives_the_mtp_layers_and_the_loss_their_own_slots():
     with pytest.raises(LayoutError, match="slots to the loss and the MTP layers"):
         check_layout(m, pp=32, edge_slots=edge)
     check_layout(m, pp=32, edge_slots=pipeline_edge_slots(m, mtp=False))
+    from aiinfra.plan.space import build_space  # the search never holds a layout check_layout refuses
+
+    space = build_space(m, [2048], global_batch=1024, seq=4096, edge_slots=edge, zero_stages=(1,), recompute=(0,))
+    assert pipeline_fits(61, space.base["pp"], space.base["vp"], edge).all() and 16 in space.base["pp"]
 
 
 def test_blackwell_kernel_rows_follow_the_mamf_table():

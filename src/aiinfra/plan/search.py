@@ -210,14 +210,13 @@ def evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, n
         raise AiinfraError("empty search space")
     per = max(1, CHUNK // space.k)
     mems, steps = [], []
-    with kept_heap():  # every chunk reuses the previous one's freed temporaries instead of faulting new pages
-        for start in range(0, space.n_base, per):
-            part = space.base_slice(start, start + per)
-            (mem, step), _ = _evaluate(m, gpu, part, seq, opt, node)
-            mems.append(mem)
-            steps.append(step)
-            if progress:
-                progress(len(part))
+    for start in range(0, space.n_base, per):  # plan() holds the heap (plan.heap): each chunk reuses the last's pages
+        part = space.base_slice(start, start + per)
+        (mem, step), _ = _evaluate(m, gpu, part, seq, opt, node)
+        mems.append(mem)
+        steps.append(step)
+        if progress:
+            progress(len(part))
     memory = np.concatenate(mems)
     step = np.concatenate(steps)
     with np.errstate(divide="ignore"):

@@ -204,9 +204,12 @@ def build_space(
                 continue
             M = global_batch // (d * mb)
             for vp in (vps if layout is None else [layout.n_stages // p]):
-                ok = vp == 1 or (p > 1 and M % p == 0 and (layout is not None or (
-                    bool(pipeline_fits(m.layers, p, vp, edge_slots)) if uneven_pipeline else m.layers % (p * vp) == 0)))
-                if ok:
+                schedule = vp == 1 or (p > 1 and M % p == 0)  # interleaving: micro-batches a multiple of PP
+                # every GPU keeps its edge slots and no fewer than zero layers (the loss stage of an MTP model takes
+                # three slots, so this binds without interleaving too); a layout string places layers itself
+                stages = (layout is not None or (bool(pipeline_fits(m.layers, p, vp, edge_slots)) if uneven_pipeline
+                                                 else m.layers % (p * vp) == 0))
+                if schedule and stages:
                     pairs.append((mb, vp))
         if not pairs:
             continue

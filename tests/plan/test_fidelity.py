@@ -804,7 +804,8 @@ def test_deepseek_v3_report_on_h800_out_of_sample():
     2,048 H800, i.e. 1,543 tokens/s/GPU, a floor on the step rate (every pre-training hour is counted). Sections 3.2
     to 4.2: no TP, PP16, EP64, ZeRO-1 (DP 128), FP8 linear layers, RMSNorm and MLA up-projections recomputed, one MTP
     layer, 4,096 tokens, 15,360 sequences, DualPipe, which the model stands in for with Megatron's interleaved
-    schedule (vp 2) and its EP overlap. Never fitted on: +2.5%, within 7% and above the floor. The GPU holding the
+    schedule (vp 2: 120 micro-batches in Megatron-Core's groups of 20) and its EP overlap. Never fitted on: +2.2%,
+    within 7% and above the floor. The GPU holding the
     MTP layer and both passes through the output head decides it: the planner's split gives it one layer, as
     Megatron-Bridge's DeepSeek-V3 layouts do; Megatron's account flags (one slot for the loss) leave it two and
     predict about 15% less (the report balances that rank: section 3.2.3 puts the embedding and the head on one

@@ -372,3 +372,53 @@ def test_a_data_parallel_only_stack_is_searched_and_checked_as_such(cli):
         parse_parallelism("s", "none")
     with pytest.raises(SpecError, match="got \\['dp'\\]"):
         parse_parallelism("s", ["dp"])
+
+
+def test_interleave_rules_follow_each_stack_schedule():
+    """How each stack's interleaved schedule takes a step's micro-batches M on PP stages (stacks.yaml interleave).
+    Megatron-Core (schedules.py at d98e8a6, forward_backward_pipelining_with_interleaving): groups of G in [PP, M]
+    whose last group holds 0 or at least PP, so 120 on PP16 runs in groups of 20 (16 leaves 8, 17-19 leave 1, 12, 6);
+    17 on PP16 in one group of 17. PyTorch's ScheduleInterleaved1F1B: max(1, M // PP) rounds that must divide M, so
+    120 on PP16 (7 rounds) is refused, 128 runs rounds of 16, and 8 on PP16 one round of 8. Megatron before 2024-11:
+    M a multiple of PP."""
+    from aiinfra.sizing.training import interleave_group, microbatch_group
+
+    assert [microbatch_group(M, 16, "groups") for M in (128, 120, 17, 15)] == [16, 20, 17, 0]
+    assert [microbatch_group(M, 16, "rounds") for M in (128, 120, 8, 48)] == [16, 0, 8, 16]
+    assert [microbatch_group(M, 16, "multiple") for M in (128, 120)] == [16, 0]
+    assert microbatch_group(128, 16, "none") == 0
+    # no interleave (vp 1, or pp 1): the group is PP, whatever the rule
+    assert list(interleave_group(np.array([120, 120, 120]), np.array([16, 16, 1]), np.array([2, 1, 2]), "multiple")) \
+        == [0, 16, 1]
+
+
+@pytest.mark.parametrize("software,batch,fragment", [
+    ("megatron-2022", 1920, "cannot run 120 micro-batches per step on pp=16: it needs a number of micro-batches M"),
+    ("torchtitan", 1920, "cannot run 120 micro-batches per step on pp=16: it needs M // PP rounds"),
+    ("deepspeed", 2048, "deepspeed's pipeline has no interleaved schedule"),
+])
+def test_interleaved_layout_a_stack_cannot_schedule_is_one_line(software, batch, fragment):
+    """A fixed interleaved layout whose micro-batch count the stack's schedule refuses is refused in one line."""
+    with pytest.raises(AiinfraError, match=fragment):
+        plan_command(model("llama-3.1-405b"), gpu(H100), [2048], global_batch=batch, seq=8192,
+                     layout="tp=8,pp=16,vp=2,dp=16,mb=1", options=Options(software=software))
+
+
+def test_megatron_core_interleaves_micro_batches_no_multiple_of_pp():
+    """Megatron-Core runs 120 micro-batches on PP16 with VP2 in groups of 20 (Megatron-LM's error names only a last
+    group of 1 to PP − 1): the planner ranks that layout, and its first stage warms up (v − 1)(G − p)/v = 2 more
+    micro-batches' activations than the same layout at 128 micro-batches (Megatron-LM get_pp_rank_microbatches:
+    (v − 1)·G + 2(p − 1) warm-up chunk forwards)."""
+    from aiinfra.sizing.training import training_memory
+
+    res = plan_command(model("llama-3.1-405b"), gpu(H100), [2048], global_batch=1920, seq=8192,
+                       layout="tp=8,pp=16,vp=2,dp=16,mb=1")
+    assert res.facts["your_layout"]["rank"] >= 1
+    m = model("llama-3.1-405b")
+    kw = dict(seq=8192, tp=8, pp=16, dp=16, sp=True, vp=2, zero=1)
+    at = {M: training_memory(m, num_microbatches=M, **kw) for M in (120, 128)}
+    # the first stage, now the fullest, holds p micro-batches × the interleave penalty 1 + (p − 1)/(p·v), plus 2
+    first = at[120].activations.parts[0]
+    assert float(first.inputs["in_flight"]) * float(first.inputs["interleave_penalty"]) == pytest.approx(
+        16 * (1 + 15 / 32) + 2)
+    assert at[120].total.value > at[128].total.value

@@ -49,7 +49,7 @@ def train(
     recompute: Annotated[str, typer.Option(help="none | selective | full")] = "none",
     seq: Annotated[int, typer.Option(help="Sequence length in tokens.")] = 4096,
     micro_batch: Annotated[int, typer.Option(help="Micro-batch size in sequences.")] = 1,
-    num_microbatches: Annotated[int | None, typer.Option(help="Micro-batches per pipeline flush (default: ≥ PP).")] = None,
+    num_microbatches: Annotated[int | None, typer.Option(help="Micro-batches per pipeline flush (default: ≥ PP). With --interleave > 1 the stack's schedule must take them; Megatron-Core runs a count PP does not divide in larger groups, which hold more activations.")] = None,
     precision: Annotated[str, typer.Option(help="fp32 | bf16 | fp16 | fp8 | fp4 (FP4: NVFP4 linears, Blackwell)")] = "bf16",
     optimizer: Annotated[str, typer.Option(help="adam | adamw | adam8bit | sgd")] = "adam",
     grad_dtype: Annotated[str | None, typer.Option(help="Gradient buffer dtype: fp32 (Megatron) | bf16 | bf16+fp32 (DeepSpeed ZeRO-2).")] = None,

@@ -60,9 +60,10 @@ from aiinfra.perf.host import layer_modules, recomputed_modules
 from aiinfra.sizing.dtypes import nbytes
 from aiinfra.sizing.params import attention_params, every_second_linear, linear_order, param_counts
 from aiinfra.sizing.training import (PARALLEL_AXES, ActivationOffload, activation_offload, attention_width_units,
-                                     layer_activation_bytes, module_norms,
+                                     interleave_group, layer_activation_bytes, module_norms,
                                      module_policy, offload_code, pipeline_edge_slots, policy_modules, saved_input_bytes,
-                                     selective_policy, stack_parallelism, stack_uneven_pipeline, stage_layers)
+                                     selective_policy, stack_interleave, stack_parallelism, stack_uneven_pipeline,
+                                     stage_layers)
 from aiinfra.specs import GpuSpec, ModelSpec, arch_family
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/(v·m) for the interleaved 1F1B schedule"
@@ -175,6 +176,8 @@ class Stack:
     moe_permute_source: str = ""
     # the model-parallel axes the stack runs (stacks.yaml parallelism): the search keeps the others at 1
     parallelism: tuple[str, ...] = PARALLEL_AXES
+    # how its interleaved schedule groups a step's micro-batches (stacks.yaml interleave: sizing INTERLEAVE_RULES)
+    interleave: str = "multiple"
 
     def permute_bytes(self, dispatcher: str, local_experts):
         """Bytes per routed copy element and pass for `dispatcher` (0 where the stack counts none)."""
@@ -210,7 +213,7 @@ def stack(name: str = "megatron-core") -> Stack:
                  activation_offload(key), *_cross_entropy(key, e.get("cross_entropy")),
                  *_optimizer_step(key, e.get("optimizer_step")),
                  *_elementwise(key, e.get("elementwise")), *_moe_permute(key, e.get("moe_permute")),
-                 parallelism=stack_parallelism(key))
+                 parallelism=stack_parallelism(key), interleave=stack_interleave(key))
 
 
 def _moe_permute(key: str, raw) -> tuple[tuple[tuple[str, float], ...], str]:
@@ -426,16 +429,17 @@ LINEAR_DTYPES = ("bf16", "fp16", "fp8", "fp4")
 TP_MODES = ("none", "ring")  # TP communication: blocking, or overlapped with its GEMMs chunk by chunk
 
 
-def ep_unpaired_share(M, pp, vp):
+def ep_unpaired_share(M, pp, vp, group=None):
     """The share of a step's MoE all-to-alls that Megatron's EP overlap (--overlap-moe-expert-parallel-comm, the
     combined 1F1B schedule) cannot pair with another micro-batch's compute. Without PP it runs the first forward alone
     and the last backward alone: 1 of M micro-batches' all-to-alls. With interleaved PP every rank runs
-    (vp − 1)·pp + 1 warm-up model-chunk forwards before its first backward, and as many cool-down backwards after its
+    (vp − 1)·G + 1 warm-up model-chunk forwards before its first backward, and as many cool-down backwards after its
     last forward (Megatron-LM pipeline_parallel/schedules.py get_pp_rank_microbatches at d98e8a6, one more than the
     plain interleaved warm-up under this overlap; the 2·(pp − rank − 1) more of the earlier ranks fill the bubble),
-    out of M·vp chunks."""
+    out of M·vp chunks; G, the micro-batch group (microbatch_group_size_per_vp_stage), is pp unless given."""
     M, pp, vp = (np.asarray(x, dtype=float) for x in (M, pp, vp))
-    return np.minimum(1.0, np.where(pp > 1, ((vp - 1) * pp + 1) / (M * vp), 1.0 / M))
+    g = pp if group is None else np.asarray(group, dtype=float)
+    return np.minimum(1.0, np.where(pp > 1, ((vp - 1) * g + 1) / (M * vp), 1.0 / M))
 
 
 def _ep_overlap_exposed(a2a, gemms: dict, g_layer, extra, att_fwd, att_back, sm_fraction):
@@ -928,7 +932,11 @@ def step_time(
     # Per layer (averaged over dense/MoE layers), then the LM head + loss on the last stage.
     comp_layer = (1 - frac_moe) * g_dense + frac_moe * g_moe
     cast_layer = (1 - frac_moe) * c_dense + frac_moe * c_moe
-    unpaired = ep_unpaired_share(M, pp, vp) if ep_overlap else 1.0
+    # micro-batches per group of the interleaved schedule (pp where there is none; 0 where the stack refuses M, which
+    # the search never offers and a fixed layout is refused before: counted as pp)
+    group = interleave_group(M, pp, vp, stk.interleave)
+    group = np.where(group > 0, group, pp)
+    unpaired = ep_unpaired_share(M, pp, vp, group) if ep_overlap else 1.0
     if ep_overlap:
         # Megatron merges the forward of one micro-batch with the backward of the next (combined 1F1B), each
         # dispatch/combine of one under a block of the other's layer (_ep_overlap_exposed); the warm-up forwards and
@@ -1001,7 +1009,9 @@ def step_time(
         # (overlap_sm_fraction), so every one of the 2v exchanges costs a share, and more interleaving costs more
         t_pp_mb = np.where(pp > 1, 2 * vp * stk.exposed(t_p2p, stage_t / vp), 0.0)
     stage_mb = stage_t + t_pp_mb
-    bubble_frac = (pp - 1) / vp
+    # (p−1)/v stage times; a group of fewer than p micro-batches (PyTorch's schedule with M < p) also waits
+    # p − G chunk times between its virtual stages, forward and backward: (v−1)(p−G)/v stage times more
+    bubble_frac = (pp - 1) / vp + (vp - 1) * np.maximum(pp - group, 0) / vp
 
     def part(name: str, per_layer, per_head, formula: str, inputs: dict, sources: dict | None = None,
              comm_part: bool = False) -> Term:
@@ -1100,8 +1110,10 @@ def step_time(
                     if ep_overlap else {})}, comm_part=True)
     t_pp = Term("PP communication", _s(M * t_pp_mb), "s", "M · 2v · t_p2p(T·h·2 B / tp); overlapped: M · 2v · exposed(t_p2p under one virtual stage's compute)",
                 {"M": M, "v": vp, "bytes": pp_bytes, "overlapped": stk.pp}, {"scatter/gather": "Narayanan et al. 2021 §4.1"})
-    t_bub = Term("pipeline bubble", _s(bubble_frac * stage_mb), "s", "(p−1)/v × slowest stage time per micro-batch",
-                 {"p": pp, "v": vp, "stage time": stage_mb, "layers on the slowest stage": n_layers,
+    t_bub = Term("pipeline bubble", _s(bubble_frac * stage_mb), "s",
+                 "((p−1)/v + (v−1)·max(p − G, 0)/v) × slowest stage time per micro-batch",
+                 {"p": pp, "v": vp, "G (micro-batches per group)": group, "stage time": stage_mb,
+                  "layers on the slowest stage": n_layers,
                   "first/middle/last layers": (first_l, middle_l, last_l)}, {"bubble": SRC_BUBBLE})
 
     # Data parallel: gradient sync and parameter gather of this GPU's shard, then the optimizer step.

@@ -19,9 +19,9 @@ from aiinfra.perf.training import TP_MODES, stack
 from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, edge_slots, plan, tp_modes
 from aiinfra.plan.space import RECOMPUTE_NAMES
 from aiinfra.sizing.pipeline_layout import PipelineLayout
-from aiinfra.sizing.training import (PARALLEL_AXES, EdgeSlots, check_activation_offload, check_layout,
-                                     check_recompute_modules, check_stack_parallelism, device_memory, parallelism_phrase,
-                                     parse_offload, stack_parallelism)
+from aiinfra.sizing.training import (PARALLEL_AXES, EdgeSlots, check_activation_offload, check_interleave,
+                                     check_layout, check_recompute_modules, check_stack_parallelism, device_memory,
+                                     parallelism_phrase, parse_offload, stack_parallelism)
 from aiinfra.specs import GpuSpec, ModelSpec
 
 LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "offload", "offload_layers",
@@ -150,9 +150,10 @@ def _pipeline_fixed(lay: dict, edge: bool | EdgeSlots | PipelineLayout) -> tuple
 
 
 def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int, seq: int,
-                     edge: bool | EdgeSlots | PipelineLayout, mtp: bool = True) -> None:
+                     edge: bool | EdgeSlots | PipelineLayout, mtp: bool = True, software: str = "megatron-core") -> None:
     """One sentence naming the first constraint a fixed layout breaks (`edge`: the embedding and the loss
-    take a pipeline slot, or Megatron's pipeline layout places every layer: plan.search.edge_slots)."""
+    take a pipeline slot, or Megatron's pipeline layout places every layer: plan.search.edge_slots; `software`: the
+    stack whose interleaved schedule must take the micro-batches)."""
     if "etp" in lay and not m.is_moe:
         raise LayoutError(f"etp (the experts' tensor-parallel size) applies to MoE models; {m.name} is dense")
     pp, vp = _pipeline_fixed(lay, edge)
@@ -170,9 +171,8 @@ def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int
     if global_batch % (dp * mb):
         raise LayoutError(f"dp·mb = {dp * mb} does not divide the global batch of {global_batch} sequences")
     pp_fixed = "pp" in lay or (isinstance(edge, PipelineLayout) and "vp" in lay)
-    if vp > 1 and pp_fixed and (global_batch // (dp * mb)) % pp:
-        raise LayoutError(f"the interleaved schedule needs the {global_batch // (dp * mb)} micro-batches per step "
-                          f"to be a multiple of pp={pp}")
+    if pp_fixed:
+        check_interleave(global_batch // (dp * mb), pp, vp, stack(software).interleave, software + "'s")
 
 
 def _check_ep_overlap(lay: dict, edge: bool | EdgeSlots | PipelineLayout) -> None:
@@ -317,7 +317,7 @@ def plan_command(
         if opt.recompute_modules and lay.get("recompute", 1) != 1:
             raise SpecError(f"--recompute-modules names what selective recompute repeats; the layout's recompute is "
                             f"{RECOMPUTE_NAMES[lay['recompute']]}")
-        _check_buildable(m, gpus, lay, global_batch, seq, split, opt.mtp)
+        _check_buildable(m, gpus, lay, global_batch, seq, split, opt.mtp, opt.software)
         check_stack_parallelism(opt.software, **{a: lay.get(a) for a in PARALLEL_AXES})
         if opt.ep_overlap:
             _check_ep_overlap(lay, split)

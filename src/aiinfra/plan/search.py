@@ -157,6 +157,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         total_only=not with_parts, recompute_fraction=b("rfrac"), selective=_selective(opt),
         input_bytes=saved_input_bytes(opt.software, opt.dtype), grad_dtype=opt.grad_dtype, etp=b("etp"),
         edge_slots=edge_slots(m, opt), offload_fraction=b("ofrac"), mtp=opt.mtp,
+        interleave=stack(opt.software).interleave,
     )
     perf = step_time(
         m, gpu, tp=b("tp"), pp=b("pp"), dp=b("dp"), cp=b("cp"), ep=b("ep"), micro_batch=b("mb"), vp=b("vp"),
@@ -275,7 +276,7 @@ def plan(
                         sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens, max_tp=opt.max_tp,
                         scaleup_domain=gpu.scaleup_domain, uneven_pipeline=stk.uneven_pipeline,
                         edge_slots=space_edge, tp_overlaps=tp_modes(opt), ep_overlap=opt.ep_overlap,
-                        parallel_axes=stk.parallelism)
+                        parallel_axes=stk.parallelism, interleave=stk.interleave)
     if space.n_base and not space.k:  # every recompute/offload combination asked for is one the stack refuses
         raise SpecError(f"the {stk.key} stack offloads activations only without recompute"
                         + ("" if stk.offload.every_layer else " and from fewer layers than the model has")
@@ -438,7 +439,7 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                           selective=_selective(opt),
                           input_bytes=saved_input_bytes(opt.software, opt.dtype), grad_dtype=opt.grad_dtype,
                           etp=one.get("etp"), edge_slots=edge_slots(m, opt), offload_fraction=one.get("ofrac", 1.0),
-                          mtp=opt.mtp)
+                          mtp=opt.mtp, interleave=stack(opt.software).interleave)
     perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
                      vp=one["vp"], recompute=one["recompute"], zero=one["zero"], global_batch=global_batch, seq=seq,
                      dtype=opt.dtype, flash_attention=opt.flash_attention, causal=opt.causal,

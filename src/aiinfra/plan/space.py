@@ -14,7 +14,8 @@ TP1 has no TP mode to choose). Rules (Megatron-LM and DeepSpeed constraints):
   with whole experts (ETP 1, Megatron's MoE parallel folding), EP divides TP·DP·CP;
 - the global batch splits into whole micro-batches per DP rank: B % (DP·mb) = 0;
 - interleaving needs PP > 1, PP·v ≤ layers (+ 2 where the embedding and the loss take a slot each) and
-  micro-batches a multiple of PP;
+  micro-batches the stack's schedule can group (stacks.yaml interleave: a multiple of PP in Megatron before
+  2024-11; Megatron-Core's groups of G ≥ PP; PyTorch's rounds);
 - ZeRO 0-3 combine with any TP/PP/CP (ZeRO-1 = Megatron's distributed optimizer; ZeRO-2 with TP/PP as
   DeepSpeed and Megatron-FSDP run it; ZeRO-3 = FSDP with TP/PP as torchtitan runs it); ZeRO-3
   re-gathers parameters every micro-batch, which the step time charges.
@@ -26,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from aiinfra.sizing.pipeline_layout import PipelineLayout
-from aiinfra.sizing.training import PARALLEL_AXES, ActivationOffload, EdgeSlots, pipeline_fits
+from aiinfra.sizing.training import PARALLEL_AXES, ActivationOffload, EdgeSlots, microbatch_group, pipeline_fits
 from aiinfra.specs import ModelSpec
 
 AXES = ("gpus", "tp", "pp", "dp", "cp", "ep", "mb", "vp", "recompute", "zero")
@@ -150,6 +151,7 @@ def build_space(
     edge_slots: bool | EdgeSlots | PipelineLayout = False,
     ep_overlap: bool = False,
     parallel_axes: tuple[str, ...] = PARALLEL_AXES,
+    interleave: str = "multiple",
 ) -> Space:
     """All valid layouts for `m` over the given GPU counts, as flat arrays.
 
@@ -159,7 +161,8 @@ def build_space(
     `edge_slots` (Megatron's custom layout) fixes the stages: PP is a divisor of its stage count, VP the quotient.
     `ep_overlap` (Megatron's --overlap-moe-expert-parallel-comm) keeps only what Megatron runs with it
     (TransformerConfig.__post_init__ at d98e8a6): EP > 1, VP > 1 wherever PP > 1, and no full recompute.
-    `parallel_axes`: the model-parallel axes the software stack runs (stacks.yaml parallelism); the others stay 1."""
+    `parallel_axes`: the model-parallel axes the software stack runs (stacks.yaml parallelism); the others stay 1.
+    `interleave`: how the stack's interleaved schedule takes a step's micro-batches (sizing INTERLEAVE_RULES)."""
     # TP: every divisor of the heads; inside the scale-up domain it runs at NVLink speed, beyond it
     # the collectives cross the NICs (perf.training charges that), so the step time decides.
     # A TP group inside a domain must tile it (no group straddles two domains); beyond it, whole domains.
@@ -203,8 +206,11 @@ def build_space(
             if global_batch % (d * mb):
                 continue
             M = global_batch // (d * mb)
+            # interleaving: micro-batches the stack's schedule can group (Megatron-Core: M mod PP 0, or groups of
+            # G ≥ PP that leave 0 or at least PP over)
+            groups = p > 1 and microbatch_group(M, p, interleave) > 0
             for vp in (vps if layout is None else [layout.n_stages // p]):
-                schedule = vp == 1 or (p > 1 and M % p == 0)  # interleaving: micro-batches a multiple of PP
+                schedule = vp == 1 or groups
                 # every GPU keeps its edge slots and no fewer than zero layers (the loss stage of an MTP model takes
                 # three slots, so this binds without interleaving too); a layout string places layers itself
                 stages = (layout is not None or (bool(pipeline_fits(m.layers, p, vp, edge_slots)) if uneven_pipeline

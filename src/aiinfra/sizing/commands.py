@@ -14,9 +14,9 @@ from aiinfra.explain import Result, quantity
 from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
 from aiinfra.sizing.params import param_counts
 from aiinfra.sizing.pipeline_layout import PipelineLayout
-from aiinfra.sizing.training import (RECOMPUTE, check_activation_offload, check_recompute_modules,
+from aiinfra.sizing.training import (RECOMPUTE, check_activation_offload, check_interleave, check_recompute_modules,
                                      check_stack_parallelism, fit_verdict, module_policy, parse_offload,
-                                     parse_recompute_modules, pipeline_edge_slots, saved_input_bytes,
+                                     parse_recompute_modules, pipeline_edge_slots, saved_input_bytes, stack_interleave,
                                      stack_uneven_pipeline, training_memory)
 from aiinfra.specs import GpuSpec, ModelSpec
 from aiinfra.units import GiB
@@ -97,6 +97,9 @@ def training_report(
     split = pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split, mtp)
     if isinstance(split, PipelineLayout) and interleave == 1:  # the default: the layout's stages say how many
         interleave = split.vp(pp)
+    rule = stack_interleave(software)
+    if num_microbatches is not None or rule == "none":  # unset: at least PP, which every schedule takes
+        check_interleave(num_microbatches or pp, pp, interleave, rule, f"{software}'s")
     mem = training_memory(
         m, seq=seq, micro_batch=micro_batch, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, sp=tp > 1 if sp is None else sp,
         vp=interleave, num_microbatches=num_microbatches, zero=zero, distributed_optimizer=distributed_optimizer,
@@ -104,7 +107,7 @@ def training_report(
         offload_fraction=share, flash_attention=flash_attention, overhead_bytes=_overhead_bytes(overhead_gib),
         fragmentation=fragmentation, selective=module_policy(software, modules),
         input_bytes=saved_input_bytes(software, precision),
-        edge_slots=split, etp=etp, mtp=mtp,
+        edge_slots=split, etp=etp, mtp=mtp, interleave=rule,
     )
     if code & 4:  # after training_memory, which has refused an unknown recompute mode
         check_activation_offload(m, software, share=share, pp=pp, recompute=RECOMPUTE[recompute])

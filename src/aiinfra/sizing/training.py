@@ -13,6 +13,7 @@ explains one of them. Sources:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -343,6 +344,66 @@ def pipeline_edge_slots(m: ModelSpec, uneven: bool = True, split: str = "auto",
 def stack_uneven_pipeline(software: str = "megatron-core") -> bool:
     """Whether a software stack splits layers unevenly over pipeline stages (catalog stacks.yaml)."""
     return bool(default_catalog().entry("stacks", software)[1].get("uneven_pipeline", True))
+
+
+# How a stack's interleaved schedule takes the micro-batches of a step (stacks.yaml interleave). The schedule runs
+# the micro-batches in groups of G through each virtual stage in turn; the first GPU warms up with (vp − 1)·G
+# + 2·(pp − 1) model-chunk forwards, so a larger group holds more activations, and a group smaller than PP waits on
+# the pipeline between virtual stages.
+INTERLEAVE_RULES = {
+    "multiple": "a number of micro-batches M that PP divides (groups of PP)",
+    "groups": "groups of G micro-batches with PP ≤ G ≤ M and M mod G either 0 or at least PP",
+    "rounds": "M // PP rounds (at least 1) that divide M, a round's micro-batches being the group",
+    "none": "no interleaved schedule",
+}
+
+
+def stack_interleave(software: str = "megatron-core") -> str:
+    """The stack's interleave rule (stacks.yaml interleave; absent: multiple). Anything else is refused."""
+    key, e = default_catalog().entry("stacks", software)
+    rule = e.get("interleave", "multiple")
+    if rule not in INTERLEAVE_RULES:
+        raise SpecError(f"stack '{key}': interleave must be one of {', '.join(INTERLEAVE_RULES)}, got {rule!r}")
+    return rule
+
+
+@lru_cache(maxsize=65536)
+def microbatch_group(M: int, pp: int, rule: str) -> int:
+    """Micro-batches per group when an interleaved schedule runs M of them on pp > 1 stages; 0 where `rule` refuses."""
+    if M < 1 or rule == "none":
+        return 0
+    if rule == "multiple":
+        return pp if M % pp == 0 else 0
+    if rule == "rounds":  # torch.distributed.pipelining ScheduleInterleaved1F1B
+        rounds = max(1, M // pp)
+        return M // rounds if M % rounds == 0 else 0
+    for g in range(pp, M + 1):  # groups: Megatron-Core's microbatch_group_size_per_vp_stage
+        if M % g == 0 or M % g >= pp:
+            return g
+    return 0
+
+
+def interleave_group(M: Any, pp: Any, vp: Any, rule: str = "multiple") -> Any:
+    """Micro-batches per group of the interleaved schedule (0 where `rule` refuses M micro-batches on PP stages);
+    PP where there is no interleave (vp 1 or pp 1). Arrays allowed."""
+    M, pp, vp = np.broadcast_arrays(*(np.asarray(x, dtype=np.int64) for x in (M, pp, vp)))
+    inter = (vp > 1) & (pp > 1)
+    out = pp.copy()
+    if inter.any():
+        keys, inv = np.unique(np.stack([M[inter], pp[inter]]), axis=1, return_inverse=True)
+        g = np.array([microbatch_group(int(a), int(b), rule) for a, b in keys.T], dtype=np.int64)
+        out[inter] = g[np.ravel(inv)]
+    return int(out) if out.ndim == 0 else out
+
+
+def check_interleave(M: int, pp: int, vp: int, rule: str, whose: str = "the") -> None:
+    """One line where an interleaved schedule (`whose`: "the", or a stack's name) cannot take M micro-batches per
+    step on PP stages under `rule`."""
+    if vp > 1 and pp > 1 and rule == "none":
+        raise LayoutError(f"{whose} pipeline has no interleaved schedule: vp must be 1, got vp={vp}")
+    if vp > 1 and pp > 1 and not interleave_group(M, pp, vp, rule):
+        raise LayoutError(f"{whose} interleaved schedule (vp={vp}) cannot run {M} micro-batches per step on pp={pp}: "
+                          f"it needs {INTERLEAVE_RULES[rule]}")
 
 
 PARALLEL_AXES = ("tp", "pp", "cp", "ep")  # the model-parallel axes a layout splits over, besides data parallelism
@@ -765,6 +826,7 @@ def training_memory(
     edge_slots: bool = False,
     offload_fraction: Any = 1.0,
     mtp: bool = True,
+    interleave: str = "groups",
 ) -> TrainingMemory | np.ndarray:
     """Peak memory on the most-loaded GPU of a training job (bytes), with every part explained.
 
@@ -775,19 +837,28 @@ def training_memory(
     offload_fraction: with activations offloaded, the share of each stage's layers whose activations go to the host
     (the first ones); the rest stay, and never fewer than two layers' worth (the copies in flight).
     mtp: with the model's multi-token-prediction layers (config num_nextn_predict_layers) on the last stage.
+    interleave: how the interleaved schedule groups num_microbatches (INTERLEAVE_RULES; default Megatron-Core's):
+    a group G larger than p warms the first stage up with (v − 1)·(G − p) more model-chunk forwards.
     """
     if isinstance(recompute, str):
         if recompute not in RECOMPUTE:
             raise SpecError(f"unknown recompute mode '{recompute}'; choose none, selective or full")
         recompute = RECOMPUTE[recompute]
     _validate(m, tp, pp, dp, cp, ep, sp, vp, seq, micro_batch, zero, etp, edge_slots, mtp)
+    if num_microbatches is not None and all(np.ndim(x) == 0 for x in (num_microbatches, pp, vp)):
+        check_interleave(int(num_microbatches), int(pp), int(vp), interleave)
     off = np.asarray(offload_code(offload))
     zero_eff = np.maximum(np.asarray(zero), 1 if distributed_optimizer else 0)
     counts = param_counts(m)
     tp_a, pp_a = np.asarray(tp, dtype=float), np.asarray(pp, dtype=float)
     etp_a = tp_a if etp is None else np.asarray(etp, dtype=float)
     in_flight = pp_a if num_microbatches is None else np.minimum(pp_a, np.asarray(num_microbatches, dtype=float))
-    penalty = np.where(np.asarray(vp) > 1, 1.0 + (pp_a - 1.0) / (pp_a * np.asarray(vp, dtype=float)), 1.0)
+    vp_a = np.asarray(vp, dtype=float)
+    penalty = np.where(vp_a > 1, 1.0 + (pp_a - 1.0) / (pp_a * vp_a), 1.0)
+    # a micro-batch group larger than p (Megatron-Core's microbatch_group_size_per_vp_stage where M is no multiple
+    # of p) warms the first stage up with (v − 1)·(G − p) more chunk forwards, each 1/v of its layers' activations
+    group = pp_a if num_microbatches is None else np.maximum(interleave_group(num_microbatches, pp, vp, interleave), 1)
+    warm_extra = np.maximum(vp_a - 1.0, 0.0) * np.maximum(group - pp_a, 0.0) / vp_a
 
     act_dense = layer_activation_bytes(m, seq=seq, micro_batch=micro_batch, tp=tp, cp=cp, sp=sp,
                                        recompute=recompute, flash_attention=flash_attention, selective=selective,
@@ -813,7 +884,7 @@ def training_memory(
 
     first_l, middle_l, last_l = stage_layers(m, pp, vp, edge_slots, mtp)
     n_mtp = m.mtp_layers if mtp else 0
-    flights = {"first": in_flight, "middle": np.maximum(np.minimum(in_flight, pp_a - 1.0), 0.0),
+    flights = {"first": in_flight + warm_extra / penalty, "middle": np.maximum(np.minimum(in_flight, pp_a - 1.0), 0.0),
                "last": np.ones_like(in_flight)}
     stages = {}
     for stage, n_layers in (("first", first_l), ("middle", middle_l), ("last", last_l)):
@@ -881,7 +952,9 @@ def training_memory(
         {"per dense layer": act_dense, **({"per MoE layer": act_moe} if m.is_moe else {}),
          "in_flight": pick("flight"), "interleave_penalty": penalty,
          "L_stage": choose([stages[n]["params"].layers for n in names])},
-        {"in_flight": "1F1B: stage r holds min(p − r, m) micro-batches", "interleave_penalty": SRC_INTERLEAVE,
+        {"in_flight": "1F1B: stage r holds min(p − r, m) micro-batches; interleaved with micro-batch groups G > p, "
+                      "the first stage (v − 1)(G − p)/v more (Megatron-LM schedules.py get_pp_rank_microbatches)",
+         "interleave_penalty": SRC_INTERLEAVE,
          "L_stage": "uneven split: first and last stages lighter (pipeline_layers)"},
     )
     edge_t = Term("embedding and output", pick("edge"), "B",

@@ -402,5 +402,8 @@ def published_rank(row: dict) -> dict:
         return {"key": row["key"], "rank": None, "layouts": 0, "best": "-", "speedup_of_best": float("nan"),
                 "why": [f"not ranked: {err}"]}
     y = res.facts["your_layout"]
+    why = list(y["why_slower"])
+    if y["offload"] != "none" and "offload" not in row:  # a completion the published run did not use
+        why.insert(0, f"its best completion offloads {y['offload']}, which the run did not state")
     return {"key": row["key"], "rank": y["rank"], "layouts": y["layouts_ranked"], "best": res.facts["best_layout"],
-            "speedup_of_best": y["speedup_of_best"], "why": y["why_slower"]}
+            "speedup_of_best": y["speedup_of_best"], "why": why}

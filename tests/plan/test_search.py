@@ -159,3 +159,32 @@ def test_matching_equals_the_flat_test_without_building_flat_columns():
         assert np.array_equal(sp.matching(**fixed), np.nonzero(flat)[0]), fixed
     with pytest.raises(KeyError):
         sp.matching(colour=1)
+
+
+def test_space_keeps_only_splits_megatron_core_can_run():
+    """Megatron-Core's own checks (Megatron-LM at d98e8a6): TransformerConfig.__post_init__ needs the KV heads (query
+    groups) to be a multiple or a divisor of TP; arguments.py needs the sequence in 2·CP equal chunks; sequence
+    parallelism scatters each CP rank's tokens over TP (tensor_parallel/mappings.py _split_along_first_dim asserts
+    they divide). GPT-3 175B (96 heads) on a 72-GPU NVLink domain may run TP3, but 2,048 tokens do not split over 3
+    ranks, so TP3 runs without SP (it had been the planner's #1 on 576 GB200 with SP on); Llama 4 Scout (40 heads, 8
+    KV heads) never runs TP5, 10 or 20; a 4,095-token sequence takes no CP3."""
+    s = build_space(model("gpt-175b"), [576], global_batch=1536, seq=2048, scaleup_domain=72)
+    tp, sp = s.base["tp"], s.base["sp"]
+    assert (tp == 3).any() and not sp[tp == 3].any() and sp[tp == 2].all() and sp[tp == 8].all()
+    scout = build_space(model("llama-4-scout"), [640], global_batch=640, seq=8192, scaleup_domain=72)
+    assert not np.isin(scout.base["tp"], [5, 10, 20]).any()
+    assert set(build_space(model("llama-3.1-8b"), [24], global_batch=24, seq=4095).base["cp"]) == {1}
+    assert 3 in set(build_space(model("llama-3.1-8b"), [24], global_batch=24, seq=6144).base["cp"])
+
+
+@pytest.mark.parametrize("kw,fragment", [
+    (dict(model="llama-4-scout", tp=10, seq=8192), "TP=10 is neither a divisor nor a multiple of the 8 KV heads"),
+    (dict(model="llama-3.1-70b", tp=8, cp=3, seq=4095), "split into 2·CP = 6 equal chunks"),
+    (dict(model="gpt-175b", tp=3, sp=True, seq=2048), "which does not divide them"),
+])
+def test_layouts_megatron_core_refuses_are_one_line(kw, fragment):
+    from aiinfra.sizing.training import check_layout
+
+    name = kw.pop("model")
+    with pytest.raises(AiinfraError, match=fragment):
+        check_layout(model(name), **kw)

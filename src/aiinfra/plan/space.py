@@ -4,12 +4,13 @@ Axes: GPU count N, TP, CP, PP, EP, micro-batch, interleave (virtual stages), rec
 (0 none / 1 selective / 2 full), ZeRO stage, offload (with activations, the share of each stage's layers whose
 activations go) and the TP overlap mode (blocking or overlapped chunk by chunk, where the software stack offers both;
 TP1 has no TP mode to choose). Rules (Megatron-LM and DeepSpeed constraints):
-- TP divides the attention heads (inside the GPU's scale-up domain at NVLink speed, beyond it over
-  the NICs); SP is on whenever TP > 1 (as NeMo's AutoConfigurator does) unless switched off;
+- TP divides the attention heads and is a divisor or multiple of the KV heads (inside the GPU's scale-up domain
+  at NVLink speed, beyond it over the NICs); SP is on whenever TP > 1 (as NeMo's AutoConfigurator does) and TP
+  divides each CP rank's tokens, unless switched off;
 - PP is any stage count that leaves every (virtual) stage a layer: uneven stages, the first and last
   lighter, as Megatron's --decoder-first/last-pipeline-num-layers allow (Llama 3 405B ran 126
-  layers on PP16); CP divides the sequence and leaves each rank at least `min_cp_tokens` tokens (CP is for
-  long context); DP = N / (TP·PP·CP) is whole;
+  layers on PP16); the sequence splits into 2·CP equal chunks and leaves each rank at least `min_cp_tokens`
+  tokens (CP is for long context); DP = N / (TP·PP·CP) is whole;
 - EP divides the experts and DP·CP (MoE only), with experts split over TP (Megatron's default ETP = TP); or,
   with whole experts (ETP 1, Megatron's MoE parallel folding), EP divides TP·DP·CP;
 - the global batch splits into whole micro-batches per DP rank: B % (DP·mb) = 0;
@@ -27,7 +28,8 @@ from __future__ import annotations
 import numpy as np
 
 from aiinfra.sizing.pipeline_layout import PipelineLayout
-from aiinfra.sizing.training import PARALLEL_AXES, ActivationOffload, EdgeSlots, microbatch_group, pipeline_fits
+from aiinfra.sizing.training import (PARALLEL_AXES, ActivationOffload, EdgeSlots, microbatch_group, pipeline_fits,
+                                     sp_divides, tp_fits_kv_heads)
 from aiinfra.specs import ModelSpec
 
 AXES = ("gpus", "tp", "pp", "dp", "cp", "ep", "mb", "vp", "recompute", "zero")
@@ -168,14 +170,15 @@ def build_space(
     # A TP group inside a domain must tile it (no group straddles two domains); beyond it, whole domains.
     dom = scaleup_domain or gpus_per_node
     tps = [t for t in divisors(m.heads) if t <= max(gpu_counts) and (max_tp is None or t <= max_tp)
-           and (dom % t == 0 or t % dom == 0)]
+           and (dom % t == 0 or t % dom == 0) and tp_fits_kv_heads(m.kv_heads, t)]
     # uneven stages allowed (every stage needs one layer) where the software stack supports them
     layout = edge_slots if isinstance(edge_slots, PipelineLayout) else None
     pps = list(range(1, m.layers + 1)) if uneven_pipeline else divisors(m.layers)
     if layout is not None:  # one stage count: PP·VP = its stages (PP 1 only where it is a single stage)
         pps = [p for p in divisors(layout.n_stages) if p > 1 or layout.n_stages == 1]
     cp_values = divisors(seq) if context_parallel is None else context_parallel
-    cps = [c for c in cp_values if seq % c == 0 and (c == 1 or seq // c >= min_cp_tokens)]
+    # load-balanced causal CP cuts the sequence into 2·CP chunks (Megatron-LM arguments.py: seq % (2·CP) == 0)
+    cps = [c for c in cp_values if c == 1 or (seq % (2 * c) == 0 and seq // c >= min_cp_tokens)]
     mbs = divisors(global_batch) if micro_batches is None else list(micro_batches)
     vps = list(range(1, m.layers + 3)) if interleaves is None else list(interleaves)
     eps = [e for e in divisors(m.experts) if e <= 256] if m.is_moe else [1]
@@ -228,7 +231,9 @@ def build_space(
     else:
         r_idx = mb_a = vp_a = _i64([])
     base = {"gpus": N[r_idx], "tp": tp[r_idx], "pp": pp[r_idx], "dp": dp[r_idx], "cp": cp[r_idx], "ep": ep[r_idx],
-            "mb": mb_a, "vp": vp_a, "sp": (tp[r_idx] > 1) & sequence_parallel, "etp": etp[r_idx]}
+            "mb": mb_a, "vp": vp_a, "etp": etp[r_idx],
+            # SP only where each CP rank's tokens split evenly over TP; elsewhere TP runs without it
+            "sp": (tp[r_idx] > 1) & sequence_parallel & sp_divides(seq, cp[r_idx], tp[r_idx])}
     if ep_overlap:
         keep = (base["ep"] > 1) & ((base["pp"] == 1) | (base["vp"] > 1))
         base = {k: v[keep] for k, v in base.items()}

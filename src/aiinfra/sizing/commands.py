@@ -16,8 +16,8 @@ from aiinfra.sizing.params import param_counts
 from aiinfra.sizing.pipeline_layout import PipelineLayout
 from aiinfra.sizing.training import (RECOMPUTE, check_activation_offload, check_interleave, check_recompute_modules,
                                      check_stack_parallelism, fit_verdict, module_policy, parse_offload,
-                                     parse_recompute_modules, pipeline_edge_slots, saved_input_bytes, stack_interleave,
-                                     stack_uneven_pipeline, training_memory)
+                                     parse_recompute_modules, pipeline_edge_slots, saved_input_bytes, sp_divides,
+                                     stack_interleave, stack_uneven_pipeline, training_memory)
 from aiinfra.specs import GpuSpec, ModelSpec
 from aiinfra.units import GiB
 
@@ -79,7 +79,8 @@ def training_report(
     software: str = "megatron-core", pipeline_split: str = "auto", etp: int | None = None,
     recompute_modules: str | None = None, mtp: bool = True,
 ) -> Result:
-    """`aiinfra size train`: memory per GPU and whether it fits `g`. Sequence parallelism defaults to TP > 1.
+    """`aiinfra size train`: memory per GPU and whether it fits `g`. Sequence parallelism defaults to TP > 1 where TP
+    divides each CP rank's tokens.
     `etp`: the experts' TP size, 1 (whole experts, EP folded over TP, as plan's ETP1) or TP (the default).
     `recompute_modules`: what selective recompute drops, as Megatron's recompute_modules ('layernorm,moe_act').
     `mtp`: the model's multi-token-prediction layers on the last stage, where its config has them.
@@ -97,11 +98,13 @@ def training_report(
     split = pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split, mtp)
     if isinstance(split, PipelineLayout) and interleave == 1:  # the default: the layout's stages say how many
         interleave = split.vp(pp)
+    # SP on with TP > 1 where each CP rank's tokens split evenly over TP (else Megatron could not run it)
+    default_sp = bool(tp > 1 and cp >= 1 and seq >= cp and sp_divides(seq, cp, tp))
     rule = stack_interleave(software)
     if num_microbatches is not None or rule == "none":  # unset: at least PP, which every schedule takes
         check_interleave(num_microbatches or pp, pp, interleave, rule, f"{software}'s")
     mem = training_memory(
-        m, seq=seq, micro_batch=micro_batch, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, sp=tp > 1 if sp is None else sp,
+        m, seq=seq, micro_batch=micro_batch, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, sp=default_sp if sp is None else sp,
         vp=interleave, num_microbatches=num_microbatches, zero=zero, distributed_optimizer=distributed_optimizer,
         recompute=recompute, precision=precision, optimizer=optimizer, grad_dtype=grad_dtype, offload=code,
         offload_fraction=share, flash_attention=flash_attention, overhead_bytes=_overhead_bytes(overhead_gib),

@@ -458,6 +458,9 @@ def check_layout(m: ModelSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int
             raise SpecError(f"{name} must be a whole number ≥ 1, got {v}")
     if m.heads % tp:
         raise LayoutError(f"TP={tp} does not divide the {m.heads} attention heads of {m.name}")
+    if not tp_fits_kv_heads(m.kv_heads, tp):
+        raise LayoutError(f"TP={tp} is neither a divisor nor a multiple of the {m.kv_heads} KV heads of {m.name} "
+                          "(Megatron-Core splits KV heads over TP, or replicates each over TP / KV ranks)")
     if isinstance(edge, PipelineLayout):  # the layout places every layer itself (an empty stage is allowed)
         edge.check(m.layers, m.mtp_layers if mtp else 0, pp, vp)
     elif pp > m.layers:
@@ -488,6 +491,25 @@ def check_layout(m: ModelSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int
         raise LayoutError("sequence parallelism needs TP > 1")
     if seq is not None and seq % cp:
         raise LayoutError(f"CP={cp} does not divide the sequence length {seq}")
+    if seq is not None and cp > 1 and seq % (2 * cp):
+        raise LayoutError(f"CP={cp} needs the sequence length {seq} to split into 2·CP = {2 * cp} equal chunks "
+                          "(load-balanced causal context parallelism)")
+    if seq is not None and sp and not sp_divides(seq, cp, tp):
+        raise LayoutError(f"sequence parallelism splits each CP rank's {seq // cp} tokens over TP={tp}, which does "
+                          "not divide them; run without sequence parallelism")
+
+
+def tp_fits_kv_heads(kv_heads: int, tp: Any) -> Any:
+    """Megatron-Core's rule (TransformerConfig.__post_init__ at d98e8a6): the KV heads (query groups) must be a
+    multiple or a divisor of TP; past them each KV head is replicated on TP / KV ranks. Arrays allowed."""
+    tp = np.asarray(tp)
+    return (kv_heads % tp == 0) | (tp % kv_heads == 0)
+
+
+def sp_divides(seq: Any, cp: Any, tp: Any) -> Any:
+    """Whether sequence parallelism can split each CP rank's seq / cp tokens evenly over TP (Megatron-Core
+    tensor_parallel/mappings.py _split_along_first_dim asserts it). Arrays allowed."""
+    return (np.asarray(seq) // np.asarray(cp)) % np.asarray(tp) == 0
 
 
 @dataclass

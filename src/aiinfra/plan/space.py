@@ -201,9 +201,18 @@ def build_space(
     # Per (dp, pp): the (micro-batch, interleave) pairs that divide; then every base row of that key.
     key = dp * 100_000 + pp
     parts = []
+    stage_vps: dict[int, list[int]] = {}  # per PP, the interleaves whose stages all get their layers
     for kval in np.unique(key):
         rows = np.nonzero(key == kval)[0]
         d, p = int(dp[rows[0]]), int(pp[rows[0]])
+        if p not in stage_vps:
+            # every GPU keeps its edge slots and no fewer than zero layers (the loss stage of an MTP model takes
+            # three slots, so this binds without interleaving too); a layout string places layers itself
+            cand = _i64(vps if layout is None else [layout.n_stages // p])
+            ok = (np.ones(cand.size, dtype=bool) if layout is not None else
+                  np.asarray(pipeline_fits(m.layers, p, cand, edge_slots), dtype=bool) if uneven_pipeline else
+                  m.layers % (p * cand) == 0)
+            stage_vps[p] = [int(v) for v in cand[ok]]
         pairs = []
         for mb in mbs:
             if global_batch % (d * mb):
@@ -212,14 +221,7 @@ def build_space(
             # interleaving: micro-batches the stack's schedule can group (Megatron-Core: M mod PP 0, or groups of
             # G ≥ PP that leave 0 or at least PP over)
             groups = p > 1 and microbatch_group(M, p, interleave) > 0
-            for vp in (vps if layout is None else [layout.n_stages // p]):
-                schedule = vp == 1 or groups
-                # every GPU keeps its edge slots and no fewer than zero layers (the loss stage of an MTP model takes
-                # three slots, so this binds without interleaving too); a layout string places layers itself
-                stages = (layout is not None or (bool(pipeline_fits(m.layers, p, vp, edge_slots)) if uneven_pipeline
-                                                 else m.layers % (p * vp) == 0))
-                if schedule and stages:
-                    pairs.append((mb, vp))
+            pairs += [(mb, vp) for vp in stage_vps[p] if vp == 1 or groups]
         if not pairs:
             continue
         pa = _i64(pairs)

@@ -188,3 +188,31 @@ def test_layouts_megatron_core_refuses_are_one_line(kw, fragment):
     name = kw.pop("model")
     with pytest.raises(AiinfraError, match=fragment):
         check_layout(model(name), **kw)
+
+
+def test_tp_past_the_kv_heads_is_megatron_cores_and_costs_a_qkv_gather():
+    """Megatron-Core runs TP beyond a GQA model's KV heads since f7dfb99 (2025-12-06, #2565): attention.py
+    get_query_key_value_tensors all-gathers the QKV projection's output over TP (a reduce-scatter in the backward)
+    and slices out its group. torchtitan shards wk/wv by output features and views whole heads, so TP must divide
+    them: Llama 3.1 405B (8 KV heads) never gets TP16 there, and a fixed TP16 is one line. Under Megatron-Core the
+    TP16 step carries the gather in its TP communication; TP8 carries none."""
+    from dataclasses import replace
+
+    from aiinfra.perf.training import stack, step_time
+    from aiinfra.plan.commands import plan_command
+
+    m, g = model("llama-3.1-405b"), gpu("h100-sxm")
+    kw = dict(global_batch=128, seq=8192)
+    assert 16 in set(build_space(m, [2048], **kw).base["tp"])
+    assert 16 not in set(build_space(m, [2048], tp_past_kv_heads=False, **kw).base["tp"])
+    titan = plan(m, g, [2048], options=Options(software="torchtitan"), top=20, **kw)
+    assert titan.top and all(r["tp"] <= 8 for r in titan.top)
+    with pytest.raises(AiinfraError, match="torchtitan splits whole KV heads"):
+        plan_command(m, g, [2048], layout="tp=16", options=Options(software="torchtitan"), **kw)
+    core = stack("megatron-core")
+
+    def tp_comm(tp, s):
+        r = step_time(m, g, tp=tp, pp=8, dp=2048 // (8 * tp), global_batch=128, seq=8192, software=s)
+        return next(float(p.value) for p in r.step.parts if p.name == "TP communication")
+    assert tp_comm(16, core) > tp_comm(16, replace(core, tp_past_kv_heads=False))
+    assert tp_comm(8, core) == tp_comm(8, replace(core, tp_past_kv_heads=False))

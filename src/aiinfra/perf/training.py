@@ -62,8 +62,8 @@ from aiinfra.sizing.params import attention_params, every_second_linear, linear_
 from aiinfra.sizing.training import (PARALLEL_AXES, ActivationOffload, activation_offload, attention_width_units,
                                      interleave_group, layer_activation_bytes, module_norms,
                                      module_policy, offload_code, pipeline_edge_slots, policy_modules, saved_input_bytes,
-                                     selective_policy, stack_interleave, stack_parallelism, stack_uneven_pipeline,
-                                     stage_layers)
+                                     selective_policy, stack_interleave, stack_parallelism, stack_tp_past_kv_heads,
+                                     stack_uneven_pipeline, stage_layers)
 from aiinfra.specs import GpuSpec, ModelSpec, arch_family
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/(v·m) for the interleaved 1F1B schedule"
@@ -178,6 +178,8 @@ class Stack:
     parallelism: tuple[str, ...] = PARALLEL_AXES
     # how its interleaved schedule groups a step's micro-batches (stacks.yaml interleave: sizing INTERLEAVE_RULES)
     interleave: str = "multiple"
+    # TP beyond a GQA model's KV heads, each replicated, its QKV output all-gathered over TP (stacks.yaml)
+    tp_past_kv_heads: bool = False
 
     def permute_bytes(self, dispatcher: str, local_experts):
         """Bytes per routed copy element and pass for `dispatcher` (0 where the stack counts none)."""
@@ -213,7 +215,8 @@ def stack(name: str = "megatron-core") -> Stack:
                  activation_offload(key), *_cross_entropy(key, e.get("cross_entropy")),
                  *_optimizer_step(key, e.get("optimizer_step")),
                  *_elementwise(key, e.get("elementwise")), *_moe_permute(key, e.get("moe_permute")),
-                 parallelism=stack_parallelism(key), interleave=stack_interleave(key))
+                 parallelism=stack_parallelism(key), interleave=stack_interleave(key),
+                 tp_past_kv_heads=stack_tp_past_kv_heads(key))
 
 
 def _moe_permute(key: str, raw) -> tuple[tuple[tuple[str, float], ...], str]:
@@ -868,6 +871,14 @@ def step_time(
     # hidden under the layer's GEMMs; chunked (split), a dense layer's collectives are paired GEMM by GEMM (above).
     # A MoE layer with whole experts (folded, above) moves half of them.
     tp_raw = np.where(tp > 1, n_tp * t_areq + 2 * regather * t_ag, 0.0)  # 2 column-parallel inputs per layer
+    # TP beyond the KV heads (Megatron-Core f7dfb99): the QKV projection's output is all-gathered over TP in each
+    # forward (and recomputed forward) and reduce-scattered in the backward, blocking, before the attention
+    if not m.is_mla and stk.tp_past_kv_heads:
+        qkv_w = (m.heads + 2 * m.kv_heads) * m.head_dim
+        ar_qkv = comm.hierarchical_all_reduce(T * qkv_w * ACT_BYTES, tp, np.minimum(tp, domain), node, "QKV all-gather")
+        t_kv_rep = np.where(tp > m.kv_heads, (2 + full) * ar_qkv.value / 2, 0.0)
+    else:
+        t_kv_rep = 0.0
     tp_dense = np.where(tp_over, stk.exposed(tp_raw, g_dense), tp_raw)
     if async_bwd:  # forward (and recomputed forward) collectives block: 2 all-reduce equivalents per pass
         tp_dense = np.where(tp_over, tp_dense, np.where(tp > 1, (2 + 2 * full) * t_areq, 0.0) + tp_async_dense)
@@ -875,7 +886,7 @@ def step_time(
         tp_dense = np.where(split, tp_split_dense, tp_dense)
     tp_moe = tp_raw * (1 - 0.5 * folded)
     tp_moe = np.where(tp_over, stk.exposed(tp_moe, g_moe), tp_moe)
-    t_tp_layer = (m.dense_layers * tp_dense + m.moe_layers * tp_moe) / L
+    t_tp_layer = (m.dense_layers * tp_dense + m.moe_layers * tp_moe) / L + t_kv_rep
 
     # Context parallel: K,V chunk ring, hidden under attention when the stack overlaps it. A stack that expands
     # grouped K,V heads before the attention call (cp_ring kv_heads: query) sends them expanded.

@@ -20,8 +20,8 @@ from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, e
 from aiinfra.plan.space import RECOMPUTE_NAMES
 from aiinfra.sizing.pipeline_layout import PipelineLayout
 from aiinfra.sizing.training import (PARALLEL_AXES, EdgeSlots, check_activation_offload, check_interleave,
-                                     check_layout, check_recompute_modules, check_stack_parallelism, device_memory,
-                                     parallelism_phrase, parse_offload, stack_parallelism)
+                                     check_kv_split, check_layout, check_recompute_modules, check_stack_parallelism,
+                                     device_memory, parallelism_phrase, parse_offload, stack_parallelism)
 from aiinfra.specs import GpuSpec, ModelSpec
 
 LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "offload", "offload_layers",
@@ -159,6 +159,8 @@ def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int
     pp, vp = _pipeline_fixed(lay, edge)
     model_par = lay.get("tp", 1) * lay.get("pp", 1) * lay.get("cp", 1)
     check_layout(m, tp=lay.get("tp", 1), pp=pp, cp=lay.get("cp", 1), vp=vp, seq=seq, edge_slots=edge, mtp=mtp)
+    if not stack(software).tp_past_kv_heads:
+        check_kv_split(m, lay.get("tp", 1), software)
     for n in gpus:
         if "dp" in lay and model_par * lay["dp"] != n and all(k in lay for k in ("tp", "pp", "cp")):
             raise LayoutError(f"tp·pp·cp·dp = {model_par * lay['dp']} is not the GPU count {n}")

@@ -276,7 +276,8 @@ def plan(
                         sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens, max_tp=opt.max_tp,
                         scaleup_domain=gpu.scaleup_domain, uneven_pipeline=stk.uneven_pipeline,
                         edge_slots=space_edge, tp_overlaps=tp_modes(opt), ep_overlap=opt.ep_overlap,
-                        parallel_axes=stk.parallelism, interleave=stk.interleave)
+                        parallel_axes=stk.parallelism, interleave=stk.interleave,
+                        tp_past_kv_heads=stk.tp_past_kv_heads)
     if space.n_base and not space.k:  # every recompute/offload combination asked for is one the stack refuses
         raise SpecError(f"the {stk.key} stack offloads activations only without recompute"
                         + ("" if stk.offload.every_layer else " and from fewer layers than the model has")

@@ -154,6 +154,7 @@ def build_space(
     ep_overlap: bool = False,
     parallel_axes: tuple[str, ...] = PARALLEL_AXES,
     interleave: str = "multiple",
+    tp_past_kv_heads: bool = True,
 ) -> Space:
     """All valid layouts for `m` over the given GPU counts, as flat arrays.
 
@@ -164,13 +165,14 @@ def build_space(
     `ep_overlap` (Megatron's --overlap-moe-expert-parallel-comm) keeps only what Megatron runs with it
     (TransformerConfig.__post_init__ at d98e8a6): EP > 1, VP > 1 wherever PP > 1, and no full recompute.
     `parallel_axes`: the model-parallel axes the software stack runs (stacks.yaml parallelism); the others stay 1.
-    `interleave`: how the stack's interleaved schedule takes a step's micro-batches (sizing INTERLEAVE_RULES)."""
+    `interleave`: how the stack's interleaved schedule takes a step's micro-batches (sizing INTERLEAVE_RULES).
+    `tp_past_kv_heads`: TP may be a multiple of the KV heads (Megatron-Core), else it must divide them."""
     # TP: every divisor of the heads; inside the scale-up domain it runs at NVLink speed, beyond it
     # the collectives cross the NICs (perf.training charges that), so the step time decides.
     # A TP group inside a domain must tile it (no group straddles two domains); beyond it, whole domains.
     dom = scaleup_domain or gpus_per_node
     tps = [t for t in divisors(m.heads) if t <= max(gpu_counts) and (max_tp is None or t <= max_tp)
-           and (dom % t == 0 or t % dom == 0) and tp_fits_kv_heads(m.kv_heads, t)]
+           and (dom % t == 0 or t % dom == 0) and tp_fits_kv_heads(m.kv_heads, t, tp_past_kv_heads)]
     # uneven stages allowed (every stage needs one layer) where the software stack supports them
     layout = edge_slots if isinstance(edge_slots, PipelineLayout) else None
     pps = list(range(1, m.layers + 1)) if uneven_pipeline else divisors(m.layers)

@@ -450,7 +450,8 @@ def check_layout(m: ModelSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int
 
     Uneven pipeline stages are allowed (every virtual stage needs one layer, or the embedding or the loss
     where those take a slot: pipeline_edge_slots, None = the model's default under an uneven stack); TP
-    must divide the attention heads, CP the sequence, EP the experts and dp·cp.
+    must divide the attention heads and be a divisor or multiple of the KV heads (a divisor where the stack
+    splits whole KV heads: check_kv_split), CP the sequence, EP the experts and dp·cp.
     """
     edge = pipeline_edge_slots(m, mtp=mtp) if edge_slots is None else edge_slots
     for name, v in (("tp", tp), ("pp", pp), ("dp", dp), ("cp", cp), ("ep", ep), ("vp", vp)):
@@ -499,11 +500,28 @@ def check_layout(m: ModelSpec, *, tp: int = 1, pp: int = 1, dp: int = 1, cp: int
                           "not divide them; run without sequence parallelism")
 
 
-def tp_fits_kv_heads(kv_heads: int, tp: Any) -> Any:
+def tp_fits_kv_heads(kv_heads: int, tp: Any, past: bool = True) -> Any:
     """Megatron-Core's rule (TransformerConfig.__post_init__ at d98e8a6): the KV heads (query groups) must be a
-    multiple or a divisor of TP; past them each KV head is replicated on TP / KV ranks. Arrays allowed."""
+    multiple or a divisor of TP; past them each KV head is replicated on TP / KV ranks. `past` False: the stack
+    splits whole KV heads only, so TP must divide them. Arrays allowed."""
     tp = np.asarray(tp)
-    return (kv_heads % tp == 0) | (tp % kv_heads == 0)
+    return (kv_heads % tp == 0) | ((tp % kv_heads == 0) & past)
+
+
+def check_kv_split(m: ModelSpec, tp: int, whose: str = "the stack") -> None:
+    """One line where TP does not divide the KV heads of a stack that splits whole KV heads only."""
+    if m.kv_heads % tp:
+        raise LayoutError(f"TP={tp} does not divide the {m.kv_heads} KV heads of {m.name}, and {whose} splits whole "
+                          "KV heads over TP (stacks.yaml tp_past_kv_heads)")
+
+
+def stack_tp_past_kv_heads(software: str = "megatron-core") -> bool:
+    """Whether a stack runs TP beyond the KV heads (stacks.yaml tp_past_kv_heads; absent: false)."""
+    key, e = default_catalog().entry("stacks", software)
+    raw = e.get("tp_past_kv_heads", False)
+    if not isinstance(raw, bool):
+        raise SpecError(f"stack '{key}': tp_past_kv_heads must be true or false, got {raw!r}")
+    return raw
 
 
 def sp_divides(seq: Any, cp: Any, tp: Any) -> Any:

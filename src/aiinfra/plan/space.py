@@ -4,9 +4,10 @@ Axes: GPU count N, TP, CP, PP, EP, micro-batch, interleave (virtual stages), rec
 (0 none / 1 selective / 2 full), ZeRO stage, offload (with activations, the share of each stage's layers whose
 activations go) and the TP overlap mode (blocking or overlapped chunk by chunk, where the software stack offers both;
 TP1 has no TP mode to choose). Rules (Megatron-LM and DeepSpeed constraints):
-- TP divides the attention heads and is a divisor or multiple of the KV heads (inside the GPU's scale-up domain
-  at NVLink speed, beyond it over the NICs); SP is on whenever TP > 1 (as NeMo's AutoConfigurator does) and TP
-  divides each CP rank's tokens, unless switched off;
+- TP divides the attention heads and the KV heads, or is a multiple of the KV heads where the stack replicates
+  them (megatron-core: stacks.yaml tp_past_kv_heads); inside the GPU's scale-up domain at NVLink speed, beyond it
+  over the NICs; SP is on whenever TP > 1 (as NeMo's AutoConfigurator does) and TP divides each CP rank's tokens,
+  unless switched off;
 - PP is any stage count that leaves every (virtual) stage a layer: uneven stages, the first and last
   lighter, as Megatron's --decoder-first/last-pipeline-num-layers allow (Llama 3 405B ran 126
   layers on PP16); the sequence splits into 2·CP equal chunks and leaves each rank at least `min_cp_tokens`

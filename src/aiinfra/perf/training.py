@@ -1076,11 +1076,13 @@ def step_time(
                 "chunked (ring): Σ per GEMM max(0, t_allreduce/2 − that GEMM's time); fused with matmuls (PyTorch "
                 "async TP): each collective under the matmuls it feeds or that feed it, the reduce-scatter of "
                 "separate projections' summed input gradients blocking; async backward: forward blocking, "
-                "each column-parallel backward collective max(0, t − its dgrad/wgrad GEMM)",
+                "each column-parallel backward collective max(0, t − its dgrad/wgrad GEMM); TP past the KV heads "
+                "(megatron-core): + (2 + recomputed share) · t_allgather of the QKV output (T·(q + 2kv) elements)",
                 {"n_coll": n_tp, "t_allreduce": ar_tp, "all-gather bytes per element": gather_b,
                  "inputs gathered again in backward": regather, "overlapped": tp_over, "chunked": split,
                  "stack": stk.key, "chunked overlap pairs": stk.tp_fusion,
-                 "async backward": async_bwd, "sequence parallel": sp}, {"count": SRC_TP, stk.key: stk.source},
+                 "async backward": async_bwd, "sequence parallel": sp, "QKV output all-gather": t_kv_rep},
+                {"count": SRC_TP, stk.key: stk.source},
                 comm_part=True)
     t_host = part("host-bound MoE layers (exposed)", t_host_layer, 0.0,
                   "M · L_stage · (max(G + (max(0, S − t_dispatch) + S · (syncs − 1)) · (1 + recompute) (the "

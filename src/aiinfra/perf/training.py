@@ -873,7 +873,7 @@ def step_time(
     tp_raw = np.where(tp > 1, n_tp * t_areq + 2 * regather * t_ag, 0.0)  # 2 column-parallel inputs per layer
     # TP beyond the KV heads (Megatron-Core f7dfb99): the QKV projection's output is all-gathered over TP in each
     # forward (and recomputed forward) and reduce-scattered in the backward, blocking, before the attention
-    if not m.is_mla and stk.tp_past_kv_heads:
+    if not m.is_mla and stk.tp_past_kv_heads and np.any(tp > m.kv_heads):  # no collective to build otherwise
         qkv_w = (m.heads + 2 * m.kv_heads) * m.head_dim
         ar_qkv = comm.hierarchical_all_reduce(T * qkv_w * ACT_BYTES, tp, np.minimum(tp, domain), node, "QKV all-gather")
         t_kv_rep = np.where(tp > m.kv_heads, (2 + full) * ar_qkv.value / 2, 0.0)

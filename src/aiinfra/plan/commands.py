@@ -159,8 +159,7 @@ def _check_buildable(m: ModelSpec, gpus: list[int], lay: dict, global_batch: int
     pp, vp = _pipeline_fixed(lay, edge)
     model_par = lay.get("tp", 1) * lay.get("pp", 1) * lay.get("cp", 1)
     check_layout(m, tp=lay.get("tp", 1), pp=pp, cp=lay.get("cp", 1), vp=vp, seq=seq, edge_slots=edge, mtp=mtp)
-    if not stack(software).tp_past_kv_heads:
-        check_kv_split(m, lay.get("tp", 1), software)
+    check_kv_split(m, lay.get("tp", 1), software)
     for n in gpus:
         if "dp" in lay and model_par * lay["dp"] != n and all(k in lay for k in ("tp", "pp", "cp")):
             raise LayoutError(f"tp·pp·cp·dp = {model_par * lay['dp']} is not the GPU count {n}")

@@ -17,8 +17,7 @@ from aiinfra.sizing.pipeline_layout import PipelineLayout
 from aiinfra.sizing.training import (RECOMPUTE, check_activation_offload, check_interleave, check_kv_split,
                                      check_recompute_modules, check_stack_parallelism, fit_verdict, module_policy,
                                      parse_offload, parse_recompute_modules, pipeline_edge_slots, saved_input_bytes,
-                                     sp_divides, stack_interleave, stack_tp_past_kv_heads, stack_uneven_pipeline,
-                                     training_memory)
+                                     sp_divides, stack_interleave, stack_uneven_pipeline, training_memory)
 from aiinfra.specs import GpuSpec, ModelSpec
 from aiinfra.units import GiB
 
@@ -96,7 +95,7 @@ def training_report(
     if modules and recompute != "selective":
         raise SpecError(f"--recompute-modules names what selective recompute drops; --recompute is {recompute}")
     check_stack_parallelism(software, tp=tp, pp=pp, cp=cp, ep=ep)
-    if tp >= 1 and not stack_tp_past_kv_heads(software):
+    if tp >= 1:  # a TP below 1 is refused below, with the other layout checks
         check_kv_split(m, tp, software)
     split = pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split, mtp)
     if isinstance(split, PipelineLayout) and interleave == 1:  # the default: the layout's stages say how many

@@ -508,11 +508,12 @@ def tp_fits_kv_heads(kv_heads: int, tp: Any, past: bool = True) -> Any:
     return (kv_heads % tp == 0) | ((tp % kv_heads == 0) & past)
 
 
-def check_kv_split(m: ModelSpec, tp: int, whose: str = "the stack") -> None:
-    """One line where TP does not divide the KV heads of a stack that splits whole KV heads only."""
-    if m.kv_heads % tp:
-        raise LayoutError(f"TP={tp} does not divide the {m.kv_heads} KV heads of {m.name}, and {whose} splits whole "
-                          "KV heads over TP (stacks.yaml tp_past_kv_heads)")
+def check_kv_split(m: ModelSpec, tp: int, software: str) -> None:
+    """One line where TP does not divide the KV heads and the stack splits whole KV heads only (stacks.yaml
+    tp_past_kv_heads false); check_layout has already applied Megatron-Core's wider rule."""
+    if m.kv_heads % tp and not stack_tp_past_kv_heads(software):
+        raise LayoutError(f"TP={tp} does not divide the {m.kv_heads} KV heads of {m.name}, and {software} splits "
+                          "whole KV heads over TP (stacks.yaml tp_past_kv_heads)")
 
 
 def stack_tp_past_kv_heads(software: str = "megatron-core") -> bool:

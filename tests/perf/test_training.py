@@ -511,6 +511,22 @@ def test_blackwell_kernel_rows_follow_the_mamf_table():
     assert kernel_table(gpu("h100-sxm")).arch == "hopper" and kernel_table(gpu("h200-sxm")).arch == "hopper"
 
 
+
+def test_blackwell_ultra_fp4_gemm_is_the_measured_throttled_figure():
+    """HazyResearch/ThunderKittens kernels/gemm/nvfp4_b300/HANDOFF.md (2026-06-11): CUTLASS's SM103 block-scaled FP4
+    GEMM, M = N = 8192, K = 33024, 0.531 ms = 8.342 PFLOP/s on B300, the part at 1.55 GHz under FP4 load. That is
+    0.618 of B300's 13.5 PF dense FP4, well under its FP8 fraction (3,353.3 of 4,500 = 0.745), so FP4 buys GB300
+    about what it buys GB200 end to end, as Megatron-Bridge's NVFP4 rows show (26.04.01 GB300 / GB200 405B: 1,440 /
+    1,184 = 1.22 in NVFP4, 1,024 / 864 = 1.19 in FP8)."""
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.perf.compute import kernel_table
+
+    for key in ("b300", "gb300"):
+        kt = kernel_table(gpu(key))
+        assert kt.plateau("fp4") == pytest.approx(8342 / 13500, abs=5e-4)
+        assert kt.plateau("fp4") < kt.plateau("fp8")
+    assert kernel_table(gpu("b200")).plateau("fp4") == pytest.approx(0.70)  # B200 keeps its own (assumed) figure
+
 def test_blackwell_attention_follows_the_cudnn_measurements_by_length():
     """NVIDIA/cudnn-frontend benchmark/sdpa_benchmark_training/results/llama3.1/{gb200,gb300}/*.csv (commit fb682ce,
     2026-04-29; cuDNN 9.22.0): BF16, batch 2, 64 query / 8 KV heads, head dim 128, causal, non-deterministic

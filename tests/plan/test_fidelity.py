@@ -142,14 +142,16 @@ def test_megatron_bridge_2606_rows_out_of_sample():
     earlier rows' recipes one release on, out of every fit. DGX-H100 FP8: Llama 3.1 405B TP8·PP8·CP2·VP8 GBS 1536 →
     326 tokens/s/GPU (+2.8%), Qwen3-30B-A3B EP16 on 16 GPUs → 8,826 (−1.6%). Llama 3.1 405B on 256 GPUs: GB300 FP8
     1,048 (−6.3%), MXFP8 952 (+3.4%), NVFP4 1,413 (+17.4%); GB200 FP8 843 (−1.3%), MXFP8 783 (+6.7%), NVFP4 1,166
-    (−0.3%). GB300's NVFP4 row is the one beyond 15%, as at 26.04.01 (+15.2%): NVFP4's Hadamard transforms and
-    stochastic rounding are not charged."""
+    (−0.3%). GB300's NVFP4 row was the one beyond 15% (+18.7%, +16.4% at 26.04.01) while Blackwell Ultra's FP4
+    GEMMs read B200's assumed 0.70 plateau; at the measured CUTLASS figure on B300 (0.618, kernels.yaml
+    blackwell-ultra: the part throttles under FP4) it is +12.0%. NVFP4's Hadamard transforms and stochastic rounding
+    are still not charged."""
     h100 = {p.key: p.error for p in _table("Megatron-Bridge 26.06 DGX-H100")}
     assert len(h100) == 2 and all(abs(e) <= 0.04 for e in h100.values())
     gb = {p.key: p.error for p in _table("Megatron-Bridge 26.06 GB200/GB300 Llama 3.1 405B")}
     assert len(gb) == 6 and sum(map(abs, gb.values())) / 6 <= 0.07
     assert all(abs(e) <= 0.08 for k, e in gb.items() if "nvfp4" not in k)
-    assert 0.10 <= gb["mbridge-2606-gb300-405b-nvfp4"] <= 0.20
+    assert 0.08 <= gb["mbridge-2606-gb300-405b-nvfp4"] <= 0.14
 
 
 def test_megatron_bridge_2509_h100_deepseek_v3_out_of_sample():
@@ -402,14 +404,16 @@ def test_megatron_bridge_2604_gb200_gb300_llama_out_of_sample():
     0.2 points over the 15% target, one of the uncharged NVFP4 costs above. With the attention's real widths in the
     elementwise traffic and GB200's fraction solved again (0.860): mean 6.8%, GB200 70B NVFP4 +18.1%, GB300
     405B NVFP4 +16.4% (fewer elementwise bytes for grouped K/V make every Llama row faster; NVFP4's uncharged costs
-    show more)."""
+    show more). With Blackwell Ultra's FP4 GEMMs at CUTLASS's measured 0.618 of B300's peak (kernels.yaml
+    blackwell-ultra, 2026-12-07; GB300's FP4 rows had read B200's assumed 0.70): mean 5.8%, GB300 70B NVFP4 +9.0%
+    (was +14.7%), 405B +9.9% (was +16.4%); GB200 70B NVFP4 +18.1% is the worst row."""
     preds = {p.key: p for p in _table(BLACKWELL_LLAMA_2604)}
     assert len(preds) == 12
     errs = [abs(p.error) for p in preds.values()]
     assert sum(errs) / 12 <= 0.07 and max(errs) <= 0.185
     fp4 = [p.error for k, p in preds.items() if k.endswith("nvfp4")]
     assert len(fp4) == 4 and sum(fp4) / 4 > 0.05 and all(-0.03 <= e <= 0.185 for e in fp4)
-    assert all(abs(p.error) <= 0.17 for k, p in preds.items() if "gb300" in k)
+    assert all(abs(p.error) <= 0.12 for k, p in preds.items() if "gb300" in k)
 
 
 def test_megatron_bridge_2509_gb200_fsdp_activation_offload_out_of_sample():

@@ -274,7 +274,9 @@ def test_llm_foundry_mpt_tables_out_of_sample():
     checkpointing where the row says so; tokens/s/GPU. Every row at 2,048 tokens on 8 GPUs and both 70B rows (32, 64
     GPUs), a source never fitted on (added 2026-12-06, stacks.yaml llm-foundry). H100: 760M +9.7%, 1B −1.5%, 7B
     +0.4%, 13B +12.2%, 30B +0.6%, 70B on 32 / 64 GPUs +5.4% / −7.3%, mean 5.3%. A100: 1B −4.6%, 3B −5.0%, 7B
-    −3.3%, 13B +3.1%, 30B −10.8%, 70B +1.5% / −5.5%, mean 4.8%. History: with FlashAttention-2 figures and 16-bit
+    −3.3%, 13B +3.1%, 30B −10.8%, 70B +1.5% / −5.5%, and since 2026-12-07 the 125M (micro-batch 40 / 32), 350M and
+    760M rows the same rule names, which had been left out: −1.0% / −0.3%, −4.6%, −4.8%; mean 4.0% over eleven (4.8%
+    over the first seven). History: with FlashAttention-2 figures and 16-bit
     reductions the means were 7.4% and 5.1% (A100 1B +5.2%, 13B +9.6%); the A100 change is the Triton kernel's
     figures (kernels.yaml ampere bf16_triton, FlashAttention-2 over the FA2 paper's section 4.1 ratios), H100 keeps
     the FlashAttention-2 figures for want of a Hopper measurement. Then 6.8% and 4.6% (H100 760M +13.4%, 13B +17.4%)
@@ -288,8 +290,8 @@ def test_llm_foundry_mpt_tables_out_of_sample():
     Megatron tables meet."""
     h100 = {p.key: p for p in _table(FOUNDRY_H100)}
     a100 = {p.key: p for p in _table(FOUNDRY_A100)}
-    assert len(h100) == 7 and len(a100) == 7
-    for preds, mean_bound in ((h100, 0.055), (a100, 0.05)):
+    assert len(h100) == 7 and len(a100) == 11
+    for preds, mean_bound in ((h100, 0.055), (a100, 0.045)):
         errs = [abs(p.error) for p in preds.values()]
         assert sum(errs) / len(errs) <= mean_bound and max(errs) <= 0.13
     assert all(abs(p.error) <= 0.11 for k, p in {**h100, **a100}.items() if k not in ("foundry-h100-13b",
@@ -315,13 +317,13 @@ def test_triton_flash_attention_route_follows_the_fa2_papers_ratios():
 
 def test_mpt_parameter_counts_match_llm_foundrys_table():
     """llm-foundry's benchmark tables print NumParams per run (README at 8c8dd48, 2,048-token rows): 760M
-    760,470,528; 1B 1,315,950,592; 3B 2,651,837,440; 7B 6,658,859,008; 13B 12,853,954,560; 30B 29,975,214,080;
+    760,470,528; 125M 125,311,488; 350M 355,985,408; 1B 1,315,950,592; 3B 2,651,837,440; 7B 6,658,859,008; 13B 12,853,954,560; 30B 29,975,214,080;
     70B 64,862,437,376. The catalog's MPT entries (GPT blocks, tied head, learned positions at 2,048) count the
     same, exactly."""
     from aiinfra.catalog.models import model
     from aiinfra.sizing.params import param_counts
 
-    published = {"760m": 760470528, "1b": 1315950592, "3b": 2651837440, "7b": 6658859008, "13b": 12853954560,
+    published = {"125m": 125311488, "350m": 355985408, "760m": 760470528, "1b": 1315950592, "3b": 2651837440, "7b": 6658859008, "13b": 12853954560,
                  "30b": 29975214080, "70b": 64862437376}
     for name, n in published.items():
         assert float(param_counts(model(f"mpt-{name}")).total.value) == n, name

@@ -71,6 +71,9 @@ def rows() -> list[dict]:
         extra = sorted(set(r) - ROW_KEYS - {"key"})
         if extra:
             raise ValueError(f"training_validation.yaml {r['key']}: unknown key {extra[0]!r}")
+        split = int(r.get("tp", 1)) * int(r.get("pp", 1)) * int(r.get("cp", 1)) * int(r.get("dp", 0))
+        if "dp" in r and split != int(r["gpus"]):  # a typo here would predict a run nobody made
+            raise ValueError(f"training_validation.yaml {r['key']}: tp·pp·cp·dp = {split}, not its {r['gpus']} GPUs")
     return out
 
 

@@ -870,6 +870,10 @@ def test_a_row_whose_split_is_not_its_gpu_count_is_refused(monkeypatch):
     monkeypatch.setattr(fidelity, "read_yaml", lambda _path: doc)
     with pytest.raises(ValueError, match="x: tp·pp·cp·dp = 1024, not its 256 GPUs"):
         fidelity.rows()
+    # without dp the prediction takes gpus // (tp·pp·cp), which must not round down
+    doc["entries"]["x"] = {"table": "t", "model": "llama-3.1-405b", "gpus": 250, "tp": 4, "pp": 8, "cp": 2}
+    with pytest.raises(ValueError, match="x: tp·pp·cp·dp = 192, not its 250 GPUs"):
+        fidelity.rows()
 
 
 def test_deepseek_v3_report_on_h800_out_of_sample():

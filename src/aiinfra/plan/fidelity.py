@@ -71,9 +71,10 @@ def rows() -> list[dict]:
         extra = sorted(set(r) - ROW_KEYS - {"key"})
         if extra:
             raise ValueError(f"training_validation.yaml {r['key']}: unknown key {extra[0]!r}")
-        split = int(r.get("tp", 1)) * int(r.get("pp", 1)) * int(r.get("cp", 1)) * int(r.get("dp", 0))
-        if "dp" in r and split != int(r["gpus"]):  # a typo here would predict a run nobody made
-            raise ValueError(f"training_validation.yaml {r['key']}: tp·pp·cp·dp = {split}, not its {r['gpus']} GPUs")
+        model_split, gpus = int(r.get("tp", 1)) * int(r.get("pp", 1)) * int(r.get("cp", 1)), int(r.get("gpus", 0))
+        split = model_split * int(r.get("dp", gpus // model_split))  # predict() takes dp so when the row omits it
+        if split != gpus:  # a typo here would predict a run nobody made
+            raise ValueError(f"training_validation.yaml {r['key']}: tp·pp·cp·dp = {split}, not its {gpus} GPUs")
     return out
 
 

@@ -62,9 +62,10 @@ class PlanFacts(Facts):
 SYSTEMATIC_GAP = 0.15
 
 
-def _add_track_record(res: Result, m: ModelSpec) -> None:
+def _add_track_record(res: Result, m: ModelSpec, gpu_key: str | None = None) -> None:
     """How this step-time model did on the published runs of `m` (catalog training_validation.yaml): every run in
-    the facts, their error range in the notes, and a warning when every run erred the same way by more than 15%."""
+    the facts, their error range in the notes (and the range on `gpu_key`, the GPU planned for, where it has runs
+    and others do too), and a warning when every run erred the same way by more than 15%."""
     from aiinfra.plan.fidelity import track_record
 
     runs = track_record(m)
@@ -75,8 +76,11 @@ def _add_track_record(res: Result, m: ModelSpec) -> None:
     lo, hi = min(errs), max(errs)
     fitted = sum(x["fitted_on"] for x in runs)
     where = ", ".join(sorted({x["gpu"] for x in runs})) + (f"; {fitted} fitted on" if fitted else "")
+    here = [x["error"] for x in runs if x["gpu"] == gpu_key]
+    on_gpu = f"; on {gpu_key} ({len(here)}): {min(here):+.0%} to {max(here):+.0%}" if 0 < len(here) < len(runs) else ""
     res.facts["notes"].append(f"published runs of {m.name}: {len(runs)} ({where}); on them this model predicted "
-                              f"{lo:+.0%} to {hi:+.0%} tokens/s against the measured (catalog training_validation.yaml)")
+                              f"{lo:+.0%} to {hi:+.0%} tokens/s against the measured{on_gpu} (catalog "
+                              "training_validation.yaml)")
     if len(runs) >= 2 and (lo > SYSTEMATIC_GAP or hi < -SYSTEMATIC_GAP):
         way, ratio = ("slower", (1 + lo, 1 + hi)) if lo > 0 else ("faster", (1 / (1 + lo), 1 / (1 + hi)))
         res.warnings.append(
@@ -365,7 +369,7 @@ def plan_command(
                    "(CUDA context, NCCL buffers, fragmentation) is part of the total"]
     title = f"Plan: {m.name} on {w['gpus']} × {gpu.key}"
     res = Result(title, r.winner_terms, facts, [], assumptions)
-    _add_track_record(res, m)
+    _add_track_record(res, m, gpu.key)
     if lay:
         y = _yours(r, lay)
         if y is None:

@@ -99,7 +99,7 @@ def test_mlperf_training_v31_gpt3_an_older_release_runs_slower_than_predicted():
     NeMo 23.09, TP4·PP8, interleave 12 (conf/custom.yaml default), micro-batch 1, TP overlap, bf16 gradient sync.
     NVIDIA Eos: 512 GPUs 739.9, 768 738.5, 4,096 629.2, 6,144 625.9, 8,192 624.3, 10,240 540.7, 10,752 537.9
     tokens/s/GPU; Azure ND H100 v5 on 10,752: 522.7. Never fitted on. At entry +7.9% to +13.2% on Eos, +16.5% on
-    Azure (mean 11.5%): a year-older release than every fitted source (v4.0's NeMo 24.04 ran 14% more tokens/s/GPU
+    Azure (mean 11.5%): the oldest NVIDIA stack here, older than every Megatron-Bridge release Hopper's constant is fitted on (v4.0's NeMo 24.04 ran 14% more tokens/s/GPU
     at 512 GPUs on a layout the model puts within 1.5% of this one), which the model, with no release axis, cannot
     see. The drop with scale is the model's as well: 512 → 10,752 GPUs −27% published, −24% predicted."""
     rows = {p.key: p for p in _table("MLPerf Training v3.1 GPT-3 175B, H100 (NVIDIA Eos, Azure)")}

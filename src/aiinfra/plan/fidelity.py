@@ -61,8 +61,15 @@ ROW_KEYS = frozenset({
     "flash", "causal", "value", "metric", "unknown", "fit", "fit_elementwise", "fit_moe_host", "fit_sustained_clock"})
 
 
+def split(row: dict) -> tuple[int, int, int, int]:
+    """The row's (tp, pp, cp, dp); dp, where the row leaves it out, is what the GPU count leaves over."""
+    tp, pp, cp = int(row.get("tp", 1)), int(row.get("pp", 1)), int(row.get("cp", 1))
+    return tp, pp, cp, int(row.get("dp", int(row.get("gpus", 0)) // (tp * pp * cp)))
+
+
 def rows() -> list[dict]:
-    """Every validation row with the file's and its table's defaults applied; a key no prediction reads is refused."""
+    """Every validation row with the file's and its table's defaults applied; a key no prediction reads, or a split
+    (tp·pp·cp·dp) that is not the row's GPU count, is refused."""
     doc = read_yaml(FILE)
     base = doc.get("defaults", {})
     per_table = doc.get("table_defaults", {})
@@ -71,10 +78,9 @@ def rows() -> list[dict]:
         extra = sorted(set(r) - ROW_KEYS - {"key"})
         if extra:
             raise ValueError(f"training_validation.yaml {r['key']}: unknown key {extra[0]!r}")
-        model_split, gpus = int(r.get("tp", 1)) * int(r.get("pp", 1)) * int(r.get("cp", 1)), int(r.get("gpus", 0))
-        split = model_split * int(r.get("dp", gpus // model_split))  # predict() takes dp so when the row omits it
-        if split != gpus:  # a typo here would predict a run nobody made
-            raise ValueError(f"training_validation.yaml {r['key']}: tp·pp·cp·dp = {split}, not its {gpus} GPUs")
+        ranks, gpus = int(np.prod(split(r))), int(r.get("gpus", 0))
+        if ranks != gpus:  # a typo here would predict a run nobody made
+            raise ValueError(f"training_validation.yaml {r['key']}: tp·pp·cp·dp = {ranks}, not its {gpus} GPUs")
     return out
 
 
@@ -146,8 +152,7 @@ def predict(row: dict, framework_eff: float | None = None, moe_module_ms: float 
     if sustained is not None:
         g = g.model_copy(update={"sustained_compute_fraction": float(sustained)})
     gpus, seq, batch = int(row["gpus"]), int(row["seq"]), int(row["batch"])
-    tp, pp, cp = int(row.get("tp", 1)), int(row.get("pp", 1)), int(row.get("cp", 1))
-    dp = int(row.get("dp", gpus // (tp * pp * cp)))
+    tp, pp, cp, dp = split(row)
     # what the run offloads, named as size train names it ("none", "optimizer", ...), as an offload code
     offload = parse_offload(row["offload"])[0] if "offload" in row else None
     if fully_specified(row) or row["metric"] == "layer_ms":
@@ -389,8 +394,7 @@ def published_rank(row: dict) -> dict:
     dtype, and why #1 beats it (the step-time parts that grow most)."""
     from aiinfra.plan.commands import plan_command
 
-    tp, pp, cp = int(row.get("tp", 1)), int(row.get("pp", 1)), int(row.get("cp", 1))
-    dp = int(row.get("dp", int(row["gpus"]) // (tp * pp * cp)))
+    tp, pp, cp, dp = split(row)
     if row["stack"] == "megatron-2021":  # what Megatron-LM could do then: fp16, full recompute of every layer (partial
         # "block" recompute came 2021-08, Megatron-LM c1e0689), no SP/CP/ZeRO/offload
         opt = Options(dtype=row["dtype"], flash_attention=False, sequence_parallel=False, zero_stages=(0,),

@@ -220,3 +220,25 @@ def test_node_limited_routing_cuts_deepep_nic_bytes():
     _, limited, p_node, _ = relayed_bytes(1.0, 8, 256, 64, 8, groups=8, group_topk=4)
     assert float(limited) == pytest.approx(3.5) and float(p_node) == pytest.approx(0.5)
     assert float(free) == pytest.approx(7 * float(comm.groups_hit(8, 256, 8)) / 8)
+
+
+def test_ring_reduce_scatter_latency_is_nccls_own_price():
+    """NCCL prices a ring reduce-scatter or all-gather of large messages (Simple protocol) in src/graph/tuning.cc
+    (NVIDIA/nccl at 5067397): baseLatencies Ring/Simple 8.4 us, plus per step hwLatencies Ring/Simple 3.4 us over
+    NVLink and 14.0 us over the network for the nodes − 1 steps that cross it, the other steps at least 3 x
+    getNetOverhead (1 us on Intel, 2 us on AMD hosts) once the ring leaves the node. 16 DGX H100 with 8 ranks each:
+    8.4 + 112 x 3.4 + 15 x 14 = 599.2 us; one node: 8.4 + 7 x 3.4 = 32.2 us; one rank per node on 16 nodes:
+    8.4 + 15 x 14 = 218.4 us. On DGX A100 (AMD EPYC) the NVLink steps of a multi-node ring cost 3 x 2 = 6 us, in
+    one node still 3.4 us. Latency grows with the rank count, so GPT-3's 448-way DP group (two ranks per node, MLPerf
+    v4.0) pays 8.4 + 224 x 3.4 + 223 x 14 = 3,892 us per collective."""
+    h100, a100 = comm.node_for(gpu("h100-sxm")), comm.node_for(gpu("a100-80gb-sxm"))
+    us = lambda n, local, node: float(comm.ring_collective_latency(n, local, node).value) * 1e6  # noqa: E731
+    assert us(128, 8, h100) == pytest.approx(599.2)
+    assert us(8, 8, h100) == pytest.approx(32.2)
+    assert us(16, 1, h100) == pytest.approx(218.4)
+    assert us(448, 2, h100) == pytest.approx(3892.0)
+    assert us(128, 8, a100) == pytest.approx(8.4 + 112 * 6.0 + 15 * 14.0)
+    assert us(8, 8, a100) == pytest.approx(32.2)
+    assert us(1, 1, h100) == 0.0
+    pcie = comm.node_for(gpu("l40s"))
+    assert us(8, 8, pcie) == pytest.approx(8.4 + 7 * 5.7)

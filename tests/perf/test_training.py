@@ -1216,10 +1216,15 @@ def test_routed_expert_gradients_sync_over_the_expert_data_parallel_group():
     assert float(term.inputs["t_allreduce experts"].value) == pytest.approx(one_per_node)
     assert one_per_node > 5 * eight_per_node
     dense = float(term.inputs["t_allreduce dense"].value)
-    assert float(term.value) == pytest.approx(dense + one_per_node)  # ZeRO-1, bf16 reduce: one all-reduce's bytes
+    # ZeRO-1, bf16 reduce: one all-reduce's bytes, and without the overlap one bucket per group: a reduce-scatter and
+    # an all-gather, each paying its ring's latency
+    lat_dense = float(comm.ring_collective_latency(64, 8, node).value)
+    lat_exp = float(comm.ring_collective_latency(8, 1, node).value)
+    assert float(term.value) == pytest.approx(dense + one_per_node + 2 * (lat_dense + lat_exp))
     whole = step_time(m, g, ep=64, **kw)
     term64 = next(p for p in whole.step.parts if p.name == "DP communication (exposed)")
-    assert int(term64.inputs["expert-DP ranks"]) == 1 and float(term64.value) == pytest.approx(dense)
+    assert int(term64.inputs["expert-DP ranks"]) == 1
+    assert float(term64.value) == pytest.approx(dense + 2 * lat_dense)
 
 
 def test_separate_projections_run_thin_gemms_at_their_memory_floor_and_sum_input_gradients():
@@ -1611,3 +1616,75 @@ def test_group_limited_routing_needs_groups_that_split_the_experts():
     with pytest.raises(SpecError, match="topk_group=3"):
         ModelSpec(**{**base, "router_group_topk": 3})
     assert ModelSpec(**base).router_groups == 8 and model("deepseek-v3").router_group_topk == 4
+
+
+def test_dp_sync_pays_nccl_ring_latency_per_megatron_bucket():
+    """Megatron-Core (distributed_data_parallel.py at d98e8a6) buckets DP gradients at max(40M, 1M x DP ranks)
+    parameters when overlap_grad_reduce is on, the first model chunk of the first stage only; each bucket is one
+    reduce-scatter and one all-gather, and NCCL runs both as rings (tuning.cc). MLPerf Training v4.0's GPT-3 175B on
+    10,752 H100 (TP4, PP6, interleave 8, DP448): 7.3B parameters per rank, 0.91B per chunk, 448M per bucket → 3
+    buckets + 7 chunks = 10, i.e. 20 collectives of 3.9 ms each: 78 ms a step, about a tenth of it. Without the
+    overlap there is one bucket per chunk (8, so 16 collectives); ZeRO-3 gathers and reduces every layer of every
+    micro-batch (3 · M · L_stage)."""
+    from aiinfra.perf import comm
+
+    m, g = model("gpt3-175b"), gpu("h100-sxm")
+    kw = dict(tp=4, pp=6, vp=8, dp=448, global_batch=2688, seq=2048, micro_batch=1, zero=1, dtype="fp8",
+              grad_reduce="bf16")
+
+    def dp_part(**more):
+        r = step_time(m, g, **{**kw, **more})
+        return next(p for p in r.step.parts if p.name == "DP communication (exposed)")
+
+    lat = float(comm.ring_collective_latency(448, 2, comm.node_for(g)).value)
+    assert lat == pytest.approx(3.892e-3)
+    term = dp_part()
+    assert float(term.inputs["collectives per step (reduce-scatters + all-gathers)"]) == 20
+    assert float(term.inputs["ring latency per collective"].value) == pytest.approx(lat)
+    assert float(dp_part(overlap_dp=False).inputs["collectives per step (reduce-scatters + all-gathers)"]) == 16
+    z3 = dp_part(zero=3, pp=1, vp=1, tp=8, dp=1344, global_batch=2688)
+    # M = 2688 / 1344 = 2 micro-batches, 96 layers on the one stage
+    assert float(z3.inputs["collectives per step (reduce-scatters + all-gathers)"]) == 3 * 2 * 96
+
+
+def test_a_malformed_dp_buckets_entry_is_refused_not_read_as_absent():
+    """stacks.yaml dp_buckets is {min_params, params_per_rank, source}; a missing source, a negative or boolean
+    count or an unknown key is refused in one line rather than silently falling back to one bucket per chunk."""
+    from aiinfra.errors import AiinfraError
+    from aiinfra.perf.training import _dp_buckets
+
+    ok = {"min_params": 40e6, "params_per_rank": 1e6, "source": "Megatron"}
+    assert _dp_buckets("x", ok) == {"dp_bucket": (40e6, 1e6), "dp_bucket_source": "Megatron"}
+    assert _dp_buckets("x", None) == {}
+    for bad in ({**ok, "source": ""}, {**ok, "min_params": -1}, {**ok, "params_per_rank": True},
+                {**ok, "bucket": 5}, {"min_params": 40e6, "source": "s"}, 40e6):
+        with pytest.raises(AiinfraError, match="dp_buckets must be"):
+            _dp_buckets("x", bad)
+    assert stack("megatron-core").dp_bucket == (40e6, 1e6)
+    assert stack("torchtitan").dp_bucket == (0.0, 0.0)
+
+
+def test_quantized_parameters_halve_the_parameter_all_gather():
+    """MLPerf Training v4.0, GPT-3 175B on 10,752 H100 (config_common.sh FP8_PARAMS=True; TP4, PP6, interleave 8,
+    DP448, bf16 gradient reduce-scatter): the distributed optimizer's parameter all-gather moves the FP8 weights,
+    1 B per parameter, the reduce-scatter still 2 B, so the sync's bytes are 0.25 + 0.5 of a 16-bit all-reduce's
+    instead of 0.5 + 0.5; NVFP4 gathers 0.5625 B. BF16 linears have no quantized weight to gather (refused)."""
+    from aiinfra.errors import SpecError
+
+    m, g = model("gpt3-175b"), gpu("h100-sxm")
+    kw = dict(tp=4, pp=6, vp=8, dp=448, global_batch=2688, seq=2048, micro_batch=1, zero=1, dtype="fp8",
+              grad_reduce="bf16", overlap_dp=False)
+
+    def dp_term(on=g, **more):
+        r = step_time(m, on, **{**kw, **more})
+        return next(p for p in r.step.parts if p.name == "DP communication (exposed)")
+
+    plain, kept = dp_term(), dp_term(quantized_params=True)
+    ar = float(plain.inputs["t_allreduce dense"].value)
+    assert float(plain.inputs["ZeRO factor"]) == pytest.approx(1.0)
+    assert float(kept.inputs["ZeRO factor"]) == pytest.approx(0.75)
+    assert float(plain.value) - float(kept.value) == pytest.approx(0.25 * ar)
+    fp4 = dp_term(gpu("b200"), quantized_params=True, dtype="fp4")
+    assert float(fp4.inputs["parameter gather bytes / 2 B"]) == pytest.approx(0.5625 / 2)
+    with pytest.raises(SpecError, match="FP8 or FP4"):
+        dp_term(quantized_params=True, dtype="bf16")

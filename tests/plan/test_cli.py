@@ -111,6 +111,16 @@ def test_plan_recommend_and_infer(cli):
      "no activation offload"),
     (("plan", "qwen3-30b-a3b", "--gpus", "8", "--cuda-graph-scope", "moe_router", "--recompute-modules", "moe"),
      "recompute module moe"),
+    # what Megatron refuses with --fp8-param-gather (arguments.py at d98e8a6: distributed optimizer or FSDP only;
+    # optimizer CPU offload only under delayed scaling)
+    (("plan", "llama-3.1-8b", "--gpus", "8", "--quantized-params"), "--dtype is bf16"),
+    (("plan", "llama-3.1-8b", "--gpus", "8", "--dtype", "fp8", "--quantized-params", "--zero", "0"), "add 1, 2 or 3"),
+    (("plan", "llama-3.1-8b", "--gpus", "8", "--dtype", "fp8", "--quantized-params", "--offload", "optimizer"),
+     "no optimizer offload"),
+    (("plan", "llama-3.1-8b", "--gpus", "8", "--dtype", "fp8", "--quantized-params", "--layout", "dp=8,zero=0"),
+     "zero=0 is plain DDP"),
+    (("size", "train", "llama-3.1-8b", "--precision", "fp8", "--quantized-params"), "--zero 1, 2 or 3"),
+    (("size", "train", "llama-3.1-8b", "--quantized-params", "--zero", "1"), "--precision is bf16"),
 ])
 def test_bad_input_one_line_exit_2(cli, argv, fragment):
     assert_one_line_error(cli(*argv), fragment)

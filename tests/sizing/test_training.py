@@ -377,3 +377,24 @@ def test_size_train_keeps_deepseeks_mtp_layer_on_the_last_stage(cli):
     llama = model("llama-3.1-8b")
     kw8 = dict(seq=4096, micro_batch=1, tp=1, pp=1, dp=8, zero=1, recompute="none")
     assert float(training_memory(llama, **kw8).total.value) == float(training_memory(llama, mtp=False, **kw8).total.value)
+
+
+def test_quantized_parameters_drop_the_16_bit_weight_copy():
+    """Megatron-LM --fp8-param-gather (arguments.py: "Keep the compute param in fp8 (do not use any other intermediate
+    dtype) and perform the param all-gather in fp8"), NeMo fp8_params, Megatron-Bridge's FP8-CS recipe
+    (fp8_param_gather = True): the weight is the FP8 tensor and its transpose, 2 x 1 B, where FP8 training otherwise
+    keeps the bf16 weight and caches both quantized copies, 2 + 2 x 1 B. NVFP4 (fp4_param_gather): 2 x 0.5625 B
+    (4-bit values and one 1-byte scale per 16). The fp32 master and Adam state are the optimizer's either way;
+    bf16 training has no quantized weight to keep."""
+    from aiinfra.errors import SpecError
+    from aiinfra.sizing.training import model_states
+
+    psi = 1e9
+    plain = model_states(psi, precision="fp8")[0]
+    kept = model_states(psi, precision="fp8", quantized_params=True)
+    assert float(plain.value) == pytest.approx(4e9) and float(kept[0].value) == pytest.approx(2e9)
+    assert "fp8-param-gather" in kept[0].sources["bytes_w"]
+    assert float(model_states(psi, precision="fp4", quantized_params=True)[0].value) == pytest.approx(1.125e9)
+    assert float(kept[2].value) == float(model_states(psi, precision="fp8")[2].value)  # master + Adam unchanged
+    with pytest.raises(SpecError, match="FP8 or FP4"):
+        model_states(psi, precision="bf16", quantized_params=True)

@@ -150,6 +150,10 @@ def command(
         help="Megatron's per-layer CUDA graphs (--cuda-graph-impl transformer_engine): attn, mlp, moe_router, "
              "moe_preprocess, e.g. attn,moe_router,moe_preprocess; the host then issues only the MoE layers' modules "
              "outside them. Default: eager.")] = None,
+    quantized_params: Annotated[bool, typer.Option(
+        "--quantized-params", help="Keep the weights in the FP8/FP4 --dtype and gather them so (Megatron "
+                                   "--fp8-param-gather / --fp4-param-gather, NeMo fp8_params): half the parameter "
+                                   "all-gather, no 16-bit weight copy; needs ZeRO 1-3 and no optimizer offload.")] = False,
     recommend: Annotated[bool, typer.Option("--recommend", help="Rank every catalog GPU for this job instead.")] = False,
     catalog_prices: Annotated[bool, typer.Option("--catalog-prices", help="With --recommend: price GPUs without --price from the catalog (the same lookup as tco), each with its source.")] = False,
     fmt: FormatOpt = Format.table,
@@ -171,7 +175,8 @@ def command(
     opts = build_options(dtype, flash, sp, zero, recompute, cp, overlap, memory_reserve, causal=causal,
                          offload=offload, software=software, grad_dtype=grad_dtype, ep_overlap=ep_overlap,
                          moe_dispatcher=moe_dispatcher, moe_sync_free=moe_sync_free, pipeline_split=pipeline_split,
-                         recompute_modules=recompute_modules, mtp=mtp, cuda_graph_scope=cuda_graph_scope)
+                         recompute_modules=recompute_modules, mtp=mtp, cuda_graph_scope=cuda_graph_scope,
+                         quantized_params=quantized_params)
     if recommend:
         _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note, catalog_prices)
         return

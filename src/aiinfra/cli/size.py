@@ -63,6 +63,7 @@ def train(
     recompute_modules: Annotated[str | None, typer.Option(help="What selective recompute drops, as Megatron's recompute_modules (core_attn, moe_act, layernorm, mla_up_proj, mlp, moe, shared_experts), as in plan.")] = None,
     pipeline_split: Annotated[str, typer.Option(help="Pipeline split as in plan: auto | even | account (embedding and loss take a layer's slot), or a Megatron pipeline layout string ('Et|(tt|)*30mL'; --interleave then follows from it).")] = "auto",
     mtp: Annotated[bool, typer.Option("--mtp/--no-mtp", help="The model's multi-token-prediction layers on the last stage, where its config has them (DeepSeek-V3), as in plan.")] = True,
+    quantized_params: Annotated[bool, typer.Option("--quantized-params", help="FP8/FP4 weights with no 16-bit copy (Megatron --fp8-param-gather / --fp4-param-gather), as in plan; needs --precision fp8 or fp4 and ZeRO 1-3.")] = False,
     fmt: FormatOpt = Format.table,
     explain: ExplainOpt = False,
 ) -> None:
@@ -75,6 +76,7 @@ def train(
         num_microbatches=num_microbatches, precision=precision, optimizer=optimizer, grad_dtype=grad_dtype,
         offload=offload, flash_attention=flash_attention, overhead_gib=overhead_gib, fragmentation=fragmentation,
         software=software, pipeline_split=pipeline_split, etp=etp, recompute_modules=recompute_modules, mtp=mtp,
+        quantized_params=quantized_params,
     )
     emit(result, fmt, explain, _memory_table)
     if fmt is Format.table and result.facts["fits"]:

@@ -59,6 +59,9 @@ class Node:
     scale_out: Link
     source: str
     host_memory_bw: float = 400e9  # B/s, all sockets; the optimizer step runs here when offloaded
+    # NCCL's per-step host cost of an inter-node send (tuning.cc getNetOverhead): 1 µs on Intel x86 and other
+    # CPUs, 2 µs on AMD x86 (interconnects.yaml nccl_net_overhead_us on the node)
+    net_overhead: float = 1e-6
 
     @property
     def scale_out_bw_per_gpu(self) -> float:
@@ -105,7 +108,7 @@ def node_for(gpu: GpuSpec, scale_out: str | None = None, nics_per_node: int | No
             up = up.scaled(gpu.nvlink_gbps / 2 * 1e9, f"{gpu.key} catalog nvlink_gbps / 2 (per direction)")
     out = link(scale_out or e["scale_out"])
     return Node(key, int(e["gpus_per_node"]), up, int(nics_per_node or e["nics_per_node"]), out, e.get("source", ""),
-                float(e.get("host_memory_bw_gbps", 400)) * 1e9)
+                float(e.get("host_memory_bw_gbps", 400)) * 1e9, float(e.get("nccl_net_overhead_us", 1.0)) * 1e-6)
 
 
 def host_link(gpu: GpuSpec) -> Link:
@@ -325,6 +328,44 @@ def hierarchical_all_reduce(size: Number, n: Number, local: Number, node: Node,
         {"S": size, "n": n, "local": local, "nodes": nodes}, {"bus factor": SRC_NCCL, "layout": node.source},
         parts=[t_intra, t_inter, t_lat],
     )
+
+
+@dataclass(frozen=True)
+class RingLatency:
+    """NCCL's tuner constants for ring collectives of large messages (Simple protocol), in seconds."""
+
+    base: float
+    hop: dict  # per step, by the link class the step crosses: nvlink, pcie, net
+    source: str
+
+
+def nccl_ring_latency() -> RingLatency:
+    """The `nccl-tuner` entry of catalog/data/interconnects.yaml."""
+    key, e = default_catalog().entry("interconnects", "nccl-tuner")
+    try:
+        hop = {k: float(e["ring_hop_us"][k]) * 1e-6 for k in ("nvlink", "pcie", "net")}
+        return RingLatency(float(e["ring_base_us"]) * 1e-6, hop, e["source"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise AiinfraError(f"catalog interconnects '{key}' needs ring_base_us, ring_hop_us {{nvlink, pcie, net}} "
+                           f"and source ({err})") from None
+
+
+def ring_collective_latency(n: Number, local: Number, node: Node, name: str = "ring latency") -> Term:
+    """Latency of one reduce-scatter or all-gather over `n` ranks placed `local` per node, as NCCL's tuner prices a
+    ring of large messages (src/graph/tuning.cc, Simple protocol): NCCL runs these two as rings only (no tree), so
+    every rank is a step, and each step across nodes pays the network's per-hop latency:
+      t = base + (n − nodes)·max(hop_intra, 3·net_overhead if nodes > 1) + (nodes − 1)·hop_net.
+    A collective split into k buckets pays it k times; the bandwidth term does not change (hierarchical_all_reduce
+    charges it)."""
+    rl = nccl_ring_latency()
+    n, local = _placement(n, local)
+    nodes = n // local
+    intra_hop = rl.hop["pcie" if node.scale_up.type == "pcie" else "nvlink"]
+    intra = np.where(nodes > 1, np.maximum(intra_hop, 3 * node.net_overhead), intra_hop)
+    value = np.where(n > 1, rl.base + (n - nodes) * intra + (nodes - 1) * rl.hop["net"], 0.0)
+    return Term(name, _scalar(value), "s", "base + (n − nodes)·max(hop_intra, 3·net_overhead) + (nodes − 1)·hop_net",
+                {"n": n, "local": local, "nodes": nodes, "base": rl.base, "hop_intra": intra_hop,
+                 "hop_net": rl.hop["net"], "net_overhead": node.net_overhead}, {"NCCL tuner": rl.source})
 
 
 def _scalar(value):

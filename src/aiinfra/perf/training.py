@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from aiinfra.catalog.loader import default_catalog
-from aiinfra.errors import AiinfraError
+from aiinfra.errors import AiinfraError, SpecError
 from aiinfra.explain import Number, Term, total
 from aiinfra.perf import comm, compute
 from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_linear_fraction,
@@ -59,7 +59,8 @@ from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_
 from aiinfra.perf.host import layer_modules, recomputed_modules
 from aiinfra.sizing.dtypes import nbytes
 from aiinfra.sizing.params import attention_params, every_second_linear, linear_order, param_counts
-from aiinfra.sizing.training import (PARALLEL_AXES, ActivationOffload, activation_offload, attention_width_units,
+from aiinfra.sizing.training import (PARALLEL_AXES, QUANTIZED_BYTES, ActivationOffload, activation_offload,
+                                     attention_width_units,
                                      interleave_group, layer_activation_bytes, module_norms,
                                      module_policy, offload_code, pipeline_edge_slots, policy_modules, saved_input_bytes,
                                      selective_policy, stack_interleave, stack_parallelism, stack_tp_past_kv_heads,
@@ -178,6 +179,10 @@ class Stack:
     parallelism: tuple[str, ...] = PARALLEL_AXES
     # how its interleaved schedule groups a step's micro-batches (stacks.yaml interleave: sizing INTERLEAVE_RULES)
     interleave: str = "multiple"
+    # how the DP gradient reduce-scatter and parameter all-gather split into collectives (stacks.yaml dp_buckets):
+    # (minimum bucket, parameters added per DP rank) of Megatron's rule, (0, 0) for one per model chunk
+    dp_bucket: tuple[float, float] = (0.0, 0.0)
+    dp_bucket_source: str = ""
     # TP beyond a GQA model's KV heads, each replicated, its QKV output all-gathered over TP (stacks.yaml)
     tp_past_kv_heads: bool = False
 
@@ -216,7 +221,20 @@ def stack(name: str = "megatron-core") -> Stack:
                  *_optimizer_step(key, e.get("optimizer_step")),
                  *_elementwise(key, e.get("elementwise")), *_moe_permute(key, e.get("moe_permute")),
                  parallelism=stack_parallelism(key), interleave=stack_interleave(key),
-                 tp_past_kv_heads=stack_tp_past_kv_heads(key))
+                 tp_past_kv_heads=stack_tp_past_kv_heads(key), **_dp_buckets(key, e.get("dp_buckets")))
+
+
+def _dp_buckets(key: str, raw) -> dict:
+    """stacks.yaml dp_buckets: {min_params, params_per_rank: numbers >= 0, source}, or absent (one bucket per model
+    chunk). Anything else is refused, not read as absent."""
+    if raw is None:
+        return {}
+    vals = [raw.get(k) for k in ("min_params", "params_per_rank")] if isinstance(raw, dict) else []
+    if (len(vals) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in vals)
+            or not raw.get("source") or set(raw) != {"min_params", "params_per_rank", "source"}):
+        raise AiinfraError(f"stack '{key}': dp_buckets must be {{min_params, params_per_rank: numbers >= 0, source}}, "
+                           f"got {raw!r}")
+    return {"dp_bucket": (float(vals[0]), float(vals[1])), "dp_bucket_source": str(raw["source"])}
 
 
 def _moe_permute(key: str, raw) -> tuple[tuple[tuple[str, float], ...], str]:
@@ -574,6 +592,7 @@ def step_time(
     recompute_modules: tuple[str, ...] = (),
     mtp: bool = True,
     cuda_graph_scope: tuple[str, ...] = (),
+    quantized_params: bool = False,
 ) -> TrainingPerf | np.ndarray:
     """Step time of training `m` on `gpu` with the given layout (scalars or broadcastable arrays).
 
@@ -607,6 +626,9 @@ def step_time(
     more, with the loss on the last pipeline stage.
     `cuda_graph_scope`: Megatron's per-layer CUDA graphs (--cuda-graph-scope: attn, mlp, moe_router,
     moe_preprocess; perf.host), whose modules the host no longer issues one by one; () runs eagerly.
+    `quantized_params`: the weights are kept in the FP8/FP4 training dtype, so the DP parameter all-gather moves 1 B
+    (FP8) or 0.5625 B (NVFP4, with its scales) per parameter instead of 2 (Megatron --fp8-param-gather /
+    --fp4-param-gather, NeMo fp8_params); the gradient reduce-scatter is unchanged.
     """
     node = node or comm.node_for(gpu)
     stk = software if isinstance(software, Stack) else stack(software)
@@ -638,6 +660,8 @@ def step_time(
     lin = dtype if dtype in LINEAR_DTYPES else half
     if lin == "fp16" and "fp16" not in gpu.tflops:
         lin = half
+    if quantized_params and lin not in QUANTIZED_BYTES:
+        raise SpecError(f"quantized parameters need FP8 or FP4 linears; the run's are {lin}")
     T = mb * s / cp  # tokens per GPU per micro-batch
     # full recompute of a fraction of each stage's layers (Megatron --recompute-num-layers, block method)
     full = (rc == 2) * _a(recompute_fraction).astype(float)
@@ -1154,8 +1178,32 @@ def step_time(
     # for bf16; Llama 3 §3.3.4 reduce-scatters gradients in FP32; torchtitan's FSDP2 reduce dtype is float32), so
     # the reduce-scatter half moves twice the bytes; fp16 (2021 Megatron) reduces in fp16.
     rs = (1.0 if lin == "fp16" else 2.0) if grad_reduce is None else (2.0 if grad_reduce == "fp32" else 1.0)
-    dp_factor = np.where(z3, (1.0 + 0.5 * rs) * M, 0.5 + 0.5 * rs)
-    t_dp_raw = ar_value * dp_factor
+    # The parameter all-gather half moves 16-bit weights, or the quantized ones (QUANTIZED_BYTES / 2 B).
+    ag = QUANTIZED_BYTES[lin] / ACT_BYTES if quantized_params else 1.0
+    dp_factor = np.where(z3, (ag + 0.5 * rs) * M, 0.5 * ag + 0.5 * rs)
+    # Latency: NCCL runs reduce-scatter and all-gather as rings only, each collective n − 1 steps, and the sync
+    # splits into buckets (ZeRO-3 / FSDP: every layer of every micro-batch gathered twice, reduced once; Megatron's
+    # buckets, stacks.yaml dp_buckets; else one per model chunk). A plain all-reduce (ZeRO 0) runs as a tree,
+    # whose latency the all-reduce above carries.
+    lat_dense = comm.ring_collective_latency(group, np.clip(domain // tp, 1, group), node, "DP ring latency (dense)")
+    lat_exp = comm.ring_collective_latency(edp, np.clip(domain // (etp * ep), 1, edp), node,
+                                           "expert-DP ring latency (routed experts)")
+    lat_d = np.where(group > 1, lat_dense.value, 0.0)
+    lat_e = np.where((edp > 1) & (expert_shard > 0), lat_exp.value, 0.0)
+    b_min, b_rank = stk.dp_bucket
+    if overlap_dp and stk.grad_reduce and b_min > 0:
+        # Megatron buckets a stage's first model chunk (dense and expert parameters apart); every other chunk is
+        # one bucket
+        bucket = np.maximum(b_min, b_rank * group)
+        n_d = np.ceil(dense_shard / vp / bucket) + vp - 1
+        n_e = np.ceil(expert_shard / vp / bucket) + vp - 1
+    else:
+        n_d = n_e = _a(vp).astype(float)
+    # per step: ZeRO-3 three per layer and micro-batch; ZeRO-1/2 a reduce-scatter and an all-gather per bucket
+    n_coll = np.where(z3, 3 * M * n_layers, np.where(zero >= 1, 2 * n_d, 0.0))
+    n_coll_e = np.where(z3, 3 * M * n_layers, np.where(zero >= 1, 2 * n_e, 0.0))
+    t_lat = n_coll * lat_d + n_coll_e * lat_e
+    t_dp_raw = ar_value * dp_factor + t_lat
     mb_busy = stage_t  # one micro-batch of the slowest stage
     if overlap_dp:
         # reduce-scatter half under the last backward (2/3 of a micro-batch), gather half under the
@@ -1167,14 +1215,18 @@ def step_time(
     t_dp_v = stk.exposed(t_dp_raw, window)
     t_dp = Term("DP communication (exposed)", _s(t_dp_v), "s",
                 "max(0, ZeRO factor × (t_allreduce(dense shard, dp·cp) + t_allreduce(expert shard, tp·dp·cp/(etp·ep)))"
-                " − overlap window)",
+                " + collectives × ring latency − overlap window)",
                 {"t_allreduce dense": ar_dense, "t_allreduce experts": ar_exp, "expert-DP ranks": edp,
-                 "ZeRO factor": dp_factor, "grad shard bytes": grad_bytes, "overlap window": window, "stack": stk.key},
+                 "ZeRO factor": dp_factor, "parameter gather bytes / 2 B": ag, "grad shard bytes": grad_bytes, "overlap window": window, "stack": stk.key,
+                 "collectives per step (reduce-scatters + all-gathers)": n_coll,
+                 "expert collectives per step": n_coll_e, "ring latency per collective": lat_dense,
+                 "expert ring latency per collective": lat_exp},
                 {"ZeRO": "Rajbhandari et al. 2020: ZeRO-1/2 = reduce-scatter + all-gather (same bytes as all-reduce); "
                          "ZeRO-3 gathers parameters for every forward and backward (1.5x per micro-batch); fp32 gradient "
                          "reduce-scatter for bf16-based training (Megatron-LM accumulate_allreduce_grads_in_fp32, Llama 3 §3.3.4)",
                  "expert-DP group": "Megatron-LM parallel_state.initialize_model_parallel: expert data parallel size = "
                                     "world / (pp · etp · ep), rank order tp-cp-ep-dp-pp with experts etp-ep-edp-pp",
+                 "buckets": stk.dp_bucket_source or "one per model chunk (ZeRO-3: per layer, as FSDP wraps layers)",
                  stk.key: stk.source})
     # the distributed optimizer shards each part over the group that syncs it
     opt_shard = dense_shard / np.where(zero >= 1, group, 1) + expert_shard / np.where(zero >= 1, edp, 1)

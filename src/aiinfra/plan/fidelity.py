@@ -29,6 +29,7 @@ from aiinfra.perf.flops import RECOMPUTE
 from aiinfra.perf.host import (check_cuda_graph_scope, check_graphed_layout, graphed_search,
                                parse_cuda_graph_scope)
 from aiinfra.perf.training import TP_MODES, fitted_architectures, stack, step_time
+from aiinfra.plan.inputs import quantized_search
 from aiinfra.plan.search import Options
 from aiinfra.sizing.training import parse_offload, parse_recompute_modules
 from aiinfra.specs import ModelSpec, arch_family
@@ -58,7 +59,7 @@ ROW_KEYS = frozenset({
     "table", "model", "gpu", "dtype", "stack", "seq", "gpus", "tp", "pp", "cp", "dp", "ep", "etp", "vp", "mb", "batch",
     "zero", "recompute", "recompute_layers", "recompute_modules", "offload", "offload_layers", "sp", "tp_overlap",
     "ep_overlap", "overlap_grad_reduce", "grad_dtype", "pipeline_split", "moe_dispatcher", "mtp", "cuda_graph_scope",
-    "flash", "causal", "value", "metric", "unknown", "fit", "fit_elementwise", "fit_moe_host", "fit_sustained_clock"})
+    "quantized_params", "flash", "causal", "value", "metric", "unknown", "fit", "fit_elementwise", "fit_moe_host", "fit_sustained_clock"})
 
 
 def split(row: dict) -> tuple[int, int, int, int]:
@@ -81,6 +82,9 @@ def rows() -> list[dict]:
         ranks, gpus = int(np.prod(split(r))), int(r.get("gpus", 0))
         if ranks != gpus:  # a typo here would predict a run nobody made
             raise ValueError(f"training_validation.yaml {r['key']}: tp·pp·cp·dp = {ranks}, not its {gpus} GPUs")
+        if r.get("quantized_params") and (r["dtype"] not in ("fp8", "fp4") or int(r.get("zero", 0)) == 0):
+            raise ValueError(f"training_validation.yaml {r['key']}: quantized_params needs an FP8/FP4 dtype and ZeRO "
+                             "1-3 (Megatron gathers quantized parameters only through the distributed optimizer)")
     return out
 
 
@@ -100,13 +104,17 @@ def _row_options(row: dict, framework_eff: float | None = None) -> Options:
     leaves out what Megatron refuses beside them (full recompute, activation offload), as `plan` does."""
     scope = parse_cuda_graph_scope(row.get("cuda_graph_scope"))
     recompute, offloads = graphed_search(scope, Options().recompute, Options().offloads)
+    zero_stages = Options().zero_stages
+    quantized = bool(row.get("quantized_params", False))
+    if quantized:
+        zero_stages, offloads = quantized_search(row["dtype"], zero_stages, offloads)
     return Options(dtype=row["dtype"], flash_attention=bool(row["flash"]), causal=bool(row["causal"]),
                    software=row["stack"], framework_efficiency=framework_eff, grad_dtype=row.get("grad_dtype"),
                    ep_overlap=bool(row.get("ep_overlap", False)), pipeline_split=row.get("pipeline_split", "auto"),
                    sequence_parallel=bool(row.get("sp", True)), moe_dispatcher=row.get("moe_dispatcher", "alltoall"),
                    recompute_modules=parse_recompute_modules(row.get("recompute_modules")), overlap_dp=_overlap_dp(row),
                    mtp=bool(row.get("mtp", True)), cuda_graph_scope=scope,
-                   recompute=recompute, offloads=offloads)
+                   recompute=recompute, offloads=offloads, zero_stages=zero_stages, quantized_params=quantized)
 
 
 def _overlap_dp(row: dict) -> bool:
@@ -171,7 +179,8 @@ def predict(row: dict, framework_eff: float | None = None, moe_module_ms: float 
                       offload_fraction=int(row.get("offload_layers", m.layers)) / m.layers,
                       recompute_modules=parse_recompute_modules(row.get("recompute_modules")),
                       mtp=bool(row.get("mtp", True)),
-                      cuda_graph_scope=_graph_scope(m, row))
+                      cuda_graph_scope=_graph_scope(m, row),
+                      quantized_params=bool(row.get("quantized_params", False)))
         # a per-layer time (Korthikanti Table 4) times the layers' forward + backward only: no optimizer step or DP sync
         outside = sum(float(p.value) for p in r.step.parts if p.name in ("optimizer step", "DP communication (exposed)"))
         value = _metric(row, float(r.tokens_per_s.value), gpus, float(r.tflops_per_gpu.value), float(r.mfu.value),

@@ -145,12 +145,15 @@ def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, 
                   software: str = "megatron-core", grad_dtype: str | None = None, ep_overlap: bool = False,
                   moe_dispatcher: str = "alltoall", moe_sync_free: bool = False,
                   pipeline_split: str = "auto", recompute_modules: str | None = None, mtp: bool = True,
-                  cuda_graph_scope: str | None = None) -> Options:
+                  cuda_graph_scope: str | None = None, quantized_params: bool = False) -> Options:
     """The search options `aiinfra plan` and the web's plan page take, parsed and checked the same way for both.
     `recompute_modules`: Megatron's selective modules, 'layernorm,moe_act' (refused for a stack whose selective
     recompute is its own). `cuda_graph_scope`: Megatron's per-layer CUDA graphs, 'attn,moe_router,moe_preprocess'
     (perf.host); Megatron runs them with no full recompute and no activation offload, so the search leaves those
-    out, and a stack with no per-layer host time (not Megatron-core) refuses them."""
+    out, and a stack with no per-layer host time (not Megatron-core) refuses them. `quantized_params`: FP8/FP4
+    weights gathered in that dtype (Megatron --fp8-param-gather / --fp4-param-gather), which Megatron runs only with
+    the distributed optimizer or FSDP (ZeRO 1-3) and, with the optimizer on the host, only under delayed scaling (the
+    planner's FP8 is current scaling): the search leaves ZeRO 0 and optimizer offload out."""
     if grad_dtype not in (None, "fp32", "bf16"):
         raise SpecError(f"--grad-dtype must be fp32 or bf16, not {grad_dtype!r}")
     try:
@@ -192,6 +195,8 @@ def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, 
             raise SpecError("--cuda-graph-scope runs no activation offload (Megatron: CUDA graphs are not supported "
                             "with CPU offloading): add none or optimizer to --offload")
     recompute_codes, offloads = graphed_search(scope, tuple(RECOMPUTE_NAMES.index(x) for x in modes), offloads)
+    if quantized_params:
+        zero_stages, offloads = quantized_search(dtype, zero_stages, offloads)
     return Options(dtype=dtype, flash_attention=flash, sequence_parallel=sp, zero_stages=zero_stages,
                    recompute=recompute_codes,
                    context_parallel=None if cp else (1,), overlap_dp=overlap,
@@ -199,6 +204,26 @@ def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, 
                    causal=causal, offloads=offloads, software=software,
                    grad_dtype=grad_dtype, ep_overlap=ep_overlap, moe_dispatcher=moe_dispatcher,
                    moe_sync_free=moe_sync_free, pipeline_split=pipeline_split, recompute_modules=modules,
-                   mtp=mtp, cuda_graph_scope=scope)
+                   mtp=mtp, cuda_graph_scope=scope, quantized_params=quantized_params)
 
 
+QUANTIZED_PARAM_DTYPES = ("fp8", "fp4")
+
+
+def quantized_search(dtype: str, zero_stages: tuple[int, ...],
+                     offloads: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The ZeRO stages and offload codes a search with quantized parameters may take, or one line saying why none:
+    Megatron gathers FP8/FP4 parameters only through the distributed optimizer or FSDP (arguments.py: "--fp8-param-gather
+    only supported with distributed optimizer, torch fsdp2, megatron fsdp") and offloads their optimizer only under
+    delayed scaling, which the planner's FP8 (current scaling) is not."""
+    if dtype not in QUANTIZED_PARAM_DTYPES:
+        raise SpecError(f"--quantized-params keeps the weights in FP8 or FP4; --dtype is {dtype}")
+    zs = tuple(z for z in zero_stages if z >= 1)
+    if not zs:
+        raise SpecError("--quantized-params needs the distributed optimizer or FSDP (Megatron refuses it with plain "
+                        "DDP): add 1, 2 or 3 to --zero")
+    offs = tuple(o for o in offloads if not o & 1)
+    if not offs:
+        raise SpecError("--quantized-params runs no optimizer offload (Megatron: only with delayed FP8 scaling, which "
+                        "the planner does not model): add none to --offload")
+    return zs, offs

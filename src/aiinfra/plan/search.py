@@ -78,6 +78,8 @@ class Options:
     mtp: bool = True  # train the model's multi-token-prediction layers, if its config has any (DeepSeek-V3: one)
     # Megatron's per-layer CUDA graphs (--cuda-graph-scope, perf.host): () runs eagerly
     cuda_graph_scope: tuple[str, ...] = ()
+    # weights kept in the FP8/FP4 dtype and gathered so (Megatron --fp8-param-gather / --fp4-param-gather)
+    quantized_params: bool = False
 
 
 def _selective(opt: Options) -> str:
@@ -157,7 +159,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         total_only=not with_parts, recompute_fraction=b("rfrac"), selective=_selective(opt),
         input_bytes=saved_input_bytes(opt.software, opt.dtype), grad_dtype=opt.grad_dtype, etp=b("etp"),
         edge_slots=edge_slots(m, opt), offload_fraction=b("ofrac"), mtp=opt.mtp,
-        interleave=stack(opt.software).interleave,
+        interleave=stack(opt.software).interleave, quantized_params=opt.quantized_params,
     )
     perf = step_time(
         m, gpu, tp=b("tp"), pp=b("pp"), dp=b("dp"), cp=b("cp"), ep=b("ep"), micro_batch=b("mb"), vp=b("vp"),
@@ -167,7 +169,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         recompute_fraction=b("rfrac"), tp_overlap=b("tpo"), grad_reduce=opt.grad_dtype, etp=b("etp"),
         ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split, sp=b("sp"), moe_dispatcher=opt.moe_dispatcher,
         offload_fraction=b("ofrac"), recompute_modules=opt.recompute_modules, mtp=opt.mtp,
-        cuda_graph_scope=opt.cuda_graph_scope, **_host_free(opt),
+        cuda_graph_scope=opt.cuda_graph_scope, quantized_params=opt.quantized_params, **_host_free(opt),
     )
     shape = (space.n_base, space.k)
     memory = np.broadcast_to(np.asarray(mem if not with_parts else mem.total.value, dtype=float), shape).ravel()
@@ -440,7 +442,8 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                           selective=_selective(opt),
                           input_bytes=saved_input_bytes(opt.software, opt.dtype), grad_dtype=opt.grad_dtype,
                           etp=one.get("etp"), edge_slots=edge_slots(m, opt), offload_fraction=one.get("ofrac", 1.0),
-                          mtp=opt.mtp, interleave=stack(opt.software).interleave)
+                          mtp=opt.mtp, interleave=stack(opt.software).interleave,
+                          quantized_params=opt.quantized_params)
     perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
                      vp=one["vp"], recompute=one["recompute"], zero=one["zero"], global_batch=global_batch, seq=seq,
                      dtype=opt.dtype, flash_attention=opt.flash_attention, causal=opt.causal,
@@ -450,7 +453,8 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                      etp=one.get("etp"), ep_overlap=opt.ep_overlap, pipeline_split=opt.pipeline_split, sp=one["sp"],
                      moe_dispatcher=opt.moe_dispatcher, offload_fraction=one.get("ofrac", 1.0),
                      recompute_modules=opt.recompute_modules, mtp=opt.mtp,
-                     cuda_graph_scope=opt.cuda_graph_scope, **_host_free(opt))
+                     cuda_graph_scope=opt.cuda_graph_scope, quantized_params=opt.quantized_params,
+                     **_host_free(opt))
     terms = [perf.step, perf.tokens_per_s, perf.tflops_per_gpu, perf.mfu, perf.mfu_full, perf.hfu, mem.total]
     if tokens:
         terms += perf.time_to_train(tokens, price)

@@ -77,7 +77,7 @@ def training_report(
     precision: str = "bf16", optimizer: str = "adam", grad_dtype: str | None = None, offload: str = "none",
     flash_attention: bool = True, overhead_gib: float | None = None, fragmentation: float | None = None,
     software: str = "megatron-core", pipeline_split: str = "auto", etp: int | None = None,
-    recompute_modules: str | None = None, mtp: bool = True,
+    recompute_modules: str | None = None, mtp: bool = True, quantized_params: bool = False,
 ) -> Result:
     """`aiinfra size train`: memory per GPU and whether it fits `g`. Sequence parallelism defaults to TP > 1 where TP
     divides each CP rank's tokens.
@@ -86,8 +86,19 @@ def training_report(
     `mtp`: the model's multi-token-prediction layers on the last stage, where its config has them.
     `software` names the stack whose selective-recompute and activation-offload rules apply (as in `aiinfra plan
     --software`). `offload` as the planner prints it: '+' combinations of optimizer, weights, activations, the
-    activations with an optional share of each stage's layers ('activations 50%')."""
+    activations with an optional share of each stage's layers ('activations 50%').
+    `quantized_params`: FP8/FP4 weights with no 16-bit copy (Megatron --fp8-param-gather / --fp4-param-gather), which
+    Megatron runs only with the distributed optimizer or FSDP and without optimizer offload (as `plan`)."""
     code, share = parse_offload(offload)
+    if quantized_params:
+        if precision not in ("fp8", "fp4"):
+            raise SpecError(f"--quantized-params keeps the weights in FP8 or FP4; --precision is {precision}")
+        if zero == 0 and not distributed_optimizer:
+            raise SpecError("--quantized-params needs the distributed optimizer or FSDP (Megatron refuses it with "
+                            "plain DDP): set --zero 1, 2 or 3 or --distributed-optimizer")
+        if code & 1:
+            raise SpecError("--quantized-params runs no optimizer offload (Megatron: only with delayed FP8 scaling, "
+                            "which the planner does not model)")
     if etp is not None and not m.is_moe:
         raise SpecError(f"--etp (the experts' TP size) applies to MoE models; {m.name} has no experts")
     modules = parse_recompute_modules(recompute_modules)
@@ -112,7 +123,7 @@ def training_report(
         offload_fraction=share, flash_attention=flash_attention, overhead_bytes=_overhead_bytes(overhead_gib),
         fragmentation=fragmentation, selective=module_policy(software, modules),
         input_bytes=saved_input_bytes(software, precision),
-        edge_slots=split, etp=etp, mtp=mtp, interleave=rule,
+        edge_slots=split, etp=etp, mtp=mtp, interleave=rule, quantized_params=quantized_params,
     )
     if code & 4:  # after training_memory, which has refused an unknown recompute mode
         check_activation_offload(m, software, share=share, pp=pp, recompute=RECOMPUTE[recompute])

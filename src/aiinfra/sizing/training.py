@@ -144,6 +144,7 @@ def model_states(
     optimizer: str = "adam",
     grad_dtype: str | None = None,
     offload: str = "none",
+    quantized_params: bool = False,
 ) -> tuple[Term, Term, Term]:
     """Weights, gradients and optimizer bytes on one GPU for Ψ parameters held there.
 
@@ -154,7 +155,14 @@ def model_states(
     # its transpose across the micro-batches of a step: FP8 weights cost 2 + 2·1 B, NVFP4 ones 2 + 2·0.5625 B.
     if precision not in ("fp32", "bf16", "fp16", "fp8", "fp4"):
         raise SpecError(f"training precision must be fp32, bf16, fp16, fp8 or fp4, not {precision}")
-    w = 2.0 + 2 * QUANTIZED_BYTES[precision] if precision in QUANTIZED_BYTES else nbytes(precision, "precision")
+    # Quantized parameters (Megatron --fp8-param-gather / --fp4-param-gather, NeMo fp8_params): the weight itself is
+    # the quantized copy and its transpose, with no 16-bit copy beside it; the fp32 master stays in the optimizer.
+    if quantized_params and precision not in QUANTIZED_BYTES:
+        raise SpecError(f"quantized parameters need FP8 or FP4 training; the precision is {precision}")
+    if precision in QUANTIZED_BYTES:
+        w = (0.0 if quantized_params else 2.0) + 2 * QUANTIZED_BYTES[precision]
+    else:
+        w = nbytes(precision, "precision")
     grad_dtype = grad_dtype or "fp32"  # fp32 grads: Megatron's main_grad; fp32 training has nothing else
     if grad_dtype not in GRAD_BYTES:
         raise SpecError(f"unknown gradient dtype '{grad_dtype}'; choose one of {', '.join(GRAD_BYTES)}")
@@ -177,9 +185,14 @@ def model_states(
     grads_v = g * shard_g * np.where(code & 1, 0.0, 1.0)
     opt_v = (master + opt) * shard_o * np.where(code & 1, 0.0, 1.0)
     inputs = {"Ψ_local": params_ne, "Ψ_expert_local": params_e, "N_d": dp_shards, "zero": zero}
-    w_src = (f"{precision} training: bf16 weights 2 B + cached quantized copy and transpose {w - 2:g} B "
-             "(Transformer Engine Float8Tensor / NVFP4Tensor caching)" if precision in QUANTIZED_BYTES
-             else f"{precision} = {w:g} B")
+    if quantized_params:
+        w_src = (f"{precision} parameters (Megatron --{precision}-param-gather): the quantized weight and its "
+                 f"transpose {w:g} B, no 16-bit copy")
+    elif precision in QUANTIZED_BYTES:
+        w_src = (f"{precision} training: bf16 weights 2 B + cached quantized copy and transpose {w - 2:g} B "
+                 "(Transformer Engine Float8Tensor / NVFP4Tensor caching)")
+    else:
+        w_src = f"{precision} = {w:g} B"
     weights = Term(
         "weights", weights_v, "B", "bytes_w · Ψ / (N_d if zero ≥ 3)",
         {**inputs, "bytes_w": w, "offload": offload}, {"bytes_w": w_src, "sharding": SRC_ZERO},
@@ -856,6 +869,7 @@ def training_memory(
     optimizer: str = "adam",
     grad_dtype: str | None = None,
     offload: Any = "none",
+    quantized_params: bool = False,
     flash_attention: bool = True,
     overhead_bytes: Any = None,
     fragmentation: float | None = None,
@@ -880,6 +894,7 @@ def training_memory(
     mtp: with the model's multi-token-prediction layers (config num_nextn_predict_layers) on the last stage.
     interleave: how the interleaved schedule groups num_microbatches (INTERLEAVE_RULES; default Megatron-Core's):
     a group G larger than p warms the first stage up with (v − 1)·(G − p) more model-chunk forwards.
+    quantized_params: FP8/FP4 weights with no 16-bit copy (Megatron --fp8-param-gather / --fp4-param-gather).
     """
     if isinstance(recompute, str):
         if recompute not in RECOMPUTE:
@@ -954,6 +969,7 @@ def training_memory(
             sp_params.non_expert, sp_params.expert, dp_shards=np.asarray(dp) * np.asarray(cp),
             ep=np.asarray(ep, dtype=float) * etp_a / tp_a, zero=zero_eff,
             precision=precision, optimizer=optimizer, grad_dtype=grad_dtype, offload=offload,
+            quantized_params=quantized_params,
         )
         buf = np.where(zero_eff == 3, zero3_gather_buffer(counts.largest_layer, tp_a).value, 0.0)
         # weights streamed from host: a double buffer of one layer's 16-bit weights

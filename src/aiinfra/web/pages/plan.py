@@ -72,6 +72,7 @@ class PlanSpec(WebSpec):
     recompute_modules: str | None = None
     mtp: bool = True
     cuda_graph_scope: str | None = None
+    quantized_params: bool = False
 
     _split = field_validator("price", mode="before")(comma_list)
 
@@ -105,7 +106,8 @@ def run_plan(s: PlanSpec, top: int | None = None) -> tuple[Any, Any, float | Non
                          causal=s.causal, offload=s.offload, software=s.software, grad_dtype=s.grad_dtype or None,
                          ep_overlap=s.ep_overlap, moe_dispatcher=s.moe_dispatcher, moe_sync_free=s.moe_sync_free,
                          pipeline_split=s.pipeline_split, recompute_modules=s.recompute_modules or None,
-                         mtp=s.mtp, cuda_graph_scope=s.cuda_graph_scope or None)
+                         mtp=s.mtp, cuda_graph_scope=s.cuda_graph_scope or None,
+                         quantized_params=s.quantized_params)
     res = plan_command(m, g, counts, global_batch=b, seq=s.seq, batch_note=batch_note, tokens=budget,
                        price_per_gpu_hour=prices.get(g.key), objective=s.objective, top=top or s.top, options=opts,
                        layout=s.layout or None)
@@ -193,6 +195,8 @@ FIELDS = [
     FormField("objective", "rank by", "select", ["time", "cost"]),
     FormField("top", "layouts shown"),
     FormField("dtype", "linear-layer dtype", "select", ["bf16", "fp16", "fp8", "fp4"]),
+    FormField("quantized_params", "FP8/FP4 parameters", "checkbox",
+              help="weights kept and gathered in the FP8/FP4 dtype (Megatron --fp8-param-gather)"),
     FormField("zero", "ZeRO stages allowed", "text"),
     FormField("recompute", "recompute modes allowed", "text"),
     FormField("recompute_modules", "selective recompute modules", "text",
@@ -215,7 +219,8 @@ ALIASES = register_aliases({"global_batch_tokens": ["--global-batch-tokens", "gl
                             "software": ["stack", "--software"], "offload": ["--offload"],
                             "memory_reserve": ["--memory-reserve"], "grad_dtype": ["--grad-dtype"],
                             "moe_dispatcher": ["dispatcher"], "pipeline_split": ["--pipeline-split"],
-                            "cuda_graph_scope": ["--cuda-graph-scope", "CUDA graph scope"]})
+                            "cuda_graph_scope": ["--cuda-graph-scope", "CUDA graph scope"],
+                            "quantized_params": ["--quantized-params", "fp8-param-gather"]})
 
 
 @router.get("/plan", include_in_schema=False)

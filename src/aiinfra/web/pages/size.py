@@ -65,6 +65,7 @@ class TrainSpec(WebSpec):
     pipeline_split: str = "auto"
     recompute_modules: str | None = None
     mtp: bool = True
+    quantized_params: bool = False
 
 
 class InferSpec(WebSpec):
@@ -283,6 +284,8 @@ TRAIN_FIELDS = [
     FormField("seq", "sequence length"), FormField("micro_batch", "micro-batch"),
     FormField("num_microbatches", "micro-batches per flush", help="blank: at least PP"),
     FormField("precision", "precision", "select", ["bf16", "fp16", "fp8", "fp4", "fp32"]),
+    FormField("quantized_params", "FP8/FP4 parameters", "checkbox",
+              help="weights kept in the FP8/FP4 precision, no 16-bit copy (Megatron --fp8-param-gather)"),
     FormField("optimizer", "optimizer", "select", ["adam", "adamw", "adam8bit", "sgd"]),
     FormField("grad_dtype", "gradient dtype", "select", ["", "fp32", "bf16", "bf16+fp32"]),
     FormField("offload", "offload", "select", ["none", "optimizer", "optimizer+params", "activations 25%",

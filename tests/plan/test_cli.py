@@ -185,3 +185,16 @@ def test_cuda_graph_scope_takes_the_graphed_modules_off_a_host_bound_moe_layer(c
     assert any("eager MoE layers" in a for a in e["assumptions"])
     assert any("CUDA graphs of attn, moe_preprocess, moe_router" in a for a in g["assumptions"])
     assert all(x["recompute"] != "full" for x in g["facts"]["layouts"])
+
+
+def test_quantized_params_search_keeps_what_megatron_allows(cli):
+    """Megatron-LM arguments.py (d98e8a6): --fp8-param-gather runs only with the distributed optimizer or FSDP, and its
+    optimizer CPU offload only under delayed scaling. With --quantized-params every ranked layout is ZeRO 1-3 with no
+    optimizer offload, and the answer says what it assumed."""
+    r = cli("plan", "llama-3.1-70b", "--gpus", "64", "--dtype", "fp8", "--quantized-params", "--top", "20",
+            "--format", "json")
+    assert r.code == 0, r.err
+    doc = r.json()
+    rows = doc["facts"]["layouts"]
+    assert rows and all(x["zero"] >= 1 and "optimizer" not in x["offload"] for x in rows)
+    assert any("--quantized-params" in a for a in doc["assumptions"])

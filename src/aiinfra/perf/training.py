@@ -1217,7 +1217,8 @@ def step_time(
                 "max(0, ZeRO factor × (t_allreduce(dense shard, dp·cp) + t_allreduce(expert shard, tp·dp·cp/(etp·ep)))"
                 " + collectives × ring latency − overlap window)",
                 {"t_allreduce dense": ar_dense, "t_allreduce experts": ar_exp, "expert-DP ranks": edp,
-                 "ZeRO factor": dp_factor, "parameter gather bytes / 2 B": ag, "grad shard bytes": grad_bytes, "overlap window": window, "stack": stk.key,
+                 "ZeRO factor": dp_factor, "parameter gather bytes / 2 B": ag, "grad shard bytes": grad_bytes,
+                 "overlap window": window, "stack": stk.key,
                  "collectives per step (reduce-scatters + all-gathers)": n_coll,
                  "expert collectives per step": n_coll_e, "ring latency per collective": lat_dense,
                  "expert ring latency per collective": lat_exp},

@@ -369,6 +369,8 @@ def plan_command(
                    *([f"the {opt.software} stack runs {parallelism_phrase(axes)}; the search keeps the other axes "
                       "at 1"] if axes != PARALLEL_AXES else []),
                    f"linear layers in {opt.dtype}; attention and norms in 16-bit",
+                   *([f"weights kept and gathered in {opt.dtype} (--quantized-params: Megatron --{opt.dtype}-param-"
+                      "gather), ZeRO 1-3 only, no optimizer offload"] if opt.quantized_params else []),
                    "selective recompute repeats the Megatron modules " + ", ".join(opt.recompute_modules)
                    if opt.recompute_modules else f"selective recompute as the {opt.software} stack runs it",
                    *_graph_assumption(m, opt),

@@ -31,7 +31,7 @@ from aiinfra.perf.host import (check_cuda_graph_scope, check_graphed_layout, gra
 from aiinfra.perf.training import TP_MODES, fitted_architectures, stack, step_time
 from aiinfra.plan.inputs import quantized_search
 from aiinfra.plan.search import Options
-from aiinfra.sizing.training import parse_offload, parse_recompute_modules
+from aiinfra.sizing.training import QUANTIZED_BYTES, parse_offload, parse_recompute_modules
 from aiinfra.specs import ModelSpec, arch_family
 
 FILE = DATA_DIR / "training_validation.yaml"
@@ -82,7 +82,7 @@ def rows() -> list[dict]:
         ranks, gpus = int(np.prod(split(r))), int(r.get("gpus", 0))
         if ranks != gpus:  # a typo here would predict a run nobody made
             raise ValueError(f"training_validation.yaml {r['key']}: tp·pp·cp·dp = {ranks}, not its {gpus} GPUs")
-        if r.get("quantized_params") and (r["dtype"] not in ("fp8", "fp4") or int(r.get("zero", 0)) == 0):
+        if r.get("quantized_params") and (r["dtype"] not in QUANTIZED_BYTES or int(r.get("zero", 0)) == 0):
             raise ValueError(f"training_validation.yaml {r['key']}: quantized_params needs an FP8/FP4 dtype and ZeRO "
                              "1-3 (Megatron gathers quantized parameters only through the distributed optimizer)")
     return out

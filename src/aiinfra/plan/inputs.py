@@ -11,7 +11,7 @@ from aiinfra.errors import SpecError
 from aiinfra.perf.host import graphed_search, parse_cuda_graph_scope
 from aiinfra.plan.search import Options
 from aiinfra.plan.space import RECOMPUTE_NAMES
-from aiinfra.sizing.training import module_policy, parse_recompute_modules, stack_parallelism
+from aiinfra.sizing.training import QUANTIZED_BYTES, module_policy, parse_recompute_modules, stack_parallelism
 
 __all__ = ["parse_size", "parse_bytes", "parse_gpu_counts", "parse_prices", "batch_sequences", "parse_offloads",
            "build_options", "stack_key"]
@@ -207,16 +207,13 @@ def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, 
                    mtp=mtp, cuda_graph_scope=scope, quantized_params=quantized_params)
 
 
-QUANTIZED_PARAM_DTYPES = ("fp8", "fp4")
-
-
 def quantized_search(dtype: str, zero_stages: tuple[int, ...],
                      offloads: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The ZeRO stages and offload codes a search with quantized parameters may take, or one line saying why none:
     Megatron gathers FP8/FP4 parameters only through the distributed optimizer or FSDP (arguments.py: "--fp8-param-gather
     only supported with distributed optimizer, torch fsdp2, megatron fsdp") and offloads their optimizer only under
     delayed scaling, which the planner's FP8 (current scaling) is not."""
-    if dtype not in QUANTIZED_PARAM_DTYPES:
+    if dtype not in QUANTIZED_BYTES:
         raise SpecError(f"--quantized-params keeps the weights in FP8 or FP4; --dtype is {dtype}")
     zs = tuple(z for z in zero_stages if z >= 1)
     if not zs:

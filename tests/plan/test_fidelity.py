@@ -891,6 +891,21 @@ def test_a_row_whose_split_is_not_its_gpu_count_is_refused(monkeypatch):
         fidelity.rows()
 
 
+def test_a_row_with_quantized_params_megatron_would_refuse_is_refused(monkeypatch):
+    """Megatron-LM arguments.py (d98e8a6) runs --fp8-param-gather only with FP8/FP4 linears, the distributed optimizer
+    or FSDP, and no optimizer CPU offload outside delayed scaling: a validation row claiming otherwise is refused with
+    the same rule plan and size train apply, not predicted."""
+    row = {"table": "t", "model": "llama-3.1-8b", "gpus": 8, "dp": 8, "dtype": "fp8", "zero": 1, "quantized_params": True}
+    doc = {"entries": {"x": row}}
+    monkeypatch.setattr(fidelity, "read_yaml", lambda _path: doc)
+    assert fidelity.rows()[0]["quantized_params"]
+    for bad, msg in (({"dtype": "bf16"}, "its dtype is bf16"), ({"zero": 0}, "plain DDP"),
+                     ({"offload": "optimizer"}, "no optimizer offload")):
+        doc["entries"]["x"] = {**row, **bad}
+        with pytest.raises(ValueError, match=f"x: .*{msg}"):
+            fidelity.rows()
+
+
 def test_deepseek_v3_report_on_h800_out_of_sample():
     """DeepSeek-V3 Technical Report (arXiv 2412.19437, 2024-12), section 1: 180K H800 GPU-hours per trillion tokens on
     2,048 H800, i.e. 1,543 tokens/s/GPU, a floor on the step rate (every pre-training hour is counted). Sections 3.2

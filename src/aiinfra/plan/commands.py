@@ -20,8 +20,9 @@ from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, e
 from aiinfra.plan.space import RECOMPUTE_NAMES
 from aiinfra.sizing.pipeline_layout import PipelineLayout
 from aiinfra.sizing.training import (PARALLEL_AXES, EdgeSlots, check_activation_offload, check_interleave,
-                                     check_kv_split, check_layout, check_recompute_modules, check_stack_parallelism,
-                                     device_memory, parallelism_phrase, parse_offload, stack_parallelism)
+                                     check_kv_split, check_layout, check_quantized_params, check_recompute_modules,
+                                     check_stack_parallelism, device_memory, parallelism_phrase, parse_offload,
+                                     stack_parallelism)
 from aiinfra.specs import GpuSpec, ModelSpec
 
 LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "offload", "offload_layers",
@@ -241,16 +242,6 @@ def _widen(m: ModelSpec, opt: Options, lay: dict) -> Options:
                       "offloads": add(opt.offloads, "offload"), **fractions})
 
 
-def check_quantized_layout(lay: dict) -> None:
-    """One line naming what a fixed layout sets that Megatron refuses beside quantized parameters."""
-    if lay.get("zero") == 0:
-        raise LayoutError("--quantized-params needs the distributed optimizer or FSDP: the layout's zero=0 is plain DDP "
-                          "(use zero=1, 2 or 3)")
-    if lay.get("offload", 0) & 1:
-        raise LayoutError("--quantized-params runs no optimizer offload (Megatron: only with delayed FP8 scaling, which "
-                          "the planner does not model)")
-
-
 def _yours(r: PlanResult, lay: dict) -> dict | None:
     """The best candidate matching the fixed keys (fitting if any fits), with its rank among layouts."""
     ev = r.evaluated
@@ -338,8 +329,9 @@ def plan_command(
             _check_ep_overlap(lay, split)
         if opt.cuda_graph_scope:
             check_graphed_layout(lay.get("recompute"), bool(lay.get("offload", 0) & 4 or "offload_layers" in lay))
-        if opt.quantized_params:
-            check_quantized_layout(lay)
+        if opt.quantized_params:  # what the fixed keys set that Megatron refuses beside quantized parameters
+            check_quantized_params(opt.dtype, lay.get("zero") != 0, bool(lay.get("offload", 0) & 1),
+                                   zero_fix="the layout's zero=0 is plain DDP (use zero=1, 2 or 3)")
         _check_offload(m, lay, opt.software)
         if "offload_layers" in lay:  # a count of layers whose activations go: activations are offloaded
             lay["offload"] = lay.get("offload", 0) | 4

@@ -24,14 +24,14 @@ import numpy as np
 from aiinfra.catalog.gpus import gpu as lookup_gpu
 from aiinfra.catalog.loader import DATA_DIR, read_yaml
 from aiinfra.catalog.models import model as lookup_model
-from aiinfra.errors import LayoutError
+from aiinfra.errors import LayoutError, SpecError
 from aiinfra.perf.flops import RECOMPUTE
 from aiinfra.perf.host import (check_cuda_graph_scope, check_graphed_layout, graphed_search,
                                parse_cuda_graph_scope)
 from aiinfra.perf.training import TP_MODES, fitted_architectures, stack, step_time
 from aiinfra.plan.inputs import quantized_search
 from aiinfra.plan.search import Options
-from aiinfra.sizing.training import QUANTIZED_BYTES, parse_offload, parse_recompute_modules
+from aiinfra.sizing.training import check_quantized_params, parse_offload, parse_recompute_modules
 from aiinfra.specs import ModelSpec, arch_family
 
 FILE = DATA_DIR / "training_validation.yaml"
@@ -59,7 +59,8 @@ ROW_KEYS = frozenset({
     "table", "model", "gpu", "dtype", "stack", "seq", "gpus", "tp", "pp", "cp", "dp", "ep", "etp", "vp", "mb", "batch",
     "zero", "recompute", "recompute_layers", "recompute_modules", "offload", "offload_layers", "sp", "tp_overlap",
     "ep_overlap", "overlap_grad_reduce", "grad_dtype", "pipeline_split", "moe_dispatcher", "mtp", "cuda_graph_scope",
-    "quantized_params", "flash", "causal", "value", "metric", "unknown", "fit", "fit_elementwise", "fit_moe_host", "fit_sustained_clock"})
+    "quantized_params", "flash", "causal", "value", "metric", "unknown", "fit", "fit_elementwise", "fit_moe_host",
+    "fit_sustained_clock"})
 
 
 def split(row: dict) -> tuple[int, int, int, int]:
@@ -82,9 +83,13 @@ def rows() -> list[dict]:
         ranks, gpus = int(np.prod(split(r))), int(r.get("gpus", 0))
         if ranks != gpus:  # a typo here would predict a run nobody made
             raise ValueError(f"training_validation.yaml {r['key']}: tp·pp·cp·dp = {ranks}, not its {gpus} GPUs")
-        if r.get("quantized_params") and (r["dtype"] not in QUANTIZED_BYTES or int(r.get("zero", 0)) == 0):
-            raise ValueError(f"training_validation.yaml {r['key']}: quantized_params needs an FP8/FP4 dtype and ZeRO "
-                             "1-3 (Megatron gathers quantized parameters only through the distributed optimizer)")
+        if r.get("quantized_params"):
+            try:
+                check_quantized_params(r["dtype"], int(r.get("zero", 0)) > 0,
+                                       bool("offload" in r and parse_offload(r["offload"])[0] & 1),
+                                       dtype_flag="its dtype", zero_fix="the row's zero is 0")
+            except SpecError as err:
+                raise ValueError(f"training_validation.yaml {r['key']}: {err}") from None
     return out
 
 

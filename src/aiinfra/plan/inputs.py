@@ -11,7 +11,8 @@ from aiinfra.errors import SpecError
 from aiinfra.perf.host import graphed_search, parse_cuda_graph_scope
 from aiinfra.plan.search import Options
 from aiinfra.plan.space import RECOMPUTE_NAMES
-from aiinfra.sizing.training import QUANTIZED_BYTES, module_policy, parse_recompute_modules, stack_parallelism
+from aiinfra.sizing.training import (check_quantized_params, module_policy, parse_recompute_modules,
+                                     stack_parallelism)
 
 __all__ = ["parse_size", "parse_bytes", "parse_gpu_counts", "parse_prices", "batch_sequences", "parse_offloads",
            "build_options", "stack_key"]
@@ -209,18 +210,9 @@ def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, 
 
 def quantized_search(dtype: str, zero_stages: tuple[int, ...],
                      offloads: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The ZeRO stages and offload codes a search with quantized parameters may take, or one line saying why none:
-    Megatron gathers FP8/FP4 parameters only through the distributed optimizer or FSDP (arguments.py: "--fp8-param-gather
-    only supported with distributed optimizer, torch fsdp2, megatron fsdp") and offloads their optimizer only under
-    delayed scaling, which the planner's FP8 (current scaling) is not."""
-    if dtype not in QUANTIZED_BYTES:
-        raise SpecError(f"--quantized-params keeps the weights in FP8 or FP4; --dtype is {dtype}")
+    """The ZeRO stages and offload codes a search with quantized parameters may take (ZeRO 1-3, no optimizer
+    offload), or one line saying why none (sizing.training.check_quantized_params)."""
     zs = tuple(z for z in zero_stages if z >= 1)
-    if not zs:
-        raise SpecError("--quantized-params needs the distributed optimizer or FSDP (Megatron refuses it with plain "
-                        "DDP): add 1, 2 or 3 to --zero")
     offs = tuple(o for o in offloads if not o & 1)
-    if not offs:
-        raise SpecError("--quantized-params runs no optimizer offload (Megatron: only with delayed FP8 scaling, which "
-                        "the planner does not model): add none to --offload")
+    check_quantized_params(dtype, bool(zs), not offs, offload_fix="add none to --offload")
     return zs, offs

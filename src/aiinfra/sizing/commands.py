@@ -14,8 +14,8 @@ from aiinfra.explain import Result, quantity
 from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
 from aiinfra.sizing.params import param_counts
 from aiinfra.sizing.pipeline_layout import PipelineLayout
-from aiinfra.sizing.training import (QUANTIZED_BYTES, RECOMPUTE, check_activation_offload, check_interleave,
-                                     check_kv_split, check_recompute_modules, check_stack_parallelism, fit_verdict, module_policy,
+from aiinfra.sizing.training import (RECOMPUTE, check_activation_offload, check_interleave, check_kv_split,
+                                     check_quantized_params, check_recompute_modules, check_stack_parallelism, fit_verdict, module_policy,
                                      parse_offload, parse_recompute_modules, pipeline_edge_slots, saved_input_bytes,
                                      sp_divides, stack_interleave, stack_uneven_pipeline, training_memory)
 from aiinfra.specs import GpuSpec, ModelSpec
@@ -91,14 +91,8 @@ def training_report(
     Megatron runs only with the distributed optimizer or FSDP and without optimizer offload (as `plan`)."""
     code, share = parse_offload(offload)
     if quantized_params:
-        if precision not in QUANTIZED_BYTES:
-            raise SpecError(f"--quantized-params keeps the weights in FP8 or FP4; --precision is {precision}")
-        if zero == 0 and not distributed_optimizer:
-            raise SpecError("--quantized-params needs the distributed optimizer or FSDP (Megatron refuses it with "
-                            "plain DDP): set --zero 1, 2 or 3 or --distributed-optimizer")
-        if code & 1:
-            raise SpecError("--quantized-params runs no optimizer offload (Megatron: only with delayed FP8 scaling, "
-                            "which the planner does not model)")
+        check_quantized_params(precision, zero > 0 or distributed_optimizer, bool(code & 1), dtype_flag="--precision",
+                               zero_fix="set --zero 1, 2 or 3 or --distributed-optimizer")
     if etp is not None and not m.is_moe:
         raise SpecError(f"--etp (the experts' TP size) applies to MoE models; {m.name} has no experts")
     modules = parse_recompute_modules(recompute_modules)

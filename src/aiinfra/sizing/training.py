@@ -672,6 +672,22 @@ def check_recompute_modules(m: ModelSpec, modules: tuple[str, ...]) -> None:
 QUANTIZED_BYTES = {"fp8": 1.0, "fp4": 0.5 + 1.0 / 16}
 
 
+def check_quantized_params(dtype: str, zero_ok: bool, optimizer_offload: bool, *, dtype_flag: str = "--dtype",
+                           zero_fix: str = "add 1, 2 or 3 to --zero", offload_fix: str = "") -> None:
+    """One line naming what Megatron refuses beside quantized parameters (--fp8-param-gather / --fp4-param-gather,
+    arguments.py at d98e8a6): a dtype other than FP8/FP4; plain DDP, where it needs the distributed optimizer or
+    FSDP (`zero_ok`: ZeRO 1-3 is possible); optimizer CPU offload, which it runs only under delayed FP8 scaling, and
+    the planner's FP8 is current scaling. `dtype_flag`, `zero_fix` and `offload_fix` word the fix for the caller."""
+    if dtype not in QUANTIZED_BYTES:
+        raise SpecError(f"--quantized-params keeps the weights in FP8 or FP4; {dtype_flag} is {dtype}")
+    if not zero_ok:
+        raise SpecError(f"--quantized-params needs the distributed optimizer or FSDP (Megatron refuses it with plain "
+                        f"DDP): {zero_fix}")
+    if optimizer_offload:
+        raise SpecError("--quantized-params runs no optimizer offload (Megatron: only with delayed FP8 scaling, which "
+                        "the planner does not model)" + (f": {offload_fix}" if offload_fix else ""))
+
+
 def saved_input_bytes(software: str, precision: str) -> float:
     """Bytes per element of a linear layer's input kept for backward: the FP8/FP4 copy where the stack keeps the
     quantized input (stacks.yaml `fp8_saved_inputs: quantized`, Transformer Engine), else 16 bits (torchao float8

@@ -242,3 +242,48 @@ def test_ring_reduce_scatter_latency_is_nccls_own_price():
     assert us(1, 1, h100) == 0.0
     pcie = comm.node_for(gpu("l40s"))
     assert us(8, 8, pcie) == pytest.approx(8.4 + 7 * 5.7)
+
+
+def test_all_reduce_latency_is_nccls_ring_or_tree_whichever_prices_faster():
+    """NCCL's tuner (src/graph/tuning.cc at 5067397, Simple protocol) prices a ring all-reduce at 8.4 us + 3.4 us per
+    NVLink step + 14 us per network step, 2(n − 1) steps of which 2(nodes − 1) cross the network, and a tree at
+    8.4 us + 2((ranks per node − 1) x 4.0 + log2(nodes) x 14) us moving data at 0.92 of the ring's bus bandwidth;
+    it runs the faster. One DGX H100 (8 ranks): ring 8.4 + 14 x 3.4 = 56.0 us against tree 64.4 us. 16 nodes of 8:
+    ring 8.4 + 224 x 3.4 + 30 x 14 = 1,190 us against tree 8.4 + 2(28 + 56) = 176.4 us, so a 1 MB all-reduce runs as
+    a tree, while an 8 GiB one, whose bandwidth time is ~46 ms, runs as a ring (8% of it outweighs the latency).
+    Split into 10 buckets the latency is paid 10 times and the bytes once."""
+    h100 = comm.node_for(gpu("h100-sxm"))
+
+    def parts(size, n, local, pieces=1):
+        t = comm.hierarchical_all_reduce(size, n, local, h100, pieces=pieces)
+        bw = float(comm.all_reduce_bandwidth_time(size, n, local, h100).value)
+        lat = next(p for p in t.parts if p.name.startswith("latency"))
+        return float(t.value), bw, float(lat.value) * 1e6, lat.inputs["algorithm"]
+
+    t, bw, lat, algo = parts(2**20, 8, 8)
+    assert (algo, lat) == ("ring", pytest.approx(56.0)) and t == pytest.approx(bw + 56.0e-6)
+    t, bw, lat, algo = parts(2**20, 128, 8)
+    assert (algo, lat) == ("tree", pytest.approx(176.4)) and t == pytest.approx(bw / 0.92 + 176.4e-6)
+    t, bw, lat, algo = parts(8 * GiB, 128, 8)
+    assert (algo, lat) == ("ring", pytest.approx(1190.0)) and t == pytest.approx(bw + 1190.0e-6)
+    t10, bw, _, _ = parts(GiB, 8, 8, pieces=10)
+    assert t10 == pytest.approx(bw + 10 * 56.0e-6)
+    assert comm.hierarchical_all_reduce(GiB, 1, 1, h100).value == 0.0
+    # DGX A100's AMD hosts: a ring that leaves the node pays 3 x 2 us per NVLink step
+    a100 = comm.node_for(gpu("a100-80gb-sxm"))
+    lat = next(p for p in comm.hierarchical_all_reduce(8 * GiB, 16, 8, a100).parts if p.name.startswith("latency"))
+    assert float(lat.value) * 1e6 == pytest.approx(8.4 + 28 * 6.0 + 2 * 14.0)
+
+
+def test_a_malformed_nccl_tuner_entry_is_refused_in_one_line(monkeypatch):
+    """interconnects.yaml nccl-tuner needs both algorithms' constants and a tree bandwidth factor in (0, 1]; a missing
+    key or a factor that would make the tree faster than the wire is refused, not read as a default."""
+    from aiinfra.catalog.loader import default_catalog
+
+    key, good = default_catalog().entry("interconnects", "nccl-tuner")
+    for bad in ({k: v for k, v in good.items() if k != "tree_hop_us"}, {**good, "tree_bw_factor": 1.5},
+                {**good, "ring_hop_us": {"nvlink": 3.4}}):
+        monkeypatch.setattr(type(default_catalog()), "entry", lambda self, table, name, _bad=bad: (key, _bad))
+        with pytest.raises(AiinfraError, match="nccl-tuner") as err:
+            comm.nccl_tuner()
+        assert "\n" not in str(err.value)

@@ -1211,13 +1211,13 @@ def test_routed_expert_gradients_sync_over_the_expert_data_parallel_group():
     pc = param_counts(m)
     experts = m.moe_layers * pc.moe_layer.experts / 8
     node = comm.node_for(g)
-    one_per_node = float(comm.hierarchical_all_reduce(experts * 2, 8, 1, node).value)
-    eight_per_node = float(comm.hierarchical_all_reduce(experts * 2, 64, 8, node).value)
+    one_per_node = float(comm.all_reduce_bandwidth_time(experts * 2, 8, 1, node).value)
+    eight_per_node = float(comm.all_reduce_bandwidth_time(experts * 2, 64, 8, node).value)
     assert float(term.inputs["t_allreduce experts"].value) == pytest.approx(one_per_node)
     assert one_per_node > 5 * eight_per_node
     dense = float(term.inputs["t_allreduce dense"].value)
-    # ZeRO-1, bf16 reduce: one all-reduce's bytes, and without the overlap one bucket per group: a reduce-scatter and
-    # an all-gather, each paying its ring's latency
+    # ZeRO-1, bf16 reduce: one all-reduce's bytes at bus bandwidth (latency apart), and without the overlap one bucket
+    # per group: a reduce-scatter and an all-gather, each paying its ring's latency
     lat_dense = float(comm.ring_collective_latency(64, 8, node).value)
     lat_exp = float(comm.ring_collective_latency(8, 1, node).value)
     assert float(term.value) == pytest.approx(dense + one_per_node + 2 * (lat_dense + lat_exp))
@@ -1645,6 +1645,30 @@ def test_dp_sync_pays_nccl_ring_latency_per_megatron_bucket():
     z3 = dp_part(zero=3, pp=1, vp=1, tp=8, dp=1344, global_batch=2688)
     # M = 2688 / 1344 = 2 micro-batches, 96 layers on the one stage
     assert float(z3.inputs["collectives per step (reduce-scatters + all-gathers)"]) == 3 * 2 * 96
+
+
+def test_plain_ddp_pays_one_nccl_all_reduce_per_bucket():
+    """Without ZeRO the DP sync is one all-reduce per bucket (Megatron-Core DDP, distributed_data_parallel.py at
+    d98e8a6; without overlap_grad_reduce one bucket per model chunk), each priced by NCCL's tuner as the faster of
+    ring and tree (tuning.cc): GPT-3 175B at TP4, PP6, interleave 8, DP448 on H100 moves its 7.3B-parameter shard once
+    over the wire and pays 8 all-reduce latencies, not the reduce-scatter/all-gather pairs of ZeRO-1."""
+    from aiinfra.perf import comm
+    from aiinfra.sizing.training import param_counts
+
+    m, g = model("gpt3-175b"), gpu("h100-sxm")
+    r = step_time(m, g, tp=4, pp=6, vp=8, dp=448, global_batch=2688, seq=2048, micro_batch=1, zero=0, dtype="bf16",
+                  grad_reduce="bf16", overlap_dp=False)
+    term = next(p for p in r.step.parts if p.name == "DP communication (exposed)")
+    shard = float(param_counts(m).total.value) / 24
+    want = comm.hierarchical_all_reduce(shard * 2, 448, 2, comm.node_for(g), pieces=8)
+    assert float(term.value) == pytest.approx(float(want.value))
+    lat = next(p for p in want.parts if p.name.startswith("latency"))
+    bw = float(comm.all_reduce_bandwidth_time(shard * 2, 448, 2, comm.node_for(g)).value)
+    # 448 ranks two per node: a ring would pay 8.4 + 448 x 3.4 + 446 x 14 us = 7.77 ms per bucket, the tree
+    # 8.4 + 2(4 + log2(224) x 14) = 235 us at 0.92 of the bandwidth, and on a 39 ms bucket the tree wins
+    assert lat.inputs["algorithm"] == "tree" and float(lat.value) == pytest.approx(235.0e-6, rel=1e-3)
+    assert float(term.value) == pytest.approx(bw / 0.92 + 8 * float(lat.value))
+    assert float(term.inputs["collectives per step (reduce-scatters + all-gathers)"]) == 0
 
 
 def test_a_malformed_dp_buckets_entry_is_refused_not_read_as_absent():

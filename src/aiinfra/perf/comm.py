@@ -3,9 +3,12 @@
 Bandwidth terms follow nccl-tests' `doc/PERFORMANCE.md` (cluster_tco_anchors §2.4): for n ranks,
 all-reduce moves 2(n−1)/n of the buffer over each rank's link, reduce-scatter and all-gather
 (n−1)/n of the full array, all-to-all (n−1)/n of what each rank sends, point-to-point 1×.
-Latency terms are the Thakur/Rabenseifner/Gropp (2005) step counts: a ring takes n−1 steps per
-phase, a (double binary) tree 2·log2(n). B is per-rank bandwidth per direction and the efficiency
-is measured NCCL busbw divided by line rate (catalog/data/interconnects.yaml, with sources).
+Latency of the collectives a training step is made of (all-reduce, reduce-scatter, all-gather across a node
+and across nodes) is NCCL's own tuner price (src/graph/tuning.cc constants, interconnects.yaml `nccl-tuner`);
+the single-link helpers, all-to-all and point-to-point keep the Thakur/Rabenseifner/Gropp (2005) step counts at
+the link's α (a ring n−1 steps per phase, a double binary tree 2·log2(n)), for which NCCL has no tuner price.
+B is per-rank bandwidth per direction and the efficiency is measured NCCL busbw divided by line rate
+(catalog/data/interconnects.yaml, with sources).
 
 Every function takes plain numbers or numpy arrays (broadcasting) and returns a `Term` in seconds,
 so the planner evaluates millions of layouts with the same code that explains one.
@@ -295,59 +298,91 @@ def p2p(size: Number, lk: Link, name: str = "send/recv") -> Term:
                 "α": lk.alpha, "link": lk.key}, _sources(lk))
 
 
-def hierarchical_all_reduce(size: Number, n: Number, local: Number, node: Node,
-                            name: str = "hierarchical all-reduce") -> Term:
-    """All-reduce over `n` ranks placed `local` per node: NVLink inside the node, NICs between nodes.
+def all_reduce_bandwidth_time(size: Number, n: Number, local: Number, node: Node,
+                              name: str = "all-reduce bandwidth time") -> Term:
+    """The bandwidth part of an all-reduce over `n` ranks placed `local` per node, latency aside.
 
-    NCCL pipelines the intra- and inter-node legs (rings over channels, one NIC crossing per
-    channel), so the slower leg sets the pace rather than their sum:
-      t = 2(n−1)/n · S / min(B_up·eff_up, local · B_nic/GPU·eff_nic) + latency,
-    where B_nic/GPU = nics_per_node · rate / gpus_per_node and the latency is 2(local−1)·α_up for
-    the node ring plus the cheaper of a ring (2(nodes−1)) or tree (2·log2 nodes) across nodes.
-    For 8-GPU nodes this is the measured rule of cluster_tco_anchors §2.5: multi-node busbw ≈
-    min(NVLink ring ~370 GB/s, NICs × 46–48 GB/s). With local = n the group sits in one node.
-    """
+    NCCL pipelines the intra- and inter-node legs (rings over channels, one NIC crossing per channel), so the
+    slower leg sets the pace rather than their sum: 2(n−1)/n · S / min(B_up·eff_up, local · B_nic/GPU·eff_nic),
+    where B_nic/GPU = nics_per_node · rate / gpus_per_node. For 8-GPU nodes this is the measured rule of
+    cluster_tco_anchors §2.5: multi-node busbw ≈ min(NVLink ring ~370 GB/s, NICs × 46–48 GB/s). The same bytes make
+    a reduce-scatter plus an all-gather (half each). With local = n the group sits in one node."""
     n, local = _placement(n, local)
     nodes = n // local
     up, out = node.scale_up, node.scale_out_per_gpu()
     moved = 2 * (n - 1) / n * np.asarray(size)
     intra = np.where(local > 1, moved / up.effective_bw, 0.0)
     inter = np.where(nodes > 1, moved / (local * out.effective_bw), 0.0)
-    steps_out = np.minimum(2 * (nodes - 1), 2 * np.log2(nodes))
-    latency = 2 * (local - 1) * up.alpha + steps_out * out.alpha
     t_intra = Term("node-leg bandwidth time", _scalar(intra), "s", "2(n−1)/n · S / (B_up·eff)",
                    {"S": size, "n": n, "B_up": up.bw, "eff": up.busbw_eff}, {up.key: up.source})
     t_inter = Term("NIC-leg bandwidth time", _scalar(inter), "s", "2(n−1)/n · S / (local · B_nic/GPU·eff)",
                    {"S": size, "n": n, "local": local, "B_nic/GPU": out.bw, "eff": out.busbw_eff},
                    {out.key: out.source})
-    t_lat = Term("latency", _scalar(latency), "s", "2(local−1)·α_up + min(2(nodes−1), 2·log2 nodes)·α_nic",
-                 {"local": local, "nodes": nodes, "α_up": up.alpha, "α_nic": out.alpha}, {"α steps": SRC_ALPHA_BETA})
-    value = np.maximum(intra, inter) + latency
-    return Term(
-        name, _scalar(value), "s", "max(node-leg, NIC-leg) + latency",
-        {"S": size, "n": n, "local": local, "nodes": nodes}, {"bus factor": SRC_NCCL, "layout": node.source},
-        parts=[t_intra, t_inter, t_lat],
-    )
+    return Term(name, _scalar(np.maximum(intra, inter)), "s", "max(node-leg, NIC-leg)",
+                {"S": size, "n": n, "local": local, "nodes": nodes}, {"bus factor": SRC_NCCL, "layout": node.source},
+                parts=[t_intra, t_inter])
+
+
+def hierarchical_all_reduce(size: Number, n: Number, local: Number, node: Node,
+                            name: str = "hierarchical all-reduce", pieces: Number = 1) -> Term:
+    """All-reduce over `n` ranks placed `local` per node (NVLink inside the node, NICs between nodes), split into
+    `pieces` equal collectives (buckets), each priced as NCCL's tuner prices it (src/graph/tuning.cc, Simple
+    protocol) and run as the faster of its two algorithms:
+      ring: bw + base_ring + (2(n−1) − 2(nodes−1))·hop_intra + 2(nodes−1)·hop_net
+            (hop_intra at least 3·net_overhead once the ring leaves the node);
+      tree: bw / 0.92 + base_tree + 2·((local−1)·tree_hop_intra + log2(nodes)·tree_hop_net),
+    where bw is all_reduce_bandwidth_time of one piece. The total is pieces × the faster one."""
+    tu = nccl_tuner()
+    n, local = _placement(n, local)
+    nodes = n // local
+    k = np.maximum(np.asarray(pieces, dtype=float), 1.0)
+    bw = all_reduce_bandwidth_time(size, n, local, node, "bandwidth time (all pieces)")
+    per = np.asarray(bw.value) / k
+    intra_kind = "pcie" if node.scale_up.type == "pcie" else "nvlink"
+    ring_hop = np.where(nodes > 1, np.maximum(tu.ring_hop[intra_kind], 3 * node.net_overhead), tu.ring_hop[intra_kind])
+    ring_lat = tu.ring_base + (2 * (n - 1) - 2 * (nodes - 1)) * ring_hop + 2 * (nodes - 1) * tu.ring_hop["net"]
+    tree_lat = tu.tree_base + 2 * ((local - 1) * tu.tree_hop[intra_kind] + np.log2(nodes) * tu.tree_hop["net"])
+    ring_t, tree_t = per + ring_lat, per / tu.tree_bw_factor + tree_lat
+    one = np.where(n > 1, np.minimum(ring_t, tree_t), 0.0)
+    lat = np.where(n > 1, np.where(ring_t <= tree_t, ring_lat, tree_lat), 0.0)
+    inputs = {"n": n, "local": local, "nodes": nodes, "pieces": k, "net_overhead": node.net_overhead}
+    if np.ndim(one) == 0:
+        inputs["algorithm"] = "none" if float(n) <= 1 else "ring" if float(ring_t) <= float(tree_t) else "tree"
+    t_lat = Term("latency (per collective)", _scalar(lat), "s",
+                 "NCCL tuner, the faster algorithm: ring base + (2(n−1) − 2(nodes−1))·hop + 2(nodes−1)·hop_net, or "
+                 "tree base + 2((local−1)·hop + log2(nodes)·hop_net) at bw / 0.92", inputs, {"NCCL tuner": tu.source})
+    return Term(name, _scalar(k * one), "s", "pieces × min(bw/pieces + ring latency, bw/(pieces·0.92) + tree latency)",
+                {"S": size, "n": n, "local": local, "nodes": nodes, "pieces": k},
+                {"bus factor": SRC_NCCL, "layout": node.source, "NCCL tuner": tu.source},
+                parts=[*bw.parts, t_lat])
 
 
 @dataclass(frozen=True)
-class RingLatency:
-    """NCCL's tuner constants for ring collectives of large messages (Simple protocol), in seconds."""
+class TunerLatency:
+    """NCCL's tuner constants for large messages (Simple protocol): ring and tree base latency and per-step
+    latency by the link class a step crosses (nvlink, pcie, net), in seconds, and the tree's bandwidth factor."""
 
-    base: float
-    hop: dict  # per step, by the link class the step crosses: nvlink, pcie, net
+    ring_base: float
+    ring_hop: dict
+    tree_base: float
+    tree_hop: dict
+    tree_bw_factor: float
     source: str
 
 
-def nccl_ring_latency() -> RingLatency:
+def nccl_tuner() -> TunerLatency:
     """The `nccl-tuner` entry of catalog/data/interconnects.yaml."""
     key, e = default_catalog().entry("interconnects", "nccl-tuner")
     try:
-        hop = {k: float(e["ring_hop_us"][k]) * 1e-6 for k in ("nvlink", "pcie", "net")}
-        return RingLatency(float(e["ring_base_us"]) * 1e-6, hop, e["source"])
+        hops = {a: {k: float(e[f"{a}_hop_us"][k]) * 1e-6 for k in ("nvlink", "pcie", "net")} for a in ("ring", "tree")}
+        factor = float(e["tree_bw_factor"])
+        if not 0 < factor <= 1:
+            raise ValueError(f"tree_bw_factor {factor} is not in (0, 1]")
+        return TunerLatency(float(e["ring_base_us"]) * 1e-6, hops["ring"], float(e["tree_base_us"]) * 1e-6,
+                            hops["tree"], factor, e["source"])
     except (KeyError, TypeError, ValueError) as err:
-        raise AiinfraError(f"catalog interconnects '{key}' needs ring_base_us, ring_hop_us {{nvlink, pcie, net}} "
-                           f"and source ({err})") from None
+        raise AiinfraError(f"catalog interconnects '{key}' needs ring_base_us, tree_base_us, ring_hop_us and "
+                           f"tree_hop_us {{nvlink, pcie, net}}, tree_bw_factor in (0, 1] and source ({err})") from None
 
 
 def ring_collective_latency(n: Number, local: Number, node: Node, name: str = "ring latency") -> Term:
@@ -355,17 +390,17 @@ def ring_collective_latency(n: Number, local: Number, node: Node, name: str = "r
     ring of large messages (src/graph/tuning.cc, Simple protocol): NCCL runs these two as rings only (no tree), so
     every rank is a step, and each step across nodes pays the network's per-hop latency:
       t = base + (n − nodes)·max(hop_intra, 3·net_overhead if nodes > 1) + (nodes − 1)·hop_net.
-    A collective split into k buckets pays it k times; the bandwidth term does not change (hierarchical_all_reduce
-    charges it)."""
-    rl = nccl_ring_latency()
+    A collective split into k buckets pays it k times; the bandwidth term does not change
+    (all_reduce_bandwidth_time charges it)."""
+    tu = nccl_tuner()
     n, local = _placement(n, local)
     nodes = n // local
-    intra_hop = rl.hop["pcie" if node.scale_up.type == "pcie" else "nvlink"]
+    intra_hop = tu.ring_hop["pcie" if node.scale_up.type == "pcie" else "nvlink"]
     intra = np.where(nodes > 1, np.maximum(intra_hop, 3 * node.net_overhead), intra_hop)
-    value = np.where(n > 1, rl.base + (n - nodes) * intra + (nodes - 1) * rl.hop["net"], 0.0)
+    value = np.where(n > 1, tu.ring_base + (n - nodes) * intra + (nodes - 1) * tu.ring_hop["net"], 0.0)
     return Term(name, _scalar(value), "s", "base + (n − nodes)·max(hop_intra, 3·net_overhead) + (nodes − 1)·hop_net",
-                {"n": n, "local": local, "nodes": nodes, "base": rl.base, "hop_intra": intra_hop,
-                 "hop_net": rl.hop["net"], "net_overhead": node.net_overhead}, {"NCCL tuner": rl.source})
+                {"n": n, "local": local, "nodes": nodes, "base": tu.ring_base, "hop_intra": intra_hop,
+                 "hop_net": tu.ring_hop["net"], "net_overhead": node.net_overhead}, {"NCCL tuner": tu.source})
 
 
 def _scalar(value):

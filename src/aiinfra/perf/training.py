@@ -1166,12 +1166,13 @@ def step_time(
     # (ranks ETP → EP → EDP → PP), so once EP fills the scale-up domain every member sits in another node and the
     # whole expert shard crosses the NICs; the rest syncs over dp·cp with domain/tp members per node.
     edp = np.maximum(group * tp // (etp * ep), 1)
-    ar_dense = comm.hierarchical_all_reduce(dense_shard * ACT_BYTES, group, np.clip(domain // tp, 1, group),
-                                            node, "DP gradient all-reduce (dense)")
-    ar_exp = comm.hierarchical_all_reduce(expert_shard * ACT_BYTES, edp, np.clip(domain // (etp * ep), 1, edp),
-                                          node, "expert-DP gradient all-reduce (routed experts)")
-    ar_value = (np.where(group > 1, ar_dense.value, 0.0)
-                + np.where((edp > 1) & (expert_shard > 0), ar_exp.value, 0.0))
+    local_d, local_e = np.clip(domain // tp, 1, group), np.clip(domain // (etp * ep), 1, edp)
+    ar_dense = comm.all_reduce_bandwidth_time(dense_shard * ACT_BYTES, group, local_d, node,
+                                              "DP gradient all-reduce bandwidth time (dense)")
+    ar_exp = comm.all_reduce_bandwidth_time(expert_shard * ACT_BYTES, edp, local_e, node,
+                                            "expert-DP gradient all-reduce bandwidth time (routed experts)")
+    syncs_d, syncs_e = group > 1, (edp > 1) & (expert_shard > 0)
+    ar_value = np.where(syncs_d, ar_dense.value, 0.0) + np.where(syncs_e, ar_exp.value, 0.0)
     z3 = zero >= 3
     # The all-reduce time above is for 16-bit gradients = reduce-scatter (½) + all-gather (½). Gradients of
     # bf16-based training (bf16, fp8, fp4) are reduced in fp32 (Megatron-LM sets accumulate_allreduce_grads_in_fp32
@@ -1181,15 +1182,14 @@ def step_time(
     # The parameter all-gather half moves 16-bit weights, or the quantized ones (QUANTIZED_BYTES / 2 B).
     ag = QUANTIZED_BYTES[lin] / ACT_BYTES if quantized_params else 1.0
     dp_factor = np.where(z3, (ag + 0.5 * rs) * M, 0.5 * ag + 0.5 * rs)
-    # Latency: NCCL runs reduce-scatter and all-gather as rings only, each collective n − 1 steps, and the sync
-    # splits into buckets (ZeRO-3 / FSDP: every layer of every micro-batch gathered twice, reduced once; Megatron's
-    # buckets, stacks.yaml dp_buckets; else one per model chunk). A plain all-reduce (ZeRO 0) runs as a tree,
-    # whose latency the all-reduce above carries.
-    lat_dense = comm.ring_collective_latency(group, np.clip(domain // tp, 1, group), node, "DP ring latency (dense)")
-    lat_exp = comm.ring_collective_latency(edp, np.clip(domain // (etp * ep), 1, edp), node,
-                                           "expert-DP ring latency (routed experts)")
-    lat_d = np.where(group > 1, lat_dense.value, 0.0)
-    lat_e = np.where((edp > 1) & (expert_shard > 0), lat_exp.value, 0.0)
+    # Latency: the sync splits into buckets (ZeRO-3 / FSDP: every layer of every micro-batch gathered twice, reduced
+    # once; Megatron's buckets, stacks.yaml dp_buckets; else one per model chunk), each a collective at NCCL's tuner
+    # price: reduce-scatter and all-gather run as rings only, n − 1 steps each; a plain all-reduce (ZeRO 0) as the
+    # faster of ring and tree for its bucket (comm.hierarchical_all_reduce).
+    lat_dense = comm.ring_collective_latency(group, local_d, node, "DP ring latency (dense)")
+    lat_exp = comm.ring_collective_latency(edp, local_e, node, "expert-DP ring latency (routed experts)")
+    lat_d = np.where(syncs_d, lat_dense.value, 0.0)
+    lat_e = np.where(syncs_e, lat_exp.value, 0.0)
     b_min, b_rank = stk.dp_bucket
     if overlap_dp and stk.grad_reduce and b_min > 0:
         # Megatron buckets a stage's first model chunk (dense and expert parameters apart); every other chunk is
@@ -1203,7 +1203,13 @@ def step_time(
     n_coll = np.where(z3, 3 * M * n_layers, np.where(zero >= 1, 2 * n_d, 0.0))
     n_coll_e = np.where(z3, 3 * M * n_layers, np.where(zero >= 1, 2 * n_e, 0.0))
     t_lat = n_coll * lat_d + n_coll_e * lat_e
-    t_dp_raw = ar_value * dp_factor + t_lat
+    # ZeRO 0: one all-reduce per bucket, bandwidth and latency together
+    plain_d = comm.hierarchical_all_reduce(dense_shard * ACT_BYTES * dp_factor, group, local_d, node,
+                                           "DP gradient all-reduces (ZeRO 0, dense)", pieces=n_d)
+    plain_e = comm.hierarchical_all_reduce(expert_shard * ACT_BYTES * dp_factor, edp, local_e, node,
+                                           "expert-DP gradient all-reduces (ZeRO 0)", pieces=n_e)
+    plain = np.where(syncs_d, plain_d.value, 0.0) + np.where(syncs_e, plain_e.value, 0.0)
+    t_dp_raw = np.where(zero >= 1, ar_value * dp_factor + t_lat, plain)
     mb_busy = stage_t  # one micro-batch of the slowest stage
     if overlap_dp:
         # reduce-scatter half under the last backward (2/3 of a micro-batch), gather half under the
@@ -1214,14 +1220,16 @@ def step_time(
         window = 0.0
     t_dp_v = stk.exposed(t_dp_raw, window)
     t_dp = Term("DP communication (exposed)", _s(t_dp_v), "s",
-                "max(0, ZeRO factor × (t_allreduce(dense shard, dp·cp) + t_allreduce(expert shard, tp·dp·cp/(etp·ep)))"
-                " + collectives × ring latency − overlap window)",
+                "max(0, ZeRO 1-3: ZeRO factor × (bandwidth time(dense shard, dp·cp) + bandwidth time(expert shard, "
+                "tp·dp·cp/(etp·ep))) + collectives × ring latency; ZeRO 0: the bucketed all-reduces at NCCL's price"
+                " − overlap window)",
                 {"t_allreduce dense": ar_dense, "t_allreduce experts": ar_exp, "expert-DP ranks": edp,
                  "ZeRO factor": dp_factor, "parameter gather bytes / 2 B": ag, "grad shard bytes": grad_bytes,
                  "overlap window": window, "stack": stk.key,
                  "collectives per step (reduce-scatters + all-gathers)": n_coll,
                  "expert collectives per step": n_coll_e, "ring latency per collective": lat_dense,
-                 "expert ring latency per collective": lat_exp},
+                 "expert ring latency per collective": lat_exp, "ZeRO 0 all-reduces (dense)": plain_d,
+                 "ZeRO 0 all-reduces (experts)": plain_e},
                 {"ZeRO": "Rajbhandari et al. 2020: ZeRO-1/2 = reduce-scatter + all-gather (same bytes as all-reduce); "
                          "ZeRO-3 gathers parameters for every forward and backward (1.5x per micro-batch); fp32 gradient "
                          "reduce-scatter for bf16-based training (Megatron-LM accumulate_allreduce_grads_in_fp32, Llama 3 §3.3.4)",

@@ -343,11 +343,12 @@ def hierarchical_all_reduce(size: Number, n: Number, local: Number, node: Node,
     ring_lat = tu.ring_base + (2 * (n - 1) - 2 * (nodes - 1)) * ring_hop + 2 * (nodes - 1) * tu.ring_hop["net"]
     tree_lat = tu.tree_base + 2 * ((local - 1) * tu.tree_hop[intra_kind] + np.log2(nodes) * tu.tree_hop["net"])
     ring_t, tree_t = per + ring_lat, per / tu.tree_bw_factor + tree_lat
-    one = np.where(n > 1, np.minimum(ring_t, tree_t), 0.0)
-    lat = np.where(n > 1, np.where(ring_t <= tree_t, ring_lat, tree_lat), 0.0)
+    issued = (n > 1) & (np.asarray(size) > 0)  # one rank, or nothing to reduce: no collective
+    one = np.where(issued, np.minimum(ring_t, tree_t), 0.0)
+    lat = np.where(issued, np.where(ring_t <= tree_t, ring_lat, tree_lat), 0.0)
     inputs = {"n": n, "local": local, "nodes": nodes, "pieces": k, "net_overhead": node.net_overhead}
     if np.ndim(one) == 0:
-        inputs["algorithm"] = "none" if float(n) <= 1 else "ring" if float(ring_t) <= float(tree_t) else "tree"
+        inputs["algorithm"] = "none" if not issued else "ring" if float(ring_t) <= float(tree_t) else "tree"
     t_lat = Term("latency (per collective)", _scalar(lat), "s",
                  "NCCL tuner, the faster algorithm: ring base + (2(n−1) − 2(nodes−1))·hop + 2(nodes−1)·hop_net, or "
                  "tree base + 2((local−1)·hop + log2(nodes)·hop_net) at bw / 0.92", inputs, {"NCCL tuner": tu.source})

@@ -1223,13 +1223,16 @@ def step_time(
                 "max(0, ZeRO 1-3: ZeRO factor × (bandwidth time(dense shard, dp·cp) + bandwidth time(expert shard, "
                 "tp·dp·cp/(etp·ep))) + collectives × ring latency; ZeRO 0: the bucketed all-reduces at NCCL's price"
                 " − overlap window)",
-                {"t_allreduce dense": ar_dense, "t_allreduce experts": ar_exp, "expert-DP ranks": edp,
-                 "ZeRO factor": dp_factor, "parameter gather bytes / 2 B": ag, "grad shard bytes": grad_bytes,
-                 "overlap window": window, "stack": stk.key,
+                {"t_allreduce dense": ar_dense, "ZeRO factor": dp_factor, "parameter gather bytes / 2 B": ag,
+                 "grad shard bytes": grad_bytes, "overlap window": window, "stack": stk.key,
                  "collectives per step (reduce-scatters + all-gathers)": n_coll,
-                 "expert collectives per step": n_coll_e, "ring latency per collective": lat_dense,
-                 "expert ring latency per collective": lat_exp, "ZeRO 0 all-reduces (dense)": plain_d,
-                 "ZeRO 0 all-reduces (experts)": plain_e},
+                 **({"ring latency per collective": lat_dense} if np.any(zero >= 1) else {}),
+                 **({"ZeRO 0 all-reduces (dense)": plain_d} if np.any(zero == 0) else {}),
+                 # routed experts only where the model has them
+                 **({"t_allreduce experts": ar_exp, "expert-DP ranks": edp, "expert collectives per step": n_coll_e,
+                     **({"expert ring latency per collective": lat_exp} if np.any(zero >= 1) else {}),
+                     **({"ZeRO 0 all-reduces (experts)": plain_e} if np.any(zero == 0) else {})}
+                    if expert_p else {})},
                 {"ZeRO": "Rajbhandari et al. 2020: ZeRO-1/2 = reduce-scatter + all-gather (same bytes as all-reduce); "
                          "ZeRO-3 gathers parameters for every forward and backward (1.5x per micro-batch); fp32 gradient "
                          "reduce-scatter for bf16-based training (Megatron-LM accumulate_allreduce_grads_in_fp32, Llama 3 §3.3.4)",

@@ -110,13 +110,18 @@ class GpuSpec(Spec):
         attention efficiencies are fractions of its dense peak."""
         return "bf16" if "bf16" in self.tflops else "fp16"
 
-    def peak_flops(self, dtype: str) -> float:
-        """Dense FLOP/s the part sustains for a dtype (datasheet peak × sustained_compute_fraction); an unsupported
-        dtype is an error, not a silent fallback."""
+    def datasheet_flops(self, dtype: str) -> float:
+        """Dense FLOP/s of the datasheet for a dtype, the denominator of MFU as every published figure uses it; an
+        unsupported dtype is an error, not a silent fallback."""
         if dtype not in self.tflops or not self.tflops[dtype]:
             have = ", ".join(k for k, v in self.tflops.items() if v)
             raise SpecError(f"{self.key} has no dense {dtype} throughput in the catalog; it has: {have}")
-        return self.tflops[dtype] * 1e12 * self.sustained_compute_fraction
+        return self.tflops[dtype] * 1e12
+
+    def peak_flops(self, dtype: str) -> float:
+        """Dense FLOP/s the part sustains for a dtype: datasheet peak × sustained_compute_fraction (below 1 for a
+        power-limited part, whose clocks fall under sustained load)."""
+        return self.datasheet_flops(dtype) * self.sustained_compute_fraction
 
 
 class ModelSpec(Spec):

@@ -134,6 +134,26 @@ def test_recompute_costs_time_and_hfu_exceeds_mfu(a100):
     assert none.hfu.value == pytest.approx(none.mfu.value)
 
 
+def test_mfu_divides_by_the_datasheet_peak_not_the_power_limited_clock():
+    """MFU as Megatron-LM, Llama 3 (Table 4) and PaLM publish it divides model FLOP/s by the datasheet's dense 16-bit
+    peak: GB200 2,500 TFLOPS (NVIDIA GB200 NVL72 datasheet), whatever clock the part holds at its power limit. The step
+    time runs at the catalog's sustained fraction (0.855 of peak on GB200), which must not lift MFU: the same step
+    divided by the sustained peak would read 1/0.855 = 17% higher. The plan's table and JSON carry the same figure."""
+    from aiinfra.plan.commands import plan_command
+    from aiinfra.plan.search import Options
+
+    m, g = model("llama-3.1-405b"), gpu("gb200")
+    assert g.sustained_compute_fraction < 1 and g.datasheet_flops("bf16") == 2500e12
+    r = step_time(m, g, tp=4, pp=8, vp=8, cp=2, dp=4, global_batch=256, seq=8192, micro_batch=1, dtype="fp8")
+    halved = float(r.flops.model.value)
+    assert float(r.mfu.value) == pytest.approx(halved / 256 / float(r.step.value) / 2500e12)
+    assert float(r.hfu.value) == pytest.approx(float(r.flops.hardware.value) / 256 / float(r.step.value) / 2500e12)
+    res = plan_command(m, g, [256], global_batch=256, seq=8192, options=Options(dtype="fp8"),
+                       layout={"tp": 4, "pp": 8, "cp": 2, "dp": 4, "mb": 1, "vp": 8}, top=1)
+    y = res.facts["your_layout"]
+    assert y["mfu"] == pytest.approx(y["tflops"] * 1e12 * halved / float(r.flops.hardware.value) / 2500e12, rel=1e-6)
+
+
 def test_interleaving_shrinks_bubble(a100):
     """Narayanan et al. 2021 §2.2: bubble (p−1)/(v·m) falls with v."""
     m = model("gpt3-175b")

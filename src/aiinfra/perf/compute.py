@@ -76,6 +76,13 @@ def peak(gpu: GpuSpec, dtype: str) -> Term:
                  "sustained fraction": gpu.sustained_compute_fraction}, {gpu.key: gpu.source})
 
 
+def datasheet_peak(gpu: GpuSpec, dtype: str) -> Term:
+    """Dense peak FLOP/s of a GPU for a dtype as its datasheet gives it: what MFU and HFU divide by (Megatron-LM,
+    Llama 3, PaLM), whatever clock the part sustains at its power limit."""
+    return Term(f"datasheet peak {dtype}", gpu.datasheet_flops(dtype), "FLOP/s", "catalog dense TFLOP/s × 1e12",
+                {"gpu": gpu.key, "TFLOP/s": gpu.tflops.get(dtype)}, {gpu.key: gpu.source})
+
+
 def matmul_time(flops: Number, gemm_gflop: Number, gpu: GpuSpec, dtype: str = "bf16",
                 cal: TrainingCalibration | None = None, name: str = "matmul time") -> Term:
     """FLOPs / (peak(dtype) × efficiency(size))."""

@@ -1329,18 +1329,20 @@ def step_time(
     tps = Term("tokens per second", _s(tokens / step_v), "tokens/s", "global batch tokens / step time",
                {"tokens": tokens, "step": step})
     hw_rate = fl.hardware.value / gpus / step_v
-    pk = compute.peak(gpu, half)
+    pk = compute.datasheet_peak(gpu, half)  # MFU's denominator, not the power-limited clock the step runs at
     tflops = Term("TFLOP/s per GPU", _s(hw_rate / 1e12), "TFLOP/s", "hardware FLOPs / GPUs / step (Narayanan's convention)",
                   {"FLOPs": fl.hardware, "GPUs": gpus, "step": step})
     full = fl.model.value if causal is False else training_flops(m, tokens=tokens, seq=s, causal=False).model.value
     halved = fl.model.value if causal is not False else training_flops(m, tokens=tokens, seq=s, causal=True).model.value
     mfu = Term("MFU", _s(halved / gpus / step_v / pk.value), "",
-               "model FLOPs (causal attention halved, Megatron-LM 2024 / Llama 3 convention) / (GPUs · step · 16-bit peak)",
+               "model FLOPs (causal attention halved, Megatron-LM 2024 / Llama 3 convention) / "
+               "(GPUs · step · 16-bit datasheet peak)",
                {"model FLOPs": halved, "peak": pk}, {"convention": "Megatron-LM num_floating_point_operations (causal /2)"})
     mfu_full = Term("MFU (full attention)", _s(full / gpus / step_v / pk.value), "",
-                    "model FLOPs with full attention (Narayanan et al. 2021 / PaLM convention) / (GPUs · step · 16-bit peak)",
+                    "model FLOPs with full attention (Narayanan et al. 2021 / PaLM convention) / "
+                    "(GPUs · step · 16-bit datasheet peak)",
                     {"model FLOPs": full, "peak": pk}, {"convention": SRC_BUBBLE.split(':')[0]})
-    hfu = Term("HFU", _s(hw_rate / pk.value), "", "hardware FLOPs (with recompute) / (GPUs · step · peak)",
+    hfu = Term("HFU", _s(hw_rate / pk.value), "", "hardware FLOPs (with recompute) / (GPUs · step · datasheet peak)",
                {"hardware FLOPs": fl.hardware, "peak": pk})
     return TrainingPerf(step, fl, _s(gpus), tps, tflops, mfu, hfu, _s(M), mfu_full)
 

@@ -190,7 +190,7 @@ def predict(row: dict, framework_eff: float | None = None, moe_module_ms: float 
         outside = sum(float(p.value) for p in r.step.parts if p.name in ("optimizer step", "DP communication (exposed)"))
         value = _metric(row, float(r.tokens_per_s.value), gpus, float(r.tflops_per_gpu.value), float(r.mfu.value),
                         float(r.step.value) - (outside if row["metric"] == "layer_ms" else 0.0), m.layers,
-                        float(r.mfu_full.value) * g.peak_flops(g.half_dtype) / 1e12)
+                        float(r.mfu_full.value) * g.datasheet_flops(g.half_dtype) / 1e12)
         rl = f" {row['recompute_layers']}/{m.layers} layers" if "recompute_layers" in row else ""
         rl += f" offload activations {row['offload_layers']}/{m.layers} layers" if "offload_layers" in row else ""
         rl += f" ({','.join(parse_recompute_modules(row['recompute_modules']))})" if "recompute_modules" in row else ""
@@ -218,7 +218,7 @@ def predict(row: dict, framework_eff: float | None = None, moe_module_ms: float 
     res = plan_command(m, g, [gpus], global_batch=batch, seq=seq, options=opt, layout=fixed, top=1)
     y = res.facts["your_layout"]
     value = _metric(row, y["tokens_per_s"], gpus, y["tflops"], y["mfu"], y["step_s"], m.layers,
-                    y["mfu_full_attention"] * g.peak_flops(g.half_dtype) / 1e12)
+                    y["mfu_full_attention"] * g.datasheet_flops(g.half_dtype) / 1e12)
     lay = (f"{y['layout']} mb{y['mb']} v{y['vp']} {y['recompute']}"
            + (f" offload {y['offload']}" if y["offload"] != "none" else "") + (" OOM" if y["oom"] else ""))
     return Prediction(row["key"], row["table"], float(row["value"]), value, row["metric"], lay, bool(row.get("fit")),

@@ -371,7 +371,7 @@ def _row(m: ModelSpec, gpu: GpuSpec, ev: Evaluated, i: int, seq: int, tokens: fl
                         recompute_fraction=r.get("rfrac", 1.0), selective=selective, mtp=mtp)
     full = training_flops(m, tokens=ev.space.batch * seq, seq=seq, causal=False, mtp=mtp)
     step = float(ev.step[i])
-    peak = gpu.peak_flops(gpu.half_dtype)
+    peak = gpu.datasheet_flops(gpu.half_dtype)  # MFU against the datasheet, as published MFU is
     row = {
         **r, "layout": describe(r), "recompute": recompute_name(r["recompute"], r.get("rfrac", 1.0)), "index": i,
         "offload": offload_name(r.get("offload", 0), r.get("ofrac", 1.0)), "tp_overlap": TP_MODES[int(r.get("tpo", 0))],

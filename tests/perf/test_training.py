@@ -1689,6 +1689,14 @@ def test_plain_ddp_pays_one_nccl_all_reduce_per_bucket():
     assert lat.inputs["algorithm"] == "tree" and float(lat.value) == pytest.approx(235.0e-6, rel=1e-3)
     assert float(term.value) == pytest.approx(bw / 0.92 + 8 * float(lat.value))
     assert float(term.inputs["collectives per step (reduce-scatters + all-gathers)"]) == 0
+    # gradients reduced in fp32 (Megatron-LM's accumulate_allreduce_grads_in_fp32 for bf16): without ZeRO both halves
+    # of the all-reduce carry the fp32 main_grad buffer, 4 B per parameter; ZeRO-1 gathers 16-bit parameters instead
+    r32 = step_time(m, g, tp=4, pp=6, vp=8, dp=448, global_batch=2688, seq=2048, micro_batch=1, zero=0,
+                    dtype="bf16", grad_reduce="fp32", overlap_dp=False)
+    term32 = next(p for p in r32.step.parts if p.name == "DP communication (exposed)")
+    assert float(term32.inputs["ZeRO factor"]) == 2.0
+    want32 = comm.hierarchical_all_reduce(shard * 4, 448, 2, comm.node_for(g), pieces=8)
+    assert float(term32.value) == pytest.approx(float(want32.value))
 
 
 def test_a_malformed_dp_buckets_entry_is_refused_not_read_as_absent():

@@ -1179,9 +1179,11 @@ def step_time(
     # for bf16; Llama 3 §3.3.4 reduce-scatters gradients in FP32; torchtitan's FSDP2 reduce dtype is float32), so
     # the reduce-scatter half moves twice the bytes; fp16 (2021 Megatron) reduces in fp16.
     rs = (1.0 if lin == "fp16" else 2.0) if grad_reduce is None else (2.0 if grad_reduce == "fp32" else 1.0)
-    # The parameter all-gather half moves 16-bit weights, or the quantized ones (QUANTIZED_BYTES / 2 B).
+    # The parameter all-gather half moves 16-bit weights, or the quantized ones (QUANTIZED_BYTES / 2 B). Without ZeRO
+    # there is no parameter gather: the all-reduce's own gather half carries the reduced gradients, in the reduce
+    # dtype too (Megatron-LM DDP all-reduces its fp32 main_grad buffer), so both halves move rs.
     ag = QUANTIZED_BYTES[lin] / ACT_BYTES if quantized_params else 1.0
-    dp_factor = np.where(z3, (ag + 0.5 * rs) * M, 0.5 * ag + 0.5 * rs)
+    dp_factor = np.where(z3, (ag + 0.5 * rs) * M, np.where(zero >= 1, 0.5 * ag + 0.5 * rs, rs))
     # Latency: the sync splits into buckets (ZeRO-3 / FSDP: every layer of every micro-batch gathered twice, reduced
     # once; Megatron's buckets, stacks.yaml dp_buckets; else one per model chunk), each a collective at NCCL's tuner
     # price: reduce-scatter and all-gather run as rings only, n − 1 steps each; a plain all-reduce (ZeRO 0) as the

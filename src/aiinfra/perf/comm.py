@@ -325,37 +325,57 @@ def all_reduce_bandwidth_time(size: Number, n: Number, local: Number, node: Node
 
 def hierarchical_all_reduce(size: Number, n: Number, local: Number, node: Node,
                             name: str = "hierarchical all-reduce", pieces: Number = 1) -> Term:
-    """All-reduce over `n` ranks placed `local` per node (NVLink inside the node, NICs between nodes), split into
-    `pieces` equal collectives (buckets), each priced as NCCL's tuner prices it (src/graph/tuning.cc, Simple
-    protocol) and run as the faster of its two algorithms:
-      ring: bw + base_ring + (2(n−1) − 2(nodes−1))·hop_intra + 2(nodes−1)·hop_net
+    """All-reduce of `size` bytes over `n` ranks placed `local` per node (NVLink inside the node, NICs between
+    nodes), split into `pieces` equal collectives: nccl_all_reduce of its all_reduce_bandwidth_time."""
+    bw = all_reduce_bandwidth_time(size, n, local, node, "bandwidth time (all pieces)")
+    return nccl_all_reduce(bw, n, local, node, name, pieces)
+
+
+def nccl_all_reduce(bw: Term, n: Number, local: Number, node: Node, name: str = "all-reduce",
+                    pieces: Number = 1, scale: Number = 1.0) -> Term:
+    """`pieces` equal all-reduces over `n` ranks placed `local` per node that together move `scale` × the bytes whose
+    bandwidth time is `bw` (all_reduce_bandwidth_time), each priced as NCCL's tuner prices it (src/graph/tuning.cc,
+    Simple protocol) and run as the faster of its two algorithms:
+      ring: bw + base_ring + 2·((n − nodes)·hop_intra + (nodes − 1)·hop_net)
             (hop_intra at least 3·net_overhead once the ring leaves the node);
-      tree: bw / 0.92 + base_tree + 2·((local−1)·tree_hop_intra + log2(nodes)·tree_hop_net),
-    where bw is all_reduce_bandwidth_time of one piece. The total is pieces × the faster one."""
+      tree: bw / 0.92 + base_tree + 2·((local − 1)·tree_hop_intra + log2(nodes)·tree_hop_net),
+    where bw is one piece's share. The total is pieces × the faster one."""
     tu = nccl_tuner()
     n, local = _placement(n, local)
     nodes = n // local
     k = np.maximum(np.asarray(pieces, dtype=float), 1.0)
-    bw = all_reduce_bandwidth_time(size, n, local, node, "bandwidth time (all pieces)")
-    per = np.asarray(bw.value) / k
-    intra_kind = "pcie" if node.scale_up.type == "pcie" else "nvlink"
-    ring_hop = np.where(nodes > 1, np.maximum(tu.ring_hop[intra_kind], 3 * node.net_overhead), tu.ring_hop[intra_kind])
-    ring_lat = tu.ring_base + (2 * (n - 1) - 2 * (nodes - 1)) * ring_hop + 2 * (nodes - 1) * tu.ring_hop["net"]
-    tree_lat = tu.tree_base + 2 * ((local - 1) * tu.tree_hop[intra_kind] + np.log2(nodes) * tu.tree_hop["net"])
+    moved = np.asarray(bw.value) * scale
+    per = moved / k
+    ring_lat = tu.ring_base + 2 * _ring_steps(tu, node, n, nodes)
+    tree_lat = tu.tree_base + 2 * ((local - 1) * tu.tree_hop[_intra_kind(node)] + np.log2(nodes) * tu.tree_hop["net"])
     ring_t, tree_t = per + ring_lat, per / tu.tree_bw_factor + tree_lat
-    issued = (n > 1) & (np.asarray(size) > 0)  # one rank, or nothing to reduce: no collective
+    issued = (n > 1) & (moved > 0)  # one rank, or nothing to reduce: no collective
     one = np.where(issued, np.minimum(ring_t, tree_t), 0.0)
     lat = np.where(issued, np.where(ring_t <= tree_t, ring_lat, tree_lat), 0.0)
     inputs = {"n": n, "local": local, "nodes": nodes, "pieces": k, "net_overhead": node.net_overhead}
     if np.ndim(one) == 0:
         inputs["algorithm"] = "none" if not issued else "ring" if float(ring_t) <= float(tree_t) else "tree"
     t_lat = Term("latency (per collective)", _scalar(lat), "s",
-                 "NCCL tuner, the faster algorithm: ring base + (2(n−1) − 2(nodes−1))·hop + 2(nodes−1)·hop_net, or "
+                 "NCCL tuner, the faster algorithm: ring base + 2((n − nodes)·hop + (nodes − 1)·hop_net), or "
                  "tree base + 2((local−1)·hop + log2(nodes)·hop_net) at bw / 0.92", inputs, {"NCCL tuner": tu.source})
     return Term(name, _scalar(k * one), "s", "pieces × min(bw/pieces + ring latency, bw/(pieces·0.92) + tree latency)",
-                {"S": size, "n": n, "local": local, "nodes": nodes, "pieces": k},
+                {"n": n, "local": local, "nodes": nodes, "pieces": k, "bytes moved / bw's bytes": scale},
                 {"bus factor": SRC_NCCL, "layout": node.source, "NCCL tuner": tu.source},
                 parts=[*bw.parts, t_lat])
+
+
+def _intra_kind(node: Node) -> str:
+    """The tuner's link class for a step inside the node: pcie, or nvlink for every scale-up fabric."""
+    return "pcie" if node.scale_up.type == "pcie" else "nvlink"
+
+
+def _ring_steps(tu: TunerLatency, node: Node, n, nodes):
+    """The step latency of one ring pass over `n` ranks on `nodes` nodes, base aside (tuning.cc): n − nodes steps
+    inside nodes, each at least 3·net_overhead once the ring leaves the node, and nodes − 1 across the network. A
+    reduce-scatter or all-gather makes one pass, an all-reduce two."""
+    hop = tu.ring_hop[_intra_kind(node)]
+    intra = np.where(nodes > 1, np.maximum(hop, 3 * node.net_overhead), hop)
+    return (n - nodes) * intra + (nodes - 1) * tu.ring_hop["net"]
 
 
 @dataclass(frozen=True)
@@ -396,12 +416,10 @@ def ring_collective_latency(n: Number, local: Number, node: Node, name: str = "r
     tu = nccl_tuner()
     n, local = _placement(n, local)
     nodes = n // local
-    intra_hop = tu.ring_hop["pcie" if node.scale_up.type == "pcie" else "nvlink"]
-    intra = np.where(nodes > 1, np.maximum(intra_hop, 3 * node.net_overhead), intra_hop)
-    value = np.where(n > 1, tu.ring_base + (n - nodes) * intra + (nodes - 1) * tu.ring_hop["net"], 0.0)
+    value = np.where(n > 1, tu.ring_base + _ring_steps(tu, node, n, nodes), 0.0)
     return Term(name, _scalar(value), "s", "base + (n − nodes)·max(hop_intra, 3·net_overhead) + (nodes − 1)·hop_net",
-                {"n": n, "local": local, "nodes": nodes, "base": tu.ring_base, "hop_intra": intra_hop,
-                 "hop_net": tu.ring_hop["net"], "net_overhead": node.net_overhead}, {"NCCL tuner": tu.source})
+                {"n": n, "local": local, "nodes": nodes, "base": tu.ring_base,
+                 "hop_intra": tu.ring_hop[_intra_kind(node)], "hop_net": tu.ring_hop["net"], "net_overhead": node.net_overhead}, {"NCCL tuner": tu.source})
 
 
 def _scalar(value):

@@ -1167,14 +1167,9 @@ def step_time(
     # whole expert shard crosses the NICs; the rest syncs over dp·cp with domain/tp members per node.
     edp = np.maximum(group * tp // (etp * ep), 1)
     local_d, local_e = np.clip(domain // tp, 1, group), np.clip(domain // (etp * ep), 1, edp)
-    ar_dense = comm.all_reduce_bandwidth_time(dense_shard * ACT_BYTES, group, local_d, node,
-                                              "DP gradient all-reduce bandwidth time (dense)")
-    ar_exp = comm.all_reduce_bandwidth_time(expert_shard * ACT_BYTES, edp, local_e, node,
-                                            "expert-DP gradient all-reduce bandwidth time (routed experts)")
     syncs_d, syncs_e = group > 1, (edp > 1) & (expert_shard > 0)
-    ar_value = np.where(syncs_d, ar_dense.value, 0.0) + np.where(syncs_e, ar_exp.value, 0.0)
     z3 = zero >= 3
-    # The all-reduce time above is for 16-bit gradients = reduce-scatter (½) + all-gather (½). Gradients of
+    # The bandwidth time below is for 16-bit gradients = reduce-scatter (½) + all-gather (½). Gradients of
     # bf16-based training (bf16, fp8, fp4) are reduced in fp32 (Megatron-LM sets accumulate_allreduce_grads_in_fp32
     # for bf16; Llama 3 §3.3.4 reduce-scatters gradients in FP32; torchtitan's FSDP2 reduce dtype is float32), so
     # the reduce-scatter half moves twice the bytes; fp16 (2021 Megatron) reduces in fp16.
@@ -1187,11 +1182,7 @@ def step_time(
     # Latency: the sync splits into buckets (ZeRO-3 / FSDP: every layer of every micro-batch gathered twice, reduced
     # once; Megatron's buckets, stacks.yaml dp_buckets; else one per model chunk), each a collective at NCCL's tuner
     # price: reduce-scatter and all-gather run as rings only, n − 1 steps each; a plain all-reduce (ZeRO 0) as the
-    # faster of ring and tree for its bucket (comm.hierarchical_all_reduce).
-    lat_dense = comm.ring_collective_latency(group, local_d, node, "DP ring latency (dense)")
-    lat_exp = comm.ring_collective_latency(edp, local_e, node, "expert-DP ring latency (routed experts)")
-    lat_d = np.where(syncs_d, lat_dense.value, 0.0)
-    lat_e = np.where(syncs_e, lat_exp.value, 0.0)
+    # faster of ring and tree for its bucket (comm.nccl_all_reduce).
     b_min, b_rank = stk.dp_bucket
     if overlap_dp and stk.grad_reduce and b_min > 0:
         # Megatron buckets a stage's first model chunk (dense and expert parameters apart); every other chunk is
@@ -1204,14 +1195,30 @@ def step_time(
     # per step: ZeRO-3 three per layer and micro-batch; ZeRO-1/2 a reduce-scatter and an all-gather per bucket
     n_coll = np.where(z3, 3 * M * n_layers, np.where(zero >= 1, 2 * n_d, 0.0))
     n_coll_e = np.where(z3, 3 * M * n_layers, np.where(zero >= 1, 2 * n_e, 0.0))
+
+    def dp_sync(shard, n, local, buckets, syncs, names):
+        """One gradient group's sync: the bytes' bandwidth time, one ring collective's latency, ZeRO 0's bucketed
+        all-reduces (that bandwidth time at dp_factor, at NCCL's price), and the three values where the group syncs."""
+        bw = comm.all_reduce_bandwidth_time(shard * ACT_BYTES, n, local, node, names[0])
+        lat = comm.ring_collective_latency(n, local, node, names[1])
+        plain = comm.nccl_all_reduce(bw, n, local, node, names[2], pieces=buckets, scale=dp_factor)
+        return (bw, lat, plain), [np.where(syncs, t.value, 0.0) for t in (bw, lat, plain)]
+
+    (ar_dense, lat_dense, plain_d), (bw_d, lat_d, plain_dv) = dp_sync(
+        dense_shard, group, local_d, n_d, syncs_d, ("DP gradient all-reduce bandwidth time (dense)",
+                                                    "DP ring latency (dense)",
+                                                    "DP gradient all-reduces (ZeRO 0, dense)"))
+    if expert_p:  # routed experts only where the model has them
+        (ar_exp, lat_exp, plain_e), (bw_e, lat_e, plain_ev) = dp_sync(
+            expert_shard, edp, local_e, n_e, syncs_e, ("expert-DP gradient all-reduce bandwidth time (routed experts)",
+                                                       "expert-DP ring latency (routed experts)",
+                                                       "expert-DP gradient all-reduces (ZeRO 0)"))
+    else:
+        ar_exp = lat_exp = plain_e = None
+        bw_e = lat_e = plain_ev = 0.0
+    ar_value = bw_d + bw_e
     t_lat = n_coll * lat_d + n_coll_e * lat_e
-    # ZeRO 0: one all-reduce per bucket, bandwidth and latency together
-    plain_d = comm.hierarchical_all_reduce(dense_shard * ACT_BYTES * dp_factor, group, local_d, node,
-                                           "DP gradient all-reduces (ZeRO 0, dense)", pieces=n_d)
-    plain_e = comm.hierarchical_all_reduce(expert_shard * ACT_BYTES * dp_factor, edp, local_e, node,
-                                           "expert-DP gradient all-reduces (ZeRO 0)", pieces=n_e)
-    plain = np.where(syncs_d, plain_d.value, 0.0) + np.where(syncs_e, plain_e.value, 0.0)
-    t_dp_raw = np.where(zero >= 1, ar_value * dp_factor + t_lat, plain)
+    t_dp_raw = np.where(zero >= 1, ar_value * dp_factor + t_lat, plain_dv + plain_ev)
     mb_busy = stage_t  # one micro-batch of the slowest stage
     if overlap_dp:
         # reduce-scatter half under the last backward (2/3 of a micro-batch), gather half under the
@@ -1292,8 +1299,8 @@ def step_time(
         # bytes cross the link the copies use: per micro-batch a third of them in the forward, two in the backward.
         # Only the delay they add to the copies is charged here; their own time is the DP part's.
         if host.type == "pcie":
-            nic_leg = (np.where(group > 1, ar_dense.parts[1].value, 0.0)
-                       + np.where((edp > 1) & (expert_shard > 0), ar_exp.parts[1].value, 0.0))
+            nic_leg = (np.where(syncs_d, ar_dense.parts[1].value, 0.0)
+                       + (np.where(syncs_e, ar_exp.parts[1].value, 0.0) if expert_p else 0.0))
             nic_mb = nic_leg * dp_factor * node.scale_out_per_gpu().effective_bw / host.effective_bw / M
 
         def pass_exposed(window, nic):

@@ -15,9 +15,10 @@ from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
 from aiinfra.sizing.params import param_counts
 from aiinfra.sizing.pipeline_layout import PipelineLayout
 from aiinfra.sizing.training import (RECOMPUTE, check_activation_offload, check_interleave, check_kv_split,
-                                     check_quantized_params, check_recompute_modules, check_stack_parallelism, fit_verdict, module_policy,
-                                     parse_offload, parse_recompute_modules, pipeline_edge_slots, saved_input_bytes,
-                                     sp_divides, stack_interleave, stack_uneven_pipeline, training_memory)
+                                     check_quantized_params, check_recompute_modules, check_stack_parallelism,
+                                     fit_verdict, module_policy, parse_offload, parse_recompute_modules,
+                                     pipeline_edge_slots, saved_input_bytes, sp_divides, stack_interleave,
+                                     stack_uneven_pipeline, training_memory)
 from aiinfra.specs import GpuSpec, ModelSpec
 from aiinfra.units import GiB
 

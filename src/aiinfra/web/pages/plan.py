@@ -171,8 +171,8 @@ def plan_view(s: PlanSpec, ex: Explainer) -> Outcome:
                        f"{w['tokens_per_s']:,.0f}"),
                ex.fact(f"TFLOP/s per GPU (#{i})", w["tflops"], "TFLOP/s", "hardware FLOPs per step / GPUs / step time",
                        how, src, f"{w['tflops']:.0f}"),
-               ex.fact(f"MFU (#{i})", w["mfu"], "", "model FLOPs per step / GPUs / step time / 16-bit datasheet peak", how, src,
-                       f"{w['mfu']:.0%}"),
+               ex.fact(f"MFU (#{i})", w["mfu"], "", "model FLOPs per step / GPUs / step time / 16-bit datasheet peak",
+                       how, src, f"{w['mfu']:.0%}"),
                ex.fact(f"memory per GPU (#{i})", w["memory_gb"], "GB", "training_memory(...) total for this layout",
                        how, src, f"{w['memory_gb']:.1f}")]
         if budget:

@@ -249,7 +249,7 @@ def test_all_reduce_latency_is_nccls_ring_or_tree_whichever_prices_faster():
     NVLink step + 14 us per network step, 2(n − 1) steps of which 2(nodes − 1) cross the network, and a tree at
     8.4 us + 2((ranks per node − 1) x 4.0 + log2(nodes) x 14) us moving data at 0.92 of the ring's bus bandwidth;
     it runs the faster. One DGX H100 (8 ranks): ring 8.4 + 14 x 3.4 = 56.0 us against tree 64.4 us. 16 nodes of 8:
-    ring 8.4 + 224 x 3.4 + 30 x 14 = 1,190 us against tree 8.4 + 2(28 + 56) = 176.4 us, so a 1 MB all-reduce runs as
+    ring 8.4 + 224 x 3.4 + 30 x 14 = 1,190 us against tree 8.4 + 2(28 + 56) = 176.4 us, so a 1 MiB all-reduce runs as
     a tree, while an 8 GiB one, whose bandwidth time is ~46 ms, runs as a ring (8% of it outweighs the latency).
     Split into 10 buckets the latency is paid 10 times and the bytes once."""
     h100 = comm.node_for(gpu("h100-sxm"))

@@ -73,13 +73,14 @@ def test_the_note_gives_the_range_on_the_gpu_planned_for():
     """Llama 3.1 8B's published runs span A100 to GB300, and MLPerf v5.1's 512-GPU strong-scaling runs on GB200/GB300
     (0.09 s steps) run about 1.7x their published rate in the model: the overall range alone would tell someone
     planning on an H100 SXM that the model may be +68% off. The note also gives the range over the runs on the GPU
-    planned for (here Megatron-Bridge's and NeMo's three h100-sxm rows), and leaves it out where every run is on it."""
+    planned for (here Megatron-Bridge's and NeMo's three h100-sxm rows and Cisco's two MLPerf v5.1 runs, one sequence
+    per data-parallel rank, at TP1 +14% and TP2 +47%), and leaves it out where every run is on it."""
     res = plan_command(model("llama-3.1-8b"), gpu("h100-sxm"), [8], global_batch=128, seq=8192,
                        layout="tp=1,pp=1,dp=8,mb=1,vp=1,recompute=none,zero=1")
     note = next(n for n in res.facts["notes"] if n.startswith("published runs of llama-3.1-8b"))
     here = [x["error"] for x in res.facts["published_runs"] if x["gpu"] == "h100-sxm"]
-    assert len(here) == 3 and f"on h100-sxm (3): {min(here):+.0%} to {max(here):+.0%}" in note
-    assert max(x["error"] for x in res.facts["published_runs"]) > 0.5 > max(here)
+    assert len(here) == 5 and f"on h100-sxm (5): {min(here):+.0%} to {max(here):+.0%}" in note
+    assert max(x["error"] for x in res.facts["published_runs"]) > 0.6 > max(here)
     single = plan_command(model("llama-2-7b"), gpu("h100-sxm"), [8], global_batch=128, seq=4096,
                           layout="tp=1,pp=1,dp=8,mb=1,vp=1,recompute=none,zero=1")
     note = next(n for n in single.facts["notes"] if n.startswith("published runs of llama-2-7b: 1 (h100-sxm)"))

@@ -146,7 +146,7 @@ def test_mlperf_runs_by_other_operators_out_of_sample():
     Nebius, Llama 3.1 405B on 512 and 1,024 H200 at TP4·PP8·CP2·VP8 (the H100 runs take TP8): 368.6 and 363.5
     tokens/s/GPU, +0.8% and +1.3%: the only H200 rows outside torchtitan's (whose two run −11%).
     Dell, Llama 3.1 8B on two DGX-class B200 nodes (Intel and AMD hosts), DP16, FP8 current scaling: 28,151 and
-    28,460, −0.5% and −1.6%, a held-out test of B200's sustained clock (at the datasheet clock: +19%); on one B300
+    28,460, −0.5% and −1.6%, a held-out test of B200's sustained clock (at the datasheet clock: +14.9% and +13.7%); on one B300
     node 29,894, +11.3% (B300 runs at its datasheet clock: no dense B300 row to fit a sustained fraction on).
     Supermicro (v4.0) and Oracle (v4.1), GPT-3 175B on H100 at TP4·PP8: 512 GPUs 761.1 (+7.2%), 1,536 782.2 (−0.2%),
     3,072 615.7 (+18.9%: the run keeps 79% of the 1,536-GPU rate per GPU at the same batch, the model 94%).

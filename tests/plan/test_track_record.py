@@ -85,3 +85,38 @@ def test_the_note_gives_the_range_on_the_gpu_planned_for():
                           layout="tp=1,pp=1,dp=8,mb=1,vp=1,recompute=none,zero=1")
     note = next(n for n in single.facts["notes"] if n.startswith("published runs of llama-2-7b: 1 (h100-sxm)"))
     assert "on h100-sxm (" not in note
+
+
+def test_one_micro_batch_per_rank_layouts_get_the_regime_note():
+    """MLPerf Training v5.1's Llama 3.1 8B runs take one sequence per data-parallel rank per step under the
+    distributed optimizer (NVIDIA's on GB200/GB300, Lambda's, Cisco's H100 runs, Dell's B200/B300 runs; catalog
+    training_validation.yaml): the model ran 8 of those 10 more than 10% fast (−2% to +69%). A plan whose layout
+    takes one micro-batch per rank per step under ZeRO 1-2 says so in a note, any model; one that accumulates
+    micro-batches, or shards with ZeRO-3, does not."""
+    from aiinfra.plan.commands import REGIME_FAST
+
+    runs = fidelity.single_microbatch_record()
+    rows = {r["key"]: r for r in fidelity.rows()}
+    assert len(runs) == 10 and all(rows[x["row"]]["batch"] == fidelity.split(rows[x["row"]])[3] * rows[x["row"]]["mb"]
+                                   and rows[x["row"]]["zero"] in (1, 2) for x in runs)
+    errs = [x["error"] for x in runs]
+    fast = sum(e > REGIME_FAST for e in errs)
+    assert fast == 8 and min(errs) < 0 < max(errs)
+
+    def regime_notes(res):
+        return [n for n in res.facts["notes"] if "one micro-batch per data-parallel rank" in n]
+
+    short = plan_command(model("llama-3.1-8b"), gpu("h100-sxm"), [128], global_batch=64, seq=8192)
+    w = short.facts["layouts"][0]
+    assert w["dp"] * w["mb"] == 64 and w["zero"] in (1, 2)
+    (note,) = regime_notes(short)
+    assert note.startswith("the #1 layout takes one") and f"{len(runs)} published runs" in note
+    assert f"{min(errs):+.0%} to {max(errs):+.0%}" in note and f"{fast} of them more than 10% fast" in note
+    yours = plan_command(model("qwen2.5-7b"), gpu("h100-sxm"), [16], global_batch=16, seq=4096,
+                         layout="tp=1,pp=1,dp=16,mb=1,zero=1")
+    assert [n.split(" takes")[0] for n in regime_notes(yours)] == ["your layout"]
+    long = plan_command(model("llama-3.1-8b"), gpu("h100-sxm"), [128], global_batch=1024, seq=8192)
+    assert regime_notes(long) == []
+    fsdp = plan_command(model("llama-3.1-8b"), gpu("h100-sxm"), [8], global_batch=8, seq=8192,
+                        layout="tp=1,pp=1,dp=8,mb=1,zero=3")
+    assert regime_notes(fsdp) == []

@@ -90,6 +90,30 @@ def _add_track_record(res: Result, m: ModelSpec, gpu_key: str | None = None) -> 
             f"{'missing' if lo > 0 else 'overcharged'}; read its step time as {'optimistic' if lo > 0 else 'pessimistic'}")
 
 
+# A published run counts as fast in the regime note when the model predicted it this much faster than it ran.
+REGIME_FAST = 0.10
+
+
+def _add_regime_record(res: Result, which: str, layout: dict, global_batch: int) -> None:
+    """Where `layout` takes one micro-batch per data-parallel rank per step under ZeRO 1-2, a note with how this
+    step-time model did on the published runs of that regime (plan.fidelity.single_microbatch_record): it has run
+    most of them fast."""
+    if not 1 <= int(layout["zero"]) <= 2 or global_batch != int(layout["dp"]) * int(layout["mb"]):
+        return
+    from aiinfra.plan.fidelity import single_microbatch_record
+
+    runs = single_microbatch_record()
+    if not runs:
+        return
+    errs = [x["error"] for x in runs]
+    fast = sum(e > REGIME_FAST for e in errs)
+    res.facts["notes"].append(
+        f"{which} takes one micro-batch per data-parallel rank per step (ZeRO {layout['zero']}): on the "
+        f"{len(runs)} published runs that do, this model predicted {min(errs):+.0%} to {max(errs):+.0%} tokens/s "
+        f"against the measured, {fast} of them more than {REGIME_FAST:.0%} fast, so read its step time as optimistic "
+        "(catalog training_validation.yaml)")
+
+
 def parse_layout(text: str | None) -> dict[str, Any]:
     """'tp=8,pp=16,cp=1,dp=128,mb=1,vp=4,recompute=selective,zero=1' → constraints; keys left out are searched."""
     if text is None or text == "":
@@ -376,11 +400,14 @@ def plan_command(
     title = f"Plan: {m.name} on {w['gpus']} × {gpu.key}"
     res = Result(title, r.winner_terms, facts, [], assumptions)
     _add_track_record(res, m, gpu.key)
+    if not lay:
+        _add_regime_record(res, "the #1 layout", w, global_batch)
     if lay:
         y = _yours(r, lay)
         if y is None:
             raise LayoutError(f"no candidate matches --layout {layout}: the search space cannot build it")
         y = {k: v for k, v in y.items() if k != "parts"}
+        _add_regime_record(res, "your layout", y, global_batch)
         res.facts["your_layout"] = y
         res.facts["your_layout_verdict"] = _fixed_sentence(y, w)
         res.terms = r.explain_index(y["index"])

@@ -225,14 +225,12 @@ def predict(row: dict, framework_eff: float | None = None, moe_module_ms: float 
                       arch_family(g.architecture))
 
 
-@lru_cache(maxsize=32)
-def _track_record(m: ModelSpec) -> tuple[dict, ...]:
+def _runs(keep) -> tuple[dict, ...]:
+    """The validation rows in tokens/s/GPU whose layout the file fixes completely and that `keep(row)` accepts,
+    each with this model's prediction."""
     out = []
     for r in rows():
-        if r["metric"] != "tokens_per_gpu" or not fully_specified(r):
-            continue
-        # the same architecture: a config.json of it carries another name and source
-        if lookup_model(r["model"]).model_copy(update={"name": m.name, "source": m.source}) != m:
+        if r["metric"] != "tokens_per_gpu" or not fully_specified(r) or not keep(r):
             continue
         p = predict(r)
         out.append({"row": r["key"], "source": r["table"], "gpu": r["gpu"], "gpus": int(r["gpus"]), "layout": p.layout,
@@ -241,12 +239,37 @@ def _track_record(m: ModelSpec) -> tuple[dict, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=32)
+def _track_record(m: ModelSpec) -> tuple[dict, ...]:
+    # the same architecture: a config.json of it carries another name and source
+    return _runs(lambda r: lookup_model(r["model"]).model_copy(update={"name": m.name, "source": m.source}) == m)
+
+
 def track_record(m: ModelSpec) -> list[dict]:
     """The published runs of model `m` (the same architecture, catalog or config.json) whose layout the validation
     file fixes completely (micro-batch, interleave and recompute; a row leaving one to the search would cost a whole
     search), each with this model's prediction: error = predicted / published − 1, above 0 when the model is faster
     than the run was; fitted_on marks the rows a constant was fitted on."""
     return [dict(x) for x in _track_record(m)]  # copies: the cached runs stay as computed
+
+
+def _one_microbatch_per_rank(r: dict) -> bool:
+    """The row takes one micro-batch per data-parallel rank per step under ZeRO 1-2."""
+    dp = split(r)[3]
+    return 1 <= int(r.get("zero", 1)) <= 2 and int(r["batch"]) == dp * int(r["mb"])
+
+
+@lru_cache(maxsize=1)
+def _single_microbatch_record() -> tuple[dict, ...]:
+    return _runs(_one_microbatch_per_rank)
+
+
+def single_microbatch_record() -> list[dict]:
+    """The published runs, of any model, that take one micro-batch per data-parallel rank per step under a sharded
+    optimizer (ZeRO 1-2) and whose layout the validation file fixes completely, each with this model's error
+    (predicted / published − 1): the regime of MLPerf's Llama 3.1 8B runs, where steps last a fraction of a second
+    and nothing is accumulated between optimizer steps. Fields as track_record's."""
+    return [dict(x) for x in _single_microbatch_record()]
 
 
 def predict_all(framework_eff: float | None = None, only: set[str] | None = None) -> list[Prediction]:

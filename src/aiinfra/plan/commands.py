@@ -400,8 +400,6 @@ def plan_command(
     title = f"Plan: {m.name} on {w['gpus']} × {gpu.key}"
     res = Result(title, r.winner_terms, facts, [], assumptions)
     _add_track_record(res, m, gpu.key)
-    if not lay:
-        _add_regime_record(res, "the #1 layout", w, global_batch)
     if lay:
         y = _yours(r, lay)
         if y is None:
@@ -414,4 +412,6 @@ def plan_command(
         res.title = f"Plan: {m.name} on {w['gpus']} × {gpu.key}, your layout {y['layout']} explained"
         if y["oom"]:
             res.warnings.append(res.facts["your_layout_verdict"])
+    else:
+        _add_regime_record(res, "the #1 layout", w, global_batch)
     return res

@@ -975,8 +975,9 @@ def test_host_bound_moe_layers():
     and no MoE layer runs faster than the host issues it (H). Megatron-Bridge measured Qwen3-30B-A3B on 8 DGX-B200
     (EP8) at 9,691 tokens/s/GPU with MBS 1 (26.02) and 27,136 with MBS 4 (26.04.01): 2.8× the throughput for 4× the
     work per kernel. GPU work alone gives about 1.1×; with the host term the model gives 2.8× when these two rows were
-    the fit, 2.6× since the MBS 4 row is held out (B200's clock fitted on dense rows, the stall on an H100 row). With the all-to-all overlapped, another micro-batch's work runs through the stall. A dense model has no
-    sync and does not move; a stack without the constants charges nothing."""
+    the fit, 2.6× since the MBS 4 row is held out (B200's clock fitted on dense rows, the stall on an H100 row). With
+    the all-to-all overlapped, another micro-batch's work runs through the stall. A dense model has no sync and does
+    not move; a stack without the constants charges nothing."""
     m, g, dense = model("qwen3-30b-a3b"), gpu("b200"), model("llama-3.1-70b")
     kw = dict(ep=8, dp=8, global_batch=512, seq=4096, dtype="fp8", moe_dispatcher="hybridep")
 

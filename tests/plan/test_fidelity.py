@@ -134,7 +134,8 @@ def test_mlperf_training_v41_and_v51_out_of_sample():
     b200 = [p.error for p in _table("MLPerf Training v5.1 Llama 3.1 405B, University of Florida DGX B200")]
     assert len(fp4) == 4 and all(0.07 <= e <= 0.22 for e in fp4.values()) and len(b200) == 2
     assert all(0.02 <= e <= 0.07 for e in b200)
-    assert [p.error for p in _table("MLPerf Training v4.1 GPT-3 175B, DGX B200 (preview)")] == pytest.approx([-0.062], abs=0.01)
+    preview = [p.error for p in _table("MLPerf Training v4.1 GPT-3 175B, DGX B200 (preview)")]
+    assert preview == pytest.approx([-0.062], abs=0.01)
     strong = {p.key: p.error for p in _table("MLPerf Training v5.1 Llama 3.1 8B strong scaling, GB200 and GB300 NVL72")}
     assert 0.09 <= strong["mlperf51-8b-gb200-72"] <= 0.14 and 0.55 <= strong["mlperf51-8b-gb200-512"] <= 0.8
 
@@ -146,8 +147,9 @@ def test_mlperf_runs_by_other_operators_out_of_sample():
     Nebius, Llama 3.1 405B on 512 and 1,024 H200 at TP4·PP8·CP2·VP8 (the H100 runs take TP8): 368.6 and 363.5
     tokens/s/GPU, +0.8% and +1.3%: the only H200 rows outside torchtitan's (whose two run −11%).
     Dell, Llama 3.1 8B on two DGX-class B200 nodes (Intel and AMD hosts), DP16, FP8 current scaling: 28,151 and
-    28,460, −0.5% and −1.6%, a held-out test of B200's sustained clock (at the datasheet clock: +14.9% and +13.7%); on one B300
-    node 29,894, +11.3% (B300 runs at its datasheet clock: no dense B300 row to fit a sustained fraction on).
+    28,460, −0.5% and −1.6%, a held-out test of B200's sustained clock (at the datasheet clock: +14.9% and +13.7%);
+    on one B300 node 29,894, +11.3% (B300 runs at its datasheet clock: no dense B300 row to fit a sustained fraction
+    on).
     Supermicro (v4.0) and Oracle (v4.1), GPT-3 175B on H100 at TP4·PP8: 512 GPUs 761.1 (+7.2%), 1,536 782.2 (−0.2%),
     3,072 615.7 (+18.9%: the run keeps 79% of the 1,536-GPU rate per GPU at the same batch, the model 94%).
     Where it stops holding, as on NVIDIA's own 8B strong-scaling runs: one 8,192-token sequence per data-parallel
@@ -822,7 +824,8 @@ def test_published_split_rank_is_explained_in_numbers():
 
 def test_megatron_bridge_h100_moe_out_of_sample():
     """Megatron-Bridge docs/performance-summary-archive.md, 26.04.01 container, DGX-H100 MoE (force-balanced routing),
-    out of every fit until 2026-12-07 (the Qwen3-30B row is the MoE stall's fit since, below): Qwen3-30B-A3B on 16 GPUs, FP8, EP16 over Hybrid-EP → 8,960 tokens/s/GPU; Qwen3-235B-A22B on 256
+    out of every fit until 2026-12-07 (the Qwen3-30B row is the MoE stall's fit since, below): Qwen3-30B-A3B on 16
+    GPUs, FP8, EP16 over Hybrid-EP → 8,960 tokens/s/GPU; Qwen3-235B-A22B on 256
     GPUs, FP8, TP2·PP8·VP4·EP32 with whole experts and the all-to-all overlapped with the merged forward/backward of
     the next micro-batch → 1,712; GPT-OSS-120B on 64 GPUs, BF16, PP4·EP8 → 5,824.
     Without a host term the two small-hidden rows ran +72% and +71% fast in the model: Megatron's dispatchers wait on
@@ -861,7 +864,8 @@ def test_megatron_bridge_h100_moe_out_of_sample():
 
 
 def test_moe_host_constants_are_their_fit_and_carry_to_other_gpus_and_layouts():
-    """stacks.yaml megatron-core moe_host (8.67 ms per MoE layer, 3.74 ms of host time after each forward sync) was what met the
+    """stacks.yaml megatron-core moe_host (8.67 ms per MoE layer, 3.74 ms of host time after each forward sync) was
+    what met the
     two DGX-B200 Qwen3-30B rows exactly (Megatron-Bridge 26.02 MBS 1 → 9,691 tokens/s/GPU, host-bound; 26.04.01 MBS 4
     → 27,136, GPU-bound plus the stall). Out of that fit: 26.02.01 DGX-H100 PP2·VP12·EP8 with DeepEP and the all-to-all
     overlapped → 9,058 (+0.3%); the CUDA-graph guide's eager H100 BF16 EP16 run with the plain all-to-all, 41.36 s a
@@ -889,7 +893,8 @@ def test_moe_host_constants_are_their_fit_and_carry_to_other_gpus_and_layouts():
     assert all(r["key"] in mc.moe_host_fit for r in fit.values())
     b200 = {p.key: p.error for p in _table("Megatron-Bridge DGX-B200 MoE (26.02, 26.04.01)")}
     assert abs(b200["mbridge-2602-b200-qwen3-30b"]) <= 0.005 and -0.08 <= b200["mbridge-2604-b200-qwen3-30b"] <= -0.04
-    assert abs({p.key: p.error for p in _table("Megatron-Bridge 26.04.01 DGX-H100 MoE")}["mbridge-2604-qwen3-30b"]) <= 0.005
+    h100 = {p.key: p.error for p in _table("Megatron-Bridge 26.04.01 DGX-H100 MoE")}
+    assert abs(h100["mbridge-2604-qwen3-30b"]) <= 0.005
     out = {p.key: p.error for t in ("Megatron-Bridge 26.02.01 DGX-H100 MoE", "Megatron-Bridge CUDA-graph guide, H100 BF16 eager",
                                     "Megatron-Bridge 26.04.01 B300/GB200/GB300 MoE") for p in _table(t)}
     assert abs(out["mbridge-26021-qwen3-30b"]) <= 0.03 and abs(out["mbridge-cgdoc-qwen3-30b-eager"]) <= 0.05

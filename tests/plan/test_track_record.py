@@ -53,8 +53,9 @@ def test_a_config_json_of_the_same_architecture_has_the_same_runs(tmp_path):
 
 def test_runs_on_both_sides_give_a_note_and_no_warning_and_a_model_without_runs_neither():
     """Qwen3-30B-A3B has nine fully specified Megatron-Bridge runs (two of them the MoE host fit; 26.04.01's H100 run
-    since its recipe fixes recompute) on H100, B200, B300, GB200 and GB300, predicted within about ±10% on both sides: a note with the range, no warning. A model with no
-    published run carries an empty list. Each run's prediction is the fidelity report's for that row."""
+    since its recipe fixes recompute) on H100, B200, B300, GB200 and GB300, predicted within about ±10% on both
+    sides: a note with the range, no warning. A model with no published run carries an empty list. Each run's
+    prediction is the fidelity report's for that row."""
     res = plan_command(model("qwen3-30b-a3b"), gpu("b200"), [8], global_batch=512, seq=4096,
                        layout="tp=1,pp=1,ep=8,dp=8,mb=4,vp=1,recompute=none,zero=1")
     runs = res.facts["published_runs"]

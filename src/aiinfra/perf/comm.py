@@ -338,7 +338,7 @@ def nccl_all_reduce(bw: Term, n: Number, local: Number, node: Node, name: str = 
     Simple protocol) and run as the faster of its two algorithms:
       ring: bw + base_ring + 2·((n − nodes)·hop_intra + (nodes − 1)·hop_net)
             (hop_intra at least 3·net_overhead once the ring leaves the node);
-      tree: bw / 0.92 + base_tree + 2·((local − 1)·tree_hop_intra + log2(nodes)·tree_hop_net),
+      tree: bw / tree_bw_factor (0.92) + base_tree + 2·((local − 1)·tree_hop_intra + log2(nodes)·tree_hop_net),
     where bw is one piece's share. The total is pieces × the faster one."""
     tu = nccl_tuner()
     n, local = _placement(n, local)
@@ -357,8 +357,10 @@ def nccl_all_reduce(bw: Term, n: Number, local: Number, node: Node, name: str = 
         inputs["algorithm"] = "none" if not issued else "ring" if float(ring_t) <= float(tree_t) else "tree"
     t_lat = Term("latency (per collective)", _scalar(lat), "s",
                  "NCCL tuner, the faster algorithm: ring base + 2((n − nodes)·hop + (nodes − 1)·hop_net), or "
-                 "tree base + 2((local−1)·hop + log2(nodes)·hop_net) at bw / 0.92", inputs, {"NCCL tuner": tu.source})
-    return Term(name, _scalar(k * one), "s", "pieces × min(bw/pieces + ring latency, bw/(pieces·0.92) + tree latency)",
+                 f"tree base + 2((local−1)·hop + log2(nodes)·hop_net) at bw / {tu.tree_bw_factor:g}", inputs,
+                 {"NCCL tuner": tu.source})
+    return Term(name, _scalar(k * one), "s",
+                f"pieces × min(bw/pieces + ring latency, bw/(pieces·{tu.tree_bw_factor:g}) + tree latency)",
                 {"n": n, "local": local, "nodes": nodes, "pieces": k, "bytes moved / bw's bytes": scale},
                 {"bus factor": SRC_NCCL, "layout": node.source, "NCCL tuner": tu.source},
                 parts=[*bw.parts, t_lat])
@@ -419,7 +421,8 @@ def ring_collective_latency(n: Number, local: Number, node: Node, name: str = "r
     value = np.where(n > 1, tu.ring_base + _ring_steps(tu, node, n, nodes), 0.0)
     return Term(name, _scalar(value), "s", "base + (n − nodes)·max(hop_intra, 3·net_overhead) + (nodes − 1)·hop_net",
                 {"n": n, "local": local, "nodes": nodes, "base": tu.ring_base,
-                 "hop_intra": tu.ring_hop[_intra_kind(node)], "hop_net": tu.ring_hop["net"], "net_overhead": node.net_overhead}, {"NCCL tuner": tu.source})
+                 "hop_intra": tu.ring_hop[_intra_kind(node)], "hop_net": tu.ring_hop["net"],
+                 "net_overhead": node.net_overhead}, {"NCCL tuner": tu.source})
 
 
 def _scalar(value):

@@ -98,9 +98,10 @@ def _add_regime_record(res: Result, which: str, layout: dict, global_batch: int)
     """Where `layout` takes one micro-batch per data-parallel rank per step under ZeRO 1-2, a note with how this
     step-time model did on the published runs of that regime (plan.fidelity.single_microbatch_record): it has run
     most of them fast."""
-    if not 1 <= int(layout["zero"]) <= 2 or global_batch != int(layout["dp"]) * int(layout["mb"]):
+    from aiinfra.plan.fidelity import one_microbatch_per_rank, single_microbatch_record
+
+    if not one_microbatch_per_rank(layout["zero"], global_batch, layout["dp"], layout["mb"]):
         return
-    from aiinfra.plan.fidelity import single_microbatch_record
 
     runs = single_microbatch_record()
     if not runs:

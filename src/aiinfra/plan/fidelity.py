@@ -253,15 +253,15 @@ def track_record(m: ModelSpec) -> list[dict]:
     return [dict(x) for x in _track_record(m)]  # copies: the cached runs stay as computed
 
 
-def _one_microbatch_per_rank(r: dict) -> bool:
-    """The row takes one micro-batch per data-parallel rank per step under ZeRO 1-2."""
-    dp = split(r)[3]
-    return 1 <= int(r.get("zero", 1)) <= 2 and int(r["batch"]) == dp * int(r["mb"])
+def one_microbatch_per_rank(zero: int, batch: int, dp: int, mb: int) -> bool:
+    """A layout takes one micro-batch per data-parallel rank per step under ZeRO 1-2: the regime of
+    single_microbatch_record, for a validation row and for a plan's layout alike."""
+    return 1 <= int(zero) <= 2 and int(batch) == int(dp) * int(mb)
 
 
 @lru_cache(maxsize=1)
 def _single_microbatch_record() -> tuple[dict, ...]:
-    return _runs(_one_microbatch_per_rank)
+    return _runs(lambda r: one_microbatch_per_rank(r.get("zero", 1), r["batch"], split(r)[3], r["mb"]))
 
 
 def single_microbatch_record() -> list[dict]:

@@ -13,7 +13,8 @@ Run: PYTHONPATH=src python benchmarks/fidelity.py
 from __future__ import annotations
 
 from aiinfra.catalog.gpus import gpu
-from aiinfra.perf.training import fitted_architectures, framework_efficiency, stack
+from aiinfra.perf.stacks import stack
+from aiinfra.perf.training import fitted_architectures, framework_efficiency
 from aiinfra.plan import fidelity
 
 

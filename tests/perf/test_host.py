@@ -7,7 +7,8 @@ from aiinfra.catalog.models import model
 from aiinfra.errors import SpecError
 from aiinfra.perf.host import (CUDA_GRAPH_SCOPES, check_cuda_graph_scope, layer_modules, parse_cuda_graph_scope,
                                recomputed_modules)
-from aiinfra.perf.training import stack, step_time
+from aiinfra.perf.stacks import stack
+from aiinfra.perf.training import step_time
 
 
 def test_scopes_parse_as_megatron_names_them_and_refuse_what_it_refuses():

@@ -7,7 +7,8 @@ import pytest
 from aiinfra.catalog.gpus import gpu
 from aiinfra.catalog.models import model
 from aiinfra.perf import compute, training
-from aiinfra.perf.training import stack, step_time
+from aiinfra.perf.stacks import stack
+from aiinfra.perf.training import step_time
 
 # Narayanan et al. 2021 Table 1 (memory_perf_anchors §2a): model, TP, PP, GPUs, batch, TFLOP/s per GPU.
 TABLE1 = [
@@ -258,7 +259,8 @@ def test_offloaded_optimizer_step_runs_at_host_memory_bandwidth():
     614.4 GB/s peak, interconnects.yaml). On the GPU the same step streams through HBM (3.35 TB/s on H100)."""
     from aiinfra.catalog.gpus import gpu
     from aiinfra.catalog.models import model
-    from aiinfra.perf.training import OPT_BYTES, step_time
+    from aiinfra.perf.stacks import OPT_BYTES
+    from aiinfra.perf.training import step_time
 
     g, m = gpu("h100-sxm"), model("llama-3.1-70b")
     kw = dict(tp=8, pp=4, dp=2, global_batch=16, seq=4096, zero=1)
@@ -278,7 +280,8 @@ def test_grace_parts_offload_over_nvlink_c2c_to_their_own_cpu_memory():
     Grace and share its link. An optimizer step run on the host streams through that GPU's Grace LPDDR5X (512 GB/s
     on the GH200 datasheet, half of one Grace on GB200) instead of a DGX's two x86 sockets shared by 8 GPUs."""
     from aiinfra.perf import comm
-    from aiinfra.perf.training import OPT_BYTES, step_time
+    from aiinfra.perf.stacks import OPT_BYTES
+    from aiinfra.perf.training import step_time
 
     gh, gb, h100 = gpu("gh200"), gpu("gb200"), gpu("h100-sxm")
     assert comm.host_link(gh).effective_bw == pytest.approx((375e9 + 297e9) / 2, rel=1e-3)
@@ -404,7 +407,7 @@ def test_tp_overlap_chunks_slow_the_gemms_they_split():
     Transformer Engine's FP8 casts); TP1 has no chunks to split."""
     import dataclasses
 
-    from aiinfra.perf.training import stack
+    from aiinfra.perf.stacks import stack
 
     g, m = gpu("h100-sxm"), model("llama-3.1-405b")
     mc = stack("megatron-core")
@@ -591,7 +594,8 @@ def test_attention_efficiency_is_read_at_the_sequence_each_gpu_holds():
     from dataclasses import replace
 
     from aiinfra.perf.compute import kernel_table
-    from aiinfra.perf.training import stack, step_time
+    from aiinfra.perf.stacks import stack
+    from aiinfra.perf.training import step_time
 
     kt = kernel_table(gpu("h100-sxm"))
     for tokens, (fwd, bwd) in {2048: (484, 370), 4096: (591, 474), 8192: (644, 541)}.items():
@@ -617,10 +621,8 @@ def test_full_attention_runs_at_the_kernels_no_mask_figures():
     FLOPs of causal attention, not twice its time: (1/691 + 2.5/594) / (1/644 + 2.5/541) x 2 for cuDNN."""
     from aiinfra.catalog.gpus import gpu
     from aiinfra.catalog.models import model
-    from dataclasses import replace
-
     from aiinfra.perf.compute import kernel_table
-    from aiinfra.perf.training import stack, step_time
+    from aiinfra.perf.training import step_time
 
     kt = kernel_table(gpu("h100-sxm"))
     assert kt.attention("", 8192, causal=False) == pytest.approx((691 / 989, 594 / 989), abs=6e-4)
@@ -743,7 +745,7 @@ def test_expert_gemms_running_together_fill_the_gpu_as_one_larger_gemm():
     expert on 4 compute streams (Transformer Engine multi_stream.cpp, get_num_compute_streams() = 4); torchtitan's
     MoE is one torch._grouped_mm call. Four small GEMMs at once take the time of one GEMM of four times the FLOPs,
     so each is faster than alone; a GEMM at the plateau gains nothing."""
-    from aiinfra.perf.training import _at_once, stack
+    from aiinfra.perf.stacks import _at_once, stack
 
     h100 = gpu("h100-sxm")
     kt = compute.kernel_table(h100)
@@ -763,7 +765,7 @@ def test_grouped_expert_gemms_speed_up_an_moe_step_and_leave_dense_models_alone(
     with the expert GEMMs four at once rather than one at a time; a dense model has no expert GEMMs and does not move."""
     from dataclasses import replace
 
-    from aiinfra.perf.training import stack
+    from aiinfra.perf.stacks import stack
 
     h100 = gpu("h100-sxm")
     mc = stack("megatron-core")
@@ -832,7 +834,7 @@ def test_moe_validation_rows_name_their_recipes_dispatcher():
     so apply_flex_dispatcher_backend leaves Megatron's default), 26.04.01 B200, B300, GB200 and GB300 hybridep
     (v0.4.1); 25.09 and 25.11 H100 Qwen3 rows alltoall (v0.2.0rc6 run_script.py and v0.2.0 qwen3_llm_pretrain.py name
     no flex backend). The CUDA-graph guide's eager run is not in a performance table and sets its dispatcher itself."""
-    from aiinfra.perf.training import stack
+    from aiinfra.perf.stacks import stack
     from aiinfra.plan.fidelity import rows
 
     got = {r["key"]: r.get("moe_dispatcher", "alltoall") for r in rows() if r["table"].endswith("MoE")
@@ -850,7 +852,7 @@ def test_moe_validation_rows_name_their_recipes_dispatcher():
 def test_a_dispatcher_value_other_than_expert_or_node_is_refused():
     """stacks.yaml moe_dispatchers says what each dispatcher sends once; a misspelt value is refused in one line
     rather than read as the every-copy all-to-all."""
-    from aiinfra.perf.training import _dispatchers
+    from aiinfra.perf.stacks import _dispatchers
 
     assert _dispatchers("s", {"alltoall": "expert", "hybridep": "node"}) == (("alltoall", "expert"), ("hybridep", "node"))
     for raw in ({"deepep": "nodes"}, ["alltoall"]):
@@ -889,7 +891,7 @@ def test_hopper_attention_runs_at_the_published_kernel_times_of_its_route():
 def test_an_attention_kernel_other_than_cudnn_fa2_or_fa3_is_refused():
     """stacks.yaml attention_kernel names a kernel route; a misspelt one is refused in one line rather than read as
     the default (cuDNN) figure."""
-    from aiinfra.perf.training import _attention_kernel, stack
+    from aiinfra.perf.stacks import _attention_kernel, stack
 
     assert stack("torchtitan").attention_kernel == "fa2" and stack("megatron-core").attention_kernel == ""
     assert _attention_kernel("s", "fa3") == "fa3"
@@ -906,7 +908,8 @@ def test_transformer_engine_fp8_casts_shard_before_the_sequence_parallel_gather(
     weight gradient. An operand that is not gathered is cast once as row-wise and column-wise FP8: amax read 2 B,
     then one fused cast-transpose reads 2 B and writes 1 + 1 B. With T = 4,096 tokens, h = 16,384, TP8: the QKV
     input costs 5 B × 512 × h (shard) + 2 B × 4,096 × h (transpose) instead of 2 × 5 B × 4,096 × h."""
-    from aiinfra.perf.training import _fp8_cast_elements, _fp8_casts, stack
+    from aiinfra.perf.stacks import _fp8_casts, stack
+    from aiinfra.perf.training import _fp8_cast_elements
 
     M, K, N, b = 4096.0, 16384.0, 2304.0, 5.0
     ink, gout = _fp8_cast_elements(M, N, K, "col", True, 8, "te", b)
@@ -931,7 +934,8 @@ def test_fp8_tp_all_gathers_carry_one_byte_per_element():
     all-reduces of 16-bit outputs and nothing changes. torchao's gathered operand is cast once on its shard and its
     gathered FP8 copy transposed for the weight gradient: 5 B × T/tp × K + 2 B × T × K instead of 2 × 5 B × T × K."""
     from aiinfra.errors import AiinfraError
-    from aiinfra.perf.training import _fp8_cast_elements, _fp8_gather, stack
+    from aiinfra.perf.stacks import _fp8_gather, stack
+    from aiinfra.perf.training import _fp8_cast_elements
 
     M, K, N, b = 4096.0, 8192.0, 1280.0, 5.0
     ink, gout = _fp8_cast_elements(M, N, K, "col", True, 8, "", b, gather=True)
@@ -1086,7 +1090,7 @@ def test_context_parallel_ring_merges_are_charged_per_step_at_the_stacks_bytes()
     the expanded heads."""
     from dataclasses import replace
 
-    from aiinfra.perf.training import stack
+    from aiinfra.perf.stacks import stack
 
     m, g = model("llama-3.1-8b"), gpu("h100-sxm")
     kw = dict(dp=1, global_batch=1, micro_batch=1, recompute="full", seq=262144, dtype="fp8")
@@ -1173,7 +1177,7 @@ def test_cp_ring_settings_that_are_not_byte_counts_are_refused():
     """stacks.yaml cp_ring holds four byte counts >= 0, kv_heads (kv or query), an optional rotate (ring, alltoall as
     torchtitan calls the same, or allgather) and a source; anything else is refused in one line, and absent it charges nothing and rotates ring-wise."""
     from aiinfra.errors import AiinfraError
-    from aiinfra.perf.training import _cp_ring
+    from aiinfra.perf.stacks import _cp_ring
 
     ok = dict(forward_q=38, forward_kv=8, backward_q=10, backward_kv=50, kv_heads="query", source="s")
     assert _cp_ring("x", ok) == ((38.0, 8.0, 10.0, 50.0), True, "s", False)
@@ -1190,7 +1194,7 @@ def test_cp_ring_settings_that_are_not_byte_counts_are_refused():
 def test_moe_activation_syncs_that_are_not_counts_are_refused():
     """stacks.yaml moe_activation_syncs maps an activation to a count >= 0; anything else is refused in one line."""
     from aiinfra.errors import AiinfraError
-    from aiinfra.perf.training import _act_syncs
+    from aiinfra.perf.stacks import _act_syncs
 
     assert _act_syncs("x", {"quick_geglu": 1}) == (("quick_geglu", 1),) and _act_syncs("x", {}) == ()
     for bad in ({"quick_geglu": -1}, {"quick_geglu": 1.5}, {"quick_geglu": True}, ["quick_geglu"], {1: 1}):
@@ -1203,7 +1207,7 @@ def test_moe_host_constants_that_are_not_fitted_numbers_are_refused():
     negative or non-numeric value, a missing one, an unknown key or no fit is refused in one line rather than read as
     no host time."""
     from aiinfra.errors import AiinfraError
-    from aiinfra.perf.training import _moe_host
+    from aiinfra.perf.stacks import _moe_host
 
     assert _moe_host("x", None) == (0.0, 0.0, "")
     got = _moe_host("x", {"module_ms": 2.17, "sync_stall_ms": 3.97, "fit": "rows"})
@@ -1260,7 +1264,8 @@ def test_separate_projections_run_thin_gemms_at_their_memory_floor_and_sum_input
     from dataclasses import replace
 
     from aiinfra.errors import AiinfraError
-    from aiinfra.perf.training import _flag, framework_efficiency, gemm_bytes, stack
+    from aiinfra.perf.stacks import _flag, stack
+    from aiinfra.perf.training import framework_efficiency, gemm_bytes
 
     fwd, dgrad, wgrad = (float(b) for b in gemm_bytes(98304, 128, 4096, "bf16"))
     assert fwd == 2 * (98304 * 4096 + 4096 * 128 + 98304 * 128)
@@ -1385,7 +1390,7 @@ def test_tp_fusion_and_layout_copy_settings_that_are_not_known_are_refused(tmp_p
     """stacks.yaml tp_overlap_fusion is userbuffers or matmul and sp_layout_copies true or false; anything else is
     refused in one line, not read as the default."""
     from aiinfra.errors import AiinfraError
-    from aiinfra.perf.training import _flag, _tp_fusion
+    from aiinfra.perf.stacks import _flag, _tp_fusion
 
     assert _tp_fusion("x", "matmul") == "matmul" and _tp_fusion("x", "userbuffers") == "userbuffers"
     for bad in ("Matmul", "ring", None, 1):
@@ -1406,7 +1411,7 @@ def test_loss_traffic_is_the_stacks_count_and_a_bad_count_is_refused():
     micro-batch of 4,096 tokens on one H100) the loss's part of the step differs by exactly the 42 B per logit
     between the two stacks; a count that is not a positive number with a source is refused in one line."""
     from aiinfra.errors import AiinfraError
-    from aiinfra.perf.training import CE_DEFAULT_BYTES, _cross_entropy, stack
+    from aiinfra.perf.stacks import CE_DEFAULT_BYTES, _cross_entropy, stack
 
     assert stack("megatron-lm").ce_bytes == 52 and stack("megatron-core").ce_bytes == 10
     assert stack("megatron-2021").ce_bytes == 52 and stack("torchtitan").ce_bytes == CE_DEFAULT_BYTES == 12
@@ -1434,7 +1439,7 @@ def test_optimizer_step_traffic_is_the_stacks_count_and_a_bad_count_is_refused()
     12 B): 96 B, against fused Adam's 30 B (the default, torchtitan's). On MPT-13B under FSDP over 8 H100s the
     optimizer part differs by exactly that ratio; a count that is not a positive number with a source is refused."""
     from aiinfra.errors import AiinfraError
-    from aiinfra.perf.training import OPT_BYTES, _optimizer_step, stack
+    from aiinfra.perf.stacks import OPT_BYTES, _optimizer_step, stack
 
     assert stack("llm-foundry").opt_bytes == 96 and stack("torchtitan").opt_bytes == OPT_BYTES == 30
     assert stack("llm-foundry").opt_source and not stack("megatron-core").opt_source
@@ -1468,7 +1473,7 @@ def test_eager_stack_charges_its_elementwise_ops_unfused_and_a_bad_factor_is_ref
     from dataclasses import fields
 
     from aiinfra.errors import AiinfraError
-    from aiinfra.perf.training import _elementwise, stack
+    from aiinfra.perf.stacks import _elementwise, stack
 
     eager, compiled = stack("torchtitan-eager"), stack("torchtitan")
     assert compiled.elementwise_factor == 1.0 and 2.0 < eager.elementwise_factor < 3.0
@@ -1704,7 +1709,7 @@ def test_a_malformed_dp_buckets_entry_is_refused_not_read_as_absent():
     """stacks.yaml dp_buckets is {min_params, params_per_rank, source}; a missing source, a negative or boolean
     count or an unknown key is refused in one line rather than silently falling back to one bucket per chunk."""
     from aiinfra.errors import AiinfraError
-    from aiinfra.perf.training import _dp_buckets
+    from aiinfra.perf.stacks import _dp_buckets
 
     ok = {"min_params": 40e6, "params_per_rank": 1e6, "source": "Megatron"}
     assert _dp_buckets("x", ok) == {"dp_bucket": (40e6, 1e6), "dp_bucket_source": "Megatron"}

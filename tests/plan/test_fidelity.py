@@ -743,7 +743,7 @@ def test_torchtitan_eager_factor_is_its_fit_and_holds_on_other_gpus_and_dates():
     (every second block checkpointed) 2,904 → +1.8%, 70B full AC 331 → −2.2% (mean 2.0%, inside the ≤3% A100
     target): another GPU, date and model size than the fit, at the default framework_efficiency fitted on Narayanan
     Table 1. With the fused count (the torchtitan stack) those A100 rows were +11.3%, +9.6%, +2.4%."""
-    from aiinfra.perf.training import stack
+    from aiinfra.perf.stacks import stack
 
     factor = stack("torchtitan-eager").elementwise_factor
     assert abs(fidelity.solve_elementwise_factor("torchtitan-eager") - factor) <= 0.01
@@ -897,7 +897,7 @@ def test_moe_host_constants_are_their_fit_and_carry_to_other_gpus_and_layouts():
     ms), and the B200 MBS 4 row is held out: −6.1% (solved on it at B200's fitted clock, the stall would be 2.83 ms
     and every H100 Qwen3-30B row 4-8 points fast). 26.02.01 +0.6%, eager −2.6%, B300 +8.3%, GB200 +2.3%, GB300
     +9.4%."""
-    from aiinfra.perf.training import stack
+    from aiinfra.perf.stacks import stack
 
     h, st = fidelity.solve_moe_host()
     mc = stack("megatron-core")

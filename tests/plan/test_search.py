@@ -198,7 +198,9 @@ def test_tp_past_the_kv_heads_is_megatron_cores_and_costs_a_qkv_gather():
     TP16 step carries the gather in its TP communication; TP8 carries none."""
     from dataclasses import replace
 
-    from aiinfra.perf.training import stack, step_time
+    from aiinfra.perf.training import step_time
+
+    from aiinfra.perf.stacks import stack
     from aiinfra.plan.commands import plan_command
 
     m, g = model("llama-3.1-405b"), gpu("h100-sxm")

@@ -15,7 +15,7 @@ from aiinfra.contract import Facts, Quantity, command
 from aiinfra.errors import LayoutError, SpecError
 from aiinfra.explain import Result, quantity
 from aiinfra.perf.host import check_cuda_graph_scope, check_graphed_layout
-from aiinfra.perf.training import TP_MODES, stack
+from aiinfra.perf.stacks import TP_MODES, stack
 from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, edge_slots, plan, tp_modes
 from aiinfra.plan.space import RECOMPUTE_NAMES
 from aiinfra.sizing.pipeline_layout import PipelineLayout

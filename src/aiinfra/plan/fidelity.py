@@ -28,7 +28,8 @@ from aiinfra.errors import LayoutError, SpecError
 from aiinfra.perf.flops import RECOMPUTE
 from aiinfra.perf.host import (check_cuda_graph_scope, check_graphed_layout, graphed_search,
                                parse_cuda_graph_scope)
-from aiinfra.perf.training import TP_MODES, fitted_architectures, stack, step_time
+from aiinfra.perf.stacks import TP_MODES, stack
+from aiinfra.perf.training import fitted_architectures, step_time
 from aiinfra.plan.inputs import quantized_search
 from aiinfra.plan.search import Options
 from aiinfra.sizing.training import check_quantized_params, parse_offload, parse_recompute_modules

@@ -117,7 +117,7 @@ def batch_sequences(tokens_text: str | None, sequences: int | None, seq: int) ->
 
 
 def stack_key(name: str) -> str:
-    from aiinfra.perf.training import stack
+    from aiinfra.perf.stacks import stack
 
     return stack(name).key
 
@@ -183,7 +183,7 @@ def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, 
     scope = parse_cuda_graph_scope(cuda_graph_scope)
     offloads = parse_offloads(offload)
     if scope:
-        from aiinfra.perf.training import stack
+        from aiinfra.perf.stacks import stack
 
         stk = stack(software)
         if not (stk.moe_module_s or stk.moe_stall_s):

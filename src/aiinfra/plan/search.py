@@ -17,7 +17,8 @@ from aiinfra.errors import AiinfraError, DoesNotFitError, SpecError
 from aiinfra.explain import Term
 from aiinfra.perf import comm
 from aiinfra.perf.flops import training_flops
-from aiinfra.perf.training import TP_MODES, stack, step_time
+from aiinfra.perf.stacks import TP_MODES, stack
+from aiinfra.perf.training import step_time
 from aiinfra.plan.heap import kept_heap
 from aiinfra.plan.space import Space, build_space, describe, offload_name, recompute_name
 from aiinfra.sizing.pipeline_layout import PipelineLayout

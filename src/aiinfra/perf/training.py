@@ -47,6 +47,7 @@ is NCCL wall time and is not divided by it. Placement follows Megatron's rank or
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -330,6 +331,38 @@ def step_time(
     (FP8) or 0.5625 B (NVFP4, with its scales) per parameter instead of 2 (Megatron --fp8-param-gather /
     --fp4-param-gather, NeMo fp8_params); the gradient reduce-scatter is unchanged.
     """
+    w = _Work(**locals())  # the arguments; each section below adds what it computes
+    _normalise(w)
+    _tp_collectives(w)
+    _linear_layers(w)
+    _attention(w)
+    _memory_bound(w)
+    _tp_time(w)
+    _cp_time(w)
+    _ep_time(w)
+    _layer_time(w)
+    _moe_host_time(w)
+    _pipeline(w)
+    _compute_terms(w)
+    _dp_and_optimizer(w)
+    _offload(w)
+    return _result(w)
+
+
+class _Work(SimpleNamespace):
+    """step_time's working values: its arguments, then what each section adds (per layer and micro-batch unless
+    the name says otherwise). The sections run in order, each reading only what the arguments and the sections
+    before it set, so a section's first lines list its inputs and its last line what it passes on."""
+
+
+def _normalise(w: _Work) -> None:
+    """The call's inputs as arrays, the stack, kernel table and framework efficiency, and the counts every part uses."""
+    node, gpu, software, recompute_modules = w.node, w.gpu, w.software, w.recompute_modules
+    moe_dispatcher, framework_eff, tp, pp, dp, cp = w.moe_dispatcher, w.framework_eff, w.tp, w.pp, w.dp, w.cp
+    ep, micro_batch, vp, zero, etp, sp, recompute = w.ep, w.micro_batch, w.vp, w.zero, w.etp, w.sp, w.recompute
+    global_batch, seq, m, mtp, causal = w.global_batch, w.seq, w.m, w.mtp, w.causal
+    recompute_fraction, dtype, quantized_params = w.recompute_fraction, w.dtype, w.quantized_params
+
     node = node or comm.node_for(gpu)
     stk = software if isinstance(software, Stack) else stack(software)
     if recompute_modules:
@@ -373,6 +406,18 @@ def step_time(
     passes = 3 + full  # forward, backward (2×), recompute forward
 
     domain = max(gpu.scaleup_domain or gpn, 1)
+
+    w.node, w.stk, w.mods, w.dispatch, w.kt, w.fw, w.fw_src, w.tp = node, stk, mods, dispatch, kt, fw, fw_src, tp
+    w.pp, w.dp, w.cp, w.ep, w.mb, w.vp, w.zero, w.etp, w.sp, w.rc, w.s = pp, dp, cp, ep, mb, vp, zero, etp, sp, rc, s
+    w.gpus, w.M, w.tokens, w.h, w.L, w.n_mtp, w.fl, w.half, w.lin = gpus, M, tokens, h, L, n_mtp, fl, half, lin
+    w.T, w.full, w.sel, w.sel_attn, w.sel_ops, w.passes, w.domain = T, full, sel, sel_attn, sel_ops, passes, domain
+
+
+def _tp_collectives(w: _Work) -> None:
+    """One TP all-gather / reduce-scatter of a layer's activations, and how the stack overlaps them."""
+    tp_overlap, stk, tp, domain, sp, full, T, h = w.tp_overlap, w.stk, w.tp, w.domain, w.sp, w.full, w.T, w.h
+    node, lin, sel_ops, etp = w.node, w.lin, w.sel_ops, w.etp
+
     # Overlapped TP split into chunks (Transformer Engine userbuffers ring exchange): the forward GEMMs and the
     # row-parallel dgrads run as tp GEMMs of T/tp rows each, one per chunk exchanged, and smaller GEMMs are slower.
     tpo = _a(1 if stk.tp else 0) if tp_overlap is None else _a(tp_overlap)
@@ -413,6 +458,16 @@ def step_time(
     # gradient with SP. tp_async collects that per GEMM (dense layers).
     async_bwd = stk.tp_backward_async
     sp_tp = (tp > 1) & sp  # operands that sequence parallelism all-gathers across TP ranks (FP8 casts below)
+
+    w.tp_over, w.split, w.n_tp, w.ar_tp, w.t_coll, w.gather_b = tp_over, split, n_tp, ar_tp, t_coll, gather_b
+    w.t_ag, w.t_areq, w.regather, w.folded, w.async_bwd, w.sp_tp = t_ag, t_areq, regather, folded, async_bwd, sp_tp
+
+
+def _linear_layers(w: _Work) -> None:
+    """GEMM time, FP8/FP4 casts and the TP collectives paired with them, per dense and per MoE layer."""
+    gpu, lin, kt, stk, m, T, tp, ep, etp, sel_ops = w.gpu, w.lin, w.kt, w.stk, w.m, w.T, w.tp, w.ep, w.etp, w.sel_ops
+    split, ep_overlap, async_bwd, mods, sel, sp_tp = w.split, w.ep_overlap, w.async_bwd, w.mods, w.sel, w.sp_tp
+    t_coll, regather, t_ag, sp, full, passes = w.t_coll, w.regather, w.t_ag, w.sp, w.full, w.passes
 
     def passes_time(Mg, Ng, Kg, pieces, at_once):
         """(forward, dgrad, wgrad) seconds of one linear, summed over its pieces (separate GEMMs sharing an
@@ -502,6 +557,15 @@ def step_time(
     g_dense, c_dense, tp_split_dense, tp_async_dense, partial_dense = gemm_part(False)
     g_moe, c_moe, _, _, _ = gemm_part(True) if m.is_moe else (0.0, 0.0, 0.0, 0.0, 0.0)
 
+    w.passes_of, w.g_dense, w.c_dense, w.tp_split_dense = passes_of, g_dense, c_dense, tp_split_dense
+    w.tp_async_dense, w.partial_dense, w.g_moe, w.c_moe = tp_async_dense, partial_dense, g_moe, c_moe
+
+
+def _attention(w: _Work) -> None:
+    """Flash attention per layer: FLOPs, the kernel route's efficiency, forward and backward time."""
+    m, s, causal, T, tp, gpu, half, cp, kt, stk = w.m, w.s, w.causal, w.T, w.tp, w.gpu, w.half, w.cp, w.kt, w.stk
+    flash_attention, sel_attn, full = w.flash_attention, w.sel_attn, w.full
+
     # Flash attention in 16-bit: forward 2·T·S·n_q/t·(d_qk + d_v), backward 2.5×.
     d_qk = (m.qk_nope_dim + m.qk_rope_dim) if m.is_mla else m.head_dim
     d_v = m.v_head_dim if m.is_mla else m.head_dim
@@ -519,6 +583,17 @@ def step_time(
         att_fwd = f_att / (pk16 * kt.plateau(half))
         att_bwd = 2 * att_fwd
     t_att_layer = att_fwd * (1 + sel_attn + full) + att_bwd
+
+    w.d_qk, w.d_v, w.s_att, w.f_att, w.att_tokens, w.eff_fwd = d_qk, d_v, s_att, f_att, att_tokens, eff_fwd
+    w.eff_bwd, w.att_fwd, w.att_bwd, w.t_att_layer = eff_bwd, att_fwd, att_bwd, t_att_layer
+
+
+def _memory_bound(w: _Work) -> None:
+    """Memory-bound (elementwise) traffic per layer: activations, recomputed modules, summed gradients, layout copies."""
+    m, h, tp, sp, flash_attention, s_att, sel_attn = w.m, w.h, w.tp, w.sp, w.flash_attention, w.s_att, w.sel_attn
+    full, T, passes, sel_ops, cal, stk, gpu, L = w.full, w.T, w.passes, w.sel_ops, w.cal, w.stk, w.gpu, w.L
+    sel, mods, split, mb, regather, folded, gather_b = w.sel, w.mods, w.split, w.mb, w.regather, w.folded, w.gather_b
+    partial_dense = w.partial_dense
 
     # Elementwise: Korthikanti Table 2 bytes per token per layer, per forward-equivalent pass: 10h of norm inputs,
     # dropout masks and MLP input, 2 B per element of the attention's Q, K + V and output at their real widths
@@ -591,6 +666,18 @@ def step_time(
     async_tp_partial_bytes = partial_dense * m.dense_layers / L
     t_elem_layer = t_elem_layer + async_tp_partial_bytes / gpu.memory_bw
 
+    w.q_units, w.kv_units, w.o_units, w.elem_bytes, w.cal = q_units, kv_units, o_units, elem_bytes, cal
+    w.t_elem_layer, w.frac_moe, w.grad_sum_bytes = t_elem_layer, frac_moe, grad_sum_bytes
+    w.sp_copy_bytes, w.async_tp_partial_bytes = sp_copy_bytes, async_tp_partial_bytes
+
+
+def _tp_time(w: _Work) -> None:
+    """Exposed tensor-parallel communication per layer."""
+    tp, n_tp, t_areq, regather, t_ag, m, stk, T = w.tp, w.n_tp, w.t_areq, w.regather, w.t_ag, w.m, w.stk, w.T
+    domain, node, full, tp_over, g_dense, async_bwd = w.domain, w.node, w.full, w.tp_over, w.g_dense, w.async_bwd
+    tp_async_dense, split, tp_split_dense, folded = w.tp_async_dense, w.split, w.tp_split_dense, w.folded
+    g_moe, L = w.g_moe, w.L
+
     # Tensor parallel: 4 all-reduce equivalents per layer of T·h·2 B (+2 with full recompute), blocking or
     # hidden under the layer's GEMMs; chunked (split), a dense layer's collectives are paired GEMM by GEMM (above).
     # A MoE layer with whole experts (folded, above) moves half of them.
@@ -611,6 +698,15 @@ def step_time(
     tp_moe = tp_raw * (1 - 0.5 * folded)
     tp_moe = np.where(tp_over, stk.exposed(tp_moe, g_moe), tp_moe)
     t_tp_layer = (m.dense_layers * tp_dense + m.moe_layers * tp_moe) / L + t_kv_rep
+
+    w.t_kv_rep, w.t_tp_layer = t_kv_rep, t_tp_layer
+
+
+def _cp_time(w: _Work) -> None:
+    """Context-parallel ring per layer: the merge traffic outside the kernel and the exposed K,V exchange."""
+    stk, m, T, tp, d_v, d_qk, cp, sel_attn = w.stk, w.m, w.T, w.tp, w.d_v, w.d_qk, w.cp, w.sel_attn
+    sel_ops, full, gpu, domain, node, att_fwd = w.sel_ops, w.full, w.gpu, w.domain, w.node, w.att_fwd
+    att_bwd, t_att_layer = w.att_bwd, w.t_att_layer
 
     # Context parallel: K,V chunk ring, hidden under attention when the stack overlaps it. A stack that expands
     # grouped K,V heads before the attention call (cp_ring kv_heads: query) sends them expanded.
@@ -643,6 +739,15 @@ def step_time(
         t_cp_raw = np.where(cp > 1, 3 * (cp - 1) * t_hop, 0.0)
         t_cp_layer = stk.exposed(t_cp_raw, t_att_layer) if stk.cp else t_cp_raw
 
+    w.kv_chunk, w.ring_bytes, w.t_ring_layer, w.t_cp_layer = kv_chunk, ring_bytes, t_ring_layer, t_cp_layer
+
+
+def _ep_time(w: _Work) -> None:
+    """Expert-parallel all-to-all and token permutation per MoE layer."""
+    T, etp, tp, h, m, domain, ep, dispatch, node = w.T, w.etp, w.tp, w.h, w.m, w.domain, w.ep, w.dispatch, w.node
+    moe_dispatcher, full, sel, mods, stk = w.moe_dispatcher, w.full, w.sel, w.mods, w.stk
+    t_elem_layer, frac_moe, gpu = w.t_elem_layer, w.frac_moe, w.gpu
+
     # Expert parallel: all-to-all of routed tokens per MoE layer, 4 per micro-batch (dispatch + combine, fwd + bwd).
     token_bytes = T * etp / tp * h * ACT_BYTES  # the tokens this rank routes, one copy each
     a2a_bytes = token_bytes * m.experts_per_token
@@ -663,6 +768,19 @@ def step_time(
                          * (2 + moe_again))
         t_elem_layer = t_elem_layer + frac_moe * permute_bytes / gpu.memory_bw
     t_ep_moe = np.where(ep > 1, (4 + 2 * moe_again) * a2a.value, 0.0)
+
+    w.token_bytes, w.a2a_bytes, w.a2a, w.moe_again = token_bytes, a2a_bytes, a2a, moe_again
+    w.permute_bytes, w.t_elem_layer, w.t_ep_moe = permute_bytes, t_elem_layer, t_ep_moe
+
+
+def _layer_time(w: _Work) -> None:
+    """One layer's time (averaged over dense and MoE layers), the LM head and loss, and the stages' layer counts."""
+    frac_moe, g_dense, g_moe, c_dense, c_moe, M, pp = w.frac_moe, w.g_dense, w.g_moe, w.c_dense, w.c_moe, w.M, w.pp
+    vp, stk, ep_overlap, t_ep_moe, a2a, passes_of = w.vp, w.stk, w.ep_overlap, w.t_ep_moe, w.a2a, w.passes_of
+    t_elem_layer, att_fwd, sel_attn, full, att_bwd = w.t_elem_layer, w.att_fwd, w.sel_attn, w.full, w.att_bwd
+    lin, half, T, m, tp, h, gpu, kt, n_mtp = w.lin, w.half, w.T, w.m, w.tp, w.h, w.gpu, w.kt, w.n_mtp
+    pipeline_split, mtp, t_att_layer, t_ring_layer, fw = w.pipeline_split, w.mtp, w.t_att_layer, w.t_ring_layer, w.fw
+    t_tp_layer, t_cp_layer = w.t_tp_layer, w.t_cp_layer
 
     # Per layer (averaged over dense/MoE layers), then the LM head + loss on the last stage.
     comp_layer = (1 - frac_moe) * g_dense + frac_moe * g_moe
@@ -691,6 +809,18 @@ def step_time(
     # framework efficiency stretches the compute stream (launch gaps, host syncs between kernels); exposed
     # collectives are already wall time on the critical path (NCCL busbw is measured end to end)
     layer_t = (comp_layer + cast_layer + t_att_layer + t_ring_layer + t_elem_layer) / fw + t_tp_layer + t_cp_layer + ep_layer
+
+    w.comp_layer, w.cast_layer, w.group, w.unpaired, w.ep_layer = comp_layer, cast_layer, group, unpaired, ep_layer
+    w.head_gemm, w.head_elem, w.first_l, w.middle_l, w.last_l = head_gemm, head_elem, first_l, middle_l, last_l
+    w.layer_t = layer_t
+
+
+def _moe_host_time(w: _Work) -> None:
+    """What the host adds to a MoE layer: its sync stalls and the modules it issues one by one."""
+    stk, m, moe_module_ms, moe_stall_ms = w.stk, w.m, w.moe_module_ms, w.moe_stall_ms
+    cuda_graph_scope, sel, mods, full, layer_t, ep = w.cuda_graph_scope, w.sel, w.mods, w.full, w.layer_t, w.ep
+    a2a, unpaired, frac_moe, moe_again = w.a2a, w.unpaired, w.frac_moe, w.moe_again
+
     # Host-bound MoE layers. Megatron's dispatchers copy the routed token counts to the host and wait for them
     # (token_dispatcher.py _maybe_dtoh_and_synchronize, at cuda_sync_point) before each forward all-to-all: the GPU
     # then drains while the host issues the dispatch, permutation and expert kernels (S of host time per forward MoE
@@ -726,6 +856,17 @@ def step_time(
     else:
         t_host_layer, t_dispatch_s = 0.0, 0.0
     layer_t = layer_t + t_host_layer
+
+    w.syncs, w.module_s, w.stall_s, w.modules, w.again = syncs, module_s, stall_s, modules, again
+    w.t_dispatch_s, w.t_host_layer, w.layer_t = t_dispatch_s, t_host_layer, layer_t
+
+
+def _pipeline(w: _Work) -> None:
+    """Stage times, the slowest stage, pipeline p2p per micro-batch and the bubble."""
+    head_gemm, head_elem, fw, last_l, layer_t = w.head_gemm, w.head_elem, w.fw, w.last_l, w.layer_t
+    middle_l, first_l, T, h, tp, cp, dp, domain = w.middle_l, w.first_l, w.T, w.h, w.tp, w.cp, w.dp, w.domain
+    node, pp, vp, stk, group = w.node, w.pp, w.vp, w.stk, w.group
+
     head_t = (head_gemm + head_elem) / fw
     # PP 1 needs no case of its own: stage_layers gives its one stage (MTP layers included) as first, middle and last
     last_t = last_l * layer_t + head_t
@@ -747,6 +888,28 @@ def step_time(
     # (p−1)/v stage times; a group of fewer than p micro-batches (PyTorch's schedule with M < p) also waits
     # p − G chunk times between its virtual stages, forward and backward: (v−1)(p−G)/v stage times more
     bubble_frac = (pp - 1) / vp + (vp - 1) * np.maximum(pp - group, 0) / vp
+
+    w.head_t, w.stage_t, w.head_on, w.n_layers, w.pp_bytes = head_t, stage_t, head_on, n_layers, pp_bytes
+    w.t_pp_mb, w.stage_mb, w.bubble_frac = t_pp_mb, stage_mb, bubble_frac
+
+
+def _compute_terms(w: _Work) -> None:
+    """The step's per-micro-batch parts as Terms, each with its formula, inputs and sources."""
+    step_only, fw, M, n_layers, head_on, kt, fw_src = w.step_only, w.fw, w.M, w.n_layers, w.head_on, w.kt, w.fw_src
+    gpu, comp_layer, head_gemm, lin, stk, T = w.gpu, w.comp_layer, w.head_gemm, w.lin, w.stk, w.T
+    cast_layer, t_att_layer, t_ring_layer, f_att = w.cast_layer, w.t_att_layer, w.t_ring_layer, w.f_att
+    eff_fwd, eff_bwd, att_tokens, causal, d_qk = w.eff_fwd, w.eff_bwd, w.att_tokens, w.causal, w.d_qk
+    ring_bytes, t_elem_layer, head_elem, elem_bytes = w.ring_bytes, w.t_elem_layer, w.head_elem, w.elem_bytes
+    cal, q_units, kv_units, o_units, grad_sum_bytes = w.cal, w.q_units, w.kv_units, w.o_units, w.grad_sum_bytes
+    sp_copy_bytes, async_tp_partial_bytes, m = w.sp_copy_bytes, w.async_tp_partial_bytes, w.m
+    permute_bytes, t_tp_layer, n_tp, ar_tp, gather_b = w.permute_bytes, w.t_tp_layer, w.n_tp, w.ar_tp, w.gather_b
+    regather, tp_over, split, async_bwd, sp, t_kv_rep = w.regather, w.tp_over, w.split, w.async_bwd, w.sp, w.t_kv_rep
+    t_host_layer, module_s, modules, again = w.t_host_layer, w.module_s, w.modules, w.again
+    cuda_graph_scope, stall_s, t_dispatch_s, syncs = w.cuda_graph_scope, w.stall_s, w.t_dispatch_s, w.syncs
+    ep_overlap, t_cp_layer, kv_chunk, ep_layer = w.ep_overlap, w.t_cp_layer, w.kv_chunk, w.ep_layer
+    dispatch, token_bytes, a2a_bytes, moe_dispatcher = w.dispatch, w.token_bytes, w.a2a_bytes, w.moe_dispatcher
+    a2a, unpaired, t_pp_mb, vp, pp_bytes, bubble_frac = w.a2a, w.unpaired, w.t_pp_mb, w.vp, w.pp_bytes, w.bubble_frac
+    stage_mb, pp, group, first_l, middle_l, last_l = w.stage_mb, w.pp, w.group, w.first_l, w.middle_l, w.last_l
 
     def part(name: str, per_layer, per_head, formula: str, inputs: dict, sources: dict | None = None,
              comm_part: bool = False) -> Term:
@@ -853,6 +1016,16 @@ def step_time(
                   "layers on the slowest stage": n_layers,
                   "first/middle/last layers": (first_l, middle_l, last_l)}, {"bubble": SRC_BUBBLE})
 
+    w.t_comp, w.t_cast, w.t_attn, w.t_elem, w.t_tp, w.t_host = t_comp, t_cast, t_attn, t_elem, t_tp, t_host
+    w.t_cp, w.t_ep, w.t_pp, w.t_bub = t_cp, t_ep, t_pp, t_bub
+
+
+def _dp_and_optimizer(w: _Work) -> None:
+    """Data-parallel gradient sync and parameter gather (exposed), and the optimizer step."""
+    m, tp, pp, etp, ep, dp, cp, domain, zero = w.m, w.tp, w.pp, w.etp, w.ep, w.dp, w.cp, w.domain, w.zero
+    grad_reduce, lin, quantized_params, M, stk = w.grad_reduce, w.lin, w.quantized_params, w.M, w.stk
+    overlap_dp, vp, n_layers, node, stage_t, gpu = w.overlap_dp, w.vp, w.n_layers, w.node, w.stage_t, w.gpu
+
     # Data parallel: gradient sync and parameter gather of this GPU's shard, then the optimizer step.
     pc = param_counts(m)
     total_p = float(pc.total.value)
@@ -957,6 +1130,19 @@ def step_time(
                  {"params": opt_shard, "bytes per param": stk.opt_bytes, "HBM B/s": gpu.memory_bw},
                  {"bytes": stk.opt_source or OPT_DEFAULT_SOURCE})
 
+    w.expert_p, w.shard, w.syncs_d, w.syncs_e, w.dp_factor = expert_p, shard, syncs_d, syncs_e, dp_factor
+    w.ar_dense, w.ar_exp, w.t_dp_v, w.t_dp, w.opt_shard = ar_dense, ar_exp, t_dp_v, t_dp, opt_shard
+    w.t_opt_v, w.t_opt = t_opt_v, t_opt
+
+
+def _offload(w: _Work) -> None:
+    """Offload transfers over the host link, and the optimizer step on the CPU where it is offloaded."""
+    offload, gpu, stk, lin, m, s, mb, tp, cp = w.offload, w.gpu, w.stk, w.lin, w.m, w.s, w.mb, w.tp, w.cp
+    flash_attention, etp, sp, L, rc, full, opt_shard = w.flash_attention, w.etp, w.sp, w.L, w.rc, w.full, w.opt_shard
+    M, shard, offload_fraction, n_layers, layer_t = w.M, w.shard, w.offload_fraction, w.n_layers, w.layer_t
+    syncs_d, ar_dense, expert_p, syncs_e, ar_exp = w.syncs_d, w.ar_dense, w.expert_p, w.syncs_e, w.ar_exp
+    dp_factor, node, t_opt_v, t_opt = w.dp_factor, w.node, w.t_opt_v, w.t_opt
+
     # Offload (bit flags, sizing.training.offload_code): every byte crosses the host link, never free.
     off = _a(offload_code(offload))
     host = comm.host_link(gpu)
@@ -1029,6 +1215,18 @@ def step_time(
                  t_opt.formula + "; offloaded: / host memory bandwidth per GPU",
                  {**t_opt.inputs, "host B/s per GPU": host_bw},
                  {**t_opt.sources, "host memory": host_src})
+
+    w.t_off_v, w.t_off, w.t_opt_v, w.t_opt = t_off_v, t_off, t_opt_v, t_opt
+
+
+def _result(w: _Work) -> TrainingPerf | np.ndarray:
+    """The step time (the sum only, for the search), or every part with the rates derived from it."""
+    step_only, M, n_layers, layer_t, head_on, head_t = w.step_only, w.M, w.n_layers, w.layer_t, w.head_on, w.head_t
+    t_pp_mb, bubble_frac, stage_mb, t_dp_v, t_opt_v = w.t_pp_mb, w.bubble_frac, w.stage_mb, w.t_dp_v, w.t_opt_v
+    t_off_v, t_comp, t_cast, t_attn, t_elem, t_host = w.t_off_v, w.t_comp, w.t_cast, w.t_attn, w.t_elem, w.t_host
+    t_tp, t_cp, t_ep, t_pp, t_bub, t_dp, t_opt = w.t_tp, w.t_cp, w.t_ep, w.t_pp, w.t_bub, w.t_dp, w.t_opt
+    t_off, tokens, fl, gpus, gpu, half, causal, m = w.t_off, w.tokens, w.fl, w.gpus, w.gpu, w.half, w.causal, w.m
+    s = w.s
 
     if step_only:  # = Σ of the parts below, without building each array
         return (M * (n_layers * layer_t + np.where(head_on, head_t, 0.0)) + M * t_pp_mb + bubble_frac * stage_mb

@@ -146,7 +146,6 @@ def plan_items(system: SystemSpec, nodes: int, fab: Fabric, sfab: LeafSpine, sto
         inband, oob = new_inband, new_oob
     racks = dgx_racks + other_racks
 
-    why = f"RA V11 rule ({SRC})"
     ufm_links = fab.ufm_links
     items = [
         LineItem("management", "ufm-appliance", ufm_count, ufm.max_power_w, f"UFM: an HA pair per InfiniBand fabric (compute, storage) per {per_pair:,} nodes", "cluster_services"),

@@ -68,3 +68,17 @@ def test_cli_catalog_option_and_bad_format(cli, tmp_path: Path):
     assert r.code == 0, r.err
     assert any(m["key"] == "tiny" for m in r.json()["facts"]["models"])
     assert_one_line_error(cli("catalog", "gpus", "--format", "xml"), "--format")
+
+
+def test_user_catalog_malformed_tables_refused(cli, tmp_path: Path):
+    """A multi-table user file whose entry is not a mapping, or which mixes in the single-table form's keys
+    (`stacks: {entries: {...}}`), is refused in one line naming the file, exit 2: never a traceback, and never read
+    as an entry called "entries"."""
+    for text, needle in (("gpus:\n  h100-sxm: 5\n", "entry 'h100-sxm' must be a mapping"),
+                         ("gpus:\n  h100-sxm: [1, 2]\n", "entry 'h100-sxm' must be a mapping"),
+                         ("stacks:\n  entries:\n    mine: {source: x}\n", "holds 'entries'")):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(AiinfraError, match=needle):
+            Catalog([bad])
+        assert_one_line_error(cli("--catalog", str(bad), "catalog", "gpus", "--format", "json"), needle.split("'")[0])

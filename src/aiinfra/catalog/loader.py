@@ -90,6 +90,15 @@ def _tables_of(doc: Any, path: Path) -> dict[str, dict[str, dict]]:
     for kind, entries in doc.items():
         if not isinstance(entries, dict):
             raise AiinfraError(f"catalog file {path}: '{kind}' must be a mapping of name to entry")
+        # the single-table form's keys inside a multi-table file mean the two forms were mixed: refused, not read
+        # as entries named "entries"
+        mixed = sorted(k for k in entries if k in ("kind", "entries", "observed"))
+        if mixed:
+            raise AiinfraError(f"catalog file {path}: '{kind}' holds {', '.join(map(repr, mixed))}; write either "
+                               f"'kind: {kind}' with 'entries:', or '{kind}:' mapping each name to its entry")
+        bad = next((k for k, v in entries.items() if v is not None and not isinstance(v, dict)), None)
+        if bad is not None:
+            raise AiinfraError(f"catalog file {path}: {kind} entry '{bad}' must be a mapping of fields")
         tables[str(kind)] = {normalize_name(str(k)): dict(v or {}) for k, v in entries.items()}
     return tables
 

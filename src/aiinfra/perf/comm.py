@@ -83,10 +83,14 @@ def link(name: str) -> Link:
     if e.get("type") == "node":
         raise AiinfraError(f"'{key}' is a node layout, not a link; use one of the nvlink/pcie/ib/roce entries")
     try:
-        return Link(key, e.get("name", key), e["type"], float(e["bw_gbps"]) * 1e9, float(e["busbw_eff"]),
-                    float(e["alpha_us"]) * 1e-6, e.get("source", ""))
+        bw, eff, alpha = (float(e[k]) for k in ("bw_gbps", "busbw_eff", "alpha_us"))
+        kind = e["type"]
     except (KeyError, TypeError, ValueError) as err:
         raise AiinfraError(f"catalog interconnect '{key}' needs bw_gbps, busbw_eff, alpha_us and type ({err})") from None
+    if not (bw > 0 and 0 < eff <= 1 and alpha >= 0):
+        raise AiinfraError(f"catalog interconnect '{key}': bw_gbps must be > 0, busbw_eff in (0, 1] and alpha_us >= 0, "
+                           f"got {bw:g}, {eff:g}, {alpha:g}")
+    return Link(key, e.get("name", key), kind, bw * 1e9, eff, alpha * 1e-6, e.get("source", ""))
 
 
 def node_for(gpu: GpuSpec, scale_out: str | None = None, nics_per_node: int | None = None) -> Node:

@@ -236,6 +236,13 @@ def kernel_table(gpu: GpuSpec) -> KernelTable:
             extra[suffix] = _route_curves(f, b)
         except ValueError as err:
             raise AiinfraError(f"kernel table '{arch}': attention_fwd_{suffix} / attention_bwd_{suffix} ({err})") from None
+    bad = {k: v for k, v in plateau.items()
+           if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1}
+    if bad or not plateau:
+        raise AiinfraError(f"kernel table '{arch}': gemm_plateau maps each dtype to a fraction of its peak in (0, 1], "
+                           f"got {bad or plateau!r}")
+    if not cast_bytes > 0:
+        raise AiinfraError(f"kernel table '{arch}': fp8_cast_bytes must be a number of bytes > 0, got {cast_bytes!r}")
     if not curve or any(a < 0 or not 0 < b <= 1 for a, b in curve) or list(curve) != sorted(curve):
         raise AiinfraError(f"kernel table '{arch}': gemm_size_curve_us must be [[microseconds at peak, fraction of "
                            f"the plateau in (0, 1]], ...] in ascending order")

@@ -112,14 +112,14 @@ class Stack:
 def stack(name: str = "megatron-core") -> Stack:
     """A software-stack profile (catalog/data/stacks.yaml): which communications it overlaps."""
     key, e = default_catalog().entry("stacks", name)
-    o = e.get("overlap", {})
+    o = _overlap(key, e.get("overlap", {}))
     sel = selective_policy(key)
-    modes = tuple(TP_MODES.index(x) for x in e.get("tp_overlap_modes", ["ring"] if o.get("tp") else ["none"])
-                  if x in TP_MODES)
-    return Stack(key, bool(o.get("tp")), bool(o.get("pp")), bool(o.get("grad_reduce")), bool(o.get("param_gather")),
-                 bool(o.get("cp")), e.get("source", ""), stack_uneven_pipeline(key),
-                 float(e.get("overlap_sm_fraction", 0.0)), str(e.get("fp8_gemm", "")), sel,
-                 bool(e.get("tp_overlap_split", False)), modes or (0,), bool(e.get("tp_backward_async", False)),
+    modes = _tp_modes(key, e.get("tp_overlap_modes", ["ring"] if o.get("tp") else ["none"]))
+    return Stack(key, o["tp"], o["pp"], o["grad_reduce"], o["param_gather"], o["cp"], e.get("source", ""),
+                 stack_uneven_pipeline(key), _sm_fraction(key, e.get("overlap_sm_fraction", 0.0)),
+                 _fp8_gemm(key, e.get("fp8_gemm", "")), sel,
+                 _flag(key, "tp_overlap_split", e.get("tp_overlap_split", False)), modes,
+                 _flag(key, "tp_backward_async", e.get("tp_backward_async", False)),
                  _at_once(key, e.get("expert_gemms_at_once", 1)),
                  _dispatchers(key, e.get("moe_dispatchers") or {"alltoall": "expert"}),
                  str(e.get("moe_dispatchers_source", "")), _fp8_casts(key, e.get("fp8_casts", "")),
@@ -134,6 +134,39 @@ def stack(name: str = "megatron-core") -> Stack:
                  *_elementwise(key, e.get("elementwise")), *_moe_permute(key, e.get("moe_permute")),
                  parallelism=stack_parallelism(key), interleave=stack_interleave(key),
                  tp_past_kv_heads=stack_tp_past_kv_heads(key), **_dp_buckets(key, e.get("dp_buckets")))
+
+
+OVERLAPS = ("tp", "pp", "grad_reduce", "param_gather", "cp")  # the communications a stack may run under compute
+FP8_GEMM_ROUTES = ("", "scaled_mm")  # Transformer Engine / cuBLASLt (absent), or torch._scaled_mm
+
+
+def _overlap(key: str, raw) -> dict[str, bool]:
+    """stacks.yaml overlap: {tp, pp, grad_reduce, param_gather, cp: true or false}, each absent one false; an unknown
+    key or a value that is not true/false is refused, not read as false."""
+    if not isinstance(raw, dict) or set(raw) - set(OVERLAPS) or any(not isinstance(v, bool) for v in raw.values()):
+        raise AiinfraError(f"stack '{key}': overlap must map {', '.join(OVERLAPS)} to true or false, got {raw!r}")
+    return {k: raw.get(k, False) for k in OVERLAPS}
+
+
+def _tp_modes(key: str, raw) -> tuple[int, ...]:
+    """stacks.yaml tp_overlap_modes: a non-empty list of TP_MODES names; an unknown one is refused, not skipped."""
+    if not isinstance(raw, list) or not raw or any(x not in TP_MODES for x in raw):
+        raise AiinfraError(f"stack '{key}': tp_overlap_modes must list {' and/or '.join(TP_MODES)}, got {raw!r}")
+    return tuple(TP_MODES.index(x) for x in raw)
+
+
+def _sm_fraction(key: str, raw) -> float:
+    """stacks.yaml overlap_sm_fraction: the share of the SMs an overlapped collective holds, in [0, 1)."""
+    if not _amount(raw) or raw >= 1:
+        raise AiinfraError(f"stack '{key}': overlap_sm_fraction must be a fraction in [0, 1), got {raw!r}")
+    return float(raw)
+
+
+def _fp8_gemm(key: str, raw) -> str:
+    """stacks.yaml fp8_gemm: scaled_mm, or absent (Transformer Engine / cuBLASLt); anything else is refused."""
+    if raw not in FP8_GEMM_ROUTES:
+        raise AiinfraError(f"stack '{key}': fp8_gemm must be scaled_mm or absent, got {raw!r}")
+    return raw
 
 
 def _dp_buckets(key: str, raw) -> dict:

@@ -139,13 +139,27 @@ def framework_efficiency(gpu: GpuSpec | None = None, name: str = "training") -> 
     if own is not None:
         return own
     _, e = default_catalog().entry("calibrations", name)
-    return float(e.get("framework_efficiency", 1.0)), e.get("fit", e.get("source", ""))
+    return _share(name, "framework_efficiency", e.get("framework_efficiency", 1.0)), e.get("fit", e.get("source", ""))
 
 
 def fitted_architectures(name: str = "training") -> dict[str, tuple[float, str]]:
     """{architecture family: (framework efficiency, its fit)} for the families with their own end-to-end fit."""
     _, e = default_catalog().entry("calibrations", name)
-    return {k: (float(v["value"]), str(v["fit"])) for k, v in (e.get("framework_efficiency_by_architecture") or {}).items()}
+    by_arch = e.get("framework_efficiency_by_architecture") or {}
+    if not isinstance(by_arch, dict) or any(not isinstance(v, dict) or set(v) != {"value", "fit"} or not v["fit"]
+                                            for v in by_arch.values()):
+        raise AiinfraError(f"calibration '{name}': framework_efficiency_by_architecture maps each architecture "
+                           f"family to {{value, fit}}, got {by_arch!r}")
+    return {k: (_share(name, f"framework_efficiency_by_architecture.{k}", v["value"]), str(v["fit"]))
+            for k, v in by_arch.items()}
+
+
+def _share(name: str, field: str, raw) -> float:
+    """A fitted share of the time kernels run: a number in (0, 1]; anything else is refused in one line, since a
+    value above 1 would plan above the kernels' own measured rate."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 < raw <= 1:
+        raise AiinfraError(f"calibration '{name}': {field} must be a fraction in (0, 1], got {raw!r}")
+    return float(raw)
 
 
 LINEAR_DTYPES = ("bf16", "fp16", "fp8", "fp4")

@@ -1,0 +1,78 @@
+"""What the step model reads from a --catalog file (stacks, kernel rows, fits, links): a malformed setting is
+refused in one line.
+
+A user's catalog file may override any stacks.yaml, kernels.yaml, calibration.yaml or interconnects.yaml entry.
+Each setting is read strictly: a value the model cannot honour (an overlap flag that is not true/false, a TP mode
+it does not know, a GEMM plateau above the peak, a framework efficiency above 1) gets exit 2 and one line naming
+the entry and the setting, never a traceback, a silently skipped value, or an MFU above 100%.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import assert_one_line_error
+
+STACK_CASES = [
+    ("overlap: 5", "overlap must map"),
+    ("overlap: {tpp: true}", "overlap must map"),
+    ("overlap: {tp: maybe}", "overlap must map"),
+    ("tp_overlap_modes: [ring, chunky]", "tp_overlap_modes must list"),
+    ("tp_overlap_modes: []", "tp_overlap_modes must list"),
+    ("overlap_sm_fraction: 1.5", "overlap_sm_fraction must be a fraction"),
+    ("overlap_sm_fraction: true", "overlap_sm_fraction must be a fraction"),
+    ("fp8_gemm: cublas", "fp8_gemm must be scaled_mm"),
+    ("tp_overlap_split: 'no'", "tp_overlap_split must be true or false"),
+    ("tp_backward_async: 1", "tp_backward_async must be true or false"),
+]
+
+
+@pytest.mark.parametrize("setting,needle", STACK_CASES)
+def test_malformed_stack_setting_is_refused(cli, tmp_path: Path, setting: str, needle: str):
+    mine = tmp_path / "stack.yaml"
+    mine.write_text(f"stacks:\n  megatron-core: {{{setting}}}\n")
+    r = cli("--catalog", str(mine), "plan", "llama-3.1-8b", "--gpus", "8", "--format", "json")
+    assert_one_line_error(r, "stack 'megatron-core'", needle)
+    assert r.out == ""
+
+
+def test_a_valid_stack_override_is_honoured(cli, tmp_path: Path):
+    """The strict readers accept what the catalog's own entries use: a stack that overlaps nothing and offers
+    blocking TP only plans, and its #1 layout's TP communication is then blocking."""
+    mine = tmp_path / "stack.yaml"
+    mine.write_text("stacks:\n  megatron-core: {overlap: {tp: false, pp: false, grad_reduce: false,"
+                    " param_gather: false, cp: false}, tp_overlap_modes: [none], tp_overlap_split: false}\n")
+    r = cli("--catalog", str(mine), "plan", "llama-3.1-70b", "--gpus", "64", "--layout", "tp=8", "--format", "json")
+    assert r.code == 0, r.err
+    assert r.json()["facts"]["tp_overlap"] == "none"
+
+
+@pytest.mark.parametrize("row,needle", [
+    ("hopper: {gemm_plateau: {bf16: 7}}", "gemm_plateau maps each dtype to a fraction"),
+    ("hopper: {gemm_plateau: {bf16: 0}}", "gemm_plateau maps each dtype to a fraction"),
+    ("hopper: {gemm_plateau: {bf16: fast}}", "gemm_plateau maps each dtype to a fraction"),
+    ("size_curve: {fp8_cast_bytes: -1}", "fp8_cast_bytes must be a number of bytes > 0"),
+])
+def test_malformed_kernel_row_is_refused(cli, tmp_path: Path, row: str, needle: str):
+    """A GEMM plateau of 7 (700% of the datasheet peak) used to plan at an MFU of 140%."""
+    mine = tmp_path / "kernels.yaml"
+    mine.write_text(f"kernels:\n  {row}\n")
+    r = cli("--catalog", str(mine), "plan", "llama-3.1-8b", "--gpus", "8", "--format", "json")
+    assert_one_line_error(r, "kernel table", needle)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("calibrations:\n  training: {framework_efficiency: 5}\n", "framework_efficiency must be a fraction in (0, 1]"),
+    ("calibrations:\n  training: {framework_efficiency_by_architecture: {hopper: {value: 2, fit: x}}}\n",
+     "framework_efficiency_by_architecture.hopper must be a fraction"),
+    ("calibrations:\n  training: {framework_efficiency_by_architecture: 7}\n", "maps each architecture family"),
+    ("interconnects:\n  ib-ndr: {bw_gbps: -400}\n", "catalog interconnect 'ib-ndr': bw_gbps must be > 0"),
+    ("interconnects:\n  nvlink-4: {busbw_eff: 1.7}\n", "busbw_eff in (0, 1]"),
+])
+def test_malformed_fit_or_link_is_refused(cli, tmp_path: Path, text: str, needle: str):
+    """A framework efficiency of 2 used to plan H100 runs at an MFU of 134%; a map where a fit belongs, a traceback;
+    a negative link bandwidth, nonsense step times. Each is refused in one line."""
+    mine = tmp_path / "fit.yaml"
+    mine.write_text(text)
+    r = cli("--catalog", str(mine), "plan", "llama-3.1-8b", "--gpus", "16", "--format", "json")
+    assert_one_line_error(r, needle)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
 
 from aiinfra.errors import LayoutError, SpecError
 
@@ -42,7 +42,7 @@ class GpuSpec(Spec):
     memory_gb: float = Field(gt=0, description="vendor capacity, GB = 1e9 bytes")
     memory_type: str
     memory_bw_gbps: float = Field(gt=0, description="HBM/GDDR bandwidth, GB/s (1e9)")
-    tflops: dict[str, float] = Field(description="dense TFLOP/s (TOPS for int8) by dtype")
+    tflops: dict[str, PositiveFloat] = Field(description="dense TFLOP/s (TOPS for int8) by dtype")
     nvlink_gbps: float = Field(ge=0, description="NVLink/Infinity Fabric per GPU, GB/s, bidirectional")
     pcie_gen: int = Field(ge=3, le=6)
     form_factor: Literal["sxm", "pcie", "oam", "superchip"]
@@ -50,7 +50,7 @@ class GpuSpec(Spec):
     mig: bool
     mig_max_instances: int = 0
     pci_device_id: str | None = None
-    memory_total_mib: float | None = Field(default=None, description="total framebuffer as nvidia-smi reports it")
+    memory_total_mib: float | None = Field(default=None, gt=0, description="total framebuffer as nvidia-smi reports it")
     # A part run below its datasheet power (a power cap, a lower-TDP board of the same silicon) cannot hold the boost
     # clock its datasheet peak assumes under dense tensor work: the tensor throughput it sustains, as a fraction of
     # that peak. Every compute time (and the MFU this model reports for the part) uses the sustained figure.

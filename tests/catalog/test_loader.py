@@ -82,3 +82,14 @@ def test_user_catalog_malformed_tables_refused(cli, tmp_path: Path):
         with pytest.raises(AiinfraError, match=needle):
             Catalog([bad])
         assert_one_line_error(cli("--catalog", str(bad), "catalog", "gpus", "--format", "json"), needle.split("'")[0])
+
+
+@pytest.mark.parametrize("fields,where", [("{memory_total_mib: -1}", "memory_total_mib"),
+                                          ("{tflops: {bf16: -5, fp8: 10}}", "tflops.bf16")])
+def test_user_gpu_with_a_negative_capacity_or_rate_is_refused(cli, tmp_path: Path, fields: str, where: str):
+    """A negative framebuffer used to size training at -0.4 GB usable, and a negative BF16 rate to plan with it;
+    both are refused in one line naming the field."""
+    bad = tmp_path / "gpu.yaml"
+    bad.write_text(f"gpus:\n  h100-sxm: {fields}\n")
+    assert_one_line_error(cli("--catalog", str(bad), "size", "train", "llama-3.1-8b", "--gpu", "h100-sxm",
+                              "--format", "json"), where)

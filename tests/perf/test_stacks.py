@@ -61,18 +61,22 @@ def test_malformed_kernel_row_is_refused(cli, tmp_path: Path, row: str, needle: 
     assert_one_line_error(r, "kernel table", needle)
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("calibrations:\n  training: {framework_efficiency: 5}\n", "framework_efficiency must be a fraction in (0, 1]"),
-    ("calibrations:\n  training: {framework_efficiency_by_architecture: {hopper: {value: 2, fit: x}}}\n",
+@pytest.mark.parametrize("gpu,text,needle", [
+    # each on a GPU whose plan reads that entry itself: the default fit is A100's (Hopper has its own), the links
+    # a two-node H100 plan's
+    ("a100-80gb-sxm", "calibrations:\n  training: {framework_efficiency: 5}\n",
+     "framework_efficiency must be a fraction in (0, 1]"),
+    ("h100-sxm", "calibrations:\n  training: {framework_efficiency_by_architecture: {hopper: {value: 2, fit: x}}}\n",
      "framework_efficiency_by_architecture.hopper must be a fraction"),
-    ("calibrations:\n  training: {framework_efficiency_by_architecture: 7}\n", "maps each architecture family"),
-    ("interconnects:\n  ib-ndr: {bw_gbps: -400}\n", "catalog interconnect 'ib-ndr': bw_gbps must be > 0"),
-    ("interconnects:\n  nvlink-4: {busbw_eff: 1.7}\n", "busbw_eff in (0, 1]"),
+    ("h100-sxm", "calibrations:\n  training: {framework_efficiency_by_architecture: 7}\n",
+     "maps each architecture family"),
+    ("h100-sxm", "interconnects:\n  ib-ndr: {bw_gbps: -400}\n", "catalog interconnect 'ib-ndr': bw_gbps must be > 0"),
+    ("h100-sxm", "interconnects:\n  nvlink-4: {busbw_eff: 1.7}\n", "busbw_eff in (0, 1]"),
 ])
-def test_malformed_fit_or_link_is_refused(cli, tmp_path: Path, text: str, needle: str):
+def test_malformed_fit_or_link_is_refused(cli, tmp_path: Path, gpu: str, text: str, needle: str):
     """A framework efficiency of 2 used to plan H100 runs at an MFU of 134%; a map where a fit belongs, a traceback;
     a negative link bandwidth, nonsense step times. Each is refused in one line."""
     mine = tmp_path / "fit.yaml"
     mine.write_text(text)
-    r = cli("--catalog", str(mine), "plan", "llama-3.1-8b", "--gpus", "16", "--format", "json")
+    r = cli("--catalog", str(mine), "plan", "llama-3.1-8b", "--gpu", gpu, "--gpus", "16", "--format", "json")
     assert_one_line_error(r, needle)

@@ -88,3 +88,14 @@ def test_storage_bad_input():
         plan_storage("best", system("dgx-h100"), 8, 1, samples_per_s_per_gpu=10)
     with pytest.raises(AiinfraError, match="unknown storage tier 'bset'; closest: best"):
         storage_tier("bset")
+
+
+def test_a_storage_tier_with_a_negative_rate_is_refused(cli, tmp_path):
+    """A tier given through --catalog with a negative read rate used to design storage from it without a word; every
+    rate of a tier must be > 0 GB/s, and a bad one is refused in one line naming the field."""
+    from tests.conftest import assert_one_line_error
+
+    mine = tmp_path / "tier.yaml"
+    mine.write_text("storage_tiers:\n  good: {node_read_gbs: -4}\n")
+    assert_one_line_error(cli("--catalog", str(mine), "design", "--gpus", "1024", "--storage-tier", "good",
+                              "--format", "json"), "storage_tier 'good'", "node_read_gbs")

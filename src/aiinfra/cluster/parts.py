@@ -103,12 +103,12 @@ class OpticSpec(_Part):
 class StorageTier(_Part):
     """RA Good/Better/Best storage bandwidth, GB/s (1e9 B/s) as printed."""
 
-    node_read_gbs: float
-    node_write_gbs: float
-    su_read_gbs: float
-    su_write_gbs: float
-    su4_read_gbs: float
-    su4_write_gbs: float
+    node_read_gbs: float = Field(gt=0)
+    node_write_gbs: float = Field(gt=0)
+    su_read_gbs: float = Field(gt=0)
+    su_write_gbs: float = Field(gt=0)
+    su4_read_gbs: float = Field(gt=0)
+    su4_write_gbs: float = Field(gt=0)
     workloads: str = ""
 
 

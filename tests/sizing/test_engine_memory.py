@@ -181,3 +181,18 @@ def test_size_infer_says_what_nvls_costs_and_what_turning_it_off_gives():
     assert any("NCCL_NVLS_ENABLE=0" in a for a in r.assumptions)
     r2 = size_infer(model("llama-3.1-70b"), gpu("h100-sxm"), tp=2, engine="vllm", context=8192)
     assert "nvls_buffers_gib" not in r2.facts["engine"]
+@pytest.mark.parametrize("engine,fields,where", [
+    ("vllm", "{block_size: -16}", "block_size"),
+    ("vllm", "{driver_reserved_mib: lots}", "driver_reserved_mib"),
+    ("vllm", "{driver_reserved_mib_by_gpu: 5}", "driver_reserved_mib_by_gpu"),
+    ("sglang", "{load_overhead_bytes: -1}", "load_overhead_bytes"),
+])
+def test_a_malformed_engine_entry_is_refused(cli, tmp_path, engine: str, fields: str, where: str):
+    """An engine given through --catalog with a negative block size or a textual driver reserve used to size a KV
+    pool from it (or crash, for a number where a map of GPUs belongs); each is refused in one line naming the field."""
+    from tests.conftest import assert_one_line_error
+
+    mine = tmp_path / "engine.yaml"
+    mine.write_text(f"engines:\n  {engine}: {fields}\n")
+    assert_one_line_error(cli("--catalog", str(mine), "size", "infer", "llama-3.1-8b", "--gpu", "h100-sxm",
+                              "--engine", engine, "--format", "json"), f"engine '{engine}'", where)

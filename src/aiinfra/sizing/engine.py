@@ -27,8 +27,30 @@ from aiinfra.units import GiB
 MiB = 2**20
 
 
+# engines.yaml byte and count fields: numbers >= 0 (block_size > 0), each checked where the entry is read so a
+# --catalog override cannot size an engine from a negative or textual value
+_ENGINE_AMOUNTS = ("driver_reserved_mib", "non_torch_bytes", "non_torch_tp_bytes", "nccl_nvls_per_rank_bytes",
+                   "nccl_nvls_communicators", "v0_nccl_nvls_granularity_bytes", "activation_factor",
+                   "sampler_extra_logit_copies", "v0_sampler_logit_copies", "cuda_graph_bytes", "load_overhead_bytes",
+                   "load_overhead_tp_bytes", "runtime_buffer_bytes")
+
+
 def engine_entry(engine: str) -> tuple[str, dict]:
-    return default_catalog().entry("engines", engine)
+    key, e = default_catalog().entry("engines", engine)
+
+    def amount(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+
+    bad = [f for f in _ENGINE_AMOUNTS if f in e and not amount(e[f])]
+    by_gpu = e.get("driver_reserved_mib_by_gpu")
+    if by_gpu is not None and (not isinstance(by_gpu, dict) or not all(map(amount, by_gpu.values()))):
+        bad.append("driver_reserved_mib_by_gpu")
+    if not (isinstance(e.get("block_size"), int) and not isinstance(e["block_size"], bool) and e["block_size"] > 0):
+        bad.append("block_size")
+    if bad:
+        raise SpecError(f"engine '{key}': {', '.join(bad)} malformed (byte and count fields are numbers >= 0, "
+                        f"block_size a positive integer, driver_reserved_mib_by_gpu a map of GPU to MiB)")
+    return key, e
 
 
 def engine_names() -> list[str]:

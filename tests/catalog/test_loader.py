@@ -93,3 +93,20 @@ def test_user_gpu_with_a_negative_capacity_or_rate_is_refused(cli, tmp_path: Pat
     bad.write_text(f"gpus:\n  h100-sxm: {fields}\n")
     assert_one_line_error(cli("--catalog", str(bad), "size", "train", "llama-3.1-8b", "--gpu", "h100-sxm",
                               "--format", "json"), where)
+
+
+@pytest.mark.parametrize("text,argv,needle", [
+    ("runtime:\n  training: {fragmentation: 3}\n", ("size", "train", "llama-3.1-8b", "--gpu", "h100-sxm"),
+     "runtime 'training': fragmentation"),
+    ("runtime:\n  training: {fragmentation: lots}\n", ("size", "train", "llama-3.1-8b", "--gpu", "h100-sxm"),
+     "runtime 'training': fragmentation"),
+    ("runtime:\n  training: {cuda_context_bytes: -5}\n", ("size", "train", "llama-3.1-8b", "--gpu", "h100-sxm"),
+     "runtime 'training': cuda_context_bytes"),
+    ('mig_profiles:\n  "0x2330": {profiles: 5}\n', ("mig", "profiles", "h100-sxm"), "mig_profiles entry '0x2330'"),
+])
+def test_user_runtime_or_mig_table_malformed_is_refused(cli, tmp_path: Path, text: str, argv: tuple, needle: str):
+    """A fragmentation share of 3 (or of "lots", a traceback) and a negative CUDA context used to size training
+    memory; a number where a MIG table's profile rows belong crashed `mig profiles`. Each is refused in one line."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    assert_one_line_error(cli("--catalog", str(bad), *argv, "--format", "json"), needle)

@@ -135,6 +135,15 @@ def _norm_pci(pid: str) -> str:
 
 
 def _table_by_key(key: str) -> MigGpu:
+    """The MIG table of a mig_profiles entry; a malformed entry (a --catalog override that gives a number where the
+    profile rows belong, a row without its class) is refused in one line naming it."""
+    try:
+        return _build_table(key)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise AiinfraError(f"mig_profiles entry '{key}' is malformed: {type(err).__name__} {err}") from None
+
+
+def _build_table(key: str) -> MigGpu:
     cat = default_catalog()
     entry = cat.table("mig_profiles")[key]
     layout = cat.table("mig_layouts").get(entry["layout"])

@@ -71,6 +71,11 @@ def read_json(path: Path) -> Any:
     return load_json_file(path)
 
 
+def is_amount(v: Any) -> bool:
+    """A catalog quantity: a number >= 0, not a bool (which YAML would let pass as 0 or 1) and not text."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+
+
 def _tables_of(doc: Any, path: Path) -> dict[str, dict[str, dict]]:
     """Split one catalog document into {kind: {key: entry}}, applying file-level defaults."""
     if not isinstance(doc, dict):

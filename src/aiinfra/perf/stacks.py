@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aiinfra.catalog.loader import default_catalog
+from aiinfra.catalog.loader import default_catalog, is_amount
 from aiinfra.errors import AiinfraError
 from aiinfra.sizing.training import (PARALLEL_AXES, ActivationOffload, activation_offload, selective_policy,
                                      stack_interleave, stack_parallelism, stack_tp_past_kv_heads,
@@ -157,7 +157,7 @@ def _tp_modes(key: str, raw) -> tuple[int, ...]:
 
 def _sm_fraction(key: str, raw) -> float:
     """stacks.yaml overlap_sm_fraction: the share of the SMs an overlapped collective holds, in [0, 1)."""
-    if not _amount(raw) or raw >= 1:
+    if not is_amount(raw) or raw >= 1:
         raise AiinfraError(f"stack '{key}': overlap_sm_fraction must be a fraction in [0, 1), got {raw!r}")
     return float(raw)
 
@@ -227,7 +227,7 @@ def _cp_ring(key: str, raw) -> tuple[tuple[float, float, float, float], bool, st
     vals = [raw.get(k) for k in RING_BYTES] if ok else []
     rotate = raw.get("rotate", "ring") if ok else None
     if (not ok or raw["kv_heads"] not in ("kv", "query") or rotate not in CP_ROTATES
-            or not all(map(_amount, vals))):
+            or not all(map(is_amount, vals))):
         raise AiinfraError(f"stack '{key}': cp_ring must be {{{', '.join(RING_BYTES)}: bytes >= 0, kv_heads: kv or "
                            f"query, rotate: {' or '.join(CP_ROTATES)} (optional), source}}, got {raw!r}")
     return tuple(float(v) for v in vals), raw["kv_heads"] == "query", str(raw["source"]), rotate == "allgather"
@@ -242,9 +242,6 @@ def _act_syncs(key: str, raw) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(raw.items()))
 
 
-def _amount(v) -> bool:
-    """A stacks.yaml quantity: a number >= 0 (not a bool, which YAML would let pass as 0 or 1)."""
-    return not isinstance(v, bool) and isinstance(v, (int, float)) and v >= 0
 
 
 def _flag(key: str, name: str, raw) -> bool:
@@ -265,7 +262,7 @@ def _moe_host(key: str, raw) -> tuple[float, float, str]:
     if raw is None:
         return 0.0, 0.0, ""
     vals = [raw.get(k) for k in ("module_ms", "sync_stall_ms")] if isinstance(raw, dict) else [None]
-    if (not all(map(_amount, vals)) or not raw.get("fit")
+    if (not all(map(is_amount, vals)) or not raw.get("fit")
             or set(raw) - {"module_ms", "sync_stall_ms", "fit"}):
         raise AiinfraError(f"stack '{key}': moe_host must be {{module_ms: ms >= 0, sync_stall_ms: ms >= 0, fit: rows "
                            f"and source}}, got {raw!r}")
@@ -277,7 +274,7 @@ def _counted_bytes(key: str, name: str, per: str, raw, default: float) -> tuple[
     anything else is refused in one line naming the entry `name`, not read as the default."""
     if raw is None:
         return default, ""
-    if (not isinstance(raw, dict) or set(raw) != {"bytes", "source"} or not _amount(raw["bytes"])
+    if (not isinstance(raw, dict) or set(raw) != {"bytes", "source"} or not is_amount(raw["bytes"])
             or not raw["bytes"] or not raw["source"]):
         raise AiinfraError(f"stack '{key}': {name} must be {{bytes: bytes per {per} > 0, source}}, got {raw!r}")
     return float(raw["bytes"]), str(raw["source"])
@@ -299,7 +296,7 @@ def _elementwise(key: str, raw) -> tuple[float, str]:
     kernels); anything else is refused, not read as fused."""
     if raw is None:
         return 1.0, ""
-    if (not isinstance(raw, dict) or set(raw) != {"factor", "fit"} or not _amount(raw["factor"])
+    if (not isinstance(raw, dict) or set(raw) != {"factor", "fit"} or not is_amount(raw["factor"])
             or not raw["factor"] or not raw["fit"]):
         raise AiinfraError(f"stack '{key}': elementwise must be {{factor: a multiple > 0 of the fused traffic, fit}}, "
                            f"got {raw!r}")

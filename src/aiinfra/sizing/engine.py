@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from aiinfra.catalog.loader import default_catalog
+from aiinfra.catalog.loader import default_catalog, is_amount
 from aiinfra.errors import SpecError
 from aiinfra.explain import Term, total
 from aiinfra.sizing.model_bytes import activation_workspace, kv_bytes_per_token, model_weight_bytes
@@ -37,13 +37,9 @@ _ENGINE_AMOUNTS = ("driver_reserved_mib", "non_torch_bytes", "non_torch_tp_bytes
 
 def engine_entry(engine: str) -> tuple[str, dict]:
     key, e = default_catalog().entry("engines", engine)
-
-    def amount(v) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
-
-    bad = [f for f in _ENGINE_AMOUNTS if f in e and not amount(e[f])]
+    bad = [f for f in _ENGINE_AMOUNTS if f in e and not is_amount(e[f])]
     by_gpu = e.get("driver_reserved_mib_by_gpu")
-    if by_gpu is not None and (not isinstance(by_gpu, dict) or not all(map(amount, by_gpu.values()))):
+    if by_gpu is not None and (not isinstance(by_gpu, dict) or not all(map(is_amount, by_gpu.values()))):
         bad.append("driver_reserved_mib_by_gpu")
     if not (isinstance(e.get("block_size"), int) and not isinstance(e["block_size"], bool) and e["block_size"] > 0):
         bad.append("block_size")

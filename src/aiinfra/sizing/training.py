@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from aiinfra.catalog.loader import default_catalog
+from aiinfra.catalog.loader import default_catalog, is_amount
 from aiinfra.errors import LayoutError, SpecError
 from aiinfra.explain import Term, total
 from aiinfra.sizing.dtypes import nbytes
@@ -833,12 +833,8 @@ def _runtime(kind: str) -> dict:
     """runtime.yaml `kind`: the fixed bytes must be numbers >= 0 and the fragmentation share lie in [0, 1), read
     strictly so a --catalog override cannot shrink or inflate the reserve without a word."""
     rt = default_catalog().entry("runtime", kind)[1]
-
-    def amount(v) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
-
-    bad = [f for f in ("cuda_context_bytes", "comm_buffers_bytes") if f in rt and not amount(rt[f])]
-    if "fragmentation" in rt and not (amount(rt["fragmentation"]) and rt["fragmentation"] < 1):
+    bad = [f for f in ("cuda_context_bytes", "comm_buffers_bytes") if f in rt and not is_amount(rt[f])]
+    if "fragmentation" in rt and not (is_amount(rt["fragmentation"]) and rt["fragmentation"] < 1):
         bad.append("fragmentation")
     if bad:
         raise SpecError(f"runtime '{kind}': {', '.join(bad)} malformed (bytes >= 0, fragmentation a share in [0, 1))")

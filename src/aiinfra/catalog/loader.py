@@ -76,6 +76,11 @@ def is_amount(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
 
 
+def is_share(v: Any) -> bool:
+    """A catalog fraction of a peak or of a time: a number in (0, 1], not a bool and not text."""
+    return is_amount(v) and 0 < v <= 1
+
+
 def _tables_of(doc: Any, path: Path) -> dict[str, dict[str, dict]]:
     """Split one catalog document into {kind: {key: entry}}, applying file-level defaults."""
     if not isinstance(doc, dict):

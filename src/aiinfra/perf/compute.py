@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aiinfra.catalog.loader import default_catalog
+from aiinfra.catalog.loader import default_catalog, is_share
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Number, Term
 from aiinfra.specs import GpuSpec
@@ -236,8 +236,7 @@ def kernel_table(gpu: GpuSpec) -> KernelTable:
             extra[suffix] = _route_curves(f, b)
         except ValueError as err:
             raise AiinfraError(f"kernel table '{arch}': attention_fwd_{suffix} / attention_bwd_{suffix} ({err})") from None
-    bad = {k: v for k, v in plateau.items()
-           if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1}
+    bad = {k: v for k, v in plateau.items() if not is_share(v)}
     if bad or not plateau:
         raise AiinfraError(f"kernel table '{arch}': gemm_plateau maps each dtype to a fraction of its peak in (0, 1], "
                            f"got {bad or plateau!r}")

@@ -51,7 +51,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from aiinfra.catalog.loader import default_catalog
+from aiinfra.catalog.loader import default_catalog, is_share
 from aiinfra.errors import AiinfraError, SpecError
 from aiinfra.explain import Number, Term, total
 from aiinfra.perf import comm, compute
@@ -157,7 +157,7 @@ def fitted_architectures(name: str = "training") -> dict[str, tuple[float, str]]
 def _share(name: str, field: str, raw) -> float:
     """A fitted share of the time kernels run: a number in (0, 1]; anything else is refused in one line, since a
     value above 1 would plan above the kernels' own measured rate."""
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 < raw <= 1:
+    if not is_share(raw):
         raise AiinfraError(f"calibration '{name}': {field} must be a fraction in (0, 1], got {raw!r}")
     return float(raw)
 

@@ -102,7 +102,6 @@ def _add_regime_record(res: Result, which: str, layout: dict, global_batch: int)
 
     if not one_microbatch_per_rank(layout["zero"], global_batch, layout["dp"], layout["mb"]):
         return
-
     runs = single_microbatch_record()
     if not runs:
         return

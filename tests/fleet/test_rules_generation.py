@@ -10,7 +10,7 @@ import yaml
 
 from aiinfra.catalog.loader import set_user_catalogs
 from aiinfra.errors import AiinfraError
-from aiinfra.fleet.promql import xid_catalog
+from aiinfra.catalog.xid import xid_catalog
 from aiinfra.fleet.rules import RuleOptions, alert_names, rule_groups, sku_temp_limits
 from tests.conftest import assert_one_line_error
 

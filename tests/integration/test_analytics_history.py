@@ -17,7 +17,8 @@ from aiinfra.fleet.analysis import AnalysisOptions, analyze
 from aiinfra.fleet.backfill import LocalPrometheus, build_blocks
 from aiinfra.fleet.dashboard import dashboard, expressions, substitute
 from aiinfra.fleet.prom import Prometheus
-from aiinfra.fleet.promql import ALIASES, xid_catalog
+from aiinfra.catalog.xid import xid_catalog
+from aiinfra.fleet.promql import ALIASES
 from tests.conftest import assert_one_line_error
 from tests.integration.prom_fixtures import fleet_prom, history, legacy_prom, needs_prometheus  # noqa: F401 (fixtures)
 

@@ -24,7 +24,8 @@ from aiinfra.fleet.analysis import AnalysisOptions, analyze
 from aiinfra.fleet.backfill import LocalPrometheus
 from aiinfra.fleet.dashboard import dashboard, expressions, substitute
 from aiinfra.fleet.prom import Prometheus
-from aiinfra.fleet.promql import ALIASES, xid_catalog
+from aiinfra.catalog.xid import xid_catalog
+from aiinfra.fleet.promql import ALIASES
 from aiinfra.fleet.rules import RuleOptions, dump, rule_groups
 from aiinfra.telemetry.simulate import Fleet, parse_spec
 from tests.integration.prom_fixtures import needs_prometheus

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aiinfra.fleet.promql import Xid
+from aiinfra.catalog.xid import Xid
 from aiinfra.fleet.rules import RuleOptions, alert_names, dump, prometheus_rule, rule_groups
 
 pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) is not installed")

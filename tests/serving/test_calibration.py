@@ -132,3 +132,36 @@ def test_vllm_second_source_qwen2_speed_benchmark_held_out():
         for isl in (1, 6144):
             assert abs(_err(rows[(m, isl)])) < 0.11, (m, isl)
         assert 0.15 < _err(rows[(m, 30720)]) < 0.45
+
+
+@pytest.mark.parametrize("fields, needle", [
+    ("0.7", "must be a map of fields"),
+    ("{decode_bw_fraction: 7, gemm_scale: 1.0}", "decode_bw_fraction"),
+    ("{decode_bw_fraction: 0.8, gemm_scale: -1}", "gemm_scale"),
+    ("{decode_bw_fraction: 0.8, gemm_scale: 1.0, prefill_layer_overhead_us: x}", "prefill_layer_overhead_us"),
+    ("{decode_bw_fraction: 0.8, gemm_scale: 1.0, decode_overhead_us: 3}", "decode_overhead_us"),
+    ("{gemm_scale: 1.0}", "decode_bw_fraction"),
+])
+def test_a_malformed_engine_efficiency_is_refused(cli, tmp_path, fields: str, needle: str):
+    """An engine efficiency given through --catalog used to crash both commands with a traceback (a number where the
+    per-GPU map belongs, a textual overhead), to be used out of range (7x the HBM bandwidth), or to be dropped without
+    a word (a misspelt overhead). Each is now refused in one line naming the field, by infer and serve-plan alike."""
+    from tests.conftest import assert_one_line_error
+
+    mine = tmp_path / "engine.yaml"
+    mine.write_text(f"engines:\n  vllm:\n    efficiency:\n      h100-sxm: {fields}\n")
+    assert_one_line_error(cli("--catalog", str(mine), "infer", "llama-3.1-8b", "--gpu", "h100-sxm", "--engine", "vllm",
+                              "--prompt", "1000", "--output", "100", "--batch", "8"), "engine 'vllm'", needle)
+    assert_one_line_error(cli("--catalog", str(mine), "serve-plan", "llama-3.1-8b", "--gpu", "h100-sxm=2.5",
+                              "--rate", "5", "--engine", "vllm", "--format", "json"), "engine 'vllm'", needle)
+
+
+def test_a_user_engine_efficiency_is_used(cli, tmp_path):
+    """A well-formed efficiency for a GPU the catalog has no fit for is read, and infer says it used it."""
+    mine = tmp_path / "engine.yaml"
+    mine.write_text("engines:\n  vllm:\n    efficiency:\n      h100-sxm: {decode_bw_fraction: 0.8, gemm_scale: 1.0, "
+                    "decode_layer_overhead_us: 3, fitted_on: my own runs}\n")
+    r = cli("--catalog", str(mine), "infer", "llama-3.1-8b", "--gpu", "h100-sxm", "--engine", "vllm", "--prompt", "1000",
+            "--output", "100", "--batch", "8", "--explain", "full")
+    assert r.code == 0, r.err
+    assert "my own runs" in r.out

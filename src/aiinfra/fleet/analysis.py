@@ -45,7 +45,8 @@ from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result, Term
 from aiinfra.explain import quantity as as_quantity
 from aiinfra.fleet.prom import Prometheus, Series
-from aiinfra.fleet.promql import ALIASES, CLOCK_BITS, MiB, bit, xid_catalog
+from aiinfra.catalog.xid import xid_catalog
+from aiinfra.fleet.promql import ALIASES, CLOCK_BITS, MiB, bit
 from aiinfra.fleet.promql import DEVICE as RAW_DEVICE
 
 ENTITY = ("host", "gpu", "UUID", "GPU_I_ID", "GPU_I_PROFILE", "modelName", "pod", "namespace")
@@ -664,7 +665,7 @@ def _report(prom, o, d, start, end, inventory, busy_avg, sources, low_frac, fb, 
                            "fb_total_bytes": soonest["fb_total_bytes"], "trend_window_s": min(o.range_s, 3600)},
                           {"deriv": "PromQL deriv(): least-squares slope of the framebuffer used over the trend window"}))
 
-    xid_cat = _xid_catalog_or_empty()
+    xid_cat = xid_catalog(required=False)
     xid_rows = []
     for (k, code), ev in sorted(xids["events"].items(), key=lambda kv: (kv[0][1], kv[0][0])):
         x = xid_cat.get(code)
@@ -773,13 +774,6 @@ def _gpu_counts(inventory: dict[tuple, dict], now: set[tuple]) -> dict[str, Any]
 
 def _ago(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
-
-
-def _xid_catalog_or_empty() -> dict:
-    try:
-        return xid_catalog()
-    except AiinfraError:
-        return {}
 
 
 def _price(o: AnalysisOptions, gpus: list[dict]) -> tuple[float | None, str]:

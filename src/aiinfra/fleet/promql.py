@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 MiB = 1048576.0
 
@@ -221,41 +220,3 @@ def regex_escape(s: str) -> str:
     for ch in s:
         out.append("\\\\" + ch if ch in ".+*?()[]{}|^$\\" else ch)
     return "".join(out)
-
-
-@dataclass(frozen=True)
-class Xid:
-    """One XID code as the catalog describes it (catalog/data/xid.yaml, reference §5.7)."""
-
-    code: int
-    meaning: str
-    severity: str  # critical | warn | info | app
-    action: str
-    investigate: str = ""
-
-    @property
-    def fatal(self) -> bool:
-        return self.severity == "critical"
-
-
-def xid_catalog() -> dict[int, Xid]:
-    """XID codes from the `xid` catalog table; field names are read tolerantly (meaning/err_msg, …)."""
-    from aiinfra.catalog.loader import default_catalog
-    from aiinfra.errors import AiinfraError
-
-    table = default_catalog().table("xid")
-    if not table:
-        raise AiinfraError("the XID catalog (kind: xid, catalog/data/xid.yaml) is missing; it lists each XID's meaning, severity and action")
-    out: dict[int, Xid] = {}
-    for key, e in table.items():
-        try:
-            code = int(e.get("code", key))
-        except (TypeError, ValueError):
-            continue
-        meaning = str(e.get("meaning") or e.get("err_msg") or e.get("description") or e.get("name") or "")
-        sev = str(e.get("severity") or e.get("alert_class") or e.get("class") or "info").lower()
-        sev = {"warning": "warn", "application": "app", "fatal": "critical"}.get(sev.split()[0] if sev else "info", sev.split()[0] if sev else "info")
-        action = str(e.get("action") or e.get("immediate_action") or e.get("immediate") or "")
-        inv = str(e.get("investigatory_action") or e.get("investigatory") or e.get("investigate") or "")
-        out[code] = Xid(code, meaning, sev, action, inv)
-    return out

@@ -27,7 +27,8 @@ import yaml
 
 from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import AiinfraError
-from aiinfra.fleet.promql import DEVICE, ENTITY, POD_LABELS, alt, bit, by, model_names, xid_catalog
+from aiinfra.catalog.xid import xid_catalog
+from aiinfra.fleet.promql import DEVICE, ENTITY, POD_LABELS, alt, bit, by, model_names
 
 # Per-SKU temperature limit fields the GPU catalog may carry (°C); the first one present is used.
 TEMP_LIMIT_FIELDS = ("gpu_max_op_temp_c", "max_op_temp_c", "slowdown_temp_c")

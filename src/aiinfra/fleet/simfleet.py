@@ -12,7 +12,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiinfra.catalog.loader import default_catalog
+from aiinfra.catalog.xid import xid_catalog
 from aiinfra.errors import SpecError
 from aiinfra.explain import Result, Term
 
@@ -142,13 +142,13 @@ def _sim_result(state: SimState, s: Any) -> Result:
         Term("activity unknown", len(unknown), "GPUs", "count(GPUs/MIG instances with neither PROF activity nor GPU_UTIL)",
              {}, {"rule": "never counted as idle"}),
     ]
-    cat = default_catalog().table("xid")
+    cat = xid_catalog(required=False)
     xids = []
     for (gpu, code), n in sorted(state.xids.items()):
-        e = cat.get(str(code), {})
-        xids.append({"gpu": gpu, "xid": code, "columns_seen": n, "meaning": e.get("err_msg") or e.get("meaning") or
-                     "not in the XID catalog", "severity": e.get("severity", "unknown"),
-                     "action": e.get("action", "look the code up in NVIDIA's XID catalog")})
+        x = cat.get(code)
+        xids.append({"gpu": gpu, "xid": code, "columns_seen": n, "meaning": (x.meaning if x else "") or "not in the XID catalog",
+                     "severity": x.severity if x else "unknown",
+                     "action": x.action if x else "look the code up in NVIDIA's XID catalog"})
     r = Result(f"Simulated fleet ({s.simulate}): {len(rows)} GPUs/MIG instances at t = {state.times[-1]:g} s", terms)
     r.facts = {"source": "simulate", "spec": s.simulate, "time_s": state.times[-1], "per_gpu": rows,
                "stranded": stranded, "idle": idle, "lost": sorted(state.lost), "activity_unknown": unknown,

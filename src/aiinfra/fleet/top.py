@@ -42,12 +42,10 @@ def _failing_codes() -> frozenset[int]:
     """XID codes the catalog marks critical: the GPU needs a reset, a reboot or an RMA."""
     global _FAILING
     if _FAILING is None:
-        from aiinfra.fleet.promql import xid_catalog
+        from aiinfra.catalog.xid import xid_catalog
 
-        try:
-            _FAILING = frozenset(c for c, x in xid_catalog().items() if x.fatal)
-        except AiinfraError:
-            _FAILING = frozenset({LOST_XID})
+        # without an XID table only "fallen off the bus" is known to fail; a malformed table is an error
+        _FAILING = frozenset(c for c, x in xid_catalog(required=False).items() if x.fatal) or frozenset({LOST_XID})
     return _FAILING
 
 

@@ -43,15 +43,35 @@ def _expert_fraction(m: ModelSpec, batch: float) -> float:
     return 1.0 - (1.0 - m.experts_per_token / m.experts) ** batch
 
 
+# engines.yaml `efficiency` per GPU: each field and whether its value must be a share in (0, 1] (else a number > 0,
+# or >= 0 for a fixed overhead); decode_bw_fraction and gemm_scale are what every step-time formula reads
+_ENGINE_EFFICIENCY = {"decode_bw_fraction": "share", "kv_bw_fraction": "share", "gemm_scale": "positive",
+                      "prefill_layer_overhead_us": "amount", "prefill_overhead_ms": "amount",
+                      "decode_layer_overhead_us": "amount", "fitted_on": "text"}
+
+
 def engine_efficiency(engine: str | None, gpu: GpuSpec) -> dict | None:
-    """Fitted efficiencies of `engine` on this GPU (engines.yaml `efficiency`), or None where none were fitted."""
+    """Fitted efficiencies of `engine` on this GPU (engines.yaml `efficiency`), or None where none were fitted. Read
+    strictly: a --catalog override with a field out of range, or one no formula reads, is refused in one line."""
     if not engine:
         return None
-    from aiinfra.catalog.loader import default_catalog
+    from aiinfra.catalog.loader import default_catalog, is_amount, is_share
 
-    _, e = default_catalog().entry("engines", engine)
-    eff = (e.get("efficiency") or {}).get(gpu.key)
-    return dict(eff, engine=engine) if eff else None
+    key, e = default_catalog().entry("engines", engine)
+    by_gpu = e.get("efficiency") or {}
+    eff = by_gpu.get(gpu.key) if isinstance(by_gpu, dict) else by_gpu
+    if not eff:
+        return None
+    checks = {"share": is_share, "positive": lambda v: is_amount(v) and v > 0, "amount": is_amount,
+              "text": lambda v: isinstance(v, str)}
+    if not isinstance(eff, dict):
+        raise SpecError(f"engine '{key}' efficiency on {gpu.key} must be a map of fields, got {eff!r}")
+    bad = ([f for f, v in eff.items() if f not in _ENGINE_EFFICIENCY or not checks[_ENGINE_EFFICIENCY[f]](v)]
+           + [f for f in ("decode_bw_fraction", "gemm_scale") if f not in eff])
+    if bad:
+        raise SpecError(f"engine '{key}' efficiency on {gpu.key}: {', '.join(bad)} missing, unknown or malformed "
+                        f"(a map with decode_bw_fraction and kv_bw_fraction in (0, 1], gemm_scale > 0, overheads >= 0)")
+    return dict(eff, engine=engine)
 
 
 def prefill_overhead_s(eff: dict | None, layers: int) -> float:

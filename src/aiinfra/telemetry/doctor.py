@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from aiinfra.catalog.loader import default_catalog
+from aiinfra.catalog.xid import xid_catalog
 from aiinfra.explain import Result
 from aiinfra.specs import arch_family
 from aiinfra.telemetry.fields import CLOCK_EVENTS
@@ -99,7 +100,7 @@ def _driver_checks(snap: Snapshot, cuda: str | None) -> list[Check]:
 
 
 def _xid_severity() -> dict[int, tuple[str, str, str]]:
-    return {int(e["code"]): (e.get("severity", "unclassified"), e.get("err_msg", ""), e.get("action", "")) for e in default_catalog().table("xid").values()}
+    return {c: (x.severity, x.meaning, x.action) for c, x in xid_catalog(required=False).items()}
 
 
 def _gpu_checks(snap: Snapshot) -> list[Check]:

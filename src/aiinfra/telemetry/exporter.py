@@ -43,7 +43,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from aiinfra.catalog.loader import default_catalog
+from aiinfra.catalog.xid import xid_catalog
 from aiinfra.errors import AiinfraError
 from aiinfra.telemetry import httpd
 from aiinfra.telemetry.fields import NAMINGS, ExportRow, Skipped, default_rows
@@ -91,7 +91,7 @@ class DcgmFamily(Metric):
 
 
 def _xid_texts() -> dict[int, str]:
-    return {int(e["code"]): str(e["err_msg"]) for e in default_catalog().table("xid").values()}
+    return {c: x.meaning for c, x in xid_catalog(required=False).items()}
 
 
 def _base_labels(ident: Identity, host: str, cfg: ExporterConfig) -> dict[str, str]:

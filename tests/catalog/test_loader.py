@@ -99,10 +99,11 @@ def test_user_gpu_with_a_negative_capacity_or_rate_is_refused(cli, tmp_path: Pat
     ("runtime:\n  training: {fragmentation: 3}\n", ("size", "train", "llama-3.1-8b", "--gpu", "h100-sxm"),
      "runtime 'training': fragmentation"),
     ("runtime:\n  training: {fragmentation: lots}\n", ("size", "train", "llama-3.1-8b", "--gpu", "h100-sxm"),
-     "runtime 'training': fragmentation"),
+     "runtime 'training' field 'fragmentation' must be a number"),
     ("runtime:\n  training: {cuda_context_bytes: -5}\n", ("size", "train", "llama-3.1-8b", "--gpu", "h100-sxm"),
      "runtime 'training': cuda_context_bytes"),
-    ('mig_profiles:\n  "0x2330": {profiles: 5}\n', ("mig", "profiles", "h100-sxm"), "mig_profiles entry '0x2330'"),
+    ('mig_profiles:\n  "0x2330": {profiles: 5}\n', ("mig", "profiles", "h100-sxm"),
+     "mig_profile '0x2330' field 'profiles' must be a list"),
 ])
 def test_user_runtime_or_mig_table_malformed_is_refused(cli, tmp_path: Path, text: str, argv: tuple, needle: str):
     """A fragmentation share of 3 (or of "lots", a traceback) and a negative CUDA context used to size training
@@ -110,3 +111,35 @@ def test_user_runtime_or_mig_table_malformed_is_refused(cli, tmp_path: Path, tex
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
     assert_one_line_error(cli("--catalog", str(bad), *argv, "--format", "json"), needle)
+
+
+@pytest.mark.parametrize("text,argv,needle", [
+    ("k8s_components:\n  gpu-operator: {driver: 5}\n", ("k8s", "render", "operator", "--rdma"),
+     "k8s_component 'gpu-operator' field 'driver' must be a map"),
+    ("dra_driver:\n  nvidia-dra-driver: {feature_gates: 5}\n", ("k8s", "render", "dra", "--gpu", "h100-sxm"),
+     "field 'feature_gates' must be a map"),
+    ("datacenter:\n  pue-ai-dc: {value: x}\n", ("design", "--gpus", "512", "--node", "dgx-h100", "--format", "json"),
+     "field 'value' must be a number"),
+    ("stacks:\n  megatron-core: {overlap: {tp: 1}}\n", ("plan", "llama-3.1-8b", "--gpus", "8", "--format", "json"),
+     "field 'overlap.tp' must be true/false"),
+    ("mig_layouts:\n  7-slice: {memory_slots: -5}\n", ("mig", "validate", "h100-sxm", "1g.10gb"),
+     "mig_layouts '7-slice': memory_slots and compute_slices must be whole numbers > 0"),
+])
+def test_a_user_field_of_another_shape_than_the_shipped_one_is_refused(cli, tmp_path: Path, text, argv, needle):
+    """A user file that put a number where every shipped entry has a map (the GPU Operator's driver block, the DRA
+    driver's feature gates) crashed `k8s render` with a traceback; text where a number belongs crashed `design`;
+    1 where true/false belongs was read as true. Each is refused when the catalog is read, naming file, entry and
+    field. A MIG layout with -5 memory slots read every geometry as invalid without saying why."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    assert_one_line_error(cli("--catalog", str(bad), *argv), needle)
+
+
+def test_shapes_a_reader_takes_are_still_accepted(cli, tmp_path: Path):
+    """What the readers take beyond the shipped shapes stays accepted: a date written as text, a constant where the
+    shipped entry gives a curve of points, a version YAML reads as a number where the shipped one is text."""
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("kernels:\n  hopper: {observed: '2026-12-07', attention_fwd_d192: {bf16: 0.6}, attention_bwd_d192: {bf16: 0.4}}\n"
+                  "k8s_components:\n  gpu-operator: {driver: {version: 595.91}}\n")
+    r = cli("--catalog", str(ok), "plan", "llama-3.1-8b", "--gpus", "8", "--format", "json")
+    assert r.code == 0, r.err

@@ -42,11 +42,11 @@ def test_other_catalogs_spellings_are_honoured(tmp_path: Path):
 
 
 @pytest.mark.parametrize("entry, needle", [
-    ('"79": {code: seventy-nine, err_msg: x, severity: critical}', "code 'seventy-nine'"),
+    ('"79": {code: seventy-nine, err_msg: x, severity: critical}', "field 'code' must be a number"),
     ('"79": {code: 80, err_msg: x, severity: critical}', "the key and the code must agree"),
     ('"79": {code: 79, err_msg: x, severity: catastrophic}', "severity 'catastrophic'"),
-    ('"79": {code: 79, err_msg: [a, b], severity: critical}', "meaning must be text"),
-    ('"79": {code: true, err_msg: x, severity: critical}', "code True"),
+    ('"79": {code: 79, err_msg: [a, b], severity: critical}', "field 'err_msg' must be text"),
+    ('"79": {code: true, err_msg: x, severity: critical}', "field 'code' must be a number"),
 ])
 def test_a_malformed_xid_entry_is_refused_everywhere(cli, tmp_path: Path, entry: str, needle: str):
     """Before, doctor and the exporter crashed with a traceback on a code that is not a number, and the rules and

@@ -14,16 +14,16 @@ import pytest
 from tests.conftest import assert_one_line_error
 
 STACK_CASES = [
-    ("overlap: 5", "overlap must map"),
+    ("overlap: 5", "field 'overlap' must be a map"),
     ("overlap: {tpp: true}", "overlap must map"),
-    ("overlap: {tp: maybe}", "overlap must map"),
+    ("overlap: {tp: maybe}", "field 'overlap.tp' must be true/false"),
     ("tp_overlap_modes: [ring, chunky]", "tp_overlap_modes must list"),
     ("tp_overlap_modes: []", "tp_overlap_modes must list"),
     ("overlap_sm_fraction: 1.5", "overlap_sm_fraction must be a fraction"),
-    ("overlap_sm_fraction: true", "overlap_sm_fraction must be a fraction"),
+    ("overlap_sm_fraction: true", "field 'overlap_sm_fraction' must be a number"),
     ("fp8_gemm: cublas", "fp8_gemm must be scaled_mm"),
-    ("tp_overlap_split: 'no'", "tp_overlap_split must be true or false"),
-    ("tp_backward_async: 1", "tp_backward_async must be true or false"),
+    ("tp_overlap_split: 'no'", "field 'tp_overlap_split' must be true/false"),
+    ("tp_backward_async: 1", "field 'tp_backward_async' must be true/false"),
 ]
 
 
@@ -50,7 +50,7 @@ def test_a_valid_stack_override_is_honoured(cli, tmp_path: Path):
 @pytest.mark.parametrize("row,needle", [
     ("hopper: {gemm_plateau: {bf16: 7}}", "gemm_plateau maps each dtype to a fraction"),
     ("hopper: {gemm_plateau: {bf16: 0}}", "gemm_plateau maps each dtype to a fraction"),
-    ("hopper: {gemm_plateau: {bf16: fast}}", "gemm_plateau maps each dtype to a fraction"),
+    ("hopper: {gemm_plateau: {bf16: fast}}", "field 'gemm_plateau.bf16' must be a number"),
     ("size_curve: {fp8_cast_bytes: -1}", "fp8_cast_bytes must be a number of bytes > 0"),
 ])
 def test_malformed_kernel_row_is_refused(cli, tmp_path: Path, row: str, needle: str):
@@ -58,7 +58,7 @@ def test_malformed_kernel_row_is_refused(cli, tmp_path: Path, row: str, needle: 
     mine = tmp_path / "kernels.yaml"
     mine.write_text(f"kernels:\n  {row}\n")
     r = cli("--catalog", str(mine), "plan", "llama-3.1-8b", "--gpus", "8", "--format", "json")
-    assert_one_line_error(r, "kernel table", needle)
+    assert_one_line_error(r, "kernel", needle)
 
 
 @pytest.mark.parametrize("gpu,text,needle", [
@@ -69,7 +69,7 @@ def test_malformed_kernel_row_is_refused(cli, tmp_path: Path, row: str, needle: 
     ("h100-sxm", "calibrations:\n  training: {framework_efficiency_by_architecture: {hopper: {value: 2, fit: x}}}\n",
      "framework_efficiency_by_architecture.hopper must be a fraction"),
     ("h100-sxm", "calibrations:\n  training: {framework_efficiency_by_architecture: 7}\n",
-     "maps each architecture family"),
+     "field 'framework_efficiency_by_architecture' must be a map"),
     ("h100-sxm", "interconnects:\n  ib-ndr: {bw_gbps: -400}\n", "catalog interconnect 'ib-ndr': bw_gbps must be > 0"),
     ("h100-sxm", "interconnects:\n  nvlink-4: {busbw_eff: 1.7}\n", "busbw_eff in (0, 1]"),
 ])

@@ -135,7 +135,7 @@ def test_vllm_second_source_qwen2_speed_benchmark_held_out():
 
 
 @pytest.mark.parametrize("fields, needle", [
-    ("0.7", "must be a map of fields"),
+    ("0.7", "field 'efficiency.h100-sxm' must be a map"),
     ("{decode_bw_fraction: 7, gemm_scale: 1.0}", "decode_bw_fraction"),
     ("{decode_bw_fraction: 0.8, gemm_scale: -1}", "gemm_scale"),
     ("{decode_bw_fraction: 0.8, gemm_scale: 1.0, prefill_layer_overhead_us: x}", "prefill_layer_overhead_us"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -113,6 +114,63 @@ def _tables_of(doc: Any, path: Path) -> dict[str, dict[str, dict]]:
     return tables
 
 
+def _shape(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true/false"
+    if isinstance(v, list) and v and all(isinstance(p, list) and len(p) == 2 and all(is_amount(x) for x in p) for p in v):
+        return "a curve"  # [[x, y], ...]: the efficiency-by-size tables
+    return ("a number" if isinstance(v, (int, float)) else "text" if isinstance(v, (str, date)) else
+            "a map" if isinstance(v, dict) else "a list" if isinstance(v, list) else "empty" if v is None else
+            type(v).__name__)
+
+
+# shapes a reader takes in place of another: a constant where a curve is given, a curve where a constant is, and
+# a number where text is (YAML reads an unquoted version such as 25.09 as a number)
+_ALSO = {"a number": ("a curve", "text"), "a curve": ("a number",)}
+
+
+def _fits(value: Any, allowed: set[str]) -> bool:
+    shape = _shape(value)
+    return shape in allowed or any(a in allowed for a in _ALSO.get(shape, ()))
+
+
+def _shapes(tables: dict[str, dict[str, dict]]) -> dict[tuple[str, ...], set[str]]:
+    """What each field holds across the shipped entries of its table ((kind, field, subfield, …) → shapes), so a user
+    file that puts a number where every shipped entry has a map is refused here, in one line, and not halfway through
+    a command that reads it (or, worse, read as something else)."""
+    out: dict[tuple[str, ...], set[str]] = {}
+
+    def walk(path: tuple[str, ...], entry: dict) -> None:
+        for field, value in entry.items():
+            out.setdefault(path + (str(field),), set()).add(_shape(value))
+            if isinstance(value, dict):
+                walk(path + (str(field),), value)
+
+    for kind, entries in tables.items():
+        for entry in entries.values():
+            walk((kind,), entry)
+    return out
+
+
+def _check_shapes(tables: dict[str, dict[str, dict]], shapes: dict[tuple[str, ...], set[str]], path: Path) -> None:
+    """Refuse a user entry whose field holds another shape than every shipped entry's (a map, a list, a number,
+    text, true/false); a field no shipped entry has is the reader's to judge."""
+
+    def walk(where: tuple[str, ...], entry: dict, key: str) -> None:
+        for field, value in entry.items():
+            at = where + (str(field),)
+            allowed = shapes.get(at)
+            if allowed and not _fits(value, allowed):
+                raise AiinfraError(f"catalog file {path}: {singular(where[0])} '{key}' field '{'.'.join(at[1:])}' must be "
+                                   f"{' or '.join(sorted(allowed))}, as in the shipped catalog; got {value!r}"[:400])
+            if isinstance(value, dict):
+                walk(at, value, key)
+
+    for kind, entries in tables.items():
+        for key, entry in entries.items():
+            walk((kind,), entry, key)
+
+
 class Catalog:
     """All catalog tables, built from the embedded data plus optional user files."""
 
@@ -122,8 +180,11 @@ class Catalog:
             self._merge(_tables_of(load_trusted_yaml(path), path))
         self._add_model_configs(DATA_DIR / "models")
         self.user_files = [Path(p) for p in user_files]
+        shapes = _shapes(self.tables) if self.user_files else {}
         for path in self.user_files:
-            self._merge(_tables_of(read_yaml(path), path), base_dir=path.parent)
+            tables = _tables_of(read_yaml(path), path)
+            _check_shapes(tables, shapes, path)
+            self._merge(tables, base_dir=path.parent)
 
     def _merge(self, tables: dict[str, dict[str, dict]], base_dir: Path | None = None) -> None:
         for kind, entries in tables.items():

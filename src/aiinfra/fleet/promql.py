@@ -29,8 +29,8 @@ class _CatalogMerged(dict):
 
     def _ensure(self) -> None:
         if not self._merged:
-            self._merged = True
             _merge_catalog()
+            self._merged = True
 
     def __getitem__(self, key):  # type: ignore[no-untyped-def]
         self._ensure()
@@ -123,12 +123,11 @@ def _catalog_spellings(entry: dict) -> list[tuple[str, float]]:
 
 
 def _merge_catalog() -> None:
-    try:
-        from aiinfra.catalog.loader import default_catalog
+    from aiinfra.catalog.loader import default_catalog
 
-        table = default_catalog().table("dcgm_fields")
-    except Exception:  # a broken user catalog must not break imports; the static table still works
-        return
+    # a broken --catalog is the caller's one-line error (and the merge is tried again on the next read), never a
+    # silent fall back to the static spellings
+    table = default_catalog().table("dcgm_fields")
     for quantity, key in CATALOG_KEYS.items():
         entry = table.get(key)
         if not entry:

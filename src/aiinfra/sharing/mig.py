@@ -143,12 +143,28 @@ def _table_by_key(key: str) -> MigGpu:
         raise AiinfraError(f"mig_profiles entry '{key}' is malformed: {type(err).__name__} {err}") from None
 
 
+def _check_layout(name: str, layout: dict) -> None:
+    """A slice layout whose counts could place nothing, or an instance outside the GPU, is refused (a --catalog
+    override with memory_slots: -5 otherwise reads every geometry as invalid, without saying why)."""
+    slots, slices = layout["memory_slots"], layout["compute_slices"]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in (slots, slices)):
+        raise AiinfraError(f"mig_layouts '{name}': memory_slots and compute_slices must be whole numbers > 0, "
+                           f"got {slots!r} and {slices!r}")
+    for cname, c in layout["classes"].items():
+        counts = (c["compute"], c["size"], c["max"])
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in counts) or c["compute"] > slices \
+                or any(not isinstance(s, int) or s < 0 or s + c["size"] > slots for s in c["starts"]):
+            raise AiinfraError(f"mig_layouts '{name}' class '{cname}': compute, size and max must be whole numbers "
+                               f"> 0 and every start leave the instance inside the {slots} memory slots")
+
+
 def _build_table(key: str) -> MigGpu:
     cat = default_catalog()
     entry = cat.table("mig_profiles")[key]
     layout = cat.table("mig_layouts").get(entry["layout"])
     if layout is None:
         raise AiinfraError(f"mig_profiles entry '{key}' names unknown layout '{entry['layout']}'")
+    _check_layout(str(entry["layout"]), layout)
     profiles: dict[str, MigProfile] = {}
     for row in entry["profiles"]:
         cls = layout["classes"][row["class"]]

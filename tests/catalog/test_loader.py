@@ -101,7 +101,7 @@ def test_user_gpu_with_a_negative_capacity_or_rate_is_refused(cli, tmp_path: Pat
     ("runtime:\n  training: {fragmentation: lots}\n", ("size", "train", "llama-3.1-8b", "--gpu", "h100-sxm"),
      "runtime 'training' field 'fragmentation' must be a number"),
     ("runtime:\n  training: {cuda_context_bytes: -5}\n", ("size", "train", "llama-3.1-8b", "--gpu", "h100-sxm"),
-     "runtime 'training': cuda_context_bytes"),
+     "runtime 'training' field 'cuda_context_bytes' must be a number >= 0"),
     ('mig_profiles:\n  "0x2330": {profiles: 5}\n', ("mig", "profiles", "h100-sxm"),
      "mig_profile '0x2330' field 'profiles' must be a list"),
 ])
@@ -120,16 +120,19 @@ def test_user_runtime_or_mig_table_malformed_is_refused(cli, tmp_path: Path, tex
      "field 'feature_gates' must be a map"),
     ("datacenter:\n  pue-ai-dc: {value: x}\n", ("design", "--gpus", "512", "--node", "dgx-h100", "--format", "json"),
      "field 'value' must be a number"),
+    ("datacenter:\n  pue-ai-dc: {value: -5}\n", ("tco", "--gpus", "256", "--gpu", "h100-sxm", "--cloud", "aws-p5"),
+     "field 'value' must be a number >= 0"),
     ("stacks:\n  megatron-core: {overlap: {tp: 1}}\n", ("plan", "llama-3.1-8b", "--gpus", "8", "--format", "json"),
      "field 'overlap.tp' must be true/false"),
-    ("mig_layouts:\n  7-slice: {memory_slots: -5}\n", ("mig", "validate", "h100-sxm", "1g.10gb"),
+    ("mig_layouts:\n  7-slice: {memory_slots: 0}\n", ("mig", "validate", "h100-sxm", "1g.10gb"),
      "mig_layouts '7-slice': memory_slots and compute_slices must be whole numbers > 0"),
 ])
 def test_a_user_field_of_another_shape_than_the_shipped_one_is_refused(cli, tmp_path: Path, text, argv, needle):
     """A user file that put a number where every shipped entry has a map (the GPU Operator's driver block, the DRA
     driver's feature gates) crashed `k8s render` with a traceback; text where a number belongs crashed `design`;
     1 where true/false belongs was read as true. Each is refused when the catalog is read, naming file, entry and
-    field. A MIG layout with -5 memory slots read every geometry as invalid without saying why."""
+    field. A negative number where every shipped one is >= 0 (a PUE of -5 priced power as income in `tco`) is
+    refused the same way. A MIG layout with 0 or -5 memory slots read every geometry as invalid without saying why."""
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
     assert_one_line_error(cli("--catalog", str(bad), *argv), needle)

@@ -51,7 +51,7 @@ def test_a_valid_stack_override_is_honoured(cli, tmp_path: Path):
     ("hopper: {gemm_plateau: {bf16: 7}}", "gemm_plateau maps each dtype to a fraction"),
     ("hopper: {gemm_plateau: {bf16: 0}}", "gemm_plateau maps each dtype to a fraction"),
     ("hopper: {gemm_plateau: {bf16: fast}}", "field 'gemm_plateau.bf16' must be a number"),
-    ("size_curve: {fp8_cast_bytes: -1}", "fp8_cast_bytes must be a number of bytes > 0"),
+    ("size_curve: {fp8_cast_bytes: 0}", "fp8_cast_bytes must be a number of bytes > 0"),
 ])
 def test_malformed_kernel_row_is_refused(cli, tmp_path: Path, row: str, needle: str):
     """A GEMM plateau of 7 (700% of the datasheet peak) used to plan at an MFU of 140%."""
@@ -70,7 +70,7 @@ def test_malformed_kernel_row_is_refused(cli, tmp_path: Path, row: str, needle: 
      "framework_efficiency_by_architecture.hopper must be a fraction"),
     ("h100-sxm", "calibrations:\n  training: {framework_efficiency_by_architecture: 7}\n",
      "field 'framework_efficiency_by_architecture' must be a map"),
-    ("h100-sxm", "interconnects:\n  ib-ndr: {bw_gbps: -400}\n", "catalog interconnect 'ib-ndr': bw_gbps must be > 0"),
+    ("h100-sxm", "interconnects:\n  ib-ndr: {bw_gbps: 0}\n", "catalog interconnect 'ib-ndr': bw_gbps must be > 0"),
     ("h100-sxm", "interconnects:\n  nvlink-4: {busbw_eff: 1.7}\n", "busbw_eff in (0, 1]"),
 ])
 def test_malformed_fit_or_link_is_refused(cli, tmp_path: Path, gpu: str, text: str, needle: str):

@@ -119,14 +119,15 @@ def _shape(v: Any) -> str:
         return "true/false"
     if isinstance(v, list) and v and all(isinstance(p, list) and len(p) == 2 and all(is_amount(x) for x in p) for p in v):
         return "a curve"  # [[x, y], ...]: the efficiency-by-size tables
-    return ("a number" if isinstance(v, (int, float)) else "text" if isinstance(v, (str, date)) else
-            "a map" if isinstance(v, dict) else "a list" if isinstance(v, list) else "empty" if v is None else
-            type(v).__name__)
+    if isinstance(v, (int, float)):  # no shipped number is negative: a user's -5 is a typo or a trap, not a setting
+        return "a number >= 0" if v >= 0 else "a negative number"
+    return ("text" if isinstance(v, (str, date)) else "a map" if isinstance(v, dict) else
+            "a list" if isinstance(v, list) else "empty" if v is None else type(v).__name__)
 
 
 # shapes a reader takes in place of another: a constant where a curve is given, a curve where a constant is, and
 # a number where text is (YAML reads an unquoted version such as 25.09 as a number)
-_ALSO = {"a number": ("a curve", "text"), "a curve": ("a number",)}
+_ALSO = {"a number >= 0": ("a curve", "text"), "a negative number": ("text",), "a curve": ("a number >= 0",)}
 
 
 def _fits(value: Any, allowed: set[str]) -> bool:
@@ -153,8 +154,8 @@ def _shapes(tables: dict[str, dict[str, dict]]) -> dict[tuple[str, ...], set[str
 
 
 def _check_shapes(tables: dict[str, dict[str, dict]], shapes: dict[tuple[str, ...], set[str]], path: Path) -> None:
-    """Refuse a user entry whose field holds another shape than every shipped entry's (a map, a list, a number,
-    text, true/false); a field no shipped entry has is the reader's to judge."""
+    """Refuse a user entry whose field holds another shape than every shipped entry's (a map, a list, a number, a
+    negative number, text, true/false); a field no shipped entry has is the reader's to judge."""
 
     def walk(where: tuple[str, ...], entry: dict, key: str) -> None:
         for field, value in entry.items():

@@ -57,3 +57,19 @@ def test_a_malformed_xid_entry_is_refused_everywhere(cli, tmp_path: Path, entry:
     assert_one_line_error(cli("--catalog", str(bad), "doctor", "--simulate", "gpus=1,seed=1", "--format", "json"),
                           needle)
     assert_one_line_error(cli("--catalog", str(bad), "rules", "--format", "yaml"), needle)
+
+
+def test_the_exporter_refuses_a_malformed_xid_table_before_it_opens_a_port(tmp_path: Path):
+    """The exporter reads the XID texts on every scrape; a table it cannot read is refused when it starts, so the
+    error reaches the operator's terminal once instead of failing each scrape behind an open port."""
+    from aiinfra.errors import AiinfraError
+    from aiinfra.telemetry.exporter import ExporterConfig, start
+
+    bad = tmp_path / "xid.yaml"
+    bad.write_text('kind: xid\nentries:\n  "79": {code: 79, err_msg: x, severity: catastrophic}\n')
+    set_user_catalogs([bad])
+    try:
+        with pytest.raises(AiinfraError, match="severity 'catastrophic'"):
+            start([], ExporterConfig(), port=0)
+    finally:
+        set_user_catalogs([])

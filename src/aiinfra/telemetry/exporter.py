@@ -457,6 +457,7 @@ def start(
 ) -> list[tuple[Exporter, Server]]:
     """Start exporters: one port per host (port, port+1, …) like one dcgm-exporter per node, or all
     hosts on one port with `single_port` (series told apart by the hostname label)."""
+    _xid_texts()  # a malformed --catalog XID table is refused here, not on every scrape once the ports are open
     groups = [sources] if single_port else [[s] for s in sources]
     running: list[tuple[Exporter, Server]] = []
     try:

@@ -41,11 +41,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiinfra.catalog.loader import default_catalog
+from aiinfra.catalog.xid import xid_catalog
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result, Term
 from aiinfra.explain import quantity as as_quantity
 from aiinfra.fleet.prom import Prometheus, Series
-from aiinfra.catalog.xid import xid_catalog
 from aiinfra.fleet.promql import ALIASES, CLOCK_BITS, MiB, bit
 from aiinfra.fleet.promql import DEVICE as RAW_DEVICE
 

@@ -26,8 +26,8 @@ from typing import Any
 import yaml
 
 from aiinfra.catalog.loader import default_catalog
-from aiinfra.errors import AiinfraError
 from aiinfra.catalog.xid import xid_catalog
+from aiinfra.errors import AiinfraError
 from aiinfra.fleet.promql import DEVICE, ENTITY, POD_LABELS, alt, bit, by, model_names
 
 # Per-SKU temperature limit fields the GPU catalog may carry (°C); the first one present is used.

@@ -127,6 +127,23 @@ def test_serve_beyond_loopback_needs_auth_or_an_explicit_flag(cli, tmp_path):
     assert_one_line_error(cli("serve", "--host", "0.0.0.0", "--password-file", str(short)), "at least 8 characters")
 
 
+def test_serve_refuses_a_catalog_it_cannot_read_before_it_binds(cli, tmp_path):
+    """A --catalog file the app cannot read used to start the server, and every page then failed on it. It is now
+    refused before the port is bound (the port here is taken, so a server that went on to bind would fail on that
+    instead, and never hang the test)."""
+    import socket
+
+    from tests.conftest import assert_one_line_error
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("k8s_components:\n  gpu-operator: {driver: 5}\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        r = cli("--catalog", str(bad), "serve", "--port", str(taken.getsockname()[1]))
+    assert_one_line_error(r, "k8s_component 'gpu-operator' field 'driver' must be a map")
+
+
 def test_allow_list_beyond_loopback_names_this_host_never_a_wildcard():
     import socket
 

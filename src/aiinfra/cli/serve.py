@@ -37,6 +37,9 @@ def serve(
         raise AiinfraError(f"binding {host} exposes the app beyond this machine; give --password-file FILE "
                            "for HTTP Basic auth, or --insecure-no-auth to serve without it")
     names = allowed_host_names(host, list(allowed_host or []))
+    from aiinfra.catalog.loader import default_catalog
+
+    default_catalog()  # a --catalog file the app cannot read is refused now, not on every request once it serves
     sock = bind(host, port)
     import uvicorn
 

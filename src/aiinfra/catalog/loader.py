@@ -15,7 +15,7 @@ Entries merge per key: a user entry overrides the fields it names and keeps the 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -82,6 +82,11 @@ def is_share(v: Any) -> bool:
     return is_amount(v) and 0 < v <= 1
 
 
+def is_count(v: Any) -> bool:
+    """A catalog count (slots, a block size, GEMMs at once): a whole number >= 1, not a bool."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
 def _tables_of(doc: Any, path: Path) -> dict[str, dict[str, dict]]:
     """Split one catalog document into {kind: {key: entry}}, applying file-level defaults."""
     if not isinstance(doc, dict):
@@ -135,41 +140,39 @@ def _fits(value: Any, allowed: set[str]) -> bool:
     return shape in allowed or any(a in allowed for a in _ALSO.get(shape, ()))
 
 
+def _fields(tables: dict[str, dict[str, dict]]) -> Iterator[tuple[str, tuple[str, ...], Any]]:
+    """(entry key, (kind, field, subfield, …), value) for every field of every entry, nested maps included."""
+
+    def walk(key: str, path: tuple[str, ...], entry: dict) -> Iterator[tuple[str, tuple[str, ...], Any]]:
+        for field, value in entry.items():
+            at = path + (str(field),)
+            yield key, at, value
+            if isinstance(value, dict):
+                yield from walk(key, at, value)
+
+    for kind, entries in tables.items():
+        for key, entry in entries.items():
+            yield from walk(key, (kind,), entry)
+
+
 def _shapes(tables: dict[str, dict[str, dict]]) -> dict[tuple[str, ...], set[str]]:
     """What each field holds across the shipped entries of its table ((kind, field, subfield, …) → shapes), so a user
     file that puts a number where every shipped entry has a map is refused here, in one line, and not halfway through
     a command that reads it (or, worse, read as something else)."""
     out: dict[tuple[str, ...], set[str]] = {}
-
-    def walk(path: tuple[str, ...], entry: dict) -> None:
-        for field, value in entry.items():
-            out.setdefault(path + (str(field),), set()).add(_shape(value))
-            if isinstance(value, dict):
-                walk(path + (str(field),), value)
-
-    for kind, entries in tables.items():
-        for entry in entries.values():
-            walk((kind,), entry)
+    for _, at, value in _fields(tables):
+        out.setdefault(at, set()).add(_shape(value))
     return out
 
 
 def _check_shapes(tables: dict[str, dict[str, dict]], shapes: dict[tuple[str, ...], set[str]], path: Path) -> None:
     """Refuse a user entry whose field holds another shape than every shipped entry's (a map, a list, a number, a
     negative number, text, true/false); a field no shipped entry has is the reader's to judge."""
-
-    def walk(where: tuple[str, ...], entry: dict, key: str) -> None:
-        for field, value in entry.items():
-            at = where + (str(field),)
-            allowed = shapes.get(at)
-            if allowed and not _fits(value, allowed):
-                raise AiinfraError(f"catalog file {path}: {singular(where[0])} '{key}' field '{'.'.join(at[1:])}' must be "
-                                   f"{' or '.join(sorted(allowed))}, as in the shipped catalog; got {value!r}"[:400])
-            if isinstance(value, dict):
-                walk(at, value, key)
-
-    for kind, entries in tables.items():
-        for key, entry in entries.items():
-            walk((kind,), entry, key)
+    for key, at, value in _fields(tables):
+        allowed = shapes.get(at)
+        if allowed and not _fits(value, allowed):
+            raise AiinfraError(f"catalog file {path}: {singular(at[0])} '{key}' field '{'.'.join(at[1:])}' must be "
+                               f"{' or '.join(sorted(allowed))}, as in the shipped catalog; got {value!r}"[:400])
 
 
 class Catalog:

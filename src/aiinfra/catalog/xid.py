@@ -67,9 +67,10 @@ def _entry(key: str, e: dict[str, Any]) -> Xid:
         if not isinstance(value, str):
             raise AiinfraError(f"xid catalog entry '{key}': {field} must be text, got {value!r}")
         text[field] = value
-    sev = e.get("severity", e.get("alert_class", "unclassified"))
-    sev = _SYNONYMS.get(str(sev).strip().lower(), str(sev).strip().lower())
+    given = e.get("severity", e.get("alert_class", "unclassified"))
+    sev = str(given).strip().lower()
+    sev = _SYNONYMS.get(sev, sev)
     if sev not in SEVERITIES:
-        raise AiinfraError(f"xid catalog entry '{key}': severity {e.get('severity', e.get('alert_class'))!r} is not "
-                           f"one of {', '.join(SEVERITIES)} (or {', '.join(_SYNONYMS)})")
+        raise AiinfraError(f"xid catalog entry '{key}': severity {given!r} is not one of {', '.join(SEVERITIES)} "
+                           f"(or {', '.join(_SYNONYMS)})")
     return Xid(code, severity=sev, **text)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aiinfra.catalog.loader import default_catalog, is_amount
+from aiinfra.catalog.loader import default_catalog, is_amount, is_count
 from aiinfra.errors import AiinfraError
 from aiinfra.sizing.training import (PARALLEL_AXES, ActivationOffload, activation_offload, selective_policy,
                                      stack_interleave, stack_parallelism, stack_tp_past_kv_heads,
@@ -327,7 +327,7 @@ def _at_once(key: str, raw) -> int:
     """stacks.yaml expert_gemms_at_once: a positive count, or "all" (0 here)."""
     if raw == "all":
         return 0
-    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 1:
+    if is_count(raw):
         return raw
     raise AiinfraError(f"stack '{key}': expert_gemms_at_once must be a positive integer or 'all', got {raw!r}")
 

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from aiinfra.catalog.loader import default_catalog
+from aiinfra.catalog.loader import default_catalog, is_count
 from aiinfra.errors import AiinfraError, NotFoundError, SpecError, closest
 
 GUIDE = "NVIDIA MIG User Guide v580, Supported MIG Profiles"
@@ -147,12 +147,11 @@ def _check_layout(name: str, layout: dict) -> None:
     """A slice layout whose counts could place nothing, or an instance outside the GPU, is refused (a --catalog
     override with memory_slots: -5 otherwise reads every geometry as invalid, without saying why)."""
     slots, slices = layout["memory_slots"], layout["compute_slices"]
-    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in (slots, slices)):
+    if not (is_count(slots) and is_count(slices)):
         raise AiinfraError(f"mig_layouts '{name}': memory_slots and compute_slices must be whole numbers > 0, "
                            f"got {slots!r} and {slices!r}")
     for cname, c in layout["classes"].items():
-        counts = (c["compute"], c["size"], c["max"])
-        if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in counts) or c["compute"] > slices \
+        if not all(map(is_count, (c["compute"], c["size"], c["max"]))) or c["compute"] > slices \
                 or any(not isinstance(s, int) or s < 0 or s + c["size"] > slots for s in c["starts"]):
             raise AiinfraError(f"mig_layouts '{name}' class '{cname}': compute, size and max must be whole numbers "
                                f"> 0 and every start leave the instance inside the {slots} memory slots")

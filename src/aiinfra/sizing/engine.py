@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from aiinfra.catalog.loader import default_catalog, is_amount
+from aiinfra.catalog.loader import default_catalog, is_amount, is_count
 from aiinfra.errors import SpecError
 from aiinfra.explain import Term, total
 from aiinfra.sizing.model_bytes import activation_workspace, kv_bytes_per_token, model_weight_bytes
@@ -41,7 +41,7 @@ def engine_entry(engine: str) -> tuple[str, dict]:
     by_gpu = e.get("driver_reserved_mib_by_gpu")
     if by_gpu is not None and (not isinstance(by_gpu, dict) or not all(map(is_amount, by_gpu.values()))):
         bad.append("driver_reserved_mib_by_gpu")
-    if not (isinstance(e.get("block_size"), int) and not isinstance(e["block_size"], bool) and e["block_size"] > 0):
+    if not is_count(e.get("block_size")):
         bad.append("block_size")
     if bad:
         raise SpecError(f"engine '{key}': {', '.join(bad)} malformed (byte and count fields are numbers >= 0, "

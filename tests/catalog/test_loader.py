@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,32 @@ def test_shapes_a_reader_takes_are_still_accepted(cli, tmp_path: Path):
                   "k8s_components:\n  gpu-operator: {driver: {version: 595.91}}\n")
     r = cli("--catalog", str(ok), "plan", "llama-3.1-8b", "--gpus", "8", "--format", "json")
     assert r.code == 0, r.err
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("gpu:\n  h100-sxm: {memory_total_mib: 1000}\n", "no table 'gpu' is read; closest: gpus"),
+    ("kind: calibration\nentries:\n  training: {peak_fraction: 0.9}\n", "no table 'calibration' is read; closest: calibrations"),
+    ("calibrations:\n  training: {peak_fracton: 0.9}\n", "calibration 'training' has field 'peak_fracton', which no command reads; closest: peak_fraction"),
+    ("prices:\n  aws-p5: {on_demnd: 1.0}\n", "price 'aws-p5' has field 'on_demnd', which no command reads; closest: on_demand"),
+    ("stacks:\n  megatron-core: {overlap_sm_fracton: 0.1}\n", "stack 'megatron-core' has field 'overlap_sm_fracton'"),
+])
+def test_a_user_table_or_field_no_command_reads_is_refused(cli, tmp_path: Path, text, needle):
+    """A misspelt table ('gpu:' for 'gpus:') was merged as a table of its own and never read; a misspelt entry field
+    (`peak_fracton`) was merged and never read. Either way the command ran on the shipped figures while the user
+    believed their own were in force. Both are refused when the catalog is read, with the closest names."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    assert_one_line_error(cli("--catalog", str(bad), "plan", "llama-3.1-8b", "--gpus", "8", "--format", "json"), needle)
+
+
+def test_fields_a_reader_takes_beyond_the_shipped_ones_are_accepted(cli, tmp_path: Path):
+    """Fields readers take that no shipped entry carries stay accepted: a cloud offer's own 1-year price (cost.cloud
+    reads it before the provider's discount), an XID's text under another catalog's name, and a note on any entry."""
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("prices:\n  aws-p5: {reserved_1y: 40.0, reserved_1y_note: quoted 2026-12, note: my quote}\n"
+                  "xid:\n  '79': {description: fell off the bus, alert_class: critical}\n")
+    r = cli("--catalog", str(ok), "tco", "--gpus", "256", "--gpu", "h100-sxm", "--cloud", "aws-p5", "--term", "1y",
+            "--format", "json")
+    assert r.code == 0, r.err
+    offer = json.loads(r.out)["facts"]["offers"][0]
+    assert (offer["term"], offer["usd_per_gpu_hour"]) == ("1y", 5.0)  # 40 $/instance-h over 8 GPUs

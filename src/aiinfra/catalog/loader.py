@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from aiinfra.errors import AiinfraError, not_found
+from aiinfra.errors import AiinfraError, closest, not_found
 from aiinfra.safeio import load_json_file, load_trusted_yaml, load_yaml_file
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -175,6 +175,46 @@ def _check_shapes(tables: dict[str, dict[str, dict]], shapes: dict[tuple[str, ..
                                f"{' or '.join(sorted(allowed))}, as in the shipped catalog; got {value!r}"[:400])
 
 
+def _check_tables(tables: dict[str, dict[str, dict]], shipped: dict[str, dict[str, dict]], path: Path) -> None:
+    """Refuse a table no command reads ('gpu:' for 'gpus:', 'calibration:' for 'calibrations:'): its entries would
+    be merged into a table of their own and never looked at, so the user's setting would be dropped silently."""
+    for kind in tables:
+        if kind not in shipped:
+            hint = closest(kind, shipped)
+            raise AiinfraError(f"catalog file {path}: no table '{kind}' is read; "
+                               + (f"closest: {', '.join(hint)}" if hint else f"the tables are {', '.join(sorted(shipped))}"))
+
+
+# Fields a reader takes that no shipped entry happens to carry (a price's own 1-year figure in place of the
+# provider's discount, an XID text under another catalog's name); with the shipped entries' own fields they are every
+# field a command reads from an entry.
+_READ_ALSO: dict[str, tuple[str, ...]] = {
+    "prices": ("reserved_1y", "reserved_3y", "usd_per_gpu_hour", "on_demand_monthly", "spot_monthly",
+               "on_demand_note", "reserved_1y_note", "reserved_3y_note", "spot_note"),
+    "xid": ("alert_class", "meaning", "description", "name", "immediate_action", "investigatory_action", "investigate"),
+}
+# fields that document an entry and are never a setting, accepted in every table
+_DOCUMENTATION = frozenset({"observed", "source", "aliases", "note", "notes"})
+# tables whose reader is a pydantic spec that refuses an unknown field itself, naming it
+_OWN_CHECK = frozenset({"gpus", "models"})
+
+
+def _check_fields(tables: dict[str, dict[str, dict]], shipped: dict[str, dict[str, dict]], path: Path) -> None:
+    """Refuse an entry field no command reads (a misspelt `peak_fracton`): merged as given it would change nothing,
+    and the user would believe it had. Only the entry's own fields are checked: nested maps are often keyed by
+    names (a GPU, a dtype, a release) that no list can hold."""
+    for kind, entries in tables.items():
+        if kind in _OWN_CHECK:
+            continue
+        known = {f for e in shipped[kind].values() for f in e} | set(_READ_ALSO.get(kind, ())) | _DOCUMENTATION
+        for key, entry in entries.items():
+            for field in entry:
+                if field not in known:
+                    hint = closest(str(field), known)
+                    raise AiinfraError(f"catalog file {path}: {singular(kind)} '{key}' has field '{field}', which no "
+                                       f"command reads" + (f"; closest: {', '.join(hint)}" if hint else ""))
+
+
 class Catalog:
     """All catalog tables, built from the embedded data plus optional user files."""
 
@@ -187,6 +227,8 @@ class Catalog:
         shapes = _shapes(self.tables) if self.user_files else {}
         for path in self.user_files:
             tables = _tables_of(read_yaml(path), path)
+            _check_tables(tables, self.tables, path)
+            _check_fields(tables, self.tables, path)
             _check_shapes(tables, shapes, path)
             self._merge(tables, base_dir=path.parent)
 

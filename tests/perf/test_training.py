@@ -68,7 +68,7 @@ def test_elementwise_bytes_follow_the_attention_widths(a100):
     (MHA, ffn 4h) keeps exactly 34h per token; Llama 3.1 8B's grouped K/V (8 of 32 heads, d 128, h 4096) carry
     2·(1 + 0.5 + 1) = 5h instead of 8h (18h + 4·14336 → 15h + 4·14336); DeepSeek-V3's MLA writes K and V per head
     (128 heads, d_qk 192, d_v 128) and keeps its latent (kv_lora_rank 512 + rope 64): 2·(3.43 + 5.79 + 2.29) h."""
-    from aiinfra.sizing.training import attention_width_units
+    from aiinfra.sizing.activations import attention_width_units
 
     def per_token(m, **k):
         r = step_time(m, a100, tp=1, global_batch=1, micro_batch=1, seq=2048, recompute="none",
@@ -438,7 +438,8 @@ def test_expert_tp_1_folds_ep_over_tp_ranks():
     sequence-parallel tokens. Per GPU the expert weights of EP32·ETP1 equal EP16·ETP2's, the all-to-all carries half
     the bytes, and EP32 needs the folding (32 does not divide DP16)."""
     from aiinfra.errors import LayoutError
-    from aiinfra.sizing.training import check_layout, training_memory
+    from aiinfra.sizing.layout import check_layout
+    from aiinfra.sizing.training import training_memory
 
     m, g = model("qwen3-235b-a22b"), gpu("h100-sxm")
     check_layout(m, tp=2, pp=8, dp=16, ep=32, etp=1, vp=4)
@@ -477,7 +478,8 @@ def test_embedding_and_loss_take_a_pipeline_slot():
     chunk each (126 + 2 = 16 × 8 chunks). The head's slot applies where the LM head weighs half a layer or more
     (128k vocabulary at h = 8192), not to GPT-1T's 51k vocabulary at h = 25600."""
     from aiinfra.plan.commands import plan_command
-    from aiinfra.sizing.training import check_layout, pipeline_edge_slots, pipeline_layers
+    from aiinfra.sizing.layout import check_layout
+    from aiinfra.sizing.pipeline import pipeline_edge_slots, pipeline_layers
 
     assert [int(x) for x in pipeline_layers(80, 8, 5, True)] == [9, 11, 9]
     assert [int(x) for x in pipeline_layers(80, 8, 5)] == [10, 10, 10]
@@ -500,7 +502,8 @@ def test_auto_split_gives_the_mtp_layers_and_the_loss_their_own_slots():
     three (the layer and two passes through the output head), so the auto split deals exactly those counts. Without
     MTP the model's head rule holds; a PP too deep for the last GPU's slots is one line, not a negative count."""
     from aiinfra.errors import LayoutError
-    from aiinfra.sizing.training import EdgeSlots, check_layout, pipeline_edge_slots, pipeline_fits, stage_layers
+    from aiinfra.sizing.layout import check_layout
+    from aiinfra.sizing.pipeline import EdgeSlots, pipeline_edge_slots, pipeline_fits, stage_layers
 
     m = model("deepseek-v3")
     edge = pipeline_edge_slots(m)
@@ -589,10 +592,10 @@ def test_attention_efficiency_is_read_at_the_sequence_each_gpu_holds():
     holds s/cp positions, so Llama 3.1 70B at 8k with CP2 runs its attention at the 4k figures: the same attention
     FLOPs per GPU take (1/591 + 2.5/474) / (1/644 + 2.5/541) = 1.12x as long as one GPU's half of them would at 8k.
     Between measured lengths the figure is interpolated in log size and beyond them it is held."""
-    from aiinfra.catalog.gpus import gpu
-    from aiinfra.catalog.models import model
     from dataclasses import replace
 
+    from aiinfra.catalog.gpus import gpu
+    from aiinfra.catalog.models import model
     from aiinfra.perf.compute import kernel_table
     from aiinfra.perf.stacks import stack
     from aiinfra.perf.training import step_time
@@ -1226,7 +1229,7 @@ def test_routed_expert_gradients_sync_over_the_expert_data_parallel_group():
     the NICs; placed like the dense parameters (64 ranks, 8 per node) it would cross them an eighth at a time. With EP
     spanning the whole job there is no expert sync at all; a dense model is unchanged."""
     from aiinfra.perf import comm
-    from aiinfra.sizing.training import param_counts
+    from aiinfra.sizing.params import param_counts
 
     m, g = model("gpt-oss-120b"), gpu("b200")
     kw = dict(dp=64, global_batch=1280, seq=4096, micro_batch=4, zero=1, grad_reduce="bf16", overlap_dp=False)
@@ -1679,7 +1682,7 @@ def test_plain_ddp_pays_one_nccl_all_reduce_per_bucket():
     ring and tree (tuning.cc): GPT-3 175B at TP4, PP6, interleave 8, DP448 on H100 moves its 7.3B-parameter shard once
     over the wire and pays 8 all-reduce latencies, not the reduce-scatter/all-gather pairs of ZeRO-1."""
     from aiinfra.perf import comm
-    from aiinfra.sizing.training import param_counts
+    from aiinfra.sizing.params import param_counts
 
     m, g = model("gpt3-175b"), gpu("h100-sxm")
     r = step_time(m, g, tp=4, pp=6, vp=8, dp=448, global_batch=2688, seq=2048, micro_batch=1, zero=0, dtype="bf16",

@@ -345,7 +345,7 @@ def test_a_data_parallel_only_stack_is_searched_and_checked_as_such(cli):
     plan searches only TP1·PP1·CP1 layouts for that stack (torchtitan, which runs all four, gets the full space), and a
     fixed layout or a size train run that needs another axis is refused in one line, exit 2."""
     from aiinfra.errors import SpecError
-    from aiinfra.sizing.training import parse_parallelism, stack_parallelism
+    from aiinfra.sizing.layout import parse_parallelism, stack_parallelism
 
     m, g = model("mpt-30b"), gpu("h100-sxm")
     kw = dict(global_batch=1344, seq=2048, top=50)
@@ -381,7 +381,7 @@ def test_interleave_rules_follow_each_stack_schedule():
     17 on PP16 in one group of 17. PyTorch's ScheduleInterleaved1F1B: max(1, M // PP) rounds that must divide M, so
     120 on PP16 (7 rounds) is refused, 128 runs rounds of 16, and 8 on PP16 one round of 8. Megatron before 2024-11:
     M a multiple of PP."""
-    from aiinfra.sizing.training import interleave_group, microbatch_group
+    from aiinfra.sizing.pipeline import interleave_group, microbatch_group
 
     assert [microbatch_group(M, 16, "groups") for M in (128, 120, 17, 15)] == [16, 20, 17, 0]
     assert [microbatch_group(M, 16, "rounds") for M in (128, 120, 8, 48)] == [16, 0, 8, 16]

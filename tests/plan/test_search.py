@@ -183,7 +183,7 @@ def test_space_keeps_only_splits_megatron_core_can_run():
     (dict(model="gpt-175b", tp=3, sp=True, seq=2048), "which does not divide them"),
 ])
 def test_layouts_megatron_core_refuses_are_one_line(kw, fragment):
-    from aiinfra.sizing.training import check_layout
+    from aiinfra.sizing.layout import check_layout
 
     name = kw.pop("model")
     with pytest.raises(AiinfraError, match=fragment):
@@ -198,9 +198,8 @@ def test_tp_past_the_kv_heads_is_megatron_cores_and_costs_a_qkv_gather():
     TP16 step carries the gather in its TP communication; TP8 carries none."""
     from dataclasses import replace
 
-    from aiinfra.perf.training import step_time
-
     from aiinfra.perf.stacks import stack
+    from aiinfra.perf.training import step_time
     from aiinfra.plan.commands import plan_command
 
     m, g = model("llama-3.1-405b"), gpu("h100-sxm")

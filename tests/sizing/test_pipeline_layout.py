@@ -10,8 +10,9 @@ from aiinfra.errors import LayoutError, SpecError
 from aiinfra.perf.training import step_time
 from aiinfra.plan.commands import plan_command
 from aiinfra.plan.search import Options
+from aiinfra.sizing.pipeline import pipeline_edge_slots
 from aiinfra.sizing.pipeline_layout import PipelineLayout
-from aiinfra.sizing.training import pipeline_edge_slots, training_memory
+from aiinfra.sizing.training import training_memory
 from tests.conftest import assert_one_line_error
 
 DSV3_H100 = "Et|(tt|)*30mL"

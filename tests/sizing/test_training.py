@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from aiinfra.catalog.models import model
+from aiinfra.sizing.activations import layer_activation_bytes
 from aiinfra.sizing.params import param_counts
-from aiinfra.sizing.training import layer_activation_bytes, model_states, training_memory, zero3_gather_buffer
+from aiinfra.sizing.states import model_states, zero3_gather_buffer
+from aiinfra.sizing.training import training_memory
 from aiinfra.units import GB, GiB
 
 KORTHIKANTI = [
@@ -140,7 +142,7 @@ def test_overhead_is_its_own_line_and_configurable():
 def test_uneven_pipeline_split_matches_llama3_405b():
     """Llama 3 paper (arXiv 2407.21783 §3.3.2): 126 layers on PP16 with one layer fewer on the first and
     the last stage (they carry the embedding and the output/loss): 7 + 14 × 8 + 7."""
-    from aiinfra.sizing.training import pipeline_layers
+    from aiinfra.sizing.pipeline import pipeline_layers
     first, middle, last = pipeline_layers(126, 16)
     assert (int(first), int(middle), int(last)) == (7, 8, 7)
     f, mid, la = pipeline_layers(126, np.array([16, 2, 1]), np.array([2, 1, 1]))
@@ -167,7 +169,7 @@ def test_size_train_and_plan_use_one_fit_rule():
 def test_fp8_training_keeps_bf16_weights_and_fp8_caches():
     """FP8 training (Transformer Engine) keeps 16-bit model weights and caches each weight's FP8 copy and transpose
     across micro-batches: 2 + 1 + 1 = 4 B per parameter, not the 1 B an FP8 checkpoint would take."""
-    from aiinfra.sizing.training import model_states
+    from aiinfra.sizing.states import model_states
 
     w8, _, _ = model_states(1e9, precision="fp8")
     w16, _, _ = model_states(1e9, precision="bf16")
@@ -181,7 +183,8 @@ def test_torchtitan_op_level_selective_memory_matches_the_h200_run():
     w2) and the attention output, so the estimate is within 5%; Megatron's selective policy (everything except the
     core attention) would need about 88 GiB for the same run."""
     from aiinfra.catalog.models import model as lookup
-    from aiinfra.sizing.training import selective_policy, training_memory
+    from aiinfra.sizing.recompute import selective_policy
+    from aiinfra.sizing.training import training_memory
 
     m = lookup("llama-3.1-8b")
     kw = dict(seq=8192, micro_batch=2, dp=32, zero=3, recompute="selective", precision="fp8")
@@ -198,7 +201,8 @@ def test_te_fp8_keeps_linear_inputs_in_fp8_so_the_recipe_layout_fits():
     micro-batch 1, seq 8192, no recompute, bf16 gradient buffers: grad_reduce_in_fp32 = False) runs on 80 GB H100s;
     counted with 16-bit inputs and fp32 gradients it would not fit, with FP8 inputs and bf16 gradients it does."""
     from aiinfra.catalog.gpus import gpu
-    from aiinfra.sizing.training import device_memory, saved_input_bytes
+    from aiinfra.sizing.activations import saved_input_bytes
+    from aiinfra.sizing.training import device_memory
 
     m = model("llama-3.1-70b")
     cap = device_memory(gpu("h100-sxm")).value
@@ -223,7 +227,9 @@ def test_nvfp4_training_counts_its_quantized_copies_and_the_recipe_layouts_fit()
     26.04.01 ran Llama3 70B in NVFP4 on 64 GPUs, micro-batch 1, seq 8192, PP4·VP5, no recompute, bf16 gradients:
     TP1 on DGX-GB300 (288 GB) and TP2 on DGX-GB200 (186 GB), 7,296 and 4,864 tokens/s/GPU; both layouts fit."""
     from aiinfra.catalog.gpus import gpu
-    from aiinfra.sizing.training import QUANTIZED_BYTES, device_memory, model_states, saved_input_bytes
+    from aiinfra.sizing.activations import saved_input_bytes
+    from aiinfra.sizing.states import QUANTIZED_BYTES, model_states
+    from aiinfra.sizing.training import device_memory
 
     assert QUANTIZED_BYTES["fp4"] == 0.5625
     w, _, _ = model_states(1e9, precision="fp4")
@@ -244,7 +250,8 @@ def test_offloading_some_layers_activations_keeps_the_rest_on_the_gpu():
     recompute) then needs about half its activations: 190 GB against 186 GB usable on a GB200, within the
     allocator's fragmentation margin, where keeping every layer would need 343 GB."""
     from aiinfra.catalog.gpus import gpu
-    from aiinfra.sizing.training import device_memory, saved_input_bytes
+    from aiinfra.sizing.activations import saved_input_bytes
+    from aiinfra.sizing.training import device_memory
 
     m = model("llama-3.1-70b")
     kw = dict(seq=8192, micro_batch=2, dp=64, zero=3, precision="fp8", num_microbatches=2,
@@ -269,7 +276,7 @@ def test_size_train_reads_offload_as_plan_prints_it_and_keeps_megatrons_rules(cl
     stage's layers). Under megatron-core it refuses what Megatron-LM refuses (TransformerConfig: CPU offloading
     with pipeline parallelism, with recompute, or of every layer) in one line with exit 2; torchtitan, without that
     layer-wise scheme, offloads every layer's activations or none, on any layout."""
-    from aiinfra.sizing.training import parse_offload
+    from aiinfra.sizing.offload import parse_offload
     from tests.conftest import assert_one_line_error
 
     assert parse_offload("optimizer+activations 75%") == (5, 0.75)
@@ -325,8 +332,7 @@ def test_megatron_recompute_modules_drop_what_each_module_keeps():
     intermediates, moe all a MoE layer keeps but its input. Megatron refuses unknown names, moe_act without MoE and
     mla_up_proj without MLA; a stack whose selective recompute is its own takes no names."""
     from aiinfra.errors import SpecError
-    from aiinfra.sizing.training import (check_recompute_modules, module_policy, parse_recompute_modules,
-                                         policy_modules)
+    from aiinfra.sizing.recompute import check_recompute_modules, module_policy, parse_recompute_modules, policy_modules
 
     assert parse_recompute_modules("moe_act, layernorm") == ("layernorm", "moe_act")
     assert module_policy("megatron-core", ()) == "attention" == module_policy("megatron-core", ("core_attn",))
@@ -387,7 +393,7 @@ def test_quantized_parameters_drop_the_16_bit_weight_copy():
     (4-bit values and one 1-byte scale per 16). The fp32 master and Adam state are the optimizer's either way;
     bf16 training has no quantized weight to keep."""
     from aiinfra.errors import SpecError
-    from aiinfra.sizing.training import model_states
+    from aiinfra.sizing.states import model_states
 
     psi = 1e9
     plain = model_states(psi, precision="fp8")[0]

@@ -24,7 +24,7 @@ import numpy as np
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Number, Term
 from aiinfra.sizing.params import attention_params, every_second_linear, linear_order
-from aiinfra.sizing.training import policy_modules
+from aiinfra.sizing.recompute import policy_modules
 from aiinfra.specs import ModelSpec
 
 SRC_NARAYANAN = "Narayanan et al. 2021 (SC'21) §5.1 FLOPs formula, memory_perf_anchors §2a"
@@ -32,7 +32,7 @@ SRC_KORTHIKANTI = "Korthikanti et al. 2022 §4.2 selective recompute of core att
 SRC_MEGATRON_CAUSAL = "Megatron-LM training.py num_floating_point_operations halves causal core attention (§1.4)"
 
 RECOMPUTE = {"none": 0, "selective": 1, "full": 2}
-# What "selective" recomputes differs by stack (catalog stacks.yaml `selective`, sizing.training.SELECTIVE_POLICIES):
+# What "selective" recomputes differs by stack (catalog stacks.yaml `selective`, sizing.recompute.SELECTIVE_POLICIES):
 # Megatron's is the core attention (Korthikanti et al. 2022); torchtitan's op-level policy saves matmul and
 # attention outputs but recomputes every second matmul of a block, and every other op.
 SRC_TORCHTITAN_SAC = ("torchtitan op-level selective activation checkpointing (parallelize_llama.py at e7c0cae, "
@@ -149,7 +149,7 @@ def attended_positions(m: ModelSpec, seq: Number, causal) -> Number:
 def training_flops(m: ModelSpec, *, tokens: Number, seq: Number, recompute="none", causal=False,
                    recompute_fraction: Number = 1.0, selective: str = "attention", mtp: bool = True) -> TrainingFlops:
     """FLOPs of one iteration over `tokens` = global batch × sequence length. `selective` is the stack's
-    policy for selective recompute (sizing.training.SELECTIVE_POLICIES). `mtp`: with the model's
+    policy for selective recompute (sizing.recompute.SELECTIVE_POLICIES). `mtp`: with the model's
     multi-token-prediction layers (each one more layer of the model's last kind, an h×2h projection and the LM head
     again), as Megatron counts them in its model FLOPs."""
     dense, moe = layer_flops(m)

@@ -10,9 +10,10 @@ import numpy as np
 
 from aiinfra.catalog.loader import default_catalog, is_amount, is_count
 from aiinfra.errors import AiinfraError
-from aiinfra.sizing.training import (PARALLEL_AXES, ActivationOffload, activation_offload, selective_policy,
-                                     stack_interleave, stack_parallelism, stack_tp_past_kv_heads,
-                                     stack_uneven_pipeline)
+from aiinfra.sizing.layout import PARALLEL_AXES, stack_parallelism, stack_tp_past_kv_heads
+from aiinfra.sizing.offload import ActivationOffload, activation_offload
+from aiinfra.sizing.pipeline import stack_interleave, stack_uneven_pipeline
+from aiinfra.sizing.recompute import selective_policy
 
 TP_MODES = ("none", "ring")  # TP communication: blocking, or overlapped with its GEMMs chunk by chunk
 
@@ -38,7 +39,7 @@ class Stack:
     uneven_pipeline: bool = True
     sm_fraction: float = 0.0
     fp8_gemm: str = ""  # kernel route of FP8 GEMMs ("" = Transformer Engine / cuBLASLt; "scaled_mm" = torch._scaled_mm)
-    selective: str = "attention"  # what selective recompute repeats (sizing.training.SELECTIVE_POLICIES)
+    selective: str = "attention"  # what selective recompute repeats (sizing.recompute.SELECTIVE_POLICIES)
     tp_split: bool = False  # overlapped TP runs each forward / row-parallel dgrad GEMM as tp chunks
     tp_modes: tuple[int, ...] = (0,)  # TP overlap modes the stack offers: 0 blocking, 1 overlapped (chunked)
     tp_backward_async: bool = False  # column-parallel backward collectives issued async under its dgrad/wgrad GEMMs

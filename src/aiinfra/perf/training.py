@@ -28,7 +28,7 @@ Per micro-batch and layer, on one GPU (tokens T = mb·s/cp; GEMM shapes after TP
   Megatron's alltoall dispatcher; once per destination node and rank with DeepEP / Hybrid-EP); with Megatron's EP
   overlap, paired phase by phase with another micro-batch's attention block and expert GEMMs (combined 1F1B),
   except in the schedule's unpaired warm-up and cool-down passes;
-- pipeline: stages are uneven (sizing.training.pipeline_layers: the first and last stage lighter, and
+- pipeline: stages are uneven (sizing.pipeline.pipeline_layers: the first and last stage lighter, and
   where the LM head weighs half a layer or more the embedding and loss take a layer's slot each; the
   last stage also runs the LM head and loss); the slowest stage sets the pace, each micro-batch
   exchanges 2·v activations with its neighbours (one more exchange per virtual stage, blocking
@@ -55,15 +55,23 @@ from aiinfra.catalog.loader import default_catalog, is_share
 from aiinfra.errors import AiinfraError, SpecError
 from aiinfra.explain import Number, Term, total
 from aiinfra.perf import comm, compute
-from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_linear_fraction,
-                                module_recompute_fraction, recompute_code, training_flops)
+from aiinfra.perf.flops import (
+    TrainingFlops,
+    attended_positions,
+    every_second_linear_fraction,
+    module_recompute_fraction,
+    recompute_code,
+    training_flops,
+)
 from aiinfra.perf.host import layer_modules, recomputed_modules
-from aiinfra.sizing.dtypes import nbytes
-from aiinfra.sizing.params import attention_params, every_second_linear, linear_order, param_counts
 from aiinfra.perf.stacks import CE_DEFAULT_SOURCE, OPT_BYTES, OPT_DEFAULT_SOURCE, Stack, stack
-from aiinfra.sizing.training import (QUANTIZED_BYTES, attention_width_units, interleave_group, layer_activation_bytes,
-                                     module_norms, module_policy, offload_code, pipeline_edge_slots, policy_modules,
-                                     saved_input_bytes, stage_layers)
+from aiinfra.sizing.activations import attention_width_units, layer_activation_bytes, module_norms, saved_input_bytes
+from aiinfra.sizing.dtypes import nbytes
+from aiinfra.sizing.offload import offload_code
+from aiinfra.sizing.params import attention_params, every_second_linear, linear_order, param_counts
+from aiinfra.sizing.pipeline import interleave_group, pipeline_edge_slots, stage_layers
+from aiinfra.sizing.recompute import module_policy, policy_modules
+from aiinfra.sizing.states import QUANTIZED_BYTES
 from aiinfra.specs import GpuSpec, ModelSpec, arch_family
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/(v·m) for the interleaved 1F1B schedule"
@@ -322,7 +330,7 @@ def step_time(
     paired with (_ep_overlap_exposed) plus the communication kernels' SM share, and its time in full in the passes the
     schedule cannot pair (ep_unpaired_share).
     `pipeline_split` ("auto" | "even" | "account"): whether the embedding and loss take a pipeline slot
-    (sizing.training.pipeline_edge_slots); or a Megatron pipeline layout string ("Et|(tt|)*30mL",
+    (sizing.pipeline.pipeline_edge_slots); or a Megatron pipeline layout string ("Et|(tt|)*30mL",
     sizing.pipeline_layout), whose per-GPU layer counts then set the stages (its stage count must be pp·vp). `sp` (arrays allowed): sequence parallelism on (default) or off; off,
     the LayerNorms, dropouts and residual adds run on all tokens on every TP rank and TP communication cannot be
     overlapped chunk by chunk (Megatron-LM requires --sequence-parallel for --tp-comm-overlap). The TP bytes are the
@@ -335,7 +343,7 @@ def step_time(
     `offload_fraction` (arrays allowed): with activations offloaded (offload bit 4), the share of each stage's layers
     whose activations go to the host, the first ones (Megatron --cpu-offloading-num-layers over the layers); 1: all.
     `recompute_modules`: what selective recompute repeats, as Megatron-core's recompute_modules names it
-    (sizing.training.RECOMPUTE_MODULES); () keeps the stack's own selective policy.
+    (sizing.recompute.RECOMPUTE_MODULES); () keeps the stack's own selective policy.
     `mtp`: train the model's multi-token-prediction layers (config num_nextn_predict_layers, DeepSeek-V3's one),
     as Megatron --mtp-num-layers does: each a transformer layer, an h×2h projection and the LM head and loss once
     more, with the loss on the last pipeline stage.
@@ -611,7 +619,7 @@ def _memory_bound(w: _Work) -> None:
 
     # Elementwise: Korthikanti Table 2 bytes per token per layer, per forward-equivalent pass: 10h of norm inputs,
     # dropout masks and MLP input, 2 B per element of the attention's Q, K + V and output at their real widths
-    # (sizing.training.attention_width_units: 8h with MHA's, less with grouped K/V, 23h with DeepSeek-V3's MLA,
+    # (sizing.activations.attention_width_units: 8h with MHA's, less with grouped K/V, 23h with DeepSeek-V3's MLA,
     # whose K and V are written per head), and the MLP's 4·ffn.
     ffn_act = (m.experts_per_token + m.shared_experts) * m.moe_ffn if m.is_moe else m.ffn
     q_units, kv_units, o_units = attention_width_units(m)
@@ -1157,7 +1165,7 @@ def _offload(w: _Work) -> None:
     syncs_d, ar_dense, expert_p, syncs_e, ar_exp = w.syncs_d, w.ar_dense, w.expert_p, w.syncs_e, w.ar_exp
     dp_factor, node, t_opt_v, t_opt = w.dp_factor, w.node, w.t_opt_v, w.t_opt
 
-    # Offload (bit flags, sizing.training.offload_code): every byte crosses the host link, never free.
+    # Offload (bit flags, sizing.offload.offload_code): every byte crosses the host link, never free.
     off = _a(offload_code(offload))
     host = comm.host_link(gpu)
     # the bytes the memory model parks on the host (sizing.training_memory): the stack's selective policy, its

@@ -18,11 +18,20 @@ from aiinfra.perf.host import check_cuda_graph_scope, check_graphed_layout
 from aiinfra.perf.stacks import TP_MODES, stack
 from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, edge_slots, plan, tp_modes
 from aiinfra.plan.space import RECOMPUTE_NAMES
+from aiinfra.sizing.layout import (
+    PARALLEL_AXES,
+    check_kv_split,
+    check_layout,
+    check_stack_parallelism,
+    parallelism_phrase,
+    stack_parallelism,
+)
+from aiinfra.sizing.offload import check_activation_offload, parse_offload
+from aiinfra.sizing.pipeline import EdgeSlots, check_interleave
 from aiinfra.sizing.pipeline_layout import PipelineLayout
-from aiinfra.sizing.training import (PARALLEL_AXES, EdgeSlots, check_activation_offload, check_interleave,
-                                     check_kv_split, check_layout, check_quantized_params, check_recompute_modules,
-                                     check_stack_parallelism, device_memory, parallelism_phrase, parse_offload,
-                                     stack_parallelism)
+from aiinfra.sizing.recompute import check_recompute_modules
+from aiinfra.sizing.states import check_quantized_params
+from aiinfra.sizing.training import device_memory
 from aiinfra.specs import GpuSpec, ModelSpec
 
 LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "offload", "offload_layers",
@@ -231,7 +240,7 @@ def _graph_assumption(m: ModelSpec, opt: Options) -> list[str]:
 
 def _check_offload(m: ModelSpec, lay: dict, software: str) -> None:
     """One sentence naming the activation-offload rule a fixed layout breaks: offload_layers' own (it counts layers
-    whose activations go, so offload must include activations) and its stack's (sizing.training
+    whose activations go, so offload must include activations) and its stack's (sizing.offload
     check_activation_offload)."""
     if "offload_layers" in lay:
         if "offload" in lay and not lay["offload"] & 4:

@@ -26,13 +26,14 @@ from aiinfra.catalog.loader import DATA_DIR, read_yaml
 from aiinfra.catalog.models import model as lookup_model
 from aiinfra.errors import LayoutError, SpecError
 from aiinfra.perf.flops import RECOMPUTE
-from aiinfra.perf.host import (check_cuda_graph_scope, check_graphed_layout, graphed_search,
-                               parse_cuda_graph_scope)
+from aiinfra.perf.host import check_cuda_graph_scope, check_graphed_layout, graphed_search, parse_cuda_graph_scope
 from aiinfra.perf.stacks import TP_MODES, stack
 from aiinfra.perf.training import fitted_architectures, step_time
 from aiinfra.plan.inputs import quantized_search
 from aiinfra.plan.search import Options
-from aiinfra.sizing.training import check_quantized_params, parse_offload, parse_recompute_modules
+from aiinfra.sizing.offload import parse_offload
+from aiinfra.sizing.recompute import parse_recompute_modules
+from aiinfra.sizing.states import check_quantized_params
 from aiinfra.specs import ModelSpec, arch_family
 
 FILE = DATA_DIR / "training_validation.yaml"

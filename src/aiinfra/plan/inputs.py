@@ -11,8 +11,9 @@ from aiinfra.errors import SpecError
 from aiinfra.perf.host import graphed_search, parse_cuda_graph_scope
 from aiinfra.plan.search import Options
 from aiinfra.plan.space import RECOMPUTE_NAMES
-from aiinfra.sizing.training import (check_quantized_params, module_policy, parse_recompute_modules,
-                                     stack_parallelism)
+from aiinfra.sizing.layout import stack_parallelism
+from aiinfra.sizing.recompute import module_policy, parse_recompute_modules
+from aiinfra.sizing.states import check_quantized_params
 
 __all__ = ["parse_size", "parse_bytes", "parse_gpu_counts", "parse_prices", "batch_sequences", "parse_offloads",
            "build_options", "stack_key"]
@@ -211,7 +212,7 @@ def build_options(dtype: str, flash: bool, sp: bool, zero: str, recompute: str, 
 def quantized_search(dtype: str, zero_stages: tuple[int, ...],
                      offloads: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The ZeRO stages and offload codes a search with quantized parameters may take (ZeRO 1-3, no optimizer
-    offload), or one line saying why none (sizing.training.check_quantized_params)."""
+    offload), or one line saying why none (sizing.states.check_quantized_params)."""
     zs = tuple(z for z in zero_stages if z >= 1)
     offs = tuple(o for o in offloads if not o & 1)
     check_quantized_params(dtype, bool(zs), not offs, offload_fix="add none to --offload")

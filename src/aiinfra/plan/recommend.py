@@ -25,7 +25,7 @@ from aiinfra.explain import Result
 from aiinfra.perf.host import check_cuda_graph_scope
 from aiinfra.perf.inference import inference_perf
 from aiinfra.plan.search import Options, plan
-from aiinfra.sizing.training import check_recompute_modules
+from aiinfra.sizing.recompute import check_recompute_modules
 from aiinfra.specs import GpuSpec, ModelSpec
 
 

@@ -21,9 +21,11 @@ from aiinfra.perf.stacks import TP_MODES, stack
 from aiinfra.perf.training import step_time
 from aiinfra.plan.heap import kept_heap
 from aiinfra.plan.space import Space, build_space, describe, offload_name, recompute_name
+from aiinfra.sizing.activations import saved_input_bytes
+from aiinfra.sizing.pipeline import EdgeSlots, pipeline_edge_slots, pipeline_layers
 from aiinfra.sizing.pipeline_layout import PipelineLayout
-from aiinfra.sizing.training import (EdgeSlots, device_memory, module_policy, pipeline_edge_slots, pipeline_layers,
-                                     saved_input_bytes, training_memory)
+from aiinfra.sizing.recompute import module_policy
+from aiinfra.sizing.training import device_memory, training_memory
 from aiinfra.specs import GpuSpec, ModelSpec
 
 CHUNK = 262_144
@@ -70,10 +72,10 @@ class Options:
     tp_overlaps: tuple[int, ...] | None = None  # TP modes (0 blocking, 1 overlapped); None: every mode the stack offers
     grad_dtype: str | None = None  # gradient buffers and their reduction: "fp32" | "bf16"; None: fp32 (Megatron default)
     ep_overlap: bool = False  # MoE all-to-all under another micro-batch's compute (Megatron's EP overlap, opt-in)
-    pipeline_split: str = "auto"  # embedding/loss pipeline slots: auto | even | account (sizing.training.PIPELINE_SPLITS)
+    pipeline_split: str = "auto"  # embedding/loss pipeline slots: auto | even | account (sizing.pipeline.PIPELINE_SPLITS)
     moe_dispatcher: str = "alltoall"  # MoE token dispatcher: alltoall | deepep | hybridep (stacks.yaml moe_dispatchers)
     moe_sync_free: bool = False  # MoE dispatch without a host sync (full-iteration CUDA graphs): no stacks.yaml moe_host
-    # what selective recompute repeats, as Megatron's recompute_modules (sizing.training.RECOMPUTE_MODULES); (): the
+    # what selective recompute repeats, as Megatron's recompute_modules (sizing.recompute.RECOMPUTE_MODULES); (): the
     # stack's own policy
     recompute_modules: tuple[str, ...] = ()
     mtp: bool = True  # train the model's multi-token-prediction layers, if its config has any (DeepSeek-V3: one)
@@ -195,7 +197,7 @@ def unbuildable(space: Space, opt: Options, b: Callable | None = None) -> np.nda
 
 
 def edge_slots(m: ModelSpec, opt: Options) -> bool | EdgeSlots | PipelineLayout:
-    """Whether the embedding and the loss take a pipeline slot under these options (sizing.training.pipeline_edge_slots
+    """Whether the embedding and the loss take a pipeline slot under these options (sizing.pipeline.pipeline_edge_slots
     for the options' stack and --pipeline-split); memory, step time, the space and the layout check all use it."""
     return pipeline_edge_slots(m, stack(opt.software).uneven_pipeline, opt.pipeline_split, opt.mtp)
 

@@ -25,12 +25,12 @@ TP1 has no TP mode to choose). Rules (Megatron-LM and DeepSpeed constraints):
 
 from __future__ import annotations
 
-
 import numpy as np
 
+from aiinfra.sizing.layout import PARALLEL_AXES, sp_divides, tp_fits_kv_heads
+from aiinfra.sizing.offload import ActivationOffload
+from aiinfra.sizing.pipeline import EdgeSlots, microbatch_group, pipeline_fits
 from aiinfra.sizing.pipeline_layout import PipelineLayout
-from aiinfra.sizing.training import (PARALLEL_AXES, ActivationOffload, EdgeSlots, microbatch_group, pipeline_fits,
-                                     sp_divides, tp_fits_kv_heads)
 from aiinfra.specs import ModelSpec
 
 AXES = ("gpus", "tp", "pp", "dp", "cp", "ep", "mb", "vp", "recompute", "zero")

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiinfra.errors import SpecError
 from aiinfra.contract import Facts, Quantity, command
+from aiinfra.errors import SpecError
 from aiinfra.explain import Result, quantity
+from aiinfra.sizing.activations import saved_input_bytes
 from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
+from aiinfra.sizing.layout import check_kv_split, check_stack_parallelism, sp_divides
+from aiinfra.sizing.offload import check_activation_offload, parse_offload
 from aiinfra.sizing.params import param_counts
+from aiinfra.sizing.pipeline import check_interleave, pipeline_edge_slots, stack_interleave, stack_uneven_pipeline
 from aiinfra.sizing.pipeline_layout import PipelineLayout
-from aiinfra.sizing.training import (RECOMPUTE, check_activation_offload, check_interleave, check_kv_split,
-                                     check_quantized_params, check_recompute_modules, check_stack_parallelism,
-                                     fit_verdict, module_policy, parse_offload, parse_recompute_modules,
-                                     pipeline_edge_slots, saved_input_bytes, sp_divides, stack_interleave,
-                                     stack_uneven_pipeline, training_memory)
+from aiinfra.sizing.recompute import RECOMPUTE, check_recompute_modules, module_policy, parse_recompute_modules
+from aiinfra.sizing.states import check_quantized_params
+from aiinfra.sizing.training import fit_verdict, training_memory
 from aiinfra.specs import GpuSpec, ModelSpec
 from aiinfra.units import GiB
 

@@ -114,7 +114,7 @@ class PipelineLayout:
 
     def gpu_layers(self, pp: int) -> tuple[int, int, int]:
         """Decoder layers (MTP not counted) on the first GPU, the fullest middle GPU and the last GPU; PP 2 has no
-        middle GPU and reports the fuller edge there, as sizing.training.pipeline_layers does."""
+        middle GPU and reports the fuller edge there, as sizing.pipeline.pipeline_layers does."""
         counts = [sum(stage.count("t") for stage in rank) for rank in self.rank_stages(pp)]
         if pp == 1:
             return counts[0], counts[0], counts[0]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from aiinfra.catalog.gpus import gpu
 from aiinfra.perf.stacks import stack
 from aiinfra.perf.training import fitted_architectures, framework_efficiency
-from aiinfra.plan import fidelity
+from aiinfra.plan import fidelity, validation
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
         print(f"elementwise factor (stacks.yaml {key}): {stack(key).elementwise_factor:.2f} of the fused traffic, fitted "
               f"on {', '.join(sorted(r['key'] for r in fit))}; solved again here: "
               f"{fidelity.solve_elementwise_factor(key):.3f}")
-    fitted = {r["key"] for r in fidelity.rows() if fidelity.fitted_on(r)}
+    fitted = {r["key"] for r in validation.rows() if validation.fitted_on(r)}
     for p in preds:
         mark = "fit" if p.key in fitted else "out"
         print(f"  [{mark}] {p.key:24s} {p.metric:14s} published {p.published:>9.3f}  predicted {p.predicted:>9.3f}  "

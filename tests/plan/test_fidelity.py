@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from aiinfra.plan import fidelity
+from aiinfra.plan import fidelity, validation
 
 _CACHE: dict = {}
 
@@ -798,7 +798,7 @@ HOPPER_FIT = {"Llama 3 (2024) Table 4, H100 BF16", "Megatron-Bridge 25.11 DGX-H1
 def test_every_row_has_a_source_and_fit_rows_are_recorded():
     """The default constant is fitted on Narayanan Table 1 (A100) alone; Hopper's own on the dense H100/H200 tables
     of four independent sources; the H100 MoE rows and every other family's rows stay out of sample."""
-    srcs = fidelity.sources()
+    srcs = validation.sources()
     rows = fidelity.rows()
     assert all(r["table"] in srcs for r in rows)
     fit_tables = {"Narayanan 2021 Table 1"} | HOPPER_FIT
@@ -968,7 +968,7 @@ def test_a_validation_row_with_a_key_no_prediction_reads_is_refused(monkeypatch)
     """Every key of a training_validation.yaml row is one predict() reads (or a fit flag); a misspelt setting, such
     as cuda_graph_scopes for cuda_graph_scope, would otherwise be dropped silently and the row predicted without it."""
     doc = {"entries": {"x": {"table": "t", "model": "qwen3-30b-a3b", "cuda_graph_scopes": ["attn"]}}}
-    monkeypatch.setattr(fidelity, "read_yaml", lambda _path: doc)
+    monkeypatch.setattr(validation, "read_yaml", lambda _path: doc)
     with pytest.raises(ValueError, match="x: unknown key 'cuda_graph_scopes'"):
         fidelity.rows()
 
@@ -977,7 +977,7 @@ def test_a_row_whose_split_is_not_its_gpu_count_is_refused(monkeypatch):
     """A row's layout must multiply out to its GPU count: tokens/s per GPU divides by `gpus`, so a data-parallel degree
     typed for another scale would predict a run nobody made (256 GPUs at TP4·PP8·CP2 is DP4, not DP16)."""
     doc = {"entries": {"x": {"table": "t", "model": "llama-3.1-405b", "gpus": 256, "tp": 4, "pp": 8, "cp": 2, "dp": 16}}}
-    monkeypatch.setattr(fidelity, "read_yaml", lambda _path: doc)
+    monkeypatch.setattr(validation, "read_yaml", lambda _path: doc)
     with pytest.raises(ValueError, match="x: tp·pp·cp·dp = 1024, not its 256 GPUs"):
         fidelity.rows()
     # without dp the prediction takes gpus // (tp·pp·cp), which must not round down
@@ -992,7 +992,7 @@ def test_a_row_with_quantized_params_megatron_would_refuse_is_refused(monkeypatc
     the same rule plan and size train apply, not predicted."""
     row = {"table": "t", "model": "llama-3.1-8b", "gpus": 8, "dp": 8, "dtype": "fp8", "zero": 1, "quantized_params": True}
     doc = {"entries": {"x": row}}
-    monkeypatch.setattr(fidelity, "read_yaml", lambda _path: doc)
+    monkeypatch.setattr(validation, "read_yaml", lambda _path: doc)
     assert fidelity.rows()[0]["quantized_params"]
     for bad, msg in (({"dtype": "bf16"}, "its dtype is bf16"), ({"zero": 0}, "plain DDP"),
                      ({"offload": "optimizer"}, "no optimizer offload")):

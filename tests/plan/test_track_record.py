@@ -1,4 +1,4 @@
-"""`aiinfra plan` says how its step time did on the published runs of the same model (plan.fidelity.track_record)."""
+"""`aiinfra plan` says how its step time did on the published runs of the same model (plan.validation.track_record)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 from aiinfra.catalog.gpus import gpu
 from aiinfra.catalog.models import model
-from aiinfra.plan import fidelity
+from aiinfra.plan import fidelity, validation
 from aiinfra.plan.commands import plan_command
 
 OSS_LAYOUT = "tp=1,pp=4,ep=8,dp=16,mb=1,vp=1,recompute=none,zero=1"
@@ -29,7 +29,7 @@ def test_a_model_whose_published_runs_all_ran_slower_gets_a_warning(cli, monkeyp
     assert "ran slower" not in r.err
     ep8 = [x for x in runs if x["gpu"] in ("b200", "b300")]
     assert all(x["error"] > 0.2 for x in ep8)
-    monkeypatch.setattr(fidelity, "track_record", lambda m: [dict(x) for x in ep8])
+    monkeypatch.setattr(validation, "track_record", lambda m: [dict(x) for x in ep8])
     r = cli(*args, "--format", "json")
     assert r.code == 0 and len(json.loads(r.out)["facts"]["published_runs"]) == 2
     assert "every published run of gpt-oss-120b in the validation set (2) ran slower than this model predicts" in r.err
@@ -45,10 +45,10 @@ def test_a_config_json_of_the_same_architecture_has_the_same_runs(tmp_path):
     cfg = json.loads((DATA_DIR / "models" / "gpt-oss-120b.json").read_text())
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "config.json").write_text(json.dumps(cfg))
-    assert len(fidelity.track_record(model(str(tmp_path / "mine" / "config.json")))) == 5
+    assert len(validation.track_record(model(str(tmp_path / "mine" / "config.json")))) == 5
     (tmp_path / "cut").mkdir()
     (tmp_path / "cut" / "config.json").write_text(json.dumps({**cfg, "vocab_size": cfg["vocab_size"] + 64}))
-    assert fidelity.track_record(model(str(tmp_path / "cut" / "config.json"))) == []
+    assert validation.track_record(model(str(tmp_path / "cut" / "config.json"))) == []
 
 
 def test_runs_on_both_sides_give_a_note_and_no_warning_and_a_model_without_runs_neither():
@@ -97,7 +97,7 @@ def test_one_micro_batch_per_rank_layouts_get_the_regime_note():
     micro-batches, or shards with ZeRO-3, does not."""
     from aiinfra.plan.commands import REGIME_FAST
 
-    runs = fidelity.single_microbatch_record()
+    runs = validation.single_microbatch_record()
     rows = {r["key"]: r for r in fidelity.rows()}
     assert len(runs) == 18 and all(rows[x["row"]]["batch"] == fidelity.split(rows[x["row"]])[3] * rows[x["row"]]["mb"]
                                    and rows[x["row"]]["zero"] in (1, 2) for x in runs)

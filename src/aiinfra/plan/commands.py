@@ -76,7 +76,7 @@ def _add_track_record(res: Result, m: ModelSpec, gpu_key: str | None = None) -> 
     """How this step-time model did on the published runs of `m` (catalog training_validation.yaml): every run in
     the facts, their error range in the notes (and the range on `gpu_key`, the GPU planned for, where it has runs
     and others do too), and a warning when every run erred the same way by more than 15%."""
-    from aiinfra.plan.fidelity import track_record
+    from aiinfra.plan.validation import track_record
 
     runs = track_record(m)
     res.facts["published_runs"] = runs
@@ -105,9 +105,9 @@ REGIME_FAST = 0.10
 
 def _add_regime_record(res: Result, which: str, layout: dict, global_batch: int) -> None:
     """Where `layout` takes one micro-batch per data-parallel rank per step under ZeRO 1-2, a note with how this
-    step-time model did on the published runs of that regime (plan.fidelity.single_microbatch_record): it has run
+    step-time model did on the published runs of that regime (plan.validation.single_microbatch_record): it has run
     most of them fast."""
-    from aiinfra.plan.fidelity import one_microbatch_per_rank, single_microbatch_record
+    from aiinfra.plan.validation import one_microbatch_per_rank, single_microbatch_record
 
     if not one_microbatch_per_rank(layout["zero"], global_batch, layout["dp"], layout["mb"]):
         return

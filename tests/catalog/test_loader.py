@@ -176,3 +176,30 @@ def test_fields_a_reader_takes_beyond_the_shipped_ones_are_accepted(cli, tmp_pat
     assert r.code == 0, r.err
     offer = json.loads(r.out)["facts"]["offers"][0]
     assert (offer["term"], offer["usd_per_gpu_hour"]) == ("1y", 5.0)  # 40 $/instance-h over 8 GPUs
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("calibrations:\n  training: {framework_efficiency_by_architecture: {hoper: {value: 0.8, fit: mine}}}\n",
+     "field 'framework_efficiency_by_architecture' is keyed by architecture, and 'hoper' is none; closest: hopper"),
+    ("engines:\n  vllm: {efficiency: {h200: {decode_bw_fraction: 0.8, gemm_scale: 1.0}}}\n",
+     "field 'efficiency' is keyed by GPU, and 'h200' is none; closest: "),
+])
+def test_a_map_keyed_by_gpu_or_architecture_refuses_a_name_that_is_neither(cli, tmp_path: Path, text, needle):
+    """The readers look these maps up by the GPU's catalog key or its architecture, so a key that is neither (a
+    misspelt 'hoper', the alias 'h200' for h200-sxm) would never be read."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    assert_one_line_error(cli("--catalog", str(bad), "plan", "llama-3.1-8b", "--gpus", "8", "--format", "json"), needle)
+
+
+def test_a_framework_efficiency_of_an_architecture_variant_is_used(cli, tmp_path: Path):
+    """framework_efficiency_by_architecture may name a variant (blackwell-ultra, the B300's) as well as a family
+    (blackwell): the variant's own entry is read first, so the key the loader accepts is the one the planner uses."""
+    own = tmp_path / "own.yaml"
+    own.write_text("calibrations:\n  training: {framework_efficiency_by_architecture: "
+                   "{blackwell-ultra: {value: 0.5, fit: my B300 runs}}}\n")
+    argv = ("plan", "llama-3.1-8b", "--gpu", "b300", "--gpus", "8", "--format", "json")
+    base, mine = cli(*argv), cli("--catalog", str(own), *argv)
+    assert base.code == 0 and mine.code == 0, mine.err
+    tokens = [json.loads(r.out)["facts"]["tokens_per_second"]["value"] for r in (base, mine)]
+    assert tokens[1] < 0.8 * tokens[0]

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from aiinfra.errors import AiinfraError, closest, not_found
+from aiinfra.specs import arch_family
 from aiinfra.safeio import load_json_file, load_trusted_yaml, load_yaml_file
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -199,20 +200,39 @@ _DOCUMENTATION = frozenset({"observed", "source", "aliases", "note", "notes"})
 _OWN_CHECK = frozenset({"gpus", "models"})
 
 
+def _names_keyed_by(shipped: dict[str, dict[str, dict]], user: dict[str, dict[str, dict]]) -> dict[str, set[str]]:
+    """The names a map inside an entry may be keyed by: GPU keys (an engine's efficiency per GPU) and architectures
+    (a framework efficiency per architecture), the user file's own GPUs included."""
+    gpus = {**shipped.get("gpus", {}), **user.get("gpus", {})}
+    archs = {str(e.get("architecture", "")).lower() for e in gpus.values()} - {""}
+    return {"GPU": set(gpus), "architecture": archs | {arch_family(a) for a in archs}}
+
+
 def _check_fields(tables: dict[str, dict[str, dict]], shipped: dict[str, dict[str, dict]], path: Path) -> None:
     """Refuse an entry field no command reads (a misspelt `peak_fracton`): merged as given it would change nothing,
-    and the user would believe it had. Only the entry's own fields are checked: nested maps are often keyed by
-    names (a GPU, a dtype, a release) that no list can hold."""
+    and the user would believe it had. The entry's own fields are checked, and the keys of a map the shipped entries
+    key by GPU or by architecture (`framework_efficiency_by_architecture: {hoper: …}`); other nested maps are left
+    to the shape check and their readers."""
+    names = _names_keyed_by(shipped, tables)
     for kind, entries in tables.items():
         if kind in _OWN_CHECK:
             continue
         known = {f for e in shipped[kind].values() for f in e} | set(_READ_ALSO.get(kind, ())) | _DOCUMENTATION
         for key, entry in entries.items():
-            for field in entry:
+            for field, value in entry.items():
                 if field not in known:
                     hint = closest(str(field), known)
                     raise AiinfraError(f"catalog file {path}: {singular(kind)} '{key}' has field '{field}', which no "
                                        f"command reads" + (f"; closest: {', '.join(hint)}" if hint else ""))
+                if not isinstance(value, dict):
+                    continue
+                keyed = {k for e in shipped[kind].values() if isinstance(e.get(field), dict) for k in e[field]}
+                what = next((w for w, pool in names.items() if keyed and keyed <= pool), None)
+                bad = next((str(k) for k in value if what and str(k) not in names[what]), None)
+                if bad is not None:
+                    hint = closest(bad, names[what])
+                    raise AiinfraError(f"catalog file {path}: {singular(kind)} '{key}' field '{field}' is keyed by "
+                                       f"{what}, and '{bad}' is none" + (f"; closest: {', '.join(hint)}" if hint else ""))
 
 
 class Catalog:

@@ -142,8 +142,11 @@ def _fp8_cast_elements(M, N, K, role: str, sp_tp, tp, casts: str, cast_bytes: fl
 
 def framework_efficiency(gpu: GpuSpec | None = None, name: str = "training") -> tuple[float, str]:
     """(value, the rows it was fitted on) for `gpu`'s architecture family: its own fit where the catalog has one
-    (framework_efficiency_by_architecture), else the default fit (Narayanan Table 1, A100)."""
-    own = fitted_architectures(name).get(arch_family(gpu.architecture) if gpu is not None else "")
+    (framework_efficiency_by_architecture; a variant's own entry, such as blackwell-ultra, before its family's),
+    else the default fit (Narayanan Table 1, A100)."""
+    arch = (gpu.architecture or "").lower() if gpu is not None else ""
+    fitted = fitted_architectures(name)
+    own = fitted.get(arch) or fitted.get(arch_family(arch))
     if own is not None:
         return own
     _, e = default_catalog().entry("calibrations", name)

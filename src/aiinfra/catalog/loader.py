@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from aiinfra.errors import AiinfraError, closest, not_found
-from aiinfra.specs import arch_family
 from aiinfra.safeio import load_json_file, load_trusted_yaml, load_yaml_file
+from aiinfra.specs import arch_family
 
 DATA_DIR = Path(__file__).parent / "data"
 T = TypeVar("T", bound=BaseModel)
@@ -182,8 +182,8 @@ def _check_tables(tables: dict[str, dict[str, dict]], shipped: dict[str, dict[st
     for kind in tables:
         if kind not in shipped:
             hint = closest(kind, shipped)
-            raise AiinfraError(f"catalog file {path}: no table '{kind}' is read; "
-                               + (f"closest: {', '.join(hint)}" if hint else f"the tables are {', '.join(sorted(shipped))}"))
+            known = f"closest: {', '.join(hint)}" if hint else f"the tables are {', '.join(sorted(shipped))}"
+            raise AiinfraError(f"catalog file {path}: no table '{kind}' is read; {known}")
 
 
 # Fields a reader takes that no shipped entry happens to carry (a price's own 1-year figure in place of the
@@ -230,9 +230,9 @@ def _check_fields(tables: dict[str, dict[str, dict]], shipped: dict[str, dict[st
                 what = next((w for w, pool in names.items() if keyed and keyed <= pool), None)
                 bad = next((str(k) for k in value if what and str(k) not in names[what]), None)
                 if bad is not None:
-                    hint = closest(bad, names[what])
+                    hint = "".join(f"; closest: {', '.join(h)}" for h in [closest(bad, names[what])] if h)
                     raise AiinfraError(f"catalog file {path}: {singular(kind)} '{key}' field '{field}' is keyed by "
-                                       f"{what}, and '{bad}' is none" + (f"; closest: {', '.join(hint)}" if hint else ""))
+                                       f"{what}, and '{bad}' is none{hint}")
 
 
 class Catalog:

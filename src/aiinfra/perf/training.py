@@ -55,14 +55,8 @@ from aiinfra.catalog.loader import default_catalog, is_share
 from aiinfra.errors import AiinfraError, SpecError
 from aiinfra.explain import Number, Term, total
 from aiinfra.perf import comm, compute
-from aiinfra.perf.flops import (
-    TrainingFlops,
-    attended_positions,
-    every_second_linear_fraction,
-    module_recompute_fraction,
-    recompute_code,
-    training_flops,
-)
+from aiinfra.perf.flops import (TrainingFlops, attended_positions, every_second_linear_fraction,
+                                module_recompute_fraction, recompute_code, training_flops)
 from aiinfra.perf.host import layer_modules, recomputed_modules
 from aiinfra.perf.stacks import CE_DEFAULT_SOURCE, OPT_BYTES, OPT_DEFAULT_SOURCE, Stack, stack
 from aiinfra.sizing.activations import attention_width_units, layer_activation_bytes, module_norms, saved_input_bytes

@@ -18,14 +18,8 @@ from aiinfra.perf.host import check_cuda_graph_scope, check_graphed_layout
 from aiinfra.perf.stacks import TP_MODES, stack
 from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, edge_slots, plan, tp_modes
 from aiinfra.plan.space import RECOMPUTE_NAMES
-from aiinfra.sizing.layout import (
-    PARALLEL_AXES,
-    check_kv_split,
-    check_layout,
-    check_stack_parallelism,
-    parallelism_phrase,
-    stack_parallelism,
-)
+from aiinfra.sizing.layout import (PARALLEL_AXES, check_kv_split, check_layout, check_stack_parallelism,
+                                   parallelism_phrase, stack_parallelism)
 from aiinfra.sizing.offload import check_activation_offload, parse_offload
 from aiinfra.sizing.pipeline import EdgeSlots, check_interleave
 from aiinfra.sizing.pipeline_layout import PipelineLayout

@@ -155,6 +155,8 @@ def test_shapes_a_reader_takes_are_still_accepted(cli, tmp_path: Path):
     ("calibrations:\n  training: {peak_fracton: 0.9}\n", "calibration 'training' has field 'peak_fracton', which no command reads; closest: peak_fraction"),
     ("prices:\n  aws-p5: {on_demnd: 1.0}\n", "price 'aws-p5' has field 'on_demnd', which no command reads; closest: on_demand"),
     ("stacks:\n  megatron-core: {overlap_sm_fracton: 0.1}\n", "stack 'megatron-core' has field 'overlap_sm_fracton'"),
+    ("models:\n  llama-3.1-8b: {confg: {num_hidden_layers: 2}}\n", "model 'llama-3.1-8b' has field 'confg', which no "
+     "command reads; closest: config"),
 ])
 def test_a_user_table_or_field_no_command_reads_is_refused(cli, tmp_path: Path, text, needle):
     """A misspelt table ('gpu:' for 'gpus:') was merged as a table of its own and never read; a misspelt entry field

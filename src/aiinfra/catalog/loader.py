@@ -196,8 +196,9 @@ _READ_ALSO: dict[str, tuple[str, ...]] = {
 }
 # fields that document an entry and are never a setting, accepted in every table
 _DOCUMENTATION = frozenset({"observed", "source", "aliases", "note", "notes"})
-# tables whose reader is a pydantic spec that refuses an unknown field itself, naming it
-_OWN_CHECK = frozenset({"gpus", "models"})
+# tables whose reader is a pydantic spec that refuses an unknown field itself, naming it (a model's entry is not:
+# only its config is read into a spec, so a misspelt `confg` is caught here)
+_OWN_CHECK = frozenset({"gpus"})
 
 
 def _names_keyed_by(shipped: dict[str, dict[str, dict]], user: dict[str, dict[str, dict]]) -> dict[str, set[str]]:

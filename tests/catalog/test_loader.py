@@ -205,3 +205,19 @@ def test_a_framework_efficiency_of_an_architecture_variant_is_used(cli, tmp_path
     assert base.code == 0 and mine.code == 0, mine.err
     tokens = [json.loads(r.out)["facts"]["tokens_per_second"]["value"] for r in (base, mine)]
     assert tokens[1] < 0.8 * tokens[0]
+
+
+def test_every_field_the_price_and_xid_readers_take_is_accepted():
+    """The loader's own list of fields readers take beyond the shipped ones (_READ_ALSO) is a copy of names the readers
+    spell: the price of each term, its monthly commitment and note (cost.cloud), every money field (catalog.prices),
+    and each XID text under every name catalog.xid reads. A name dropped from the copy would refuse a file the
+    readers honour; this keeps the two in step."""
+    from aiinfra.catalog.loader import known_fields
+    from aiinfra.catalog.prices import MONEY_FIELDS, TERM_FIELD
+    from aiinfra.catalog.xid import _TEXT_FIELDS
+
+    shipped = Catalog().tables
+    prices = {"usd_per_gpu_hour", *MONEY_FIELDS, *(f + s for f in TERM_FIELD.values() for s in ("", "_note", "_monthly"))}
+    assert prices <= known_fields("prices", shipped)
+    xid = {"code", "severity", "alert_class", *(n for names in _TEXT_FIELDS.values() for n in names)}
+    assert xid <= known_fields("xid", shipped)

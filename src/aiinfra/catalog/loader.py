@@ -176,14 +176,19 @@ def _check_shapes(tables: dict[str, dict[str, dict]], shapes: dict[tuple[str, ..
                                f"{' or '.join(sorted(allowed))}, as in the shipped catalog; got {value!r}"[:400])
 
 
+def _closest(name: str, pool) -> str:
+    """'; closest: a, b' for a misspelt name, or '' where nothing is close."""
+    hint = closest(name, pool)
+    return f"; closest: {', '.join(hint)}" if hint else ""
+
+
 def _check_tables(tables: dict[str, dict[str, dict]], shipped: dict[str, dict[str, dict]], path: Path) -> None:
     """Refuse a table no command reads ('gpu:' for 'gpus:', 'calibration:' for 'calibrations:'): its entries would
     be merged into a table of their own and never looked at, so the user's setting would be dropped silently."""
     for kind in tables:
         if kind not in shipped:
-            hint = closest(kind, shipped)
-            known = f"closest: {', '.join(hint)}" if hint else f"the tables are {', '.join(sorted(shipped))}"
-            raise AiinfraError(f"catalog file {path}: no table '{kind}' is read; {known}")
+            known = _closest(kind, shipped) or f"; the tables are {', '.join(sorted(shipped))}"
+            raise AiinfraError(f"catalog file {path}: no table '{kind}' is read{known}")
 
 
 # Fields a reader takes that no shipped entry happens to carry (a price's own 1-year figure in place of the
@@ -209,6 +214,12 @@ def _names_keyed_by(shipped: dict[str, dict[str, dict]], user: dict[str, dict[st
     return {"GPU": set(gpus), "architecture": archs | {arch_family(a) for a in archs}}
 
 
+def known_fields(kind: str, shipped: dict[str, dict[str, dict]]) -> set[str]:
+    """Every field a command reads from an entry of table `kind`: its shipped entries' own, the ones readers take
+    beyond them (_READ_ALSO), and the documentation fields."""
+    return {f for e in shipped[kind].values() for f in e} | set(_READ_ALSO.get(kind, ())) | _DOCUMENTATION
+
+
 def _check_fields(tables: dict[str, dict[str, dict]], shipped: dict[str, dict[str, dict]], path: Path) -> None:
     """Refuse an entry field no command reads (a misspelt `peak_fracton`): merged as given it would change nothing,
     and the user would believe it had. The entry's own fields are checked, and the keys of a map the shipped entries
@@ -218,22 +229,20 @@ def _check_fields(tables: dict[str, dict[str, dict]], shipped: dict[str, dict[st
     for kind, entries in tables.items():
         if kind in _OWN_CHECK:
             continue
-        known = {f for e in shipped[kind].values() for f in e} | set(_READ_ALSO.get(kind, ())) | _DOCUMENTATION
+        known = known_fields(kind, shipped)
         for key, entry in entries.items():
             for field, value in entry.items():
                 if field not in known:
-                    hint = closest(str(field), known)
                     raise AiinfraError(f"catalog file {path}: {singular(kind)} '{key}' has field '{field}', which no "
-                                       f"command reads" + (f"; closest: {', '.join(hint)}" if hint else ""))
+                                       f"command reads{_closest(str(field), known)}")
                 if not isinstance(value, dict):
                     continue
                 keyed = {k for e in shipped[kind].values() if isinstance(e.get(field), dict) for k in e[field]}
                 what = next((w for w, pool in names.items() if keyed and keyed <= pool), None)
                 bad = next((str(k) for k in value if what and str(k) not in names[what]), None)
                 if bad is not None:
-                    hint = "".join(f"; closest: {', '.join(h)}" for h in [closest(bad, names[what])] if h)
                     raise AiinfraError(f"catalog file {path}: {singular(kind)} '{key}' field '{field}' is keyed by "
-                                       f"{what}, and '{bad}' is none{hint}")
+                                       f"{what}, and '{bad}' is none{_closest(bad, names[what])}")
 
 
 class Catalog:

@@ -186,7 +186,7 @@ def summary(entry: dict) -> str:
 
 TERMS = ("on-demand", "1y", "3y", "spot")
 SCALE_OUT_FABRICS = ("ib", "efa")  # fabrics that carry multi-node training like an owned IB cluster
-_TERM_FIELD = {"on-demand": "on_demand", "1y": "reserved_1y", "3y": "reserved_3y", "spot": "spot"}
+TERM_FIELD = {"on-demand": "on_demand", "1y": "reserved_1y", "3y": "reserved_3y", "spot": "spot"}
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ class GpuHourPrice:
 def offer_gpu_hour(key: str, entry: dict, term: str = "on-demand") -> float | None:
     """An offer's own $/GPU-hour at `term` (its listed figure, per GPU or per instance / GPUs), or None
     when the entry lists no figure for that term (commitment discounts are cost.cloud's business)."""
-    f = _TERM_FIELD.get(term)
+    f = TERM_FIELD.get(term)
     if f is None or entry.get(f) is None:
         return None
     try:

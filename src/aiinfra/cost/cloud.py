@@ -9,14 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aiinfra.catalog.prices import SCALE_OUT_FABRICS, TERM_FIELD, TERMS
 from aiinfra.cost import prices
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Term
-
-TERMS = ("on-demand", "1y", "3y", "spot")
-_FIELD = {"on-demand": "on_demand", "1y": "reserved_1y", "3y": "reserved_3y", "spot": "spot"}
-# Fabrics that carry multi-node training like an on-prem InfiniBand cluster does.
-SCALE_OUT_FABRICS = ("ib", "efa")
 
 
 @dataclass(frozen=True)
@@ -74,7 +70,7 @@ def _discount_entry(provider: str) -> tuple[str, dict] | None:
 
 
 def _has_term(o: CloudOffer, term: str) -> bool:
-    f = _FIELD[term]
+    f = TERM_FIELD[term]
     e = o.entry
     if f in e or f"{f}_monthly" in e or f"{f}_discount" in e:
         return True
@@ -88,7 +84,7 @@ def instance_hour_price(o: CloudOffer, term: str = "on-demand") -> Term:
     """$ per instance-hour at `term`, with the catalog entry (and its date) as the source."""
     if term not in TERMS:
         raise AiinfraError(f"unknown pricing term '{term}'; use one of {', '.join(TERMS)}")
-    e, f = o.entry, _FIELD[term]
+    e, f = o.entry, TERM_FIELD[term]
     src = {o.key: prices.describe(o.key, e)}
     per_gpu = e.get("unit") == "gpu-hour"
     name = f"{o.key} {term} $/instance-h"

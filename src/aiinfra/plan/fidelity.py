@@ -26,10 +26,14 @@ from aiinfra.perf.stacks import TP_MODES
 from aiinfra.perf.training import fitted_architectures
 from aiinfra.plan.commands import plan_command
 from aiinfra.plan.search import Options
-from aiinfra.plan.validation import (LAYOUT_KEYS, Prediction, fully_specified, predict_fixed, row_hardware,
-                                     row_metric, row_options, rows, split)
+from aiinfra.plan.validation import (Prediction, fully_specified, predict_fixed, row_hardware, row_metric,
+                                     row_options, rows, split)
 from aiinfra.sizing.offload import parse_offload
 from aiinfra.specs import arch_family
+
+
+# the layout keys a row may fix, which `plan --layout` then holds while it searches the rest
+LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "tp_overlap", "offload")
 
 
 def predict(row: dict, framework_eff: float | None = None, moe_module_ms: float | None = None,
@@ -38,10 +42,8 @@ def predict(row: dict, framework_eff: float | None = None, moe_module_ms: float 
     """The model's value for one published row: one step_time call where the row fixes its layout
     (validation.predict_fixed), else the best completion of its unknown keys that fits, as `plan --layout` finds it.
     The fitted constants' overrides are as predict_fixed's; the MoE host and elementwise ones need a fixed layout."""
-    if fully_specified(row) or row["metric"] == "layer_ms":
+    if fully_specified(row) or row["metric"] == "layer_ms" or elementwise is not None:
         return predict_fixed(row, framework_eff, moe_module_ms, moe_stall_ms, sustained, elementwise)
-    if elementwise is not None:
-        raise ValueError(f"{row['key']}: an elementwise fit row must fix mb, vp and recompute")
     if moe_module_ms is not None or moe_stall_ms is not None:
         raise ValueError(f"{row['key']}: a host-time fit row must fix mb, vp and recompute")
     m, g = row_hardware(row, sustained)

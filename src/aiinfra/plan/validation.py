@@ -30,7 +30,6 @@ from aiinfra.sizing.states import check_quantized_params
 from aiinfra.specs import GpuSpec, ModelSpec, arch_family
 
 FILE = DATA_DIR / "training_validation.yaml"
-LAYOUT_KEYS = ("tp", "pp", "cp", "dp", "ep", "etp", "mb", "vp", "recompute", "zero", "tp_overlap", "offload")
 
 
 @dataclass
@@ -159,13 +158,13 @@ def predict_fixed(row: dict, framework_eff: float | None = None, moe_module_ms: 
     per-layer time): one step_time call. `moe_module_ms` and `moe_stall_ms` override the stack's MoE host constants
     (the fit solves them); `sustained` the GPU's sustained_compute_fraction (its fit solves it); `elementwise` the
     stack's elementwise factor (the same)."""
+    if elementwise is not None and not fully_specified(row):
+        raise ValueError(f"{row['key']}: an elementwise fit row must fix mb, vp and recompute")
     if not (fully_specified(row) or row["metric"] == "layer_ms"):
         raise ValueError(f"{row['key']}: a fixed-layout prediction needs mb, vp and recompute")
     m, g = row_hardware(row, sustained)
     software = row["stack"]
     if elementwise is not None:
-        if not fully_specified(row):
-            raise ValueError(f"{row['key']}: an elementwise fit row must fix mb, vp and recompute")
         software = replace(stack(row["stack"]), elementwise_factor=float(elementwise))
     gpus, seq, batch = int(row["gpus"]), int(row["seq"]), int(row["batch"])
     tp, pp, cp, dp = split(row)

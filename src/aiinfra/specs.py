@@ -15,6 +15,14 @@ from aiinfra.errors import LayoutError, SpecError
 
 DTypeName = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4", "int4"]
 
+# Names the step-time model reads from the kernel tables (catalog/data/kernels.yaml), kept here, below the catalog
+# loader that refuses any other name in a user's file and the perf modules that read them:
+LINEAR_DTYPES = ("bf16", "fp16", "fp8", "fp4")  # the dtypes a transformer's linear layers run in
+FP8_GEMM_ROUTES = ("", "scaled_mm")  # Transformer Engine / cuBLASLt (absent), or torch._scaled_mm
+# flash-attention routes a stack may call: cuDNN fused attention (Transformer Engine), FlashAttention-2, -3, and the
+# Triton FlashAttention of the flash-attn package's flash_attn_triton.py (llm-foundry's attn_impl: triton)
+ATTENTION_KERNELS = ("cudnn", "fa2", "fa3", "triton")
+
 
 class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -42,7 +50,7 @@ class GpuSpec(Spec):
     memory_gb: float = Field(gt=0, description="vendor capacity, GB = 1e9 bytes")
     memory_type: str
     memory_bw_gbps: float = Field(gt=0, description="HBM/GDDR bandwidth, GB/s (1e9)")
-    tflops: dict[str, PositiveFloat] = Field(description="dense TFLOP/s (TOPS for int8) by dtype")
+    tflops: dict[DTypeName, PositiveFloat] = Field(description="dense TFLOP/s (TOPS for int8) by dtype")
     nvlink_gbps: float = Field(ge=0, description="NVLink/Infinity Fabric per GPU, GB/s, bidirectional")
     pcie_gen: int = Field(ge=3, le=6)
     form_factor: Literal["sxm", "pcie", "oam", "superchip"]

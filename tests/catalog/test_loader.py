@@ -221,3 +221,82 @@ def test_every_field_the_price_and_xid_readers_take_is_accepted():
     assert prices <= known_fields("prices", shipped)
     xid = {"code", "severity", "alert_class", *(n for names in _TEXT_FIELDS.values() for n in names)}
     assert xid <= known_fields("xid", shipped)
+
+
+_PLAN = ("plan", "llama-3.1-8b", "--gpus", "8", "--format", "json")
+
+
+@pytest.mark.parametrize("text,argv,needle", [
+    ("kernels:\n  hopper: {gemm_plateau: {bf16: 0.8, fp8_scaledmm: 0.7}}\n", _PLAN,
+     "kernel 'hopper' field 'gemm_plateau' is keyed by dtype or kernel route, and 'fp8_scaledmm' is none; closest: "
+     "fp8_scaled_mm"),
+    ("kernels:\n  hopper: {attention_fwd: {bf16: 0.6, fp8: 0.7}, attention_bwd: {bf16: 0.5, fp8: 0.6}}\n", _PLAN,
+     "field 'attention_fwd' is keyed by dtype or kernel route, and 'fp8' is none; it takes bf16, bf16_cudnn, "
+     "bf16_fa2, bf16_fa3, bf16_triton"),
+    ("interconnects:\n  nvlink-4: {ring_hop_us: {nvlnk: 5.0, pcie: 1.0, net: 2.0}}\n", _PLAN,
+     "interconnect 'nvlink-4' field 'ring_hop_us' has key 'nvlnk', which no command reads; closest: nvlink"),
+    ("engines:\n  vllm: {efficiency: {h100-sxm: {decode_bw_fraction: 0.8, gemm_scal: 1.0}}}\n", _PLAN,
+     "engine 'vllm' field 'efficiency.h100-sxm' has key 'gemm_scal', which no command reads; closest: gemm_scale"),
+    ("k8s_components:\n  gpu-operator: {driver: {repository: nvcr.io/nvidia, imge: driver, version: '580'}}\n", _PLAN,
+     "field 'driver' has key 'imge', which no command reads; closest: image"),
+    ("dra_driver:\n  nvidia-dra-driver: {resource_api: {1.30: {version: resource.k8s.io/v1, served: [], "
+     "default_on: true}}}\n", ("k8s", "render", "dra", "--gpu", "h100-sxm"),
+     "field 'resource_api' is keyed by a Kubernetes release in quotes, such as '1.37' (YAML reads an unquoted 1.30 "
+     "as the number 1.3); got 1.3"),
+    ("dra_driver:\n  nvidia-dra-driver: {resource_api: {'1.37': {version: resource.k8s.io/v1, servd: [], "
+     "default_on: true}}}\n", ("k8s", "render", "dra", "--gpu", "h100-sxm"),
+     "field 'resource_api.1.37' has key 'servd', which no command reads; closest: served"),
+    ("gpus:\n  h100-sxm: {tflops: {bf16: 989, bf61: 1000}}\n", _PLAN, "invalid at 'tflops.bf61.[key]'"),
+])
+def test_a_key_of_a_map_inside_an_entry_that_no_reader_takes_is_refused(cli, tmp_path: Path, text, argv, needle):
+    """A user's map replaces the shipped one whole, so a misspelt key inside it was worse than unread: the reader fell
+    back to its default for the key the user meant. `gemm_plateau: {fp8_scaledmm: 0.7}` left torch._scaled_mm at the
+    fp8 figure; an `fp8` attention curve was dropped by the kernel table (it reads bf16 and bf16_<route> only); a
+    misspelt hop latency, engine efficiency or image field went unread; an unquoted release 1.30 became 1.3, and
+    'v1.37' crashed the release sort. Each is refused when the catalog is read, with the names the reader takes."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    assert_one_line_error(cli("--catalog", str(bad), *argv), needle)
+
+
+def test_every_shipped_table_is_accepted_as_a_user_file(tmp_path: Path):
+    """The nested checks refuse nothing the shipped catalog itself holds: each table, written back as a user file,
+    loads (a record's keys, GPU- and architecture-keyed maps, the kernel tables' dtypes and routes, named maps)."""
+    import yaml
+
+    shipped = Catalog().tables
+    for kind, entries in shipped.items():
+        f = tmp_path / f"{kind}.yaml"
+        f.write_text(yaml.safe_dump({kind: {k: {n: v for n, v in e.items() if n != "path"} for k, e in entries.items()}}))
+        Catalog([f])
+
+
+def test_names_a_user_may_add_to_a_named_map_are_read(cli, tmp_path: Path):
+    """Maps keyed by names a newer release brings (a Kubernetes release, a DRA feature gate) take a name the shipped
+    catalog lacks, and the command uses it: DRA objects for Kubernetes 1.37."""
+    own = tmp_path / "own.yaml"
+    own.write_text("dra_driver:\n  nvidia-dra-driver:\n    resource_api:\n"
+                   "      '1.34': {version: resource.k8s.io/v1, served: [resource.k8s.io/v1], default_on: true}\n"
+                   "      '1.37': {version: resource.k8s.io/v1, served: [resource.k8s.io/v1], default_on: true}\n")
+    r = cli("--catalog", str(own), "k8s", "render", "dra", "--gpu", "h100-sxm", "--k8s-version", "1.37", "--format", "json")
+    assert r.code == 0, r.err
+    assert "Kubernetes 1.37" in json.loads(r.out)["title"]
+
+
+def test_the_kernel_table_names_the_loader_accepts_are_the_ones_its_reader_reads():
+    """The loader's vocabulary for a kernel table's maps (_vocabulary) is a copy of the names perf.compute builds:
+    every GEMM plateau name is read by KernelTable.plateau for some dtype and route, and every attention name is a
+    route the table keeps. A name the loader accepted but the reader never read would be a silent drop again."""
+    from aiinfra.catalog.loader import _vocabulary
+    from aiinfra.perf.compute import KernelTable, _route_curves
+    from aiinfra.perf.stacks import _attention_kernel
+    from aiinfra.specs import FP8_GEMM_ROUTES, LINEAR_DTYPES
+
+    names = _vocabulary(("kernels", "gemm_plateau"))
+    plateau = {n: 0.5 + i / 100 for i, n in enumerate(sorted(names))}
+    kt = KernelTable("x", plateau, ((1.0, 1.0),), 1.0, "", "")
+    read = {kt.plateau(d, r) for d in LINEAR_DTYPES for r in FP8_GEMM_ROUTES}
+    assert read == set(plateau.values())
+    # each attention name is bf16 or bf16_<route> of a route a stack may call (stacks.yaml attention_kernel)
+    routes = set(_route_curves(*[{n: 0.5 for n in _vocabulary(("kernels", "attention_fwd"))}] * 2))
+    assert routes == {_attention_kernel("s", r) for r in ("", "cudnn", "fa2", "fa3", "triton")}

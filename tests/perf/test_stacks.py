@@ -15,7 +15,7 @@ from tests.conftest import assert_one_line_error
 
 STACK_CASES = [
     ("overlap: 5", "field 'overlap' must be a map"),
-    ("overlap: {tpp: true}", "overlap must map"),
+    ("overlap: {tpp: true}", "field 'overlap' has key 'tpp', which no command reads; closest: tp"),
     ("overlap: {tp: maybe}", "field 'overlap.tp' must be true/false"),
     ("tp_overlap_modes: [ring, chunky]", "tp_overlap_modes must list"),
     ("tp_overlap_modes: []", "tp_overlap_modes must list"),

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from aiinfra.errors import AiinfraError, closest, not_found
 from aiinfra.safeio import load_json_file, load_trusted_yaml, load_yaml_file
-from aiinfra.specs import arch_family
+from aiinfra.specs import ATTENTION_KERNELS, FP8_GEMM_ROUTES, LINEAR_DTYPES, arch_family
 
 DATA_DIR = Path(__file__).parent / "data"
 T = TypeVar("T", bound=BaseModel)
@@ -220,29 +220,117 @@ def known_fields(kind: str, shipped: dict[str, dict[str, dict]]) -> set[str]:
     return {f for e in shipped[kind].values() for f in e} | set(_READ_ALSO.get(kind, ())) | _DOCUMENTATION
 
 
+# Maps inside an entry whose keys are names a user may add, not fields a reader knows: a feature gate, device type or
+# sharing strategy of a newer DRA driver, a Kubernetes release, a MIG class of a new GPU, a switch's link rate, an
+# activation function. Their keys are not checked against the shipped names; the records they hold are. A model's
+# config is an HF config.json, which its own parser reads, and is not walked at all.
+_NAMED_MAPS = frozenset({("dra_driver", "feature_gates"), ("dra_driver", "required_gates"),
+                         ("dra_driver", "device_classes"), ("dra_driver", "attributes"), ("dra_driver", "capacities"),
+                         ("dra_driver", "sharing_strategies"), ("dra_driver", "resource_api"), ("mig_layouts", "classes"),
+                         ("switches", "speeds"), ("stacks", "moe_activation_syncs")})
+_UNWALKED = frozenset({("models", "config")})
+# the form a named map's keys must take, where a reader parses them (sharing.dra sorts releases as numbers)
+_KEY_FORMATS = {("dra_driver", "resource_api"): (r"\d+\.\d+", "a Kubernetes release in quotes, such as '1.37' (YAML "
+                                                                "reads an unquoted 1.30 as the number 1.3)")}
+
+
+def _vocabulary(path: tuple[str, ...]) -> set[str] | None:
+    """The names a reader builds itself for a map at `path`, or None: a kernel table's GEMM plateau is read by linear
+    dtype and by dtype_<route> for the torch._scaled_mm route (perf.compute KernelTable.plateau), its flash-attention
+    curves by bf16 and bf16_<route> only (kernel_table drops any other key, so an `fp8` curve would go unread)."""
+    if path[0] != "kernels" or len(path) != 2:
+        return None
+    if path[1] == "gemm_plateau":
+        return set(LINEAR_DTYPES) | {f"{d}_{r}" for d in LINEAR_DTYPES for r in FP8_GEMM_ROUTES if r}
+    if path[1].startswith("attention_"):
+        return {"bf16"} | {f"bf16_{r}" for r in ATTENTION_KERNELS}
+    return None
+
+
+def _map_keys(path: tuple[str, ...], keys: set[str], names: dict[str, set[str]]) -> tuple[str, set[str] | None]:
+    """How the keys of a map at `path` are judged, given the keys its shipped maps use: ('names', None) free names,
+    (a vocabulary's name, its names), or ('field', None) a record whose keys are the shipped ones."""
+    if path in _NAMED_MAPS:
+        return "names", None
+    vocab = _vocabulary(path)
+    if vocab is not None:
+        return "dtype or kernel route", vocab
+    by = next((w for w, pool in names.items() if keys and keys <= pool), None)
+    return (by, names[by]) if by else ("field", None)
+
+
+def _shipped_maps(shipped: dict[str, dict[str, dict]], names: dict[str, set[str]]) -> dict[tuple[str, ...], set[str]]:
+    """The keys the shipped entries use in each nested map, by path (kind, field, subfield, …); below a map keyed by
+    names (GPUs, gates, releases) the paths merge at '*', so every GPU's record is checked against them all."""
+    out: dict[tuple[str, ...], set[str]] = {}
+
+    def walk(path: tuple[str, ...], maps: list[dict]) -> None:
+        if path in _UNWALKED or not maps:
+            return
+        keys = {str(k) for m in maps for k in m}
+        out[path] = keys
+        how, _ = _map_keys(path, keys, names)
+        if how != "field":
+            walk(path + ("*",), [v for m in maps for v in m.values() if isinstance(v, dict)])
+            return
+        for k in keys:
+            walk(path + (k,), [m[k] for m in maps if isinstance(m.get(k), dict)])
+
+    for kind, entries in shipped.items():
+        if kind in _OWN_CHECK:
+            continue
+        for field in {f for e in entries.values() for f in e}:
+            walk((kind, str(field)), [e[field] for e in entries.values() if isinstance(e.get(field), dict)])
+    return out
+
+
+def _check_map(where: str, path: tuple[str, ...], value: dict, pools: dict[tuple[str, ...], set[str]],
+               names: dict[str, set[str]], path_text: str) -> None:
+    """Refuse a key of a nested map that no reader takes (`gemm_plateau: {fp8_scaledmm: …}`, an engine's
+    `efficiency: {h100-sxm: {gemm_scal: …}}`): a user map replaces the shipped one whole, so a misspelt key would
+    not only go unread, the reader would fall back to a default for the key the user meant."""
+    shipped = pools.get(path)
+    if shipped is None or path in _UNWALKED:
+        return  # a map no shipped entry has here: the shape check and the reader judge it
+    how, pool = _map_keys(path, shipped, names)
+    for k in value:
+        key = str(k)
+        if how == "names":
+            fmt = _KEY_FORMATS.get(path)
+            if fmt and not (isinstance(k, str) and re.fullmatch(fmt[0], k)):
+                raise AiinfraError(f"{where} field '{path_text}' is keyed by {fmt[1]}; got {k!r}")
+        elif how == "field":
+            if key not in shipped | _DOCUMENTATION:
+                raise AiinfraError(f"{where} field '{path_text}' has key '{key}', which no command reads"
+                                   f"{_closest(key, shipped)}")
+        elif pool is not None and key not in pool:
+            hint = _closest(key, pool) or (f"; it takes {', '.join(sorted(pool))}" if len(pool) <= 12 else "")
+            raise AiinfraError(f"{where} field '{path_text}' is keyed by {how}, and '{key}' is none{hint}")
+        if isinstance(value[k], dict):
+            below = path + (key if how == "field" else "*",)
+            _check_map(where, below, value[k], pools, names, f"{path_text}.{key}")
+
+
 def _check_fields(tables: dict[str, dict[str, dict]], shipped: dict[str, dict[str, dict]], path: Path) -> None:
     """Refuse an entry field no command reads (a misspelt `peak_fracton`): merged as given it would change nothing,
-    and the user would believe it had. The entry's own fields are checked, and the keys of a map the shipped entries
-    key by GPU or by architecture (`framework_efficiency_by_architecture: {hoper: …}`); other nested maps are left
-    to the shape check and their readers."""
+    and the user would believe it had. The entry's own fields are checked, and the keys of every map inside it: a
+    record's against the keys the shipped entries use there, a map keyed by GPU or by architecture
+    (`framework_efficiency_by_architecture: {hoper: …}`) against those names, a kernel table's per-dtype maps
+    against the dtypes and routes its reader builds; maps keyed by names a user may add are left free (_NAMED_MAPS)."""
     names = _names_keyed_by(shipped, tables)
+    pools = _shipped_maps(shipped, names)
     for kind, entries in tables.items():
         if kind in _OWN_CHECK:
             continue
         known = known_fields(kind, shipped)
         for key, entry in entries.items():
+            where = f"catalog file {path}: {singular(kind)} '{key}'"
             for field, value in entry.items():
                 if field not in known:
-                    raise AiinfraError(f"catalog file {path}: {singular(kind)} '{key}' has field '{field}', which no "
-                                       f"command reads{_closest(str(field), known)}")
-                if not isinstance(value, dict):
-                    continue
-                keyed = {k for e in shipped[kind].values() if isinstance(e.get(field), dict) for k in e[field]}
-                what = next((w for w, pool in names.items() if keyed and keyed <= pool), None)
-                bad = next((str(k) for k in value if what and str(k) not in names[what]), None)
-                if bad is not None:
-                    raise AiinfraError(f"catalog file {path}: {singular(kind)} '{key}' field '{field}' is keyed by "
-                                       f"{what}, and '{bad}' is none{_closest(bad, names[what])}")
+                    raise AiinfraError(f"{where} has field '{field}', which no command reads"
+                                       f"{_closest(str(field), known)}")
+                if isinstance(value, dict):
+                    _check_map(where, (kind, str(field)), value, pools, names, str(field))
 
 
 class Catalog:

@@ -14,6 +14,7 @@ from aiinfra.sizing.layout import PARALLEL_AXES, stack_parallelism, stack_tp_pas
 from aiinfra.sizing.offload import ActivationOffload, activation_offload
 from aiinfra.sizing.pipeline import stack_interleave, stack_uneven_pipeline
 from aiinfra.sizing.recompute import selective_policy
+from aiinfra.specs import ATTENTION_KERNELS, FP8_GEMM_ROUTES
 
 TP_MODES = ("none", "ring")  # TP communication: blocking, or overlapped with its GEMMs chunk by chunk
 
@@ -138,7 +139,6 @@ def stack(name: str = "megatron-core") -> Stack:
 
 
 OVERLAPS = ("tp", "pp", "grad_reduce", "param_gather", "cp")  # the communications a stack may run under compute
-FP8_GEMM_ROUTES = ("", "scaled_mm")  # Transformer Engine / cuBLASLt (absent), or torch._scaled_mm
 
 
 def _overlap(key: str, raw) -> dict[str, bool]:
@@ -302,11 +302,6 @@ def _elementwise(key: str, raw) -> tuple[float, str]:
         raise AiinfraError(f"stack '{key}': elementwise must be {{factor: a multiple > 0 of the fused traffic, fit}}, "
                            f"got {raw!r}")
     return float(raw["factor"]), str(raw["fit"])
-
-
-# cuDNN fused attention (Transformer Engine), FlashAttention-2, -3, and the Triton FlashAttention of the flash-attn
-# package's flash_attn_triton.py (llm-foundry's attn_impl: triton)
-ATTENTION_KERNELS = ("cudnn", "fa2", "fa3", "triton")
 
 
 def _fp8_casts(key: str, raw) -> str:

@@ -66,7 +66,7 @@ from aiinfra.sizing.params import attention_params, every_second_linear, linear_
 from aiinfra.sizing.pipeline import interleave_group, pipeline_edge_slots, stage_layers
 from aiinfra.sizing.recompute import module_policy, policy_modules
 from aiinfra.sizing.states import QUANTIZED_BYTES
-from aiinfra.specs import GpuSpec, ModelSpec, arch_family
+from aiinfra.specs import LINEAR_DTYPES, GpuSpec, ModelSpec, arch_family
 
 SRC_BUBBLE = "Narayanan et al. 2021 §2.2: bubble fraction (p−1)/(v·m) for the interleaved 1F1B schedule"
 SRC_TP = "Shoeybi et al. 2019 / Narayanan et al. 2021 §3: 2 all-reduces forward + 2 backward per layer"
@@ -165,9 +165,6 @@ def _share(name: str, field: str, raw) -> float:
     if not is_share(raw):
         raise AiinfraError(f"calibration '{name}': {field} must be a fraction in (0, 1], got {raw!r}")
     return float(raw)
-
-
-LINEAR_DTYPES = ("bf16", "fp16", "fp8", "fp4")
 
 
 def ep_unpaired_share(M, pp, vp, group=None):

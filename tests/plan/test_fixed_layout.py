@@ -374,6 +374,65 @@ def test_a_data_parallel_only_stack_is_searched_and_checked_as_such(cli):
         parse_parallelism("s", ["dp"])
 
 
+def test_the_search_and_the_checks_keep_to_the_zero_stages_a_stack_runs(cli, tmp_path):
+    """stacks.yaml zero_stages: torchtitan's FSDP2 (fsdp_reshard_after_forward always / never, or replicas) and
+    Composer's sharding strategies run ZeRO-0, 2 and 3 and nothing shards the optimizer states alone; Megatron-LM of
+    2021-22 (cfd2e21) had no distributed optimizer; DeepSpeed's pipeline engine asserts ZeRO < 2. The planner used to
+    rank ZeRO-1 layouts for torchtitan and ZeRO-2 for Narayanan's Megatron-LM, layouts those stacks cannot run. The
+    search now leaves them out and says so; a fixed layout, --zero or `size train --zero` naming one is refused in one
+    line; a user catalog's zero_stages is honoured."""
+    from aiinfra.errors import SpecError
+    from aiinfra.sizing.layout import parse_zero_stages
+
+    base = ("plan", "llama-3.1-70b", "--gpu", "h100-sxm", "--gpus", "64", "--format", "json", "--top", "40")
+    titan = cli(*base, "--software", "torchtitan").json()
+    assert {x["zero"] for x in titan["facts"]["layouts"]} <= {0, 2, 3}
+    assert ("the torchtitan stack shards as ZeRO-0, 2 or 3; the search leaves the other stages out"
+            in titan["assumptions"])
+    ds = cli(*base, "--software", "deepspeed").json()
+    assert not [x for x in ds["facts"]["layouts"] if x["pp"] > 1 and x["zero"] >= 2]
+    assert any(x["pp"] > 1 for x in ds["facts"]["layouts"])
+    assert "with pipeline parallelism the deepspeed stack runs ZeRO-0 or 1 only" in ds["assumptions"]
+    old = cli("plan", "gpt-1.7b", "--gpus", "32", "--software", "megatron-2021", "--format", "json").json()
+    assert {x["zero"] for x in old["facts"]["layouts"]} == {0}
+    assert_one_line_error(cli(*base, "--software", "torchtitan", "--layout", "zero=1"),
+                          "the torchtitan stack shards as ZeRO-0, 2 or 3; zero=1 is none of them")
+    assert_one_line_error(cli(*base, "--software", "deepspeed", "--layout", "pp=2,zero=3"),
+                          "the deepspeed stack runs ZeRO-0 or 1 with pipeline parallelism; zero=3 with pp=2")
+    assert_one_line_error(cli(*base, "--software", "llm-foundry", "--zero", "1"),
+                          "the llm-foundry stack shards as ZeRO-0, 2 or 3; ZeRO 1 leaves none to search")
+    assert_one_line_error(cli("size", "train", "llama-3.1-8b", "--gpu", "h100-sxm", "--software", "torchtitan",
+                              "--zero", "1"), "zero=1 is none of them")
+    assert cli(*base, "--software", "deepspeed", "--layout", "pp=2,zero=1").code == 0
+    own = tmp_path / "zero.yaml"
+    own.write_text("stacks:\n  megatron-core: {zero_stages: [3]}\n")
+    mine = cli("--catalog", str(own), *base).json()
+    assert {x["zero"] for x in mine["facts"]["layouts"]} == {3}
+    for raw, pp, msg in (("none", None, "must be a list of ZeRO stages 0-3"), ([4], None, "got \\[4\\]"),
+                         ([], None, "zero_stages must be"), ([True], None, "zero_stages must be"),
+                         ([0, 2], [1], "must be among its zero_stages")):
+        with pytest.raises(SpecError, match=msg):
+            parse_zero_stages("s", raw, pp)
+
+
+def test_a_tp_overlap_with_no_tensor_parallelism_is_refused(cli):
+    """tp_overlap=ring overlaps tensor-parallel collectives. With tp=1 (or on llm-foundry, which runs no TP) there are
+    none, and the search holds no such layout: `--layout tp=1,tp_overlap=ring` used to come back as the fastest
+    layout that does not fit, TP1·PP1·CP8·DP1 at 158 GB per GPU, with a warning about its memory. It is refused in
+    one line; tp_overlap=none with tp=1, and tp_overlap=ring with TP searched, still plan."""
+    base = ("plan", "llama-3.1-8b", "--gpu", "h100-sxm", "--gpus", "8", "--format", "json")
+    assert_one_line_error(cli(*base, "--layout", "tp=1,tp_overlap=ring"),
+                          "tp_overlap=ring overlaps tensor-parallel communication, and tp=1 has none")
+    assert_one_line_error(cli("plan", "mpt-7b", "--gpu", "h100-sxm", "--gpus", "8", "--software", "llm-foundry",
+                              "--layout", "tp_overlap=ring"),
+                          "the llm-foundry stack runs data parallelism only; tp_overlap=ring overlaps")
+    assert cli(*base, "--layout", "tp=1,tp_overlap=none").code == 0
+    r = cli(*base, "--layout", "tp_overlap=ring")
+    assert r.code == 0 and r.err == "", r.err
+    y = r.json()["facts"]["your_layout"]
+    assert y["tp"] > 1 and y["tp_overlap"] == "ring" and not y["oom"]
+
+
 def test_interleave_rules_follow_each_stack_schedule():
     """How each stack's interleaved schedule takes a step's micro-batches M on PP stages (stacks.yaml interleave).
     Megatron-Core (schedules.py at d98e8a6, forward_backward_pipelining_with_interleaving): groups of G in [PP, M]

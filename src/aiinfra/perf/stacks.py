@@ -10,7 +10,8 @@ import numpy as np
 
 from aiinfra.catalog.loader import default_catalog, is_amount, is_count
 from aiinfra.errors import AiinfraError
-from aiinfra.sizing.layout import PARALLEL_AXES, stack_parallelism, stack_tp_past_kv_heads
+from aiinfra.sizing.layout import (PARALLEL_AXES, ZERO_STAGES, stack_parallelism, stack_tp_past_kv_heads,
+                                   stack_zero_stages)
 from aiinfra.sizing.offload import ActivationOffload, activation_offload
 from aiinfra.sizing.pipeline import stack_interleave, stack_uneven_pipeline
 from aiinfra.sizing.recompute import selective_policy
@@ -91,6 +92,9 @@ class Stack:
     moe_permute_source: str = ""
     # the model-parallel axes the stack runs (stacks.yaml parallelism): the search keeps the others at 1
     parallelism: tuple[str, ...] = PARALLEL_AXES
+    # the ZeRO stages it can run, alone and beside pipeline parallelism (stacks.yaml zero_stages, zero_stages_with_pp)
+    zero_stages: tuple[int, ...] = ZERO_STAGES
+    zero_stages_with_pp: tuple[int, ...] = ZERO_STAGES
     # how its interleaved schedule groups a step's micro-batches (stacks.yaml interleave: sizing INTERLEAVE_RULES)
     interleave: str = "multiple"
     # how the DP gradient reduce-scatter and parameter all-gather split into collectives (stacks.yaml dp_buckets):
@@ -135,6 +139,7 @@ def stack(name: str = "megatron-core") -> Stack:
                  *_optimizer_step(key, e.get("optimizer_step")),
                  *_elementwise(key, e.get("elementwise")), *_moe_permute(key, e.get("moe_permute")),
                  parallelism=stack_parallelism(key), interleave=stack_interleave(key),
+                 **dict(zip(("zero_stages", "zero_stages_with_pp"), stack_zero_stages(key))),
                  tp_past_kv_heads=stack_tp_past_kv_heads(key), **_dp_buckets(key, e.get("dp_buckets")))
 
 

@@ -18,8 +18,9 @@ from aiinfra.perf.host import check_cuda_graph_scope, check_graphed_layout
 from aiinfra.perf.stacks import TP_MODES, stack
 from aiinfra.plan.search import REASON, Options, PlanResult, distinct_layouts, edge_slots, plan, tp_modes
 from aiinfra.plan.space import RECOMPUTE_NAMES
-from aiinfra.sizing.layout import (PARALLEL_AXES, check_kv_split, check_layout, check_stack_parallelism,
-                                   parallelism_phrase, stack_parallelism)
+from aiinfra.sizing.layout import (PARALLEL_AXES, ZERO_STAGES, check_kv_split, check_layout, check_stack_parallelism,
+                                   check_stack_zero, parallelism_phrase, stack_parallelism, stack_zero_stages,
+                                   zero_phrase)
 from aiinfra.sizing.offload import check_activation_offload, parse_offload
 from aiinfra.sizing.pipeline import EdgeSlots, check_interleave
 from aiinfra.sizing.pipeline_layout import PipelineLayout
@@ -248,6 +249,29 @@ def _check_offload(m: ModelSpec, lay: dict, software: str) -> None:
                                  recompute=lay.get("recompute", 0))
 
 
+def _zero_assumption(software: str) -> list[str]:
+    """What the search leaves out of ZeRO for a stack that cannot run every stage (stacks.yaml zero_stages)."""
+    own, with_pp = stack_zero_stages(software)
+    out = [f"the {software} stack shards as {zero_phrase(own)}; the search leaves the other stages out"
+           ] if own != ZERO_STAGES else []
+    return out + ([f"with pipeline parallelism the {software} stack runs {zero_phrase(with_pp)} only"]
+                  if with_pp != own else [])
+
+
+def _check_tp_overlap(lay: dict, software: str) -> None:
+    """A TP overlap mode other than none overlaps tensor-parallel collectives: with tp=1, or on a stack that runs no
+    TP, there are none, and the search has no such layout to complete (it used to answer with an out-of-memory one)."""
+    mode = lay.get("tp_overlap", 0)
+    if not mode:
+        return
+    if "tp" not in stack_parallelism(software):
+        raise LayoutError(f"the {software} stack runs {parallelism_phrase(stack_parallelism(software))}; "
+                          f"tp_overlap={TP_MODES[mode]} overlaps tensor-parallel communication")
+    if lay.get("tp") == 1:
+        raise LayoutError(f"tp_overlap={TP_MODES[mode]} overlaps tensor-parallel communication, and tp=1 has none: "
+                          "drop tp_overlap or set tp above 1")
+
+
 def _widen(m: ModelSpec, opt: Options, lay: dict) -> Options:
     """The search space must hold the fixed values, whatever the default lists say."""
     def add(values: tuple | None, key: str) -> tuple | None:
@@ -352,6 +376,8 @@ def plan_command(
                             f"{RECOMPUTE_NAMES[lay['recompute']]}")
         _check_buildable(m, gpus, lay, global_batch, seq, split, opt.mtp, opt.software)
         check_stack_parallelism(opt.software, **{a: lay.get(a) for a in PARALLEL_AXES})
+        _check_tp_overlap(lay, opt.software)
+        check_stack_zero(opt.software, lay.get("zero"), lay.get("pp"))
         if opt.ep_overlap:
             _check_ep_overlap(lay, split)
         if opt.cuda_graph_scope:
@@ -387,6 +413,7 @@ def plan_command(
     assumptions = [f"software stack {opt.software}: overlaps from catalog stacks.{opt.software}",
                    *([f"the {opt.software} stack runs {parallelism_phrase(axes)}; the search keeps the other axes "
                       "at 1"] if axes != PARALLEL_AXES else []),
+                   *_zero_assumption(opt.software),
                    f"linear layers in {opt.dtype}; attention and norms in 16-bit",
                    *([f"weights kept and gathered in {opt.dtype} (--quantized-params: Megatron --{opt.dtype}-param-"
                       "gather), ZeRO 1-3 only, no optimizer offload"] if opt.quantized_params else []),

@@ -22,6 +22,7 @@ from aiinfra.perf.training import step_time
 from aiinfra.plan.heap import kept_heap
 from aiinfra.plan.space import Space, build_space, describe, offload_name, recompute_name
 from aiinfra.sizing.activations import saved_input_bytes
+from aiinfra.sizing.layout import zero_phrase
 from aiinfra.sizing.pipeline import EdgeSlots, pipeline_edge_slots, pipeline_layers
 from aiinfra.sizing.pipeline_layout import PipelineLayout
 from aiinfra.sizing.recompute import module_policy
@@ -188,9 +189,13 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
 def unbuildable(space: Space, opt: Options, b: Callable | None = None) -> np.ndarray:
     """Candidates that never rank or count, broadcast (base, knobs): the TP1 twins (TP1 has no TP collectives, so
     its "overlapped" twin is the same layout) and activation offload under pipeline parallelism where the stack
-    refuses that pair (Megatron-LM: no CPU offloading with PP)."""
+    refuses that pair (Megatron-LM: no CPU offloading with PP), and a ZeRO stage the stack does not run beside
+    pipeline parallelism (DeepSpeed: ZeRO-2 and 3 without PP only)."""
     b = b or space.bcast
     out = (b("tp") == 1) & (b("tpo") == 1)
+    stk = stack(opt.software)
+    if stk.zero_stages_with_pp != stk.zero_stages:  # DeepSpeed's pipeline engine runs ZeRO-0 and 1 only
+        out = out | ((b("pp") > 1) & ~np.isin(b("zero"), stk.zero_stages_with_pp))
     if not stack(opt.software).offload.pipeline:
         out = out | ((b("pp") > 1) & ((b("offload") & 4) > 0))
     return out
@@ -200,6 +205,17 @@ def edge_slots(m: ModelSpec, opt: Options) -> bool | EdgeSlots | PipelineLayout:
     """Whether the embedding and the loss take a pipeline slot under these options (sizing.pipeline.pipeline_edge_slots
     for the options' stack and --pipeline-split); memory, step time, the space and the layout check all use it."""
     return pipeline_edge_slots(m, stack(opt.software).uneven_pipeline, opt.pipeline_split, opt.mtp)
+
+
+def searched_zero_stages(opt: Options) -> tuple[int, ...]:
+    """The ZeRO stages searched: the caller's that the software stack can run (stacks.yaml zero_stages), or one line
+    saying none is left."""
+    stk = stack(opt.software)
+    stages = tuple(z for z in opt.zero_stages if z in stk.zero_stages)
+    if not stages:
+        raise SpecError(f"the {stk.key} stack shards as {zero_phrase(stk.zero_stages)}; ZeRO "
+                        f"{', '.join(map(str, opt.zero_stages))} leaves none to search")
+    return stages
 
 
 def tp_modes(opt: Options) -> tuple[int, ...]:
@@ -273,9 +289,10 @@ def plan(
         raise SpecError(f"objective must be time or cost, not {objective}")
     space_edge = edge_slots(m, opt)
     stk = stack(opt.software)
+    zero_stages = searched_zero_stages(opt)
     space = build_space(m, counts, global_batch=global_batch, seq=seq, gpus_per_node=gpn,
                         micro_batches=opt.micro_batches, interleaves=opt.interleaves, recompute=opt.recompute,
-                        zero_stages=opt.zero_stages, context_parallel=opt.context_parallel, offloads=opt.offloads,
+                        zero_stages=zero_stages, context_parallel=opt.context_parallel, offloads=opt.offloads,
                         recompute_fractions=opt.recompute_fractions, offload_fractions=opt.offload_fractions,
                         offload_rules=stk.offload,
                         sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens, max_tp=opt.max_tp,
@@ -474,7 +491,7 @@ def _shortfall(m: ModelSpec, gpu: GpuSpec, counts: list[int], ev: Evaluated, glo
     for _ in range(12):  # doubling the GPU count: at most 4096× the request
         n = n * 2 if n >= gpn else gpn
         space = build_space(m, [n], global_batch=global_batch * n, seq=seq, gpus_per_node=gpn,
-                            micro_batches=(1,), interleaves=(1,), recompute=(2,), zero_stages=opt.zero_stages,
+                            micro_batches=(1,), interleaves=(1,), recompute=(2,), zero_stages=searched_zero_stages(opt),
                             context_parallel=opt.context_parallel, sequence_parallel=opt.sequence_parallel,
                             uneven_pipeline=stack(opt.software).uneven_pipeline, edge_slots=edge_slots(m, opt))
         if len(space) and evaluate(m, gpu, space, seq, opt, node).fits.any():

@@ -13,7 +13,7 @@ from aiinfra.errors import SpecError
 from aiinfra.explain import Result, quantity
 from aiinfra.sizing.activations import saved_input_bytes
 from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
-from aiinfra.sizing.layout import check_kv_split, check_stack_parallelism, sp_divides
+from aiinfra.sizing.layout import check_kv_split, check_stack_parallelism, check_stack_zero, sp_divides
 from aiinfra.sizing.offload import check_activation_offload, parse_offload
 from aiinfra.sizing.params import param_counts
 from aiinfra.sizing.pipeline import check_interleave, pipeline_edge_slots, stack_interleave, stack_uneven_pipeline
@@ -103,6 +103,7 @@ def training_report(
     if modules and recompute != "selective":
         raise SpecError(f"--recompute-modules names what selective recompute drops; --recompute is {recompute}")
     check_stack_parallelism(software, tp=tp, pp=pp, cp=cp, ep=ep)
+    check_stack_zero(software, max(zero, int(distributed_optimizer)), pp)
     if tp >= 1:  # a TP below 1 is refused below, with the other layout checks
         check_kv_split(m, tp, software)
     split = pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split, mtp)

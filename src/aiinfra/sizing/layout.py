@@ -39,6 +39,52 @@ def parallelism_phrase(axes: tuple[str, ...]) -> str:
     return "data parallelism only" if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]} parallelism"
 
 
+ZERO_STAGES = (0, 1, 2, 3)  # none; optimizer states; + gradients; + parameters (ZeRO / FSDP sharding)
+
+
+def stack_zero_stages(software: str = "megatron-core") -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(the ZeRO stages a software stack can run, those it runs with pipeline parallelism): catalog stacks.yaml
+    zero_stages and zero_stages_with_pp, absent: every stage. Anything but a list of stages 0-3 is refused."""
+    key, e = default_catalog().entry("stacks", software)
+    return parse_zero_stages(key, e.get("zero_stages"), e.get("zero_stages_with_pp"))
+
+
+def parse_zero_stages(key: str, raw, with_pp) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """stacks.yaml zero_stages / zero_stages_with_pp of stack `key`: non-empty lists of stages 0-3, the second a part
+    of the first; absent: every stage, and with PP the stack's stages."""
+    def stages(field: str, v, default: tuple[int, ...]) -> tuple[int, ...]:
+        if v is None:
+            return default
+        if not isinstance(v, list) or not v or any(isinstance(z, bool) or z not in ZERO_STAGES for z in v):
+            raise SpecError(f"stack '{key}': {field} must be a list of ZeRO stages 0-3, got {v!r}")
+        return tuple(sorted(set(v)))
+
+    own = stages("zero_stages", raw, ZERO_STAGES)
+    pp = stages("zero_stages_with_pp", with_pp, own)
+    if not set(pp) <= set(own):
+        raise SpecError(f"stack '{key}': zero_stages_with_pp {list(pp)} must be among its zero_stages {list(own)}")
+    return own, pp
+
+
+def zero_phrase(stages: tuple[int, ...]) -> str:
+    """'ZeRO-0, 2 or 3': the stages a stack can shard as."""
+    names = [str(z) for z in stages]
+    return "ZeRO-" + (names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}")
+
+
+def check_stack_zero(software: str, zero: int | None, pp: int | None = None) -> None:
+    """One sentence when a layout's ZeRO stage is one its software stack cannot run, alone or beside pipeline
+    parallelism (stack_zero_stages)."""
+    if zero not in ZERO_STAGES:  # None, or a stage that is none (training_memory refuses it, naming 0-3)
+        return
+    own, with_pp = stack_zero_stages(software)
+    if zero not in own:
+        raise LayoutError(f"the {software} stack shards as {zero_phrase(own)}; zero={zero} is none of them")
+    if pp is not None and pp > 1 and zero not in with_pp:
+        raise LayoutError(f"the {software} stack runs {zero_phrase(with_pp)} with pipeline parallelism; "
+                          f"zero={zero} with pp={pp} is refused")
+
+
 def check_stack_parallelism(software: str, **sizes: int | None) -> None:
     """One sentence when a layout splits over an axis its software stack does not run (stack_parallelism)."""
     axes = stack_parallelism(software)

@@ -259,6 +259,27 @@ def test_a_key_of_a_map_inside_an_entry_that_no_reader_takes_is_refused(cli, tmp
     assert_one_line_error(cli("--catalog", str(bad), *argv), needle)
 
 
+def test_every_field_of_an_engine_efficiency_its_reader_takes_is_accepted(cli, tmp_path: Path):
+    """An engine's per-GPU efficiency record is read by perf.inference against its own field list
+    (_ENGINE_EFFICIENCY), which names two fields no shipped GPU carries: the loader takes every one of them, and a
+    user's KV-cache bandwidth share changes the decode step it prices."""
+    from aiinfra.catalog.loader import _READ_ALSO_IN, _names_keyed_by, _shipped_maps
+    from aiinfra.perf.inference import _ENGINE_EFFICIENCY
+
+    shipped = Catalog().tables
+    path = ("engines", "efficiency", "*")
+    pools = _shipped_maps(shipped, _names_keyed_by(shipped, {}))
+    assert set(_ENGINE_EFFICIENCY) <= pools[path] | set(_READ_ALSO_IN[path])
+    own = tmp_path / "own.yaml"
+    own.write_text("engines:\n  vllm: {efficiency: {h100-sxm: {decode_bw_fraction: 0.8, gemm_scale: 1.0, "
+                   "kv_bw_fraction: 0.2, prefill_overhead_ms: 5.0}}}\n")
+    argv = ("infer", "llama-3.1-8b", "--gpu", "h100-sxm", "--engine", "vllm", "--prompt", "4000", "--output", "200",
+            "--batch", "32", "--format", "json")
+    base, mine = cli(*argv), cli("--catalog", str(own), *argv)
+    assert base.code == 0 and mine.code == 0, mine.err
+    assert mine.out != base.out
+
+
 def test_every_shipped_table_is_accepted_as_a_user_file(tmp_path: Path):
     """The nested checks refuse nothing the shipped catalog itself holds: each table, written back as a user file,
     loads (a record's keys, GPU- and architecture-keyed maps, the kernel tables' dtypes and routes, named maps)."""

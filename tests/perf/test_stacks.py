@@ -16,6 +16,8 @@ from tests.conftest import assert_one_line_error
 STACK_CASES = [
     ("overlap: 5", "field 'overlap' must be a map"),
     ("overlap: {tpp: true}", "field 'overlap' has key 'tpp', which no command reads; closest: tp"),
+    ("moe_permute: {alltoal: 4, source: mine}", "moe_permute alltoal names none of its dispatchers (alltoall, deepep, "
+     "hybridep), with or without _one_local_expert"),
     ("overlap: {tp: maybe}", "field 'overlap.tp' must be true/false"),
     ("tp_overlap_modes: [ring, chunky]", "tp_overlap_modes must list"),
     ("tp_overlap_modes: []", "tp_overlap_modes must list"),
@@ -34,6 +36,20 @@ def test_malformed_stack_setting_is_refused(cli, tmp_path: Path, setting: str, n
     r = cli("--catalog", str(mine), "plan", "llama-3.1-8b", "--gpus", "8", "--format", "json")
     assert_one_line_error(r, "stack 'megatron-core'", needle)
     assert r.out == ""
+
+
+def test_a_dispatcher_a_user_adds_is_planned_with(cli, tmp_path: Path):
+    """A stack's MoE dispatchers are names a user may add (a newer Megatron dispatcher): the loader takes a new name
+    in moe_dispatchers and moe_permute, and `plan --moe-dispatcher` uses it; the permute bytes are checked against the
+    stack's dispatchers instead (the case above)."""
+    mine = tmp_path / "stack.yaml"
+    mine.write_text("stacks:\n  megatron-core:\n    moe_dispatchers: {alltoall: expert, flex: node}\n"
+                    "    moe_permute: {alltoall: 4, flex: 40, source: mine}\n")
+    argv = ("plan", "mixtral-8x7b", "--gpus", "64", "--format", "json", "--layout", "ep=8")
+    r = cli("--catalog", str(mine), *argv, "--moe-dispatcher", "flex")
+    assert r.code == 0, r.err
+    base = cli("--catalog", str(mine), *argv)
+    assert r.json()["facts"]["step_time"]["value"] != base.json()["facts"]["step_time"]["value"]
 
 
 def test_a_valid_stack_override_is_honoured(cli, tmp_path: Path):

@@ -199,6 +199,10 @@ _READ_ALSO: dict[str, tuple[str, ...]] = {
                "on_demand_note", "reserved_1y_note", "reserved_3y_note", "spot_note"),
     "xid": ("alert_class", "meaning", "description", "name", "immediate_action", "investigatory_action", "investigate"),
 }
+# the same inside an entry's maps, by path: an engine's per-GPU efficiency may carry its own KV-cache bandwidth share
+# and a flat prefill overhead (perf.inference _ENGINE_EFFICIENCY) where no shipped GPU needs them
+_READ_ALSO_IN: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("engines", "efficiency", "*"): ("kv_bw_fraction", "prefill_overhead_ms")}
 # fields that document an entry and are never a setting, accepted in every table
 _DOCUMENTATION = frozenset({"observed", "source", "aliases", "note", "notes"})
 # tables whose reader is a pydantic spec that refuses an unknown field itself, naming it (a model's entry is not:
@@ -222,12 +226,14 @@ def known_fields(kind: str, shipped: dict[str, dict[str, dict]]) -> set[str]:
 
 # Maps inside an entry whose keys are names a user may add, not fields a reader knows: a feature gate, device type or
 # sharing strategy of a newer DRA driver, a Kubernetes release, a MIG class of a new GPU, a switch's link rate, an
-# activation function. Their keys are not checked against the shipped names; the records they hold are. A model's
-# config is an HF config.json, which its own parser reads, and is not walked at all.
+# activation function, a stack's MoE dispatcher (its permute bytes are checked against the stack's dispatchers by
+# perf.stacks). Their keys are not checked against the shipped names; the records they hold are. A model's config is
+# an HF config.json, which its own parser reads, and is not walked at all.
 _NAMED_MAPS = frozenset({("dra_driver", "feature_gates"), ("dra_driver", "required_gates"),
                          ("dra_driver", "device_classes"), ("dra_driver", "attributes"), ("dra_driver", "capacities"),
                          ("dra_driver", "sharing_strategies"), ("dra_driver", "resource_api"), ("mig_layouts", "classes"),
-                         ("switches", "speeds"), ("stacks", "moe_activation_syncs")})
+                         ("switches", "speeds"), ("stacks", "moe_activation_syncs"), ("stacks", "moe_dispatchers"),
+                         ("stacks", "moe_permute")})
 _UNWALKED = frozenset({("models", "config")})
 # the form a named map's keys must take, where a reader parses them (sharing.dra sorts releases as numbers)
 _KEY_FORMATS = {("dra_driver", "resource_api"): (r"\d+\.\d+", "a Kubernetes release in quotes, such as '1.37' (YAML "
@@ -300,9 +306,10 @@ def _check_map(where: str, path: tuple[str, ...], value: dict, pools: dict[tuple
             if fmt and not (isinstance(k, str) and re.fullmatch(fmt[0], k)):
                 raise AiinfraError(f"{where} field '{path_text}' is keyed by {fmt[1]}; got {k!r}")
         elif how == "field":
-            if key not in shipped | _DOCUMENTATION:
+            known = shipped | _DOCUMENTATION | set(_READ_ALSO_IN.get(path, ()))
+            if key not in known:
                 raise AiinfraError(f"{where} field '{path_text}' has key '{key}', which no command reads"
-                                   f"{_closest(key, shipped)}")
+                                   f"{_closest(key, known)}")
         elif pool is not None and key not in pool:
             hint = _closest(key, pool) or (f"; it takes {', '.join(sorted(pool))}" if len(pool) <= 12 else "")
             raise AiinfraError(f"{where} field '{path_text}' is keyed by {how}, and '{key}' is none{hint}")

@@ -121,13 +121,14 @@ def stack(name: str = "megatron-core") -> Stack:
     o = _overlap(key, e.get("overlap", {}))
     sel = selective_policy(key)
     modes = _tp_modes(key, e.get("tp_overlap_modes", ["ring"] if o.get("tp") else ["none"]))
+    dispatchers = _dispatchers(key, e.get("moe_dispatchers") or {"alltoall": "expert"})
     return Stack(key, o["tp"], o["pp"], o["grad_reduce"], o["param_gather"], o["cp"], e.get("source", ""),
                  stack_uneven_pipeline(key), _sm_fraction(key, e.get("overlap_sm_fraction", 0.0)),
                  _fp8_gemm(key, e.get("fp8_gemm", "")), sel,
                  _flag(key, "tp_overlap_split", e.get("tp_overlap_split", False)), modes,
                  _flag(key, "tp_backward_async", e.get("tp_backward_async", False)),
                  _at_once(key, e.get("expert_gemms_at_once", 1)),
-                 _dispatchers(key, e.get("moe_dispatchers") or {"alltoall": "expert"}),
+                 dispatchers,
                  str(e.get("moe_dispatchers_source", "")), _fp8_casts(key, e.get("fp8_casts", "")),
                  _attention_kernel(key, e.get("attention_kernel", "")), *_moe_host(key, e.get("moe_host")),
                  _fp8_gather(key, e.get("fp8_gather", e.get("fp8_casts") == "te")),
@@ -137,7 +138,7 @@ def stack(name: str = "megatron-core") -> Stack:
                  _flag(key, "sp_layout_copies", e.get("sp_layout_copies", False)),
                  activation_offload(key), *_cross_entropy(key, e.get("cross_entropy")),
                  *_optimizer_step(key, e.get("optimizer_step")),
-                 *_elementwise(key, e.get("elementwise")), *_moe_permute(key, e.get("moe_permute")),
+                 *_elementwise(key, e.get("elementwise")), *_moe_permute(key, e.get("moe_permute"), dispatchers),
                  parallelism=stack_parallelism(key), interleave=stack_interleave(key),
                  **dict(zip(("zero_stages", "zero_stages_with_pp"), stack_zero_stages(key))),
                  tp_past_kv_heads=stack_tp_past_kv_heads(key), **_dp_buckets(key, e.get("dp_buckets")))
@@ -188,16 +189,22 @@ def _dp_buckets(key: str, raw) -> dict:
     return {"dp_bucket": (float(vals[0]), float(vals[1])), "dp_bucket_source": str(raw["source"])}
 
 
-def _moe_permute(key: str, raw) -> tuple[tuple[tuple[str, float], ...], str]:
-    """stacks.yaml moe_permute: {dispatcher: bytes per routed copy element per pass, ..., source}; absent: none."""
+def _moe_permute(key: str, raw, dispatchers: tuple[tuple[str, str], ...]) -> tuple[tuple[tuple[str, float], ...], str]:
+    """stacks.yaml moe_permute: {dispatcher: bytes per routed copy element per pass, ..., source}; absent: none. Each
+    key is one of the stack's dispatchers, or one with _one_local_expert (its bytes when a GPU holds one expert):
+    another would never be read."""
     if not raw:
         return (), ""
     if not isinstance(raw, dict) or not raw.get("source"):
         raise AiinfraError(f"stack '{key}': moe_permute maps dispatchers to bytes and names its source")
+    names = [d for d, _ in dispatchers]
     out = []
     for k, v in raw.items():
         if k == "source":
             continue
+        if str(k).removesuffix("_one_local_expert") not in names:
+            raise AiinfraError(f"stack '{key}': moe_permute {k} names none of its dispatchers ({', '.join(names)}), "
+                               "with or without _one_local_expert")
         if not isinstance(v, (int, float)) or v < 0:
             raise AiinfraError(f"stack '{key}': moe_permute {k} must be a non-negative number of bytes, got {v!r}")
         out.append((str(k), float(v)))

@@ -368,6 +368,9 @@ def test_a_data_parallel_only_stack_is_searched_and_checked_as_such(cli):
     assert stack_parallelism("megatron-core") == ("tp", "pp", "cp", "ep") and stack_parallelism("llm-foundry") == ()
     assert_one_line_error(cli("plan", "gpt-1.7b", "--gpus", "32", "--software", "megatron-2021", "--layout", "cp=2"),
                           "runs data, tensor and pipeline parallelism; cp=2 needs context parallelism")
+    # DeepSpeed shards a sequence with Ulysses' all-to-alls, not the K,V ring the planner charges for CP
+    assert_one_line_error(cli("plan", "llama-3.1-70b", "--gpus", "64", "--software", "deepspeed", "--layout", "cp=2"),
+                          "the deepspeed stack runs data, tensor, pipeline and expert parallelism; cp=2 needs context")
     with pytest.raises(SpecError, match="parallelism must be a list of tp, pp, cp, ep, got 'none'"):
         parse_parallelism("s", "none")
     with pytest.raises(SpecError, match="got \\['dp'\\]"):

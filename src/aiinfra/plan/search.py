@@ -194,9 +194,9 @@ def unbuildable(space: Space, opt: Options, b: Callable | None = None) -> np.nda
     b = b or space.bcast
     out = (b("tp") == 1) & (b("tpo") == 1)
     stk = stack(opt.software)
-    if stk.zero_stages_with_pp != stk.zero_stages:  # DeepSpeed's pipeline engine runs ZeRO-0 and 1 only
+    if stk.zero_stages_with_pp != stk.zero_stages:  # e.g. DeepSpeed's pipeline engine: ZeRO-0 and 1
         out = out | ((b("pp") > 1) & ~np.isin(b("zero"), stk.zero_stages_with_pp))
-    if not stack(opt.software).offload.pipeline:
+    if not stk.offload.pipeline:
         out = out | ((b("pp") > 1) & ((b("offload") & 4) > 0))
     return out
 

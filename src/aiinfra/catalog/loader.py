@@ -296,8 +296,8 @@ def _check_map(where: str, path: tuple[str, ...], value: dict, pools: dict[tuple
     `efficiency: {h100-sxm: {gemm_scal: …}}`): a user map replaces the shipped one whole, so a misspelt key would
     not only go unread, the reader would fall back to a default for the key the user meant."""
     shipped = pools.get(path)
-    if shipped is None or path in _UNWALKED:
-        return  # a map no shipped entry has here: the shape check and the reader judge it
+    if shipped is None:  # a map no shipped entry has here (or a model's config, never walked): the reader judges it
+        return
     how, pool = _map_keys(path, shipped, names)
     for k in value:
         key = str(k)

@@ -264,8 +264,9 @@ def _check_tp_overlap(lay: dict, software: str) -> None:
     mode = lay.get("tp_overlap", 0)
     if not mode:
         return
-    if "tp" not in stack_parallelism(software):
-        raise LayoutError(f"the {software} stack runs {parallelism_phrase(stack_parallelism(software))}; "
+    axes = stack_parallelism(software)
+    if "tp" not in axes:
+        raise LayoutError(f"the {software} stack runs {parallelism_phrase(axes)}; "
                           f"tp_overlap={TP_MODES[mode]} overlaps tensor-parallel communication")
     if lay.get("tp") == 1:
         raise LayoutError(f"tp_overlap={TP_MODES[mode]} overlaps tensor-parallel communication, and tp=1 has none: "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import io
+import json
 import os
 import signal
 import socket
@@ -112,6 +113,10 @@ def _alarm(signum, frame):
     raise Hang()
 
 
+def _not_json(name: str):
+    raise AssertionError(f"{name} in a --format json answer")
+
+
 def run_budgeted(argv: list[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     old = signal.signal(signal.SIGALRM, _alarm)
@@ -175,5 +180,7 @@ def test_fuzz_command(path, cmd, corpus, tmp_path_factory):
         if code == 2:
             lines = [x for x in err.strip().splitlines() if x.strip()]
             assert len(lines) == 1, (words, err[-2000:])
+        if code == 0 and words[-2:] == ["--format", "json"] and out.strip():
+            json.loads(out, parse_constant=_not_json)  # NaN and Infinity are not JSON: a reader's parser refuses them
 
     check()

@@ -139,6 +139,17 @@ def test_overhead_is_its_own_line_and_configurable():
     assert float(r.total.value) == pytest.approx(sum(float(t.value) for t in r.terms[:-1]))
 
 
+def test_fragmentation_must_be_a_share_below_one(cli):
+    """The allocator's reserve is a share of the allocated bytes in [0, 1), as the catalog's runtime entry must be.
+    `--fragmentation inf` (or nan) used to print an infinite total with exit 0, and the web page failed drawing it."""
+    from tests.conftest import assert_one_line_error
+
+    base = ("size", "train", "llama-3.1-8b", "--format", "json")
+    assert cli(*base, "--fragmentation", "0").code == 0
+    for v in ("inf", "nan", "1", "-0.1", "1e300"):
+        assert_one_line_error(cli(*base, "--fragmentation", v), "fragmentation must be a share")
+
+
 def test_uneven_pipeline_split_matches_llama3_405b():
     """Llama 3 paper (arXiv 2407.21783 §3.3.2): 126 layers on PP16 with one layer fewer on the first and
     the last stage (they carry the embedding and the output/loss): 7 + 14 × 8 + 7."""

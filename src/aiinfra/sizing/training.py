@@ -73,8 +73,10 @@ def _runtime_overhead(tp_a, pp_a, dp, cp, overhead_bytes, fragmentation) -> tupl
     else:
         fixed, fixed_src = np.asarray(overhead_bytes, dtype=float), {"fixed": "given by the user"}
     frag = rt["fragmentation"] if fragmentation is None else fragmentation
-    if frag < 0 or np.any(np.asarray(fixed) < 0):
-        raise SpecError("overhead and fragmentation must not be negative")
+    if not 0 <= frag < 1:  # also false for nan; a share of 1 or more would reserve more than is allocated
+        raise SpecError(f"fragmentation must be a share of allocated bytes in [0, 1), got {frag}")
+    if np.any(np.asarray(fixed) < 0):
+        raise SpecError("overhead must not be negative")
     return fixed, fixed_src, frag
 
 

@@ -24,7 +24,7 @@ def make_root(tmp_path: Path, ib: dict[str, tuple[str, str]] | None = None, modu
         d.mkdir(parents=True)
     if fabric_manager:
         (root / "proc/4242").mkdir()
-        (root / "proc/4242/comm").write_text("nv-fabricmanager\n")
+        (root / "proc/4242/comm").write_text("nv-fabricmanage\n")  # the kernel keeps 15 characters of the name
     if kern_log is not None:
         (root / "var/log").mkdir(parents=True)
         (root / "var/log/kern.log").write_text(kern_log)
@@ -99,7 +99,7 @@ def test_fixture_tree_infiniband_modules_fabric_manager(tmp_path):
     assert ports == {"mlx5_0 port 1": PASS, "mlx5_1 port 1": FAIL, "mlx5_2 port 1": PASS}
     assert [c.detail for c in by_name(checks, "InfiniBand rate")] == ["mlx5_2 port 1 runs at 200 Gb/s, below the node's 400 Gb/s"]
     assert by_name(checks, "nvidia_peermem")[0].status == WARN and "modprobe" in by_name(checks, "nvidia_peermem")[0].fix
-    assert by_name(checks, "nvidia_fs")[0].status == WARN
+    assert by_name(checks, "nvidia_fs")[0].status == SKIP  # GDS not installed: nothing to warn about
     fm = by_name(checks, "fabric manager")[0]
     assert fm.status == FAIL and "nvidia-fabricmanager" in fm.fix
 
@@ -153,3 +153,43 @@ def test_doctor_is_a_registered_command_with_declared_facts():
     r = doctor(simulate="gpus=2,seed=1,faults=dbe:g1@0")
     facts = DoctorFacts.model_validate(r.facts)
     assert facts.status == "fail" and facts.fail >= 1 and any(c.gpu == 1 and c.status == "fail" for c in facts.checks)
+
+
+def test_fabric_manager_found_under_its_truncated_name_or_cmdline(tmp_path):
+    """/proc/<pid>/comm holds 15 characters (TASK_COMM_LEN 16 with the NUL), so a running fabric manager reads
+    "nv-fabricmanage" there; a comm of bytes that are not UTF-8 (any process may set one) must not stop the check."""
+    root = make_root(tmp_path, nvswitches=4, fabric_manager=True)
+    (root / "proc/77").mkdir()
+    (root / "proc/77/comm").write_bytes(b"\xff\xfeodd\n")
+    assert by_name(diagnose(None, root=root), "fabric manager")[0].status == PASS
+    (root / "proc/4242/comm").write_text("fabricmgr-wrap\n")
+    (root / "proc/4242/cmdline").write_bytes(b"/usr/bin/nv-fabricmanager\0-c\0/usr/share/nvidia/nvswitch/fabricmanager.cfg\0")
+    assert by_name(diagnose(None, root=root), "fabric manager")[0].status == PASS
+    (root / "proc/4242/cmdline").write_bytes(b"/usr/bin/sleep\0" + b"60\0")
+    assert by_name(diagnose(None, root=root), "fabric manager")[0].status == FAIL
+
+
+def test_gpudirect_modules_legacy_dma_buf_and_gds(tmp_path):
+    """GPUDirect RDMA runs through nvidia_peermem, Mellanox's older nv_peer_mem, or DMA-BUF with no module: the open
+    GPU kernel module on Linux 5.12+ (NVIDIA GPUDirect RDMA guide; GPU Operator docs, GPUDirect RDMA). nvidia_fs
+    is only missed where GDS is installed (/etc/cufile.json, shipped by the nvidia-gds package)."""
+    ib = {"mlx5_0/1": ("4: ACTIVE", NDR)}
+    root = make_root(tmp_path, ib=ib, modules=("nvidia", "nv_peer_mem"))
+    assert by_name(diagnose(None, root=root), "nvidia_peermem")[0].status == PASS
+    (root / "proc/modules").write_text("nvidia 16384 0 - Live 0x0\n")
+    (root / "proc/driver/nvidia").mkdir(parents=True)
+    (root / "proc/driver/nvidia/version").write_text(
+        "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.124.06  Release Build\n")
+    (root / "proc/sys/kernel").mkdir(parents=True)
+    (root / "proc/sys/kernel/osrelease").write_text("6.8.0-52-generic\n")
+    peer = by_name(diagnose(None, root=root), "nvidia_peermem")[0]
+    assert peer.status == PASS and "DMA-BUF" in peer.detail
+    (root / "proc/sys/kernel/osrelease").write_text("5.4.0-216-generic\n")  # too old for DMA-BUF
+    assert by_name(diagnose(None, root=root), "nvidia_peermem")[0].status == WARN
+    (root / "proc/driver/nvidia/version").write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  570.124.06\n")
+    (root / "proc/sys/kernel/osrelease").write_text("6.8.0-52-generic\n")  # proprietary module: no DMA-BUF
+    assert by_name(diagnose(None, root=root), "nvidia_peermem")[0].status == WARN
+    assert by_name(diagnose(None, root=root), "nvidia_fs")[0].status == SKIP
+    (root / "etc").mkdir()
+    (root / "etc/cufile.json").write_text("{}")
+    assert by_name(diagnose(None, root=root), "nvidia_fs")[0].status == WARN

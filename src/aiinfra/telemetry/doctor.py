@@ -4,8 +4,10 @@ Inputs are a `telemetry.nvml` Snapshot (real NVML or the simulated fleet) and a 
 the parts NVML does not cover, so tests point `root` at a fixture tree:
 
 - `<root>/sys/class/infiniband/<hca>/ports/<n>/{state,rate}`: InfiniBand ports;
-- `<root>/proc/modules`: nvidia_peermem (GPUDirect RDMA) and nvidia_fs (GPUDirect Storage);
-- `<root>/proc/driver/nvidia-nvswitch/devices/*` and `<root>/proc/<pid>/comm`: NVSwitch present,
+- `<root>/proc/modules`: nvidia_peermem or nv_peer_mem (GPUDirect RDMA) and nvidia_fs (GPUDirect Storage);
+  `<root>/proc/driver/nvidia/version` and `<root>/proc/sys/kernel/osrelease`: the DMA-BUF path that needs no
+  peer-memory module; `<root>/etc/cufile.json`: GDS installed;
+- `<root>/proc/driver/nvidia-nvswitch/devices/*` and `<root>/proc/<pid>/comm` (or cmdline): NVSwitch present,
   fabric manager running;
 - `<root>/var/log/kern.log` (or messages, syslog): XIDs the driver logged before we listened.
 
@@ -210,7 +212,7 @@ def _kernel_xids(root: Path, snap: Snapshot | None) -> list[Check]:
 
 def _read(path: Path) -> str | None:
     try:
-        return path.read_text().strip()
+        return path.read_text(errors="replace").strip()  # any process may name itself in bytes that are not UTF-8
     except OSError:
         return None
 
@@ -236,20 +238,42 @@ def _infiniband(root: Path) -> list[Check]:
     return out
 
 
+# Linux keeps 15 characters of a process name in /proc/<pid>/comm (TASK_COMM_LEN 16 with the NUL), so the
+# fabric manager shows as "nv-fabricmanage" there; cmdline carries the whole path.
+_FM_BINARY = "nv-fabricmanager"
+
+
+def _dma_buf_ready(root: Path) -> str | None:
+    """Why NCCL can take the DMA-BUF path without a peer-memory module, or None: it needs the open GPU kernel
+    module and Linux 5.12 or later (NVIDIA's GPUDirect RDMA guide; the GPU Operator's recommended mode)."""
+    version = _read(root / "proc/driver/nvidia/version") or ""
+    release = _read(root / "proc/sys/kernel/osrelease") or ""
+    m = re.match(r"(\d+)\.(\d+)", release)
+    if "Open Kernel Module" in version and m and (int(m.group(1)), int(m.group(2))) >= (5, 12):
+        return f"open GPU kernel module on Linux {release.split('-')[0]}"
+    return None
+
+
 def _modules(root: Path, has_ib: bool) -> list[Check]:
     text = _read(root / "proc/modules")
     if text is None:
         return [Check("kernel modules", SKIP, f"cannot read {root / 'proc/modules'}")]
     loaded = {line.split()[0] for line in text.splitlines() if line.strip()}
     out = []
-    if "nvidia_peermem" in loaded:
-        out.append(Check("nvidia_peermem", PASS, "loaded (GPUDirect RDMA)"))
+    peer = [m for m in ("nvidia_peermem", "nv_peer_mem") if m in loaded]  # nv_peer_mem: Mellanox's older module
+    dma_buf = _dma_buf_ready(root) if not peer else None
+    if peer:
+        out.append(Check("nvidia_peermem", PASS, f"{peer[0]} loaded (GPUDirect RDMA)"))
+    elif dma_buf and has_ib:
+        out.append(Check("nvidia_peermem", PASS, f"not loaded, not needed: GPUDirect RDMA through DMA-BUF ({dma_buf})"))
     else:
-        out.append(Check("nvidia_peermem", WARN if has_ib else SKIP, "not loaded: NCCL cannot use GPUDirect RDMA over InfiniBand", "modprobe nvidia-peermem (and add it to /etc/modules-load.d)"))
+        out.append(Check("nvidia_peermem", WARN if has_ib else SKIP, "not loaded: NCCL cannot use GPUDirect RDMA over InfiniBand", "modprobe nvidia-peermem (and add it to /etc/modules-load.d), or use the open GPU kernel module on Linux 5.12+ for DMA-BUF"))
     if "nvidia_fs" in loaded:
         out.append(Check("nvidia_fs", PASS, "loaded (GPUDirect Storage)"))
+    elif (root / "etc/cufile.json").is_file():  # GDS installed (the nvidia-gds package ships it) but its module is off
+        out.append(Check("nvidia_fs", WARN, "not loaded though GDS is installed (/etc/cufile.json): cuFile falls back to compatibility mode", "modprobe nvidia-fs"))
     else:
-        out.append(Check("nvidia_fs", WARN, "not loaded: GPUDirect Storage (cuFile) falls back to compatibility mode", "install the nvidia-gds package and modprobe nvidia-fs"))
+        out.append(Check("nvidia_fs", SKIP, "not loaded and GDS not installed (no /etc/cufile.json): GPUDirect Storage not in use"))
     return out
 
 
@@ -257,7 +281,8 @@ def _fabric_manager(root: Path) -> list[Check]:
     switches = sorted((root / "proc/driver/nvidia-nvswitch/devices").glob("*"))
     if not switches:
         return [Check("fabric manager", SKIP, "no NVSwitch devices: fabric manager not needed")]
-    running = any(_read(p) == "nv-fabricmanager" for p in (root / "proc").glob("[0-9]*/comm"))
+    running = any(_read(p) == _FM_BINARY[:15] or (_read(p.with_name("cmdline")) or "").split("\0")[0].endswith(_FM_BINARY)
+                  for p in (root / "proc").glob("[0-9]*/comm"))
     if running:
         return [Check("fabric manager", PASS, f"nv-fabricmanager running for {len(switches)} NVSwitch devices")]
     return [Check("fabric manager", FAIL, f"{len(switches)} NVSwitch devices but nv-fabricmanager is not running: CUDA init fails on this node", "systemctl enable --now nvidia-fabricmanager (its version must match the driver)")]

@@ -126,6 +126,16 @@ def test_clusterpolicy_schema_and_pruned_fields():
     assert r["cp.device-plugin-config"][0].path == "[doc 0] spec.devicePlugin.config.default"
 
 
+def test_rdma_network_ipam():
+    """The operator pastes spec.ipam into the NetworkAttachmentDefinition, so it must be JSON naming an IPAM type;
+    whereabouts left the operator in v25.10.0 (Mellanox/network-operator fbc0b2cf); nv-ipam needs a poolName; an
+    IPPool needs perNodeBlockSize (ippools CRD, manifests/state-nv-ipam-cni @ b06827e)."""
+    r = rules("rdma_networks.yaml")
+    by_doc = {(f.path.split("]")[0] + "]", f.severity) for f in r["net.ipam"]}
+    assert by_doc == {("[doc 1]", "warning"), ("[doc 2]", "error"), ("[doc 3]", "error")}
+    assert any(f.path.startswith("[doc 4]") and "perNodeBlockSize" in f.message for f in r["crd.schema"])
+
+
 def test_yaml_that_does_not_parse_names_file_and_line():
     with pytest.raises(AiinfraError, match=r"broken.yaml:6"):
         findings("broken.yaml")

@@ -1,6 +1,6 @@
 """Every manifest we generate passes our own linter, kubernetes-validate (core objects) and the
 operators' CRD schemas shipped in catalog/data/crd_schemas (ClusterPolicy @ NVIDIA/gpu-operator a22dbf6,
-NicClusterPolicy/HostDeviceNetwork/MacvlanNetwork @ Mellanox/network-operator b06827e)."""
+NicClusterPolicy/HostDeviceNetwork/MacvlanNetwork/IPPool @ Mellanox/network-operator b06827e)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from aiinfra.sharing import k8s, lint, mig, packing
 from aiinfra.sharing.workloads import Workload
 
 K8S_VERSION = "1.33"
-CRD_KINDS = {"ClusterPolicy", "NicClusterPolicy", "HostDeviceNetwork", "MacvlanNetwork"}
+CRD_KINDS = {"ClusterPolicy", "NicClusterPolicy", "HostDeviceNetwork", "MacvlanNetwork", "IPPool"}
 
 
 def _bundles() -> dict[str, k8s.Bundle]:
@@ -112,3 +112,38 @@ def test_rollout_runbooks_are_ordered_and_warn_about_the_wedge():
     drv = k8s.rollout_driver(["n1", "n2"], "595.91.07", "580.95.05")
     assert drv["steps"][1].count("595.91.07") == 1 and "580.95.05" in drv["rollback"][0]
     assert sum("kubectl uncordon" in s for s in drv["steps"]) == 2
+
+
+def test_rdma_networks_take_addresses_from_an_nv_ipam_pool(cli):
+    """The Network Operator deploys nv-ipam and, since v25.10.0 (Mellanox/network-operator fbc0b2cf), no longer
+    whereabouts; its examples pair a network's {"type": "nv-ipam", "poolName": …} with an IPPool
+    (example/crs/nvidia.com_v1alpha1_nv_ipam_ippool_cr.yaml). The pool's perNodeBlockSize must stay below the
+    subnet's addresses (ippools CRD), and the note says how many nodes the pool serves."""
+    import json
+
+    from tests.conftest import assert_one_line_error
+
+    for mode, kind in (("shared", "MacvlanNetwork"), ("hostdev", "HostDeviceNetwork")):
+        docs = {d["kind"]: d for d in k8s.render_rdma(mode, cidr="10.10.0.0/22", per_node_ips=32).docs}
+        pool, net = docs["IPPool"], docs[kind]
+        assert json.loads(net["spec"]["ipam"]) == {"type": "nv-ipam", "poolName": pool["metadata"]["name"]}
+        assert pool["spec"] == {"subnet": "10.10.0.0/22", "perNodeBlockSize": 32}
+        assert pool["metadata"]["namespace"] == "nvidia-network-operator"  # where the operator runs nv-ipam
+    b = k8s.render_rdma("shared", cidr="10.10.0.0/22", per_node_ips=32)
+    assert any("serves 31 nodes" in n for n in b.notes)  # 1022 usable addresses / 32
+    for args, fragment in ((("--cidr", "10.0.0.1/24"), "host bits set"), (("--cidr", "10.0.0.0/33"), "CIDR form"),
+                           (("--cidr", "10.0.0.0/28", "--per-node-ips", "14"), "below the 14 addresses")):
+        assert_one_line_error(cli("k8s", "render", "rdma", *args), fragment)
+
+
+def test_operator_objects_carry_the_images_a_helm_install_cannot_default():
+    """The chart writes repository/image/version into ClusterPolicy.spec.gds and the GPUCluster's draDriver and
+    dcgmExporter (deployments/gpu-operator/templates @ a22dbf6); without them the operator looks for GDS_IMAGE,
+    DRA_DRIVER_IMAGE or DCGM_EXPORTER_IMAGE, which only its OLM bundle sets, and the state fails to reconcile."""
+    from aiinfra.sharing import dra
+
+    gds = k8s.cluster_policy(gds=True)["spec"]["gds"]
+    assert gds["enabled"] and gds["image"] == "nvidia-fs" and gds["version"]
+    spec = dra.gpu_cluster({}, compute_domains=False)["spec"]
+    for part in ("draDriver", "dcgmExporter"):
+        assert {"repository", "image", "version"} <= set(spec[part])

@@ -123,16 +123,17 @@ def render_operator(
 def render_rdma(
     mode: Annotated[str, typer.Option("--mode", help="shared (RDMA shared device + MacvlanNetwork) | hostdev (SR-IOV host device + HostDeviceNetwork)")] = "shared",
     master: Annotated[str, typer.Option("--master", help="Parent netdev for macvlan.")] = "ens1f0",
-    cidr: Annotated[str, typer.Option("--cidr", help="whereabouts IP range.")] = "192.168.2.0/24",
+    cidr: Annotated[str, typer.Option("--cidr", help="Subnet of the nv-ipam IPPool the RDMA network takes addresses from.")] = "192.168.2.0/24",
     gpus: Annotated[int, typer.Option("--gpus", help="GPUs the example Pod requests.", min=1)] = 1,
+    per_node_ips: Annotated[int, typer.Option("--per-node-ips", help="Addresses nv-ipam reserves for each node (the pool's perNodeBlockSize).")] = 16,
     output: OutputOpt = None,
     fmt: RenderFormat = Format.table,
     explain: ExplainOpt = False,
 ) -> None:
-    """Network Operator NicClusterPolicy + network, ClusterPolicy with driver.rdma, and an RDMA Pod."""
+    """Network Operator NicClusterPolicy, nv-ipam IPPool and network, ClusterPolicy with driver.rdma, and an RDMA Pod."""
     from aiinfra.sharing.commands import k8s_render_rdma
 
-    _out(k8s_render_rdma(mode, master, cidr, gpus), fmt, output, explain)
+    _out(k8s_render_rdma(mode, master, cidr, gpus, per_node_ips), fmt, output, explain)
 
 
 @render.command("dra")

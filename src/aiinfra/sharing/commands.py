@@ -253,8 +253,9 @@ def k8s_render_operator(mig_strategy: str = "mixed", mig_config: str | None = "c
 
 
 @command("k8s render rdma", facts=ManifestFacts)
-def k8s_render_rdma(mode: str = "shared", master: str = "ens1f0", cidr: str = "192.168.2.0/24", gpus: int = 1) -> Result:
-    return bundle_result(f"GPUDirect RDMA ({mode})", k8s.render_rdma(mode, master, cidr, gpus))
+def k8s_render_rdma(mode: str = "shared", master: str = "ens1f0", cidr: str = "192.168.2.0/24", gpus: int = 1,
+                    per_node_ips: int = 16) -> Result:
+    return bundle_result(f"GPUDirect RDMA ({mode})", k8s.render_rdma(mode, master, cidr, gpus, per_node_ips))
 
 
 @command("k8s render dra", facts=ManifestFacts)

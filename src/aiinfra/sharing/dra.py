@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import SpecError
-from aiinfra.sharing.k8s import CUDA_IMAGE, Bundle
+from aiinfra.sharing.k8s import CUDA_IMAGE, Bundle, components, image_of
 from aiinfra.sharing.mig import MigGpu
 
 GIB = 2**30
@@ -233,11 +233,14 @@ def compute_domain_workload(name: str, namespace: str, nodes: int, gpus_per_node
 def gpu_cluster(feature_gates: dict[str, bool], compute_domains: bool) -> dict:
     """The GPU Operator's GPUCluster (DRA path; a singleton named gpu-cluster; excludes ClusterPolicy)."""
     check_feature_gates(feature_gates)
-    dra: dict = {"computeDomains": {"enabled": bool(compute_domains)}}
+    # Images as the chart's templates/gpucluster.yaml writes them: the operator resolves an image from the CR or
+    # from DRA_DRIVER_IMAGE / DCGM_EXPORTER_IMAGE, which only its OLM bundle sets, so a bare CR fails to reconcile.
+    c = components("gpu-operator")
+    dra: dict = {**image_of(c, "draDriver"), "computeDomains": {"enabled": bool(compute_domains)}}
     if feature_gates:
         dra["featureGates"] = dict(sorted(feature_gates.items()))
     return {"apiVersion": "nvidia.com/v1alpha1", "kind": "GPUCluster", "metadata": _meta(driver()["gpu_cluster_name"]),
-            "spec": {"draDriver": dra, "dcgmExporter": {"enabled": True}}}
+            "spec": {"draDriver": dra, "dcgmExporter": {"enabled": True, **image_of(c, "dcgmExporter")}}}
 
 
 def gate_problems(gates: dict) -> list[str]:

@@ -226,7 +226,7 @@ def render_sharing(
 # --------------------------------------------------------------------------- GPU Operator
 
 
-def _image(c: dict, key: str) -> dict:
+def image_of(c: dict, key: str) -> dict:
     return {k: c[key][k] for k in ("repository", "image", "version")}
 
 
@@ -245,26 +245,26 @@ def cluster_policy(
     if mig_strategy not in ("none", "single", "mixed"):
         raise SpecError(f"MIG strategy must be none, single or mixed, not '{mig_strategy}'")
     c = components("gpu-operator")
-    dp: dict = {"enabled": True, **_image(c, "devicePlugin")}
+    dp: dict = {"enabled": True, **image_of(c, "devicePlugin")}
     if device_plugin_config:
         dp["config"] = {"name": device_plugin_config, "default": device_plugin_default}
-    mm: dict = {"enabled": True, **_image(c, "migManager"), "env": [{"name": "WITH_REBOOT", "value": "false"}]}
+    mm: dict = {"enabled": True, **image_of(c, "migManager"), "env": [{"name": "WITH_REBOOT", "value": "false"}]}
     mm["config"] = {"name": mig_config, "default": mig_default} if mig_config else {"default": mig_default}
     spec = {
         "operator": {"defaultRuntime": "containerd"},
         "daemonsets": {"priorityClassName": "system-node-critical", "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
-        "driver": {"enabled": True, **_image(c, "driver"), "rdma": {"enabled": rdma, "useHostMofed": use_host_mofed}},
-        "toolkit": {"enabled": True, **_image(c, "toolkit")},
+        "driver": {"enabled": True, **image_of(c, "driver"), "rdma": {"enabled": rdma, "useHostMofed": use_host_mofed}},
+        "toolkit": {"enabled": True, **image_of(c, "toolkit")},
         "devicePlugin": dp,
-        "dcgm": {"enabled": False, **_image(c, "dcgm")},
-        "dcgmExporter": {"enabled": True, **_image(c, "dcgmExporter")},
-        "gfd": {"enabled": True, **_image(c, "gfd")},
-        "nodeStatusExporter": {"enabled": False, **_image(c, "nodeStatusExporter")},
+        "dcgm": {"enabled": False, **image_of(c, "dcgm")},
+        "dcgmExporter": {"enabled": True, **image_of(c, "dcgmExporter")},
+        "gfd": {"enabled": True, **image_of(c, "gfd")},
+        "nodeStatusExporter": {"enabled": False, **image_of(c, "nodeStatusExporter")},
         "mig": {"strategy": mig_strategy},
         "migManager": mm,
     }
-    if gds:
-        spec["gds"] = {"enabled": True}
+    if gds:  # with its image: a Helm-installed operator has no GDS_IMAGE default to fall back on
+        spec["gds"] = {"enabled": True, **image_of(c, "gds")}
     return {"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "metadata": {"name": "cluster-policy"}, "spec": spec}
 
 
@@ -298,56 +298,78 @@ def render_operator(**kw) -> Bundle:
 def nic_cluster_policy(mode: str = "shared", pci_vendor: str = "15b3", device_ids: list[str] | None = None, rdma_hca_max: int = 63) -> dict:
     """NicClusterPolicy with DOCA-OFED, an RDMA device plugin (shared or SR-IOV host-device) and Multus/CNI."""
     c = components("network-operator")
-    spec: dict = {"ofedDriver": {**_image(c, "ofedDriver"), "upgradePolicy": {"autoUpgrade": True, "maxParallelUpgrades": 1, "drain": {"enable": True, "force": True, "deleteEmptyDir": True, "timeoutSeconds": 300}}}}
+    spec: dict = {"ofedDriver": {**image_of(c, "ofedDriver"), "upgradePolicy": {"autoUpgrade": True, "maxParallelUpgrades": 1, "drain": {"enable": True, "force": True, "deleteEmptyDir": True, "timeoutSeconds": 300}}}}
     if mode == "shared":
         selectors: dict = {"vendors": [pci_vendor]}
         if device_ids:
             selectors["deviceIDs"] = device_ids
         cfg = {"configList": [{"resourceName": "rdma_shared_device_a", "rdmaHcaMax": rdma_hca_max, "selectors": selectors}]}
-        spec["rdmaSharedDevicePlugin"] = {**_image(c, "rdmaSharedDevicePlugin"), "config": json.dumps(cfg, indent=2)}
+        spec["rdmaSharedDevicePlugin"] = {**image_of(c, "rdmaSharedDevicePlugin"), "config": json.dumps(cfg, indent=2)}
     elif mode == "hostdev":
         cfg = {"resourceList": [{"resourcePrefix": "nvidia.com", "resourceName": "hostdev", "selectors": {"vendors": [pci_vendor], "isRdma": True}}]}
-        spec["sriovDevicePlugin"] = {**_image(c, "sriovDevicePlugin"), "config": json.dumps(cfg, indent=2)}
+        spec["sriovDevicePlugin"] = {**image_of(c, "sriovDevicePlugin"), "config": json.dumps(cfg, indent=2)}
     else:
         raise SpecError(f"RDMA mode must be shared or hostdev, not '{mode}'")
-    spec["secondaryNetwork"] = {"multus": _image(c, "multus"), "cniPlugins": _image(c, "cniPlugins")}
-    spec["nvIpam"] = {**_image(c, "nvIpam"), "enableWebhook": False}
+    spec["secondaryNetwork"] = {"multus": image_of(c, "multus"), "cniPlugins": image_of(c, "cniPlugins")}
+    spec["nvIpam"] = {**image_of(c, "nvIpam"), "enableWebhook": False}
     return {"apiVersion": "mellanox.com/v1alpha1", "kind": "NicClusterPolicy", "metadata": {"name": "nic-cluster-policy"}, "spec": spec}
 
 
-def _whereabouts(cidr: str) -> str:
-    return json.dumps({"type": "whereabouts", "range": cidr}, indent=2)
+IP_POOL = "rdma-pool"
 
 
-def host_device_network(cidr: str = "192.168.3.0/24", namespace: str = "default") -> dict:
+def ip_pool(cidr: str, per_node_ips: int, name: str = IP_POOL) -> tuple[dict, int]:
+    """An nv-ipam IPPool (the IPAM the Network Operator deploys since v25.10.0 dropped whereabouts) and how many
+    nodes it serves: nv-ipam hands each node a block of per_node_ips addresses, fewer than the subnet holds."""
+    import ipaddress
+
+    try:
+        net = ipaddress.ip_network(cidr, strict=True)
+    except ValueError as e:
+        raise SpecError(f"--cidr '{cidr}' is not a subnet in CIDR form such as 192.168.2.0/24 ({e})") from None
+    usable = net.num_addresses - (2 if net.version == 4 and net.prefixlen < 31 else 0)  # network and broadcast
+    if not 1 <= per_node_ips < usable:
+        raise SpecError(f"--per-node-ips must be at least 1 and below the {usable} addresses {cidr} holds, got {per_node_ips}")
+    ns = components("network-operator")["namespace"]
+    doc = {"apiVersion": "nv-ipam.nvidia.com/v1alpha1", "kind": "IPPool", "metadata": {"name": name, "namespace": ns},
+           "spec": {"subnet": str(net), "perNodeBlockSize": per_node_ips}}
+    return doc, usable // per_node_ips
+
+
+def _nv_ipam(pool: str) -> str:
+    return json.dumps({"type": "nv-ipam", "poolName": pool}, indent=2)
+
+
+def host_device_network(pool: str = IP_POOL, namespace: str = "default") -> dict:
     return {
         "apiVersion": "mellanox.com/v1alpha1",
         "kind": "HostDeviceNetwork",
         "metadata": {"name": "rdma-hostdev-net"},
-        "spec": {"networkNamespace": namespace, "resourceName": "hostdev", "ipam": _whereabouts(cidr)},
+        "spec": {"networkNamespace": namespace, "resourceName": "hostdev", "ipam": _nv_ipam(pool)},
     }
 
 
-def macvlan_network(master: str, cidr: str = "192.168.2.0/24", namespace: str = "default", mtu: int = 9000) -> dict:
+def macvlan_network(master: str, pool: str = IP_POOL, namespace: str = "default", mtu: int = 9000) -> dict:
     return {
         "apiVersion": "mellanox.com/v1alpha1",
         "kind": "MacvlanNetwork",
         "metadata": {"name": "rdma-macvlan-net"},
-        "spec": {"networkNamespace": namespace, "master": master, "mode": "bridge", "mtu": mtu, "ipam": _whereabouts(cidr)},
+        "spec": {"networkNamespace": namespace, "master": master, "mode": "bridge", "mtu": mtu, "ipam": _nv_ipam(pool)},
     }
 
 
-def render_rdma(mode: str = "shared", master: str = "ens1f0", cidr: str = "192.168.2.0/24", gpus: int = 1) -> Bundle:
-    """GPUDirect RDMA: NicClusterPolicy + a network + ClusterPolicy with driver.rdma + an example Pod."""
+def render_rdma(mode: str = "shared", master: str = "ens1f0", cidr: str = "192.168.2.0/24", gpus: int = 1,
+                per_node_ips: int = 16) -> Bundle:
+    """GPUDirect RDMA: NicClusterPolicy + an nv-ipam IPPool + a network + ClusterPolicy with driver.rdma + an example Pod."""
     policy = nic_cluster_policy("shared" if mode == "shared" else "hostdev")
+    pool, nodes = ip_pool(cidr, per_node_ips)
     if mode == "shared":
-        net = macvlan_network(master, cidr)
+        net = macvlan_network(master)
         resource = "rdma/rdma_shared_device_a"
-        annotation = net["metadata"]["name"]
     else:
-        net = host_device_network(cidr)
+        net = host_device_network()
         resource = "nvidia.com/hostdev"
-        annotation = net["metadata"]["name"]
+    annotation = net["metadata"]["name"]
     pod = example_pod("nvidia.com/gpu", gpus, name="rdma-example")
     pod["metadata"]["annotations"] = {"k8s.v1.cni.cncf.io/networks": annotation}
     limits = pod["spec"]["containers"][0]["resources"]["limits"]
@@ -355,7 +377,9 @@ def render_rdma(mode: str = "shared", master: str = "ens1f0", cidr: str = "192.1
     pod["spec"]["containers"][0]["securityContext"] = {"capabilities": {"add": ["IPC_LOCK"]}}
     pod["spec"]["containers"][0]["command"] = ["sleep", "infinity"]
     cp = cluster_policy(mig_strategy="none", mig_config=None, rdma=True)
-    b = Bundle(docs=[policy, net, cp, pod])
+    b = Bundle(docs=[policy, pool, net, cp, pod])
+    b.notes.append(f"nv-ipam gives each node {per_node_ips} addresses of {cidr}: the pool serves {nodes} nodes "
+                   f"(and {per_node_ips} RDMA pods per node); widen --cidr or change --per-node-ips for more")
     b.notes.append("GPUDirect RDMA: driver.rdma.enabled=true loads nvidia-peermem in the GPU Operator driver container; DMA-BUF needs no peermem and is NVIDIA's recommended path")
     b.notes.append("MIG instances have P2P disabled: run RDMA/NVLink-heavy jobs on whole GPUs")
     return b

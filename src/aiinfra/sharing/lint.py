@@ -14,6 +14,7 @@ only; a file that does not parse is an AiinfraError naming file and line.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ def lint_documents(items: list[tuple[Any, str, int | None]], k8s_version: str = 
                     later.append((cfg, ctx, base + ("data", key)))
                 elif cfg_kind == "clients":
                     _lint_clients(ctx, cfg, base + ("data", key))
-        elif kind in ("ClusterPolicy", "NicClusterPolicy", "HostDeviceNetwork", "MacvlanNetwork"):
+        elif kind in ("ClusterPolicy", "NicClusterPolicy", "HostDeviceNetwork", "MacvlanNetwork", "IPPool"):
             _lint_operator_crd(ctx, doc, base)
         elif kind == "Node":
             later.append((doc, ctx, base))
@@ -532,6 +533,31 @@ def _lint_operator_crd(ctx: LintContext, doc: dict, base: tuple) -> None:
     lint_crd(ctx, doc, base)
     if doc.get("kind") == "ClusterPolicy":
         _lint_policy_spec(ctx, doc.get("spec"), base + ("spec",))
+    elif doc.get("kind") in ("HostDeviceNetwork", "MacvlanNetwork"):
+        _lint_network_ipam(ctx, doc.get("spec"), base + ("spec", "ipam"))
+
+
+def _lint_network_ipam(ctx: LintContext, spec: Any, p: tuple) -> None:
+    """The operator pastes spec.ipam into the NetworkAttachmentDefinition's CNI config, so it must be a JSON object;
+    whereabouts is no longer deployed by the operator (removed in v25.10.0, Mellanox/network-operator fbc0b2cf)."""
+    ipam = spec.get("ipam") if isinstance(spec, dict) else None
+    if not isinstance(ipam, str) or not ipam.strip():
+        return
+    try:
+        cfg = json.loads(ipam)
+    except ValueError as e:
+        ctx.add(p, "net.ipam", f"ipam is not JSON ({e}): the CNI plugin fails to parse the network's config",
+                'write it as a JSON object, e.g. {"type": "nv-ipam", "poolName": "my-pool"}')
+        return
+    if not isinstance(cfg, dict) or not cfg.get("type"):
+        ctx.add(p, "net.ipam", "ipam has no \"type\": the CNI plugin cannot pick an IPAM plugin", 'set "type": "nv-ipam" and "poolName"')
+    elif cfg["type"] == "whereabouts":
+        ctx.add(p, "net.ipam", "whereabouts: the Network Operator stopped deploying it in v25.10.0, so pods on this network "
+                "fail CNI setup unless you install it yourself", 'use {"type": "nv-ipam", "poolName": …} with an IPPool '
+                "(nvIpam in the NicClusterPolicy)", severity="warning")
+    elif cfg["type"] == "nv-ipam" and not cfg.get("poolName"):
+        ctx.add(p, "net.ipam", "nv-ipam without a poolName: nv-ipam cannot tell which IPPool to allocate from",
+                'add "poolName": the IPPool\'s name')
 
 
 def _lint_policy_spec(ctx: LintContext, spec: Any, p: tuple) -> None:

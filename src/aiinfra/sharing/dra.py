@@ -144,6 +144,17 @@ def device_class(api: str, name: str, device_type: str, selectors: list[str]) ->
             "spec": {"selectors": [{"cel": {"expression": " && ".join([expr, *selectors])}}]}}
 
 
+def _profile_label(profile: str) -> str:
+    return dns_label(profile.replace(".", "-").replace("+", "-"))
+
+
+def mig_device_class(api: str, key: str, product: str, profile: str) -> tuple[str, dict]:
+    """One DeviceClass per MIG profile: Kueue counts DRA devices per DeviceClass and refuses a class mapped to two
+    resources (kueue pkg/config/validation.go, "device class already mapped"), so profiles need classes of their own."""
+    name = f"{key}.mig-{_profile_label(profile)}.aiinfra.io"
+    return name, device_class(api, name, "mig", [f"{attr('productName')}.contains('{product}')", f"{attr('profile')} == '{profile}'"])
+
+
 def device_request(api: str, name: str, device_class_name: str, selectors: list[str] | None = None, count: int = 1) -> dict:
     """One request; resource.k8s.io/v1beta1 puts the class on the request, v1beta2 and v1 under `exactly`."""
     body: dict = {"deviceClassName": device_class_name, "allocationMode": "ExactCount", "count": int(count)}
@@ -348,14 +359,14 @@ def render_dra(r: DraRequest) -> Bundle:
     if r.mig_profiles:
         if t.mig is None:
             raise SpecError(f"GPU '{t.key}' has no MIG table; drop --mig or pick a MIG GPU")
-        mig_class = f"{key}.mig.aiinfra.io"
-        b.docs.append(device_class(api, mig_class, "mig", [f"{attr('productName')}.contains('{t.product}')"]))
-        for p in r.mig_profiles:
+        for p in dict.fromkeys(r.mig_profiles):
             prof = t.mig.profile(p)
-            name = f"{key}-mig-{dns_label(prof.name.replace('.', '-').replace('+', '-'))}"
-            b.docs.append(claim_template(api, name, ns, [device_request(api, "mig", mig_class, [f"{attr('profile')} == '{prof.name}'"])]))
+            mig_class, doc = mig_device_class(api, key, t.product, prof.name)
+            b.docs.append(doc)
+            name = f"{key}-mig-{_profile_label(prof.name)}"
+            b.docs.append(claim_template(api, name, ns, [device_request(api, "mig", mig_class)]))
             b.docs.append(example_pod(f"{name}-example", ns, name))
-            quotas[f"aiinfra.io/{key}-mig-{dns_label(prof.name.replace('.', '-').replace('+', '-'))}"] = (mig_class, r.kueue_quota)
+            quotas[f"aiinfra.io/{name}"] = (mig_class, r.kueue_quota)
         if r.mig_mode == "dynamic":
             gates["DynamicMIG"] = True
             b.notes.append("MIG on demand: the driver creates each MIG device when a claim is allocated (DynamicMIG gate); "
@@ -432,12 +443,14 @@ def plan_claims(p, k8s_version: str = "1.34", namespace: str = "default", mig_mo
     b = Bundle()
     gates: dict[str, bool] = {}
     if p.mig and p.mig.choice:
-        mig_class = f"{key}.mig.aiinfra.io"
-        b.docs.append(device_class(api, mig_class, "mig", [f"{attr('productName')}.contains('{product}')"]))
+        classes: dict[str, str] = {}
         for wl in sorted(p.mig.choice):
             for prof, n in sorted(p.mig.choice[wl].items()):
-                name = dns_label(f"{wl}-{prof.replace('.', '-').replace('+', '-')}")
-                b.docs.append(claim_template(api, name, namespace, [device_request(api, "mig", mig_class, [f"{attr('profile')} == '{prof}'"])]))
+                if prof not in classes:
+                    classes[prof], doc = mig_device_class(api, key, product, prof)
+                    b.docs.append(doc)
+                name = dns_label(f"{wl}-{_profile_label(prof)}")
+                b.docs.append(claim_template(api, name, namespace, [device_request(api, "mig", classes[prof])]))
                 b.docs.append(_deployment(name, namespace, n, [("mig", {"resourceClaimTemplateName": name})]))
         if mig_mode == "dynamic":
             gates["DynamicMIG"] = True

@@ -89,10 +89,6 @@ class QueryLog:
         return len(self.expressions)
 
 
-def _float(v: str) -> float:
-    return float(v)  # Go prints NaN, +Inf, -Inf, which float() reads
-
-
 MAX_TIMEOUT_S = 3600.0  # one query may wait an hour at most (a bound, so no value overflows the socket layer)
 
 
@@ -128,9 +124,19 @@ class Prometheus:
             for k, v in params:
                 grouped.setdefault(k, []).append(v)
             params = grouped
+        return self._send("POST", path, params, expr)
+
+    def _get(self, path: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None) -> Any:
+        return self._send("GET", path, params)
+
+    def _send(self, method: str, path: str, params: Any, expr: str | None = None) -> Any:
+        """One request; the envelope's `data`, or one line saying what went wrong."""
         started = time.perf_counter()
         try:
-            resp = self._http.post(path, data=params)
+            if method == "POST":
+                resp = self._http.post(path, data=params)
+            else:
+                resp = self._http.get(path, params=params)
         except httpx.TimeoutException:
             raise AiinfraError(f"Prometheus at {self.url} did not answer within {self.timeout:g} s") from None
         except httpx.HTTPError as e:
@@ -152,7 +158,9 @@ class Prometheus:
             msg = " ".join(str(doc.get("error", "unknown error")).split())
             what = f" for {_short(expr)}" if expr else ""
             raise AiinfraError(f"Prometheus rejected the request{what} (HTTP {resp.status_code} {kind}): {msg}")
-        return doc.get("data")
+        if "data" not in doc:
+            raise NotAnswer(self.url, path, "its success answer has no data")
+        return doc["data"]
 
     # -- API ------------------------------------------------------------------------------------
 
@@ -161,12 +169,14 @@ class Prometheus:
         params: dict[str, Any] = {"query": expr}
         if at is not None:
             params["time"] = f"{at:.3f}"
-        data = self._call("/api/v1/query", params, expr)
-        kind, result = data["resultType"], data["result"]
+        path = "/api/v1/query"
+        data = self._call(path, params, expr)
+        kind, result = _result(self.url, path, data)
         if kind == "vector":
-            return [Sample(r["metric"], _float(r["value"][1]), float(r["value"][0])) for r in result]
+            return _vector(self.url, path, result)
         if kind == "scalar":
-            return [Sample({}, _float(result[1]), float(result[0]))]
+            t, v = _point(self.url, path, result)
+            return [Sample({}, v, t)]
         raise AiinfraError(f"query {_short(expr)} returned a {kind}, expected an instant vector or scalar")
 
     def raw(self, selector: str, window: str, at: float | None = None) -> list[Series]:
@@ -175,78 +185,132 @@ class Prometheus:
         params: dict[str, Any] = {"query": expr}
         if at is not None:
             params["time"] = f"{at:.3f}"
-        data = self._call("/api/v1/query", params, expr)
-        if data["resultType"] != "matrix":
-            raise AiinfraError(f"query {_short(expr)} returned a {data['resultType']}, expected a matrix")
-        return [Series(r["metric"], [float(t) for t, _ in r["values"]], [_float(v) for _, v in r["values"]])
-                for r in data["result"]]
+        path = "/api/v1/query"
+        kind, result = _result(self.url, path, self._call(path, params, expr))
+        if kind != "matrix":
+            raise AiinfraError(f"query {_short(expr)} returned a {kind}, expected a matrix")
+        return _matrix(self.url, path, result)
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
         if step <= 0 or end < start:
             raise AiinfraError(f"bad range: start {start}, end {end}, step {step}")
         params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
-        data = self._call("/api/v1/query_range", params, expr)
-        if data["resultType"] != "matrix":
-            raise AiinfraError(f"range query {_short(expr)} returned a {data['resultType']}, expected a matrix")
-        return [
-            Series(r["metric"], [float(t) for t, _ in r["values"]], [_float(v) for _, v in r["values"]])
-            for r in data["result"]
-        ]
+        path = "/api/v1/query_range"
+        kind, result = _result(self.url, path, self._call(path, params, expr))
+        if kind != "matrix":
+            raise AiinfraError(f"range query {_short(expr)} returned a {kind}, expected a matrix")
+        return _matrix(self.url, path, result)
 
     def series(self, match: list[str], start: float | None = None, end: float | None = None) -> list[dict[str, str]]:
         params: list[tuple[str, Any]] = [("match[]", m) for m in match]
         params += _window(start, end)
-        return list(self._call("/api/v1/series", params))
+        path = "/api/v1/series"
+        data = self._call(path, params)
+        if not isinstance(data, list) or not all(_is_labels(x) for x in data):
+            raise NotAnswer(self.url, path, "its data is not a list of label sets")
+        return list(data)
 
     def labels(self, match: list[str] | None = None, start: float | None = None, end: float | None = None) -> list[str]:
         params: list[tuple[str, Any]] = [("match[]", m) for m in match or []]
         params += _window(start, end)
-        return sorted(self._call("/api/v1/labels", params))
+        return _names(self.url, "/api/v1/labels", self._call("/api/v1/labels", params))
 
     def label_values(self, label: str, match: list[str] | None = None, start: float | None = None, end: float | None = None) -> list[str]:
         params: list[tuple[str, Any]] = [("match[]", m) for m in match or []]
         params += _window(start, end)
         # The values endpoint is GET-only in older Prometheus releases.
-        started = time.perf_counter()
-        try:
-            resp = self._http.get(f"/api/v1/label/{label}/values", params=params)
-        except httpx.HTTPError as e:
-            raise AiinfraError(f"cannot reach Prometheus at {self.url}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-        finally:
-            self.log.seconds += time.perf_counter() - started
-        try:
-            doc = resp.json()
-        except ValueError:
-            raise AiinfraError(f"{self.url} is not a Prometheus API (HTTP {resp.status_code})") from None
-        if doc.get("status") != "success":
-            raise AiinfraError(f"Prometheus rejected the label query (HTTP {resp.status_code}): {doc.get('error', '')}")
-        return sorted(doc["data"])
-
-    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        try:
-            resp = self._http.get(path, params=params)
-        except httpx.HTTPError as e:
-            raise AiinfraError(f"cannot reach Prometheus at {self.url}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-        try:
-            doc = resp.json()
-        except ValueError:
-            raise AiinfraError(f"{self.url}{path} is not a Prometheus API (HTTP {resp.status_code})") from None
-        if doc.get("status") != "success":
-            raise AiinfraError(f"Prometheus rejected {path} (HTTP {resp.status_code}): {doc.get('error', '')}")
-        return doc["data"]
+        path = f"/api/v1/label/{label}/values"
+        return _names(self.url, path, self._get(path, params))
 
     def targets(self) -> list[dict[str, Any]]:
-        return list(self._get("/api/v1/targets", {"state": "active"})["activeTargets"])
+        return _listed(self.url, "/api/v1/targets", self._get("/api/v1/targets", {"state": "active"}), "activeTargets")
 
     def alerts(self) -> list[dict[str, Any]]:
         """Alerts the server's own rule evaluation holds now (pending and firing)."""
-        return list(self._get("/api/v1/alerts")["alerts"])
+        return _listed(self.url, "/api/v1/alerts", self._get("/api/v1/alerts"), "alerts")
 
     def ready(self) -> bool:
         try:
             return self._http.get("/-/ready").status_code == 200
         except httpx.HTTPError:
             return False
+
+
+# -- the shapes of a success answer (api.md "Expression query result formats") --------------------
+
+
+class NotAnswer(AiinfraError):
+    """A success envelope whose `data` does not have the shape the Prometheus API gives."""
+
+    def __init__(self, url: str, path: str, why: str):
+        super().__init__(f"{url}{path} is not a Prometheus API response: {why} (check that the URL is a Prometheus, "
+                         "Thanos or Mimir query endpoint)")
+
+
+def _is_labels(x: Any) -> bool:
+    return isinstance(x, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in x.items())
+
+
+def _result(url: str, path: str, data: Any) -> tuple[str, Any]:
+    if not isinstance(data, dict) or not isinstance(data.get("resultType"), str) or "result" not in data:
+        raise NotAnswer(url, path, "its data has no resultType and result")
+    return data["resultType"], data["result"]
+
+
+def _value(url: str, path: str, v: Any) -> float:
+    """A sample value: a JSON string (Go prints NaN, +Inf, -Inf, which float() reads)."""
+    if isinstance(v, bool) or not isinstance(v, str | int | float):
+        raise NotAnswer(url, path, f"a sample value is {type(v).__name__}, not a number in a string")
+    try:
+        return float(v)
+    except ValueError:
+        raise NotAnswer(url, path, f"a sample value {str(v)[:20]!r} is not a number") from None
+
+
+def _point(url: str, path: str, p: Any) -> tuple[float, float]:
+    """[unix time, "value"] → (time, value)."""
+    if not isinstance(p, list | tuple) or len(p) != 2 or isinstance(p[0], bool) or not isinstance(p[0], int | float):
+        raise NotAnswer(url, path, "a sample is not a [time, value] pair")
+    t = float(p[0])
+    if not math.isfinite(t):
+        raise NotAnswer(url, path, "a sample time is not finite")
+    return t, _value(url, path, p[1])
+
+
+def _vector(url: str, path: str, result: Any) -> list[Sample]:
+    if not isinstance(result, list):
+        raise NotAnswer(url, path, "a vector result is not a list")
+    out = []
+    for r in result:
+        if not isinstance(r, dict) or not _is_labels(r.get("metric")):
+            raise NotAnswer(url, path, "a vector element has no metric labels")
+        t, v = _point(url, path, r.get("value"))
+        out.append(Sample(r["metric"], v, t))
+    return out
+
+
+def _matrix(url: str, path: str, result: Any) -> list[Series]:
+    if not isinstance(result, list):
+        raise NotAnswer(url, path, "a matrix result is not a list")
+    out = []
+    for r in result:
+        if not isinstance(r, dict) or not _is_labels(r.get("metric")) or not isinstance(r.get("values"), list):
+            raise NotAnswer(url, path, "a matrix element has no metric labels and values")
+        points = [_point(url, path, p) for p in r["values"]]
+        out.append(Series(r["metric"], [t for t, _ in points], [v for _, v in points]))
+    return out
+
+
+def _names(url: str, path: str, data: Any) -> list[str]:
+    if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
+        raise NotAnswer(url, path, "its data is not a list of names")
+    return sorted(data)
+
+
+def _listed(url: str, path: str, data: Any, key: str) -> list[dict[str, Any]]:
+    if not isinstance(data, dict) or not isinstance(data.get(key), list) or not all(isinstance(x, dict) for x in data[key]):
+        raise NotAnswer(url, path, f"its data has no {key} list")
+    return list(data[key])
 
 
 def _window(start: float | None, end: float | None) -> list[tuple[str, Any]]:

@@ -36,6 +36,9 @@ def set_explain_full(full: bool) -> None:
     _explain_full = full
 
 
+PIPE_WIDTH = 1000  # tables are as wide as their content; no table of ours comes near this
+
+
 class _LazyConsole:
     """rich.Console built on first use (importing rich.console costs ~25 ms of every start-up)."""
 
@@ -48,8 +51,11 @@ class _LazyConsole:
             from rich.console import Console
 
             kwargs = dict(self._kwargs)
-            if kwargs.pop("wide", False):  # wide enough that piped tables are not wrapped into illegible columns
-                kwargs["width"] = max(120, Console().width)
+            if kwargs.pop("wide", False):
+                # A terminal keeps its width (at least 120). Piped or redirected output has no width to honour,
+                # so tables print at their natural width instead of losing their right-hand columns.
+                probe = Console()
+                kwargs["width"] = max(120, probe.width) if probe.is_terminal else PIPE_WIDTH
             self._real = Console(**kwargs)
         return self._real
 

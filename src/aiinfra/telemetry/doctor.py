@@ -281,7 +281,7 @@ def _fabric_manager(root: Path) -> list[Check]:
     switches = sorted((root / "proc/driver/nvidia-nvswitch/devices").glob("*"))
     if not switches:
         return [Check("fabric manager", SKIP, "no NVSwitch devices: fabric manager not needed")]
-    running = any(_read(p) == _FM_BINARY[:15] or (_read(p.with_name("cmdline")) or "").split("\0")[0].endswith(_FM_BINARY)
+    running = any(_read(p) in (_FM_BINARY[:15], _FM_BINARY) or (_read(p.with_name("cmdline")) or "").split("\0")[0].endswith(_FM_BINARY)
                   for p in (root / "proc").glob("[0-9]*/comm"))
     if running:
         return [Check("fabric manager", PASS, f"nv-fabricmanager running for {len(switches)} NVSwitch devices")]

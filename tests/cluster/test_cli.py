@@ -76,6 +76,13 @@ def test_rounding_warning_is_visible(cli):
         (["--preset", "megapod", "--su", "1"], "unknown preset"),
         (["--preset", "superpod", "--su", "0"], "positive number of scalable units"),
         (["--gpus", "64", "--pue", "0.8"], "PUE"),
+        # nan or inf printed "nan" as a facility power, a 1e308 kW rack overflowed, 2^31 UFM links hung the fabric
+        (["--gpus", "64", "--pue", "nan"], "finite number"),
+        (["--gpus", "64", "--dataset-tb", "inf"], "finite number"),
+        (["--gpus", "64", "--failure-rate", "nan"], "finite number"),
+        (["--gpus", "64", "--samples-per-s", "nan", "--bytes-per-sample", "1e6"], "finite number"),
+        (["--gpus", "64", "--rack-kw", "1e308"], "at most 2,000"),
+        (["--gpus", "64", "--ufm-links", "2147483648"], "at most 1,024"),
         ([], "give --gpus"),
     ],
 )

@@ -16,10 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from aiinfra.errors import SpecError
 
 
+MAX_UFM_LINKS = 1024  # UFM appliances take a few leaf ports each; more links than a large fabric's leaves is a typo
+MAX_RACK_KW = 2000.0  # 2 MW in one rack: far past any announced rack (NVL72 ~130 kW, Kyber ~600 kW)
+
+
 class DesignOptions(BaseModel):
     """Every design option with the designer's default (a subclass that overrides one keeps its place)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # nan and inf are refused for every float: a design priced or powered from them prints "nan" as an answer.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     gpus: int
     node: str = "dgx-h100"
@@ -28,7 +33,7 @@ class DesignOptions(BaseModel):
     oversubscription: str | float = "1:1"
     rail_optimized: bool = True
     tiers: int | None = None
-    ufm_links: int | None = None
+    ufm_links: int | None = Field(None, ge=0, le=MAX_UFM_LINKS)
     storage_tier: str = "better"
     storage_switch: str | None = None
     dataset_tb: float = Field(0.0, ge=0)
@@ -43,7 +48,7 @@ class DesignOptions(BaseModel):
     samples_per_s: float | None = None
     bytes_per_sample: float | None = None
     failure_rate: float | None = None
-    rack_kw: float | None = None
+    rack_kw: float | None = Field(None, gt=0, le=MAX_RACK_KW)
     pue: float | None = None
     load_factor: float = 1.0
     storage_kw: float = Field(0.0, ge=0)

@@ -177,6 +177,15 @@ def test_unknown_gpu_and_preset_suggest_names(cli):
     assert_one_line_error(cli("tco", "--gpus", "8", "--pue", "arctic"), "unknown pue preset 'arctic'", "hyperscale")
 
 
+def test_pue_and_electricity_numbers_must_be_finite_and_plausible(cli):
+    """--pue nan and --electricity nan reached the comparison and failed there ("cannot be compared ... total nan")."""
+    for flag, value, fragment in (("--pue", "nan", "PUE must be between 1 and 10"), ("--pue", "inf", "PUE must be"),
+                                  ("--electricity", "nan", "between 0 and 100 $/kWh"),
+                                  ("--electricity", "1e308", "between 0 and 100 $/kWh")):
+        assert_one_line_error(cli("tco", "--gpus", "8", flag, value), fragment)
+    assert cli("tco", "--gpus", "8", "--pue", "1.3", "--electricity", "0.1", "--format", "json").code == 0
+
+
 def test_b200_compares_with_p6_b200(cli):
     """DGX B200 (14.3 kW, DGX B200 user guide) against AWS p6-b200.48xlarge $113.9328/h (SkyPilot v8)."""
     r = cli("tco", "--gpus", "16", "--gpu", "b200", "--format", "json")

@@ -41,8 +41,8 @@ def pue(value: str | float) -> Term:
             presets = [k.removeprefix("pue-") for k in prices.of_type("pue")]
             raise not_found("PUE preset", str(value), presets) from None
         return Term("PUE", float(e["pue"]), "", "preset", {"preset": key}, {key: prices.describe(key, e)})
-    if v < 1:
-        raise AiinfraError(f"PUE must be >= 1 (facility power / IT power), got {v:g}")
+    if not 1 <= v <= 10:  # also false for nan; the worst facilities measured stay near 2.5
+        raise AiinfraError(f"PUE must be between 1 and 10 (facility power / IT power), got {v:g}")
     return Term("PUE", v, "", "given")
 
 
@@ -54,8 +54,8 @@ def electricity(value: str | float) -> Term:
         key, e = prices.lookup("electricity", str(value), "electricity region")
         return Term("electricity", float(e["usd_per_kwh"]), "$/kWh", "regional price", {"region": key},
                     {key: prices.describe(key, e)})
-    if v < 0:
-        raise AiinfraError(f"electricity price must be >= 0 $/kWh, got {v:g}")
+    if not 0 <= v <= 100:  # also false for nan; retail peaks stay far below $1/kWh
+        raise AiinfraError(f"electricity price must be between 0 and 100 $/kWh, got {v:g}")
     return Term("electricity", v, "$/kWh", "given")
 
 

@@ -91,7 +91,7 @@ def test_bad_csv_row_names_the_line(cli, tmp_path):
     (["--gpus", "8", "--utilization", "0"], "utilization must be positive, got 0", None),
     (["--gpus", "8", "--utilization", "1.2"], "utilization must be at most 1, got 1.2", None),
     (["--gpus", "8", "--node-price", "-1"], "node_price must be at least 0, got -1", None),
-    (["--gpus", "8", "--electricity", "-0.1"], "electricity price must be >= 0", None),
+    (["--gpus", "8", "--electricity", "-0.1"], "electricity price must be between 0 and 100", None),
     (["--gpus", "8", "--colo", "-10"], "out of range", None),
     (["--gpus", "2147483648"], "gpus must be at most 1,000,000", "2147483648"),
     (["--gpus", "8", "--years", "1e308"], "years must be at most 50", None),

@@ -8,6 +8,7 @@ shows its help) and the mapping of errors to one line and exit 2.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -127,6 +128,9 @@ def _global(
         set_user_catalogs(catalog or [])
 
 
+INTERNAL_ERROR = 70  # EX_SOFTWARE (sysexits.h): neither success (0), a finding (1) nor bad input (2)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code. Bad input → one line on stderr and 2, never a traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -159,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     except cx.ClickException as e:
         _fail(e.format_message())
         return e.exit_code
+    except Exception as e:  # a defect, not bad input: one line to report; the traceback only on request
+        if os.environ.get("AIINFRA_TRACEBACK"):
+            raise
+        _fail(f"internal error ({type(e).__name__}: {e}); this is a bug in aiinfra: please report it with the "
+              "command line (AIINFRA_TRACEBACK=1 prints the traceback)")
+        return INTERNAL_ERROR
 
 
 def _explain_level(argv: list[str]) -> list[str]:

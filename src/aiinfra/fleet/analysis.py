@@ -45,7 +45,7 @@ from aiinfra.catalog.xid import xid_catalog
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result, Term
 from aiinfra.explain import quantity as as_quantity
-from aiinfra.fleet.prom import Prometheus, Series
+from aiinfra.fleet.prom import Prometheus, Series, check_end, check_held_mib, check_price
 from aiinfra.fleet.promql import ALIASES, CLOCK_BITS, MiB, bit
 from aiinfra.fleet.promql import DEVICE as RAW_DEVICE
 
@@ -80,8 +80,9 @@ class AnalysisOptions:
     def __post_init__(self) -> None:
         if not 0 < self.idle_ratio < 1:
             raise AiinfraError(f"idle ratio must be between 0 and 1, got {self.idle_ratio}")
-        if self.price_per_gpu_hour is not None and self.price_per_gpu_hour < 0:
-            raise AiinfraError("price per GPU-hour cannot be negative")
+        check_price(self.price_per_gpu_hour)
+        check_held_mib(self.held_mib)
+        check_end(self.end)
 
     @property
     def step_s(self) -> int:

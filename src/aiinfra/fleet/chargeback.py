@@ -35,7 +35,7 @@ from aiinfra.catalog.loader import default_catalog
 from aiinfra.contract import Facts, Quantity, command
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result, Term, quantity
-from aiinfra.fleet.prom import Prometheus, fmt_duration
+from aiinfra.fleet.prom import Prometheus, check_end, check_held_mib, check_price, fmt_duration
 from aiinfra.fleet.promql import _catalog_spellings
 
 OWNER_LABELS = {
@@ -72,8 +72,9 @@ class ChargebackOptions:
     def __post_init__(self) -> None:
         if not 0 < self.idle_ratio < 1:
             raise AiinfraError(f"--idle-below must be between 0 and 1, got {self.idle_ratio}")
-        if self.price_per_gpu_hour is not None and not self.price_per_gpu_hour >= 0:
-            raise AiinfraError("--price-per-gpu-hour cannot be negative")
+        check_price(self.price_per_gpu_hour)
+        check_held_mib(self.held_mib)
+        check_end(self.end)
         if self.range_s < 60:
             raise AiinfraError(f"--range must be at least 1m for a chargeback, got {self.range_s:g} s")
 

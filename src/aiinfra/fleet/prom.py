@@ -59,6 +59,37 @@ def fmt_duration(seconds: float) -> str:
     return f"{s}s"
 
 
+LAST_END_S = 253402300799.0  # 9999-12-31T23:59:59Z, the last second a four-digit year can name
+
+
+def check_end(end: float | None) -> None:
+    """An --end that Prometheus can take as the end of a window: finite Unix seconds between 1970
+    and the year 9999. A millisecond timestamp (13 digits) is named as such: it used to read as a
+    window thousands of years out, and the report said NO DATA."""
+    if end is None:
+        return
+    if isinstance(end, bool) or not isinstance(end, int | float) or not math.isfinite(end):
+        raise AiinfraError(f"--end must be a finite Unix time in seconds, got {end}")
+    if end < 0:
+        raise AiinfraError(f"--end must be Unix seconds since 1970 (0 or more), got {end:g}")
+    if end > LAST_END_S:
+        if end / 1000.0 <= LAST_END_S:
+            raise AiinfraError(f"--end {end:.0f} is after the year 9999: it looks like milliseconds; give Unix seconds ({end / 1000.0:.0f})")
+        raise AiinfraError(f"--end {end:g} is after the year 9999; give Unix seconds, such as {int(time.time())} for now")
+
+
+def check_held_mib(held_mib: float) -> None:
+    """Framebuffer MiB above which a GPU counts as held: finite and not negative."""
+    if isinstance(held_mib, bool) or not isinstance(held_mib, int | float) or not (math.isfinite(held_mib) and held_mib >= 0):
+        raise AiinfraError(f"--held-mib must be finite and not negative (MiB of framebuffer), got {held_mib}")
+
+
+def check_price(price: float | None) -> None:
+    if price is not None and (isinstance(price, bool) or not isinstance(price, int | float)
+                              or not (math.isfinite(price) and price >= 0)):
+        raise AiinfraError(f"--price-per-gpu-hour must be finite and not negative (USD per GPU-hour), got {price}")
+
+
 @dataclass(frozen=True)
 class Sample:
     """One element of an instant vector: its labels and its value at `time` (Unix seconds)."""

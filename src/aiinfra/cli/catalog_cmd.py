@@ -23,13 +23,20 @@ def gpus(fmt: FormatOpt = Format.table, explain: ExplainOpt = False) -> None:
     result = Result("GPU catalog", facts={"gpus": rows})
 
     def table(r: Result):  # -> rich Table
-        t = Table(title="GPU catalog (dense TFLOP/s; memory in GB = 1e9 B)")
-        for col in ("key", "memory", "HBM/GDDR GB/s", "BF16", "FP8", "FP4", "NVLink GB/s", "form", "TDP W", "MIG"):
+        # The datasheet's "80GB" is a product name (an H100's framebuffer is 81,559 MiB = 85.5 GB = 79.6 GiB), so
+        # the measured total is printed beside it in both units where the catalog has it.
+        t = Table(title="GPU catalog (dense TFLOP/s; memory: datasheet name, nvidia-smi total in GB = 1e9 B and "
+                        "GiB = 2^30 B)")
+        for col in ("key", "datasheet", "total GB", "total GiB", "HBM/GDDR GB/s", "BF16", "FP8", "FP4", "NVLink GB/s",
+                    "form", "TDP W", "MIG"):
             t.add_column(col, justify="left" if col in ("key", "form") else "right")
         for g in rows:
             tf = g["tflops"]
+            mib = g.get("memory_total_mib")
             t.add_row(
-                g["key"], f"{g['memory_gb']:g} GB {g['memory_type']}", f"{g['memory_bw_gbps']:,.0f}",
+                g["key"], f"{g['memory_gb']:g}GB {g['memory_type']}",
+                f"{mib * 2**20 / 1e9:,.1f}" if mib else "-", f"{mib / 1024:,.1f}" if mib else "-",
+                f"{g['memory_bw_gbps']:,.0f}",
                 f"{tf.get('bf16') or '-'}", f"{tf.get('fp8') or '-'}", f"{tf.get('fp4') or '-'}",
                 f"{g['nvlink_gbps']:,.0f}", g["form_factor"], f"{g['tdp_w']:.0f}",
                 str(g["mig_max_instances"]) if g["mig"] else "no",

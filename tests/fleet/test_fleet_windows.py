@@ -19,6 +19,7 @@ lookback (a live scrape ends it at once); the expectations below say where that 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -26,7 +27,10 @@ from collections import defaultdict
 
 import pytest
 
+from aiinfra.fleet.analysis import AnalysisOptions, analyze
 from aiinfra.fleet.backfill import LocalPrometheus, promtool
+from aiinfra.fleet.chargeback import ChargebackOptions, chargeback
+from aiinfra.fleet.prom import Prometheus
 from tests.conftest import assert_one_line_error
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("promtool") is None,
@@ -89,6 +93,93 @@ def prom(tmp_path_factory):
         yield url, end
 
 
+def _analyze(prom, range_s=3600.0, end=None, **kw):
+    url, e = prom
+    with Prometheus(url) as p:
+        return analyze(p, AnalysisOptions(range_s=range_s, end=e if end is None else end, price_per_gpu_hour=2.0, **kw))
+
+
+def _rows(r):
+    return {(g.get("host"), g.get("gpu"), g.get("GPU_I_ID", ""), g.get("pod", "")): g for g in r.facts["per_gpu"]}
+
+
+def test_analyze_charges_a_series_only_the_time_it_reported(prom):
+    """Per series: steps of (E - 1 h, E] with data and busy below 5 %, × 15 s. A GPU that joined
+    at E - 30 min reports 121 steps (E - 30 min … E), not the whole hour; the two series of a GPU
+    whose pod moved are charged their own halves (the earlier one plus the 5-minute lookback)."""
+    rows = _rows(_analyze(prom))
+    whole = 240 * STEP_H
+    assert rows[("node-a", "3", "", "")]["low_activity_gpu_hours"] == pytest.approx(whole, abs=1e-9)
+    assert rows[("node-a", "4", "", "")]["low_activity_gpu_hours"] == pytest.approx(121 * STEP_H, abs=1e-9)  # after the move
+    # before it: last sample at E - 30m15s, read for 5 more minutes: steps E - 59m45s … E - 25m15s
+    assert rows[("node-a", "5", "", "")]["low_activity_gpu_hours"] == pytest.approx(139 * STEP_H, abs=1e-9)
+    assert rows[("node-b", "0", "", "")]["low_activity_gpu_hours"] == pytest.approx(121 * STEP_H, abs=1e-9)  # joined halfway
+    assert rows[("node-a", "6", "", "late")]["low_activity_gpu_hours"] == pytest.approx(121 * STEP_H, abs=1e-9)
+    assert rows[("node-c", "0", "9", "mig-b")]["low_activity_gpu_hours"] == pytest.approx(whole / 7, abs=1e-9)
+    for g in rows.values():
+        if "low_activity_gpu_hours" in g:
+            assert g["low_activity_gpu_hours"] <= g["reported_gpu_hours"] + 1e-12
+
+
+def test_a_window_longer_than_the_data_charges_only_the_data(prom):
+    """30 d asked, 2 h stored: a GPU idle for all of it is charged 2 h (the 300 s steps of the window
+    that see it, one more for the lookback at its start), never 720 h."""
+    r = _analyze(prom, range_s=30 * 86400.0)
+    rows = _rows(r)
+    assert r.facts["step_s"] == 300
+    assert rows[("node-a", "3", "", "")]["low_activity_gpu_hours"] == pytest.approx(2.0, abs=300 / 3600 + 1e-9)
+    no_work = sum(g.get("low_activity_gpu_hours") or 0.0 for g in rows.values())
+    presence = sum(g.get("reported_gpu_hours") or 0.0 for g in rows.values())
+    assert no_work <= presence < 20
+    total = sum(t.value for t in r.terms if t.name.endswith("_gpu_hours"))
+    assert total == pytest.approx(no_work)
+
+
+def _cb(prom, range_s, end):
+    url, _ = prom
+    return chargeback(url, ChargebackOptions(range_s=range_s, end=end, price_per_gpu_hour=2.0))
+
+
+def _pods(r):
+    return {p["pod"]: p for p in r.facts["by_pod"]}
+
+
+def test_chargeback_bills_an_hour_held_as_one_gpu_hour(prom):
+    """Prometheus 2.x takes both ends of a subquery's range: [1h:15s] has 241 steps, 1.00417 h."""
+    _, end = prom
+    r = _cb(prom, 3600, end)
+    assert r.facts["step_s"]["value"] == 15
+    assert _pods(r)["train-1"]["allocated_gpu_hours"] == pytest.approx(1.0, abs=1e-9)
+    assert _pods(r)["notebook-1"]["idle_held_gpu_hours"] == pytest.approx(1.0, abs=1e-9)
+    assert r.facts["stranded_gpu_hours"]["value"] == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("hours", [1, 24])
+def test_consecutive_chargeback_windows_tile_time(prom, hours):
+    """(E - 2h, E - 1h] and (E - 1h, E] share no step: their sum is the 2-hour window's bill exactly.
+    The 24-hour windows (300 s steps) end one and two days after E."""
+    _, end = prom
+    r = hours * 3600
+    if hours == 1:
+        ends = (end - r, end, end)
+    else:
+        ends = (end + r, end + 2 * r, end + 2 * r)
+    first, second, both = _cb(prom, r, ends[0]), _cb(prom, r, ends[1]), _cb(prom, 2 * r, ends[2])
+    for pod in ("train-1", "notebook-1", "mig-a"):
+        a, b, ab = (_pods(x).get(pod, {}).get("allocated_gpu_hours", 0.0) for x in (first, second, both))
+        assert a + b == pytest.approx(ab, abs=1e-9), pod
+    if hours == 1:
+        assert _pods(first)["train-1"]["allocated_gpu_hours"] == pytest.approx(1.0, abs=1e-9)  # data from E - 2 h on
+
+
+def test_analyze_and_chargeback_agree_on_an_hour(prom):
+    """The same GPU, the same hour: analyze's no-work hours of the idle notebook equal chargeback's."""
+    _, end = prom
+    rows = _rows(_analyze(prom))
+    cb = _pods(_cb(prom, 3600, end))
+    assert rows[("node-a", "1", "", "notebook-1")]["low_activity_gpu_hours"] == pytest.approx(cb["notebook-1"]["idle_held_gpu_hours"], abs=1e-9)
+
+
 @pytest.mark.parametrize("cmd", ["analyze", "chargeback"])
 @pytest.mark.parametrize("end,words", [("nan", "finite"), ("inf", "finite"), ("-inf", "finite"), ("-5", "since 1970"),
                                        ("1e300", "year 9999"), ("1796673600000", "milliseconds")])
@@ -103,3 +194,12 @@ def test_chargeback_held_mib_must_be_a_finite_amount(cli, prom, held):
     url, end = prom
     r = cli("chargeback", "-p", url, "-r", "1h", "--end", str(end), f"--held-mib={held}")
     assert_one_line_error(r, "--held-mib")
+
+
+def test_json_is_strict_and_carries_the_hours(cli, prom):
+    url, end = prom
+    r = cli("analyze", "-p", url, "-r", "1h", "--end", str(end), "--price-per-gpu-hour", "2", "-f", "json")
+    assert r.code == 0, r.err
+    doc = json.loads(r.out, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    assert doc["facts"]["step_s"] == 15
+    assert all("low_activity_gpu_hours" in g for g in doc["facts"]["per_gpu"] if g["state"] in ("idle", "stranded"))

@@ -45,7 +45,7 @@ from aiinfra.catalog.xid import xid_catalog
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result, Term
 from aiinfra.explain import quantity as as_quantity
-from aiinfra.fleet.prom import Prometheus, Series, check_end, check_held_mib, check_price
+from aiinfra.fleet.prom import Prometheus, Series, check_end, check_held_mib, check_price, even_step, subquery_range
 from aiinfra.fleet.promql import ALIASES, CLOCK_BITS, MiB, bit
 from aiinfra.fleet.promql import DEVICE as RAW_DEVICE
 
@@ -131,8 +131,9 @@ class Q:
         self.d, self.o = d, o
         self.R = f"{int(round(o.range_s))}s"
         # A subquery finer than the data only re-reads the same samples: never step below the scrape interval.
-        self.step = int(max(o.step_s, round(d.scrape_s)))
+        self.step = even_step(o.range_s, max(o.step_s, round(d.scrape_s)))
         self.S = f"{self.step}s"
+        self.RS = subquery_range(o.range_s)  # the steps of (end - range, end], each step once
 
     def norm(self, e: str) -> str:
         """Copy the label spellings into host / UUID / pod / namespace."""
@@ -407,7 +408,7 @@ def analyze(prom: Prometheus, o: AnalysisOptions) -> Result:
         answered = set(sources.values())
         second = {"heat": pool.submit(_heat, prom, q, start, end, answered)} if busy_avg else {}
         if low:
-            second["low_frac"] = pool.submit(_low_share, prom, q, low, end)
+            second["low_steps"] = pool.submit(_low_steps, prom, q, low, end)
         res.update({name: f.result() for name, f in second.items()})
     fb: dict[str, dict] = {}
     if "fb_used_now" in res:
@@ -417,7 +418,7 @@ def analyze(prom: Prometheus, o: AnalysisOptions) -> Result:
         fb["ratio"] = {k: used[k] / t for k, t in fb["total"].items() if t > 0}
         fb["ttf"] = {k: free[k] / slope[k] for k in fb["total"] if slope.get(k, 0) > 0}
     lost = _lost(prom, d, q, inventory, res["now"], res["nvml_lost"], res["xids"], start, end)
-    return _report(prom, o, d, start, end, inventory, busy_avg, sources, res.get("low_frac", {}),
+    return _report(prom, o, d, q.step, start, end, inventory, busy_avg, sources, res.get("low_steps", {}),
                    fb, res.get("heat", []), res["throttle"], res["xids"], res["health"], lost, res["now"])
 
 
@@ -425,13 +426,19 @@ def _activity_rows(samples) -> tuple[dict[tuple, float], dict[tuple, str]]:
     return {_key(s.labels): s.value for s in samples}, {_key(s.labels): s.labels.get("activity", "") for s in samples}
 
 
-def _low_share(prom: Prometheus, q: Q, uuids: list[str], end: float) -> dict[tuple, float]:
-    """Share of the window each listed GPU (by UUID) spent below the idle ratio."""
+def _low_steps(prom: Prometheus, q: Q, uuids: list[str], end: float) -> dict[str, dict[tuple, float]]:
+    """Per listed GPU/MIG instance series (by UUID): the subquery steps of the window at which it
+    reported ("reported") and those with busy below the idle ratio ("low"). Hours are steps × step:
+    a series counts only the time it was there (a GPU that joined halfway, the two series of a GPU
+    whose pod moved), never the whole window."""
     regex = "|".join(re.escape(u) for u in uuids).replace("\\", "\\\\")
-    R, S, thr = q.R, q.S, q.o.idle_ratio
-    parts = [q.busy(lambda s, f: f"avg_over_time((({s}) * {f:.10g} < bool {thr:g})[{R}:{S}])", scaled=False,
-                    selector=f'{lab}=~"{regex}"') for lab in ("UUID", "uuid") if lab in q.d.labels]
-    return _rows(prom.query(" or ".join(f"({x})" for x in parts if x), end))
+    RS, S, thr = q.RS, q.S, q.o.idle_ratio
+    out: dict[str, dict[tuple, float]] = {}
+    for name, fn in (("low", lambda s, f: f"sum_over_time((({s}) * {f:.10g} < bool {thr:g})[{RS}:{S}])"),
+                     ("reported", lambda s, f: f"count_over_time(({s})[{RS}:{S}])")):
+        parts = [q.busy(fn, scaled=False, selector=f'{lab}=~"{regex}"') for lab in ("UUID", "uuid") if lab in q.d.labels]
+        out[name] = _rows(prom.query(" or ".join(f"({x})" for x in parts if x), end))
+    return out
 
 
 def _heat(prom: Prometheus, q: Q, start: float, end: float, used: set[str] | None = None) -> list[Series]:
@@ -576,9 +583,11 @@ def _gpu_id(k: tuple) -> dict[str, str]:
     return {n: v for n, v in zip(ENTITY, k) if v}
 
 
-def _report(prom, o, d, start, end, inventory, busy_avg, sources, low_frac, fb, heat, throttle, xids, health,
+def _report(prom, o, d, step, start, end, inventory, busy_avg, sources, low_steps, fb, heat, throttle, xids, health,
             lost, now) -> Result:
     hours = o.range_s / 3600.0
+    step_h = step / 3600.0
+    low_n, reported_n = low_steps.get("low", {}), low_steps.get("reported", {})
     held = o.held_mib * MiB
     lost_keys = {_key(row, PHYSICAL) for row in lost}
     shares: dict[tuple[str, str], float] = {}
@@ -597,11 +606,14 @@ def _report(prom, o, d, start, end, inventory, busy_avg, sources, low_frac, fb, 
         share = mig_share(ident.get("GPU_I_PROFILE", ""), ident.get("modelName", ""))
         pod = ident.get("pod", "")
         used_avg = fb.get("used_avg", {}).get(k)
-        row = {**ident, "busy_avg": avg, "low_activity_share": low_frac.get(k) if avg < o.idle_ratio else None,
-               "activity_source": sources.get(k, ""), "gpu_share": share, "fb_used_ratio": fb.get("ratio", {}).get(k),
-               "fb_used_avg_bytes": used_avg}
+        low_h = low_n.get(k, 0.0) * step_h * share  # GPU-hours below the idle ratio, while it reported
+        row = {**ident, "busy_avg": avg, "activity_source": sources.get(k, ""), "gpu_share": share,
+               "fb_used_ratio": fb.get("ratio", {}).get(k), "fb_used_avg_bytes": used_avg}
+        if avg < o.idle_ratio:
+            n = reported_n.get(k, 0.0)
+            row.update({"reported_gpu_hours": n * step_h * share, "low_activity_gpu_hours": low_h,
+                        "low_activity_share": low_n.get(k, 0.0) / n if n else None})
         gpus.append(row)
-        low_h = low_frac.get(k, 0.0) * hours * share
         if _key(ident, PHYSICAL) in lost_keys:
             row["state"] = "lost"  # its time without work is a fault, not idle capacity
         elif avg < o.idle_ratio:
@@ -633,11 +645,12 @@ def _report(prom, o, d, start, end, inventory, busy_avg, sources, low_frac, fb, 
 
     price, price_src = _price(o, gpus)
     terms = [
-        Term("idle_gpu_hours", idle_h, "GPU·h", "Σ low_activity_share × range_h × gpu_share over idle GPUs",
-             {"range_h": hours, "idle_ratio": o.idle_ratio, "gpus": len(idle)},
-             {"low_activity_share": f"PromQL avg_over_time((busy < bool {o.idle_ratio:g})[range:step]) per GPU/MIG instance"}),
-        Term("stranded_gpu_hours", stranded_h, "GPU·h", "Σ low_activity_share × range_h × gpu_share over stranded GPUs",
-             {"range_h": hours, "idle_ratio": o.idle_ratio, "gpus": len(stranded)},
+        Term("idle_gpu_hours", idle_h, "GPU·h", "Σ low_activity_steps × step_s / 3600 × gpu_share over idle GPUs",
+             {"step_s": step, "idle_ratio": o.idle_ratio, "gpus": len(idle)},
+             {"low_activity_steps": f"PromQL sum_over_time((busy < bool {o.idle_ratio:g})[range - 1ms:step]) per GPU/MIG instance "
+                                    "series: the steps of (end - range, end] at which it reported and was below the idle ratio"}),
+        Term("stranded_gpu_hours", stranded_h, "GPU·h", "Σ low_activity_steps × step_s / 3600 × gpu_share over stranded GPUs",
+             {"step_s": step, "idle_ratio": o.idle_ratio, "gpus": len(stranded)},
              {"gpu_share": "MIG profile slices / SKU slices (catalog mig_max_instances)"}),
     ]
     fleet_avg = sum(busy_avg.values()) / len(busy_avg) if busy_avg else None
@@ -704,6 +717,7 @@ def _report(prom, o, d, start, end, inventory, busy_avg, sources, low_frac, fb, 
         "status": "ok",
         "prometheus": prom.url,
         "range_s": o.range_s,
+        "step_s": step,
         "start": start,
         "end": end,
         "naming": sorted(n for n in d.present if n in {a for v in ALIASES.values() for a, _ in v}),
@@ -800,12 +814,11 @@ def heat_series(r: Result) -> list[Series]:
 
 def idle_by_host(r: Result) -> dict[str, dict[str, float]]:
     """GPU-hours without useful work per node, split idle / stranded (from the per-GPU PromQL aggregates)."""
-    hours = r.facts["range_s"] / 3600.0
     out: dict[str, dict[str, float]] = {}
     for g in r.facts.get("per_gpu", []):
         if g.get("state") in ("idle", "stranded"):
             slot = out.setdefault(g.get("host", ""), {"idle": 0.0, "stranded": 0.0})
-            slot[g["state"]] += (g["low_activity_share"] or 0.0) * hours * g["gpu_share"]
+            slot[g["state"]] += g.get("low_activity_gpu_hours") or 0.0
     return out
 
 

@@ -35,7 +35,7 @@ from aiinfra.catalog.loader import default_catalog
 from aiinfra.contract import Facts, Quantity, command
 from aiinfra.errors import AiinfraError
 from aiinfra.explain import Result, Term, quantity
-from aiinfra.fleet.prom import Prometheus, check_end, check_held_mib, check_price, fmt_duration
+from aiinfra.fleet.prom import Prometheus, check_end, check_held_mib, check_price, even_step, fmt_duration, subquery_range
 from aiinfra.fleet.promql import _catalog_spellings
 
 OWNER_LABELS = {
@@ -80,8 +80,10 @@ class ChargebackOptions:
 
     @property
     def step_s(self) -> int:
-        """Subquery resolution: about 720 steps per window, between 15 s and 5 min."""
-        return int(min(300, max(15, round(self.range_s / 720))))
+        """Subquery resolution: about 720 steps per window, between 15 s and 5 min (up to 10 min
+        where that divides the window), and a divisor of the window where one is near, so the steps
+        of (end - range, end] add up to the window exactly."""
+        return even_step(self.range_s, min(300, max(15, round(self.range_s / 720))))
 
 
 class ChargebackFacts(Facts):
@@ -146,6 +148,7 @@ class _Q:
         self.unowned = f'{pod}="",hpc_job=""'
         self.group = f"{ns}, {pod}, hpc_job, GPU_I_PROFILE, modelName"
         self.R = fmt_duration(o.range_s)
+        self.RS = subquery_range(o.range_s)  # the steps of (end - range, end]: consecutive windows share none
         self.S = fmt_duration(o.step_s)
 
     def _alt(self, names: list[tuple[str, float]], selectors: list[str], fn=lambda s: s) -> str:
@@ -161,7 +164,7 @@ class _Q:
 
     def _per_owner(self, column) -> str:
         """Σ over owner series of sum_over_time(column(busy, rate, weight)), grouped by owner."""
-        R, S = self.R, self.S
+        RS, S = self.RS, self.S
         parts = []
         for shared in ((False, True) if self.lay.shared else (False,)):
             sel = self._sel(shared)
@@ -169,11 +172,11 @@ class _Q:
             rate = f"({self._alt(self.lay.energy, sel, lambda x: f'rate({x}[5m])')})" if self.lay.energy else ""
             w = f"(({b} * 0 + 1) / on ({DEVICE_ON}) group_left() count by ({DEVICE_ON}) ({b}))" if shared else None
             fn, expr = column(b, rate, w)
-            parts.append(f"{fn}(({expr})[{R}:{S}])")
+            parts.append(f"{fn}(({expr})[{RS}:{S}])")
         return f"sum by ({self.group}) ({' or '.join(parts)})"
 
     def queries(self) -> dict[str, str]:
-        R, S, thr = self.R, self.S, f"{self.o.idle_ratio:g}"
+        R, RS, S, thr = self.R, self.RS, self.S, f"{self.o.idle_ratio:g}"
 
         def steps(e: str, w: str | None) -> tuple[str, str]:
             """Steps where `e` has a value: counted, or weighted and summed for shared replicas."""
@@ -188,12 +191,12 @@ class _Q:
             "idle_held": self._per_owner(lambda b, r, w: steps(f"{b} < {thr}", w)),
         }
         ub = f"({self._alt(self.lay.busy, [self.unowned])})"
-        q["unallocated"] = f"sum by (GPU_I_PROFILE, modelName) (count_over_time({ub}[{R}:{S}]))"
+        q["unallocated"] = f"sum by (GPU_I_PROFILE, modelName) (count_over_time({ub}[{RS}:{S}]))"
         if self.lay.fb_used:
             fb = self._alt(self.lay.fb_used, [self.unowned])
             held = self.o.held_mib * MiB
             q["stranded"] = (f"sum by (GPU_I_PROFILE, modelName) (count_over_time((({ub} < {thr}) and on ({DEVICE_ON}) "
-                             f"(({fb}) >= {held:.0f}))[{R}:{S}]))")
+                             f"(({fb}) >= {held:.0f}))[{RS}:{S}]))")
         if self.lay.energy:
             q["energy"] = self._per_owner(lambda b, r, w: total(r, w))  # J/s per step; the same series on both sides match 1:1
             dev = self._alt(self.lay.energy, ["UUID!=\"\""], lambda x: f"increase({x}[{R}])")

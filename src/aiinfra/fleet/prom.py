@@ -59,6 +59,32 @@ def fmt_duration(seconds: float) -> str:
     return f"{s}s"
 
 
+def even_step(range_s: float, target_s: float) -> int:
+    """A subquery step of at least `target_s` (and at most twice it) that divides the window, so the
+    window holds exactly range/step steps and step counts add up to the window's hours; `target_s`
+    itself when no such divisor exists (a count may then be one step off)."""
+    r, lo = int(round(range_s)), max(1, int(math.ceil(target_s)))
+    if r == range_s:
+        for step in range(lo, 2 * lo + 1):
+            if r % step == 0:
+                return step
+    return lo
+
+
+def subquery_range(range_s: float) -> str:
+    """The range of a subquery that samples the window (end - range, end] and nothing else.
+
+    Prometheus 2.x takes a subquery's steps from [end - range, end], both ends included (3.x drops
+    the start), so `count_over_time(x[1h:15s])` counts 241 steps on 2.x: a GPU held for exactly an
+    hour was billed 1.00417 h and back-to-back windows shared a step. One millisecond short of the
+    range leaves out the start on both: [3599999ms:15s] holds 240 steps, and consecutive windows
+    tile time."""
+    ms = int(round(range_s * 1000.0))
+    if ms < 2:
+        raise AiinfraError(f"window of {range_s:g} s is too short for a subquery")
+    return f"{ms - 1}ms"
+
+
 LAST_END_S = 253402300799.0  # 9999-12-31T23:59:59Z, the last second a four-digit year can name
 
 

@@ -7,6 +7,7 @@ Options are read from any object with `simulate`, `columns`, `step_s`, `idle_rat
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from aiinfra.errors import SpecError
 from aiinfra.explain import Result, Term
 
 MAX_SIM_GPUS = 512  # one request must stay cheap: the web app is not a load generator
+MAX_STEP_S = 86400.0  # at most one simulated day per column
 MiB = 2.0**20
 
 
@@ -94,7 +96,25 @@ def _collect(state: SimState, s: Any) -> None:
     state.times.append(state.clock())
 
 
+def check_options(s: Any) -> None:
+    """Refuse what would move a shared simulated fleet into a state no later request can use.
+
+    A fleet's clock and columns are shared by every request that names the same spec, so one
+    request's step_s of 1e400 (read as inf) or nan used to set the clock to inf/nan for everyone,
+    and every later refresh failed until restart."""
+    step = s.step_s
+    if isinstance(step, bool) or not isinstance(step, int | float) or not (math.isfinite(step) and 0 < step <= MAX_STEP_S):
+        raise SpecError(f"step must be seconds between 0 and {MAX_STEP_S:g} (one simulated day per column), got {step}")
+    if isinstance(s.columns, bool) or not isinstance(s.columns, int) or not 1 <= s.columns <= 240:
+        raise SpecError(f"columns must be between 1 and 240, got {s.columns}")
+    if not (isinstance(s.held_mib, int | float) and math.isfinite(s.held_mib) and s.held_mib >= 0):
+        raise SpecError(f"held MiB must be finite and not negative, got {s.held_mib}")
+    if not (isinstance(s.idle_ratio, int | float) and 0 < s.idle_ratio < 1):
+        raise SpecError(f"idle ratio must be between 0 and 1, got {s.idle_ratio}")
+
+
 def simulate(s: Any) -> tuple[Result, SimState]:
+    check_options(s)  # before the shared state is touched
     state = _sim_state(s.simulate)
     with state.lock:
         todo = s.columns if not state.times else 1

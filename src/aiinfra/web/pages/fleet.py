@@ -62,14 +62,9 @@ def available() -> bool:
 def _check(s: FleetSpec) -> None:
     if s.source not in ("simulate", "prometheus"):
         raise SpecError(f"source must be simulate or prometheus, not '{s.source}'")
-    if not 0 < s.idle_ratio < 1:
-        raise SpecError(f"idle ratio must be between 0 and 1, got {s.idle_ratio}")
-    if s.held_mib < 0:
-        raise SpecError(f"held MiB must not be negative, got {s.held_mib}")
-    if not 1 <= s.columns <= 240:
-        raise SpecError(f"columns must be between 1 and 240, got {s.columns}")
-    if s.step_s <= 0:
-        raise SpecError(f"step must be positive seconds, got {s.step_s}")
+    from aiinfra.fleet.simfleet import check_options
+
+    check_options(s)  # step, columns, held MiB and idle ratio: finite and bounded, as the shared simulation needs
     if s.refresh_s < 0:
         raise SpecError(f"refresh must be 0 (off) or positive seconds, got {s.refresh_s}")
 

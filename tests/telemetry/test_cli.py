@@ -127,12 +127,14 @@ def test_bad_collectors_csv(cli, tmp_path):
 
 
 def test_real_dcgm_field_we_cannot_read_is_skipped_with_one_warning(cli, tmp_path):
-    """A real DCGM field aiinfra does not collect (fan speed, ID 191 in dcgm_fields.h) and a histogram row
-    are skipped with one warning line; the exporter starts and serves the rest."""
+    """A real DCGM field aiinfra does not collect (fan speed, ID 191 in dcgm_fields.h) is skipped with one
+    warning line; the exporter starts and serves the rest. A histogram row is served as dcgm-exporter serves
+    it (counter_config.go accepts the type; render_metrics.go writes TYPE histogram over plain samples)."""
     path = tmp_path / "counters.csv"
     path.write_text("# c\nDCGM_FI_DEV_SM_CLOCK, gauge, x\nDCGM_FI_DEV_FAN_SPEED, gauge, Fan\nDCGM_FI_DEV_GPU_TEMP, histogram, t\n")
     r = cli("exporter", "--simulate", "gpus=1", "--collectors", str(path), "--once")
     assert r.code == 0, r.err
     warnings = [line for line in r.err.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 1 and "DCGM_FI_DEV_FAN_SPEED" in warnings[0] and "DCGM_FI_DEV_GPU_TEMP" in warnings[0]
+    assert len(warnings) == 1 and "DCGM_FI_DEV_FAN_SPEED" in warnings[0] and "DCGM_FI_DEV_GPU_TEMP" not in warnings[0]
     assert "DCGM_FI_DEV_SM_CLOCK{" in r.out and "FAN_SPEED" not in r.out
+    assert "# TYPE DCGM_FI_DEV_GPU_TEMP histogram\nDCGM_FI_DEV_GPU_TEMP{gpu=\"0\"" in r.out

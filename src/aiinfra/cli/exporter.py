@@ -44,6 +44,8 @@ def exporter(
 ) -> None:
     """Serve GPU metrics exactly as dcgm-exporter names and labels them, plus aiinfra_ health metrics."""
     rows, skipped = read_counters(collectors) if collectors is not None else (None, [])
+    if rows == [] and not skipped:  # dcgm-exporter starts with no collectors too
+        sys.stderr.write(f"warning: collectors file {collectors} lists no fields: no DCGM metrics are served\n")
     cfg = tx.ExporterConfig(
         naming=naming,
         counters=counters,

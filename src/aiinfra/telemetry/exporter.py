@@ -81,10 +81,12 @@ class DcgmFamily(Metric):
     """A prometheus-client Metric that remembers dcgm-exporter's label order and int formatting."""
 
     def __init__(self, name: str, documentation: str, typ: str, is_int: bool):
-        super().__init__(name, documentation, typ)
+        # prometheus-client calls the text format's `untyped` `unknown`; the TYPE line keeps the word the row gave.
+        super().__init__(name, documentation, "unknown" if typ == "untyped" else typ)
         # Metric() strips `_total` from counter names (OpenMetrics habit); dcgm names are kept whole.
         self.name = name
         self.is_int = is_int
+        self.text_type = typ
 
     def add(self, labels: dict[str, str], value: float) -> None:
         self.samples.append(Sample(self.name, labels, value, None, None))
@@ -258,7 +260,7 @@ def render(metrics: Iterable[Metric]) -> bytes:
     for m in metrics:
         is_int = getattr(m, "is_int", False)
         doc = m.documentation.replace("\\", "\\\\").replace("\n", "\\n")
-        name, typ = m.name, m.type
+        name, typ = m.name, getattr(m, "text_type", m.type)
         if not isinstance(m, DcgmFamily):  # ordinary prometheus-client families: its own text munging
             if typ == "counter":
                 name += "_total"

@@ -11,8 +11,7 @@ for dcgm-exporter 4.9), and `Field.to_si` converts back when reading someone els
 
 from __future__ import annotations
 
-import csv
-import io
+import difflib
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import AiinfraError, not_found
+from aiinfra.telemetry import gocsv
 
 NAMINGS = ("legacy", "dcgm4.9")
 
@@ -211,8 +211,15 @@ def default_rows(naming: str, counters: str = "default") -> list[ExportRow]:
     return [ExportRow(f, f.name(naming), f.type, f.help_text(naming), naming) for f in exported_fields(naming, counters)]
 
 
-_CSV_TYPES = ("gauge", "counter", "label")
-_PROM_TYPES = ("gauge", "counter", "histogram", "summary", "label")  # what counter_config.go accepts
+# What counter_config.go accepts as the type of a DCGM field row (promMetricType in counters/variables.go). dcgm-exporter
+# writes histogram and summary rows as it writes gauges: TYPE histogram|summary over plain samples, which Prometheus
+# stores as ordinary series; aiinfra does the same.
+_PROM_TYPES = ("gauge", "counter", "histogram", "summary", "label")
+# The TYPE words Prometheus's text format knows. dcgm-exporter checks no type on its own DCGM_EXP_* rows and writes
+# whatever the row says; a word outside these makes Prometheus refuse the whole scrape.
+TEXT_TYPES = ("gauge", "counter", "histogram", "summary", "untyped")
+# dcgm-exporter's own fields (ExporterCounter, counters/exporter_counters.go); DCGM_FI_UNKNOWN is also known there.
+EXPORTER_FIELDS = ("DCGM_EXP_XID_ERRORS_COUNT", "DCGM_EXP_CLOCK_EVENTS_COUNT", "DCGM_EXP_GPU_HEALTH_STATUS", "DCGM_EXP_P2P_STATUS")
 
 
 @dataclass(frozen=True)
@@ -235,45 +242,67 @@ def dcgm_field_ids() -> dict[str, int]:
     return out
 
 
-def read_counters(path: str | Path) -> tuple[list[ExportRow], list[Skipped]]:
-    """A dcgm-exporter collectors file (`-f default-counters.csv`): `DCGM field, type, help` rows,
-    '#' comments, fields trimmed (counter_config.go). Names of any generation are understood; the
-    family keeps the name, TYPE and HELP the file gives, as dcgm-exporter does.
+def _shown(s: str) -> str:
+    """A value from the file, quoted and kept on one printable line."""
+    s = s if s.isprintable() else s.encode("unicode_escape").decode("ascii")
+    return "'" + (s if len(s) <= 80 else s[:77] + "…") + "'"
 
-    As in dcgm-exporter, a malformed row or a name that is no DCGM field at all is an error; a real
-    DCGM field (or exporter field) that aiinfra does not collect is skipped, never fatal, and so is a
-    second row with the same metric name (Prometheus allows one family per name)."""
+
+_CSV_HINTS = {
+    gocsv.ERR_BARE_QUOTE: "quote the whole field (no space before the opening quote) and double each quote inside it",
+    gocsv.ERR_QUOTE: "a quoted field closes with a quote right before the comma or the end of the line; double each quote inside it",
+    gocsv.ERR_FIELD_COUNT: "every row has as many fields as the first; a comment needs '#' in the first column",
+}
+
+
+def read_counters(path: str | Path) -> tuple[list[ExportRow], list[Skipped]]:
+    """A dcgm-exporter collectors file (`-f default-counters.csv`), read as dcgm-exporter reads it
+    (counter_config.go ReadCSVFile and ExtractCounters): Go's encoding/csv with '#' comment lines
+    (telemetry.gocsv), spaces (not tabs) trimmed around each field, then `DCGM field, type, help` rows.
+    Names of any generation are understood; the family keeps the name, TYPE and HELP the file gives.
+
+    What dcgm-exporter refuses is refused here in one line naming the file and line: a CSV fault, a row
+    without 3 fields, a name that is no DCGM field and no dcgm-exporter field (DCGM_EXP_*), a DCGM field
+    row whose type is not one of gauge, counter, histogram, summary, label (DCGM_EXP_* rows take any type,
+    as there). A file with no rows is accepted and serves no DCGM families. A real field that aiinfra
+    does not collect, a second row with the same name, or a row dcgm-exporter would serve in a form
+    Prometheus cannot scrape is skipped and named (`Skipped`), never fatal."""
     path = Path(path)
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
         raise AiinfraError(f"cannot read collectors file {path}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        records = gocsv.read_all(text)
+    except gocsv.CsvError as e:
+        raise AiinfraError(f"collectors file {path}: {e} ({_CSV_HINTS[e.err]})") from None
     idx = alias_index()
     ids = dcgm_field_ids()
     rows: list[ExportRow] = []
     skipped: list[Skipped] = []
     seen: set[str] = set()
-    try:
-        records = list(csv.reader(io.StringIO(text)))
-    except csv.Error as e:
-        raise AiinfraError(f"collectors file {path} is not CSV: {e}") from None
-    for n, raw in enumerate(records, 1):
-        if not raw or not "".join(raw).strip() or raw[0].lstrip().startswith("#"):
-            continue
-        cols = [c.strip() for c in raw]
+    for rec in records:
+        n = rec.line
+        cols = [c.strip(" ") for c in rec.fields]  # strings.Trim(r, " "): spaces only, tabs stay
         if len(cols) != 3:
             raise AiinfraError(f"{path}:{n}: expected 3 columns (DCGM field, Prometheus type, help), got {len(cols)}")
         name, typ, help_text = cols
-        if typ not in _PROM_TYPES:
-            raise AiinfraError(f"{path}:{n}: unknown Prometheus type '{typ}' for {name}; use gauge, counter or label")
         alias = idx.get(name)
+        exporter_field = name in EXPORTER_FIELDS or (alias is not None and alias.field.exporter_owned)
+        if alias is None and not exporter_field and name not in ids:
+            raise AiinfraError(f"{path}:{n}: {_shown(name)} is not a DCGM field or a dcgm-exporter field{_closest_name(name, idx, ids)}")
+        if not exporter_field and typ not in _PROM_TYPES:
+            raise AiinfraError(f"{path}:{n}: unknown Prometheus type {_shown(typ)} for {name}; use one of {', '.join(_PROM_TYPES)}")
         if alias is None:
-            if name in ids or name.startswith("DCGM_EXP_"):
-                skipped.append(Skipped(name, "aiinfra does not collect this field"))
-                continue
-            raise AiinfraError(f"{path}:{n}: {name} is not a DCGM field name (DCGM_FI_…, DCGM_EXP_… or a dcgm-exporter 1.x dcgm_… name)")
-        if typ not in _CSV_TYPES:
-            skipped.append(Skipped(name, f"type {typ} is not served; declare it gauge or counter"))
+            skipped.append(Skipped(name, "aiinfra does not collect this field"))
+            continue
+        if exporter_field and typ not in TEXT_TYPES:
+            skipped.append(Skipped(name, f"type {_shown(typ)} is no Prometheus type (dcgm-exporter writes it in TYPE and Prometheus then "
+                                         "refuses every scrape); declare it gauge"))
+            continue
+        if typ != "label" and alias.field.value == "string":
+            skipped.append(Skipped(name, f"a text field declared {typ} (dcgm-exporter prints the text as the sample value, which "
+                                         "Prometheus cannot parse); declare it label"))
             continue
         if name in seen:
             skipped.append(Skipped(name, f"listed again on line {n}; the first row is served"))
@@ -281,9 +310,13 @@ def read_counters(path: str | Path) -> tuple[list[ExportRow], list[Skipped]]:
         seen.add(name)
         units = "dcgm4.9" if alias.generation == "dcgm4.9" else "legacy"
         rows.append(ExportRow(alias.field, name, typ, help_text, units))
-    if not rows and not skipped:
-        raise AiinfraError(f"collectors file {path} has no field rows")
     return rows, skipped
+
+
+def _closest_name(name: str, idx: dict[str, Alias], ids: dict[str, int]) -> str:
+    pool = list(dict.fromkeys([*EXPORTER_FIELDS, *idx] if name.startswith("DCGM_EXP_") else [*idx, *ids]))
+    hits = difflib.get_close_matches(name, pool, n=3, cutoff=0.6)
+    return f"; closest: {', '.join(hits)}" if hits else ""
 
 
 def read_counters_csv(path: str | Path) -> list[ExportRow]:

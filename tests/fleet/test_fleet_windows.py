@@ -95,8 +95,9 @@ def prom(tmp_path_factory):
 
 def _analyze(prom, range_s=3600.0, end=None, **kw):
     url, e = prom
+    kw.setdefault("price_per_gpu_hour", 2.0)
     with Prometheus(url) as p:
-        return analyze(p, AnalysisOptions(range_s=range_s, end=e if end is None else end, price_per_gpu_hour=2.0, **kw))
+        return analyze(p, AnalysisOptions(range_s=range_s, end=e if end is None else end, **kw))
 
 
 def _rows(r):
@@ -135,9 +136,9 @@ def test_a_window_longer_than_the_data_charges_only_the_data(prom):
     assert total == pytest.approx(no_work)
 
 
-def _cb(prom, range_s, end):
+def _cb(prom, range_s, end, price=2.0):
     url, _ = prom
-    return chargeback(url, ChargebackOptions(range_s=range_s, end=end, price_per_gpu_hour=2.0))
+    return chargeback(url, ChargebackOptions(range_s=range_s, end=end, price_per_gpu_hour=price))
 
 
 def _pods(r):
@@ -203,3 +204,46 @@ def test_json_is_strict_and_carries_the_hours(cli, prom):
     doc = json.loads(r.out, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
     assert doc["facts"]["step_s"] == 15
     assert all("low_activity_gpu_hours" in g for g in doc["facts"]["per_gpu"] if g["state"] in ("idle", "stranded"))
+
+
+def test_analyze_looks_prices_up_as_chargeback_does_and_names_only_the_unpriced(prom):
+    """The prices catalog prices the H100 (median on-demand offer) and not the A100: both commands find
+    the H100's price, and the message names the A100 alone. analyze used to say "no price in the catalog
+    for a100-80gb-sxm, h100-sxm" for this fleet."""
+    from aiinfra.fleet.analysis import price_per_gpu_hour
+
+    h100 = price_per_gpu_hour("h100-sxm")
+    assert h100 is not None and price_per_gpu_hour("a100-80gb-sxm") is None, "the shipped catalog's prices changed"
+    _, end = prom
+    r = _analyze(prom, price_per_gpu_hour=None)
+    cb = _cb(prom, 3600, end, price=None)
+    f = r.facts
+    assert f["prices_by_model"] == {H100: h100[0]}
+    assert f["prices_by_model"] == {m: q["value"] for m, q in cb.facts["prices_by_model"].items()}
+    missing = f["price_source"].split("no catalog price for ", 1)[1]
+    assert missing.startswith(f"{A100} (a100-80gb-sxm)") and "h100" not in missing.lower() and "H100" not in missing
+    assert f["price_source"] == cb.facts["price_source"]
+    assert any("GPU-hours only" in w and A100 in w for w in r.warnings)
+    assert all(t.name != "idle_cost_usd" for t in r.terms)  # the A100 has idle hours and no price
+
+
+def test_idle_cost_prices_each_model_at_its_own_price(prom, tmp_path):
+    """With a (user catalog) price for the A100 too, a mixed fleet is priced per model, not refused."""
+    from aiinfra.catalog.loader import set_user_catalogs
+    from aiinfra.fleet.analysis import price_per_gpu_hour
+
+    (tmp_path / "a100.yaml").write_text("prices:\n  test-a100-offer:\n    type: cloud\n    provider: test\n    instance: A100\n"
+                                        "    gpu: a100-80gb-sxm\n    gpus: 8\n    unit: gpu-hour\n    on_demand: 1.50\n"
+                                        "    observed: 2026-10-24\n    source: a test's own offer\n")
+    set_user_catalogs([tmp_path / "a100.yaml"])
+    try:
+        h100 = price_per_gpu_hour("h100-sxm")[0]
+        r = _analyze(prom, price_per_gpu_hour=None)
+    finally:
+        set_user_catalogs([])
+    hours = {H100: 0.0, A100: 0.0}
+    for g in r.facts["per_gpu"]:
+        hours[g["modelName"]] += g.get("low_activity_gpu_hours") or 0.0
+    assert hours[A100] == pytest.approx(240 * STEP_H / 7, abs=1e-9)
+    assert r.term("idle_cost_usd").value == pytest.approx(hours[H100] * h100 + hours[A100] * 1.50, rel=1e-12)
+    assert r.facts["prices_by_model"] == {H100: h100, A100: 1.5} and r.facts["price_per_gpu_hour"] is None

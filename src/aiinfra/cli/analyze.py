@@ -50,12 +50,12 @@ def report_tables(r: Result) -> Group:
     s.add_row("GPUs by busy ratio", "  ".join(f"{k}: {v}" for k, v in u["distribution"].items()))
     s.add_row("idle GPUs (no work, no pod, no memory)", str(len(f["idle"])))
     s.add_row("stranded GPUs (pod or memory held, no work)", str(len(f["stranded"])))
-    s.add_row("idle GPU-hours", f"{f['idle_gpu_hours']['value']:,.1f}")
-    s.add_row("stranded GPU-hours", f"{f['stranded_gpu_hours']['value']:,.1f}")
+    s.add_row("idle GPU-hours", f"{f['idle_gpu_hours']['value']:,.2f}")
+    s.add_row("stranded GPU-hours", f"{f['stranded_gpu_hours']['value']:,.2f}")
     for t in r.terms:
         if t.unit.startswith("USD"):
             s.add_row(t.name.replace("_", " "), f"{t.value:,.2f} {t.unit}")
-    s.add_row("price per GPU-hour", f"{f['price_per_gpu_hour']:.2f} USD ({f['price_source']})" if f["price_per_gpu_hour"] is not None else f"not known ({f['price_source']})")
+    s.add_row("price per GPU-hour", f["price_source"] or "no GPUs to price")
     s.add_row("queries sent", str(f["queries"]))
     parts: list = [s]
 
@@ -96,15 +96,11 @@ def report_tables(r: Result) -> Group:
 
     costs = idle_by_host(r)
     if costs:
-        price = f["price_per_gpu_hour"]
         t = Table(title="GPU-hours without work by node (most first)")
-        for c in ("node", "idle GPU·h", "stranded GPU·h") + (("cost",) if price is not None else ()):
+        for c in ("node", "idle GPU·h", "stranded GPU·h", "cost"):
             t.add_column(c, justify="left" if c == "node" else "right")
         for host, v in sorted(costs.items(), key=lambda kv: -(kv[1]["idle"] + kv[1]["stranded"]))[:MAX_ROWS]:
-            cells = [host, f"{v['idle']:,.1f}", f"{v['stranded']:,.1f}"]
-            if price is not None:
-                cells.append(f"{(v['idle'] + v['stranded']) * price:,.2f} USD")
-            t.add_row(*cells)
+            t.add_row(host, f"{v['idle']:,.2f}", f"{v['stranded']:,.2f}", "no price" if v["usd"] is None else f"{v['usd']:,.2f} USD")
         parts.append(t)
 
     if f["idle"] or f["stranded"]:

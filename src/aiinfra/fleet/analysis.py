@@ -361,6 +361,32 @@ def price_per_gpu_hour(sku: str | None) -> tuple[float, str] | None:
     return price, f"prices catalog '{key}' ({e.get('source', 'no source')}, observed {e.get('observed', '?')}){spread}"
 
 
+def prices_by_model(models, given: float | None = None) -> tuple[dict[str, float], str, list[str]]:
+    """USD per GPU-hour for each NVML modelName, as analyze and chargeback both price GPU-hours.
+
+    The user's price (--price-per-gpu-hour) applies to every model; otherwise each model's SKU is
+    looked up in the dated prices catalog (`price_per_gpu_hour`). Returns the prices, a source text
+    that names each price's origin, and the models without a price (with their catalog key), only those.
+    """
+    models = sorted(set(models))
+    if given is not None:
+        return {m: float(given) for m in models}, f"{given:g} USD/GPU-h given by the user (--price-per-gpu-hour)", []
+    prices: dict[str, float] = {}
+    sources, missing = [], []
+    for m in models:
+        sku = sku_for_model_name(m) if m else None
+        found = price_per_gpu_hour(sku)
+        if found is None:
+            missing.append(f"{m} ({sku})" if m and sku else m or "GPUs without a modelName label")
+            continue
+        prices[m] = found[0]
+        sources.append(f"{m}: {found[0]:.2f} USD/GPU-h from {found[1]}")
+    src = "; ".join(sources)
+    if missing:
+        src += ("; " if src else "") + "no catalog price for " + ", ".join(missing) + " (give --price-per-gpu-hour)"
+    return prices, src, missing
+
+
 # -- the analysis ---------------------------------------------------------------------------------
 
 
@@ -643,7 +669,10 @@ def _report(prom, o, d, step, start, end, inventory, busy_avg, sources, low_step
             unknown.append(row)
     counts = _gpu_counts(inventory, now)
 
-    price, price_src = _price(o, gpus)
+    prices, price_src, unpriced = prices_by_model({g.get("modelName", "") for g in gpus}, o.price_per_gpu_hour)
+    wasted_models = {g.get("modelName", "") for g in idle + stranded if g.get("low_activity_gpu_hours")}
+    priced = not (wasted_models - set(prices))  # every model with hours to price has a price
+    price = next(iter(set(prices.values()))) if prices and not unpriced and len(set(prices.values())) == 1 else None
     terms = [
         Term("idle_gpu_hours", idle_h, "GPU·h", "Σ low_activity_steps × step_s / 3600 × gpu_share over idle GPUs",
              {"step_s": step, "idle_ratio": o.idle_ratio, "gpus": len(idle)},
@@ -658,11 +687,13 @@ def _report(prom, o, d, step, start, end, inventory, busy_avg, sources, low_step
         terms.insert(0, Term("fleet_busy_ratio", fleet_avg, "ratio", "mean over GPUs/MIG instances of avg_over_time(busy[range])",
                              {"gpus": len(busy_avg), "range_s": o.range_s},
                              {"busy": "DCGM_FI_PROF_GR_ENGINE_ACTIVE where exported (works per MIG instance), else DCGM_FI_DEV_GPU_UTIL / 100"}))
-    if price is not None:
-        terms.append(Term("idle_cost_usd", (idle_h + stranded_h) * price, "USD", "(idle_gpu_hours + stranded_gpu_hours) × price_per_gpu_hour",
-                          {"idle_gpu_hours": idle_h, "stranded_gpu_hours": stranded_h, "price_per_gpu_hour": price},
+    if priced:
+        cost = sum((g.get("low_activity_gpu_hours") or 0.0) * prices.get(g.get("modelName", ""), 0.0) for g in idle + stranded)
+        terms.append(Term("idle_cost_usd", cost, "USD", "Σ (idle + stranded GPU-hours of a model) × price_per_gpu_hour(model)",
+                          {"idle_gpu_hours": idle_h, "stranded_gpu_hours": stranded_h,
+                           **({"price_per_gpu_hour": price} if price is not None else {"models_priced": len(prices)})},
                           {"price_per_gpu_hour": price_src}))
-        terms.append(Term("idle_cost_usd_per_day", (idle_h + stranded_h) * price * 24 / hours, "USD/day",
+        terms.append(Term("idle_cost_usd_per_day", cost * 24 / hours, "USD/day",
                           "idle_cost_usd × 24 / range_h", {"range_h": hours}, {"price_per_gpu_hour": price_src}))
 
     oom = []
@@ -733,6 +764,7 @@ def _report(prom, o, d, step, start, end, inventory, busy_avg, sources, low_step
         "idle_gpu_hours": as_quantity(idle_h, "GPU·h"),
         "stranded_gpu_hours": as_quantity(stranded_h, "GPU·h"),
         "price_per_gpu_hour": price,
+        "prices_by_model": prices,
         "price_source": price_src,
         "oom_risk": oom if fb else "not collected (DCGM_FI_DEV_FB_USED/FB_FREE not exported)",
         "throttling": {"source": throttle.get("source"), "fleet_share": throttle.get("fleet_share"), "gpus": throttled}
@@ -755,8 +787,8 @@ def _report(prom, o, d, step, start, end, inventory, busy_avg, sources, low_step
     if unknown:
         r.warnings.append(f"{len(unknown)} GPUs/MIG instances have no activity metric (PROF or GPU_UTIL): reported as "
                           "activity unknown, never as idle")
-    if price is None:
-        r.warnings.append("no price per GPU-hour (prices catalog has no entry for these GPUs and --price-per-gpu-hour was not given): idle cost shown in GPU-hours only")
+    if not priced:
+        r.warnings.append(f"idle cost shown in GPU-hours only: {price_src}")
     if health["not_collected"]:
         r.warnings.append("not collected, so not reported as healthy: " + ", ".join(health["not_collected"]))
     return r
@@ -791,19 +823,6 @@ def _ago(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
-def _price(o: AnalysisOptions, gpus: list[dict]) -> tuple[float | None, str]:
-    if o.price_per_gpu_hour is not None:
-        return o.price_per_gpu_hour, "--price-per-gpu-hour (given by the user)"
-    skus = {sku_for_model_name(m) for m in {g.get("modelName", "") for g in gpus}}
-    found = [price_per_gpu_hour(s) for s in skus]
-    if skus and all(found):
-        if len(found) == 1:
-            return found[0][0], found[0][1]  # type: ignore[index]
-        # Mixed fleet: one blended price would mislead; require the user to say.
-        return None, "mixed GPU models; give --price-per-gpu-hour"
-    return None, "no price in the catalog for " + ", ".join(sorted(s or "unknown model" for s in skus))
-
-
 def heat_series(r: Result) -> list[Series]:
     h = r.facts.get("heatmap", {})
     return [Series({"host": n}, h["times"], v) for n, v in zip(h.get("hosts", []), h.get("values", []))]
@@ -815,10 +834,14 @@ def heat_series(r: Result) -> list[Series]:
 def idle_by_host(r: Result) -> dict[str, dict[str, float]]:
     """GPU-hours without useful work per node, split idle / stranded (from the per-GPU PromQL aggregates)."""
     out: dict[str, dict[str, float]] = {}
+    prices = r.facts.get("prices_by_model") or {}
     for g in r.facts.get("per_gpu", []):
         if g.get("state") in ("idle", "stranded"):
-            slot = out.setdefault(g.get("host", ""), {"idle": 0.0, "stranded": 0.0})
-            slot[g["state"]] += g.get("low_activity_gpu_hours") or 0.0
+            slot = out.setdefault(g.get("host", ""), {"idle": 0.0, "stranded": 0.0, "usd": 0.0})
+            h = g.get("low_activity_gpu_hours") or 0.0
+            slot[g["state"]] += h
+            price = prices.get(g.get("modelName", ""))
+            slot["usd"] = None if slot["usd"] is None or (price is None and h) else slot["usd"] + h * (price or 0.0)
     return out
 
 
@@ -837,16 +860,20 @@ def to_html(r: Result) -> str:
     heat = f["heatmap"]
     times = [dt.datetime.fromtimestamp(t, dt.timezone.utc) for t in heat["times"]]
     costs = idle_by_host(r)
-    price = f.get("price_per_gpu_hour")
     hosts = sorted(costs)
-    unit = "USD" if price is not None else "GPU-hours"
-    scale = price if price is not None else 1.0
+    in_usd = bool(hosts) and all(costs[h]["usd"] is not None for h in hosts)
+    unit = "USD" if in_usd else "GPU-hours"
     fig = make_subplots(rows=2, cols=1, subplot_titles=("GPU busy ratio per node", f"Idle and stranded cost per node ({unit})"),
                         vertical_spacing=0.15, row_heights=[0.6, 0.4])
     fig.add_trace(go.Heatmap(z=heat["values"], x=times, y=heat["hosts"], zmin=0, zmax=1, colorscale="Viridis",
                              colorbar={"title": "busy", "len": 0.55, "y": 0.75}), row=1, col=1)
-    fig.add_trace(go.Bar(name="idle", x=hosts, y=[costs[h]["idle"] * scale for h in hosts]), row=2, col=1)
-    fig.add_trace(go.Bar(name="stranded", x=hosts, y=[costs[h]["stranded"] * scale for h in hosts]), row=2, col=1)
+    def scaled(h: str, state: str) -> float:  # a host's USD split between the states by their hours
+        c = costs[h]
+        hours = c["idle"] + c["stranded"]
+        return c[state] if not in_usd else (c["usd"] * c[state] / hours if hours else 0.0)
+
+    fig.add_trace(go.Bar(name="idle", x=hosts, y=[scaled(h, "idle") for h in hosts]), row=2, col=1)
+    fig.add_trace(go.Bar(name="stranded", x=hosts, y=[scaled(h, "stranded") for h in hosts]), row=2, col=1)
     fig.update_layout(barmode="stack", title=r.title, height=max(700, 18 * len(heat["hosts"]) + 400),
                       legend={"orientation": "h", "x": 0.0, "y": -0.08})
     return pio.to_html(fig, full_html=True, include_plotlyjs=True)

@@ -213,24 +213,11 @@ def _mig_share(profile: str, model_name: str) -> float:
     return mig_share(profile, model_name)
 
 
-def _price(o: ChargebackOptions, models: set[str]) -> tuple[dict[str, float], str]:
-    """modelName → USD per GPU-hour, and where it came from (the user, or the dated prices catalog)."""
-    if o.price_per_gpu_hour is not None:
-        return {m: o.price_per_gpu_hour for m in models}, f"{o.price_per_gpu_hour:g} USD/GPU-h given with --price-per-gpu-hour"
-    from aiinfra.fleet.analysis import price_per_gpu_hour, sku_for_model_name
+def _price(o: ChargebackOptions, models: set[str]) -> tuple[dict[str, float], str, list[str]]:
+    """modelName → USD per GPU-hour, where it came from, and the models without one (analyze's lookup)."""
+    from aiinfra.fleet.analysis import prices_by_model
 
-    prices, sources, missing = {}, [], []
-    for m in sorted(models):
-        found = price_per_gpu_hour(sku_for_model_name(m))
-        if found is None:
-            missing.append(m)
-            continue
-        prices[m] = found[0]
-        sources.append(f"{m}: {found[0]:.2f} USD/GPU-h from {found[1]}")
-    src = "; ".join(sources)
-    if missing:
-        src += ("; " if src else "") + "no catalog price for " + ", ".join(missing) + " (give --price-per-gpu-hour)"
-    return prices, src
+    return prices_by_model(models, o.price_per_gpu_hour)
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -301,8 +288,8 @@ def _report(prom: Prometheus, o: ChargebackOptions, lay: _Layout, res: dict[str,
     energy_total_j = sum(s.value * energy_factor * _mig_share(s.labels.get("GPU_I_PROFILE", ""), s.labels.get("modelName", ""))
                          for s in res.get("energy_total", []))
 
-    prices, price_src = _price(o, models)
-    priced = bool(models) and all(m in prices for m in models if m)
+    prices, price_src, unpriced = _price(o, models)
+    priced = bool(models) and not unpriced
 
     def usd(hours_by_model: dict[str, float]) -> float | None:
         if not priced:

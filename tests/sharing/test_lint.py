@@ -90,15 +90,19 @@ def test_device_plugin_rename_and_devices_are_ignored():
     assert paths == {"sharing.timeSlicing.resources[0].rename", "sharing.timeSlicing.resources[0].devices"}
 
 
-def test_device_plugin_timeslicing_xor_mps():
-    assert rules("dp_exclusive.yaml")["dp.exclusive"][0].path == "sharing"
+def test_device_plugin_mps_wins_over_timeslicing():
+    """sharing.go ReplicatedResources: with both set the plugin starts and shares by MPS; timeSlicing is ignored."""
+    f = rules("dp_exclusive.yaml")["dp.exclusive"][0]
+    assert (f.path, f.severity) == ("sharing.timeSlicing", "warning")
 
 
 def test_device_plugin_mps_limits():
-    """§11.4: MPS only nvidia.com/gpu, not on MIG, ≤ 48 clients."""
+    """§11.4: MPS refuses migStrategy mixed (main.go validateFlags), ≤ 48 clients (mps/device.go assertReplicas);
+    a MIG resource name under MPS shares nothing (a warning)."""
     r = rules("dp_mps.yaml")
     assert r["dp.mps-limit"][0].path == "data.mps-mig.sharing.mps.resources[0].replicas"
-    assert len(r["dp.mps-resource"]) == 2
+    assert (r["dp.mps-mig"][0].path, r["dp.mps-mig"][0].severity) == ("data.mps-mig.flags.migStrategy", "error")
+    assert [f.severity for f in r["dp.resource-name"]] == ["warning"]
 
 
 def test_device_plugin_resource_names():
@@ -106,14 +110,16 @@ def test_device_plugin_resource_names():
     r = rules("dp_resource_names.yaml")
     names = {f.path: f for f in r["dp.resource-name"]}
     assert names["sharing.timeSlicing.resources[0].name"].fix == "use nvidia.com/mig-1g.10gb.me"
-    assert "sharing.timeSlicing.resources[1].name" in names
+    assert names["sharing.timeSlicing.resources[1].name"].severity == "error"  # nvidia.com/amd.com/gpu is no DNS subdomain
     assert "sharing.timeSlicing.resources[2].name" not in names
 
 
 def test_single_strategy_needs_one_profile():
     """§11.4: migStrategy single needs one profile per node; MIG resources exist only under mixed."""
     r = rules("dp_single.yaml")
-    assert "dp.single-strategy" in r and "dp.mig-strategy" in r
+    assert r["dp.single-strategy"][0].severity == "error"
+    (name,) = r["dp.resource-name"]
+    assert name.severity == "warning" and "only under migStrategy mixed" in name.message
 
 
 def test_clusterpolicy_schema_and_pruned_fields():

@@ -90,7 +90,7 @@ def test_lost_gpu_and_xid_through_dcgm():
     assert {s.labels["gpu"] for s in fams["DCGM_FI_DEV_GPU_TEMP"].samples} == {"0", "2"}
     assert {s.labels["gpu"]: s.value for s in fams["aiinfra_gpu_lost"].samples} == {"0": 0, "1": 1, "2": 0}
     xid = fams["DCGM_FI_DEV_XID_ERRORS"].samples
-    assert [(s.labels["gpu"], s.value, s.labels["err_code"]) for s in xid] == [("2", 48, "48")]
+    assert [(s.labels["gpu"], s.value, s.labels["err_code"]) for s in xid] == [("0", 0, "0"), ("2", 48, "48")]  # 0: no XID yet
     counts = [s for s in fams["DCGM_EXP_XID_ERRORS_COUNT"].samples if s.labels.get("xid") == "48"]
     assert [(s.labels["gpu"], s.value) for s in counts] == [("2", 1)]
     clock.advance(1)

@@ -42,8 +42,10 @@ def test_output_parses_and_matches_default_counters(sim):
     assert len(util) == 4 and all(0 <= s.value <= 100 and float(s.value).is_integer() for s in util)
     assert all(0.0 <= s.value <= 1.0 for s in fams["DCGM_FI_PROF_GR_ENGINE_ACTIVE"].samples)
     assert "DCGM_FI_PROF_GR_ENGINE_ACTIVE{" in text and text.count(".") > 0
-    # No XID happened: no last-code series (blank in DCGM), one 0 window-count sample per GPU.
-    assert fams["DCGM_FI_DEV_XID_ERRORS"].samples == []
+    # No XID happened: DCGM's last-code field reads 0, which dcgm-exporter prints with err_code "0" and
+    # xid_errors.go's text for 0, "No Error"; one 0 window-count sample per GPU.
+    xid = fams["DCGM_FI_DEV_XID_ERRORS"].samples
+    assert [(s.value, s.labels["err_code"], s.labels["err_msg"]) for s in xid] == [(0, "0", "No Error")] * 4
     counts = fams["DCGM_EXP_XID_ERRORS_COUNT"].samples
     assert [s.value for s in counts] == [0, 0, 0, 0] and all("xid" not in s.labels for s in counts)
 

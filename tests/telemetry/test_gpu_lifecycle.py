@@ -49,7 +49,7 @@ def test_xid79_is_exported_while_the_gpu_is_gone():
     fams, st = _state(exp)
     assert st["gpus"] == {"0"} and st["lost"]["1"] == 1
     xid = [(s.labels["gpu"], s.value, s.labels["err_code"], s.labels["err_msg"]) for s in fams["DCGM_FI_DEV_XID_ERRORS"].samples]
-    assert xid == [("1", 79, "79", "GPU has fallen off the bus")]
+    assert xid == [("0", 0, "0", "No Error"), ("1", 79, "79", "GPU has fallen off the bus")]
     counts = [(s.labels["gpu"], s.value) for s in fams["DCGM_EXP_XID_ERRORS_COUNT"].samples if s.labels.get("xid") == "79"]
     assert counts == [("1", 1)]
 

@@ -178,6 +178,16 @@ def _text(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+def _returns_true(fn: Callable[..., Any]) -> Callable[..., bool]:
+    """`fn` that answers True once it returned, so `_q` tells a call that worked (None) from one that failed."""
+
+    def call(*args: Any, **kw: Any) -> bool:
+        fn(*args, **kw)
+        return True
+
+    return call
+
+
 def _handle_key(h: Any) -> int:
     """A stable key for a device handle: the pointer value for real handles, id() for Python ones."""
     try:
@@ -247,6 +257,7 @@ class Collector:
         self._gpm_prev: dict[tuple[int, int], Any] = {}
         self._gpm_ok: dict[int, bool] = {}
         self._event_set = None
+        self._xid_watched: set[int] = set()  # GPUs whose XID events this collector receives
         self.last_seen: dict[int, float] = {}
         self.driver_error: str | None = None
         self.reprobe_s = reprobe_s
@@ -281,7 +292,11 @@ class Collector:
                 self.serial[i] = self._q(i, self.nv.nvmlDeviceGetSerial, h)
                 self.static[i] = self._static_labels(i, h)
                 if self._event_set is not None:
-                    self._q(i, self.nv.nvmlDeviceRegisterEvents, h, pynvml.nvmlEventTypeXidCriticalError, self._event_set)
+                    registered = self._q(i, _returns_true(self.nv.nvmlDeviceRegisterEvents), h, pynvml.nvmlEventTypeXidCriticalError, self._event_set)
+                    if registered:
+                        self._xid_watched.add(i)
+                    else:
+                        self._xid_watched.discard(i)
                 self._prime(i, h)
                 self.lost.discard(i)
             except pynvml.NVMLError_GpuIsLost:
@@ -605,6 +620,9 @@ class Collector:
 
         if self._last_xid.get(i) is not None:
             v["xid-errors"] = float(self._last_xid[i])
+        elif i in self._xid_watched:
+            # No XID since start: DCGM's field reads 0 and dcgm-exporter prints it (err_code "0", "No Error").
+            v["xid-errors"] = 0.0
         window = self._xids[i]
         while window and window[0][0] < now - self.xid_window_s:
             window.popleft()

@@ -288,9 +288,9 @@ class SimDcgmAgent:
             return rate / 1024 / 1000 / (links if fid == 440 else 1)
         if fid in (1009, 1010):
             return h._pcie_bps(gpu, t, fid == 1009)
-        if fid == 230:
+        if fid == 230:  # DCGM holds 0 until the first XID (dcgm-exporter prints err_code "0", "No Error")
             last = [x for w, g, x in h.events if g == gpu.index and w <= t]
-            return last[-1] if last else None
+            return last[-1] if last else 0
         if fid in range(240, 246):
             policy = {240: pynvml.NVML_PERF_POLICY_POWER, 241: pynvml.NVML_PERF_POLICY_THERMAL, 242: pynvml.NVML_PERF_POLICY_SYNC_BOOST,
                       243: pynvml.NVML_PERF_POLICY_BOARD_LIMIT, 244: pynvml.NVML_PERF_POLICY_LOW_UTILIZATION, 245: pynvml.NVML_PERF_POLICY_RELIABILITY}[fid]

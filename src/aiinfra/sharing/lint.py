@@ -27,7 +27,6 @@ from aiinfra.sharing.crd_lint import crd_schema, lint_crd  # noqa: F401 - crd_sc
 from aiinfra.sharing.findings import Finding, LintContext, fmt_path
 from aiinfra.sharing.mig import PROFILE_RE, MigGpu, all_mig_gpus, by_pci_id, validate
 
-FILTER_RE = re.compile(r"^0x[0-9A-Fa-f]{4}10[dD][eE](:0x[0-9A-Fa-f]{8})?$")
 MIG_ENTRY_KEYS = {"devices", "mig-enabled", "mig-devices", "device-filter"}
 DP_BODY_KEYS = {"flags", "sharing", "resources", "imex"}
 MIG_STRATEGIES = ("none", "single", "mixed")
@@ -234,28 +233,33 @@ def _lint_mig(ctx: LintContext, cfg: Any, base: tuple, collect: dict) -> set[str
 
 
 def _lint_mig_entry(ctx: LintContext, e: Any, p: tuple, info: dict) -> None:
+    """One entry as mig-parted reads it (MigConfigSpec.UnmarshalJSON, api/spec/v1/spec.go @ bd7160f): what it
+    refuses fails the whole file; what it reads but matches to no GPU is a warning."""
     if not isinstance(e, dict):
         ctx.add(p, "mig.structure", "an entry must be a mapping", "write {devices: all, mig-enabled: true, mig-devices: {...}}")
         return
     for k in e:
         if k not in MIG_ENTRY_KEYS:
             ctx.add(p + (str(k),), "mig.unknown-field", f"unexpected field '{k}' in an entry (mig-parted rejects it)", "use devices, mig-enabled, mig-devices, device-filter")
-    devices = e.get("devices")
-    if devices is None:
-        ctx.add(p, "mig.devices", "entry has no 'devices'", "add devices: all (or a list of GPU indices)")
-    elif not (devices == "all" or (isinstance(devices, list) and devices and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in devices))):
-        ctx.add(p + ("devices",), "mig.devices", f"devices must be 'all' or a list of GPU indices, not {devices!r}", "use devices: all or devices: [0, 1]")
+    _lint_mig_devices_field(ctx, e, p)
     enabled = e.get("mig-enabled")
     if "mig-enabled" not in e:
         ctx.add(p, "mig.enabled", "entry has no 'mig-enabled'", "add mig-enabled: true or false")
+    elif enabled is None:
+        enabled = False  # encoding/json leaves the bool false
+        ctx.add(p + ("mig-enabled",), "mig.enabled", "mig-enabled is null: mig-parted reads it as false and keeps MIG off on these GPUs",
+                "write mig-enabled: true or false", severity="warning")
     elif not isinstance(enabled, bool):
         ctx.add(p + ("mig-enabled",), "mig.enabled", f"mig-enabled must be true or false, not {enabled!r}", "use a YAML boolean")
     gpus = _lint_filter(ctx, e.get("device-filter"), p + ("device-filter",), enabled is True) if "device-filter" in e else None
     if isinstance(enabled, bool):
         info["enabled"].add(enabled)
     md = e.get("mig-devices")
-    if enabled is True and "mig-devices" not in e:
-        ctx.add(p, "mig.mig-devices", "mig-enabled: true needs mig-devices", "add mig-devices: {} (enable MIG only) or the profiles and counts")
+    if enabled is True and md is None:
+        what = "null" if "mig-devices" in e else "missing"
+        ctx.add(p + (("mig-devices",) if "mig-devices" in e else ()), "mig.mig-devices",
+                f"mig-devices is {what} while mig-enabled is true: mig-parted rejects the file (\"missing required field 'mig-devices' when 'mig-enabled' is true\")",
+                "write mig-devices: {} (enable MIG only) or the profiles and counts")
     if enabled is False and md:
         ctx.add(p + ("mig-devices",), "mig.mig-devices", "mig-devices given while mig-enabled is false", "remove mig-devices or set mig-enabled: true")
     if md is None or enabled is False:
@@ -281,20 +285,81 @@ def _lint_mig_entry(ctx: LintContext, e: Any, p: tuple, info: dict) -> None:
         _lint_geometry(ctx, counts, gpus, p + ("mig-devices",))
 
 
+def _lint_mig_devices_field(ctx: LintContext, e: dict, p: tuple) -> None:
+    """devices: 'all' or a list of indices ([]int). Indices that no GPU has (an empty list, a negative index) parse
+    and select nothing (MatchesDevices)."""
+    if "devices" not in e:
+        ctx.add(p, "mig.devices", "entry has no 'devices'", "add devices: all (or a list of GPU indices)")
+        return
+    devices = e["devices"]
+    dp = p + ("devices",)
+    if devices == "all":
+        return
+    if not isinstance(devices, list) or not all(d is None or _go_int(d) for d in devices):
+        ctx.add(dp, "mig.devices", f"devices must be 'all' or a list of GPU indices, not {devices!r} (mig-parted rejects the file)",
+                "use devices: all or devices: [0, 1]")
+    elif not devices:
+        ctx.add(dp, "mig.devices", "devices: [] selects no GPU: mig-parted applies this entry to nothing", "list GPU indices, or use devices: all",
+                severity="warning")
+    elif any(d is not None and d < 0 for d in devices):
+        neg = [int(d) for d in devices if d is not None and d < 0]
+        ctx.add(dp, "mig.devices", f"GPU index {neg[0]} matches no GPU: mig-parted skips it", "use indices 0, 1, … as nvidia-smi lists the GPUs",
+                severity="warning")
+
+
+def go_device_id(text: str) -> tuple[int, int] | None:
+    """(device, vendor) of a device-filter string as mig-parted reads it (types.NewDeviceIDFromString:
+    strconv.ParseUint(s, 0, 32), so 0x/0X, 0o, 0b, a leading 0 for octal, decimal and '_' between digits all
+    parse), or None where it fails: the filter then matches no GPU."""
+    parts = text.split(":")
+    if len(parts) > 2 or any(_go_uint0(x) is None for x in parts):
+        return None
+    raw = _go_uint0(parts[0])
+    return raw >> 16, raw & 0xFFFF
+
+
+def _go_uint0(s: str) -> int | None:
+    if not s or not all(c.isascii() and (c.isalnum() or c == "_") for c in s):
+        return None
+    base, digits = 10, s
+    if len(s) > 1 and s[0] == "0":
+        base, digits = {"x": (16, s[2:]), "o": (8, s[2:]), "b": (2, s[2:])}.get(s[1].lower(), (8, s[1:]))
+        if s[1].isalpha() and digits.startswith("_"):
+            digits = digits[1:]  # Go allows '_' right after the base prefix
+    try:
+        v = int(digits, base)
+    except ValueError:
+        return None
+    return v if v < 2**32 else None
+
+
 def _lint_filter(ctx: LintContext, value: Any, p: tuple, enabling: bool = True) -> list[MigGpu] | None:
-    """PCI IDs of the entry. An unknown ID matters only where MIG is enabled: entries that keep MIG
-    off on other GPUs of the box (the DGX Station's display GPU) are normal."""
+    """PCI IDs of the entry (a string or a list of strings; MatchesDeviceFilter, api/spec/v1/helpers.go). An empty
+    filter filters nothing; one that does not parse, or names another vendor, matches no GPU. An unknown ID matters
+    only where MIG is enabled: entries that keep MIG off on other GPUs of the box (the DGX Station's display GPU)
+    are normal."""
+    if value is None or value == "" or value == []:
+        ctx.add(p, "mig.device-filter", "an empty device-filter filters nothing: the entry applies to every GPU its devices select",
+                "give the PCI IDs (e.g. \"0x233010DE\"), or leave device-filter out", severity="info")
+        return None
+    if not (isinstance(value, str) or (isinstance(value, list) and all(v is None or isinstance(v, str) for v in value))):
+        ctx.add(p, "mig.device-filter", f"device-filter must be a string or a list of strings, not {value!r} (mig-parted rejects the file)",
+                "quote the ID, e.g. \"0x233010DE\": unquoted, YAML reads 0x233010DE as a number")
+        return None
     values = value if isinstance(value, list) else [value]
     gpus: list[MigGpu] = []
     for i, v in enumerate(values):
         pp = p + ((i,) if isinstance(value, list) else ())
-        if not isinstance(v, str) or not FILTER_RE.match(v):
-            ctx.add(pp, "mig.device-filter", f"device-filter {v!r} is not 0xDDDD10DE (PCI device ID + NVIDIA vendor 10DE)", "e.g. \"0x233010DE\" for H100 80GB SXM5")
+        dev = go_device_id(v or "")
+        if dev is None or dev[1] != 0x10DE:
+            why = "does not parse as a PCI ID" if dev is None else f"names vendor 0x{dev[1]:04X}, not NVIDIA (10DE)"
+            ctx.add(pp, "mig.device-filter", f"device-filter {v!r} {why}: it matches no GPU and mig-parted skips the entry on every GPU",
+                    "write the PCI device ID followed by 10DE, e.g. \"0x233010DE\" for H100 80GB SXM5", severity="warning")
             continue
-        g = by_pci_id(v[:6])
+        g = by_pci_id(f"0x{dev[0]:04x}")
         if g is None and enabling:
-            ctx.add(pp, "mig.device-filter", f"device ID {v[:6]} is not a MIG-capable GPU in the catalog", "check the PCI ID (lspci -nn | grep 10de)", severity="warning")
-        elif g not in gpus:
+            ctx.add(pp, "mig.device-filter", f"device ID 0x{dev[0]:04X} is not a MIG-capable GPU in the catalog", "check the PCI ID (lspci -nn | grep 10de)", severity="warning")
+        elif g is not None and g not in gpus:
             gpus.append(g)
     return gpus or None
 

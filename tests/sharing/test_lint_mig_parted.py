@@ -34,3 +34,12 @@ def test_device_filter_reads_as_parse_uint_base_zero():
     assert lint.go_device_id("0x20B010DE:0x147E10DE") == (0x20B0, 0x10DE)
     assert lint.go_device_id("A100-SXM4-40GB") is None and lint.go_device_id("") is None and lint.go_device_id("0x1FFFFFFFF") is None
 
+
+def test_compute_instance_profiles_under_mixed_strategy_stop_the_plugin():
+    """internal/rm/rm.go: under mixed the plugin makes a resource only for profiles with C == G, and a MIG device of
+    another profile fails buildMigDeviceMap ("does not match any resource patterns")."""
+    cfg = ('apiVersion: v1\nkind: ConfigMap\nmetadata: {name: m}\ndata:\n  config.yaml: |\n    version: v1\n    mig-configs:\n'
+           '      ci:\n        - {devices: all, mig-enabled: true, mig-devices: {"1c.3g.20gb": 6}}\n---\n')
+    found = lint.lint_text(cfg + "version: v1\nflags: {migStrategy: mixed}\n")
+    assert [(f.rule, f.severity) for f in found] == [("dp.mixed-strategy", "error")]
+    assert lint.lint_text(cfg + "version: v1\nflags: {migStrategy: single}\n") == []

@@ -387,7 +387,7 @@ def _lint_geometry(ctx: LintContext, counts: dict[str, int], gpus: list[MigGpu] 
         else:
             ctx.add(p, "mig.profile-unknown", f"no single GPU has all of {', '.join(counts)}", "split the entry with device-filter per GPU type")
         return
-    checks = [(g, validate(g, {g.canonical(c): n for c, n in counts.items()})) for g in pool]
+    checks = [(g, validate(g, _by_canonical(g, counts))) for g in pool]
     bad = [(g, c) for g, c in checks if not c.valid]
     if bad and (gpus or len(bad) == len(checks)):
         g, c = bad[0]
@@ -396,6 +396,22 @@ def _lint_geometry(ctx: LintContext, counts: dict[str, int], gpus: list[MigGpu] 
     notes = sorted({n for _, c in checks if c.valid for n in c.notes})
     for n in notes:
         ctx.add(p, "mig.driver", n, "make sure the nodes run that driver branch or newer", severity="info")
+
+
+def _by_canonical(g: MigGpu, counts: dict[str, int]) -> dict[str, int]:
+    """Counts by the table's names; two spellings of one profile (3g.20gb, 3c.3g.20gb) add up."""
+    out: dict[str, int] = {}
+    for c, n in counts.items():
+        key = g.canonical(c)
+        out[key] = out.get(key, 0) + n
+    return out
+
+
+def is_ci_profile(name: str) -> bool:
+    """A compute-instance profile name, 'Cc.Gg.XXgb' with C < G: the device plugin's mixed strategy advertises
+    no resource for it (internal/rm/rm.go AddDefaultResourcesToConfig skips C != G)."""
+    m = PROFILE_RE.match(str(name))
+    return bool(m and m["c"] and int(m["c"]) < int(m["g"]))
 
 
 # --------------------------------------------------------------------------- device plugin (§11.4)
@@ -646,6 +662,11 @@ def _lint_device_plugin(ctx: LintContext, cfg: Any, base: tuple, mig_entries: di
         ctx.add(base + _key(c, "resources"), "dp.ignored-field", "custom resources are not yet supported: the plugin logs a warning and ignores them",
                 "remove the resources section", severity="warning")
     strategy = plain.get("migStrategy") if plain.get("migStrategy") in MIG_STRATEGIES else "none"
+    if strategy == "mixed":
+        for name, cis in _mixed_violations(mig_entries):
+            ctx.add(base + _key(c, "flags", "migStrategy"), "dp.mixed-strategy", f"migStrategy mixed, but mig config '{name}' creates "
+                    f"{', '.join(cis)}: the plugin advertises no resource for a compute-instance profile and fails on nodes with them",
+                    "use migStrategy single (one profile per node), or whole GPU-instance profiles in that config")
     sharing = _val(c, "sharing")
     if not isinstance(sharing, dict):
         return
@@ -842,6 +863,14 @@ def _lint_custom_resource(ctx: LintContext, r: Any, p: tuple) -> bool:
     return good
 
 
+def _mixed_violations(mig_entries: dict[str, dict]) -> list[tuple[str, list[str]]]:
+    """Configs that create compute-instance profiles: under migStrategy mixed the device plugin has no resource
+    pattern for such a MIG device and fails on the node ("MIG profile ... does not match any resource patterns",
+    internal/rm/device_map.go buildMigDeviceMap)."""
+    return [(name, sorted(p for p in info["profiles"] if is_ci_profile(p)))
+            for name, info in sorted(mig_entries.items()) if any(is_ci_profile(p) for p in info["profiles"])]
+
+
 def _single_violations(mig_entries: dict[str, dict]) -> list[tuple[str, str]]:
     """Configs that would make GFD label a node -MIG-INVALID under the single strategy (§5.2)."""
     out = []
@@ -918,6 +947,11 @@ def _lint_policy_refs(ctx: LintContext, doc: dict, base: tuple, configmaps: dict
             ctx.add(base + ("spec", "mig", "strategy"), "cp.single-strategy",
                     f"mig.strategy single, but mig config '{name}' {why}; GFD would label such nodes -MIG-INVALID",
                     "use mig.strategy: mixed, or one profile on every GPU of a node")
+    if mig.get("strategy") == "mixed":
+        for name, cis in _mixed_violations(mig_entries):
+            ctx.add(base + ("spec", "mig", "strategy"), "cp.mixed-strategy",
+                    f"mig.strategy mixed, but mig config '{name}' creates {', '.join(cis)}: the device plugin advertises no resource "
+                    "for a compute-instance profile and fails on nodes with them", "use mig.strategy: single, or whole GPU-instance profiles")
     dp = spec.get("devicePlugin") if isinstance(spec.get("devicePlugin"), dict) else {}
     dcfg = dp.get("config") if isinstance(dp.get("config"), dict) else {}
     dname, ddefault = dcfg.get("name"), dcfg.get("default")

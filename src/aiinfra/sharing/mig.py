@@ -29,6 +29,12 @@ GUIDE = "NVIDIA MIG User Guide v580, Supported MIG Profiles"
 PROFILE_RE = re.compile(r"^(?:(?P<c>[1-9]\d*)c\.)?(?P<g>[1-9]\d*)g\.(?P<gb>[1-9]\d*)gb(?:(?P<sign>[+-])(?P<attrs>[a-z0-9.]+(?:,[a-z0-9.]+)*))?$")
 
 
+def ci_size_ok(c: int, g: int) -> bool:
+    """A compute instance of c slices in a GPU instance of g: go-nvlib VisitMigProfiles skips C > G and, for C < G,
+    2C > G + 1 (NVIDIA/go-nvlib pkg/nvlib/device/device.go)."""
+    return 0 < c <= g and (c == g or 2 * c <= g + 1)
+
+
 @dataclass(frozen=True)
 class MigProfile:
     """One GPU-instance profile on one GPU type."""
@@ -69,6 +75,33 @@ class MigProfile:
         return "nvidia.com/mig-" + self.name.replace("+", ".")
 
 
+class ProfileLookupError(NotFoundError, KeyError):
+    """A profile name a GPU's table does not hold, asked for by `gpu.profiles[name]`: a one-line refusal (exit 2),
+    still a KeyError for code that expects one."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ProfileTable(dict):
+    """A GPU's GPU-instance profiles by name. Indexing it with a name it lacks refuses in one sentence; a
+    compute-instance name (1c.3g.20gb), which mig validate and k8s lint accept, is said to be one."""
+
+    def __init__(self, gpu_name: str, items: dict[str, MigProfile]):
+        super().__init__(items)
+        self.gpu_name = gpu_name
+
+    def __missing__(self, key: str):
+        m = PROFILE_RE.match(str(key))
+        if m and m["c"]:
+            base = str(key).split(".", 1)[1]
+            raise ProfileLookupError(
+                f"'{key}' is a compute-instance profile (a share of a {base} GPU instance): mig validate and k8s lint "
+                f"check it, but this command places whole GPU instances and the device plugin advertises no resource "
+                f"for it under migStrategy mixed; use {base}")
+        raise ProfileLookupError(f"profile '{key}' does not exist on {self.gpu_name}; valid: {', '.join(self)}")
+
+
 @dataclass(frozen=True)
 class MigGpu:
     """The MIG table of one GPU type (all boards sharing its PCI device IDs)."""
@@ -89,18 +122,39 @@ class MigGpu:
     placement_source: str = ""
 
     def canonical(self, name: str) -> str | None:
-        """The table's name for a profile, accepting the other names drivers report (also_named)."""
+        """The table's name for a profile, accepting the other names drivers report (also_named) and
+        compute-instance names: 'Cc.<profile>' with C below the GPU instance's G slices is returned as
+        'C' + 'c.' + the table's name; 'Gc.Gg.XXgb' is the profile itself, as go-nvlib's Matches reads it."""
         n = str(name).strip().lower()
         if n in self.profiles:
             return n
         for p in self.profiles.values():
             if n in p.also_named:
                 return p.name
-        return None
+        ci = self.compute_instance(n)
+        if ci is None:
+            return None
+        gi, c = ci
+        return gi.name if c == gi.compute else f"{c}c.{gi.name}"
+
+    def compute_instance(self, name: str) -> tuple[MigProfile, int] | None:
+        """(GPU-instance profile, compute slices) of a name written 'Cc.Gg.XXgb[+attr]', or None when the GPU
+        instance is not on this GPU or C is not a compute-instance size go-nvlib lists for it (VisitMigProfiles:
+        C ≤ G, and C = G or 2C ≤ G + 1: 1, 2, 3, 4 or 7 slices of a 7g instance, 1, 2 or 4 of a 4g, 1 or 2 of a 3g)."""
+        m = PROFILE_RE.match(str(name).strip().lower())
+        if not m or not m["c"]:
+            return None
+        base = str(name).strip().lower().split(".", 1)[1]
+        key = self.canonical(base)
+        gi = self.profiles.get(key) if key else None
+        c = int(m["c"])
+        if gi is None or int(m["g"]) != gi.compute or not ci_size_ok(c, gi.compute):
+            return None
+        return gi, c
 
     def profile(self, name: str) -> MigProfile:
         key = self.canonical(name)
-        p = self.profiles.get(key) if key else None
+        p = self.profiles[key] if key else None
         if p is None:
             raise NotFoundError(f"profile '{name}' does not exist on {self.name}; valid: {', '.join(self.profiles)}")
         return p
@@ -127,6 +181,7 @@ class GeometryCheck:
     notes: list[str] = field(default_factory=list)
     compute_used: int = 0
     slots_used: int = 0
+    packing: list[str] = field(default_factory=list)  # how compute-instance profiles fill GPU instances
 
 
 def _norm_pci(pid: str) -> str:
@@ -189,7 +244,7 @@ def _build_table(key: str) -> MigGpu:
         memory_slots=int(layout["memory_slots"]),
         compute_slices=int(layout["compute_slices"]),
         total_memory_mib=entry.get("total_memory_mib"),
-        profiles=profiles,
+        profiles=ProfileTable(entry["name"], profiles),
         exclusive=tuple(tuple(str(n).lower() for n in g) for g in entry.get("exclusive", [])),
         notes=tuple(layout.get("notes", [])),
         source=entry.get("source", ""),
@@ -350,12 +405,96 @@ def place(gpu: MigGpu, counts: dict[str, int]) -> list[tuple[str, int, int]] | N
 
 
 def _counts_of(gpu: MigGpu, geometry: dict[str, int] | str) -> Counter:
+    """Counts by the table's names; compute-instance names ('1c.3g.20gb') are kept as such, their alias
+    'Gc.Gg.XXgb' folded into the profile."""
     counts = parse_geometry(geometry) if isinstance(geometry, str) else Counter({str(k).lower(): v for k, v in geometry.items()})
+    out: Counter = Counter()
     for name, n in counts.items():
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise SpecError(f"count of {name} must be a whole number ≥ 0, got {n!r}")
-        gpu.profile(name)  # raises with the list of valid profiles
-    return Counter({k: v for k, v in counts.items() if v > 0})
+        key = gpu.canonical(name)
+        if key is None:
+            raise NotFoundError(f"profile '{name}' does not exist on {gpu.name}; {_unknown_hint(gpu, name)}")
+        out[key] += n
+    return Counter({k: v for k, v in out.items() if v > 0})
+
+
+def _unknown_hint(gpu: MigGpu, name: str) -> str:
+    m = PROFILE_RE.match(str(name).strip().lower())
+    if m and m["c"]:
+        gi = gpu.canonical(str(name).strip().lower().split(".", 1)[1])
+        if gi is not None and int(m["g"]) == gpu.profiles[gi].compute:
+            g = gpu.profiles[gi].compute
+            sizes = ", ".join(str(c) for c in range(1, g + 1) if ci_size_ok(c, g))
+            return f"a {gi} GPU instance holds compute instances of {sizes} slices (go-nvlib VisitMigProfiles)"
+    return f"valid: {', '.join(gpu.profiles)}, or <C>c.<profile> compute instances of them"
+
+
+def gpu_instances(gpu: MigGpu, counts: dict[str, int]) -> tuple[Counter, list[str]]:
+    """The GPU instances a geometry with compute-instance profiles needs, and how they were counted.
+
+    mig-parted's SetMigConfig (pkg/mig/config/config.go @ bd7160f) walks the profiles in some order, putting a
+    compute instance into the GPU instance it created last while that instance has the same GPU-instance profile
+    and room for it, else into a new one; it tries every order until one applies. So the compute instances of one
+    GPU-instance profile (any mix of sizes, and a whole 'Gg.XXgb' as one of G slices) share GPU instances as a bin
+    packing of their slices into G-slice bins: the fewest instances is the least number of bins. Placements of
+    compute instances inside a GPU instance are not modelled (capacity by slices only)."""
+    gis: Counter = Counter()
+    items: dict[str, Counter] = {}
+    for name, n in counts.items():
+        if name in gpu.profiles:
+            gis[name] += n
+            continue
+        ci = gpu.compute_instance(name)
+        if ci is None:
+            raise NotFoundError(f"profile '{name}' does not exist on {gpu.name}; {_unknown_hint(gpu, name)}")
+        gi, c = ci
+        items.setdefault(gi.name, Counter())[c] += n
+    how = []
+    for gi_name, sizes in sorted(items.items()):
+        g = gpu.profiles[gi_name].compute
+        bins = _min_bins(tuple(sorted(sizes.items(), reverse=True)), g, gpu.profiles[gi_name].max_count)
+        gis[gi_name] += bins
+        listed = " + ".join(f"{n}×{c}c.{gi_name}" for c, n in sorted(sizes.items(), reverse=True))
+        how.append(f"{listed} fill {bins} {gi_name} GPU instance{'s' if bins != 1 else ''} ({g} compute slices each)")
+    return gis, how
+
+
+def _min_bins(sizes: tuple[tuple[int, int], ...], capacity: int, cap_count: int) -> int:
+    """Fewest bins of `capacity` holding `n` items of each size (exact; beyond the GPU's cap on such instances the
+    lower bound ⌈Σ/capacity⌉ is returned, which already exceeds it)."""
+    total = sum(c * n for c, n in sizes)
+    lower = math.ceil(total / capacity)
+    if lower > cap_count:
+        return lower
+    sizes_only = [c for c, _ in sizes]
+
+    @lru_cache(maxsize=None)
+    def go(left: tuple[int, ...]) -> int:
+        if not any(left):
+            return 0
+        best = math.inf
+        # Fill one bin with every maximal choice that includes the largest item left, then recurse.
+        first = next(i for i, n in enumerate(left) if n)
+
+        def fill(i: int, room: int, take: list[int]) -> None:
+            nonlocal best
+            if i == len(left):
+                rest = tuple(n - t for n, t in zip(left, take))
+                best = min(best, 1 + go(rest))
+                return
+            most = min(left[i] - (1 if i == first else 0), room // sizes_only[i])
+            for k in range(most, -1, -1):
+                take[i] += k
+                fill(i + 1, room - k * sizes_only[i], take)
+                take[i] -= k
+
+        take = [0] * len(left)
+        take[first] = 1
+        fill(0, capacity - sizes_only[first], take)
+        return best
+
+    return int(go(tuple(n for _, n in sizes)))
 
 
 def parse_placed(text: str) -> list[tuple[str, int]]:
@@ -381,9 +520,16 @@ def validate(gpu: MigGpu, geometry: dict[str, int] | str) -> GeometryCheck:
     placed = parse_placed(geometry) if isinstance(geometry, str) and "@" in geometry else None
     if placed is not None:
         counts = _counts_of(gpu, dict(Counter(name for name, _ in placed)))
+        cis = [n for n in counts if n not in gpu.profiles]
+        if cis:
+            raise SpecError(f"{cis[0]} is a compute instance: it has no start of its own; place its GPU instance "
+                            f"({gpu.compute_instance(cis[0])[0].name}@<start>) or leave the starts out")
+        placed = [(gpu.canonical(n), s) for n, s in placed]
     else:
         counts = _counts_of(gpu, geometry)
     check = GeometryCheck(gpu=gpu.name, counts=dict(counts), valid=False)
+    counts, how = gpu_instances(gpu, counts)
+    check.packing = how
     check.compute_used = sum(gpu.profiles[p].compute * n for p, n in counts.items())
     check.slots_used = sum(gpu.profiles[p].size * n for p, n in counts.items())
     for name, n in counts.items():
@@ -411,6 +557,8 @@ def validate(gpu: MigGpu, geometry: dict[str, int] | str) -> GeometryCheck:
             )
         else:
             check.placement = placement
+    if how and check.reasons:
+        check.reasons.append("compute instances share GPU instances of their profile: " + "; ".join(how))
     check.valid = not check.reasons
     if check.valid:
         check.notes = _driver_notes(gpu, counts)

@@ -11,6 +11,7 @@ The history (15 s samples, ending at E; 2 h of data, E - 2 h … E):
 - node-a/gpu5 no pod and idle until E - 30 min, then pod research/mover (busy 0.5);
 - node-a/gpu6 pod research/late, busy 0, joins at E - 30 min;
 - node-b/gpu0 no pod, busy 0, no memory, joins at E - 30 min;
+- node-b/gpu1 Slurm job 7781 (hpc_job, no pod), busy 0, 8,000 MiB: idle but held;
 - node-c/gpu0 an A100 in MIG: 3g.40gb pod serving/mig-a busy 0.6, 1g.10gb pod serving/mig-b busy 0.
 
 Backfilled data has no staleness markers, so a series that ends is still read for Prometheus' 5-minute
@@ -69,6 +70,7 @@ def _history(end: int) -> str:
     gpu("node-a", 5, H100, half, end, 0.5, 40000, **own("research", "mover"))
     gpu("node-a", 6, H100, half, end, 0.0, 0, **own("research", "late"))
     gpu("node-b", 0, H100, half, end, 0.0, 0)
+    gpu("node-b", 1, H100, a, end, 0.0, 8000, hpc_job="7781")
     for gi, prof, busy, pod in ((1, "3g.40gb", 0.6, "mig-a"), (9, "1g.10gb", 0.0, "mig-b")):
         gpu("node-c", 0, A100, a, end, busy, 5000, fb_total=40000, GPU_I_ID=str(gi), GPU_I_PROFILE=prof, **own("serving", pod))
     out, by_metric = [], defaultdict(list)
@@ -247,3 +249,63 @@ def test_idle_cost_prices_each_model_at_its_own_price(prom, tmp_path):
     assert hours[A100] == pytest.approx(240 * STEP_H / 7, abs=1e-9)
     assert r.term("idle_cost_usd").value == pytest.approx(hours[H100] * h100 + hours[A100] * 1.50, rel=1e-12)
     assert r.facts["prices_by_model"] == {H100: h100, A100: 1.5} and r.facts["price_per_gpu_hour"] is None
+
+
+def _names(rows):
+    return sorted((g["host"], g["gpu"], g.get("GPU_I_ID", ""), g.get("pod") or g.get("hpc_job", "")) for g in rows)
+
+
+def test_analyze_and_chargeback_name_the_same_gpus_the_same_way(prom):
+    """Idle but held: a pod or HPC job holds it and it does no work. Stranded: no pod or job, no work,
+    framebuffer ≥ --held-mib in use (nobody can be given it). Idle: no owner, no memory. analyze used to
+    call every idle GPU a pod held "stranded", chargeback only the unowned ones with memory held."""
+    _, end = prom
+    r = _analyze(prom)
+    f = r.facts
+    assert _names(f["idle_held"]) == [("node-a", "1", "", "notebook-1"), ("node-a", "6", "", "late"),
+                                      ("node-b", "1", "", "7781"), ("node-c", "0", "9", "mig-b")]
+    assert _names(f["stranded"]) == [("node-a", "2", "", "")]
+    assert _names(f["idle"]) == [("node-a", "3", "", ""), ("node-a", "4", "", ""), ("node-a", "5", "", ""), ("node-b", "0", "", "")]
+    assert {g["why"] for g in f["idle_held"]} >= {"pod ds/notebook-1", "HPC job 7781"}
+    cb = _cb(prom, 3600, end).facts
+    for key in ("idle_held_gpu_hours", "stranded_gpu_hours"):
+        assert f[key]["value"] == pytest.approx(cb[key]["value"], abs=1e-9), key
+    assert f["idle_held_gpu_hours"]["value"] == pytest.approx((240 + 121 + 240 + 240 / 7) * STEP_H, abs=1e-9)
+    assert f["stranded_gpu_hours"]["value"] == pytest.approx(1.0, abs=1e-9)
+    hours = f["idle_gpu_hours"]["value"] + f["idle_held_gpu_hours"]["value"] + f["stranded_gpu_hours"]["value"]
+    assert r.term("idle_cost_usd").value == pytest.approx(2.0 * hours)
+
+
+def test_analyze_takes_held_mib(cli, prom):
+    """--held-mib draws the line between stranded and idle for an unowned GPU without work (30,000 MiB here)."""
+    url, end = prom
+    base = ("analyze", "-p", url, "-r", "1h", "--end", str(end), "--price-per-gpu-hour", "2", "-f", "json")
+    low, high = cli(*base, "--held-mib", "10000"), cli(*base, "--held-mib", "40000")
+    assert low.code == 0 and high.code == 0, (low.err, high.err)
+    assert _names(low.json()["facts"]["stranded"]) == [("node-a", "2", "", "")]
+    assert _names(high.json()["facts"]["stranded"]) == []
+    assert ("node-a", "2", "", "") in _names(high.json()["facts"]["idle"])
+    assert high.json()["facts"]["held_mib"] == 40000
+    assert_one_line_error(cli(*base, "--held-mib", "-5"), "--held-mib")
+
+
+def test_fleet_page_lists_idle_but_held_apart_from_stranded(prom, monkeypatch):
+    """The page runs the function behind `aiinfra analyze` (here ending at E: the page itself reads up to now)."""
+    import functools
+    import warnings
+
+    from aiinfra.fleet import commands
+    from aiinfra.web.app import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    url, end = prom
+    monkeypatch.setattr(commands, "analyze", functools.partial(commands.analyze, end=end))
+    with TestClient(create_app()) as c:
+        page = c.get("/fleet", params={"source": "prometheus", "prometheus": url, "range": "1h", "refresh_s": "0"})
+    assert page.status_code == 200
+    html = page.text
+    held, stranded = html.index('id="idle-held"'), html.index('id="stranded"')
+    assert "notebook-1" in html[held:stranded] and "HPC job 7781" in html[held:stranded]
+    assert "node-a/gpu2" in html[stranded:] and "notebook-1" not in html[stranded:html.index('id="xid"')]

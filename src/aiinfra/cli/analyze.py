@@ -1,4 +1,4 @@
-"""`aiinfra analyze --prometheus URL --range 24h`: idle, stranded and lost GPUs, OOM risk, throttling, XIDs, ECC (table rendering; the work is fleet.commands.analyze)."""
+"""`aiinfra analyze --prometheus URL --range 24h`: idle, idle-but-held, stranded and lost GPUs, OOM risk, throttling, XIDs, ECC (table rendering; the work is fleet.commands.analyze)."""
 
 from __future__ import annotations
 
@@ -48,10 +48,13 @@ def report_tables(r: Result) -> Group:
     s.add_row("lost or failing GPUs (stopped reporting, GPU_IS_LOST, XID 79)", str(len(f["lost"])))
     s.add_row("GPUs/MIG instances of unknown activity (no PROF, no GPU_UTIL)", str(len(f["activity_unknown"])))
     s.add_row("GPUs by busy ratio", "  ".join(f"{k}: {v}" for k, v in u["distribution"].items()))
-    s.add_row("idle GPUs (no work, no pod, no memory)", str(len(f["idle"])))
-    s.add_row("stranded GPUs (pod or memory held, no work)", str(len(f["stranded"])))
-    s.add_row("idle GPU-hours", f"{f['idle_gpu_hours']['value']:,.2f}")
-    s.add_row("stranded GPU-hours", f"{f['stranded_gpu_hours']['value']:,.2f}")
+    held = f"{f['held_mib']:g} MiB"
+    s.add_row("idle but held GPUs (a pod or HPC job holds it, no work)", str(len(f["idle_held"])))
+    s.add_row(f"stranded GPUs (no pod or job, ≥ {held} memory held, no work)", str(len(f["stranded"])))
+    s.add_row("idle GPUs (no pod or job, no memory held, no work)", str(len(f["idle"])))
+    s.add_row("GPU-hours idle but held", f"{f['idle_held_gpu_hours']['value']:,.2f}")
+    s.add_row("GPU-hours stranded", f"{f['stranded_gpu_hours']['value']:,.2f}")
+    s.add_row("GPU-hours idle", f"{f['idle_gpu_hours']['value']:,.2f}")
     for t in r.terms:
         if t.unit.startswith("USD"):
             s.add_row(t.name.replace("_", " "), f"{t.value:,.2f} {t.unit}")
@@ -92,23 +95,27 @@ def report_tables(r: Result) -> Group:
         models.add_row(m, _pct(v))
     parts += [nodes, models]
 
-    from aiinfra.fleet.analysis import idle_by_host
+    from aiinfra.fleet.analysis import NO_WORK, idle_by_host
 
     costs = idle_by_host(r)
     if costs:
         t = Table(title="GPU-hours without work by node (most first)")
-        for c in ("node", "idle GPU·h", "stranded GPU·h", "cost"):
+        for c in ("node", *(f"{label} GPU·h" for label in NO_WORK.values()), "cost"):
             t.add_column(c, justify="left" if c == "node" else "right")
-        for host, v in sorted(costs.items(), key=lambda kv: -(kv[1]["idle"] + kv[1]["stranded"]))[:MAX_ROWS]:
-            t.add_row(host, f"{v['idle']:,.2f}", f"{v['stranded']:,.2f}", "no price" if v["usd"] is None else f"{v['usd']:,.2f} USD")
+        for host, v in sorted(costs.items(), key=lambda kv: -sum(kv[1][k] for k in NO_WORK))[:MAX_ROWS]:
+            t.add_row(host, *(f"{v[k]:,.2f}" for k in NO_WORK), "no price" if v["usd"] is None else f"{v['usd']:,.2f} USD")
         parts.append(t)
 
-    if f["idle"] or f["stranded"]:
-        t = Table(title="idle and stranded GPUs")
-        for c in ("GPU", "state", "busy avg", "why"):
+    no_work = f["idle_held"] + f["stranded"] + f["idle"]
+    if no_work:
+        t = Table(title="GPUs without work: idle but held, stranded, idle")
+        for c in ("GPU", "state", "busy avg", "GPU·h", "why"):
             t.add_column(c)
-        for row in (f["stranded"] + f["idle"])[:MAX_ROWS]:
-            t.add_row(_gpu(row), row["state"], _pct(row["busy_avg"]), row.get("why", "no pod, no memory"))
+        for row in no_work[:MAX_ROWS]:
+            t.add_row(_gpu(row), NO_WORK[row["state"]], _pct(row["busy_avg"]), f"{row.get('low_activity_gpu_hours') or 0.0:,.2f}",
+                      row.get("why", "no pod or job, no memory held"))
+        if len(no_work) > MAX_ROWS:
+            t.add_row(f"… {len(no_work) - MAX_ROWS} more", "", "", "", "")
         parts.append(t)
 
     oom = f["oom_risk"]
@@ -171,17 +178,22 @@ def analyze_cmd(
     range_: Annotated[str, typer.Option("--range", "-r", help="Window to analyse, a Prometheus duration (24h, 7d, 90m).")] = "24h",
     end: EndOpt = None,
     idle_ratio: Annotated[float, typer.Option("--idle-below", help="Busy ratio under which a GPU counts as doing no work.")] = 0.05,
+    held_mib: Annotated[float, typer.Option("--held-mib", help="Framebuffer MiB at or above which an unowned GPU without work counts as stranded, not idle.")] = 1024.0,
     price: Annotated[float | None, typer.Option("--price-per-gpu-hour", help="USD per GPU-hour for idle cost (default: the prices catalog).")] = None,
     html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML report with plotly charts to this file.")] = None,
     timeout: QueryTimeoutOpt = 60.0,
     fmt: FormatOpt = Format.table,
     explain: ExplainOpt = False,
 ) -> None:
-    """Fleet report from Prometheus: utilization, idle/stranded GPUs and their cost, lost GPUs (when last seen), OOM risk, throttling, XIDs, ECC."""
+    """Fleet report from Prometheus: utilization, GPUs without work and their cost, lost GPUs (when last seen), OOM risk, throttling, XIDs, ECC.
+
+    GPUs without work (busy below --idle-below), as chargeback names them: idle but held (a pod or
+    HPC job holds it), stranded (no pod or job, yet --held-mib or more framebuffer in use: nobody can
+    be given it), idle (no owner, no memory: free capacity)."""
     from aiinfra.fleet.analysis import to_html
     from aiinfra.fleet.commands import analyze
 
-    result = analyze(prometheus, range_, end, idle_ratio, price, timeout=timeout)
+    result = analyze(prometheus, range_, end, idle_ratio, price, held_mib=held_mib, timeout=timeout)
     if html is not None:
         from aiinfra.safeio import write_atomic
 

@@ -75,14 +75,18 @@ def chargeback_cmd(
     range_: Annotated[str, typer.Option("--range", "-r", help="Billing window, a Prometheus duration (24h, 7d, 30d).")] = "24h",
     end: EndOpt = None,
     idle_ratio: Annotated[float, typer.Option("--idle-below", help="Busy ratio under which a held GPU counts as idle.")] = 0.05,
-    held_mib: Annotated[float, typer.Option("--held-mib", help="Framebuffer MiB above which an unowned idle GPU counts as stranded.")] = 1024.0,
+    held_mib: Annotated[float, typer.Option("--held-mib", help="Framebuffer MiB at or above which an unowned GPU without work counts as stranded (as in analyze).")] = 1024.0,
     price: Annotated[float | None, typer.Option("--price-per-gpu-hour", help="USD per GPU-hour (default: the dated prices catalog, per GPU model).")] = None,
     top: Annotated[int, typer.Option("--top", help="How many top wasters to list.", min=1)] = 10,
     timeout: QueryTimeoutOpt = 60.0,
     fmt: Annotated[ChargebackFormat, typer.Option("--format", "-f", help="Output format; csv = one row per pod/job for finance.", case_sensitive=False)] = ChargebackFormat.table,
     explain: ExplainOpt = False,
 ) -> None:
-    """Chargeback from Prometheus: GPU-hours allocated, busy, idle-but-held and stranded, kWh and USD by namespace, pod and job."""
+    """Chargeback from Prometheus: GPU-hours allocated, busy, idle-but-held and stranded, kWh and USD by namespace, pod and job.
+
+    Idle but held: a pod or HPC job holds the GPU and its busy ratio is below --idle-below. Stranded:
+    no pod or job holds it, it does no work, yet --held-mib or more framebuffer is in use, so nobody
+    can be given it. The same words as aiinfra analyze."""
     from aiinfra.fleet.chargeback import ChargebackOptions, chargeback, to_csv
     from aiinfra.fleet.prom import parse_duration
 

@@ -14,6 +14,14 @@ Robustness (telemetry reference §1, §3):
   (throttling, ECC, power) are deduplicated by physical GPU (`max by (host, UUID)`); idle
   GPU-hours of an instance count its share of slices (3g of 7 → 3/7 of a GPU).
 
+GPUs without work (busy below the idle ratio on average; the same words as `aiinfra chargeback`):
+- **idle but held** (`idle_held`): a pod or an HPC job holds it (an owner label) and it does no work;
+- **stranded**: no pod or job holds it, yet framebuffer at or above `held_mib` is in use, so the
+  scheduler offers it to nobody and nobody works on it (a process outside the scheduler, a leak);
+- **idle**: no owner and no memory held: free capacity doing nothing.
+Their GPU-hours are the window's subquery steps at which the series reported and was below the idle
+ratio, × step × the MIG share: never more than the time the GPU reported.
+
 A window with no GPU series is reported as "no data", never as a healthy fleet; a field that is
 not exported is reported as "not collected", never as zero errors.
 
@@ -49,7 +57,7 @@ from aiinfra.fleet.prom import Prometheus, Series, check_end, check_held_mib, ch
 from aiinfra.fleet.promql import ALIASES, CLOCK_BITS, MiB, bit
 from aiinfra.fleet.promql import DEVICE as RAW_DEVICE
 
-ENTITY = ("host", "gpu", "UUID", "GPU_I_ID", "GPU_I_PROFILE", "modelName", "pod", "namespace")
+ENTITY = ("host", "gpu", "UUID", "GPU_I_ID", "GPU_I_PROFILE", "modelName", "pod", "namespace", "hpc_job")
 DEVICE = ("host", "gpu", "UUID", "modelName")
 IDENT = ("host", "gpu", "UUID", "GPU_I_ID", "GPU_I_PROFILE", "modelName")  # one GPU or MIG instance, whoever runs on it
 PHYSICAL = ("host", "gpu", "UUID")  # one physical GPU
@@ -57,6 +65,7 @@ PHYSICAL = ("host", "gpu", "UUID")  # one physical GPU
 # counter set and repeats per MIG instance; activity last, as it is absent where nothing measures it.
 INVENTORY = ("temp", "fb_used", "power", "gr_active", "gpu_util")
 LOST_XIDS = {79: "XID 79: fell off the bus"}
+NO_WORK = {"idle_held": "idle but held", "stranded": "stranded", "idle": "idle"}  # states without work, and their words
 VIOLATIONS = {"thermal": "thermal_violation_ns", "power": "power_violation_ns", "board_limit": "board_limit_violation_ns",
               "sync_boost": "sync_boost_violation_ns", "reliability": "reliability_violation_ns"}
 HEALTH_FIELDS = {"ecc_dbe_new": ("ecc_dbe_vol", "increase"), "ecc_sbe_new": ("ecc_sbe_vol", "increase"),
@@ -623,8 +632,8 @@ def _report(prom, o, d, step, start, end, inventory, busy_avg, sources, low_step
             shares[(profile, model)] = _mig_share(profile, model)
         return shares[(profile, model)]
 
-    gpus, idle, stranded, unknown = [], [], [], []
-    idle_h = stranded_h = 0.0
+    gpus, idle, idle_held, stranded, unknown = [], [], [], [], []
+    hours_by = {"idle": 0.0, "idle_held": 0.0, "stranded": 0.0}
     measured: set[tuple] = set()
     for k, avg in sorted(busy_avg.items()):
         ident = _gpu_id(k)
@@ -643,16 +652,20 @@ def _report(prom, o, d, step, start, end, inventory, busy_avg, sources, low_step
         if _key(ident, PHYSICAL) in lost_keys:
             row["state"] = "lost"  # its time without work is a fault, not idle capacity
         elif avg < o.idle_ratio:
-            holds = used_avg is not None and used_avg >= held
-            if pod or holds:
+            job = ident.get("hpc_job", "")
+            if pod or job:  # an owner holds it and does no work
+                row["state"] = "idle_held"
+                ns = ident.get("namespace", "")
+                row["why"] = (f"pod {ns}/{pod}" if ns else f"pod {pod}") if pod else f"HPC job {job}"
+                idle_held.append(row)
+            elif used_avg is not None and used_avg >= held:  # nobody owns it, something holds its memory
                 row["state"] = "stranded"
-                row["why"] = f"pod {pod}" if pod else f"{used_avg / MiB:,.0f} MiB held"
+                row["why"] = f"{used_avg / MiB:,.0f} MiB held, no pod or job"
                 stranded.append(row)
-                stranded_h += low_h
             else:
                 row["state"] = "idle"
                 idle.append(row)
-                idle_h += low_h
+            hours_by[row["state"]] += low_h
         else:
             row["state"] = "busy"
     for ik, ident in sorted(inventory.items()):
@@ -670,16 +683,23 @@ def _report(prom, o, d, step, start, end, inventory, busy_avg, sources, low_step
     counts = _gpu_counts(inventory, now)
 
     prices, price_src, unpriced = prices_by_model({g.get("modelName", "") for g in gpus}, o.price_per_gpu_hour)
-    wasted_models = {g.get("modelName", "") for g in idle + stranded if g.get("low_activity_gpu_hours")}
+    no_work = idle + idle_held + stranded
+    idle_h, idle_held_h, stranded_h = hours_by["idle"], hours_by["idle_held"], hours_by["stranded"]
+    wasted_models = {g.get("modelName", "") for g in no_work if g.get("low_activity_gpu_hours")}
     priced = not (wasted_models - set(prices))  # every model with hours to price has a price
     price = next(iter(set(prices.values()))) if prices and not unpriced and len(set(prices.values())) == 1 else None
     terms = [
-        Term("idle_gpu_hours", idle_h, "GPU·h", "Σ low_activity_steps × step_s / 3600 × gpu_share over idle GPUs",
+        Term("idle_gpu_hours", idle_h, "GPU·h", "Σ low_activity_steps × step_s / 3600 × gpu_share over idle GPUs (no owner, no memory held)",
              {"step_s": step, "idle_ratio": o.idle_ratio, "gpus": len(idle)},
              {"low_activity_steps": f"PromQL sum_over_time((busy < bool {o.idle_ratio:g})[range - 1ms:step]) per GPU/MIG instance "
                                     "series: the steps of (end - range, end] at which it reported and was below the idle ratio"}),
-        Term("stranded_gpu_hours", stranded_h, "GPU·h", "Σ low_activity_steps × step_s / 3600 × gpu_share over stranded GPUs",
-             {"step_s": step, "idle_ratio": o.idle_ratio, "gpus": len(stranded)},
+        Term("idle_held_gpu_hours", idle_held_h, "GPU·h",
+             "Σ low_activity_steps × step_s / 3600 × gpu_share over GPUs idle but held (a pod or HPC job owns them)",
+             {"step_s": step, "idle_ratio": o.idle_ratio, "gpus": len(idle_held)},
+             {"owner": f"label {d.pod_source} or hpc_job on the GPU's series"}),
+        Term("stranded_gpu_hours", stranded_h, "GPU·h",
+             f"Σ low_activity_steps × step_s / 3600 × gpu_share over stranded GPUs (no owner, framebuffer ≥ {o.held_mib:g} MiB)",
+             {"step_s": step, "idle_ratio": o.idle_ratio, "held_mib": o.held_mib, "gpus": len(stranded)},
              {"gpu_share": "MIG profile slices / SKU slices (catalog mig_max_instances)"}),
     ]
     fleet_avg = sum(busy_avg.values()) / len(busy_avg) if busy_avg else None
@@ -688,9 +708,10 @@ def _report(prom, o, d, step, start, end, inventory, busy_avg, sources, low_step
                              {"gpus": len(busy_avg), "range_s": o.range_s},
                              {"busy": "DCGM_FI_PROF_GR_ENGINE_ACTIVE where exported (works per MIG instance), else DCGM_FI_DEV_GPU_UTIL / 100"}))
     if priced:
-        cost = sum((g.get("low_activity_gpu_hours") or 0.0) * prices.get(g.get("modelName", ""), 0.0) for g in idle + stranded)
-        terms.append(Term("idle_cost_usd", cost, "USD", "Σ (idle + stranded GPU-hours of a model) × price_per_gpu_hour(model)",
-                          {"idle_gpu_hours": idle_h, "stranded_gpu_hours": stranded_h,
+        cost = sum((g.get("low_activity_gpu_hours") or 0.0) * prices.get(g.get("modelName", ""), 0.0) for g in no_work)
+        terms.append(Term("idle_cost_usd", cost, "USD",
+                          "Σ (idle + idle-but-held + stranded GPU-hours of a model) × price_per_gpu_hour(model)",
+                          {"idle_gpu_hours": idle_h, "idle_held_gpu_hours": idle_held_h, "stranded_gpu_hours": stranded_h,
                            **({"price_per_gpu_hour": price} if price is not None else {"models_priced": len(prices)})},
                           {"price_per_gpu_hour": price_src}))
         terms.append(Term("idle_cost_usd_per_day", cost * 24 / hours, "USD/day",
@@ -759,9 +780,12 @@ def _report(prom, o, d, step, start, end, inventory, busy_avg, sources, low_step
         "activity_unknown": unknown,
         "utilization": {"fleet_avg": fleet_avg, "distribution": {**dist, "unknown": len(unknown)},
                         "by_node": by_host, "by_model": by_model},
+        "held_mib": o.held_mib,
         "idle": idle,
+        "idle_held": idle_held,
         "stranded": stranded,
         "idle_gpu_hours": as_quantity(idle_h, "GPU·h"),
+        "idle_held_gpu_hours": as_quantity(idle_held_h, "GPU·h"),
         "stranded_gpu_hours": as_quantity(stranded_h, "GPU·h"),
         "price_per_gpu_hour": price,
         "prices_by_model": prices,
@@ -832,12 +856,13 @@ def heat_series(r: Result) -> list[Series]:
 
 
 def idle_by_host(r: Result) -> dict[str, dict[str, float]]:
-    """GPU-hours without useful work per node, split idle / stranded (from the per-GPU PromQL aggregates)."""
+    """GPU-hours without useful work per node, split idle / idle_held / stranded, and their USD (None
+    where a model has no price), from the per-GPU PromQL aggregates."""
     out: dict[str, dict[str, float]] = {}
     prices = r.facts.get("prices_by_model") or {}
     for g in r.facts.get("per_gpu", []):
-        if g.get("state") in ("idle", "stranded"):
-            slot = out.setdefault(g.get("host", ""), {"idle": 0.0, "stranded": 0.0, "usd": 0.0})
+        if g.get("state") in NO_WORK:
+            slot = out.setdefault(g.get("host", ""), {**{k: 0.0 for k in NO_WORK}, "usd": 0.0})
             h = g.get("low_activity_gpu_hours") or 0.0
             slot[g["state"]] += h
             price = prices.get(g.get("modelName", ""))
@@ -863,17 +888,17 @@ def to_html(r: Result) -> str:
     hosts = sorted(costs)
     in_usd = bool(hosts) and all(costs[h]["usd"] is not None for h in hosts)
     unit = "USD" if in_usd else "GPU-hours"
-    fig = make_subplots(rows=2, cols=1, subplot_titles=("GPU busy ratio per node", f"Idle and stranded cost per node ({unit})"),
+    fig = make_subplots(rows=2, cols=1, subplot_titles=("GPU busy ratio per node", f"Cost of GPUs without work per node ({unit})"),
                         vertical_spacing=0.15, row_heights=[0.6, 0.4])
     fig.add_trace(go.Heatmap(z=heat["values"], x=times, y=heat["hosts"], zmin=0, zmax=1, colorscale="Viridis",
                              colorbar={"title": "busy", "len": 0.55, "y": 0.75}), row=1, col=1)
     def scaled(h: str, state: str) -> float:  # a host's USD split between the states by their hours
         c = costs[h]
-        hours = c["idle"] + c["stranded"]
+        hours = sum(c[k] for k in NO_WORK)
         return c[state] if not in_usd else (c["usd"] * c[state] / hours if hours else 0.0)
 
-    fig.add_trace(go.Bar(name="idle", x=hosts, y=[scaled(h, "idle") for h in hosts]), row=2, col=1)
-    fig.add_trace(go.Bar(name="stranded", x=hosts, y=[scaled(h, "stranded") for h in hosts]), row=2, col=1)
+    for state, label in NO_WORK.items():
+        fig.add_trace(go.Bar(name=label, x=hosts, y=[scaled(h, state) for h in hosts]), row=2, col=1)
     fig.update_layout(barmode="stack", title=r.title, height=max(700, 18 * len(heat["hosts"]) + 400),
                       legend={"orientation": "h", "x": 0.0, "y": -0.08})
     return pio.to_html(fig, full_html=True, include_plotlyjs=True)

@@ -9,15 +9,20 @@ holds it, and no owner labels while nobody does.
 Definitions over the window [end − range, end], sampled every `step` by PromQL subqueries:
 - **allocated** GPU-hours: steps an owner held the device × step × share;
 - **busy** GPU-hours: Σ busy ratio × step × share (busy = DCGM_FI_PROF_GR_ENGINE_ACTIVE, else GPU_UTIL/100);
-- **idle-but-held**: allocated steps with busy below the idle ratio;
-- **stranded** (unowned rows): no owner label, busy below the idle ratio, yet framebuffer above
-  `held_mib` is in use — something outside the scheduler holds it (as `aiinfra analyze` calls it);
-- **unallocated**: no owner at all (free capacity).
+- **idle-but-held** (`idle_held`): allocated steps with busy below the idle ratio: an owner holds
+  the GPU and does no work;
+- **stranded** (unowned rows): no owner label, busy below the idle ratio, yet framebuffer at or
+  above `held_mib` is in use: something outside the scheduler holds it, so nobody can be given it;
+- **unallocated**: no owner at all (free capacity, busy or not).
+`aiinfra analyze` uses the same words for the same GPUs (its "idle" is an unallocated GPU without work
+or memory); it classifies a series by its average and counts its steps below the idle ratio, where
+the chargeback tests every step, so the two agree on GPUs that stay in one state.
 share = MIG slices / the SKU's slices for a MIG instance, ÷ the owners at that step for a
 time-sliced or MPS-shared device (NVML reports one busy value per device, so it is split evenly).
 Energy: the counter DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION (mJ; J under exporter 4.9 names) as
 rate() × step per owner series, split by the same share. Dollars: allocated GPU-hours × price —
-a chargeback bills what a team holds; the waste column prices idle-but-held (and stranded) hours.
+a chargeback bills what a team holds; the waste column prices a pod's idle-but-held hours (stranded
+hours have no owner to bill).
 
 Seven grouped queries (plus two for discovery); Prometheus returns one row per owner × MIG profile × model, never raw samples.
 """

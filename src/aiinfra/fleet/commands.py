@@ -24,8 +24,9 @@ class AnalyzeFacts(Facts):
     prometheus: str
     range_s: float
     gpus: int | None = None
-    idle_gpu_hours: Quantity | None = None
-    stranded_gpu_hours: Quantity | None = None
+    idle_gpu_hours: Quantity | None = None  # no owner, no memory held, no work
+    idle_held_gpu_hours: Quantity | None = None  # a pod or HPC job holds it, no work
+    stranded_gpu_hours: Quantity | None = None  # no owner, memory held, no work
     lost: list[dict[str, Any]] | None = None
     activity_unknown: list[dict[str, Any]] | None = None
     gpu_count: dict[str, Any] | None = None
@@ -60,7 +61,7 @@ class TopFacts(Facts):
 def analyze(prometheus: str, range: str = "24h", end: float | None = None, idle_ratio: float = 0.05,
             price_per_gpu_hour: float | None = None, held_mib: float = 1024.0, timeout: float = 60.0,
             keep_heatmap: bool = True) -> Result:
-    """Fleet report from Prometheus: utilization, idle/stranded GPUs and their cost, lost GPUs, OOM risk, throttling, XIDs, ECC."""
+    """Fleet report from Prometheus: utilization, GPUs idle but held, stranded and idle with their cost, lost GPUs, OOM risk, throttling, XIDs, ECC."""
     from aiinfra.fleet.analysis import AnalysisOptions
     from aiinfra.fleet.analysis import analyze as run
     from aiinfra.fleet.prom import Prometheus, parse_duration

@@ -1,5 +1,7 @@
 """A simulated fleet over time for the web Fleet page: the real NVML collector reads simulated hosts,
-one column per refresh, in simulated time, and the GPUs are classified as `aiinfra analyze` does.
+one column per refresh, in simulated time, and the GPUs are named as `aiinfra analyze` names them.
+The simulation has no scheduler (no pod or job owns a GPU), so a GPU without work is stranded when
+memory is held or a process attached (nobody can be given it), else idle; never idle but held.
 
 State (clock, collectors, columns so far) is kept per fleet spec between refreshes, for a few specs.
 Options are read from any object with `simulate`, `columns`, `step_s`, `idle_ratio`, `held_mib`.
@@ -155,9 +157,11 @@ def _sim_result(state: SimState, s: Any) -> Result:
     terms = [
         Term("fleet average utilization", fleet_avg, "", "mean over GPUs/MIG instances of mean(busy) over the window",
              {"entities": len(rows), "columns": window, "step_s": s.step_s}, src),
-        Term("stranded GPUs", len(stranded), "GPUs", "count(mean busy < idle_ratio and (memory held ≥ held_mib or process attached))",
-             {"idle_ratio": s.idle_ratio, "held_mib": s.held_mib}, {"rule": "same classification as aiinfra analyze"}),
-        Term("idle GPUs", len(idle), "GPUs", "count(mean busy < idle_ratio and nothing held)", {"idle_ratio": s.idle_ratio}),
+        Term("stranded GPUs", len(stranded), "GPUs",
+             "count(mean busy < idle_ratio and no owner and (memory held ≥ held_mib or process attached))",
+             {"idle_ratio": s.idle_ratio, "held_mib": s.held_mib},
+             {"rule": "as aiinfra analyze and chargeback name it; a simulated GPU has no pod or job owner"}),
+        Term("idle GPUs", len(idle), "GPUs", "count(mean busy < idle_ratio and no owner and nothing held)", {"idle_ratio": s.idle_ratio}),
         Term("lost GPUs", len(state.lost), "GPUs", "GPUs whose NVML handle answered GPU_IS_LOST", {}, src),
         Term("activity unknown", len(unknown), "GPUs", "count(GPUs/MIG instances with neither PROF activity nor GPU_UTIL)",
              {}, {"rule": "never counted as idle"}),
@@ -171,7 +175,7 @@ def _sim_result(state: SimState, s: Any) -> Result:
                      "action": x.action if x else "look the code up in NVIDIA's XID catalog"})
     r = Result(f"Simulated fleet ({s.simulate}): {len(rows)} GPUs/MIG instances at t = {state.times[-1]:g} s", terms)
     r.facts = {"source": "simulate", "spec": s.simulate, "time_s": state.times[-1], "per_gpu": rows,
-               "stranded": stranded, "idle": idle, "lost": sorted(state.lost), "activity_unknown": unknown,
+               "stranded": stranded, "idle": idle, "idle_held": [], "lost": sorted(state.lost), "activity_unknown": unknown,
                "lost_gpus": [{"gpu": g, "reasons": ["NVML: GPU is lost"], "last_seen": state.last_seen.get(g),
                               "last_seen_ago_s": None if g not in state.last_seen else state.times[-1] - state.last_seen[g]}
                              for g in sorted(state.lost)],

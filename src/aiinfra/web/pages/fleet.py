@@ -1,14 +1,15 @@
-"""Fleet: utilization heatmap, stranded GPUs and XID health, refreshed on an interval.
+"""Fleet: utilization heatmap, GPUs without work (idle but held, stranded) and XID health, refreshed on an interval.
 
 Both sources are library functions in `fleet.commands`; this page parses the form and renders.
 - a Prometheus URL: `fleet.commands.analyze` (the function behind `aiinfra analyze`) sends its
   PromQL through the `fleet.prom` client (with a timeout); the URL is used for nothing else;
 - a simulated fleet (`fleet.simfleet` over `telemetry.simulate`): the real NVML collector (`telemetry.nvml.Collector`)
-  reads the simulated hosts, one column per refresh, in simulated time. GPUs are classified with
-  the same rules as `aiinfra analyze`: busy below the idle ratio and memory held or a process
-  attached → stranded; busy below it with neither → idle; no activity metric → activity unknown
-  (never idle). Lost GPUs (GPU_IS_LOST, XID 79, or no longer reporting) are listed with the time
-  they were last seen.
+  reads the simulated hosts, one column per refresh, in simulated time.
+GPUs without work (busy below the idle ratio) are named as `aiinfra analyze` and `aiinfra chargeback`
+name them: idle but held (a pod or HPC job holds it), stranded (no pod or job, yet memory held or a
+process attached: nobody can be given it), idle (neither). The simulated fleet has no scheduler, so
+its GPUs are stranded or idle. No activity metric → activity unknown (never idle). Lost GPUs
+(GPU_IS_LOST, XID 79, or no longer reporting) are listed with the time they were last seen.
 """
 
 from __future__ import annotations
@@ -126,19 +127,11 @@ def fleet_view(s: FleetSpec, ex: Explainer) -> Outcome:
         fig = _heatmap(h.get("hosts", []), times, h.get("values", []), "Utilization per node", "time (UTC)")
         height = max(320, 90 + 22 * len(h.get("hosts", [])))
     out.charts.append(div(fig, "fleet-chart", height=min(height, 1400)))
-    stranded = Table("Stranded GPUs (allocated but doing no work)", ["GPU", "model", "busy avg", "why"], id="stranded")
-    for row in f.get("stranded", []):
-        name = row.get("gpu") if s.source == "simulate" else f"{row.get('host', '')}/gpu{row.get('gpu', '')}"
-        busy = ex.fact(f"busy average ({name})", row["busy_avg"], "",
-                       "mean engine activity over the window" if s.source == "simulate"
-                       else "PromQL avg_over_time(busy[range]) for this GPU/MIG instance",
-                       {"idle_ratio": s.idle_ratio}, {"rule": "stranded: below idle_ratio with memory held or a pod"},
-                       f"{row['busy_avg']:.1%}")
-        stranded.rows.append([name, row.get("model") or row.get("modelName", ""), busy,
-                              row.get("why", "memory held or process attached")])
-    if not stranded.rows:
-        stranded.rows.append(["none", "", "", ""])
-    out.tables.append(stranded)
+    if s.source == "prometheus":
+        out.tables.append(_no_work_table(f.get("idle_held", []), s, ex, "idle_held",
+                                         "Idle but held GPUs (a pod or HPC job holds them, no work)"))
+    out.tables.append(_no_work_table(f.get("stranded", []), s, ex, "stranded",
+                                     f"Stranded GPUs (no pod or job, {s.held_mib:g} MiB or more memory held or a process attached, no work)"))
     xid = f.get("xid")
     t = Table("XID health", ["GPU", "XID", "seen", "meaning", "severity", "action"], id="xid")
     if isinstance(xid, str):
@@ -170,6 +163,27 @@ def fleet_view(s: FleetSpec, ex: Explainer) -> Outcome:
         out.extra.append(Markup('<p class="refresh" data-refresh-seconds="{0}">Refreshes every {0} s{1}.</p>').format(
             s.refresh_s, " (each refresh adds one simulated column)" if s.source == "simulate" else ""))
     return out
+
+
+def _no_work_table(rows: list[dict], s: FleetSpec, ex: Explainer, state: str, title: str) -> Table:
+    """GPUs idle but held, or stranded: which, its busy average, why, and its GPU-hours without work."""
+    t = Table(title, ["GPU", "model", "busy avg", "GPU-hours", "why"], id=state.replace("_", "-"))
+    rule = {"idle_held": "idle but held: below idle_ratio while a pod or HPC job holds it",
+            "stranded": "stranded: below idle_ratio, no pod or job, memory held (≥ held_mib) or a process attached"}[state]
+    for row in rows:
+        name = row.get("gpu") if s.source == "simulate" else f"{row.get('host', '')}/gpu{row.get('gpu', '')}"
+        if row.get("GPU_I_ID"):
+            name += f" mig{row['GPU_I_ID']}"
+        busy = ex.fact(f"busy average ({name})", row["busy_avg"], "",
+                       "mean engine activity over the window" if s.source == "simulate"
+                       else "PromQL avg_over_time(busy[range]) for this GPU/MIG instance",
+                       {"idle_ratio": s.idle_ratio, "held_mib": s.held_mib}, {"rule": rule}, f"{row['busy_avg']:.1%}")
+        hours = row.get("low_activity_gpu_hours")
+        t.rows.append([name, row.get("model") or row.get("modelName", ""), busy, "–" if hours is None else f"{hours:,.2f}",
+                       row.get("why", "memory held or process attached")])
+    if not t.rows:
+        t.rows.append(["none", "", "", "", ""])
+    return t
 
 
 def _lost_table(f: dict, source: str) -> Table:
@@ -216,8 +230,9 @@ ALIASES = register_aliases({"simulate": ["--simulate", "simulates"], "prometheus
 @router.get("/fleet", include_in_schema=False)
 def fleet_page(request: Request):
     return render_page(request, path="/fleet", title="Fleet",
-                       intro="Utilization heatmap, stranded GPUs (memory held or a pod attached, no work) and XID "
-                             "health, from a Prometheus that scrapes dcgm-exporter or from a simulated fleet.",
+                       intro="Utilization heatmap, GPUs without work (idle but held by a pod or job; stranded: no owner "
+                             "but memory held) and XID health, from a Prometheus that scrapes dcgm-exporter or from a "
+                             "simulated fleet.",
                        spec_cls=FleetSpec, fields=FIELDS, compute=fleet_view if available() else None,
                        aliases=ALIASES, cli="aiinfra analyze --prometheus URL --range 1h", initial={})
 

@@ -156,3 +156,17 @@ def test_text_field_declared_gauge_is_named_not_served(cli, tmp_path):
     assert r.code == 0, r.err
     assert "# HELP DCGM_FI_DRIVER_VERSION" not in r.out
     assert "DCGM_FI_DRIVER_VERSION (a text field declared gauge" in r.err
+
+
+def test_numeric_field_declared_label_labels_every_series_with_its_reading(cli, tmp_path):
+    """dcgm-exporter turns any `label` row into a label holding the value as text, ints with %d and doubles
+    with %f (gpu_collector.go toString), sorted by name after the host label; the reading was dropped here."""
+    r = _run(cli, _write(tmp_path, "DCGM_FI_DEV_SM_CLOCK, gauge, c\nDCGM_FI_DEV_POWER_USAGE, label, p\nDCGM_FI_DEV_GPU_TEMP, label, t\n"))
+    assert r.code == 0, r.err
+    line = next(x for x in r.out.splitlines() if x.startswith("DCGM_FI_DEV_SM_CLOCK{"))
+    labels = line[line.index("{") + 1 : line.rindex("}")]
+    tail = labels.split('Hostname="sim-node-00",')[1]
+    temp, power = tail.split(",")
+    assert temp.startswith('DCGM_FI_DEV_GPU_TEMP="') and temp[len('DCGM_FI_DEV_GPU_TEMP="'):-1].isdigit()
+    assert power.startswith('DCGM_FI_DEV_POWER_USAGE="') and len(power.split(".")[1]) == 7  # 6 decimals and the quote
+    assert "warning" not in r.err

@@ -139,6 +139,10 @@ def _label_value(row: ExportRow, ent: Any, snap: Snapshot) -> str | None:
     value = ent.labels.get(row.field.key)
     if value is None and row.field.key == "driver-version":
         value = snap.driver_version
+    if value is None and (si := ent.values.get(row.field.key)) is not None:
+        # A numeric field declared `label`: dcgm-exporter writes the reading as text, %d or %f (gpu_collector.go toString).
+        v = row.field.export_value(si, row.units)
+        value = f"{int(v):d}" if row.field.is_int(row.units) else f"{v:f}"
     return value
 
 

@@ -205,7 +205,10 @@ def test_json_is_strict_and_carries_the_hours(cli, prom):
     assert r.code == 0, r.err
     doc = json.loads(r.out, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
     assert doc["facts"]["step_s"] == 15
-    assert all("low_activity_gpu_hours" in g for g in doc["facts"]["per_gpu"] if g["state"] in ("idle", "stranded"))
+    assert all("low_activity_gpu_hours" in g for g in doc["facts"]["per_gpu"] if g["state"] in ("idle", "idle_held", "stranded"))
+    by_node = doc["facts"]["no_work_by_node"]  # the table's per-node GPU-hours and cost
+    assert by_node["node-a"]["stranded"] == pytest.approx(1.0, abs=1e-9)
+    assert by_node["node-b"]["usd"] == pytest.approx(2.0 * (by_node["node-b"]["idle"] + by_node["node-b"]["idle_held"]))
 
 
 def test_analyze_looks_prices_up_as_chargeback_does_and_names_only_the_unpriced(prom):

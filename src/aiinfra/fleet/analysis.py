@@ -800,6 +800,7 @@ def _report(prom, o, d, step, start, end, inventory, busy_avg, sources, low_step
         "per_gpu": gpus,
         "queries": prom.log.count,
     }
+    r.facts["no_work_by_node"] = idle_by_host(r)  # the table's per-node GPU-hours and USD, for JSON too
     for drop in counts["drops"]:
         r.warnings.append(f"GPU count on {drop['host']} fell from {drop['seen']} to {drop['now']} during the window: "
                           "a GPU that stops reporting is lost until shown otherwise (see lost)")
@@ -858,6 +859,8 @@ def heat_series(r: Result) -> list[Series]:
 def idle_by_host(r: Result) -> dict[str, dict[str, float]]:
     """GPU-hours without useful work per node, split idle / idle_held / stranded, and their USD (None
     where a model has no price), from the per-GPU PromQL aggregates."""
+    if "no_work_by_node" in r.facts:
+        return r.facts["no_work_by_node"]
     out: dict[str, dict[str, float]] = {}
     prices = r.facts.get("prices_by_model") or {}
     for g in r.facts.get("per_gpu", []):

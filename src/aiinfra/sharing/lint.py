@@ -18,9 +18,11 @@ import difflib
 import json
 import math
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from aiinfra.catalog.loader import DATA_DIR
 from aiinfra.safeio import UnsafeInputError, load_yaml_text, read_text
 from aiinfra.sharing import dra_lint
 from aiinfra.sharing.crd_lint import crd_schema, lint_crd  # noqa: F401 - crd_schema: callers read it from here
@@ -78,8 +80,7 @@ def lint_documents(items: list[tuple[Any, str, int | None]], k8s_version: str = 
             for cfg_kind, key, cfg in _configmap_payloads(ctx, doc, base):
                 if cfg_kind == "mig":
                     if key != "config.yaml":
-                        ctx.add(base + ("data", key), "mig.configmap-key", f"mig-parted config stored under key '{key}'",
-                                "store it under the key 'config.yaml': the GPU Operator mounts only that key", severity="warning")
+                        _lint_mig_configmap_key(ctx, base + ("data", key), key, "config.yaml" in (data or {}))
                     mig_keys |= _lint_mig(ctx, cfg, base + ("data", key), mig_entries)
                 elif cfg_kind == "dp":
                     later.append((cfg, ctx, base + ("data", key)))
@@ -99,10 +100,12 @@ def lint_documents(items: list[tuple[Any, str, int | None]], k8s_version: str = 
             _lint_clients(ctx, doc, base)
         elif kind is None and classify(doc) == "hooks":
             pass  # mig-parted hooks: commands for the host, nothing to check against the GPU
+        elif isinstance(doc, dict) and kind is None and _is_plugin_chart_values(doc):
+            # before the operator's: the plugin chart has a devicePlugin section too, the operator chart no
+            # top-level config or plugin flags
+            _lint_plugin_chart(ctx, doc, base, mig_entries)
         elif isinstance(doc, dict) and kind is None and _is_operator_values(doc):
             _lint_helm(ctx, doc, base, mig_entries)
-        elif isinstance(doc, dict) and kind is None and _is_plugin_chart_values(doc):
-            _lint_plugin_chart(ctx, doc, base, mig_entries)
         elif kind is None and classify(doc) == "dp":
             later.append((doc, ctx, base))
         else:
@@ -124,6 +127,19 @@ def lint_documents(items: list[tuple[Any, str, int | None]], k8s_version: str = 
             findings += ctx.findings
     findings += dra_lint.lint_dra(dra_docs, items, k8s_version)
     return findings
+
+
+def _lint_mig_configmap_key(ctx: LintContext, p: tuple, key: str, has_config_yaml: bool) -> None:
+    """mig-manager reads one file, CONFIG_FILE: the GPU Operator sets it to /mig-parted-config/config.yaml for a
+    custom ConfigMap, which it mounts whole (controllers/object_controls.go TransformMIGManager @ a22dbf6), as
+    mig-parted's example daemonsets do. A mig-parted config under another key is never read."""
+    if has_config_yaml:
+        ctx.add(p, "mig.configmap-key", f"mig-parted config stored under key '{key}' beside config.yaml: mig-manager reads only "
+                "config.yaml, so this one is never applied", "merge its mig-configs into config.yaml, or remove it", severity="warning")
+    else:
+        ctx.add(p, "mig.configmap-key", f"mig-parted config stored under key '{key}': mig-manager reads "
+                "/mig-parted-config/config.yaml (the GPU Operator sets CONFIG_FILE to it for a custom ConfigMap), finds no "
+                "config and applies no MIG config", "store it under the key 'config.yaml'")
 
 
 def _is_operator_values(doc: dict) -> bool:
@@ -922,7 +938,10 @@ def _lint_policy_spec(ctx: LintContext, spec: Any, p: tuple) -> None:
     dp = spec.get("devicePlugin") if isinstance(spec.get("devicePlugin"), dict) else {}
     cfg = dp.get("config") if isinstance(dp.get("config"), dict) else {}
     if cfg.get("default") and not cfg.get("name"):
-        ctx.add(p + ("devicePlugin", "config"), "cp.device-plugin-config", "config.default is set but config.name (the ConfigMap) is empty", "set devicePlugin.config.name to the ConfigMap holding the configs")
+        # controllers/object_controls.go handleDevicePluginConfig returns early without a name: no config manager, default unused
+        ctx.add(p + ("devicePlugin", "config", "default"), "cp.device-plugin-config", "config.default is set but config.name (the ConfigMap) "
+                "is empty: the operator deploys no config manager and ignores default", "set devicePlugin.config.name to the ConfigMap "
+                "holding the configs, or remove default", severity="warning")
     driver = spec.get("driver") if isinstance(spec.get("driver"), dict) else {}
     rdma = driver.get("rdma") if isinstance(driver.get("rdma"), dict) else {}
     if rdma.get("useHostMofed") and not rdma.get("enabled"):
@@ -987,16 +1006,24 @@ def default_mig_config_names() -> set[str]:
 def _lint_values_configmap(ctx: LintContext, cfg: dict, p: tuple, component: str) -> None:
     """`<component>.config` with create: true renders a ConfigMap named config.name; an empty name
     renders a ConfigMap without metadata.name, which helm install refuses."""
-    if cfg.get("create") and cfg.get("data") and not cfg.get("name"):
-        ctx.add(p + ("name",), "values.configmap-name", f"{component}.config.create is true with data but config.name is empty: "
-                "the chart renders a ConfigMap without a name and helm install fails", f"set {component}.config.name (e.g. custom-{component.lower()}-config)")
+    checked = component == "devicePlugin"  # templates/validations: the chart fails on these for devicePlugin only
+    if cfg.get("create") and (cfg.get("data") or checked) and not cfg.get("name"):
+        ctx.add(p + ("name",), "values.configmap-name", f"{component}.config.create is true but config.name is empty: "
+                + ("the chart refuses to render and helm install fails" if checked else "the chart renders a ConfigMap without a name and helm install fails"),
+                f"set {component}.config.name (e.g. custom-{component.lower()}-config)")
     if cfg.get("create") and not cfg.get("data"):
-        ctx.add(p + ("data",), "values.configmap-data", f"{component}.config.create is true but data is empty: the chart skips the ConfigMap",
-                f"add the configs under {component}.config.data, or set create: false and name an existing ConfigMap", severity="warning")
+        if checked:
+            ctx.add(p + ("data",), "values.configmap-data", "devicePlugin.config.create is true but data is empty: the chart refuses to "
+                    "render (\"devicePlugin.config.data cannot be empty\") and helm install fails",
+                    "add the configs under devicePlugin.config.data, or set create: false and name an existing ConfigMap")
+        else:
+            ctx.add(p + ("data",), "values.configmap-data", f"{component}.config.create is true but data is empty: the chart skips the ConfigMap",
+                    f"add the configs under {component}.config.data, or set create: false and name an existing ConfigMap", severity="warning")
 
 
 def _lint_helm(ctx: LintContext, values: dict, base: tuple, mig_entries: dict) -> None:
     """GPU Operator chart values (deployments/gpu-operator/values.yaml and templates @ a22dbf6)."""
+    _lint_values_keys(ctx, values, base)
     mig = values.get("mig")
     if isinstance(mig, dict) and mig.get("strategy") not in (None, *MIG_STRATEGIES):
         ctx.add(base + ("mig", "strategy"), "cp.mig-strategy", f"mig.strategy {mig.get('strategy')!r} is not none, single or mixed", "use none, single or mixed")
@@ -1025,6 +1052,10 @@ def _lint_helm(ctx: LintContext, values: dict, base: tuple, mig_entries: dict) -
     dcfg = _section(values, "devicePlugin", "config")
     dp = base + ("devicePlugin", "config")
     _lint_values_configmap(ctx, dcfg, dp, "devicePlugin")
+    if dcfg.get("default") and not dcfg.get("name"):
+        ctx.add(dp + ("default",), "cp.device-plugin-config", "devicePlugin.config.default is set but config.name is empty: the chart "
+                "renders devicePlugin.config only with a name, so default is dropped", "set devicePlugin.config.name, or remove default",
+                severity="warning")
     ddata = dcfg.get("data")
     if isinstance(ddata, dict):
         for kind, key, cfg in embedded_payloads(ctx, ddata, dp + ("data",)):
@@ -1034,6 +1065,31 @@ def _lint_helm(ctx: LintContext, values: dict, base: tuple, mig_entries: dict) -
         if isinstance(ddefault, str) and ddefault and dcfg.get("create") and ddata and ddefault not in ddata:
             ctx.add(dp + ("default",), "cp.device-plugin-config", f"devicePlugin.config.default '{ddefault}' is not a key of devicePlugin.config.data",
                     f"use one of {', '.join(sorted(map(str, ddata)))}")
+
+
+@lru_cache(maxsize=4)
+def chart_values_keys(chart: str) -> dict:
+    """The keys a chart's templates read (catalog/data/chart_values/<chart>.json, with its commit and date)."""
+    return json.loads((DATA_DIR / "chart_values" / f"{chart}.json").read_text())
+
+
+def _lint_values_keys(ctx: LintContext, values: dict, base: tuple) -> None:
+    """A values key the GPU Operator chart never reads: it has no values.schema.json, so Helm takes the key and
+    drops it, and the setting silently keeps its default (devicePlugin.confg, migManager.cnofig)."""
+    shipped = chart_values_keys("gpu-operator")
+
+    def walk(node: Any, known: Any, p: tuple) -> None:
+        if not isinstance(node, dict) or not isinstance(known, dict):
+            return
+        for k, v in node.items():
+            if str(k) in known:
+                walk(v, known[str(k)], p + (str(k),))
+                continue
+            where = fmt_path(p[len(base):] + (str(k),))
+            ctx.add(p + (str(k),), "values.unknown-key", f"the GPU Operator chart (@ {shipped['commit'][:7]}, {shipped['date']}) reads no "
+                    f"'{where}': Helm drops it without a word", closest_key(str(k), known), severity="warning")
+
+    walk(values, shipped["keys"], base)
 
 
 def _lint_plugin_chart(ctx: LintContext, values: dict, base: tuple, mig_entries: dict) -> None:

@@ -28,31 +28,31 @@ class DesignOptions(BaseModel):
 
     gpus: int
     node: str = "dgx-h100"
-    nics: int | None = None
+    nics: int | None = Field(None, ge=1, le=64)
     fabric: str | None = None  # None: the system's RA fabric (qm9700 for DGX, q3400 for GB300 NVL72)
     oversubscription: str | float = "1:1"
     rail_optimized: bool = True
-    tiers: int | None = None
+    tiers: int | None = Field(None, ge=1, le=3)
     ufm_links: int | None = Field(None, ge=0, le=MAX_UFM_LINKS)
     storage_tier: str = "better"
     storage_switch: str | None = None
-    dataset_tb: float = Field(0.0, ge=0)
-    copies: int | None = None
-    checkpoints_kept: int | None = None
+    dataset_tb: float = Field(0.0, ge=0, le=1e7)  # 10 EB
+    copies: int | None = Field(None, ge=1, le=1000)
+    checkpoints_kept: int | None = Field(None, ge=0, le=100_000)
     params: float | None = None
     model: str | None = None
-    bytes_per_param: float | None = None
-    grad_bytes_per_param: float = Field(2.0, gt=0)
-    dp: int | None = None
+    bytes_per_param: float | None = Field(None, gt=0, le=64)
+    grad_bytes_per_param: float = Field(2.0, gt=0, le=64)
+    dp: int | None = Field(None, ge=1, le=10_000_000)
     gds: bool = True
-    samples_per_s: float | None = None
-    bytes_per_sample: float | None = None
-    failure_rate: float | None = None
+    samples_per_s: float | None = Field(None, gt=0, le=1e9)
+    bytes_per_sample: float | None = Field(None, gt=0, le=1e12)
+    failure_rate: float | None = Field(None, ge=1e-9, le=1)  # interruptions per GPU-hour
     rack_kw: float | None = Field(None, gt=0, le=MAX_RACK_KW)
-    pue: float | None = None
-    load_factor: float = 1.0
-    storage_kw: float = Field(0.0, ge=0)
-    control_nodes: int | None = None
+    pue: float | None = Field(None, ge=1, le=10)
+    load_factor: float = Field(1.0, gt=0, le=1)
+    storage_kw: float = Field(0.0, ge=0, le=1e6)  # 1 GW
+    control_nodes: int | None = Field(None, ge=0, le=10_000)
     preset: str | None = None
 
 

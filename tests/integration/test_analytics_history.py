@@ -45,9 +45,10 @@ def test_idle_and_stranded_gpus_match_the_injected_workloads(report):
     assert f["status"] == "ok"
     assert f["gpus"] == 16  # 8 whole GPUs + 4 GPUs × 2 MIG instances
     assert _gpus(f["idle"], fh) == [(0, 0, ""), (1, 3, ""), (2, 1, "1"), (2, 1, "2")]
-    assert _gpus(f["stranded"], fh) == [(0, 1, ""), (1, 2, "")]
-    why = {(r_["host"], r_["gpu"]): r_["why"] for r_ in f["stranded"]}
-    assert why[(fh.hostname(1), "2")] == "pod job-1-2"  # from exported_pod, not the exporter's own pod label
+    assert _gpus(f["stranded"], fh) == [(0, 1, "")]  # no pod, memory held
+    assert _gpus(f["idle_held"], fh) == [(1, 2, "")]  # a pod holds it
+    why = {(r_["host"], r_["gpu"]): r_["why"] for r_ in f["stranded"] + f["idle_held"]}
+    assert why[(fh.hostname(1), "2")] == "pod ml/job-1-2"  # from exported_pod, not the exporter's own pod label
     assert "MiB held" in why[(fh.hostname(0), "1")]
 
 
@@ -55,7 +56,8 @@ def test_idle_gpu_hours_count_mig_slices(report):
     """Two idle whole GPUs for 6 h plus two idle 3g instances of a 7-slice H100: 12 + 2 × 3/7 × 6 GPU·h."""
     r, _, _ = report
     assert r.term("idle_gpu_hours").value == pytest.approx(12 + 2 * 3 / 7 * 6, rel=0.01)
-    assert r.term("stranded_gpu_hours").value == pytest.approx(12, rel=0.02)
+    assert r.term("stranded_gpu_hours").value == pytest.approx(6, rel=0.02)
+    assert r.term("idle_held_gpu_hours").value == pytest.approx(6, rel=0.02)
 
 
 def test_oom_risk_finds_the_leak_with_a_time_to_full(report):
@@ -164,7 +166,8 @@ def test_legacy_labels_give_the_same_findings(legacy_prom):
     assert f["pod_label"] == "pod"
     assert f["gpus"] == 12
     assert _gpus(f["idle"], fh) == [(0, 0, ""), (1, 3, ""), (2, 1, "")]
-    assert _gpus(f["stranded"], fh) == [(0, 1, ""), (1, 2, "")]
+    assert _gpus(f["stranded"], fh) == [(0, 1, "")]
+    assert _gpus(f["idle_held"], fh) == [(1, 2, "")]
     assert r.term("idle_gpu_hours").value == pytest.approx(18, rel=0.01)
 
 
@@ -193,7 +196,7 @@ def test_cli_json_html_and_price(fleet_prom, cli, tmp_path):
     AnalyzeFacts.model_validate(doc["facts"])  # the facts `aiinfra schema analyze` promises
     assert doc["facts"]["idle_gpu_hours"]["unit"] == "GPU·h"
     terms = {t["name"]: t for t in doc["explain"]}
-    hours = terms["idle_gpu_hours"]["value"] + terms["stranded_gpu_hours"]["value"]
+    hours = sum(terms[f"{k}_gpu_hours"]["value"] for k in ("idle", "idle_held", "stranded"))
     assert terms["idle_cost_usd"]["value"] == pytest.approx(hours * 2.5)
     assert terms["idle_cost_usd_per_day"]["value"] == pytest.approx(hours * 2.5 * 4)
     assert "given by the user" in terms["idle_cost_usd"]["sources"]["price_per_gpu_hour"]
@@ -202,7 +205,7 @@ def test_cli_json_html_and_price(fleet_prom, cli, tmp_path):
     assert '"type":"heatmap"' in page and '"type":"bar"' in page
     table = cli("analyze", "-p", url, "--range", "6h", "--end", str(fh.end))
     assert table.code == 0
-    for heading in ("GPU-hours without work by node", "idle and stranded GPUs", "OOM risk", "throttling", "XID health", "ECC and row remapping",
+    for heading in ("GPU-hours without work by node", "GPUs without work: idle but held, stranded, idle", "OOM risk", "throttling", "XID health", "ECC and row remapping",
                     "LOST or failing GPUs"):
         assert heading in table.out
     assert "stopped reporting" in table.out and "COUNT DROPPED" in table.out

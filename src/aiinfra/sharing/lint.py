@@ -100,14 +100,14 @@ def lint_documents(items: list[tuple[Any, str, int | None]], k8s_version: str = 
             _lint_clients(ctx, doc, base)
         elif kind is None and classify(doc) == "hooks":
             pass  # mig-parted hooks: commands for the host, nothing to check against the GPU
+        elif kind is None and classify(doc) == "dp":
+            later.append((doc, ctx, base))  # neither chart has sharing or flags at the top
         elif isinstance(doc, dict) and kind is None and _is_plugin_chart_values(doc):
             # before the operator's: the plugin chart has a devicePlugin section too, the operator chart no
             # top-level config or plugin flags
             _lint_plugin_chart(ctx, doc, base, mig_entries)
         elif isinstance(doc, dict) and kind is None and _is_operator_values(doc):
             _lint_helm(ctx, doc, base, mig_entries)
-        elif kind is None and classify(doc) == "dp":
-            later.append((doc, ctx, base))
         else:
             what = f"kind {kind}" if kind else f"a {type(doc).__name__}"
             ctx.add(base, "unrecognised", f"{what} is not a GPU-sharing object this linter checks; skipped",
@@ -286,9 +286,11 @@ def _lint_mig_entry(ctx: LintContext, e: Any, p: tuple, info: dict) -> None:
     counts: dict[str, int] = {}
     for prof, n in md.items():
         pp = p + ("mig-devices", str(prof))
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            ctx.add(pp, "mig.counts", f"count {n!r} must be a whole number ≥ 0", "use a non-negative integer")
+        n = 0 if n is None else n  # map[string]int: a null count decodes as 0, 2.0 as 2
+        if not _go_int(n) or n < 0:
+            ctx.add(pp, "mig.counts", f"count {n!r} must be a whole number ≥ 0 (mig-parted rejects the file)", "use a non-negative integer")
             continue
+        n = int(n)
         if not PROFILE_RE.match(str(prof)):
             ctx.add(pp, "mig.profile-grammar", f"'{prof}' is not a MIG profile ([<C>c.]<G>g.<GB>gb[+attr|-attr])", "write it like 1g.10gb, 1g.10gb+me or 1g.24gb-me")
             continue

@@ -88,7 +88,9 @@ def test_bad_csv_row_names_the_line(cli, tmp_path):
 
 
 @pytest.mark.parametrize("args,fragment,more", [
-    (["--gpus", "8", "--utilization", "0"], "utilization must be positive, got 0", None),
+    (["--gpus", "8", "--utilization", "0"], "utilization must be at least 0.001, got 0", None),
+    (["--gpus", "8", "--utilization", "1e-320"], "utilization must be at least 0.001", None),  # was inf $/busy hour
+    (["--gpus", "8", "--tokens-per-s", "1e-320"], "tokens_per_s must be at least 0.001", None),
     (["--gpus", "8", "--utilization", "1.2"], "utilization must be at most 1, got 1.2", None),
     (["--gpus", "8", "--node-price", "-1"], "node_price must be at least 0, got -1", None),
     (["--gpus", "8", "--electricity", "-0.1"], "electricity price must be between 0 and 100", None),

@@ -32,7 +32,7 @@ class TcoSpec(BaseModel):
     gpu: str = Field("h100-sxm", max_length=80)
     node: str | None = Field(None, max_length=80)
     node_price: float | None = Field(None, ge=0, le=MAX_USD)
-    utilization: float | None = Field(None, gt=0, le=1)
+    utilization: float | None = Field(None, ge=0.001, le=1)  # below 0.1% busy the cost per busy hour is unbounded
     years: float | None = Field(None, gt=0, le=50)
     rate: float | None = Field(None, ge=0, le=1)
     residual: float = Field(0.0, ge=0, le=1)
@@ -53,7 +53,7 @@ class TcoSpec(BaseModel):
     term: list[str] = Field(["on-demand"], max_length=5)
     egress_tb: float = Field(0.0, ge=0, le=1e7)
     gpu_hours: float | None = Field(None, gt=0, le=1e12)
-    tokens_per_s: float | None = Field(None, gt=0, le=1e9)
+    tokens_per_s: float | None = Field(None, ge=1e-3, le=1e9)
     hybrid: bool = False
     base: float = Field(64, ge=0, le=MAX_GPUS)
     peak: float = Field(256, ge=0, le=MAX_GPUS)

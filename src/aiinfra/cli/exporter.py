@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -13,10 +14,12 @@ from typing import Annotated
 import typer
 
 from aiinfra.telemetry import exporter as tx
+from aiinfra.telemetry.envvars import from_environment
 from aiinfra.telemetry.fields import read_counters
 
 
 def exporter(
+    ctx: typer.Context,
     simulate: Annotated[
         str | None,
         typer.Option("--simulate", help="Serve a simulated fleet instead of NVML, e.g. hosts=2,gpus=8,model=h100-sxm,seed=1 (keys: hosts, gpus, model, seed, workload, mig, mig_gpus, faults, speed)."),
@@ -34,6 +37,7 @@ def exporter(
     backend: Annotated[str, typer.Option("--backend", help="dcgm (DCGM's bindings: profiling fields on every generation and per MIG instance), nvml, or auto (DCGM when installed, else NVML).")] = "auto",
     single_port: Annotated[bool, typer.Option("--single-port", help="Serve all simulated hosts on one port.")] = False,
     xid_window_ms: Annotated[int, typer.Option("--xid-count-window-size", help="Window of DCGM_EXP_XID_ERRORS_COUNT in ms.", min=1)] = 300_000,
+    clock_events_window_ms: Annotated[int, typer.Option("--clock-events-count-window-size", help="Window of DCGM_EXP_CLOCK_EVENTS_COUNT in ms.", min=1)] = 300_000,
     duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds (default: run until interrupted).")] = None,
     once: Annotated[bool, typer.Option("--once", help="Collect once, print the /metrics text to stdout and exit.")] = False,
     kubernetes: Annotated[bool, typer.Option("--kubernetes", help="Label GPUs, MIG devices and shared replicas with pod, namespace, container from the kubelet PodResources API (simulated kubelets with --simulate).")] = False,
@@ -42,7 +46,24 @@ def exporter(
     dra_resource_slices: Annotated[str | None, typer.Option("--dra-resource-slices", help="kubectl get resourceslices -o json output: maps DRA device names (pool/device) to GPU and MIG UUIDs; without it, gpu-<i> names map to GPU i.")] = None,
     processes: Annotated[bool, typer.Option("--processes", help="Per-process GPU memory and utilization families (aiinfra_process_*), mapped to pods through /proc/<pid>/cgroup; at most 4 per GPU.")] = False,
 ) -> None:
-    """Serve GPU metrics exactly as dcgm-exporter names and labels them, plus aiinfra_ health metrics."""
+    """Serve GPU metrics exactly as dcgm-exporter names and labels them, plus aiinfra_ health metrics.
+
+    dcgm-exporter's environment variables are read too (DCGM_EXPORTER_LISTEN, _KUBERNETES, _COLLECTORS,
+    _INTERVAL in ms, ...); an option on the command line wins; one aiinfra cannot honour stops the start."""
+    # by name: typer carries its own copy of click, whose ParameterSource is not click's
+    env, env_warnings = from_environment(os.environ, lambda p: getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE")
+    collectors = env.get("collectors", collectors)
+    host, port = env.get("host", host), env.get("port", port)
+    interval = env.get("interval", interval)
+    kubernetes = env.get("kubernetes", kubernetes)
+    no_hostname = env.get("no_hostname", no_hostname)
+    web_config = env.get("web_config", web_config)
+    xid_window_ms = env.get("xid_window_ms", xid_window_ms)
+    clock_events_window_ms = env.get("clock_events_window_ms", clock_events_window_ms)
+    pod_resources_socket = env.get("pod_resources_socket", pod_resources_socket)
+    hpc_job_dir = env.get("hpc_job_dir", hpc_job_dir)
+    for line in env_warnings:
+        sys.stderr.write(f"warning: {line}\n")
     rows, skipped = read_counters(collectors) if collectors is not None else (None, [])
     if rows == [] and not skipped:  # dcgm-exporter starts with no collectors too
         sys.stderr.write(f"warning: collectors file {collectors} lists no fields: no DCGM metrics are served\n")
@@ -51,6 +72,7 @@ def exporter(
         counters=counters,
         hostname_label="" if no_hostname else hostname_label,
         xid_window_ms=xid_window_ms,
+        clock_events_window_ms=clock_events_window_ms,
         rows=tuple(rows) if rows is not None else None,
         skipped=tuple(skipped),
     )

@@ -58,6 +58,10 @@ class GpuSpec(Spec):
     mig: bool
     mig_max_instances: int = 0
     pci_device_id: str | None = None
+    # The names NVML gives the part (nvmlDeviceGetName; nvidia-smi's name, dcgm-exporter's modelName label),
+    # e.g. "NVIDIA H100 80GB HBM3" for h100-sxm; a user catalog may add one spelling as nvml_name.
+    nvml_names: list[str] = []
+    nvml_name: str | None = None
     memory_total_mib: float | None = Field(default=None, gt=0, description="total framebuffer as nvidia-smi reports it")
     # A part run below its datasheet power (a power cap, a lower-TDP board of the same silicon) cannot hold the boost
     # clock its datasheet peak assumes under dense tensor work: the tensor throughput it sustains, as a fraction of

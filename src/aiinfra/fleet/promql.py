@@ -14,7 +14,7 @@ carry is simply empty, so one clause serves all generations.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 MiB = 1048576.0
 
@@ -158,26 +158,37 @@ POD_LABELS = {"pod": ("pod", "namespace", "container"), "exported_pod": ("export
               "pod_name": ("pod_name", "pod_namespace", "container_name")}
 
 
-# modelName as dcgm-exporter prints it (nvmlDeviceGetName) for catalog GPUs; examples from the
-# telemetry reference §3.2 [V] (H100 SXM "NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-40GB", …).
-# A catalog entry's own `nvml_name`/`nvml_names` and its `name` are matched as well.
-NVML_NAMES: dict[str, list[str]] = {
-    "h100-sxm": ["NVIDIA H100 80GB HBM3"],
-    "h100-nvl": ["NVIDIA H100 NVL"],
-    "a100-sxm-40gb": ["NVIDIA A100-SXM4-40GB"],
-    "a100-40gb": ["NVIDIA A100-SXM4-40GB"],
-    "a100-pcie-80gb": ["NVIDIA A100 80GB PCIe"],
-}
-
-
 def model_names(key: str, entry: dict) -> list[str]:
-    """Every modelName label value that means this catalog GPU."""
-    names = list(NVML_NAMES.get(key, [])) + [entry.get("nvml_name")] + list(entry.get("nvml_names") or []) + [entry.get("name")]
+    """Every modelName label value that means this catalog GPU: the names NVML gives it (nvmlDeviceGetName,
+    which dcgm-exporter prints), from the entry's `nvml_names` (gpus.yaml) and a user file's `nvml_name`.
+    The catalog's display name ("NVIDIA L4 24GB") is no modelName and is not matched."""
     out: list[str] = []
-    for n in names:
+    for n in [*(entry.get("nvml_names") or []), entry.get("nvml_name")]:
         if n and str(n) not in out:
             out.append(str(n))
     return out
+
+
+class _NvmlNames(Mapping[str, list[str]]):
+    """catalog GPU key → its modelName values, read from the catalog in use (with --catalog files) on each
+    lookup, not at import."""
+
+    def _table(self) -> dict[str, list[str]]:
+        from aiinfra.catalog.loader import default_catalog
+
+        return {k: names for k, e in default_catalog().table("gpus").items() if (names := model_names(k, e))}
+
+    def __getitem__(self, key: str) -> list[str]:
+        return self._table()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+NVML_NAMES: Mapping[str, list[str]] = _NvmlNames()
 
 
 def by(labels: tuple[str, ...] | list[str]) -> str:

@@ -20,6 +20,7 @@ is checked to hold data (`and <series> offset <window>`), so a host that just ap
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,18 +142,22 @@ def alert_groups(o: RuleOptions, xids: dict | None = None) -> list[dict[str, Any
               "warning", f"{GPU} has been within {o.temp_margin_c:g} °C of its slowdown temperature for 10 minutes",
               "check airflow and inlet temperature; the GPU will throttle at its limit", "10m"),
     ]
-    for limit, regex in _models_by_value(o.sku_temp_limits or sku_temp_limits()):
+    # One rule per alert, its limit chosen by modelName: promtool's duplicate-rules lint (--lint-fatal) refuses two
+    # rules with one name and one label set, and a label told apart per model would change every alert's labels.
+    limits = o.sku_temp_limits or sku_temp_limits()
+    if limits:
         temp_rules.append(
             _rule("AiinfraGPUTemperatureAboveSKULimit",
-                  f"max {dev} ({alt('temp', selector=f'modelName=~{_quote(regex)}')}) > {limit:g}",
-                  "warning", f"{GPU} has been above the {limit:g} °C limit the GPU catalog gives for {{{{ $labels.modelName }}}} for 10 minutes",
+                  _per_model(limits, lambda sel, limit: f"max {dev} ({alt('temp', selector=sel)}) > {limit:g}"),
+                  "warning", f"{GPU} has been above the temperature limit the GPU catalog gives for {{{{ $labels.modelName }}}} for 10 minutes",
                   "check cooling; sustained operation above the limit throttles clocks", "10m"))
     tdp = o.sku_tdp_w or sku_tdp()
-    for watts, regex in _models_by_value({name: watts for name, (watts, _key) in tdp.items()}):
+    if tdp:
         temp_rules.append(
             _rule("AiinfraGPUPowerAboveTDP",
-                  f"max {dev} ({alt('power', selector=f'modelName=~{_quote(regex)}')}) > {watts * o.power_over_tdp:g}",
-                  "warning", f"{GPU} has drawn more than {o.power_over_tdp:.0%} of its {watts:g} W TDP (catalog) for 5 minutes",
+                  _per_model({name: watts for name, (watts, _key) in tdp.items()},
+                             lambda sel, watts: f"max {dev} ({alt('power', selector=sel)}) > {watts * o.power_over_tdp:g}"),
+                  "warning", f"{GPU} has drawn more than {o.power_over_tdp:.0%} of the TDP the GPU catalog gives for {{{{ $labels.modelName }}}} for 5 minutes",
                   "check the power limit (nvidia-smi -q -d POWER) and the power sensor", "5m"))
 
     return [
@@ -250,11 +255,23 @@ def alert_groups(o: RuleOptions, xids: dict | None = None) -> list[dict[str, Any
 
 
 def _models_by_value(per_model: dict[str, float]) -> list[tuple[float, str]]:
-    """One (limit, modelName regex) per distinct catalog limit, so GPUs that share a limit share a rule."""
+    """One (limit, modelName matcher) per distinct catalog limit, so GPUs that share a limit share a branch: an exact
+    `modelName="…"` for one name, else `modelName=~"…|…"` over the names escaped (PromQL anchors the regex)."""
     grouped: dict[float, list[str]] = {}
     for model_name, value in per_model.items():
         grouped.setdefault(value, []).append(model_name)
-    return [(value, "|".join(_regex_escape(m) for m in sorted(models))) for value, models in sorted(grouped.items())]
+    out = []
+    for value, models in sorted(grouped.items()):
+        models.sort()
+        sel = f"modelName={_quote(models[0])}" if len(models) == 1 else f"modelName=~{_quote('|'.join(_regex_escape(m) for m in models))}"
+        out.append((value, sel))
+    return out
+
+
+def _per_model(per_model: dict[str, float], branch: Callable[[str, float], str]) -> str:
+    """`(branch(matcher, limit)) or (…)` over the distinct limits: one expression, each model held to its own."""
+    parts = [branch(sel, value) for value, sel in _models_by_value(per_model)]
+    return parts[0] if len(parts) == 1 else " or ".join(f"({p})" for p in parts)
 
 
 def _regex_escape(s: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import pynvml
 
 from aiinfra.telemetry.dcgm import Bindings
-from aiinfra.telemetry.simulate import SimGpu, SimHost, SimMig
+from aiinfra.telemetry.simulate import SimGpu, SimHost, SimMig, product_name
 
 # dcgm_structs / dcgm_fields constants (values as in NVIDIA/DCGM testing/python3 @ 72fa3fe).
 _ST = {"DCGM_ST_OK": 0, "DCGM_ST_BADPARAM": -1, "DCGM_ST_NOT_SUPPORTED": -6, "DCGM_ST_UNINITIALIZED": -10,
@@ -124,7 +124,7 @@ class SimDcgmAgent:
         self._need(handle)
         g = self.host.gpus[gpu_id]
         ids = SimpleNamespace(
-            brandName=b"NVIDIA", deviceName=g.spec.name.encode(), pciBusId=g.bus_id.encode(), serial=g.serial.encode(), uuid=g.uuid.encode(),
+            brandName=b"NVIDIA", deviceName=product_name(g.spec).encode(), pciBusId=g.bus_id.encode(), serial=g.serial.encode(), uuid=g.uuid.encode(),
             vbios=b"96.00.99.00.01", inforomImageVersion=b"G520.0200.00.05", pciDeviceId=0, pciSubSystemId=0,
             driverVersion=self.host.driver_version.encode(), virtualizationMode=0,
         )

@@ -185,6 +185,12 @@ def _speed(raw: str) -> float:
     return speed
 
 
+def product_name(gpu: GpuSpec) -> str:
+    """The name NVML gives the part (the catalog's first nvml_names entry, e.g. "NVIDIA H100 80GB HBM3"), so a
+    simulated modelName is one a real dcgm-exporter prints; the catalog name where none is known."""
+    return gpu.nvml_names[0] if gpu.nvml_names else gpu.nvml_name or gpu.name
+
+
 def validate(spec: FleetSpec) -> GpuSpec:
     gpu = catalog_gpu(spec.model)
     if gpu.vendor != "nvidia":
@@ -524,7 +530,8 @@ class SimHost:
 
     def nvmlDeviceGetName(self, h: SimGpu | SimMig) -> str:
         gpu, _ = self._check(h)
-        return f"{gpu.spec.name} MIG {h.profile}" if isinstance(h, SimMig) else gpu.spec.name
+        name = product_name(gpu.spec)
+        return f"{name} MIG {h.profile}" if isinstance(h, SimMig) else name
 
     def nvmlDeviceGetSerial(self, h: SimGpu) -> str:
         self._check(h)

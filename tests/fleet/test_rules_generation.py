@@ -76,7 +76,7 @@ def test_cli_plain_and_prometheusrule(cli, tmp_path):
     r = cli("rules")
     assert r.code == 0
     doc = yaml.safe_load(r.out)
-    assert "AiinfraGPUStranded" in alert_names(doc)
+    assert {"AiinfraGPUIdleHeld", "AiinfraGPUStranded"} <= set(alert_names(doc))
     r = cli("rules", "--kind", "prometheusrule", "--namespace", "monitoring", "--pod-label", "pod")
     obj = yaml.safe_load(r.out)
     assert obj["kind"] == "PrometheusRule" and obj["metadata"]["namespace"] == "monitoring"

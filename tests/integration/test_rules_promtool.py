@@ -161,18 +161,24 @@ CASES = {
     "memory 86% used": ("AiinfraGPUMemoryNearFull", [(sel("DCGM_FI_DEV_FB_USED"), "70000x10"), (sel("DCGM_FI_DEV_FB_FREE"), "11000x10")], "8m", None, None),
     "memory leak": ("AiinfraGPUMemoryFullSoon", [(sel("DCGM_FI_DEV_FB_USED"), "40000+500x60"), (sel("DCGM_FI_DEV_FB_FREE"), "41000-500x60")], "50m", DEV, None),
     "memory flat at 80%": ("AiinfraGPUMemoryFullSoon", [(sel("DCGM_FI_DEV_FB_USED"), "65000x60"), (sel("DCGM_FI_DEV_FB_FREE"), "16000x60")], "50m", None, None),
-    "stranded: pod, 1% busy": ("AiinfraGPUStranded", [
+    "idle but held: pod, 1% busy": ("AiinfraGPUIdleHeld", [
         (sel("DCGM_FI_PROF_GR_ENGINE_ACTIVE", exported_pod="train-0", exported_namespace="ml"), "0.01x150"),
         (sel("DCGM_FI_DEV_FB_USED", exported_pod="train-0", exported_namespace="ml"), "30000x150"),
         (sel("DCGM_FI_DEV_FB_FREE", exported_pod="train-0", exported_namespace="ml"), "51000x150")], "140m",
         {**DEV, "exported_pod": "train-0", "exported_namespace": "ml"}, None),
     "stranded: memory held, no pod": ("AiinfraGPUStranded", [
         (sel("DCGM_FI_DEV_GPU_UTIL"), "1x150"), (sel("DCGM_FI_DEV_FB_USED"), "30000x150"), (sel("DCGM_FI_DEV_FB_FREE"), "51000x150")], "140m", DEV, None),
-    "busy 20% is not stranded": ("AiinfraGPUStranded", [
+    "a pod holding memory is not stranded": ("AiinfraGPUStranded", [
+        (sel("DCGM_FI_PROF_GR_ENGINE_ACTIVE", exported_pod="train-0"), "0.01x150"),
+        (sel("DCGM_FI_DEV_FB_USED", exported_pod="train-0"), "30000x150"),
+        (sel("DCGM_FI_DEV_FB_FREE", exported_pod="train-0"), "51000x150")], "140m", None, None),
+    "no pod, no memory held is not stranded": ("AiinfraGPUStranded", [
+        (sel("DCGM_FI_DEV_GPU_UTIL"), "0x150"), (sel("DCGM_FI_DEV_FB_USED"), "0x150"), (sel("DCGM_FI_DEV_FB_FREE"), "81000x150")], "140m", None, None),
+    "busy 20% is not idle but held": ("AiinfraGPUIdleHeld", [
         (sel("DCGM_FI_PROF_GR_ENGINE_ACTIVE", exported_pod="train-0"), "0.2x150"),
         (sel("DCGM_FI_DEV_FB_USED", exported_pod="train-0"), "30000x150"),
         (sel("DCGM_FI_DEV_FB_FREE", exported_pod="train-0"), "51000x150")], "130m", None, None),
-    "PROF activity wins over a GPU_UTIL of 0": ("AiinfraGPUStranded", [
+    "PROF activity wins over a GPU_UTIL of 0": ("AiinfraGPUIdleHeld", [
         (sel("DCGM_FI_PROF_GR_ENGINE_ACTIVE", exported_pod="train-0"), "0.5x150"), (sel("DCGM_FI_DEV_GPU_UTIL", exported_pod="train-0"), "0x150"),
         (sel("DCGM_FI_DEV_FB_USED", exported_pod="train-0"), "30000x150"), (sel("DCGM_FI_DEV_FB_FREE", exported_pod="train-0"), "51000x150")],
         "140m", None, None),
@@ -188,10 +194,10 @@ CASES = {
         (sel("DCGM_FI_DEV_GPU_UTIL"), "0x100"), (sel("DCGM_FI_DEV_FB_USED"), "0x100"), (sel("DCGM_FI_DEV_FB_FREE"), "81000x100")], "5s", None, None),
     "new host, 3 h of data, idle": ("AiinfraGPUIdleUnallocated", [
         (sel("DCGM_FI_DEV_GPU_UTIL"), "0x200"), (sel("DCGM_FI_DEV_FB_USED"), "0x200"), (sel("DCGM_FI_DEV_FB_FREE"), "81000x200")], "3h", None, None),
-    "new host, 5 s after first scrape, pod attached": ("AiinfraGPUStranded", [
+    "new host, 5 s after first scrape, pod attached": ("AiinfraGPUIdleHeld", [
         (sel("DCGM_FI_PROF_GR_ENGINE_ACTIVE", exported_pod="train-0"), "0x100"),
         (sel("DCGM_FI_DEV_FB_USED", exported_pod="train-0"), "30000x100"), (sel("DCGM_FI_DEV_FB_FREE", exported_pod="train-0"), "51000x100")], "5s", None, None),
-    "new host, 90 min of data, pod attached": ("AiinfraGPUStranded", [
+    "new host, 90 min of data, pod attached": ("AiinfraGPUIdleHeld", [
         (sel("DCGM_FI_PROF_GR_ENGINE_ACTIVE", exported_pod="train-0"), "0x100"),
         (sel("DCGM_FI_DEV_FB_USED", exported_pod="train-0"), "30000x100"), (sel("DCGM_FI_DEV_FB_FREE", exported_pod="train-0"), "51000x100")], "90m", None, None),
     "new host, memory climbing from its first scrape": ("AiinfraGPUMemoryFullSoon", [

@@ -238,12 +238,19 @@ def alert_groups(o: RuleOptions, xids: dict | None = None) -> list[dict[str, Any
                   " and aiinfra:gpu_fb_used:ratio offset 30m",
                   "warning", f"{GPU} framebuffer use has risen over the last 30m and will be full within an hour at this rate (for 10 minutes)",
                   "look for a memory leak or a growing cache in the job on this GPU", "10m"),
-            _rule("AiinfraGPUStranded",
+            # The names analyze and chargeback use: idle but held (an owner holds it), stranded (no owner, memory held).
+            _rule("AiinfraGPUIdleHeld",
                   f"avg_over_time(aiinfra:gpu_busy:ratio[{sw}]) < {o.idle_ratio:g}"
                   f" and aiinfra:gpu_busy:ratio offset {sw}"  # the window's start holds data: not a host that just appeared
-                  f' and (aiinfra:gpu_busy:ratio{{{pod_l}!=""}} or aiinfra:gpu_fb_used:ratio > 0.05)',
-                  "info", f"{GPU} is allocated (pod {{{{ $labels.{pod_l} }}}} or memory held) but averaged less than {o.idle_ratio:.0%} busy over the last {sw} (for 15 minutes)",
-                  "ask the owner to release it; stranded GPUs cost money and block other jobs", "15m"),
+                  f' and aiinfra:gpu_busy:ratio{{{pod_l}!=""}}',
+                  "info", f"{GPU} is held by pod {{{{ $labels.{pod_l} }}}} but averaged less than {o.idle_ratio:.0%} busy over the last {sw} (for 15 minutes)",
+                  "ask the owner to release it; an idle GPU that is held costs money and blocks other jobs", "15m"),
+            _rule("AiinfraGPUStranded",
+                  f"avg_over_time(aiinfra:gpu_busy:ratio[{sw}]) < {o.idle_ratio:g}"
+                  f" and aiinfra:gpu_busy:ratio offset {sw}"
+                  f' and aiinfra:gpu_fb_used:ratio > 0.05 unless aiinfra:gpu_busy:ratio{{{pod_l}!=""}}',
+                  "info", f"{GPU} has no pod but holds memory, and averaged less than {o.idle_ratio:.0%} busy over the last {sw} (for 15 minutes): no scheduler can hand it out",
+                  "find the process holding it (nvidia-smi on the node: a leftover or a job outside Kubernetes) and stop it", "15m"),
             _rule("AiinfraGPUIdleUnallocated",
                   f"avg_over_time(aiinfra:gpu_busy:ratio[{iw}]) < 0.01"
                   f" and aiinfra:gpu_busy:ratio offset {iw}"  # the window's start holds data: not a host that just appeared

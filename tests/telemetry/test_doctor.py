@@ -193,3 +193,19 @@ def test_gpudirect_modules_legacy_dma_buf_and_gds(tmp_path):
     (root / "etc").mkdir()
     (root / "etc/cufile.json").write_text("{}")
     assert by_name(diagnose(None, root=root), "nvidia_fs")[0].status == WARN
+
+
+def test_nvlink_fabric_registration_per_gpu(cli):
+    """NVSwitch-connected GPUs must finish NVLink fabric registration before CUDA starts on them; NVML reports it per
+    GPU (nvmlDeviceGetGpuFabricInfo: state NOT_SUPPORTED/NOT_STARTED/IN_PROGRESS/COMPLETED and a status), which also
+    covers NVLink 5 systems whose switches do not appear under /proc/driver/nvidia-nvswitch."""
+    from aiinfra.telemetry.doctor import snapshot_for
+
+    snap, _ = snapshot_for("gpus=2,seed=1,faults=fabric:g1@0")
+    fabric = {c.gpu: c for c in diagnose(snap) if c.name == "NVLink fabric"}
+    assert fabric[0].status == PASS and fabric[1].status == FAIL and "in progress" in fabric[1].detail
+    assert "nvidia-fabricmanager" in fabric[1].fix
+    pcie, _ = snapshot_for("gpus=1,model=l40s")
+    assert not [c for c in diagnose(pcie) if c.name == "NVLink fabric"]  # no NVSwitch fabric: NVML says not supported
+    r = cli("doctor", "--simulate", "gpus=2,seed=1,faults=fabric:g1@0", "--format", "json")
+    assert r.code == 1 and r.json()["facts"]["status"] == FAIL

@@ -25,7 +25,7 @@ from aiinfra.catalog.xid import xid_catalog
 from aiinfra.explain import Result
 from aiinfra.specs import arch_family
 from aiinfra.telemetry.fields import CLOCK_EVENTS
-from aiinfra.telemetry.nvml import Snapshot
+from aiinfra.telemetry.nvml import GpuStatus, Snapshot
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 _ORDER = {FAIL: 0, WARN: 1, PASS: 2, SKIP: 3}
@@ -105,6 +105,25 @@ def _xid_severity() -> dict[int, tuple[str, str, str]]:
     return {c: (x.severity, x.meaning, x.action) for c, x in xid_catalog(required=False).items()}
 
 
+_FABRIC_STATES = {1: "not started", 2: "in progress"}  # NVML_GPU_FABRIC_STATE_*; 0 not supported, 3 completed
+
+
+def _fabric_state(g: GpuStatus) -> list[Check]:
+    """NVSwitch-connected GPUs (HGX, NVL72) must register with the NVLink fabric before CUDA can start on them; NVML
+    reports it per GPU (nvmlDeviceGetGpuFabricInfo), also where /proc has no nvswitch entries (NVLink 5 systems)."""
+    if g.fabric is None or g.fabric[0] == 0:
+        return []
+    state, status = g.fabric
+    i = g.index
+    fix = ("check the fabric manager (systemctl status nvidia-fabricmanager; on HGX B200/B300 also nvlsm) and its log; "
+           "its version must match the driver")
+    if state == 3 and status == 0:
+        return [Check("NVLink fabric", PASS, f"GPU {i}: registered with the NVLink fabric", gpu=i)]
+    if state == 3:
+        return [Check("NVLink fabric", FAIL, f"GPU {i}: NVLink fabric registration failed (NVML status {status}): CUDA cannot use this GPU", fix, i)]
+    return [Check("NVLink fabric", FAIL, f"GPU {i}: NVLink fabric registration {_FABRIC_STATES.get(state, f'state {state}')}: CUDA init fails until it completes", fix, i)]
+
+
 def _gpu_checks(snap: Snapshot) -> list[Check]:
     out: list[Check] = []
     xids = _xid_severity()
@@ -134,6 +153,7 @@ def _gpu_checks(snap: Snapshot) -> list[Check]:
             out.append(Check("retired pages", FAIL, f"GPU {i}: pages are pending retirement", "drain the node and reset the GPU to retire them", i))
         if g.mig_mode is not None and g.mig_mode[0] != g.mig_mode[1]:
             out.append(Check("MIG mode", WARN, f"GPU {i}: MIG {'on' if g.mig_mode[0] else 'off'} now, {'on' if g.mig_mode[1] else 'off'} pending", "reset the GPU (nvidia-smi -r -i <gpu>) or reboot to apply the MIG mode change", i))
+        out += _fabric_state(g)
         if g.nvlink_states:
             down = [n for n, s in enumerate(g.nvlink_states) if not s]
             if down:
@@ -280,7 +300,8 @@ def _modules(root: Path, has_ib: bool) -> list[Check]:
 def _fabric_manager(root: Path) -> list[Check]:
     switches = sorted((root / "proc/driver/nvidia-nvswitch/devices").glob("*"))
     if not switches:
-        return [Check("fabric manager", SKIP, "no NVSwitch devices: fabric manager not needed")]
+        return [Check("fabric manager", SKIP, "no NVSwitch devices under /proc/driver/nvidia-nvswitch (NVLink 5 systems "
+                      "show none there: their GPUs' NVLink fabric check applies)")]
     running = any(_read(p) in (_FM_BINARY[:15], _FM_BINARY) or (_read(p.with_name("cmdline")) or "").split("\0")[0].endswith(_FM_BINARY)
                   for p in (root / "proc").glob("[0-9]*/comm"))
     if running:

@@ -148,6 +148,7 @@ class GpuStatus:
     pcie_gen: tuple[int, int] | None = None  # (current, max)
     pcie_width: tuple[int, int] | None = None  # (current, max)
     nvlink_states: list[int] = field(default_factory=list)  # 1 = up, per link
+    fabric: tuple[int, int] | None = None  # NVLink fabric registration (state, status): nvmlDeviceGetGpuFabricInfo
     clock_event_reasons: int | None = None
     remapped_rows: tuple[int, int, int, int] | None = None  # (correctable, uncorrectable, pending, failure)
     retired_pages_pending: int | None = None
@@ -638,6 +639,9 @@ class Collector:
         clock_counts = {name: sum(1 for _, bits in events if bits & bit) for bit, name in CLOCK_EVENTS.items()}
 
         st.persistence_mode = q(i, nv.nvmlDeviceGetPersistenceMode, h)
+        fabric = pynvml.c_nvmlGpuFabricInfo_t()
+        if q(i, nv.nvmlDeviceGetGpuFabricInfo, h, ctypes.byref(fabric)) is not None:
+            st.fabric = (int(fabric.state), int(fabric.status))
         ecc = q(i, nv.nvmlDeviceGetEccMode, h)
         st.ecc_mode = (int(ecc[0]), int(ecc[1])) if ecc is not None else None
         mig = q(i, nv.nvmlDeviceGetMigMode, h)

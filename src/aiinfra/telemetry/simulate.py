@@ -39,7 +39,7 @@ from aiinfra.errors import SpecError
 from aiinfra.specs import GpuSpec, arch_family
 
 WORKLOADS = ("idle", "training", "inference", "leak")
-FAULT_KINDS = ("lost", "xid", "dbe", "thermal", "power", "pcie", "nvlink", "migpending", "reload", "newgpu")
+FAULT_KINDS = ("lost", "xid", "dbe", "thermal", "power", "pcie", "nvlink", "fabric", "migpending", "reload", "newgpu")
 _RELOAD_S = 2.0  # how long a simulated driver reload keeps NVML away
 _SPEC_KEYS = ("hosts", "gpus", "model", "seed", "workload", "mig", "mig_gpus", "faults", "speed")
 
@@ -100,7 +100,7 @@ class FleetSpec:
     speed: float = 1.0  # simulated seconds per wall-clock second
 
 
-_FAULT_RE = re.compile(r"^(lost|xid(\d+)|dbe|thermal|power|pcie|nvlink|migpending|reload|newgpu):(?:h(\d+))?g(\d+)@(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?$")
+_FAULT_RE = re.compile(r"^(lost|xid(\d+)|dbe|thermal|power|pcie|nvlink|fabric|migpending|reload|newgpu):(?:h(\d+))?g(\d+)@(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?$")
 _MIG_RE = re.compile(r"^(\d)g\.(\d+)gb(?:\+me)?$")
 
 
@@ -109,7 +109,7 @@ def parse_fault(text: str) -> Fault:
     if not m:
         raise SpecError(
             f"bad fault '{text}'; write <kind>:[h<host>]g<gpu>@<start>[-<end>] with kind one of "
-            "lost, xid<code>, dbe, thermal, power, pcie, nvlink, reload, newgpu (e.g. xid79:g1@20)"
+            "lost, xid<code>, dbe, thermal, power, pcie, nvlink, fabric, reload, newgpu (e.g. xid79:g1@20)"
         )
     kind, code, host, gpu_i, start, end = m.groups()
     xid = int(code) if code else None
@@ -769,6 +769,18 @@ class SimHost:
 
     def _nvlink_links(self, gpu: SimGpu) -> int:
         return _NVLINK_LINKS.get(arch_family(gpu.spec.architecture), 0) if gpu.spec.nvlink_gbps > 0 and gpu.spec.form_factor == "sxm" else 0
+
+    def nvmlDeviceGetGpuFabricInfo(self, h: SimGpu, info: Any) -> int:
+        """NVSwitch-connected GPUs register with the NVLink fabric (state COMPLETED, status SUCCESS); a `fabric`
+        fault holds registration IN_PROGRESS, as with the fabric manager down. Others: NOT_SUPPORTED."""
+        gpu, t = self._check(h)
+        if not self._nvlink_links(gpu):
+            raise pynvml.NVMLError_NotSupported()
+        out = getattr(info, "_obj", info)  # ctypes.byref(struct), as nvidia-ml-py callers pass it
+        stuck = bool(self._faults(gpu.index, "fabric", t))
+        out.state = pynvml.NVML_GPU_FABRIC_STATE_IN_PROGRESS if stuck else pynvml.NVML_GPU_FABRIC_STATE_COMPLETED
+        out.status = pynvml.NVML_SUCCESS
+        return pynvml.NVML_SUCCESS
 
     def nvmlDeviceGetNvLinkState(self, h: SimGpu, link: int) -> int:
         gpu, t = self._check(h)

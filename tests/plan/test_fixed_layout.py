@@ -318,10 +318,12 @@ def test_activation_offload_follows_megatrons_rules_in_search_and_layout(cli):
 def test_recompute_modules_option_is_megatrons_and_checked_in_one_line(cli):
     """`plan --recompute-modules` / `size train --recompute-modules` take Megatron-core's recompute_modules: the
     GPT-OSS-120B recipe for 64 B200s (Megatron-Bridge v0.4.2 gpt_oss_workload_base_configs.py: EP8, MBS 4,
-    layernorm and moe_act) keeps less per GPU than without them, and says what it recomputes. Unknown names, moe_act
-    on a dense model, a stack with its own selective policy, or names without selective recompute: one line, exit 2."""
+    layernorm and moe_act) keeps less per GPU than without them (at one offload setting, none, so the search's choice
+    of offload does not enter the comparison), and says what it recomputes. Unknown names, moe_act on a dense model, a
+    stack with its own selective policy, or names without selective recompute: one line, exit 2."""
     args = ["plan", "gpt-oss-120b", "--gpu", "b200", "--gpus", "64", "--seq", "4096", "--global-batch", "1280",
-            "--layout", "tp=1,pp=1,ep=8,dp=64,mb=4,vp=1,zero=1,recompute=selective", "--top", "1", "-f", "json"]
+            "--layout", "tp=1,pp=1,ep=8,dp=64,mb=4,vp=1,zero=1,recompute=selective,offload=none", "--top", "1",
+            "-f", "json"]
     import json
 
     plain = json.loads(cli(*args).out)["facts"]["your_layout"]

@@ -108,9 +108,14 @@ def test_nothing_fits_names_the_smallest_shortfall():
 
 
 def test_offload_lets_405b_train_on_one_node_at_host_link_speed():
-    """ZeRO-Infinity style offload (Rajbhandari et al. 2021): with weights, optimizer state and activations in
-    host memory 405B fits 8 H100s, but every byte crosses PCIe Gen5 (offload is never free)."""
-    r = plan(model("llama-3.1-405b"), gpu("h100-sxm"), 8, global_batch=64, seq=4096)
+    """ZeRO-Infinity style offload (Rajbhandari et al. 2021): with weights, optimizer state, fp32 gradients and
+    activations in host memory 405B fits 8 H100s under DeepSpeed, but every byte crosses PCIe Gen5 (offload is never
+    free). Megatron-Core's optimizer offload keeps the fp32 gradient buffer on the GPU (param_and_grad_buffer.py): 4 B ×
+    405e9 / 8 = 203 GB per GPU however 8 GPUs split them, so it does not fit there."""
+    with pytest.raises(DoesNotFitError):
+        plan(model("llama-3.1-405b"), gpu("h100-sxm"), 8, global_batch=64, seq=4096)
+    r = plan(model("llama-3.1-405b"), gpu("h100-sxm"), 8, global_batch=64, seq=4096,
+             options=Options(software="deepspeed"))
     w = r.top[0]
     assert w["offload"] != "none" and w["parts"]["offload transfers"] > 0.1 * w["step_s"]
 
@@ -217,3 +222,34 @@ def test_tp_past_the_kv_heads_is_megatron_cores_and_costs_a_qkv_gather():
         return next(float(p.value) for p in r.step.parts if p.name == "TP communication")
     assert tp_comm(16, core) > tp_comm(16, replace(core, tp_past_kv_heads=False))
     assert tp_comm(8, core) == tp_comm(8, replace(core, tp_past_kv_heads=False))
+
+
+def test_optimizer_offload_is_charged_as_the_stack_runs_it():
+    """The planner charges `optimizer` offload as each stack runs it (stacks.yaml optimizer_offload), as size train
+    does: under megatron-core the gradient buffer stays on the GPU (megatron/core/distributed/param_and_grad_buffer.py
+    allocates grad_data on torch.cuda.current_device(), d98e8a6) and the offload needs the distributed optimizer
+    (ZeRO ≥ 1: --use-precision-aware-optimizer); before, a DeepSeek-V3 FP8 layout on 2,048 H100s with the optimizer
+    offloaded came out at 84.8 GB, #2 of the ranking, and holds 110.4 GB with its gradients. Every ranked row's memory
+    is what size train gives that layout."""
+    from aiinfra.sizing.commands import training_report
+
+    m, h100 = model("llama-3.1-70b"), gpu("h100-sxm")
+    r = plan(m, h100, 64, global_batch=64, seq=4096, top=3, options=Options(offloads=(1,), recompute=(1,)))
+    for w in r.top:
+        assert w["offload"] == "optimizer" and w["zero"] >= 1
+        res = training_report(m, h100, tp=w["tp"], pp=w["pp"], dp=w["dp"], cp=w["cp"], interleave=w["vp"],
+                              zero=w["zero"], recompute=w["recompute"], seq=4096, micro_batch=w["mb"],
+                              num_microbatches=64 // (w["dp"] * w["mb"]), offload="optimizer")
+        assert res.facts["headroom_gb"] == pytest.approx(w["headroom_gb"], abs=0.01)
+        assert float(next(t for t in res.terms if t.name == "gradients").value) > 0
+
+
+def test_a_stack_without_optimizer_offload_never_searches_it():
+    """Composer 0.16.4 (llm-foundry) raises "FSDP CPU Offload not supported yet.": its search leaves optimizer
+    offload out, and a search of nothing else is refused in one line."""
+    m, h100 = model("llama-3.1-8b"), gpu("h100-sxm")
+    r = plan(m, h100, 8, global_batch=64, seq=2048, top=5,
+             options=Options(software="llm-foundry", offloads=(0, 1, 3), recompute=(0,)))
+    assert all(w["offload"] == "none" for w in r.top)
+    with pytest.raises(AiinfraError, match="runs no optimizer offload"):
+        plan(m, h100, 8, global_batch=64, seq=2048, options=Options(software="llm-foundry", offloads=(1,)))

@@ -100,8 +100,11 @@ def test_deepspeed_zero2_estimator_t5_3b():
 def test_deepspeed_zero3_estimator_t5_3b(offload, expected_gib):
     """DeepSpeed estimate_zero3_model_states_mem_needs (docs memory.rst example): t5-3b, largest layer
     32M params, 1 node × 8 GPUs → 6.09 / 0.78 / 0.12 GiB per GPU for no offload, offload optimizer, offload
-    params + optimizer. GPU = 4·largest_layer + 18P/N, + 2P/N, + 0."""
-    w, g, o = model_states(T5_3B, dp_shards=8, zero=3, offload=offload)
+    params + optimizer. GPU = 4·largest_layer + 18P/N, + 2P/N, + 0. DeepSpeed's optimizer offload moves the fp32
+    gradients with the optimizer states (stacks.yaml deepspeed optimizer_offload)."""
+    from aiinfra.sizing.offload import optimizer_offload
+    w, g, o = model_states(T5_3B, dp_shards=8, zero=3, offload=offload,
+                           optimizer_offload_rule=optimizer_offload("deepspeed"))
     buf = zero3_gather_buffer(T5_LARGEST)
     assert float(w.value + g.value + o.value + buf.value) / GiB == pytest.approx(expected_gib, abs=0.005)
 
@@ -415,3 +418,47 @@ def test_quantized_parameters_drop_the_16_bit_weight_copy():
     assert float(kept[2].value) == float(model_states(psi, precision="fp8")[2].value)  # master + Adam unchanged
     with pytest.raises(SpecError, match="FP8 or FP4"):
         model_states(psi, precision="bf16", quantized_params=True)
+
+
+def test_optimizer_offload_moves_what_each_stack_moves(cli):
+    """`--offload optimizer` puts in host memory what the stack's optimizer offload moves (stacks.yaml
+    optimizer_offload). Megatron-Core's HybridDeviceOptimizer (--optimizer-cpu-offload) keeps the master weights and
+    Adam states on the host, but megatron/core/distributed/param_and_grad_buffer.py (d98e8a6) allocates grad_data on
+    torch.cuda.current_device(): Llama 3.1 70B at TP8 keeps its 8.82e9 parameters' fp32 gradients, 35.28 GB, on the
+    GPU, as without offload (it printed 0.00 GB). DeepSpeed ZeRO-Offload moves the fp32 gradients too
+    (stage_1_and_2.py estimate_zero2_model_states_mem_needs with cpu_offload: 2 B per parameter on the GPU), and
+    torchtitan's FSDP2 CPUOffloadPolicy the parameters, gradients and optimizer states (config/configs.py
+    enable_cpu_offload), so under ZeRO-3 its weight shard goes as well."""
+    base = ("size", "train", "llama-3.1-70b", "--tp", "8", "--dp", "8", "--format", "json")
+
+    def gb(*args):
+        f = cli(*base, *args).json()["facts"]
+        return {k: f[k]["value"] / 1e9 for k in ("weights", "gradients", "optimizer", "total_per_gpu")}
+
+    plain, mc = gb("--zero", "1"), gb("--zero", "1", "--offload", "optimizer")
+    assert mc["gradients"] == pytest.approx(35.28, abs=0.005) == pytest.approx(plain["gradients"], abs=0.005)
+    assert mc["optimizer"] == 0 and mc["weights"] == plain["weights"]
+    ds = gb("--zero", "1", "--offload", "optimizer", "--software", "deepspeed")
+    assert ds["gradients"] == 0 and ds["optimizer"] == 0 and ds["weights"] == plain["weights"]
+    tt = gb("--zero", "3", "--offload", "optimizer", "--software", "torchtitan", "--tp", "1")
+    assert tt["weights"] == tt["gradients"] == tt["optimizer"] == 0
+    assert gb("--zero", "2", "--offload", "optimizer", "--software", "torchtitan", "--tp", "1")["weights"] > 0
+    j = cli(*base, "--zero", "1", "--offload", "optimizer").json()
+    assert any("gradients and the weights on the GPU" in a for a in j["assumptions"])
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (("--zero", "0"), "ZeRO-1, 2 or 3; ZeRO-0"),
+    (("--zero", "0", "--software", "torchtitan"), "ZeRO-2 or 3; ZeRO-0"),
+    (("--zero", "3", "--tp", "1", "--software", "llm-foundry"), "runs no optimizer offload"),
+    (("--zero", "0", "--software", "megatron-2022"), "runs no optimizer offload"),
+])
+def test_optimizer_offload_refusals(cli, args, fragment):
+    """Megatron's optimizer offload needs --use-precision-aware-optimizer, which runs only with the distributed
+    optimizer (megatron/core/optimizer/__init__.py at d98e8a6): not at ZeRO-0; torchtitan applies CPUOffloadPolicy only
+    in apply_fsdp (ZeRO-2/3); Composer 0.16.4 raises "FSDP CPU Offload not supported yet." (llm-foundry), and
+    Megatron-LM of 2022 (cfd2e21) has no offload option. One line, exit 2."""
+    from tests.conftest import assert_one_line_error
+    assert_one_line_error(cli("size", "train", "llama-3.1-70b", "--tp", "8", "--dp", "8", "--offload", "optimizer",
+                              *args), fragment)
+

@@ -21,7 +21,8 @@ from aiinfra.plan.space import RECOMPUTE_NAMES
 from aiinfra.sizing.layout import (PARALLEL_AXES, ZERO_STAGES, check_kv_split, check_layout, check_stack_parallelism,
                                    check_stack_zero, parallelism_phrase, stack_parallelism, stack_zero_stages,
                                    zero_phrase)
-from aiinfra.sizing.offload import check_activation_offload, parse_offload
+from aiinfra.sizing.offload import (check_activation_offload, check_optimizer_offload, optimizer_offload,
+                                   parse_offload)
 from aiinfra.sizing.pipeline import EdgeSlots, check_interleave
 from aiinfra.sizing.pipeline_layout import PipelineLayout
 from aiinfra.sizing.recompute import check_recompute_modules
@@ -236,7 +237,10 @@ def _graph_assumption(m: ModelSpec, opt: Options) -> list[str]:
 def _check_offload(m: ModelSpec, lay: dict, software: str) -> None:
     """One sentence naming the activation-offload rule a fixed layout breaks: offload_layers' own (it counts layers
     whose activations go, so offload must include activations) and its stack's (sizing.offload
-    check_activation_offload)."""
+    check_activation_offload), and the stack's optimizer-offload rule (check_optimizer_offload: whether it runs one,
+    at which ZeRO stages)."""
+    if lay.get("offload", 0) & 1:
+        check_optimizer_offload(software, lay.get("zero"))
     if "offload_layers" in lay:
         if "offload" in lay and not lay["offload"] & 4:
             raise LayoutError(f"offload_layers={lay['offload_layers']} counts layers whose activations are offloaded; "
@@ -247,6 +251,18 @@ def _check_offload(m: ModelSpec, lay: dict, software: str) -> None:
         # a share is searched unless offload_layers fixes it; only a fixed one can break every_layer
         check_activation_offload(m, software, share=lay.get("offload_layers", 0) / m.layers, pp=lay.get("pp", 1),
                                  recompute=lay.get("recompute", 0))
+
+
+def _offload_assumption(software: str, offloads: tuple[int, ...]) -> list[str]:
+    """What the stack's optimizer offload puts in host memory, where the search may offload the optimizer."""
+    rule = optimizer_offload(software)
+    if not any(o & 1 for o in offloads):
+        return []
+    if not rule.runs:
+        return [f"the {software} stack runs no optimizer offload; the search leaves it out"]
+    zero = "" if rule.zero_stages == ZERO_STAGES else f", at {zero_phrase(rule.zero_stages)} only"
+    return [f"optimizer offload as the {software} stack runs it: {rule.phrase()}{zero} "
+            f"(catalog stacks.{software}.optimizer_offload)"]
 
 
 def _zero_assumption(software: str) -> list[str]:
@@ -415,6 +431,7 @@ def plan_command(
                    *([f"the {opt.software} stack runs {parallelism_phrase(axes)}; the search keeps the other axes "
                       "at 1"] if axes != PARALLEL_AXES else []),
                    *_zero_assumption(opt.software),
+                   *_offload_assumption(opt.software, opt.offloads),
                    f"linear layers in {opt.dtype}; attention and norms in 16-bit",
                    *([f"weights kept and gathered in {opt.dtype} (--quantized-params: Megatron --{opt.dtype}-param-"
                       "gather), ZeRO 1-3 only, no optimizer offload"] if opt.quantized_params else []),

@@ -23,6 +23,7 @@ from aiinfra.plan.heap import kept_heap
 from aiinfra.plan.space import Space, build_space, describe, offload_name, recompute_name
 from aiinfra.sizing.activations import saved_input_bytes
 from aiinfra.sizing.layout import zero_phrase
+from aiinfra.sizing.offload import optimizer_offload
 from aiinfra.sizing.pipeline import EdgeSlots, pipeline_edge_slots, pipeline_layers
 from aiinfra.sizing.pipeline_layout import PipelineLayout
 from aiinfra.sizing.recompute import module_policy
@@ -164,6 +165,7 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
         input_bytes=saved_input_bytes(opt.software, opt.dtype), grad_dtype=opt.grad_dtype, etp=b("etp"),
         edge_slots=edge_slots(m, opt), offload_fraction=b("ofrac"), mtp=opt.mtp,
         interleave=stack(opt.software).interleave, quantized_params=opt.quantized_params,
+        optimizer_offload=optimizer_offload(opt.software),
     )
     perf = step_time(
         m, gpu, tp=b("tp"), pp=b("pp"), dp=b("dp"), cp=b("cp"), ep=b("ep"), micro_batch=b("mb"), vp=b("vp"),
@@ -189,11 +191,15 @@ def _evaluate(m: ModelSpec, gpu: GpuSpec, space: Space, seq: int, opt: Options, 
 def unbuildable(space: Space, opt: Options, b: Callable | None = None) -> np.ndarray:
     """Candidates that never rank or count, broadcast (base, knobs): the TP1 twins (TP1 has no TP collectives, so
     its "overlapped" twin is the same layout) and activation offload under pipeline parallelism where the stack
-    refuses that pair (Megatron-LM: no CPU offloading with PP), and a ZeRO stage the stack does not run beside
-    pipeline parallelism (DeepSpeed: ZeRO-2 and 3 without PP only)."""
+    refuses that pair (Megatron-LM: no CPU offloading with PP), a ZeRO stage the stack does not run beside
+    pipeline parallelism (DeepSpeed: ZeRO-2 and 3 without PP only), and optimizer offload at a ZeRO stage the stack's
+    offload does not run with (stacks.yaml optimizer_offload: Megatron's needs the distributed optimizer)."""
     b = b or space.bcast
     out = (b("tp") == 1) & (b("tpo") == 1)
     stk = stack(opt.software)
+    rule = optimizer_offload(opt.software)
+    if rule.zero_stages != (0, 1, 2, 3):
+        out = out | (((b("offload") & 1) > 0) & ~np.isin(b("zero"), rule.zero_stages))
     if stk.zero_stages_with_pp != stk.zero_stages:  # e.g. DeepSpeed's pipeline engine: ZeRO-0 and 1
         out = out | ((b("pp") > 1) & ~np.isin(b("zero"), stk.zero_stages_with_pp))
     if not stk.offload.pipeline:
@@ -216,6 +222,18 @@ def searched_zero_stages(opt: Options) -> tuple[int, ...]:
         raise SpecError(f"the {stk.key} stack shards as {zero_phrase(stk.zero_stages)}; ZeRO "
                         f"{', '.join(map(str, opt.zero_stages))} leaves none to search")
     return stages
+
+
+def searched_offloads(opt: Options) -> tuple[int, ...]:
+    """The offload codes searched: the caller's, less optimizer offload where the stack runs none (stacks.yaml
+    optimizer_offload host []), or one line saying none is left."""
+    if optimizer_offload(opt.software).runs:
+        return tuple(opt.offloads)
+    codes = tuple(o for o in opt.offloads if not o & 1)
+    if not codes:
+        raise SpecError(f"the {opt.software} stack runs no optimizer offload; --offload leaves nothing else to search "
+                        "(add none)")
+    return codes
 
 
 def tp_modes(opt: Options) -> tuple[int, ...]:
@@ -292,7 +310,7 @@ def plan(
     zero_stages = searched_zero_stages(opt)
     space = build_space(m, counts, global_batch=global_batch, seq=seq, gpus_per_node=gpn,
                         micro_batches=opt.micro_batches, interleaves=opt.interleaves, recompute=opt.recompute,
-                        zero_stages=zero_stages, context_parallel=opt.context_parallel, offloads=opt.offloads,
+                        zero_stages=zero_stages, context_parallel=opt.context_parallel, offloads=searched_offloads(opt),
                         recompute_fractions=opt.recompute_fractions, offload_fractions=opt.offload_fractions,
                         offload_rules=stk.offload,
                         sequence_parallel=opt.sequence_parallel, min_cp_tokens=opt.min_cp_tokens, max_tp=opt.max_tp,
@@ -463,7 +481,7 @@ def explain_candidate(m: ModelSpec, gpu: GpuSpec, r: dict, global_batch: int, se
                           input_bytes=saved_input_bytes(opt.software, opt.dtype), grad_dtype=opt.grad_dtype,
                           etp=one.get("etp"), edge_slots=edge_slots(m, opt), offload_fraction=one.get("ofrac", 1.0),
                           mtp=opt.mtp, interleave=stack(opt.software).interleave,
-                          quantized_params=opt.quantized_params)
+                          quantized_params=opt.quantized_params, optimizer_offload=optimizer_offload(opt.software))
     perf = step_time(m, gpu, tp=one["tp"], pp=one["pp"], dp=one["dp"], cp=one["cp"], ep=one["ep"], micro_batch=one["mb"],
                      vp=one["vp"], recompute=one["recompute"], zero=one["zero"], global_batch=global_batch, seq=seq,
                      dtype=opt.dtype, flash_attention=opt.flash_attention, causal=opt.causal,

@@ -14,7 +14,7 @@ from aiinfra.explain import Result, quantity
 from aiinfra.sizing.activations import saved_input_bytes
 from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
 from aiinfra.sizing.layout import check_kv_split, check_stack_parallelism, check_stack_zero, sp_divides
-from aiinfra.sizing.offload import check_activation_offload, parse_offload
+from aiinfra.sizing.offload import check_activation_offload, check_optimizer_offload, optimizer_offload, parse_offload
 from aiinfra.sizing.params import param_counts
 from aiinfra.sizing.pipeline import check_interleave, pipeline_edge_slots, stack_interleave, stack_uneven_pipeline
 from aiinfra.sizing.pipeline_layout import PipelineLayout
@@ -104,6 +104,8 @@ def training_report(
         raise SpecError(f"--recompute-modules names what selective recompute drops; --recompute is {recompute}")
     check_stack_parallelism(software, tp=tp, pp=pp, cp=cp, ep=ep)
     check_stack_zero(software, max(zero, int(distributed_optimizer)), pp)
+    if code & 1:
+        check_optimizer_offload(software, max(zero, int(distributed_optimizer)))
     if tp >= 1:  # a TP below 1 is refused below, with the other layout checks
         check_kv_split(m, tp, software)
     split = pipeline_edge_slots(m, stack_uneven_pipeline(software), pipeline_split, mtp)
@@ -122,6 +124,7 @@ def training_report(
         fragmentation=fragmentation, selective=module_policy(software, modules),
         input_bytes=saved_input_bytes(software, precision),
         edge_slots=split, etp=etp, mtp=mtp, interleave=rule, quantized_params=quantized_params,
+        optimizer_offload=optimizer_offload(software),
     )
     if code & 4:  # after training_memory, which has refused an unknown recompute mode
         check_activation_offload(m, software, share=share, pp=pp, recompute=RECOMPUTE[recompute])
@@ -134,6 +137,9 @@ def training_report(
         facts={"model": m.name, "gpus": tp * pp * dp * cp, "layout": layout, "stage": str(mem.stage),
                "params_per_gpu": int(mem.params_per_gpu), **verdict},
     )
+    if code & 1:
+        result.assumptions.append(f"optimizer offload as the {software} stack runs it: "
+                                  f"{optimizer_offload(software).phrase()} (catalog stacks.{software}.optimizer_offload)")
     if not verdict["fits"]:
         result.warnings.append(verdict_line(verdict))
     return result

@@ -11,7 +11,7 @@ import numpy as np
 from aiinfra.errors import SpecError
 from aiinfra.explain import Term
 from aiinfra.sizing.dtypes import nbytes
-from aiinfra.sizing.offload import offload_code
+from aiinfra.sizing.offload import OptimizerOffload, offload_code, optimizer_offload
 from aiinfra.sizing.params import ParamCounts
 from aiinfra.specs import ModelSpec
 
@@ -42,11 +42,14 @@ def model_states(
     grad_dtype: str | None = None,
     offload: str = "none",
     quantized_params: bool = False,
+    optimizer_offload_rule: OptimizerOffload | None = None,
 ) -> tuple[Term, Term, Term]:
     """Weights, gradients and optimizer bytes on one GPU for Ψ parameters held there.
 
     params_ne: non-expert parameters on this GPU (sharded by ZeRO over dp_shards);
     params_e: routed-expert parameters on this GPU (sharded over the expert-data group dp_shards/ep).
+    optimizer_offload_rule: what the stack's optimizer offload (offload bit 1) moves to the host (sizing.offload
+    optimizer_offload; None: megatron-core's, which keeps the gradients and the weights on the GPU).
     """
     # FP8/FP4 training keeps 16-bit model weights; Transformer Engine also caches each weight's quantized copy and
     # its transpose across the micro-batches of a step: FP8 weights cost 2 + 2·1 B, NVFP4 ones 2 + 2·0.5625 B.
@@ -77,10 +80,18 @@ def model_states(
         on = zero >= stage
         return params_ne / np.where(on, d, 1.0) + params_e / np.where(on, d_e, 1.0)
 
+    rule = optimizer_offload_rule or optimizer_offload("megatron-core")
+    opt_off = (code & 1) > 0
     shard_w, shard_g, shard_o = sharded(3), sharded(2), sharded(1)
-    weights_v = w * shard_w * np.where(code & 2, 0.0, 1.0)
-    grads_v = g * shard_g * np.where(code & 1, 0.0, 1.0)
-    opt_v = (master + opt) * shard_o * np.where(code & 1, 0.0, 1.0)
+    # weights streamed from host (bit 2) leave none resident; a stack whose optimizer offload moves the weight shard
+    # too (FSDP2's CPUOffloadPolicy) leaves none under ZeRO-3, while the layers gathered for compute stay
+    w_host = (code & 2) > 0
+    if "weights" in rule.host:
+        w_host = w_host | (opt_off & (zero >= 3))
+    weights_v = w * shard_w * np.where(w_host, 0.0, 1.0)
+    grads_v = g * shard_g * np.where(opt_off & ("gradients" in rule.host), 0.0, 1.0)
+    opt_v = (master + opt) * shard_o * np.where(opt_off, 0.0, 1.0)
+    off_src = {"optimizer offload": f"{rule.phrase()} (stacks.yaml optimizer_offload)"} if np.any(opt_off) else {}
     inputs = {"Ψ_local": params_ne, "Ψ_expert_local": params_e, "N_d": dp_shards, "zero": zero}
     if quantized_params:
         w_src = (f"{precision} parameters (Megatron --{precision}-param-gather): the quantized weight and its "
@@ -92,18 +103,21 @@ def model_states(
         w_src = f"{precision} = {w:g} B"
     weights = Term(
         "weights", weights_v, "B", "bytes_w · Ψ / (N_d if zero ≥ 3)",
-        {**inputs, "bytes_w": w, "offload": offload}, {"bytes_w": w_src, "sharding": SRC_ZERO},
+        {**inputs, "bytes_w": w, "offload": offload},
+        {"bytes_w": w_src, "sharding": SRC_ZERO, **(off_src if "weights" in rule.host else {})},
     )
     grads = Term(
         "gradients", grads_v, "B", "bytes_g · Ψ / (N_d if zero ≥ 2)",
         {**inputs, "bytes_g": g, "offload": offload},
-        {"bytes_g": f"{grad_dtype} gradients = {g:g} B (fp32 main grads as Megatron keeps them)", "sharding": SRC_ZERO},
+        {"bytes_g": f"{grad_dtype} gradients = {g:g} B (fp32 main grads as Megatron keeps them)", "sharding": SRC_ZERO,
+         **off_src},
     )
     optim = Term(
         "optimizer", opt_v, "B", "(master + state) · Ψ / (N_d if zero ≥ 1)",
         {**inputs, "master": master, "state": opt, "offload": offload},
         {"master": "fp32 master weights in mixed precision: 4 B" if master else "fp32 training: no master copy",
-         "state": SRC_OPT[optimizer], "sharding": SRC_ZERO},
+         "state": SRC_OPT[optimizer], "sharding": SRC_ZERO,
+         **({k: v[:-1] + (f": {rule.source})" if rule.source else ")") for k, v in off_src.items()})},
     )
     return weights, grads, optim
 

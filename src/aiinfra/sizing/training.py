@@ -26,7 +26,7 @@ from aiinfra.errors import SpecError
 from aiinfra.explain import Term, total
 from aiinfra.sizing.activations import SRC_INTERLEAVE, SRC_OUT, layer_activation_bytes
 from aiinfra.sizing.layout import check_layout
-from aiinfra.sizing.offload import offload_code
+from aiinfra.sizing.offload import OptimizerOffload, offload_code
 from aiinfra.sizing.params import param_counts
 from aiinfra.sizing.pipeline import check_interleave, interleave_group, stage_layers
 from aiinfra.sizing.recompute import RECOMPUTE
@@ -161,6 +161,7 @@ def training_memory(
     offload_fraction: Any = 1.0,
     mtp: bool = True,
     interleave: str = "groups",
+    optimizer_offload: OptimizerOffload | None = None,
 ) -> TrainingMemory | np.ndarray:
     """Peak memory on the most-loaded GPU of a training job (bytes), with every part explained.
 
@@ -174,6 +175,8 @@ def training_memory(
     interleave: how the interleaved schedule groups num_microbatches (INTERLEAVE_RULES; default Megatron-Core's):
     a group G larger than p warms the first stage up with (v − 1)·(G − p) more model-chunk forwards.
     quantized_params: FP8/FP4 weights with no 16-bit copy (Megatron --fp8-param-gather / --fp4-param-gather).
+    optimizer_offload: what the stack's optimizer offload (offload bit 1) puts in host memory (sizing.offload
+    optimizer_offload(software); None: megatron-core's, whose gradient buffer stays on the GPU).
     """
     if isinstance(recompute, str):
         if recompute not in RECOMPUTE:
@@ -225,7 +228,7 @@ def training_memory(
             sp_params.non_expert, sp_params.expert, dp_shards=np.asarray(dp) * np.asarray(cp),
             ep=np.asarray(ep, dtype=float) * etp_a / tp_a, zero=zero_eff,
             precision=precision, optimizer=optimizer, grad_dtype=grad_dtype, offload=offload,
-            quantized_params=quantized_params,
+            quantized_params=quantized_params, optimizer_offload_rule=optimizer_offload,
         )
         buf = np.where(zero_eff == 3, zero3_gather_buffer(counts.largest_layer, tp_a).value, 0.0)
         # weights streamed from host: a double buffer of one layer's 16-bit weights

@@ -462,3 +462,10 @@ def test_optimizer_offload_refusals(cli, args, fragment):
     assert_one_line_error(cli("size", "train", "llama-3.1-70b", "--tp", "8", "--dp", "8", "--offload", "optimizer",
                               *args), fragment)
 
+
+@pytest.mark.parametrize("n", ["0", "-3"])
+def test_size_train_refuses_fewer_than_one_microbatch(cli, n):
+    """--num-microbatches 0 or -3 used to be accepted and change the answer; a pipeline flush holds at least one."""
+    from tests.conftest import assert_one_line_error
+    assert_one_line_error(cli("size", "train", "llama-3.1-70b", "--tp", "8", "--dp", "8", "--pp", "2",
+                              "--num-microbatches", n), "must be ≥ 1")

@@ -92,6 +92,8 @@ def training_report(
     activations with an optional share of each stage's layers ('activations 50%').
     `quantized_params`: FP8/FP4 weights with no 16-bit copy (Megatron --fp8-param-gather / --fp4-param-gather), which
     Megatron runs only with the distributed optimizer or FSDP and without optimizer offload (as `plan`)."""
+    if num_microbatches is not None and num_microbatches < 1:
+        raise SpecError(f"--num-microbatches must be ≥ 1 (micro-batches per pipeline flush), got {num_microbatches}")
     code, share = parse_offload(offload)
     if quantized_params:
         check_quantized_params(precision, zero > 0 or distributed_optimizer, bool(code & 1), dtype_flag="--precision",

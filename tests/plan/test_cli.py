@@ -198,3 +198,18 @@ def test_quantized_params_search_keeps_what_megatron_allows(cli):
     rows = doc["facts"]["layouts"]
     assert rows and all(x["zero"] >= 1 and "optimizer" not in x["offload"] for x in rows)
     assert any("--quantized-params" in a for a in doc["assumptions"])
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (("--global-batch", "64", "--global-batch-tokens", "16M"), "--global-batch (sequences) or --global-batch-tokens"),
+    (("--catalog-prices",), "add --recommend"),
+    (("--moe-sync-free",), "llama-3.1-8b is dense"),
+    (("--moe-sync-free", "--recommend"), "llama-3.1-8b is dense"),
+    (("--layout", "zero=0,offload=optimizer"), "ZeRO-1, 2 or 3; ZeRO-0"),
+    (("--layout", "offload=optimizer", "--software", "llm-foundry"), "runs no optimizer offload"),
+])
+def test_options_that_would_be_ignored_are_refused(cli, args, fragment):
+    """Each of these was accepted and changed nothing, or was dropped for the other: --global-batch-tokens beside
+    --global-batch, --catalog-prices without --recommend, --moe-sync-free on a dense model (as --ep-overlap is
+    refused), an optimizer offload the stack does not run (stacks.yaml optimizer_offload). One line, exit 2."""
+    assert_one_line_error(cli("plan", "llama-3.1-8b", "--gpus", "8", *args), fragment)

@@ -168,6 +168,10 @@ def command(
         raise SpecError(f"sequence length must be positive, got {seq}")
     if top <= 0:
         raise SpecError(f"--top must be positive, got {top}")
+    if global_batch is not None and global_batch_tokens is not None:
+        raise SpecError("give the global batch once: --global-batch (sequences) or --global-batch-tokens, not both")
+    if catalog_prices and not recommend:
+        raise SpecError("--catalog-prices prices the GPUs --recommend compares; add --recommend, or give --price")
     counts = parse_gpu_counts(gpus)
     b, batch_note = batch_sequences(global_batch_tokens, global_batch, seq)
     budget = parse_size(tokens, "--tokens") if tokens else None
@@ -178,6 +182,9 @@ def command(
                          recompute_modules=recompute_modules, mtp=mtp, cuda_graph_scope=cuda_graph_scope,
                          quantized_params=quantized_params)
     if recommend:
+        from aiinfra.plan.commands import check_moe_options
+
+        check_moe_options(m, opts)
         _recommend(m, counts, b, seq, budget, prices, opts, fmt, batch_note, catalog_prices)
         return
     from aiinfra.plan.commands import plan_command

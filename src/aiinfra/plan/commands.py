@@ -253,6 +253,14 @@ def _check_offload(m: ModelSpec, lay: dict, software: str) -> None:
                                  recompute=lay.get("recompute", 0))
 
 
+def check_moe_options(m: ModelSpec, opt: Options) -> None:
+    """One line for a MoE-only option on a dense model (--ep-overlap, --moe-sync-free), which would change nothing."""
+    for flag, on, what in (("--ep-overlap", opt.ep_overlap, "overlaps the MoE all-to-all"),
+                           ("--moe-sync-free", opt.moe_sync_free, "drops the host sync before each MoE all-to-all")):
+        if on and not m.is_moe:
+            raise SpecError(f"{flag} {what}; {m.name} is dense")
+
+
 def _offload_assumption(software: str, offloads: tuple[int, ...]) -> list[str]:
     """What the stack's optimizer offload puts in host memory, where the search may offload the optimizer."""
     rule = optimizer_offload(software)
@@ -381,8 +389,7 @@ def plan_command(
     opt = options or Options()
     check_recompute_modules(m, opt.recompute_modules)
     check_cuda_graph_scope(m, opt.cuda_graph_scope, opt.recompute_modules)
-    if opt.ep_overlap and not m.is_moe:
-        raise SpecError(f"--ep-overlap overlaps the MoE all-to-all; {m.name} is dense")
+    check_moe_options(m, opt)
     split = edge_slots(m, opt)
     if isinstance(split, PipelineLayout):  # its layer counts whatever PP the search gives it
         split.check_model(m.layers, m.mtp_layers if opt.mtp else 0)

@@ -196,3 +196,23 @@ def test_b200_compares_with_p6_b200(cli):
     assert f["it_power_kw"]["value"] == pytest.approx(2 * 14.3)
     offer = f["offers"][0]
     assert offer["offer"] == "aws-p6-b200" and offer["usd_per_gpu_hour"] == pytest.approx(113.9328 / 8, abs=1e-4)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--gpus", "64", "--dataset-tb", "100"], "--dataset-tb sizes the storage of the cluster --design builds"),
+    (["--gpus", "64", "--facility", "owned", "--colo", "200"], "--facility owned pays no colocation"),
+    (["--gpus", "64", "--gpu", "h100-sxm", "--node", "dgx-b200"], "conflicts with --node dgx-b200, which holds b200"),
+])
+def test_options_that_would_be_ignored_are_refused(cli, args, fragment):
+    """Each of these used to be accepted and change nothing (or, for --gpu against --node, cost the node's B200s
+    while --gpu said H100): one line, exit 2."""
+    assert_one_line_error(cli("tco", *args), fragment)
+
+
+def test_node_alone_decides_the_gpu_and_matching_options_still_run(cli):
+    """--node without --gpu costs the node's GPU (DGX B200 against p6-b200); a --gpu naming the same GPU, --colo with
+    a colocation facility and --dataset-tb with --design are accepted."""
+    f = cli("tco", "--gpus", "16", "--node", "dgx-b200", "--format", "json").json()["facts"]
+    assert f["offers"][0]["offer"] == "aws-p6-b200"
+    for args in (["--gpu", "b200", "--node", "dgx-b200"], ["--colo", "200"], ["--design", "--dataset-tb", "100"]):
+        assert cli("tco", "--gpus", "64", *args, "--format", "json").code == 0, args

@@ -33,8 +33,9 @@ class Sensitivity(str, Enum):
 
 
 def tco(
+    ctx: typer.Context,
     gpus: Annotated[int, typer.Option(help="GPUs to own (rounded up to whole nodes).")] = 0,
-    gpu: Annotated[str, typer.Option(help="GPU model; picks the node and the like-for-like cloud offers.")] = "h100-sxm",
+    gpu: Annotated[str, typer.Option(help="GPU model; picks the node and the like-for-like cloud offers (with --node, the node's GPU).")] = "h100-sxm",
     node: Annotated[str | None, typer.Option(help="On-prem node from the price catalog (dgx-h100, hgx-h100, …).")] = None,
     node_price: Annotated[float | None, typer.Option(help="Override the node price ($).")] = None,
     utilization: Annotated[float | None, typer.Option(help="Busy fraction of owned GPU-hours, in (0, 1]. Default 0.7, or mean/peak of --demand.")] = None,
@@ -45,7 +46,7 @@ def tco(
     electricity: Annotated[str, typer.Option(help="$/kWh or a region: us-industrial, iowa, ohio, pennsylvania, new-york, illinois, connecticut.")] = "us-industrial",
     load: Annotated[float, typer.Option(help="Average node draw while busy, fraction of max power.")] = 0.75,
     facility: Annotated[Facility, typer.Option(help="Rent colocation space, or own the facility.")] = Facility.colo,
-    colo: Annotated[str, typer.Option(help="Colocation preset (colo-retail, colo-wholesale) or $/kW-month.")] = "colo-retail",
+    colo: Annotated[str, typer.Option(help="Colocation preset (colo-retail, colo-wholesale) or $/kW-month (--facility colo only).")] = "colo-retail",
     support: Annotated[float | None, typer.Option(help="Support per year as a fraction of node price (default: catalog, 0.20).")] = None,
     staff_cost: Annotated[float | None, typer.Option(help="$ per FTE-year (default: catalog).")] = None,
     spares: Annotated[float, typer.Option(help="Spares per year as a fraction of CapEx.")] = 0.0,
@@ -79,9 +80,12 @@ def tco(
 
     if plot is not None and plot.suffix.lower() not in (".html", ".png"):
         raise AiinfraError(f"plot file '{plot}' must end in .html or .png")
+    # --gpu and --colo reach the spec only when given, so it can tell them from its defaults (a --gpu against --node,
+    # a --colo with an owned facility are refused there)
+    given = {k: v for k, v in (("gpu", gpu), ("colo", colo)) if _given(ctx, k)}
     spec = cc.TcoSpec(
-        gpus=gpus, gpu=gpu, node=node, node_price=node_price, utilization=utilization, years=years, rate=rate,
-        residual=residual, pue=pue, electricity=electricity, load=load, facility=facility.value, colo=colo,
+        **given, gpus=gpus, node=node, node_price=node_price, utilization=utilization, years=years, rate=rate,
+        residual=residual, pue=pue, electricity=electricity, load=load, facility=facility.value,
         support=support, staff_cost=staff_cost, spares=spares, storage_tb=storage_tb, design=design, preset=preset,
         su=su, dataset_tb=dataset_tb, cloud=list(cloud or []), term=list(term or ["on-demand"]), egress_tb=egress_tb,
         gpu_hours=gpu_hours, tokens_per_s=tokens_per_s, hybrid=hybrid_, base=base, peak=peak,
@@ -111,6 +115,12 @@ def tco(
         emit(result, fmt, explain)
         return
     show(result, explain)
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user gave option `name` on the command line (not its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def show(r: Result, explain: bool) -> None:

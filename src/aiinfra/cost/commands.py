@@ -125,6 +125,26 @@ def default_node(gpu: str) -> str:
     return nodes[0]
 
 
+def _check_node_gpu(node: str, gpu: str) -> None:
+    """One line where --gpu names another GPU than the --node holds (the node's GPU is the one costed)."""
+    from aiinfra.catalog import prices
+    from aiinfra.catalog.loader import default_catalog
+
+    nodes = prices.of_type("node")
+    entry = nodes.get(node) or nodes.get(node.lower())
+    if entry is None:
+        return  # an unknown node: the cost model refuses it with the closest names
+    try:
+        gpu_key = default_catalog().resolve("gpus", gpu)
+    except AiinfraError:
+        gpu_key = gpu.lower()
+    if entry.get("gpu") and entry["gpu"] != gpu_key:
+        same = sorted(k for k, e in nodes.items() if e.get("gpu") == gpu_key)
+        other = f" or name a node with {gpu_key} GPUs ({', '.join(same)})" if same else ""
+        raise AiinfraError(f"--gpu {gpu} conflicts with --node {node}, which holds {entry['gpu']} GPUs; drop --gpu "
+                           f"(the node decides){other}")
+
+
 def report(spec: TcoSpec, demand: Any = None, bom: list | None = None, bom_source: str = "") -> Any:
     """The full TcoReport (the Result plus the series the plot draws). `demand`: hourly GPUs (from a
     CSV the CLI read); `bom`: line items (from a BOM file the CLI read)."""
@@ -147,6 +167,14 @@ def report(spec: TcoSpec, demand: Any = None, bom: list | None = None, bom_sourc
         raise AiinfraError("give either --bom FILE or --design, not both")
     if (s.preset is not None or s.su is not None) and not s.design:
         raise AiinfraError("--preset and --su need --design")
+    if s.dataset_tb and not s.design:
+        raise AiinfraError("--dataset-tb sizes the storage of the cluster --design builds; add --design, or buy "
+                           "storage with --storage-tb")
+    if s.facility == "owned" and "colo" in s.model_fields_set:
+        raise AiinfraError(f"--colo {s.colo} prices colocation space; --facility owned pays no colocation "
+                           "(drop --colo, or use --facility colo)")
+    if s.node is not None and "gpu" in s.model_fields_set:
+        _check_node_gpu(s.node, s.gpu)
     items, source, extra = (bom, bom_source or "BOM file", []) if bom is not None else (None, "", [])
     if s.design:
         from aiinfra.cost.design_bom import design_bom, unpriced_warning

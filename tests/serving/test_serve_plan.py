@@ -122,3 +122,10 @@ def test_trace_jsonl_and_bad_traces(cli, tmp_path):
                           "--prompt")
     assert_one_line_error(cli("serve-plan", "llama-3.1-8b", "--gpu", "h100-sxm=2", "--rate", "5",
                               "--percentile", "p95"), "percentile")
+
+
+def test_a_gpu_named_twice_is_refused(cli):
+    """`--gpu h100-sxm=2.5 --gpu h100-sxm=3` priced the GPU at whichever came last; now one line, exit 2."""
+    assert_one_line_error(cli("serve-plan", "llama-3.1-8b", "--gpu", "h100-sxm=2.5", "--gpu", "H100-SXM=3",
+                              "--rate", "1"), "names h100-sxm twice")
+

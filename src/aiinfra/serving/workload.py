@@ -167,6 +167,8 @@ def parse_gpu_prices(items: list[str]) -> tuple[dict, dict]:
         if not (price > 0 and math.isfinite(price)):
             raise SpecError(f"--gpu '{item}': the price must be a positive, finite USD per GPU-hour")
         g = lookup_gpu(name.strip())
+        if g.key in out:  # the last price would silently win
+            raise SpecError(f"--gpu names {g.key} twice (={out[g.key][1]:g} and ={price:g}); give each GPU one price")
         out[g.key] = (g, price)
         sources[g.key] = "your --gpu flag"
     return out, sources

@@ -129,3 +129,23 @@ def test_a_gpu_named_twice_is_refused(cli):
     assert_one_line_error(cli("serve-plan", "llama-3.1-8b", "--gpu", "h100-sxm=2.5", "--gpu", "H100-SXM=3",
                               "--rate", "1"), "names h100-sxm twice")
 
+
+def test_fp4_weights_on_hopper_run_weight_only_as_vllm_and_infer_run_them():
+    """Hopper has no FP4 tensor cores. vLLM serves FP4 checkpoints there weight-only (Marlin W4A16:
+    model_executor/layers/quantization/utils/marlin_utils_fp4.py "For GPUs that lack FP4 hardware support, we can
+    leverage the Marlin kernel for fast weight-only FP4 quantization"), and `aiinfra infer --quant fp4 --gpu h100-sxm`
+    computes them in bf16. serve-plan said the model 'fits none of the candidate GPUs … add larger GPUs or int4/fp4'; it
+    now plans them the same way and says so. A GPU with neither the tensor cores nor a CUDA weight-only kernel
+    (MI300X) is refused with that reason."""
+    from aiinfra.perf.inference import compute_dtype
+
+    m, h100 = model("llama-3.1-8b"), gpu("h100-sxm")
+    w = Workload(1, Lengths(2048), Lengths(256))
+    r = serve_plan(m, w, Targets(1.0, 0.05), {"h100-sxm": (h100, 2.5)}, quants=["fp4"])
+    assert r.facts["winner"]["quant"] == "fp4"
+    assert any("fp4 weights on h100-sxm run weight-only" in a for a in r.assumptions)
+    cfg = build_configs(m, {"h100-sxm": (h100, 2.5)}, w, quants=["fp4"])[0]
+    assert cfg.dec["dtype"] == compute_dtype(h100, "fp4") == "bf16"
+    with pytest.raises(Exception, match="fp4 on mi300x: no FP4 tensor cores"):
+        serve_plan(m, w, Targets(1.0, 0.05), {"mi300x": (gpu("mi300x"), 2.0)}, quants=["fp4"])
+

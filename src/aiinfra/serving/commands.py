@@ -11,7 +11,8 @@ from aiinfra.contract import Facts, Quantity, command
 from aiinfra.errors import SpecError
 from aiinfra.explain import Result, Term, quantity
 from aiinfra.perf import compute
-from aiinfra.serving.search import BATCHES, MAX_REPLICAS, TPS, Grid, build_configs, describe, evaluate
+from aiinfra.serving.search import (BATCHES, MAX_REPLICAS, TPS, WEIGHT_ONLY_SOURCE, Grid, build_configs, describe,
+                                    evaluate, no_kernel_reason, quant_support)
 from aiinfra.serving.workload import REPLICAS_BOUND, Targets, Workload
 from aiinfra.specs import GpuSpec, ModelSpec
 
@@ -93,14 +94,28 @@ def serve_plan(m: ModelSpec, w: Workload, t: Targets, gpus: dict[str, tuple[GpuS
         "(tests/serving/test_queue_vs_simulation.py)",
         "cost per 1M tokens counts prompt + output tokens; disaggregated KV moves over the scale-out fabric",
     ]
+    qs = quants or ["bf16", "fp8"]
+    weight_only = sorted({(c.gpu.key, c.quant) for c in configs if quant_support(c.gpu, c.quant) == "weight-only"})
+    if weight_only:
+        assumptions.append(
+            "; ".join(f"{q} weights on {g} run weight-only ({q.upper()} stored, 16-bit compute: the GPU has no "
+                      f"{q.upper()} tensor cores)" for g, q in weight_only)
+            + f", as vLLM runs them ({WEIGHT_ONLY_SOURCE}) and `aiinfra infer` computes them")
     warnings: list[str] = []
-    excluded = sorted({f"{g.key}" for g, _ in gpus.values()} - {c.gpu.key for c in configs})
-    if excluded:
-        warnings.append(f"{m.name} does not fit (or its engine would not start) on up to 8 × {', '.join(excluded)} "
+    no_kernel = sorted({(g.key, q) for g, _ in gpus.values() for q in qs if quant_support(g, q) is None})
+    reasons = [no_kernel_reason(g, q) for g, _ in gpus.values() for q in qs if (g.key, q) in no_kernel]
+    unfit = sorted({g.key for g, _ in gpus.values()} - {c.gpu.key for c in configs}
+                   - {g for g, _ in no_kernel if all((g, q) in no_kernel for q in qs)})
+    if unfit:
+        warnings.append(f"{m.name} does not fit (or its engine would not start) on up to 8 × {', '.join(unfit)} "
                         "at these quantizations and lengths")
+    if no_kernel:
+        warnings.append("; ".join(reasons))
     if not configs:
-        raise SpecError(f"{m.name} fits none of the candidate GPUs at TP ≤ 8 with quantizations "
-                        f"{', '.join(quants or ['bf16', 'fp8'])}; add larger GPUs or int4/fp4")
+        why = list(reasons)
+        why += ([f"it does not fit, or its engine would not start, on up to 8 × {', '.join(unfit)} at "
+                 f"{', '.join(qs)} and these lengths; add larger GPUs or quantize further (int4, fp4)"] if unfit else [])
+        raise SpecError(f"{m.name} can be served on none of the candidates: " + "; ".join(why))
     c = grid.cols
     meets = np.flatnonzero(c["meets"])
     order = meets[np.lexsort((c["ttft"][meets], c["batch"][meets], c["gpus"][meets], c["usd_per_1m"][meets]))]

@@ -81,11 +81,40 @@ class Grid:
         return len(self.cols["cfg"])
 
 
+# vLLM runs FP8 and FP4 checkpoints on NVIDIA GPUs without those tensor cores as weight-only quantization: its Marlin
+# kernels dequantize the weights to 16 bits inside the GEMM (W8A16 / W4A16; model_executor/layers/quantization/utils/
+# marlin_utils_fp4.py: "For GPUs that lack FP4 hardware support, we can leverage the Marlin kernel for fast
+# weight-only FP4 quantization", and its start-up warning "Weight-only FP4 compression will be used"). Marlin is a
+# CUDA kernel; `aiinfra infer` computes such weights in 16 bits too (perf.inference.compute_dtype).
+WEIGHT_ONLY_SOURCE = ("vLLM's Marlin kernels (quantization/utils/marlin_utils_fp4.py, marlin_utils_fp8.py): weights "
+                      "dequantized to 16 bits in the GEMM where the GPU has no tensor cores for them")
+
+
+# NVIDIA architectures older than each Marlin kernel: FP4 Marlin needs compute capability 7.5 (marlin_utils_fp4.py
+# is_fp4_marlin_supported), FP8 Marlin Ampere (vLLM's supported-hardware table: "Marlin (GPTQ/AWQ/FP8)" from Ampere)
+MARLIN_TOO_OLD = {"fp4": {"kepler", "maxwell", "pascal", "volta"},
+                  "fp8": {"kepler", "maxwell", "pascal", "volta", "turing"}}
+
+
+def quant_support(gpu: GpuSpec, quant: str) -> str | None:
+    """How `quant` weights run on `gpu`: 'native' (tensor cores for it, or weight-only int4/int8 anywhere),
+    'weight-only' (fp8/fp4 dequantized to 16 bits on an NVIDIA GPU without those tensor cores, vLLM's Marlin path), or
+    None (no kernel: fp8/fp4 on a non-NVIDIA GPU, or one older than Marlin, without them)."""
+    if quant not in ("fp8", "fp4") or gpu.tflops.get(quant):
+        return "native"
+    ok = gpu.vendor == "nvidia" and gpu.architecture.lower() not in MARLIN_TOO_OLD[quant]
+    return "weight-only" if ok else None
+
+
+def no_kernel_reason(gpu: GpuSpec, quant: str) -> str:
+    """Why `quant` weights do not run on `gpu` (quant_support None), in a few words."""
+    why = ("vLLM's Marlin runs on NVIDIA GPUs only" if gpu.vendor != "nvidia"
+           else f"vLLM's {quant.upper()} Marlin kernel needs a newer architecture than {gpu.architecture}")
+    return f"{quant} on {gpu.key}: no {quant.upper()} tensor cores and no weight-only {quant.upper()} kernel ({why})"
+
+
 def _quant_ok(gpu: GpuSpec, quant: str) -> bool:
-    """fp8 and fp4 need tensor cores for them (weight-only int4/int8 run anywhere)."""
-    if quant in ("fp8", "fp4"):
-        return bool(gpu.tflops.get(quant))
-    return True
+    return quant_support(gpu, quant) is not None
 
 
 def _decode_consts(m: ModelSpec, gpu: GpuSpec, tp: int, quant: str, w_gpu: float, ctx_mean: float,
@@ -98,7 +127,10 @@ def _decode_consts(m: ModelSpec, gpu: GpuSpec, tp: int, quant: str, w_gpu: float
     eff = engine_efficiency(engine, gpu) or {}
     bw_frac = float(eff.get("decode_bw_fraction", cal.decode_bw_fraction))
     gemm_scale = float(eff.get("gemm_scale", 1.0))
-    dtype = "fp8" if quant in ("fp8", "fp4") and gpu.tflops.get("fp8") else ("bf16" if gpu.tflops.get("bf16") else "fp16")
+    # fp8 and fp4 weights compute on FP8 tensor cores where the GPU has tensor cores for them; weight-only (W8A16 /
+    # W4A16, quant_support) they compute in 16 bits
+    native = quant in ("fp8", "fp4") and quant_support(gpu, quant) == "native"
+    dtype = "fp8" if native and gpu.tflops.get("fp8") else ("bf16" if gpu.tflops.get("bf16") else "fp16")
     pk = float(compute.peak(gpu, dtype).value)
     dense, moe = layer_flops(m)
     matmul_tok = m.dense_layers * dense.matmul + m.moe_layers * (moe.matmul if moe else 0)

@@ -149,3 +149,16 @@ def test_fp4_weights_on_hopper_run_weight_only_as_vllm_and_infer_run_them():
     with pytest.raises(Exception, match="fp4 on mi300x: no FP4 tensor cores"):
         serve_plan(m, w, Targets(1.0, 0.05), {"mi300x": (gpu("mi300x"), 2.0)}, quants=["fp4"])
 
+
+@pytest.mark.parametrize("argv,fragment", [
+    (("serve-plan", "llama-3.1-70b", "--gpu", "h100-sxm=2.5", "--rate", "1", "--prompt", "200000"),
+     "--prompt 200,000 + --output 256 = 200,256 tokens"),
+    (("serve-plan", "llama-3.1-70b", "--gpu", "h100-sxm=2.5", "--rate", "1", "--prompt", "200000:0.5"),
+     "the mean request"),
+    (("infer", "llama-3.1-70b", "--prompt", "200000", "--tp", "8"), "--prompt 200,000 + --output"),
+])
+def test_contexts_longer_than_the_model_are_refused(cli, argv, fragment):
+    """Llama 3.1's config sets max_position_embeddings 131072 (rope_type llama3, which vLLM does not stretch), and vLLM
+    refuses a longer max_model_len (vllm/config/model.py _get_and_verify_max_len: "User-specified max_model_len … is
+    greater than the derived max_model_len"). One line naming the maximum, exit 2."""
+    assert_one_line_error(cli(*argv), fragment, "maximum context of 131,072 tokens")

@@ -150,3 +150,19 @@ def test_size_infer_json_carries_weights_and_kv(cli):
     assert facts["weights"]["unit"] == "B" and facts["weights"]["value"] > 14e9
     assert facts["kv_cache"]["value"] == 131_072 * 4096
     assert "explain" not in r.json()
+
+
+def test_size_infer_refuses_a_context_beyond_the_model(cli):
+    """Llama 3.1 70B's config.json: max_position_embeddings 131072; vLLM refuses a longer max_model_len
+    (vllm/config/model.py _get_and_verify_max_len). 131,072 tokens still size; a model whose config states no maximum
+    (a Megatron table row such as gpt3-175b) is not checked; DeepSeek-V3's yarn rope gives 4,096 × 40 = 163,840."""
+    from aiinfra.sizing.inference import max_context
+    from tests.conftest import assert_one_line_error
+
+    assert_one_line_error(cli("size", "infer", "llama-3.1-70b", "--context", "200000", "--tp", "8"),
+                          "--context 200,000 tokens per sequence", "maximum context of 131,072 tokens")
+    assert_one_line_error(cli("size", "infer", "llama-3.1-70b", "--context", "4096", "--tp", "8", "--engine", "vllm",
+                              "--max-model-len", "140000"), "--max-model-len 140,000")
+    assert cli("size", "infer", "llama-3.1-70b", "--context", "131072", "--tp", "8", "-f", "json").code == 0
+    assert max_context(model("gpt3-175b")) is None
+    assert max_context(model("deepseek-v3"))[0] == 163840 and max_context(model("gpt2"))[0] == 1024

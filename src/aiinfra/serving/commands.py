@@ -14,6 +14,7 @@ from aiinfra.perf import compute
 from aiinfra.serving.search import (BATCHES, MAX_REPLICAS, TPS, WEIGHT_ONLY_SOURCE, Grid, build_configs, describe,
                                     evaluate, no_kernel_reason, quant_support)
 from aiinfra.serving.workload import REPLICAS_BOUND, Targets, Workload
+from aiinfra.sizing.inference import check_context, max_context
 from aiinfra.specs import GpuSpec, ModelSpec
 
 
@@ -73,6 +74,7 @@ def serve_plan(m: ModelSpec, w: Workload, t: Targets, gpus: dict[str, tuple[GpuS
         raise SpecError("give at least one candidate GPU with its price, e.g. --gpu h100-sxm=2.5")
     if not 1 <= max_replicas <= REPLICAS_BOUND:
         raise SpecError(f"--max-replicas must be between 1 and {REPLICAS_BOUND}, got {max_replicas}")
+    long_share = _check_lengths(m, w)
     configs = build_configs(m, gpus, w, quants=quants, tps=TPS, engine=engine)
     grid = evaluate(m, w, t, configs, batches=BATCHES, max_replicas=max_replicas, disaggregated=disaggregated)
     n = int(grid.cols["valid"].sum()) if "valid" in grid.cols else 0
@@ -102,6 +104,10 @@ def serve_plan(m: ModelSpec, w: Workload, t: Targets, gpus: dict[str, tuple[GpuS
                       f"{q.upper()} tensor cores)" for g, q in weight_only)
             + f", as vLLM runs them ({WEIGHT_ONLY_SOURCE}) and `aiinfra infer` computes them")
     warnings: list[str] = []
+    if long_share:
+        limit = max_context(m)
+        warnings.append(f"{long_share:.1%} of requests (prompt + output) are longer than {m.name}'s maximum context of "
+                        f"{limit[0]:,} tokens ({limit[1]}): vLLM rejects them; max_model_len is sized at {limit[0]:,}")
     no_kernel = sorted({(g.key, q) for g, _ in gpus.values() for q in qs if quant_support(g, q) is None})
     reasons = [no_kernel_reason(g, q) for g, _ in gpus.values() for q in qs if (g.key, q) in no_kernel]
     unfit = sorted({g.key for g, _ in gpus.values()} - {c.gpu.key for c in configs}
@@ -197,6 +203,22 @@ def serve_plan(m: ModelSpec, w: Workload, t: Targets, gpus: dict[str, tuple[GpuS
     return Result(title, terms, facts, warnings, assumptions)
 
 
+def _check_lengths(m: ModelSpec, w: Workload) -> float:
+    """Refuse (one line, as vLLM refuses such a max_model_len) a workload whose requests are longer than the model's
+    maximum context: fixed lengths, or a mean request over it; else the share of sampled requests over it, which
+    vLLM would reject."""
+    limit = max_context(m)
+    if limit is None:
+        return 0.0
+    lengths = w.prompt.draw() + w.output.draw(seed=1)
+    fixed = w.prompt.samples is None and w.output.samples is None and not w.prompt.cv and not w.output.cv
+    if fixed:
+        check_context(m, int(lengths[0]), f"--prompt {w.prompt.mean:,.0f} + --output {w.output.mean:,.0f}")
+    else:
+        check_context(m, int(lengths.mean()), "the mean request (prompt + output)")
+    return float(np.mean(lengths > limit[0]))
+
+
 def _simulate_winner(grid: Grid, i: int, w: Workload, t: Targets, n: int = 2000) -> dict:
     """Re-check the winner with the discrete-event simulation: one replica's share of the arrivals (round-robin
     of the trace, or Poisson at rate / replicas)."""
@@ -256,6 +278,7 @@ def infer(m: ModelSpec, g: GpuSpec, *, prompt: int, output: int, batch: int = 1,
     from aiinfra.perf.inference import inference_perf
     from aiinfra.plan.recommend import inference_recommendation
 
+    check_context(m, prompt + output, f"--prompt {prompt:,} + --output {output:,}")
     if recommend:
         res = inference_recommendation(m, prompt=prompt, output=output, batch=batch, quant=quant, prices=prices,
                                        catalog_prices=catalog_prices)

@@ -29,7 +29,8 @@ from aiinfra.perf.flops import layer_flops
 from aiinfra.perf.inference import engine_efficiency, prefill_overhead_s
 from aiinfra.serving.workload import Targets, Workload
 from aiinfra.sizing.engine import engine_memory
-from aiinfra.sizing.inference import WEIGHT_QUANTS, kv_bytes_per_sequence, kv_bytes_per_token, model_weight_bytes
+from aiinfra.sizing.inference import (WEIGHT_QUANTS, kv_bytes_per_sequence, kv_bytes_per_token, max_context,
+                                      model_weight_bytes)
 from aiinfra.sizing.params import param_counts
 from aiinfra.specs import GpuSpec, ModelSpec
 
@@ -257,6 +258,9 @@ def build_configs(m: ModelSpec, gpus: dict[str, tuple[GpuSpec, float]], w: Workl
     prompts, outputs = w.prompt.draw(), w.output.draw(seed=1)
     ctx_mean = float(prompts.mean() + outputs.mean() / 2)
     max_len = int(np.quantile(prompts + outputs, 0.999))
+    limit = max_context(m)
+    if limit is not None:  # vLLM starts with no longer max_model_len; longer requests are rejected (serve_plan warns)
+        max_len = min(max_len, limit[0])
     out: list[Config] = []
     qs = quants or ["bf16", "fp8"]
     for q in qs:

@@ -12,7 +12,7 @@ from aiinfra.contract import Facts, Quantity, command
 from aiinfra.errors import SpecError
 from aiinfra.explain import Result, quantity
 from aiinfra.sizing.activations import saved_input_bytes
-from aiinfra.sizing.inference import InferenceMemory, fits, inference_memory
+from aiinfra.sizing.inference import InferenceMemory, check_context, fits, inference_memory
 from aiinfra.sizing.layout import check_kv_split, check_stack_parallelism, check_stack_zero, sp_divides
 from aiinfra.sizing.offload import check_activation_offload, check_optimizer_offload, optimizer_offload, parse_offload
 from aiinfra.sizing.params import param_counts
@@ -159,6 +159,9 @@ def inference_report(
     concurrency at max_model_len) and whether it starts. checkpoint: exact weight bytes from the
     checkpoint's safetensors headers instead of config.json × quant.
     """
+    check_context(m, context, f"--context {context:,}")
+    if engine and max_model_len:
+        check_context(m, max_model_len, f"--max-model-len {max_model_len:,}")
     weights_bytes = None
     ckpt = None
     if checkpoint:

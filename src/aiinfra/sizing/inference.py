@@ -178,3 +178,76 @@ def fits(m: ModelSpec, gpus: list[GpuSpec] | None = None, **settings: Any) -> li
     """For every catalog GPU, the minimum number of GPUs for this model and setting."""
     rows = [min_gpus(m, g, **settings) for g in (gpus or all_gpus())]
     return sorted(rows, key=lambda r: (r["gpus"] is None, r["gpus"] or 0, r["gpu"]))
+
+
+# The config keys vLLM reads for a model's maximum length, the smallest present winning (model_max_length, where set,
+# instead) before rope scaling stretches it: vllm/config/model.py _get_and_verify_max_len (read 2026-12-08).
+MAX_LEN_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "model_max_length",
+                "max_target_positions", "max_sequence_length", "max_seq_length", "seq_len")
+
+
+def _raw_config(m: ModelSpec) -> dict | None:
+    """The config a ModelSpec was read from: a config.json path (its source) or the catalog entry of its name."""
+    from pathlib import Path
+
+    from aiinfra.catalog.loader import read_json
+    from aiinfra.errors import AiinfraError
+
+    try:
+        if m.source.endswith(".json") and Path(m.source).is_file():
+            return read_json(Path(m.source))
+        key, entry = default_catalog().entry("models", m.name)
+        if key != m.name:
+            return None
+        if isinstance(entry.get("config"), dict):
+            return entry["config"]
+        return read_json(Path(entry["path"])) if "path" in entry else None
+    except (AiinfraError, OSError, ValueError):
+        return None
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+
+
+def max_context(m: ModelSpec) -> tuple[int, str] | None:
+    """(the longest sequence the model takes, in tokens, and where that figure comes from) as vLLM derives its
+    max_model_len from the HF config (vllm/config/model.py _get_and_verify_max_len): the smallest of MAX_LEN_KEYS
+    present (model_max_length where set), times the rope scaling factor unless the rope type is su, longrope or
+    llama3 (yarn: original_max_position_embeddings × factor; Gemma 3's figure is already scaled). None where the
+    config states none (vLLM then assumes 2048; no check is made here) or the model is a Megatron table row."""
+    raw = _raw_config(m)
+    if not isinstance(raw, dict):
+        return None
+    cfg = raw["text_config"] if isinstance(raw.get("text_config"), dict) else raw
+    mtype = str(cfg.get("model_type", raw.get("model_type", ""))).lower()
+    if mtype == "megatron-gpt":
+        return None
+    found = [(cfg[k], k) for k in MAX_LEN_KEYS if _number(cfg.get(k))]
+    if not found:
+        return None
+    length, key = min(found)
+    if _number(cfg.get("model_max_length")):
+        length, key = cfg["model_max_length"], "model_max_length"
+    where = f"config {key} {int(length):,}"
+    rope = cfg.get("rope_parameters") or cfg.get("rope_scaling")
+    if isinstance(rope, dict) and "gemma3" not in mtype:
+        kind = rope.get("rope_type", rope.get("type"))
+        factor = rope.get("factor")
+        if kind not in ("su", "longrope", "llama3") and _number(factor):
+            if kind == "yarn" and _number(rope.get("original_max_position_embeddings")):
+                length = rope["original_max_position_embeddings"]
+                where = f"config rope yarn original_max_position_embeddings {int(length):,}"
+            length = length * factor
+            where += f" × rope factor {factor:g}"
+    return int(length), where
+
+
+def check_context(m: ModelSpec, tokens: int, what: str) -> None:
+    """One line, as vLLM refuses a max_model_len above the model's, where `tokens` per sequence exceed the model's
+    maximum context (max_context); models whose config states none pass."""
+    limit = max_context(m)
+    if limit is not None and tokens > limit[0]:
+        total = f" = {tokens:,}" if "+" in what or "mean" in what else ""
+        raise SpecError(f"{what}{total} tokens per sequence exceeds {m.name}'s maximum context of "
+                        f"{limit[0]:,} tokens ({limit[1]}); vLLM refuses a longer max_model_len")

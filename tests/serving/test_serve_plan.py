@@ -150,6 +150,27 @@ def test_fp4_weights_on_hopper_run_weight_only_as_vllm_and_infer_run_them():
         serve_plan(m, w, Targets(1.0, 0.05), {"mi300x": (gpu("mi300x"), 2.0)}, quants=["fp4"])
 
 
+def test_equal_cost_goes_to_the_lower_latency_then_less_quantization():
+    """At equal $/1M tokens the ranking used to prefer the smaller max batch: llama-3.1-8b at 1 req/s on one H100
+    picked fp8 TP1 max batch 4 with TTFT p99 671.6 ms over bf16 TP1 max batch 8 at 82.6 ms (and fp8 at batch 8, 34.4
+    ms). Now the lower latency against its target wins (then less quantization, then the smaller batch), and the
+    assumptions say so."""
+    from aiinfra.serving.commands import TIE_BREAK
+
+    t = Targets(1.0, 0.05)
+    r = serve_plan(model("llama-3.1-8b"), Workload(1, Lengths(2048), Lengths(256)), t,
+                   {"h100-sxm": (gpu("h100-sxm"), 2.5)})
+    win = r.facts["winner"]
+
+    def latency(row):
+        return max(row["ttft_ms"] / 1000.0, row["tpot_ms"] / 50.0)
+
+    same = [row for row in r.facts["ranking"] if row["usd_per_1m_tokens"] == win["usd_per_1m_tokens"]]
+    assert len(same) >= 2 and all(latency(win) <= latency(row) for row in same)
+    assert win["ttft_ms"] < 100 and (win["quant"], win["max_batch"]) == ("fp8", 8)
+    assert TIE_BREAK in r.assumptions
+
+
 @pytest.mark.parametrize("argv,fragment", [
     (("serve-plan", "llama-3.1-70b", "--gpu", "h100-sxm=2.5", "--rate", "1", "--prompt", "200000"),
      "--prompt 200,000 + --output 256 = 200,256 tokens"),

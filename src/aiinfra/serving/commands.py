@@ -124,7 +124,11 @@ def serve_plan(m: ModelSpec, w: Workload, t: Targets, gpus: dict[str, tuple[GpuS
         raise SpecError(f"{m.name} can be served on none of the candidates: " + "; ".join(why))
     c = grid.cols
     meets = np.flatnonzero(c["meets"])
-    order = meets[np.lexsort((c["ttft"][meets], c["batch"][meets], c["gpus"][meets], c["usd_per_1m"][meets]))]
+    # At equal cost (and GPUs) the lower latency against its target ranks first, then the less quantized weights,
+    # then the smaller batch; never a smaller batch at a higher latency (TIE_BREAK).
+    order = meets[np.lexsort((c["batch"][meets], _quant_rank(grid)[meets], _latency(c, t)[meets], c["gpus"][meets],
+                              np.round(c["usd_per_1m"][meets], 9)))]
+    assumptions.append(TIE_BREAK)
     key = ("mode", "prefill_replicas", "decode_replicas")
     ranking = [describe(grid, i) for i in _unique(grid, order, key, top)]
     facts: dict[str, Any] = {"model": m.name, "candidates": n, "meeting_targets": int(meets.size),
@@ -201,6 +205,23 @@ def serve_plan(m: ModelSpec, w: Workload, t: Targets, gpus: dict[str, tuple[GpuS
                         f"{t.ttft_s * 1e3:g} ms and TPOT {t.percentile} ≤ {t.tpot_s * 1e3:g} ms; the closest are listed "
                         "with the target each misses")
     return Result(title, terms, facts, warnings, assumptions)
+
+
+TIE_BREAK = ("ranking: cheapest $ per 1M tokens first, then fewest GPUs; at equal cost the lower latency against its "
+             "target ranks first (the larger of TTFT / TTFT target and TPOT / TPOT target), then the less quantized "
+             "weights (bf16 before fp8, int8, fp4, int4), then the smaller max batch")
+# weight bits, most first: the tie-break prefers less quantization
+QUANT_ORDER = {"fp32": 0, "bf16": 1, "fp16": 1, "fp8": 2, "int8": 2, "fp4": 3, "int4": 3}
+
+
+def _latency(c: dict, t: Targets) -> np.ndarray:
+    """Latency against the targets: max(TTFT / TTFT target, TPOT / TPOT target), rounded so float noise ties."""
+    return np.round(np.maximum(c["ttft"] / t.ttft_s, c["tpot"] / t.tpot_s), 9)
+
+
+def _quant_rank(grid: Grid) -> np.ndarray:
+    ranks = np.array([QUANT_ORDER.get(cfg.quant, 4) for cfg in grid.configs], dtype=float)
+    return ranks[grid.cols["cfg"]]
 
 
 def _check_lengths(m: ModelSpec, w: Workload) -> float:

@@ -24,6 +24,10 @@ FP8_GEMM_ROUTES = ("", "scaled_mm")  # Transformer Engine / cuBLASLt (absent), o
 ATTENTION_KERNELS = ("cudnn", "fa2", "fa3", "triton")
 
 
+# Input bounds shared by `size train` and `plan`, so both refuse the same sizes.
+MAX_GLOBAL_BATCH = 1 << 24  # sequences per step; the largest published runs use ~16k (a bound on the search's work)
+MAX_SEQ = 1 << 24  # tokens per sequence (16Mi; long-context runs stay far below)
+
 class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -463,9 +463,16 @@ def test_optimizer_offload_refusals(cli, args, fragment):
                               *args), fragment)
 
 
-@pytest.mark.parametrize("n", ["0", "-3"])
-def test_size_train_refuses_fewer_than_one_microbatch(cli, n):
-    """--num-microbatches 0 or -3 used to be accepted and change the answer; a pipeline flush holds at least one."""
+@pytest.mark.parametrize("flag,n,fragment", [
+    ("--num-microbatches", "0", "--num-microbatches must be between 1"),
+    ("--num-microbatches", "-3", "--num-microbatches must be between 1"),
+    ("--num-microbatches", str(10**30), "--num-microbatches must be between 1"),  # overflowed numpy: a traceback
+    ("--seq", str(10**30), "sequence length must be between 1 and 16,777,216"),  # plan's bound
+    ("--seq", "0", "sequence length must be between 1"),
+    ("--micro-batch", "99999999999999", "--micro-batch must be between 1"),
+])
+def test_size_train_refuses_counts_out_of_range(cli, flag, n, fragment):
+    """--num-microbatches 0 or -3 used to be accepted and change the answer (a pipeline flush holds at least one);
+    10^30 micro-batches or tokens overflowed into a traceback."""
     from tests.conftest import assert_one_line_error
-    assert_one_line_error(cli("size", "train", "llama-3.1-70b", "--tp", "8", "--dp", "8", "--pp", "2",
-                              "--num-microbatches", n), "must be ≥ 1")
+    assert_one_line_error(cli("size", "train", "llama-3.1-70b", "--tp", "8", "--dp", "8", "--pp", "2", flag, n), fragment)

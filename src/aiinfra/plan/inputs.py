@@ -14,6 +14,7 @@ from aiinfra.plan.space import RECOMPUTE_NAMES
 from aiinfra.sizing.layout import stack_parallelism
 from aiinfra.sizing.recompute import module_policy, parse_recompute_modules
 from aiinfra.sizing.states import check_quantized_params
+from aiinfra.specs import MAX_GLOBAL_BATCH, MAX_SEQ  # noqa: F401 - callers read them from here
 
 __all__ = ["parse_size", "parse_bytes", "parse_gpu_counts", "parse_prices", "batch_sequences", "parse_offloads",
            "build_options", "stack_key"]
@@ -91,8 +92,6 @@ def parse_gpu_counts(text: str) -> list[int]:
     return counts
 
 
-MAX_GLOBAL_BATCH = 1 << 24  # sequences per step; the largest published runs use ~16k (a bound on the search's work)
-MAX_SEQ = 1 << 24  # tokens per sequence (16Mi; long-context runs stay far below)
 
 
 def batch_sequences(tokens_text: str | None, sequences: int | None, seq: int) -> tuple[int, str]:

@@ -21,7 +21,7 @@ from aiinfra.sizing.pipeline_layout import PipelineLayout
 from aiinfra.sizing.recompute import RECOMPUTE, check_recompute_modules, module_policy, parse_recompute_modules
 from aiinfra.sizing.states import check_quantized_params
 from aiinfra.sizing.training import fit_verdict, training_memory
-from aiinfra.specs import GpuSpec, ModelSpec
+from aiinfra.specs import MAX_GLOBAL_BATCH, MAX_SEQ, GpuSpec, ModelSpec
 from aiinfra.units import GiB
 
 
@@ -92,8 +92,13 @@ def training_report(
     activations with an optional share of each stage's layers ('activations 50%').
     `quantized_params`: FP8/FP4 weights with no 16-bit copy (Megatron --fp8-param-gather / --fp4-param-gather), which
     Megatron runs only with the distributed optimizer or FSDP and without optimizer offload (as `plan`)."""
-    if num_microbatches is not None and num_microbatches < 1:
-        raise SpecError(f"--num-microbatches must be ≥ 1 (micro-batches per pipeline flush), got {num_microbatches}")
+    if num_microbatches is not None and not 1 <= num_microbatches <= MAX_GLOBAL_BATCH:
+        raise SpecError(f"--num-microbatches must be between 1 and {MAX_GLOBAL_BATCH:,} (micro-batches per pipeline "
+                        f"flush), got {num_microbatches}")
+    if not 1 <= seq <= MAX_SEQ:  # the bound plan takes
+        raise SpecError(f"sequence length must be between 1 and {MAX_SEQ:,} tokens, got {seq}")
+    if not 1 <= micro_batch <= MAX_GLOBAL_BATCH:
+        raise SpecError(f"--micro-batch must be between 1 and {MAX_GLOBAL_BATCH:,} sequences, got {micro_batch}")
     code, share = parse_offload(offload)
     if quantized_params:
         check_quantized_params(precision, zero > 0 or distributed_optimizer, bool(code & 1), dtype_flag="--precision",

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import math
 import re
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from aiinfra.catalog.loader import default_catalog, is_count
+from aiinfra.catalog.loader import Catalog, default_catalog, is_count, normalize_name
 from aiinfra.errors import AiinfraError, NotFoundError, SpecError, closest
 
 GUIDE = "NVIDIA MIG User Guide v580, Supported MIG Profiles"
@@ -214,6 +215,7 @@ def _check_layout(name: str, layout: dict) -> None:
 
 def _build_table(key: str) -> MigGpu:
     cat = default_catalog()
+    _check_aliases(cat)
     entry = cat.table("mig_profiles")[key]
     layout = cat.table("mig_layouts").get(entry["layout"])
     if layout is None:
@@ -252,6 +254,50 @@ def _build_table(key: str) -> MigGpu:
         placement_status=str((entry.get("placements") or {}).get("status", "assumed")),
         placement_source=str((entry.get("placements") or {}).get("source", "")),
     )
+
+
+_aliases_checked: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _check_aliases(cat: Catalog) -> None:
+    """Refuse, once per loaded catalog, a MIG-table alias that names another GPU: an alias that is a GPU catalog
+    key or alias (gpus.yaml) of a GPU whose PCI device ID the table does not list, or the alias of another MIG
+    table. mig_gpu looks the GPU catalog up first, so such an alias could never reach its table and the command
+    would answer for the other GPU (the 'gh200' alias sat on GH200-144GB while gpus.yaml's gh200 is the 96 GB
+    part)."""
+    if cat in _aliases_checked:
+        return
+    tables = cat.table("mig_profiles")
+    owner: dict[str, str] = {}
+    for key, entry in tables.items():
+        if not isinstance(entry, dict):
+            continue
+        ids = {_norm_pci(p) for p in entry.get("pci_device_ids") or []}
+        for alias in entry.get("aliases") or []:
+            a = normalize_name(str(alias))
+            if a.startswith("0x"):
+                if _norm_pci(a) not in ids:
+                    raise AiinfraError(f"mig_profiles entry '{entry.get('name', key)}' has the alias '{a}', a PCI device "
+                                       f"ID it does not list; list it in pci_device_ids or remove the alias")
+            else:
+                _check_gpu_alias(cat, entry.get("name", key), a, ids)
+            if a in owner and owner[a] != key:
+                raise AiinfraError(f"mig_profiles entries '{tables[owner[a]].get('name', owner[a])}' and "
+                                   f"'{entry.get('name', key)}' both have the alias '{a}'; an alias must name one GPU")
+            owner[a] = key
+    _aliases_checked[cat] = True
+
+
+def _check_gpu_alias(cat: Catalog, table: str, alias: str, ids: set[str]) -> None:
+    try:
+        gpu_key = cat.resolve("gpus", alias)
+    except AiinfraError:
+        return
+    pid = cat.table("gpus")[gpu_key].get("pci_device_id")
+    if pid is None or _norm_pci(pid) not in ids:
+        raise AiinfraError(
+            f"mig_profiles entry '{table}' has the alias '{alias}', which the GPU catalog gives to '{gpu_key}' "
+            f"(PCI {pid or 'none'}), another GPU; remove the alias or name the table by that GPU's PCI device ID")
 
 
 def by_pci_id(pci_device_id: str) -> MigGpu | None:
@@ -419,6 +465,22 @@ def _counts_of(gpu: MigGpu, geometry: dict[str, int] | str) -> Counter:
     return Counter({k: v for k, v in out.items() if v > 0})
 
 
+def _sibling_hint(gpu: MigGpu, name: str) -> str:
+    """'; GH200-144GB (gh200-144gb) has it' when a MIG table named like the GPU asked for (its aliases start with
+    the name given) holds the profile: 'gh200' is the 96 GB part, whose 1g.12gb the 144 GB part calls 1g.18gb."""
+    stem = normalize_name(gpu.catalog_gpu or gpu.name)
+    n = str(name).strip().lower()
+    hits = []
+    for key, entry in default_catalog().table("mig_profiles").items():
+        if key == gpu.key or not isinstance(entry, dict):
+            continue
+        aliases = [normalize_name(str(a)) for a in entry.get("aliases") or []]
+        near = [a for a in aliases if a != stem and a.startswith(stem)]
+        if near and any(str(r.get("name", "")).lower() == n for r in entry.get("profiles") or [] if isinstance(r, dict)):
+            hits.append(f"{entry.get('name', key)} ({near[0]})")
+    return f"; {' and '.join(hits)} {'has' if len(hits) == 1 else 'have'} it" if hits else ""
+
+
 def _unknown_hint(gpu: MigGpu, name: str) -> str:
     m = PROFILE_RE.match(str(name).strip().lower())
     if m and m["c"]:
@@ -427,7 +489,7 @@ def _unknown_hint(gpu: MigGpu, name: str) -> str:
             g = gpu.profiles[gi].compute
             sizes = ", ".join(str(c) for c in range(1, g + 1) if ci_size_ok(c, g))
             return f"a {gi} GPU instance holds compute instances of {sizes} slices (go-nvlib VisitMigProfiles)"
-    return f"valid: {', '.join(gpu.profiles)}, or <C>c.<profile> compute instances of them"
+    return f"valid: {', '.join(gpu.profiles)}, or <C>c.<profile> compute instances of them{_sibling_hint(gpu, name)}"
 
 
 def gpu_instances(gpu: MigGpu, counts: dict[str, int]) -> tuple[Counter, list[str]]:

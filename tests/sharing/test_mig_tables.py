@@ -81,3 +81,14 @@ def test_nothing_is_assumed_where_a_source_exists_and_the_rest_is_listed():
     assert [r["gpu"] for r in rows if r["item"] == "placements" and r["status"] == "assumed"] == ["RTX-PRO-5000-48GB"]
     assert all(r["source"] for r in rows)
     assert not any(r["gpu"] == "H100-80GB" for r in rows)
+
+
+def test_a100_80gb_profiles_need_the_drivers_of_the_same_a100_40gb_profiles():
+    """MIG User Guide, A100 table: 'For A100-SXM4-80GB, the profile names will change according to the memory
+    proportion' and 'The 1g.10gb profile is only available starting with R525 drivers' (GI profile 15), so the
+    80GB board's 1g.20gb (GI profile 15) needs R525 too; 1g.5gb+me / 1g.10gb+me (GI profile 20) need R470."""
+    small, large = mig.mig_gpu("a100-40gb"), mig.mig_gpu("a100-80gb")
+    by_id = {p.gi_id: p.min_driver for p in small.profiles.values()}
+    assert {p.gi_id: p.min_driver for p in large.profiles.values()} == by_id
+    assert large.profiles["1g.20gb"].min_driver == "R525"
+    assert "1g.20gb needs driver R525 or newer" in mig.validate(large, "1g.20gb:4").notes

@@ -46,9 +46,26 @@ def test_gpu_instances_packing(a100, geometry, gis, valid):
         assert any("compute instances share GPU instances" in r for r in check.reasons)
 
 
-def test_unknown_compute_instance_size_says_which_sizes_exist(a100):
-    with pytest.raises(AiinfraError, match="holds compute instances of 1, 2, 4 slices"):
+def test_a_size_go_nvlib_skips_is_refused_for_mig_parted_not_called_impossible(a100):
+    """MIG User Guide, Concepts: '3 compute slices can also be combined to create a 3c.4g.20gb profile' (the driver
+    makes it); go-nvlib VisitMigProfiles skips C < G with 2C > G + 1 'heuristically' (pkg/nvlib/device/device.go
+    @ 3c16156) and mig-parted resolves its config against that list (pkg/mig/config/config.go @ bd7160f), so
+    mig-parted cannot create it. The refusal stays; its reason says whose limit it is."""
+    with pytest.raises(AiinfraError) as err:
         mig.validate(a100, "3c.4g.20gb")
+    msg = str(err.value)
+    assert "does not exist" not in msg
+    assert "mig-parted and the Kubernetes device plugin cannot make it, not because the GPU cannot" in msg
+    assert "MIG User Guide, Concepts" in msg and "go-nvlib" in msg and "take 1, 2 or 4 slices" in msg
+
+
+def test_a_size_larger_than_the_gpu_instance_does_not_exist(a100):
+    """C > G: a 4g.20gb GPU instance has 4 compute slices; NVML has no 5-slice compute-instance profile at all
+    (nvml.h NVML_COMPUTE_INSTANCE_PROFILE_{1,2,3,4,6,7,8}_SLICE)."""
+    with pytest.raises(AiinfraError, match=r"'5c.4g.20gb' does not exist on A100-40GB: a 4g.20gb GPU instance has 4"):
+        mig.validate(a100, "5c.4g.20gb")
+    with pytest.raises(AiinfraError, match=r"no 5-slice compute-instance profile in NVML"):
+        mig.validate(a100, "5c.7g.40gb")
 
 
 def test_explicit_start_is_refused_for_a_compute_instance(a100):

@@ -30,6 +30,10 @@ GUIDE = "NVIDIA MIG User Guide v580, Supported MIG Profiles"
 PROFILE_RE = re.compile(r"^(?:(?P<c>[1-9]\d*)c\.)?(?P<g>[1-9]\d*)g\.(?P<gb>[1-9]\d*)gb(?:(?P<sign>[+-])(?P<attrs>[a-z0-9.]+(?:,[a-z0-9.]+)*))?$")
 
 
+# Compute-instance sizes NVML has profiles for (nvml.h NVML_COMPUTE_INSTANCE_PROFILE_<N>_SLICE: 1, 2, 3, 4, 6, 7, 8).
+NVML_CI_SLICES = frozenset({1, 2, 3, 4, 6, 7, 8})
+
+
 def ci_size_ok(c: int, g: int) -> bool:
     """A compute instance of c slices in a GPU instance of g: go-nvlib VisitMigProfiles skips C > G and, for C < G,
     2C > G + 1 (NVIDIA/go-nvlib pkg/nvlib/device/device.go)."""
@@ -460,7 +464,7 @@ def _counts_of(gpu: MigGpu, geometry: dict[str, int] | str) -> Counter:
             raise SpecError(f"count of {name} must be a whole number ≥ 0, got {n!r}")
         key = gpu.canonical(name)
         if key is None:
-            raise NotFoundError(f"profile '{name}' does not exist on {gpu.name}; {_unknown_hint(gpu, name)}")
+            raise NotFoundError(_unknown_profile(gpu, name))
         out[key] += n
     return Counter({k: v for k, v in out.items() if v > 0})
 
@@ -481,15 +485,37 @@ def _sibling_hint(gpu: MigGpu, name: str) -> str:
     return f"; {' and '.join(hits)} {'has' if len(hits) == 1 else 'have'} it" if hits else ""
 
 
-def _unknown_hint(gpu: MigGpu, name: str) -> str:
+def _unknown_profile(gpu: MigGpu, name: str) -> str:
+    """Why a profile name is refused on a GPU, in one sentence.
+
+    A compute instance whose size go-nvlib leaves out is not said to be impossible: the MIG User Guide (Concepts)
+    combines 3 compute slices of a 4g.20gb GPU instance into 3c.4g.20gb, and the driver creates it; go-nvlib's
+    VisitMigProfiles skips C < G with 2C > G + 1 by a heuristic (pkg/nvlib/device/device.go @ 3c16156, 'weed out
+    invalid profiles heuristically'), and mig-parted resolves its config against that list (pkg/mig/config/
+    config.go @ bd7160f, GetMigProfiles), so mig-parted cannot create it and the device plugin cannot name it."""
     m = PROFILE_RE.match(str(name).strip().lower())
     if m and m["c"]:
         gi = gpu.canonical(str(name).strip().lower().split(".", 1)[1])
         if gi is not None and int(m["g"]) == gpu.profiles[gi].compute:
-            g = gpu.profiles[gi].compute
-            sizes = ", ".join(str(c) for c in range(1, g + 1) if ci_size_ok(c, g))
-            return f"a {gi} GPU instance holds compute instances of {sizes} slices (go-nvlib VisitMigProfiles)"
-    return f"valid: {', '.join(gpu.profiles)}, or <C>c.<profile> compute instances of them{_sibling_hint(gpu, name)}"
+            g, c = gpu.profiles[gi].compute, int(m["c"])
+            sizes = [str(k) for k in range(1, g + 1) if ci_size_ok(k, g)]
+            listed = f"{', '.join(sizes[:-1])} or {sizes[-1]}" if len(sizes) > 1 else sizes[0]
+            if c > g or c not in NVML_CI_SLICES:
+                why = f"has {g} compute slices" if c > g else f"has no {c}-slice compute-instance profile in NVML"
+                return (f"profile '{name}' does not exist on {gpu.name}: a {gi} GPU instance {why}, so its compute "
+                        f"instances take {listed} slices")
+            documented = (c, g) == (3, 4)
+            driver = (f"the driver combines {c} of a {gi} GPU instance's {g} compute slices (MIG User Guide, "
+                      f"Concepts: 3c.4g.20gb)" if documented else
+                      f"NVML defines {c}-slice compute instances (nvidia-smi mig -lcip shows whether the driver offers "
+                      f"one in a {gi})")
+            return (f"'{name}' is refused on {gpu.name} because mig-parted and the Kubernetes device plugin cannot "
+                    f"make it{', not because the GPU cannot' if documented else ''}: {driver}, but go-nvlib, through "
+                    f"which they list profiles, "
+                    f"leaves that size out (C < G and 2C > G + 1), so mig-parted fails to create it; their compute "
+                    f"instances of a {gi} take {listed} slices")
+    return (f"profile '{name}' does not exist on {gpu.name}; valid: {', '.join(gpu.profiles)}, or <C>c.<profile> "
+            f"compute instances of them{_sibling_hint(gpu, name)}")
 
 
 def gpu_instances(gpu: MigGpu, counts: dict[str, int]) -> tuple[Counter, list[str]]:
@@ -509,7 +535,7 @@ def gpu_instances(gpu: MigGpu, counts: dict[str, int]) -> tuple[Counter, list[st
             continue
         ci = gpu.compute_instance(name)
         if ci is None:
-            raise NotFoundError(f"profile '{name}' does not exist on {gpu.name}; {_unknown_hint(gpu, name)}")
+            raise NotFoundError(_unknown_profile(gpu, name))
         gi, c = ci
         items.setdefault(gi.name, Counter())[c] += n
     how = []

@@ -1,12 +1,15 @@
 """MIG profiles, placements and geometries.
 
-The model (NVIDIA MIG User Guide v580, "Concepts" and "Supported MIG Profiles"; NVML
+The model (NVIDIA MIG User Guide, "Concepts" and "Supported MIG Profiles"; NVML
 `nvmlGpuInstancePlacement_t`):
 - a GPU has memory slots (8 on A100/H100/H200/B200, 4 on A30/RTX PRO 6000) and compute slices (7 or 4);
 - each GPU-instance profile belongs to a placement class: it occupies `size` consecutive memory
   slots starting at one of the class's `starts` (the `nvidia-smi mig -lgipp` listing);
+- each profile takes media engines (NVDEC, NVENC, JPEG, OFA) from the board's, as the guide's
+  tables list them per profile; the instances of a geometry may not take more than the board has;
 - a geometry (multiset of profiles) is valid when every instance gets a start such that the
-  occupied intervals are disjoint, and per-profile caps (`+me` at most 1) and exclusive groups hold.
+  occupied intervals are disjoint, and per-profile caps (`+me` at most 1), media engines and
+  exclusive groups hold.
 
 The profile catalog is keyed by PCI device ID (catalog/data/mig_profiles.yaml); GPU names on the
 command line are catalog GPU keys (gpus.yaml), mapped to the MIG table through `pci_device_id`.
@@ -25,6 +28,9 @@ from aiinfra.catalog.loader import Catalog, default_catalog, is_count, normalize
 from aiinfra.errors import AiinfraError, NotFoundError, SpecError, closest
 
 GUIDE = "NVIDIA MIG User Guide v580, Supported MIG Profiles"
+
+# Media engines as the guide's tables name their columns, in the order they print.
+MEDIA_ENGINES = {"nvdec": "NVDEC", "nvenc": "NVENC", "jpeg": "JPEG", "ofa": "OFA"}
 
 # go-nvlib parseMigProfile grammar: [<C>c.]<G>g.<GB>gb followed by +attr[,attr] or -attr.
 PROFILE_RE = re.compile(r"^(?:(?P<c>[1-9]\d*)c\.)?(?P<g>[1-9]\d*)g\.(?P<gb>[1-9]\d*)gb(?:(?P<sign>[+-])(?P<attrs>[a-z0-9.]+(?:,[a-z0-9.]+)*))?$")
@@ -54,6 +60,7 @@ class MigProfile:
     usable_gib: float | None
     min_driver: str | None
     also_named: tuple[str, ...] = ()  # other names drivers/boards report for the same profile
+    media: tuple[tuple[str, int], ...] = ()  # (engine, count) the instance takes: ('nvdec', 1), ('ofa', 0), …
 
     @property
     def attributes(self) -> str:
@@ -125,6 +132,8 @@ class MigGpu:
     catalog_gpu: str | None = None  # the gpus.yaml key the user named, if any
     placement_status: str = "assumed"  # verified | secondary | derived | assumed
     placement_source: str = ""
+    media_total: tuple[tuple[str, int], ...] = ()  # the board's media engines; an engine not here is not checked
+    media_source: str = ""
 
     def canonical(self, name: str) -> str | None:
         """The table's name for a profile, accepting the other names drivers report (also_named) and
@@ -217,6 +226,21 @@ def _check_layout(name: str, layout: dict) -> None:
                                f"> 0 and every start leave the instance inside the {slots} memory slots")
 
 
+def _media(where: str, value) -> tuple[tuple[str, int], ...]:
+    """A media map {nvdec: 1, …} as (engine, count) pairs in the guide's column order; refused in one line when
+    an engine is unknown or a count is not a whole number >= 0."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise AiinfraError(f"{where}: media engines must be a map such as {{nvdec: 1, jpeg: 1, ofa: 0}}, got {value!r}")
+    for engine, n in value.items():
+        if engine not in MEDIA_ENGINES:
+            raise AiinfraError(f"{where}: unknown media engine '{engine}'; engines: {', '.join(MEDIA_ENGINES)}")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise AiinfraError(f"{where}: media engine {engine} must be a whole number >= 0, got {n!r}")
+    return tuple((e, int(value[e])) for e in MEDIA_ENGINES if e in value)
+
+
 def _build_table(key: str) -> MigGpu:
     cat = default_catalog()
     _check_aliases(cat)
@@ -225,6 +249,7 @@ def _build_table(key: str) -> MigGpu:
     if layout is None:
         raise AiinfraError(f"mig_profiles entry '{key}' names unknown layout '{entry['layout']}'")
     _check_layout(str(entry["layout"]), layout)
+    media_total = _media(f"mig_profiles entry '{key}' media_engines", entry.get("media_engines"))
     profiles: dict[str, MigProfile] = {}
     for row in entry["profiles"]:
         cls = layout["classes"][row["class"]]
@@ -242,6 +267,7 @@ def _build_table(key: str) -> MigGpu:
             usable_gib=row.get("usable_gib"),
             min_driver=row.get("min_driver"),
             also_named=tuple(str(n).lower() for n in row.get("also_named", [])),
+            media=_media(f"mig_profiles entry '{key}' profile {name}", row.get("media")),
         )
     return MigGpu(
         key=key,
@@ -257,6 +283,8 @@ def _build_table(key: str) -> MigGpu:
         layout_source=layout.get("source", ""),
         placement_status=str((entry.get("placements") or {}).get("status", "assumed")),
         placement_source=str((entry.get("placements") or {}).get("source", "")),
+        media_total=media_total,
+        media_source=str(entry.get("media_source", "")),
     )
 
 
@@ -596,6 +624,29 @@ def parse_placed(text: str) -> list[tuple[str, int]]:
     return out
 
 
+def media_over(gpu: MigGpu, counts: dict[str, int]) -> list[tuple[str, int, int]]:
+    """(engine, taken, the board's) for each media engine the GPU instances take more of than the board has.
+
+    Per profile and per board as the MIG User Guide's tables give them (Supported MIG Profiles: NVDEC, NVENC, JPEG,
+    OFA columns; the board's from the whole-GPU profile's row). On the RTX PRO 6000 a 1g.24gb+me.all takes all 4
+    NVDEC/NVENC/JPEG and the OFA, so no other instance with an engine fits beside it; on the A30 the 1g.6gb+me and
+    2g.12gb+me both want the board's one JPEG and OFA. Engines a table gives no board total for are not checked."""
+    if not gpu.media_total:
+        return []
+    taken: Counter = Counter()
+    for name, n in counts.items():
+        for engine, k in gpu.profiles[name].media:
+            taken[engine] += k * n
+    return [(e, taken[e], have) for e, have in gpu.media_total if taken[e] > have]
+
+
+def _media_reason(gpu: MigGpu, counts: dict[str, int], over: list[tuple[str, int, int]]) -> str:
+    users = {p: n for p, n in counts.items() if any(k and e in {o[0] for o in over} for e, k in gpu.profiles[p].media)}
+    return (f"media engines: {geometry_label(users)} take {', '.join(f'{t} {MEDIA_ENGINES[e]}' for e, t, _ in over)}, "
+            f"but {gpu.name} has {', '.join(f'{h} {MEDIA_ENGINES[e]}' for e, _, h in over)} "
+            f"({gpu.media_source.split(':')[0] if gpu.media_source else GUIDE})")
+
+
 def validate(gpu: MigGpu, geometry: dict[str, int] | str) -> GeometryCheck:
     """Check a geometry; every failed rule becomes one reason (caps, exclusivity, totals, overlap).
 
@@ -628,6 +679,9 @@ def validate(gpu: MigGpu, geometry: dict[str, int] | str) -> GeometryCheck:
         present = [g for g in group if counts.get(g)]
         if len(present) > 1:
             check.reasons.append(f"{' and '.join(present)} are mutually exclusive (they share the GPU's media engines)")
+    over = media_over(gpu, counts)
+    if over:
+        check.reasons.append(_media_reason(gpu, counts, over))
     if check.compute_used > gpu.compute_slices:
         check.reasons.append(f"the total is over: {check.compute_used} compute slices > {gpu.compute_slices}")
     if check.slots_used > gpu.memory_slots:
@@ -693,6 +747,8 @@ def is_valid(gpu: MigGpu, counts: dict[str, int]) -> bool:
     for group in gpu.exclusive:
         if sum(1 for g in group if counts.get(g)) > 1:
             return False
+    if media_over(gpu, counts):
+        return False
     return place(gpu, {k: v for k, v in counts.items() if v}) is not None
 
 
@@ -703,7 +759,8 @@ def geometries(gpu: MigGpu, variants: bool = False, maximal: bool = False) -> li
     reference notes (§3.2: 77 multisets on 7-slice GPUs, 28 maximal). The feasible set is
     downward-closed, so the search prunes a branch as soon as it stops fitting.
     """
-    fingerprint = tuple((p.name, p.size, p.compute, p.starts, p.max_count) for p in gpu.profiles.values())
+    fingerprint = (tuple((p.name, p.size, p.compute, p.starts, p.max_count, p.media) for p in gpu.profiles.values()),
+                   gpu.media_total)
     return [dict(g) for g in _geometries(gpu.key, variants, maximal, fingerprint, gpu.exclusive)]
 
 
@@ -758,6 +815,7 @@ def placement_table(gpu: MigGpu) -> list[dict]:
                 "starts": list(p.starts),
                 "max": p.max_count,
                 "usable_gib": p.usable_gib,
+                "media": dict(p.media),
                 "resource": p.resource_name,
                 "min_driver": p.min_driver,
             }

@@ -3,6 +3,7 @@ the source each table cites (catalog/data/mig_profiles.yaml `placements.source`)
 
 Sources: MIG User Guide v580 'List GPU Instance Profiles' (-lgipp: IDs 19/20 {0..6}:1, 15 {0,2,4,6}:2,
 14 {0,2,4}:2, 9 {0,4}:4, 5 {0}:4, 0 {0}:8); A30 -lgipp observed (14/21 {0,1,2,3}:1, 5/6 {0,2}:2, 0 {0}:4);
+RTX PRO 6000 Blackwell Server Edition -lgipp/-lgip observed (driver 610.43.02, transcript dated 2026-07-15);
 GPU Operator default mig-parted config @ a22dbf6 (all-<profile> counts = per-GPU caps); 'Supported GPUs'
 (max instances: 7, 4 for A30/RTX PRO 6000, 2 for RTX PRO 5000); reference notes §3.2 (77/28 geometries).
 """
@@ -17,6 +18,8 @@ SEVEN = {"1g": ((0, 1, 2, 3, 4, 5, 6), 1, 7), "1g2": ((0, 2, 4, 6), 2, 4), "2g":
          "3g": ((0, 4), 4, 2), "4g": ((0,), 4, 1), "7g": ((0,), 8, 1)}
 FOUR = {"1g": ((0, 1, 2, 3), 1, 4), "2g": ((0, 2), 2, 2), "4g": ((0,), 4, 1)}
 TWO = {"1g": ((0, 1), 1, 2), "2g": ((0,), 2, 1)}
+# RTX PRO 6000 -lgipp observed (transcript dated 2026-07-15): 14/21/47/65/67 {0,3,6,9}:3, 5/35/64/66 {0,6}:6, 0/32 {0}:12.
+TWELVE = {"1g": ((0, 3, 6, 9), 3, 4), "2g": ((0, 6), 6, 2), "4g": ((0,), 12, 1)}
 GI_IDS_7 = {"1g": 19, "1g2": 15, "2g": 14, "3g": 9, "4g": 5, "7g": 0}
 
 # GPU → (listing, base geometries, maximal base geometries, max instances per the guide's 'Supported GPUs')
@@ -25,7 +28,7 @@ EXPECTED = {
     "h100-sxm": (SEVEN, 77, 28, 7), "h100-pcie": (SEVEN, 77, 28, 7), "h100-nvl": (SEVEN, 77, 28, 7),
     "h200-sxm": (SEVEN, 77, 28, 7), "gh200": (SEVEN, 77, 28, 7), "gh200-144gb": (SEVEN, 77, 28, 7),
     "b200": (SEVEN, 77, 28, 7), "gb200": (SEVEN, 77, 28, 7), "b300": (SEVEN, 77, 28, 7), "gb300": (SEVEN, 77, 28, 7),
-    "rtx-pro-6000": (FOUR, 9, 4, 4), "rtx-pro-5000": (TWO, 3, 2, 2),
+    "rtx-pro-6000": (TWELVE, 9, 4, 4), "rtx-pro-5000": (TWO, 3, 2, 2),
 }
 
 # Per-GPU profile names as the driver reports them (GPU Operator default config @ a22dbf6 / MIG guide tables).
@@ -92,3 +95,39 @@ def test_a100_80gb_profiles_need_the_drivers_of_the_same_a100_40gb_profiles():
     assert {p.gi_id: p.min_driver for p in large.profiles.values()} == by_id
     assert large.profiles["1g.20gb"].min_driver == "R525"
     assert "1g.20gb needs driver R525 or newer" in mig.validate(large, "1g.20gb:4").notes
+
+
+# RTX PRO 6000 -lgip observed (driver 610.43.02, transcript dated 2026-07-15): GI profile ID and usable GiB.
+RTX6000_LGIP = {
+    "1g.24gb": (14, 23.62), "1g.24gb+me": (21, 23.62), "1g.24gb+gfx": (47, 23.62), "1g.24gb+me.all": (65, 23.62),
+    "1g.24gb-me": (67, 23.62), "2g.48gb": (5, 47.38), "2g.48gb+gfx": (35, 47.38), "2g.48gb+me.all": (64, 47.38),
+    "2g.48gb-me": (66, 47.38), "4g.96gb": (0, 95.12), "4g.96gb+gfx": (32, 95.12),
+}
+
+
+def test_rtx_pro_6000_profiles_as_the_observed_listing_prints_them():
+    gpu = mig.mig_gpu("rtx-pro-6000")
+    assert (gpu.memory_slots, gpu.compute_slices, gpu.placement_status) == (12, 4, "verified")
+    assert {p.name: (p.gi_id, p.usable_gib) for p in gpu.profiles.values()} == RTX6000_LGIP
+    assert "2026-07-15" in gpu.placement_source and "observed" in gpu.placement_source
+
+
+def test_rtx_pro_6000_starts_are_taken_as_nvidia_smi_numbers_them():
+    """-lgi in the same transcript: 2g.48gb at 0:6 beside 1g.24gb at 6:3 and 9:3; a 2g.48gb starts at 0 or 6."""
+    gpu = mig.mig_gpu("rtx-pro-6000")
+    assert mig.validate(gpu, "2g.48gb@0,1g.24gb@6,1g.24gb@9").valid
+    assert mig.validate(gpu, "2g.48gb@6,1g.24gb@0,1g.24gb@3").valid
+    bad = mig.validate(gpu, "2g.48gb@2")
+    assert not bad.valid and "allowed starts [0, 6]" in bad.reasons[0]
+    assert not mig.validate(gpu, "2g.48gb@0,1g.24gb@3").valid  # 3 lies inside 0-5
+    placed = mig.validate(gpu, "2g.48gb,1g.24gb,1g.24gb").placement
+    assert placed == [("2g.48gb", 0, 6), ("1g.24gb", 6, 3), ("1g.24gb", 9, 3)]
+
+
+def test_rtx_pro_6000_validity_is_the_four_quarter_layout():
+    """Renumbering the placement units keeps which geometries are valid: the base geometries are the A30's
+    (same 1g/2g/4g classes on 4 quarters), profile for profile."""
+    rtx, a30 = mig.mig_gpu("rtx-pro-6000"), mig.mig_gpu("a30")
+    by_g = {1: "1g.24gb", 2: "2g.48gb", 4: "4g.96gb"}
+    a30_geos = {tuple(sorted((by_g[a30.profiles[p].compute], n) for p, n in g.items())) for g in mig.geometries(a30)}
+    assert {tuple(sorted(g.items())) for g in mig.geometries(rtx)} == a30_geos

@@ -198,3 +198,12 @@ def test_aggregated_program_matches_per_workload_answer_and_splits_counts():
     assert placed == {w.name: w.count for w in ws}
     # 80 copies of 1g.10gb + 60 of a 2-slot profile: 80 + 120 = 200 slots ⇒ ≥ 25 GPUs; 7 compute/GPU ⇒ (80 + 60)/7 → 20.
     assert p.gpus_used == p.lower_bound == 25 and p.optimal
+
+
+def test_nos_baseline_knows_the_rtx_pro_6000_by_class_not_by_slot_numbers():
+    """nos has no RTX PRO 6000 list; the A30's (4×1g, 2×1g+1×2g, 2×2g, 1×4g) applies by '<G>g' class, whatever
+    placement units NVML numbers (12 on this board, observed -lgipp)."""
+    rtx = mig.mig_gpu("rtx-pro-6000")
+    known, how = packing.nos_geometries(rtx)
+    assert known == [{"1g.24gb": 4}, {"1g.24gb": 2, "2g.48gb": 1}, {"2g.48gb": 2}, {"4g.96gb": 1}]
+    assert packing.first_fit_nos(rtx, {"1g.24gb": 4, "2g.48gb": 2}).gpus_used == 2

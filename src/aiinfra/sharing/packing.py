@@ -255,19 +255,20 @@ def nos_geometries(gpu: MigGpu) -> tuple[list[dict[str, int]], str]:
     """nos's known geometries for this GPU, mapped to its profiles by placement class.
 
     nos ships lists for A30, A100-40GB and A100-80GB only; other GPUs get the list of the same
-    layout (A100-80GB for 8-slot GPUs, A30 for 4-slot ones), translated by '<G>g' class. nos's
-    own typos ('3g.20gb' in the 80GB list, '7g.79gb') map to the class they stand for.
+    layout (A100-80GB for 7-slice GPUs, A30 for 4-slice ones), translated by '<G>g' class, whatever
+    memory slots NVML numbers (the RTX PRO 6000's 12 units hold the A30's 4 quarters). nos's own
+    typos ('3g.20gb' in the 80GB list, '7g.79gb') map to the class they stand for.
     """
     table = default_catalog().table("mig_known_geometries")
     own = [k for k, e in table.items() if set(_pci(e)) & set(gpu.pci_device_ids)]
     if own:
         key, how = own[0], f"nos list '{own[0]}'"
     else:
-        key = "a100-80gb" if gpu.memory_slots == 8 else "a30"
+        key = "a100-80gb" if gpu.compute_slices == 7 else "a30"
         how = f"nos list '{key}' translated by placement class (nos has no {gpu.name} list)"
     by_g = {}
     for p in gpu.base_profiles:
-        if p.size in (1, 2, 4, 8) and (p.klass in ("1g", "2g", "3g", "4g", "7g")):
+        if p.klass in ("1g", "2g", "3g", "4g", "7g"):  # not 1g2, the 1-slice profile with twice the memory
             by_g[p.compute] = p.name
     out = []
     for geo in table[key]["geometries"]:

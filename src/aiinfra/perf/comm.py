@@ -147,14 +147,29 @@ def _sources(lk: Link) -> dict:
 
 
 def _ring(size: Number, n: Number, lk: Link, phases: int) -> np.ndarray | float:
-    n = np.maximum(n, 1)
-    return phases * (n - 1) * lk.alpha + phases * (n - 1) / n * size / lk.effective_bw
+    return _ring_steps_time(size, n, lk.effective_bw, lk.alpha, phases)
 
 
 def _tree(size: Number, n: Number, lk: Link) -> np.ndarray | float:
+    return _tree_time(size, n, lk.effective_bw, lk.alpha)
+
+
+def _ring_steps_time(size: Number, n: Number, bw: Number, alpha: Number, phases: int) -> np.ndarray | float:
+    n = np.maximum(n, 1)
+    return phases * (n - 1) * alpha + phases * (n - 1) / n * size / bw
+
+
+def _tree_time(size: Number, n: Number, bw: Number, alpha: Number) -> np.ndarray | float:
     n = np.maximum(n, 1)
     active = n > 1  # one rank moves nothing
-    return np.where(active, 2 * np.log2(n) * lk.alpha + 2 * size / lk.effective_bw, 0.0)
+    return np.where(active, 2 * np.log2(n) * alpha + 2 * size / bw, 0.0)
+
+
+def all_reduce_seconds(size: Number, n: Number, bw: Number, alpha: Number) -> np.ndarray | float:
+    """all_reduce's auto choice, the faster of ring and tree, with the link given as its effective bandwidth (B·eff,
+    B/s) and per-step α (s), each a number or an array: for a grid whose elements run over different links (the
+    serving search), where all_reduce takes one Link."""
+    return np.minimum(_ring_steps_time(size, n, bw, alpha, 2), _tree_time(size, n, bw, alpha))
 
 
 def all_reduce(size: Number, n: Number, lk: Link, algo: str = "auto", name: str = "all-reduce") -> Term:

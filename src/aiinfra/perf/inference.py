@@ -14,6 +14,8 @@ printed with every answer.
 
 from __future__ import annotations
 
+import numpy as np
+
 from aiinfra.errors import DoesNotFitError, SpecError
 from aiinfra.explain import Result, Term, quantity
 from aiinfra.perf import comm, compute
@@ -103,6 +105,117 @@ def gqa_kv_rereads(m: ModelSpec, engine: str | None, engine_version: str | None)
     return 1.0, "one read per KV head (GQA-aware decode kernel)"
 
 
+def scale_up_link(gpu: GpuSpec, tp: int) -> comm.Link:
+    """The link a replica's TP all-reduces cross: the scale-up fabric inside its domain, else PCIe (a PCIe card, or TP
+    wider than the NVLink domain)."""
+    if gpu.scaleup_link == "pcie" or tp > (gpu.scaleup_domain or 1):
+        return comm.link(f"pcie-gen{gpu.pcie_gen}")
+    return comm.node_for(gpu).scale_up
+
+
+def step_constants(m: ModelSpec, gpu: GpuSpec, *, tp: int = 1, quant: str = "bf16", kv_dtype: str = "bf16",
+                   ctx: float, engine: str | None = None, efficiency: dict | None = None,
+                   engine_version: str | None = None, pp: int = 1, ep: int = 0, nodes: int = 1,
+                   w_gpu: float | None = None) -> dict:
+    """Constants of one replica's step-time model (decode_step, prefill_time), shared by `aiinfra infer` and
+    `aiinfra serve-plan` so the two cannot disagree. ctx: the mean context a decode step attends (prompt + output / 2).
+    w_gpu: weight bytes on one GPU (default: the model's at `quant` over tp · pp). PP: per-stage layers, FLOPs and
+    KV; EP with data-parallel attention (ep > 0): tp is 1, each GPU holds its own sequences' KV and E/ep whole
+    experts, and MoE layers exchange tokens all-to-all.
+    engine / efficiency: the engine's fitted efficiencies on this GPU (engines.yaml), else the generic calibration."""
+    cal = compute.inference_calibration()
+    eff = efficiency if efficiency is not None else engine_efficiency(engine, gpu)
+    decode_bw = float(eff["decode_bw_fraction"]) if eff else cal.decode_bw_fraction
+    kv_bw = float(eff.get("kv_bw_fraction", decode_bw)) if eff else decode_bw  # attention kernels reading the KV cache
+    gemm_scale = float(eff["gemm_scale"]) if eff else 1.0
+    dtype = compute_dtype(gpu, quant)
+    pk = float(compute.peak(gpu, dtype).value)
+    dense, moe = layer_flops(m)
+    matmul_tok = m.dense_layers * dense.matmul + m.moe_layers * (moe.matmul if moe else 0)
+    attn_pos = m.dense_layers * dense.attn_per_pos + m.moe_layers * (moe.attn_per_pos if moe else 0)
+    head = 2.0 * m.hidden * m.vocab
+    expert_flop_share = 0.0
+    if m.is_moe:
+        expert_flop_share = m.moe_layers * 6.0 * m.hidden * m.moe_ffn * m.experts_per_token / max(matmul_tok, 1.0)
+    node = comm.node_for(gpu)
+    up = scale_up_link(gpu, tp)
+    # links between pipeline stages / EP ranks: NVLink inside the scale-up domain, else the scale-out NICs
+    span = ep or tp * pp
+    between = node.scale_up if (gpu.scaleup_link != "pcie" and span <= (gpu.scaleup_domain or 1)) else (
+        node.scale_out_per_gpu() if nodes > 1 else comm.link(f"pcie-gen{gpu.pcie_gen}"))
+    rereads, reread_src = gqa_kv_rereads(m, engine or (eff or {}).get("engine"), engine_version)
+    tp_eff = 1 if ep else tp
+    if w_gpu is None:
+        w_gpu = float(model_weight_bytes(m, quant).value) / (tp * pp)
+    flops_div = float(ep if ep else tp * pp)
+    # prefill of one prompt: attention/dense on one rank (EP) or tp GPUs per stage; experts over ep GPUs
+    pf_div = (1.0 / ((1.0 - expert_flop_share) + expert_flop_share / ep)) if ep else float(tp)
+    return {
+        "w": w_gpu, "routed": _routed_share(m), "k_over_e": (m.experts_per_token / m.experts) if m.is_moe else 1.0,
+        "bw": gpu.memory_bw * decode_bw, "kv_bw": gpu.memory_bw * kv_bw, "hbm": gpu.memory_bw, "peak": pk,
+        "decode_bw_fraction": decode_bw, "kv_bw_fraction": kv_bw, "gemm_scale": gemm_scale,
+        "layer_oh": float(eff.get("decode_layer_overhead_us", 0.0)) / 1e6 if eff else 0.0,
+        "prefill_oh": prefill_overhead_s(eff, m.layers),
+        "flops_tok": (matmul_tok + head) / flops_div, "attn_pos": attn_pos / flops_div,
+        "matmul_tok": matmul_tok, "attn_pos_total": attn_pos, "head": head,
+        "ctx": float(cached_tokens_per_sequence(m, ctx)),  # all-layer equivalent positions a decode step attends
+        "kv_seq": float(kv_bytes_per_sequence(m, ctx, kv_dtype, tp_eff).value) / pp, "rereads": rereads,
+        "L": m.layers / pp, "L_total": m.layers, "h": m.hidden, "ffn": m.ffn, "tp": tp_eff,
+        "ar_bw": up.effective_bw, "ar_alpha": up.alpha, "pp": pp, "dp": ep or 1, "ep": ep, "gpus": ep or tp * pp,
+        "pf_div": pf_div, "hop_bw": between.effective_bw, "hop_alpha": between.alpha,
+        "moe_layers": m.moe_layers if ep else 0, "top_k": m.experts_per_token if m.is_moe else 0,
+        # text, not broadcast over a grid
+        "dtype": dtype, "fabric": (between.name if (pp > 1 or ep) else up.name), "link": up.name,
+        "efficiency": "engine" if eff else "generic", "reread_source": reread_src,
+        "calibration": (f"engines.yaml {eff.get('engine', 'given')}.efficiency[{gpu.key}] (fitted on "
+                        f"{eff.get('fitted_on', 'given')})" if eff else cal.source),
+    }
+
+
+TEXT_CONSTANTS = ("dtype", "fabric", "link", "efficiency", "reread_source", "calibration")
+
+
+def decode_parts(d: dict, n) -> dict:
+    """The parts of one decode step of n sequences on one replica (numbers, or arrays broadcast over a grid of
+    constants and batch sizes); decode_step is their total.
+
+    TP: one step reads this GPU's weights (an MoE only the experts the batch touches: 1 − (1 − k/E)^n of them) and
+    the batch's KV cache, or is compute-bound at large batch, whichever is slower; plus 2 TP all-reduces of the
+    batch's activations per layer (perf.comm: the faster of ring and tree) and the engine's per-layer launch cost.
+    PP: pp micro-batches of n/pp sequences circulate through pp stages; a token waits for all pp stages (each
+    reading its 1/pp of the weights) plus the pp − 1 activation hops: PP adds capacity, not speed.
+    EP with data-parallel attention: each GPU runs attention for its n/ep sequences and its own experts for the
+    tokens routed there; two all-to-alls (dispatch, combine) per MoE layer."""
+    n = np.maximum(np.asarray(n, dtype=float), 1.0)
+    pp = np.asarray(d["pp"], dtype=float)
+    dp = np.asarray(d["dp"], dtype=float)
+    ep = np.asarray(d["ep"], dtype=float)
+    tp = np.asarray(d["tp"], dtype=float)
+    micro = n / pp  # sequences in one stage pass (all DP ranks together)
+    touched = 1.0 - (1.0 - d["k_over_e"]) ** micro
+    w_read = d["w"] * (1.0 - (1.0 - touched) * d["routed"])
+    kv_read = micro / dp * d["kv_seq"] * d["rereads"]
+    t_bw = w_read / d["bw"] + kv_read / d["kv_bw"]
+    mm_eff = np.minimum(0.95, d["gemm_scale"] * compute.matmul_efficiency(2 * micro * d["h"] * d["ffn"] / tp / 1e9).value)
+    t_fl = micro * (d["flops_tok"] + d["attn_pos"] * d["ctx"]) / (d["peak"] * mm_eff)
+    t_ar = 2 * d["L"] * comm.all_reduce_seconds(micro * d["h"] * 2, tp, d["ar_bw"], d["ar_alpha"])
+    a2a = np.where(ep > 1, 2 * np.asarray(d["moe_layers"], dtype=float) * (
+        micro / np.maximum(ep, 1) * d["top_k"] * d["h"] * 2 * (ep - 1) / np.maximum(ep, 1) / d["hop_bw"]
+        + d["hop_alpha"]), 0.0)
+    overhead = d["L"] * d["layer_oh"]
+    stage = np.maximum(t_bw, t_fl) + t_ar + a2a + overhead
+    hop = micro * d["h"] * 2 / d["hop_bw"] + d["hop_alpha"]
+    total = pp * stage + (pp - 1) * hop
+    return {"total": total, "w_read": w_read, "kv_read": kv_read, "t_bw": t_bw, "t_fl": t_fl, "comm": pp * t_ar,
+            "a2a": pp * a2a, "overhead": pp * overhead, "mm_eff": mm_eff,
+            "roofline": pp * ((w_read + kv_read) / d["hbm"] + t_ar + a2a) + (pp - 1) * hop}
+
+
+def decode_step(d: dict, n):
+    """Seconds between two tokens of a sequence when n sequences decode together on one replica (decode_parts)."""
+    return decode_parts(d, n)["total"]
+
+
 def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batch: int, tp: int = 1,
                    quant: str = "bf16", kv_dtype: str = "bf16", price_per_gpu_hour: float | None = None,
                    gpu_memory_utilization: float | None = None, engine: str | None = None,
@@ -166,29 +279,21 @@ def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batc
                  "tp": tp, "weights per GPU (B)": weights_gpu, "TP comm (s)": pf_comm},
                 {"calibration": cal_src})
 
-    # Decode: one token per sequence per step.
+    # Decode: one token per sequence per step (decode_parts: the same step serve-plan's search uses).
     avg_ctx = prompt + output / 2
-    kv_seq = float(kv_bytes_per_sequence(m, avg_ctx, kv_dtype, tp).value)  # per layer type (full/sliding/chunked)
-    cached = float(cached_tokens_per_sequence(m, avg_ctx))  # all-layer equivalent positions attended
-    expert_share = _expert_fraction(m, eff_batch)
-    w_read = weights_gpu
-    if m.is_moe:
-        # Routed experts are the bulk of an MoE's bytes; only the touched share is read.
-        w_read = weights_gpu * (1 - (1 - expert_share) * _routed_share(m))
-    rereads, reread_src = gqa_kv_rereads(m, engine, engine_version)
-    kv_read = eff_batch * kv_seq * rereads
-    bw_time = w_read / (gpu.memory_bw * decode_bw) + kv_read / (gpu.memory_bw * kv_bw)
-    dec_flops = eff_batch * (matmul_tok + attn_pos * cached + head) / tp
-    dec_mm = min(0.95, float(compute.matmul_efficiency(2 * eff_batch * m.hidden * m.ffn / tp / 1e9).value) * gemm_scale)
-    dec_compute = dec_flops / (pk.value * dec_mm)
-    ar_dec = comm.all_reduce(eff_batch * m.hidden * 2, tp, link, name="decode TP all-reduce")
-    dec_comm = 2 * m.layers * ar_dec.value if tp > 1 else 0.0
-    tpot = Term("TPOT", max(bw_time, dec_compute) + dec_comm + m.layers * layer_overhead, "s",
+    d = step_constants(m, gpu, tp=tp, quant=quant, kv_dtype=kv_dtype, ctx=avg_ctx, engine=engine, efficiency=eff,
+                       engine_version=engine_version)
+    dec = {k: float(v) for k, v in decode_parts(d, eff_batch).items()}
+    tpot = Term("TPOT", dec["total"], "s",
                 "max(weights read / (HBM · decode eff) + KV read / (HBM · KV eff), decode FLOPs / (peak · eff)) + 2·L·t_allreduce + L · engine per-layer overhead",
-                {"weights read (B)": w_read, "KV read (B)": kv_read, "HBM B/s": gpu.memory_bw,
-                 "decode efficiency": decode_bw, "KV read efficiency": kv_bw, "KV reads per KV head": rereads, "per-layer overhead (s)": layer_overhead, "layers": m.layers, "decode FLOPs per GPU": dec_flops, "TP comm (s)": dec_comm},
-                {"calibration": cal_src, gpu.key: gpu.source, "KV reads per KV head": reread_src})
-    roofline_tpot = (w_read + kv_read) / gpu.memory_bw + dec_comm
+                {"weights read (B)": dec["w_read"], "KV read (B)": dec["kv_read"], "HBM B/s": gpu.memory_bw,
+                 "decode efficiency": decode_bw, "KV read efficiency": kv_bw, "KV reads per KV head": d["rereads"],
+                 "per-layer overhead (s)": d["layer_oh"], "layers": m.layers,
+                 "decode FLOPs per GPU": eff_batch * (d["flops_tok"] + d["attn_pos"] * d["ctx"]),
+                 "decode GEMM efficiency": dec["mm_eff"], "TP comm (s)": dec["comm"], "TP link": d["link"]},
+                {"calibration": cal_src, gpu.key: gpu.source, "KV reads per KV head": d["reread_source"],
+                 "all-reduce": "perf.comm.all_reduce_seconds: the faster of ring and tree"})
+    roofline_tpot = dec["roofline"]
     request = Term("request latency", ttft.value + output * tpot.value, "s", "TTFT + output · TPOT",
                    {"TTFT": ttft, "output": output, "TPOT": tpot})
     out_tps = Term("output tokens/s per GPU", eff_batch * output / request.value / tp, "tokens/s",

@@ -26,7 +26,7 @@ import numpy as np
 from aiinfra.errors import SpecError
 from aiinfra.perf import comm, compute
 from aiinfra.perf.flops import layer_flops
-from aiinfra.perf.inference import engine_efficiency, prefill_overhead_s
+from aiinfra.perf.inference import TEXT_CONSTANTS, decode_step, step_constants
 from aiinfra.serving.workload import Targets, Workload
 from aiinfra.sizing.engine import engine_memory
 from aiinfra.sizing.inference import (WEIGHT_QUANTS, kv_bytes_per_sequence, kv_bytes_per_token, max_context,
@@ -120,85 +120,12 @@ def _quant_ok(gpu: GpuSpec, quant: str) -> bool:
 
 def _decode_consts(m: ModelSpec, gpu: GpuSpec, tp: int, quant: str, w_gpu: float, ctx_mean: float,
                    engine: str | None = None, *, pp: int = 1, ep: int = 0, nodes: int = 1) -> dict:
-    """Constants of one replica's step-time model. w_gpu: weight bytes on one GPU (one stage of one TP group,
-    or one EP rank). PP: per-stage layers, FLOPs and KV; EP with data-parallel attention: tp is 1, each GPU
-    holds its own sequences' KV and E/ep whole experts, and MoE layers exchange tokens all-to-all."""
-    cal = compute.inference_calibration()
-    # the engine's own efficiencies on this GPU where they were fitted (engines.yaml `efficiency`)
-    eff = engine_efficiency(engine, gpu) or {}
-    bw_frac = float(eff.get("decode_bw_fraction", cal.decode_bw_fraction))
-    gemm_scale = float(eff.get("gemm_scale", 1.0))
-    # fp8 and fp4 weights compute on FP8 tensor cores where the GPU has tensor cores for them; weight-only (W8A16 /
-    # W4A16, quant_support) they compute in 16 bits
-    native = quant in ("fp8", "fp4") and quant_support(gpu, quant) == "native"
-    dtype = "fp8" if native and gpu.tflops.get("fp8") else ("bf16" if gpu.tflops.get("bf16") else "fp16")
-    pk = float(compute.peak(gpu, dtype).value)
-    dense, moe = layer_flops(m)
-    matmul_tok = m.dense_layers * dense.matmul + m.moe_layers * (moe.matmul if moe else 0)
-    attn_pos = m.dense_layers * dense.attn_per_pos + m.moe_layers * (moe.attn_per_pos if moe else 0)
-    head = 2.0 * m.hidden * m.vocab
-    routed = 0.0
-    expert_flop_share = 0.0
-    if m.is_moe:
-        pc = param_counts(m)
-        routed = m.moe_layers * pc.moe_layer.experts / float(pc.total.value)
-        expert_flop_share = m.moe_layers * 6.0 * m.hidden * m.moe_ffn * m.experts_per_token / max(matmul_tok, 1.0)
-    node = comm.node_for(gpu)
-    up = node.scale_up
-    if gpu.scaleup_link == "pcie" or tp > (gpu.scaleup_domain or 1):
-        up = comm.link(f"pcie-gen{gpu.pcie_gen}")
-    # links between pipeline stages / EP ranks: NVLink inside the scale-up domain, else the scale-out NICs
-    span = ep or tp * pp
-    between = node.scale_up if (gpu.scaleup_link != "pcie" and span <= (gpu.scaleup_domain or 1)) else (
-        node.scale_out_per_gpu() if nodes > 1 else comm.link(f"pcie-gen{gpu.pcie_gen}"))
-    kv_seq = float(kv_bytes_per_sequence(m, ctx_mean, "bf16", 1 if ep else tp).value) / pp
-    gpus = ep or tp * pp
-    flops_div = float(ep if ep else tp * pp)
-    # prefill of one prompt: attention/dense on one rank (EP) or tp GPUs per stage; experts over ep GPUs
-    pf_div = (1.0 / ((1.0 - expert_flop_share) + expert_flop_share / ep)) if ep else float(tp)
-    const = {
-        "w": w_gpu, "routed": routed, "k_over_e": (m.experts_per_token / m.experts) if m.is_moe else 1.0,
-        "bw": gpu.memory_bw * bw_frac, "hbm": gpu.memory_bw, "peak": pk, "gemm_scale": gemm_scale,
-        "layer_oh": float(eff.get("decode_layer_overhead_us", 0.0)) / 1e6,
-        "prefill_oh": prefill_overhead_s(eff, m.layers), "efficiency": "engine" if eff else "generic",
-        "flops_tok": (matmul_tok + head) / flops_div, "attn_pos": attn_pos / flops_div, "ctx": ctx_mean, "kv_seq": kv_seq,
-        "L": m.layers / pp, "L_total": m.layers, "h": m.hidden, "tp": 1 if ep else tp, "ar_bw": up.effective_bw,
-        "ar_alpha": up.alpha, "pp": pp, "dp": ep or 1, "ep": ep, "gpus": gpus, "pf_div": pf_div,
-        "hop_bw": between.effective_bw, "hop_alpha": between.alpha, "moe_layers": m.moe_layers if ep else 0,
-        "top_k": m.experts_per_token if m.is_moe else 0,
-        "dtype": dtype, "fabric": (between.name if (pp > 1 or ep) else up.name),
-        "matmul_eff": min(0.95, gemm_scale * float(compute.matmul_efficiency(
-            2 * 64 * m.hidden * m.ffn / (1 if ep else tp) / 1e9).value)),
-    }
-    return const
-
-
-def decode_step(d: dict, n: Any) -> Any:
-    """Seconds between two tokens of a sequence when n sequences decode together on one replica (arrays
-    broadcast over the grid).
-
-    TP: one step reads this GPU's weights (an MoE only the experts the batch touches) and the batch's KV.
-    PP: pp micro-batches of n/pp sequences circulate through pp stages; a token waits for all pp stages
-    (each reading its 1/pp of the weights) plus the pp − 1 activation hops — PP adds capacity, not speed.
-    EP with data-parallel attention: each GPU runs attention for its n/ep sequences and its own experts for
-    the tokens routed there; two all-to-alls (dispatch, combine) per MoE layer."""
-    n = np.maximum(np.asarray(n, dtype=float), 1.0)
-    pp = np.asarray(d.get("pp", 1), dtype=float)
-    dp = np.asarray(d.get("dp", 1), dtype=float)
-    ep = np.asarray(d.get("ep", 0), dtype=float)
-    micro = n / pp  # sequences in one stage pass (all DP ranks together)
-    touched = 1.0 - (1.0 - d["k_over_e"]) ** micro
-    w_read = d["w"] * (1.0 - (1.0 - touched) * d["routed"])
-    t_bw = (w_read + micro / dp * d["kv_seq"]) / d["bw"]
-    t_fl = micro * (d["flops_tok"] + d["attn_pos"] * d["ctx"]) / (d["peak"] * d["matmul_eff"])
-    ring = 2.0 * (d["tp"] - 1) / np.maximum(d["tp"], 1)
-    t_ar = np.where(d["tp"] > 1, 2 * d["L"] * (ring * micro * d["h"] * 2 / d["ar_bw"] + 2 * (d["tp"] - 1) * d["ar_alpha"]), 0.0)
-    a2a = np.where(ep > 1, 2 * np.asarray(d.get("moe_layers", 0), dtype=float) * (
-        micro / np.maximum(ep, 1) * d.get("top_k", 0) * d["h"] * 2 * (ep - 1) / np.maximum(ep, 1) / d.get("hop_bw", 1.0)
-        + d.get("hop_alpha", 0.0)), 0.0)
-    stage = np.maximum(t_bw, t_fl) + t_ar + a2a + d.get("L", 0) * d.get("layer_oh", 0.0)
-    hop = micro * d["h"] * 2 / d.get("hop_bw", 1.0) + d.get("hop_alpha", 0.0)
-    return pp * stage + (pp - 1) * hop
+    """Constants of one replica's step-time model: perf.inference.step_constants, the same ones `aiinfra infer` uses
+    (bf16 KV cache, as vLLM's kv_cache_dtype auto keeps it for 16-bit models). fp8 and fp4 weights compute on their
+    tensor cores where the GPU has them; weight-only (W8A16 / W4A16, quant_support) they compute in 16 bits
+    (perf.inference.compute_dtype)."""
+    return step_constants(m, gpu, tp=tp, quant=quant, kv_dtype="bf16", ctx=ctx_mean, engine=engine, pp=pp, ep=ep,
+                          nodes=nodes, w_gpu=w_gpu)
 
 
 def prefill_time(m: ModelSpec, d: dict, prompt: np.ndarray) -> np.ndarray:
@@ -348,9 +275,7 @@ def evaluate(m: ModelSpec, w: Workload, t: Targets, configs: list[Config], *, ba
         vals = np.array([getattr(c, name)[sub] if sub else getattr(c, name) for c in configs], dtype=float)
         return vals[cfg]
 
-    d = {k: col("dec", k) for k in ("w", "routed", "k_over_e", "bw", "hbm", "peak", "flops_tok", "attn_pos", "ctx",
-                                      "kv_seq", "L", "h", "tp", "ar_bw", "ar_alpha", "matmul_eff", "layer_oh", "pp",
-                                      "dp", "ep", "hop_bw", "hop_alpha", "moe_layers", "top_k", "gpus")}
+    d = {k: col("dec", k) for k in configs[0].dec if k not in TEXT_CONSTANTS}
     tp = d["tp"]
     q = t.percentile
     z = {"p50": 0.0, "p90": 1.2816, "p99": 2.3263}[q]

@@ -40,7 +40,8 @@ def simulate(cfg: Config, *, rate: float, prompts: np.ndarray, outputs: np.ndarr
     else:
         arrivals = np.sort(np.asarray(arrivals, dtype=float))
     per_token_pf = cfg.pf_mean / cfg.pf_mean_prompt
-    d = cfg.dec
+    # the decode step for every batch size the replica can run, computed once (the same decode_step the search uses)
+    step_of = np.asarray(decode_step(cfg.dec, np.arange(slots + 1, dtype=float)), dtype=float)
     waiting: deque[int] = deque()
     prefilling: list[int] = []  # admitted, prefill not finished (FIFO)
     left_pf = prompts.astype(float).copy()
@@ -70,7 +71,7 @@ def simulate(cfg: Config, *, rate: float, prompts: np.ndarray, outputs: np.ndarr
             pf_tokens += take
             if left_pf[r] <= 0:
                 finished_pf.append(r)
-        t_step = (float(decode_step(d, len(running))) if running else 0.0) + pf_tokens * per_token_pf
+        t_step = (float(step_of[len(running)]) if running else 0.0) + pf_tokens * per_token_pf
         now += t_step
         for r in list(running):
             left_out[r] -= 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from aiinfra.errors import AiinfraError
 from aiinfra.sharing import mig
 
 SEVEN = {"1g": ((0, 1, 2, 3, 4, 5, 6), 1, 7), "1g2": ((0, 2, 4, 6), 2, 4), "2g": ((0, 2, 4), 2, 3),
@@ -131,3 +132,37 @@ def test_rtx_pro_6000_validity_is_the_four_quarter_layout():
     by_g = {1: "1g.24gb", 2: "2g.48gb", 4: "4g.96gb"}
     a30_geos = {tuple(sorted((by_g[a30.profiles[p].compute], n) for p, n in g.items())) for g in mig.geometries(a30)}
     assert {tuple(sorted(g.items())) for g in mig.geometries(rtx)} == a30_geos
+
+
+# MIG User Guide 'Supported MIG Profiles', RTX PRO 5000 Blackwell 48GB table (read 2026-12-08):
+# profile → (number of instances, NVDEC, NVENC, JPEG, OFA).
+RTX5000 = {
+    "1g.24gb": (2, 1, 1, 0, 0), "1g.24gb+me": (1, 1, 1, 1, 1), "1g.24gb+gfx": (2, 1, 1, 0, 0),
+    "1g.24gb+me.all": (1, 3, 3, 1, 1), "1g.24gb-me": (2, 0, 0, 0, 0), "2g.48gb": (1, 3, 3, 1, 1),
+    "2g.48gb+gfx": (1, 3, 3, 1, 1),
+}
+
+
+def test_rtx_pro_5000_has_the_guides_current_profiles():
+    gpu = mig.mig_gpu("rtx-pro-5000")
+    got = {p.name: (p.max_count, *(dict(p.media).get(e, 0) for e in ("nvdec", "nvenc", "jpeg", "ofa")))
+           for p in gpu.profiles.values()}
+    assert got == RTX5000
+    assert dict(gpu.media_total) == {"nvdec": 3, "nvenc": 3, "jpeg": 1, "ofa": 1}  # the 2g.48gb row
+
+
+def test_rtx_pro_5000_is_pci_0x2bb3_not_the_laptop_gpu():
+    """open-gpu-kernel-modules README (610.43.03) supported GPUs: 2BB3 'NVIDIA RTX PRO 5000 Blackwell' (and its
+    72GB board, subsystem 227A); 2C38 'NVIDIA RTX PRO 5000 Blackwell Generation Laptop GPU'."""
+    assert mig.mig_gpu("0x2BB3").name == "RTX-PRO-5000-48GB"
+    assert mig.mig_gpu("rtx-pro-5000").device_filter == ["0x2BB310DE"]
+    with pytest.raises(AiinfraError):
+        mig.mig_gpu("0x2C38")
+
+
+def test_rtx_pro_5000_me_all_leaves_no_engine_for_a_second_instance():
+    """+me.all takes 3 NVDEC/3 NVENC/1 JPEG/1 OFA, the whole board; a 1g.24gb beside it wants one NVDEC more."""
+    gpu = mig.mig_gpu("rtx-pro-5000")
+    assert not mig.validate(gpu, "1g.24gb+me.all,1g.24gb").valid
+    assert mig.validate(gpu, "1g.24gb+me.all,1g.24gb-me").valid
+    assert mig.validate(gpu, "1g.24gb+me,1g.24gb+gfx").valid

@@ -55,3 +55,35 @@ def test_tp8_decodes_faster_than_tp4_in_serve_plan():
                    {"h100-sxm": (gpu("h100-sxm"), 2.5)}, disaggregated=False)
     assert r.facts["feasible"], r.warnings
     assert r.facts["winner"]["tp"] == 8 and r.facts["winner"]["tpot_ms"] <= 12
+
+
+def test_the_first_output_token_comes_with_the_prefill():
+    """vLLM benchmarks/benchmark_serving.py defines TPOT as (latency − TTFT) / (output − 1): the prefill step emits
+    the first output token. infer's request latency is TTFT + (output − 1) · TPOT (it was TTFT + output · TPOT), so
+    one output token takes exactly the TTFT."""
+    m, g = model("llama-3.1-8b"), gpu("h100-sxm")
+    one = inference_perf(m, g, prompt=512, output=1, batch=4)
+    assert one.term("request latency").value == pytest.approx(one.term("TTFT").value, rel=1e-12)
+    r = inference_perf(m, g, prompt=512, output=128, batch=4)
+    ttft, tpot = r.term("TTFT").value, r.term("TPOT").value
+    assert r.term("request latency").value == pytest.approx(ttft + 127 * tpot, rel=1e-12)
+    assert r.term("output tokens/s per GPU").value == pytest.approx(4 * 128 / (ttft + 127 * tpot), rel=1e-12)
+
+
+def test_serve_plan_holds_a_slot_for_output_minus_one_decode_steps():
+    """serve-plan's queue the same way (and as its discrete-event simulation already ran it): aggregated, a request
+    holds its slot for its prefill and output − 1 decode steps, so Little's law gives a decode concurrency of
+    λ · (output − 1) · step / (1 − prefill load); with 11 output tokens that is 10 steps a request, not 11."""
+    import numpy as np
+
+    from aiinfra.serving.search import evaluate
+
+    m = model("llama-3.1-8b")
+    w = Workload(2.0, Lengths(1000), Lengths(11))
+    cfgs = build_configs(m, {"h100-sxm": (gpu("h100-sxm"), 2.5)}, w, quants=["bf16"], tps=(1,))
+    g = evaluate(m, w, Targets(10, 10, "p50"), cfgs, batches=(64,), max_replicas=1, disaggregated=False)
+    n = float(g.cols["concurrency"][0])
+    step = float(decode_step(cfgs[0].dec, n))
+    rho = 2.0 * cfgs[0].pf_mean
+    assert n == pytest.approx(2.0 * 10 * step / (1 - rho), rel=1e-3)
+    assert np.isfinite(g.cols["tpot"][0])

@@ -294,8 +294,11 @@ def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batc
                 {"calibration": cal_src, gpu.key: gpu.source, "KV reads per KV head": d["reread_source"],
                  "all-reduce": "perf.comm.all_reduce_seconds: the faster of ring and tree"})
     roofline_tpot = dec["roofline"]
-    request = Term("request latency", ttft.value + output * tpot.value, "s", "TTFT + output · TPOT",
-                   {"TTFT": ttft, "output": output, "TPOT": tpot})
+    # the prefill step emits the first output token; each of the other output − 1 takes a decode step (vLLM's
+    # benchmark_serving: TPOT = (latency − TTFT) / (output − 1), the first token excluded)
+    request = Term("request latency", ttft.value + (output - 1) * tpot.value, "s", "TTFT + (output − 1) · TPOT",
+                   {"TTFT": ttft, "output": output, "TPOT": tpot},
+                   {"first token": "emitted by the prefill step; vLLM benchmarks/benchmark_serving.py TPOT excludes it"})
     out_tps = Term("output tokens/s per GPU", eff_batch * output / request.value / tp, "tokens/s",
                    "batch · output / request latency / tp", {"batch": eff_batch, "request": request, "tp": tp})
     dec_tps = Term("decode tokens/s per GPU", eff_batch / tpot.value / tp, "tokens/s", "batch / TPOT / tp",

@@ -283,16 +283,19 @@ def evaluate(m: ModelSpec, w: Workload, t: Targets, configs: list[Config], *, ba
     slots = np.minimum(bcap, col("slots_mem"))
     lam_d = w.rate / np.maximum(rd, 1.0)
     pf_mean, pf_m2, pf_q = col("pf_mean"), col("pf_m2"), col("pf_q", q)
+    # decode steps a request holds a slot for: the prefill step emits the first output token (aggregated, as vLLM
+    # does; its benchmark's TPOT excludes that token), so output − 1; a disaggregated decode replica emits them all
+    steps_req = np.where(dis, out_mean, max(out_mean - 1.0, 0.0))
     # Prefill load per replica: in the decode replicas themselves (aggregated) or in a prefill pool.
     rho_pf = np.where(dis, 0.0, lam_d * pf_mean)
     # Decode concurrency fixed point N = λ_r · out · t_step(N), the step stretched by prefill sharing the GPU.
-    n = np.minimum(slots, np.maximum(1.0, lam_d * out_mean * decode_step(d, 1.0)))
+    n = np.minimum(slots, np.maximum(1.0, lam_d * steps_req * decode_step(d, 1.0)))
     for _ in range(40):
         step = decode_step(d, np.minimum(n, slots)) / np.maximum(1.0 - rho_pf, 1e-3)
-        n_new = lam_d * out_mean * step
+        n_new = lam_d * steps_req * step
         n = 0.5 * n + 0.5 * np.minimum(n_new, slots * 4)
     step = decode_step(d, np.minimum(n, slots)) / np.maximum(1.0 - rho_pf, 1e-3)
-    hold = out_mean * step + np.where(dis, 0.0, pf_mean)
+    hold = steps_req * step + np.where(dis, 0.0, pf_mean)
     a = lam_d * hold
     stable = (a < slots) & (rho_pf < 0.95)
     pw = _erlang_c(np.where(stable, a, slots), slots)
@@ -320,9 +323,9 @@ def evaluate(m: ModelSpec, w: Workload, t: Targets, configs: list[Config], *, ba
     stable = stable & np.where(dis, rho_p < 0.95, True)
     ttft = np.where(dis, ttft_dis, ttft_agg)
     # TPOT: the steady step; a request also sees Poisson-many prefills land in its decode steps (aggregated).
-    m_pf = lam_d * out_mean * step
+    m_pf = lam_d * steps_req * step  # prefills arriving while a request decodes
     k_q = np.maximum(0.0, m_pf + z * np.sqrt(m_pf))
-    tpot = np.where(dis, step, decode_step(d, np.minimum(n, slots)) + k_q * pf_mean / out_mean)
+    tpot = np.where(dis, step, decode_step(d, np.minimum(n, slots)) + k_q * pf_mean / np.maximum(steps_req, 1.0))
     gpus = reps * d["gpus"]
     price = col("price")
     tokens_h = w.rate * 3600 * (float(w.prompt.draw().mean()) + out_mean)

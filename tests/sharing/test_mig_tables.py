@@ -29,7 +29,7 @@ EXPECTED = {
     "h100-sxm": (SEVEN, 77, 28, 7), "h100-pcie": (SEVEN, 77, 28, 7), "h100-nvl": (SEVEN, 77, 28, 7),
     "h200-sxm": (SEVEN, 77, 28, 7), "gh200": (SEVEN, 77, 28, 7), "gh200-144gb": (SEVEN, 77, 28, 7),
     "b200": (SEVEN, 77, 28, 7), "gb200": (SEVEN, 77, 28, 7), "b300": (SEVEN, 77, 28, 7), "gb300": (SEVEN, 77, 28, 7),
-    "rtx-pro-6000": (TWELVE, 9, 4, 4), "rtx-pro-5000": (TWO, 3, 2, 2),
+    "rtx-pro-6000": (TWELVE, 9, 4, 4), "rtx-pro-5000": (TWO, 3, 2, 2), "rtx-pro-4500": (TWO, 3, 2, 2),
 }
 
 # Per-GPU profile names as the driver reports them (GPU Operator default config @ a22dbf6 / MIG guide tables).
@@ -82,7 +82,8 @@ def test_nothing_is_assumed_where_a_source_exists_and_the_rest_is_listed():
     statuses = {mig.mig_gpu(n).name: mig.mig_gpu(n).placement_status for n in EXPECTED}
     assert statuses["A100-80GB"] == statuses["H100-80GB"] == statuses["A30-24GB"] == "verified"
     assert statuses["B200-180GB"] == statuses["GB200-186GB"] == "secondary"
-    assert [r["gpu"] for r in rows if r["item"] == "placements" and r["status"] == "assumed"] == ["RTX-PRO-5000-48GB"]
+    assert [r["gpu"] for r in rows if r["item"] == "placements" and r["status"] == "assumed"] == [
+        "RTX-PRO-5000-48GB", "RTX-PRO-4500-32GB"]
     assert all(r["source"] for r in rows)
     assert not any(r["gpu"] == "H100-80GB" for r in rows)
 
@@ -166,3 +167,24 @@ def test_rtx_pro_5000_me_all_leaves_no_engine_for_a_second_instance():
     assert not mig.validate(gpu, "1g.24gb+me.all,1g.24gb").valid
     assert mig.validate(gpu, "1g.24gb+me.all,1g.24gb-me").valid
     assert mig.validate(gpu, "1g.24gb+me,1g.24gb+gfx").valid
+
+
+# MIG User Guide 'Supported MIG Profiles', RTX PRO 4500 Blackwell 32GB table (read 2026-12-08):
+# profile → (number of instances, NVDEC, NVENC, JPEG, OFA).
+RTX4500 = {
+    "1g.16gb": (2, 1, 1, 1, 0), "1g.16gb+gfx": (2, 1, 1, 1, 0), "1g.16gb+me.all": (1, 3, 3, 2, 1),
+    "1g.16gb-me": (2, 0, 0, 0, 0), "2g.32gb": (1, 3, 3, 2, 1), "2g.32gb+gfx": (1, 3, 3, 2, 1),
+}
+
+
+def test_rtx_pro_4500_has_the_guides_table():
+    """Also the driver's supported-GPU table (610.43.03): 2C31 RTX PRO 4500 Blackwell, 2C3A its Server Edition."""
+    gpu = mig.mig_gpu("rtx-pro-4500")
+    got = {p.name: (p.max_count, *(dict(p.media).get(e, 0) for e in ("nvdec", "nvenc", "jpeg", "ofa")))
+           for p in gpu.profiles.values()}
+    assert got == RTX4500
+    assert gpu.name == "RTX-PRO-4500-32GB" and mig.mig_gpu("0x2C3A").name == gpu.name
+    assert gpu.device_filter == ["0x2C3110DE", "0x2C3A10DE"]
+    assert mig.validate(gpu, "1g.16gb,1g.16gb+gfx").valid and mig.validate(gpu, "2g.32gb").valid
+    assert not mig.validate(gpu, "1g.16gb+me.all,1g.16gb").valid  # 4 NVDEC > 3
+    assert mig.validate(gpu, "1g.16gb+me.all,1g.16gb-me").valid

@@ -211,6 +211,40 @@ def decode_parts(d: dict, n) -> dict:
             "roofline": pp * ((w_read + kv_read) / d["hbm"] + t_ar + a2a) + (pp - 1) * hop}
 
 
+def prefill_parts(m: ModelSpec, d: dict, prompt, seqs=1) -> dict:
+    """The parts of prefilling `seqs` prompts of `prompt` tokens together on one replica (prompt may be an array of
+    lengths, one prefill each); prefill_time is their total.
+
+    Compute: the prompts' FLOPs (causal attention averages prompt/2 positions per token; the LM head runs on each
+    prompt's last token) over the GPUs that share them (tp per stage, through pp stages; for EP the attention on one
+    rank and the experts over ep GPUs) at the calibrated prefill efficiency. Never faster than reading the weights
+    once at the decode bandwidth fraction: a one-token prefill is a decode step. Plus 2 TP all-reduces of the
+    prompts' activations per layer, the pp − 1 activation hops, EP's all-to-alls and the engine's fixed step cost."""
+    p = np.asarray(prompt, dtype=float)
+    b = np.asarray(seqs, dtype=float)
+    tokens = b * p
+    flops = tokens * (d["matmul_tok"] + d["attn_pos_total"] * p / 2) + b * d["head"]
+    eff = compute.prefill_efficiency(tokens)
+    frac = np.minimum(0.95, eff.value * d["gemm_scale"])
+    pp = d["pp"]
+    t_compute = flops / d["pf_div"] / (d["peak"] * frac)
+    floor = d["w"] * pp / d["bw"]
+    t_comm = 2 * d["L_total"] * comm.all_reduce_seconds(tokens * d["h"] * 2, d["tp"], d["ar_bw"], d["ar_alpha"])
+    t_hop = (pp - 1) * (tokens * d["h"] * 2 / d["hop_bw"] + d["hop_alpha"]) if pp > 1 else 0.0
+    t_a2a = 0.0
+    if d["ep"] > 1:
+        ep = d["ep"]
+        t_a2a = 2 * d["moe_layers"] * (tokens * d["top_k"] * d["h"] * 2 * (ep - 1) / ep / d["hop_bw"] + d["hop_alpha"])
+    total = np.maximum(t_compute, floor) + t_comm + t_hop + t_a2a + d["prefill_oh"]
+    return {"total": total, "flops": flops, "efficiency": frac, "efficiency_term": eff, "compute": t_compute,
+            "floor": floor, "comm": t_comm + t_hop + t_a2a, "overhead": d["prefill_oh"]}
+
+
+def prefill_time(m: ModelSpec, d: dict, prompt, seqs=1):
+    """Seconds to prefill `seqs` prompts of `prompt` tokens together on one replica (prefill_parts)."""
+    return prefill_parts(m, d, prompt, seqs)["total"]
+
+
 def decode_step(d: dict, n):
     """Seconds between two tokens of a sequence when n sequences decode together on one replica (decode_parts)."""
     return decode_parts(d, n)["total"]
@@ -238,7 +272,6 @@ def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batc
     gemm_scale = float(eff["gemm_scale"]) if eff else 1.0
     kv_bw = float(eff.get("kv_bw_fraction", decode_bw)) if eff else decode_bw  # attention kernels reading the KV cache
     step_overhead = prefill_overhead_s(eff, m.layers)  # fixed cost of a prefill step: launches per layer
-    layer_overhead = float(eff.get("decode_layer_overhead_us", 0.0)) / 1e6 if eff else 0.0  # launches per layer per step
     cal_src = (f"engines.yaml {eff.get('engine', 'given')}.efficiency[{gpu.key}] (fitted on {eff.get('fitted_on', 'given')})"
                if eff else cal.source)
     context = prompt + output
@@ -255,34 +288,27 @@ def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batc
     if eff_batch < batch:
         warnings.append(f"KV cache holds only {seqs_fit} sequences of {context} tokens per replica; batch capped from {batch}")
 
-    node = comm.node_for(gpu)
     dtype = compute_dtype(gpu, quant)
     pk = compute.peak(gpu, dtype)
-    dense, moe = layer_flops(m)
-    matmul_tok = m.dense_layers * dense.matmul + m.moe_layers * (moe.matmul if moe else 0)
-    attn_pos = m.dense_layers * dense.attn_per_pos + m.moe_layers * (moe.attn_per_pos if moe else 0)
-    head = 2.0 * m.hidden * m.vocab
     weights_gpu = float(model_weight_bytes(m, quant).value) / tp
-    link = node.scale_up
-
-    # Prefill: causal attention over the prompt averages prompt/2 positions per token.
-    pf_flops = eff_batch * prompt * (matmul_tok + attn_pos * prompt / 2) + eff_batch * head
-    pf_eff = compute.prefill_efficiency(eff_batch * prompt)  # tokens in the prefill GEMMs
-    pf_frac = min(0.95, float(pf_eff.value) * gemm_scale)
-    pf_compute = pf_flops / tp / (pk.value * pf_frac)
-    pf_floor = weights_gpu / gpu.memory_bw
-    ar_pf = comm.all_reduce(eff_batch * prompt * m.hidden * 2, tp, link, name="prefill TP all-reduce")
-    pf_comm = 2 * m.layers * ar_pf.value if tp > 1 else 0.0
-    ttft = Term("TTFT", max(pf_compute, pf_floor) + pf_comm + step_overhead, "s",
-                "max(prefill FLOPs / (tp · peak · prefill efficiency), weights / HBM) + 2·L·t_allreduce + engine step overhead",
-                {"prefill FLOPs": pf_flops, "peak": pk, "prefill efficiency": pf_eff, "engine GEMM scale": gemm_scale, "engine step overhead (s)": step_overhead,
-                 "tp": tp, "weights per GPU (B)": weights_gpu, "TP comm (s)": pf_comm},
-                {"calibration": cal_src})
-
-    # Decode: one token per sequence per step (decode_parts: the same step serve-plan's search uses).
+    # the step-time constants serve-plan's search uses too (decode_parts, prefill_parts)
     avg_ctx = prompt + output / 2
     d = step_constants(m, gpu, tp=tp, quant=quant, kv_dtype=kv_dtype, ctx=avg_ctx, engine=engine, efficiency=eff,
                        engine_version=engine_version)
+
+    # Prefill: the batch's prompts in one step.
+    pf = prefill_parts(m, d, prompt, eff_batch)
+    pf_frac = float(pf["efficiency"])
+    ttft = Term("TTFT", float(pf["total"]), "s",
+                "max(prefill FLOPs / (tp · peak · prefill efficiency), weights / (HBM · decode eff)) + 2·L·t_allreduce "
+                "+ engine step overhead",
+                {"prefill FLOPs": float(pf["flops"]), "peak": pk, "prefill efficiency": pf["efficiency_term"],
+                 "engine GEMM scale": gemm_scale, "engine step overhead (s)": step_overhead, "tp": tp,
+                 "weights per GPU (B)": weights_gpu, "decode efficiency": decode_bw, "TP comm (s)": float(pf["comm"])},
+                {"calibration": cal_src,
+                 "floor": "a one-token prefill is a decode step: the weights read at the decode bandwidth fraction"})
+
+    # Decode: one token per sequence per step (decode_parts: the same step serve-plan's search uses).
     dec = {k: float(v) for k, v in decode_parts(d, eff_batch).items()}
     tpot = Term("TPOT", dec["total"], "s",
                 "max(weights read / (HBM · decode eff) + KV read / (HBM · KV eff), decode FLOPs / (peak · eff)) + 2·L·t_allreduce + L · engine per-layer overhead",

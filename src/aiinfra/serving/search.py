@@ -1,13 +1,16 @@
 """The serving search: replicas × TP × max batch × quantization × GPU × aggregated or disaggregated
 prefill/decode, evaluated for a whole grid at once with numpy.
 
-Per configuration (GPU, TP, quantization) the step times come from the same rooflines as `aiinfra infer`
-(perf/inference.py) with the calibrated efficiencies of catalog/data/calibration.yaml:
-- prefill of p tokens: max(FLOPs(p) / (tp · peak · eff(p)), weights / HBM) + 2·L TP all-reduces;
+Per configuration (GPU, TP, quantization) the step times are `aiinfra infer`'s, the same functions
+(perf.inference.step_constants, prefill_time, decode_step) with the calibrated efficiencies of
+catalog/data/calibration.yaml (or the engine's fitted ones, engines.yaml):
+- prefill of p tokens: max(FLOPs(p) / (tp · peak · eff(p)), weights / (HBM · decode efficiency)) + 2·L TP
+  all-reduces;
 - a decode step of n sequences: max((weights read + n · KV read) / (HBM · decode efficiency),
   n · FLOPs / (tp · peak · eff)) + 2·L small all-reduces; an MoE reads only the experts the batch touches.
 Queueing (continuous batching, one FIFO per replica):
-- decode concurrency N solves N = λ_r · out · t_step(N) (Little's law), where the step stretches by the
+- the prefill step emits a request's first output token, so it decodes output − 1 steps;
+- decode concurrency N solves N = λ_r · (out − 1) · t_step(N) (Little's law), where the step stretches by the
   prefill work sharing the GPU (aggregated: chunked prefill in the same steps);
 - a request waits for one of c = min(max batch, KV slots) slots: Erlang C, P(wait > t) = C·e^{−(cμ−λ)t};
 - disaggregated: prefill replicas are M/G/1 queues (Pollaczek–Khinchine mean, exponential tail), decode
@@ -19,14 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from aiinfra.errors import SpecError
-from aiinfra.perf import comm, compute
-from aiinfra.perf.flops import layer_flops
-from aiinfra.perf.inference import TEXT_CONSTANTS, decode_step, step_constants
+from aiinfra.perf import comm
+from aiinfra.perf.inference import TEXT_CONSTANTS, decode_step, prefill_time, step_constants
 from aiinfra.serving.workload import Targets, Workload
 from aiinfra.sizing.engine import engine_memory
 from aiinfra.sizing.inference import (WEIGHT_QUANTS, kv_bytes_per_sequence, kv_bytes_per_token, max_context,
@@ -126,28 +127,6 @@ def _decode_consts(m: ModelSpec, gpu: GpuSpec, tp: int, quant: str, w_gpu: float
     (perf.inference.compute_dtype)."""
     return step_constants(m, gpu, tp=tp, quant=quant, kv_dtype="bf16", ctx=ctx_mean, engine=engine, pp=pp, ep=ep,
                           nodes=nodes, w_gpu=w_gpu)
-
-
-def prefill_time(m: ModelSpec, d: dict, prompt: np.ndarray) -> np.ndarray:
-    """Seconds to prefill prompts of the given lengths on one replica (one at a time): through all pp stages
-    (FLOPs over tp GPUs per stage), or for EP on one attention rank with the experts spread over ep GPUs."""
-    p = np.asarray(prompt, dtype=float)
-    dense, moe = layer_flops(m)
-    matmul_tok = m.dense_layers * dense.matmul + m.moe_layers * (moe.matmul if moe else 0)
-    attn_pos = m.dense_layers * dense.attn_per_pos + m.moe_layers * (moe.attn_per_pos if moe else 0)
-    flops = p * (matmul_tok + attn_pos * p / 2) + 2.0 * m.hidden * m.vocab
-    eff = np.minimum(0.95, compute.prefill_efficiency(p).value * d.get("gemm_scale", 1.0))
-    pp = d.get("pp", 1)
-    t = np.maximum(flops / d.get("pf_div", d["tp"]) / (d["peak"] * eff), d["w"] * pp / d["hbm"]) + d.get("prefill_oh", 0.0)
-    ring = 2.0 * (d["tp"] - 1) / d["tp"]
-    if d["tp"] > 1:
-        t = t + 2 * d.get("L_total", d["L"]) * (ring * p * d["h"] * 2 / d["ar_bw"] + 2 * (d["tp"] - 1) * d["ar_alpha"])
-    if pp > 1:
-        t = t + (pp - 1) * (p * d["h"] * 2 / d["hop_bw"] + d["hop_alpha"])
-    if d.get("ep", 0) > 1:
-        ep = d["ep"]
-        t = t + 2 * d["moe_layers"] * (p * d["top_k"] * d["h"] * 2 * (ep - 1) / ep / d["hop_bw"] + d["hop_alpha"])
-    return t
 
 
 def _routed_share(m: ModelSpec) -> float:

@@ -183,3 +183,34 @@ def test_contexts_longer_than_the_model_are_refused(cli, argv, fragment):
     refuses a longer max_model_len (vllm/config/model.py _get_and_verify_max_len: "User-specified max_model_len … is
     greater than the derived max_model_len"). One line naming the maximum, exit 2."""
     assert_one_line_error(cli(*argv), fragment, "maximum context of 131,072 tokens")
+
+
+def test_closest_ranks_equal_misses_by_cost():
+    """When nothing meets the targets, the closest deployments rank by how far they miss in steps of 1%, then by cost
+    and GPUs. Llama 3.1 8B FP8 on H100 at 0.5 req/s with a 1 ms TPOT target (unreachable): every replica count of a
+    layout misses by the same ~2.4 ms, differing in the fourth digit as the prefill interference thins; the list
+    used to open with 64 replicas (128 GPUs) because it missed by a hair less than one replica at 1/64 the cost.
+    The result stays a closest list (feasible false, exit 0), each row saying which target it misses."""
+    m = model("llama-3.1-8b")
+    r = serve_plan(m, Workload(0.5, Lengths(128), Lengths(512)), Targets(1.0, 0.001, "p99"),
+                   {"h100-sxm": (gpu("h100-sxm"), 2.5)}, quants=["fp8"], disaggregated=False)
+    f = r.facts
+    assert not f["feasible"] and f["closest"]
+    first = f["closest"][0]
+    assert first["replicas"] == 1 and "TPOT p99" in first["misses"]
+    for a, b in zip(f["closest"], f["closest"][1:]):
+        miss_a = max(a["ttft_ms"] / 1000, a["tpot_ms"] / 1)
+        miss_b = max(b["ttft_ms"] / 1000, b["tpot_ms"] / 1)
+        assert miss_a <= miss_b * 1.01
+        if abs(miss_a / miss_b - 1) < 0.001:
+            assert a["usd_per_1m_tokens"] <= b["usd_per_1m_tokens"]
+    assert any("steps of 1%" in a for a in r.assumptions)
+
+
+def test_closest_cli_exit_code_and_json(cli):
+    """Nothing meets the targets: exit 0, feasible false, the closest rows in JSON (not an empty table)."""
+    out = cli("serve-plan", "llama-3.1-8b", "--gpu", "h100-sxm=2.5", "--rate", "0.5", "--prompt", "128", "--output",
+              "512", "--tpot-ms", "1", "--no-disagg", "--quant", "fp8", "--format", "json")
+    assert out.code == 0, out.err
+    f = out.json()["facts"]
+    assert f["feasible"] is False and f["closest"] and f["closest"][0]["replicas"] == 1

@@ -193,7 +193,11 @@ def serve_plan(m: ModelSpec, w: Workload, t: Targets, gpus: dict[str, tuple[GpuS
                                         f"${r['usd_per_1m_tokens']:.4f}/1M misses: {r['misses']}" for r in misses]
     else:
         cand = stable if stable.size else np.flatnonzero(c["valid"])
-        cand = cand[np.lexsort((c["usd_per_1m"][cand], violation[cand]))]
+        # the miss in steps of 1% (a ratio to the target), then the fewer targets missed, then the cheaper and the
+        # fewer GPUs: more replicas that miss by 14.01 ms instead of 14.02 ms are not closer, they cost more (CLOSEST)
+        miss = _miss_bins(violation)
+        missed = (~(c["ttft"] <= t.ttft_s)).astype(int) + (~(c["tpot"] <= t.tpot_s)).astype(int)
+        cand = cand[np.lexsort((c["gpus"][cand], np.round(c["usd_per_1m"][cand], 9), missed[cand], miss[cand]))]
         closest = []
         for i in _unique(grid, cand, key, top):
             row = describe(grid, i)
@@ -201,6 +205,7 @@ def serve_plan(m: ModelSpec, w: Workload, t: Targets, gpus: dict[str, tuple[GpuS
             closest.append(row)
         facts |= {"winner": None, "ranking": [], "cheaper_misses": [], "closest": closest,
                   "usd_per_1m_tokens": None, "gpus": None}
+        assumptions.append(CLOSEST)
         warnings.append(f"no deployment of up to {max_replicas} replicas meets TTFT {t.percentile} ≤ "
                         f"{t.ttft_s * 1e3:g} ms and TPOT {t.percentile} ≤ {t.tpot_s * 1e3:g} ms; the closest are listed "
                         "with the target each misses")
@@ -210,6 +215,20 @@ def serve_plan(m: ModelSpec, w: Workload, t: Targets, gpus: dict[str, tuple[GpuS
 TIE_BREAK = ("ranking: cheapest $ per 1M tokens first, then fewest GPUs; at equal cost the lower latency against its "
              "target ranks first (the larger of TTFT / TTFT target and TPOT / TPOT target), then the less quantized "
              "weights (bf16 before fp8, int8, fp4, int4), then the smaller max batch")
+CLOSEST = ("closest: ranked by how far each misses its targets (the larger of TTFT / TTFT target and TPOT / TPOT "
+           "target) in steps of 1%, then by how many of the two it misses, then cheapest $ per 1M tokens, then fewest "
+           "GPUs")
+MISS_STEP = 0.01  # relative resolution at which two misses count as equal (closest ranking)
+
+
+def _miss_bins(violation: np.ndarray) -> np.ndarray:
+    """How far a deployment misses, max(TTFT / target, TPOT / target), in steps of MISS_STEP relative (1%): misses
+    within 1% of each other share a bin and rank by cost. Unbounded (a queue that grows) stays infinite."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bins = np.round(np.log(np.maximum(violation, 1e-300)) / np.log1p(MISS_STEP))
+    return np.where(np.isfinite(violation), bins, np.inf)
+
+
 # weight bits, most first: the tie-break prefers less quantization
 QUANT_ORDER = {"fp32": 0, "bf16": 1, "fp16": 1, "fp8": 2, "int8": 2, "fp4": 3, "int4": 3}
 

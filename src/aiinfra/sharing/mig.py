@@ -22,6 +22,7 @@ import re
 import weakref
 from collections import Counter
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import lru_cache
 
 from aiinfra.catalog.loader import Catalog, default_catalog, is_count, normalize_name
@@ -61,6 +62,8 @@ class MigProfile:
     min_driver: str | None
     also_named: tuple[str, ...] = ()  # other names drivers/boards report for the same profile
     media: tuple[tuple[str, int], ...] = ()  # (engine, count) the instance takes: ('nvdec', 1), ('ofa', 0), …
+    memory_gib: float | None = None  # the planner's memory where usable_gib is not measured on this table
+    memory_source: str = ""  # where memory_bytes comes from
 
     @property
     def attributes(self) -> str:
@@ -78,8 +81,11 @@ class MigProfile:
 
     @property
     def memory_bytes(self) -> float:
-        """Usable memory: the observed nvidia-smi figure, else the GB in the name."""
-        return self.usable_gib * 2**30 if self.usable_gib is not None else self.name_gb * 1e9
+        """Usable memory: the nvidia-smi figure measured on this table, else the one the table was built with
+        (a measurement of the same profile on another table, else read back from the name: name_memory_gib)."""
+        if self.usable_gib is not None:
+            return self.usable_gib * 2**30
+        return (self.memory_gib if self.memory_gib is not None else name_memory_gib(self.name_gb)) * 2**30
 
     @property
     def resource_name(self) -> str:
@@ -226,6 +232,16 @@ def _check_layout(name: str, layout: dict) -> None:
                                f"> 0 and every start leave the instance inside the {slots} memory slots")
 
 
+def name_memory_gib(name_gb: int) -> float:
+    """The memory a profile name stands for, read back through go-nvlib's naming rule (getMigMemorySizeGB,
+    pkg/nvlib/device/mig_profile.go): '<N>gb' is round(eighths × ⌈total GiB⌉), the instance's share of the board
+    rounded to whole GiB (2^30 bytes), not N × 10^9 bytes. The least share that rounds to N is N − 0.5 GiB, the
+    figure returned. A process gets less than the share (the driver keeps some: H200 1g.18gb has 16.00 GiB usable
+    of a 17.55 GiB share, H100 1g.10gb 9.75 of 9.96), so this is used only where no nvidia-smi figure of the
+    profile was found, and `mig profiles --assumed` lists where."""
+    return name_gb - 0.5
+
+
 def _media(where: str, value) -> tuple[tuple[str, int], ...]:
     """A media map {nvdec: 1, …} as (engine, count) pairs in the guide's column order; refused in one line when
     an engine is unknown or a count is not a whole number >= 0."""
@@ -241,6 +257,30 @@ def _media(where: str, value) -> tuple[tuple[str, int], ...]:
     return tuple((e, int(value[e])) for e in MEDIA_ENGINES if e in value)
 
 
+def _memory_share(layout: dict, row: dict) -> Fraction:
+    return Fraction(int(layout["classes"][row["class"]]["size"]), int(layout["memory_slots"]))
+
+
+def _measured_elsewhere(cat: Catalog, key: str, name: str, share: Fraction) -> tuple[float, str] | None:
+    """The smallest usable GiB measured for the same profile on another MIG table: the same name and the same
+    share of the board's memory slots (so the same instance of a GPU of the same size class, as GH200-144GB's
+    1g.18gb and H200's). None where no table measured it."""
+    found = []
+    layouts = cat.table("mig_layouts")
+    for other, e in cat.table("mig_profiles").items():
+        layout = layouts.get(e.get("layout")) if other != key and isinstance(e, dict) else None
+        if not layout:
+            continue
+        for row in e.get("profiles") or []:
+            try:
+                same = str(row["name"]).lower() == name and _memory_share(layout, row) == share
+            except (KeyError, TypeError, ValueError, ZeroDivisionError):
+                continue
+            if same and isinstance(row.get("usable_gib"), (int, float)) and not isinstance(row["usable_gib"], bool):
+                found.append((float(row["usable_gib"]), str(e.get("name", other))))
+    return min(found) if found else None
+
+
 def _build_table(key: str) -> MigGpu:
     cat = default_catalog()
     _check_aliases(cat)
@@ -250,12 +290,36 @@ def _build_table(key: str) -> MigGpu:
         raise AiinfraError(f"mig_profiles entry '{key}' names unknown layout '{entry['layout']}'")
     _check_layout(str(entry["layout"]), layout)
     media_total = _media(f"mig_profiles entry '{key}' media_engines", entry.get("media_engines"))
+    # Measured memory by share of the board: instances on the same memory slots hold the same memory, up to a
+    # quarter GiB (H200 1g.35gb 32.25, 2g.35gb 32.50; A100 3g.20gb and 4g.20gb both 19.62), so the least is used.
+    own: dict[Fraction, tuple[float, str]] = {}
+    for row in entry["profiles"]:
+        if row.get("usable_gib") is not None:
+            share = _memory_share(layout, row)
+            own[share] = min(own.get(share, (math.inf, "")), (float(row["usable_gib"]), str(row["name"]).lower()))
     profiles: dict[str, MigProfile] = {}
     for row in entry["profiles"]:
         cls = layout["classes"][row["class"]]
         name = str(row["name"]).lower()
         if not PROFILE_RE.match(name):
             raise AiinfraError(f"mig_profiles entry '{key}' has a malformed profile name '{name}'")
+        usable = row.get("usable_gib")
+        memory_gib, memory_source = None, "nvidia-smi mig -lgip (measured on this GPU)"
+        share = _memory_share(layout, row)
+        if usable is None and share in own:
+            memory_gib, other = own[share]
+            memory_source = f"nvidia-smi mig -lgip of {other} on this GPU (the same memory slots)"
+        elif usable is None:
+            borrowed = _measured_elsewhere(cat, key, name, share)
+            if borrowed is not None:
+                memory_gib, memory_source = borrowed[0], (f"nvidia-smi mig -lgip of the same profile on {borrowed[1]} "
+                                                          f"(same name and share of the board; none measured here)")
+            else:
+                gb = int(PROFILE_RE.match(name)["gb"])
+                memory_gib = name_memory_gib(gb)
+                memory_source = (f"the name: {gb}gb is the instance's share rounded to whole GiB (go-nvlib "
+                                 f"getMigMemorySizeGB), {memory_gib:g} GiB at the least; no nvidia-smi figure found, "
+                                 f"and a process may get less")
         profiles[name] = MigProfile(
             name=name,
             klass=row["class"],
@@ -268,6 +332,8 @@ def _build_table(key: str) -> MigGpu:
             min_driver=row.get("min_driver"),
             also_named=tuple(str(n).lower() for n in row.get("also_named", [])),
             media=_media(f"mig_profiles entry '{key}' profile {name}", row.get("media")),
+            memory_gib=memory_gib,
+            memory_source=memory_source,
         )
     return MigGpu(
         key=key,
@@ -815,6 +881,8 @@ def placement_table(gpu: MigGpu) -> list[dict]:
                 "starts": list(p.starts),
                 "max": p.max_count,
                 "usable_gib": p.usable_gib,
+                "planner_gib": round(p.memory_bytes / 2**30, 3),
+                "memory_source": p.memory_source,
                 "media": dict(p.media),
                 "resource": p.resource_name,
                 "min_driver": p.min_driver,
@@ -832,13 +900,22 @@ PLACEMENT_STATUSES = ("verified", "secondary", "derived", "assumed")
 
 def assumed_rows() -> list[dict]:
     """Everything in the MIG tables that is not read from a primary source, with why: tables whose
-    placements are derived or assumed, and profiles whose memory is only the GB in their name."""
+    placements are derived or assumed, profiles whose memory was measured on another GPU's table, and
+    profiles whose memory is read back from their name."""
     rows = []
     for g in all_mig_gpus():
         if g.placement_status != "verified":
             rows.append({"gpu": g.name, "item": "placements", "status": g.placement_status, "source": g.placement_source})
-        no_mem = [p.name for p in g.profiles.values() if p.usable_gib is None]
+        borrowed: dict[str, list[str]] = {}
+        for p in g.profiles.values():
+            if p.usable_gib is None and p.memory_source.startswith("nvidia-smi"):
+                borrowed.setdefault(p.memory_source, []).append(p.name)
+        for source, names in borrowed.items():
+            rows.append({"gpu": g.name, "item": "usable memory of " + ", ".join(names), "status": "derived",
+                         "source": source})
+        no_mem = [p.name for p in g.profiles.values() if p.usable_gib is None and p.name not in sum(borrowed.values(), [])]
         if no_mem:
             rows.append({"gpu": g.name, "item": "usable memory of " + ", ".join(no_mem), "status": "assumed",
-                         "source": "no nvidia-smi mig -lgip output found; the planner uses the GB in the profile name"})
+                         "source": "no nvidia-smi mig -lgip output found; the planner reads the name back as GiB "
+                                   "(go-nvlib's rounding: <N>gb is at least N - 0.5 GiB), which a process may not get"})
     return rows

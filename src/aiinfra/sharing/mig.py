@@ -2,7 +2,9 @@
 
 The model (NVIDIA MIG User Guide, "Concepts" and "Supported MIG Profiles"; NVML
 `nvmlGpuInstancePlacement_t`):
-- a GPU has memory slots (8 on A100/H100/H200/B200, 4 on A30/RTX PRO 6000) and compute slices (7 or 4);
+- a GPU has memory slots, NVML's placement units as `nvidia-smi mig -lgipp` numbers them (8 on
+  A100/H100/H200/B200, 4 on A30, 12 on RTX PRO 6000: 3 per memory quarter, 2 on RTX PRO 5000/4500),
+  and compute slices (7, 4 or 2);
 - each GPU-instance profile belongs to a placement class: it occupies `size` consecutive memory
   slots starting at one of the class's `starts` (the `nvidia-smi mig -lgipp` listing);
 - each profile takes media engines (NVDEC, NVENC, JPEG, OFA) from the board's, as the guide's
@@ -28,7 +30,7 @@ from functools import lru_cache
 from aiinfra.catalog.loader import Catalog, default_catalog, is_count, normalize_name
 from aiinfra.errors import AiinfraError, NotFoundError, SpecError, closest
 
-GUIDE = "NVIDIA MIG User Guide v580, Supported MIG Profiles"
+GUIDE = "NVIDIA MIG User Guide, Supported MIG Profiles"
 
 # Media engines as the guide's tables name their columns, in the order they print.
 MEDIA_ENGINES = {"nvdec": "NVDEC", "nvenc": "NVENC", "jpeg": "JPEG", "ofa": "OFA"}
@@ -716,8 +718,8 @@ def _media_reason(gpu: MigGpu, counts: dict[str, int], over: list[tuple[str, int
 def validate(gpu: MigGpu, geometry: dict[str, int] | str) -> GeometryCheck:
     """Check a geometry; every failed rule becomes one reason (caps, exclusivity, totals, overlap).
 
-    Rules: MIG User Guide v580 (max instances per profile, placements); `+me` caps; the totals
-    Σ compute ≤ compute slices and Σ memory slots ≤ memory slots; then a placement search. A
+    Rules: MIG User Guide (max instances per profile, placements); `+me` caps; media engines (media_over); the
+    totals Σ compute ≤ compute slices and Σ memory slots ≤ memory slots; then a placement search. A
     geometry written with explicit starts ('3g.40gb@0,2g.20gb@4') is checked as placed: each start
     must be one the class allows and the intervals [start, start+size) must not overlap (NVML:
     "Creation of new GPU instance will fail if there is overlap with the already occupied memory slices").

@@ -21,6 +21,10 @@ Sources:
   v0.6.1/v0.5, 2023-12: H100 FP8, A100 FP16, L40S FP8, Llama 2 7B/70B; vLLM 0.6.3 from the Qwen2.5 speed
   benchmark, A100, batch 1: Qwen2.5-7B fit, Qwen2.5-72B TP4 held out), each row FIT or HELD-OUT as marked
   there, with the pure roofline beside it; LLM-Viewer#4's rows are a source held out of that fit.
+- Generic calibration, held out: TensorRT-LLM's perf-overview table (docs/source/performance/perf-overview.md, v1.0
+  data, trtllm-bench at maximum load, FP8 Llama 3.1 8B / 3.3 70B / 3.1 405B on H100 and H200; calibration.yaml
+  `inference_held_out`), predicted with no engine efficiencies; the prefill-heavy rows (ISL/OSL ≥ 10) are the ones
+  the prefill model sets.
 Run: PYTHONPATH=src python benchmarks/serving_fidelity.py
 """
 
@@ -129,10 +133,31 @@ def engine_rows() -> None:
 ROOF: list[tuple[str, float, float]] = []
 
 
+def held_out_rows() -> None:
+    """calibration.yaml inference_held_out: published engine throughput predicted with the generic calibration."""
+    from aiinfra.catalog.loader import default_catalog
+    from aiinfra.errors import DoesNotFitError
+
+    _, e = default_catalog().entry("calibrations", "inference_held_out")
+    for r in e["rows"]:
+        try:
+            res = inference_perf(model(r["model"]), gpu(r["gpu"]), prompt=r["isl"], output=r["osl"], batch=e["batch"],
+                                 tp=r["tp"], quant=e["quant"], kv_dtype=e["kv_dtype"],
+                                 gpu_memory_utilization=e["gpu_memory_utilization"])
+            ours = res.term("output tokens/s per GPU").value * r["tp"]
+        except DoesNotFitError:
+            ours = float("nan")
+        kind = "prefill-heavy" if r["isl"] >= 10 * r["osl"] else "other"
+        row(f"generic vs TensorRT-LLM perf-overview, {kind}",
+            f"generic {r['model']} {r['gpu']} TP{r['tp']} fp8 {r['isl']}/{r['osl']} (out tok/s) [trtllm-perf-overview]",
+            ours, r["out_tok_s"], "HELD-OUT")
+
+
 def main() -> None:
     kv_rows()
     engine_rows()
     roof = latency_rows()
+    held_out_rows()
     groups: dict[str, list[float]] = {}
     for group, name, ours, pub, fit in ROWS:
         err = (ours - pub) / pub

@@ -14,9 +14,11 @@ printed with every answer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from aiinfra.errors import DoesNotFitError, SpecError
+from aiinfra.errors import AiinfraError, DoesNotFitError, SpecError
 from aiinfra.explain import Result, Term, quantity
 from aiinfra.perf import comm, compute
 from aiinfra.perf.flops import layer_flops
@@ -144,6 +146,7 @@ def step_constants(m: ModelSpec, gpu: GpuSpec, *, tp: int = 1, quant: str = "bf1
     between = node.scale_up if (gpu.scaleup_link != "pcie" and span <= (gpu.scaleup_domain or 1)) else (
         node.scale_out_per_gpu() if nodes > 1 else comm.link(f"pcie-gen{gpu.pcie_gen}"))
     rereads, reread_src = gqa_kv_rereads(m, engine or (eff or {}).get("engine"), engine_version)
+    kt, pcal = compute.kernel_table(gpu), prefill_calibration()
     tp_eff = 1 if ep else tp
     if w_gpu is None:
         w_gpu = float(model_weight_bytes(m, quant).value) / (tp * pp)
@@ -164,7 +167,8 @@ def step_constants(m: ModelSpec, gpu: GpuSpec, *, tp: int = 1, quant: str = "bf1
         "ar_bw": up.effective_bw, "ar_alpha": up.alpha, "pp": pp, "dp": ep or 1, "ep": ep, "gpus": ep or tp * pp,
         "pf_div": pf_div, "hop_bw": between.effective_bw, "hop_alpha": between.alpha,
         "moe_layers": m.moe_layers if ep else 0, "top_k": m.experts_per_token if m.is_moe else 0,
-        # text, not broadcast over a grid
+        # not broadcast over a grid: text, and what the kernel-level prefill reads (prefill_parts)
+        "gpu": gpu, "kernels": kt, "prefill_cal": pcal,
         "dtype": dtype, "fabric": (between.name if (pp > 1 or ep) else up.name), "link": up.name,
         "efficiency": "engine" if eff else "generic", "reread_source": reread_src,
         "calibration": (f"engines.yaml {eff.get('engine', 'given')}.efficiency[{gpu.key}] (fitted on "
@@ -172,7 +176,8 @@ def step_constants(m: ModelSpec, gpu: GpuSpec, *, tp: int = 1, quant: str = "bf1
     }
 
 
-TEXT_CONSTANTS = ("dtype", "fabric", "link", "efficiency", "reread_source", "calibration")
+TEXT_CONSTANTS = ("gpu", "kernels", "prefill_cal", "dtype", "fabric", "link", "efficiency", "reread_source",
+                  "calibration")
 
 
 def decode_parts(d: dict, n) -> dict:
@@ -211,23 +216,108 @@ def decode_parts(d: dict, n) -> dict:
             "roofline": pp * ((w_read + kv_read) / d["hbm"] + t_ar + a2a) + (pp - 1) * hop}
 
 
+@dataclass(frozen=True)
+class PrefillCalibration:
+    """How a prefill runs end to end against its kernels (calibration.yaml `inference`): the share of the kernel-level
+    time (GEMMs at their plateau and size curve, flash attention at its measured efficiency, kernels.yaml) a whole
+    prefill step reaches, by the tokens in the step; the flash-attention route and FP8 GEMM route engines call."""
+
+    share_by_tokens: tuple[tuple[float, float], ...]
+    attention_kernels: dict  # architecture (or "default") → kernels.yaml attention route
+    fp8_gemm: str
+    source: str
+
+    def attention_kernel(self, gpu: GpuSpec) -> str:
+        """The flash-attention route engines run on this GPU's architecture."""
+        return self.attention_kernels.get(gpu.architecture, self.attention_kernels.get("default", ""))
+
+
+def prefill_calibration() -> PrefillCalibration:
+    from aiinfra.catalog.loader import default_catalog
+
+    key, e = default_catalog().entry("calibrations", "inference")
+    try:
+        curve = tuple(sorted((float(a), float(b)) for a, b in e["prefill_fraction_by_tokens"]))
+        if not curve or any(a < 0 or not 0 < b <= 1 for a, b in curve):
+            raise ValueError("[[tokens, share in (0, 1]], ...]")
+        routes = e.get("attention_kernel") or {}
+        routes = routes if isinstance(routes, dict) else {"default": routes}
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in routes.items()):
+            raise ValueError("attention_kernel maps an architecture (or default) to a kernel route")
+        return PrefillCalibration(curve, dict(routes), str(e.get("fp8_gemm", "")),
+                                  e.get("prefill_source", e.get("source", "")))
+    except (KeyError, TypeError, ValueError) as err:
+        raise AiinfraError(f"calibration '{key}' needs prefill_fraction_by_tokens as [[tokens, share of the kernel-level "
+                           f"time in (0, 1]], ...] ({err})") from None
+
+
+def _share(tokens, curve: tuple[tuple[float, float], ...]):
+    """The end-to-end share at `tokens`, interpolated in log size and held flat beyond the measured points."""
+    xs = np.log2(np.array([c[0] for c in curve]) + 1.0)
+    ys = np.array([c[1] for c in curve])
+    return np.interp(np.log2(np.maximum(np.asarray(tokens, dtype=float), 0.0) + 1.0), xs, ys)
+
+
+def prefill_kernel_time(m: ModelSpec, d: dict, prompt, seqs=1) -> dict:
+    """Kernel-level seconds of prefilling `seqs` prompts of `prompt` tokens on one replica, with the kernel-level
+    efficiencies the training step-time model uses (kernels.yaml, perf.compute.gemm_time and KernelTable.attention):
+    - each linear layer's GEMM (M = the step's tokens, N and K the layer's shapes over tp, or for EP with
+      data-parallel attention one rank's attention and dense layers and E/ep experts per GPU) at the architecture's
+      plateau for the compute dtype (FP8 through the engines' route, calibration.yaml fp8_gemm) × its size curve;
+    - causal flash attention over each prompt, FLOPs 2 · tokens · attended positions · heads/tp · (d_qk + d_v), at
+      the forward efficiency of the engines' kernel route (calibration.yaml attention_kernel) at the prompt's length
+      and head dim, of the 16-bit peak: FP8 weights do not make attention faster;
+    - the LM head on each prompt's last token.
+    Also the pure roofline of the same FLOPs (peaks, no efficiency), which no prefill beats."""
+    from aiinfra.perf.flops import attended_positions
+    from aiinfra.perf.training import _layer_gemms
+
+    gpu, kt, pc = d["gpu"], d["kernels"], d["prefill_cal"]
+    dtype = d["dtype"]
+    path = pc.fp8_gemm if dtype == "fp8" else ""
+    p = np.asarray(prompt, dtype=float)
+    b = np.asarray(seqs, dtype=float)
+    T = b * p
+    tp, ep = int(d["tp"]), int(d["ep"])
+    pk, pk16 = gpu.peak_flops(dtype), gpu.peak_flops(gpu.half_dtype)
+    gemm_t, gemm_f = 0.0, 0.0
+    for moe, layers in ((False, m.dense_layers), (True, m.moe_layers)):
+        if not layers:
+            continue
+        shapes = _layer_gemms(m, T, tp, 1, moe, tp) if not ep else (
+            [g for g in _layer_gemms(m, T, 1, 1, moe, 1) if g[4] != "expert"]
+            + [g for g in _layer_gemms(m, T / ep, 1, ep, moe, 1) if g[4] == "expert"])
+        for M, N, K, count, _role, _pieces in shapes:
+            gemm_t = gemm_t + layers * count * compute.gemm_time(M, N, K, gpu, dtype, kt, path, group=count)
+            gemm_f = gemm_f + layers * count * 2.0 * M * N * K
+    head_t = compute.gemm_time(b, m.vocab / tp, m.hidden, gpu, dtype, kt, path)
+    head_f = 2.0 * b * m.vocab / tp * m.hidden
+    d_qk = (m.qk_nope_dim + m.qk_rope_dim) if m.is_mla else m.head_dim
+    d_v = m.v_head_dim if m.is_mla else m.head_dim
+    attn_f = m.layers * 2.0 * T * attended_positions(m, p, True) * m.heads / tp * (d_qk + d_v)
+    attn_eff = kt.attention(pc.attention_kernel(gpu), p, causal=True, head_dim=d_qk)[0]
+    attn_t = attn_f / (pk16 * attn_eff)
+    return {"kernel": gemm_t + head_t + attn_t, "gemm": gemm_t + head_t, "attention": attn_t,
+            "attention_efficiency": attn_eff, "flops": gemm_f + head_f + attn_f,
+            "roofline": (gemm_f + head_f) / pk + attn_f / pk16}
+
+
 def prefill_parts(m: ModelSpec, d: dict, prompt, seqs=1) -> dict:
     """The parts of prefilling `seqs` prompts of `prompt` tokens together on one replica (prompt may be an array of
     lengths, one prefill each); prefill_time is their total.
 
-    Compute: the prompts' FLOPs (causal attention averages prompt/2 positions per token; the LM head runs on each
-    prompt's last token) over the GPUs that share them (tp per stage, through pp stages; for EP the attention on one
-    rank and the experts over ep GPUs) at the calibrated prefill efficiency. Never faster than reading the weights
-    once at the decode bandwidth fraction: a one-token prefill is a decode step. Plus 2 TP all-reduces of the
-    prompts' activations per layer, the pp − 1 activation hops, EP's all-to-alls and the engine's fixed step cost."""
+    Compute: the kernel-level time (prefill_kernel_time) over the share of it a whole prefill step reaches
+    (calibration.yaml prefill_fraction_by_tokens, by the step's tokens) and the engine's GEMM scale, never faster
+    than the FLOPs at peak. Never faster than reading the weights once at the decode bandwidth fraction: a one-token
+    prefill is a decode step. Plus 2 TP all-reduces of the prompts' activations per layer, the pp − 1 activation
+    hops, EP's all-to-alls and the engine's fixed step cost."""
     p = np.asarray(prompt, dtype=float)
     b = np.asarray(seqs, dtype=float)
     tokens = b * p
-    flops = tokens * (d["matmul_tok"] + d["attn_pos_total"] * p / 2) + b * d["head"]
-    eff = compute.prefill_efficiency(tokens)
-    frac = np.minimum(0.95, eff.value * d["gemm_scale"])
+    k = prefill_kernel_time(m, d, p, b)
+    share = _share(tokens, d["prefill_cal"].share_by_tokens) * d["gemm_scale"]
+    t_compute = np.maximum(k["kernel"] / share, k["roofline"])
     pp = d["pp"]
-    t_compute = flops / d["pf_div"] / (d["peak"] * frac)
     floor = d["w"] * pp / d["bw"]
     t_comm = 2 * d["L_total"] * comm.all_reduce_seconds(tokens * d["h"] * 2, d["tp"], d["ar_bw"], d["ar_alpha"])
     t_hop = (pp - 1) * (tokens * d["h"] * 2 / d["hop_bw"] + d["hop_alpha"]) if pp > 1 else 0.0
@@ -236,8 +326,9 @@ def prefill_parts(m: ModelSpec, d: dict, prompt, seqs=1) -> dict:
         ep = d["ep"]
         t_a2a = 2 * d["moe_layers"] * (tokens * d["top_k"] * d["h"] * 2 * (ep - 1) / ep / d["hop_bw"] + d["hop_alpha"])
     total = np.maximum(t_compute, floor) + t_comm + t_hop + t_a2a + d["prefill_oh"]
-    return {"total": total, "flops": flops, "efficiency": frac, "efficiency_term": eff, "compute": t_compute,
-            "floor": floor, "comm": t_comm + t_hop + t_a2a, "overhead": d["prefill_oh"]}
+    return {"total": total, "flops": k["flops"], "efficiency": k["roofline"] / t_compute, "share": share,
+            "kernel": k["kernel"], "attention": k["attention"], "attention_efficiency": k["attention_efficiency"],
+            "compute": t_compute, "floor": floor, "comm": t_comm + t_hop + t_a2a, "overhead": d["prefill_oh"]}
 
 
 def prefill_time(m: ModelSpec, d: dict, prompt, seqs=1):
@@ -300,12 +391,17 @@ def inference_perf(m: ModelSpec, gpu: GpuSpec, *, prompt: int, output: int, batc
     pf = prefill_parts(m, d, prompt, eff_batch)
     pf_frac = float(pf["efficiency"])
     ttft = Term("TTFT", float(pf["total"]), "s",
-                "max(prefill FLOPs / (tp · peak · prefill efficiency), weights / (HBM · decode eff)) + 2·L·t_allreduce "
-                "+ engine step overhead",
-                {"prefill FLOPs": float(pf["flops"]), "peak": pk, "prefill efficiency": pf["efficiency_term"],
-                 "engine GEMM scale": gemm_scale, "engine step overhead (s)": step_overhead, "tp": tp,
-                 "weights per GPU (B)": weights_gpu, "decode efficiency": decode_bw, "TP comm (s)": float(pf["comm"])},
-                {"calibration": cal_src,
+                "max(kernel-level prefill time / (end-to-end share · engine GEMM scale), FLOPs / peak, "
+                "weights / (HBM · decode eff)) + 2·L·t_allreduce + engine step overhead",
+                {"prefill FLOPs": float(pf["flops"]), "peak": pk, "kernel-level time (s)": float(pf["kernel"]),
+                 "of which attention (s)": float(pf["attention"]),
+                 "attention efficiency": float(pf["attention_efficiency"]),
+                 "end-to-end share": float(pf["share"]) / gemm_scale, "engine GEMM scale": gemm_scale,
+                 "engine step overhead (s)": step_overhead, "tp": tp, "weights per GPU (B)": weights_gpu,
+                 "decode efficiency": decode_bw, "TP comm (s)": float(pf["comm"])},
+                {"calibration": cal_src, "kernels": f"kernels.yaml {d['kernels'].arch} (GEMM plateau and size curve, "
+                 f"flash attention route {d['prefill_cal'].attention_kernel(gpu) or 'default'})",
+                 "end-to-end share": d["prefill_cal"].source,
                  "floor": "a one-token prefill is a decode step: the weights read at the decode bandwidth fraction"})
 
     # Decode: one token per sequence per step (decode_parts: the same step serve-plan's search uses).

@@ -11,6 +11,7 @@ from aiinfra.contract import Facts, Quantity, command
 from aiinfra.errors import SpecError
 from aiinfra.explain import Result, Term, quantity
 from aiinfra.perf import compute
+from aiinfra.perf.inference import prefill_calibration
 from aiinfra.serving.search import (BATCHES, MAX_REPLICAS, TPS, WEIGHT_ONLY_SOURCE, Grid, build_configs, describe,
                                     evaluate, no_kernel_reason, quant_support)
 from aiinfra.serving.workload import REPLICAS_BOUND, Targets, Workload
@@ -90,7 +91,9 @@ def serve_plan(m: ModelSpec, w: Workload, t: Targets, gpus: dict[str, tuple[GpuS
           f"{engine}.efficiency; rows and held-out errors in benchmarks/serving_fidelity.py)"
           for c in {c.gpu.key: c for c in configs if c.dec.get("efficiency") == "engine"}.values()],
         *[f"step times on {', '.join(generic)}: rooflines with decode at {cal.decode_bw_fraction:.2f} of HBM bandwidth "
-          f"and prefill efficiency by prompt length ({cal.source}); no published {engine} benchmark fitted for them"
+          f"({cal.source}) and prefill at kernels.yaml's GEMM plateaus and flash-attention efficiencies over the share "
+          f"of them a prefill step reaches ({prefill_calibration().source}); no published {engine} benchmark fitted "
+          "for them"
           for generic in [sorted({c.gpu.key for c in configs if c.dec.get("efficiency") != "engine"})] if generic],
         "queueing: Erlang C for batch slots, M/G/1 for prefill; checked against a discrete-event simulation "
         "(tests/serving/test_queue_vs_simulation.py)",

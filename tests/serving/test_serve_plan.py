@@ -124,6 +124,17 @@ def test_trace_jsonl_and_bad_traces(cli, tmp_path):
                               "--percentile", "p95"), "percentile")
 
 
+@pytest.mark.parametrize("flag,value,fragment", [
+    ("--ttft-ms", "inf", "TTFT and TPOT targets must be positive"),
+    ("--tpot-ms", "nan", "TTFT and TPOT targets must be positive"),
+    ("--tpot-ms", "0", "TTFT and TPOT targets must be positive"),
+    ("--rate", "1e-320", "request rate must be at least 1e-05"),
+])
+def test_targets_and_rate_must_be_finite_and_plausible(cli, flag, value, fragment):
+    """An infinite TTFT target or a rate of 1e-320 req/s answered with 'inf' latencies and costs per token."""
+    assert_one_line_error(cli("serve-plan", "llama-3.1-8b", "--gpu", "h100-sxm=2.5", "--rate", "1", flag, value), fragment)
+
+
 def test_a_gpu_named_twice_is_refused(cli):
     """`--gpu h100-sxm=2.5 --gpu h100-sxm=3` priced the GPU at whichever came last; now one line, exit 2."""
     assert_one_line_error(cli("serve-plan", "llama-3.1-8b", "--gpu", "h100-sxm=2.5", "--gpu", "H100-SXM=3",

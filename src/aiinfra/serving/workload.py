@@ -72,8 +72,9 @@ class Targets:
 def parse_targets(ttft_ms: float, tpot_ms: float, percentile: str) -> Targets:
     if percentile not in PERCENTILES:
         raise SpecError(f"--percentile must be one of {', '.join(PERCENTILES)}, got '{percentile}'")
-    if not (ttft_ms > 0 and tpot_ms > 0):
-        raise SpecError("TTFT and TPOT targets must be positive milliseconds")
+    if not (0 < ttft_ms <= MAX_TARGET_MS and 0 < tpot_ms <= MAX_TARGET_MS):  # also false for nan and inf
+        raise SpecError(f"TTFT and TPOT targets must be positive milliseconds, at most {MAX_TARGET_MS:,.0f} "
+                        f"(one hour), got {ttft_ms:g} and {tpot_ms:g}")
     return Targets(ttft_ms / 1e3, tpot_ms / 1e3, percentile)
 
 
@@ -81,6 +82,8 @@ def parse_targets(ttft_ms: float, tpot_ms: float, percentile: str) -> Targets:
 # ~1,000 requests/s each
 REPLICAS_BOUND = 1024
 MAX_RATE = 1e6
+MIN_RATE = 1e-5  # about one request a day; below it every time and cost per token runs off to infinity
+MAX_TARGET_MS = 3.6e6  # a latency target of an hour is no target
 
 
 @dataclass(frozen=True)
@@ -92,8 +95,8 @@ class Workload:
     arrivals: np.ndarray | None = None  # seconds, from a trace
 
     def __post_init__(self) -> None:
-        if not self.rate > 0 or not math.isfinite(self.rate):
-            raise SpecError(f"request rate must be a positive number of requests per second, got {self.rate}")
+        if not self.rate >= MIN_RATE or not math.isfinite(self.rate):
+            raise SpecError(f"request rate must be at least {MIN_RATE:g} requests per second (one a day), got {self.rate:g}")
         if self.rate > MAX_RATE:
             raise SpecError(f"request rate {self.rate:g}/s is beyond {MAX_RATE:g}/s, more than any deployment searched "
                             f"here (at most {REPLICAS_BOUND:,} replicas) serves; split the traffic")

@@ -366,3 +366,15 @@ def test_serve_defaults_to_loopback():
     from aiinfra.cli.serve import serve
 
     assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"
+
+
+def test_size_pages_print_the_visible_total(client):
+    """The Size pages' verdicts name the datasheet size as text and the visible total in GB and GiB (an H100: 81,559
+    MiB = 85.52 GB = 79.65 GiB); they printed "(80 GB)"."""
+    r = client.get("/size/train", params={"model": "llama-3.1-8b", "zero": "3", "dp": "8", "recompute": "full"})
+    assert r.status_code == 200
+    assert "80GB HBM3: 85.52 GB = 79.65 GiB visible" in r.text and "(80 GB)" not in r.text
+    r = client.get("/size/infer", params={"model": "llama-3.1-8b"})
+    assert "80GB HBM3: 85.52 GB = 79.65 GiB visible" in r.text
+    r = client.get("/size/fits", params={"model": "llama-3.1-70b", "quant": "fp8"})
+    assert "85.52" in r.text

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from aiinfra.contract import Facts, Quantity, command
 from aiinfra.errors import SpecError
 from aiinfra.explain import Result, quantity
@@ -20,9 +22,17 @@ from aiinfra.sizing.pipeline import check_interleave, pipeline_edge_slots, stack
 from aiinfra.sizing.pipeline_layout import PipelineLayout
 from aiinfra.sizing.recompute import RECOMPUTE, check_recompute_modules, module_policy, parse_recompute_modules
 from aiinfra.sizing.states import check_quantized_params
-from aiinfra.sizing.training import fit_verdict, training_memory
+from aiinfra.sizing.training import capacity_text, fit_verdict, training_memory
 from aiinfra.specs import MAX_GLOBAL_BATCH, MAX_SEQ, GpuSpec, ModelSpec
 from aiinfra.units import GiB
+
+
+# What the capacity facts mean (JSON schema descriptions; size train, size infer and each size fits row carry them).
+# capacity_gb was the datasheet figure (80 for an H100) until 2026-12-08.
+CAPACITY_GB = ("the GPU's visible total, nvidia-smi's memory.total (catalog memory_total_mib; the datasheet figure "
+               "where the catalog has none) in GB = 1e9 B: 85.52 for an H100, whose datasheet says 80GB")
+CAPACITY_GIB = "the same visible total in GiB = 2^30 B: 79.65 for an H100"
+MEMORY = "the datasheet's name for the GPU's memory, as text: '80GB HBM3'"
 
 
 class SizeTrainFacts(Facts):
@@ -31,7 +41,9 @@ class SizeTrainFacts(Facts):
     layout: str
     fits: bool
     headroom_gb: float
-    capacity_gb: float
+    capacity_gb: float = Field(description=CAPACITY_GB)
+    capacity_gib: float = Field(description=CAPACITY_GIB)
+    memory: str = Field(description=MEMORY)
 
 
 class SizeInferFacts(Facts):
@@ -45,6 +57,12 @@ class SizeInferFacts(Facts):
     kv_tokens: int
     sequences_at_context: int
     fits: bool
+    capacity_gb: float = Field(description=CAPACITY_GB)
+    capacity_gib: float = Field(description=CAPACITY_GIB)
+    memory: str = Field(description=MEMORY)
+    engine_total_gb: float = Field(description="what the engine budgets from, in GB: the visible total less the "
+                                   "driver's reserve (vLLM: torch's total); engine_budget_gb is "
+                                   "gpu_memory_utilization × this")
 
 
 class SizeFitsFacts(Facts):
@@ -56,8 +74,8 @@ class SizeFitsFacts(Facts):
 
 def verdict_line(v: dict) -> str:
     if v.get("fits"):
-        return f"fits {v['gpu']} ({v['capacity_gb']:g} GB) with {v['headroom_gb']:,.2f} GB to spare"
-    return f"does NOT fit {v['gpu']} ({v['capacity_gb']:g} GB): short by {-v['headroom_gb']:,.2f} GB"
+        return f"fits {v['gpu']} ({capacity_text(v)}) with {v['headroom_gb']:,.2f} GB to spare"
+    return f"does NOT fit {v['gpu']} ({capacity_text(v)}): short by {-v['headroom_gb']:,.2f} GB"
 
 
 MAX_OVERHEAD_GIB = 1024.0  # a runtime reserve above 1 TiB per GPU is a typo, not a runtime

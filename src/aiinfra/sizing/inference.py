@@ -15,6 +15,7 @@ from aiinfra.catalog.loader import default_catalog
 from aiinfra.errors import LayoutError, SpecError
 from aiinfra.explain import Term, total
 from aiinfra.sizing.engine import engine_memory
+from aiinfra.sizing.training import capacity_facts
 
 # The byte terms live in model_bytes.py (engine.py uses them too); callers keep importing them from here.
 from aiinfra.sizing.model_bytes import (  # noqa: F401
@@ -123,8 +124,10 @@ def inference_memory(
         kv_budget = budget - float(weights.value) - float(ws.value) - float(overhead.value)
         result.capacity = {
             "gpu": gpu.key,
-            "capacity_gb": gpu.memory_gb,
+            **capacity_facts(gpu),
             "gpu_memory_utilization": util,
+            # what the engine budgets from: the visible total less the driver's reserve (vLLM: torch's total)
+            "engine_total_gb": round(float(em.budget.inputs.get("visible total", budget / util)) / 1e9, 2),
             "engine_budget_gb": round(budget / 1e9, 2),
             "kv_budget_gb": round(kv_budget / 1e9, 2),
             "kv_tokens": em.kv_tokens if overhead_bytes is None else
@@ -161,7 +164,7 @@ def tp_fabric(gpu: GpuSpec, tp: int) -> str:
 
 def min_gpus(m: ModelSpec, gpu: GpuSpec, *, max_gpus: int = 512, **settings: Any) -> dict:
     """The fewest GPUs of one SKU whose per-GPU total stays inside the engine reservation."""
-    base = {"gpu": gpu.key, "capacity_gb": gpu.memory_gb, "form_factor": gpu.form_factor,
+    base = {"gpu": gpu.key, **capacity_facts(gpu), "form_factor": gpu.form_factor,
             "scaleup_link": gpu.scaleup_link, "scaleup_domain": gpu.scaleup_domain}
     for tp, pp in _layouts(m, max_gpus):
         r = inference_memory(m, tp=tp, pp=pp, gpu=gpu, **settings)

@@ -317,13 +317,27 @@ def device_memory(gpu: GpuSpec) -> Term:
                 {"memory_gb": gpu.memory_gb}, {gpu.key: gpu.source})
 
 
+def capacity_facts(gpu: GpuSpec) -> dict:
+    """How much memory a GPU has, as every size command prints it: the datasheet's name for it as text ("80GB HBM3"),
+    and the total the device shows (nvidia-smi's memory_total_mib, device_memory) in GB (1e9 B) and GiB (2^30 B),
+    the units of the columns it is printed in: an "80GB" H100 shows 81,559 MiB = 85.52 GB = 79.65 GiB."""
+    cap = float(device_memory(gpu).value)
+    return {"memory": f"{gpu.memory_gb:g}GB {gpu.memory_type}", "capacity_gb": round(cap / 1e9, 2),
+            "capacity_gib": round(cap / 2**30, 2)}
+
+
+def capacity_text(v: dict) -> str:
+    """'80GB HBM3: 85.52 GB = 79.65 GiB visible' from capacity_facts."""
+    return f"{v['memory']}: {v['capacity_gb']:,.2f} GB = {v['capacity_gib']:,.2f} GiB visible"
+
+
 def fit_verdict(total_bytes: float, gpu: GpuSpec) -> dict:
     """Does it fit, and by how much (positive headroom or a shortfall), against the device memory the
     framework can allocate (catalog MiB); the runtime reserve is part of `total_bytes`."""
     cap = float(device_memory(gpu).value)
     return {
         "gpu": gpu.key,
-        "capacity_gb": gpu.memory_gb,
+        **capacity_facts(gpu),
         "device_memory_mib": gpu.memory_total_mib or round(cap / MIB),
         "usable_gb": round(cap / 1e9, 2),
         "fits": bool(total_bytes <= cap),

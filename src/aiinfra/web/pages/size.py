@@ -14,6 +14,7 @@ from markupsafe import Markup
 from aiinfra.catalog.gpus import gpu as lookup_gpu
 from aiinfra.explain import Result, Term
 from aiinfra.sizing.commands import fits_report, inference_report, training_report
+from aiinfra.sizing.training import capacity_facts, capacity_text
 from aiinfra.units import GB, GiB
 from aiinfra.web.charts import div
 from aiinfra.web.common import (
@@ -156,6 +157,14 @@ def _stack_chart(r: Result, capacities: list[tuple[str, float, float]], div_id: 
     return div(fig, div_id)
 
 
+def _engine_total_gb(g: Any) -> float:
+    """The total vLLM budgets from on `g` (nvidia-smi total − the driver's reserve, sizing.engine), in GB."""
+    from aiinfra.catalog.loader import default_catalog
+    from aiinfra.sizing.engine import visible_total_bytes
+
+    return visible_total_bytes(g, default_catalog().entry("engines", "vllm")[1])[0] / 1e9
+
+
 def _capacity_lines(capacities: list[tuple[str, float, float]]) -> list[tuple[str, list[float | None], str]]:
     """(label, value per GPU, colour): the capacity, and the engine budget when there is one (inference)."""
     lines = [("capacity", [c[1] for c in capacities], "#b42318")]
@@ -183,16 +192,17 @@ def train_view(s: TrainSpec, ex: Explainer) -> Outcome:
     ex.add_result(r)
     f = r.facts
     total = r.term("total per GPU")
-    verdict = ("fits" if f["fits"] else "does NOT fit") + f" {f['gpu']} ({f['capacity_gb']:g} GB)"
+    verdict = ("fits" if f["fits"] else "does NOT fit") + f" {f['gpu']} ({capacity_text(f)})"
     head = ex.fact("headroom", f["headroom_gb"], "GB", "capacity_gb − total per GPU / 1e9",
                    {"capacity_gb": f["capacity_gb"], "total per GPU": total},
-                   {"capacity_gb": f"catalog gpus.{f['gpu']}.memory_gb"}, text=f"{f['headroom_gb']:,.2f} GB")
+                   {"capacity_gb": f"catalog gpus.{f['gpu']}.memory_total_mib (nvidia-smi) × 2^20 / 1e9"},
+                   text=f"{f['headroom_gb']:,.2f} GB")
     out = Outcome(
         headline=[ex.link(total) + f" per GPU on the most-loaded ({f['stage']}) pipeline stage: " + verdict + "; headroom " + head],
         warnings=r.warnings,
     )
     gpus = _compare_gpus(s.gpu)
-    out.charts.append(_stack_chart(r, [(g.key, g.memory_gb, 0.0) for g in gpus], "size-chart"))
+    out.charts.append(_stack_chart(r, [(g.key, capacity_facts(g)["capacity_gb"], 0.0) for g in gpus], "size-chart"))
     out.tables.append(_memory_table(r, ex))
     return out
 
@@ -204,14 +214,15 @@ def infer_view(s: InferSpec, ex: Explainer) -> Outcome:
     total = r.term("total per GPU")
     ex.add(per_tok)
     tokens = ex.fact("KV tokens", f["kv_tokens"], "tokens",
-                     "floor((gpu_memory_utilization · capacity − weights − workspace − fixed overhead) / KV bytes per token)",
-                     {"gpu_memory_utilization": f["gpu_memory_utilization"], "capacity_gb": f["capacity_gb"],
+                     "floor((gpu_memory_utilization · engine total − weights − workspace − fixed overhead) / KV bytes "
+                     "per token)",
+                     {"gpu_memory_utilization": f["gpu_memory_utilization"], "engine_total_gb": f["engine_total_gb"],
                       "kv_budget_gb": f["kv_budget_gb"], "KV bytes per token": per_tok},
                      {"gpu_memory_utilization": "vLLM EngineArgs.gpu_memory_utilization (catalog runtime.inference default)"},
                      text=f"{f['kv_tokens']:,}")
     verdict = "fits" if f["fits"] else "does NOT fit"
     out = Outcome(
-        headline=[ex.link(total) + f" per GPU: {verdict} {f['gpu']} ({f['capacity_gb']:g} GB, engine budget "
+        headline=[ex.link(total) + f" per GPU: {verdict} {f['gpu']} ({capacity_text(f)}, engine budget "
                   f"{f['engine_budget_gb']:,.2f} GB); room for " + tokens + " KV tokens at " + ex.link(per_tok)
                   + " per token"],
         warnings=r.warnings,
@@ -223,7 +234,8 @@ def infer_view(s: InferSpec, ex: Explainer) -> Outcome:
                             + ("" if e["starts"] else " (will NOT start)"))
     util = f["gpu_memory_utilization"]
     gpus = _compare_gpus(s.gpu)
-    out.charts.append(_stack_chart(r, [(g.key, g.memory_gb, util * g.memory_gb) for g in gpus], "size-chart"))
+    out.charts.append(_stack_chart(r, [(g.key, capacity_facts(g)["capacity_gb"], util * _engine_total_gb(g))
+                                       for g in gpus], "size-chart"))
     out.tables.append(_memory_table(r, ex))
     return out
 
@@ -236,7 +248,7 @@ def fits_view(s: FitsSpec, ex: Explainer) -> Outcome:
     t = Table(r.title, ["gpu", "GPUs", "layout", "per GPU GB", "capacity GB", "KV tokens", "interconnect"], id="fits")
     for row in rows:
         if row["gpus"] is None:
-            t.rows.append([row["gpu"], "-", row.get("note", ""), "-", f"{row['capacity_gb']:g}", "-", ""])
+            t.rows.append([row["gpu"], "-", row.get("note", ""), "-", f"{row['capacity_gb']:,.2f}", "-", ""])
             continue
         link = row["interconnect"] if row["gpus"] > 1 else ""
         how = "fewest TP (inside a node) then PP (across nodes) whose per-GPU total fits the engine budget"
@@ -246,8 +258,9 @@ def fits_view(s: FitsSpec, ex: Explainer) -> Outcome:
             f"TP{row['tp']}·PP{row['pp']}",
             _fits_fact(ex, row, "per GPU", row["per_gpu_gb"], "GB", "inference_memory(...).total at this layout / 1e9",
                        f"{row['per_gpu_gb']:,.2f}"),
-            ex.fact(f"capacity ({row['gpu']})", row["capacity_gb"], "GB", "vendor memory capacity", {},
-                    {"memory_gb": f"catalog gpus.{row['gpu']}.memory_gb"}, f"{row['capacity_gb']:g}"),
+            ex.fact(f"capacity ({row['gpu']})", row["capacity_gb"], "GB",
+                    f"visible total (nvidia-smi MiB × 2^20) / 1e9; datasheet {row['memory']}", {},
+                    {"memory_total_mib": f"catalog gpus.{row['gpu']}.memory_total_mib"}, f"{row['capacity_gb']:,.2f}"),
             _fits_fact(ex, row, "KV tokens", row["kv_tokens"], "tokens", "KV budget / KV bytes per token",
                        f"{row['kv_tokens']:,}"),
             link,

@@ -24,7 +24,8 @@ Sources:
 - Generic calibration, held out: TensorRT-LLM's perf-overview table (docs/source/performance/perf-overview.md, v1.0
   data, trtllm-bench at maximum load, FP8 Llama 3.1 8B / 3.3 70B / 3.1 405B on H100 and H200; calibration.yaml
   `inference_held_out`), predicted with no engine efficiencies; the prefill-heavy rows (ISL/OSL ≥ 10) are the ones
-  the prefill model sets.
+  the prefill model sets; and vLLM 0.23.0's batch-1 decode of Llama 3.1 8B on an A100 40GB (johnmusgrave.com, one
+  measurement: reported, not fitted).
 Run: PYTHONPATH=src python benchmarks/serving_fidelity.py
 """
 
@@ -140,16 +141,22 @@ def held_out_rows() -> None:
 
     _, e = default_catalog().entry("calibrations", "inference_held_out")
     for r in e["rows"]:
+        quant, kv = r.get("quant", e["quant"]), r.get("kv_dtype", e["kv_dtype"])
         try:
-            res = inference_perf(model(r["model"]), gpu(r["gpu"]), prompt=r["isl"], output=r["osl"], batch=e["batch"],
-                                 tp=r["tp"], quant=e["quant"], kv_dtype=e["kv_dtype"],
-                                 gpu_memory_utilization=e["gpu_memory_utilization"])
-            ours = res.term("output tokens/s per GPU").value * r["tp"]
+            res = inference_perf(model(r["model"]), gpu(r["gpu"]), prompt=r["isl"], output=r["osl"],
+                                 batch=r.get("batch", e["batch"]), tp=r["tp"], quant=quant, kv_dtype=kv,
+                                 gpu_memory_utilization=r.get("gpu_memory_utilization", e["gpu_memory_utilization"]))
+            ours = (1 / res.term("TPOT").value if "decode_tok_s" in r
+                    else res.term("output tokens/s per GPU").value * r["tp"])
         except DoesNotFitError:
             ours = float("nan")
+        if "decode_tok_s" in r:
+            row("generic vs vLLM batch-1 decode", f"generic {r['model']} {r['gpu']} TP{r['tp']} {quant} batch 1 "
+                f"{r['isl']}/{r['osl']} (decode tok/s = 1/TPOT) [{r['source']}]", ours, r["decode_tok_s"], "HELD-OUT")
+            continue
         kind = "prefill-heavy" if r["isl"] >= 10 * r["osl"] else "other"
         row(f"generic vs TensorRT-LLM perf-overview, {kind}",
-            f"generic {r['model']} {r['gpu']} TP{r['tp']} fp8 {r['isl']}/{r['osl']} (out tok/s) [trtllm-perf-overview]",
+            f"generic {r['model']} {r['gpu']} TP{r['tp']} {quant} {r['isl']}/{r['osl']} (out tok/s) [trtllm-perf-overview]",
             ours, r["out_tok_s"], "HELD-OUT")
 
 

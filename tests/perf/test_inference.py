@@ -138,3 +138,20 @@ def test_vllm_batch1_decode_a100_40gb_held_out():
     assert len(rows) == 1 and rows[0]["gpu"] == "a100-40gb-sxm" and rows[0]["decode_tok_s"] == 75
     r = inference_perf(model("llama-3.1-8b"), gpu("a100-40gb-sxm"), prompt=1024, output=128, batch=1)
     assert 1 / r.term("TPOT").value / 75 - 1 == pytest.approx(-0.232, abs=0.02)
+
+
+def test_prefill_kernel_routes_from_a_user_catalog(cli, tmp_path):
+    """calibration.yaml inference.attention_kernel maps a GPU architecture to a kernels.yaml flash-attention route;
+    a user catalog may name another (the A100's Triton FlashAttention, 0.486 of its peak, kernels.yaml ampere), and a
+    route no kernel table has, or a misspelt architecture, is refused in one line."""
+    from tests.conftest import assert_one_line_error
+
+    mine = tmp_path / "cal.yaml"
+    mine.write_text("calibrations:\n  inference: {attention_kernel: {ampere: triton}}\n")
+    r = cli("--catalog", str(mine), "infer", "llama-3.1-8b", "--gpu", "a100-80gb-sxm", "--format", "json", "--explain")
+    assert r.code == 0, r.err
+    assert '"attention efficiency": 0.486' in r.out
+    for i, (bad, needle) in enumerate((("{ampere: fa9}", "one of cudnn, fa2, fa3, triton"), ("{hoper: fa3}", "hoper"))):
+        wrong = tmp_path / f"bad{i}.yaml"
+        wrong.write_text(f"calibrations:\n  inference: {{attention_kernel: {bad}}}\n")
+        assert_one_line_error(cli("--catalog", str(wrong), "infer", "llama-3.1-8b", "--gpu", "a100-80gb-sxm"), needle)

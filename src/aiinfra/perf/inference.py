@@ -29,7 +29,7 @@ from aiinfra.sizing.inference import (
     model_weight_bytes,
 )
 from aiinfra.sizing.params import param_counts
-from aiinfra.specs import GpuSpec, ModelSpec
+from aiinfra.specs import ATTENTION_KERNELS, FP8_GEMM_ROUTES, GpuSpec, ModelSpec
 
 
 def compute_dtype(gpu: GpuSpec, quant: str) -> str:
@@ -223,13 +223,13 @@ class PrefillCalibration:
     prefill step reaches, by the tokens in the step; the flash-attention route and FP8 GEMM route engines call."""
 
     share_by_tokens: tuple[tuple[float, float], ...]
-    attention_kernels: dict  # architecture (or "default") → kernels.yaml attention route
+    attention_kernels: dict  # architecture → kernels.yaml attention route
     fp8_gemm: str
     source: str
 
     def attention_kernel(self, gpu: GpuSpec) -> str:
-        """The flash-attention route engines run on this GPU's architecture."""
-        return self.attention_kernels.get(gpu.architecture, self.attention_kernels.get("default", ""))
+        """The flash-attention route engines run on this GPU's architecture ("": the architecture's bf16 figure)."""
+        return self.attention_kernels.get(gpu.architecture, "")
 
 
 def prefill_calibration() -> PrefillCalibration:
@@ -239,16 +239,19 @@ def prefill_calibration() -> PrefillCalibration:
     try:
         curve = tuple(sorted((float(a), float(b)) for a, b in e["prefill_fraction_by_tokens"]))
         if not curve or any(a < 0 or not 0 < b <= 1 for a, b in curve):
-            raise ValueError("[[tokens, share in (0, 1]], ...]")
+            raise ValueError("prefill_fraction_by_tokens must be [[tokens, share of the kernel-level time in (0, 1]], "
+                             "...]")
         routes = e.get("attention_kernel") or {}
-        routes = routes if isinstance(routes, dict) else {"default": routes}
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in routes.items()):
-            raise ValueError("attention_kernel maps an architecture (or default) to a kernel route")
+        if not isinstance(routes, dict) or not all(v in ATTENTION_KERNELS for v in routes.values()):
+            raise ValueError(f"attention_kernel maps a GPU architecture to one of {', '.join(ATTENTION_KERNELS)}")
+        if e.get("fp8_gemm", "") not in FP8_GEMM_ROUTES:
+            raise ValueError(f"fp8_gemm is {' or '.join(r for r in FP8_GEMM_ROUTES if r)} or absent")
         return PrefillCalibration(curve, dict(routes), str(e.get("fp8_gemm", "")),
                                   e.get("prefill_source", e.get("source", "")))
     except (KeyError, TypeError, ValueError) as err:
-        raise AiinfraError(f"calibration '{key}' needs prefill_fraction_by_tokens as [[tokens, share of the kernel-level "
-                           f"time in (0, 1]], ...] ({err})") from None
+        if isinstance(err, KeyError):
+            err = f"prefill_fraction_by_tokens {err} is missing"
+        raise AiinfraError(f"calibration '{key}': {err}") from None
 
 
 def _share(tokens, curve: tuple[tuple[float, float], ...]):

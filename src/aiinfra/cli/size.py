@@ -27,8 +27,8 @@ def _memory_table(r: Result) -> Table:
         style = "bold" if term.name.startswith("total") else None
         t.add_row(term.name, f"{float(term.value) / 1e9:,.2f}", f"{float(term.value) / GiB:,.2f}", style=style)
     for k, v in r.facts.items():
-        if not isinstance(v, dict | list):
-            t.add_row(f"[dim]{k}[/]", str(v), "")
+        if not isinstance(v, dict | list):  # a fact in GiB stands in the GiB column, every other in the first
+            t.add_row(f"[dim]{k}[/]", *(("", str(v)) if k.endswith("_gib") else (str(v), "")))
     return t
 
 

@@ -18,7 +18,7 @@ def test_train_table_and_verdict(cli):
     r = cli(*TRAIN)
     assert r.code == 0, r.err
     assert "GB (1e9 B)" in r.out and "GiB (2^30 B)" in r.out
-    assert "fits h100-sxm (80 GB)" in r.out
+    assert "fits h100-sxm (80GB HBM3: 85.52 GB = 79.65 GiB visible)" in r.out
 
 
 def test_train_json_explain_carries_formulas_and_sources(cli):

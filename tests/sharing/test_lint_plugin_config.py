@@ -11,34 +11,23 @@ import pytest
 import yaml
 
 from aiinfra.sharing import lint
+from tests.sharing.upstream_cases import check_case
 
 FIX = Path(__file__).parent / "fixtures"
 CASES = yaml.safe_load((FIX / "plugin_config_cases.yaml").read_text())["cases"]
 
 
-def _check(found: list[lint.Finding], case: dict) -> None:
-    errors = [f.line() for f in found if f.severity == "error"]
-    warnings = [f.line() for f in found if f.severity == "warning"]
-    if case["upstream"] == "reject":
-        assert errors, case["name"]
-    elif case["upstream"] == "accept":
-        assert errors == [] and warnings == [], case["name"]
-    else:
-        assert errors == [] and warnings, case["name"]
-    assert set(case["rules"]) <= {f.rule for f in found}, (case["name"], [f.line() for f in found])
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_plugin_config_as_the_plugin_reads_it(case):
-    _check(lint.lint_text(case["config"], "config.yaml"), case)
+    check_case(lint.lint_text(case["config"], "config.yaml"), case)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_same_config_inside_a_configmap_and_operator_values(case):
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "plugin-config"}, "data": {"any": case["config"]}}
-    _check(lint.lint_text(yaml.safe_dump(cm), "cm.yaml"), case)
+    check_case(lint.lint_text(yaml.safe_dump(cm), "cm.yaml"), case)
     values = {"devicePlugin": {"config": {"create": True, "name": "plugin-config", "default": "any", "data": {"any": case["config"]}}}}
-    _check(lint.lint_text(yaml.safe_dump(values), "values.yaml"), case)
+    check_case(lint.lint_text(yaml.safe_dump(values), "values.yaml"), case)
 
 
 def test_messages_name_the_consequence_and_the_closest_key():

@@ -245,6 +245,12 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, *, mode: int =
     sees half a file. `mode` is the usual 0644 unless the content is secret. OS errors are one line."""
     target = Path(path)
     raw = data.encode() if isinstance(data, str) else data
+    if target.exists() and not target.is_file():
+        # /dev/null, /dev/stdout, a FIFO: renaming over one would replace the device itself (as root, /dev/null
+        # becomes a regular file for the whole machine), so the bytes go to it as to a stream.
+        return _write_stream(target, raw, what)
+    if target.is_symlink():
+        target = target.resolve()  # a link to a file: replace the file it names, keep the link
     tmp = None
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
@@ -264,4 +270,15 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, *, mode: int =
                 os.unlink(tmp)
             except OSError:
                 pass
+    return target
+
+
+def _write_stream(target: Path, raw: bytes, what: str) -> Path:
+    if target.is_dir():
+        raise UnsafeInputError(f"cannot write {what} {_name(target)}: it is a folder")
+    try:
+        with open(target, "wb") as f:
+            f.write(raw)
+    except OSError as e:
+        raise UnsafeInputError(f"cannot write {what} {_name(target)}: {e.strerror or e}") from None
     return target

@@ -110,3 +110,29 @@ def test_random_yaml_text_gives_data_or_one_line(text):
         load_yaml_text(text)
     except AiinfraError as e:
         assert "\n" not in str(e)
+
+
+def test_write_atomic_writes_into_devices_and_fifos_and_through_links(tmp_path):
+    """`--output /dev/null` (or /dev/stdout, or a FIFO) must receive the bytes, never be renamed over: as root the
+    old rename turned /dev/null into a regular file for the whole machine (tmux, among others, then failed). A
+    symlink to a file keeps its link; the file it names is replaced. A FIFO stands in for the device here, so a
+    regression cannot damage the machine the tests run on."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    write_atomic(fifo, "through the pipe\n")
+    reader.join(timeout=10)
+    assert got == [b"through the pipe\n"] and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    real = tmp_path / "real.yaml"
+    real.write_text("old")
+    link = tmp_path / "link.yaml"
+    link.symlink_to(real)
+    write_atomic(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+    with pytest.raises(AiinfraError, match="is a folder|Is a directory"):
+        write_atomic(tmp_path, "x")

@@ -93,10 +93,22 @@ def _is_server(cmd: str) -> bool:
         words[1] == "serve" or (words[1] == "exporter" and "--once" not in words))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_port(span: int = 4) -> int:
+    """A port with the next `span - 1` free too: a simulated fleet serves one host per port from --port on."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + span > 65535:
+            continue
+        try:
+            for p in range(base, base + span):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no run of free ports")
 
 
 @pytest.fixture(scope="module")

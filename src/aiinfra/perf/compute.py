@@ -29,7 +29,6 @@ class TrainingCalibration:
 @dataclass(frozen=True)
 class InferenceCalibration:
     decode_bw_fraction: float
-    prefill_by_tokens: tuple[tuple[float, float], ...]
     source: str
 
 
@@ -45,13 +44,12 @@ def training_calibration(name: str = "training") -> TrainingCalibration:
 def inference_calibration(name: str = "inference") -> InferenceCalibration:
     key, e = default_catalog().entry("calibrations", name)
     try:
-        return InferenceCalibration(float(e["decode_bw_fraction"]),
-                                    tuple((float(a), float(b)) for a, b in e["prefill_fraction_by_tokens"]), e.get("source", ""))
-    except (KeyError, TypeError, ValueError) as err:
-        raise AiinfraError(f"calibration '{key}' needs decode_bw_fraction and prefill_fraction_by_tokens ({err})") from None
+        return InferenceCalibration(float(e["decode_bw_fraction"]), e.get("source", ""))
+    except (KeyError, TypeError, ValueError) as err:  # the prefill curve is read by perf.inference.prefill_calibration
+        raise AiinfraError(f"calibration '{key}' needs decode_bw_fraction ({err})") from None
 
 
-def _log_interp(x: Number, points: tuple[tuple[float, float], ...]) -> np.ndarray | float:
+def log_interp(x: Number, points: tuple[tuple[float, float], ...]) -> np.ndarray | float:
     xs = np.log2(np.array([p[0] for p in points]) + 1.0)
     ys = np.array([p[1] for p in points])
     v = np.interp(np.log2(np.maximum(np.asarray(x, dtype=float), 0.0) + 1.0), xs, ys)
@@ -61,7 +59,7 @@ def _log_interp(x: Number, points: tuple[tuple[float, float], ...]) -> np.ndarra
 def matmul_efficiency(gemm_gflop: Number, cal: TrainingCalibration | None = None) -> Term:
     """Fraction of dense peak reached by matmuls whose largest GEMM is `gemm_gflop` GFLOP per GPU."""
     cal = cal or training_calibration()
-    curve = _log_interp(gemm_gflop, cal.size_curve)
+    curve = log_interp(gemm_gflop, cal.size_curve)
     value = cal.peak_fraction * curve
     return Term("matmul efficiency", value, "", "peak_fraction × size_curve(GEMM GFLOP)",
                 {"peak_fraction": cal.peak_fraction, "GEMM GFLOP": gemm_gflop, "size_curve": curve},
@@ -264,14 +262,6 @@ def gemm_time(M, N, K, gpu: GpuSpec, dtype: str, kt: KernelTable, path: str = ""
     pk = gpu.peak_flops(dtype)
     eff = kt.plateau(dtype, path) * _interp(flops * np.asarray(group, dtype=float) / pk * 1e6, kt.size_curve_us)
     return flops / (pk * eff)
-
-
-def prefill_efficiency(tokens: Number, cal: InferenceCalibration | None = None) -> Term:
-    """Fraction of peak a prefill of `tokens` (batch × prompt: the GEMMs' M dimension) reaches."""
-    cal = cal or inference_calibration()
-    value = _log_interp(tokens, cal.prefill_by_tokens)
-    return Term("prefill efficiency", value, "", "roofline TTFT / measured TTFT (batch 1), interpolated by prefill tokens",
-                {"prefill tokens": tokens}, {"calibration": cal.source})
 
 
 def _s(v):

@@ -254,13 +254,6 @@ def prefill_calibration() -> PrefillCalibration:
         raise AiinfraError(f"calibration '{key}': {err}") from None
 
 
-def _share(tokens, curve: tuple[tuple[float, float], ...]):
-    """The end-to-end share at `tokens`, interpolated in log size and held flat beyond the measured points."""
-    xs = np.log2(np.array([c[0] for c in curve]) + 1.0)
-    ys = np.array([c[1] for c in curve])
-    return np.interp(np.log2(np.maximum(np.asarray(tokens, dtype=float), 0.0) + 1.0), xs, ys)
-
-
 def prefill_kernel_time(m: ModelSpec, d: dict, prompt, seqs=1) -> dict:
     """Kernel-level seconds of prefilling `seqs` prompts of `prompt` tokens on one replica, with the kernel-level
     efficiencies the training step-time model uses (kernels.yaml, perf.compute.gemm_time and KernelTable.attention):
@@ -318,7 +311,7 @@ def prefill_parts(m: ModelSpec, d: dict, prompt, seqs=1) -> dict:
     b = np.asarray(seqs, dtype=float)
     tokens = b * p
     k = prefill_kernel_time(m, d, p, b)
-    share = _share(tokens, d["prefill_cal"].share_by_tokens) * d["gemm_scale"]
+    share = compute.log_interp(tokens, d["prefill_cal"].share_by_tokens) * d["gemm_scale"]  # log size, flat beyond
     t_compute = np.maximum(k["kernel"] / share, k["roofline"])
     pp = d["pp"]
     floor = d["w"] * pp / d["bw"]

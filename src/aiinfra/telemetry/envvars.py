@@ -118,21 +118,19 @@ def parse_listen(name: str, text: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port)
 
 
+# kind → (value of an empty variable, Go's parser, what the value must be)
+_SCALARS = {"bool": (False, parse_bool, "a boolean (true, false, 1, 0, t, f)"), "int": (None, parse_int, "an integer")}
+
+
 def _read(var: Var, text: str) -> Any:
     """The value urfave/cli reads from `text` (None: an empty integer, which leaves the option unset)."""
-    if var.kind == "bool":
+    if var.kind in _SCALARS:
+        empty, parse, what = _SCALARS[var.kind]
         if text == "":
-            return False
-        value = parse_bool(text)
+            return empty
+        value = parse(text)
         if value is None:
-            raise AiinfraError(f"{var.name}={text!r} is not a boolean (true, false, 1, 0, t, f), as dcgm-exporter reads it")
-        return value
-    if var.kind == "int":
-        if text == "":
-            return None
-        value = parse_int(text)
-        if value is None:
-            raise AiinfraError(f"{var.name}={text!r} is not an integer, as dcgm-exporter reads it")
+            raise AiinfraError(f"{var.name}={text!r} is not {what}, as dcgm-exporter reads it")
         return value
     if var.kind == "slice":
         return tuple(s for s in text.split(",") if s) if text else ()
